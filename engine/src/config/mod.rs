@@ -1,0 +1,317 @@
+//! Configuration as written by people: TOML files under `config/`, with the
+//! followers and subscriptions tables optionally in CSV files beside them.
+//!
+//! This module owns the *shape* of the config (`Config` and its parts, all exact
+//! decimals) and its loading and validation (`load`), which report every error with
+//! the file, the line and what was expected. It never builds engine tables: that is
+//! `model::Universe::from_config`.
+
+mod load;
+
+pub use load::{load, load_str, ConfigError, ConfigErrors};
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The whole configuration, after the followers/subscriptions files are merged in.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub symbols: Vec<SymbolConfig>,
+    #[serde(default)]
+    pub venues: Vec<VenueConfig>,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub leaders: Vec<LeaderConfig>,
+    #[serde(default)]
+    pub followers: Vec<FollowerConfig>,
+    /// A CSV file with one follower per row (columns = `FollowerConfig` fields).
+    #[serde(default)]
+    pub followers_file: Option<PathBuf>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
+    /// A CSV file with one subscription per row (columns = `SubscriptionConfig` fields).
+    #[serde(default)]
+    pub subscriptions_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Slots in the feed ring (leader fills, marks, commands); a power of two.
+    #[serde(default = "defaults::feed_ring")]
+    pub feed_ring_slots: usize,
+    /// Slots in the execution-report ring; a power of two.
+    #[serde(default = "defaults::exec_ring")]
+    pub exec_ring_slots: usize,
+    /// Slots in each gateway's egress ring; each slot holds one chunk of orders.
+    #[serde(default = "defaults::egress_ring")]
+    pub egress_ring_slots: usize,
+    /// Working orders the engine can track at once.
+    #[serde(default = "defaults::max_working_orders")]
+    pub max_working_orders: usize,
+    /// Leader event ids remembered for duplicate detection.
+    #[serde(default = "defaults::dedup_window")]
+    pub dedup_window: usize,
+    /// CPU to pin the core stage to (`None`: not pinned).
+    #[serde(default)]
+    pub core_cpu: Option<usize>,
+    /// CPU to pin the I/O thread (sources + gateways) to.
+    #[serde(default)]
+    pub io_cpu: Option<usize>,
+    /// `spin`, `spin-hint`, `backoff` (spin, then yield, then sleep) or `sleep`.
+    #[serde(default = "defaults::wait")]
+    pub wait: WaitConfig,
+    /// Retries with a fresh client id after a transient venue failure.
+    #[serde(default = "defaults::max_retries")]
+    pub max_retries: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            feed_ring_slots: defaults::feed_ring(),
+            exec_ring_slots: defaults::exec_ring(),
+            egress_ring_slots: defaults::egress_ring(),
+            max_working_orders: defaults::max_working_orders(),
+            dedup_window: defaults::dedup_window(),
+            core_cpu: None,
+            io_cpu: None,
+            wait: defaults::wait(),
+            max_retries: defaults::max_retries(),
+        }
+    }
+}
+
+pub mod defaults {
+    use super::WaitConfig;
+    pub fn feed_ring() -> usize {
+        65_536
+    }
+    pub fn exec_ring() -> usize {
+        262_144
+    }
+    pub fn egress_ring() -> usize {
+        4_096
+    }
+    pub fn max_working_orders() -> usize {
+        1 << 20
+    }
+    pub fn dedup_window() -> usize {
+        1 << 20
+    }
+    pub fn wait() -> WaitConfig {
+        WaitConfig::Backoff
+    }
+    pub fn max_retries() -> u32 {
+        2
+    }
+    pub fn slippage_bps() -> u32 {
+        50
+    }
+    pub fn multiplier() -> rust_decimal::Decimal {
+        rust_decimal::Decimal::ONE
+    }
+}
+
+#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitConfig {
+    Spin,
+    SpinHint,
+    Backoff,
+    Sleep,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolConfig {
+    pub name: String,
+    pub lot_size: Decimal,
+    pub tick_size: Decimal,
+    /// Venue minimum order quantity (a multiple of lot_size); default one lot.
+    #[serde(default)]
+    pub min_qty: Option<Decimal>,
+    /// Venue minimum order notional in quote currency; default 0.
+    #[serde(default)]
+    pub min_notional: Option<Decimal>,
+    /// Which venue follower orders for this symbol go to.
+    pub venue: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VenueConfig {
+    pub name: String,
+    /// `sim` is the only kind built so far.
+    pub kind: VenueKind,
+    #[serde(default)]
+    pub sim: SimVenueConfig,
+}
+
+#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VenueKind {
+    Sim,
+}
+
+/// The simulated venue's fill model. Probabilities are in parts per million so that
+/// the venue's behaviour is exact and reproducible from its seed.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimVenueConfig {
+    pub latency_us: u64,
+    pub partial_fill_ppm: u32,
+    pub reject_ppm: u32,
+    pub transient_failure_ppm: u32,
+    pub seed: u64,
+}
+
+impl Default for SimVenueConfig {
+    fn default() -> Self {
+        SimVenueConfig {
+            latency_us: 50,
+            partial_fill_ppm: 100_000,
+            reject_ppm: 2_000,
+            transient_failure_ppm: 2_000,
+            seed: 7,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Leader fills from a JSON-lines file (format in DESIGN.md).
+    File { path: PathBuf },
+    /// Synthetic leader trading (the demo's generator).
+    Synthetic {
+        #[serde(default)]
+        fills: Option<u64>,
+        #[serde(default)]
+        seed: Option<u64>,
+        #[serde(default)]
+        rate_per_sec: Option<u64>,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderConfig {
+    pub id: String,
+    /// Leader account equity in quote currency (basis of proportional sizing).
+    pub equity: Decimal,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub profile: Option<LeaderProfile>,
+}
+
+/// What the leader declared it trades; a fill outside it is not copied (`leader_profile`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderProfile {
+    #[serde(default)]
+    pub symbols: Option<Vec<String>>,
+    /// Largest position notional the leader declared, in quote currency.
+    #[serde(default)]
+    pub max_position_notional: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FollowerConfig {
+    pub id: String,
+    pub equity: Decimal,
+    #[serde(default)]
+    pub status: Status,
+    /// Max gross exposure ÷ equity.
+    #[serde(default)]
+    pub max_leverage: Option<Decimal>,
+    #[serde(default)]
+    pub max_open_positions: Option<u32>,
+    /// Realized loss (quote currency) after which no new exposure is opened until the next UTC day.
+    #[serde(default)]
+    pub daily_loss_limit: Option<Decimal>,
+    /// Symbols this follower may trade; `None` = all.
+    #[serde(default)]
+    pub symbols: Option<Vec<String>>,
+}
+
+#[derive(Copy, Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Active,
+    Paused,
+    Stopped,
+}
+
+#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeConfig {
+    Proportional,
+    FixedRatio,
+    FixedAmount,
+    FixedLeverage,
+}
+
+#[derive(Copy, Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderTypeConfig {
+    /// IOC limit at the leader's price moved by `slippage_bps`.
+    #[default]
+    Limit,
+    Market,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    /// Defaults to `"<follower>:<leader>"`.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub follower: String,
+    pub leader: String,
+    /// Capital assigned to this leader, quote currency.
+    pub allocation: Decimal,
+    pub mode: ModeConfig,
+    /// `proportional`: r = multiplier × allocation ÷ leader equity.
+    #[serde(default)]
+    pub multiplier: Option<Decimal>,
+    /// `fixed_ratio`: follower qty = ratio × leader qty.
+    #[serde(default)]
+    pub ratio: Option<Decimal>,
+    /// `fixed_amount`: notional per leader order that adds exposure.
+    #[serde(default)]
+    pub amount: Option<Decimal>,
+    /// `fixed_leverage`: amount = leverage × allocation.
+    #[serde(default)]
+    pub leverage: Option<Decimal>,
+    #[serde(default)]
+    pub order_type: OrderTypeConfig,
+    #[serde(default = "defaults::slippage_bps")]
+    pub slippage_bps: u32,
+    #[serde(default)]
+    pub max_order_notional: Option<Decimal>,
+    #[serde(default)]
+    pub max_position_notional: Option<Decimal>,
+    /// Max position notional per symbol as a percentage of allocation.
+    #[serde(default)]
+    pub max_position_pct: Option<Decimal>,
+    /// Stop and close everything when equity (realized + unrealized) falls this % of allocation.
+    #[serde(default)]
+    pub total_stop_loss_pct: Option<Decimal>,
+    /// Stop copying when the leader's drawdown from its peak equity exceeds this %.
+    #[serde(default)]
+    pub leader_drawdown_pct: Option<Decimal>,
+    #[serde(default)]
+    pub copy_open_positions: bool,
+    #[serde(default)]
+    pub status: Status,
+}

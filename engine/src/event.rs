@@ -1,0 +1,180 @@
+//! The fixed-size, `Copy` events that travel on the rings.
+//!
+//! Ingress: `FeedEvent` (leader fills, marks, equity updates, commands) on the feed
+//! ring, `ExecReport` on the exec ring. Egress: `OrderChunk` (up to `ORDER_CHUNK`
+//! follower orders) on each gateway's ring. Nothing here owns heap memory.
+
+use crate::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx};
+use crate::units::{Lots, Money, Nanos, Ticks};
+
+/// A leader's fill, already resolved to indices and integer units by its source.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderFill {
+    pub leader: LeaderIdx,
+    pub symbol: SymbolIdx,
+    pub side: Side,
+    /// Filled quantity, > 0.
+    pub qty: Lots,
+    pub price: Ticks,
+    /// `ids::leader_event_key(leader, event_id)`; duplicates are ignored.
+    pub event_key: u64,
+    /// Hash of the leader's order id, 0 when the venue does not send one.
+    pub order_key: u64,
+    /// The leader order's total quantity; `Lots(0)` when unknown (the fill counts as its own order).
+    pub order_qty: Lots,
+    pub venue_ts: Nanos,
+    pub recv_ts: Nanos,
+}
+
+/// Operator commands (control socket, or injected by tests).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    PauseSubscription(SubIdx),
+    ResumeSubscription(SubIdx),
+    StopSubscription(SubIdx),
+    PauseLeader(LeaderIdx),
+    ResumeLeader(LeaderIdx),
+    /// Stop opening anything, for everyone.
+    KillSwitch,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// An empty ring slot.
+    #[default]
+    Empty,
+    LeaderFill(LeaderFill),
+    MarkPrice {
+        symbol: SymbolIdx,
+        price: Ticks,
+        ts: Nanos,
+    },
+    LeaderEquity {
+        leader: LeaderIdx,
+        equity: Money,
+        ts: Nanos,
+    },
+    Command {
+        cmd: Command,
+        ts: Nanos,
+    },
+}
+
+/// What a venue said about one follower order.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum ExecKind {
+    #[default]
+    Ack,
+    /// A (partial) fill of `qty` at `price`, identified by `trade_id`.
+    Fill,
+    /// Canceled by the venue (an IOC remainder, a cancel, a disconnect).
+    Canceled,
+    Rejected,
+    Expired,
+}
+
+/// Why a venue rejected an order, grouped by what the engine should do about it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum RejectReason {
+    #[default]
+    None,
+    /// Margin or balance insufficient: mark the subscription out of sync.
+    InsufficientMargin,
+    /// Below the venue's minimum quantity or notional.
+    BelowMin,
+    /// Over the venue's position limit.
+    PositionLimit,
+    /// A reduce-only order that would not reduce.
+    ReduceOnly,
+    /// Rate limited, timed out, or outcome unknown: retry with a fresh id.
+    Transient,
+    Other,
+}
+
+impl RejectReason {
+    pub fn is_transient(self) -> bool {
+        matches!(self, RejectReason::Transient)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::None => "none",
+            RejectReason::InsufficientMargin => "insufficient_margin",
+            RejectReason::BelowMin => "below_min",
+            RejectReason::PositionLimit => "position_limit",
+            RejectReason::ReduceOnly => "reduce_only",
+            RejectReason::Transient => "transient",
+            RejectReason::Other => "other",
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecReport {
+    /// The engine's order id (see `ids::client_order_id`).
+    pub order_id: u64,
+    pub kind: ExecKind,
+    /// For fills: the quantity of this fill.
+    pub qty: Lots,
+    /// For fills: the price of this fill.
+    pub price: Ticks,
+    /// For fills: the venue's trade id; fills are de-duplicated on it.
+    pub trade_id: u64,
+    pub fee: Money,
+    pub reject: RejectReason,
+    pub venue_ts: Nanos,
+    pub recv_ts: Nanos,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum OrderType {
+    /// Immediate-or-cancel limit at `limit`.
+    #[default]
+    LimitIoc,
+    Market,
+}
+
+/// One follower order, as handed to a gateway.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FollowerOrder {
+    /// The decision id; the client order id is `ids::client_order_id(id)`.
+    pub id: u64,
+    pub sub: SubIdx,
+    pub follower: FollowerIdx,
+    pub symbol: SymbolIdx,
+    pub side: Side,
+    /// > 0.
+    pub qty: Lots,
+    pub order_type: OrderType,
+    /// The limit price for `LimitIoc`; for `Market`, the leader's price (for reference).
+    pub limit: Ticks,
+    pub reduce_only: bool,
+    /// The leader event this order copies (0 for stops and retries of stops).
+    pub leader_event_key: u64,
+    pub ts: Nanos,
+}
+
+/// Orders per egress ring slot. Chunking amortises the ring's per-slot cost and lets
+/// a gateway see orders before the whole fan-out of a leader fill is done.
+pub const ORDER_CHUNK: usize = 32;
+
+#[derive(Copy, Clone, Debug)]
+pub struct OrderChunk {
+    pub len: u32,
+    pub orders: [FollowerOrder; ORDER_CHUNK],
+}
+
+impl Default for OrderChunk {
+    fn default() -> Self {
+        OrderChunk {
+            len: 0,
+            orders: [FollowerOrder::default(); ORDER_CHUNK],
+        }
+    }
+}
+
+impl OrderChunk {
+    pub fn as_slice(&self) -> &[FollowerOrder] {
+        &self.orders[..self.len as usize]
+    }
+}

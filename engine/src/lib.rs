@@ -1,0 +1,9 @@
+//! fillcast engine: the core model, config, allocation tables, sizing, risk, order
+//! state and the pipeline. Knows no concrete venue (see `port` for the boundary).
+
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod port;
+pub mod units;

@@ -1,0 +1,65 @@
+//! The trait boundary between the engine and the world: a `Gateway` takes order
+//! batches and yields execution reports; a `Source` yields leader fills, mark prices
+//! and account updates. Concrete venues and sources live in the `gateways` crate;
+//! the engine knows none of them.
+
+use crate::event::{ExecReport, FeedEvent, FollowerOrder};
+use crate::units::Nanos;
+use std::fmt;
+
+/// A venue connection. Called from the I/O thread only, never from the core stage.
+pub trait Gateway: Send {
+    fn name(&self) -> &str;
+
+    /// Whether the gateway can take `orders` more orders now (its own queues and
+    /// rate limits). The I/O thread leaves orders in the egress ring until it can:
+    /// backpressure, never loss.
+    fn can_accept(&self, orders: usize) -> bool;
+
+    /// Hand a batch of orders to the venue. Reports that are ready at once go to `out`.
+    fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport));
+
+    /// Advance time: deliver reports that are due. Returns how many were delivered.
+    fn poll(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize;
+
+    /// Reports still owed for orders already submitted (0 when idle).
+    fn in_flight(&self) -> usize;
+}
+
+/// A rejected input line or message, counted and reported; the source keeps going.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceError {
+    /// Where: a file path, a session name.
+    pub origin: String,
+    /// 1-based line (or message sequence number); 0 when not applicable.
+    pub line: u64,
+    pub message: String,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.origin, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.origin, self.message)
+        }
+    }
+}
+
+/// One step of a source.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourcePoll {
+    Event(FeedEvent),
+    /// A bad input was skipped; the source goes on.
+    Rejected(SourceError),
+    /// Nothing right now; poll again later.
+    Idle,
+    /// The source has ended (end of file, generator done).
+    Finished,
+}
+
+/// A leader-fill feed. Called from the I/O thread only.
+pub trait Source: Send {
+    fn name(&self) -> &str;
+    fn next(&mut self, now: Nanos) -> SourcePoll;
+}

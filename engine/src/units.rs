@@ -1,0 +1,264 @@
+//! Units of the hot path: integer lots, ticks, money and nanoseconds.
+//!
+//! Owns the newtypes and their exact conversions from `rust_decimal` at the edges.
+//! Never rounds silently: a conversion that would lose precision is an error unless
+//! the function name says how it rounds.
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+/// A signed quantity in lots of one symbol's lot size (positive = long/buy).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lots(pub i64);
+
+/// A price in ticks of one symbol's tick size.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticks(pub i64);
+
+/// Money in the quote currency, in units of 10^-8 (`Money::SCALE`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(pub i64);
+
+/// Nanoseconds since the Unix epoch (timestamps) or a duration.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Nanos(pub u64);
+
+/// An unsigned ratio in Q32 fixed point: `value / 2^32`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Q32(pub u64);
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum UnitError {
+    #[error("{value} is not a whole multiple of {step}")]
+    NotMultiple { value: Decimal, step: Decimal },
+    #[error("{value} is out of range")]
+    OutOfRange { value: Decimal },
+    #[error("{value} has more than 8 decimal places")]
+    TooPrecise { value: Decimal },
+    #[error("step must be positive, got {step}")]
+    BadStep { step: Decimal },
+}
+
+fn exact_steps(value: Decimal, step: Decimal) -> Result<i64, UnitError> {
+    if step <= Decimal::ZERO {
+        return Err(UnitError::BadStep { step });
+    }
+    let n = value
+        .checked_div(step)
+        .ok_or(UnitError::OutOfRange { value })?;
+    if !n.fract().is_zero() {
+        return Err(UnitError::NotMultiple { value, step });
+    }
+    n.to_i64().ok_or(UnitError::OutOfRange { value })
+}
+
+impl Lots {
+    pub const ZERO: Lots = Lots(0);
+
+    /// Exact conversion: `qty` must be a whole number of `lot_size`.
+    pub fn from_decimal(qty: Decimal, lot_size: Decimal) -> Result<Lots, UnitError> {
+        exact_steps(qty, lot_size).map(Lots)
+    }
+
+    /// Rounds toward zero to a whole number of lots.
+    pub fn from_decimal_trunc(qty: Decimal, lot_size: Decimal) -> Result<Lots, UnitError> {
+        if lot_size <= Decimal::ZERO {
+            return Err(UnitError::BadStep { step: lot_size });
+        }
+        let n = qty
+            .checked_div(lot_size)
+            .ok_or(UnitError::OutOfRange { value: qty })?;
+        n.trunc()
+            .to_i64()
+            .map(Lots)
+            .ok_or(UnitError::OutOfRange { value: qty })
+    }
+
+    pub fn to_decimal(self, lot_size: Decimal) -> Decimal {
+        Decimal::from(self.0) * lot_size
+    }
+
+    pub fn abs(self) -> Lots {
+        Lots(self.0.abs())
+    }
+
+    pub fn signum(self) -> i64 {
+        self.0.signum()
+    }
+}
+
+impl Ticks {
+    /// Exact conversion: `price` must be a whole number of `tick_size`.
+    pub fn from_decimal(price: Decimal, tick_size: Decimal) -> Result<Ticks, UnitError> {
+        exact_steps(price, tick_size).map(Ticks)
+    }
+
+    pub fn to_decimal(self, tick_size: Decimal) -> Decimal {
+        Decimal::from(self.0) * tick_size
+    }
+}
+
+impl Money {
+    pub const SCALE: i64 = 100_000_000;
+    pub const ZERO: Money = Money(0);
+
+    /// Exact conversion; more than 8 decimal places is an error.
+    pub fn from_decimal(value: Decimal) -> Result<Money, UnitError> {
+        let scaled = value
+            .checked_mul(Decimal::from(Self::SCALE))
+            .ok_or(UnitError::OutOfRange { value })?;
+        if !scaled.fract().is_zero() {
+            return Err(UnitError::TooPrecise { value });
+        }
+        scaled
+            .to_i64()
+            .map(Money)
+            .ok_or(UnitError::OutOfRange { value })
+    }
+
+    pub fn to_decimal(self) -> Decimal {
+        Decimal::from_i128_with_scale(self.0 as i128, 8).normalize()
+    }
+}
+
+impl Q32 {
+    pub const ONE: Q32 = Q32(1 << 32);
+
+    /// `num / den` rounded toward zero. `None` when `den` is zero or the ratio
+    /// does not fit (ratios above 2^32 are not meaningful follower-per-leader lots).
+    pub fn from_ratio(num: u128, den: u128) -> Option<Q32> {
+        if den == 0 {
+            return None;
+        }
+        let q = num.checked_shl(32)? / den;
+        u64::try_from(q).ok().map(Q32)
+    }
+
+    /// Exact-as-possible conversion of a non-negative decimal, rounded toward zero.
+    pub fn from_decimal(value: Decimal) -> Option<Q32> {
+        if value.is_sign_negative() {
+            return None;
+        }
+        let scaled = value.checked_mul(Decimal::from(1u64 << 32))?;
+        scaled.trunc().to_u64().map(Q32)
+    }
+
+    /// `self × lots`, rounded toward zero (so a follower never exceeds the exact ratio).
+    #[inline(always)]
+    pub fn mul_lots_trunc(self, lots: Lots) -> Lots {
+        let mag = (self.0 as u128 * lots.0.unsigned_abs() as u128) >> 32;
+        let mag = mag.min(i64::MAX as u128) as i64;
+        Lots(if lots.0 < 0 { -mag } else { mag })
+    }
+}
+
+/// A positive factor `mant / 2^shift` kept with ~62 significant bits, so that one
+/// factor computed per leader fill can be applied to every follower with a single
+/// 128-bit multiply and shift (no division in the per-follower loop).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Factor {
+    pub mant: u64,
+    pub shift: u32,
+}
+
+impl Factor {
+    /// `num / den`, or `None` when `den` is zero or the factor is astronomically large.
+    pub fn ratio(num: u128, den: u128) -> Option<Factor> {
+        if den == 0 {
+            return None;
+        }
+        if num == 0 {
+            return Some(Factor { mant: 0, shift: 0 });
+        }
+        let lz_num = num.leading_zeros();
+        let bits_den = 128 - den.leading_zeros();
+        let bits_num = 128 - lz_num;
+        // Choose shift so that (num << shift) / den has about 62 bits.
+        let want = 62i64 + bits_den as i64 - bits_num as i64;
+        let shift = want.clamp(0, lz_num as i64) as u32;
+        let mant = (num << shift) / den;
+        let mant = u64::try_from(mant).ok()?;
+        Some(Factor { mant, shift })
+    }
+
+    /// `value × self` in Q32 (i.e. the result is scaled by 2^32), saturating.
+    #[inline(always)]
+    pub fn apply_q32(self, value: u64) -> u64 {
+        let p = value as u128 * self.mant as u128;
+        let r = if self.shift >= 32 {
+            p >> (self.shift - 32)
+        } else {
+            p.checked_shl(32 - self.shift).unwrap_or(u128::MAX)
+        };
+        r.min(u64::MAX as u128) as u64
+    }
+
+    /// `value × self`, rounded toward zero, saturating.
+    #[inline(always)]
+    pub fn apply(self, value: u64) -> u64 {
+        let p = (value as u128 * self.mant as u128) >> self.shift;
+        p.min(u64::MAX as u128) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn lots_exact_and_trunc() {
+        assert_eq!(Lots::from_decimal(dec!(0.5), dec!(0.001)), Ok(Lots(500)));
+        assert!(matches!(
+            Lots::from_decimal(dec!(0.0005), dec!(0.001)),
+            Err(UnitError::NotMultiple { .. })
+        ));
+        assert_eq!(
+            Lots::from_decimal_trunc(dec!(-0.0015), dec!(0.001)),
+            Ok(Lots(-1))
+        );
+        assert!(matches!(
+            Lots::from_decimal(dec!(1), dec!(0)),
+            Err(UnitError::BadStep { .. })
+        ));
+    }
+
+    #[test]
+    fn money_roundtrip_and_precision() {
+        let m = Money::from_decimal(dec!(65000.12345678)).unwrap();
+        assert_eq!(m.to_decimal(), dec!(65000.12345678));
+        assert!(matches!(
+            Money::from_decimal(dec!(0.000000001)),
+            Err(UnitError::TooPrecise { .. })
+        ));
+    }
+
+    #[test]
+    fn q32_mul_truncates_toward_zero() {
+        let half = Q32::from_ratio(1, 2).unwrap();
+        assert_eq!(half.mul_lots_trunc(Lots(3)), Lots(1));
+        assert_eq!(half.mul_lots_trunc(Lots(-3)), Lots(-1));
+        assert_eq!(Q32::from_ratio(1, 0), None);
+    }
+
+    #[test]
+    fn factor_matches_division() {
+        for (n, d) in [
+            (1u128, 3u128),
+            (7, 6_500_000_000),
+            (1000, 1),
+            (123_456_789, 987),
+        ] {
+            let f = Factor::ratio(n, d).unwrap();
+            for v in [1u64, 1000, 100_000_000_000] {
+                let exact = (v as u128 * n) / d;
+                let got = f.apply(v) as u128;
+                assert!(
+                    exact.abs_diff(got) <= 1 + exact / (1 << 50),
+                    "{n}/{d}*{v}: {got} vs {exact}"
+                );
+            }
+        }
+    }
+}
