@@ -7,3 +7,7 @@ pub mod ids;
 pub mod model;
 pub mod port;
 pub mod units;
+pub mod core;
+pub mod order;
+pub mod clock;
+pub mod pipeline;
