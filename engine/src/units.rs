@@ -76,7 +76,7 @@ impl Lots {
     }
 
     pub fn to_decimal(self, lot_size: Decimal) -> Decimal {
-        Decimal::from(self.0) * lot_size
+        (Decimal::from(self.0) * lot_size).normalize()
     }
 
     pub fn abs(self) -> Lots {
@@ -95,7 +95,7 @@ impl Ticks {
     }
 
     pub fn to_decimal(self, tick_size: Decimal) -> Decimal {
-        Decimal::from(self.0) * tick_size
+        (Decimal::from(self.0) * tick_size).normalize()
     }
 }
 
@@ -144,14 +144,23 @@ impl Q32 {
         scaled.trunc().to_u64().map(Q32)
     }
 
-    /// `self × lots`, rounded toward zero (so a follower never exceeds the exact ratio).
+    /// `self × lots`, rounded toward zero. A ratio that went through fixed-point
+    /// arithmetic may sit a few units of 2^-32 below its exact rational value, which
+    /// would turn an exact 10 into 9.999… and then 9; so the product is allowed
+    /// `RATIO_SLACK_ULP` ulp per leader lot before truncation. The result can exceed
+    /// the exact truncation only when the exact value is within that slack (≤ 2^-20
+    /// lots for positions under 2^11 … 2^20 lots) below an integer.
     #[inline(always)]
     pub fn mul_lots_trunc(self, lots: Lots) -> Lots {
-        let mag = (self.0 as u128 * lots.0.unsigned_abs() as u128) >> 32;
+        let abs = lots.0.unsigned_abs() as u128;
+        let mag = (self.0 as u128 * abs + RATIO_SLACK_ULP * abs) >> 32;
         let mag = mag.min(i64::MAX as u128) as i64;
         Lots(if lots.0 < 0 { -mag } else { mag })
     }
 }
+
+/// Units of 2^-32 per leader lot that `Q32::mul_lots_trunc` forgives (see there).
+pub const RATIO_SLACK_ULP: u128 = 4;
 
 /// A positive factor `mant / 2^shift` kept with ~62 significant bits, so that one
 /// factor computed per leader fill can be applied to every follower with a single
@@ -182,22 +191,26 @@ impl Factor {
         Some(Factor { mant, shift })
     }
 
-    /// `value × self` in Q32 (i.e. the result is scaled by 2^32), saturating.
+    /// `value × self` in Q32 (i.e. the result is scaled by 2^32), rounded to nearest, saturating.
     #[inline(always)]
     pub fn apply_q32(self, value: u64) -> u64 {
         let p = value as u128 * self.mant as u128;
-        let r = if self.shift >= 32 {
-            p >> (self.shift - 32)
+        let r = if self.shift > 32 {
+            let s = self.shift - 32;
+            (p + (1u128 << (s - 1))) >> s
+        } else if self.shift == 32 {
+            p
         } else {
             p.checked_shl(32 - self.shift).unwrap_or(u128::MAX)
         };
         r.min(u64::MAX as u128) as u64
     }
 
-    /// `value × self`, rounded toward zero, saturating.
+    /// `value × self`, rounded to nearest, saturating.
     #[inline(always)]
     pub fn apply(self, value: u64) -> u64 {
-        let p = (value as u128 * self.mant as u128) >> self.shift;
+        let p = value as u128 * self.mant as u128;
+        let p = if self.shift == 0 { p } else { (p + (1u128 << (self.shift - 1))) >> self.shift };
         p.min(u64::MAX as u128) as u64
     }
 }
@@ -252,7 +265,7 @@ mod tests {
         ] {
             let f = Factor::ratio(n, d).unwrap();
             for v in [1u64, 1000, 100_000_000_000] {
-                let exact = (v as u128 * n) / d;
+                let exact = (v as u128 * n + d / 2) / d;
                 let got = f.apply(v) as u128;
                 assert!(
                     exact.abs_diff(got) <= 1 + exact / (1 << 50),

@@ -1,0 +1,745 @@
+//! Data-driven copy scenarios: leader fills and venue answers in, follower orders,
+//! skips and reasons out. Each case is a config (symbols `X`: lot 1, tick 1 and
+//! `BTC`: lot 0.001, tick 0.1, min notional 5 are always there) and a script:
+//!
+//! ```text
+//! > fill L1 X buy 10 @100          a leader fill (optional: order=o1 qty=20)
+//! F1:L1 buy 5 ioc@100              an order the engine sent
+//! F2:L1 skipped below_min          a decision that was skipped or reduced
+//! = pos F1:L1 X 5                  an assertion on the follower's filled position
+//! ```
+//!
+//! By default the venue fills every order in full at its limit right after each
+//! step (`@manual` turns that off; then `> venue fill|partial SUB N|reject SUB why|cancel SUB`).
+
+use fillcast_engine::config::{load_str, EngineConfig};
+use fillcast_engine::core::{Core, Decision, DecisionStatus, Notice, Outputs, Reason};
+use fillcast_engine::event::{Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason};
+use fillcast_engine::ids::{fnv1a, leader_event_key};
+use fillcast_engine::model::{Side, SubIdx, Universe};
+use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use rust_decimal::Decimal;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+const BASE: &str = r#"
+[[venues]]
+name = "sim"
+kind = "sim"
+
+[[symbols]]
+name = "X"
+lot_size = "1"
+tick_size = "1"
+venue = "sim"
+
+[[symbols]]
+name = "BTC"
+lot_size = "0.001"
+tick_size = "0.1"
+min_notional = "5"
+venue = "sim"
+"#;
+
+#[derive(Default)]
+struct Transcript {
+    orders: Vec<FollowerOrder>,
+    decisions: Vec<Decision>,
+    notices: Vec<Notice>,
+}
+
+impl Outputs for Transcript {
+    fn order(&mut self, o: &FollowerOrder) {
+        self.orders.push(*o);
+    }
+    fn decision(&mut self, d: &Decision) {
+        self.decisions.push(*d);
+    }
+    fn notice(&mut self, n: &Notice) {
+        self.notices.push(*n);
+    }
+}
+
+struct Harness {
+    u: Arc<Universe>,
+    core: Core,
+    manual: bool,
+    open: Vec<FollowerOrder>,
+    seq: u64,
+    trade: u64,
+    out: Vec<String>,
+}
+
+impl Harness {
+    fn new(extra: &str, manual: bool) -> Harness {
+        let text = format!("{BASE}\n{extra}");
+        let cfg = load_str(&text, Path::new("scenario.toml")).unwrap_or_else(|e| panic!("scenario config: {e:?}"));
+        let u = Arc::new(Universe::from_config(&cfg).unwrap_or_else(|e| panic!("scenario model: {e}")));
+        let engine = EngineConfig { max_working_orders: 4096, dedup_window: 4096, ..EngineConfig::default() };
+        Harness { core: Core::new(Arc::clone(&u), &engine), u, manual, open: Vec::new(), seq: 0, trade: 0, out: Vec::new() }
+    }
+
+    fn sub(&self, name: &str) -> SubIdx {
+        SubIdx(self.u.subs.iter().position(|s| s.id == name).unwrap_or_else(|| panic!("no subscription {name}")) as u32)
+    }
+
+    fn qty(&self, sym: usize, s: &str) -> Lots {
+        Lots::from_decimal(Decimal::from_str(s).unwrap(), self.u.symbols[sym].lot_size).unwrap()
+    }
+
+    fn px(&self, sym: usize, s: &str) -> Ticks {
+        Ticks::from_decimal(Decimal::from_str(s.trim_start_matches('@')).unwrap(), self.u.symbols[sym].tick_size).unwrap()
+    }
+
+    fn render(&mut self, t: Transcript) {
+        let mut decisions = t.decisions.iter();
+        for d in decisions.by_ref() {
+            if d.status != DecisionStatus::Sent && d.reason != Reason::NoChange {
+                let sub = &self.u.subs[d.sub.0 as usize].id;
+                self.out.push(format!("{sub} {} {}", d.status.as_str(), d.reason.as_str()));
+            }
+        }
+        for o in &t.orders {
+            let sym = &self.u.symbols[o.symbol.0 as usize];
+            let sub = &self.u.subs[o.sub.0 as usize].id;
+            let kind = match o.order_type {
+                OrderType::Market => "market".to_string(),
+                OrderType::LimitIoc => format!("ioc@{}", sym.price_decimal(o.limit)),
+            };
+            let reduce = if o.reduce_only { " reduce" } else { "" };
+            let symbol = if o.symbol.0 == 0 { String::new() } else { format!(" {}", sym.name) };
+            self.out.push(format!("{sub} {}{symbol} {} {kind}{reduce}", o.side.as_str(), sym.qty_decimal(o.qty)));
+        }
+        for n in &t.notices {
+            match n {
+                Notice::Stopped { sub, reason } => {
+                    self.out.push(format!("{} stopped {}", self.u.subs[sub.0 as usize].id, reason.as_str()))
+                }
+                Notice::OutOfSync { sub } => self.out.push(format!("{} out_of_sync", self.u.subs[sub.0 as usize].id)),
+                Notice::Rejected { .. } | Notice::Odd { .. } => {}
+            }
+        }
+        self.open.extend(t.orders);
+    }
+
+    fn exec(&mut self, id: u64, kind: ExecKind, qty: Lots, price: Ticks, reject: RejectReason) {
+        self.trade += 1;
+        let r = ExecReport { order_id: id, kind, qty, price, trade_id: self.trade, reject, fee: Money(0), venue_ts: Nanos(self.ts()), recv_ts: Nanos(self.ts()) };
+        let mut t = Transcript::default();
+        self.core.on_exec(&r, &mut t);
+        self.render(t);
+    }
+
+    fn ts(&self) -> u64 {
+        1_700_000_000_000_000_000 + self.seq * 1_000_000
+    }
+
+    fn fill_all(&mut self) {
+        while !self.open.is_empty() {
+            let orders: Vec<_> = self.open.drain(..).collect();
+            for o in orders {
+                self.exec(o.id, ExecKind::Ack, Lots(0), Ticks(0), RejectReason::None);
+                self.exec(o.id, ExecKind::Fill, o.qty, o.limit, RejectReason::None);
+            }
+        }
+    }
+
+    fn take_open(&mut self, sub: &str) -> FollowerOrder {
+        let s = self.sub(sub);
+        let i = self.open.iter().position(|o| o.sub == s).unwrap_or_else(|| panic!("no open order for {sub}"));
+        self.open.remove(i)
+    }
+
+    fn step(&mut self, line: &str) {
+        self.seq += 1;
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let mut t = Transcript::default();
+        match w[0] {
+            "fill" => {
+                let sym = self.u.symbol(w[2]).unwrap();
+                let si = sym.0 as usize;
+                let mut f = LeaderFill {
+                    leader: self.u.leader(w[1]).unwrap(),
+                    symbol: sym,
+                    side: if w[3] == "buy" { Side::Buy } else { Side::Sell },
+                    qty: self.qty(si, w[4]),
+                    price: self.px(si, w[5]),
+                    event_key: leader_event_key(w[1], &format!("e{}", self.seq)),
+                    venue_ts: Nanos(self.ts()),
+                    recv_ts: Nanos(self.ts()),
+                    ..LeaderFill::default()
+                };
+                for kv in &w[6..] {
+                    match kv.split_once('=') {
+                        Some(("order", v)) => f.order_key = fnv1a(v.as_bytes()),
+                        Some(("qty", v)) => f.order_qty = self.qty(si, v),
+                        Some(("event", v)) => f.event_key = leader_event_key(w[1], v),
+                        _ => panic!("bad fill option {kv}"),
+                    }
+                }
+                self.core.on_feed(&FeedEvent::LeaderFill(f), &mut t);
+            }
+            "mark" => {
+                let sym = self.u.symbol(w[1]).unwrap();
+                let price = self.px(sym.0 as usize, w[2]);
+                self.core.on_feed(&FeedEvent::MarkPrice { symbol: sym, price, ts: Nanos(self.ts()) }, &mut t);
+            }
+            "equity" => {
+                let leader = self.u.leader(w[1]).unwrap();
+                let equity = Money::from_decimal(Decimal::from_str(w[2]).unwrap()).unwrap();
+                self.core.on_feed(&FeedEvent::LeaderEquity { leader, equity, ts: Nanos(self.ts()) }, &mut t);
+            }
+            "pause" | "resume" | "stop" | "pause-leader" | "kill" => {
+                let cmd = match w[0] {
+                    "pause" => Command::PauseSubscription(self.sub(w[1])),
+                    "resume" => Command::ResumeSubscription(self.sub(w[1])),
+                    "stop" => Command::StopSubscription(self.sub(w[1])),
+                    "pause-leader" => Command::PauseLeader(self.u.leader(w[1]).unwrap()),
+                    _ => Command::KillSwitch,
+                };
+                self.core.on_feed(&FeedEvent::Command { cmd, ts: Nanos(self.ts()) }, &mut t);
+            }
+            "venue" => {
+                match w[1] {
+                    "fill" => self.fill_all(),
+                    "partial" => {
+                        let o = self.take_open(w[2]);
+                        let q = self.qty(o.symbol.0 as usize, w[3]);
+                        self.exec(o.id, ExecKind::Ack, Lots(0), Ticks(0), RejectReason::None);
+                        self.exec(o.id, ExecKind::Fill, q, o.limit, RejectReason::None);
+                        self.exec(o.id, ExecKind::Canceled, Lots(0), Ticks(0), RejectReason::None);
+                    }
+                    "reject" => {
+                        let o = self.take_open(w[2]);
+                        let why = match w[3] {
+                            "transient" => RejectReason::Transient,
+                            "margin" => RejectReason::InsufficientMargin,
+                            _ => RejectReason::Other,
+                        };
+                        self.exec(o.id, ExecKind::Rejected, Lots(0), Ticks(0), why);
+                    }
+                    "cancel" => {
+                        let o = self.take_open(w[2]);
+                        self.exec(o.id, ExecKind::Canceled, Lots(0), Ticks(0), RejectReason::None);
+                    }
+                    "dup-fill" => {
+                        // The same trade id twice: counted once.
+                        let o = self.take_open(w[2]);
+                        self.trade += 1;
+                        let r = ExecReport { order_id: o.id, kind: ExecKind::Fill, qty: o.qty, price: o.limit, trade_id: self.trade, ..ExecReport::default() };
+                        let mut t2 = Transcript::default();
+                        self.core.on_exec(&r, &mut t2);
+                        self.core.on_exec(&r, &mut t2);
+                        self.render(t2);
+                    }
+                    other => panic!("bad venue action {other}"),
+                }
+                return;
+            }
+            other => panic!("bad step {other}"),
+        }
+        self.render(t);
+        if !self.manual {
+            self.fill_all();
+        }
+    }
+
+    fn assert(&mut self, line: &str) -> String {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w[0] {
+            "pos" => {
+                let sub = self.sub(w[1]);
+                let sym = self.u.symbol(w[2]).unwrap();
+                let got = self.u.sym(sym).qty_decimal(self.core.position(sub, sym));
+                format!("= pos {} {} {}", w[1], w[2], got)
+            }
+            "target" => {
+                let sub = self.sub(w[1]);
+                let sym = self.u.symbol(w[2]).unwrap();
+                let got = self.u.sym(sym).qty_decimal(self.core.target(sub, sym));
+                format!("= target {} {} {}", w[1], w[2], got)
+            }
+            "status" => format!("= status {} {:?}", w[1], self.core.subscription_status(self.sub(w[1]))),
+            "stat" => {
+                let s = self.core.stats();
+                let v = match w[1] {
+                    "duplicate_events" => s.duplicate_events,
+                    "duplicate_fills" => s.duplicate_fills,
+                    "retries" => s.retries,
+                    "live" => self.core.live_orders() as u64,
+                    other => panic!("bad stat {other}"),
+                };
+                format!("= stat {} {v}", w[1])
+            }
+            other => panic!("bad assertion {other}"),
+        }
+    }
+}
+
+/// Run `script` against `config` and compare the transcript with the expected lines.
+fn check(config: &str, script: &str) {
+    let manual = script.lines().any(|l| l.trim() == "@manual");
+    let mut h = Harness::new(config, manual);
+    let mut expected = Vec::new();
+    let mut got = Vec::new();
+    for raw in script.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line == "@manual" {
+            continue;
+        }
+        if let Some(input) = line.strip_prefix('>') {
+            expected.push(line.to_string());
+            got.push(line.to_string());
+            h.step(input.trim());
+            got.append(&mut h.out);
+        } else if let Some(a) = line.strip_prefix('=') {
+            expected.push(line.to_string());
+            got.push(h.assert(a.trim()));
+        } else {
+            expected.push(line.to_string());
+        }
+    }
+    if expected != got {
+        panic!("scenario mismatch\n--- expected\n{}\n--- got\n{}\n", expected.join("\n"), got.join("\n"));
+    }
+}
+
+fn leaders(n: usize) -> String {
+    (1..=n).map(|i| format!("[[leaders]]\nid = \"L{i}\"\nequity = \"100000\"\n")).collect()
+}
+
+/// A follower `F` with one subscription to L1 in `mode` (extra keys appended).
+fn one(mode_keys: &str, follower_keys: &str) -> String {
+    format!(
+        "{}\n[[followers]]\nid = \"F1\"\nequity = \"100000\"\n{follower_keys}\n[[subscriptions]]\nid = \"F1:L1\"\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"50000\"\nslippage_bps = 0\n{mode_keys}\n",
+        leaders(1)
+    )
+}
+
+const PROP_HALF: &str = "mode = \"proportional\"\nmultiplier = \"1\""; // 50000/100000 = 0.5
+const RATIO_2: &str = "mode = \"fixed_ratio\"\nratio = \"2\"";
+const AMOUNT_1000: &str = "mode = \"fixed_amount\"\namount = \"1000\"";
+const LEV_2: &str = "mode = \"fixed_leverage\"\nleverage = \"0.02\""; // amount = 0.02 × 50000 = 1000
+
+#[test]
+fn proportional_open_add_partial_close_full_close() {
+    check(
+        &one(PROP_HALF, ""),
+        "> fill L1 X buy 10 @100
+         F1:L1 buy 5 ioc@100
+         > fill L1 X buy 4 @100
+         F1:L1 buy 2 ioc@100
+         = pos F1:L1 X 7
+         # 0.5 × 7 = 3.5 → 3 (toward zero)
+         > fill L1 X sell 7 @100
+         F1:L1 sell 4 market reduce
+         = pos F1:L1 X 3
+         > fill L1 X sell 7 @100
+         F1:L1 sell 3 market reduce
+         = pos F1:L1 X 0",
+    );
+}
+
+#[test]
+fn proportional_flip_closes_and_reopens() {
+    check(
+        &one(PROP_HALF, ""),
+        "> fill L1 X buy 10 @100
+         F1:L1 buy 5 ioc@100
+         > fill L1 X sell 16 @100
+         F1:L1 sell 5 market reduce
+         F1:L1 sell 3 ioc@100
+         = pos F1:L1 X -3
+         > fill L1 X buy 6 @100
+         F1:L1 buy 3 market reduce
+         = pos F1:L1 X 0",
+    );
+}
+
+#[test]
+fn fixed_ratio_all_steps() {
+    check(
+        &one(RATIO_2, ""),
+        "> fill L1 X buy 3 @100
+         F1:L1 buy 6 ioc@100
+         > fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > fill L1 X sell 2 @100
+         F1:L1 sell 4 market reduce
+         > fill L1 X sell 5 @100
+         F1:L1 sell 4 market reduce
+         F1:L1 sell 6 ioc@100
+         = pos F1:L1 X -6
+         > fill L1 X buy 3 @100
+         F1:L1 buy 6 market reduce
+         = pos F1:L1 X 0",
+    );
+}
+
+#[test]
+fn fixed_amount_spreads_one_order_over_its_partial_fills() {
+    // amount 1000 at price 100 = 10 lots per leader order, whatever its size.
+    check(
+        &one(AMOUNT_1000, ""),
+        "> fill L1 X buy 1 @100 order=o1 qty=4
+         F1:L1 buy 2 ioc@100
+         > fill L1 X buy 1 @100 order=o1 qty=4
+         F1:L1 buy 3 ioc@100
+         > fill L1 X buy 2 @100 order=o1 qty=4
+         F1:L1 buy 5 ioc@100
+         = pos F1:L1 X 10
+         # a second order adds another amount
+         > fill L1 X buy 8 @100 order=o2 qty=8
+         F1:L1 buy 10 ioc@100
+         = pos F1:L1 X 20
+         # reductions scale by r = 20/12
+         > fill L1 X sell 6 @100
+         F1:L1 sell 10 market reduce
+         > fill L1 X sell 6 @100
+         F1:L1 sell 10 market reduce
+         = pos F1:L1 X 0",
+    );
+}
+
+#[test]
+fn fixed_amount_without_order_id_counts_each_fill_as_an_order() {
+    check(
+        &one(AMOUNT_1000, ""),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 10 ioc@100
+         > fill L1 X buy 1 @100
+         F1:L1 buy 10 ioc@100
+         > fill L1 X sell 2 @100
+         F1:L1 sell 20 market reduce",
+    );
+}
+
+#[test]
+fn fixed_leverage_is_fixed_amount_of_leverage_times_allocation() {
+    check(
+        &one(LEV_2, ""),
+        "> fill L1 X buy 2 @100
+         F1:L1 buy 10 ioc@100
+         # the flip's order is 3 lots, 1 of which opens: 1/3 of the amount at 50
+         > fill L1 X sell 3 @50
+         F1:L1 sell 10 market reduce
+         F1:L1 sell 6 ioc@50
+         > fill L1 X buy 1 @50
+         F1:L1 buy 6 market reduce",
+    );
+}
+
+#[test]
+fn rounding_to_lot_size_toward_zero_and_healing() {
+    // r = 0.5: leader 0.003 BTC → follower 0.0015 → 0.001 (toward zero).
+    check(
+        &one(PROP_HALF, ""),
+        "> fill L1 BTC buy 0.003 @100000
+         F1:L1 buy BTC 0.001 ioc@100000
+         > fill L1 BTC buy 0.001 @100000
+         F1:L1 buy BTC 0.001 ioc@100000
+         = pos F1:L1 BTC 0.002
+         # 0.5 × 0.003 = 0.0015 → 0.001
+         > fill L1 BTC sell 0.001 @100000
+         F1:L1 sell BTC 0.001 market reduce
+         = pos F1:L1 BTC 0.001
+         > fill L1 BTC sell 0.003 @100000
+         F1:L1 sell BTC 0.001 market reduce
+         = pos F1:L1 BTC 0",
+    );
+}
+
+#[test]
+fn below_minimum_is_skipped_then_heals_and_close_to_flat_is_always_sent() {
+    // min notional 5 at 1000: 0.005 BTC. r = 0.5: leader 0.008 → 0.004 → below min.
+    check(
+        &one(PROP_HALF, ""),
+        "> fill L1 BTC buy 0.008 @1000
+         F1:L1 skipped below_min
+         > fill L1 BTC buy 0.004 @1000
+         F1:L1 buy BTC 0.006 ioc@1000
+         # a reduction below the minimum waits …
+         > fill L1 BTC sell 0.002 @1000
+         F1:L1 skipped below_min
+         = pos F1:L1 BTC 0.006
+         # … but a close to flat goes out in full even below the minimum
+         > fill L1 BTC sell 0.010 @1000
+         F1:L1 sell BTC 0.006 market reduce
+         = pos F1:L1 BTC 0",
+    );
+}
+
+#[test]
+fn caps_reduce_increases_but_never_block_reductions() {
+    check(
+        &one(RATIO_2, "max_leverage = \"0.05\""), // gross ≤ 5000 → 50 lots at 100
+        "> fill L1 X buy 20 @100
+         F1:L1 buy 40 ioc@100
+         > fill L1 X buy 10 @100
+         F1:L1 reduced max_leverage
+         F1:L1 buy 10 ioc@100
+         > fill L1 X buy 10 @100
+         F1:L1 skipped max_leverage
+         = pos F1:L1 X 50
+         > fill L1 X sell 40 @100
+         F1:L1 sell 50 market reduce",
+    );
+}
+
+#[test]
+fn max_order_notional_and_max_position() {
+    check(
+        &one(&format!("{RATIO_2}\nmax_order_notional = \"1000\"\nmax_position_notional = \"1500\""), ""),
+        "> fill L1 X buy 10 @100
+         F1:L1 reduced max_order_notional
+         F1:L1 buy 10 ioc@100
+         > fill L1 X buy 1 @100
+         F1:L1 reduced max_position
+         F1:L1 buy 5 ioc@100
+         = pos F1:L1 X 15
+         > fill L1 X sell 11 @100
+         F1:L1 sell 15 market reduce",
+    );
+}
+
+#[test]
+fn max_position_as_percent_of_allocation() {
+    // 2% of 50000 = 1000 → 10 lots at 100.
+    check(
+        &one(&format!("{RATIO_2}\nmax_position_pct = \"2\""), ""),
+        "> fill L1 X buy 10 @100
+         F1:L1 reduced max_position
+         F1:L1 buy 10 ioc@100",
+    );
+}
+
+#[test]
+fn paused_and_stopped_followers_and_paused_leaders() {
+    check(
+        &one(RATIO_2, ""),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > pause F1:L1
+         > fill L1 X buy 1 @100
+         F1:L1 skipped follower_paused
+         # the target (2 × 1) is what the follower holds: nothing to do
+         > fill L1 X sell 1 @100
+         = pos F1:L1 X 2
+         > resume F1:L1
+         > pause-leader L1
+         > fill L1 X buy 1 @100
+         F1:L1 skipped leader_paused
+         > stop F1:L1
+         F1:L1 sell 2 market reduce
+         F1:L1 stopped follower_stopped
+         > fill L1 X sell 1 @100
+         F1:L1 skipped follower_stopped
+         = status F1:L1 Stopped",
+    );
+}
+
+#[test]
+fn stop_closes_copied_positions() {
+    check(
+        &one(RATIO_2, ""),
+        "> fill L1 X buy 3 @100
+         F1:L1 buy 6 ioc@100
+         > stop F1:L1
+         F1:L1 sell 6 market reduce
+         F1:L1 stopped follower_stopped
+         = pos F1:L1 X 0",
+    );
+}
+
+#[test]
+fn symbol_blocked_and_max_open_positions() {
+    check(
+        &one(RATIO_2, "symbols = [\"X\"]\nmax_open_positions = 1"),
+        "> fill L1 BTC buy 0.1 @100000
+         F1:L1 skipped symbol_blocked
+         > fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100",
+    );
+    check(
+        &one(RATIO_2, "max_open_positions = 1"),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > fill L1 BTC buy 0.1 @100000
+         F1:L1 skipped max_open_positions
+         > fill L1 X sell 1 @100
+         F1:L1 sell 2 market reduce
+         # the target heals: the leader now holds 0.2 BTC
+         > fill L1 BTC buy 0.1 @100000
+         F1:L1 buy BTC 0.4 ioc@100000",
+    );
+}
+
+#[test]
+fn daily_loss_limit_blocks_new_exposure_until_next_day() {
+    // Buy 10 at 100, sell at 50: realized −500 ≥ limit 400.
+    check(
+        &one(RATIO_2, "daily_loss_limit = \"400\""),
+        "> fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > fill L1 X sell 5 @50
+         F1:L1 sell 10 market reduce
+         > fill L1 X buy 5 @50
+         F1:L1 skipped daily_loss_limit",
+    );
+}
+
+#[test]
+fn total_stop_loss_closes_everything_and_stops() {
+    // 5% of 50000 = 2500. Buy 200 X at 100 (ratio 2), mark to 80: −4000.
+    check(
+        &one(&format!("{RATIO_2}\ntotal_stop_loss_pct = \"5\""), ""),
+        "> fill L1 X buy 100 @100
+         F1:L1 buy 200 ioc@100
+         > mark X 80
+         F1:L1 sell 200 market reduce
+         F1:L1 stopped total_stop_loss
+         = status F1:L1 Stopped
+         > fill L1 X buy 1 @80
+         F1:L1 skipped follower_stopped",
+    );
+}
+
+#[test]
+fn leader_drawdown_stops_copying_that_leader() {
+    check(
+        &one(&format!("{RATIO_2}\nleader_drawdown_pct = \"20\""), ""),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > equity L1 90000
+         > equity L1 79000
+         F1:L1 sell 2 market reduce
+         F1:L1 stopped leader_drawdown",
+    );
+}
+
+#[test]
+fn leader_profile_violation_is_not_copied() {
+    let cfg = one(RATIO_2, "").replace(
+        "equity = \"100000\"\n\n[[followers]]",
+        "equity = \"100000\"\nprofile = { symbols = [\"X\"], max_position_notional = \"1000\" }\n\n[[followers]]",
+    );
+    check(
+        &cfg,
+        "> fill L1 BTC buy 0.001 @100000
+         F1:L1 skipped leader_profile
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > fill L1 X buy 6 @100
+         F1:L1 skipped leader_profile
+         > fill L1 X sell 11 @100
+         F1:L1 sell 10 market reduce",
+    );
+}
+
+#[test]
+fn kill_switch_blocks_openings_but_not_closes() {
+    check(
+        &one(RATIO_2, ""),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > kill
+         > fill L1 X buy 1 @100
+         F1:L1 skipped kill_switch
+         > fill L1 X sell 2 @100
+         F1:L1 sell 2 market reduce",
+    );
+}
+
+#[test]
+fn leader_market_buy_immediately_closed() {
+    check(
+        &one(PROP_HALF, ""),
+        "@manual
+         > fill L1 X buy 10 @100
+         F1:L1 buy 5 ioc@100
+         > fill L1 X sell 10 @100
+         F1:L1 sell 5 market reduce
+         > venue fill
+         = pos F1:L1 X 0
+         = stat live 0",
+    );
+}
+
+#[test]
+fn partial_fill_leftover_heals_on_the_next_fill() {
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > venue partial F1:L1 7
+         = pos F1:L1 X 7
+         > fill L1 X buy 1 @100
+         F1:L1 buy 5 ioc@100
+         > venue fill
+         = pos F1:L1 X 12",
+    );
+}
+
+#[test]
+fn reject_and_transient_failure_mid_order() {
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         # a transient failure is retried with a fresh id for what is left
+         > venue reject F1:L1 transient
+         F1:L1 buy 10 ioc@100
+         = stat retries 1
+         > venue partial F1:L1 4
+         > fill L1 X buy 1 @100
+         F1:L1 buy 8 ioc@100
+         # a margin reject marks the subscription out of sync until the next fill heals it
+         > venue reject F1:L1 margin
+         F1:L1 out_of_sync
+         = pos F1:L1 X 4
+         > fill L1 X buy 1 @100
+         F1:L1 buy 10 ioc@100
+         > venue fill
+         = pos F1:L1 X 14",
+    );
+}
+
+#[test]
+fn duplicate_leader_events_and_fills_are_ignored() {
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 1 @100 event=a
+         F1:L1 buy 2 ioc@100
+         > fill L1 X buy 1 @100 event=a
+         = stat duplicate_events 1
+         > venue dup-fill F1:L1
+         = pos F1:L1 X 2
+         = stat duplicate_fills 1",
+    );
+}
+
+#[test]
+fn new_subscription_copies_only_new_episodes_and_several_followers_differ() {
+    let cfg = format!(
+        "{}\n[[followers]]\nid = \"A\"\nequity = \"1000\"\n[[followers]]\nid = \"B\"\nequity = \"1000\"\n\
+         [[subscriptions]]\nid = \"A:L1\"\nfollower = \"A\"\nleader = \"L1\"\nallocation = \"1000\"\nmode = \"proportional\"\nslippage_bps = 100\n\
+         [[subscriptions]]\nid = \"B:L1\"\nfollower = \"B\"\nleader = \"L1\"\nallocation = \"1000\"\nmode = \"fixed_ratio\"\nratio = \"0.25\"\norder_type = \"market\"\n",
+        leaders(1)
+    );
+    // A: r = 1000/100000 = 0.01; B: 0.25. Limit price moves 1% against the follower.
+    check(
+        &cfg,
+        "> fill L1 X buy 200 @100
+         A:L1 buy 2 ioc@101
+         B:L1 buy 50 market
+         > fill L1 X sell 400 @100
+         A:L1 sell 2 market reduce
+         A:L1 sell 2 ioc@99
+         B:L1 sell 50 market reduce
+         B:L1 sell 50 market",
+    );
+}
