@@ -1,0 +1,123 @@
+//! The core stage does not allocate per event: a counting global allocator watches
+//! thousands of leader fills fanned out to 3,000 subscriptions, their venue reports,
+//! mark prices and commands, after one warm-up pass.
+
+use fillcast_engine::config::{load_str, EngineConfig};
+use fillcast_engine::core::{Core, Outputs};
+use fillcast_engine::event::{Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill};
+use fillcast_engine::ids::mix64;
+use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::units::{Lots, Nanos, Ticks};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Keeps the last orders in a preallocated buffer, never growing it.
+struct Ring {
+    orders: Vec<FollowerOrder>,
+    decisions: u64,
+}
+
+impl Outputs for Ring {
+    fn order(&mut self, o: &FollowerOrder) {
+        if self.orders.len() < self.orders.capacity() {
+            self.orders.push(*o);
+        }
+    }
+    fn decision(&mut self, _d: &fillcast_engine::core::Decision) {
+        self.decisions += 1;
+    }
+}
+
+#[test]
+fn core_stage_does_not_allocate_per_event() {
+    let mut text = String::from(
+        "[[venues]]\nname = \"sim\"\nkind = \"sim\"\n[[symbols]]\nname = \"S\"\nlot_size = \"0.001\"\ntick_size = \"0.1\"\nvenue = \"sim\"\n\
+         [[symbols]]\nname = \"T\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n",
+    );
+    for l in 0..3 {
+        let _ = writeln!(text, "[[leaders]]\nid = \"L{l}\"\nequity = \"1000000\"");
+    }
+    let modes = ["mode = \"proportional\"", "mode = \"fixed_ratio\"\nratio = \"0.3\"", "mode = \"fixed_amount\"\namount = \"500\"", "mode = \"fixed_leverage\"\nleverage = \"2\""];
+    for f in 0..3000 {
+        let _ = writeln!(text, "[[followers]]\nid = \"F{f}\"\nequity = \"10000\"\nmax_leverage = \"5\"\ndaily_loss_limit = \"300\"");
+        let _ = writeln!(
+            text,
+            "[[subscriptions]]\nfollower = \"F{f}\"\nleader = \"L{}\"\nallocation = \"1000\"\nmax_order_notional = \"4000\"\ntotal_stop_loss_pct = \"50\"\n{}",
+            f % 3,
+            modes[f % 4]
+        );
+    }
+    let cfg = load_str(&text, Path::new("alloc.toml")).expect("config");
+    let u = Arc::new(Universe::from_config(&cfg).expect("model"));
+    let mut core = Core::new(Arc::clone(&u), &EngineConfig { max_working_orders: 1 << 16, dedup_window: 1 << 16, ..EngineConfig::default() });
+    let mut sink = Ring { orders: Vec::with_capacity(1 << 16), decisions: 0 };
+    let mut trade = 0u64;
+    let leaders = [u.leader("L0").unwrap(), u.leader("L1").unwrap(), u.leader("L2").unwrap()];
+
+    let mut round = |core: &mut Core, sink: &mut Ring, base: usize| {
+        for i in 0..200usize {
+            let n = base + i;
+            let q = [5i64, 3, -4, -6, 2, -3, 9, -6][n % 8];
+            let f = LeaderFill {
+                leader: leaders[n % 3],
+                symbol: SymbolIdx((n % 2) as u16),
+                side: Side::from_sign(q),
+                qty: Lots(q.abs() * 100),
+                price: Ticks(600_000 + (n as i64 % 50) * 100),
+                event_key: mix64(n as u64 + 1),
+                order_key: n as u64,
+                order_qty: Lots(q.abs() * 200),
+                venue_ts: Nanos(1_700_000_000_000_000_000 + n as u64 * 1_000_000_000),
+                recv_ts: Nanos(1),
+            };
+            sink.orders.clear();
+            core.on_feed(&FeedEvent::LeaderFill(f), sink);
+            for (j, o) in sink.orders.iter().enumerate() {
+                trade += 1;
+                let kind = if j % 7 == 0 { ExecKind::Rejected } else { ExecKind::Fill };
+                let half = Lots((o.qty.0 / 2).max(1));
+                let r = ExecReport { order_id: o.id, kind, qty: half, price: o.limit, trade_id: trade, ..ExecReport::default() };
+                let mut other = Ring { orders: Vec::new(), decisions: 0 };
+                core.on_exec(&r, &mut other);
+                core.on_exec(&ExecReport { kind: ExecKind::Canceled, ..r }, &mut other);
+            }
+            core.on_feed(&FeedEvent::MarkPrice { symbol: SymbolIdx(0), price: Ticks(590_000), ts: Nanos(2) }, sink);
+            core.on_feed(&FeedEvent::Command { cmd: Command::PauseSubscription(SubIdx((n % 3000) as u32)), ts: Nanos(3) }, sink);
+            core.on_feed(&FeedEvent::Command { cmd: Command::ResumeSubscription(SubIdx((n % 3000) as u32)), ts: Nanos(3) }, sink);
+        }
+    };
+    round(&mut core, &mut sink, 0);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    round(&mut core, &mut sink, 1_000);
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert!(core.stats().orders_sent > 10_000, "the run must do real work: {:?}", core.stats());
+    assert!(sink.decisions > 100_000);
+    assert_eq!(allocs, 0, "core stage allocated {allocs} times in 200 fills");
+}

@@ -1,0 +1,219 @@
+//! Property tests of the sizing: the fixed-point target is within one lot of the
+//! exact rational target, a follower of a flat leader ends flat, and the same
+//! input sequence gives the same decisions.
+
+use fillcast_engine::config::{load_str, EngineConfig};
+use fillcast_engine::core::{Core, Decision, Outputs};
+use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill};
+use fillcast_engine::ids::leader_event_key;
+use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::units::{Lots, Nanos, Ticks};
+use proptest::prelude::*;
+use rust_decimal::prelude::*;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Default)]
+struct Collect {
+    orders: Vec<FollowerOrder>,
+    decisions: Vec<Decision>,
+}
+
+impl Outputs for Collect {
+    fn order(&mut self, o: &FollowerOrder) {
+        self.orders.push(*o);
+    }
+    fn decision(&mut self, d: &Decision) {
+        self.decisions.push(*d);
+    }
+}
+
+/// One leader, one symbol (lot 0.001, tick 0.1), one follower per mode.
+fn universe(mult: &str, alloc: &str, leader_equity: &str, ratio: &str, amount: &str) -> Arc<Universe> {
+    let text = format!(
+        r#"
+[[venues]]
+name = "sim"
+kind = "sim"
+[[symbols]]
+name = "S"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "sim"
+[[leaders]]
+id = "L"
+equity = "{leader_equity}"
+[[followers]]
+id = "F"
+equity = "1000000000"
+[[subscriptions]]
+id = "prop"
+follower = "F"
+leader = "L"
+allocation = "{alloc}"
+mode = "proportional"
+multiplier = "{mult}"
+[[subscriptions]]
+id = "ratio"
+follower = "F"
+leader = "L"
+allocation = "{alloc}"
+mode = "fixed_ratio"
+ratio = "{ratio}"
+[[subscriptions]]
+id = "amount"
+follower = "F"
+leader = "L"
+allocation = "{alloc}"
+mode = "fixed_amount"
+amount = "{amount}"
+"#
+    );
+    let cfg = load_str(&text, Path::new("prop.toml")).expect("config");
+    Arc::new(Universe::from_config(&cfg).expect("model"))
+}
+
+fn engine_cfg() -> EngineConfig {
+    EngineConfig { max_working_orders: 1 << 14, dedup_window: 1 << 14, ..EngineConfig::default() }
+}
+
+/// Leader fills as (signed qty in lots, price in ticks, order qty multiple ≥ 1).
+fn fills() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
+    prop::collection::vec((-5_000i64..5_000, 1_000i64..2_000_000, 1i64..4), 1..40)
+        .prop_map(|v| v.into_iter().filter(|(q, _, _)| *q != 0).collect())
+}
+
+fn leader_fill(u: &Universe, i: usize, q: i64, px: i64, order_mult: i64) -> LeaderFill {
+    LeaderFill {
+        leader: u.leader("L").unwrap(),
+        symbol: SymbolIdx(0),
+        side: Side::from_sign(q),
+        qty: Lots(q.abs()),
+        price: Ticks(px),
+        event_key: leader_event_key("L", &format!("e{i}")),
+        order_key: i as u64 + 1,
+        order_qty: Lots(q.abs() * order_mult),
+        venue_ts: Nanos(1_700_000_000_000_000_000 + i as u64),
+        recv_ts: Nanos(1_700_000_000_000_000_000 + i as u64),
+    }
+}
+
+/// Fill every order at once (an ideal venue), so positions equal targets.
+fn fill_all(core: &mut Core, orders: &[FollowerOrder], trade: &mut u64) {
+    let mut sink = Collect::default();
+    for o in orders {
+        *trade += 1;
+        let r = ExecReport { order_id: o.id, kind: ExecKind::Fill, qty: o.qty, price: o.limit, trade_id: *trade, ..ExecReport::default() };
+        core.on_exec(&r, &mut sink);
+    }
+    assert!(sink.orders.is_empty());
+}
+
+/// The exact model in decimals: the same rules with no fixed point.
+struct Exact {
+    ratio: [Option<Decimal>; 3],
+    pos: i64,
+}
+
+impl Exact {
+    fn apply(&mut self, base: [Decimal; 2], amount: Decimal, mplt: Decimal, q: i64, px: i64, order_qty: i64) -> [Decimal; 3] {
+        let p0 = self.pos;
+        let p1 = p0 + q;
+        self.pos = p1;
+        let opens = p1 != 0 && (p0 == 0 || p0.signum() != p1.signum());
+        let add = if opens { p1.abs() } else { (p1.abs() - p0.abs()).max(0) };
+        let per_amount = Decimal::from(add) / (Decimal::from(order_qty) * Decimal::from(px) * mplt);
+        for (i, r) in self.ratio.iter_mut().enumerate() {
+            if opens {
+                *r = Some(if i < 2 { base[i] } else { amount * per_amount / Decimal::from(p1.abs()) });
+            } else if add > 0 && i == 2 {
+                if let Some(v) = r {
+                    *r = Some((*v * Decimal::from(p0.abs()) + amount * per_amount) / Decimal::from(p1.abs()));
+                }
+            }
+            if p1 == 0 {
+                *r = None;
+            }
+        }
+        self.ratio.map(|r| r.map(|v| v * Decimal::from(p1)).unwrap_or_default())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fixed_point_target_within_one_lot_of_exact(
+        mult in 1u32..500, alloc in 100u32..1_000_000, leader_eq in 1_000u32..10_000_000,
+        ratio in 1u32..100_000, amount in 10u32..1_000_000, seq in fills(),
+    ) {
+        let mult_d = Decimal::new(mult as i64, 2);
+        let ratio_d = Decimal::new(ratio as i64, 3);
+        let u = universe(&mult_d.to_string(), &alloc.to_string(), &leader_eq.to_string(), &ratio_d.to_string(), &amount.to_string());
+        let mut core = Core::new(Arc::clone(&u), &engine_cfg());
+        let base = [mult_d * Decimal::from(alloc) / Decimal::from(leader_eq), ratio_d];
+        let mplt = u.symbols[0].lot_size * u.symbols[0].tick_size;
+        let mut exact = Exact { ratio: [None; 3], pos: 0 };
+        let mut trade = 0;
+        for (i, (q, px, m)) in seq.iter().enumerate() {
+            let f = leader_fill(&u, i, *q, *px, *m);
+            let mut sink = Collect::default();
+            core.on_feed(&FeedEvent::LeaderFill(f), &mut sink);
+            fill_all(&mut core, &sink.orders, &mut trade);
+            let want = exact.apply(base, Decimal::from(amount), mplt, *q, *px, q.abs() * m);
+            for (s, w) in want.iter().enumerate() {
+                let got = core.target(SubIdx(s as u32), SymbolIdx(0)).0;
+                let w = w.trunc().to_i64().unwrap();
+                prop_assert!((got - w).abs() <= 1, "sub {s} step {i}: fixed {got} vs exact {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn follower_of_a_flat_leader_ends_flat(seq in fills(), ratio in 1u32..5_000) {
+        let u = universe("1", "50000", "100000", &Decimal::new(ratio as i64, 3).to_string(), "1000");
+        let mut core = Core::new(Arc::clone(&u), &engine_cfg());
+        let mut trade = 0;
+        let mut pos = 0;
+        for (i, (q, px, m)) in seq.iter().enumerate() {
+            pos += q;
+            let mut sink = Collect::default();
+            core.on_feed(&FeedEvent::LeaderFill(leader_fill(&u, i, *q, *px, *m)), &mut sink);
+            fill_all(&mut core, &sink.orders, &mut trade);
+        }
+        if pos != 0 {
+            let mut sink = Collect::default();
+            core.on_feed(&FeedEvent::LeaderFill(leader_fill(&u, 10_000, -pos, 100_000, 1)), &mut sink);
+            fill_all(&mut core, &sink.orders, &mut trade);
+        }
+        prop_assert_eq!(core.leader_position(u.leader("L").unwrap(), SymbolIdx(0)), Lots(0));
+        for s in 0..u.subs.len() {
+            prop_assert_eq!(core.position(SubIdx(s as u32), SymbolIdx(0)), Lots(0), "sub {}", s);
+        }
+        prop_assert_eq!(core.live_orders(), 0);
+    }
+
+    #[test]
+    fn same_input_same_decisions(seq in fills()) {
+        let run = || {
+            let u = universe("1.5", "20000", "100000", "0.7", "2500");
+            let mut core = Core::new(Arc::clone(&u), &engine_cfg());
+            let mut all = Collect::default();
+            let mut trade = 0;
+            for (i, (q, px, m)) in seq.iter().enumerate() {
+                let mut sink = Collect::default();
+                core.on_feed(&FeedEvent::LeaderFill(leader_fill(&u, i, *q, *px, *m)), &mut sink);
+                // Fill only every other order, to exercise working orders and healing.
+                let half: Vec<_> = sink.orders.iter().copied().step_by(2).collect();
+                fill_all(&mut core, &half, &mut trade);
+                all.orders.extend(sink.orders);
+                all.decisions.extend(sink.decisions);
+            }
+            (all.orders, all.decisions)
+        };
+        let (o1, d1) = run();
+        let (o2, d2) = run();
+        prop_assert_eq!(o1, o2);
+        prop_assert_eq!(d1, d2);
+    }
+}
