@@ -1,1 +1,170 @@
-fn main() {}
+//! `fillcast`: the command line. Wires config, sources, the engine and gateways
+//! together; all logic lives in the library crates.
+
+mod demo;
+mod summary;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use fillcast_engine::config::{self, Config, SourceConfig, VenueKind};
+use fillcast_engine::core::Core;
+use fillcast_engine::model::{Universe, VenueIdx};
+use fillcast_engine::pipeline;
+use fillcast_engine::port::{Gateway, Source};
+use fillcast_gateways::file::FileSource;
+use fillcast_gateways::sim::SimVenue;
+use fillcast_gateways::synthetic::SyntheticLeaders;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "fillcast",
+    version,
+    about = "Low-latency copy-trading engine",
+    long_about = "fillcast watches leader traders' fills and, within microseconds, sends correctly \
+                  sized, risk-checked orders for every follower who copies them.\n\n\
+                  Start with `fillcast demo`; run your own setup with `fillcast run --config FILE`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole engine on embedded defaults: simulated venue, synthetic leaders.
+    ///
+    /// 3 leaders and 10,000 followers with mixed copy modes and risk limits; the
+    /// leaders open, add, partially close, flip and close positions; the simulated venue
+    /// fills, partially fills and rejects follower orders. Prints what happened and the
+    /// fan-out latency per leader fill.
+    Demo(demo::DemoArgs),
+    /// Run the engine from a config file until its sources are exhausted.
+    ///
+    /// Sources and venues come from the config (`file` and `synthetic` sources, the
+    /// `sim` venue). Bad input lines are reported with file and line and skipped.
+    Run {
+        /// The config file (see config/example.toml and docs/CONFIG.md).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print a progress line every this many seconds (0 = never).
+        #[arg(long, default_value_t = 1.0)]
+        progress: f64,
+    },
+    /// Validate a config and report every error with file, line and what was expected.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Demo(args) => demo::run(&args),
+        Cmd::Run { config, progress } => run(&config, progress),
+        Cmd::CheckConfig { file } => check_config(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fillcast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Load, validate and resolve a config file, or say everything that is wrong with it.
+fn load(path: &Path) -> Result<(Config, Arc<Universe>)> {
+    let cfg = match config::load(path) {
+        Ok(cfg) => cfg,
+        Err(errors) => bail!("{} has errors:\n{errors}", path.display()),
+    };
+    let universe = Universe::from_config(&cfg).with_context(|| format!("{}", path.display()))?;
+    Ok((cfg, Arc::new(universe)))
+}
+
+fn check_config(path: &Path) -> Result<()> {
+    let (cfg, u) = load(path)?;
+    println!(
+        "{}: ok — {} symbols, {} venues, {} sources, {} leaders, {} followers, {} subscriptions (revision {:016x})",
+        path.display(),
+        u.symbols.len(),
+        u.venues.len(),
+        cfg.sources.len(),
+        u.leaders.len(),
+        u.followers.len(),
+        u.subs.len(),
+        u.revision
+    );
+    Ok(())
+}
+
+/// One gateway per configured venue, in venue order.
+pub fn gateways_for(u: &Universe) -> Result<Vec<Box<dyn Gateway>>> {
+    (0..u.venues.len())
+        .map(|i| {
+            let v = &u.venues[i];
+            match v.config.kind {
+                VenueKind::Sim => SimVenue::for_venue(u, VenueIdx(i as u16))
+                    .map(|g| Box::new(g) as Box<dyn Gateway>)
+                    .with_context(|| format!("venue `{}`", v.name)),
+            }
+        })
+        .collect()
+}
+
+fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> {
+    cfg.sources
+        .iter()
+        .map(|s| -> Result<Box<dyn Source>> {
+            Ok(match s {
+                SourceConfig::File { path } => Box::new(
+                    FileSource::open(path, Arc::clone(u))
+                        .with_context(|| format!("source file {}", path.display()))?,
+                ),
+                SourceConfig::Synthetic {
+                    fills,
+                    seed,
+                    rate_per_sec,
+                } => {
+                    let mut g = SyntheticLeaders::new(
+                        Arc::clone(u),
+                        seed.unwrap_or(1),
+                        fills.unwrap_or(1000),
+                    );
+                    if let Some(r) = rate_per_sec {
+                        g = g.with_rate(*r);
+                    }
+                    Box::new(g)
+                }
+            })
+        })
+        .collect()
+}
+
+fn run(path: &Path, progress_secs: f64) -> Result<()> {
+    let (cfg, u) = load(path)?;
+    if cfg.sources.is_empty() {
+        bail!(
+            "{}: no [[sources]]: nothing to copy (add a `file` or `synthetic` source)",
+            path.display()
+        );
+    }
+    let gateways = gateways_for(&u)?;
+    let sources = sources_for(&cfg, &u)?;
+    let core = Core::new(Arc::clone(&u), &cfg.engine);
+    let started = std::time::Instant::now();
+    let running = pipeline::start(core, gateways, sources, &cfg.engine);
+    let mut ticker = summary::Ticker::new(progress_secs);
+    let (core_out, io_out) =
+        running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
+    for e in &io_out.source_errors {
+        eprintln!("rejected: {e}");
+    }
+    summary::print(&u, &core_out, &io_out, started.elapsed());
+    Ok(())
+}

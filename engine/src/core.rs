@@ -10,7 +10,9 @@
 //! rounded toward zero, and a delta `D = T − F` where `F` counts working orders.
 
 use crate::config::{EngineConfig, Status};
-use crate::event::{Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason};
+use crate::event::{
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+};
 use crate::ids::{decision_id, mix64};
 use crate::model::{FollowerIdx, LeaderIdx, Mode, Side, SubIdx, SymbolIdx, Universe};
 use crate::order::{transition, BoundedSet, Oddity, OrderSlot, OrderState, OrderTable};
@@ -125,10 +127,22 @@ pub struct Decision {
 /// Something worth an audit line that is not a per-fill decision.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
-    Stopped { sub: SubIdx, reason: Reason },
-    Odd { order_id: u64, oddity: Oddity },
-    Rejected { order_id: u64, reason: RejectReason, retried: bool },
-    OutOfSync { sub: SubIdx },
+    Stopped {
+        sub: SubIdx,
+        reason: Reason,
+    },
+    Odd {
+        order_id: u64,
+        oddity: Oddity,
+    },
+    Rejected {
+        order_id: u64,
+        reason: RejectReason,
+        retried: bool,
+    },
+    OutOfSync {
+        sub: SubIdx,
+    },
 }
 
 /// Where the core stage's output goes: an egress ring in the pipeline, a vector in tests.
@@ -327,10 +341,18 @@ impl Core {
             gross: vec![0; nf],
             max_gross: universe.followers.iter().map(|f| f.max_gross.0).collect(),
             open_positions: vec![0; nf],
-            max_open_positions: universe.followers.iter().map(|f| f.max_open_positions).collect(),
+            max_open_positions: universe
+                .followers
+                .iter()
+                .map(|f| f.max_open_positions)
+                .collect(),
             day: vec![0; nf],
             realized_today: vec![0; nf],
-            daily_loss_limit: universe.followers.iter().map(|f| f.daily_loss_limit.0).collect(),
+            daily_loss_limit: universe
+                .followers
+                .iter()
+                .map(|f| f.daily_loss_limit.0)
+                .collect(),
             allowed,
         };
         Core {
@@ -397,7 +419,10 @@ impl Core {
     }
 
     fn locate(&self, sub: SubIdx) -> (usize, usize) {
-        (self.subs.leader[sub.0 as usize] as usize, self.subs.slot[sub.0 as usize] as usize)
+        (
+            self.subs.leader[sub.0 as usize] as usize,
+            self.subs.slot[sub.0 as usize] as usize,
+        )
     }
 
     pub fn on_feed<O: Outputs>(&mut self, ev: &FeedEvent, out: &mut O) {
@@ -405,7 +430,9 @@ impl Core {
             FeedEvent::Empty => {}
             FeedEvent::LeaderFill(ref f) => self.on_leader_fill(f, out),
             FeedEvent::MarkPrice { symbol, price, ts } => self.on_mark(symbol, price, ts, out),
-            FeedEvent::LeaderEquity { leader, equity, ts } => self.on_leader_equity(leader, equity, ts, out),
+            FeedEvent::LeaderEquity { leader, equity, ts } => {
+                self.on_leader_equity(leader, equity, ts, out)
+            }
             FeedEvent::Command { cmd, ts } => self.on_command(cmd, ts, out),
         }
     }
@@ -417,14 +444,18 @@ impl Core {
             self.stats.invalid_events += 1;
             return;
         }
-        if !self.seen_events.insert(f.event_key) {
+        if !self.seen_events.add(f.event_key) {
             self.stats.duplicate_events += 1;
             return;
         }
         self.stats.leader_fills += 1;
         let px = f.price.0;
         self.marks[si] = px;
-        let ts = if f.venue_ts.0 > 0 { f.venue_ts } else { f.recv_ts };
+        let ts = if f.venue_ts.0 > 0 {
+            f.venue_ts
+        } else {
+            f.recv_ts
+        };
         let day = ts.0 / NANOS_PER_DAY;
 
         let universe = Arc::clone(&self.universe);
@@ -450,7 +481,8 @@ impl Core {
         let order_qty = f.order_qty.0.max(f.qty.0) as u128;
         // Follower lots per unit of amount for this fill's share of its order.
         let per_amount = if add_qty > 0 {
-            Factor::ratio(add_qty as u128, order_qty * px as u128 * mplt as u128).unwrap_or_default()
+            Factor::ratio(add_qty as u128, order_qty * px as u128 * mplt as u128)
+                .unwrap_or_default()
         } else {
             Factor::default()
         };
@@ -489,7 +521,11 @@ impl Core {
             sb.ratio[k] = r;
 
             // 2. Target and delta.
-            let target = if r == NOT_COPYING { 0 } else { Q32(r).mul_lots_trunc(Lots(p1)).0 };
+            let target = if r == NOT_COPYING {
+                0
+            } else {
+                Q32(r).mul_lots_trunc(Lots(p1)).0
+            };
             let sub = book.subs[k];
             let fi = book.follower[k] as usize;
             let mut decision = Decision {
@@ -523,7 +559,15 @@ impl Core {
                 self.followers.realized_today[fi] = 0;
             }
 
-            let ctx = Leg { event_key: f.event_key, leader: f.leader, slot: k, symbol: f.symbol, px, mplt, ts: f.recv_ts };
+            let ctx = Leg {
+                event_key: f.event_key,
+                leader: f.leader,
+                slot: k,
+                symbol: f.symbol,
+                px,
+                mplt,
+                ts: f.recv_ts,
+            };
             let flips = held != 0 && target != 0 && held.signum() != target.signum();
             if flips || target.unsigned_abs() < held.unsigned_abs() || target == 0 {
                 // Reduction first (the whole close leg of a flip).
@@ -534,34 +578,105 @@ impl Core {
                 if below_min && !to_flat {
                     decision.status = DecisionStatus::Skipped;
                     decision.reason = Reason::BelowMin;
-                } else if !send(book, &mut self.followers, &mut self.orders, &mut self.stats, self.revision, &ctx, reduce, 0, true, out) {
+                } else if !send(
+                    book,
+                    &mut self.followers,
+                    &mut self.orders,
+                    &mut self.stats,
+                    self.revision,
+                    &ctx,
+                    reduce,
+                    0,
+                    true,
+                    out,
+                ) {
                     decision.status = DecisionStatus::Skipped;
                     decision.reason = Reason::OrderTableFull;
                 } else {
                     decision.sent = Lots(reduce);
                 }
                 if flips && decision.reason == Reason::None {
-                    let allowed = allow_increase(book, &self.followers, k, si, target.unsigned_abs() as i64, 0, px, mplt, min_qty, min_notional, blocked_all, true, n_sym);
+                    let allowed = allow_increase(
+                        book,
+                        &self.followers,
+                        k,
+                        si,
+                        target.unsigned_abs() as i64,
+                        0,
+                        px,
+                        mplt,
+                        min_qty,
+                        min_notional,
+                        blocked_all,
+                        true,
+                        n_sym,
+                    );
                     let open = target.signum() * allowed.qty;
                     decision.reason = allowed.reason;
-                    if allowed.qty > 0 && !send(book, &mut self.followers, &mut self.orders, &mut self.stats, self.revision, &ctx, open, 1, false, out) {
+                    if allowed.qty > 0
+                        && !send(
+                            book,
+                            &mut self.followers,
+                            &mut self.orders,
+                            &mut self.stats,
+                            self.revision,
+                            &ctx,
+                            open,
+                            1,
+                            false,
+                            out,
+                        )
+                    {
                         decision.reason = Reason::OrderTableFull;
                     } else {
                         decision.sent.0 += open;
                     }
-                    decision.status = if allowed.reason == Reason::None { DecisionStatus::Sent } else { DecisionStatus::Reduced };
+                    decision.status = if allowed.reason == Reason::None {
+                        DecisionStatus::Sent
+                    } else {
+                        DecisionStatus::Reduced
+                    };
                 }
             } else {
-                let allowed = allow_increase(book, &self.followers, k, si, delta.unsigned_abs() as i64, held.unsigned_abs() as i64, px, mplt, min_qty, min_notional, blocked_all, false, n_sym);
+                let allowed = allow_increase(
+                    book,
+                    &self.followers,
+                    k,
+                    si,
+                    delta.unsigned_abs() as i64,
+                    held.unsigned_abs() as i64,
+                    px,
+                    mplt,
+                    min_qty,
+                    min_notional,
+                    blocked_all,
+                    false,
+                    n_sym,
+                );
                 decision.reason = allowed.reason;
                 if allowed.qty == 0 {
                     decision.status = DecisionStatus::Skipped;
-                } else if !send(book, &mut self.followers, &mut self.orders, &mut self.stats, self.revision, &ctx, delta.signum() * allowed.qty, 0, false, out) {
+                } else if !send(
+                    book,
+                    &mut self.followers,
+                    &mut self.orders,
+                    &mut self.stats,
+                    self.revision,
+                    &ctx,
+                    delta.signum() * allowed.qty,
+                    0,
+                    false,
+                    out,
+                ) {
                     decision.status = DecisionStatus::Skipped;
                     decision.reason = Reason::OrderTableFull;
                 } else {
                     decision.sent = Lots(delta.signum() * allowed.qty);
-                    decision.status = if allowed.qty < delta.abs() { DecisionStatus::Reduced } else { DecisionStatus::Sent };
+                    decision.status = if allowed.qty < delta.abs() {
+                        DecisionStatus::Reduced
+                    } else {
+                        DecisionStatus::Sent
+                    };
                 }
             }
             debug_assert!(decision.sent.0.abs() <= delta.abs() + held.abs());
@@ -588,7 +703,13 @@ impl Core {
         }
     }
 
-    fn on_leader_equity<O: Outputs>(&mut self, leader: LeaderIdx, equity: Money, ts: Nanos, out: &mut O) {
+    fn on_leader_equity<O: Outputs>(
+        &mut self,
+        leader: LeaderIdx,
+        equity: Money,
+        ts: Nanos,
+        out: &mut O,
+    ) {
         let li = leader.0 as usize;
         if li >= self.books.len() || equity.0 < 0 {
             self.stats.invalid_events += 1;
@@ -604,14 +725,20 @@ impl Core {
             if book.mode[k] == Mode::Proportional {
                 let s = &self.universe.subs[book.subs[k].0 as usize];
                 let num = s.multiplier * s.allocation.to_decimal();
-                if let Some(r) = crate::model::proportional_ratio(num, rust_decimal::Decimal::ONE, equity.to_decimal()) {
+                if let Some(r) = crate::model::proportional_ratio(
+                    num,
+                    rust_decimal::Decimal::ONE,
+                    equity.to_decimal(),
+                ) {
                     book.base[k] = r.0;
                 }
             }
         }
         for k in 0..self.books[li].subs.len() {
             let sub = self.books[li].subs[k];
-            if self.books[li].status[k] != Status::Stopped && dd_ppm >= self.subs.leader_drawdown_ppm[sub.0 as usize] {
+            if self.books[li].status[k] != Status::Stopped
+                && dd_ppm >= self.subs.leader_drawdown_ppm[sub.0 as usize]
+            {
                 self.stop(sub, Reason::LeaderDrawdown, ts, out);
             }
         }
@@ -621,13 +748,19 @@ impl Core {
         self.stats.commands += 1;
         let valid_sub = |s: SubIdx| (s.0 as usize) < self.subs.leader.len();
         match cmd {
-            Command::PauseSubscription(s) | Command::ResumeSubscription(s) | Command::StopSubscription(s) if !valid_sub(s) => {
+            Command::PauseSubscription(s)
+            | Command::ResumeSubscription(s)
+            | Command::StopSubscription(s)
+                if !valid_sub(s) =>
+            {
                 self.stats.invalid_events += 1;
             }
             Command::PauseSubscription(s) => self.set_status(s, Status::Paused),
             Command::ResumeSubscription(s) => self.set_status(s, Status::Active),
             Command::StopSubscription(s) => self.stop(s, Reason::FollowerStopped, ts, out),
-            Command::PauseLeader(l) | Command::ResumeLeader(l) if l.0 as usize >= self.books.len() => {
+            Command::PauseLeader(l) | Command::ResumeLeader(l)
+                if l.0 as usize >= self.books.len() =>
+            {
                 self.stats.invalid_events += 1;
             }
             Command::PauseLeader(l) => self.books[l.0 as usize].paused = true,
@@ -658,10 +791,33 @@ impl Core {
             if held == 0 {
                 continue;
             }
-            let px = if self.marks[si] > 0 { self.marks[si] } else { 1 };
+            let px = if self.marks[si] > 0 {
+                self.marks[si]
+            } else {
+                1
+            };
             let mplt = self.universe.symbols[si].money_per_lot_tick;
-            let ctx = Leg { event_key: stop_key, leader: LeaderIdx(b as u32), slot: k, symbol: SymbolIdx(si as u16), px, mplt, ts };
-            send(&mut self.books[b], &mut self.followers, &mut self.orders, &mut self.stats, self.revision, &ctx, -held, 2, true, out);
+            let ctx = Leg {
+                event_key: stop_key,
+                leader: LeaderIdx(b as u32),
+                slot: k,
+                symbol: SymbolIdx(si as u16),
+                px,
+                mplt,
+                ts,
+            };
+            send(
+                &mut self.books[b],
+                &mut self.followers,
+                &mut self.orders,
+                &mut self.stats,
+                self.revision,
+                &ctx,
+                -held,
+                2,
+                true,
+                out,
+            );
         }
     }
 
@@ -698,12 +854,20 @@ impl Core {
                 self.stats.invalid_events += 1;
                 return;
             }
-            if !self.seen_trades.insert(mix64(r.trade_id) ^ o.symbol.0 as u64) {
+            let inline = (o.fills as usize).min(OrderSlot::TRADES_INLINE);
+            let duplicate = o.trades[..inline].contains(&r.trade_id)
+                || (o.fills as usize >= OrderSlot::TRADES_INLINE
+                    && !self.seen_trades.add(mix64(r.trade_id) ^ o.id));
+            if duplicate {
                 self.stats.duplicate_fills += 1;
                 return;
             }
         }
-        let filled_after = if r.kind == ExecKind::Fill { Lots(o.filled.0 + r.qty.0) } else { o.filled };
+        let filled_after = if r.kind == ExecKind::Fill {
+            Lots(o.filled.0 + r.qty.0)
+        } else {
+            o.filled
+        };
         let (state, oddity) = match transition(o.state, r.kind, filled_after, o.qty) {
             Ok(t) => t,
             Err(_) => {
@@ -713,7 +877,10 @@ impl Core {
         };
         if oddity != Oddity::None {
             self.stats.oddities += 1;
-            out.notice(&Notice::Odd { order_id: o.id, oddity });
+            out.notice(&Notice::Odd {
+                order_id: o.id,
+                oddity,
+            });
         }
         let was_live = !o.state.is_terminal();
         let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
@@ -726,12 +893,18 @@ impl Core {
             let pos = sb.pos[k];
             let mplt = self.universe.symbols[si].money_per_lot_tick as i128;
             // Realized P&L on the part that closes, then the new cost basis.
-            let closing = if pos != 0 && pos.signum() != sign { q.min(pos.abs()) } else { 0 };
+            let closing = if pos != 0 && pos.signum() != sign {
+                q.min(pos.abs())
+            } else {
+                0
+            };
             if closing > 0 {
                 let removed = sb.cost[k] * closing as i128 / pos.abs() as i128;
-                let realized_lt = pos.signum() as i128 * closing as i128 * r.price.0 as i128 - removed;
+                let realized_lt =
+                    pos.signum() as i128 * closing as i128 * r.price.0 as i128 - removed;
                 sb.cost[k] -= removed;
-                let realized = (realized_lt * mplt).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+                let realized =
+                    (realized_lt * mplt).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
                 self.subs.realized[sub.0 as usize] += realized;
                 let fi = self.books[b].follower[k] as usize;
                 self.followers.realized_today[fi] += realized - r.fee.0;
@@ -743,9 +916,20 @@ impl Core {
                 sb.working[k] -= sign * q;
             } else {
                 // A late fill after the order's remainder was released: F moved.
-                update_exposure(&mut self.books[b], &mut self.followers, k, si, r.price.0, self.universe.symbols[si].money_per_lot_tick);
+                update_exposure(
+                    &mut self.books[b],
+                    &mut self.followers,
+                    k,
+                    si,
+                    r.price.0,
+                    self.universe.symbols[si].money_per_lot_tick,
+                );
             }
             if let Some(slot) = self.orders.get_mut(o.id) {
+                if (slot.fills as usize) < OrderSlot::TRADES_INLINE {
+                    slot.trades[slot.fills as usize] = r.trade_id;
+                }
+                slot.fills += 1;
                 slot.filled = filled_after;
                 slot.state = state;
             }
@@ -754,39 +938,93 @@ impl Core {
             slot.state = state;
         }
         if was_live && state.is_terminal() {
-            self.orders.mark_done();
+            self.orders.mark_done(o.id);
             let remaining = o.qty.0 - filled_after.0;
             if remaining > 0 {
                 self.books[b].symbols[si].working[k] -= sign * remaining;
-                let px = if self.marks[si] > 0 { self.marks[si] } else { o.limit.0 };
-                update_exposure(&mut self.books[b], &mut self.followers, k, si, px, self.universe.symbols[si].money_per_lot_tick);
+                let px = if self.marks[si] > 0 {
+                    self.marks[si]
+                } else {
+                    o.limit.0
+                };
+                update_exposure(
+                    &mut self.books[b],
+                    &mut self.followers,
+                    k,
+                    si,
+                    px,
+                    self.universe.symbols[si].money_per_lot_tick,
+                );
             }
             if r.kind == ExecKind::Rejected {
                 self.stats.rejects += 1;
-                self.on_reject(&o, r.reject, remaining, out);
+            }
+            if remaining > 0 {
+                self.on_unfilled(&o, r.kind, r.reject, remaining, out);
             }
         }
     }
 
-    /// The per-reason reject policy: retry transient failures with a fresh id, mark the
-    /// subscription out of sync on margin, and otherwise let the next target heal it.
-    fn on_reject<O: Outputs>(&mut self, o: &OrderSlot, reason: RejectReason, remaining: i64, out: &mut O) {
-        let retry = reason.is_transient() && o.attempt < self.max_retries && remaining > 0;
-        out.notice(&Notice::Rejected { order_id: o.id, reason, retried: retry });
+    /// What to do with the unfilled part of an order that ended: retry transient
+    /// failures, and the remainder of a reduce-only order (a close must not wait for
+    /// the leader's next fill), with a fresh id; mark the subscription out of sync on
+    /// a margin reject; otherwise let the next target recomputation heal it.
+    fn on_unfilled<O: Outputs>(
+        &mut self,
+        o: &OrderSlot,
+        kind: ExecKind,
+        reason: RejectReason,
+        remaining: i64,
+        out: &mut O,
+    ) {
+        let rejected = kind == ExecKind::Rejected;
+        let retryable = if rejected {
+            reason.is_transient()
+        } else {
+            o.reduce_only
+        };
+        let retry = retryable && o.attempt < self.max_retries;
+        if rejected {
+            out.notice(&Notice::Rejected {
+                order_id: o.id,
+                reason,
+                retried: retry,
+            });
+        }
         if retry {
             self.stats.retries += 1;
             let (b, k) = (o.leader.0 as usize, o.slot as usize);
             let mplt = self.universe.symbols[o.symbol.0 as usize].money_per_lot_tick;
-            let ctx = Leg { event_key: o.leader_event_key, leader: o.leader, slot: k, symbol: o.symbol, px: o.limit.0, mplt, ts: Nanos(0) };
+            let ctx = Leg {
+                event_key: o.leader_event_key,
+                leader: o.leader,
+                slot: k,
+                symbol: o.symbol,
+                px: o.limit.0,
+                mplt,
+                ts: Nanos(0),
+            };
             let leg = o.leg + 16 * (o.attempt + 1);
             let qty = o.side.sign() * remaining;
-            if let Some(id) = send_with(&mut self.books[b], &mut self.followers, &mut self.orders, &mut self.stats, self.revision, &ctx, qty, leg, o.reduce_only, Some(o), out) {
+            if let Some(id) = send_with(
+                &mut self.books[b],
+                &mut self.followers,
+                &mut self.orders,
+                &mut self.stats,
+                self.revision,
+                &ctx,
+                qty,
+                leg,
+                o.reduce_only,
+                Some(o),
+                out,
+            ) {
                 if let Some(slot) = self.orders.get_mut(id) {
                     slot.attempt = o.attempt + 1;
                     slot.leg = o.leg;
                 }
             }
-        } else if reason == RejectReason::InsufficientMargin {
+        } else if rejected && reason == RejectReason::InsufficientMargin {
             self.subs.out_of_sync[o.sub.0 as usize] = true;
             out.notice(&Notice::OutOfSync { sub: o.sub });
         }
@@ -825,7 +1063,13 @@ fn lots_within(cap: i64, px: i64, mplt: i64) -> i64 {
     (cap as i128 / (px as i128 * mplt as i128).max(1)).min(i64::MAX as i128) as i64
 }
 
-fn leader_profile_violated(l: &crate::model::LeaderSpec, symbol: SymbolIdx, p1: i64, px: i64, mplt: i64) -> bool {
+fn leader_profile_violated(
+    l: &crate::model::LeaderSpec,
+    symbol: SymbolIdx,
+    p1: i64,
+    px: i64,
+    mplt: i64,
+) -> bool {
     if let Some(list) = &l.profile_symbols {
         if !list.contains(&symbol) {
             return true;
@@ -923,7 +1167,20 @@ fn send<O: Outputs>(
     reduce_only: bool,
     out: &mut O,
 ) -> bool {
-    send_with(book, followers, orders, stats, revision, leg, qty, leg_no, reduce_only, None, out).is_some()
+    send_with(
+        book,
+        followers,
+        orders,
+        stats,
+        revision,
+        leg,
+        qty,
+        leg_no,
+        reduce_only,
+        None,
+        out,
+    )
+    .is_some()
 }
 
 /// Create, track and emit one order; `qty` is signed. Returns the order id, or
@@ -973,6 +1230,8 @@ fn send_with<O: Outputs>(
         attempt: 0,
         leg: leg_no,
         leader_event_key: leg.event_key,
+        trades: [0; OrderSlot::TRADES_INLINE],
+        fills: 0,
     };
     if !orders.insert(slot) {
         return None;
@@ -987,7 +1246,11 @@ fn send_with<O: Outputs>(
         symbol: leg.symbol,
         side,
         qty: Lots(qty.abs()),
-        order_type: if market { OrderType::Market } else { OrderType::LimitIoc },
+        order_type: if market {
+            OrderType::Market
+        } else {
+            OrderType::LimitIoc
+        },
         limit: Ticks(limit),
         reduce_only,
         leader_event_key: leg.event_key,
@@ -999,7 +1262,14 @@ fn send_with<O: Outputs>(
 }
 
 /// Recompute a slot's contribution to its follower's gross exposure and open count.
-fn update_exposure(book: &mut Book, followers: &mut FollowerBook, k: usize, si: usize, px: i64, mplt: i64) {
+fn update_exposure(
+    book: &mut Book,
+    followers: &mut FollowerBook,
+    k: usize,
+    si: usize,
+    px: i64,
+    mplt: i64,
+) {
     let sb = &mut book.symbols[si];
     let held = sb.pos[k] + sb.working[k];
     let new = notional(held, px, mplt);

@@ -26,7 +26,10 @@ pub enum OrderState {
 
 impl OrderState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, OrderState::Filled | OrderState::Canceled | OrderState::Rejected | OrderState::Expired)
+        matches!(
+            self,
+            OrderState::Filled | OrderState::Canceled | OrderState::Rejected | OrderState::Expired
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -76,7 +79,11 @@ pub fn transition(
         return Err(TransitionError::Overfill);
     }
     let complete = filled_after == qty;
-    let filled_state = if complete { S::Filled } else { S::PartiallyFilled };
+    let filled_state = if complete {
+        S::Filled
+    } else {
+        S::PartiallyFilled
+    };
     Ok(match (state, kind) {
         (S::New, E::Ack) => (S::Acked, Oddity::None),
         (S::New, E::Fill) => (filled_state, Oddity::FillBeforeAck),
@@ -115,9 +122,15 @@ pub struct OrderSlot {
     pub attempt: u32,
     pub leg: u32,
     pub leader_event_key: u64,
+    /// Trade ids of this order's first fills: duplicates are caught here without a
+    /// lookup in the global trade-id set, which only sees fills past these.
+    pub trades: [u64; OrderSlot::TRADES_INLINE],
+    pub fills: u32,
 }
 
 impl OrderSlot {
+    pub const TRADES_INLINE: usize = 4;
+
     pub fn remaining(&self) -> Lots {
         Lots(self.qty.0 - self.filled.0)
     }
@@ -151,91 +164,100 @@ impl BuildHasher for IdHash {
     }
 }
 
-/// A set of the last `capacity` ids (leader event keys, venue trade ids), for
-/// duplicate detection with bounded memory. Preallocated; never grows.
-pub struct BoundedSet {
-    set: HashMap<u64, (), IdHash>,
+/// The last `capacity` ids (leader event keys, venue trade ids, client order ids),
+/// each with a small value, for duplicate detection with bounded memory.
+/// Preallocated; never grows; forgets the oldest id first.
+pub struct BoundedMap<V: Copy> {
+    map: HashMap<u64, V, IdHash>,
     order: VecDeque<u64>,
     capacity: usize,
 }
 
-impl BoundedSet {
-    pub fn new(capacity: usize) -> BoundedSet {
-        assert!(capacity > 0, "BoundedSet capacity must be positive");
-        BoundedSet {
-            set: HashMap::with_capacity_and_hasher(capacity, IdHash),
-            order: VecDeque::with_capacity(capacity),
-            capacity,
-        }
-    }
-
-    /// Inserts `id`; returns false when it was already present (a duplicate).
-    pub fn insert(&mut self, id: u64) -> bool {
-        if self.set.contains_key(&id) {
-            return false;
-        }
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.set.insert(id, ());
-        self.order.push_back(id);
-        debug_assert!(self.set.len() <= self.capacity);
-        true
-    }
-
-    pub fn contains(&self, id: u64) -> bool {
-        self.set.contains_key(&id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
-}
-
-/// The orders the core stage tracks, by order id. Fixed capacity.
-pub struct OrderTable {
-    map: HashMap<u64, OrderSlot, IdHash>,
-    order: VecDeque<u64>,
-    capacity: usize,
-    live: usize,
-}
-
-impl OrderTable {
-    pub fn new(capacity: usize) -> OrderTable {
-        assert!(capacity > 0, "OrderTable capacity must be positive");
-        OrderTable {
+impl<V: Copy> BoundedMap<V> {
+    pub fn new(capacity: usize) -> BoundedMap<V> {
+        assert!(capacity > 0, "BoundedMap capacity must be positive");
+        BoundedMap {
             map: HashMap::with_capacity_and_hasher(capacity, IdHash),
             order: VecDeque::with_capacity(capacity),
             capacity,
-            live: 0,
         }
     }
 
-    /// Tracks a new order. Returns false when the table is full of live orders
-    /// (the caller skips the order) or the id is already tracked.
-    pub fn insert(&mut self, slot: OrderSlot) -> bool {
-        if self.map.contains_key(&slot.id) {
-            return false;
+    /// Remembers `id` with `value` and returns `None`, or returns the value it was
+    /// first seen with (a duplicate), leaving that value in place.
+    pub fn insert(&mut self, id: u64, value: V) -> Option<V> {
+        if let Some(first) = self.map.get(&id) {
+            return Some(*first);
         }
-        if self.map.len() == self.capacity {
-            match self.order.front().and_then(|id| self.map.get(id)) {
-                Some(oldest) if oldest.state.is_terminal() => {
-                    let id = oldest.id;
-                    self.order.pop_front();
-                    self.map.remove(&id);
-                }
-                _ => return false,
+        if self.order.len() == self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
             }
         }
+        self.map.insert(id, value);
+        self.order.push_back(id);
+        debug_assert!(self.map.len() <= self.capacity);
+        None
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.map.contains_key(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// A `BoundedMap` without values.
+pub type BoundedSet = BoundedMap<()>;
+
+impl BoundedMap<()> {
+    /// Inserts `id`; returns false when it was already present (a duplicate).
+    pub fn add(&mut self, id: u64) -> bool {
+        self.insert(id, ()).is_none()
+    }
+}
+
+/// Terminal orders remembered after they end, so that a late fill (a fill after a
+/// cancel) still finds its order; older ones are forgotten and such a fill is
+/// counted as unknown, never applied twice.
+pub const FINISHED_ORDERS_KEPT: usize = 1 << 16;
+
+/// The orders the core stage tracks, by order id: every live order, and the last
+/// `FINISHED_ORDERS_KEPT` that ended. Fixed capacity; the map stays small (live +
+/// recent), which keeps the per-order lookups in cache.
+pub struct OrderTable {
+    map: HashMap<u64, OrderSlot, IdHash>,
+    finished: VecDeque<u64>,
+    live: usize,
+    live_max: usize,
+}
+
+impl OrderTable {
+    pub fn new(live_max: usize) -> OrderTable {
+        assert!(live_max > 0, "OrderTable capacity must be positive");
+        OrderTable {
+            map: HashMap::with_capacity_and_hasher(live_max + FINISHED_ORDERS_KEPT, IdHash),
+            finished: VecDeque::with_capacity(FINISHED_ORDERS_KEPT),
+            live: 0,
+            live_max,
+        }
+    }
+
+    /// Tracks a new order. Returns false when `live_max` orders are live (the caller
+    /// skips the order) or the id is already tracked.
+    pub fn insert(&mut self, slot: OrderSlot) -> bool {
+        if self.live == self.live_max || self.map.contains_key(&slot.id) {
+            return false;
+        }
         self.live += 1;
-        self.order.push_back(slot.id);
         self.map.insert(slot.id, slot);
+        debug_assert!(self.map.len() <= self.live_max + FINISHED_ORDERS_KEPT);
         true
     }
 
@@ -247,10 +269,16 @@ impl OrderTable {
         self.map.get_mut(&id)
     }
 
-    /// Call once when an order becomes terminal.
-    pub fn mark_done(&mut self) {
+    /// Call once when order `id` becomes terminal.
+    pub fn mark_done(&mut self, id: u64) {
         debug_assert!(self.live > 0);
         self.live -= 1;
+        if self.finished.len() == FINISHED_ORDERS_KEPT {
+            if let Some(old) = self.finished.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        self.finished.push_back(id);
     }
 
     /// Orders not yet in a terminal state.
@@ -266,8 +294,9 @@ impl OrderTable {
         self.map.is_empty()
     }
 
+    /// Tracked orders, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &OrderSlot> {
-        self.order.iter().filter_map(|id| self.map.get(id))
+        self.map.values()
     }
 }
 
@@ -284,45 +313,113 @@ mod tests {
         let cases: &[(S, E, i64, Result<(S, Oddity), TransitionError>)] = &[
             (S::New, E::Ack, 0, Ok((S::Acked, Oddity::None))),
             (S::New, E::Fill, 10, Ok((S::Filled, Oddity::FillBeforeAck))),
-            (S::New, E::Fill, 4, Ok((S::PartiallyFilled, Oddity::FillBeforeAck))),
+            (
+                S::New,
+                E::Fill,
+                4,
+                Ok((S::PartiallyFilled, Oddity::FillBeforeAck)),
+            ),
             (S::Acked, E::Fill, 4, Ok((S::PartiallyFilled, Oddity::None))),
-            (S::PartiallyFilled, E::Fill, 10, Ok((S::Filled, Oddity::None))),
+            (
+                S::PartiallyFilled,
+                E::Fill,
+                10,
+                Ok((S::Filled, Oddity::None)),
+            ),
             (S::Filled, E::Fill, 10, Ok((S::Filled, Oddity::None))),
             (S::Filled, E::Ack, 10, Ok((S::Filled, Oddity::LateAck))),
-            (S::PartiallyFilled, E::Canceled, 4, Ok((S::Canceled, Oddity::None))),
-            (S::Canceled, E::Fill, 6, Ok((S::Canceled, Oddity::FillAfterTerminal))),
+            (
+                S::PartiallyFilled,
+                E::Canceled,
+                4,
+                Ok((S::Canceled, Oddity::None)),
+            ),
+            (
+                S::Canceled,
+                E::Fill,
+                6,
+                Ok((S::Canceled, Oddity::FillAfterTerminal)),
+            ),
             (S::Acked, E::Rejected, 0, Ok((S::Rejected, Oddity::None))),
-            (S::Rejected, E::Rejected, 0, Ok((S::Rejected, Oddity::RepeatedTerminal))),
+            (
+                S::Rejected,
+                E::Rejected,
+                0,
+                Ok((S::Rejected, Oddity::RepeatedTerminal)),
+            ),
             (S::New, E::Expired, 0, Ok((S::Expired, Oddity::None))),
             (S::Acked, E::Fill, 11, Err(TransitionError::Overfill)),
         ];
         for (i, (s, e, filled, want)) in cases.iter().enumerate() {
-            assert_eq!(transition(*s, *e, Lots(*filled), q), *want, "case {i}: {s:?} + {e:?}");
+            assert_eq!(
+                transition(*s, *e, Lots(*filled), q),
+                *want,
+                "case {i}: {s:?} + {e:?}"
+            );
         }
     }
 
     #[test]
     fn bounded_set_forgets_oldest() {
         let mut s = BoundedSet::new(2);
-        assert!(s.insert(1));
-        assert!(!s.insert(1));
-        assert!(s.insert(2));
-        assert!(s.insert(3));
+        assert!(s.add(1));
+        assert!(!s.add(1));
+        assert!(s.add(2));
+        assert!(s.add(3));
         assert!(!s.contains(1));
         assert!(s.contains(2) && s.contains(3));
         assert_eq!(s.len(), 2);
+        let mut m = BoundedMap::new(4);
+        assert_eq!(m.insert(9, 'a'), None);
+        assert_eq!(m.insert(9, 'b'), Some('a'));
     }
 
     #[test]
-    fn order_table_refuses_when_full_of_live_orders() {
+    fn order_table_bounds_live_orders_and_forgets_finished_ones() {
         let mut t = OrderTable::new(2);
-        assert!(t.insert(OrderSlot { id: 1, ..Default::default() }));
-        assert!(t.insert(OrderSlot { id: 2, ..Default::default() }));
-        assert!(!t.insert(OrderSlot { id: 3, ..Default::default() }));
+        assert!(t.insert(OrderSlot {
+            id: 1,
+            ..Default::default()
+        }));
+        assert!(
+            !t.insert(OrderSlot {
+                id: 1,
+                ..Default::default()
+            }),
+            "same id twice"
+        );
+        assert!(t.insert(OrderSlot {
+            id: 2,
+            ..Default::default()
+        }));
+        assert!(
+            !t.insert(OrderSlot {
+                id: 3,
+                ..Default::default()
+            }),
+            "two live orders at most"
+        );
         t.get_mut(1).unwrap().state = S::Filled;
-        t.mark_done();
-        assert!(t.insert(OrderSlot { id: 3, ..Default::default() }));
-        assert!(t.get(1).is_none());
+        t.mark_done(1);
+        assert!(t.insert(OrderSlot {
+            id: 3,
+            ..Default::default()
+        }));
+        assert!(
+            t.get(1).is_some(),
+            "a finished order is remembered for late fills"
+        );
         assert_eq!(t.live(), 2);
+        t.mark_done(2);
+        t.mark_done(3);
+        for id in 10..10 + FINISHED_ORDERS_KEPT as u64 {
+            assert!(t.insert(OrderSlot {
+                id,
+                ..Default::default()
+            }));
+            t.mark_done(id);
+        }
+        assert_eq!(t.len(), FINISHED_ORDERS_KEPT);
+        assert!(t.get(1).is_none(), "… but not forever");
     }
 }

@@ -97,7 +97,11 @@ pub struct Running {
 impl Running {
     /// Wait until every source has finished and everything it caused is answered,
     /// calling `tick` about every `every` (for progress output). Then stop.
-    pub fn run_to_completion(self, every: Duration, mut tick: impl FnMut(&Progress)) -> (CoreOutcome, IoOutcome) {
+    pub fn run_to_completion(
+        self,
+        every: Duration,
+        mut tick: impl FnMut(&Progress),
+    ) -> (CoreOutcome, IoOutcome) {
         let mut idle_seen = 0;
         loop {
             std::thread::sleep(every.min(Duration::from_millis(20)));
@@ -120,8 +124,14 @@ impl Running {
 
     pub fn stop(self) -> (CoreOutcome, IoOutcome) {
         self.stop.store(true, Relaxed);
-        let core = self.core.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        let io = self.io.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let core = self
+            .core
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let io = self
+            .io
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
         (core, io)
     }
 }
@@ -172,7 +182,8 @@ impl<P: Producer<OrderChunk>> EgressSink<P> {
     fn push_chunk(&mut self, g: usize) {
         let chunk = self.chunks[g];
         self.chunks[g].len = 0;
-        if self.outbox[g].is_empty() && self.producers[g].try_publish(|slot| *slot = chunk).is_ok() {
+        if self.outbox[g].is_empty() && self.producers[g].try_publish(|slot| *slot = chunk).is_ok()
+        {
             self.progress.chunks_published.fetch_add(1, Relaxed);
             return;
         }
@@ -234,25 +245,42 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Start the engine. `gateways[i]` serves `universe.venues[i]`.
-pub fn start(core: Core, gateways: Vec<Box<dyn Gateway>>, sources: Vec<Box<dyn Source>>, cfg: &EngineConfig) -> Running {
+pub fn start(
+    core: Core,
+    gateways: Vec<Box<dyn Gateway>>,
+    sources: Vec<Box<dyn Source>>,
+    cfg: &EngineConfig,
+) -> Running {
     let universe = Arc::clone(core.universe());
-    assert_eq!(gateways.len(), universe.venues.len(), "one gateway per configured venue");
+    assert_eq!(
+        gateways.len(),
+        universe.venues.len(),
+        "one gateway per configured venue"
+    );
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));
 
-    let (mut feed_poller, feed_b) = build_multi_producer(cfg.feed_ring_slots, FeedEvent::default, BusySpin).new_event_poller();
+    let (mut feed_poller, feed_b) =
+        build_multi_producer(cfg.feed_ring_slots, FeedEvent::default, BusySpin).new_event_poller();
     let mut feed_tx = feed_b.build();
-    let (mut exec_poller, exec_b) = build_multi_producer(cfg.exec_ring_slots, ExecReport::default, BusySpin).new_event_poller();
+    let (mut exec_poller, exec_b) =
+        build_multi_producer(cfg.exec_ring_slots, ExecReport::default, BusySpin).new_event_poller();
     let mut exec_tx = exec_b.build();
     let mut egress_tx = Vec::new();
     let mut egress_rx = Vec::new();
     for _ in 0..gateways.len() {
-        let (poller, b) = build_single_producer(cfg.egress_ring_slots, OrderChunk::default, BusySpin).new_event_poller();
+        let (poller, b) =
+            build_single_producer(cfg.egress_ring_slots, OrderChunk::default, BusySpin)
+                .new_event_poller();
         egress_rx.push(poller);
         egress_tx.push(b.build());
     }
 
-    let venue_of_symbol: Vec<usize> = universe.symbols.iter().map(|s| s.venue.0 as usize).collect();
+    let venue_of_symbol: Vec<usize> = universe
+        .symbols
+        .iter()
+        .map(|s| s.venue.0 as usize)
+        .collect();
     let n_gw = gateways.len();
     let outbox_cap = cfg.max_working_orders;
     let core_cpu = cfg.core_cpu;
@@ -270,14 +298,17 @@ pub fn start(core: Core, gateways: Vec<Box<dyn Gateway>>, sources: Vec<Box<dyn S
             let mut sink = EgressSink {
                 producers: egress_tx,
                 chunks: vec![OrderChunk::default(); n_gw],
-                outbox: (0..n_gw).map(|_| VecDeque::with_capacity(outbox_cap)).collect(),
+                outbox: (0..n_gw)
+                    .map(|_| VecDeque::with_capacity(outbox_cap))
+                    .collect(),
                 venue_of_symbol,
                 progress: Arc::clone(&progress),
             };
             let mut fanout_ns = histogram();
             let mut receive_to_egress_ns = histogram();
             // Fills whose orders are still in the outbox: (start, received).
-            let mut pending: VecDeque<(u64, u64)> = VecDeque::with_capacity(FEED_BATCH as usize * 4);
+            let mut pending: VecDeque<(u64, u64)> =
+                VecDeque::with_capacity(FEED_BATCH as usize * 4);
             let mut backoff = Backoff::new(wait);
             loop {
                 let mut did = 0u64;
@@ -309,7 +340,8 @@ pub fn start(core: Core, gateways: Vec<Box<dyn Gateway>>, sources: Vec<Box<dyn S
                                 if drained && pending.is_empty() {
                                     let end = clock::now().0;
                                     let _ = fanout_ns.record(end.saturating_sub(start).max(1));
-                                    let _ = receive_to_egress_ns.record(end.saturating_sub(f.recv_ts.0).max(1));
+                                    let _ = receive_to_egress_ns
+                                        .record(end.saturating_sub(f.recv_ts.0).max(1));
                                 } else if pending.len() < pending.capacity() {
                                     pending.push_back((start, f.recv_ts.0));
                                 }
@@ -319,11 +351,15 @@ pub fn start(core: Core, gateways: Vec<Box<dyn Gateway>>, sources: Vec<Box<dyn S
                     }
                     if fed > 0 {
                         progress.feed_done.fetch_add(fed, Relaxed);
-                        progress.leader_fills.store(core.stats().leader_fills, Relaxed);
+                        progress
+                            .leader_fills
+                            .store(core.stats().leader_fills, Relaxed);
                     }
                     did += fed;
                 }
-                progress.live_orders.store(core.live_orders() as u64, Relaxed);
+                progress
+                    .live_orders
+                    .store(core.live_orders() as u64, Relaxed);
                 progress.orders_out.store(core.stats().orders_sent, Relaxed);
                 if did > 0 {
                     backoff.reset();
@@ -334,7 +370,11 @@ pub fn start(core: Core, gateways: Vec<Box<dyn Gateway>>, sources: Vec<Box<dyn S
                     backoff.wait();
                 }
             }
-            CoreOutcome { core, fanout_ns, receive_to_egress_ns }
+            CoreOutcome {
+                core,
+                fanout_ns,
+                receive_to_egress_ns,
+            }
         })
         .expect("spawn core thread");
 
@@ -381,12 +421,13 @@ pub fn start(core: Core, gateways: Vec<Box<dyn Gateway>>, sources: Vec<Box<dyn S
                         }
                     }
                 }
-                let all_finished = finished.iter().all(|f| *f) && pending.iter().all(|p| p.is_none());
+                let all_finished =
+                    finished.iter().all(|f| *f) && pending.iter().all(|p| p.is_none());
                 progress.sources_finished.store(all_finished, Relaxed);
 
                 let mut in_flight = 0u64;
                 let mut publish = |r: ExecReport| {
-                    let r = ExecReport { recv_ts: clock::now(), ..r };
+                    let r = ExecReport { recv_ts: now, ..r };
                     exec_tx.publish(|slot| *slot = r);
                     progress.exec_published.fetch_add(1, Relaxed);
                 };
@@ -416,9 +457,18 @@ pub fn start(core: Core, gateways: Vec<Box<dyn Gateway>>, sources: Vec<Box<dyn S
                 }
             }
             let _ = Polling::NoEvents;
-            IoOutcome { gateways, sources, source_errors }
+            IoOutcome {
+                gateways,
+                sources,
+                source_errors,
+            }
         })
         .expect("spawn io thread");
 
-    Running { progress, stop, core: core_thread, io: io_thread }
+    Running {
+        progress,
+        stop,
+        core: core_thread,
+        io: io_thread,
+    }
 }

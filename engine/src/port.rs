@@ -8,7 +8,7 @@ use crate::units::Nanos;
 use std::fmt;
 
 /// A venue connection. Called from the I/O thread only, never from the core stage.
-pub trait Gateway: Send {
+pub trait Gateway: std::any::Any + Send {
     fn name(&self) -> &str;
 
     /// Whether the gateway can take `orders` more orders now (its own queues and

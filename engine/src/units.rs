@@ -210,7 +210,11 @@ impl Factor {
     #[inline(always)]
     pub fn apply(self, value: u64) -> u64 {
         let p = value as u128 * self.mant as u128;
-        let p = if self.shift == 0 { p } else { (p + (1u128 << (self.shift - 1))) >> self.shift };
+        let p = if self.shift == 0 {
+            p
+        } else {
+            (p + (1u128 << (self.shift - 1))) >> self.shift
+        };
         p.min(u64::MAX as u128) as u64
     }
 }

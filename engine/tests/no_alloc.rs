@@ -64,7 +64,12 @@ fn core_stage_does_not_allocate_per_event() {
     for l in 0..3 {
         let _ = writeln!(text, "[[leaders]]\nid = \"L{l}\"\nequity = \"1000000\"");
     }
-    let modes = ["mode = \"proportional\"", "mode = \"fixed_ratio\"\nratio = \"0.3\"", "mode = \"fixed_amount\"\namount = \"500\"", "mode = \"fixed_leverage\"\nleverage = \"2\""];
+    let modes = [
+        "mode = \"proportional\"",
+        "mode = \"fixed_ratio\"\nratio = \"0.3\"",
+        "mode = \"fixed_amount\"\namount = \"500\"",
+        "mode = \"fixed_leverage\"\nleverage = \"2\"",
+    ];
     for f in 0..3000 {
         let _ = writeln!(text, "[[followers]]\nid = \"F{f}\"\nequity = \"10000\"\nmax_leverage = \"5\"\ndaily_loss_limit = \"300\"");
         let _ = writeln!(
@@ -76,10 +81,24 @@ fn core_stage_does_not_allocate_per_event() {
     }
     let cfg = load_str(&text, Path::new("alloc.toml")).expect("config");
     let u = Arc::new(Universe::from_config(&cfg).expect("model"));
-    let mut core = Core::new(Arc::clone(&u), &EngineConfig { max_working_orders: 1 << 16, dedup_window: 1 << 16, ..EngineConfig::default() });
-    let mut sink = Ring { orders: Vec::with_capacity(1 << 16), decisions: 0 };
+    let mut core = Core::new(
+        Arc::clone(&u),
+        &EngineConfig {
+            max_working_orders: 1 << 16,
+            dedup_window: 1 << 16,
+            ..EngineConfig::default()
+        },
+    );
+    let mut sink = Ring {
+        orders: Vec::with_capacity(1 << 16),
+        decisions: 0,
+    };
     let mut trade = 0u64;
-    let leaders = [u.leader("L0").unwrap(), u.leader("L1").unwrap(), u.leader("L2").unwrap()];
+    let leaders = [
+        u.leader("L0").unwrap(),
+        u.leader("L1").unwrap(),
+        u.leader("L2").unwrap(),
+    ];
 
     let mut round = |core: &mut Core, sink: &mut Ring, base: usize| {
         for i in 0..200usize {
@@ -101,23 +120,69 @@ fn core_stage_does_not_allocate_per_event() {
             core.on_feed(&FeedEvent::LeaderFill(f), sink);
             for (j, o) in sink.orders.iter().enumerate() {
                 trade += 1;
-                let kind = if j % 7 == 0 { ExecKind::Rejected } else { ExecKind::Fill };
+                let kind = if j % 7 == 0 {
+                    ExecKind::Rejected
+                } else {
+                    ExecKind::Fill
+                };
                 let half = Lots((o.qty.0 / 2).max(1));
-                let r = ExecReport { order_id: o.id, kind, qty: half, price: o.limit, trade_id: trade, ..ExecReport::default() };
-                let mut other = Ring { orders: Vec::new(), decisions: 0 };
+                let r = ExecReport {
+                    order_id: o.id,
+                    kind,
+                    qty: half,
+                    price: o.limit,
+                    trade_id: trade,
+                    ..ExecReport::default()
+                };
+                let mut other = Ring {
+                    orders: Vec::new(),
+                    decisions: 0,
+                };
                 core.on_exec(&r, &mut other);
-                core.on_exec(&ExecReport { kind: ExecKind::Canceled, ..r }, &mut other);
+                core.on_exec(
+                    &ExecReport {
+                        kind: ExecKind::Canceled,
+                        ..r
+                    },
+                    &mut other,
+                );
             }
-            core.on_feed(&FeedEvent::MarkPrice { symbol: SymbolIdx(0), price: Ticks(590_000), ts: Nanos(2) }, sink);
-            core.on_feed(&FeedEvent::Command { cmd: Command::PauseSubscription(SubIdx((n % 3000) as u32)), ts: Nanos(3) }, sink);
-            core.on_feed(&FeedEvent::Command { cmd: Command::ResumeSubscription(SubIdx((n % 3000) as u32)), ts: Nanos(3) }, sink);
+            core.on_feed(
+                &FeedEvent::MarkPrice {
+                    symbol: SymbolIdx(0),
+                    price: Ticks(590_000),
+                    ts: Nanos(2),
+                },
+                sink,
+            );
+            core.on_feed(
+                &FeedEvent::Command {
+                    cmd: Command::PauseSubscription(SubIdx((n % 3000) as u32)),
+                    ts: Nanos(3),
+                },
+                sink,
+            );
+            core.on_feed(
+                &FeedEvent::Command {
+                    cmd: Command::ResumeSubscription(SubIdx((n % 3000) as u32)),
+                    ts: Nanos(3),
+                },
+                sink,
+            );
         }
     };
     round(&mut core, &mut sink, 0);
     let before = ALLOCS.load(Ordering::Relaxed);
     round(&mut core, &mut sink, 1_000);
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
-    assert!(core.stats().orders_sent > 10_000, "the run must do real work: {:?}", core.stats());
+    assert!(
+        core.stats().orders_sent > 10_000,
+        "the run must do real work: {:?}",
+        core.stats()
+    );
     assert!(sink.decisions > 100_000);
-    assert_eq!(allocs, 0, "core stage allocated {allocs} times in 200 fills");
+    assert_eq!(
+        allocs, 0,
+        "core stage allocated {allocs} times in 200 fills"
+    );
 }

@@ -29,7 +29,13 @@ impl Outputs for Collect {
 }
 
 /// One leader, one symbol (lot 0.001, tick 0.1), one follower per mode.
-fn universe(mult: &str, alloc: &str, leader_equity: &str, ratio: &str, amount: &str) -> Arc<Universe> {
+fn universe(
+    mult: &str,
+    alloc: &str,
+    leader_equity: &str,
+    ratio: &str,
+    amount: &str,
+) -> Arc<Universe> {
     let text = format!(
         r#"
 [[venues]]
@@ -74,7 +80,11 @@ amount = "{amount}"
 }
 
 fn engine_cfg() -> EngineConfig {
-    EngineConfig { max_working_orders: 1 << 14, dedup_window: 1 << 14, ..EngineConfig::default() }
+    EngineConfig {
+        max_working_orders: 1 << 14,
+        dedup_window: 1 << 14,
+        ..EngineConfig::default()
+    }
 }
 
 /// Leader fills as (signed qty in lots, price in ticks, order qty multiple ≥ 1).
@@ -103,7 +113,14 @@ fn fill_all(core: &mut Core, orders: &[FollowerOrder], trade: &mut u64) {
     let mut sink = Collect::default();
     for o in orders {
         *trade += 1;
-        let r = ExecReport { order_id: o.id, kind: ExecKind::Fill, qty: o.qty, price: o.limit, trade_id: *trade, ..ExecReport::default() };
+        let r = ExecReport {
+            order_id: o.id,
+            kind: ExecKind::Fill,
+            qty: o.qty,
+            price: o.limit,
+            trade_id: *trade,
+            ..ExecReport::default()
+        };
         core.on_exec(&r, &mut sink);
     }
     assert!(sink.orders.is_empty());
@@ -116,26 +133,46 @@ struct Exact {
 }
 
 impl Exact {
-    fn apply(&mut self, base: [Decimal; 2], amount: Decimal, mplt: Decimal, q: i64, px: i64, order_qty: i64) -> [Decimal; 3] {
+    fn apply(
+        &mut self,
+        base: [Decimal; 2],
+        amount: Decimal,
+        mplt: Decimal,
+        q: i64,
+        px: i64,
+        order_qty: i64,
+    ) -> [Decimal; 3] {
         let p0 = self.pos;
         let p1 = p0 + q;
         self.pos = p1;
         let opens = p1 != 0 && (p0 == 0 || p0.signum() != p1.signum());
-        let add = if opens { p1.abs() } else { (p1.abs() - p0.abs()).max(0) };
+        let add = if opens {
+            p1.abs()
+        } else {
+            (p1.abs() - p0.abs()).max(0)
+        };
         let per_amount = Decimal::from(add) / (Decimal::from(order_qty) * Decimal::from(px) * mplt);
         for (i, r) in self.ratio.iter_mut().enumerate() {
             if opens {
-                *r = Some(if i < 2 { base[i] } else { amount * per_amount / Decimal::from(p1.abs()) });
+                *r = Some(if i < 2 {
+                    base[i]
+                } else {
+                    amount * per_amount / Decimal::from(p1.abs())
+                });
             } else if add > 0 && i == 2 {
                 if let Some(v) = r {
-                    *r = Some((*v * Decimal::from(p0.abs()) + amount * per_amount) / Decimal::from(p1.abs()));
+                    *r = Some(
+                        (*v * Decimal::from(p0.abs()) + amount * per_amount)
+                            / Decimal::from(p1.abs()),
+                    );
                 }
             }
             if p1 == 0 {
                 *r = None;
             }
         }
-        self.ratio.map(|r| r.map(|v| v * Decimal::from(p1)).unwrap_or_default())
+        self.ratio
+            .map(|r| r.map(|v| v * Decimal::from(p1)).unwrap_or_default())
     }
 }
 

@@ -14,7 +14,9 @@
 
 use fillcast_engine::config::{load_str, EngineConfig};
 use fillcast_engine::core::{Core, Decision, DecisionStatus, Notice, Outputs, Reason};
-use fillcast_engine::event::{Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason};
+use fillcast_engine::event::{
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SubIdx, Universe};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
@@ -74,14 +76,34 @@ struct Harness {
 impl Harness {
     fn new(extra: &str, manual: bool) -> Harness {
         let text = format!("{BASE}\n{extra}");
-        let cfg = load_str(&text, Path::new("scenario.toml")).unwrap_or_else(|e| panic!("scenario config: {e:?}"));
-        let u = Arc::new(Universe::from_config(&cfg).unwrap_or_else(|e| panic!("scenario model: {e}")));
-        let engine = EngineConfig { max_working_orders: 4096, dedup_window: 4096, ..EngineConfig::default() };
-        Harness { core: Core::new(Arc::clone(&u), &engine), u, manual, open: Vec::new(), seq: 0, trade: 0, out: Vec::new() }
+        let cfg = load_str(&text, Path::new("scenario.toml"))
+            .unwrap_or_else(|e| panic!("scenario config: {e:?}"));
+        let u =
+            Arc::new(Universe::from_config(&cfg).unwrap_or_else(|e| panic!("scenario model: {e}")));
+        let engine = EngineConfig {
+            max_working_orders: 4096,
+            dedup_window: 4096,
+            ..EngineConfig::default()
+        };
+        Harness {
+            core: Core::new(Arc::clone(&u), &engine),
+            u,
+            manual,
+            open: Vec::new(),
+            seq: 0,
+            trade: 0,
+            out: Vec::new(),
+        }
     }
 
     fn sub(&self, name: &str) -> SubIdx {
-        SubIdx(self.u.subs.iter().position(|s| s.id == name).unwrap_or_else(|| panic!("no subscription {name}")) as u32)
+        SubIdx(
+            self.u
+                .subs
+                .iter()
+                .position(|s| s.id == name)
+                .unwrap_or_else(|| panic!("no subscription {name}")) as u32,
+        )
     }
 
     fn qty(&self, sym: usize, s: &str) -> Lots {
@@ -89,7 +111,11 @@ impl Harness {
     }
 
     fn px(&self, sym: usize, s: &str) -> Ticks {
-        Ticks::from_decimal(Decimal::from_str(s.trim_start_matches('@')).unwrap(), self.u.symbols[sym].tick_size).unwrap()
+        Ticks::from_decimal(
+            Decimal::from_str(s.trim_start_matches('@')).unwrap(),
+            self.u.symbols[sym].tick_size,
+        )
+        .unwrap()
     }
 
     fn render(&mut self, t: Transcript) {
@@ -97,7 +123,8 @@ impl Harness {
         for d in decisions.by_ref() {
             if d.status != DecisionStatus::Sent && d.reason != Reason::NoChange {
                 let sub = &self.u.subs[d.sub.0 as usize].id;
-                self.out.push(format!("{sub} {} {}", d.status.as_str(), d.reason.as_str()));
+                self.out
+                    .push(format!("{sub} {} {}", d.status.as_str(), d.reason.as_str()));
             }
         }
         for o in &t.orders {
@@ -108,15 +135,27 @@ impl Harness {
                 OrderType::LimitIoc => format!("ioc@{}", sym.price_decimal(o.limit)),
             };
             let reduce = if o.reduce_only { " reduce" } else { "" };
-            let symbol = if o.symbol.0 == 0 { String::new() } else { format!(" {}", sym.name) };
-            self.out.push(format!("{sub} {}{symbol} {} {kind}{reduce}", o.side.as_str(), sym.qty_decimal(o.qty)));
+            let symbol = if o.symbol.0 == 0 {
+                String::new()
+            } else {
+                format!(" {}", sym.name)
+            };
+            self.out.push(format!(
+                "{sub} {}{symbol} {} {kind}{reduce}",
+                o.side.as_str(),
+                sym.qty_decimal(o.qty)
+            ));
         }
         for n in &t.notices {
             match n {
-                Notice::Stopped { sub, reason } => {
-                    self.out.push(format!("{} stopped {}", self.u.subs[sub.0 as usize].id, reason.as_str()))
-                }
-                Notice::OutOfSync { sub } => self.out.push(format!("{} out_of_sync", self.u.subs[sub.0 as usize].id)),
+                Notice::Stopped { sub, reason } => self.out.push(format!(
+                    "{} stopped {}",
+                    self.u.subs[sub.0 as usize].id,
+                    reason.as_str()
+                )),
+                Notice::OutOfSync { sub } => self
+                    .out
+                    .push(format!("{} out_of_sync", self.u.subs[sub.0 as usize].id)),
                 Notice::Rejected { .. } | Notice::Odd { .. } => {}
             }
         }
@@ -125,7 +164,17 @@ impl Harness {
 
     fn exec(&mut self, id: u64, kind: ExecKind, qty: Lots, price: Ticks, reject: RejectReason) {
         self.trade += 1;
-        let r = ExecReport { order_id: id, kind, qty, price, trade_id: self.trade, reject, fee: Money(0), venue_ts: Nanos(self.ts()), recv_ts: Nanos(self.ts()) };
+        let r = ExecReport {
+            order_id: id,
+            kind,
+            qty,
+            price,
+            trade_id: self.trade,
+            reject,
+            fee: Money(0),
+            venue_ts: Nanos(self.ts()),
+            recv_ts: Nanos(self.ts()),
+        };
         let mut t = Transcript::default();
         self.core.on_exec(&r, &mut t);
         self.render(t);
@@ -147,7 +196,11 @@ impl Harness {
 
     fn take_open(&mut self, sub: &str) -> FollowerOrder {
         let s = self.sub(sub);
-        let i = self.open.iter().position(|o| o.sub == s).unwrap_or_else(|| panic!("no open order for {sub}"));
+        let i = self
+            .open
+            .iter()
+            .position(|o| o.sub == s)
+            .unwrap_or_else(|| panic!("no open order for {sub}"));
         self.open.remove(i)
     }
 
@@ -183,12 +236,26 @@ impl Harness {
             "mark" => {
                 let sym = self.u.symbol(w[1]).unwrap();
                 let price = self.px(sym.0 as usize, w[2]);
-                self.core.on_feed(&FeedEvent::MarkPrice { symbol: sym, price, ts: Nanos(self.ts()) }, &mut t);
+                self.core.on_feed(
+                    &FeedEvent::MarkPrice {
+                        symbol: sym,
+                        price,
+                        ts: Nanos(self.ts()),
+                    },
+                    &mut t,
+                );
             }
             "equity" => {
                 let leader = self.u.leader(w[1]).unwrap();
                 let equity = Money::from_decimal(Decimal::from_str(w[2]).unwrap()).unwrap();
-                self.core.on_feed(&FeedEvent::LeaderEquity { leader, equity, ts: Nanos(self.ts()) }, &mut t);
+                self.core.on_feed(
+                    &FeedEvent::LeaderEquity {
+                        leader,
+                        equity,
+                        ts: Nanos(self.ts()),
+                    },
+                    &mut t,
+                );
             }
             "pause" | "resume" | "stop" | "pause-leader" | "kill" => {
                 let cmd = match w[0] {
@@ -198,7 +265,13 @@ impl Harness {
                     "pause-leader" => Command::PauseLeader(self.u.leader(w[1]).unwrap()),
                     _ => Command::KillSwitch,
                 };
-                self.core.on_feed(&FeedEvent::Command { cmd, ts: Nanos(self.ts()) }, &mut t);
+                self.core.on_feed(
+                    &FeedEvent::Command {
+                        cmd,
+                        ts: Nanos(self.ts()),
+                    },
+                    &mut t,
+                );
             }
             "venue" => {
                 match w[1] {
@@ -208,7 +281,13 @@ impl Harness {
                         let q = self.qty(o.symbol.0 as usize, w[3]);
                         self.exec(o.id, ExecKind::Ack, Lots(0), Ticks(0), RejectReason::None);
                         self.exec(o.id, ExecKind::Fill, q, o.limit, RejectReason::None);
-                        self.exec(o.id, ExecKind::Canceled, Lots(0), Ticks(0), RejectReason::None);
+                        self.exec(
+                            o.id,
+                            ExecKind::Canceled,
+                            Lots(0),
+                            Ticks(0),
+                            RejectReason::None,
+                        );
                     }
                     "reject" => {
                         let o = self.take_open(w[2]);
@@ -221,13 +300,26 @@ impl Harness {
                     }
                     "cancel" => {
                         let o = self.take_open(w[2]);
-                        self.exec(o.id, ExecKind::Canceled, Lots(0), Ticks(0), RejectReason::None);
+                        self.exec(
+                            o.id,
+                            ExecKind::Canceled,
+                            Lots(0),
+                            Ticks(0),
+                            RejectReason::None,
+                        );
                     }
                     "dup-fill" => {
                         // The same trade id twice: counted once.
                         let o = self.take_open(w[2]);
                         self.trade += 1;
-                        let r = ExecReport { order_id: o.id, kind: ExecKind::Fill, qty: o.qty, price: o.limit, trade_id: self.trade, ..ExecReport::default() };
+                        let r = ExecReport {
+                            order_id: o.id,
+                            kind: ExecKind::Fill,
+                            qty: o.qty,
+                            price: o.limit,
+                            trade_id: self.trade,
+                            ..ExecReport::default()
+                        };
                         let mut t2 = Transcript::default();
                         self.core.on_exec(&r, &mut t2);
                         self.core.on_exec(&r, &mut t2);
@@ -260,7 +352,11 @@ impl Harness {
                 let got = self.u.sym(sym).qty_decimal(self.core.target(sub, sym));
                 format!("= target {} {} {}", w[1], w[2], got)
             }
-            "status" => format!("= status {} {:?}", w[1], self.core.subscription_status(self.sub(w[1]))),
+            "status" => format!(
+                "= status {} {:?}",
+                w[1],
+                self.core.subscription_status(self.sub(w[1]))
+            ),
             "stat" => {
                 let s = self.core.stats();
                 let v = match w[1] {
@@ -301,12 +397,18 @@ fn check(config: &str, script: &str) {
         }
     }
     if expected != got {
-        panic!("scenario mismatch\n--- expected\n{}\n--- got\n{}\n", expected.join("\n"), got.join("\n"));
+        panic!(
+            "scenario mismatch\n--- expected\n{}\n--- got\n{}\n",
+            expected.join("\n"),
+            got.join("\n")
+        );
     }
 }
 
 fn leaders(n: usize) -> String {
-    (1..=n).map(|i| format!("[[leaders]]\nid = \"L{i}\"\nequity = \"100000\"\n")).collect()
+    (1..=n)
+        .map(|i| format!("[[leaders]]\nid = \"L{i}\"\nequity = \"100000\"\n"))
+        .collect()
 }
 
 /// A follower `F` with one subscription to L1 in `mode` (extra keys appended).
@@ -490,7 +592,10 @@ fn caps_reduce_increases_but_never_block_reductions() {
 #[test]
 fn max_order_notional_and_max_position() {
     check(
-        &one(&format!("{RATIO_2}\nmax_order_notional = \"1000\"\nmax_position_notional = \"1500\""), ""),
+        &one(
+            &format!("{RATIO_2}\nmax_order_notional = \"1000\"\nmax_position_notional = \"1500\""),
+            "",
+        ),
         "> fill L1 X buy 10 @100
          F1:L1 reduced max_order_notional
          F1:L1 buy 10 ioc@100

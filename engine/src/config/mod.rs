@@ -67,7 +67,8 @@ pub struct EngineConfig {
     /// `spin`, `spin-hint`, `backoff` (spin, then yield, then sleep) or `sleep`.
     #[serde(default = "defaults::wait")]
     pub wait: WaitConfig,
-    /// Retries with a fresh client id after a transient venue failure.
+    /// Retries with a fresh client id after a transient venue failure, or of the
+    /// unfilled remainder of a reduce-only order.
     #[serde(default = "defaults::max_retries")]
     pub max_retries: u32,
 }
@@ -109,7 +110,7 @@ pub mod defaults {
         WaitConfig::Backoff
     }
     pub fn max_retries() -> u32 {
-        2
+        3
     }
     pub fn slippage_bps() -> u32 {
         50

@@ -1,0 +1,547 @@
+//! The `file` source: replays leader fills from a JSON-lines file, one object per line:
+//!
+//! ```json
+//! {"leader":"L1","event_id":"e1","symbol":"BTCUSDT","side":"buy","qty":"0.5","price":"65000.1","ts":1732060800000000000,"order_id":"o1","order_qty":"1.0"}
+//! ```
+//!
+//! `ts` is nanoseconds since the epoch (a JSON integer, or a string of digits);
+//! `qty`, `price` and `order_qty` are decimal strings; `order_id` and `order_qty` come
+//! both or neither (`null` counts as absent). Unknown fields are ignored.
+//!
+//! Owns reading (line by line through a `BufReader`, never the whole file), parsing
+//! (simd-json on a reused copy of each line) and validation against the `Universe`
+//! (known leader and symbol, whole lots and ticks). Every bad line becomes a
+//! `SourcePoll::Rejected` naming the file, the line and what was expected, and the
+//! source goes on with the next line. It never panics on input and never lets a
+//! quantity or price pass through `f64`: they must be decimal strings.
+
+use crate::RecentIds;
+use fillcast_engine::event::{FeedEvent, LeaderFill};
+use fillcast_engine::ids::{fnv1a, leader_event_key};
+use fillcast_engine::model::{Side, SymbolSpec, Universe};
+use fillcast_engine::port::{Source, SourceError, SourcePoll};
+use fillcast_engine::units::{Lots, Nanos, Ticks, UnitError};
+use rust_decimal::Decimal;
+use simd_json::{BorrowedValue, StaticNode};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Longest accepted line, in bytes, without its line ending.
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Leader events remembered for duplicate detection by default.
+pub const DEDUP_IDS_DEFAULT: usize = 1 << 20;
+
+/// Decimal digits accepted in a quantity or price (what `rust_decimal` holds exactly).
+const DECIMAL_DIGITS_MAX: usize = 28;
+
+/// Read buffer size.
+const READ_BUF_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Error)]
+#[error("cannot open leader-fill file {}: {source}", path.display())]
+pub struct OpenError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// What the source has read so far.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSourceStats {
+    /// Lines read, blank ones included.
+    pub lines: u64,
+    /// Blank lines skipped.
+    pub blank: u64,
+    /// Leader fills produced.
+    pub events: u64,
+    /// Lines rejected (plus one for a read error that ended the file).
+    pub rejected: u64,
+}
+
+/// Replays leader fills from JSON lines. See the module docs for the format.
+pub struct FileSource {
+    origin: String,
+    universe: Arc<Universe>,
+    reader: Box<dyn BufRead + Send>,
+    /// The current line's bytes (without its line ending), reused across lines.
+    line: Vec<u8>,
+    /// A copy of `line` for simd-json, which parses in place and mutates its input.
+    scratch: Vec<u8>,
+    buffers: simd_json::Buffers,
+    line_no: u64,
+    seen: RecentIds,
+    stats: FileSourceStats,
+    finished: bool,
+}
+
+impl FileSource {
+    /// Opens `path` for replay against `universe`.
+    pub fn open(path: impl AsRef<Path>, universe: Arc<Universe>) -> Result<FileSource, OpenError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| OpenError {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(FileSource::from_reader(
+            path.display().to_string(),
+            BufReader::with_capacity(READ_BUF_BYTES, file),
+            universe,
+        ))
+    }
+
+    /// Replays from any buffered reader; `origin` names it in errors.
+    pub fn from_reader(
+        origin: impl Into<String>,
+        reader: impl BufRead + Send + 'static,
+        universe: Arc<Universe>,
+    ) -> FileSource {
+        FileSource {
+            origin: origin.into(),
+            universe,
+            reader: Box::new(reader),
+            line: Vec::with_capacity(1024),
+            scratch: Vec::with_capacity(1024),
+            buffers: simd_json::Buffers::new(1024),
+            line_no: 0,
+            seen: RecentIds::new(DEDUP_IDS_DEFAULT),
+            stats: FileSourceStats::default(),
+            finished: false,
+        }
+    }
+
+    /// Remember at most `ids_max` leader events for duplicate detection (default
+    /// `DEDUP_IDS_DEFAULT`); older ones are forgotten first.
+    pub fn with_dedup_window(mut self, ids_max: usize) -> FileSource {
+        self.seen = RecentIds::new(ids_max);
+        self
+    }
+
+    pub fn stats(&self) -> FileSourceStats {
+        self.stats
+    }
+
+    pub fn lines_read(&self) -> u64 {
+        self.stats.lines
+    }
+
+    pub fn events(&self) -> u64 {
+        self.stats.events
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.stats.rejected
+    }
+
+    fn reject(&mut self, message: String) -> SourcePoll {
+        self.stats.rejected += 1;
+        SourcePoll::Rejected(SourceError {
+            origin: self.origin.clone(),
+            line: self.line_no,
+            message,
+        })
+    }
+
+    /// Reads the next line into `self.line`, keeping at most `LINE_BYTES_MAX` bytes.
+    fn read_line(&mut self) -> io::Result<LineRead> {
+        self.line.clear();
+        let mut any = false;
+        let mut too_long = false;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                return Ok(if !any {
+                    LineRead::Eof
+                } else if too_long {
+                    LineRead::TooLong
+                } else {
+                    LineRead::Line { terminated: false }
+                });
+            }
+            any = true;
+            let (chunk, used, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (&buf[..i], i + 1, true),
+                None => (buf, buf.len(), false),
+            };
+            if !too_long {
+                if self.line.len() + chunk.len() > LINE_BYTES_MAX + 1 {
+                    // +1: a `\r` before the `\n` does not count against the limit.
+                    too_long = true;
+                    self.line.clear();
+                } else {
+                    self.line.extend_from_slice(chunk);
+                }
+            }
+            self.reader.consume(used);
+            if done {
+                return Ok(if too_long {
+                    LineRead::TooLong
+                } else {
+                    LineRead::Line { terminated: true }
+                });
+            }
+        }
+    }
+}
+
+enum LineRead {
+    Line { terminated: bool },
+    TooLong,
+    Eof,
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        &self.origin
+    }
+
+    fn next(&mut self, now: Nanos) -> SourcePoll {
+        // Bounded: each turn consumes one line of a finite reader.
+        loop {
+            if self.finished {
+                return SourcePoll::Finished;
+            }
+            let read = match self.read_line() {
+                Ok(read) => read,
+                Err(e) => {
+                    self.finished = true;
+                    self.line_no += 1;
+                    return self.reject(format!("read error, stopping: {e}"));
+                }
+            };
+            let terminated = match read {
+                LineRead::Eof => {
+                    self.finished = true;
+                    return SourcePoll::Finished;
+                }
+                LineRead::TooLong => {
+                    self.line_no += 1;
+                    self.stats.lines += 1;
+                    return self.reject(format!("line is longer than {LINE_BYTES_MAX} bytes"));
+                }
+                LineRead::Line { terminated } => terminated,
+            };
+            self.line_no += 1;
+            self.stats.lines += 1;
+            if self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+            if self.line.len() > LINE_BYTES_MAX {
+                return self.reject(format!("line is longer than {LINE_BYTES_MAX} bytes"));
+            }
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                self.stats.blank += 1;
+                continue;
+            }
+            return match self.parse_line(now) {
+                Ok(fill) => {
+                    self.stats.events += 1;
+                    SourcePoll::Event(FeedEvent::LeaderFill(fill))
+                }
+                Err(message) if !terminated => self.reject(format!(
+                    "truncated last line (no newline at end of file): {message}"
+                )),
+                Err(message) => self.reject(message),
+            };
+        }
+    }
+}
+
+/// The fields of one line, before validation. Unknown fields are ignored so that
+/// producers can add fields without breaking replays.
+#[derive(Default)]
+struct Fields<'v, 'a> {
+    leader: Option<&'a BorrowedValue<'v>>,
+    event_id: Option<&'a BorrowedValue<'v>>,
+    symbol: Option<&'a BorrowedValue<'v>>,
+    side: Option<&'a BorrowedValue<'v>>,
+    qty: Option<&'a BorrowedValue<'v>>,
+    price: Option<&'a BorrowedValue<'v>>,
+    ts: Option<&'a BorrowedValue<'v>>,
+    order_id: Option<&'a BorrowedValue<'v>>,
+    order_qty: Option<&'a BorrowedValue<'v>>,
+}
+
+impl FileSource {
+    fn parse_line(&mut self, now: Nanos) -> Result<LeaderFill, String> {
+        if let Err(e) = std::str::from_utf8(&self.line) {
+            return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1));
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.line);
+        let value =
+            simd_json::borrowed::to_value_with_buffers(&mut self.scratch, &mut self.buffers)
+                .map_err(|e| format!("malformed JSON: {e}"))?;
+        let object = match &value {
+            BorrowedValue::Object(object) => object,
+            _ => return Err("expected a JSON object".to_string()),
+        };
+
+        let mut f = Fields::default();
+        for (key, v) in object.iter() {
+            let slot = match key.as_ref() {
+                "leader" => &mut f.leader,
+                "event_id" => &mut f.event_id,
+                "symbol" => &mut f.symbol,
+                "side" => &mut f.side,
+                "qty" => &mut f.qty,
+                "price" => &mut f.price,
+                "ts" => &mut f.ts,
+                "order_id" => &mut f.order_id,
+                "order_qty" => &mut f.order_qty,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(format!("duplicate field `{key}`"));
+            }
+            *slot = Some(v);
+        }
+
+        let universe = &*self.universe;
+        let leader_id = string_field("leader", f.leader)?;
+        let leader = universe
+            .leader(leader_id)
+            .ok_or_else(|| format!("unknown leader `{leader_id}`"))?;
+        let event_id = string_field("event_id", f.event_id)?;
+        if event_id.is_empty() {
+            return Err("field `event_id` is empty".to_string());
+        }
+        let symbol_name = string_field("symbol", f.symbol)?;
+        let symbol = universe
+            .symbol(symbol_name)
+            .ok_or_else(|| format!("unknown symbol `{symbol_name}`"))?;
+        let spec = universe.sym(symbol);
+        let side_str = string_field("side", f.side)?;
+        let side = if side_str.eq_ignore_ascii_case("buy") {
+            Side::Buy
+        } else if side_str.eq_ignore_ascii_case("sell") {
+            Side::Sell
+        } else {
+            return Err(format!(
+                "field `side` must be `buy` or `sell`, got `{side_str}`"
+            ));
+        };
+        let qty = lots_field("qty", f.qty, spec)?;
+        let price = price_field(f.price, spec)?;
+        let venue_ts = ts_field(f.ts)?;
+        let order_id = optional(f.order_id);
+        let order_qty_value = optional(f.order_qty);
+        let (order_key, order_qty) = match (order_id, order_qty_value) {
+            (None, None) => (0, Lots::ZERO),
+            (Some(_), None) => return Err("`order_id` given without `order_qty`".to_string()),
+            (None, Some(_)) => return Err("`order_qty` given without `order_id`".to_string()),
+            (Some(id), Some(oq)) => {
+                let id = string_field("order_id", Some(id))?;
+                if id.is_empty() {
+                    return Err("field `order_id` is empty".to_string());
+                }
+                let order_qty = lots_field("order_qty", Some(oq), spec)?;
+                if order_qty < qty {
+                    return Err(format!(
+                        "order_qty {} is less than qty {}",
+                        spec.qty_decimal(order_qty).normalize(),
+                        spec.qty_decimal(qty).normalize()
+                    ));
+                }
+                (fnv1a(id.as_bytes()), order_qty)
+            }
+        };
+
+        let event_key = leader_event_key(leader_id, event_id);
+        if let Some(first) = self.seen.insert(event_key, self.line_no) {
+            return Err(format!(
+                "duplicate event_id `{event_id}` for leader `{leader_id}` (first on line {first})"
+            ));
+        }
+        debug_assert!(qty.0 > 0 && price.0 > 0);
+        Ok(LeaderFill {
+            leader,
+            symbol,
+            side,
+            qty,
+            price,
+            event_key,
+            order_key,
+            order_qty,
+            venue_ts,
+            recv_ts: now,
+        })
+    }
+}
+
+/// A present, non-null value.
+fn optional<'v, 'a>(v: Option<&'a BorrowedValue<'v>>) -> Option<&'a BorrowedValue<'v>> {
+    match v {
+        Some(BorrowedValue::Static(StaticNode::Null)) | None => None,
+        some => some,
+    }
+}
+
+fn json_kind(v: &BorrowedValue<'_>) -> &'static str {
+    match v {
+        BorrowedValue::Static(StaticNode::Null) => "null",
+        BorrowedValue::Static(StaticNode::Bool(_)) => "a boolean",
+        BorrowedValue::Static(_) => "a JSON number",
+        BorrowedValue::String(_) => "a string",
+        BorrowedValue::Array(_) => "an array",
+        BorrowedValue::Object(_) => "an object",
+    }
+}
+
+fn string_field<'a>(name: &str, v: Option<&'a BorrowedValue<'_>>) -> Result<&'a str, String> {
+    match v {
+        None => Err(format!("missing field `{name}`")),
+        Some(BorrowedValue::String(s)) => Ok(s.as_ref()),
+        Some(other) => Err(format!(
+            "field `{name}` must be a string, got {}",
+            json_kind(other)
+        )),
+    }
+}
+
+/// A decimal string: quantities and prices never go through `f64`.
+fn decimal_field(name: &str, v: Option<&BorrowedValue<'_>>) -> Result<Decimal, String> {
+    let s = match v {
+        None => return Err(format!("missing field `{name}`")),
+        Some(BorrowedValue::String(s)) => s.as_ref(),
+        Some(other) => {
+            return Err(format!(
+                "field `{name}` must be a decimal string like \"0.5\", got {}",
+                json_kind(other)
+            ))
+        }
+    };
+    parse_decimal(s).ok_or_else(|| format!("field `{name}`: `{s}` is not a decimal number"))
+}
+
+/// Strict decimal syntax: `-?digits(.digits)?`, at most `DECIMAL_DIGITS_MAX` digits, so
+/// that `rust_decimal` holds the value exactly (it would round longer ones, and it
+/// accepts forms such as `1_000` that a wire format should not).
+fn parse_decimal(s: &str) -> Option<Decimal> {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match body.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (body, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !frac.into_iter().all(digits) {
+        return None;
+    }
+    let significant = int.trim_start_matches('0').len() + frac.map_or(0, str::len);
+    if significant > DECIMAL_DIGITS_MAX || frac.map_or(0, str::len) > DECIMAL_DIGITS_MAX {
+        return None;
+    }
+    Decimal::from_str(s).ok()
+}
+
+fn lots_field(
+    name: &str,
+    v: Option<&BorrowedValue<'_>>,
+    spec: &SymbolSpec,
+) -> Result<Lots, String> {
+    let qty = decimal_field(name, v)?;
+    if qty <= Decimal::ZERO {
+        return Err(format!("{name} must be positive, got {qty}"));
+    }
+    let not_multiple = || {
+        format!(
+            "{name} {qty} is not a multiple of the lot size {} of {}",
+            spec.lot_size, spec.name
+        )
+    };
+    let lots = match Lots::from_decimal(qty, spec.lot_size) {
+        Ok(lots) => lots,
+        Err(UnitError::NotMultiple { .. }) => return Err(not_multiple()),
+        Err(other) => return Err(format!("{name}: {other}")),
+    };
+    // The division can round a value with many digits to a whole number of lots.
+    if lots.to_decimal(spec.lot_size) != qty {
+        return Err(not_multiple());
+    }
+    debug_assert!(lots.0 > 0);
+    Ok(lots)
+}
+
+fn price_field(v: Option<&BorrowedValue<'_>>, spec: &SymbolSpec) -> Result<Ticks, String> {
+    let price = decimal_field("price", v)?;
+    if price <= Decimal::ZERO {
+        return Err(format!("price must be positive, got {price}"));
+    }
+    let not_multiple = || {
+        format!(
+            "price {price} is not a multiple of the tick size {} of {}",
+            spec.tick_size, spec.name
+        )
+    };
+    let ticks = match Ticks::from_decimal(price, spec.tick_size) {
+        Ok(ticks) => ticks,
+        Err(UnitError::NotMultiple { .. }) => return Err(not_multiple()),
+        Err(other) => return Err(format!("price: {other}")),
+    };
+    if ticks.to_decimal(spec.tick_size) != price {
+        return Err(not_multiple());
+    }
+    debug_assert!(ticks.0 > 0);
+    Ok(ticks)
+}
+
+/// `ts`: nanoseconds since the epoch, as a JSON integer or a string of digits.
+fn ts_field(v: Option<&BorrowedValue<'_>>) -> Result<Nanos, String> {
+    match v {
+        None => Err("missing field `ts`".to_string()),
+        Some(BorrowedValue::Static(StaticNode::U64(n))) => Ok(Nanos(*n)),
+        Some(BorrowedValue::Static(StaticNode::I64(n))) => u64::try_from(*n)
+            .map(Nanos)
+            .map_err(|_| format!("field `ts` must not be negative, got {n}")),
+        Some(BorrowedValue::String(s))
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse::<u64>()
+                .map(Nanos)
+                .map_err(|_| format!("field `ts`: `{s}` is out of range"))
+        }
+        Some(other) => Err(format!(
+            "field `ts` must be an integer of nanoseconds since the epoch, got {}",
+            match other {
+                BorrowedValue::Static(StaticNode::F64(_)) => "a fractional number",
+                other => json_kind(other),
+            }
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_decimal;
+
+    #[test]
+    fn decimal_syntax_is_strict() {
+        for ok in ["0", "0.5", "65000.1", "-1", "000.10"] {
+            assert!(parse_decimal(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            ".5",
+            "5.",
+            "1e5",
+            "1_000",
+            "+1",
+            " 1",
+            "0x10",
+            "NaN",
+            "1.2.3",
+            "12345678901234567890.123456789",
+        ] {
+            assert!(parse_decimal(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The simulated venue: a fill model with latency, partial fills, rejects and
+//! transient failures, reproducible from a seed, and the venue-side books a real venue
+//! would keep (positions per follower and symbol, orders received, duplicate client
+//! order ids).
+//!
+//! Owns its report queue (bounded: `can_accept` says when it is full) and its books.
+//! Never reads the wall clock: time is the `now` given to `submit` and `poll`, and the
+//! random stream advances only in `submit`, so the same orders submitted at the same
+//! times give the same reports whatever the polling pattern.
+
+use crate::{IdBuildHasher, RecentIds};
+use fillcast_engine::config::SimVenueConfig;
+use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
+use fillcast_engine::ids::{fnv1a, mix64};
+use fillcast_engine::model::{FollowerIdx, SymbolIdx, SymbolSpec, Universe, VenueIdx};
+use fillcast_engine::port::Gateway;
+use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{HashMap, VecDeque};
+
+/// Reports the queue holds by default.
+pub const QUEUE_REPORTS_DEFAULT: usize = 1 << 20;
+
+/// Most reports one order produces (ack, partial fill, cancel of the remainder).
+pub const REPORTS_PER_ORDER_MAX: usize = 3;
+
+/// Client order ids remembered for duplicate detection by default.
+pub const DEDUP_IDS_DEFAULT: usize = 1 << 20;
+
+/// Taker fee by default, in parts per million of notional (2 bps).
+pub const FEE_PPM_DEFAULT: u32 = 200;
+
+const PPM: u32 = 1_000_000;
+
+/// Counters of everything the venue did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Orders received (duplicates and rejected ones included).
+    pub orders: u64,
+    /// Orders whose client order id was seen before.
+    pub duplicate_ids: u64,
+    pub acks: u64,
+    /// Fill reports (partial or full).
+    pub fills: u64,
+    /// Orders that filled only in part (each also counts one `canceled`).
+    pub partial_fills: u64,
+    pub canceled: u64,
+    /// All rejects, including the kinds counted below.
+    pub rejected: u64,
+    pub rejected_transient: u64,
+    pub rejected_below_min: u64,
+    /// Orders submitted while the queue was full (the caller ignored `can_accept`);
+    /// rejected at once as transient, never dropped.
+    pub rejected_queue_full: u64,
+    /// Malformed orders (unknown symbol, quantity or price not positive).
+    pub rejected_invalid: u64,
+    /// Reports handed out by `submit` and `poll`.
+    pub delivered: u64,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Pending {
+    due: Nanos,
+    report: ExecReport,
+}
+
+/// An in-process simulated venue. See the module docs.
+pub struct SimVenue {
+    name: String,
+    latency: Nanos,
+    partial_fill_ppm: u32,
+    reject_ppm: u32,
+    transient_failure_ppm: u32,
+    fee_ppm: u32,
+    /// `symbols[i]` is the spec of `SymbolIdx(i)`.
+    symbols: Vec<SymbolSpec>,
+    rng: ChaCha8Rng,
+    queue: VecDeque<Pending>,
+    queue_reports_max: usize,
+    /// Due time of the newest queued report; later reports are never due earlier, so
+    /// the queue stays in time order even if `now` goes backwards.
+    due_last: Nanos,
+    trade_salt: u64,
+    trades: u64,
+    positions: HashMap<(FollowerIdx, SymbolIdx), Lots, IdBuildHasher>,
+    seen_ids: RecentIds,
+    stats: SimStats,
+}
+
+impl SimVenue {
+    /// A venue named `name` with the fill model `cfg`; `symbols[i]` must be the spec of
+    /// `SymbolIdx(i)` (pass the universe's whole symbol list).
+    pub fn new(
+        name: impl Into<String>,
+        cfg: &SimVenueConfig,
+        symbols: Vec<SymbolSpec>,
+    ) -> SimVenue {
+        let name = name.into();
+        let latency_ns = cfg.latency_us.saturating_mul(1_000);
+        SimVenue {
+            trade_salt: fnv1a(name.as_bytes()) ^ mix64(cfg.seed),
+            name,
+            latency: Nanos(latency_ns),
+            partial_fill_ppm: cfg.partial_fill_ppm.min(PPM),
+            reject_ppm: cfg.reject_ppm.min(PPM),
+            transient_failure_ppm: cfg.transient_failure_ppm.min(PPM - cfg.reject_ppm.min(PPM)),
+            fee_ppm: FEE_PPM_DEFAULT,
+            symbols,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            queue: VecDeque::with_capacity(4096),
+            queue_reports_max: QUEUE_REPORTS_DEFAULT,
+            due_last: Nanos(0),
+            trades: 0,
+            positions: HashMap::with_hasher(IdBuildHasher::default()),
+            seen_ids: RecentIds::new(DEDUP_IDS_DEFAULT),
+            stats: SimStats::default(),
+        }
+    }
+
+    /// The venue `venue` of `universe`, with its configured fill model.
+    pub fn for_venue(universe: &Universe, venue: VenueIdx) -> Option<SimVenue> {
+        let spec = universe.venues.get(venue.0 as usize)?;
+        Some(SimVenue::new(
+            spec.name.clone(),
+            &spec.config.sim,
+            universe.symbols.clone(),
+        ))
+    }
+
+    /// Every order acked and filled in full: no rejects, transient failures or partials
+    /// (minimum-size rejects still apply).
+    pub fn fill_all(mut self) -> SimVenue {
+        self.partial_fill_ppm = 0;
+        self.reject_ppm = 0;
+        self.transient_failure_ppm = 0;
+        self
+    }
+
+    /// Hold at most `reports_max` queued reports (default `QUEUE_REPORTS_DEFAULT`, at
+    /// least `REPORTS_PER_ORDER_MAX`).
+    pub fn with_queue_capacity(mut self, reports_max: usize) -> SimVenue {
+        self.queue_reports_max = reports_max.max(REPORTS_PER_ORDER_MAX);
+        self
+    }
+
+    /// Taker fee in parts per million of notional (default `FEE_PPM_DEFAULT`).
+    pub fn with_fee_ppm(mut self, fee_ppm: u32) -> SimVenue {
+        self.fee_ppm = fee_ppm;
+        self
+    }
+
+    /// Remember at most `ids_max` client order ids for duplicate detection (default
+    /// `DEDUP_IDS_DEFAULT`); the oldest are forgotten first.
+    pub fn with_dedup_window(mut self, ids_max: usize) -> SimVenue {
+        self.seen_ids = RecentIds::new(ids_max);
+        self
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.stats
+    }
+
+    /// Orders received, duplicates and rejected ones included.
+    pub fn orders_received(&self) -> u64 {
+        self.stats.orders
+    }
+
+    /// Orders whose client order id the venue had seen before (within the dedup
+    /// window). The engine must keep this at zero. Such an order is still executed, as
+    /// venues that check uniqueness only among open orders would.
+    pub fn duplicate_client_ids(&self) -> u64 {
+        self.stats.duplicate_ids
+    }
+
+    /// The venue's position of `follower` in `symbol`, from the fills it made (a fill
+    /// counts when the venue makes it, before its report is delivered).
+    pub fn position(&self, follower: FollowerIdx, symbol: SymbolIdx) -> Lots {
+        self.positions
+            .get(&(follower, symbol))
+            .copied()
+            .unwrap_or(Lots::ZERO)
+    }
+
+    /// Every non-zero venue position, in no particular order.
+    pub fn positions(&self) -> impl Iterator<Item = (FollowerIdx, SymbolIdx, Lots)> + '_ {
+        self.positions
+            .iter()
+            .filter(|(_, lots)| lots.0 != 0)
+            .map(|(&(f, s), &lots)| (f, s, lots))
+    }
+
+    fn next_trade_id(&mut self) -> u64 {
+        // mix64 is a bijection, so distinct counters give distinct ids; skip the one
+        // counter value that would map to 0 (0 means "no trade id").
+        loop {
+            self.trades += 1;
+            let id = mix64(self.trade_salt ^ self.trades);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    fn push(&mut self, due: Nanos, report: ExecReport) {
+        debug_assert!(self.queue.len() < self.queue_reports_max);
+        debug_assert!(due >= self.due_last);
+        self.queue.push_back(Pending { due, report });
+    }
+
+    /// Decides the fate of one order and queues its reports.
+    fn execute(&mut self, order: &FollowerOrder, due: Nanos) {
+        let base = ExecReport {
+            order_id: order.id,
+            venue_ts: due,
+            ..ExecReport::default()
+        };
+        let reject = |reason| ExecReport {
+            kind: ExecKind::Rejected,
+            reject: reason,
+            ..base
+        };
+        let sym = order.symbol.0 as usize;
+        if sym >= self.symbols.len() || order.qty.0 <= 0 || order.limit.0 <= 0 {
+            self.stats.rejected += 1;
+            self.stats.rejected_invalid += 1;
+            self.push(due, reject(RejectReason::Other));
+            return;
+        }
+        let spec = &self.symbols[sym];
+        let below_min =
+            order.qty < spec.min_qty || spec.notional(order.qty, order.limit) < spec.min_notional;
+        if below_min && !order.reduce_only {
+            self.stats.rejected += 1;
+            self.stats.rejected_below_min += 1;
+            self.push(due, reject(RejectReason::BelowMin));
+            return;
+        }
+
+        let draw = self.rng.gen_range(0..PPM);
+        if draw < self.reject_ppm {
+            let reason = if self.rng.gen::<bool>() {
+                RejectReason::InsufficientMargin
+            } else {
+                RejectReason::PositionLimit
+            };
+            self.stats.rejected += 1;
+            self.push(due, reject(reason));
+            return;
+        }
+        if draw - self.reject_ppm < self.transient_failure_ppm {
+            self.stats.rejected += 1;
+            self.stats.rejected_transient += 1;
+            self.push(due, reject(RejectReason::Transient));
+            return;
+        }
+
+        let partial = order.qty.0 >= 2 && self.rng.gen_range(0..PPM) < self.partial_fill_ppm;
+        let fill_qty = if partial {
+            Lots(self.rng.gen_range(1..order.qty.0))
+        } else {
+            order.qty
+        };
+        debug_assert!(fill_qty.0 > 0 && fill_qty <= order.qty);
+        let fee = fee_of(&self.symbols[sym], fill_qty, order.limit, self.fee_ppm);
+        let trade_id = self.next_trade_id();
+
+        self.stats.acks += 1;
+        self.push(
+            due,
+            ExecReport {
+                kind: ExecKind::Ack,
+                ..base
+            },
+        );
+        self.stats.fills += 1;
+        self.push(
+            due,
+            ExecReport {
+                kind: ExecKind::Fill,
+                qty: fill_qty,
+                price: order.limit,
+                trade_id,
+                fee,
+                ..base
+            },
+        );
+        let position = self
+            .positions
+            .entry((order.follower, order.symbol))
+            .or_insert(Lots::ZERO);
+        position.0 = position.0.saturating_add(order.side.sign() * fill_qty.0);
+        if partial {
+            self.stats.partial_fills += 1;
+            self.stats.canceled += 1;
+            // An IOC remainder: `qty` says how much was canceled.
+            self.push(
+                due,
+                ExecReport {
+                    kind: ExecKind::Canceled,
+                    qty: Lots(order.qty.0 - fill_qty.0),
+                    ..base
+                },
+            );
+        }
+    }
+
+    fn deliver_due(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
+        let mut delivered = 0;
+        // Bounded by the queue length.
+        while let Some(head) = self.queue.front() {
+            if head.due > now {
+                break;
+            }
+            let mut report = head.report;
+            self.queue.pop_front();
+            report.recv_ts = now;
+            out(report);
+            delivered += 1;
+        }
+        self.stats.delivered += delivered as u64;
+        delivered
+    }
+}
+
+impl Gateway for SimVenue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn can_accept(&self, orders: usize) -> bool {
+        orders
+            .checked_mul(REPORTS_PER_ORDER_MAX)
+            .and_then(|r| r.checked_add(self.queue.len()))
+            .is_some_and(|total| total <= self.queue_reports_max)
+    }
+
+    fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
+        let due = Nanos(now.0.saturating_add(self.latency.0)).max(self.due_last);
+        for order in orders {
+            self.stats.orders += 1;
+            if self.seen_ids.insert(order.id, 0).is_some() {
+                self.stats.duplicate_ids += 1;
+            }
+            if self.queue.len() + REPORTS_PER_ORDER_MAX > self.queue_reports_max {
+                self.stats.rejected += 1;
+                self.stats.rejected_transient += 1;
+                self.stats.rejected_queue_full += 1;
+                self.stats.delivered += 1;
+                out(ExecReport {
+                    order_id: order.id,
+                    kind: ExecKind::Rejected,
+                    reject: RejectReason::Transient,
+                    venue_ts: now,
+                    recv_ts: now,
+                    ..ExecReport::default()
+                });
+                continue;
+            }
+            self.execute(order, due);
+        }
+        self.due_last = due;
+        debug_assert!(self.queue.len() <= self.queue_reports_max);
+        self.deliver_due(now, out);
+    }
+
+    fn poll(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
+        self.deliver_due(now, out)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// The fee of a fill: `fee_ppm` of its notional, rounded up to the next money unit
+/// (venues round fees in their own favour).
+fn fee_of(spec: &SymbolSpec, qty: Lots, price: Ticks, fee_ppm: u32) -> Money {
+    let notional = spec.notional(qty, price).0 as i128;
+    let fee = (notional * fee_ppm as i128 + (PPM as i128 - 1)) / PPM as i128;
+    debug_assert!(fee >= 0);
+    Money(fee.min(i64::MAX as i128) as i64)
+}

@@ -1,0 +1,492 @@
+//! The `file` source: good files give exact events, every kind of bad line is
+//! rejected with its line number and a clear message, and hostile input never panics.
+
+mod common;
+
+use fillcast_engine::event::{FeedEvent, LeaderFill};
+use fillcast_engine::ids::{fnv1a, leader_event_key};
+use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx};
+use fillcast_engine::port::{Source, SourceError, SourcePoll};
+use fillcast_engine::units::{Lots, Nanos, Ticks};
+use fillcast_gateways::file::{FileSource, FileSourceStats, LINE_BYTES_MAX};
+use proptest::prelude::*;
+use std::io::Cursor;
+use std::path::PathBuf;
+
+const NOW: Nanos = Nanos(42);
+
+/// What one line turned into: an event or a rejection, with the line number.
+#[derive(Debug)]
+enum Outcome {
+    Event(u64, FeedEvent),
+    Rejected(SourceError),
+}
+
+/// Drains a source, with a bound so a bug cannot hang the test.
+fn drain(source: &mut FileSource) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for _ in 0..1_000_000 {
+        match source.next(NOW) {
+            SourcePoll::Event(e) => out.push(Outcome::Event(source.lines_read(), e)),
+            SourcePoll::Rejected(err) => out.push(Outcome::Rejected(err)),
+            SourcePoll::Idle => panic!("a file source is never idle"),
+            SourcePoll::Finished => {
+                assert_eq!(source.next(NOW), SourcePoll::Finished, "Finished is final");
+                return out;
+            }
+        }
+    }
+    panic!("source did not finish");
+}
+
+fn from_bytes(bytes: Vec<u8>) -> FileSource {
+    FileSource::from_reader("mem.jsonl", Cursor::new(bytes), common::universe())
+}
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    leader: u32,
+    event_id: &str,
+    symbol: u16,
+    side: Side,
+    qty: i64,
+    price: i64,
+    ts: u64,
+    order: Option<(&str, i64)>,
+) -> FeedEvent {
+    let leader_id = ["L1", "L2"][leader as usize];
+    FeedEvent::LeaderFill(LeaderFill {
+        leader: LeaderIdx(leader),
+        symbol: SymbolIdx(symbol),
+        side,
+        qty: Lots(qty),
+        price: Ticks(price),
+        event_key: leader_event_key(leader_id, event_id),
+        order_key: order.map_or(0, |(id, _)| fnv1a(id.as_bytes())),
+        order_qty: Lots(order.map_or(0, |(_, q)| q)),
+        venue_ts: Nanos(ts),
+        recv_ts: NOW,
+    })
+}
+
+#[test]
+fn good_file_gives_exact_events() {
+    let path = data("leader_fills.jsonl");
+    let mut source = FileSource::open(&path, common::universe()).expect("fixture opens");
+    assert_eq!(source.name(), path.display().to_string());
+    let got = drain(&mut source);
+    let expected = [
+        (
+            1,
+            fill(
+                0,
+                "e1",
+                0,
+                Side::Buy,
+                500,
+                650_001,
+                1_732_060_800_000_000_000,
+                Some(("o1", 1000)),
+            ),
+        ),
+        (
+            2,
+            fill(
+                0,
+                "BTCUSDT:109100866",
+                0,
+                Side::Buy,
+                40,
+                420_880,
+                1_705_385_954_298_000_000,
+                Some(("336829446", 100)),
+            ),
+        ),
+        (
+            4,
+            fill(
+                1,
+                "0ab1bdf7-4219-438b-b30a-32ec863018f7",
+                1,
+                Side::Sell,
+                500,
+                321_055,
+                1_746_270_400_353_000_000,
+                Some(("9aac161b-8ed6-450d-9cab-c5cc67c21784", 500)),
+            ),
+        ),
+        (
+            5,
+            fill(
+                0,
+                "1109765720343214",
+                2,
+                Side::Buy,
+                535,
+                78_751,
+                1_789_407_361_368_000_000,
+                None,
+            ),
+        ),
+        (
+            6,
+            fill(
+                0,
+                "e2",
+                1,
+                Side::Sell,
+                12_000,
+                350_000,
+                1_732_060_800_000_000_001,
+                None,
+            ),
+        ),
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for (outcome, (line, event)) in got.iter().zip(expected) {
+        match outcome {
+            Outcome::Event(l, e) => {
+                assert_eq!(*l, line);
+                assert_eq!(*e, event, "line {line}");
+            }
+            Outcome::Rejected(err) => panic!("unexpected rejection {err}"),
+        }
+    }
+    assert_eq!(
+        source.stats(),
+        FileSourceStats {
+            lines: 6,
+            blank: 1,
+            events: 5,
+            rejected: 0
+        }
+    );
+}
+
+#[test]
+fn open_error_names_the_file() {
+    let err = match FileSource::open("/nonexistent/fills.jsonl", common::universe()) {
+        Ok(_) => panic!("opened a missing file"),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("/nonexistent/fills.jsonl"), "{msg}");
+}
+
+/// A good line with `field` replaced by `value` (raw JSON), or removed when `None`.
+fn line_with(field: &str, value: Option<&str>) -> String {
+    let fields = [
+        ("leader", "\"L1\""),
+        ("event_id", "\"x\""),
+        ("symbol", "\"BTCUSDT\""),
+        ("side", "\"buy\""),
+        ("qty", "\"0.5\""),
+        ("price", "\"65000.1\""),
+        ("ts", "1732060800000000000"),
+    ];
+    let body: Vec<String> = fields
+        .iter()
+        .filter_map(|&(k, v)| {
+            if k == field {
+                value.map(|v| format!("\"{k}\":{v}"))
+            } else {
+                Some(format!("\"{k}\":{v}"))
+            }
+        })
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+/// Each case is one line and what must come of it: `Ok` for an event, `Skip` for a
+/// silently skipped blank line, `Err(substring)` for a rejection whose message
+/// contains the substring. Event ids are unique per line unless a case is about
+/// duplicates.
+enum Want {
+    Ok,
+    Skip,
+    Err(&'static str),
+}
+
+fn cases() -> Vec<(Vec<u8>, Want)> {
+    use Want::*;
+    let good = |id: &str| {
+        format!(
+            r#"{{"leader":"L1","event_id":"{id}","symbol":"BTCUSDT","side":"buy","qty":"0.5","price":"65000.1","ts":1732060800000000000,"order_id":"o1","order_qty":"1.0"}}"#
+        )
+    };
+    let with = |field: &str, value: &str, id: &str| {
+        line_with(field, Some(value))
+            .replace("\"event_id\":\"x\"", &format!("\"event_id\":\"{id}\""))
+    };
+    let mut long = good("long").into_bytes();
+    long.extend(vec![b' '; LINE_BYTES_MAX]);
+    let mut bad_utf8 = good("utf8").into_bytes();
+    bad_utf8.splice(10..10, [0xff, 0xfe]);
+    let mut nul = good("nul").into_bytes();
+    nul.insert(5, 0);
+    let text = |s: String, w: Want| (s.into_bytes(), w);
+    vec![
+        text(good("e1"), Ok),
+        text(r#"{"leader":"L1","#.into(), Err("malformed JSON")),
+        text(line_with("qty", None), Err("missing field `qty`")),
+        text(with("leader", "\"L9\"", "a1"), Err("unknown leader `L9`")),
+        text(with("symbol", "\"DOGEUSDT\"", "a2"), Err("unknown symbol `DOGEUSDT`")),
+        text(with("side", "\"hold\"", "a3"), Err("field `side` must be `buy` or `sell`, got `hold`")),
+        text(with("side", "\"SELL\"", "a4"), Ok),
+        text(with("qty", "\"0\"", "a5"), Err("qty must be positive, got 0")),
+        text(with("qty", "\"-0.5\"", "a6"), Err("qty must be positive, got -0.5")),
+        text(with("qty", "\"0.0005\"", "a7"), Err("qty 0.0005 is not a multiple of the lot size 0.001 of BTCUSDT")),
+        text(with("price", "\"abc\"", "a8"), Err("field `price`: `abc` is not a decimal number")),
+        text(with("price", "\"-1\"", "a9"), Err("price must be positive, got -1")),
+        text(with("price", "\"65000.15\"", "a10"), Err("price 65000.15 is not a multiple of the tick size 0.1 of BTCUSDT")),
+        text(good("a11").replace("\"1.0\"", "\"0.1\""), Err("order_qty 0.1 is less than qty 0.5")),
+        text(good("e1"), Err("duplicate event_id `e1` for leader `L1` (first on line 1)")),
+        text(with("qty", "0.5", "a12"), Err("field `qty` must be a decimal string like \"0.5\", got a JSON number")),
+        text(with("price", "65000", "a13"), Err("field `price` must be a decimal string")),
+        text("[1,2]".into(), Err("expected a JSON object")),
+        text(String::new(), Skip),
+        text(" \t ".into(), Skip),
+        (bad_utf8, Err("invalid UTF-8 at byte 11")),
+        (nul, Err("malformed JSON")),
+        (long, Err("line is longer than 65536 bytes")),
+        text(good("a14").replace(",\"order_qty\":\"1.0\"", ""), Err("`order_id` given without `order_qty`")),
+        text(good("a15").replace("\"order_id\":\"o1\",", ""), Err("`order_qty` given without `order_id`")),
+        text(with("ts", "1.7e18", "a16"), Err("field `ts` must be an integer of nanoseconds since the epoch, got a fractional number")),
+        text(with("ts", "-5", "a17"), Err("field `ts` must not be negative")),
+        text(line_with("ts", None), Err("missing field `ts`")),
+        text(line_with("event_id", Some("7")), Err("field `event_id` must be a string, got a JSON number")),
+        text(line_with("event_id", Some("\"\"")), Err("field `event_id` is empty")),
+        text(good("a19").replace("\"qty\":\"0.5\"", "\"qty\":\"0.5\",\"qty\":\"0.6\""), Err("duplicate field `qty`")),
+        text(with("qty", "\"1e3\"", "a20"), Err("`1e3` is not a decimal number")),
+        text(with("qty", "\"1_000\"", "a21"), Err("`1_000` is not a decimal number")),
+        text(with("side", "null", "a22"), Err("field `side` must be a string, got null")),
+        // The same event id from another leader is another event.
+        text(good("e1").replace("\"L1\"", "\"L2\""), Ok),
+        text(good("crlf") + "\r", Ok),
+        text(with("qty", "\"0.500\"", "a23").replace("\"0.500\"", "\"0.5000000000000000000000000001\""), Err("is not a multiple of the lot size")),
+        text(with("qty", "\"9999999999999999999999999999999\"", "a24"), Err("is not a decimal number")),
+        text("{}".into(), Err("missing field `leader`")),
+        text(good("a25").replace("\"BTCUSDT\"", "\"btcusdt\""), Err("unknown symbol `btcusdt`")),
+        // The last line has no newline and is cut short.
+        text(r#"{"leader":"L1","event_id":"e9""#.into(), Err("truncated last line (no newline at end of file): malformed JSON")),
+    ]
+}
+
+#[test]
+fn bad_lines_are_rejected_with_line_and_reason() {
+    let cases = cases();
+    let mut file = Vec::new();
+    for (i, (line, _)) in cases.iter().enumerate() {
+        file.extend_from_slice(line);
+        if i + 1 < cases.len() {
+            file.push(b'\n');
+        }
+    }
+    // Through a real file, as `open` reads it.
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bad_lines.jsonl");
+    std::fs::write(&path, &file).expect("write temp file");
+    let mut source = FileSource::open(&path, common::universe()).expect("opens");
+    let got = drain(&mut source);
+
+    let mut got = got.iter();
+    let (mut events, mut rejected, mut blank) = (0, 0, 0);
+    for (i, (_, want)) in cases.iter().enumerate() {
+        let line = i as u64 + 1;
+        match want {
+            Want::Skip => blank += 1,
+            Want::Ok => {
+                events += 1;
+                match got.next() {
+                    Some(Outcome::Event(l, _)) => assert_eq!(*l, line),
+                    other => panic!("line {line}: wanted an event, got {other:?}"),
+                }
+            }
+            Want::Err(needle) => {
+                rejected += 1;
+                match got.next() {
+                    Some(Outcome::Rejected(err)) => {
+                        assert_eq!(err.line, line, "{err}");
+                        assert_eq!(err.origin, path.display().to_string());
+                        assert!(
+                            err.message.contains(needle),
+                            "line {line}: `{}` does not contain `{needle}`",
+                            err.message
+                        );
+                    }
+                    other => panic!("line {line}: wanted `{needle}`, got {other:?}"),
+                }
+            }
+        }
+    }
+    assert!(got.next().is_none());
+    assert_eq!(
+        source.stats(),
+        FileSourceStats {
+            lines: cases.len() as u64,
+            blank,
+            events,
+            rejected
+        }
+    );
+}
+
+#[test]
+fn a_huge_line_is_skipped_without_losing_the_next() {
+    let mut bytes = vec![b'x'; 3 * 1024 * 1024];
+    bytes.push(b'\n');
+    bytes.extend_from_slice(line_with("event_id", Some("\"after\"")).as_bytes());
+    bytes.push(b'\n');
+    let mut source = from_bytes(bytes);
+    let got = drain(&mut source);
+    assert!(
+        matches!(&got[..], [Outcome::Rejected(e), Outcome::Event(2, _)] if e.line == 1 && e.message.contains("longer than")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_huge_last_line_without_newline_is_one_rejection() {
+    let mut source = from_bytes(vec![0u8; 200 * 1024]);
+    let got = drain(&mut source);
+    assert!(
+        matches!(&got[..], [Outcome::Rejected(e)] if e.line == 1 && e.message.contains("longer than")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn the_line_limit_is_exact() {
+    let padded = |len: usize, ending: &str| {
+        let mut line = line_with("event_id", Some(&format!("\"{len}{}\"", ending.len())));
+        line.push_str(&" ".repeat(len - line.len()));
+        line + ending
+    };
+    let file = [
+        padded(LINE_BYTES_MAX, "\n"),
+        padded(LINE_BYTES_MAX, "\r\n"),
+        padded(LINE_BYTES_MAX + 1, "\n"),
+        padded(LINE_BYTES_MAX + 1, "\r\n"),
+        padded(LINE_BYTES_MAX + 2, "\n"),
+    ]
+    .concat();
+    let got = drain(&mut from_bytes(file.into_bytes()));
+    let accepted: Vec<bool> = got
+        .iter()
+        .map(|o| matches!(o, Outcome::Event(..)))
+        .collect();
+    assert_eq!(accepted, [true, true, false, false, false], "{got:?}");
+}
+
+#[test]
+fn a_complete_last_line_without_newline_is_accepted() {
+    let mut source = from_bytes(line_with("ts", Some("1")).into_bytes());
+    let got = drain(&mut source);
+    assert!(matches!(&got[..], [Outcome::Event(1, _)]), "{got:?}");
+}
+
+#[test]
+fn empty_input_finishes_at_once() {
+    let mut source = from_bytes(Vec::new());
+    assert_eq!(source.next(NOW), SourcePoll::Finished);
+    assert_eq!(source.stats(), FileSourceStats::default());
+}
+
+#[test]
+fn a_small_dedup_window_forgets_old_events() {
+    let lines: Vec<String> = ["a", "b", "a", "c", "a"]
+        .iter()
+        .map(|id| line_with("event_id", Some(&format!("\"{id}\""))))
+        .collect();
+    let mut source = from_bytes(lines.join("\n").into_bytes()).with_dedup_window(2);
+    let got = drain(&mut source);
+    // a, b, a (duplicate), c (forgets a), a (new again within the window of 2).
+    let kinds: Vec<bool> = got
+        .iter()
+        .map(|o| matches!(o, Outcome::Event(..)))
+        .collect();
+    assert_eq!(kinds, [true, true, false, true, true]);
+}
+
+/// A reader that fails after some bytes: the error is reported and the source ends.
+struct Failing(Cursor<Vec<u8>>);
+
+impl std::io::Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::other("disk on fire")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[test]
+fn a_read_error_is_reported_and_ends_the_source() {
+    let good = line_with("event_id", Some("\"ok\"")) + "\n";
+    let reader = std::io::BufReader::new(Failing(Cursor::new(good.into_bytes())));
+    let mut source = FileSource::from_reader("failing", reader, common::universe());
+    let got = drain(&mut source);
+    assert!(
+        matches!(&got[..], [Outcome::Event(1, _), Outcome::Rejected(e)] if e.line == 2 && e.message.contains("disk on fire")),
+        "{got:?}"
+    );
+}
+
+fn good_line() -> Vec<u8> {
+    line_with("event_id", Some("\"p\"")).into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Random bytes (with newlines, NULs and invalid UTF-8) never panic, and every
+    /// non-blank line is either an event or a rejection.
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let mut source = from_bytes(bytes);
+        let got = drain(&mut source);
+        let s = source.stats();
+        prop_assert_eq!(s.events + s.rejected, got.len() as u64);
+        prop_assert_eq!(s.events + s.rejected + s.blank, s.lines);
+    }
+
+    /// A good line damaged by byte edits, cuts and insertions never panics.
+    #[test]
+    fn damaged_lines_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+    ) {
+        let mut line = good_line();
+        for (at, byte, op) in edits {
+            let i = at.index(line.len().max(1)).min(line.len());
+            match op {
+                0 if i < line.len() => line[i] = byte,
+                1 => line.insert(i, byte),
+                _ => line.truncate(i),
+            }
+        }
+        let mut source = from_bytes(line);
+        let got = drain(&mut source);
+        prop_assert!(got.len() <= source.stats().lines as usize);
+    }
+
+    /// Any decimal string that parses is converted exactly or rejected, never rounded.
+    #[test]
+    fn quantities_are_exact_or_rejected(int in 0u64..1_000_000, frac in "[0-9]{0,30}") {
+        let qty = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+        let line = line_with("qty", Some(&format!("\"{qty}\"")));
+        let mut source = from_bytes(line.into_bytes());
+        match source.next(NOW) {
+            SourcePoll::Event(FeedEvent::LeaderFill(f)) => {
+                let exact: rust_decimal::Decimal = qty.parse().expect("accepted qty parses");
+                prop_assert_eq!(rust_decimal::Decimal::from(f.qty.0) * rust_decimal_macros::dec!(0.001), exact);
+            }
+            SourcePoll::Rejected(_) => {}
+            other => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
+}

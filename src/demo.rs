@@ -1,0 +1,196 @@
+//! `fillcast demo`: the engine on embedded defaults. The world (venue, symbols,
+//! leaders) is `config/demo.toml`; followers and subscriptions are generated from
+//! the seed with mixed modes and limits, so every reason code has a chance to show.
+
+use crate::{gateways_for, summary};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use fillcast_engine::config::{
+    self, Config, FollowerConfig, LeaderConfig, ModeConfig, OrderTypeConfig, Status,
+    SubscriptionConfig,
+};
+use fillcast_engine::core::Core;
+use fillcast_engine::ids::mix64;
+use fillcast_engine::model::Universe;
+use fillcast_engine::pipeline;
+use fillcast_engine::port::Source;
+use fillcast_gateways::synthetic::SyntheticLeaders;
+use rust_decimal::Decimal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Followers to generate (each copies one leader, every tenth copies two).
+    #[arg(long, default_value_t = 10_000)]
+    followers: u32,
+    /// Leaders (the first three come from config/demo.toml, more are generated).
+    #[arg(long, default_value_t = 3)]
+    leaders: u32,
+    /// How long the leaders trade, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Leader fills per second across all leaders.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Seed for the followers, the leaders' trading and the venue.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Pin the core stage to this CPU.
+    #[arg(long)]
+    core_cpu: Option<usize>,
+}
+
+/// A deterministic stream of pseudo-random numbers for the generated followers.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix64(self.0)
+    }
+    /// True with probability `pct`%.
+    fn pct(&mut self, pct: u64) -> bool {
+        self.next() % 100 < pct
+    }
+    /// A decimal in [lo, hi) with `dp` decimal places.
+    fn dec(&mut self, lo: i64, hi: i64, dp: u32) -> Decimal {
+        let scale = 10i64.pow(dp);
+        let span = ((hi - lo) * scale).max(1) as u64;
+        Decimal::new(lo * scale + (self.next() % span) as i64, dp)
+    }
+}
+
+pub fn demo_config(args: &DemoArgs) -> Result<Config> {
+    let mut cfg = config::load_str(DEMO_TOML, Path::new("config/demo.toml"))
+        .map_err(|e| anyhow::anyhow!("embedded demo config: {e}"))?;
+    let mut d = Draw(args.seed);
+    cfg.leaders.truncate(args.leaders as usize);
+    while cfg.leaders.len() < args.leaders as usize {
+        let id = format!("L{}", cfg.leaders.len() + 1);
+        cfg.leaders.push(LeaderConfig {
+            id,
+            equity: d.dec(50_000, 2_000_000, 0),
+            paused: false,
+            profile: None,
+        });
+    }
+    if cfg.leaders.is_empty() {
+        bail!("--leaders must be at least 1");
+    }
+    if let Some(core_cpu) = args.core_cpu {
+        cfg.engine.core_cpu = Some(core_cpu);
+    }
+    cfg.venues[0].sim.seed = args.seed;
+    let symbols: Vec<String> = cfg.symbols.iter().map(|s| s.name.clone()).collect();
+    for i in 0..args.followers {
+        let id = format!("F{i:05}");
+        let equity = d.dec(1_000, 100_000, 0);
+        cfg.followers.push(FollowerConfig {
+            id: id.clone(),
+            equity,
+            status: if d.pct(3) {
+                Status::Paused
+            } else {
+                Status::Active
+            },
+            max_leverage: d.pct(30).then(|| d.dec(1, 5, 1)),
+            max_open_positions: d.pct(15).then_some(1),
+            daily_loss_limit: d.pct(10).then(|| (equity / Decimal::from(50)).round_dp(2)),
+            symbols: d.pct(10).then(|| symbols.iter().take(2).cloned().collect()),
+        });
+        let n_subs = if d.pct(10) && cfg.leaders.len() > 1 {
+            2
+        } else {
+            1
+        };
+        for j in 0..n_subs {
+            let leader = cfg.leaders[((i + j) as usize) % cfg.leaders.len()]
+                .id
+                .clone();
+            let allocation = (equity * d.dec(2, 10, 1) / Decimal::from(10)).round_dp(2);
+            let mut s = SubscriptionConfig {
+                id: None,
+                follower: id.clone(),
+                leader,
+                allocation,
+                mode: ModeConfig::Proportional,
+                multiplier: None,
+                ratio: None,
+                amount: None,
+                leverage: None,
+                order_type: if d.pct(10) {
+                    OrderTypeConfig::Market
+                } else {
+                    OrderTypeConfig::Limit
+                },
+                slippage_bps: 10 + (d.next() % 40) as u32,
+                max_order_notional: d
+                    .pct(20)
+                    .then(|| (allocation / Decimal::from(4)).round_dp(2)),
+                max_position_notional: None,
+                max_position_pct: d.pct(15).then(|| Decimal::from(40)),
+                total_stop_loss_pct: d.pct(10).then(|| Decimal::from(30)),
+                leader_drawdown_pct: d.pct(5).then(|| Decimal::from(15)),
+                copy_open_positions: false,
+                status: Status::Active,
+            };
+            match d.next() % 10 {
+                0..=3 => {
+                    s.mode = ModeConfig::Proportional;
+                    s.multiplier = Some(d.dec(1, 3, 2));
+                }
+                4 | 5 => {
+                    s.mode = ModeConfig::FixedRatio;
+                    s.ratio = Some(d.dec(0, 1, 3).max(Decimal::new(1, 3)) / Decimal::from(10));
+                }
+                6 | 7 => {
+                    s.mode = ModeConfig::FixedAmount;
+                    s.amount = Some(d.dec(20, 500, 0));
+                }
+                _ => {
+                    s.mode = ModeConfig::FixedLeverage;
+                    s.leverage = Some(d.dec(0, 2, 2).max(Decimal::new(5, 2)));
+                }
+            }
+            cfg.subscriptions.push(s);
+        }
+    }
+    Ok(cfg)
+}
+
+pub fn run(args: &DemoArgs) -> Result<()> {
+    if args.duration <= 0.0 || args.rate == 0 {
+        bail!("--duration and --rate must be positive");
+    }
+    let cfg = demo_config(args)?;
+    let u = Arc::new(Universe::from_config(&cfg).context("demo model")?);
+    let fills = ((args.duration * args.rate as f64).round() as u64).max(1);
+    println!(
+        "fillcast demo: {} leaders, {} followers ({} subscriptions), {} leader fills at {}/s, seed {}",
+        u.leaders.len(),
+        u.followers.len(),
+        u.subs.len(),
+        fills,
+        args.rate,
+        args.seed
+    );
+    let gateways = gateways_for(&u)?;
+    let sources: Vec<Box<dyn Source>> = vec![Box::new(
+        SyntheticLeaders::new(Arc::clone(&u), args.seed, fills).with_rate(args.rate),
+    )];
+    let core = Core::new(Arc::clone(&u), &cfg.engine);
+    let started = Instant::now();
+    let running = pipeline::start(core, gateways, sources, &cfg.engine);
+    let mut ticker = summary::Ticker::new(1.0);
+    let (core_out, io_out) =
+        running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
+    let mismatched = summary::print(&u, &core_out, &io_out, started.elapsed());
+    if mismatched > 0 {
+        bail!("{mismatched} follower positions differ between the engine and the venue");
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! What `run` and `demo` print: a progress line while running, and a summary of
+//! what happened (inputs, decisions by reason, orders, sync with targets,
+//! reconciliation against the venue, latency percentiles).
+
+use fillcast_engine::core::{DecisionStatus, Reason};
+use fillcast_engine::model::{FollowerIdx, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::pipeline::{CoreOutcome, IoOutcome, Progress};
+use fillcast_engine::units::Lots;
+use fillcast_gateways::sim::SimVenue;
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+pub struct Ticker {
+    every: Option<Duration>,
+    last: Instant,
+}
+
+impl Ticker {
+    pub fn new(every_secs: f64) -> Ticker {
+        let every = (every_secs > 0.0).then(|| Duration::from_secs_f64(every_secs));
+        Ticker {
+            every,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn tick(&mut self, p: &Progress) {
+        let Some(every) = self.every else { return };
+        if self.last.elapsed() >= every {
+            self.last = Instant::now();
+            eprintln!(
+                "  … {} leader fills, {} follower orders, {} live, {} rejected inputs",
+                group(p.leader_fills.load(Relaxed)),
+                group(p.orders_out.load(Relaxed)),
+                group(p.live_orders.load(Relaxed)),
+                group(p.source_rejected.load(Relaxed)),
+            );
+        }
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1} µs", ns as f64 / 1_000.0)
+}
+
+fn percentiles(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "no samples".into();
+    }
+    format!(
+        "p50 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
+        us(h.value_at_quantile(0.50)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
+        group(h.len())
+    )
+}
+
+/// Returns the number of (follower, symbol) positions where engine and venue disagree.
+pub fn print(u: &Universe, core_out: &CoreOutcome, io: &IoOutcome, elapsed: Duration) -> u64 {
+    let core = &core_out.core;
+    let s = core.stats();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!();
+    println!(
+        "fillcast summary — {} leaders, {} followers, {} subscriptions, {cores} cores, {:.1} s",
+        u.leaders.len(),
+        u.followers.len(),
+        u.subs.len(),
+        elapsed.as_secs_f64()
+    );
+    println!("  leader fills in        {:>12}   (duplicates ignored {}, invalid {}, rejected by sources {})", group(s.leader_fills), s.duplicate_events, s.invalid_events, io.source_errors.len());
+    println!(
+        "  decisions              {:>12}   sent {}, reduced {}, skipped {}",
+        group(s.decisions),
+        group(s.status_count(DecisionStatus::Sent)),
+        group(s.status_count(DecisionStatus::Reduced)),
+        group(s.status_count(DecisionStatus::Skipped))
+    );
+    for r in Reason::ALL {
+        let n = s.reason_count(r);
+        if n > 0 && r != Reason::None {
+            println!("    {:<24}{:>12}", r.as_str(), group(n));
+        }
+    }
+    println!("  follower orders out    {:>12}   (reduce-only {}, re-sent with a fresh id after a transient failure or a partly filled close {})", group(s.orders_sent), group(s.reduce_only_orders), s.retries);
+    println!(
+        "  venue reports in       {:>12}   fills {}, rejects {}, duplicate fills ignored {}, odd sequences {}, unknown {}",
+        group(s.exec_reports),
+        group(s.fills),
+        group(s.rejects),
+        s.duplicate_fills,
+        s.oddities,
+        s.unknown_reports
+    );
+
+    // Positions vs targets, per (subscription, symbol) where either is non-zero.
+    let mut buckets = [0u64; 4];
+    let mut pairs = 0u64;
+    let mut held = 0u64;
+    for sub in 0..u.subs.len() {
+        for sym in 0..u.symbols.len() {
+            let (sub, sym) = (SubIdx(sub as u32), SymbolIdx(sym as u16));
+            let (p, t) = (core.position(sub, sym), core.target(sub, sym));
+            pairs += 1;
+            held += (p.0 != 0) as u64;
+            let gap = (p.0 - t.0).unsigned_abs();
+            buckets[match gap {
+                0 => 0,
+                1 => 1,
+                2..=10 => 2,
+                _ => 3,
+            }] += 1;
+        }
+    }
+    println!(
+        "  positions vs targets   {:>12}   (subscription, symbol) pairs, {} holding a position: in sync {}, 1 lot off {}, 2–10 lots {}, more {}",
+        group(pairs),
+        group(held),
+        group(buckets[0]),
+        group(buckets[1]),
+        group(buckets[2]),
+        group(buckets[3])
+    );
+
+    // Reconciliation: the engine's filled positions against the venue's books.
+    let mut engine: HashMap<(FollowerIdx, SymbolIdx), Lots> = HashMap::new();
+    for (i, sub) in u.subs.iter().enumerate() {
+        for sym in 0..u.symbols.len() {
+            let p = core.position(SubIdx(i as u32), SymbolIdx(sym as u16));
+            engine
+                .entry((sub.follower, SymbolIdx(sym as u16)))
+                .or_default()
+                .0 += p.0;
+        }
+    }
+    let mut mismatched = 0u64;
+    let mut duplicates = 0u64;
+    let mut venue_orders = 0u64;
+    for g in &io.gateways {
+        let any: &dyn std::any::Any = g.as_ref();
+        if let Some(sim) = any.downcast_ref::<SimVenue>() {
+            venue_orders += sim.orders_received();
+            duplicates += sim.duplicate_client_ids();
+            let mut venue: HashMap<(FollowerIdx, SymbolIdx), Lots> = HashMap::new();
+            for (f, sym, q) in sim.positions() {
+                venue.insert((f, sym), q);
+            }
+            for (key, q) in &engine {
+                if venue.get(key).copied().unwrap_or_default() != *q {
+                    mismatched += 1;
+                }
+            }
+            mismatched += venue
+                .iter()
+                .filter(|(k, q)| q.0 != 0 && !engine.contains_key(k))
+                .count() as u64;
+        }
+    }
+    println!(
+        "  venue reconciliation   {:>12}   orders received; duplicate client order ids {duplicates}; engine/venue position mismatches {mismatched}",
+        group(venue_orders)
+    );
+    println!("    (a gap is a risk cap, a venue minimum or a reject; it heals on the leader's next fill)");
+    println!("  fan-out latency per leader fill (handling start → last order in the egress ring)");
+    println!("      {}", percentiles(&core_out.fanout_ns));
+    println!("  receive → last order in the egress ring (includes queueing behind earlier fills)");
+    println!("      {}", percentiles(&core_out.receive_to_egress_ns));
+    mismatched
+}
