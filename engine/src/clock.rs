@@ -10,7 +10,10 @@ static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
 
 pub fn now() -> Nanos {
     let (start, epoch_ns) = ANCHOR.get_or_init(|| {
-        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         (Instant::now(), epoch)
     });
     Nanos(epoch_ns + start.elapsed().as_nanos() as u64)

@@ -1,13 +1,13 @@
 //! fillcast engine: the core model, config, allocation tables, sizing, risk, order
 //! state and the pipeline. Knows no concrete venue (see `port` for the boundary).
 
+pub mod clock;
 pub mod config;
+pub mod core;
 pub mod event;
 pub mod ids;
 pub mod model;
+pub mod order;
+pub mod pipeline;
 pub mod port;
 pub mod units;
-pub mod core;
-pub mod order;
-pub mod clock;
-pub mod pipeline;
