@@ -15,7 +15,7 @@
 //! source goes on with the next line. It never panics on input and never lets a
 //! quantity or price pass through `f64`: they must be decimal strings.
 
-use crate::RecentIds;
+use fillcast_engine::order::BoundedMap;
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SymbolSpec, Universe};
@@ -74,7 +74,7 @@ pub struct FileSource {
     scratch: Vec<u8>,
     buffers: simd_json::Buffers,
     line_no: u64,
-    seen: RecentIds,
+    seen: BoundedMap<u64>,
     stats: FileSourceStats,
     finished: bool,
 }
@@ -108,7 +108,7 @@ impl FileSource {
             scratch: Vec::with_capacity(1024),
             buffers: simd_json::Buffers::new(1024),
             line_no: 0,
-            seen: RecentIds::new(DEDUP_IDS_DEFAULT),
+            seen: BoundedMap::new(DEDUP_IDS_DEFAULT),
             stats: FileSourceStats::default(),
             finished: false,
         }
@@ -117,7 +117,7 @@ impl FileSource {
     /// Remember at most `ids_max` leader events for duplicate detection (default
     /// `DEDUP_IDS_DEFAULT`); older ones are forgotten first.
     pub fn with_dedup_window(mut self, ids_max: usize) -> FileSource {
-        self.seen = RecentIds::new(ids_max);
+        self.seen = BoundedMap::new(ids_max);
         self
     }
 

@@ -8,7 +8,7 @@
 //! random stream advances only in `submit`, so the same orders submitted at the same
 //! times give the same reports whatever the polling pattern.
 
-use crate::{IdBuildHasher, RecentIds};
+use fillcast_engine::order::{BoundedMap, IdHash};
 use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
@@ -83,8 +83,8 @@ pub struct SimVenue {
     due_last: Nanos,
     trade_salt: u64,
     trades: u64,
-    positions: HashMap<(FollowerIdx, SymbolIdx), Lots, IdBuildHasher>,
-    seen_ids: RecentIds,
+    positions: HashMap<(FollowerIdx, SymbolIdx), Lots, IdHash>,
+    seen_ids: BoundedMap<u64>,
     stats: SimStats,
 }
 
@@ -112,8 +112,8 @@ impl SimVenue {
             queue_reports_max: QUEUE_REPORTS_DEFAULT,
             due_last: Nanos(0),
             trades: 0,
-            positions: HashMap::with_hasher(IdBuildHasher::default()),
-            seen_ids: RecentIds::new(DEDUP_IDS_DEFAULT),
+            positions: HashMap::with_hasher(IdHash),
+            seen_ids: BoundedMap::new(DEDUP_IDS_DEFAULT),
             stats: SimStats::default(),
         }
     }
@@ -153,7 +153,7 @@ impl SimVenue {
     /// Remember at most `ids_max` client order ids for duplicate detection (default
     /// `DEDUP_IDS_DEFAULT`); the oldest are forgotten first.
     pub fn with_dedup_window(mut self, ids_max: usize) -> SimVenue {
-        self.seen_ids = RecentIds::new(ids_max);
+        self.seen_ids = BoundedMap::new(ids_max);
         self
     }
 
