@@ -15,10 +15,10 @@
 //! source goes on with the next line. It never panics on input and never lets a
 //! quantity or price pass through `f64`: they must be decimal strings.
 
-use fillcast_engine::order::BoundedMap;
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SymbolSpec, Universe};
+use fillcast_engine::order::BoundedMap;
 use fillcast_engine::port::{Source, SourceError, SourcePoll};
 use fillcast_engine::units::{Lots, Nanos, Ticks, UnitError};
 use rust_decimal::Decimal;

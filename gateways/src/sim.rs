@@ -8,11 +8,11 @@
 //! random stream advances only in `submit`, so the same orders submitted at the same
 //! times give the same reports whatever the polling pattern.
 
-use fillcast_engine::order::{BoundedMap, IdHash};
 use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::{FollowerIdx, SymbolIdx, SymbolSpec, Universe, VenueIdx};
+use fillcast_engine::order::{BoundedMap, IdHash};
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rand::{Rng, SeedableRng};

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds fillcast in release mode and runs the demo: 3 leaders, 10,000 followers,
+# the simulated venue. Extra arguments go to `fillcast demo` (see `--help`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin fillcast
+exec ./target/release/fillcast demo "$@"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace. Needs only a Rust toolchain (rustup,
+# with rustfmt and clippy); installs nothing else yet. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Services for the tests that need them (the SQL sidecar, scale-out). Tests read the
+# address from these variables and print why they skip when a server is absent.
+export FILLCAST_TEST_PG="${FILLCAST_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}"
+export FILLCAST_TEST_NATS="${FILLCAST_TEST_NATS:-127.0.0.1:4222}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --all-targets
