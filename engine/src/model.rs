@@ -226,6 +226,13 @@ impl Universe {
     /// Resolve a validated config. `config::load` already reported file/line errors;
     /// this catches what only the resolved model can see (units that do not divide).
     pub fn from_config(cfg: &Config) -> Result<Universe, ModelError> {
+        if cfg.venues.len() > u16::MAX as usize || cfg.symbols.len() > u16::MAX as usize {
+            return Err(ModelError::Invalid {
+                what: "config",
+                name: String::new(),
+                msg: format!("at most {} venues and {} symbols", u16::MAX, u16::MAX),
+            });
+        }
         let mut venue_by_name = HashMap::new();
         let mut venues = Vec::new();
         for v in &cfg.venues {
@@ -269,7 +276,14 @@ impl Universe {
                 Some(q) => Lots::from_decimal(q, s.lot_size).map_err(unit)?,
                 None => Lots(1),
             };
-            let lt = s.lot_size * s.tick_size;
+            let lt = s
+                .lot_size
+                .checked_mul(s.tick_size)
+                .ok_or_else(|| ModelError::Invalid {
+                    what: "symbol",
+                    name: s.name.clone(),
+                    msg: "lot_size × tick_size overflows".into(),
+                })?;
             let money_per_lot_tick = Money::from_decimal(lt).map_err(unit)?.0;
             if money_per_lot_tick <= 0 {
                 return Err(ModelError::Invalid {
@@ -346,7 +360,16 @@ impl Universe {
             }
             let equity = money("follower", &f.id, f.equity)?;
             let max_gross = match f.max_leverage {
-                Some(lev) => money("follower", &f.id, (lev * f.equity).round_dp(8))?,
+                Some(lev) => {
+                    let v = lev
+                        .checked_mul(f.equity)
+                        .ok_or_else(|| ModelError::Invalid {
+                            what: "follower",
+                            name: f.id.clone(),
+                            msg: "max_leverage × equity overflows".into(),
+                        })?;
+                    money("follower", &f.id, v.round_dp(8))?
+                }
                 None => Money(i64::MAX),
             };
             let allowed = match &f.symbols {
@@ -432,7 +455,10 @@ impl Universe {
                     let lev = s
                         .leverage
                         .ok_or_else(|| invalid("fixed_leverage needs `leverage`"))?;
-                    let a = (lev * s.allocation).round_dp(8);
+                    let a = lev
+                        .checked_mul(s.allocation)
+                        .ok_or_else(|| invalid("leverage × allocation overflows"))?
+                        .round_dp(8);
                     (
                         Mode::FixedLeverage,
                         Decimal::ONE,

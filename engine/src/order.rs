@@ -310,7 +310,8 @@ mod tests {
     #[test]
     fn transition_table() {
         let q = Lots(10);
-        let cases: &[(S, E, i64, Result<(S, Oddity), TransitionError>)] = &[
+        type Case = (S, E, i64, Result<(S, Oddity), TransitionError>);
+        let cases: &[Case] = &[
             (S::New, E::Ack, 0, Ok((S::Acked, Oddity::None))),
             (S::New, E::Fill, 10, Ok((S::Filled, Oddity::FillBeforeAck))),
             (

@@ -1,0 +1,1132 @@
+//! Config loading: the example configs load, and every kind of bad input gives
+//! errors that name the file, the line and what was expected (never a panic).
+//!
+//! Most cases are `check(toml, &[(line, "expected substring")])`: the errors must
+//! be exactly those, in file/line order. `check` puts `BASE` (a venue, a symbol, a
+//! leader and a follower) in front of the case; lines count from the case's
+//! first line. `check_raw` takes the whole file.
+
+use fillcast_engine::config::{
+    load, load_str, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig, LeaderConfig,
+    LeaderProfile, ModeConfig, SimVenueConfig, SourceConfig, Status, SubscriptionConfig,
+    SymbolConfig, VenueConfig,
+};
+use fillcast_engine::model::Universe;
+use proptest::prelude::*;
+use rust_decimal_macros::dec;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+const BASE: &str = r#"[[venues]]
+name = "sim"
+kind = "sim"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "sim"
+
+[[leaders]]
+id = "L1"
+equity = "1000000"
+
+[[followers]]
+id = "F1"
+equity = "10000"
+"#;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/config")
+}
+
+/// The file name the inline cases are "in" (in the data dir, for CSV paths).
+fn inline_path() -> PathBuf {
+    data().join("inline.toml")
+}
+
+fn errors(text: &str) -> ConfigErrors {
+    match load_str(text, &inline_path()) {
+        Ok(cfg) => panic!("expected errors, loaded: {cfg:?}"),
+        Err(e) => e,
+    }
+}
+
+/// The errors of `text` are exactly `expected`: (line, substring), in order.
+fn check_raw(text: &str, expected: &[(usize, &str)]) {
+    check_lines(&errors(text), 0, expected);
+}
+
+/// As `check_raw`, for `BASE` followed by `case`.
+fn check(case: &str, expected: &[(usize, &str)]) {
+    let errs = errors(&format!("{BASE}{case}"));
+    check_lines(&errs, BASE.lines().count(), expected);
+}
+
+fn check_lines(errs: &ConfigErrors, offset: usize, expected: &[(usize, &str)]) {
+    let got: Vec<(usize, &str)> = errs
+        .iter()
+        .map(|e| (e.line.saturating_sub(offset), e.message.as_str()))
+        .collect();
+    let ok = got.len() == expected.len()
+        && got
+            .iter()
+            .zip(expected)
+            .all(|((line, msg), (want_line, want))| line == want_line && msg.contains(want));
+    assert!(
+        ok,
+        "expected {expected:#?}\ngot (lines relative to the case):\n{got:#?}\nfull:\n{errs}"
+    );
+}
+
+fn assert_loads(text: &str) -> Config {
+    match load_str(text, &inline_path()) {
+        Ok(cfg) => cfg,
+        Err(e) => panic!("expected to load, got:\n{e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The shipped configs.
+
+#[test]
+fn example_configs_load_and_resolve() {
+    for name in ["example.toml", "run-file.toml"] {
+        let path = repo().join("config").join(name);
+        let cfg = load(&path).unwrap_or_else(|e| panic!("{name}:\n{e}"));
+        let universe = Universe::from_config(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(universe.symbols.len(), 2, "{name}");
+        assert!(!universe.subs.is_empty(), "{name}");
+        for source in &cfg.sources {
+            if let SourceConfig::File { path } = source {
+                assert!(path.is_file(), "{name}: {} resolved", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn example_uses_csv_files_and_every_mode() {
+    let cfg = load(&repo().join("config/example.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.followers.len(), 4, "1 in TOML + 3 in CSV");
+    assert_eq!(cfg.subscriptions.len(), 5, "1 in TOML + 4 in CSV");
+    let f2 = &cfg.followers[1];
+    assert_eq!(f2.id, "F2");
+    assert_eq!(f2.status, Status::Active, "empty cell = default");
+    assert_eq!(f2.max_leverage, Some(dec!(3)));
+    assert_eq!(f2.symbols.as_deref(), Some(&["BTCUSDT".to_string()][..]));
+    assert_eq!(
+        cfg.followers[2].symbols.as_deref(),
+        Some(&["BTCUSDT".to_string(), "ETHUSDT".to_string()][..])
+    );
+    assert_eq!(cfg.followers[3].symbols, None);
+    assert_eq!(cfg.followers[3].status, Status::Paused);
+
+    let run = load(&repo().join("config/run-file.toml")).unwrap_or_else(|e| panic!("{e}"));
+    for mode in [
+        ModeConfig::Proportional,
+        ModeConfig::FixedRatio,
+        ModeConfig::FixedAmount,
+        ModeConfig::FixedLeverage,
+    ] {
+        assert!(
+            run.subscriptions.iter().any(|s| s.mode == mode),
+            "run-file.toml has no {mode:?} subscription"
+        );
+    }
+    assert_eq!(run.followers.len(), 6);
+}
+
+/// The names `T` passes to `deserialize_struct`: its field names.
+fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Fields(&'static [&'static str]);
+    impl std::fmt::Display for Fields {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+    impl std::error::Error for Fields {}
+    impl serde::de::Error for Fields {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Fields(&[])
+        }
+    }
+    struct Probe;
+    impl<'de> serde::Deserializer<'de> for Probe {
+        type Error = Fields;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(&[]))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Probe) {
+        Err(Fields(f)) => f,
+        Ok(_) => &[],
+    }
+}
+
+#[test]
+fn example_and_reference_document_every_key() {
+    let example = std::fs::read_to_string(repo().join("config/example.toml")).unwrap_or_default();
+    let reference = std::fs::read_to_string(repo().join("docs/CONFIG.md")).unwrap_or_default();
+    let mut keys: Vec<&str> = Vec::new();
+    for f in [
+        fields::<Config>(),
+        fields::<EngineConfig>(),
+        fields::<SymbolConfig>(),
+        fields::<VenueConfig>(),
+        fields::<SimVenueConfig>(),
+        fields::<LeaderConfig>(),
+        fields::<LeaderProfile>(),
+        fields::<FollowerConfig>(),
+        fields::<SubscriptionConfig>(),
+    ] {
+        assert!(!f.is_empty());
+        keys.extend(f);
+    }
+    keys.extend(["kind", "path", "fills", "seed", "rate_per_sec"]);
+    for key in keys {
+        let documented = example.lines().any(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            l.starts_with(&format!("{key} ="))
+                || l.starts_with(&format!("[{key}]"))
+                || l.starts_with(&format!("[[{key}]]"))
+                || l.starts_with(&format!("[venues.{key}]"))
+                || l.starts_with(&format!("[leaders.{key}]"))
+        });
+        assert!(documented, "config/example.toml does not show `{key}`");
+        assert!(
+            reference.contains(&format!("`{key}`")),
+            "docs/CONFIG.md does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn minimal_and_empty_configs_load() {
+    let cfg = assert_loads("");
+    assert_eq!(cfg, Config::default());
+    let cfg = assert_loads(BASE);
+    assert_eq!(cfg.engine, EngineConfig::default());
+    assert!(Universe::from_config(&cfg).is_ok());
+}
+
+#[test]
+fn exact_floats_and_integers_are_accepted_as_decimals() {
+    let cfg = assert_loads(&format!(
+        "{BASE}[[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = 10_000\n\
+         mode = \"fixed_ratio\"\nratio = 0.125\nmax_position_pct = 5e1\n"
+    ));
+    let s = &cfg.subscriptions[0];
+    assert_eq!(s.allocation, dec!(10000));
+    assert_eq!(s.ratio, Some(dec!(0.125)));
+    assert_eq!(s.max_position_pct, Some(dec!(50)));
+}
+
+// ---------------------------------------------------------------------------
+// Malformed TOML: one error, at the right line.
+
+#[test]
+fn syntax_errors_point_at_their_line() {
+    check_raw(
+        "[engine]\nfeed_ring_slots = 1024\nwait = \"spin\n",
+        &[(3, "invalid basic string")],
+    );
+    check_raw("[engine]\nfeed_ring_slots 1024\n", &[(2, "expected")]);
+    check_raw("[engine]\n[engine]\n", &[(2, "duplicate")]);
+    check_raw("a = 1\na = 2\n", &[(2, "duplicate key")]);
+    check_raw("[[symbols]\nname = \"x\"\n", &[(1, "invalid table header")]);
+}
+
+#[test]
+fn truncated_files_are_errors() {
+    check(
+        "[[subscriptions]]\nfollower = \"F1\"\nleader = \"L",
+        &[(3, "invalid basic string")],
+    );
+    check("[[subscr", &[(1, "invalid table header")]);
+    check(
+        "[[subscriptions]]\nallocation = ",
+        &[(2, "invalid TOML: the file ends in the middle of an item")],
+    );
+    let full = std::fs::read_to_string(repo().join("config/run-file.toml")).unwrap_or_default();
+    // Cut mid-string, mid-header, mid-value and mid-item (missing fields).
+    let cuts = [
+        full.find("lot_size = \"0.0").map(|i| i + 14),
+        full.find("[[subscriptions]]").map(|i| i + 5),
+        full.find("mode = \"fixed_amount\"").map(|i| i + 7),
+        full.find("follower = \"F3\"").map(|i| i + 16),
+    ];
+    for cut in cuts {
+        let cut = cut.expect("run-file.toml changed: update the cuts");
+        let text = full.get(..cut).unwrap_or_default();
+        assert!(
+            load_str(text, &inline_path()).is_err(),
+            "cut at {cut} loaded"
+        );
+    }
+}
+
+#[test]
+fn syntax_error_has_a_column() {
+    let errs = errors("[engine]\nwait = spin\n");
+    let e = &errs.0[0];
+    assert_eq!((e.line, e.column), (2, 8), "{errs}");
+    assert_eq!(e.file, inline_path());
+}
+
+// ---------------------------------------------------------------------------
+// Wrong shapes: each bad item reported, at the offending key or value.
+
+#[test]
+fn wrong_types_point_at_the_value() {
+    check(
+        "[[symbols]]\nname = \"ETHUSDT\"\nlot_size = \"abc\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n",
+        &[(3, "`lot_size`: invalid value: string \"abc\"")],
+    );
+    check(
+        "[[symbols]]\nname = \"ETHUSDT\"\nlot_size = true\ntick_size = \"0.01\"\nvenue = \"sim\"\n",
+        &[(3, "`lot_size`: invalid type: boolean `true`")],
+    );
+    check(
+        "[[followers]]\nid = \"F2\"\nequity = \"1\"\nmax_open_positions = \"ten\"\n",
+        &[(
+            4,
+            "`max_open_positions`: invalid type: string \"ten\", expected u32",
+        )],
+    );
+    check(
+        "[[followers]]\nid = \"F2\"\nequity = \"1\"\nmax_open_positions = -1\n",
+        &[(4, "invalid value: integer `-1`, expected u32")],
+    );
+    check(
+        "[[followers]]\nid = 7\nequity = \"1\"\n",
+        &[(2, "`id`: invalid type: integer `7`, expected a string")],
+    );
+    check(
+        "[[followers]]\nid = \"F2\"\nequity = 1979-05-27\n",
+        &[(3, "`equity`: invalid type: a date-time")],
+    );
+    check_raw(
+        "[engine]\nwait = 3\n",
+        &[(2, "`engine.wait`: invalid type: integer `3`")],
+    );
+    check_raw(
+        "symbols = 5\n",
+        &[(
+            1,
+            "`symbols`: invalid type: integer `5`, expected a sequence",
+        )],
+    );
+    check_raw(
+        "engine = []\nsymbols = [1]\n",
+        &[
+            (
+                1,
+                "`engine`: invalid type: sequence, expected struct EngineConfig",
+            ),
+            (2, "invalid type: integer `1`, expected struct SymbolConfig"),
+        ],
+    );
+    check_raw(
+        "[[venues]]\nname = \"v\"\nkind = \"sim\"\nsim.seed = \"x\"\n",
+        &[(4, "`sim.seed`: invalid type: string \"x\", expected u64")],
+    );
+}
+
+#[test]
+fn inexact_floats_are_errors() {
+    check(
+        "[[symbols]]\nname = \"ETHUSDT\"\nlot_size = 0.1000000000000000055511151231257827\n\
+         tick_size = \"0.01\"\nvenue = \"sim\"\n",
+        &[(
+            3,
+            "`lot_size` = 0.1000000000000000055511151231257827 is not exact",
+        )],
+    );
+}
+
+#[test]
+fn unknown_keys_point_at_the_key() {
+    check(
+        "[[symbols]]\nname = \"ETHUSDT\"\nlot_sise = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n",
+        &[(3, "unknown field `lot_sise`, expected one of")],
+    );
+    check_raw(
+        "folowers_file = \"x.csv\"\n",
+        &[(1, "unknown field `folowers_file`")],
+    );
+    check_raw(
+        "[engine]\nfeed_ring = 8\n",
+        &[(2, "`engine`: unknown field `feed_ring`")],
+    );
+    check_raw(
+        "[[sources]]\nkind = \"file\"\npth = \"x\"\n",
+        &[(1, "unknown field `pth`")],
+    );
+    let errs = errors("[[leaders]]\nid = \"L1\"\nequity = \"1\"\n  colour = \"red\"\n");
+    assert_eq!((errs.0[0].line, errs.0[0].column), (4, 3), "{errs}");
+}
+
+#[test]
+fn unknown_enum_values_are_errors() {
+    check(
+        "[[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"mirror\"\n",
+        &[(5, "`mode`: unknown variant `mirror`, expected one of `proportional`")],
+    );
+    check_raw(
+        "[[sources]]\nkind = \"kafka\"\n",
+        &[(
+            2,
+            "`kind`: unknown variant `kafka`, expected `file` or `synthetic`",
+        )],
+    );
+    check_raw(
+        "[[venues]]\nname = \"v\"\nkind = \"fix\"\n",
+        &[(3, "unknown variant `fix`")],
+    );
+    check_raw(
+        "[engine]\nwait = \"busy\"\n",
+        &[(2, "unknown variant `busy`")],
+    );
+}
+
+#[test]
+fn missing_required_fields_point_at_the_item() {
+    check(
+        "\n[[symbols]]\nname = \"ETHUSDT\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\n",
+        &[(2, "missing field `venue`")],
+    );
+    check(
+        "[[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"1\"\n",
+        &[(1, "missing field `mode`")],
+    );
+    check_raw(
+        "[[sources]]\npath = \"x\"\n",
+        &[(1, "missing field `kind`")],
+    );
+    check_raw(
+        "symbols = [{ name = \"A\", lot_size = \"1\", tick_size = \"1\" }]\n",
+        &[(1, "missing field `venue`")],
+    );
+}
+
+#[test]
+fn every_bad_item_is_reported() {
+    check_raw(
+        r#"[engine]
+feed_ring = 1
+
+[[symbols]]
+name = "A"
+lot_size = "x"
+tick_size = "1"
+venue = "v"
+
+[[symbols]]
+name = "B"
+lot_size = "1"
+tick_size = "1"
+venue = "v"
+
+[[leaders]]
+id = "L1"
+
+[[followers]]
+id = "F1"
+equity = "1"
+status = "sleeping"
+
+[[subscriptions]]
+follower = "F1"
+leader = "L1"
+allocation = "1"
+mode = "proportional"
+extra = 1
+"#,
+        &[
+            (2, "unknown field `feed_ring`"),
+            (6, "`lot_size`: invalid value"),
+            (16, "missing field `equity`"),
+            (22, "`status`: unknown variant `sleeping`"),
+            (29, "unknown field `extra`"),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Semantic checks: all of them reported, each at its line.
+
+#[test]
+fn quantities_must_be_positive() {
+    check(
+        r#"[[symbols]]
+name = "ETHUSDT"
+lot_size = "0"
+tick_size = "-0.01"
+min_notional = "-1"
+venue = "sim"
+
+[[leaders]]
+id = "L2"
+equity = "0"
+
+[[followers]]
+id = "F2"
+equity = "-5"
+max_leverage = "0"
+max_open_positions = 0
+daily_loss_limit = "-1"
+
+[[subscriptions]]
+follower = "F2"
+leader = "L2"
+allocation = "0"
+mode = "proportional"
+max_order_notional = "0"
+max_position_notional = "-10"
+"#,
+        &[
+            (3, "`lot_size` must be positive, got 0"),
+            (4, "`tick_size` must be positive, got -0.01"),
+            (5, "`min_notional` must not be negative"),
+            (10, "`equity` must be positive, got 0"),
+            (14, "`equity` must be positive, got -5"),
+            (15, "`max_leverage` must be positive"),
+            (16, "`max_open_positions` must be positive"),
+            (17, "`daily_loss_limit` must be positive"),
+            (22, "`allocation` must be positive"),
+            (24, "`max_order_notional` must be positive"),
+            (25, "`max_position_notional` must be positive"),
+        ],
+    );
+}
+
+#[test]
+fn symbol_units_must_fit() {
+    check(
+        r#"[[symbols]]
+name = "A"
+lot_size = "0.001"
+tick_size = "0.1"
+min_qty = "0.0015"
+venue = "sim"
+
+[[symbols]]
+name = "B"
+lot_size = "0.00001"
+tick_size = "0.00001"
+venue = "sim"
+
+[[symbols]]
+name = "C"
+lot_size = "79228162514264337593543950335"
+tick_size = "10"
+venue = "sim"
+"#,
+        &[
+            (
+                5,
+                "`min_qty` 0.0015 must be a whole multiple of `lot_size` 0.001",
+            ),
+            (
+                11,
+                "`lot_size` × `tick_size` = 0.0000000001 must be a whole number of 1e-8",
+            ),
+            (17, "`lot_size` × `tick_size` = overflow"),
+        ],
+    );
+}
+
+#[test]
+fn money_must_fit_its_units() {
+    check(
+        r#"[[followers]]
+id = "F2"
+equity = "0.000000001"
+
+[[followers]]
+id = "F3"
+equity = "100000000000"
+
+[[followers]]
+id = "F4"
+equity = "1000"
+max_leverage = "79228162514264337593543950335"
+
+[[subscriptions]]
+follower = "F1"
+leader = "L1"
+allocation = "1000"
+mode = "fixed_leverage"
+leverage = "1000000000000000000"
+"#,
+        &[
+            (3, "`equity` 0.000000001 is not an amount of money"),
+            (7, "`equity` 100000000000 is not an amount of money"),
+            (12, "`max_leverage` × `equity` = overflow is too large"),
+            (
+                19,
+                "`leverage` × `allocation` = 1000000000000000000000 is too large",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn duplicate_ids_are_errors() {
+    check(
+        r#"[[venues]]
+name = "sim"
+kind = "sim"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "sim"
+
+[[leaders]]
+id = "L1"
+equity = "1"
+
+[[followers]]
+id = "F1"
+equity = "1"
+
+[[subscriptions]]
+follower = "F1"
+leader = "L1"
+allocation = "1"
+mode = "proportional"
+
+[[subscriptions]]
+follower = "F1"
+leader = "L1"
+allocation = "1"
+mode = "proportional"
+
+[[subscriptions]]
+id = "F1:L1"
+follower = "F1"
+leader = "L1"
+allocation = "1"
+mode = "proportional"
+"#,
+        &[
+            (2, "duplicate venue `sim` (first defined at line 2)"),
+            (6, "duplicate symbol `BTCUSDT` (first defined at line 6)"),
+            (12, "duplicate leader `L1` (first defined at line 12)"),
+            (16, "duplicate follower `F1` (first defined at line 16)"),
+            (
+                25,
+                "duplicate subscription `F1:L1` (first defined at line 36)",
+            ),
+            (
+                32,
+                "duplicate subscription `F1:L1` (first defined at line 36)",
+            ),
+        ],
+    );
+    let errs = errors(&format!("{BASE}[[leaders]]\nid = \"L1\"\nequity = \"1\"\n"));
+    assert!(
+        errs.0[0].message.ends_with("(first defined at line 12)"),
+        "{errs}"
+    );
+    check(
+        "[[leaders]]\nid = \" \"\nequity = \"1\"\n",
+        &[(2, "leader name must not be empty")],
+    );
+}
+
+#[test]
+fn unknown_references_are_errors() {
+    check(
+        r#"[[symbols]]
+name = "ETHUSDT"
+lot_size = "0.01"
+tick_size = "0.01"
+venue = "binance"
+
+[[leaders]]
+id = "L2"
+equity = "1"
+profile = { symbols = ["BTCUSDT", "DOGEUSDT"] }
+
+[[followers]]
+id = "F2"
+equity = "1"
+symbols = ["XRPUSDT"]
+
+[[subscriptions]]
+follower = "F9"
+leader = "L9"
+allocation = "1"
+mode = "proportional"
+"#,
+        &[
+            (5, "unknown venue `binance`; expected one of: sim"),
+            (
+                10,
+                "unknown symbol `DOGEUSDT`; expected one of: BTCUSDT, ETHUSDT",
+            ),
+            (15, "unknown symbol `XRPUSDT`"),
+            (18, "unknown follower `F9`; expected one of: F1, F2"),
+            (19, "unknown leader `L9`; expected one of: L1, L2"),
+        ],
+    );
+    let errs = errors(&format!("{BASE}[[subscriptions]]\nfollower = \"F1\"\nleader = \"L7\"\nallocation = \"1\"\nmode = \"proportional\"\n"));
+    let e = &errs.0[0];
+    assert_eq!((e.line, e.column), (BASE.lines().count() + 3, 10), "{errs}");
+}
+
+#[test]
+fn mode_parameters_must_match_the_mode() {
+    check(
+        r#"[[subscriptions]]
+id = "a"
+follower = "F1"
+leader = "L1"
+allocation = "100"
+mode = "fixed_ratio"
+
+[[subscriptions]]
+id = "b"
+follower = "F1"
+leader = "L1"
+allocation = "100"
+mode = "fixed_amount"
+ratio = "0.5"
+amount = "10"
+
+[[subscriptions]]
+id = "c"
+follower = "F1"
+leader = "L1"
+allocation = "100"
+mode = "proportional"
+multiplier = "0"
+leverage = "2"
+
+[[subscriptions]]
+id = "d"
+follower = "F1"
+leader = "L1"
+allocation = "100"
+mode = "fixed_leverage"
+leverage = "-1"
+
+[[subscriptions]]
+id = "e"
+follower = "F1"
+leader = "L1"
+allocation = "100"
+mode = "fixed_amount"
+"#,
+        &[
+            (6, "mode fixed_ratio needs `ratio`"),
+            (14, "`ratio` is only used by mode fixed_ratio; this subscription's mode is fixed_amount"),
+            (23, "`multiplier` must be positive"),
+            (24, "`leverage` is only used by mode fixed_leverage"),
+            (32, "`leverage` must be positive, got -1"),
+            (39, "mode fixed_amount needs `amount`"),
+        ],
+    );
+}
+
+#[test]
+fn percentages_and_basis_points_have_ranges() {
+    check(
+        r#"[[subscriptions]]
+follower = "F1"
+leader = "L1"
+allocation = "100"
+mode = "proportional"
+max_position_pct = "0"
+total_stop_loss_pct = "150"
+leader_drawdown_pct = "100"
+slippage_bps = 10001
+"#,
+        &[
+            (6, "`max_position_pct` is a percentage in (0, 100], got 0"),
+            (
+                7,
+                "`total_stop_loss_pct` is a percentage in (0, 100], got 150",
+            ),
+            (9, "`slippage_bps` is in basis points: at most 10000"),
+        ],
+    );
+}
+
+#[test]
+fn engine_ring_sizes_are_powers_of_two() {
+    check_raw(
+        "[engine]\nfeed_ring_slots = 1000\nexec_ring_slots = 1\negress_ring_slots = 0\n\
+         max_working_orders = 0\ndedup_window = 4\n",
+        &[
+            (
+                2,
+                "`feed_ring_slots` must be a power of two, at least 2; got 1000",
+            ),
+            (
+                3,
+                "`exec_ring_slots` must be a power of two, at least 2; got 1",
+            ),
+            (
+                4,
+                "`egress_ring_slots` must be a power of two, at least 2; got 0",
+            ),
+            (5, "`max_working_orders` must be positive"),
+        ],
+    );
+}
+
+#[test]
+fn venue_and_source_settings_are_checked() {
+    check(
+        r#"[[venues]]
+name = "sim2"
+kind = "sim"
+sim = { reject_ppm = 1000001, partial_fill_ppm = 1000000 }
+
+[[sources]]
+kind = "file"
+path = "no-such-fills.jsonl"
+
+[[sources]]
+kind = "file"
+path = "."
+
+[[sources]]
+kind = "synthetic"
+rate_per_sec = 0
+"#,
+        &[
+            (
+                4,
+                "`reject_ppm` is in parts per million: at most 1000000, got 1000001",
+            ),
+            (8, "no-such-fills.jsonl` does not exist"),
+            (12, "is not a file"),
+            (16, "`rate_per_sec` must be positive"),
+        ],
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_file() {
+    let cfg = assert_loads(&format!(
+        "{BASE}[[sources]]\nkind = \"file\"\npath = \"fills.jsonl\"\n"
+    ));
+    assert_eq!(
+        cfg.sources,
+        vec![SourceConfig::File {
+            path: data().join("fills.jsonl")
+        }]
+    );
+}
+
+#[test]
+fn model_errors_point_at_their_item() {
+    check(
+        "[[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"10000\"\n\
+         mode = \"proportional\"\nmultiplier = \"1000000000000\"\n",
+        &[(1, "subscription `F1:L1`: proportional ratio out of range")],
+    );
+}
+
+#[test]
+fn all_errors_are_counted_past_the_cap() {
+    let mut text = BASE.to_string();
+    for i in 0..150 {
+        text.push_str(&format!(
+            "[[subscriptions]]\nid = \"s{i}\"\nfollower = \"F1\"\nleader = \"nobody\"\n\
+             allocation = \"1\"\nmode = \"proportional\"\n"
+        ));
+    }
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 101);
+    assert!(errs.0[99].message.contains("unknown leader `nobody`"));
+    assert_eq!(errs.0[100].line, 0);
+    assert_eq!(errs.0[100].message, "50 more errors not shown");
+}
+
+// ---------------------------------------------------------------------------
+// CSV files.
+
+#[test]
+fn csv_rows_are_appended() {
+    let cfg = load(&data().join("csv-ok.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = cfg.followers.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["F1", "F2", "F3"]);
+    assert_eq!(
+        cfg.followers[2].equity,
+        dec!(150000.50),
+        "cells are trimmed"
+    );
+    assert_eq!(cfg.followers[2].max_open_positions, Some(20));
+    assert_eq!(cfg.subscriptions.len(), 3);
+    let s = &cfg.subscriptions[1];
+    assert_eq!(
+        (s.mode, s.ratio, s.amount),
+        (ModeConfig::FixedRatio, Some(dec!(0.002)), None)
+    );
+    assert!(s.copy_open_positions);
+    assert_eq!(s.slippage_bps, 50, "absent column = default");
+    assert_eq!(cfg.followers_file, Some(data().join("followers-ok.csv")));
+    assert!(Universe::from_config(&cfg).is_ok());
+}
+
+/// Errors of the inline TOML `top` + `BASE` + `case` (top-level keys must come
+/// before the first table), rendered as `file-name:line: message`.
+fn rendered(top: &str, case: &str) -> Vec<String> {
+    errors(&format!("{top}{BASE}{case}"))
+        .iter()
+        .map(|e| {
+            let name = e.file.file_name().map(|n| n.to_string_lossy().into_owned());
+            format!("{}:{}: {}", name.unwrap_or_default(), e.line, e.message)
+        })
+        .collect()
+}
+
+#[test]
+fn csv_bad_rows_name_the_csv_file_and_line() {
+    assert_eq!(
+        rendered("followers_file = \"followers-bad-rows.csv\"\n", ""),
+        [
+            "followers-bad-rows.csv:3: `equity`: invalid value: string \"abc\", expected a Decimal type representing a fixed-point number",
+            "followers-bad-rows.csv:4: `status`: unknown variant `sleeping`, expected one of `active`, `paused`, `stopped`",
+            "followers-bad-rows.csv:7: the row has 5 fields; the header has 7",
+            "followers-bad-rows.csv:8: `equity` is empty; it is required",
+            "followers-bad-rows.csv:9: `max_open_positions`: invalid value: string \"-1\", expected u32",
+        ]
+    );
+}
+
+#[test]
+fn csv_header_problems_are_reported_once() {
+    assert_eq!(
+        rendered("followers_file = \"followers-missing-column.csv\"\n", ""),
+        ["followers-missing-column.csv:2: missing column `equity`"]
+    );
+    let unknown = rendered("followers_file = \"followers-unknown-column.csv\"\n", "");
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(
+        unknown[0].starts_with(
+            "followers-unknown-column.csv:1: unknown column `colour`; expected one of: id, equity"
+        ),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        rendered("followers_file = \"followers-bad-utf8.csv\"\n", ""),
+        ["followers-bad-utf8.csv:2: field 1 is not valid UTF-8"]
+    );
+}
+
+#[test]
+fn csv_rows_get_semantic_checks_at_their_line() {
+    assert_eq!(
+        rendered("subscriptions_file = \"subscriptions-unknown-leader.csv\"\n", ""),
+        [
+            "subscriptions-unknown-leader.csv:3: unknown leader `L9`; expected one of: L1",
+            "subscriptions-unknown-leader.csv:4: duplicate subscription `F1:L1` (first defined at line 2)",
+            "subscriptions-unknown-leader.csv:4: mode fixed_ratio needs `ratio`",
+        ]
+    );
+    // A CSV follower that repeats a TOML one names the TOML file and line.
+    let dup = rendered(
+        "followers_file = \"followers-ok.csv\"\n",
+        "[[followers]]\nid = \"F2\"\nequity = \"1\"\n",
+    );
+    assert_eq!(dup.len(), 2, "{dup:?}");
+    assert!(
+        dup[0].starts_with("followers-ok.csv:2: duplicate follower `F2` (first defined at ")
+            && dup[0].ends_with("inline.toml:20)"),
+        "{dup:?}"
+    );
+    assert_eq!(
+        dup[1],
+        "followers-ok.csv:3: unknown symbol `ETHUSDT`; expected one of: BTCUSDT"
+    );
+}
+
+#[test]
+fn csv_file_errors_point_at_the_toml_key() {
+    check_raw(
+        "\nfollowers_file = \"no-such.csv\"\n",
+        &[(2, "cannot read `")],
+    );
+    // The CSV is read (and its errors reported) even when the TOML has errors.
+    let lines = rendered(
+        "followers_file = \"followers-missing-column.csv\"\n",
+        "[[leaders]]\nid = 3\n",
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("inline.toml:20: `id`: invalid type"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1],
+        "followers-missing-column.csv:2: missing column `equity`"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Hostile input: an error, never a panic.
+
+#[test]
+fn a_ten_megabyte_line_is_an_error_with_a_short_message() {
+    let huge = "a".repeat(10 << 20);
+    for text in [
+        format!("x = \"{huge}\"\n"),
+        format!("{huge}\n"),
+        format!("{BASE}[[subscriptions]]\nfollower = \"F1\"\nleader = \"{huge}\"\nallocation = \"1\"\nmode = \"proportional\"\n"),
+        format!("[[symbols]]\nname = \"A\"\nlot_size = \"{huge}\"\n"),
+    ] {
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{}", errs.0[0].message);
+        assert!(errs.to_string().len() < 1000);
+    }
+}
+
+#[test]
+fn nul_bytes_and_control_characters_are_errors() {
+    check_raw("[engine]\0\n", &[(1, "")]);
+    check_raw("[engine]\nwait = \"spin\0\"\n", &[(2, "")]);
+    check_raw("\0", &[(1, "")]);
+}
+
+#[test]
+fn deep_nesting_is_an_error() {
+    let depth = 100_000;
+    for text in [
+        format!("x = {}{}", "[".repeat(depth), "]".repeat(depth)),
+        format!("x = {}1{}", "{a = ".repeat(depth), "}".repeat(depth)),
+        format!("{} = 1", vec!["a"; depth].join(".")),
+        format!("[{}]", vec!["a"; depth].join(".")),
+        format!("x = {}", "[".repeat(depth)),
+    ] {
+        check_raw(&text, &[(1, "")]);
+    }
+}
+
+#[test]
+fn too_large_and_unreadable_files_are_errors() {
+    let big = format!("# {}\n", "x".repeat(17 << 20));
+    check_raw(&big, &[(0, "a config file may have at most")]);
+
+    let errs = load(Path::new("/nonexistent/fillcast.toml")).expect_err("loaded");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs.0[0].line, 0);
+    assert!(
+        errs.to_string().starts_with("/nonexistent/fillcast.toml: "),
+        "{errs}"
+    );
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-load-utf8");
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    let path = dir.join("bad-utf8.toml");
+    std::fs::write(&path, b"[engine]\nwait = \"sp\xffin\"\n").expect("write temp file");
+    let errs = load(&path).expect_err("loaded");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (errs.0[0].line, errs.0[0].column, errs.0[0].message.as_str()),
+        (2, 11, "not valid UTF-8")
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any edit of a valid config loads or reports errors, never panics, and every
+    /// error with a line points inside its file.
+    #[test]
+    fn mutated_configs_never_panic(
+        cut in 0usize..4000,
+        len in 0usize..40,
+        insert in "[\\x00-\\x7f\u{80}-\u{10ffff}]{0,12}",
+    ) {
+        let base = std::fs::read_to_string(repo().join("config/run-file.toml")).unwrap_or_default();
+        let mut start = cut.min(base.len());
+        while !base.is_char_boundary(start) { start -= 1; }
+        let mut end = (start + len).min(base.len());
+        while !base.is_char_boundary(end) { end -= 1; }
+        let text = format!("{}{insert}{}", &base[..start], &base[end..]);
+        let lines = text.lines().count().max(1);
+        if let Err(errs) = load_str(&text, &repo().join("config/run-file.toml")) {
+            prop_assert!(!errs.is_empty());
+            for e in errs.iter() {
+                if e.file.ends_with("run-file.toml") {
+                    prop_assert!(e.line <= lines + 1, "{e}");
+                }
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
+
+    /// Arbitrary bytes (mostly CSV punctuation) as a followers CSV: rows or
+    /// errors at lines of that file, never a panic.
+    #[test]
+    fn arbitrary_csv_never_panics(
+        body in proptest::collection::vec(
+            prop_oneof![any::<u8>(), proptest::sample::select(b",\"\n\r#| 0123456789.-Fa".to_vec())],
+            0..400,
+        ),
+    ) {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-load-csv-prop");
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let csv = dir.join("followers.csv");
+        let mut bytes = b"id,equity,status,symbols\n".to_vec();
+        bytes.extend(&body);
+        std::fs::write(&csv, &bytes).expect("write temp file");
+        let lines = bytes.split(|&b| b == b'\n').count();
+        let text = format!("followers_file = \"followers.csv\"\n{BASE}");
+        if let Err(errs) = load_str(&text, &dir.join("c.toml")) {
+            for e in errs.iter() {
+                prop_assert!(e.file == csv || e.line == 0, "{e}");
+                prop_assert!(e.line <= lines, "{e}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Rendering.
+
+#[test]
+fn errors_render_as_file_line_column_message() {
+    let e = |line, column| ConfigError {
+        file: PathBuf::from("config/x.toml"),
+        line,
+        column,
+        message: "oops".into(),
+    };
+    assert_eq!(e(3, 7).to_string(), "config/x.toml:3:7: oops");
+    assert_eq!(e(3, 0).to_string(), "config/x.toml:3: oops");
+    assert_eq!(e(0, 0).to_string(), "config/x.toml: oops");
+    let all = ConfigErrors(vec![e(1, 2), e(4, 0)]);
+    assert_eq!(
+        all.to_string(),
+        "config/x.toml:1:2: oops\nconfig/x.toml:4: oops"
+    );
+    let boxed: Box<dyn std::error::Error> = Box::new(all);
+    assert!(boxed.to_string().contains('\n'));
+}
