@@ -1125,7 +1125,12 @@ fn allow_increase(
         qty = qty.min((lots_within(book.max_pos[k], px, mplt) - held).max(0));
         reason = Reason::MaxPosition;
     }
-    let gross = followers.gross[fi];
+    // The follower's gross exposure with this slot revalued at the current price
+    // (other symbols count at the price of their last order or fill).
+    let own_then = book.symbols[si].expo[k];
+    let gross = followers.gross[fi]
+        .saturating_sub(own_then)
+        .saturating_add(notional(held, px, mplt));
     let max_gross = followers.max_gross[fi];
     if max_gross != i64::MAX && gross.saturating_add(notional(qty, px, mplt)) > max_gross {
         qty = qty.min(lots_within(max_gross - gross, px, mplt));

@@ -3,7 +3,7 @@
 //! input sequence gives the same decisions.
 
 use fillcast_engine::config::{load_str, EngineConfig};
-use fillcast_engine::core::{Core, Decision, Outputs};
+use fillcast_engine::core::{Core, Decision, Outputs, Reason};
 use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill};
 use fillcast_engine::ids::leader_event_key;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe};
@@ -178,6 +178,52 @@ impl Exact {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Orders that add exposure never break a cap; orders that reduce it are never
+    /// held back by one (only a non-flat reduction below the venue minimum waits).
+    #[test]
+    fn caps_never_exceeded_and_reductions_never_blocked(
+        seq in fills(), max_order in 1u32..50_000, max_pos in 1u32..100_000, lev in 1u32..50,
+    ) {
+        let text = format!(
+            "[[venues]]\nname = \"sim\"\nkind = \"sim\"\n[[symbols]]\nname = \"S\"\nlot_size = \"0.001\"\ntick_size = \"0.1\"\nmin_notional = \"5\"\nvenue = \"sim\"\n\
+             [[leaders]]\nid = \"L\"\nequity = \"100000\"\n[[followers]]\nid = \"F\"\nequity = \"10000\"\nmax_leverage = \"{}\"\n\
+             [[subscriptions]]\nfollower = \"F\"\nleader = \"L\"\nallocation = \"10000\"\nmode = \"fixed_ratio\"\nratio = \"0.5\"\n\
+             max_order_notional = \"{max_order}\"\nmax_position_notional = \"{max_pos}\"\n",
+            Decimal::new(lev as i64, 1)
+        );
+        let u = Arc::new(Universe::from_config(&load_str(&text, Path::new("caps.toml")).expect("config")).expect("model"));
+        let mut core = Core::new(Arc::clone(&u), &engine_cfg());
+        let spec = u.sym(SymbolIdx(0)).clone();
+        let max_gross = Decimal::new(lev as i64, 1) * Decimal::from(10_000);
+        let mut trade = 0;
+        for (i, (q, px, m)) in seq.iter().enumerate() {
+            let mut sink = Collect::default();
+            let held = core.position(SubIdx(0), SymbolIdx(0)).0;
+            core.on_feed(&FeedEvent::LeaderFill(leader_fill(&u, i, *q, *px, *m)), &mut sink);
+            for o in sink.orders.iter().filter(|o| !o.reduce_only) {
+                let notional = spec.notional(o.qty, Ticks(*px)).to_decimal();
+                prop_assert!(notional <= Decimal::from(max_order), "order notional {notional} > {max_order}");
+            }
+            fill_all(&mut core, &sink.orders, &mut trade);
+            let after = core.position(SubIdx(0), SymbolIdx(0));
+            let pos_notional = spec.notional(after, Ticks(*px)).to_decimal();
+            let increased = after.0.abs() > held.abs() && after.0.signum() == held.signum().max(after.0.signum());
+            if increased {
+                prop_assert!(pos_notional <= Decimal::from(max_pos), "position {pos_notional} > {max_pos}");
+                prop_assert!(pos_notional <= max_gross, "gross {pos_notional} > {max_gross}");
+            }
+            for d in &sink.decisions {
+                let reduces = d.target.0.abs() < held.abs() && (d.target.0 == 0 || d.target.0.signum() == held.signum());
+                if reduces && d.target.0 == 0 {
+                    prop_assert_eq!(d.sent.0, -held, "a close to flat is sent in full");
+                }
+                if reduces {
+                    prop_assert!(matches!(d.reason, Reason::None | Reason::BelowMin | Reason::NoChange), "reduction held back: {:?}", d);
+                }
+            }
+        }
+    }
 
     #[test]
     fn fixed_point_target_within_one_lot_of_exact(

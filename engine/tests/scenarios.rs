@@ -848,3 +848,38 @@ fn new_subscription_copies_only_new_episodes_and_several_followers_differ() {
          B:L1 sell 50 market",
     );
 }
+
+#[test]
+fn fixed_amount_flip_opens_the_new_side_with_the_opening_share_of_the_order() {
+    // Flip order of 12 lots: 4 close the long, 8 open the short: 8/12 of 1200 at 100 = 8 lots.
+    check(
+        &one("mode = \"fixed_amount\"\namount = \"1200\"", ""),
+        "> fill L1 X buy 4 @100
+         F1:L1 buy 12 ioc@100
+         > fill L1 X sell 12 @100
+         F1:L1 sell 12 market reduce
+         F1:L1 sell 8 ioc@100
+         = pos F1:L1 X -8
+         > fill L1 X buy 8 @100
+         F1:L1 buy 8 market reduce",
+    );
+}
+
+#[test]
+fn fixed_leverage_add_and_partial_close() {
+    // amount = 0.02 × 50000 = 1000 per leader order: 10 lots at 100.
+    check(
+        &one(LEV_2, ""),
+        "> fill L1 X buy 2 @100
+         F1:L1 buy 10 ioc@100
+         > fill L1 X buy 1 @100
+         F1:L1 buy 10 ioc@100
+         = pos F1:L1 X 20
+         # r = 20 / 3: the leader halves, the follower too (toward zero)
+         > fill L1 X sell 1 @100
+         F1:L1 sell 7 market reduce
+         > fill L1 X sell 2 @100
+         F1:L1 sell 13 market reduce
+         = pos F1:L1 X 0",
+    );
+}
