@@ -499,6 +499,12 @@ impl Core {
             Reason::None
         };
 
+        let mut desk = Desk {
+            followers: &mut self.followers,
+            orders: &mut self.orders,
+            stats: &mut self.stats,
+            revision: self.revision,
+        };
         let n = book.subs.len();
         for k in 0..n {
             let sb = &mut book.symbols[si];
@@ -536,10 +542,10 @@ impl Core {
                 revision: self.revision,
                 ..Decision::default()
             };
-            if book.status[k] == Status::Stopped || self.followers.status[fi] == Status::Stopped {
+            if book.status[k] == Status::Stopped || desk.followers.status[fi] == Status::Stopped {
                 decision.status = DecisionStatus::Skipped;
                 decision.reason = Reason::FollowerStopped;
-                self.stats.record(&decision);
+                desk.stats.record(&decision);
                 out.decision(&decision);
                 continue;
             }
@@ -550,13 +556,13 @@ impl Core {
             if delta == 0 {
                 decision.status = DecisionStatus::Skipped;
                 decision.reason = Reason::NoChange;
-                self.stats.record(&decision);
+                desk.stats.record(&decision);
                 out.decision(&decision);
                 continue;
             }
-            if self.followers.day[fi] != day {
-                self.followers.day[fi] = day;
-                self.followers.realized_today[fi] = 0;
+            if desk.followers.day[fi] != day {
+                desk.followers.day[fi] = day;
+                desk.followers.realized_today[fi] = 0;
             }
 
             let ctx = Leg {
@@ -578,18 +584,20 @@ impl Core {
                 if below_min && !to_flat {
                     decision.status = DecisionStatus::Skipped;
                     decision.reason = Reason::BelowMin;
-                } else if !send(
+                } else if send(
                     book,
-                    &mut self.followers,
-                    &mut self.orders,
-                    &mut self.stats,
-                    self.revision,
+                    &mut desk,
                     &ctx,
-                    reduce,
-                    0,
-                    true,
+                    OrderReq {
+                        qty: reduce,
+                        leg_no: 0,
+                        reduce_only: true,
+                        limit: None,
+                    },
                     out,
-                ) {
+                )
+                .is_none()
+                {
                     decision.status = DecisionStatus::Skipped;
                     decision.reason = Reason::OrderTableFull;
                 } else {
@@ -598,7 +606,7 @@ impl Core {
                 if flips && decision.reason == Reason::None {
                     let allowed = allow_increase(
                         book,
-                        &self.followers,
+                        desk.followers,
                         k,
                         si,
                         target.unsigned_abs() as i64,
@@ -614,18 +622,19 @@ impl Core {
                     let open = target.signum() * allowed.qty;
                     decision.reason = allowed.reason;
                     if allowed.qty > 0
-                        && !send(
+                        && send(
                             book,
-                            &mut self.followers,
-                            &mut self.orders,
-                            &mut self.stats,
-                            self.revision,
+                            &mut desk,
                             &ctx,
-                            open,
-                            1,
-                            false,
+                            OrderReq {
+                                qty: open,
+                                leg_no: 1,
+                                reduce_only: false,
+                                limit: None,
+                            },
                             out,
                         )
+                        .is_none()
                     {
                         decision.reason = Reason::OrderTableFull;
                     } else {
@@ -640,7 +649,7 @@ impl Core {
             } else {
                 let allowed = allow_increase(
                     book,
-                    &self.followers,
+                    desk.followers,
                     k,
                     si,
                     delta.unsigned_abs() as i64,
@@ -656,18 +665,20 @@ impl Core {
                 decision.reason = allowed.reason;
                 if allowed.qty == 0 {
                     decision.status = DecisionStatus::Skipped;
-                } else if !send(
+                } else if send(
                     book,
-                    &mut self.followers,
-                    &mut self.orders,
-                    &mut self.stats,
-                    self.revision,
+                    &mut desk,
                     &ctx,
-                    delta.signum() * allowed.qty,
-                    0,
-                    false,
+                    OrderReq {
+                        qty: delta.signum() * allowed.qty,
+                        leg_no: 0,
+                        reduce_only: false,
+                        limit: None,
+                    },
                     out,
-                ) {
+                )
+                .is_none()
+                {
                     decision.status = DecisionStatus::Skipped;
                     decision.reason = Reason::OrderTableFull;
                 } else {
@@ -680,7 +691,7 @@ impl Core {
                 }
             }
             debug_assert!(decision.sent.0.abs() <= delta.abs() + held.abs());
-            self.stats.record(&decision);
+            desk.stats.record(&decision);
             out.decision(&decision);
         }
     }
@@ -806,16 +817,22 @@ impl Core {
                 mplt,
                 ts,
             };
+            let mut desk = Desk {
+                followers: &mut self.followers,
+                orders: &mut self.orders,
+                stats: &mut self.stats,
+                revision: self.revision,
+            };
             send(
                 &mut self.books[b],
-                &mut self.followers,
-                &mut self.orders,
-                &mut self.stats,
-                self.revision,
+                &mut desk,
                 &ctx,
-                -held,
-                2,
-                true,
+                OrderReq {
+                    qty: -held,
+                    leg_no: 2,
+                    reduce_only: true,
+                    limit: None,
+                },
                 out,
             );
         }
@@ -1006,17 +1023,22 @@ impl Core {
             };
             let leg = o.leg + 16 * (o.attempt + 1);
             let qty = o.side.sign() * remaining;
-            if let Some(id) = send_with(
+            let mut desk = Desk {
+                followers: &mut self.followers,
+                orders: &mut self.orders,
+                stats: &mut self.stats,
+                revision: self.revision,
+            };
+            if let Some(id) = send(
                 &mut self.books[b],
-                &mut self.followers,
-                &mut self.orders,
-                &mut self.stats,
-                self.revision,
+                &mut desk,
                 &ctx,
-                qty,
-                leg,
-                o.reduce_only,
-                Some(o),
+                OrderReq {
+                    qty,
+                    leg_no: leg,
+                    reduce_only: o.reduce_only,
+                    limit: Some(o.limit.0),
+                },
                 out,
             ) {
                 if let Some(slot) = self.orders.get_mut(id) {
@@ -1158,61 +1180,47 @@ struct Leg {
     ts: Nanos,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The parts of the core an order touches besides its leader's book.
+struct Desk<'a> {
+    followers: &'a mut FollowerBook,
+    orders: &'a mut OrderTable,
+    stats: &'a mut CoreStats,
+    revision: u64,
+}
+
+/// One order to make: signed quantity, leg number (part of its id), and a limit
+/// price to reuse (retries keep the original order's limit).
+struct OrderReq {
+    qty: i64,
+    leg_no: u32,
+    reduce_only: bool,
+    limit: Option<i64>,
+}
+
+/// Create, track and emit one order. Returns the order id, or `None` when the order
+/// table is full.
 #[inline(always)]
 fn send<O: Outputs>(
     book: &mut Book,
-    followers: &mut FollowerBook,
-    orders: &mut OrderTable,
-    stats: &mut CoreStats,
-    revision: u64,
+    desk: &mut Desk,
     leg: &Leg,
-    qty: i64,
-    leg_no: u32,
-    reduce_only: bool,
+    req: OrderReq,
     out: &mut O,
-) -> bool {
-    send_with(
-        book,
-        followers,
-        orders,
-        stats,
-        revision,
-        leg,
+) -> Option<u64> {
+    let OrderReq {
         qty,
         leg_no,
         reduce_only,
-        None,
-        out,
-    )
-    .is_some()
-}
-
-/// Create, track and emit one order; `qty` is signed. Returns the order id, or
-/// `None` when the order table is full.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn send_with<O: Outputs>(
-    book: &mut Book,
-    followers: &mut FollowerBook,
-    orders: &mut OrderTable,
-    stats: &mut CoreStats,
-    revision: u64,
-    leg: &Leg,
-    qty: i64,
-    leg_no: u32,
-    reduce_only: bool,
-    retry_of: Option<&OrderSlot>,
-    out: &mut O,
-) -> Option<u64> {
+        limit,
+    } = req;
     debug_assert!(qty != 0);
     let k = leg.slot;
     let sub = book.subs[k];
     let side = Side::from_sign(qty);
-    let id = decision_id(leg.event_key, sub.0, revision, leg_no);
+    let id = decision_id(leg.event_key, sub.0, desk.revision, leg_no);
     let market = reduce_only || book.market[k];
-    let limit = match retry_of {
-        Some(o) => o.limit.0,
+    let limit = match limit {
+        Some(l) => l,
         None if market => leg.px,
         None => {
             let slip = (leg.px as i128 * book.slippage_bps[k] as i128 / 10_000) as i64;
@@ -1238,12 +1246,12 @@ fn send_with<O: Outputs>(
         trades: [0; OrderSlot::TRADES_INLINE],
         fills: 0,
     };
-    if !orders.insert(slot) {
+    if !desk.orders.insert(slot) {
         return None;
     }
     let si = leg.symbol.0 as usize;
     book.symbols[si].working[k] += qty;
-    update_exposure(book, followers, k, si, leg.px, leg.mplt);
+    update_exposure(book, desk.followers, k, si, leg.px, leg.mplt);
     out.order(&FollowerOrder {
         id,
         sub,
@@ -1261,8 +1269,8 @@ fn send_with<O: Outputs>(
         leader_event_key: leg.event_key,
         ts: leg.ts,
     });
-    stats.orders_sent += 1;
-    stats.reduce_only_orders += reduce_only as u64;
+    desk.stats.orders_sent += 1;
+    desk.stats.reduce_only_orders += reduce_only as u64;
     Some(id)
 }
 
