@@ -184,7 +184,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     )];
     let core = Core::new(Arc::clone(&u), &cfg.engine);
     let started = Instant::now();
-    let running = pipeline::start(core, gateways, sources, &cfg.engine);
+    let running = pipeline::start(core, gateways, sources, None, Vec::new(), &cfg.engine);
     let mut ticker = summary::Ticker::new(1.0);
     let (core_out, io_out) =
         running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));

@@ -2,6 +2,7 @@
 //! together; all logic lives in the library crates.
 
 mod demo;
+mod journal_cmd;
 mod summary;
 
 use anyhow::{bail, Context, Result};
@@ -10,7 +11,7 @@ use fillcast_engine::config::{self, Config, SourceConfig, VenueKind};
 use fillcast_engine::core::Core;
 use fillcast_engine::model::{Universe, VenueIdx};
 use fillcast_engine::pipeline;
-use fillcast_engine::port::{Gateway, Source};
+use fillcast_engine::port::{Gateway, JournalSink, Source};
 use fillcast_gateways::file::FileSource;
 use fillcast_gateways::sim::SimVenue;
 use fillcast_gateways::synthetic::SyntheticLeaders;
@@ -34,6 +35,25 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum JournalCmd {
+    /// Summary of a journal (segments, records by kind, first and last sequence), or
+    /// its records as JSON lines with `--json`.
+    Inspect {
+        /// The journal directory.
+        dir: PathBuf,
+        /// Print every record as one JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// With --json: start at this sequence number.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// With --json: print at most this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Run the whole engine on embedded defaults: simulated venue, synthetic leaders.
     ///
@@ -53,7 +73,14 @@ enum Cmd {
         /// Print a progress line every this many seconds (0 = never).
         #[arg(long, default_value_t = 1.0)]
         progress: f64,
+        /// Journal directory (overrides `[journal] dir`). On an existing journal the
+        /// engine replays it, asks the venues about unanswered orders, then goes on.
+        #[arg(long)]
+        journal: Option<PathBuf>,
     },
+    /// Look into a journal.
+    #[command(subcommand)]
+    Journal(JournalCmd),
     /// Validate a config and report every error with file, line and what was expected.
     CheckConfig {
         /// The config file.
@@ -65,7 +92,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Demo(args) => demo::run(&args),
-        Cmd::Run { config, progress } => run(&config, progress),
+        Cmd::Run {
+            config,
+            progress,
+            journal,
+        } => run(&config, progress, journal),
+        Cmd::Journal(JournalCmd::Inspect {
+            dir,
+            json,
+            from,
+            limit,
+        }) => journal_cmd::inspect(&dir, json, from, limit),
         Cmd::CheckConfig { file } => check_config(&file),
     };
     match result {
@@ -146,24 +183,47 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
         .collect()
 }
 
-fn run(path: &Path, progress_secs: f64) -> Result<()> {
-    let (cfg, u) = load(path)?;
+fn run(path: &Path, progress_secs: f64, journal_dir: Option<PathBuf>) -> Result<()> {
+    let (mut cfg, u) = load(path)?;
     if cfg.sources.is_empty() {
         bail!(
             "{}: no [[sources]]: nothing to copy (add a `file` or `synthetic` source)",
             path.display()
         );
     }
-    let gateways = gateways_for(&u)?;
+    if let Some(dir) = journal_dir {
+        let mut j = cfg.journal.clone().unwrap_or(config::JournalConfig {
+            dir: dir.clone(),
+            segment_mib: config::defaults::segment_mib(),
+            durability: config::DurabilityConfig::default(),
+            flush_every_ms: config::defaults::flush_every_ms(),
+        });
+        j.dir = dir;
+        cfg.journal = Some(j);
+    }
+    let mut gateways = gateways_for(&u)?;
     let sources = sources_for(&cfg, &u)?;
-    let core = Core::new(Arc::clone(&u), &cfg.engine);
+    let (core, journal, recovered) = match cfg.journal {
+        Some(_) => {
+            let opened = journal_cmd::open(&cfg, &u, &mut gateways)?;
+            (
+                opened.core,
+                Some(Box::new(opened.stage) as Box<dyn JournalSink>),
+                opened.recovered,
+            )
+        }
+        None => (Core::new(Arc::clone(&u), &cfg.engine), None, Vec::new()),
+    };
     let started = std::time::Instant::now();
-    let running = pipeline::start(core, gateways, sources, &cfg.engine);
+    let running = pipeline::start(core, gateways, sources, journal, recovered, &cfg.engine);
     let mut ticker = summary::Ticker::new(progress_secs);
     let (core_out, io_out) =
         running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
     for e in &io_out.source_errors {
         eprintln!("rejected: {e}");
+    }
+    if let Some(e) = &io_out.journal_error {
+        bail!("the journal failed, so no more orders were sent: {e}");
     }
     summary::print(&u, &core_out, &io_out, started.elapsed());
     Ok(())

@@ -89,6 +89,8 @@ pub enum RejectReason {
     /// Rate limited, timed out, or outcome unknown: retry with a fresh id.
     Transient,
     Other,
+    /// Asked after a restart, the venue says it never received this order.
+    UnknownOrder,
 }
 
 impl RejectReason {
@@ -105,6 +107,7 @@ impl RejectReason {
             RejectReason::ReduceOnly => "reduce_only",
             RejectReason::Transient => "transient",
             RejectReason::Other => "other",
+            RejectReason::UnknownOrder => "unknown_order",
         }
     }
 }
@@ -161,6 +164,8 @@ pub const ORDER_CHUNK: usize = 32;
 #[derive(Copy, Clone, Debug)]
 pub struct OrderChunk {
     pub len: u32,
+    /// Journal chunks that must be appended before these orders may leave.
+    pub journal_upto: u64,
     pub orders: [FollowerOrder; ORDER_CHUNK],
 }
 
@@ -168,6 +173,7 @@ impl Default for OrderChunk {
     fn default() -> Self {
         OrderChunk {
             len: 0,
+            journal_upto: 0,
             orders: [FollowerOrder::default(); ORDER_CHUNK],
         }
     }

@@ -555,7 +555,12 @@ pub fn proportional_ratio(
     )
 }
 
-/// A stable 64-bit hash of the config (FNV-1a over its debug form): the config revision.
+/// The config revision: a stable 64-bit hash (FNV-1a) of the canonical TOML form
+/// (`Config::to_toml`), which is also what the journal stores, so a config read
+/// back from the journal has the same revision as the one that was written.
 fn config_revision(cfg: &Config) -> u64 {
-    crate::ids::fnv1a(format!("{cfg:?}").as_bytes())
+    match cfg.to_toml() {
+        Ok(text) => crate::ids::fnv1a(text.as_bytes()),
+        Err(_) => crate::ids::fnv1a(format!("{cfg:?}").as_bytes()),
+    }
 }

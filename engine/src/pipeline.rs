@@ -16,13 +16,22 @@
 //! ring; the I/O thread never blocks on the feed ring (it holds one pending event
 //! per source) and blocks on the exec ring only for as long as the core takes to
 //! drain it.
+//!
+//! The journal stage runs beside the core stage, not in front of it: the core puts
+//! every input it takes and every output into a journal ring (chunks of entries),
+//! which the I/O thread appends to the `JournalSink`. An egress chunk carries the
+//! number of journal chunks published before it, and the I/O thread hands no order
+//! to a gateway before those are appended (and flushed, if durability says so): an
+//! order never leaves before its journal record. The I/O thread never blocks on
+//! anything, so the core may wait for room in the journal ring.
 
 use crate::clock;
 use crate::config::{EngineConfig, WaitConfig};
 use crate::core::{Core, Outputs};
+use crate::core::{Decision, Notice};
 use crate::event::{ExecReport, FeedEvent, FollowerOrder, OrderChunk, ORDER_CHUNK};
-use crate::port::{Gateway, Source, SourceError, SourcePoll};
-use disruptor::{build_multi_producer, build_single_producer, BusySpin, Polling, Producer};
+use crate::port::{Gateway, JournalEntry, JournalSink, Source, SourceError, SourcePoll};
+use disruptor::{build_multi_producer, build_single_producer, BusySpin, Producer};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -40,6 +49,26 @@ const EGRESS_BATCH: u64 = 8;
 const SOURCE_BATCH: usize = 256;
 /// Source errors kept verbatim (the rest are only counted).
 const SOURCE_ERRORS_KEPT: usize = 1000;
+/// Journal entries per journal ring slot.
+pub const JOURNAL_CHUNK: usize = 32;
+/// Journal ring slots the I/O thread takes per poll.
+const JOURNAL_BATCH: u64 = 64;
+
+/// One journal ring slot.
+#[derive(Copy, Clone, Debug)]
+pub struct JournalChunk {
+    pub len: u32,
+    pub entries: [JournalEntry; JOURNAL_CHUNK],
+}
+
+impl Default for JournalChunk {
+    fn default() -> Self {
+        JournalChunk {
+            len: 0,
+            entries: [JournalEntry::Empty; JOURNAL_CHUNK],
+        }
+    }
+}
 
 /// Counters shared between threads (relaxed atomics: each has one writer).
 #[derive(Default)]
@@ -57,6 +86,11 @@ pub struct Progress {
     pub sources_finished: AtomicBool,
     pub source_rejected: AtomicU64,
     pub leader_fills: AtomicU64,
+    pub journal_published: AtomicU64,
+    pub journal_appended: AtomicU64,
+    /// Exec reports the I/O thread holds because the exec ring was full.
+    pub exec_pending: AtomicU64,
+    pub journal_failed: AtomicBool,
 }
 
 impl Progress {
@@ -69,6 +103,8 @@ impl Progress {
             && self.live_orders.load(Relaxed) == 0
             && self.outbox_orders.load(Relaxed) == 0
             && self.in_flight.load(Relaxed) == 0
+            && self.exec_pending.load(Relaxed) == 0
+            && self.journal_published.load(Relaxed) == self.journal_appended.load(Relaxed)
     }
 }
 
@@ -85,6 +121,9 @@ pub struct IoOutcome {
     pub gateways: Vec<Box<dyn Gateway>>,
     pub sources: Vec<Box<dyn Source>>,
     pub source_errors: Vec<SourceError>,
+    pub journal: Option<Box<dyn JournalSink>>,
+    /// Why the journal stopped the engine, if it did.
+    pub journal_error: Option<String>,
 }
 
 pub struct Running {
@@ -115,7 +154,10 @@ impl Running {
             } else {
                 idle_seen = 0;
             }
-            if self.core.is_finished() || self.io.is_finished() {
+            if self.core.is_finished()
+                || self.io.is_finished()
+                || self.progress.journal_failed.load(Relaxed)
+            {
                 break;
             }
         }
@@ -169,18 +211,55 @@ impl Backoff {
     }
 }
 
-/// The core thread's `Outputs`: orders go in chunks to the right venue's egress ring.
-struct EgressSink<P> {
+/// The core thread's `Outputs`: orders go in chunks to the right venue's egress
+/// ring; inputs, decisions, orders and notices go in chunks to the journal ring.
+struct EgressSink<P, J> {
     producers: Vec<P>,
     chunks: Vec<OrderChunk>,
     outbox: Vec<VecDeque<FollowerOrder>>,
     venue_of_symbol: Vec<usize>,
+    journal: Option<J>,
+    jchunk: JournalChunk,
+    journal_published: u64,
     progress: Arc<Progress>,
 }
 
-impl<P: Producer<OrderChunk>> EgressSink<P> {
+impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> EgressSink<P, J> {
+    #[inline(always)]
+    fn journal(&mut self, e: JournalEntry) {
+        if self.journal.is_none() {
+            return;
+        }
+        let c = &mut self.jchunk;
+        c.entries[c.len as usize] = e;
+        c.len += 1;
+        if c.len as usize == JOURNAL_CHUNK {
+            self.publish_journal();
+        }
+    }
+
+    /// Publish the partial journal chunk. Waits for room: the I/O thread never
+    /// blocks, so room always comes.
+    fn publish_journal(&mut self) {
+        if self.jchunk.len == 0 {
+            return;
+        }
+        if let Some(j) = self.journal.as_mut() {
+            let chunk = self.jchunk;
+            j.publish(|slot| *slot = chunk);
+            self.journal_published += 1;
+            self.progress
+                .journal_published
+                .store(self.journal_published, Relaxed);
+        }
+        self.jchunk.len = 0;
+    }
+
     fn push_chunk(&mut self, g: usize) {
-        let chunk = self.chunks[g];
+        // The journal records of these orders go first (see the module docs).
+        self.publish_journal();
+        let mut chunk = self.chunks[g];
+        chunk.journal_upto = self.journal_published;
         self.chunks[g].len = 0;
         if self.outbox[g].is_empty() && self.producers[g].try_publish(|slot| *slot = chunk).is_ok()
         {
@@ -196,7 +275,10 @@ impl<P: Producer<OrderChunk>> EgressSink<P> {
         for g in 0..self.producers.len() {
             while !self.outbox[g].is_empty() {
                 let n = self.outbox[g].len().min(ORDER_CHUNK);
-                let mut chunk = OrderChunk::default();
+                let mut chunk = OrderChunk {
+                    journal_upto: self.journal_published,
+                    ..OrderChunk::default()
+                };
                 for (dst, src) in chunk.orders.iter_mut().zip(self.outbox[g].iter()) {
                     *dst = *src;
                 }
@@ -212,21 +294,110 @@ impl<P: Producer<OrderChunk>> EgressSink<P> {
             }
             empty &= self.outbox[g].is_empty();
         }
+        self.publish_journal();
         let waiting: usize = self.outbox.iter().map(|o| o.len()).sum();
         self.progress.outbox_orders.store(waiting as u64, Relaxed);
         empty
     }
 }
 
-impl<P: Producer<OrderChunk>> Outputs for EgressSink<P> {
+impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> Outputs for EgressSink<P, J> {
     #[inline(always)]
     fn order(&mut self, order: &FollowerOrder) {
+        self.journal(JournalEntry::Order(*order));
         let g = self.venue_of_symbol[order.symbol.0 as usize];
         let c = &mut self.chunks[g];
         c.orders[c.len as usize] = *order;
         c.len += 1;
         if c.len as usize == ORDER_CHUNK {
             self.push_chunk(g);
+        }
+    }
+
+    #[inline(always)]
+    fn decision(&mut self, d: &Decision) {
+        self.journal(JournalEntry::Decision(*d));
+    }
+
+    fn notice(&mut self, n: &Notice) {
+        self.journal(JournalEntry::Notice(*n));
+    }
+}
+
+/// The I/O thread's side of the journal stage.
+struct Journaling<R> {
+    rx: Option<R>,
+    sink: Option<Box<dyn JournalSink>>,
+    /// Journal chunks appended so far.
+    appended: u64,
+    /// Appended since the last `before_send`.
+    unflushed: bool,
+    error: Option<String>,
+}
+
+impl<R: JournalPoller> Journaling<R> {
+    /// Append what the core has published. Returns the chunks appended.
+    fn drain(&mut self, progress: &Progress) -> u64 {
+        let (Some(rx), Some(sink)) = (self.rx.as_mut(), self.sink.as_mut()) else {
+            return 0;
+        };
+        if self.error.is_some() {
+            return 0;
+        }
+        let mut n = 0;
+        let error = &mut self.error;
+        rx.take_chunks(JOURNAL_BATCH, &mut |chunk: &JournalChunk| {
+            if error.is_none() {
+                match sink.append(&chunk.entries[..chunk.len as usize]) {
+                    Ok(()) => n += 1,
+                    Err(e) => *error = Some(e),
+                }
+            }
+        });
+        if self.error.is_some() {
+            progress.journal_failed.store(true, Relaxed);
+        }
+        self.appended += n;
+        self.unflushed |= n > 0;
+        progress.journal_appended.store(self.appended, Relaxed);
+        n
+    }
+
+    /// Whether orders that need `upto` journal chunks may leave now: appends what is
+    /// missing (the core published it before the orders) and flushes as configured.
+    fn ready_for(&mut self, upto: u64, progress: &Progress) -> bool {
+        if self.sink.is_none() {
+            return true;
+        }
+        while self.appended < upto && self.error.is_none() {
+            if self.drain(progress) == 0 {
+                std::hint::spin_loop();
+            }
+        }
+        if self.unflushed && self.error.is_none() {
+            if let Some(sink) = self.sink.as_mut() {
+                if let Err(e) = sink.before_send() {
+                    self.error = Some(e);
+                    progress.journal_failed.store(true, Relaxed);
+                }
+            }
+            self.unflushed = false;
+        }
+        self.error.is_none()
+    }
+}
+
+/// The journal ring's poller, named so `Journaling` need not spell its type.
+trait JournalPoller {
+    fn take_chunks(&mut self, limit: u64, f: &mut dyn FnMut(&JournalChunk));
+}
+
+impl JournalPoller for disruptor::EventPoller<JournalChunk, disruptor::SingleProducerBarrier> {
+    fn take_chunks(&mut self, limit: u64, f: &mut dyn FnMut(&JournalChunk)) {
+        if let Ok(mut batch) = self.take(limit) {
+            for chunk in &mut batch {
+                f(chunk);
+            }
         }
     }
 }
@@ -244,11 +415,16 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// Start the engine. `gateways[i]` serves `universe.venues[i]`.
+/// Start the engine. `gateways[i]` serves `universe.venues[i]`. With a `journal`,
+/// every input and decision is journaled and no order leaves before its record.
+/// `recovered` are the venues' answers about orders left unanswered by a previous
+/// run (see `Gateway::recover`): the core handles them before any new event.
 pub fn start(
     core: Core,
     gateways: Vec<Box<dyn Gateway>>,
     sources: Vec<Box<dyn Source>>,
+    journal: Option<Box<dyn JournalSink>>,
+    recovered: Vec<ExecReport>,
     cfg: &EngineConfig,
 ) -> Running {
     let universe = Arc::clone(core.universe());
@@ -276,6 +452,15 @@ pub fn start(
         egress_tx.push(b.build());
     }
 
+    let (journal_rx, journal_tx) = match journal {
+        Some(_) => {
+            let (poller, b) =
+                build_single_producer(cfg.journal_ring_slots, JournalChunk::default, BusySpin)
+                    .new_event_poller();
+            (Some(poller), Some(b.build()))
+        }
+        None => (None, None),
+    };
     let venue_of_symbol: Vec<usize> = universe
         .symbols
         .iter()
@@ -302,6 +487,9 @@ pub fn start(
                     .map(|_| VecDeque::with_capacity(outbox_cap))
                     .collect(),
                 venue_of_symbol,
+                journal: journal_tx,
+                jchunk: JournalChunk::default(),
+                journal_published: 0,
                 progress: Arc::clone(&progress),
             };
             let mut fanout_ns = histogram();
@@ -310,10 +498,16 @@ pub fn start(
             let mut pending: VecDeque<(u64, u64)> =
                 VecDeque::with_capacity(FEED_BATCH as usize * 4);
             let mut backoff = Backoff::new(wait);
+            for r in &recovered {
+                sink.journal(JournalEntry::Exec(*r));
+                core.on_exec(r, &mut sink);
+            }
+            sink.flush();
             loop {
                 let mut did = 0u64;
                 if let Ok(mut batch) = exec_poller.take(EXEC_BATCH) {
                     for r in &mut batch {
+                        sink.journal(JournalEntry::Exec(*r));
                         core.on_exec(r, &mut sink);
                         did += 1;
                     }
@@ -334,6 +528,7 @@ pub fn start(
                     if let Ok(mut batch) = feed_poller.take(FEED_BATCH) {
                         for ev in &mut batch {
                             let start = clock::now().0;
+                            sink.journal(JournalEntry::Feed(*ev));
                             core.on_feed(ev, &mut sink);
                             drained = sink.flush();
                             if let FeedEvent::LeaderFill(f) = ev {
@@ -380,6 +575,7 @@ pub fn start(
 
     let io_progress = Arc::clone(&progress);
     let io_stop = Arc::clone(&stop);
+    let exec_pending_max = cfg.exec_ring_slots;
     let io_thread = std::thread::Builder::new()
         .name("fillcast-io".into())
         .spawn(move || {
@@ -387,9 +583,19 @@ pub fn start(
             let progress = io_progress;
             let mut gateways = gateways;
             let mut sources = sources;
+            let mut journal = Journaling {
+                rx: journal_rx,
+                sink: journal,
+                appended: 0,
+                unflushed: false,
+                error: None,
+            };
             let mut pending: Vec<Option<FeedEvent>> = vec![None; sources.len()];
             let mut finished: Vec<bool> = vec![false; sources.len()];
             let mut source_errors = Vec::new();
+            // Reports the exec ring had no room for. Gateways are only driven while it
+            // is empty, so it holds at most what one submit or poll produced.
+            let mut exec_pending: VecDeque<ExecReport> = VecDeque::with_capacity(exec_pending_max);
             let mut backoff = Backoff::new(wait);
             loop {
                 let now = clock::now();
@@ -425,28 +631,48 @@ pub fn start(
                     finished.iter().all(|f| *f) && pending.iter().all(|p| p.is_none());
                 progress.sources_finished.store(all_finished, Relaxed);
 
-                let mut in_flight = 0u64;
-                let mut publish = |r: ExecReport| {
-                    let r = ExecReport { recv_ts: now, ..r };
-                    exec_tx.publish(|slot| *slot = r);
-                    progress.exec_published.fetch_add(1, Relaxed);
-                };
-                for (g, gw) in gateways.iter_mut().enumerate() {
-                    if gw.can_accept(EGRESS_BATCH as usize * ORDER_CHUNK) {
-                        if let Ok(mut batch) = egress_rx[g].take(EGRESS_BATCH) {
-                            let mut taken = 0;
-                            for chunk in &mut batch {
-                                gw.submit(chunk.as_slice(), now, &mut publish);
-                                taken += 1;
-                            }
-                            progress.chunks_taken.fetch_add(taken, Relaxed);
-                            did += taken;
-                        }
+                // The journal first: everything the core published so far.
+                did += journal.drain(&progress);
+
+                while let Some(r) = exec_pending.front().copied() {
+                    if exec_tx.try_publish(|slot| *slot = r).is_err() {
+                        break;
                     }
-                    did += gw.poll(now, &mut publish) as u64;
-                    in_flight += gw.in_flight() as u64;
+                    exec_pending.pop_front();
+                    progress.exec_published.fetch_add(1, Relaxed);
+                    did += 1;
+                }
+
+                let mut in_flight = 0u64;
+                if exec_pending.is_empty() && journal.error.is_none() {
+                    let mut push =
+                        |r: ExecReport| exec_pending.push_back(ExecReport { recv_ts: now, ..r });
+                    for (g, gw) in gateways.iter_mut().enumerate() {
+                        if gw.can_accept(EGRESS_BATCH as usize * ORDER_CHUNK) {
+                            if let Ok(mut batch) = egress_rx[g].take(EGRESS_BATCH) {
+                                let mut taken = 0;
+                                for chunk in &mut batch {
+                                    // Never hand an order to a venue before its journal record.
+                                    if !journal.ready_for(chunk.journal_upto, &progress) {
+                                        break;
+                                    }
+                                    gw.submit(chunk.as_slice(), now, &mut push);
+                                    taken += 1;
+                                }
+                                progress.chunks_taken.fetch_add(taken, Relaxed);
+                                did += taken;
+                            }
+                        }
+                        did += gw.poll(now, &mut push) as u64;
+                        in_flight += gw.in_flight() as u64;
+                    }
+                } else {
+                    in_flight = gateways.iter().map(|g| g.in_flight() as u64).sum();
                 }
                 progress.in_flight.store(in_flight, Relaxed);
+                progress
+                    .exec_pending
+                    .store(exec_pending.len() as u64, Relaxed);
                 if did > 0 {
                     backoff.reset();
                 } else {
@@ -456,11 +682,12 @@ pub fn start(
                     backoff.wait();
                 }
             }
-            let _ = Polling::NoEvents;
             IoOutcome {
                 gateways,
                 sources,
                 source_errors,
+                journal: journal.sink,
+                journal_error: journal.error,
             }
         })
         .expect("spawn io thread");

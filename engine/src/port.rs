@@ -24,6 +24,22 @@ pub trait Gateway: std::any::Any + Send {
 
     /// Reports still owed for orders already submitted (0 when idle).
     fn in_flight(&self) -> usize;
+
+    /// After a restart, ask the venue about orders that were sent and never
+    /// answered. For each id, `out` gets the fills the venue made (with their trade
+    /// ids) and the order's terminal report if it ended; an order the venue never
+    /// received comes back `Rejected` with `RejectReason::UnknownOrder`.
+    fn recover(
+        &mut self,
+        order_ids: &[u64],
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        let _ = (order_ids, out);
+        Err(format!(
+            "venue `{}` cannot be asked about past orders",
+            self.name()
+        ))
+    }
 }
 
 /// A rejected input line or message, counted and reported; the source keeps going.
@@ -62,4 +78,28 @@ pub enum SourcePoll {
 pub trait Source: Send {
     fn name(&self) -> &str;
     fn next(&mut self, now: Nanos) -> SourcePoll;
+}
+
+/// What the core stage hands the journal stage, in the order it happened: each
+/// input the core took (`Feed`, `Exec`) followed by what it decided because of it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum JournalEntry {
+    #[default]
+    Empty,
+    Feed(FeedEvent),
+    Exec(ExecReport),
+    Decision(crate::core::Decision),
+    Order(FollowerOrder),
+    Notice(crate::core::Notice),
+}
+
+/// The journal stage's storage. Called from the I/O thread only.
+pub trait JournalSink: Send {
+    /// Append entries, in order. An error stops the engine from sending orders.
+    fn append(&mut self, entries: &[JournalEntry]) -> Result<(), String>;
+
+    /// Make everything appended so far as durable as the configured setting promises
+    /// before orders leave. Called before orders are handed to a gateway, when
+    /// anything was appended since the last call.
+    fn before_send(&mut self) -> Result<(), String>;
 }

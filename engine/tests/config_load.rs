@@ -7,9 +7,9 @@
 //! first line. `check_raw` takes the whole file.
 
 use fillcast_engine::config::{
-    load, load_str, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig, LeaderConfig,
-    LeaderProfile, ModeConfig, SimVenueConfig, SourceConfig, Status, SubscriptionConfig,
-    SymbolConfig, VenueConfig,
+    load, load_str, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig, JournalConfig,
+    LeaderConfig, LeaderProfile, ModeConfig, SimVenueConfig, SourceConfig, Status,
+    SubscriptionConfig, SymbolConfig, VenueConfig,
 };
 use fillcast_engine::model::Universe;
 use proptest::prelude::*;
@@ -197,6 +197,7 @@ fn example_and_reference_document_every_key() {
         fields::<LeaderProfile>(),
         fields::<FollowerConfig>(),
         fields::<SubscriptionConfig>(),
+        fields::<JournalConfig>(),
     ] {
         assert!(!f.is_empty());
         keys.extend(f);

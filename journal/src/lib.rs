@@ -1,1 +1,27 @@
-//! Placeholder
+//! fillcast journal: append-only, memory-mapped segment files holding every input
+//! the engine took and every decision it made; the only truth after a crash.
+//!
+//! - `segment`: the on-disk format and the checked scan of a segment's bytes;
+//! - `writer`: appending, segment rolls, durability, and recovery on open;
+//! - `reader`: iterating from any sequence; `tail`: following a live journal;
+//! - `record`: the typed, versioned rkyv payloads; `stage`: the engine's `JournalSink`;
+//! - `replay`: rebuilding the engine from a journal.
+//!
+//! **Architecture Invariant:** the framing layer (`segment`, `writer`, `reader`,
+//! `tail`) knows nothing of what records mean; only `record` does.
+
+pub mod error;
+pub mod fuzzing;
+pub mod reader;
+pub mod record;
+pub mod replay;
+pub mod segment;
+pub mod stage;
+pub mod tail;
+pub mod writer;
+
+pub use error::JournalError;
+pub use reader::JournalReader;
+pub use segment::RecordRef;
+pub use tail::Tailer;
+pub use writer::{Durability, JournalOptions, JournalWriter, Recovery};

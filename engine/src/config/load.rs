@@ -286,6 +286,9 @@ impl Loader {
                 *path = resolve(&self.base, path);
             }
         }
+        if let Some(j) = cfg.journal.as_mut() {
+            j.dir = resolve(&self.base, &j.dir);
+        }
 
         let sites = Sites {
             root: &root,

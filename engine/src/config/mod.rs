@@ -11,11 +11,11 @@ mod load;
 pub use load::{load, load_str, ConfigError, ConfigErrors};
 
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The whole configuration, after the followers/subscriptions files are merged in.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -38,9 +38,39 @@ pub struct Config {
     /// A CSV file with one subscription per row (columns = `SubscriptionConfig` fields).
     #[serde(default)]
     pub subscriptions_file: Option<PathBuf>,
+    /// Where and how to journal; absent = no journal (nothing survives a restart).
+    #[serde(default)]
+    pub journal: Option<JournalConfig>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// The journal: every input and decision, on memory-mapped segment files.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Directory of the segment files (relative to the config file).
+    pub dir: PathBuf,
+    /// Size of each segment file, MiB.
+    #[serde(default = "defaults::segment_mib")]
+    pub segment_mib: u32,
+    /// `never` (page cache: survives a process crash), `every_ms` (also survives
+    /// power loss except the last `flush_every_ms`), or `sync` (flushed before the
+    /// orders of a fill leave: survives power loss).
+    #[serde(default)]
+    pub durability: DurabilityConfig,
+    #[serde(default = "defaults::flush_every_ms")]
+    pub flush_every_ms: u32,
+}
+
+#[derive(Copy, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityConfig {
+    #[default]
+    Never,
+    EveryMs,
+    Sync,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     /// Slots in the feed ring (leader fills, marks, commands); a power of two.
@@ -52,6 +82,9 @@ pub struct EngineConfig {
     /// Slots in each gateway's egress ring; each slot holds one chunk of orders.
     #[serde(default = "defaults::egress_ring")]
     pub egress_ring_slots: usize,
+    /// Slots in the journal ring; each slot holds one chunk of journal entries.
+    #[serde(default = "defaults::journal_ring")]
+    pub journal_ring_slots: usize,
     /// Working orders the engine can track at once.
     #[serde(default = "defaults::max_working_orders")]
     pub max_working_orders: usize,
@@ -79,6 +112,7 @@ impl Default for EngineConfig {
             feed_ring_slots: defaults::feed_ring(),
             exec_ring_slots: defaults::exec_ring(),
             egress_ring_slots: defaults::egress_ring(),
+            journal_ring_slots: defaults::journal_ring(),
             max_working_orders: defaults::max_working_orders(),
             dedup_window: defaults::dedup_window(),
             core_cpu: None,
@@ -100,6 +134,15 @@ pub mod defaults {
     pub fn egress_ring() -> usize {
         4_096
     }
+    pub fn segment_mib() -> u32 {
+        64
+    }
+    pub fn flush_every_ms() -> u32 {
+        10
+    }
+    pub fn journal_ring() -> usize {
+        8_192
+    }
     pub fn max_working_orders() -> usize {
         1 << 20
     }
@@ -120,7 +163,7 @@ pub mod defaults {
     }
 }
 
-#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitConfig {
     Spin,
@@ -129,7 +172,7 @@ pub enum WaitConfig {
     Sleep,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SymbolConfig {
     pub name: String,
@@ -145,7 +188,7 @@ pub struct SymbolConfig {
     pub venue: String,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VenueConfig {
     pub name: String,
@@ -155,7 +198,7 @@ pub struct VenueConfig {
     pub sim: SimVenueConfig,
 }
 
-#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum VenueKind {
     Sim,
@@ -163,7 +206,7 @@ pub enum VenueKind {
 
 /// The simulated venue's fill model. Probabilities are in parts per million so that
 /// the venue's behaviour is exact and reproducible from its seed.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimVenueConfig {
     pub latency_us: u64,
@@ -185,7 +228,7 @@ impl Default for SimVenueConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// Leader fills from a JSON-lines file (format in DESIGN.md).
@@ -201,7 +244,7 @@ pub enum SourceConfig {
     },
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderConfig {
     pub id: String,
@@ -214,7 +257,7 @@ pub struct LeaderConfig {
 }
 
 /// What the leader declared it trades; a fill outside it is not copied (`leader_profile`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderProfile {
     #[serde(default)]
@@ -224,7 +267,7 @@ pub struct LeaderProfile {
     pub max_position_notional: Option<Decimal>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FollowerConfig {
     pub id: String,
@@ -244,7 +287,7 @@ pub struct FollowerConfig {
     pub symbols: Option<Vec<String>>,
 }
 
-#[derive(Copy, Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     #[default]
@@ -253,7 +296,7 @@ pub enum Status {
     Stopped,
 }
 
-#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ModeConfig {
     Proportional,
@@ -262,7 +305,7 @@ pub enum ModeConfig {
     FixedLeverage,
 }
 
-#[derive(Copy, Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderTypeConfig {
     /// IOC limit at the leader's price moved by `slippage_bps`.
@@ -271,7 +314,7 @@ pub enum OrderTypeConfig {
     Market,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionConfig {
     /// Defaults to `"<follower>:<leader>"`.
@@ -315,4 +358,37 @@ pub struct SubscriptionConfig {
     pub copy_open_positions: bool,
     #[serde(default)]
     pub status: Status,
+}
+
+impl Config {
+    /// The whole config (CSV rows merged in) as one TOML document: what the journal
+    /// keeps as a config revision's content, what a replay loads back, and what the
+    /// revision hashes. Where the journal lives does not change a decision, so
+    /// `[journal]` is left out.
+    pub fn to_toml(&self) -> Result<String, String> {
+        let mut flat = self.clone();
+        flat.followers_file = None;
+        flat.subscriptions_file = None;
+        flat.journal = None;
+        toml::to_string(&flat).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn merged_config_roundtrips_through_toml() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
+        let cfg = load(&path).expect("example config loads");
+        assert!(!cfg.followers.is_empty() && !cfg.subscriptions.is_empty());
+        let text = cfg.to_toml().expect("serializes");
+        let mut back = load_str(&text, Path::new("journal/config.toml")).expect("loads back");
+        back.followers_file = cfg.followers_file.clone();
+        back.subscriptions_file = cfg.subscriptions_file.clone();
+        back.journal = cfg.journal.clone();
+        assert_eq!(back, cfg);
+    }
 }

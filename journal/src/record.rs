@@ -1,0 +1,678 @@
+//! The journal's typed records: one rkyv payload per record kind, versioned by
+//! `SCHEMA`. The framing layer (`writer`, `reader`, `tail`) carries bytes; this
+//! module says what they mean.
+//!
+//! The payloads are the journal's own flat structs, not the engine's in-memory
+//! types, so that the on-disk schema changes only when `SCHEMA` does. Decoding
+//! validates the archive (rkyv + bytecheck, no copy) and every enum code, so a
+//! hostile or damaged journal gives an error, never a panic.
+
+use fillcast_engine::core::{Decision, DecisionStatus, Notice, Reason};
+use fillcast_engine::event::{
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+};
+use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx};
+use fillcast_engine::order::Oddity;
+use fillcast_engine::port::JournalEntry;
+use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use rkyv::rancor::Error as RkyvError;
+use rkyv::util::AlignedVec;
+use rkyv::{Archive, Deserialize, Serialize};
+use thiserror::Error;
+
+/// The record schema this build writes and reads.
+pub const SCHEMA: u16 = 1;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Kind {
+    Config = 1,
+    LeaderFill = 2,
+    MarkPrice = 3,
+    LeaderEquity = 4,
+    Command = 5,
+    Exec = 6,
+    Decision = 7,
+    Order = 8,
+    Notice = 9,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Config,
+        Kind::LeaderFill,
+        Kind::MarkPrice,
+        Kind::LeaderEquity,
+        Kind::Command,
+        Kind::Exec,
+        Kind::Decision,
+        Kind::Order,
+        Kind::Notice,
+    ];
+
+    pub fn from_u16(v: u16) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| *k as u16 == v)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Config => "config",
+            Kind::LeaderFill => "leader_fill",
+            Kind::MarkPrice => "mark_price",
+            Kind::LeaderEquity => "leader_equity",
+            Kind::Command => "command",
+            Kind::Exec => "exec",
+            Kind::Decision => "decision",
+            Kind::Order => "order",
+            Kind::Notice => "notice",
+        }
+    }
+
+    /// Inputs are what a replay feeds back into the core; the rest are its outputs.
+    pub fn is_input(self) -> bool {
+        !matches!(
+            self,
+            Kind::Config | Kind::Decision | Kind::Order | Kind::Notice
+        )
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRec {
+    pub revision: u64,
+    /// The whole config as TOML (`Config::to_toml`).
+    pub toml: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderFillRec {
+    pub leader: u32,
+    pub symbol: u16,
+    pub side: u8,
+    pub qty: i64,
+    pub price: i64,
+    pub event_key: u64,
+    pub order_key: u64,
+    pub order_qty: i64,
+    pub venue_ts: u64,
+    pub recv_ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkRec {
+    pub symbol: u16,
+    pub price: i64,
+    pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EquityRec {
+    pub leader: u32,
+    pub equity: i64,
+    pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandRec {
+    pub code: u8,
+    pub target: u32,
+    pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecRec {
+    pub order_id: u64,
+    pub kind: u8,
+    pub qty: i64,
+    pub price: i64,
+    pub trade_id: u64,
+    pub fee: i64,
+    pub reject: u8,
+    pub venue_ts: u64,
+    pub recv_ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionRec {
+    pub event_key: u64,
+    pub sub: u32,
+    pub symbol: u16,
+    pub target: i64,
+    pub delta: i64,
+    pub sent: i64,
+    pub status: u8,
+    pub reason: u8,
+    pub revision: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRec {
+    pub id: u64,
+    pub sub: u32,
+    pub follower: u32,
+    pub symbol: u16,
+    pub side: u8,
+    pub qty: i64,
+    pub order_type: u8,
+    pub limit: i64,
+    pub reduce_only: bool,
+    pub leader_event_key: u64,
+    pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoticeRec {
+    pub code: u8,
+    pub sub: u32,
+    pub order_id: u64,
+    pub reason: u8,
+    pub detail: u8,
+}
+
+/// A decoded record, in the engine's terms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    Config(ConfigRec),
+    /// A feed input the core took (leader fill, mark price, equity, command).
+    Feed(FeedEvent),
+    Exec(ExecReport),
+    Decision(Decision),
+    Order(FollowerOrder),
+    Notice(Notice),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record schema {found} is not one this build reads (it reads schema {SCHEMA}); use a fillcast that knows it")]
+    UnknownSchema { found: u16 },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+    #[error("damaged {kind} payload: {message}")]
+    Payload { kind: &'static str, message: String },
+    #[error("bad {field} code {code} in a {kind} record")]
+    BadCode {
+        kind: &'static str,
+        field: &'static str,
+        code: u8,
+    },
+}
+
+fn code<T: Copy + PartialEq>(all: &[T], v: T) -> u8 {
+    all.iter().position(|x| *x == v).unwrap_or(0) as u8
+}
+
+fn from_code<T: Copy>(
+    all: &[T],
+    c: u8,
+    kind: &'static str,
+    field: &'static str,
+) -> Result<T, RecordError> {
+    all.get(c as usize).copied().ok_or(RecordError::BadCode {
+        kind,
+        field,
+        code: c,
+    })
+}
+
+const SIDES: [Side; 2] = [Side::Buy, Side::Sell];
+const EXEC_KINDS: [ExecKind; 5] = [
+    ExecKind::Ack,
+    ExecKind::Fill,
+    ExecKind::Canceled,
+    ExecKind::Rejected,
+    ExecKind::Expired,
+];
+const REJECTS: [RejectReason; 8] = [
+    RejectReason::None,
+    RejectReason::InsufficientMargin,
+    RejectReason::BelowMin,
+    RejectReason::PositionLimit,
+    RejectReason::ReduceOnly,
+    RejectReason::Transient,
+    RejectReason::Other,
+    RejectReason::UnknownOrder,
+];
+const STATUSES: [DecisionStatus; 3] = [
+    DecisionStatus::Sent,
+    DecisionStatus::Reduced,
+    DecisionStatus::Skipped,
+];
+const ORDER_TYPES: [OrderType; 2] = [OrderType::LimitIoc, OrderType::Market];
+const ODDITIES: [Oddity; 5] = [
+    Oddity::None,
+    Oddity::FillBeforeAck,
+    Oddity::LateAck,
+    Oddity::FillAfterTerminal,
+    Oddity::RepeatedTerminal,
+];
+
+/// The kind, timestamp and payload struct of one engine journal entry.
+fn kind_of(e: &JournalEntry) -> Option<Kind> {
+    Some(match e {
+        JournalEntry::Empty => return None,
+        JournalEntry::Feed(FeedEvent::Empty) => return None,
+        JournalEntry::Feed(FeedEvent::LeaderFill(_)) => Kind::LeaderFill,
+        JournalEntry::Feed(FeedEvent::MarkPrice { .. }) => Kind::MarkPrice,
+        JournalEntry::Feed(FeedEvent::LeaderEquity { .. }) => Kind::LeaderEquity,
+        JournalEntry::Feed(FeedEvent::Command { .. }) => Kind::Command,
+        JournalEntry::Exec(_) => Kind::Exec,
+        JournalEntry::Decision(_) => Kind::Decision,
+        JournalEntry::Order(_) => Kind::Order,
+        JournalEntry::Notice(_) => Kind::Notice,
+    })
+}
+
+fn command_code(c: Command) -> (u8, u32) {
+    match c {
+        Command::PauseSubscription(s) => (0, s.0),
+        Command::ResumeSubscription(s) => (1, s.0),
+        Command::StopSubscription(s) => (2, s.0),
+        Command::PauseLeader(l) => (3, l.0),
+        Command::ResumeLeader(l) => (4, l.0),
+        Command::KillSwitch => (5, 0),
+    }
+}
+
+fn command_from(code: u8, target: u32) -> Result<Command, RecordError> {
+    Ok(match code {
+        0 => Command::PauseSubscription(SubIdx(target)),
+        1 => Command::ResumeSubscription(SubIdx(target)),
+        2 => Command::StopSubscription(SubIdx(target)),
+        3 => Command::PauseLeader(LeaderIdx(target)),
+        4 => Command::ResumeLeader(LeaderIdx(target)),
+        5 => Command::KillSwitch,
+        c => {
+            return Err(RecordError::BadCode {
+                kind: "command",
+                field: "code",
+                code: c,
+            })
+        }
+    })
+}
+
+fn notice_rec(n: &Notice) -> NoticeRec {
+    match *n {
+        Notice::Stopped { sub, reason } => NoticeRec {
+            code: 0,
+            sub: sub.0,
+            order_id: 0,
+            reason: code(&Reason::ALL, reason),
+            detail: 0,
+        },
+        Notice::Odd { order_id, oddity } => NoticeRec {
+            code: 1,
+            sub: 0,
+            order_id,
+            reason: 0,
+            detail: code(&ODDITIES, oddity),
+        },
+        Notice::Rejected {
+            order_id,
+            reason,
+            retried,
+        } => NoticeRec {
+            code: 2,
+            sub: 0,
+            order_id,
+            reason: code(&REJECTS, reason),
+            detail: retried as u8,
+        },
+        Notice::OutOfSync { sub } => NoticeRec {
+            code: 3,
+            sub: sub.0,
+            order_id: 0,
+            reason: 0,
+            detail: 0,
+        },
+    }
+}
+
+fn notice_from(r: &NoticeRec) -> Result<Notice, RecordError> {
+    Ok(match r.code {
+        0 => Notice::Stopped {
+            sub: SubIdx(r.sub),
+            reason: from_code(&Reason::ALL, r.reason, "notice", "reason")?,
+        },
+        1 => Notice::Odd {
+            order_id: r.order_id,
+            oddity: from_code(&ODDITIES, r.detail, "notice", "oddity")?,
+        },
+        2 => Notice::Rejected {
+            order_id: r.order_id,
+            reason: from_code(&REJECTS, r.reason, "notice", "reject")?,
+            retried: r.detail != 0,
+        },
+        3 => Notice::OutOfSync { sub: SubIdx(r.sub) },
+        c => {
+            return Err(RecordError::BadCode {
+                kind: "notice",
+                field: "code",
+                code: c,
+            })
+        }
+    })
+}
+
+/// An encoded record: its kind, timestamp and payload bytes.
+pub type Encoded<'a> = (Kind, u64, &'a [u8]);
+
+/// Serializes entries into a reused, aligned buffer (no allocation once warm).
+pub struct Encoder {
+    buf: AlignedVec<16>,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            buf: AlignedVec::with_capacity(64 * 1024),
+        }
+    }
+}
+
+impl Encoder {
+    fn put<T>(&mut self, v: &T) -> Result<&[u8], String>
+    where
+        T: for<'a> Serialize<
+            rkyv::api::high::HighSerializer<
+                AlignedVec<16>,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                RkyvError,
+            >,
+        >,
+    {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        self.buf =
+            rkyv::api::high::to_bytes_in::<_, RkyvError>(v, buf).map_err(|e| e.to_string())?;
+        Ok(&self.buf)
+    }
+
+    /// The record for one engine journal entry: (kind, timestamp, payload), or
+    /// `None` for an empty slot.
+    pub fn entry(&mut self, e: &JournalEntry) -> Result<Option<Encoded<'_>>, String> {
+        let Some(kind) = kind_of(e) else {
+            return Ok(None);
+        };
+        let (ts, bytes) = match *e {
+            JournalEntry::Feed(FeedEvent::LeaderFill(f)) => (
+                f.recv_ts.0,
+                self.put(&LeaderFillRec {
+                    leader: f.leader.0,
+                    symbol: f.symbol.0,
+                    side: code(&SIDES, f.side),
+                    qty: f.qty.0,
+                    price: f.price.0,
+                    event_key: f.event_key,
+                    order_key: f.order_key,
+                    order_qty: f.order_qty.0,
+                    venue_ts: f.venue_ts.0,
+                    recv_ts: f.recv_ts.0,
+                })?,
+            ),
+            JournalEntry::Feed(FeedEvent::MarkPrice { symbol, price, ts }) => (
+                ts.0,
+                self.put(&MarkRec {
+                    symbol: symbol.0,
+                    price: price.0,
+                    ts: ts.0,
+                })?,
+            ),
+            JournalEntry::Feed(FeedEvent::LeaderEquity { leader, equity, ts }) => (
+                ts.0,
+                self.put(&EquityRec {
+                    leader: leader.0,
+                    equity: equity.0,
+                    ts: ts.0,
+                })?,
+            ),
+            JournalEntry::Feed(FeedEvent::Command { cmd, ts }) => {
+                let (c, target) = command_code(cmd);
+                (
+                    ts.0,
+                    self.put(&CommandRec {
+                        code: c,
+                        target,
+                        ts: ts.0,
+                    })?,
+                )
+            }
+            JournalEntry::Exec(r) => (
+                r.recv_ts.0,
+                self.put(&ExecRec {
+                    order_id: r.order_id,
+                    kind: code(&EXEC_KINDS, r.kind),
+                    qty: r.qty.0,
+                    price: r.price.0,
+                    trade_id: r.trade_id,
+                    fee: r.fee.0,
+                    reject: code(&REJECTS, r.reject),
+                    venue_ts: r.venue_ts.0,
+                    recv_ts: r.recv_ts.0,
+                })?,
+            ),
+            JournalEntry::Decision(d) => (
+                0,
+                self.put(&DecisionRec {
+                    event_key: d.event_key,
+                    sub: d.sub.0,
+                    symbol: d.symbol.0,
+                    target: d.target.0,
+                    delta: d.delta.0,
+                    sent: d.sent.0,
+                    status: code(&STATUSES, d.status),
+                    reason: code(&Reason::ALL, d.reason),
+                    revision: d.revision,
+                })?,
+            ),
+            JournalEntry::Order(o) => (
+                o.ts.0,
+                self.put(&OrderRec {
+                    id: o.id,
+                    sub: o.sub.0,
+                    follower: o.follower.0,
+                    symbol: o.symbol.0,
+                    side: code(&SIDES, o.side),
+                    qty: o.qty.0,
+                    order_type: code(&ORDER_TYPES, o.order_type),
+                    limit: o.limit.0,
+                    reduce_only: o.reduce_only,
+                    leader_event_key: o.leader_event_key,
+                    ts: o.ts.0,
+                })?,
+            ),
+            JournalEntry::Notice(n) => (0, self.put(&notice_rec(&n))?),
+            JournalEntry::Empty | JournalEntry::Feed(FeedEvent::Empty) => return Ok(None),
+        };
+        Ok(Some((kind, ts, bytes)))
+    }
+
+    pub fn config(&mut self, revision: u64, toml: &str) -> Result<&[u8], String> {
+        self.put(&ConfigRec {
+            revision,
+            toml: toml.to_string(),
+        })
+    }
+}
+
+fn access<'a, T>(kind: Kind, payload: &'a [u8]) -> Result<&'a T, RecordError>
+where
+    T: rkyv::Portable
+        + for<'b> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'b, RkyvError>>,
+{
+    rkyv::access::<T, RkyvError>(payload).map_err(|e| RecordError::Payload {
+        kind: kind.as_str(),
+        message: e.to_string(),
+    })
+}
+
+/// Decode one record's payload. `schema` and `kind` come from the record header.
+pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordError> {
+    if schema != SCHEMA {
+        return Err(RecordError::UnknownSchema { found: schema });
+    }
+    let kind = Kind::from_u16(kind).ok_or(RecordError::UnknownKind(kind))?;
+    let k = kind.as_str();
+    Ok(match kind {
+        Kind::Config => {
+            let r = access::<ArchivedConfigRec>(kind, payload)?;
+            Entry::Config(ConfigRec {
+                revision: r.revision.to_native(),
+                toml: r.toml.as_str().to_string(),
+            })
+        }
+        Kind::LeaderFill => {
+            let r = access::<ArchivedLeaderFillRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::LeaderFill(LeaderFill {
+                leader: LeaderIdx(r.leader.to_native()),
+                symbol: SymbolIdx(r.symbol.to_native()),
+                side: from_code(&SIDES, r.side, k, "side")?,
+                qty: Lots(r.qty.to_native()),
+                price: Ticks(r.price.to_native()),
+                event_key: r.event_key.to_native(),
+                order_key: r.order_key.to_native(),
+                order_qty: Lots(r.order_qty.to_native()),
+                venue_ts: Nanos(r.venue_ts.to_native()),
+                recv_ts: Nanos(r.recv_ts.to_native()),
+            }))
+        }
+        Kind::MarkPrice => {
+            let r = access::<ArchivedMarkRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::MarkPrice {
+                symbol: SymbolIdx(r.symbol.to_native()),
+                price: Ticks(r.price.to_native()),
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
+        Kind::LeaderEquity => {
+            let r = access::<ArchivedEquityRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::LeaderEquity {
+                leader: LeaderIdx(r.leader.to_native()),
+                equity: Money(r.equity.to_native()),
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
+        Kind::Command => {
+            let r = access::<ArchivedCommandRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::Command {
+                cmd: command_from(r.code, r.target.to_native())?,
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
+        Kind::Exec => {
+            let r = access::<ArchivedExecRec>(kind, payload)?;
+            Entry::Exec(ExecReport {
+                order_id: r.order_id.to_native(),
+                kind: from_code(&EXEC_KINDS, r.kind, k, "kind")?,
+                qty: Lots(r.qty.to_native()),
+                price: Ticks(r.price.to_native()),
+                trade_id: r.trade_id.to_native(),
+                fee: Money(r.fee.to_native()),
+                reject: from_code(&REJECTS, r.reject, k, "reject")?,
+                venue_ts: Nanos(r.venue_ts.to_native()),
+                recv_ts: Nanos(r.recv_ts.to_native()),
+            })
+        }
+        Kind::Decision => {
+            let r = access::<ArchivedDecisionRec>(kind, payload)?;
+            Entry::Decision(Decision {
+                event_key: r.event_key.to_native(),
+                sub: SubIdx(r.sub.to_native()),
+                symbol: SymbolIdx(r.symbol.to_native()),
+                target: Lots(r.target.to_native()),
+                delta: Lots(r.delta.to_native()),
+                sent: Lots(r.sent.to_native()),
+                status: from_code(&STATUSES, r.status, k, "status")?,
+                reason: from_code(&Reason::ALL, r.reason, k, "reason")?,
+                revision: r.revision.to_native(),
+            })
+        }
+        Kind::Order => {
+            let r = access::<ArchivedOrderRec>(kind, payload)?;
+            Entry::Order(FollowerOrder {
+                id: r.id.to_native(),
+                sub: SubIdx(r.sub.to_native()),
+                follower: FollowerIdx(r.follower.to_native()),
+                symbol: SymbolIdx(r.symbol.to_native()),
+                side: from_code(&SIDES, r.side, k, "side")?,
+                qty: Lots(r.qty.to_native()),
+                order_type: from_code(&ORDER_TYPES, r.order_type, k, "order_type")?,
+                limit: Ticks(r.limit.to_native()),
+                reduce_only: r.reduce_only,
+                leader_event_key: r.leader_event_key.to_native(),
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
+        Kind::Notice => {
+            let r = access::<ArchivedNoticeRec>(kind, payload)?;
+            let rec = NoticeRec {
+                code: r.code,
+                sub: r.sub.to_native(),
+                order_id: r.order_id.to_native(),
+                reason: r.reason,
+                detail: r.detail,
+            };
+            Entry::Notice(notice_from(&rec)?)
+        }
+    })
+}
+
+/// A JSON string literal for `s`.
+pub fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// One record as a JSON line, for people reading a journal at 2 a.m.
+pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
+    use serde_json::json;
+    let v = match e {
+        Entry::Config(c) => {
+            json!({"seq": seq, "ts": ts, "kind": "config", "revision": format!("{:016x}", c.revision), "toml": c.toml})
+        }
+        Entry::Feed(FeedEvent::LeaderFill(f)) => json!({
+            "seq": seq, "ts": ts, "kind": "leader_fill", "leader": f.leader.0, "symbol": f.symbol.0,
+            "side": f.side.as_str(), "qty_lots": f.qty.0, "price_ticks": f.price.0,
+            "event_key": format!("{:016x}", f.event_key), "order_key": format!("{:016x}", f.order_key),
+            "order_qty_lots": f.order_qty.0, "venue_ts": f.venue_ts.0, "recv_ts": f.recv_ts.0,
+        }),
+        Entry::Feed(FeedEvent::MarkPrice {
+            symbol,
+            price,
+            ts: t,
+        }) => {
+            json!({"seq": seq, "ts": ts, "kind": "mark_price", "symbol": symbol.0, "price_ticks": price.0, "venue_ts": t.0})
+        }
+        Entry::Feed(FeedEvent::LeaderEquity {
+            leader,
+            equity,
+            ts: t,
+        }) => json!({
+            "seq": seq, "ts": ts, "kind": "leader_equity", "leader": leader.0, "equity": equity.to_decimal().to_string(), "venue_ts": t.0,
+        }),
+        Entry::Feed(FeedEvent::Command { cmd, .. }) => {
+            json!({"seq": seq, "ts": ts, "kind": "command", "command": format!("{cmd:?}")})
+        }
+        Entry::Feed(FeedEvent::Empty) => json!({"seq": seq, "ts": ts, "kind": "empty"}),
+        Entry::Exec(r) => json!({
+            "seq": seq, "ts": ts, "kind": "exec", "order_id": format!("{:016x}", r.order_id),
+            "exec": format!("{:?}", r.kind).to_lowercase(), "qty_lots": r.qty.0, "price_ticks": r.price.0,
+            "trade_id": r.trade_id, "fee": r.fee.to_decimal().to_string(), "reject": r.reject.as_str(),
+            "venue_ts": r.venue_ts.0, "recv_ts": r.recv_ts.0,
+        }),
+        Entry::Decision(d) => json!({
+            "seq": seq, "ts": ts, "kind": "decision", "event_key": format!("{:016x}", d.event_key), "sub": d.sub.0,
+            "symbol": d.symbol.0, "target_lots": d.target.0, "delta_lots": d.delta.0, "sent_lots": d.sent.0,
+            "status": d.status.as_str(), "reason": d.reason.as_str(), "revision": format!("{:016x}", d.revision),
+        }),
+        Entry::Order(o) => json!({
+            "seq": seq, "ts": ts, "kind": "order", "client_order_id": fillcast_engine::ids::client_order_id(o.id),
+            "sub": o.sub.0, "follower": o.follower.0, "symbol": o.symbol.0, "side": o.side.as_str(), "qty_lots": o.qty.0,
+            "type": if o.order_type == OrderType::Market { "market" } else { "limit_ioc" }, "limit_ticks": o.limit.0,
+            "reduce_only": o.reduce_only, "event_key": format!("{:016x}", o.leader_event_key),
+        }),
+        Entry::Notice(n) => {
+            json!({"seq": seq, "ts": ts, "kind": "notice", "notice": format!("{n:?}")})
+        }
+    };
+    v.to_string()
+}

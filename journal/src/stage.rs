@@ -1,0 +1,60 @@
+//! The journal stage: the engine's `JournalSink`, turning journal entries into
+//! typed records on the segment files.
+
+use crate::record::{Encoder, Kind, SCHEMA};
+use crate::writer::JournalWriter;
+use fillcast_engine::port::{JournalEntry, JournalSink};
+
+pub struct JournalStage {
+    writer: JournalWriter,
+    enc: Encoder,
+    records: u64,
+}
+
+impl JournalStage {
+    pub fn new(writer: JournalWriter) -> JournalStage {
+        JournalStage {
+            writer,
+            enc: Encoder::default(),
+            records: 0,
+        }
+    }
+
+    /// Record a config revision and its whole content.
+    pub fn write_config(&mut self, revision: u64, toml: &str, ts: u64) -> Result<u64, String> {
+        let bytes = self.enc.config(revision, toml)?;
+        let seq = self
+            .writer
+            .append(Kind::Config as u16, SCHEMA, ts, bytes)
+            .map_err(|e| e.to_string())?;
+        self.records += 1;
+        Ok(seq)
+    }
+
+    /// Records appended by this stage.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    pub fn writer(&mut self) -> &mut JournalWriter {
+        &mut self.writer
+    }
+}
+
+impl JournalSink for JournalStage {
+    fn append(&mut self, entries: &[JournalEntry]) -> Result<(), String> {
+        for e in entries {
+            if let Some((kind, ts, bytes)) = self.enc.entry(e)? {
+                self.writer
+                    .append(kind as u16, SCHEMA, ts, bytes)
+                    .map_err(|e| e.to_string())?;
+                self.records += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn before_send(&mut self) -> Result<(), String> {
+        self.writer.before_send().map_err(|e| e.to_string())
+    }
+}

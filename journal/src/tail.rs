@@ -1,0 +1,95 @@
+//! Following a journal while another process writes it: every record exactly
+//! once, in order, as soon as it is complete.
+
+use crate::error::JournalError;
+use crate::reader::map_segment;
+use crate::segment::{self, RecordRef, Step, SEGMENT_HEADER};
+use crate::writer::list_segments;
+use memmap2::Mmap;
+use std::path::{Path, PathBuf};
+
+pub struct Tailer {
+    dir: PathBuf,
+    /// First sequence of the segment being read.
+    seg_first: u64,
+    map: Option<Mmap>,
+    off: usize,
+    expect: u64,
+    from: u64,
+}
+
+impl Tailer {
+    /// Follow the journal in `dir` from sequence `from` (which may not exist yet).
+    pub fn open(dir: &Path, from: u64) -> Result<Tailer, JournalError> {
+        let from = from.max(1);
+        let seg_first = if dir.exists() {
+            list_segments(dir)?
+                .into_iter()
+                .map(|(s, _)| s)
+                .rfind(|s| *s <= from)
+                .unwrap_or(1)
+        } else {
+            1
+        };
+        Ok(Tailer {
+            dir: dir.into(),
+            seg_first,
+            map: None,
+            off: SEGMENT_HEADER,
+            expect: seg_first,
+            from,
+        })
+    }
+
+    /// The sequence of the next record this tailer will deliver.
+    pub fn next_seq(&self) -> u64 {
+        self.expect.max(self.from)
+    }
+
+    /// Hand the next complete record to `f`. `Ok(false)`: nothing new yet.
+    pub fn poll_with<R>(
+        &mut self,
+        f: impl FnOnce(RecordRef<'_>) -> R,
+    ) -> Result<Option<R>, JournalError> {
+        loop {
+            if self.map.is_none() {
+                let path = self.dir.join(segment::file_name(self.seg_first));
+                if !path.exists() {
+                    return Ok(None);
+                }
+                match map_segment(&path)? {
+                    Some((_, map)) => {
+                        self.map = Some(map);
+                        self.off = SEGMENT_HEADER;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            let Some(map) = self.map.as_ref() else {
+                return Ok(None);
+            };
+            match segment::step(map, self.off, self.expect) {
+                Step::Record { rec, next } => {
+                    self.off = next;
+                    self.expect += 1;
+                    if rec.seq >= self.from {
+                        return Ok(Some(f(rec)));
+                    }
+                }
+                Step::Empty => return Ok(None),
+                Step::End => {
+                    self.seg_first = self.expect;
+                    self.map = None;
+                }
+                Step::Corrupt(reason) => {
+                    let path = self.dir.join(segment::file_name(self.seg_first));
+                    return Err(JournalError::Corrupt {
+                        path,
+                        offset: self.off as u64,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+}
