@@ -103,3 +103,39 @@ pub trait JournalSink: Send {
     /// anything was appended since the last call.
     fn before_send(&mut self) -> Result<(), String>;
 }
+
+/// Any source, paced to at most `per_sec` events per second (by the `now` it is
+/// polled with): replaying a file at a live-like rate.
+pub struct Paced<S> {
+    inner: S,
+    gap_ns: u64,
+    next_due: u64,
+}
+
+impl<S: Source> Paced<S> {
+    pub fn new(inner: S, per_sec: u64) -> Paced<S> {
+        Paced {
+            inner,
+            gap_ns: 1_000_000_000 / per_sec.max(1),
+            next_due: 0,
+        }
+    }
+}
+
+impl<S: Source> Source for Paced<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn next(&mut self, now: Nanos) -> SourcePoll {
+        if now.0 < self.next_due {
+            return SourcePoll::Idle;
+        }
+        let step = self.inner.next(now);
+        if matches!(step, SourcePoll::Event(_)) {
+            // Catch up at most one gap after a stall, rather than bursting.
+            self.next_due = self.next_due.max(now.0.saturating_sub(self.gap_ns)) + self.gap_ns;
+        }
+        step
+    }
+}

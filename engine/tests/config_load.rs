@@ -102,7 +102,7 @@ fn example_configs_load_and_resolve() {
         assert_eq!(universe.symbols.len(), 2, "{name}");
         assert!(!universe.subs.is_empty(), "{name}");
         for source in &cfg.sources {
-            if let SourceConfig::File { path } = source {
+            if let SourceConfig::File { path, .. } = source {
                 assert!(path.is_file(), "{name}: {} resolved", path.display());
             }
         }

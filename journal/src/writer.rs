@@ -13,7 +13,9 @@
 //! either nothing or the whole record.
 
 use crate::error::JournalError;
-use crate::segment::{self, Step, END, END_KIND, RECORD_HEADER, SEGMENT_HEADER, SEGMENT_MIN};
+use crate::segment::{
+    self, Step, END, END_KIND, RECORD_HEADER, SEGMENT_HEADER, SEGMENT_MAX, SEGMENT_MIN,
+};
 use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -133,11 +135,13 @@ impl JournalWriter {
         dir: &Path,
         opts: JournalOptions,
     ) -> Result<(JournalWriter, Recovery), JournalError> {
-        if opts.segment_bytes < SEGMENT_MIN || !opts.segment_bytes.is_multiple_of(16) {
+        if !(SEGMENT_MIN..=SEGMENT_MAX).contains(&opts.segment_bytes)
+            || !opts.segment_bytes.is_multiple_of(16)
+        {
             return Err(JournalError::BadSegment {
                 path: dir.into(),
                 message: format!(
-                    "segment size {} must be a multiple of 16 and at least {SEGMENT_MIN}",
+                    "segment size {} must be a multiple of 16 from {SEGMENT_MIN} to {SEGMENT_MAX}",
                     opts.segment_bytes
                 ),
             });
@@ -305,14 +309,16 @@ impl JournalWriter {
     ) -> Result<u64, JournalError> {
         assert!(kind != END_KIND, "kind 0xFFFF is the end marker");
         let total = segment::record_bytes(len);
-        let segment_bytes = self.map.len();
+        // It must fit in the next segment too, which may be smaller than this one
+        // (the journal was reopened with a smaller `segment_bytes`).
+        let segment_bytes = self.map.len().min(self.opts.segment_bytes as usize);
         if SEGMENT_HEADER + total + RECORD_HEADER > segment_bytes || len >= (END - 1) as usize {
             return Err(JournalError::TooLarge {
                 len,
                 segment: segment_bytes as u64,
             });
         }
-        if self.off + total + RECORD_HEADER > segment_bytes {
+        if self.off + total + RECORD_HEADER > self.map.len() {
             self.roll()?;
         }
         let off = self.off;

@@ -255,6 +255,43 @@ fn record_too_large_for_a_segment_is_an_error() {
 }
 
 #[test]
+fn reopening_with_other_segment_sizes_is_safe() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+    for _ in 0..10 {
+        w.append(1, 7, 0, &[1u8; 5000]).unwrap();
+    }
+    drop(w);
+    // New segments are 4 KiB: a 5,000-byte record no longer fits anywhere new.
+    let small = JournalOptions {
+        segment_bytes: 4096,
+        durability: Durability::Never,
+    };
+    let (mut w, rec) = JournalWriter::open(d.path(), small).unwrap();
+    assert_eq!(rec.last_seq, 10);
+    for _ in 0..10 {
+        assert!(matches!(
+            w.append(1, 7, 0, &[1u8; 5000]),
+            Err(JournalError::TooLarge { .. })
+        ));
+    }
+    for _ in 0..100 {
+        w.append(1, 7, 0, &[2u8; 1000]).unwrap();
+    }
+    drop(w);
+    let (all, err) = read_all(d.path());
+    assert_eq!((all.len(), err), (110, None));
+    let huge = JournalOptions {
+        segment_bytes: 1 << 41,
+        durability: Durability::Never,
+    };
+    assert!(
+        JournalWriter::open(&d.path().join("x"), huge).is_err(),
+        "sizes the reader would refuse are refused up front"
+    );
+}
+
+#[test]
 fn sync_durability_flushes_before_orders_leave() {
     let d = tempfile::tempdir().unwrap();
     let (mut w, _) = JournalWriter::open(

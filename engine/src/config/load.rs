@@ -19,7 +19,7 @@
 
 use super::{
     Config, FollowerConfig, LeaderConfig, ModeConfig, SourceConfig, SubscriptionConfig,
-    SymbolConfig, VenueConfig,
+    SymbolConfig, VenueConfig, VenueKind,
 };
 use crate::model::{ModelError, Universe};
 use crate::units::{Lots, Money};
@@ -282,7 +282,7 @@ impl Loader {
         cfg.followers.extend(followers.values);
         cfg.subscriptions.extend(subscriptions.values);
         for source in &mut cfg.sources {
-            if let SourceConfig::File { path } = source {
+            if let SourceConfig::File { path, .. } = source {
                 *path = resolve(&self.base, path);
             }
         }
@@ -525,6 +525,7 @@ fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
         }
     }
 
+    check_journal(cfg, sites, out);
     let venues = check_venues(cfg, sites, out);
     let symbols = check_symbols(cfg, sites, &venues, out);
     check_sources(cfg, sites, out);
@@ -552,6 +553,17 @@ fn check_venues(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) -> Seen {
     for (i, v) in cfg.venues.iter().enumerate() {
         let item = sites.item(&items, i);
         define(out, &mut seen, "venue", &v.name, item.field_at("name"));
+        match (v.kind, &v.address) {
+            (VenueKind::SimRemote, None) => out.error(
+                item.field_at("kind"),
+                "a `sim_remote` venue needs `address` (host:port of `fillcast sim-venue`)",
+            ),
+            (VenueKind::Sim, Some(_)) => out.error(
+                item.field_at("address"),
+                "`address` is only used by kind `sim_remote`",
+            ),
+            _ => {}
+        }
         let sim = item.get("sim").unwrap_or(item);
         for (field, ppm) in [
             ("partial_fill_ppm", v.sim.partial_fill_ppm),
@@ -635,7 +647,13 @@ fn check_sources(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     for (i, source) in cfg.sources.iter().enumerate() {
         let item = sites.item(&items, i);
         match source {
-            SourceConfig::File { path } => {
+            SourceConfig::File { path, rate_per_sec } => {
+                if *rate_per_sec == Some(0) {
+                    out.error(
+                        item.field_at("rate_per_sec"),
+                        "`rate_per_sec` must be positive",
+                    );
+                }
                 if !path.is_file() {
                     let why = if path.exists() {
                         "is not a file"
@@ -660,6 +678,27 @@ fn check_sources(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
                 }
             }
         }
+    }
+}
+
+fn check_journal(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
+    let Some(j) = &cfg.journal else { return };
+    let item = sites.root.get("journal").unwrap_or(sites.root);
+    if j.segment_mib == 0 || j.segment_mib > 1 << 20 {
+        out.error(
+            item.field_at("segment_mib"),
+            format!(
+                "`segment_mib` must be 1 to {}, got {}",
+                1 << 20,
+                j.segment_mib
+            ),
+        );
+    }
+    if j.flush_every_ms == 0 {
+        out.error(
+            item.field_at("flush_every_ms"),
+            "`flush_every_ms` must be positive",
+        );
     }
 }
 

@@ -192,8 +192,12 @@ pub struct SymbolConfig {
 #[serde(deny_unknown_fields)]
 pub struct VenueConfig {
     pub name: String,
-    /// `sim` is the only kind built so far.
+    /// `sim` (in-process simulated venue) or `sim_remote` (a `fillcast sim-venue`
+    /// process at `address`, which outlives engine restarts).
     pub kind: VenueKind,
+    /// `host:port` of a `sim_remote` venue.
+    #[serde(default)]
+    pub address: Option<String>,
     #[serde(default)]
     pub sim: SimVenueConfig,
 }
@@ -202,6 +206,7 @@ pub struct VenueConfig {
 #[serde(rename_all = "snake_case")]
 pub enum VenueKind {
     Sim,
+    SimRemote,
 }
 
 /// The simulated venue's fill model. Probabilities are in parts per million so that
@@ -232,7 +237,12 @@ impl Default for SimVenueConfig {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// Leader fills from a JSON-lines file (format in DESIGN.md).
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+        /// Replay at most this many lines per second (default: as fast as read).
+        #[serde(default)]
+        rate_per_sec: Option<u64>,
+    },
     /// Synthetic leader trading (the demo's generator).
     Synthetic {
         #[serde(default)]

@@ -71,6 +71,7 @@ pub fn config() -> Config {
         venues: vec![VenueConfig {
             name: "sim".into(),
             kind: VenueKind::Sim,
+            address: None,
             sim: SimVenueConfig::default(),
         }],
         leaders: vec![
