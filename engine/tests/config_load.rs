@@ -839,7 +839,8 @@ fn relative_paths_resolve_against_the_config_file() {
     assert_eq!(
         cfg.sources,
         vec![SourceConfig::File {
-            path: data().join("fills.jsonl")
+            path: data().join("fills.jsonl"),
+            rate_per_sec: None,
         }]
     );
 }
