@@ -7,14 +7,16 @@
 //! record   = commit u32 | kind u16 | schema u16 | seq u64 | ts u64 | crc32 u32 | 0 u32 | payload | pad to 16
 //! ```
 //!
-//! All integers little-endian. `commit` = payload length + 1, written last: a
-//! record whose `commit` is 0 is not there yet (so an empty payload is still a
-//! record). `commit == END` marks the end of the segment; the
+//! All integers little-endian. `commit` = payload length + 1, written last with a
+//! release store (an `AtomicU32` in the map): a record whose `commit` is 0 is not
+//! there yet (so an empty payload is still a record). `commit == END` marks the end
+//! of the segment, and so does an offset where no record header fits any more; the
 //! next segment is named by the next sequence number. Payloads start 16-byte
 //! aligned (the map is page aligned, the header is 64 bytes, records are padded to
 //! 16), as rkyv needs.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const MAGIC: [u8; 8] = *b"FCJRNL\0\x01";
 pub const FORMAT: u32 = 1;
@@ -25,8 +27,14 @@ pub const END: u32 = u32::MAX;
 pub const END_KIND: u16 = 0xFFFF;
 /// Smallest segment the writer makes: header, one small record, an end marker.
 pub const SEGMENT_MIN: u64 = 4096;
-pub const SEGMENT_MAX: u64 = 1 << 40;
+/// A record's length is a `u32`, so a bigger segment holds nothing a 4 GiB one
+/// cannot; the bound also keeps a garbage header from making recovery extend a
+/// file to a terabyte.
+pub const SEGMENT_MAX: u64 = 1 << 32;
 pub const EXTENSION: &str = "fcj";
+/// Sequences start at 1; the bound keeps `seq + 1` from overflowing whatever a
+/// header says (a segment holds far fewer than 2^62 records).
+pub const SEQ_MAX: u64 = 1 << 62;
 
 pub fn file_name(first_seq: u64) -> String {
     format!("{first_seq:020}.{EXTENSION}")
@@ -38,7 +46,7 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok()
+    stem.parse().ok().filter(|seq| (1..=SEQ_MAX).contains(seq))
 }
 
 /// Bytes a record with a payload of `len` bytes takes, header and padding included.
@@ -68,6 +76,7 @@ pub enum HeaderError {
     BadMagic,
     UnknownFormat(u32),
     BadSize(u64),
+    BadFirstSeq(u64),
 }
 
 impl fmt::Display for HeaderError {
@@ -82,6 +91,7 @@ impl fmt::Display for HeaderError {
                 )
             }
             HeaderError::BadSize(n) => write!(f, "implausible segment size {n}"),
+            HeaderError::BadFirstSeq(n) => write!(f, "implausible first sequence {n}"),
         }
     }
 }
@@ -102,6 +112,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
         return Err(HeaderError::BadSize(segment_bytes));
     }
     let first_seq = u64::from_le_bytes(bytes[24..32].try_into().unwrap_or_default());
+    if !(1..=SEQ_MAX).contains(&first_seq) {
+        return Err(HeaderError::BadFirstSeq(first_seq));
+    }
     Ok(SegmentHeader {
         segment_bytes,
         first_seq,
@@ -134,23 +147,47 @@ pub enum Step<'a> {
     Record { rec: RecordRef<'a>, next: usize },
     /// Nothing written here (yet).
     Empty,
-    /// The end-of-segment marker.
+    /// The end-of-segment marker, or no room left for a record header.
     End,
     /// Not a valid record: why.
     Corrupt(String),
 }
 
-/// Reads the `len` field at `off` as the writer's commit: a volatile read followed by
-/// an acquire fence, so that the rest of the record, written before `len` with a
-/// release fence, is visible once `len` is (also across processes sharing the file).
+/// Reads the commit word at `off` with acquire ordering, so that the rest of the
+/// record, written before the writer's release store of it, is visible once it is
+/// (also across processes sharing the file: they share the physical page).
 fn committed_len(bytes: &[u8], off: usize) -> u32 {
     let b = &bytes[off..off + 4];
-    // SAFETY: `b` is 4 readable bytes (bounds checked by the slice above); a volatile
-    // read of `[u8; 4]` has no alignment requirement and cannot be elided, which is
-    // what reading a field another process writes needs.
-    let raw = unsafe { std::ptr::read_volatile(b.as_ptr() as *const [u8; 4]) };
-    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-    u32::from_le_bytes(raw)
+    let ptr = b.as_ptr();
+    if !ptr.cast::<u32>().is_aligned() {
+        // Only bytes that are not a mapping (a fuzz input in a `Vec`) are
+        // misaligned here, and nobody writes those concurrently.
+        return u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    // SAFETY: `ptr` points to 4 readable bytes (bounds checked by the slice above)
+    // and is 4-byte aligned (checked above); `AtomicU32` has the size and alignment
+    // of `u32`. The only concurrent access to these bytes is the writer's atomic
+    // store in `commit_len` (through its own mapping, maybe in another process), and
+    // this is a load, so it neither races nor writes through a shared reference.
+    let word = unsafe { AtomicU32::from_ptr(ptr.cast::<u32>().cast_mut()) };
+    u32::from_le(word.load(Ordering::Acquire))
+}
+
+/// Publishes the commit word at `off` of a writable mapping: a release store, so
+/// every byte of the record written before it is visible to a reader that loads
+/// the word with acquire ordering and sees it.
+pub(crate) fn commit_len(bytes: &mut [u8], off: usize, commit: u32) {
+    let dst = &mut bytes[off..off + 4];
+    let ptr = dst.as_mut_ptr().cast::<u32>();
+    assert!(
+        ptr.is_aligned(),
+        "record offsets in a mapping are 16-byte aligned"
+    );
+    // SAFETY: `ptr` points to 4 writable bytes we borrow exclusively (bounds checked
+    // by the slice above) and is 4-byte aligned (asserted above); `AtomicU32` has the
+    // size and alignment of `u32`. Readers elsewhere only load it atomically.
+    let word = unsafe { AtomicU32::from_ptr(ptr) };
+    word.store(commit.to_le(), Ordering::Release);
 }
 
 /// The record at `off` of a segment held in `bytes`, which must be `expect_seq`.
@@ -161,7 +198,8 @@ pub fn step(bytes: &[u8], off: usize, expect_seq: u64) -> Step<'_> {
         ));
     }
     if off + RECORD_HEADER > bytes.len() {
-        return Step::Corrupt("segment ends inside a record header".into());
+        // No record header fits: the segment is full, as if it ended with a marker.
+        return Step::End;
     }
     let commit = committed_len(bytes, off);
     if commit == 0 {
@@ -214,6 +252,8 @@ mod tests {
         assert_eq!(parse_file_name("42.fcj"), None);
         assert_eq!(parse_file_name("0000000000000000004x.fcj"), None);
         assert_eq!(parse_file_name("00000000000000000042.tmp"), None);
+        assert_eq!(parse_file_name(&file_name(0)), None);
+        assert_eq!(parse_file_name(&file_name(u64::MAX)), None);
     }
 
     #[test]
@@ -234,5 +274,9 @@ mod tests {
         bad = h;
         bad[0] = b'X';
         assert_eq!(parse_header(&bad), Err(HeaderError::BadMagic));
+        assert_eq!(
+            parse_header(&encode_header(1 << 20, 0)),
+            Err(HeaderError::BadFirstSeq(0))
+        );
     }
 }

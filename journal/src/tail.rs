@@ -22,11 +22,14 @@ impl Tailer {
     /// Follow the journal in `dir` from sequence `from` (which may not exist yet).
     pub fn open(dir: &Path, from: u64) -> Result<Tailer, JournalError> {
         let from = from.max(1);
+        // The segment holding `from`, or the oldest one if `from` is older still.
         let seg_first = if dir.exists() {
-            list_segments(dir)?
-                .into_iter()
-                .map(|(s, _)| s)
-                .rfind(|s| *s <= from)
+            let firsts: Vec<u64> = list_segments(dir)?.into_iter().map(|(s, _)| s).collect();
+            firsts
+                .iter()
+                .rfind(|s| **s <= from)
+                .or(firsts.first())
+                .copied()
                 .unwrap_or(1)
         } else {
             1
@@ -46,7 +49,7 @@ impl Tailer {
         self.expect.max(self.from)
     }
 
-    /// Hand the next complete record to `f`. `Ok(false)`: nothing new yet.
+    /// Hand the next complete record to `f`. `Ok(None)`: nothing new yet.
     pub fn poll_with<R>(
         &mut self,
         f: impl FnOnce(RecordRef<'_>) -> R,

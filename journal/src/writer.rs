@@ -19,7 +19,6 @@ use crate::segment::{
 use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{fence, Ordering};
 use std::time::Instant;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -234,7 +233,10 @@ impl JournalWriter {
                 recovery,
             ));
         }
-        let tail = &mut map[off..];
+        // Past the file's length before recovery, `set_len` left zeros: no need to
+        // read them (a header may say a segment is far bigger than its file).
+        let scan_end = (file_len as usize).clamp(off, map.len());
+        let tail = &mut map[off..scan_end];
         let dirty = tail
             .iter()
             .rposition(|b| *b != 0)
@@ -278,6 +280,11 @@ impl JournalWriter {
     /// The sequence the next record will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The last sequence appended (0 for an empty journal).
+    pub fn written_seq(&self) -> u64 {
+        self.next_seq - 1
     }
 
     /// The last sequence flushed to disk (by `before_send`, `flush` or the timer).
@@ -350,16 +357,9 @@ impl JournalWriter {
         Ok(seq)
     }
 
-    /// Publish the commit field (payload length + 1, or `END`) at `off`: the release
-    /// fence orders every byte of the record before it, for readers that load it and
-    /// then fence with acquire.
+    /// Publish the commit field (payload length + 1, or `END`) at `off`.
     fn commit(&mut self, off: usize, len: u32) {
-        fence(Ordering::Release);
-        let dst = &mut self.map[off..off + 4];
-        // SAFETY: `dst` is 4 writable bytes of our mapping (bounds checked above); a
-        // volatile write of `[u8; 4]` has no alignment requirement and is not elided
-        // or reordered before the fence.
-        unsafe { std::ptr::write_volatile(dst.as_mut_ptr() as *mut [u8; 4], len.to_le_bytes()) };
+        segment::commit_len(&mut self.map, off, len);
     }
 
     /// Seal this segment with an end marker and continue in a new one.
@@ -391,6 +391,21 @@ impl JournalWriter {
         self.flushed_seq = self.next_seq - 1;
         self.last_flush = Instant::now();
         Ok(())
+    }
+
+    /// For `EveryMs(n)`: flush if `n` ms passed since the last flush and something
+    /// is unflushed. Appends check this only every 256 records, so a writer that
+    /// appends rarely calls `tick` (or `before_send`) to keep the promise.
+    pub fn tick(&mut self) -> Result<(), JournalError> {
+        match self.opts.durability {
+            Durability::EveryMs(ms)
+                if self.flushed_seq < self.written_seq()
+                    && self.last_flush.elapsed().as_millis() >= u128::from(ms) =>
+            {
+                self.flush()
+            }
+            _ => Ok(()),
+        }
     }
 
     /// What the durability setting promises before orders leave.

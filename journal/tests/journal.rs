@@ -378,10 +378,15 @@ proptest! {
             prop_assert_eq!(*seq, i as u64 + 1);
             prop_assert_eq!(p, &payload(*seq));
         }
-        // Recovery also never panics; whatever it keeps reads back.
+        // Recovery never panics and keeps exactly what the reader read (damage in an
+        // earlier segment is not its to repair: the reader still stops there).
         if let Ok((mut w, rec)) = JournalWriter::open(d.path(), opts()) {
             prop_assert!(rec.last_seq <= n);
             w.append(1, 7, 0, b"z").unwrap();
+            drop(w);
+            let (after, _) = read_all(d.path());
+            prop_assert_eq!(&after[..got.len()], &got[..]);
+            prop_assert!(after.len() <= got.len() + 1);
         }
     }
 }
@@ -497,4 +502,229 @@ fn another_process_tails_every_record_once_in_order() {
         segments(d.path()).len() > 3,
         "the tail crossed segment rolls"
     );
+}
+
+/// Writes one checksummed record of `len` payload bytes as the whole content of
+/// a 4 KiB segment 1, as no writer of ours would: it leaves no room for an end marker.
+fn segment_with_one_record(dir: &Path, len: usize) {
+    let size = segment::SEGMENT_MIN as usize;
+    let mut b = vec![0u8; size];
+    b[..SEGMENT_HEADER].copy_from_slice(&segment::encode_header(size as u64, 1));
+    let off = SEGMENT_HEADER;
+    b[off + 8..off + 16].copy_from_slice(&1u64.to_le_bytes());
+    let payload_at = off + segment::RECORD_HEADER;
+    let crc = segment::checksum(
+        &b[off..payload_at],
+        len as u32,
+        &b[payload_at..payload_at + len],
+    );
+    b[off + 24..off + 28].copy_from_slice(&crc.to_le_bytes());
+    b[off..off + 4].copy_from_slice(&(len as u32 + 1).to_le_bytes());
+    std::fs::write(dir.join(segment::file_name(1)), &b).unwrap();
+}
+
+/// Regression: a last record ending at (or within a header of) the segment end made
+/// recovery leave the writer where the end marker does not fit; appending then
+/// panicked (index out of range) or wrote records the reader never reached.
+#[test]
+fn segment_with_no_room_for_an_end_marker_recovers_and_reads_on() {
+    let room = segment::SEGMENT_MIN as usize - SEGMENT_HEADER - segment::RECORD_HEADER;
+    for len in [room, room - 16] {
+        let d = tempfile::tempdir().unwrap();
+        segment_with_one_record(d.path(), len);
+        let (got, err) = read_all(d.path());
+        assert_eq!((got.len(), err), (1, None), "len {len}");
+        let (mut w, rec) = JournalWriter::open(d.path(), opts()).unwrap();
+        assert_eq!((rec.last_seq, rec.cut_bytes), (1, 0));
+        assert_eq!(w.append(1, 7, 0, b"next").unwrap(), 2);
+        drop(w);
+        let (got, err) = read_all(d.path());
+        assert_eq!((got.len(), err), (2, None), "len {len}");
+        assert_eq!(segments(d.path()).len(), 2);
+    }
+}
+
+#[test]
+fn records_filling_a_segment_up_to_its_end_marker() {
+    // 64 + 5 * (32 + 13_056) + 32 = 65,536: five records and the marker fill it exactly.
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+    for i in 1..=6 {
+        assert_eq!(w.append(1, 7, 0, &vec![i as u8; 13_056]).unwrap(), i);
+    }
+    drop(w);
+    let names: Vec<_> = segments(d.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [segment::file_name(1), segment::file_name(6)]);
+    let first = std::fs::read(&segments(d.path())[0]).unwrap();
+    let marker = SEG as usize - segment::RECORD_HEADER;
+    assert_eq!(first[marker..marker + 4], segment::END.to_le_bytes());
+    let (got, err) = read_all(d.path());
+    assert_eq!(err, None);
+    assert_eq!(
+        got.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    let (mut w, rec) = JournalWriter::open(d.path(), opts()).unwrap();
+    assert_eq!((rec.last_seq, rec.cut_bytes, rec.cut_reason), (6, 0, None));
+    assert_eq!(w.append(1, 7, 0, b"7").unwrap(), 7);
+}
+
+#[test]
+fn zeroed_payload_of_the_last_record_is_cut() {
+    // A power loss can keep a record's header page and lose the next one.
+    check_recovery(
+        100,
+        99,
+        |d| {
+            let p = last_segment(d);
+            let mut b = std::fs::read(&p).unwrap();
+            let off = offset_of(&p, 100) + segment::RECORD_HEADER;
+            let len = payload(100).len();
+            assert!(len > 0);
+            b[off..off + len].fill(0);
+            std::fs::write(&p, b).unwrap();
+        },
+        "checksum",
+    );
+}
+
+/// Regression: recovery read every byte up to the size the header claims, so a
+/// short file whose header claimed gigabytes took seconds per gigabyte to open.
+#[test]
+fn a_short_file_whose_header_claims_a_huge_segment_recovers_quickly() {
+    let d = tempfile::tempdir().unwrap();
+    let mut b = segment::encode_header(segment::SEGMENT_MAX, 1).to_vec();
+    b.extend_from_slice(&[0u8; 100]);
+    let p = d.path().join(segment::file_name(1));
+    std::fs::write(&p, &b).unwrap();
+    let t = std::time::Instant::now();
+    let (mut w, rec) = JournalWriter::open(d.path(), opts()).unwrap();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(rec.cut_reason.unwrap().contains("header says"));
+    assert_eq!(w.append(1, 7, 0, b"a").unwrap(), 1);
+    drop(w);
+    let mut huge = segment::encode_header(segment::SEGMENT_MAX * 2, 1).to_vec();
+    huge.extend_from_slice(&[0u8; 100]);
+    std::fs::write(&p, &huge).unwrap();
+    let err = JournalWriter::open(d.path(), opts())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("implausible segment size") && err.contains(".fcj"),
+        "{err}"
+    );
+}
+
+/// Regression: a first sequence of 0 (or near `u64::MAX`) in a name or a header
+/// overflowed the sequence arithmetic of recovery and the reader.
+#[test]
+fn implausible_first_sequences_are_refused_not_overflowed() {
+    for first in [0, u64::MAX] {
+        let d = tempfile::tempdir().unwrap();
+        let mut b = segment::encode_header(4096, first).to_vec();
+        b.resize(4096, 0);
+        std::fs::write(d.path().join(segment::file_name(first)), &b).unwrap();
+        std::fs::write(d.path().join(segment::file_name(1)), &b).unwrap();
+        let err = JournalReader::open(d.path()).err().unwrap().to_string();
+        assert!(err.contains("implausible first sequence"), "{err}");
+        assert!(JournalWriter::open(d.path(), opts()).is_err());
+        fillcast_journal::fuzzing::fuzz_one(&b);
+    }
+}
+
+#[test]
+fn tailer_from_before_the_oldest_segment_starts_there() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 2000);
+    let oldest = segments(d.path()).remove(0);
+    std::fs::remove_file(oldest).unwrap();
+    let first = JournalReader::open(d.path())
+        .unwrap()
+        .summary()
+        .unwrap()
+        .first_seq;
+    assert!(first > 1);
+    let mut t = Tailer::open(d.path(), 1).unwrap();
+    assert_eq!(t.poll_with(|r| r.seq).unwrap(), Some(first));
+}
+
+#[test]
+fn every_ms_flushes_on_tick_once_the_interval_passed() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(
+        d.path(),
+        JournalOptions {
+            segment_bytes: SEG,
+            durability: Durability::EveryMs(20),
+        },
+    )
+    .unwrap();
+    w.append(1, 7, 0, b"a").unwrap();
+    w.tick().unwrap();
+    assert_eq!((w.written_seq(), w.flushed_seq()), (1, 0), "too early");
+    std::thread::sleep(std::time::Duration::from_millis(25));
+    w.tick().unwrap();
+    assert_eq!(w.flushed_seq(), 1);
+    let (mut n, _) = JournalWriter::open(&d.path().join("never"), opts()).unwrap();
+    n.append(1, 7, 0, b"a").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    n.tick().unwrap();
+    assert_eq!(
+        (n.written_seq(), n.flushed_seq()),
+        (1, 0),
+        "`Never` never flushes"
+    );
+    n.flush().unwrap();
+    assert_eq!(n.flushed_seq(), 1, "an explicit flush does");
+}
+
+/// The fuzz body on whole segments (so records pass their checksums) damaged at
+/// a few random bytes or cut short.
+#[test]
+fn fuzz_body_survives_damaged_whole_segments() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(
+        d.path(),
+        JournalOptions {
+            segment_bytes: segment::SEGMENT_MIN,
+            durability: Durability::Never,
+        },
+    )
+    .unwrap();
+    for i in 1..=200 {
+        w.append(1 + (i % 5) as u16, 7, i, &payload(i % 40))
+            .unwrap();
+    }
+    drop(w);
+    let files: Vec<Vec<u8>> = segments(d.path())
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(files.len() > 3);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..2_000 {
+        let mut data = files[(next() % files.len() as u64) as usize].clone();
+        for _ in 0..next() % 4 {
+            let at = (next() as usize) % data.len();
+            data[at] ^= (next() as u8) | 1;
+        }
+        if next() % 4 == 0 {
+            data.truncate((next() as usize) % data.len());
+        }
+        fillcast_journal::fuzzing::fuzz_one(&data);
+    }
 }
