@@ -186,9 +186,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let started = Instant::now();
     let running = pipeline::start(core, gateways, sources, None, Vec::new(), &cfg.engine);
     let mut ticker = summary::Ticker::new(1.0);
-    let (core_out, io_out) =
+    let (core_out, mut io_out) =
         running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
-    let mismatched = summary::print(&u, &core_out, &io_out, started.elapsed());
+    let mismatched = summary::print(&u, &core_out, &mut io_out, started.elapsed());
     if mismatched > 0 {
         bail!("{mismatched} follower positions differ between the engine and the venue");
     }

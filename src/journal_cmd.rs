@@ -6,7 +6,7 @@ use fillcast_engine::config::{Config, DurabilityConfig, JournalConfig};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::Universe;
-use fillcast_engine::port::Gateway;
+use fillcast_engine::port::{Gateway, JournalSink};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, entry_json, json_string, Kind};
 use fillcast_journal::replay::replay;
@@ -88,6 +88,13 @@ pub fn open(
             j.dir.display(),
             s.mismatches
         );
+    }
+    if !r.unjournaled.is_empty() {
+        eprintln!(
+            "journal: appending {} decisions and orders the last run made but did not journal",
+            r.unjournaled.len()
+        );
+        stage.append(&r.unjournaled).map_err(anyhow::Error::msg)?;
     }
     let core = r.core;
     // Orders sent and never answered: ask their venues.

@@ -11,9 +11,10 @@ use fillcast_engine::config::{self, Config, SourceConfig, VenueKind};
 use fillcast_engine::core::Core;
 use fillcast_engine::model::{Universe, VenueIdx};
 use fillcast_engine::pipeline;
-use fillcast_engine::port::{Gateway, JournalSink, Source};
+use fillcast_engine::port::{Gateway, JournalSink, Paced, Source};
 use fillcast_gateways::file::FileSource;
 use fillcast_gateways::sim::SimVenue;
+use fillcast_gateways::simclient::SimClient;
 use fillcast_gateways::synthetic::SyntheticLeaders;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,6 +82,19 @@ enum Cmd {
     /// Look into a journal.
     #[command(subcommand)]
     Journal(JournalCmd),
+    /// Run the simulated venue as its own process, for `sim_remote` venues.
+    ///
+    /// Its books outlive engine restarts, so a restarted engine can ask it about
+    /// orders it sent before a crash. Options: --config FILE [--venue NAME]
+    /// [--listen 127.0.0.1:0] [--port-file PATH] [--stop-file PATH]
+    /// [--positions-file PATH]; `fillcast sim-venue --help` for details. Stops on
+    /// SIGTERM/SIGINT or when the stop file appears, then prints
+    /// `orders_received=N duplicate_client_ids=M`.
+    #[command(disable_help_flag = true)]
+    SimVenue {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Validate a config and report every error with file, line and what was expected.
     CheckConfig {
         /// The config file.
@@ -90,6 +104,9 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::SimVenue { args } = cli.command {
+        return fillcast_gateways::simserver::main_with_args(args);
+    }
     let result = match cli.command {
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Run {
@@ -104,6 +121,7 @@ fn main() -> ExitCode {
             limit,
         }) => journal_cmd::inspect(&dir, json, from, limit),
         Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::SimVenue { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,6 +167,16 @@ pub fn gateways_for(u: &Universe) -> Result<Vec<Box<dyn Gateway>>> {
                 VenueKind::Sim => SimVenue::for_venue(u, VenueIdx(i as u16))
                     .map(|g| Box::new(g) as Box<dyn Gateway>)
                     .with_context(|| format!("venue `{}`", v.name)),
+                VenueKind::SimRemote => {
+                    let addr = v
+                        .config
+                        .address
+                        .as_deref()
+                        .with_context(|| format!("venue `{}` has no address", v.name))?;
+                    SimClient::connect(v.name.clone(), addr, Duration::from_secs(10))
+                        .map(|g| Box::new(g) as Box<dyn Gateway>)
+                        .with_context(|| format!("venue `{}`: connecting to {addr}", v.name))
+                }
             }
         })
         .collect()
@@ -159,10 +187,14 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
         .iter()
         .map(|s| -> Result<Box<dyn Source>> {
             Ok(match s {
-                SourceConfig::File { path } => Box::new(
-                    FileSource::open(path, Arc::clone(u))
-                        .with_context(|| format!("source file {}", path.display()))?,
-                ),
+                SourceConfig::File { path, rate_per_sec } => {
+                    let f = FileSource::open(path, Arc::clone(u))
+                        .with_context(|| format!("source file {}", path.display()))?;
+                    match rate_per_sec {
+                        Some(r) => Box::new(Paced::new(f, *r)),
+                        None => Box::new(f),
+                    }
+                }
                 SourceConfig::Synthetic {
                     fills,
                     seed,
@@ -217,7 +249,7 @@ fn run(path: &Path, progress_secs: f64, journal_dir: Option<PathBuf>) -> Result<
     let started = std::time::Instant::now();
     let running = pipeline::start(core, gateways, sources, journal, recovered, &cfg.engine);
     let mut ticker = summary::Ticker::new(progress_secs);
-    let (core_out, io_out) =
+    let (core_out, mut io_out) =
         running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
     for e in &io_out.source_errors {
         eprintln!("rejected: {e}");
@@ -225,6 +257,6 @@ fn run(path: &Path, progress_secs: f64, journal_dir: Option<PathBuf>) -> Result<
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
     }
-    summary::print(&u, &core_out, &io_out, started.elapsed());
+    summary::print(&u, &core_out, &mut io_out, started.elapsed());
     Ok(())
 }

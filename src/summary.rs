@@ -5,8 +5,10 @@
 use fillcast_engine::core::{DecisionStatus, Reason};
 use fillcast_engine::model::{FollowerIdx, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::pipeline::{CoreOutcome, IoOutcome, Progress};
+use fillcast_engine::port::Gateway;
 use fillcast_engine::units::Lots;
 use fillcast_gateways::sim::SimVenue;
+use fillcast_gateways::simclient::SimClient;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -73,7 +75,7 @@ fn percentiles(h: &Histogram<u64>) -> String {
 }
 
 /// Returns the number of (follower, symbol) positions where engine and venue disagree.
-pub fn print(u: &Universe, core_out: &CoreOutcome, io: &IoOutcome, elapsed: Duration) -> u64 {
+pub fn print(u: &Universe, core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> u64 {
     let core = &core_out.core;
     let s = core.stats();
     let cores = std::thread::available_parallelism()
@@ -155,15 +157,37 @@ pub fn print(u: &Universe, core_out: &CoreOutcome, io: &IoOutcome, elapsed: Dura
     let mut mismatched = 0u64;
     let mut duplicates = 0u64;
     let mut venue_orders = 0u64;
-    for g in &io.gateways {
-        let any: &dyn std::any::Any = g.as_ref();
-        if let Some(sim) = any.downcast_ref::<SimVenue>() {
-            venue_orders += sim.orders_received();
-            duplicates += sim.duplicate_client_ids();
-            let mut venue: HashMap<(FollowerIdx, SymbolIdx), Lots> = HashMap::new();
-            for (f, sym, q) in sim.positions() {
-                venue.insert((f, sym), q);
-            }
+    let mut unreachable = Vec::new();
+    for g in io.gateways.iter_mut() {
+        let any: &mut dyn std::any::Any = g.as_mut();
+        let books: Option<Vec<(FollowerIdx, SymbolIdx, Lots)>> =
+            if let Some(sim) = any.downcast_mut::<SimVenue>() {
+                venue_orders += sim.orders_received();
+                duplicates += sim.duplicate_client_ids();
+                Some(sim.positions().collect())
+            } else if let Some(client) = any.downcast_mut::<SimClient>() {
+                let timeout = Duration::from_secs(5);
+                match (client.stats(timeout), client.positions(timeout)) {
+                    (Ok(st), Ok(pos)) => {
+                        venue_orders += st.orders_received;
+                        duplicates += st.duplicate_client_ids;
+                        Some(
+                            pos.into_iter()
+                                .map(|p| (p.follower, p.symbol, p.lots))
+                                .collect(),
+                        )
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        unreachable.push(format!("{}: {e}", client.name()));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+        if let Some(books) = books {
+            let venue: HashMap<(FollowerIdx, SymbolIdx), Lots> =
+                books.into_iter().map(|(f, s, q)| ((f, s), q)).collect();
             for (key, q) in &engine {
                 if venue.get(key).copied().unwrap_or_default() != *q {
                     mismatched += 1;
@@ -174,6 +198,9 @@ pub fn print(u: &Universe, core_out: &CoreOutcome, io: &IoOutcome, elapsed: Dura
                 .filter(|(k, q)| q.0 != 0 && !engine.contains_key(k))
                 .count() as u64;
         }
+    }
+    for e in &unreachable {
+        println!("  venue reconciliation skipped: {e}");
     }
     println!(
         "  venue reconciliation   {:>12}   orders received; duplicate client order ids {duplicates}; engine/venue position mismatches {mismatched}",

@@ -2,6 +2,9 @@
 //!
 //! - [`sim::SimVenue`]: the simulated venue (latency, partial fills, rejects, venue-side
 //!   books), the embedded default for the demo, the tests and the bench.
+//! - [`simserver::serve`] runs a `SimVenue` as a standalone server (binary
+//!   `fillcast-sim`) that outlives the engine; [`simclient::SimClient`] is the engine's
+//!   gateway to it, over the binary protocol of [`simwire`].
 //! - [`file::FileSource`]: replays leader fills from a JSON-lines file.
 //! - [`synthetic::SyntheticLeaders`]: the demo's deterministic leader-trading generator.
 //!
@@ -11,12 +14,18 @@
 //!
 //! **Architecture Invariant:** no `f64` decides a quantity, a price or money; time comes
 //! from the `now` argument, never from the wall clock, so every component is
-//! reproducible from its inputs and seed.
+//! reproducible from its inputs and seed. The exceptions are at the process edge: the
+//! sim server's event loop (its own process: it stamps orders with `clock::now()`) and
+//! the sim client's blocking start-up calls (their timeouts).
 
 pub mod file;
 pub mod sim;
+pub mod simclient;
+pub mod simserver;
+pub mod simwire;
 pub mod synthetic;
 
 pub use file::{FileSource, FileSourceStats, OpenError};
-pub use sim::{SimStats, SimVenue};
+pub use sim::{OrderHistory, QueryAnswer, SimStats, SimVenue};
+pub use simclient::SimClient;
 pub use synthetic::SyntheticLeaders;

@@ -3,7 +3,15 @@
 //! would keep (positions per follower and symbol, orders received, duplicate client
 //! order ids).
 //!
-//! Owns its report queue (bounded: `can_accept` says when it is full) and its books.
+//! Owns its report queue (bounded: `can_accept` says when it is full), its books, and
+//! the history of the last `HISTORY_ORDERS_DEFAULT` orders it received (what it did
+//! with each: ack, fill with its trade id, cancel or reject), which answers `query`
+//! after the client that sent them is gone, the way a real venue answers an order
+//! status request after a reconnect (`answer`, and `Gateway::recover` for the
+//! in-process venue). An id older than that window is answered `Unknown`, as a real
+//! venue answers for an order past its retention, so a restarted engine must ask only
+//! about recent orders.
+//!
 //! Never reads the wall clock: time is the `now` given to `submit` and `poll`, and the
 //! random stream advances only in `submit`, so the same orders submitted at the same
 //! times give the same reports whatever the polling pattern.
@@ -12,7 +20,7 @@ use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::{FollowerIdx, SymbolIdx, SymbolSpec, Universe, VenueIdx};
-use fillcast_engine::order::{BoundedMap, IdHash};
+use fillcast_engine::order::IdHash;
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
@@ -27,6 +35,12 @@ pub const REPORTS_PER_ORDER_MAX: usize = 3;
 
 /// Client order ids remembered for duplicate detection by default.
 pub const DEDUP_IDS_DEFAULT: usize = 1 << 20;
+
+/// Orders whose history `query` can describe by default: the same window as duplicate
+/// detection (one structure serves both). About 120 bytes per order (record and
+/// index), allocated as orders arrive (about 120 MiB when the window is full), never
+/// beyond the window.
+pub const HISTORY_ORDERS_DEFAULT: usize = DEDUP_IDS_DEFAULT;
 
 /// Taker fee by default, in parts per million of notional (2 bps).
 pub const FEE_PPM_DEFAULT: u32 = 200;
@@ -59,6 +73,76 @@ pub struct SimStats {
     pub delivered: u64,
 }
 
+/// What the venue knows about one client order id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryAnswer {
+    /// The venue never received this id, or it is older than the history window.
+    Unknown {
+        order_id: u64,
+    },
+    Known(OrderHistory),
+}
+
+/// Most reports `QueryAnswer::reports` gives for one order: its fill and its end.
+pub const ANSWER_REPORTS_MAX: usize = 2;
+
+impl QueryAnswer {
+    pub fn order_id(&self) -> u64 {
+        match self {
+            QueryAnswer::Unknown { order_id } => *order_id,
+            QueryAnswer::Known(h) => h.order_id,
+        }
+    }
+
+    /// The answer as the reports `Gateway::recover` promises: each fill (with its
+    /// trade id) and then the ending report if the order ended other than by filling
+    /// in full; an unknown order is one `Rejected` report with `UnknownOrder`. The ack
+    /// is left out: it tells the engine nothing a fill or an end does not.
+    pub fn reports(&self) -> Vec<ExecReport> {
+        match self {
+            QueryAnswer::Unknown { order_id } => vec![ExecReport {
+                order_id: *order_id,
+                kind: ExecKind::Rejected,
+                reject: RejectReason::UnknownOrder,
+                ..ExecReport::default()
+            }],
+            QueryAnswer::Known(h) => {
+                let mut reports = Vec::with_capacity(h.fills.len() + 1);
+                reports.extend_from_slice(&h.fills);
+                reports.extend(h.end);
+                debug_assert!(reports.iter().all(|r| r.order_id == h.order_id));
+                reports
+            }
+        }
+    }
+}
+
+/// The venue's record of one order: every report it made for it, in venue terms
+/// (`recv_ts` is 0: the venue does not know when the client got them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderHistory {
+    pub order_id: u64,
+    /// The order's quantity as received.
+    pub qty: Lots,
+    pub acked: bool,
+    /// Each fill, with its trade id, quantity, price and fee.
+    pub fills: Vec<ExecReport>,
+    /// How it ended when not by filling in full: `Canceled` (with the canceled
+    /// quantity) or `Rejected` (with its reason).
+    pub end: Option<ExecReport>,
+}
+
+impl OrderHistory {
+    pub fn filled(&self) -> Lots {
+        Lots(self.fills.iter().map(|f| f.qty.0).sum())
+    }
+
+    /// Whether the order can change no more: it ended, or it filled in full.
+    pub fn is_done(&self) -> bool {
+        self.end.is_some() || self.filled() >= self.qty
+    }
+}
+
 #[derive(Copy, Clone, Debug)]
 struct Pending {
     due: Nanos,
@@ -84,7 +168,7 @@ pub struct SimVenue {
     trade_salt: u64,
     trades: u64,
     positions: HashMap<(FollowerIdx, SymbolIdx), Lots, IdHash>,
-    seen_ids: BoundedMap<u64>,
+    history: History,
     stats: SimStats,
 }
 
@@ -113,7 +197,7 @@ impl SimVenue {
             due_last: Nanos(0),
             trades: 0,
             positions: HashMap::with_hasher(IdHash),
-            seen_ids: BoundedMap::new(DEDUP_IDS_DEFAULT),
+            history: History::new(HISTORY_ORDERS_DEFAULT),
             stats: SimStats::default(),
         }
     }
@@ -150,11 +234,37 @@ impl SimVenue {
         self
     }
 
-    /// Remember at most `ids_max` client order ids for duplicate detection (default
-    /// `DEDUP_IDS_DEFAULT`); the oldest are forgotten first.
+    /// Remember at most `ids_max` client order ids (at least 1), for duplicate
+    /// detection and for `query` (default `DEDUP_IDS_DEFAULT`); the oldest are
+    /// forgotten first.
     pub fn with_dedup_window(mut self, ids_max: usize) -> SimVenue {
-        self.seen_ids = BoundedMap::new(ids_max);
+        self.history = History::new(ids_max);
         self
+    }
+
+    /// What the venue did with the order `order_id`: its ack, fills and end, made when
+    /// the order arrived (so possibly before their reports are due). For a client order
+    /// id received more than once (a duplicate), the history describes the first order
+    /// only; the duplicates still count in `positions` and `duplicate_client_ids`.
+    pub fn query(&self, order_id: u64) -> QueryAnswer {
+        match self.history.get(order_id) {
+            Some(record) => QueryAnswer::Known(record.to_history()),
+            None => QueryAnswer::Unknown { order_id },
+        }
+    }
+
+    /// `query` as reports (see `QueryAnswer::reports`): the fills the venue made for
+    /// `order_id` and its ending report, or one `Rejected`/`UnknownOrder` report for an
+    /// id it never received or no longer remembers. At most `ANSWER_REPORTS_MAX`.
+    pub fn answer(&self, order_id: u64) -> Vec<ExecReport> {
+        let reports = self.query(order_id).reports();
+        debug_assert!(!reports.is_empty() && reports.len() <= ANSWER_REPORTS_MAX);
+        reports
+    }
+
+    /// When the next queued report is due, if any.
+    pub fn next_due(&self) -> Option<Nanos> {
+        self.queue.front().map(|p| p.due)
     }
 
     pub fn stats(&self) -> SimStats {
@@ -208,8 +318,9 @@ impl SimVenue {
         self.queue.push_back(Pending { due, report });
     }
 
-    /// Decides the fate of one order and queues its reports.
-    fn execute(&mut self, order: &FollowerOrder, due: Nanos) {
+    /// Decides the fate of one order, queues its reports and returns what it did.
+    fn execute(&mut self, order: &FollowerOrder, due: Nanos) -> Record {
+        let mut record = Record::new(order, due);
         let base = ExecReport {
             order_id: order.id,
             venue_ts: due,
@@ -225,7 +336,7 @@ impl SimVenue {
             self.stats.rejected += 1;
             self.stats.rejected_invalid += 1;
             self.push(due, reject(RejectReason::Other));
-            return;
+            return record.ended(ExecKind::Rejected, RejectReason::Other, Lots::ZERO);
         }
         let spec = &self.symbols[sym];
         let below_min =
@@ -234,7 +345,7 @@ impl SimVenue {
             self.stats.rejected += 1;
             self.stats.rejected_below_min += 1;
             self.push(due, reject(RejectReason::BelowMin));
-            return;
+            return record.ended(ExecKind::Rejected, RejectReason::BelowMin, Lots::ZERO);
         }
 
         let draw = self.rng.gen_range(0..PPM);
@@ -246,13 +357,13 @@ impl SimVenue {
             };
             self.stats.rejected += 1;
             self.push(due, reject(reason));
-            return;
+            return record.ended(ExecKind::Rejected, reason, Lots::ZERO);
         }
         if draw - self.reject_ppm < self.transient_failure_ppm {
             self.stats.rejected += 1;
             self.stats.rejected_transient += 1;
             self.push(due, reject(RejectReason::Transient));
-            return;
+            return record.ended(ExecKind::Rejected, RejectReason::Transient, Lots::ZERO);
         }
 
         let partial = order.qty.0 >= 2 && self.rng.gen_range(0..PPM) < self.partial_fill_ppm;
@@ -265,6 +376,13 @@ impl SimVenue {
         let fee = fee_of(&self.symbols[sym], fill_qty, order.limit, self.fee_ppm);
         let trade_id = self.next_trade_id();
 
+        record.acked = true;
+        record.fill = Some(FillRecord {
+            trade_id,
+            qty: fill_qty,
+            price: order.limit,
+            fee,
+        });
         self.stats.acks += 1;
         self.push(
             due,
@@ -294,15 +412,18 @@ impl SimVenue {
             self.stats.partial_fills += 1;
             self.stats.canceled += 1;
             // An IOC remainder: `qty` says how much was canceled.
+            let remainder = Lots(order.qty.0 - fill_qty.0);
             self.push(
                 due,
                 ExecReport {
                     kind: ExecKind::Canceled,
-                    qty: Lots(order.qty.0 - fill_qty.0),
+                    qty: remainder,
                     ..base
                 },
             );
+            return record.ended(ExecKind::Canceled, RejectReason::None, remainder);
         }
+        record
     }
 
     fn deliver_due(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
@@ -339,7 +460,8 @@ impl Gateway for SimVenue {
         let due = Nanos(now.0.saturating_add(self.latency.0)).max(self.due_last);
         for order in orders {
             self.stats.orders += 1;
-            if self.seen_ids.insert(order.id, 0).is_some() {
+            let first = !self.history.contains(order.id);
+            if !first {
                 self.stats.duplicate_ids += 1;
             }
             if self.queue.len() + REPORTS_PER_ORDER_MAX > self.queue_reports_max {
@@ -355,9 +477,20 @@ impl Gateway for SimVenue {
                     recv_ts: now,
                     ..ExecReport::default()
                 });
+                if first {
+                    let record = Record::new(order, now).ended(
+                        ExecKind::Rejected,
+                        RejectReason::Transient,
+                        Lots::ZERO,
+                    );
+                    self.history.insert(record);
+                }
                 continue;
             }
-            self.execute(order, due);
+            let record = self.execute(order, due);
+            if first {
+                self.history.insert(record);
+            }
         }
         self.due_last = due;
         debug_assert!(self.queue.len() <= self.queue_reports_max);
@@ -371,6 +504,23 @@ impl Gateway for SimVenue {
     fn in_flight(&self) -> usize {
         self.queue.len()
     }
+
+    /// Answers from the venue's history (`answer`). Reports already delivered may come
+    /// again (the engine de-duplicates fills by trade id); `recv_ts` is 0. A venue
+    /// created by the restarted process knows nothing: every id is `UnknownOrder`,
+    /// which is the truth when the venue died with the engine.
+    fn recover(
+        &mut self,
+        order_ids: &[u64],
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        for &id in order_ids {
+            for r in self.answer(id) {
+                out(r);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The fee of a fill: `fee_ppm` of its notional, rounded up to the next money unit
@@ -380,4 +530,122 @@ fn fee_of(spec: &SymbolSpec, qty: Lots, price: Ticks, fee_ppm: u32) -> Money {
     let fee = (notional * fee_ppm as i128 + (PPM as i128 - 1)) / PPM as i128;
     debug_assert!(fee >= 0);
     Money(fee.min(i64::MAX as i128) as i64)
+}
+
+#[derive(Copy, Clone, Debug)]
+struct FillRecord {
+    trade_id: u64,
+    qty: Lots,
+    price: Ticks,
+    fee: Money,
+}
+
+/// What the venue did with one order, compactly (every report of an order shares
+/// its `venue_ts`).
+#[derive(Copy, Clone, Debug)]
+struct Record {
+    order_id: u64,
+    qty: Lots,
+    venue_ts: Nanos,
+    acked: bool,
+    fill: Option<FillRecord>,
+    /// Kind, reason and quantity of the ending report, when it ended other than filled.
+    end: Option<(ExecKind, RejectReason, Lots)>,
+}
+
+impl Record {
+    fn new(order: &FollowerOrder, venue_ts: Nanos) -> Record {
+        Record {
+            order_id: order.id,
+            qty: order.qty,
+            venue_ts,
+            acked: false,
+            fill: None,
+            end: None,
+        }
+    }
+
+    fn ended(mut self, kind: ExecKind, reject: RejectReason, qty: Lots) -> Record {
+        debug_assert!(matches!(kind, ExecKind::Canceled | ExecKind::Rejected));
+        self.end = Some((kind, reject, qty));
+        self
+    }
+
+    fn to_history(self) -> OrderHistory {
+        let base = ExecReport {
+            order_id: self.order_id,
+            venue_ts: self.venue_ts,
+            ..ExecReport::default()
+        };
+        OrderHistory {
+            order_id: self.order_id,
+            qty: self.qty,
+            acked: self.acked,
+            fills: self
+                .fill
+                .iter()
+                .map(|f| ExecReport {
+                    kind: ExecKind::Fill,
+                    qty: f.qty,
+                    price: f.price,
+                    trade_id: f.trade_id,
+                    fee: f.fee,
+                    ..base
+                })
+                .collect(),
+            end: self.end.map(|(kind, reject, qty)| ExecReport {
+                kind,
+                reject,
+                qty,
+                ..base
+            }),
+        }
+    }
+}
+
+/// The last `capacity` distinct client order ids with their records: a ring of
+/// records (grown as orders arrive, never beyond `capacity`) and an index into it.
+/// Storing into a slot evicts the record it held, so the index never outgrows the ring.
+struct History {
+    index: HashMap<u64, usize, IdHash>,
+    ring: Vec<Record>,
+    capacity: usize,
+    next_slot: usize,
+}
+
+impl History {
+    fn new(capacity: usize) -> History {
+        History {
+            index: HashMap::with_hasher(IdHash),
+            ring: Vec::new(),
+            capacity: capacity.max(1),
+            next_slot: 0,
+        }
+    }
+
+    fn contains(&self, order_id: u64) -> bool {
+        self.index.contains_key(&order_id)
+    }
+
+    fn get(&self, order_id: u64) -> Option<&Record> {
+        let record = self.ring.get(*self.index.get(&order_id)?)?;
+        debug_assert_eq!(record.order_id, order_id);
+        Some(record)
+    }
+
+    /// Remembers a record for an id not yet present, forgetting the oldest when full.
+    fn insert(&mut self, record: Record) {
+        debug_assert!(!self.contains(record.order_id));
+        let slot = self.next_slot;
+        if slot < self.ring.len() {
+            let old = self.ring[slot].order_id;
+            self.index.remove(&old);
+            self.ring[slot] = record;
+        } else {
+            self.ring.push(record);
+        }
+        self.index.insert(record.order_id, slot);
+        self.next_slot = (slot + 1) % self.capacity;
+        debug_assert!(self.index.len() <= self.capacity && self.ring.len() <= self.capacity);
+    }
 }

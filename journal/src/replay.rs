@@ -10,6 +10,7 @@ use fillcast_engine::config::{self, Config};
 use fillcast_engine::core::{Core, Decision, Notice, Outputs};
 use fillcast_engine::event::FollowerOrder;
 use fillcast_engine::model::Universe;
+use fillcast_engine::port::JournalEntry;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +49,11 @@ pub struct Replayed {
     pub revision: u64,
     pub core: Core,
     pub stats: ReplayStats,
+    /// Outputs of the last input that the journal does not hold: the engine died
+    /// while writing them. They are part of the state the replay rebuilt, so they
+    /// must be appended before the engine goes on; their orders never left (no
+    /// order leaves before its record), which asking the venue will confirm.
+    pub unjournaled: Vec<JournalEntry>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -149,10 +155,20 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
             stats.mismatches += 1;
         }
     }
+    let unjournaled = expect
+        .queue
+        .into_iter()
+        .map(|o| match o {
+            Out::Order(o) => JournalEntry::Order(o),
+            Out::Decision(d) => JournalEntry::Decision(d),
+            Out::Notice(n) => JournalEntry::Notice(n),
+        })
+        .collect();
     Ok(Some(Replayed {
         config,
         revision,
         core,
         stats,
+        unjournaled,
     }))
 }

@@ -1,0 +1,352 @@
+//! Crash and restart: the real `fillcast` binary, with the simulated venue in its
+//! own process (`fillcast sim-venue`), killed with SIGKILL at random moments of a
+//! run with many leader fills and restarted each time, then run to the end. After
+//! it: every leader fill has exactly one decision per subscription of its leader,
+//! the venue never received the same client order id twice, and the engine's
+//! follower positions (rebuilt from the journal) equal the venue's books.
+
+use fillcast_engine::ids::leader_event_key;
+use fillcast_engine::model::{SubIdx, SymbolIdx};
+use fillcast_journal::reader::JournalReader;
+use fillcast_journal::record::{decode, Entry};
+use fillcast_journal::replay::replay;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KILLS: usize = 20;
+const FILLS: usize = 1500;
+const FOLLOWERS: usize = 40;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn fillcast() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fillcast"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Leader fills: two leaders trading two symbols, episodes that open, add, reduce,
+/// flip and close, all flat at the end. Returns the JSON lines and their event keys.
+fn leader_fills(rng: &mut Rng) -> (String, Vec<(String, u64)>) {
+    let mut out = String::new();
+    let mut keys = Vec::new();
+    let mut pos: HashMap<(usize, usize), i64> = HashMap::new();
+    let symbols = [
+        ("BTCUSDT", "0.001", 650_000i64, "0.1"),
+        ("ETHUSDT", "0.01", 300_000, "0.01"),
+    ];
+    for i in 0..FILLS {
+        let leader = i % 2;
+        let s = (i / 2) % 2;
+        let p = pos.entry((leader, s)).or_default();
+        let lots: i64 = if i + 4 >= FILLS {
+            -*p // the last fills close everything
+        } else {
+            let q = 1 + rng.below(40) as i64;
+            // Lean back toward flat when far out, otherwise a coin decides.
+            let reduce_long = *p > 60 || (*p > 0 && rng.below(3) == 0);
+            let reduce_short = *p < -60 || (*p < 0 && rng.below(3) == 0);
+            let sell = reduce_long || (!reduce_short && rng.below(2) == 1);
+            if sell {
+                -q
+            } else {
+                q
+            }
+        };
+        if lots == 0 {
+            continue;
+        }
+        *p += lots;
+        let (sym, lot, px, tick) = symbols[s];
+        let qty =
+            rust_decimal::Decimal::from(lots.abs()) * lot.parse::<rust_decimal::Decimal>().unwrap();
+        let price = rust_decimal::Decimal::from(px + rng.below(1000) as i64)
+            * tick.parse::<rust_decimal::Decimal>().unwrap();
+        let id = format!("e{i}");
+        let leader_id = format!("L{}", leader + 1);
+        let _ = writeln!(
+            out,
+            r#"{{"leader":"{leader_id}","event_id":"{id}","symbol":"{sym}","side":"{}","qty":"{}","price":"{}","ts":{}}}"#,
+            if lots > 0 { "buy" } else { "sell" },
+            qty.normalize(),
+            price.normalize(),
+            1_732_060_800_000_000_000u64 + i as u64 * 1_000_000
+        );
+        keys.push((
+            leader_id,
+            leader_event_key(&format!("L{}", leader + 1), &id),
+        ));
+    }
+    (out, keys)
+}
+
+fn config(dir: &Path, port: u16) -> String {
+    let mut c = format!(
+        r#"[engine]
+max_working_orders = 65536
+dedup_window = 65536
+
+[journal]
+dir = "journal"
+segment_mib = 4
+
+[[venues]]
+name = "sim"
+kind = "sim_remote"
+address = "127.0.0.1:{port}"
+[venues.sim]
+latency_us = 300
+partial_fill_ppm = 200000
+reject_ppm = 20000
+transient_failure_ppm = 20000
+seed = 11
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "sim"
+
+[[symbols]]
+name = "ETHUSDT"
+lot_size = "0.01"
+tick_size = "0.01"
+venue = "sim"
+
+[[sources]]
+kind = "file"
+path = "{}"
+rate_per_sec = 3000
+
+[[leaders]]
+id = "L1"
+equity = "100000"
+
+[[leaders]]
+id = "L2"
+equity = "200000"
+"#,
+        dir.join("fills.jsonl").display()
+    );
+    let modes = [
+        "mode = \"proportional\"\nmultiplier = \"2\"",
+        "mode = \"fixed_ratio\"\nratio = \"0.5\"",
+        "mode = \"fixed_amount\"\namount = \"300\"",
+        "mode = \"fixed_leverage\"\nleverage = \"0.5\"",
+    ];
+    for f in 0..FOLLOWERS {
+        let _ = writeln!(c, "[[followers]]\nid = \"F{f}\"\nequity = \"50000\"");
+        let _ = writeln!(
+            c,
+            "[[subscriptions]]\nfollower = \"F{f}\"\nleader = \"L{}\"\nallocation = \"20000\"\n{}\n",
+            f % 2 + 1,
+            modes[f % 4]
+        );
+    }
+    c
+}
+
+fn wait_for(path: &Path, timeout: Duration) -> String {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.trim().is_empty() {
+                return s;
+            }
+        }
+        assert!(Instant::now() < until, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn finish(mut child: Child, timeout: Duration) -> std::process::Output {
+    let until = Instant::now() + timeout;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("process did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn sigkill_at_random_moments_sends_no_order_twice_and_loses_no_fill() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let (fills, keys) = leader_fills(&mut rng);
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let port = free_port();
+    let cfg_path = dir.join("crash.toml");
+    std::fs::write(&cfg_path, config(dir, port)).unwrap();
+
+    let stop: PathBuf = dir.join("venue.stop");
+    let positions: PathBuf = dir.join("venue.positions");
+    let venue = fillcast()
+        .args(["sim-venue", "--config"])
+        .arg(&cfg_path)
+        .args([
+            "--venue",
+            "sim",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--port-file",
+        ])
+        .arg(dir.join("venue.port"))
+        .arg("--stop-file")
+        .arg(&stop)
+        .arg("--positions-file")
+        .arg(&positions)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the venue");
+    wait_for(&dir.join("venue.port"), Duration::from_secs(20));
+
+    let mut killed_mid_run = 0;
+    for i in 0..KILLS {
+        let mut engine = fillcast()
+            .args(["run", "--progress", "0", "--config"])
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the engine");
+        std::thread::sleep(Duration::from_millis(30 + rng.below(500)));
+        if engine.try_wait().expect("wait").is_none() {
+            killed_mid_run += 1;
+        }
+        let _ = engine.kill(); // SIGKILL
+        let out = engine.wait_with_output().expect("engine exit");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if let Some(line) = err.lines().find(|l| l.starts_with("journal: replayed")) {
+            eprintln!("run {i}: {line}");
+        }
+        assert!(
+            !err.contains("differ") || err.contains(", 0 differ"),
+            "run {i}: replay disagreed:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "run {i} panicked:\n{err}");
+    }
+    assert!(
+        killed_mid_run >= KILLS / 2,
+        "most kills must land while the engine runs ({killed_mid_run})"
+    );
+
+    let last = fillcast()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(last, Duration::from_secs(300));
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "the last run failed:\n{so}\n{se}");
+
+    std::fs::write(&stop, b"stop").unwrap();
+    let venue_out = finish(venue, Duration::from_secs(30));
+    let venue_text = String::from_utf8_lossy(&venue_out.stdout).into_owned();
+    assert!(
+        venue_text.contains("duplicate_client_ids=0"),
+        "the venue saw a client order id twice:\n{venue_text}"
+    );
+
+    // Exactly one decision per (leader fill, subscription of that leader).
+    let journal = dir.join("journal");
+    let reader = JournalReader::open(&journal).unwrap();
+    let mut decisions: BTreeMap<(u64, u32), u32> = BTreeMap::new();
+    for rec in reader.iter_from(1) {
+        let rec = rec.expect("journal reads back whole");
+        if let Ok(Entry::Decision(d)) = decode(rec.kind, rec.schema, rec.payload) {
+            *decisions.entry((d.event_key, d.sub.0)).or_default() += 1;
+        }
+    }
+    let r = replay(&journal).unwrap().expect("journal has records");
+    let u = r.core.universe().clone();
+    for (leader, key) in &keys {
+        let l = u.leader(leader).unwrap();
+        for (s, sub) in u.subs.iter().enumerate().filter(|(_, s)| s.leader == l) {
+            let n = decisions.get(&(*key, s as u32)).copied().unwrap_or(0);
+            assert_eq!(
+                n, 1,
+                "leader fill {key:016x} has {n} decisions for subscription {}",
+                sub.id
+            );
+        }
+    }
+    let fills_decided: BTreeSet<u64> = decisions.keys().map(|(k, _)| *k).collect();
+    assert_eq!(
+        fills_decided.len(),
+        keys.len(),
+        "decisions for fills that are not in the input"
+    );
+
+    // The engine's positions, rebuilt from the journal, equal the venue's books.
+    assert_eq!(
+        r.core.live_orders(),
+        0,
+        "orders still unanswered after the last run"
+    );
+    let mut engine_pos: BTreeMap<(u32, u16), i64> = BTreeMap::new();
+    for (i, sub) in u.subs.iter().enumerate() {
+        for s in 0..u.symbols.len() {
+            let p = r.core.position(SubIdx(i as u32), SymbolIdx(s as u16)).0;
+            if p != 0 {
+                *engine_pos.entry((sub.follower.0, s as u16)).or_default() += p;
+            }
+        }
+    }
+    engine_pos.retain(|_, p| *p != 0);
+    let mut venue_pos: BTreeMap<(u32, u16), i64> = BTreeMap::new();
+    for line in std::fs::read_to_string(&positions)
+        .expect("venue positions")
+        .lines()
+    {
+        let v: Vec<i64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if v.len() == 3 && v[2] != 0 {
+            venue_pos.insert((v[0] as u32, v[1] as u16), v[2]);
+        }
+    }
+    assert_eq!(engine_pos, venue_pos, "engine and venue positions differ");
+    assert!(
+        r.stats.mismatches == 0 && r.stats.outputs_checked > 10_000,
+        "{:?}",
+        r.stats
+    );
+    eprintln!(
+        "crash test: {KILLS} kills ({killed_mid_run} mid-run), {} leader fills, {} decisions, journal {:?}, venue {}, {} positions agree",
+        keys.len(),
+        decisions.len(),
+        r.stats,
+        venue_text.trim(),
+        engine_pos.len()
+    );
+}
