@@ -18,10 +18,9 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fillcast-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// A temporary directory, removed when the test ends.
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
 }
 
 /// The number after `label` on the summary line that starts with it.
@@ -65,8 +64,8 @@ fn check_config_accepts_the_shipped_configs() {
 
 #[test]
 fn check_config_points_at_file_and_line() {
-    let dir = tmp("bad-config");
-    let path = dir.join("bad.toml");
+    let dir = tmp();
+    let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,
         "[[symbols]]\nname = \"X\"\nlot_size = \"abc\"\ntick_size = \"1\"\nvenue = \"sim\"\n",
@@ -102,7 +101,8 @@ fn run_replays_a_file_source_through_the_sim_venue() {
 
 #[test]
 fn run_reports_bad_lines_and_keeps_going() {
-    let dir = tmp("bad-lines");
+    let tmpdir = tmp();
+    let dir = tmpdir.path();
     let good = std::fs::read_to_string("config/leader-fills.jsonl").unwrap();
     let first = good.lines().next().unwrap();
     let fills = format!(
@@ -160,4 +160,72 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
     assert!(out.contains("engine/venue position mismatches 0"), "{out}");
     assert!(out.contains("p99"), "{out}");
     let _ = Path::new(".");
+}
+
+/// A config of the file replay that journals into `dir/journal` and paces the file.
+fn journaled_config(dir: &Path, rate: u32) -> PathBuf {
+    let cfg = std::fs::read_to_string("config/run-file.toml").unwrap();
+    let fills = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/leader-fills.jsonl");
+    let cfg = cfg.replace("\"leader-fills.jsonl\"", &format!("{:?}\nrate_per_sec = {rate}", fills.display().to_string()));
+    let cfg = format!("{cfg}\n[journal]\ndir = \"journal\"\nsegment_mib = 1\n");
+    let path = dir.join("run.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+#[test]
+fn another_process_tails_the_journal_while_the_engine_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = journaled_config(dir.path(), 40);
+    let mut engine = Command::new(env!("CARGO_BIN_EXE_fillcast"))
+        .args(["run", "--progress", "0", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = dir.path().join("journal");
+    let mut tail = fillcast_journal::Tailer::open(&journal, 1).unwrap();
+    let mut seen = Vec::new();
+    let mut finished = false;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(std::time::Instant::now() < until, "tail timed out");
+        match tail.poll_with(|r| r.seq).unwrap() {
+            Some(seq) => seen.push(seq),
+            None if finished => break,
+            None => {
+                finished = engine.try_wait().unwrap().is_some();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+    assert!(engine.wait().unwrap().success());
+    let reader = fillcast_journal::JournalReader::open(&journal).unwrap();
+    let all: Vec<u64> = reader.iter_from(1).map(|r| r.unwrap().seq).collect();
+    assert!(all.len() > 200, "the run journals every input and decision ({} records)", all.len());
+    assert_eq!(seen, all, "the tail sees every record exactly once, in order");
+}
+
+#[test]
+fn journal_inspect_summarises_and_dumps_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = journaled_config(dir.path(), 100_000);
+    let o = fillcast(&["run", "--progress", "0", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let journal = dir.path().join("journal");
+    let (out, _) = text(&fillcast(&["journal", "inspect", journal.to_str().unwrap()]));
+    assert!(out.contains("leader_fill") && out.contains("decision") && out.contains("config"), "{out}");
+    let o = fillcast(&["journal", "inspect", journal.to_str().unwrap(), "--json", "--from", "2", "--limit", "50"]);
+    let (json, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 50);
+    for (i, l) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("line {i} is not JSON ({e}): {l}"));
+        assert_eq!(v["seq"], i as u64 + 2);
+        assert!(v["kind"].is_string());
+    }
+    let o = fillcast(&["journal", "inspect", dir.path().join("nothing-here").to_str().unwrap()]);
+    let (out, _) = text(&o);
+    assert!(o.status.success() && out.contains("records       0"), "{out}");
 }
