@@ -166,7 +166,10 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
 fn journaled_config(dir: &Path, rate: u32) -> PathBuf {
     let cfg = std::fs::read_to_string("config/run-file.toml").unwrap();
     let fills = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/leader-fills.jsonl");
-    let cfg = cfg.replace("\"leader-fills.jsonl\"", &format!("{:?}\nrate_per_sec = {rate}", fills.display().to_string()));
+    let cfg = cfg.replace(
+        "\"leader-fills.jsonl\"",
+        &format!("{:?}\nrate_per_sec = {rate}", fills.display().to_string()),
+    );
     let cfg = format!("{cfg}\n[journal]\ndir = \"journal\"\nsegment_mib = 1\n");
     let path = dir.join("run.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -202,8 +205,15 @@ fn another_process_tails_the_journal_while_the_engine_writes_it() {
     assert!(engine.wait().unwrap().success());
     let reader = fillcast_journal::JournalReader::open(&journal).unwrap();
     let all: Vec<u64> = reader.iter_from(1).map(|r| r.unwrap().seq).collect();
-    assert!(all.len() > 200, "the run journals every input and decision ({} records)", all.len());
-    assert_eq!(seen, all, "the tail sees every record exactly once, in order");
+    assert!(
+        all.len() > 200,
+        "the run journals every input and decision ({} records)",
+        all.len()
+    );
+    assert_eq!(
+        seen, all,
+        "the tail sees every record exactly once, in order"
+    );
 }
 
 #[test]
@@ -213,19 +223,43 @@ fn journal_inspect_summarises_and_dumps_json() {
     let o = fillcast(&["run", "--progress", "0", "--config", cfg.to_str().unwrap()]);
     assert!(o.status.success(), "{:?}", text(&o));
     let journal = dir.path().join("journal");
-    let (out, _) = text(&fillcast(&["journal", "inspect", journal.to_str().unwrap()]));
-    assert!(out.contains("leader_fill") && out.contains("decision") && out.contains("config"), "{out}");
-    let o = fillcast(&["journal", "inspect", journal.to_str().unwrap(), "--json", "--from", "2", "--limit", "50"]);
+    let (out, _) = text(&fillcast(&[
+        "journal",
+        "inspect",
+        journal.to_str().unwrap(),
+    ]));
+    assert!(
+        out.contains("leader_fill") && out.contains("decision") && out.contains("config"),
+        "{out}"
+    );
+    let o = fillcast(&[
+        "journal",
+        "inspect",
+        journal.to_str().unwrap(),
+        "--json",
+        "--from",
+        "2",
+        "--limit",
+        "50",
+    ]);
     let (json, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let lines: Vec<&str> = json.lines().collect();
     assert_eq!(lines.len(), 50);
     for (i, l) in lines.iter().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("line {i} is not JSON ({e}): {l}"));
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("line {i} is not JSON ({e}): {l}"));
         assert_eq!(v["seq"], i as u64 + 2);
         assert!(v["kind"].is_string());
     }
-    let o = fillcast(&["journal", "inspect", dir.path().join("nothing-here").to_str().unwrap()]);
+    let o = fillcast(&[
+        "journal",
+        "inspect",
+        dir.path().join("nothing-here").to_str().unwrap(),
+    ]);
     let (out, _) = text(&o);
-    assert!(o.status.success() && out.contains("records       0"), "{out}");
+    assert!(
+        o.status.success() && out.contains("records       0"),
+        "{out}"
+    );
 }
