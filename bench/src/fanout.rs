@@ -98,7 +98,11 @@ fn leader_fill(i: usize, price: i64) -> LeaderFill {
     LeaderFill {
         leader: Default::default(),
         symbol: SymbolIdx(0),
-        side: if i % 2 == 0 { Side::Buy } else { Side::Sell },
+        side: if i.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
         qty: Lots(2_000),
         price: Ticks(price),
         event_key: i as u64 + 1,
@@ -200,7 +204,7 @@ pub fn run(followers: usize, samples: usize) -> FanoutResult {
     let mut leader = Decimal::ZERO;
     for i in 0..samples + 20 {
         let price = Decimal::new(650_000, 1);
-        leader += if i % 2 == 0 {
+        leader += if i.is_multiple_of(2) {
             Decimal::from(2)
         } else {
             Decimal::from(-2)
