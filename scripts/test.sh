@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 export FILLCAST_TEST_PG="${FILLCAST_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}"
 export FILLCAST_TEST_NATS="${FILLCAST_TEST_NATS:-127.0.0.1:4222}"
 
+# The HTML report check renders the page in Debian's headless Chromium.
+bash scripts/install-chromium.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod reader;
 pub mod record;
 pub mod replay;
+pub mod report;
 pub mod segment;
 pub mod stage;
 pub mod tail;

@@ -1,0 +1,818 @@
+//! The report as one self-contained HTML page: inline CSS and inline SVG charts
+//! drawn here, with no script, no font, no image and no link to anything outside
+//! the file, so it opens from disk in any browser and can be mailed as is.
+//!
+//! Every chart is an `<svg id="chart-…">` whose data are `<path class="data">` or
+//! `<rect class="data">` elements (axes, grid and legend carry other classes), which
+//! is what `scripts/check-report.sh` and the tests look for.
+
+use std::fmt::Write;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+use super::text::{money, pct, pf, ratio};
+use super::time::{format_date, format_duration, format_latency, format_ts, NS_PER_DAY};
+use super::{LeaderReport, Report};
+
+const COLORS: [&str; 10] = [
+    "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
+    "#4b5563", "#65a30d",
+];
+/// Most leaders drawn on one line chart (the largest by AUM, then by fills).
+const SERIES_MAX: usize = 10;
+/// Most bars drawn in one histogram; more buckets are merged with their neighbours.
+const BARS_MAX: usize = 120;
+
+const W: f64 = 920.0;
+const H: f64 = 300.0;
+const ML: f64 = 70.0;
+const MR: f64 = 20.0;
+const MT: f64 = 30.0;
+const MB: f64 = 46.0;
+
+pub(crate) fn page(r: &Report) -> String {
+    let mut h = String::with_capacity(64 * 1024);
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    let _ = writeln!(
+        h,
+        "<title>fillcast report {}</title>",
+        esc(&r.as_of_ns.map_or("(no data)".into(), format_ts))
+    );
+    h.push_str("<style>\n");
+    h.push_str(CSS);
+    h.push_str("</style>\n</head>\n<body>\n");
+
+    let _ = writeln!(
+        h,
+        "<header><h1>fillcast report</h1><p>as of <b>{}</b> · {}</p>",
+        esc(&r.as_of_ns.map_or("(no data)".into(), format_ts)),
+        esc(&r
+            .row_counts
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(" · "))
+    );
+    for n in &r.notes {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(n));
+    }
+    h.push_str("<nav><a href=\"#leaders\">Leaders</a> <a href=\"#followers\">Followers</a> <a href=\"#fees\">Fees</a> <a href=\"#reconciliation\">Reconciliation</a> <a href=\"#activity\">Activity</a> <a href=\"#latency\">Latency</a> <a href=\"#definitions\">Definitions</a></nav>\n</header>\n");
+
+    leaders_section(&mut h, r);
+    followers_section(&mut h, r);
+    fees_section(&mut h, r);
+    recon_section(&mut h, r);
+    activity_section(&mut h, r);
+    latency_section(&mut h, r);
+    h.push_str(DEFINITIONS);
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+fn leaders_section(h: &mut String, r: &Report) {
+    h.push_str("<section id=\"leaders\"><h2>Leaders</h2>\n");
+    let drawn = drawn_leaders(r);
+    let series: Vec<(String, Vec<(f64, f64)>)> = drawn
+        .iter()
+        .filter_map(|l| {
+            let cap = l.capital.filter(|c| *c > Decimal::ZERO)?;
+            let pts = l
+                .curve
+                .iter()
+                .filter_map(|(t, e)| Some((*t as f64, (*e / cap * Decimal::ONE_HUNDRED).to_f64()?)))
+                .collect();
+            Some((l.leader_id.clone(), pts))
+        })
+        .collect();
+    let caption = format!(
+        "Equity curves, indexed: equity ÷ capital × 100 (100 = the starting capital), open positions at the mark.{}",
+        more(drawn.len(), r.leaders.len())
+    );
+    figure(
+        h,
+        &line_chart(
+            "chart-equity",
+            &series,
+            "equity index",
+            false,
+            "no leader with fills and a known capital",
+        ),
+        &caption,
+    );
+    let dd: Vec<(String, Vec<(f64, f64)>)> = drawn
+        .iter()
+        .filter(|l| !l.drawdown.is_empty())
+        .map(|l| {
+            let pts = l
+                .drawdown
+                .iter()
+                .filter_map(|(t, d)| Some((*t as f64, -(*d * Decimal::ONE_HUNDRED).to_f64()?)))
+                .collect();
+            (l.leader_id.clone(), pts)
+        })
+        .collect();
+    figure(
+        h,
+        &line_chart(
+            "chart-drawdown",
+            &dd,
+            "drawdown %",
+            true,
+            "no leader with fills and a known capital",
+        ),
+        "Drawdown: the fall from the running peak of equity, in % of that peak (0 at a new high).",
+    );
+
+    if r.leaders.is_empty() {
+        h.push_str("<p>No leader in the database.</p>\n</section>\n");
+        return;
+    }
+    h.push_str("<table><thead><tr><th>leader</th><th>window</th><th>P&amp;L</th><th>ROI</th><th>max DD</th><th>Sharpe</th><th>Calmar</th><th>trades</th><th>win rate</th><th>profit factor</th><th>avg hold</th></tr></thead><tbody>\n");
+    for l in r.leaders.iter().take(r.options.rows_max) {
+        for (k, w) in l.windows.iter().enumerate() {
+            let _ = writeln!(
+                h,
+                "<tr{}><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                if k == 0 { " class=\"first\"" } else { "" },
+                if k == 0 { esc(&l.leader_id) } else { String::new() },
+                esc(&w.label),
+                sign_class(w.pnl),
+                money(w.pnl),
+                w.roi.map_or("", |x| sign_class(x)),
+                pct(w.roi),
+                pct(w.max_drawdown),
+                ratio(w.sharpe),
+                ratio(w.calmar),
+                w.trades,
+                pct(w.win_rate),
+                esc(&pf(w.profit_factor)),
+                w.avg_holding_ns.map_or("n/a".into(), format_duration),
+            );
+        }
+    }
+    h.push_str("</tbody></table>\n");
+    if r.leaders.len() > r.options.rows_max {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">showing {} of {} leaders; the JSON has all.</p>",
+            r.options.rows_max,
+            r.leaders.len()
+        );
+    }
+
+    h.push_str("<h3>Capital, equity and open positions</h3><table><thead><tr><th>leader</th><th>capital</th><th>equity</th><th>realized</th><th>unrealized</th><th>followers</th><th>AUM</th><th>open positions (qty @ avg → mark)</th></tr></thead><tbody>\n");
+    for l in r.leaders.iter().take(r.options.rows_max) {
+        let open: Vec<String> = l
+            .open_positions
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {} @ {} → {} ({})",
+                    p.symbol,
+                    p.qty,
+                    money(p.avg_price),
+                    p.mark,
+                    money(p.unrealized)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&l.leader_id),
+            l.capital.map_or("n/a".into(), money),
+            l.equity.map_or("n/a".into(), money),
+            sign_class(l.realized_pnl),
+            money(l.realized_pnl),
+            sign_class(l.unrealized_pnl),
+            money(l.unrealized_pnl),
+            l.followers,
+            money(l.aum),
+            esc(&open.join("; ")),
+        );
+    }
+    h.push_str("</tbody></table>\n</section>\n");
+}
+
+fn drawn_leaders(r: &Report) -> Vec<&LeaderReport> {
+    let mut v: Vec<&LeaderReport> = r.leaders.iter().filter(|l| !l.curve.is_empty()).collect();
+    v.sort_by(|a, b| b.aum.cmp(&a.aum).then(b.fills.cmp(&a.fills)));
+    v.truncate(SERIES_MAX);
+    v.sort_by(|a, b| super::id_cmp(&a.leader_id, &b.leader_id));
+    v
+}
+
+fn more(shown: usize, total: usize) -> String {
+    if total > shown && shown > 0 {
+        format!(" Showing {shown} of {total} leaders (largest AUM first).")
+    } else {
+        String::new()
+    }
+}
+
+fn followers_section(h: &mut String, r: &Report) {
+    h.push_str("<section id=\"followers\"><h2>Followers</h2>\n");
+    let bars: Vec<(String, u64)> = r
+        .pnl_distribution
+        .iter()
+        .map(|b| (format!("{} … {}", compact(b.lo), compact(b.hi)), b.count))
+        .collect();
+    figure(
+        h,
+        &bar_chart("chart-pnl", &bars, "followers", "no follower with fills"),
+        "Distribution of followers' net P&L (realized + unrealized at the mark − trading fees), summed over each follower's subscriptions.",
+    );
+    if r.followers.is_empty() {
+        h.push_str("<p>No follower in the database.</p>\n</section>\n");
+        return;
+    }
+    h.push_str("<table><thead><tr><th>follower</th><th>subscriptions</th><th>realized</th><th>unrealized</th><th>fees paid</th><th>funding</th><th>net P&amp;L</th><th>perf. fee settled</th><th>accrued</th></tr></thead><tbody>\n");
+    for f in r.followers.iter().take(r.options.rows_max) {
+        let subs: Vec<String> = f
+            .subscriptions
+            .iter()
+            .map(|s| format!("{} → {}", s.subscription_id, s.leader_id))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">not recorded</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&f.follower_id),
+            esc(&subs.join(", ")),
+            sign_class(f.realized_pnl),
+            money(f.realized_pnl),
+            sign_class(f.unrealized_pnl),
+            money(f.unrealized_pnl),
+            money(f.fees_paid),
+            sign_class(f.net_pnl),
+            money(f.net_pnl),
+            money(f.performance_fee),
+            money(f.performance_fee_accrued),
+        );
+    }
+    h.push_str("</tbody></table>\n");
+    if r.followers.len() > r.options.rows_max {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">showing {} of {} followers; the JSON has all.</p>",
+            r.options.rows_max,
+            r.followers.len()
+        );
+    }
+    h.push_str("</section>\n");
+}
+
+fn fees_section(h: &mut String, r: &Report) {
+    let p = &r.options.fee;
+    let _ = writeln!(
+        h,
+        "<section id=\"fees\"><h2>Performance fees</h2><p>{} of each new high of a subscription's equity, settled {}; {} to the leader, the rest to the platform.</p>",
+        pct(Some(p.rate)),
+        p.settlement.as_str(),
+        pct(Some(p.leader_fraction))
+    );
+    let _ = writeln!(
+        h,
+        "<table><tbody><tr><th>settled</th><td class=\"n\">{}</td></tr><tr><th>leader share</th><td class=\"n\">{}</td></tr><tr><th>platform share</th><td class=\"n\">{}</td></tr><tr><th>accrued (running period)</th><td class=\"n\">{}</td></tr></tbody></table>",
+        money(r.fees.fee),
+        money(r.fees.leader_share),
+        money(r.fees.platform_share),
+        money(r.fees.accrued)
+    );
+    if !r.fees.by_leader.is_empty() {
+        h.push_str("<h3>Leader share by leader</h3><table><thead><tr><th>leader</th><th>leader share</th></tr></thead><tbody>\n");
+        for (l, v) in r.fees.by_leader.iter().take(r.options.rows_max) {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
+                esc(l),
+                money(*v)
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    h.push_str("</section>\n");
+}
+
+fn recon_section(h: &mut String, r: &Report) {
+    let rc = &r.reconciliation;
+    let _ = writeln!(
+        h,
+        "<section id=\"reconciliation\"><h2>Reconciliation</h2><p>{} of {} (subscription, symbol) pairs on target; {} follower(s) out of sync (tolerance {} notional).</p>",
+        rc.pairs_in_sync(),
+        rc.pairs.len(),
+        rc.out_of_sync.len(),
+        money(rc.tolerance_notional)
+    );
+    let bars: Vec<(String, u64)> = rc
+        .distribution
+        .iter()
+        .map(|b| (b.label.clone(), b.count))
+        .collect();
+    let bars = if bars.iter().all(|b| b.1 == 0) {
+        Vec::new()
+    } else {
+        bars
+    };
+    figure(
+        h,
+        &bar_chart("chart-sync", &bars, "followers", "no follower positions to reconcile"),
+        "Sync score per follower: mean |venue position − target| × mark over its (subscription, symbol) pairs, in quote currency.",
+    );
+    if !rc.out_of_sync.is_empty() {
+        h.push_str("<h3>Out of sync</h3><table><thead><tr><th>follower</th><th>score</th><th>subscription</th><th>symbol</th><th>target</th><th>sent</th><th>venue</th><th>deviation</th><th>why</th></tr></thead><tbody>\n");
+        for f in rc.out_of_sync.iter().take(r.options.rows_max) {
+            for p in rc.pairs_of(&f.follower_id) {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n neg\">{}</td><td>{}</td></tr>",
+                    esc(&f.follower_id),
+                    money(f.score),
+                    esc(&p.subscription_id),
+                    esc(&p.symbol),
+                    p.target,
+                    p.expected,
+                    p.venue,
+                    p.deviation,
+                    esc(&p.reasons.join("; ")),
+                );
+            }
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    h.push_str("</section>\n");
+}
+
+fn activity_section(h: &mut String, r: &Report) {
+    let a = &r.activity;
+    let _ = writeln!(
+        h,
+        "<section id=\"activity\"><h2>Activity</h2><p>{} leader fills → {} instructions → {} orders → {} venue fills.</p>",
+        a.leader_fills, a.instructions, a.orders, a.follower_fills
+    );
+    let table = |h: &mut String, title: &str, rows: &[(String, u64)]| {
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            h,
+            "<table class=\"small\"><thead><tr><th>{}</th><th>count</th></tr></thead><tbody>",
+            esc(title)
+        );
+        for (k, n) in rows {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{n}</td></tr>",
+                esc(if k.is_empty() { "(none)" } else { k })
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    };
+    h.push_str("<div class=\"row\">");
+    table(h, "instruction status", &a.instructions_by_status);
+    table(h, "reduced / skipped by reason", &a.limited_by_reason);
+    table(h, "order status", &a.orders_by_status);
+    table(h, "reject reason", &a.reject_reasons);
+    table(h, "audit log by kind", &r.audit.by_kind);
+    h.push_str("</div>\n");
+    if !r.audit.recent.is_empty() {
+        h.push_str("<h3>Latest audit entries</h3><table><thead><tr><th>seq</th><th>time</th><th>kind</th><th>subject</th><th>reason</th><th>detail</th></tr></thead><tbody>\n");
+        for e in r.audit.recent.iter().rev().take(r.options.rows_max) {
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e.seq,
+                esc(&format_ts(e.ts)),
+                esc(&e.kind),
+                esc(&e.subject),
+                esc(&e.reason),
+                esc(&e.detail)
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    h.push_str("</section>\n");
+}
+
+fn latency_section(h: &mut String, r: &Report) {
+    h.push_str("<section id=\"latency\"><h2>Fan-out latency</h2>\n");
+    let (bars, caption) = match &r.latency {
+        Some(l) => {
+            let f = |x: Option<u64>| x.map_or("n/a".into(), format_latency);
+            (
+                latency_bars(&l.buckets),
+                format!(
+                    "From one leader fill to its follower orders in the gateway rings; {} samples, p50 ≤ {}, p99 ≤ {}, p99.9 ≤ {} (bucket upper bounds).",
+                    l.count,
+                    f(l.p50_ns),
+                    f(l.p99_ns),
+                    f(l.p999_ns)
+                ),
+            )
+        }
+        None => (
+            Vec::new(),
+            "No latency histogram was passed to this report.".to_string(),
+        ),
+    };
+    figure(
+        h,
+        &bar_chart("chart-latency", &bars, "samples", "no latency data"),
+        &caption,
+    );
+    h.push_str("</section>\n");
+}
+
+fn latency_bars(buckets: &[(u64, u64)]) -> Vec<(String, u64)> {
+    let group = buckets.len().div_ceil(BARS_MAX).max(1);
+    buckets
+        .chunks(group)
+        .map(|c| {
+            let ub = c.last().map_or(0, |b| b.0);
+            (
+                format!("≤{}", format_latency(ub)),
+                c.iter().map(|b| b.1).sum(),
+            )
+        })
+        .collect()
+}
+
+fn figure(h: &mut String, svg: &str, caption: &str) {
+    let _ = writeln!(
+        h,
+        "<figure>{svg}<figcaption>{}</figcaption></figure>",
+        esc(caption)
+    );
+}
+
+/// A line chart of `(x = ts ns, y)` series; `y_zero_top` draws a 0 baseline at the
+/// top for series that only go down (drawdown) and shades the area under 0.
+fn line_chart(
+    id: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    y_title: &str,
+    y_zero_top: bool,
+    empty: &str,
+) -> String {
+    let pts = series.iter().flat_map(|s| s.1.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in pts {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    if series.iter().all(|s| s.1.is_empty()) {
+        return empty_chart(id, empty);
+    }
+    if y_zero_top {
+        y1 = 0.0;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let (ticks, lo, hi) = nice_ticks(y0, y1, 5);
+    let (y0, y1) = (lo, hi);
+    let pw = W - ML - MR;
+    let ph = H - MT - MB;
+    let sx = |x: f64| ML + (x - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| MT + (y1 - y) / (y1 - y0) * ph;
+
+    let mut s = svg_open(id, y_title);
+    for t in &ticks {
+        let y = sy(*t);
+        let _ = write!(
+            s,
+            "<line class=\"grid\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - MR,
+            ML - 6.0,
+            y + 4.0,
+            fmt_axis(*t, &ticks)
+        );
+    }
+    let span_ns = x1 - x0;
+    for k in 0..=5 {
+        let x = x0 + span_ns * k as f64 / 5.0;
+        let ts = format_ts(x as i64);
+        let label = if span_ns < 10e9 {
+            format!(
+                "{}.{:03}",
+                &ts[11..19],
+                (x as i64).rem_euclid(1_000_000_000) / 1_000_000
+            )
+        } else if span_ns < 7_200e9 {
+            ts[11..19].to_string()
+        } else if span_ns < 3.0 * NS_PER_DAY as f64 {
+            ts[5..16].to_string()
+        } else {
+            format_date(x as i64)
+        };
+        let anchor = match k {
+            0 => "start",
+            5 => "end",
+            _ => "middle",
+        };
+        let _ = write!(
+            s,
+            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
+            sx(x),
+            H - MB + 18.0,
+            esc(&label)
+        );
+    }
+    let _ = write!(
+        s,
+        "<line class=\"axis\" x1=\"{ML}\" x2=\"{ML}\" y1=\"{MT}\" y2=\"{:.1}\"/><line class=\"axis\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
+        H - MB,
+        W - MR,
+        H - MB,
+        H - MB
+    );
+    for (i, (name, p)) in series.iter().enumerate() {
+        if p.is_empty() {
+            continue;
+        }
+        let color = COLORS[i % COLORS.len()];
+        let mut d = String::with_capacity(p.len() * 16);
+        for (k, (x, y)) in p.iter().enumerate() {
+            let _ = write!(
+                d,
+                "{}{:.1},{:.1}",
+                if k == 0 { 'M' } else { 'L' },
+                sx(*x),
+                sy(*y)
+            );
+        }
+        if p.len() == 1 {
+            // A single point still draws: a short horizontal tick.
+            let _ = write!(d, "L{:.1},{:.1}", sx(p[0].0) + 4.0, sy(p[0].1));
+        }
+        // Shading overlapping areas of several series only muddies them.
+        if y_zero_top && series.len() == 1 {
+            let (fx, lx) = (sx(p[0].0), sx(p[p.len() - 1].0));
+            let _ = write!(
+                s,
+                "<path class=\"data area\" fill=\"{color}\" d=\"{d}L{lx:.1},{:.1}L{fx:.1},{:.1}Z\"/>",
+                sy(0.0),
+                sy(0.0)
+            );
+        }
+        let _ = write!(
+            s,
+            "<path class=\"data line\" stroke=\"{color}\" d=\"{d}\"><title>{}</title></path>",
+            esc(name)
+        );
+        // The legend sits above the plot, up to 10 series in two rows of 5.
+        let lx = ML + (i % 5) as f64 * 160.0;
+        let ly = 2.0 + (i / 5) as f64 * 13.0;
+        let _ = write!(
+            s,
+            "<rect class=\"key\" x=\"{lx:.1}\" y=\"{ly:.1}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text class=\"legend\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            lx + 14.0,
+            ly + 9.0,
+            esc(&truncate(name, 20))
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A histogram: one bar per `(label, count)`; zero counts draw no bar.
+fn bar_chart(id: &str, bars: &[(String, u64)], y_title: &str, empty: &str) -> String {
+    if bars.is_empty() || bars.iter().all(|b| b.1 == 0) {
+        return empty_chart(id, empty);
+    }
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(1) as f64;
+    let (ticks, _, hi) = nice_ticks(0.0, max, 5);
+    let pw = W - ML - MR;
+    let ph = H - MT - MB;
+    let bw = pw / bars.len() as f64;
+    let sy = |y: f64| MT + (hi - y) / hi.max(1.0) * ph;
+    let mut s = svg_open(id, y_title);
+    for t in &ticks {
+        let y = sy(*t);
+        let _ = write!(
+            s,
+            "<line class=\"grid\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - MR,
+            ML - 6.0,
+            y + 4.0,
+            fmt_tick(*t)
+        );
+    }
+    let label_every = bars.len().div_ceil(12).max(1);
+    for (i, (label, n)) in bars.iter().enumerate() {
+        let x = ML + i as f64 * bw;
+        if *n > 0 {
+            let y = sy(*n as f64);
+            let _ = write!(
+                s,
+                "<rect class=\"data bar\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{}: {n}</title></rect>",
+                x + bw * 0.08,
+                (bw * 0.84).max(1.0),
+                (H - MB - y).max(1.0),
+                esc(label)
+            );
+        }
+        if i % label_every == 0 {
+            let _ = write!(
+                s,
+                "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + bw / 2.0,
+                H - MB + 18.0,
+                esc(&truncate(label, 22))
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<line class=\"axis\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
+        W - MR,
+        H - MB,
+        H - MB
+    );
+    s.push_str("</svg>");
+    s
+}
+
+fn svg_open(id: &str, y_title: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg id=\"{id}\" class=\"chart\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{}\"><text class=\"ytitle\" x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">{}</text>",
+        esc(id),
+        MT + (H - MT - MB) / 2.0,
+        MT + (H - MT - MB) / 2.0,
+        esc(y_title)
+    );
+    s
+}
+
+fn empty_chart(id: &str, why: &str) -> String {
+    format!(
+        "<svg id=\"{id}\" class=\"chart empty\" viewBox=\"0 0 {W} 60\" width=\"{W}\" height=\"60\"><text class=\"tick\" x=\"{ML}\" y=\"34\">{}</text></svg>",
+        esc(why)
+    )
+}
+
+/// Round tick values covering `[lo, hi]`: (ticks, axis low, axis high).
+fn nice_ticks(lo: f64, hi: f64, n: usize) -> (Vec<f64>, f64, f64) {
+    let (mut lo, mut hi) = (lo, hi);
+    // Also catches NaN.
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        lo -= 1.0;
+        hi += 1.0;
+    }
+    let raw = (hi - lo) / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let a = (lo / step).floor() * step;
+    let b = (hi / step).ceil() * step;
+    let count = (((b - a) / step).round() as usize).min(50);
+    let ticks = (0..=count).map(|k| a + step * k as f64).collect();
+    (ticks, a, b.max(a + step))
+}
+
+/// A tick label with as many decimals as the tick step needs (so 100.02 and
+/// 100.04 do not both print as 100).
+fn fmt_axis(x: f64, ticks: &[f64]) -> String {
+    let step = match ticks {
+        [a, b, ..] => (b - a).abs(),
+        _ => 1.0,
+    };
+    if step >= 1_000.0 || step.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return fmt_tick(x);
+    }
+    let mut dp = 0usize;
+    // Bounded: 10 decimals resolve any step a chart of money or % shows.
+    while dp < 10 && {
+        let v = step * 10f64.powi(dp as i32);
+        (v - v.round()).abs() > 1e-6 * v.max(1.0)
+    } {
+        dp += 1;
+    }
+    format!("{x:.dp$}")
+}
+
+fn fmt_tick(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e9 {
+        format!("{:.1}G", x / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", x / 1e3)
+    } else if a == 0.0 || a >= 10.0 || x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn compact(d: Decimal) -> String {
+    fmt_tick(d.to_f64().unwrap_or(0.0))
+}
+
+fn sign_class(d: Decimal) -> &'static str {
+    if d > Decimal::ZERO {
+        "pos"
+    } else if d < Decimal::ZERO {
+        "neg"
+    } else {
+        ""
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+const CSS: &str = r#"
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #111827; background: #f9fafb; margin: 0 auto; max-width: 1000px; padding: 16px 24px 48px; }
+h1 { font-size: 24px; margin: 8px 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 8px; border-bottom: 2px solid #e5e7eb; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 20px 0 6px; }
+nav a { margin-right: 12px; color: #2563eb; text-decoration: none; }
+p.note { color: #92400e; background: #fffbeb; border-left: 3px solid #f59e0b; padding: 4px 8px; margin: 4px 0; }
+figure { margin: 12px 0 20px; background: #fff; border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px; }
+figcaption { color: #4b5563; font-size: 12.5px; margin-top: 4px; }
+svg.chart { display: block; max-width: 100%; height: auto; }
+svg .grid { stroke: #e5e7eb; stroke-width: 1; }
+svg .axis { stroke: #6b7280; stroke-width: 1; }
+svg .tick, svg .legend, svg .ytitle { font-size: 11px; fill: #4b5563; }
+svg path.line { fill: none; stroke-width: 1.8; stroke-linejoin: round; }
+svg path.area { fill-opacity: 0.12; stroke: none; }
+svg rect.bar { fill: #2563eb; }
+svg rect.bar:hover { fill: #1d4ed8; }
+table { border-collapse: collapse; margin: 8px 0 12px; background: #fff; font-size: 13px; }
+table.small { display: inline-table; margin-right: 16px; vertical-align: top; }
+th, td { border: 1px solid #e5e7eb; padding: 3px 8px; text-align: left; }
+th { background: #f3f4f6; font-weight: 600; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.pos { color: #15803d; }
+td.neg { color: #b91c1c; }
+tr.first td { border-top: 2px solid #d1d5db; }
+dl dt { font-weight: 600; margin-top: 10px; }
+dl dd { margin: 2px 0 0 16px; color: #374151; }
+code { background: #f3f4f6; padding: 0 3px; border-radius: 3px; }
+"#;
+
+const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
+<dl>
+<dt>Equity</dt>
+<dd>Capital + realized P&amp;L + unrealized P&amp;L − trading fees. Open positions are valued at the mark: the latest <code>mark_prices</code> row of the symbol at or before the instant, or, before the first mark, the account's own latest fill price. A held loss therefore lowers equity at once; it cannot hide in an open position. A leader's capital is its earliest <code>leader_equity</code> row, else <code>leaders.equity</code>; a subscription's is its allocation. Positions and realized P&amp;L are rebuilt from fills with average-cost accounting (the engine's rule), assuming linear contracts (P&amp;L = quantity × price change).</dd>
+<dt>Trade</dt>
+<dd>A position in one symbol from flat to flat (an episode). A fill that flips the side closes one trade and opens the next. Open trades are not counted in win rate or profit factor, but their unrealized P&amp;L is in equity, ROI and drawdown.</dd>
+<dt>Window</dt>
+<dd>The last 7, 30 or 90 days up to the report's time, or all time. A window opens at the equity in force at its start (or at the leader's first fill, if later) and closes at the equity at the report's time.</dd>
+<dt>P&amp;L and ROI</dt>
+<dd>P&amp;L = closing equity − opening equity. ROI = P&amp;L ÷ opening equity (n/a without a capital).</dd>
+<dt>Maximum drawdown</dt>
+<dd>The largest fall from a running peak of equity to a later point, as a fraction of that peak: max over t of (peak<sub>t</sub> − equity<sub>t</sub>) ÷ peak<sub>t</sub>, over every point of the equity curve in the window (each fill and each mark change).</dd>
+<dt>Sharpe ratio</dt>
+<dd>mean(r) ÷ sd(r) × √(periods per year), with r the simple return of equity over each complete day of the window (equity sampled every 24 h counting back from the window's close; a leading partial day is left out), sd the sample standard deviation (n − 1), a risk-free rate of 0 and 365 periods a year. n/a with fewer than two daily returns or zero variance.</dd>
+<dt>Annualised return and Calmar ratio</dt>
+<dd>Annualised return = (closing ÷ opening equity)<sup>365 days ÷ window length</sup> − 1 (n/a for a window shorter than a day). Calmar = annualised return ÷ maximum drawdown (n/a with no drawdown).</dd>
+<dt>Win rate, profit factor, holding time</dt>
+<dd>Over trades closed in the window: win rate = trades with P&amp;L &gt; 0 ÷ all closed trades (break-even is not a win); profit factor = sum of winning trades ÷ |sum of losing trades| (∞ with no loss); average holding time = mean of close − open.</dd>
+<dt>Followers and AUM</dt>
+<dd>Followers = distinct followers subscribed to the leader. AUM = the sum of those subscriptions' allocations.</dd>
+<dt>Follower P&amp;L</dt>
+<dd>From the venue's fills (<code>follower_fills</code>), never from instructions: realized (average cost) + unrealized at the mark − trading fees (a negative fee is a rebate). Funding is not in the schema and is not included.</dd>
+<dt>Performance fee (high-water mark)</dt>
+<dd>At the end of each settlement period, fee = rate × max(0, equity − HWM), and the HWM rises to that equity when a fee is charged. The HWM starts at the allocation, so a follower who loses and recovers pays nothing until equity passes its previous high: each unit of profit is charged once. The equity is trading equity before performance fees. Each fee is split into the leader's share (fee × leader fraction) and the platform's (the rest). The running period's fee is shown as accrued, not charged.</dd>
+<dt>Reconciliation and sync score</dt>
+<dd>Per (subscription, symbol): target = the leader-derived target of the latest instruction; sent = the sum of what instructions sent; venue = the signed sum of the venue's fills; deviation = venue − target. A pair is in sync when |deviation| × mark is within the tolerance. A follower's sync score is the mean |deviation| × mark over its pairs, in quote currency (0 = every position on target). Reasons for an out-of-sync pair come from its instructions' status and reason codes, its orders' reject reasons and unfilled remainders, working orders, and the engine's own position.</dd>
+<dt>Fan-out latency</dt>
+<dd>The time from a leader fill entering the engine to its follower orders being handed to the gateway rings, as measured by the caller (the benchmark or the engine's histogram) and passed to the report. Percentiles are the upper bounds of the buckets that hold them.</dd>
+</dl>
+</section>
+"#;

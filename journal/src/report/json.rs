@@ -1,0 +1,223 @@
+//! The report as JSON: every figure, decimals as exact strings (`"0.1"`, never a
+//! float), ratios as numbers, an undefined value as `null`.
+
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use super::fees::FeeSchedule;
+use super::ledger::OpenPosition;
+use super::metrics::ProfitFactor;
+use super::{LeaderReport, Report, WindowMetrics};
+
+/// The version of this JSON layout; bumped when a field changes meaning.
+pub const SCHEMA: &str = "fillcast.report.v1";
+
+pub(crate) fn dec(d: Decimal) -> Value {
+    Value::String(d.normalize().to_string())
+}
+
+pub(crate) fn opt_dec(d: Option<Decimal>) -> Value {
+    d.map_or(Value::Null, dec)
+}
+
+fn num(x: Option<f64>) -> Value {
+    x.filter(|x| x.is_finite())
+        .map_or(Value::Null, |x| json!(x))
+}
+
+fn pairs(v: &[(String, u64)]) -> Value {
+    Value::Object(v.iter().map(|(k, n)| (k.clone(), json!(n))).collect())
+}
+
+fn profit_factor(p: ProfitFactor) -> Value {
+    match p {
+        ProfitFactor::Finite(d) => dec(d),
+        ProfitFactor::Infinite => json!("inf"),
+        ProfitFactor::Undefined => Value::Null,
+    }
+}
+
+fn curve(c: &[(i64, Decimal)]) -> Value {
+    Value::Array(c.iter().map(|(t, e)| json!([t, dec(*e)])).collect())
+}
+
+fn open_positions(v: &[OpenPosition]) -> Value {
+    Value::Array(
+        v.iter()
+            .map(|p| {
+                json!({
+                    "symbol": p.symbol, "qty": dec(p.qty), "avg_price": dec(p.avg_price),
+                    "mark": dec(p.mark), "unrealized_pnl": dec(p.unrealized), "open_ns": p.open_ns,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn window(w: &WindowMetrics) -> Value {
+    json!({
+        "window": w.label, "start_ns": w.start_ns, "end_ns": w.end_ns,
+        "start_equity": dec(w.start_equity), "end_equity": dec(w.end_equity),
+        "pnl": dec(w.pnl), "roi": opt_dec(w.roi), "max_drawdown": opt_dec(w.max_drawdown),
+        "sharpe": num(w.sharpe), "annualised_return": num(w.annualised_return),
+        "calmar": num(w.calmar), "sharpe_periods": w.periods,
+        "trades": w.trades, "wins": w.wins, "losses": w.losses,
+        "win_rate": opt_dec(w.win_rate), "profit_factor": profit_factor(w.profit_factor),
+        "gross_profit": dec(w.gross_profit), "gross_loss": dec(w.gross_loss),
+        "avg_holding_ns": w.avg_holding_ns,
+    })
+}
+
+fn leader(l: &LeaderReport) -> Value {
+    json!({
+        "leader_id": l.leader_id,
+        "capital": opt_dec(l.capital),
+        "capital_source": l.capital_source,
+        "equity": opt_dec(l.equity),
+        "realized_pnl": dec(l.realized_pnl),
+        "unrealized_pnl": dec(l.unrealized_pnl),
+        "followers": l.followers,
+        "aum": dec(l.aum),
+        "fills": l.fills,
+        "ignored_fills": l.ignored_fills,
+        "trades_closed": l.trades_closed,
+        "open_positions": open_positions(&l.open_positions),
+        "position_gaps": l.position_gaps,
+        "windows": l.windows.iter().map(window).collect::<Vec<_>>(),
+        "equity_curve": curve(&l.curve),
+        "drawdown_curve": curve(&l.drawdown),
+    })
+}
+
+fn schedule(s: &FeeSchedule) -> Value {
+    json!({
+        "initial_hwm": dec(s.initial_hwm),
+        "hwm": dec(s.hwm),
+        "fee": dec(s.fee),
+        "leader_share": dec(s.leader_share),
+        "platform_share": dec(s.platform_share),
+        "accrued": dec(s.accrued),
+        "periods": s.periods.iter().map(|p| json!({
+            "start_ns": p.start_ns, "end_ns": p.end_ns, "settled": p.settled,
+            "equity_end": dec(p.equity_end), "hwm_before": dec(p.hwm_before),
+            "fee": dec(p.fee), "leader_share": dec(p.leader_share),
+            "platform_share": dec(p.platform_share), "hwm_after": dec(p.hwm_after),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) fn report(r: &Report) -> Value {
+    let o = &r.options;
+    json!({
+        "schema": SCHEMA,
+        "as_of_ns": r.as_of_ns,
+        "empty": r.is_empty(),
+        "notes": r.notes,
+        "row_counts": Value::Object(r.row_counts.iter().map(|(t, n)| (t.to_string(), json!(n))).collect()),
+        "missing_tables": r.missing_tables,
+        "options": {
+            "windows_days": o.windows_days,
+            "sharpe_period_ns": o.sharpe_period_ns,
+            "periods_per_year": o.periods_per_year(),
+            "fee_rate": dec(o.fee.rate),
+            "fee_leader_fraction": dec(o.fee.leader_fraction),
+            "fee_settlement": o.fee.settlement.as_str(),
+            "sync_tolerance_notional": dec(o.sync_tolerance_notional),
+        },
+        "leaders": r.leaders.iter().map(leader).collect::<Vec<_>>(),
+        "followers": r.followers.iter().map(|f| json!({
+            "follower_id": f.follower_id,
+            "account_equity": opt_dec(f.account_equity),
+            "realized_pnl": dec(f.realized_pnl),
+            "unrealized_pnl": dec(f.unrealized_pnl),
+            "fees_paid": dec(f.fees_paid),
+            "funding": opt_dec(f.funding),
+            "net_pnl": dec(f.net_pnl),
+            "performance_fee": dec(f.performance_fee),
+            "leader_share": dec(f.leader_share),
+            "platform_share": dec(f.platform_share),
+            "performance_fee_accrued": dec(f.performance_fee_accrued),
+            "subscriptions": f.subscriptions.iter().map(|s| json!({
+                "subscription_id": s.subscription_id,
+                "leader_id": s.leader_id,
+                "mode": s.mode,
+                "allocation": opt_dec(s.allocation),
+                "fills": s.fills,
+                "realized_pnl": dec(s.realized_pnl),
+                "unrealized_pnl": dec(s.unrealized_pnl),
+                "fees_paid": dec(s.fees_paid),
+                "net_pnl": dec(s.net_pnl),
+                "equity": dec(s.equity),
+                "open_positions": open_positions(&s.open_positions),
+                "performance_fee": schedule(&s.performance_fee),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "fees": {
+            "fee": dec(r.fees.fee),
+            "leader_share": dec(r.fees.leader_share),
+            "platform_share": dec(r.fees.platform_share),
+            "accrued": dec(r.fees.accrued),
+            "by_leader": Value::Object(r.fees.by_leader.iter().map(|(k, v)| (k.clone(), dec(*v))).collect()),
+        },
+        "pnl_distribution": r.pnl_distribution.iter().map(|b| json!({
+            "lo": dec(b.lo), "hi": dec(b.hi), "count": b.count,
+        })).collect::<Vec<_>>(),
+        "reconciliation": {
+            "tolerance_notional": dec(r.reconciliation.tolerance_notional),
+            "pairs_in_sync": r.reconciliation.pairs_in_sync(),
+            "pairs": r.reconciliation.pairs.iter().map(|p| json!({
+                "follower_id": p.follower_id, "subscription_id": p.subscription_id,
+                "leader_id": p.leader_id, "symbol": p.symbol,
+                "target": dec(p.target), "has_instruction": p.has_instruction,
+                "expected": dec(p.expected), "venue": dec(p.venue),
+                "engine": opt_dec(p.engine), "working": dec(p.working),
+                "deviation": dec(p.deviation), "deviation_lots": opt_dec(p.deviation_lots),
+                "mark": opt_dec(p.mark),
+                "deviation_notional": opt_dec(p.deviation_notional),
+                "in_sync": p.in_sync, "reasons": p.reasons,
+            })).collect::<Vec<_>>(),
+            "followers": r.reconciliation.followers.iter().map(|f| json!({
+                "follower_id": f.follower_id, "pairs": f.pairs, "out_of_sync": f.out_of_sync,
+                "sync_score": dec(f.score), "unpriced": f.unpriced,
+            })).collect::<Vec<_>>(),
+            "distribution": r.reconciliation.distribution.iter().map(|b| json!({
+                "label": b.label, "lo": dec(b.lo), "hi": opt_dec(b.hi), "count": b.count,
+            })).collect::<Vec<_>>(),
+            "out_of_sync": r.reconciliation.out_of_sync.iter().map(|f| json!({
+                "follower_id": f.follower_id,
+                "sync_score": dec(f.score),
+                "pairs": r.reconciliation.pairs_of(&f.follower_id).map(|p| json!({
+                    "subscription_id": p.subscription_id, "symbol": p.symbol,
+                    "target": dec(p.target), "venue": dec(p.venue),
+                    "deviation": dec(p.deviation),
+                    "deviation_lots": opt_dec(p.deviation_lots),
+                    "deviation_notional": opt_dec(p.deviation_notional),
+                    "reasons": p.reasons,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        },
+        "activity": {
+            "leader_fills": r.activity.leader_fills,
+            "instructions": r.activity.instructions,
+            "instructions_by_status": pairs(&r.activity.instructions_by_status),
+            "limited_by_reason": pairs(&r.activity.limited_by_reason),
+            "orders": r.activity.orders,
+            "orders_by_status": pairs(&r.activity.orders_by_status),
+            "reject_reasons": pairs(&r.activity.reject_reasons),
+            "follower_fills": r.activity.follower_fills,
+        },
+        "audit": {
+            "total": r.audit.total,
+            "by_kind": pairs(&r.audit.by_kind),
+            "recent": r.audit.recent.iter().map(|a| json!({
+                "seq": a.seq, "ts": a.ts, "kind": a.kind, "subject": a.subject,
+                "reason": a.reason, "detail": a.detail,
+            })).collect::<Vec<_>>(),
+        },
+        "latency": r.latency.as_ref().map(|l| json!({
+            "count": l.count,
+            "p50_ns": l.p50_ns, "p99_ns": l.p99_ns, "p999_ns": l.p999_ns,
+            "buckets": l.buckets.iter().map(|(ub, n)| json!({"le_ns": ub, "count": n})).collect::<Vec<_>>(),
+        })),
+    })
+}

@@ -1,0 +1,289 @@
+//! Leader metrics: each leader's trades and equity curve rebuilt from
+//! `leader_fills` and `mark_prices`, and its metrics over trailing windows
+//! (7, 30, 90 days by default) and over all time.
+//!
+//! **Capital.** A leader's equity curve starts from its capital: the earliest
+//! `leader_equity` row of that leader if there is one, else `leaders.equity`. Without
+//! either, P&L is still reported but ROI, drawdown, Sharpe and Calmar are not (they
+//! are fractions of a capital nobody stated).
+//!
+//! **Windows.** A window `[as_of − N days, as_of]` opens at the equity in force at
+//! its start (or at the leader's first fill, if later) and closes at the equity at
+//! `as_of`, open positions valued at the mark: an open losing position lowers the
+//! window's P&L and ROI. Trade counts, win rate, profit factor and holding time count
+//! the trades *closed* inside the window.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+
+use super::followers::SubInfo;
+use super::ledger::{self, LedgerFill, OpenPosition, Trade};
+use super::metrics::{self, ProfitFactor};
+use super::query::{signed, Dataset};
+use super::time::NS_PER_DAY;
+use super::{id_cmp, ReportError, ReportOptions};
+
+/// One leader's report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaderReport {
+    pub leader_id: String,
+    /// Starting capital of the equity curve.
+    pub capital: Option<Decimal>,
+    /// Where `capital` came from: `leader_equity`, `leaders`, or `none`.
+    pub capital_source: &'static str,
+    /// Equity at the report's time (capital + realized + unrealized).
+    pub equity: Option<Decimal>,
+    pub realized_pnl: Decimal,
+    pub unrealized_pnl: Decimal,
+    /// Distinct followers subscribed to this leader (from `subscriptions`, or named by
+    /// its instructions and orders).
+    pub followers: usize,
+    /// Assets under management: the sum of those subscriptions' allocations (known
+    /// only from `subscriptions`).
+    pub aum: Decimal,
+    /// Fills the engine acted on (the ones in the metrics).
+    pub fills: usize,
+    /// Fills the engine ignored (`leader_fills.ignored`: duplicates, invalid).
+    pub ignored_fills: usize,
+    pub trades_closed: usize,
+    pub open_positions: Vec<OpenPosition>,
+    /// Fills whose `position_after` disagreed with the rebuilt position (missing
+    /// fills, or a position older than the first fill seen); each was healed.
+    pub position_gaps: u32,
+    /// The trailing windows, then `all`.
+    pub windows: Vec<WindowMetrics>,
+    /// The equity curve, thinned for drawing (see `ledger::thin`).
+    pub curve: Vec<(i64, Decimal)>,
+    /// The drawdown (fraction of the running peak) along the full curve, thinned.
+    pub drawdown: Vec<(i64, Decimal)>,
+}
+
+/// A leader's metrics over one window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowMetrics {
+    /// `7d`, `30d`, `90d`, or `all`.
+    pub label: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub start_equity: Decimal,
+    pub end_equity: Decimal,
+    pub pnl: Decimal,
+    pub roi: Option<Decimal>,
+    pub max_drawdown: Option<Decimal>,
+    pub sharpe: Option<f64>,
+    pub annualised_return: Option<f64>,
+    pub calmar: Option<f64>,
+    /// Complete Sharpe periods in the window.
+    pub periods: usize,
+    pub trades: usize,
+    pub wins: usize,
+    pub losses: usize,
+    pub win_rate: Option<Decimal>,
+    pub profit_factor: ProfitFactor,
+    pub gross_profit: Decimal,
+    pub gross_loss: Decimal,
+    pub avg_holding_ns: Option<i64>,
+}
+
+/// Every leader that appears in `leaders`, `leader_fills` or a subscription (from
+/// `subscriptions`, or named by instructions, orders and positions).
+pub(crate) fn leaders(
+    ds: &Dataset,
+    subs: &BTreeMap<String, SubInfo>,
+    as_of_ns: i64,
+    opts: &ReportOptions,
+) -> Result<Vec<LeaderReport>, ReportError> {
+    let mut fills: BTreeMap<&str, Vec<LedgerFill>> = BTreeMap::new();
+    let mut ignored: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &ds.leader_fills {
+        if !f.ignored.is_empty() {
+            *ignored.entry(f.leader_id.as_str()).or_default() += 1;
+            continue;
+        }
+        fills
+            .entry(f.leader_id.as_str())
+            .or_default()
+            .push(LedgerFill {
+                ts_ns: f.ts(),
+                seq: f.seq,
+                symbol: f.symbol.clone(),
+                signed_qty: signed(&f.side, f.qty),
+                price: f.price,
+                fee: Decimal::ZERO,
+                position_after: f.position_after,
+            });
+    }
+    let mut ids: BTreeSet<&str> = ds.leaders.keys().map(String::as_str).collect();
+    ids.extend(fills.keys().copied());
+    ids.extend(ignored.keys().copied());
+    ids.extend(
+        subs.values()
+            .map(|s| s.leader_id.as_str())
+            .filter(|s| !s.is_empty()),
+    );
+    let mut ids: Vec<&str> = ids.into_iter().collect();
+    ids.sort_by(|a, b| id_cmp(a, b));
+
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (capital, capital_source) = capital(ds, id);
+        let empty = Vec::new();
+        let lf = fills.get(id).unwrap_or(&empty);
+        let base = capital.unwrap_or_default();
+        let r = ledger::replay(base, lf, &ds.marks, as_of_ns, ledger::Valuation::EveryMark)
+            .map_err(|o| ReportError::Overflow {
+                what: format!("leader {id}"),
+                ts_ns: o.ts_ns,
+            })?;
+        let mine: Vec<&SubInfo> = subs.values().filter(|s| s.leader_id == id).collect();
+        let followers: BTreeSet<&str> = mine.iter().map(|s| s.follower_id.as_str()).collect();
+        let aum = mine.iter().filter_map(|s| s.allocation).sum();
+
+        let mut windows: Vec<WindowMetrics> = opts
+            .windows_days
+            .iter()
+            .map(|d| {
+                let start = as_of_ns.saturating_sub(i64::from(*d) * NS_PER_DAY);
+                window_metrics(
+                    format!("{d}d"),
+                    &r.curve,
+                    base,
+                    capital.is_some(),
+                    &r.trades,
+                    start,
+                    as_of_ns,
+                    opts,
+                )
+            })
+            .collect();
+        let all_start = r.curve.first().map_or(as_of_ns, |p| p.0);
+        windows.push(window_metrics(
+            "all".into(),
+            &r.curve,
+            base,
+            capital.is_some(),
+            &r.trades,
+            all_start,
+            as_of_ns,
+            opts,
+        ));
+
+        let values: Vec<Decimal> = r.curve.iter().map(|p| p.1).collect();
+        let dd: Vec<(i64, Decimal)> = r
+            .curve
+            .iter()
+            .map(|p| p.0)
+            .zip(metrics::drawdown_series(&values))
+            .collect();
+        out.push(LeaderReport {
+            leader_id: id.to_string(),
+            capital,
+            capital_source,
+            equity: capital.map(|_| ledger::value_at(&r.curve, as_of_ns, base)),
+            realized_pnl: r.realized,
+            unrealized_pnl: r.unrealized,
+            followers: followers.len(),
+            aum,
+            fills: lf.len(),
+            ignored_fills: ignored.get(id).copied().unwrap_or(0),
+            trades_closed: r.trades.len(),
+            open_positions: r.open,
+            position_gaps: r.position_gaps,
+            windows,
+            curve: ledger::thin(&r.curve, opts.chart_points_max),
+            drawdown: if capital.is_some() {
+                ledger::thin(&dd, opts.chart_points_max)
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn capital(ds: &Dataset, leader: &str) -> (Option<Decimal>, &'static str) {
+    // `leader_equity` is in time order: the first row of the leader is its earliest.
+    if let Some((_, _, e)) = ds.leader_equity.iter().find(|e| e.0 == leader) {
+        return (Some(*e), "leader_equity");
+    }
+    match ds.leaders.get(leader) {
+        Some(Some(e)) => (Some(*e), "leaders"),
+        _ => (None, "none"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn window_metrics(
+    label: String,
+    curve: &[(i64, Decimal)],
+    base: Decimal,
+    has_capital: bool,
+    trades: &[Trade],
+    start_ns: i64,
+    end_ns: i64,
+    opts: &ReportOptions,
+) -> WindowMetrics {
+    let from = curve
+        .first()
+        .map_or(start_ns, |p| start_ns.max(p.0))
+        .min(end_ns);
+    let e0 = ledger::value_at(curve, from, base);
+    let e1 = ledger::value_at(curve, end_ns, base);
+    let period_ns = opts.sharpe_period_ns.max(1);
+    let ppy = opts.periods_per_year();
+    let (roi, max_dd, sharpe, annualised, periods) = if has_capital && !curve.is_empty() {
+        let values: Vec<Decimal> = ledger::window(curve, base, from, end_ns)
+            .into_iter()
+            .map(|p| p.1)
+            .collect();
+        let samples = ledger::sample(curve, base, from, end_ns, period_ns);
+        let elapsed = (end_ns - from) as f64 / period_ns as f64;
+        let annualised = if elapsed >= 1.0 {
+            metrics::annualised_return(e0, e1, elapsed, ppy)
+        } else {
+            None
+        };
+        (
+            metrics::roi(e0, e1),
+            Some(metrics::max_drawdown(&values)),
+            metrics::sharpe_of_curve(&samples, ppy),
+            annualised,
+            samples.len().saturating_sub(1),
+        )
+    } else {
+        (None, None, None, None, 0)
+    };
+    let closed: Vec<&Trade> = trades
+        .iter()
+        .filter(|t| t.close_ns.is_some_and(|c| c > start_ns && c <= end_ns))
+        .collect();
+    let pnls: Vec<Decimal> = closed.iter().map(|t| t.pnl).collect();
+    let holds: Vec<(i64, i64)> = closed
+        .iter()
+        .map(|t| (t.open_ns, t.close_ns.unwrap_or(t.open_ns)))
+        .collect();
+    let (gross_profit, gross_loss) = metrics::gross(&pnls);
+    WindowMetrics {
+        label,
+        start_ns: from,
+        end_ns,
+        start_equity: e0,
+        end_equity: e1,
+        pnl: metrics::pnl(e0, e1),
+        roi,
+        max_drawdown: max_dd,
+        sharpe,
+        annualised_return: annualised,
+        calmar: annualised.and_then(|a| metrics::calmar(Some(a), max_dd?)),
+        periods,
+        trades: closed.len(),
+        wins: pnls.iter().filter(|p| **p > Decimal::ZERO).count(),
+        losses: pnls.iter().filter(|p| **p < Decimal::ZERO).count(),
+        win_rate: metrics::win_rate(&pnls),
+        profit_factor: metrics::profit_factor(&pnls),
+        gross_profit,
+        gross_loss,
+        avg_holding_ns: metrics::average_holding_ns(&holds),
+    }
+}

@@ -1,0 +1,578 @@
+//! Rebuilding positions, trades and equity curves from fills and mark prices.
+//!
+//! One account (a leader, or one follower subscription) is replayed from its fills
+//! in time order, with average-cost accounting per symbol (the engine's own rule):
+//! adding to a position adds `qty × price` to its cost basis; reducing it realizes
+//! `closed × price − cost × closed / |position|`. A *trade* (an episode) runs from
+//! flat to flat; a fill that flips the side closes one trade and opens the next with
+//! the remainder.
+//!
+//! **Equity** at time `t` = base capital + realized P&L + unrealized P&L − fees paid,
+//! where open positions are valued at the mark price: the latest `mark_prices` row
+//! of the symbol at or before `t`, or, before the symbol's first mark, the account's
+//! own latest fill price in it. A held loss therefore shows in equity at once.
+//!
+//! This module is pure: it takes rows already loaded and returns values.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rust_decimal::Decimal;
+
+/// One fill of the replayed account, in the units of the SQL tables.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerFill {
+    pub ts_ns: i64,
+    pub seq: i64,
+    pub symbol: String,
+    /// Positive for a buy, negative for a sell.
+    pub signed_qty: Decimal,
+    pub price: Decimal,
+    /// Fee paid on this fill (negative for a rebate).
+    pub fee: Decimal,
+    /// The account's position in the symbol after this fill, when the source
+    /// reports it (leader fills do): a disagreement with the replay means fills are
+    /// missing (or the position predates the first fill seen) and is healed by a
+    /// synthetic fill at this fill's price.
+    pub position_after: Option<Decimal>,
+}
+
+/// A trade: a position in one symbol from flat to flat.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trade {
+    pub symbol: String,
+    /// `true` for a long position.
+    pub long: bool,
+    pub open_ns: i64,
+    /// `None` while the position is still open.
+    pub close_ns: Option<i64>,
+    /// Largest absolute position held during the trade.
+    pub qty_max: Decimal,
+    /// Realized P&L of the trade (for an open trade: realized so far).
+    pub pnl: Decimal,
+    pub fills: u32,
+}
+
+/// An open position at the end of the replay, valued at the mark.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenPosition {
+    pub symbol: String,
+    /// Signed: negative for a short.
+    pub qty: Decimal,
+    pub avg_price: Decimal,
+    pub mark: Decimal,
+    pub unrealized: Decimal,
+    pub open_ns: i64,
+}
+
+/// Everything the replay of one account yields.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Replay {
+    /// `(ts, equity)`: the base 1 ns before the first fill, then one point per
+    /// fill or mark that changed equity (several events at one instant collapse to
+    /// the last).
+    pub curve: Vec<(i64, Decimal)>,
+    /// Closed trades in closing order.
+    pub trades: Vec<Trade>,
+    pub open: Vec<OpenPosition>,
+    pub realized: Decimal,
+    pub unrealized: Decimal,
+    pub fees: Decimal,
+    /// Fills whose reported `position_after` disagreed with the replay.
+    pub position_gaps: u32,
+}
+
+/// Mark prices per symbol, each list sorted by time.
+#[derive(Clone, Debug, Default)]
+pub struct Marks {
+    by_symbol: HashMap<String, Vec<(i64, Decimal)>>,
+}
+
+impl Marks {
+    /// Adds a mark; marks of one symbol must come in non-decreasing time.
+    pub fn push(&mut self, symbol: &str, ts_ns: i64, price: Decimal) {
+        let list = self.by_symbol.entry(symbol.to_string()).or_default();
+        debug_assert!(list.last().is_none_or(|(t, _)| *t <= ts_ns));
+        list.push((ts_ns, price));
+    }
+
+    /// The latest mark of `symbol` at or before `ts_ns`.
+    pub fn at(&self, symbol: &str, ts_ns: i64) -> Option<Decimal> {
+        let list = self.by_symbol.get(symbol)?;
+        let i = list.partition_point(|(t, _)| *t <= ts_ns);
+        (i > 0).then(|| list[i - 1].1)
+    }
+
+    pub fn of(&self, symbol: &str) -> &[(i64, Decimal)] {
+        self.by_symbol.get(symbol).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_symbol.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn last_ts(&self) -> Option<i64> {
+        self.by_symbol
+            .values()
+            .filter_map(|l| l.last())
+            .map(|(t, _)| *t)
+            .max()
+    }
+}
+
+/// Arithmetic overflowed `Decimal` (28 digits) while replaying: the data is absurd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overflow {
+    /// Time of the event being replayed.
+    pub ts_ns: i64,
+}
+
+/// When a replay values open positions.
+#[derive(Clone, Copy, Debug)]
+pub enum Valuation<'a> {
+    /// At every mark of a traded symbol: the full equity curve (for drawdown).
+    EveryMark,
+    /// Only at these instants (and at fills, at the latest known price): cheap
+    /// when only a few points are needed (settlement period ends).
+    At(&'a [i64]),
+}
+
+/// Replays one account: `fills` in any order (sorted here by time, then seq),
+/// valued with `marks` as `valuation` says, up to and including `until_ns`.
+pub fn replay(
+    base: Decimal,
+    fills: &[LedgerFill],
+    marks: &Marks,
+    until_ns: i64,
+    valuation: Valuation<'_>,
+) -> Result<Replay, Overflow> {
+    let mut fills: Vec<&LedgerFill> = fills.iter().filter(|f| f.ts_ns <= until_ns).collect();
+    fills.sort_by_key(|f| (f.ts_ns, f.seq));
+    let mut out = Replay::default();
+    let Some(first) = fills.first() else {
+        return Ok(out);
+    };
+    // The base, 1 ns before the first fill, so that a loss at the first instant
+    // still shows as a fall from it.
+    out.curve.push((first.ts_ns.saturating_sub(1), base));
+
+    // Two time-ordered streams, merged below (a fill before a mark at one instant):
+    // the fills, and the price updates `(ts, symbol index, price)` of the symbols
+    // this account trades, starting with the mark in force at the first fill.
+    let mut symbols: Vec<&str> = fills.iter().map(|f| f.symbol.as_str()).collect();
+    symbols.sort_unstable();
+    symbols.dedup();
+    let mut mark_events: Vec<(i64, usize, Option<Decimal>)> = Vec::new();
+    match valuation {
+        Valuation::EveryMark => {
+            for (si, sym) in symbols.iter().enumerate() {
+                let list = marks.of(sym);
+                let lo = list
+                    .partition_point(|(t, _)| *t < first.ts_ns)
+                    .saturating_sub(1);
+                let hi = list.partition_point(|(t, _)| *t <= until_ns);
+                mark_events.extend(
+                    list[lo..hi]
+                        .iter()
+                        .map(|(t, p)| (*t.max(&first.ts_ns), si, Some(*p))),
+                );
+            }
+        }
+        Valuation::At(times) => {
+            let mut times: Vec<i64> = times
+                .iter()
+                .copied()
+                .filter(|t| *t >= first.ts_ns && *t <= until_ns)
+                .chain(std::iter::once(until_ns))
+                .collect();
+            times.sort_unstable();
+            times.dedup();
+            for t in times {
+                for (si, sym) in symbols.iter().enumerate() {
+                    mark_events.push((t, si, marks.at(sym, t)));
+                }
+            }
+        }
+    }
+    mark_events.sort_by_key(|e| (e.0, e.1));
+
+    let mut books: BTreeMap<&str, Book> = BTreeMap::new();
+    let mut unrealized: BTreeMap<&str, Decimal> = BTreeMap::new();
+    let mut realized = Decimal::ZERO;
+    let mut fees = Decimal::ZERO;
+
+    // Bounded by the total length of the two streams.
+    let (mut fi, mut mi) = (0usize, 0usize);
+    while fi < fills.len() || mi < mark_events.len() {
+        let take_fill = match (fills.get(fi), mark_events.get(mi)) {
+            (Some(f), Some(m)) => f.ts_ns <= m.0,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let (ts, symbol) = if take_fill {
+            let f = fills[fi];
+            fi += 1;
+            let book = books.entry(f.symbol.as_str()).or_default();
+            let before = book.realized;
+            if let Some(after) = f.position_after {
+                let expected_before = after - f.signed_qty;
+                if expected_before != book.qty {
+                    out.position_gaps += 1;
+                    let gap = expected_before - book.qty;
+                    if let Some(t) = book.apply(gap, f.price, f.ts_ns)? {
+                        out.trades.push(Trade {
+                            symbol: f.symbol.clone(),
+                            ..t
+                        });
+                    }
+                }
+            }
+            if let Some(t) = book.apply(f.signed_qty, f.price, f.ts_ns)? {
+                out.trades.push(Trade {
+                    symbol: f.symbol.clone(),
+                    ..t
+                });
+            }
+            if !book.marked {
+                book.price = f.price;
+            }
+            realized = add(realized, book.realized - before, f.ts_ns)?;
+            fees = add(fees, f.fee, f.ts_ns)?;
+            (f.ts_ns, f.symbol.as_str())
+        } else {
+            let (ts, si, price) = mark_events[mi];
+            mi += 1;
+            let symbol = symbols[si];
+            let book = books.entry(symbol).or_default();
+            if let Some(p) = price {
+                book.price = p;
+                book.marked = true;
+            }
+            (ts, symbol)
+        };
+        let book = &books[symbol];
+        let u = book.unrealized().ok_or(Overflow { ts_ns: ts })?;
+        unrealized.insert(symbol, u);
+        let total_u = unrealized
+            .values()
+            .try_fold(Decimal::ZERO, |a, b| a.checked_add(*b))
+            .ok_or(Overflow { ts_ns: ts })?;
+        let equity = base
+            .checked_add(realized)
+            .and_then(|e| e.checked_add(total_u))
+            .and_then(|e| e.checked_sub(fees))
+            .ok_or(Overflow { ts_ns: ts })?;
+        push_point(&mut out.curve, ts, equity);
+    }
+
+    out.realized = realized;
+    out.fees = fees;
+    for (symbol, book) in &books {
+        if book.qty.is_zero() {
+            continue;
+        }
+        let u = book.unrealized().ok_or(Overflow { ts_ns: until_ns })?;
+        out.unrealized += u;
+        out.open.push(OpenPosition {
+            symbol: symbol.to_string(),
+            qty: book.qty,
+            avg_price: book.cost.checked_div(book.qty).unwrap_or_default(),
+            mark: book.price,
+            unrealized: u,
+            open_ns: book.open.as_ref().map_or(0, |t| t.open_ns),
+        });
+    }
+    debug_assert!(out.curve.windows(2).all(|w| w[0].0 < w[1].0));
+    Ok(out)
+}
+
+fn push_point(curve: &mut Vec<(i64, Decimal)>, ts: i64, equity: Decimal) {
+    match curve.last_mut() {
+        Some(last) if last.0 == ts => last.1 = equity,
+        Some(last) if last.1 == equity => {}
+        _ => curve.push((ts, equity)),
+    }
+}
+
+fn add(a: Decimal, b: Decimal, ts_ns: i64) -> Result<Decimal, Overflow> {
+    a.checked_add(b).ok_or(Overflow { ts_ns })
+}
+
+/// One symbol's position: signed quantity and signed cost basis (`Σ qty × price`
+/// of the open part), so `avg = cost / qty` and `unrealized = qty × mark − cost`.
+#[derive(Clone, Debug, Default)]
+struct Book {
+    qty: Decimal,
+    cost: Decimal,
+    realized: Decimal,
+    /// Valuation price: the latest mark, or the latest fill price before any mark.
+    price: Decimal,
+    marked: bool,
+    open: Option<Trade>,
+}
+
+impl Book {
+    /// Applies a signed fill; returns the trade it closed, if any.
+    fn apply(
+        &mut self,
+        signed_qty: Decimal,
+        price: Decimal,
+        ts: i64,
+    ) -> Result<Option<Trade>, Overflow> {
+        let of = || Overflow { ts_ns: ts };
+        if signed_qty.is_zero() {
+            return Ok(None);
+        }
+        let mut closed_trade = None;
+        let mut rest = signed_qty;
+        if !self.qty.is_zero() && self.qty.is_sign_negative() != signed_qty.is_sign_negative() {
+            // Reduces (and maybe flips) the position.
+            let closing = rest.abs().min(self.qty.abs());
+            let removed = self
+                .cost
+                .checked_mul(closing)
+                .ok_or_else(of)?
+                .checked_div(self.qty.abs())
+                .ok_or_else(of)?;
+            let proceeds = closing.checked_mul(price).ok_or_else(of)?;
+            // `removed` carries the position's sign (a short's cost is negative).
+            let realized = if self.qty.is_sign_positive() {
+                proceeds - removed
+            } else {
+                -proceeds - removed
+            };
+            self.realized = self.realized.checked_add(realized).ok_or_else(of)?;
+            self.cost -= removed;
+            let step = if self.qty.is_sign_positive() {
+                -closing
+            } else {
+                closing
+            };
+            self.qty += step;
+            rest -= step;
+            if let Some(t) = self.open.as_mut() {
+                t.pnl += realized;
+                t.fills += 1;
+            }
+            if self.qty.is_zero() {
+                // Exactly flat: any rounding residue of the cost basis is realized.
+                self.realized -= self.cost;
+                if let Some(t) = self.open.as_mut() {
+                    t.pnl -= self.cost;
+                }
+                self.cost = Decimal::ZERO;
+                closed_trade = self.open.take().map(|mut t| {
+                    t.close_ns = Some(ts);
+                    t
+                });
+            }
+        }
+        if !rest.is_zero() {
+            let t = self.open.get_or_insert_with(|| Trade {
+                symbol: String::new(),
+                long: rest.is_sign_positive(),
+                open_ns: ts,
+                close_ns: None,
+                qty_max: Decimal::ZERO,
+                pnl: Decimal::ZERO,
+                fills: 0,
+            });
+            t.fills += 1;
+            self.cost = self
+                .cost
+                .checked_add(rest.checked_mul(price).ok_or_else(of)?)
+                .ok_or_else(of)?;
+            self.qty += rest;
+        }
+        if let Some(t) = self.open.as_mut() {
+            t.qty_max = t.qty_max.max(self.qty.abs());
+        }
+        debug_assert!(self.qty.is_zero() == self.open.is_none());
+        Ok(closed_trade)
+    }
+
+    fn unrealized(&self) -> Option<Decimal> {
+        self.qty.checked_mul(self.price)?.checked_sub(self.cost)
+    }
+}
+
+/// Equity at `ts_ns` on a curve: the value of the last point at or before it, or
+/// `before` when `ts_ns` precedes the curve.
+pub fn value_at(curve: &[(i64, Decimal)], ts_ns: i64, before: Decimal) -> Decimal {
+    let i = curve.partition_point(|(t, _)| *t <= ts_ns);
+    if i == 0 {
+        before
+    } else {
+        curve[i - 1].1
+    }
+}
+
+/// Most samples `sample` takes (the latest ones).
+pub const SAMPLES_MAX: i64 = 100_000;
+
+/// The curve sampled once per period, counted back from the end:
+/// `end − n·period, …, end − period, end`, with `n` the number of complete periods
+/// in `[start, end]` (a leading partial period is left out, so the last sample is
+/// always the equity at `end`).
+pub fn sample(
+    curve: &[(i64, Decimal)],
+    before: Decimal,
+    start_ns: i64,
+    end_ns: i64,
+    period_ns: i64,
+) -> Vec<Decimal> {
+    let period_ns = period_ns.max(1);
+    if end_ns < start_ns {
+        return Vec::new();
+    }
+    // Bounded: ten years of days is 3,650 samples; absurd spans are cut.
+    let n = (end_ns.saturating_sub(start_ns) / period_ns).min(SAMPLES_MAX);
+    (0..=n)
+        .rev()
+        .map(|k| value_at(curve, end_ns - k * period_ns, before))
+        .collect()
+}
+
+/// The points of `curve` inside `[start, end]`, preceded by the value in force at
+/// `start` (so a window's first point is its opening equity).
+pub fn window(
+    curve: &[(i64, Decimal)],
+    before: Decimal,
+    start_ns: i64,
+    end_ns: i64,
+) -> Vec<(i64, Decimal)> {
+    let mut out = vec![(start_ns, value_at(curve, start_ns, before))];
+    out.extend(
+        curve
+            .iter()
+            .filter(|(t, _)| *t > start_ns && *t <= end_ns)
+            .copied(),
+    );
+    out
+}
+
+/// At most about `points_max` points of a curve for drawing: the first and last
+/// points and, per horizontal slice, the slice's lowest and highest points (so no
+/// peak or trough disappears).
+pub fn thin(curve: &[(i64, Decimal)], points_max: usize) -> Vec<(i64, Decimal)> {
+    let points_max = points_max.max(4);
+    if curve.len() <= points_max {
+        return curve.to_vec();
+    }
+    let slices = points_max / 2 - 1;
+    let (t0, t1) = (curve[0].0, curve[curve.len() - 1].0);
+    let span = (t1 - t0).max(1) as i128;
+    let mut out = vec![curve[0]];
+    let mut i = 1;
+    for s in 0..slices {
+        let end = t0 as i128 + span * (s as i128 + 1) / slices as i128;
+        let start = i;
+        while i < curve.len() - 1 && (curve[i].0 as i128) <= end {
+            i += 1;
+        }
+        let slice = &curve[start..i];
+        if let (Some(lo), Some(hi)) = (
+            slice.iter().min_by_key(|p| p.1),
+            slice.iter().max_by_key(|p| p.1),
+        ) {
+            let (a, b) = if lo.0 <= hi.0 { (lo, hi) } else { (hi, lo) };
+            out.push(*a);
+            if b != a {
+                out.push(*b);
+            }
+        }
+    }
+    out.push(curve[curve.len() - 1]);
+    out.dedup_by_key(|p| p.0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn fill(ts: i64, sym: &str, q: &str, p: &str) -> LedgerFill {
+        LedgerFill {
+            ts_ns: ts,
+            seq: ts,
+            symbol: sym.into(),
+            signed_qty: d(q),
+            price: d(p),
+            fee: Decimal::ZERO,
+            position_after: None,
+        }
+    }
+
+    #[test]
+    fn flip_closes_and_opens() {
+        let fills = [
+            fill(1, "X", "2", "100"),
+            fill(2, "X", "-1", "110"),
+            fill(3, "X", "-3", "120"),
+            fill(4, "X", "2", "100"),
+        ];
+        let r = replay(
+            d("1000"),
+            &fills,
+            &Marks::default(),
+            i64::MAX,
+            Valuation::EveryMark,
+        )
+        .unwrap();
+        // Long 2 @100: sell 1 @110 (+10), sell 1 @120 (+20) closes; short 2 @120,
+        // buy 2 @100 (+40) closes.
+        assert_eq!(r.trades.len(), 2);
+        assert_eq!(r.trades[0].pnl, d("30"));
+        assert!(r.trades[0].long);
+        assert_eq!(r.trades[1].pnl, d("40"));
+        assert!(!r.trades[1].long);
+        assert_eq!(r.realized, d("70"));
+        assert!(r.open.is_empty());
+        assert_eq!(r.curve.last().unwrap().1, d("1070"));
+    }
+
+    #[test]
+    fn marks_value_open_positions() {
+        let mut marks = Marks::default();
+        marks.push("X", 5, d("90"));
+        let r = replay(
+            d("1000"),
+            &[fill(1, "X", "1", "100")],
+            &marks,
+            10,
+            Valuation::EveryMark,
+        )
+        .unwrap();
+        assert_eq!(r.unrealized, d("-10"));
+        assert_eq!(r.curve, vec![(0, d("1000")), (5, d("990"))]);
+        // Valued only at 3 and at the end: the same end, fewer points.
+        let r = replay(
+            d("1000"),
+            &[fill(1, "X", "1", "100")],
+            &marks,
+            10,
+            Valuation::At(&[3]),
+        )
+        .unwrap();
+        assert_eq!(r.unrealized, d("-10"));
+        assert_eq!(r.curve, vec![(0, d("1000")), (10, d("990"))]);
+    }
+
+    #[test]
+    fn thin_keeps_extremes() {
+        let curve: Vec<(i64, Decimal)> = (0..10_000)
+            .map(|i| (i, Decimal::from(if i == 5_555 { -100 } else { i % 7 })))
+            .collect();
+        let t = thin(&curve, 200);
+        assert!(t.len() <= 200);
+        assert!(t.iter().any(|p| p.1 == Decimal::from(-100)));
+    }
+}

@@ -1,0 +1,201 @@
+//! The terminal summary: a screenful of the figures that matter, and where to look
+//! next (the JSON has every figure, the HTML page the charts).
+
+use std::fmt::Write;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+use super::metrics::ProfitFactor;
+use super::time::{format_duration, format_latency, format_ts};
+use super::Report;
+
+/// `12.35%` (2 decimals), or `n/a`.
+pub(crate) fn pct(x: Option<Decimal>) -> String {
+    x.map_or("n/a".into(), |d| {
+        format!("{:.2}%", d * Decimal::ONE_HUNDRED)
+    })
+}
+
+/// A ratio with 2 decimals, or `n/a`.
+pub(crate) fn ratio(x: Option<f64>) -> String {
+    x.map_or("n/a".into(), |x| format!("{x:.2}"))
+}
+
+/// Money with 2 decimals (rounded half away from zero for display only).
+pub(crate) fn money(d: Decimal) -> String {
+    let r = d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    format!("{r:.2}")
+}
+
+pub(crate) fn pf(p: ProfitFactor) -> String {
+    match p {
+        ProfitFactor::Finite(d) => format!("{:.2}", d.to_f64().unwrap_or(0.0)),
+        ProfitFactor::Infinite => "∞".into(),
+        ProfitFactor::Undefined => "n/a".into(),
+    }
+}
+
+pub(crate) fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "fillcast report as of {}",
+        r.as_of_ns.map_or("(no data)".into(), format_ts)
+    );
+    let counts: Vec<String> = r
+        .row_counts
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect();
+    let _ = writeln!(s, "rows: {}", counts.join(", "));
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    if r.is_empty() {
+        let _ = writeln!(s, "nothing to report yet.");
+        return s;
+    }
+
+    let _ = writeln!(s, "\nleaders ({}):", r.leaders.len());
+    for l in r.leaders.iter().take(r.options.rows_max) {
+        let _ = writeln!(
+            s,
+            "  {}  capital {}  equity {}  realized {}  unrealized {}  followers {}  AUM {}",
+            l.leader_id,
+            l.capital.map_or("n/a".into(), money),
+            l.equity.map_or("n/a".into(), money),
+            money(l.realized_pnl),
+            money(l.unrealized_pnl),
+            l.followers,
+            money(l.aum),
+        );
+        for w in &l.windows {
+            let _ = writeln!(
+                s,
+                "    {:>4}: P&L {:>12}  ROI {:>8}  maxDD {:>7}  Sharpe {:>6}  Calmar {:>6}  trades {} win {} PF {} hold {}",
+                w.label,
+                money(w.pnl),
+                pct(w.roi),
+                pct(w.max_drawdown),
+                ratio(w.sharpe),
+                ratio(w.calmar),
+                w.trades,
+                pct(w.win_rate),
+                pf(w.profit_factor),
+                w.avg_holding_ns.map_or("n/a".into(), format_duration),
+            );
+        }
+        for p in &l.open_positions {
+            let _ = writeln!(
+                s,
+                "    open {} {} @ {} mark {} unrealized {}",
+                p.symbol,
+                p.qty,
+                money(p.avg_price),
+                p.mark,
+                money(p.unrealized)
+            );
+        }
+    }
+
+    let sum = |f: fn(&super::FollowerReport) -> Decimal| r.followers.iter().map(f).sum::<Decimal>();
+    let _ = writeln!(
+        s,
+        "\nfollowers ({}): net P&L {} (realized {}, unrealized {}, fees {}; funding not recorded)",
+        r.followers.len(),
+        money(sum(|f| f.net_pnl)),
+        money(sum(|f| f.realized_pnl)),
+        money(sum(|f| f.unrealized_pnl)),
+        money(sum(|f| f.fees_paid)),
+    );
+    let _ = writeln!(
+        s,
+        "performance fees ({} of new highs, {}): settled {} = leader {} + platform {}; accrued {}",
+        pct(Some(r.options.fee.rate)),
+        r.options.fee.settlement.as_str(),
+        money(r.fees.fee),
+        money(r.fees.leader_share),
+        money(r.fees.platform_share),
+        money(r.fees.accrued),
+    );
+
+    let rc = &r.reconciliation;
+    let _ = writeln!(
+        s,
+        "\nreconciliation: {}/{} (subscription, symbol) pairs on target; {} follower(s) out of sync",
+        rc.pairs_in_sync(),
+        rc.pairs.len(),
+        rc.out_of_sync.len()
+    );
+    let dist: Vec<String> = rc
+        .distribution
+        .iter()
+        .map(|b| format!("{} {}", b.label, b.count))
+        .collect();
+    let _ = writeln!(s, "  sync score distribution: {}", dist.join(" | "));
+    for f in rc.out_of_sync.iter().take(r.options.rows_max.min(20)) {
+        let _ = writeln!(s, "  {} (score {}):", f.follower_id, money(f.score));
+        for p in rc.pairs_of(&f.follower_id) {
+            let _ = writeln!(
+                s,
+                "    {} {}: venue {} target {} → {}",
+                p.subscription_id,
+                p.symbol,
+                p.venue,
+                p.target,
+                p.reasons.join("; ")
+            );
+        }
+    }
+
+    let a = &r.activity;
+    let status: Vec<String> = a
+        .instructions_by_status
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let limited: Vec<String> = a
+        .limited_by_reason
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\ninstructions {}: {}{}",
+        a.instructions,
+        status.join(", "),
+        if limited.is_empty() {
+            String::new()
+        } else {
+            format!("; limited: {}", limited.join(", "))
+        }
+    );
+    let orders: Vec<String> = a
+        .orders_by_status
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(s, "orders {}: {}", a.orders, orders.join(", "));
+    if let Some(l) = &r.latency {
+        let f = |x: Option<u64>| x.map_or("n/a".into(), format_latency);
+        let _ = writeln!(
+            s,
+            "fan-out latency ({} samples): p50 ≤ {}  p99 ≤ {}  p99.9 ≤ {}",
+            l.count,
+            f(l.p50_ns),
+            f(l.p99_ns),
+            f(l.p999_ns)
+        );
+    }
+    if r.audit.total > 0 {
+        let kinds: Vec<String> = r
+            .audit
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(s, "audit log {}: {}", r.audit.total, kinds.join(", "));
+    }
+    s
+}

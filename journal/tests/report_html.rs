@@ -1,0 +1,463 @@
+//! The HTML report: one self-contained page whose four charts hold drawn data, and
+//! which headless Chromium renders with those charts in its DOM.
+//!
+//! The database is generated here (the sidecar's public schema, three leaders, 40
+//! followers, 60 days of hourly marks) from a fixed seed, so the page looks like a
+//! real one. Set `FILLCAST_REPORT_OUT=/path/report.html` to keep the page (and then
+//! check it with `scripts/check-report.sh /path/report.html`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fillcast_journal::report::time::{days_from_civil, NS_PER_DAY};
+use fillcast_journal::report::{self, Report};
+use rusqlite::{params, Connection};
+use rust_decimal::Decimal;
+
+const CHARTS: [&str; 4] = [
+    "chart-equity",
+    "chart-drawdown",
+    "chart-pnl",
+    "chart-latency",
+];
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+const SCHEMA: &str = "
+CREATE TABLE leader_fills (seq INTEGER PRIMARY KEY, leader_id TEXT, event_id TEXT, symbol TEXT,
+  side TEXT, qty TEXT, price TEXT, position_after TEXT, order_id TEXT, order_qty TEXT,
+  venue_ts INTEGER, recv_ts INTEGER);
+CREATE TABLE copy_instructions (seq INTEGER PRIMARY KEY, leader_fill_seq INTEGER, event_id TEXT,
+  subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target TEXT, delta TEXT,
+  sent TEXT, status TEXT, reason TEXT, config_revision INTEGER);
+CREATE TABLE follower_orders (client_order_id TEXT PRIMARY KEY, seq INTEGER, instruction_seq INTEGER,
+  event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, venue TEXT, symbol TEXT,
+  side TEXT, qty TEXT, limit_price TEXT, order_type TEXT, reduce_only INTEGER, status TEXT,
+  filled_qty TEXT, reject_reason TEXT);
+CREATE TABLE follower_fills (client_order_id TEXT, venue_trade_id TEXT, seq INTEGER, follower_id TEXT,
+  subscription_id TEXT, symbol TEXT, side TEXT, qty TEXT, price TEXT, fee TEXT, ts INTEGER);
+CREATE TABLE positions (subscription_id TEXT, symbol TEXT, follower_id TEXT, leader_id TEXT, qty TEXT,
+  avg_price TEXT, realized_pnl TEXT, updated_seq INTEGER);
+CREATE TABLE mark_prices (symbol TEXT, ts INTEGER, price TEXT);
+CREATE TABLE leader_equity (leader_id TEXT, ts INTEGER, equity TEXT);
+CREATE TABLE subscriptions (subscription_id TEXT, follower_id TEXT, leader_id TEXT, mode TEXT, allocation TEXT);
+CREATE TABLE leaders (leader_id TEXT, equity TEXT);
+CREATE TABLE followers (follower_id TEXT, equity TEXT);
+CREATE TABLE audit_log (seq INTEGER, ts INTEGER, kind TEXT, subject TEXT, reason TEXT, detail TEXT);
+";
+
+/// A small deterministic generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn dec(x: f64, dp: u32) -> Decimal {
+    Decimal::from_f64_retain(x)
+        .unwrap()
+        .round_dp(dp)
+        .normalize()
+}
+
+/// 60 days, two symbols with hourly marks (random walks), three leaders trading
+/// every few hours, 40 followers copying them with some skips, reductions and
+/// rejects.
+fn populate(c: &mut Connection) {
+    let t0 = days_from_civil(2024, 9, 1) * NS_PER_DAY;
+    let hour = NS_PER_DAY / 24;
+    let hours = 60 * 24;
+    let mut rng = Rng(42);
+    let tx = c.transaction().unwrap();
+    tx.execute_batch(SCHEMA).unwrap();
+
+    let symbols = [("BTCUSDT", 60_000.0, 2u32), ("ETHUSDT", 2_500.0, 2u32)];
+    let mut paths: Vec<Vec<f64>> = Vec::new();
+    for (s, p0, dp) in symbols {
+        let mut p = p0;
+        let mut path = Vec::with_capacity(hours);
+        for h in 0..hours {
+            p *= 1.0 + (rng.unit() - 0.5) * 0.012;
+            path.push(p);
+            tx.execute(
+                "INSERT INTO mark_prices VALUES (?1, ?2, ?3)",
+                params![s, t0 + h as i64 * hour, dec(p, dp).to_string()],
+            )
+            .unwrap();
+        }
+        paths.push(path);
+    }
+
+    let leaders = [
+        ("alpha", 250_000.0),
+        ("beta", 100_000.0),
+        ("gamma", 40_000.0),
+    ];
+    for (l, e) in leaders {
+        tx.execute(
+            "INSERT INTO leaders VALUES (?1, ?2)",
+            params![l, e.to_string()],
+        )
+        .unwrap();
+    }
+    // Followers: id, leader index, allocation, ratio of the leader's position.
+    let mut subs = Vec::new();
+    for k in 0..40usize {
+        let f = format!("F{:02}", k + 1);
+        let li = k % 3;
+        let alloc = (1_000 + rng.below(20) * 500) as f64;
+        let ratio = alloc / leaders[li].1;
+        tx.execute(
+            "INSERT INTO followers VALUES (?1, ?2)",
+            params![f, alloc.to_string()],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO subscriptions VALUES (?1, ?2, ?3, 'proportional', ?4)",
+            params![
+                format!("S{:02}", k + 1),
+                f,
+                leaders[li].0,
+                alloc.to_string()
+            ],
+        )
+        .unwrap();
+        subs.push((format!("S{:02}", k + 1), f, li, ratio, [0.0f64; 2]));
+    }
+
+    let (mut lseq, mut iseq, mut oseq, mut fseq) = (0i64, 0i64, 0i64, 0i64);
+    let mut pos = [[0.0f64; 2]; 3];
+    for h in (3..hours).step_by(3) {
+        for (li, (leader, equity)) in leaders.iter().enumerate() {
+            if rng.unit() < 0.55 {
+                continue;
+            }
+            let si = rng.below(2) as usize;
+            let price = paths[si][h];
+            let notional = equity * (0.05 + rng.unit() * 0.25);
+            let unit = notional / price;
+            let p = pos[li][si];
+            let delta = if p == 0.0 {
+                if rng.unit() < 0.55 {
+                    unit
+                } else {
+                    -unit
+                }
+            } else if rng.unit() < 0.35 {
+                -p
+            } else if rng.unit() < 0.5 {
+                p.signum() * unit * 0.5
+            } else {
+                -p * 0.5
+            };
+            let delta = (delta * 1000.0).round() / 1000.0;
+            if delta == 0.0 {
+                continue;
+            }
+            let after = ((p + delta) * 1000.0).round() / 1000.0;
+            pos[li][si] = after;
+            lseq += 1;
+            let ts = t0 + h as i64 * hour + rng.below(3_000_000_000) as i64;
+            let side = if delta > 0.0 { "buy" } else { "sell" };
+            tx.execute(
+                "INSERT INTO leader_fills VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?6, ?10, ?11)",
+                params![
+                    lseq,
+                    leader,
+                    format!("e{lseq}"),
+                    symbols[si].0,
+                    side,
+                    dec(delta.abs(), 3).to_string(),
+                    dec(price, 2).to_string(),
+                    dec(after, 3).to_string(),
+                    format!("o{lseq}"),
+                    ts,
+                    ts + 20_000 + rng.below(40_000) as i64
+                ],
+            )
+            .unwrap();
+            for (sub, f, sli, ratio, fpos) in subs.iter_mut() {
+                let (sub, f) = (sub.as_str(), f.as_str());
+                if *sli != li {
+                    continue;
+                }
+                let target = (after * *ratio * 10_000.0).trunc() / 10_000.0;
+                let want = ((target - fpos[si]) * 10_000.0).round() / 10_000.0;
+                let roll = rng.unit();
+                let (status, reason, sent) = if want == 0.0 {
+                    ("skipped", "no_change", 0.0)
+                } else if want.abs() * price < 5.0 && target != 0.0 {
+                    ("skipped", "below_min", 0.0)
+                } else if roll < 0.04 && want.signum() == target.signum() {
+                    let cut = (want * 5_000.0).trunc() / 10_000.0;
+                    ("reduced", "max_position", cut)
+                } else {
+                    ("sent", "", want)
+                };
+                iseq += 1;
+                tx.execute(
+                    "INSERT INTO copy_instructions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
+                    params![
+                        iseq,
+                        lseq,
+                        format!("e{lseq}"),
+                        sub,
+                        f,
+                        leader,
+                        symbols[si].0,
+                        dec(target, 4).to_string(),
+                        dec(want, 4).to_string(),
+                        dec(sent, 4).to_string(),
+                        status,
+                        reason
+                    ],
+                )
+                .unwrap();
+                if sent == 0.0 {
+                    continue;
+                }
+                oseq += 1;
+                let oside = if sent > 0.0 { "buy" } else { "sell" };
+                let rejected = rng.unit() < 0.02 && target != 0.0;
+                let coid = format!("fc-{oseq}");
+                let qty = dec(sent.abs(), 4).to_string();
+                tx.execute(
+                    "INSERT INTO follower_orders VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sim', ?8, ?9, ?10, ?11, 'ioc', ?12, ?13, ?14, ?15)",
+                    params![
+                        coid,
+                        oseq,
+                        iseq,
+                        format!("e{lseq}"),
+                        sub,
+                        f,
+                        leader,
+                        symbols[si].0,
+                        oside,
+                        qty,
+                        dec(price * (1.0 + 0.001 * sent.signum()), 2).to_string(),
+                        i64::from(sent.abs() < fpos[si].abs() && sent.signum() != fpos[si].signum()),
+                        if rejected { "rejected" } else { "filled" },
+                        if rejected { "0".to_string() } else { qty.clone() },
+                        if rejected { Some("insufficient_margin") } else { None }
+                    ],
+                )
+                .unwrap();
+                if rejected {
+                    continue;
+                }
+                fseq += 1;
+                let fill_price = price * (1.0 + (rng.unit() - 0.5) * 0.0004);
+                tx.execute(
+                    "INSERT INTO follower_fills VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        coid,
+                        format!("t{fseq}"),
+                        fseq,
+                        f,
+                        sub,
+                        symbols[si].0,
+                        oside,
+                        qty,
+                        dec(fill_price, 2).to_string(),
+                        dec(sent.abs() * fill_price * 0.0004, 6).to_string(),
+                        ts + 150_000
+                    ],
+                )
+                .unwrap();
+                fpos[si] = ((fpos[si] + sent) * 10_000.0).round() / 10_000.0;
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO audit_log VALUES (1, ?1, 'command', 'F07', 'pause', 'paused by ops <on call>')",
+        [t0 + 10 * NS_PER_DAY],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+}
+
+fn latency() -> Vec<(u64, u64)> {
+    // A log-spaced histogram with a tail, as the bench would pass it.
+    let mut v = Vec::new();
+    let mut ub = 4_000u64;
+    let mut rng = Rng(7);
+    while ub <= 200_000 {
+        let x = ub as f64 / 1_000.0;
+        let n = (4_000.0 * (-(x.ln() - 20f64.ln()).powi(2) / 0.3).exp()) as u64 + rng.below(3);
+        v.push((ub, n));
+        ub = ub * 5 / 4;
+    }
+    v
+}
+
+fn report() -> Report {
+    let mut c = Connection::open_in_memory().unwrap();
+    populate(&mut c);
+    let r = report::build(&c).unwrap().with_latency(latency());
+    if let Ok(out) = std::env::var("FILLCAST_REPORT_OUT") {
+        std::fs::write(&out, r.to_html()).unwrap();
+        std::fs::write(
+            format!("{out}.json"),
+            serde_json::to_string_pretty(&r.to_json()).unwrap(),
+        )
+        .unwrap();
+        println!("wrote {out}");
+    }
+    r
+}
+
+/// The text of `<svg id="{id}" …>…</svg>` in `html`.
+fn svg<'a>(html: &'a str, id: &str) -> Option<&'a str> {
+    let start = html.find(&format!("<svg id=\"{id}\""))?;
+    let len = html[start..].find("</svg>")?;
+    Some(&html[start..start + len])
+}
+
+/// Data elements drawn in a chart: paths with a non-empty `d`, rects with a height.
+fn drawn(svg: &str) -> usize {
+    let paths = svg.matches("<path class=\"data").filter(|_| true).count();
+    let rects = svg.matches("<rect class=\"data").count();
+    if paths > 0 {
+        assert!(svg.contains(" d=\"M"), "a data path without coordinates");
+    }
+    paths + rects
+}
+
+#[test]
+fn the_page_is_self_contained() {
+    let html = report().to_html();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for banned in [
+        "http", "src=", "<script", "@import", "url(", "<link", "<img", "<iframe",
+    ] {
+        assert!(!html.contains(banned), "the page contains {banned:?}");
+    }
+    assert!(html.contains("<style>"));
+    assert!(html.contains("id=\"definitions\""));
+    for term in [
+        "Maximum drawdown",
+        "Sharpe ratio",
+        "Equity",
+        "high-water mark",
+        "sync score",
+    ] {
+        assert!(html.contains(term), "the definitions lack {term:?}");
+    }
+    // Text from the database is escaped.
+    assert!(html.contains("paused by ops &lt;on call&gt;"));
+}
+
+#[test]
+fn the_four_charts_hold_drawn_data() {
+    let r = report();
+    assert_eq!(r.leaders.len(), 3);
+    assert_eq!(r.followers.len(), 40);
+    assert!(r.activity.leader_fills > 100);
+    let html = r.to_html();
+    for id in CHARTS {
+        let s = svg(&html, id).unwrap_or_else(|| panic!("no <svg id={id:?}>"));
+        assert!(drawn(s) > 0, "{id} draws nothing");
+    }
+    let eq = svg(&html, "chart-equity").unwrap();
+    // One line per leader.
+    assert_eq!(eq.matches("<path class=\"data line\"").count(), 3);
+    let lat = svg(&html, "chart-latency").unwrap();
+    assert!(lat.matches("<rect class=\"data bar\"").count() >= 10);
+    assert!(drawn(svg(&html, "chart-sync").unwrap()) > 0);
+}
+
+#[test]
+fn an_empty_report_still_has_every_chart_and_says_why() {
+    let c = Connection::open_in_memory().unwrap();
+    let html = report::build(&c).unwrap().to_html();
+    for id in CHARTS {
+        let s = svg(&html, id).unwrap_or_else(|| panic!("no <svg id={id:?}>"));
+        assert_eq!(drawn(s), 0);
+        assert!(s.contains("no "), "{s}");
+    }
+    assert!(html.contains("nothing to measure"));
+}
+
+/// Runs chromium with `args` and a 90 s limit; returns its stdout.
+fn chromium(args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "chromium failed: {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().unwrap()
+}
+
+#[test]
+fn headless_chromium_renders_the_charts() {
+    if !Path::new(CHROMIUM).exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium not installed and CI is set: run scripts/install-chromium.sh");
+        }
+        println!("skipped: chromium not installed (scripts/install-chromium.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, report().to_html()).unwrap();
+    let dom = chromium(&["--dump-dom", &format!("file://{}", page.display())]);
+    assert!(
+        dom.contains("fillcast report"),
+        "chromium returned no page: {dom:.200}"
+    );
+    for id in CHARTS {
+        let s = svg(&dom, id).unwrap_or_else(|| panic!("rendered DOM has no svg {id}"));
+        assert!(
+            drawn(s) > 0,
+            "{id} has no drawn element in the rendered DOM"
+        );
+    }
+}

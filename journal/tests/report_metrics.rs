@@ -1,0 +1,777 @@
+//! Report metrics: hand-computed cases for the pure functions, then a small SQLite
+//! database built here (the sidecar's public schema) whose report figures are
+//! worked out by hand in the comments.
+
+use std::str::FromStr;
+
+use fillcast_journal::report::fees::{hwm_fees, FeePolicy, PeriodEquity, Settlement};
+use fillcast_journal::report::metrics::{
+    self, annualised_return, average_holding_ns, calmar_of_curve, max_drawdown, profit_factor,
+    sharpe, sharpe_of_curve, win_rate, ProfitFactor,
+};
+use fillcast_journal::report::time::{days_from_civil, NS_PER_DAY};
+use fillcast_journal::report::{self, ReportOptions};
+use rusqlite::Connection;
+use rust_decimal::Decimal;
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+#[test]
+fn known_curve_drawdown_sharpe_calmar() {
+    // Equity 100 → 110 → 99 → 108.9, one point per period, 3 periods a year.
+    let curve = [d("100"), d("110"), d("99"), d("108.9")];
+    // Peak 110, trough 99: (110 − 99) / 110 = 0.1.
+    assert_eq!(max_drawdown(&curve), d("0.1"));
+    // Returns: +10%, −10%, +10%. mean = 1/30; sample variance =
+    // ((1/10 − 1/30)² + (−1/10 − 1/30)² + (1/10 − 1/30)²) / 2 = (4/900 + 16/900 + 4/900) / 2
+    // = 1/75; sd = 1/(5√3). mean/sd = (1/30)·5√3 = √3/6; × √3 = 0.5.
+    let s = sharpe_of_curve(&curve, 3.0).unwrap();
+    assert!(close(s, 0.5), "sharpe {s}");
+    // Daily: the same per-period ratio √3/6 × √365 = 5.5151...
+    let s365 = sharpe_of_curve(&curve, 365.0).unwrap();
+    assert!(
+        close(s365, 3f64.sqrt() / 6.0 * 365f64.sqrt()),
+        "sharpe {s365}"
+    );
+    // 3 periods at 3 a year is one year: annualised = 108.9/100 − 1 = 0.089;
+    // Calmar = 0.089 / 0.1 = 0.89.
+    let a = annualised_return(d("100"), d("108.9"), 3.0, 3.0).unwrap();
+    assert!(close(a, 0.089), "annualised {a}");
+    let c = calmar_of_curve(&curve, 3.0).unwrap();
+    assert!(close(c, 0.89), "calmar {c}");
+}
+
+#[test]
+fn drawdown_uses_the_running_peak_not_the_first_point() {
+    // 100 → 80 (20%) → 200 → 150 (25%) → 190: the second fall is the larger.
+    let curve = [d("100"), d("80"), d("200"), d("150"), d("190")];
+    assert_eq!(max_drawdown(&curve), d("0.25"));
+}
+
+#[test]
+fn sharpe_is_undefined_below_two_periods_or_without_variance() {
+    assert_eq!(sharpe(&[], 365.0), None);
+    assert_eq!(sharpe(&[0.05], 365.0), None);
+    // Two identical returns: zero variance.
+    assert_eq!(
+        sharpe_of_curve(&[d("100"), d("110"), d("121")], 365.0),
+        None
+    );
+    // Calmar without a drawdown is unbounded: None.
+    assert_eq!(
+        calmar_of_curve(&[d("100"), d("110"), d("121")], 365.0),
+        None
+    );
+}
+
+#[test]
+fn hwm_fee_charges_only_new_highs_after_a_loss_and_recovery() {
+    let policy = FeePolicy {
+        rate: d("0.2"),
+        leader_fraction: d("0.75"),
+        settlement: Settlement::Monthly,
+    };
+    let eq = |i: i64, e: &str| PeriodEquity {
+        start_ns: i * 10,
+        end_ns: i * 10 + 10,
+        equity: d(e),
+        settled: true,
+    };
+    // Start 1000.
+    //  1100: 0.2 × (1100 − 1000) = 20, HWM → 1100
+    //   900: loss, 0
+    //  1050: recovering but below the HWM 1100, 0
+    //  1200: 0.2 × (1200 − 1100) = 20, HWM → 1200
+    //  1150: 0
+    // Total 40 = 0.2 × (1200 − 1000): no profit charged twice. Leader 75% = 30.
+    let periods = [
+        eq(0, "1100"),
+        eq(1, "900"),
+        eq(2, "1050"),
+        eq(3, "1200"),
+        eq(4, "1150"),
+    ];
+    let s = hwm_fees(d("1000"), &periods, &policy);
+    let fees: Vec<Decimal> = s.periods.iter().map(|p| p.fee).collect();
+    assert_eq!(fees, vec![d("20"), d("0"), d("0"), d("20"), d("0")]);
+    assert_eq!(s.fee, d("40"));
+    assert_eq!(s.leader_share, d("30"));
+    assert_eq!(s.platform_share, d("10"));
+    assert_eq!(s.hwm, d("1200"));
+    assert_eq!(s.accrued, Decimal::ZERO);
+
+    // A running (unsettled) period accrues but does not charge or raise the HWM.
+    let mut open = eq(5, "1300");
+    open.settled = false;
+    let s = hwm_fees(d("1000"), &[eq(0, "1100"), open], &policy);
+    assert_eq!(s.fee, d("20"));
+    assert_eq!(s.accrued, d("40"));
+    assert_eq!(s.hwm, d("1100"));
+}
+
+#[test]
+fn fee_policy_is_validated() {
+    let mut p = FeePolicy::default();
+    assert!(p.validate().is_ok());
+    p.rate = d("1.5");
+    assert!(p.validate().is_err());
+    p.rate = d("0.1");
+    p.leader_fraction = d("-0.1");
+    assert!(p.validate().is_err());
+}
+
+#[test]
+fn win_rate_profit_factor_and_holding_time_on_a_trade_list() {
+    // +30, −10, +45, 0 (break-even), −20.
+    let pnls = [d("30"), d("-10"), d("45"), d("0"), d("-20")];
+    // Wins: 30 and 45 → 2 of 5 = 0.4 (break-even is not a win).
+    assert_eq!(win_rate(&pnls), Some(d("0.4")));
+    // Gross profit 75, gross loss 30: 75 / 30 = 2.5.
+    assert_eq!(profit_factor(&pnls), ProfitFactor::Finite(d("2.5")));
+    assert_eq!(profit_factor(&[d("5")]), ProfitFactor::Infinite);
+    assert_eq!(profit_factor(&[]), ProfitFactor::Undefined);
+    assert_eq!(win_rate(&[]), None);
+    // Held 1 h and 3 h: mean 2 h.
+    let h = 3_600 * 1_000_000_000i64;
+    assert_eq!(average_holding_ns(&[(0, h), (10, 10 + 3 * h)]), Some(2 * h));
+    assert_eq!(metrics::roi(d("1000"), d("970")), Some(d("-0.03")));
+    assert_eq!(metrics::roi(d("0"), d("970")), None);
+}
+
+// --- a small database -------------------------------------------------------
+
+const SCHEMA: &str = "
+CREATE TABLE leader_fills (seq INTEGER PRIMARY KEY, leader_id TEXT, event_id TEXT, symbol TEXT,
+  side TEXT, qty TEXT, price TEXT, position_after TEXT, order_id TEXT, order_qty TEXT,
+  venue_ts INTEGER, recv_ts INTEGER, ignored TEXT NOT NULL DEFAULT '');
+CREATE TABLE copy_instructions (seq INTEGER PRIMARY KEY, leader_fill_seq INTEGER, event_id TEXT,
+  subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target TEXT, delta TEXT,
+  sent TEXT, status TEXT, reason TEXT, config_revision INTEGER);
+CREATE TABLE follower_orders (client_order_id TEXT PRIMARY KEY, seq INTEGER, instruction_seq INTEGER,
+  event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, venue TEXT, symbol TEXT,
+  side TEXT, qty TEXT, limit_price TEXT, order_type TEXT, reduce_only INTEGER, status TEXT,
+  filled_qty TEXT, reject_reason TEXT);
+CREATE TABLE follower_fills (client_order_id TEXT, venue_trade_id TEXT, seq INTEGER, follower_id TEXT,
+  subscription_id TEXT, symbol TEXT, side TEXT, qty TEXT, price TEXT, fee TEXT, ts INTEGER);
+CREATE TABLE positions (subscription_id TEXT, symbol TEXT, follower_id TEXT, leader_id TEXT, qty TEXT,
+  avg_price TEXT, realized_pnl TEXT, updated_seq INTEGER);
+CREATE TABLE mark_prices (symbol TEXT, ts INTEGER, price TEXT);
+CREATE TABLE leader_equity (leader_id TEXT, ts INTEGER, equity TEXT);
+CREATE TABLE subscriptions (subscription_id TEXT, follower_id TEXT, leader_id TEXT, mode TEXT, allocation TEXT);
+CREATE TABLE leaders (leader_id TEXT, equity TEXT);
+CREATE TABLE followers (follower_id TEXT, equity TEXT);
+CREATE TABLE audit_log (seq INTEGER, ts INTEGER, kind TEXT, subject TEXT, reason TEXT, detail TEXT);
+CREATE TABLE symbols (name TEXT, lot_size TEXT, tick_size TEXT);
+";
+
+fn t0() -> i64 {
+    // 2024-11-01 00:00:00 UTC.
+    days_from_civil(2024, 11, 1) * NS_PER_DAY
+}
+
+fn day(n: i64) -> i64 {
+    t0() + n * NS_PER_DAY
+}
+
+/// One decision of a subscription on a leader fill: (target, delta, sent, status,
+/// reason, what became of its order).
+type Decision = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+/// Leader L1 (capital 1000) trades BTC once a day:
+///
+/// | day | fill          | position | realized | equity |
+/// |-----|---------------|----------|----------|--------|
+/// | 0   | buy 1 @ 100   | 1        |          | 1000   |
+/// | 1   | sell 1 @ 120  | 0        | +20      | 1020   |
+/// | 2   | buy 2 @ 120   | 2        |          | 1020   |
+/// | 3   | sell 2 @ 110  | 0        | −20      | 1000   |
+/// | 4   | buy 1 @ 110   | 1 (open) |          | 1000   |
+/// | 5   | mark 80       | 1        |          | 970    |
+///
+/// Subscription S1 (F1, allocation 100) copies at 0.1 and fills everything, with a
+/// fee of 0.01 per fill; S2 (F2, allocation 50) copies at 0.05, is reduced by
+/// `max_position` on day 2 and its day-4 order is rejected (`insufficient_margin`).
+/// L2 (capital 500) has no fill.
+fn populate(c: &Connection) {
+    c.execute_batch(SCHEMA).unwrap();
+    c.execute_batch(
+        "INSERT INTO symbols VALUES ('BTC', '0.01', '0.1');
+         INSERT INTO leaders VALUES ('L1', '1000'), ('L2', '500');
+         INSERT INTO followers VALUES ('F1', '100'), ('F2', '50');
+         INSERT INTO subscriptions VALUES ('S1', 'F1', 'L1', 'proportional', '100'),
+                                          ('S2', 'F2', 'L1', 'proportional', '50');
+         INSERT INTO audit_log VALUES (1, 0, 'command', 'F2', 'pause', 'by ops');",
+    )
+    .unwrap();
+    let lf = [
+        ("buy", "1", "100", "1"),
+        ("sell", "1", "120", "0"),
+        ("buy", "2", "120", "2"),
+        ("sell", "2", "110", "0"),
+        ("buy", "1", "110", "1"),
+    ];
+    for (i, (side, q, p, pos)) in lf.iter().enumerate() {
+        let seq = i as i64 + 1;
+        c.execute(
+            "INSERT INTO leader_fills (seq, leader_id, event_id, symbol, side, qty, price,
+               position_after, order_id, order_qty, venue_ts, recv_ts)
+             VALUES (?1, 'L1', ?2, 'BTC', ?3, ?4, ?5, ?6, ?7, ?4, ?8, ?9)",
+            rusqlite::params![
+                seq,
+                format!("e{seq}"),
+                side,
+                q,
+                p,
+                pos,
+                format!("o{seq}"),
+                day(i as i64),
+                day(i as i64) + 35_000
+            ],
+        )
+        .unwrap();
+    }
+    // A feed reconnect replays fill 2: the engine ignores the duplicate event, and so
+    // must the metrics (counted, it would add a second close of a flat position).
+    c.execute(
+        "INSERT INTO leader_fills VALUES (6, 'L1', 'e2', 'BTC', 'sell', '1', '120', '0', 'o2', '1', ?1, ?1, 'duplicate')",
+        [day(1) + 1_000_000],
+    )
+    .unwrap();
+    c.execute("INSERT INTO mark_prices VALUES ('BTC', ?1, '80')", [day(5)])
+        .unwrap();
+
+    let mut iseq = 0i64;
+    let mut fseq = 0i64;
+    let subs: [(&str, &str, [Decision; 5]); 2] = [
+        (
+            "S1",
+            "F1",
+            [
+                ("0.1", "0.1", "0.1", "sent", "", "filled"),
+                ("0", "-0.1", "-0.1", "sent", "", "filled"),
+                ("0.2", "0.2", "0.2", "sent", "", "filled"),
+                ("0", "-0.2", "-0.2", "sent", "", "filled"),
+                ("0.1", "0.1", "0.1", "sent", "", "filled"),
+            ],
+        ),
+        (
+            "S2",
+            "F2",
+            [
+                ("0.05", "0.05", "0.05", "sent", "", "filled"),
+                ("0", "-0.05", "-0.05", "sent", "", "filled"),
+                ("0.1", "0.1", "0.05", "reduced", "max_position", "filled"),
+                ("0", "-0.05", "-0.05", "sent", "", "filled"),
+                ("0.05", "0.05", "0.05", "sent", "", "rejected"),
+            ],
+        ),
+    ];
+    for (sub, follower, rows) in subs {
+        for (k, (target, delta, sent, status, reason, outcome)) in rows.iter().enumerate() {
+            iseq += 1;
+            let lseq = k as i64 + 1;
+            c.execute(
+                "INSERT INTO copy_instructions VALUES (?1, ?2, ?3, ?4, ?5, 'L1', 'BTC', ?6, ?7, ?8, ?9, ?10, 1)",
+                rusqlite::params![iseq, lseq, format!("e{lseq}"), sub, follower, target, delta, sent, status, reason],
+            )
+            .unwrap();
+            let qty = Decimal::from_str(sent).unwrap();
+            let side = if qty.is_sign_negative() {
+                "sell"
+            } else {
+                "buy"
+            };
+            let qty = qty.abs().to_string();
+            let price = lf[k].2;
+            let coid = format!("c-{sub}-{lseq}");
+            let (filled, reject) = if *outcome == "filled" {
+                (qty.clone(), None)
+            } else {
+                ("0".to_string(), Some("insufficient_margin"))
+            };
+            c.execute(
+                "INSERT INTO follower_orders VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'L1', 'sim', 'BTC', ?7, ?8, ?9, 'ioc', ?10, ?11, ?12, ?13)",
+                rusqlite::params![
+                    coid, iseq, iseq, format!("e{lseq}"), sub, follower, side, qty, price,
+                    i64::from(side == "sell"), outcome, filled, reject
+                ],
+            )
+            .unwrap();
+            if *outcome == "filled" {
+                fseq += 1;
+                let fee = if sub == "S1" { "0.01" } else { "0" };
+                c.execute(
+                    "INSERT INTO follower_fills VALUES (?1, ?2, ?3, ?4, ?5, 'BTC', ?6, ?7, ?8, ?9, ?10)",
+                    rusqlite::params![coid, format!("t{fseq}"), fseq, follower, sub, side, qty, price, fee, day(k as i64) + 1_000_000],
+                )
+                .unwrap();
+            }
+        }
+    }
+    c.execute_batch(
+        "INSERT INTO positions VALUES ('S1', 'BTC', 'F1', 'L1', '0.1', '110', '0', 10),
+                                      ('S2', 'BTC', 'F2', 'L1', '0', '0', '0.5', 9);",
+    )
+    .unwrap();
+}
+
+fn options() -> ReportOptions {
+    ReportOptions {
+        fee: FeePolicy {
+            rate: d("0.2"),
+            leader_fraction: d("0.5"),
+            settlement: Settlement::Daily,
+        },
+        ..ReportOptions::default()
+    }
+}
+
+fn db() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    populate(&c);
+    c
+}
+
+#[test]
+fn an_open_losing_position_lowers_the_leader_roi() {
+    let c = db();
+    let r = report::build_with(&c, &options()).unwrap();
+    let l1 = r.leader("L1").unwrap();
+    let all = l1.windows.iter().find(|w| w.label == "all").unwrap();
+    // Realized: +20 − 20 = 0, so realized-only ROI would be 0. The open long of 1
+    // bought at 110 and marked at 80 loses 30: equity 970, ROI = −30 / 1000 = −3%.
+    assert_eq!(l1.realized_pnl, Decimal::ZERO);
+    assert_eq!(l1.unrealized_pnl, d("-30"));
+    assert_eq!(l1.equity, Some(d("970")));
+    assert_eq!(all.pnl, d("-30"));
+    assert_eq!(all.roi, Some(d("-0.03")));
+    assert_eq!(l1.open_positions.len(), 1);
+    assert_eq!(l1.open_positions[0].avg_price, d("110"));
+
+    // Without the mark the loss is invisible: the same fills value at 110, ROI 0.
+    c.execute("DELETE FROM mark_prices", []).unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    let all = r.leader("L1").unwrap().windows.last().unwrap().clone();
+    assert_eq!(all.roi, Some(Decimal::ZERO));
+}
+
+#[test]
+fn leader_metrics_from_the_database() {
+    let c = db();
+    let r = report::build_with(&c, &options()).unwrap();
+    assert_eq!(r.as_of_ns, Some(day(5)));
+    assert!(!r.is_empty());
+    let l1 = r.leader("L1").unwrap();
+    assert_eq!(l1.capital, Some(d("1000")));
+    assert_eq!(l1.capital_source, "leaders");
+    assert_eq!(l1.followers, 2);
+    assert_eq!(l1.aum, d("150"));
+    assert_eq!(l1.trades_closed, 2);
+    assert_eq!(l1.position_gaps, 0);
+    assert_eq!((l1.fills, l1.ignored_fills), (5, 1));
+    assert!(r
+        .notes
+        .iter()
+        .any(|n| n.contains("1 leader fill(s) the engine ignored")));
+    let labels: Vec<&str> = l1.windows.iter().map(|w| w.label.as_str()).collect();
+    assert_eq!(labels, ["7d", "30d", "90d", "all"]);
+    let all = &l1.windows[3];
+    // Peak 1020 (day 1), lowest later point 970 (day 5): 50 / 1020.
+    assert_eq!(all.max_drawdown, Some(d("50") / d("1020")));
+    // Trades +20 and −20: win rate 1/2, profit factor 20/20 = 1, each held 1 day.
+    assert_eq!(all.trades, 2);
+    assert_eq!(all.win_rate, Some(d("0.5")));
+    assert_eq!(all.profit_factor, ProfitFactor::Finite(d("1")));
+    assert_eq!(all.avg_holding_ns, Some(NS_PER_DAY));
+    // Daily equity counting back from day 5: 1000, 1020, 1020, 1000, 1000, 970.
+    // Returns 0.02, 0, −20/1020, 0, −0.03; Sharpe = mean / sample sd × √365.
+    let rets = [0.02, 0.0, -20.0 / 1020.0, 0.0, -0.03];
+    let mean = rets.iter().sum::<f64>() / 5.0;
+    let sd = (rets.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 4.0).sqrt();
+    let expected = mean / sd * 365f64.sqrt();
+    assert_eq!(all.periods, 5);
+    assert!(
+        close(all.sharpe.unwrap(), expected),
+        "{:?} vs {expected}",
+        all.sharpe
+    );
+    // 5 days (and the 1 ns before the first fill) from 1000 to 970, compounded to a
+    // year: 0.97^(365/5) − 1; Calmar divides it by the drawdown 50/1020.
+    let periods = 5.0 + 1.0 / NS_PER_DAY as f64;
+    let ann = 0.97f64.powf(365.0 / periods) - 1.0;
+    assert!(close(all.annualised_return.unwrap(), ann));
+    assert!(close(all.calmar.unwrap(), ann / (50.0 / 1020.0)));
+    // The 7-day window reaches back before the first fill: same figures as all time.
+    assert_eq!(l1.windows[0].roi, all.roi);
+    assert_eq!(l1.windows[0].trades, 2);
+
+    // L2 has a capital and no fill: zeros and n/a, no panic.
+    let l2 = r.leader("L2").unwrap();
+    assert_eq!(l2.windows[3].pnl, Decimal::ZERO);
+    assert_eq!(l2.windows[3].trades, 0);
+    assert_eq!(l2.windows[3].sharpe, None);
+}
+
+#[test]
+fn follower_pnl_fees_and_reconciliation_from_the_database() {
+    let c = db();
+    let r = report::build_with(&c, &options()).unwrap();
+
+    // F1 (S1, 0.1 of L1): +2 on day 1, −2 on day 3, open 0.1 bought at 110 marked at 80
+    // (−3), five fills at 0.01 fee: net = 0 − 3 − 0.05 = −3.05.
+    let f1 = r.follower("F1").unwrap();
+    assert_eq!(f1.realized_pnl, d("0"));
+    assert_eq!(f1.unrealized_pnl, d("-3"));
+    assert_eq!(f1.fees_paid, d("0.05"));
+    assert_eq!(f1.net_pnl, d("-3.05"));
+    assert_eq!(f1.funding, None);
+    // Daily HWM fee at 20% from the allocation 100: day 0 ends at 99.99 (fee 0.01),
+    // day 1 at 101.98 (+2, fees 0.02): 0.2 × 1.98 = 0.396, HWM 101.98; days 2-4 end
+    // below it (101.97, 99.96, 99.95): nothing. Split 50/50.
+    assert_eq!(f1.performance_fee, d("0.396"));
+    assert_eq!(f1.leader_share, d("0.198"));
+    assert_eq!(f1.platform_share, d("0.198"));
+    let sched = &f1.subscriptions[0].performance_fee;
+    assert_eq!(sched.periods.len(), 5);
+    assert_eq!(sched.hwm, d("101.98"));
+
+    // F2 (S2, 0.05): +1 on day 1, −0.5 on day 3 (0.05 bought at 120 sold at 110), the
+    // day-4 order was rejected: flat, net +0.5. Fee: day 1 ends at 51: 0.2 × 1 = 0.2.
+    let f2 = r.follower("F2").unwrap();
+    assert_eq!(f2.realized_pnl, d("0.5"));
+    assert_eq!(f2.unrealized_pnl, d("0"));
+    assert_eq!(f2.net_pnl, d("0.5"));
+    assert_eq!(f2.performance_fee, d("0.2"));
+    assert_eq!(r.fees.fee, d("0.596"));
+    assert_eq!(r.fees.leader_share, d("0.298"));
+    assert_eq!(r.fees.by_leader, vec![("L1".to_string(), d("0.298"))]);
+
+    // Reconciliation: S1 holds its target 0.1; S2's target is 0.05 but the venue
+    // says 0 (rejected): deviation −0.05 × mark 80 = 4 notional.
+    let rc = &r.reconciliation;
+    assert_eq!(rc.pairs.len(), 2);
+    assert_eq!(rc.pairs_in_sync(), 1);
+    let s2 = rc.pairs.iter().find(|p| p.subscription_id == "S2").unwrap();
+    assert_eq!(s2.target, d("0.05"));
+    assert_eq!(s2.expected, d("0.05"));
+    assert_eq!(s2.venue, d("0"));
+    assert_eq!(s2.deviation, d("-0.05"));
+    assert_eq!(s2.deviation_notional, Some(d("4")));
+    // In lots of 0.01: −5.
+    assert_eq!(s2.deviation_lots, Some(d("-5")));
+    let why = s2.reasons.join("; ");
+    assert!(why.contains("insufficient_margin"), "{why}");
+    assert!(why.contains("reduced (max_position)"), "{why}");
+    assert_eq!(rc.out_of_sync.len(), 1);
+    assert_eq!(rc.out_of_sync[0].follower_id, "F2");
+    assert_eq!(rc.out_of_sync[0].score, d("4"));
+    let counts: Vec<u64> = rc.distribution.iter().map(|b| b.count).collect();
+    // F1 exactly on target (score 0), F2 in (1, 10].
+    assert_eq!(counts, vec![1, 0, 1, 0, 0, 0]);
+
+    // Activity counts.
+    assert_eq!(r.activity.instructions, 10);
+    assert!(r
+        .activity
+        .limited_by_reason
+        .contains(&("reduced (max_position)".to_string(), 1)));
+    assert_eq!(
+        r.activity.reject_reasons,
+        vec![("insufficient_margin".to_string(), 1)]
+    );
+}
+
+#[test]
+fn json_carries_every_figure_as_exact_strings() {
+    let c = db();
+    let j = report::build_with(&c, &options()).unwrap().to_json();
+    assert_eq!(j["schema"], "fillcast.report.v1");
+    assert_eq!(j["empty"], false);
+    assert_eq!(j["as_of_ns"], day(5));
+    let all = &j["leaders"][0]["windows"][3];
+    assert_eq!(j["leaders"][0]["leader_id"], "L1");
+    assert_eq!(all["window"], "all");
+    assert_eq!(all["roi"], "-0.03");
+    assert_eq!(all["pnl"], "-30");
+    assert_eq!(all["win_rate"], "0.5");
+    assert_eq!(all["profit_factor"], "1");
+    assert!(all["max_drawdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("0.04901960784"));
+    assert!(all["sharpe"].is_f64());
+    assert_eq!(j["leaders"][0]["equity"], "970");
+    assert_eq!(
+        j["leaders"][0]["open_positions"][0]["unrealized_pnl"],
+        "-30"
+    );
+    assert_eq!(
+        j["leaders"][1]["windows"][3]["sharpe"],
+        serde_json::Value::Null
+    );
+    assert_eq!(j["followers"][0]["net_pnl"], "-3.05");
+    assert_eq!(j["followers"][0]["funding"], serde_json::Value::Null);
+    assert_eq!(j["fees"]["fee"], "0.596");
+    assert_eq!(j["fees"]["platform_share"], "0.298");
+    assert_eq!(
+        j["followers"][0]["subscriptions"][0]["performance_fee"]["periods"][1]["fee"],
+        "0.396"
+    );
+    assert_eq!(j["reconciliation"]["out_of_sync"][0]["follower_id"], "F2");
+    assert_eq!(
+        j["reconciliation"]["out_of_sync"][0]["pairs"][0]["deviation_notional"],
+        "4"
+    );
+    assert_eq!(j["activity"]["instructions_by_status"]["reduced"], 1);
+    assert_eq!(j["audit"]["by_kind"]["command"], 1);
+    assert_eq!(j["row_counts"]["follower_fills"], 9);
+    assert_eq!(j["latency"], serde_json::Value::Null);
+    let with = report::build(&c)
+        .unwrap()
+        .with_latency(vec![(1_000, 5), (10_000, 90), (50_000, 5)]);
+    let j = with.to_json();
+    assert_eq!(j["latency"]["count"], 100);
+    // The 50th sample falls in the 10 µs bucket, the 99th in the 50 µs one.
+    assert_eq!(j["latency"]["p50_ns"], 10_000);
+    assert_eq!(j["latency"]["p99_ns"], 50_000);
+}
+
+#[test]
+fn lineage_explains_skips_reductions_and_rejects() {
+    let c = db();
+    let l = report::lineage(&c, "c-S2-5").unwrap().unwrap();
+    assert_eq!(l.leader_fill.as_ref().unwrap().seq, 5);
+    assert_eq!(l.instructions.len(), 1);
+    assert_eq!(l.instructions[0].orders[0].order.status, "rejected");
+    assert!(l.instructions[0].orders[0].fills.is_empty());
+    assert!(l.reasons.iter().any(|r| r.contains("insufficient_margin")));
+    let text = l.to_text();
+    assert!(text.contains("leader fill #5 L1"), "{text}");
+    assert!(text.contains("order c-S2-5"), "{text}");
+    assert_eq!(
+        l.to_json()["instructions"][0]["orders"][0]["reject_reason"],
+        "insufficient_margin"
+    );
+
+    // The day-2 leader fill: S1 sent in full, S2 was reduced by max_position.
+    let l = report::leader_fill_lineage(&c, 3).unwrap().unwrap();
+    assert_eq!(l.instructions.len(), 2);
+    assert_eq!(l.instructions[1].orders[0].fills.len(), 1);
+    assert!(
+        l.reasons
+            .iter()
+            .any(|r| r.contains("reduced: max_position (delta 0.1, sent 0.05)")),
+        "{:?}",
+        l.reasons
+    );
+
+    let dup = report::leader_fill_lineage(&c, 6).unwrap().unwrap();
+    assert!(dup.instructions.is_empty());
+    assert_eq!(
+        dup.reasons,
+        ["leader fill #6 ignored by the engine: duplicate"]
+    );
+    assert!(dup.to_text().contains("ignored by the engine: duplicate"));
+
+    assert!(report::lineage(&c, "no-such-order").unwrap().is_none());
+    assert!(report::leader_fill_lineage(&c, 999).unwrap().is_none());
+}
+
+#[test]
+fn empty_and_tableless_databases_give_valid_reports() {
+    let c = Connection::open_in_memory().unwrap();
+    let r = report::build(&c).unwrap();
+    assert!(r.is_empty());
+    assert_eq!(r.as_of_ns, None);
+    assert_eq!(r.missing_tables.len(), 12);
+    assert!(r.summary_text().contains("nothing to report"));
+    assert_eq!(r.to_json()["empty"], true);
+
+    c.execute_batch(SCHEMA).unwrap();
+    let r = report::build(&c).unwrap().with_latency(Vec::new());
+    assert!(r.is_empty());
+    assert!(r.missing_tables.is_empty());
+    assert!(r.notes.iter().any(|n| n.contains("empty database")));
+    assert!(r.leaders.is_empty() && r.followers.is_empty());
+    let html = r.to_html();
+    assert!(html.contains("nothing to measure"));
+    assert!(report::lineage(&c, "x").unwrap().is_none());
+}
+
+#[test]
+fn bad_values_are_errors_that_name_the_row_and_column() {
+    // Each hostile value gives an error naming the table, the row and the column,
+    // never a panic or a silently wrong figure.
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "UPDATE leader_fills SET qty = 'abc' WHERE seq = 2",
+            &["leader_fills", "seq=2", "qty"],
+        ),
+        (
+            "UPDATE leader_fills SET side = 'hold' WHERE seq = 3",
+            &["seq=3", "side", "buy or sell"],
+        ),
+        (
+            "UPDATE follower_fills SET ts = -5 WHERE seq = 1",
+            &["follower_fills", "ts", "timestamp"],
+        ),
+        (
+            "UPDATE mark_prices SET ts = 9223372036854775807",
+            &["mark_prices", "ts"],
+        ),
+        // 1e20 × 1e15 does not fit in a Decimal's 28 digits.
+        (
+            "UPDATE leader_fills SET qty = '100000000000000000000', price = '1000000000000000' WHERE seq = 1",
+            &["overflow", "leader L1"],
+        ),
+    ];
+    for (sql, words) in cases {
+        let c = db();
+        c.execute(sql, []).unwrap();
+        let e = report::build(&c).unwrap_err().to_string();
+        for w in words {
+            assert!(e.contains(w), "{sql}: {e}");
+        }
+    }
+    let bad_as_of = ReportOptions {
+        as_of_ns: Some(-1),
+        ..ReportOptions::default()
+    };
+    assert!(report::build_with(&db(), &bad_as_of).is_err());
+}
+
+#[test]
+fn leader_capital_comes_from_leader_equity_first() {
+    let c = db();
+    c.execute(
+        "INSERT INTO leader_equity VALUES ('L1', ?1, '2000'), ('L1', ?2, '1500')",
+        [day(-1), day(3)],
+    )
+    .unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    let l1 = r.leader("L1").unwrap();
+    // The earliest row (2000) is the capital: ROI = −30 / 2000 = −1.5%.
+    assert_eq!(l1.capital_source, "leader_equity");
+    assert_eq!(l1.windows[3].roi, Some(d("-0.015")));
+}
+
+#[test]
+fn summary_text_names_the_figures() {
+    let c = db();
+    let s = report::build_with(&c, &options())
+        .unwrap()
+        .with_latency(vec![(2_000, 10)])
+        .summary_text();
+    assert!(
+        s.contains("fillcast report as of 2024-11-06 00:00:00 UTC"),
+        "{s}"
+    );
+    assert!(s.contains("L1"));
+    assert!(s.contains("-3.00%"), "{s}");
+    assert!(s.contains("1 follower(s) out of sync"), "{s}");
+    assert!(s.contains("insufficient_margin"), "{s}");
+    assert!(s.contains("p50 ≤ 2µs"), "{s}");
+}
+
+// --- the same database in PostgreSQL ---------------------------------------
+
+/// The schema with PostgreSQL's types: NUMERIC decimals, BIGINT timestamps.
+const PG_SCHEMA: &[(&str, &str)] = &[
+    ("leader_fills", "seq BIGINT, leader_id TEXT, event_id TEXT, symbol TEXT, side TEXT, qty NUMERIC, price NUMERIC, position_after NUMERIC, order_id TEXT, order_qty NUMERIC, venue_ts BIGINT, recv_ts BIGINT, ignored TEXT"),
+    ("copy_instructions", "seq BIGINT, leader_fill_seq BIGINT, event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target NUMERIC, delta NUMERIC, sent NUMERIC, status TEXT, reason TEXT, config_revision BIGINT"),
+    ("follower_orders", "client_order_id TEXT, seq BIGINT, instruction_seq BIGINT, event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, venue TEXT, symbol TEXT, side TEXT, qty NUMERIC, limit_price NUMERIC, order_type TEXT, reduce_only BOOLEAN, status TEXT, filled_qty NUMERIC, reject_reason TEXT"),
+    ("follower_fills", "client_order_id TEXT, venue_trade_id TEXT, seq BIGINT, follower_id TEXT, subscription_id TEXT, symbol TEXT, side TEXT, qty NUMERIC, price NUMERIC, fee NUMERIC, ts BIGINT"),
+    ("positions", "subscription_id TEXT, symbol TEXT, follower_id TEXT, leader_id TEXT, qty NUMERIC, avg_price NUMERIC, realized_pnl NUMERIC, updated_seq BIGINT"),
+    ("mark_prices", "symbol TEXT, ts BIGINT, price NUMERIC"),
+    ("leader_equity", "leader_id TEXT, ts BIGINT, equity NUMERIC"),
+    ("subscriptions", "subscription_id TEXT, follower_id TEXT, leader_id TEXT, mode TEXT, allocation NUMERIC"),
+    ("leaders", "leader_id TEXT, equity NUMERIC"),
+    ("followers", "follower_id TEXT, equity NUMERIC"),
+    ("audit_log", "seq BIGINT, ts BIGINT, kind TEXT, subject TEXT, reason TEXT, detail TEXT"),
+    ("symbols", "name TEXT, lot_size NUMERIC, tick_size NUMERIC"),
+];
+
+#[test]
+fn postgres_gives_the_same_report_as_sqlite() {
+    let url = std::env::var("FILLCAST_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut pg = match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("skipped: no PostgreSQL at {url} ({e})");
+            return;
+        }
+    };
+    let schema = format!("report_test_{}", std::process::id());
+    pg.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema};"
+    ))
+    .unwrap();
+    let lite = db();
+    for (table, cols) in PG_SCHEMA {
+        pg.batch_execute(&format!("CREATE TABLE {table} ({cols})"))
+            .unwrap();
+        // Copy every row as text, cast to the column's type on insert.
+        let types: Vec<&str> = cols
+            .split(", ")
+            .map(|c| c.split(' ').nth(1).unwrap())
+            .collect();
+        let names: Vec<&str> = cols
+            .split(", ")
+            .map(|c| c.split(' ').next().unwrap())
+            .collect();
+        let select = names
+            .iter()
+            .map(|n| format!("CAST({n} AS TEXT)"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let insert = format!(
+            "INSERT INTO {table} VALUES ({})",
+            types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("${}::text::{t}", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut stmt = lite
+            .prepare(&format!("SELECT {select} FROM {table}"))
+            .unwrap();
+        let rows: Vec<Vec<Option<String>>> = stmt
+            .query_map([], |r| (0..names.len()).map(|i| r.get(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for row in rows {
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = row
+                .iter()
+                .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            pg.execute(insert.as_str(), &params).unwrap();
+        }
+    }
+    let from_pg = report::build_postgres(&mut pg, &options());
+    let lineage_pg = report::lineage_postgres(&mut pg, "c-S2-5");
+    pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+
+    let from_lite = report::build_with(&lite, &options()).unwrap();
+    assert_eq!(from_pg.unwrap().to_json(), from_lite.to_json());
+    assert_eq!(
+        lineage_pg.unwrap().unwrap().to_json(),
+        report::lineage(&lite, "c-S2-5").unwrap().unwrap().to_json()
+    );
+}
