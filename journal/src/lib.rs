@@ -17,6 +17,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod segment;
+pub mod sidecar;
 pub mod stage;
 pub mod tail;
 pub mod writer;

@@ -1,0 +1,1210 @@
+//! Turning journal records into rows, and the state that crosses batches.
+//!
+//! Some rows need more than their own record: a leader fill's `position_after`,
+//! an order's instruction, a fill's order, a position's cost basis. That state is
+//! kept **in SQL and read back on start** (and after a config change): the
+//! `leader_positions` and `positions` tables whole, the recent leader event ids
+//! (for the engine's duplicate window) from `leader_fills`, and orders one at a
+//! time, by client order id, when a report names one that is not cached. In memory
+//! there is only a cache of it, bounded by `ORDER_CACHE_MAX` plus the live orders,
+//! so a restart at any record rebuilds exactly what an uninterrupted run holds.
+//!
+//! The journal lays out each input (leader fill, exec report, ...) followed by what
+//! the core decided because of it, and for a leader fill each subscription's
+//! orders come just before its decision. So an order of a leader fill waits for
+//! the decision that follows it to learn its `instruction_seq`; a retry (which
+//! follows the exec report that caused it) takes its original order's. The last
+//! input is saved with the read position (`sidecar_state.input_seq`).
+//!
+//! It must never write: it builds rows into a `Batch`, and the driver writes them.
+
+use crate::record::{ConfigRec, Entry};
+use crate::sidecar::rows::{
+    follower_name, leader_name, reject_from_str, sub_name, symbol_name, AuditRow, ConfigRow,
+    EquityRow, FillRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow, MarkRow,
+};
+use crate::sidecar::store::{SavedOrder, Store};
+use crate::sidecar::SidecarError;
+use fillcast_engine::config;
+use fillcast_engine::core::{Decision, Notice};
+use fillcast_engine::event::{
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+};
+use fillcast_engine::ids::{decision_id, parse_client_order_id};
+use fillcast_engine::model::{Side, Universe};
+use fillcast_engine::order::{transition, BoundedSet, Oddity, OrderState};
+use fillcast_engine::units::{Lots, Ticks};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// Orders kept in memory after their batch is written (live orders are kept
+/// beyond it); a report about an order not kept reads it back from SQL.
+pub(crate) const ORDER_CACHE_MAX: usize = 1 << 18;
+
+/// One follower order: its `follower_orders` row.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Order {
+    pub id: u64,
+    pub seq: i64,
+    pub instruction_seq: Option<i64>,
+    pub event_key: u64,
+    pub sub: u32,
+    pub follower: u32,
+    pub symbol: u16,
+    pub side: Side,
+    pub qty: i64,
+    pub limit: i64,
+    pub order_type: OrderType,
+    pub reduce_only: bool,
+    pub state: OrderState,
+    pub filled: i64,
+    pub reject: Option<RejectReason>,
+}
+
+/// One (subscription, symbol) position, with the engine's own arithmetic: `cost`
+/// is Σ signed lots × ticks of the open position, `realized` money (1e-8).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub sub: u32,
+    pub symbol: u16,
+    pub qty: i64,
+    pub cost: i128,
+    pub realized: i128,
+    pub updated_seq: i64,
+}
+
+/// Rows built and not yet written, in journal order per table.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// Write every name table from the current config.
+    pub names: bool,
+    pub configs: Vec<ConfigRow>,
+    pub leader_fills: Vec<LeaderFillRow>,
+    pub instructions: Vec<InstructionRow>,
+    pub fills: Vec<FillRow>,
+    pub marks: Vec<MarkRow>,
+    pub equity: Vec<EquityRow>,
+    pub audit: Vec<AuditRow>,
+    /// Upserts: the latest state of every order, position and leader position
+    /// that changed in the batch (`Builder::take_dirty`).
+    pub orders: Vec<Order>,
+    pub positions: Vec<Position>,
+    pub leader_positions: Vec<LeaderPositionRow>,
+}
+
+impl Batch {
+    /// Rows appended so far (upserts are counted by `Builder::pending_rows`).
+    pub fn appended(&self) -> usize {
+        self.configs.len()
+            + self.leader_fills.len()
+            + self.instructions.len()
+            + self.fills.len()
+            + self.marks.len()
+            + self.equity.len()
+            + self.audit.len()
+    }
+
+    /// Rows the batch writes, upserts and name rows included.
+    pub fn rows(&self, u: &Universe) -> usize {
+        let names = if self.names {
+            u.symbols.len() + u.leaders.len() + u.followers.len() + u.subs.len()
+        } else {
+            0
+        };
+        self.appended()
+            + names
+            + self.orders.len()
+            + self.positions.len()
+            + self.leader_positions.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.names = false;
+        self.configs.clear();
+        self.leader_fills.clear();
+        self.instructions.clear();
+        self.fills.clear();
+        self.marks.clear();
+        self.equity.clear();
+        self.audit.clear();
+        self.orders.clear();
+        self.positions.clear();
+        self.leader_positions.clear();
+    }
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+enum InputKind {
+    #[default]
+    None,
+    LeaderFill {
+        event_key: u64,
+    },
+    Exec {
+        order_id: u64,
+    },
+    Other,
+}
+
+/// The last input record: the outputs after it belong to it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Input {
+    seq: u64,
+    ts: u64,
+    kind: InputKind,
+}
+
+struct Cached {
+    order: Order,
+    /// Venue trade ids of the order's fills: a second report of one is ignored.
+    trades: Vec<u64>,
+    dirty: bool,
+}
+
+struct LeaderPos {
+    qty: i64,
+    updated_seq: i64,
+    dirty: bool,
+}
+
+pub(crate) struct Builder {
+    universe: Option<Arc<Universe>>,
+    revision: Option<u64>,
+    sub_by_name: HashMap<String, u32>,
+    known_revisions: HashSet<u64>,
+    /// The engine's duplicate window over leader event keys, mirrored so that
+    /// `position_after` counts exactly the fills the engine acted on.
+    seen_events: Option<BoundedSet>,
+    leader_pos: HashMap<(u32, u16), LeaderPos>,
+    dirty_leader: Vec<(u32, u16)>,
+    positions: HashMap<(u32, u16), (Position, bool)>,
+    dirty_positions: Vec<(u32, u16)>,
+    orders: HashMap<u64, Cached>,
+    dirty_orders: Vec<u64>,
+    /// Orders of the current leader fill, waiting for their decision.
+    awaiting: Vec<u64>,
+    input: Input,
+    /// Whether this run has read an input yet: until then, the outputs it reads
+    /// may belong to an input a previous run wrote.
+    seen_input: bool,
+}
+
+fn bad(seq: u64, message: impl Into<String>) -> SidecarError {
+    SidecarError::Record {
+        seq,
+        message: message.into(),
+    }
+}
+
+fn to_i64(seq: u64, what: &str, v: u64) -> Result<i64, SidecarError> {
+    i64::try_from(v).map_err(|_| bad(seq, format!("{what} {v} is out of range")))
+}
+
+/// A config as the journal stores it: the universe it resolves to, and the
+/// engine's duplicate window.
+pub(crate) fn load_config(toml: &str) -> Result<(Universe, usize), String> {
+    let cfg =
+        config::load_str(toml, Path::new("journal-config.toml")).map_err(|e| e.to_string())?;
+    let u = Universe::from_config(&cfg).map_err(|e| e.to_string())?;
+    Ok((u, cfg.engine.dedup_window))
+}
+
+fn oddity_str(o: Oddity) -> &'static str {
+    match o {
+        Oddity::None => "none",
+        Oddity::FillBeforeAck => "fill_before_ack",
+        Oddity::LateAck => "late_ack",
+        Oddity::FillAfterTerminal => "fill_after_terminal",
+        Oddity::RepeatedTerminal => "repeated_terminal",
+    }
+}
+
+fn exec_str(k: ExecKind) -> &'static str {
+    match k {
+        ExecKind::Ack => "ack",
+        ExecKind::Fill => "fill",
+        ExecKind::Canceled => "canceled",
+        ExecKind::Rejected => "rejected",
+        ExecKind::Expired => "expired",
+    }
+}
+
+fn state_from_str(s: &str) -> Option<OrderState> {
+    use OrderState as S;
+    [
+        S::New,
+        S::Acked,
+        S::PartiallyFilled,
+        S::Filled,
+        S::Canceled,
+        S::Rejected,
+        S::Expired,
+    ]
+    .into_iter()
+    .find(|x| x.as_str() == s)
+}
+
+/// Applies one fill to a position exactly as the core does (`Core::on_exec`):
+/// realized P&L on the part that closes, at the average cost; `None` on overflow.
+fn apply_fill(p: &mut Position, sign: i64, q: i64, price: i64, mplt: i64) -> Option<()> {
+    let pos = p.qty;
+    let closing = if pos != 0 && pos.signum() != sign {
+        q.min(pos.checked_abs()?)
+    } else {
+        0
+    };
+    if closing > 0 {
+        let removed = p.cost.checked_mul(closing as i128)? / pos.checked_abs()? as i128;
+        let realized_lt = (pos.signum() as i128)
+            .checked_mul(closing as i128)?
+            .checked_mul(price as i128)?
+            .checked_sub(removed)?;
+        p.cost = p.cost.checked_sub(removed)?;
+        let realized = realized_lt
+            .checked_mul(mplt as i128)?
+            .clamp(i64::MIN as i128, i64::MAX as i128);
+        p.realized = p.realized.checked_add(realized)?;
+    }
+    let opened = (sign as i128)
+        .checked_mul((q - closing) as i128)?
+        .checked_mul(price as i128)?;
+    p.cost = p.cost.checked_add(opened)?;
+    p.qty = p.qty.checked_add(sign.checked_mul(q)?)?;
+    Some(())
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            universe: None,
+            revision: None,
+            sub_by_name: HashMap::new(),
+            known_revisions: HashSet::new(),
+            seen_events: None,
+            leader_pos: HashMap::new(),
+            dirty_leader: Vec::new(),
+            positions: HashMap::new(),
+            dirty_positions: Vec::new(),
+            orders: HashMap::new(),
+            dirty_orders: Vec::new(),
+            awaiting: Vec::new(),
+            input: Input::default(),
+            seen_input: false,
+        }
+    }
+
+    pub fn universe(&self) -> Option<&Arc<Universe>> {
+        self.universe.as_ref()
+    }
+
+    pub fn revision(&self) -> Option<u64> {
+        self.revision
+    }
+
+    pub fn input_seq(&self) -> u64 {
+        self.input.seq
+    }
+
+    /// Upsert rows waiting for the next write.
+    pub fn pending_rows(&self) -> usize {
+        self.dirty_orders.len() + self.dirty_positions.len() + self.dirty_leader.len()
+    }
+
+    /// Picks up where a previous run stopped: its config, its state rows, the
+    /// engine's duplicate window, and the input whose outputs may come next.
+    pub fn restore(
+        &mut self,
+        store: &mut dyn Store,
+        revision: &str,
+        input: Option<(u64, u64, &Entry)>,
+    ) -> Result<(), SidecarError> {
+        let db = store.name().to_string();
+        let state = |message: String| SidecarError::State {
+            db: db.clone(),
+            message,
+        };
+        let rev = u64::from_str_radix(revision, 16)
+            .map_err(|_| state(format!("sidecar_state.config_revision `{revision}`")))?;
+        let toml = store
+            .config_toml(revision)?
+            .ok_or_else(|| state(format!("config revision {revision} is not stored")))?;
+        let (u, window) = load_config(&toml)
+            .map_err(|e| state(format!("stored config revision {revision}: {e}")))?;
+        for r in store.revisions()? {
+            let r = u64::from_str_radix(&r, 16)
+                .map_err(|_| state(format!("config_revisions.revision `{r}`")))?;
+            self.known_revisions.insert(r);
+        }
+        self.install(Arc::new(u), rev, window, store)?;
+        let mut keys = Vec::new();
+        for e in store.recent_events(window)? {
+            keys.push(
+                u64::from_str_radix(&e, 16)
+                    .map_err(|_| state(format!("leader_fills.event_id `{e}`")))?,
+            );
+        }
+        if let Some(seen) = self.seen_events.as_mut() {
+            for k in keys {
+                seen.add(k);
+            }
+        }
+        if let Some((seq, ts, entry)) = input {
+            self.input = Input {
+                seq,
+                ts,
+                kind: Self::input_kind(entry),
+            };
+        }
+        Ok(())
+    }
+
+    fn input_kind(e: &Entry) -> InputKind {
+        match e {
+            Entry::Feed(FeedEvent::LeaderFill(f)) => InputKind::LeaderFill {
+                event_key: f.event_key,
+            },
+            Entry::Exec(r) => InputKind::Exec {
+                order_id: r.order_id,
+            },
+            Entry::Feed(_) => InputKind::Other,
+            _ => InputKind::None,
+        }
+    }
+
+    /// Makes `u` the config in force and reads back the state kept under it.
+    fn install(
+        &mut self,
+        u: Arc<Universe>,
+        revision: u64,
+        window: usize,
+        store: &mut dyn Store,
+    ) -> Result<(), SidecarError> {
+        debug_assert_eq!(
+            self.pending_rows(),
+            0,
+            "state is reloaded only after a write"
+        );
+        let db = store.name().to_string();
+        let state = |message: String| SidecarError::State {
+            db: db.clone(),
+            message,
+        };
+        self.sub_by_name = u
+            .subs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i as u32))
+            .collect();
+        self.positions.clear();
+        for p in store.positions()? {
+            let (Some(&sub), Some(sym)) = (
+                self.sub_by_name.get(&p.subscription_id),
+                u.symbol(&p.symbol),
+            ) else {
+                continue;
+            };
+            let spec = u.sym(sym);
+            let what = |col: &str| {
+                state(format!(
+                    "positions ({}, {}): {col}",
+                    p.subscription_id, p.symbol
+                ))
+            };
+            let qty = parse_lots(&p.qty, spec.lot_size).ok_or_else(|| what("qty"))?;
+            let cost = Decimal::from_str(&p.cost_basis)
+                .ok()
+                .and_then(|c| c.checked_div(spec.lot_size * spec.tick_size))
+                .filter(|c| c.fract().is_zero())
+                .and_then(|c| c.to_i128())
+                .ok_or_else(|| what("cost_basis"))?;
+            let realized = Decimal::from_str(&p.realized_pnl)
+                .ok()
+                .and_then(|r| r.checked_mul(Decimal::from(100_000_000)))
+                .filter(|r| r.fract().is_zero())
+                .and_then(|r| r.to_i128())
+                .ok_or_else(|| what("realized_pnl"))?;
+            let pos = Position {
+                sub,
+                symbol: sym.0,
+                qty,
+                cost,
+                realized,
+                updated_seq: p.updated_seq,
+            };
+            self.positions.insert((sub, sym.0), (pos, false));
+        }
+        self.leader_pos.clear();
+        for p in store.leader_positions()? {
+            let (Some(l), Some(sym)) = (u.leader(&p.leader_id), u.symbol(&p.symbol)) else {
+                continue;
+            };
+            let qty = parse_lots(&p.qty, u.sym(sym).lot_size).ok_or_else(|| {
+                state(format!(
+                    "leader_positions ({}, {}): qty",
+                    p.leader_id, p.symbol
+                ))
+            })?;
+            self.leader_pos.insert(
+                (l.0, sym.0),
+                LeaderPos {
+                    qty,
+                    updated_seq: p.updated_seq,
+                    dirty: false,
+                },
+            );
+        }
+        self.orders.clear();
+        self.awaiting.clear();
+        if self.seen_events.is_none() {
+            self.seen_events = Some(BoundedSet::new(window.max(1)));
+        }
+        self.universe = Some(u);
+        self.revision = Some(revision);
+        Ok(())
+    }
+
+    /// Builds the rows of one record into `batch`. A config record with a new
+    /// revision must come after a write of everything before it (the driver's job).
+    pub fn apply(
+        &mut self,
+        seq: u64,
+        ts: u64,
+        entry: Entry,
+        batch: &mut Batch,
+        store: &mut dyn Store,
+    ) -> Result<(), SidecarError> {
+        let seq_i = to_i64(seq, "sequence", seq)?;
+        if let Entry::Config(c) = entry {
+            return self.apply_config(seq, ts, c, batch, store);
+        }
+        let u = Arc::clone(self.universe.as_ref().ok_or_else(|| {
+            bad(
+                seq,
+                "comes before any config record (a journal starts with its config)",
+            )
+        })?);
+        let chk = Check { u: &u, seq };
+        match entry {
+            Entry::Config(_) => Ok(()),
+            Entry::Feed(FeedEvent::LeaderFill(f)) => {
+                self.set_input(
+                    seq,
+                    ts,
+                    InputKind::LeaderFill {
+                        event_key: f.event_key,
+                    },
+                );
+                self.leader_fill(&chk, seq_i, &f, batch)
+            }
+            Entry::Feed(FeedEvent::MarkPrice {
+                symbol,
+                price,
+                ts: t,
+            }) => {
+                self.set_input(seq, ts, InputKind::Other);
+                chk.symbol(symbol.0)?;
+                batch.marks.push(MarkRow {
+                    seq: seq_i,
+                    symbol: symbol.0,
+                    ts: to_i64(seq, "timestamp", t.0)?,
+                    price: price.0,
+                });
+                Ok(())
+            }
+            Entry::Feed(FeedEvent::LeaderEquity {
+                leader,
+                equity,
+                ts: t,
+            }) => {
+                self.set_input(seq, ts, InputKind::Other);
+                chk.leader(leader.0)?;
+                batch.equity.push(EquityRow {
+                    seq: seq_i,
+                    leader: leader.0,
+                    ts: to_i64(seq, "timestamp", t.0)?,
+                    equity: equity.0,
+                });
+                Ok(())
+            }
+            Entry::Feed(FeedEvent::Command { cmd, ts: t }) => {
+                self.set_input(seq, ts, InputKind::Other);
+                let (subject, reason) = match cmd {
+                    Command::PauseSubscription(s) => (chk.sub(s.0)?, "pause_subscription"),
+                    Command::ResumeSubscription(s) => (chk.sub(s.0)?, "resume_subscription"),
+                    Command::StopSubscription(s) => (chk.sub(s.0)?, "stop_subscription"),
+                    Command::PauseLeader(l) => (chk.leader(l.0)?, "pause_leader"),
+                    Command::ResumeLeader(l) => (chk.leader(l.0)?, "resume_leader"),
+                    Command::KillSwitch => ("*", "kill_switch"),
+                };
+                batch.audit.push(AuditRow {
+                    seq: seq_i,
+                    ts: to_i64(seq, "timestamp", t.0)?,
+                    kind: "command",
+                    subject: subject.to_string(),
+                    reason,
+                    detail: String::new(),
+                });
+                Ok(())
+            }
+            Entry::Feed(FeedEvent::Empty) => {
+                self.set_input(seq, ts, InputKind::Other);
+                Ok(())
+            }
+            Entry::Exec(r) => {
+                self.set_input(
+                    seq,
+                    ts,
+                    InputKind::Exec {
+                        order_id: r.order_id,
+                    },
+                );
+                self.exec(&chk, seq_i, ts, &r, batch, store)
+            }
+            Entry::Decision(d) => self.decision(&chk, seq_i, &d, batch, store),
+            Entry::Order(o) => self.order(&chk, seq_i, &o, batch, store),
+            Entry::Notice(n) => self.notice(&chk, seq_i, &n, batch),
+        }
+    }
+
+    fn set_input(&mut self, seq: u64, ts: u64, kind: InputKind) {
+        self.input = Input { seq, ts, kind };
+        self.seen_input = true;
+        self.awaiting.clear();
+    }
+
+    fn apply_config(
+        &mut self,
+        seq: u64,
+        ts: u64,
+        c: ConfigRec,
+        batch: &mut Batch,
+        store: &mut dyn Store,
+    ) -> Result<(), SidecarError> {
+        let seq_i = to_i64(seq, "sequence", seq)?;
+        let (u, window) = load_config(&c.toml).map_err(|e| {
+            bad(
+                seq,
+                format!("config revision {:016x} does not load: {e}", c.revision),
+            )
+        })?;
+        let previous = self.revision;
+        let detail = format!(
+            "{} symbols, {} leaders, {} followers, {} subscriptions; previous revision {}",
+            u.symbols.len(),
+            u.leaders.len(),
+            u.followers.len(),
+            u.subs.len(),
+            previous.map_or("none".to_string(), |r| format!("{r:016x}")),
+        );
+        batch.audit.push(AuditRow {
+            seq: seq_i,
+            ts: to_i64(seq, "timestamp", ts)?,
+            kind: "config",
+            subject: Id::hex(c.revision).as_str().to_string(),
+            reason: if previous == Some(c.revision) {
+                "unchanged"
+            } else {
+                "applied"
+            },
+            detail,
+        });
+        if self.known_revisions.insert(c.revision) {
+            batch.configs.push(ConfigRow {
+                revision: c.revision,
+                seq: seq_i,
+                toml: c.toml,
+            });
+        }
+        if previous != Some(c.revision) {
+            self.install(Arc::new(u), c.revision, window, store)?;
+            batch.names = true;
+        }
+        Ok(())
+    }
+
+    fn leader_fill(
+        &mut self,
+        chk: &Check,
+        seq: i64,
+        f: &LeaderFill,
+        batch: &mut Batch,
+    ) -> Result<(), SidecarError> {
+        chk.leader(f.leader.0)?;
+        chk.symbol(f.symbol.0)?;
+        // The core's order of checks: invalid first, then the duplicate window.
+        let ignored = if f.qty.0 <= 0 || f.price.0 <= 0 {
+            "invalid"
+        } else if !self
+            .seen_events
+            .as_mut()
+            .is_some_and(|s| s.add(f.event_key))
+        {
+            "duplicate"
+        } else {
+            ""
+        };
+        let key = (f.leader.0, f.symbol.0);
+        let before = self.leader_pos.get(&key).map_or(0, |p| p.qty);
+        let after = if ignored.is_empty() {
+            let after = before
+                .checked_add(f.side.sign() * f.qty.0)
+                .ok_or_else(|| bad(chk.seq, "leader position overflows"))?;
+            let p = self.leader_pos.entry(key).or_insert(LeaderPos {
+                qty: 0,
+                updated_seq: 0,
+                dirty: false,
+            });
+            p.qty = after;
+            p.updated_seq = seq;
+            if !p.dirty {
+                p.dirty = true;
+                self.dirty_leader.push(key);
+            }
+            after
+        } else {
+            before
+        };
+        batch.leader_fills.push(LeaderFillRow {
+            seq,
+            leader: f.leader.0,
+            event_key: f.event_key,
+            symbol: f.symbol.0,
+            side: f.side,
+            qty: f.qty.0,
+            price: f.price.0,
+            position_after: after,
+            order_key: f.order_key,
+            order_qty: f.order_qty.0,
+            venue_ts: to_i64(chk.seq, "timestamp", f.venue_ts.0)?,
+            recv_ts: to_i64(chk.seq, "timestamp", f.recv_ts.0)?,
+            ignored,
+        });
+        Ok(())
+    }
+
+    /// The cached order `id`, read back from SQL if it is not cached.
+    fn cached(
+        &mut self,
+        id: u64,
+        store: &mut dyn Store,
+    ) -> Result<Option<&mut Cached>, SidecarError> {
+        if !self.orders.contains_key(&id) {
+            let Some(saved) = store.order(Id::client_order(id).as_str())? else {
+                return Ok(None);
+            };
+            let (order, trades) =
+                self.parse_order(&saved)
+                    .map_err(|message| SidecarError::State {
+                        db: store.name().to_string(),
+                        message: format!(
+                            "follower_orders row {}: {message}",
+                            saved.client_order_id
+                        ),
+                    })?;
+            self.orders.insert(
+                id,
+                Cached {
+                    order,
+                    trades,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(self.orders.get_mut(&id))
+    }
+
+    fn parse_order(&self, s: &SavedOrder) -> Result<(Order, Vec<u64>), String> {
+        let u = self.universe.as_ref().ok_or("no config")?;
+        let id = parse_client_order_id(&s.client_order_id).ok_or("client_order_id")?;
+        let sub = *self
+            .sub_by_name
+            .get(&s.subscription_id)
+            .ok_or_else(|| format!("subscription `{}` is not in the config", s.subscription_id))?;
+        let follower = u
+            .follower(&s.follower_id)
+            .ok_or_else(|| format!("follower `{}` is not in the config", s.follower_id))?;
+        let symbol = u
+            .symbol(&s.symbol)
+            .ok_or_else(|| format!("symbol `{}` is not in the config", s.symbol))?;
+        let spec = u.sym(symbol);
+        let side = match s.side.as_str() {
+            "buy" => Side::Buy,
+            "sell" => Side::Sell,
+            _ => return Err(format!("side `{}`", s.side)),
+        };
+        let order_type = match s.order_type.as_str() {
+            "limit_ioc" => OrderType::LimitIoc,
+            "market" => OrderType::Market,
+            _ => return Err(format!("order_type `{}`", s.order_type)),
+        };
+        let limit = Decimal::from_str(&s.limit_price)
+            .ok()
+            .and_then(|p| Ticks::from_decimal(p, spec.tick_size).ok())
+            .ok_or("limit_price")?;
+        let reject = match &s.reject_reason {
+            None => None,
+            Some(r) => Some(reject_from_str(r).ok_or_else(|| format!("reject_reason `{r}`"))?),
+        };
+        let event_key = match &s.event_id {
+            None => 0,
+            Some(e) => u64::from_str_radix(e, 16).map_err(|_| format!("event_id `{e}`"))?,
+        };
+        let trades = s
+            .trades
+            .iter()
+            .map(|t| {
+                t.parse::<u64>()
+                    .map_err(|_| format!("venue_trade_id `{t}`"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let order = Order {
+            id,
+            seq: s.seq,
+            instruction_seq: s.instruction_seq,
+            event_key,
+            sub,
+            follower: follower.0,
+            symbol: symbol.0,
+            side,
+            qty: parse_lots(&s.qty, spec.lot_size).ok_or("qty")?,
+            limit: limit.0,
+            order_type,
+            reduce_only: s.reduce_only,
+            state: state_from_str(&s.status).ok_or_else(|| format!("status `{}`", s.status))?,
+            filled: parse_lots(&s.filled_qty, spec.lot_size).ok_or("filled_qty")?,
+            reject,
+        };
+        Ok((order, trades))
+    }
+
+    fn mark_order_dirty(&mut self, id: u64) {
+        if let Some(c) = self.orders.get_mut(&id) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty_orders.push(id);
+            }
+        }
+    }
+
+    fn exec(
+        &mut self,
+        chk: &Check,
+        seq: i64,
+        ts: u64,
+        r: &ExecReport,
+        batch: &mut Batch,
+        store: &mut dyn Store,
+    ) -> Result<(), SidecarError> {
+        let ts = to_i64(chk.seq, "timestamp", ts)?;
+        let oddity = |reason: &'static str, detail: String| AuditRow {
+            seq,
+            ts,
+            kind: "oddity",
+            subject: Id::client_order(r.order_id).as_str().to_string(),
+            reason,
+            detail,
+        };
+        let fill = r.kind == ExecKind::Fill;
+        let Some(c) = self.cached(r.order_id, store)? else {
+            batch.audit.push(oddity(
+                "unknown_order",
+                format!(
+                    "{} report for an order not in the journal",
+                    exec_str(r.kind)
+                ),
+            ));
+            return Ok(());
+        };
+        if fill && (r.qty.0 <= 0 || r.price.0 <= 0) {
+            batch.audit.push(oddity(
+                "invalid_fill",
+                format!(
+                    "trade {} of {} lots at {} ticks",
+                    r.trade_id, r.qty.0, r.price.0
+                ),
+            ));
+            return Ok(());
+        }
+        if fill && c.trades.contains(&r.trade_id) {
+            batch
+                .audit
+                .push(oddity("duplicate_fill", format!("trade {}", r.trade_id)));
+            return Ok(());
+        }
+        let o = c.order;
+        let filled_after = if fill {
+            o.filled
+                .checked_add(r.qty.0)
+                .ok_or_else(|| bad(chk.seq, "filled quantity overflows"))?
+        } else {
+            o.filled
+        };
+        let Ok((state, _)) = transition(o.state, r.kind, Lots(filled_after), Lots(o.qty)) else {
+            batch.audit.push(oddity(
+                "overfill",
+                format!(
+                    "trade {} of {} lots on an order of {} with {} filled",
+                    r.trade_id, r.qty.0, o.qty, o.filled
+                ),
+            ));
+            return Ok(());
+        };
+        let fill_ts = if r.venue_ts.0 > 0 {
+            r.venue_ts.0
+        } else {
+            r.recv_ts.0
+        };
+        let fill_ts = to_i64(chk.seq, "timestamp", fill_ts)?;
+        if fill {
+            c.trades.push(r.trade_id);
+        }
+        c.order.state = state;
+        c.order.filled = filled_after;
+        if state == OrderState::Rejected && o.state != OrderState::Rejected {
+            c.order.reject = Some(r.reject);
+        }
+        self.mark_order_dirty(o.id);
+        if !fill {
+            return Ok(());
+        }
+        batch.fills.push(FillRow {
+            order_id: o.id,
+            trade_id: r.trade_id,
+            seq,
+            follower: o.follower,
+            sub: o.sub,
+            symbol: o.symbol,
+            side: o.side,
+            qty: r.qty.0,
+            price: r.price.0,
+            fee: r.fee.0,
+            ts: fill_ts,
+        });
+        let mplt = chk
+            .u
+            .sym(fillcast_engine::model::SymbolIdx(o.symbol))
+            .money_per_lot_tick;
+        let key = (o.sub, o.symbol);
+        let (p, dirty) = self.positions.entry(key).or_insert((
+            Position {
+                sub: o.sub,
+                symbol: o.symbol,
+                qty: 0,
+                cost: 0,
+                realized: 0,
+                updated_seq: 0,
+            },
+            false,
+        ));
+        apply_fill(p, o.side.sign(), r.qty.0, r.price.0, mplt)
+            .ok_or_else(|| bad(chk.seq, "position arithmetic overflows"))?;
+        p.updated_seq = seq;
+        if !*dirty {
+            *dirty = true;
+            self.dirty_positions.push(key);
+        }
+        Ok(())
+    }
+
+    fn decision(
+        &mut self,
+        chk: &Check,
+        seq: i64,
+        d: &Decision,
+        batch: &mut Batch,
+        store: &mut dyn Store,
+    ) -> Result<(), SidecarError> {
+        chk.sub(d.sub.0)?;
+        chk.symbol(d.symbol.0)?;
+        let leader_fill_seq = match self.input.kind {
+            InputKind::LeaderFill { event_key } if event_key == d.event_key => {
+                Some(to_i64(chk.seq, "sequence", self.input.seq)?)
+            }
+            _ => None,
+        };
+        batch.instructions.push(InstructionRow {
+            seq,
+            leader_fill_seq,
+            event_key: d.event_key,
+            sub: d.sub.0,
+            symbol: d.symbol.0,
+            target: d.target.0,
+            delta: d.delta.0,
+            sent: d.sent.0,
+            status: d.status,
+            reason: d.reason,
+            revision: d.revision,
+        });
+        // This decision's orders came just before it.
+        let mut mine = Vec::new();
+        self.awaiting.retain(|id| {
+            let hit = self
+                .orders
+                .get(id)
+                .is_some_and(|c| c.order.sub == d.sub.0 && c.order.event_key == d.event_key);
+            if hit {
+                mine.push(*id);
+            }
+            !hit
+        });
+        if !self.seen_input && d.sent.0 != 0 {
+            // A previous run wrote them: their ids say which they are (legs 0 and 1).
+            for leg in 0..2 {
+                let id = decision_id(d.event_key, d.sub.0, d.revision, leg);
+                if let Some(c) = self.cached(id, store)? {
+                    if c.order.instruction_seq.is_none()
+                        && c.order.sub == d.sub.0
+                        && c.order.event_key == d.event_key
+                    {
+                        mine.push(id);
+                    }
+                }
+            }
+        }
+        for id in mine {
+            if let Some(c) = self.orders.get_mut(&id) {
+                c.order.instruction_seq = Some(seq);
+            }
+            self.mark_order_dirty(id);
+        }
+        Ok(())
+    }
+
+    fn order(
+        &mut self,
+        chk: &Check,
+        seq: i64,
+        o: &FollowerOrder,
+        batch: &mut Batch,
+        store: &mut dyn Store,
+    ) -> Result<(), SidecarError> {
+        chk.sub(o.sub.0)?;
+        chk.follower(o.follower.0)?;
+        chk.symbol(o.symbol.0)?;
+        if self.orders.contains_key(&o.id) {
+            batch.audit.push(AuditRow {
+                seq,
+                ts: to_i64(chk.seq, "timestamp", self.input.ts)?,
+                kind: "oddity",
+                subject: Id::client_order(o.id).as_str().to_string(),
+                reason: "duplicate_order",
+                detail: "an order with this id was already recorded; kept the first".into(),
+            });
+            return Ok(());
+        }
+        let mut instruction_seq = None;
+        let mut awaits = false;
+        if o.leader_event_key != 0 {
+            match self.input.kind {
+                InputKind::LeaderFill { event_key } if event_key == o.leader_event_key => {
+                    awaits = true
+                }
+                // A retry: the instruction of the order it retries.
+                InputKind::Exec { order_id } => {
+                    if let Some(c) = self.cached(order_id, store)? {
+                        if c.order.event_key == o.leader_event_key && c.order.sub == o.sub.0 {
+                            instruction_seq = c.order.instruction_seq;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.orders.insert(
+            o.id,
+            Cached {
+                order: Order {
+                    id: o.id,
+                    seq,
+                    instruction_seq,
+                    event_key: o.leader_event_key,
+                    sub: o.sub.0,
+                    follower: o.follower.0,
+                    symbol: o.symbol.0,
+                    side: o.side,
+                    qty: o.qty.0,
+                    limit: o.limit.0,
+                    order_type: o.order_type,
+                    reduce_only: o.reduce_only,
+                    state: OrderState::New,
+                    filled: 0,
+                    reject: None,
+                },
+                trades: Vec::new(),
+                dirty: false,
+            },
+        );
+        self.mark_order_dirty(o.id);
+        if awaits {
+            self.awaiting.push(o.id);
+        }
+        Ok(())
+    }
+
+    fn notice(
+        &mut self,
+        chk: &Check,
+        seq: i64,
+        n: &Notice,
+        batch: &mut Batch,
+    ) -> Result<(), SidecarError> {
+        let ts = to_i64(chk.seq, "timestamp", self.input.ts)?;
+        let order = |id: u64| Id::client_order(id).as_str().to_string();
+        let (kind, subject, reason, detail) = match *n {
+            Notice::Stopped { sub, reason } => {
+                ("stop", chk.sub(sub.0)?.to_string(), reason.as_str(), "")
+            }
+            Notice::Odd { order_id, oddity } => ("oddity", order(order_id), oddity_str(oddity), ""),
+            Notice::Rejected {
+                order_id,
+                reason,
+                retried,
+            } => (
+                "reject",
+                order(order_id),
+                reason.as_str(),
+                if retried { "retried" } else { "" },
+            ),
+            Notice::OutOfSync { sub } => ("out_of_sync", chk.sub(sub.0)?.to_string(), "", ""),
+        };
+        batch.audit.push(AuditRow {
+            seq,
+            ts,
+            kind,
+            subject,
+            reason,
+            detail: detail.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Moves the latest state of everything that changed into `batch`.
+    pub fn take_dirty(&mut self, batch: &mut Batch) {
+        for id in self.dirty_orders.drain(..) {
+            if let Some(c) = self.orders.get_mut(&id) {
+                c.dirty = false;
+                batch.orders.push(c.order);
+            }
+        }
+        for key in self.dirty_positions.drain(..) {
+            if let Some((p, dirty)) = self.positions.get_mut(&key) {
+                *dirty = false;
+                batch.positions.push(*p);
+            }
+        }
+        for key in self.dirty_leader.drain(..) {
+            if let Some(p) = self.leader_pos.get_mut(&key) {
+                p.dirty = false;
+                batch.leader_positions.push(LeaderPositionRow {
+                    leader: key.0,
+                    symbol: key.1,
+                    qty: p.qty,
+                    updated_seq: p.updated_seq,
+                });
+            }
+        }
+    }
+
+    /// After a write: forgets finished orders (SQL has them) past the cache bound.
+    pub fn evict(&mut self) {
+        if self.orders.len() <= ORDER_CACHE_MAX {
+            return;
+        }
+        let awaiting = &self.awaiting;
+        self.orders
+            .retain(|id, c| !c.order.state.is_terminal() || awaiting.contains(id));
+        if self.orders.len() > ORDER_CACHE_MAX {
+            self.orders.retain(|id, _| awaiting.contains(id));
+        }
+    }
+}
+
+fn parse_lots(text: &str, lot_size: Decimal) -> Option<i64> {
+    let d = Decimal::from_str(text).ok()?;
+    Lots::from_decimal(d, lot_size).ok().map(|l| l.0)
+}
+
+/// Index checks against the config in force, naming the record on failure.
+struct Check<'a> {
+    u: &'a Universe,
+    seq: u64,
+}
+
+impl<'a> Check<'a> {
+    fn missing(&self, what: &str, i: u64, n: usize) -> SidecarError {
+        bad(
+            self.seq,
+            format!("{what} index {i} is not in the config ({n} {what}s)"),
+        )
+    }
+
+    fn leader(&self, i: u32) -> Result<&'a str, SidecarError> {
+        if (i as usize) < self.u.leaders.len() {
+            Ok(leader_name(self.u, i))
+        } else {
+            Err(self.missing("leader", i.into(), self.u.leaders.len()))
+        }
+    }
+
+    fn follower(&self, i: u32) -> Result<&'a str, SidecarError> {
+        if (i as usize) < self.u.followers.len() {
+            Ok(follower_name(self.u, i))
+        } else {
+            Err(self.missing("follower", i.into(), self.u.followers.len()))
+        }
+    }
+
+    fn sub(&self, i: u32) -> Result<&'a str, SidecarError> {
+        if (i as usize) < self.u.subs.len() {
+            Ok(sub_name(self.u, i))
+        } else {
+            Err(self.missing("subscription", i.into(), self.u.subs.len()))
+        }
+    }
+
+    fn symbol(&self, i: u16) -> Result<&'a str, SidecarError> {
+        if (i as usize) < self.u.symbols.len() {
+            Ok(symbol_name(self.u, i))
+        } else {
+            Err(self.missing("symbol", i.into(), self.u.symbols.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos() -> Position {
+        Position {
+            sub: 0,
+            symbol: 0,
+            qty: 0,
+            cost: 0,
+            realized: 0,
+            updated_seq: 0,
+        }
+    }
+
+    #[test]
+    fn fills_realize_at_average_cost() {
+        let mut p = pos();
+        // Buy 10 @ 100, buy 10 @ 200: average 150.
+        apply_fill(&mut p, 1, 10, 100, 1).expect("fits");
+        apply_fill(&mut p, 1, 10, 200, 1).expect("fits");
+        assert_eq!((p.qty, p.cost), (20, 3000));
+        // Sell 5 @ 170: realizes 5 × (170 − 150) = 100.
+        apply_fill(&mut p, -1, 5, 170, 1).expect("fits");
+        assert_eq!((p.qty, p.cost, p.realized), (15, 2250, 100));
+        // Sell 25 @ 140: closes 15 (realizes 15 × −10), opens 10 short at 140.
+        apply_fill(&mut p, -1, 25, 140, 1).expect("fits");
+        assert_eq!((p.qty, p.cost, p.realized), (-10, -1400, -50));
+        // A hostile quantity overflows the position: an error, not a wrap.
+        assert_eq!(apply_fill(&mut p, 1, i64::MAX, i64::MAX, 1), Some(()));
+        assert_eq!(apply_fill(&mut p, 1, i64::MAX, i64::MAX, 1), None);
+    }
+}

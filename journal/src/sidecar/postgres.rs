@@ -1,0 +1,476 @@
+//! The PostgreSQL store: one transaction per batch, each table's rows sent as one
+//! text-format `COPY` (never a round trip per row). Tables that take upserts
+//! (orders, positions, names) or ignore repeats (fills, config revisions) are
+//! copied into a temporary staging table and merged with one
+//! `INSERT ... SELECT ... ON CONFLICT`.
+//!
+//! The schema is the first one in the connection's `search_path` (set it in the
+//! URL: `?options=-c%20search_path%3Dmy_schema`).
+
+use crate::sidecar::build::Batch;
+use crate::sidecar::rows::{
+    Conflict, FollowerRow, LeaderRow, Row, Sink, SubscriptionRow, SymbolRow,
+};
+use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE, SCHEMA_VERSION};
+use crate::sidecar::store::{
+    saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition, Store, QUERIES,
+};
+use crate::sidecar::SidecarError;
+use fillcast_engine::model::Universe;
+use postgres::{Client, NoTls, Transaction};
+use rust_decimal::Decimal;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+pub(crate) struct Postgres {
+    client: Client,
+    name: String,
+}
+
+/// The URL with its password masked, for messages.
+pub(crate) fn mask_url(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..end].rfind('@').map(|i| start + i) else {
+        return url.to_string();
+    };
+    match url[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// A PostgreSQL error with the server's message, detail and hint when it sent them.
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                let _ = write!(s, " ({d})");
+            }
+            if let Some(h) = db.hint() {
+                let _ = write!(s, "; hint: {h}");
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Tables written through a staging table, and so needing one.
+const STAGED: &[&str] = &[
+    "config_revisions",
+    "symbols",
+    "leaders",
+    "followers",
+    "subscriptions",
+    "leader_positions",
+    "follower_orders",
+    "follower_fills",
+    "positions",
+];
+
+impl Postgres {
+    /// Connects and brings the schema up to date.
+    pub fn open(url: &str) -> Result<Postgres, SidecarError> {
+        let name = mask_url(url);
+        let client = Client::connect(url, NoTls).map_err(|e| SidecarError::Db {
+            db: name.clone(),
+            message: format!("cannot connect: {}", describe(&e)),
+        })?;
+        let mut pg = Postgres { client, name };
+        pg.migrate()?;
+        let mut stage = String::new();
+        for t in STAGED {
+            let _ = writeln!(
+                stage,
+                "CREATE TEMP TABLE IF NOT EXISTS stage_{t} (LIKE {t}) ON COMMIT DELETE ROWS;"
+            );
+        }
+        pg.client.batch_execute(&stage).map_err(pg.err())?;
+        Ok(pg)
+    }
+
+    fn err(&self) -> impl Fn(postgres::Error) -> SidecarError + '_ {
+        move |e| SidecarError::Db {
+            db: self.name.clone(),
+            message: describe(&e),
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), SidecarError> {
+        let name = self.name.clone();
+        let err = |e: postgres::Error| SidecarError::Db {
+            db: name.clone(),
+            message: describe(&e),
+        };
+        self.client.batch_execute(MIGRATIONS_TABLE).map_err(err)?;
+        let mut tx = self.client.transaction().map_err(err)?;
+        // Two sidecars starting at once: the second waits, then sees the first's work.
+        tx.batch_execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+            .map_err(err)?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+                &[],
+            )
+            .map_err(err)?
+            .try_get(0)
+            .map_err(err)?;
+        if current > SCHEMA_VERSION {
+            return Err(SidecarError::NewerSchema {
+                db: name.clone(),
+                found: current,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for v in current + 1..=SCHEMA_VERSION {
+            let script = schema::script(v, Dialect::Postgres).ok_or_else(|| SidecarError::Db {
+                db: name.clone(),
+                message: format!("no migration {v}"),
+            })?;
+            tx.batch_execute(&script).map_err(err)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1::BIGINT::INTEGER, {})",
+                    schema::now_sql(Dialect::Postgres)
+                ),
+                &[&v],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+}
+
+/// Appends a row's values to a text-format COPY buffer.
+struct Copy<'a> {
+    buf: &'a mut String,
+    first: bool,
+}
+
+impl Copy<'_> {
+    fn sep(&mut self) {
+        if !self.first {
+            self.buf.push('\t');
+        }
+        self.first = false;
+    }
+}
+
+impl Sink for Copy<'_> {
+    fn int(&mut self, v: i64) {
+        self.sep();
+        let _ = write!(self.buf, "{v}");
+    }
+
+    fn text(&mut self, v: &str) {
+        self.sep();
+        for ch in v.chars() {
+            match ch {
+                '\\' => self.buf.push_str("\\\\"),
+                '\t' => self.buf.push_str("\\t"),
+                '\n' => self.buf.push_str("\\n"),
+                '\r' => self.buf.push_str("\\r"),
+                c => self.buf.push(c),
+            }
+        }
+    }
+
+    fn dec(&mut self, v: Decimal) {
+        self.sep();
+        let _ = write!(self.buf, "{v}");
+    }
+
+    fn flag(&mut self, v: bool) {
+        self.sep();
+        self.buf.push(if v { 't' } else { 'f' });
+    }
+
+    fn null(&mut self) {
+        self.sep();
+        self.buf.push_str("\\N");
+    }
+}
+
+fn copy_all<R: Row>(
+    tx: &mut Transaction<'_>,
+    rows: impl IntoIterator<Item = R>,
+    u: &Universe,
+    db: &str,
+    buf: &mut String,
+) -> Result<usize, SidecarError> {
+    let t = R::TABLE;
+    let fail = |message: String| SidecarError::Db {
+        db: db.to_string(),
+        message: format!("writing {}: {message}", t.name),
+    };
+    buf.clear();
+    let mut n = 0;
+    for row in rows {
+        let mut sink = Copy {
+            buf: &mut *buf,
+            first: true,
+        };
+        row.put(u, &mut sink).map_err(fail)?;
+        buf.push('\n');
+        n += 1;
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    let cols = t.column_list();
+    let target = match t.conflict {
+        Conflict::Fail => t.name.to_string(),
+        Conflict::Ignore(_) | Conflict::Update(_) => format!("stage_{}", t.name),
+    };
+    let mut w = tx
+        .copy_in(&format!("COPY {target} ({cols}) FROM STDIN"))
+        .map_err(|e| fail(describe(&e)))?;
+    w.write_all(buf.as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    w.finish().map_err(|e| fail(describe(&e)))?;
+    if target != t.name {
+        tx.batch_execute(&format!(
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM {target}{}",
+            t.name,
+            t.on_conflict()
+        ))
+        .map_err(|e| fail(describe(&e)))?;
+    }
+    Ok(n)
+}
+
+impl Store for Postgres {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn saved(&mut self, journal_dir: &str) -> Result<Saved, SidecarError> {
+        self.client
+            .execute(
+                "INSERT INTO sidecar_state (id, next_seq, journal_dir, input_seq) VALUES (1, 1, $1, 0) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&journal_dir],
+            )
+            .map_err(self.err())?;
+        let row = self
+            .client
+            .query_one(
+                "SELECT next_seq, journal_dir, config_revision, input_seq FROM sidecar_state WHERE id = 1",
+                &[],
+            )
+            .map_err(self.err())?;
+        let next_seq: i64 = row.try_get(0).map_err(self.err())?;
+        let input_seq: i64 = row.try_get(3).map_err(self.err())?;
+        saved(
+            &self.name,
+            next_seq,
+            row.try_get(1).map_err(self.err())?,
+            row.try_get(2).map_err(self.err())?,
+            input_seq,
+        )
+    }
+
+    fn config_toml(&mut self, revision: &str) -> Result<Option<String>, SidecarError> {
+        let row = self
+            .client
+            .query_opt(QUERIES.config_toml, &[&revision])
+            .map_err(self.err())?;
+        row.map(|r| r.try_get(0)).transpose().map_err(self.err())
+    }
+
+    fn revisions(&mut self) -> Result<Vec<String>, SidecarError> {
+        let rows = self
+            .client
+            .query(QUERIES.revisions, &[])
+            .map_err(self.err())?;
+        rows.iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(self.err())
+    }
+
+    fn positions(&mut self) -> Result<Vec<SavedPosition>, SidecarError> {
+        let rows = self
+            .client
+            .query(QUERIES.positions, &[])
+            .map_err(self.err())?;
+        rows.iter()
+            .map(|r| {
+                Ok(SavedPosition {
+                    subscription_id: r.try_get(0)?,
+                    symbol: r.try_get(1)?,
+                    qty: r.try_get(2)?,
+                    cost_basis: r.try_get(3)?,
+                    realized_pnl: r.try_get(4)?,
+                    updated_seq: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(self.err())
+    }
+
+    fn leader_positions(&mut self) -> Result<Vec<SavedLeaderPosition>, SidecarError> {
+        let rows = self
+            .client
+            .query(QUERIES.leader_positions, &[])
+            .map_err(self.err())?;
+        rows.iter()
+            .map(|r| {
+                Ok(SavedLeaderPosition {
+                    leader_id: r.try_get(0)?,
+                    symbol: r.try_get(1)?,
+                    qty: r.try_get(2)?,
+                    updated_seq: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(self.err())
+    }
+
+    fn recent_events(&mut self, n: usize) -> Result<Vec<String>, SidecarError> {
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(QUERIES.recent_events, &[&limit])
+            .map_err(self.err())?;
+        let mut v: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        v.reverse();
+        Ok(v)
+    }
+
+    fn order(&mut self, client_order_id: &str) -> Result<Option<SavedOrder>, SidecarError> {
+        let Some(r) = self
+            .client
+            .query_opt(QUERIES.order, &[&client_order_id])
+            .map_err(self.err())?
+        else {
+            return Ok(None);
+        };
+        let read = || -> Result<SavedOrder, postgres::Error> {
+            Ok(SavedOrder {
+                client_order_id: r.try_get(0)?,
+                seq: r.try_get(1)?,
+                instruction_seq: r.try_get(2)?,
+                event_id: r.try_get(3)?,
+                subscription_id: r.try_get(4)?,
+                follower_id: r.try_get(5)?,
+                symbol: r.try_get(6)?,
+                side: r.try_get(7)?,
+                qty: r.try_get(8)?,
+                limit_price: r.try_get(9)?,
+                order_type: r.try_get(10)?,
+                reduce_only: r.try_get(11)?,
+                status: r.try_get(12)?,
+                filled_qty: r.try_get(13)?,
+                reject_reason: r.try_get(14)?,
+                trades: Vec::new(),
+            })
+        };
+        let mut order = read().map_err(self.err())?;
+        let trades = self
+            .client
+            .query(QUERIES.order_trades, &[&client_order_id])
+            .map_err(self.err())?;
+        order.trades = trades
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        Ok(Some(order))
+    }
+
+    fn write(&mut self, batch: &Batch, u: &Universe, commit: &Commit) -> Result<(), SidecarError> {
+        let name = self.name.clone();
+        let err = |e: postgres::Error| SidecarError::Db {
+            db: name.clone(),
+            message: describe(&e),
+        };
+        let mut tx = self.client.transaction().map_err(err)?;
+        let moved = tx
+            .execute(
+                "UPDATE sidecar_state SET next_seq = $1, input_seq = $2, config_revision = $3 \
+                 WHERE id = 1 AND next_seq = $4",
+                &[
+                    &commit.next_seq,
+                    &commit.input_seq,
+                    &commit.config_revision,
+                    &commit.expected_next_seq,
+                ],
+            )
+            .map_err(err)?;
+        if moved != 1 {
+            return Err(SidecarError::Concurrent {
+                db: name.clone(),
+                expected: commit.expected_next_seq,
+            });
+        }
+        let mut buf = String::with_capacity(1 << 20);
+        let b = &mut buf;
+        copy_all(&mut tx, batch.configs.iter().cloned(), u, &name, b)?;
+        if batch.names {
+            copy_all(
+                &mut tx,
+                (0..u.symbols.len() as u16).map(SymbolRow),
+                u,
+                &name,
+                b,
+            )?;
+            copy_all(
+                &mut tx,
+                (0..u.leaders.len() as u32).map(LeaderRow),
+                u,
+                &name,
+                b,
+            )?;
+            copy_all(
+                &mut tx,
+                (0..u.followers.len() as u32).map(FollowerRow),
+                u,
+                &name,
+                b,
+            )?;
+            copy_all(
+                &mut tx,
+                (0..u.subs.len() as u32).map(SubscriptionRow),
+                u,
+                &name,
+                b,
+            )?;
+        }
+        copy_all(&mut tx, batch.leader_fills.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.leader_positions.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.instructions.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.orders.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.fills.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.positions.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.marks.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.equity.iter().copied(), u, &name, b)?;
+        copy_all(&mut tx, batch.audit.iter().cloned(), u, &name, b)?;
+        tx.commit().map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_url;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("postgres://u:secret@h:5432/db?x=1"),
+            "postgres://u:***@h:5432/db?x=1"
+        );
+        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(mask_url("postgres://h/db"), "postgres://h/db");
+    }
+}

@@ -1,0 +1,720 @@
+//! The rows the sidecar writes, one struct per table, and the one way each becomes
+//! column values (`put`), shared by the SQLite and PostgreSQL writers.
+//!
+//! Rows hold the journal's integers (lots, ticks, indices) and become decimals and
+//! names only when written, under the config that was in force when they were
+//! built: the driver never lets a batch span two config revisions.
+
+use crate::sidecar::build::{Order, Position};
+use fillcast_engine::core::{DecisionStatus, Reason};
+use fillcast_engine::event::{OrderType, RejectReason};
+use fillcast_engine::model::{Mode, Side, Universe};
+use fillcast_engine::units::{Lots, Money, Ticks};
+use rust_decimal::Decimal;
+
+/// Where a row's column values go: bound to a prepared statement, or appended to
+/// a COPY buffer. Values arrive in the table's column order.
+pub(crate) trait Sink {
+    fn int(&mut self, v: i64);
+    fn text(&mut self, v: &str);
+    fn dec(&mut self, v: Decimal);
+    fn flag(&mut self, v: bool);
+    fn null(&mut self);
+
+    fn opt_int(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => self.int(v),
+            None => self.null(),
+        }
+    }
+
+    fn opt_text(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => self.text(v),
+            None => self.null(),
+        }
+    }
+
+    fn opt_dec(&mut self, v: Option<Decimal>) {
+        match v {
+            Some(v) => self.dec(v),
+            None => self.null(),
+        }
+    }
+}
+
+/// A table the sidecar writes: its columns in `put` order, and how a row whose key
+/// is already there is treated.
+pub(crate) struct Table {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub conflict: Conflict,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Conflict {
+    /// Append-only: a second row with the same key is a bug, and fails the batch.
+    Fail,
+    /// Keep the row already there (a config revision seen again).
+    Ignore(&'static [&'static str]),
+    /// Replace the non-key columns (state that changes: orders, positions, names).
+    Update(&'static [&'static str]),
+}
+
+impl Table {
+    pub fn column_list(&self) -> String {
+        self.columns.join(", ")
+    }
+
+    /// The `ON CONFLICT` clause of an insert into this table (SQLite and
+    /// PostgreSQL spell it the same way).
+    pub fn on_conflict(&self) -> String {
+        match self.conflict {
+            Conflict::Fail => String::new(),
+            Conflict::Ignore(keys) => format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")),
+            Conflict::Update(keys) => {
+                let set: Vec<String> = self
+                    .columns
+                    .iter()
+                    .filter(|c| !keys.contains(c))
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    keys.join(", "),
+                    set.join(", ")
+                )
+            }
+        }
+    }
+}
+
+pub(crate) trait Row {
+    const TABLE: Table;
+    /// The row's values, in `TABLE.columns` order. `Err` only for values a
+    /// decimal cannot hold (a hostile journal).
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String>;
+}
+
+/// A 16-hex-digit id (`event_id`, `order_id`, revisions) or a client order id
+/// (`fc` + 16 hex digits), formatted without allocating.
+pub(crate) struct Id {
+    buf: [u8; 18],
+    len: usize,
+}
+
+impl Id {
+    fn with_prefix(prefix: &[u8], v: u64) -> Id {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 18];
+        buf[..prefix.len()].copy_from_slice(prefix);
+        for i in 0..16 {
+            buf[prefix.len() + i] = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Id {
+            buf,
+            len: prefix.len() + 16,
+        }
+    }
+
+    pub fn hex(v: u64) -> Id {
+        Id::with_prefix(b"", v)
+    }
+
+    /// `fillcast_engine::ids::client_order_id(v)`.
+    pub fn client_order(v: u64) -> Id {
+        Id::with_prefix(b"fc", v)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits and the ASCII prefix are ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+pub(crate) fn leader_name(u: &Universe, i: u32) -> &str {
+    u.leaders.get(i as usize).map_or("", |l| l.id.as_str())
+}
+
+pub(crate) fn follower_name(u: &Universe, i: u32) -> &str {
+    u.followers.get(i as usize).map_or("", |f| f.id.as_str())
+}
+
+pub(crate) fn sub_name(u: &Universe, i: u32) -> &str {
+    u.subs.get(i as usize).map_or("", |s| s.id.as_str())
+}
+
+pub(crate) fn symbol_name(u: &Universe, i: u16) -> &str {
+    u.symbols.get(i as usize).map_or("", |s| s.name.as_str())
+}
+
+fn qty(u: &Universe, symbol: u16, lots: i64) -> Decimal {
+    u.symbols
+        .get(symbol as usize)
+        .map_or(Decimal::ZERO, |s| s.qty_decimal(Lots(lots)))
+}
+
+fn price(u: &Universe, symbol: u16, ticks: i64) -> Decimal {
+    u.symbols
+        .get(symbol as usize)
+        .map_or(Decimal::ZERO, |s| s.price_decimal(Ticks(ticks)))
+}
+
+/// Money (units of 1e-8 of the quote currency) as the shortest exact decimal.
+pub(crate) fn money(v: i64) -> Decimal {
+    Money(v).to_decimal().normalize()
+}
+
+fn money_i128(v: i128) -> Result<Decimal, String> {
+    Decimal::try_from_i128_with_scale(v, 8)
+        .map(|d| d.normalize())
+        .map_err(|_| format!("money amount {v}e-8 does not fit a decimal"))
+}
+
+pub(crate) fn mode_str(m: Mode) -> &'static str {
+    match m {
+        Mode::Proportional => "proportional",
+        Mode::FixedRatio => "fixed_ratio",
+        Mode::FixedAmount => "fixed_amount",
+        Mode::FixedLeverage => "fixed_leverage",
+    }
+}
+
+pub(crate) fn order_type_str(t: OrderType) -> &'static str {
+    match t {
+        OrderType::LimitIoc => "limit_ioc",
+        OrderType::Market => "market",
+    }
+}
+
+/// Inverse of `RejectReason::as_str`.
+pub(crate) fn reject_from_str(s: &str) -> Option<RejectReason> {
+    [
+        RejectReason::None,
+        RejectReason::InsufficientMargin,
+        RejectReason::BelowMin,
+        RejectReason::PositionLimit,
+        RejectReason::ReduceOnly,
+        RejectReason::Transient,
+        RejectReason::Other,
+        RejectReason::UnknownOrder,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LeaderFillRow {
+    pub seq: i64,
+    pub leader: u32,
+    pub event_key: u64,
+    pub symbol: u16,
+    pub side: Side,
+    pub qty: i64,
+    pub price: i64,
+    pub position_after: i64,
+    pub order_key: u64,
+    pub order_qty: i64,
+    pub venue_ts: i64,
+    pub recv_ts: i64,
+    pub ignored: &'static str,
+}
+
+impl Row for LeaderFillRow {
+    const TABLE: Table = Table {
+        name: "leader_fills",
+        columns: &[
+            "seq",
+            "leader_id",
+            "event_id",
+            "symbol",
+            "side",
+            "qty",
+            "price",
+            "position_after",
+            "order_id",
+            "order_qty",
+            "venue_ts",
+            "recv_ts",
+            "ignored",
+        ],
+        conflict: Conflict::Fail,
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        s.int(self.seq);
+        s.text(leader_name(u, self.leader));
+        s.text(Id::hex(self.event_key).as_str());
+        s.text(symbol_name(u, self.symbol));
+        s.text(self.side.as_str());
+        s.dec(qty(u, self.symbol, self.qty));
+        s.dec(price(u, self.symbol, self.price));
+        s.dec(qty(u, self.symbol, self.position_after));
+        if self.order_key == 0 {
+            s.null();
+        } else {
+            s.text(Id::hex(self.order_key).as_str());
+        }
+        s.opt_dec((self.order_qty != 0).then(|| qty(u, self.symbol, self.order_qty)));
+        s.int(self.venue_ts);
+        s.int(self.recv_ts);
+        s.text(self.ignored);
+        Ok(())
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LeaderPositionRow {
+    pub leader: u32,
+    pub symbol: u16,
+    pub qty: i64,
+    pub updated_seq: i64,
+}
+
+impl Row for LeaderPositionRow {
+    const TABLE: Table = Table {
+        name: "leader_positions",
+        columns: &["leader_id", "symbol", "qty", "updated_seq"],
+        conflict: Conflict::Update(&["leader_id", "symbol"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        s.text(leader_name(u, self.leader));
+        s.text(symbol_name(u, self.symbol));
+        s.dec(qty(u, self.symbol, self.qty));
+        s.int(self.updated_seq);
+        Ok(())
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InstructionRow {
+    pub seq: i64,
+    pub leader_fill_seq: Option<i64>,
+    pub event_key: u64,
+    pub sub: u32,
+    pub symbol: u16,
+    pub target: i64,
+    pub delta: i64,
+    pub sent: i64,
+    pub status: DecisionStatus,
+    pub reason: Reason,
+    pub revision: u64,
+}
+
+impl Row for InstructionRow {
+    const TABLE: Table = Table {
+        name: "copy_instructions",
+        columns: &[
+            "seq",
+            "leader_fill_seq",
+            "event_id",
+            "subscription_id",
+            "follower_id",
+            "leader_id",
+            "symbol",
+            "target",
+            "delta",
+            "sent",
+            "status",
+            "reason",
+            "config_revision",
+        ],
+        conflict: Conflict::Fail,
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        let spec = u.subs.get(self.sub as usize);
+        s.int(self.seq);
+        s.opt_int(self.leader_fill_seq);
+        s.text(Id::hex(self.event_key).as_str());
+        s.text(sub_name(u, self.sub));
+        s.text(spec.map_or("", |sp| follower_name(u, sp.follower.0)));
+        s.text(spec.map_or("", |sp| leader_name(u, sp.leader.0)));
+        s.text(symbol_name(u, self.symbol));
+        s.dec(qty(u, self.symbol, self.target));
+        s.dec(qty(u, self.symbol, self.delta));
+        s.dec(qty(u, self.symbol, self.sent));
+        s.text(self.status.as_str());
+        s.text(self.reason.as_str());
+        s.text(Id::hex(self.revision).as_str());
+        Ok(())
+    }
+}
+
+impl Row for Order {
+    const TABLE: Table = Table {
+        name: "follower_orders",
+        columns: &[
+            "client_order_id",
+            "seq",
+            "instruction_seq",
+            "event_id",
+            "subscription_id",
+            "follower_id",
+            "leader_id",
+            "venue",
+            "symbol",
+            "side",
+            "qty",
+            "limit_price",
+            "order_type",
+            "reduce_only",
+            "status",
+            "filled_qty",
+            "reject_reason",
+        ],
+        conflict: Conflict::Update(&["client_order_id"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        let spec = u.subs.get(self.sub as usize);
+        let venue = u
+            .symbols
+            .get(self.symbol as usize)
+            .and_then(|sym| u.venues.get(sym.venue.0 as usize))
+            .map_or("", |v| v.name.as_str());
+        s.text(Id::client_order(self.id).as_str());
+        s.int(self.seq);
+        s.opt_int(self.instruction_seq);
+        if self.event_key == 0 {
+            s.null();
+        } else {
+            s.text(Id::hex(self.event_key).as_str());
+        }
+        s.text(sub_name(u, self.sub));
+        s.text(follower_name(u, self.follower));
+        s.text(spec.map_or("", |sp| leader_name(u, sp.leader.0)));
+        s.text(venue);
+        s.text(symbol_name(u, self.symbol));
+        s.text(self.side.as_str());
+        s.dec(qty(u, self.symbol, self.qty));
+        s.dec(price(u, self.symbol, self.limit));
+        s.text(order_type_str(self.order_type));
+        s.flag(self.reduce_only);
+        s.text(self.state.as_str());
+        s.dec(qty(u, self.symbol, self.filled));
+        s.opt_text(self.reject.map(RejectReason::as_str));
+        Ok(())
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FillRow {
+    pub order_id: u64,
+    pub trade_id: u64,
+    pub seq: i64,
+    pub follower: u32,
+    pub sub: u32,
+    pub symbol: u16,
+    pub side: Side,
+    pub qty: i64,
+    pub price: i64,
+    pub fee: i64,
+    pub ts: i64,
+}
+
+impl Row for FillRow {
+    const TABLE: Table = Table {
+        name: "follower_fills",
+        columns: &[
+            "client_order_id",
+            "venue_trade_id",
+            "seq",
+            "follower_id",
+            "subscription_id",
+            "symbol",
+            "side",
+            "qty",
+            "price",
+            "fee",
+            "ts",
+        ],
+        conflict: Conflict::Ignore(&["client_order_id", "venue_trade_id"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        s.text(Id::client_order(self.order_id).as_str());
+        s.text(&self.trade_id.to_string());
+        s.int(self.seq);
+        s.text(follower_name(u, self.follower));
+        s.text(sub_name(u, self.sub));
+        s.text(symbol_name(u, self.symbol));
+        s.text(self.side.as_str());
+        s.dec(qty(u, self.symbol, self.qty));
+        s.dec(price(u, self.symbol, self.price));
+        s.dec(money(self.fee));
+        s.int(self.ts);
+        Ok(())
+    }
+}
+
+impl Row for Position {
+    const TABLE: Table = Table {
+        name: "positions",
+        columns: &[
+            "subscription_id",
+            "symbol",
+            "follower_id",
+            "leader_id",
+            "qty",
+            "avg_price",
+            "realized_pnl",
+            "updated_seq",
+            "cost_basis",
+        ],
+        conflict: Conflict::Update(&["subscription_id", "symbol"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        let spec = u.subs.get(self.sub as usize);
+        let (lot, tick) = u
+            .symbols
+            .get(self.symbol as usize)
+            .map_or((Decimal::ONE, Decimal::ONE), |sy| {
+                (sy.lot_size, sy.tick_size)
+            });
+        let too_big = || format!("position cost {} lots × ticks does not fit", self.cost);
+        let cost_lt = Decimal::try_from_i128_with_scale(self.cost, 0).map_err(|_| too_big())?;
+        let cost_basis = cost_lt
+            .checked_mul(lot)
+            .and_then(|c| c.checked_mul(tick))
+            .ok_or_else(too_big)?;
+        // Average entry price in ticks is cost ÷ |qty|; rounded only for reading,
+        // `cost_basis` keeps it exactly.
+        let avg = if self.qty == 0 {
+            None
+        } else {
+            let avg = cost_lt
+                .checked_mul(tick)
+                .and_then(|c| c.checked_div(Decimal::from(self.qty.unsigned_abs())))
+                .ok_or_else(too_big)?;
+            Some(avg.abs().round_dp(tick.scale() + 8).normalize())
+        };
+        s.text(sub_name(u, self.sub));
+        s.text(symbol_name(u, self.symbol));
+        s.text(spec.map_or("", |sp| follower_name(u, sp.follower.0)));
+        s.text(spec.map_or("", |sp| leader_name(u, sp.leader.0)));
+        s.dec(qty(u, self.symbol, self.qty));
+        s.opt_dec(avg);
+        s.dec(money_i128(self.realized)?);
+        s.int(self.updated_seq);
+        s.dec(cost_basis.normalize());
+        Ok(())
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MarkRow {
+    pub seq: i64,
+    pub symbol: u16,
+    pub ts: i64,
+    pub price: i64,
+}
+
+impl Row for MarkRow {
+    const TABLE: Table = Table {
+        name: "mark_prices",
+        columns: &["seq", "symbol", "ts", "price"],
+        conflict: Conflict::Fail,
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        s.int(self.seq);
+        s.text(symbol_name(u, self.symbol));
+        s.int(self.ts);
+        s.dec(price(u, self.symbol, self.price));
+        Ok(())
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EquityRow {
+    pub seq: i64,
+    pub leader: u32,
+    pub ts: i64,
+    pub equity: i64,
+}
+
+impl Row for EquityRow {
+    const TABLE: Table = Table {
+        name: "leader_equity",
+        columns: &["seq", "leader_id", "ts", "equity"],
+        conflict: Conflict::Fail,
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        s.int(self.seq);
+        s.text(leader_name(u, self.leader));
+        s.int(self.ts);
+        s.dec(money(self.equity));
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditRow {
+    pub seq: i64,
+    pub ts: i64,
+    /// `config`, `command`, `stop`, `reject`, `oddity` or `out_of_sync`.
+    pub kind: &'static str,
+    pub subject: String,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl Row for AuditRow {
+    const TABLE: Table = Table {
+        name: "audit_log",
+        columns: &["seq", "ts", "kind", "subject", "reason", "detail"],
+        conflict: Conflict::Fail,
+    };
+
+    fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), String> {
+        s.int(self.seq);
+        s.int(self.ts);
+        s.text(self.kind);
+        s.text(&self.subject);
+        s.text(self.reason);
+        s.text(&self.detail);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConfigRow {
+    pub revision: u64,
+    pub seq: i64,
+    pub toml: String,
+}
+
+impl Row for ConfigRow {
+    const TABLE: Table = Table {
+        name: "config_revisions",
+        columns: &["revision", "seq", "toml"],
+        conflict: Conflict::Ignore(&["revision"]),
+    };
+
+    fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), String> {
+        s.text(Id::hex(self.revision).as_str());
+        s.int(self.seq);
+        s.text(&self.toml);
+        Ok(())
+    }
+}
+
+/// The name tables, written whole from a config: one row per entry of the
+/// universe, addressed by index.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SymbolRow(pub u16);
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LeaderRow(pub u32);
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FollowerRow(pub u32);
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SubscriptionRow(pub u32);
+
+impl Row for SymbolRow {
+    const TABLE: Table = Table {
+        name: "symbols",
+        columns: &["name", "lot_size", "tick_size"],
+        conflict: Conflict::Update(&["name"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        let spec = u.symbols.get(self.0 as usize).ok_or("no such symbol")?;
+        s.text(&spec.name);
+        s.dec(spec.lot_size);
+        s.dec(spec.tick_size);
+        Ok(())
+    }
+}
+
+impl Row for LeaderRow {
+    const TABLE: Table = Table {
+        name: "leaders",
+        columns: &["leader_id", "equity"],
+        conflict: Conflict::Update(&["leader_id"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        let spec = u.leaders.get(self.0 as usize).ok_or("no such leader")?;
+        s.text(&spec.id);
+        s.dec(money(spec.equity.0));
+        Ok(())
+    }
+}
+
+impl Row for FollowerRow {
+    const TABLE: Table = Table {
+        name: "followers",
+        columns: &["follower_id", "equity"],
+        conflict: Conflict::Update(&["follower_id"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        let spec = u.followers.get(self.0 as usize).ok_or("no such follower")?;
+        s.text(&spec.id);
+        s.dec(money(spec.equity.0));
+        Ok(())
+    }
+}
+
+impl Row for SubscriptionRow {
+    const TABLE: Table = Table {
+        name: "subscriptions",
+        columns: &[
+            "subscription_id",
+            "follower_id",
+            "leader_id",
+            "mode",
+            "allocation",
+        ],
+        conflict: Conflict::Update(&["subscription_id"]),
+    };
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+        let spec = u.subs.get(self.0 as usize).ok_or("no such subscription")?;
+        s.text(&spec.id);
+        s.text(follower_name(u, spec.follower.0));
+        s.text(leader_name(u, spec.leader.0));
+        s.text(mode_str(spec.mode));
+        s.dec(money(spec.allocation.0));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_match_the_engine() {
+        for v in [0u64, 1, 0xdead_beef, u64::MAX] {
+            assert_eq!(
+                Id::client_order(v).as_str(),
+                fillcast_engine::ids::client_order_id(v)
+            );
+            assert_eq!(Id::hex(v).as_str(), format!("{v:016x}"));
+        }
+    }
+
+    #[test]
+    fn reject_reasons_roundtrip() {
+        for r in [
+            RejectReason::None,
+            RejectReason::Transient,
+            RejectReason::UnknownOrder,
+        ] {
+            assert_eq!(reject_from_str(r.as_str()), Some(r));
+        }
+        assert_eq!(reject_from_str("nope"), None);
+    }
+
+    #[test]
+    fn money_is_exact_and_short() {
+        assert_eq!(money(1_050_000_000).to_string(), "10.5");
+        assert_eq!(money(-1).to_string(), "-0.00000001");
+        assert_eq!(money_i128(i128::MAX).ok(), None);
+    }
+}

@@ -1,0 +1,244 @@
+//! The SQL schema the sidecar writes, and the migrations that build it.
+//!
+//! The schema is a public interface: reports, reconciliation and people's own
+//! queries read these names, so a column is added by a new migration and never
+//! renamed or repurposed. Migrations are an ordered list of scripts; version `n` is
+//! `MIGRATIONS[n - 1]`, applied in one transaction with its `schema_migrations` row.
+//! A database whose version is newer than this list is refused.
+//!
+//! One script serves both databases: `{SEQ}` is the type of a sequence primary key
+//! (`INTEGER` in SQLite, so that it is the rowid, `BIGINT` in PostgreSQL), `{DEC}`
+//! an exact decimal (`TEXT` in SQLite, `NUMERIC` in PostgreSQL) and `{BOOL}` a flag.
+//! Timestamps are `BIGINT` nanoseconds since the epoch; ids are `TEXT`.
+
+/// Version 1: everything the journal's record schema 1 holds.
+///
+/// - `sidecar_state`: the read position, committed with the rows (one row).
+///   `config_revision` is the config in force at `next_seq`; `input_seq` the last
+///   input record before it (the outputs that follow an input refer to it).
+/// - `leader_fills.ignored`: `''`, or why the engine did not act on the fill
+///   (`duplicate` event id, `invalid` quantity or price); `position_after` counts
+///   only the fills it acted on. `leader_positions` is the current position.
+/// - `positions.cost_basis`: `qty × avg_price` exactly (signed like `qty`);
+///   `avg_price` is rounded for reading and `NULL` when flat.
+/// - Lineage: `copy_instructions(leader_fill_seq)`, `follower_orders(instruction_seq)`,
+///   and `follower_fills(client_order_id)` through the leading column of its key.
+const V1: &str = r#"
+CREATE TABLE sidecar_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    next_seq BIGINT NOT NULL,
+    journal_dir TEXT,
+    config_revision TEXT,
+    input_seq BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE config_revisions (
+    revision TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    toml TEXT NOT NULL
+);
+CREATE TABLE symbols (
+    name TEXT PRIMARY KEY,
+    lot_size {DEC} NOT NULL,
+    tick_size {DEC} NOT NULL
+);
+CREATE TABLE leaders (
+    leader_id TEXT PRIMARY KEY,
+    equity {DEC} NOT NULL
+);
+CREATE TABLE followers (
+    follower_id TEXT PRIMARY KEY,
+    equity {DEC} NOT NULL
+);
+CREATE TABLE subscriptions (
+    subscription_id TEXT PRIMARY KEY,
+    follower_id TEXT NOT NULL,
+    leader_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    allocation {DEC} NOT NULL
+);
+CREATE TABLE leader_fills (
+    seq {SEQ} PRIMARY KEY,
+    leader_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty {DEC} NOT NULL,
+    price {DEC} NOT NULL,
+    position_after {DEC} NOT NULL,
+    order_id TEXT,
+    order_qty {DEC},
+    venue_ts BIGINT NOT NULL,
+    recv_ts BIGINT NOT NULL,
+    ignored TEXT NOT NULL
+);
+CREATE INDEX leader_fills_event ON leader_fills (event_id);
+CREATE TABLE leader_positions (
+    leader_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    qty {DEC} NOT NULL,
+    updated_seq BIGINT NOT NULL,
+    PRIMARY KEY (leader_id, symbol)
+);
+CREATE TABLE copy_instructions (
+    seq {SEQ} PRIMARY KEY,
+    leader_fill_seq BIGINT,
+    event_id TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    follower_id TEXT NOT NULL,
+    leader_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    target {DEC} NOT NULL,
+    delta {DEC} NOT NULL,
+    sent {DEC} NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    config_revision TEXT NOT NULL
+);
+CREATE INDEX copy_instructions_leader_fill ON copy_instructions (leader_fill_seq);
+CREATE INDEX copy_instructions_follower ON copy_instructions (follower_id);
+CREATE TABLE follower_orders (
+    client_order_id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    instruction_seq BIGINT,
+    event_id TEXT,
+    subscription_id TEXT NOT NULL,
+    follower_id TEXT NOT NULL,
+    leader_id TEXT NOT NULL,
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty {DEC} NOT NULL,
+    limit_price {DEC} NOT NULL,
+    order_type TEXT NOT NULL,
+    reduce_only {BOOL} NOT NULL,
+    status TEXT NOT NULL,
+    filled_qty {DEC} NOT NULL,
+    reject_reason TEXT
+);
+CREATE INDEX follower_orders_instruction ON follower_orders (instruction_seq);
+CREATE INDEX follower_orders_follower ON follower_orders (follower_id);
+CREATE TABLE follower_fills (
+    client_order_id TEXT NOT NULL,
+    venue_trade_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    follower_id TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty {DEC} NOT NULL,
+    price {DEC} NOT NULL,
+    fee {DEC} NOT NULL,
+    ts BIGINT NOT NULL,
+    PRIMARY KEY (client_order_id, venue_trade_id)
+);
+CREATE TABLE positions (
+    subscription_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    follower_id TEXT NOT NULL,
+    leader_id TEXT NOT NULL,
+    qty {DEC} NOT NULL,
+    avg_price {DEC},
+    realized_pnl {DEC} NOT NULL,
+    updated_seq BIGINT NOT NULL,
+    cost_basis {DEC} NOT NULL,
+    PRIMARY KEY (subscription_id, symbol)
+);
+CREATE INDEX positions_follower ON positions (follower_id);
+CREATE TABLE mark_prices (
+    seq {SEQ} PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    price {DEC} NOT NULL
+);
+CREATE TABLE leader_equity (
+    seq {SEQ} PRIMARY KEY,
+    leader_id TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    equity {DEC} NOT NULL
+);
+CREATE TABLE audit_log (
+    seq {SEQ} PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"#;
+
+/// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// The newest schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Every table of the schema, in the order a report reads them.
+pub const TABLES: &[&str] = &[
+    "sidecar_state",
+    "config_revisions",
+    "symbols",
+    "leaders",
+    "followers",
+    "subscriptions",
+    "leader_fills",
+    "leader_positions",
+    "copy_instructions",
+    "follower_orders",
+    "follower_fills",
+    "positions",
+    "mark_prices",
+    "leader_equity",
+    "audit_log",
+];
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Creates `schema_migrations` itself: it must exist before any version is read.
+pub(crate) const MIGRATIONS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)";
+
+/// The script of migration `version` (1-based) for `dialect`.
+pub fn script(version: i64, dialect: Dialect) -> Option<String> {
+    let text = MIGRATIONS.get(usize::try_from(version).ok()?.checked_sub(1)?)?;
+    let (seq, dec, flag) = match dialect {
+        Dialect::Sqlite => ("INTEGER", "TEXT", "INTEGER"),
+        Dialect::Postgres => ("BIGINT", "NUMERIC", "BOOLEAN"),
+    };
+    Some(
+        text.replace("{SEQ}", seq)
+            .replace("{DEC}", dec)
+            .replace("{BOOL}", flag),
+    )
+}
+
+/// The SQL expression for "now, UTC, ISO 8601" in `dialect` (for `applied_at`).
+pub(crate) fn now_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        Dialect::Postgres => {
+            "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_have_no_placeholder_left_and_name_every_table() {
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let s = script(1, d).expect("v1");
+            assert!(!s.contains('{'), "{s}");
+            for t in TABLES {
+                assert!(s.contains(&format!("CREATE TABLE {t} (")), "{t}");
+            }
+        }
+        assert_eq!(script(0, Dialect::Sqlite), None);
+        assert_eq!(script(SCHEMA_VERSION + 1, Dialect::Sqlite), None);
+    }
+}

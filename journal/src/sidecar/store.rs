@@ -1,0 +1,148 @@
+//! What the sidecar needs from a database, whichever it is: the saved read
+//! position, the state rows it reads back on start, and one transaction per batch.
+
+use crate::sidecar::build::Batch;
+use crate::sidecar::SidecarError;
+use fillcast_engine::model::Universe;
+
+/// The read position and context committed with the last batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Saved {
+    pub next_seq: u64,
+    pub journal_dir: Option<String>,
+    /// The config revision in force at `next_seq` (16 hex digits).
+    pub config_revision: Option<String>,
+    /// The last input record before `next_seq` (0: none yet).
+    pub input_seq: u64,
+}
+
+/// Checks the `sidecar_state` row as read from `db`.
+pub(crate) fn saved(
+    db: &str,
+    next_seq: i64,
+    journal_dir: Option<String>,
+    config_revision: Option<String>,
+    input_seq: i64,
+) -> Result<Saved, SidecarError> {
+    let bad = |what: &str, v: i64| SidecarError::State {
+        db: db.to_string(),
+        message: format!("sidecar_state.{what} is {v}"),
+    };
+    Ok(Saved {
+        next_seq: u64::try_from(next_seq)
+            .ok()
+            .filter(|s| *s >= 1)
+            .ok_or_else(|| bad("next_seq", next_seq))?,
+        journal_dir,
+        config_revision,
+        input_seq: u64::try_from(input_seq).map_err(|_| bad("input_seq", input_seq))?,
+    })
+}
+
+/// What a batch's transaction sets `sidecar_state` to; `expected_next_seq` is
+/// what it must still hold (so two sidecars on one database fail, not interleave).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Commit {
+    pub next_seq: i64,
+    pub expected_next_seq: i64,
+    pub input_seq: i64,
+    pub config_revision: Option<String>,
+}
+
+/// A `follower_orders` row as stored, with the venue trade ids of its fills.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SavedOrder {
+    pub client_order_id: String,
+    pub seq: i64,
+    pub instruction_seq: Option<i64>,
+    pub event_id: Option<String>,
+    pub subscription_id: String,
+    pub follower_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub qty: String,
+    pub limit_price: String,
+    pub order_type: String,
+    pub reduce_only: bool,
+    pub status: String,
+    pub filled_qty: String,
+    pub reject_reason: Option<String>,
+    pub trades: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SavedPosition {
+    pub subscription_id: String,
+    pub symbol: String,
+    pub qty: String,
+    pub cost_basis: String,
+    pub realized_pnl: String,
+    pub updated_seq: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SavedLeaderPosition {
+    pub leader_id: String,
+    pub symbol: String,
+    pub qty: String,
+    pub updated_seq: i64,
+}
+
+pub(crate) trait Store {
+    /// The database, for messages (a PostgreSQL password is masked).
+    fn name(&self) -> &str;
+
+    /// The saved position; a new database gets its state row (next_seq 1) here.
+    fn saved(&mut self, journal_dir: &str) -> Result<Saved, SidecarError>;
+
+    fn config_toml(&mut self, revision: &str) -> Result<Option<String>, SidecarError>;
+
+    /// Every config revision already stored.
+    fn revisions(&mut self) -> Result<Vec<String>, SidecarError>;
+
+    fn positions(&mut self) -> Result<Vec<SavedPosition>, SidecarError>;
+
+    fn leader_positions(&mut self) -> Result<Vec<SavedLeaderPosition>, SidecarError>;
+
+    /// Event ids of the last `n` leader fills the engine acted on, oldest first.
+    fn recent_events(&mut self, n: usize) -> Result<Vec<String>, SidecarError>;
+
+    fn order(&mut self, client_order_id: &str) -> Result<Option<SavedOrder>, SidecarError>;
+
+    /// Write `batch` (names resolved in `universe`) and `commit`, in one transaction.
+    fn write(
+        &mut self,
+        batch: &Batch,
+        universe: &Universe,
+        commit: &Commit,
+    ) -> Result<(), SidecarError>;
+}
+
+/// The reads both stores make, with PostgreSQL's `$n` parameters (SQLite's
+/// store spells them `?n`). Decimals are read as text, which is exact in both.
+pub(crate) struct Queries {
+    pub config_toml: &'static str,
+    pub revisions: &'static str,
+    pub positions: &'static str,
+    pub leader_positions: &'static str,
+    pub recent_events: &'static str,
+    pub order: &'static str,
+    pub order_trades: &'static str,
+}
+
+pub(crate) const QUERIES: Queries = Queries {
+    config_toml: "SELECT toml FROM config_revisions WHERE revision = $1",
+    revisions: "SELECT revision FROM config_revisions",
+    positions: "SELECT subscription_id, symbol, CAST(qty AS TEXT), CAST(cost_basis AS TEXT), \
+                CAST(realized_pnl AS TEXT), updated_seq FROM positions",
+    leader_positions:
+        "SELECT leader_id, symbol, CAST(qty AS TEXT), updated_seq FROM leader_positions",
+    recent_events:
+        "SELECT event_id FROM leader_fills WHERE ignored = '' ORDER BY seq DESC LIMIT $1",
+    order: "SELECT client_order_id, seq, instruction_seq, event_id, subscription_id, follower_id, \
+            symbol, side, CAST(qty AS TEXT), CAST(limit_price AS TEXT), order_type, reduce_only, \
+            status, CAST(filled_qty AS TEXT), reject_reason \
+            FROM follower_orders WHERE client_order_id = $1",
+    order_trades:
+        "SELECT venue_trade_id FROM follower_fills WHERE client_order_id = $1 ORDER BY seq",
+};
