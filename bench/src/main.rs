@@ -9,11 +9,15 @@
 //! - `fanout`: one leader fill to N followers (1k / 10k / 100k), fillcast's core
 //!   beside the textbook design (decimals per follower, a channel message per order).
 //!
-//! Usage: `fillcast-bench journal [--records N] [--dir DIR]`,
+//! - `sidecar`: journal replay into SQLite (and PostgreSQL with `--pg URL`) in rows/s,
+//!   beside one autocommit INSERT per row.
+//!
+//! Usage: `fillcast-bench sidecar [--rows N] [--pg URL]`, `fillcast-bench journal [--records N] [--dir DIR]`,
 //! `fillcast-bench fanout [--followers 1000,10000,100000] [--samples N]`
 
 mod fanout;
 mod journal;
+mod sidecar;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,6 +82,12 @@ fn main() {
                 let _ = r.samples;
             }
         }
+        "sidecar" => sidecar::run(
+            flag("--rows")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1_000_000),
+            flag("--pg"),
+        ),
         "--help" | "-h" | "help" => {
             println!("fillcast-bench journal [--records N] [--dir DIR]\n\n  journal   append throughput and latency per durability setting, with a baseline");
         }
