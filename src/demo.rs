@@ -2,7 +2,7 @@
 //! leaders) is `config/demo.toml`; followers and subscriptions are generated from
 //! the seed with mixed modes and limits, so every reason code has a chance to show.
 
-use crate::{gateways_for, summary};
+use crate::{gateways_for, journal_cmd, sql_cmd, summary};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fillcast_engine::config::{
@@ -13,10 +13,12 @@ use fillcast_engine::core::Core;
 use fillcast_engine::ids::mix64;
 use fillcast_engine::model::Universe;
 use fillcast_engine::pipeline;
+use fillcast_engine::port::JournalSink;
 use fillcast_engine::port::Source;
 use fillcast_gateways::synthetic::SyntheticLeaders;
+use fillcast_journal::report::ReportOptions;
 use rust_decimal::Decimal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +35,10 @@ pub struct DemoArgs {
     /// How long the leaders trade, in seconds.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Leader fills per second across all leaders.
-    #[arg(long, default_value_t = 200)]
+    /// Leader fills per second across all leaders. Each fill fans out to ~3,700
+    /// subscriptions, so 200 fills journal ~2.7 M records (~290 MB) and make ~2.5 M
+    /// SQL rows; raise it with --no-journal to load the engine alone.
+    #[arg(long, default_value_t = 20)]
     rate: u64,
     /// Seed for the followers, the leaders' trading and the venue.
     #[arg(long, default_value_t = 42)]
@@ -42,6 +46,51 @@ pub struct DemoArgs {
     /// Pin the core stage to this CPU.
     #[arg(long)]
     core_cpu: Option<usize>,
+    /// Where the demo writes its journal, the SQLite database the sidecar fills
+    /// from it, and the reports. Replaced on each run (only if an earlier demo made it).
+    #[arg(long, default_value = "fillcast-demo")]
+    out: PathBuf,
+    /// Run the engine only: no journal, no sidecar, no report.
+    #[arg(long)]
+    no_journal: bool,
+}
+
+/// Marks a directory as the demo's own, so a rerun may replace it.
+const MARKER: &str = ".fillcast-demo";
+
+/// Prepare `out` for a fresh demo: create it, or empty it if an earlier demo made it.
+fn fresh_out_dir(out: &Path) -> Result<()> {
+    if out.exists() {
+        if !out.join(MARKER).is_file() {
+            bail!(
+                "{} exists and was not made by `fillcast demo`: choose another --out directory",
+                out.display()
+            );
+        }
+        for name in [
+            "journal",
+            "fillcast.db",
+            "report.html",
+            "report.json",
+            "fanout-latency.json",
+        ] {
+            let p = out.join(name);
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else if p.exists() {
+                std::fs::remove_file(&p)
+            } else {
+                Ok(())
+            };
+            removed.with_context(|| format!("removing the last demo's {}", p.display()))?;
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(
+        out.join(MARKER),
+        "written by `fillcast demo`, which replaces this directory's contents on each run\n",
+    )
+    .with_context(|| format!("writing into {}", out.display()))
 }
 
 /// A deterministic stream of pseudo-random numbers for the generated followers.
@@ -166,7 +215,16 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if args.duration <= 0.0 || args.rate == 0 {
         bail!("--duration and --rate must be positive");
     }
-    let cfg = demo_config(args)?;
+    let mut cfg = demo_config(args)?;
+    if !args.no_journal {
+        fresh_out_dir(&args.out)?;
+        cfg.journal = Some(config::JournalConfig {
+            dir: args.out.join("journal"),
+            segment_mib: 64,
+            durability: config::DurabilityConfig::Never,
+            flush_every_ms: config::defaults::flush_every_ms(),
+        });
+    }
     let u = Arc::new(Universe::from_config(&cfg).context("demo model")?);
     let fills = ((args.duration * args.rate as f64).round() as u64).max(1);
     println!(
@@ -178,19 +236,75 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         args.rate,
         args.seed
     );
-    let gateways = gateways_for(&u)?;
+    let mut gateways = gateways_for(&u)?;
     let sources: Vec<Box<dyn Source>> = vec![Box::new(
-        SyntheticLeaders::new(Arc::clone(&u), args.seed, fills).with_rate(args.rate),
+        SyntheticLeaders::new(Arc::clone(&u), args.seed, fills)
+            .with_rate(args.rate)
+            // Venue time starts now, so the report's trailing windows (7 days and up,
+            // ending at the latest timestamp) hold the demo's trading.
+            .with_start_ts(fillcast_engine::clock::now()),
     )];
-    let core = Core::new(Arc::clone(&u), &cfg.engine);
+    let (core, journal) = if cfg.journal.is_some() {
+        let opened = journal_cmd::open(&cfg, &u, &mut gateways)?;
+        (
+            opened.core,
+            Some(Box::new(opened.stage) as Box<dyn JournalSink>),
+        )
+    } else {
+        (Core::new(Arc::clone(&u), &cfg.engine), None)
+    };
     let started = Instant::now();
-    let running = pipeline::start(core, gateways, sources, None, Vec::new(), &cfg.engine);
+    let running = pipeline::start(core, gateways, sources, journal, Vec::new(), &cfg.engine);
     let mut ticker = summary::Ticker::new(1.0);
     let (core_out, mut io_out) =
         running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
+    if let Some(e) = &io_out.journal_error {
+        bail!("the journal failed, so no more orders were sent: {e}");
+    }
     let mismatched = summary::print(&u, &core_out, &mut io_out, started.elapsed());
     if mismatched > 0 {
         bail!("{mismatched} follower positions differ between the engine and the venue");
     }
+    drop(io_out);
+    if !args.no_journal {
+        sidecar_and_report(&args.out, &core_out.fanout_ns)?;
+    }
+    Ok(())
+}
+
+/// The demo's last step: the journal into SQLite, and the reports from it.
+fn sidecar_and_report(out: &Path, fanout_ns: &hdrhistogram::Histogram<u64>) -> Result<()> {
+    let db_path = out.join("fillcast.db");
+    let db = format!("sqlite:{}", db_path.display());
+    println!();
+    println!("sidecar: replaying the journal into {}", db_path.display());
+    let stats = fillcast_journal::sidecar::run(
+        &out.join("journal"),
+        &db,
+        fillcast_journal::sidecar::SidecarOptions {
+            progress: sql_cmd::progress_printer(1.0),
+            ..Default::default()
+        },
+    )?;
+    sql_cmd::print_stats(&stats);
+    let latency = out.join("fanout-latency.json");
+    sql_cmd::write_latency(&latency, fanout_ns)?;
+    let report = sql_cmd::Db::open(&db)?
+        .report(&ReportOptions::default())?
+        .with_latency(sql_cmd::latency_buckets(fanout_ns));
+    let (json, html) = (out.join("report.json"), out.join("report.html"));
+    sql_cmd::write_outputs(&report, Some(&json), Some(&html))?;
+    println!();
+    print!("{}", report.summary_text());
+    println!();
+    println!("wrote:");
+    println!("  journal        {}", out.join("journal").display());
+    println!(
+        "  database       {}   (fillcast report --db {db})",
+        db_path.display()
+    );
+    println!("  report (HTML)  {}", html.display());
+    println!("  report (JSON)  {}", json.display());
+    println!("  latency        {}", latency.display());
     Ok(())
 }

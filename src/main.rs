@@ -3,6 +3,7 @@
 
 mod demo;
 mod journal_cmd;
+mod sql_cmd;
 mod summary;
 
 use anyhow::{bail, Context, Result};
@@ -78,6 +79,10 @@ enum Cmd {
         /// engine replays it, asks the venues about unanswered orders, then goes on.
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// At the end, write the fan-out latency histogram to this file (JSON), for
+        /// `fillcast report --latency`.
+        #[arg(long)]
+        latency_out: Option<PathBuf>,
     },
     /// Look into a journal.
     #[command(subcommand)]
@@ -95,6 +100,20 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Replay a journal into SQL (SQLite by default, or PostgreSQL) for
+    /// reconciliation, reports and audits.
+    ///
+    /// Writes the tables of DESIGN.md (leader_fills, copy_instructions,
+    /// follower_orders, follower_fills, positions, audit_log, ...) and commits its
+    /// read position with each batch: stop it at any time, run it again, and it goes
+    /// on where it stopped, without a lost or doubled row.
+    Sidecar(sql_cmd::SidecarArgs),
+    /// Reports over the sidecar's database: leader metrics, follower P&L,
+    /// performance fees, reconciliation; a terminal summary, JSON and HTML.
+    ///
+    /// The HTML page is one self-contained file (charts inline, no network) that also
+    /// defines every metric. `--lineage ID` prints why one follower order exists.
+    Report(sql_cmd::ReportArgs),
     /// Validate a config and report every error with file, line and what was expected.
     CheckConfig {
         /// The config file.
@@ -113,13 +132,16 @@ fn main() -> ExitCode {
             config,
             progress,
             journal,
-        } => run(&config, progress, journal),
+            latency_out,
+        } => run(&config, progress, journal, latency_out.as_deref()),
         Cmd::Journal(JournalCmd::Inspect {
             dir,
             json,
             from,
             limit,
         }) => journal_cmd::inspect(&dir, json, from, limit),
+        Cmd::Sidecar(args) => sql_cmd::sidecar(&args),
+        Cmd::Report(args) => sql_cmd::report(&args),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::SimVenue { .. } => Ok(()),
     };
@@ -215,7 +237,12 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
         .collect()
 }
 
-fn run(path: &Path, progress_secs: f64, journal_dir: Option<PathBuf>) -> Result<()> {
+fn run(
+    path: &Path,
+    progress_secs: f64,
+    journal_dir: Option<PathBuf>,
+    latency_out: Option<&Path>,
+) -> Result<()> {
     let (mut cfg, u) = load(path)?;
     if cfg.sources.is_empty() {
         bail!(
@@ -258,5 +285,8 @@ fn run(path: &Path, progress_secs: f64, journal_dir: Option<PathBuf>) -> Result<
         bail!("the journal failed, so no more orders were sent: {e}");
     }
     summary::print(&u, &core_out, &mut io_out, started.elapsed());
+    if let Some(path) = latency_out {
+        sql_cmd::write_latency(path, &core_out.fanout_ns)?;
+    }
     Ok(())
 }

@@ -1,4 +1,7 @@
-//! The real `fillcast` binary: check-config, run and demo, with good and bad input.
+//! The real `fillcast` binary: check-config, run, demo, sidecar and report, with good
+//! and bad input.
+
+use fillcast_journal::sidecar::rusqlite;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -43,7 +46,14 @@ fn help_explains_every_command() {
     let o = fillcast(&["--help"]);
     let (out, _) = text(&o);
     assert!(o.status.success());
-    for cmd in ["demo", "run", "check-config"] {
+    for cmd in [
+        "demo",
+        "run",
+        "check-config",
+        "sidecar",
+        "report",
+        "journal",
+    ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
     let (demo_help, _) = text(&fillcast(&["demo", "--help"]));
@@ -139,7 +149,9 @@ fn run_reports_bad_lines_and_keeps_going() {
 
 #[test]
 fn demo_runs_small_and_reconciles_with_the_venue() {
-    let o = fillcast(&[
+    let dir = tmp();
+    let out_dir = dir.path().join("demo");
+    let args = [
         "demo",
         "--followers",
         "300",
@@ -151,15 +163,352 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
         "200",
         "--seed",
         "3",
-    ]);
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let o = fillcast(&args);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert_eq!(figure(&out, "leader fills in"), 200, "{out}");
-    assert!(figure(&out, "follower orders out") > 1000, "{out}");
+    let orders = figure(&out, "follower orders out");
+    assert!(orders > 1000, "{out}");
     assert!(out.contains("duplicate client order ids 0"), "{out}");
     assert!(out.contains("engine/venue position mismatches 0"), "{out}");
     assert!(out.contains("p99"), "{out}");
-    let _ = Path::new(".");
+
+    // It ends with the sidecar into SQLite and the reports, and says where they are.
+    let db = out_dir.join("fillcast.db");
+    for f in [
+        &db,
+        &out_dir.join("report.html"),
+        &out_dir.join("report.json"),
+    ] {
+        assert!(f.is_file(), "{} missing:\n{out}", f.display());
+        assert!(
+            out.contains(&f.display().to_string()),
+            "{} not named:\n{out}",
+            f.display()
+        );
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count =
+        |sql: &str| -> u64 { conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64 };
+    assert_eq!(count("SELECT count(*) FROM leader_fills"), 200);
+    assert_eq!(count("SELECT count(*) FROM follower_orders"), orders);
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("chart-latency"),
+        "no charts in the page"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        json["leaders"].as_array().map(Vec::len),
+        Some(4),
+        "{json:#}"
+    );
+    assert!(
+        json["latency"]["count"].as_u64() == Some(200),
+        "{}",
+        json["latency"]
+    );
+    // The trailing windows hold the demo's trading (venue time starts now).
+    let l = &json["leaders"][0]["windows"];
+    assert_eq!(l[0]["window"], "7d");
+    assert_eq!(
+        l[0]["trades"],
+        l[l.as_array().unwrap().len() - 1]["trades"],
+        "{l:#}"
+    );
+
+    // A rerun replaces its own directory; it never takes over somebody else's.
+    let o = fillcast(&args);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        count("SELECT count(*) FROM leader_fills"),
+        200,
+        "rerun starts afresh"
+    );
+    let foreign = dir.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
+    let o = fillcast(&[
+        "demo",
+        "--followers",
+        "10",
+        "--duration",
+        "0.1",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("was not made by `fillcast demo`"), "{err}");
+    assert!(foreign.join("precious.txt").is_file());
+}
+
+/// Runs the file replay with a journal in `dir/journal`, then the sidecar into
+/// `dir/fc.db`; returns the database address.
+fn journal_into_sqlite(dir: &Path) -> String {
+    let cfg = journaled_config(dir, 100_000);
+    let latency = dir.join("latency.json");
+    let o = fillcast(&[
+        "run",
+        "--progress",
+        "0",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--latency-out",
+        latency.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(latency.is_file());
+    let db = format!("sqlite:{}", dir.join("fc.db").display());
+    let o = fillcast(&[
+        "sidecar",
+        "--journal",
+        dir.join("journal").to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("sidecar: ") && out.contains("rows"), "{out}");
+    db
+}
+
+#[test]
+fn sidecar_then_report_at_the_command_line() {
+    let dir = tmp();
+    let db = journal_into_sqlite(dir.path());
+    let journal = dir.path().join("journal");
+    let records = fillcast_journal::JournalReader::open(&journal)
+        .unwrap()
+        .iter_from(1)
+        .count() as i64;
+    let conn = rusqlite::Connection::open(dir.path().join("fc.db")).unwrap();
+    let next: i64 = conn
+        .query_row("SELECT next_seq FROM sidecar_state", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        next,
+        records + 1,
+        "the read position is past the last record"
+    );
+
+    // A second run finds nothing new and writes nothing.
+    let o = fillcast(&[
+        "sidecar",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("sidecar: 0 records"), "{out}");
+
+    let (json, html) = (dir.path().join("r.json"), dir.path().join("r.html"));
+    let o = fillcast(&[
+        "report",
+        "--db",
+        &db,
+        "--json",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--latency",
+        dir.path().join("latency.json").to_str().unwrap(),
+        "--settlement",
+        "daily",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("leaders (") && out.contains("reconciliation"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "leaders",
+        "followers",
+        "fees",
+        "reconciliation",
+        "latency",
+        "row_counts",
+    ] {
+        assert!(!v[key].is_null(), "JSON lacks {key}");
+    }
+    assert!(v["latency"]["count"].as_u64().unwrap() > 0);
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
+
+    // Lineage of a real order: its leader fill and the instruction behind it.
+    let id: String = conn
+        .query_row(
+            "SELECT client_order_id FROM follower_orders ORDER BY seq LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let o = fillcast(&["report", "--db", &db, "--lineage", &id]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains(&id), "{out}");
+    let o = fillcast(&["report", "--db", &db, "--lineage", "fc-no-such-order"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("fc-no-such-order"), "{:?}", text(&o));
+}
+
+#[test]
+fn sidecar_and_report_reject_bad_input_clearly() {
+    let dir = tmp();
+    let d = dir.path();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "sidecar".into(),
+                "--journal".into(),
+                d.join("none").display().to_string(),
+                "--db".into(),
+                "sqlite:x.db".into(),
+            ],
+            "no journal at",
+        ),
+        (
+            vec![
+                "sidecar".into(),
+                "--journal".into(),
+                d.display().to_string(),
+                "--db".into(),
+                "mysql://x".into(),
+            ],
+            "is not a database address",
+        ),
+        (
+            vec![
+                "report".into(),
+                "--db".into(),
+                format!("sqlite:{}", d.join("missing.db").display()),
+            ],
+            "no SQLite database at",
+        ),
+        (
+            vec![
+                "report".into(),
+                "--db".into(),
+                "sqlite:x.db".into(),
+                "--fee-rate".into(),
+                "ten".into(),
+            ],
+            "--fee-rate",
+        ),
+        (
+            vec![
+                "report".into(),
+                "--db".into(),
+                "sqlite:x.db".into(),
+                "--fee-rate".into(),
+                "1.5".into(),
+            ],
+            "outside [0, 1]",
+        ),
+        (
+            vec![
+                "report".into(),
+                "--db".into(),
+                "sqlite:x.db".into(),
+                "--settlement".into(),
+                "yearly".into(),
+            ],
+            "daily, weekly or monthly",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = fillcast(&args);
+        let (out, err) = text(&o);
+        assert!(!o.status.success(), "{args:?} should fail: {out}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn report_names_the_latency_file_and_what_is_wrong_with_it() {
+    let dir = tmp();
+    let db = journal_into_sqlite(dir.path());
+    for (body, expected) in [
+        ("not json", "not JSON"),
+        ("{\"buckets\": 3}", "\"buckets\""),
+        ("{\"buckets\": [[1, 2], [3]]}", "bucket 1"),
+        ("{\"buckets\": [[1, -2]]}", "bucket 0"),
+        ("{\"buckets\": [[1, 2]", "not JSON"),
+    ] {
+        let f = dir.path().join("bad-latency.json");
+        std::fs::write(&f, body).unwrap();
+        let o = fillcast(&["report", "--db", &db, "--latency", f.to_str().unwrap()]);
+        let (_, err) = text(&o);
+        assert!(!o.status.success(), "{body}");
+        assert!(
+            err.contains("bad-latency.json") && err.contains(expected),
+            "{body}: {err}"
+        );
+    }
+}
+
+#[test]
+fn sidecar_follow_picks_up_a_live_journal_and_stops_on_sigterm() {
+    let dir = tmp();
+    let cfg = journaled_config(dir.path(), 400);
+    let journal = dir.path().join("journal");
+    let db = format!("sqlite:{}", dir.path().join("live.db").display());
+    // The sidecar starts first, before the journal exists.
+    let sidecar = Command::new(env!("CARGO_BIN_EXE_fillcast"))
+        .args(["sidecar", "--follow", "--progress", "0", "--journal"])
+        .arg(&journal)
+        .args(["--db", &db])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = fillcast(&["run", "--progress", "0", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let records = fillcast_journal::JournalReader::open(&journal)
+        .unwrap()
+        .iter_from(1)
+        .count() as i64;
+    let conn = rusqlite::Connection::open(dir.path().join("live.db")).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let next: Option<i64> = conn
+            .query_row("SELECT next_seq FROM sidecar_state", [], |r| r.get(0))
+            .ok();
+        if next == Some(records + 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the follower never caught up: {next:?} of {records}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = sidecar.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let o = sidecar.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "SIGTERM is a clean stop: {out}{err}");
+    assert!(
+        out.contains(&format!("sidecar: {records} records")),
+        "{out}"
+    );
 }
 
 /// A config of the file replay that journals into `dir/journal` and paces the file.

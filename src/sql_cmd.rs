@@ -1,0 +1,327 @@
+//! `fillcast sidecar` (journal → SQL) and `fillcast report` (SQL → summary, JSON,
+//! HTML), plus the fan-out latency file that carries the engine's histogram to a
+//! report: the core is deterministic and reads no clock, so the journal holds no
+//! latency; the process that ran the engine measured it and writes it beside.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use fillcast_journal::report::{self, FeePolicy, Report, ReportOptions, Settlement};
+use fillcast_journal::sidecar::{self, pg, rusqlite, SidecarOptions, SidecarStats};
+use hdrhistogram::Histogram;
+use rust_decimal::Decimal;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct SidecarArgs {
+    /// The journal directory the engine writes (`[journal] dir`).
+    #[arg(long)]
+    journal: PathBuf,
+    /// Where the rows go: `sqlite:PATH` (created if missing) or
+    /// `postgres://USER@HOST[:PORT]/DB`.
+    #[arg(long, default_value = "sqlite:fillcast.db")]
+    db: String,
+    /// Keep tailing the journal as the engine writes it; stop with Ctrl-C (SIGINT) or
+    /// SIGTERM, after committing what was read.
+    #[arg(long)]
+    follow: bool,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 50_000)]
+    batch_rows: usize,
+    /// Print a progress line every this many seconds (0 = never).
+    #[arg(long, default_value_t = 1.0)]
+    progress: f64,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The database the sidecar wrote: `sqlite:PATH` or `postgres://...`.
+    #[arg(long)]
+    db: String,
+    /// Write the whole report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a self-contained HTML page (charts inline, no network) to this file.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// A fan-out latency file (`fillcast run --latency-out`, or the demo's) to chart.
+    #[arg(long)]
+    latency: Option<PathBuf>,
+    /// Print the lineage of one follower order (its client order id) instead of the
+    /// report: the leader fill, the instruction, every leg and why.
+    #[arg(long, value_name = "CLIENT_ORDER_ID")]
+    lineage: Option<String>,
+    /// Print every decision on one leader fill (its `leader_fills.seq`).
+    #[arg(long, value_name = "SEQ")]
+    leader_fill: Option<i64>,
+    /// Performance fee: the fraction of new profit above the high-water mark.
+    #[arg(long, default_value = "0.10")]
+    fee_rate: String,
+    /// The leader's fraction of each fee; the platform keeps the rest.
+    #[arg(long, default_value = "0.80")]
+    fee_leader_share: String,
+    /// How often fees settle: daily, weekly or monthly.
+    #[arg(long, default_value = "monthly")]
+    settlement: String,
+    /// A (follower, symbol) pair is in sync when |expected − venue| × mark is at
+    /// most this, in quote currency.
+    #[arg(long, default_value = "0")]
+    sync_tolerance: String,
+}
+
+pub fn progress_printer(every: f64) -> Option<sidecar::Progress> {
+    if every <= 0.0 {
+        return None;
+    }
+    let every = Duration::from_secs_f64(every);
+    let mut last = Instant::now();
+    Some(Box::new(move |s: &SidecarStats| {
+        if last.elapsed() >= every {
+            last = Instant::now();
+            eprintln!(
+                "sidecar: {} records, {} rows, at record {} ({:.0} rows/s)",
+                s.records,
+                s.rows,
+                s.next_seq,
+                s.rows_per_sec()
+            );
+        }
+    }))
+}
+
+pub fn sidecar(a: &SidecarArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    if a.follow {
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))
+                .with_context(|| format!("cannot handle signal {sig}"))?;
+        }
+    }
+    let stats = sidecar::run(
+        &a.journal,
+        &a.db,
+        SidecarOptions {
+            follow: a.follow,
+            batch_rows: a.batch_rows,
+            progress: progress_printer(a.progress),
+            stop: Some(stop),
+            ..SidecarOptions::default()
+        },
+    )?;
+    print_stats(&stats);
+    Ok(())
+}
+
+pub fn print_stats(s: &SidecarStats) {
+    println!(
+        "sidecar: {} records ({}..{}), {} rows in {} transactions, {:.1} s ({:.0} rows/s)",
+        s.records,
+        s.start_seq,
+        s.next_seq,
+        s.rows,
+        s.batches,
+        s.elapsed.as_secs_f64(),
+        s.rows_per_sec()
+    );
+}
+
+fn decimal(flag: &str, v: &str) -> Result<Decimal> {
+    Decimal::from_str(v.trim())
+        .with_context(|| format!("--{flag} {v:?}: expected a decimal number such as 0.1"))
+}
+
+fn options(a: &ReportArgs) -> Result<ReportOptions> {
+    let settlement = Settlement::parse(&a.settlement).with_context(|| {
+        format!(
+            "--settlement {:?}: expected daily, weekly or monthly",
+            a.settlement
+        )
+    })?;
+    let fee = FeePolicy {
+        rate: decimal("fee-rate", &a.fee_rate)?,
+        leader_fraction: decimal("fee-leader-share", &a.fee_leader_share)?,
+        settlement,
+    };
+    fee.validate().map_err(anyhow::Error::msg)?;
+    Ok(ReportOptions {
+        fee,
+        sync_tolerance_notional: decimal("sync-tolerance", &a.sync_tolerance)?,
+        ..ReportOptions::default()
+    })
+}
+
+/// A connection to the database a report reads.
+pub enum Db {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<pg::Client>),
+}
+
+impl Db {
+    pub fn open(url: &str) -> Result<Db> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = Path::new(path.strip_prefix("//").unwrap_or(path));
+            if !path.is_file() {
+                bail!(
+                    "no SQLite database at {} (run `fillcast sidecar --db {url}` first)",
+                    path.display()
+                );
+            }
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .with_context(|| format!("opening {}", path.display()))?;
+            return Ok(Db::Sqlite(conn));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let client = pg::Client::connect(url, pg::NoTls)
+                .with_context(|| format!("connecting to {}", mask(url)))?;
+            return Ok(Db::Postgres(Box::new(client)));
+        }
+        bail!(
+            "`{}` is not a database address: use sqlite:PATH or postgres://USER@HOST/DB",
+            mask(url)
+        )
+    }
+
+    pub fn report(&mut self, opts: &ReportOptions) -> Result<Report> {
+        Ok(match self {
+            Db::Sqlite(c) => report::build_with(c, opts)?,
+            Db::Postgres(c) => report::build_postgres(c, opts)?,
+        })
+    }
+}
+
+/// The URL without its password.
+fn mask(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            match user.split_once(':') {
+                Some((u, _)) => format!("{}{u}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub fn report(a: &ReportArgs) -> Result<()> {
+    let opts = options(a)?;
+    let mut db = Db::open(&a.db)?;
+    if a.lineage.is_some() || a.leader_fill.is_some() {
+        let found = match (&mut db, &a.lineage, a.leader_fill) {
+            (Db::Sqlite(c), Some(id), _) => report::lineage(c, id)?,
+            (Db::Postgres(c), Some(id), _) => report::lineage_postgres(c, id)?,
+            (Db::Sqlite(c), None, Some(seq)) => report::leader_fill_lineage(c, seq)?,
+            (Db::Postgres(_), None, Some(_)) => {
+                bail!("--leader-fill reads SQLite databases only so far; use --lineage CLIENT_ORDER_ID")
+            }
+            (_, None, None) => unreachable!(),
+        };
+        match found {
+            Some(l) => print!("{}", l.to_text()),
+            None => bail!(
+                "{} is not in {}",
+                a.lineage.clone().unwrap_or_else(|| format!(
+                    "leader fill {}",
+                    a.leader_fill.unwrap_or_default()
+                )),
+                mask(&a.db)
+            ),
+        }
+        return Ok(());
+    }
+    let mut r = db.report(&opts)?;
+    if let Some(path) = &a.latency {
+        r = r.with_latency(read_latency(path)?);
+    }
+    write_outputs(&r, a.json.as_deref(), a.html.as_deref())?;
+    print!("{}", r.summary_text());
+    Ok(())
+}
+
+pub fn write_outputs(r: &Report, json: Option<&Path>, html: Option<&Path>) -> Result<()> {
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&r.to_json())?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = html {
+        std::fs::write(path, r.to_html()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The histogram as (bucket upper bound in ns, count) pairs, at about 5%
+/// resolution, which is what a chart and its percentiles need.
+pub fn latency_buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut upper = h.min().max(1);
+    let mut count_below = 0u64;
+    loop {
+        let here = h.count_between(0, upper);
+        if here > count_below {
+            out.push((upper, here - count_below));
+            count_below = here;
+        }
+        if upper >= h.max() {
+            break;
+        }
+        upper = (upper + upper / 20).max(upper + 1).min(h.max());
+    }
+    out
+}
+
+/// Written by `fillcast run --latency-out` and the demo; read by `report --latency`.
+pub fn write_latency(path: &Path, h: &Histogram<u64>) -> Result<()> {
+    let buckets: Vec<[u64; 2]> = latency_buckets(h)
+        .into_iter()
+        .map(|(u, n)| [u, n])
+        .collect();
+    let doc = serde_json::json!({
+        "what": "fan-out latency per leader fill: start of its handling to its last order in the egress ring",
+        "unit": "ns",
+        "buckets": buckets,
+    });
+    std::fs::write(path, serde_json::to_string(&doc)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn read_latency(path: &Path) -> Result<Vec<(u64, u64)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let buckets = doc
+        .get("buckets")
+        .and_then(|b| b.as_array())
+        .with_context(|| {
+            format!(
+                "{}: expected an object with \"buckets\": [[upper_ns, count], ...]",
+                path.display()
+            )
+        })?;
+    buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match b.as_array().map(|p| p.as_slice()) {
+            Some([u, n]) => match (u.as_u64(), n.as_u64()) {
+                (Some(u), Some(n)) => Ok((u, n)),
+                _ => bail!(
+                    "{}: bucket {i}: expected two non-negative integers, got {b}",
+                    path.display()
+                ),
+            },
+            _ => bail!(
+                "{}: bucket {i}: expected [upper_ns, count], got {b}",
+                path.display()
+            ),
+        })
+        .collect()
+}
