@@ -7,7 +7,12 @@
 //! schema.
 //!
 //! The target (DESIGN.md, "Performance targets") is ≥ 300,000 rows/s into SQLite.
+//!
+//! Latency is per row: each baseline INSERT alone; the sidecar's averaged over each
+//! committed batch (it commits `batch_rows` rows per transaction).
 
+use crate::progress::Progress;
+use crate::report::{histogram, Case, RatioBasis, Role, Scenario, ThreadRole, Variant};
 use fillcast_engine::event::FeedEvent;
 use fillcast_engine::model::Universe;
 use fillcast_journal::reader::JournalReader;
@@ -17,11 +22,21 @@ use fillcast_journal::sidecar::rusqlite::{params, Connection};
 use fillcast_journal::sidecar::schema::{script, Dialect, SCHEMA_VERSION};
 use fillcast_journal::sidecar::synth::{Synth, SynthSpec};
 use fillcast_journal::sidecar::{self, SidecarOptions, SidecarStats};
+use hdrhistogram::Histogram;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Rows the baseline inserts, one statement each.
-const BASELINE_ROWS: usize = 20_000;
+/// DESIGN.md: sidecar replay ≥ 300,000 rows/s into SQLite.
+const TARGET_ROWS_PER_SEC: f64 = 300_000.0;
+
+pub struct Options {
+    /// Journal records to replay.
+    pub rows: usize,
+    /// Rows the baseline inserts, one statement and one transaction each.
+    pub baseline_rows: usize,
+    pub pg: Option<String>,
+}
 
 /// One baseline row: a leader fill or a decision, names resolved, decimals as text.
 enum Plain {
@@ -91,8 +106,12 @@ const DECISION_SQL: &str =
      symbol, target, delta, sent, status, reason, config_revision) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-/// Rows per second of the baseline into SQLite (same file settings as the sidecar).
-fn sqlite_baseline(path: &Path, rows: &[(i64, Plain)]) -> f64 {
+/// The baseline into SQLite (same file settings as the sidecar): rows/s, per-row ns.
+fn sqlite_baseline(
+    path: &Path,
+    rows: &[(i64, Plain)],
+    progress: &Progress,
+) -> (f64, Histogram<u64>) {
     let c = Connection::open(path).expect("baseline db");
     let _: String = c
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -105,8 +124,10 @@ fn sqlite_baseline(path: &Path, rows: &[(i64, Plain)]) -> f64 {
         LEADER_FILL_SQL.replace('$', "?"),
         DECISION_SQL.replace('$', "?"),
     );
+    let mut hist = histogram();
     let t = Instant::now();
-    for (seq, row) in rows {
+    for (i, (seq, row)) in rows.iter().enumerate() {
+        let row_started = Instant::now();
         match row {
             Plain::LeaderFill(v) => {
                 let ts: [i64; 2] = [v[7].parse().unwrap_or(0), v[8].parse().unwrap_or(0)];
@@ -124,12 +145,19 @@ fn sqlite_baseline(path: &Path, rows: &[(i64, Plain)]) -> f64 {
                 .expect("insert");
             }
         }
+        let _ = hist.record((row_started.elapsed().as_nanos() as u64).max(1));
+        if i % 256 == 0 {
+            progress.set(i as u64);
+        }
     }
-    rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9)
+    (
+        rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9),
+        hist,
+    )
 }
 
-/// Rows per second of the baseline into PostgreSQL: a round trip and a commit per row.
-fn pg_baseline(url: &str, rows: &[(i64, Plain)]) -> f64 {
+/// The baseline into PostgreSQL, a round trip and a commit per row: rows/s, per-row ns.
+fn pg_baseline(url: &str, rows: &[(i64, Plain)], progress: &Progress) -> (f64, Histogram<u64>) {
     let mut c = Client::connect(url, NoTls).expect("baseline connect");
     c.batch_execute(&script(1, Dialect::Postgres).expect("schema"))
         .expect("schema");
@@ -146,8 +174,10 @@ fn pg_baseline(url: &str, rows: &[(i64, Plain)]) -> f64 {
             "$7::TEXT::NUMERIC, $8::TEXT::NUMERIC, $9::TEXT::NUMERIC",
         ))
         .expect("prepare");
+    let mut hist = histogram();
     let t = Instant::now();
-    for (seq, row) in rows {
+    for (i, (seq, row)) in rows.iter().enumerate() {
+        let row_started = Instant::now();
         match row {
             Plain::LeaderFill(v) => {
                 let ts: [i64; 2] = [v[7].parse().unwrap_or(0), v[8].parse().unwrap_or(0)];
@@ -170,8 +200,15 @@ fn pg_baseline(url: &str, rows: &[(i64, Plain)]) -> f64 {
                 .expect("insert");
             }
         }
+        let _ = hist.record((row_started.elapsed().as_nanos() as u64).max(1));
+        if i % 256 == 0 {
+            progress.set(i as u64);
+        }
     }
-    rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9)
+    (
+        rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9),
+        hist,
+    )
 }
 
 /// A fresh schema in the database at `url`, and the URL that writes into it.
@@ -195,22 +232,76 @@ fn drop_schema(url: &str, name: &str) {
     }
 }
 
-fn line(db: &str, s: &SidecarStats, base: f64, base_rows: usize) {
-    println!(
-        "{db:>9}  {:>10.0} rows/s  {:>10.0} records/s  {:>6} batches  {:>7.2} s | baseline {:>9.0} rows/s ({base_rows} rows) | {:>6.1}x",
-        s.rows_per_sec(),
-        s.records_per_sec(),
-        s.batches,
-        s.elapsed.as_secs_f64(),
-        base,
-        s.rows_per_sec() / base.max(1e-9),
-    );
+/// Sidecar options that record each committed batch's per-row time into `hist`.
+fn timed_options(hist: &Arc<Mutex<Histogram<u64>>>, progress: &Progress) -> SidecarOptions {
+    let hist = Arc::clone(hist);
+    let bar = progress.handle();
+    let mut last = (Instant::now(), 0u64);
+    SidecarOptions {
+        progress: Some(Box::new(move |s: &SidecarStats| {
+            let now = Instant::now();
+            let rows = s.rows - last.1;
+            if let Some(per_row) = ((now - last.0).as_nanos() as u64).checked_div(rows) {
+                if let Ok(mut h) = hist.lock() {
+                    let _ = h.record(per_row.max(1));
+                }
+            }
+            last = (now, s.rows);
+            bar.set_position(s.records);
+        })),
+        ..SidecarOptions::default()
+    }
 }
 
-pub fn run(rows: usize, pg_url: Option<String>) {
+fn case(
+    db: &str,
+    stats: &SidecarStats,
+    hist: &Histogram<u64>,
+    base: (f64, Histogram<u64>),
+    base_rows: usize,
+) -> Case {
+    let mut case = Case::new(db, RatioBasis::Throughput)
+        .param("records", stats.records)
+        .param("rows", stats.rows)
+        .param("batches", stats.batches)
+        .param("baseline_rows", base_rows)
+        .variant(
+            Variant::new(
+                "fillcast sidecar",
+                Role::Fillcast,
+                "journal replay, one transaction per batch with the read position",
+            )
+            .latency("per row, averaged over each committed batch", hist)
+            .throughput(stats.rows_per_sec(), "rows/s")
+            .extra("records_per_sec", stats.records_per_sec())
+            .extra("elapsed_s", stats.elapsed.as_secs_f64()),
+        )
+        .variant(
+            Variant::new("baseline", Role::Baseline, "one autocommit INSERT per row")
+                .latency("per row (one INSERT)", &base.1)
+                .throughput(base.0, "rows/s"),
+        )
+        .finish();
+    if db == "sqlite" {
+        let rate = stats.rows_per_sec();
+        case.target_result = Some(format!(
+            "{:.0} k rows/s against ≥ 300 k: {}",
+            rate / 1e3,
+            if rate >= TARGET_ROWS_PER_SEC {
+                "met".to_string()
+            } else {
+                format!("{:.1}× short", TARGET_ROWS_PER_SEC / rate.max(1.0))
+            }
+        ));
+    }
+    case
+}
+
+pub fn run(opts: &Options, progress: &Progress) -> Scenario {
+    let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("journal");
-    let t = Instant::now();
+    progress.phase("writing the journal", opts.rows as u64);
     let mut synth = Synth::create(
         &dir,
         &SynthSpec {
@@ -220,42 +311,86 @@ pub fn run(rows: usize, pg_url: Option<String>) {
         },
     )
     .expect("journal");
-    while (synth.records() as usize) < rows {
+    while (synth.records() as usize) < opts.rows {
         synth.leader_fills(50).expect("leader fills");
+        progress.set(synth.records());
     }
     let c = synth.counts().clone();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "sidecar replay: {} records ({} leader fills, {} decisions, {} orders, {} exec reports), \
-         written in {:.1} s; {cores} cores; schema v{SCHEMA_VERSION}",
-        synth.records(),
-        c.leader_fills,
-        c.decisions,
-        c.orders,
-        c.execs,
-        t.elapsed().as_secs_f64()
-    );
-    let u = std::sync::Arc::clone(synth.universe());
-    let plain = plain_rows(&dir, &u, BASELINE_ROWS);
+    let records = synth.records();
+    let u = Arc::clone(synth.universe());
+    let plain = plain_rows(&dir, &u, opts.baseline_rows);
+    let mut notes = vec![format!(
+        "journal: {records} records ({} leader fills, {} decisions, {} orders, {} exec reports), \
+         200 followers, 95% paused; schema v{SCHEMA_VERSION}",
+        c.leader_fills, c.decisions, c.orders, c.execs
+    )];
+    let mut cases = Vec::new();
 
+    progress.phase("sqlite: sidecar replay", records);
+    let hist = Arc::new(Mutex::new(histogram()));
     let db = tmp.path().join("sidecar.db");
     let stats = sidecar::run(
         &dir,
         &format!("sqlite:{}", db.display()),
-        SidecarOptions::default(),
+        timed_options(&hist, progress),
     )
     .expect("sqlite replay");
-    let base = sqlite_baseline(&tmp.path().join("baseline.db"), &plain);
-    line("sqlite", &stats, base, plain.len());
+    progress.phase("sqlite: baseline, an INSERT per row", plain.len() as u64);
+    let base = sqlite_baseline(&tmp.path().join("baseline.db"), &plain, progress);
+    let h = hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| histogram());
+    cases.push(case("sqlite", &stats, &h, base, plain.len()));
 
-    if let Some(url) = pg_url {
-        let (name, target) = pg_schema(&url, "sidecar");
-        let stats =
-            sidecar::run(&dir, &target, SidecarOptions::default()).expect("postgres replay");
-        let (base_name, base_target) = pg_schema(&url, "baseline");
-        let base = pg_baseline(&base_target, &plain);
-        line("postgres", &stats, base, plain.len());
-        drop_schema(&url, &name);
-        drop_schema(&url, &base_name);
+    let mut skipped = Vec::new();
+    match &opts.pg {
+        Some(url) => {
+            progress.phase("postgres: sidecar replay", records);
+            let (name, target) = pg_schema(url, "sidecar");
+            let hist = Arc::new(Mutex::new(histogram()));
+            let stats = sidecar::run(&dir, &target, timed_options(&hist, progress))
+                .expect("postgres replay");
+            progress.phase("postgres: baseline, an INSERT per row", plain.len() as u64);
+            let (base_name, base_target) = pg_schema(url, "baseline");
+            let base = pg_baseline(&base_target, &plain, progress);
+            drop_schema(url, &name);
+            drop_schema(url, &base_name);
+            let h = hist
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_else(|_| histogram());
+            cases.push(case("postgres", &stats, &h, base, plain.len()));
+            notes.push(format!("postgres: {}", mask(url)));
+        }
+        None => skipped.push(
+            "postgres: no database given (pass --pg URL or set FILLCAST_TEST_PG)".to_string(),
+        ),
+    }
+    Scenario {
+        name: "sidecar",
+        title: "journal replay into SQL".into(),
+        fillcast: "fillcast sidecar: replays the journal, one transaction per batch of rows with the read position".into(),
+        baseline: "one autocommit INSERT per row, prepared once, into the same schema".into(),
+        threads: vec![ThreadRole::unpinned("all", "main", "reads the journal, writes SQL (PostgreSQL: plus the server's processes)")],
+        target: Some("≥ 300,000 rows/s into SQLite (DESIGN.md)".into()),
+        cases,
+        skipped,
+        notes,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The URL without its password, for printing.
+fn mask(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
