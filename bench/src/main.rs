@@ -280,14 +280,15 @@ fn journal_options(cli: &Cli, size: Size) -> journal::Options {
 }
 
 fn sidecar_options(cli: &Cli, size: Size, pg: Option<String>) -> sidecar::Options {
-    let (rows, baseline_rows) = match size {
-        Size::Full => (1_000_000, 20_000),
-        Size::Quick => (100_000, 2_000),
-        Size::Tiny => (2_000, 100),
+    let (rows, baseline_rows, pg_baseline_rows) = match size {
+        Size::Full => (1_000_000, 20_000, 5_000),
+        Size::Quick => (100_000, 2_000, 500),
+        Size::Tiny => (2_000, 100, 50),
     };
     sidecar::Options {
         rows: cli.rows.unwrap_or(rows).max(1),
         baseline_rows,
+        pg_baseline_rows,
         pg,
     }
 }

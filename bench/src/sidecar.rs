@@ -33,8 +33,10 @@ const TARGET_ROWS_PER_SEC: f64 = 300_000.0;
 pub struct Options {
     /// Journal records to replay.
     pub rows: usize,
-    /// Rows the baseline inserts, one statement and one transaction each.
+    /// Rows the SQLite baseline inserts, one statement and one transaction each.
     pub baseline_rows: usize,
+    /// Rows the PostgreSQL baseline inserts (each commit waits for the WAL flush).
+    pub pg_baseline_rows: usize,
     pub pg: Option<String>,
 }
 
@@ -212,18 +214,43 @@ fn pg_baseline(url: &str, rows: &[(i64, Plain)], progress: &Progress) -> (f64, H
 }
 
 /// A fresh schema in the database at `url`, and the URL that writes into it.
-fn pg_schema(url: &str, tag: &str) -> (String, String) {
+fn pg_schema(url: &str, tag: &str) -> Result<(String, String), String> {
     let name = format!("fc_bench_{}_{tag}", std::process::id());
-    let mut c = Client::connect(url, NoTls).expect("connect");
+    let mut c = Client::connect(url, NoTls).map_err(|e| format!("connecting: {e}"))?;
     c.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
     ))
-    .expect("schema");
+    .map_err(|e| format!("creating schema {name}: {e}"))?;
     let sep = if url.contains('?') { '&' } else { '?' };
-    (
+    Ok((
         name.clone(),
         format!("{url}{sep}options=-c%20search_path%3D{name}"),
-    )
+    ))
+}
+
+/// The PostgreSQL case; an unreachable server is a reason to skip, not a crash.
+fn postgres(
+    url: &str,
+    dir: &Path,
+    plain: &[(i64, Plain)],
+    records: u64,
+    progress: &Progress,
+) -> Result<Case, String> {
+    progress.phase("postgres: sidecar replay", records);
+    let (name, target) = pg_schema(url, "sidecar")?;
+    let hist = Arc::new(Mutex::new(histogram()));
+    let replay = sidecar::run(dir, &target, timed_options(&hist, progress));
+    drop_schema(url, &name);
+    let stats = replay.map_err(|e| format!("replay: {e}"))?;
+    progress.phase("postgres: baseline, an INSERT per row", plain.len() as u64);
+    let (base_name, base_target) = pg_schema(url, "baseline")?;
+    let base = pg_baseline(&base_target, plain, progress);
+    drop_schema(url, &base_name);
+    let h = hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| histogram());
+    Ok(case("postgres", &stats, &h, base, plain.len()))
 }
 
 fn drop_schema(url: &str, name: &str) {
@@ -345,24 +372,19 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
 
     let mut skipped = Vec::new();
     match &opts.pg {
-        Some(url) => {
-            progress.phase("postgres: sidecar replay", records);
-            let (name, target) = pg_schema(url, "sidecar");
-            let hist = Arc::new(Mutex::new(histogram()));
-            let stats = sidecar::run(&dir, &target, timed_options(&hist, progress))
-                .expect("postgres replay");
-            progress.phase("postgres: baseline, an INSERT per row", plain.len() as u64);
-            let (base_name, base_target) = pg_schema(url, "baseline");
-            let base = pg_baseline(&base_target, &plain, progress);
-            drop_schema(url, &name);
-            drop_schema(url, &base_name);
-            let h = hist
-                .lock()
-                .map(|h| h.clone())
-                .unwrap_or_else(|_| histogram());
-            cases.push(case("postgres", &stats, &h, base, plain.len()));
-            notes.push(format!("postgres: {}", mask(url)));
-        }
+        Some(url) => match postgres(
+            url,
+            &dir,
+            &plain[..opts.pg_baseline_rows.min(plain.len())],
+            records,
+            progress,
+        ) {
+            Ok(c) => {
+                cases.push(c);
+                notes.push(format!("postgres: {}", mask(url)));
+            }
+            Err(e) => skipped.push(format!("postgres at {}: {e}", mask(url))),
+        },
         None => skipped.push(
             "postgres: no database given (pass --pg URL or set FILLCAST_TEST_PG)".to_string(),
         ),
