@@ -223,8 +223,12 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
     );
 
     // A rerun replaces its own directory; it never takes over somebody else's.
+    drop(conn);
     let o = fillcast(&args);
     assert!(o.status.success(), "{:?}", text(&o));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count =
+        |sql: &str| -> u64 { conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64 };
     assert_eq!(
         count("SELECT count(*) FROM leader_fills"),
         200,

@@ -363,7 +363,7 @@ impl Core {
             followers,
             subs,
             marks: vec![0; n_sym],
-            orders: OrderTable::new(cfg.max_working_orders),
+            orders: OrderTable::new(universe.subs.len(), cfg.max_working_orders),
             seen_events: BoundedSet::new(cfg.dedup_window),
             seen_trades: BoundedSet::new(cfg.dedup_window),
             stats: CoreStats::default(),

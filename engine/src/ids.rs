@@ -31,11 +31,30 @@ pub fn leader_event_key(leader: &str, event_id: &str) -> u64 {
     mix64(h ^ fnv1a(event_id.as_bytes()).rotate_left(17)).max(1)
 }
 
-/// hash(leader event, subscription, config revision, leg). Never zero (zero means "none").
+/// An order id holds its subscription index in its top bits, so the order table
+/// finds an order's places from its id alone, with no hash-table lookup.
+pub const ORDER_ID_SUB_SHIFT: u32 = 40;
+
+/// The most subscriptions an engine can hold (24 bits of the order id).
+pub const MAX_SUBSCRIPTIONS: usize = 1 << (64 - ORDER_ID_SUB_SHIFT);
+
+/// The order id of (leader event, subscription, config revision, leg): the
+/// subscription index in the top 24 bits, a 40-bit hash of the rest below. Never
+/// zero (zero means "none"). Distinct subscriptions never share an id; within one
+/// subscription two ids collide with probability 2^-40.
 #[inline(always)]
 pub fn decision_id(event_key: u64, sub: u32, revision: u64, leg: u32) -> u64 {
+    debug_assert!((sub as usize) < MAX_SUBSCRIPTIONS);
     let a = mix64(event_key ^ mix64(sub as u64 ^ ((leg as u64) << 32)));
-    mix64(a ^ revision).max(1)
+    let low = mix64(a ^ revision) & ((1 << ORDER_ID_SUB_SHIFT) - 1);
+    ((sub as u64) << ORDER_ID_SUB_SHIFT) | low.max(1)
+}
+
+/// The subscription index an order id carries (any u64 maps to some index; the
+/// order table checks it against its size).
+#[inline(always)]
+pub fn order_sub(order_id: u64) -> usize {
+    (order_id >> ORDER_ID_SUB_SHIFT) as usize
 }
 
 /// The client order id sent to venues: `fc` + 16 lowercase hex digits (18 chars).

@@ -393,6 +393,17 @@ impl Universe {
             });
         }
 
+        if cfg.subscriptions.len() > crate::ids::MAX_SUBSCRIPTIONS {
+            return Err(ModelError::Invalid {
+                what: "config",
+                name: "subscriptions".into(),
+                msg: format!(
+                    "{} subscriptions; one engine holds at most {}",
+                    cfg.subscriptions.len(),
+                    crate::ids::MAX_SUBSCRIPTIONS
+                ),
+            });
+        }
         let mut sub_ids = HashMap::new();
         let mut subs = Vec::new();
         for s in &cfg.subscriptions {

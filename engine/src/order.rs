@@ -1,16 +1,14 @@
 //! Follower order state: one transition table for every venue's odd sequences, and
 //! the bounded table of orders the core stage tracks.
 //!
-//! The table never allocates after construction: capacity is fixed at start-up and
-//! terminal orders are evicted oldest-first to make room (a late fill for an evicted
-//! order is counted as unknown, never applied twice).
+//! The tables never allocate after construction: capacity is fixed at start-up and
+//! terminal orders are evicted to make room (a late fill for an evicted order is
+//! counted as unknown, never applied twice).
 
 use crate::event::ExecKind;
-use crate::ids::mix64;
+use crate::ids::{mix64, order_sub};
 use crate::model::{LeaderIdx, Side, SubIdx, SymbolIdx};
 use crate::units::{Lots, Ticks};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum OrderState {
@@ -136,14 +134,15 @@ impl OrderSlot {
     }
 }
 
-/// Hashes a u64 id with splitmix64: ids from venues may be sequential.
+/// Hashes a u64 id with splitmix64 (ids from venues may be sequential), for the
+/// std maps outside the core stage (the simulated venue's books).
 #[derive(Copy, Clone, Debug, Default)]
 pub struct IdHash;
 
 #[derive(Default)]
 pub struct IdHasher(u64);
 
-impl Hasher for IdHasher {
+impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -157,59 +156,203 @@ impl Hasher for IdHasher {
     }
 }
 
-impl BuildHasher for IdHash {
+impl std::hash::BuildHasher for IdHash {
     type Hasher = IdHasher;
     fn build_hasher(&self) -> IdHasher {
         IdHasher(0)
     }
 }
 
-/// The last `capacity` ids (leader event keys, venue trade ids, client order ids),
-/// each with a small value, for duplicate detection with bounded memory.
-/// Preallocated; never grows; forgets the oldest id first.
-pub struct BoundedMap<V: Copy> {
-    map: HashMap<u64, V, IdHash>,
-    order: VecDeque<u64>,
+/// An open-addressing index from 64-bit ids to small values: one flat array of
+/// 16-byte entries, linear probing, deletion by backward shift (no tombstones, so
+/// lookups stay short however long the engine runs). Preallocated; never grows.
+///
+/// A std `HashMap` holding whole order slots was the fan-out's main cost (an
+/// insert and an eviction per order, each touching several random cache lines of
+/// a multi-megabyte table); here an insert touches one line of a table at most
+/// at most 2/3 full.
+pub struct IdIndex<V: Copy> {
+    entries: Box<[Entry<V>]>,
+    mask: usize,
+    len: usize,
     capacity: usize,
 }
 
-impl<V: Copy> BoundedMap<V> {
+#[derive(Copy, Clone)]
+struct Entry<V: Copy> {
+    id: u64,
+    val: V,
+    used: bool,
+}
+
+/// Where an insert found its id.
+pub enum Probe<V> {
+    Inserted,
+    Present(V),
+}
+
+impl<V: Copy + Default> IdIndex<V> {
+    /// Room for `capacity` ids at a load factor of at most about 2/3.
+    pub fn with_capacity(capacity: usize) -> IdIndex<V> {
+        let slots = (capacity.max(1) + capacity / 2).next_power_of_two().max(8);
+        IdIndex {
+            entries: vec![
+                Entry {
+                    id: 0,
+                    val: V::default(),
+                    used: false,
+                };
+                slots
+            ]
+            .into_boxed_slice(),
+            mask: slots - 1,
+            len: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    #[inline(always)]
+    fn home(&self, id: u64) -> usize {
+        // Ids from venues may be sequential; decision ids are hashes already.
+        mix64(id) as usize & self.mask
+    }
+
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<V> {
+        let mut i = self.home(id);
+        loop {
+            let e = &self.entries[i];
+            if !e.used {
+                return None;
+            }
+            if e.id == id {
+                return Some(e.val);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Inserts `id` unless present. The caller keeps `len() < capacity`.
+    #[inline]
+    pub fn insert(&mut self, id: u64, val: V) -> Probe<V> {
+        debug_assert!(self.len < self.capacity, "IdIndex over capacity");
+        let mut i = self.home(id);
+        loop {
+            let e = &mut self.entries[i];
+            if !e.used {
+                *e = Entry {
+                    id,
+                    val,
+                    used: true,
+                };
+                self.len += 1;
+                return Probe::Inserted;
+            }
+            if e.id == id {
+                return Probe::Present(e.val);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Removes `id`; returns its value if it was present.
+    pub fn remove(&mut self, id: u64) -> Option<V> {
+        let mut i = self.home(id);
+        loop {
+            let e = &self.entries[i];
+            if !e.used {
+                return None;
+            }
+            if e.id == id {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        let val = self.entries[i].val;
+        // Backward shift: pull later entries of the run into the hole when the hole
+        // lies on their probe path (between their home and where they sit).
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let e = self.entries[j];
+            if !e.used {
+                break;
+            }
+            let from_home = j.wrapping_sub(self.home(e.id)) & self.mask;
+            let from_hole = j.wrapping_sub(hole) & self.mask;
+            if from_home >= from_hole {
+                self.entries[hole] = e;
+                hole = j;
+            }
+        }
+        self.entries[hole].used = false;
+        self.len -= 1;
+        Some(val)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// The last `capacity` ids (leader event keys, venue trade ids, client order ids),
+/// each with a small value, for duplicate detection with bounded memory.
+/// Preallocated; never grows; forgets the oldest id first.
+pub struct BoundedMap<V: Copy + Default> {
+    index: IdIndex<V>,
+    /// The remembered ids, oldest at `head`, as a ring.
+    ring: Box<[u64]>,
+    head: usize,
+}
+
+impl<V: Copy + Default> BoundedMap<V> {
     pub fn new(capacity: usize) -> BoundedMap<V> {
         assert!(capacity > 0, "BoundedMap capacity must be positive");
         BoundedMap {
-            map: HashMap::with_capacity_and_hasher(capacity, IdHash),
-            order: VecDeque::with_capacity(capacity),
-            capacity,
+            index: IdIndex::with_capacity(capacity),
+            ring: vec![0; capacity].into_boxed_slice(),
+            head: 0,
         }
     }
 
     /// Remembers `id` with `value` and returns `None`, or returns the value it was
     /// first seen with (a duplicate), leaving that value in place.
     pub fn insert(&mut self, id: u64, value: V) -> Option<V> {
-        if let Some(first) = self.map.get(&id) {
-            return Some(*first);
+        if let Some(first) = self.index.get(id) {
+            return Some(first);
         }
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
+        let cap = self.ring.len();
+        if self.index.len() == cap {
+            // Full: the oldest id, at `head`, leaves first.
+            self.index.remove(self.ring[self.head]);
+            self.ring[self.head] = id;
+            self.head = (self.head + 1) % cap;
+        } else {
+            self.ring[(self.head + self.index.len()) % cap] = id;
         }
-        self.map.insert(id, value);
-        self.order.push_back(id);
-        debug_assert!(self.map.len() <= self.capacity);
+        self.index.insert(id, value);
         None
     }
 
     pub fn contains(&self, id: u64) -> bool {
-        self.map.contains_key(&id)
+        self.index.get(id).is_some()
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 }
 
@@ -223,62 +366,121 @@ impl BoundedMap<()> {
     }
 }
 
-/// Terminal orders remembered after they end, so that a late fill (a fill after a
-/// cancel) still finds its order; older ones are forgotten and such a fill is
-/// counted as unknown, never applied twice.
-pub const FINISHED_ORDERS_KEPT: usize = 1 << 16;
+/// Places per subscription in the order table: the most orders one subscription
+/// can have live at once (a ninth is skipped with `order_table_full`; the next
+/// leader fill heals it), and how many of its finished orders are remembered for
+/// late fills.
+pub const ORDERS_PER_SUBSCRIPTION: usize = 8;
 
-/// The orders the core stage tracks, by order id: every live order, and the last
-/// `FINISHED_ORDERS_KEPT` that ended. Fixed capacity; the map stays small (live +
-/// recent), which keeps the per-order lookups in cache.
+/// The orders the core stage tracks, found from their id alone: an order id holds
+/// its subscription index (`ids::decision_id`), and each subscription owns
+/// `ORDERS_PER_SUBSCRIPTION` places, handed out round-robin among those not live.
+/// A lookup reads one cache line of ids and then the slot; a fan-out writes the
+/// places in subscription order. A finished order stays until its place is needed
+/// again, so a late fill (after a cancel) still finds it; older ones are
+/// forgotten and such a fill is counted as unknown, never applied twice.
+///
+/// (A hash table holding every order was the fan-out's main cost: an insert and an
+/// eviction per order at random places of a many-megabyte table.)
 pub struct OrderTable {
-    map: HashMap<u64, OrderSlot, IdHash>,
-    finished: VecDeque<u64>,
+    /// `ids[sub * P + j]`: the order in place `j` of `sub`, 0 if never used.
+    ids: Box<[u64]>,
+    slots: Box<[OrderSlot]>,
+    /// Per subscription: bit `j` set when place `j` holds a live order.
+    live_mask: Box<[u8]>,
+    /// Per subscription: the place to try first.
+    next: Box<[u8]>,
     live: usize,
     live_max: usize,
+    tracked: usize,
 }
 
+const P: usize = ORDERS_PER_SUBSCRIPTION;
+const _: () = assert!(P == 8, "live_mask is a u8, one bit per place");
+
 impl OrderTable {
-    pub fn new(live_max: usize) -> OrderTable {
+    /// A table for `subscriptions` subscriptions and at most `live_max` live
+    /// orders in all.
+    pub fn new(subscriptions: usize, live_max: usize) -> OrderTable {
         assert!(live_max > 0, "OrderTable capacity must be positive");
+        let places = subscriptions.max(1) * P;
         OrderTable {
-            map: HashMap::with_capacity_and_hasher(live_max + FINISHED_ORDERS_KEPT, IdHash),
-            finished: VecDeque::with_capacity(FINISHED_ORDERS_KEPT),
+            ids: vec![0; places].into_boxed_slice(),
+            slots: vec![OrderSlot::default(); places].into_boxed_slice(),
+            live_mask: vec![0; subscriptions.max(1)].into_boxed_slice(),
+            next: vec![0; subscriptions.max(1)].into_boxed_slice(),
             live: 0,
             live_max,
+            tracked: 0,
         }
     }
 
-    /// Tracks a new order. Returns false when `live_max` orders are live (the caller
-    /// skips the order) or the id is already tracked.
+    /// The place holding `id`, if tracked.
+    #[inline]
+    fn find(&self, id: u64) -> Option<usize> {
+        let sub = order_sub(id);
+        if id == 0 || sub >= self.live_mask.len() {
+            return None;
+        }
+        let base = sub * P;
+        self.ids[base..base + P]
+            .iter()
+            .position(|x| *x == id)
+            .map(|j| base + j)
+    }
+
+    /// Tracks a new order. Returns false when its subscription already has
+    /// `ORDERS_PER_SUBSCRIPTION` live orders, when `live_max` orders are live in all
+    /// (the caller skips the order), or when the id is already tracked or names no
+    /// subscription of this table.
+    #[inline]
     pub fn insert(&mut self, slot: OrderSlot) -> bool {
-        if self.live == self.live_max || self.map.contains_key(&slot.id) {
+        let sub = order_sub(slot.id);
+        if self.live == self.live_max
+            || slot.id == 0
+            || sub >= self.live_mask.len()
+            || self.live_mask[sub] == u8::MAX
+            || self.find(slot.id).is_some()
+        {
             return false;
         }
+        // The first place at or after `next` (cyclically) that is not live.
+        let free = !self.live_mask[sub];
+        let start = self.next[sub] as u32;
+        let j = (start + free.rotate_right(start).trailing_zeros()) as usize % P;
+        let at = sub * P + j;
+        self.tracked += (self.ids[at] == 0) as usize;
+        self.ids[at] = slot.id;
+        self.slots[at] = slot;
+        self.live_mask[sub] |= 1 << j;
+        self.next[sub] = ((j + 1) % P) as u8;
         self.live += 1;
-        self.map.insert(slot.id, slot);
-        debug_assert!(self.map.len() <= self.live_max + FINISHED_ORDERS_KEPT);
         true
     }
 
+    #[inline]
     pub fn get(&self, id: u64) -> Option<&OrderSlot> {
-        self.map.get(&id)
+        self.find(id).map(|at| &self.slots[at])
     }
 
+    #[inline]
     pub fn get_mut(&mut self, id: u64) -> Option<&mut OrderSlot> {
-        self.map.get_mut(&id)
+        self.find(id).map(|at| &mut self.slots[at])
     }
 
     /// Call once when order `id` becomes terminal.
     pub fn mark_done(&mut self, id: u64) {
-        debug_assert!(self.live > 0);
-        self.live -= 1;
-        if self.finished.len() == FINISHED_ORDERS_KEPT {
-            if let Some(old) = self.finished.pop_front() {
-                self.map.remove(&old);
+        if let Some(at) = self.find(id) {
+            let (sub, bit) = (at / P, 1u8 << (at % P));
+            debug_assert!(
+                self.live_mask[sub] & bit != 0,
+                "order {id:x} finished twice"
+            );
+            if self.live_mask[sub] & bit != 0 {
+                self.live_mask[sub] &= !bit;
+                self.live -= 1;
             }
         }
-        self.finished.push_back(id);
     }
 
     /// Orders not yet in a terminal state.
@@ -286,17 +488,22 @@ impl OrderTable {
         self.live
     }
 
+    /// Orders tracked, live or finished.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.tracked
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.tracked == 0
     }
 
     /// Tracked orders, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &OrderSlot> {
-        self.map.values()
+        self.ids
+            .iter()
+            .zip(self.slots.iter())
+            .filter(|(id, _)| **id != 0)
+            .map(|(_, s)| s)
     }
 }
 
@@ -375,52 +582,135 @@ mod tests {
         assert_eq!(m.insert(9, 'b'), Some('a'));
     }
 
+    fn order(sub: u32, n: u64) -> OrderSlot {
+        OrderSlot {
+            id: crate::ids::decision_id(n, sub, 7, 0),
+            sub: SubIdx(sub),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn order_table_bounds_live_orders_and_forgets_finished_ones() {
-        let mut t = OrderTable::new(2);
-        assert!(t.insert(OrderSlot {
-            id: 1,
-            ..Default::default()
-        }));
-        assert!(
-            !t.insert(OrderSlot {
-                id: 1,
-                ..Default::default()
-            }),
-            "same id twice"
-        );
-        assert!(t.insert(OrderSlot {
-            id: 2,
-            ..Default::default()
-        }));
-        assert!(
-            !t.insert(OrderSlot {
-                id: 3,
-                ..Default::default()
-            }),
-            "two live orders at most"
-        );
-        t.get_mut(1).unwrap().state = S::Filled;
-        t.mark_done(1);
-        assert!(t.insert(OrderSlot {
-            id: 3,
-            ..Default::default()
-        }));
-        assert!(
-            t.get(1).is_some(),
-            "a finished order is remembered for late fills"
-        );
-        assert_eq!(t.live(), 2);
-        t.mark_done(2);
-        t.mark_done(3);
-        for id in 10..10 + FINISHED_ORDERS_KEPT as u64 {
-            assert!(t.insert(OrderSlot {
-                id,
-                ..Default::default()
-            }));
-            t.mark_done(id);
+        let mut t = OrderTable::new(4, 100);
+        assert!(t.insert(order(1, 1)));
+        assert!(!t.insert(order(1, 1)), "same id twice");
+        for n in 2..=ORDERS_PER_SUBSCRIPTION as u64 {
+            assert!(t.insert(order(1, n)));
         }
-        assert_eq!(t.len(), FINISHED_ORDERS_KEPT);
-        assert!(t.get(1).is_none(), "… but not forever");
+        assert!(
+            !t.insert(order(1, 100)),
+            "a subscription has {ORDERS_PER_SUBSCRIPTION} live orders at most"
+        );
+        assert!(t.insert(order(2, 100)), "… which does not limit the others");
+        let first = order(1, 1).id;
+        t.get_mut(first).unwrap().state = S::Filled;
+        t.mark_done(first);
+        assert!(
+            t.insert(order(1, 100)),
+            "a finished order's place is reused"
+        );
+        assert!(
+            t.get(first).is_none(),
+            "the finished order was the only free place"
+        );
+        assert_eq!(t.live(), ORDERS_PER_SUBSCRIPTION + 1);
+
+        // Finished orders stay until their place comes round again.
+        let mut t = OrderTable::new(2, 100);
+        for n in 0..3 {
+            assert!(t.insert(order(0, n)));
+            t.mark_done(order(0, n).id);
+        }
+        assert!(t.get(order(0, 0).id).is_some(), "remembered for late fills");
+        for n in 3..3 + ORDERS_PER_SUBSCRIPTION as u64 {
+            assert!(t.insert(order(0, n)));
+            t.mark_done(order(0, n).id);
+        }
+        assert!(t.get(order(0, 0).id).is_none(), "… but not forever");
+        assert_eq!(t.len(), ORDERS_PER_SUBSCRIPTION);
+        assert_eq!(t.iter().count(), t.len());
+        assert_eq!(t.live(), 0);
+    }
+
+    #[test]
+    fn order_table_caps_live_orders_in_all_and_refuses_foreign_ids() {
+        let mut t = OrderTable::new(3, 2);
+        assert!(t.insert(order(0, 1)));
+        assert!(t.insert(order(1, 1)));
+        assert!(!t.insert(order(2, 1)), "two live orders in all");
+        t.mark_done(order(0, 1).id);
+        assert!(t.insert(order(2, 1)));
+        assert!(
+            !t.insert(order(3, 1)),
+            "subscription 3 is not in a table of 3"
+        );
+        assert!(t.get(order(3, 1).id).is_none());
+        assert!(t.get(0).is_none() && t.get(u64::MAX).is_none());
+        t.mark_done(u64::MAX); // unknown ids are ignored
+        assert_eq!(t.live(), 2);
+    }
+
+    #[test]
+    fn order_table_never_evicts_a_live_order() {
+        let mut t = OrderTable::new(1, 1000);
+        assert!(t.insert(order(0, 0))); // stays live all along
+        for n in 1..1000 {
+            assert!(t.insert(order(0, n)));
+            t.mark_done(order(0, n).id);
+        }
+        assert!(t.get(order(0, 0).id).is_some());
+        assert_eq!(t.live(), 1);
+    }
+
+    proptest::proptest! {
+        /// The index against std's HashMap, on a table small enough that probe runs
+        /// wrap around and deletions shift entries across the end.
+        #[test]
+        fn id_index_agrees_with_a_hash_map(ops in proptest::collection::vec((0u8..3, 0u64..40, 0u32..9), 1..400)) {
+            let mut idx: IdIndex<u32> = IdIndex::with_capacity(24);
+            let mut model = std::collections::HashMap::new();
+            for (op, id, v) in ops {
+                match op {
+                    0 if model.len() < 24 => {
+                        let r = idx.insert(id, v);
+                        match model.get(&id) {
+                            Some(first) => proptest::prop_assert!(matches!(r, Probe::Present(x) if x == *first)),
+                            None => {
+                                proptest::prop_assert!(matches!(r, Probe::Inserted));
+                                model.insert(id, v);
+                            }
+                        }
+                    }
+                    1 => proptest::prop_assert_eq!(idx.remove(id), model.remove(&id)),
+                    _ => proptest::prop_assert_eq!(idx.get(id), model.get(&id).copied()),
+                }
+                proptest::prop_assert_eq!(idx.len(), model.len());
+                for (k, v) in &model {
+                    proptest::prop_assert_eq!(idx.get(*k), Some(*v));
+                }
+            }
+        }
+
+        /// The bounded map forgets exactly the oldest ids, like a queue.
+        #[test]
+        fn bounded_map_forgets_the_oldest_first(ids in proptest::collection::vec(0u64..50, 1..300), cap in 1usize..20) {
+            let mut m: BoundedMap<u64> = BoundedMap::new(cap);
+            let mut queue: std::collections::VecDeque<(u64, u64)> = Default::default();
+            for (i, id) in ids.into_iter().enumerate() {
+                let want = queue.iter().find(|(k, _)| *k == id).map(|(_, v)| *v);
+                proptest::prop_assert_eq!(m.insert(id, i as u64), want);
+                if want.is_none() {
+                    if queue.len() == cap {
+                        queue.pop_front();
+                    }
+                    queue.push_back((id, i as u64));
+                }
+                proptest::prop_assert_eq!(m.len(), queue.len());
+                for (k, _) in &queue {
+                    proptest::prop_assert!(m.contains(*k));
+                }
+            }
+        }
     }
 }
