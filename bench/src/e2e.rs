@@ -2,12 +2,14 @@
 //! leader fill received → the last follower order of that fill handed to the
 //! gateway's socket.
 //!
-//! fillcast: the real pipeline (`pipeline::start`: core thread, I/O thread, the
-//! journal stage with durability `never`) trading with a `fillcast-sim` server
+//! fillcast: the real pipeline (`pipeline::start`: core thread, I/O thread)
+//! trading with a `fillcast-sim` server
 //! (in-process thread, mio) through `SimClient`. The gateway is wrapped so that
 //! `clock::now()` is read after each `submit` returns (the chunk's bytes are in
 //! the socket, or in the client's buffer when the socket is full), and orders
-//! map back to their leader fill by `leader_event_key`.
+//! map back to their leader fill by `leader_event_key`. Run twice: without a
+//! journal (the headline: the baseline keeps none either), and with the journal
+//! stage at durability `never`, where no order leaves before its record.
 //!
 //! Baseline, the textbook design over the same wire to the same kind of venue: a
 //! source thread → channel → a core thread sizing with `rust_decimal` → one channel
@@ -83,7 +85,12 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
     let u = world::universe(opts.leaders, opts.followers, VENUE_LATENCY);
     let per_fill = opts.followers.div_ceil(opts.leaders);
     progress.phase("fillcast pipeline → sim venue over TCP", opts.fills());
-    let fc = fillcast(&u, opts, progress);
+    let fc = fillcast(&u, opts, false, progress);
+    progress.phase(
+        "fillcast pipeline + journal → sim venue over TCP",
+        opts.fills(),
+    );
+    let fc_journal = fillcast(&u, opts, true, progress);
     progress.phase("baseline → sim venue over TCP", opts.fills());
     let base = baseline(&u, opts, progress);
 
@@ -102,7 +109,8 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
         }
         v
     };
-    const FC: &str = "pipeline::start (core + I/O threads, journal `never`), SimClient over TCP";
+    const FC: &str = "pipeline::start (core + I/O threads, no journal), SimClient over TCP";
+    const FC_JOURNAL: &str = "as fillcast, with the journal stage (durability `never`): no order leaves before its record";
     const BASE: &str = "source → channel → rust_decimal core → a message per order → gateway thread, one submit (frame, write) per order, SimClient over TCP";
     let case = Case::new(
         format!(
@@ -122,6 +130,12 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
         "fillcast-sim server in-process, loopback TCP, fills in full after 20 µs",
     )
     .variant(variant(&fc, Role::Fillcast, "fillcast", FC))
+    .variant(variant(
+        &fc_journal,
+        Role::Fillcast,
+        "fillcast + journal",
+        FC_JOURNAL,
+    ))
     .variant(variant(&base, Role::Baseline, "baseline", BASE))
     .finish();
     let mut notes = vec![
@@ -129,6 +143,7 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
         "a submit that finds the socket full leaves the rest in the client's buffer; the stamp is taken when submit returns".into(),
     ];
     notes.extend(fc.notes);
+    notes.extend(fc_journal.notes);
     notes.extend(base.notes);
     Scenario {
         name: "e2e",
@@ -142,7 +157,7 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
             ThreadRole::unpinned(
                 "fillcast",
                 "fillcast-io",
-                "source, journal stage, SimClient (wait: backoff)",
+                "source, SimClient, the journal stage when on (wait: backoff)",
             ),
             ThreadRole::unpinned(
                 "both",
@@ -286,7 +301,7 @@ impl<G: Gateway> Gateway for Stamped<G> {
     }
 }
 
-fn fillcast(u: &Arc<Universe>, opts: &Options, progress: &Progress) -> Measured {
+fn fillcast(u: &Arc<Universe>, opts: &Options, journaled: bool, progress: &Progress) -> Measured {
     let server = Server::start(u);
     let client =
         SimClient::connect("sim", server.addr, CONNECT_TIMEOUT).expect("connect to the sim venue");
@@ -306,15 +321,17 @@ fn fillcast(u: &Arc<Universe>, opts: &Options, progress: &Progress) -> Measured 
         last_ns: Arc::clone(&last_ns),
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let (writer, _) = JournalWriter::open(
-        dir.path(),
-        JournalOptions {
-            segment_bytes: 64 << 20,
-            durability: Durability::Never,
-        },
-    )
-    .expect("open journal");
-    let journal: Box<dyn JournalSink> = Box::new(JournalStage::new(writer));
+    let journal: Option<Box<dyn JournalSink>> = journaled.then(|| {
+        let (writer, _) = JournalWriter::open(
+            dir.path(),
+            JournalOptions {
+                segment_bytes: 64 << 20,
+                durability: Durability::Never,
+            },
+        )
+        .expect("open journal");
+        Box::new(JournalStage::new(writer)) as Box<dyn JournalSink>
+    });
     let cfg = EngineConfig {
         max_working_orders: 1 << 16,
         ..EngineConfig::default()
@@ -325,7 +342,7 @@ fn fillcast(u: &Arc<Universe>, opts: &Options, progress: &Progress) -> Measured 
         core,
         vec![Box::new(gateway)],
         vec![Box::new(source)],
-        Some(journal),
+        journal,
         Vec::new(),
         &cfg,
     );

@@ -129,7 +129,7 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
     let base_paced = baseline(opts, paced, progress);
 
     let service =
-        "per leader fill: start of handling → last order handed on (unpaced: service time)";
+        "per leader fill: start of its handling → last order handed on (unpaced: no wait before the start)";
     let variant = |m: &Measured, role: Role, name: &str, what: &str, basis: &str| {
         let mut v = Variant::new(name, role, what)
             .latency(basis, &m.hist)
