@@ -16,7 +16,9 @@ use crate::event::{
 use crate::ids::{decision_id, mix64};
 use crate::model::{FollowerIdx, LeaderIdx, Mode, Side, SubIdx, SymbolIdx, Universe};
 use crate::order::{transition, BoundedSet, Oddity, OrderSlot, OrderState, OrderTable};
-use crate::units::{Factor, Lots, Money, Nanos, Ticks, Q32};
+use crate::risk::{allow_increase, notional, Allowed, RiskInput};
+use crate::sizing::{LeaderMove, NOT_COPYING};
+use crate::units::{Lots, Money, Nanos, Ticks, Q32};
 use std::sync::Arc;
 
 /// Why an instruction was skipped or reduced. The strings are a public interface.
@@ -185,10 +187,6 @@ impl CoreStats {
     }
 }
 
-/// A subscription's ratio before it has joined an episode of the leader (it copies
-/// new episodes only, unless `copy_open_positions`).
-const NOT_COPYING: u64 = u64::MAX;
-
 /// Per (leader, symbol): the leader's position and, per subscription, SoA arrays in
 /// the order of the leader's subscriptions, so the fan-out is one linear pass.
 struct SymbolBook {
@@ -261,13 +259,6 @@ pub struct Core {
 }
 
 const NANOS_PER_DAY: u64 = 86_400_000_000_000;
-
-/// What the risk filter allowed for an increase of exposure.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-struct Allowed {
-    qty: i64,
-    reason: Reason,
-}
 
 impl Core {
     pub fn new(universe: Arc<Universe>, cfg: &EngineConfig) -> Core {
@@ -471,23 +462,8 @@ impl Core {
         let p1 = p0 + f.side.sign() * f.qty.0;
         book.symbols[si].leader_pos = p1;
 
-        // Episode bookkeeping, once per fill.
-        let opens_episode = p1 != 0 && (p0 == 0 || p0.signum() != p1.signum());
-        let add_qty = if opens_episode {
-            p1.unsigned_abs()
-        } else {
-            p1.unsigned_abs().saturating_sub(p0.unsigned_abs())
-        };
-        let order_qty = f.order_qty.0.max(f.qty.0) as u128;
-        // Follower lots per unit of amount for this fill's share of its order.
-        let per_amount = if add_qty > 0 {
-            Factor::ratio(add_qty as u128, order_qty * px as u128 * mplt as u128)
-                .unwrap_or_default()
-        } else {
-            Factor::default()
-        };
-        let inv_p1 = Factor::ratio(1, p1.unsigned_abs().max(1) as u128).unwrap_or_default();
-        let abs_p0 = p0.unsigned_abs() as u128;
+        // Everything that depends on the fill alone, once per fill.
+        let mv = LeaderMove::new(p0, p1, f.qty.0, f.order_qty.0, px, mplt);
 
         let blocked_all = if self.kill_switch {
             Reason::KillSwitch
@@ -499,6 +475,14 @@ impl Core {
             Reason::None
         };
 
+        let per_fill = PerFill {
+            px,
+            mplt,
+            min_qty,
+            min_notional,
+            blocked: blocked_all,
+            n_sym,
+        };
         let mut desk = Desk {
             followers: &mut self.followers,
             orders: &mut self.orders,
@@ -508,30 +492,15 @@ impl Core {
         let n = book.subs.len();
         for k in 0..n {
             let sb = &mut book.symbols[si];
-            // 1. The episode ratio.
-            let mode = book.mode[k];
-            let mut r = sb.ratio[k];
-            if opens_episode {
-                r = if mode.is_fixed_notional() {
-                    inv_p1.apply(per_amount.apply_q32(book.amount[k]))
-                } else {
-                    book.base[k]
-                };
-            } else if add_qty > 0 && mode.is_fixed_notional() && r != NOT_COPYING {
-                let t_q32 = (r as u128 * abs_p0).min(u64::MAX as u128) as u64;
-                r = inv_p1.apply(t_q32.saturating_add(per_amount.apply_q32(book.amount[k])));
-            }
-            if p1 == 0 {
-                r = NOT_COPYING;
-            }
+            // 1. The episode ratio, 2. the target.
+            let r = mv.ratio(
+                sb.ratio[k],
+                book.mode[k].is_fixed_notional(),
+                book.base[k],
+                book.amount[k],
+            );
             sb.ratio[k] = r;
-
-            // 2. Target and delta.
-            let target = if r == NOT_COPYING {
-                0
-            } else {
-                Q32(r).mul_lots_trunc(Lots(p1)).0
-            };
+            let target = mv.target(r);
             let sub = book.subs[k];
             let fi = book.follower[k] as usize;
             let mut decision = Decision {
@@ -604,20 +573,15 @@ impl Core {
                     decision.sent = Lots(reduce);
                 }
                 if flips && decision.reason == Reason::None {
-                    let allowed = allow_increase(
+                    let allowed = filter(
                         book,
                         desk.followers,
                         k,
                         si,
                         target.unsigned_abs() as i64,
                         0,
-                        px,
-                        mplt,
-                        min_qty,
-                        min_notional,
-                        blocked_all,
+                        &per_fill,
                         true,
-                        n_sym,
                     );
                     let open = target.signum() * allowed.qty;
                     decision.reason = allowed.reason;
@@ -647,20 +611,15 @@ impl Core {
                     };
                 }
             } else {
-                let allowed = allow_increase(
+                let allowed = filter(
                     book,
                     desk.followers,
                     k,
                     si,
                     delta.unsigned_abs() as i64,
                     held.unsigned_abs() as i64,
-                    px,
-                    mplt,
-                    min_qty,
-                    min_notional,
-                    blocked_all,
+                    &per_fill,
                     false,
-                    n_sym,
                 );
                 decision.reason = allowed.reason;
                 if allowed.qty == 0 {
@@ -1070,21 +1029,6 @@ impl CoreStats {
     }
 }
 
-#[inline(always)]
-fn notional(qty: i64, px: i64, mplt: i64) -> i64 {
-    let v = qty.unsigned_abs() as i128 * px.unsigned_abs() as i128 * mplt as i128;
-    v.min(i64::MAX as i128) as i64
-}
-
-/// Lots that fit in `cap` money at `px` (the rare path: a division).
-#[inline]
-fn lots_within(cap: i64, px: i64, mplt: i64) -> i64 {
-    if cap <= 0 {
-        return 0;
-    }
-    (cap as i128 / (px as i128 * mplt as i128).max(1)).min(i64::MAX as i128) as i64
-}
-
 fn leader_profile_violated(
     l: &crate::model::LeaderSpec,
     symbol: SymbolIdx,
@@ -1100,73 +1044,59 @@ fn leader_profile_violated(
     matches!(l.profile_max_position, Some(cap) if notional(p1, px, mplt) > cap.0)
 }
 
-/// The risk filter for an increase of `want` lots on a position of `held` lots
-/// (absolute values). Reductions never come here: they always pass.
-#[allow(clippy::too_many_arguments)]
+/// What the risk filter needs that is the same for every follower of a fill.
+struct PerFill {
+    px: i64,
+    mplt: i64,
+    min_qty: i64,
+    min_notional: i64,
+    blocked: Reason,
+    n_sym: usize,
+}
+
+/// The risk filter (`risk::allow_increase`) on slot `k`'s subscription and
+/// follower, for an increase of `want` lots on `held` (absolute values).
 #[inline(always)]
-fn allow_increase(
+#[allow(clippy::too_many_arguments)]
+fn filter(
     book: &Book,
     followers: &FollowerBook,
     k: usize,
     si: usize,
     want: i64,
     held: i64,
-    px: i64,
-    mplt: i64,
-    min_qty: i64,
-    min_notional: i64,
-    blocked_all: Reason,
+    p: &PerFill,
     is_flip: bool,
-    n_sym: usize,
 ) -> Allowed {
-    let skip = |reason| Allowed { qty: 0, reason };
-    if blocked_all != Reason::None {
-        return skip(blocked_all);
+    if p.blocked != Reason::None {
+        return Allowed {
+            qty: 0,
+            reason: p.blocked,
+        };
     }
     let fi = book.follower[k] as usize;
-    if book.status[k] == Status::Paused || followers.status[fi] == Status::Paused {
-        return skip(Reason::FollowerPaused);
-    }
-    if !followers.allowed[fi * n_sym + si] {
-        return skip(Reason::SymbolBlocked);
-    }
-    let limit = followers.daily_loss_limit[fi];
-    if limit != i64::MAX && followers.realized_today[fi] <= -limit {
-        return skip(Reason::DailyLossLimit);
-    }
-    if held == 0 && !is_flip && followers.open_positions[fi] >= followers.max_open_positions[fi] {
-        return skip(Reason::MaxOpenPositions);
-    }
-    let mut qty = want;
-    let mut reason = Reason::None;
-    if notional(qty, px, mplt) > book.max_order[k] {
-        qty = lots_within(book.max_order[k], px, mplt);
-        reason = Reason::MaxOrderNotional;
-    }
-    if notional(held + qty, px, mplt) > book.max_pos[k] {
-        qty = qty.min((lots_within(book.max_pos[k], px, mplt) - held).max(0));
-        reason = Reason::MaxPosition;
-    }
-    // The follower's gross exposure with this slot revalued at the current price
-    // (other symbols count at the price of their last order or fill).
-    let own_then = book.symbols[si].expo[k];
-    let gross = followers.gross[fi]
-        .saturating_sub(own_then)
-        .saturating_add(notional(held, px, mplt));
-    let max_gross = followers.max_gross[fi];
-    if max_gross != i64::MAX && gross.saturating_add(notional(qty, px, mplt)) > max_gross {
-        qty = qty.min(lots_within(max_gross - gross, px, mplt));
-        reason = Reason::MaxLeverage;
-    }
-    if qty == 0 {
-        return skip(reason);
-    }
-    if qty < min_qty || notional(qty, px, mplt) < min_notional {
-        return skip(Reason::BelowMin);
-    }
-    debug_assert!(qty <= want);
-    debug_assert!(notional(qty, px, mplt) <= book.max_order[k]);
-    Allowed { qty, reason }
+    allow_increase(&RiskInput {
+        want,
+        held,
+        px: p.px,
+        mplt: p.mplt,
+        min_qty: p.min_qty,
+        min_notional: p.min_notional,
+        is_flip,
+        blocked: Reason::None,
+        sub_paused: book.status[k] == Status::Paused,
+        follower_paused: followers.status[fi] == Status::Paused,
+        symbol_allowed: followers.allowed[fi * p.n_sym + si],
+        daily_loss_limit: followers.daily_loss_limit[fi],
+        realized_today: followers.realized_today[fi],
+        open_positions: followers.open_positions[fi],
+        max_open_positions: followers.max_open_positions[fi],
+        max_order_notional: book.max_order[k],
+        max_position_notional: book.max_pos[k],
+        follower_gross: followers.gross[fi],
+        own_exposure: book.symbols[si].expo[k],
+        max_gross: followers.max_gross[fi],
+    })
 }
 
 /// Where an order comes from: the leader event, the subscription's slot, the price.
@@ -1223,7 +1153,12 @@ fn send<O: Outputs>(
         Some(l) => l,
         None if market => leg.px,
         None => {
-            let slip = (leg.px as i128 * book.slippage_bps[k] as i128 / 10_000) as i64;
+            // i64 unless the product overflows: an i128 division is a libcall.
+            let bps = book.slippage_bps[k];
+            let slip = match leg.px.checked_mul(bps) {
+                Some(v) => v / 10_000,
+                None => (leg.px as i128 * bps as i128 / 10_000) as i64,
+            };
             (leg.px + side.sign() * slip).max(1)
         }
     };

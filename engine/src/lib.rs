@@ -10,4 +10,6 @@ pub mod model;
 pub mod order;
 pub mod pipeline;
 pub mod port;
+pub mod risk;
+pub mod sizing;
 pub mod units;
