@@ -1082,7 +1082,9 @@ impl Builder {
         Ok(())
     }
 
-    /// Moves the latest state of everything that changed into `batch`.
+    /// Moves the latest state of everything that changed into `batch`, and puts
+    /// the rows keyed by a client order id (a hash: random) in key order, so that
+    /// the database inserts them into its index in one sweep, not all over it.
     pub fn take_dirty(&mut self, batch: &mut Batch) {
         for id in self.dirty_orders.drain(..) {
             if let Some(c) = self.orders.get_mut(&id) {
@@ -1090,6 +1092,10 @@ impl Builder {
                 batch.orders.push(c.order);
             }
         }
+        // Each order is in the batch once; of two reports of one trade (a
+        // hostile journal), the stable sort keeps the first first.
+        batch.orders.sort_unstable_by_key(|o| o.id);
+        batch.fills.sort_by_key(|f| (f.order_id, f.trade_id));
         for key in self.dirty_positions.drain(..) {
             if let Some((p, dirty)) = self.positions.get_mut(&key) {
                 *dirty = false;

@@ -276,6 +276,10 @@ impl Store for Postgres {
         )
     }
 
+    fn execute(&mut self, sql: &str) -> Result<(), SidecarError> {
+        self.client.batch_execute(sql).map_err(self.err())
+    }
+
     fn config_toml(&mut self, revision: &str) -> Result<Option<String>, SidecarError> {
         let row = self
             .client

@@ -172,6 +172,50 @@ pub const MIGRATIONS: &[&str] = &[V1];
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The secondary (non-unique) indexes, as `(name, "table (columns)")`: exactly
+/// the `CREATE INDEX` lines of the migrations (a test checks it).
+///
+/// A random-key index costs most of a bulk load: every batch rewrites most of its
+/// pages. So the sidecar drops these while it fills a fresh database and builds
+/// them, each in one sorted pass, when it has caught up with the journal (and at
+/// the end of every run): see `crate::sidecar::run`. A database the sidecar is
+/// still catching up on, or whose sidecar was killed during its first catch-up,
+/// may lack them: queries give the same answers, slower. Migrations therefore
+/// must not assume that they exist (`DROP INDEX IF EXISTS`).
+pub const SECONDARY_INDEXES: &[(&str, &str)] = &[
+    ("leader_fills_event", "leader_fills (event_id)"),
+    (
+        "copy_instructions_leader_fill",
+        "copy_instructions (leader_fill_seq)",
+    ),
+    (
+        "copy_instructions_follower",
+        "copy_instructions (follower_id)",
+    ),
+    (
+        "follower_orders_instruction",
+        "follower_orders (instruction_seq)",
+    ),
+    ("follower_orders_follower", "follower_orders (follower_id)"),
+    ("positions_follower", "positions (follower_id)"),
+];
+
+/// SQL that drops every secondary index (the same in both dialects).
+pub(crate) fn drop_secondary_indexes() -> String {
+    SECONDARY_INDEXES
+        .iter()
+        .map(|(name, _)| format!("DROP INDEX IF EXISTS {name};\n"))
+        .collect()
+}
+
+/// SQL that creates every secondary index that does not exist.
+pub(crate) fn create_secondary_indexes() -> String {
+    SECONDARY_INDEXES
+        .iter()
+        .map(|(name, on)| format!("CREATE INDEX IF NOT EXISTS {name} ON {on};\n"))
+        .collect()
+}
+
 /// Every table of the schema, in the order a report reads them.
 pub const TABLES: &[&str] = &[
     "sidecar_state",
@@ -228,6 +272,23 @@ pub(crate) fn now_sql(dialect: Dialect) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secondary_indexes_are_those_of_the_migrations() {
+        let created: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|m| m.lines())
+            .filter(|l| l.starts_with("CREATE INDEX "))
+            .map(str::to_string)
+            .collect();
+        let listed: Vec<String> = SECONDARY_INDEXES
+            .iter()
+            .map(|(name, on)| format!("CREATE INDEX {name} ON {on};"))
+            .collect();
+        assert_eq!(created, listed);
+        assert_eq!(drop_secondary_indexes().lines().count(), listed.len());
+        assert_eq!(create_secondary_indexes().lines().count(), listed.len());
+    }
 
     #[test]
     fn scripts_have_no_placeholder_left_and_name_every_table() {

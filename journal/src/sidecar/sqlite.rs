@@ -236,6 +236,10 @@ impl Store for Sqlite {
         saved(&self.name, next_seq, dir, rev, input_seq)
     }
 
+    fn execute(&mut self, sql: &str) -> Result<(), SidecarError> {
+        self.conn.execute_batch(sql).map_err(self.err())
+    }
+
     fn config_toml(&mut self, revision: &str) -> Result<Option<String>, SidecarError> {
         self.conn
             .query_row(&QUERIES.config_toml.replace('$', "?"), [revision], |r| {

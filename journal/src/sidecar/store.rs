@@ -95,6 +95,9 @@ pub(crate) trait Store {
     /// The saved position; a new database gets its state row (next_seq 1) here.
     fn saved(&mut self, journal_dir: &str) -> Result<Saved, SidecarError>;
 
+    /// Runs SQL that returns no rows (DDL), outside a batch.
+    fn execute(&mut self, sql: &str) -> Result<(), SidecarError>;
+
     fn config_toml(&mut self, revision: &str) -> Result<Option<String>, SidecarError>;
 
     /// Every config revision already stored.
