@@ -12,7 +12,6 @@
 //! This module only reads: it never writes to the database.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
@@ -443,68 +442,10 @@ fn select(table: &str, columns: &[&str], order: &str) -> String {
     format!("SELECT {} FROM {table} ORDER BY {order}", cols.join(", "))
 }
 
-const LEADER_FILL_COLS: [&str; 13] = [
-    "seq",
-    "leader_id",
-    "event_id",
-    "symbol",
-    "side",
-    "qty",
-    "price",
-    "position_after",
-    "order_id",
-    "order_qty",
-    "venue_ts",
-    "recv_ts",
-    "ignored",
-];
-const INSTRUCTION_COLS: [&str; 13] = [
-    "seq",
-    "leader_fill_seq",
-    "event_id",
-    "subscription_id",
-    "follower_id",
-    "leader_id",
-    "symbol",
-    "target",
-    "delta",
-    "sent",
-    "status",
-    "reason",
-    "config_revision",
-];
-const ORDER_COLS: [&str; 17] = [
-    "client_order_id",
-    "seq",
-    "instruction_seq",
-    "event_id",
-    "subscription_id",
-    "follower_id",
-    "leader_id",
-    "venue",
-    "symbol",
-    "side",
-    "qty",
-    "limit_price",
-    "order_type",
-    "reduce_only",
-    "status",
-    "filled_qty",
-    "reject_reason",
-];
-const FILL_COLS: [&str; 11] = [
-    "client_order_id",
-    "venue_trade_id",
-    "seq",
-    "follower_id",
-    "subscription_id",
-    "symbol",
-    "side",
-    "qty",
-    "price",
-    "fee",
-    "ts",
-];
+use crate::sidecar::schema::{
+    COPY_INSTRUCTIONS_COLUMNS as INSTRUCTION_COLS, FOLLOWER_FILLS_COLUMNS as FILL_COLS,
+    FOLLOWER_ORDERS_COLUMNS as ORDER_COLS, LEADER_FILLS_COLUMNS as LEADER_FILL_COLS,
+};
 
 fn load_table(
     src: &mut dyn Source,
@@ -515,37 +456,37 @@ fn load_table(
     let mut n = 0u64;
     match table {
         "leader_fills" => {
-            let sql = select(table, &columns(src, table, &LEADER_FILL_COLS)?, "seq");
+            let sql = select(table, &columns(src, table, LEADER_FILL_COLS)?, "seq");
             src.for_each_row(&sql, &[], &mut |c| {
                 n += 1;
                 ds.leader_fills
-                    .push(leader_fill(&Row::new(table, &LEADER_FILL_COLS, c))?);
+                    .push(leader_fill(&Row::new(table, LEADER_FILL_COLS, c))?);
                 Ok(())
             })?;
         }
         "copy_instructions" => {
-            let sql = select(table, &INSTRUCTION_COLS, "seq");
+            let sql = select(table, INSTRUCTION_COLS, "seq");
             src.for_each_row(&sql, &[], &mut |c| {
                 n += 1;
                 ds.instructions
-                    .push(instruction(&Row::new(table, &INSTRUCTION_COLS, c))?);
+                    .push(instruction(&Row::new(table, INSTRUCTION_COLS, c))?);
                 Ok(())
             })?;
         }
         "follower_orders" => {
-            let sql = select(table, &ORDER_COLS, "seq");
+            let sql = select(table, ORDER_COLS, "seq");
             src.for_each_row(&sql, &[], &mut |c| {
                 n += 1;
-                ds.orders.push(order(&Row::new(table, &ORDER_COLS, c))?);
+                ds.orders.push(order(&Row::new(table, ORDER_COLS, c))?);
                 Ok(())
             })?;
         }
         "follower_fills" => {
-            let sql = select(table, &FILL_COLS, "seq");
+            let sql = select(table, FILL_COLS, "seq");
             src.for_each_row(&sql, &[], &mut |c| {
                 n += 1;
                 ds.fills
-                    .push(follower_fill(&Row::new(table, &FILL_COLS, c))?);
+                    .push(follower_fill(&Row::new(table, FILL_COLS, c))?);
                 Ok(())
             })?;
         }
@@ -767,10 +708,10 @@ pub(crate) fn follower_fill(r: &Row<'_, '_>) -> Result<FollowerFill, ReportError
     })
 }
 
-pub(crate) const LEADER_FILL_SQL_COLS: &[&str] = &LEADER_FILL_COLS;
-pub(crate) const INSTRUCTION_SQL_COLS: &[&str] = &INSTRUCTION_COLS;
-pub(crate) const ORDER_SQL_COLS: &[&str] = &ORDER_COLS;
-pub(crate) const FILL_SQL_COLS: &[&str] = &FILL_COLS;
+pub(crate) const LEADER_FILL_SQL_COLS: &[&str] = LEADER_FILL_COLS;
+pub(crate) const INSTRUCTION_SQL_COLS: &[&str] = INSTRUCTION_COLS;
+pub(crate) const ORDER_SQL_COLS: &[&str] = ORDER_COLS;
+pub(crate) const FILL_SQL_COLS: &[&str] = FILL_COLS;
 
 /// `SELECT CAST(..) .. FROM table WHERE where_sql ORDER BY order`.
 pub(crate) fn select_where(table: &str, columns: &[&str], where_sql: &str, order: &str) -> String {
@@ -869,8 +810,7 @@ impl<'a, 'b> Row<'a, 'b> {
                 .ok()
                 // An integer stored through a REAL column reads back as "5.0".
                 .or_else(|| {
-                    Decimal::from_str(s)
-                        .ok()
+                    parse_decimal(s)
                         .filter(|d| d.fract().is_zero())
                         .and_then(|d| i64::try_from(d).ok())
                 })
@@ -905,10 +845,4 @@ impl<'a, 'b> Row<'a, 'b> {
     }
 }
 
-/// Parses an exact decimal: plain (`-65000.10`) or scientific (`1e-5`).
-pub fn parse_decimal(s: &str) -> Option<Decimal> {
-    Decimal::from_str(s)
-        .ok()
-        .or_else(|| Decimal::from_scientific(s).ok())
-        .map(|d| d.normalize())
-}
+pub use crate::sidecar::schema::parse_decimal;

@@ -21,8 +21,10 @@
 use crate::record::{ConfigRec, Entry};
 use crate::sidecar::rows::{
     follower_name, leader_name, reject_from_str, sub_name, symbol_name, AuditRow, ConfigRow,
-    EquityRow, FillRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow, MarkRow,
+    EquityRow, FillRow, FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow,
+    LeaderRow, MarkRow, Row, SubscriptionRow, SymbolRow,
 };
+use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
 use crate::sidecar::SidecarError;
 use fillcast_engine::config;
@@ -38,7 +40,6 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 /// Orders kept in memory after their batch is written (live orders are kept
@@ -134,6 +135,40 @@ impl Batch {
         self.orders.clear();
         self.positions.clear();
         self.leader_positions.clear();
+    }
+}
+
+/// Where a batch's rows go, table by table: SQLite's prepared inserts or
+/// PostgreSQL's COPY.
+pub(crate) trait TableWriter {
+    /// Writes `rows` into `R::TABLE`; returns how many.
+    fn rows<R: Row>(
+        &mut self,
+        rows: impl IntoIterator<Item = R>,
+        u: &Universe,
+    ) -> Result<usize, SidecarError>;
+}
+
+impl Batch {
+    /// Writes every table of the batch, in the one order both stores use.
+    pub fn write_to<W: TableWriter>(&self, w: &mut W, u: &Universe) -> Result<(), SidecarError> {
+        w.rows(self.configs.iter().cloned(), u)?;
+        if self.names {
+            w.rows((0..u.symbols.len() as u16).map(SymbolRow), u)?;
+            w.rows((0..u.leaders.len() as u32).map(LeaderRow), u)?;
+            w.rows((0..u.followers.len() as u32).map(FollowerRow), u)?;
+            w.rows((0..u.subs.len() as u32).map(SubscriptionRow), u)?;
+        }
+        w.rows(self.leader_fills.iter().copied(), u)?;
+        w.rows(self.leader_positions.iter().copied(), u)?;
+        w.rows(self.instructions.iter().copied(), u)?;
+        w.rows(self.orders.iter().copied(), u)?;
+        w.rows(self.fills.iter().copied(), u)?;
+        w.rows(self.positions.iter().copied(), u)?;
+        w.rows(self.marks.iter().copied(), u)?;
+        w.rows(self.equity.iter().copied(), u)?;
+        w.rows(self.audit.iter().cloned(), u)?;
+        Ok(())
     }
 }
 
@@ -327,24 +362,23 @@ impl Builder {
             db: db.clone(),
             message,
         };
-        let rev = u64::from_str_radix(revision, 16)
-            .map_err(|_| state(format!("sidecar_state.config_revision `{revision}`")))?;
+        let rev = parse_hex_id(revision)
+            .ok_or_else(|| state(format!("sidecar_state.config_revision `{revision}`")))?;
         let toml = store
             .config_toml(revision)?
             .ok_or_else(|| state(format!("config revision {revision} is not stored")))?;
         let (u, window) = load_config(&toml)
             .map_err(|e| state(format!("stored config revision {revision}: {e}")))?;
         for r in store.revisions()? {
-            let r = u64::from_str_radix(&r, 16)
-                .map_err(|_| state(format!("config_revisions.revision `{r}`")))?;
+            let r = parse_hex_id(&r)
+                .ok_or_else(|| state(format!("config_revisions.revision `{r}`")))?;
             self.known_revisions.insert(r);
         }
         self.install(Arc::new(u), rev, window, store)?;
         let mut keys = Vec::new();
         for e in store.recent_events(window)? {
             keys.push(
-                u64::from_str_radix(&e, 16)
-                    .map_err(|_| state(format!("leader_fills.event_id `{e}`")))?,
+                parse_hex_id(&e).ok_or_else(|| state(format!("leader_fills.event_id `{e}`")))?,
             );
         }
         if let Some(seen) = self.seen_events.as_mut() {
@@ -415,14 +449,12 @@ impl Builder {
                 ))
             };
             let qty = parse_lots(&p.qty, spec.lot_size).ok_or_else(|| what("qty"))?;
-            let cost = Decimal::from_str(&p.cost_basis)
-                .ok()
+            let cost = parse_decimal(&p.cost_basis)
                 .and_then(|c| c.checked_div(spec.lot_size * spec.tick_size))
                 .filter(|c| c.fract().is_zero())
                 .and_then(|c| c.to_i128())
                 .ok_or_else(|| what("cost_basis"))?;
-            let realized = Decimal::from_str(&p.realized_pnl)
-                .ok()
+            let realized = parse_decimal(&p.realized_pnl)
                 .and_then(|r| r.checked_mul(Decimal::from(100_000_000)))
                 .filter(|r| r.fract().is_zero())
                 .and_then(|r| r.to_i128())
@@ -741,8 +773,7 @@ impl Builder {
             "market" => OrderType::Market,
             _ => return Err(format!("order_type `{}`", s.order_type)),
         };
-        let limit = Decimal::from_str(&s.limit_price)
-            .ok()
+        let limit = parse_decimal(&s.limit_price)
             .and_then(|p| Ticks::from_decimal(p, spec.tick_size).ok())
             .ok_or("limit_price")?;
         let reject = match &s.reject_reason {
@@ -751,7 +782,7 @@ impl Builder {
         };
         let event_key = match &s.event_id {
             None => 0,
-            Some(e) => u64::from_str_radix(e, 16).map_err(|_| format!("event_id `{e}`"))?,
+            Some(e) => parse_hex_id(e).ok_or_else(|| format!("event_id `{e}`"))?,
         };
         let trades = s
             .trades
@@ -1130,7 +1161,7 @@ impl Builder {
 }
 
 fn parse_lots(text: &str, lot_size: Decimal) -> Option<i64> {
-    let d = Decimal::from_str(text).ok()?;
+    let d = parse_decimal(text)?;
     Lots::from_decimal(d, lot_size).ok().map(|l| l.0)
 }
 

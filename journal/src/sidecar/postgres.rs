@@ -7,13 +7,12 @@
 //! The schema is the first one in the connection's `search_path` (set it in the
 //! URL: `?options=-c%20search_path%3Dmy_schema`).
 
-use crate::sidecar::build::Batch;
-use crate::sidecar::rows::{
-    Conflict, FollowerRow, LeaderRow, Row, Sink, SubscriptionRow, SymbolRow,
-};
-use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE, SCHEMA_VERSION};
+use crate::sidecar::build::{Batch, TableWriter};
+use crate::sidecar::rows::{Conflict, Row, Sink};
+use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE};
 use crate::sidecar::store::{
-    saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition, Store, QUERIES,
+    pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
+    Store, QUERIES,
 };
 use crate::sidecar::SidecarError;
 use fillcast_engine::model::Universe;
@@ -121,18 +120,7 @@ impl Postgres {
             .map_err(err)?
             .try_get(0)
             .map_err(err)?;
-        if current > SCHEMA_VERSION {
-            return Err(SidecarError::NewerSchema {
-                db: name.clone(),
-                found: current,
-                known: SCHEMA_VERSION,
-            });
-        }
-        for v in current + 1..=SCHEMA_VERSION {
-            let script = schema::script(v, Dialect::Postgres).ok_or_else(|| SidecarError::Db {
-                db: name.clone(),
-                message: format!("no migration {v}"),
-            })?;
+        for (v, script) in pending_migrations(&name, current, Dialect::Postgres)? {
             tx.batch_execute(&script).map_err(err)?;
             tx.execute(
                 &format!(
@@ -243,6 +231,23 @@ fn copy_all<R: Row>(
         .map_err(|e| fail(describe(&e)))?;
     }
     Ok(n)
+}
+
+/// Writes a batch's tables through `copy_all`, reusing one buffer.
+struct Copies<'a, 't> {
+    tx: &'a mut Transaction<'t>,
+    db: &'a str,
+    buf: String,
+}
+
+impl TableWriter for Copies<'_, '_> {
+    fn rows<R: Row>(
+        &mut self,
+        rows: impl IntoIterator<Item = R>,
+        u: &Universe,
+    ) -> Result<usize, SidecarError> {
+        copy_all(self.tx, rows, u, self.db, &mut self.buf)
+    }
 }
 
 impl Store for Postgres {
@@ -418,48 +423,12 @@ impl Store for Postgres {
                 expected: commit.expected_next_seq,
             });
         }
-        let mut buf = String::with_capacity(1 << 20);
-        let b = &mut buf;
-        copy_all(&mut tx, batch.configs.iter().cloned(), u, &name, b)?;
-        if batch.names {
-            copy_all(
-                &mut tx,
-                (0..u.symbols.len() as u16).map(SymbolRow),
-                u,
-                &name,
-                b,
-            )?;
-            copy_all(
-                &mut tx,
-                (0..u.leaders.len() as u32).map(LeaderRow),
-                u,
-                &name,
-                b,
-            )?;
-            copy_all(
-                &mut tx,
-                (0..u.followers.len() as u32).map(FollowerRow),
-                u,
-                &name,
-                b,
-            )?;
-            copy_all(
-                &mut tx,
-                (0..u.subs.len() as u32).map(SubscriptionRow),
-                u,
-                &name,
-                b,
-            )?;
-        }
-        copy_all(&mut tx, batch.leader_fills.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.leader_positions.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.instructions.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.orders.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.fills.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.positions.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.marks.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.equity.iter().copied(), u, &name, b)?;
-        copy_all(&mut tx, batch.audit.iter().cloned(), u, &name, b)?;
+        let mut copies = Copies {
+            tx: &mut tx,
+            db: &name,
+            buf: String::with_capacity(1 << 20),
+        };
+        batch.write_to(&mut copies, u)?;
         tx.commit().map_err(err)
     }
 }

@@ -6,6 +6,7 @@
 //! built: the driver never lets a batch span two config revisions.
 
 use crate::sidecar::build::{Order, Position};
+use crate::sidecar::schema;
 use fillcast_engine::core::{DecisionStatus, Reason};
 use fillcast_engine::event::{OrderType, RejectReason};
 use fillcast_engine::model::{Mode, Side, Universe};
@@ -223,21 +224,7 @@ pub(crate) struct LeaderFillRow {
 impl Row for LeaderFillRow {
     const TABLE: Table = Table {
         name: "leader_fills",
-        columns: &[
-            "seq",
-            "leader_id",
-            "event_id",
-            "symbol",
-            "side",
-            "qty",
-            "price",
-            "position_after",
-            "order_id",
-            "order_qty",
-            "venue_ts",
-            "recv_ts",
-            "ignored",
-        ],
+        columns: schema::LEADER_FILLS_COLUMNS,
         conflict: Conflict::Fail,
     };
 
@@ -305,21 +292,7 @@ pub(crate) struct InstructionRow {
 impl Row for InstructionRow {
     const TABLE: Table = Table {
         name: "copy_instructions",
-        columns: &[
-            "seq",
-            "leader_fill_seq",
-            "event_id",
-            "subscription_id",
-            "follower_id",
-            "leader_id",
-            "symbol",
-            "target",
-            "delta",
-            "sent",
-            "status",
-            "reason",
-            "config_revision",
-        ],
+        columns: schema::COPY_INSTRUCTIONS_COLUMNS,
         conflict: Conflict::Fail,
     };
 
@@ -345,25 +318,7 @@ impl Row for InstructionRow {
 impl Row for Order {
     const TABLE: Table = Table {
         name: "follower_orders",
-        columns: &[
-            "client_order_id",
-            "seq",
-            "instruction_seq",
-            "event_id",
-            "subscription_id",
-            "follower_id",
-            "leader_id",
-            "venue",
-            "symbol",
-            "side",
-            "qty",
-            "limit_price",
-            "order_type",
-            "reduce_only",
-            "status",
-            "filled_qty",
-            "reject_reason",
-        ],
+        columns: schema::FOLLOWER_ORDERS_COLUMNS,
         conflict: Conflict::Update(&["client_order_id"]),
     };
 
@@ -417,19 +372,7 @@ pub(crate) struct FillRow {
 impl Row for FillRow {
     const TABLE: Table = Table {
         name: "follower_fills",
-        columns: &[
-            "client_order_id",
-            "venue_trade_id",
-            "seq",
-            "follower_id",
-            "subscription_id",
-            "symbol",
-            "side",
-            "qty",
-            "price",
-            "fee",
-            "ts",
-        ],
+        columns: schema::FOLLOWER_FILLS_COLUMNS,
         conflict: Conflict::Ignore(&["client_order_id", "venue_trade_id"]),
     };
 

@@ -11,6 +11,9 @@
 //! an exact decimal (`TEXT` in SQLite, `NUMERIC` in PostgreSQL) and `{BOOL}` a flag.
 //! Timestamps are `BIGINT` nanoseconds since the epoch; ids are `TEXT`.
 
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
 /// Version 1: everything the journal's record schema 1 holds.
 ///
 /// - `sidecar_state`: the read position, committed with the rows (one row).
@@ -215,6 +218,87 @@ pub(crate) fn create_secondary_indexes() -> String {
         .map(|(name, on)| format!("CREATE INDEX IF NOT EXISTS {name} ON {on};\n"))
         .collect()
 }
+
+/// Parses an exact decimal as a database gives it back: plain (`-65000.10`, as
+/// the sidecar writes and NUMERIC reads back) or scientific (`1e-5`), normalized.
+/// The sidecar's restart and the reports read every decimal through it.
+pub fn parse_decimal(s: &str) -> Option<Decimal> {
+    Decimal::from_str(s)
+        .ok()
+        .or_else(|| Decimal::from_scientific(s).ok())
+        .map(|d| d.normalize())
+}
+
+/// Parses a 16-hex-digit id (`event_id`, `order_id`, config revisions): the
+/// inverse of how the sidecar writes them.
+pub(crate) fn parse_hex_id(s: &str) -> Option<u64> {
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// The columns of the row tables, in the order the sidecar writes them and
+/// the reports read them.
+pub const LEADER_FILLS_COLUMNS: &[&str] = &[
+    "seq",
+    "leader_id",
+    "event_id",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "position_after",
+    "order_id",
+    "order_qty",
+    "venue_ts",
+    "recv_ts",
+    "ignored",
+];
+pub const COPY_INSTRUCTIONS_COLUMNS: &[&str] = &[
+    "seq",
+    "leader_fill_seq",
+    "event_id",
+    "subscription_id",
+    "follower_id",
+    "leader_id",
+    "symbol",
+    "target",
+    "delta",
+    "sent",
+    "status",
+    "reason",
+    "config_revision",
+];
+pub const FOLLOWER_ORDERS_COLUMNS: &[&str] = &[
+    "client_order_id",
+    "seq",
+    "instruction_seq",
+    "event_id",
+    "subscription_id",
+    "follower_id",
+    "leader_id",
+    "venue",
+    "symbol",
+    "side",
+    "qty",
+    "limit_price",
+    "order_type",
+    "reduce_only",
+    "status",
+    "filled_qty",
+    "reject_reason",
+];
+pub const FOLLOWER_FILLS_COLUMNS: &[&str] = &[
+    "client_order_id",
+    "venue_trade_id",
+    "seq",
+    "follower_id",
+    "subscription_id",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "fee",
+    "ts",
+];
 
 /// Every table of the schema, in the order a report reads them.
 pub const TABLES: &[&str] = &[

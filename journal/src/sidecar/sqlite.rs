@@ -6,11 +6,12 @@
 //! sidecar; a power loss may take back the last batches, never half of one, and the
 //! sidecar then replays them from the journal, which is the truth.
 
-use crate::sidecar::build::Batch;
-use crate::sidecar::rows::{FollowerRow, LeaderRow, Row, Sink, SubscriptionRow, SymbolRow, Table};
-use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE, SCHEMA_VERSION};
+use crate::sidecar::build::{Batch, TableWriter};
+use crate::sidecar::rows::{Row, Sink, Table};
+use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE};
 use crate::sidecar::store::{
-    saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition, Store, QUERIES,
+    pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
+    Store, QUERIES,
 };
 use crate::sidecar::SidecarError;
 use fillcast_engine::model::Universe;
@@ -97,18 +98,7 @@ impl Sqlite {
                 |r| r.get(0),
             )
             .map_err(err)?;
-        if current > SCHEMA_VERSION {
-            return Err(SidecarError::NewerSchema {
-                db: name.clone(),
-                found: current,
-                known: SCHEMA_VERSION,
-            });
-        }
-        for v in current + 1..=SCHEMA_VERSION {
-            let script = schema::script(v, Dialect::Sqlite).ok_or_else(|| SidecarError::Db {
-                db: name.clone(),
-                message: format!("no migration {v}"),
-            })?;
+        for (v, script) in pending_migrations(&name, current, Dialect::Sqlite)? {
             tx.execute_batch(&script).map_err(err)?;
             tx.execute(
                 &format!(
@@ -210,6 +200,22 @@ fn insert_all<R: Row>(
         n += 1;
     }
     Ok(n)
+}
+
+/// Writes a batch's tables through `insert_all`.
+struct Inserts<'a> {
+    tx: &'a Connection,
+    db: &'a str,
+}
+
+impl TableWriter for Inserts<'_> {
+    fn rows<R: Row>(
+        &mut self,
+        rows: impl IntoIterator<Item = R>,
+        u: &Universe,
+    ) -> Result<usize, SidecarError> {
+        insert_all(self.tx, rows, u, self.db)
+    }
 }
 
 impl Store for Sqlite {
@@ -379,27 +385,7 @@ impl Store for Sqlite {
                 expected: commit.expected_next_seq,
             });
         }
-        insert_all(&tx, batch.configs.iter().cloned(), u, &name)?;
-        if batch.names {
-            insert_all(&tx, (0..u.symbols.len() as u16).map(SymbolRow), u, &name)?;
-            insert_all(&tx, (0..u.leaders.len() as u32).map(LeaderRow), u, &name)?;
-            insert_all(
-                &tx,
-                (0..u.followers.len() as u32).map(FollowerRow),
-                u,
-                &name,
-            )?;
-            insert_all(&tx, (0..u.subs.len() as u32).map(SubscriptionRow), u, &name)?;
-        }
-        insert_all(&tx, batch.leader_fills.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.leader_positions.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.instructions.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.orders.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.fills.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.positions.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.marks.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.equity.iter().copied(), u, &name)?;
-        insert_all(&tx, batch.audit.iter().cloned(), u, &name)?;
+        batch.write_to(&mut Inserts { tx: &tx, db: &name }, u)?;
         tx.commit().map_err(err)
     }
 }

@@ -2,8 +2,34 @@
 //! position, the state rows it reads back on start, and one transaction per batch.
 
 use crate::sidecar::build::Batch;
+use crate::sidecar::schema::{self, Dialect, SCHEMA_VERSION};
 use crate::sidecar::SidecarError;
 use fillcast_engine::model::Universe;
+
+/// The migrations a database at schema version `current` still needs, each
+/// with its script for `dialect`; a database newer than this build is refused.
+pub(crate) fn pending_migrations(
+    db: &str,
+    current: i64,
+    dialect: Dialect,
+) -> Result<Vec<(i64, String)>, SidecarError> {
+    if current > SCHEMA_VERSION {
+        return Err(SidecarError::NewerSchema {
+            db: db.to_string(),
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    (current + 1..=SCHEMA_VERSION)
+        .map(|v| {
+            let script = schema::script(v, dialect).ok_or_else(|| SidecarError::Db {
+                db: db.to_string(),
+                message: format!("no migration {v}"),
+            })?;
+            Ok((v, script))
+        })
+        .collect()
+}
 
 /// The read position and context committed with the last batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
