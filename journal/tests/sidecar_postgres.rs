@@ -9,18 +9,20 @@ use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::Kind;
 use fillcast_journal::sidecar::pg::{Client, NoTls};
 use fillcast_journal::sidecar::schema::TABLES;
-use fillcast_journal::sidecar::synth::{Synth, SynthSpec};
+use fillcast_journal::sidecar::synth::SynthSpec;
 use fillcast_journal::sidecar::{run, SidecarError, SidecarOptions, SidecarStats};
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type Tables = BTreeMap<String, Vec<String>>;
+mod common;
+
+use common::{assert_same, journal, sigkill_repeatedly, stop_after};
+
+type Tables = common::Tables<String>;
 
 /// A schema of its own for one test, dropped when the test ends (even by a panic).
 struct Schema {
@@ -116,49 +118,8 @@ impl Drop for Schema {
     }
 }
 
-fn journal(dir: &Path, spec: &SynthSpec, fills: usize) -> Synth {
-    let mut s = Synth::create(dir, spec).expect("synthetic journal");
-    s.leader_fills(fills).expect("leader fills");
-    s
-}
-
 fn replay(dir: &Path, url: &str, opts: SidecarOptions) -> SidecarStats {
     run(dir, url, opts).expect("sidecar run")
-}
-
-fn stop_after(batches: u64, batch_rows: usize) -> SidecarOptions {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    SidecarOptions {
-        batch_rows,
-        stop: Some(stop),
-        progress: Some(Box::new(move |s: &SidecarStats| {
-            if s.batches >= batches {
-                flag.store(true, Ordering::Relaxed);
-            }
-        })),
-        ..SidecarOptions::default()
-    }
-}
-
-fn assert_same(a: &Tables, b: &Tables, what: &str) {
-    for t in TABLES {
-        let (x, y) = (&a[*t], &b[*t]);
-        if x != y {
-            let first = x
-                .iter()
-                .zip(y)
-                .position(|(p, q)| p != q)
-                .unwrap_or(x.len().min(y.len()));
-            panic!(
-                "{what}: table {t} differs ({} vs {} rows); first difference at row {first}:\n  {:?}\n  {:?}",
-                x.len(),
-                y.len(),
-                x.get(first),
-                y.get(first)
-            );
-        }
-    }
 }
 
 #[test]
@@ -286,27 +247,7 @@ fn restarts_give_the_same_tables_as_one_replay() {
 /// kills; does nothing when run as an ordinary test.
 #[test]
 fn child_sidecar_process() {
-    let (Ok(dir), Ok(db)) = (
-        std::env::var("FILLCAST_SIDECAR_CHILD_JOURNAL"),
-        std::env::var("FILLCAST_SIDECAR_CHILD_DB"),
-    ) else {
-        return;
-    };
-    let opts = SidecarOptions {
-        batch_rows: 40,
-        ..SidecarOptions::default()
-    };
-    run(Path::new(&dir), &db, opts).expect("child run");
-}
-
-/// A private copy of this test binary for the child processes, so that a build
-/// replacing the binary while the test runs does not take it away.
-fn child_binary(dir: &Path) -> std::path::PathBuf {
-    let copy = dir.join("sidecar-child");
-    std::fs::copy("/proc/self/exe", &copy)
-        .or_else(|_| std::fs::copy(std::env::current_exe().expect("test binary"), &copy))
-        .expect("copy the test binary");
-    copy
+    common::child_sidecar_process();
 }
 
 #[test]
@@ -326,48 +267,9 @@ fn a_sigkill_midway_loses_and_duplicates_nothing() {
     );
     let total = s.records();
     replay(&dir, &whole.url(), SidecarOptions::default());
-    let bin = child_binary(tmp.path());
-    let mut kills = 0;
-    let mut last = 0;
-    for _ in 0..200 {
-        let mut child = Command::new(&bin)
-            .args([
-                "--exact",
-                "child_sidecar_process",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("FILLCAST_SIDECAR_CHILD_JOURNAL", &dir)
-            .env("FILLCAST_SIDECAR_CHILD_DB", killed.url())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let finished = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                assert!(status.success(), "child failed: {status}");
-                break true;
-            }
-            let now = killed.next_seq();
-            if now > last + 400 && now <= total {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-                kills += 1;
-                last = now;
-                break false;
-            }
-            assert!(Instant::now() < deadline, "child stuck");
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        if finished {
-            break;
-        }
-    }
-    assert!(
-        kills >= 3,
-        "{kills} kills: the child ran too fast to be killed midway"
-    );
+    let kills = sigkill_repeatedly(tmp.path(), &dir, &killed.url(), total, 400, &|| {
+        killed.next_seq()
+    });
     replay(&dir, &killed.url(), SidecarOptions::default());
     assert_eq!(killed.next_seq(), total + 1);
     assert_same(&whole.dump(), &killed.dump(), &format!("{kills} SIGKILLs"));

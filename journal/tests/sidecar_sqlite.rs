@@ -18,19 +18,16 @@ use fillcast_journal::sidecar::{run, SidecarError, SidecarOptions, SidecarStats}
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type Tables = BTreeMap<String, Vec<Vec<String>>>;
+mod common;
 
-fn journal(dir: &Path, spec: &SynthSpec, fills: usize) -> Synth {
-    let mut s = Synth::create(dir, spec).expect("synthetic journal");
-    s.leader_fills(fills).expect("leader fills");
-    s
-}
+use common::{assert_same, journal, sigkill_repeatedly, stop_after};
+
+type Tables = common::Tables<Vec<String>>;
 
 fn db_url(path: &Path) -> String {
     format!("sqlite:{}", path.display())
@@ -43,22 +40,6 @@ fn replay(dir: &Path, db: &Path, opts: SidecarOptions) -> SidecarStats {
 fn with_batch(batch_rows: usize) -> SidecarOptions {
     SidecarOptions {
         batch_rows,
-        ..SidecarOptions::default()
-    }
-}
-
-/// Stops the run after `batches` committed batches.
-fn stop_after(batches: u64, batch_rows: usize) -> SidecarOptions {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    SidecarOptions {
-        batch_rows,
-        stop: Some(stop),
-        progress: Some(Box::new(move |s: &SidecarStats| {
-            if s.batches >= batches {
-                flag.store(true, Ordering::Relaxed);
-            }
-        })),
         ..SidecarOptions::default()
     }
 }
@@ -97,26 +78,6 @@ fn dump(db: &Path) -> Tables {
 
 fn count(c: &Connection, sql: &str) -> u64 {
     c.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql) as u64
-}
-
-fn assert_same(a: &Tables, b: &Tables, what: &str) {
-    for t in TABLES {
-        let (x, y) = (&a[*t], &b[*t]);
-        if x != y {
-            let first = x
-                .iter()
-                .zip(y)
-                .position(|(p, q)| p != q)
-                .unwrap_or(x.len().min(y.len()));
-            panic!(
-                "{what}: table {t} differs ({} vs {} rows); first difference at row {first}:\n  {:?}\n  {:?}",
-                x.len(),
-                y.len(),
-                x.get(first),
-                y.get(first)
-            );
-        }
-    }
 }
 
 fn by_kind(dir: &Path) -> BTreeMap<u16, u64> {
@@ -415,39 +376,7 @@ fn stopping_after_n_batches_and_restarting_gives_the_same_tables() {
 /// kills; does nothing when run as an ordinary test.
 #[test]
 fn child_sidecar_process() {
-    let (Ok(dir), Ok(db)) = (
-        std::env::var("FILLCAST_SIDECAR_CHILD_JOURNAL"),
-        std::env::var("FILLCAST_SIDECAR_CHILD_DB"),
-    ) else {
-        return;
-    };
-    run(Path::new(&dir), &db, with_batch(40)).expect("child run");
-}
-
-/// A private copy of this test binary for the child processes, so that a build
-/// replacing the binary while the test runs does not take it away.
-fn child_binary(dir: &Path) -> std::path::PathBuf {
-    let copy = dir.join("sidecar-child");
-    std::fs::copy("/proc/self/exe", &copy)
-        .or_else(|_| std::fs::copy(std::env::current_exe().expect("test binary"), &copy))
-        .expect("copy the test binary");
-    copy
-}
-
-fn spawn_child(bin: &Path, dir: &Path, db: &str) -> std::process::Child {
-    Command::new(bin)
-        .args([
-            "--exact",
-            "child_sidecar_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("FILLCAST_SIDECAR_CHILD_JOURNAL", dir)
-        .env("FILLCAST_SIDECAR_CHILD_DB", db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child")
+    common::child_sidecar_process();
 }
 
 fn next_seq(db: &Path) -> u64 {
@@ -481,37 +410,9 @@ fn a_sigkill_midway_loses_and_duplicates_nothing() {
     let reference = dump(&whole);
 
     let db = tmp.path().join("killed.db");
-    let bin = child_binary(tmp.path());
-    let mut kills = 0;
-    let mut last = 0;
-    // Kill the child as soon as it has committed more, until it finishes.
-    for _ in 0..200 {
-        let mut child = spawn_child(&bin, &dir, &db_url(&db));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let finished = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                assert!(status.success(), "child failed: {status}");
-                break true;
-            }
-            let now = next_seq(&db);
-            if now > last + 200 && now <= total {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-                kills += 1;
-                last = now;
-                break false;
-            }
-            assert!(Instant::now() < deadline, "child stuck");
-            std::thread::sleep(Duration::from_micros(300));
-        };
-        if finished {
-            break;
-        }
-    }
-    assert!(
-        kills >= 3,
-        "{kills} kills: the child ran too fast to be killed midway"
-    );
+    let kills = sigkill_repeatedly(tmp.path(), &dir, &db_url(&db), total, 200, &|| {
+        next_seq(&db)
+    });
     replay(&dir, &db, SidecarOptions::default());
     assert_eq!(next_seq(&db), total + 1);
     assert_same(&reference, &dump(&db), &format!("{kills} SIGKILLs"));
@@ -537,26 +438,29 @@ fn secondary_indexes(db: &Path) -> usize {
 
 #[test]
 fn a_fresh_database_is_indexed_once_caught_up() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("j");
-    let mut s = journal(&dir, &SynthSpec::default(), 200);
-    s.flush().expect("flush");
-    let db = tmp.path().join("i.db");
-    let during = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = Arc::clone(&during);
-    let path = db.clone();
-    let stats = replay(
-        &dir,
-        &db,
-        SidecarOptions {
+    /// Replays in batches of 100 rows; how many secondary indexes the database
+    /// had after each batch.
+    fn indexes_per_batch(dir: &Path, db: &Path) -> (SidecarStats, Vec<usize>) {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&log);
+        let path = db.to_path_buf();
+        let opts = SidecarOptions {
             batch_rows: 100,
             progress: Some(Box::new(move |_: &SidecarStats| {
                 seen.lock().expect("lock").push(secondary_indexes(&path));
             })),
             ..SidecarOptions::default()
-        },
-    );
-    let during = during.lock().expect("lock").clone();
+        };
+        let stats = replay(dir, db, opts);
+        let log = log.lock().expect("lock").clone();
+        (stats, log)
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("j");
+    let mut s = journal(&dir, &SynthSpec::default(), 200);
+    s.flush().expect("flush");
+    let db = tmp.path().join("i.db");
+    let (stats, during) = indexes_per_batch(&dir, &db);
     assert_eq!(during.len() as u64, stats.batches);
     assert!(stats.batches > 2, "{stats:?}");
     assert!(during.iter().all(|n| *n == 0), "{during:?}");
@@ -565,25 +469,11 @@ fn a_fresh_database_is_indexed_once_caught_up() {
     // A database that is not fresh keeps its indexes while it catches up.
     s.leader_fills(50).expect("more fills");
     s.flush().expect("flush");
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let path = db.clone();
-    replay(
-        &dir,
-        &db,
-        SidecarOptions {
-            batch_rows: 100,
-            progress: Some(Box::new(move |_: &SidecarStats| {
-                log.lock().expect("lock").push(secondary_indexes(&path));
-            })),
-            ..SidecarOptions::default()
-        },
-    );
-    let seen = seen.lock().expect("lock").clone();
-    assert!(!seen.is_empty());
+    let (stats, during) = indexes_per_batch(&dir, &db);
+    assert!(stats.batches > 0, "{stats:?}");
     assert!(
-        seen.iter().all(|n| *n == SECONDARY_INDEXES.len()),
-        "{seen:?}"
+        during.iter().all(|n| *n == SECONDARY_INDEXES.len()),
+        "{during:?}"
     );
 }
 

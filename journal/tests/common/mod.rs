@@ -1,0 +1,142 @@
+//! Fixtures the SQLite and PostgreSQL sidecar tests share: synthetic journals,
+//! run options, table comparison, and the child process that a test SIGKILLs.
+
+use fillcast_journal::sidecar::schema::TABLES;
+use fillcast_journal::sidecar::synth::{Synth, SynthSpec};
+use fillcast_journal::sidecar::{run, SidecarOptions, SidecarStats};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A journal written by the real engine core, with `fills` leader fills.
+pub fn journal(dir: &Path, spec: &SynthSpec, fills: usize) -> Synth {
+    let mut s = Synth::create(dir, spec).expect("synthetic journal");
+    s.leader_fills(fills).expect("leader fills");
+    s
+}
+
+/// Stops the run after `batches` committed batches.
+pub fn stop_after(batches: u64, batch_rows: usize) -> SidecarOptions {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    SidecarOptions {
+        batch_rows,
+        stop: Some(stop),
+        progress: Some(Box::new(move |s: &SidecarStats| {
+            if s.batches >= batches {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })),
+        ..SidecarOptions::default()
+    }
+}
+
+/// Every table's rows, as each test dumps them, sorted.
+pub type Tables<R> = BTreeMap<String, Vec<R>>;
+
+pub fn assert_same<R: PartialEq + Debug>(a: &Tables<R>, b: &Tables<R>, what: &str) {
+    for t in TABLES {
+        let (x, y) = (&a[*t], &b[*t]);
+        if x != y {
+            let first = x
+                .iter()
+                .zip(y)
+                .position(|(p, q)| p != q)
+                .unwrap_or(x.len().min(y.len()));
+            panic!(
+                "{what}: table {t} differs ({} vs {} rows); first difference at row {first}:\n  {:?}\n  {:?}",
+                x.len(),
+                y.len(),
+                x.get(first),
+                y.get(first)
+            );
+        }
+    }
+}
+
+/// The body of the child process that `sigkill_repeatedly` kills: a replay in
+/// batches of 40 rows. Does nothing when run as an ordinary test.
+pub fn child_sidecar_process() {
+    let (Ok(dir), Ok(db)) = (
+        std::env::var("FILLCAST_SIDECAR_CHILD_JOURNAL"),
+        std::env::var("FILLCAST_SIDECAR_CHILD_DB"),
+    ) else {
+        return;
+    };
+    let opts = SidecarOptions {
+        batch_rows: 40,
+        ..SidecarOptions::default()
+    };
+    run(Path::new(&dir), &db, opts).expect("child run");
+}
+
+/// A private copy of this test binary for the child processes, so that a build
+/// replacing the binary while the test runs does not take it away.
+fn child_binary(dir: &Path) -> PathBuf {
+    let copy = dir.join("sidecar-child");
+    std::fs::copy("/proc/self/exe", &copy)
+        .or_else(|_| std::fs::copy(std::env::current_exe().expect("test binary"), &copy))
+        .expect("copy the test binary");
+    copy
+}
+
+/// Runs the test binary's `child_sidecar_process` test on the journal in `dir`
+/// into `db`, SIGKILLs it each time `next_seq` has moved `step` records further,
+/// and starts it again, until a child finishes. Returns the number of kills,
+/// at least 3.
+pub fn sigkill_repeatedly(
+    tmp: &Path,
+    dir: &Path,
+    db: &str,
+    total: u64,
+    step: u64,
+    next_seq: &dyn Fn() -> u64,
+) -> usize {
+    let bin = child_binary(tmp);
+    let mut kills = 0;
+    let mut last = 0;
+    for _ in 0..200 {
+        let mut child = Command::new(&bin)
+            .args([
+                "--exact",
+                "child_sidecar_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("FILLCAST_SIDECAR_CHILD_JOURNAL", dir)
+            .env("FILLCAST_SIDECAR_CHILD_DB", db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let finished = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "child failed: {status}");
+                break true;
+            }
+            let now = next_seq();
+            if now > last + step && now <= total {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                kills += 1;
+                last = now;
+                break false;
+            }
+            assert!(Instant::now() < deadline, "child stuck");
+            std::thread::sleep(Duration::from_micros(300));
+        };
+        if finished {
+            break;
+        }
+    }
+    assert!(
+        kills >= 3,
+        "{kills} kills: the child ran too fast to be killed midway"
+    );
+    kills
+}
