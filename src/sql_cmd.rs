@@ -28,9 +28,9 @@ pub struct SidecarArgs {
     /// SIGTERM, after committing what was read.
     #[arg(long)]
     follow: bool,
-    /// Rows per transaction.
-    #[arg(long, default_value_t = 50_000)]
-    batch_rows: usize,
+    /// Rows per transaction (default 200,000: about 20 MB in memory).
+    #[arg(long)]
+    batch_rows: Option<usize>,
     /// Print a progress line every this many seconds (0 = never).
     #[arg(long, default_value_t = 1.0)]
     progress: f64,
@@ -100,15 +100,16 @@ pub fn sidecar(a: &SidecarArgs) -> Result<()> {
                 .with_context(|| format!("cannot handle signal {sig}"))?;
         }
     }
+    let defaults = SidecarOptions::default();
     let stats = sidecar::run(
         &a.journal,
         &a.db,
         SidecarOptions {
             follow: a.follow,
-            batch_rows: a.batch_rows,
+            batch_rows: a.batch_rows.unwrap_or(defaults.batch_rows),
             progress: progress_printer(a.progress),
             stop: Some(stop),
-            ..SidecarOptions::default()
+            ..defaults
         },
     )?;
     print_stats(&stats);
