@@ -217,57 +217,48 @@ impl<V: Copy + Default> IdIndex<V> {
         mix64(id) as usize & self.mask
     }
 
+    /// Where `id` is (`Ok`), or the empty entry ending its probe run (`Err`).
     #[inline]
-    pub fn get(&self, id: u64) -> Option<V> {
+    fn probe(&self, id: u64) -> Result<usize, usize> {
         let mut i = self.home(id);
         loop {
             let e = &self.entries[i];
             if !e.used {
-                return None;
+                return Err(i);
             }
             if e.id == id {
-                return Some(e.val);
+                return Ok(i);
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<V> {
+        self.probe(id).ok().map(|i| self.entries[i].val)
     }
 
     /// Inserts `id` unless present. The caller keeps `len() < capacity`.
     #[inline]
     pub fn insert(&mut self, id: u64, val: V) -> Probe<V> {
         debug_assert!(self.len < self.capacity, "IdIndex over capacity");
-        let mut i = self.home(id);
-        loop {
-            let e = &mut self.entries[i];
-            if !e.used {
-                *e = Entry {
+        match self.probe(id) {
+            Ok(i) => Probe::Present(self.entries[i].val),
+            Err(i) => {
+                self.entries[i] = Entry {
                     id,
                     val,
                     used: true,
                 };
                 self.len += 1;
-                return Probe::Inserted;
+                Probe::Inserted
             }
-            if e.id == id {
-                return Probe::Present(e.val);
-            }
-            i = (i + 1) & self.mask;
         }
     }
 
     /// Removes `id`; returns its value if it was present.
     pub fn remove(&mut self, id: u64) -> Option<V> {
-        let mut i = self.home(id);
-        loop {
-            let e = &self.entries[i];
-            if !e.used {
-                return None;
-            }
-            if e.id == id {
-                break;
-            }
-            i = (i + 1) & self.mask;
-        }
+        let i = self.probe(id).ok()?;
         let val = self.entries[i].val;
         // Backward shift: pull later entries of the run into the hole when the hole
         // lies on their probe path (between their home and where they sit).
