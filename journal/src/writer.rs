@@ -19,6 +19,8 @@ use crate::segment::{
 use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,6 +71,69 @@ pub struct JournalWriter {
     last_flush: Instant,
     appends_since_clock: u32,
     flushed_seq: u64,
+    /// The next segment, being made ready beside this one.
+    spare: Option<Spare>,
+}
+
+/// The file a spare segment is prepared under; the roll renames it.
+const SPARE_NAME: &str = "next-segment.tmp";
+
+/// Prefaulting writes one byte per page of this size (smaller than any real page,
+/// so every page is touched whatever the system's page size).
+const TOUCH_STRIDE: usize = 4096;
+
+/// The next segment, made ready by a helper thread while the current one fills:
+/// created, sized, mapped and every page touched. A first write to a page of a file
+/// mapping is a page fault that costs microseconds in the kernel (and, on a real
+/// filesystem, sometimes milliseconds while blocks are allocated), which was most
+/// of an append's cost and all of the journaled pipeline's latency tail; with the
+/// pages touched in advance, appends do not fault and a roll costs a rename.
+struct Spare {
+    ready: mpsc::Receiver<Result<MmapMut, JournalError>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Spare {
+    fn start(dir: &Path, segment_bytes: u64) -> Spare {
+        let (tx, ready) = mpsc::sync_channel(1);
+        let path = dir.join(SPARE_NAME);
+        let thread = std::thread::Builder::new()
+            .name("fillcast-journal-spare".into())
+            .spawn(move || {
+                let _ = tx.send(make_spare(&path, segment_bytes));
+            })
+            .ok();
+        Spare { ready, thread }
+    }
+
+    /// Waits for the spare (normally ready long before); `None` if its thread
+    /// could not run or failed, in which case the caller makes the segment itself
+    /// and reports any error with its own path.
+    fn take(mut self) -> Option<MmapMut> {
+        let map = self.ready.recv().ok().and_then(Result::ok);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        map
+    }
+}
+
+fn make_spare(path: &Path, segment_bytes: u64) -> Result<MmapMut, JournalError> {
+    let f = File::create(path).map_err(JournalError::io(path))?;
+    f.set_len(segment_bytes).map_err(JournalError::io(path))?;
+    drop(f);
+    let (_, mut map) = map_rw(path, segment_bytes)?;
+    touch(&mut map, 0);
+    Ok(map)
+}
+
+/// Writes a zero into every page of `map` from `from` on (whose bytes are all zero
+/// already: unwritten file space), so later appends find the pages mapped.
+fn touch(map: &mut MmapMut, from: usize) {
+    let start = from.next_multiple_of(TOUCH_STRIDE);
+    for i in (start..map.len()).step_by(TOUCH_STRIDE) {
+        map[i] = 0;
+    }
 }
 
 /// Sorted (first_seq, path) of the segment files in `dir`.
@@ -122,8 +187,22 @@ fn create_segment(
             .map_err(JournalError::io(&tmp))?;
     }
     std::fs::rename(&tmp, &path).map_err(JournalError::io(&path))?;
-    let (_, map) = map_rw(&path, segment_bytes)?;
+    let (_, mut map) = map_rw(&path, segment_bytes)?;
+    // Made at start-up (or when a spare failed): fault its pages in now rather
+    // than on the first appends. A recovered segment is not touched: its header
+    // may claim any size.
+    touch(&mut map, SEGMENT_HEADER);
     Ok((path, map))
+}
+
+impl Drop for JournalWriter {
+    /// An unused spare is not part of the journal: remove it.
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            drop(spare.take());
+            let _ = std::fs::remove_file(self.dir.join(SPARE_NAME));
+        }
+    }
 }
 
 impl JournalWriter {
@@ -274,6 +353,7 @@ impl JournalWriter {
             last_flush: Instant::now(),
             appends_since_clock: 0,
             flushed_seq: next_seq - 1,
+            spare: Some(Spare::start(dir, opts.segment_bytes)),
         }
     }
 
@@ -370,7 +450,22 @@ impl JournalWriter {
         if self.opts.durability != Durability::Never {
             self.flush()?;
         }
-        let (path, map) = create_segment(&self.dir, self.opts.segment_bytes, self.next_seq)?;
+        let (path, map) = match self.spare.take().and_then(Spare::take) {
+            Some(mut map) => {
+                // The header first, then the name: a reader that lists the segment
+                // finds it complete.
+                map[..SEGMENT_HEADER].copy_from_slice(&segment::encode_header(
+                    self.opts.segment_bytes,
+                    self.next_seq,
+                ));
+                let path = self.dir.join(segment::file_name(self.next_seq));
+                std::fs::rename(self.dir.join(SPARE_NAME), &path)
+                    .map_err(JournalError::io(&path))?;
+                (path, map)
+            }
+            None => create_segment(&self.dir, self.opts.segment_bytes, self.next_seq)?,
+        };
+        self.spare = Some(Spare::start(&self.dir, self.opts.segment_bytes));
         self.path = path;
         self.map = map;
         self.off = SEGMENT_HEADER;

@@ -111,6 +111,55 @@ fn round_trip_across_segments_and_from_any_sequence() {
     assert_eq!(s.by_kind.values().sum::<u64>(), 2000);
 }
 
+#[test]
+fn segments_are_prepared_ahead_and_a_stale_spare_is_harmless() {
+    let d = tempfile::tempdir().unwrap();
+    let spare = d.path().join("next-segment.tmp");
+    // A spare left by a killed writer, with garbage in it: never read as a segment,
+    // and replaced by the next writer.
+    std::fs::create_dir_all(d.path()).unwrap();
+    std::fs::write(&spare, vec![0xAB; 5000]).unwrap();
+    {
+        let (mut w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+        for i in 1..=2000 {
+            w.append(1 + (i % 5) as u16, 7, i * 10, &payload(i))
+                .unwrap();
+            if i == 1000 {
+                // Mid-run: the readers see only named segments, all complete.
+                let (part, err) = read_all(d.path());
+                assert_eq!((part.len(), err), (1000, None));
+            }
+        }
+        assert!(segments(d.path()).len() > 3, "small segments roll");
+        // The next segment is being made ready beside the writer.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&spare).map_or(true, |m| m.len() != SEG) {
+            assert!(std::time::Instant::now() < until, "no spare segment");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    assert!(!spare.exists(), "an unused spare goes with its writer");
+    let (all, err) = read_all(d.path());
+    assert_eq!(err, None);
+    assert_eq!(all.len(), 2000);
+    for (i, (seq, kind, p)) in all.iter().enumerate() {
+        let i = i as u64 + 1;
+        assert_eq!((*seq, *kind, p), (i, 1 + (i % 5) as u16, &payload(i)));
+    }
+    // Every segment starts with a header naming its first record.
+    for path in segments(d.path()) {
+        let bytes = std::fs::read(&path).unwrap();
+        let h = segment::parse_header(&bytes).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(segment::parse_file_name(name), Some(h.first_seq));
+        assert_eq!(h.segment_bytes, SEG);
+    }
+    // And a reopened writer goes on after them.
+    let (mut w, rec) = JournalWriter::open(d.path(), opts()).unwrap();
+    assert_eq!(rec.cut_bytes, 0);
+    assert_eq!(w.append(1, 7, 1, b"more").unwrap(), 2001);
+}
+
 /// Damage the journal with `hurt`, reopen for writing: the valid prefix of
 /// `keep` records stays, the cut is reported, and appending goes on from there.
 fn check_recovery(n: u64, keep: u64, hurt: impl FnOnce(&Path), reason: &str) {
