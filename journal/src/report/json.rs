@@ -1,5 +1,8 @@
-//! The report as JSON: every figure, decimals as exact strings (`"0.1"`, never a
-//! float), ratios as numbers, an undefined value as `null`.
+//! The report as JSON: every figure, decimals as strings (`"0.1"`, never a
+//! float), ratios as numbers, an undefined value as `null`. Decimals are exact
+//! where the data is (sums of fills and fees); a figure that went through a
+//! division (an average price, a ratio) is rounded to `DECIMAL_PLACES`, so that
+//! 31.08 does not print as 31.07999999999999999999999967.
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -12,7 +15,18 @@ use super::{LeaderReport, Report, WindowMetrics};
 /// The version of this JSON layout; bumped when a field changes meaning.
 pub const SCHEMA: &str = "fillcast.report.v1";
 
+/// Decimal places of the longest figure in the JSON (money is exact to 8).
+pub const DECIMAL_PLACES: u32 = 12;
+
 pub(crate) fn dec(d: Decimal) -> Value {
+    let d = if d.scale() > DECIMAL_PLACES {
+        d.round_dp_with_strategy(
+            DECIMAL_PLACES,
+            rust_decimal::RoundingStrategy::MidpointNearestEven,
+        )
+    } else {
+        d
+    };
     Value::String(d.normalize().to_string())
 }
 
