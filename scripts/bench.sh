@@ -14,4 +14,4 @@ cd "$(dirname "$0")/.."
 export FILLCAST_TEST_PG="${FILLCAST_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}"
 
 cargo build --release --quiet -p fillcast-bench
-exec ./target/release/fillcast-bench "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/fillcast-bench" "$@"

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin fillcast
-exec ./target/release/fillcast demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/fillcast" demo "$@"
