@@ -828,10 +828,11 @@ impl Core {
     /// Handle one venue report about a follower order.
     pub fn on_exec<O: Outputs>(&mut self, r: &ExecReport, out: &mut O) {
         self.stats.exec_reports += 1;
-        let Some(o) = self.orders.get(r.order_id).copied() else {
+        let Some(place) = self.orders.place_of(r.order_id) else {
             self.stats.unknown_reports += 1;
             return;
         };
+        let o = *self.orders.at(place);
         if r.kind == ExecKind::Fill {
             if r.qty.0 <= 0 || r.price.0 <= 0 {
                 self.stats.invalid_events += 1;
@@ -908,20 +909,23 @@ impl Core {
                     self.universe.symbols[si].money_per_lot_tick,
                 );
             }
-            if let Some(slot) = self.orders.get_mut(o.id) {
-                if (slot.fills as usize) < OrderSlot::TRADES_INLINE {
-                    slot.trades[slot.fills as usize] = r.trade_id;
-                }
-                slot.fills += 1;
-                slot.filled = filled_after;
-                slot.state = state;
+            // The place is still this order's: nothing was inserted since the lookup.
+            let slot = self.orders.at_mut(place);
+            if (slot.fills as usize) < OrderSlot::TRADES_INLINE {
+                slot.trades[slot.fills as usize] = r.trade_id;
             }
-            self.check_stop_loss(sub, r.recv_ts, out);
-        } else if let Some(slot) = self.orders.get_mut(o.id) {
+            slot.fills += 1;
+            slot.filled = filled_after;
             slot.state = state;
+            // A stop-loss here may insert orders, but never into a live order's
+            // place, and this one is still marked live until below.
+            self.check_stop_loss(sub, r.recv_ts, out);
+        } else {
+            self.orders.at_mut(place).state = state;
         }
         if was_live && state.is_terminal() {
-            self.orders.mark_done(o.id);
+            debug_assert_eq!(self.orders.at(place).id, o.id);
+            self.orders.mark_done_at(place);
             let remaining = o.qty.0 - filled_after.0;
             if remaining > 0 {
                 self.books[b].symbols[si].working[k] -= sign * remaining;

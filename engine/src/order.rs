@@ -491,15 +491,39 @@ impl OrderTable {
     /// Call once when order `id` becomes terminal.
     pub fn mark_done(&mut self, id: u64) {
         if let Some(at) = self.find(id) {
-            let (sub, bit) = (at / P, 1u8 << (at % P));
-            debug_assert!(
-                self.live_mask[sub] & bit != 0,
-                "order {id:x} finished twice"
-            );
-            if self.live_mask[sub] & bit != 0 {
-                self.live_mask[sub] &= !bit;
-                self.live -= 1;
-            }
+            self.mark_done_at(at);
+        }
+    }
+
+    /// Where order `id` is: for a caller that reads, updates and finishes one
+    /// order with a single lookup. A place stays the order's while it is live;
+    /// once finished, the next insert for its subscription may take it.
+    #[inline]
+    pub fn place_of(&self, id: u64) -> Option<usize> {
+        self.find(id)
+    }
+
+    /// The order at `place` (from `place_of`).
+    #[inline]
+    pub fn at(&self, place: usize) -> &OrderSlot {
+        &self.slots[place]
+    }
+
+    #[inline]
+    pub fn at_mut(&mut self, place: usize) -> &mut OrderSlot {
+        &mut self.slots[place]
+    }
+
+    /// `mark_done` for the live order at `place`.
+    pub fn mark_done_at(&mut self, place: usize) {
+        let (sub, bit) = (place / P, 1u8 << (place % P));
+        debug_assert!(
+            self.live_mask[sub] & bit != 0,
+            "order at {place} finished twice"
+        );
+        if self.live_mask[sub] & bit != 0 {
+            self.live_mask[sub] &= !bit;
+            self.live -= 1;
         }
     }
 
