@@ -282,7 +282,9 @@ fn sigkill_at_random_moments_sends_no_order_twice_and_loses_no_fill() {
     let mut decisions: BTreeMap<(u64, u32), u32> = BTreeMap::new();
     for rec in reader.iter_from(1) {
         let rec = rec.expect("journal reads back whole");
-        if let Ok(Entry::Decision(d)) = decode(rec.kind, rec.schema, rec.payload) {
+        if let Ok(Entry::Decision(d) | Entry::OrderDecision(_, d)) =
+            decode(rec.kind, rec.schema, rec.payload)
+        {
             *decisions.entry((d.event_key, d.sub.0)).or_default() += 1;
         }
     }

@@ -74,7 +74,7 @@ fn plain_rows(dir: &Path, u: &Universe, limit: usize) -> Vec<(i64, Plain)> {
                     ]),
                 ));
             }
-            Entry::Decision(d) => {
+            Entry::Decision(d) | Entry::OrderDecision(_, d) => {
                 let sym = &u.symbols[d.symbol.0 as usize];
                 let sub = &u.subs[d.sub.0 as usize];
                 out.push((

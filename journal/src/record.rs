@@ -35,10 +35,13 @@ pub enum Kind {
     Decision = 7,
     Order = 8,
     Notice = 9,
+    /// An order and the decision that made it, in one record: the common case of a
+    /// decision with a single leg, which would otherwise be two records.
+    OrderDecision = 10,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -48,6 +51,7 @@ impl Kind {
         Kind::Decision,
         Kind::Order,
         Kind::Notice,
+        Kind::OrderDecision,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -65,6 +69,7 @@ impl Kind {
             Kind::Decision => "decision",
             Kind::Order => "order",
             Kind::Notice => "notice",
+            Kind::OrderDecision => "order_decision",
         }
     }
 
@@ -72,7 +77,7 @@ impl Kind {
     pub fn is_input(self) -> bool {
         !matches!(
             self,
-            Kind::Config | Kind::Decision | Kind::Order | Kind::Notice
+            Kind::Config | Kind::Decision | Kind::Order | Kind::Notice | Kind::OrderDecision
         )
     }
 }
@@ -161,6 +166,12 @@ pub struct OrderRec {
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderDecisionRec {
+    pub order: OrderRec,
+    pub decision: DecisionRec,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoticeRec {
     pub code: u8,
     pub sub: u32,
@@ -179,6 +190,9 @@ pub enum Entry {
     Decision(Decision),
     Order(FollowerOrder),
     Notice(Notice),
+    /// An order followed by its decision (`Kind::OrderDecision`): read as those two
+    /// entries, in that order.
+    OrderDecision(FollowerOrder, Decision),
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -451,40 +465,26 @@ impl Encoder {
                     recv_ts: r.recv_ts.0,
                 })?,
             ),
-            JournalEntry::Decision(d) => (
-                0,
-                self.put(&DecisionRec {
-                    event_key: d.event_key,
-                    sub: d.sub.0,
-                    symbol: d.symbol.0,
-                    target: d.target.0,
-                    delta: d.delta.0,
-                    sent: d.sent.0,
-                    status: code(&STATUSES, d.status),
-                    reason: code(&Reason::ALL, d.reason),
-                    revision: d.revision,
-                })?,
-            ),
-            JournalEntry::Order(o) => (
-                o.ts.0,
-                self.put(&OrderRec {
-                    id: o.id,
-                    sub: o.sub.0,
-                    follower: o.follower.0,
-                    symbol: o.symbol.0,
-                    side: code(&SIDES, o.side),
-                    qty: o.qty.0,
-                    order_type: code(&ORDER_TYPES, o.order_type),
-                    limit: o.limit.0,
-                    reduce_only: o.reduce_only,
-                    leader_event_key: o.leader_event_key,
-                    ts: o.ts.0,
-                })?,
-            ),
+            JournalEntry::Decision(d) => (0, self.put(&decision_rec(&d))?),
+            JournalEntry::Order(o) => (o.ts.0, self.put(&order_rec(&o))?),
             JournalEntry::Notice(n) => (0, self.put(&notice_rec(&n))?),
             JournalEntry::Empty | JournalEntry::Feed(FeedEvent::Empty) => return Ok(None),
         };
         Ok(Some((kind, ts, bytes)))
+    }
+
+    /// One record for an order and the decision right after it in the engine's
+    /// stream, when the order is that decision's (same subscription and leader
+    /// event); `None` otherwise, and the two are written as they are.
+    pub fn pair(&mut self, o: &FollowerOrder, d: &Decision) -> Result<Option<Encoded<'_>>, String> {
+        if o.leader_event_key == 0 || o.leader_event_key != d.event_key || o.sub != d.sub {
+            return Ok(None);
+        }
+        let rec = OrderDecisionRec {
+            order: order_rec(o),
+            decision: decision_rec(d),
+        };
+        Ok(Some((Kind::OrderDecision, o.ts.0, self.put(&rec)?)))
     }
 
     pub fn config(&mut self, revision: u64, toml: &str) -> Result<&[u8], String> {
@@ -493,6 +493,66 @@ impl Encoder {
             toml: toml.to_string(),
         })
     }
+}
+
+fn decision_rec(d: &Decision) -> DecisionRec {
+    DecisionRec {
+        event_key: d.event_key,
+        sub: d.sub.0,
+        symbol: d.symbol.0,
+        target: d.target.0,
+        delta: d.delta.0,
+        sent: d.sent.0,
+        status: code(&STATUSES, d.status),
+        reason: code(&Reason::ALL, d.reason),
+        revision: d.revision,
+    }
+}
+
+fn order_rec(o: &FollowerOrder) -> OrderRec {
+    OrderRec {
+        id: o.id,
+        sub: o.sub.0,
+        follower: o.follower.0,
+        symbol: o.symbol.0,
+        side: code(&SIDES, o.side),
+        qty: o.qty.0,
+        order_type: code(&ORDER_TYPES, o.order_type),
+        limit: o.limit.0,
+        reduce_only: o.reduce_only,
+        leader_event_key: o.leader_event_key,
+        ts: o.ts.0,
+    }
+}
+
+fn decision_from(r: &ArchivedDecisionRec, k: &'static str) -> Result<Decision, RecordError> {
+    Ok(Decision {
+        event_key: r.event_key.to_native(),
+        sub: SubIdx(r.sub.to_native()),
+        symbol: SymbolIdx(r.symbol.to_native()),
+        target: Lots(r.target.to_native()),
+        delta: Lots(r.delta.to_native()),
+        sent: Lots(r.sent.to_native()),
+        status: from_code(&STATUSES, r.status, k, "status")?,
+        reason: from_code(&Reason::ALL, r.reason, k, "reason")?,
+        revision: r.revision.to_native(),
+    })
+}
+
+fn order_from(r: &ArchivedOrderRec, k: &'static str) -> Result<FollowerOrder, RecordError> {
+    Ok(FollowerOrder {
+        id: r.id.to_native(),
+        sub: SubIdx(r.sub.to_native()),
+        follower: FollowerIdx(r.follower.to_native()),
+        symbol: SymbolIdx(r.symbol.to_native()),
+        side: from_code(&SIDES, r.side, k, "side")?,
+        qty: Lots(r.qty.to_native()),
+        order_type: from_code(&ORDER_TYPES, r.order_type, k, "order_type")?,
+        limit: Ticks(r.limit.to_native()),
+        reduce_only: r.reduce_only,
+        leader_event_key: r.leader_event_key.to_native(),
+        ts: Nanos(r.ts.to_native()),
+    })
 }
 
 fn access<'a, T>(kind: Kind, payload: &'a [u8]) -> Result<&'a T, RecordError>
@@ -573,35 +633,14 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
                 recv_ts: Nanos(r.recv_ts.to_native()),
             })
         }
-        Kind::Decision => {
-            let r = access::<ArchivedDecisionRec>(kind, payload)?;
-            Entry::Decision(Decision {
-                event_key: r.event_key.to_native(),
-                sub: SubIdx(r.sub.to_native()),
-                symbol: SymbolIdx(r.symbol.to_native()),
-                target: Lots(r.target.to_native()),
-                delta: Lots(r.delta.to_native()),
-                sent: Lots(r.sent.to_native()),
-                status: from_code(&STATUSES, r.status, k, "status")?,
-                reason: from_code(&Reason::ALL, r.reason, k, "reason")?,
-                revision: r.revision.to_native(),
-            })
-        }
-        Kind::Order => {
-            let r = access::<ArchivedOrderRec>(kind, payload)?;
-            Entry::Order(FollowerOrder {
-                id: r.id.to_native(),
-                sub: SubIdx(r.sub.to_native()),
-                follower: FollowerIdx(r.follower.to_native()),
-                symbol: SymbolIdx(r.symbol.to_native()),
-                side: from_code(&SIDES, r.side, k, "side")?,
-                qty: Lots(r.qty.to_native()),
-                order_type: from_code(&ORDER_TYPES, r.order_type, k, "order_type")?,
-                limit: Ticks(r.limit.to_native()),
-                reduce_only: r.reduce_only,
-                leader_event_key: r.leader_event_key.to_native(),
-                ts: Nanos(r.ts.to_native()),
-            })
+        Kind::Decision => Entry::Decision(decision_from(
+            access::<ArchivedDecisionRec>(kind, payload)?,
+            k,
+        )?),
+        Kind::Order => Entry::Order(order_from(access::<ArchivedOrderRec>(kind, payload)?, k)?),
+        Kind::OrderDecision => {
+            let r = access::<ArchivedOrderDecisionRec>(kind, payload)?;
+            Entry::OrderDecision(order_from(&r.order, k)?, decision_from(&r.decision, k)?)
         }
         Kind::Notice => {
             let r = access::<ArchivedNoticeRec>(kind, payload)?;
@@ -620,6 +659,23 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
 /// A JSON string literal for `s`.
 pub fn json_string(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn decision_json(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "decision", "event_key": format!("{:016x}", d.event_key), "sub": d.sub.0,
+        "symbol": d.symbol.0, "target_lots": d.target.0, "delta_lots": d.delta.0, "sent_lots": d.sent.0,
+        "status": d.status.as_str(), "reason": d.reason.as_str(), "revision": format!("{:016x}", d.revision),
+    })
+}
+
+fn order_json(o: &FollowerOrder) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "order", "client_order_id": fillcast_engine::ids::client_order_id(o.id),
+        "sub": o.sub.0, "follower": o.follower.0, "symbol": o.symbol.0, "side": o.side.as_str(), "qty_lots": o.qty.0,
+        "type": if o.order_type == OrderType::Market { "market" } else { "limit_ioc" }, "limit_ticks": o.limit.0,
+        "reduce_only": o.reduce_only, "event_key": format!("{:016x}", o.leader_event_key),
+    })
 }
 
 /// One record as a JSON line, for people reading a journal at 2 a.m.
@@ -659,16 +715,20 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
             "trade_id": r.trade_id, "fee": r.fee.to_decimal().to_string(), "reject": r.reject.as_str(),
             "venue_ts": r.venue_ts.0, "recv_ts": r.recv_ts.0,
         }),
-        Entry::Decision(d) => json!({
-            "seq": seq, "ts": ts, "kind": "decision", "event_key": format!("{:016x}", d.event_key), "sub": d.sub.0,
-            "symbol": d.symbol.0, "target_lots": d.target.0, "delta_lots": d.delta.0, "sent_lots": d.sent.0,
-            "status": d.status.as_str(), "reason": d.reason.as_str(), "revision": format!("{:016x}", d.revision),
-        }),
-        Entry::Order(o) => json!({
-            "seq": seq, "ts": ts, "kind": "order", "client_order_id": fillcast_engine::ids::client_order_id(o.id),
-            "sub": o.sub.0, "follower": o.follower.0, "symbol": o.symbol.0, "side": o.side.as_str(), "qty_lots": o.qty.0,
-            "type": if o.order_type == OrderType::Market { "market" } else { "limit_ioc" }, "limit_ticks": o.limit.0,
-            "reduce_only": o.reduce_only, "event_key": format!("{:016x}", o.leader_event_key),
+        Entry::Decision(d) => {
+            let mut v = decision_json(d);
+            v["seq"] = json!(seq);
+            v["ts"] = json!(ts);
+            v
+        }
+        Entry::Order(o) => {
+            let mut v = order_json(o);
+            v["seq"] = json!(seq);
+            v["ts"] = json!(ts);
+            v
+        }
+        Entry::OrderDecision(o, d) => json!({
+            "seq": seq, "ts": ts, "kind": "order_decision", "order": order_json(o), "decision": decision_json(d),
         }),
         Entry::Notice(n) => {
             json!({"seq": seq, "ts": ts, "kind": "notice", "notice": format!("{n:?}")})

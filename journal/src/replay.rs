@@ -145,14 +145,16 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
                 core.on_exec(&r, &mut expect);
                 continue;
             }
-            Entry::Order(o) => Out::Order(o),
-            Entry::Decision(d) => Out::Decision(d),
-            Entry::Notice(n) => Out::Notice(n),
+            Entry::Order(o) => [Some(Out::Order(o)), None],
+            Entry::Decision(d) => [Some(Out::Decision(d)), None],
+            Entry::Notice(n) => [Some(Out::Notice(n)), None],
+            Entry::OrderDecision(o, d) => [Some(Out::Order(o)), Some(Out::Decision(d))],
         };
-        stats.outputs_checked += 1;
-        let got = expect.queue.pop_front();
-        if got != Some(journaled) {
-            stats.mismatches += 1;
+        for out in journaled.into_iter().flatten() {
+            stats.outputs_checked += 1;
+            if expect.queue.pop_front() != Some(out) {
+                stats.mismatches += 1;
+            }
         }
     }
     let unjournaled = expect

@@ -43,8 +43,24 @@ impl JournalStage {
 
 impl JournalSink for JournalStage {
     fn append(&mut self, entries: &[JournalEntry]) -> Result<(), String> {
-        for e in entries {
-            if let Some((kind, ts, bytes)) = self.enc.entry(e)? {
+        let mut i = 0;
+        while i < entries.len() {
+            // An order and its decision, next to each other in one chunk, go in one
+            // record (the core emits a decision right after its single order).
+            let encoded = match (&entries[i], entries.get(i + 1)) {
+                (JournalEntry::Order(o), Some(JournalEntry::Decision(d))) => {
+                    match self.enc.pair(o, d)? {
+                        Some(rec) => {
+                            i += 1;
+                            Some(rec)
+                        }
+                        None => self.enc.entry(&entries[i])?,
+                    }
+                }
+                (e, _) => self.enc.entry(e)?,
+            };
+            i += 1;
+            if let Some((kind, ts, bytes)) = encoded {
                 self.writer
                     .append(kind as u16, SCHEMA, ts, bytes)
                     .map_err(|e| e.to_string())?;

@@ -500,6 +500,90 @@ fn typed_records_round_trip_and_unknown_schema_is_refused() {
     ));
 }
 
+/// The journal stage writes an order and the decision right after it (the
+/// engine's common case) as one `order_decision` record, read back as both; an
+/// order with no decision after it in the chunk, or another's decision, stays alone.
+#[test]
+fn an_order_and_its_decision_share_one_record() {
+    use fillcast_engine::core::{Decision, DecisionStatus};
+    use fillcast_engine::event::FollowerOrder;
+    use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
+    use fillcast_engine::port::{JournalEntry, JournalSink};
+    use fillcast_engine::units::{Lots, Nanos, Ticks};
+    use fillcast_journal::record::Kind;
+    use fillcast_journal::stage::JournalStage;
+    let order = |sub: u32, event: u64| FollowerOrder {
+        id: fillcast_engine::ids::decision_id(event, sub, 9, 0),
+        sub: SubIdx(sub),
+        follower: FollowerIdx(sub),
+        symbol: SymbolIdx(1),
+        side: Side::Buy,
+        qty: Lots(3),
+        limit: Ticks(100),
+        leader_event_key: event,
+        ts: Nanos(5),
+        ..FollowerOrder::default()
+    };
+    let decision = |sub: u32, event: u64| Decision {
+        event_key: event,
+        sub: SubIdx(sub),
+        symbol: SymbolIdx(1),
+        target: Lots(3),
+        delta: Lots(3),
+        sent: Lots(3),
+        status: DecisionStatus::Sent,
+        revision: 9,
+        ..Decision::default()
+    };
+    let entries = vec![
+        JournalEntry::Order(order(1, 7)),
+        JournalEntry::Decision(decision(1, 7)), // paired with the order before it
+        JournalEntry::Decision(decision(2, 7)), // a skip: no order
+        JournalEntry::Order(order(3, 7)),
+        JournalEntry::Decision(decision(4, 7)), // another subscription's: not paired
+        JournalEntry::Order(order(5, 7)),       // last in the chunk: alone
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let (w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+    let mut stage = JournalStage::new(w);
+    stage.append(&entries).unwrap();
+    assert_eq!(stage.records(), 5);
+    drop(stage);
+    let r = JournalReader::open(d.path()).unwrap();
+    let mut kinds = Vec::new();
+    let mut back = Vec::new();
+    for rec in r.iter_from(1) {
+        let rec = rec.unwrap();
+        kinds.push(Kind::from_u16(rec.kind).unwrap());
+        match decode(rec.kind, rec.schema, rec.payload).unwrap() {
+            Entry::Order(o) => back.push(JournalEntry::Order(o)),
+            Entry::Decision(x) => back.push(JournalEntry::Decision(x)),
+            Entry::OrderDecision(o, x) => {
+                back.push(JournalEntry::Order(o));
+                back.push(JournalEntry::Decision(x));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            Kind::OrderDecision,
+            Kind::Decision,
+            Kind::Order,
+            Kind::Decision,
+            Kind::Order
+        ]
+    );
+    assert_eq!(back, entries, "read back as the same entries, in order");
+    // Hostile bytes under the new kind are refused, not panicked on.
+    for junk in [&[][..], &[0xff; 7][..], &[0u8; 64][..], &[0xab; 200][..]] {
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(junk);
+        let _ = decode(Kind::OrderDecision as u16, SCHEMA, &aligned);
+    }
+}
+
 /// A second process tails the journal while this one writes it.
 #[test]
 fn another_process_tails_every_record_once_in_order() {

@@ -598,6 +598,11 @@ impl Builder {
             }
             Entry::Decision(d) => self.decision(&chk, seq_i, &d, batch, store),
             Entry::Order(o) => self.order(&chk, seq_i, &o, batch, store),
+            Entry::OrderDecision(o, d) => {
+                // Both rows carry this record's sequence.
+                self.order(&chk, seq_i, &o, batch, store)?;
+                self.decision(&chk, seq_i, &d, batch, store)
+            }
             Entry::Notice(n) => self.notice(&chk, seq_i, &n, batch),
         }
     }
