@@ -154,15 +154,9 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
     let mut c = schema.client();
     let mut n = |t: &str| schema.count(&mut c, &format!("SELECT COUNT(*) FROM {t}"));
     assert_eq!(n("leader_fills"), k[&(Kind::LeaderFill as u16)]);
-    // One row per decision and per order; an order_decision record holds one of each.
-    let k_of = |kind: Kind| k.get(&(kind as u16)).copied().unwrap_or(0);
     assert_eq!(
-        n("copy_instructions"),
-        k_of(Kind::Decision) + k_of(Kind::OrderDecision)
-    );
-    assert_eq!(
-        n("follower_orders"),
-        k_of(Kind::Order) + k_of(Kind::OrderDecision)
+        (n("copy_instructions"), n("follower_orders")),
+        common::instruction_and_order_rows(&k)
     );
     assert_eq!(n("follower_fills"), s.counts().distinct_fills);
     assert_eq!(n("mark_prices"), k[&(Kind::MarkPrice as u16)]);
