@@ -218,9 +218,7 @@ pub fn report(a: &ReportArgs) -> Result<()> {
             (Db::Sqlite(c), Some(id), _) => report::lineage(c, id)?,
             (Db::Postgres(c), Some(id), _) => report::lineage_postgres(c, id)?,
             (Db::Sqlite(c), None, Some(seq)) => report::leader_fill_lineage(c, seq)?,
-            (Db::Postgres(_), None, Some(_)) => {
-                bail!("--leader-fill reads SQLite databases only so far; use --lineage CLIENT_ORDER_ID")
-            }
+            (Db::Postgres(c), None, Some(seq)) => report::leader_fill_lineage_postgres(c, seq)?,
             (_, None, None) => unreachable!(),
         };
         match found {

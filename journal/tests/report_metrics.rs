@@ -763,6 +763,7 @@ fn postgres_gives_the_same_report_as_sqlite() {
     }
     let from_pg = report::build_postgres(&mut pg, &options());
     let lineage_pg = report::lineage_postgres(&mut pg, "c-S2-5");
+    let fill_pg = report::leader_fill_lineage_postgres(&mut pg, 3);
     pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
 
@@ -771,5 +772,12 @@ fn postgres_gives_the_same_report_as_sqlite() {
     assert_eq!(
         lineage_pg.unwrap().unwrap().to_json(),
         report::lineage(&lite, "c-S2-5").unwrap().unwrap().to_json()
+    );
+    assert_eq!(
+        fill_pg.unwrap().unwrap().to_json(),
+        report::leader_fill_lineage(&lite, 3)
+            .unwrap()
+            .unwrap()
+            .to_json()
     );
 }

@@ -252,6 +252,14 @@ pub fn lineage_postgres(
     lineage::of_order(&mut query::Postgres(client), client_order_id)
 }
 
+/// Every decision on one leader fill (by `leader_fills.seq`) in a PostgreSQL database.
+pub fn leader_fill_lineage_postgres(
+    client: &mut postgres::Client,
+    seq: i64,
+) -> Result<Option<Lineage>, ReportError> {
+    lineage::of_leader_fill(&mut query::Postgres(client), seq)
+}
+
 /// Builds a report from any `Source`.
 pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, ReportError> {
     opts.fee.validate().map_err(ReportError::Options)?;
