@@ -447,49 +447,49 @@ use crate::sidecar::schema::{
     FOLLOWER_ORDERS_COLUMNS as ORDER_COLS, LEADER_FILLS_COLUMNS as LEADER_FILL_COLS,
 };
 
+/// Runs `SELECT cols FROM table ORDER BY order` and hands each row to `f`;
+/// returns how many rows were read.
+fn read_rows(
+    src: &mut dyn Source,
+    table: &'static str,
+    cols: &[&str],
+    order: &str,
+    f: &mut dyn FnMut(&Row<'_, '_>) -> Result<(), ReportError>,
+) -> Result<u64, ReportError> {
+    let mut n = 0u64;
+    src.for_each_row(&select(table, cols, order), &[], &mut |c| {
+        n += 1;
+        f(&Row::new(table, cols, c))
+    })?;
+    Ok(n)
+}
+
 fn load_table(
     src: &mut dyn Source,
     table: &'static str,
     ds: &mut Dataset,
     audit_recent_max: usize,
 ) -> Result<u64, ReportError> {
-    let mut n = 0u64;
-    match table {
+    Ok(match table {
         "leader_fills" => {
-            let sql = select(table, &columns(src, table, LEADER_FILL_COLS)?, "seq");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                ds.leader_fills
-                    .push(leader_fill(&Row::new(table, LEADER_FILL_COLS, c))?);
+            let cols = columns(src, table, LEADER_FILL_COLS)?;
+            read_rows(src, table, &cols, "seq", &mut |r| {
+                ds.leader_fills.push(leader_fill(r)?);
                 Ok(())
-            })?;
+            })?
         }
-        "copy_instructions" => {
-            let sql = select(table, INSTRUCTION_COLS, "seq");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                ds.instructions
-                    .push(instruction(&Row::new(table, INSTRUCTION_COLS, c))?);
-                Ok(())
-            })?;
-        }
-        "follower_orders" => {
-            let sql = select(table, ORDER_COLS, "seq");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                ds.orders.push(order(&Row::new(table, ORDER_COLS, c))?);
-                Ok(())
-            })?;
-        }
-        "follower_fills" => {
-            let sql = select(table, FILL_COLS, "seq");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                ds.fills
-                    .push(follower_fill(&Row::new(table, FILL_COLS, c))?);
-                Ok(())
-            })?;
-        }
+        "copy_instructions" => read_rows(src, table, INSTRUCTION_COLS, "seq", &mut |r| {
+            ds.instructions.push(instruction(r)?);
+            Ok(())
+        })?,
+        "follower_orders" => read_rows(src, table, ORDER_COLS, "seq", &mut |r| {
+            ds.orders.push(order(r)?);
+            Ok(())
+        })?,
+        "follower_fills" => read_rows(src, table, FILL_COLS, "seq", &mut |r| {
+            ds.fills.push(follower_fill(r)?);
+            Ok(())
+        })?,
         "positions" => {
             const COLS: [&str; 8] = [
                 "subscription_id",
@@ -501,10 +501,7 @@ fn load_table(
                 "realized_pnl",
                 "updated_seq",
             ];
-            let sql = select(table, &COLS, "subscription_id, symbol");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                let r = Row::new(table, &COLS, c);
+            read_rows(src, table, &COLS, "subscription_id, symbol", &mut |r| {
                 ds.positions.push(PositionRow {
                     subscription_id: r.text(0)?,
                     symbol: r.text(1)?,
@@ -516,35 +513,36 @@ fn load_table(
                     updated_seq: r.opt_int(7)?,
                 });
                 Ok(())
-            })?;
+            })?
         }
         "mark_prices" => {
-            const COLS: [&str; 3] = ["symbol", "ts", "price"];
-            let sql = select(table, &COLS, "symbol, ts");
             let mut rows: Vec<(String, i64, Decimal)> = Vec::new();
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                let r = Row::new(table, &COLS, c);
-                rows.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
-                Ok(())
-            })?;
+            let n = read_rows(
+                src,
+                table,
+                &["symbol", "ts", "price"],
+                "symbol, ts",
+                &mut |r| {
+                    rows.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
+                    Ok(())
+                },
+            )?;
             // Already sorted unless `ts` was stored as text; then this fixes it.
             rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
             for (s, t, p) in rows {
                 ds.marks.push(&s, t, p);
             }
+            n
         }
         "leader_equity" => {
-            const COLS: [&str; 3] = ["leader_id", "ts", "equity"];
-            let sql = select(table, &COLS, "leader_id, ts");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                let r = Row::new(table, &COLS, c);
+            let cols = ["leader_id", "ts", "equity"];
+            let n = read_rows(src, table, &cols, "leader_id, ts", &mut |r| {
                 ds.leader_equity.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
                 Ok(())
             })?;
             ds.leader_equity
                 .sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+            n
         }
         "subscriptions" => {
             const COLS: [&str; 5] = [
@@ -554,10 +552,7 @@ fn load_table(
                 "mode",
                 "allocation",
             ];
-            let sql = select(table, &COLS, "subscription_id");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                let r = Row::new(table, &COLS, c);
+            read_rows(src, table, &COLS, "subscription_id", &mut |r| {
                 ds.subscriptions.push(SubscriptionRow {
                     subscription_id: r.text(0)?,
                     follower_id: r.text_or_empty(1),
@@ -566,38 +561,24 @@ fn load_table(
                     allocation: r.opt_dec(4)?,
                 });
                 Ok(())
-            })?;
+            })?
         }
         "leaders" | "followers" => {
-            let id = if table == "leaders" {
-                "leader_id"
+            let (id, map) = if table == "leaders" {
+                ("leader_id", &mut ds.leaders)
             } else {
-                "follower_id"
+                ("follower_id", &mut ds.followers)
             };
-            let cols = [id, "equity"];
-            let sql = select(table, &cols, id);
-            let mut rows = Vec::new();
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                let r = Row::new(table, &cols, c);
-                rows.push((r.text(0)?, r.opt_dec(1)?));
+            read_rows(src, table, &[id, "equity"], id, &mut |r| {
+                map.insert(r.text(0)?, r.opt_dec(1)?);
                 Ok(())
-            })?;
-            let map = if table == "leaders" {
-                &mut ds.leaders
-            } else {
-                &mut ds.followers
-            };
-            map.extend(rows);
+            })?
         }
         "audit_log" => {
             const COLS: [&str; 6] = ["seq", "ts", "kind", "subject", "reason", "detail"];
-            let sql = select(table, &COLS, "seq");
             let keep = audit_recent_max;
             let mut recent: std::collections::VecDeque<AuditRow> = Default::default();
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                let r = Row::new(table, &COLS, c);
+            let n = read_rows(src, table, &COLS, "seq", &mut |r| {
                 let row = AuditRow {
                     seq: r.int(0)?,
                     ts: r.ts(1)?,
@@ -616,22 +597,16 @@ fn load_table(
                 Ok(())
             })?;
             ds.audit_recent = recent.into();
+            n
         }
-        "symbols" => {
-            const COLS: [&str; 2] = ["name", "lot_size"];
-            let sql = select(table, &COLS, "name");
-            src.for_each_row(&sql, &[], &mut |c| {
-                n += 1;
-                let r = Row::new(table, &COLS, c);
-                if let Some(lot) = r.opt_dec(1)?.filter(|l| *l > Decimal::ZERO) {
-                    ds.lot_sizes.insert(r.text(0)?, lot);
-                }
-                Ok(())
-            })?;
-        }
+        "symbols" => read_rows(src, table, &["name", "lot_size"], "name", &mut |r| {
+            if let Some(lot) = r.opt_dec(1)?.filter(|l| *l > Decimal::ZERO) {
+                ds.lot_sizes.insert(r.text(0)?, lot);
+            }
+            Ok(())
+        })?,
         _ => unreachable!("TABLES lists only the tables handled here"),
-    }
-    Ok(n)
+    })
 }
 
 pub(crate) fn leader_fill(r: &Row<'_, '_>) -> Result<LeaderFill, ReportError> {
