@@ -153,14 +153,7 @@ fn leaders_section(h: &mut String, r: &Report) {
         }
     }
     h.push_str("</tbody></table>\n");
-    if r.leaders.len() > r.options.rows_max {
-        let _ = writeln!(
-            h,
-            "<p class=\"note\">showing {} of {} leaders; the JSON has all.</p>",
-            r.options.rows_max,
-            r.leaders.len()
-        );
-    }
+    truncation_note(h, r.leaders.len(), r.options.rows_max, "leaders");
 
     h.push_str("<h3>Capital, equity and open positions</h3><table><thead><tr><th>leader</th><th>capital</th><th>equity</th><th>realized</th><th>unrealized</th><th>followers</th><th>AUM</th><th>open positions (qty @ avg → mark)</th></tr></thead><tbody>\n");
     for l in r.leaders.iter().take(r.options.rows_max) {
@@ -252,15 +245,18 @@ fn followers_section(h: &mut String, r: &Report) {
         );
     }
     h.push_str("</tbody></table>\n");
-    if r.followers.len() > r.options.rows_max {
+    truncation_note(h, r.followers.len(), r.options.rows_max, "followers");
+    h.push_str("</section>\n");
+}
+
+/// Says so when a table shows only the first `shown` of `total` rows.
+fn truncation_note(h: &mut String, total: usize, shown: usize, what: &str) {
+    if total > shown {
         let _ = writeln!(
             h,
-            "<p class=\"note\">showing {} of {} followers; the JSON has all.</p>",
-            r.options.rows_max,
-            r.followers.len()
+            "<p class=\"note\">showing {shown} of {total} {what}; the JSON has all.</p>"
         );
     }
-    h.push_str("</section>\n");
 }
 
 fn fees_section(h: &mut String, r: &Report) {
