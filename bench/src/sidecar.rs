@@ -108,6 +108,28 @@ const DECISION_SQL: &str =
      symbol, target, delta, sent, status, reason, config_revision) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
+/// Runs `insert` on every row, timing each: (rows/s, per-row ns).
+fn time_each(
+    rows: &[(i64, Plain)],
+    progress: &Progress,
+    mut insert: impl FnMut(&i64, &Plain),
+) -> (f64, Histogram<u64>) {
+    let mut hist = histogram();
+    let t = Instant::now();
+    for (i, (seq, row)) in rows.iter().enumerate() {
+        let row_started = Instant::now();
+        insert(seq, row);
+        let _ = hist.record((row_started.elapsed().as_nanos() as u64).max(1));
+        if i % 256 == 0 {
+            progress.set(i as u64);
+        }
+    }
+    (
+        rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9),
+        hist,
+    )
+}
+
 /// The baseline into SQLite (same file settings as the sidecar): rows/s, per-row ns.
 fn sqlite_baseline(
     path: &Path,
@@ -126,36 +148,23 @@ fn sqlite_baseline(
         LEADER_FILL_SQL.replace('$', "?"),
         DECISION_SQL.replace('$', "?"),
     );
-    let mut hist = histogram();
-    let t = Instant::now();
-    for (i, (seq, row)) in rows.iter().enumerate() {
-        let row_started = Instant::now();
-        match row {
-            Plain::LeaderFill(v) => {
-                let ts: [i64; 2] = [v[7].parse().unwrap_or(0), v[8].parse().unwrap_or(0)];
-                c.execute(
-                    &lf,
-                    params![seq, v[0], v[1], v[2], v[3], v[4], v[5], v[6], ts[0], ts[1], v[9]],
-                )
-                .expect("insert");
-            }
-            Plain::Decision(v) => {
-                c.execute(
-                    &dec,
-                    params![seq, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]],
-                )
-                .expect("insert");
-            }
+    time_each(rows, progress, |seq, row| match row {
+        Plain::LeaderFill(v) => {
+            let ts: [i64; 2] = [v[7].parse().unwrap_or(0), v[8].parse().unwrap_or(0)];
+            c.execute(
+                &lf,
+                params![seq, v[0], v[1], v[2], v[3], v[4], v[5], v[6], ts[0], ts[1], v[9]],
+            )
+            .expect("insert");
         }
-        let _ = hist.record((row_started.elapsed().as_nanos() as u64).max(1));
-        if i % 256 == 0 {
-            progress.set(i as u64);
+        Plain::Decision(v) => {
+            c.execute(
+                &dec,
+                params![seq, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]],
+            )
+            .expect("insert");
         }
-    }
-    (
-        rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9),
-        hist,
-    )
+    })
 }
 
 /// The baseline into PostgreSQL, a round trip and a commit per row: rows/s, per-row ns.
@@ -176,41 +185,28 @@ fn pg_baseline(url: &str, rows: &[(i64, Plain)], progress: &Progress) -> (f64, H
             "$7::TEXT::NUMERIC, $8::TEXT::NUMERIC, $9::TEXT::NUMERIC",
         ))
         .expect("prepare");
-    let mut hist = histogram();
-    let t = Instant::now();
-    for (i, (seq, row)) in rows.iter().enumerate() {
-        let row_started = Instant::now();
-        match row {
-            Plain::LeaderFill(v) => {
-                let ts: [i64; 2] = [v[7].parse().unwrap_or(0), v[8].parse().unwrap_or(0)];
-                c.execute(
-                    &lf,
-                    &[
-                        seq, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &ts[0], &ts[1], &v[9],
-                    ],
-                )
-                .expect("insert");
-            }
-            Plain::Decision(v) => {
-                c.execute(
-                    &dec,
-                    &[
-                        seq, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9],
-                        &v[10],
-                    ],
-                )
-                .expect("insert");
-            }
+    time_each(rows, progress, |seq, row| match row {
+        Plain::LeaderFill(v) => {
+            let ts: [i64; 2] = [v[7].parse().unwrap_or(0), v[8].parse().unwrap_or(0)];
+            c.execute(
+                &lf,
+                &[
+                    seq, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &ts[0], &ts[1], &v[9],
+                ],
+            )
+            .expect("insert");
         }
-        let _ = hist.record((row_started.elapsed().as_nanos() as u64).max(1));
-        if i % 256 == 0 {
-            progress.set(i as u64);
+        Plain::Decision(v) => {
+            c.execute(
+                &dec,
+                &[
+                    seq, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9],
+                    &v[10],
+                ],
+            )
+            .expect("insert");
         }
-    }
-    (
-        rows.len() as f64 / t.elapsed().as_secs_f64().max(1e-9),
-        hist,
-    )
+    })
 }
 
 /// A fresh schema in the database at `url`, and the URL that writes into it.
