@@ -179,12 +179,12 @@ impl Db {
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let client = pg::Client::connect(url, pg::NoTls)
-                .with_context(|| format!("connecting to {}", mask(url)))?;
+                .with_context(|| format!("connecting to {}", sidecar::mask_url(url)))?;
             return Ok(Db::Postgres(Box::new(client)));
         }
         bail!(
             "`{}` is not a database address: use sqlite:PATH or postgres://USER@HOST/DB",
-            mask(url)
+            sidecar::mask_url(url)
         )
     }
 
@@ -193,20 +193,6 @@ impl Db {
             Db::Sqlite(c) => report::build_with(c, opts)?,
             Db::Postgres(c) => report::build_postgres(c, opts)?,
         })
-    }
-}
-
-/// The URL without its password.
-fn mask(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let user = &url[s + 3..at];
-            match user.split_once(':') {
-                Some((u, _)) => format!("{}{u}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -229,7 +215,7 @@ pub fn report(a: &ReportArgs) -> Result<()> {
                     "leader fill {}",
                     a.leader_fill.unwrap_or_default()
                 )),
-                mask(&a.db)
+                sidecar::mask_url(&a.db)
             ),
         }
         return Ok(());

@@ -1079,12 +1079,6 @@ fn filter(
     p: &PerFill,
     is_flip: bool,
 ) -> Allowed {
-    if p.blocked != Reason::None {
-        return Allowed {
-            qty: 0,
-            reason: p.blocked,
-        };
-    }
     let fi = book.follower[k] as usize;
     allow_increase(&RiskInput {
         want,
@@ -1094,7 +1088,7 @@ fn filter(
         min_qty: p.min_qty,
         min_notional: p.min_notional,
         is_flip,
-        blocked: Reason::None,
+        blocked: p.blocked,
         sub_paused: book.status[k] == Status::Paused,
         follower_paused: followers.status[fi] == Status::Paused,
         symbol_allowed: followers.allowed[fi * p.n_sym + si],

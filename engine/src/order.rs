@@ -303,10 +303,6 @@ impl<V: Copy + Default> IdIndex<V> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
 }
 
 /// The last `capacity` ids (leader event keys, venue trade ids, client order ids),

@@ -34,6 +34,7 @@ pub mod synth;
 /// (reports, the bench's baseline) with the same versions.
 pub use ::postgres as pg;
 pub use ::rusqlite;
+pub use postgres::mask_url;
 
 use crate::error::JournalError;
 use crate::reader::JournalReader;

@@ -27,7 +27,7 @@ pub(crate) struct Postgres {
 }
 
 /// The URL with its password masked, for messages.
-pub(crate) fn mask_url(url: &str) -> String {
+pub fn mask_url(url: &str) -> String {
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url.to_string();
     };
