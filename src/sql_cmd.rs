@@ -246,21 +246,10 @@ pub fn latency_buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
     if h.is_empty() {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let mut upper = h.min().max(1);
-    let mut count_below = 0u64;
-    loop {
-        let here = h.count_between(0, upper);
-        if here > count_below {
-            out.push((upper, here - count_below));
-            count_below = here;
-        }
-        if upper >= h.max() {
-            break;
-        }
-        upper = (upper + upper / 20).max(upper + 1).min(h.max());
-    }
-    out
+    h.iter_log(h.min().max(1), 1.05)
+        .filter(|v| v.count_since_last_iteration() > 0)
+        .map(|v| (v.value_iterated_to(), v.count_since_last_iteration()))
+        .collect()
 }
 
 /// Written by `fillcast run --latency-out` and the demo; read by `report --latency`.
