@@ -326,7 +326,8 @@ fn a_restart_after_every_record_gives_the_same_tables() {
     let reference = dump(&whole);
 
     // batch_rows = 1: every record is its own batch, so this restarts between
-    // every input and its outputs, and between an order and its decision.
+    // every input and its outputs, and between an order and its decision where
+    // they are separate records (a flip's legs, retries).
     let db = tmp.path().join("pieces.db");
     let mut runs = 0;
     loop {
