@@ -91,9 +91,25 @@ pub enum RejectReason {
     Other,
     /// Asked after a restart, the venue says it never received this order.
     UnknownOrder,
+    /// Never sent: the gateway had no working session with its venue. The order
+    /// did not leave, so sending the catch-up again with a fresh id is safe.
+    VenueDown,
 }
 
 impl RejectReason {
+    /// Every reason, in the order of their journal and wire codes.
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::None,
+        RejectReason::InsufficientMargin,
+        RejectReason::BelowMin,
+        RejectReason::PositionLimit,
+        RejectReason::ReduceOnly,
+        RejectReason::Transient,
+        RejectReason::Other,
+        RejectReason::UnknownOrder,
+        RejectReason::VenueDown,
+    ];
+
     pub fn is_transient(self) -> bool {
         matches!(self, RejectReason::Transient)
     }
@@ -108,6 +124,7 @@ impl RejectReason {
             RejectReason::Transient => "transient",
             RejectReason::Other => "other",
             RejectReason::UnknownOrder => "unknown_order",
+            RejectReason::VenueDown => "venue_down",
         }
     }
 }

@@ -25,6 +25,21 @@ pub trait Gateway: std::any::Any + Send {
     /// Reports still owed for orders already submitted (0 when idle).
     fn in_flight(&self) -> usize;
 
+    /// Whether the gateway has a working session with its venue now. A gateway that
+    /// is down still takes orders and rejects each at once with
+    /// `RejectReason::VenueDown` (they never left); it reconnects on its own in
+    /// `poll`, and after reconnecting it settles every order it had in flight (their
+    /// fills and ends, or `UnknownOrder`) before it says it is up again. The I/O
+    /// thread tells the core stage each change, as a journaled input.
+    fn is_up(&self) -> bool {
+        true
+    }
+
+    /// Why the gateway is down (the last connection error), for logs and the summary.
+    fn down_reason(&self) -> Option<String> {
+        None
+    }
+
     /// After a restart, ask the venue about orders that were sent and never
     /// answered. For each id, `out` gets the fills the venue made (with their trade
     /// ids) and the order's terminal report if it ended; an order the venue never

@@ -543,6 +543,7 @@ fn put_report(r: &ExecReport, out: &mut Vec<u8>) {
         RejectReason::Transient => 5,
         RejectReason::Other => 6,
         RejectReason::UnknownOrder => 7,
+        RejectReason::VenueDown => 8,
     });
     out.extend_from_slice(&r.venue_ts.0.to_le_bytes());
     out.extend_from_slice(&r.recv_ts.0.to_le_bytes());
@@ -692,6 +693,7 @@ impl<'a> Reader<'a> {
             5 => RejectReason::Transient,
             6 => RejectReason::Other,
             7 => RejectReason::UnknownOrder,
+            8 => RejectReason::VenueDown,
             v => return Err(self.bad("reject reason", v)),
         };
         Ok(ExecReport {

@@ -236,16 +236,7 @@ const EXEC_KINDS: [ExecKind; 5] = [
     ExecKind::Rejected,
     ExecKind::Expired,
 ];
-const REJECTS: [RejectReason; 8] = [
-    RejectReason::None,
-    RejectReason::InsufficientMargin,
-    RejectReason::BelowMin,
-    RejectReason::PositionLimit,
-    RejectReason::ReduceOnly,
-    RejectReason::Transient,
-    RejectReason::Other,
-    RejectReason::UnknownOrder,
-];
+const REJECTS: [RejectReason; 9] = RejectReason::ALL;
 const STATUSES: [DecisionStatus; 3] = [
     DecisionStatus::Sent,
     DecisionStatus::Reduced,

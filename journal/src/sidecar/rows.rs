@@ -190,17 +190,8 @@ pub(crate) fn order_type_str(t: OrderType) -> &'static str {
 
 /// Inverse of `RejectReason::as_str`.
 pub(crate) fn reject_from_str(s: &str) -> Option<RejectReason> {
-    [
-        RejectReason::None,
-        RejectReason::InsufficientMargin,
-        RejectReason::BelowMin,
-        RejectReason::PositionLimit,
-        RejectReason::ReduceOnly,
-        RejectReason::Transient,
-        RejectReason::Other,
-        RejectReason::UnknownOrder,
-    ]
-    .into_iter()
+    RejectReason::ALL
+        .into_iter()
     .find(|r| r.as_str() == s)
 }
 
