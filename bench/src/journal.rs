@@ -139,6 +139,7 @@ fn entries(n: usize) -> Vec<JournalEntry> {
                 status: DecisionStatus::Sent,
                 reason: Reason::None,
                 revision: 0xfeed,
+                ..Decision::default()
             })
         })
         .collect()

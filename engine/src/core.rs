@@ -9,16 +9,19 @@
 //! episode ratio `r` (Q32 follower lots per leader lot), a target `T = r × P1`
 //! rounded toward zero, and a delta `D = T − F` where `F` counts working orders.
 
-use crate::config::{EngineConfig, Status};
+use crate::config::{EngineConfig, RejectPolicy, ResyncConfig, Status, VenueDownPolicy};
 use crate::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
 use crate::ids::{decision_id, mix64};
-use crate::model::{FollowerIdx, LeaderIdx, Mode, Side, SubIdx, SymbolIdx, Universe};
-use crate::order::{transition, BoundedSet, Oddity, OrderSlot, OrderState, OrderTable};
+use crate::model::{FollowerIdx, LeaderIdx, Mode, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
+use crate::order::{
+    transition, BoundedSet, Oddity, OrderSlot, OrderState, OrderTable, ORDERS_PER_DECISION_MAX,
+};
 use crate::risk::{allow_increase, notional, Allowed, RiskInput};
 use crate::sizing::{LeaderMove, NOT_COPYING};
 use crate::units::{Lots, Money, Nanos, Ticks, Q32};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Why an instruction was skipped or reduced. The strings are a public interface.
@@ -43,12 +46,18 @@ pub enum Reason {
     LeaderDrawdown,
     LeaderProfile,
     KillSwitch,
-    /// The order table is full of live orders (see `engine.max_working_orders`).
+    /// A resync sent less than the catch-up because the venue refused the full
+    /// size (`engine.resync` policy `reduce`).
+    VenueLimit,
+    /// No place in the order table (`engine.orders_per_subscription`,
+    /// `engine.max_working_orders`): the order waits for the resync (`deferred`).
     OrderTableFull,
+    /// The symbol's venue is down: the order waits for the resync (`deferred`).
+    VenueDown,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 19] = [
         Reason::None,
         Reason::NoChange,
         Reason::FollowerPaused,
@@ -66,6 +75,8 @@ impl Reason {
         Reason::LeaderProfile,
         Reason::KillSwitch,
         Reason::OrderTableFull,
+        Reason::VenueDown,
+        Reason::VenueLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,7 +97,9 @@ impl Reason {
             Reason::LeaderDrawdown => "leader_drawdown",
             Reason::LeaderProfile => "leader_profile",
             Reason::KillSwitch => "kill_switch",
+            Reason::VenueLimit => "venue_limit",
             Reason::OrderTableFull => "order_table_full",
+            Reason::VenueDown => "venue_down",
         }
     }
 }
@@ -97,15 +110,96 @@ pub enum DecisionStatus {
     Sent,
     Reduced,
     Skipped,
+    /// Not sent yet, for a reason that heals (`venue_down`, `order_table_full`): the
+    /// resync sends the catch-up when it can.
+    Deferred,
 }
 
 impl DecisionStatus {
+    pub const ALL: [DecisionStatus; 4] = [
+        DecisionStatus::Sent,
+        DecisionStatus::Reduced,
+        DecisionStatus::Skipped,
+        DecisionStatus::Deferred,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionStatus::Sent => "sent",
             DecisionStatus::Reduced => "reduced",
             DecisionStatus::Skipped => "skipped",
+            DecisionStatus::Deferred => "deferred",
         }
+    }
+}
+
+/// Why a (subscription, symbol) pair's held quantity differs from its target for
+/// a reason that can heal, so the resync brings it back. On a decision, why the
+/// resync made it (`None`: a leader fill did).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SyncReason {
+    #[default]
+    None,
+    /// Part of an order ended unfilled (an IOC remainder canceled, an expiry).
+    Unfilled,
+    /// The venue rejected an order.
+    Rejected(RejectReason),
+    /// No place in the order table for an order made outside a leader fill.
+    Capacity,
+    /// The venue was down: the order was not sent, or the decision was deferred.
+    VenueDown,
+    /// A person asked (`Command::Resync`).
+    Command,
+}
+
+impl SyncReason {
+    /// The stable string of this reason (`reject_<venue reason>` for rejects).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncReason::None => "",
+            SyncReason::Unfilled => "unfilled",
+            SyncReason::Capacity => "order_table_full",
+            SyncReason::VenueDown => "venue_down",
+            SyncReason::Command => "command",
+            SyncReason::Rejected(r) => match r {
+                RejectReason::None => "reject",
+                RejectReason::InsufficientMargin => "reject_insufficient_margin",
+                RejectReason::BelowMin => "reject_below_min",
+                RejectReason::PositionLimit => "reject_position_limit",
+                RejectReason::ReduceOnly => "reject_reduce_only",
+                RejectReason::Transient => "reject_transient",
+                RejectReason::Other => "reject_other",
+                RejectReason::UnknownOrder => "reject_unknown_order",
+                RejectReason::VenueDown => "venue_down",
+            },
+        }
+    }
+
+    /// A one-byte code for journals: 0–4 the plain reasons, 16 + n a reject of
+    /// `RejectReason::ALL[n]`.
+    pub fn code(self) -> u8 {
+        match self {
+            SyncReason::None => 0,
+            SyncReason::Unfilled => 1,
+            SyncReason::Capacity => 2,
+            SyncReason::VenueDown => 3,
+            SyncReason::Command => 4,
+            SyncReason::Rejected(r) => {
+                16 + RejectReason::ALL.iter().position(|x| *x == r).unwrap_or(0) as u8
+            }
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<SyncReason> {
+        Some(match c {
+            0 => SyncReason::None,
+            1 => SyncReason::Unfilled,
+            2 => SyncReason::Capacity,
+            3 => SyncReason::VenueDown,
+            4 => SyncReason::Command,
+            16.. => SyncReason::Rejected(*RejectReason::ALL.get(c as usize - 16)?),
+            _ => return None,
+        })
     }
 }
 
@@ -124,6 +218,8 @@ pub struct Decision {
     pub status: DecisionStatus,
     pub reason: Reason,
     pub revision: u64,
+    /// Why the resync made this decision; `None` for a leader fill's.
+    pub resync: SyncReason,
 }
 
 /// Something worth an audit line that is not a per-fill decision.
@@ -142,8 +238,20 @@ pub enum Notice {
         reason: RejectReason,
         retried: bool,
     },
+    /// The resync gave up on a pair (attempts spent, or a policy said so): it stays
+    /// off its target, for this reason, until a person (`Command::Resync`) or the
+    /// leader's next fill in the symbol.
     OutOfSync {
         sub: SubIdx,
+        symbol: SymbolIdx,
+        why: SyncReason,
+    },
+    /// A venue has been down for `engine.venue_down_alarm_ms`; `stop` when
+    /// `engine.on_venue_down = "stop"` made the engine stop.
+    VenueAlarm {
+        venue: VenueIdx,
+        down_ns: u64,
+        stop: bool,
     },
 }
 
@@ -163,7 +271,7 @@ pub struct CoreStats {
     pub mark_prices: u64,
     pub commands: u64,
     pub decisions: u64,
-    pub by_status: [u64; 3],
+    pub by_status: [u64; DecisionStatus::ALL.len()],
     pub by_reason: [u64; Reason::ALL.len()],
     pub orders_sent: u64,
     pub reduce_only_orders: u64,
@@ -173,7 +281,16 @@ pub struct CoreStats {
     pub unknown_reports: u64,
     pub overfills: u64,
     pub rejects: u64,
+    /// Orders the resync sent (catch-ups after a reject, an unfilled remainder, a
+    /// deferral).
     pub retries: u64,
+    /// Decisions the resync made (also counted in `decisions`).
+    pub resyncs: u64,
+    /// Pairs the resync gave up on (`Notice::OutOfSync`).
+    pub gave_up: u64,
+    pub ticks: u64,
+    /// Times a venue went down.
+    pub venue_downs: u64,
     pub oddities: u64,
     pub stops: u64,
 }
@@ -243,10 +360,78 @@ struct SubBook {
     out_of_sync: Vec<bool>,
 }
 
+/// The resync's state of one (subscription, symbol) pair.
+#[derive(Copy, Clone, Debug, Default)]
+struct PairSync {
+    /// Not before this time (ns, the core's journaled time).
+    due_ns: u64,
+    /// Why the pair is queued, or why it was given up on.
+    why: SyncReason,
+    /// Attempts made since the last fill of the pair's orders.
+    attempts: u32,
+    queued: bool,
+}
+
+/// Pairs waiting for the resync: a queue without duplicates, preallocated for
+/// every pair, so it never grows.
+struct Resync {
+    /// `pairs[sub * n_symbols + symbol]`.
+    pairs: Vec<PairSync>,
+    queue: VecDeque<u32>,
+    /// Earliest time a tick has something to do (`u64::MAX`: nothing).
+    wake_ns: u64,
+    /// Ticks taken: part of every resync decision's id.
+    ticks: u64,
+    policy: ResyncConfig,
+    max_attempts: u32,
+}
+
+impl Resync {
+    fn backoff_ns(&self, attempts: u32) -> u64 {
+        let first = self.policy.backoff_ms.saturating_mul(1_000_000);
+        let max = self.policy.backoff_max_ms.saturating_mul(1_000_000);
+        first
+            .checked_shl(attempts.min(63))
+            .filter(|v| v >> attempts.min(63) == first)
+            .unwrap_or(max)
+            .min(max)
+    }
+
+    /// Queue `pair` for `why`, due after the backoff for `attempts` made so far.
+    fn enqueue(&mut self, pair: usize, why: SyncReason, attempts: u32, now: u64) {
+        let due_ns = now.saturating_add(self.backoff_ns(attempts));
+        let p = &mut self.pairs[pair];
+        p.why = why;
+        p.attempts = attempts;
+        p.due_ns = due_ns;
+        if !p.queued {
+            p.queued = true;
+            debug_assert!(self.queue.len() < self.queue.capacity());
+            self.queue.push_back(pair as u32);
+        }
+        self.wake_ns = self.wake_ns.min(due_ns);
+    }
+}
+
+/// A venue's link, as the gateway last told the core.
+#[derive(Copy, Clone, Debug, Default)]
+struct Link {
+    down: bool,
+    down_since_ns: u64,
+    alarmed: bool,
+}
+
+/// What one resync step did with a pair.
+enum Step {
+    /// Keep it queued.
+    Keep,
+    /// Done with it for now (healed, sent, or given up).
+    Done,
+}
+
 pub struct Core {
     universe: Arc<Universe>,
     revision: u64,
-    max_retries: u32,
     kill_switch: bool,
     books: Vec<Book>,
     followers: FollowerBook,
@@ -255,8 +440,20 @@ pub struct Core {
     orders: OrderTable,
     seen_events: BoundedSet,
     seen_trades: BoundedSet,
+    resync: Resync,
+    links: Vec<Link>,
+    venue_of_symbol: Vec<u16>,
+    venue_down_alarm_ns: u64,
+    stop_on_alarm: bool,
+    /// The engine's time: the latest timestamp of any input taken (never goes back).
+    now_ns: u64,
+    /// A venue alarm stopped the engine (`engine.on_venue_down = "stop"`).
+    halted: bool,
     stats: CoreStats,
 }
+
+/// Mixed into every resync decision's event key, apart from leader event keys.
+const RESYNC_KEY_SALT: u64 = 0x7e5c_0000_0000_0001;
 
 /// How many subscriptions ahead the fan-out prefetches: far enough for a memory
 /// load (~100 ns) to land while the loop works on the ones before.
@@ -350,17 +547,35 @@ impl Core {
                 .collect(),
             allowed,
         };
+        let n_pairs = n_subs * n_sym;
         Core {
             revision: universe.revision,
-            max_retries: cfg.max_retries,
             kill_switch: false,
             books,
             followers,
+            orders: OrderTable::new(
+                &subs.leader,
+                cfg.orders_per_subscription,
+                cfg.max_working_orders,
+            ),
             subs,
             marks: vec![0; n_sym],
-            orders: OrderTable::new(universe.subs.len(), cfg.max_working_orders),
             seen_events: BoundedSet::new(cfg.dedup_window),
             seen_trades: BoundedSet::new(cfg.dedup_window),
+            resync: Resync {
+                pairs: vec![PairSync::default(); n_pairs],
+                queue: VecDeque::with_capacity(n_pairs),
+                wake_ns: u64::MAX,
+                ticks: 0,
+                policy: cfg.resync.clone(),
+                max_attempts: cfg.max_retries,
+            },
+            links: vec![Link::default(); universe.venues.len()],
+            venue_of_symbol: universe.symbols.iter().map(|s| s.venue.0).collect(),
+            venue_down_alarm_ns: cfg.venue_down_alarm_ms.saturating_mul(1_000_000),
+            stop_on_alarm: cfg.on_venue_down == VenueDownPolicy::Stop,
+            now_ns: 0,
+            halted: false,
             stats: CoreStats::default(),
             universe,
         }
@@ -413,6 +628,99 @@ impl Core {
         Money(self.followers.gross[f.0 as usize])
     }
 
+    /// Whether the core can take `ev` now without running out of order places: a
+    /// leader fill needs room for a decision's orders (`ORDERS_PER_DECISION_MAX`)
+    /// in every subscription of its leader. The pipeline holds the event back (and
+    /// the feed ring fills: backpressure) until venue reports free places; nothing
+    /// is skipped. While any venue is down the answer is yes, so leader fills keep
+    /// being taken and journaled; an order that then finds no place is deferred to
+    /// the resync (`deferred`, `order_table_full`), never skipped. After a venue
+    /// alarm with `on_venue_down = "stop"`, nothing is taken.
+    pub fn ready_for(&self, ev: &FeedEvent) -> bool {
+        if self.halted {
+            return false;
+        }
+        match ev {
+            FeedEvent::LeaderFill(f) => match self.books.get(f.leader.0 as usize) {
+                Some(book) if self.links.iter().all(|l| !l.down) => self.orders.has_room(
+                    f.leader.0,
+                    book.subs.len().saturating_mul(ORDERS_PER_DECISION_MAX),
+                ),
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
+    /// When the core next wants a `FeedEvent::Tick`: the earliest resync due on a
+    /// venue that is up, or a venue-down alarm. `None`: no tick needed.
+    pub fn wake_at(&self) -> Option<Nanos> {
+        let mut wake = self.resync.wake_ns;
+        for l in &self.links {
+            if l.down && !l.alarmed {
+                wake = wake.min(l.down_since_ns.saturating_add(self.venue_down_alarm_ns));
+            }
+        }
+        (wake != u64::MAX).then_some(Nanos(wake))
+    }
+
+    /// Pairs waiting for the resync, and how many of them wait for a venue that is
+    /// down and past its alarm (they will not move until it comes back).
+    pub fn resync_pending(&self) -> (usize, usize) {
+        let n_sym = self.marks.len().max(1);
+        let stuck = self
+            .resync
+            .queue
+            .iter()
+            .filter(|p| {
+                let v = self.venue_of_symbol[**p as usize % n_sym] as usize;
+                self.links[v].down && self.links[v].alarmed
+            })
+            .count();
+        (self.resync.queue.len(), stuck)
+    }
+
+    /// Why a pair is off its target for a reason the resync knows: queued for it,
+    /// or given up on (out of sync). `SyncReason::None` when neither.
+    pub fn sync_reason(&self, sub: SubIdx, symbol: SymbolIdx) -> SyncReason {
+        let pair = sub.0 as usize * self.marks.len() + symbol.0 as usize;
+        self.resync
+            .pairs
+            .get(pair)
+            .map_or(SyncReason::None, |p| p.why)
+    }
+
+    /// Live orders for a subscription (all symbols).
+    pub fn working_orders(&self, sub: SubIdx) -> usize {
+        self.orders.live_of(sub.0 as usize)
+    }
+
+    /// Signed lots of a subscription's live orders in a symbol.
+    pub fn working(&self, sub: SubIdx, symbol: SymbolIdx) -> Lots {
+        let (b, k) = self.locate(sub);
+        Lots(self.books[b].symbols[symbol.0 as usize].working[k])
+    }
+
+    /// Whether the core stopped taking input after a venue alarm (`on_venue_down = "stop"`).
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Whether the core believes the venue is down.
+    pub fn venue_down(&self, venue: VenueIdx) -> bool {
+        self.links.get(venue.0 as usize).is_some_and(|l| l.down)
+    }
+
+    /// The engine's time: the latest input timestamp taken.
+    pub fn now(&self) -> Nanos {
+        Nanos(self.now_ns)
+    }
+
+    #[inline(always)]
+    fn advance(&mut self, ts: Nanos) {
+        self.now_ns = self.now_ns.max(ts.0);
+    }
+
     fn locate(&self, sub: SubIdx) -> (usize, usize) {
         (
             self.subs.leader[sub.0 as usize] as usize,
@@ -429,6 +737,8 @@ impl Core {
                 self.on_leader_equity(leader, equity, ts, out)
             }
             FeedEvent::Command { cmd, ts } => self.on_command(cmd, ts, out),
+            FeedEvent::Tick { ts } => self.on_tick(ts, out),
+            FeedEvent::Venue { venue, up, ts } => self.on_venue(venue, up, ts),
         }
     }
 
@@ -444,6 +754,8 @@ impl Core {
             return;
         }
         self.stats.leader_fills += 1;
+        self.advance(f.recv_ts);
+        let now_ns = self.now_ns;
         let px = f.price.0;
         self.marks[si] = px;
         let ts = if f.venue_ts.0 > 0 {
@@ -460,6 +772,7 @@ impl Core {
         let min_notional = spec.min_notional.0;
         let leader_spec = &universe.leaders[li];
         let n_sym = universe.symbols.len();
+        let venue_down = self.links[spec.venue.0 as usize].down;
 
         let book = &mut self.books[li];
         let p0 = book.symbols[si].leader_pos;
@@ -536,6 +849,16 @@ impl Core {
                 out.decision(&decision);
                 continue;
             }
+            let pair = sub.0 as usize * n_sym + si;
+            if venue_down {
+                // Not sent: the resync sends the catch-up once the venue is back.
+                decision.status = DecisionStatus::Deferred;
+                decision.reason = Reason::VenueDown;
+                self.resync.enqueue(pair, SyncReason::VenueDown, 0, now_ns);
+                desk.stats.record(&decision);
+                out.decision(&decision);
+                continue;
+            }
             if desk.followers.day[fi] != day {
                 desk.followers.day[fi] = day;
                 desk.followers.realized_today[fi] = 0;
@@ -550,6 +873,9 @@ impl Core {
                 mplt,
                 ts: f.recv_ts,
             };
+            // An order that finds no place waits for the resync (`ready_for` makes
+            // that rare: only while a venue is down or past `max_working_orders`).
+            let mut no_place = false;
             let flips = held != 0 && target != 0 && held.signum() != target.signum();
             if flips || target.unsigned_abs() < held.unsigned_abs() || target == 0 {
                 // Reduction first (the whole close leg of a flip).
@@ -560,26 +886,13 @@ impl Core {
                 if below_min && !to_flat {
                     decision.status = DecisionStatus::Skipped;
                     decision.reason = Reason::BelowMin;
-                } else if send(
-                    book,
-                    &mut desk,
-                    &ctx,
-                    OrderReq {
-                        qty: reduce,
-                        leg_no: 0,
-                        reduce_only: true,
-                        limit: None,
-                    },
-                    out,
-                )
-                .is_none()
+                } else if send(book, &mut desk, &ctx, OrderReq::new(reduce, 0, true), out).is_none()
                 {
-                    decision.status = DecisionStatus::Skipped;
-                    decision.reason = Reason::OrderTableFull;
+                    no_place = true;
                 } else {
                     decision.sent = Lots(reduce);
                 }
-                if flips && decision.reason == Reason::None {
+                if flips && !no_place {
                     let allowed = filter(
                         book,
                         desk.followers,
@@ -592,30 +905,19 @@ impl Core {
                     );
                     let open = target.signum() * allowed.qty;
                     decision.reason = allowed.reason;
-                    if allowed.qty > 0
-                        && send(
-                            book,
-                            &mut desk,
-                            &ctx,
-                            OrderReq {
-                                qty: open,
-                                leg_no: 1,
-                                reduce_only: false,
-                                limit: None,
-                            },
-                            out,
-                        )
-                        .is_none()
-                    {
-                        decision.reason = Reason::OrderTableFull;
-                    } else {
-                        decision.sent.0 += open;
-                    }
                     decision.status = if allowed.reason == Reason::None {
                         DecisionStatus::Sent
                     } else {
                         DecisionStatus::Reduced
                     };
+                    if allowed.qty > 0 {
+                        if send(book, &mut desk, &ctx, OrderReq::new(open, 1, false), out).is_none()
+                        {
+                            no_place = true;
+                        } else {
+                            decision.sent.0 += open;
+                        }
+                    }
                 }
             } else {
                 let allowed = filter(
@@ -629,32 +931,25 @@ impl Core {
                     false,
                 );
                 decision.reason = allowed.reason;
+                let qty = delta.signum() * allowed.qty;
                 if allowed.qty == 0 {
                     decision.status = DecisionStatus::Skipped;
-                } else if send(
-                    book,
-                    &mut desk,
-                    &ctx,
-                    OrderReq {
-                        qty: delta.signum() * allowed.qty,
-                        leg_no: 0,
-                        reduce_only: false,
-                        limit: None,
-                    },
-                    out,
-                )
-                .is_none()
-                {
-                    decision.status = DecisionStatus::Skipped;
-                    decision.reason = Reason::OrderTableFull;
+                } else if send(book, &mut desk, &ctx, OrderReq::new(qty, 0, false), out).is_none() {
+                    no_place = true;
                 } else {
-                    decision.sent = Lots(delta.signum() * allowed.qty);
+                    decision.sent = Lots(qty);
                     decision.status = if allowed.qty < delta.abs() {
                         DecisionStatus::Reduced
                     } else {
                         DecisionStatus::Sent
                     };
                 }
+            }
+            if no_place {
+                // The status says what was sent: a flip's close may have gone.
+                decision.status = DecisionStatus::Deferred;
+                decision.reason = Reason::OrderTableFull;
+                self.resync.enqueue(pair, SyncReason::Capacity, 0, now_ns);
             }
             debug_assert!(decision.sent.0.abs() <= delta.abs() + held.abs());
             desk.stats.record(&decision);
@@ -723,11 +1018,13 @@ impl Core {
 
     fn on_command<O: Outputs>(&mut self, cmd: Command, ts: Nanos, out: &mut O) {
         self.stats.commands += 1;
+        self.advance(ts);
         let valid_sub = |s: SubIdx| (s.0 as usize) < self.subs.leader.len();
         match cmd {
             Command::PauseSubscription(s)
             | Command::ResumeSubscription(s)
             | Command::StopSubscription(s)
+            | Command::Resync(s)
                 if !valid_sub(s) =>
             {
                 self.stats.invalid_events += 1;
@@ -743,6 +1040,16 @@ impl Core {
             Command::PauseLeader(l) => self.books[l.0 as usize].paused = true,
             Command::ResumeLeader(l) => self.books[l.0 as usize].paused = false,
             Command::KillSwitch => self.kill_switch = true,
+            Command::Resync(s) => {
+                let n_sym = self.marks.len();
+                for si in 0..n_sym {
+                    let pair = s.0 as usize * n_sym + si;
+                    self.resync.pairs[pair].due_ns = 0;
+                    self.resync
+                        .enqueue(pair, SyncReason::Command, 0, self.now_ns);
+                }
+                self.resync.wake_ns = self.resync.wake_ns.min(self.now_ns);
+            }
         }
     }
 
@@ -768,40 +1075,57 @@ impl Core {
             if held == 0 {
                 continue;
             }
-            let px = if self.marks[si] > 0 {
-                self.marks[si]
-            } else {
-                1
-            };
-            let mplt = self.universe.symbols[si].money_per_lot_tick;
-            let ctx = Leg {
-                event_key: stop_key,
-                leader: LeaderIdx(b as u32),
-                slot: k,
-                symbol: SymbolIdx(si as u16),
-                px,
-                mplt,
-                ts,
-            };
+            let ctx = self.leg(b, k, si, stop_key);
+            // A close that cannot leave now (venue down, no place) is queued for
+            // the resync, which sends it as soon as it can.
+            let _ = self.send_or_defer(b, &ctx, OrderReq::new(-held, 2, true), out);
+        }
+    }
+
+    /// Where an order of slot `k` of book `b` in symbol `si` comes from, priced at
+    /// the symbol's last known price, made now.
+    fn leg(&self, b: usize, k: usize, si: usize, event_key: u64) -> Leg {
+        Leg {
+            event_key,
+            leader: LeaderIdx(b as u32),
+            slot: k,
+            symbol: SymbolIdx(si as u16),
+            px: self.marks[si].max(1),
+            mplt: self.universe.symbols[si].money_per_lot_tick,
+            ts: Nanos(self.now_ns),
+        }
+    }
+
+    /// Send one order made outside a leader fill's fan-out (a stop's close, a
+    /// resync), or, when its venue is down or it finds no place in the order table,
+    /// queue its pair for the resync. Returns what stopped it, if anything.
+    fn send_or_defer<O: Outputs>(
+        &mut self,
+        b: usize,
+        leg: &Leg,
+        req: OrderReq,
+        out: &mut O,
+    ) -> Result<u64, Reason> {
+        let si = leg.symbol.0 as usize;
+        let sub = self.books[b].subs[leg.slot];
+        let pair = sub.0 as usize * self.marks.len() + si;
+        let (why, reason) = if self.links[self.venue_of_symbol[si] as usize].down {
+            (SyncReason::VenueDown, Reason::VenueDown)
+        } else {
             let mut desk = Desk {
                 followers: &mut self.followers,
                 orders: &mut self.orders,
                 stats: &mut self.stats,
                 revision: self.revision,
             };
-            send(
-                &mut self.books[b],
-                &mut desk,
-                &ctx,
-                OrderReq {
-                    qty: -held,
-                    leg_no: 2,
-                    reduce_only: true,
-                    limit: None,
-                },
-                out,
-            );
-        }
+            match send(&mut self.books[b], &mut desk, leg, req, out) {
+                Some(id) => return Ok(id),
+                None => (SyncReason::Capacity, Reason::OrderTableFull),
+            }
+        };
+        let attempts = self.resync.pairs[pair].attempts;
+        self.resync.enqueue(pair, why, attempts, self.now_ns);
+        Err(reason)
     }
 
     fn check_stop_loss<O: Outputs>(&mut self, sub: SubIdx, ts: Nanos, out: &mut O) {
@@ -828,6 +1152,7 @@ impl Core {
     /// Handle one venue report about a follower order.
     pub fn on_exec<O: Outputs>(&mut self, r: &ExecReport, out: &mut O) {
         self.stats.exec_reports += 1;
+        self.advance(r.recv_ts);
         let Some(place) = self.orders.place_of(r.order_id) else {
             self.stats.unknown_reports += 1;
             return;
@@ -947,30 +1272,35 @@ impl Core {
                 self.stats.rejects += 1;
             }
             if remaining > 0 {
-                self.on_unfilled(&o, r.kind, r.reject, remaining, out);
+                self.on_unfilled(&o, r.kind, r.reject, out);
             }
         }
     }
 
-    /// What to do with the unfilled part of an order that ended: retry transient
-    /// failures, and the remainder of a reduce-only order (a close must not wait for
-    /// the leader's next fill), with a fresh id; mark the subscription out of sync on
-    /// a margin reject; otherwise let the next target recomputation heal it.
+    /// What to do with the unfilled part of an order that ended: queue its pair for
+    /// the resync, which sends the catch-up (`target − held`, with a fresh id) after
+    /// a backoff. Closes and reductions are always retried; for an order that added
+    /// exposure, `engine.resync` says whether to retry, retry smaller, leave it to
+    /// the leader's next fill, or mark the pair out of sync.
     fn on_unfilled<O: Outputs>(
         &mut self,
         o: &OrderSlot,
         kind: ExecKind,
         reason: RejectReason,
-        remaining: i64,
         out: &mut O,
     ) {
         let rejected = kind == ExecKind::Rejected;
-        let retryable = if rejected {
-            reason.is_transient()
-        } else {
-            o.reduce_only
+        let why = match (rejected, reason) {
+            (true, RejectReason::VenueDown) => SyncReason::VenueDown,
+            (true, r) => SyncReason::Rejected(r),
+            (false, _) => SyncReason::Unfilled,
         };
-        let retry = retryable && o.attempt < self.max_retries;
+        let policy = if o.reduce_only {
+            RejectPolicy::Retry
+        } else {
+            self.policy_for(why)
+        };
+        let retry = matches!(policy, RejectPolicy::Retry | RejectPolicy::Reduce);
         if rejected {
             out.notice(&Notice::Rejected {
                 order_id: o.id,
@@ -978,48 +1308,298 @@ impl Core {
                 retried: retry,
             });
         }
+        let pair = o.sub.0 as usize * self.marks.len() + o.symbol.0 as usize;
         if retry {
-            self.stats.retries += 1;
-            let (b, k) = (o.leader.0 as usize, o.slot as usize);
-            let mplt = self.universe.symbols[o.symbol.0 as usize].money_per_lot_tick;
-            let ctx = Leg {
-                event_key: o.leader_event_key,
-                leader: o.leader,
-                slot: k,
-                symbol: o.symbol,
-                px: o.limit.0,
-                mplt,
-                ts: Nanos(0),
+            // Attempts count since the pair's orders last filled: progress resets them.
+            let attempts = if o.filled.0 > 0 { 0 } else { o.attempt };
+            self.resync.enqueue(pair, why, attempts, self.now_ns);
+        } else if policy == RejectPolicy::OutOfSync {
+            self.give_up(pair, why, out);
+        }
+    }
+
+    /// The policy for an order that added exposure and did not go through.
+    fn policy_for(&self, why: SyncReason) -> RejectPolicy {
+        let p = &self.resync.policy;
+        match why {
+            SyncReason::Unfilled => p.unfilled_opening,
+            SyncReason::Rejected(r) => match r {
+                RejectReason::InsufficientMargin => p.insufficient_margin,
+                RejectReason::PositionLimit => p.position_limit,
+                RejectReason::BelowMin => p.below_min,
+                RejectReason::ReduceOnly => p.reduce_only,
+                RejectReason::Other | RejectReason::None => p.other,
+                // It never reached the venue, or the venue could not say: go again.
+                RejectReason::Transient | RejectReason::UnknownOrder | RejectReason::VenueDown => {
+                    RejectPolicy::Retry
+                }
+            },
+            SyncReason::None
+            | SyncReason::Capacity
+            | SyncReason::VenueDown
+            | SyncReason::Command => RejectPolicy::Retry,
+        }
+    }
+
+    /// Leave a pair off its target, recorded with its reason, for a person (or the
+    /// leader's next fill) to heal.
+    fn give_up<O: Outputs>(&mut self, pair: usize, why: SyncReason, out: &mut O) {
+        let n_sym = self.marks.len();
+        let sub = SubIdx((pair / n_sym) as u32);
+        let symbol = SymbolIdx((pair % n_sym) as u16);
+        self.subs.out_of_sync[sub.0 as usize] = true;
+        if !self.resync.pairs[pair].queued {
+            self.resync.pairs[pair].why = why;
+        }
+        self.stats.gave_up += 1;
+        out.notice(&Notice::OutOfSync { sub, symbol, why });
+    }
+
+    fn on_venue(&mut self, venue: VenueIdx, up: bool, ts: Nanos) {
+        self.advance(ts);
+        let now = self.now_ns;
+        let Some(l) = self.links.get_mut(venue.0 as usize) else {
+            self.stats.invalid_events += 1;
+            return;
+        };
+        if up && l.down {
+            *l = Link::default();
+            // What waited for this venue is due at the next tick.
+            self.resync.wake_ns = self.resync.wake_ns.min(now);
+        } else if !up && !l.down {
+            *l = Link {
+                down: true,
+                down_since_ns: now,
+                alarmed: false,
             };
-            let leg = o.leg + 16 * (o.attempt + 1);
-            let qty = o.side.sign() * remaining;
-            let mut desk = Desk {
-                followers: &mut self.followers,
-                orders: &mut self.orders,
-                stats: &mut self.stats,
-                revision: self.revision,
-            };
-            if let Some(id) = send(
-                &mut self.books[b],
-                &mut desk,
-                &ctx,
-                OrderReq {
-                    qty,
-                    leg_no: leg,
-                    reduce_only: o.reduce_only,
-                    limit: Some(o.limit.0),
-                },
-                out,
-            ) {
-                if let Some(slot) = self.orders.get_mut(id) {
-                    slot.attempt = o.attempt + 1;
-                    slot.leg = o.leg;
+            self.stats.venue_downs += 1;
+        }
+    }
+
+    fn pair_venue_down(&self, pair: usize) -> bool {
+        let si = pair % self.marks.len();
+        self.links[self.venue_of_symbol[si] as usize].down
+    }
+
+    /// Time passed: raise venue alarms that are due, then give every due pair of
+    /// the resync queue its step, reductions first (a close must not wait behind
+    /// openings for order places), then the rest.
+    fn on_tick<O: Outputs>(&mut self, ts: Nanos, out: &mut O) {
+        self.stats.ticks += 1;
+        self.advance(ts);
+        self.resync.ticks += 1;
+        let now = self.now_ns;
+        for v in 0..self.links.len() {
+            let l = self.links[v];
+            if l.down
+                && !l.alarmed
+                && now >= l.down_since_ns.saturating_add(self.venue_down_alarm_ns)
+            {
+                self.links[v].alarmed = true;
+                self.halted |= self.stop_on_alarm;
+                out.notice(&Notice::VenueAlarm {
+                    venue: VenueIdx(v as u16),
+                    down_ns: now - l.down_since_ns,
+                    stop: self.stop_on_alarm,
+                });
+            }
+        }
+        if self.halted {
+            self.resync.wake_ns = u64::MAX;
+            return;
+        }
+        let mut wake = u64::MAX;
+        for reductions_only in [true, false] {
+            // Each queued pair once per pass; what a step queues goes to the back.
+            for _ in 0..self.resync.queue.len() {
+                let Some(pair) = self.resync.queue.pop_front() else {
+                    break;
+                };
+                let pair = pair as usize;
+                match self.resync_pair(pair, reductions_only, out) {
+                    Step::Keep => {
+                        self.resync.queue.push_back(pair as u32);
+                        if !reductions_only && !self.pair_venue_down(pair) {
+                            wake = wake.min(self.resync.pairs[pair].due_ns);
+                        }
+                    }
+                    Step::Done => self.resync.pairs[pair].queued = false,
                 }
             }
-        } else if rejected && reason == RejectReason::InsufficientMargin {
-            self.subs.out_of_sync[o.sub.0 as usize] = true;
-            out.notice(&Notice::OutOfSync { sub: o.sub });
         }
+        self.resync.wake_ns = wake;
+    }
+
+    /// One resync step for a pair: the catch-up `target − held` if it is due and its
+    /// venue is up, as a decision of its own (`Decision::resync` says why) with
+    /// orders made like a leader fill's: reductions never blocked by a limit or a
+    /// minimum (a close is sent in full), increases through the risk filter.
+    fn resync_pair<O: Outputs>(&mut self, pair: usize, reductions_only: bool, out: &mut O) -> Step {
+        let n_sym = self.marks.len();
+        let (sub, si) = (SubIdx((pair / n_sym) as u32), pair % n_sym);
+        let symbol = SymbolIdx(si as u16);
+        let st = self.resync.pairs[pair];
+        if self.pair_venue_down(pair) || st.due_ns > self.now_ns {
+            return Step::Keep;
+        }
+        let (b, k) = self.locate(sub);
+        let target = self.target(sub, symbol).0;
+        let sb = &self.books[b].symbols[si];
+        let held = sb.pos[k] + sb.working[k];
+        let delta = target - held;
+        if delta == 0 {
+            self.resync.pairs[pair].why = SyncReason::None;
+            return Step::Done;
+        }
+        let flips = held != 0 && target != 0 && held.signum() != target.signum();
+        let reduces = flips || target == 0 || target.unsigned_abs() < held.unsigned_abs();
+        if reductions_only && !reduces {
+            return Step::Keep;
+        }
+        if st.attempts >= self.resync.max_attempts {
+            self.give_up(pair, st.why, out);
+            return Step::Done;
+        }
+        let attempt = st.attempts + 1;
+        let event_key = mix64(self.resync.ticks ^ mix64(pair as u64 ^ RESYNC_KEY_SALT)).max(1);
+        let mut decision = Decision {
+            event_key,
+            sub,
+            symbol,
+            target: Lots(target),
+            delta: Lots(delta),
+            revision: self.revision,
+            resync: st.why,
+            ..Decision::default()
+        };
+        let ctx = self.leg(b, k, si, event_key);
+        let spec = &self.universe.symbols[si];
+        let (min_qty, min_notional) = (spec.min_qty.0, spec.min_notional.0);
+        let mut waits: Option<Reason> = None;
+        if reduces {
+            let reduce = if flips { -held } else { delta };
+            let to_flat = flips || target == 0;
+            let q = reduce.abs();
+            if !to_flat && (q < min_qty || notional(q, ctx.px, ctx.mplt) < min_notional) {
+                decision.status = DecisionStatus::Skipped;
+                decision.reason = Reason::BelowMin;
+            } else {
+                let req = OrderReq::new(reduce, 0, true).attempt(attempt);
+                match self.send_or_defer(b, &ctx, req, out) {
+                    Ok(_) => decision.sent = Lots(reduce),
+                    Err(r) => waits = Some(r),
+                }
+            }
+            if flips && waits.is_none() {
+                let allowed = self.resync_filter(b, k, si, target.abs(), 0, &ctx, true);
+                decision.reason = allowed.reason;
+                decision.status = if allowed.reason == Reason::None {
+                    DecisionStatus::Sent
+                } else {
+                    DecisionStatus::Reduced
+                };
+                let open = target.signum() * allowed.qty;
+                if allowed.qty > 0 {
+                    let req = OrderReq::new(open, 1, false).attempt(attempt);
+                    match self.send_or_defer(b, &ctx, req, out) {
+                        Ok(_) => decision.sent.0 += open,
+                        Err(r) => waits = Some(r),
+                    }
+                }
+            }
+        } else {
+            let allowed = self.resync_filter(b, k, si, delta.abs(), held.abs(), &ctx, false);
+            decision.reason = allowed.reason;
+            let mut qty = allowed.qty;
+            if qty > 0 && self.policy_for(st.why) == RejectPolicy::Reduce {
+                // Half the size per refusal so far: what the venue may still take.
+                qty >>= (st.attempts + 1).min(62);
+                decision.reason = Reason::VenueLimit;
+                if qty < min_qty.max(1) || notional(qty, ctx.px, ctx.mplt) < min_notional {
+                    qty = 0;
+                    decision.reason = Reason::BelowMin;
+                }
+            }
+            if qty == 0 {
+                decision.status = DecisionStatus::Skipped;
+            } else {
+                let q = delta.signum() * qty;
+                let req = OrderReq::new(q, 0, false).attempt(attempt);
+                match self.send_or_defer(b, &ctx, req, out) {
+                    Ok(_) => {
+                        decision.sent = Lots(q);
+                        decision.status = if qty < delta.abs() {
+                            DecisionStatus::Reduced
+                        } else {
+                            DecisionStatus::Sent
+                        };
+                    }
+                    Err(r) => waits = Some(r),
+                }
+            }
+        }
+        self.stats.resyncs += 1;
+        if let Some(r) = waits {
+            decision.status = DecisionStatus::Deferred;
+            decision.reason = r;
+            self.stats.record(&decision);
+            out.decision(&decision);
+            return Step::Keep;
+        }
+        if decision.sent.0 != 0 {
+            self.stats.retries += 1;
+            self.resync.pairs[pair].attempts = attempt;
+        } else {
+            self.resync.pairs[pair].why = SyncReason::None;
+        }
+        self.stats.record(&decision);
+        out.decision(&decision);
+        Step::Done
+    }
+
+    /// The risk filter for a resync's increase, as a leader fill's fan-out runs it.
+    #[allow(clippy::too_many_arguments)]
+    fn resync_filter(
+        &mut self,
+        b: usize,
+        k: usize,
+        si: usize,
+        want: i64,
+        held: i64,
+        leg: &Leg,
+        is_flip: bool,
+    ) -> Allowed {
+        let fi = self.books[b].follower[k] as usize;
+        let day = self.now_ns / NANOS_PER_DAY;
+        if self.followers.day[fi] != day {
+            self.followers.day[fi] = day;
+            self.followers.realized_today[fi] = 0;
+        }
+        let spec = &self.universe.symbols[si];
+        let per_fill = PerFill {
+            px: leg.px,
+            mplt: leg.mplt,
+            min_qty: spec.min_qty.0,
+            min_notional: spec.min_notional.0,
+            blocked: if self.kill_switch {
+                Reason::KillSwitch
+            } else if self.books[b].paused {
+                Reason::LeaderPaused
+            } else {
+                Reason::None
+            },
+            n_sym: self.marks.len(),
+        };
+        filter(
+            &self.books[b],
+            &self.followers,
+            k,
+            si,
+            want,
+            held,
+            &per_fill,
+            is_flip,
+        )
     }
 
     /// Whether a subscription is waiting for the next leader fill to heal it.
@@ -1123,13 +1703,29 @@ struct Desk<'a> {
     revision: u64,
 }
 
-/// One order to make: signed quantity, leg number (part of its id), and a limit
-/// price to reuse (retries keep the original order's limit).
+/// One order to make: signed quantity, leg number (part of its id), and the
+/// resync attempt that makes it (0: a leader fill's or a stop's order).
 struct OrderReq {
     qty: i64,
     leg_no: u32,
     reduce_only: bool,
-    limit: Option<i64>,
+    attempt: u32,
+}
+
+impl OrderReq {
+    #[inline(always)]
+    fn new(qty: i64, leg_no: u32, reduce_only: bool) -> OrderReq {
+        OrderReq {
+            qty,
+            leg_no,
+            reduce_only,
+            attempt: 0,
+        }
+    }
+
+    fn attempt(self, attempt: u32) -> OrderReq {
+        OrderReq { attempt, ..self }
+    }
 }
 
 /// Create, track and emit one order. Returns the order id, or `None` when the order
@@ -1146,7 +1742,7 @@ fn send<O: Outputs>(
         qty,
         leg_no,
         reduce_only,
-        limit,
+        attempt,
     } = req;
     debug_assert!(qty != 0);
     let k = leg.slot;
@@ -1154,18 +1750,16 @@ fn send<O: Outputs>(
     let side = Side::from_sign(qty);
     let id = decision_id(leg.event_key, sub.0, desk.revision, leg_no);
     let market = reduce_only || book.market[k];
-    let limit = match limit {
-        Some(l) => l,
-        None if market => leg.px,
-        None => {
-            // i64 unless the product overflows: an i128 division is a libcall.
-            let bps = book.slippage_bps[k];
-            let slip = match leg.px.checked_mul(bps) {
-                Some(v) => v / 10_000,
-                None => (leg.px as i128 * bps as i128 / 10_000) as i64,
-            };
-            (leg.px + side.sign() * slip).max(1)
-        }
+    let limit = if market {
+        leg.px
+    } else {
+        // i64 unless the product overflows: an i128 division is a libcall.
+        let bps = book.slippage_bps[k];
+        let slip = match leg.px.checked_mul(bps) {
+            Some(v) => v / 10_000,
+            None => (leg.px as i128 * bps as i128 / 10_000) as i64,
+        };
+        (leg.px + side.sign() * slip).max(1)
     };
     let slot = OrderSlot {
         id,
@@ -1180,7 +1774,7 @@ fn send<O: Outputs>(
         reduce_only,
         market,
         state: OrderState::New,
-        attempt: 0,
+        attempt,
         leg: leg_no,
         leader_event_key: leg.event_key,
         trades: [0; OrderSlot::TRADES_INLINE],

@@ -4,7 +4,7 @@
 //! ring, `ExecReport` on the exec ring. Egress: `OrderChunk` (up to `ORDER_CHUNK`
 //! follower orders) on each gateway's ring. Nothing here owns heap memory.
 
-use crate::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx};
+use crate::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, VenueIdx};
 use crate::units::{Lots, Money, Nanos, Ticks};
 
 /// A leader's fill, already resolved to indices and integer units by its source.
@@ -36,6 +36,9 @@ pub enum Command {
     ResumeLeader(LeaderIdx),
     /// Stop opening anything, for everyone.
     KillSwitch,
+    /// Bring every symbol of a subscription back to its target now, with fresh
+    /// attempts (after a person fixed what marked it out of sync).
+    Resync(SubIdx),
 }
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +61,32 @@ pub enum FeedEvent {
         cmd: Command,
         ts: Nanos,
     },
+    /// Time passing, for the resync's backoff and the venue-down alarm. The core
+    /// reads no clock: its thread makes a tick when the core asks for one
+    /// (`Core::wake_at`), and the tick is journaled like any input, so a replay
+    /// makes the same resync decisions.
+    Tick {
+        ts: Nanos,
+    },
+    /// A venue's gateway lost (`up: false`) or regained its session. Travels on the
+    /// exec ring, which the core always drains, and is journaled like any input.
+    Venue {
+        venue: VenueIdx,
+        up: bool,
+        ts: Nanos,
+    },
+}
+
+/// What the I/O thread hands the core stage on the exec ring: a venue's report, or
+/// a change of a venue's link, which must reach the core even while it takes no
+/// feed events (backpressure).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum ExecEvent {
+    #[default]
+    Empty,
+    Report(ExecReport),
+    /// `FeedEvent::Venue`.
+    Venue(FeedEvent),
 }
 
 /// What a venue said about one follower order.
@@ -74,7 +103,7 @@ pub enum ExecKind {
 }
 
 /// Why a venue rejected an order, grouped by what the engine should do about it.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     #[default]
     None,

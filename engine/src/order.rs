@@ -367,53 +367,105 @@ impl BoundedMap<()> {
     }
 }
 
-/// Places per subscription in the order table: the most orders one subscription
-/// can have live at once (a ninth is skipped with `order_table_full`; the next
-/// leader fill heals it), and how many of its finished orders are remembered for
-/// late fills.
+/// Places per subscription in the order table by default
+/// (`engine.orders_per_subscription`): the most orders one subscription can have
+/// live at once, and how many of its finished orders are remembered for late fills.
 pub const ORDERS_PER_SUBSCRIPTION: usize = 8;
 
+/// The most places per subscription (`live_mask` is a u64).
+pub const ORDERS_PER_SUBSCRIPTION_MAX: usize = 64;
+
+/// Places one leader fill may need per subscription: a flip is a close and an open.
+pub const ORDERS_PER_DECISION_MAX: usize = 2;
+
 /// The orders the core stage tracks, found from their id alone: an order id holds
-/// its subscription index (`ids::decision_id`), and each subscription owns
-/// `ORDERS_PER_SUBSCRIPTION` places, handed out round-robin among those not live.
-/// A lookup reads one cache line of ids and then the slot; a fan-out writes the
-/// places in subscription order. A finished order stays until its place is needed
-/// again, so a late fill (after a cancel) still finds it; older ones are
-/// forgotten and such a fill is counted as unknown, never applied twice.
+/// its subscription index (`ids::decision_id`), and each subscription owns `places`
+/// places, handed out round-robin among those not live. A lookup reads one cache
+/// line of ids and then the slot; a fan-out writes the places in subscription
+/// order. A finished order stays until its place is needed again, so a late fill
+/// (after a cancel) still finds it; older ones are forgotten and such a fill is
+/// counted as unknown, never applied twice.
+///
+/// Subscriptions belong to groups (their leader), and the table counts, per group,
+/// the subscriptions with fewer than `ORDERS_PER_DECISION_MAX` free places, so
+/// `has_room` answers "can every subscription of this leader take a decision's
+/// orders?" in O(1): the core takes a leader fill only when it can (backpressure),
+/// never skipping an order for want of a place.
 ///
 /// (A hash table holding every order was the fan-out's main cost: an insert and an
 /// eviction per order at random places of a many-megabyte table.)
 pub struct OrderTable {
-    /// `ids[sub * P + j]`: the order in place `j` of `sub`, 0 if never used.
+    /// `ids[sub * places + j]`: the order in place `j` of `sub`, 0 if never used.
     ids: Box<[u64]>,
     slots: Box<[OrderSlot]>,
     /// Per subscription: bit `j` set when place `j` holds a live order.
-    live_mask: Box<[u8]>,
+    live_mask: Box<[u64]>,
     /// Per subscription: the place to try first.
     next: Box<[u8]>,
+    /// Per subscription: its group.
+    group: Box<[u32]>,
+    /// Per group: subscriptions with fewer than `ORDERS_PER_DECISION_MAX` free places.
+    crowded: Box<[u32]>,
+    places: usize,
+    /// All places of a subscription, as a mask.
+    full: u64,
     live: usize,
     live_max: usize,
     tracked: usize,
 }
 
-const P: usize = ORDERS_PER_SUBSCRIPTION;
-const _: () = assert!(P == 8, "live_mask is a u8, one bit per place");
-
 impl OrderTable {
-    /// A table for `subscriptions` subscriptions and at most `live_max` live
-    /// orders in all.
-    pub fn new(subscriptions: usize, live_max: usize) -> OrderTable {
+    /// A table for one subscription per entry of `groups` (its group: the
+    /// subscription's leader), `places` places each (2 ..= 64), and at most
+    /// `live_max` live orders in all.
+    pub fn new(groups: &[u32], places: usize, live_max: usize) -> OrderTable {
         assert!(live_max > 0, "OrderTable capacity must be positive");
-        let places = subscriptions.max(1) * P;
+        assert!(
+            (ORDERS_PER_DECISION_MAX..=ORDERS_PER_SUBSCRIPTION_MAX).contains(&places),
+            "places per subscription must be in 2..=64, got {places}"
+        );
+        let subs = groups.len().max(1);
+        let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(1);
+        let mut group = groups.to_vec();
+        group.resize(subs, 0);
         OrderTable {
-            ids: vec![0; places].into_boxed_slice(),
-            slots: vec![OrderSlot::default(); places].into_boxed_slice(),
-            live_mask: vec![0; subscriptions.max(1)].into_boxed_slice(),
-            next: vec![0; subscriptions.max(1)].into_boxed_slice(),
+            ids: vec![0; subs * places].into_boxed_slice(),
+            slots: vec![OrderSlot::default(); subs * places].into_boxed_slice(),
+            live_mask: vec![0; subs].into_boxed_slice(),
+            next: vec![0; subs].into_boxed_slice(),
+            group: group.into_boxed_slice(),
+            crowded: vec![0; n_groups].into_boxed_slice(),
+            places,
+            full: if places == 64 {
+                u64::MAX
+            } else {
+                (1u64 << places) - 1
+            },
             live: 0,
             live_max,
             tracked: 0,
         }
+    }
+
+    /// Places per subscription.
+    pub fn places(&self) -> usize {
+        self.places
+    }
+
+    /// Whether every subscription of `group` has room for a decision's orders and
+    /// the table has room for `orders` more in all. An empty table always has room
+    /// (a leader with more subscriptions than `live_max` still makes progress; the
+    /// orders that find no place wait for a resync).
+    #[inline]
+    pub fn has_room(&self, group: u32, orders: usize) -> bool {
+        self.crowded.get(group as usize).is_none_or(|c| *c == 0)
+            && (self.live == 0 || self.live + orders <= self.live_max)
+    }
+
+    /// Whether the subscription's live count crossed the crowded line.
+    #[inline(always)]
+    fn is_crowded(&self, mask: u64) -> bool {
+        self.places - (mask.count_ones() as usize) < ORDERS_PER_DECISION_MAX
     }
 
     /// The place holding `id`, if tracked.
@@ -423,16 +475,16 @@ impl OrderTable {
         if id == 0 || sub >= self.live_mask.len() {
             return None;
         }
-        let base = sub * P;
-        self.ids[base..base + P]
+        let base = sub * self.places;
+        self.ids[base..base + self.places]
             .iter()
             .position(|x| *x == id)
             .map(|j| base + j)
     }
 
-    /// Tracks a new order. Returns false when its subscription already has
-    /// `ORDERS_PER_SUBSCRIPTION` live orders, when `live_max` orders are live in all
-    /// (the caller skips the order), or when the id is already tracked or names no
+    /// Tracks a new order. Returns false when its subscription already has all its
+    /// places live, when `live_max` orders are live in all (the caller defers the
+    /// order to a resync), or when the id is already tracked or names no
     /// subscription of this table.
     #[inline]
     pub fn insert(&mut self, slot: OrderSlot) -> bool {
@@ -440,21 +492,32 @@ impl OrderTable {
         if self.live == self.live_max
             || slot.id == 0
             || sub >= self.live_mask.len()
-            || self.live_mask[sub] == u8::MAX
+            || self.live_mask[sub] == self.full
             || self.find(slot.id).is_some()
         {
             return false;
         }
         // The first place at or after `next` (cyclically) that is not live.
-        let free = !self.live_mask[sub];
-        let start = self.next[sub] as u32;
-        let j = (start + free.rotate_right(start).trailing_zeros()) as usize % P;
-        let at = sub * P + j;
+        let mask = self.live_mask[sub];
+        let start = self.next[sub] as usize;
+        let free = !mask & self.full;
+        let above = free & (u64::MAX << start);
+        let j = if above != 0 {
+            above.trailing_zeros()
+        } else {
+            free.trailing_zeros()
+        } as usize;
+        debug_assert!(j < self.places && mask & (1 << j) == 0);
+        let at = sub * self.places + j;
         self.tracked += (self.ids[at] == 0) as usize;
         self.ids[at] = slot.id;
         self.slots[at] = slot;
-        self.live_mask[sub] |= 1 << j;
-        self.next[sub] = ((j + 1) % P) as u8;
+        let after = mask | 1 << j;
+        if !self.is_crowded(mask) && self.is_crowded(after) {
+            self.crowded[self.group[sub] as usize] += 1;
+        }
+        self.live_mask[sub] = after;
+        self.next[sub] = ((j + 1) % self.places) as u8;
         self.live += 1;
         true
     }
@@ -466,7 +529,7 @@ impl OrderTable {
     #[inline(always)]
     pub fn prefetch_for(&self, sub: usize) {
         if let Some(next) = self.next.get(sub) {
-            let base = sub * P;
+            let base = sub * self.places;
             prefetch(&self.ids[base]);
             let slot = &self.slots[base + *next as usize];
             prefetch(slot);
@@ -512,15 +575,24 @@ impl OrderTable {
 
     /// `mark_done` for the live order at `place`.
     pub fn mark_done_at(&mut self, place: usize) {
-        let (sub, bit) = (place / P, 1u8 << (place % P));
-        debug_assert!(
-            self.live_mask[sub] & bit != 0,
-            "order at {place} finished twice"
-        );
-        if self.live_mask[sub] & bit != 0 {
-            self.live_mask[sub] &= !bit;
+        let (sub, bit) = (place / self.places, 1u64 << (place % self.places));
+        let mask = self.live_mask[sub];
+        debug_assert!(mask & bit != 0, "order at {place} finished twice");
+        if mask & bit != 0 {
+            let after = mask & !bit;
+            if self.is_crowded(mask) && !self.is_crowded(after) {
+                self.crowded[self.group[sub] as usize] -= 1;
+            }
+            self.live_mask[sub] = after;
             self.live -= 1;
         }
+    }
+
+    /// Live orders of subscription `sub`.
+    pub fn live_of(&self, sub: usize) -> usize {
+        self.live_mask
+            .get(sub)
+            .map_or(0, |m| m.count_ones() as usize)
     }
 
     /// Orders not yet in a terminal state.
@@ -632,7 +704,7 @@ mod tests {
 
     #[test]
     fn order_table_bounds_live_orders_and_forgets_finished_ones() {
-        let mut t = OrderTable::new(4, 100);
+        let mut t = OrderTable::new(&[0; 4], ORDERS_PER_SUBSCRIPTION, 100);
         assert!(t.insert(order(1, 1)));
         assert!(!t.insert(order(1, 1)), "same id twice");
         for n in 2..=ORDERS_PER_SUBSCRIPTION as u64 {
@@ -657,7 +729,7 @@ mod tests {
         assert_eq!(t.live(), ORDERS_PER_SUBSCRIPTION + 1);
 
         // Finished orders stay until their place comes round again.
-        let mut t = OrderTable::new(2, 100);
+        let mut t = OrderTable::new(&[0; 2], ORDERS_PER_SUBSCRIPTION, 100);
         for n in 0..3 {
             assert!(t.insert(order(0, n)));
             t.mark_done(order(0, n).id);
@@ -675,7 +747,7 @@ mod tests {
 
     #[test]
     fn prefetch_is_only_a_hint_even_on_bad_pointers() {
-        let t = OrderTable::new(3, 10);
+        let t = OrderTable::new(&[0; 3], ORDERS_PER_SUBSCRIPTION, 10);
         for sub in [0, 2, 3, usize::MAX] {
             t.prefetch_for(sub); // past the end: ignored
         }
@@ -689,7 +761,7 @@ mod tests {
 
     #[test]
     fn order_table_caps_live_orders_in_all_and_refuses_foreign_ids() {
-        let mut t = OrderTable::new(3, 2);
+        let mut t = OrderTable::new(&[0; 3], ORDERS_PER_SUBSCRIPTION, 2);
         assert!(t.insert(order(0, 1)));
         assert!(t.insert(order(1, 1)));
         assert!(!t.insert(order(2, 1)), "two live orders in all");
@@ -707,7 +779,7 @@ mod tests {
 
     #[test]
     fn order_table_never_evicts_a_live_order() {
-        let mut t = OrderTable::new(1, 1000);
+        let mut t = OrderTable::new(&[0; 1], ORDERS_PER_SUBSCRIPTION, 1000);
         assert!(t.insert(order(0, 0))); // stays live all along
         for n in 1..1000 {
             assert!(t.insert(order(0, n)));
@@ -717,7 +789,95 @@ mod tests {
         assert_eq!(t.live(), 1);
     }
 
+    #[test]
+    fn order_table_has_room_counts_crowded_subscriptions_per_group() {
+        // Subscriptions 0 and 1 follow leader 0, subscription 2 leader 1; 4 places each.
+        let mut t = OrderTable::new(&[0, 0, 1], 4, 100);
+        assert!(t.has_room(0, 2) && t.has_room(1, 2));
+        assert!(t.insert(order(0, 1)));
+        assert!(t.insert(order(0, 2)));
+        assert!(t.has_room(0, 2), "two places left: a flip still fits");
+        assert!(t.insert(order(0, 3)));
+        assert!(!t.has_room(0, 2), "one place left: a flip would not fit");
+        assert!(
+            t.has_room(1, 2),
+            "another leader's subscriptions are not crowded"
+        );
+        assert!(t.insert(order(0, 4)));
+        assert!(!t.insert(order(0, 5)), "all four places are live");
+        t.mark_done(order(0, 4).id);
+        assert!(!t.has_room(0, 2));
+        t.mark_done(order(0, 3).id);
+        assert!(t.has_room(0, 2), "room again once two places are free");
+        assert_eq!(t.live_of(0), 2);
+        // In all: room for `orders` more unless the table is empty.
+        let mut t = OrderTable::new(&[0, 0, 0], 8, 3);
+        assert!(t.has_room(0, 6), "an empty table always has room");
+        assert!(t.insert(order(0, 1)));
+        assert!(t.has_room(0, 2) && !t.has_room(0, 3));
+        assert!(
+            !t.has_room(7, 3),
+            "an unknown group asks only about the total"
+        );
+    }
+
+    #[test]
+    fn order_table_takes_up_to_64_places_per_subscription() {
+        for places in [2, 3, 8, 63, 64] {
+            let mut t = OrderTable::new(&[0], places, 1000);
+            for n in 0..places as u64 {
+                assert!(t.insert(order(0, n)), "{places}: place {n}");
+            }
+            assert!(!t.insert(order(0, 999)), "{places}: all live");
+            assert_eq!(t.live_of(0), places);
+            t.mark_done(order(0, 0).id);
+            assert!(t.insert(order(0, 999)), "{places}: the freed place");
+            assert!(t.get(order(0, 1).id).is_some());
+        }
+    }
+
     proptest::proptest! {
+        /// The table against a model: live counts per subscription, the crowded
+        /// count per group, and every live order found.
+        #[test]
+        fn order_table_agrees_with_a_model(ops in proptest::collection::vec((0u32..6, 0u64..30, proptest::bool::ANY), 1..300), places in 2usize..10) {
+            let groups = [0u32, 0, 1, 1, 1, 2];
+            let mut t = OrderTable::new(&groups, places, 20);
+            let mut live: Vec<Vec<u64>> = vec![Vec::new(); groups.len()];
+            for (step, (sub, pick, finish)) in ops.into_iter().enumerate() {
+                let l = &mut live[sub as usize];
+                if finish {
+                    if !l.is_empty() {
+                        let id = l.remove(pick as usize % l.len());
+                        t.mark_done(id);
+                    }
+                } else {
+                    // A fresh id each time (finished ids stay tracked for late fills).
+                    let total: usize = live.iter().map(|v| v.len()).sum();
+                    let l = &mut live[sub as usize];
+                    let fits = l.len() < places && total < 20;
+                    let o = order(sub, 1000 + step as u64);
+                    proptest::prop_assert_eq!(t.insert(o), fits);
+                    if fits {
+                        l.push(o.id);
+                    }
+                }
+                let total: usize = live.iter().map(|v| v.len()).sum();
+                proptest::prop_assert_eq!(t.live(), total);
+                for g in 0..3u32 {
+                    let crowded = (0..groups.len()).filter(|s| groups[*s] == g && places - live[*s].len() < 2).count();
+                    let want = crowded == 0 && (total == 0 || total + 2 <= 20);
+                    proptest::prop_assert_eq!(t.has_room(g, 2), want);
+                }
+                for (s, l) in live.iter().enumerate() {
+                    proptest::prop_assert_eq!(t.live_of(s), l.len());
+                    for id in l {
+                        proptest::prop_assert!(t.get(*id).is_some());
+                    }
+                }
+            }
+        }
+
         /// The index against std's HashMap, on a table small enough that probe runs
         /// wrap around and deletions shift entries across the end.
         #[test]

@@ -17,6 +17,14 @@
 //! per source) and blocks on the exec ring only for as long as the core takes to
 //! drain it.
 //!
+//! The core takes a feed event only when it has order places for it
+//! (`Core::ready_for`); until then the event waits in the core thread and the feed
+//! ring fills, which slows the sources: a full order table is backpressure, never a
+//! skipped order. A gateway's link going down or up travels on the exec ring
+//! (`ExecEvent::Venue`), which the core always drains, and the core thread makes a
+//! `FeedEvent::Tick` whenever the core asks for one (`Core::wake_at`), so the
+//! resync runs on journaled time.
+//!
 //! The journal stage runs beside the core stage, not in front of it: the core puts
 //! every input it takes and every output into a journal ring (chunks of entries),
 //! which the I/O thread appends to the `JournalSink`. An egress chunk carries the
@@ -29,13 +37,15 @@ use crate::clock;
 use crate::config::{EngineConfig, WaitConfig};
 use crate::core::{Core, Outputs};
 use crate::core::{Decision, Notice};
-use crate::event::{ExecReport, FeedEvent, FollowerOrder, OrderChunk, ORDER_CHUNK};
+use crate::event::{ExecEvent, ExecReport, FeedEvent, FollowerOrder, OrderChunk, ORDER_CHUNK};
+use crate::model::VenueIdx;
 use crate::port::{Gateway, JournalEntry, JournalSink, Source, SourceError, SourcePoll};
+use crate::units::Nanos;
 use disruptor::{build_multi_producer, build_single_producer, BusySpin, Producer};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -91,6 +101,21 @@ pub struct Progress {
     /// Exec reports the I/O thread holds because the exec ring was full.
     pub exec_pending: AtomicU64,
     pub journal_failed: AtomicBool,
+    /// Pairs waiting for the resync, and those of them stuck behind a venue that
+    /// is down past its alarm.
+    pub resync_pending: AtomicU64,
+    pub resync_stuck: AtomicU64,
+    /// Feed events the core holds back for want of order places (backpressure).
+    pub feed_held: AtomicU64,
+    /// Times the core held a feed event back.
+    pub backpressure_waits: AtomicU64,
+    /// Venues whose gateway is down now.
+    pub venues_down: AtomicU64,
+    /// A venue alarm stopped the engine (`engine.on_venue_down = "stop"`).
+    pub halted: AtomicBool,
+    /// Lines for the operator, made as things happen (a venue lost or back); the
+    /// command line prints and empties it. Written only on such events.
+    pub events: Mutex<Vec<String>>,
 }
 
 impl Progress {
@@ -104,7 +129,35 @@ impl Progress {
             && self.outbox_orders.load(Relaxed) == 0
             && self.in_flight.load(Relaxed) == 0
             && self.exec_pending.load(Relaxed) == 0
+            && self.feed_held.load(Relaxed) == 0
+            && self.resync_pending.load(Relaxed) == self.resync_stuck.load(Relaxed)
             && self.journal_published.load(Relaxed) == self.journal_appended.load(Relaxed)
+    }
+
+    /// Everything that can still move has: what is left (orders in flight, pairs
+    /// waiting) waits for a venue that is down past its alarm.
+    pub fn stuck_on_venue(&self) -> bool {
+        self.sources_finished.load(Relaxed)
+            && self.venues_down.load(Relaxed) > 0
+            && self.feed_published.load(Relaxed) == self.feed_done.load(Relaxed)
+            && self.exec_published.load(Relaxed) == self.exec_done.load(Relaxed)
+            && self.resync_pending.load(Relaxed) == self.resync_stuck.load(Relaxed)
+            && self.resync_stuck.load(Relaxed) > 0
+    }
+
+    /// Take the operator lines made since the last call.
+    pub fn take_events(&self) -> Vec<String> {
+        match self.events.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    fn event(&self, line: String) {
+        match self.events.lock() {
+            Ok(mut e) => e.push(line),
+            Err(poisoned) => poisoned.into_inner().push(line),
+        }
     }
 }
 
@@ -157,6 +210,7 @@ impl Running {
             if self.core.is_finished()
                 || self.io.is_finished()
                 || self.progress.journal_failed.load(Relaxed)
+                || self.progress.halted.load(Relaxed)
             {
                 break;
             }
@@ -402,6 +456,32 @@ impl JournalPoller for disruptor::EventPoller<JournalChunk, disruptor::SinglePro
     }
 }
 
+fn venue_event(g: usize, up: bool, ts: Nanos) -> ExecEvent {
+    ExecEvent::Venue(FeedEvent::Venue {
+        venue: VenueIdx(g as u16),
+        up,
+        ts,
+    })
+}
+
+/// Tell the operator at once, and count the venues down.
+fn link_changed(progress: &Progress, gw: &dyn Gateway, up: bool) {
+    if up {
+        progress.venues_down.fetch_sub(1, Relaxed);
+        progress.event(format!(
+            "venue `{}` is back: in-flight orders settled; the resync brings followers to their targets, closes first",
+            gw.name()
+        ));
+    } else {
+        progress.venues_down.fetch_add(1, Relaxed);
+        progress.event(format!(
+            "VENUE DOWN: `{}`: {}; orders for it wait (leader fills are still taken and journaled), reconnecting",
+            gw.name(),
+            gw.down_reason().unwrap_or_else(|| "no reason given".into())
+        ));
+    }
+}
+
 fn pin(cpu: Option<usize>) {
     if let Some(id) = cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
@@ -440,7 +520,7 @@ pub fn start(
         build_multi_producer(cfg.feed_ring_slots, FeedEvent::default, BusySpin).new_event_poller();
     let mut feed_tx = feed_b.build();
     let (mut exec_poller, exec_b) =
-        build_multi_producer(cfg.exec_ring_slots, ExecReport::default, BusySpin).new_event_poller();
+        build_multi_producer(cfg.exec_ring_slots, ExecEvent::default, BusySpin).new_event_poller();
     let mut exec_tx = exec_b.build();
     let mut egress_tx = Vec::new();
     let mut egress_rx = Vec::new();
@@ -498,6 +578,10 @@ pub fn start(
             let mut pending: VecDeque<(u64, u64)> =
                 VecDeque::with_capacity(FEED_BATCH as usize * 4);
             let mut backoff = Backoff::new(wait);
+            // Feed events taken from the ring but not yet handled: the core had no
+            // order places for the first of them (`Core::ready_for`).
+            let mut held: VecDeque<FeedEvent> = VecDeque::with_capacity(FEED_BATCH as usize);
+            let mut last_tick = 0u64;
             for r in &recovered {
                 sink.journal(JournalEntry::Exec(*r));
                 core.on_exec(r, &mut sink);
@@ -506,9 +590,18 @@ pub fn start(
             loop {
                 let mut did = 0u64;
                 if let Ok(mut batch) = exec_poller.take(EXEC_BATCH) {
-                    for r in &mut batch {
-                        sink.journal(JournalEntry::Exec(*r));
-                        core.on_exec(r, &mut sink);
+                    for ev in &mut batch {
+                        match *ev {
+                            ExecEvent::Report(r) => {
+                                sink.journal(JournalEntry::Exec(r));
+                                core.on_exec(&r, &mut sink);
+                            }
+                            ExecEvent::Venue(fe) => {
+                                sink.journal(JournalEntry::Feed(fe));
+                                core.on_feed(&fe, &mut sink);
+                            }
+                            ExecEvent::Empty => {}
+                        }
                         did += 1;
                     }
                 }
@@ -524,26 +617,55 @@ pub fn start(
                     }
                 }
                 if drained {
-                    let mut fed = 0u64;
-                    if let Ok(mut batch) = feed_poller.take(FEED_BATCH) {
-                        for ev in &mut batch {
-                            let start = clock::now().0;
-                            sink.journal(JournalEntry::Feed(*ev));
-                            core.on_feed(ev, &mut sink);
+                    // Time for the resync or a venue alarm: a journaled tick.
+                    if let Some(due) = core.wake_at() {
+                        let now = clock::now().0;
+                        if now >= due.0 {
+                            // Strictly increasing, so every tick is a distinct input.
+                            last_tick = now.max(last_tick + 1);
+                            let tick = FeedEvent::Tick {
+                                ts: Nanos(last_tick),
+                            };
+                            sink.journal(JournalEntry::Feed(tick));
+                            core.on_feed(&tick, &mut sink);
                             drained = sink.flush();
-                            if let FeedEvent::LeaderFill(f) = ev {
-                                if drained && pending.is_empty() {
-                                    let end = clock::now().0;
-                                    let _ = fanout_ns.record(end.saturating_sub(start).max(1));
-                                    let _ = receive_to_egress_ns
-                                        .record(end.saturating_sub(f.recv_ts.0).max(1));
-                                } else if pending.len() < pending.capacity() {
-                                    pending.push_back((start, f.recv_ts.0));
-                                }
-                            }
-                            fed += 1;
+                            did += 1;
                         }
                     }
+                }
+                if drained {
+                    if held.is_empty() {
+                        if let Ok(mut batch) = feed_poller.take(FEED_BATCH) {
+                            held.extend(&mut batch);
+                        }
+                    }
+                    let mut fed = 0u64;
+                    while let Some(ev) = held.front().copied() {
+                        if !core.ready_for(&ev) {
+                            progress.backpressure_waits.fetch_add(1, Relaxed);
+                            break;
+                        }
+                        held.pop_front();
+                        let start = clock::now().0;
+                        sink.journal(JournalEntry::Feed(ev));
+                        core.on_feed(&ev, &mut sink);
+                        drained = sink.flush();
+                        if let FeedEvent::LeaderFill(f) = ev {
+                            if drained && pending.is_empty() {
+                                let end = clock::now().0;
+                                let _ = fanout_ns.record(end.saturating_sub(start).max(1));
+                                let _ = receive_to_egress_ns
+                                    .record(end.saturating_sub(f.recv_ts.0).max(1));
+                            } else if pending.len() < pending.capacity() {
+                                pending.push_back((start, f.recv_ts.0));
+                            }
+                        }
+                        fed += 1;
+                        if !drained {
+                            break;
+                        }
+                    }
+                    progress.feed_held.store(held.len() as u64, Relaxed);
                     if fed > 0 {
                         progress.feed_done.fetch_add(fed, Relaxed);
                         progress
@@ -556,6 +678,12 @@ pub fn start(
                     .live_orders
                     .store(core.live_orders() as u64, Relaxed);
                 progress.orders_out.store(core.stats().orders_sent, Relaxed);
+                let (waiting, stuck) = core.resync_pending();
+                progress.resync_pending.store(waiting as u64, Relaxed);
+                progress.resync_stuck.store(stuck as u64, Relaxed);
+                if core.halted() {
+                    progress.halted.store(true, Relaxed);
+                }
                 if did > 0 {
                     backoff.reset();
                 } else {
@@ -595,7 +723,15 @@ pub fn start(
             let mut source_errors = Vec::new();
             // Reports the exec ring had no room for. Gateways are only driven while it
             // is empty, so it holds at most what one submit or poll produced.
-            let mut exec_pending: VecDeque<ExecReport> = VecDeque::with_capacity(exec_pending_max);
+            let mut exec_pending: VecDeque<ExecEvent> = VecDeque::with_capacity(exec_pending_max);
+            // What the core was last told of each gateway's link.
+            let mut up: Vec<bool> = gateways.iter().map(|g| g.is_up()).collect();
+            for (g, gw) in gateways.iter().enumerate() {
+                if !up[g] {
+                    exec_pending.push_back(venue_event(g, false, clock::now()));
+                    link_changed(&progress, gw.as_ref(), false);
+                }
+            }
             let mut backoff = Backoff::new(wait);
             loop {
                 let now = clock::now();
@@ -645,8 +781,9 @@ pub fn start(
 
                 let mut in_flight = 0u64;
                 if exec_pending.is_empty() && journal.error.is_none() {
-                    let mut push =
-                        |r: ExecReport| exec_pending.push_back(ExecReport { recv_ts: now, ..r });
+                    let mut push = |r: ExecReport| {
+                        exec_pending.push_back(ExecEvent::Report(ExecReport { recv_ts: now, ..r }))
+                    };
                     for (g, gw) in gateways.iter_mut().enumerate() {
                         if gw.can_accept(EGRESS_BATCH as usize * ORDER_CHUNK) {
                             if let Ok(mut batch) = egress_rx[g].take(EGRESS_BATCH) {
@@ -665,6 +802,17 @@ pub fn start(
                         }
                         did += gw.poll(now, &mut push) as u64;
                         in_flight += gw.in_flight() as u64;
+                    }
+                    for (g, gw) in gateways.iter().enumerate() {
+                        let is_up = gw.is_up();
+                        if is_up != up[g] {
+                            // After the reports the gateway gave on the way (a
+                            // reconnect settles in-flight orders before it is up).
+                            up[g] = is_up;
+                            exec_pending.push_back(venue_event(g, is_up, now));
+                            link_changed(&progress, gw.as_ref(), is_up);
+                            did += 1;
+                        }
                     }
                 } else {
                     in_flight = gateways.iter().map(|g| g.in_flight() as u64).sum();

@@ -8,7 +8,7 @@
 
 use fillcast_engine::config::{
     load, load_str, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig, JournalConfig,
-    LeaderConfig, LeaderProfile, ModeConfig, SimVenueConfig, SourceConfig, Status,
+    LeaderConfig, LeaderProfile, ModeConfig, ResyncConfig, SimVenueConfig, SourceConfig, Status,
     SubscriptionConfig, SymbolConfig, VenueConfig,
 };
 use fillcast_engine::model::Universe;
@@ -190,6 +190,7 @@ fn example_and_reference_document_every_key() {
     for f in [
         fields::<Config>(),
         fields::<EngineConfig>(),
+        fields::<ResyncConfig>(),
         fields::<SymbolConfig>(),
         fields::<VenueConfig>(),
         fields::<SimVenueConfig>(),
@@ -210,6 +211,7 @@ fn example_and_reference_document_every_key() {
                 || l.starts_with(&format!("[{key}]"))
                 || l.starts_with(&format!("[[{key}]]"))
                 || l.starts_with(&format!("[venues.{key}]"))
+                || l.starts_with(&format!("[engine.{key}]"))
                 || l.starts_with(&format!("[leaders.{key}]"))
         });
         assert!(documented, "config/example.toml does not show `{key}`");

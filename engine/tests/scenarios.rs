@@ -11,14 +11,19 @@
 //!
 //! By default the venue fills every order in full at its limit right after each
 //! step (`@manual` turns that off; then `> venue fill|partial SUB N|reject SUB why|cancel SUB`).
+//! `@places N` gives each subscription N order places. Time: every step is 1 ms
+//! after the last; `> tick [MS]` lets MS more milliseconds (default 1000) pass and
+//! gives the core a tick (the resync); `> venue down|up` changes the venue's link.
+//! A resync decision prints as `SUB resync WHY STATUS [REASON]`; `= ready L1 yes|no`
+//! asks whether the core would take a leader fill of L1 now (backpressure).
 
 use fillcast_engine::config::{load_str, EngineConfig};
-use fillcast_engine::core::{Core, Decision, DecisionStatus, Notice, Outputs, Reason};
+use fillcast_engine::core::{Core, Decision, DecisionStatus, Notice, Outputs, Reason, SyncReason};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
 use fillcast_engine::ids::{fnv1a, leader_event_key};
-use fillcast_engine::model::{Side, SubIdx, Universe};
+use fillcast_engine::model::{Side, SubIdx, Universe, VenueIdx};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rust_decimal::Decimal;
 use std::path::Path;
@@ -69,12 +74,14 @@ struct Harness {
     manual: bool,
     open: Vec<FollowerOrder>,
     seq: u64,
+    /// Time let pass by `> tick`, ns.
+    waited: u64,
     trade: u64,
     out: Vec<String>,
 }
 
 impl Harness {
-    fn new(extra: &str, manual: bool) -> Harness {
+    fn new(extra: &str, manual: bool, places: usize) -> Harness {
         let text = format!("{BASE}\n{extra}");
         let cfg = load_str(&text, Path::new("scenario.toml"))
             .unwrap_or_else(|e| panic!("scenario config: {e:?}"));
@@ -83,6 +90,7 @@ impl Harness {
         let engine = EngineConfig {
             max_working_orders: 4096,
             dedup_window: 4096,
+            orders_per_subscription: places,
             ..EngineConfig::default()
         };
         Harness {
@@ -91,6 +99,7 @@ impl Harness {
             manual,
             open: Vec::new(),
             seq: 0,
+            waited: 0,
             trade: 0,
             out: Vec::new(),
         }
@@ -119,10 +128,17 @@ impl Harness {
     }
 
     fn render(&mut self, t: Transcript) {
-        let mut decisions = t.decisions.iter();
-        for d in decisions.by_ref() {
-            if d.status != DecisionStatus::Sent && d.reason != Reason::NoChange {
-                let sub = &self.u.subs[d.sub.0 as usize].id;
+        for d in &t.decisions {
+            let sub = &self.u.subs[d.sub.0 as usize].id;
+            if d.resync != SyncReason::None {
+                let line = format!(
+                    "{sub} resync {} {} {}",
+                    d.resync.as_str(),
+                    d.status.as_str(),
+                    d.reason.as_str()
+                );
+                self.out.push(line.trim_end().to_string());
+            } else if d.status != DecisionStatus::Sent && d.reason != Reason::NoChange {
                 self.out
                     .push(format!("{sub} {} {}", d.status.as_str(), d.reason.as_str()));
             }
@@ -153,9 +169,15 @@ impl Harness {
                     self.u.subs[sub.0 as usize].id,
                     reason.as_str()
                 )),
-                Notice::OutOfSync { sub } => self
-                    .out
-                    .push(format!("{} out_of_sync", self.u.subs[sub.0 as usize].id)),
+                Notice::OutOfSync { sub, symbol, why } => self.out.push(format!(
+                    "{} out_of_sync {} {}",
+                    self.u.subs[sub.0 as usize].id,
+                    self.u.symbols[symbol.0 as usize].name,
+                    why.as_str()
+                )),
+                Notice::VenueAlarm { stop, .. } => {
+                    self.out.push(format!("venue alarm stop={stop}"))
+                }
                 Notice::Rejected { .. } | Notice::Odd { .. } => {}
             }
         }
@@ -181,7 +203,7 @@ impl Harness {
     }
 
     fn ts(&self) -> u64 {
-        1_700_000_000_000_000_000 + self.seq * 1_000_000
+        1_700_000_000_000_000_000 + self.seq * 1_000_000 + self.waited
     }
 
     fn fill_all(&mut self) {
@@ -257,12 +279,25 @@ impl Harness {
                     &mut t,
                 );
             }
-            "pause" | "resume" | "stop" | "pause-leader" | "kill" => {
+            "tick" => {
+                let ms: u64 = w
+                    .get(1)
+                    .map_or(1000, |v| v.trim_end_matches("ms").parse().unwrap());
+                self.waited += ms * 1_000_000;
+                self.core.on_feed(
+                    &FeedEvent::Tick {
+                        ts: Nanos(self.ts()),
+                    },
+                    &mut t,
+                );
+            }
+            "pause" | "resume" | "stop" | "pause-leader" | "kill" | "resync" => {
                 let cmd = match w[0] {
                     "pause" => Command::PauseSubscription(self.sub(w[1])),
                     "resume" => Command::ResumeSubscription(self.sub(w[1])),
                     "stop" => Command::StopSubscription(self.sub(w[1])),
                     "pause-leader" => Command::PauseLeader(self.u.leader(w[1]).unwrap()),
+                    "resync" => Command::Resync(self.sub(w[1])),
                     _ => Command::KillSwitch,
                 };
                 self.core.on_feed(
@@ -275,6 +310,18 @@ impl Harness {
             }
             "venue" => {
                 match w[1] {
+                    "down" | "up" => {
+                        let mut t2 = Transcript::default();
+                        self.core.on_feed(
+                            &FeedEvent::Venue {
+                                venue: VenueIdx(0),
+                                up: w[1] == "up",
+                                ts: Nanos(self.ts()),
+                            },
+                            &mut t2,
+                        );
+                        self.render(t2);
+                    }
                     "fill" => self.fill_all(),
                     "partial" => {
                         let o = self.take_open(w[2]);
@@ -294,6 +341,11 @@ impl Harness {
                         let why = match w[3] {
                             "transient" => RejectReason::Transient,
                             "margin" => RejectReason::InsufficientMargin,
+                            "position_limit" => RejectReason::PositionLimit,
+                            "reduce_only" => RejectReason::ReduceOnly,
+                            "below_min" => RejectReason::BelowMin,
+                            "venue_down" => RejectReason::VenueDown,
+                            "unknown" => RejectReason::UnknownOrder,
                             _ => RejectReason::Other,
                         };
                         self.exec(o.id, ExecKind::Rejected, Lots(0), Ticks(0), why);
@@ -352,6 +404,22 @@ impl Harness {
                 let got = self.u.sym(sym).qty_decimal(self.core.target(sub, sym));
                 format!("= target {} {} {}", w[1], w[2], got)
             }
+            "ready" => {
+                let f = LeaderFill {
+                    leader: self.u.leader(w[1]).unwrap(),
+                    qty: Lots(1),
+                    price: Ticks(1),
+                    ..LeaderFill::default()
+                };
+                let ready = self.core.ready_for(&FeedEvent::LeaderFill(f));
+                format!("= ready {} {}", w[1], if ready { "yes" } else { "no" })
+            }
+            "working" => {
+                let sub = self.sub(w[1]);
+                let sym = self.u.symbol(w[2]).unwrap();
+                let got = self.u.sym(sym).qty_decimal(self.core.working(sub, sym));
+                format!("= working {} {} {}", w[1], w[2], got)
+            }
             "status" => format!(
                 "= status {} {:?}",
                 w[1],
@@ -363,6 +431,8 @@ impl Harness {
                     "duplicate_events" => s.duplicate_events,
                     "duplicate_fills" => s.duplicate_fills,
                     "retries" => s.retries,
+                    "gave_up" => s.gave_up,
+                    "pending" => self.core.resync_pending().0 as u64,
                     "live" => self.core.live_orders() as u64,
                     other => panic!("bad stat {other}"),
                 };
@@ -376,12 +446,18 @@ impl Harness {
 /// Run `script` against `config` and compare the transcript with the expected lines.
 fn check(config: &str, script: &str) {
     let manual = script.lines().any(|l| l.trim() == "@manual");
-    let mut h = Harness::new(config, manual);
+    let places = script
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("@places "))
+        .map_or(fillcast_engine::order::ORDERS_PER_SUBSCRIPTION, |n| {
+            n.parse().unwrap()
+        });
+    let mut h = Harness::new(config, manual, places);
     let mut expected = Vec::new();
     let mut got = Vec::new();
     for raw in script.lines() {
         let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line == "@manual" {
+        if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
             continue;
         }
         if let Some(input) = line.strip_prefix('>') {
@@ -788,27 +864,258 @@ fn partial_fill_leftover_heals_on_the_next_fill() {
 }
 
 #[test]
-fn reject_and_transient_failure_mid_order() {
+fn transient_reject_and_unfilled_remainder_are_resent_by_the_resync_after_a_backoff() {
     check(
         &one(RATIO_2, ""),
         "@manual
          > fill L1 X buy 5 @100
          F1:L1 buy 10 ioc@100
-         # a transient failure is retried with a fresh id for what is left
          > venue reject F1:L1 transient
+         # nothing before the backoff (engine.resync.backoff_ms = 10) has passed
+         > tick 5
+         > tick 10
+         F1:L1 resync reject_transient sent
          F1:L1 buy 10 ioc@100
          = stat retries 1
+         # the unfilled remainder of an opening order is chased (unfilled_opening = retry)
          > venue partial F1:L1 4
-         > fill L1 X buy 1 @100
-         F1:L1 buy 8 ioc@100
-         # a margin reject marks the subscription out of sync until the next fill heals it
+         > tick
+         F1:L1 resync unfilled sent
+         F1:L1 buy 6 ioc@100
+         > venue fill
+         = pos F1:L1 X 10
+         = stat pending 0",
+    );
+}
+
+#[test]
+fn margin_reject_of_an_opening_is_retried_smaller_and_other_rejects_mark_it_out_of_sync() {
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         # insufficient_margin = reduce: half the size per refusal
          > venue reject F1:L1 margin
-         F1:L1 out_of_sync
-         = pos F1:L1 X 4
+         > tick
+         F1:L1 resync reject_insufficient_margin reduced venue_limit
+         F1:L1 buy 5 ioc@100
+         > venue reject F1:L1 margin
+         > tick
+         F1:L1 resync reject_insufficient_margin reduced venue_limit
+         F1:L1 buy 2 ioc@100
+         > venue fill
+         = pos F1:L1 X 2
+         # other = out_of_sync: recorded with its reason, until the leader's next fill
          > fill L1 X buy 1 @100
          F1:L1 buy 10 ioc@100
+         > venue reject F1:L1 other
+         F1:L1 out_of_sync X reject_other
+         > tick
+         = stat pending 0
+         > fill L1 X buy 1 @100
+         F1:L1 buy 12 ioc@100
          > venue fill
          = pos F1:L1 X 14",
+    );
+}
+
+#[test]
+fn regression_rejected_close_is_retried_until_flat() {
+    // Finding 2 of issue 9: a reduce-only close rejected by the venue (margin,
+    // position limit) was never tried again, leaving the follower open.
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > venue fill
+         > fill L1 X sell 5 @100
+         F1:L1 sell 10 market reduce
+         > venue reject F1:L1 margin
+         > tick
+         F1:L1 resync reject_insufficient_margin sent
+         F1:L1 sell 10 market reduce
+         > venue reject F1:L1 position_limit
+         > tick
+         F1:L1 resync reject_position_limit sent
+         F1:L1 sell 10 market reduce
+         > venue partial F1:L1 3
+         > tick
+         F1:L1 resync unfilled sent
+         F1:L1 sell 7 market reduce
+         > venue fill
+         = pos F1:L1 X 0
+         = stat pending 0",
+    );
+}
+
+#[test]
+fn a_close_refused_every_time_is_given_up_with_its_reason_and_a_resync_command_retries_it() {
+    let mut script = String::from(
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > venue fill
+         > fill L1 X sell 5 @100
+         F1:L1 sell 10 market reduce
+         > venue reject F1:L1 position_limit
+         ",
+    );
+    // engine.max_retries = 6 attempts without a fill, then out of sync.
+    for _ in 0..6 {
+        script.push_str(
+            "> tick 60000
+             F1:L1 resync reject_position_limit sent
+             F1:L1 sell 10 market reduce
+             > venue reject F1:L1 position_limit
+             ",
+        );
+    }
+    script.push_str(
+        "> tick 60000
+         F1:L1 out_of_sync X reject_position_limit
+         = stat gave_up 1
+         = stat pending 0
+         = pos F1:L1 X 10
+         > resync F1:L1
+         > tick
+         F1:L1 resync command sent
+         F1:L1 sell 10 market reduce
+         > venue fill
+         = pos F1:L1 X 0",
+    );
+    check(&one(RATIO_2, ""), &script);
+}
+
+#[test]
+fn regression_flip_whose_opening_leg_finds_no_place_is_deferred_not_sent() {
+    // Finding 3 of issue 9: the flip's close went out, its opening leg found the
+    // order table full, and the decision was recorded `sent`.
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         @places 2
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > venue fill
+         > fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         # one place left: a flip (close and open) would not fit
+         = ready L1 no
+         > fill L1 X sell 8 @100
+         F1:L1 deferred order_table_full
+         F1:L1 sell 12 market reduce
+         > venue fill
+         = pos F1:L1 X 0
+         = ready L1 yes
+         > tick
+         F1:L1 resync order_table_full sent
+         F1:L1 sell 4 ioc@100
+         > venue fill
+         = pos F1:L1 X -4",
+    );
+}
+
+#[test]
+fn regression_burst_of_partials_then_close_is_held_back_or_deferred_never_skipped() {
+    // Finding 1 of issue 9 at the core: from the ninth fill of a burst on, decisions
+    // were skipped `order_table_full`, the close to flat included. The core now asks
+    // for the fill to be held back (`ready`); fed anyway, it defers to the resync.
+    let mut script = String::from(
+        "@manual
+",
+    );
+    for _ in 0..7 {
+        script.push_str(
+            "> fill L1 X buy 1 @100
+F1:L1 buy 2 ioc@100
+",
+        );
+    }
+    script.push_str(
+        "= ready L1 no
+         > fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > fill L1 X buy 1 @100
+         F1:L1 deferred order_table_full
+         > fill L1 X sell 9 @100
+         F1:L1 deferred order_table_full
+         = working F1:L1 X 16
+         > venue fill
+         = pos F1:L1 X 16
+         > tick
+         F1:L1 resync order_table_full sent
+         F1:L1 sell 16 market reduce
+         > venue fill
+         = pos F1:L1 X 0
+         = stat live 0",
+    );
+    check(&one(RATIO_2, ""), &script);
+}
+
+#[test]
+fn venue_down_defers_decisions_and_the_resync_catches_up_on_reconnect_closes_first() {
+    let cfg = format!(
+        "{}
+[[followers]]
+id = \"A\"\nequity = \"100000\"\n[[followers]]\nid = \"B\"\nequity = \"100000\"\n\
+         [[subscriptions]]\nid = \"A:L1\"\nfollower = \"A\"\nleader = \"L1\"\nallocation = \"1000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 0\n\
+         [[subscriptions]]\nid = \"B:L2\"\nfollower = \"B\"\nleader = \"L2\"\nallocation = \"1000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 0\n",
+        leaders(2)
+    );
+    check(
+        &cfg,
+        "@manual
+         > fill L1 X buy 5 @100
+         A:L1 buy 5 ioc@100
+         > venue fill
+         > venue down
+         # leader fills are still taken, decided and recorded; nothing is sent
+         = ready L1 yes
+         > fill L2 X buy 3 @100
+         B:L2 deferred venue_down
+         > fill L1 X sell 5 @100
+         A:L1 deferred venue_down
+         > stop A:L1
+         A:L1 stopped follower_stopped
+         > tick
+         = stat pending 2
+         > venue up
+         # the close goes first, then the opening
+         > tick
+         A:L1 resync venue_down sent
+         B:L2 resync venue_down sent
+         A:L1 sell 5 market reduce
+         B:L2 buy 3 ioc@100
+         > venue fill
+         = pos A:L1 X 0
+         = pos B:L2 X 3
+         = stat pending 0",
+    );
+}
+
+#[test]
+fn an_order_the_gateway_could_not_send_waits_for_the_venue_and_an_alarm_is_raised() {
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         # the gateway lost the venue before the core heard of it
+         > venue reject F1:L1 venue_down
+         > venue down
+         > tick 9000
+         > tick 1000
+         venue alarm stop=false
+         > tick 60000
+         = working F1:L1 X 0
+         > venue up
+         > tick
+         F1:L1 resync venue_down sent
+         F1:L1 buy 10 ioc@100
+         > venue fill
+         = pos F1:L1 X 10",
     );
 }
 

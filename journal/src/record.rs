@@ -7,11 +7,11 @@
 //! validates the archive (rkyv + bytecheck, no copy) and every enum code, so a
 //! hostile or damaged journal gives an error, never a panic.
 
-use fillcast_engine::core::{Decision, DecisionStatus, Notice, Reason};
+use fillcast_engine::core::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
-use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx};
+use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::order::Oddity;
 use fillcast_engine::port::JournalEntry;
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
@@ -38,10 +38,16 @@ pub enum Kind {
     /// An order and the decision that made it, in one record: the common case of a
     /// decision with a single leg, which would otherwise be two records.
     OrderDecision = 10,
+    /// Time passing (`FeedEvent::Tick`): the resync's and the venue alarm's clock.
+    Tick = 11,
+    /// A venue's link went down or came back (`FeedEvent::Venue`).
+    Venue = 12,
+    /// A decision the resync made (`Decision::resync` is not `None`).
+    ResyncDecision = 13,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -52,6 +58,9 @@ impl Kind {
         Kind::Order,
         Kind::Notice,
         Kind::OrderDecision,
+        Kind::Tick,
+        Kind::Venue,
+        Kind::ResyncDecision,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -70,6 +79,9 @@ impl Kind {
             Kind::Order => "order",
             Kind::Notice => "notice",
             Kind::OrderDecision => "order_decision",
+            Kind::Tick => "tick",
+            Kind::Venue => "venue",
+            Kind::ResyncDecision => "resync_decision",
         }
     }
 
@@ -77,7 +89,12 @@ impl Kind {
     pub fn is_input(self) -> bool {
         !matches!(
             self,
-            Kind::Config | Kind::Decision | Kind::Order | Kind::Notice | Kind::OrderDecision
+            Kind::Config
+                | Kind::Decision
+                | Kind::Order
+                | Kind::Notice
+                | Kind::OrderDecision
+                | Kind::ResyncDecision
         )
     }
 }
@@ -172,6 +189,25 @@ pub struct OrderDecisionRec {
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickRec {
+    pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VenueRec {
+    pub venue: u16,
+    pub up: bool,
+    pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResyncDecisionRec {
+    pub decision: DecisionRec,
+    /// `SyncReason::code`.
+    pub why: u8,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoticeRec {
     pub code: u8,
     pub sub: u32,
@@ -237,11 +273,7 @@ const EXEC_KINDS: [ExecKind; 5] = [
     ExecKind::Expired,
 ];
 const REJECTS: [RejectReason; 9] = RejectReason::ALL;
-const STATUSES: [DecisionStatus; 3] = [
-    DecisionStatus::Sent,
-    DecisionStatus::Reduced,
-    DecisionStatus::Skipped,
-];
+const STATUSES: [DecisionStatus; 4] = DecisionStatus::ALL;
 const ORDER_TYPES: [OrderType; 2] = [OrderType::LimitIoc, OrderType::Market];
 const ODDITIES: [Oddity; 5] = [
     Oddity::None,
@@ -260,6 +292,9 @@ fn kind_of(e: &JournalEntry) -> Option<Kind> {
         JournalEntry::Feed(FeedEvent::MarkPrice { .. }) => Kind::MarkPrice,
         JournalEntry::Feed(FeedEvent::LeaderEquity { .. }) => Kind::LeaderEquity,
         JournalEntry::Feed(FeedEvent::Command { .. }) => Kind::Command,
+        JournalEntry::Feed(FeedEvent::Tick { .. }) => Kind::Tick,
+        JournalEntry::Feed(FeedEvent::Venue { .. }) => Kind::Venue,
+        JournalEntry::Decision(d) if d.resync != SyncReason::None => Kind::ResyncDecision,
         JournalEntry::Exec(_) => Kind::Exec,
         JournalEntry::Decision(_) => Kind::Decision,
         JournalEntry::Order(_) => Kind::Order,
@@ -275,6 +310,7 @@ fn command_code(c: Command) -> (u8, u32) {
         Command::PauseLeader(l) => (3, l.0),
         Command::ResumeLeader(l) => (4, l.0),
         Command::KillSwitch => (5, 0),
+        Command::Resync(s) => (6, s.0),
     }
 }
 
@@ -286,6 +322,7 @@ fn command_from(code: u8, target: u32) -> Result<Command, RecordError> {
         3 => Command::PauseLeader(LeaderIdx(target)),
         4 => Command::ResumeLeader(LeaderIdx(target)),
         5 => Command::KillSwitch,
+        6 => Command::Resync(SubIdx(target)),
         c => {
             return Err(RecordError::BadCode {
                 kind: "command",
@@ -323,12 +360,23 @@ fn notice_rec(n: &Notice) -> NoticeRec {
             reason: code(&REJECTS, reason),
             detail: retried as u8,
         },
-        Notice::OutOfSync { sub } => NoticeRec {
+        Notice::OutOfSync { sub, symbol, why } => NoticeRec {
             code: 3,
             sub: sub.0,
-            order_id: 0,
-            reason: 0,
+            order_id: symbol.0 as u64,
+            reason: why.code(),
             detail: 0,
+        },
+        Notice::VenueAlarm {
+            venue,
+            down_ns,
+            stop,
+        } => NoticeRec {
+            code: 4,
+            sub: venue.0 as u32,
+            order_id: down_ns,
+            reason: 0,
+            detail: stop as u8,
         },
     }
 }
@@ -348,7 +396,28 @@ fn notice_from(r: &NoticeRec) -> Result<Notice, RecordError> {
             reason: from_code(&REJECTS, r.reason, "notice", "reject")?,
             retried: r.detail != 0,
         },
-        3 => Notice::OutOfSync { sub: SubIdx(r.sub) },
+        3 => Notice::OutOfSync {
+            sub: SubIdx(r.sub),
+            symbol: SymbolIdx(u16::try_from(r.order_id).map_err(|_| RecordError::BadCode {
+                kind: "notice",
+                field: "symbol",
+                code: u8::MAX,
+            })?),
+            why: SyncReason::from_code(r.reason).ok_or(RecordError::BadCode {
+                kind: "notice",
+                field: "why",
+                code: r.reason,
+            })?,
+        },
+        4 => Notice::VenueAlarm {
+            venue: VenueIdx(u16::try_from(r.sub).map_err(|_| RecordError::BadCode {
+                kind: "notice",
+                field: "venue",
+                code: u8::MAX,
+            })?),
+            down_ns: r.order_id,
+            stop: r.detail != 0,
+        },
         c => {
             return Err(RecordError::BadCode {
                 kind: "notice",
@@ -456,6 +525,22 @@ impl Encoder {
                     recv_ts: r.recv_ts.0,
                 })?,
             ),
+            JournalEntry::Feed(FeedEvent::Tick { ts }) => (ts.0, self.put(&TickRec { ts: ts.0 })?),
+            JournalEntry::Feed(FeedEvent::Venue { venue, up, ts }) => (
+                ts.0,
+                self.put(&VenueRec {
+                    venue: venue.0,
+                    up,
+                    ts: ts.0,
+                })?,
+            ),
+            JournalEntry::Decision(d) if d.resync != SyncReason::None => (
+                0,
+                self.put(&ResyncDecisionRec {
+                    decision: decision_rec(&d),
+                    why: d.resync.code(),
+                })?,
+            ),
             JournalEntry::Decision(d) => (0, self.put(&decision_rec(&d))?),
             JournalEntry::Order(o) => (o.ts.0, self.put(&order_rec(&o))?),
             JournalEntry::Notice(n) => (0, self.put(&notice_rec(&n))?),
@@ -468,7 +553,11 @@ impl Encoder {
     /// stream, when the order is that decision's (same subscription and leader
     /// event); `None` otherwise, and the two are written as they are.
     pub fn pair(&mut self, o: &FollowerOrder, d: &Decision) -> Result<Option<Encoded<'_>>, String> {
-        if o.leader_event_key == 0 || o.leader_event_key != d.event_key || o.sub != d.sub {
+        if o.leader_event_key == 0
+            || o.leader_event_key != d.event_key
+            || o.sub != d.sub
+            || d.resync != SyncReason::None
+        {
             return Ok(None);
         }
         let rec = OrderDecisionRec {
@@ -527,6 +616,7 @@ fn decision_from(r: &ArchivedDecisionRec, k: &'static str) -> Result<Decision, R
         status: from_code(&STATUSES, r.status, k, "status")?,
         reason: from_code(&Reason::ALL, r.reason, k, "reason")?,
         revision: r.revision.to_native(),
+        resync: SyncReason::None,
     })
 }
 
@@ -629,6 +719,39 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             k,
         )?),
         Kind::Order => Entry::Order(order_from(access::<ArchivedOrderRec>(kind, payload)?, k)?),
+        Kind::Tick => {
+            let r = access::<ArchivedTickRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::Tick {
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
+        Kind::Venue => {
+            let r = access::<ArchivedVenueRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::Venue {
+                venue: VenueIdx(r.venue.to_native()),
+                up: r.up,
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
+        Kind::ResyncDecision => {
+            let r = access::<ArchivedResyncDecisionRec>(kind, payload)?;
+            let resync = SyncReason::from_code(r.why).ok_or(RecordError::BadCode {
+                kind: k,
+                field: "why",
+                code: r.why,
+            })?;
+            if resync == SyncReason::None {
+                return Err(RecordError::BadCode {
+                    kind: k,
+                    field: "why",
+                    code: r.why,
+                });
+            }
+            Entry::Decision(Decision {
+                resync,
+                ..decision_from(&r.decision, k)?
+            })
+        }
         Kind::OrderDecision => {
             let r = access::<ArchivedOrderDecisionRec>(kind, payload)?;
             Entry::OrderDecision(order_from(&r.order, k)?, decision_from(&r.decision, k)?)
@@ -657,6 +780,7 @@ fn decision_json(d: &Decision) -> serde_json::Value {
         "kind": "decision", "event_key": format!("{:016x}", d.event_key), "sub": d.sub.0,
         "symbol": d.symbol.0, "target_lots": d.target.0, "delta_lots": d.delta.0, "sent_lots": d.sent.0,
         "status": d.status.as_str(), "reason": d.reason.as_str(), "revision": format!("{:016x}", d.revision),
+        "resync": d.resync.as_str(),
     })
 }
 
@@ -700,6 +824,10 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
             json!({"seq": seq, "ts": ts, "kind": "command", "command": format!("{cmd:?}")})
         }
         Entry::Feed(FeedEvent::Empty) => json!({"seq": seq, "ts": ts, "kind": "empty"}),
+        Entry::Feed(FeedEvent::Tick { .. }) => json!({"seq": seq, "ts": ts, "kind": "tick"}),
+        Entry::Feed(FeedEvent::Venue { venue, up, .. }) => {
+            json!({"seq": seq, "ts": ts, "kind": "venue", "venue": venue.0, "up": up})
+        }
         Entry::Exec(r) => json!({
             "seq": seq, "ts": ts, "kind": "exec", "order_id": format!("{:016x}", r.order_id),
             "exec": format!("{:?}", r.kind).to_lowercase(), "qty_lots": r.qty.0, "price_ticks": r.price.0,

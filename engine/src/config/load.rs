@@ -513,6 +513,56 @@ fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
             );
         }
     }
+    let places = e.orders_per_subscription;
+    if !(crate::order::ORDERS_PER_DECISION_MAX..=crate::order::ORDERS_PER_SUBSCRIPTION_MAX)
+        .contains(&places)
+    {
+        out.error(
+            engine.field_at("orders_per_subscription"),
+            format!(
+                "`orders_per_subscription` must be in {}..={} (a flip needs two places); got {places}",
+                crate::order::ORDERS_PER_DECISION_MAX,
+                crate::order::ORDERS_PER_SUBSCRIPTION_MAX
+            ),
+        );
+    }
+    let resync = engine.get("resync").unwrap_or(engine);
+    if e.resync.backoff_ms == 0 || e.resync.backoff_max_ms < e.resync.backoff_ms {
+        out.error(
+            resync.field_at("backoff_ms"),
+            format!(
+                "`backoff_ms` must be at least 1 and at most `backoff_max_ms`; got {} and {}",
+                e.resync.backoff_ms, e.resync.backoff_max_ms
+            ),
+        );
+    }
+    if e.resync.backoff_max_ms > 3_600_000 {
+        out.error(
+            resync.field_at("backoff_max_ms"),
+            format!(
+                "`backoff_max_ms` is at most one hour (3600000); got {}",
+                e.resync.backoff_max_ms
+            ),
+        );
+    }
+    if e.resync.unfilled_opening == crate::config::RejectPolicy::Reduce {
+        out.error(
+            resync.field_at("unfilled_opening"),
+            "`unfilled_opening` is `retry`, `skip` or `out_of_sync` (an unfilled remainder was not refused for its size)",
+        );
+    }
+    if e.max_retries == 0 || e.max_retries > 64 {
+        out.error(
+            engine.field_at("max_retries"),
+            format!("`max_retries` must be in 1..=64; got {}", e.max_retries),
+        );
+    }
+    if e.venue_down_alarm_ms == 0 {
+        out.error(
+            engine.field_at("venue_down_alarm_ms"),
+            "`venue_down_alarm_ms` must be positive",
+        );
+    }
     for (field, n) in [
         ("max_working_orders", e.max_working_orders),
         ("dedup_window", e.dedup_window),
@@ -563,6 +613,24 @@ fn check_venues(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) -> Seen {
                 "`address` is only used by kind `sim_remote`",
             ),
             _ => {}
+        }
+        if v.heartbeat_ms == 0 || v.down_after_ms < v.heartbeat_ms {
+            out.error(
+                item.field_at("down_after_ms"),
+                format!(
+                    "`heartbeat_ms` must be at least 1 and `down_after_ms` at least `heartbeat_ms`; got {} and {}",
+                    v.heartbeat_ms, v.down_after_ms
+                ),
+            );
+        }
+        if v.down_after_ms > 3_600_000 {
+            out.error(
+                item.field_at("down_after_ms"),
+                format!(
+                    "`down_after_ms` is at most one hour (3600000); got {}",
+                    v.down_after_ms
+                ),
+            );
         }
         let sim = item.get("sim").unwrap_or(item);
         for (field, ppm) in [

@@ -100,10 +100,99 @@ pub struct EngineConfig {
     /// `spin`, `spin-hint`, `backoff` (spin, then yield, then sleep) or `sleep`.
     #[serde(default = "defaults::wait")]
     pub wait: WaitConfig,
-    /// Retries with a fresh client id after a transient venue failure, or of the
-    /// unfilled remainder of a reduce-only order.
+    /// Resync attempts per (subscription, symbol) without a fill in between, each
+    /// with a fresh client order id, before the pair is marked out of sync (with its
+    /// reason) to wait for a person or the leader's next fill.
     #[serde(default = "defaults::max_retries")]
     pub max_retries: u32,
+    /// Orders one subscription can have live at once (2 ..= 64). A leader fill is
+    /// taken only when each of the leader's subscriptions has room for two more (a
+    /// flip is two orders): a full table slows intake, it never skips an order.
+    #[serde(default = "defaults::orders_per_subscription")]
+    pub orders_per_subscription: usize,
+    /// How the engine brings a follower back to its target without waiting for the
+    /// leader's next fill.
+    #[serde(default)]
+    pub resync: ResyncConfig,
+    /// A venue down this long raises an alarm (log, summary, journal).
+    #[serde(default = "defaults::venue_down_alarm_ms")]
+    pub venue_down_alarm_ms: u64,
+    /// What the alarm does besides: `alarm` (keep running; leader fills are still
+    /// journaled and targets kept, and the resync catches up on reconnect) or `stop`
+    /// (the engine stops taking input and exits with an error).
+    #[serde(default)]
+    pub on_venue_down: VenueDownPolicy,
+}
+
+/// The resync: when a subscription's held quantity (position plus working orders)
+/// differs from its target for a reason that can heal, the engine sends the
+/// catch-up itself after a backoff. Closes and reductions are always retried;
+/// these policies say what to do when a venue rejects an order that adds exposure.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResyncConfig {
+    /// Wait before the first attempt, ms; each further attempt waits twice as long.
+    pub backoff_ms: u64,
+    /// The longest wait between attempts, ms.
+    pub backoff_max_ms: u64,
+    /// The unfilled part of an opening order that ended (IOC remainder canceled,
+    /// expired): `retry` or `skip` (heal on the leader's next fill).
+    pub unfilled_opening: RejectPolicy,
+    pub insufficient_margin: RejectPolicy,
+    pub position_limit: RejectPolicy,
+    pub below_min: RejectPolicy,
+    pub reduce_only: RejectPolicy,
+    pub other: RejectPolicy,
+}
+
+impl Default for ResyncConfig {
+    fn default() -> Self {
+        ResyncConfig {
+            backoff_ms: 10,
+            backoff_max_ms: 2_000,
+            unfilled_opening: RejectPolicy::Retry,
+            insufficient_margin: RejectPolicy::Reduce,
+            position_limit: RejectPolicy::Reduce,
+            below_min: RejectPolicy::Skip,
+            reduce_only: RejectPolicy::OutOfSync,
+            other: RejectPolicy::OutOfSync,
+        }
+    }
+}
+
+/// What to do about an order that adds exposure and did not go through.
+#[derive(Copy, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectPolicy {
+    /// Send the catch-up again, with a fresh id, after the backoff.
+    #[default]
+    Retry,
+    /// Send it again at half the size each attempt (what may be executable).
+    Reduce,
+    /// Leave it: the leader's next fill recomputes the target.
+    Skip,
+    /// Mark the subscription out of sync, with the reason, and wait for a person
+    /// (or the leader's next fill).
+    OutOfSync,
+}
+
+impl RejectPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectPolicy::Retry => "retry",
+            RejectPolicy::Reduce => "reduce",
+            RejectPolicy::Skip => "skip",
+            RejectPolicy::OutOfSync => "out_of_sync",
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VenueDownPolicy {
+    #[default]
+    Alarm,
+    Stop,
 }
 
 impl Default for EngineConfig {
@@ -119,6 +208,10 @@ impl Default for EngineConfig {
             io_cpu: None,
             wait: defaults::wait(),
             max_retries: defaults::max_retries(),
+            orders_per_subscription: defaults::orders_per_subscription(),
+            resync: ResyncConfig::default(),
+            venue_down_alarm_ms: defaults::venue_down_alarm_ms(),
+            on_venue_down: VenueDownPolicy::Alarm,
         }
     }
 }
@@ -153,7 +246,19 @@ pub mod defaults {
         WaitConfig::Backoff
     }
     pub fn max_retries() -> u32 {
-        3
+        6
+    }
+    pub fn orders_per_subscription() -> usize {
+        crate::order::ORDERS_PER_SUBSCRIPTION
+    }
+    pub fn venue_down_alarm_ms() -> u64 {
+        10_000
+    }
+    pub fn heartbeat_ms() -> u64 {
+        250
+    }
+    pub fn down_after_ms() -> u64 {
+        1_000
     }
     pub fn slippage_bps() -> u32 {
         50
@@ -198,6 +303,13 @@ pub struct VenueConfig {
     /// `host:port` of a `sim_remote` venue.
     #[serde(default)]
     pub address: Option<String>,
+    /// A `sim_remote` venue is pinged this often while the engine waits for it, ms.
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// ... and declared down (then reconnected with backoff) after this long
+    /// without a word from it, ms.
+    #[serde(default = "defaults::down_after_ms")]
+    pub down_after_ms: u64,
     #[serde(default)]
     pub sim: SimVenueConfig,
 }

@@ -72,6 +72,8 @@ pub fn config() -> Config {
             name: "sim".into(),
             kind: VenueKind::Sim,
             address: None,
+            heartbeat_ms: fillcast_engine::config::defaults::heartbeat_ms(),
+            down_after_ms: fillcast_engine::config::defaults::down_after_ms(),
             sim: SimVenueConfig::default(),
         }],
         leaders: vec![

@@ -182,6 +182,8 @@ enum InputKind {
     Exec {
         order_id: u64,
     },
+    /// A resync tick: its orders wait for their decisions like a leader fill's.
+    Tick,
     Other,
 }
 
@@ -404,6 +406,7 @@ impl Builder {
             Entry::Exec(r) => InputKind::Exec {
                 order_id: r.order_id,
             },
+            Entry::Feed(FeedEvent::Tick { .. }) => InputKind::Tick,
             Entry::Feed(_) => InputKind::Other,
             _ => InputKind::None,
         }
@@ -571,6 +574,7 @@ impl Builder {
                     Command::PauseLeader(l) => (chk.leader(l.0)?, "pause_leader"),
                     Command::ResumeLeader(l) => (chk.leader(l.0)?, "resume_leader"),
                     Command::KillSwitch => ("*", "kill_switch"),
+                    Command::Resync(s) => (chk.sub(s.0)?, "resync_subscription"),
                 };
                 batch.audit.push(AuditRow {
                     seq: seq_i,
@@ -584,6 +588,28 @@ impl Builder {
             }
             Entry::Feed(FeedEvent::Empty) => {
                 self.set_input(seq, ts, InputKind::Other);
+                Ok(())
+            }
+            Entry::Feed(FeedEvent::Tick { .. }) => {
+                // The resync's decisions follow, each after its orders.
+                self.set_input(seq, ts, InputKind::Tick);
+                Ok(())
+            }
+            Entry::Feed(FeedEvent::Venue { venue, up, ts: t }) => {
+                self.set_input(seq, ts, InputKind::Other);
+                let name = u
+                    .venues
+                    .get(venue.0 as usize)
+                    .map(|v| v.name.clone())
+                    .ok_or_else(|| bad(seq, format!("venue {} is not in the config", venue.0)))?;
+                batch.audit.push(AuditRow {
+                    seq: seq_i,
+                    ts: to_i64(seq, "timestamp", t.0)?,
+                    kind: if up { "venue_up" } else { "venue_down" },
+                    subject: name,
+                    reason: if up { "reconnected" } else { "venue_down" },
+                    detail: String::new(),
+                });
                 Ok(())
             }
             Entry::Exec(r) => {
@@ -974,6 +1000,7 @@ impl Builder {
             status: d.status,
             reason: d.reason,
             revision: d.revision,
+            resync: d.resync,
         });
         // This decision's orders came just before it.
         let mut mine = Vec::new();
@@ -1039,6 +1066,8 @@ impl Builder {
                 InputKind::LeaderFill { event_key } if event_key == o.leader_event_key => {
                     awaits = true
                 }
+                // A resync's order: its decision comes right after.
+                InputKind::Tick => awaits = true,
                 // A retry: the instruction of the order it retries.
                 InputKind::Exec { order_id } => {
                     if let Some(c) = self.cached(order_id, store)? {
@@ -1105,7 +1134,35 @@ impl Builder {
                 reason.as_str(),
                 if retried { "retried" } else { "" },
             ),
-            Notice::OutOfSync { sub } => ("out_of_sync", chk.sub(sub.0)?.to_string(), "", ""),
+            Notice::OutOfSync { sub, symbol, why } => (
+                "out_of_sync",
+                chk.sub(sub.0)?.to_string(),
+                why.as_str(),
+                chk.symbol(symbol.0)?,
+            ),
+            Notice::VenueAlarm {
+                venue,
+                down_ns,
+                stop,
+            } => {
+                let name = chk
+                    .u
+                    .venues
+                    .get(venue.0 as usize)
+                    .map(|v| v.name.clone())
+                    .ok_or_else(|| {
+                        bad(chk.seq, format!("venue {} is not in the config", venue.0))
+                    })?;
+                batch.audit.push(AuditRow {
+                    seq,
+                    ts,
+                    kind: "venue_alarm",
+                    subject: name,
+                    reason: if stop { "engine_stopped" } else { "venue_down" },
+                    detail: format!("down {:.1} s", down_ns as f64 / 1e9),
+                });
+                return Ok(());
+            }
         };
         batch.audit.push(AuditRow {
             seq,

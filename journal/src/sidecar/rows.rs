@@ -7,7 +7,7 @@
 
 use crate::sidecar::build::{Order, Position};
 use crate::sidecar::schema;
-use fillcast_engine::core::{DecisionStatus, Reason};
+use fillcast_engine::core::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::event::{OrderType, RejectReason};
 use fillcast_engine::model::{Mode, Side, Universe};
 use fillcast_engine::units::{Lots, Money, Ticks};
@@ -190,9 +190,7 @@ pub(crate) fn order_type_str(t: OrderType) -> &'static str {
 
 /// Inverse of `RejectReason::as_str`.
 pub(crate) fn reject_from_str(s: &str) -> Option<RejectReason> {
-    RejectReason::ALL
-        .into_iter()
-    .find(|r| r.as_str() == s)
+    RejectReason::ALL.into_iter().find(|r| r.as_str() == s)
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -278,6 +276,7 @@ pub(crate) struct InstructionRow {
     pub status: DecisionStatus,
     pub reason: Reason,
     pub revision: u64,
+    pub resync: SyncReason,
 }
 
 impl Row for InstructionRow {
@@ -302,6 +301,7 @@ impl Row for InstructionRow {
         s.text(self.status.as_str());
         s.text(self.reason.as_str());
         s.text(Id::hex(self.revision).as_str());
+        s.text(self.resync.as_str());
         Ok(())
     }
 }

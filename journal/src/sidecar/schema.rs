@@ -169,8 +169,13 @@ CREATE TABLE audit_log (
 );
 "#;
 
+/// Version 2: why the resync made an instruction (empty for a leader fill's).
+const V2: &str = r#"
+ALTER TABLE copy_instructions ADD COLUMN resync TEXT NOT NULL DEFAULT '';
+"#;
+
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -266,6 +271,7 @@ pub const COPY_INSTRUCTIONS_COLUMNS: &[&str] = &[
     "status",
     "reason",
     "config_revision",
+    "resync",
 ];
 pub const FOLLOWER_ORDERS_COLUMNS: &[&str] = &[
     "client_order_id",
