@@ -147,6 +147,8 @@ impl OrderHistory {
 struct Pending {
     due: Nanos,
     report: ExecReport,
+    /// The `tag` of the `submit_tagged` call that made the report (0 for `submit`).
+    tag: u64,
 }
 
 /// An in-process simulated venue. See the module docs.
@@ -169,6 +171,8 @@ pub struct SimVenue {
     trades: u64,
     positions: HashMap<(FollowerIdx, SymbolIdx), Lots, IdHash>,
     history: History,
+    /// The tag of the `submit_tagged` call under way, for the reports it queues.
+    tag: u64,
     stats: SimStats,
 }
 
@@ -198,6 +202,7 @@ impl SimVenue {
             trades: 0,
             positions: HashMap::with_hasher(IdHash),
             history: History::new(HISTORY_ORDERS_DEFAULT),
+            tag: 0,
             stats: SimStats::default(),
         }
     }
@@ -315,10 +320,12 @@ impl SimVenue {
     fn push(&mut self, due: Nanos, report: ExecReport) {
         debug_assert!(self.queue.len() < self.queue_reports_max);
         debug_assert!(due >= self.due_last);
-        self.queue.push_back(Pending { due, report });
+        let tag = self.tag;
+        self.queue.push_back(Pending { due, report, tag });
     }
 
-    /// Decides the fate of one order, queues its reports and returns what it did.
+    /// Decides the fate of one order, queues its reports (tagged with `self.tag`) and
+    /// returns what it did.
     fn execute(&mut self, order: &FollowerOrder, due: Nanos) -> Record {
         let mut record = Record::new(order, due);
         let base = ExecReport {
@@ -426,37 +433,36 @@ impl SimVenue {
         record
     }
 
-    fn deliver_due(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
+    fn deliver_due(&mut self, now: Nanos, mut out: impl FnMut(u64, ExecReport)) -> usize {
         let mut delivered = 0;
         // Bounded by the queue length.
         while let Some(head) = self.queue.front() {
             if head.due > now {
                 break;
             }
-            let mut report = head.report;
+            let (mut report, tag) = (head.report, head.tag);
             self.queue.pop_front();
             report.recv_ts = now;
-            out(report);
+            out(tag, report);
             delivered += 1;
         }
         self.stats.delivered += delivered as u64;
         delivered
     }
-}
 
-impl Gateway for SimVenue {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn can_accept(&self, orders: usize) -> bool {
-        orders
-            .checked_mul(REPORTS_PER_ORDER_MAX)
-            .and_then(|r| r.checked_add(self.queue.len()))
-            .is_some_and(|total| total <= self.queue_reports_max)
-    }
-
-    fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
+    /// `Gateway::submit` for a venue several clients share: every report comes with
+    /// the `tag` of the call that submitted its order (the sim server passes the
+    /// client's session), so that reports go back to whoever sent the order, even for
+    /// a client order id that two clients used. The reports due at once may include
+    /// earlier calls' reports, each with its own tag.
+    pub fn submit_tagged(
+        &mut self,
+        orders: &[FollowerOrder],
+        now: Nanos,
+        tag: u64,
+        mut out: impl FnMut(u64, ExecReport),
+    ) {
+        self.tag = tag;
         let due = Nanos(now.0.saturating_add(self.latency.0)).max(self.due_last);
         for order in orders {
             self.stats.orders += 1;
@@ -469,14 +475,17 @@ impl Gateway for SimVenue {
                 self.stats.rejected_transient += 1;
                 self.stats.rejected_queue_full += 1;
                 self.stats.delivered += 1;
-                out(ExecReport {
-                    order_id: order.id,
-                    kind: ExecKind::Rejected,
-                    reject: RejectReason::Transient,
-                    venue_ts: now,
-                    recv_ts: now,
-                    ..ExecReport::default()
-                });
+                out(
+                    tag,
+                    ExecReport {
+                        order_id: order.id,
+                        kind: ExecKind::Rejected,
+                        reject: RejectReason::Transient,
+                        venue_ts: now,
+                        recv_ts: now,
+                        ..ExecReport::default()
+                    },
+                );
                 if first {
                     let record = Record::new(order, now).ended(
                         ExecKind::Rejected,
@@ -497,8 +506,30 @@ impl Gateway for SimVenue {
         self.deliver_due(now, out);
     }
 
-    fn poll(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
+    /// `Gateway::poll` with each report's tag (see `submit_tagged`).
+    pub fn poll_tagged(&mut self, now: Nanos, out: impl FnMut(u64, ExecReport)) -> usize {
         self.deliver_due(now, out)
+    }
+}
+
+impl Gateway for SimVenue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn can_accept(&self, orders: usize) -> bool {
+        orders
+            .checked_mul(REPORTS_PER_ORDER_MAX)
+            .and_then(|r| r.checked_add(self.queue.len()))
+            .is_some_and(|total| total <= self.queue_reports_max)
+    }
+
+    fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
+        self.submit_tagged(orders, now, 0, |_, r| out(r));
+    }
+
+    fn poll(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
+        self.deliver_due(now, |_, r| out(r))
     }
 
     fn in_flight(&self) -> usize {

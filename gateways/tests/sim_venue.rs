@@ -456,3 +456,50 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn tagged_reports_go_back_to_the_submitter_even_for_a_reused_id() {
+    let cfg = SimVenueConfig {
+        latency_us: 1_000,
+        ..noisy(9)
+    };
+    let batch = orders(40);
+    let mut v = venue(&cfg);
+    let mut got: Vec<(u64, ExecReport)> = Vec::new();
+    v.submit_tagged(&batch[..20], Nanos(1_000), 7, |tag, r| got.push((tag, r)));
+    // The other client reuses one id of the first (which the engine never does).
+    let mut theirs = batch[20..].to_vec();
+    theirs.push(batch[0]);
+    v.submit_tagged(&theirs, Nanos(2_000), 8, |tag, r| got.push((tag, r)));
+    v.poll_tagged(Nanos(u64::MAX), |tag, r| got.push((tag, r)));
+    assert_eq!(v.in_flight(), 0);
+
+    // Tags aside, the same reports as untagged submits in the same order.
+    let mut plain = venue(&cfg);
+    let mut expected = Vec::new();
+    plain.submit(&batch[..20], Nanos(1_000), &mut |r| expected.push(r));
+    plain.submit(&theirs, Nanos(2_000), &mut |r| expected.push(r));
+    plain.poll(Nanos(u64::MAX), &mut |r| expected.push(r));
+    let reports: Vec<ExecReport> = got.iter().map(|(_, r)| *r).collect();
+    assert_eq!(reports, expected);
+
+    // Each report carries the tag of the call that submitted its order: the reused
+    // id's reports go to both, the first order's to 7, the duplicate's to 8.
+    let reused = batch[0].id;
+    let of = |tag: u64| -> Vec<ExecReport> {
+        got.iter()
+            .filter(|(t, r)| *t == tag && r.order_id == reused)
+            .map(|(_, r)| *r)
+            .collect()
+    };
+    assert!(!of(7).is_empty() && !of(8).is_empty());
+    for (tag, r) in &got {
+        let mine = match tag {
+            7 => &batch[..20],
+            8 => &theirs[..],
+            other => panic!("tag {other}"),
+        };
+        assert!(mine.iter().any(|o| o.id == r.order_id), "{tag} {r:?}");
+    }
+    assert_eq!(v.duplicate_client_ids(), 1);
+}
