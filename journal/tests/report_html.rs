@@ -190,7 +190,7 @@ fn populate(c: &mut Connection) {
                 };
                 iseq += 1;
                 tx.execute(
-                    "INSERT INTO copy_instructions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
+                    "INSERT INTO copy_instructions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, '')",
                     params![
                         iseq,
                         lseq,

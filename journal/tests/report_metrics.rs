@@ -262,7 +262,7 @@ fn populate(c: &Connection) {
             iseq += 1;
             let lseq = k as i64 + 1;
             c.execute(
-                "INSERT INTO copy_instructions VALUES (?1, ?2, ?3, ?4, ?5, 'L1', 'BTC', ?6, ?7, ?8, ?9, ?10, 1)",
+                "INSERT INTO copy_instructions VALUES (?1, ?2, ?3, ?4, ?5, 'L1', 'BTC', ?6, ?7, ?8, ?9, ?10, 1, '')",
                 rusqlite::params![iseq, lseq, format!("e{lseq}"), sub, follower, target, delta, sent, status, reason],
             )
             .unwrap();
@@ -667,7 +667,7 @@ fn summary_text_names_the_figures() {
 /// The schema with PostgreSQL's types: NUMERIC decimals, BIGINT timestamps.
 const PG_SCHEMA: &[(&str, &str)] = &[
     ("leader_fills", "seq BIGINT, leader_id TEXT, event_id TEXT, symbol TEXT, side TEXT, qty NUMERIC, price NUMERIC, position_after NUMERIC, order_id TEXT, order_qty NUMERIC, venue_ts BIGINT, recv_ts BIGINT, ignored TEXT"),
-    ("copy_instructions", "seq BIGINT, leader_fill_seq BIGINT, event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target NUMERIC, delta NUMERIC, sent NUMERIC, status TEXT, reason TEXT, config_revision BIGINT"),
+    ("copy_instructions", "seq BIGINT, leader_fill_seq BIGINT, event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target NUMERIC, delta NUMERIC, sent NUMERIC, status TEXT, reason TEXT, config_revision BIGINT, resync TEXT"),
     ("follower_orders", "client_order_id TEXT, seq BIGINT, instruction_seq BIGINT, event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, venue TEXT, symbol TEXT, side TEXT, qty NUMERIC, limit_price NUMERIC, order_type TEXT, reduce_only BOOLEAN, status TEXT, filled_qty NUMERIC, reject_reason TEXT"),
     ("follower_fills", "client_order_id TEXT, venue_trade_id TEXT, seq BIGINT, follower_id TEXT, subscription_id TEXT, symbol TEXT, side TEXT, qty NUMERIC, price NUMERIC, fee NUMERIC, ts BIGINT"),
     ("positions", "subscription_id TEXT, symbol TEXT, follower_id TEXT, leader_id TEXT, qty NUMERIC, avg_price NUMERIC, realized_pnl NUMERIC, updated_seq BIGINT"),

@@ -5,7 +5,7 @@ CREATE TABLE leader_fills (seq INTEGER PRIMARY KEY, leader_id TEXT, event_id TEX
   venue_ts INTEGER, recv_ts INTEGER, ignored TEXT NOT NULL DEFAULT '');
 CREATE TABLE copy_instructions (seq INTEGER PRIMARY KEY, leader_fill_seq INTEGER, event_id TEXT,
   subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target TEXT, delta TEXT,
-  sent TEXT, status TEXT, reason TEXT, config_revision INTEGER);
+  sent TEXT, status TEXT, reason TEXT, config_revision INTEGER, resync TEXT NOT NULL DEFAULT '');
 CREATE TABLE follower_orders (client_order_id TEXT PRIMARY KEY, seq INTEGER, instruction_seq INTEGER,
   event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, venue TEXT, symbol TEXT,
   side TEXT, qty TEXT, limit_price TEXT, order_type TEXT, reduce_only INTEGER, status TEXT,

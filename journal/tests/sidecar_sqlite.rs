@@ -116,6 +116,24 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
         common::instruction_and_order_rows(&k)
     );
     assert_eq!(n("follower_fills"), sc.distinct_fills);
+    // The resync's catch-ups: instructions of their own, whose orders link to them.
+    let resyncs = count(
+        &c,
+        "SELECT COUNT(*) FROM copy_instructions WHERE resync <> '' AND leader_fill_seq IS NULL",
+    );
+    assert!(sc.ticks > 0 && resyncs > 0, "ticks {} resyncs {resyncs}", sc.ticks);
+    assert_eq!(resyncs, k[&(Kind::ResyncDecision as u16)]);
+    let linked = count(
+        &c,
+        "SELECT COUNT(*) FROM follower_orders o JOIN copy_instructions i ON i.seq = o.instruction_seq WHERE i.resync <> ''",
+    );
+    let sent = count(
+        &c,
+        "SELECT COUNT(*) FROM copy_instructions WHERE resync <> '' AND sent <> '0'",
+    );
+    assert!(linked >= sent && sent > 0, "linked {linked} sent {sent}");
+    assert!(count(&c, "SELECT COUNT(*) FROM audit_log WHERE kind = 'venue_down'") > 0);
+    assert!(count(&c, "SELECT COUNT(*) FROM copy_instructions WHERE status = 'deferred' AND reason = 'venue_down'") > 0);
     assert_eq!(n("mark_prices"), k[&(Kind::MarkPrice as u16)]);
     assert_eq!(n("leader_equity"), k[&(Kind::LeaderEquity as u16)]);
     assert_eq!(n("config_revisions"), 1);
@@ -136,9 +154,12 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
     assert_eq!(dup, sc.repeated_fills);
     assert!(dup > 0, "the scripted venue repeats some fills");
     assert_eq!(
-        audit("stop") + audit("reject") + audit("oddity") + audit("out_of_sync") - dup,
+        audit("stop") + audit("reject") + audit("oddity") + audit("out_of_sync")
+            + audit("venue_alarm")
+            - dup,
         k[&(Kind::Notice as u16)]
     );
+    assert!(audit("venue_alarm") > 0, "the synthetic venue stays down past its alarm");
     assert!(audit("reject") > 0 && audit("out_of_sync") > 0 && audit("oddity") > dup);
     let skipped = count(&c, "SELECT COUNT(*) FROM copy_instructions WHERE status = 'skipped' AND reason = 'follower_paused'");
     assert!(skipped > 0);
@@ -203,10 +224,11 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
         }
     }
 
-    // Lineage: leader fill → instruction → order → fill holds together.
+    // Lineage: leader fill → instruction → order → fill holds together (a resync's
+    // instruction comes from a tick, not a leader fill).
     assert_eq!(
         count(&c, "SELECT COUNT(*) FROM copy_instructions ci LEFT JOIN leader_fills lf ON lf.seq = ci.leader_fill_seq \
-                   WHERE lf.seq IS NULL OR lf.event_id <> ci.event_id"),
+                   WHERE ci.resync = '' AND (lf.seq IS NULL OR lf.event_id <> ci.event_id)"),
         0
     );
     assert_eq!(
@@ -696,14 +718,15 @@ fn the_schema_is_versioned_in_schema_migrations() {
     let db: PathBuf = tmp.path().join("m.db");
     replay(&dir, &db, SidecarOptions::default());
     let c = Connection::open(&db).expect("db");
-    let (v, at): (i64, String) = c
+    let (v, at, n): (i64, String, i64) = c
         .query_row(
-            "SELECT version, applied_at FROM schema_migrations",
+            "SELECT MAX(version), MAX(applied_at), COUNT(*) FROM schema_migrations",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
-        .expect("one migration");
+        .expect("the migrations");
     assert_eq!(v, fillcast_journal::sidecar::schema::SCHEMA_VERSION);
+    assert_eq!(n, v, "one row per migration");
     assert!(at.ends_with('Z') && at.contains('T'), "{at}");
     let mode: String = c
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -13,7 +13,7 @@ use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
 };
 use fillcast_engine::ids::{leader_event_key, mix64};
-use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::port::{JournalEntry, JournalSink};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use std::path::Path;
@@ -87,6 +87,8 @@ pub struct SynthCounts {
     pub marks: u64,
     pub equity: u64,
     pub commands: u64,
+    /// Resync ticks (`FeedEvent::Tick`).
+    pub ticks: u64,
 }
 
 #[derive(Default)]
@@ -110,6 +112,10 @@ impl Outputs for Collect {
 
 /// Orders (retries included) the scripted venue answers for one input.
 const ANSWERS_MAX: usize = 1 << 20;
+
+/// Ticks after one input at most: each answers the resync's orders, which may be
+/// refused again, but attempts are bounded (`engine.max_retries`).
+const TICKS_PER_INPUT_MAX: usize = 64;
 
 pub struct Synth {
     core: Core,
@@ -283,12 +289,33 @@ impl Synth {
                     r.reject = RejectReason::Transient;
                     self.exec(r, &mut queue)?;
                 }
-                _ => {
+                95..=97 => {
                     let mut r = self.report(&o, ExecKind::Rejected, 0, 0);
                     r.reject = RejectReason::InsufficientMargin;
                     self.exec(r, &mut queue)?;
                 }
+                _ => {
+                    let mut r = self.report(&o, ExecKind::Rejected, 0, 0);
+                    r.reject = RejectReason::Other;
+                    self.exec(r, &mut queue)?;
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// Ticks while the core has resync work due (the catch-ups of rejects and
+    /// remainders), each answered like any order.
+    fn ticks(&mut self) -> Result<(), String> {
+        for _ in 0..TICKS_PER_INPUT_MAX {
+            let Some(due) = self.core.wake_at() else {
+                return Ok(());
+            };
+            self.ts = self.ts.max(due.0);
+            let now = self.now();
+            let orders = self.feed(FeedEvent::Tick { ts: now })?;
+            self.counts.ticks += 1;
+            self.answer(orders)?;
         }
         Ok(())
     }
@@ -344,6 +371,19 @@ impl Synth {
             let orders = self.feed(FeedEvent::LeaderFill(fill))?;
             self.counts.leader_fills += 1;
             self.answer(orders)?;
+            self.ticks()?;
+            // Now and then the venue goes away for a few fills: decisions are
+            // deferred, and the resync catches up once it is back.
+            if i % 50 == 20 || i % 50 == 24 {
+                let now = self.now();
+                let orders = self.feed(FeedEvent::Venue {
+                    venue: VenueIdx(0),
+                    up: i % 50 == 24,
+                    ts: now,
+                })?;
+                self.answer(orders)?;
+                self.ticks()?;
+            }
             match i % 10 {
                 3 => {
                     let now = self.now();

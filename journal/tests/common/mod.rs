@@ -20,7 +20,7 @@ pub fn instruction_and_order_rows(by_kind: &BTreeMap<u16, u64>) -> (u64, u64) {
     use fillcast_journal::record::Kind;
     let k = |kind: Kind| by_kind.get(&(kind as u16)).copied().unwrap_or(0);
     (
-        k(Kind::Decision) + k(Kind::OrderDecision),
+        k(Kind::Decision) + k(Kind::OrderDecision) + k(Kind::ResyncDecision),
         k(Kind::Order) + k(Kind::OrderDecision),
     )
 }
