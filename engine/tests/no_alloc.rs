@@ -1,12 +1,16 @@
 //! The core stage does not allocate per event: a counting global allocator watches
-//! thousands of leader fills fanned out to 3,000 subscriptions, their venue reports,
-//! mark prices and commands, after one warm-up pass.
+//! thousands of leader fills fanned out to 3,000 subscriptions, their venue reports
+//! (rejects of several kinds, partial fills), mark prices, commands, resync ticks,
+//! deferrals for want of order places, and venue outages with their alarm, after
+//! one warm-up pass.
 
 use fillcast_engine::config::{load_str, EngineConfig};
-use fillcast_engine::core::{Core, Outputs};
-use fillcast_engine::event::{Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill};
+use fillcast_engine::core::{Core, DecisionStatus, Outputs};
+use fillcast_engine::event::{
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
+};
 use fillcast_engine::ids::mix64;
-use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
@@ -86,6 +90,8 @@ fn core_stage_does_not_allocate_per_event() {
         &EngineConfig {
             max_working_orders: 1 << 16,
             dedup_window: 1 << 16,
+            // Two places: a flip fills them, so some orders wait for the resync.
+            orders_per_subscription: 2,
             ..EngineConfig::default()
         },
     );
@@ -94,6 +100,8 @@ fn core_stage_does_not_allocate_per_event() {
         decisions: 0,
     };
     let mut trade = 0u64;
+    // The engine's time: a second per step, so every backoff is due at the next tick.
+    let mut clock = 1_700_000_000_000_000_000u64;
     let leaders = [
         u.leader("L0").unwrap(),
         u.leader("L1").unwrap(),
@@ -114,16 +122,38 @@ fn core_stage_does_not_allocate_per_event() {
                 order_key: n as u64,
                 order_qty: Lots(q.abs() * 200),
                 venue_ts: Nanos(1_700_000_000_000_000_000 + n as u64 * 1_000_000_000),
-                recv_ts: Nanos(1),
+                recv_ts: Nanos(clock),
             };
+            clock += 1_000_000_000;
+            // Now and then the venue goes away for a few fills, long enough for its alarm.
+            if n % 40 == 10 || n % 40 == 14 {
+                core.on_feed(
+                    &FeedEvent::Venue {
+                        venue: VenueIdx(0),
+                        up: n % 40 == 14,
+                        ts: Nanos(clock),
+                    },
+                    sink,
+                );
+            }
             sink.orders.clear();
             core.on_feed(&FeedEvent::LeaderFill(f), sink);
-            for (j, o) in sink.orders.iter().enumerate() {
+            // The resync's orders come back in `sink` too: answer them with the rest.
+            let mut answered = 0;
+            for _ in 0..4 {
+                clock += 1_000_000_000;
+                core.on_feed(&FeedEvent::Tick { ts: Nanos(clock) }, sink);
+            }
+            while answered < sink.orders.len() {
+                let o = sink.orders[answered];
+                let j = answered;
+                answered += 1;
                 trade += 1;
-                let kind = if j % 7 == 0 {
-                    ExecKind::Rejected
-                } else {
-                    ExecKind::Fill
+                let (kind, reject) = match j % 7 {
+                    0 => (ExecKind::Rejected, RejectReason::InsufficientMargin),
+                    3 => (ExecKind::Rejected, RejectReason::Transient),
+                    5 if j % 2 == 0 => (ExecKind::Rejected, RejectReason::Other),
+                    _ => (ExecKind::Fill, RejectReason::None),
                 };
                 let half = Lots((o.qty.0 / 2).max(1));
                 let r = ExecReport {
@@ -132,6 +162,8 @@ fn core_stage_does_not_allocate_per_event() {
                     qty: half,
                     price: o.limit,
                     trade_id: trade,
+                    reject,
+                    recv_ts: Nanos(clock),
                     ..ExecReport::default()
                 };
                 let mut other = Ring {
@@ -146,6 +178,10 @@ fn core_stage_does_not_allocate_per_event() {
                     },
                     &mut other,
                 );
+                if answered == sink.orders.len() && answered < sink.orders.capacity() / 2 {
+                    clock += 1_000_000_000;
+                    core.on_feed(&FeedEvent::Tick { ts: Nanos(clock) }, sink);
+                }
             }
             core.on_feed(
                 &FeedEvent::MarkPrice {
@@ -169,6 +205,13 @@ fn core_stage_does_not_allocate_per_event() {
                 },
                 sink,
             );
+            core.on_feed(
+                &FeedEvent::Command {
+                    cmd: Command::Resync(SubIdx((n * 7 % 3000) as u32)),
+                    ts: Nanos(clock),
+                },
+                sink,
+            );
         }
     };
     round(&mut core, &mut sink, 0);
@@ -181,6 +224,15 @@ fn core_stage_does_not_allocate_per_event() {
         core.stats()
     );
     assert!(sink.decisions > 100_000);
+    let s = core.stats();
+    assert!(
+        s.resyncs > 1_000
+            && s.status_count(DecisionStatus::Deferred) > 100
+            && s.gave_up > 0
+            && s.venue_downs > 0
+            && s.ticks > 1_000,
+        "the new paths must run: {s:?}"
+    );
     assert_eq!(
         allocs, 0,
         "core stage allocated {allocs} times in 200 fills"
