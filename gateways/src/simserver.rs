@@ -1,27 +1,39 @@
 //! The simulated venue as a server: one `SimVenue` behind a TCP listener, speaking
 //! `simwire`, so that the venue (its books, its duplicate detection, its order
-//! history) outlives the engine that trades on it. A crash test kills the engine,
+//! history) outlives the engines that trade on it. A crash test kills the engine,
 //! restarts it, and asks this server what happened.
 //!
-//! One client at a time: a new connection replaces the current one (a restarted
-//! engine must get in even if the old connection is half-open). The venue's books
-//! persist across connections. Orders are stamped with `clock::now()` when they are
-//! read. A connection must start with `Hello { session }`.
+//! Several clients at once: at most `CONNECTIONS_MAX` connections; one more is closed
+//! as soon as it is accepted and counted in `connections_refused`. A connection must
+//! start with `Hello { session }`, and sessions (a random 64-bit secret each client
+//! picks) keep clients apart: every report goes to the session whose connection
+//! submitted its order (the venue tags each queued report with it,
+//! `SimVenue::submit_tagged`), never to another, so a connection with another
+//! session can neither see, take nor drop a session's reports. A `Hello` naming the
+//! session of a live connection replaces that connection, so that a restarted or
+//! reconnecting engine whose old connection is half-open gets in: what the old one
+//! sent is handled first (its reports are held for the session), then it is closed;
+//! of two connections naming one session the later accepted wins. `Query`,
+//! `Positions`, `Stats` and `Ping` work from any session. The venue's books are
+//! shared and persist across connections; orders are stamped with `clock::now()`
+//! when they are read.
 //!
-//! Reports of a session's orders that were not sent when its connection ended are
-//! held (at most `HELD_REPORTS_MAX`, oldest dropped first) and sent when a client says
-//! `Hello` with the same session; another session's `Hello` drops them (counted in
-//! `reports_dropped`). Holding is best effort: reports already handed to the socket
-//! when the client died are gone. `Query` is the authoritative way to learn what
-//! happened to an order.
+//! Reports owed to a session with no live connection, or to one that is not reading
+//! (over `OUT_BYTES_SOFT_MAX` unsent bytes), are held for that session, in order, and
+//! written when it says `Hello` again or reads. At most `HELD_REPORTS_MAX` reports are
+//! held in all, for at most `SESSIONS_MAX` sessions: over the first bound the oldest
+//! report of the session holding the most is dropped, over the second every report of
+//! the session gone longest, each counted in `reports_dropped`. Holding is best
+//! effort: reports already handed to the socket when a client died are gone. `Query`
+//! is the authoritative way to learn what happened to an order.
 //!
-//! Every buffer is bounded: the read buffer holds one largest frame; above
-//! `OUT_BYTES_SOFT_MAX` unsent bytes the server stops reading the client's frames and
-//! stops delivering reports (they wait in the venue's bounded queue) until the client
-//! reads, so the write buffer stays below that plus one reply (a `Query` reply is at
-//! most 1 MiB, the held reports at most 4 MiB, a `Positions` reply as large as the
-//! venue's books). Never panics on what a client sends: a malformed
-//! frame closes that connection and is counted.
+//! Every buffer is bounded. Per connection, the read buffer holds one largest frame
+//! (1 MiB, so 64 MiB for `CONNECTIONS_MAX` connections); above `OUT_BYTES_SOFT_MAX`
+//! unsent bytes the server stops reading that client's frames and holds its reports
+//! until it reads, so its write buffer stays below that plus one reply (a `Query`
+//! reply is at most 1 MiB, a `Positions` reply as large as the venue's books). Never
+//! panics on what a client sends: a malformed frame closes only that connection and
+//! is counted in `protocol_errors`.
 //!
 //! `run_standalone` (and `main_with_args`, the whole `fillcast-sim` binary, for
 //! `fillcast sim-venue` too) is the process around it: config, port file, SIGTERM,
@@ -36,11 +48,10 @@ use fillcast_engine::clock;
 use fillcast_engine::config;
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::{Universe, VenueIdx};
-use fillcast_engine::port::Gateway;
-use fillcast_engine::units::Nanos;
+use fillcast_engine::order::IdHash;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,19 +61,31 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-/// Reports held for a disconnected session (about 4 MiB on the wire when sent).
-pub const HELD_REPORTS_MAX: usize = 1 << 16;
+/// Client connections served at once; one more is closed at once (and counted).
+pub const CONNECTIONS_MAX: usize = 64;
 
-/// Unsent bytes above which the server stops reading frames and delivering reports.
+/// Sessions the server knows at once: those with a live connection (at most
+/// `CONNECTIONS_MAX`) and those it holds reports for.
+pub const SESSIONS_MAX: usize = 1024;
+
+/// Reports held in all, for every session (about 64 MiB when full): as many as the
+/// venue's report queue holds by default, so a session that stops reading for a
+/// while loses none of the reports the venue had queued for it.
+pub const HELD_REPORTS_MAX: usize = 1 << 20;
+
+/// Unsent bytes above which the server stops reading a client's frames and holds its
+/// reports instead of writing them.
 pub const OUT_BYTES_SOFT_MAX: usize = 4 << 20;
 
 /// Longest sleep of the event loop: how soon it sees `stop`.
 const WAIT_MAX: Duration = Duration::from_millis(10);
 
-/// Read-buffer fills per loop iteration before other work gets a turn.
+/// Read-buffer fills per connection and loop iteration before others get a turn.
 const READ_ROUNDS_MAX: usize = 16;
 
 const LISTENER: Token = Token(0);
+
+const _: () = assert!(CONNECTIONS_MAX < SESSIONS_MAX);
 
 /// What `serve` hands back when it stops: the counters and the venue's books.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,7 +97,7 @@ pub struct ServeStats {
 
 /// Serves `venue` on `listener` until `stop` is set (seen within 10 ms). Returns an
 /// error only when the event loop itself fails; client errors close that client's
-/// connection and the server goes on with the next.
+/// connection and the server goes on with the others.
 pub fn serve(
     listener: std::net::TcpListener,
     venue: SimVenue,
@@ -86,38 +109,64 @@ pub fn serve(
 }
 
 /// The server's state; `serve` is `SimServer::new(..)?.run(..)`. Use this type to read
-/// the venue's books and counters after the loop ends.
+/// the venue's books and counters after the loop ends. `run` may be called again
+/// after it returns: meanwhile the listener's backlog and the sockets keep what
+/// clients send, as for a stopped process.
 pub struct SimServer {
     poll: Poll,
     listener: TcpListener,
     addr: SocketAddr,
     venue: SimVenue,
-    conn: Option<Conn>,
-    token_last: usize,
-    held: VecDeque<ExecReport>,
-    /// The session whose reports `held` has.
-    held_session: Option<u64>,
-    counters: Counters,
+    links: Links,
     last_close: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, Default)]
 struct Counters {
     connections: u64,
+    connections_refused: u64,
     protocol_errors: u64,
     reports_sent: u64,
     reports_dropped: u64,
 }
 
+/// The connections and sessions: everything routing a report needs but the venue.
+struct Links {
+    /// `conns[i]` has token `i + 1`; `None` is a free place. A connection being
+    /// served is taken out of its place meanwhile.
+    conns: Vec<Option<Conn>>,
+    sessions: HashMap<u64, Session, IdHash>,
+    /// Reports held, summed over `sessions`.
+    held_total: usize,
+    /// Connections accepted so far (the next one's `seq`).
+    accepted: u64,
+    /// Connections closed so far (when a session went, for choosing whom to drop).
+    closes: u64,
+    counters: Counters,
+}
+
+/// A session the server knows: it has a live connection or held reports (an entry
+/// with neither is removed).
+struct Session {
+    /// The place in `Links::conns` of its live connection.
+    slot: Option<usize>,
+    held: VecDeque<ExecReport>,
+    /// `Links::closes` when its last connection ended.
+    gone_at: u64,
+}
+
 struct Conn {
     stream: TcpStream,
-    token: Token,
+    /// When it was accepted, in accept order: of two connections naming one session,
+    /// the later wins.
+    seq: u64,
     /// Set by `Hello`; nothing else is accepted before it.
     session: Option<u64>,
     reader: FrameReader,
     writer: FrameWriter,
-    /// The reader stopped with bytes left in the socket.
-    more: bool,
+    /// Serve it in this loop iteration: an event came, bytes were queued for it, or
+    /// it stopped reading with input left.
+    wake: bool,
 }
 
 /// Why a connection ends.
@@ -125,6 +174,10 @@ enum Close {
     Eof,
     Io(io::Error),
     Protocol(String),
+    /// A newer connection said `Hello` with its session.
+    Replaced,
+    /// It said `Hello` with the session of a newer live connection.
+    Superseded,
 }
 
 impl SimServer {
@@ -140,11 +193,14 @@ impl SimServer {
             listener,
             addr,
             venue,
-            conn: None,
-            token_last: 0,
-            held: VecDeque::new(),
-            held_session: None,
-            counters: Counters::default(),
+            links: Links {
+                conns: (0..CONNECTIONS_MAX).map(|_| None).collect(),
+                sessions: HashMap::with_hasher(IdHash),
+                held_total: 0,
+                accepted: 0,
+                closes: 0,
+                counters: Counters::default(),
+            },
             last_close: None,
         })
     }
@@ -160,6 +216,7 @@ impl SimServer {
     /// The venue's and the server's counters.
     pub fn stats(&self) -> VenueStats {
         let v = self.venue.stats();
+        let c = &self.links.counters;
         VenueStats {
             orders_received: v.orders,
             duplicate_client_ids: v.duplicate_ids,
@@ -167,16 +224,23 @@ impl SimServer {
             fills: v.fills,
             canceled: v.canceled,
             rejected: v.rejected,
-            connections: self.counters.connections,
-            protocol_errors: self.counters.protocol_errors,
-            reports_sent: self.counters.reports_sent,
-            reports_dropped: self.counters.reports_dropped,
+            connections: c.connections,
+            connections_refused: c.connections_refused,
+            protocol_errors: c.protocol_errors,
+            reports_sent: c.reports_sent,
+            reports_dropped: c.reports_dropped,
         }
     }
 
-    /// Why the last client connection ended ("replaced" when a newer one took over).
+    /// Why the last client connection ended ("replaced ..." when a newer connection
+    /// of its session took over).
     pub fn last_close(&self) -> Option<&str> {
         self.last_close.as_deref()
+    }
+
+    /// Reports held for sessions, in all.
+    pub fn held_reports(&self) -> usize {
+        self.links.held_total
     }
 
     /// Every non-zero venue position, sorted.
@@ -193,7 +257,7 @@ impl SimServer {
 
     /// Runs the event loop until `stop` is set (checked at least every 10 ms).
     pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
-        let mut events = Events::with_capacity(64);
+        let mut events = Events::with_capacity(CONNECTIONS_MAX + 1);
         while !stop.load(Ordering::Acquire) {
             let wait = self.wait_time();
             match self.poll.poll(&mut events, Some(wait)) {
@@ -201,27 +265,39 @@ impl SimServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            if events.iter().any(|e| e.token() == LISTENER) {
+            let mut accept = false;
+            for event in events.iter() {
+                if event.token() == LISTENER {
+                    accept = true;
+                } else if let Some(Some(conn)) = event
+                    .token()
+                    .0
+                    .checked_sub(1)
+                    .and_then(|slot| self.links.conns.get_mut(slot))
+                {
+                    conn.wake = true;
+                }
+            }
+            if accept {
                 self.accept();
             }
-            self.service();
+            self.deliver_due();
+            for slot in 0..CONNECTIONS_MAX {
+                if self.links.conns[slot].as_ref().is_some_and(|c| c.wake) {
+                    self.service(slot);
+                }
+            }
         }
-        // Best effort: what the client has not taken yet is lost with the server.
-        if let Some(conn) = &mut self.conn {
+        // Best effort: what clients have not taken yet is lost with the server.
+        for conn in self.links.conns.iter_mut().flatten() {
             let _ = conn.writer.flush(&mut conn.stream);
         }
         Ok(())
     }
 
     fn wait_time(&self) -> Duration {
-        let Some(conn) = &self.conn else {
-            return WAIT_MAX;
-        };
-        if conn.more {
+        if self.links.conns.iter().flatten().any(|c| c.wake) {
             return Duration::ZERO;
-        }
-        if conn.session.is_none() || conn.writer.pending() > OUT_BYTES_SOFT_MAX {
-            return WAIT_MAX;
         }
         match self.venue.next_due() {
             Some(due) => {
@@ -232,36 +308,39 @@ impl SimServer {
         }
     }
 
-    /// Takes every pending connection; the newest replaces the current one.
+    /// Takes every pending connection into a free place, or closes it when none is.
     fn accept(&mut self) {
         // Bounded: the backlog is finite, each pass takes one connection.
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _peer)) => {
-                    // What the old client sent before it went is the venue's: handle
-                    // it before replacing the connection.
-                    self.service();
-                    self.close(None);
+                    let links = &mut self.links;
+                    let Some(slot) = links.conns.iter().position(Option::is_none) else {
+                        links.counters.connections_refused += 1;
+                        self.last_close =
+                            Some(format!("refused: {CONNECTIONS_MAX} connections are open"));
+                        drop(stream);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    self.token_last = self.token_last.wrapping_add(1).max(1);
-                    let token = Token(self.token_last);
                     let registered = self.poll.registry().register(
                         &mut stream,
-                        token,
+                        Token(slot + 1),
                         Interest::READABLE | Interest::WRITABLE,
                     );
                     if registered.is_err() {
                         continue;
                     }
-                    self.counters.connections += 1;
-                    self.conn = Some(Conn {
+                    links.counters.connections += 1;
+                    links.accepted += 1;
+                    links.conns[slot] = Some(Conn {
                         stream,
-                        token,
+                        seq: links.accepted,
                         session: None,
                         reader: FrameReader::new(),
                         writer: FrameWriter::default(),
                         // The client may have written before we registered.
-                        more: true,
+                        wake: true,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -273,56 +352,312 @@ impl SimServer {
         }
     }
 
-    /// Reads and handles the client's frames, delivers due reports, writes.
-    fn service(&mut self) {
-        let Some(conn) = &mut self.conn else {
+    /// Hands every report that is due to its session.
+    fn deliver_due(&mut self) {
+        let links = &mut self.links;
+        self.venue
+            .poll_tagged(clock::now(), |session, r| links.route(None, session, &r));
+    }
+
+    /// Reads and handles the frames of the connection in `slot`, writes what it is
+    /// owed; closes it on an error.
+    fn service(&mut self, slot: usize) {
+        let Some(mut conn) = self.links.conns.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        let result = service_conn(
-            conn,
-            &mut self.venue,
-            &mut self.held,
-            &mut self.held_session,
-            &mut self.counters,
-        );
+        let result = self.service_conn(slot, &mut conn);
+        self.links.conns[slot] = Some(conn);
         if let Err(why) = result {
-            self.close(Some(why));
+            self.close(slot, why);
         }
     }
 
-    /// Ends the current connection and holds what its session was still owed.
-    fn close(&mut self, why: Option<Close>) {
-        let Some(mut conn) = self.conn.take() else {
+    fn service_conn(&mut self, slot: usize, conn: &mut Conn) -> Result<(), Close> {
+        conn.writer.flush(&mut conn.stream).map_err(Close::Io)?;
+        // Whether it read until the socket had nothing more and handled every frame.
+        let mut done = false;
+        for _ in 0..READ_ROUNDS_MAX {
+            if conn.writer.pending() > OUT_BYTES_SOFT_MAX {
+                // Resumes when the client reads: a writable event wakes the loop.
+                break;
+            }
+            let state = conn.reader.fill(&mut conn.stream).map_err(Close::Io)?;
+            let mut handled_all = false;
+            // Bounded by the frames in the buffer.
+            while conn.writer.pending() <= OUT_BYTES_SOFT_MAX {
+                match conn.reader.next(decode_client) {
+                    Ok(Some(msg)) => self.handle(slot, conn, msg)?,
+                    Ok(None) => {
+                        handled_all = true;
+                        break;
+                    }
+                    Err(e) => return Err(Close::Protocol(e.to_string())),
+                }
+            }
+            if !handled_all {
+                break;
+            }
+            match state {
+                ReadState::WouldBlock => {
+                    done = true;
+                    break;
+                }
+                ReadState::Eof => {
+                    if conn.reader.buffered() > 0 {
+                        return Err(Close::Protocol("connection ended inside a frame".into()));
+                    }
+                    return Err(Close::Eof);
+                }
+                ReadState::Full => {}
+            }
+        }
+        self.links.drain_held(slot, conn);
+        conn.writer.flush(&mut conn.stream).map_err(Close::Io)?;
+        // Over the soft maximum the flush hit would-block, so a writable event comes;
+        // below it, input left unread gets no event: serve it again.
+        conn.wake = !done && conn.writer.pending() <= OUT_BYTES_SOFT_MAX;
+        Ok(())
+    }
+
+    fn handle(&mut self, slot: usize, conn: &mut Conn, msg: ClientMsg) -> Result<(), Close> {
+        let session = match (conn.session, &msg) {
+            (None, ClientMsg::Hello { session }) => return self.bind(slot, conn, *session),
+            (Some(_), ClientMsg::Hello { .. }) => {
+                return Err(Close::Protocol("a second Hello".into()))
+            }
+            (None, _) => return Err(Close::Protocol("the first frame must be Hello".into())),
+            (Some(session), _) => session,
+        };
+        match msg {
+            ClientMsg::Hello { .. } => {}
+            ClientMsg::Orders(orders) => {
+                let links = &mut self.links;
+                self.venue
+                    .submit_tagged(&orders, clock::now(), session, |owner, r| {
+                        links.route(Some((slot, &mut *conn)), owner, &r)
+                    });
+            }
+            ClientMsg::Query(ids) => {
+                let answers: Vec<_> = ids.iter().map(|&id| self.venue.query(id)).collect();
+                encode_query_reply(&answers, conn.writer.buf())
+                    .map_err(|e| Close::Protocol(format!("cannot answer a query: {e}")))?;
+            }
+            ClientMsg::Positions => {
+                let positions = sorted_positions(&self.venue);
+                let writer = conn.writer.buf();
+                let mut chunks = positions.chunks(POSITIONS_PER_FRAME_MAX).peekable();
+                if chunks.peek().is_none() {
+                    let _ = encode_positions(&[], true, writer);
+                }
+                while let Some(chunk) = chunks.next() {
+                    let last = chunks.peek().is_none();
+                    // Chunks are within the per-frame cap, so this cannot fail.
+                    let _ = encode_positions(chunk, last, writer);
+                }
+            }
+            ClientMsg::Stats => {
+                let _ = ServerMsg::Stats(self.stats()).encode(conn.writer.buf());
+            }
+            ClientMsg::Ping { nonce } => {
+                let _ = ServerMsg::Pong { nonce }.encode(conn.writer.buf());
+            }
+        }
+        debug_assert!(conn.session.is_some());
+        Ok(())
+    }
+
+    /// `Hello { session }` on the connection in `slot`: it becomes the session's live
+    /// connection (replacing an older one) and gets the reports held for it.
+    fn bind(&mut self, slot: usize, conn: &mut Conn, session: u64) -> Result<(), Close> {
+        debug_assert!(conn.session.is_none());
+        let bound = self.links.sessions.get(&session).and_then(|s| s.slot);
+        if let Some(old) = bound.filter(|&old| old != slot) {
+            let old_seq = self.links.conns[old].as_ref().map(|c| c.seq);
+            if old_seq.is_some_and(|seq| seq > conn.seq) {
+                return Err(Close::Superseded);
+            }
+            // What the old connection sent is the venue's: handle it (its reports are
+            // held for the session, unbound meanwhile) before closing it.
+            if let Some(s) = self.links.sessions.get_mut(&session) {
+                s.slot = None;
+            }
+            self.service(old);
+            self.close(old, Close::Replaced);
+        }
+        let links = &mut self.links;
+        if !links.sessions.contains_key(&session) {
+            links.make_room_for_a_session();
+            links.sessions.insert(
+                session,
+                Session {
+                    slot: None,
+                    held: VecDeque::new(),
+                    gone_at: links.closes,
+                },
+            );
+        }
+        if let Some(s) = links.sessions.get_mut(&session) {
+            s.slot = Some(slot);
+        }
+        conn.session = Some(session);
+        links.drain_held(slot, conn);
+        debug_assert!(links.sessions.len() <= SESSIONS_MAX);
+        Ok(())
+    }
+
+    /// Ends the connection in `slot`; reports owed to its session are held from now.
+    fn close(&mut self, slot: usize, why: Close) {
+        let links = &mut self.links;
+        let Some(mut conn) = links.conns.get_mut(slot).and_then(Option::take) else {
             return;
         };
         self.last_close = Some(match why {
-            None => "replaced by a new connection".to_string(),
-            Some(Close::Eof) => "closed by the client".to_string(),
-            Some(Close::Io(e)) => format!("i/o error: {e}"),
-            Some(Close::Protocol(m)) => {
-                self.counters.protocol_errors += 1;
+            Close::Eof => "closed by the client".to_string(),
+            Close::Io(e) => format!("i/o error: {e}"),
+            Close::Protocol(m) => {
+                links.counters.protocol_errors += 1;
                 format!("protocol error: {m}")
             }
+            Close::Replaced => "replaced by a newer connection of its session".to_string(),
+            Close::Superseded => "refused: a newer connection of its session is live".to_string(),
         });
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        debug_assert!(conn.token != LISTENER);
+        links.closes += 1;
         let Some(session) = conn.session else {
             return;
         };
-        if self.held_session != Some(session) {
-            self.counters.reports_dropped += self.held.len() as u64;
-            self.held.clear();
-            self.held_session = Some(session);
-        }
-        let (held, counters) = (&mut self.held, &mut self.counters);
-        self.venue.poll(Nanos(u64::MAX), &mut |r| {
-            if held.len() == HELD_REPORTS_MAX {
-                held.pop_front();
-                counters.reports_dropped += 1;
+        if let Some(s) = links.sessions.get_mut(&session) {
+            if s.slot == Some(slot) {
+                s.slot = None;
+                s.gone_at = links.closes;
             }
-            held.push_back(r);
-        });
-        debug_assert!(self.held.len() <= HELD_REPORTS_MAX);
+            if s.slot.is_none() && s.held.is_empty() {
+                links.sessions.remove(&session);
+            }
+        }
+    }
+}
+
+impl Links {
+    /// Hands `report` to `session`: written to its live connection (`current`, the one
+    /// being served and so out of `conns`, or one in `conns`) when nothing is held
+    /// before it and that connection is reading; held otherwise.
+    fn route(&mut self, current: Option<(usize, &mut Conn)>, session: u64, report: &ExecReport) {
+        let slot = self
+            .sessions
+            .get(&session)
+            .filter(|s| s.held.is_empty())
+            .and_then(|s| s.slot);
+        if let Some(slot) = slot {
+            let conn = match current {
+                Some((at, conn)) if at == slot => Some(conn),
+                _ => self.conns.get_mut(slot).and_then(Option::as_mut),
+            };
+            if let Some(conn) = conn.filter(|c| c.writer.pending() <= OUT_BYTES_SOFT_MAX) {
+                debug_assert_eq!(conn.session, Some(session));
+                encode_report(report, conn.writer.buf());
+                conn.wake = true;
+                self.counters.reports_sent += 1;
+                return;
+            }
+        }
+        self.hold(session, *report);
+    }
+
+    /// Keeps `report` for `session`, within the bounds (see the module docs).
+    fn hold(&mut self, session: u64, report: ExecReport) {
+        if !self.sessions.contains_key(&session) {
+            self.make_room_for_a_session();
+            self.sessions.insert(
+                session,
+                Session {
+                    slot: None,
+                    held: VecDeque::new(),
+                    gone_at: self.closes,
+                },
+            );
+        }
+        if self.held_total >= HELD_REPORTS_MAX {
+            self.drop_oldest_of_the_largest();
+        }
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        s.held.push_back(report);
+        self.held_total += 1;
+        if let Some(Some(conn)) = s.slot.map(|slot| &mut self.conns[slot]) {
+            conn.wake = true;
+        }
+        debug_assert!(self.held_total <= HELD_REPORTS_MAX);
+        debug_assert!(self.sessions.len() <= SESSIONS_MAX);
+    }
+
+    /// Writes what is held for the session of the connection in `slot` (taken out of
+    /// `conns` as `conn`), up to the soft maximum of unsent bytes.
+    fn drain_held(&mut self, slot: usize, conn: &mut Conn) {
+        let Some(session) = conn.session else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if s.slot != Some(slot) {
+            return;
+        }
+        // Bounded by the held reports.
+        while conn.writer.pending() <= OUT_BYTES_SOFT_MAX {
+            let Some(r) = s.held.pop_front() else {
+                break;
+            };
+            encode_report(&r, conn.writer.buf());
+            self.held_total -= 1;
+            self.counters.reports_sent += 1;
+        }
+    }
+
+    /// Makes `sessions` hold fewer than `SESSIONS_MAX`: forgets the session whose
+    /// connection went longest ago, and its held reports (counted as dropped).
+    fn make_room_for_a_session(&mut self) {
+        if self.sessions.len() < SESSIONS_MAX {
+            return;
+        }
+        // Live sessions are fewer than SESSIONS_MAX, so one is gone. Bounded by
+        // SESSIONS_MAX entries.
+        let gone = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.slot.is_none())
+            .min_by_key(|(_, s)| s.gone_at)
+            .map(|(&id, _)| id);
+        if let Some(s) = gone.and_then(|id| self.sessions.remove(&id)) {
+            self.held_total -= s.held.len();
+            self.counters.reports_dropped += s.held.len() as u64;
+        }
+        debug_assert!(self.sessions.len() < SESSIONS_MAX);
+    }
+
+    /// Drops the oldest report of the session holding the most (so that one session's
+    /// backlog cannot push out another's) and counts it.
+    fn drop_oldest_of_the_largest(&mut self) {
+        // Bounded by SESSIONS_MAX entries.
+        let largest = self
+            .sessions
+            .iter()
+            .max_by_key(|(_, s)| s.held.len())
+            .map(|(&id, _)| id);
+        let Some(id) = largest else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if s.held.pop_front().is_some() {
+            self.held_total -= 1;
+            self.counters.reports_dropped += 1;
+        }
+        if s.slot.is_none() && s.held.is_empty() {
+            self.sessions.remove(&id);
+        }
     }
 }
 
@@ -493,12 +828,13 @@ pub fn run_standalone(opts: &StandaloneOptions) -> Result<ServeStats, Standalone
     let _ = io::Write::flush(&mut io::stdout());
     eprintln!(
         "fillcast-sim: acks={} fills={} canceled={} rejected={} connections={} \
-         protocol_errors={} reports_sent={} reports_dropped={}",
+         connections_refused={} protocol_errors={} reports_sent={} reports_dropped={}",
         s.acks,
         s.fills,
         s.canceled,
         s.rejected,
         s.connections,
+        s.connections_refused,
         s.protocol_errors,
         s.reports_sent,
         s.reports_dropped
@@ -512,138 +848,6 @@ pub fn run_standalone(opts: &StandaloneOptions) -> Result<ServeStats, Standalone
     }
     served.map_err(|e| StandaloneError::Run(format!("event loop: {e}")))?;
     Ok(stats)
-}
-
-fn service_conn(
-    conn: &mut Conn,
-    venue: &mut SimVenue,
-    held: &mut VecDeque<ExecReport>,
-    held_session: &mut Option<u64>,
-    counters: &mut Counters,
-) -> Result<(), Close> {
-    conn.writer.flush(&mut conn.stream).map_err(Close::Io)?;
-    conn.more = false;
-    for _ in 0..READ_ROUNDS_MAX {
-        if conn.writer.pending() > OUT_BYTES_SOFT_MAX {
-            // Resumes when the client reads: a writable event wakes the loop.
-            conn.more = false;
-            break;
-        }
-        let state = conn.reader.fill(&mut conn.stream).map_err(Close::Io)?;
-        // Bounded by the frames in the buffer.
-        while conn.writer.pending() <= OUT_BYTES_SOFT_MAX {
-            let msg = match conn.reader.next(decode_client) {
-                Ok(Some(msg)) => msg,
-                Ok(None) => break,
-                Err(e) => return Err(Close::Protocol(e.to_string())),
-            };
-            handle(conn, msg, venue, held, held_session, counters)?;
-        }
-        match state {
-            ReadState::WouldBlock => break,
-            ReadState::Eof => {
-                if conn.reader.buffered() > 0 {
-                    return Err(Close::Protocol("connection ended inside a frame".into()));
-                }
-                return Err(Close::Eof);
-            }
-            ReadState::Full => conn.more = true,
-        }
-    }
-    if conn.session.is_some() && conn.writer.pending() <= OUT_BYTES_SOFT_MAX {
-        let writer = conn.writer.buf();
-        let sent = venue.poll(clock::now(), &mut |r| encode_report(&r, writer));
-        counters.reports_sent += sent as u64;
-    }
-    conn.writer.flush(&mut conn.stream).map_err(Close::Io)
-}
-
-fn handle(
-    conn: &mut Conn,
-    msg: ClientMsg,
-    venue: &mut SimVenue,
-    held: &mut VecDeque<ExecReport>,
-    held_session: &mut Option<u64>,
-    counters: &mut Counters,
-) -> Result<(), Close> {
-    let hello_first = || Close::Protocol("the first frame must be Hello".into());
-    match msg {
-        ClientMsg::Hello { session } => {
-            if conn.session.is_some() {
-                return Err(Close::Protocol("a second Hello".into()));
-            }
-            conn.session = Some(session);
-            if *held_session == Some(session) {
-                let writer = conn.writer.buf();
-                for r in held.iter() {
-                    encode_report(r, writer);
-                }
-                counters.reports_sent += held.len() as u64;
-            } else {
-                counters.reports_dropped += held.len() as u64;
-            }
-            held.clear();
-            *held_session = None;
-            debug_assert!(held.is_empty());
-        }
-        ClientMsg::Orders(orders) => {
-            if conn.session.is_none() {
-                return Err(hello_first());
-            }
-            let writer = conn.writer.buf();
-            let mut sent = 0u64;
-            venue.submit(&orders, clock::now(), &mut |r| {
-                encode_report(&r, writer);
-                sent += 1;
-            });
-            counters.reports_sent += sent;
-        }
-        ClientMsg::Query(ids) => {
-            if conn.session.is_none() {
-                return Err(hello_first());
-            }
-            let answers: Vec<_> = ids.iter().map(|&id| venue.query(id)).collect();
-            encode_query_reply(&answers, conn.writer.buf())
-                .map_err(|e| Close::Protocol(format!("cannot answer a query: {e}")))?;
-        }
-        ClientMsg::Positions => {
-            if conn.session.is_none() {
-                return Err(hello_first());
-            }
-            let positions = sorted_positions(venue);
-            let writer = conn.writer.buf();
-            let mut chunks = positions.chunks(POSITIONS_PER_FRAME_MAX).peekable();
-            if chunks.peek().is_none() {
-                let _ = encode_positions(&[], true, writer);
-            }
-            while let Some(chunk) = chunks.next() {
-                let last = chunks.peek().is_none();
-                // Chunks are within the per-frame cap, so this cannot fail.
-                let _ = encode_positions(chunk, last, writer);
-            }
-        }
-        ClientMsg::Stats => {
-            if conn.session.is_none() {
-                return Err(hello_first());
-            }
-            let v = venue.stats();
-            let stats = VenueStats {
-                orders_received: v.orders,
-                duplicate_client_ids: v.duplicate_ids,
-                acks: v.acks,
-                fills: v.fills,
-                canceled: v.canceled,
-                rejected: v.rejected,
-                connections: counters.connections,
-                protocol_errors: counters.protocol_errors,
-                reports_sent: counters.reports_sent,
-                reports_dropped: counters.reports_dropped,
-            };
-            let _ = ServerMsg::Stats(stats).encode(conn.writer.buf());
-        }
-    }
-    debug_assert!(conn.session.is_some());
-    Ok(())
 }
 
 fn sorted_positions(venue: &SimVenue) -> Vec<VenuePosition> {

@@ -13,16 +13,18 @@
 //! | `0x03` Query | client → server | count u16 (≤ `QUERY_IDS_MAX`), order ids u64 |
 //! | `0x04` Positions | client → server | (empty) |
 //! | `0x05` Stats | client → server | (empty) |
+//! | `0x06` Ping | client → server | nonce u64 |
 //! | `0x81` Report | server → client | report |
 //! | `0x82` QueryReply | server → client | count u16, answers (same order as the query) |
 //! | `0x83` PositionsReply | server → client | last u8, count u32 (≤ `POSITIONS_PER_FRAME_MAX`), entries |
-//! | `0x84` StatsReply | server → client | 10 × u64 (`VenueStats`, in field order) |
+//! | `0x84` StatsReply | server → client | 11 × u64 (`VenueStats`, in field order) |
+//! | `0x85` Pong | server → client | nonce u64 (the `Ping`'s) |
 //!
 //! An order is 53 bytes: id u64, sub u32, follower u32, symbol u16, side u8, qty i64,
 //! order type u8, limit i64, reduce_only u8, leader event key u64, ts u64. A report is
 //! 58 bytes: order id u64, kind u8 (0 ack, 1 fill, 2 canceled, 3 rejected, 4 expired), qty i64, price i64, trade id u64, fee i64, reject
 //! u8 (0 none, 1 insufficient margin, 2 below min, 3 position limit, 4 reduce only,
-//! 5 transient, 6 other, 7 unknown order), venue ts u64, recv ts u64. An answer is order id u64 and a tag u8: 0 unknown,
+//! 5 transient, 6 other, 7 unknown order, 8 venue down), venue ts u64, recv ts u64. An answer is order id u64 and a tag u8: 0 unknown,
 //! 1 known followed by qty i64, acked u8, fill count u8 (≤ `FILLS_PER_ANSWER_MAX`),
 //! the fills as reports, has-end u8 and, when 1, the ending report. A position is
 //! follower u32, symbol u16, lots i64.
@@ -38,8 +40,9 @@ use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use std::io::{self, Read, Write};
 use thiserror::Error;
 
-/// The protocol version a `Hello` carries; a server refuses any other.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version a `Hello` carries; a server refuses any other. Version 2
+/// added `Ping`/`Pong` and `connections_refused` to the stats.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of the length prefix.
 pub const HEADER_BYTES: usize = 4;
@@ -68,7 +71,7 @@ pub const REPORT_BYTES: usize = 58;
 const POSITION_BYTES: usize = 14;
 const ANSWER_BYTES_MAX: usize =
     8 + 1 + 8 + 1 + 1 + FILLS_PER_ANSWER_MAX * REPORT_BYTES + 1 + REPORT_BYTES;
-const STATS_FIELDS: usize = 10;
+const STATS_FIELDS: usize = 11;
 
 const _: () = assert!(1 + 2 + ORDERS_PER_FRAME_MAX * ORDER_BYTES <= FRAME_BYTES_MAX);
 const _: () = assert!(1 + 2 + QUERY_IDS_MAX * ANSWER_BYTES_MAX <= FRAME_BYTES_MAX);
@@ -82,10 +85,12 @@ const ORDERS: u8 = 0x02;
 const QUERY: u8 = 0x03;
 const POSITIONS: u8 = 0x04;
 const STATS: u8 = 0x05;
+const PING: u8 = 0x06;
 const REPORT: u8 = 0x81;
 const QUERY_REPLY: u8 = 0x82;
 const POSITIONS_REPLY: u8 = 0x83;
 const STATS_REPLY: u8 = 0x84;
+const PONG: u8 = 0x85;
 
 /// What a decoder returns: `Ok(None)` when the buffer holds only part of a frame,
 /// else the message and the bytes it took.
@@ -104,6 +109,10 @@ pub enum ClientMsg {
     Positions,
     /// Asks for `VenueStats`.
     Stats,
+    /// A heartbeat: the server answers `Pong` with the same nonce.
+    Ping {
+        nonce: u64,
+    },
 }
 
 /// A frame from the venue to the client.
@@ -118,6 +127,10 @@ pub enum ServerMsg {
         last: bool,
     },
     Stats(VenueStats),
+    /// The answer to `Ping`.
+    Pong {
+        nonce: u64,
+    },
 }
 
 /// One venue position.
@@ -141,12 +154,14 @@ pub struct VenueStats {
     pub rejected: u64,
     /// Client connections accepted.
     pub connections: u64,
+    /// Connections refused because `simserver::CONNECTIONS_MAX` were open.
+    pub connections_refused: u64,
     /// Connections closed because of a malformed frame or a protocol violation.
     pub protocol_errors: u64,
     /// Reports written to a client.
     pub reports_sent: u64,
-    /// Reports no client will get (held for a session that did not come back, or over
-    /// the held-report bound); `Query` still answers for their orders.
+    /// Reports no client will get: held over the server's bounds (in all, and on
+    /// sessions). `Query` still answers for their orders.
     pub reports_dropped: u64,
 }
 
@@ -212,6 +227,12 @@ impl ClientMsg {
                 end(out, at);
                 Ok(())
             }
+            ClientMsg::Ping { nonce } => {
+                let at = begin(out, PING);
+                out.extend_from_slice(&nonce.to_le_bytes());
+                end(out, at);
+                Ok(())
+            }
         }
     }
 }
@@ -233,6 +254,12 @@ impl ServerMsg {
                 for v in stats_fields(s) {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
+                end(out, at);
+                Ok(())
+            }
+            ServerMsg::Pong { nonce } => {
+                let at = begin(out, PONG);
+                out.extend_from_slice(&nonce.to_le_bytes());
                 end(out, at);
                 Ok(())
             }
@@ -361,6 +388,7 @@ pub fn decode_client(buf: &[u8]) -> Decoded<ClientMsg> {
         }
         POSITIONS => ClientMsg::Positions,
         STATS => ClientMsg::Stats,
+        PING => ClientMsg::Ping { nonce: r.u64()? },
         other => return Err(DecodeError::UnknownType(other)),
     };
     r.finish()?;
@@ -414,11 +442,13 @@ pub fn decode_server(buf: &[u8]) -> Decoded<ServerMsg> {
                 canceled: v[4],
                 rejected: v[5],
                 connections: v[6],
-                protocol_errors: v[7],
-                reports_sent: v[8],
-                reports_dropped: v[9],
+                connections_refused: v[7],
+                protocol_errors: v[8],
+                reports_sent: v[9],
+                reports_dropped: v[10],
             })
         }
+        PONG => ServerMsg::Pong { nonce: r.u64()? },
         other => return Err(DecodeError::UnknownType(other)),
     };
     r.finish()?;
@@ -434,6 +464,7 @@ fn stats_fields(s: &VenueStats) -> [u64; STATS_FIELDS] {
         s.canceled,
         s.rejected,
         s.connections,
+        s.connections_refused,
         s.protocol_errors,
         s.reports_sent,
         s.reports_dropped,
@@ -816,6 +847,12 @@ impl FrameReader {
             }
             None => Ok(None),
         }
+    }
+
+    /// Forgets what it holds (a new connection starts with an empty buffer).
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
     }
 
     /// Bytes received and not yet decoded.

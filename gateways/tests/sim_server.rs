@@ -449,16 +449,7 @@ const KINDS: [ExecKind; 5] = [
     ExecKind::Rejected,
     ExecKind::Expired,
 ];
-const REASONS: [RejectReason; 8] = [
-    RejectReason::None,
-    RejectReason::InsufficientMargin,
-    RejectReason::BelowMin,
-    RejectReason::PositionLimit,
-    RejectReason::ReduceOnly,
-    RejectReason::Transient,
-    RejectReason::Other,
-    RejectReason::UnknownOrder,
-];
+const REASONS: [RejectReason; 9] = RejectReason::ALL;
 
 fn any_report() -> impl Strategy<Value = ExecReport> {
     (
@@ -510,6 +501,7 @@ fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
         prop::collection::vec(any::<u64>(), 0..50).prop_map(ClientMsg::Query),
         Just(ClientMsg::Positions),
         Just(ClientMsg::Stats),
+        any::<u64>().prop_map(|nonce| ClientMsg::Ping { nonce }),
     ]
 }
 
@@ -531,7 +523,7 @@ fn any_server_msg() -> impl Strategy<Value = ServerMsg> {
             any::<bool>()
         )
             .prop_map(|(positions, last)| ServerMsg::PositionsReply { positions, last }),
-        prop::array::uniform10(any::<u64>()).prop_map(|v| ServerMsg::Stats(VenueStats {
+        prop::array::uniform11(any::<u64>()).prop_map(|v| ServerMsg::Stats(VenueStats {
             orders_received: v[0],
             duplicate_client_ids: v[1],
             acks: v[2],
@@ -539,10 +531,12 @@ fn any_server_msg() -> impl Strategy<Value = ServerMsg> {
             canceled: v[4],
             rejected: v[5],
             connections: v[6],
-            protocol_errors: v[7],
-            reports_sent: v[8],
-            reports_dropped: v[9],
+            connections_refused: v[7],
+            protocol_errors: v[8],
+            reports_sent: v[9],
+            reports_dropped: v[10],
         })),
+        any::<u64>().prop_map(|nonce| ServerMsg::Pong { nonce }),
     ]
 }
 
@@ -608,7 +602,7 @@ proptest! {
     /// reach deep into the decoders.
     #[test]
     fn random_bodies_behind_valid_headers_never_panic(
-        kind in prop::sample::select(vec![1u8, 2, 3, 4, 5, 0x81, 0x82, 0x83, 0x84, 0x7f]),
+        kind in prop::sample::select(vec![1u8, 2, 3, 4, 5, 6, 0x81, 0x82, 0x83, 0x84, 0x85, 0x7f]),
         body in prop::collection::vec(any::<u8>(), 0..600),
     ) {
         let mut frame = ((body.len() + 1) as u32).to_le_bytes().to_vec();
@@ -636,6 +630,22 @@ proptest! {
             prop_assert!(used <= buf.len());
         }
         let _ = decode_client(&buf);
+    }
+
+    #[test]
+    fn flipped_client_bytes_never_panic(
+        msg in any_client_msg(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let mut buf = encoded_client(&msg);
+        for (at, byte) in flips {
+            let i = at.index(buf.len());
+            buf[i] ^= byte;
+        }
+        if let Ok(Some((_, used))) = decode_client(&buf) {
+            prop_assert!(used <= buf.len());
+        }
+        let _ = decode_server(&buf);
     }
 }
 
@@ -748,6 +758,63 @@ fn bad_values_versions_types_and_trailing_bytes_are_errors() {
             extra: 1
         })
     );
+}
+
+#[test]
+fn malformed_ping_and_pong_frames_are_errors() {
+    let ping = encoded_client(&ClientMsg::Ping {
+        nonce: 0x0102_0304_0506_0708,
+    });
+    let pong = encoded_server(&ServerMsg::Pong { nonce: 9 });
+    // Length prefix, type byte, nonce.
+    assert_eq!((ping.len(), pong.len()), (4 + 1 + 8, 4 + 1 + 8));
+    assert_eq!(ping[4], 0x06);
+    assert_eq!(pong[4], 0x85);
+    for cut in 0..ping.len() {
+        assert_eq!(
+            decode_client(&ping[..cut]),
+            Ok(None),
+            "a prefix is incomplete"
+        );
+        assert_eq!(
+            decode_server(&pong[..cut]),
+            Ok(None),
+            "a prefix is incomplete"
+        );
+    }
+    // A short nonce (the length says 4 bytes) and bytes after it.
+    assert!(matches!(
+        decode_client(&frame(0x06, &[1, 2, 3, 4])),
+        Err(DecodeError::Truncated { kind: 0x06, .. })
+    ));
+    assert!(matches!(
+        decode_server(&frame(0x85, &[])),
+        Err(DecodeError::Truncated { kind: 0x85, .. })
+    ));
+    assert_eq!(
+        decode_client(&frame(0x06, &[0; 9])),
+        Err(DecodeError::Trailing {
+            kind: 0x06,
+            extra: 1
+        })
+    );
+    assert_eq!(
+        decode_server(&frame(0x85, &[0; 16])),
+        Err(DecodeError::Trailing {
+            kind: 0x85,
+            extra: 8
+        })
+    );
+    // Each goes one way only.
+    assert_eq!(decode_server(&ping), Err(DecodeError::UnknownType(0x06)));
+    assert_eq!(decode_client(&pong), Err(DecodeError::UnknownType(0x85)));
+    // A hostile length on a ping is refused at the header.
+    let mut huge = (FRAME_BYTES_MAX as u32 + 1).to_le_bytes().to_vec();
+    huge.push(0x06);
+    assert!(matches!(
+        decode_client(&huge),
+        Err(DecodeError::Length { .. })
+    ));
 }
 
 #[test]
@@ -1028,21 +1095,34 @@ fn reports_held_for_a_session_go_to_its_next_connection() {
     assert_eq!(ids, batch.iter().map(|o| o.id).collect());
     assert_eq!(b.in_flight(), 0, "b did not send them");
 
-    // Another session: they are dropped (and counted); a query still answers.
+    // Another session neither gets them nor makes the server drop them; a query
+    // from it still answers.
     let more = orders(100, 5);
     b.submit(&more, now(), &mut |_| {});
     b.stats(WAIT).expect("stats");
     drop(b);
     let mut c = SimClient::connect_session("sim", server.addr, 8, WAIT).expect("connect");
-    let stats = c.stats(WAIT).expect("stats");
-    assert_eq!(stats.reports_dropped, 10);
-    let mut none = Vec::new();
-    c.poll(now(), &mut |r| none.push(r));
-    assert!(none.is_empty());
     let ids: Vec<u64> = more.iter().map(|o| o.id).collect();
     for answer in c.query(&ids, WAIT).expect("query") {
         assert!(matches!(answer, QueryAnswer::Known(h) if h.is_done() && h.acked));
     }
+    // Past the venue's latency: the reports are due, and held for session 7.
+    std::thread::sleep(Duration::from_millis(400));
+    let mut none = Vec::new();
+    c.poll(now(), &mut |r| none.push(r));
+    assert!(none.is_empty(), "{none:?}");
+    let stats = c.stats(WAIT).expect("stats");
+    assert_eq!(stats.reports_dropped, 0);
+
+    // Session 7 again: it gets them.
+    let mut d = SimClient::connect_session("sim", server.addr, 7, WAIT).expect("connect");
+    let got = collect(&mut d, 10);
+    let ids: HashSet<u64> = got.iter().map(|r| r.order_id).collect();
+    assert_eq!(ids, more.iter().map(|o| o.id).collect());
+    assert_eq!(got.iter().filter(|r| r.kind == ExecKind::Fill).count(), 5);
+    let mut none = Vec::new();
+    c.poll(now(), &mut |r| none.push(r));
+    assert!(none.is_empty(), "{none:?}");
 }
 
 #[test]
@@ -1058,40 +1138,66 @@ fn reconnect_with_the_same_session_settles_orders_in_flight() {
     client.stats(WAIT).expect("stats");
     assert_eq!(client.in_flight(), 4);
     client.reconnect(WAIT).expect("reconnect");
-    let got = collect(&mut client, 8);
-    assert_eq!(got.len(), 8);
-    assert_eq!(client.in_flight(), 0);
+    assert!(
+        !client.is_up(),
+        "up only once the orders in flight are settled"
+    );
+    // The answers settle the orders (their fills, before the reports are due); the
+    // reports that come when due are repeats, left out.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while client.in_flight() > 0 || client.client_stats().repeats_dropped < 8 {
+        assert!(Instant::now() < deadline, "got {} reports", got.len());
+        if client.poll(now(), &mut |r| got.push(r)) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert!(client.is_up());
+    assert_eq!(client.client_stats().settled, 4);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got.iter().all(|r| r.kind == ExecKind::Fill));
+    let trades: HashSet<u64> = got.iter().map(|r| r.trade_id).collect();
+    assert_eq!(trades.len(), 4);
+    let filled: HashSet<u64> = got.iter().map(|r| r.order_id).collect();
+    assert_eq!(filled, batch.iter().map(|o| o.id).collect());
 }
 
 #[test]
-fn a_new_connection_replaces_the_current_one() {
+fn a_hello_with_the_same_session_replaces_its_live_connection() {
     let server = Server::start(venue(&SimVenueConfig::default()).fill_all());
-    let mut a = SimClient::connect("sim", server.addr, WAIT).expect("connect");
+    let mut a = SimClient::connect_session("sim", server.addr, 5, WAIT).expect("connect");
     a.stats(WAIT).expect("stats");
-    let mut b = SimClient::connect("sim", server.addr, WAIT).expect("connect");
+    // A restarted engine whose old connection is half-open gets in.
+    let mut b = SimClient::connect_session("sim", server.addr, 5, WAIT).expect("connect");
     let got = run_client(&mut b, &orders(0, 20));
     assert_eq!(got.len(), 40);
 
-    // `a` sees its connection end, and says so instead of panicking.
+    // `a` sees its connection end, and says so instead of panicking (it would connect
+    // again at its next poll, so it is not polled after that).
     let deadline = Instant::now() + WAIT;
-    while a.is_connected() {
+    while a.client_stats().disconnects == 0 {
         assert!(Instant::now() < deadline, "a still connected");
         a.poll(now(), &mut |_| {});
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert_eq!(a.client_stats().disconnects, 1);
-    assert!(a.last_error().is_some());
-    assert!(!a.can_accept(1));
+    assert!(!a.is_up() && !a.is_connected());
+    let why = a.down_reason().expect("a reason");
+    assert!(why.contains("closed the connection"), "{why}");
+    assert!(
+        a.can_accept(1),
+        "down: it takes orders and rejects them at once"
+    );
     let mut rejected = Vec::new();
     let o = order(500, 0, Side::Buy, 5);
     a.submit(&[o], now(), &mut |r| rejected.push(r));
     assert_eq!(rejected.len(), 1);
     assert_eq!(
         (rejected[0].kind, rejected[0].reject),
-        (ExecKind::Rejected, RejectReason::Transient)
+        (ExecKind::Rejected, RejectReason::VenueDown)
     );
     assert_eq!(a.client_stats().rejected_locally, 1);
-    assert!(a.query(&[1], WAIT).is_err());
+    let stats = b.stats(WAIT).expect("stats");
+    assert_eq!((stats.connections, stats.orders_received), (2, 20));
 }
 
 #[test]
