@@ -3,8 +3,11 @@
 //! - [`sim::SimVenue`]: the simulated venue (latency, partial fills, rejects, venue-side
 //!   books), the embedded default for the demo, the tests and the bench.
 //! - [`simserver::serve`] runs a `SimVenue` as a standalone server (binary
-//!   `fillcast-sim`) that outlives the engine; [`simclient::SimClient`] is the engine's
-//!   gateway to it, over the binary protocol of [`simwire`].
+//!   `fillcast-sim`) that outlives the engine and serves several clients, kept apart
+//!   by session; [`simclient::SimClient`] is the engine's gateway to it, over the
+//!   binary protocol of [`simwire`]: down (and rejecting with `VenueDown`) when the
+//!   connection fails or stalls, and up again by itself once it has settled the
+//!   orders it had in flight.
 //! - [`file::FileSource`]: replays leader fills from a JSON-lines file.
 //! - [`synthetic::SyntheticLeaders`]: the demo's deterministic leader-trading generator.
 //!
