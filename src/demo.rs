@@ -261,7 +261,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
     }
-    let mismatched = summary::print(&u, &core_out, &mut io_out, started.elapsed());
+    let found = summary::print(&u, &core_out, &mut io_out, started.elapsed());
+    if found.unexplained > 0 {
+        bail!(
+            "{} follower positions are open where their leader is flat, with no recorded reason",
+            found.unexplained
+        );
+    }
+    let mismatched = found.mismatched;
     if mismatched > 0 {
         bail!("{mismatched} follower positions differ between the engine and the venue");
     }

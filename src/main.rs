@@ -196,7 +196,12 @@ pub fn gateways_for(u: &Universe) -> Result<Vec<Box<dyn Gateway>>> {
                         .as_deref()
                         .with_context(|| format!("venue `{}` has no address", v.name))?;
                     SimClient::connect(v.name.clone(), addr, Duration::from_secs(10))
-                        .map(|g| Box::new(g) as Box<dyn Gateway>)
+                        .map(|g| {
+                            Box::new(g.with_heartbeat(
+                                Duration::from_millis(v.config.heartbeat_ms),
+                                Duration::from_millis(v.config.down_after_ms),
+                            )) as Box<dyn Gateway>
+                        })
                         .with_context(|| format!("venue `{}`: connecting to {addr}", v.name))
                 }
             }
@@ -276,17 +281,37 @@ fn run(
     let started = std::time::Instant::now();
     let running = pipeline::start(core, gateways, sources, journal, recovered, &cfg.engine);
     let mut ticker = summary::Ticker::new(progress_secs);
-    let (core_out, mut io_out) =
-        running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
+    let mut stuck = false;
+    let (core_out, mut io_out) = running.run_to_completion(Duration::from_millis(20), |p| {
+        ticker.tick(p);
+        stuck = p.stuck_on_venue();
+    });
     for e in &io_out.source_errors {
         eprintln!("rejected: {e}");
     }
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
     }
-    summary::print(&u, &core_out, &mut io_out, started.elapsed());
+    let found = summary::print(&u, &core_out, &mut io_out, started.elapsed());
     if let Some(path) = latency_out {
         sql_cmd::write_latency(path, &core_out.fanout_ns)?;
+    }
+    if core_out.core.halted() {
+        bail!(
+            "a venue stayed down past engine.venue_down_alarm_ms and engine.on_venue_down = \"stop\": the engine stopped taking input (run again once the venue is back: the journal, if any, resumes where it stopped)"
+        );
+    }
+    if stuck {
+        bail!(
+            "the sources are done but a venue is still down past its alarm: {} (subscription, symbol) pairs wait for it (listed above); run again once it is back",
+            core_out.core.resync_pending().1
+        );
+    }
+    if found.unexplained > 0 {
+        bail!(
+            "{} follower positions are open where their leader is flat, with no recorded reason",
+            found.unexplained
+        );
     }
     Ok(())
 }

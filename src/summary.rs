@@ -2,7 +2,7 @@
 //! what happened (inputs, decisions by reason, orders, sync with targets,
 //! reconciliation against the venue, latency percentiles).
 
-use fillcast_engine::core::{DecisionStatus, Reason};
+use fillcast_engine::core::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::model::{FollowerIdx, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::pipeline::{CoreOutcome, IoOutcome, Progress};
 use fillcast_engine::port::Gateway;
@@ -29,15 +29,27 @@ impl Ticker {
     }
 
     pub fn tick(&mut self, p: &Progress) {
+        // What must be seen at once (a venue lost or back) is printed whatever the
+        // progress interval.
+        for line in p.take_events() {
+            eprintln!("fillcast: {line}");
+        }
         let Some(every) = self.every else { return };
         if self.last.elapsed() >= every {
             self.last = Instant::now();
+            let down = p.venues_down.load(Relaxed);
             eprintln!(
-                "  … {} leader fills, {} follower orders, {} live, {} rejected inputs",
+                "  … {} leader fills, {} follower orders, {} live, {} waiting for the resync, {} rejected inputs{}",
                 group(p.leader_fills.load(Relaxed)),
                 group(p.orders_out.load(Relaxed)),
                 group(p.live_orders.load(Relaxed)),
+                group(p.resync_pending.load(Relaxed)),
                 group(p.source_rejected.load(Relaxed)),
+                if down > 0 {
+                    format!(", {down} VENUE(S) DOWN")
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -74,8 +86,21 @@ fn percentiles(h: &Histogram<u64>) -> String {
     )
 }
 
-/// Returns the number of (follower, symbol) positions where engine and venue disagree.
-pub fn print(u: &Universe, core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> u64 {
+/// What the summary found that must not be: the caller fails the run on either.
+pub struct Findings {
+    /// (follower, symbol) positions where the engine and the venue disagree.
+    pub mismatched: u64,
+    /// (subscription, symbol) positions open where the leader is flat, with no
+    /// recorded reason.
+    pub unexplained: u64,
+}
+
+pub fn print(
+    u: &Universe,
+    core_out: &CoreOutcome,
+    io: &mut IoOutcome,
+    elapsed: Duration,
+) -> Findings {
     let core = &core_out.core;
     let s = core.stats();
     let cores = std::thread::available_parallelism()
@@ -91,11 +116,12 @@ pub fn print(u: &Universe, core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: 
     );
     println!("  leader fills in        {:>12}   (duplicates ignored {}, invalid {}, rejected by sources {})", group(s.leader_fills), s.duplicate_events, s.invalid_events, io.source_errors.len());
     println!(
-        "  decisions              {:>12}   sent {}, reduced {}, skipped {}",
+        "  decisions              {:>12}   sent {}, reduced {}, skipped {}, deferred {}",
         group(s.decisions),
         group(s.status_count(DecisionStatus::Sent)),
         group(s.status_count(DecisionStatus::Reduced)),
-        group(s.status_count(DecisionStatus::Skipped))
+        group(s.status_count(DecisionStatus::Skipped)),
+        group(s.status_count(DecisionStatus::Deferred))
     );
     for r in Reason::ALL {
         let n = s.reason_count(r);
@@ -103,7 +129,27 @@ pub fn print(u: &Universe, core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: 
             println!("    {:<24}{:>12}", r.as_str(), group(n));
         }
     }
-    println!("  follower orders out    {:>12}   (reduce-only {}, re-sent with a fresh id after a transient failure or a partly filled close {})", group(s.orders_sent), group(s.reduce_only_orders), s.retries);
+    println!(
+        "  follower orders out    {:>12}   (reduce-only {}; sent by the resync {})",
+        group(s.orders_sent),
+        group(s.reduce_only_orders),
+        group(s.retries)
+    );
+    let (waiting, stuck) = core.resync_pending();
+    println!(
+        "  resync                 {:>12}   decisions (catch-ups after rejects, unfilled remainders, full order tables, outages); pairs given up (out of sync) {}, still waiting {waiting} ({stuck} behind a venue that is down)",
+        group(s.resyncs),
+        group(s.gave_up),
+    );
+    let backpressure = core_out.backpressure_waits;
+    if backpressure > 0 || s.venue_downs > 0 {
+        println!(
+            "  backpressure, outages  {:>12}   times a leader fill waited for order places; venue outages {}, ticks {}",
+            group(backpressure),
+            s.venue_downs,
+            group(s.ticks)
+        );
+    }
     println!(
         "  venue reports in       {:>12}   fills {}, rejects {}, duplicate fills ignored {}, odd sequences {}, unknown {}",
         group(s.exec_reports),
@@ -206,10 +252,50 @@ pub fn print(u: &Universe, core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: 
         "  venue reconciliation   {:>12}   orders received; duplicate client order ids {duplicates}; engine/venue position mismatches {mismatched}",
         group(venue_orders)
     );
-    println!("    (a gap is a risk cap, a venue minimum or a reject; it heals on the leader's next fill)");
+    println!("    (a gap is a risk cap or a venue minimum, healed on the leader's next fill, or waits for the resync)");
+
+    // The promise: when a leader goes flat its followers go flat, unless a reason
+    // is recorded.
+    let open: Vec<_> = core.open_where_leader_flat().collect();
+    let mut by_reason: Vec<(SyncReason, u64)> = Vec::new();
+    for (_, _, _, why) in &open {
+        match by_reason.iter_mut().find(|(r, _)| r == why) {
+            Some((_, n)) => *n += 1,
+            None => by_reason.push((*why, 1)),
+        }
+    }
+    let unexplained = by_reason
+        .iter()
+        .find(|(r, _)| *r == SyncReason::None)
+        .map_or(0, |(_, n)| *n);
+    println!(
+        "  open where leader flat {:>12}   (subscription, symbol) pairs; unexplained {unexplained}",
+        group(open.len() as u64)
+    );
+    for (why, n) in &by_reason {
+        if *why != SyncReason::None {
+            println!("    {:<24}{:>12}", why.as_str(), group(*n));
+        }
+    }
+    for (sub, sym, lots, why) in open.iter().take(10) {
+        println!(
+            "    {} {} holds {}{}",
+            u.subs[sub.0 as usize].id,
+            u.symbols[sym.0 as usize].name,
+            u.symbols[sym.0 as usize].qty_decimal(*lots),
+            if *why == SyncReason::None {
+                " — NO RECORDED REASON".to_string()
+            } else {
+                format!(" ({})", why.as_str())
+            }
+        );
+    }
     println!("  fan-out latency per leader fill (handling start → last order in the egress ring)");
     println!("      {}", percentiles(&core_out.fanout_ns));
     println!("  receive → last order in the egress ring (includes queueing behind earlier fills)");
     println!("      {}", percentiles(&core_out.receive_to_egress_ns));
-    mismatched
+    Findings {
+        mismatched,
+        unexplained,
+    }
 }

@@ -3,43 +3,11 @@
 
 use fillcast_journal::sidecar::rusqlite;
 
+mod common;
+
+use common::{figure, fillcast, text, tmp};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn fillcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fillcast"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run fillcast")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// A temporary directory, removed when the test ends.
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
-
-/// The number after `label` on the summary line that starts with it.
-fn figure(out: &str, label: &str) -> u64 {
-    let line = out
-        .lines()
-        .find(|l| l.trim_start().starts_with(label))
-        .unwrap_or_else(|| panic!("no `{label}` in:\n{out}"));
-    let rest = line.trim_start()[label.len()..].trim_start();
-    rest.split_whitespace()
-        .next()
-        .unwrap()
-        .replace(',', "")
-        .parse()
-        .unwrap_or_else(|_| panic!("bad figure in {line}"))
-}
+use std::process::Command;
 
 #[test]
 fn help_explains_every_command() {

@@ -690,6 +690,27 @@ impl Core {
             .map_or(SyncReason::None, |p| p.why)
     }
 
+    /// Every (subscription, symbol) whose follower holds a position while its
+    /// leader is flat in the symbol, with the reason the resync knows (queued for
+    /// it, or given up on); `SyncReason::None` means no recorded reason, which the
+    /// never-unhedged promise forbids once the engine is quiet. Not for the hot path.
+    pub fn open_where_leader_flat(
+        &self,
+    ) -> impl Iterator<Item = (SubIdx, SymbolIdx, Lots, SyncReason)> + '_ {
+        let n_sym = self.marks.len();
+        (0..self.subs.leader.len()).flat_map(move |s| {
+            let sub = SubIdx(s as u32);
+            let (b, k) = self.locate(sub);
+            (0..n_sym).filter_map(move |si| {
+                let sb = &self.books[b].symbols[si];
+                (sb.leader_pos == 0 && sb.pos[k] != 0).then(|| {
+                    let symbol = SymbolIdx(si as u16);
+                    (sub, symbol, Lots(sb.pos[k]), self.sync_reason(sub, symbol))
+                })
+            })
+        })
+    }
+
     /// Live orders for a subscription (all symbols).
     pub fn working_orders(&self, sub: SubIdx) -> usize {
         self.orders.live_of(sub.0 as usize)
@@ -1197,6 +1218,12 @@ impl Core {
         let sub = o.sub;
         if r.kind == ExecKind::Fill {
             self.stats.fills += 1;
+            // A fill is progress: a reason recorded for the pair is history now,
+            // unless the pair still waits for the resync.
+            let pair = sub.0 as usize * self.marks.len() + si;
+            if !self.resync.pairs[pair].queued {
+                self.resync.pairs[pair].why = SyncReason::None;
+            }
             let q = r.qty.0;
             let sb = &mut self.books[b].symbols[si];
             let pos = sb.pos[k];

@@ -107,7 +107,7 @@ pub struct Progress {
     pub resync_stuck: AtomicU64,
     /// Feed events the core holds back for want of order places (backpressure).
     pub feed_held: AtomicU64,
-    /// Times the core held a feed event back.
+    /// Times a feed event waited for order places (once per wait).
     pub backpressure_waits: AtomicU64,
     /// Venues whose gateway is down now.
     pub venues_down: AtomicU64,
@@ -168,6 +168,8 @@ pub struct CoreOutcome {
     pub fanout_ns: Histogram<u64>,
     /// Per leader fill: from its receipt by the source to its last order in the egress ring, ns.
     pub receive_to_egress_ns: Histogram<u64>,
+    /// Times a leader fill waited for order places (backpressure).
+    pub backpressure_waits: u64,
 }
 
 pub struct IoOutcome {
@@ -187,8 +189,10 @@ pub struct Running {
 }
 
 impl Running {
-    /// Wait until every source has finished and everything it caused is answered,
-    /// calling `tick` about every `every` (for progress output). Then stop.
+    /// Wait until every source has finished and everything it caused is answered
+    /// (or waits for a venue down past its alarm: `Progress::stuck_on_venue`), or a
+    /// venue alarm stopped the core, calling `tick` about every `every` (for
+    /// progress output). Then stop.
     pub fn run_to_completion(
         self,
         every: Duration,
@@ -198,8 +202,9 @@ impl Running {
         loop {
             std::thread::sleep(every.min(Duration::from_millis(20)));
             tick(&self.progress);
-            // Idle twice in a row: nothing was in flight between the two looks.
-            if self.progress.idle() {
+            // Idle twice in a row: nothing was in flight between the two looks. Or
+            // all that is left waits for a venue that is down past its alarm.
+            if self.progress.idle() || self.progress.stuck_on_venue() {
                 idle_seen += 1;
                 if idle_seen >= 2 {
                     break;
@@ -582,6 +587,8 @@ pub fn start(
             // order places for the first of them (`Core::ready_for`).
             let mut held: VecDeque<FeedEvent> = VecDeque::with_capacity(FEED_BATCH as usize);
             let mut last_tick = 0u64;
+            let mut waiting = false;
+            let mut backpressure_waits = 0u64;
             for r in &recovered {
                 sink.journal(JournalEntry::Exec(*r));
                 core.on_exec(r, &mut sink);
@@ -642,9 +649,17 @@ pub fn start(
                     let mut fed = 0u64;
                     while let Some(ev) = held.front().copied() {
                         if !core.ready_for(&ev) {
-                            progress.backpressure_waits.fetch_add(1, Relaxed);
+                            if !waiting {
+                                // Counted once per wait, not once per look.
+                                waiting = true;
+                                backpressure_waits += 1;
+                                progress
+                                    .backpressure_waits
+                                    .store(backpressure_waits, Relaxed);
+                            }
                             break;
                         }
+                        waiting = false;
                         held.pop_front();
                         let start = clock::now().0;
                         sink.journal(JournalEntry::Feed(ev));
@@ -697,6 +712,7 @@ pub fn start(
                 core,
                 fanout_ns,
                 receive_to_egress_ns,
+                backpressure_waits,
             }
         })
         .expect("spawn core thread");
