@@ -1322,7 +1322,9 @@ impl Core {
             (true, r) => SyncReason::Rejected(r),
             (false, _) => SyncReason::Unfilled,
         };
-        let policy = if o.reduce_only {
+        // Closes and reductions are always retried: the order's own flag is not
+        // enough, since the leader may have reduced since an opening order left.
+        let policy = if o.reduce_only || self.gap_reduces(o.sub, o.symbol) {
             RejectPolicy::Retry
         } else {
             self.policy_for(why)
@@ -1343,6 +1345,19 @@ impl Core {
         } else if policy == RejectPolicy::OutOfSync {
             self.give_up(pair, why, out);
         }
+    }
+
+    /// Whether bringing the pair to its target now reduces its exposure (a close,
+    /// a partial close, or the close leg of a flip).
+    fn gap_reduces(&self, sub: SubIdx, symbol: SymbolIdx) -> bool {
+        let (b, k) = self.locate(sub);
+        let sb = &self.books[b].symbols[symbol.0 as usize];
+        let held = sb.pos[k] + sb.working[k];
+        let target = self.target(sub, symbol).0;
+        held != target
+            && (target == 0
+                || (held != 0 && held.signum() != target.signum())
+                || target.unsigned_abs() < held.unsigned_abs())
     }
 
     /// The policy for an order that added exposure and did not go through.

@@ -1,12 +1,15 @@
 //! Property tests of the sizing: the fixed-point target is within one lot of the
-//! exact rational target, a follower of a flat leader ends flat, and the same
-//! input sequence gives the same decisions.
+//! exact rational target, a follower of a flat leader ends flat (with an ideal
+//! venue, and with one that rejects, fills in part and goes away, the resync
+//! healing), and the same input sequence gives the same decisions.
 
 use fillcast_engine::config::{load_str, EngineConfig};
-use fillcast_engine::core::{Core, Decision, Outputs, Reason};
-use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill};
+use fillcast_engine::core::{Core, Decision, Outputs, Reason, SyncReason};
+use fillcast_engine::event::{
+    ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
+};
 use fillcast_engine::ids::leader_event_key;
-use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use proptest::prelude::*;
 use rust_decimal::prelude::*;
@@ -274,6 +277,107 @@ proptest! {
             prop_assert_eq!(core.position(SubIdx(s as u32), SymbolIdx(0)), Lots(0), "sub {}", s);
         }
         prop_assert_eq!(core.live_orders(), 0);
+    }
+
+    /// The never-unhedged promise against a venue that rejects (every reason),
+    /// fills in part, cancels, and goes down now and then, with orders answered
+    /// late and out of order: once the leader is flat and the venue is back and
+    /// well, time passing (ticks) brings every follower flat, or a reason is recorded.
+    #[test]
+    fn follower_of_a_flat_leader_ends_flat_despite_rejects_partials_and_outages(
+        seq in fills(), answers in prop::collection::vec(0u8..12, 1..64), places in 2usize..9,
+    ) {
+        let u = universe("1", "50000", "100000", "0.5", "1000");
+        let cfg = EngineConfig { orders_per_subscription: places, ..engine_cfg() };
+        let mut core = Core::new(Arc::clone(&u), &cfg);
+        let mut trade = 0u64;
+        let mut now = 1_700_000_000_000_000_000u64;
+        let mut open: Vec<FollowerOrder> = Vec::new();
+        let mut pos = 0;
+        let mut k = 0usize;
+        let mut answer = |core: &mut Core, open: &mut Vec<FollowerOrder>, now: u64, ideal: bool, k: &mut usize| {
+            // Answer the oldest half (late and out of order against newer ones).
+            let n = if ideal { open.len() } else { open.len().div_ceil(2) };
+            let batch: Vec<_> = open.drain(..n).collect();
+            for o in batch {
+                *k += 1;
+                let a = if ideal { 0 } else { answers[*k % answers.len()] };
+                let mut sink = Collect::default();
+                trade += 1;
+                let base = ExecReport { order_id: o.id, recv_ts: Nanos(now), ..ExecReport::default() };
+                let reject = |r| ExecReport { kind: ExecKind::Rejected, reject: r, ..base };
+                let reports: Vec<ExecReport> = match a {
+                    0..=4 => vec![ExecReport { kind: ExecKind::Fill, qty: o.qty, price: o.limit, trade_id: trade, ..base }],
+                    5 | 6 if o.qty.0 > 1 => vec![
+                        ExecReport { kind: ExecKind::Fill, qty: Lots(o.qty.0 / 2), price: o.limit, trade_id: trade, ..base },
+                        ExecReport { kind: if a == 5 { ExecKind::Canceled } else { ExecKind::Expired }, ..base },
+                    ],
+                    7 => vec![reject(RejectReason::InsufficientMargin)],
+                    8 => vec![reject(RejectReason::PositionLimit)],
+                    9 => vec![reject(RejectReason::Transient)],
+                    10 => vec![reject(RejectReason::Other)],
+                    _ => vec![reject(RejectReason::VenueDown)],
+                };
+                for r in reports {
+                    core.on_exec(&r, &mut sink);
+                }
+                open.extend(sink.orders);
+            }
+        };
+        for (i, (q, px, m)) in seq.iter().enumerate() {
+            now += 1_000_000_000;
+            if i % 7 == 3 || i % 7 == 5 {
+                let mut sink = Collect::default();
+                core.on_feed(&FeedEvent::Venue { venue: VenueIdx(0), up: i % 7 == 5, ts: Nanos(now) }, &mut sink);
+                open.extend(sink.orders);
+            }
+            let f = FeedEvent::LeaderFill(leader_fill(&u, i, *q, *px, *m));
+            // Backpressure: the venue answers until the core has room.
+            while !core.ready_for(&f) {
+                answer(&mut core, &mut open, now, false, &mut k);
+            }
+            pos += q;
+            let mut sink = Collect::default();
+            core.on_feed(&f, &mut sink);
+            open.extend(sink.orders);
+            answer(&mut core, &mut open, now, false, &mut k);
+            let mut sink = Collect::default();
+            core.on_feed(&FeedEvent::Tick { ts: Nanos(now + 500_000_000) }, &mut sink);
+            open.extend(sink.orders);
+        }
+        if pos != 0 {
+            let f = FeedEvent::LeaderFill(leader_fill(&u, 10_000, -pos, 100_000, 1));
+            while !core.ready_for(&f) {
+                answer(&mut core, &mut open, now, false, &mut k);
+            }
+            let mut sink = Collect::default();
+            core.on_feed(&f, &mut sink);
+            open.extend(sink.orders);
+        }
+        // The closes meet the same venue: refused, filled in part, or lost with it.
+        for _ in 0..3 {
+            answer(&mut core, &mut open, now, false, &mut k);
+        }
+        // Quiet: the venue is up and answers everything in full; time passes.
+        let mut sink = Collect::default();
+        core.on_feed(&FeedEvent::Venue { venue: VenueIdx(0), up: true, ts: Nanos(now) }, &mut sink);
+        open.extend(sink.orders);
+        for _ in 0..200 {
+            answer(&mut core, &mut open, now, true, &mut k);
+            if core.live_orders() == 0 && core.resync_pending().0 == 0 {
+                break;
+            }
+            now += 60_000_000_000;
+            let mut sink = Collect::default();
+            core.on_feed(&FeedEvent::Tick { ts: Nanos(now) }, &mut sink);
+            open.extend(sink.orders);
+        }
+        prop_assert_eq!(core.live_orders(), 0);
+        prop_assert_eq!(core.resync_pending().0, 0);
+        prop_assert_eq!(core.leader_position(u.leader("L").unwrap(), SymbolIdx(0)), Lots(0));
+        for (sub, sym, lots, why) in core.open_where_leader_flat() {
+            prop_assert!(why != SyncReason::None, "sub {} symbol {} holds {} with no recorded reason", sub.0, sym.0, lots.0);
+        }
     }
 
     #[test]

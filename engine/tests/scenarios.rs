@@ -989,6 +989,35 @@ fn a_close_refused_every_time_is_given_up_with_its_reason_and_a_resync_command_r
 }
 
 #[test]
+fn regression_opening_rejected_after_the_leader_closed_is_retried_not_given_up() {
+    // Found by the property test of the never-unhedged promise: an opening order
+    // still working when the leader closed was rejected (`other`: out_of_sync for an
+    // opening), the close sized to cover it then overshot, and the follower was left
+    // short while the leader was flat, with no reason recorded. What decides is the
+    // gap left now, not the order's own flag: closing it reduces, so it is retried.
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > venue fill
+         > fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > fill L1 X sell 6 @100
+         F1:L1 sell 12 market reduce
+         > venue reject F1:L1 other
+         > venue fill
+         = pos F1:L1 X -2
+         > tick
+         F1:L1 resync reject_other sent
+         F1:L1 buy 2 market reduce
+         > venue fill
+         = pos F1:L1 X 0
+         = stat gave_up 0",
+    );
+}
+
+#[test]
 fn regression_flip_whose_opening_leg_finds_no_place_is_deferred_not_sent() {
     // Finding 3 of issue 9: the flip's close went out, its opening leg found the
     // order table full, and the decision was recorded `sent`.
