@@ -802,6 +802,53 @@ fn engine_ring_sizes_are_powers_of_two() {
 }
 
 #[test]
+fn resync_capacity_and_outage_settings_have_ranges() {
+    check_raw(
+        "[engine]\norders_per_subscription = 1\nmax_retries = 0\nvenue_down_alarm_ms = 0\n\
+         [engine.resync]\nbackoff_ms = 0\nbackoff_max_ms = 3600001\nunfilled_opening = \"reduce\"\n",
+        &[
+            (
+                2,
+                "`orders_per_subscription` must be in 2..=64 (a flip needs two places); got 1",
+            ),
+            (3, "`max_retries` must be in 1..=64; got 0"),
+            (4, "`venue_down_alarm_ms` must be positive"),
+            (6, "`backoff_ms` must be at least 1 and at most `backoff_max_ms`; got 0 and 3600001"),
+            (7, "`backoff_max_ms` is at most one hour (3600000); got 3600001"),
+            (8, "`unfilled_opening` is `retry`, `skip` or `out_of_sync`"),
+        ],
+    );
+    check_raw(
+        "[engine]\norders_per_subscription = 65\n[engine.resync]\nbackoff_ms = 50\nbackoff_max_ms = 10\n",
+        &[
+            (2, "got 65"),
+            (4, "`backoff_ms` must be at least 1 and at most `backoff_max_ms`; got 50 and 10"),
+        ],
+    );
+    check_raw(
+        "[engine]\non_venue_down = \"explode\"\n",
+        &[(2, "unknown variant `explode`, expected `alarm` or `stop`")],
+    );
+    check_raw(
+        "[engine.resync]\ninsufficient_margin = \"maybe\"\n",
+        &[(2, "unknown variant `maybe`")],
+    );
+    check_raw(
+        "[engine.resync]\nbackof_ms = 5\n",
+        &[(2, "unknown field `backof_ms`")],
+    );
+    // Every accepted value starts an engine: the bounds themselves.
+    let cfg = assert_loads(
+        "[engine]\norders_per_subscription = 64\nmax_retries = 64\non_venue_down = \"stop\"\n\
+         [engine.resync]\nbackoff_ms = 1\nbackoff_max_ms = 3600000\nother = \"skip\"\n",
+    );
+    assert_eq!(cfg.engine.orders_per_subscription, 64);
+    let cfg = assert_loads("[engine]\norders_per_subscription = 2\n");
+    let u = std::sync::Arc::new(Universe::from_config(&cfg).expect("model"));
+    let _ = fillcast_engine::core::Core::new(u, &cfg.engine);
+}
+
+#[test]
 fn venue_and_source_settings_are_checked() {
     check(
         r#"[[venues]]
@@ -820,6 +867,13 @@ path = "."
 [[sources]]
 kind = "synthetic"
 rate_per_sec = 0
+
+[[venues]]
+name = "remote"
+kind = "sim_remote"
+address = "127.0.0.1:1"
+heartbeat_ms = 500
+down_after_ms = 100
 "#,
         &[
             (
@@ -829,6 +883,10 @@ rate_per_sec = 0
             (8, "no-such-fills.jsonl` does not exist"),
             (12, "is not a file"),
             (16, "`rate_per_sec` must be positive"),
+            (
+                23,
+                "`heartbeat_ms` must be at least 1 and `down_after_ms` at least `heartbeat_ms`; got 500 and 100",
+            ),
         ],
     );
 }
