@@ -246,6 +246,13 @@ pub enum Notice {
         symbol: SymbolIdx,
         why: SyncReason,
     },
+    /// A venue's link changed (the gateway lost it, or has it back with its
+    /// in-flight orders settled). Only changes: a link reported as it already was
+    /// (every start reports them all) makes none.
+    VenueLink {
+        venue: VenueIdx,
+        up: bool,
+    },
     /// A venue has been down for `engine.venue_down_alarm_ms`; `stop` when
     /// `engine.on_venue_down = "stop"` made the engine stop.
     VenueAlarm {
@@ -759,7 +766,7 @@ impl Core {
             }
             FeedEvent::Command { cmd, ts } => self.on_command(cmd, ts, out),
             FeedEvent::Tick { ts } => self.on_tick(ts, out),
-            FeedEvent::Venue { venue, up, ts } => self.on_venue(venue, up, ts),
+            FeedEvent::Venue { venue, up, ts } => self.on_venue(venue, up, ts, out),
         }
     }
 
@@ -1397,7 +1404,7 @@ impl Core {
         out.notice(&Notice::OutOfSync { sub, symbol, why });
     }
 
-    fn on_venue(&mut self, venue: VenueIdx, up: bool, ts: Nanos) {
+    fn on_venue<O: Outputs>(&mut self, venue: VenueIdx, up: bool, ts: Nanos, out: &mut O) {
         self.advance(ts);
         let now = self.now_ns;
         let Some(l) = self.links.get_mut(venue.0 as usize) else {
@@ -1408,6 +1415,7 @@ impl Core {
             *l = Link::default();
             // What waited for this venue is due at the next tick.
             self.resync.wake_ns = self.resync.wake_ns.min(now);
+            out.notice(&Notice::VenueLink { venue, up });
         } else if !up && !l.down {
             *l = Link {
                 down: true,
@@ -1415,6 +1423,7 @@ impl Core {
                 alarmed: false,
             };
             self.stats.venue_downs += 1;
+            out.notice(&Notice::VenueLink { venue, up });
         }
     }
 
@@ -1501,6 +1510,15 @@ impl Core {
         if st.attempts >= self.resync.max_attempts {
             self.give_up(pair, st.why, out);
             return Step::Done;
+        }
+        // No places for its orders yet: wait quietly (a decision per look would
+        // fill the journal while a burst holds the places).
+        if !self
+            .orders
+            .can_insert(sub.0 as usize, if flips { 2 } else { 1 })
+        {
+            self.resync.pairs[pair].due_ns = self.now_ns.saturating_add(self.resync.backoff_ns(0));
+            return Step::Keep;
         }
         let attempt = st.attempts + 1;
         let event_key = mix64(self.resync.ticks ^ mix64(pair as u64 ^ RESYNC_KEY_SALT)).max(1);

@@ -588,6 +588,16 @@ impl OrderTable {
         }
     }
 
+    /// Whether `orders` more orders of subscription `sub` would find places now.
+    #[inline]
+    pub fn can_insert(&self, sub: usize, orders: usize) -> bool {
+        self.live + orders <= self.live_max
+            && self
+                .live_mask
+                .get(sub)
+                .is_some_and(|m| self.places - m.count_ones() as usize >= orders)
+    }
+
     /// Live orders of subscription `sub`.
     pub fn live_of(&self, sub: usize) -> usize {
         self.live_mask
@@ -810,6 +820,8 @@ mod tests {
         t.mark_done(order(0, 3).id);
         assert!(t.has_room(0, 2), "room again once two places are free");
         assert_eq!(t.live_of(0), 2);
+        assert!(t.can_insert(0, 2) && !t.can_insert(0, 3) && t.can_insert(2, 4));
+        assert!(!t.can_insert(9, 1), "no such subscription");
         // In all: room for `orders` more unless the table is empty.
         let mut t = OrderTable::new(&[0, 0, 0], 8, 3);
         assert!(t.has_room(0, 6), "an empty table always has room");

@@ -740,11 +740,13 @@ pub fn start(
             // Reports the exec ring had no room for. Gateways are only driven while it
             // is empty, so it holds at most what one submit or poll produced.
             let mut exec_pending: VecDeque<ExecEvent> = VecDeque::with_capacity(exec_pending_max);
-            // What the core was last told of each gateway's link.
+            // What the core was last told of each gateway's link. It is told every
+            // link at start: a core rebuilt from a journal may believe a venue down
+            // that is up now.
             let mut up: Vec<bool> = gateways.iter().map(|g| g.is_up()).collect();
             for (g, gw) in gateways.iter().enumerate() {
+                exec_pending.push_back(venue_event(g, up[g], clock::now()));
                 if !up[g] {
-                    exec_pending.push_back(venue_event(g, false, clock::now()));
                     link_changed(&progress, gw.as_ref(), false);
                 }
             }

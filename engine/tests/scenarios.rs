@@ -178,6 +178,9 @@ impl Harness {
                 Notice::VenueAlarm { stop, .. } => {
                     self.out.push(format!("venue alarm stop={stop}"))
                 }
+                Notice::VenueLink { up, .. } => self
+                    .out
+                    .push(format!("venue {}", if *up { "up" } else { "down" })),
                 Notice::Rejected { .. } | Notice::Odd { .. } => {}
             }
         }
@@ -1100,6 +1103,7 @@ id = \"A\"\nequity = \"100000\"\n[[followers]]\nid = \"B\"\nequity = \"100000\"\
          A:L1 buy 5 ioc@100
          > venue fill
          > venue down
+         venue down
          # leader fills are still taken, decided and recorded; nothing is sent
          = ready L1 yes
          > fill L2 X buy 3 @100
@@ -1111,6 +1115,7 @@ id = \"A\"\nequity = \"100000\"\n[[followers]]\nid = \"B\"\nequity = \"100000\"\
          > tick
          = stat pending 2
          > venue up
+         venue up
          # the close goes first, then the opening
          > tick
          A:L1 resync venue_down sent
@@ -1134,11 +1139,15 @@ fn an_order_the_gateway_could_not_send_waits_for_the_venue_and_an_alarm_is_raise
          # the gateway lost the venue before the core heard of it
          > venue reject F1:L1 venue_down
          > venue down
+         venue down
          > tick 9000
          > tick 1000
          venue alarm stop=false
          > tick 60000
          = working F1:L1 X 0
+         > venue up
+         venue up
+         # a link reported as it already is changes nothing
          > venue up
          > tick
          F1:L1 resync venue_down sent

@@ -367,6 +367,13 @@ fn notice_rec(n: &Notice) -> NoticeRec {
             reason: why.code(),
             detail: 0,
         },
+        Notice::VenueLink { venue, up } => NoticeRec {
+            code: 5,
+            sub: venue.0 as u32,
+            order_id: 0,
+            reason: 0,
+            detail: up as u8,
+        },
         Notice::VenueAlarm {
             venue,
             down_ns,
@@ -408,6 +415,14 @@ fn notice_from(r: &NoticeRec) -> Result<Notice, RecordError> {
                 field: "why",
                 code: r.reason,
             })?,
+        },
+        5 => Notice::VenueLink {
+            venue: VenueIdx(u16::try_from(r.sub).map_err(|_| RecordError::BadCode {
+                kind: "notice",
+                field: "venue",
+                code: u8::MAX,
+            })?),
+            up: r.detail != 0,
         },
         4 => Notice::VenueAlarm {
             venue: VenueIdx(u16::try_from(r.sub).map_err(|_| RecordError::BadCode {

@@ -121,7 +121,11 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
         &c,
         "SELECT COUNT(*) FROM copy_instructions WHERE resync <> '' AND leader_fill_seq IS NULL",
     );
-    assert!(sc.ticks > 0 && resyncs > 0, "ticks {} resyncs {resyncs}", sc.ticks);
+    assert!(
+        sc.ticks > 0 && resyncs > 0,
+        "ticks {} resyncs {resyncs}",
+        sc.ticks
+    );
     assert_eq!(resyncs, k[&(Kind::ResyncDecision as u16)]);
     let linked = count(
         &c,
@@ -132,7 +136,12 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
         "SELECT COUNT(*) FROM copy_instructions WHERE resync <> '' AND sent <> '0'",
     );
     assert!(linked >= sent && sent > 0, "linked {linked} sent {sent}");
-    assert!(count(&c, "SELECT COUNT(*) FROM audit_log WHERE kind = 'venue_down'") > 0);
+    assert!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'venue_down'"
+        ) > 0
+    );
     assert!(count(&c, "SELECT COUNT(*) FROM copy_instructions WHERE status = 'deferred' AND reason = 'venue_down'") > 0);
     assert_eq!(n("mark_prices"), k[&(Kind::MarkPrice as u16)]);
     assert_eq!(n("leader_equity"), k[&(Kind::LeaderEquity as u16)]);
@@ -154,12 +163,20 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
     assert_eq!(dup, sc.repeated_fills);
     assert!(dup > 0, "the scripted venue repeats some fills");
     assert_eq!(
-        audit("stop") + audit("reject") + audit("oddity") + audit("out_of_sync")
+        audit("stop")
+            + audit("reject")
+            + audit("oddity")
+            + audit("out_of_sync")
             + audit("venue_alarm")
+            + audit("venue_down")
+            + audit("venue_up")
             - dup,
         k[&(Kind::Notice as u16)]
     );
-    assert!(audit("venue_alarm") > 0, "the synthetic venue stays down past its alarm");
+    assert!(
+        audit("venue_alarm") > 0,
+        "the synthetic venue stays down past its alarm"
+    );
     assert!(audit("reject") > 0 && audit("out_of_sync") > 0 && audit("oddity") > dup);
     let skipped = count(&c, "SELECT COUNT(*) FROM copy_instructions WHERE status = 'skipped' AND reason = 'follower_paused'");
     assert!(skipped > 0);

@@ -595,21 +595,10 @@ impl Builder {
                 self.set_input(seq, ts, InputKind::Tick);
                 Ok(())
             }
-            Entry::Feed(FeedEvent::Venue { venue, up, ts: t }) => {
+            Entry::Feed(FeedEvent::Venue { venue, .. }) => {
+                // Its audit row comes from the core's notice, made on a change only.
                 self.set_input(seq, ts, InputKind::Other);
-                let name = u
-                    .venues
-                    .get(venue.0 as usize)
-                    .map(|v| v.name.clone())
-                    .ok_or_else(|| bad(seq, format!("venue {} is not in the config", venue.0)))?;
-                batch.audit.push(AuditRow {
-                    seq: seq_i,
-                    ts: to_i64(seq, "timestamp", t.0)?,
-                    kind: if up { "venue_up" } else { "venue_down" },
-                    subject: name,
-                    reason: if up { "reconnected" } else { "venue_down" },
-                    detail: String::new(),
-                });
+                chk.venue(venue.0)?;
                 Ok(())
             }
             Entry::Exec(r) => {
@@ -1140,26 +1129,24 @@ impl Builder {
                 why.as_str(),
                 chk.symbol(symbol.0)?,
             ),
+            Notice::VenueLink { venue, up } => (
+                if up { "venue_up" } else { "venue_down" },
+                chk.venue(venue.0)?.to_string(),
+                if up { "reconnected" } else { "venue_down" },
+                "",
+            ),
             Notice::VenueAlarm {
                 venue,
                 down_ns,
                 stop,
             } => {
-                let name = chk
-                    .u
-                    .venues
-                    .get(venue.0 as usize)
-                    .map(|v| v.name.clone())
-                    .ok_or_else(|| {
-                        bad(chk.seq, format!("venue {} is not in the config", venue.0))
-                    })?;
                 batch.audit.push(AuditRow {
                     seq,
                     ts,
                     kind: "venue_alarm",
-                    subject: name,
+                    subject: chk.venue(venue.0)?.to_string(),
                     reason: if stop { "engine_stopped" } else { "venue_down" },
-                    detail: format!("down {:.1} s", down_ns as f64 / 1e9),
+                    detail: format!("down {} ms", down_ns / 1_000_000),
                 });
                 return Ok(());
             }
@@ -1263,6 +1250,14 @@ impl<'a> Check<'a> {
         } else {
             Err(self.missing("subscription", i.into(), self.u.subs.len()))
         }
+    }
+
+    fn venue(&self, i: u16) -> Result<&'a str, SidecarError> {
+        self.u
+            .venues
+            .get(i as usize)
+            .map(|v| v.name.as_str())
+            .ok_or_else(|| self.missing("venue", i as u64, self.u.venues.len()))
     }
 
     fn symbol(&self, i: u16) -> Result<&'a str, SidecarError> {
