@@ -267,6 +267,68 @@ fn populate(c: &mut Connection) {
         [t0 + 10 * NS_PER_DAY],
     )
     .unwrap();
+
+    // Never unhedged: the leaders' and the followers' positions, and the first two
+    // followers of a leader that ends flat in a symbol left holding 0.01 of it,
+    // one given up by the resync after two rejected catch-ups, one with no record.
+    for (li, (leader, _)) in leaders.iter().enumerate() {
+        for (si, (sym, _, _)) in symbols.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO leader_positions VALUES (?1, ?2, ?3, ?4)",
+                params![leader, sym, dec(pos[li][si], 3).to_string(), lseq],
+            )
+            .unwrap();
+        }
+    }
+    let (fli, fsi) = (0..3)
+        .flat_map(|li| (0..2).map(move |si| (li, si)))
+        .find(|(li, si)| pos[*li][*si] == 0.0)
+        .expect("a leader flat in a symbol at the end");
+    let mut left = 0;
+    for (sub, f, li, _, fpos) in &subs {
+        for (si, (sym, _, _)) in symbols.iter().enumerate() {
+            let mut q = fpos[si];
+            if (*li, si) == (fli, fsi) && q == 0.0 && left < 2 {
+                q = 0.01;
+                left += 1;
+                if left == 1 {
+                    for _ in 0..2 {
+                        iseq += 1;
+                        tx.execute(
+                            "INSERT INTO copy_instructions VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, '0', '-0.01', '-0.01', 'sent', '', 1, 'reject_insufficient_margin')",
+                            params![iseq, format!("r{iseq}"), sub, f, leaders[fli].0, sym],
+                        )
+                        .unwrap();
+                        oseq += 1;
+                        tx.execute(
+                            "INSERT INTO follower_orders VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sim', ?8, 'sell', '0.01', '1', 'market', 1, 'rejected', '0', 'insufficient_margin')",
+                            params![format!("fc-{oseq}"), oseq, iseq, format!("r{iseq}"), sub, f, leaders[fli].0, sym],
+                        )
+                        .unwrap();
+                    }
+                    tx.execute(
+                        "INSERT INTO audit_log VALUES (?1, ?2, 'out_of_sync', ?3, 'reject_insufficient_margin', ?4)",
+                        params![iseq + 1, t0 + 59 * NS_PER_DAY, sub, sym],
+                    )
+                    .unwrap();
+                }
+            }
+            tx.execute(
+                "INSERT INTO positions VALUES (?1, ?2, ?3, ?4, ?5, NULL, '0', 0)",
+                params![sub, sym, f, leaders[*li].0, dec(q, 4).to_string()],
+            )
+            .unwrap();
+        }
+    }
+    tx.execute_batch(&format!(
+        "INSERT INTO audit_log VALUES (2, {d}, 'venue_down', 'sim', 'venue_down', ''),
+           (3, {a}, 'venue_alarm', 'sim', 'venue_down', 'down 10000 ms'),
+           (4, {u}, 'venue_up', 'sim', 'reconnected', '');",
+        d = t0 + 20 * NS_PER_DAY,
+        a = t0 + 20 * NS_PER_DAY + 10_000_000_000,
+        u = t0 + 20 * NS_PER_DAY + 42_000_000_000,
+    ))
+    .unwrap();
     tx.commit().unwrap();
 }
 
@@ -334,6 +396,8 @@ fn the_page_is_self_contained() {
         "Equity",
         "high-water mark",
         "sync score",
+        "Open where the leader is flat",
+        "Resync, deferred, venue outages",
     ] {
         assert!(html.contains(term), "the definitions lack {term:?}");
     }
@@ -358,6 +422,32 @@ fn the_four_charts_hold_drawn_data() {
     let lat = svg(&html, "chart-latency").unwrap();
     assert!(lat.matches("<rect class=\"data bar\"").count() >= 10);
     assert!(drawn(svg(&html, "chart-sync").unwrap()) > 0);
+}
+
+#[test]
+fn the_page_lists_positions_open_where_the_leader_is_flat_and_the_resync_work() {
+    let r = report();
+    let o = &r.reconciliation.open_where_leader_flat;
+    assert_eq!((o.count(), o.unexplained), (2, 1));
+    assert_eq!(
+        o.by_reason,
+        vec![("reject_insufficient_margin".to_string(), 1)]
+    );
+    assert_eq!(r.activity.resync.instructions, 2);
+    assert_eq!(r.activity.venues[0].downtime_ns, 42_000_000_000);
+    let html = r.to_html();
+    for want in [
+        "<h3 id=\"open-where-leader-flat\">",
+        "<b>1 with no recorded reason</b>",
+        "<table id=\"open-where-leader-flat-rows\">",
+        "<td class=\"neg\">no recorded reason</td>",
+        "<td>reject_insufficient_margin</td><td>out_of_sync</td>",
+        "<h3 id=\"resync\">Resync and venue outages</h3><p>2 resync instruction(s) → 2 order(s)",
+        "<table id=\"venue-links\">",
+        "<td>sim</td><td class=\"n\">1</td><td class=\"n\">42s</td><td class=\"n\">1</td>",
+    ] {
+        assert!(html.contains(want), "{want:?} not in the page");
+    }
 }
 
 #[test]
@@ -437,6 +527,12 @@ fn headless_chromium_renders_the_charts() {
         assert!(
             drawn(s) > 0,
             "{id} has no drawn element in the rendered DOM"
+        );
+    }
+    for id in ["open-where-leader-flat-rows", "venue-links"] {
+        assert!(
+            dom.contains(&format!("<table id=\"{id}\">")),
+            "rendered DOM has no table {id}"
         );
     }
 }

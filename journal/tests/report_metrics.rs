@@ -301,7 +301,8 @@ fn populate(c: &Connection) {
     }
     c.execute_batch(
         "INSERT INTO positions VALUES ('S1', 'BTC', 'F1', 'L1', '0.1', '110', '0', 10),
-                                      ('S2', 'BTC', 'F2', 'L1', '0', '0', '0.5', 9);",
+                                      ('S2', 'BTC', 'F2', 'L1', '0', '0', '0.5', 9);
+         INSERT INTO leader_positions VALUES ('L1', 'BTC', '1', 5);",
     )
     .unwrap();
 }
@@ -572,7 +573,7 @@ fn empty_and_tableless_databases_give_valid_reports() {
     let r = report::build(&c).unwrap();
     assert!(r.is_empty());
     assert_eq!(r.as_of_ns, None);
-    assert_eq!(r.missing_tables.len(), 12);
+    assert_eq!(r.missing_tables.len(), 13);
     assert!(r.summary_text().contains("nothing to report"));
     assert_eq!(r.to_json()["empty"], true);
 
@@ -662,10 +663,305 @@ fn summary_text_names_the_figures() {
     assert!(s.contains("p50 ≤ 2µs"), "{s}");
 }
 
+// --- never unhedged: positions open where the leader is flat ----------------
+
+/// Leader L3 (ETH, venue `simx`, except S6's orders on `simy`) opens 1 at seq 100
+/// and closes at 120; S3..S6 copy it 1:1. Journal seqs are shared by every table.
+///
+/// | pair | after the close at 120 | held | reason |
+/// |------|------------------------|------|--------|
+/// | S3 | close rejected, resyncs 130 and 140 rejected (`insufficient_margin`), given up at 150 | 1 | `reject_insufficient_margin` (out_of_sync #150) |
+/// | S4 | deferred: `venue_down` (simx down since 119) | 1 | `venue_down` (deferred #122) |
+/// | S5 | opened 0.5 + resync 115 (`unfilled`, `venue_limit`) 0.25, closed at 126 | 0 | not listed |
+/// | S6 | skipped (hand-made: no order, no record) | 1 | none: unexplained since #120 |
+///
+/// simx: down at 90, up at 95 (5 s later), down at 119, alarm at 155, still down.
+const UNHEDGED: &str = "
+INSERT INTO symbols VALUES ('ETH', '0.01', '0.01');
+INSERT INTO leaders VALUES ('L3', '10000');
+INSERT INTO followers VALUES ('F3', '1000'), ('F4', '1000'), ('F5', '1000'), ('F6', '1000');
+INSERT INTO subscriptions VALUES ('S3', 'F3', 'L3', 'fixed_ratio', '1000'),
+  ('S4', 'F4', 'L3', 'fixed_ratio', '1000'), ('S5', 'F5', 'L3', 'fixed_ratio', '1000'),
+  ('S6', 'F6', 'L3', 'fixed_ratio', '1000');
+INSERT INTO leader_fills VALUES
+  (100, 'L3', 'e100', 'ETH', 'buy', '1', '2000', '1', 'o100', '1', 1730851200000000000, 1730851200000000000, ''),
+  (120, 'L3', 'e120', 'ETH', 'sell', '1', '2100', '0', 'o120', '1', 1730851260000000000, 1730851260000000000, '');
+INSERT INTO leader_positions VALUES ('L3', 'ETH', '0', 120);
+INSERT INTO copy_instructions VALUES
+  (101, 100, 'e100', 'S3', 'F3', 'L3', 'ETH', '1', '1', '1', 'sent', '', 1, ''),
+  (102, 100, 'e100', 'S4', 'F4', 'L3', 'ETH', '1', '1', '1', 'sent', '', 1, ''),
+  (103, 100, 'e100', 'S5', 'F5', 'L3', 'ETH', '1', '1', '1', 'sent', '', 1, ''),
+  (104, 100, 'e100', 'S6', 'F6', 'L3', 'ETH', '1', '1', '1', 'sent', '', 1, ''),
+  (115, NULL, 'r115', 'S5', 'F5', 'L3', 'ETH', '1', '0.5', '0.25', 'reduced', 'venue_limit', 1, 'unfilled'),
+  (121, 120, 'e120', 'S3', 'F3', 'L3', 'ETH', '0', '-1', '-1', 'sent', '', 1, ''),
+  (122, 120, 'e120', 'S4', 'F4', 'L3', 'ETH', '0', '-1', '0', 'deferred', 'venue_down', 1, ''),
+  (123, 120, 'e120', 'S5', 'F5', 'L3', 'ETH', '0', '-0.75', '-0.75', 'sent', '', 1, ''),
+  (124, 120, 'e120', 'S6', 'F6', 'L3', 'ETH', '0', '-1', '0', 'skipped', 'no_change', 1, ''),
+  (130, NULL, 'r130', 'S3', 'F3', 'L3', 'ETH', '0', '-1', '-1', 'sent', '', 1, 'reject_insufficient_margin'),
+  (140, NULL, 'r140', 'S3', 'F3', 'L3', 'ETH', '0', '-1', '-1', 'sent', '', 1, 'reject_insufficient_margin');
+INSERT INTO follower_orders VALUES
+  ('c-S3-100', 101, 101, 'e100', 'S3', 'F3', 'L3', 'simx', 'ETH', 'buy', '1', '2002', 'limit_ioc', 0, 'filled', '1', NULL),
+  ('c-S4-100', 102, 102, 'e100', 'S4', 'F4', 'L3', 'simx', 'ETH', 'buy', '1', '2002', 'limit_ioc', 0, 'filled', '1', NULL),
+  ('c-S5-100', 103, 103, 'e100', 'S5', 'F5', 'L3', 'simx', 'ETH', 'buy', '1', '2002', 'limit_ioc', 0, 'canceled', '0.5', NULL),
+  ('c-S6-100', 104, 104, 'e100', 'S6', 'F6', 'L3', 'simy', 'ETH', 'buy', '1', '2002', 'limit_ioc', 0, 'filled', '1', NULL),
+  ('c-S5-r115', 115, 115, 'r115', 'S5', 'F5', 'L3', 'simx', 'ETH', 'buy', '0.25', '2002', 'limit_ioc', 0, 'filled', '0.25', NULL),
+  ('c-S3-120', 121, 121, 'e120', 'S3', 'F3', 'L3', 'simx', 'ETH', 'sell', '1', '2100', 'market', 1, 'rejected', '0', 'insufficient_margin'),
+  ('c-S5-120', 123, 123, 'e120', 'S5', 'F5', 'L3', 'simx', 'ETH', 'sell', '0.75', '2100', 'market', 1, 'filled', '0.75', NULL),
+  ('c-S3-r130', 130, 130, 'r130', 'S3', 'F3', 'L3', 'simx', 'ETH', 'sell', '1', '2100', 'market', 1, 'rejected', '0', 'insufficient_margin'),
+  ('c-S3-r140', 140, 140, 'r140', 'S3', 'F3', 'L3', 'simx', 'ETH', 'sell', '1', '2100', 'market', 1, 'rejected', '0', 'insufficient_margin');
+INSERT INTO follower_fills VALUES
+  ('c-S3-100', 't105', 105, 'F3', 'S3', 'ETH', 'buy', '1', '2000', '0', 1730851201000000000),
+  ('c-S4-100', 't106', 106, 'F4', 'S4', 'ETH', 'buy', '1', '2000', '0', 1730851201000000000),
+  ('c-S5-100', 't107', 107, 'F5', 'S5', 'ETH', 'buy', '0.5', '2000', '0', 1730851201000000000),
+  ('c-S6-100', 't109', 109, 'F6', 'S6', 'ETH', 'buy', '1', '2000', '0', 1730851201000000000),
+  ('c-S5-r115', 't116', 116, 'F5', 'S5', 'ETH', 'buy', '0.25', '2000', '0', 1730851202000000000),
+  ('c-S5-120', 't126', 126, 'F5', 'S5', 'ETH', 'sell', '0.75', '2100', '0', 1730851261000000000);
+INSERT INTO positions VALUES ('S3', 'ETH', 'F3', 'L3', '1', '2000', '0', 105),
+  ('S4', 'ETH', 'F4', 'L3', '1', '2000', '0', 106), ('S5', 'ETH', 'F5', 'L3', '0', NULL, '75', 126),
+  ('S6', 'ETH', 'F6', 'L3', '1', '2000', '0', 109);
+INSERT INTO audit_log VALUES
+  (90, 1730851100000000000, 'venue_down', 'simx', 'venue_down', ''),
+  (95, 1730851105000000000, 'venue_up', 'simx', 'reconnected', ''),
+  (119, 1730851250000000000, 'venue_down', 'simx', 'venue_down', ''),
+  (125, 1730851260000000000, 'reject', 'c-S3-120', 'insufficient_margin', 'retried'),
+  (150, 1730851290000000000, 'out_of_sync', 'S3', 'reject_insufficient_margin', 'ETH'),
+  (155, 1730851260000000000, 'venue_alarm', 'simx', 'venue_down', 'down 10000 ms');
+";
+
+/// The small database plus `UNHEDGED`.
+fn db_unhedged() -> Connection {
+    let c = db();
+    c.execute_batch(UNHEDGED).unwrap();
+    c
+}
+
+/// `(subscription, reason, source, since seq)` of each open pair.
+type Open = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    i64,
+);
+
+fn open_pairs(c: &Connection) -> Vec<Open> {
+    let r = report::build_with(c, &options()).unwrap();
+    let o = &r.reconciliation.open_where_leader_flat;
+    assert_eq!(o.count(), o.rows.len());
+    assert_eq!(
+        o.unexplained,
+        o.rows.iter().filter(|p| p.reason.is_none()).count()
+    );
+    o.rows
+        .iter()
+        .map(|p| {
+            let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+            (
+                leak(&p.subscription_id),
+                p.reason.as_deref().map(leak),
+                p.source,
+                p.since_seq.unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn open_where_leader_flat_lists_each_pair_with_its_recorded_reason() {
+    let base: Vec<Open> = vec![
+        ("S6", None, None, 120),
+        (
+            "S3",
+            Some("reject_insufficient_margin"),
+            Some("out_of_sync"),
+            150,
+        ),
+        ("S4", Some("venue_down"), Some("deferred"), 122),
+    ];
+    // Each case: rows added to `UNHEDGED`, and the pairs the report then lists.
+    let cases: [(&str, &str, Vec<Open>); 6] = [
+        ("as built", "", base.clone()),
+        (
+            "a person's resync after the give-up supersedes it; its order still working",
+            "INSERT INTO copy_instructions VALUES (160, NULL, 'r160', 'S3', 'F3', 'L3', 'ETH', '0', '-1', '-1', 'sent', '', 1, 'command');
+             INSERT INTO follower_orders VALUES ('c-S3-r160', 160, 160, 'r160', 'S3', 'F3', 'L3', 'simx', 'ETH', 'sell', '1', '2100', 'market', 1, 'acked', '0', NULL);",
+            vec![base[0], ("S3", Some("order_working"), Some("order"), 160), base[2]],
+        ),
+        (
+            "that resync's order rejected: what the resync retries next",
+            "INSERT INTO copy_instructions VALUES (160, NULL, 'r160', 'S3', 'F3', 'L3', 'ETH', '0', '-1', '-1', 'sent', '', 1, 'command');
+             INSERT INTO follower_orders VALUES ('c-S3-r160', 160, 160, 'r160', 'S3', 'F3', 'L3', 'simx', 'ETH', 'sell', '1', '2100', 'market', 1, 'rejected', '0', 'transient');",
+            vec![base[0], ("S3", Some("reject_transient"), Some("order"), 160), base[2]],
+        ),
+        (
+            "a resync for the deferred pair fills in part: unfilled",
+            "INSERT INTO copy_instructions VALUES (160, NULL, 'r160', 'S4', 'F4', 'L3', 'ETH', '0', '-1', '-1', 'sent', '', 1, 'venue_down');
+             INSERT INTO follower_orders VALUES ('c-S4-r160', 160, 160, 'r160', 'S4', 'F4', 'L3', 'simx', 'ETH', 'sell', '1', '2100', 'market', 1, 'canceled', '0.4', NULL);
+             INSERT INTO follower_fills VALUES ('c-S4-r160', 't161', 161, 'F4', 'S4', 'ETH', 'sell', '0.4', '2100', '0', 1730851300000000000);
+             UPDATE positions SET qty = '0.6' WHERE subscription_id = 'S4';",
+            vec![base[0], base[1], ("S4", Some("unfilled"), Some("order"), 160)],
+        ),
+        (
+            "an alarm on the unexplained pair's venue after its last fill",
+            "INSERT INTO audit_log VALUES (170, 1730851400000000000, 'venue_alarm', 'simy', 'engine_stopped', 'down 10000 ms');",
+            vec![
+                base[1],
+                base[2],
+                ("S6", Some("engine_stopped"), Some("venue_alarm"), 170),
+            ],
+        ),
+        (
+            "the leader reopens: nothing is open where it is flat",
+            "UPDATE leader_positions SET qty = '2', updated_seq = 180 WHERE leader_id = 'L3';",
+            vec![],
+        ),
+    ];
+    for (what, sql, want) in cases {
+        let c = db_unhedged();
+        c.execute_batch(sql).unwrap();
+        assert_eq!(open_pairs(&c), want, "{what}");
+    }
+
+    // Without `leader_positions`, flat is read from the latest acted-on leader fill:
+    // L1 still holds 1 BTC (S1's 0.1 is not listed), L3 is flat.
+    let c = db_unhedged();
+    c.execute_batch("DROP TABLE leader_positions").unwrap();
+    assert_eq!(open_pairs(&c), base);
+    let r = report::build_with(&c, &options()).unwrap();
+    assert_eq!(
+        r.reconciliation.open_where_leader_flat.leader_flat_from,
+        "leader_fills"
+    );
+
+    // The small database alone: S1 holds 0.1 BTC while L1 holds 1: not listed.
+    assert_eq!(open_pairs(&db()), vec![]);
+}
+
+#[test]
+fn resync_work_and_open_positions_in_json_and_summary() {
+    let c = db_unhedged();
+    let r = report::build_with(&c, &options()).unwrap();
+    let a = &r.activity;
+    assert_eq!(a.deferred, 1);
+    assert_eq!(a.resync.instructions, 3);
+    assert_eq!(
+        a.resync.by_cause,
+        vec![
+            ("reject_insufficient_margin".to_string(), 2),
+            ("unfilled".to_string(), 1)
+        ]
+    );
+    assert_eq!(a.resync.orders, 3);
+    assert_eq!(a.resync.venue_limit, 1);
+    assert_eq!(a.resync.gave_up, 1);
+    assert!(a
+        .limited_by_reason
+        .contains(&("deferred (venue_down)".to_string(), 1)));
+    assert!(a
+        .instructions_by_status
+        .contains(&("deferred".to_string(), 1)));
+    // simx: down 90 → up 95 (5 s), down again at 119 with an alarm, never back.
+    assert_eq!(a.venues.len(), 1);
+    let v = &a.venues[0];
+    assert_eq!(
+        (v.venue.as_str(), v.outages, v.alarms, v.stops),
+        ("simx", 2, 1, 0)
+    );
+    assert_eq!(v.downtime_ns, 5_000_000_000);
+    assert!(v.down_at_end);
+    // Reconciliation names the deferral and the resync on the pairs' last decisions.
+    let s4 = r
+        .reconciliation
+        .pairs
+        .iter()
+        .find(|p| p.subscription_id == "S4")
+        .unwrap();
+    assert!(
+        s4.reasons[0].contains("deferred (venue_down)"),
+        "{:?}",
+        s4.reasons
+    );
+    let s3 = r
+        .reconciliation
+        .pairs
+        .iter()
+        .find(|p| p.subscription_id == "S3")
+        .unwrap();
+    assert!(
+        s3.reasons[0].contains("(resync: reject_insufficient_margin)"),
+        "{:?}",
+        s3.reasons
+    );
+
+    let j = r.to_json();
+    let o = &j["reconciliation"]["open_where_leader_flat"];
+    assert_eq!(o["count"], 3);
+    assert_eq!(o["unexplained"], 1);
+    assert_eq!(o["by_reason"]["reject_insufficient_margin"], 1);
+    assert_eq!(o["by_reason"]["venue_down"], 1);
+    assert_eq!(o["leader_flat_from"], "leader_positions");
+    assert_eq!(
+        o["rows"][0],
+        serde_json::json!({
+            "subscription_id": "S6", "follower_id": "F6", "leader_id": "L3", "symbol": "ETH",
+            "qty": "1", "reason": null, "source": null, "since_seq": 120,
+        })
+    );
+    assert_eq!(o["rows"][1]["reason"], "reject_insufficient_margin");
+    assert_eq!(o["rows"][1]["source"], "out_of_sync");
+    assert_eq!(o["rows"][1]["since_seq"], 150);
+    let rs = &j["activity"]["resync"];
+    assert_eq!(rs["instructions"], 3);
+    assert_eq!(rs["by_cause"]["unfilled"], 1);
+    assert_eq!(rs["venue_limit"], 1);
+    assert_eq!(rs["gave_up_by_reason"]["reject_insufficient_margin"], 1);
+    assert_eq!(j["activity"]["deferred"], 1);
+    assert_eq!(j["activity"]["venues"][0]["downtime_ns"], 5_000_000_000i64);
+    assert_eq!(j["activity"]["venues"][0]["down_at_end"], true);
+    // The JSON lists at most `open_rows_max` rows, unexplained first; counts cover all.
+    let one = ReportOptions {
+        open_rows_max: 1,
+        ..options()
+    };
+    let j = report::build_with(&c, &one).unwrap().to_json();
+    let o = &j["reconciliation"]["open_where_leader_flat"];
+    assert_eq!(o["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(o["rows"][0]["subscription_id"], "S6");
+    assert_eq!(o["count"], 3);
+
+    let s = r.summary_text();
+    for want in [
+        "open where leader flat 3 (subscription, symbol) pairs; unexplained 1",
+        "S6 F6 ETH holds 1 — NO RECORDED REASON (since #120)",
+        "S3 F3 ETH holds 1 (reject_insufficient_margin: out_of_sync #150)",
+        "S4 F4 ETH holds 1 (venue_down: deferred #122)",
+        "resync: 3 instructions (reject_insufficient_margin 2, unfilled 1), 3 orders; deferred 1, venue_limit 1; pairs given up (out of sync) 1",
+        "venue simx: 2 outage(s), down 5s in all (ended outages), 1 alarm(s); DOWN when the data ends",
+    ] {
+        assert!(s.contains(want), "{want:?} not in\n{s}");
+    }
+    let reason_lines: Vec<&str> = s
+        .lines()
+        .skip_while(|l| !l.contains("open where leader flat"))
+        .skip(1)
+        .take(2)
+        .collect();
+    assert!(
+        reason_lines[0]
+            .trim_start()
+            .starts_with("reject_insufficient_margin"),
+        "{s}"
+    );
+    assert!(
+        reason_lines[1].trim_start().starts_with("venue_down"),
+        "{s}"
+    );
+}
+
 // --- the same database in PostgreSQL ---------------------------------------
 
 /// The schema with PostgreSQL's types: NUMERIC decimals, BIGINT timestamps.
 const PG_SCHEMA: &[(&str, &str)] = &[
+    ("leader_positions", "leader_id TEXT, symbol TEXT, qty NUMERIC, updated_seq BIGINT"),
     ("leader_fills", "seq BIGINT, leader_id TEXT, event_id TEXT, symbol TEXT, side TEXT, qty NUMERIC, price NUMERIC, position_after NUMERIC, order_id TEXT, order_qty NUMERIC, venue_ts BIGINT, recv_ts BIGINT, ignored TEXT"),
     ("copy_instructions", "seq BIGINT, leader_fill_seq BIGINT, event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target NUMERIC, delta NUMERIC, sent NUMERIC, status TEXT, reason TEXT, config_revision BIGINT, resync TEXT"),
     ("follower_orders", "client_order_id TEXT, seq BIGINT, instruction_seq BIGINT, event_id TEXT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, venue TEXT, symbol TEXT, side TEXT, qty NUMERIC, limit_price NUMERIC, order_type TEXT, reduce_only BOOLEAN, status TEXT, filled_qty NUMERIC, reject_reason TEXT"),
@@ -692,11 +988,12 @@ fn postgres_gives_the_same_report_as_sqlite() {
         }
     };
     let schema = format!("report_test_{}", std::process::id());
+    // The small database with the never-unhedged rows.
     pg.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema};"
     ))
     .unwrap();
-    let lite = db();
+    let lite = db_unhedged();
     for (table, cols) in PG_SCHEMA {
         pg.batch_execute(&format!("CREATE TABLE {table} ({cols})"))
             .unwrap();
@@ -740,22 +1037,29 @@ fn postgres_gives_the_same_report_as_sqlite() {
         }
     }
     let from_pg = report::build_postgres(&mut pg, &options());
-    let lineage_pg = report::lineage_postgres(&mut pg, "c-S2-5");
-    let fill_pg = report::leader_fill_lineage_postgres(&mut pg, 3);
+    let orders = ["c-S2-5"];
+    let fills = [3];
+    let lineages_pg: Vec<_> = orders
+        .iter()
+        .map(|id| report::lineage_postgres(&mut pg, id))
+        .collect();
+    let fills_pg: Vec<_> = fills
+        .iter()
+        .map(|seq| report::leader_fill_lineage_postgres(&mut pg, *seq))
+        .collect();
     pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
 
     let from_lite = report::build_with(&lite, &options()).unwrap();
-    assert_eq!(from_pg.unwrap().to_json(), from_lite.to_json());
-    assert_eq!(
-        lineage_pg.unwrap().unwrap().to_json(),
-        report::lineage(&lite, "c-S2-5").unwrap().unwrap().to_json()
-    );
-    assert_eq!(
-        fill_pg.unwrap().unwrap().to_json(),
-        report::leader_fill_lineage(&lite, 3)
-            .unwrap()
-            .unwrap()
-            .to_json()
-    );
+    let from_pg = from_pg.unwrap();
+    assert_eq!(from_pg.to_json(), from_lite.to_json());
+    assert_eq!(from_pg.reconciliation.open_where_leader_flat.count(), 3);
+    for (id, pg) in orders.iter().zip(lineages_pg) {
+        let lite = report::lineage(&lite, id).unwrap().unwrap();
+        assert_eq!(pg.unwrap().unwrap().to_json(), lite.to_json(), "{id}");
+    }
+    for (seq, pg) in fills.iter().zip(fills_pg) {
+        let lite = report::leader_fill_lineage(&lite, *seq).unwrap().unwrap();
+        assert_eq!(pg.unwrap().unwrap().to_json(), lite.to_json(), "fill {seq}");
+    }
 }

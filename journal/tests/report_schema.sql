@@ -3,6 +3,7 @@
 CREATE TABLE leader_fills (seq INTEGER PRIMARY KEY, leader_id TEXT, event_id TEXT, symbol TEXT,
   side TEXT, qty TEXT, price TEXT, position_after TEXT, order_id TEXT, order_qty TEXT,
   venue_ts INTEGER, recv_ts INTEGER, ignored TEXT NOT NULL DEFAULT '');
+CREATE TABLE leader_positions (leader_id TEXT, symbol TEXT, qty TEXT, updated_seq INTEGER);
 CREATE TABLE copy_instructions (seq INTEGER PRIMARY KEY, leader_fill_seq INTEGER, event_id TEXT,
   subscription_id TEXT, follower_id TEXT, leader_id TEXT, symbol TEXT, target TEXT, delta TEXT,
   sent TEXT, status TEXT, reason TEXT, config_revision INTEGER, resync TEXT NOT NULL DEFAULT '');

@@ -337,7 +337,51 @@ fn recon_section(h: &mut String, r: &Report) {
         }
         h.push_str("</tbody></table>\n");
     }
+    open_where_flat(h, r);
     h.push_str("</section>\n");
+}
+
+fn open_where_flat(h: &mut String, r: &Report) {
+    let o = &r.reconciliation.open_where_leader_flat;
+    let _ = writeln!(
+        h,
+        "<h3 id=\"open-where-leader-flat\">Open where the leader is flat</h3><p>{} (subscription, symbol) position(s) open while the leader is flat in the symbol; <b>{} with no recorded reason</b>. Leader flat read from <code>{}</code>.</p>",
+        o.count(),
+        o.unexplained,
+        esc(o.leader_flat_from)
+    );
+    if o.rows.is_empty() {
+        return;
+    }
+    let mut by_reason = o.by_reason.clone();
+    if o.unexplained > 0 {
+        by_reason.insert(0, ("no recorded reason".into(), o.unexplained as u64));
+    }
+    h.push_str(
+        "<table class=\"small\"><thead><tr><th>reason</th><th>pairs</th></tr></thead><tbody>\n",
+    );
+    for (k, n) in &by_reason {
+        let _ = writeln!(h, "<tr><td>{}</td><td class=\"n\">{n}</td></tr>", esc(k));
+    }
+    h.push_str("</tbody></table>\n");
+    h.push_str("<table id=\"open-where-leader-flat-rows\"><thead><tr><th>subscription</th><th>follower</th><th>leader</th><th>symbol</th><th>qty</th><th>reason</th><th>recorded in</th><th>since seq</th></tr></thead><tbody>\n");
+    for p in o.rows.iter().take(r.options.rows_max) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td{}>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            esc(&p.subscription_id),
+            esc(&p.follower_id),
+            esc(&p.leader_id),
+            esc(&p.symbol),
+            p.qty,
+            if p.reason.is_none() { " class=\"neg\"" } else { "" },
+            esc(p.reason.as_deref().unwrap_or("no recorded reason")),
+            esc(p.source.unwrap_or("")),
+            p.since_seq.map_or(String::new(), |s| s.to_string()),
+        );
+    }
+    h.push_str("</tbody></table>\n");
+    truncation_note(h, o.rows.len(), r.options.rows_max, "positions");
 }
 
 fn activity_section(h: &mut String, r: &Report) {
@@ -367,11 +411,39 @@ fn activity_section(h: &mut String, r: &Report) {
     };
     h.push_str("<div class=\"row\">");
     table(h, "instruction status", &a.instructions_by_status);
-    table(h, "reduced / skipped by reason", &a.limited_by_reason);
+    table(h, "not plainly sent, by reason", &a.limited_by_reason);
     table(h, "order status", &a.orders_by_status);
     table(h, "reject reason", &a.reject_reasons);
     table(h, "audit log by kind", &r.audit.by_kind);
     h.push_str("</div>\n");
+    let rs = &a.resync;
+    let _ = writeln!(
+        h,
+        "<h3 id=\"resync\">Resync and venue outages</h3><p>{} resync instruction(s) → {} order(s); {} decision(s) deferred; {} sent smaller (<code>venue_limit</code>); {} (subscription, symbol) pair(s) given up (<code>out_of_sync</code>).</p>",
+        rs.instructions, rs.orders, a.deferred, rs.venue_limit, rs.gave_up
+    );
+    h.push_str("<div class=\"row\">");
+    table(h, "resync cause", &rs.by_cause);
+    table(h, "resync status", &rs.by_status);
+    table(h, "given up, by reason", &rs.gave_up_by_reason);
+    h.push_str("</div>\n");
+    if !a.venues.is_empty() {
+        h.push_str("<table id=\"venue-links\"><thead><tr><th>venue</th><th>outages</th><th>downtime (ended outages)</th><th>alarms</th><th>engine stopped</th><th>down when the data ends</th></tr></thead><tbody>\n");
+        for v in &a.venues {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td{}>{}</td></tr>",
+                esc(&v.venue),
+                v.outages,
+                format_duration(v.downtime_ns),
+                v.alarms,
+                v.stops,
+                if v.down_at_end { " class=\"neg\"" } else { "" },
+                if v.down_at_end { "yes" } else { "no" },
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
     if !r.audit.recent.is_empty() {
         h.push_str("<h3>Latest audit entries</h3><table><thead><tr><th>seq</th><th>time</th><th>kind</th><th>subject</th><th>reason</th><th>detail</th></tr></thead><tbody>\n");
         for e in r.audit.recent.iter().rev().take(r.options.rows_max) {
@@ -806,7 +878,11 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 <dt>Performance fee (high-water mark)</dt>
 <dd>At the end of each settlement period, fee = rate × max(0, equity − HWM), and the HWM rises to that equity when a fee is charged. The HWM starts at the allocation, so a follower who loses and recovers pays nothing until equity passes its previous high: each unit of profit is charged once. The equity is trading equity before performance fees. Each fee is split into the leader's share (fee × leader fraction) and the platform's (the rest). The running period's fee is shown as accrued, not charged.</dd>
 <dt>Reconciliation and sync score</dt>
-<dd>Per (subscription, symbol): target = the leader-derived target of the latest instruction; sent = the sum of what instructions sent; venue = the signed sum of the venue's fills; deviation = venue − target. A pair is in sync when |deviation| × mark is within the tolerance. A follower's sync score is the mean |deviation| × mark over its pairs, in quote currency (0 = every position on target). Reasons for an out-of-sync pair come from its instructions' status and reason codes, its orders' reject reasons and unfilled remainders, working orders, and the engine's own position.</dd>
+<dd>Per (subscription, symbol): target = the leader-derived target of the latest instruction; sent = the sum of what instructions sent; venue = the signed sum of the venue's fills; deviation = venue − target. A pair is in sync when |deviation| × mark is within the tolerance. A follower's sync score is the mean |deviation| × mark over its pairs, in quote currency (0 = every position on target). Reasons for an out-of-sync pair come from its instructions' status and reason codes (any status other than <code>sent</code>: <code>reduced</code>, <code>skipped</code>, <code>deferred</code>), whether the resync made the latest one, its orders' reject reasons and unfilled remainders, working orders, and the engine's own position.</dd>
+<dt>Open where the leader is flat</dt>
+<dd>A <code>positions</code> row with qty ≠ 0 whose leader is flat in the symbol (<code>leader_positions</code> qty 0, or no row). The count is exact: both tables are the engine's own position arithmetic replayed from the journal. The reason is rebuilt from recorded rows, since the engine's resync queue is not in SQL; the first rule that finds one gives it: (1) the pair's latest <code>out_of_sync</code> audit row, unless an instruction for the pair came after it (the leader's next fill or a person's resync); (2) else the pair's latest instruction, unless a later venue fill brought the pair to its target: an order of the pair still working (<code>order_working</code>), else its latest order that ended with a remainder (<code>reject_&lt;venue reason&gt;</code>, <code>venue_down</code>, <code>unfilled</code>: what the resync retries), else a <code>deferred</code> instruction's reason, else a resync instruction's cause; (3) else the latest <code>venue_alarm</code> or <code>venue_down</code> audit row of the venue of the pair's latest order after the pair's last fill. None found: <em>no recorded reason</em>, which the never-unhedged promise forbids. On a quiet engine the reasons are those <code>fillcast run</code> prints; while it runs, closes still on their way show as <code>order_working</code>. <em>Since seq</em> is the row that gave the reason, or for an unexplained pair the later of the leader's last fill in the symbol and the pair's last fill.</dd>
+<dt>Resync, deferred, venue outages</dt>
+<dd>A resync instruction is a decision the engine made by itself to bring a pair back to its target (<code>copy_instructions.resync</code> says why: <code>unfilled</code>, <code>reject_&lt;venue reason&gt;</code>, <code>order_table_full</code>, <code>venue_down</code>, <code>command</code>); it has no leader fill. A <code>deferred</code> decision was not sent yet (its venue down, or no order place) and the resync sends it later. <code>venue_limit</code>: a resync sent less after the venue refused the size. Given up: the resync stopped trying a pair (<code>out_of_sync</code> audit row); it stays off target until the leader's next fill or a person. Outages and alarms count the <code>venue_down</code> and <code>venue_alarm</code> audit rows; downtime sums the ended outages (down to the next <code>venue_up</code>) in the engine's journaled time.</dd>
 <dt>Fan-out latency</dt>
 <dd>The time from a leader fill entering the engine to its follower orders being handed to the gateway rings, as measured by the caller (the benchmark or the engine's histogram) and passed to the report. Percentiles are the upper bounds of the buckets that hold them.</dd>
 </dl>

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::fees::FeeSchedule;
 use super::ledger::OpenPosition;
 use super::metrics::ProfitFactor;
-use super::{LeaderReport, Report, WindowMetrics};
+use super::{LeaderReport, OpenWhereLeaderFlat, Report, WindowMetrics};
 
 /// The version of this JSON layout; bumped when a field changes meaning.
 pub const SCHEMA: &str = "fillcast.report.v1";
@@ -66,6 +66,20 @@ fn open_positions(v: &[OpenPosition]) -> Value {
             })
             .collect(),
     )
+}
+
+fn open_where_leader_flat(o: &OpenWhereLeaderFlat, rows_max: usize) -> Value {
+    json!({
+        "count": o.count(),
+        "unexplained": o.unexplained,
+        "by_reason": pairs(&o.by_reason),
+        "leader_flat_from": o.leader_flat_from,
+        "rows": o.rows.iter().take(rows_max).map(|p| json!({
+            "subscription_id": p.subscription_id, "follower_id": p.follower_id,
+            "leader_id": p.leader_id, "symbol": p.symbol, "qty": dec(p.qty),
+            "reason": p.reason, "source": p.source, "since_seq": p.since_seq,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn window(w: &WindowMetrics) -> Value {
@@ -209,12 +223,30 @@ pub(crate) fn report(r: &Report) -> Value {
                     "reasons": p.reasons,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
+            "open_where_leader_flat": open_where_leader_flat(
+                &r.reconciliation.open_where_leader_flat,
+                o.open_rows_max,
+            ),
         },
         "activity": {
             "leader_fills": r.activity.leader_fills,
             "instructions": r.activity.instructions,
             "instructions_by_status": pairs(&r.activity.instructions_by_status),
             "limited_by_reason": pairs(&r.activity.limited_by_reason),
+            "deferred": r.activity.deferred,
+            "resync": {
+                "instructions": r.activity.resync.instructions,
+                "by_cause": pairs(&r.activity.resync.by_cause),
+                "by_status": pairs(&r.activity.resync.by_status),
+                "orders": r.activity.resync.orders,
+                "venue_limit": r.activity.resync.venue_limit,
+                "gave_up": r.activity.resync.gave_up,
+                "gave_up_by_reason": pairs(&r.activity.resync.gave_up_by_reason),
+            },
+            "venues": r.activity.venues.iter().map(|v| json!({
+                "venue": v.venue, "outages": v.outages, "alarms": v.alarms,
+                "stops": v.stops, "downtime_ns": v.downtime_ns, "down_at_end": v.down_at_end,
+            })).collect::<Vec<_>>(),
             "orders": r.activity.orders,
             "orders_by_status": pairs(&r.activity.orders_by_status),
             "reject_reasons": pairs(&r.activity.reject_reasons),

@@ -6,7 +6,8 @@
 //! - `query`: the `Source` trait (SQLite, PostgreSQL), typed rows, loading;
 //! - `ledger`: positions, trades and equity curves rebuilt from fills and marks;
 //! - `metrics`, `fees`: pure metric functions with their exact definitions;
-//! - `leaders`, `followers`, `recon`: the report's sections; `lineage`: one chain;
+//! - `leaders`, `followers`, `recon`: the report's sections; `unhedged`: positions
+//!   open where the leader is flat and the resync's work; `lineage`: one chain;
 //! - `json`, `text`, `html`: renderings.
 //!
 //! Reports come from reconciled fills and marks, never from intentions: P&L is what
@@ -23,6 +24,7 @@ mod json;
 mod leaders;
 mod recon;
 mod text;
+mod unhedged;
 
 pub mod fees;
 pub mod ledger;
@@ -45,6 +47,7 @@ pub use lineage::Lineage;
 pub use metrics::{Bucket, ProfitFactor};
 pub use query::{AuditRow, Source};
 pub use recon::{FollowerSync, PairSync, Reconciliation, SyncBucket};
+pub use unhedged::{OpenWhereFlat, OpenWhereLeaderFlat, ResyncActivity, VenueLinks};
 
 /// Everything a report says.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,10 +79,17 @@ pub struct Report {
 pub struct Activity {
     pub leader_fills: u64,
     pub instructions: u64,
-    /// `sent` / `reduced` / `skipped` counts.
+    /// Counts per status (`sent`, `reduced`, `skipped`, `deferred`, and any other
+    /// the database holds).
     pub instructions_by_status: Vec<(String, u64)>,
-    /// `status (reason)` counts of reduced and skipped instructions.
+    /// `status (reason)` counts of the instructions not plainly `sent`.
     pub limited_by_reason: Vec<(String, u64)>,
+    /// Decisions not sent yet for a reason that heals (`venue_down`,
+    /// `order_table_full`): the resync sends them.
+    pub deferred: u64,
+    pub resync: ResyncActivity,
+    /// Outages and alarms per venue, from `audit_log`.
+    pub venues: Vec<VenueLinks>,
     pub orders: u64,
     pub orders_by_status: Vec<(String, u64)>,
     pub reject_reasons: Vec<(String, u64)>,
@@ -153,6 +163,9 @@ pub struct ReportOptions {
     pub rows_max: usize,
     /// Buckets of the follower P&L histogram.
     pub pnl_buckets_max: usize,
+    /// Rows of `reconciliation.open_where_leader_flat` in the JSON (unexplained
+    /// first); its counts cover every row.
+    pub open_rows_max: usize,
 }
 
 impl Default for ReportOptions {
@@ -168,6 +181,7 @@ impl Default for ReportOptions {
             audit_recent_max: 50,
             rows_max: 200,
             pnl_buckets_max: 12,
+            open_rows_max: 1_000,
         }
     }
 }
@@ -402,41 +416,52 @@ impl Report {
 }
 
 fn activity(ds: &query::Dataset) -> Activity {
-    let count = |it: &mut dyn Iterator<Item = String>| -> Vec<(String, u64)> {
-        let mut m: BTreeMap<String, u64> = BTreeMap::new();
-        for k in it {
-            *m.entry(k).or_default() += 1;
-        }
-        let mut v: Vec<(String, u64)> = m.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v
-    };
     Activity {
         leader_fills: ds.leader_fills.len() as u64,
         instructions: ds.instructions.len() as u64,
-        instructions_by_status: count(&mut ds.instructions.iter().map(|i| i.status.clone())),
-        limited_by_reason: count(
-            &mut ds
-                .instructions
+        instructions_by_status: tally(ds.instructions.iter().map(|i| i.status.clone())),
+        limited_by_reason: tally(
+            ds.instructions
                 .iter()
-                .filter(|i| i.status == "reduced" || i.status == "skipped")
-                .map(|i| {
-                    format!(
-                        "{} ({})",
-                        i.status,
-                        if i.reason.is_empty() {
-                            "no reason"
-                        } else {
-                            &i.reason
-                        }
-                    )
-                }),
+                .filter(|i| i.status != "sent")
+                .map(status_label),
         ),
+        deferred: ds
+            .instructions
+            .iter()
+            .filter(|i| i.status == "deferred")
+            .count() as u64,
+        resync: unhedged::resync_activity(ds),
+        venues: unhedged::venue_links(ds),
         orders: ds.orders.len() as u64,
-        orders_by_status: count(&mut ds.orders.iter().map(|o| o.status.clone())),
-        reject_reasons: count(&mut ds.orders.iter().filter_map(|o| o.reject_reason.clone())),
+        orders_by_status: tally(ds.orders.iter().map(|o| o.status.clone())),
+        reject_reasons: tally(ds.orders.iter().filter_map(|o| o.reject_reason.clone())),
         follower_fills: ds.fills.len() as u64,
     }
+}
+
+/// `status (reason)` of an instruction, e.g. `deferred (venue_down)`.
+pub(crate) fn status_label(i: &query::Instruction) -> String {
+    format!(
+        "{} ({})",
+        i.status,
+        if i.reason.is_empty() {
+            "no reason"
+        } else {
+            &i.reason
+        }
+    )
+}
+
+/// Counts of each key, most first, then by key.
+pub(crate) fn tally(keys: impl IntoIterator<Item = String>) -> Vec<(String, u64)> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for k in keys {
+        *m.entry(k).or_default() += 1;
+    }
+    let mut v: Vec<(String, u64)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
 }
 
 /// Ids in natural order: numbers by value (`2` before `10`), then text.

@@ -259,6 +259,16 @@ pub struct Instruction {
     pub reason: String,
     /// The config revision the decision was made under (an id, often hex).
     pub config_revision: Option<String>,
+    /// Why the resync made this decision (`unfilled`, `reject_<venue reason>`,
+    /// `order_table_full`, `venue_down`, `command`); empty for a leader fill's own.
+    pub resync: String,
+}
+
+impl Instruction {
+    /// Whether the resync made it (a catch-up), not a leader fill.
+    pub fn is_resync(&self) -> bool {
+        !self.resync.is_empty()
+    }
 }
 
 /// An order sent to a venue (`follower_orders`).
@@ -341,9 +351,24 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// The leader's current position per (leader, symbol) (`leader_positions`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaderPositionRow {
+    pub leader_id: String,
+    pub symbol: String,
+    pub qty: Decimal,
+    /// The leader fill that last changed it.
+    pub updated_seq: Option<i64>,
+}
+
+/// Audit kinds about the resync and venue links, kept whole (not only the recent
+/// ones): the reasons a position may be open where its leader is flat.
+pub const SYNC_AUDIT_KINDS: [&str; 4] = ["out_of_sync", "venue_down", "venue_up", "venue_alarm"];
+
 /// Every table the report reads, in the order they are listed.
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 13] = [
     "leader_fills",
+    "leader_positions",
     "copy_instructions",
     "follower_orders",
     "follower_fills",
@@ -365,6 +390,7 @@ pub struct Dataset {
     pub orders: Vec<FollowerOrder>,
     pub fills: Vec<FollowerFill>,
     pub positions: Vec<PositionRow>,
+    pub leader_positions: Vec<LeaderPositionRow>,
     pub marks: Marks,
     /// `(leader_id, ts, equity)` in time order.
     pub leader_equity: Vec<(String, i64, Decimal)>,
@@ -376,6 +402,8 @@ pub struct Dataset {
     /// The latest `audit_recent_max` audit rows, oldest first.
     pub audit_recent: Vec<AuditRow>,
     pub audit_by_kind: BTreeMap<String, u64>,
+    /// Every audit row of a `SYNC_AUDIT_KINDS` kind, in `seq` order.
+    pub audit_sync: Vec<AuditRow>,
     /// Rows read per table.
     pub counts: BTreeMap<&'static str, u64>,
     pub missing: Vec<&'static str>,
@@ -415,7 +443,11 @@ pub fn load(src: &mut dyn Source, audit_recent_max: usize) -> Result<Dataset, Re
 
 /// Columns outside the brief's list that the sidecar writes: read when present,
 /// NULL otherwise.
-const OPTIONAL_COLUMNS: [(&str, &str); 1] = [("leader_fills", "ignored")];
+const OPTIONAL_COLUMNS: [(&str, &str); 2] = [
+    ("leader_fills", "ignored"),
+    // Schema version 2: a database of version 1 has no resync decisions.
+    ("copy_instructions", "resync"),
+];
 
 /// `cols` with each optional column the table lacks replaced by `NULL`.
 pub(crate) fn columns<'a>(
@@ -439,7 +471,29 @@ fn select(table: &str, columns: &[&str], order: &str) -> String {
         .iter()
         .map(|c| format!("CAST({c} AS TEXT)"))
         .collect();
-    format!("SELECT {} FROM {table} ORDER BY {order}", cols.join(", "))
+    format!(
+        "SELECT {} FROM {table} ORDER BY {}",
+        cols.join(", "),
+        qualified(table, order)
+    )
+}
+
+/// `order` with each term's column named as `table.column`. PostgreSQL names
+/// `CAST(seq AS TEXT)` "seq" and sorts a bare `ORDER BY seq` by that text
+/// ("10" before "9"); the table's own column sorts by its type in both databases.
+fn qualified(table: &str, order: &str) -> String {
+    order
+        .split(',')
+        .map(|term| {
+            let term = term.trim();
+            if term.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                format!("{table}.{term}")
+            } else {
+                term.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 use crate::sidecar::schema::{
@@ -478,10 +532,25 @@ fn load_table(
                 Ok(())
             })?
         }
-        "copy_instructions" => read_rows(src, table, INSTRUCTION_COLS, "seq", &mut |r| {
-            ds.instructions.push(instruction(r)?);
-            Ok(())
-        })?,
+        "copy_instructions" => {
+            let cols = columns(src, table, INSTRUCTION_COLS)?;
+            read_rows(src, table, &cols, "seq", &mut |r| {
+                ds.instructions.push(instruction(r)?);
+                Ok(())
+            })?
+        }
+        "leader_positions" => {
+            const COLS: [&str; 4] = ["leader_id", "symbol", "qty", "updated_seq"];
+            read_rows(src, table, &COLS, "leader_id, symbol", &mut |r| {
+                ds.leader_positions.push(LeaderPositionRow {
+                    leader_id: r.text(0)?,
+                    symbol: r.text(1)?,
+                    qty: r.dec(2)?,
+                    updated_seq: r.opt_int(3)?,
+                });
+                Ok(())
+            })?
+        }
         "follower_orders" => read_rows(src, table, ORDER_COLS, "seq", &mut |r| {
             ds.orders.push(order(r)?);
             Ok(())
@@ -588,6 +657,9 @@ fn load_table(
                     detail: r.text_or_empty(5),
                 };
                 *ds.audit_by_kind.entry(row.kind.clone()).or_default() += 1;
+                if SYNC_AUDIT_KINDS.contains(&row.kind.as_str()) {
+                    ds.audit_sync.push(row.clone());
+                }
                 if keep > 0 {
                     if recent.len() == keep {
                         recent.pop_front();
@@ -642,6 +714,7 @@ pub(crate) fn instruction(r: &Row<'_, '_>) -> Result<Instruction, ReportError> {
         status: r.text_or_empty(10),
         reason: r.text_or_empty(11),
         config_revision: r.opt_text(12),
+        resync: r.text_or_empty(13),
     })
 }
 
@@ -695,8 +768,9 @@ pub(crate) fn select_where(table: &str, columns: &[&str], where_sql: &str, order
         .map(|c| format!("CAST({c} AS TEXT)"))
         .collect();
     format!(
-        "SELECT {} FROM {table} WHERE {where_sql} ORDER BY {order}",
-        cols.join(", ")
+        "SELECT {} FROM {table} WHERE {where_sql} ORDER BY {}",
+        cols.join(", "),
+        qualified(table, order)
     )
 }
 

@@ -25,7 +25,8 @@ use rust_decimal::Decimal;
 
 use super::followers::SubInfo;
 use super::query::{signed, Dataset};
-use super::{id_cmp, ReportOptions};
+use super::unhedged::{self, OpenWhereLeaderFlat};
+use super::{id_cmp, status_label, ReportOptions};
 
 /// One (subscription, symbol) pair.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +84,8 @@ pub struct Reconciliation {
     pub distribution: Vec<SyncBucket>,
     /// Followers with at least one pair out of sync, worst score first.
     pub out_of_sync: Vec<FollowerSync>,
+    /// Positions open where the leader is flat, with their recorded reasons.
+    pub open_where_leader_flat: OpenWhereLeaderFlat,
 }
 
 impl Reconciliation {
@@ -130,17 +133,8 @@ pub(crate) fn reconcile(
         }
         a.expected += i.sent;
         // `no_change` is a skip with nothing to do, not a limit.
-        if (i.status == "reduced" || i.status == "skipped") && i.reason != "no_change" {
-            let key = format!(
-                "{} ({})",
-                i.status,
-                if i.reason.is_empty() {
-                    "no reason"
-                } else {
-                    &i.reason
-                }
-            );
-            *a.limited.entry(key).or_default() += 1;
+        if i.status != "sent" && i.reason != "no_change" {
+            *a.limited.entry(status_label(i)).or_default() += 1;
         }
     }
     for o in &ds.orders {
@@ -305,6 +299,7 @@ pub(crate) fn reconcile(
         followers,
         distribution,
         out_of_sync,
+        open_where_leader_flat: unhedged::open_where_leader_flat(ds, subs),
     }
 }
 
@@ -312,21 +307,31 @@ fn why(a: &Acc<'_>, unpriced: bool) -> Vec<String> {
     let mut out = Vec::new();
     match a.last_instruction {
         None => out.push("venue fills with no engine decision".to_string()),
-        Some(i) if i.status != "sent" || !i.reason.is_empty() => out.push(format!(
-            "last decision #{}: {}{}",
-            i.seq,
-            i.status,
-            if i.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", i.reason)
-            }
-        )),
+        Some(i) if i.status != "sent" || !i.reason.is_empty() || i.is_resync() => {
+            out.push(format!(
+                "last decision #{}{}: {}{}",
+                i.seq,
+                if i.is_resync() {
+                    format!(" (resync: {})", i.resync)
+                } else {
+                    String::new()
+                },
+                i.status,
+                if i.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", i.reason)
+                }
+            ))
+        }
         Some(_) => {}
     }
     if !a.limited.is_empty() {
         let list: Vec<String> = a.limited.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
-        out.push(format!("decisions reduced or skipped: {}", list.join(", ")));
+        out.push(format!(
+            "decisions reduced, skipped or deferred: {}",
+            list.join(", ")
+        ));
     }
     if !a.rejects.is_empty() {
         let list: Vec<String> = a.rejects.iter().map(|(k, n)| format!("{k} ×{n}")).collect();

@@ -36,6 +36,9 @@ pub(crate) fn pf(p: ProfitFactor) -> String {
     }
 }
 
+/// Rows of the open-where-leader-flat list in the summary (as `fillcast run`).
+const OPEN_ROWS_MAX: usize = 10;
+
 pub(crate) fn summary(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -149,6 +152,40 @@ pub(crate) fn summary(r: &Report) -> String {
         }
     }
 
+    let o = &rc.open_where_leader_flat;
+    let _ = writeln!(
+        s,
+        "  open where leader flat {} (subscription, symbol) pairs; unexplained {}",
+        o.count(),
+        o.unexplained
+    );
+    for (why, n) in &o.by_reason {
+        let _ = writeln!(s, "    {why:<28}{n:>8}");
+    }
+    for p in o.rows.iter().take(OPEN_ROWS_MAX) {
+        let _ = writeln!(
+            s,
+            "    {} {} {} holds {}{}",
+            p.subscription_id,
+            p.follower_id,
+            p.symbol,
+            p.qty,
+            match (&p.reason, p.source, p.since_seq) {
+                (Some(why), Some(src), Some(seq)) => format!(" ({why}: {src} #{seq})"),
+                (Some(why), _, _) => format!(" ({why})"),
+                (None, _, Some(seq)) => format!(" — NO RECORDED REASON (since #{seq})"),
+                (None, _, None) => " — NO RECORDED REASON".to_string(),
+            }
+        );
+    }
+    if o.count() > OPEN_ROWS_MAX {
+        let _ = writeln!(
+            s,
+            "    … {} more (the JSON lists them, unexplained first)",
+            o.count() - OPEN_ROWS_MAX
+        );
+    }
+
     let a = &r.activity;
     let status: Vec<String> = a
         .instructions_by_status
@@ -171,6 +208,52 @@ pub(crate) fn summary(r: &Report) -> String {
             format!("; limited: {}", limited.join(", "))
         }
     );
+    let rs = &a.resync;
+    let list = |v: &[(String, u64)]| -> String {
+        v.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        s,
+        "resync: {} instructions{}, {} orders; deferred {}, venue_limit {}; pairs given up (out of sync) {}{}",
+        rs.instructions,
+        if rs.by_cause.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", list(&rs.by_cause))
+        },
+        rs.orders,
+        a.deferred,
+        rs.venue_limit,
+        rs.gave_up,
+        if rs.gave_up_by_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", list(&rs.gave_up_by_reason))
+        },
+    );
+    for v in &a.venues {
+        let _ = writeln!(
+            s,
+            "venue {}: {} outage(s), down {} in all (ended outages), {} alarm(s){}{}",
+            v.venue,
+            v.outages,
+            format_duration(v.downtime_ns),
+            v.alarms,
+            if v.stops > 0 {
+                format!(", {} stopped the engine", v.stops)
+            } else {
+                String::new()
+            },
+            if v.down_at_end {
+                "; DOWN when the data ends"
+            } else {
+                ""
+            },
+        );
+    }
     let orders: Vec<String> = a
         .orders_by_status
         .iter()
