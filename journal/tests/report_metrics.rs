@@ -957,6 +957,83 @@ fn resync_work_and_open_positions_in_json_and_summary() {
     );
 }
 
+#[test]
+fn lineage_of_a_resync_order_shows_its_cause_target_and_earlier_failures() {
+    let c = db_unhedged();
+    let l = report::lineage(&c, "c-S3-r140").unwrap().unwrap();
+    assert_eq!(l.leader_fill, None);
+    let origin = l.resync.as_ref().unwrap();
+    assert_eq!(origin.cause, "reject_insufficient_margin");
+    // The close at 120 is the target it catches up with (not the open at 100).
+    assert_eq!(origin.catching_up_with.as_ref().unwrap().seq, 120);
+    let failed: Vec<&str> = origin
+        .failed_before
+        .iter()
+        .map(|o| o.order.client_order_id.as_str())
+        .collect();
+    assert_eq!(failed, ["c-S3-120", "c-S3-r130"]);
+    assert_eq!(l.instructions.len(), 1);
+    assert_eq!(l.instructions[0].instruction.seq, 140);
+    assert_eq!(l.instructions[0].orders[0].order.status, "rejected");
+    let text = l.to_text();
+    for want in [
+        "made by the resync (cause reject_insufficient_margin), not by a leader fill",
+        "catching up with leader fill #120 L3 event e120: sell 1 ETH @ 2100, position after 0",
+        "order c-S3-120 simx: sell 1 ETH",
+        "instruction #140 (resync: reject_insufficient_margin) subscription S3",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    assert_eq!(
+        l.reasons[0],
+        "made by the resync (reject_insufficient_margin), catching up with leader fill #120"
+    );
+    let j = l.to_json();
+    assert_eq!(j["resync"]["catching_up_with"]["seq"], 120);
+    assert_eq!(
+        j["resync"]["failed_before"][1]["client_order_id"],
+        "c-S3-r130"
+    );
+    assert_eq!(j["instructions"][0]["resync"], "reject_insufficient_margin");
+
+    // A resync that found a partial fill: its leader fill is the open at 100, and
+    // the order that left the remainder (canceled, half filled) led to it.
+    let l = report::lineage(&c, "c-S5-r115").unwrap().unwrap();
+    let origin = l.resync.as_ref().unwrap();
+    assert_eq!(origin.cause, "unfilled");
+    assert_eq!(origin.catching_up_with.as_ref().unwrap().seq, 100);
+    assert_eq!(origin.failed_before.len(), 1);
+    assert_eq!(origin.failed_before[0].order.client_order_id, "c-S5-100");
+    assert!(l
+        .reasons
+        .iter()
+        .any(|r| r.contains("reduced: venue_limit (delta 0.5, sent 0.25)")));
+
+    // The close at 120: its four decisions (one deferred), then S3's two resyncs.
+    let l = report::leader_fill_lineage(&c, 120).unwrap().unwrap();
+    assert_eq!(l.instructions.len(), 4);
+    let resyncs: Vec<i64> = l.resyncs.iter().map(|i| i.instruction.seq).collect();
+    assert_eq!(resyncs, [130, 140]);
+    assert_eq!(l.next_leader_fill_seq, None);
+    assert!(l.reasons.iter().any(|r| r.contains(
+        "instruction #122 (subscription S4, follower F4) deferred: venue_down (delta -1 not sent yet; the resync sends it)"
+    )), "{:?}", l.reasons);
+    let text = l.to_text();
+    assert!(
+        text.contains(
+            "└─ resync instructions for these pairs that followed (no later leader fill):"
+        ),
+        "{text}"
+    );
+    // The open at 100: S5's resync at 115 came before the next fill (120); S3's
+    // later ones belong to the close.
+    let l = report::leader_fill_lineage(&c, 100).unwrap().unwrap();
+    let resyncs: Vec<i64> = l.resyncs.iter().map(|i| i.instruction.seq).collect();
+    assert_eq!(resyncs, [115]);
+    assert_eq!(l.next_leader_fill_seq, Some(120));
+    assert!(l.to_text().contains("before leader fill #120"));
+}
+
 // --- the same database in PostgreSQL ---------------------------------------
 
 /// The schema with PostgreSQL's types: NUMERIC decimals, BIGINT timestamps.
@@ -988,7 +1065,7 @@ fn postgres_gives_the_same_report_as_sqlite() {
         }
     };
     let schema = format!("report_test_{}", std::process::id());
-    // The small database with the never-unhedged rows.
+    // The small database with the never-unhedged rows: resync lineage too.
     pg.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema};"
     ))
@@ -1037,8 +1114,8 @@ fn postgres_gives_the_same_report_as_sqlite() {
         }
     }
     let from_pg = report::build_postgres(&mut pg, &options());
-    let orders = ["c-S2-5"];
-    let fills = [3];
+    let orders = ["c-S2-5", "c-S3-r140", "c-S5-r115", "c-S3-120"];
+    let fills = [3, 100, 120];
     let lineages_pg: Vec<_> = orders
         .iter()
         .map(|id| report::lineage_postgres(&mut pg, id))
