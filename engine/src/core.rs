@@ -1415,6 +1415,10 @@ impl Core {
             *l = Link::default();
             // What waited for this venue is due at the next tick.
             self.resync.wake_ns = self.resync.wake_ns.min(now);
+            // A halt waits for the venues it was for: a core rebuilt from a journal
+            // that holds the alarm is halted too, until its gateways say they are
+            // back (as every start does).
+            self.halted &= self.links.iter().any(|l| l.down && l.alarmed);
             out.notice(&Notice::VenueLink { venue, up });
         } else if !up && !l.down {
             *l = Link {

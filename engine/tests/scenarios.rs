@@ -11,13 +11,14 @@
 //!
 //! By default the venue fills every order in full at its limit right after each
 //! step (`@manual` turns that off; then `> venue fill|partial SUB N|reject SUB why|cancel SUB`).
-//! `@places N` gives each subscription N order places. Time: every step is 1 ms
+//! `@places N` gives each subscription N order places; `@stop` sets
+//! `engine.on_venue_down = "stop"`. Time: every step is 1 ms
 //! after the last; `> tick [MS]` lets MS more milliseconds (default 1000) pass and
 //! gives the core a tick (the resync); `> venue down|up` changes the venue's link.
 //! A resync decision prints as `SUB resync WHY STATUS [REASON]`; `= ready L1 yes|no`
 //! asks whether the core would take a leader fill of L1 now (backpressure).
 
-use fillcast_engine::config::{load_str, EngineConfig};
+use fillcast_engine::config::{load_str, EngineConfig, VenueDownPolicy};
 use fillcast_engine::core::{Core, Decision, DecisionStatus, Notice, Outputs, Reason, SyncReason};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
@@ -81,7 +82,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(extra: &str, manual: bool, places: usize) -> Harness {
+    fn new(extra: &str, manual: bool, places: usize, stop: bool) -> Harness {
         let text = format!("{BASE}\n{extra}");
         let cfg = load_str(&text, Path::new("scenario.toml"))
             .unwrap_or_else(|e| panic!("scenario config: {e:?}"));
@@ -91,6 +92,11 @@ impl Harness {
             max_working_orders: 4096,
             dedup_window: 4096,
             orders_per_subscription: places,
+            on_venue_down: if stop {
+                VenueDownPolicy::Stop
+            } else {
+                VenueDownPolicy::Alarm
+            },
             ..EngineConfig::default()
         };
         Harness {
@@ -455,7 +461,8 @@ fn check(config: &str, script: &str) {
         .map_or(fillcast_engine::order::ORDERS_PER_SUBSCRIPTION, |n| {
             n.parse().unwrap()
         });
-    let mut h = Harness::new(config, manual, places);
+    let stop = script.lines().any(|l| l.trim() == "@stop");
+    let mut h = Harness::new(config, manual, places, stop);
     let mut expected = Vec::new();
     let mut got = Vec::new();
     for raw in script.lines() {
@@ -1154,6 +1161,29 @@ fn an_order_the_gateway_could_not_send_waits_for_the_venue_and_an_alarm_is_raise
          F1:L1 buy 10 ioc@100
          > venue fill
          = pos F1:L1 X 10",
+    );
+}
+
+#[test]
+fn regression_core_halted_by_a_venue_alarm_resumes_when_the_venue_is_back() {
+    // Found by `fillcast simulate` (seed 5): with `on_venue_down = "stop"` an alarm
+    // halts the core, and nothing lifted the halt. A core rebuilt from a journal
+    // that holds the alarm was halted too, so the restart the engine asks for ("run
+    // again once the venue is back") took no leader fill ever again.
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         @stop
+         > venue down
+         venue down
+         > tick 10000
+         venue alarm stop=true
+         = ready L1 no
+         > venue up
+         venue up
+         = ready L1 yes
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100",
     );
 }
 
