@@ -1548,7 +1548,14 @@ impl Core {
                 decision.status = DecisionStatus::Skipped;
                 decision.reason = Reason::BelowMin;
             } else {
-                let req = OrderReq::new(reduce, 0, true).attempt(attempt);
+                let mut req = OrderReq::new(reduce, 0, true).attempt(attempt);
+                if st.why == SyncReason::Rejected(RejectReason::ReduceOnly) {
+                    // The venue says this would not reduce its position: its books
+                    // net the follower's subscriptions (one-way accounts). The
+                    // subscription's own position is exact: close it with a plain
+                    // market order, or it never closes while another holds the other side.
+                    req.reduce_only = false;
+                }
                 match self.send_or_defer(b, &ctx, req, out) {
                     Ok(_) => decision.sent = Lots(reduce),
                     Err(r) => waits = Some(r),
@@ -1773,6 +1780,8 @@ struct OrderReq {
     qty: i64,
     leg_no: u32,
     reduce_only: bool,
+    /// A market order whatever the subscription's order type (every reduction).
+    market: bool,
     attempt: u32,
 }
 
@@ -1783,6 +1792,7 @@ impl OrderReq {
             qty,
             leg_no,
             reduce_only,
+            market: reduce_only,
             attempt: 0,
         }
     }
@@ -1806,6 +1816,7 @@ fn send<O: Outputs>(
         qty,
         leg_no,
         reduce_only,
+        market,
         attempt,
     } = req;
     debug_assert!(qty != 0);
@@ -1813,7 +1824,7 @@ fn send<O: Outputs>(
     let sub = book.subs[k];
     let side = Side::from_sign(qty);
     let id = decision_id(leg.event_key, sub.0, desk.revision, leg_no);
-    let market = reduce_only || book.market[k];
+    let market = market || book.market[k];
     let limit = if market {
         leg.px
     } else {

@@ -1188,6 +1188,42 @@ fn regression_core_halted_by_a_venue_alarm_resumes_when_the_venue_is_back() {
 }
 
 #[test]
+fn regression_close_refused_reduce_only_by_a_netting_venue_is_resent_without_the_flag() {
+    // Found by `fillcast simulate`: a follower copying two leaders in one symbol,
+    // long in one subscription and short in the other, on a venue that nets the
+    // account (one-way mode). Each close, reduce-only, would cross the account's
+    // net position, so the venue refused both every time and they were given up
+    // (`reject_reduce_only`): the follower stayed open while both leaders were flat.
+    let config = format!(
+        "{}\n[[followers]]\nid = \"F1\"\nequity = \"100000\"\n\
+         [[subscriptions]]\nid = \"F1:L1\"\nfollower = \"F1\"\nleader = \"L1\"\n\
+         allocation = \"50000\"\nslippage_bps = 0\n{RATIO_2}\n\
+         [[subscriptions]]\nid = \"F1:L2\"\nfollower = \"F1\"\nleader = \"L2\"\n\
+         allocation = \"50000\"\nslippage_bps = 0\n{RATIO_2}\n",
+        leaders(2)
+    );
+    check(
+        &config,
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > fill L2 X sell 3 @100
+         F1:L2 sell 6 ioc@100
+         > venue fill
+         # the venue nets F1 to +4: selling 10 reduce-only would flip it
+         > fill L1 X sell 5 @100
+         F1:L1 sell 10 market reduce
+         > venue reject F1:L1 reduce_only
+         > tick
+         F1:L1 resync reject_reduce_only sent
+         F1:L1 sell 10 market
+         > venue fill
+         = pos F1:L1 X 0
+         = pos F1:L2 X -6",
+    );
+}
+
+#[test]
 fn duplicate_leader_events_and_fills_are_ignored() {
     check(
         &one(RATIO_2, ""),
