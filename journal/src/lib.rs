@@ -5,7 +5,8 @@
 //! - `writer`: appending, segment rolls, durability, and recovery on open;
 //! - `reader`: iterating from any sequence; `tail`: following a live journal;
 //! - `record`: the typed, versioned rkyv payloads; `stage`: the engine's `JournalSink`;
-//! - `replay`: rebuilding the engine from a journal.
+//! - `replay`: rebuilding the engine from a journal; `restart`: the engine's start
+//!   on a journal (recovery, replay, asking the venues about unanswered orders).
 //!
 //! **Architecture Invariant:** the framing layer (`segment`, `writer`, `reader`,
 //! `tail`) knows nothing of what records mean; only `record` does.
@@ -16,6 +17,7 @@ pub mod reader;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod restart;
 pub mod segment;
 pub mod sidecar;
 pub mod stage;

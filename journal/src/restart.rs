@@ -1,0 +1,219 @@
+//! Restarting the engine on its journal: the one path that `fillcast run` and the
+//! simulator (`fillcast simulate`) share.
+//!
+//! `open` recovers the journal (cuts a torn tail), replays it under the journaled
+//! config with every journaled output checked, appends the outputs of the last input
+//! that the dead run did not journal (their orders never left: no order leaves before
+//! its record), and asks the venues about every order that was sent and never
+//! answered. Only then may the engine take new events; the answers (`recovered`) are
+//! its first inputs.
+//!
+//! Never prints: what it does goes to the `log` it is given.
+
+use crate::replay::{replay, ReplayError, ReplayStats};
+use crate::stage::JournalStage;
+use crate::writer::{Durability, JournalOptions, JournalWriter, Recovery};
+use crate::JournalError;
+use fillcast_engine::config::{Config, DurabilityConfig, JournalConfig};
+use fillcast_engine::core::Core;
+use fillcast_engine::event::ExecReport;
+use fillcast_engine::model::Universe;
+use fillcast_engine::port::{Gateway, JournalSink};
+use fillcast_engine::units::Nanos;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Everything the engine needs to start on a journal.
+pub struct Opened {
+    pub core: Core,
+    pub stage: JournalStage,
+    /// The venues' answers about unanswered orders: the engine's first inputs, to be
+    /// journaled and handed to the core before anything else.
+    pub recovered: Vec<ExecReport>,
+    /// What opening the journal found and cut.
+    pub recovery: Recovery,
+    /// The replay's figures; `None` for a new journal.
+    pub replay: Option<ReplayStats>,
+    /// Outputs of the dead run's last input that it had not journaled, now appended.
+    pub unjournaled: usize,
+    /// Orders asked about, per venue index.
+    pub asked: BTreeMap<usize, usize>,
+}
+
+#[derive(Debug, Error)]
+pub enum RestartError {
+    // The causes are in the messages, not `source` fields: `{e:#}` at the command
+    // line would print them twice.
+    #[error("journal {}: {error}", dir.display())]
+    Open { dir: PathBuf, error: JournalError },
+    #[error("replaying journal {}: {error}", dir.display())]
+    Replay { dir: PathBuf, error: ReplayError },
+    #[error(
+        "the config changed since journal {} was written (revision {journaled:016x} there, {now:016x} now); \
+         config reload is not built yet: restore the config or start a new journal directory",
+        dir.display()
+    )]
+    ConfigChanged {
+        dir: PathBuf,
+        journaled: u64,
+        now: u64,
+    },
+    #[error("replay of journal {} does not reproduce {} of its decisions: refusing to continue", dir.display(), stats.mismatches)]
+    Mismatch { dir: PathBuf, stats: ReplayStats },
+    #[error("journal {}: {message}", dir.display())]
+    Write { dir: PathBuf, message: String },
+    #[error("venue {venue}: {message}")]
+    Venue { venue: String, message: String },
+}
+
+/// The venues a restart asks about unanswered orders (`Gateway::recover`), by venue
+/// index.
+pub trait Venues {
+    fn name(&self, venue: usize) -> Option<String>;
+    /// `Gateway::recover` of venue `venue`.
+    fn recover(
+        &mut self,
+        venue: usize,
+        order_ids: &[u64],
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String>;
+}
+
+impl Venues for [Box<dyn Gateway>] {
+    fn name(&self, venue: usize) -> Option<String> {
+        self.get(venue).map(|g| g.name().to_string())
+    }
+
+    fn recover(
+        &mut self,
+        venue: usize,
+        order_ids: &[u64],
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        match self.get_mut(venue) {
+            Some(g) => g.recover(order_ids, out),
+            None => Err(format!("no gateway for venue index {venue}")),
+        }
+    }
+}
+
+/// The writer's options for a `[journal]` config section.
+pub fn options(j: &JournalConfig) -> JournalOptions {
+    JournalOptions {
+        segment_bytes: u64::from(j.segment_mib.max(1)) << 20,
+        durability: match j.durability {
+            DurabilityConfig::Never => Durability::Never,
+            DurabilityConfig::EveryMs => Durability::EveryMs(j.flush_every_ms.max(1)),
+            DurabilityConfig::Sync => Durability::Sync,
+        },
+    }
+}
+
+/// Open (and recover) the journal in `dir`, rebuild the core from it, and ask the
+/// venues about orders that were sent and never answered. A new journal gets `cfg`
+/// as its first record, stamped `now`.
+pub fn open<V: Venues + ?Sized>(
+    dir: &Path,
+    opts: JournalOptions,
+    cfg: &Config,
+    universe: &Arc<Universe>,
+    venues: &mut V,
+    now: Nanos,
+    log: &mut dyn FnMut(String),
+) -> Result<Opened, RestartError> {
+    let write_err = |message: String| RestartError::Write {
+        dir: dir.into(),
+        message,
+    };
+    let (writer, recovery) =
+        JournalWriter::open(dir, opts).map_err(|error| RestartError::Open {
+            dir: dir.into(),
+            error,
+        })?;
+    if let Some(reason) = &recovery.cut_reason {
+        log(format!(
+            "journal: cut {} bytes of torn tail ({reason})",
+            recovery.cut_bytes
+        ));
+    }
+    let mut stage = JournalStage::new(writer);
+    let replayed = replay(dir).map_err(|error| RestartError::Replay {
+        dir: dir.into(),
+        error,
+    })?;
+    let Some(r) = replayed else {
+        stage
+            .write_config(universe.revision, &cfg.to_toml().map_err(write_err)?, now.0)
+            .map_err(write_err)?;
+        return Ok(Opened {
+            core: Core::new(Arc::clone(universe), &cfg.engine),
+            stage,
+            recovered: Vec::new(),
+            recovery,
+            replay: None,
+            unjournaled: 0,
+            asked: BTreeMap::new(),
+        });
+    };
+    if r.revision != universe.revision {
+        return Err(RestartError::ConfigChanged {
+            dir: dir.into(),
+            journaled: r.revision,
+            now: universe.revision,
+        });
+    }
+    let s = &r.stats;
+    log(format!(
+        "journal: replayed {} records (seq {}..{}), {} inputs; {} outputs re-derived, {} differ",
+        s.records, s.first_seq, s.last_seq, s.inputs, s.outputs_checked, s.mismatches
+    ));
+    if s.mismatches > 0 {
+        return Err(RestartError::Mismatch {
+            dir: dir.into(),
+            stats: r.stats,
+        });
+    }
+    if !r.unjournaled.is_empty() {
+        log(format!(
+            "journal: appending {} decisions and orders the last run made but did not journal",
+            r.unjournaled.len()
+        ));
+        stage.append(&r.unjournaled).map_err(write_err)?;
+    }
+    let core = r.core;
+    // Orders sent and never answered: ask their venues.
+    let mut by_venue: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for o in core.orders().filter(|o| !o.state.is_terminal()) {
+        by_venue
+            .entry(universe.sym(o.symbol).venue.0 as usize)
+            .or_default()
+            .push(o.id);
+    }
+    let mut recovered = Vec::new();
+    let mut asked = BTreeMap::new();
+    for (venue, ids) in by_venue {
+        let name = venues.name(venue).unwrap_or_else(|| format!("#{venue}"));
+        venues
+            .recover(venue, &ids, &mut |r| recovered.push(r))
+            .map_err(|message| RestartError::Venue {
+                venue: name.clone(),
+                message,
+            })?;
+        log(format!(
+            "journal: asked venue `{name}` about {} unanswered orders",
+            ids.len()
+        ));
+        asked.insert(venue, ids.len());
+    }
+    Ok(Opened {
+        core,
+        stage,
+        recovered,
+        recovery,
+        replay: Some(r.stats),
+        unjournaled: r.unjournaled.len(),
+        asked,
+    })
+}
