@@ -962,6 +962,9 @@ impl<'o> Sim<'o> {
                     }
                 }
             }
+            // The I/O thread may hand these over while the core still fans out (the
+            // pipeline's egress chunks need only their own journal chunks).
+            self.egress_due();
         }
         self.check_step()?;
         let Some(e) = &self.engine else {
