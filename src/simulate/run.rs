@@ -125,7 +125,6 @@ pub(super) struct Sim<'o> {
     opts: &'o Options,
     rng: Rng,
     world: World,
-    dir: tempfile::TempDir,
     journal_opts: JournalOptions,
     now: u64,
     step: u64,
@@ -162,6 +161,9 @@ pub(super) struct Sim<'o> {
     /// The engine is taking its first inputs after a (re)start.
     starting: bool,
     out: Outcome,
+    /// Last, so it is removed after the engine (and its journal writer, whose
+    /// helper thread may still be making the next segment in it) is dropped.
+    dir: tempfile::TempDir,
 }
 
 impl<'o> Sim<'o> {
