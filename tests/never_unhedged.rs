@@ -263,3 +263,55 @@ fn regression_venue_stopped_then_continued_engine_recovers_and_flattens() {
         "{out}"
     );
 }
+
+#[test]
+fn engine_killed_while_its_venue_was_down_restarts_and_flattens() {
+    // The journal holds "venue down" when the engine dies; the restarted engine's
+    // core believes it until the gateway, connected again, says otherwise. Every
+    // start reports every link, so the resync catches up at once.
+    let dir = tmp();
+    let port = free_port();
+    std::fs::write(dir.path().join("fills.jsonl"), bursts(2, 60, 6)).unwrap();
+    let cfg = remote_config(dir.path(), port);
+    let mut venue = sim_venue(dir.path(), &cfg, port);
+    let pid = venue.id().to_string();
+    let signal = |sig: &str| {
+        let s = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status();
+        assert!(s.is_ok_and(|s| s.success()), "kill {sig}");
+    };
+    let mut engine = fillcast_cmd()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start engine");
+    std::thread::sleep(Duration::from_millis(700));
+    signal("-STOP");
+    // Long enough for the heartbeat to call the venue down and for fills to be deferred.
+    std::thread::sleep(Duration::from_millis(1500));
+    engine.kill().expect("kill engine");
+    let first = engine.wait_with_output().expect("engine ends");
+    let (_, err) = text(&first);
+    assert!(err.contains("VENUE DOWN: `sim`"), "{err}");
+    signal("-CONT");
+    let o = fillcast_cmd()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("restart");
+    let _ = venue.kill();
+    let _ = venue.wait();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(err.contains("journal: replayed"), "{err}");
+    assert_flat(&out, &err);
+    assert_eq!(figure_after(&out, "position mismatches "), 0, "{out}");
+    assert_eq!(
+        figure_after(&out, "duplicate client order ids "),
+        0,
+        "{out}"
+    );
+}
