@@ -372,6 +372,13 @@ impl BoundedMap<()> {
 /// live at once, and how many of its finished orders are remembered for late fills.
 pub const ORDERS_PER_SUBSCRIPTION: usize = 8;
 
+/// Where `id` is among the `N` ids from `base`.
+#[inline(always)]
+fn position<const N: usize>(ids: &[u64], base: usize, id: u64) -> Option<usize> {
+    let ids: &[u64; N] = ids.get(base..base + N)?.try_into().ok()?;
+    ids.iter().position(|x| *x == id)
+}
+
 /// The most places per subscription (`live_mask` is a u64).
 pub const ORDERS_PER_SUBSCRIPTION_MAX: usize = 64;
 
@@ -395,7 +402,10 @@ pub const ORDERS_PER_DECISION_MAX: usize = 2;
 /// (A hash table holding every order was the fan-out's main cost: an insert and an
 /// eviction per order at random places of a many-megabyte table.)
 pub struct OrderTable {
-    /// `ids[sub * places + j]`: the order in place `j` of `sub`, 0 if never used.
+    /// `ids[(sub << shift) + j]`: the order in place `j` of `sub`, 0 if never used.
+    /// A subscription's places start at a power-of-two stride (`1 << shift` ≥
+    /// `places`), so finding a place's subscription is a shift, not a division,
+    /// and the default 8 places are searched with one fixed-size compare.
     ids: Box<[u64]>,
     slots: Box<[OrderSlot]>,
     /// Per subscription: bit `j` set when place `j` holds a live order.
@@ -407,6 +417,8 @@ pub struct OrderTable {
     /// Per group: subscriptions with fewer than `ORDERS_PER_DECISION_MAX` free places.
     crowded: Box<[u32]>,
     places: usize,
+    /// log2 of the stride between subscriptions' places.
+    shift: u32,
     /// All places of a subscription, as a mask.
     full: u64,
     live: usize,
@@ -428,14 +440,16 @@ impl OrderTable {
         let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(1);
         let mut group = groups.to_vec();
         group.resize(subs, 0);
+        let shift = places.next_power_of_two().trailing_zeros();
         OrderTable {
-            ids: vec![0; subs * places].into_boxed_slice(),
-            slots: vec![OrderSlot::default(); subs * places].into_boxed_slice(),
+            ids: vec![0; subs << shift].into_boxed_slice(),
+            slots: vec![OrderSlot::default(); subs << shift].into_boxed_slice(),
             live_mask: vec![0; subs].into_boxed_slice(),
             next: vec![0; subs].into_boxed_slice(),
             group: group.into_boxed_slice(),
             crowded: vec![0; n_groups].into_boxed_slice(),
             places,
+            shift,
             full: if places == 64 {
                 u64::MAX
             } else {
@@ -475,11 +489,18 @@ impl OrderTable {
         if id == 0 || sub >= self.live_mask.len() {
             return None;
         }
-        let base = sub * self.places;
-        self.ids[base..base + self.places]
-            .iter()
-            .position(|x| *x == id)
-            .map(|j| base + j)
+        let base = sub << self.shift;
+        // Places past `places` within the stride are never used (id 0), and id
+        // is not 0, so searching the whole stride is exact.
+        let j = match self.shift {
+            1 => position::<2>(&self.ids, base, id),
+            2 => position::<4>(&self.ids, base, id),
+            3 => position::<8>(&self.ids, base, id),
+            4 => position::<16>(&self.ids, base, id),
+            5 => position::<32>(&self.ids, base, id),
+            _ => position::<64>(&self.ids, base, id),
+        };
+        j.map(|j| base + j)
     }
 
     /// Tracks a new order. Returns false when its subscription already has all its
@@ -508,7 +529,7 @@ impl OrderTable {
             free.trailing_zeros()
         } as usize;
         debug_assert!(j < self.places && mask & (1 << j) == 0);
-        let at = sub * self.places + j;
+        let at = (sub << self.shift) + j;
         self.tracked += (self.ids[at] == 0) as usize;
         self.ids[at] = slot.id;
         self.slots[at] = slot;
@@ -517,7 +538,7 @@ impl OrderTable {
             self.crowded[self.group[sub] as usize] += 1;
         }
         self.live_mask[sub] = after;
-        self.next[sub] = ((j + 1) % self.places) as u8;
+        self.next[sub] = if j + 1 == self.places { 0 } else { j as u8 + 1 };
         self.live += 1;
         true
     }
@@ -529,7 +550,7 @@ impl OrderTable {
     #[inline(always)]
     pub fn prefetch_for(&self, sub: usize) {
         if let Some(next) = self.next.get(sub) {
-            let base = sub * self.places;
+            let base = sub << self.shift;
             prefetch(&self.ids[base]);
             let slot = &self.slots[base + *next as usize];
             prefetch(slot);
@@ -575,7 +596,8 @@ impl OrderTable {
 
     /// `mark_done` for the live order at `place`.
     pub fn mark_done_at(&mut self, place: usize) {
-        let (sub, bit) = (place / self.places, 1u64 << (place % self.places));
+        let sub = place >> self.shift;
+        let bit = 1u64 << (place & ((1 << self.shift) - 1));
         let mask = self.live_mask[sub];
         debug_assert!(mask & bit != 0, "order at {place} finished twice");
         if mask & bit != 0 {
