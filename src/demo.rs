@@ -255,7 +255,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
     let started = Instant::now();
     let running = pipeline::start(core, gateways, sources, journal, Vec::new(), &cfg.engine);
-    let mut ticker = summary::Ticker::new(1.0);
+    let mut ticker = summary::Ticker::new(1.0, &u, &cfg.engine);
     let (core_out, mut io_out) =
         running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));
     if let Some(e) = &io_out.journal_error {

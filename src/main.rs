@@ -298,7 +298,7 @@ fn run(
     };
     let started = std::time::Instant::now();
     let running = pipeline::start(core, gateways, sources, journal, recovered, &cfg.engine);
-    let mut ticker = summary::Ticker::new(progress_secs);
+    let mut ticker = summary::Ticker::new(progress_secs, &u, &cfg.engine);
     let mut stuck = false;
     let (core_out, mut io_out) = running.run_to_completion(Duration::from_millis(20), |p| {
         ticker.tick(p);

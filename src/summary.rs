@@ -2,6 +2,7 @@
 //! what happened (inputs, decisions by reason, orders, sync with targets,
 //! reconciliation against the venue, latency percentiles).
 
+use fillcast_engine::config::{EngineConfig, VenueDownPolicy};
 use fillcast_engine::core::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::model::{FollowerIdx, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::pipeline::{CoreOutcome, IoOutcome, Progress};
@@ -17,14 +18,24 @@ use std::time::{Duration, Instant};
 pub struct Ticker {
     every: Option<Duration>,
     last: Instant,
+    /// Venue names by index, for the alarm line.
+    venues: Vec<String>,
+    alarm_ms: u64,
+    stop_on_alarm: bool,
+    /// Venues whose alarm was printed (`Progress::venues_alarmed`).
+    alarmed: u64,
 }
 
 impl Ticker {
-    pub fn new(every_secs: f64) -> Ticker {
+    pub fn new(every_secs: f64, u: &Universe, engine: &EngineConfig) -> Ticker {
         let every = (every_secs > 0.0).then(|| Duration::from_secs_f64(every_secs));
         Ticker {
             every,
             last: Instant::now(),
+            venues: u.venues.iter().map(|v| v.name.clone()).collect(),
+            alarm_ms: engine.venue_down_alarm_ms,
+            stop_on_alarm: engine.on_venue_down == VenueDownPolicy::Stop,
+            alarmed: 0,
         }
     }
 
@@ -33,6 +44,21 @@ impl Ticker {
         // progress interval.
         for line in p.take_events() {
             eprintln!("fillcast: {line}");
+        }
+        let alarmed = p.venues_alarmed.load(Relaxed);
+        let new = alarmed & !self.alarmed;
+        self.alarmed = alarmed;
+        for v in (0..64).filter(|v| new & 1 << v != 0) {
+            let name = self.venues.get(v).map_or("?", |s| s.as_str());
+            eprintln!(
+                "fillcast: VENUE ALARM: `{name}` has been down for more than {} ms (engine.venue_down_alarm_ms); {}",
+                group(self.alarm_ms),
+                if self.stop_on_alarm {
+                    "engine.on_venue_down = \"stop\": the engine stops taking input"
+                } else {
+                    "engine.on_venue_down = \"alarm\": leader fills are still taken and journaled, its followers' copies wait for it"
+                }
+            );
         }
         let Some(every) = self.every else { return };
         if self.last.elapsed() >= every {
@@ -144,9 +170,10 @@ pub fn print(
     let backpressure = core_out.backpressure_waits;
     if backpressure > 0 || s.venue_downs > 0 {
         println!(
-            "  backpressure, outages  {:>12}   times a leader fill waited for order places; venue outages {}, ticks {}",
+            "  backpressure, outages  {:>12}   times a leader fill waited for order places; venue outages {} (past the alarm {}), ticks {}",
             group(backpressure),
             s.venue_downs,
+            s.venue_alarms,
             group(s.ticks)
         );
     }

@@ -315,3 +315,57 @@ fn engine_killed_while_its_venue_was_down_restarts_and_flattens() {
         "{out}"
     );
 }
+
+/// Run against a venue that is killed mid-run and never comes back, with
+/// `on_venue_down = policy` and a 1 s alarm.
+fn run_with_venue_gone(policy: &str) -> (std::process::ExitStatus, String, String) {
+    let dir = tmp();
+    let port = free_port();
+    std::fs::write(dir.path().join("fills.jsonl"), bursts(2, 40, 6)).unwrap();
+    let cfg = remote_config(dir.path(), port);
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        "venue_down_alarm_ms = 60000",
+        &format!("venue_down_alarm_ms = 1000\non_venue_down = \"{policy}\""),
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let mut venue = sim_venue(dir.path(), &cfg, port);
+    let engine = fillcast_cmd()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start engine");
+    std::thread::sleep(Duration::from_millis(700));
+    venue.kill().expect("kill venue");
+    let _ = venue.wait();
+    let o = engine.wait_with_output().expect("engine ends");
+    let (out, err) = text(&o);
+    (o.status, out, err)
+}
+
+#[test]
+fn regression_venue_down_past_its_alarm_is_announced_at_once_not_only_in_the_journal() {
+    // Found by the 30 s SIGSTOP acceptance run of issue 9: the alarm was journaled
+    // and acted on, but nothing was printed when it fired.
+    for policy in ["alarm", "stop"] {
+        let (status, out, err) = run_with_venue_gone(policy);
+        assert!(
+            !status.success(),
+            "{policy}: a venue gone for good is an error\n{out}\n{err}"
+        );
+        assert!(err.contains("VENUE DOWN: `sim`"), "{policy}: {err}");
+        assert!(
+            err.contains("VENUE ALARM: `sim` has been down for more than 1,000 ms"),
+            "{policy}: {err}"
+        );
+        assert!(
+            err.contains(&format!("engine.on_venue_down = \"{policy}\"")),
+            "{policy}: {err}"
+        );
+        assert!(
+            out.contains("(past the alarm 1)"),
+            "{policy}: the summary counts the alarm\n{out}"
+        );
+    }
+}

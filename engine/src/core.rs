@@ -298,6 +298,8 @@ pub struct CoreStats {
     pub ticks: u64,
     /// Times a venue went down.
     pub venue_downs: u64,
+    /// Times a venue stayed down past `engine.venue_down_alarm_ms`.
+    pub venue_alarms: u64,
     pub oddities: u64,
     pub stops: u64,
 }
@@ -732,6 +734,15 @@ impl Core {
     /// Whether the core stopped taking input after a venue alarm (`on_venue_down = "stop"`).
     pub fn halted(&self) -> bool {
         self.halted
+    }
+
+    /// Venues down past their alarm now, as a mask (venue `v` is bit `min(v, 63)`).
+    pub fn alarmed_venues(&self) -> u64 {
+        self.links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.down && l.alarmed)
+            .fold(0, |m, (v, _)| m | 1u64 << v.min(63))
     }
 
     /// Whether the core believes the venue is down.
@@ -1452,6 +1463,7 @@ impl Core {
             {
                 self.links[v].alarmed = true;
                 self.halted |= self.stop_on_alarm;
+                self.stats.venue_alarms += 1;
                 out.notice(&Notice::VenueAlarm {
                     venue: VenueIdx(v as u16),
                     down_ns: now - l.down_since_ns,

@@ -113,6 +113,8 @@ pub struct Progress {
     pub venues_down: AtomicU64,
     /// A venue alarm stopped the engine (`engine.on_venue_down = "stop"`).
     pub halted: AtomicBool,
+    /// Venues down past `engine.venue_down_alarm_ms` now (`Core::alarmed_venues`).
+    pub venues_alarmed: AtomicU64,
     /// Lines for the operator, made as things happen (a venue lost or back); the
     /// command line prints and empties it. Written only on such events.
     pub events: Mutex<Vec<String>>,
@@ -699,6 +701,9 @@ pub fn start(
                 if core.halted() {
                     progress.halted.store(true, Relaxed);
                 }
+                progress
+                    .venues_alarmed
+                    .store(core.alarmed_venues(), Relaxed);
                 if did > 0 {
                     backoff.reset();
                 } else {
