@@ -191,15 +191,21 @@ seed = 9"#
     path
 }
 
-/// Run the engine against a sim-venue on a fresh port, do `disturb` to the venue
-/// process mid-run, and return the engine's (stdout, stderr).
-fn run_with_venue_trouble(
+/// Run the engine against a sim-venue on a fresh port with `alarm` as its venue-down
+/// settings, do `disturb` to the venue process mid-run, and return the engine's
+/// exit status, stdout and stderr.
+fn run_disturbed(
+    alarm: &str,
     disturb: impl FnOnce(&Path, &Path, u16, Child) -> Child,
-) -> (String, String) {
+) -> (std::process::ExitStatus, String, String) {
     let dir = tmp();
     let port = free_port();
     std::fs::write(dir.path().join("fills.jsonl"), bursts(2, 40, 6)).unwrap();
     let cfg = remote_config(dir.path(), port);
+    let text_cfg = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("venue_down_alarm_ms = 60000", alarm);
+    std::fs::write(&cfg, text_cfg).unwrap();
     let venue = sim_venue(dir.path(), &cfg, port);
     let engine = fillcast_cmd()
         .args(["run", "--progress", "0", "--config"])
@@ -208,13 +214,22 @@ fn run_with_venue_trouble(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start engine");
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(700));
     let mut venue = disturb(dir.path(), &cfg, port, venue);
     let o = engine.wait_with_output().expect("engine ends");
     let _ = venue.kill();
     let _ = venue.wait();
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}\n{err}");
+    (o.status, out, err)
+}
+
+/// `run_disturbed` with a 60 s alarm, for a venue that comes back: the run must
+/// succeed with every leader fill taken.
+fn run_with_venue_trouble(
+    disturb: impl FnOnce(&Path, &Path, u16, Child) -> Child,
+) -> (String, String) {
+    let (status, out, err) = run_disturbed("venue_down_alarm_ms = 60000", disturb);
+    assert!(status.success(), "{out}\n{err}");
     assert_eq!(figure(&out, "leader fills in"), 2 * 40 * 7, "{out}");
     (out, err)
 }
@@ -316,40 +331,17 @@ fn engine_killed_while_its_venue_was_down_restarts_and_flattens() {
     );
 }
 
-/// Run against a venue that is killed mid-run and never comes back, with
-/// `on_venue_down = policy` and a 1 s alarm.
-fn run_with_venue_gone(policy: &str) -> (std::process::ExitStatus, String, String) {
-    let dir = tmp();
-    let port = free_port();
-    std::fs::write(dir.path().join("fills.jsonl"), bursts(2, 40, 6)).unwrap();
-    let cfg = remote_config(dir.path(), port);
-    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
-        "venue_down_alarm_ms = 60000",
-        &format!("venue_down_alarm_ms = 1000\non_venue_down = \"{policy}\""),
-    );
-    std::fs::write(&cfg, text_cfg).unwrap();
-    let mut venue = sim_venue(dir.path(), &cfg, port);
-    let engine = fillcast_cmd()
-        .args(["run", "--progress", "0", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start engine");
-    std::thread::sleep(Duration::from_millis(700));
-    venue.kill().expect("kill venue");
-    let _ = venue.wait();
-    let o = engine.wait_with_output().expect("engine ends");
-    let (out, err) = text(&o);
-    (o.status, out, err)
-}
-
 #[test]
 fn regression_venue_down_past_its_alarm_is_announced_at_once_not_only_in_the_journal() {
     // Found by the 30 s SIGSTOP acceptance run of issue 9: the alarm was journaled
     // and acted on, but nothing was printed when it fired.
     for policy in ["alarm", "stop"] {
-        let (status, out, err) = run_with_venue_gone(policy);
+        let alarm = format!("venue_down_alarm_ms = 1000\non_venue_down = \"{policy}\"");
+        let (status, out, err) = run_disturbed(&alarm, |_, _, _, mut venue| {
+            venue.kill().expect("kill venue");
+            let _ = venue.wait();
+            venue
+        });
         assert!(
             !status.success(),
             "{policy}: a venue gone for good is an error\n{out}\n{err}"
