@@ -491,7 +491,10 @@ fn link_changed(progress: &Progress, gw: &dyn Gateway, up: bool) {
 
 fn pin(cpu: Option<usize>) {
     if let Some(id) = cpu {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+        // The pinning library panics on an id past the kernel's CPU set, so only
+        // ids it lists are tried (`check-config` refuses the others).
+        let known = core_affinity::get_core_ids().is_some_and(|ids| ids.iter().any(|c| c.id == id));
+        if !known || !core_affinity::set_for_current(core_affinity::CoreId { id }) {
             eprintln!("fillcast: could not pin thread to cpu {id}; running unpinned");
         }
     }

@@ -784,21 +784,41 @@ fn engine_ring_sizes_are_powers_of_two() {
         "[engine]\nfeed_ring_slots = 1000\nexec_ring_slots = 1\negress_ring_slots = 0\n\
          max_working_orders = 0\ndedup_window = 4\n",
         &[
-            (
-                2,
-                "`feed_ring_slots` must be a power of two, at least 2; got 1000",
-            ),
-            (
-                3,
-                "`exec_ring_slots` must be a power of two, at least 2; got 1",
-            ),
-            (
-                4,
-                "`egress_ring_slots` must be a power of two, at least 2; got 0",
-            ),
-            (5, "`max_working_orders` must be positive"),
+            (2, "`feed_ring_slots` must be a power of two from 2 to"),
+            (3, "`exec_ring_slots` must be a power of two from 2 to"),
+            (4, "`egress_ring_slots` must be a power of two from 2 to"),
+            (5, "`max_working_orders` must be in 1..=67108864; got 0"),
         ],
     );
+}
+
+#[test]
+fn regression_check_config_accepts_configs_run_cannot_start() {
+    // Issue 10, finding 8: `core_cpu = 1024` panicked in the pinning library, huge
+    // tables overflowed the allocator, and `journal_ring_slots = 1000` (not a power
+    // of two) panicked in the ring; `check-config` had accepted them all.
+    check_raw(
+        "[engine]\ncore_cpu = 1024\nio_cpu = 100000\njournal_ring_slots = 1000\n\
+         egress_ring_slots = 1099511627776\nmax_working_orders = 1000000000000\n\
+         dedup_window = 67108865\n",
+        &[
+            (
+                2,
+                "`core_cpu` = 1024 is not a CPU this process may run on (it may use ",
+            ),
+            (3, "`io_cpu` = 100000 is not a CPU this process may run on"),
+            (4, "`journal_ring_slots` must be a power of two from 2 to"),
+            (5, "`egress_ring_slots` must be a power of two from 2 to"),
+            (
+                6,
+                "`max_working_orders` must be in 1..=67108864; got 1000000000000",
+            ),
+            (7, "`dedup_window` must be in 1..=67108864; got 67108865"),
+        ],
+    );
+    // The bounds themselves are accepted, and CPU 0 (which every machine has).
+    let cfg = assert_loads("[engine]\ncore_cpu = 0\nmax_working_orders = 67108864\n");
+    assert_eq!(cfg.engine.core_cpu, Some(0));
 }
 
 #[test]

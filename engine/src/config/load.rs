@@ -495,22 +495,90 @@ impl<'a> Sites<'a> {
     }
 }
 
+/// The most bytes one ring may take.
+const RING_BYTES_MAX: usize = 4 << 30;
+
+/// The most working orders or remembered event ids (each table is allocated
+/// whole at start; 2^26 entries is a few GiB at most).
+const COUNT_MAX: usize = 1 << 26;
+
+/// "0-3, 6" for a set of CPU ids.
+fn cpu_list(ids: &[core_affinity::CoreId]) -> String {
+    let mut ids: Vec<usize> = ids.iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            ids[i].to_string()
+        } else {
+            format!("{}-{}", ids[i], ids[j])
+        });
+        i = j + 1;
+    }
+    if parts.is_empty() {
+        "none that it can tell".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// What the types cannot express: ranges, units, mode keys, unique ids and
 /// references between items. Reports every problem, each at its key's place.
 fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     let root = sites.root;
     let engine = root.get("engine").unwrap_or(root);
     let e = &cfg.engine;
-    for (field, slots) in [
-        ("feed_ring_slots", e.feed_ring_slots),
-        ("exec_ring_slots", e.exec_ring_slots),
-        ("egress_ring_slots", e.egress_ring_slots),
+    // A ring is allocated whole at start: bound its bytes, so that what
+    // `check-config` accepts, `run` can allocate.
+    for (field, slots, slot_bytes) in [
+        (
+            "feed_ring_slots",
+            e.feed_ring_slots,
+            std::mem::size_of::<crate::event::FeedEvent>(),
+        ),
+        (
+            "exec_ring_slots",
+            e.exec_ring_slots,
+            std::mem::size_of::<crate::event::ExecEvent>(),
+        ),
+        (
+            "egress_ring_slots",
+            e.egress_ring_slots,
+            std::mem::size_of::<crate::event::OrderChunk>(),
+        ),
+        (
+            "journal_ring_slots",
+            e.journal_ring_slots,
+            std::mem::size_of::<crate::pipeline::JournalChunk>(),
+        ),
     ] {
-        if slots < 2 || !slots.is_power_of_two() {
+        let max = (RING_BYTES_MAX / slot_bytes.max(1)).next_power_of_two() / 2;
+        if slots < 2 || !slots.is_power_of_two() || slots > max {
             out.error(
                 engine.field_at(field),
-                format!("`{field}` must be a power of two, at least 2; got {slots}"),
+                format!(
+                    "`{field}` must be a power of two from 2 to {max} (a slot is {slot_bytes} bytes, a ring at most 4 GiB); got {slots}"
+                ),
             );
+        }
+    }
+    for (field, cpu) in [("core_cpu", e.core_cpu), ("io_cpu", e.io_cpu)] {
+        if let Some(cpu) = cpu {
+            let ids = core_affinity::get_core_ids().unwrap_or_default();
+            if !ids.iter().any(|c| c.id == cpu) {
+                out.error(
+                    engine.field_at(field),
+                    format!(
+                        "`{field}` = {cpu} is not a CPU this process may run on (it may use {})",
+                        cpu_list(&ids)
+                    ),
+                );
+            }
         }
     }
     let places = e.orders_per_subscription;
@@ -567,10 +635,10 @@ fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
         ("max_working_orders", e.max_working_orders),
         ("dedup_window", e.dedup_window),
     ] {
-        if n == 0 {
+        if n == 0 || n > COUNT_MAX {
             out.error(
                 engine.field_at(field),
-                format!("`{field}` must be positive"),
+                format!("`{field}` must be in 1..={COUNT_MAX}; got {n}"),
             );
         }
     }
