@@ -304,9 +304,6 @@ fn run(
         ticker.tick(p);
         stuck = p.stuck_on_venue();
     });
-    for e in &io_out.source_errors {
-        eprintln!("rejected: {e}");
-    }
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
     }

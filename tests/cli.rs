@@ -116,6 +116,41 @@ fn run_reports_bad_lines_and_keeps_going() {
 }
 
 #[test]
+fn regression_rejected_lines_past_the_first_thousand_appeared_nowhere() {
+    // Issue 10, finding 7: the summary counted at most 1,000 rejected lines and the
+    // rest were neither printed nor counted.
+    let tmpdir = tmp();
+    let dir = tmpdir.path();
+    let good = std::fs::read_to_string("config/leader-fills.jsonl").unwrap();
+    let first = good.lines().next().unwrap();
+    let mut fills = format!("{first}\n");
+    for _ in 0..1500 {
+        fills.push_str("not json\n");
+    }
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let cfg = std::fs::read_to_string("config/run-file.toml")
+        .unwrap()
+        .replace(
+            "leader-fills.jsonl",
+            dir.join("fills.jsonl").to_str().unwrap(),
+        );
+    std::fs::write(dir.join("run.toml"), cfg).unwrap();
+    let o = fillcast(&[
+        "run",
+        "--config",
+        dir.join("run.toml").to_str().unwrap(),
+        "--progress",
+        "0",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("rejected by sources 1,500)"), "{out}");
+    let reported = err.lines().filter(|l| l.contains("rejected: ")).count();
+    assert_eq!(reported, 1500, "every rejected line is printed");
+    assert!(err.contains("fills.jsonl:1501:"), "the last one too");
+}
+
+#[test]
 fn demo_runs_small_and_reconciles_with_the_venue() {
     let dir = tmp();
     let out_dir = dir.path().join("demo");

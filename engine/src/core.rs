@@ -784,7 +784,19 @@ impl Core {
     fn on_leader_fill<O: Outputs>(&mut self, f: &LeaderFill, out: &mut O) {
         let li = f.leader.0 as usize;
         let si = f.symbol.0 as usize;
-        if li >= self.books.len() || si >= self.marks.len() || f.qty.0 <= 0 || f.price.0 <= 0 {
+        if li >= self.books.len()
+            || si >= self.marks.len()
+            || f.qty.0 <= 0
+            || f.qty > Lots::MAX
+            || f.price.0 <= 0
+        {
+            self.stats.invalid_events += 1;
+            return;
+        }
+        // A fill that would take the leader past `Lots::MAX` is refused (counted;
+        // the input itself is journaled) rather than wrapping the position.
+        let p0 = self.books[li].symbols[si].leader_pos;
+        if (p0 + f.side.sign() * f.qty.0).abs() > Lots::MAX.0 {
             self.stats.invalid_events += 1;
             return;
         }

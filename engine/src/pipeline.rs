@@ -177,7 +177,11 @@ pub struct CoreOutcome {
 pub struct IoOutcome {
     pub gateways: Vec<Box<dyn Gateway>>,
     pub sources: Vec<Box<dyn Source>>,
+    /// The first `SOURCE_ERRORS_KEPT` rejected inputs (each was also printed as
+    /// it happened, through `Progress::take_events`).
     pub source_errors: Vec<SourceError>,
+    /// Every rejected input, counted.
+    pub source_rejected: u64,
     pub journal: Option<Box<dyn JournalSink>>,
     /// Why the journal stopped the engine, if it did.
     pub journal_error: Option<String>,
@@ -222,7 +226,11 @@ impl Running {
                 break;
             }
         }
-        self.stop()
+        // Once more after the threads stop: what they reported last is printed too.
+        let progress = Arc::clone(&self.progress);
+        let out = self.stop();
+        tick(&progress);
+        out
     }
 
     pub fn stop(self) -> (CoreOutcome, IoOutcome) {
@@ -779,6 +787,8 @@ pub fn start(
                             SourcePoll::Event(ev) => pending[i] = Some(ev),
                             SourcePoll::Rejected(e) => {
                                 progress.source_rejected.fetch_add(1, Relaxed);
+                                // Every one is reported, none capped away.
+                                progress.event(format!("rejected: {e}"));
                                 if source_errors.len() < SOURCE_ERRORS_KEPT {
                                     source_errors.push(e);
                                 }
@@ -860,6 +870,7 @@ pub fn start(
                 gateways,
                 sources,
                 source_errors,
+                source_rejected: progress.source_rejected.load(Relaxed),
                 journal: journal.sink,
                 journal_error: journal.error,
             }

@@ -55,6 +55,10 @@ fn exact_steps(value: Decimal, step: Decimal) -> Result<i64, UnitError> {
 
 impl Lots {
     pub const ZERO: Lots = Lots(0);
+    /// The largest quantity an input may carry and a leader position may reach
+    /// (2^48 lots): far above any venue's, and small enough that sizing and
+    /// position arithmetic cannot overflow.
+    pub const MAX: Lots = Lots(1 << 48);
 
     /// Exact conversion: `qty` must be a whole number of `lot_size`.
     pub fn from_decimal(qty: Decimal, lot_size: Decimal) -> Result<Lots, UnitError> {

@@ -1294,3 +1294,48 @@ fn fixed_leverage_add_and_partial_close() {
          = pos F1:L1 X 0",
     );
 }
+
+#[test]
+fn regression_two_huge_leader_fills_wrapped_the_leader_position() {
+    // Issue 10, finding 7: two buy fills of 2^62 lots wrapped the leader's position
+    // to a huge short, and followers were sent that short. A fill past `Lots::MAX`,
+    // or one that would take the leader past it, is refused and counted; the
+    // position and the followers stay as they were.
+    let mut h = Harness::new(&one(RATIO_2, ""), true, 8, false);
+    let x = h.u.symbol("X").unwrap();
+    let l1 = h.u.leader("L1").unwrap();
+    let fill = |n: u64, qty: i64| {
+        FeedEvent::LeaderFill(LeaderFill {
+            leader: l1,
+            symbol: x,
+            side: Side::Buy,
+            qty: Lots(qty),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", &format!("huge{n}")),
+            venue_ts: Nanos(1_000_000 * n),
+            recv_ts: Nanos(1_000_000 * n),
+            ..LeaderFill::default()
+        })
+    };
+    let mut t = Transcript::default();
+    h.core.on_feed(&fill(1, 1 << 62), &mut t);
+    assert!(t.orders.is_empty() && t.decisions.is_empty());
+    assert_eq!(h.core.stats().invalid_events, 1);
+    h.core.on_feed(&fill(2, Lots::MAX.0 - 5), &mut t);
+    assert_eq!(h.core.stats().leader_fills, 1, "the bound itself is taken");
+    let before = (t.orders.len(), t.decisions.len());
+    h.core.on_feed(&fill(3, 10), &mut t);
+    assert_eq!(
+        (t.orders.len(), t.decisions.len()),
+        before,
+        "refused: no decision"
+    );
+    assert_eq!(h.core.stats().invalid_events, 2);
+    assert!(
+        t.orders.iter().all(|o| o.side == Side::Buy),
+        "never a wrapped short"
+    );
+    // The event id of a refused fill is not spent: the same fill, smaller, is taken.
+    h.core.on_feed(&fill(3, 5), &mut t);
+    assert_eq!(h.core.stats().leader_fills, 2);
+}

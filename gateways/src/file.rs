@@ -275,6 +275,11 @@ impl FileSource {
         if let Err(e) = std::str::from_utf8(&self.line) {
             return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1));
         }
+        if nests_deeper_than(&self.line, NESTING_MAX) {
+            return Err(format!(
+                "arrays or objects nested more than {NESTING_MAX} deep"
+            ));
+        }
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.line);
         let value =
@@ -467,6 +472,13 @@ fn lots_field(
         return Err(not_multiple());
     }
     debug_assert!(lots.0 > 0);
+    if lots > Lots::MAX {
+        return Err(format!(
+            "{name} {qty} is more than {} lots of {}",
+            Lots::MAX.0,
+            spec.name
+        ));
+    }
     Ok(lots)
 }
 
@@ -495,6 +507,54 @@ fn price_field(v: Option<&BorrowedValue<'_>>, spec: &SymbolSpec) -> Result<Ticks
 
 /// `ts`: nanoseconds since the epoch, as a JSON integer or a string of digits.
 fn ts_field(v: Option<&BorrowedValue<'_>>) -> Result<Nanos, String> {
+    let ts = ts_value(v)?;
+    if ts.0 > TS_MAX {
+        return Err(format!(
+            "field `ts` = {} is after 2200-01-01 (nanoseconds since the epoch expected)",
+            ts.0
+        ));
+    }
+    Ok(ts)
+}
+
+/// 2200-01-01T00:00:00Z in ns: later stamps are mistakes (and past what SQL's
+/// signed 64-bit integers and the journal's readers take).
+const TS_MAX: u64 = 7_258_118_400_000_000_000;
+
+/// How deep a line's arrays and objects may nest (a leader fill needs 1).
+const NESTING_MAX: usize = 32;
+
+/// Whether `line`'s arrays and objects nest deeper than `max`, outside strings.
+/// Checked before parsing: the parser recurses, and a line nested thousands
+/// deep would overflow the I/O thread's stack.
+fn nests_deeper_than(line: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in line {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn ts_value(v: Option<&BorrowedValue<'_>>) -> Result<Nanos, String> {
     match v {
         None => Err("missing field `ts`".to_string()),
         Some(BorrowedValue::Static(StaticNode::U64(n))) => Ok(Nanos(*n)),

@@ -490,3 +490,66 @@ proptest! {
         }
     }
 }
+
+/// The one outcome of a single line.
+fn one(line: String) -> Outcome {
+    let mut bytes = line.into_bytes();
+    bytes.push(b'\n');
+    let mut got = drain(&mut from_bytes(bytes));
+    assert_eq!(got.len(), 1, "{got:?}");
+    got.pop().unwrap()
+}
+
+#[test]
+fn regression_deeply_nested_line_overflowed_the_io_threads_stack() {
+    // Issue 10, finding 7: a line nested ~9,300 deep aborted the engine (SIGABRT on
+    // the I/O thread's stack), and every restart again. Run on a small stack, as
+    // the I/O thread is, with a nesting far deeper than the finding's.
+    let handle = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let deep = format!(
+                "{{\"x\":{}{},{}",
+                "[".repeat(30_000),
+                "]".repeat(30_000),
+                &line_with("", None)[1..]
+            );
+            let r = one(deep);
+            assert!(
+                matches!(&r, Outcome::Rejected(e) if e.line == 1 && e.message.contains("nested more than 32 deep")),
+                "{r:?}"
+            );
+            // Brackets inside strings are not nesting; a little real nesting is fine.
+            let ok = format!(
+                "{{\"note\":\"{}\",\"extra\":[[{{\"a\":[1]}}]],{}",
+                "[{".repeat(1000),
+                &line_with("", None)[1..]
+            );
+            assert!(matches!(one(ok), Outcome::Event(..)));
+        })
+        .unwrap();
+    handle.join().expect("no stack overflow");
+}
+
+#[test]
+fn regression_huge_quantities_and_far_timestamps_are_refused_at_the_edge() {
+    // Issue 10, finding 7: two buy fills of 2^62 lots wrapped the leader's position;
+    // ts = 2^63 was journaled and then stopped the sidecar for good.
+    let r = one(line_with("qty", Some("\"1000000000000\"")));
+    assert!(
+        matches!(&r, Outcome::Rejected(e) if e.message.contains("is more than 281474976710656 lots")),
+        "{r:?}"
+    );
+    let r = one(line_with("ts", Some("9223372036854775808")));
+    assert!(
+        matches!(&r, Outcome::Rejected(e) if e.message.contains("after 2200-01-01")),
+        "{r:?}"
+    );
+    let r = one(line_with("ts", Some("\"18446744073709551615\"")));
+    assert!(matches!(&r, Outcome::Rejected(_)), "{r:?}");
+    // The bounds themselves pass.
+    assert!(matches!(
+        one(line_with("ts", Some("7258118400000000000"))),
+        Outcome::Event(..)
+    ));
+}
