@@ -809,12 +809,10 @@ impl Core {
         let now_ns = self.now_ns;
         let px = f.price.0;
         self.marks[si] = px;
-        let ts = if f.venue_ts.0 > 0 {
-            f.venue_ts
-        } else {
-            f.recv_ts
-        };
-        let day = ts.0 / NANOS_PER_DAY;
+        // The trading day is the engine's own (journaled, never going back), not
+        // the fill's stamp: a late fill, or one stamped 0, must not reset a
+        // follower's daily loss.
+        let day = now_ns / NANOS_PER_DAY;
 
         let universe = Arc::clone(&self.universe);
         let spec = &universe.symbols[si];

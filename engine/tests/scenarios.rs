@@ -3,7 +3,7 @@
 //! `BTC`: lot 0.001, tick 0.1, min notional 5 are always there) and a script:
 //!
 //! ```text
-//! > fill L1 X buy 10 @100          a leader fill (optional: order=o1 qty=20)
+//! > fill L1 X buy 10 @100          a leader fill (optional: order=o1 qty=20 ts=NS)
 //! F1:L1 buy 5 ioc@100              an order the engine sent
 //! F2:L1 skipped below_min          a decision that was skipped or reduced
 //! = pos F1:L1 X 5                  an assertion on the follower's filled position
@@ -259,6 +259,7 @@ impl Harness {
                         Some(("order", v)) => f.order_key = fnv1a(v.as_bytes()),
                         Some(("qty", v)) => f.order_qty = self.qty(si, v),
                         Some(("event", v)) => f.event_key = leader_event_key(w[1], v),
+                        Some(("ts", v)) => f.venue_ts = Nanos(v.parse().unwrap()),
                         _ => panic!("bad fill option {kv}"),
                     }
                 }
@@ -776,6 +777,24 @@ fn daily_loss_limit_blocks_new_exposure_until_next_day() {
          > fill L1 X sell 5 @50
          F1:L1 sell 10 market reduce
          > fill L1 X buy 5 @50
+         F1:L1 skipped daily_loss_limit",
+    );
+}
+
+#[test]
+fn regression_fill_stamped_on_another_day_reset_the_daily_loss() {
+    // Issue 10, finding 7: the day came from each fill's own stamp, so a late fill
+    // (or one stamped 0, or one stamped tomorrow) reset the follower's daily loss
+    // and the limit was bypassed. The day is the engine's journaled time now.
+    check(
+        &one(RATIO_2, "daily_loss_limit = \"400\""),
+        "> fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         > fill L1 X sell 5 @50
+         F1:L1 sell 10 market reduce
+         > fill L1 X buy 5 @50 ts=0
+         F1:L1 skipped daily_loss_limit
+         > fill L1 X buy 1 @50 ts=1700086400000000000
          F1:L1 skipped daily_loss_limit",
     );
 }
