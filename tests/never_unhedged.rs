@@ -107,6 +107,13 @@ fn skipped_for_capacity(dir: &Path) -> u64 {
     n
 }
 
+/// The summary's reconciliation: the venue's books agree with the engine's and it
+/// saw no client order id twice.
+fn assert_reconciled(out: &str) {
+    assert_eq!(figure_after(out, "position mismatches "), 0, "{out}");
+    assert_eq!(figure_after(out, "duplicate client order ids "), 0, "{out}");
+}
+
 /// The summary's promise lines: nothing open where the leader is flat.
 fn assert_flat(out: &str, err: &str) {
     assert_eq!(
@@ -271,12 +278,7 @@ fn regression_venue_stopped_then_continued_engine_recovers_and_flattens() {
     assert!(err.contains("venue `sim` is back"), "{err}");
     assert_flat(&out, &err);
     // The same venue process: its books agree with the engine's.
-    assert_eq!(figure_after(&out, "position mismatches "), 0, "{out}");
-    assert_eq!(
-        figure_after(&out, "duplicate client order ids "),
-        0,
-        "{out}"
-    );
+    assert_reconciled(&out);
 }
 
 #[test]
@@ -323,12 +325,7 @@ fn engine_killed_while_its_venue_was_down_restarts_and_flattens() {
     assert!(o.status.success(), "{out}\n{err}");
     assert!(err.contains("journal: replayed"), "{err}");
     assert_flat(&out, &err);
-    assert_eq!(figure_after(&out, "position mismatches "), 0, "{out}");
-    assert_eq!(
-        figure_after(&out, "duplicate client order ids "),
-        0,
-        "{out}"
-    );
+    assert_reconciled(&out);
 }
 
 #[test]

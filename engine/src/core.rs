@@ -796,7 +796,8 @@ impl Core {
         // A fill that would take the leader past `Lots::MAX` is refused (counted;
         // the input itself is journaled) rather than wrapping the position.
         let p0 = self.books[li].symbols[si].leader_pos;
-        if (p0 + f.side.sign() * f.qty.0).abs() > Lots::MAX.0 {
+        let p1 = p0 + f.side.sign() * f.qty.0;
+        if p1.abs() > Lots::MAX.0 {
             self.stats.invalid_events += 1;
             return;
         }
@@ -824,8 +825,6 @@ impl Core {
         let venue_down = self.links[spec.venue.0 as usize].down;
 
         let book = &mut self.books[li];
-        let p0 = book.symbols[si].leader_pos;
-        let p1 = p0 + f.side.sign() * f.qty.0;
         book.symbols[si].leader_pos = p1;
 
         // Everything that depends on the fill alone, once per fill.

@@ -767,17 +767,21 @@ fn symbol_blocked_and_max_open_positions() {
     );
 }
 
-#[test]
-fn daily_loss_limit_blocks_new_exposure_until_next_day() {
-    // Buy 10 at 100, sell at 50: realized −500 ≥ limit 400.
-    check(
-        &one(RATIO_2, "daily_loss_limit = \"400\""),
-        "> fill L1 X buy 5 @100
+/// Buy 10 at 100, sell at 50: realized −500 ≥ limit 400.
+const DAILY_LOSS_HIT: &str = "> fill L1 X buy 5 @100
          F1:L1 buy 10 ioc@100
          > fill L1 X sell 5 @50
-         F1:L1 sell 10 market reduce
-         > fill L1 X buy 5 @50
-         F1:L1 skipped daily_loss_limit",
+         F1:L1 sell 10 market reduce";
+
+#[test]
+fn daily_loss_limit_blocks_new_exposure_until_next_day() {
+    check(
+        &one(RATIO_2, "daily_loss_limit = \"400\""),
+        &format!(
+            "{DAILY_LOSS_HIT}
+             > fill L1 X buy 5 @50
+             F1:L1 skipped daily_loss_limit"
+        ),
     );
 }
 
@@ -788,14 +792,13 @@ fn regression_fill_stamped_on_another_day_reset_the_daily_loss() {
     // and the limit was bypassed. The day is the engine's journaled time now.
     check(
         &one(RATIO_2, "daily_loss_limit = \"400\""),
-        "> fill L1 X buy 5 @100
-         F1:L1 buy 10 ioc@100
-         > fill L1 X sell 5 @50
-         F1:L1 sell 10 market reduce
-         > fill L1 X buy 5 @50 ts=0
-         F1:L1 skipped daily_loss_limit
-         > fill L1 X buy 1 @50 ts=1700086400000000000
-         F1:L1 skipped daily_loss_limit",
+        &format!(
+            "{DAILY_LOSS_HIT}
+             > fill L1 X buy 5 @50 ts=0
+             F1:L1 skipped daily_loss_limit
+             > fill L1 X buy 1 @50 ts=1700086400000000000
+             F1:L1 skipped daily_loss_limit"
+        ),
     );
 }
 
