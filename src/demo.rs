@@ -254,7 +254,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         (Core::new(Arc::clone(&u), &cfg.engine), None)
     };
     let started = Instant::now();
-    let running = pipeline::start(core, gateways, sources, journal, Vec::new(), &cfg.engine);
+    let running = pipeline::start(
+        core,
+        gateways,
+        sources,
+        journal,
+        pipeline::Restart::default(),
+        &cfg.engine,
+    );
     let mut ticker = summary::Ticker::new(1.0, &u, &cfg.engine);
     let (core_out, mut io_out) =
         running.run_to_completion(Duration::from_millis(20), |p| ticker.tick(p));

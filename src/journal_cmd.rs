@@ -4,10 +4,11 @@
 use anyhow::{Context, Result};
 use fillcast_engine::config::Config;
 use fillcast_engine::model::Universe;
-use fillcast_engine::port::Gateway;
+use fillcast_engine::port::{Gateway, Source};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, entry_json, json_string, Kind};
 use fillcast_journal::restart::{self, Opened};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +31,30 @@ pub fn open(
         fillcast_engine::clock::now(),
         &mut |line| eprintln!("{line}"),
     )?)
+}
+
+/// Resume each source where the journal says it stood. A journaled position for a
+/// source the config no longer has is an error: the events after it would be lost.
+pub fn resume_sources(sources: &mut [Box<dyn Source>], cursors: &BTreeMap<u16, u64>) -> Result<()> {
+    let n = sources.len();
+    for (&i, &pos) in cursors {
+        let src = sources.get_mut(i as usize).with_context(|| {
+            format!(
+                "the journal holds a position for source #{} ([[sources]] entry {}), but the config has {} sources: \
+                 restore the [[sources]] list as it was, or start a new journal",
+                i,
+                i + 1,
+                n
+            )
+        })?;
+        src.resume(pos)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| {
+                format!("resuming source #{} at its journaled position {pos}", i + 1)
+            })?;
+        eprintln!("journal: source `{}` resumes at position {pos}", src.name());
+    }
+    Ok(())
 }
 
 /// `fillcast journal inspect`.

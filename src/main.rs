@@ -284,20 +284,28 @@ fn run(
         cfg.journal = Some(j);
     }
     let mut gateways = gateways_for(&u)?;
-    let sources = sources_for(&cfg, &u)?;
-    let (core, journal, recovered) = match cfg.journal {
+    let mut sources = sources_for(&cfg, &u)?;
+    let (core, journal, restart) = match cfg.journal {
         Some(_) => {
             let opened = journal_cmd::open(&cfg, &u, &mut gateways)?;
+            journal_cmd::resume_sources(&mut sources, &opened.cursors)?;
             (
                 opened.core,
                 Some(Box::new(opened.stage) as Box<dyn JournalSink>),
-                opened.recovered,
+                pipeline::Restart {
+                    recovered: opened.recovered,
+                    taken_events: opened.taken_events,
+                },
             )
         }
-        None => (Core::new(Arc::clone(&u), &cfg.engine), None, Vec::new()),
+        None => (
+            Core::new(Arc::clone(&u), &cfg.engine),
+            None,
+            pipeline::Restart::default(),
+        ),
     };
     let started = std::time::Instant::now();
-    let running = pipeline::start(core, gateways, sources, journal, recovered, &cfg.engine);
+    let running = pipeline::start(core, gateways, sources, journal, restart, &cfg.engine);
     let mut ticker = summary::Ticker::new(progress_secs, &u, &cfg.engine);
     let mut stuck = false;
     let (core_out, mut io_out) = running.run_to_completion(Duration::from_millis(20), |p| {

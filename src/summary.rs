@@ -140,7 +140,7 @@ pub fn print(
         u.subs.len(),
         elapsed.as_secs_f64()
     );
-    println!("  leader fills in        {:>12}   (duplicates ignored {}, invalid {}, rejected by sources {})", group(s.leader_fills), s.duplicate_events, s.invalid_events, group(io.source_rejected));
+    println!("  leader fills in        {:>12}   (duplicates ignored {}, already in the journal {}, invalid {}, rejected by sources {})", group(s.leader_fills), s.duplicate_events, group(io.source_duplicates), s.invalid_events, group(io.source_rejected));
     println!(
         "  decisions              {:>12}   sent {}, reduced {}, skipped {}, deferred {}",
         group(s.decisions),

@@ -6,99 +6,22 @@
 //! follower positions (rebuilt from the journal) equal the venue's books.
 
 use fillcast_engine::core::SyncReason;
-use fillcast_engine::ids::leader_event_key;
 use fillcast_engine::model::{SubIdx, SymbolIdx};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
 use fillcast_journal::replay::replay;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+mod support;
+use support::{fillcast, finish, free_port, leader_fills, Rng, Venue};
 
 const KILLS: usize = 20;
 const FILLS: usize = 1500;
 const FOLLOWERS: usize = 40;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn fillcast() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fillcast"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Leader fills: two leaders trading two symbols, episodes that open, add, reduce,
-/// flip and close, all flat at the end. Returns the JSON lines and their event keys.
-fn leader_fills(rng: &mut Rng) -> (String, Vec<(String, u64)>) {
-    let mut out = String::new();
-    let mut keys = Vec::new();
-    let mut pos: HashMap<(usize, usize), i64> = HashMap::new();
-    let symbols = [
-        ("BTCUSDT", "0.001", 650_000i64, "0.1"),
-        ("ETHUSDT", "0.01", 300_000, "0.01"),
-    ];
-    for i in 0..FILLS {
-        let leader = i % 2;
-        let s = (i / 2) % 2;
-        let p = pos.entry((leader, s)).or_default();
-        let lots: i64 = if i + 4 >= FILLS {
-            -*p // the last fills close everything
-        } else {
-            let q = 1 + rng.below(40) as i64;
-            // Lean back toward flat when far out, otherwise a coin decides.
-            let reduce_long = *p > 60 || (*p > 0 && rng.below(3) == 0);
-            let reduce_short = *p < -60 || (*p < 0 && rng.below(3) == 0);
-            let sell = reduce_long || (!reduce_short && rng.below(2) == 1);
-            if sell {
-                -q
-            } else {
-                q
-            }
-        };
-        if lots == 0 {
-            continue;
-        }
-        *p += lots;
-        let (sym, lot, px, tick) = symbols[s];
-        let qty =
-            rust_decimal::Decimal::from(lots.abs()) * lot.parse::<rust_decimal::Decimal>().unwrap();
-        let price = rust_decimal::Decimal::from(px + rng.below(1000) as i64)
-            * tick.parse::<rust_decimal::Decimal>().unwrap();
-        let id = format!("e{i}");
-        let leader_id = format!("L{}", leader + 1);
-        let _ = writeln!(
-            out,
-            r#"{{"leader":"{leader_id}","event_id":"{id}","symbol":"{sym}","side":"{}","qty":"{}","price":"{}","ts":{}}}"#,
-            if lots > 0 { "buy" } else { "sell" },
-            qty.normalize(),
-            price.normalize(),
-            1_732_060_800_000_000_000u64 + i as u64 * 1_000_000
-        );
-        keys.push((
-            leader_id,
-            leader_event_key(&format!("L{}", leader + 1), &id),
-        ));
-    }
-    (out, keys)
-}
 
 fn config(dir: &Path, port: u16) -> String {
     let mut c = format!(
@@ -166,64 +89,18 @@ equity = "200000"
     c
 }
 
-fn wait_for(path: &Path, timeout: Duration) -> String {
-    let until = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.trim().is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < until, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn finish(mut child: Child, timeout: Duration) -> std::process::Output {
-    let until = Instant::now() + timeout;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("process did not finish in {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
 #[test]
 fn sigkill_at_random_moments_sends_no_order_twice_and_loses_no_fill() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let (fills, keys) = leader_fills(&mut rng);
+    let (fills, keys) = leader_fills(&mut rng, FILLS);
     std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
     let port = free_port();
     let cfg_path = dir.join("crash.toml");
     std::fs::write(&cfg_path, config(dir, port)).unwrap();
 
-    let stop: PathBuf = dir.join("venue.stop");
-    let positions: PathBuf = dir.join("venue.positions");
-    let venue = fillcast()
-        .args(["sim-venue", "--config"])
-        .arg(&cfg_path)
-        .args([
-            "--venue",
-            "sim",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--port-file",
-        ])
-        .arg(dir.join("venue.port"))
-        .arg("--stop-file")
-        .arg(&stop)
-        .arg("--positions-file")
-        .arg(&positions)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the venue");
-    wait_for(&dir.join("venue.port"), Duration::from_secs(20));
+    let venue = Venue::start(&cfg_path, dir, port);
 
     let mut killed_mid_run = 0;
     for i in 0..KILLS {
@@ -269,9 +146,8 @@ fn sigkill_at_random_moments_sends_no_order_twice_and_loses_no_fill() {
     );
     assert!(out.status.success(), "the last run failed:\n{so}\n{se}");
 
-    std::fs::write(&stop, b"stop").unwrap();
-    let venue_out = finish(venue, Duration::from_secs(30));
-    let venue_text = String::from_utf8_lossy(&venue_out.stdout).into_owned();
+    let positions = venue.positions.clone();
+    let venue_text = venue.stop();
     assert!(
         venue_text.contains("duplicate_client_ids=0"),
         "the venue saw a client order id twice:\n{venue_text}"

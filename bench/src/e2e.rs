@@ -343,7 +343,7 @@ fn fillcast(u: &Arc<Universe>, opts: &Options, journaled: bool, progress: &Progr
         vec![Box::new(gateway)],
         vec![Box::new(source)],
         journal,
-        Vec::new(),
+        pipeline::Restart::default(),
         &cfg,
     );
     let deadline = opts.duration + DRAIN_MAX;

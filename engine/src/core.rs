@@ -778,6 +778,7 @@ impl Core {
             FeedEvent::Command { cmd, ts } => self.on_command(cmd, ts, out),
             FeedEvent::Tick { ts } => self.on_tick(ts, out),
             FeedEvent::Venue { venue, up, ts } => self.on_venue(venue, up, ts, out),
+            FeedEvent::SourceCursor { .. } => {}
         }
     }
 

@@ -68,6 +68,15 @@ pub enum FeedEvent {
     Tick {
         ts: Nanos,
     },
+    /// Where source `source` (its place in `[[sources]]`) stands after everything it
+    /// produced before this event: a file's byte offset, a generator's count. The
+    /// I/O thread puts one behind each turn's events, so the journal holds each
+    /// source's position with the events it produced and a restart resumes the
+    /// source there (`Source::resume`). Decides nothing.
+    SourceCursor {
+        source: u16,
+        pos: u64,
+    },
     /// A venue's gateway lost (`up: false`) or regained its session. Travels on the
     /// exec ring, which the core always drains, and is journaled like any input.
     Venue {

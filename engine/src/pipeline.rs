@@ -39,11 +39,12 @@ use crate::core::{Core, Outputs};
 use crate::core::{Decision, Notice};
 use crate::event::{ExecEvent, ExecReport, FeedEvent, FollowerOrder, OrderChunk, ORDER_CHUNK};
 use crate::model::VenueIdx;
+use crate::order::IdHash;
 use crate::port::{Gateway, JournalEntry, JournalSink, Source, SourceError, SourcePoll};
 use crate::units::Nanos;
 use disruptor::{build_multi_producer, build_single_producer, BusySpin, Producer};
 use hdrhistogram::Histogram;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -95,6 +96,8 @@ pub struct Progress {
     pub in_flight: AtomicU64,
     pub sources_finished: AtomicBool,
     pub source_rejected: AtomicU64,
+    /// Leader events a source gave again that the journal already holds, dropped.
+    pub source_duplicates: AtomicU64,
     pub leader_fills: AtomicU64,
     pub journal_published: AtomicU64,
     pub journal_appended: AtomicU64,
@@ -182,6 +185,8 @@ pub struct IoOutcome {
     pub source_errors: Vec<SourceError>,
     /// Every rejected input, counted.
     pub source_rejected: u64,
+    /// Leader events given again that the journal already held, dropped.
+    pub source_duplicates: u64,
     pub journal: Option<Box<dyn JournalSink>>,
     /// Why the journal stopped the engine, if it did.
     pub journal_error: Option<String>,
@@ -513,18 +518,31 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
 }
 
+/// What a restart on its journal hands the engine besides the core.
+#[derive(Default)]
+pub struct Restart {
+    /// The venues' answers about orders left unanswered by the previous run (see
+    /// `Gateway::recover`): the core handles them before any new event.
+    pub recovered: Vec<ExecReport>,
+    /// The key of every leader fill the journal holds. The I/O thread drops a source
+    /// event whose key is here (and adds each one it passes on), so no restart decides
+    /// a fill twice however far back a source reads again; the core's own window
+    /// (`engine.dedup_window`) still guards within a run. Bounded by the journal.
+    pub taken_events: HashSet<u64, IdHash>,
+}
+
 /// Start the engine. `gateways[i]` serves `universe.venues[i]`. With a `journal`,
 /// every input and decision is journaled and no order leaves before its record.
-/// `recovered` are the venues' answers about orders left unanswered by a previous
-/// run (see `Gateway::recover`): the core handles them before any new event.
+/// `restart` is what a restart on a journal learnt (empty for a new engine).
 pub fn start(
     core: Core,
     gateways: Vec<Box<dyn Gateway>>,
     sources: Vec<Box<dyn Source>>,
     journal: Option<Box<dyn JournalSink>>,
-    recovered: Vec<ExecReport>,
+    restart: Restart,
     cfg: &EngineConfig,
 ) -> Running {
+    let recovered = restart.recovered;
     let universe = Arc::clone(core.universe());
     assert_eq!(
         gateways.len(),
@@ -751,6 +769,12 @@ pub fn start(
                 error: None,
             };
             let mut pending: Vec<Option<FeedEvent>> = vec![None; sources.len()];
+            // Each source's position after its pending event, after the last event
+            // it published, and the last one journaled behind its events.
+            let mut pending_pos: Vec<Option<u64>> = vec![None; sources.len()];
+            let mut covered: Vec<Option<u64>> = sources.iter().map(|s| s.position()).collect();
+            let mut cursor_sent = covered.clone();
+            let mut taken_events = restart.taken_events;
             let mut finished: Vec<bool> = vec![false; sources.len()];
             let mut source_errors = Vec::new();
             // Reports the exec ring had no room for. Gateways are only driven while it
@@ -777,15 +801,31 @@ pub fn start(
                                 break;
                             }
                             pending[i] = None;
+                            covered[i] = pending_pos[i];
                             progress.feed_published.fetch_add(1, Relaxed);
                             did += 1;
                         }
                         if finished[i] {
                             break;
                         }
-                        match src.next(now) {
-                            SourcePoll::Event(ev) => pending[i] = Some(ev),
+                        let step = src.next(now);
+                        if let SourcePoll::Event(FeedEvent::LeaderFill(f)) = step {
+                            // Exactly once across restarts: the journal's whole
+                            // history of leader events, not a window of it.
+                            if !taken_events.insert(f.event_key) {
+                                progress.source_duplicates.fetch_add(1, Relaxed);
+                                covered[i] = src.position();
+                                did += 1;
+                                continue;
+                            }
+                        }
+                        match step {
+                            SourcePoll::Event(ev) => {
+                                pending[i] = Some(ev);
+                                pending_pos[i] = src.position();
+                            }
                             SourcePoll::Rejected(e) => {
+                                covered[i] = src.position();
                                 progress.source_rejected.fetch_add(1, Relaxed);
                                 // Every one is reported, none capped away.
                                 progress.event(format!("rejected: {e}"));
@@ -795,12 +835,31 @@ pub fn start(
                                 did += 1;
                             }
                             SourcePoll::Idle => break,
-                            SourcePoll::Finished => finished[i] = true,
+                            SourcePoll::Finished => {
+                                finished[i] = true;
+                                covered[i] = src.position();
+                            }
+                        }
+                    }
+                    if pending[i].is_none() && covered[i] != cursor_sent[i] {
+                        if let Some(pos) = covered[i] {
+                            // Behind the events it covers, in the same ring: the core
+                            // journals it after them.
+                            let ev = FeedEvent::SourceCursor {
+                                source: i as u16,
+                                pos,
+                            };
+                            if feed_tx.try_publish(|slot| *slot = ev).is_ok() {
+                                cursor_sent[i] = covered[i];
+                                progress.feed_published.fetch_add(1, Relaxed);
+                                did += 1;
+                            }
                         }
                     }
                 }
-                let all_finished =
-                    finished.iter().all(|f| *f) && pending.iter().all(|p| p.is_none());
+                let all_finished = finished.iter().all(|f| *f)
+                    && pending.iter().all(|p| p.is_none())
+                    && covered == cursor_sent;
                 progress.sources_finished.store(all_finished, Relaxed);
 
                 // The journal first: everything the core published so far.
@@ -871,6 +930,7 @@ pub fn start(
                 sources,
                 source_errors,
                 source_rejected: progress.source_rejected.load(Relaxed),
+                source_duplicates: progress.source_duplicates.load(Relaxed),
                 journal: journal.sink,
                 journal_error: journal.error,
             }

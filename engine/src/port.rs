@@ -93,6 +93,25 @@ pub enum SourcePoll {
 pub trait Source: Send {
     fn name(&self) -> &str;
     fn next(&mut self, now: Nanos) -> SourcePoll;
+
+    /// Where the source stands: everything it returned so far (events and rejected
+    /// inputs) lies before it. The I/O thread journals it behind the events
+    /// (`FeedEvent::SourceCursor`); `None`: the source cannot say, and a restart
+    /// reads it from the start again (duplicate detection drops what was taken).
+    fn position(&self) -> Option<u64> {
+        None
+    }
+
+    /// Go on from `pos`, a position this source gave before (journaled by an
+    /// earlier run), before the first `next`. An error says why it cannot (the
+    /// file is shorter than the position, say): the engine must not start then.
+    fn resume(&mut self, pos: u64) -> Result<(), String> {
+        let _ = pos;
+        Err(format!(
+            "source `{}` cannot resume from a journaled position",
+            self.name()
+        ))
+    }
 }
 
 /// What the core stage hands the journal stage, in the order it happened: each
@@ -152,5 +171,13 @@ impl<S: Source> Source for Paced<S> {
             self.next_due = self.next_due.max(now.0.saturating_sub(self.gap_ns)) + self.gap_ns;
         }
         step
+    }
+
+    fn position(&self) -> Option<u64> {
+        self.inner.position()
+    }
+
+    fn resume(&mut self, pos: u64) -> Result<(), String> {
+        self.inner.resume(pos)
     }
 }

@@ -74,6 +74,8 @@ pub struct FileSource {
     scratch: Vec<u8>,
     buffers: simd_json::Buffers,
     line_no: u64,
+    /// Bytes consumed from the reader: the source's position (`Source::position`).
+    offset: u64,
     seen: BoundedMap<u64>,
     stats: FileSourceStats,
     finished: bool,
@@ -108,6 +110,7 @@ impl FileSource {
             scratch: Vec::with_capacity(1024),
             buffers: simd_json::Buffers::new(1024),
             line_no: 0,
+            offset: 0,
             seen: BoundedMap::new(DEDUP_IDS_DEFAULT),
             stats: FileSourceStats::default(),
             finished: false,
@@ -181,6 +184,7 @@ impl FileSource {
                 }
             }
             self.reader.consume(used);
+            self.offset += used as u64;
             if done {
                 return Ok(if too_long {
                     LineRead::TooLong
@@ -201,6 +205,43 @@ enum LineRead {
 impl Source for FileSource {
     fn name(&self) -> &str {
         &self.origin
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.offset)
+    }
+
+    /// Skips to byte `pos` line by line, counting lines so that rejections after it
+    /// still name the right line. Reading without parsing is cheap next to taking the
+    /// lines again, and it proves `pos` falls where a line starts.
+    fn resume(&mut self, pos: u64) -> Result<(), String> {
+        if self.offset != 0 {
+            return Err(format!("{}: resume after reading began", self.origin));
+        }
+        while self.offset < pos {
+            match self.read_line() {
+                Ok(LineRead::Eof) => {
+                    return Err(format!(
+                        "{} holds {} bytes, fewer than the {pos} the journal says were read: \
+                         was the file replaced or cut? Restore it, or start a new journal",
+                        self.origin, self.offset
+                    ))
+                }
+                Ok(_) => {
+                    self.line_no += 1;
+                    self.stats.lines += 1;
+                }
+                Err(e) => return Err(format!("{}: reading up to byte {pos}: {e}", self.origin)),
+            }
+        }
+        if self.offset != pos {
+            return Err(format!(
+                "{}: the journaled position {pos} is not where a line starts (the line there ends \
+                 at byte {}): was the file changed? Restore it, or start a new journal",
+                self.origin, self.offset
+            ));
+        }
+        Ok(())
     }
 
     fn next(&mut self, now: Nanos) -> SourcePoll {

@@ -75,6 +75,10 @@ pub struct SyntheticLeaders {
     rate_start: Option<Nanos>,
     id_buf: String,
     started: bool,
+    /// Events returned (fills and marks): the source's position.
+    returned: u64,
+    /// `fills_emitted` when pacing began: a resumed generator paces from there.
+    paced_from: u64,
 }
 
 struct Trader {
@@ -138,6 +142,8 @@ impl SyntheticLeaders {
             rate_start: None,
             id_buf: String::with_capacity(32),
             started: false,
+            returned: 0,
+            paced_from: 0,
             universe,
         };
         generator.size_tables();
@@ -474,6 +480,35 @@ impl Source for SyntheticLeaders {
     }
 
     fn next(&mut self, now: Nanos) -> SourcePoll {
+        self.step(now, true)
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.returned)
+    }
+
+    /// Generates the first `pos` events again and drops them: the generator is a
+    /// pure function of its seed, so it stands where the earlier run stood.
+    fn resume(&mut self, pos: u64) -> Result<(), String> {
+        if self.returned != 0 {
+            return Err("synthetic: resume after generating began".into());
+        }
+        while self.returned < pos {
+            if self.step(Nanos(0), false) == SourcePoll::Finished {
+                return Err(format!(
+                    "synthetic (seed {}): generates {} events, fewer than the {pos} the journal \
+                     says were taken: was `fills` lowered? Restore it, or start a new journal",
+                    self.seed, self.returned
+                ));
+            }
+        }
+        self.paced_from = self.fills_emitted;
+        Ok(())
+    }
+}
+
+impl SyntheticLeaders {
+    fn step(&mut self, now: Nanos, paced: bool) -> SourcePoll {
         self.started = true;
         if self.pending.is_empty() {
             match self.plan() {
@@ -489,15 +524,17 @@ impl Source for SyntheticLeaders {
         };
         let FeedEvent::LeaderFill(mut fill) = event else {
             self.pending.pop_front();
+            self.returned += 1;
             return SourcePoll::Event(event);
         };
-        if self.rate > 0 {
+        if self.rate > 0 && paced {
             let start = *self.rate_start.get_or_insert(now);
-            if now < self.due(start, self.fills_emitted) {
+            if now < self.due(start, self.fills_emitted - self.paced_from) {
                 return SourcePoll::Idle;
             }
         }
         self.pending.pop_front();
+        self.returned += 1;
         self.fills_emitted += 1;
         let symbols = self.universe.symbols.len();
         let cell = &mut self.cells[fill.leader.0 as usize * symbols + fill.symbol.0 as usize];

@@ -553,3 +553,52 @@ fn regression_huge_quantities_and_far_timestamps_are_refused_at_the_edge() {
         Outcome::Event(..)
     ));
 }
+
+/// Resuming at any position the source gave while reading goes on with exactly the
+/// outcomes a straight read has after it, rejected lines and line numbers included.
+#[test]
+fn resume_at_every_given_position_continues_exactly() {
+    let mut bytes = Vec::new();
+    for i in 0..6 {
+        bytes.extend(line_with("event_id", Some(&format!("\"r{i}\""))).as_bytes());
+        bytes.push(b'\n');
+        if i == 2 {
+            bytes.extend(b"{not json\n\n");
+        }
+    }
+    let describe = |o: &Outcome| match o {
+        Outcome::Event(line, e) => format!("{line} {e:?}"),
+        Outcome::Rejected(e) => format!("{} {}", e.line, e.message),
+    };
+    let mut whole = from_bytes(bytes.clone());
+    let mut positions = vec![whole.position().unwrap()];
+    let mut all = Vec::new();
+    loop {
+        match whole.next(NOW) {
+            SourcePoll::Event(e) => all.push(Outcome::Event(whole.lines_read(), e)),
+            SourcePoll::Rejected(err) => all.push(Outcome::Rejected(err)),
+            _ => break,
+        }
+        positions.push(whole.position().unwrap());
+    }
+    let all: Vec<String> = all.iter().map(describe).collect();
+    assert_eq!(all.len(), 7);
+    for (k, &pos) in positions.iter().enumerate() {
+        let mut s = from_bytes(bytes.clone());
+        s.resume(pos).expect("a position the source gave");
+        let rest: Vec<String> = drain(&mut s).iter().map(describe).collect();
+        assert_eq!(rest, all[k..], "resumed at byte {pos}");
+    }
+}
+
+#[test]
+fn resume_past_the_end_or_inside_a_line_is_refused() {
+    let line = good_line();
+    let mut bytes = line.clone();
+    bytes.push(b'\n');
+    let len = bytes.len() as u64;
+    let err = from_bytes(bytes.clone()).resume(len + 10).unwrap_err();
+    assert!(err.contains("fewer than"), "{err}");
+    let err = from_bytes(bytes).resume(3).unwrap_err();
+    assert!(err.contains("not where a line starts"), "{err}");
+}

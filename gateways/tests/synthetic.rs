@@ -275,3 +275,28 @@ proptest! {
         check_stream(&g, &events, total);
     }
 }
+
+/// A generator resumed at any count gives exactly the rest of the stream.
+#[test]
+fn resume_gives_the_rest_of_the_same_stream() {
+    let (_, all) = generate(9, 200);
+    for k in [0usize, 1, 57, all.len() - 1, all.len()] {
+        let mut g = SyntheticLeaders::new(common::universe(), 9, 200);
+        g.resume(k as u64).expect("within the stream");
+        assert_eq!(Source::position(&g), Some(k as u64));
+        let rest = drain(&mut g);
+        let strip = |e: &FeedEvent| match *e {
+            FeedEvent::LeaderFill(f) => FeedEvent::LeaderFill(LeaderFill {
+                recv_ts: Nanos(0),
+                ..f
+            }),
+            other => other,
+        };
+        let want: Vec<FeedEvent> = all[k..].iter().map(strip).collect();
+        let got: Vec<FeedEvent> = rest.iter().map(strip).collect();
+        assert_eq!(got, want, "resumed at {k}");
+    }
+    let mut g = SyntheticLeaders::new(common::universe(), 9, 200);
+    let err = g.resume(all.len() as u64 + 1).unwrap_err();
+    assert!(err.contains("fewer than"), "{err}");
+}

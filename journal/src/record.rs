@@ -44,10 +44,12 @@ pub enum Kind {
     Venue = 12,
     /// A decision the resync made (`Decision::resync` is not `None`).
     ResyncDecision = 13,
+    /// A source's position behind the events it produced (`FeedEvent::SourceCursor`).
+    SourceCursor = 14,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -61,6 +63,7 @@ impl Kind {
         Kind::Tick,
         Kind::Venue,
         Kind::ResyncDecision,
+        Kind::SourceCursor,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -82,6 +85,7 @@ impl Kind {
             Kind::Tick => "tick",
             Kind::Venue => "venue",
             Kind::ResyncDecision => "resync_decision",
+            Kind::SourceCursor => "source_cursor",
         }
     }
 
@@ -194,6 +198,12 @@ pub struct TickRec {
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCursorRec {
+    pub source: u16,
+    pub pos: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VenueRec {
     pub venue: u16,
     pub up: bool,
@@ -294,6 +304,7 @@ fn kind_of(e: &JournalEntry) -> Option<Kind> {
         JournalEntry::Feed(FeedEvent::Command { .. }) => Kind::Command,
         JournalEntry::Feed(FeedEvent::Tick { .. }) => Kind::Tick,
         JournalEntry::Feed(FeedEvent::Venue { .. }) => Kind::Venue,
+        JournalEntry::Feed(FeedEvent::SourceCursor { .. }) => Kind::SourceCursor,
         JournalEntry::Decision(d) if d.resync != SyncReason::None => Kind::ResyncDecision,
         JournalEntry::Exec(_) => Kind::Exec,
         JournalEntry::Decision(_) => Kind::Decision,
@@ -541,6 +552,10 @@ impl Encoder {
                 })?,
             ),
             JournalEntry::Feed(FeedEvent::Tick { ts }) => (ts.0, self.put(&TickRec { ts: ts.0 })?),
+            // No time of its own: a position is not an event in time.
+            JournalEntry::Feed(FeedEvent::SourceCursor { source, pos }) => {
+                (0, self.put(&SourceCursorRec { source, pos })?)
+            }
             JournalEntry::Feed(FeedEvent::Venue { venue, up, ts }) => (
                 ts.0,
                 self.put(&VenueRec {
@@ -740,6 +755,13 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
                 ts: Nanos(r.ts.to_native()),
             })
         }
+        Kind::SourceCursor => {
+            let r = access::<ArchivedSourceCursorRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::SourceCursor {
+                source: r.source.to_native(),
+                pos: r.pos.to_native(),
+            })
+        }
         Kind::Venue => {
             let r = access::<ArchivedVenueRec>(kind, payload)?;
             Entry::Feed(FeedEvent::Venue {
@@ -840,6 +862,9 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
         }
         Entry::Feed(FeedEvent::Empty) => json!({"seq": seq, "ts": ts, "kind": "empty"}),
         Entry::Feed(FeedEvent::Tick { .. }) => json!({"seq": seq, "ts": ts, "kind": "tick"}),
+        Entry::Feed(FeedEvent::SourceCursor { source, pos }) => {
+            json!({"seq": seq, "ts": ts, "kind": "source_cursor", "source": source, "pos": pos})
+        }
         Entry::Feed(FeedEvent::Venue { venue, up, .. }) => {
             json!({"seq": seq, "ts": ts, "kind": "venue", "venue": venue.0, "up": up})
         }

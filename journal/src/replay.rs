@@ -8,10 +8,12 @@ use crate::reader::JournalReader;
 use crate::record::{decode, Entry};
 use fillcast_engine::config::{self, Config};
 use fillcast_engine::core::{Core, Decision, Notice, Outputs};
+use fillcast_engine::event::FeedEvent;
 use fillcast_engine::event::FollowerOrder;
 use fillcast_engine::model::Universe;
+use fillcast_engine::order::IdHash;
 use fillcast_engine::port::JournalEntry;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
@@ -54,6 +56,11 @@ pub struct Replayed {
     /// must be appended before the engine goes on; their orders never left (no
     /// order leaves before its record), which asking the venue will confirm.
     pub unjournaled: Vec<JournalEntry>,
+    /// Each source's last journaled position (`FeedEvent::SourceCursor`), by its
+    /// place in `[[sources]]`: where a restart resumes it.
+    pub cursors: BTreeMap<u16, u64>,
+    /// The key of every leader fill in the journal: what no source may give again.
+    pub taken_events: HashSet<u64, IdHash>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,6 +123,8 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
         ..ReplayStats::default()
     };
     let mut expect = Expect::default();
+    let mut cursors = BTreeMap::new();
+    let mut taken_events = HashSet::with_hasher(IdHash);
     for rec in it {
         let rec = rec.map_err(|e| ReplayError::Journal(e.to_string()))?;
         stats.records += 1;
@@ -134,6 +143,15 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
                 })
             }
             Entry::Feed(ev) => {
+                match ev {
+                    FeedEvent::LeaderFill(f) => {
+                        taken_events.insert(f.event_key);
+                    }
+                    FeedEvent::SourceCursor { source, pos } => {
+                        cursors.insert(source, pos);
+                    }
+                    _ => {}
+                }
                 stats.inputs += 1;
                 expect.queue.clear();
                 core.on_feed(&ev, &mut expect);
@@ -172,5 +190,7 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
         core,
         stats,
         unjournaled,
+        cursors,
+        taken_events,
     }))
 }

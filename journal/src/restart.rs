@@ -18,9 +18,10 @@ use fillcast_engine::config::{Config, DurabilityConfig, JournalConfig};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::Universe;
+use fillcast_engine::order::IdHash;
 use fillcast_engine::port::{Gateway, JournalSink};
 use fillcast_engine::units::Nanos;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
@@ -40,6 +41,10 @@ pub struct Opened {
     pub unjournaled: usize,
     /// Orders asked about, per venue index.
     pub asked: BTreeMap<usize, usize>,
+    /// Where each source stood (`Replayed::cursors`): resume them there.
+    pub cursors: BTreeMap<u16, u64>,
+    /// Every leader fill the journal holds (`Replayed::taken_events`).
+    pub taken_events: HashSet<u64, IdHash>,
 }
 
 #[derive(Debug, Error)]
@@ -155,6 +160,8 @@ pub fn open<V: Venues + ?Sized>(
             replay: None,
             unjournaled: 0,
             asked: BTreeMap::new(),
+            cursors: BTreeMap::new(),
+            taken_events: HashSet::with_hasher(IdHash),
         });
     };
     if r.revision != universe.revision {
@@ -183,6 +190,7 @@ pub fn open<V: Venues + ?Sized>(
         stage.append(&r.unjournaled).map_err(write_err)?;
     }
     let core = r.core;
+    let (cursors, taken_events) = (r.cursors, r.taken_events);
     // Orders sent and never answered: ask their venues.
     let mut by_venue: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for o in core.orders().filter(|o| !o.state.is_terminal()) {
@@ -215,5 +223,7 @@ pub fn open<V: Venues + ?Sized>(
         replay: Some(r.stats),
         unjournaled: r.unjournaled.len(),
         asked,
+        cursors,
+        taken_events,
     })
 }

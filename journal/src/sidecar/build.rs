@@ -586,7 +586,7 @@ impl Builder {
                 });
                 Ok(())
             }
-            Entry::Feed(FeedEvent::Empty) => {
+            Entry::Feed(FeedEvent::Empty | FeedEvent::SourceCursor { .. }) => {
                 self.set_input(seq, ts, InputKind::Other);
                 Ok(())
             }

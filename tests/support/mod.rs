@@ -1,0 +1,159 @@
+//! What the tests that drive the real `fillcast` binary share: a seeded generator,
+//! leader-fill files, starting and stopping the simulated venue's process.
+#![allow(dead_code)] // each test file uses its own part
+
+use fillcast_engine::ids::leader_event_key;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub fn fillcast() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fillcast"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Leader fills: two leaders trading two symbols, episodes that open, add, reduce,
+/// flip and close, all flat at the end. Returns the JSON lines and their event keys.
+pub fn leader_fills(rng: &mut Rng, fills: usize) -> (String, Vec<(String, u64)>) {
+    let mut out = String::new();
+    let mut keys = Vec::new();
+    let mut pos: HashMap<(usize, usize), i64> = HashMap::new();
+    let symbols = [
+        ("BTCUSDT", "0.001", 650_000i64, "0.1"),
+        ("ETHUSDT", "0.01", 300_000, "0.01"),
+    ];
+    for i in 0..fills {
+        let leader = i % 2;
+        let s = (i / 2) % 2;
+        let p = pos.entry((leader, s)).or_default();
+        let lots: i64 = if i + 4 >= fills {
+            -*p // the last fills close everything
+        } else {
+            let q = 1 + rng.below(40) as i64;
+            // Lean back toward flat when far out, otherwise a coin decides.
+            let reduce_long = *p > 60 || (*p > 0 && rng.below(3) == 0);
+            let reduce_short = *p < -60 || (*p < 0 && rng.below(3) == 0);
+            let sell = reduce_long || (!reduce_short && rng.below(2) == 1);
+            if sell {
+                -q
+            } else {
+                q
+            }
+        };
+        if lots == 0 {
+            continue;
+        }
+        *p += lots;
+        let (sym, lot, px, tick) = symbols[s];
+        let qty =
+            rust_decimal::Decimal::from(lots.abs()) * lot.parse::<rust_decimal::Decimal>().unwrap();
+        let price = rust_decimal::Decimal::from(px + rng.below(1000) as i64)
+            * tick.parse::<rust_decimal::Decimal>().unwrap();
+        let id = format!("e{i}");
+        let leader_id = format!("L{}", leader + 1);
+        let _ = writeln!(
+            out,
+            r#"{{"leader":"{leader_id}","event_id":"{id}","symbol":"{sym}","side":"{}","qty":"{}","price":"{}","ts":{}}}"#,
+            if lots > 0 { "buy" } else { "sell" },
+            qty.normalize(),
+            price.normalize(),
+            1_732_060_800_000_000_000u64 + i as u64 * 1_000_000
+        );
+        keys.push((
+            leader_id,
+            leader_event_key(&format!("L{}", leader + 1), &id),
+        ));
+    }
+    (out, keys)
+}
+
+pub fn wait_for(path: &Path, timeout: Duration) -> String {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.trim().is_empty() {
+                return s;
+            }
+        }
+        assert!(Instant::now() < until, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn finish(mut child: Child, timeout: Duration) -> std::process::Output {
+    let until = Instant::now() + timeout;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("process did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// The simulated venue in its own process (`fillcast sim-venue`), which outlives
+/// engine restarts and counts client order ids it saw twice.
+pub struct Venue {
+    child: Child,
+    stop: PathBuf,
+    /// Where it writes its books when stopped: `follower symbol position` lines.
+    pub positions: PathBuf,
+}
+
+impl Venue {
+    /// Starts venue `sim` of the config at `cfg_path` on `port`; its files go in `dir`.
+    pub fn start(cfg_path: &Path, dir: &Path, port: u16) -> Venue {
+        let stop = dir.join("venue.stop");
+        let positions = dir.join("venue.positions");
+        let port_file = dir.join("venue.port");
+        let child = fillcast()
+            .args(["sim-venue", "--config"])
+            .arg(cfg_path)
+            .args(["--venue", "sim", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--stop-file")
+            .arg(&stop)
+            .arg("--positions-file")
+            .arg(&positions)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the venue");
+        wait_for(&port_file, Duration::from_secs(20));
+        Venue {
+            child,
+            stop,
+            positions,
+        }
+    }
+
+    /// Stops it; its summary (`... duplicate_client_ids=N ...`).
+    pub fn stop(self) -> String {
+        std::fs::write(&self.stop, b"stop").unwrap();
+        let out = finish(self.child, Duration::from_secs(30));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
