@@ -157,3 +157,159 @@ fn regression_plain_restart_sent_every_order_again_past_the_dedup_window() {
         "the venue saw a client order id twice:\n{venue_text}"
     );
 }
+
+/// Starts `fillcast run`, lets it work for a while, then SIGKILLs it (if it has not
+/// finished already). Whether it was still running when killed.
+fn run_and_kill(cfg: &Path, cwd: &Path, after: Duration) -> bool {
+    let mut child = engine(cfg, cwd).spawn().expect("start the engine");
+    std::thread::sleep(after);
+    let running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("engine exit");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "the engine panicked:\n{err}");
+    assert!(
+        !err.contains("differ") || err.contains(", 0 differ"),
+        "replay disagreed:\n{err}"
+    );
+    assert!(
+        running || out.status.success(),
+        "the engine failed before it was killed:\n{err}"
+    );
+    running
+}
+
+#[test]
+fn restart_loop_after_completion_kills_other_folders_moved_files_and_operational_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dir = root.join("case");
+    std::fs::create_dir_all(dir.join("moved")).unwrap();
+    let mut rng = Rng(0x0bad_cafe_0000_0010);
+    let (fills, keys) = leader_fills(&mut rng, 1200);
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let port = free_port();
+    let cfg = dir.join("copy.toml");
+    let paced = "[engine.resync]\n"; // the same model throughout; pacing is the source's
+    let write = |fills_path: &str, extra: &str| {
+        let text = config(port, fills_path, extra).replace(
+            &format!("path = \"{fills_path}\""),
+            &format!("path = \"{fills_path}\"\nrate_per_sec = 2500"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    write("fills.jsonl", paced);
+    let venue = Venue::start(&cfg, &dir, port);
+    let relative = Path::new("case/copy.toml");
+
+    // Killed mid-run, from the config's folder and from its parent.
+    let mut killed = 0;
+    for _ in 0..3 {
+        killed += run_and_kill(&cfg, &dir, Duration::from_millis(60 + rng.below(300))) as u32;
+        killed += run_and_kill(relative, root, Duration::from_millis(60 + rng.below(300))) as u32;
+    }
+    // The fills file moved (the config says where), killed again.
+    std::fs::rename(dir.join("fills.jsonl"), dir.join("moved/fills.jsonl")).unwrap();
+    write("moved/fills.jsonl", paced);
+    killed += run_and_kill(relative, root, Duration::from_millis(60 + rng.below(300))) as u32;
+    // Operational changes: pinned, other rings, another wait, another heartbeat.
+    write(
+        "moved/fills.jsonl",
+        "core_cpu = 0\nfeed_ring_slots = 1024\nwait = \"sleep\"\n[engine.resync]\n",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "kind = \"sim_remote\"",
+        "kind = \"sim_remote\"\nheartbeat_ms = 100",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    killed += run_and_kill(&cfg, root, Duration::from_millis(60 + rng.below(300))) as u32;
+    assert!(
+        killed >= 4,
+        "most kills must land while the engine runs ({killed} of 8)"
+    );
+    // To the end, then once more after completion.
+    run_to_end(relative, root);
+    let again = run_to_end(&cfg, &dir);
+    assert!(again.contains("resumes at position"), "{again}");
+
+    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after the restart loop");
+    let venue_text = venue.stop();
+    assert!(
+        venue_text.contains("duplicate_client_ids=0"),
+        "the venue saw a client order id twice:\n{venue_text}"
+    );
+}
+
+#[test]
+fn regression_any_config_change_bricked_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (fills, keys) = leader_fills(&mut Rng(77), 100);
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let port = free_port();
+    let cfg = dir.join("copy.toml");
+    std::fs::write(&cfg, config(port, "fills.jsonl", "")).unwrap();
+    let venue = Venue::start(&cfg, dir, port);
+    run_to_end(&cfg, dir);
+
+    // What the finding tried: pinning the core, and the fills file elsewhere.
+    std::fs::rename(dir.join("fills.jsonl"), dir.join("elsewhere.jsonl")).unwrap();
+    std::fs::write(&cfg, config(port, "elsewhere.jsonl", "core_cpu = 0")).unwrap();
+    run_to_end(&cfg, dir);
+
+    // A change that decides orders is refused, and the message says what changed.
+    let changed = config(port, "elsewhere.jsonl", "").replacen(
+        "allocation = \"20000\"",
+        "allocation = \"25000\"",
+        1,
+    );
+    std::fs::write(&cfg, changed).unwrap();
+    let out = engine(&cfg, dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a changed allocation was taken silently"
+    );
+    assert!(
+        err.contains("subscriptions[F0:L1].allocation: \"20000\" → \"25000\""),
+        "the refusal does not say what changed:\n{err}"
+    );
+    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after config changes");
+    assert!(venue.stop().contains("duplicate_client_ids=0"));
+}
+
+#[test]
+fn regression_restart_depended_on_the_working_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dir = root.join("case");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (fills, keys) = leader_fills(&mut Rng(78), 120);
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let port = free_port();
+    let cfg = dir.join("copy.toml");
+    std::fs::write(&cfg, config(port, "fills.jsonl", "")).unwrap();
+    let venue = Venue::start(&cfg, &dir, port);
+    run_to_end(Path::new("copy.toml"), &dir);
+    // From the parent folder, and from a folder the config is not under at all.
+    run_to_end(Path::new("case/copy.toml"), root);
+    let other = tempfile::tempdir().unwrap();
+    let again = run_to_end(&cfg, other.path());
+    assert!(again.contains("resumes at position"), "{again}");
+    // The sidecar reads the journal from anywhere too.
+    let db = format!("sqlite:{}", root.join("fc.db").display());
+    let out = fillcast()
+        .current_dir(other.path())
+        .args(["sidecar", "--journal"])
+        .arg(dir.join("journal"))
+        .args(["--db", &db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the sidecar refused the journal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after runs from other folders");
+    assert!(venue.stop().contains("duplicate_client_ids=0"));
+}

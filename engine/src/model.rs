@@ -566,12 +566,14 @@ pub fn proportional_ratio(
     )
 }
 
-/// The config revision: a stable 64-bit hash (FNV-1a) of the canonical TOML form
-/// (`Config::to_toml`), which is also what the journal stores, so a config read
-/// back from the journal has the same revision as the one that was written.
-fn config_revision(cfg: &Config) -> u64 {
-    match cfg.to_toml() {
-        Ok(text) => crate::ids::fnv1a(text.as_bytes()),
-        Err(_) => crate::ids::fnv1a(format!("{cfg:?}").as_bytes()),
-    }
+/// The config revision: a stable 64-bit hash (FNV-1a) of the versioned, canonical
+/// decision model (`Config::model_toml`), which is also what the journal stores, so
+/// a model read back from the journal has the revision it was written with, and an
+/// operational change (paths, CPUs, rings, addresses) keeps the revision.
+pub fn config_revision(cfg: &Config) -> u64 {
+    let text = cfg
+        .model_toml()
+        .unwrap_or_else(|_| format!("{:?}", cfg.model()));
+    let version = crate::ids::fnv1a(crate::config::MODEL_VERSION.as_bytes());
+    crate::ids::mix64(version ^ crate::ids::fnv1a(text.as_bytes()))
 }

@@ -21,7 +21,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 use thiserror::Error;
 
 /// The record schema this build writes and reads.
-pub const SCHEMA: u16 = 1;
+/// 2: the config is the decision model, in parts (`ConfigRec::part`).
+pub const SCHEMA: u16 = 2;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -106,8 +107,78 @@ impl Kind {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ConfigRec {
     pub revision: u64,
-    /// The whole config as TOML (`Config::to_toml`).
+    /// This record's place among the revision's records (0-based) and their number:
+    /// a model of any size is split over records of at most `CONFIG_PART_BYTES`.
+    pub part: u32,
+    pub parts: u32,
+    /// This part of the decision model's TOML (`Config::model_toml`).
     pub toml: String,
+}
+
+/// The most TOML one config record holds: far below any segment's size.
+pub const CONFIG_PART_BYTES: usize = 256 << 10;
+
+/// `text` cut into parts of at most `CONFIG_PART_BYTES`, on character boundaries.
+pub fn config_parts(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > CONFIG_PART_BYTES {
+        let mut cut = CONFIG_PART_BYTES;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = rest.split_at(cut);
+        parts.push(head);
+        rest = tail;
+    }
+    parts.push(rest);
+    parts
+}
+
+/// Puts a revision's config records back together, in journal order.
+#[derive(Debug, Default)]
+pub struct ConfigParts {
+    revision: u64,
+    next: u32,
+    parts: u32,
+    text: String,
+}
+
+impl ConfigParts {
+    /// Takes one config record; the revision and its whole model once the last part
+    /// is in. Part 0 starts afresh: a run that died while writing a config left its
+    /// first parts, and the next run writes them all again.
+    pub fn add(&mut self, c: ConfigRec) -> Result<Option<(u64, String)>, String> {
+        if c.parts == 0 || c.part >= c.parts {
+            return Err(format!("config part {} of {}", c.part, c.parts));
+        }
+        if c.part == 0 {
+            *self = ConfigParts {
+                revision: c.revision,
+                next: 0,
+                parts: c.parts,
+                text: String::new(),
+            };
+        }
+        if (c.revision, c.part, c.parts) != (self.revision, self.next, self.parts) {
+            return Err(format!(
+                "config part {} of {} (revision {:016x}) where part {} of {} (revision {:016x}) was due",
+                c.part, c.parts, c.revision, self.next, self.parts, self.revision
+            ));
+        }
+        self.text.push_str(&c.toml);
+        self.next += 1;
+        if self.next < self.parts {
+            return Ok(None);
+        }
+        self.parts = 0;
+        Ok(Some((self.revision, std::mem::take(&mut self.text))))
+    }
+
+    /// Whether a revision's parts have begun and not all arrived.
+    pub fn incomplete(&self) -> bool {
+        self.parts != 0
+    }
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -597,9 +668,17 @@ impl Encoder {
         Ok(Some((Kind::OrderDecision, o.ts.0, self.put(&rec)?)))
     }
 
-    pub fn config(&mut self, revision: u64, toml: &str) -> Result<&[u8], String> {
+    pub fn config(
+        &mut self,
+        revision: u64,
+        part: u32,
+        parts: u32,
+        toml: &str,
+    ) -> Result<&[u8], String> {
         self.put(&ConfigRec {
             revision,
+            part,
+            parts,
             toml: toml.to_string(),
         })
     }
@@ -689,6 +768,8 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             let r = access::<ArchivedConfigRec>(kind, payload)?;
             Entry::Config(ConfigRec {
                 revision: r.revision.to_native(),
+                part: r.part.to_native(),
+                parts: r.parts.to_native(),
                 toml: r.toml.as_str().to_string(),
             })
         }
@@ -835,7 +916,7 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
     use serde_json::json;
     let v = match e {
         Entry::Config(c) => {
-            json!({"seq": seq, "ts": ts, "kind": "config", "revision": format!("{:016x}", c.revision), "toml": c.toml})
+            json!({"seq": seq, "ts": ts, "kind": "config", "revision": format!("{:016x}", c.revision), "part": c.part, "parts": c.parts, "toml": c.toml})
         }
         Entry::Feed(FeedEvent::LeaderFill(f)) => json!({
             "seq": seq, "ts": ts, "kind": "leader_fill", "leader": f.leader.0, "symbol": f.symbol.0,

@@ -5,7 +5,7 @@
 //! replay produces, which proves (or disproves) that determinism on every restart.
 
 use crate::reader::JournalReader;
-use crate::record::{decode, Entry};
+use crate::record::{decode, ConfigParts, Entry};
 use fillcast_engine::config::{self, Config};
 use fillcast_engine::core::{Core, Decision, Notice, Outputs};
 use fillcast_engine::event::FeedEvent;
@@ -92,36 +92,49 @@ impl Outputs for Expect {
 pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
     let reader = JournalReader::open(dir).map_err(|e| ReplayError::Journal(e.to_string()))?;
     let mut it = reader.iter_from(1);
-    let Some(first) = it.next() else {
-        return Ok(None);
-    };
-    let first = first.map_err(|e| ReplayError::Journal(e.to_string()))?;
-    let entry =
-        decode(first.kind, first.schema, first.payload).map_err(|e| ReplayError::Record {
-            seq: first.seq,
+    let mut parts = ConfigParts::default();
+    let mut stats = ReplayStats::default();
+    // The journal opens with its config, in as many records as the model takes.
+    let (revision, text) = loop {
+        let Some(rec) = it.next() else {
+            // Nothing, or a config whose writer died before its last part: a new
+            // journal, whose config the restart writes again from part 0.
+            return Ok(None);
+        };
+        let rec = rec.map_err(|e| ReplayError::Journal(e.to_string()))?;
+        if stats.records == 0 {
+            stats.first_seq = rec.seq;
+        }
+        stats.records += 1;
+        stats.last_seq = rec.seq;
+        let entry = decode(rec.kind, rec.schema, rec.payload).map_err(|e| ReplayError::Record {
+            seq: rec.seq,
             message: e.to_string(),
         })?;
-    let Entry::Config(c) = entry else {
-        return Err(ReplayError::NoConfig {
-            seq: first.seq,
-            kind: first.kind,
-        });
+        let Entry::Config(c) = entry else {
+            return Err(ReplayError::NoConfig {
+                seq: rec.seq,
+                kind: rec.kind,
+            });
+        };
+        let done = parts.add(c).map_err(|message| ReplayError::Record {
+            seq: rec.seq,
+            message,
+        })?;
+        if let Some(done) = done {
+            break done;
+        }
     };
-    let bad = |message: String| ReplayError::BadConfig {
-        revision: c.revision,
-        message,
-    };
-    let config = config::load_str(&c.toml, Path::new("journal-config.toml"))
-        .map_err(|e| bad(e.to_string()))?;
+    let bad = |message: String| ReplayError::BadConfig { revision, message };
+    let config = config::load_model(&text).map_err(|e| bad(e.to_string()))?;
     let universe = Arc::new(Universe::from_config(&config).map_err(|e| bad(e.to_string()))?);
-    let revision = c.revision;
+    if universe.revision != revision {
+        return Err(bad(format!(
+            "its content hashes to revision {:016x}, not the {revision:016x} it was journaled with",
+            universe.revision
+        )));
+    }
     let mut core = Core::new(universe, &config.engine);
-    let mut stats = ReplayStats {
-        records: 1,
-        first_seq: first.seq,
-        last_seq: first.seq,
-        ..ReplayStats::default()
-    };
     let mut expect = Expect::default();
     let mut cursors = BTreeMap::new();
     let mut taken_events = HashSet::with_hasher(IdHash);

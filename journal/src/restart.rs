@@ -14,7 +14,7 @@ use crate::replay::{replay, ReplayError, ReplayStats};
 use crate::stage::JournalStage;
 use crate::writer::{Durability, JournalOptions, JournalWriter, Recovery};
 use crate::JournalError;
-use fillcast_engine::config::{Config, DurabilityConfig, JournalConfig};
+use fillcast_engine::config::{model_diff, Config, DurabilityConfig, JournalConfig};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::Universe;
@@ -56,14 +56,19 @@ pub enum RestartError {
     #[error("replaying journal {}: {error}", dir.display())]
     Replay { dir: PathBuf, error: ReplayError },
     #[error(
-        "the config changed since journal {} was written (revision {journaled:016x} there, {now:016x} now); \
-         config reload is not built yet: restore the config or start a new journal directory",
-        dir.display()
+        "the decision model changed since journal {} was written (revision {journaled:016x} there, {now:016x} now):\n{}\n\
+         Operational settings (paths, addresses, CPUs, rings, waiting) may change between runs; \
+         a decision-relevant change on a running journal is not built yet: restore those settings, \
+         or start a new journal directory",
+        dir.display(),
+        diff_lines(diff)
     )]
     ConfigChanged {
         dir: PathBuf,
         journaled: u64,
         now: u64,
+        /// What differs, one line each (`config::model_diff`).
+        diff: Vec<String>,
     },
     #[error("replay of journal {} does not reproduce {} of its decisions: refusing to continue", dir.display(), stats.mismatches)]
     Mismatch { dir: PathBuf, stats: ReplayStats },
@@ -71,6 +76,16 @@ pub enum RestartError {
     Write { dir: PathBuf, message: String },
     #[error("venue {venue}: {message}")]
     Venue { venue: String, message: String },
+}
+
+/// The first lines of a model diff, indented, for a message.
+fn diff_lines(diff: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut s: Vec<String> = diff.iter().take(SHOWN).map(|d| format!("  {d}")).collect();
+    if diff.len() > SHOWN {
+        s.push(format!("  … and {} more", diff.len() - SHOWN));
+    }
+    s.join("\n")
 }
 
 /// The venues a restart asks about unanswered orders (`Gateway::recover`), by venue
@@ -150,7 +165,11 @@ pub fn open<V: Venues + ?Sized>(
     })?;
     let Some(r) = replayed else {
         stage
-            .write_config(universe.revision, &cfg.to_toml().map_err(write_err)?, now.0)
+            .write_config(
+                universe.revision,
+                &cfg.model_toml().map_err(write_err)?,
+                now.0,
+            )
             .map_err(write_err)?;
         return Ok(Opened {
             core: Core::new(Arc::clone(universe), &cfg.engine),
@@ -169,6 +188,7 @@ pub fn open<V: Venues + ?Sized>(
             dir: dir.into(),
             journaled: r.revision,
             now: universe.revision,
+            diff: model_diff(&r.config, cfg),
         });
     }
     let s = &r.stats;

@@ -1,7 +1,7 @@
 //! The journal stage: the engine's `JournalSink`, turning journal entries into
 //! typed records on the segment files.
 
-use crate::record::{Encoder, Kind, SCHEMA};
+use crate::record::{config_parts, Encoder, Kind, SCHEMA};
 use crate::writer::JournalWriter;
 use fillcast_engine::port::{JournalEntry, JournalSink};
 
@@ -20,14 +20,20 @@ impl JournalStage {
         }
     }
 
-    /// Record a config revision and its whole content.
+    /// Record a config revision and its whole decision model, in as many records
+    /// as it takes (`record::config_parts`). The sequence of the last.
     pub fn write_config(&mut self, revision: u64, toml: &str, ts: u64) -> Result<u64, String> {
-        let bytes = self.enc.config(revision, toml)?;
-        let seq = self
-            .writer
-            .append(Kind::Config as u16, SCHEMA, ts, bytes)
-            .map_err(|e| e.to_string())?;
-        self.records += 1;
+        let parts = config_parts(toml);
+        let n = u32::try_from(parts.len()).map_err(|_| "config too large".to_string())?;
+        let mut seq = 0;
+        for (i, part) in parts.into_iter().enumerate() {
+            let bytes = self.enc.config(revision, i as u32, n, part)?;
+            seq = self
+                .writer
+                .append(Kind::Config as u16, SCHEMA, ts, bytes)
+                .map_err(|e| e.to_string())?;
+            self.records += 1;
+        }
         Ok(seq)
     }
 

@@ -649,7 +649,7 @@ fn hostile_records_give_an_error_naming_their_seq() {
             Box::new(|s: &mut Synth| {
                 let mut enc = Encoder::default();
                 let b = enc
-                    .config(1, "[[symbols]]\nname = 3\n")
+                    .config(1, 0, 1, "[[symbols]]\nname = 3\n")
                     .expect("encode")
                     .to_vec();
                 s.append_raw(Kind::Config as u16, SCHEMA, &b)

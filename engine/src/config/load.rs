@@ -127,12 +127,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     Loader::new(path).run(text)
 }
 
+/// A decision model as the journal keeps it (`Config::model_toml`): validated as
+/// any config, with no size ceiling (the journal bounds it; a config file is capped
+/// at 16 MiB, a deployment's model grows with its followers).
+pub fn load_model(text: &str) -> Result<Config, ConfigErrors> {
+    let mut loader = Loader::new(Path::new("journaled config"));
+    loader.text_max = usize::MAX;
+    loader.run(text)
+}
+
 /// The TOML file is always file 0; CSV files follow in the order they are read.
 const TOML_FILE: usize = 0;
 
 struct Loader {
     files: Vec<PathBuf>,
     base: PathBuf,
+    text_max: usize,
     errors: Vec<(At, String)>,
     dropped: usize,
 }
@@ -156,7 +166,8 @@ impl Loader {
     fn new(path: &Path) -> Loader {
         Loader {
             files: vec![path.to_path_buf()],
-            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            base: absolute_parent(path),
+            text_max: CONFIG_BYTES_MAX,
             errors: Vec::new(),
             dropped: 0,
         }
@@ -218,12 +229,13 @@ impl Loader {
 
     fn parse(&mut self, text: &str) -> Option<Config> {
         let file_at = At::file(TOML_FILE);
-        if text.len() > CONFIG_BYTES_MAX {
+        if text.len() > self.text_max {
             self.error(
                 file_at,
                 format!(
-                    "the file is {} bytes; a config file may have at most {CONFIG_BYTES_MAX}",
-                    text.len()
+                    "the file is {} bytes; a config file may have at most {}",
+                    text.len(),
+                    self.text_max
                 ),
             );
             return None;
@@ -1112,6 +1124,19 @@ fn model_error_site(e: &ModelError, cfg: &Config, sites: &Sites<'_>) -> At {
         Some(i) => sites.item(&sites.items(&section), i).at,
         None => sites.root.field_at(&section),
     }
+}
+
+/// The folder of `path` as an absolute path: relative paths in a config are taken
+/// from its folder once, at load, so nothing later depends on the working directory
+/// (a restart from elsewhere, the sidecar, a report).
+fn absolute_parent(path: &Path) -> PathBuf {
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
 }
 
 fn resolve(base: &Path, path: &Path) -> PathBuf {

@@ -8,7 +8,7 @@
 
 mod load;
 
-pub use load::{load, load_str, ConfigError, ConfigErrors};
+pub use load::{load, load_model, load_str, ConfigError, ConfigErrors};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -482,18 +482,143 @@ pub struct SubscriptionConfig {
     pub status: Status,
 }
 
+/// The version of the decision model's encoding (`Config::model_toml`), hashed into
+/// every revision: a change of encoding is a change of revision, never a collision.
+pub const MODEL_VERSION: &str = "fillcast-model-v1";
+
 impl Config {
-    /// The whole config (CSV rows merged in) as one TOML document: what the journal
-    /// keeps as a config revision's content, what a replay loads back, and what the
-    /// revision hashes. Where the journal lives does not change a decision, so
-    /// `[journal]` is left out.
-    pub fn to_toml(&self) -> Result<String, String> {
-        let mut flat = self.clone();
-        flat.followers_file = None;
-        flat.subscriptions_file = None;
-        flat.journal = None;
-        toml::to_string(&flat).map_err(|e| e.to_string())
+    /// The decision model: everything that decides an order, and nothing else. The
+    /// rest is operational (where the sources, the journal and the venues are,
+    /// rings, CPUs, waiting, the simulated venue's own behaviour), may change
+    /// between runs, and is left at its default here. CSV rows are merged in.
+    pub fn model(&self) -> Config {
+        let defaults = EngineConfig::default();
+        let engine = EngineConfig {
+            feed_ring_slots: defaults.feed_ring_slots,
+            exec_ring_slots: defaults.exec_ring_slots,
+            egress_ring_slots: defaults.egress_ring_slots,
+            journal_ring_slots: defaults.journal_ring_slots,
+            core_cpu: None,
+            io_cpu: None,
+            wait: defaults.wait,
+            ..self.engine.clone()
+        };
+        Config {
+            engine,
+            symbols: self.symbols.clone(),
+            venues: self
+                .venues
+                .iter()
+                .map(|v| VenueConfig {
+                    name: v.name.clone(),
+                    kind: VenueKind::Sim,
+                    address: None,
+                    heartbeat_ms: defaults::heartbeat_ms(),
+                    down_after_ms: defaults::down_after_ms(),
+                    sim: SimVenueConfig::default(),
+                })
+                .collect(),
+            sources: Vec::new(),
+            leaders: self.leaders.clone(),
+            followers: self.followers.clone(),
+            followers_file: None,
+            subscriptions: self.subscriptions.clone(),
+            subscriptions_file: None,
+            journal: None,
+        }
     }
+
+    /// The decision model as one canonical TOML document: what the journal keeps
+    /// as a config revision's content (`config::load_model` reads it back) and what
+    /// the revision hashes, so moving a file or pinning a CPU changes neither.
+    pub fn model_toml(&self) -> Result<String, String> {
+        toml::to_string(&self.model()).map_err(|e| e.to_string())
+    }
+}
+
+/// What differs between two configs' decision models, one line per difference
+/// (`subscriptions[F3:L1].allocation: "20000" → "30000"`), tables in arrays matched
+/// by their id or name, so that a refusal can say what changed.
+pub fn model_diff(old: &Config, new: &Config) -> Vec<String> {
+    let value = |c: &Config| toml::Value::try_from(c.model()).ok();
+    let mut out = Vec::new();
+    match (value(old), value(new)) {
+        (Some(a), Some(b)) => diff_values("", &a, &b, &mut out),
+        _ => out.push("(the models cannot be compared)".into()),
+    }
+    out
+}
+
+fn diff_values(path: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    use toml::Value;
+    if a == b {
+        return;
+    }
+    let at = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    let short = |v: &Value| {
+        let s = v.to_string();
+        match s.char_indices().nth(80) {
+            Some((i, _)) => format!("{}…", &s[..i]),
+            None => s,
+        }
+    };
+    match (a, b) {
+        (Value::Table(x), Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff_values(&at(k), p, q, out),
+                    (Some(p), None) => out.push(format!("{}: {} → (unset)", at(k), short(p))),
+                    (None, Some(q)) => out.push(format!("{}: (unset) → {}", at(k), short(q))),
+                    (None, None) => {}
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            let keyed = |items: &[Value]| -> Option<std::collections::BTreeMap<String, usize>> {
+                let keys: std::collections::BTreeMap<String, usize> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| item_key(v).map(|k| (k, i)))
+                    .collect::<Option<_>>()?;
+                (keys.len() == items.len()).then_some(keys)
+            };
+            match (keyed(x), keyed(y)) {
+                (Some(kx), Some(ky)) => {
+                    let keys: std::collections::BTreeSet<&String> =
+                        kx.keys().chain(ky.keys()).collect();
+                    for k in keys {
+                        let p = format!("{path}[{k}]");
+                        match (kx.get(k), ky.get(k)) {
+                            (Some(&i), Some(&j)) => diff_values(&p, &x[i], &y[j], out),
+                            (Some(_), None) => out.push(format!("{p}: removed")),
+                            (None, Some(_)) => out.push(format!("{p}: added")),
+                            (None, None) => {}
+                        }
+                    }
+                }
+                _ => out.push(format!("{path}: {} → {}", short(a), short(b))),
+            }
+        }
+        _ => out.push(format!("{path}: {} → {}", short(a), short(b))),
+    }
+}
+
+/// How an item of a config array is named: its id or name, or a subscription's
+/// `follower:leader`.
+fn item_key(v: &toml::Value) -> Option<String> {
+    let t = v.as_table()?;
+    let s = |k: &str| t.get(k).and_then(|v| v.as_str());
+    if let Some(id) = s("id").or(s("name")) {
+        return Some(id.to_string());
+    }
+    Some(format!("{}:{}", s("follower")?, s("leader")?))
 }
 
 #[cfg(test)]
@@ -502,15 +627,51 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn merged_config_roundtrips_through_toml() {
+    fn the_model_roundtrips_through_its_toml() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
         let cfg = load(&path).expect("example config loads");
         assert!(!cfg.followers.is_empty() && !cfg.subscriptions.is_empty());
-        let text = cfg.to_toml().expect("serializes");
-        let mut back = load_str(&text, Path::new("journal/config.toml")).expect("loads back");
-        back.followers_file = cfg.followers_file.clone();
-        back.subscriptions_file = cfg.subscriptions_file.clone();
-        back.journal = cfg.journal.clone();
-        assert_eq!(back, cfg);
+        let text = cfg.model_toml().expect("serializes");
+        let back = load_model(&text).expect("loads back");
+        assert_eq!(back, cfg.model());
+        assert_eq!(
+            back.model_toml().unwrap(),
+            text,
+            "the encoding is canonical"
+        );
+    }
+
+    #[test]
+    fn operational_changes_keep_the_model_and_decisions_do_not() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
+        let cfg = load(&path).expect("example config loads");
+        let mut ops = cfg.clone();
+        ops.engine.core_cpu = Some(0);
+        ops.engine.feed_ring_slots *= 2;
+        ops.engine.wait = WaitConfig::Spin;
+        ops.sources.clear();
+        ops.journal = None;
+        for v in &mut ops.venues {
+            v.address = Some("10.0.0.1:9".into());
+            v.heartbeat_ms += 1;
+            v.sim.seed += 1;
+        }
+        assert_eq!(ops.model_toml(), cfg.model_toml());
+        assert!(model_diff(&cfg, &ops).is_empty());
+
+        let mut moved = cfg.clone();
+        moved.subscriptions.reverse();
+        moved.subscriptions[0].allocation += Decimal::ONE;
+        moved.engine.max_retries += 1;
+        let diff = model_diff(&cfg, &moved);
+        assert!(
+            diff.iter().any(|d| d.starts_with("engine.max_retries: ")),
+            "{diff:?}"
+        );
+        assert!(
+            diff.iter()
+                .any(|d| d.starts_with("subscriptions[") && d.contains(".allocation: ")),
+            "{diff:?}"
+        );
     }
 }

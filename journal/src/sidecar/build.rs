@@ -18,7 +18,7 @@
 //!
 //! It must never write: it builds rows into a `Batch`, and the driver writes them.
 
-use crate::record::{ConfigRec, Entry};
+use crate::record::{ConfigParts, ConfigRec, Entry};
 use crate::sidecar::rows::{
     follower_name, leader_name, reject_from_str, sub_name, symbol_name, AuditRow, ConfigRow,
     EquityRow, FillRow, FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow,
@@ -39,7 +39,6 @@ use fillcast_engine::units::{Lots, Ticks};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
 /// Orders kept in memory after their batch is written (live orders are kept
@@ -211,6 +210,8 @@ struct LeaderPos {
 pub(crate) struct Builder {
     universe: Option<Arc<Universe>>,
     revision: Option<u64>,
+    /// A config revision's records, put back together (`ConfigParts`).
+    config_parts: ConfigParts,
     sub_by_name: HashMap<String, u32>,
     known_revisions: HashSet<u64>,
     /// The engine's duplicate window over leader event keys, mirrored so that
@@ -244,8 +245,7 @@ fn to_i64(seq: u64, what: &str, v: u64) -> Result<i64, SidecarError> {
 /// A config as the journal stores it: the universe it resolves to, and the
 /// engine's duplicate window.
 pub(crate) fn load_config(toml: &str) -> Result<(Universe, usize), String> {
-    let cfg =
-        config::load_str(toml, Path::new("journal-config.toml")).map_err(|e| e.to_string())?;
+    let cfg = config::load_model(toml).map_err(|e| e.to_string())?;
     let u = Universe::from_config(&cfg).map_err(|e| e.to_string())?;
     Ok((u, cfg.engine.dedup_window))
 }
@@ -319,6 +319,7 @@ impl Builder {
         Builder {
             universe: None,
             revision: None,
+            config_parts: ConfigParts::default(),
             sub_by_name: HashMap::new(),
             known_revisions: HashSet::new(),
             seen_events: None,
@@ -502,6 +503,12 @@ impl Builder {
         Ok(())
     }
 
+    /// Whether a config revision's records have begun and not all arrived: no read
+    /// position may be committed then, or a resume would start in its middle.
+    pub fn config_incomplete(&self) -> bool {
+        self.config_parts.incomplete()
+    }
+
     /// Builds the rows of one record into `batch`. A config record with a new
     /// revision must come after a write of everything before it (the driver's job).
     pub fn apply(
@@ -514,6 +521,16 @@ impl Builder {
     ) -> Result<(), SidecarError> {
         let seq_i = to_i64(seq, "sequence", seq)?;
         if let Entry::Config(c) = entry {
+            let whole = self.config_parts.add(c).map_err(|m| bad(seq, m))?;
+            let Some((revision, toml)) = whole else {
+                return Ok(());
+            };
+            let c = ConfigRec {
+                revision,
+                part: 0,
+                parts: 1,
+                toml,
+            };
             return self.apply_config(seq, ts, c, batch, store);
         }
         let u = Arc::clone(self.universe.as_ref().ok_or_else(|| {

@@ -388,7 +388,7 @@ impl Driver {
 
     /// Writes the batch and the read position in one transaction.
     fn flush(&mut self) -> Result<(), SidecarError> {
-        if self.next_seq == self.committed {
+        if self.next_seq == self.committed || self.builder.config_incomplete() {
             return Ok(());
         }
         let Some(u) = self.builder.universe().cloned() else {

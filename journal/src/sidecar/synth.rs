@@ -146,7 +146,7 @@ impl Synth {
         .map_err(|e| e.to_string())?;
         let mut stage = JournalStage::new(writer);
         let ts = 1_732_060_800_000_000_000;
-        stage.write_config(universe.revision, &cfg.to_toml()?, ts)?;
+        stage.write_config(universe.revision, &cfg.model_toml()?, ts)?;
         Ok(Synth {
             core: Core::new(Arc::clone(&universe), &cfg.engine),
             stage,
@@ -431,7 +431,8 @@ impl Synth {
         let cfg = load_str(toml, Path::new("synth-reload.toml")).map_err(|e| e.to_string())?;
         let u = Universe::from_config(&cfg).map_err(|e| e.to_string())?;
         let ts = self.now().0;
-        self.stage.write_config(u.revision, &cfg.to_toml()?, ts)?;
+        self.stage
+            .write_config(u.revision, &cfg.model_toml()?, ts)?;
         Ok(u.revision)
     }
 
