@@ -175,8 +175,8 @@ impl SyncReason {
         }
     }
 
-    /// A one-byte code for journals: 0–4 the plain reasons, 16 + n a reject of
-    /// `RejectReason::ALL[n]`.
+    /// A one-byte code for journals: 0–4 the plain reasons, 16 + n a reject whose
+    /// code (`codes::Coded`) is n.
     pub fn code(self) -> u8 {
         match self {
             SyncReason::None => 0,
@@ -184,9 +184,7 @@ impl SyncReason {
             SyncReason::Capacity => 2,
             SyncReason::VenueDown => 3,
             SyncReason::Command => 4,
-            SyncReason::Rejected(r) => {
-                16 + RejectReason::ALL.iter().position(|x| *x == r).unwrap_or(0) as u8
-            }
+            SyncReason::Rejected(r) => 16 + crate::codes::Coded::code(r),
         }
     }
 
@@ -197,7 +195,7 @@ impl SyncReason {
             2 => SyncReason::Capacity,
             3 => SyncReason::VenueDown,
             4 => SyncReason::Command,
-            16.. => SyncReason::Rejected(*RejectReason::ALL.get(c as usize - 16)?),
+            16.. => SyncReason::Rejected(crate::codes::Coded::from_code(c - 16)?),
             _ => return None,
         })
     }

@@ -2,6 +2,7 @@
 //! state and the pipeline. Knows no concrete venue (see `port` for the boundary).
 
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod core;
 pub mod event;

@@ -34,6 +34,7 @@
 //! fed truncated, oversized and random frames in the tests.
 
 use crate::sim::{OrderHistory, QueryAnswer};
+use fillcast_engine::codes::Coded;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
@@ -535,15 +536,9 @@ fn put_order(o: &FollowerOrder, out: &mut Vec<u8>) {
     out.extend_from_slice(&o.sub.0.to_le_bytes());
     out.extend_from_slice(&o.follower.0.to_le_bytes());
     out.extend_from_slice(&o.symbol.0.to_le_bytes());
-    out.push(match o.side {
-        Side::Buy => 0,
-        Side::Sell => 1,
-    });
+    out.push(o.side.code());
     out.extend_from_slice(&o.qty.0.to_le_bytes());
-    out.push(match o.order_type {
-        OrderType::LimitIoc => 0,
-        OrderType::Market => 1,
-    });
+    out.push(o.order_type.code());
     out.extend_from_slice(&o.limit.0.to_le_bytes());
     out.push(o.reduce_only as u8);
     out.extend_from_slice(&o.leader_event_key.to_le_bytes());
@@ -554,28 +549,12 @@ fn put_order(o: &FollowerOrder, out: &mut Vec<u8>) {
 fn put_report(r: &ExecReport, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&r.order_id.to_le_bytes());
-    out.push(match r.kind {
-        ExecKind::Ack => 0,
-        ExecKind::Fill => 1,
-        ExecKind::Canceled => 2,
-        ExecKind::Rejected => 3,
-        ExecKind::Expired => 4,
-    });
+    out.push(r.kind.code());
     out.extend_from_slice(&r.qty.0.to_le_bytes());
     out.extend_from_slice(&r.price.0.to_le_bytes());
     out.extend_from_slice(&r.trade_id.to_le_bytes());
     out.extend_from_slice(&r.fee.0.to_le_bytes());
-    out.push(match r.reject {
-        RejectReason::None => 0,
-        RejectReason::InsufficientMargin => 1,
-        RejectReason::BelowMin => 2,
-        RejectReason::PositionLimit => 3,
-        RejectReason::ReduceOnly => 4,
-        RejectReason::Transient => 5,
-        RejectReason::Other => 6,
-        RejectReason::UnknownOrder => 7,
-        RejectReason::VenueDown => 8,
-    });
+    out.push(r.reject.code());
     out.extend_from_slice(&r.venue_ts.0.to_le_bytes());
     out.extend_from_slice(&r.recv_ts.0.to_le_bytes());
     debug_assert_eq!(out.len() - start, REPORT_BYTES);
@@ -662,6 +641,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// One byte holding an enum's stable code (`Coded`).
+    fn coded<T: Coded>(&mut self, field: &'static str) -> Result<T, DecodeError> {
+        let v = self.u8()?;
+        T::from_code(v).ok_or_else(|| self.bad(field, v))
+    }
+
     fn bool(&mut self, field: &'static str) -> Result<bool, DecodeError> {
         match self.u8()? {
             0 => Ok(false),
@@ -675,17 +660,9 @@ impl<'a> Reader<'a> {
         let sub = SubIdx(self.u32()?);
         let follower = FollowerIdx(self.u32()?);
         let symbol = SymbolIdx(self.u16()?);
-        let side = match self.u8()? {
-            0 => Side::Buy,
-            1 => Side::Sell,
-            v => return Err(self.bad("side", v)),
-        };
+        let side = self.coded::<Side>("side")?;
         let qty = Lots(self.i64()?);
-        let order_type = match self.u8()? {
-            0 => OrderType::LimitIoc,
-            1 => OrderType::Market,
-            v => return Err(self.bad("order type", v)),
-        };
+        let order_type = self.coded::<OrderType>("order type")?;
         Ok(FollowerOrder {
             id,
             sub,
@@ -703,30 +680,12 @@ impl<'a> Reader<'a> {
 
     fn report(&mut self) -> Result<ExecReport, DecodeError> {
         let order_id = self.u64()?;
-        let kind = match self.u8()? {
-            0 => ExecKind::Ack,
-            1 => ExecKind::Fill,
-            2 => ExecKind::Canceled,
-            3 => ExecKind::Rejected,
-            4 => ExecKind::Expired,
-            v => return Err(self.bad("exec kind", v)),
-        };
+        let kind = self.coded::<ExecKind>("exec kind")?;
         let qty = Lots(self.i64()?);
         let price = Ticks(self.i64()?);
         let trade_id = self.u64()?;
         let fee = Money(self.i64()?);
-        let reject = match self.u8()? {
-            0 => RejectReason::None,
-            1 => RejectReason::InsufficientMargin,
-            2 => RejectReason::BelowMin,
-            3 => RejectReason::PositionLimit,
-            4 => RejectReason::ReduceOnly,
-            5 => RejectReason::Transient,
-            6 => RejectReason::Other,
-            7 => RejectReason::UnknownOrder,
-            8 => RejectReason::VenueDown,
-            v => return Err(self.bad("reject reason", v)),
-        };
+        let reject = self.coded::<RejectReason>("reject reason")?;
         Ok(ExecReport {
             order_id,
             kind,

@@ -7,6 +7,7 @@
 //! validates the archive (rkyv + bytecheck, no copy) and every enum code, so a
 //! hostile or damaged journal gives an error, never a panic.
 
+use fillcast_engine::codes::Coded;
 use fillcast_engine::core::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
@@ -328,41 +329,14 @@ pub enum RecordError {
     },
 }
 
-fn code<T: Copy + PartialEq>(all: &[T], v: T) -> u8 {
-    all.iter().position(|x| *x == v).unwrap_or(0) as u8
-}
-
-fn from_code<T: Copy>(
-    all: &[T],
-    c: u8,
-    kind: &'static str,
-    field: &'static str,
-) -> Result<T, RecordError> {
-    all.get(c as usize).copied().ok_or(RecordError::BadCode {
+/// The variant stored as `c` (`Coded`: explicit, stable codes).
+fn from_code<T: Coded>(c: u8, kind: &'static str, field: &'static str) -> Result<T, RecordError> {
+    T::from_code(c).ok_or(RecordError::BadCode {
         kind,
         field,
         code: c,
     })
 }
-
-const SIDES: [Side; 2] = [Side::Buy, Side::Sell];
-const EXEC_KINDS: [ExecKind; 5] = [
-    ExecKind::Ack,
-    ExecKind::Fill,
-    ExecKind::Canceled,
-    ExecKind::Rejected,
-    ExecKind::Expired,
-];
-const REJECTS: [RejectReason; 9] = RejectReason::ALL;
-const STATUSES: [DecisionStatus; 4] = DecisionStatus::ALL;
-const ORDER_TYPES: [OrderType; 2] = [OrderType::LimitIoc, OrderType::Market];
-const ODDITIES: [Oddity; 5] = [
-    Oddity::None,
-    Oddity::FillBeforeAck,
-    Oddity::LateAck,
-    Oddity::FillAfterTerminal,
-    Oddity::RepeatedTerminal,
-];
 
 /// The kind, timestamp and payload struct of one engine journal entry.
 fn kind_of(e: &JournalEntry) -> Option<Kind> {
@@ -421,7 +395,7 @@ fn notice_rec(n: &Notice) -> NoticeRec {
             code: 0,
             sub: sub.0,
             order_id: 0,
-            reason: code(&Reason::ALL, reason),
+            reason: reason.code(),
             detail: 0,
         },
         Notice::Odd { order_id, oddity } => NoticeRec {
@@ -429,7 +403,7 @@ fn notice_rec(n: &Notice) -> NoticeRec {
             sub: 0,
             order_id,
             reason: 0,
-            detail: code(&ODDITIES, oddity),
+            detail: oddity.code(),
         },
         Notice::Rejected {
             order_id,
@@ -439,7 +413,7 @@ fn notice_rec(n: &Notice) -> NoticeRec {
             code: 2,
             sub: 0,
             order_id,
-            reason: code(&REJECTS, reason),
+            reason: reason.code(),
             detail: retried as u8,
         },
         Notice::OutOfSync { sub, symbol, why } => NoticeRec {
@@ -474,15 +448,15 @@ fn notice_from(r: &NoticeRec) -> Result<Notice, RecordError> {
     Ok(match r.code {
         0 => Notice::Stopped {
             sub: SubIdx(r.sub),
-            reason: from_code(&Reason::ALL, r.reason, "notice", "reason")?,
+            reason: from_code::<Reason>(r.reason, "notice", "reason")?,
         },
         1 => Notice::Odd {
             order_id: r.order_id,
-            oddity: from_code(&ODDITIES, r.detail, "notice", "oddity")?,
+            oddity: from_code::<Oddity>(r.detail, "notice", "oddity")?,
         },
         2 => Notice::Rejected {
             order_id: r.order_id,
-            reason: from_code(&REJECTS, r.reason, "notice", "reject")?,
+            reason: from_code::<RejectReason>(r.reason, "notice", "reject")?,
             retried: r.detail != 0,
         },
         3 => Notice::OutOfSync {
@@ -571,7 +545,7 @@ impl Encoder {
                 self.put(&LeaderFillRec {
                     leader: f.leader.0,
                     symbol: f.symbol.0,
-                    side: code(&SIDES, f.side),
+                    side: f.side.code(),
                     qty: f.qty.0,
                     price: f.price.0,
                     event_key: f.event_key,
@@ -612,12 +586,12 @@ impl Encoder {
                 r.recv_ts.0,
                 self.put(&ExecRec {
                     order_id: r.order_id,
-                    kind: code(&EXEC_KINDS, r.kind),
+                    kind: r.kind.code(),
                     qty: r.qty.0,
                     price: r.price.0,
                     trade_id: r.trade_id,
                     fee: r.fee.0,
-                    reject: code(&REJECTS, r.reject),
+                    reject: r.reject.code(),
                     venue_ts: r.venue_ts.0,
                     recv_ts: r.recv_ts.0,
                 })?,
@@ -692,8 +666,8 @@ fn decision_rec(d: &Decision) -> DecisionRec {
         target: d.target.0,
         delta: d.delta.0,
         sent: d.sent.0,
-        status: code(&STATUSES, d.status),
-        reason: code(&Reason::ALL, d.reason),
+        status: d.status.code(),
+        reason: d.reason.code(),
         revision: d.revision,
     }
 }
@@ -704,9 +678,9 @@ fn order_rec(o: &FollowerOrder) -> OrderRec {
         sub: o.sub.0,
         follower: o.follower.0,
         symbol: o.symbol.0,
-        side: code(&SIDES, o.side),
+        side: o.side.code(),
         qty: o.qty.0,
-        order_type: code(&ORDER_TYPES, o.order_type),
+        order_type: o.order_type.code(),
         limit: o.limit.0,
         reduce_only: o.reduce_only,
         leader_event_key: o.leader_event_key,
@@ -722,8 +696,8 @@ fn decision_from(r: &ArchivedDecisionRec, k: &'static str) -> Result<Decision, R
         target: Lots(r.target.to_native()),
         delta: Lots(r.delta.to_native()),
         sent: Lots(r.sent.to_native()),
-        status: from_code(&STATUSES, r.status, k, "status")?,
-        reason: from_code(&Reason::ALL, r.reason, k, "reason")?,
+        status: from_code::<DecisionStatus>(r.status, k, "status")?,
+        reason: from_code::<Reason>(r.reason, k, "reason")?,
         revision: r.revision.to_native(),
         resync: SyncReason::None,
     })
@@ -735,9 +709,9 @@ fn order_from(r: &ArchivedOrderRec, k: &'static str) -> Result<FollowerOrder, Re
         sub: SubIdx(r.sub.to_native()),
         follower: FollowerIdx(r.follower.to_native()),
         symbol: SymbolIdx(r.symbol.to_native()),
-        side: from_code(&SIDES, r.side, k, "side")?,
+        side: from_code::<Side>(r.side, k, "side")?,
         qty: Lots(r.qty.to_native()),
-        order_type: from_code(&ORDER_TYPES, r.order_type, k, "order_type")?,
+        order_type: from_code::<OrderType>(r.order_type, k, "order_type")?,
         limit: Ticks(r.limit.to_native()),
         reduce_only: r.reduce_only,
         leader_event_key: r.leader_event_key.to_native(),
@@ -778,7 +752,7 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             Entry::Feed(FeedEvent::LeaderFill(LeaderFill {
                 leader: LeaderIdx(r.leader.to_native()),
                 symbol: SymbolIdx(r.symbol.to_native()),
-                side: from_code(&SIDES, r.side, k, "side")?,
+                side: from_code::<Side>(r.side, k, "side")?,
                 qty: Lots(r.qty.to_native()),
                 price: Ticks(r.price.to_native()),
                 event_key: r.event_key.to_native(),
@@ -815,12 +789,12 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             let r = access::<ArchivedExecRec>(kind, payload)?;
             Entry::Exec(ExecReport {
                 order_id: r.order_id.to_native(),
-                kind: from_code(&EXEC_KINDS, r.kind, k, "kind")?,
+                kind: from_code::<ExecKind>(r.kind, k, "kind")?,
                 qty: Lots(r.qty.to_native()),
                 price: Ticks(r.price.to_native()),
                 trade_id: r.trade_id.to_native(),
                 fee: Money(r.fee.to_native()),
-                reject: from_code(&REJECTS, r.reject, k, "reject")?,
+                reject: from_code::<RejectReason>(r.reject, k, "reject")?,
                 venue_ts: Nanos(r.venue_ts.to_native()),
                 recv_ts: Nanos(r.recv_ts.to_native()),
             })
