@@ -76,7 +76,10 @@ pub struct FileSource {
     line_no: u64,
     /// Bytes consumed from the reader: the source's position (`Source::position`).
     offset: u64,
-    seen: BoundedMap<u64>,
+    /// Made at the first event: a file with no good line (or a short-lived source
+    /// in a test) never pays for the window.
+    seen: Option<BoundedMap<u64>>,
+    seen_max: usize,
     stats: FileSourceStats,
     finished: bool,
 }
@@ -111,7 +114,8 @@ impl FileSource {
             buffers: simd_json::Buffers::new(1024),
             line_no: 0,
             offset: 0,
-            seen: BoundedMap::new(DEDUP_IDS_DEFAULT),
+            seen: None,
+            seen_max: DEDUP_IDS_DEFAULT,
             stats: FileSourceStats::default(),
             finished: false,
         }
@@ -120,7 +124,8 @@ impl FileSource {
     /// Remember at most `ids_max` leader events for duplicate detection (default
     /// `DEDUP_IDS_DEFAULT`); older ones are forgotten first.
     pub fn with_dedup_window(mut self, ids_max: usize) -> FileSource {
-        self.seen = BoundedMap::new(ids_max);
+        self.seen = None;
+        self.seen_max = ids_max;
         self
     }
 
@@ -402,7 +407,10 @@ impl FileSource {
         };
 
         let event_key = leader_event_key(leader_id, event_id);
-        if let Some(first) = self.seen.insert(event_key, self.line_no) {
+        let seen = self
+            .seen
+            .get_or_insert_with(|| BoundedMap::new(self.seen_max));
+        if let Some(first) = seen.insert(event_key, self.line_no) {
             return Err(format!(
                 "duplicate event_id `{event_id}` for leader `{leader_id}` (first on line {first})"
             ));

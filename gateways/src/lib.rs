@@ -22,6 +22,7 @@
 //! the sim client's blocking start-up calls (their timeouts).
 
 pub mod file;
+pub mod fuzzing;
 pub mod sim;
 pub mod simclient;
 pub mod simserver;
