@@ -23,8 +23,8 @@ use crate::sidecar::rows::{Conflict, Row, Sink};
 use crate::sidecar::schema::SECONDARY_INDEXES;
 use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE};
 use crate::sidecar::store::{
-    self, last_seq, pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder,
-    SavedPosition, Store, QUERIES,
+    self, pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
+    Store, QUERIES,
 };
 use crate::sidecar::SidecarError;
 use fillcast_engine::model::Universe;
@@ -303,23 +303,13 @@ impl Store for Postgres {
         let mut tx = self.client.transaction().map_err(err)?;
         tx.batch_execute(LOCK_SQL).map_err(err)?;
         let next = i64::try_from(next_seq).unwrap_or(i64::MAX);
-        if tx
+        let updated = tx
             .execute(store::ADOPT_CHAIN, &[&chain, &next])
-            .map_err(err)?
-            != 1
-        {
-            return Err(SidecarError::Concurrent {
-                db: name.clone(),
-                expected: next,
-            });
-        }
-        for (first, hashes) in rows {
-            let f = i64::try_from(*first).unwrap_or(i64::MAX);
-            tx.execute(
-                store::INSERT_CHAIN,
-                &[&f, &last_seq(*first, hashes), hashes],
-            )
             .map_err(err)?;
+        store::adopted(&name, updated, next)?;
+        for (first, last, hashes) in store::adopt_rows(rows) {
+            tx.execute(store::INSERT_CHAIN, &[&first, &last, &hashes])
+                .map_err(err)?;
         }
         tx.commit().map_err(err)
     }

@@ -15,8 +15,8 @@ use crate::sidecar::continuity::ChainRow;
 use crate::sidecar::rows::{Row, Sink, Table};
 use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE};
 use crate::sidecar::store::{
-    self, last_seq, pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder,
-    SavedPosition, Store, QUERIES,
+    self, pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
+    Store, QUERIES,
 };
 use crate::sidecar::SidecarError;
 use fillcast_engine::model::Universe;
@@ -300,24 +300,17 @@ impl Store for Sqlite {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let next = i64::try_from(next_seq).unwrap_or(i64::MAX);
-        if tx
+        let updated = tx
             .execute(
                 &sqlite_params(store::ADOPT_CHAIN),
                 rusqlite::params![chain, next],
             )
-            .map_err(err)?
-            != 1
-        {
-            return Err(SidecarError::Concurrent {
-                db: name.clone(),
-                expected: next,
-            });
-        }
-        for (first, hashes) in rows {
-            let f = i64::try_from(*first).unwrap_or(i64::MAX);
+            .map_err(err)?;
+        store::adopted(&name, updated as u64, next)?;
+        for (first, last, hashes) in store::adopt_rows(rows) {
             tx.execute(
                 &sqlite_params(store::INSERT_CHAIN),
-                rusqlite::params![f, last_seq(*first, hashes), hashes],
+                rusqlite::params![first, last, hashes],
             )
             .map_err(err)?;
         }

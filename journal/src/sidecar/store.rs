@@ -216,10 +216,27 @@ pub(crate) const MOVE: &str =
     "UPDATE sidecar_state SET next_seq = $1, input_seq = $2, config_revision = $3, chain = $4 \
      WHERE id = 1 AND next_seq = $5";
 
-/// The last sequence of a `sidecar_chain` row of `hashes` starting at `first`.
-pub(crate) fn last_seq(first: u64, hashes: &[u8]) -> i64 {
-    let n = (hashes.len() / 4) as u64;
-    i64::try_from(first + n.max(1) - 1).unwrap_or(i64::MAX)
+/// An adoption's `sidecar_chain` rows as `(first_seq, last_seq, hashes)`.
+pub(crate) fn adopt_rows<'a>(
+    rows: &'a [(u64, &'a [u8])],
+) -> impl Iterator<Item = (i64, i64, &'a [u8])> + 'a {
+    rows.iter().map(|(first, hashes)| {
+        let n = (hashes.len() / 4) as u64;
+        let last = i64::try_from(first + n.max(1) - 1).unwrap_or(i64::MAX);
+        (i64::try_from(*first).unwrap_or(i64::MAX), last, *hashes)
+    })
+}
+
+/// The `sidecar_state` update of an adoption must have found the row where the
+/// run read it: otherwise another sidecar moved it.
+pub(crate) fn adopted(db: &str, updated: u64, next_seq: i64) -> Result<(), SidecarError> {
+    if updated == 1 {
+        return Ok(());
+    }
+    Err(SidecarError::Concurrent {
+        db: db.to_string(),
+        expected: next_seq,
+    })
 }
 
 /// The reads both stores make, with PostgreSQL's `$n` parameters (SQLite's
