@@ -2,11 +2,18 @@
 //! HTML), plus the fan-out latency file that carries the engine's histogram to a
 //! report: the core is deterministic and reads no clock, so the journal holds no
 //! latency; the process that ran the engine measured it and writes it beside.
+//!
+//! A PostgreSQL password never needs to be on the command line (where the
+//! process list shows it): `PGPASSWORD` or the password file serve, as for
+//! `psql`; messages show the database without it (`sidecar::PgTarget`). Report
+//! files are written readable by their owner only.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fillcast_journal::report::{self, FeePolicy, Report, ReportOptions, Settlement};
-use fillcast_journal::sidecar::{self, pg, rusqlite, SidecarOptions, SidecarStats};
+use fillcast_journal::sidecar::{
+    self, pg, rusqlite, Continuity, PgTarget, SidecarOptions, SidecarStats,
+};
 use hdrhistogram::Histogram;
 use rust_decimal::Decimal;
 use std::path::{Path, PathBuf};
@@ -20,8 +27,13 @@ pub struct SidecarArgs {
     /// The journal directory the engine writes (`[journal] dir`).
     #[arg(long)]
     journal: PathBuf,
-    /// Where the rows go: `sqlite:PATH` (created if missing) or
-    /// `postgres://USER@HOST[:PORT]/DB`.
+    /// Where the rows go: `sqlite:PATH` (created if missing, mode 0600) or
+    /// PostgreSQL, as `postgres://USER@HOST[:PORT]/DB` or libpq `key=value` pairs.
+    ///
+    /// Give a PostgreSQL password in `PGPASSWORD` or in a password file (`PGPASSFILE`,
+    /// else `~/.pgpass`, lines `host:port:database:user:password`, mode 0600), not in
+    /// this string: the process list shows the command line to every user. Messages
+    /// never show the password.
     #[arg(long, default_value = "sqlite:fillcast.db")]
     db: String,
     /// Keep tailing the journal as the engine writes it; stop with Ctrl-C (SIGINT) or
@@ -38,13 +50,19 @@ pub struct SidecarArgs {
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// The database the sidecar wrote: `sqlite:PATH` or `postgres://...`.
+    /// The database the sidecar wrote: `sqlite:PATH`, `postgres://USER@HOST[:PORT]/DB`
+    /// or libpq `key=value` pairs.
+    ///
+    /// Give a PostgreSQL password in `PGPASSWORD` or in a password file (`PGPASSFILE`,
+    /// else `~/.pgpass`, mode 0600), not in this string: the process list shows the
+    /// command line to every user. Messages never show the password.
     #[arg(long)]
     db: String,
-    /// Write the whole report as JSON to this file.
+    /// Write the whole report as JSON to this file (mode 0600).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write a self-contained HTML page (charts inline, no network) to this file.
+    /// Write a self-contained HTML page (charts inline, no network) to this file
+    /// (mode 0600).
     #[arg(long)]
     html: Option<PathBuf>,
     /// A fan-out latency file (`fillcast run --latency-out`, or the demo's) to chart.
@@ -92,7 +110,19 @@ pub fn progress_printer(every: f64) -> Option<sidecar::Progress> {
     }))
 }
 
+/// Says so when `--db` holds a PostgreSQL password, which other users can read
+/// in the process list.
+fn warn_password_on_command_line(db: &str) {
+    if sidecar::is_postgres(db) && PgTarget::parse(db).is_ok_and(|t| t.has_password()) {
+        eprintln!(
+            "fillcast: note: the --db password is visible to every user in the process \
+             list; put it in PGPASSWORD or ~/.pgpass (mode 0600) instead"
+        );
+    }
+}
+
 pub fn sidecar(a: &SidecarArgs) -> Result<()> {
+    warn_password_on_command_line(&a.db);
     let stop = Arc::new(AtomicBool::new(false));
     if a.follow {
         for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -117,6 +147,13 @@ pub fn sidecar(a: &SidecarArgs) -> Result<()> {
 }
 
 pub fn print_stats(s: &SidecarStats) {
+    if let Continuity::Adopted { through } = s.continuity {
+        println!(
+            "sidecar: this database predates the continuity check; it now records the \
+             journal's records 1..={through} as they are. If the journal may have been \
+             repaired or replaced since the database was written, rebuild the database."
+        );
+    }
     println!(
         "sidecar: {} records ({}..{}), {} rows in {} transactions, {:.1} s ({:.0} rows/s)",
         s.records,
@@ -177,15 +214,11 @@ impl Db {
             .with_context(|| format!("opening {}", path.display()))?;
             return Ok(Db::Sqlite(conn));
         }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let client = pg::Client::connect(url, pg::NoTls)
-                .with_context(|| format!("connecting to {}", sidecar::mask_url(url)))?;
+        if sidecar::is_postgres(url) {
+            let client = PgTarget::parse(url)?.connect()?;
             return Ok(Db::Postgres(Box::new(client)));
         }
-        bail!(
-            "`{}` is not a database address: use sqlite:PATH or postgres://USER@HOST/DB",
-            sidecar::mask_url(url)
-        )
+        Err(sidecar::SidecarError::Address(sidecar::mask_db(url)).into())
     }
 
     pub fn report(&mut self, opts: &ReportOptions) -> Result<Report> {
@@ -197,6 +230,7 @@ impl Db {
 }
 
 pub fn report(a: &ReportArgs) -> Result<()> {
+    warn_password_on_command_line(&a.db);
     let opts = options(a)?;
     let mut db = Db::open(&a.db)?;
     if a.lineage.is_some() || a.leader_fill.is_some() {
@@ -215,7 +249,7 @@ pub fn report(a: &ReportArgs) -> Result<()> {
                     "leader fill {}",
                     a.leader_fill.unwrap_or_default()
                 )),
-                sidecar::mask_url(&a.db)
+                sidecar::mask_db(&a.db)
             ),
         }
         return Ok(());
@@ -232,12 +266,44 @@ pub fn report(a: &ReportArgs) -> Result<()> {
 pub fn write_outputs(r: &Report, json: Option<&Path>, html: Option<&Path>) -> Result<()> {
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&r.to_json())?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        write_private(path, text.as_bytes())?;
     }
     if let Some(path) = html {
-        std::fs::write(path, r.to_html()).with_context(|| format!("writing {}", path.display()))?;
+        write_private(path, r.to_html().as_bytes())?;
     }
     Ok(())
+}
+
+/// Writes a report file readable by its owner only (0600): reports name every
+/// follower with their P&L. Written beside as a new file and renamed over `path`,
+/// so a report that was there is replaced whole, mode included, or not at all.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".fillcast-report")
+        .permissions(private())
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "writing {}: creating a file in {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn private() -> std::fs::Permissions {
+    std::os::unix::fs::PermissionsExt::from_mode(0o600)
 }
 
 /// The histogram as (bucket upper bound in ns, count) pairs, at about 5%

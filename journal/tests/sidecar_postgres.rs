@@ -8,7 +8,7 @@ use fillcast_engine::model::{SubIdx, SymbolIdx};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::Kind;
 use fillcast_journal::sidecar::pg::{Client, NoTls};
-use fillcast_journal::sidecar::schema::TABLES;
+use fillcast_journal::sidecar::schema::{SECONDARY_INDEXES, TABLES};
 use fillcast_journal::sidecar::synth::SynthSpec;
 use fillcast_journal::sidecar::{run, SidecarError, SidecarOptions, SidecarStats};
 use rust_decimal::Decimal;
@@ -336,4 +336,177 @@ fn a_newer_schema_is_refused() {
         matches!(e, SidecarError::NewerSchema { found: 42, .. }),
         "{e}"
     );
+}
+
+/// Waits up to a minute for `found` to give something.
+fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = found() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Schema {
+    /// How many of the secondary indexes exist and are valid.
+    fn valid_indexes(&self) -> usize {
+        let names: Vec<&str> = SECONDARY_INDEXES.iter().map(|(n, _)| *n).collect();
+        let n: i64 = self
+            .client()
+            .query_one(
+                "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_namespace s ON s.oid = c.relnamespace \
+                 WHERE s.nspname = $1 AND c.relname = ANY($2) AND i.indisvalid",
+                &[&self.name, &names],
+            )
+            .expect("indexes")
+            .get(0);
+        n as usize
+    }
+
+    fn drop_indexes(&self) {
+        let mut sql = String::new();
+        for (name, _) in SECONDARY_INDEXES {
+            sql.push_str(&format!("DROP INDEX IF EXISTS {name};"));
+        }
+        self.client().batch_execute(&sql).expect("drop indexes");
+    }
+}
+
+/// Issue 10, finding 12: a PostgreSQL sidecar killed while it built its indexes,
+/// and restarted at once, failed with a duplicate key in `pg_class`: the killed
+/// client's backend went on building them, and the new run's `CREATE INDEX IF
+/// NOT EXISTS` did not see its uncommitted indexes. The build is stopped midway
+/// here (a lock this test holds on `follower_orders` makes it wait after its
+/// first indexes), the sidecar killed (the process, then the backend), and
+/// restarted at once: it must complete, with every index valid.
+#[test]
+fn regression_a_sidecar_killed_while_it_builds_its_indexes_restarts_at_once() {
+    let Some(schema) = Schema::new() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("j");
+    journal(&dir, &SynthSpec::default(), 60);
+    replay(&dir, &schema.url(), SidecarOptions::default());
+    assert_eq!(schema.valid_indexes(), SECONDARY_INDEXES.len());
+    let bin = common::child_binary(tmp.path());
+    for kill_backend in [false, true] {
+        schema.drop_indexes();
+        let mut holder = schema.client();
+        let mut hold = holder.transaction().expect("begin");
+        hold.batch_execute("LOCK TABLE follower_orders IN ROW EXCLUSIVE MODE")
+            .expect("lock");
+        let holder_pid: i32 = hold
+            .query_one("SELECT pg_backend_pid()", &[])
+            .expect("pid")
+            .get(0);
+        let mut child = common::spawn_child_sidecar(&bin, &dir, &schema.url());
+        let mut admin = schema.client();
+        let blocked_by = |admin: &mut Client, pids: &[i32], not: i32| -> Option<i32> {
+            admin
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity \
+                     WHERE pid <> $2 AND pg_blocking_pids(pid) && $1::INT[] LIMIT 1",
+                    &[&pids, &not],
+                )
+                .expect("pg_stat_activity")
+                .map(|r| r.get(0))
+        };
+        // The child's backend, midway through its indexes, waiting for the lock.
+        let builder = wait_for("the index build to wait", || {
+            blocked_by(&mut admin, &[holder_pid], 0)
+        });
+        if kill_backend {
+            admin
+                .execute("SELECT pg_terminate_backend($1)", &[&builder])
+                .expect("terminate");
+        } else {
+            child.kill().expect("SIGKILL");
+        }
+        let status = child.wait().expect("reap");
+        assert!(kill_backend || !status.success(), "{status}");
+
+        let (d, url) = (dir.clone(), schema.url());
+        let restarted = std::thread::spawn(move || run(&d, &url, SidecarOptions::default()));
+        // The restarted run is waiting for the old build (or for the lock).
+        wait_for("the restarted run to wait", || {
+            blocked_by(&mut admin, &[holder_pid, builder], builder)
+        });
+        hold.commit().expect("release the lock");
+        let stats = restarted.join().expect("thread");
+        assert!(
+            stats.is_ok(),
+            "restart after a kill (backend: {kill_backend}): {:?}",
+            stats.err().map(|e| e.to_string())
+        );
+        assert_eq!(
+            schema.valid_indexes(),
+            SECONDARY_INDEXES.len(),
+            "backend: {kill_backend}"
+        );
+    }
+}
+
+/// A build killed with `CONCURRENTLY` (by hand, or a `REINDEX CONCURRENTLY`)
+/// leaves an invalid index, which `CREATE INDEX IF NOT EXISTS` keeps: the sidecar
+/// drops and builds it again.
+#[test]
+fn regression_an_invalid_index_left_by_a_killed_build_is_built_again() {
+    let Some(schema) = Schema::new() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("j");
+    journal(&dir, &SynthSpec::default(), 30);
+    replay(&dir, &schema.url(), SidecarOptions::default());
+    let mut c = schema.client();
+    c.batch_execute("DROP INDEX follower_orders_follower")
+        .expect("drop");
+    // Not unique: the build fails midway and leaves the index invalid.
+    c.batch_execute(
+        "CREATE UNIQUE INDEX CONCURRENTLY follower_orders_follower ON follower_orders (follower_id)",
+    )
+    .expect_err("duplicate follower ids");
+    assert_eq!(schema.valid_indexes(), SECONDARY_INDEXES.len() - 1);
+    replay(&dir, &schema.url(), SidecarOptions::default());
+    assert_eq!(schema.valid_indexes(), SECONDARY_INDEXES.len());
+    let unique: bool = c
+        .query_one(
+            "SELECT i.indisunique FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname = 'follower_orders_follower' AND c.relnamespace = $1::TEXT::REGNAMESPACE",
+            &[&schema.name],
+        )
+        .expect("index")
+        .get(0);
+    assert!(!unique);
+}
+
+/// Issue 10, finding 5, in PostgreSQL: a journal rewritten under the sidecar is
+/// refused, naming the record, and the tables stay as they were.
+#[test]
+fn regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record() {
+    let Some(schema) = Schema::new() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("j");
+    let mut s = journal(&dir, &SynthSpec::default(), 80);
+    let total = s.records();
+    drop(s);
+    let stats = replay(
+        &dir,
+        &schema.url(),
+        SidecarOptions {
+            batch_rows: 60,
+            ..SidecarOptions::default()
+        },
+    );
+    assert!(stats.batches > 3, "{stats:?}");
+    let before = schema.dump();
+    let seq = common::rewrite_one_record(&dir, total);
+    let e = run(&dir, &schema.url(), SidecarOptions::default()).expect_err("rewritten journal");
+    assert!(
+        matches!(e, SidecarError::HistoryChanged { seq: s, located: true, .. } if s == seq),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&format!("record {seq} ")), "{e}");
+    assert_same(&before, &schema.dump(), "a refused run");
 }

@@ -858,3 +858,122 @@ fn a_damaged_segment_gives_an_error_naming_the_record() {
     // Everything before the damage is in SQL, and nothing after it.
     assert!(next_seq(&db) > 1 && next_seq(&db) <= *seq, "{e}");
 }
+
+/// The first record at which two journals differ.
+fn first_difference(a: &[common::Owned], b: &[common::Owned]) -> Option<u64> {
+    a.iter().zip(b).find(|(x, y)| x != y).map(|(x, _)| x.seq)
+}
+
+/// Issue 10, finding 5: a sidecar resumed on a journal whose history changed
+/// under it (one record rewritten with other valid content, or another journal
+/// of the same length in its place) used to go on past it without a word,
+/// its tables silently different from a fresh replay. It must refuse, naming
+/// the first record that differs, and leave its tables as they were.
+#[test]
+fn regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("j");
+    let mut s = journal(&dir, &SynthSpec::default(), 80);
+    let total = s.records();
+    drop(s);
+    let db = tmp.path().join("r.db");
+    let stats = replay(&dir, &db, with_batch(60));
+    assert!(stats.batches > 3, "{stats:?}");
+    let before = dump(&db);
+
+    let seq = common::rewrite_one_record(&dir, total);
+    let e = run(&dir, &db_url(&db), SidecarOptions::default()).expect_err("rewritten journal");
+    assert!(
+        matches!(e, SidecarError::HistoryChanged { seq: s, located: true, .. } if s == seq),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("record {seq} ")) && msg.contains("Rebuild the database"),
+        "{msg}"
+    );
+    assert_same(&before, &dump(&db), "a refused run");
+    // Refused again, the same way, at every start.
+    assert_eq!(
+        run(&dir, &db_url(&db), SidecarOptions::default())
+            .expect_err("again")
+            .to_string(),
+        msg
+    );
+
+    // Another journal of the same length (another seed) in the same place.
+    let db2 = tmp.path().join("r2.db");
+    std::fs::remove_dir_all(&dir).expect("wipe");
+    drop(journal(&dir, &SynthSpec::default(), 80));
+    replay(&dir, &db2, with_batch(60));
+    let first = common::records(&dir);
+    let mut other = journal(
+        &tmp.path().join("other"),
+        &SynthSpec {
+            seed: 99,
+            ..SynthSpec::default()
+        },
+        120,
+    );
+    assert!(other.records() >= first.len() as u64);
+    drop(other);
+    let second = common::records(&tmp.path().join("other"));
+    let want = first_difference(&first, &second).expect("the journals differ");
+    common::rewrite_journal(&dir, &second);
+    let e = run(&dir, &db_url(&db2), SidecarOptions::default()).expect_err("replaced journal");
+    assert!(
+        matches!(e, SidecarError::HistoryChanged { seq, located: true, .. } if seq == want),
+        "{e} (want record {want})"
+    );
+
+    // A fresh database follows the rewritten journal.
+    let fresh = tmp.path().join("fresh.db");
+    replay(&dir, &fresh, SidecarOptions::default());
+}
+
+/// A database written before the continuity check (schema version 2, no chain)
+/// still works: its first run adopts the journal's history as it is, says so,
+/// and from then on a rewritten journal is refused.
+#[test]
+fn a_database_from_before_the_continuity_check_adopts_the_chain_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("j");
+    let mut s = journal(&dir, &SynthSpec::default(), 40);
+    let first_part = s.records();
+    let db = tmp.path().join("old.db");
+    replay(&dir, &db, with_batch(50));
+    // Back to schema version 2, as an older fillcast left it.
+    Connection::open(&db)
+        .expect("db")
+        .execute_batch(
+            "ALTER TABLE sidecar_state DROP COLUMN chain; DROP TABLE sidecar_chain; \
+             DELETE FROM schema_migrations WHERE version = 3;",
+        )
+        .expect("downgrade");
+    s.leader_fills(20).expect("more fills");
+    let total = s.records();
+    drop(s);
+    let stats = replay(&dir, &db, with_batch(50));
+    assert_eq!(
+        stats.continuity,
+        fillcast_journal::sidecar::Continuity::Adopted {
+            through: first_part
+        }
+    );
+    assert_eq!(stats.next_seq, total + 1);
+    // The same tables, and the same chain, as a database that always had it.
+    let fresh = tmp.path().join("fresh.db");
+    replay(&dir, &fresh, with_batch(50));
+    assert_same(&dump(&fresh), &dump(&db), "adopted vs fresh");
+    let again = replay(&dir, &db, SidecarOptions::default());
+    assert_eq!(
+        again.continuity,
+        fillcast_journal::sidecar::Continuity::Verified { through: total }
+    );
+    let seq = common::rewrite_one_record(&dir, first_part);
+    let e = run(&dir, &db_url(&db), SidecarOptions::default()).expect_err("rewritten");
+    assert!(
+        matches!(e, SidecarError::HistoryChanged { seq: s, located: true, .. } if s == seq),
+        "{e}"
+    );
+}

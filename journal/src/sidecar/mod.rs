@@ -7,6 +7,8 @@
 //! commits the read position in the same transaction as the rows: a crash at any
 //! instant neither loses nor duplicates a row, and it can be stopped and restarted
 //! at will. With `follow` it keeps tailing a journal that is being written.
+//! On resume it checks that the journal still holds the history it applied
+//! (`continuity`), and refuses, naming the record, one that changed under it.
 //!
 //! It never writes to the journal and never talks to the engine: the journal is the
 //! only truth, and everything here can be rebuilt from it into a fresh database.
@@ -23,6 +25,8 @@
 //! ```
 
 mod build;
+mod continuity;
+mod pgconn;
 mod postgres;
 mod rows;
 pub mod schema;
@@ -34,7 +38,8 @@ pub mod synth;
 /// (reports, the bench's baseline) with the same versions.
 pub use ::postgres as pg;
 pub use ::rusqlite;
-pub use postgres::mask_url;
+pub use continuity::Continuity;
+pub use pgconn::{is_postgres, mask_db, PgTarget};
 
 use crate::error::JournalError;
 use crate::reader::JournalReader;
@@ -94,6 +99,8 @@ pub struct SidecarStats {
     pub rows: u64,
     pub batches: u64,
     pub elapsed: Duration,
+    /// What was checked of the history a resumed database was built from.
+    pub continuity: Continuity,
 }
 
 impl SidecarStats {
@@ -108,8 +115,10 @@ impl SidecarStats {
 
 #[derive(Debug, Error)]
 pub enum SidecarError {
-    #[error("`{0}` is not a database address: use sqlite:PATH or postgres://USER@HOST/DB")]
+    #[error("`{0}` is not a database address: use sqlite:PATH, postgres://USER@HOST[:PORT]/DB or libpq key=value pairs")]
     Address(String),
+    #[error("{db} is not a PostgreSQL connection string this build can use: {why}")]
+    ConnectionString { db: String, why: String },
     #[error("database {db}: {message}")]
     Db { db: String, message: String },
     #[error("database {db} has schema version {found}, newer than this build knows ({known}): use a newer fillcast")]
@@ -144,6 +153,20 @@ pub enum SidecarError {
     Record { seq: u64, message: String },
     #[error("database {db} has read record {seq} of journal {dir}, which the journal does not hold: a different or truncated journal? Use a fresh database")]
     JournalBehind { db: String, dir: PathBuf, seq: u64 },
+    #[error(
+        "journal {dir} is not the history database {db} was built from: {} (the journal was \
+         repaired, restored or replaced after the sidecar applied it), so the tables would \
+         silently differ from the journal. Rebuild the database from scratch (a new --db, or \
+         drop its tables) and run the sidecar again",
+        continuity::where_changed(*.seq, *.located)
+    )]
+    HistoryChanged {
+        db: String,
+        dir: PathBuf,
+        /// The first record that differs (`located`), else the last one applied.
+        seq: u64,
+        located: bool,
+    },
 }
 
 /// How the database remembers which journal it reads: the directory's canonical
@@ -171,15 +194,17 @@ fn open_store(db: &str) -> Result<Box<dyn Store>, SidecarError> {
         }
         return Ok(Box::new(sqlite::Sqlite::open(Path::new(path))?));
     }
-    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        return Ok(Box::new(postgres::Postgres::open(db)?));
+    if is_postgres(db) {
+        return Ok(Box::new(postgres::Postgres::open(&PgTarget::parse(db)?)?));
     }
-    Err(SidecarError::Address(postgres::mask_url(db)))
+    Err(SidecarError::Address(mask_db(db)))
 }
 
-/// Replay the journal in `journal_dir` into the database `db` (`sqlite:PATH` or
-/// `postgres://...`), from where the database's last run stopped. Without
-/// `follow`, returns at the end of the journal; with it, when `stop` is set.
+/// Replay the journal in `journal_dir` into the database `db` (`sqlite:PATH`,
+/// `postgres://...` or libpq `key=value` pairs, its password from there,
+/// `PGPASSWORD` or the password file: see `PgTarget`), from where the database's
+/// last run stopped. Without `follow`, returns at the end of the journal; with
+/// it, when `stop` is set.
 pub fn run(
     journal_dir: &Path,
     db: &str,
@@ -200,10 +225,12 @@ pub fn run(
         });
     }
     let mut builder = Builder::new();
+    let (mut chain, mut continuity) = (continuity::CHAIN_START, Continuity::Fresh);
     if saved.next_seq > 1 {
-        // The journal must still hold what the database says it read, and the
-        // input whose outputs may come next.
+        // The journal must still hold what the database says it read, the same
+        // records, and the input whose outputs may come next.
         let reader = JournalReader::open(journal_dir)?;
+        (chain, continuity) = continuity::resume(&reader, journal_dir, &mut *store, &saved)?;
         let at = |seq: u64| -> Result<Option<(u64, u64, Entry)>, SidecarError> {
             let Some(rec) = reader.iter_from(seq).next().transpose()? else {
                 return Ok(None);
@@ -240,7 +267,7 @@ pub fn run(
     }
     if saved.next_seq == 1 {
         // A fresh database: fill it first and index it once caught up.
-        store.execute(&schema::drop_secondary_indexes())?;
+        store.indexes(&schema::drop_secondary_indexes())?;
     }
     let mut d = Driver {
         store,
@@ -255,10 +282,13 @@ pub fn run(
         committed: saved.next_seq,
         batch_started: None,
         indexed: false,
+        chain,
+        hashes: Vec::new(),
         started,
         stats: SidecarStats {
             start_seq: saved.next_seq,
             next_seq: saved.next_seq,
+            continuity,
             ..SidecarStats::default()
         },
     };
@@ -287,6 +317,10 @@ struct Driver {
     batch_started: Option<Instant>,
     /// Whether this run has made sure the secondary indexes exist.
     indexed: bool,
+    /// The chain of the records before `next_seq`.
+    chain: u64,
+    /// The short hashes of the records `committed..next_seq`.
+    hashes: Vec<u8>,
     started: Instant,
     stats: SidecarStats,
 }
@@ -351,7 +385,7 @@ impl Driver {
     fn caught_up(&mut self) -> Result<(), SidecarError> {
         self.flush()?;
         if !self.indexed {
-            self.store.execute(&schema::create_secondary_indexes())?;
+            self.store.indexes(&schema::create_secondary_indexes())?;
             self.indexed = true;
         }
         Ok(())
@@ -378,6 +412,10 @@ impl Driver {
         }
         self.builder
             .apply(rec.seq, rec.ts, entry, &mut self.batch, &mut *self.store)?;
+        // After the flush before a config change: that batch ends before this record.
+        let h = continuity::record_hash(&rec);
+        self.chain = continuity::chain(self.chain, h);
+        self.hashes.extend_from_slice(&continuity::short(h));
         self.next_seq = rec.seq + 1;
         self.batch_started.get_or_insert_with(Instant::now);
         if self.batch.appended() + self.builder.pending_rows() >= self.batch_rows {
@@ -403,9 +441,16 @@ impl Driver {
                 .builder
                 .revision()
                 .map(|r| Id::hex(r).as_str().to_string()),
+            chain: Id::hex(self.chain).as_str().to_string(),
+            hashes: &self.hashes,
         };
+        debug_assert_eq!(
+            self.hashes.len() as u64,
+            4 * (self.next_seq - self.committed)
+        );
         let rows = self.batch.rows(&u) as u64;
         self.store.write(&self.batch, &u, &commit)?;
+        self.hashes.clear();
         self.batch.clear();
         self.builder.evict();
         self.stats.records += self.next_seq - self.committed;

@@ -6,17 +6,29 @@
 //!
 //! The schema is the first one in the connection's `search_path` (set it in the
 //! URL: `?options=-c%20search_path%3Dmy_schema`).
+//!
+//! Every batch and every index build takes the sidecar's advisory lock on its
+//! schema first (`LOCK_SQL`), for the length of its transaction. A sidecar killed
+//! while it builds the indexes leaves a backend that goes on building them, its
+//! new `pg_class` rows uncommitted, until the build ends; a sidecar restarted at
+//! once would otherwise run its own `CREATE INDEX IF NOT EXISTS` beside it, not
+//! see those rows, and fail on `pg_class`'s unique key when they commit. With the
+//! lock it waits for that build, then finds the indexes there (or, if the old
+//! backend was terminated, its work rolled back, and builds them).
 
 use crate::sidecar::build::{Batch, TableWriter};
+use crate::sidecar::continuity::ChainRow;
+use crate::sidecar::pgconn::{describe, PgTarget};
 use crate::sidecar::rows::{Conflict, Row, Sink};
+use crate::sidecar::schema::SECONDARY_INDEXES;
 use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE};
 use crate::sidecar::store::{
-    pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
+    self, pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
     Store, QUERIES,
 };
 use crate::sidecar::SidecarError;
 use fillcast_engine::model::Universe;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
 use rust_decimal::Decimal;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -26,39 +38,19 @@ pub(crate) struct Postgres {
     name: String,
 }
 
-/// The URL with its password masked, for messages.
-pub fn mask_url(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let end = url[start..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| start + i);
-    let Some(at) = url[start..end].rfind('@').map(|i| start + i) else {
-        return url.to_string();
-    };
-    match url[start..at].find(':').map(|i| start + i) {
-        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
-        None => url.to_string(),
-    }
-}
+/// The sidecar's advisory lock on its schema, held to the end of the transaction:
+/// (fillcast's lock class, the schema's name hashed).
+const LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock(1717986913, hashtext(COALESCE(current_schema(), '')))";
 
-/// A PostgreSQL error with the server's message, detail and hint when it sent them.
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{}: {}", db.severity(), db.message());
-            if let Some(d) = db.detail() {
-                let _ = write!(s, " ({d})");
-            }
-            if let Some(h) = db.hint() {
-                let _ = write!(s, "; hint: {h}");
-            }
-            s
-        }
-        None => e.to_string(),
-    }
-}
+/// The secondary indexes of the sidecar's schema that are invalid: left by a
+/// killed `CREATE INDEX CONCURRENTLY` or `REINDEX CONCURRENTLY` (someone's, not
+/// the sidecar's, which builds in a transaction), and which `IF NOT EXISTS` would
+/// keep as they are.
+const INVALID_INDEXES: &str = "SELECT c.relname::TEXT FROM pg_index i \
+     JOIN pg_class c ON c.oid = i.indexrelid \
+     WHERE c.relnamespace = to_regnamespace(current_schema())::OID \
+     AND NOT i.indisvalid AND c.relname = ANY($1)";
 
 /// Tables written through a staging table, and so needing one.
 const STAGED: &[&str] = &[
@@ -75,13 +67,12 @@ const STAGED: &[&str] = &[
 
 impl Postgres {
     /// Connects and brings the schema up to date.
-    pub fn open(url: &str) -> Result<Postgres, SidecarError> {
-        let name = mask_url(url);
-        let client = Client::connect(url, NoTls).map_err(|e| SidecarError::Db {
-            db: name.clone(),
-            message: format!("cannot connect: {}", describe(&e)),
-        })?;
-        let mut pg = Postgres { client, name };
+    pub fn open(target: &PgTarget) -> Result<Postgres, SidecarError> {
+        let client = target.connect()?;
+        let mut pg = Postgres {
+            client,
+            name: target.shown().to_string(),
+        };
         pg.migrate()?;
         let mut stage = String::new();
         for t in STAGED {
@@ -265,10 +256,7 @@ impl Store for Postgres {
             .map_err(self.err())?;
         let row = self
             .client
-            .query_one(
-                "SELECT next_seq, journal_dir, config_revision, input_seq FROM sidecar_state WHERE id = 1",
-                &[],
-            )
+            .query_one(store::SAVED, &[])
             .map_err(self.err())?;
         let next_seq: i64 = row.try_get(0).map_err(self.err())?;
         let input_seq: i64 = row.try_get(3).map_err(self.err())?;
@@ -278,11 +266,64 @@ impl Store for Postgres {
             row.try_get(1).map_err(self.err())?,
             row.try_get(2).map_err(self.err())?,
             input_seq,
+            row.try_get(4).map_err(self.err())?,
         )
     }
 
-    fn execute(&mut self, sql: &str) -> Result<(), SidecarError> {
-        self.client.batch_execute(sql).map_err(self.err())
+    fn indexes(&mut self, sql: &str) -> Result<(), SidecarError> {
+        let name = self.name.clone();
+        let err = |e: postgres::Error| SidecarError::Db {
+            db: name.clone(),
+            message: format!("building the secondary indexes: {}", describe(&e)),
+        };
+        let mut tx = self.client.transaction().map_err(err)?;
+        tx.batch_execute(LOCK_SQL).map_err(err)?;
+        let ours: Vec<&str> = SECONDARY_INDEXES.iter().map(|(n, _)| *n).collect();
+        let mut drop = String::new();
+        for row in tx.query(INVALID_INDEXES, &[&ours]).map_err(err)? {
+            let index: String = row.try_get(0).map_err(err)?;
+            let _ = writeln!(drop, "DROP INDEX {index};");
+        }
+        tx.batch_execute(&drop).map_err(err)?;
+        tx.batch_execute(sql).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn adopt_chain(
+        &mut self,
+        next_seq: u64,
+        chain: &str,
+        rows: &[(u64, &[u8])],
+    ) -> Result<(), SidecarError> {
+        let name = self.name.clone();
+        let err = |e: postgres::Error| SidecarError::Db {
+            db: name.clone(),
+            message: format!("recording the continuity chain: {}", describe(&e)),
+        };
+        let mut tx = self.client.transaction().map_err(err)?;
+        tx.batch_execute(LOCK_SQL).map_err(err)?;
+        let next = i64::try_from(next_seq).unwrap_or(i64::MAX);
+        let updated = tx
+            .execute(store::ADOPT_CHAIN, &[&chain, &next])
+            .map_err(err)?;
+        store::adopted(&name, updated, next)?;
+        for (first, last, hashes) in store::adopt_rows(rows) {
+            tx.execute(store::INSERT_CHAIN, &[&first, &last, &hashes])
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn chain_rows(&mut self) -> Result<Vec<ChainRow>, SidecarError> {
+        let rows = self
+            .client
+            .query(store::CHAIN_ROWS, &[])
+            .map_err(self.err())?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>, postgres::Error>>()
+            .map_err(self.err())?;
+        store::chain_rows(&self.name, rows)
     }
 
     fn config_toml(&mut self, revision: &str) -> Result<Option<String>, SidecarError> {
@@ -398,21 +439,28 @@ impl Store for Postgres {
         Ok(Some(order))
     }
 
-    fn write(&mut self, batch: &Batch, u: &Universe, commit: &Commit) -> Result<(), SidecarError> {
+    fn write(
+        &mut self,
+        batch: &Batch,
+        u: &Universe,
+        commit: &Commit<'_>,
+    ) -> Result<(), SidecarError> {
         let name = self.name.clone();
         let err = |e: postgres::Error| SidecarError::Db {
             db: name.clone(),
             message: describe(&e),
         };
         let mut tx = self.client.transaction().map_err(err)?;
+        // Never beside an index build (see the module's comment).
+        tx.batch_execute(LOCK_SQL).map_err(err)?;
         let moved = tx
             .execute(
-                "UPDATE sidecar_state SET next_seq = $1, input_seq = $2, config_revision = $3 \
-                 WHERE id = 1 AND next_seq = $4",
+                store::MOVE,
                 &[
                     &commit.next_seq,
                     &commit.input_seq,
                     &commit.config_revision,
+                    &commit.chain,
                     &commit.expected_next_seq,
                 ],
             )
@@ -423,6 +471,15 @@ impl Store for Postgres {
                 expected: commit.expected_next_seq,
             });
         }
+        tx.execute(
+            store::INSERT_CHAIN,
+            &[
+                &commit.expected_next_seq,
+                &(commit.next_seq - 1),
+                &commit.hashes,
+            ],
+        )
+        .map_err(err)?;
         let mut copies = Copies {
             tx: &mut tx,
             db: &name,
@@ -430,20 +487,5 @@ impl Store for Postgres {
         };
         batch.write_to(&mut copies, u)?;
         tx.commit().map_err(err)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask_url;
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(
-            mask_url("postgres://u:secret@h:5432/db?x=1"),
-            "postgres://u:***@h:5432/db?x=1"
-        );
-        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(mask_url("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -174,8 +174,28 @@ const V2: &str = r#"
 ALTER TABLE copy_instructions ADD COLUMN resync TEXT NOT NULL DEFAULT '';
 "#;
 
+/// Version 3: the continuity check over what the sidecar applied (see
+/// `crate::sidecar::continuity`).
+///
+/// - `sidecar_state.chain`: the running hash of every record before `next_seq`
+///   (16 hex digits), committed with the rows. `NULL` in a database written before
+///   version 3: its first run records the chain of the journal as it is then.
+/// - `sidecar_chain`: per committed batch, the 32-bit hash of each of its records
+///   (4 bytes each, little-endian, records `first_seq..=last_seq`), so that a
+///   journal that changed under the database is refused naming the first record
+///   that differs. Rows follow the batches, so they differ between databases that
+///   hold the same rows; no report reads them.
+const V3: &str = r#"
+ALTER TABLE sidecar_state ADD COLUMN chain TEXT;
+CREATE TABLE sidecar_chain (
+    first_seq BIGINT PRIMARY KEY,
+    last_seq BIGINT NOT NULL,
+    hashes {BLOB} NOT NULL
+);
+"#;
+
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -338,14 +358,15 @@ pub(crate) const MIGRATIONS_TABLE: &str =
 /// The script of migration `version` (1-based) for `dialect`.
 pub fn script(version: i64, dialect: Dialect) -> Option<String> {
     let text = MIGRATIONS.get(usize::try_from(version).ok()?.checked_sub(1)?)?;
-    let (seq, dec, flag) = match dialect {
-        Dialect::Sqlite => ("INTEGER", "TEXT", "INTEGER"),
-        Dialect::Postgres => ("BIGINT", "NUMERIC", "BOOLEAN"),
+    let (seq, dec, flag, blob) = match dialect {
+        Dialect::Sqlite => ("INTEGER", "TEXT", "INTEGER", "BLOB"),
+        Dialect::Postgres => ("BIGINT", "NUMERIC", "BOOLEAN", "BYTEA"),
     };
     Some(
         text.replace("{SEQ}", seq)
             .replace("{DEC}", dec)
-            .replace("{BOOL}", flag),
+            .replace("{BOOL}", flag)
+            .replace("{BLOB}", blob),
     )
 }
 
@@ -383,6 +404,10 @@ mod tests {
     #[test]
     fn scripts_have_no_placeholder_left_and_name_every_table() {
         for d in [Dialect::Sqlite, Dialect::Postgres] {
+            for v in 2..=SCHEMA_VERSION {
+                let s = script(v, d).expect("script");
+                assert!(!s.contains('{'), "{s}");
+            }
             let s = script(1, d).expect("v1");
             assert!(!s.contains('{'), "{s}");
             for t in TABLES {

@@ -5,12 +5,17 @@
 //! `synchronous = NORMAL`: in WAL mode a committed batch survives a crash of the
 //! sidecar; a power loss may take back the last batches, never half of one, and the
 //! sidecar then replays them from the journal, which is the truth.
+//!
+//! A new database file is created readable by its owner only (0600, less any
+//! umask bits): it holds every follower's orders, positions and the whole config.
+//! SQLite gives its `-wal` and `-shm` files the mode of the database file.
 
 use crate::sidecar::build::{Batch, TableWriter};
+use crate::sidecar::continuity::ChainRow;
 use crate::sidecar::rows::{Row, Sink, Table};
 use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE};
 use crate::sidecar::store::{
-    pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
+    self, pending_migrations, saved, Commit, Saved, SavedLeaderPosition, SavedOrder, SavedPosition,
     Store, QUERIES,
 };
 use crate::sidecar::SidecarError;
@@ -44,6 +49,10 @@ impl Sqlite {
             db: name.clone(),
             message: e.to_string(),
         };
+        create_private(path).map_err(|e| SidecarError::Db {
+            db: name.clone(),
+            message: format!("cannot create the database file: {e}"),
+        })?;
         let conn = Connection::open(path).map_err(err)?;
         // Takes effect only in a new, empty file (before WAL mode is set).
         conn.pragma_update(None, "page_size", PAGE_BYTES)
@@ -111,6 +120,26 @@ impl Sqlite {
         }
         tx.commit().map_err(err)
     }
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (an empty file is a
+/// new SQLite database), so that SQLite never creates it with its default 0644.
+/// An existing file keeps the mode its owner gave it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// SQLite spells parameters `?n`.
+fn sqlite_params(sql: &str) -> String {
+    sql.replace('$', "?")
 }
 
 /// Binds a row's values to a prepared statement, in column order.
@@ -231,24 +260,76 @@ impl Store for Sqlite {
                 [journal_dir],
             )
             .map_err(self.err())?;
-        let (next_seq, dir, rev, input_seq) = self
+        let (next_seq, dir, rev, input_seq, chain) = self
             .conn
-            .query_row(
-                "SELECT next_seq, journal_dir, config_revision, input_seq FROM sidecar_state WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+            .query_row(store::SAVED, [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .map_err(self.err())?;
-        saved(&self.name, next_seq, dir, rev, input_seq)
+        saved(&self.name, next_seq, dir, rev, input_seq, chain)
     }
 
-    fn execute(&mut self, sql: &str) -> Result<(), SidecarError> {
-        self.conn.execute_batch(sql).map_err(self.err())
+    fn indexes(&mut self, sql: &str) -> Result<(), SidecarError> {
+        // SQLite builds an index in its transaction, so no invalid one is ever left.
+        let name = self.name.clone();
+        let err = |e: rusqlite::Error| SidecarError::Db {
+            db: name.clone(),
+            message: format!("building the secondary indexes: {e}"),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn adopt_chain(
+        &mut self,
+        next_seq: u64,
+        chain: &str,
+        rows: &[(u64, &[u8])],
+    ) -> Result<(), SidecarError> {
+        let name = self.name.clone();
+        let err = |e: rusqlite::Error| SidecarError::Db {
+            db: name.clone(),
+            message: format!("recording the continuity chain: {e}"),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let next = i64::try_from(next_seq).unwrap_or(i64::MAX);
+        let updated = tx
+            .execute(
+                &sqlite_params(store::ADOPT_CHAIN),
+                rusqlite::params![chain, next],
+            )
+            .map_err(err)?;
+        store::adopted(&name, updated as u64, next)?;
+        for (first, last, hashes) in store::adopt_rows(rows) {
+            tx.execute(
+                &sqlite_params(store::INSERT_CHAIN),
+                rusqlite::params![first, last, hashes],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn chain_rows(&mut self) -> Result<Vec<ChainRow>, SidecarError> {
+        let mut stmt = self.conn.prepare(store::CHAIN_ROWS).map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        store::chain_rows(&self.name, rows)
     }
 
     fn config_toml(&mut self, revision: &str) -> Result<Option<String>, SidecarError> {
         self.conn
-            .query_row(&QUERIES.config_toml.replace('$', "?"), [revision], |r| {
+            .query_row(&sqlite_params(QUERIES.config_toml), [revision], |r| {
                 r.get(0)
             })
             .optional()
@@ -299,7 +380,7 @@ impl Store for Sqlite {
     fn recent_events(&mut self, n: usize) -> Result<Vec<String>, SidecarError> {
         let mut stmt = self
             .conn
-            .prepare(&QUERIES.recent_events.replace('$', "?"))
+            .prepare(&sqlite_params(QUERIES.recent_events))
             .map_err(self.err())?;
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
         let rows = stmt
@@ -318,7 +399,7 @@ impl Store for Sqlite {
         };
         let mut stmt = self
             .conn
-            .prepare_cached(&QUERIES.order.replace('$', "?"))
+            .prepare_cached(&sqlite_params(QUERIES.order))
             .map_err(err)?;
         let order = stmt
             .query_row([client_order_id], |r| {
@@ -348,7 +429,7 @@ impl Store for Sqlite {
         };
         let mut stmt = self
             .conn
-            .prepare_cached(&QUERIES.order_trades.replace('$', "?"))
+            .prepare_cached(&sqlite_params(QUERIES.order_trades))
             .map_err(err)?;
         let trades = stmt
             .query_map([client_order_id], |r| r.get(0))
@@ -357,7 +438,12 @@ impl Store for Sqlite {
         Ok(Some(order))
     }
 
-    fn write(&mut self, batch: &Batch, u: &Universe, commit: &Commit) -> Result<(), SidecarError> {
+    fn write(
+        &mut self,
+        batch: &Batch,
+        u: &Universe,
+        commit: &Commit<'_>,
+    ) -> Result<(), SidecarError> {
         let name = self.name.clone();
         let err = |e: rusqlite::Error| SidecarError::Db {
             db: name.clone(),
@@ -369,12 +455,12 @@ impl Store for Sqlite {
             .map_err(err)?;
         let moved = tx
             .execute(
-                "UPDATE sidecar_state SET next_seq = ?1, input_seq = ?2, config_revision = ?3 \
-                 WHERE id = 1 AND next_seq = ?4",
+                &sqlite_params(store::MOVE),
                 rusqlite::params![
                     commit.next_seq,
                     commit.input_seq,
                     commit.config_revision,
+                    commit.chain,
                     commit.expected_next_seq
                 ],
             )
@@ -385,6 +471,11 @@ impl Store for Sqlite {
                 expected: commit.expected_next_seq,
             });
         }
+        tx.execute(
+            &sqlite_params(store::INSERT_CHAIN),
+            rusqlite::params![commit.expected_next_seq, commit.next_seq - 1, commit.hashes],
+        )
+        .map_err(err)?;
         batch.write_to(&mut Inserts { tx: &tx, db: &name }, u)?;
         tx.commit().map_err(err)
     }

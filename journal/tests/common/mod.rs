@@ -88,12 +88,30 @@ pub fn child_sidecar_process() {
 
 /// A private copy of this test binary for the child processes, so that a build
 /// replacing the binary while the test runs does not take it away.
-fn child_binary(dir: &Path) -> PathBuf {
+pub fn child_binary(dir: &Path) -> PathBuf {
     let copy = dir.join("sidecar-child");
     std::fs::copy("/proc/self/exe", &copy)
         .or_else(|_| std::fs::copy(std::env::current_exe().expect("test binary"), &copy))
         .expect("copy the test binary");
     copy
+}
+
+/// Starts `bin` (from `child_binary`) as a `child_sidecar_process` on the
+/// journal in `dir` into `db`.
+pub fn spawn_child_sidecar(bin: &Path, dir: &Path, db: &str) -> std::process::Child {
+    Command::new(bin)
+        .args([
+            "--exact",
+            "child_sidecar_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FILLCAST_SIDECAR_CHILD_JOURNAL", dir)
+        .env("FILLCAST_SIDECAR_CHILD_DB", db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child")
 }
 
 /// Runs the test binary's `child_sidecar_process` test on the journal in `dir`
@@ -112,19 +130,7 @@ pub fn sigkill_repeatedly(
     let mut kills = 0;
     let mut last = 0;
     for _ in 0..200 {
-        let mut child = Command::new(&bin)
-            .args([
-                "--exact",
-                "child_sidecar_process",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("FILLCAST_SIDECAR_CHILD_JOURNAL", dir)
-            .env("FILLCAST_SIDECAR_CHILD_DB", db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
+        let mut child = spawn_child_sidecar(&bin, dir, db);
         let deadline = Instant::now() + Duration::from_secs(120);
         let finished = loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -151,4 +157,67 @@ pub fn sigkill_repeatedly(
         "{kills} kills: the child ran too fast to be killed midway"
     );
     kills
+}
+
+/// One journal record, copied out of its segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owned {
+    pub seq: u64,
+    pub kind: u16,
+    pub schema: u16,
+    pub ts: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Every record of the journal in `dir`.
+pub fn records(dir: &Path) -> Vec<Owned> {
+    let reader = fillcast_journal::reader::JournalReader::open(dir).expect("reader");
+    reader
+        .iter_from(1)
+        .map(|r| {
+            let r = r.expect("record");
+            Owned {
+                seq: r.seq,
+                kind: r.kind,
+                schema: r.schema,
+                ts: r.ts,
+                payload: r.payload.to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// Replaces the journal in `dir` with one holding `records` (valid, checksummed
+/// records, as a repair or a restore would leave them).
+pub fn rewrite_journal(dir: &Path, records: &[Owned]) {
+    std::fs::remove_dir_all(dir).expect("remove the journal");
+    let (mut w, _) =
+        fillcast_journal::JournalWriter::open(dir, Default::default()).expect("writer");
+    for r in records {
+        let seq = w
+            .append(r.kind, r.schema, r.ts, &r.payload)
+            .expect("append");
+        assert_eq!(seq, r.seq);
+    }
+    w.flush().expect("flush");
+}
+
+/// Rewrites, in the journal in `dir`, an already-applied mark price record
+/// (before `before`) with another's payload: a journal of the same length whose
+/// history differs at one record. Returns that record's sequence.
+pub fn rewrite_one_record(dir: &Path, before: u64) -> u64 {
+    use fillcast_journal::record::Kind;
+    let mut recs = records(dir);
+    let marks: Vec<usize> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == Kind::MarkPrice as u16 && r.seq < before)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(marks.len() >= 4, "{} mark prices", marks.len());
+    let (a, b) = (marks[marks.len() / 3], marks[marks.len() - 1]);
+    assert_ne!(recs[a].payload, recs[b].payload, "two equal mark prices");
+    recs[a].payload = recs[b].payload.clone();
+    rewrite_journal(dir, &recs);
+    recs[a].seq
 }
