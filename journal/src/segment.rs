@@ -498,4 +498,47 @@ mod tests {
             Err(HeaderError::BadFirstSeq(0))
         );
     }
+
+    /// A segment in a 16-byte aligned buffer, records committed with
+    /// `commit_len`, read back through `View::from_raw` the way the reader reads
+    /// a mapping (runs under Miri: no file, no mmap).
+    #[test]
+    fn regression_view_over_raw_bytes_reads_only_committed_records() {
+        let mut buf = vec![0u128; 4096 / 16];
+        // SAFETY: the Vec's 4096 initialised bytes, borrowed mutably for this scope.
+        let bytes: &mut [u8] =
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), 4096) };
+        bytes[..SEGMENT_HEADER].copy_from_slice(&encode_header(4096, 1));
+        let mut off = SEGMENT_HEADER;
+        for seq in 1..=3u64 {
+            let len = seq as usize * 5;
+            bytes[off + 8..off + 16].copy_from_slice(&seq.to_le_bytes());
+            bytes[off + RECORD_HEADER..off + RECORD_HEADER + len].fill(seq as u8);
+            let crc = {
+                let (h, p) = bytes[off..].split_at(RECORD_HEADER);
+                checksum(h, len as u32, &p[..len])
+            };
+            bytes[off + 24..off + 28].copy_from_slice(&crc.to_le_bytes());
+            if seq < 3 {
+                commit_len(bytes, off, len as u32 + 1);
+            }
+            off += record_bytes(len);
+        }
+        // SAFETY: 4096 readable bytes that nothing writes while `view` lives.
+        let view = unsafe { View::from_raw(buf.as_ptr().cast::<u8>(), 4096) };
+        assert_eq!(view_header(view).map(|h| h.first_seq), Ok(1));
+        let scan = scan(view, SEGMENT_HEADER, 1);
+        assert_eq!((scan.records, scan.next_seq), (2, 3));
+        // Record 3 is written but not committed: not read, and not damage.
+        assert_eq!(scan.stop, Stop::Open);
+        match step(view, SEGMENT_HEADER, 1) {
+            Step::Record { rec, .. } => assert_eq!(rec.payload, &[1u8; 5]),
+            other => panic!("{other:?}"),
+        }
+        // A misaligned view (a fuzz input) reads the word without an atomic.
+        let copy: Vec<u8> = std::iter::once(0)
+            .chain(buf.iter().flat_map(|w| w.to_ne_bytes()))
+            .collect();
+        assert_eq!(View::from(&copy[1..]).commit_word(SEGMENT_HEADER), 6);
+    }
 }
