@@ -6,7 +6,7 @@
 mod common;
 
 use common::{fillcast, text, tmp};
-use fillcast_journal::segment::{self, SEGMENT_HEADER};
+use fillcast_journal::segment;
 use fillcast_journal::stage::JournalStage;
 use fillcast_journal::{Durability, JournalOptions, JournalWriter};
 use std::collections::BTreeMap;
@@ -31,13 +31,11 @@ fn journal(dir: &Path, n: u64, bytes: u64) {
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
+    fillcast_journal::writer::list_segments(dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "fcj"))
-        .collect();
-    v.sort();
-    v
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -49,17 +47,11 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// Offset of the start of record `seq` in its segment file.
 fn offset_of(path: &Path, seq: u64) -> usize {
     let bytes = std::fs::read(path).unwrap();
     let first = segment::parse_header(&bytes).unwrap().first_seq;
-    let mut off = SEGMENT_HEADER;
-    for s in first..seq {
-        match segment::step(&bytes, off, s) {
-            segment::Step::Record { next, .. } => off = next,
-            other => panic!("no record {s}: {other:?}"),
-        }
-    }
-    off
+    segment::offset_of(&bytes, first, seq).expect("good records up to seq")
 }
 
 fn inspect(dir: &Path, json: bool) -> (bool, String, String) {

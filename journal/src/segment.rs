@@ -394,6 +394,22 @@ fn valid_record_at(view: View<'_>, off: usize, min: u64, max: u64) -> Option<u64
     (checksum(h, len, payload) == crc).then_some(seq)
 }
 
+/// Offset of record `seq` in the segment held in `bytes` (which starts at
+/// `first_seq`), if every record before it is good: where a repair or a damage
+/// test points.
+pub fn offset_of<'a>(bytes: impl Into<View<'a>>, first_seq: u64, seq: u64) -> Option<usize> {
+    let view = bytes.into();
+    let scan = scan(view, SEGMENT_HEADER, first_seq);
+    let mut off = SEGMENT_HEADER;
+    for s in first_seq..seq.min(scan.next_seq) {
+        match step(view, off, s) {
+            Step::Record { next, .. } => off = next,
+            _ => return None,
+        }
+    }
+    (seq <= scan.next_seq).then_some(off)
+}
+
 /// How a scan of a segment's records ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stop {

@@ -258,7 +258,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
 }
 
 /// Sorted (first_seq, path) of the segment files in `dir`.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     let mut v = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(JournalError::io(dir))? {
         let entry = entry.map_err(JournalError::io(dir))?;

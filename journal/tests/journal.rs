@@ -60,27 +60,18 @@ fn read_all(dir: &Path) -> (Read, Option<String>) {
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
+    fillcast_journal::writer::list_segments(dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "fcj"))
-        .collect();
-    v.sort();
-    v
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 /// Offset of the start of record `seq` in its segment file.
 fn offset_of(path: &Path, seq: u64) -> usize {
     let bytes = std::fs::read(path).unwrap();
     let first = segment::parse_header(&bytes).unwrap().first_seq;
-    let mut off = SEGMENT_HEADER;
-    for s in first..seq {
-        match segment::step(&bytes, off, s) {
-            segment::Step::Record { next, .. } => off = next,
-            other => panic!("no record {s}: {other:?}"),
-        }
-    }
-    off
+    segment::offset_of(&bytes, first, seq).expect("good records up to seq")
 }
 
 #[test]
