@@ -1,11 +1,12 @@
 //! The journal at the command line: opening it for `run` (recovery, replay, asking
-//! the venues about unanswered orders) and `fillcast journal inspect`.
+//! the venues about unanswered orders), `fillcast journal inspect` and
+//! `fillcast journal repair`.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use fillcast_engine::config::Config;
 use fillcast_engine::model::Universe;
 use fillcast_engine::port::{Gateway, Source};
-use fillcast_journal::reader::JournalReader;
+use fillcast_journal::reader::{Found, JournalReader};
 use fillcast_journal::record::{decode, entry_json, json_string, Kind};
 use fillcast_journal::restart::{self, Opened};
 use std::collections::BTreeMap;
@@ -57,9 +58,12 @@ pub fn resume_sources(sources: &mut [Box<dyn Source>], cursors: &BTreeMap<u16, u
     Ok(())
 }
 
-/// `fillcast journal inspect`.
+/// `fillcast journal inspect`: reads what it can, past any damage; names every
+/// gap and every record it cannot decode, and then fails (so a script notices).
 pub fn inspect(dir: &Path, json: bool, from: u64, limit: Option<u64>) -> Result<()> {
     let reader = JournalReader::open(dir).with_context(|| format!("journal {}", dir.display()))?;
+    let mut undecodable = 0u64;
+    let mut problems = 0u64;
     if !json {
         let s = reader
             .summary()
@@ -82,29 +86,98 @@ pub fn inspect(dir: &Path, json: bool, from: u64, limit: Option<u64>) -> Result<
                 .unwrap_or("unknown");
             println!("    {name:<14}{n:>12}");
         }
-        if let Some(e) = &s.error {
-            println!("  damaged: {e}");
+        reader.walk(|found| {
+            if let Found::Record(rec) = found {
+                if let Err(e) = decode(rec.kind, rec.schema, rec.payload) {
+                    undecodable += 1;
+                    println!("  UNDECODABLE   record {}: {e}", rec.seq);
+                }
+            }
+        });
+        for p in &s.problems {
+            problems += 1;
+            println!("  DAMAGED       {p}");
         }
+        if let Some(t) = &s.torn_tail {
+            println!("  torn tail     {t} (the next `fillcast run` cuts it)");
+        }
+    } else {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut left = limit.unwrap_or(u64::MAX);
+        reader.walk(|found| {
+            let line = match found {
+                Found::Record(rec) if rec.seq < from.max(1) || left == 0 => return,
+                Found::Record(rec) => {
+                    left -= 1;
+                    match decode(rec.kind, rec.schema, rec.payload) {
+                        Ok(e) => entry_json(rec.seq, rec.ts, &e),
+                        Err(e) => {
+                            undecodable += 1;
+                            format!(
+                                "{{\"seq\":{},\"error\":{}}}",
+                                rec.seq,
+                                json_string(&e.to_string())
+                            )
+                        }
+                    }
+                }
+                Found::Problem(p) => {
+                    problems += 1;
+                    let lost = p.lost.map_or(String::new(), |(a, b)| {
+                        format!(",\"lost_from\":{a},\"lost_to\":{b}")
+                    });
+                    format!(
+                        "{{\"problem\":{},\"path\":{}{lost}}}",
+                        json_string(&p.to_string()),
+                        json_string(&p.path.display().to_string())
+                    )
+                }
+                Found::TornTail(t) => format!("{{\"torn_tail\":{}}}", json_string(&t)),
+            };
+            // A closed pipe (`| head`) is not an error: the rest goes nowhere.
+            let _ = writeln!(out, "{line}");
+        });
+    }
+    if problems + undecodable > 0 {
+        bail!(
+            "journal {}: {problems} damaged spots or gaps and {undecodable} undecodable records (listed above)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `fillcast journal repair`: says where the journal would be cut and what that
+/// drops; with `yes`, keeps a copy of what it changes and cuts.
+pub fn repair(dir: &Path, yes: bool) -> Result<()> {
+    let cut = fillcast_journal::repair::plan(dir)
+        .with_context(|| format!("journal {}", dir.display()))?;
+    let Some(cut) = cut else {
+        println!(
+            "journal {}: reads clean to its end; nothing to repair",
+            dir.display()
+        );
+        return Ok(());
+    };
+    println!(
+        "journal {}: {} at offset {}: {}",
+        dir.display(),
+        cut.path.display(),
+        cut.offset,
+        cut.reason
+    );
+    println!("repair drops {}", cut.describe());
+    if !yes {
+        println!("dry run: nothing changed; run again with --yes to cut there");
         return Ok(());
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let records = reader
-        .iter_from(from.max(1))
-        .take(limit.map_or(usize::MAX, |l| l as usize));
-    for rec in records {
-        let rec = rec.with_context(|| format!("journal {}", dir.display()))?;
-        let line = match decode(rec.kind, rec.schema, rec.payload) {
-            Ok(e) => entry_json(rec.seq, rec.ts, &e),
-            Err(e) => format!(
-                "{{\"seq\":{},\"error\":{}}}",
-                rec.seq,
-                json_string(&e.to_string())
-            ),
-        };
-        if writeln!(out, "{line}").is_err() {
-            break; // a closed pipe (`| head`) is not an error
-        }
-    }
+    let kept = fillcast_journal::repair::apply(dir, &cut)
+        .with_context(|| format!("journal {}", dir.display()))?;
+    println!(
+        "repaired: a copy of every file changed or dropped is in {}; the journal now ends at sequence {}",
+        kept.display(),
+        cut.from_seq - 1
+    );
     Ok(())
 }

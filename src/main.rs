@@ -39,7 +39,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum JournalCmd {
     /// Summary of a journal (segments, records by kind, first and last sequence), or
-    /// its records as JSON lines with `--json`.
+    /// its records as JSON lines with `--json`. Reads what it can of a damaged
+    /// journal, names every gap and undecodable record, and then exits non-zero.
     Inspect {
         /// The journal directory.
         dir: PathBuf,
@@ -52,6 +53,16 @@ enum JournalCmd {
         /// With --json: print at most this many records.
         #[arg(long)]
         limit: Option<u64>,
+    },
+    /// Cut a damaged journal at its first bad record so that `run` can open it:
+    /// says which records it drops, copies every file it changes into
+    /// `DIR/repair-<time>/` first, and changes nothing without `--yes`.
+    Repair {
+        /// The journal directory.
+        dir: PathBuf,
+        /// Do it (without: only say what would be dropped).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -157,6 +168,7 @@ fn main() -> ExitCode {
             from,
             limit,
         }) => journal_cmd::inspect(&dir, json, from, limit),
+        Cmd::Journal(JournalCmd::Repair { dir, yes }) => journal_cmd::repair(&dir, yes),
         Cmd::Sidecar(args) => sql_cmd::sidecar(&args),
         Cmd::Report(args) => sql_cmd::report(&args),
         Cmd::CheckConfig { file } => check_config(&file),

@@ -459,6 +459,16 @@ impl<R: JournalPoller> Journaling<R> {
         }
         self.error.is_none()
     }
+
+    /// The sink's idle-time duty (`JournalSink::tick`: a timed flush of a quiet tail).
+    fn tick(&mut self, progress: &Progress) {
+        if let (Some(sink), None) = (self.sink.as_mut(), self.error.as_ref()) {
+            if let Err(e) = sink.tick() {
+                self.error = Some(e);
+                progress.journal_failed.store(true, Relaxed);
+            }
+        }
+    }
 }
 
 /// The journal ring's poller, named so `Journaling` need not spell its type.
@@ -922,6 +932,7 @@ pub fn start(
                     if io_stop.load(Relaxed) {
                         break;
                     }
+                    journal.tick(&progress);
                     backoff.wait();
                 }
             }

@@ -136,6 +136,12 @@ pub trait JournalSink: Send {
     /// before orders leave. Called before orders are handed to a gateway, when
     /// anything was appended since the last call.
     fn before_send(&mut self) -> Result<(), String>;
+
+    /// Called by the I/O thread when it has nothing else to do: a sink that
+    /// flushes on a timer keeps its promise for a quiet tail here.
+    fn tick(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Any source, paced to at most `per_sec` events per second (by the `now` it is

@@ -20,6 +20,23 @@ pub enum JournalError {
     TooLarge { len: usize, segment: u64 },
     #[error("journal {dir}: sequence {seq} is missing (segments do not follow each other)")]
     Gap { dir: PathBuf, seq: u64 },
+    #[error("journal {}: no space for a new segment of {} MiB: {source}; free space (or raise the file size limit) and run again: every record appended so far is kept", dir.display(), bytes.div_ceil(1 << 20))]
+    NoSpace {
+        dir: PathBuf,
+        bytes: u64,
+        source: std::io::Error,
+    },
+    /// A bad record with valid records after it: not a torn tail, so recovery
+    /// refuses to cut (it would throw away history the engine acted upon).
+    #[error("{} at offset {offset}: record {seq} is damaged ({reason}), but valid records follow it (the next one is {next_seq}); this is not a torn tail, so nothing was changed. `fillcast journal repair {}` shows what a repair would drop; add --yes to do it", path.display(), dir.display())]
+    Damaged {
+        dir: PathBuf,
+        path: PathBuf,
+        offset: u64,
+        seq: u64,
+        next_seq: u64,
+        reason: String,
+    },
 }
 
 impl JournalError {

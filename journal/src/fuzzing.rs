@@ -1,13 +1,16 @@
 //! The body of the `record_reader` fuzz target, callable from tests on stable too:
 //! arbitrary bytes as a segment, scanned and decoded in memory, then written as the
 //! only segment file of a journal and put through the reader, the tailer and
-//! recovery. Must never panic; panics on a broken invariant.
+//! recovery (which must tell a torn tail, cut, from damage, refused with the disk
+//! unchanged). Must never panic; panics on a broken invariant.
 
+use crate::error::JournalError;
 use crate::reader::JournalReader;
 use crate::record::decode;
 use crate::segment::{self, Step, SEGMENT_HEADER};
 use crate::tail::Tailer;
 use crate::writer::{Durability, JournalOptions, JournalWriter};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +26,7 @@ pub fn fuzz_one(data: &[u8]) -> usize {
     let mut off = SEGMENT_HEADER;
     let mut seq = first_seq;
     let mut decoded = 0;
+    let mut records = 0;
     // Each step advances at least one record header, so this is bounded by the size.
     while off < data.len() {
         match segment::step(data, off, seq) {
@@ -30,11 +34,26 @@ pub fn fuzz_one(data: &[u8]) -> usize {
                 if decode(rec.kind, rec.schema, rec.payload).is_ok() {
                     decoded += 1;
                 }
+                records += 1;
                 off = next;
                 seq = seq.wrapping_add(1);
             }
             _ => break,
         }
+    }
+    // The scan with its torn-tail-or-damage decision (the probe past a bad
+    // record reads every aligned offset after it).
+    let scan = segment::scan(data, SEGMENT_HEADER, first_seq);
+    assert_eq!(scan.records, records, "the scan reads what stepping reads");
+    if let segment::Stop::Damaged {
+        resume, resume_seq, ..
+    } = scan.stop
+    {
+        assert!(resume > scan.end && resume_seq >= scan.next_seq);
+        assert!(matches!(
+            segment::step(data, resume, resume_seq),
+            Step::Record { .. }
+        ));
     }
     // Payload decoding on its own, for inputs that are not segments at all.
     for kind in crate::record::Kind::ALL.map(|k| k as u16) {
@@ -84,9 +103,29 @@ fn check_dir(dir: &Path) {
     };
     let tailed = tail_all(dir, before.len() + 2);
     assert_eq!(tailed, before, "the tailer reads what the reader reads");
-    let Ok((mut writer, recovery)) = JournalWriter::open(dir, options()) else {
-        return;
+    let damaged = JournalReader::open(dir)
+        .ok()
+        .and_then(|r| r.summary().ok())
+        .is_some_and(|s| !s.problems.is_empty());
+    let files = snapshot(dir);
+    let (mut writer, recovery) = match JournalWriter::open(dir, options()) {
+        Ok(opened) => opened,
+        // Damage (a bad record with valid ones after it) is refused, never cut:
+        // the disk is left as it was, and the reader saw it too.
+        Err(JournalError::Damaged { .. }) => {
+            assert_eq!(snapshot(dir), files, "refusing to open changes nothing");
+            assert!(
+                error_before.is_some() || damaged,
+                "the writer found damage the reader did not"
+            );
+            return;
+        }
+        Err(_) => return,
     };
+    assert!(
+        error_before.is_none() || !damaged,
+        "the writer cut what the reader calls damage: {error_before:?}"
+    );
     assert_eq!(recovery.last_seq, writer.written_seq());
     let (after, error_after) = read_all(dir).expect("a recovered journal opens");
     assert_eq!(after, before, "recovery keeps exactly what the reader read");
@@ -102,6 +141,16 @@ fn check_dir(dir: &Path) {
     let (again, error_again) = read_all(dir).expect("reopens");
     assert_eq!((again.len(), error_again), (after.len() + 1, None));
     assert_eq!(again.last().map(|r| r.0), Some(seq));
+}
+
+/// Every file of `dir`, by name.
+fn snapshot(dir: &Path) -> BTreeMap<std::ffi::OsString, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap_or_default()))
+        .collect()
 }
 
 fn options() -> JournalOptions {

@@ -4,6 +4,7 @@
 //! - `segment`: the on-disk format and the checked scan of a segment's bytes;
 //! - `writer`: appending, segment rolls, durability, and recovery on open;
 //! - `reader`: iterating from any sequence; `tail`: following a live journal;
+//! - `repair`: cutting a damaged journal at its first bad spot, on an operator's word;
 //! - `record`: the typed, versioned rkyv payloads; `stage`: the engine's `JournalSink`;
 //! - `replay`: rebuilding the engine from a journal; `restart`: the engine's start
 //!   on a journal (recovery, replay, asking the venues about unanswered orders).
@@ -15,6 +16,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod reader;
 pub mod record;
+pub mod repair;
 pub mod replay;
 pub mod report;
 pub mod restart;

@@ -154,8 +154,8 @@ pub fn open<V: Venues + ?Sized>(
         })?;
     if let Some(reason) = &recovery.cut_reason {
         log(format!(
-            "journal: cut {} bytes of torn tail ({reason})",
-            recovery.cut_bytes
+            "journal: cut {} bytes of torn tail after sequence {} ({reason})",
+            recovery.cut_bytes, recovery.last_seq
         ));
     }
     let mut stage = JournalStage::new(writer);

@@ -16,7 +16,8 @@
 //! 16), as rkyv needs.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::marker::PhantomData;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 pub const MAGIC: [u8; 8] = *b"FCJRNL\0\x01";
 pub const FORMAT: u32 = 1;
@@ -153,29 +154,120 @@ pub enum Step<'a> {
     Corrupt(String),
 }
 
-/// Reads the commit word at `off` with acquire ordering, so that the rest of the
-/// record, written before the writer's release store of it, is visible once it is
-/// (also across processes sharing the file: they share the physical page).
-fn committed_len(bytes: &[u8], off: usize) -> u32 {
-    let b = &bytes[off..off + 4];
-    let ptr = b.as_ptr();
-    if !ptr.cast::<u32>().is_aligned() {
-        // Only bytes that are not a mapping (a fuzz input in a `Vec`) are
-        // misaligned here, and nobody writes those concurrently.
-        return u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+/// The bytes of one segment as the scan sees them: an ordinary slice (a fuzz
+/// input, the writer's own mapping), or a shared read-only mapping of a file that
+/// a writer in another process (or thread) may be appending to.
+///
+/// For the second, no `&[u8]` may cover bytes that can still change under it, so
+/// a `View` holds a raw pointer and hands out slices only of bytes that are final:
+/// the segment header (written before the file got its name) and records whose
+/// commit word was seen (written before it, never again while the journal is in
+/// use). The commit word itself is only ever loaded atomically.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    ptr: *const u8,
+    len: usize,
+    _bytes: PhantomData<&'a [u8]>,
+}
+
+impl<'a> From<&'a [u8]> for View<'a> {
+    fn from(bytes: &'a [u8]) -> View<'a> {
+        View {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+            _bytes: PhantomData,
+        }
     }
-    // SAFETY: `ptr` points to 4 readable bytes (bounds checked by the slice above)
-    // and is 4-byte aligned (checked above); `AtomicU32` has the size and alignment
-    // of `u32`. The only concurrent access to these bytes is the writer's atomic
-    // store in `commit_len` (through its own mapping, maybe in another process), and
-    // this is a load, so it neither races nor writes through a shared reference.
-    let word = unsafe { AtomicU32::from_ptr(ptr.cast::<u32>().cast_mut()) };
-    u32::from_le(word.load(Ordering::Acquire))
+}
+
+impl<'a> From<&'a Vec<u8>> for View<'a> {
+    fn from(bytes: &'a Vec<u8>) -> View<'a> {
+        View::from(bytes.as_slice())
+    }
+}
+
+impl<'a> View<'a> {
+    /// A view of `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// For all of `'a`: `ptr` is valid for reads of `len` bytes; the only writes
+    /// to them are a journal writer's, which writes a record's bytes, then
+    /// publishes its commit word with a release store (`commit_len`), and never
+    /// writes a committed record or the segment header again.
+    pub unsafe fn from_raw(ptr: *const u8, len: usize) -> View<'a> {
+        View {
+            ptr,
+            len,
+            _bytes: PhantomData,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `len` bytes from `off`, which the caller has established are final (see
+    /// the type's doc): the header, or a record whose commit word it loaded.
+    fn final_bytes(&self, off: usize, len: usize) -> &'a [u8] {
+        assert!(
+            off <= self.len && len <= self.len - off,
+            "{off}+{len} out of {}",
+            self.len
+        );
+        // SAFETY: in bounds (asserted above) of memory valid for reads for 'a
+        // (`from_raw`'s contract, or a borrowed slice); the caller only asks for
+        // bytes no one writes any more while 'a lasts, so the shared slice is
+        // never aliased by a write.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(off), len) }
+    }
+
+    /// The commit word at `off` (little-endian), with acquire semantics: once a
+    /// non-zero word is seen, every byte of the record written before the
+    /// writer's release store of it is visible (across processes too: they
+    /// share the physical page).
+    fn commit_word(&self, off: usize) -> u32 {
+        assert!(
+            off <= self.len && self.len - off >= 4,
+            "commit word out of bounds"
+        );
+        // SAFETY: in bounds (asserted above) of memory valid for reads for 'a.
+        let ptr = unsafe { self.ptr.add(off) };
+        if !ptr.cast::<u32>().is_aligned() {
+            // Only bytes that are not a mapping (a fuzz input in a `Vec`) are
+            // misaligned here, and nobody writes those concurrently.
+            // SAFETY: 4 readable bytes (above), read without a reference.
+            let b = unsafe { std::ptr::read_unaligned(ptr.cast::<[u8; 4]>()) };
+            return u32::from_le_bytes(b);
+        }
+        // SAFETY: `ptr` is 4-byte aligned (checked above) and valid for reads of
+        // 4 bytes for as long as this borrow; `AtomicU32` has the size and
+        // alignment of `u32`. The memory may be a read-only mapping, so this is
+        // not `AtomicU32::from_ptr` (whose contract wants memory valid for
+        // writes) but a shared reference used for one `Relaxed` load only: the
+        // standard library documents (`core::sync::atomic`, "Atomic accesses to
+        // read-only memory") that relaxed loads of at most the target's register
+        // width work on read-only memory and are not undefined behaviour. The
+        // only concurrent access is the writer's atomic store of the same word
+        // (same size), so there is no data race. The acquire ordering the scan
+        // needs comes from the fence below.
+        let word = unsafe { &*ptr.cast::<AtomicU32>() }.load(Ordering::Relaxed);
+        if word != 0 {
+            // A relaxed load that reads a release store, followed by an acquire
+            // fence, synchronises with that store (the fence-to-atomic rule).
+            fence(Ordering::Acquire);
+        }
+        u32::from_le(word)
+    }
 }
 
 /// Publishes the commit word at `off` of a writable mapping: a release store, so
 /// every byte of the record written before it is visible to a reader that loads
-/// the word with acquire ordering and sees it.
+/// the word (then fences with acquire) and sees it.
 pub(crate) fn commit_len(bytes: &mut [u8], off: usize, commit: u32) {
     let dst = &mut bytes[off..off + 4];
     let ptr = dst.as_mut_ptr().cast::<u32>();
@@ -183,30 +275,39 @@ pub(crate) fn commit_len(bytes: &mut [u8], off: usize, commit: u32) {
         ptr.is_aligned(),
         "record offsets in a mapping are 16-byte aligned"
     );
-    // SAFETY: `ptr` points to 4 writable bytes we borrow exclusively (bounds checked
-    // by the slice above) and is 4-byte aligned (asserted above); `AtomicU32` has the
-    // size and alignment of `u32`. Readers elsewhere only load it atomically.
+    // SAFETY: `ptr` points to 4 bytes of a read-write mapping (or buffer) that we
+    // borrow exclusively for this call (bounds checked by the slice above), so it
+    // is valid for reads and writes as `from_ptr` requires; it is 4-byte aligned
+    // (asserted above) and `AtomicU32` has the size and alignment of `u32`.
+    // Readers elsewhere only ever load this word atomically, with the same size.
     let word = unsafe { AtomicU32::from_ptr(ptr) };
     word.store(commit.to_le(), Ordering::Release);
 }
 
+/// The header of the segment in `view`.
+pub fn view_header(view: View<'_>) -> Result<SegmentHeader, HeaderError> {
+    // The header is final: written before the file got its segment name.
+    parse_header(view.final_bytes(0, view.len().min(SEGMENT_HEADER)))
+}
+
 /// The record at `off` of a segment held in `bytes`, which must be `expect_seq`.
-pub fn step(bytes: &[u8], off: usize, expect_seq: u64) -> Step<'_> {
+pub fn step<'a>(bytes: impl Into<View<'a>>, off: usize, expect_seq: u64) -> Step<'a> {
+    let view = bytes.into();
     if !off.is_multiple_of(16) || off < SEGMENT_HEADER {
         return Step::Corrupt(format!(
             "record offset {off} is not 16-byte aligned past the header"
         ));
     }
-    if off + RECORD_HEADER > bytes.len() {
+    if off > view.len() || view.len() - off < RECORD_HEADER {
         // No record header fits: the segment is full, as if it ended with a marker.
         return Step::End;
     }
-    let commit = committed_len(bytes, off);
+    let commit = view.commit_word(off);
     if commit == 0 {
         return Step::Empty;
     }
-    let h = &bytes[off..off + RECORD_HEADER];
     if commit == END {
+        let h = view.final_bytes(off, RECORD_HEADER);
         return if u16::from_le_bytes([h[4], h[5]]) == END_KIND {
             Step::End
         } else {
@@ -215,9 +316,11 @@ pub fn step(bytes: &[u8], off: usize, expect_seq: u64) -> Step<'_> {
     }
     let len = commit - 1;
     let total = record_bytes(len as usize);
-    if total > bytes.len() - off {
+    if total > view.len() - off {
         return Step::Corrupt(format!("record length {len} runs past the segment end"));
     }
+    // Committed (the word was seen, with acquire): these bytes are final.
+    let h = view.final_bytes(off, RECORD_HEADER);
     let kind = u16::from_le_bytes([h[4], h[5]]);
     let schema = u16::from_le_bytes([h[6], h[7]]);
     let seq = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default());
@@ -226,7 +329,7 @@ pub fn step(bytes: &[u8], off: usize, expect_seq: u64) -> Step<'_> {
     if seq != expect_seq {
         return Step::Corrupt(format!("sequence {seq} where {expect_seq} was expected"));
     }
-    let payload = &bytes[off + RECORD_HEADER..off + RECORD_HEADER + len as usize];
+    let payload = view.final_bytes(off + RECORD_HEADER, len as usize);
     if checksum(h, len, payload) != crc {
         return Step::Corrupt(format!("checksum mismatch in record {seq}"));
     }
@@ -239,6 +342,138 @@ pub fn step(bytes: &[u8], off: usize, expect_seq: u64) -> Step<'_> {
             payload,
         },
         next: off + total,
+    }
+}
+
+/// The first valid record (length in bounds, checksum holds, a sequence from
+/// `min_seq` on that this segment could hold) at a 16-byte aligned offset after
+/// `bad`, where a scan expecting `min_seq` found no record or a bad one.
+/// `Some((offset, seq))` means the bad spot is DAMAGE in the middle of history;
+/// `None` means nothing valid follows it: a torn tail.
+///
+/// Why this is the line between the two: the writer writes a record's bytes,
+/// then its commit word with a release store, one record after the other, so a
+/// crash mid-append leaves at most one record with no commit word (its bytes
+/// partly written) and nothing after it; a power loss loses pages at the end that
+/// were never flushed. Neither leaves a checksummed record *after* a bad one, but
+/// a flipped bit or a zeroed page in the middle of a segment does, and cutting
+/// there would throw away valid history the engine acted upon.
+pub fn next_valid<'a>(
+    bytes: impl Into<View<'a>>,
+    bad: usize,
+    min_seq: u64,
+) -> Option<(usize, u64)> {
+    let view = bytes.into();
+    // A segment of `len` bytes holds fewer than `len / RECORD_HEADER` records:
+    // a record whose sequence is further on cannot be ours.
+    let max_seq = min_seq.saturating_add((view.len() / RECORD_HEADER) as u64);
+    let start = bad.max(SEGMENT_HEADER - 16).next_multiple_of(16) + 16;
+    let last = view.len().checked_sub(RECORD_HEADER)?;
+    (start..=last)
+        .step_by(16)
+        .find_map(|off| valid_record_at(view, off, min_seq, max_seq).map(|seq| (off, seq)))
+}
+
+/// The sequence of a checksummed record at `off` whose sequence is in `min..=max`.
+fn valid_record_at(view: View<'_>, off: usize, min: u64, max: u64) -> Option<u64> {
+    let commit = view.commit_word(off);
+    if commit == 0 || commit == END {
+        return None;
+    }
+    let len = commit - 1;
+    if record_bytes(len as usize) > view.len() - off {
+        return None;
+    }
+    let h = view.final_bytes(off, RECORD_HEADER);
+    let seq = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default());
+    if !(min..=max).contains(&seq) {
+        return None;
+    }
+    let crc = u32::from_le_bytes(h[24..28].try_into().unwrap_or_default());
+    let payload = view.final_bytes(off + RECORD_HEADER, len as usize);
+    (checksum(h, len, payload) == crc).then_some(seq)
+}
+
+/// Offset of record `seq` in the segment held in `bytes` (which starts at
+/// `first_seq`), if every record before it is good: where a repair or a damage
+/// test points.
+pub fn offset_of<'a>(bytes: impl Into<View<'a>>, first_seq: u64, seq: u64) -> Option<usize> {
+    let view = bytes.into();
+    let scan = scan(view, SEGMENT_HEADER, first_seq);
+    let mut off = SEGMENT_HEADER;
+    for s in first_seq..seq.min(scan.next_seq) {
+        match step(view, off, s) {
+            Step::Record { next, .. } => off = next,
+            _ => return None,
+        }
+    }
+    (seq <= scan.next_seq).then_some(off)
+}
+
+/// How a scan of a segment's records ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// An end marker, or no room for another record header: the segment is done.
+    Sealed,
+    /// Nothing committed at `end` and no valid record after it: where the writer
+    /// appends next (bytes of an append cut short may lie there).
+    Open,
+    /// A bad record at `end` and nothing valid after it: a torn tail.
+    Torn { reason: String },
+    /// No record or a bad one at `end`, and a valid record further on: damage.
+    Damaged {
+        reason: String,
+        resume: usize,
+        resume_seq: u64,
+    },
+}
+
+/// The records of a segment from `off` on, expecting `seq` first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// Records read.
+    pub records: u64,
+    /// Offset just past the last good record: where the scan stopped.
+    pub end: usize,
+    /// The sequence the next record would have.
+    pub next_seq: u64,
+    pub stop: Stop,
+}
+
+/// The one checked walk over a segment: every good record from `off`, then why
+/// it stopped, telling a torn tail from damage (`next_valid`).
+pub fn scan<'a>(bytes: impl Into<View<'a>>, mut off: usize, mut seq: u64) -> Scan {
+    let view = bytes.into();
+    let mut records = 0;
+    loop {
+        let bad = match step(view, off, seq) {
+            Step::Record { next, .. } => {
+                off = next;
+                seq += 1;
+                records += 1;
+                continue;
+            }
+            Step::End => None,
+            Step::Empty => Some(None),
+            Step::Corrupt(reason) => Some(Some(reason)),
+        };
+        let stop = match bad.map(|reason| (reason, next_valid(view, off, seq))) {
+            None => Stop::Sealed,
+            Some((reason, Some((resume, resume_seq)))) => Stop::Damaged {
+                reason: reason
+                    .unwrap_or_else(|| format!("no record where sequence {seq} belongs (zeroed?)")),
+                resume,
+                resume_seq,
+            },
+            Some((None, None)) => Stop::Open,
+            Some((Some(reason), None)) => Stop::Torn { reason },
+        };
+        return Scan {
+            records,
+            end: off,
+            next_seq: seq,
+            stop,
+        };
     }
 }
 
@@ -278,5 +513,48 @@ mod tests {
             parse_header(&encode_header(1 << 20, 0)),
             Err(HeaderError::BadFirstSeq(0))
         );
+    }
+
+    /// A segment in a 16-byte aligned buffer, records committed with
+    /// `commit_len`, read back through `View::from_raw` the way the reader reads
+    /// a mapping (runs under Miri: no file, no mmap).
+    #[test]
+    fn regression_view_over_raw_bytes_reads_only_committed_records() {
+        let mut buf = vec![0u128; 4096 / 16];
+        // SAFETY: the Vec's 4096 initialised bytes, borrowed mutably for this scope.
+        let bytes: &mut [u8] =
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), 4096) };
+        bytes[..SEGMENT_HEADER].copy_from_slice(&encode_header(4096, 1));
+        let mut off = SEGMENT_HEADER;
+        for seq in 1..=3u64 {
+            let len = seq as usize * 5;
+            bytes[off + 8..off + 16].copy_from_slice(&seq.to_le_bytes());
+            bytes[off + RECORD_HEADER..off + RECORD_HEADER + len].fill(seq as u8);
+            let crc = {
+                let (h, p) = bytes[off..].split_at(RECORD_HEADER);
+                checksum(h, len as u32, &p[..len])
+            };
+            bytes[off + 24..off + 28].copy_from_slice(&crc.to_le_bytes());
+            if seq < 3 {
+                commit_len(bytes, off, len as u32 + 1);
+            }
+            off += record_bytes(len);
+        }
+        // SAFETY: 4096 readable bytes that nothing writes while `view` lives.
+        let view = unsafe { View::from_raw(buf.as_ptr().cast::<u8>(), 4096) };
+        assert_eq!(view_header(view).map(|h| h.first_seq), Ok(1));
+        let scan = scan(view, SEGMENT_HEADER, 1);
+        assert_eq!((scan.records, scan.next_seq), (2, 3));
+        // Record 3 is written but not committed: not read, and not damage.
+        assert_eq!(scan.stop, Stop::Open);
+        match step(view, SEGMENT_HEADER, 1) {
+            Step::Record { rec, .. } => assert_eq!(rec.payload, &[1u8; 5]),
+            other => panic!("{other:?}"),
+        }
+        // A misaligned view (a fuzz input) reads the word without an atomic.
+        let copy: Vec<u8> = std::iter::once(0)
+            .chain(buf.iter().flat_map(|w| w.to_ne_bytes()))
+            .collect();
+        assert_eq!(View::from(&copy[1..]).commit_word(SEGMENT_HEADER), 6);
     }
 }

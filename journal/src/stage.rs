@@ -79,4 +79,8 @@ impl JournalSink for JournalStage {
     fn before_send(&mut self) -> Result<(), String> {
         self.writer.before_send().map_err(|e| e.to_string())
     }
+
+    fn tick(&mut self) -> Result<(), String> {
+        self.writer.tick().map_err(|e| e.to_string())
+    }
 }

@@ -3,16 +3,19 @@
 
 use crate::error::JournalError;
 use crate::reader::map_segment;
-use crate::segment::{self, RecordRef, Step, SEGMENT_HEADER};
+use crate::segment::{self, RecordRef, Step, View, SEGMENT_HEADER};
 use crate::writer::list_segments;
-use memmap2::Mmap;
+use memmap2::MmapRaw;
 use std::path::{Path, PathBuf};
 
 pub struct Tailer {
     dir: PathBuf,
     /// First sequence of the segment being read.
     seg_first: u64,
-    map: Option<Mmap>,
+    map: Option<MmapRaw>,
+    /// The mapped file is shorter than its header says (cut short): where no
+    /// record header fits any more is its end, not a seal.
+    short: bool,
     off: usize,
     expect: u64,
     from: u64,
@@ -38,6 +41,7 @@ impl Tailer {
             dir: dir.into(),
             seg_first,
             map: None,
+            short: false,
             off: SEGMENT_HEADER,
             expect: seg_first,
             from,
@@ -61,7 +65,8 @@ impl Tailer {
                     return Ok(None);
                 }
                 match map_segment(&path)? {
-                    Some((_, map)) => {
+                    Some((_, map, short_of)) => {
+                        self.short = short_of.is_some();
                         self.map = Some(map);
                         self.off = SEGMENT_HEADER;
                     }
@@ -71,7 +76,10 @@ impl Tailer {
             let Some(map) = self.map.as_ref() else {
                 return Ok(None);
             };
-            match segment::step(map, self.off, self.expect) {
+            // SAFETY: the mapping is alive for this borrow and is a journal
+            // segment's (see `reader::map_segment`), which `View::from_raw` asks.
+            let view = unsafe { View::from_raw(map.as_ptr(), map.len()) };
+            match segment::step(view, self.off, self.expect) {
                 Step::Record { rec, next } => {
                     self.off = next;
                     self.expect += 1;
@@ -80,6 +88,7 @@ impl Tailer {
                     }
                 }
                 Step::Empty => return Ok(None),
+                Step::End if self.short => return Ok(None),
                 Step::End => {
                     self.seg_first = self.expect;
                     self.map = None;

@@ -14,14 +14,16 @@
 
 use crate::error::JournalError;
 use crate::segment::{
-    self, Step, END, END_KIND, RECORD_HEADER, SEGMENT_HEADER, SEGMENT_MAX, SEGMENT_MIN,
+    self, Stop, View, END, END_KIND, RECORD_HEADER, SEGMENT_HEADER, SEGMENT_MAX, SEGMENT_MIN,
 };
 use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Durability {
@@ -46,18 +48,24 @@ impl Default for JournalOptions {
     }
 }
 
-/// What opening an existing journal found and repaired.
+/// What opening an existing journal found and cut.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
     pub segments: usize,
     pub records_in_last: u64,
     /// The last sequence kept (0 for an empty journal).
     pub last_seq: u64,
-    /// Bytes of torn or damaged tail zeroed in the last segment.
+    /// Bytes of torn tail zeroed in the last segment.
     pub cut_bytes: u64,
     pub cut_reason: Option<String>,
     pub cut_at: Option<(PathBuf, u64)>,
+    /// The sequence the torn record would have had (`last_seq + 1`), when a
+    /// record was cut rather than only zeros or an unwritten header.
+    pub cut_seq: Option<u64>,
 }
+
+/// Segment files (and repair copies) hold the whole config: owner only.
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 pub struct JournalWriter {
     dir: PathBuf,
@@ -73,6 +81,17 @@ pub struct JournalWriter {
     flushed_seq: u64,
     /// The next segment, being made ready beside this one.
     spare: Option<Spare>,
+    /// A segment was renamed into place since the directory was last fsynced.
+    dir_dirty: bool,
+    counters: Arc<Counters>,
+}
+
+/// What the writer did to the disk, for tests and the curious: a flush or a
+/// directory sync is otherwise invisible.
+#[derive(Debug, Default)]
+struct Counters {
+    flushes: AtomicU64,
+    dir_syncs: AtomicU64,
 }
 
 /// The file a spare segment is prepared under; the roll renames it.
@@ -83,46 +102,83 @@ const SPARE_NAME: &str = "next-segment.tmp";
 const TOUCH_STRIDE: usize = 4096;
 
 /// The next segment, made ready by a helper thread while the current one fills:
-/// created, sized, mapped and every page touched. A first write to a page of a file
-/// mapping is a page fault that costs microseconds in the kernel (and, on a real
-/// filesystem, sometimes milliseconds while blocks are allocated), which was most
-/// of an append's cost and all of the journaled pipeline's latency tail; with the
-/// pages touched in advance, appends do not fault and a roll costs a rename.
+/// created, given real blocks (`allocate`), mapped and every page touched. A first
+/// write to a page of a file mapping is a page fault that costs microseconds in
+/// the kernel (and, on a real filesystem, sometimes milliseconds while blocks are
+/// allocated), which was most of an append's cost and all of the journaled
+/// pipeline's latency tail; with the pages touched in advance, appends do not
+/// fault and a roll costs a rename. It is also the journal's reservation of disk:
+/// appends are refused as soon as it is known that the next segment cannot be
+/// made, while the current one (whose blocks are allocated) still has room.
 struct Spare {
     ready: mpsc::Receiver<Result<MmapMut, JournalError>>,
     thread: Option<JoinHandle<()>>,
+    map: Option<MmapMut>,
 }
 
 impl Spare {
     fn start(dir: &Path, segment_bytes: u64) -> Spare {
         let (tx, ready) = mpsc::sync_channel(1);
-        let path = dir.join(SPARE_NAME);
+        let dir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("fillcast-journal-spare".into())
             .spawn(move || {
-                let _ = tx.send(make_spare(&path, segment_bytes));
+                let _ = tx.send(make_spare(&dir, segment_bytes));
             })
             .ok();
-        Spare { ready, thread }
+        Spare {
+            ready,
+            thread,
+            map: None,
+        }
+    }
+
+    /// Without waiting: `Ok(())` while the spare is being made or is ready, its
+    /// error if making it failed.
+    fn poll(&mut self) -> Result<(), JournalError> {
+        if self.map.is_some() {
+            return Ok(());
+        }
+        match self.ready.try_recv() {
+            Ok(Ok(map)) => {
+                self.map = Some(map);
+                self.join();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.join();
+                Err(e)
+            }
+            Err(mpsc::TryRecvError::Empty) => Ok(()),
+            // Its thread could not run: the roll makes the segment itself.
+            Err(mpsc::TryRecvError::Disconnected) => Ok(()),
+        }
     }
 
     /// Waits for the spare (normally ready long before); `None` if its thread
     /// could not run or failed, in which case the caller makes the segment itself
     /// and reports any error with its own path.
     fn take(mut self) -> Option<MmapMut> {
-        let map = self.ready.recv().ok().and_then(Result::ok);
+        let map = self
+            .map
+            .take()
+            .or_else(|| self.ready.recv().ok().and_then(Result::ok));
+        self.join();
+        map
+    }
+
+    fn join(&mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        map
     }
 }
 
-fn make_spare(path: &Path, segment_bytes: u64) -> Result<MmapMut, JournalError> {
-    let f = File::create(path).map_err(JournalError::io(path))?;
-    f.set_len(segment_bytes).map_err(JournalError::io(path))?;
-    drop(f);
-    let (_, mut map) = map_rw(path, segment_bytes)?;
+fn make_spare(dir: &Path, segment_bytes: u64) -> Result<MmapMut, JournalError> {
+    let path = dir.join(SPARE_NAME);
+    let file = create_file(&path)?;
+    allocate(&file, &path, dir, segment_bytes)?;
+    let mut map = map_rw(&file, &path, segment_bytes)?;
     touch(&mut map, 0);
     Ok(map)
 }
@@ -136,8 +192,73 @@ fn touch(map: &mut MmapMut, from: usize) {
     }
 }
 
+/// A new file, owner-only (it will hold the config), replacing any leftover.
+pub(crate) fn create_file(path: &Path) -> Result<File, JournalError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(JournalError::io(path))
+}
+
+/// Gives `file` (`path`, in journal `dir`) real blocks for its first `len` bytes,
+/// extending it if shorter. A segment is written through a shared mapping, where
+/// a write into a hole the filesystem cannot fill is a SIGBUS that kills the
+/// engine without a word (and again at every restart); allocated up front, a full
+/// disk is this error instead, before anything depends on the space.
+pub(crate) fn allocate(file: &File, path: &Path, dir: &Path, len: u64) -> Result<(), JournalError> {
+    use rustix::io::Errno;
+    let no_space = |e: std::io::Error| match e.raw_os_error() {
+        Some(code)
+            if [Errno::NOSPC, Errno::FBIG, Errno::DQUOT]
+                .iter()
+                .any(|x| x.raw_os_error() == code) =>
+        {
+            JournalError::NoSpace {
+                dir: dir.into(),
+                bytes: len,
+                source: e,
+            }
+        }
+        _ => JournalError::Io {
+            path: path.into(),
+            source: e,
+        },
+    };
+    loop {
+        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            // A filesystem without fallocate: write a zero into every block, which
+            // allocates it just the same (what glibc's posix_fallocate does).
+            Err(Errno::OPNOTSUPP) => break,
+            Err(e) => return Err(no_space(e.into())),
+        }
+    }
+    if file.metadata().map_err(JournalError::io(path))?.len() < len {
+        file.set_len(len).map_err(JournalError::io(path))?;
+    }
+    for off in (0..len).step_by(TOUCH_STRIDE) {
+        let mut b = [0u8];
+        file.read_exact_at(&mut b, off)
+            .map_err(JournalError::io(path))?;
+        file.write_all_at(&b, off).map_err(no_space)?;
+    }
+    file.sync_data().map_err(no_space)
+}
+
+/// fsync of a directory: makes the names created and renamed in it durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(JournalError::io(dir))
+}
+
 /// Sorted (first_seq, path) of the segment files in `dir`.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     let mut v = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(JournalError::io(dir))? {
         let entry = entry.map_err(JournalError::io(dir))?;
@@ -153,45 +274,38 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalEr
     Ok(v)
 }
 
-fn map_rw(path: &Path, len: u64) -> Result<(File, MmapMut), JournalError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(JournalError::io(path))?;
-    if file.metadata().map_err(JournalError::io(path))?.len() < len {
-        file.set_len(len).map_err(JournalError::io(path))?;
-    }
-    // SAFETY: the file is ours (named by us in our directory) and at least `len`
-    // bytes long; other processes only read it. Writes go through this mapping only,
-    // and readers tolerate any byte pattern (every record is length- and
-    // checksum-checked), so concurrent reads of a page being written are benign.
-    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map_mut(&file) }
-        .map_err(JournalError::io(path))?;
-    Ok((file, map))
+fn map_rw(file: &File, path: &Path, len: u64) -> Result<MmapMut, JournalError> {
+    // SAFETY: the file is ours (named by us in our directory), at least `len`
+    // bytes long with its blocks allocated (`allocate`), and this writer is its
+    // only writer; other processes only read it, through read-only mappings and
+    // the protocol of `segment::View` (record bytes, then the commit word with a
+    // release store). Nothing truncates it while the journal is in use.
+    unsafe { memmap2::MmapOptions::new().len(len as usize).map_mut(file) }
+        .map_err(JournalError::io(path))
 }
 
-/// Creates a full-size segment atomically: written under a temporary name, then renamed.
+/// Creates a full-size segment atomically: allocated, headed, touched and synced
+/// under a temporary name, then renamed, then the directory synced.
 fn create_segment(
     dir: &Path,
     segment_bytes: u64,
     first_seq: u64,
+    counters: &Counters,
 ) -> Result<(PathBuf, MmapMut), JournalError> {
     let path = dir.join(segment::file_name(first_seq));
     let tmp = dir.join(format!("{}.tmp", segment::file_name(first_seq)));
-    {
-        let f = File::create(&tmp).map_err(JournalError::io(&tmp))?;
-        f.set_len(segment_bytes).map_err(JournalError::io(&tmp))?;
-        use std::io::Write;
-        (&f).write_all(&segment::encode_header(segment_bytes, first_seq))
-            .map_err(JournalError::io(&tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(JournalError::io(&path))?;
-    let (_, mut map) = map_rw(&path, segment_bytes)?;
+    let file = create_file(&tmp)?;
+    allocate(&file, &tmp, dir, segment_bytes)?;
+    let mut map = map_rw(&file, &tmp, segment_bytes)?;
+    map[..SEGMENT_HEADER].copy_from_slice(&segment::encode_header(segment_bytes, first_seq));
     // Made at start-up (or when a spare failed): fault its pages in now rather
-    // than on the first appends. A recovered segment is not touched: its header
-    // may claim any size.
+    // than on the first appends.
     touch(&mut map, SEGMENT_HEADER);
+    map.flush_range(0, SEGMENT_HEADER)
+        .map_err(JournalError::io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(JournalError::io(&path))?;
+    sync_dir(dir)?;
+    counters.dir_syncs.fetch_add(1, Relaxed);
     Ok((path, map))
 }
 
@@ -205,10 +319,113 @@ impl Drop for JournalWriter {
     }
 }
 
+/// What recovery decided about the last segment, before it changes anything.
+struct LastSegment {
+    records: u64,
+    /// Where appending continues, and with which sequence.
+    end: usize,
+    next_seq: u64,
+    sealed: bool,
+    /// Bytes from `end` on that must be zeroed (an append or file cut short).
+    junk: usize,
+    cut: Option<String>,
+}
+
+/// Reads the last segment (`file_len` bytes of it) read-only and tells a torn
+/// tail, which recovery may cut, from damage, which it must not.
+fn examine_last(
+    dir: &Path,
+    path: &Path,
+    first_seq: u64,
+    segment_bytes: u64,
+) -> Result<LastSegment, JournalError> {
+    let file = File::open(path).map_err(JournalError::io(path))?;
+    let map = memmap2::MmapOptions::new()
+        .map_raw_read_only(&file)
+        .map_err(JournalError::io(path))?;
+    // SAFETY: a journal segment's mapping, alive for this function; no writer is
+    // running on it (the caller is the writer, opening): `View::from_raw`'s contract.
+    let view = unsafe { View::from_raw(map.as_ptr(), map.len()) };
+    let scan = segment::scan(view, SEGMENT_HEADER, first_seq);
+    let short = (view.len() as u64) < segment_bytes;
+    let (sealed, cut) = match scan.stop {
+        Stop::Damaged {
+            reason, resume_seq, ..
+        } => {
+            return Err(JournalError::Damaged {
+                dir: dir.into(),
+                path: path.into(),
+                offset: scan.end as u64,
+                seq: scan.next_seq,
+                next_seq: resume_seq,
+                reason,
+            })
+        }
+        // Where no record header fits any more because the file was cut short,
+        // the segment is not sealed: appending goes on once it is full size.
+        Stop::Sealed => (!short || view.len() - scan.end >= RECORD_HEADER, None),
+        Stop::Open => (false, None),
+        Stop::Torn { reason } => (false, Some(reason)),
+    };
+    // Bytes of a record cut short (process crash: its commit word never came;
+    // power loss: pages of it never written back). No valid record follows them.
+    let junk = if sealed {
+        0
+    } else {
+        let mut last = scan.end;
+        let mut block = vec![0u8; 1 << 16];
+        for off in (scan.end..view.len()).step_by(block.len()) {
+            let n = block.len().min(view.len() - off);
+            file.read_exact_at(&mut block[..n], off as u64)
+                .map_err(JournalError::io(path))?;
+            if let Some(i) = block[..n].iter().rposition(|b| *b != 0) {
+                last = off + i + 1;
+            }
+        }
+        last - scan.end
+    };
+    let cut = cut.or_else(|| (junk > 0).then(|| "incomplete record".to_string()));
+    let cut = match (cut, short) {
+        (cut, true) => Some(format!(
+            "segment file is {} bytes, its header says {segment_bytes}{}",
+            view.len(),
+            cut.map_or(String::new(), |c| format!(" ({c})"))
+        )),
+        (cut, false) => cut,
+    };
+    Ok(LastSegment {
+        records: scan.records,
+        end: scan.end,
+        next_seq: scan.next_seq,
+        sealed,
+        junk,
+        cut,
+    })
+}
+
+/// Whether any byte of the file at `path` is not zero.
+fn holds_data(path: &Path) -> Result<bool, JournalError> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(JournalError::io(path))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(JournalError::io(path))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(true);
+        }
+    }
+}
+
 impl JournalWriter {
     /// Open the journal in `dir` (created if missing) for appending, recovering its
-    /// last segment first: every record whose checksum holds is kept, the torn or
-    /// damaged tail after it is zeroed, and the `Recovery` says what was cut and why.
+    /// last segment first: every record whose checksum holds is kept, a torn tail
+    /// after them (an append or a file cut short, with nothing valid after it) is
+    /// zeroed, and the `Recovery` says what was cut and why. A bad record with
+    /// valid records after it is damage, not a torn tail: `JournalError::Damaged`,
+    /// and nothing on disk is changed (`fillcast journal repair` is the way out).
     pub fn open(
         dir: &Path,
         opts: JournalOptions,
@@ -225,16 +442,17 @@ impl JournalWriter {
             });
         }
         std::fs::create_dir_all(dir).map_err(JournalError::io(dir))?;
+        let counters = Arc::new(Counters::default());
         let segments = list_segments(dir)?;
         let mut recovery = Recovery {
             segments: segments.len(),
             ..Recovery::default()
         };
         let Some((first_seq, path)) = segments.last().cloned() else {
-            let (path, map) = create_segment(dir, opts.segment_bytes, 1)?;
+            let (path, map) = create_segment(dir, opts.segment_bytes, 1, &counters)?;
             recovery.segments = 1;
             return Ok((
-                JournalWriter::at(dir, opts, path, map, SEGMENT_HEADER, 1),
+                JournalWriter::at(dir, opts, path, map, SEGMENT_HEADER, 1, counters),
                 recovery,
             ));
         };
@@ -259,17 +477,30 @@ impl JournalWriter {
                     ),
                 })
             }
-            // Its creation was cut short: start it again.
-            Err(segment::HeaderError::Unwritten) => {
+            // Its creation was cut short (a writer before headers were written
+            // ahead of the name, or a power loss before the header reached the
+            // disk): start it again, unless it holds anything, which would be a
+            // zeroed header over records: damage.
+            Err(segment::HeaderError::Unwritten) if !holds_data(&path)? => {
                 recovery.cut_reason = Some("segment header was never written".into());
                 recovery.cut_at = Some((path.clone(), 0));
                 std::fs::remove_file(&path).map_err(JournalError::io(&path))?;
-                let (path, map) = create_segment(dir, opts.segment_bytes, first_seq)?;
+                let (path, map) = create_segment(dir, opts.segment_bytes, first_seq, &counters)?;
                 recovery.last_seq = first_seq - 1;
                 return Ok((
-                    JournalWriter::at(dir, opts, path, map, SEGMENT_HEADER, first_seq),
+                    JournalWriter::at(dir, opts, path, map, SEGMENT_HEADER, first_seq, counters),
                     recovery,
                 ));
+            }
+            Err(segment::HeaderError::Unwritten) => {
+                return Err(JournalError::Damaged {
+                    dir: dir.into(),
+                    path,
+                    offset: 0,
+                    seq: first_seq,
+                    next_seq: first_seq,
+                    reason: "the segment header is zeroed but the file holds data".into(),
+                })
             }
             Err(e) => {
                 return Err(JournalError::BadSegment {
@@ -278,60 +509,53 @@ impl JournalWriter {
                 })
             }
         };
-        if file_len < segment_bytes {
-            recovery.cut_reason = Some(format!(
-                "segment file is {file_len} bytes, its header says {segment_bytes}"
-            ));
-        }
-        let (_, mut map) = map_rw(&path, segment_bytes)?;
-        let mut off = SEGMENT_HEADER;
-        let mut seq = first_seq;
-        let ended = loop {
-            match segment::step(&map, off, seq) {
-                Step::Record { next, .. } => {
-                    off = next;
-                    seq += 1;
-                    recovery.records_in_last += 1;
-                }
-                Step::Empty => break false,
-                Step::End => break true,
-                Step::Corrupt(reason) => {
-                    recovery.cut_reason = Some(reason);
-                    break false;
-                }
-            }
-        };
-        recovery.last_seq = seq - 1;
-        if ended {
+        // Decide first, read-only; change the disk only once it is a torn tail.
+        let last = examine_last(dir, &path, first_seq, segment_bytes)?;
+        recovery.records_in_last = last.records;
+        recovery.last_seq = last.next_seq - 1;
+        if last.sealed {
             // Crashed after sealing this segment and before making the next one.
-            drop(map);
-            let (path, map) = create_segment(dir, opts.segment_bytes, seq)?;
+            let (path, map) = create_segment(dir, opts.segment_bytes, last.next_seq, &counters)?;
             recovery.segments += 1;
             return Ok((
-                JournalWriter::at(dir, opts, path, map, SEGMENT_HEADER, seq),
+                JournalWriter::at(
+                    dir,
+                    opts,
+                    path,
+                    map,
+                    SEGMENT_HEADER,
+                    last.next_seq,
+                    counters,
+                ),
                 recovery,
             ));
         }
-        // Past the file's length before recovery, `set_len` left zeros: no need to
-        // read them (a header may say a segment is far bigger than its file).
-        let scan_end = (file_len as usize).clamp(off, map.len());
-        let tail = &mut map[off..scan_end];
-        let dirty = tail
-            .iter()
-            .rposition(|b| *b != 0)
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        if dirty > 0 {
-            tail[..dirty].fill(0);
-            map.flush_range(off, dirty)
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(JournalError::io(&path))?;
+        // Also gives real blocks to a segment written sparse by an older writer,
+        // and restores the size of one cut short.
+        allocate(&file, &path, dir, segment_bytes)?;
+        let mut map = map_rw(&file, &path, segment_bytes)?;
+        let off = last.end;
+        if last.junk > 0 {
+            map[off..off + last.junk].fill(0);
+            map.flush_range(off, last.junk)
                 .map_err(JournalError::io(&path))?;
-            recovery.cut_bytes = dirty as u64;
-            recovery
-                .cut_reason
-                .get_or_insert_with(|| "incomplete record".into());
+            recovery.cut_bytes = last.junk as u64;
             recovery.cut_at = Some((path.clone(), off as u64));
+            recovery.cut_seq = Some(last.next_seq);
         }
-        Ok((JournalWriter::at(dir, opts, path, map, off, seq), recovery))
+        if last.cut.is_some() {
+            file.sync_all().map_err(JournalError::io(&path))?;
+        }
+        recovery.cut_reason = last.cut;
+        Ok((
+            JournalWriter::at(dir, opts, path, map, off, last.next_seq, counters),
+            recovery,
+        ))
     }
 
     fn at(
@@ -341,6 +565,7 @@ impl JournalWriter {
         map: MmapMut,
         off: usize,
         next_seq: u64,
+        counters: Arc<Counters>,
     ) -> JournalWriter {
         JournalWriter {
             dir: dir.into(),
@@ -354,7 +579,19 @@ impl JournalWriter {
             appends_since_clock: 0,
             flushed_seq: next_seq - 1,
             spare: Some(Spare::start(dir, opts.segment_bytes)),
+            dir_dirty: false,
+            counters,
         }
+    }
+
+    /// Flushes (msyncs) done so far.
+    pub fn flushes(&self) -> u64 {
+        self.counters.flushes.load(Relaxed)
+    }
+
+    /// Directory fsyncs done so far (after segment creates and renames).
+    pub fn dir_syncs(&self) -> u64 {
+        self.counters.dir_syncs.load(Relaxed)
     }
 
     /// The sequence the next record will get.
@@ -404,6 +641,15 @@ impl JournalWriter {
                 len,
                 segment: segment_bytes as u64,
             });
+        }
+        if let Some(spare) = self.spare.as_mut() {
+            if let Err(e) = spare.poll() {
+                // No next segment can be made: refuse now, while this one still
+                // has room, rather than at the roll with nowhere to go. Try again
+                // in the background: a later append succeeds once there is space.
+                self.spare = Some(Spare::start(&self.dir, self.opts.segment_bytes));
+                return Err(e);
+            }
         }
         if self.off + total + RECORD_HEADER > self.map.len() {
             self.roll()?;
@@ -461,19 +707,32 @@ impl JournalWriter {
                 let path = self.dir.join(segment::file_name(self.next_seq));
                 std::fs::rename(self.dir.join(SPARE_NAME), &path)
                     .map_err(JournalError::io(&path))?;
+                // The name is made durable by the next flush (`Never` promises
+                // nothing across a power loss, so it never pays for this).
+                self.dir_dirty = true;
                 (path, map)
             }
-            None => create_segment(&self.dir, self.opts.segment_bytes, self.next_seq)?,
+            // On an error the segment stays sealed and `off` stays at its end
+            // marker: the next append rolls again (and a restart makes the next
+            // segment), so no record is ever written past the marker.
+            None => create_segment(
+                &self.dir,
+                self.opts.segment_bytes,
+                self.next_seq,
+                &self.counters,
+            )?,
         };
         self.spare = Some(Spare::start(&self.dir, self.opts.segment_bytes));
         self.path = path;
         self.map = map;
         self.off = SEGMENT_HEADER;
-        self.dirty_from = SEGMENT_HEADER;
+        // From 0: the header, written through the map, goes with the first flush.
+        self.dirty_from = 0;
         Ok(())
     }
 
-    /// Flush everything appended so far to disk (msync of the dirty range).
+    /// Flush everything appended so far to disk (msync of the dirty range, and an
+    /// fsync of the directory if a segment was renamed into place since the last).
     pub fn flush(&mut self) -> Result<(), JournalError> {
         // The end marker, if this segment was sealed, sits just past `off`.
         let end = (self.off + RECORD_HEADER).min(self.map.len());
@@ -482,6 +741,12 @@ impl JournalWriter {
                 .flush_range(self.dirty_from, end - self.dirty_from)
                 .map_err(JournalError::io(&self.path))?;
         }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.counters.dir_syncs.fetch_add(1, Relaxed);
+            self.dir_dirty = false;
+        }
+        self.counters.flushes.fetch_add(1, Relaxed);
         self.dirty_from = self.off;
         self.flushed_seq = self.next_seq - 1;
         self.last_flush = Instant::now();
@@ -489,13 +754,20 @@ impl JournalWriter {
     }
 
     /// For `EveryMs(n)`: flush if `n` ms passed since the last flush and something
-    /// is unflushed. Appends check this only every 256 records, so a writer that
-    /// appends rarely calls `tick` (or `before_send`) to keep the promise.
+    /// is unflushed. Appends check this only every 256 records, so the engine's
+    /// I/O thread calls it when idle (`JournalSink::tick`): a quiet tail is
+    /// flushed on time with no further appends.
     pub fn tick(&mut self) -> Result<(), JournalError> {
+        self.tick_at(Instant::now())
+    }
+
+    /// `tick` as if the time were `now` (tests pass a time instead of sleeping).
+    pub fn tick_at(&mut self, now: Instant) -> Result<(), JournalError> {
         match self.opts.durability {
             Durability::EveryMs(ms)
                 if self.flushed_seq < self.written_seq()
-                    && self.last_flush.elapsed().as_millis() >= u128::from(ms) =>
+                    && now.saturating_duration_since(self.last_flush)
+                        >= Duration::from_millis(u64::from(ms)) =>
             {
                 self.flush()
             }
