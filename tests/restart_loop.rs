@@ -7,6 +7,8 @@
 use fillcast_engine::core::SyncReason;
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
+use fillcast_journal::segment;
+use fillcast_journal::writer::list_segments;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -78,7 +80,7 @@ equity = "200000"
 /// Runs `fillcast run` on `cfg` from `cwd` to its end; its stderr.
 fn run_to_end(cfg: &Path, cwd: &Path) -> String {
     let child = engine(cfg, cwd).spawn().expect("start the engine");
-    let out = finish(child, Duration::from_secs(120));
+    let out = finish(child, Duration::from_secs(40));
     let (so, se) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -90,7 +92,7 @@ fn run_to_end(cfg: &Path, cwd: &Path) -> String {
 fn engine(cfg: &Path, cwd: &Path) -> Command {
     let mut c = fillcast();
     c.current_dir(cwd)
-        .args(["run", "--progress", "0", "--config"])
+        .args(["run", "--progress", "5", "--config"])
         .arg(cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -312,4 +314,65 @@ fn regression_restart_depended_on_the_working_directory() {
     );
     assert_each_fill_decided_once(&dir.join("journal"), &keys, "after runs from other folders");
     assert!(venue.stop().contains("duplicate_client_ids=0"));
+}
+
+/// What a power loss does to a journal written with `durability = "never"`: the
+/// page cache's last pages never reach the disk, and orders they recorded may have
+/// left. Zeroes the last `share` of the records of the last segment; the seqs lost.
+fn lose_journal_tail(journal: &Path, share: f64) -> std::ops::Range<u64> {
+    let last_seq = JournalReader::open(journal)
+        .unwrap()
+        .iter_from(1)
+        .map_while(|r| r.ok().map(|r| r.seq))
+        .last()
+        .expect("records");
+    let (first_seq, path) = list_segments(journal).unwrap().pop().expect("a segment");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let from_seq = (first_seq + ((last_seq - first_seq) as f64 * (1.0 - share)) as u64).max(2);
+    let from = segment::offset_of(&bytes[..], first_seq, from_seq).expect("record offset");
+    let to = segment::offset_of(&bytes[..], first_seq, last_seq + 1).expect("end offset");
+    bytes[from..to].fill(0);
+    std::fs::write(&path, bytes).unwrap();
+    from_seq..last_seq + 1
+}
+
+#[test]
+fn regression_orders_whose_records_a_power_loss_took_were_sent_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (fills, keys) = leader_fills(&mut Rng(0x9e37_79b9), 3000);
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let port = free_port();
+    let cfg = dir.join("copy.toml");
+    let text = config(port, "fills.jsonl", "")
+        .replace(
+            "path = \"fills.jsonl\"",
+            "path = \"fills.jsonl\"\nrate_per_sec = 1500",
+        )
+        .replace("segment_mib = 4", "segment_mib = 64");
+    std::fs::write(&cfg, text).unwrap();
+    let venue = Venue::start(&cfg, dir, port);
+    // Killed mid-run, then the machine "loses power": the journal's tail is gone
+    // although its orders reached the venue.
+    assert!(
+        run_and_kill(&cfg, dir, Duration::from_millis(1000)),
+        "killed mid-run"
+    );
+    let lost = lose_journal_tail(&dir.join("journal"), 0.3);
+    assert!(lost.end - lost.start > 30, "records lost: {lost:?}");
+    let err = run_to_end(&cfg, dir);
+    assert!(
+        err.contains("already at their venue: not sent again"),
+        "the restart did not ask the venue first:\n{err}"
+    );
+    assert!(
+        !dir.join("journal/unclean").exists(),
+        "a clean end clears the marker"
+    );
+    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after the lost tail");
+    let venue_text = venue.stop();
+    assert!(
+        venue_text.contains("duplicate_client_ids=0"),
+        "the venue saw a client order id twice:\n{venue_text}"
+    );
 }

@@ -3,7 +3,7 @@
 //! directory syncs (finding 9), owner-only files (finding 11).
 
 use fillcast_journal::reader::Found;
-use fillcast_journal::segment::{self, SEGMENT_HEADER};
+use fillcast_journal::segment;
 use fillcast_journal::{Durability, JournalError, JournalOptions, JournalReader, JournalWriter};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -106,7 +106,12 @@ pub fn finish(mut child: Child, timeout: Duration) -> std::process::Output {
     while child.try_wait().expect("wait").is_none() {
         if Instant::now() > until {
             let _ = child.kill();
-            panic!("process did not finish in {timeout:?}");
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "process did not finish in {timeout:?}:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
