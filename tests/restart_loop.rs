@@ -376,3 +376,96 @@ fn regression_orders_whose_records_a_power_loss_took_were_sent_again() {
         "the venue saw a client order id twice:\n{venue_text}"
     );
 }
+
+/// Flips one bit in the middle of the last segment's records.
+fn damage_journal_middle(journal: &Path) -> u64 {
+    let last_seq = JournalReader::open(journal)
+        .unwrap()
+        .iter_from(1)
+        .map_while(|r| r.ok().map(|r| r.seq))
+        .last()
+        .expect("records");
+    let (first_seq, path) = list_segments(journal).unwrap().pop().expect("a segment");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let seq = first_seq + (last_seq - first_seq) / 2;
+    let at = segment::offset_of(&bytes[..], first_seq, seq).expect("record offset");
+    bytes[at + 40] ^= 0x10; // inside the payload: its checksum no longer holds
+    std::fs::write(&path, bytes).unwrap();
+    seq
+}
+
+#[test]
+fn damage_in_the_middle_of_the_last_segment_never_sends_an_order_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (fills, keys) = leader_fills(&mut Rng(0x00da_3a9e), 3000);
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let port = free_port();
+    let cfg = dir.join("copy.toml");
+    let text = config(port, "fills.jsonl", "")
+        .replace(
+            "path = \"fills.jsonl\"",
+            "path = \"fills.jsonl\"\nrate_per_sec = 1500",
+        )
+        .replace("segment_mib = 4", "segment_mib = 64");
+    std::fs::write(&cfg, text).unwrap();
+    let venue = Venue::start(&cfg, dir, port);
+    let journal = dir.join("journal");
+    assert!(
+        run_and_kill(&cfg, dir, Duration::from_millis(1000)),
+        "killed mid-run"
+    );
+    // A sidecar that has followed the journal so far.
+    let db = format!("sqlite:{}", dir.join("fc.db").display());
+    let sidecar = || {
+        fillcast()
+            .args(["sidecar", "--journal"])
+            .arg(&journal)
+            .args(["--db", &db])
+            .output()
+            .unwrap()
+    };
+    assert!(sidecar().status.success());
+
+    let seq = damage_journal_middle(&journal);
+    let out = engine(&cfg, dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the engine started on a damaged journal:\n{err}"
+    );
+    assert!(
+        err.contains("journal repair"),
+        "the refusal does not say what to do:\n{err}"
+    );
+
+    let repair = fillcast()
+        .args(["journal", "repair"])
+        .arg(&journal)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert!(
+        repair.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repair.stderr)
+    );
+    let err = run_to_end(&cfg, dir);
+    assert!(
+        err.contains("already at their venue: not sent again"),
+        "after the repair the engine did not ask the venue first:\n{err}"
+    );
+    assert_each_fill_decided_once(&journal, &keys, "after damage and repair");
+    let venue_text = venue.stop();
+    assert!(
+        venue_text.contains("duplicate_client_ids=0"),
+        "the venue saw a client order id twice:\n{venue_text}"
+    );
+    // The sidecar's history now differs from the journal's at or after the damage.
+    let out = sidecar();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the sidecar followed a journal whose history changed (damaged at seq {seq}):\n{err}"
+    );
+}

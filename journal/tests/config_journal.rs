@@ -46,7 +46,7 @@ fn regression_more_than_60000_followers_could_not_restart() {
     let open = |venues: &mut Vec<Box<dyn Gateway>>| {
         restart::open(
             &dir,
-            opts.clone(),
+            opts,
             &cfg,
             &u,
             venues.as_mut_slice(),
