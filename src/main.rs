@@ -17,7 +17,6 @@ use fillcast_gateways::file::FileSource;
 use fillcast_gateways::sim::SimVenue;
 use fillcast_gateways::simclient::SimClient;
 use fillcast_gateways::synthetic::SyntheticLeaders;
-use fillcast_journal::restart;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -308,7 +307,6 @@ fn run(
                 pipeline::Restart {
                     recovered: opened.recovered,
                     taken_events: opened.taken_events,
-                    ask_first: opened.ask_first,
                 },
             )
         }
@@ -322,25 +320,12 @@ fn run(
     let running = pipeline::start(core, gateways, sources, journal, restart, &cfg.engine);
     let mut ticker = summary::Ticker::new(progress_secs, &u, &cfg.engine);
     let mut stuck = false;
-    let mut known_at_venue = 0;
     let (core_out, mut io_out) = running.run_to_completion(Duration::from_millis(20), |p| {
         ticker.tick(p);
         stuck = p.stuck_on_venue();
-        known_at_venue = p
-            .orders_known_at_venue
-            .load(std::sync::atomic::Ordering::Relaxed);
     });
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
-    }
-    if known_at_venue > 0 {
-        eprintln!(
-            "journal: {known_at_venue} orders derived again after the journal cut were already at their venue: not sent again"
-        );
-    }
-    if let Some(j) = cfg.journal.as_ref() {
-        restart::finished(&j.dir)
-            .with_context(|| format!("journal {}: clearing the cut marker", j.dir.display()))?;
     }
     let found = summary::print(&u, &core_out, &mut io_out, started.elapsed());
     if let Some(path) = latency_out {
