@@ -11,7 +11,7 @@ use fillcast_journal::segment;
 use fillcast_journal::writer::list_segments;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -135,29 +135,78 @@ fn assert_each_fill_decided_once(journal: &Path, keys: &[(String, u64)], when: &
     );
 }
 
+/// The file source of `cfg` paced to `rate` lines per second, so kills land mid-run.
+fn paced(cfg: String, rate: u64) -> String {
+    cfg.replace(
+        "kind = \"file\"",
+        &format!("kind = \"file\"\nrate_per_sec = {rate}"),
+    )
+}
+
+/// One test's world: folder `sub` under a temporary root, holding `fills.jsonl`
+/// (`n` fills from `seed`) and `copy.toml` (`cfg_text` of the venue's port), and
+/// the venue process serving it.
+struct Case {
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+    cfg: PathBuf,
+    port: u16,
+    keys: Vec<(String, u64)>,
+    venue: Venue,
+}
+
+impl Case {
+    fn new(sub: &str, seed: u64, n: usize, cfg_text: impl Fn(u16) -> String) -> Case {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (fills, keys) = leader_fills(&mut Rng(seed), n);
+        std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+        let port = free_port();
+        let cfg = dir.join("copy.toml");
+        std::fs::write(&cfg, cfg_text(port)).unwrap();
+        let venue = Venue::start(&cfg, &dir, port);
+        Case {
+            tmp,
+            dir,
+            cfg,
+            port,
+            keys,
+            venue,
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.join("journal")
+    }
+
+    /// Stops the venue: it must never have seen a client order id twice.
+    fn assert_no_order_sent_twice(self) {
+        let venue_text = self.venue.stop();
+        assert!(
+            venue_text.contains("duplicate_client_ids=0"),
+            "the venue saw a client order id twice:\n{venue_text}"
+        );
+    }
+}
+
 #[test]
 fn regression_plain_restart_sent_every_order_again_past_the_dedup_window() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let (fills, keys) = leader_fills(&mut Rng(0x1234_5678_9abc_def1), 300);
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
-    let port = free_port();
-    let cfg = dir.join("copy.toml");
-    std::fs::write(&cfg, config(port, "fills.jsonl", "")).unwrap();
-    let venue = Venue::start(&cfg, dir, port);
-
-    run_to_end(&cfg, dir);
-    let again = run_to_end(&cfg, dir);
+    let c = Case::new("", 0x1234_5678_9abc_def1, 300, |port| {
+        config(port, "fills.jsonl", "")
+    });
+    run_to_end(&c.cfg, &c.dir);
+    let again = run_to_end(&c.cfg, &c.dir);
     assert!(
         again.contains("resumes at position"),
         "the second run did not resume its source:\n{again}"
     );
-    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after a plain restart");
-    let venue_text = venue.stop();
-    assert!(
-        venue_text.contains("duplicate_client_ids=0"),
-        "the venue saw a client order id twice:\n{venue_text}"
-    );
+    assert_each_fill_decided_once(&c.journal(), &c.keys, "after a plain restart");
+    c.assert_no_order_sent_twice();
 }
 
 /// Starts `fillcast run`, lets it work for a while, then SIGKILLs it (if it has not
@@ -183,81 +232,64 @@ fn run_and_kill(cfg: &Path, cwd: &Path, after: Duration) -> bool {
 
 #[test]
 fn restart_loop_after_completion_kills_other_folders_moved_files_and_operational_changes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let dir = root.join("case");
+    let c = Case::new("case", 0x0bad_cafe_0000_0010, 1200, |port| {
+        paced(config(port, "fills.jsonl", ""), 2500)
+    });
+    let (root, dir, cfg) = (c.root(), &c.dir, &c.cfg);
     std::fs::create_dir_all(dir.join("moved")).unwrap();
-    let mut rng = Rng(0x0bad_cafe_0000_0010);
-    let (fills, keys) = leader_fills(&mut rng, 1200);
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
-    let port = free_port();
-    let cfg = dir.join("copy.toml");
-    let paced = "[engine.resync]\n"; // the same model throughout; pacing is the source's
     let write = |fills_path: &str, extra: &str| {
-        let text = config(port, fills_path, extra).replace(
-            &format!("path = \"{fills_path}\""),
-            &format!("path = \"{fills_path}\"\nrate_per_sec = 2500"),
-        );
-        std::fs::write(&cfg, text).unwrap();
+        std::fs::write(cfg, paced(config(c.port, fills_path, extra), 2500)).unwrap();
     };
-    write("fills.jsonl", paced);
-    let venue = Venue::start(&cfg, &dir, port);
     let relative = Path::new("case/copy.toml");
+    let mut rng = Rng(0x0bad_cafe_0000_0011);
+    let mut kill = |cfg: &Path, cwd: &Path| {
+        run_and_kill(cfg, cwd, Duration::from_millis(60 + rng.below(300))) as u32
+    };
 
     // Killed mid-run, from the config's folder and from its parent.
     let mut killed = 0;
     for _ in 0..3 {
-        killed += run_and_kill(&cfg, &dir, Duration::from_millis(60 + rng.below(300))) as u32;
-        killed += run_and_kill(relative, root, Duration::from_millis(60 + rng.below(300))) as u32;
+        killed += kill(cfg, dir);
+        killed += kill(relative, root);
     }
     // The fills file moved (the config says where), killed again.
     std::fs::rename(dir.join("fills.jsonl"), dir.join("moved/fills.jsonl")).unwrap();
-    write("moved/fills.jsonl", paced);
-    killed += run_and_kill(relative, root, Duration::from_millis(60 + rng.below(300))) as u32;
+    write("moved/fills.jsonl", "");
+    killed += kill(relative, root);
     // Operational changes: pinned, other rings, another wait, another heartbeat.
     write(
         "moved/fills.jsonl",
-        "core_cpu = 0\nfeed_ring_slots = 1024\nwait = \"sleep\"\n[engine.resync]\n",
+        "core_cpu = 0\nfeed_ring_slots = 1024\nwait = \"sleep\"",
     );
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+    let text = std::fs::read_to_string(cfg).unwrap().replace(
         "kind = \"sim_remote\"",
         "kind = \"sim_remote\"\nheartbeat_ms = 100",
     );
-    std::fs::write(&cfg, text).unwrap();
-    killed += run_and_kill(&cfg, root, Duration::from_millis(60 + rng.below(300))) as u32;
+    std::fs::write(cfg, text).unwrap();
+    killed += kill(cfg, root);
     assert!(
         killed >= 4,
         "most kills must land while the engine runs ({killed} of 8)"
     );
     // To the end, then once more after completion.
     run_to_end(relative, root);
-    let again = run_to_end(&cfg, &dir);
+    let again = run_to_end(cfg, dir);
     assert!(again.contains("resumes at position"), "{again}");
 
-    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after the restart loop");
-    let venue_text = venue.stop();
-    assert!(
-        venue_text.contains("duplicate_client_ids=0"),
-        "the venue saw a client order id twice:\n{venue_text}"
-    );
+    assert_each_fill_decided_once(&c.journal(), &c.keys, "after the restart loop");
+    c.assert_no_order_sent_twice();
 }
 
 #[test]
 fn regression_any_config_change_bricked_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let (fills, keys) = leader_fills(&mut Rng(77), 100);
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
-    let port = free_port();
-    let cfg = dir.join("copy.toml");
-    std::fs::write(&cfg, config(port, "fills.jsonl", "")).unwrap();
-    let venue = Venue::start(&cfg, dir, port);
-    run_to_end(&cfg, dir);
+    let c = Case::new("", 77, 100, |port| config(port, "fills.jsonl", ""));
+    let (dir, cfg, port) = (&c.dir, &c.cfg, c.port);
+    run_to_end(cfg, dir);
 
     // What the finding tried: pinning the core, and the fills file elsewhere.
     std::fs::rename(dir.join("fills.jsonl"), dir.join("elsewhere.jsonl")).unwrap();
-    std::fs::write(&cfg, config(port, "elsewhere.jsonl", "core_cpu = 0")).unwrap();
-    run_to_end(&cfg, dir);
+    std::fs::write(cfg, config(port, "elsewhere.jsonl", "core_cpu = 0")).unwrap();
+    run_to_end(cfg, dir);
 
     // A change that decides orders is refused, and the message says what changed.
     let changed = config(port, "elsewhere.jsonl", "").replacen(
@@ -265,8 +297,8 @@ fn regression_any_config_change_bricked_a_restart() {
         "allocation = \"25000\"",
         1,
     );
-    std::fs::write(&cfg, changed).unwrap();
-    let out = engine(&cfg, dir).output().unwrap();
+    std::fs::write(cfg, changed).unwrap();
+    let out = engine(cfg, dir).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -276,27 +308,19 @@ fn regression_any_config_change_bricked_a_restart() {
         err.contains("subscriptions[F0:L1].allocation: \"20000\" → \"25000\""),
         "the refusal does not say what changed:\n{err}"
     );
-    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after config changes");
-    assert!(venue.stop().contains("duplicate_client_ids=0"));
+    assert_each_fill_decided_once(&c.journal(), &c.keys, "after config changes");
+    c.assert_no_order_sent_twice();
 }
 
 #[test]
 fn regression_restart_depended_on_the_working_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let dir = root.join("case");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (fills, keys) = leader_fills(&mut Rng(78), 120);
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
-    let port = free_port();
-    let cfg = dir.join("copy.toml");
-    std::fs::write(&cfg, config(port, "fills.jsonl", "")).unwrap();
-    let venue = Venue::start(&cfg, &dir, port);
-    run_to_end(Path::new("copy.toml"), &dir);
+    let c = Case::new("case", 78, 120, |port| config(port, "fills.jsonl", ""));
+    let (root, dir, cfg) = (c.root(), &c.dir, &c.cfg);
+    run_to_end(Path::new("copy.toml"), dir);
     // From the parent folder, and from a folder the config is not under at all.
     run_to_end(Path::new("case/copy.toml"), root);
     let other = tempfile::tempdir().unwrap();
-    let again = run_to_end(&cfg, other.path());
+    let again = run_to_end(cfg, other.path());
     assert!(again.contains("resumes at position"), "{again}");
     // The sidecar reads the journal from anywhere too.
     let db = format!("sqlite:{}", root.join("fc.db").display());
@@ -312,8 +336,8 @@ fn regression_restart_depended_on_the_working_directory() {
         "the sidecar refused the journal: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_each_fill_decided_once(&dir.join("journal"), &keys, "after runs from other folders");
-    assert!(venue.stop().contains("duplicate_client_ids=0"));
+    assert_each_fill_decided_once(&c.journal(), &c.keys, "after runs from other folders");
+    c.assert_no_order_sent_twice();
 }
 
 /// Flips one bit in the middle of the last segment's records.
@@ -335,23 +359,12 @@ fn damage_journal_middle(journal: &Path) -> u64 {
 
 #[test]
 fn damage_in_the_middle_of_the_last_segment_is_refused_and_the_sidecar_does_not_follow() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let (fills, _) = leader_fills(&mut Rng(0x00da_3a9e), 3000);
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
-    let port = free_port();
-    let cfg = dir.join("copy.toml");
-    let text = config(port, "fills.jsonl", "")
-        .replace(
-            "path = \"fills.jsonl\"",
-            "path = \"fills.jsonl\"\nrate_per_sec = 1500",
-        )
-        .replace("segment_mib = 4", "segment_mib = 64");
-    std::fs::write(&cfg, text).unwrap();
-    let venue = Venue::start(&cfg, dir, port);
-    let journal = dir.join("journal");
+    let c = Case::new("", 0x00da_3a9e, 3000, |port| {
+        paced(config(port, "fills.jsonl", ""), 1500).replace("segment_mib = 4", "segment_mib = 64")
+    });
+    let (dir, cfg, journal) = (&c.dir, &c.cfg, c.journal());
     assert!(
-        run_and_kill(&cfg, dir, Duration::from_millis(1000)),
+        run_and_kill(cfg, dir, Duration::from_millis(1000)),
         "killed mid-run"
     );
     // A sidecar that has followed the journal so far.
@@ -367,7 +380,7 @@ fn damage_in_the_middle_of_the_last_segment_is_refused_and_the_sidecar_does_not_
     assert!(sidecar().status.success());
 
     let seq = damage_journal_middle(&journal);
-    let out = engine(&cfg, dir).output().unwrap();
+    let out = engine(cfg, dir).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -390,11 +403,6 @@ fn damage_in_the_middle_of_the_last_segment_is_refused_and_the_sidecar_does_not_
         "{}",
         String::from_utf8_lossy(&repair.stderr)
     );
-    let venue_text = venue.stop();
-    assert!(
-        venue_text.contains("duplicate_client_ids=0"),
-        "the venue saw a client order id twice:\n{venue_text}"
-    );
     // The sidecar's history now differs from the journal's at or after the damage.
     let out = sidecar();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -402,4 +410,5 @@ fn damage_in_the_middle_of_the_last_segment_is_refused_and_the_sidecar_does_not_
         !out.status.success(),
         "the sidecar followed a journal whose history changed (damaged at seq {seq}):\n{err}"
     );
+    c.assert_no_order_sent_twice();
 }
