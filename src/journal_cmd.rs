@@ -179,5 +179,9 @@ pub fn repair(dir: &Path, yes: bool) -> Result<()> {
         kept.display(),
         cut.from_seq - 1
     );
+    // Orders of the dropped records may have reached a venue: the next run asks first.
+    restart::mark_unclean(dir, "records were cut by `fillcast journal repair`")
+        .with_context(|| format!("journal {}", dir.display()))?;
+    println!("the next run asks the venues about each order before it sends it");
     Ok(())
 }

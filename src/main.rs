@@ -17,6 +17,7 @@ use fillcast_gateways::file::FileSource;
 use fillcast_gateways::sim::SimVenue;
 use fillcast_gateways::simclient::SimClient;
 use fillcast_gateways::synthetic::SyntheticLeaders;
+use fillcast_journal::restart;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -307,6 +308,7 @@ fn run(
                 pipeline::Restart {
                     recovered: opened.recovered,
                     taken_events: opened.taken_events,
+                    ask_first: opened.ask_first,
                 },
             )
         }
@@ -316,16 +318,30 @@ fn run(
             pipeline::Restart::default(),
         ),
     };
+    let asked_first = restart.ask_first;
     let started = std::time::Instant::now();
     let running = pipeline::start(core, gateways, sources, journal, restart, &cfg.engine);
     let mut ticker = summary::Ticker::new(progress_secs, &u, &cfg.engine);
     let mut stuck = false;
+    let mut known_at_venue = 0;
     let (core_out, mut io_out) = running.run_to_completion(Duration::from_millis(20), |p| {
         ticker.tick(p);
         stuck = p.stuck_on_venue();
+        known_at_venue = p
+            .orders_known_at_venue
+            .load(std::sync::atomic::Ordering::Relaxed);
     });
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
+    }
+    if known_at_venue > 0 {
+        eprintln!(
+            "journal: {known_at_venue} orders derived again after the journal cut were already at their venue: not sent again"
+        );
+    }
+    if let Some(j) = cfg.journal.as_ref() {
+        restart::finished(&j.dir)
+            .with_context(|| format!("journal {}: clearing the cut marker", j.dir.display()))?;
     }
     let found = summary::print(&u, &core_out, &mut io_out, started.elapsed());
     if let Some(path) = latency_out {
@@ -340,6 +356,15 @@ fn run(
         bail!(
             "the sources are done but a venue is still down past its alarm: {} (subscription, symbol) pairs wait for it (listed above); run again once it is back",
             core_out.core.resync_pending().1
+        );
+    }
+    if asked_first && found.mismatched > 0 {
+        // Orders of the lost records that this run did not decide again (a flip
+        // decided as one leg, a resync at another moment) have ids the engine cannot
+        // name, so it could not ask about them: the venue filled them unseen.
+        bail!(
+            "{} follower positions differ from the venue after records were lost or cut from the journal: orders from those records that this run did not decide again were filled at the venue without the engine's knowledge. The engine does not take over such orders yet: compare the venue's books for these followers and correct them by hand",
+            found.mismatched
         );
     }
     if found.unexplained > 0 {

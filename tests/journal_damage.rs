@@ -156,6 +156,12 @@ fn regression_repair_is_a_dry_run_unless_yes_and_keeps_a_copy() {
         .collect();
     assert_eq!(kept.len(), 1, "one repair folder");
     assert!(out.contains(kept[0].to_str().unwrap()), "{out}");
+    assert!(
+        d.path()
+            .join(fillcast_journal::restart::ASK_FIRST_MARKER)
+            .exists(),
+        "after a repair the next run must ask the venues first"
+    );
     assert_eq!(
         std::fs::read(kept[0].join(seg.file_name().unwrap())).unwrap(),
         b

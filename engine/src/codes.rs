@@ -45,6 +45,7 @@ coded!(ExecKind {
     Canceled = 2,
     Rejected = 3,
     Expired = 4,
+    Restated = 5,
 });
 
 coded!(RejectReason {
@@ -77,6 +78,7 @@ coded!(Oddity {
     LateAck = 2,
     FillAfterTerminal = 3,
     RepeatedTerminal = 4,
+    VenueHeldOther = 5,
 });
 
 coded!(Reason {

@@ -150,6 +150,9 @@ pub enum SyncReason {
     VenueDown,
     /// A person asked (`Command::Resync`).
     Command,
+    /// The venue held an order under a decision's id with other terms, and they
+    /// were taken (`ExecKind::Restated`): the pair's gap is no longer that order's.
+    VenueHeldOther,
 }
 
 impl SyncReason {
@@ -161,6 +164,7 @@ impl SyncReason {
             SyncReason::Capacity => "order_table_full",
             SyncReason::VenueDown => "venue_down",
             SyncReason::Command => "command",
+            SyncReason::VenueHeldOther => "venue_held_other",
             SyncReason::Rejected(r) => match r {
                 RejectReason::None => "reject",
                 RejectReason::InsufficientMargin => "reject_insufficient_margin",
@@ -175,7 +179,7 @@ impl SyncReason {
         }
     }
 
-    /// A one-byte code for journals: 0–4 the plain reasons, 16 + n a reject whose
+    /// A one-byte code for journals: 0–5 the plain reasons, 16 + n a reject whose
     /// code (`codes::Coded`) is n.
     pub fn code(self) -> u8 {
         match self {
@@ -184,6 +188,7 @@ impl SyncReason {
             SyncReason::Capacity => 2,
             SyncReason::VenueDown => 3,
             SyncReason::Command => 4,
+            SyncReason::VenueHeldOther => 5,
             SyncReason::Rejected(r) => 16 + crate::codes::Coded::code(r),
         }
     }
@@ -195,6 +200,7 @@ impl SyncReason {
             2 => SyncReason::Capacity,
             3 => SyncReason::VenueDown,
             4 => SyncReason::Command,
+            5 => SyncReason::VenueHeldOther,
             16.. => SyncReason::Rejected(crate::codes::Coded::from_code(c - 16)?),
             _ => return None,
         })
@@ -285,6 +291,8 @@ pub struct CoreStats {
     pub duplicate_fills: u64,
     pub unknown_reports: u64,
     pub overfills: u64,
+    /// Orders that took the venue's size or side (`ExecKind::Restated`).
+    pub restated: u64,
     pub rejects: u64,
     /// Orders the resync sent (catch-ups after a reject, an unfilled remainder, a
     /// deferral).
@@ -465,6 +473,10 @@ const RESYNC_KEY_SALT: u64 = 0x7e5c_0000_0000_0001;
 /// How many subscriptions ahead the fan-out prefetches: far enough for a memory
 /// load (~100 ns) to land while the loop works on the ones before.
 const PREFETCH_AHEAD: usize = 8;
+
+/// The largest order a venue's restatement may give (`ExecKind::Restated`): far
+/// beyond any real order, and small enough that positions cannot overflow from it.
+pub const MAX_RESTATED_LOTS: u64 = 1 << 48;
 
 const NANOS_PER_DAY: u64 = 86_400_000_000_000;
 
@@ -1205,6 +1217,10 @@ impl Core {
             return;
         };
         let o = *self.orders.at(place);
+        if r.kind == ExecKind::Restated {
+            self.restate(place, r, out);
+            return;
+        }
         if r.kind == ExecKind::Fill {
             if r.qty.0 <= 0 || r.price.0 <= 0 {
                 self.stats.invalid_events += 1;
@@ -1330,6 +1346,61 @@ impl Core {
         }
     }
 
+    /// The venue's version of an order wins (`ExecKind::Restated`). After a journal
+    /// cut the engine decides again what it decided before, under the same ids, but
+    /// with the reports of the lost records gone its state differs, so a decision can
+    /// differ in size or side from the order the venue holds under that id. The
+    /// venue's terms are the truth about what trades: the order takes them (its
+    /// working quantity and exposure follow) and its pair is queued for the resync,
+    /// which sends whatever gap is left to the target once this order has gone its
+    /// way. Terms can change only before anything was filled against them; a
+    /// statement that comes later, or about an ended order, is counted as odd.
+    fn restate<O: Outputs>(&mut self, place: usize, r: &ExecReport, out: &mut O) {
+        let o = *self.orders.at(place);
+        let venue = r.qty.0;
+        if venue == 0 || venue.unsigned_abs() > MAX_RESTATED_LOTS {
+            self.stats.invalid_events += 1;
+            return;
+        }
+        let (state, _) = transition(o.state, ExecKind::Restated, o.filled, o.qty)
+            .unwrap_or((o.state, Oddity::None));
+        self.orders.at_mut(place).state = state;
+        let ours = o.side.sign() * o.qty.0;
+        if venue == ours {
+            return;
+        }
+        self.stats.oddities += 1;
+        out.notice(&Notice::Odd {
+            order_id: o.id,
+            oddity: Oddity::VenueHeldOther,
+        });
+        if o.state.is_terminal() || o.filled.0 != 0 {
+            return;
+        }
+        self.stats.restated += 1;
+        let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
+        self.books[b].symbols[si].working[k] += venue - ours;
+        let slot = self.orders.at_mut(place);
+        slot.qty = Lots(venue.abs());
+        slot.side = if venue > 0 { Side::Buy } else { Side::Sell };
+        let px = if self.marks[si] > 0 {
+            self.marks[si]
+        } else {
+            o.limit.0
+        };
+        update_exposure(
+            &mut self.books[b],
+            &mut self.followers,
+            k,
+            si,
+            px,
+            self.universe.symbols[si].money_per_lot_tick,
+        );
+        let pair = o.sub.0 as usize * self.marks.len() + si;
+        self.resync
+            .enqueue(pair, SyncReason::VenueHeldOther, 0, self.now_ns);
+    }
+
     /// What to do with the unfilled part of an order that ended: queue its pair for
     /// the resync, which sends the catch-up (`target − held`, with a fresh id) after
     /// a backoff. Closes and reductions are always retried; for an order that added
@@ -1405,7 +1476,8 @@ impl Core {
             SyncReason::None
             | SyncReason::Capacity
             | SyncReason::VenueDown
-            | SyncReason::Command => RejectPolicy::Retry,
+            | SyncReason::Command
+            | SyncReason::VenueHeldOther => RejectPolicy::Retry,
         }
     }
 

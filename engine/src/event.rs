@@ -109,6 +109,12 @@ pub enum ExecKind {
     Canceled,
     Rejected,
     Expired,
+    /// The venue's statement of an order it holds, asked after a journal cut
+    /// (`Gateway::recover`): `qty` is the order's quantity as the venue received
+    /// it, negative for a sell. A decision made again after a cut carries the same
+    /// id as the order that left before it but may differ in size or side (reports
+    /// arrived in another order); the venue's version wins (`Core::on_exec`).
+    Restated,
 }
 
 /// Why a venue rejected an order, grouped by what the engine should do about it.

@@ -55,6 +55,9 @@ pub enum Oddity {
     FillAfterTerminal,
     /// A terminal report for an order already terminal.
     RepeatedTerminal,
+    /// The venue holds this id with another size or side than the engine's
+    /// decision (made again after a journal cut): the venue's version was taken.
+    VenueHeldOther,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -84,6 +87,10 @@ pub fn transition(
     };
     Ok(match (state, kind) {
         (S::New, E::Ack) => (S::Acked, Oddity::None),
+        // The venue says it holds the order: as good as an ack; its terms are the
+        // core's business (`Core::on_exec`), not the state machine's.
+        (S::New, E::Restated) => (S::Acked, Oddity::None),
+        (_, E::Restated) => (state, Oddity::None),
         (S::New, E::Fill) => (filled_state, Oddity::FillBeforeAck),
         (S::Acked | S::PartiallyFilled, E::Fill) => (filled_state, Oddity::None),
         (S::Acked | S::PartiallyFilled, E::Ack) => (state, Oddity::LateAck),

@@ -37,7 +37,10 @@ use crate::clock;
 use crate::config::{EngineConfig, WaitConfig};
 use crate::core::{Core, Outputs};
 use crate::core::{Decision, Notice};
-use crate::event::{ExecEvent, ExecReport, FeedEvent, FollowerOrder, OrderChunk, ORDER_CHUNK};
+use crate::event::{
+    ExecEvent, ExecKind, ExecReport, FeedEvent, FollowerOrder, OrderChunk, RejectReason,
+    ORDER_CHUNK,
+};
 use crate::model::VenueIdx;
 use crate::order::IdHash;
 use crate::port::{Gateway, JournalEntry, JournalSink, Source, SourceError, SourcePoll};
@@ -98,6 +101,9 @@ pub struct Progress {
     pub source_rejected: AtomicU64,
     /// Leader events a source gave again that the journal already holds, dropped.
     pub source_duplicates: AtomicU64,
+    /// Orders derived again after a journal cut that the venue already held, so
+    /// were not sent again (`Restart::ask_first`).
+    pub orders_known_at_venue: AtomicU64,
     pub leader_fills: AtomicU64,
     pub journal_published: AtomicU64,
     pub journal_appended: AtomicU64,
@@ -486,6 +492,52 @@ impl JournalPoller for disruptor::EventPoller<JournalChunk, disruptor::SinglePro
     }
 }
 
+/// After a journal cut, the venue may already hold orders the engine has just
+/// derived again (same ids: decisions are a pure function of their inputs): asks
+/// about each first, hands the venue's answers about those it holds to the core like
+/// any report, and sends only those it says it never received. An order it gives no
+/// answer about counts as held: never sent blind. How many were held.
+fn submit_asking_first(
+    gw: &mut dyn Gateway,
+    orders: &[FollowerOrder],
+    now: Nanos,
+    push: &mut dyn FnMut(ExecReport),
+) -> Result<u64, String> {
+    let ids: Vec<u64> = orders.iter().map(|o| o.id).collect();
+    let mut answers: Vec<ExecReport> = Vec::new();
+    gw.recover(&ids, &mut |r| answers.push(r)).map_err(|e| {
+        format!(
+            "venue `{}`: cannot ask about {} orders derived again after a journal cut ({e}); \
+             no more orders were sent: run again to ask again",
+            gw.name(),
+            ids.len()
+        )
+    })?;
+    let never_received = |id: u64| {
+        answers.iter().any(|r| {
+            r.order_id == id
+                && r.kind == ExecKind::Rejected
+                && r.reject == RejectReason::UnknownOrder
+        })
+    };
+    let fresh: Vec<FollowerOrder> = orders
+        .iter()
+        .filter(|o| never_received(o.id))
+        .copied()
+        .collect();
+    for r in answers.iter().filter(|r| !never_received(r.order_id)) {
+        push(*r);
+    }
+    if !fresh.is_empty() {
+        gw.submit(&fresh, now, push);
+    }
+    Ok((orders.len() - fresh.len()) as u64)
+}
+
+/// After a journal cut, a gateway stops asking before it sends once this many
+/// chunks of leader-fill orders in a row were all new to its venue.
+pub const ASK_FIRST_UNTIL_UNKNOWN: u32 = 64;
+
 fn venue_event(g: usize, up: bool, ts: Nanos) -> ExecEvent {
     ExecEvent::Venue(FeedEvent::Venue {
         venue: VenueIdx(g as u16),
@@ -539,6 +591,11 @@ pub struct Restart {
     /// a fill twice however far back a source reads again; the core's own window
     /// (`engine.dedup_window`) still guards within a run. Bounded by the journal.
     pub taken_events: HashSet<u64, IdHash>,
+    /// The journal may lack records of orders that reached a venue (the last run
+    /// died, records were cut): ask each venue about every order before sending it,
+    /// send only those it never received (`submit_asking_first`), until a whole
+    /// chunk of them is new to it.
+    pub ask_first: bool,
 }
 
 /// Start the engine. `gateways[i]` serves `universe.venues[i]`. With a `journal`,
@@ -553,6 +610,8 @@ pub fn start(
     cfg: &EngineConfig,
 ) -> Running {
     let recovered = restart.recovered;
+    let mut ask_first = vec![restart.ask_first; gateways.len()];
+    let mut unknown_in_a_row = vec![0u32; gateways.len()];
     let universe = Arc::clone(core.universe());
     assert_eq!(
         gateways.len(),
@@ -898,7 +957,55 @@ pub fn start(
                                     if !journal.ready_for(chunk.journal_upto, &progress) {
                                         break;
                                     }
-                                    gw.submit(chunk.as_slice(), now, &mut push);
+                                    if !ask_first[g] {
+                                        gw.submit(chunk.as_slice(), now, &mut push);
+                                    } else {
+                                        match submit_asking_first(
+                                            gw.as_mut(),
+                                            chunk.as_slice(),
+                                            now,
+                                            &mut push,
+                                        ) {
+                                            // The venue never received any of a
+                                            // chunk of orders copying leader fills:
+                                            // after enough such chunks in a row, the
+                                            // intake is past what the lost records
+                                            // held (one alone proves little: a
+                                            // decision made again as other legs has
+                                            // new ids). The resync's orders do not
+                                            // count: their ids come from this run's
+                                            // ticks.
+                                            Ok(0)
+                                                if chunk.as_slice().iter().all(|o| {
+                                                    taken_events.contains(&o.leader_event_key)
+                                                }) =>
+                                            {
+                                                unknown_in_a_row[g] += 1;
+                                                if unknown_in_a_row[g] >= ASK_FIRST_UNTIL_UNKNOWN {
+                                                    ask_first[g] = false;
+                                                    progress.event(format!(
+                                                        "journal: venue `{}` had none of the last {ASK_FIRST_UNTIL_UNKNOWN} batches of orders derived again: sending without asking first",
+                                                        gw.name()
+                                                    ));
+                                                }
+                                            }
+                                            Ok(0) => {}
+                                            Ok(known) => {
+                                                unknown_in_a_row[g] = 0;
+                                                progress
+                                                    .orders_known_at_venue
+                                                    .fetch_add(known, Relaxed);
+                                            }
+                                            Err(e) => {
+                                                // Fail closed: sending blind could send
+                                                // an order twice.
+                                                progress.event(format!("STOPPED: {e}"));
+                                                journal.error = Some(e);
+                                                progress.journal_failed.store(true, Relaxed);
+                                                break;
+                                            }
+                                        }
+                                    }
                                     taken += 1;
                                 }
                                 progress.chunks_taken.fetch_add(taken, Relaxed);

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! By default the venue fills every order in full at its limit right after each
-//! step (`@manual` turns that off; then `> venue fill|partial SUB N|reject SUB why|cancel SUB`).
+//! step (`@manual` turns that off; then `> venue fill|partial SUB N|reject SUB why|cancel SUB`;
+//! `> venue restate SUB buy|sell N`: the venue holds SUB's open order under its id
+//! with those terms, as it answers after a journal cut).
 //! `@places N` gives each subscription N order places; `@stop` sets
 //! `engine.on_venue_down = "stop"`. Time: every step is 1 ms
 //! after the last; `> tick [MS]` lets MS more milliseconds (default 1000) pass and
@@ -369,6 +371,21 @@ impl Harness {
                             Ticks(0),
                             RejectReason::None,
                         );
+                    }
+                    "restate" => {
+                        // The venue holds the order under its id as `buy|sell N`.
+                        let mut o = self.take_open(w[2]);
+                        let q = self.qty(o.symbol.0 as usize, w[4]);
+                        let side = if w[3] == "buy" { Side::Buy } else { Side::Sell };
+                        self.exec(
+                            o.id,
+                            ExecKind::Restated,
+                            Lots(side.sign() * q.0),
+                            Ticks(0),
+                            RejectReason::None,
+                        );
+                        (o.side, o.qty) = (side, q);
+                        self.open.push(o);
                     }
                     "dup-fill" => {
                         // The same trade id twice: counted once.
@@ -917,6 +934,53 @@ fn transient_reject_and_unfilled_remainder_are_resent_by_the_resync_after_a_back
          > venue fill
          = pos F1:L1 X 10
          = stat pending 0",
+    );
+}
+
+#[test]
+fn regression_a_decision_made_again_after_a_cut_takes_the_venues_terms() {
+    // Issue 10: after a journal cut the engine decides again under the same ids, but
+    // its state lacks the lost reports, so a decision may differ from the order the
+    // venue holds. The venue's terms win; the resync sends whatever gap is left.
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > fill L1 X buy 5 @100
+         F1:L1 buy 10 ioc@100
+         # smaller at the venue: it fills 6, the resync buys the other 4
+         > venue restate F1:L1 buy 6
+         = working F1:L1 X 6
+         > venue fill
+         = pos F1:L1 X 6
+         > tick
+         F1:L1 resync venue_held_other sent
+         F1:L1 buy 4 ioc@100
+         > venue fill
+         = pos F1:L1 X 10
+         # larger at the venue: the resync sells back the excess
+         > fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > venue restate F1:L1 buy 5
+         > venue fill
+         = pos F1:L1 X 15
+         > tick
+         F1:L1 resync venue_held_other sent
+         F1:L1 sell 3 market reduce
+         > venue fill
+         = pos F1:L1 X 12
+         # the other side at the venue, and a tick before it answered: the gap counts
+         # the order still working, so nothing is sent twice
+         > fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > venue restate F1:L1 sell 1
+         = working F1:L1 X -1
+         > tick
+         F1:L1 resync venue_held_other sent
+         F1:L1 buy 3 ioc@100
+         > venue fill
+         = pos F1:L1 X 14
+         = stat pending 0
+         = stat live 0",
     );
 }
 

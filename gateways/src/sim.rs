@@ -19,7 +19,7 @@
 use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
-use fillcast_engine::model::{FollowerIdx, SymbolIdx, SymbolSpec, Universe, VenueIdx};
+use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, SymbolSpec, Universe, VenueIdx};
 use fillcast_engine::order::IdHash;
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
@@ -83,8 +83,9 @@ pub enum QueryAnswer {
     Known(OrderHistory),
 }
 
-/// Most reports `QueryAnswer::reports` gives for one order: its fill and its end.
-pub const ANSWER_REPORTS_MAX: usize = 2;
+/// Most reports `QueryAnswer::reports` gives for one order: its terms, its fill
+/// and its end.
+pub const ANSWER_REPORTS_MAX: usize = 3;
 
 impl QueryAnswer {
     pub fn order_id(&self) -> u64 {
@@ -94,10 +95,11 @@ impl QueryAnswer {
         }
     }
 
-    /// The answer as the reports `Gateway::recover` promises: each fill (with its
+    /// The answer as the reports `Gateway::recover` promises: the order's terms as
+    /// received (`Restated`: its quantity, negative for a sell), each fill (with its
     /// trade id) and then the ending report if the order ended other than by filling
     /// in full; an unknown order is one `Rejected` report with `UnknownOrder`. The ack
-    /// is left out: it tells the engine nothing a fill or an end does not.
+    /// is left out: the restatement says the venue has the order.
     pub fn reports(&self) -> Vec<ExecReport> {
         match self {
             QueryAnswer::Unknown { order_id } => vec![ExecReport {
@@ -107,7 +109,13 @@ impl QueryAnswer {
                 ..ExecReport::default()
             }],
             QueryAnswer::Known(h) => {
-                let mut reports = Vec::with_capacity(h.fills.len() + 1);
+                let mut reports = Vec::with_capacity(h.fills.len() + 2);
+                reports.push(ExecReport {
+                    order_id: h.order_id,
+                    kind: ExecKind::Restated,
+                    qty: Lots(h.side.sign() * h.qty.0),
+                    ..ExecReport::default()
+                });
                 reports.extend_from_slice(&h.fills);
                 reports.extend(h.end);
                 debug_assert!(reports.iter().all(|r| r.order_id == h.order_id));
@@ -122,8 +130,9 @@ impl QueryAnswer {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderHistory {
     pub order_id: u64,
-    /// The order's quantity as received.
+    /// The order's quantity and side as received.
     pub qty: Lots,
+    pub side: Side,
     pub acked: bool,
     /// Each fill, with its trade id, quantity, price and fee.
     pub fills: Vec<ExecReport>,
@@ -577,6 +586,7 @@ struct FillRecord {
 struct Record {
     order_id: u64,
     qty: Lots,
+    side: Side,
     venue_ts: Nanos,
     acked: bool,
     fill: Option<FillRecord>,
@@ -589,6 +599,7 @@ impl Record {
         Record {
             order_id: order.id,
             qty: order.qty,
+            side: order.side,
             venue_ts,
             acked: false,
             fill: None,
@@ -611,6 +622,7 @@ impl Record {
         OrderHistory {
             order_id: self.order_id,
             qty: self.qty,
+            side: self.side,
             acked: self.acked,
             fills: self
                 .fill

@@ -634,7 +634,9 @@ impl SimClient {
             return;
         };
         self.stats.settled += 1;
-        let reports = answer.reports();
+        // This session sent the order: its terms are known, only its fate is news.
+        let mut reports = answer.reports();
+        reports.retain(|r| r.kind != ExecKind::Restated);
         let seen = reports
             .iter()
             .position(|r| {
@@ -928,6 +930,12 @@ impl SimClient {
     fn track(&mut self, r: &ExecReport) -> bool {
         let done = match r.kind {
             ExecKind::Ack => false,
+            ExecKind::Restated => {
+                if let Some(w) = self.in_flight.get_mut(&r.order_id) {
+                    w.qty = Lots(r.qty.0.saturating_abs());
+                }
+                false
+            }
             ExecKind::Fill => match self.in_flight.get_mut(&r.order_id) {
                 Some(w) if r.trade_id != 0 && r.trade_id == w.last_trade => return false,
                 Some(w) => {

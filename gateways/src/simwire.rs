@@ -22,10 +22,10 @@
 //!
 //! An order is 53 bytes: id u64, sub u32, follower u32, symbol u16, side u8, qty i64,
 //! order type u8, limit i64, reduce_only u8, leader event key u64, ts u64. A report is
-//! 58 bytes: order id u64, kind u8 (0 ack, 1 fill, 2 canceled, 3 rejected, 4 expired), qty i64, price i64, trade id u64, fee i64, reject
+//! 58 bytes: order id u64, kind u8 (0 ack, 1 fill, 2 canceled, 3 rejected, 4 expired, 5 restated), qty i64, price i64, trade id u64, fee i64, reject
 //! u8 (0 none, 1 insufficient margin, 2 below min, 3 position limit, 4 reduce only,
 //! 5 transient, 6 other, 7 unknown order, 8 venue down), venue ts u64, recv ts u64. An answer is order id u64 and a tag u8: 0 unknown,
-//! 1 known followed by qty i64, acked u8, fill count u8 (≤ `FILLS_PER_ANSWER_MAX`),
+//! 1 known followed by qty i64 (negative for a sell), acked u8, fill count u8 (≤ `FILLS_PER_ANSWER_MAX`),
 //! the fills as reports, has-end u8 and, when 1, the ending report. A position is
 //! follower u32, symbol u16, lots i64.
 //!
@@ -42,8 +42,9 @@ use std::io::{self, Read, Write};
 use thiserror::Error;
 
 /// The protocol version a `Hello` carries; a server refuses any other. Version 2
-/// added `Ping`/`Pong` and `connections_refused` to the stats.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// added `Ping`/`Pong` and `connections_refused` to the stats; version 3 signs an
+/// answer's quantity with the order's side (the engine takes the venue's terms).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of the length prefix.
 pub const HEADER_BYTES: usize = 4;
@@ -316,7 +317,8 @@ pub fn encode_query_reply(answers: &[QueryAnswer], out: &mut Vec<u8>) -> Result<
             QueryAnswer::Unknown { .. } => out.push(0),
             QueryAnswer::Known(h) => {
                 out.push(1);
-                out.extend_from_slice(&h.qty.0.to_le_bytes());
+                // Signed: negative for a sell.
+                out.extend_from_slice(&(h.side.sign() * h.qty.0).to_le_bytes());
                 out.push(h.acked as u8);
                 out.push(h.fills.len() as u8);
                 for f in &h.fills {
@@ -704,7 +706,13 @@ impl<'a> Reader<'a> {
         if !self.bool("answer tag")? {
             return Ok(QueryAnswer::Unknown { order_id });
         }
-        let qty = Lots(self.i64()?);
+        let signed = self.i64()?;
+        let side = if signed < 0 { Side::Sell } else { Side::Buy };
+        let qty = Lots(signed.checked_abs().ok_or(DecodeError::BadValue {
+            kind: self.kind,
+            field: "order quantity",
+            value: signed as u64,
+        })?);
         let acked = self.bool("acked")?;
         let count = self.u8()? as usize;
         if count > FILLS_PER_ANSWER_MAX {
@@ -723,6 +731,7 @@ impl<'a> Reader<'a> {
         Ok(QueryAnswer::Known(OrderHistory {
             order_id,
             qty,
+            side,
             acked,
             fills,
             end,

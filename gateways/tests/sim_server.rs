@@ -241,6 +241,7 @@ fn history_from_reports(order: &FollowerOrder, reports: &[ExecReport]) -> OrderH
     OrderHistory {
         order_id: order.id,
         qty: order.qty,
+        side: order.side,
         acked: mine.iter().any(|r| r.kind == ExecKind::Ack),
         fills: mine
             .iter()
@@ -332,14 +333,25 @@ fn queue_full_rejects_are_in_the_history() {
 
 /// What `Gateway::recover` promises for orders whose reports were `reports`: every
 /// fill and the end (if not a fill in full), without acks, in venue terms.
+/// The venue's answer about `order`: its terms as received (a sell's quantity
+/// negative), then every report it made but the ack.
 fn expected_answer(order: &FollowerOrder, reports: &[ExecReport]) -> Vec<ExecReport> {
-    reports
-        .iter()
-        .filter(|r| r.order_id == order.id && r.kind != ExecKind::Ack)
-        .map(|r| ExecReport {
-            recv_ts: Nanos(0),
-            ..*r
-        })
+    let terms = ExecReport {
+        order_id: order.id,
+        kind: ExecKind::Restated,
+        qty: Lots(order.side.sign() * order.qty.0),
+        ..ExecReport::default()
+    };
+    std::iter::once(terms)
+        .chain(
+            reports
+                .iter()
+                .filter(|r| r.order_id == order.id && r.kind != ExecKind::Ack)
+                .map(|r| ExecReport {
+                    recv_ts: Nanos(0),
+                    ..*r
+                }),
+        )
         .collect()
 }
 
@@ -477,15 +489,18 @@ fn any_answer() -> impl Strategy<Value = QueryAnswer> {
         any::<u64>().prop_map(|order_id| QueryAnswer::Unknown { order_id }),
         (
             any::<u64>(),
-            any::<i64>(),
+            // The side travels as the quantity's sign: any order the venue holds.
+            1..=i64::MAX,
+            any::<bool>(),
             any::<bool>(),
             prop::collection::vec(any_report(), 0..=FILLS_PER_ANSWER_MAX),
             prop::option::of(any_report()),
         )
-            .prop_map(|(order_id, qty, acked, fills, end)| {
+            .prop_map(|(order_id, qty, sell, acked, fills, end)| {
                 QueryAnswer::Known(OrderHistory {
                     order_id,
                     qty: Lots(qty),
+                    side: if sell { Side::Sell } else { Side::Buy },
                     acked,
                     fills,
                     end,

@@ -142,6 +142,7 @@ fn per_order(reports: &[ExecReport]) -> HashMap<u64, PerOrder> {
             ExecKind::Canceled => e.canceled += r.qty.0,
             ExecKind::Rejected => e.rejects.push(r.reject),
             ExecKind::Expired => panic!("the sim venue does not expire orders"),
+            ExecKind::Restated => panic!("a restatement answers a question, never a submit"),
         }
     }
     m

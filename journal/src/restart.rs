@@ -45,6 +45,34 @@ pub struct Opened {
     pub cursors: BTreeMap<u16, u64>,
     /// Every leader fill the journal holds (`Replayed::taken_events`).
     pub taken_events: HashSet<u64, IdHash>,
+    /// The last run did not end cleanly, or records were cut (now, or by a repair):
+    /// the journal may lack records of orders that reached a venue, so ask the venues
+    /// before sending (`pipeline::Restart::ask_first`).
+    pub ask_first: bool,
+}
+
+/// The file in a journal directory that says a run is using it, or that records were
+/// cut. Made when a run opens the journal and by `fillcast journal repair`; removed by
+/// `finished` when a run ends cleanly. Found at open, it means the last run died
+/// (after a power loss the page cache may have lost records whose orders left) or
+/// records were cut: the orders the engine derives again may already be at a venue.
+pub const ASK_FIRST_MARKER: &str = "unclean";
+
+/// Leaves `ASK_FIRST_MARKER` in `dir`, saying why, durably.
+pub fn mark_unclean(dir: &Path, why: &str) -> std::io::Result<()> {
+    let path = dir.join(ASK_FIRST_MARKER);
+    let f = std::fs::File::create(&path)?;
+    std::io::Write::write_all(&mut &f, format!("{why}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A run on the journal in `dir` ended cleanly: everything it sent is journaled.
+pub fn finished(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(ASK_FIRST_MARKER)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Error)]
@@ -158,6 +186,12 @@ pub fn open<V: Venues + ?Sized>(
             recovery.cut_bytes, recovery.last_seq
         ));
     }
+    let ask_first = recovery.cut_reason.is_some() || dir.join(ASK_FIRST_MARKER).exists();
+    if ask_first {
+        log("journal: the last run did not end cleanly or records were cut: each order is asked about at its venue before it is sent, until a venue has none of a batch".into());
+    }
+    mark_unclean(dir, "a run has this journal open (or died with it open)")
+        .map_err(|e| write_err(format!("writing {ASK_FIRST_MARKER}: {e}")))?;
     let mut stage = JournalStage::new(writer);
     let replayed = replay(dir).map_err(|error| RestartError::Replay {
         dir: dir.into(),
@@ -181,6 +215,7 @@ pub fn open<V: Venues + ?Sized>(
             asked: BTreeMap::new(),
             cursors: BTreeMap::new(),
             taken_events: HashSet::with_hasher(IdHash),
+            ask_first,
         });
     };
     if r.revision != universe.revision {
@@ -245,5 +280,6 @@ pub fn open<V: Venues + ?Sized>(
         asked,
         cursors,
         taken_events,
+        ask_first,
     })
 }

@@ -106,6 +106,7 @@ pub fn report(u: &Universe, r: &ExecReport) -> String {
         ExecKind::Canceled => format!("{id} canceled {}", r.qty.0),
         ExecKind::Expired => format!("{id} expired {}", r.qty.0),
         ExecKind::Rejected => format!("{id} rejected {}", r.reject.as_str()),
+        ExecKind::Restated => format!("{id} restated {}", r.qty.0),
     }
 }
 

@@ -167,6 +167,10 @@ impl GatewaySide {
                 w.filled >= w.qty
             }
             ExecKind::Ack => false,
+            ExecKind::Restated => {
+                w.qty = r.qty.0.saturating_abs();
+                false
+            }
             ExecKind::Canceled | ExecKind::Rejected | ExecKind::Expired => true,
         };
         if ended {

@@ -162,3 +162,41 @@ impl Venue {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// Every follower's position per symbol, nonzero only: the engine's, rebuilt from
+/// the journal at `journal` (which must hold no unanswered order).
+pub fn engine_positions(journal: &Path) -> std::collections::BTreeMap<(u32, u16), i64> {
+    use fillcast_engine::model::{SubIdx, SymbolIdx};
+    let r = fillcast_journal::replay::replay(journal)
+        .expect("the journal replays")
+        .expect("the journal has records");
+    assert_eq!(r.core.live_orders(), 0, "orders still unanswered");
+    let u = r.core.universe().clone();
+    let mut pos = std::collections::BTreeMap::new();
+    for (i, sub) in u.subs.iter().enumerate() {
+        for s in 0..u.symbols.len() {
+            let p = r.core.position(SubIdx(i as u32), SymbolIdx(s as u16)).0;
+            *pos.entry((sub.follower.0, s as u16)).or_default() += p;
+        }
+    }
+    pos.retain(|_, p| *p != 0);
+    pos
+}
+
+/// The venue's books as `Venue::stop` left them in `positions`, nonzero only.
+pub fn venue_positions(positions: &Path) -> std::collections::BTreeMap<(u32, u16), i64> {
+    let mut pos = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(positions)
+        .expect("venue positions")
+        .lines()
+    {
+        let v: Vec<i64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if v.len() == 3 && v[2] != 0 {
+            pos.insert((v[0] as u32, v[1] as u16), v[2]);
+        }
+    }
+    pos
+}

@@ -28,7 +28,7 @@ use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
 use crate::sidecar::SidecarError;
 use fillcast_engine::config;
-use fillcast_engine::core::{Decision, Notice};
+use fillcast_engine::core::{Decision, Notice, MAX_RESTATED_LOTS};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
@@ -257,6 +257,7 @@ fn oddity_str(o: Oddity) -> &'static str {
         Oddity::LateAck => "late_ack",
         Oddity::FillAfterTerminal => "fill_after_terminal",
         Oddity::RepeatedTerminal => "repeated_terminal",
+        Oddity::VenueHeldOther => "venue_held_other",
     }
 }
 
@@ -267,6 +268,7 @@ fn exec_str(k: ExecKind) -> &'static str {
         ExecKind::Canceled => "canceled",
         ExecKind::Rejected => "rejected",
         ExecKind::Expired => "expired",
+        ExecKind::Restated => "restated",
     }
 }
 
@@ -904,6 +906,28 @@ impl Builder {
             return Ok(());
         }
         let o = c.order;
+        if r.kind == ExecKind::Restated {
+            // The venue's version of the order wins, exactly as `Core::restate`.
+            let venue = r.qty.0;
+            if venue == 0 || venue.unsigned_abs() > MAX_RESTATED_LOTS {
+                batch.audit.push(oddity(
+                    "invalid_restatement",
+                    format!("the venue restated the order as {venue} lots"),
+                ));
+                return Ok(());
+            }
+            if let Ok((state, _)) = transition(o.state, r.kind, Lots(o.filled), Lots(o.qty)) {
+                c.order.state = state;
+            }
+            // The core's `Notice::Odd` (`venue_held_other`) makes its audit row.
+            let ours = o.side.sign() * o.qty;
+            if venue != ours && !o.state.is_terminal() && o.filled == 0 {
+                c.order.qty = venue.abs();
+                c.order.side = if venue > 0 { Side::Buy } else { Side::Sell };
+            }
+            self.mark_order_dirty(o.id);
+            return Ok(());
+        }
         let filled_after = if fill {
             o.filled
                 .checked_add(r.qty.0)
