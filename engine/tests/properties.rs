@@ -284,8 +284,8 @@ proptest! {
     /// late and out of order: once the leader is flat and the venue is back and
     /// well, time passing (ticks) brings every follower flat, or a reason is recorded.
     #[test]
-    fn follower_of_a_flat_leader_ends_flat_despite_rejects_partials_and_outages(
-        seq in fills(), answers in prop::collection::vec(0u8..12, 1..64), places in 2usize..9,
+    fn follower_of_a_flat_leader_ends_flat_despite_rejects_partials_outages_and_restated_orders(
+        seq in fills(), answers in prop::collection::vec(0u8..14, 1..64), places in 2usize..9,
     ) {
         let u = universe("1", "50000", "100000", "0.5", "1000");
         let cfg = EngineConfig { orders_per_subscription: places, ..engine_cfg() };
@@ -316,6 +316,15 @@ proptest! {
                     8 => vec![reject(RejectReason::PositionLimit)],
                     9 => vec![reject(RejectReason::Transient)],
                     10 => vec![reject(RejectReason::Other)],
+                    // The venue holds the id with other terms (a decision made again
+                    // after a journal cut): twice the size, or the other side.
+                    12 | 13 => {
+                        let (side, qty) = if a == 12 { (o.side, o.qty.0 * 2) } else { (if o.side == Side::Buy { Side::Sell } else { Side::Buy }, (o.qty.0 + 1) / 2) };
+                        vec![
+                            ExecReport { kind: ExecKind::Restated, qty: Lots(side.sign() * qty), ..base },
+                            ExecReport { kind: ExecKind::Fill, qty: Lots(qty), price: o.limit, trade_id: trade, ..base },
+                        ]
+                    }
                     _ => vec![reject(RejectReason::VenueDown)],
                 };
                 for r in reports {
