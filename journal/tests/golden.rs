@@ -136,7 +136,11 @@ fn entries() -> Vec<JournalEntry> {
             resync: resyncs[i % resyncs.len()],
         }));
     }
-    for (i, &kind) in ExecKind::ALL.iter().enumerate() {
+    for (i, &kind) in ExecKind::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| !ADDED_LATER_EXEC.contains(k))
+    {
         for (j, &reject) in RejectReason::ALL.iter().enumerate() {
             if kind != ExecKind::Rejected && j > 0 {
                 continue;
@@ -154,7 +158,10 @@ fn entries() -> Vec<JournalEntry> {
             }));
         }
     }
-    for &oddity in Oddity::ALL {
+    for &oddity in Oddity::ALL
+        .iter()
+        .filter(|o| !ADDED_LATER_ODDITY.contains(o))
+    {
         e.push(JournalEntry::Notice(Notice::Odd {
             order_id: 9,
             oddity,
@@ -197,8 +204,47 @@ fn entries() -> Vec<JournalEntry> {
         source: 0,
         pos: 123_456,
     }));
+    // Codes added after the fixture was first written go last, so every record
+    // before them keeps its place and its bytes.
+    for &kind in ADDED_LATER_EXEC {
+        e.push(JournalEntry::Exec(ExecReport {
+            order_id: 0x0000_0100_0000_0001,
+            kind,
+            qty: Lots(-300),
+            venue_ts: t(),
+            recv_ts: t(),
+            ..ExecReport::default()
+        }));
+    }
+    for &oddity in ADDED_LATER_ODDITY {
+        e.push(JournalEntry::Notice(Notice::Odd {
+            order_id: 9,
+            oddity,
+        }));
+    }
+    e.push(JournalEntry::Decision(Decision {
+        event_key: 0x1234_5678_9abc_def0,
+        sub: SubIdx(0),
+        symbol: SymbolIdx(0),
+        target: Lots(300),
+        delta: Lots(-3),
+        sent: Lots(-3),
+        status: DecisionStatus::Sent,
+        reason: Reason::None,
+        revision: 0x0bad_f00d,
+        resync: SyncReason::VenueHeldOther,
+    }));
+    e.push(JournalEntry::Notice(Notice::OutOfSync {
+        sub: SubIdx(0),
+        symbol: SymbolIdx(0),
+        why: SyncReason::VenueHeldOther,
+    }));
     e
 }
+
+/// Codes added since the fixture was first written (`entries` appends them).
+const ADDED_LATER_EXEC: &[ExecKind] = &[ExecKind::Restated];
+const ADDED_LATER_ODDITY: &[Oddity] = &[Oddity::VenueHeldOther];
 
 /// Writes the golden entries, config first, as this build writes them.
 fn write(dir: &Path) {
