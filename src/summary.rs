@@ -178,13 +178,15 @@ pub fn print(
         );
     }
     println!(
-        "  venue reports in       {:>12}   fills {}, rejects {}, duplicate fills ignored {}, odd sequences {}, unknown {}",
+        "  venue reports in       {:>12}   fills {}, rejects {}, duplicate fills ignored {}, odd sequences {}, unknown {}, overfills dropped {}, orders that took the venue's terms {}",
         group(s.exec_reports),
         group(s.fills),
         group(s.rejects),
         s.duplicate_fills,
         s.oddities,
-        s.unknown_reports
+        s.unknown_reports,
+        s.overfills,
+        s.restated
     );
 
     // Positions vs targets, per (subscription, symbol) where either is non-zero.

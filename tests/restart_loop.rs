@@ -401,6 +401,12 @@ fn lose_journal_tail(journal: &Path, share: f64) -> std::ops::Range<u64> {
 /// A run after records whose orders reached the venue were lost: it must say it
 /// asked the venue first, and end with the marker gone.
 fn assert_asked_first(err: &str, journal: &Path, when: &str) {
+    for line in err
+        .lines()
+        .filter(|l| l.contains("already at their venue") || l.contains("differ from the venue"))
+    {
+        eprintln!("{when}: {line}");
+    }
     assert!(
         err.contains("already at their venue: not sent again"),
         "{when}: the engine did not ask the venue first:\n{err}"
@@ -428,6 +434,11 @@ fn regression_orders_whose_records_a_power_loss_took_were_sent_again() {
     assert!(lost.end - lost.start > 30, "records lost: {lost:?}");
     let out = engine(&c.cfg, &c.dir).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if l.contains("venue reports in") || l.contains("venue reconciliation") {
+            eprintln!("{l}");
+        }
+    }
     assert_asked_first(&err, &c.journal(), "after the lost tail");
     assert_each_fill_decided_once(&c.journal(), &c.keys, "after the lost tail");
     c.assert_venue_agrees_or_run_said_so("after the lost tail", out.status.success(), &err);
