@@ -178,7 +178,7 @@ pub fn print(
         );
     }
     println!(
-        "  venue reports in       {:>12}   fills {}, rejects {}, duplicate fills ignored {}, odd sequences {}, unknown {}, overfills dropped {}, orders that took the venue's terms {}",
+        "  venue reports in       {:>12}   fills {}, rejects {}, duplicate fills ignored {}, odd sequences {}, unknown {}, overfills dropped {}, orders that took the venue's terms {}, taken over from the venue {} (refused for want of a place {})",
         group(s.exec_reports),
         group(s.fills),
         group(s.rejects),
@@ -186,7 +186,9 @@ pub fn print(
         s.oddities,
         s.unknown_reports,
         s.overfills,
-        s.restated
+        s.restated,
+        s.adopted,
+        s.unadopted
     );
 
     // Positions vs targets, per (subscription, symbol) where either is non-zero.

@@ -16,12 +16,13 @@ use crate::event::{
 use crate::ids::{decision_id, mix64};
 use crate::model::{FollowerIdx, LeaderIdx, Mode, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use crate::order::{
-    transition, BoundedSet, Oddity, OrderSlot, OrderState, OrderTable, ORDERS_PER_DECISION_MAX,
+    transition, BoundedSet, IdHash, Oddity, OrderSlot, OrderState, OrderTable,
+    ORDERS_PER_DECISION_MAX,
 };
 use crate::risk::{allow_increase, notional, Allowed, RiskInput};
 use crate::sizing::{LeaderMove, NOT_COPYING};
 use crate::units::{Lots, Money, Nanos, Ticks, Q32};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Why an instruction was skipped or reduced. The strings are a public interface.
@@ -293,6 +294,10 @@ pub struct CoreStats {
     pub overfills: u64,
     /// Orders that took the venue's size or side (`ExecKind::Restated`).
     pub restated: u64,
+    /// Orders the venue held that the engine had no record of, taken over
+    /// (`Core::adopt`), and those it could not take (no order place left).
+    pub adopted: u64,
+    pub unadopted: u64,
     pub rejects: u64,
     /// Orders the resync sent (catch-ups after a reject, an unfilled remainder, a
     /// deferral).
@@ -455,6 +460,9 @@ pub struct Core {
     orders: OrderTable,
     seen_events: BoundedSet,
     seen_trades: BoundedSet,
+    /// Orders taken over from a venue after the journal lost their records
+    /// (`Core::adopt`): their ids are never sent again. Empty but after a cut.
+    adopted: HashSet<u64, IdHash>,
     resync: Resync,
     links: Vec<Link>,
     venue_of_symbol: Vec<u16>,
@@ -581,6 +589,7 @@ impl Core {
             marks: vec![0; n_sym],
             seen_events: BoundedSet::new(cfg.dedup_window),
             seen_trades: BoundedSet::new(cfg.dedup_window),
+            adopted: HashSet::with_hasher(IdHash),
             resync: Resync {
                 pairs: vec![PairSync::default(); n_pairs],
                 queue: VecDeque::with_capacity(n_pairs),
@@ -864,6 +873,7 @@ impl Core {
             orders: &mut self.orders,
             stats: &mut self.stats,
             revision: self.revision,
+            adopted: &self.adopted,
         };
         let n = book.subs.len();
         for k in 0..n {
@@ -1176,6 +1186,7 @@ impl Core {
                 orders: &mut self.orders,
                 stats: &mut self.stats,
                 revision: self.revision,
+                adopted: &self.adopted,
             };
             match send(&mut self.books[b], &mut desk, leg, req, out) {
                 Some(id) => return Ok(id),
@@ -1213,7 +1224,11 @@ impl Core {
         self.stats.exec_reports += 1;
         self.advance(r.recv_ts);
         let Some(place) = self.orders.place_of(r.order_id) else {
-            self.stats.unknown_reports += 1;
+            if r.kind == ExecKind::Restated {
+                self.adopt(r, out);
+            } else {
+                self.stats.unknown_reports += 1;
+            }
             return;
         };
         let o = *self.orders.at(place);
@@ -1397,6 +1412,74 @@ impl Core {
             self.universe.symbols[si].money_per_lot_tick,
         );
         let pair = o.sub.0 as usize * self.marks.len() + si;
+        self.resync
+            .enqueue(pair, SyncReason::VenueHeldOther, 0, self.now_ns);
+    }
+
+    /// Takes over an order the venue holds that the engine has no record of
+    /// (`ExecKind::Restated` for an unknown id, asked at a restart after the journal
+    /// lost records: `Gateway::orders_since`). The id names the subscription, the
+    /// statement its side, size, limit and symbol. It becomes a working order like
+    /// any other (the venue's fills and end follow), its id is never sent again, and
+    /// the pair is queued for the resync. Refused (counted, noticed) when the
+    /// statement is malformed or the subscription has no order place left.
+    fn adopt<O: Outputs>(&mut self, r: &ExecReport, out: &mut O) {
+        let sub = crate::ids::order_sub(r.order_id);
+        let si = r.trade_id as usize;
+        let venue = r.qty.0;
+        if sub >= self.subs.leader.len()
+            || si >= self.marks.len()
+            || venue == 0
+            || venue.unsigned_abs() > MAX_RESTATED_LOTS
+            || r.price.0 <= 0
+        {
+            self.stats.invalid_events += 1;
+            return;
+        }
+        let sub = SubIdx(sub as u32);
+        let (b, k) = self.locate(sub);
+        let side = if venue > 0 { Side::Buy } else { Side::Sell };
+        let slot = OrderSlot {
+            id: r.order_id,
+            sub,
+            leader: LeaderIdx(b as u32),
+            slot: k as u32,
+            symbol: SymbolIdx(si as u16),
+            side,
+            qty: Lots(venue.abs()),
+            filled: Lots(0),
+            limit: r.price,
+            reduce_only: false,
+            market: false,
+            state: OrderState::Acked,
+            attempt: 0,
+            leg: 0,
+            leader_event_key: 0,
+            trades: [0; OrderSlot::TRADES_INLINE],
+            fills: 0,
+        };
+        if !self.orders.can_insert(sub.0 as usize, 1) || !self.orders.insert(slot) {
+            self.stats.unadopted += 1;
+            return;
+        }
+        // The journal's readers (the sidecar) take the order over on this notice.
+        self.stats.oddities += 1;
+        out.notice(&Notice::Odd {
+            order_id: r.order_id,
+            oddity: Oddity::VenueHeldOther,
+        });
+        self.stats.adopted += 1;
+        self.adopted.insert(r.order_id);
+        self.books[b].symbols[si].working[k] += venue;
+        update_exposure(
+            &mut self.books[b],
+            &mut self.followers,
+            k,
+            si,
+            r.price.0,
+            self.universe.symbols[si].money_per_lot_tick,
+        );
+        let pair = sub.0 as usize * self.marks.len() + si;
         self.resync
             .enqueue(pair, SyncReason::VenueHeldOther, 0, self.now_ns);
     }
@@ -1864,6 +1947,7 @@ struct Desk<'a> {
     orders: &'a mut OrderTable,
     stats: &'a mut CoreStats,
     revision: u64,
+    adopted: &'a HashSet<u64, IdHash>,
 }
 
 /// One order to make: signed quantity, leg number (part of its id), and the
@@ -1916,6 +2000,11 @@ fn send<O: Outputs>(
     let sub = book.subs[k];
     let side = Side::from_sign(qty);
     let id = decision_id(leg.event_key, sub.0, desk.revision, leg_no);
+    if !desk.adopted.is_empty() && desk.adopted.contains(&id) {
+        // Made again after a journal cut: the venue has this order, taken over at
+        // the restart with its own terms (`Core::adopt`). Never sent twice.
+        return Some(id);
+    }
     let market = market || book.market[k];
     let limit = if market {
         leg.px

@@ -55,6 +55,22 @@ pub trait Gateway: std::any::Any + Send {
             self.name()
         ))
     }
+
+    /// Blocking, for restarts only. The venue's answers (as `recover` gives them,
+    /// each starting with `ExecKind::Restated`) about every order it holds from this
+    /// engine whose own time (`FollowerOrder::ts`) is `since` or later: after the
+    /// journal lost records, orders the engine cannot name may be at the venue.
+    fn orders_since(
+        &mut self,
+        since: Nanos,
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        let _ = (since, out);
+        Err(format!(
+            "venue `{}` cannot list the orders it holds",
+            self.name()
+        ))
+    }
 }
 
 /// A rejected input line or message, counted and reported; the source keeps going.

@@ -25,7 +25,7 @@ use fillcast_engine::core::{Core, Decision, DecisionStatus, Notice, Outputs, Rea
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
-use fillcast_engine::ids::{fnv1a, leader_event_key};
+use fillcast_engine::ids::{decision_id, fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SubIdx, Universe, VenueIdx};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rust_decimal::Decimal;
@@ -371,6 +371,45 @@ impl Harness {
                             Ticks(0),
                             RejectReason::None,
                         );
+                    }
+                    "holds" => {
+                        // `holds SUB buy|sell N @PX event=E`: the venue holds an
+                        // order the engine has no record of, under the id the
+                        // engine's decision for SUB on leader event E would have.
+                        let sub = self.sub(w[2]);
+                        let spec = &self.u.subs[sub.0 as usize];
+                        let leader = self.u.leaders[spec.leader.0 as usize].id.clone();
+                        let q = self.qty(0, w[4]);
+                        let px = self.px(0, w[5]);
+                        let event = w[6].strip_prefix("event=").expect("event=E");
+                        let side = if w[3] == "buy" { Side::Buy } else { Side::Sell };
+                        let id = decision_id(
+                            leader_event_key(&leader, event),
+                            sub.0,
+                            self.u.revision,
+                            0,
+                        );
+                        self.trade += 1;
+                        let r = ExecReport {
+                            order_id: id,
+                            kind: ExecKind::Restated,
+                            qty: Lots(side.sign() * q.0),
+                            price: px,
+                            trade_id: 0,
+                            recv_ts: Nanos(self.ts()),
+                            ..ExecReport::default()
+                        };
+                        let mut t2 = Transcript::default();
+                        self.core.on_exec(&r, &mut t2);
+                        self.render(t2);
+                        self.open.push(FollowerOrder {
+                            id,
+                            sub,
+                            side,
+                            qty: q,
+                            limit: px,
+                            ..FollowerOrder::default()
+                        });
                     }
                     "restate" => {
                         // The venue holds the order under its id as `buy|sell N`.
@@ -981,6 +1020,32 @@ fn regression_a_decision_made_again_after_a_cut_takes_the_venues_terms() {
          = pos F1:L1 X 14
          = stat pending 0
          = stat live 0",
+    );
+}
+
+#[test]
+fn regression_orders_the_journal_lost_are_taken_over_from_the_venue_and_never_sent_again() {
+    // Issue 10: after a journal lost records, the venue may hold orders the engine
+    // has no record of. Listed at the restart, they are taken over (working, then
+    // filled as the venue says); a decision made again under one of their ids
+    // sends nothing; the resync brings the pair to its target.
+    check(
+        &one(RATIO_2, ""),
+        "@manual
+         > venue holds F1:L1 buy 6 @100 event=e1
+         = working F1:L1 X 6
+         = stat live 1
+         > venue fill
+         = pos F1:L1 X 6
+         # the leader fill it copied, decided again: its order is the venue's
+         > fill L1 X buy 5 @100 event=e1
+         = stat live 0
+         > tick
+         F1:L1 resync venue_held_other sent
+         F1:L1 buy 4 ioc@100
+         > venue fill
+         = pos F1:L1 X 10
+         = stat pending 0",
     );
 }
 

@@ -96,7 +96,8 @@ impl QueryAnswer {
     }
 
     /// The answer as the reports `Gateway::recover` promises: the order's terms as
-    /// received (`Restated`: its quantity, negative for a sell), each fill (with its
+    /// received (`Restated`: its quantity, negative for a sell, its limit and its
+    /// symbol), each fill (with its
     /// trade id) and then the ending report if the order ended other than by filling
     /// in full; an unknown order is one `Rejected` report with `UnknownOrder`. The ack
     /// is left out: the restatement says the venue has the order.
@@ -114,6 +115,8 @@ impl QueryAnswer {
                     order_id: h.order_id,
                     kind: ExecKind::Restated,
                     qty: Lots(h.side.sign() * h.qty.0),
+                    price: h.limit,
+                    trade_id: h.symbol.0 as u64,
                     ..ExecReport::default()
                 });
                 reports.extend_from_slice(&h.fills);
@@ -130,9 +133,11 @@ impl QueryAnswer {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderHistory {
     pub order_id: u64,
-    /// The order's quantity and side as received.
+    /// The order's quantity, side, symbol and limit as received.
     pub qty: Lots,
     pub side: Side,
+    pub symbol: SymbolIdx,
+    pub limit: Ticks,
     pub acked: bool,
     /// Each fill, with its trade id, quantity, price and fee.
     pub fills: Vec<ExecReport>,
@@ -265,6 +270,13 @@ impl SimVenue {
             Some(record) => QueryAnswer::Known(record.to_history()),
             None => QueryAnswer::Unknown { order_id },
         }
+    }
+
+    /// Every order the venue remembers whose own time (`FollowerOrder::ts`) is
+    /// `since` or later, oldest first: what a client asks after it lost its record
+    /// of what it sent (`Gateway::orders_since`).
+    pub fn orders_since(&self, since: Nanos) -> Vec<u64> {
+        self.history.ids_since(since)
     }
 
     /// `query` as reports (see `QueryAnswer::reports`): the fills the venue made for
@@ -561,6 +573,15 @@ impl Gateway for SimVenue {
         }
         Ok(())
     }
+
+    fn orders_since(
+        &mut self,
+        since: Nanos,
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        let ids = SimVenue::orders_since(self, since);
+        self.recover(&ids, out)
+    }
 }
 
 /// The fee of a fill: `fee_ppm` of its notional, rounded up to the next money unit
@@ -587,6 +608,10 @@ struct Record {
     order_id: u64,
     qty: Lots,
     side: Side,
+    symbol: SymbolIdx,
+    limit: Ticks,
+    /// The order's own time (`FollowerOrder::ts`, the engine's clock).
+    order_ts: Nanos,
     venue_ts: Nanos,
     acked: bool,
     fill: Option<FillRecord>,
@@ -600,6 +625,9 @@ impl Record {
             order_id: order.id,
             qty: order.qty,
             side: order.side,
+            symbol: order.symbol,
+            limit: order.limit,
+            order_ts: order.ts,
             venue_ts,
             acked: false,
             fill: None,
@@ -623,6 +651,8 @@ impl Record {
             order_id: self.order_id,
             qty: self.qty,
             side: self.side,
+            symbol: self.symbol,
+            limit: self.limit,
             acked: self.acked,
             fills: self
                 .fill
@@ -674,6 +704,18 @@ impl History {
         let record = self.ring.get(*self.index.get(&order_id)?)?;
         debug_assert_eq!(record.order_id, order_id);
         Some(record)
+    }
+
+    /// The ids of the remembered orders whose own time is `since` or later, oldest
+    /// first.
+    fn ids_since(&self, since: Nanos) -> Vec<u64> {
+        let (newer, older) = self.ring.split_at(self.next_slot.min(self.ring.len()));
+        older
+            .iter()
+            .chain(newer)
+            .filter(|r| r.order_ts >= since)
+            .map(|r| r.order_id)
+            .collect()
     }
 
     /// Remembers a record for an id not yet present, forgetting the oldest when full.

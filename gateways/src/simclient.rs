@@ -394,6 +394,32 @@ impl SimClient {
         Ok(answers)
     }
 
+    /// The ids of every order the venue remembers whose own time is `since` or
+    /// later, oldest first. Blocks for up to `timeout`.
+    pub fn order_ids_since(&mut self, since: Nanos, timeout: Duration) -> io::Result<Vec<u64>> {
+        let deadline = Instant::now() + timeout;
+        self.ensure_connected(deadline)?;
+        self.send(|out| ClientMsg::OrdersSince { since: since.0 }.encode(out))?;
+        let mut all = Vec::new();
+        // Bounded by the venue's history, ORDER_IDS_MAX and the deadline.
+        loop {
+            let (part, last) = self.wait_reply(deadline, |msg| match msg {
+                ServerMsg::OrderIds { ids, last } => Ok((ids, last)),
+                other => Err(other),
+            })?;
+            if all.len() + part.len() > ORDER_IDS_MAX {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the venue listed more than {ORDER_IDS_MAX} orders"),
+                ));
+            }
+            all.extend(part);
+            if last {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Every non-zero venue position, sorted. Blocks for up to `timeout`.
     pub fn positions(&mut self, timeout: Duration) -> io::Result<Vec<VenuePosition>> {
         let deadline = Instant::now() + timeout;
@@ -1124,7 +1150,21 @@ impl Gateway for SimClient {
         }
         Ok(())
     }
+
+    fn orders_since(
+        &mut self,
+        since: Nanos,
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        let ids = self
+            .order_ids_since(since, self.recover_timeout)
+            .map_err(|e| format!("venue `{}`: listing its orders: {e}", self.name))?;
+        self.recover(&ids, out)
+    }
 }
+
+/// Most order ids `order_ids_since` takes from a venue.
+pub const ORDER_IDS_MAX: usize = 1 << 24;
 
 /// A session id no other connection uses: a random 64-bit secret (never 0), so
 /// that no other client can name it and take the session's reports.

@@ -41,14 +41,16 @@
 
 use crate::sim::SimVenue;
 use crate::simwire::{
-    decode_client, encode_positions, encode_query_reply, encode_report, ClientMsg, FrameReader,
-    FrameWriter, ReadState, ServerMsg, VenuePosition, VenueStats, POSITIONS_PER_FRAME_MAX,
+    decode_client, encode_order_ids, encode_positions, encode_query_reply, encode_report,
+    ClientMsg, FrameReader, FrameWriter, ReadState, ServerMsg, VenuePosition, VenueStats,
+    ORDER_IDS_PER_FRAME_MAX, POSITIONS_PER_FRAME_MAX,
 };
 use fillcast_engine::clock;
 use fillcast_engine::config;
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::{Universe, VenueIdx};
 use fillcast_engine::order::IdHash;
+use fillcast_engine::units::Nanos;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
@@ -460,6 +462,19 @@ impl SimServer {
             }
             ClientMsg::Ping { nonce } => {
                 let _ = ServerMsg::Pong { nonce }.encode(conn.writer.buf());
+            }
+            ClientMsg::OrdersSince { since } => {
+                let ids = self.venue.orders_since(Nanos(since));
+                let writer = conn.writer.buf();
+                let mut chunks = ids.chunks(ORDER_IDS_PER_FRAME_MAX).peekable();
+                if chunks.peek().is_none() {
+                    let _ = encode_order_ids(&[], true, writer);
+                }
+                while let Some(chunk) = chunks.next() {
+                    let last = chunks.peek().is_none();
+                    // Chunks are within the per-frame cap, so this cannot fail.
+                    let _ = encode_order_ids(chunk, last, writer);
+                }
             }
         }
         debug_assert!(conn.session.is_some());

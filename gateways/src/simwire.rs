@@ -14,10 +14,12 @@
 //! | `0x04` Positions | client → server | (empty) |
 //! | `0x05` Stats | client → server | (empty) |
 //! | `0x06` Ping | client → server | nonce u64 |
+//! | `0x07` OrdersSince | client → server | since u64 (an order's own time, ns) |
 //! | `0x81` Report | server → client | report |
 //! | `0x82` QueryReply | server → client | count u16, answers (same order as the query) |
 //! | `0x83` PositionsReply | server → client | last u8, count u32 (≤ `POSITIONS_PER_FRAME_MAX`), entries |
 //! | `0x84` StatsReply | server → client | 11 × u64 (`VenueStats`, in field order) |
+//! | `0x86` OrderIds | server → client | last u8, count u32 (≤ `ORDER_IDS_PER_FRAME_MAX`), order ids u64 |
 //! | `0x85` Pong | server → client | nonce u64 (the `Ping`'s) |
 //!
 //! An order is 53 bytes: id u64, sub u32, follower u32, symbol u16, side u8, qty i64,
@@ -25,7 +27,7 @@
 //! 58 bytes: order id u64, kind u8 (0 ack, 1 fill, 2 canceled, 3 rejected, 4 expired, 5 restated), qty i64, price i64, trade id u64, fee i64, reject
 //! u8 (0 none, 1 insufficient margin, 2 below min, 3 position limit, 4 reduce only,
 //! 5 transient, 6 other, 7 unknown order, 8 venue down), venue ts u64, recv ts u64. An answer is order id u64 and a tag u8: 0 unknown,
-//! 1 known followed by qty i64 (negative for a sell), acked u8, fill count u8 (≤ `FILLS_PER_ANSWER_MAX`),
+//! 1 known followed by qty i64 (negative for a sell), symbol u16, limit i64, acked u8, fill count u8 (≤ `FILLS_PER_ANSWER_MAX`),
 //! the fills as reports, has-end u8 and, when 1, the ending report. A position is
 //! follower u32, symbol u16, lots i64.
 //!
@@ -61,6 +63,9 @@ pub const QUERY_IDS_MAX: usize = 1024;
 /// Most fills one answer carries.
 pub const FILLS_PER_ANSWER_MAX: usize = 8;
 
+/// Most ids in one `OrderIds` frame; more go as several frames.
+pub const ORDER_IDS_PER_FRAME_MAX: usize = 65_536;
+
 /// Most positions in one `PositionsReply` frame; more go as several frames.
 pub const POSITIONS_PER_FRAME_MAX: usize = 32_768;
 
@@ -72,12 +77,13 @@ pub const REPORT_BYTES: usize = 58;
 
 const POSITION_BYTES: usize = 14;
 const ANSWER_BYTES_MAX: usize =
-    8 + 1 + 8 + 1 + 1 + FILLS_PER_ANSWER_MAX * REPORT_BYTES + 1 + REPORT_BYTES;
+    8 + 1 + 8 + 2 + 8 + 1 + 1 + FILLS_PER_ANSWER_MAX * REPORT_BYTES + 1 + REPORT_BYTES;
 const STATS_FIELDS: usize = 11;
 
 const _: () = assert!(1 + 2 + ORDERS_PER_FRAME_MAX * ORDER_BYTES <= FRAME_BYTES_MAX);
 const _: () = assert!(1 + 2 + QUERY_IDS_MAX * ANSWER_BYTES_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(1 + 1 + 4 + POSITIONS_PER_FRAME_MAX * POSITION_BYTES <= FRAME_BYTES_MAX);
+const _: () = assert!(1 + 1 + 4 + ORDER_IDS_PER_FRAME_MAX * 8 <= FRAME_BYTES_MAX);
 const _: () = assert!(ORDERS_PER_FRAME_MAX <= u16::MAX as usize);
 const _: () = assert!(QUERY_IDS_MAX <= u16::MAX as usize);
 const _: () = assert!(FILLS_PER_ANSWER_MAX <= u8::MAX as usize);
@@ -88,11 +94,13 @@ const QUERY: u8 = 0x03;
 const POSITIONS: u8 = 0x04;
 const STATS: u8 = 0x05;
 const PING: u8 = 0x06;
+const ORDERS_SINCE: u8 = 0x07;
 const REPORT: u8 = 0x81;
 const QUERY_REPLY: u8 = 0x82;
 const POSITIONS_REPLY: u8 = 0x83;
 const STATS_REPLY: u8 = 0x84;
 const PONG: u8 = 0x85;
+const ORDER_IDS: u8 = 0x86;
 
 /// What a decoder returns: `Ok(None)` when the buffer holds only part of a frame,
 /// else the message and the bytes it took.
@@ -115,6 +123,11 @@ pub enum ClientMsg {
     Ping {
         nonce: u64,
     },
+    /// Asks for the ids of every order the venue remembers whose own time is
+    /// `since` or later (`SimVenue::orders_since`).
+    OrdersSince {
+        since: u64,
+    },
 }
 
 /// A frame from the venue to the client.
@@ -132,6 +145,11 @@ pub enum ServerMsg {
     /// The answer to `Ping`.
     Pong {
         nonce: u64,
+    },
+    /// Part of the answer to `OrdersSince`; `last` marks the final part.
+    OrderIds {
+        ids: Vec<u64>,
+        last: bool,
     },
 }
 
@@ -235,6 +253,12 @@ impl ClientMsg {
                 end(out, at);
                 Ok(())
             }
+            ClientMsg::OrdersSince { since } => {
+                let at = begin(out, ORDERS_SINCE);
+                out.extend_from_slice(&since.to_le_bytes());
+                end(out, at);
+                Ok(())
+            }
         }
     }
 }
@@ -265,6 +289,7 @@ impl ServerMsg {
                 end(out, at);
                 Ok(())
             }
+            ServerMsg::OrderIds { ids, last } => encode_order_ids(ids, *last, out),
         }
     }
 }
@@ -276,6 +301,19 @@ pub fn encode_orders(orders: &[FollowerOrder], out: &mut Vec<u8>) -> Result<(), 
     out.extend_from_slice(&(orders.len() as u16).to_le_bytes());
     for o in orders {
         put_order(o, out);
+    }
+    end(out, at);
+    Ok(())
+}
+
+/// Appends one `OrderIds` frame (at most `ORDER_IDS_PER_FRAME_MAX` ids).
+pub fn encode_order_ids(ids: &[u64], last: bool, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    check_count("order ids", ids.len(), ORDER_IDS_PER_FRAME_MAX)?;
+    let at = begin(out, ORDER_IDS);
+    out.push(last as u8);
+    out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.to_le_bytes());
     }
     end(out, at);
     Ok(())
@@ -319,6 +357,8 @@ pub fn encode_query_reply(answers: &[QueryAnswer], out: &mut Vec<u8>) -> Result<
                 out.push(1);
                 // Signed: negative for a sell.
                 out.extend_from_slice(&(h.side.sign() * h.qty.0).to_le_bytes());
+                out.extend_from_slice(&h.symbol.0.to_le_bytes());
+                out.extend_from_slice(&h.limit.0.to_le_bytes());
                 out.push(h.acked as u8);
                 out.push(h.fills.len() as u8);
                 for f in &h.fills {
@@ -392,6 +432,7 @@ pub fn decode_client(buf: &[u8]) -> Decoded<ClientMsg> {
         POSITIONS => ClientMsg::Positions,
         STATS => ClientMsg::Stats,
         PING => ClientMsg::Ping { nonce: r.u64()? },
+        ORDERS_SINCE => ClientMsg::OrdersSince { since: r.u64()? },
         other => return Err(DecodeError::UnknownType(other)),
     };
     r.finish()?;
@@ -414,6 +455,19 @@ pub fn decode_server(buf: &[u8]) -> Decoded<ServerMsg> {
                 answers.push(r.answer()?);
             }
             ServerMsg::QueryReply(answers)
+        }
+        ORDER_IDS => {
+            let last = r.bool("last")?;
+            let count = r.u32()? as usize;
+            if count > ORDER_IDS_PER_FRAME_MAX {
+                return Err(too_many(kind, "order ids", count, ORDER_IDS_PER_FRAME_MAX));
+            }
+            r.need(count * 8)?;
+            let mut ids = Vec::with_capacity(count);
+            for _ in 0..count {
+                ids.push(r.u64()?);
+            }
+            ServerMsg::OrderIds { ids, last }
         }
         POSITIONS_REPLY => {
             let last = r.bool("last")?;
@@ -713,6 +767,8 @@ impl<'a> Reader<'a> {
             field: "order quantity",
             value: signed as u64,
         })?);
+        let symbol = SymbolIdx(self.u16()?);
+        let limit = Ticks(self.i64()?);
         let acked = self.bool("acked")?;
         let count = self.u8()? as usize;
         if count > FILLS_PER_ANSWER_MAX {
@@ -732,6 +788,8 @@ impl<'a> Reader<'a> {
             order_id,
             qty,
             side,
+            symbol,
+            limit,
             acked,
             fills,
             end,

@@ -242,6 +242,8 @@ fn history_from_reports(order: &FollowerOrder, reports: &[ExecReport]) -> OrderH
         order_id: order.id,
         qty: order.qty,
         side: order.side,
+        symbol: order.symbol,
+        limit: order.limit,
         acked: mine.iter().any(|r| r.kind == ExecKind::Ack),
         fills: mine
             .iter()
@@ -340,6 +342,8 @@ fn expected_answer(order: &FollowerOrder, reports: &[ExecReport]) -> Vec<ExecRep
         order_id: order.id,
         kind: ExecKind::Restated,
         qty: Lots(order.side.sign() * order.qty.0),
+        price: order.limit,
+        trade_id: order.symbol.0 as u64,
         ..ExecReport::default()
     };
     std::iter::once(terms)
@@ -501,6 +505,8 @@ fn any_answer() -> impl Strategy<Value = QueryAnswer> {
                     order_id,
                     qty: Lots(qty),
                     side: if sell { Side::Sell } else { Side::Buy },
+                    symbol: SymbolIdx((order_id % 7) as u16),
+                    limit: Ticks(qty / 3),
                     acked,
                     fills,
                     end,
@@ -517,6 +523,7 @@ fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
         Just(ClientMsg::Positions),
         Just(ClientMsg::Stats),
         any::<u64>().prop_map(|nonce| ClientMsg::Ping { nonce }),
+        any::<u64>().prop_map(|since| ClientMsg::OrdersSince { since }),
     ]
 }
 
@@ -524,6 +531,8 @@ fn any_server_msg() -> impl Strategy<Value = ServerMsg> {
     prop_oneof![
         any_report().prop_map(ServerMsg::Report),
         prop::collection::vec(any_answer(), 0..20).prop_map(ServerMsg::QueryReply),
+        (prop::collection::vec(any::<u64>(), 0..50), any::<bool>())
+            .prop_map(|(ids, last)| ServerMsg::OrderIds { ids, last }),
         (
             prop::collection::vec(
                 (any::<u32>(), any::<u16>(), any::<i64>()).prop_map(|(f, s, l)| {
@@ -721,11 +730,35 @@ fn hostile_counts_are_refused_before_allocating() {
     body.extend_from_slice(&7u64.to_le_bytes());
     body.push(1);
     body.extend_from_slice(&5i64.to_le_bytes());
+    body.extend_from_slice(&0u16.to_le_bytes()); // symbol
+    body.extend_from_slice(&100i64.to_le_bytes()); // limit
     body.push(1);
     body.push(255);
     assert!(matches!(
         decode_server(&frame(0x82, &body)),
         Err(DecodeError::TooMany { .. })
+    ));
+    // Order ids: u32::MAX claimed, then within the cap but not in the body.
+    let mut body = vec![1u8];
+    body.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_server(&frame(0x86, &body)),
+        Err(DecodeError::TooMany { .. })
+    ));
+    let mut body = vec![0u8];
+    body.extend_from_slice(&1000u32.to_le_bytes());
+    assert!(matches!(
+        decode_server(&frame(0x86, &body)),
+        Err(DecodeError::Truncated { .. })
+    ));
+    // An answer whose signed quantity has no absolute value.
+    let mut body = 1u16.to_le_bytes().to_vec();
+    body.extend_from_slice(&7u64.to_le_bytes());
+    body.push(1);
+    body.extend_from_slice(&i64::MIN.to_le_bytes());
+    assert!(matches!(
+        decode_server(&frame(0x82, &body)),
+        Err(DecodeError::BadValue { .. })
     ));
 }
 
@@ -1480,4 +1513,43 @@ fn the_binary_refuses_bad_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
     assert_eq!(run(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_client_that_lost_its_records_lists_the_orders_the_venue_holds_since_a_time() {
+    let server = Server::start(venue(&SimVenueConfig::default()));
+    let mut a = SimClient::connect("sim", server.addr, WAIT).expect("connect");
+    let mut batch = orders(0, 10);
+    for (i, o) in batch.iter_mut().enumerate() {
+        o.ts = Nanos(1_000 + i as u64);
+    }
+    a.submit(&batch, now(), &mut |_| {});
+    a.stats(WAIT)
+        .expect("stats: a round trip behind the orders");
+
+    // Another client (a restarted engine) asks from the fifth order's time on.
+    let mut b = SimClient::connect("sim", server.addr, WAIT).expect("connect");
+    let ids = b.order_ids_since(Nanos(1_004), WAIT).expect("list");
+    let want: Vec<u64> = batch[4..].iter().map(|o| o.id).collect();
+    assert_eq!(ids, want, "the orders from that time on, oldest first");
+    let mut got = Vec::new();
+    b.orders_since(Nanos(1_004), &mut |r| got.push(r))
+        .expect("answers");
+    let terms: Vec<&ExecReport> = got
+        .iter()
+        .filter(|r| r.kind == ExecKind::Restated)
+        .collect();
+    assert_eq!(terms.len(), want.len(), "{got:?}");
+    for (t, o) in terms.iter().zip(&batch[4..]) {
+        assert_eq!(
+            (t.order_id, t.qty.0, t.price, t.trade_id),
+            (o.id, o.side.sign() * o.qty.0, o.limit, o.symbol.0 as u64),
+            "each answer starts with the order's terms: signed size, limit, symbol"
+        );
+    }
+    assert!(got.iter().all(|r| want.contains(&r.order_id)));
+    assert!(b
+        .order_ids_since(Nanos(u64::MAX), WAIT)
+        .expect("list")
+        .is_empty());
 }

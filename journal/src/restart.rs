@@ -10,6 +10,8 @@
 //!
 //! Never prints: what it does goes to the `log` it is given.
 
+use crate::reader::JournalReader;
+use crate::record::{decode, Entry};
 use crate::replay::{replay, ReplayError, ReplayStats};
 use crate::stage::JournalStage;
 use crate::writer::{Durability, JournalOptions, JournalWriter, Recovery};
@@ -127,6 +129,13 @@ pub trait Venues {
         order_ids: &[u64],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), String>;
+    /// `Gateway::orders_since` of venue `venue`.
+    fn orders_since(
+        &mut self,
+        venue: usize,
+        since: Nanos,
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String>;
 }
 
 impl Venues for [Box<dyn Gateway>] {
@@ -144,6 +153,100 @@ impl Venues for [Box<dyn Gateway>] {
             Some(g) => g.recover(order_ids, out),
             None => Err(format!("no gateway for venue index {venue}")),
         }
+    }
+
+    fn orders_since(
+        &mut self,
+        venue: usize,
+        since: Nanos,
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        match self.get_mut(venue) {
+            Some(g) => g.orders_since(since, out),
+            None => Err(format!("no gateway for venue index {venue}")),
+        }
+    }
+}
+
+/// After an unclean stop, the journal may have lost records of orders that reached
+/// a venue, and the run may not decide them again (a flip made as one leg, a resync
+/// at another moment): ids it cannot name. Lists the orders each venue holds from
+/// the journal's tail on (`Gateway::orders_since`) and adds the answers about those
+/// the journal and the core do not know to `recovered`: the core takes them over
+/// (`Core::adopt`). A venue that cannot list its orders is logged, not fatal: those
+/// orders stay unknown and the run's end compares positions with the venue.
+fn take_over_unknown_orders<V: Venues + ?Sized>(
+    dir: &Path,
+    core: &Core,
+    universe: &Universe,
+    venues: &mut V,
+    recovered: &mut Vec<ExecReport>,
+    log: &mut dyn FnMut(String),
+) -> Result<(), RestartError> {
+    let (since, mut known) = journal_tail_orders(dir).map_err(|error| RestartError::Open {
+        dir: dir.into(),
+        error,
+    })?;
+    known.extend(core.orders().map(|o| o.id));
+    for venue in 0..universe.venues.len() {
+        let name = venues.name(venue).unwrap_or_else(|| format!("#{venue}"));
+        let mut got = Vec::new();
+        if let Err(message) = venues.orders_since(venue, since, &mut |r| got.push(r)) {
+            log(format!(
+                "journal: venue `{name}` cannot list the orders it holds ({message}): orders of lost records that this run does not decide again stay unknown to the engine"
+            ));
+            continue;
+        }
+        let before = recovered.len();
+        recovered.extend(got.into_iter().filter(|r| !known.contains(&r.order_id)));
+        let unknown: HashSet<u64, IdHash> =
+            recovered[before..].iter().map(|r| r.order_id).collect();
+        log(format!(
+            "journal: venue `{name}` holds {} orders the journal lost: taken over",
+            unknown.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The time from which orders may be missing from the journal, and the ids of the
+/// orders it holds from a little before then: the order records of its last two
+/// segments (all of it if they hold none). Lost records come after the last one
+/// kept, and order times never go back, so an order of the venue's at or after the
+/// returned time is in the set or was lost.
+fn journal_tail_orders(dir: &Path) -> Result<(Nanos, HashSet<u64, IdHash>), JournalError> {
+    let segments = crate::writer::list_segments(dir)?;
+    let last_first = segments.last().map_or(1, |s| s.0);
+    let reader = JournalReader::open(dir)?;
+    let mut from = segments.len().checked_sub(2).map_or(1, |i| segments[i].0);
+    loop {
+        let mut known = HashSet::with_hasher(IdHash);
+        // The journal's first record is stamped when it was made: no order from
+        // before it can be this journal's.
+        let mut floor = 0;
+        let mut first_in_last: Option<u64> = None;
+        let mut last_ts = 0;
+        for rec in reader.iter_from(from) {
+            let Ok(rec) = rec else { break };
+            if rec.seq == 1 {
+                floor = rec.ts;
+            }
+            let order = match decode(rec.kind, rec.schema, rec.payload) {
+                Ok(Entry::Order(o) | Entry::OrderDecision(o, _)) => o,
+                _ => continue,
+            };
+            known.insert(order.id);
+            last_ts = order.ts.0;
+            if rec.seq >= last_first && first_in_last.is_none() {
+                first_in_last = Some(order.ts.0);
+            }
+        }
+        if known.is_empty() && from > 1 {
+            from = 1;
+            continue;
+        }
+        let since = first_in_last.unwrap_or(last_ts).max(floor);
+        return Ok((Nanos(since), known));
     }
 }
 
@@ -269,6 +372,9 @@ pub fn open<V: Venues + ?Sized>(
             ids.len()
         ));
         asked.insert(venue, ids.len());
+    }
+    if ask_first {
+        take_over_unknown_orders(dir, &core, universe, venues, &mut recovered, log)?;
     }
     Ok(Opened {
         core,

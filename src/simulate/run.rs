@@ -118,6 +118,17 @@ impl Venues for Asking<'_> {
         }
         Ok(())
     }
+
+    /// The simulator models `durability = "sync"`, where no order leaves before its
+    /// record is durable: a restart never has orders to take over.
+    fn orders_since(
+        &mut self,
+        _venue: usize,
+        _since: Nanos,
+        _out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), String> {
+        Err("the simulator's venues do not list their orders".into())
+    }
 }
 
 pub(super) struct Sim<'o> {

@@ -225,6 +225,9 @@ pub(crate) struct Builder {
     dirty_orders: Vec<u64>,
     /// Orders of the current leader fill, waiting for their decision.
     awaiting: Vec<u64>,
+    /// A venue's statement about an order the journal has no record of, and its
+    /// seq: the core's `venue_held_other` notice right after says it took it over.
+    restated_unknown: Option<(i64, ExecReport)>,
     input: Input,
     /// Whether this run has read an input yet: until then, the outputs it reads
     /// may belong to an input a previous run wrote.
@@ -332,6 +335,7 @@ impl Builder {
             orders: HashMap::new(),
             dirty_orders: Vec::new(),
             awaiting: Vec::new(),
+            restated_unknown: None,
             input: Input::default(),
             seen_input: false,
         }
@@ -879,6 +883,11 @@ impl Builder {
             detail,
         };
         let fill = r.kind == ExecKind::Fill;
+        if r.kind == ExecKind::Restated && self.cached(r.order_id, store)?.is_none() {
+            // The core may take this order over; its notice says whether it did.
+            self.restated_unknown = Some((seq, *r));
+            return Ok(());
+        }
         let Some(c) = self.cached(r.order_id, store)? else {
             batch.audit.push(oddity(
                 "unknown_order",
@@ -1140,6 +1149,49 @@ impl Builder {
         Ok(())
     }
 
+    /// The core took over an order the venue held and the journal had lost
+    /// (`Core::adopt`, on the `Restated` report just before): so does the sidecar.
+    fn take_over(&mut self, chk: &Check, order_id: u64) -> Result<(), SidecarError> {
+        let Some((seq, r)) = self.restated_unknown.take() else {
+            return Ok(());
+        };
+        if r.order_id != order_id || self.orders.contains_key(&order_id) {
+            return Ok(());
+        }
+        let sub = fillcast_engine::ids::order_sub(order_id);
+        let sub32 = u32::try_from(sub).map_err(|_| bad(chk.seq, "subscription out of range"))?;
+        chk.sub(sub32)?;
+        let symbol = u16::try_from(r.trade_id).map_err(|_| bad(chk.seq, "symbol out of range"))?;
+        chk.symbol(symbol)?;
+        let follower = chk.u.subs[sub].follower.0;
+        self.orders.insert(
+            order_id,
+            Cached {
+                order: Order {
+                    id: order_id,
+                    seq,
+                    instruction_seq: None,
+                    event_key: 0,
+                    sub: sub32,
+                    follower,
+                    symbol,
+                    side: if r.qty.0 > 0 { Side::Buy } else { Side::Sell },
+                    qty: r.qty.0.saturating_abs(),
+                    limit: r.price.0,
+                    order_type: OrderType::LimitIoc,
+                    reduce_only: false,
+                    state: OrderState::Acked,
+                    filled: 0,
+                    reject: None,
+                },
+                trades: Vec::new(),
+                dirty: false,
+            },
+        );
+        self.mark_order_dirty(order_id);
+        Ok(())
+    }
+
     fn notice(
         &mut self,
         chk: &Check,
@@ -1148,6 +1200,13 @@ impl Builder {
         batch: &mut Batch,
     ) -> Result<(), SidecarError> {
         let ts = to_i64(chk.seq, "timestamp", self.input.ts)?;
+        if let Notice::Odd {
+            order_id,
+            oddity: Oddity::VenueHeldOther,
+        } = *n
+        {
+            self.take_over(chk, order_id)?;
+        }
         let order = |id: u64| Id::client_order(id).as_str().to_string();
         let (kind, subject, reason, detail) = match *n {
             Notice::Stopped { sub, reason } => {
