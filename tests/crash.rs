@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 mod support;
-use support::{fillcast, finish, free_port, leader_fills, Rng, Venue};
+use support::{fillcast, finish, free_port, leader_fills, venue_positions, Rng, Venue};
 
 const KILLS: usize = 20;
 const FILLS: usize = 1500;
@@ -203,19 +203,7 @@ fn sigkill_at_random_moments_sends_no_order_twice_and_loses_no_fill() {
         }
     }
     engine_pos.retain(|_, p| *p != 0);
-    let mut venue_pos: BTreeMap<(u32, u16), i64> = BTreeMap::new();
-    for line in std::fs::read_to_string(&positions)
-        .expect("venue positions")
-        .lines()
-    {
-        let v: Vec<i64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if v.len() == 3 && v[2] != 0 {
-            venue_pos.insert((v[0] as u32, v[1] as u16), v[2]);
-        }
-    }
+    let venue_pos = venue_positions(&positions);
     assert_eq!(engine_pos, venue_pos, "engine and venue positions differ");
     assert!(
         r.stats.mismatches == 0 && r.stats.outputs_checked > 10_000,

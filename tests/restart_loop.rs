@@ -361,10 +361,8 @@ fn regression_restart_depended_on_the_working_directory() {
     c.assert_no_order_sent_twice();
 }
 
-/// What a power loss does to a journal written with `durability = "never"`: the
-/// page cache's last pages never reach the disk, and orders they recorded may have
-/// left. Zeroes the last `share` of the records of the last segment; the seqs lost.
-fn lose_journal_tail(journal: &Path, share: f64) -> std::ops::Range<u64> {
+/// The journal's last sequence, and its last segment: first sequence, path, bytes.
+fn last_segment(journal: &Path) -> (u64, u64, PathBuf, Vec<u8>) {
     let last_seq = JournalReader::open(journal)
         .unwrap()
         .iter_from(1)
@@ -372,7 +370,26 @@ fn lose_journal_tail(journal: &Path, share: f64) -> std::ops::Range<u64> {
         .last()
         .expect("records");
     let (first_seq, path) = list_segments(journal).unwrap().pop().expect("a segment");
-    let mut bytes = std::fs::read(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (last_seq, first_seq, path, bytes)
+}
+
+/// `fillcast sidecar` from `journal` into the SQLite file `db`.
+fn sidecar(journal: &Path, db: &Path) -> std::process::Output {
+    fillcast()
+        .args(["sidecar", "--journal"])
+        .arg(journal)
+        .arg("--db")
+        .arg(format!("sqlite:{}", db.display()))
+        .output()
+        .unwrap()
+}
+
+/// What a power loss does to a journal written with `durability = "never"`: the
+/// page cache's last pages never reach the disk, and orders they recorded may have
+/// left. Zeroes the last `share` of the records of the last segment; the seqs lost.
+fn lose_journal_tail(journal: &Path, share: f64) -> std::ops::Range<u64> {
+    let (last_seq, first_seq, path, mut bytes) = last_segment(journal);
     let from_seq = (first_seq + ((last_seq - first_seq) as f64 * (1.0 - share)) as u64).max(2);
     let from = segment::offset_of(&bytes[..], first_seq, from_seq).expect("record offset");
     let to = segment::offset_of(&bytes[..], first_seq, last_seq + 1).expect("end offset");
@@ -440,13 +457,7 @@ fn regression_orders_whose_records_a_power_loss_took_were_sent_again() {
     // The sidecar takes the orders over as the core did: its positions are the
     // engine's.
     let db = c.dir.join("after.db");
-    let out = fillcast()
-        .args(["sidecar", "--journal"])
-        .arg(c.journal())
-        .arg("--db")
-        .arg(format!("sqlite:{}", db.display()))
-        .output()
-        .unwrap();
+    let out = sidecar(&c.journal(), &db);
     assert!(
         out.status.success(),
         "{}",
@@ -496,14 +507,7 @@ fn sql_positions(db: &Path) -> BTreeMap<(u32, u16), i64> {
 
 /// Flips one bit in the middle of the last segment's records.
 fn damage_journal_middle(journal: &Path) -> u64 {
-    let last_seq = JournalReader::open(journal)
-        .unwrap()
-        .iter_from(1)
-        .map_while(|r| r.ok().map(|r| r.seq))
-        .last()
-        .expect("records");
-    let (first_seq, path) = list_segments(journal).unwrap().pop().expect("a segment");
-    let mut bytes = std::fs::read(&path).unwrap();
+    let (last_seq, first_seq, path, mut bytes) = last_segment(journal);
     let seq = first_seq + (last_seq - first_seq) / 2;
     let at = segment::offset_of(&bytes[..], first_seq, seq).expect("record offset");
     bytes[at + 40] ^= 0x10; // inside the payload: its checksum no longer holds
@@ -522,15 +526,8 @@ fn damage_in_the_middle_of_the_last_segment_never_sends_an_order_twice() {
         "killed mid-run"
     );
     // A sidecar that has followed the journal so far.
-    let db = format!("sqlite:{}", dir.join("fc.db").display());
-    let sidecar = || {
-        fillcast()
-            .args(["sidecar", "--journal"])
-            .arg(&journal)
-            .args(["--db", &db])
-            .output()
-            .unwrap()
-    };
+    let db = dir.join("fc.db");
+    let sidecar = || sidecar(&journal, &db);
     assert!(sidecar().status.success());
 
     let seq = damage_journal_middle(&journal);

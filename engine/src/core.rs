@@ -1338,19 +1338,7 @@ impl Core {
             let remaining = o.qty.0 - filled_after.0;
             if remaining > 0 {
                 self.books[b].symbols[si].working[k] -= sign * remaining;
-                let px = if self.marks[si] > 0 {
-                    self.marks[si]
-                } else {
-                    o.limit.0
-                };
-                update_exposure(
-                    &mut self.books[b],
-                    &mut self.followers,
-                    k,
-                    si,
-                    px,
-                    self.universe.symbols[si].money_per_lot_tick,
-                );
+                self.working_changed(b, k, si, o.limit);
             }
             if r.kind == ExecKind::Rejected {
                 self.stats.rejects += 1;
@@ -1359,6 +1347,24 @@ impl Core {
                 self.on_unfilled(&o, r.kind, r.reject, out);
             }
         }
+    }
+
+    /// A working quantity changed outside a fill: the follower's exposure follows,
+    /// valued at the mark (or, before any mark, at the order's `limit`).
+    fn working_changed(&mut self, b: usize, k: usize, si: usize, limit: Ticks) {
+        let px = if self.marks[si] > 0 {
+            self.marks[si]
+        } else {
+            limit.0
+        };
+        update_exposure(
+            &mut self.books[b],
+            &mut self.followers,
+            k,
+            si,
+            px,
+            self.universe.symbols[si].money_per_lot_tick,
+        );
     }
 
     /// The venue's version of an order wins (`ExecKind::Restated`). After a journal
@@ -1398,19 +1404,7 @@ impl Core {
         let slot = self.orders.at_mut(place);
         slot.qty = Lots(venue.abs());
         slot.side = if venue > 0 { Side::Buy } else { Side::Sell };
-        let px = if self.marks[si] > 0 {
-            self.marks[si]
-        } else {
-            o.limit.0
-        };
-        update_exposure(
-            &mut self.books[b],
-            &mut self.followers,
-            k,
-            si,
-            px,
-            self.universe.symbols[si].money_per_lot_tick,
-        );
+        self.working_changed(b, k, si, o.limit);
         let pair = o.sub.0 as usize * self.marks.len() + si;
         self.resync
             .enqueue(pair, SyncReason::VenueHeldOther, 0, self.now_ns);
@@ -1471,14 +1465,7 @@ impl Core {
         self.stats.adopted += 1;
         self.adopted.insert(r.order_id);
         self.books[b].symbols[si].working[k] += venue;
-        update_exposure(
-            &mut self.books[b],
-            &mut self.followers,
-            k,
-            si,
-            r.price.0,
-            self.universe.symbols[si].money_per_lot_tick,
-        );
+        self.working_changed(b, k, si, r.price);
         let pair = sub.0 as usize * self.marks.len() + si;
         self.resync
             .enqueue(pair, SyncReason::VenueHeldOther, 0, self.now_ns);

@@ -400,17 +400,28 @@ impl SimClient {
         let deadline = Instant::now() + timeout;
         self.ensure_connected(deadline)?;
         self.send(|out| ClientMsg::OrdersSince { since: since.0 }.encode(out))?;
+        self.wait_parts(deadline, ORDER_IDS_MAX, "orders", |msg| match msg {
+            ServerMsg::OrderIds { ids, last } => Ok((ids, last)),
+            other => Err(other),
+        })
+    }
+
+    /// The parts of a reply that comes in several frames, put together: at most
+    /// `max` items (`what`, for the error), by `deadline`.
+    fn wait_parts<T>(
+        &mut self,
+        deadline: Instant,
+        max: usize,
+        what: &str,
+        mut part_of: impl FnMut(ServerMsg) -> Result<(Vec<T>, bool), ServerMsg>,
+    ) -> io::Result<Vec<T>> {
         let mut all = Vec::new();
-        // Bounded by the venue's history, ORDER_IDS_MAX and the deadline.
         loop {
-            let (part, last) = self.wait_reply(deadline, |msg| match msg {
-                ServerMsg::OrderIds { ids, last } => Ok((ids, last)),
-                other => Err(other),
-            })?;
-            if all.len() + part.len() > ORDER_IDS_MAX {
+            let (part, last) = self.wait_reply(deadline, &mut part_of)?;
+            if all.len() + part.len() > max {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("the venue listed more than {ORDER_IDS_MAX} orders"),
+                    format!("the venue sent more than {max} {what}"),
                 ));
             }
             all.extend(part);
@@ -425,24 +436,10 @@ impl SimClient {
         let deadline = Instant::now() + timeout;
         self.ensure_connected(deadline)?;
         self.send(|out| ClientMsg::Positions.encode(out))?;
-        let mut all = Vec::new();
-        // Bounded by POSITIONS_MAX and the deadline.
-        loop {
-            let (part, last) = self.wait_reply(deadline, |msg| match msg {
-                ServerMsg::PositionsReply { positions, last } => Ok((positions, last)),
-                other => Err(other),
-            })?;
-            if all.len() + part.len() > POSITIONS_MAX {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("the venue sent more than {POSITIONS_MAX} positions"),
-                ));
-            }
-            all.extend(part);
-            if last {
-                return Ok(all);
-            }
-        }
+        self.wait_parts(deadline, POSITIONS_MAX, "positions", |msg| match msg {
+            ServerMsg::PositionsReply { positions, last } => Ok((positions, last)),
+            other => Err(other),
+        })
     }
 
     /// The venue's and its server's counters (orders received, duplicate client

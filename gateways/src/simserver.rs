@@ -447,15 +447,9 @@ impl SimServer {
             ClientMsg::Positions => {
                 let positions = sorted_positions(&self.venue);
                 let writer = conn.writer.buf();
-                let mut chunks = positions.chunks(POSITIONS_PER_FRAME_MAX).peekable();
-                if chunks.peek().is_none() {
-                    let _ = encode_positions(&[], true, writer);
-                }
-                while let Some(chunk) = chunks.next() {
-                    let last = chunks.peek().is_none();
-                    // Chunks are within the per-frame cap, so this cannot fail.
-                    let _ = encode_positions(chunk, last, writer);
-                }
+                in_parts(&positions, POSITIONS_PER_FRAME_MAX, |part, last| {
+                    let _ = encode_positions(part, last, writer);
+                });
             }
             ClientMsg::Stats => {
                 let _ = ServerMsg::Stats(self.stats()).encode(conn.writer.buf());
@@ -466,15 +460,9 @@ impl SimServer {
             ClientMsg::OrdersSince { since } => {
                 let ids = self.venue.orders_since(Nanos(since));
                 let writer = conn.writer.buf();
-                let mut chunks = ids.chunks(ORDER_IDS_PER_FRAME_MAX).peekable();
-                if chunks.peek().is_none() {
-                    let _ = encode_order_ids(&[], true, writer);
-                }
-                while let Some(chunk) = chunks.next() {
-                    let last = chunks.peek().is_none();
-                    // Chunks are within the per-frame cap, so this cannot fail.
-                    let _ = encode_order_ids(chunk, last, writer);
-                }
+                in_parts(&ids, ORDER_IDS_PER_FRAME_MAX, |part, last| {
+                    let _ = encode_order_ids(part, last, writer);
+                });
             }
         }
         debug_assert!(conn.session.is_some());
@@ -916,4 +904,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Hands `items` to `frame` in parts of at most `max` (the per-frame cap, so the
+/// encoder cannot refuse them), the last part flagged; an empty list is one empty
+/// last part.
+fn in_parts<T>(items: &[T], max: usize, mut frame: impl FnMut(&[T], bool)) {
+    let mut parts = items.chunks(max).peekable();
+    if parts.peek().is_none() {
+        frame(&[], true);
+    }
+    while let Some(part) = parts.next() {
+        frame(part, parts.peek().is_none());
+    }
 }
