@@ -9,7 +9,7 @@ use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
 use fillcast_journal::segment;
 use fillcast_journal::writer::list_segments;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -303,8 +303,13 @@ fn restart_loop_after_completion_kills_other_folders_moved_files_and_operational
 
 #[test]
 fn regression_any_config_change_bricked_a_restart() {
-    let c = Case::new("", 77, 100, |port| config(port, "fills.jsonl", ""));
+    let c = Case::new("", 77, 200, |port| config(port, "fills.jsonl", ""));
     let (dir, cfg, port) = (&c.dir, &c.cfg, c.port);
+    // The first half of the fills now, the rest after the config changed.
+    let all = std::fs::read_to_string(dir.join("fills.jsonl")).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    let (first, rest) = lines.split_at(100);
+    std::fs::write(dir.join("fills.jsonl"), first.join("\n") + "\n").unwrap();
     run_to_end(cfg, dir);
 
     // What the finding tried: pinning the core, and the fills file elsewhere.
@@ -312,22 +317,74 @@ fn regression_any_config_change_bricked_a_restart() {
     std::fs::write(cfg, config(port, "elsewhere.jsonl", "core_cpu = 0")).unwrap();
     run_to_end(cfg, dir);
 
-    // A change that decides orders is refused, and the message says what changed.
+    // Adding a subscription is refused, saying why and what changed.
+    let grown = config(port, "elsewhere.jsonl", "")
+        + "[[followers]]\nid = \"F99\"\nequity = \"50000\"\n\n[[subscriptions]]\nfollower = \"F99\"\nleader = \"L1\"\nallocation = \"20000\"\nmode = \"proportional\"\n";
+    std::fs::write(cfg, grown).unwrap();
+    let out = engine(cfg, dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a new subscription was taken:\n{err}"
+    );
+    assert!(
+        err.contains("followers were added") && err.contains("F99"),
+        "the refusal does not say why and what changed:\n{err}"
+    );
+
+    // A changed allocation applies as a new revision before the next fill.
     let changed = config(port, "elsewhere.jsonl", "").replacen(
         "allocation = \"20000\"",
         "allocation = \"25000\"",
         1,
     );
     std::fs::write(cfg, changed).unwrap();
-    let out = engine(cfg, dir).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("elsewhere.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut more, (rest.join("\n") + "\n").as_bytes()).unwrap();
+    let err = run_to_end(cfg, dir);
     assert!(
-        !out.status.success(),
-        "a changed allocation was taken silently"
+        err.contains("applied before any new event")
+            && err.contains("subscriptions[F0:L1].allocation: \"20000\" → \"25000\""),
+        "the new revision was not applied with its diff:\n{err}"
     );
+    // Once more: the journal replays across its two revisions.
+    let again = run_to_end(cfg, dir);
+    assert!(again.contains(", 0 differ"), "{again}");
+
+    // Decisions on the fills before the change carry the old revision, after it the new.
+    let mut revisions: [BTreeSet<u64>; 2] = Default::default();
+    let later: BTreeSet<u64> = c.keys[100..].iter().map(|k| k.1).collect();
+    for rec in JournalReader::open(&c.journal()).unwrap().iter_from(1) {
+        let rec = rec.unwrap();
+        if let Ok(Entry::Decision(d) | Entry::OrderDecision(_, d)) =
+            decode(rec.kind, rec.schema, rec.payload)
+        {
+            if d.resync == SyncReason::None {
+                revisions[later.contains(&d.event_key) as usize].insert(d.revision);
+            }
+        }
+    }
     assert!(
-        err.contains("subscriptions[F0:L1].allocation: \"20000\" → \"25000\""),
-        "the refusal does not say what changed:\n{err}"
+        revisions[0].len() == 1 && revisions[1].len() == 1 && revisions[0] != revisions[1],
+        "decisions' revisions before and after: {revisions:?}"
+    );
+    // The sidecar's audit_log says what the new revision changed.
+    let db = dir.join("audit.db");
+    assert!(sidecar(&c.journal(), &db).status.success());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let detail: String = conn
+        .query_row(
+            "SELECT detail FROM audit_log WHERE kind = 'config' AND reason = 'applied' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        detail.contains("subscriptions[F0:L1].allocation"),
+        "audit_log: {detail}"
     );
     assert_each_fill_decided_once(&c.journal(), &c.keys, "after config changes");
     c.assert_no_order_sent_twice();

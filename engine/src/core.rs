@@ -475,6 +475,54 @@ pub struct Core {
     stats: CoreStats,
 }
 
+/// Why the model `n` cannot replace `o` in a running core (`Core::apply_revision`).
+fn same_shape(
+    o: &Universe,
+    n: &Universe,
+    was: &EngineConfig,
+    engine: &EngineConfig,
+) -> Result<(), String> {
+    fn ids<'a, T>(v: &'a [T], id: impl Fn(&'a T) -> String) -> Vec<String> {
+        v.iter().map(id).collect()
+    }
+    let symbols = |u: &Universe| {
+        ids(&u.symbols, |s| {
+            format!("{} {} {} {}", s.name, s.lot_size, s.tick_size, s.venue.0)
+        })
+    };
+    if symbols(o) != symbols(n) {
+        return Err("the symbols, their order, lot or tick sizes or venues changed".into());
+    }
+    if ids(&o.leaders, |l| l.id.clone()) != ids(&n.leaders, |l| l.id.clone()) {
+        return Err("leaders were added, removed or reordered".into());
+    }
+    if ids(&o.followers, |f| f.id.clone()) != ids(&n.followers, |f| f.id.clone()) {
+        return Err("followers were added, removed or reordered".into());
+    }
+    let subs = |u: &Universe| {
+        ids(&u.subs, |s| {
+            format!("{} {} {}", s.id, s.follower.0, s.leader.0)
+        })
+    };
+    if subs(o) != subs(n) {
+        return Err("subscriptions were added, removed, reordered or moved".into());
+    }
+    if (
+        was.dedup_window,
+        was.orders_per_subscription,
+        was.max_working_orders,
+    ) != (
+        engine.dedup_window,
+        engine.orders_per_subscription,
+        engine.max_working_orders,
+    ) {
+        return Err(
+            "engine.dedup_window, orders_per_subscription or max_working_orders changed".into(),
+        );
+    }
+    Ok(())
+}
+
 /// Mixed into every resync decision's event key, apart from leader event keys.
 const RESYNC_KEY_SALT: u64 = 0x7e5c_0000_0000_0001;
 
@@ -611,6 +659,92 @@ impl Core {
 
     pub fn universe(&self) -> &Arc<Universe> {
         &self.universe
+    }
+
+    /// Takes a new revision of the decision model, between two inputs: `u` with
+    /// engine settings `engine` (those in force were `was`). Only a model of the
+    /// same shape can be taken: the same symbols (names and units), leaders,
+    /// followers and subscriptions, in the same order, and the same table sizes
+    /// (`dedup_window`, `orders_per_subscription`, `max_working_orders`), since the
+    /// core's state and its order ids are laid out by them. A value the new model
+    /// changes wins over the running one (a limit, an allocation, a mode's
+    /// parameters, which take effect at the next episode, a status); a value it
+    /// leaves alone keeps what commands and events made of it. `Err` says what
+    /// differs in shape; nothing changes then.
+    pub fn apply_revision(
+        &mut self,
+        u: Arc<Universe>,
+        was: &EngineConfig,
+        engine: &EngineConfig,
+    ) -> Result<(), String> {
+        let old = Arc::clone(&self.universe);
+        same_shape(&old, &u, was, engine)?;
+        for (i, (o, n)) in old.subs.iter().zip(&u.subs).enumerate() {
+            let (b, k) = self.locate(SubIdx(i as u32));
+            let book = &mut self.books[b];
+            if o.mode != n.mode || o.base_ratio != n.base_ratio || o.amount != n.amount {
+                book.mode[k] = n.mode;
+                book.base[k] = n.base_ratio.0;
+                book.amount[k] = n.amount.0.max(0) as u64;
+            }
+            if o.market_orders != n.market_orders {
+                book.market[k] = n.market_orders;
+            }
+            if o.slippage_bps != n.slippage_bps {
+                book.slippage_bps[k] = n.slippage_bps as i64;
+            }
+            if o.max_order_notional != n.max_order_notional {
+                book.max_order[k] = n.max_order_notional.0;
+            }
+            if o.max_position_notional != n.max_position_notional {
+                book.max_pos[k] = n.max_position_notional.0;
+            }
+            if o.status != n.status {
+                book.status[k] = n.status;
+            }
+            if o.stop_loss != n.stop_loss {
+                self.subs.stop_loss[i] = n.stop_loss.0;
+            }
+            if o.leader_drawdown_ppm != n.leader_drawdown_ppm {
+                self.subs.leader_drawdown_ppm[i] = n.leader_drawdown_ppm;
+            }
+        }
+        for (l, (o, n)) in old.leaders.iter().zip(&u.leaders).enumerate() {
+            let book = &mut self.books[l];
+            if o.paused != n.paused {
+                book.paused = n.paused;
+            }
+            if o.equity != n.equity {
+                book.equity = n.equity;
+                book.peak_equity = book.peak_equity.max(n.equity);
+            }
+        }
+        let n_sym = u.symbols.len();
+        for (f, (o, n)) in old.followers.iter().zip(&u.followers).enumerate() {
+            let fb = &mut self.followers;
+            if o.status != n.status {
+                fb.status[f] = n.status;
+            }
+            if o.max_gross != n.max_gross {
+                fb.max_gross[f] = n.max_gross.0;
+            }
+            if o.max_open_positions != n.max_open_positions {
+                fb.max_open_positions[f] = n.max_open_positions;
+            }
+            if o.daily_loss_limit != n.daily_loss_limit {
+                fb.daily_loss_limit[f] = n.daily_loss_limit.0;
+            }
+            if o.allowed != n.allowed {
+                fb.allowed[f * n_sym..(f + 1) * n_sym].copy_from_slice(&n.allowed);
+            }
+        }
+        self.resync.policy = engine.resync.clone();
+        self.resync.max_attempts = engine.max_retries;
+        self.venue_down_alarm_ns = engine.venue_down_alarm_ms.saturating_mul(1_000_000);
+        self.stop_on_alarm = engine.on_venue_down == VenueDownPolicy::Stop;
+        self.revision = u.revision;
+        self.universe = u;
+        Ok(())
     }
 
     pub fn stats(&self) -> &CoreStats {

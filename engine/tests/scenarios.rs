@@ -1490,3 +1490,73 @@ fn regression_two_huge_leader_fills_wrapped_the_leader_position() {
     h.core.on_feed(&fill(3, 5), &mut t);
     assert_eq!(h.core.stats().leader_fills, 2);
 }
+
+/// A restart with changed values applies them as a new revision (issue 10): the
+/// changed allocation sizes the next episode, the running one keeps its ratio,
+/// and a change of shape is refused with nothing changed.
+#[test]
+fn regression_a_new_revision_of_the_same_shape_applies_at_the_next_episode() {
+    let model = |alloc: &str, extra: &str| {
+        let text = format!(
+            "{BASE}\n{}\n[[followers]]\nid = \"F1\"\nequity = \"100000\"\n\n[[subscriptions]]\nid = \"F1:L1\"\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"{alloc}\"\nslippage_bps = 0\nmode = \"proportional\"\n{extra}",
+            leaders(1)
+        );
+        let cfg = load_str(&text, Path::new("scenario.toml")).unwrap();
+        (Arc::new(Universe::from_config(&cfg).unwrap()), cfg.engine)
+    };
+    let (u1, e1) = model("50000", "");
+    let mut core = Core::new(Arc::clone(&u1), &e1);
+    let mut trade = 0;
+    let mut fill = |core: &mut Core, side: Side, q: i64, name: &str| -> Vec<FollowerOrder> {
+        let mut t = Transcript::default();
+        let f = LeaderFill {
+            leader: u1.leader("L1").unwrap(),
+            symbol: u1.symbol("X").unwrap(),
+            side,
+            qty: Lots(q),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", name),
+            ..LeaderFill::default()
+        };
+        core.on_feed(&FeedEvent::LeaderFill(f), &mut t);
+        for o in &t.orders {
+            trade += 1;
+            let r = ExecReport {
+                order_id: o.id,
+                kind: ExecKind::Fill,
+                qty: o.qty,
+                price: o.limit,
+                trade_id: trade,
+                ..ExecReport::default()
+            };
+            core.on_exec(&r, &mut Transcript::default());
+        }
+        t.orders
+    };
+    let x = u1.symbol("X").unwrap();
+    let sub = SubIdx(0);
+    assert_eq!(fill(&mut core, Side::Buy, 10, "e1")[0].qty, Lots(5));
+
+    // Twice the allocation: the open episode keeps its ratio.
+    let (u2, e2) = model("100000", "");
+    assert_ne!(u1.revision, u2.revision);
+    core.apply_revision(Arc::clone(&u2), &e1, &e2).unwrap();
+    assert_eq!(fill(&mut core, Side::Buy, 10, "e2")[0].qty, Lots(5));
+    assert_eq!(core.position(sub, x), Lots(10));
+    // Flat, then a new episode at the new ratio, under the new revision's ids.
+    fill(&mut core, Side::Sell, 20, "e3");
+    assert_eq!(core.position(sub, x), Lots(0));
+    let open = fill(&mut core, Side::Buy, 10, "e4");
+    assert_eq!(open[0].qty, Lots(10));
+    assert_eq!(
+        open[0].id,
+        decision_id(leader_event_key("L1", "e4"), 0, u2.revision, 0)
+    );
+
+    // Another shape: refused, and the core keeps the revision in force.
+    let grown = "[[followers]]\nid = \"F2\"\nequity = \"1\"\n\n[[subscriptions]]\nfollower = \"F2\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"proportional\"\n";
+    let (u3, e3) = model("100000", grown);
+    let err = core.apply_revision(u3, &e2, &e3).unwrap_err();
+    assert!(err.contains("followers were added"), "{err}");
+    assert_eq!(core.universe().revision, u2.revision);
+}

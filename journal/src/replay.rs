@@ -30,8 +30,13 @@ pub enum ReplayError {
     NoConfig { seq: u64, kind: u16 },
     #[error("journaled config (revision {revision:016x}) does not load: {message}")]
     BadConfig { revision: u64, message: String },
-    #[error("journal record {seq} changes the config revision ({from:016x} → {to:016x}); config reload is not built yet")]
-    ConfigChanged { seq: u64, from: u64, to: u64 },
+    #[error("journal record {seq} changes the config revision ({from:016x} → {to:016x}) in a way this build cannot apply: {why}")]
+    ConfigChanged {
+        seq: u64,
+        from: u64,
+        to: u64,
+        why: String,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -134,7 +139,11 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
             universe.revision
         )));
     }
+    let mut config = config;
+    let mut revision = revision;
     let mut core = Core::new(universe, &config.engine);
+    // A later revision's records, put back together (`Core::apply_revision`).
+    let mut later = ConfigParts::default();
     let mut expect = Expect::default();
     let mut cursors = BTreeMap::new();
     let mut taken_events = HashSet::with_hasher(IdHash);
@@ -149,11 +158,28 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
         let journaled = match entry {
             Entry::Config(c) if c.revision == revision => continue,
             Entry::Config(c) => {
-                return Err(ReplayError::ConfigChanged {
+                let to = c.revision;
+                let changed = |why: String| ReplayError::ConfigChanged {
                     seq: rec.seq,
                     from: revision,
-                    to: c.revision,
-                })
+                    to,
+                    why,
+                };
+                let Some((to, text)) = later.add(c).map_err(changed)? else {
+                    continue;
+                };
+                let next = config::load_model(&text).map_err(|e| changed(e.to_string()))?;
+                let u = Universe::from_config(&next).map_err(|e| changed(e.to_string()))?;
+                if u.revision != to {
+                    return Err(changed(format!(
+                        "its content hashes to revision {:016x}",
+                        u.revision
+                    )));
+                }
+                core.apply_revision(Arc::new(u), &config.engine, &next.engine)
+                    .map_err(changed)?;
+                (config, revision) = (next, to);
+                continue;
             }
             Entry::Feed(ev) => {
                 match ev {

@@ -86,10 +86,10 @@ pub enum RestartError {
     #[error("replaying journal {}: {error}", dir.display())]
     Replay { dir: PathBuf, error: ReplayError },
     #[error(
-        "the decision model changed since journal {} was written (revision {journaled:016x} there, {now:016x} now):\n{}\n\
-         Operational settings (paths, addresses, CPUs, rings, waiting) may change between runs; \
-         a decision-relevant change on a running journal is not built yet: restore those settings, \
-         or start a new journal directory",
+        "the decision model changed since journal {} was written (revision {journaled:016x} there, {now:016x} now) in a way a restart cannot apply: {why}:\n{}\n\
+         A restart applies changed values (limits, allocations, modes, statuses, policies) as a new revision; \
+         adding, removing or reordering symbols, leaders, followers or subscriptions, or resizing the engine's tables, \
+         is not built yet: restore those settings, or start a new journal directory",
         dir.display(),
         diff_lines(diff)
     )]
@@ -97,6 +97,8 @@ pub enum RestartError {
         dir: PathBuf,
         journaled: u64,
         now: u64,
+        /// Why it cannot be applied (`Core::apply_revision`).
+        why: String,
         /// What differs, one line each (`config::model_diff`).
         diff: Vec<String>,
     },
@@ -321,14 +323,6 @@ pub fn open<V: Venues + ?Sized>(
             ask_first,
         });
     };
-    if r.revision != universe.revision {
-        return Err(RestartError::ConfigChanged {
-            dir: dir.into(),
-            journaled: r.revision,
-            now: universe.revision,
-            diff: model_diff(&r.config, cfg),
-        });
-    }
     let s = &r.stats;
     log(format!(
         "journal: replayed {} records (seq {}..{}), {} inputs; {} outputs re-derived, {} differ",
@@ -347,7 +341,33 @@ pub fn open<V: Venues + ?Sized>(
         ));
         stage.append(&r.unjournaled).map_err(write_err)?;
     }
-    let core = r.core;
+    let mut core = r.core;
+    if r.revision != universe.revision {
+        // Replayed under the journaled revision; the new one applies before any
+        // new event, journaled (and so in the sidecar's audit_log) with its diff.
+        let diff = model_diff(&r.config, cfg);
+        core.apply_revision(Arc::clone(universe), &r.config.engine, &cfg.engine)
+            .map_err(|why| RestartError::ConfigChanged {
+                dir: dir.into(),
+                journaled: r.revision,
+                now: universe.revision,
+                why,
+                diff: diff.clone(),
+            })?;
+        stage
+            .write_config(
+                universe.revision,
+                &cfg.model_toml().map_err(write_err)?,
+                now.0,
+            )
+            .map_err(write_err)?;
+        log(format!(
+            "journal: the decision model changed: revision {:016x} → {:016x} applied before any new event:\n{}",
+            r.revision,
+            universe.revision,
+            diff_lines(&diff)
+        ));
+    }
     let (cursors, taken_events) = (r.cursors, r.taken_events);
     // Orders sent and never answered: ask their venues.
     let mut by_venue: BTreeMap<usize, Vec<u64>> = BTreeMap::new();

@@ -228,6 +228,9 @@ pub(crate) struct Builder {
     /// A venue's statement about an order the journal has no record of, and its
     /// seq: the core's `venue_held_other` notice right after says it took it over.
     restated_unknown: Option<(i64, ExecReport)>,
+    /// The model TOML of the revision in force: a new revision's audit row says
+    /// what it changed.
+    model_toml: Option<String>,
     input: Input,
     /// Whether this run has read an input yet: until then, the outputs it reads
     /// may belong to an input a previous run wrote.
@@ -336,6 +339,7 @@ impl Builder {
             dirty_orders: Vec::new(),
             awaiting: Vec::new(),
             restated_unknown: None,
+            model_toml: None,
             input: Input::default(),
             seen_input: false,
         }
@@ -384,6 +388,7 @@ impl Builder {
             self.known_revisions.insert(r);
         }
         self.install(Arc::new(u), rev, window, store)?;
+        self.model_toml = Some(toml);
         let mut keys = Vec::new();
         for e in store.recent_events(window)? {
             keys.push(
@@ -667,7 +672,7 @@ impl Builder {
             )
         })?;
         let previous = self.revision;
-        let detail = format!(
+        let mut detail = format!(
             "{} symbols, {} leaders, {} followers, {} subscriptions; previous revision {}",
             u.symbols.len(),
             u.leaders.len(),
@@ -675,6 +680,14 @@ impl Builder {
             u.subs.len(),
             previous.map_or("none".to_string(), |r| format!("{r:016x}")),
         );
+        if previous.is_some_and(|p| p != c.revision) {
+            let old = self.model_toml.as_deref().map(config::load_model);
+            if let (Some(Ok(old)), Ok(new)) = (old, config::load_model(&c.toml)) {
+                detail.push_str("; changed: ");
+                detail.push_str(&config::model_diff(&old, &new).join("; "));
+            }
+        }
+        self.model_toml = Some(c.toml.clone());
         batch.audit.push(AuditRow {
             seq: seq_i,
             ts: to_i64(seq, "timestamp", ts)?,
