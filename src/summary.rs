@@ -3,8 +3,8 @@
 //! reconciliation against the venue, latency percentiles).
 
 use fillcast_engine::config::{EngineConfig, VenueDownPolicy};
-use fillcast_engine::core::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::model::{FollowerIdx, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::outputs::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::pipeline::{CoreOutcome, IoOutcome, Progress};
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::Lots;

@@ -5,8 +5,8 @@
 //! the venue never received the same client order id twice, and the engine's
 //! follower positions (rebuilt from the journal) equal the venue's books.
 
-use fillcast_engine::core::SyncReason;
 use fillcast_engine::model::{SubIdx, SymbolIdx};
+use fillcast_engine::outputs::SyncReason;
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
 use fillcast_journal::replay::replay;

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{figure, figure_after, fillcast_cmd, free_port, text, tmp};
-use fillcast_engine::core::{DecisionStatus, Reason};
+use fillcast_engine::outputs::{DecisionStatus, Reason};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
 use std::fmt::Write as _;

@@ -4,7 +4,7 @@
 //! config changes. After each: no client order id reached the venue twice and every
 //! leader fill has exactly one decision per subscription of its leader.
 
-use fillcast_engine::core::SyncReason;
+use fillcast_engine::outputs::SyncReason;
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
 use fillcast_journal::segment;

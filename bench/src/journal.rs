@@ -7,8 +7,8 @@
 
 use crate::progress::Progress;
 use crate::report::{histogram, Case, RatioBasis, Role, Scenario, ThreadRole, Variant};
-use fillcast_engine::core::{Decision, DecisionStatus, Reason};
 use fillcast_engine::model::{SubIdx, SymbolIdx};
+use fillcast_engine::outputs::{Decision, DecisionStatus, Reason};
 use fillcast_engine::port::{JournalEntry, JournalSink};
 use fillcast_engine::units::Lots;
 use fillcast_journal::sidecar::rusqlite::{params, Connection};

@@ -9,9 +9,9 @@
 use fillcast_engine::config::{
     load_str, FollowerConfig, LeaderConfig, ModeConfig, SubscriptionConfig,
 };
-use fillcast_engine::core::{Decision, Outputs};
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, LeaderFill, ORDER_CHUNK};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
+use fillcast_engine::outputs::{Decision, Outputs};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use rust_decimal::Decimal;
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! iteration (as the fan-out does), so the per-element time is batch ÷ 1,024.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fillcast_engine::core::Reason;
+use fillcast_engine::outputs::Reason;
 use fillcast_engine::risk::{allow_increase, RiskInput};
 use fillcast_engine::sizing::{LeaderMove, NOT_COPYING};
 use rust_decimal::prelude::ToPrimitive;

@@ -5,10 +5,10 @@
 //! without a code does not compile, and `every_code_is_distinct_and_roundtrips`
 //! refuses a code given twice.
 
-use crate::core::{DecisionStatus, Reason};
 use crate::event::{ExecKind, OrderType, RejectReason};
 use crate::model::Side;
 use crate::order::Oddity;
+use crate::outputs::{DecisionStatus, Reason};
 
 /// An enum with a stable code per variant.
 pub trait Coded: Copy + PartialEq + std::fmt::Debug + 'static {

@@ -9,6 +9,7 @@ pub mod event;
 pub mod ids;
 pub mod model;
 pub mod order;
+pub mod outputs;
 pub mod pipeline;
 pub mod port;
 pub mod risk;

@@ -35,14 +35,15 @@
 
 use crate::clock;
 use crate::config::{EngineConfig, WaitConfig};
-use crate::core::{Core, Outputs};
-use crate::core::{Decision, Notice};
+use crate::core::Core;
 use crate::event::{
     ExecEvent, ExecKind, ExecReport, FeedEvent, FollowerOrder, OrderChunk, RejectReason,
     ORDER_CHUNK,
 };
 use crate::model::VenueIdx;
 use crate::order::IdHash;
+use crate::outputs::Outputs;
+use crate::outputs::{Decision, Notice};
 use crate::port::{Gateway, JournalEntry, JournalSink, Source, SourceError, SourcePoll};
 use crate::units::Nanos;
 use disruptor::{build_multi_producer, build_single_producer, BusySpin, Producer};

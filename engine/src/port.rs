@@ -138,9 +138,9 @@ pub enum JournalEntry {
     Empty,
     Feed(FeedEvent),
     Exec(ExecReport),
-    Decision(crate::core::Decision),
+    Decision(crate::outputs::Decision),
     Order(FollowerOrder),
-    Notice(crate::core::Notice),
+    Notice(crate::outputs::Notice),
 }
 
 /// The journal stage's storage. Called from the I/O thread only.

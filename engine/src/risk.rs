@@ -3,7 +3,7 @@
 //! always pass. Pure integer arithmetic on what the core's tables hold, so it can
 //! be tested and benchmarked alone (`engine/benches/kernels.rs`).
 
-use crate::core::Reason;
+use crate::outputs::Reason;
 
 /// What the filter reads about one subscription, its follower and the increase.
 /// Money is in `units::Money` (1e-8); `i64::MAX` / `u32::MAX` mean "no limit".

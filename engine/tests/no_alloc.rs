@@ -5,12 +5,13 @@
 //! one warm-up pass.
 
 use fillcast_engine::config::{load_str, EngineConfig};
-use fillcast_engine::core::{Core, DecisionStatus, Outputs};
+use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
 };
 use fillcast_engine::ids::mix64;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
+use fillcast_engine::outputs::{DecisionStatus, Outputs};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
@@ -54,7 +55,7 @@ impl Outputs for Ring {
             self.orders.push(*o);
         }
     }
-    fn decision(&mut self, _d: &fillcast_engine::core::Decision) {
+    fn decision(&mut self, _d: &fillcast_engine::outputs::Decision) {
         self.decisions += 1;
     }
 }

@@ -4,12 +4,13 @@
 //! healing), and the same input sequence gives the same decisions.
 
 use fillcast_engine::config::{load_str, EngineConfig};
-use fillcast_engine::core::{Core, Decision, Outputs, Reason, SyncReason};
+use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
 };
 use fillcast_engine::ids::leader_event_key;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
+use fillcast_engine::outputs::{Decision, Outputs, Reason, SyncReason};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use proptest::prelude::*;
 use rust_decimal::prelude::*;

@@ -21,12 +21,13 @@
 //! asks whether the core would take a leader fill of L1 now (backpressure).
 
 use fillcast_engine::config::{load_str, EngineConfig, VenueDownPolicy};
-use fillcast_engine::core::{Core, Decision, DecisionStatus, Notice, Outputs, Reason, SyncReason};
+use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
 use fillcast_engine::ids::{decision_id, fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SubIdx, Universe, VenueIdx};
+use fillcast_engine::outputs::{Decision, DecisionStatus, Notice, Outputs, Reason, SyncReason};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rust_decimal::Decimal;
 use std::path::Path;

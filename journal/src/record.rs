@@ -8,12 +8,12 @@
 //! hostile or damaged journal gives an error, never a panic.
 
 use fillcast_engine::codes::Coded;
-use fillcast_engine::core::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::order::Oddity;
+use fillcast_engine::outputs::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::port::JournalEntry;
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rkyv::rancor::Error as RkyvError;

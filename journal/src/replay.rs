@@ -7,11 +7,12 @@
 use crate::reader::JournalReader;
 use crate::record::{decode, ConfigParts, Entry};
 use fillcast_engine::config::{self, Config};
-use fillcast_engine::core::{Core, Decision, Notice, Outputs};
+use fillcast_engine::core::Core;
 use fillcast_engine::event::FeedEvent;
 use fillcast_engine::event::FollowerOrder;
 use fillcast_engine::model::Universe;
 use fillcast_engine::order::IdHash;
+use fillcast_engine::outputs::{Decision, Notice, Outputs};
 use fillcast_engine::port::JournalEntry;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::Path;

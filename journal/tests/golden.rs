@@ -9,12 +9,12 @@
 
 use fillcast_engine::codes::Coded;
 use fillcast_engine::config::load_str;
-use fillcast_engine::core::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::order::Oddity;
+use fillcast_engine::outputs::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::port::{JournalEntry, JournalSink};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use fillcast_journal::reader::JournalReader;

@@ -434,9 +434,9 @@ proptest! {
 
 #[test]
 fn typed_records_round_trip_and_unknown_schema_is_refused() {
-    use fillcast_engine::core::{Decision, DecisionStatus, Reason};
     use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, LeaderFill, RejectReason};
     use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx};
+    use fillcast_engine::outputs::{Decision, DecisionStatus, Reason};
     use fillcast_engine::port::JournalEntry;
     use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
     let entries = [
@@ -497,9 +497,9 @@ fn typed_records_round_trip_and_unknown_schema_is_refused() {
 /// order with no decision after it in the chunk, or another's decision, stays alone.
 #[test]
 fn an_order_and_its_decision_share_one_record() {
-    use fillcast_engine::core::{Decision, DecisionStatus};
     use fillcast_engine::event::FollowerOrder;
     use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
+    use fillcast_engine::outputs::{Decision, DecisionStatus};
     use fillcast_engine::port::{JournalEntry, JournalSink};
     use fillcast_engine::units::{Lots, Nanos, Ticks};
     use fillcast_journal::record::Kind;

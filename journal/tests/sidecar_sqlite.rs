@@ -4,9 +4,9 @@
 //! uninterrupted replay, following a live journal, exact decimals, and hostile
 //! records.
 
-use fillcast_engine::core::Decision;
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx};
+use fillcast_engine::outputs::Decision;
 use fillcast_engine::port::JournalEntry;
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use fillcast_journal::reader::JournalReader;

@@ -4,9 +4,10 @@
 
 use super::rng::Rng;
 use super::world::World;
-use fillcast_engine::core::{Core, Decision, Notice, Outputs};
+use fillcast_engine::core::Core;
 use fillcast_engine::event::FollowerOrder;
 use fillcast_engine::model::{LeaderIdx, SubIdx, SymbolIdx};
+use fillcast_engine::outputs::{Decision, Notice, Outputs};
 use fillcast_engine::port::JournalEntry;
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};

@@ -9,11 +9,12 @@ use super::trace::{self, Trace};
 use super::venue::{GatewaySide, InFlight, Phase, VenueSide};
 use super::world::{Planned, World, T0};
 use super::{Breakage, Check, Failure, Options, Outcome};
-use fillcast_engine::core::{Core, Decision};
+use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, RejectReason,
 };
 use fillcast_engine::model::{SubIdx, SymbolIdx, VenueIdx};
+use fillcast_engine::outputs::Decision;
 use fillcast_engine::pipeline::JOURNAL_CHUNK;
 use fillcast_engine::port::{JournalEntry, JournalSink};
 use fillcast_engine::units::Nanos;
@@ -1425,7 +1426,7 @@ impl<'o> Sim<'o> {
                     why.as_str()
                 }
             );
-            if why == fillcast_engine::core::SyncReason::None {
+            if why == fillcast_engine::outputs::SyncReason::None {
                 return Err(self.failure(Check::FlatWithLeader, line));
             }
             lines.push(line);

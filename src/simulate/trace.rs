@@ -4,10 +4,10 @@
 //! of one seed must share.
 
 use super::world::T0;
-use fillcast_engine::core::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, FollowerOrder, OrderType};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::Universe;
+use fillcast_engine::outputs::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::port::JournalEntry;
 use std::collections::VecDeque;
 

@@ -28,13 +28,14 @@ use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
 use crate::sidecar::SidecarError;
 use fillcast_engine::config;
-use fillcast_engine::core::{Decision, Notice, MAX_RESTATED_LOTS};
+use fillcast_engine::core::MAX_RESTATED_LOTS;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
 use fillcast_engine::ids::{decision_id, parse_client_order_id};
 use fillcast_engine::model::{Side, Universe};
 use fillcast_engine::order::{transition, BoundedSet, Oddity, OrderState};
+use fillcast_engine::outputs::{Decision, Notice};
 use fillcast_engine::units::{Lots, Ticks};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;

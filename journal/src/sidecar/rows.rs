@@ -7,9 +7,9 @@
 
 use crate::sidecar::build::{Order, Position};
 use crate::sidecar::schema;
-use fillcast_engine::core::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::event::{OrderType, RejectReason};
 use fillcast_engine::model::{Mode, Side, Universe};
+use fillcast_engine::outputs::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::units::{Lots, Money, Ticks};
 use rust_decimal::Decimal;
 

@@ -8,12 +8,13 @@
 use crate::stage::JournalStage;
 use crate::writer::{JournalOptions, JournalWriter};
 use fillcast_engine::config::load_str;
-use fillcast_engine::core::{Core, Decision, Notice, Outputs};
+use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
 };
 use fillcast_engine::ids::{leader_event_key, mix64};
 use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
+use fillcast_engine::outputs::{Decision, Notice, Outputs};
 use fillcast_engine::port::{JournalEntry, JournalSink};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use std::path::Path;
