@@ -6,10 +6,7 @@ use fillcast_engine::config::{EngineConfig, VenueDownPolicy};
 use fillcast_engine::model::{FollowerIdx, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::outputs::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::pipeline::{CoreOutcome, IoOutcome, Progress};
-use fillcast_engine::port::Gateway;
 use fillcast_engine::units::Lots;
-use fillcast_gateways::sim::SimVenue;
-use fillcast_gateways::simclient::SimClient;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -236,32 +233,18 @@ pub fn print(
     let mut venue_orders = 0u64;
     let mut unreachable = Vec::new();
     for g in io.gateways.iter_mut() {
-        let any: &mut dyn std::any::Any = g.as_mut();
-        let books: Option<Vec<(FollowerIdx, SymbolIdx, Lots)>> =
-            if let Some(sim) = any.downcast_mut::<SimVenue>() {
-                venue_orders += sim.orders_received();
-                duplicates += sim.duplicate_client_ids();
-                Some(sim.positions().collect())
-            } else if let Some(client) = any.downcast_mut::<SimClient>() {
-                let timeout = Duration::from_secs(5);
-                match (client.stats(timeout), client.positions(timeout)) {
-                    (Ok(st), Ok(pos)) => {
-                        venue_orders += st.orders_received;
-                        duplicates += st.duplicate_client_ids;
-                        Some(
-                            pos.into_iter()
-                                .map(|p| (p.follower, p.symbol, p.lots))
-                                .collect(),
-                        )
-                    }
-                    (Err(e), _) | (_, Err(e)) => {
-                        unreachable.push(format!("{}: {e}", client.name()));
-                        None
-                    }
-                }
-            } else {
+        let books = match g.books() {
+            Some(Ok(b)) => {
+                venue_orders += b.orders_received;
+                duplicates += b.duplicate_client_ids;
+                Some(b.positions)
+            }
+            Some(Err(e)) => {
+                unreachable.push(format!("{}: {e}", g.name()));
                 None
-            };
+            }
+            None => None,
+        };
         if let Some(books) = books {
             let venue: HashMap<(FollowerIdx, SymbolIdx), Lots> =
                 books.into_iter().map(|(f, s, q)| ((f, s), q)).collect();

@@ -4,11 +4,12 @@
 //! the engine knows none of them.
 
 use crate::event::{ExecReport, FeedEvent, FollowerOrder};
-use crate::units::Nanos;
+use crate::model::{FollowerIdx, SymbolIdx};
+use crate::units::{Lots, Nanos};
 use std::fmt;
 
 /// A venue connection. Called from the I/O thread only, never from the core stage.
-pub trait Gateway: std::any::Any + Send {
+pub trait Gateway: Send {
     fn name(&self) -> &str;
 
     /// Whether the gateway can take `orders` more orders now (its own queues and
@@ -56,6 +57,13 @@ pub trait Gateway: std::any::Any + Send {
         ))
     }
 
+    /// Blocking, for the end of a run: the venue's own count of what it received
+    /// and its books, to reconcile with the engine's. `None` when this venue
+    /// cannot be asked (a real venue's statement is its own report).
+    fn books(&mut self) -> Option<Result<VenueBooks, String>> {
+        None
+    }
+
     /// Blocking, for restarts only. The venue's answers (as `recover` gives them,
     /// each starting with `ExecKind::Restated`) about every order it holds from this
     /// engine whose own time (`FollowerOrder::ts`) is `since` or later: after the
@@ -71,6 +79,17 @@ pub trait Gateway: std::any::Any + Send {
             self.name()
         ))
     }
+}
+
+/// What a venue says it received and holds (`Gateway::books`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VenueBooks {
+    /// Orders received, duplicates and refused ones included.
+    pub orders_received: u64,
+    /// Orders whose client order id the venue had seen before: must stay 0.
+    pub duplicate_client_ids: u64,
+    /// Every non-zero follower position.
+    pub positions: Vec<(FollowerIdx, SymbolIdx, Lots)>,
 }
 
 /// A rejected input line or message, counted and reported; the source keeps going.

@@ -21,7 +21,7 @@ use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, SymbolSpec, Universe, VenueIdx};
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::Gateway;
+use fillcast_engine::port::{Gateway, VenueBooks};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -581,6 +581,14 @@ impl Gateway for SimVenue {
     ) -> Result<(), String> {
         let ids = SimVenue::orders_since(self, since);
         self.recover(&ids, out)
+    }
+
+    fn books(&mut self) -> Option<Result<VenueBooks, String>> {
+        Some(Ok(VenueBooks {
+            orders_received: self.orders_received(),
+            duplicate_client_ids: self.duplicate_client_ids(),
+            positions: self.positions().collect(),
+        }))
     }
 }
 

@@ -51,7 +51,7 @@ use crate::simwire::{
 use fillcast_engine::clock;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::Gateway;
+use fillcast_engine::port::{Gateway, VenueBooks};
 use fillcast_engine::units::{Lots, Nanos};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -1146,6 +1146,22 @@ impl Gateway for SimClient {
             }
         }
         Ok(())
+    }
+
+    fn books(&mut self) -> Option<Result<VenueBooks, String>> {
+        let timeout = Duration::from_secs(5);
+        let books = self.stats(timeout).and_then(|st| {
+            Ok(VenueBooks {
+                orders_received: st.orders_received,
+                duplicate_client_ids: st.duplicate_client_ids,
+                positions: self
+                    .positions(timeout)?
+                    .into_iter()
+                    .map(|p| (p.follower, p.symbol, p.lots))
+                    .collect(),
+            })
+        });
+        Some(books.map_err(|e| e.to_string()))
     }
 
     fn orders_since(
