@@ -16,7 +16,7 @@ use fillcast_engine::pipeline;
 use fillcast_engine::port::JournalSink;
 use fillcast_engine::port::Source;
 use fillcast_gateways::synthetic::SyntheticLeaders;
-use fillcast_journal::report::ReportOptions;
+use fillcast_sql::report::ReportOptions;
 use rust_decimal::Decimal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -292,10 +292,10 @@ fn sidecar_and_report(out: &Path, fanout_ns: &hdrhistogram::Histogram<u64>) -> R
     let db = format!("sqlite:{}", db_path.display());
     println!();
     println!("sidecar: replaying the journal into {}", db_path.display());
-    let stats = fillcast_journal::sidecar::run(
+    let stats = fillcast_sql::sidecar::run(
         &out.join("journal"),
         &db,
-        fillcast_journal::sidecar::SidecarOptions {
+        fillcast_sql::sidecar::SidecarOptions {
             progress: sql_cmd::progress_printer(1.0),
             ..Default::default()
         },

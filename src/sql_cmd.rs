@@ -10,8 +10,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fillcast_journal::report::{self, FeePolicy, Report, ReportOptions, Settlement};
-use fillcast_journal::sidecar::{
+use fillcast_sql::report::{self, FeePolicy, Report, ReportOptions, Settlement};
+use fillcast_sql::sidecar::{
     self, pg, rusqlite, Continuity, PgTarget, SidecarOptions, SidecarStats,
 };
 use hdrhistogram::Histogram;

@@ -1,7 +1,7 @@
 //! The real `fillcast` binary: check-config, run, demo, sidecar and report, with good
 //! and bad input.
 
-use fillcast_journal::sidecar::rusqlite;
+use fillcast_sql::sidecar::rusqlite;
 
 mod common;
 

@@ -8,8 +8,8 @@
 //! The PostgreSQL part that needs a real server reads `FILLCAST_TEST_PG` and
 //! skips, saying why, without it.
 
-use fillcast_journal::sidecar::pg::{Client, NoTls};
-use fillcast_journal::sidecar::synth::{Synth, SynthSpec};
+use fillcast_sql::sidecar::pg::{Client, NoTls};
+use fillcast_sql::sidecar::synth::{Synth, SynthSpec};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;

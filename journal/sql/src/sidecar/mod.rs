@@ -14,14 +14,14 @@
 //! only truth, and everything here can be rebuilt from it into a fresh database.
 //!
 //! ```no_run
-//! use fillcast_journal::sidecar::{run, SidecarOptions};
+//! use fillcast_sql::sidecar::{run, SidecarOptions};
 //! let stats = run(
 //!     std::path::Path::new("journal"),
 //!     "sqlite:fillcast.db",
 //!     SidecarOptions::default(),
 //! )?;
 //! println!("{} records, {} rows", stats.records, stats.rows);
-//! # Ok::<(), fillcast_journal::sidecar::SidecarError>(())
+//! # Ok::<(), fillcast_sql::sidecar::SidecarError>(())
 //! ```
 
 mod build;
@@ -41,12 +41,12 @@ pub use ::rusqlite;
 pub use continuity::Continuity;
 pub use pgconn::{is_postgres, mask_db, PgTarget};
 
-use crate::error::JournalError;
-use crate::reader::JournalReader;
-use crate::record::{decode, Entry};
-use crate::segment::RecordRef;
-use crate::tail::Tailer;
 use build::{Batch, Builder};
+use fillcast_journal::error::JournalError;
+use fillcast_journal::reader::JournalReader;
+use fillcast_journal::record::{decode, Entry};
+use fillcast_journal::segment::RecordRef;
+use fillcast_journal::tail::Tailer;
 use rows::Id;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -11,10 +11,10 @@ use fillcast_engine::port::JournalEntry;
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{Encoder, Kind, SCHEMA};
-use fillcast_journal::sidecar::rusqlite::{types::ValueRef, Connection};
-use fillcast_journal::sidecar::schema::{SECONDARY_INDEXES, TABLES};
-use fillcast_journal::sidecar::synth::{config_toml, Synth, SynthCounts, SynthSpec};
-use fillcast_journal::sidecar::{run, SidecarError, SidecarOptions, SidecarStats};
+use fillcast_sql::sidecar::rusqlite::{types::ValueRef, Connection};
+use fillcast_sql::sidecar::schema::{SECONDARY_INDEXES, TABLES};
+use fillcast_sql::sidecar::synth::{config_toml, Synth, SynthCounts, SynthSpec};
+use fillcast_sql::sidecar::{run, SidecarError, SidecarOptions, SidecarStats};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -742,7 +742,7 @@ fn the_schema_is_versioned_in_schema_migrations() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("the migrations");
-    assert_eq!(v, fillcast_journal::sidecar::schema::SCHEMA_VERSION);
+    assert_eq!(v, fillcast_sql::sidecar::schema::SCHEMA_VERSION);
     assert_eq!(n, v, "one row per migration");
     assert!(at.ends_with('Z') && at.contains('T'), "{at}");
     let mode: String = c
@@ -956,7 +956,7 @@ fn a_database_from_before_the_continuity_check_adopts_the_chain_once() {
     let stats = replay(&dir, &db, with_batch(50));
     assert_eq!(
         stats.continuity,
-        fillcast_journal::sidecar::Continuity::Adopted {
+        fillcast_sql::sidecar::Continuity::Adopted {
             through: first_part
         }
     );
@@ -968,7 +968,7 @@ fn a_database_from_before_the_continuity_check_adopts_the_chain_once() {
     let again = replay(&dir, &db, SidecarOptions::default());
     assert_eq!(
         again.continuity,
-        fillcast_journal::sidecar::Continuity::Verified { through: total }
+        fillcast_sql::sidecar::Continuity::Verified { through: total }
     );
     let seq = common::rewrite_one_record(&dir, first_part);
     let e = run(&dir, &db_url(&db), SidecarOptions::default()).expect_err("rewritten");

@@ -1,9 +1,9 @@
 //! Fixtures the SQLite and PostgreSQL sidecar tests share: synthetic journals,
 //! run options, table comparison, and the child process that a test SIGKILLs.
 
-use fillcast_journal::sidecar::schema::TABLES;
-use fillcast_journal::sidecar::synth::{Synth, SynthSpec};
-use fillcast_journal::sidecar::{run, SidecarOptions, SidecarStats};
+use fillcast_sql::sidecar::schema::TABLES;
+use fillcast_sql::sidecar::synth::{Synth, SynthSpec};
+use fillcast_sql::sidecar::{run, SidecarOptions, SidecarStats};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};

@@ -18,7 +18,6 @@
 //!
 //! It must never write: it builds rows into a `Batch`, and the driver writes them.
 
-use crate::record::{ConfigParts, ConfigRec, Entry};
 use crate::sidecar::rows::{
     follower_name, leader_name, reject_from_str, sub_name, symbol_name, AuditRow, ConfigRow,
     EquityRow, FillRow, FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow,
@@ -37,6 +36,7 @@ use fillcast_engine::model::{Side, Universe};
 use fillcast_engine::order::{transition, BoundedSet, Oddity, OrderState};
 use fillcast_engine::outputs::{Decision, Notice};
 use fillcast_engine::units::{Lots, Ticks};
+use fillcast_journal::record::{ConfigParts, ConfigRec, Entry};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};

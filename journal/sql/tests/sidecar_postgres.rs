@@ -7,10 +7,10 @@
 use fillcast_engine::model::{SubIdx, SymbolIdx};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::Kind;
-use fillcast_journal::sidecar::pg::{Client, NoTls};
-use fillcast_journal::sidecar::schema::{SECONDARY_INDEXES, TABLES};
-use fillcast_journal::sidecar::synth::SynthSpec;
-use fillcast_journal::sidecar::{run, SidecarError, SidecarOptions, SidecarStats};
+use fillcast_sql::sidecar::pg::{Client, NoTls};
+use fillcast_sql::sidecar::schema::{SECONDARY_INDEXES, TABLES};
+use fillcast_sql::sidecar::synth::SynthSpec;
+use fillcast_sql::sidecar::{run, SidecarError, SidecarOptions, SidecarStats};
 use rust_decimal::Decimal;
 use std::path::Path;
 use std::str::FromStr;

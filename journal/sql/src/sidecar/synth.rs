@@ -5,8 +5,6 @@
 //! a repeated fill, transient and margin rejects, IOC cancels). Each input and the
 //! core's outputs are journaled in the order the core took them, as the engine does.
 
-use crate::stage::JournalStage;
-use crate::writer::{JournalOptions, JournalWriter};
 use fillcast_engine::config::load_str;
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
@@ -17,6 +15,8 @@ use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx, Universe, Venue
 use fillcast_engine::outputs::{Decision, Notice, Outputs};
 use fillcast_engine::port::{JournalEntry, JournalSink};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_journal::stage::JournalStage;
+use fillcast_journal::writer::{JournalOptions, JournalWriter};
 use std::path::Path;
 use std::sync::Arc;
 

@@ -17,13 +17,13 @@
 //! A database from before the chain (`chain` NULL) cannot be checked: its first
 //! run records the chain of the journal as it is then, and says so.
 
-use crate::reader::JournalReader;
-use crate::segment::RecordRef;
 use crate::sidecar::rows::Id;
 use crate::sidecar::schema::parse_hex_id;
 use crate::sidecar::store::{Saved, Store};
 use crate::sidecar::SidecarError;
 use fillcast_engine::ids::mix64;
+use fillcast_journal::reader::JournalReader;
+use fillcast_journal::segment::RecordRef;
 use std::path::Path;
 
 /// The chain of an empty history.

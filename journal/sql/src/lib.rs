@@ -1,0 +1,13 @@
+//! fillcast SQL: what is built from a journal, apart from the journal itself.
+//!
+//! - `sidecar`: replays a journal into SQLite or PostgreSQL (the DESIGN.md tables),
+//!   committing its read position with each batch, and verifying the journal's
+//!   continuity under it;
+//! - `report`: leader and follower reports, fees, reconciliation and lineage, read
+//!   from those tables only.
+//!
+//! Kept apart from `fillcast-journal` so that a reader of journals (the engine, the
+//! fuzz target, `journal inspect`) builds no SQL engine and no async runtime.
+
+pub mod report;
+pub mod sidecar;
