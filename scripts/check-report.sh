@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders a report page (from `fillcast report`, or FILLCAST_REPORT_OUT of the
-# journal's report_html test) in headless Chromium and checks that the rendered DOM
+# the report crate's report_html test) in headless Chromium and checks that the rendered DOM
 # holds every chart's <svg> with drawn data elements (<path class="data"> with
 # coordinates, or <rect class="data">). Exits non-zero when Chromium is missing,
 # fails, or a chart is absent or empty.

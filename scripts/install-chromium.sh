@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's `chromium` package when /usr/bin/chromium is missing, so that
-# scripts/check-report.sh and the headless test in journal/tests/report_html.rs can
+# scripts/check-report.sh and the headless test in journal/report/tests/report_html.rs can
 # render a report page. Idempotent: does nothing when chromium is already there.
 # Needs root (or sudo) and apt; prints every step it takes.
 set -euo pipefail

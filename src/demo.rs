@@ -16,7 +16,7 @@ use fillcast_engine::pipeline;
 use fillcast_engine::port::JournalSink;
 use fillcast_engine::port::Source;
 use fillcast_gateways::synthetic::SyntheticLeaders;
-use fillcast_sql::report::ReportOptions;
+use fillcast_report::ReportOptions;
 use rust_decimal::Decimal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -10,7 +10,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fillcast_sql::report::{self, FeePolicy, Report, ReportOptions, Settlement};
+use fillcast_report as report;
+use fillcast_report::{FeePolicy, Report, ReportOptions, Settlement};
 use fillcast_sql::sidecar::{
     self, pg, rusqlite, Continuity, PgTarget, SidecarOptions, SidecarStats,
 };

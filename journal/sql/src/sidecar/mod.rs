@@ -29,7 +29,9 @@ mod continuity;
 mod pgconn;
 mod postgres;
 mod rows;
-pub mod schema;
+/// The tables, their columns and migrations (crate `fillcast-schema`, shared with
+/// the reports).
+pub use fillcast_schema as schema;
 mod sqlite;
 mod store;
 pub mod synth;

@@ -496,7 +496,7 @@ fn qualified(table: &str, order: &str) -> String {
         .join(", ")
 }
 
-use crate::sidecar::schema::{
+use fillcast_schema::{
     COPY_INSTRUCTIONS_COLUMNS as INSTRUCTION_COLS, FOLLOWER_FILLS_COLUMNS as FILL_COLS,
     FOLLOWER_ORDERS_COLUMNS as ORDER_COLS, LEADER_FILLS_COLUMNS as LEADER_FILL_COLS,
 };
@@ -894,4 +894,4 @@ impl<'a, 'b> Row<'a, 'b> {
     }
 }
 
-pub use crate::sidecar::schema::parse_decimal;
+pub use fillcast_schema::parse_decimal;

@@ -4,13 +4,14 @@
 
 use std::str::FromStr;
 
-use fillcast_sql::report::fees::{hwm_fees, FeePolicy, PeriodEquity, Settlement};
-use fillcast_sql::report::metrics::{
+use fillcast_report as report;
+use fillcast_report::fees::{hwm_fees, FeePolicy, PeriodEquity, Settlement};
+use fillcast_report::metrics::{
     self, annualised_return, average_holding_ns, calmar_of_curve, max_drawdown, profit_factor,
     sharpe, sharpe_of_curve, win_rate, ProfitFactor,
 };
-use fillcast_sql::report::time::{days_from_civil, NS_PER_DAY};
-use fillcast_sql::report::{self, ReportOptions};
+use fillcast_report::time::{days_from_civil, NS_PER_DAY};
+use fillcast_report::ReportOptions;
 use rusqlite::Connection;
 use rust_decimal::Decimal;
 

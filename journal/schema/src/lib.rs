@@ -175,7 +175,7 @@ ALTER TABLE copy_instructions ADD COLUMN resync TEXT NOT NULL DEFAULT '';
 "#;
 
 /// Version 3: the continuity check over what the sidecar applied (see
-/// `crate::sidecar::continuity`).
+/// `fillcast_sql::sidecar::continuity`).
 ///
 /// - `sidecar_state.chain`: the running hash of every record before `next_seq`
 ///   (16 hex digits), committed with the rows. `NULL` in a database written before
@@ -206,7 +206,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// A random-key index costs most of a bulk load: every batch rewrites most of its
 /// pages. So the sidecar drops these while it fills a fresh database and builds
 /// them, each in one sorted pass, when it has caught up with the journal (and at
-/// the end of every run): see `crate::sidecar::run`. A database the sidecar is
+/// the end of every run): see `fillcast_sql::sidecar::run`. A database the sidecar is
 /// still catching up on, or whose sidecar was killed during its first catch-up,
 /// may lack them: queries give the same answers, slower. Migrations therefore
 /// must not assume that they exist (`DROP INDEX IF EXISTS`).
@@ -229,7 +229,7 @@ pub const SECONDARY_INDEXES: &[(&str, &str)] = &[
 ];
 
 /// SQL that drops every secondary index (the same in both dialects).
-pub(crate) fn drop_secondary_indexes() -> String {
+pub fn drop_secondary_indexes() -> String {
     SECONDARY_INDEXES
         .iter()
         .map(|(name, _)| format!("DROP INDEX IF EXISTS {name};\n"))
@@ -237,7 +237,7 @@ pub(crate) fn drop_secondary_indexes() -> String {
 }
 
 /// SQL that creates every secondary index that does not exist.
-pub(crate) fn create_secondary_indexes() -> String {
+pub fn create_secondary_indexes() -> String {
     SECONDARY_INDEXES
         .iter()
         .map(|(name, on)| format!("CREATE INDEX IF NOT EXISTS {name} ON {on};\n"))
@@ -256,7 +256,7 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
 
 /// Parses a 16-hex-digit id (`event_id`, `order_id`, config revisions): the
 /// inverse of how the sidecar writes them.
-pub(crate) fn parse_hex_id(s: &str) -> Option<u64> {
+pub fn parse_hex_id(s: &str) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
@@ -352,7 +352,7 @@ pub enum Dialect {
 }
 
 /// Creates `schema_migrations` itself: it must exist before any version is read.
-pub(crate) const MIGRATIONS_TABLE: &str =
+pub const MIGRATIONS_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)";
 
 /// The script of migration `version` (1-based) for `dialect`.
@@ -371,7 +371,7 @@ pub fn script(version: i64, dialect: Dialect) -> Option<String> {
 }
 
 /// The SQL expression for "now, UTC, ISO 8601" in `dialect` (for `applied_at`).
-pub(crate) fn now_sql(dialect: Dialect) -> &'static str {
+pub fn now_sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
         Dialect::Postgres => {

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fillcast_sql::report::time::{days_from_civil, NS_PER_DAY};
-use fillcast_sql::report::{self, Report};
+use fillcast_report as report;
+use fillcast_report::time::{days_from_civil, NS_PER_DAY};
+use fillcast_report::Report;
 use rusqlite::{params, Connection};
 use rust_decimal::Decimal;
 
