@@ -3,9 +3,7 @@
 
 use fillcast_sql::sidecar::rusqlite;
 
-mod common;
-
-use common::{figure, fillcast, text, tmp};
+use crate::common::{figure, fillcast, text, tmp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

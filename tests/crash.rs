@@ -16,8 +16,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-mod support;
-use support::{fillcast, finish, free_port, leader_fills, venue_positions, Rng, Venue};
+use crate::support::{fillcast, finish, free_port, leader_fills, venue_positions, Rng, Venue};
 
 const KILLS: usize = 20;
 const FILLS: usize = 1500;

@@ -3,9 +3,7 @@
 //! `journal repair` is a dry run unless `--yes` and keeps a copy, and `run` on a
 //! disk with no room says so instead of dying of SIGBUS.
 
-mod common;
-
-use common::{fillcast, text, tmp};
+use crate::common::{fillcast, text, tmp};
 use fillcast_journal::segment;
 use fillcast_journal::stage::JournalStage;
 use fillcast_journal::{Durability, JournalOptions, JournalWriter};

@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-mod support;
-use support::{
+use crate::support::{
     engine_positions, fillcast, finish, free_port, leader_fills, venue_positions, Rng, Venue,
 };
 

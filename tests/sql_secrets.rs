@@ -18,9 +18,7 @@ use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::Duration;
 
-mod common;
-
-use common::{fillcast_cmd, text, tmp};
+use crate::common::{fillcast_cmd, text, tmp};
 
 /// A small journal written by the real core.
 fn journal(dir: &Path) -> PathBuf {

@@ -1,8 +1,6 @@
 //! The `file` source: good files give exact events, every kind of bad line is
 //! rejected with its line number and a clear message, and hostile input never panics.
 
-mod common;
-
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx};
@@ -40,7 +38,7 @@ fn drain(source: &mut FileSource) -> Vec<Outcome> {
 }
 
 fn from_bytes(bytes: Vec<u8>) -> FileSource {
-    FileSource::from_reader("mem.jsonl", Cursor::new(bytes), common::universe())
+    FileSource::from_reader("mem.jsonl", Cursor::new(bytes), crate::common::universe())
 }
 
 fn data(name: &str) -> PathBuf {
@@ -78,7 +76,7 @@ fn fill(
 #[test]
 fn good_file_gives_exact_events() {
     let path = data("leader_fills.jsonl");
-    let mut source = FileSource::open(&path, common::universe()).expect("fixture opens");
+    let mut source = FileSource::open(&path, crate::common::universe()).expect("fixture opens");
     assert_eq!(source.name(), path.display().to_string());
     let got = drain(&mut source);
     let expected = [
@@ -171,7 +169,7 @@ fn good_file_gives_exact_events() {
 
 #[test]
 fn open_error_names_the_file() {
-    let err = match FileSource::open("/nonexistent/fills.jsonl", common::universe()) {
+    let err = match FileSource::open("/nonexistent/fills.jsonl", crate::common::universe()) {
         Ok(_) => panic!("opened a missing file"),
         Err(e) => e,
     };
@@ -291,7 +289,7 @@ fn bad_lines_are_rejected_with_line_and_reason() {
     // Through a real file, as `open` reads it.
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bad_lines.jsonl");
     std::fs::write(&path, &file).expect("write temp file");
-    let mut source = FileSource::open(&path, common::universe()).expect("opens");
+    let mut source = FileSource::open(&path, crate::common::universe()).expect("opens");
     let got = drain(&mut source);
 
     let mut got = got.iter();
@@ -429,7 +427,7 @@ impl std::io::Read for Failing {
 fn a_read_error_is_reported_and_ends_the_source() {
     let good = line_with("event_id", Some("\"ok\"")) + "\n";
     let reader = std::io::BufReader::new(Failing(Cursor::new(good.into_bytes())));
-    let mut source = FileSource::from_reader("failing", reader, common::universe());
+    let mut source = FileSource::from_reader("failing", reader, crate::common::universe());
     let got = drain(&mut source);
     assert!(
         matches!(&got[..], [Outcome::Event(1, _), Outcome::Rejected(e)] if e.line == 2 && e.message.contains("disk on fire")),

@@ -2,8 +2,6 @@
 //! orders, minimum-size rules, duplicate client ids counted, venue books equal to the
 //! fills it reported, and a bounded queue.
 
-mod common;
-
 use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::ids::decision_id;
@@ -20,7 +18,7 @@ const ETH: SymbolIdx = SymbolIdx(1);
 const BTC_PRICE: Ticks = Ticks(650_000);
 
 fn venue(cfg: &SimVenueConfig) -> SimVenue {
-    SimVenue::new("sim", cfg, common::universe().symbols.clone())
+    SimVenue::new("sim", cfg, crate::common::universe().symbols.clone())
 }
 
 fn noisy(seed: u64) -> SimVenueConfig {
@@ -191,7 +189,7 @@ fn fills_carry_price_unique_trade_ids_and_fees() {
     let orders = orders(1000);
     let reports = run(&mut venue(&noisy(9)), &orders);
     let limits: HashMap<u64, Ticks> = orders.iter().map(|o| (o.id, o.limit)).collect();
-    let spec = &common::universe().symbols[0];
+    let spec = &crate::common::universe().symbols[0];
     let mut trade_ids = HashSet::new();
     for r in reports.iter().filter(|r| r.kind == ExecKind::Fill) {
         assert_ne!(r.trade_id, 0);
@@ -411,7 +409,7 @@ fn queue_is_bounded_and_never_drops() {
 
 #[test]
 fn for_venue_uses_the_configured_model() {
-    let u = common::universe();
+    let u = crate::common::universe();
     let v = SimVenue::for_venue(&u, VenueIdx(0)).expect("venue 0 exists");
     assert_eq!(v.name(), "sim");
     assert!(SimVenue::for_venue(&u, VenueIdx(9)).is_none());

@@ -1,8 +1,6 @@
 //! The synthetic leader generator: reproducible from its seed, every leader flat at
 //! the end (and sometimes before), sane fills and orders, profiles respected, pacing.
 
-mod common;
-
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx};
 use fillcast_engine::port::{Source, SourcePoll};
@@ -37,7 +35,7 @@ fn fills(events: &[FeedEvent]) -> Vec<LeaderFill> {
 }
 
 fn generate(seed: u64, total: u64) -> (SyntheticLeaders, Vec<FeedEvent>) {
-    let mut g = SyntheticLeaders::new(common::universe(), seed, total);
+    let mut g = SyntheticLeaders::new(crate::common::universe(), seed, total);
     let events = drain(&mut g);
     (g, events)
 }
@@ -158,7 +156,7 @@ fn leaders_trade_episodes_and_go_flat_along_the_way() {
 
 #[test]
 fn declared_profiles_are_respected() {
-    let u = common::universe();
+    let u = crate::common::universe();
     let (_, events) = generate(3, 5000);
     let eth = u.symbol("ETHUSDT").expect("ETHUSDT");
     let spec = u.sym(eth);
@@ -205,7 +203,7 @@ fn marks_follow_fills_and_prices_walk() {
 
 #[test]
 fn start_prices_can_be_set() {
-    let mut g = SyntheticLeaders::new(common::universe(), 1, 200)
+    let mut g = SyntheticLeaders::new(crate::common::universe(), 1, 200)
         .with_start_price(SymbolIdx(0), Ticks(650_000))
         .with_start_price(SymbolIdx(9), Ticks(1));
     let events = drain(&mut g);
@@ -216,7 +214,7 @@ fn start_prices_can_be_set() {
 
 #[test]
 fn rate_limits_fills_by_now() {
-    let mut g = SyntheticLeaders::new(common::universe(), 2, 100).with_rate(1000);
+    let mut g = SyntheticLeaders::new(crate::common::universe(), 2, 100).with_rate(1000);
     let at = |now: u64, g: &mut SyntheticLeaders| -> Vec<SourcePoll> {
         let mut out = Vec::new();
         loop {
@@ -244,7 +242,7 @@ fn rate_limits_fills_by_now() {
     assert_eq!(rest.last(), Some(&SourcePoll::Finished));
     assert_eq!(g.fills_emitted(), 100);
     // recv_ts is the `now` of the poll.
-    let mut g = SyntheticLeaders::new(common::universe(), 2, 10);
+    let mut g = SyntheticLeaders::new(crate::common::universe(), 2, 10);
     match g.next(Nanos(123)) {
         SourcePoll::Event(FeedEvent::LeaderFill(f)) => assert_eq!(f.recv_ts, Nanos(123)),
         other => panic!("{other:?}"),
@@ -253,7 +251,7 @@ fn rate_limits_fills_by_now() {
 
 #[test]
 fn positions_are_reported_while_trading() {
-    let mut g = SyntheticLeaders::new(common::universe(), 4, 1000);
+    let mut g = SyntheticLeaders::new(crate::common::universe(), 4, 1000);
     let mut pos: HashMap<(LeaderIdx, SymbolIdx), i64> = HashMap::new();
     for step in 0..600 {
         if let SourcePoll::Event(FeedEvent::LeaderFill(f)) = g.next(Nanos(step)) {
@@ -281,7 +279,7 @@ proptest! {
 fn resume_gives_the_rest_of_the_same_stream() {
     let (_, all) = generate(9, 200);
     for k in [0usize, 1, 57, all.len() - 1, all.len()] {
-        let mut g = SyntheticLeaders::new(common::universe(), 9, 200);
+        let mut g = SyntheticLeaders::new(crate::common::universe(), 9, 200);
         g.resume(k as u64).expect("within the stream");
         assert_eq!(Source::position(&g), Some(k as u64));
         let rest = drain(&mut g);
@@ -296,7 +294,7 @@ fn resume_gives_the_rest_of_the_same_stream() {
         let got: Vec<FeedEvent> = rest.iter().map(strip).collect();
         assert_eq!(got, want, "resumed at {k}");
     }
-    let mut g = SyntheticLeaders::new(common::universe(), 9, 200);
+    let mut g = SyntheticLeaders::new(crate::common::universe(), 9, 200);
     let err = g.resume(all.len() as u64 + 1).unwrap_err();
     assert!(err.contains("fewer than"), "{err}");
 }

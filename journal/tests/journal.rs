@@ -604,7 +604,7 @@ fn another_process_tails_every_record_once_in_order() {
     let d = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "another_process_tails_every_record_once_in_order",
+            "journal::another_process_tails_every_record_once_in_order",
             "--exact",
             "--nocapture",
         ])

@@ -18,11 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common::{assert_same, journal, sigkill_repeatedly, stop_after};
 
-use common::{assert_same, journal, sigkill_repeatedly, stop_after};
-
-type Tables = common::Tables<String>;
+type Tables = crate::common::Tables<String>;
 
 /// A schema of its own for one test, dropped when the test ends (even by a panic).
 struct Schema {
@@ -156,7 +154,7 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
     assert_eq!(n("leader_fills"), k[&(Kind::LeaderFill as u16)]);
     assert_eq!(
         (n("copy_instructions"), n("follower_orders")),
-        common::instruction_and_order_rows(&k)
+        crate::common::instruction_and_order_rows(&k)
     );
     assert_eq!(n("follower_fills"), s.counts().distinct_fills);
     assert_eq!(n("mark_prices"), k[&(Kind::MarkPrice as u16)]);
@@ -243,13 +241,6 @@ fn restarts_give_the_same_tables_as_one_replay() {
     }
     assert!(runs > 50, "{runs}");
     assert_same(&one.dump(), &s.dump(), "restart after every record");
-}
-
-/// The body of the child process that `a_sigkill_midway_loses_and_duplicates_nothing`
-/// kills; does nothing when run as an ordinary test.
-#[test]
-fn child_sidecar_process() {
-    common::child_sidecar_process();
 }
 
 #[test]
@@ -391,7 +382,7 @@ fn regression_a_sidecar_killed_while_it_builds_its_indexes_restarts_at_once() {
     journal(&dir, &SynthSpec::default(), 60);
     replay(&dir, &schema.url(), SidecarOptions::default());
     assert_eq!(schema.valid_indexes(), SECONDARY_INDEXES.len());
-    let bin = common::child_binary(tmp.path());
+    let bin = crate::common::child_binary(tmp.path());
     for kill_backend in [false, true] {
         schema.drop_indexes();
         let mut holder = schema.client();
@@ -402,7 +393,7 @@ fn regression_a_sidecar_killed_while_it_builds_its_indexes_restarts_at_once() {
             .query_one("SELECT pg_backend_pid()", &[])
             .expect("pid")
             .get(0);
-        let mut child = common::spawn_child_sidecar(&bin, &dir, &schema.url());
+        let mut child = crate::common::spawn_child_sidecar(&bin, &dir, &schema.url());
         let mut admin = schema.client();
         let blocked_by = |admin: &mut Client, pids: &[i32], not: i32| -> Option<i32> {
             admin
@@ -501,7 +492,7 @@ fn regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record
     );
     assert!(stats.batches > 3, "{stats:?}");
     let before = schema.dump();
-    let seq = common::rewrite_one_record(&dir, total);
+    let seq = crate::common::rewrite_one_record(&dir, total);
     let e = run(&dir, &schema.url(), SidecarOptions::default()).expect_err("rewritten journal");
     assert!(
         matches!(e, SidecarError::HistoryChanged { seq: s, located: true, .. } if s == seq),

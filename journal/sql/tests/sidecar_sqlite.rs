@@ -23,11 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common::{assert_same, journal, sigkill_repeatedly, stop_after};
 
-use common::{assert_same, journal, sigkill_repeatedly, stop_after};
-
-type Tables = common::Tables<Vec<String>>;
+type Tables = crate::common::Tables<Vec<String>>;
 
 fn db_url(path: &Path) -> String {
     format!("sqlite:{}", path.display())
@@ -113,7 +111,7 @@ fn row_counts_match_the_journal_and_positions_match_the_core() {
     assert_eq!(n("leader_fills"), sc.leader_fills);
     assert_eq!(
         (n("copy_instructions"), n("follower_orders")),
-        common::instruction_and_order_rows(&k)
+        crate::common::instruction_and_order_rows(&k)
     );
     assert_eq!(n("follower_fills"), sc.distinct_fills);
     // The resync's catch-ups: instructions of their own, whose orders link to them.
@@ -412,13 +410,6 @@ fn stopping_after_n_batches_and_restarting_gives_the_same_tables() {
             &format!("stop after {batches} batches of {rows}"),
         );
     }
-}
-
-/// The body of the child process that `a_sigkill_midway_loses_and_duplicates_nothing`
-/// kills; does nothing when run as an ordinary test.
-#[test]
-fn child_sidecar_process() {
-    common::child_sidecar_process();
 }
 
 fn next_seq(db: &Path) -> u64 {
@@ -860,7 +851,7 @@ fn a_damaged_segment_gives_an_error_naming_the_record() {
 }
 
 /// The first record at which two journals differ.
-fn first_difference(a: &[common::Owned], b: &[common::Owned]) -> Option<u64> {
+fn first_difference(a: &[crate::common::Owned], b: &[crate::common::Owned]) -> Option<u64> {
     a.iter().zip(b).find(|(x, y)| x != y).map(|(x, _)| x.seq)
 }
 
@@ -881,7 +872,7 @@ fn regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record
     assert!(stats.batches > 3, "{stats:?}");
     let before = dump(&db);
 
-    let seq = common::rewrite_one_record(&dir, total);
+    let seq = crate::common::rewrite_one_record(&dir, total);
     let e = run(&dir, &db_url(&db), SidecarOptions::default()).expect_err("rewritten journal");
     assert!(
         matches!(e, SidecarError::HistoryChanged { seq: s, located: true, .. } if s == seq),
@@ -906,7 +897,7 @@ fn regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record
     std::fs::remove_dir_all(&dir).expect("wipe");
     drop(journal(&dir, &SynthSpec::default(), 80));
     replay(&dir, &db2, with_batch(60));
-    let first = common::records(&dir);
+    let first = crate::common::records(&dir);
     let mut other = journal(
         &tmp.path().join("other"),
         &SynthSpec {
@@ -917,9 +908,9 @@ fn regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record
     );
     assert!(other.records() >= first.len() as u64);
     drop(other);
-    let second = common::records(&tmp.path().join("other"));
+    let second = crate::common::records(&tmp.path().join("other"));
     let want = first_difference(&first, &second).expect("the journals differ");
-    common::rewrite_journal(&dir, &second);
+    crate::common::rewrite_journal(&dir, &second);
     let e = run(&dir, &db_url(&db2), SidecarOptions::default()).expect_err("replaced journal");
     assert!(
         matches!(e, SidecarError::HistoryChanged { seq, located: true, .. } if seq == want),
@@ -970,7 +961,7 @@ fn a_database_from_before_the_continuity_check_adopts_the_chain_once() {
         again.continuity,
         fillcast_sql::sidecar::Continuity::Verified { through: total }
     );
-    let seq = common::rewrite_one_record(&dir, first_part);
+    let seq = crate::common::rewrite_one_record(&dir, first_part);
     let e = run(&dir, &db_url(&db), SidecarOptions::default()).expect_err("rewritten");
     assert!(
         matches!(e, SidecarError::HistoryChanged { seq: s, located: true, .. } if s == seq),

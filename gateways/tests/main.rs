@@ -1,0 +1,12 @@
+//! The gateways' tests: the file source, the simulated venue, its wire and server, the synthetic leaders, the fuzz bodies.
+//!
+//! One test binary for the crate (`autotests = false`): each file below is a
+//! module, so the workspace links one binary here instead of one per file.
+
+mod common;
+mod file_source;
+mod fuzz_bodies;
+mod sim_outage;
+mod sim_server;
+mod sim_venue;
+mod synthetic;

@@ -1,0 +1,14 @@
+//! The `fillcast` binary's integration tests: the real binary, its venue process, restarts and kills.
+//!
+//! One test binary for the crate (`autotests = false`): each file below is a
+//! module, so the workspace links one binary here instead of one per file.
+
+mod cli;
+mod common;
+mod crash;
+mod journal_damage;
+mod never_unhedged;
+mod restart_loop;
+mod simulate;
+mod sql_secrets;
+mod support;
