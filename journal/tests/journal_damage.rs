@@ -346,7 +346,7 @@ fn full_disk_child(dir: &Path, segment_bytes: u64) {
 fn run_child(dir: &Path, segment_bytes: u64) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "regression_full_disk_is_a_clear_error_not_a_sigbus",
+            "journal_damage::regression_full_disk_is_a_clear_error_not_a_sigbus",
             "--exact",
             "--nocapture",
         ])
