@@ -3,13 +3,13 @@
 
 use fillcast_sql::sidecar::rusqlite;
 
-use crate::common::{figure, fillcast, text, tmp};
+use crate::support::{figure, fillcast_output, text, tmp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[test]
 fn help_explains_every_command() {
-    let o = fillcast(&["--help"]);
+    let o = fillcast_output(&["--help"]);
     let (out, _) = text(&o);
     assert!(o.status.success());
     for cmd in [
@@ -22,7 +22,7 @@ fn help_explains_every_command() {
     ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
-    let (demo_help, _) = text(&fillcast(&["demo", "--help"]));
+    let (demo_help, _) = text(&fillcast_output(&["demo", "--help"]));
     for opt in ["--followers", "--leaders", "--duration", "--seed"] {
         assert!(demo_help.contains(opt), "demo --help lacks {opt}");
     }
@@ -31,7 +31,7 @@ fn help_explains_every_command() {
 #[test]
 fn check_config_accepts_the_shipped_configs() {
     for f in ["config/example.toml", "config/run-file.toml"] {
-        let o = fillcast(&["check-config", f]);
+        let o = fillcast_output(&["check-config", f]);
         let (out, err) = text(&o);
         assert!(o.status.success(), "{f}: {out}{err}");
         assert!(out.contains(": ok"), "{out}");
@@ -47,21 +47,21 @@ fn check_config_points_at_file_and_line() {
         "[[symbols]]\nname = \"X\"\nlot_size = \"abc\"\ntick_size = \"1\"\nvenue = \"sim\"\n",
     )
     .unwrap();
-    let o = fillcast(&["check-config", path.to_str().unwrap()]);
+    let o = fillcast_output(&["check-config", path.to_str().unwrap()]);
     let (_, err) = text(&o);
     assert!(!o.status.success());
     assert!(
         err.contains("bad.toml:3"),
         "error should name the file and line 3:\n{err}"
     );
-    let o = fillcast(&["check-config", "does/not/exist.toml"]);
+    let o = fillcast_output(&["check-config", "does/not/exist.toml"]);
     assert!(!o.status.success());
     assert!(text(&o).1.contains("exist.toml"));
 }
 
 #[test]
 fn run_replays_a_file_source_through_the_sim_venue() {
-    let o = fillcast(&["run", "--config", "config/run-file.toml", "--progress", "0"]);
+    let o = fillcast_output(&["run", "--config", "config/run-file.toml", "--progress", "0"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     let lines = std::fs::read_to_string("config/leader-fills.jsonl")
@@ -92,7 +92,7 @@ fn run_reports_bad_lines_and_keeps_going() {
     );
     let cfg_path = dir.join("run.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "run",
         "--config",
         cfg_path.to_str().unwrap(),
@@ -133,7 +133,7 @@ fn regression_rejected_lines_past_the_first_thousand_appeared_nowhere() {
             dir.join("fills.jsonl").to_str().unwrap(),
         );
     std::fs::write(dir.join("run.toml"), cfg).unwrap();
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "run",
         "--config",
         dir.join("run.toml").to_str().unwrap(),
@@ -167,7 +167,7 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
         "--out",
         out_dir.to_str().unwrap(),
     ];
-    let o = fillcast(&args);
+    let o = fillcast_output(&args);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert_eq!(figure(&out, "leader fills in"), 200, "{out}");
@@ -225,7 +225,7 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
 
     // A rerun replaces its own directory; it never takes over somebody else's.
     drop(conn);
-    let o = fillcast(&args);
+    let o = fillcast_output(&args);
     assert!(o.status.success(), "{:?}", text(&o));
     let conn = rusqlite::Connection::open(&db).unwrap();
     let count =
@@ -238,7 +238,7 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
     let foreign = dir.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "demo",
         "--followers",
         "10",
@@ -258,7 +258,7 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
 fn journal_into_sqlite(dir: &Path) -> String {
     let cfg = journaled_config(dir, 100_000);
     let latency = dir.join("latency.json");
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "run",
         "--progress",
         "0",
@@ -270,7 +270,7 @@ fn journal_into_sqlite(dir: &Path) -> String {
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(latency.is_file());
     let db = format!("sqlite:{}", dir.join("fc.db").display());
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "sidecar",
         "--journal",
         dir.join("journal").to_str().unwrap(),
@@ -303,7 +303,7 @@ fn sidecar_then_report_at_the_command_line() {
     );
 
     // A second run finds nothing new and writes nothing.
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "sidecar",
         "--journal",
         journal.to_str().unwrap(),
@@ -315,7 +315,7 @@ fn sidecar_then_report_at_the_command_line() {
     assert!(out.contains("sidecar: 0 records"), "{out}");
 
     let (json, html) = (dir.path().join("r.json"), dir.path().join("r.html"));
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "report",
         "--db",
         &db,
@@ -357,11 +357,11 @@ fn sidecar_then_report_at_the_command_line() {
             |r| r.get(0),
         )
         .unwrap();
-    let o = fillcast(&["report", "--db", &db, "--lineage", &id]);
+    let o = fillcast_output(&["report", "--db", &db, "--lineage", &id]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains(&id), "{out}");
-    let o = fillcast(&["report", "--db", &db, "--lineage", "fc-no-such-order"]);
+    let o = fillcast_output(&["report", "--db", &db, "--lineage", "fc-no-such-order"]);
     assert!(!o.status.success());
     assert!(text(&o).1.contains("fc-no-such-order"), "{:?}", text(&o));
 }
@@ -432,7 +432,7 @@ fn sidecar_and_report_reject_bad_input_clearly() {
     ];
     for (args, expected) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = fillcast(&args);
+        let o = fillcast_output(&args);
         let (out, err) = text(&o);
         assert!(!o.status.success(), "{args:?} should fail: {out}");
         assert!(
@@ -455,7 +455,7 @@ fn report_names_the_latency_file_and_what_is_wrong_with_it() {
     ] {
         let f = dir.path().join("bad-latency.json");
         std::fs::write(&f, body).unwrap();
-        let o = fillcast(&["report", "--db", &db, "--latency", f.to_str().unwrap()]);
+        let o = fillcast_output(&["report", "--db", &db, "--latency", f.to_str().unwrap()]);
         let (_, err) = text(&o);
         assert!(!o.status.success(), "{body}");
         assert!(
@@ -480,7 +480,7 @@ fn sidecar_follow_picks_up_a_live_journal_and_stops_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let o = fillcast(&["run", "--progress", "0", "--config", cfg.to_str().unwrap()]);
+    let o = fillcast_output(&["run", "--progress", "0", "--config", cfg.to_str().unwrap()]);
     assert!(o.status.success(), "{:?}", text(&o));
     let records = fillcast_journal::JournalReader::open(&journal)
         .unwrap()
@@ -574,10 +574,10 @@ fn another_process_tails_the_journal_while_the_engine_writes_it() {
 fn journal_inspect_summarises_and_dumps_json() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = journaled_config(dir.path(), 100_000);
-    let o = fillcast(&["run", "--progress", "0", "--config", cfg.to_str().unwrap()]);
+    let o = fillcast_output(&["run", "--progress", "0", "--config", cfg.to_str().unwrap()]);
     assert!(o.status.success(), "{:?}", text(&o));
     let journal = dir.path().join("journal");
-    let (out, _) = text(&fillcast(&[
+    let (out, _) = text(&fillcast_output(&[
         "journal",
         "inspect",
         journal.to_str().unwrap(),
@@ -586,7 +586,7 @@ fn journal_inspect_summarises_and_dumps_json() {
         out.contains("leader_fill") && out.contains("decision") && out.contains("config"),
         "{out}"
     );
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "journal",
         "inspect",
         journal.to_str().unwrap(),
@@ -606,7 +606,7 @@ fn journal_inspect_summarises_and_dumps_json() {
         assert_eq!(v["seq"], i as u64 + 2);
         assert!(v["kind"].is_string());
     }
-    let o = fillcast(&[
+    let o = fillcast_output(&[
         "journal",
         "inspect",
         dir.path().join("nothing-here").to_str().unwrap(),

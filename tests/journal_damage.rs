@@ -3,7 +3,7 @@
 //! `journal repair` is a dry run unless `--yes` and keeps a copy, and `run` on a
 //! disk with no room says so instead of dying of SIGBUS.
 
-use crate::common::{fillcast, text, tmp};
+use crate::support::{fillcast_output, text, tmp};
 use fillcast_journal::segment;
 use fillcast_journal::stage::JournalStage;
 use fillcast_journal::{Durability, JournalOptions, JournalWriter};
@@ -57,7 +57,7 @@ fn inspect(dir: &Path, json: bool) -> (bool, String, String) {
     if json {
         args.push("--json");
     }
-    let o = fillcast(&args);
+    let o = fillcast_output(&args);
     let (out, err) = text(&o);
     (o.status.success(), out, err)
 }
@@ -136,7 +136,7 @@ fn regression_repair_is_a_dry_run_unless_yes_and_keeps_a_copy() {
     let before = snapshot(d.path());
     let dir = d.path().to_str().unwrap();
 
-    let o = fillcast(&["journal", "repair", dir]);
+    let o = fillcast_output(&["journal", "repair", dir]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("repair drops records 300..600"), "{out}");
@@ -144,7 +144,7 @@ fn regression_repair_is_a_dry_run_unless_yes_and_keeps_a_copy() {
     assert_eq!(snapshot(d.path()), before, "a dry run changes nothing");
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), before.len());
 
-    let o = fillcast(&["journal", "repair", dir, "--yes"]);
+    let o = fillcast_output(&["journal", "repair", dir, "--yes"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     let kept: Vec<PathBuf> = std::fs::read_dir(d.path())
@@ -212,7 +212,7 @@ fn regression_run_on_a_full_disk_says_so_and_a_restart_with_space_continues() {
         "a clear error:\n{out}{err}"
     );
     // With room again, it runs.
-    let o = fillcast(&["run", "--config", cfg.to_str().unwrap(), "--progress", "0"]);
+    let o = fillcast_output(&["run", "--config", cfg.to_str().unwrap(), "--progress", "0"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     let (ok, out, err) = inspect(&d.path().join("journal"), false);

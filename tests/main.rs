@@ -4,7 +4,6 @@
 //! module, so the workspace links one binary here instead of one per file.
 
 mod cli;
-mod common;
 mod crash;
 mod journal_damage;
 mod never_unhedged;

@@ -4,7 +4,7 @@
 //! follower position open where its leader is flat (the summary's `open where
 //! leader flat` line), and no decision skipped for want of an order place.
 
-use crate::common::{figure, figure_after, fillcast_cmd, free_port, text, tmp};
+use crate::support::{figure, figure_after, fillcast_cmd, free_port, text, tmp};
 use fillcast_engine::outputs::{DecisionStatus, Reason};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};

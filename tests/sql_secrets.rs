@@ -18,7 +18,7 @@ use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::common::{fillcast_cmd, text, tmp};
+use crate::support::{fillcast_cmd, text, tmp};
 
 /// A small journal written by the real core.
 fn journal(dir: &Path) -> PathBuf {
