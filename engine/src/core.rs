@@ -282,10 +282,6 @@ const RESYNC_KEY_SALT: u64 = 0x7e5c_0000_0000_0001;
 /// load (~100 ns) to land while the loop works on the ones before.
 const PREFETCH_AHEAD: usize = 8;
 
-/// The largest order a venue's restatement may give (`ExecKind::Restated`): far
-/// beyond any real order, and small enough that positions cannot overflow from it.
-pub const MAX_RESTATED_LOTS: u64 = 1 << 48;
-
 const NANOS_PER_DAY: u64 = 86_400_000_000_000;
 
 impl Core {
@@ -1265,7 +1261,7 @@ impl Core {
     fn restate<O: Outputs>(&mut self, place: usize, r: &ExecReport, out: &mut O) {
         let o = *self.orders.at(place);
         let venue = r.qty.0;
-        if venue == 0 || venue.unsigned_abs() > MAX_RESTATED_LOTS {
+        if venue == 0 || venue.unsigned_abs() > Lots::MAX.0 as u64 {
             self.stats.invalid_events += 1;
             return;
         }
@@ -1310,7 +1306,7 @@ impl Core {
         if sub >= self.subs.leader.len()
             || si >= self.marks.len()
             || venue == 0
-            || venue.unsigned_abs() > MAX_RESTATED_LOTS
+            || venue.unsigned_abs() > Lots::MAX.0 as u64
             || r.price.0 <= 0
         {
             self.stats.invalid_events += 1;

@@ -27,7 +27,6 @@ use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
 use crate::sidecar::SidecarError;
 use fillcast_engine::config;
-use fillcast_engine::core::MAX_RESTATED_LOTS;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
@@ -932,7 +931,7 @@ impl Builder {
         if r.kind == ExecKind::Restated {
             // The venue's version of the order wins, exactly as `Core::restate`.
             let venue = r.qty.0;
-            if venue == 0 || venue.unsigned_abs() > MAX_RESTATED_LOTS {
+            if venue == 0 || venue.unsigned_abs() > Lots::MAX.0 as u64 {
                 batch.audit.push(oddity(
                     "invalid_restatement",
                     format!("the venue restated the order as {venue} lots"),
