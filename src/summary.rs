@@ -146,7 +146,7 @@ pub fn print(
         group(s.status_count(DecisionStatus::Skipped)),
         group(s.status_count(DecisionStatus::Deferred))
     );
-    for r in Reason::ALL {
+    for &r in <Reason as fillcast_engine::codes::Coded>::ALL {
         let n = s.reason_count(r);
         if n > 0 && r != Reason::None {
             println!("    {:<24}{:>12}", r.as_str(), group(n));

@@ -10,20 +10,27 @@ use crate::model::Side;
 use crate::order::Oddity;
 use crate::outputs::{DecisionStatus, Reason};
 
-/// An enum with a stable code per variant.
+/// An enum with a stable code and a stable name per variant. The name is what
+/// SQL, JSON, reports and messages show; both are public interfaces.
 pub trait Coded: Copy + PartialEq + std::fmt::Debug + 'static {
     /// Every variant, in code order.
     const ALL: &'static [Self];
 
     fn code(self) -> u8;
 
+    fn name(self) -> &'static str;
+
     fn from_code(c: u8) -> Option<Self> {
         Self::ALL.iter().copied().find(|v| v.code() == c)
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.name() == s)
     }
 }
 
 macro_rules! coded {
-    ($t:ident { $($v:ident = $c:literal),* $(,)? }) => {
+    ($t:ident { $($v:ident = $c:literal => $n:literal),* $(,)? }) => {
         impl Coded for $t {
             const ALL: &'static [Self] = &[$($t::$v),*];
 
@@ -33,74 +40,80 @@ macro_rules! coded {
                     $($t::$v => $c),*
                 }
             }
+
+            fn name(self) -> &'static str {
+                match self {
+                    $($t::$v => $n),*
+                }
+            }
         }
     };
 }
 
-coded!(Side { Buy = 0, Sell = 1 });
+coded!(Side { Buy = 0 => "buy", Sell = 1 => "sell" });
 
 coded!(ExecKind {
-    Ack = 0,
-    Fill = 1,
-    Canceled = 2,
-    Rejected = 3,
-    Expired = 4,
-    Restated = 5,
+    Ack = 0 => "ack",
+    Fill = 1 => "fill",
+    Canceled = 2 => "canceled",
+    Rejected = 3 => "rejected",
+    Expired = 4 => "expired",
+    Restated = 5 => "restated",
 });
 
 coded!(RejectReason {
-    None = 0,
-    InsufficientMargin = 1,
-    BelowMin = 2,
-    PositionLimit = 3,
-    ReduceOnly = 4,
-    Transient = 5,
-    Other = 6,
-    UnknownOrder = 7,
-    VenueDown = 8,
+    None = 0 => "none",
+    InsufficientMargin = 1 => "insufficient_margin",
+    BelowMin = 2 => "below_min",
+    PositionLimit = 3 => "position_limit",
+    ReduceOnly = 4 => "reduce_only",
+    Transient = 5 => "transient",
+    Other = 6 => "other",
+    UnknownOrder = 7 => "unknown_order",
+    VenueDown = 8 => "venue_down",
 });
 
 coded!(OrderType {
-    LimitIoc = 0,
-    Market = 1
+    LimitIoc = 0 => "limit_ioc",
+    Market = 1 => "market"
 });
 
 coded!(DecisionStatus {
-    Sent = 0,
-    Reduced = 1,
-    Skipped = 2,
-    Deferred = 3,
+    Sent = 0 => "sent",
+    Reduced = 1 => "reduced",
+    Skipped = 2 => "skipped",
+    Deferred = 3 => "deferred",
 });
 
 coded!(Oddity {
-    None = 0,
-    FillBeforeAck = 1,
-    LateAck = 2,
-    FillAfterTerminal = 3,
-    RepeatedTerminal = 4,
-    VenueHeldOther = 5,
+    None = 0 => "none",
+    FillBeforeAck = 1 => "fill_before_ack",
+    LateAck = 2 => "late_ack",
+    FillAfterTerminal = 3 => "fill_after_terminal",
+    RepeatedTerminal = 4 => "repeated_terminal",
+    VenueHeldOther = 5 => "venue_held_other",
 });
 
 coded!(Reason {
-    None = 0,
-    NoChange = 1,
-    FollowerPaused = 2,
-    FollowerStopped = 3,
-    LeaderPaused = 4,
-    SymbolBlocked = 5,
-    MaxOrderNotional = 6,
-    MaxPosition = 7,
-    MaxLeverage = 8,
-    MaxOpenPositions = 9,
-    BelowMin = 10,
-    DailyLossLimit = 11,
-    TotalStopLoss = 12,
-    LeaderDrawdown = 13,
-    LeaderProfile = 14,
-    KillSwitch = 15,
-    OrderTableFull = 16,
-    VenueDown = 17,
-    VenueLimit = 18,
+    None = 0 => "",
+    NoChange = 1 => "no_change",
+    FollowerPaused = 2 => "follower_paused",
+    FollowerStopped = 3 => "follower_stopped",
+    LeaderPaused = 4 => "leader_paused",
+    SymbolBlocked = 5 => "symbol_blocked",
+    MaxOrderNotional = 6 => "max_order_notional",
+    MaxPosition = 7 => "max_position",
+    MaxLeverage = 8 => "max_leverage",
+    MaxOpenPositions = 9 => "max_open_positions",
+    BelowMin = 10 => "below_min",
+    DailyLossLimit = 11 => "daily_loss_limit",
+    TotalStopLoss = 12 => "total_stop_loss",
+    LeaderDrawdown = 13 => "leader_drawdown",
+    LeaderProfile = 14 => "leader_profile",
+    KillSwitch = 15 => "kill_switch",
+    OrderTableFull = 16 => "order_table_full",
+    VenueDown = 17 => "venue_down",
+    VenueLimit = 18 => "venue_limit",
 });
 
 #[cfg(test)]
@@ -116,6 +129,7 @@ mod tests {
                 v.code()
             );
             assert_eq!(T::from_code(v.code()), Some(v));
+            assert_eq!(T::from_name(v.name()), Some(v), "{v:?}: name given twice");
         }
         let unused = (0..=u8::MAX).find(|c| !seen.contains(c)).unwrap();
         assert_eq!(T::from_code(unused), None);

@@ -141,35 +141,13 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    /// Every reason, in the order of their journal and wire codes.
-    pub const ALL: [RejectReason; 9] = [
-        RejectReason::None,
-        RejectReason::InsufficientMargin,
-        RejectReason::BelowMin,
-        RejectReason::PositionLimit,
-        RejectReason::ReduceOnly,
-        RejectReason::Transient,
-        RejectReason::Other,
-        RejectReason::UnknownOrder,
-        RejectReason::VenueDown,
-    ];
-
     pub fn is_transient(self) -> bool {
         matches!(self, RejectReason::Transient)
     }
 
+    /// Its stable name (`codes::Coded::name`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::None => "none",
-            RejectReason::InsufficientMargin => "insufficient_margin",
-            RejectReason::BelowMin => "below_min",
-            RejectReason::PositionLimit => "position_limit",
-            RejectReason::ReduceOnly => "reduce_only",
-            RejectReason::Transient => "transient",
-            RejectReason::Other => "other",
-            RejectReason::UnknownOrder => "unknown_order",
-            RejectReason::VenueDown => "venue_down",
-        }
+        crate::codes::Coded::name(self)
     }
 }
 

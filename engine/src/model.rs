@@ -47,11 +47,9 @@ impl Side {
         }
     }
 
+    /// Its stable name (`codes::Coded::name`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "buy",
-            Side::Sell => "sell",
-        }
+        crate::codes::Coded::name(self)
     }
 }
 

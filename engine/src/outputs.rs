@@ -41,50 +41,9 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
-        Reason::None,
-        Reason::NoChange,
-        Reason::FollowerPaused,
-        Reason::FollowerStopped,
-        Reason::LeaderPaused,
-        Reason::SymbolBlocked,
-        Reason::MaxOrderNotional,
-        Reason::MaxPosition,
-        Reason::MaxLeverage,
-        Reason::MaxOpenPositions,
-        Reason::BelowMin,
-        Reason::DailyLossLimit,
-        Reason::TotalStopLoss,
-        Reason::LeaderDrawdown,
-        Reason::LeaderProfile,
-        Reason::KillSwitch,
-        Reason::OrderTableFull,
-        Reason::VenueDown,
-        Reason::VenueLimit,
-    ];
-
+    /// Its stable name (`codes::Coded::name`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::None => "",
-            Reason::NoChange => "no_change",
-            Reason::FollowerPaused => "follower_paused",
-            Reason::FollowerStopped => "follower_stopped",
-            Reason::LeaderPaused => "leader_paused",
-            Reason::SymbolBlocked => "symbol_blocked",
-            Reason::MaxOrderNotional => "max_order_notional",
-            Reason::MaxPosition => "max_position",
-            Reason::MaxLeverage => "max_leverage",
-            Reason::MaxOpenPositions => "max_open_positions",
-            Reason::BelowMin => "below_min",
-            Reason::DailyLossLimit => "daily_loss_limit",
-            Reason::TotalStopLoss => "total_stop_loss",
-            Reason::LeaderDrawdown => "leader_drawdown",
-            Reason::LeaderProfile => "leader_profile",
-            Reason::KillSwitch => "kill_switch",
-            Reason::VenueLimit => "venue_limit",
-            Reason::OrderTableFull => "order_table_full",
-            Reason::VenueDown => "venue_down",
-        }
+        crate::codes::Coded::name(self)
     }
 }
 
@@ -100,20 +59,9 @@ pub enum DecisionStatus {
 }
 
 impl DecisionStatus {
-    pub const ALL: [DecisionStatus; 4] = [
-        DecisionStatus::Sent,
-        DecisionStatus::Reduced,
-        DecisionStatus::Skipped,
-        DecisionStatus::Deferred,
-    ];
-
+    /// Its stable name (`codes::Coded::name`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            DecisionStatus::Sent => "sent",
-            DecisionStatus::Reduced => "reduced",
-            DecisionStatus::Skipped => "skipped",
-            DecisionStatus::Deferred => "deferred",
-        }
+        crate::codes::Coded::name(self)
     }
 }
 

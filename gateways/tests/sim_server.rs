@@ -465,7 +465,7 @@ const KINDS: [ExecKind; 5] = [
     ExecKind::Rejected,
     ExecKind::Expired,
 ];
-const REASONS: [RejectReason; 9] = RejectReason::ALL;
+const REASONS: &[RejectReason] = <RejectReason as fillcast_engine::codes::Coded>::ALL;
 
 fn any_report() -> impl Strategy<Value = ExecReport> {
     (

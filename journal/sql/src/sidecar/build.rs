@@ -19,13 +19,14 @@
 //! It must never write: it builds rows into a `Batch`, and the driver writes them.
 
 use crate::sidecar::rows::{
-    follower_name, leader_name, reject_from_str, sub_name, symbol_name, AuditRow, ConfigRow,
-    EquityRow, FillRow, FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow,
-    LeaderRow, MarkRow, Row, SubscriptionRow, SymbolRow,
+    follower_name, leader_name, sub_name, symbol_name, AuditRow, ConfigRow, EquityRow, FillRow,
+    FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow, LeaderRow, MarkRow, Row,
+    SubscriptionRow, SymbolRow,
 };
 use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
 use crate::sidecar::SidecarError;
+use fillcast_engine::codes::Coded;
 use fillcast_engine::config;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
@@ -254,28 +255,6 @@ pub(crate) fn load_config(toml: &str) -> Result<(Universe, usize), String> {
     let cfg = config::load_model(toml).map_err(|e| e.to_string())?;
     let u = Universe::from_config(&cfg).map_err(|e| e.to_string())?;
     Ok((u, cfg.engine.dedup_window))
-}
-
-fn oddity_str(o: Oddity) -> &'static str {
-    match o {
-        Oddity::None => "none",
-        Oddity::FillBeforeAck => "fill_before_ack",
-        Oddity::LateAck => "late_ack",
-        Oddity::FillAfterTerminal => "fill_after_terminal",
-        Oddity::RepeatedTerminal => "repeated_terminal",
-        Oddity::VenueHeldOther => "venue_held_other",
-    }
-}
-
-fn exec_str(k: ExecKind) -> &'static str {
-    match k {
-        ExecKind::Ack => "ack",
-        ExecKind::Fill => "fill",
-        ExecKind::Canceled => "canceled",
-        ExecKind::Rejected => "rejected",
-        ExecKind::Expired => "expired",
-        ExecKind::Restated => "restated",
-    }
 }
 
 fn state_from_str(s: &str) -> Option<OrderState> {
@@ -819,22 +798,17 @@ impl Builder {
             .symbol(&s.symbol)
             .ok_or_else(|| format!("symbol `{}` is not in the config", s.symbol))?;
         let spec = u.sym(symbol);
-        let side = match s.side.as_str() {
-            "buy" => Side::Buy,
-            "sell" => Side::Sell,
-            _ => return Err(format!("side `{}`", s.side)),
-        };
-        let order_type = match s.order_type.as_str() {
-            "limit_ioc" => OrderType::LimitIoc,
-            "market" => OrderType::Market,
-            _ => return Err(format!("order_type `{}`", s.order_type)),
-        };
+        let side = Side::from_name(&s.side).ok_or_else(|| format!("side `{}`", s.side))?;
+        let order_type = OrderType::from_name(&s.order_type)
+            .ok_or_else(|| format!("order_type `{}`", s.order_type))?;
         let limit = parse_decimal(&s.limit_price)
             .and_then(|p| Ticks::from_decimal(p, spec.tick_size).ok())
             .ok_or("limit_price")?;
         let reject = match &s.reject_reason {
             None => None,
-            Some(r) => Some(reject_from_str(r).ok_or_else(|| format!("reject_reason `{r}`"))?),
+            Some(r) => {
+                Some(RejectReason::from_name(r).ok_or_else(|| format!("reject_reason `{r}`"))?)
+            }
         };
         let event_key = match &s.event_id {
             None => 0,
@@ -904,10 +878,7 @@ impl Builder {
         let Some(c) = self.cached(r.order_id, store)? else {
             batch.audit.push(oddity(
                 "unknown_order",
-                format!(
-                    "{} report for an order not in the journal",
-                    exec_str(r.kind)
-                ),
+                format!("{} report for an order not in the journal", r.kind.name()),
             ));
             return Ok(());
         };
@@ -1225,7 +1196,7 @@ impl Builder {
             Notice::Stopped { sub, reason } => {
                 ("stop", chk.sub(sub.0)?.to_string(), reason.as_str(), "")
             }
-            Notice::Odd { order_id, oddity } => ("oddity", order(order_id), oddity_str(oddity), ""),
+            Notice::Odd { order_id, oddity } => ("oddity", order(order_id), oddity.name(), ""),
             Notice::Rejected {
                 order_id,
                 reason,

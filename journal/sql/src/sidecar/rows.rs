@@ -7,7 +7,8 @@
 
 use crate::sidecar::build::{Order, Position};
 use crate::sidecar::schema;
-use fillcast_engine::event::{OrderType, RejectReason};
+use fillcast_engine::codes::Coded;
+use fillcast_engine::event::RejectReason;
 use fillcast_engine::model::{Mode, Side, Universe};
 use fillcast_engine::outputs::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::units::{Lots, Money, Ticks};
@@ -181,18 +182,6 @@ pub(crate) fn mode_str(m: Mode) -> &'static str {
     }
 }
 
-pub(crate) fn order_type_str(t: OrderType) -> &'static str {
-    match t {
-        OrderType::LimitIoc => "limit_ioc",
-        OrderType::Market => "market",
-    }
-}
-
-/// Inverse of `RejectReason::as_str`.
-pub(crate) fn reject_from_str(s: &str) -> Option<RejectReason> {
-    RejectReason::ALL.into_iter().find(|r| r.as_str() == s)
-}
-
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LeaderFillRow {
     pub seq: i64,
@@ -336,7 +325,7 @@ impl Row for Order {
         s.text(self.side.as_str());
         s.dec(qty(u, self.symbol, self.qty));
         s.dec(price(u, self.symbol, self.limit));
-        s.text(order_type_str(self.order_type));
+        s.text(self.order_type.name());
         s.flag(self.reduce_only);
         s.text(self.state.as_str());
         s.dec(qty(u, self.symbol, self.filled));
@@ -631,18 +620,6 @@ mod tests {
             );
             assert_eq!(Id::hex(v).as_str(), format!("{v:016x}"));
         }
-    }
-
-    #[test]
-    fn reject_reasons_roundtrip() {
-        for r in [
-            RejectReason::None,
-            RejectReason::Transient,
-            RejectReason::UnknownOrder,
-        ] {
-            assert_eq!(reject_from_str(r.as_str()), Some(r));
-        }
-        assert_eq!(reject_from_str("nope"), None);
     }
 
     #[test]
