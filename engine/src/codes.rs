@@ -7,7 +7,7 @@
 
 use crate::event::{ExecKind, OrderType, RejectReason};
 use crate::model::Side;
-use crate::order::Oddity;
+use crate::order::{Oddity, OrderState};
 use crate::outputs::{DecisionStatus, Reason};
 
 /// An enum with a stable code and a stable name per variant. The name is what
@@ -85,6 +85,17 @@ coded!(DecisionStatus {
     Deferred = 3 => "deferred",
 });
 
+// Not on disk as a code (SQL holds the name); coded for its one name table.
+coded!(OrderState {
+    New = 0 => "new",
+    Acked = 1 => "acked",
+    PartiallyFilled = 2 => "partially_filled",
+    Filled = 3 => "filled",
+    Canceled = 4 => "canceled",
+    Rejected = 5 => "rejected",
+    Expired = 6 => "expired",
+});
+
 coded!(Oddity {
     None = 0 => "none",
     FillBeforeAck = 1 => "fill_before_ack",
@@ -143,6 +154,7 @@ mod tests {
         check::<OrderType>();
         check::<DecisionStatus>();
         check::<Oddity>();
+        check::<OrderState>();
         check::<Reason>();
     }
 }

@@ -30,16 +30,9 @@ impl OrderState {
         )
     }
 
+    /// Its stable name (`codes::Coded::name`), as SQL shows it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            OrderState::New => "new",
-            OrderState::Acked => "acked",
-            OrderState::PartiallyFilled => "partially_filled",
-            OrderState::Filled => "filled",
-            OrderState::Canceled => "canceled",
-            OrderState::Rejected => "rejected",
-            OrderState::Expired => "expired",
-        }
+        crate::codes::Coded::name(self)
     }
 }
 

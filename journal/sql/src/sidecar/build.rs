@@ -257,21 +257,6 @@ pub(crate) fn load_config(toml: &str) -> Result<(Universe, usize), String> {
     Ok((u, cfg.engine.dedup_window))
 }
 
-fn state_from_str(s: &str) -> Option<OrderState> {
-    use OrderState as S;
-    [
-        S::New,
-        S::Acked,
-        S::PartiallyFilled,
-        S::Filled,
-        S::Canceled,
-        S::Rejected,
-        S::Expired,
-    ]
-    .into_iter()
-    .find(|x| x.as_str() == s)
-}
-
 /// Applies one fill to a position exactly as the core does (`Core::on_exec`):
 /// realized P&L on the part that closes, at the average cost; `None` on overflow.
 fn apply_fill(p: &mut Position, sign: i64, q: i64, price: i64, mplt: i64) -> Option<()> {
@@ -835,7 +820,8 @@ impl Builder {
             limit: limit.0,
             order_type,
             reduce_only: s.reduce_only,
-            state: state_from_str(&s.status).ok_or_else(|| format!("status `{}`", s.status))?,
+            state: OrderState::from_name(&s.status)
+                .ok_or_else(|| format!("status `{}`", s.status))?,
             filled: parse_lots(&s.filled_qty, spec.lot_size).ok_or("filled_qty")?,
             reject,
         };
