@@ -240,7 +240,7 @@ pub fn print(
                 Some(b.positions)
             }
             Some(Err(e)) => {
-                unreachable.push(format!("{}: {e}", g.name()));
+                unreachable.push(e.to_string());
                 None
             }
             None => None,

@@ -508,10 +508,8 @@ fn submit_asking_first(
     let mut answers: Vec<ExecReport> = Vec::new();
     gw.recover(&ids, &mut |r| answers.push(r)).map_err(|e| {
         format!(
-            "venue `{}`: cannot ask about {} orders derived again after a journal cut ({e}); \
-             no more orders were sent: run again to ask again",
-            gw.name(),
-            ids.len()
+            "{e} (orders derived again after a journal cut); \
+             no more orders were sent: run again to ask again"
         )
     })?;
     let never_received = |id: u64| {

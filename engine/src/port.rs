@@ -49,18 +49,18 @@ pub trait Gateway: Send {
         &mut self,
         order_ids: &[u64],
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
+    ) -> Result<(), VenueError> {
         let _ = (order_ids, out);
-        Err(format!(
-            "venue `{}` cannot be asked about past orders",
-            self.name()
-        ))
+        Err(VenueError::Unsupported {
+            venue: self.name().to_string(),
+            what: "be asked about past orders",
+        })
     }
 
     /// Blocking, for the end of a run: the venue's own count of what it received
     /// and its books, to reconcile with the engine's. `None` when this venue
     /// cannot be asked (a real venue's statement is its own report).
-    fn books(&mut self) -> Option<Result<VenueBooks, String>> {
+    fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
         None
     }
 
@@ -72,13 +72,31 @@ pub trait Gateway: Send {
         &mut self,
         since: Nanos,
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
+    ) -> Result<(), VenueError> {
         let _ = (since, out);
-        Err(format!(
-            "venue `{}` cannot list the orders it holds",
-            self.name()
-        ))
+        Err(VenueError::Unsupported {
+            venue: self.name().to_string(),
+            what: "list the orders it holds",
+        })
     }
+}
+
+/// Why a venue gave no answer to a question (`Gateway::recover`, `orders_since`,
+/// `books`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VenueError {
+    /// This venue, or its gateway, offers no such question: the caller decides
+    /// whether it can go on without the answer.
+    #[error("venue `{venue}` cannot {what}")]
+    Unsupported { venue: String, what: &'static str },
+    /// It was asked and did not answer (a timeout, a lost link, a malformed
+    /// reply): nothing may be taken as settled.
+    #[error("venue `{venue}`: {what}: {cause}")]
+    Failed {
+        venue: String,
+        what: String,
+        cause: String,
+    },
 }
 
 /// What a venue says it received and holds (`Gateway::books`).

@@ -21,7 +21,7 @@ use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, SymbolSpec, Universe, VenueIdx};
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::{Gateway, VenueBooks};
+use fillcast_engine::port::{Gateway, VenueBooks, VenueError};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -565,7 +565,7 @@ impl Gateway for SimVenue {
         &mut self,
         order_ids: &[u64],
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
+    ) -> Result<(), VenueError> {
         for &id in order_ids {
             for r in self.answer(id) {
                 out(r);
@@ -578,12 +578,12 @@ impl Gateway for SimVenue {
         &mut self,
         since: Nanos,
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
+    ) -> Result<(), VenueError> {
         let ids = SimVenue::orders_since(self, since);
         self.recover(&ids, out)
     }
 
-    fn books(&mut self) -> Option<Result<VenueBooks, String>> {
+    fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
         Some(Ok(VenueBooks {
             orders_received: self.orders_received(),
             duplicate_client_ids: self.duplicate_client_ids(),

@@ -51,7 +51,7 @@ use crate::simwire::{
 use fillcast_engine::clock;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::{Gateway, VenueBooks};
+use fillcast_engine::port::{Gateway, VenueBooks, VenueError};
 use fillcast_engine::units::{Lots, Nanos};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -1127,14 +1127,14 @@ impl Gateway for SimClient {
         &mut self,
         order_ids: &[u64],
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
-        let answers = self.query(order_ids, self.recover_timeout).map_err(|e| {
-            format!(
-                "venue `{}`: asking about {} orders: {e}",
-                self.name,
-                order_ids.len()
-            )
-        })?;
+    ) -> Result<(), VenueError> {
+        let answers =
+            self.query(order_ids, self.recover_timeout)
+                .map_err(|e| VenueError::Failed {
+                    venue: self.name.clone(),
+                    what: format!("asking about {} orders", order_ids.len()),
+                    cause: e.to_string(),
+                })?;
         debug_assert_eq!(answers.len(), order_ids.len());
         let now = clock::now();
         for answer in &answers {
@@ -1148,7 +1148,7 @@ impl Gateway for SimClient {
         Ok(())
     }
 
-    fn books(&mut self) -> Option<Result<VenueBooks, String>> {
+    fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
         let timeout = Duration::from_secs(5);
         let books = self.stats(timeout).and_then(|st| {
             Ok(VenueBooks {
@@ -1161,17 +1161,25 @@ impl Gateway for SimClient {
                     .collect(),
             })
         });
-        Some(books.map_err(|e| e.to_string()))
+        Some(books.map_err(|e| VenueError::Failed {
+            venue: self.name.clone(),
+            what: "reading its books".into(),
+            cause: e.to_string(),
+        }))
     }
 
     fn orders_since(
         &mut self,
         since: Nanos,
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
+    ) -> Result<(), VenueError> {
         let ids = self
             .order_ids_since(since, self.recover_timeout)
-            .map_err(|e| format!("venue `{}`: listing its orders: {e}", self.name))?;
+            .map_err(|e| VenueError::Failed {
+                venue: self.name.clone(),
+                what: "listing its orders".into(),
+                cause: e.to_string(),
+            })?;
         self.recover(&ids, out)
     }
 }

@@ -8,7 +8,7 @@ use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::ids::decision_id;
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, SymbolSpec, VenueIdx};
-use fillcast_engine::port::Gateway;
+use fillcast_engine::port::{Gateway, VenueError};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use fillcast_gateways::sim::{OrderHistory, QueryAnswer, SimVenue};
 use fillcast_gateways::simclient::SimClient;
@@ -1099,7 +1099,11 @@ fn recover_fails_within_its_timeout_when_the_venue_does_not_answer() {
     let started = Instant::now();
     let result = client.recover(&[1, 2, 3], &mut |r| panic!("no answer came: {r:?}"));
     let err = result.expect_err("a timeout");
-    assert!(err.contains("sim") && err.contains("3 orders"), "{err}");
+    // A failure, not "cannot": the restart must not go on without the answer.
+    assert!(
+        matches!(&err, VenueError::Failed { venue, what, .. } if venue == "sim" && what.contains("3 orders")),
+        "{err}"
+    );
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(started.elapsed() < WAIT);
     drop(holder.join().expect("accept thread"));

@@ -21,7 +21,7 @@ use fillcast_engine::core::Core;
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::Universe;
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::{Gateway, JournalSink};
+use fillcast_engine::port::{Gateway, JournalSink, VenueError};
 use fillcast_engine::units::Nanos;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -130,14 +130,14 @@ pub trait Venues {
         venue: usize,
         order_ids: &[u64],
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String>;
+    ) -> Result<(), VenueError>;
     /// `Gateway::orders_since` of venue `venue`.
     fn orders_since(
         &mut self,
         venue: usize,
         since: Nanos,
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String>;
+    ) -> Result<(), VenueError>;
 }
 
 impl Venues for [Box<dyn Gateway>] {
@@ -150,10 +150,10 @@ impl Venues for [Box<dyn Gateway>] {
         venue: usize,
         order_ids: &[u64],
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
+    ) -> Result<(), VenueError> {
         match self.get_mut(venue) {
             Some(g) => g.recover(order_ids, out),
-            None => Err(format!("no gateway for venue index {venue}")),
+            None => Err(no_gateway(venue)),
         }
     }
 
@@ -162,11 +162,18 @@ impl Venues for [Box<dyn Gateway>] {
         venue: usize,
         since: Nanos,
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
+    ) -> Result<(), VenueError> {
         match self.get_mut(venue) {
             Some(g) => g.orders_since(since, out),
-            None => Err(format!("no gateway for venue index {venue}")),
+            None => Err(no_gateway(venue)),
         }
+    }
+}
+
+fn no_gateway(venue: usize) -> VenueError {
+    VenueError::Unsupported {
+        venue: format!("#{venue}"),
+        what: "be asked: no gateway serves it in this run",
     }
 }
 
@@ -193,11 +200,22 @@ fn take_over_unknown_orders<V: Venues + ?Sized>(
     for venue in 0..universe.venues.len() {
         let name = venues.name(venue).unwrap_or_else(|| format!("#{venue}"));
         let mut got = Vec::new();
-        if let Err(message) = venues.orders_since(venue, since, &mut |r| got.push(r)) {
-            log(format!(
-                "journal: venue `{name}` cannot list the orders it holds ({message}): orders of lost records that this run does not decide again stay unknown to the engine"
-            ));
-            continue;
+        match venues.orders_since(venue, since, &mut |r| got.push(r)) {
+            Ok(()) => {}
+            Err(e @ VenueError::Unsupported { .. }) => {
+                log(format!(
+                    "journal: {e}: orders of lost records that this run does not decide again stay unknown to the engine"
+                ));
+                continue;
+            }
+            // It can list them but did not: starting without them could leave
+            // fills unseen. Fail closed; the next start asks again.
+            Err(e) => {
+                return Err(RestartError::Venue {
+                    venue: name,
+                    message: e.to_string(),
+                })
+            }
         }
         let before = recovered.len();
         recovered.extend(got.into_iter().filter(|r| !known.contains(&r.order_id)));
@@ -383,9 +401,9 @@ pub fn open<V: Venues + ?Sized>(
         let name = venues.name(venue).unwrap_or_else(|| format!("#{venue}"));
         venues
             .recover(venue, &ids, &mut |r| recovered.push(r))
-            .map_err(|message| RestartError::Venue {
+            .map_err(|e| RestartError::Venue {
                 venue: name.clone(),
-                message,
+                message: e.to_string(),
             })?;
         log(format!(
             "journal: asked venue `{name}` about {} unanswered orders",

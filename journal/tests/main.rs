@@ -7,3 +7,4 @@ mod config_journal;
 mod golden;
 mod journal;
 mod journal_damage;
+mod restart;

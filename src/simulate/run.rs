@@ -16,7 +16,7 @@ use fillcast_engine::event::{
 use fillcast_engine::model::{SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::outputs::Decision;
 use fillcast_engine::pipeline::JOURNAL_CHUNK;
-use fillcast_engine::port::{JournalEntry, JournalSink};
+use fillcast_engine::port::{JournalEntry, JournalSink, VenueError};
 use fillcast_engine::units::Nanos;
 use fillcast_gateways::sim::SimVenue;
 use fillcast_journal::restart::{self, RestartError, Venues};
@@ -104,10 +104,18 @@ impl Venues for Asking<'_> {
         venue: usize,
         order_ids: &[u64],
         out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
-        let v = self.venues.get(venue).ok_or("no such venue")?;
+    ) -> Result<(), VenueError> {
+        let failed = |cause: &str| VenueError::Failed {
+            venue: format!("v{venue}"),
+            what: format!("asking about {} orders", order_ids.len()),
+            cause: cause.into(),
+        };
+        let v = self
+            .venues
+            .get(venue)
+            .ok_or_else(|| failed("no such venue"))?;
         if !v.link_works() {
-            return Err("link down".into());
+            return Err(failed("link down"));
         }
         for &id in order_ids {
             if Some(id) == self.silent {
@@ -124,11 +132,14 @@ impl Venues for Asking<'_> {
     /// record is durable: a restart never has orders to take over.
     fn orders_since(
         &mut self,
-        _venue: usize,
+        venue: usize,
         _since: Nanos,
         _out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), String> {
-        Err("the simulator's venues do not list their orders".into())
+    ) -> Result<(), VenueError> {
+        Err(VenueError::Unsupported {
+            venue: format!("v{venue}"),
+            what: "list its orders (the simulator models durability = \"sync\")",
+        })
     }
 }
 
