@@ -566,7 +566,9 @@ fn damage_journal_middle(journal: &Path) -> u64 {
     let (last_seq, first_seq, path, mut bytes) = last_segment(journal);
     let seq = first_seq + (last_seq - first_seq) / 2;
     let at = segment::offset_of(&bytes[..], first_seq, seq).expect("record offset");
-    bytes[at + 40] ^= 0x10; // inside the payload: its checksum no longer holds
+    // The payload's first byte (a short record's payload may end before byte 8,
+    // and padding after it is not checksummed): its checksum no longer holds.
+    bytes[at + segment::RECORD_HEADER] ^= 0x10;
     std::fs::write(&path, bytes).unwrap();
     seq
 }
