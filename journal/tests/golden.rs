@@ -28,7 +28,9 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-const CONFIG: &str = r#"
+/// The golden journal's config: frozen with the fixture, so other tests may use it
+/// as a small model that never changes.
+pub(crate) const CONFIG: &str = r#"
 [[venues]]
 name = "sim"
 kind = "sim"

@@ -11,31 +11,7 @@ use fillcast_journal::writer::JournalOptions;
 use std::path::Path;
 use std::sync::Arc;
 
-const CONFIG: &str = r#"
-[[venues]]
-name = "sim"
-kind = "sim"
-
-[[symbols]]
-name = "BTCUSDT"
-lot_size = "0.001"
-tick_size = "0.1"
-venue = "sim"
-
-[[leaders]]
-id = "L1"
-equity = "100000"
-
-[[followers]]
-id = "F1"
-equity = "50000"
-
-[[subscriptions]]
-follower = "F1"
-leader = "L1"
-allocation = "20000"
-mode = "proportional"
-"#;
+use crate::golden::CONFIG;
 
 /// A venue whose `orders_since` gives `listing`; it holds no unanswered order.
 struct Listing(Result<(), VenueError>);
