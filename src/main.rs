@@ -3,6 +3,7 @@
 
 mod demo;
 mod journal_cmd;
+mod sim_venue;
 mod sql_cmd;
 mod summary;
 
@@ -102,16 +103,10 @@ enum Cmd {
     /// Run the simulated venue as its own process, for `sim_remote` venues.
     ///
     /// Its books outlive engine restarts, so a restarted engine can ask it about
-    /// orders it sent before a crash. Options: --config FILE [--venue NAME]
-    /// [--listen 127.0.0.1:0] [--port-file PATH] [--stop-file PATH]
-    /// [--positions-file PATH]; `fillcast sim-venue --help` for details. Stops on
-    /// SIGTERM/SIGINT or when the stop file appears, then prints
-    /// `orders_received=N duplicate_client_ids=M`.
-    #[command(disable_help_flag = true)]
-    SimVenue {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// orders it sent before a crash. Stops on SIGTERM/SIGINT or when the stop file
+    /// appears, then prints `orders_received=N duplicate_client_ids=M`. Exit code 2
+    /// when it could not start (bad config, address in use), 1 when serving failed.
+    SimVenue(sim_venue::SimVenueArgs),
     /// Replay a journal into SQL (SQLite by default, or PostgreSQL) for
     /// reconciliation, reports and audits.
     ///
@@ -152,8 +147,8 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cmd::SimVenue { args } = cli.command {
-        return fillcast_gateways::simserver::main_with_args(args);
+    if let Cmd::SimVenue(args) = &cli.command {
+        return sim_venue::run(args);
     }
     let result = match cli.command {
         Cmd::Demo(args) => demo::run(&args),
@@ -174,7 +169,7 @@ fn main() -> ExitCode {
         Cmd::Report(args) => sql_cmd::report(&args),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Simulate(args) => fillcast::simulate::cli::run(&args),
-        Cmd::SimVenue { .. } => Ok(()),
+        Cmd::SimVenue(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

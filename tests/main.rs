@@ -8,6 +8,7 @@ mod crash;
 mod journal_damage;
 mod never_unhedged;
 mod restart_loop;
+mod sim_venue;
 mod simulate;
 mod sql_secrets;
 mod support;

@@ -3,7 +3,7 @@
 //! gateway's socket.
 //!
 //! fillcast: the real pipeline (`pipeline::start`: core thread, I/O thread)
-//! trading with a `fillcast-sim` server
+//! trading with a `fillcast sim-venue` server
 //! (in-process thread, mio) through `SimClient`. The gateway is wrapped so that
 //! `clock::now()` is read after each `submit` returns (the chunk's bytes are in
 //! the socket, or in the client's buffer when the socket is full), and orders
@@ -127,7 +127,7 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
     .param("seconds", opts.duration.as_secs_f64())
     .param(
         "venue",
-        "fillcast-sim server in-process, loopback TCP, fills in full after 20 µs",
+        "sim venue server in-process, loopback TCP, fills in full after 20 µs",
     )
     .variant(variant(&fc, Role::Fillcast, "fillcast", FC))
     .variant(variant(
@@ -162,7 +162,7 @@ pub fn run(opts: &Options, progress: &Progress) -> Scenario {
             ThreadRole::unpinned(
                 "both",
                 "sim server",
-                "fillcast-sim venue (mio; sleeps in epoll)",
+                "sim venue server (mio; sleeps in epoll)",
             ),
             ThreadRole::unpinned("fillcast", "main", "sleeps; progress"),
             ThreadRole::unpinned("baseline", "main", "source: paces (sleeps, then yields)"),

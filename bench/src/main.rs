@@ -41,7 +41,7 @@ Scenarios (default: all, in this order):
              URL (or FILLCAST_TEST_PG). Baseline: one autocommit INSERT per row into the same
              schema. Ratio: rows/s. Target: >= 300 k rows/s into SQLite.
   e2e        End to end over loopback TCP: the real pipeline (core + I/O threads; without,
-             then with the journal) trading with a fillcast-sim server; leader fill's
+             then with the journal) trading with a sim venue server; leader fill's
              scheduled arrival -> the last of its orders handed to the gateway's socket. Baseline: the textbook design
              (decimal core thread, a message per order) submitting each order alone through
              its own SimClient to the same kind of venue. Ratio: baseline p99 / fillcast p99.

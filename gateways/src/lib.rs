@@ -2,8 +2,8 @@
 //!
 //! - [`sim::SimVenue`]: the simulated venue (latency, partial fills, rejects, venue-side
 //!   books), the embedded default for the demo, the tests and the bench.
-//! - [`simserver::serve`] runs a `SimVenue` as a standalone server (binary
-//!   `fillcast-sim`) that outlives the engine and serves several clients, kept apart
+//! - [`simserver::serve`] runs a `SimVenue` as a standalone server (the process is
+//!   `fillcast sim-venue` of the command line) that outlives the engine and serves several clients, kept apart
 //!   by session; [`simclient::SimClient`] is the engine's gateway to it, over the
 //!   binary protocol of [`simwire`]: down (and rejecting with `VenueDown`) when the
 //!   connection fails or stalls, and up again by itself once it has settled the

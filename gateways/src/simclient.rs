@@ -1,4 +1,4 @@
-//! `SimClient`: the engine's gateway to a `fillcast-sim` server, over `simwire`.
+//! `SimClient`: the engine's gateway to a `fillcast sim-venue` server, over `simwire`.
 //!
 //! Non-blocking on the pipeline's path: `submit` encodes a batch into the outgoing
 //! buffer and writes what the socket takes; `poll` writes the rest, reads frames and
@@ -132,7 +132,7 @@ pub struct SimClientStats {
     pub unsolicited: u64,
 }
 
-/// A gateway to a `fillcast-sim` server. See the module docs.
+/// A gateway to a `fillcast sim-venue` server. See the module docs.
 pub struct SimClient {
     name: String,
     /// Where the venue may be (what the address resolved to), tried in turn.

@@ -35,9 +35,9 @@
 //! panics on what a client sends: a malformed frame closes only that connection and
 //! is counted in `protocol_errors`.
 //!
-//! `run_standalone` (and `main_with_args`, the whole `fillcast-sim` binary, for
-//! `fillcast sim-venue` too) is the process around it: config, port file, SIGTERM,
-//! SIGINT or a stop file, and the venue's books and counters written at the end.
+//! The process around it (config, port file, SIGTERM, SIGINT or a stop file, the
+//! venue's books and counters written at the end) is `fillcast sim-venue`, in the
+//! command line crate.
 
 use crate::sim::SimVenue;
 use crate::simwire::{
@@ -46,9 +46,7 @@ use crate::simwire::{
     ORDER_IDS_PER_FRAME_MAX, POSITIONS_PER_FRAME_MAX,
 };
 use fillcast_engine::clock;
-use fillcast_engine::config;
 use fillcast_engine::event::ExecReport;
-use fillcast_engine::model::{Universe, VenueIdx};
 use fillcast_engine::order::IdHash;
 use fillcast_engine::units::Nanos;
 use mio::net::{TcpListener, TcpStream};
@@ -56,12 +54,9 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use thiserror::Error;
 
 /// Client connections served at once; one more is closed at once (and counted).
 pub const CONNECTIONS_MAX: usize = 64;
@@ -664,195 +659,6 @@ impl Links {
     }
 }
 
-/// How often the standalone server looks for its stop file.
-pub const STOP_FILE_POLL: Duration = Duration::from_millis(50);
-
-/// The command line of the standalone server (`fillcast-sim`; the same flags serve
-/// `fillcast sim-venue`).
-pub const STANDALONE_USAGE: &str = "usage: fillcast-sim --config FILE [--venue NAME] \
-     [--listen ADDR] [--port-file PATH] [--stop-file PATH] [--positions-file PATH]";
-
-/// What `run_standalone` does, from the command line (see `STANDALONE_USAGE`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StandaloneOptions {
-    /// The engine's config: its symbols and the venue's fill model.
-    pub config: PathBuf,
-    /// Which venue of the config; may be left out when it has one.
-    pub venue: Option<String>,
-    /// Where to listen (default `127.0.0.1:0`, any free port).
-    pub listen: String,
-    /// Receives the bound address (`127.0.0.1:43121`), written whole then renamed
-    /// into place, so a reader never sees half of it.
-    pub port_file: Option<PathBuf>,
-    /// The server stops when this file appears (checked every `STOP_FILE_POLL`), as
-    /// it does on SIGTERM and SIGINT. It must not exist at start.
-    pub stop_file: Option<PathBuf>,
-    /// Receives the venue's books when the server stops: one line per non-zero
-    /// position, `follower_index symbol_index lots`, sorted (written then renamed).
-    pub positions_file: Option<PathBuf>,
-}
-
-/// Why the standalone server did not run to a clean stop.
-#[derive(Debug, Error)]
-pub enum StandaloneError {
-    /// Bad arguments or config, or nothing to listen on: it never served.
-    #[error("{0}")]
-    Setup(String),
-    /// The event loop or writing its output failed.
-    #[error("{0}")]
-    Run(String),
-}
-
-impl StandaloneOptions {
-    /// Parses the flags (without the program name). `Ok(None)` for `--help`.
-    pub fn parse(
-        args: impl IntoIterator<Item = String>,
-    ) -> Result<Option<StandaloneOptions>, StandaloneError> {
-        let mut it = args.into_iter();
-        let mut config = None;
-        let mut opts = StandaloneOptions {
-            config: PathBuf::new(),
-            venue: None,
-            listen: "127.0.0.1:0".to_string(),
-            port_file: None,
-            stop_file: None,
-            positions_file: None,
-        };
-        // Bounded by the argument count.
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .ok_or_else(|| StandaloneError::Setup(format!("{flag} needs a value")))
-            };
-            match flag.as_str() {
-                "--config" => config = Some(PathBuf::from(value()?)),
-                "--venue" => opts.venue = Some(value()?),
-                "--listen" => opts.listen = value()?,
-                "--port-file" => opts.port_file = Some(PathBuf::from(value()?)),
-                "--stop-file" => opts.stop_file = Some(PathBuf::from(value()?)),
-                "--positions-file" => opts.positions_file = Some(PathBuf::from(value()?)),
-                "-h" | "--help" => return Ok(None),
-                other => {
-                    return Err(StandaloneError::Setup(format!(
-                        "unknown argument {other:?}"
-                    )))
-                }
-            }
-        }
-        opts.config =
-            config.ok_or_else(|| StandaloneError::Setup("--config is required".into()))?;
-        Ok(Some(opts))
-    }
-}
-
-/// The standalone server's whole life: parse `args` (without the program name), run,
-/// report. Prints `orders_received=N duplicate_client_ids=M` on stdout when it stops
-/// (other counters and the bound address on stderr). Exit code 0 on a clean stop, 1
-/// when serving failed, 2 on bad arguments or config.
-pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
-    let opts = match StandaloneOptions::parse(args) {
-        Ok(Some(opts)) => opts,
-        Ok(None) => {
-            println!("{STANDALONE_USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("fillcast-sim: {e}\n{STANDALONE_USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run_standalone(&opts) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e @ StandaloneError::Setup(_)) => {
-            eprintln!("fillcast-sim: {e}");
-            ExitCode::from(2)
-        }
-        Err(e @ StandaloneError::Run(_)) => {
-            eprintln!("fillcast-sim: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// Loads the config, builds the venue, listens, writes the port file, serves until
-/// SIGTERM, SIGINT or the stop file, then writes the positions file and prints the
-/// counters (see `main_with_args`). Registers handlers for SIGTERM and SIGINT that
-/// only set a flag: call it from a process that is the venue and nothing else.
-pub fn run_standalone(opts: &StandaloneOptions) -> Result<ServeStats, StandaloneError> {
-    let setup = StandaloneError::Setup;
-    let venue = load_venue(opts)?;
-    if let Some(path) = &opts.stop_file {
-        if path.exists() {
-            return Err(setup(format!(
-                "stop file {} exists already: remove it first",
-                path.display()
-            )));
-        }
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .map_err(|e| setup(format!("cannot handle signal {signal}: {e}")))?;
-    }
-    let listener = std::net::TcpListener::bind(&opts.listen)
-        .map_err(|e| setup(format!("cannot listen on {}: {e}", opts.listen)))?;
-    let mut server = SimServer::new(listener, venue).map_err(|e| setup(format!("server: {e}")))?;
-    let addr = server.local_addr();
-    if let Some(path) = &opts.port_file {
-        write_atomically(path, format!("{addr}\n").as_bytes()).map_err(setup)?;
-    }
-    eprintln!("fillcast-sim: venue listening on {addr}");
-
-    let watcher = opts.stop_file.clone().map(|path| {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            // Bounded: ends when the server stops, for whatever reason.
-            while !stop.load(Ordering::Acquire) {
-                if path.exists() {
-                    stop.store(true, Ordering::Release);
-                    break;
-                }
-                std::thread::sleep(STOP_FILE_POLL);
-            }
-        })
-    });
-    let served = server.run(&stop);
-    stop.store(true, Ordering::Release);
-    if let Some(watcher) = watcher {
-        let _ = watcher.join();
-    }
-
-    let stats = server.serve_stats();
-    let s = &stats.venue;
-    println!(
-        "orders_received={} duplicate_client_ids={}",
-        s.orders_received, s.duplicate_client_ids
-    );
-    let _ = io::Write::flush(&mut io::stdout());
-    eprintln!(
-        "fillcast-sim: acks={} fills={} canceled={} rejected={} connections={} \
-         connections_refused={} protocol_errors={} reports_sent={} reports_dropped={}",
-        s.acks,
-        s.fills,
-        s.canceled,
-        s.rejected,
-        s.connections,
-        s.connections_refused,
-        s.protocol_errors,
-        s.reports_sent,
-        s.reports_dropped
-    );
-    if let Some(path) = &opts.positions_file {
-        let mut text = String::with_capacity(stats.positions.len() * 24);
-        for p in &stats.positions {
-            text.push_str(&format!("{} {} {}\n", p.follower.0, p.symbol.0, p.lots.0));
-        }
-        write_atomically(path, text.as_bytes()).map_err(StandaloneError::Run)?;
-    }
-    served.map_err(|e| StandaloneError::Run(format!("event loop: {e}")))?;
-    Ok(stats)
-}
-
 fn sorted_positions(venue: &SimVenue) -> Vec<VenuePosition> {
     let mut positions: Vec<VenuePosition> = venue
         .positions()
@@ -864,46 +670,6 @@ fn sorted_positions(venue: &SimVenue) -> Vec<VenuePosition> {
         .collect();
     positions.sort_unstable();
     positions
-}
-
-fn load_venue(opts: &StandaloneOptions) -> Result<SimVenue, StandaloneError> {
-    let setup = StandaloneError::Setup;
-    let cfg = config::load(&opts.config).map_err(|e| setup(e.to_string()))?;
-    let universe = Universe::from_config(&cfg)
-        .map_err(|e| setup(format!("{}: {e}", opts.config.display())))?;
-    let names = || {
-        let names: Vec<&str> = universe.venues.iter().map(|v| v.name.as_str()).collect();
-        names.join(", ")
-    };
-    let idx = match &opts.venue {
-        Some(name) => universe.venue(name).ok_or_else(|| {
-            setup(format!(
-                "{}: no venue named {name:?} (venues: {})",
-                opts.config.display(),
-                names()
-            ))
-        })?,
-        None if universe.venues.len() == 1 => VenueIdx(0),
-        None => {
-            return Err(setup(format!(
-                "{}: venues {}: say which with --venue",
-                opts.config.display(),
-                names()
-            )))
-        }
-    };
-    SimVenue::for_venue(&universe, idx)
-        .ok_or_else(|| setup(format!("venue index {} out of range", idx.0)))
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Hands `items` to `frame` in parts of at most `max` (the per-frame cap, so the

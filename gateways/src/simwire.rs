@@ -1,5 +1,5 @@
 //! The sim venue's wire protocol: length-prefixed binary frames over TCP between
-//! `SimClient` (the engine's gateway) and the `fillcast-sim` server.
+//! `SimClient` (the engine's gateway) and the `fillcast sim-venue` server.
 //!
 //! A frame is a `u32` little-endian length `n` (1 ≤ n ≤ `FRAME_BYTES_MAX`), then `n`
 //! bytes: a frame type byte and the fixed little-endian fields of that type. Counts
