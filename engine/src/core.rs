@@ -227,6 +227,13 @@ pub struct Core {
     stats: CoreStats,
 }
 
+/// The signed quantity of a venue's statement (`ExecKind::Restated`), when it is a
+/// quantity an order may have: not zero, within `Lots::MAX`.
+pub fn restated_lots(r: &ExecReport) -> Option<i64> {
+    let v = r.qty.0;
+    (v != 0 && v.unsigned_abs() <= Lots::MAX.0 as u64).then_some(v)
+}
+
 /// Why the model `n` cannot replace `o` in a running core (`Core::apply_revision`).
 fn same_shape(
     o: &Universe,
@@ -1260,11 +1267,10 @@ impl Core {
     /// statement that comes later, or about an ended order, is counted as odd.
     fn restate<O: Outputs>(&mut self, place: usize, r: &ExecReport, out: &mut O) {
         let o = *self.orders.at(place);
-        let venue = r.qty.0;
-        if venue == 0 || venue.unsigned_abs() > Lots::MAX.0 as u64 {
+        let Some(venue) = restated_lots(r) else {
             self.stats.invalid_events += 1;
             return;
-        }
+        };
         let (state, _) = transition(o.state, ExecKind::Restated, o.filled, o.qty)
             .unwrap_or((o.state, Oddity::None));
         self.orders.at_mut(place).state = state;
@@ -1281,13 +1287,20 @@ impl Core {
             return;
         }
         self.stats.restated += 1;
-        let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
-        self.books[b].symbols[si].working[k] += venue - ours;
         let slot = self.orders.at_mut(place);
         slot.qty = Lots(venue.abs());
-        slot.side = if venue > 0 { Side::Buy } else { Side::Sell };
-        self.working_changed(b, k, si, o.limit);
-        let pair = o.sub.0 as usize * self.marks.len() + si;
+        slot.side = Side::from_sign(venue);
+        self.take_venue_terms(o.sub, o.symbol.0 as usize, venue - ours, o.limit);
+    }
+
+    /// An order took the venue's terms (`restate`, `adopt`): the pair's working
+    /// quantity moves by `working_by` lots, its exposure follows, and the pair is
+    /// queued for the resync, since its gap is no longer the decision's.
+    fn take_venue_terms(&mut self, sub: SubIdx, si: usize, working_by: i64, limit: Ticks) {
+        let (b, k) = self.locate(sub);
+        self.books[b].symbols[si].working[k] += working_by;
+        self.working_changed(b, k, si, limit);
+        let pair = sub.0 as usize * self.marks.len() + si;
         self.resync
             .enqueue(pair, SyncReason::VenueHeldOther, 0, self.now_ns);
     }
@@ -1302,26 +1315,22 @@ impl Core {
     fn adopt<O: Outputs>(&mut self, r: &ExecReport, out: &mut O) {
         let sub = crate::ids::order_sub(r.order_id);
         let si = r.trade_id as usize;
-        let venue = r.qty.0;
-        if sub >= self.subs.leader.len()
-            || si >= self.marks.len()
-            || venue == 0
-            || venue.unsigned_abs() > Lots::MAX.0 as u64
-            || r.price.0 <= 0
-        {
-            self.stats.invalid_events += 1;
-            return;
-        }
+        let venue = match restated_lots(r) {
+            Some(v) if sub < self.subs.leader.len() && si < self.marks.len() && r.price.0 > 0 => v,
+            _ => {
+                self.stats.invalid_events += 1;
+                return;
+            }
+        };
         let sub = SubIdx(sub as u32);
         let (b, k) = self.locate(sub);
-        let side = if venue > 0 { Side::Buy } else { Side::Sell };
         let slot = OrderSlot {
             id: r.order_id,
             sub,
             leader: LeaderIdx(b as u32),
             slot: k as u32,
             symbol: SymbolIdx(si as u16),
-            side,
+            side: Side::from_sign(venue),
             qty: Lots(venue.abs()),
             filled: Lots(0),
             limit: r.price,
@@ -1346,11 +1355,7 @@ impl Core {
         });
         self.stats.adopted += 1;
         self.adopted.insert(r.order_id);
-        self.books[b].symbols[si].working[k] += venue;
-        self.working_changed(b, k, si, r.price);
-        let pair = sub.0 as usize * self.marks.len() + si;
-        self.resync
-            .enqueue(pair, SyncReason::VenueHeldOther, 0, self.now_ns);
+        self.take_venue_terms(sub, si, venue, r.price);
     }
 
     /// What to do with the unfilled part of an order that ended: queue its pair for

@@ -28,6 +28,7 @@ use crate::sidecar::store::{SavedOrder, Store};
 use crate::sidecar::SidecarError;
 use fillcast_engine::codes::Coded;
 use fillcast_engine::config;
+use fillcast_engine::core::restated_lots;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
@@ -856,12 +857,12 @@ impl Builder {
             detail,
         };
         let fill = r.kind == ExecKind::Fill;
-        if r.kind == ExecKind::Restated && self.cached(r.order_id, store)?.is_none() {
-            // The core may take this order over; its notice says whether it did.
-            self.restated_unknown = Some((seq, *r));
-            return Ok(());
-        }
         let Some(c) = self.cached(r.order_id, store)? else {
+            if r.kind == ExecKind::Restated {
+                // The core may take this order over; its notice says whether it did.
+                self.restated_unknown = Some((seq, *r));
+                return Ok(());
+            }
             batch.audit.push(oddity(
                 "unknown_order",
                 format!("{} report for an order not in the journal", r.kind.name()),
@@ -887,14 +888,13 @@ impl Builder {
         let o = c.order;
         if r.kind == ExecKind::Restated {
             // The venue's version of the order wins, exactly as `Core::restate`.
-            let venue = r.qty.0;
-            if venue == 0 || venue.unsigned_abs() > Lots::MAX.0 as u64 {
+            let Some(venue) = restated_lots(r) else {
                 batch.audit.push(oddity(
                     "invalid_restatement",
-                    format!("the venue restated the order as {venue} lots"),
+                    format!("the venue restated the order as {} lots", r.qty.0),
                 ));
                 return Ok(());
-            }
+            };
             if let Ok((state, _)) = transition(o.state, r.kind, Lots(o.filled), Lots(o.qty)) {
                 c.order.state = state;
             }
@@ -902,7 +902,7 @@ impl Builder {
             let ours = o.side.sign() * o.qty;
             if venue != ours && !o.state.is_terminal() && o.filled == 0 {
                 c.order.qty = venue.abs();
-                c.order.side = if venue > 0 { Side::Buy } else { Side::Sell };
+                c.order.side = Side::from_sign(venue);
             }
             self.mark_order_dirty(o.id);
             return Ok(());
@@ -1145,7 +1145,7 @@ impl Builder {
                     sub: sub32,
                     follower,
                     symbol,
-                    side: if r.qty.0 > 0 { Side::Buy } else { Side::Sell },
+                    side: Side::from_sign(r.qty.0),
                     qty: r.qty.0.saturating_abs(),
                     limit: r.price.0,
                     order_type: OrderType::LimitIoc,
