@@ -9,6 +9,7 @@
 //! episode ratio `r` (Q32 follower lots per leader lot), a target `T = r × P1`
 //! rounded toward zero, and a delta `D = T − F` where `F` counts working orders.
 
+use crate::accounting::{self, Applied, AverageCost};
 use crate::config::{EngineConfig, RejectPolicy, ResyncConfig, Status, VenueDownPolicy};
 use crate::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
@@ -1100,7 +1101,12 @@ impl Core {
         for (s, sb) in self.books[b].symbols.iter().enumerate() {
             if sb.pos[k] != 0 && self.marks[s] > 0 {
                 let mplt = self.universe.symbols[s].money_per_lot_tick as i128;
-                pnl += (sb.pos[k] as i128 * self.marks[s] as i128 - sb.cost[k]) * mplt;
+                let unrealized = AverageCost {
+                    qty: sb.pos[k] as i128,
+                    cost: sb.cost[k],
+                }
+                .unrealized(self.marks[s] as i128);
+                pnl = pnl.saturating_add(unrealized.saturating_mul(mplt));
             }
         }
         if pnl <= -(self.subs.stop_loss[si_] as i128) {
@@ -1125,8 +1131,14 @@ impl Core {
             self.restate(place, r, out);
             return;
         }
+        let mut accounted = None;
         if r.kind == ExecKind::Fill {
-            if r.qty.0 <= 0 || r.price.0 <= 0 {
+            // A fill the position cannot account (values beyond any venue's) is
+            // refused like any invalid report, before anything changes.
+            accounted = (r.qty.0 > 0 && r.price.0 > 0)
+                .then(|| self.position_after_fill(&o, r))
+                .flatten();
+            if accounted.is_none() {
                 self.stats.invalid_events += 1;
                 return;
             }
@@ -1171,29 +1183,27 @@ impl Core {
                 self.resync.pairs[pair].why = SyncReason::None;
             }
             let q = r.qty.0;
-            let sb = &mut self.books[b].symbols[si];
-            let pos = sb.pos[k];
-            let mplt = self.universe.symbols[si].money_per_lot_tick as i128;
-            // Realized P&L on the part that closes, then the new cost basis.
-            let closing = if pos != 0 && pos.signum() != sign {
-                q.min(pos.abs())
-            } else {
-                0
-            };
-            if closing > 0 {
-                let removed = sb.cost[k] * closing as i128 / pos.abs() as i128;
-                let realized_lt =
-                    pos.signum() as i128 * closing as i128 * r.price.0 as i128 - removed;
-                sb.cost[k] -= removed;
-                let realized =
-                    (realized_lt * mplt).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
-                self.subs.realized[sub.0 as usize] += realized;
+            let (position, applied) = accounted.expect("checked above");
+            if applied.closed > 0 {
+                let mplt = self.universe.symbols[si].money_per_lot_tick;
+                let realized = accounting::lot_ticks_to_money(applied.realized, mplt);
+                let total = &mut self.subs.realized[sub.0 as usize];
+                *total = total.saturating_add(realized);
                 let fi = self.books[b].follower[k] as usize;
-                self.followers.realized_today[fi] += realized - r.fee.0;
+                let today = &mut self.followers.realized_today[fi];
+                *today = today.saturating_add(realized.saturating_sub(r.fee.0));
             }
             let sb = &mut self.books[b].symbols[si];
-            sb.cost[k] += sign as i128 * (q - closing) as i128 * r.price.0 as i128;
-            sb.pos[k] += sign * q;
+            let held = sb.pos[k] as i128;
+            debug_assert_eq!(position.qty, held + (sign * q) as i128);
+            // A reduction shrinks |held|; it reaches the other side only through flat.
+            debug_assert!(
+                applied.closed == 0
+                    || applied.flattened
+                    || (applied.opened == 0 && position.qty.abs() < held.abs())
+            );
+            sb.cost[k] = position.cost;
+            sb.pos[k] = position.qty as i64; // fits: checked by position_after_fill
             if was_live {
                 sb.working[k] -= sign * q;
             } else {
@@ -1236,6 +1246,26 @@ impl Core {
                 self.on_unfilled(&o, r.kind, r.reject, out);
             }
         }
+    }
+
+    /// The order's (subscription, symbol) position after a fill of it, by the one
+    /// accounting rule; `None` when it does not fit (the position's `i64` or the
+    /// cost basis's `i128`).
+    fn position_after_fill(
+        &self,
+        o: &OrderSlot,
+        r: &ExecReport,
+    ) -> Option<(AverageCost<i128>, Applied<i128>)> {
+        let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
+        let sb = &self.books[b].symbols[si];
+        let held = AverageCost {
+            qty: sb.pos[k] as i128,
+            cost: sb.cost[k],
+        };
+        let signed_qty = o.side.sign() as i128 * r.qty.0 as i128;
+        let after = held.after(signed_qty, r.price.0 as i128)?;
+        i64::try_from(after.0.qty).ok()?;
+        Some(after)
     }
 
     /// A working quantity changed outside a fill: the follower's exposure follows,

@@ -1,6 +1,7 @@
 //! fillcast engine: the core model, config, allocation tables, sizing, risk, order
 //! state and the pipeline. Knows no concrete venue (see `port` for the boundary).
 
+pub mod accounting;
 pub mod clock;
 pub mod codes;
 pub mod config;

@@ -1561,3 +1561,59 @@ fn regression_a_new_revision_of_the_same_shape_applies_at_the_next_episode() {
     assert!(err.contains("followers were added"), "{err}");
     assert_eq!(core.universe().revision, u2.revision);
 }
+
+#[test]
+fn regression_a_follower_fill_at_a_huge_price_overflowed_the_cost_basis() {
+    // Closing a position of 2^41 lots bought at 2^62 ticks formed cost × closed
+    // = 2^144 in i128: a panic in debug builds and a wrapped P&L in release. The
+    // accounting rule divides before it multiplies; a fill it still cannot
+    // account (a position past i64) is refused and counted, changing nothing.
+    let mut h = Harness::new(&one(RATIO_2, ""), true, 8, false);
+    let x = h.u.symbol("X").unwrap();
+    let l1 = h.u.leader("L1").unwrap();
+    let leader = |n: u64, side: Side| {
+        FeedEvent::LeaderFill(LeaderFill {
+            leader: l1,
+            symbol: x,
+            side,
+            qty: Lots(1 << 40),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", &format!("big{n}")),
+            venue_ts: Nanos(1_000_000 * n),
+            recv_ts: Nanos(1_000_000 * n),
+            ..LeaderFill::default()
+        })
+    };
+    let fill_all = |core: &mut Core, t: &Transcript, trade: u64| {
+        for o in &t.orders {
+            let r = ExecReport {
+                order_id: o.id,
+                kind: ExecKind::Fill,
+                qty: o.qty,
+                price: Ticks(1 << 62),
+                trade_id: trade,
+                ..ExecReport::default()
+            };
+            core.on_exec(&r, &mut Transcript::default());
+        }
+    };
+    let sub = SubIdx(0);
+    let mut t = Transcript::default();
+    h.core.on_feed(&leader(1, Side::Buy), &mut t);
+    assert_eq!(t.orders.len(), 1);
+    let bought = t.orders[0].qty;
+    assert!(bought >= Lots(1 << 41), "{bought:?}");
+    fill_all(&mut h.core, &t, 1);
+    assert_eq!(h.core.position(sub, x), bought);
+
+    let mut t = Transcript::default();
+    h.core.on_feed(&leader(2, Side::Sell), &mut t);
+    fill_all(&mut h.core, &t, 2);
+    assert_eq!(h.core.position(sub, x), Lots(0));
+    assert_eq!(
+        h.core.realized(sub),
+        Money(0),
+        "bought and sold at one price"
+    );
+    assert_eq!(h.core.stats().invalid_events, 0);
+}

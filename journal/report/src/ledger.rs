@@ -1,9 +1,8 @@
 //! Rebuilding positions, trades and equity curves from fills and mark prices.
 //!
 //! One account (a leader, or one follower subscription) is replayed from its fills
-//! in time order, with average-cost accounting per symbol (the engine's own rule):
-//! adding to a position adds `qty × price` to its cost basis; reducing it realizes
-//! `closed × price − cost × closed / |position|`. A *trade* (an episode) runs from
+//! in time order, with average-cost accounting per symbol: the engine's own rule,
+//! `fillcast_engine::accounting`, in `Decimal`. A *trade* (an episode) runs from
 //! flat to flat; a fill that flips the side closes one trade and opens the next with
 //! the remainder.
 //!
@@ -16,6 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use fillcast_engine::accounting::AverageCost;
 use rust_decimal::Decimal;
 
 /// One fill of the replayed account, in the units of the SQL tables.
@@ -315,7 +315,8 @@ struct Book {
 }
 
 impl Book {
-    /// Applies a signed fill; returns the trade it closed, if any.
+    /// Applies a signed fill by the engine's accounting rule; returns the trade
+    /// it closed, if any.
     fn apply(
         &mut self,
         signed_qty: Decimal,
@@ -326,54 +327,30 @@ impl Book {
         if signed_qty.is_zero() {
             return Ok(None);
         }
+        let held = AverageCost {
+            qty: self.qty,
+            cost: self.cost,
+        };
+        let (next, applied) = held.after(signed_qty, price).ok_or_else(of)?;
+        self.realized = self.realized.checked_add(applied.realized).ok_or_else(of)?;
+        (self.qty, self.cost) = (next.qty, next.cost);
         let mut closed_trade = None;
-        let mut rest = signed_qty;
-        if !self.qty.is_zero() && self.qty.is_sign_negative() != signed_qty.is_sign_negative() {
-            // Reduces (and maybe flips) the position.
-            let closing = rest.abs().min(self.qty.abs());
-            let removed = self
-                .cost
-                .checked_mul(closing)
-                .ok_or_else(of)?
-                .checked_div(self.qty.abs())
-                .ok_or_else(of)?;
-            let proceeds = closing.checked_mul(price).ok_or_else(of)?;
-            // `removed` carries the position's sign (a short's cost is negative).
-            let realized = if self.qty.is_sign_positive() {
-                proceeds - removed
-            } else {
-                -proceeds - removed
-            };
-            self.realized = self.realized.checked_add(realized).ok_or_else(of)?;
-            self.cost -= removed;
-            let step = if self.qty.is_sign_positive() {
-                -closing
-            } else {
-                closing
-            };
-            self.qty += step;
-            rest -= step;
+        if !applied.closed.is_zero() {
             if let Some(t) = self.open.as_mut() {
-                t.pnl += realized;
+                t.pnl += applied.realized;
                 t.fills += 1;
             }
-            if self.qty.is_zero() {
-                // Exactly flat: any rounding residue of the cost basis is realized.
-                self.realized -= self.cost;
-                if let Some(t) = self.open.as_mut() {
-                    t.pnl -= self.cost;
-                }
-                self.cost = Decimal::ZERO;
+            if applied.flattened {
                 closed_trade = self.open.take().map(|mut t| {
                     t.close_ns = Some(ts);
                     t
                 });
             }
         }
-        if !rest.is_zero() {
+        if !applied.opened.is_zero() {
             let t = self.open.get_or_insert_with(|| Trade {
                 symbol: String::new(),
-                long: rest.is_sign_positive(),
+                long: applied.opened.is_sign_positive(),
                 open_ns: ts,
                 close_ns: None,
                 qty_max: Decimal::ZERO,
@@ -381,11 +358,6 @@ impl Book {
                 fills: 0,
             });
             t.fills += 1;
-            self.cost = self
-                .cost
-                .checked_add(rest.checked_mul(price).ok_or_else(of)?)
-                .ok_or_else(of)?;
-            self.qty += rest;
         }
         if let Some(t) = self.open.as_mut() {
             t.qty_max = t.qty_max.max(self.qty.abs());

@@ -26,6 +26,7 @@ use crate::sidecar::rows::{
 use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
 use crate::sidecar::SidecarError;
+use fillcast_engine::accounting::{self, Applied, AverageCost};
 use fillcast_engine::codes::Coded;
 use fillcast_engine::config;
 use fillcast_engine::core::restated_lots;
@@ -256,35 +257,6 @@ pub(crate) fn load_config(toml: &str) -> Result<(Universe, usize), String> {
     let cfg = config::load_model(toml).map_err(|e| e.to_string())?;
     let u = Universe::from_config(&cfg).map_err(|e| e.to_string())?;
     Ok((u, cfg.engine.dedup_window))
-}
-
-/// Applies one fill to a position exactly as the core does (`Core::on_exec`):
-/// realized P&L on the part that closes, at the average cost; `None` on overflow.
-fn apply_fill(p: &mut Position, sign: i64, q: i64, price: i64, mplt: i64) -> Option<()> {
-    let pos = p.qty;
-    let closing = if pos != 0 && pos.signum() != sign {
-        q.min(pos.checked_abs()?)
-    } else {
-        0
-    };
-    if closing > 0 {
-        let removed = p.cost.checked_mul(closing as i128)? / pos.checked_abs()? as i128;
-        let realized_lt = (pos.signum() as i128)
-            .checked_mul(closing as i128)?
-            .checked_mul(price as i128)?
-            .checked_sub(removed)?;
-        p.cost = p.cost.checked_sub(removed)?;
-        let realized = realized_lt
-            .checked_mul(mplt as i128)?
-            .clamp(i64::MIN as i128, i64::MAX as i128);
-        p.realized = p.realized.checked_add(realized)?;
-    }
-    let opened = (sign as i128)
-        .checked_mul((q - closing) as i128)?
-        .checked_mul(price as i128)?;
-    p.cost = p.cost.checked_add(opened)?;
-    p.qty = p.qty.checked_add(sign.checked_mul(q)?)?;
-    Some(())
 }
 
 impl Builder {
@@ -869,23 +841,33 @@ impl Builder {
             ));
             return Ok(());
         };
-        if fill && (r.qty.0 <= 0 || r.price.0 <= 0) {
-            batch.audit.push(oddity(
-                "invalid_fill",
-                format!(
-                    "trade {} of {} lots at {} ticks",
-                    r.trade_id, r.qty.0, r.price.0
-                ),
-            ));
-            return Ok(());
-        }
+        let o = c.order;
+        // The core refuses a fill it cannot account; so does its projection.
+        let accounted = if fill {
+            let after = (r.qty.0 > 0 && r.price.0 > 0)
+                .then(|| self.position_after_fill(&o, r))
+                .flatten();
+            if after.is_none() {
+                batch.audit.push(oddity(
+                    "invalid_fill",
+                    format!(
+                        "trade {} of {} lots at {} ticks",
+                        r.trade_id, r.qty.0, r.price.0
+                    ),
+                ));
+                return Ok(());
+            }
+            after
+        } else {
+            None
+        };
+        let c = self.orders.get_mut(&r.order_id).expect("cached above");
         if fill && c.trades.contains(&r.trade_id) {
             batch
                 .audit
                 .push(oddity("duplicate_fill", format!("trade {}", r.trade_id)));
             return Ok(());
         }
-        let o = c.order;
         if r.kind == ExecKind::Restated {
             // The venue's version of the order wins, exactly as `Core::restate`.
             let Some(venue) = restated_lots(r) else {
@@ -959,6 +941,7 @@ impl Builder {
             .u
             .sym(fillcast_engine::model::SymbolIdx(o.symbol))
             .money_per_lot_tick;
+        let (after, applied) = accounted.expect("a fill is accounted above");
         let key = (o.sub, o.symbol);
         let (p, dirty) = self.positions.entry(key).or_insert((
             Position {
@@ -971,14 +954,36 @@ impl Builder {
             },
             false,
         ));
-        apply_fill(p, o.side.sign(), r.qty.0, r.price.0, mplt)
-            .ok_or_else(|| bad(chk.seq, "position arithmetic overflows"))?;
+        p.qty = after.qty as i64; // fits: checked by position_after_fill
+        p.cost = after.cost;
+        let realized = accounting::lot_ticks_to_money(applied.realized, mplt);
+        p.realized = p.realized.saturating_add(realized as i128);
         p.updated_seq = seq;
         if !*dirty {
             *dirty = true;
             self.dirty_positions.push(key);
         }
         Ok(())
+    }
+
+    /// The order's position after a fill of it, by the core's accounting rule
+    /// (`Core::position_after_fill`); `None` when it does not fit.
+    fn position_after_fill(
+        &self,
+        o: &Order,
+        r: &ExecReport,
+    ) -> Option<(AverageCost<i128>, Applied<i128>)> {
+        let held = self
+            .positions
+            .get(&(o.sub, o.symbol))
+            .map_or(AverageCost::flat(), |(p, _)| AverageCost {
+                qty: p.qty as i128,
+                cost: p.cost,
+            });
+        let signed_qty = o.side.sign() as i128 * r.qty.0 as i128;
+        let after = held.after(signed_qty, r.price.0 as i128)?;
+        i64::try_from(after.0.qty).ok()?;
+        Some(after)
     }
 
     fn decision(
@@ -1336,39 +1341,5 @@ impl<'a> Check<'a> {
         } else {
             Err(self.missing("symbol", i.into(), self.u.symbols.len()))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pos() -> Position {
-        Position {
-            sub: 0,
-            symbol: 0,
-            qty: 0,
-            cost: 0,
-            realized: 0,
-            updated_seq: 0,
-        }
-    }
-
-    #[test]
-    fn fills_realize_at_average_cost() {
-        let mut p = pos();
-        // Buy 10 @ 100, buy 10 @ 200: average 150.
-        apply_fill(&mut p, 1, 10, 100, 1).expect("fits");
-        apply_fill(&mut p, 1, 10, 200, 1).expect("fits");
-        assert_eq!((p.qty, p.cost), (20, 3000));
-        // Sell 5 @ 170: realizes 5 × (170 − 150) = 100.
-        apply_fill(&mut p, -1, 5, 170, 1).expect("fits");
-        assert_eq!((p.qty, p.cost, p.realized), (15, 2250, 100));
-        // Sell 25 @ 140: closes 15 (realizes 15 × −10), opens 10 short at 140.
-        apply_fill(&mut p, -1, 25, 140, 1).expect("fits");
-        assert_eq!((p.qty, p.cost, p.realized), (-10, -1400, -50));
-        // A hostile quantity overflows the position: an error, not a wrap.
-        assert_eq!(apply_fill(&mut p, 1, i64::MAX, i64::MAX, 1), Some(()));
-        assert_eq!(apply_fill(&mut p, 1, i64::MAX, i64::MAX, 1), None);
     }
 }

@@ -1,0 +1,266 @@
+//! The one accounting rule: a position at average cost.
+//!
+//! Every place that turns fills into a position and realized P&L uses this rule:
+//! the core (integer lots × ticks), the sidecar's `positions` table (the same
+//! integers, so its rows equal the core's) and the reports (in `Decimal`, from the
+//! SQL tables). Adding to a position adds `qty × price` to its cost basis; reducing
+//! it realizes `closed × price − cost × closed / |qty|` on the part that closes; a
+//! fill that flips the side closes the old position and opens the rest at the fill
+//! price. When a position returns exactly to flat, whatever the cost basis still
+//! holds (a rounding residue of a `Decimal` division; integers leave none) is
+//! realized, so a flat position never carries cost.
+//!
+//! Pure and allocation-free: the core calls it on a copy and writes back only a
+//! result that fitted, so an overflow changes nothing.
+
+use rust_decimal::Decimal;
+
+/// The arithmetic the rule needs, checked: `None` is an overflow.
+pub trait Amount: Copy + Ord {
+    const ZERO: Self;
+    fn checked_add(self, other: Self) -> Option<Self>;
+    fn checked_sub(self, other: Self) -> Option<Self>;
+    fn checked_mul(self, other: Self) -> Option<Self>;
+    /// `self × part / whole` for `0 < part ≤ whole`, rounded as the type divides
+    /// (toward zero for integers), without overflowing where the result fits.
+    fn share(self, part: Self, whole: Self) -> Option<Self>;
+    fn is_negative(self) -> bool;
+    fn checked_abs(self) -> Option<Self>;
+    fn checked_neg(self) -> Option<Self>;
+}
+
+impl Amount for i128 {
+    const ZERO: i128 = 0;
+    fn checked_add(self, other: i128) -> Option<i128> {
+        i128::checked_add(self, other)
+    }
+    fn checked_sub(self, other: i128) -> Option<i128> {
+        i128::checked_sub(self, other)
+    }
+    fn checked_mul(self, other: i128) -> Option<i128> {
+        i128::checked_mul(self, other)
+    }
+    fn share(self, part: i128, whole: i128) -> Option<i128> {
+        debug_assert!(0 < part && part <= whole, "share {part} of {whole}");
+        // self = q·whole + r with |r| < whole and r of self's sign, so
+        // self·part/whole = q·part + r·part/whole, both terms of one sign: the
+        // truncation of the sum is q·part + trunc(r·part/whole), exactly the
+        // truncation of the whole product, without forming self·part.
+        let (q, r) = (self / whole, self % whole);
+        q.checked_mul(part)?
+            .checked_add(r.checked_mul(part)? / whole)
+    }
+    fn is_negative(self) -> bool {
+        self < 0
+    }
+    fn checked_abs(self) -> Option<i128> {
+        i128::checked_abs(self)
+    }
+    fn checked_neg(self) -> Option<i128> {
+        i128::checked_neg(self)
+    }
+}
+
+impl Amount for Decimal {
+    const ZERO: Decimal = Decimal::ZERO;
+    fn checked_add(self, other: Decimal) -> Option<Decimal> {
+        Decimal::checked_add(self, other)
+    }
+    fn checked_sub(self, other: Decimal) -> Option<Decimal> {
+        Decimal::checked_sub(self, other)
+    }
+    fn checked_mul(self, other: Decimal) -> Option<Decimal> {
+        Decimal::checked_mul(self, other)
+    }
+    fn share(self, part: Decimal, whole: Decimal) -> Option<Decimal> {
+        self.checked_mul(part)?.checked_div(whole)
+    }
+    fn is_negative(self) -> bool {
+        self.is_sign_negative() && !self.is_zero()
+    }
+    fn checked_abs(self) -> Option<Decimal> {
+        Some(self.abs())
+    }
+    fn checked_neg(self) -> Option<Decimal> {
+        Some(-self)
+    }
+}
+
+/// A position in one symbol: signed quantity and signed cost basis (`Σ qty ×
+/// price` of the open part), so `average price = cost / qty` and `unrealized =
+/// qty × mark − cost`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct AverageCost<A> {
+    pub qty: A,
+    pub cost: A,
+}
+
+/// What one fill did to a position.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Applied<A> {
+    /// Quantity that closed (unsigned; zero when the fill only added).
+    pub closed: A,
+    /// P&L realized on the closed part, in quantity × price units.
+    pub realized: A,
+    /// Signed quantity that opened or added (after a flip: the new side's part).
+    pub opened: A,
+    /// The fill brought the position exactly to flat (before any `opened` part).
+    pub flattened: bool,
+}
+
+impl<A: Amount> AverageCost<A> {
+    pub fn flat() -> AverageCost<A> {
+        AverageCost {
+            qty: A::ZERO,
+            cost: A::ZERO,
+        }
+    }
+
+    /// The position after a fill of `signed_qty` (positive buys) at `price`, and
+    /// what the fill did; `None` when a value overflows (then nothing is known and
+    /// the caller keeps the position it had).
+    pub fn after(self, signed_qty: A, price: A) -> Option<(AverageCost<A>, Applied<A>)> {
+        let zero = A::ZERO;
+        let mut next = self;
+        let mut applied = Applied {
+            closed: zero,
+            realized: zero,
+            opened: signed_qty,
+            flattened: false,
+        };
+        let reduces = self.qty != zero
+            && signed_qty != zero
+            && self.qty.is_negative() != signed_qty.is_negative();
+        if reduces {
+            let held = self.qty.checked_abs()?;
+            let closed = signed_qty.checked_abs()?.min(held);
+            let removed = self.cost.share(closed, held)?;
+            let proceeds = closed.checked_mul(price)?;
+            let signed_proceeds = if self.qty.is_negative() {
+                proceeds.checked_neg()?
+            } else {
+                proceeds
+            };
+            let mut realized = signed_proceeds.checked_sub(removed)?;
+            next.cost = self.cost.checked_sub(removed)?;
+            let step = if self.qty.is_negative() {
+                closed
+            } else {
+                closed.checked_neg()?
+            };
+            next.qty = self.qty.checked_add(step)?;
+            if next.qty == zero {
+                realized = realized.checked_sub(next.cost)?;
+                next.cost = zero;
+                applied.flattened = true;
+            }
+            applied.closed = closed;
+            applied.realized = realized;
+            applied.opened = signed_qty.checked_sub(step)?;
+        }
+        if applied.opened != zero {
+            next.cost = next.cost.checked_add(applied.opened.checked_mul(price)?)?;
+            next.qty = next.qty.checked_add(applied.opened)?;
+        }
+        Some((next, applied))
+    }
+}
+
+impl AverageCost<i128> {
+    /// `qty × mark − cost`, saturating (a mark no venue quotes cannot wrap it).
+    pub fn unrealized(self, mark: i128) -> i128 {
+        self.qty.saturating_mul(mark).saturating_sub(self.cost)
+    }
+}
+
+/// Realized P&L in money from lots × ticks, saturating at `i64`'s range (a value
+/// beyond it is not a P&L any account can have; saturating keeps its sign).
+pub fn lot_ticks_to_money(lot_ticks: i128, money_per_lot_tick: i64) -> i64 {
+    lot_ticks
+        .saturating_mul(money_per_lot_tick as i128)
+        .clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn fill(p: &mut AverageCost<i128>, q: i128, price: i128) -> Applied<i128> {
+        let (next, applied) = p.after(q, price).expect("fits");
+        *p = next;
+        applied
+    }
+
+    #[test]
+    fn fills_realize_at_average_cost() {
+        let mut p = AverageCost::flat();
+        // Buy 10 @ 100, buy 10 @ 200: average 150.
+        fill(&mut p, 10, 100);
+        fill(&mut p, 10, 200);
+        assert_eq!((p.qty, p.cost), (20, 3000));
+        // Sell 5 @ 170: realizes 5 × (170 − 150) = 100.
+        let a = fill(&mut p, -5, 170);
+        assert_eq!((p.qty, p.cost, a.realized, a.closed), (15, 2250, 100, 5));
+        // Sell 25 @ 140: closes 15 (realizes 15 × −10), opens 10 short at 140.
+        let a = fill(&mut p, -25, 140);
+        assert_eq!((p.qty, p.cost, a.realized), (-10, -1400, -150));
+        assert_eq!((a.closed, a.opened, a.flattened), (15, -10, true));
+        // Buy back 10 @ 150 from the short at 140: loses 100, flat, no cost left.
+        let a = fill(&mut p, 10, 150);
+        assert_eq!((p, a.realized, a.opened), (AverageCost::flat(), -100, 0));
+    }
+
+    #[test]
+    fn decimal_realizes_the_residue_at_flat() {
+        let mut p = AverageCost::<Decimal>::flat();
+        for (q, price) in [(dec!(1), dec!(1)), (dec!(1), dec!(1)), (dec!(1), dec!(2))] {
+            p = p.after(q, price).expect("fits").0;
+        }
+        // Average 4/3: closing one third at a time leaves a rounding residue
+        // that the last close realizes, so the total is exact.
+        let mut total = Decimal::ZERO;
+        for _ in 0..3 {
+            let (next, a) = p.after(dec!(-1), dec!(2)).expect("fits");
+            total += a.realized;
+            p = next;
+        }
+        assert_eq!((p.qty, p.cost, total), (dec!(0), dec!(0), dec!(2)));
+    }
+
+    #[test]
+    fn integer_share_is_the_truncated_product() {
+        for cost in [-7i128, -1, 0, 1, 7, 1_000_003, -1_000_003] {
+            for (part, whole) in [(1i128, 3i128), (2, 3), (3, 3), (5, 7)] {
+                assert_eq!(cost.share(part, whole), Some(cost * part / whole));
+            }
+        }
+    }
+
+    #[test]
+    fn regression_a_fill_at_a_huge_price_overflowed_the_cost_basis() {
+        // 2^40 lots at 2^62 ticks: cost 2^102; closing all of it formed
+        // cost × closed = 2^142 and overflowed i128 (a panic in debug builds, a
+        // wrapped P&L in release). The share is computed without that product.
+        let mut p = AverageCost::flat();
+        fill(&mut p, 1 << 40, 1 << 62);
+        let a = fill(&mut p, -(1 << 40), 1 << 62);
+        assert_eq!((p, a.realized), (AverageCost::flat(), 0));
+    }
+
+    #[test]
+    fn an_overflow_is_none_and_the_caller_keeps_its_position() {
+        let p = AverageCost {
+            qty: i128::MAX,
+            cost: 0,
+        };
+        assert_eq!(p.after(1, 1), None);
+    }
+
+    #[test]
+    fn money_saturates_with_its_sign() {
+        assert_eq!(lot_ticks_to_money(3, 5), 15);
+        assert_eq!(lot_ticks_to_money(i128::MAX, 2), i64::MAX);
+        assert_eq!(lot_ticks_to_money(-(1 << 100), 1), i64::MIN);
+    }
+}
