@@ -40,7 +40,7 @@ use crate::event::{
     ExecEvent, ExecKind, ExecReport, FeedEvent, FollowerOrder, OrderChunk, RejectReason,
     ORDER_CHUNK,
 };
-use crate::model::VenueIdx;
+use crate::model::{Universe, VenueIdx};
 use crate::order::IdHash;
 use crate::outputs::Outputs;
 use crate::outputs::{Decision, Notice};
@@ -306,6 +306,33 @@ struct EgressSink<P, J> {
 }
 
 impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> EgressSink<P, J> {
+    fn new(
+        producers: Vec<P>,
+        journal: Option<J>,
+        universe: &Universe,
+        cfg: &EngineConfig,
+        progress: &Arc<Progress>,
+    ) -> EgressSink<P, J> {
+        let n_gw = producers.len();
+        EgressSink {
+            producers,
+            chunks: vec![OrderChunk::default(); n_gw],
+            // Bounded by the order table: the core never has more orders than that.
+            outbox: (0..n_gw)
+                .map(|_| VecDeque::with_capacity(cfg.max_working_orders))
+                .collect(),
+            venue_of_symbol: universe
+                .symbols
+                .iter()
+                .map(|s| s.venue.0 as usize)
+                .collect(),
+            journal,
+            jchunk: JournalChunk::default(),
+            journal_published: 0,
+            progress: Arc::clone(progress),
+        }
+    }
+
     #[inline(always)]
     fn journal(&mut self, e: JournalEntry) {
         if self.journal.is_none() {
@@ -417,6 +444,16 @@ struct Journaling<R> {
 }
 
 impl<R: JournalPoller> Journaling<R> {
+    fn new(rx: Option<R>, sink: Option<Box<dyn JournalSink>>) -> Journaling<R> {
+        Journaling {
+            rx,
+            sink,
+            appended: 0,
+            unflushed: false,
+            error: None,
+        }
+    }
+
     /// Append what the core has published. Returns the chunks appended.
     fn drain(&mut self, progress: &Progress) -> u64 {
         let (Some(rx), Some(sink)) = (self.rx.as_mut(), self.sink.as_mut()) else {
@@ -605,12 +642,9 @@ pub fn start(
     gateways: Vec<Box<dyn Gateway>>,
     sources: Vec<Box<dyn Source>>,
     journal: Option<Box<dyn JournalSink>>,
-    restart: Restart,
+    mut restart: Restart,
     cfg: &EngineConfig,
 ) -> Running {
-    let recovered = restart.recovered;
-    let mut ask_first = vec![restart.ask_first; gateways.len()];
-    let mut unknown_in_a_row = vec![0u32; gateways.len()];
     let universe = Arc::clone(core.universe());
     assert_eq!(
         gateways.len(),
@@ -619,23 +653,20 @@ pub fn start(
     );
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let n_gw = gateways.len();
 
-    let (mut feed_poller, feed_b) =
+    let (feed_rx, feed_b) =
         build_multi_producer(cfg.feed_ring_slots, FeedEvent::default, BusySpin).new_event_poller();
-    let mut feed_tx = feed_b.build();
-    let (mut exec_poller, exec_b) =
+    let (exec_rx, exec_b) =
         build_multi_producer(cfg.exec_ring_slots, ExecEvent::default, BusySpin).new_event_poller();
-    let mut exec_tx = exec_b.build();
-    let mut egress_tx = Vec::new();
-    let mut egress_rx = Vec::new();
-    for _ in 0..gateways.len() {
+    let (mut egress_tx, mut egress_rx) = (Vec::new(), Vec::new());
+    for _ in 0..n_gw {
         let (poller, b) =
             build_single_producer(cfg.egress_ring_slots, OrderChunk::default, BusySpin)
                 .new_event_poller();
         egress_rx.push(poller);
         egress_tx.push(b.build());
     }
-
     let (journal_rx, journal_tx) = match journal {
         Some(_) => {
             let (poller, b) =
@@ -645,412 +676,35 @@ pub fn start(
         }
         None => (None, None),
     };
-    let venue_of_symbol: Vec<usize> = universe
-        .symbols
-        .iter()
-        .map(|s| s.venue.0 as usize)
-        .collect();
-    let n_gw = gateways.len();
-    let outbox_cap = cfg.max_working_orders;
-    let core_cpu = cfg.core_cpu;
-    let io_cpu = cfg.io_cpu;
-    let wait = cfg.wait;
 
-    let core_progress = Arc::clone(&progress);
-    let core_stop = Arc::clone(&stop);
+    let shared = Shared {
+        progress: Arc::clone(&progress),
+        stop: Arc::clone(&stop),
+    };
+    let sink = EgressSink::new(egress_tx, journal_tx, &universe, cfg, &progress);
+    let core_stage = CoreStage::new(core, sink, feed_rx, exec_rx, shared.clone());
+    let (recovered, core_cpu, wait) = (
+        std::mem::take(&mut restart.recovered),
+        cfg.core_cpu,
+        cfg.wait,
+    );
     let core_thread = std::thread::Builder::new()
         .name("fillcast-core".into())
         .spawn(move || {
             pin(core_cpu);
-            let mut core = core;
-            let progress = core_progress;
-            let mut sink = EgressSink {
-                producers: egress_tx,
-                chunks: vec![OrderChunk::default(); n_gw],
-                outbox: (0..n_gw)
-                    .map(|_| VecDeque::with_capacity(outbox_cap))
-                    .collect(),
-                venue_of_symbol,
-                journal: journal_tx,
-                jchunk: JournalChunk::default(),
-                journal_published: 0,
-                progress: Arc::clone(&progress),
-            };
-            let mut fanout_ns = histogram();
-            let mut receive_to_egress_ns = histogram();
-            // Fills whose orders are still in the outbox: (start, received).
-            let mut pending: VecDeque<(u64, u64)> =
-                VecDeque::with_capacity(FEED_BATCH as usize * 4);
-            let mut backoff = Backoff::new(wait);
-            // Feed events taken from the ring but not yet handled: the core had no
-            // order places for the first of them (`Core::ready_for`).
-            let mut held: VecDeque<FeedEvent> = VecDeque::with_capacity(FEED_BATCH as usize);
-            let mut last_tick = 0u64;
-            let mut waiting = false;
-            let mut backpressure_waits = 0u64;
-            for r in &recovered {
-                sink.journal(JournalEntry::Exec(*r));
-                core.on_exec(r, &mut sink);
-            }
-            sink.flush();
-            loop {
-                let mut did = 0u64;
-                if let Ok(mut batch) = exec_poller.take(EXEC_BATCH) {
-                    for ev in &mut batch {
-                        match *ev {
-                            ExecEvent::Report(r) => {
-                                sink.journal(JournalEntry::Exec(r));
-                                core.on_exec(&r, &mut sink);
-                            }
-                            ExecEvent::Venue(fe) => {
-                                sink.journal(JournalEntry::Feed(fe));
-                                core.on_feed(&fe, &mut sink);
-                            }
-                            ExecEvent::Empty => {}
-                        }
-                        did += 1;
-                    }
-                }
-                if did > 0 {
-                    progress.exec_done.fetch_add(did, Relaxed);
-                }
-                let mut drained = sink.flush();
-                if drained && !pending.is_empty() {
-                    let end = clock::now().0;
-                    for (start, recv) in pending.drain(..) {
-                        let _ = fanout_ns.record(end.saturating_sub(start).max(1));
-                        let _ = receive_to_egress_ns.record(end.saturating_sub(recv).max(1));
-                    }
-                }
-                if drained {
-                    // Time for the resync or a venue alarm: a journaled tick.
-                    if let Some(due) = core.wake_at() {
-                        let now = clock::now().0;
-                        if now >= due.0 {
-                            // Strictly increasing, so every tick is a distinct input.
-                            last_tick = now.max(last_tick + 1);
-                            let tick = FeedEvent::Tick {
-                                ts: Nanos(last_tick),
-                            };
-                            sink.journal(JournalEntry::Feed(tick));
-                            core.on_feed(&tick, &mut sink);
-                            drained = sink.flush();
-                            did += 1;
-                        }
-                    }
-                }
-                if drained {
-                    if held.is_empty() {
-                        if let Ok(mut batch) = feed_poller.take(FEED_BATCH) {
-                            held.extend(&mut batch);
-                        }
-                    }
-                    let mut fed = 0u64;
-                    while let Some(ev) = held.front().copied() {
-                        if !core.ready_for(&ev) {
-                            if !waiting {
-                                // Counted once per wait, not once per look.
-                                waiting = true;
-                                backpressure_waits += 1;
-                                progress
-                                    .backpressure_waits
-                                    .store(backpressure_waits, Relaxed);
-                            }
-                            break;
-                        }
-                        waiting = false;
-                        held.pop_front();
-                        let start = clock::now().0;
-                        sink.journal(JournalEntry::Feed(ev));
-                        core.on_feed(&ev, &mut sink);
-                        drained = sink.flush();
-                        if let FeedEvent::LeaderFill(f) = ev {
-                            if drained && pending.is_empty() {
-                                let end = clock::now().0;
-                                let _ = fanout_ns.record(end.saturating_sub(start).max(1));
-                                let _ = receive_to_egress_ns
-                                    .record(end.saturating_sub(f.recv_ts.0).max(1));
-                            } else if pending.len() < pending.capacity() {
-                                pending.push_back((start, f.recv_ts.0));
-                            }
-                        }
-                        fed += 1;
-                        if !drained {
-                            break;
-                        }
-                    }
-                    progress.feed_held.store(held.len() as u64, Relaxed);
-                    if fed > 0 {
-                        progress.feed_done.fetch_add(fed, Relaxed);
-                        progress
-                            .leader_fills
-                            .store(core.stats().leader_fills, Relaxed);
-                    }
-                    did += fed;
-                }
-                progress
-                    .live_orders
-                    .store(core.live_orders() as u64, Relaxed);
-                progress.orders_out.store(core.stats().orders_sent, Relaxed);
-                let (waiting, stuck) = core.resync_pending();
-                progress.resync_pending.store(waiting as u64, Relaxed);
-                progress.resync_stuck.store(stuck as u64, Relaxed);
-                if core.halted() {
-                    progress.halted.store(true, Relaxed);
-                }
-                progress
-                    .venues_alarmed
-                    .store(core.alarmed_venues(), Relaxed);
-                if did > 0 {
-                    backoff.reset();
-                } else {
-                    if core_stop.load(Relaxed) {
-                        break;
-                    }
-                    backoff.wait();
-                }
-            }
-            CoreOutcome {
-                core,
-                fanout_ns,
-                receive_to_egress_ns,
-                backpressure_waits,
-            }
+            core_stage.run(&recovered, wait)
         })
         .expect("spawn core thread");
 
-    let io_progress = Arc::clone(&progress);
-    let io_stop = Arc::clone(&stop);
-    let exec_pending_max = cfg.exec_ring_slots;
+    let rings = (feed_b.build(), exec_b.build(), egress_rx);
+    let journal = Journaling::new(journal_rx, journal);
+    let io_stage = IoStage::new(gateways, sources, journal, rings, restart, cfg, shared);
+    let io_cpu = cfg.io_cpu;
     let io_thread = std::thread::Builder::new()
         .name("fillcast-io".into())
         .spawn(move || {
             pin(io_cpu);
-            let progress = io_progress;
-            let mut gateways = gateways;
-            let mut sources = sources;
-            let mut journal = Journaling {
-                rx: journal_rx,
-                sink: journal,
-                appended: 0,
-                unflushed: false,
-                error: None,
-            };
-            let mut pending: Vec<Option<FeedEvent>> = vec![None; sources.len()];
-            // Each source's position after its pending event, after the last event
-            // it published, and the last one journaled behind its events.
-            let mut pending_pos: Vec<Option<u64>> = vec![None; sources.len()];
-            let mut covered: Vec<Option<u64>> = sources.iter().map(|s| s.position()).collect();
-            let mut cursor_sent = covered.clone();
-            let mut taken_events = restart.taken_events;
-            let mut finished: Vec<bool> = vec![false; sources.len()];
-            let mut source_errors = Vec::new();
-            // Reports the exec ring had no room for. Gateways are only driven while it
-            // is empty, so it holds at most what one submit or poll produced.
-            let mut exec_pending: VecDeque<ExecEvent> = VecDeque::with_capacity(exec_pending_max);
-            // What the core was last told of each gateway's link. It is told every
-            // link at start: a core rebuilt from a journal may believe a venue down
-            // that is up now.
-            let mut up: Vec<bool> = gateways.iter().map(|g| g.is_up()).collect();
-            for (g, gw) in gateways.iter().enumerate() {
-                exec_pending.push_back(venue_event(g, up[g], clock::now()));
-                if !up[g] {
-                    link_changed(&progress, gw.as_ref(), false);
-                }
-            }
-            let mut backoff = Backoff::new(wait);
-            loop {
-                let now = clock::now();
-                let mut did = 0u64;
-                for (i, src) in sources.iter_mut().enumerate() {
-                    for _ in 0..SOURCE_BATCH {
-                        if let Some(ev) = pending[i] {
-                            if feed_tx.try_publish(|slot| *slot = ev).is_err() {
-                                break;
-                            }
-                            pending[i] = None;
-                            covered[i] = pending_pos[i];
-                            progress.feed_published.fetch_add(1, Relaxed);
-                            did += 1;
-                        }
-                        if finished[i] {
-                            break;
-                        }
-                        let step = src.next(now);
-                        if let SourcePoll::Event(FeedEvent::LeaderFill(f)) = step {
-                            // Exactly once across restarts: the journal's whole
-                            // history of leader events, not a window of it.
-                            if !taken_events.insert(f.event_key) {
-                                progress.source_duplicates.fetch_add(1, Relaxed);
-                                covered[i] = src.position();
-                                did += 1;
-                                continue;
-                            }
-                        }
-                        match step {
-                            SourcePoll::Event(ev) => {
-                                pending[i] = Some(ev);
-                                pending_pos[i] = src.position();
-                            }
-                            SourcePoll::Rejected(e) => {
-                                covered[i] = src.position();
-                                progress.source_rejected.fetch_add(1, Relaxed);
-                                // Every one is reported, none capped away.
-                                progress.event(format!("rejected: {e}"));
-                                if source_errors.len() < SOURCE_ERRORS_KEPT {
-                                    source_errors.push(e);
-                                }
-                                did += 1;
-                            }
-                            SourcePoll::Idle => break,
-                            SourcePoll::Finished => {
-                                finished[i] = true;
-                                covered[i] = src.position();
-                            }
-                        }
-                    }
-                    if pending[i].is_none() && covered[i] != cursor_sent[i] {
-                        if let Some(pos) = covered[i] {
-                            // Behind the events it covers, in the same ring: the core
-                            // journals it after them.
-                            let ev = FeedEvent::SourceCursor {
-                                source: i as u16,
-                                pos,
-                            };
-                            if feed_tx.try_publish(|slot| *slot = ev).is_ok() {
-                                cursor_sent[i] = covered[i];
-                                progress.feed_published.fetch_add(1, Relaxed);
-                                did += 1;
-                            }
-                        }
-                    }
-                }
-                let all_finished = finished.iter().all(|f| *f)
-                    && pending.iter().all(|p| p.is_none())
-                    && covered == cursor_sent;
-                progress.sources_finished.store(all_finished, Relaxed);
-
-                // The journal first: everything the core published so far.
-                did += journal.drain(&progress);
-
-                while let Some(r) = exec_pending.front().copied() {
-                    if exec_tx.try_publish(|slot| *slot = r).is_err() {
-                        break;
-                    }
-                    exec_pending.pop_front();
-                    progress.exec_published.fetch_add(1, Relaxed);
-                    did += 1;
-                }
-
-                let mut in_flight = 0u64;
-                if exec_pending.is_empty() && journal.error.is_none() {
-                    let mut push = |r: ExecReport| {
-                        exec_pending.push_back(ExecEvent::Report(ExecReport { recv_ts: now, ..r }))
-                    };
-                    for (g, gw) in gateways.iter_mut().enumerate() {
-                        if gw.can_accept(EGRESS_BATCH as usize * ORDER_CHUNK) {
-                            if let Ok(mut batch) = egress_rx[g].take(EGRESS_BATCH) {
-                                let mut taken = 0;
-                                for chunk in &mut batch {
-                                    // Never hand an order to a venue before its journal record.
-                                    if !journal.ready_for(chunk.journal_upto, &progress) {
-                                        break;
-                                    }
-                                    if !ask_first[g] {
-                                        gw.submit(chunk.as_slice(), now, &mut push);
-                                    } else {
-                                        match submit_asking_first(
-                                            gw.as_mut(),
-                                            chunk.as_slice(),
-                                            now,
-                                            &mut push,
-                                        ) {
-                                            // The venue never received any of a
-                                            // chunk of orders copying leader fills:
-                                            // after enough such chunks in a row, the
-                                            // intake is past what the lost records
-                                            // held (one alone proves little: a
-                                            // decision made again as other legs has
-                                            // new ids). The resync's orders do not
-                                            // count: their ids come from this run's
-                                            // ticks.
-                                            Ok(0)
-                                                if chunk.as_slice().iter().all(|o| {
-                                                    taken_events.contains(&o.leader_event_key)
-                                                }) =>
-                                            {
-                                                unknown_in_a_row[g] += 1;
-                                                if unknown_in_a_row[g] >= ASK_FIRST_UNTIL_UNKNOWN {
-                                                    ask_first[g] = false;
-                                                    progress.event(format!(
-                                                        "journal: venue `{}` had none of the last {ASK_FIRST_UNTIL_UNKNOWN} batches of orders derived again: sending without asking first",
-                                                        gw.name()
-                                                    ));
-                                                }
-                                            }
-                                            Ok(0) => {}
-                                            Ok(known) => {
-                                                unknown_in_a_row[g] = 0;
-                                                progress
-                                                    .orders_known_at_venue
-                                                    .fetch_add(known, Relaxed);
-                                            }
-                                            Err(e) => {
-                                                // Fail closed: sending blind could send
-                                                // an order twice.
-                                                progress.event(format!("STOPPED: {e}"));
-                                                journal.error = Some(e);
-                                                progress.journal_failed.store(true, Relaxed);
-                                                break;
-                                            }
-                                        }
-                                    }
-                                    taken += 1;
-                                }
-                                progress.chunks_taken.fetch_add(taken, Relaxed);
-                                did += taken;
-                            }
-                        }
-                        did += gw.poll(now, &mut push) as u64;
-                        in_flight += gw.in_flight() as u64;
-                    }
-                    for (g, gw) in gateways.iter().enumerate() {
-                        let is_up = gw.is_up();
-                        if is_up != up[g] {
-                            // After the reports the gateway gave on the way (a
-                            // reconnect settles in-flight orders before it is up).
-                            up[g] = is_up;
-                            exec_pending.push_back(venue_event(g, is_up, now));
-                            link_changed(&progress, gw.as_ref(), is_up);
-                            did += 1;
-                        }
-                    }
-                } else {
-                    in_flight = gateways.iter().map(|g| g.in_flight() as u64).sum();
-                }
-                progress.in_flight.store(in_flight, Relaxed);
-                progress
-                    .exec_pending
-                    .store(exec_pending.len() as u64, Relaxed);
-                if did > 0 {
-                    backoff.reset();
-                } else {
-                    if io_stop.load(Relaxed) {
-                        break;
-                    }
-                    journal.tick(&progress);
-                    backoff.wait();
-                }
-            }
-            IoOutcome {
-                gateways,
-                sources,
-                source_errors,
-                source_rejected: progress.source_rejected.load(Relaxed),
-                source_duplicates: progress.source_duplicates.load(Relaxed),
-                journal: journal.sink,
-                journal_error: journal.error,
-            }
+            io_stage.run(wait)
         })
         .expect("spawn io thread");
 
@@ -1060,4 +714,546 @@ pub fn start(
         core: core_thread,
         io: io_thread,
     }
+}
+
+type FeedPoller = disruptor::EventPoller<FeedEvent, disruptor::MultiProducerBarrier>;
+type ExecPoller = disruptor::EventPoller<ExecEvent, disruptor::MultiProducerBarrier>;
+type EgressPoller = disruptor::EventPoller<OrderChunk, disruptor::SingleProducerBarrier>;
+
+/// The core thread: venue reports first and always (they free order places),
+/// then, once every order made so far is in an egress ring, a due tick and the
+/// feed events the core has order places for.
+struct CoreStage<P, J> {
+    core: Core,
+    sink: EgressSink<P, J>,
+    feed_rx: FeedPoller,
+    exec_rx: ExecPoller,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    fanout_ns: Histogram<u64>,
+    receive_to_egress_ns: Histogram<u64>,
+    /// Fills whose orders are still in the outbox: (start, received).
+    pending: VecDeque<(u64, u64)>,
+    /// Feed events taken from the ring but not yet handled: the core had no
+    /// order places for the first of them (`Core::ready_for`).
+    held: VecDeque<FeedEvent>,
+    last_tick: u64,
+    waiting: bool,
+    backpressure_waits: u64,
+}
+
+/// What both threads share with the `Running` handle.
+#[derive(Clone)]
+struct Shared {
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
+    fn new(
+        core: Core,
+        sink: EgressSink<P, J>,
+        feed_rx: FeedPoller,
+        exec_rx: ExecPoller,
+        shared: Shared,
+    ) -> CoreStage<P, J> {
+        CoreStage {
+            core,
+            sink,
+            feed_rx,
+            exec_rx,
+            progress: shared.progress,
+            stop: shared.stop,
+            fanout_ns: histogram(),
+            receive_to_egress_ns: histogram(),
+            pending: VecDeque::with_capacity(FEED_BATCH as usize * 4),
+            held: VecDeque::with_capacity(FEED_BATCH as usize),
+            last_tick: 0,
+            waiting: false,
+            backpressure_waits: 0,
+        }
+    }
+
+    fn run(mut self, recovered: &[ExecReport], wait: WaitConfig) -> CoreOutcome {
+        for r in recovered {
+            self.sink.journal(JournalEntry::Exec(*r));
+            self.core.on_exec(r, &mut self.sink);
+        }
+        self.sink.flush();
+        let mut backoff = Backoff::new(wait);
+        loop {
+            let mut did = self.take_exec();
+            let mut drained = self.sink.flush();
+            if drained {
+                self.record_drained();
+                // Time for the resync or a venue alarm: a journaled tick.
+                if let Some(flushed) = self.tick_if_due() {
+                    drained = flushed;
+                    did += 1;
+                }
+            }
+            if drained {
+                did += self.take_feed();
+            }
+            self.publish_progress();
+            if did > 0 {
+                backoff.reset();
+            } else {
+                if self.stop.load(Relaxed) {
+                    break;
+                }
+                backoff.wait();
+            }
+        }
+        CoreOutcome {
+            core: self.core,
+            fanout_ns: self.fanout_ns,
+            receive_to_egress_ns: self.receive_to_egress_ns,
+            backpressure_waits: self.backpressure_waits,
+        }
+    }
+
+    /// Journals and handles every venue report and link change waiting.
+    fn take_exec(&mut self) -> u64 {
+        let mut did = 0u64;
+        if let Ok(mut batch) = self.exec_rx.take(EXEC_BATCH) {
+            for ev in &mut batch {
+                match *ev {
+                    ExecEvent::Report(r) => {
+                        self.sink.journal(JournalEntry::Exec(r));
+                        self.core.on_exec(&r, &mut self.sink);
+                    }
+                    ExecEvent::Venue(fe) => {
+                        self.sink.journal(JournalEntry::Feed(fe));
+                        self.core.on_feed(&fe, &mut self.sink);
+                    }
+                    ExecEvent::Empty => {}
+                }
+                did += 1;
+            }
+        }
+        if did > 0 {
+            self.progress.exec_done.fetch_add(did, Relaxed);
+        }
+        did
+    }
+
+    /// The outbox drained: the fills whose orders waited in it are timed now.
+    fn record_drained(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let end = clock::now().0;
+        for (start, recv) in self.pending.drain(..) {
+            let _ = self.fanout_ns.record(end.saturating_sub(start).max(1));
+            let _ = self
+                .receive_to_egress_ns
+                .record(end.saturating_sub(recv).max(1));
+        }
+    }
+
+    /// Gives the core the tick it asked for (`Core::wake_at`), if it is due;
+    /// `Some(whether its orders all left)` when it did.
+    fn tick_if_due(&mut self) -> Option<bool> {
+        let due = self.core.wake_at()?;
+        let now = clock::now().0;
+        if now < due.0 {
+            return None;
+        }
+        // Strictly increasing, so every tick is a distinct input.
+        self.last_tick = now.max(self.last_tick + 1);
+        let tick = FeedEvent::Tick {
+            ts: Nanos(self.last_tick),
+        };
+        self.sink.journal(JournalEntry::Feed(tick));
+        self.core.on_feed(&tick, &mut self.sink);
+        Some(self.sink.flush())
+    }
+
+    /// Handles feed events while the core has order places for them and their
+    /// orders leave at once. Returns the events handled.
+    fn take_feed(&mut self) -> u64 {
+        if self.held.is_empty() {
+            if let Ok(mut batch) = self.feed_rx.take(FEED_BATCH) {
+                self.held.extend(&mut batch);
+            }
+        }
+        let mut fed = 0u64;
+        while let Some(ev) = self.held.front().copied() {
+            if !self.core.ready_for(&ev) {
+                if !self.waiting {
+                    // Counted once per wait, not once per look.
+                    self.waiting = true;
+                    self.backpressure_waits += 1;
+                    self.progress
+                        .backpressure_waits
+                        .store(self.backpressure_waits, Relaxed);
+                }
+                break;
+            }
+            self.waiting = false;
+            self.held.pop_front();
+            let start = clock::now().0;
+            self.sink.journal(JournalEntry::Feed(ev));
+            self.core.on_feed(&ev, &mut self.sink);
+            let drained = self.sink.flush();
+            if let FeedEvent::LeaderFill(f) = ev {
+                if drained && self.pending.is_empty() {
+                    let end = clock::now().0;
+                    let _ = self.fanout_ns.record(end.saturating_sub(start).max(1));
+                    let _ = self
+                        .receive_to_egress_ns
+                        .record(end.saturating_sub(f.recv_ts.0).max(1));
+                } else if self.pending.len() < self.pending.capacity() {
+                    self.pending.push_back((start, f.recv_ts.0));
+                }
+            }
+            fed += 1;
+            if !drained {
+                break;
+            }
+        }
+        self.progress
+            .feed_held
+            .store(self.held.len() as u64, Relaxed);
+        if fed > 0 {
+            self.progress.feed_done.fetch_add(fed, Relaxed);
+            self.progress
+                .leader_fills
+                .store(self.core.stats().leader_fills, Relaxed);
+        }
+        fed
+    }
+
+    fn publish_progress(&self) {
+        let (progress, core) = (&self.progress, &self.core);
+        progress
+            .live_orders
+            .store(core.live_orders() as u64, Relaxed);
+        progress.orders_out.store(core.stats().orders_sent, Relaxed);
+        let (waiting, stuck) = core.resync_pending();
+        progress.resync_pending.store(waiting as u64, Relaxed);
+        progress.resync_stuck.store(stuck as u64, Relaxed);
+        if core.halted() {
+            progress.halted.store(true, Relaxed);
+        }
+        progress
+            .venues_alarmed
+            .store(core.alarmed_venues(), Relaxed);
+    }
+}
+
+/// The I/O thread: sources into the feed ring (each event once, however often a
+/// source gives it), the journal ring into the journal, egress rings into the
+/// gateways (never an order before its journal record), gateways' reports and
+/// link changes into the exec ring. Never blocks.
+struct IoStage<F, X, R> {
+    gateways: Vec<Box<dyn Gateway>>,
+    sources: Vec<Box<dyn Source>>,
+    journal: Journaling<R>,
+    feed_tx: F,
+    exec_tx: X,
+    egress_rx: Vec<EgressPoller>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    /// Per source: the event the feed ring had no room for, and the source's
+    /// position after it; the position of the last event published, and the
+    /// last one journaled behind its events.
+    pending: Vec<Option<FeedEvent>>,
+    pending_pos: Vec<Option<u64>>,
+    covered: Vec<Option<u64>>,
+    cursor_sent: Vec<Option<u64>>,
+    /// Every leader event the journal holds or this run took.
+    taken_events: HashSet<u64, IdHash>,
+    finished: Vec<bool>,
+    source_errors: Vec<SourceError>,
+    /// Reports the exec ring had no room for. Gateways are only driven while it
+    /// is empty, so it holds at most what one submit or poll produced.
+    exec_pending: VecDeque<ExecEvent>,
+    /// What the core was last told of each gateway's link.
+    up: Vec<bool>,
+    /// Per gateway: ask before sending (`Restart::ask_first`), and how many chunks
+    /// in a row were all new to the venue.
+    ask_first: Vec<bool>,
+    unknown_in_a_row: Vec<u32>,
+}
+
+impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F, X, R> {
+    fn new(
+        gateways: Vec<Box<dyn Gateway>>,
+        sources: Vec<Box<dyn Source>>,
+        journal: Journaling<R>,
+        (feed_tx, exec_tx, egress_rx): (F, X, Vec<EgressPoller>),
+        restart: Restart,
+        cfg: &EngineConfig,
+        shared: Shared,
+    ) -> IoStage<F, X, R> {
+        let n_src = sources.len();
+        let covered: Vec<Option<u64>> = sources.iter().map(|s| s.position()).collect();
+        IoStage {
+            journal,
+            feed_tx,
+            exec_tx,
+            egress_rx,
+            progress: shared.progress,
+            stop: shared.stop,
+            pending: vec![None; n_src],
+            pending_pos: vec![None; n_src],
+            cursor_sent: covered.clone(),
+            covered,
+            taken_events: restart.taken_events,
+            finished: vec![false; n_src],
+            source_errors: Vec::new(),
+            exec_pending: VecDeque::with_capacity(cfg.exec_ring_slots),
+            up: gateways.iter().map(|g| g.is_up()).collect(),
+            ask_first: vec![restart.ask_first; gateways.len()],
+            unknown_in_a_row: vec![0; gateways.len()],
+            gateways,
+            sources,
+        }
+    }
+
+    fn run(mut self, wait: WaitConfig) -> IoOutcome {
+        // The core is told every link at start: a core rebuilt from a journal may
+        // believe a venue down that is up now.
+        for (g, gw) in self.gateways.iter().enumerate() {
+            self.exec_pending
+                .push_back(venue_event(g, self.up[g], clock::now()));
+            if !self.up[g] {
+                link_changed(&self.progress, gw.as_ref(), false);
+            }
+        }
+        let mut backoff = Backoff::new(wait);
+        loop {
+            let now = clock::now();
+            let mut did = 0u64;
+            for i in 0..self.sources.len() {
+                did += self.poll_source(i, now);
+                did += self.send_cursor(i);
+            }
+            let all_finished = self.finished.iter().all(|f| *f)
+                && self.pending.iter().all(|p| p.is_none())
+                && self.covered == self.cursor_sent;
+            self.progress.sources_finished.store(all_finished, Relaxed);
+            // The journal first: everything the core published so far.
+            did += self.journal.drain(&self.progress);
+            did += self.publish_exec();
+            if self.exec_pending.is_empty() && self.journal.error.is_none() {
+                did += self.drive_gateways(now);
+                did += self.notice_links(now);
+            }
+            let in_flight = self.gateways.iter().map(|g| g.in_flight() as u64).sum();
+            self.progress.in_flight.store(in_flight, Relaxed);
+            self.progress
+                .exec_pending
+                .store(self.exec_pending.len() as u64, Relaxed);
+            if did > 0 {
+                backoff.reset();
+            } else {
+                if self.stop.load(Relaxed) {
+                    break;
+                }
+                self.journal.tick(&self.progress);
+                backoff.wait();
+            }
+        }
+        IoOutcome {
+            gateways: self.gateways,
+            sources: self.sources,
+            source_errors: self.source_errors,
+            source_rejected: self.progress.source_rejected.load(Relaxed),
+            source_duplicates: self.progress.source_duplicates.load(Relaxed),
+            journal: self.journal.sink,
+            journal_error: self.journal.error,
+        }
+    }
+
+    /// Moves up to `SOURCE_BATCH` of source `i`'s events into the feed ring,
+    /// dropping leader events the journal already holds. Returns the work done.
+    fn poll_source(&mut self, i: usize, now: Nanos) -> u64 {
+        let mut did = 0u64;
+        for _ in 0..SOURCE_BATCH {
+            if let Some(ev) = self.pending[i] {
+                if self.feed_tx.try_publish(|slot| *slot = ev).is_err() {
+                    break;
+                }
+                self.pending[i] = None;
+                self.covered[i] = self.pending_pos[i];
+                self.progress.feed_published.fetch_add(1, Relaxed);
+                did += 1;
+            }
+            if self.finished[i] {
+                break;
+            }
+            let src = &mut self.sources[i];
+            let step = src.next(now);
+            if let SourcePoll::Event(FeedEvent::LeaderFill(f)) = step {
+                // Exactly once across restarts: the journal's whole history of
+                // leader events, not a window of it.
+                if !self.taken_events.insert(f.event_key) {
+                    self.progress.source_duplicates.fetch_add(1, Relaxed);
+                    self.covered[i] = src.position();
+                    did += 1;
+                    continue;
+                }
+            }
+            match step {
+                SourcePoll::Event(ev) => {
+                    self.pending[i] = Some(ev);
+                    self.pending_pos[i] = src.position();
+                }
+                SourcePoll::Rejected(e) => {
+                    self.covered[i] = src.position();
+                    self.progress.source_rejected.fetch_add(1, Relaxed);
+                    // Every one is reported, none capped away.
+                    self.progress.event(format!("rejected: {e}"));
+                    if self.source_errors.len() < SOURCE_ERRORS_KEPT {
+                        self.source_errors.push(e);
+                    }
+                    did += 1;
+                }
+                SourcePoll::Idle => break,
+                SourcePoll::Finished => {
+                    self.finished[i] = true;
+                    self.covered[i] = src.position();
+                }
+            }
+        }
+        did
+    }
+
+    /// Source `i`'s position, behind the events it covers and in the same ring,
+    /// so the core journals it after them.
+    fn send_cursor(&mut self, i: usize) -> u64 {
+        if self.pending[i].is_some() || self.covered[i] == self.cursor_sent[i] {
+            return 0;
+        }
+        let Some(pos) = self.covered[i] else {
+            return 0;
+        };
+        let ev = FeedEvent::SourceCursor {
+            source: i as u16,
+            pos,
+        };
+        if self.feed_tx.try_publish(|slot| *slot = ev).is_err() {
+            return 0;
+        }
+        self.cursor_sent[i] = self.covered[i];
+        self.progress.feed_published.fetch_add(1, Relaxed);
+        1
+    }
+
+    fn publish_exec(&mut self) -> u64 {
+        let mut did = 0;
+        while let Some(r) = self.exec_pending.front().copied() {
+            if self.exec_tx.try_publish(|slot| *slot = r).is_err() {
+                break;
+            }
+            self.exec_pending.pop_front();
+            self.progress.exec_published.fetch_add(1, Relaxed);
+            did += 1;
+        }
+        did
+    }
+
+    /// Hands each gateway the orders whose journal records are appended (asking
+    /// the venue first after a journal cut), then polls it for reports.
+    fn drive_gateways(&mut self, now: Nanos) -> u64 {
+        let mut did = 0u64;
+        let exec_pending = &mut self.exec_pending;
+        let mut push = |r: ExecReport| {
+            exec_pending.push_back(ExecEvent::Report(ExecReport { recv_ts: now, ..r }))
+        };
+        for (g, gw) in self.gateways.iter_mut().enumerate() {
+            if gw.can_accept(EGRESS_BATCH as usize * ORDER_CHUNK) {
+                if let Ok(mut batch) = self.egress_rx[g].take(EGRESS_BATCH) {
+                    let mut taken = 0;
+                    for chunk in &mut batch {
+                        // Never hand an order to a venue before its journal record.
+                        if !self.journal.ready_for(chunk.journal_upto, &self.progress) {
+                            break;
+                        }
+                        if !self.ask_first[g] {
+                            gw.submit(chunk.as_slice(), now, &mut push);
+                        } else {
+                            let asked =
+                                submit_asking_first(gw.as_mut(), chunk.as_slice(), now, &mut push);
+                            let derived_again = chunk
+                                .as_slice()
+                                .iter()
+                                .all(|o| self.taken_events.contains(&o.leader_event_key));
+                            let decided = after_asking(
+                                &mut self.ask_first[g],
+                                &mut self.unknown_in_a_row[g],
+                                &self.progress,
+                                gw.name(),
+                                asked,
+                                derived_again,
+                            );
+                            if let Err(e) = decided {
+                                // Fail closed: sending blind could send an order twice.
+                                self.progress.event(format!("STOPPED: {e}"));
+                                self.journal.error = Some(e);
+                                self.progress.journal_failed.store(true, Relaxed);
+                                break;
+                            }
+                        }
+                        taken += 1;
+                    }
+                    self.progress.chunks_taken.fetch_add(taken, Relaxed);
+                    did += taken;
+                }
+            }
+            did += gw.poll(now, &mut push) as u64;
+        }
+        did
+    }
+
+    /// Tells the core of every link that went down or up, after the reports the
+    /// gateway gave on the way (a reconnect settles in-flight orders before it is up).
+    fn notice_links(&mut self, now: Nanos) -> u64 {
+        let mut did = 0;
+        for (g, gw) in self.gateways.iter().enumerate() {
+            let is_up = gw.is_up();
+            if is_up != self.up[g] {
+                self.up[g] = is_up;
+                self.exec_pending.push_back(venue_event(g, is_up, now));
+                link_changed(&self.progress, gw.as_ref(), is_up);
+                did += 1;
+            }
+        }
+        did
+    }
+}
+
+/// What asking a venue first (`submit_asking_first`) tells: once enough chunks
+/// in a row of orders copying leader fills were all new to it, the intake is past
+/// what the lost records held (one alone proves little: a decision made again as
+/// other legs has new ids; the resync's orders do not count, their ids come from
+/// this run's ticks), and its gateway sends without asking.
+fn after_asking(
+    ask_first: &mut bool,
+    unknown_in_a_row: &mut u32,
+    progress: &Progress,
+    venue: &str,
+    asked: Result<u64, String>,
+    derived_again: bool,
+) -> Result<(), String> {
+    match asked? {
+        0 if derived_again => {
+            *unknown_in_a_row += 1;
+            if *unknown_in_a_row >= ASK_FIRST_UNTIL_UNKNOWN {
+                *ask_first = false;
+                progress.event(format!(
+                    "journal: venue `{venue}` had none of the last {ASK_FIRST_UNTIL_UNKNOWN} batches of orders derived again: sending without asking first"
+                ));
+            }
+        }
+        0 => {}
+        known => {
+            *unknown_in_a_row = 0;
+            progress.orders_known_at_venue.fetch_add(known, Relaxed);
+        }
+    }
+    Ok(())
 }
