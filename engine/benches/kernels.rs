@@ -10,6 +10,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use fillcast_engine::outputs::Reason;
 use fillcast_engine::risk::{allow_increase, RiskInput};
 use fillcast_engine::sizing::{LeaderMove, NOT_COPYING};
+use fillcast_engine::units::{Lots, Money, Ticks, Q32};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::hint::black_box;
@@ -26,16 +27,30 @@ fn sizing(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     // Ratios in Q32 between 0.001 and 2 follower lots per leader lot; a quarter of
     // the followers use fixed-notional modes.
-    let base: Vec<u64> = (0..N)
-        .map(|i| (draw(i, 1) % (2 << 32)).max(1 << 22))
+    let base: Vec<Q32> = (0..N)
+        .map(|i| Q32((draw(i, 1) % (2 << 32)).max(1 << 22)))
         .collect();
-    let amount: Vec<u64> = (0..N)
-        .map(|i| 1_000_000_000 + draw(i, 2) % 50_000_000_000)
+    let amount: Vec<Money> = (0..N)
+        .map(|i| Money((1_000_000_000 + draw(i, 2) % 50_000_000_000) as i64))
         .collect();
     let fixed: Vec<bool> = (0..N).map(|i| i.is_multiple_of(4)).collect();
     // The leader opens 2,000 lots, then adds 500 (two fills of one order).
-    let open = LeaderMove::new(0, 2_000, 2_000, 2_000, 650_000, 10);
-    let add = LeaderMove::new(2_000, 2_500, 500, 500, 651_000, 10);
+    let open = LeaderMove::new(
+        Lots(0),
+        Lots(2_000),
+        Lots(2_000),
+        Lots(2_000),
+        Ticks(650_000),
+        10,
+    );
+    let add = LeaderMove::new(
+        Lots(2_000),
+        Lots(2_500),
+        Lots(500),
+        Lots(500),
+        Ticks(651_000),
+        10,
+    );
     let mut ratio = vec![NOT_COPYING; N];
     g.bench_function(BenchmarkId::new("fillcast_q32", N), |b| {
         b.iter(|| {
@@ -44,7 +59,7 @@ fn sizing(c: &mut Criterion) {
                 let r0 = open.ratio(NOT_COPYING, fixed[k], base[k], amount[k]);
                 let r1 = add.ratio(r0, fixed[k], base[k], amount[k]);
                 ratio[k] = r1;
-                sum = sum.wrapping_add(add.target(r1));
+                sum = sum.wrapping_add(add.target(r1).0);
             }
             black_box(sum)
         })
@@ -54,9 +69,9 @@ fn sizing(c: &mut Criterion) {
     let lot = Decimal::new(1, 3);
     let dbase: Vec<Decimal> = base
         .iter()
-        .map(|b| Decimal::from(*b) / Decimal::from(1u64 << 32))
+        .map(|b| Decimal::from(b.0) / Decimal::from(1u64 << 32))
         .collect();
-    let damount: Vec<Decimal> = amount.iter().map(|a| Decimal::new(*a as i64, 8)).collect();
+    let damount: Vec<Decimal> = amount.iter().map(|a| Decimal::new(a.0, 8)).collect();
     let (px, leader) = (Decimal::new(651_000, 1), Decimal::new(2_500, 3));
     g.bench_function(BenchmarkId::new("textbook_decimal", N), |b| {
         b.iter(|| {
@@ -85,41 +100,41 @@ fn risk(c: &mut Criterion) {
         .map(|i| {
             let d = draw(i, 3);
             RiskInput {
-                want: 1 + (d % 2_000) as i64,
-                held: ((d >> 12) % 3 * 100) as i64,
-                px: 650_000,
-                mplt: 10,
-                min_qty: 1,
-                min_notional: 500_000_000,
+                want: Lots(1 + (d % 2_000) as i64),
+                held: Lots(((d >> 12) % 3 * 100) as i64),
+                price: Ticks(650_000),
+                money_per_lot_tick: 10,
+                min_qty: Lots(1),
+                min_notional: Money(500_000_000),
                 is_flip: false,
                 blocked: Reason::None,
                 sub_paused: d.is_multiple_of(97),
                 follower_paused: false,
                 symbol_allowed: !d.is_multiple_of(89),
                 daily_loss_limit: if d.is_multiple_of(7) {
-                    10_000_000_000
+                    Money(10_000_000_000)
                 } else {
-                    i64::MAX
+                    Money::MAX
                 },
-                realized_today: -(((d >> 20) % 20_000_000_000) as i64),
+                realized_today: Money(-(((d >> 20) % 20_000_000_000) as i64)),
                 open_positions: ((d >> 30) % 4) as u32,
                 max_open_positions: if d.is_multiple_of(5) { 2 } else { u32::MAX },
                 max_order_notional: if d.is_multiple_of(3) {
-                    5_000_000_000_000
+                    Money(5_000_000_000_000)
                 } else {
-                    i64::MAX
+                    Money::MAX
                 },
                 max_position_notional: if d.is_multiple_of(11) {
-                    8_000_000_000_000
+                    Money(8_000_000_000_000)
                 } else {
-                    i64::MAX
+                    Money::MAX
                 },
-                follower_gross: ((d >> 40) % 10_000_000_000_000) as i64,
-                own_exposure: 0,
+                follower_gross: Money(((d >> 40) % 10_000_000_000_000) as i64),
+                own_exposure: Money(0),
                 max_gross: if d.is_multiple_of(2) {
-                    20_000_000_000_000
+                    Money(20_000_000_000_000)
                 } else {
-                    i64::MAX
+                    Money::MAX
                 },
             }
         })
@@ -128,7 +143,7 @@ fn risk(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0i64;
             for r in &inputs {
-                sum = sum.wrapping_add(allow_increase(black_box(r)).qty);
+                sum = sum.wrapping_add(allow_increase(black_box(r)).qty.0);
             }
             black_box(sum)
         })
@@ -140,14 +155,14 @@ fn risk(c: &mut Criterion) {
         .iter()
         .map(|r| {
             [
-                Decimal::from(r.want) * lot,
-                Decimal::from(r.held) * lot,
-                Decimal::new(r.px, 1),
-                m(r.max_order_notional.min(i64::MAX / 2)),
-                m(r.max_position_notional.min(i64::MAX / 2)),
-                m(r.follower_gross),
-                m(r.max_gross.min(i64::MAX / 2)),
-                m(r.min_notional),
+                Decimal::from(r.want.0) * lot,
+                Decimal::from(r.held.0) * lot,
+                Decimal::new(r.price.0, 1),
+                m(r.max_order_notional.0.min(i64::MAX / 2)),
+                m(r.max_position_notional.0.min(i64::MAX / 2)),
+                m(r.follower_gross.0),
+                m(r.max_gross.0.min(i64::MAX / 2)),
+                m(r.min_notional.0),
             ]
         })
         .collect();
@@ -160,10 +175,10 @@ fn risk(c: &mut Criterion) {
                 if r.sub_paused || !r.symbol_allowed {
                     continue;
                 }
-                if r.daily_loss_limit != i64::MAX && r.realized_today <= -r.daily_loss_limit {
+                if r.daily_loss_limit != Money::MAX && r.realized_today <= -r.daily_loss_limit {
                     continue;
                 }
-                if r.held == 0 && r.open_positions >= r.max_open_positions {
+                if r.held.is_zero() && r.open_positions >= r.max_open_positions {
                     continue;
                 }
                 let mut qty = *want;

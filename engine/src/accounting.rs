@@ -13,6 +13,7 @@
 //! Pure and allocation-free: the core calls it on a copy and writes back only a
 //! result that fitted, so an overflow changes nothing.
 
+use crate::units::Money;
 use rust_decimal::Decimal;
 
 /// The arithmetic the rule needs, checked: `None` is an overflow.
@@ -175,10 +176,12 @@ impl AverageCost<i128> {
 
 /// Realized P&L in money from lots × ticks, saturating at `i64`'s range (a value
 /// beyond it is not a P&L any account can have; saturating keeps its sign).
-pub fn lot_ticks_to_money(lot_ticks: i128, money_per_lot_tick: i64) -> i64 {
-    lot_ticks
-        .saturating_mul(money_per_lot_tick as i128)
-        .clamp(i64::MIN as i128, i64::MAX as i128) as i64
+pub fn lot_ticks_to_money(lot_ticks: i128, money_per_lot_tick: i64) -> Money {
+    Money(
+        lot_ticks
+            .saturating_mul(money_per_lot_tick as i128)
+            .clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+    )
 }
 
 #[cfg(test)]
@@ -259,8 +262,8 @@ mod tests {
 
     #[test]
     fn money_saturates_with_its_sign() {
-        assert_eq!(lot_ticks_to_money(3, 5), 15);
-        assert_eq!(lot_ticks_to_money(i128::MAX, 2), i64::MAX);
-        assert_eq!(lot_ticks_to_money(-(1 << 100), 1), i64::MIN);
+        assert_eq!(lot_ticks_to_money(3, 5), Money(15));
+        assert_eq!(lot_ticks_to_money(i128::MAX, 2), Money::MAX);
+        assert_eq!(lot_ticks_to_money(-(1 << 100), 1), Money(i64::MIN));
     }
 }

@@ -21,9 +21,9 @@ use crate::order::{
     ORDERS_PER_DECISION_MAX,
 };
 use crate::outputs::{Decision, DecisionStatus, Notice, Outputs, Reason, SyncReason};
-use crate::risk::{allow_increase, notional, Allowed, RiskInput};
+use crate::risk::{allow_increase, Allowed, RiskInput};
 use crate::sizing::{LeaderMove, NOT_COPYING};
-use crate::units::{Lots, Money, Nanos, Ticks, Q32};
+use crate::units::{notional, Lots, Money, Nanos, Ticks, Q32};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -80,16 +80,16 @@ impl CoreStats {
 /// Per (leader, symbol): the leader's position and, per subscription, SoA arrays in
 /// the order of the leader's subscriptions, so the fan-out is one linear pass.
 struct SymbolBook {
-    leader_pos: i64,
-    ratio: Vec<u64>,
-    /// Filled position, lots.
-    pos: Vec<i64>,
+    leader_pos: Lots,
+    ratio: Vec<Q32>,
+    /// Filled position.
+    pos: Vec<Lots>,
     /// Signed lots of live orders.
-    working: Vec<i64>,
+    working: Vec<Lots>,
     /// Σ signed lots × ticks of the open position (cost basis).
     cost: Vec<i128>,
-    /// Last exposure this slot added to its follower's gross, money.
-    expo: Vec<i64>,
+    /// Last exposure this slot added to its follower's gross.
+    expo: Vec<Money>,
 }
 
 /// Per leader: its subscriptions' fill-independent parameters, laid out for the loop.
@@ -100,35 +100,125 @@ struct Book {
     subs: Vec<SubIdx>,
     follower: Vec<u32>,
     mode: Vec<Mode>,
-    base: Vec<u64>,
-    amount: Vec<u64>,
+    base: Vec<Q32>,
+    amount: Vec<Money>,
     market: Vec<bool>,
     slippage_bps: Vec<i64>,
-    max_order: Vec<i64>,
-    max_pos: Vec<i64>,
+    max_order: Vec<Money>,
+    max_pos: Vec<Money>,
     status: Vec<Status>,
     symbols: Vec<SymbolBook>,
 }
 
 struct FollowerBook {
     status: Vec<Status>,
-    gross: Vec<i64>,
-    max_gross: Vec<i64>,
+    gross: Vec<Money>,
+    max_gross: Vec<Money>,
     open_positions: Vec<u32>,
     max_open_positions: Vec<u32>,
     day: Vec<u64>,
-    realized_today: Vec<i64>,
-    daily_loss_limit: Vec<i64>,
+    realized_today: Vec<Money>,
+    daily_loss_limit: Vec<Money>,
     /// `allowed[f * n_symbols + s]`.
     allowed: Vec<bool>,
+}
+
+impl Book {
+    /// Every leader's book, its subscriptions laid out for the fan-out loop, and
+    /// the per-subscription parts off that path.
+    fn all_of(universe: &Universe) -> (Vec<Book>, SubBook) {
+        let n_sym = universe.symbols.len();
+        let mut books: Vec<Book> = universe
+            .leaders
+            .iter()
+            .map(|l| Book {
+                paused: l.paused,
+                equity: l.equity,
+                peak_equity: l.equity,
+                subs: Vec::new(),
+                follower: Vec::new(),
+                mode: Vec::new(),
+                base: Vec::new(),
+                amount: Vec::new(),
+                market: Vec::new(),
+                slippage_bps: Vec::new(),
+                max_order: Vec::new(),
+                max_pos: Vec::new(),
+                status: Vec::new(),
+                symbols: Vec::new(),
+            })
+            .collect();
+        let n_subs = universe.subs.len();
+        let mut subs = SubBook {
+            leader: vec![0; n_subs],
+            slot: vec![0; n_subs],
+            realized: vec![Money::ZERO; n_subs],
+            stop_loss: vec![Money::ZERO; n_subs],
+            leader_drawdown_ppm: vec![0; n_subs],
+            out_of_sync: vec![false; n_subs],
+        };
+        for (i, s) in universe.subs.iter().enumerate() {
+            let b = &mut books[s.leader.0 as usize];
+            subs.leader[i] = s.leader.0;
+            subs.slot[i] = b.subs.len() as u32;
+            subs.stop_loss[i] = s.stop_loss;
+            subs.leader_drawdown_ppm[i] = s.leader_drawdown_ppm;
+            b.subs.push(SubIdx(i as u32));
+            b.follower.push(s.follower.0);
+            b.mode.push(s.mode);
+            b.base.push(s.base_ratio);
+            b.amount.push(s.amount.max(Money::ZERO));
+            b.market.push(s.market_orders);
+            b.slippage_bps.push(s.slippage_bps as i64);
+            b.max_order.push(s.max_order_notional);
+            b.max_pos.push(s.max_position_notional);
+            b.status.push(s.status);
+        }
+        for b in &mut books {
+            let n = b.subs.len();
+            b.symbols = (0..n_sym)
+                .map(|_| SymbolBook {
+                    leader_pos: Lots::ZERO,
+                    ratio: vec![NOT_COPYING; n],
+                    pos: vec![Lots::ZERO; n],
+                    working: vec![Lots::ZERO; n],
+                    cost: vec![0; n],
+                    expo: vec![Money::ZERO; n],
+                })
+                .collect();
+        }
+        (books, subs)
+    }
+}
+
+impl FollowerBook {
+    fn of(universe: &Universe) -> FollowerBook {
+        let nf = universe.followers.len();
+        let followers = &universe.followers;
+        FollowerBook {
+            status: followers.iter().map(|f| f.status).collect(),
+            gross: vec![Money::ZERO; nf],
+            max_gross: followers.iter().map(|f| f.max_gross).collect(),
+            open_positions: vec![0; nf],
+            max_open_positions: followers.iter().map(|f| f.max_open_positions).collect(),
+            day: vec![0; nf],
+            realized_today: vec![Money::ZERO; nf],
+            daily_loss_limit: followers.iter().map(|f| f.daily_loss_limit).collect(),
+            // `allowed[f * n_symbols + s]`
+            allowed: followers
+                .iter()
+                .flat_map(|f| f.allowed.iter().copied())
+                .collect(),
+        }
+    }
 }
 
 /// Per subscription, not on the fan-out path.
 struct SubBook {
     leader: Vec<u32>,
     slot: Vec<u32>,
-    realized: Vec<i64>,
-    stop_loss: Vec<i64>,
+    realized: Vec<Money>,
+    stop_loss: Vec<Money>,
     leader_drawdown_ppm: Vec<u32>,
     out_of_sync: Vec<bool>,
 }
@@ -209,7 +299,8 @@ pub struct Core {
     books: Vec<Book>,
     followers: FollowerBook,
     subs: SubBook,
-    marks: Vec<i64>,
+    /// Latest price per symbol (a leader fill's or a mark); 0 before any.
+    marks: Vec<Ticks>,
     orders: OrderTable,
     seen_events: BoundedSet,
     seen_trades: BoundedSet,
@@ -294,90 +385,9 @@ const NANOS_PER_DAY: u64 = 86_400_000_000_000;
 
 impl Core {
     pub fn new(universe: Arc<Universe>, cfg: &EngineConfig) -> Core {
-        let n_sym = universe.symbols.len();
-        let mut books: Vec<Book> = universe
-            .leaders
-            .iter()
-            .map(|l| Book {
-                paused: l.paused,
-                equity: l.equity,
-                peak_equity: l.equity,
-                subs: Vec::new(),
-                follower: Vec::new(),
-                mode: Vec::new(),
-                base: Vec::new(),
-                amount: Vec::new(),
-                market: Vec::new(),
-                slippage_bps: Vec::new(),
-                max_order: Vec::new(),
-                max_pos: Vec::new(),
-                status: Vec::new(),
-                symbols: Vec::new(),
-            })
-            .collect();
-        let n_subs = universe.subs.len();
-        let mut subs = SubBook {
-            leader: vec![0; n_subs],
-            slot: vec![0; n_subs],
-            realized: vec![0; n_subs],
-            stop_loss: vec![0; n_subs],
-            leader_drawdown_ppm: vec![0; n_subs],
-            out_of_sync: vec![false; n_subs],
-        };
-        for (i, s) in universe.subs.iter().enumerate() {
-            let b = &mut books[s.leader.0 as usize];
-            subs.leader[i] = s.leader.0;
-            subs.slot[i] = b.subs.len() as u32;
-            subs.stop_loss[i] = s.stop_loss.0;
-            subs.leader_drawdown_ppm[i] = s.leader_drawdown_ppm;
-            b.subs.push(SubIdx(i as u32));
-            b.follower.push(s.follower.0);
-            b.mode.push(s.mode);
-            b.base.push(s.base_ratio.0);
-            b.amount.push(s.amount.0.max(0) as u64);
-            b.market.push(s.market_orders);
-            b.slippage_bps.push(s.slippage_bps as i64);
-            b.max_order.push(s.max_order_notional.0);
-            b.max_pos.push(s.max_position_notional.0);
-            b.status.push(s.status);
-        }
-        for b in &mut books {
-            let n = b.subs.len();
-            b.symbols = (0..n_sym)
-                .map(|_| SymbolBook {
-                    leader_pos: 0,
-                    ratio: vec![NOT_COPYING; n],
-                    pos: vec![0; n],
-                    working: vec![0; n],
-                    cost: vec![0; n],
-                    expo: vec![0; n],
-                })
-                .collect();
-        }
-        let nf = universe.followers.len();
-        let mut allowed = Vec::with_capacity(nf * n_sym);
-        for f in &universe.followers {
-            allowed.extend_from_slice(&f.allowed);
-        }
-        let followers = FollowerBook {
-            status: universe.followers.iter().map(|f| f.status).collect(),
-            gross: vec![0; nf],
-            max_gross: universe.followers.iter().map(|f| f.max_gross.0).collect(),
-            open_positions: vec![0; nf],
-            max_open_positions: universe
-                .followers
-                .iter()
-                .map(|f| f.max_open_positions)
-                .collect(),
-            day: vec![0; nf],
-            realized_today: vec![0; nf],
-            daily_loss_limit: universe
-                .followers
-                .iter()
-                .map(|f| f.daily_loss_limit.0)
-                .collect(),
-            allowed,
-        };
+        let (books, subs) = Book::all_of(&universe);
+        let followers = FollowerBook::of(&universe);
+        let (n_subs, n_sym) = (universe.subs.len(), universe.symbols.len());
         let n_pairs = n_subs * n_sym;
         Core {
             revision: universe.revision,
@@ -390,7 +400,7 @@ impl Core {
                 cfg.max_working_orders,
             ),
             subs,
-            marks: vec![0; n_sym],
+            marks: vec![Ticks(0); n_sym],
             seen_events: BoundedSet::new(cfg.dedup_window),
             seen_trades: BoundedSet::new(cfg.dedup_window),
             adopted: HashSet::with_hasher(IdHash),
@@ -440,8 +450,8 @@ impl Core {
             let book = &mut self.books[b];
             if o.mode != n.mode || o.base_ratio != n.base_ratio || o.amount != n.amount {
                 book.mode[k] = n.mode;
-                book.base[k] = n.base_ratio.0;
-                book.amount[k] = n.amount.0.max(0) as u64;
+                book.base[k] = n.base_ratio;
+                book.amount[k] = n.amount.max(Money::ZERO);
             }
             if o.market_orders != n.market_orders {
                 book.market[k] = n.market_orders;
@@ -450,16 +460,16 @@ impl Core {
                 book.slippage_bps[k] = n.slippage_bps as i64;
             }
             if o.max_order_notional != n.max_order_notional {
-                book.max_order[k] = n.max_order_notional.0;
+                book.max_order[k] = n.max_order_notional;
             }
             if o.max_position_notional != n.max_position_notional {
-                book.max_pos[k] = n.max_position_notional.0;
+                book.max_pos[k] = n.max_position_notional;
             }
             if o.status != n.status {
                 book.status[k] = n.status;
             }
             if o.stop_loss != n.stop_loss {
-                self.subs.stop_loss[i] = n.stop_loss.0;
+                self.subs.stop_loss[i] = n.stop_loss;
             }
             if o.leader_drawdown_ppm != n.leader_drawdown_ppm {
                 self.subs.leader_drawdown_ppm[i] = n.leader_drawdown_ppm;
@@ -482,13 +492,13 @@ impl Core {
                 fb.status[f] = n.status;
             }
             if o.max_gross != n.max_gross {
-                fb.max_gross[f] = n.max_gross.0;
+                fb.max_gross[f] = n.max_gross;
             }
             if o.max_open_positions != n.max_open_positions {
                 fb.max_open_positions[f] = n.max_open_positions;
             }
             if o.daily_loss_limit != n.daily_loss_limit {
-                fb.daily_loss_limit[f] = n.daily_loss_limit.0;
+                fb.daily_loss_limit[f] = n.daily_loss_limit;
             }
             if o.allowed != n.allowed {
                 fb.allowed[f * n_sym..(f + 1) * n_sym].copy_from_slice(&n.allowed);
@@ -512,10 +522,53 @@ impl Core {
         self.orders.live()
     }
 
+    /// Checks the books against the orders they summarize: no order filled past
+    /// its quantity, and each pair's working lots equal to the signed remainders
+    /// of its live orders. The fan-out keeps these by construction and asserts
+    /// its steps in debug builds; this is the whole-state check that pairs with
+    /// them, run by the property tests and the simulator after every input.
+    /// Walks every order: not for the hot path.
+    pub fn check_books(&self) -> Result<(), BookViolation> {
+        let n_sym = self.marks.len();
+        let mut working = vec![Lots::ZERO; self.subs.leader.len() * n_sym];
+        for o in self.orders.iter() {
+            let pair = o.sub.0 as usize * n_sym + o.symbol.0 as usize;
+            if o.filled > o.qty {
+                return Err(BookViolation {
+                    sub: o.sub,
+                    symbol: o.symbol,
+                    what: "an order filled past its quantity",
+                    found: o.filled,
+                    expected: o.qty,
+                });
+            }
+            if !o.state.is_terminal() {
+                working[pair] += (o.qty - o.filled).signed(o.side.sign());
+            }
+        }
+        for (pair, expected) in working.into_iter().enumerate() {
+            let (sub, symbol) = (
+                SubIdx((pair / n_sym) as u32),
+                SymbolIdx((pair % n_sym) as u16),
+            );
+            let found = self.working(sub, symbol);
+            if found != expected {
+                return Err(BookViolation {
+                    sub,
+                    symbol,
+                    what: "working lots differ from the live orders' remainders",
+                    found,
+                    expected,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The filled position of a subscription in a symbol.
     pub fn position(&self, sub: SubIdx, symbol: SymbolIdx) -> Lots {
         let (b, k) = self.locate(sub);
-        Lots(self.books[b].symbols[symbol.0 as usize].pos[k])
+        self.books[b].symbols[symbol.0 as usize].pos[k]
     }
 
     /// The position the model wants for a subscription now (`r × P`), 0 when not copying.
@@ -525,11 +578,11 @@ impl Core {
         if sb.ratio[k] == NOT_COPYING || self.books[b].status[k] == Status::Stopped {
             return Lots(0);
         }
-        Q32(sb.ratio[k]).mul_lots_trunc(Lots(sb.leader_pos))
+        sb.ratio[k].mul_lots_trunc(sb.leader_pos)
     }
 
     pub fn leader_position(&self, leader: LeaderIdx, symbol: SymbolIdx) -> Lots {
-        Lots(self.books[leader.0 as usize].symbols[symbol.0 as usize].leader_pos)
+        self.books[leader.0 as usize].symbols[symbol.0 as usize].leader_pos
     }
 
     pub fn subscription_status(&self, sub: SubIdx) -> Status {
@@ -539,11 +592,11 @@ impl Core {
 
     /// Realized P&L of a subscription, money.
     pub fn realized(&self, sub: SubIdx) -> Money {
-        Money(self.subs.realized[sub.0 as usize])
+        self.subs.realized[sub.0 as usize]
     }
 
     pub fn follower_gross(&self, f: FollowerIdx) -> Money {
-        Money(self.followers.gross[f.0 as usize])
+        self.followers.gross[f.0 as usize]
     }
 
     /// Whether the core can take `ev` now without running out of order places: a
@@ -621,9 +674,9 @@ impl Core {
             let (b, k) = self.locate(sub);
             (0..n_sym).filter_map(move |si| {
                 let sb = &self.books[b].symbols[si];
-                (sb.leader_pos == 0 && sb.pos[k] != 0).then(|| {
+                (sb.leader_pos.is_zero() && !sb.pos[k].is_zero()).then(|| {
                     let symbol = SymbolIdx(si as u16);
-                    (sub, symbol, Lots(sb.pos[k]), self.sync_reason(sub, symbol))
+                    (sub, symbol, sb.pos[k], self.sync_reason(sub, symbol))
                 })
             })
         })
@@ -637,7 +690,7 @@ impl Core {
     /// Signed lots of a subscription's live orders in a symbol.
     pub fn working(&self, sub: SubIdx, symbol: SymbolIdx) -> Lots {
         let (b, k) = self.locate(sub);
-        Lots(self.books[b].symbols[symbol.0 as usize].working[k])
+        self.books[b].symbols[symbol.0 as usize].working[k]
     }
 
     /// Whether the core stopped taking input after a venue alarm (`on_venue_down = "stop"`).
@@ -692,71 +745,65 @@ impl Core {
     }
 
     fn on_leader_fill<O: Outputs>(&mut self, f: &LeaderFill, out: &mut O) {
-        let li = f.leader.0 as usize;
-        let si = f.symbol.0 as usize;
-        if li >= self.books.len()
-            || si >= self.marks.len()
-            || f.qty.0 <= 0
-            || f.qty > Lots::MAX
-            || f.price.0 <= 0
-        {
-            self.stats.invalid_events += 1;
+        let Some((position_before, position_after)) = self.admit_leader_fill(f) else {
             return;
-        }
-        // A fill that would take the leader past `Lots::MAX` is refused (counted;
-        // the input itself is journaled) rather than wrapping the position.
-        let p0 = self.books[li].symbols[si].leader_pos;
-        let p1 = p0 + f.side.sign() * f.qty.0;
-        if p1.abs() > Lots::MAX.0 {
-            self.stats.invalid_events += 1;
-            return;
-        }
-        if !self.seen_events.add(f.event_key) {
-            self.stats.duplicate_events += 1;
-            return;
-        }
-        self.stats.leader_fills += 1;
-        self.advance(f.recv_ts);
-        let now_ns = self.now_ns;
-        let px = f.price.0;
-        self.marks[si] = px;
-        // The trading day is the engine's own (journaled, never going back), not
-        // the fill's stamp: a late fill, or one stamped 0, must not reset a
-        // follower's daily loss.
-        let day = now_ns / NANOS_PER_DAY;
-
+        };
+        let (li, si) = (f.leader.0 as usize, f.symbol.0 as usize);
+        let price = f.price;
+        self.marks[si] = price;
         let universe = Arc::clone(&self.universe);
         let spec = &universe.symbols[si];
-        let mplt = spec.money_per_lot_tick;
-        let min_qty = spec.min_qty.0;
-        let min_notional = spec.min_notional.0;
-        let leader_spec = &universe.leaders[li];
-        let n_sym = universe.symbols.len();
-        let venue_down = self.links[spec.venue.0 as usize].down;
-
+        let money_per_lot_tick = spec.money_per_lot_tick;
         let book = &mut self.books[li];
-        book.symbols[si].leader_pos = p1;
-
-        // Everything that depends on the fill alone, once per fill.
-        let mv = LeaderMove::new(p0, p1, f.qty.0, f.order_qty.0, px, mplt);
-
-        let blocked_all = if self.kill_switch {
+        book.symbols[si].leader_pos = position_after;
+        let blocked = if self.kill_switch {
             Reason::KillSwitch
         } else if book.paused {
             Reason::LeaderPaused
-        } else if leader_profile_violated(leader_spec, f.symbol, p1, px, mplt) {
+        } else if leader_profile_violated(
+            &universe.leaders[li],
+            f.symbol,
+            position_after,
+            price,
+            money_per_lot_tick,
+        ) {
             Reason::LeaderProfile
         } else {
             Reason::None
         };
-
-        let per_fill = PerFill {
-            px,
-            mplt,
-            min_qty,
-            min_notional,
-            blocked: blocked_all,
-            n_sym,
+        // Everything that depends on the fill alone, once per fill.
+        let fan = FanOut {
+            leader_move: LeaderMove::new(
+                position_before,
+                position_after,
+                f.qty,
+                f.order_qty,
+                price,
+                money_per_lot_tick,
+            ),
+            risk: PerFill {
+                price,
+                money_per_lot_tick,
+                min_qty: spec.min_qty,
+                min_notional: spec.min_notional,
+                blocked,
+                n_sym: universe.symbols.len(),
+            },
+            leg: Leg {
+                event_key: f.event_key,
+                leader: f.leader,
+                slot: 0,
+                symbol: f.symbol,
+                price,
+                money_per_lot_tick,
+                ts: f.recv_ts,
+            },
+            venue_down: self.links[spec.venue.0 as usize].down,
+            // The trading day is the engine's own (journaled, never going back),
+            // not the fill's stamp: a late fill, or one stamped 0, must not reset a
+            // follower's daily loss.
+            day: self.now_ns / NANOS_PER_DAY,
+            now_ns: self.now_ns,
         };
         let mut desk = Desk {
             followers: &mut self.followers,
@@ -765,155 +812,53 @@ impl Core {
             revision: self.revision,
             adopted: &self.adopted,
         };
-        let n = book.subs.len();
-        for k in 0..n {
+        for k in 0..book.subs.len() {
             if let Some(ahead) = book.subs.get(k + PREFETCH_AHEAD) {
                 desk.orders.prefetch_for(ahead.0 as usize);
             }
-            let sb = &mut book.symbols[si];
-            // 1. The episode ratio, 2. the target.
-            let r = mv.ratio(
-                sb.ratio[k],
-                book.mode[k].is_fixed_notional(),
-                book.base[k],
-                book.amount[k],
+            let decision = decide_slot(
+                book,
+                &mut desk,
+                &mut self.resync,
+                &mut self.subs.out_of_sync,
+                k,
+                &fan,
+                out,
             );
-            sb.ratio[k] = r;
-            let target = mv.target(r);
-            let sub = book.subs[k];
-            let fi = book.follower[k] as usize;
-            let mut decision = Decision {
-                event_key: f.event_key,
-                sub,
-                symbol: f.symbol,
-                target: Lots(target),
-                revision: self.revision,
-                ..Decision::default()
-            };
-            if book.status[k] == Status::Stopped || desk.followers.status[fi] == Status::Stopped {
-                decision.status = DecisionStatus::Skipped;
-                decision.reason = Reason::FollowerStopped;
-                desk.stats.record(&decision);
-                out.decision(&decision);
-                continue;
-            }
-            self.subs.out_of_sync[sub.0 as usize] = false;
-            let held = sb.pos[k] + sb.working[k];
-            let delta = target - held;
-            decision.delta = Lots(delta);
-            if delta == 0 {
-                decision.status = DecisionStatus::Skipped;
-                decision.reason = Reason::NoChange;
-                desk.stats.record(&decision);
-                out.decision(&decision);
-                continue;
-            }
-            let pair = sub.0 as usize * n_sym + si;
-            if venue_down {
-                // Not sent: the resync sends the catch-up once the venue is back.
-                decision.status = DecisionStatus::Deferred;
-                decision.reason = Reason::VenueDown;
-                self.resync.enqueue(pair, SyncReason::VenueDown, 0, now_ns);
-                desk.stats.record(&decision);
-                out.decision(&decision);
-                continue;
-            }
-            if desk.followers.day[fi] != day {
-                desk.followers.day[fi] = day;
-                desk.followers.realized_today[fi] = 0;
-            }
-
-            let ctx = Leg {
-                event_key: f.event_key,
-                leader: f.leader,
-                slot: k,
-                symbol: f.symbol,
-                px,
-                mplt,
-                ts: f.recv_ts,
-            };
-            // An order that finds no place waits for the resync (`ready_for` makes
-            // that rare: only while a venue is down or past `max_working_orders`).
-            let mut no_place = false;
-            let flips = held != 0 && target != 0 && held.signum() != target.signum();
-            if flips || target.unsigned_abs() < held.unsigned_abs() || target == 0 {
-                // Reduction first (the whole close leg of a flip).
-                let reduce = if flips { -held } else { delta };
-                let to_flat = flips || target == 0;
-                let q = reduce.unsigned_abs() as i64;
-                let below_min = q < min_qty || notional(q, px, mplt) < min_notional;
-                if below_min && !to_flat {
-                    decision.status = DecisionStatus::Skipped;
-                    decision.reason = Reason::BelowMin;
-                } else if send(book, &mut desk, &ctx, OrderReq::new(reduce, 0, true), out).is_none()
-                {
-                    no_place = true;
-                } else {
-                    decision.sent = Lots(reduce);
-                }
-                if flips && !no_place {
-                    let allowed = filter(
-                        book,
-                        desk.followers,
-                        k,
-                        si,
-                        target.unsigned_abs() as i64,
-                        0,
-                        &per_fill,
-                        true,
-                    );
-                    let open = target.signum() * allowed.qty;
-                    decision.reason = allowed.reason;
-                    decision.status = if allowed.reason == Reason::None {
-                        DecisionStatus::Sent
-                    } else {
-                        DecisionStatus::Reduced
-                    };
-                    if allowed.qty > 0 {
-                        if send(book, &mut desk, &ctx, OrderReq::new(open, 1, false), out).is_none()
-                        {
-                            no_place = true;
-                        } else {
-                            decision.sent.0 += open;
-                        }
-                    }
-                }
-            } else {
-                let allowed = filter(
-                    book,
-                    desk.followers,
-                    k,
-                    si,
-                    delta.unsigned_abs() as i64,
-                    held.unsigned_abs() as i64,
-                    &per_fill,
-                    false,
-                );
-                decision.reason = allowed.reason;
-                let qty = delta.signum() * allowed.qty;
-                if allowed.qty == 0 {
-                    decision.status = DecisionStatus::Skipped;
-                } else if send(book, &mut desk, &ctx, OrderReq::new(qty, 0, false), out).is_none() {
-                    no_place = true;
-                } else {
-                    decision.sent = Lots(qty);
-                    decision.status = if allowed.qty < delta.abs() {
-                        DecisionStatus::Reduced
-                    } else {
-                        DecisionStatus::Sent
-                    };
-                }
-            }
-            if no_place {
-                // The status says what was sent: a flip's close may have gone.
-                decision.status = DecisionStatus::Deferred;
-                decision.reason = Reason::OrderTableFull;
-                self.resync.enqueue(pair, SyncReason::Capacity, 0, now_ns);
-            }
-            debug_assert!(decision.sent.0.abs() <= delta.abs() + held.abs());
             desk.stats.record(&decision);
             out.decision(&decision);
         }
+    }
+
+    /// Checks a leader fill before it changes anything: its indexes and sizes in
+    /// range, the leader's new position within `Lots::MAX`, its event not seen
+    /// before. Returns the leader's position before and after it; counts a refusal.
+    fn admit_leader_fill(&mut self, f: &LeaderFill) -> Option<(Lots, Lots)> {
+        let (li, si) = (f.leader.0 as usize, f.symbol.0 as usize);
+        if li >= self.books.len()
+            || si >= self.marks.len()
+            || f.qty <= Lots::ZERO
+            || f.qty > Lots::MAX
+            || f.price.0 <= 0
+        {
+            self.stats.invalid_events += 1;
+            return None;
+        }
+        // A fill that would take the leader past `Lots::MAX` is refused (counted;
+        // the input itself is journaled) rather than wrapping the position.
+        let before = self.books[li].symbols[si].leader_pos;
+        let after = before + f.qty.signed(f.side.sign());
+        if after.abs() > Lots::MAX {
+            self.stats.invalid_events += 1;
+            return None;
+        }
+        if !self.seen_events.add(f.event_key) {
+            self.stats.duplicate_events += 1;
+            return None;
+        }
+        self.stats.leader_fills += 1;
+        self.advance(f.recv_ts);
+        Some((before, after))
     }
 
     fn on_mark<O: Outputs>(&mut self, symbol: SymbolIdx, price: Ticks, ts: Nanos, out: &mut O) {
@@ -923,10 +868,10 @@ impl Core {
             return;
         }
         self.stats.mark_prices += 1;
-        self.marks[si] = price.0;
+        self.marks[si] = price;
         for b in 0..self.books.len() {
             for k in 0..self.books[b].subs.len() {
-                if self.books[b].symbols[si].pos[k] != 0 {
+                if !self.books[b].symbols[si].pos[k].is_zero() {
                     let sub = self.books[b].subs[k];
                     self.check_stop_loss(sub, ts, out);
                 }
@@ -961,7 +906,7 @@ impl Core {
                     rust_decimal::Decimal::ONE,
                     equity.to_decimal(),
                 ) {
-                    book.base[k] = r.0;
+                    book.base[k] = r;
                 }
             }
         }
@@ -1031,7 +976,7 @@ impl Core {
             let sb = &self.books[b].symbols[si];
             let held = sb.pos[k] + sb.working[k];
             self.books[b].symbols[si].ratio[k] = NOT_COPYING;
-            if held == 0 {
+            if held.is_zero() {
                 continue;
             }
             let ctx = self.leg(b, k, si, stop_key);
@@ -1049,8 +994,8 @@ impl Core {
             leader: LeaderIdx(b as u32),
             slot: k,
             symbol: SymbolIdx(si as u16),
-            px: self.marks[si].max(1),
-            mplt: self.universe.symbols[si].money_per_lot_tick,
+            price: self.marks[si].max(Ticks(1)),
+            money_per_lot_tick: self.universe.symbols[si].money_per_lot_tick,
             ts: Nanos(self.now_ns),
         }
     }
@@ -1090,26 +1035,26 @@ impl Core {
 
     fn check_stop_loss<O: Outputs>(&mut self, sub: SubIdx, ts: Nanos, out: &mut O) {
         let si_ = sub.0 as usize;
-        if self.subs.stop_loss[si_] == i64::MAX {
+        if self.subs.stop_loss[si_] == Money::MAX {
             return;
         }
         let (b, k) = self.locate(sub);
         if self.books[b].status[k] == Status::Stopped {
             return;
         }
-        let mut pnl = self.subs.realized[si_] as i128;
+        let mut pnl = self.subs.realized[si_].0 as i128;
         for (s, sb) in self.books[b].symbols.iter().enumerate() {
-            if sb.pos[k] != 0 && self.marks[s] > 0 {
+            if !sb.pos[k].is_zero() && self.marks[s] > Ticks(0) {
                 let mplt = self.universe.symbols[s].money_per_lot_tick as i128;
                 let unrealized = AverageCost {
-                    qty: sb.pos[k] as i128,
+                    qty: sb.pos[k].0 as i128,
                     cost: sb.cost[k],
                 }
-                .unrealized(self.marks[s] as i128);
+                .unrealized(self.marks[s].0 as i128);
                 pnl = pnl.saturating_add(unrealized.saturating_mul(mplt));
             }
         }
-        if pnl <= -(self.subs.stop_loss[si_] as i128) {
+        if pnl <= -(self.subs.stop_loss[si_].0 as i128) {
             self.stop(sub, Reason::TotalStopLoss, ts, out);
         }
     }
@@ -1131,38 +1076,28 @@ impl Core {
             self.restate(place, r, out);
             return;
         }
-        let mut accounted = None;
-        if r.kind == ExecKind::Fill {
-            // A fill the position cannot account (values beyond any venue's) is
-            // refused like any invalid report, before anything changes.
-            accounted = (r.qty.0 > 0 && r.price.0 > 0)
-                .then(|| self.position_after_fill(&o, r))
-                .flatten();
-            if accounted.is_none() {
-                self.stats.invalid_events += 1;
+        let fill = r.kind == ExecKind::Fill;
+        let accounted = if fill {
+            let Some(accounted) = self.admit_fill(&o, r) else {
                 return;
-            }
-            let inline = (o.fills as usize).min(OrderSlot::TRADES_INLINE);
-            let duplicate = o.trades[..inline].contains(&r.trade_id)
-                || (o.fills as usize >= OrderSlot::TRADES_INLINE
-                    && !self.seen_trades.add(mix64(r.trade_id) ^ o.id));
-            if duplicate {
-                self.stats.duplicate_fills += 1;
-                return;
-            }
-        }
-        let filled_after = if r.kind == ExecKind::Fill {
-            Lots(o.filled.0 + r.qty.0)
+            };
+            Some(accounted)
         } else {
-            o.filled
+            None
         };
-        let (state, oddity) = match transition(o.state, r.kind, filled_after, o.qty) {
-            Ok(t) => t,
-            Err(_) => {
-                self.stats.overfills += 1;
-                return;
-            }
+        // An overflow is past any quantity an order may have: an overfill too.
+        let filled_after = if fill {
+            o.filled.checked_add(r.qty)
+        } else {
+            Some(o.filled)
         };
+        let Some(Ok((state, oddity))) =
+            filled_after.map(|filled| transition(o.state, r.kind, filled, o.qty))
+        else {
+            self.stats.overfills += 1;
+            return;
+        };
+        let filled_after = filled_after.expect("checked above");
         if oddity != Oddity::None {
             self.stats.oddities += 1;
             out.notice(&Notice::Odd {
@@ -1171,52 +1106,8 @@ impl Core {
             });
         }
         let was_live = !o.state.is_terminal();
-        let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
-        let sign = o.side.sign();
-        let sub = o.sub;
-        if r.kind == ExecKind::Fill {
-            self.stats.fills += 1;
-            // A fill is progress: a reason recorded for the pair is history now,
-            // unless the pair still waits for the resync.
-            let pair = sub.0 as usize * self.marks.len() + si;
-            if !self.resync.pairs[pair].queued {
-                self.resync.pairs[pair].why = SyncReason::None;
-            }
-            let q = r.qty.0;
-            let (position, applied) = accounted.expect("checked above");
-            if applied.closed > 0 {
-                let mplt = self.universe.symbols[si].money_per_lot_tick;
-                let realized = accounting::lot_ticks_to_money(applied.realized, mplt);
-                let total = &mut self.subs.realized[sub.0 as usize];
-                *total = total.saturating_add(realized);
-                let fi = self.books[b].follower[k] as usize;
-                let today = &mut self.followers.realized_today[fi];
-                *today = today.saturating_add(realized.saturating_sub(r.fee.0));
-            }
-            let sb = &mut self.books[b].symbols[si];
-            let held = sb.pos[k] as i128;
-            debug_assert_eq!(position.qty, held + (sign * q) as i128);
-            // A reduction shrinks |held|; it reaches the other side only through flat.
-            debug_assert!(
-                applied.closed == 0
-                    || applied.flattened
-                    || (applied.opened == 0 && position.qty.abs() < held.abs())
-            );
-            sb.cost[k] = position.cost;
-            sb.pos[k] = position.qty as i64; // fits: checked by position_after_fill
-            if was_live {
-                sb.working[k] -= sign * q;
-            } else {
-                // A late fill after the order's remainder was released: F moved.
-                update_exposure(
-                    &mut self.books[b],
-                    &mut self.followers,
-                    k,
-                    si,
-                    r.price.0,
-                    self.universe.symbols[si].money_per_lot_tick,
-                );
-            }
+        if let Some(accounted) = accounted {
+            self.book_fill(&o, r, accounted, was_live);
             // The place is still this order's: nothing was inserted since the lookup.
             let slot = self.orders.at_mut(place);
             if (slot.fills as usize) < OrderSlot::TRADES_INLINE {
@@ -1227,24 +1118,118 @@ impl Core {
             slot.state = state;
             // A stop-loss here may insert orders, but never into a live order's
             // place, and this one is still marked live until below.
-            self.check_stop_loss(sub, r.recv_ts, out);
+            self.check_stop_loss(o.sub, r.recv_ts, out);
         } else {
             self.orders.at_mut(place).state = state;
         }
         if was_live && state.is_terminal() {
             debug_assert_eq!(self.orders.at(place).id, o.id);
             self.orders.mark_done_at(place);
-            let remaining = o.qty.0 - filled_after.0;
-            if remaining > 0 {
-                self.books[b].symbols[si].working[k] -= sign * remaining;
-                self.working_changed(b, k, si, o.limit);
-            }
-            if r.kind == ExecKind::Rejected {
-                self.stats.rejects += 1;
-            }
-            if remaining > 0 {
-                self.on_unfilled(&o, r.kind, r.reject, out);
-            }
+            self.order_ended(&o, r, filled_after, out);
+        }
+    }
+
+    /// Checks a fill before anything changes: a quantity and price the position
+    /// can account (values beyond any venue's are refused like any invalid
+    /// report), and a trade not counted before. Returns the position after it.
+    fn admit_fill(
+        &mut self,
+        o: &OrderSlot,
+        r: &ExecReport,
+    ) -> Option<(AverageCost<i128>, Applied<i128>)> {
+        let accounted = (r.qty > Lots::ZERO && r.price > Ticks(0))
+            .then(|| self.position_after_fill(o, r))
+            .flatten();
+        if accounted.is_none() {
+            self.stats.invalid_events += 1;
+            return None;
+        }
+        let inline = (o.fills as usize).min(OrderSlot::TRADES_INLINE);
+        let duplicate = o.trades[..inline].contains(&r.trade_id)
+            || (o.fills as usize >= OrderSlot::TRADES_INLINE
+                && !self.seen_trades.add(mix64(r.trade_id) ^ o.id));
+        if duplicate {
+            self.stats.duplicate_fills += 1;
+            return None;
+        }
+        accounted
+    }
+
+    /// A fill of order `o` moves its pair's position, cost basis and realized
+    /// P&L (computed by `admit_fill`), and its working lots or, for a late fill of
+    /// an ended order, its exposure.
+    fn book_fill(
+        &mut self,
+        o: &OrderSlot,
+        r: &ExecReport,
+        (position, applied): (AverageCost<i128>, Applied<i128>),
+        was_live: bool,
+    ) {
+        let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
+        self.stats.fills += 1;
+        // A fill is progress: a reason recorded for the pair is history now,
+        // unless the pair still waits for the resync.
+        let pair = o.sub.0 as usize * self.marks.len() + si;
+        if !self.resync.pairs[pair].queued {
+            self.resync.pairs[pair].why = SyncReason::None;
+        }
+        let money_per_lot_tick = self.universe.symbols[si].money_per_lot_tick;
+        if applied.closed > 0 {
+            let realized = accounting::lot_ticks_to_money(applied.realized, money_per_lot_tick);
+            let total = &mut self.subs.realized[o.sub.0 as usize];
+            *total = total.saturating_add(realized);
+            let fi = self.books[b].follower[k] as usize;
+            let today = &mut self.followers.realized_today[fi];
+            *today = today.saturating_add(realized.saturating_sub(r.fee));
+        }
+        let filled = r.qty.signed(o.side.sign());
+        let sb = &mut self.books[b].symbols[si];
+        let held = sb.pos[k].0 as i128;
+        debug_assert_eq!(position.qty, held + filled.0 as i128);
+        // A reduction shrinks |held|; it reaches the other side only through flat.
+        debug_assert!(
+            applied.closed == 0
+                || applied.flattened
+                || (applied.opened == 0 && position.qty.abs() < held.abs())
+        );
+        sb.cost[k] = position.cost;
+        sb.pos[k] = Lots(position.qty as i64); // fits: checked by position_after_fill
+        if was_live {
+            sb.working[k] -= filled;
+        } else {
+            // A late fill after the order's remainder was released: F moved.
+            update_exposure(
+                &mut self.books[b],
+                &mut self.followers,
+                k,
+                si,
+                r.price,
+                money_per_lot_tick,
+            );
+        }
+    }
+
+    /// Order `o` ended (`r`) with `filled` of its quantity: its remainder leaves
+    /// the working lots, and the resync or the reject policy takes over the gap.
+    fn order_ended<O: Outputs>(
+        &mut self,
+        o: &OrderSlot,
+        r: &ExecReport,
+        filled: Lots,
+        out: &mut O,
+    ) {
+        let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
+        let remaining = o.qty - filled;
+        debug_assert!(remaining >= Lots::ZERO, "filled ≤ quantity");
+        if remaining > Lots::ZERO {
+            self.books[b].symbols[si].working[k] -= remaining.signed(o.side.sign());
+            self.working_changed(b, k, si, o.limit);
+        }
+        if r.kind == ExecKind::Rejected {
+            self.stats.rejects += 1;
+        }
+        if remaining > Lots::ZERO {
+            self.on_unfilled(o, r.kind, r.reject, out);
         }
     }
 
@@ -1259,7 +1244,7 @@ impl Core {
         let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
         let sb = &self.books[b].symbols[si];
         let held = AverageCost {
-            qty: sb.pos[k] as i128,
+            qty: sb.pos[k].0 as i128,
             cost: sb.cost[k],
         };
         let signed_qty = o.side.sign() as i128 * r.qty.0 as i128;
@@ -1271,17 +1256,17 @@ impl Core {
     /// A working quantity changed outside a fill: the follower's exposure follows,
     /// valued at the mark (or, before any mark, at the order's `limit`).
     fn working_changed(&mut self, b: usize, k: usize, si: usize, limit: Ticks) {
-        let px = if self.marks[si] > 0 {
+        let price = if self.marks[si] > Ticks(0) {
             self.marks[si]
         } else {
-            limit.0
+            limit
         };
         update_exposure(
             &mut self.books[b],
             &mut self.followers,
             k,
             si,
-            px,
+            price,
             self.universe.symbols[si].money_per_lot_tick,
         );
     }
@@ -1320,13 +1305,13 @@ impl Core {
         let slot = self.orders.at_mut(place);
         slot.qty = Lots(venue.abs());
         slot.side = Side::from_sign(venue);
-        self.take_venue_terms(o.sub, o.symbol.0 as usize, venue - ours, o.limit);
+        self.take_venue_terms(o.sub, o.symbol.0 as usize, Lots(venue - ours), o.limit);
     }
 
     /// An order took the venue's terms (`restate`, `adopt`): the pair's working
     /// quantity moves by `working_by` lots, its exposure follows, and the pair is
     /// queued for the resync, since its gap is no longer the decision's.
-    fn take_venue_terms(&mut self, sub: SubIdx, si: usize, working_by: i64, limit: Ticks) {
+    fn take_venue_terms(&mut self, sub: SubIdx, si: usize, working_by: Lots, limit: Ticks) {
         let (b, k) = self.locate(sub);
         self.books[b].symbols[si].working[k] += working_by;
         self.working_changed(b, k, si, limit);
@@ -1385,7 +1370,7 @@ impl Core {
         });
         self.stats.adopted += 1;
         self.adopted.insert(r.order_id);
-        self.take_venue_terms(sub, si, venue, r.price);
+        self.take_venue_terms(sub, si, Lots(venue), r.price);
     }
 
     /// What to do with the unfilled part of an order that ended: queue its pair for
@@ -1437,11 +1422,7 @@ impl Core {
         let (b, k) = self.locate(sub);
         let sb = &self.books[b].symbols[symbol.0 as usize];
         let held = sb.pos[k] + sb.working[k];
-        let target = self.target(sub, symbol).0;
-        held != target
-            && (target == 0
-                || (held != 0 && held.signum() != target.signum())
-                || target.unsigned_abs() < held.unsigned_abs())
+        Gap::of(held, self.target(sub, symbol)).reduces
     }
 
     /// The policy for an order that added exposure and did not go through.
@@ -1577,16 +1558,15 @@ impl Core {
             return Step::Keep;
         }
         let (b, k) = self.locate(sub);
-        let target = self.target(sub, symbol).0;
+        let target = self.target(sub, symbol);
         let sb = &self.books[b].symbols[si];
         let held = sb.pos[k] + sb.working[k];
         let delta = target - held;
-        if delta == 0 {
+        if delta.is_zero() {
             self.resync.pairs[pair].why = SyncReason::None;
             return Step::Done;
         }
-        let flips = held != 0 && target != 0 && held.signum() != target.signum();
-        let reduces = flips || target == 0 || target.unsigned_abs() < held.unsigned_abs();
+        let Gap { reduces, flips } = Gap::of(held, target);
         if reductions_only && !reduces {
             return Step::Keep;
         }
@@ -1609,85 +1589,27 @@ impl Core {
             event_key,
             sub,
             symbol,
-            target: Lots(target),
-            delta: Lots(delta),
+            target,
+            delta,
             revision: self.revision,
             resync: st.why,
             ..Decision::default()
         };
-        let ctx = self.leg(b, k, si, event_key);
-        let spec = &self.universe.symbols[si];
-        let (min_qty, min_notional) = (spec.min_qty.0, spec.min_notional.0);
-        let mut waits: Option<Reason> = None;
-        if reduces {
-            let reduce = if flips { -held } else { delta };
-            let to_flat = flips || target == 0;
-            let q = reduce.abs();
-            if !to_flat && (q < min_qty || notional(q, ctx.px, ctx.mplt) < min_notional) {
-                decision.status = DecisionStatus::Skipped;
-                decision.reason = Reason::BelowMin;
-            } else {
-                let mut req = OrderReq::new(reduce, 0, true).attempt(attempt);
-                if st.why == SyncReason::Rejected(RejectReason::ReduceOnly) {
-                    // The venue says this would not reduce its position: its books
-                    // net the follower's subscriptions (one-way accounts). The
-                    // subscription's own position is exact: close it with a plain
-                    // market order, or it never closes while another holds the other side.
-                    req.reduce_only = false;
-                }
-                match self.send_or_defer(b, &ctx, req, out) {
-                    Ok(_) => decision.sent = Lots(reduce),
-                    Err(r) => waits = Some(r),
-                }
-            }
-            if flips && waits.is_none() {
-                let allowed = self.resync_filter(b, k, si, target.abs(), 0, &ctx, true);
-                decision.reason = allowed.reason;
-                decision.status = if allowed.reason == Reason::None {
-                    DecisionStatus::Sent
-                } else {
-                    DecisionStatus::Reduced
-                };
-                let open = target.signum() * allowed.qty;
-                if allowed.qty > 0 {
-                    let req = OrderReq::new(open, 1, false).attempt(attempt);
-                    match self.send_or_defer(b, &ctx, req, out) {
-                        Ok(_) => decision.sent.0 += open,
-                        Err(r) => waits = Some(r),
-                    }
-                }
-            }
+        let leg = self.leg(b, k, si, event_key);
+        let catch_up = CatchUp {
+            b,
+            held,
+            target,
+            flips,
+            attempt,
+            why: st.why,
+            attempts: st.attempts,
+        };
+        let waits = if reduces {
+            self.resync_reduce(&leg, &catch_up, &mut decision, out)
         } else {
-            let allowed = self.resync_filter(b, k, si, delta.abs(), held.abs(), &ctx, false);
-            decision.reason = allowed.reason;
-            let mut qty = allowed.qty;
-            if qty > 0 && self.policy_for(st.why) == RejectPolicy::Reduce {
-                // Half the size per refusal so far: what the venue may still take.
-                qty >>= (st.attempts + 1).min(62);
-                decision.reason = Reason::VenueLimit;
-                if qty < min_qty.max(1) || notional(qty, ctx.px, ctx.mplt) < min_notional {
-                    qty = 0;
-                    decision.reason = Reason::BelowMin;
-                }
-            }
-            if qty == 0 {
-                decision.status = DecisionStatus::Skipped;
-            } else {
-                let q = delta.signum() * qty;
-                let req = OrderReq::new(q, 0, false).attempt(attempt);
-                match self.send_or_defer(b, &ctx, req, out) {
-                    Ok(_) => {
-                        decision.sent = Lots(q);
-                        decision.status = if qty < delta.abs() {
-                            DecisionStatus::Reduced
-                        } else {
-                            DecisionStatus::Sent
-                        };
-                    }
-                    Err(r) => waits = Some(r),
-                }
-            }
-        }
+            self.resync_increase(&leg, &catch_up, &mut decision, out)
+        };
         self.stats.resyncs += 1;
         if let Some(r) = waits {
             decision.status = DecisionStatus::Deferred;
@@ -1696,7 +1618,7 @@ impl Core {
             out.decision(&decision);
             return Step::Keep;
         }
-        if decision.sent.0 != 0 {
+        if !decision.sent.is_zero() {
             self.stats.retries += 1;
             self.resync.pairs[pair].attempts = attempt;
         } else {
@@ -1707,6 +1629,107 @@ impl Core {
         Step::Done
     }
 
+    /// A resync's reduction, as a leader fill's (`reduce_slot`), but a close the
+    /// venue refused as not reducing goes without the flag. Returns what it waits
+    /// for, if an order could not leave.
+    fn resync_reduce<O: Outputs>(
+        &mut self,
+        leg: &Leg,
+        c: &CatchUp,
+        decision: &mut Decision,
+        out: &mut O,
+    ) -> Option<Reason> {
+        let (held, target) = (c.held, c.target);
+        let reduce = if c.flips { -held } else { target - held };
+        let to_flat = c.flips || target.is_zero();
+        let spec = &self.universe.symbols[leg.symbol.0 as usize];
+        let below_min = reduce.abs() < spec.min_qty
+            || notional(reduce, leg.price, leg.money_per_lot_tick) < spec.min_notional;
+        if !to_flat && below_min {
+            decision.status = DecisionStatus::Skipped;
+            decision.reason = Reason::BelowMin;
+            return None;
+        }
+        let mut req = OrderReq::new(reduce, 0, true).attempt(c.attempt);
+        if c.why == SyncReason::Rejected(RejectReason::ReduceOnly) {
+            // The venue says this would not reduce its position: its books net
+            // the follower's subscriptions (one-way accounts). The subscription's
+            // own position is exact: close it with a plain market order, or it
+            // never closes while another holds the other side.
+            req.reduce_only = false;
+        }
+        if let Err(r) = self.send_or_defer(c.b, leg, req, out) {
+            return Some(r);
+        }
+        decision.sent += reduce;
+        if !c.flips {
+            return None;
+        }
+        let si = leg.symbol.0 as usize;
+        let allowed = self.resync_filter(c.b, leg.slot, si, target.abs(), Lots::ZERO, leg, true);
+        decision.reason = allowed.reason;
+        decision.status = if allowed.reason == Reason::None {
+            DecisionStatus::Sent
+        } else {
+            DecisionStatus::Reduced
+        };
+        if allowed.qty.is_zero() {
+            return None;
+        }
+        let open = allowed.qty.signed(target.signum());
+        let req = OrderReq::new(open, 1, false).attempt(c.attempt);
+        if let Err(r) = self.send_or_defer(c.b, leg, req, out) {
+            return Some(r);
+        }
+        decision.sent += open;
+        None
+    }
+
+    /// A resync's increase through the risk filter, halved per refusal so far when
+    /// the policy is `reduce`. Returns what it waits for, if the order could not
+    /// leave.
+    fn resync_increase<O: Outputs>(
+        &mut self,
+        leg: &Leg,
+        c: &CatchUp,
+        decision: &mut Decision,
+        out: &mut O,
+    ) -> Option<Reason> {
+        let delta = c.target - c.held;
+        let si = leg.symbol.0 as usize;
+        let allowed = self.resync_filter(c.b, leg.slot, si, delta.abs(), c.held.abs(), leg, false);
+        decision.reason = allowed.reason;
+        let mut qty = allowed.qty;
+        if !qty.is_zero() && self.policy_for(c.why) == RejectPolicy::Reduce {
+            // Half the size per refusal so far: what the venue may still take.
+            qty = Lots(qty.0 >> (c.attempts + 1).min(62));
+            decision.reason = Reason::VenueLimit;
+            let spec = &self.universe.symbols[si];
+            if qty < spec.min_qty.max(Lots(1))
+                || notional(qty, leg.price, leg.money_per_lot_tick) < spec.min_notional
+            {
+                qty = Lots::ZERO;
+                decision.reason = Reason::BelowMin;
+            }
+        }
+        if qty.is_zero() {
+            decision.status = DecisionStatus::Skipped;
+            return None;
+        }
+        let signed = qty.signed(delta.signum());
+        let req = OrderReq::new(signed, 0, false).attempt(c.attempt);
+        if let Err(r) = self.send_or_defer(c.b, leg, req, out) {
+            return Some(r);
+        }
+        decision.sent = signed;
+        decision.status = if qty < delta.abs() {
+            DecisionStatus::Reduced
+        } else {
+            DecisionStatus::Sent
+        };
+        None
+    }
+
     /// The risk filter for a resync's increase, as a leader fill's fan-out runs it.
     #[allow(clippy::too_many_arguments)]
     fn resync_filter(
@@ -1714,8 +1737,8 @@ impl Core {
         b: usize,
         k: usize,
         si: usize,
-        want: i64,
-        held: i64,
+        want: Lots,
+        held: Lots,
         leg: &Leg,
         is_flip: bool,
     ) -> Allowed {
@@ -1723,14 +1746,14 @@ impl Core {
         let day = self.now_ns / NANOS_PER_DAY;
         if self.followers.day[fi] != day {
             self.followers.day[fi] = day;
-            self.followers.realized_today[fi] = 0;
+            self.followers.realized_today[fi] = Money::ZERO;
         }
         let spec = &self.universe.symbols[si];
         let per_fill = PerFill {
-            px: leg.px,
-            mplt: leg.mplt,
-            min_qty: spec.min_qty.0,
-            min_notional: spec.min_notional.0,
+            price: leg.price,
+            money_per_lot_tick: leg.money_per_lot_tick,
+            min_qty: spec.min_qty,
+            min_notional: spec.min_notional,
             blocked: if self.kill_switch {
                 Reason::KillSwitch
             } else if self.books[b].paused {
@@ -1773,26 +1796,287 @@ impl CoreStats {
 fn leader_profile_violated(
     l: &crate::model::LeaderSpec,
     symbol: SymbolIdx,
-    p1: i64,
-    px: i64,
-    mplt: i64,
+    position: Lots,
+    price: Ticks,
+    money_per_lot_tick: i64,
 ) -> bool {
     if let Some(list) = &l.profile_symbols {
         if !list.contains(&symbol) {
             return true;
         }
     }
-    matches!(l.profile_max_position, Some(cap) if notional(p1, px, mplt) > cap.0)
+    matches!(l.profile_max_position, Some(cap) if notional(position, price, money_per_lot_tick) > cap)
 }
 
 /// What the risk filter needs that is the same for every follower of a fill.
 struct PerFill {
-    px: i64,
-    mplt: i64,
-    min_qty: i64,
-    min_notional: i64,
+    price: Ticks,
+    money_per_lot_tick: i64,
+    min_qty: Lots,
+    min_notional: Money,
     blocked: Reason,
     n_sym: usize,
+}
+
+/// How bringing a pair from `held` to `target` moves its exposure.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Gap {
+    /// A close, a partial close, or the close leg of a flip: never blocked by a
+    /// limit or a minimum that would leave exposure behind.
+    reduces: bool,
+    /// Across zero: the close goes first, the opening leg through the filter.
+    flips: bool,
+}
+
+impl Gap {
+    #[inline(always)]
+    fn of(held: Lots, target: Lots) -> Gap {
+        let flips = !held.is_zero() && !target.is_zero() && held.signum() != target.signum();
+        Gap {
+            reduces: held != target && (flips || target.abs() < held.abs()),
+            flips,
+        }
+    }
+}
+
+/// A resync's catch-up of one pair, as `resync_pair` found it.
+struct CatchUp {
+    b: usize,
+    held: Lots,
+    target: Lots,
+    flips: bool,
+    attempt: u32,
+    attempts: u32,
+    why: SyncReason,
+}
+
+/// What every subscription of a leader reads in one fill's fan-out.
+struct FanOut {
+    leader_move: LeaderMove,
+    risk: PerFill,
+    /// The orders' origin; `slot` is set per subscription.
+    leg: Leg,
+    venue_down: bool,
+    /// The engine's trading day and time (journaled, never going back).
+    day: u64,
+    now_ns: u64,
+}
+
+/// Slot `k`'s decision on a leader fill: its episode ratio and target, then
+/// nothing (stopped, no change), a deferral (venue down, no order place), a
+/// reduction (and a flip's opening leg), or an increase through the risk filter.
+#[inline(always)]
+fn decide_slot<O: Outputs>(
+    book: &mut Book,
+    desk: &mut Desk,
+    resync: &mut Resync,
+    out_of_sync: &mut [bool],
+    k: usize,
+    fan: &FanOut,
+    out: &mut O,
+) -> Decision {
+    let si = fan.leg.symbol.0 as usize;
+    let sb = &mut book.symbols[si];
+    let ratio = fan.leader_move.ratio(
+        sb.ratio[k],
+        book.mode[k].is_fixed_notional(),
+        book.base[k],
+        book.amount[k],
+    );
+    sb.ratio[k] = ratio;
+    let target = fan.leader_move.target(ratio);
+    let sub = book.subs[k];
+    let fi = book.follower[k] as usize;
+    let mut decision = Decision {
+        event_key: fan.leg.event_key,
+        sub,
+        symbol: fan.leg.symbol,
+        target,
+        revision: desk.revision,
+        ..Decision::default()
+    };
+    if book.status[k] == Status::Stopped || desk.followers.status[fi] == Status::Stopped {
+        decision.status = DecisionStatus::Skipped;
+        decision.reason = Reason::FollowerStopped;
+        return decision;
+    }
+    out_of_sync[sub.0 as usize] = false;
+    let held = sb.pos[k] + sb.working[k];
+    let delta = target - held;
+    decision.delta = delta;
+    if delta.is_zero() {
+        decision.status = DecisionStatus::Skipped;
+        decision.reason = Reason::NoChange;
+        return decision;
+    }
+    let pair = sub.0 as usize * fan.risk.n_sym + si;
+    if fan.venue_down {
+        // Not sent: the resync sends the catch-up once the venue is back.
+        decision.status = DecisionStatus::Deferred;
+        decision.reason = Reason::VenueDown;
+        resync.enqueue(pair, SyncReason::VenueDown, 0, fan.now_ns);
+        return decision;
+    }
+    if desk.followers.day[fi] != fan.day {
+        desk.followers.day[fi] = fan.day;
+        desk.followers.realized_today[fi] = Money::ZERO;
+    }
+    let leg = Leg { slot: k, ..fan.leg };
+    let gap = Gap::of(held, target);
+    let placed = if gap.reduces {
+        reduce_slot(
+            book,
+            desk,
+            &leg,
+            held,
+            target,
+            &fan.risk,
+            &mut decision,
+            out,
+        )
+    } else {
+        increase_slot(book, desk, &leg, held, delta, &fan.risk, &mut decision, out)
+    };
+    if !placed {
+        // An order found no place; it waits for the resync (`ready_for` makes
+        // that rare: only while a venue is down or past `max_working_orders`).
+        // The status says what was sent: a flip's close may have gone.
+        decision.status = DecisionStatus::Deferred;
+        decision.reason = Reason::OrderTableFull;
+        resync.enqueue(pair, SyncReason::Capacity, 0, fan.now_ns);
+    }
+    debug_assert!(decision.sent.abs() <= delta.abs() + held.abs());
+    decision
+}
+
+/// A reduction toward `target` (for a flip: the whole close, then the opening
+/// leg through the risk filter). `false` when an order found no place.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn reduce_slot<O: Outputs>(
+    book: &mut Book,
+    desk: &mut Desk,
+    leg: &Leg,
+    held: Lots,
+    target: Lots,
+    risk: &PerFill,
+    decision: &mut Decision,
+    out: &mut O,
+) -> bool {
+    let flips = Gap::of(held, target).flips;
+    let reduce = if flips { -held } else { target - held };
+    // A reduction never grows what is held, and a close goes all the way.
+    debug_assert!((held + reduce).abs() < held.abs() || flips);
+    let to_flat = flips || target.is_zero();
+    let below_min = reduce.abs() < risk.min_qty
+        || notional(reduce, risk.price, risk.money_per_lot_tick) < risk.min_notional;
+    if below_min && !to_flat {
+        decision.status = DecisionStatus::Skipped;
+        decision.reason = Reason::BelowMin;
+        return true;
+    }
+    if !place(
+        book,
+        desk,
+        leg,
+        OrderReq::new(reduce, 0, true),
+        decision,
+        out,
+    ) {
+        return false;
+    }
+    if !flips {
+        return true;
+    }
+    let si = leg.symbol.0 as usize;
+    let allowed = filter(
+        book,
+        desk.followers,
+        leg.slot,
+        si,
+        target.abs(),
+        Lots::ZERO,
+        risk,
+        true,
+    );
+    decision.reason = allowed.reason;
+    decision.status = if allowed.reason == Reason::None {
+        DecisionStatus::Sent
+    } else {
+        DecisionStatus::Reduced
+    };
+    if allowed.qty.is_zero() {
+        return true;
+    }
+    let open = allowed.qty.signed(target.signum());
+    place(
+        book,
+        desk,
+        leg,
+        OrderReq::new(open, 1, false),
+        decision,
+        out,
+    )
+}
+
+/// An increase by `delta` on `held`, cut or refused by the risk filter. `false`
+/// when the order found no place.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn increase_slot<O: Outputs>(
+    book: &mut Book,
+    desk: &mut Desk,
+    leg: &Leg,
+    held: Lots,
+    delta: Lots,
+    risk: &PerFill,
+    decision: &mut Decision,
+    out: &mut O,
+) -> bool {
+    let si = leg.symbol.0 as usize;
+    let allowed = filter(
+        book,
+        desk.followers,
+        leg.slot,
+        si,
+        delta.abs(),
+        held.abs(),
+        risk,
+        false,
+    );
+    decision.reason = allowed.reason;
+    if allowed.qty.is_zero() {
+        decision.status = DecisionStatus::Skipped;
+        return true;
+    }
+    let qty = allowed.qty.signed(delta.signum());
+    if !place(book, desk, leg, OrderReq::new(qty, 0, false), decision, out) {
+        return false;
+    }
+    decision.status = if allowed.qty < delta.abs() {
+        DecisionStatus::Reduced
+    } else {
+        DecisionStatus::Sent
+    };
+    true
+}
+
+/// `send`, and the decision counts what went; `false` when it found no place.
+#[inline(always)]
+fn place<O: Outputs>(
+    book: &mut Book,
+    desk: &mut Desk,
+    leg: &Leg,
+    req: OrderReq,
+    decision: &mut Decision,
+    out: &mut O,
+) -> bool {
+    let qty = req.qty;
+    let placed = send(book, desk, leg, req, out).is_some();
+    if placed {
+        decision.sent += qty;
+    }
+    placed
 }
 
 /// The risk filter (`risk::allow_increase`) on slot `k`'s subscription and
@@ -1804,8 +2088,8 @@ fn filter(
     followers: &FollowerBook,
     k: usize,
     si: usize,
-    want: i64,
-    held: i64,
+    want: Lots,
+    held: Lots,
     p: &PerFill,
     is_flip: bool,
 ) -> Allowed {
@@ -1813,8 +2097,8 @@ fn filter(
     allow_increase(&RiskInput {
         want,
         held,
-        px: p.px,
-        mplt: p.mplt,
+        price: p.price,
+        money_per_lot_tick: p.money_per_lot_tick,
         min_qty: p.min_qty,
         min_notional: p.min_notional,
         is_flip,
@@ -1834,14 +2118,26 @@ fn filter(
     })
 }
 
+/// A book that disagrees with the orders it summarizes (`Core::check_books`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("subscription {} symbol {}: {what}: {} lots, expected {}", sub.0, symbol.0, found.0, expected.0)]
+pub struct BookViolation {
+    pub sub: SubIdx,
+    pub symbol: SymbolIdx,
+    pub what: &'static str,
+    pub found: Lots,
+    pub expected: Lots,
+}
+
 /// Where an order comes from: the leader event, the subscription's slot, the price.
+#[derive(Copy, Clone)]
 struct Leg {
     event_key: u64,
     leader: LeaderIdx,
     slot: usize,
     symbol: SymbolIdx,
-    px: i64,
-    mplt: i64,
+    price: Ticks,
+    money_per_lot_tick: i64,
     ts: Nanos,
 }
 
@@ -1857,7 +2153,7 @@ struct Desk<'a> {
 /// One order to make: signed quantity, leg number (part of its id), and the
 /// resync attempt that makes it (0: a leader fill's or a stop's order).
 struct OrderReq {
-    qty: i64,
+    qty: Lots,
     leg_no: u32,
     reduce_only: bool,
     /// A market order whatever the subscription's order type (every reduction).
@@ -1867,7 +2163,7 @@ struct OrderReq {
 
 impl OrderReq {
     #[inline(always)]
-    fn new(qty: i64, leg_no: u32, reduce_only: bool) -> OrderReq {
+    fn new(qty: Lots, leg_no: u32, reduce_only: bool) -> OrderReq {
         OrderReq {
             qty,
             leg_no,
@@ -1899,10 +2195,10 @@ fn send<O: Outputs>(
         market,
         attempt,
     } = req;
-    debug_assert!(qty != 0);
+    debug_assert!(!qty.is_zero());
     let k = leg.slot;
     let sub = book.subs[k];
-    let side = Side::from_sign(qty);
+    let side = Side::from_sign(qty.0);
     let id = decision_id(leg.event_key, sub.0, desk.revision, leg_no);
     if !desk.adopted.is_empty() && desk.adopted.contains(&id) {
         // Made again after a journal cut: the venue has this order, taken over at
@@ -1911,15 +2207,15 @@ fn send<O: Outputs>(
     }
     let market = market || book.market[k];
     let limit = if market {
-        leg.px
+        leg.price
     } else {
         // i64 unless the product overflows: an i128 division is a libcall.
-        let bps = book.slippage_bps[k];
-        let slip = match leg.px.checked_mul(bps) {
+        let (price, bps) = (leg.price.0, book.slippage_bps[k]);
+        let slip = match price.checked_mul(bps) {
             Some(v) => v / 10_000,
-            None => (leg.px as i128 * bps as i128 / 10_000) as i64,
+            None => (price as i128 * bps as i128 / 10_000) as i64,
         };
-        (leg.px + side.sign() * slip).max(1)
+        Ticks(price.saturating_add(side.sign() * slip).max(1))
     };
     let slot = OrderSlot {
         id,
@@ -1928,9 +2224,9 @@ fn send<O: Outputs>(
         slot: k as u32,
         symbol: leg.symbol,
         side,
-        qty: Lots(qty.abs()),
+        qty: qty.abs(),
         filled: Lots(0),
-        limit: Ticks(limit),
+        limit,
         reduce_only,
         market,
         state: OrderState::New,
@@ -1945,20 +2241,27 @@ fn send<O: Outputs>(
     }
     let si = leg.symbol.0 as usize;
     book.symbols[si].working[k] += qty;
-    update_exposure(book, desk.followers, k, si, leg.px, leg.mplt);
+    update_exposure(
+        book,
+        desk.followers,
+        k,
+        si,
+        leg.price,
+        leg.money_per_lot_tick,
+    );
     out.order(&FollowerOrder {
         id,
         sub,
         follower: FollowerIdx(book.follower[k]),
         symbol: leg.symbol,
         side,
-        qty: Lots(qty.abs()),
+        qty: qty.abs(),
         order_type: if market {
             OrderType::Market
         } else {
             OrderType::LimitIoc
         },
-        limit: Ticks(limit),
+        limit,
         reduce_only,
         leader_event_key: leg.event_key,
         ts: leg.ts,
@@ -1974,21 +2277,70 @@ fn update_exposure(
     followers: &mut FollowerBook,
     k: usize,
     si: usize,
-    px: i64,
-    mplt: i64,
+    price: Ticks,
+    money_per_lot_tick: i64,
 ) {
     let sb = &mut book.symbols[si];
     let held = sb.pos[k] + sb.working[k];
-    let new = notional(held, px, mplt);
+    let new = notional(held, price, money_per_lot_tick);
     let fi = book.follower[k] as usize;
     let old = sb.expo[k];
     followers.gross[fi] = followers.gross[fi].saturating_sub(old).saturating_add(new);
-    if (old == 0) != (new == 0) {
-        if new == 0 {
+    if old.is_zero() != new.is_zero() {
+        if new.is_zero() {
             followers.open_positions[fi] = followers.open_positions[fi].saturating_sub(1);
         } else {
             followers.open_positions[fi] += 1;
         }
     }
     sb.expo[k] = new;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use crate::ids::leader_event_key;
+    use std::path::Path;
+
+    const CONFIG: &str = "[[venues]]\nname = \"sim\"\nkind = \"sim\"\n\
+        [[symbols]]\nname = \"X\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n\
+        [[leaders]]\nid = \"L1\"\nequity = \"100000\"\n\
+        [[followers]]\nid = \"F1\"\nequity = \"100000\"\n\
+        [[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"50000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\n";
+
+    #[derive(Default)]
+    struct Sink(Vec<FollowerOrder>);
+    impl Outputs for Sink {
+        fn decision(&mut self, _: &Decision) {}
+        fn order(&mut self, o: &FollowerOrder) {
+            self.0.push(*o);
+        }
+        fn notice(&mut self, _: &Notice) {}
+    }
+
+    #[test]
+    fn check_books_finds_working_lots_that_no_live_order_explains() {
+        let cfg = load_str(CONFIG, Path::new("books.toml")).expect("config");
+        let u = Arc::new(Universe::from_config(&cfg).expect("model"));
+        let mut core = Core::new(Arc::clone(&u), &cfg.engine);
+        let fill = FeedEvent::LeaderFill(LeaderFill {
+            leader: LeaderIdx(0),
+            symbol: SymbolIdx(0),
+            side: Side::Buy,
+            qty: Lots(10),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", "e1"),
+            ..LeaderFill::default()
+        });
+        let mut sink = Sink::default();
+        core.on_feed(&fill, &mut sink);
+        assert_eq!(sink.0.len(), 1, "one order working");
+        assert_eq!(core.check_books(), Ok(()));
+        // A book that lost track of its order: the check names the pair.
+        core.books[0].symbols[0].working[0] += Lots(1);
+        let err = core.check_books().unwrap_err();
+        assert_eq!((err.found, err.expected), (Lots(11), Lots(10)));
+        assert!(err.to_string().contains("working lots"), "{err}");
+    }
 }

@@ -84,10 +84,7 @@ impl SymbolSpec {
     /// Notional of `qty` at `price` in money units, saturating.
     #[inline(always)]
     pub fn notional(&self, qty: Lots, price: Ticks) -> Money {
-        let v = qty.0.unsigned_abs() as i128
-            * price.0.unsigned_abs() as i128
-            * self.money_per_lot_tick as i128;
-        Money(v.min(i64::MAX as i128) as i64)
+        crate::units::notional(qty, price, self.money_per_lot_tick)
     }
 
     pub fn qty_decimal(&self, qty: Lots) -> Decimal {

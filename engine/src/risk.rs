@@ -4,19 +4,20 @@
 //! be tested and benchmarked alone (`engine/benches/kernels.rs`).
 
 use crate::outputs::Reason;
+use crate::units::{lots_within, notional, Lots, Money, Ticks};
 
 /// What the filter reads about one subscription, its follower and the increase.
-/// Money is in `units::Money` (1e-8); `i64::MAX` / `u32::MAX` mean "no limit".
+/// `Money::MAX` / `u32::MAX` mean "no limit".
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct RiskInput {
     /// Lots wanted (> 0) on top of `held` lots (both absolute).
-    pub want: i64,
-    pub held: i64,
-    /// The price in ticks, and money per lot per tick.
-    pub px: i64,
-    pub mplt: i64,
-    pub min_qty: i64,
-    pub min_notional: i64,
+    pub want: Lots,
+    pub held: Lots,
+    pub price: Ticks,
+    /// Money per lot per tick (`SymbolSpec::money_per_lot_tick`).
+    pub money_per_lot_tick: i64,
+    pub min_qty: Lots,
+    pub min_notional: Money,
     /// The opening leg of a flip (it does not open a new position).
     pub is_flip: bool,
     /// A refusal for every follower of this fill (kill switch, leader paused,
@@ -25,41 +26,25 @@ pub struct RiskInput {
     pub sub_paused: bool,
     pub follower_paused: bool,
     pub symbol_allowed: bool,
-    pub daily_loss_limit: i64,
-    pub realized_today: i64,
+    pub daily_loss_limit: Money,
+    pub realized_today: Money,
     pub open_positions: u32,
     pub max_open_positions: u32,
-    pub max_order_notional: i64,
-    pub max_position_notional: i64,
+    pub max_order_notional: Money,
+    pub max_position_notional: Money,
     /// The follower's gross exposure, and the part of it this subscription's
     /// position in this symbol added when it last traded.
-    pub follower_gross: i64,
-    pub own_exposure: i64,
-    pub max_gross: i64,
+    pub follower_gross: Money,
+    pub own_exposure: Money,
+    pub max_gross: Money,
 }
 
 /// What the filter allowed: `qty` lots (0 = skipped) and why it is less than
 /// wanted (`Reason::None` if it is not).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Allowed {
-    pub qty: i64,
+    pub qty: Lots,
     pub reason: Reason,
-}
-
-/// Money value of `qty` lots at `px`, saturating at `i64::MAX`.
-#[inline(always)]
-pub fn notional(qty: i64, px: i64, mplt: i64) -> i64 {
-    let v = qty.unsigned_abs() as i128 * px.unsigned_abs() as i128 * mplt as i128;
-    v.min(i64::MAX as i128) as i64
-}
-
-/// Lots that fit in `cap` money at `px` (the rare path: a division).
-#[inline]
-pub fn lots_within(cap: i64, px: i64, mplt: i64) -> i64 {
-    if cap <= 0 {
-        return 0;
-    }
-    (cap as i128 / (px as i128 * mplt as i128).max(1)).min(i64::MAX as i128) as i64
 }
 
 /// The filter, in DESIGN.md's order: refusals first (paused, symbol blocked,
@@ -67,7 +52,10 @@ pub fn lots_within(cap: i64, px: i64, mplt: i64) -> i64 {
 /// leverage), then the venue minimum on what is left.
 #[inline(always)]
 pub fn allow_increase(r: &RiskInput) -> Allowed {
-    let skip = |reason| Allowed { qty: 0, reason };
+    let skip = |reason| Allowed {
+        qty: Lots::ZERO,
+        reason,
+    };
     if r.blocked != Reason::None {
         return skip(r.blocked);
     }
@@ -77,21 +65,24 @@ pub fn allow_increase(r: &RiskInput) -> Allowed {
     if !r.symbol_allowed {
         return skip(Reason::SymbolBlocked);
     }
-    if r.daily_loss_limit != i64::MAX && r.realized_today <= -r.daily_loss_limit {
+    if r.daily_loss_limit != Money::MAX && r.realized_today <= -r.daily_loss_limit {
         return skip(Reason::DailyLossLimit);
     }
-    if r.held == 0 && !r.is_flip && r.open_positions >= r.max_open_positions {
+    if r.held.is_zero() && !r.is_flip && r.open_positions >= r.max_open_positions {
         return skip(Reason::MaxOpenPositions);
     }
-    let (px, mplt, held) = (r.px, r.mplt, r.held);
+    debug_assert!(r.want > Lots::ZERO && r.held >= Lots::ZERO, "{r:?}");
+    let (price, per_lot_tick, held) = (r.price, r.money_per_lot_tick, r.held);
+    let value = |qty: Lots| notional(qty, price, per_lot_tick);
+    let within = |cap: Money| lots_within(cap, price, per_lot_tick);
     let mut qty = r.want;
     let mut reason = Reason::None;
-    if notional(qty, px, mplt) > r.max_order_notional {
-        qty = lots_within(r.max_order_notional, px, mplt);
+    if value(qty) > r.max_order_notional {
+        qty = within(r.max_order_notional);
         reason = Reason::MaxOrderNotional;
     }
-    if notional(held + qty, px, mplt) > r.max_position_notional {
-        qty = qty.min((lots_within(r.max_position_notional, px, mplt) - held).max(0));
+    if value(held + qty) > r.max_position_notional {
+        qty = qty.min((within(r.max_position_notional) - held).max(Lots::ZERO));
         reason = Reason::MaxPosition;
     }
     // The follower's gross exposure with this position revalued at the current
@@ -99,19 +90,22 @@ pub fn allow_increase(r: &RiskInput) -> Allowed {
     let gross = r
         .follower_gross
         .saturating_sub(r.own_exposure)
-        .saturating_add(notional(held, px, mplt));
-    if r.max_gross != i64::MAX && gross.saturating_add(notional(qty, px, mplt)) > r.max_gross {
-        qty = qty.min(lots_within(r.max_gross - gross, px, mplt));
+        .saturating_add(value(held));
+    if r.max_gross != Money::MAX && gross.saturating_add(value(qty)) > r.max_gross {
+        qty = qty.min(within(r.max_gross.saturating_sub(gross)));
         reason = Reason::MaxLeverage;
     }
-    if qty == 0 {
+    if qty.is_zero() {
         return skip(reason);
     }
-    if qty < r.min_qty || notional(qty, px, mplt) < r.min_notional {
+    if qty < r.min_qty || value(qty) < r.min_notional {
         return skip(Reason::BelowMin);
     }
-    debug_assert!(qty <= r.want);
-    debug_assert!(notional(qty, px, mplt) <= r.max_order_notional);
+    // Paired with the cuts above: what passes is no more than wanted and within
+    // every cap that cut it.
+    debug_assert!(Lots::ZERO < qty && qty <= r.want);
+    debug_assert!(value(qty) <= r.max_order_notional);
+    debug_assert!(reason != Reason::MaxPosition || value(held + qty) <= r.max_position_notional);
     Allowed { qty, reason }
 }
 
@@ -121,18 +115,18 @@ mod tests {
 
     fn open() -> RiskInput {
         RiskInput {
-            want: 100,
-            held: 0,
-            px: 1_000,
-            mplt: 10, // 1 lot at 1,000 ticks = 10,000 money
-            min_qty: 1,
-            min_notional: 0,
+            want: Lots(100),
+            held: Lots(0),
+            price: Ticks(1_000),
+            money_per_lot_tick: 10, // 1 lot at 1,000 ticks = 10,000 money
+            min_qty: Lots(1),
+            min_notional: Money(0),
             symbol_allowed: true,
-            daily_loss_limit: i64::MAX,
+            daily_loss_limit: Money::MAX,
             max_open_positions: u32::MAX,
-            max_order_notional: i64::MAX,
-            max_position_notional: i64::MAX,
-            max_gross: i64::MAX,
+            max_order_notional: Money::MAX,
+            max_position_notional: Money::MAX,
+            max_gross: Money::MAX,
             ..RiskInput::default()
         }
     }
@@ -143,7 +137,7 @@ mod tests {
         assert_eq!(
             all(open()),
             Allowed {
-                qty: 100,
+                qty: Lots(100),
                 reason: Reason::None
             }
         );
@@ -154,12 +148,12 @@ mod tests {
             (|r| r.follower_paused = true, 0, Reason::FollowerPaused),
             (|r| r.symbol_allowed = false, 0, Reason::SymbolBlocked),
             (
-                |r| (r.daily_loss_limit, r.realized_today) = (500, -500),
+                |r| (r.daily_loss_limit, r.realized_today) = (Money(500), Money(-500)),
                 0,
                 Reason::DailyLossLimit,
             ),
             (
-                |r| (r.daily_loss_limit, r.realized_today) = (500, -499),
+                |r| (r.daily_loss_limit, r.realized_today) = (Money(500), Money(-499)),
                 100,
                 Reason::None,
             ),
@@ -170,30 +164,33 @@ mod tests {
                 Reason::None,
             ),
             (
-                |r| r.max_order_notional = 255_000,
+                |r| r.max_order_notional = Money(255_000),
                 25,
                 Reason::MaxOrderNotional,
             ),
             (
-                |r| (r.max_position_notional, r.held) = (300_000, 20),
+                |r| (r.max_position_notional, r.held) = (Money(300_000), Lots(20)),
                 10,
                 Reason::MaxPosition,
             ),
             (
-                |r| (r.max_gross, r.follower_gross) = (1_000_000, 900_000),
+                |r| (r.max_gross, r.follower_gross) = (Money(1_000_000), Money(900_000)),
                 10,
                 Reason::MaxLeverage,
             ),
             // The own position is revalued: its old exposure leaves the gross.
             (
-                |r| (r.max_gross, r.follower_gross, r.own_exposure) = (1_000_000, 900_000, 900_000),
+                |r| {
+                    (r.max_gross, r.follower_gross, r.own_exposure) =
+                        (Money(1_000_000), Money(900_000), Money(900_000))
+                },
                 100,
                 Reason::None,
             ),
-            (|r| r.min_qty = 101, 0, Reason::BelowMin),
-            (|r| r.min_notional = 1_000_001, 0, Reason::BelowMin),
+            (|r| r.min_qty = Lots(101), 0, Reason::BelowMin),
+            (|r| r.min_notional = Money(1_000_001), 0, Reason::BelowMin),
             (
-                |r| (r.max_order_notional, r.min_qty) = (255_000, 30),
+                |r| (r.max_order_notional, r.min_qty) = (Money(255_000), Lots(30)),
                 0,
                 Reason::BelowMin,
             ),
@@ -202,17 +199,17 @@ mod tests {
             let mut r = open();
             edit(&mut r);
             let got = all(r);
-            assert_eq!(got.qty, *qty, "case {i}: {got:?}");
+            assert_eq!(got.qty, Lots(*qty), "case {i}: {got:?}");
             assert_eq!(got.reason, *reason, "case {i}: {got:?}");
         }
     }
 
     #[test]
     fn notional_saturates_and_lots_within_never_divides_by_zero() {
-        assert_eq!(notional(i64::MAX, i64::MAX, 1), i64::MAX);
-        assert_eq!(notional(-3, 10, 2), 60);
-        assert_eq!(lots_within(100, 0, 0), 100);
-        assert_eq!(lots_within(-1, 10, 1), 0);
-        assert_eq!(lots_within(99, 10, 1), 9);
+        assert_eq!(notional(Lots(i64::MAX), Ticks(i64::MAX), 1), Money::MAX);
+        assert_eq!(notional(Lots(-3), Ticks(10), 2), Money(60));
+        assert_eq!(lots_within(Money(100), Ticks(0), 0), Lots(100));
+        assert_eq!(lots_within(Money(-1), Ticks(10), 1), Lots(0));
+        assert_eq!(lots_within(Money(99), Ticks(10), 1), Lots(9));
     }
 }

@@ -10,23 +10,108 @@ use thiserror::Error;
 
 /// A signed quantity in lots of one symbol's lot size (positive = long/buy).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct Lots(pub i64);
 
 /// A price in ticks of one symbol's tick size.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct Ticks(pub i64);
 
 /// Money in the quote currency, in units of 10^-8 (`Money::SCALE`).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct Money(pub i64);
 
 /// Nanoseconds since the Unix epoch (timestamps) or a duration.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct Nanos(pub u64);
 
 /// An unsigned ratio in Q32 fixed point: `value / 2^32`.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct Q32(pub u64);
+
+/// `+`, `-` and unary `-` within one unit (`Lots + Lots`, `Money - Money`): a sum
+/// of two units is a compile error. They overflow as `i64` does (a panic in debug
+/// builds); the hot path's inputs are bounded at the edge (`Lots::MAX`), and where
+/// a value may still be out of range the code names it with `saturating_*`.
+macro_rules! signed_unit_ops {
+    ($($t:ident),*) => {$(
+        impl std::ops::Add for $t {
+            type Output = $t;
+            #[inline(always)]
+            fn add(self, other: $t) -> $t {
+                $t(self.0 + other.0)
+            }
+        }
+        impl std::ops::Sub for $t {
+            type Output = $t;
+            #[inline(always)]
+            fn sub(self, other: $t) -> $t {
+                $t(self.0 - other.0)
+            }
+        }
+        impl std::ops::Neg for $t {
+            type Output = $t;
+            #[inline(always)]
+            fn neg(self) -> $t {
+                $t(-self.0)
+            }
+        }
+        impl std::ops::AddAssign for $t {
+            #[inline(always)]
+            fn add_assign(&mut self, other: $t) {
+                self.0 += other.0;
+            }
+        }
+        impl std::ops::SubAssign for $t {
+            #[inline(always)]
+            fn sub_assign(&mut self, other: $t) {
+                self.0 -= other.0;
+            }
+        }
+        impl $t {
+            #[inline(always)]
+            pub fn saturating_add(self, other: $t) -> $t {
+                $t(self.0.saturating_add(other.0))
+            }
+            #[inline(always)]
+            pub fn saturating_sub(self, other: $t) -> $t {
+                $t(self.0.saturating_sub(other.0))
+            }
+            #[inline(always)]
+            pub fn checked_add(self, other: $t) -> Option<$t> {
+                self.0.checked_add(other.0).map($t)
+            }
+            #[inline(always)]
+            pub fn is_zero(self) -> bool {
+                self.0 == 0
+            }
+        }
+    )*};
+}
+signed_unit_ops!(Lots, Money);
+
+/// Money value of `qty` lots at `price` ticks worth `money_per_lot_tick` each
+/// (sign ignored), saturating at `i64::MAX`.
+#[inline(always)]
+pub fn notional(qty: Lots, price: Ticks, money_per_lot_tick: i64) -> Money {
+    let v =
+        qty.0.unsigned_abs() as i128 * price.0.unsigned_abs() as i128 * money_per_lot_tick as i128;
+    Money(v.min(i64::MAX as i128) as i64)
+}
+
+/// Whole lots whose notional at `price` fits in `cap` (the rare path: a division).
+#[inline]
+pub fn lots_within(cap: Money, price: Ticks, money_per_lot_tick: i64) -> Lots {
+    if cap.0 <= 0 {
+        return Lots::ZERO;
+    }
+    let lot_value = (price.0 as i128 * money_per_lot_tick as i128).max(1);
+    Lots((cap.0 as i128 / lot_value).min(i64::MAX as i128) as i64)
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum UnitError {
@@ -87,8 +172,19 @@ impl Lots {
         Lots(self.0.abs())
     }
 
+    #[inline(always)]
+    pub fn unsigned_abs(self) -> u64 {
+        self.0.unsigned_abs()
+    }
+
     pub fn signum(self) -> i64 {
         self.0.signum()
+    }
+
+    /// `self` lots with the sign of `sign` (its magnitude ignored; zero keeps 0).
+    #[inline(always)]
+    pub fn signed(self, sign: i64) -> Lots {
+        Lots(self.0 * sign.signum())
     }
 }
 
@@ -106,6 +202,8 @@ impl Ticks {
 impl Money {
     pub const SCALE: i64 = 100_000_000;
     pub const ZERO: Money = Money(0);
+    /// "No limit": a cap at `Money::MAX` never cuts.
+    pub const MAX: Money = Money(i64::MAX);
 
     /// Exact conversion; more than 8 decimal places is an error.
     pub fn from_decimal(value: Decimal) -> Result<Money, UnitError> {

@@ -354,6 +354,8 @@ proptest! {
             let mut sink = Collect::default();
             core.on_feed(&FeedEvent::Tick { ts: Nanos(now + 500_000_000) }, &mut sink);
             open.extend(sink.orders);
+            // The whole-state check paired with the fan-out's own assertions.
+            prop_assert_eq!(core.check_books(), Ok(()));
         }
         if pos != 0 {
             let f = FeedEvent::LeaderFill(leader_fill(&u, 10_000, -pos, 100_000, 1));
@@ -383,6 +385,7 @@ proptest! {
             open.extend(sink.orders);
         }
         prop_assert_eq!(core.live_orders(), 0);
+        prop_assert_eq!(core.check_books(), Ok(()));
         prop_assert_eq!(core.resync_pending().0, 0);
         prop_assert_eq!(core.leader_position(u.leader("L").unwrap(), SymbolIdx(0)), Lots(0));
         for (sub, sym, lots, why) in core.open_where_leader_flat() {

@@ -1617,3 +1617,49 @@ fn regression_a_follower_fill_at_a_huge_price_overflowed_the_cost_basis() {
     );
     assert_eq!(h.core.stats().invalid_events, 0);
 }
+
+#[test]
+fn regression_a_fill_of_i64_max_lots_overflowed_the_filled_quantity() {
+    // A partly filled order's filled + a fill of i64::MAX lots overflowed (a panic
+    // in debug builds) before the overfill check could refuse it. The sum is
+    // checked now: an overflow is an overfill, counted, changing nothing.
+    let mut h = Harness::new(&one(RATIO_2, ""), true, 8, false);
+    let x = h.u.symbol("X").unwrap();
+    let l1 = h.u.leader("L1").unwrap();
+    let leader = |n: u64, side: Side| {
+        FeedEvent::LeaderFill(LeaderFill {
+            leader: l1,
+            symbol: x,
+            side,
+            qty: Lots(5),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", &format!("f{n}")),
+            ..LeaderFill::default()
+        })
+    };
+    let report = |id: u64, qty: i64, trade: u64| ExecReport {
+        order_id: id,
+        kind: ExecKind::Fill,
+        qty: Lots(qty),
+        price: Ticks(100),
+        trade_id: trade,
+        ..ExecReport::default()
+    };
+    let sub = SubIdx(0);
+    let mut t = Transcript::default();
+    h.core.on_feed(&leader(1, Side::Buy), &mut t);
+    let buy = t.orders[0];
+    h.core
+        .on_exec(&report(buy.id, buy.qty.0, 1), &mut Transcript::default());
+    let mut t = Transcript::default();
+    h.core.on_feed(&leader(2, Side::Sell), &mut t);
+    let sell = t.orders[0];
+    h.core
+        .on_exec(&report(sell.id, 1, 2), &mut Transcript::default());
+    let held = h.core.position(sub, x);
+    h.core
+        .on_exec(&report(sell.id, i64::MAX, 3), &mut Transcript::default());
+    assert_eq!(h.core.stats().overfills, 1);
+    assert_eq!(h.core.position(sub, x), held, "nothing changed");
+    assert_eq!(h.core.check_books(), Ok(()));
+}

@@ -889,14 +889,16 @@ impl Builder {
             self.mark_order_dirty(o.id);
             return Ok(());
         }
+        // An overflow is past any quantity an order may have: an overfill, as the
+        // core counts it.
         let filled_after = if fill {
-            o.filled
-                .checked_add(r.qty.0)
-                .ok_or_else(|| bad(chk.seq, "filled quantity overflows"))?
+            o.filled.checked_add(r.qty.0)
         } else {
-            o.filled
+            Some(o.filled)
         };
-        let Ok((state, _)) = transition(o.state, r.kind, Lots(filled_after), Lots(o.qty)) else {
+        let Some(Ok((state, _))) =
+            filled_after.map(|filled| transition(o.state, r.kind, Lots(filled), Lots(o.qty)))
+        else {
             batch.audit.push(oddity(
                 "overfill",
                 format!(
@@ -906,6 +908,7 @@ impl Builder {
             ));
             return Ok(());
         };
+        let filled_after = filled_after.expect("checked above");
         let fill_ts = if r.venue_ts.0 > 0 {
             r.venue_ts.0
         } else {
@@ -957,7 +960,7 @@ impl Builder {
         p.qty = after.qty as i64; // fits: checked by position_after_fill
         p.cost = after.cost;
         let realized = accounting::lot_ticks_to_money(applied.realized, mplt);
-        p.realized = p.realized.saturating_add(realized as i128);
+        p.realized = p.realized.saturating_add(realized.0 as i128);
         p.updated_seq = seq;
         if !*dirty {
             *dirty = true;
