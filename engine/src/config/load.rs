@@ -6,16 +6,17 @@
 //! load reports every error it finds, not the first. It never builds engine tables
 //! (`model::Universe` does) and reads no file but the ones the config names.
 //!
-//! How: the TOML is parsed once into a tree that keeps the position of every key
-//! and value (`tree`). `Config` is deserialized from that tree by a serde
-//! deserializer that tags each error with the position of the node that failed
-//! (`de`); when that fails, every top-level item is deserialized on its own so
-//! that each bad item gets its own error. A CSV row becomes a tree of the same
-//! shape (each cell at the row's line), so rows go through the same deserializer.
-//! Once everything parses, `check` looks at what a type cannot express (ranges,
-//! ids, references between items) and `Universe::from_config` has the last word.
-//! Cross-item checks wait until every item parses, so that an item that failed to
-//! parse does not also show up as an "unknown follower".
+//! How: the TOML is parsed once, by toml_edit (the parser inside `toml`, with the
+//! spans public), into a tree that keeps the position of every key and value
+//! (`tree`). `Config` is deserialized from that tree by a serde deserializer that
+//! tags each error with the position of the node that failed (`de`); when that
+//! fails, every top-level item is deserialized on its own so that each bad item
+//! gets its own error. A CSV row becomes a tree of the same shape (each cell at the
+//! row's line), so rows go through the same deserializer. Once everything parses,
+//! `check` looks at what a type cannot express (ranges, ids, references between
+//! items) and `Universe::from_config` has the last word. Cross-item checks wait
+//! until every item parses, so that an item that failed to parse does not also
+//! show up as an "unknown follower".
 
 use super::{
     Config, FollowerConfig, LeaderConfig, ModeConfig, SourceConfig, SubscriptionConfig,
@@ -240,13 +241,12 @@ impl Loader {
             );
             return None;
         }
-        let index = LineIndex::new(text);
-        let mut root = match toml::from_str::<Node>(text) {
-            Ok(root) => root,
+        let (root, inexact) = match tree::parse(text, TOML_FILE) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 let at = e
                     .span()
-                    .map(|s| index.at(TOML_FILE, s.start))
+                    .map(|s| LineIndex::new(text).at(TOML_FILE, s.start))
                     .unwrap_or(file_at);
                 let detail = e.message().trim().replace('\n', "; ");
                 let at_end = e.span().is_some_and(|s| s.start >= text.trim_end().len());
@@ -259,8 +259,6 @@ impl Loader {
                 return None;
             }
         };
-        let mut inexact = Vec::new();
-        root.locate(&index, file_at, None, &mut inexact);
         for (at, message) in inexact {
             self.error(at, message);
         }
@@ -451,7 +449,6 @@ impl Loader {
                 .map(|(name, cell)| {
                     let key = Key {
                         name: name.to_string(),
-                        span: None,
                         at,
                     };
                     (key, Node::at(at, Kind::Cell(cell.to_string())))
@@ -1217,16 +1214,16 @@ fn clip(message: &str) -> String {
 /// The TOML document as a tree that remembers where each key and value was.
 mod tree {
     use rust_decimal::Decimal;
-    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess};
+    use serde::de::{self, Deserializer};
     use serde::Deserialize;
     use std::fmt;
     use std::ops::Range;
     use std::str::FromStr;
-    use std::sync::OnceLock;
+    use toml_edit::{ImDocument, Item, TableLike, TomlError, Value};
 
     /// A position: file index (into the loader's files), 1-based line and column
     /// (0 when unknown). Ordered so that errors sort by file, line, column.
-    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+    #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
     pub(super) struct At {
         pub file: usize,
         pub line: usize,
@@ -1245,8 +1242,6 @@ mod tree {
 
     #[derive(Debug)]
     pub(super) struct Node {
-        /// Byte range in the TOML text, when the parser reported one.
-        pub span: Option<Range<usize>>,
         pub at: At,
         pub kind: Kind,
     }
@@ -1268,21 +1263,12 @@ mod tree {
     #[derive(Debug)]
     pub(super) struct Key {
         pub name: String,
-        pub span: Option<Range<usize>>,
         pub at: At,
     }
 
     impl Node {
         pub(super) fn at(at: At, kind: Kind) -> Node {
-            Node {
-                span: None,
-                at,
-                kind,
-            }
-        }
-
-        fn unspanned(kind: Kind) -> Node {
-            Node::at(At::default(), kind)
+            Node { at, kind }
         }
 
         /// The value of `key` when this is a table.
@@ -1304,61 +1290,107 @@ mod tree {
                 Some(Node {
                     kind: Kind::Array(items),
                     at,
-                    ..
                 }) => items.get(i).map_or(*at, |n| n.at),
                 Some(n) => n.at,
                 None => self.at,
             }
         }
+    }
 
-        /// Turn byte spans into lines and columns; a node without a span takes
-        /// `fallback` (its key's place). Collects floats that a binary float cannot
-        /// hold exactly: every number in the config is an exact decimal.
-        pub(super) fn locate(
-            &mut self,
-            index: &LineIndex,
-            fallback: At,
-            key: Option<&str>,
-            inexact: &mut Vec<(At, String)>,
-        ) {
-            self.at = match &self.span {
-                Some(span) => index.at(fallback.file, span.start),
-                None => fallback,
+    /// The tree of the TOML `text` (file number `file`), and the floats in it that
+    /// a binary float cannot hold exactly: every number in the config is an exact
+    /// decimal. toml_edit is the parser that `toml` runs, so a syntax error reads
+    /// as `toml`'s would, and it keeps the span of every key and value.
+    pub(super) fn parse(text: &str, file: usize) -> Result<(Node, Vec<(At, String)>), TomlError> {
+        let doc = ImDocument::parse(text)?;
+        let mut builder = Builder {
+            index: LineIndex::new(text),
+            file,
+            inexact: Vec::new(),
+        };
+        let root = builder.item(doc.as_item(), At::file(file), "value");
+        Ok((root, builder.inexact))
+    }
+
+    /// Its recursion follows the document's nesting, which the parser bounds:
+    /// toml_edit refuses deeper nesting unless built with `unbounded`, which no
+    /// crate here enables.
+    struct Builder<'t> {
+        index: LineIndex<'t>,
+        file: usize,
+        inexact: Vec<(At, String)>,
+    }
+
+    impl Builder<'_> {
+        /// Where `span` starts; `fallback` (the key's place) when the parser gave
+        /// none, as for the implicit table of a dotted key.
+        fn at(&self, span: Option<Range<usize>>, fallback: At) -> At {
+            span.map_or(fallback, |s| self.index.at(self.file, s.start))
+        }
+
+        /// `key` names the value in a message about an inexact float.
+        fn item(&mut self, item: &Item, fallback: At, key: &str) -> Node {
+            let at = self.at(item.span(), fallback);
+            let kind = match item {
+                Item::Value(value) => return self.value(value, fallback, key),
+                Item::Table(table) => self.table(table, at),
+                Item::ArrayOfTables(tables) => Kind::Array(
+                    tables
+                        .iter()
+                        .map(|table| Node::at(self.at(table.span(), at), self.table(table, at)))
+                        .collect(),
+                ),
+                // Tables do not list empty slots, the only place one could be.
+                Item::None => Kind::Table(Vec::new()),
             };
-            let at = self.at;
-            match &mut self.kind {
-                Kind::Array(items) => {
-                    for item in items {
-                        item.locate(index, at, key, inexact);
-                    }
-                }
-                Kind::Table(entries) => {
-                    for (k, v) in entries {
-                        k.at = match &k.span {
-                            Some(span) => index.at(at.file, span.start),
-                            None => at,
-                        };
-                        v.locate(index, k.at, Some(&k.name), inexact);
-                        if k.span.is_none() {
-                            k.at = v.at;
-                        }
-                    }
-                }
-                Kind::Float(value) => {
-                    let literal = self.span.as_ref().and_then(|s| index.text.get(s.clone()));
-                    if let Some(literal) = literal.filter(|l| !float_is_exact(l, *value)) {
-                        let name = key.unwrap_or("value");
-                        inexact.push((
+            Node { at, kind }
+        }
+
+        fn value(&mut self, value: &Value, fallback: At, key: &str) -> Node {
+            let at = self.at(value.span(), fallback);
+            let kind = match value {
+                Value::String(s) => Kind::Str(s.value().clone()),
+                Value::Integer(i) => Kind::Int(*i.value()),
+                Value::Float(f) => {
+                    let literal = f.span().and_then(|s| self.index.text.get(s));
+                    if let Some(literal) = literal.filter(|l| !float_is_exact(l, *f.value())) {
+                        self.inexact.push((
                             at,
                             format!(
-                                "`{name}` = {literal} is not exact as a TOML float; \
+                                "`{key}` = {literal} is not exact as a TOML float; \
                                  write the decimal as a string: \"{literal}\""
                             ),
                         ));
                     }
+                    Kind::Float(*f.value())
                 }
-                Kind::Str(_) | Kind::Int(_) | Kind::Bool(_) | Kind::Datetime | Kind::Cell(_) => {}
-            }
+                Value::Boolean(b) => Kind::Bool(*b.value()),
+                Value::Datetime(_) => Kind::Datetime,
+                Value::Array(items) => {
+                    Kind::Array(items.iter().map(|v| self.value(v, at, key)).collect())
+                }
+                Value::InlineTable(table) => self.table(table, at),
+            };
+            Node { at, kind }
+        }
+
+        /// A key without a span stands where its value does.
+        fn table(&mut self, table: &dyn TableLike, at: At) -> Kind {
+            let entries = table
+                .iter()
+                .filter_map(|(name, _)| table.get_key_value(name))
+                .map(|(key, item)| {
+                    let spanned_at = self.at(key.span(), at);
+                    let value = self.item(item, spanned_at, key.get());
+                    let at = match key.span() {
+                        Some(_) => spanned_at,
+                        None => value.at,
+                    };
+                    let name = key.get().to_string();
+                    (Key { name, at }, value)
+                })
+                .collect();
+            Kind::Table(entries)
         }
     }
 
@@ -1400,290 +1432,54 @@ mod tree {
         }
     }
 
-    /// What `toml` recognises as a request for a span: the struct name and fields
-    /// of `toml::Spanned`, learned from it rather than copied.
-    #[derive(Copy, Clone)]
-    struct SpannedShape {
-        name: &'static str,
-        fields: &'static [&'static str],
-        start: &'static str,
-        end: &'static str,
-        value: &'static str,
-    }
-
-    fn spanned_shape() -> Option<SpannedShape> {
-        static SHAPE: OnceLock<Option<SpannedShape>> = OnceLock::new();
-        *SHAPE.get_or_init(|| {
-            let (name, fields) = probe::<toml::Spanned<String>>()?;
-            match fields {
-                [start, end, value] => Some(SpannedShape {
-                    name,
-                    fields,
-                    start,
-                    end,
-                    value,
-                }),
-                _ => None,
-            }
-        })
-    }
-
-    /// The field that `toml` uses to pass a date-time as a one-entry map.
-    fn datetime_field() -> Option<&'static str> {
-        static FIELD: OnceLock<Option<&'static str>> = OnceLock::new();
-        *FIELD.get_or_init(|| {
-            probe::<toml::value::Datetime>().and_then(|(_, fields)| fields.first().copied())
-        })
-    }
-
-    /// The field names of a struct `T` (empty if `T` is not a struct).
+    /// The field names of a struct `T` (empty if `T` is not a struct): what it
+    /// passes to `deserialize_struct`.
     pub(super) fn struct_fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-        probe::<T>().map_or(&[], |(_, fields)| fields)
-    }
-
-    /// The name and fields `T` passes to `deserialize_struct`.
-    fn probe<T: for<'de> Deserialize<'de>>() -> Option<(&'static str, &'static [&'static str])> {
         match T::deserialize(Probe) {
-            Err(ProbeError(shape)) => shape,
-            Ok(_) => None,
+            Err(Fields(fields)) => fields,
+            Ok(_) => &[],
         }
     }
 
     struct Probe;
 
     #[derive(Debug)]
-    struct ProbeError(Option<(&'static str, &'static [&'static str])>);
+    struct Fields(&'static [&'static str]);
 
-    impl fmt::Display for ProbeError {
+    impl fmt::Display for Fields {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("probe")
         }
     }
 
-    impl std::error::Error for ProbeError {}
+    impl std::error::Error for Fields {}
 
-    impl de::Error for ProbeError {
+    impl de::Error for Fields {
         fn custom<T: fmt::Display>(_: T) -> Self {
-            ProbeError(None)
+            Fields(&[])
         }
     }
 
     impl<'de> Deserializer<'de> for Probe {
-        type Error = ProbeError;
+        type Error = Fields;
 
-        fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, ProbeError> {
-            Err(ProbeError(None))
+        fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(&[]))
         }
 
         fn deserialize_struct<V: de::Visitor<'de>>(
             self,
-            name: &'static str,
+            _: &'static str,
             fields: &'static [&'static str],
             _: V,
-        ) -> Result<V::Value, ProbeError> {
-            Err(ProbeError(Some((name, fields))))
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields))
         }
 
         serde::forward_to_deserialize_any! {
             bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
             bytes byte_buf option unit unit_struct newtype_struct seq tuple
             tuple_struct map enum identifier ignored_any
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Key {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
-            match spanned_shape() {
-                Some(shape) => {
-                    d.deserialize_struct(shape.name, shape.fields, KeyVisitor(Some(shape)))
-                }
-                None => d.deserialize_any(KeyVisitor(None)),
-            }
-        }
-    }
-
-    /// A key, bare or wrapped in its span.
-    struct KeyVisitor(Option<SpannedShape>);
-
-    impl<'de> de::Visitor<'de> for KeyVisitor {
-        type Value = Key;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a key")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-            Ok(Key {
-                name: v.to_string(),
-                span: None,
-                at: At::default(),
-            })
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
-            let Some(shape) = self.0 else {
-                return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
-            };
-            let (mut start, mut end, mut name) = (0usize, 0usize, String::new());
-            while let Some(field) = map.next_key::<String>()? {
-                if field == shape.start {
-                    start = map.next_value()?;
-                } else if field == shape.end {
-                    end = map.next_value()?;
-                } else {
-                    name = map.next_value()?;
-                }
-            }
-            Ok(Key {
-                name,
-                span: Some(start..end.max(start)),
-                at: At::default(),
-            })
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Node {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
-            match spanned_shape() {
-                Some(shape) => {
-                    d.deserialize_struct(shape.name, shape.fields, NodeVisitor(Some(shape)))
-                }
-                None => d.deserialize_any(NodeVisitor(None)),
-            }
-        }
-    }
-
-    /// A value that may arrive wrapped in its span.
-    struct NodeVisitor(Option<SpannedShape>);
-
-    impl<'de> de::Visitor<'de> for NodeVisitor {
-        type Value = Node;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a TOML value")
-        }
-
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-            Ok(Node::unspanned(Kind::Bool(v)))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-            Ok(Node::unspanned(Kind::Int(v)))
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-            KindVisitor(None).visit_u64(v).map(Node::unspanned)
-        }
-
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-            Ok(Node::unspanned(Kind::Float(v)))
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-            Ok(Node::unspanned(Kind::Str(v.to_string())))
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Node, A::Error> {
-            KindVisitor(None).visit_seq(seq).map(Node::unspanned)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-            let Some(first) = map.next_key::<Key>()? else {
-                return Ok(Node::unspanned(Kind::Table(Vec::new())));
-            };
-            let shape = match self.0 {
-                Some(shape) if first.span.is_none() && first.name == shape.start => shape,
-                _ => return KindVisitor(Some(first)).visit_map(map).map(Node::unspanned),
-            };
-            let start: usize = map.next_value()?;
-            let mut end = start;
-            let mut kind = None;
-            while let Some(field) = map.next_key::<String>()? {
-                if field == shape.end {
-                    end = map.next_value()?;
-                } else if field == shape.value {
-                    kind = Some(map.next_value_seed(KindSeed)?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            let kind = kind.ok_or_else(|| de::Error::custom("a spanned value without a value"))?;
-            Ok(Node {
-                span: Some(start..end.max(start)),
-                at: At::default(),
-                kind,
-            })
-        }
-    }
-
-    struct KindSeed;
-
-    impl<'de> DeserializeSeed<'de> for KindSeed {
-        type Value = Kind;
-
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Kind, D::Error> {
-            d.deserialize_any(KindVisitor(None))
-        }
-    }
-
-    /// A value itself; for a table whose first key was already read, that key.
-    struct KindVisitor(Option<Key>);
-
-    impl<'de> de::Visitor<'de> for KindVisitor {
-        type Value = Kind;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a TOML value")
-        }
-
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Kind, E> {
-            Ok(Kind::Bool(v))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Kind, E> {
-            Ok(Kind::Int(v))
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Kind, E> {
-            i64::try_from(v)
-                .map(Kind::Int)
-                .map_err(|_| E::custom(format!("integer {v} is out of range")))
-        }
-
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Kind, E> {
-            Ok(Kind::Float(v))
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Kind, E> {
-            Ok(Kind::Str(v.to_string()))
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
-            let mut items = Vec::new();
-            while let Some(item) = seq.next_element::<Node>()? {
-                items.push(item);
-            }
-            Ok(Kind::Array(items))
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
-            let mut entries = Vec::new();
-            let mut first = self.0;
-            loop {
-                let key = match first.take() {
-                    Some(key) => key,
-                    None => match map.next_key::<Key>()? {
-                        Some(key) => key,
-                        None => break,
-                    },
-                };
-                if entries.is_empty() && Some(key.name.as_str()) == datetime_field() {
-                    return map.next_value::<IgnoredAny>().map(|_| Kind::Datetime);
-                }
-                let value = map.next_value::<Node>()?;
-                entries.push((key, value));
-            }
-            Ok(Kind::Table(entries))
         }
     }
 }
