@@ -11,13 +11,13 @@
 //! Built with a handful of indexed lookups (by client order id, by sequence, by
 //! follower), not by loading the tables, so it answers quickly on a large database.
 
+use fillcast_schema::{COPY_INSTRUCTIONS, FOLLOWER_FILLS, FOLLOWER_ORDERS, LEADER_FILLS};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::json::{dec, opt_dec};
 use super::query::{
-    self, FollowerFill, FollowerOrder, Instruction, LeaderFill, Param, Row, Source, FILL_SQL_COLS,
-    INSTRUCTION_SQL_COLS, LEADER_FILL_SQL_COLS, ORDER_SQL_COLS,
+    self, FollowerFill, FollowerOrder, Instruction, LeaderFill, Param, Row, Source,
 };
 use super::time::format_ts;
 use super::ReportError;
@@ -599,7 +599,7 @@ fn with_fills(
             let fills = if has_fills {
                 let sql = query::select_where(
                     "follower_fills",
-                    FILL_SQL_COLS,
+                    FOLLOWER_FILLS.names,
                     "client_order_id = $1",
                     "seq",
                 );
@@ -607,7 +607,7 @@ fn with_fills(
                 src.for_each_row(&sql, &[Param::Text(&order.client_order_id)], &mut |c| {
                     v.push(query::follower_fill(&Row::new(
                         "follower_fills",
-                        FILL_SQL_COLS,
+                        FOLLOWER_FILLS.names,
                         c,
                     ))?);
                     Ok(())
@@ -635,12 +635,12 @@ fn orders_where_ordered(
     order: &str,
     p: &[Param<'_>],
 ) -> Result<Vec<FollowerOrder>, ReportError> {
-    let sql = query::select_where("follower_orders", ORDER_SQL_COLS, w, order);
+    let sql = query::select_where("follower_orders", FOLLOWER_ORDERS.names, w, order);
     let mut v = Vec::new();
     src.for_each_row(&sql, p, &mut |c| {
         v.push(query::order(&Row::new(
             "follower_orders",
-            ORDER_SQL_COLS,
+            FOLLOWER_ORDERS.names,
             c,
         ))?);
         Ok(())
@@ -657,13 +657,13 @@ fn instructions_where(
     if !src.has_table("copy_instructions")? {
         return Ok(Vec::new());
     }
-    let cols = query::columns(src, "copy_instructions", INSTRUCTION_SQL_COLS)?;
+    let cols = query::columns(src, "copy_instructions", COPY_INSTRUCTIONS.names)?;
     let sql = query::select_where("copy_instructions", &cols, w, order);
     let mut v = Vec::new();
     src.for_each_row(&sql, p, &mut |c| {
         v.push(query::instruction(&Row::new(
             "copy_instructions",
-            INSTRUCTION_SQL_COLS,
+            COPY_INSTRUCTIONS.names,
             c,
         ))?);
         Ok(())
@@ -677,13 +677,13 @@ fn leader_fills_where(
     order: &str,
     p: &[Param<'_>],
 ) -> Result<Vec<LeaderFill>, ReportError> {
-    let cols = query::columns(src, "leader_fills", LEADER_FILL_SQL_COLS)?;
+    let cols = query::columns(src, "leader_fills", LEADER_FILLS.names)?;
     let sql = query::select_where("leader_fills", &cols, w, order);
     let mut v = Vec::new();
     src.for_each_row(&sql, p, &mut |c| {
         v.push(query::leader_fill(&Row::new(
             "leader_fills",
-            LEADER_FILL_SQL_COLS,
+            LEADER_FILLS.names,
             c,
         ))?);
         Ok(())

@@ -497,8 +497,8 @@ fn qualified(table: &str, order: &str) -> String {
 }
 
 use fillcast_schema::{
-    COPY_INSTRUCTIONS_COLUMNS as INSTRUCTION_COLS, FOLLOWER_FILLS_COLUMNS as FILL_COLS,
-    FOLLOWER_ORDERS_COLUMNS as ORDER_COLS, LEADER_FILLS_COLUMNS as LEADER_FILL_COLS,
+    AUDIT_LOG, COPY_INSTRUCTIONS, FOLLOWERS, FOLLOWER_FILLS, FOLLOWER_ORDERS, LEADERS,
+    LEADER_EQUITY, LEADER_FILLS, LEADER_POSITIONS, MARK_PRICES, POSITIONS, SUBSCRIPTIONS, SYMBOLS,
 };
 
 /// Runs `SELECT cols FROM table ORDER BY order` and hands each row to `f`;
@@ -526,22 +526,22 @@ fn load_table(
 ) -> Result<u64, ReportError> {
     Ok(match table {
         "leader_fills" => {
-            let cols = columns(src, table, LEADER_FILL_COLS)?;
+            let cols = columns(src, table, LEADER_FILLS.names)?;
             read_rows(src, table, &cols, "seq", &mut |r| {
                 ds.leader_fills.push(leader_fill(r)?);
                 Ok(())
             })?
         }
         "copy_instructions" => {
-            let cols = columns(src, table, INSTRUCTION_COLS)?;
+            let cols = columns(src, table, COPY_INSTRUCTIONS.names)?;
             read_rows(src, table, &cols, "seq", &mut |r| {
                 ds.instructions.push(instruction(r)?);
                 Ok(())
             })?
         }
         "leader_positions" => {
-            const COLS: [&str; 4] = ["leader_id", "symbol", "qty", "updated_seq"];
-            read_rows(src, table, &COLS, "leader_id, symbol", &mut |r| {
+            let cols = LEADER_POSITIONS.names;
+            read_rows(src, table, cols, "leader_id, symbol", &mut |r| {
                 ds.leader_positions.push(LeaderPositionRow {
                     leader_id: r.text(0)?,
                     symbol: r.text(1)?,
@@ -551,26 +551,17 @@ fn load_table(
                 Ok(())
             })?
         }
-        "follower_orders" => read_rows(src, table, ORDER_COLS, "seq", &mut |r| {
+        "follower_orders" => read_rows(src, table, FOLLOWER_ORDERS.names, "seq", &mut |r| {
             ds.orders.push(order(r)?);
             Ok(())
         })?,
-        "follower_fills" => read_rows(src, table, FILL_COLS, "seq", &mut |r| {
+        "follower_fills" => read_rows(src, table, FOLLOWER_FILLS.names, "seq", &mut |r| {
             ds.fills.push(follower_fill(r)?);
             Ok(())
         })?,
         "positions" => {
-            const COLS: [&str; 8] = [
-                "subscription_id",
-                "symbol",
-                "follower_id",
-                "leader_id",
-                "qty",
-                "avg_price",
-                "realized_pnl",
-                "updated_seq",
-            ];
-            read_rows(src, table, &COLS, "subscription_id, symbol", &mut |r| {
+            let cols = POSITIONS.run("subscription_id", "updated_seq");
+            read_rows(src, table, cols, "subscription_id, symbol", &mut |r| {
                 ds.positions.push(PositionRow {
                     subscription_id: r.text(0)?,
                     symbol: r.text(1)?,
@@ -586,16 +577,11 @@ fn load_table(
         }
         "mark_prices" => {
             let mut rows: Vec<(String, i64, Decimal)> = Vec::new();
-            let n = read_rows(
-                src,
-                table,
-                &["symbol", "ts", "price"],
-                "symbol, ts",
-                &mut |r| {
-                    rows.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
-                    Ok(())
-                },
-            )?;
+            let cols = MARK_PRICES.run("symbol", "price");
+            let n = read_rows(src, table, cols, "symbol, ts", &mut |r| {
+                rows.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
+                Ok(())
+            })?;
             // Already sorted unless `ts` was stored as text; then this fixes it.
             rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
             for (s, t, p) in rows {
@@ -604,8 +590,8 @@ fn load_table(
             n
         }
         "leader_equity" => {
-            let cols = ["leader_id", "ts", "equity"];
-            let n = read_rows(src, table, &cols, "leader_id, ts", &mut |r| {
+            let cols = LEADER_EQUITY.run("leader_id", "equity");
+            let n = read_rows(src, table, cols, "leader_id, ts", &mut |r| {
                 ds.leader_equity.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
                 Ok(())
             })?;
@@ -613,15 +599,12 @@ fn load_table(
                 .sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
             n
         }
-        "subscriptions" => {
-            const COLS: [&str; 5] = [
-                "subscription_id",
-                "follower_id",
-                "leader_id",
-                "mode",
-                "allocation",
-            ];
-            read_rows(src, table, &COLS, "subscription_id", &mut |r| {
+        "subscriptions" => read_rows(
+            src,
+            table,
+            SUBSCRIPTIONS.names,
+            "subscription_id",
+            &mut |r| {
                 ds.subscriptions.push(SubscriptionRow {
                     subscription_id: r.text(0)?,
                     follower_id: r.text_or_empty(1),
@@ -630,24 +613,23 @@ fn load_table(
                     allocation: r.opt_dec(4)?,
                 });
                 Ok(())
-            })?
-        }
+            },
+        )?,
         "leaders" | "followers" => {
-            let (id, map) = if table == "leaders" {
-                ("leader_id", &mut ds.leaders)
+            let (cols, map) = if table == "leaders" {
+                (LEADERS, &mut ds.leaders)
             } else {
-                ("follower_id", &mut ds.followers)
+                (FOLLOWERS, &mut ds.followers)
             };
-            read_rows(src, table, &[id, "equity"], id, &mut |r| {
+            read_rows(src, table, cols.names, cols.names[0], &mut |r| {
                 map.insert(r.text(0)?, r.opt_dec(1)?);
                 Ok(())
             })?
         }
         "audit_log" => {
-            const COLS: [&str; 6] = ["seq", "ts", "kind", "subject", "reason", "detail"];
             let keep = audit_recent_max;
             let mut recent: std::collections::VecDeque<AuditRow> = Default::default();
-            let n = read_rows(src, table, &COLS, "seq", &mut |r| {
+            let n = read_rows(src, table, AUDIT_LOG.names, "seq", &mut |r| {
                 let row = AuditRow {
                     seq: r.int(0)?,
                     ts: r.ts(1)?,
@@ -671,12 +653,18 @@ fn load_table(
             ds.audit_recent = recent.into();
             n
         }
-        "symbols" => read_rows(src, table, &["name", "lot_size"], "name", &mut |r| {
-            if let Some(lot) = r.opt_dec(1)?.filter(|l| *l > Decimal::ZERO) {
-                ds.lot_sizes.insert(r.text(0)?, lot);
-            }
-            Ok(())
-        })?,
+        "symbols" => read_rows(
+            src,
+            table,
+            SYMBOLS.run("name", "lot_size"),
+            "name",
+            &mut |r| {
+                if let Some(lot) = r.opt_dec(1)?.filter(|l| *l > Decimal::ZERO) {
+                    ds.lot_sizes.insert(r.text(0)?, lot);
+                }
+                Ok(())
+            },
+        )?,
         _ => unreachable!("TABLES lists only the tables handled here"),
     })
 }
@@ -755,11 +743,6 @@ pub(crate) fn follower_fill(r: &Row<'_, '_>) -> Result<FollowerFill, ReportError
         ts: r.ts(10)?,
     })
 }
-
-pub(crate) const LEADER_FILL_SQL_COLS: &[&str] = LEADER_FILL_COLS;
-pub(crate) const INSTRUCTION_SQL_COLS: &[&str] = INSTRUCTION_COLS;
-pub(crate) const ORDER_SQL_COLS: &[&str] = ORDER_COLS;
-pub(crate) const FILL_SQL_COLS: &[&str] = FILL_COLS;
 
 /// `SELECT CAST(..) .. FROM table WHERE where_sql ORDER BY order`.
 pub(crate) fn select_where(table: &str, columns: &[&str], where_sql: &str, order: &str) -> String {

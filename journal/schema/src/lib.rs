@@ -260,90 +260,83 @@ pub fn parse_hex_id(s: &str) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
-/// The columns of the row tables, in the order the sidecar writes them and
-/// the reports read them.
-pub const LEADER_FILLS_COLUMNS: &[&str] = &[
-    "seq",
-    "leader_id",
-    "event_id",
-    "symbol",
-    "side",
-    "qty",
-    "price",
-    "position_after",
-    "order_id",
-    "order_qty",
-    "venue_ts",
-    "recv_ts",
-    "ignored",
-];
-pub const COPY_INSTRUCTIONS_COLUMNS: &[&str] = &[
-    "seq",
-    "leader_fill_seq",
-    "event_id",
-    "subscription_id",
-    "follower_id",
-    "leader_id",
-    "symbol",
-    "target",
-    "delta",
-    "sent",
-    "status",
-    "reason",
-    "config_revision",
-    "resync",
-];
-pub const FOLLOWER_ORDERS_COLUMNS: &[&str] = &[
-    "client_order_id",
-    "seq",
-    "instruction_seq",
-    "event_id",
-    "subscription_id",
-    "follower_id",
-    "leader_id",
-    "venue",
-    "symbol",
-    "side",
-    "qty",
-    "limit_price",
-    "order_type",
-    "reduce_only",
-    "status",
-    "filled_qty",
-    "reject_reason",
-];
-pub const FOLLOWER_FILLS_COLUMNS: &[&str] = &[
-    "client_order_id",
-    "venue_trade_id",
-    "seq",
-    "follower_id",
-    "subscription_id",
-    "symbol",
-    "side",
-    "qty",
-    "price",
-    "fee",
-    "ts",
-];
+/// A table and all its columns, in the order the migrations leave them: the one
+/// list the sidecar writes rows in and the reports read them by (a test applies
+/// the migrations to SQLite and compares).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Columns {
+    pub table: &'static str,
+    pub names: &'static [&'static str],
+}
 
-/// Every table of the schema, in the order a report reads them.
-pub const TABLES: &[&str] = &[
-    "sidecar_state",
-    "config_revisions",
-    "symbols",
-    "leaders",
-    "followers",
-    "subscriptions",
-    "leader_fills",
-    "leader_positions",
-    "copy_instructions",
-    "follower_orders",
-    "follower_fills",
-    "positions",
-    "mark_prices",
-    "leader_equity",
-    "audit_log",
-];
+impl Columns {
+    /// The position of column `name`, if the table has it.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|c| *c == name)
+    }
+
+    /// The columns from `first` to `last` (both included), for a reader that
+    /// needs a run of them; panics on a name the table lacks (a programming
+    /// error, caught by any test that reads the table).
+    pub fn run(&self, first: &str, last: &str) -> &'static [&'static str] {
+        let at = |name| {
+            self.index(name)
+                .unwrap_or_else(|| panic!("{} has no column {name}", self.table))
+        };
+        &self.names[at(first)..=at(last)]
+    }
+}
+
+macro_rules! tables {
+    ($($(#[$doc:meta])* $konst:ident = $table:literal [$($col:literal),* $(,)?];)*) => {
+        $($(#[$doc])* pub const $konst: Columns = Columns { table: $table, names: &[$($col),*] };)*
+        /// Every table a report reads, in the order it reads them.
+        pub const REPORT_TABLES: &[Columns] = &[$($konst),*];
+        /// Every report table's name, in `REPORT_TABLES` order.
+        pub const TABLES: &[&str] = &[$($table),*];
+    };
+}
+
+tables! {
+    SIDECAR_STATE = "sidecar_state" ["id", "next_seq", "journal_dir", "config_revision", "input_seq", "chain"];
+    CONFIG_REVISIONS = "config_revisions" ["revision", "seq", "toml"];
+    SYMBOLS = "symbols" ["name", "lot_size", "tick_size"];
+    LEADERS = "leaders" ["leader_id", "equity"];
+    FOLLOWERS = "followers" ["follower_id", "equity"];
+    SUBSCRIPTIONS = "subscriptions" ["subscription_id", "follower_id", "leader_id", "mode", "allocation"];
+    LEADER_FILLS = "leader_fills" [
+        "seq", "leader_id", "event_id", "symbol", "side", "qty", "price", "position_after",
+        "order_id", "order_qty", "venue_ts", "recv_ts", "ignored",
+    ];
+    LEADER_POSITIONS = "leader_positions" ["leader_id", "symbol", "qty", "updated_seq"];
+    COPY_INSTRUCTIONS = "copy_instructions" [
+        "seq", "leader_fill_seq", "event_id", "subscription_id", "follower_id", "leader_id",
+        "symbol", "target", "delta", "sent", "status", "reason", "config_revision", "resync",
+    ];
+    FOLLOWER_ORDERS = "follower_orders" [
+        "client_order_id", "seq", "instruction_seq", "event_id", "subscription_id",
+        "follower_id", "leader_id", "venue", "symbol", "side", "qty", "limit_price",
+        "order_type", "reduce_only", "status", "filled_qty", "reject_reason",
+    ];
+    FOLLOWER_FILLS = "follower_fills" [
+        "client_order_id", "venue_trade_id", "seq", "follower_id", "subscription_id", "symbol",
+        "side", "qty", "price", "fee", "ts",
+    ];
+    POSITIONS = "positions" [
+        "subscription_id", "symbol", "follower_id", "leader_id", "qty", "avg_price",
+        "realized_pnl", "updated_seq", "cost_basis",
+    ];
+    MARK_PRICES = "mark_prices" ["seq", "symbol", "ts", "price"];
+    LEADER_EQUITY = "leader_equity" ["seq", "leader_id", "ts", "equity"];
+    AUDIT_LOG = "audit_log" ["seq", "ts", "kind", "subject", "reason", "detail"];
+}
+
+/// The continuity check's batches (version 3): no report reads them, and they
+/// differ between databases that hold the same rows.
+pub const SIDECAR_CHAIN: Columns = Columns {
+    table: "sidecar_chain",
+    names: &["first_seq", "last_seq", "hashes"],
+};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -416,5 +409,40 @@ mod tests {
         }
         assert_eq!(script(0, Dialect::Sqlite), None);
         assert_eq!(script(SCHEMA_VERSION + 1, Dialect::Sqlite), None);
+    }
+
+    #[test]
+    fn the_column_lists_are_the_tables_the_migrations_make() {
+        let db = rusqlite::Connection::open_in_memory().expect("sqlite");
+        for v in 1..=SCHEMA_VERSION {
+            db.execute_batch(&script(v, Dialect::Sqlite).expect("script"))
+                .expect("migration");
+        }
+        let names = |sql: &str| -> Vec<String> {
+            let mut q = db.prepare(sql).expect("query");
+            let rows = q.query_map([], |r| r.get(0)).expect("rows");
+            rows.collect::<Result<_, _>>().expect("names")
+        };
+        let mut made = names("SELECT name FROM sqlite_master WHERE type = 'table'");
+        made.sort();
+        let all: Vec<Columns> = REPORT_TABLES
+            .iter()
+            .copied()
+            .chain([SIDECAR_CHAIN])
+            .collect();
+        let mut listed: Vec<String> = all.iter().map(|t| t.table.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            made, listed,
+            "every table the migrations make is listed once"
+        );
+        for t in &all {
+            let columns = names(&format!(
+                "SELECT name FROM pragma_table_info('{}')",
+                t.table
+            ));
+            assert_eq!(columns, t.names, "{}", t.table);
+            assert_eq!(t.index(t.names[0]), Some(0));
+        }
     }
 }

@@ -53,6 +53,17 @@ pub(crate) struct Table {
     pub conflict: Conflict,
 }
 
+impl Table {
+    /// The schema's table `c` (all its columns, in its order).
+    const fn of(c: schema::Columns, conflict: Conflict) -> Table {
+        Table {
+            name: c.table,
+            columns: c.names,
+            conflict,
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Conflict {
     /// Append-only: a second row with the same key is a bug, and fails the batch.
@@ -200,11 +211,7 @@ pub(crate) struct LeaderFillRow {
 }
 
 impl Row for LeaderFillRow {
-    const TABLE: Table = Table {
-        name: "leader_fills",
-        columns: schema::LEADER_FILLS_COLUMNS,
-        conflict: Conflict::Fail,
-    };
+    const TABLE: Table = Table::of(schema::LEADER_FILLS, Conflict::Fail);
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         s.int(self.seq);
@@ -237,11 +244,10 @@ pub(crate) struct LeaderPositionRow {
 }
 
 impl Row for LeaderPositionRow {
-    const TABLE: Table = Table {
-        name: "leader_positions",
-        columns: &["leader_id", "symbol", "qty", "updated_seq"],
-        conflict: Conflict::Update(&["leader_id", "symbol"]),
-    };
+    const TABLE: Table = Table::of(
+        schema::LEADER_POSITIONS,
+        Conflict::Update(&["leader_id", "symbol"]),
+    );
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         s.text(leader_name(u, self.leader));
@@ -269,11 +275,7 @@ pub(crate) struct InstructionRow {
 }
 
 impl Row for InstructionRow {
-    const TABLE: Table = Table {
-        name: "copy_instructions",
-        columns: schema::COPY_INSTRUCTIONS_COLUMNS,
-        conflict: Conflict::Fail,
-    };
+    const TABLE: Table = Table::of(schema::COPY_INSTRUCTIONS, Conflict::Fail);
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         let spec = u.subs.get(self.sub as usize);
@@ -296,11 +298,10 @@ impl Row for InstructionRow {
 }
 
 impl Row for Order {
-    const TABLE: Table = Table {
-        name: "follower_orders",
-        columns: schema::FOLLOWER_ORDERS_COLUMNS,
-        conflict: Conflict::Update(&["client_order_id"]),
-    };
+    const TABLE: Table = Table::of(
+        schema::FOLLOWER_ORDERS,
+        Conflict::Update(&["client_order_id"]),
+    );
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         let spec = u.subs.get(self.sub as usize);
@@ -350,11 +351,10 @@ pub(crate) struct FillRow {
 }
 
 impl Row for FillRow {
-    const TABLE: Table = Table {
-        name: "follower_fills",
-        columns: schema::FOLLOWER_FILLS_COLUMNS,
-        conflict: Conflict::Ignore(&["client_order_id", "venue_trade_id"]),
-    };
+    const TABLE: Table = Table::of(
+        schema::FOLLOWER_FILLS,
+        Conflict::Ignore(&["client_order_id", "venue_trade_id"]),
+    );
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         s.text(Id::client_order(self.order_id).as_str());
@@ -373,21 +373,10 @@ impl Row for FillRow {
 }
 
 impl Row for Position {
-    const TABLE: Table = Table {
-        name: "positions",
-        columns: &[
-            "subscription_id",
-            "symbol",
-            "follower_id",
-            "leader_id",
-            "qty",
-            "avg_price",
-            "realized_pnl",
-            "updated_seq",
-            "cost_basis",
-        ],
-        conflict: Conflict::Update(&["subscription_id", "symbol"]),
-    };
+    const TABLE: Table = Table::of(
+        schema::POSITIONS,
+        Conflict::Update(&["subscription_id", "symbol"]),
+    );
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         let spec = u.subs.get(self.sub as usize);
@@ -436,11 +425,7 @@ pub(crate) struct MarkRow {
 }
 
 impl Row for MarkRow {
-    const TABLE: Table = Table {
-        name: "mark_prices",
-        columns: &["seq", "symbol", "ts", "price"],
-        conflict: Conflict::Fail,
-    };
+    const TABLE: Table = Table::of(schema::MARK_PRICES, Conflict::Fail);
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         s.int(self.seq);
@@ -460,11 +445,7 @@ pub(crate) struct EquityRow {
 }
 
 impl Row for EquityRow {
-    const TABLE: Table = Table {
-        name: "leader_equity",
-        columns: &["seq", "leader_id", "ts", "equity"],
-        conflict: Conflict::Fail,
-    };
+    const TABLE: Table = Table::of(schema::LEADER_EQUITY, Conflict::Fail);
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         s.int(self.seq);
@@ -487,11 +468,7 @@ pub(crate) struct AuditRow {
 }
 
 impl Row for AuditRow {
-    const TABLE: Table = Table {
-        name: "audit_log",
-        columns: &["seq", "ts", "kind", "subject", "reason", "detail"],
-        conflict: Conflict::Fail,
-    };
+    const TABLE: Table = Table::of(schema::AUDIT_LOG, Conflict::Fail);
 
     fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), String> {
         s.int(self.seq);
@@ -512,11 +489,7 @@ pub(crate) struct ConfigRow {
 }
 
 impl Row for ConfigRow {
-    const TABLE: Table = Table {
-        name: "config_revisions",
-        columns: &["revision", "seq", "toml"],
-        conflict: Conflict::Ignore(&["revision"]),
-    };
+    const TABLE: Table = Table::of(schema::CONFIG_REVISIONS, Conflict::Ignore(&["revision"]));
 
     fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), String> {
         s.text(Id::hex(self.revision).as_str());
@@ -538,11 +511,7 @@ pub(crate) struct FollowerRow(pub u32);
 pub(crate) struct SubscriptionRow(pub u32);
 
 impl Row for SymbolRow {
-    const TABLE: Table = Table {
-        name: "symbols",
-        columns: &["name", "lot_size", "tick_size"],
-        conflict: Conflict::Update(&["name"]),
-    };
+    const TABLE: Table = Table::of(schema::SYMBOLS, Conflict::Update(&["name"]));
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         let spec = u.symbols.get(self.0 as usize).ok_or("no such symbol")?;
@@ -554,11 +523,7 @@ impl Row for SymbolRow {
 }
 
 impl Row for LeaderRow {
-    const TABLE: Table = Table {
-        name: "leaders",
-        columns: &["leader_id", "equity"],
-        conflict: Conflict::Update(&["leader_id"]),
-    };
+    const TABLE: Table = Table::of(schema::LEADERS, Conflict::Update(&["leader_id"]));
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         let spec = u.leaders.get(self.0 as usize).ok_or("no such leader")?;
@@ -569,11 +534,7 @@ impl Row for LeaderRow {
 }
 
 impl Row for FollowerRow {
-    const TABLE: Table = Table {
-        name: "followers",
-        columns: &["follower_id", "equity"],
-        conflict: Conflict::Update(&["follower_id"]),
-    };
+    const TABLE: Table = Table::of(schema::FOLLOWERS, Conflict::Update(&["follower_id"]));
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         let spec = u.followers.get(self.0 as usize).ok_or("no such follower")?;
@@ -584,17 +545,10 @@ impl Row for FollowerRow {
 }
 
 impl Row for SubscriptionRow {
-    const TABLE: Table = Table {
-        name: "subscriptions",
-        columns: &[
-            "subscription_id",
-            "follower_id",
-            "leader_id",
-            "mode",
-            "allocation",
-        ],
-        conflict: Conflict::Update(&["subscription_id"]),
-    };
+    const TABLE: Table = Table::of(
+        schema::SUBSCRIPTIONS,
+        Conflict::Update(&["subscription_id"]),
+    );
 
     fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
         let spec = u.subs.get(self.0 as usize).ok_or("no such subscription")?;
