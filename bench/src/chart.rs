@@ -1,10 +1,12 @@
 //! The latency chart: one panel per case, the percentile spectrum of every
 //! variant (x: percentile on a 1/(1−q) log axis, so the tail gets room; y:
 //! latency on a log axis), fillcast in blues, the baseline in red, references
-//! dashed grey. Self-contained: an SVG, or an HTML page with the SVG inline and
-//! the results table, no scripts, no network.
+//! dashed grey. Self-contained: an SVG with its own `<style>`, or an HTML page with
+//! the SVG inline and the results table, no scripts, no network. Drawn with the
+//! report's `chart` module; what is this file's own is the panels' layout and axes.
 
 use crate::report::{Case, Role, Run};
+use fillcast_report::chart::{esc, svg_open, Anchor, Key, Plot, Scale};
 use std::fmt::Write;
 
 const PANEL_W: f64 = 560.0;
@@ -17,6 +19,10 @@ const MARGIN_B: f64 = 34.0;
 const FILLCAST_COLOURS: [&str; 3] = ["#1f6fb4", "#17a2c8", "#2c8c3c"];
 const BASELINE_COLOUR: &str = "#d62728";
 const REFERENCE_COLOUR: &str = "#888888";
+const REFERENCE_DASH: &str = "5,3";
+/// The look of the chart's classes; `svg ` scopes it when the SVG sits in a page.
+const STYLE: &str = "svg .grid{stroke:#e4e4e4}svg .frame{fill:none;stroke:#999}\
+svg .xtitle{fill:#555}svg path.line{fill:none;stroke-width:2}svg line.key{stroke-width:2}";
 
 /// The chart as one SVG document.
 pub fn svg(run: &Run) -> String {
@@ -28,11 +34,12 @@ pub fn svg(run: &Run) -> String {
         .collect();
     let rows = panels.len().div_ceil(COLUMNS).max(1);
     let (w, h) = (PANEL_W * COLUMNS as f64, PANEL_H * rows as f64 + 30.0);
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#
+    let mut out = svg_open(
+        r#" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11""#,
+        w,
+        h,
     );
+    let _ = write!(out, "<style>{STYLE}</style>");
     let _ = write!(
         out,
         r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="8" y="18" font-size="13" font-weight="bold">fillcast-bench latency spectra — {} ({}{}), {}</text>"##,
@@ -119,13 +126,23 @@ fn panel(out: &mut String, x0: f64, y0: f64, scenario: &str, case: &Case) {
         .collect();
     let lo = ns.iter().copied().min().unwrap_or(1).max(1) as f64;
     let hi = ns.iter().copied().max().unwrap_or(10).max(2) as f64;
+    // Whole decades, at least one.
     let (y_lo, y_hi) = (
-        lo.log10().floor(),
-        hi.log10().ceil().max(lo.log10().floor() + 1.0),
+        lo.log10().floor() as i32,
+        (hi.log10().ceil() as i32).max(lo.log10().floor() as i32 + 1),
     );
-    let (pw, ph) = (PANEL_W - MARGIN_L - MARGIN_R, PANEL_H - MARGIN_T - MARGIN_B);
-    let px = |x: f64| x0 + MARGIN_L + x / x_max * pw;
-    let py = |ns: f64| y0 + MARGIN_T + ph - (ns.max(1.0).log10() - y_lo) / (y_hi - y_lo) * ph;
+    let plot = Plot::new(
+        x0 + MARGIN_L,
+        y0 + MARGIN_T,
+        PANEL_W - MARGIN_L - MARGIN_R,
+        PANEL_H - MARGIN_T - MARGIN_B,
+        Scale::Linear { lo: 0.0, hi: x_max },
+        Scale::Log10 {
+            lo: 10f64.powi(y_lo),
+            hi: 10f64.powi(y_hi),
+        },
+    )
+    .labels(4.0, 14.0);
 
     let ratio = case
         .ratio
@@ -149,26 +166,12 @@ fn panel(out: &mut String, x0: f64, y0: f64, scenario: &str, case: &Case) {
             esc(&l.basis)
         );
     }
-    let _ = write!(
-        out,
-        r##"<rect x="{}" y="{}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##,
-        x0 + MARGIN_L,
-        y0 + MARGIN_T
-    );
-    let mut decade = y_lo;
-    while decade <= y_hi + 1e-9 {
-        let y = py(10f64.powf(decade));
-        let _ = write!(
-            out,
-            r##"<line x1="{}" x2="{}" y1="{y}" y2="{y}" stroke="#e4e4e4"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
-            x0 + MARGIN_L,
-            x0 + MARGIN_L + pw,
-            x0 + MARGIN_L - 4.0,
-            y + 4.0,
-            duration(10f64.powf(decade))
-        );
-        decade += 1.0;
-    }
+    plot.frame(out);
+    let decades: Vec<(f64, String)> = (y_lo..=y_hi)
+        .map(|d| 10f64.powi(d))
+        .map(|ns| (ns, duration(ns)))
+        .collect();
+    plot.y_ticks(out, &decades);
     let mut ticks: Vec<(f64, String)> = (0..=(finite_max.ceil() as i32))
         .map(|k| {
             let label = match k {
@@ -180,54 +183,32 @@ fn panel(out: &mut String, x0: f64, y0: f64, scenario: &str, case: &Case) {
         })
         .collect();
     ticks.push((x_max, "max".into()));
-    for (x, label) in ticks {
-        let _ = write!(
-            out,
-            r##"<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" stroke="#e4e4e4"/><text x="{0}" y="{3}" text-anchor="middle">{4}</text>"##,
-            px(x),
-            y0 + MARGIN_T,
-            y0 + MARGIN_T + ph,
-            y0 + MARGIN_T + ph + 14.0,
-            label
-        );
-    }
-    let _ = write!(
-        out,
-        r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">percentile</text>"##,
-        x0 + MARGIN_L + pw / 2.0,
-        y0 + PANEL_H - 6.0
-    );
+    plot.x_ticks(out, &ticks, true, Anchor::Middle);
+    plot.x_title(out, y0 + PANEL_H - 6.0, "percentile");
     let mut blue = 0;
     for (i, (v, l)) in lines.iter().enumerate() {
         let (colour, dash) = match v.role {
             Role::Fillcast => {
                 blue += 1;
-                (FILLCAST_COLOURS[(blue - 1) % FILLCAST_COLOURS.len()], "")
+                (FILLCAST_COLOURS[(blue - 1) % FILLCAST_COLOURS.len()], None)
             }
-            Role::Baseline => (BASELINE_COLOUR, ""),
-            Role::Reference => (REFERENCE_COLOUR, r#" stroke-dasharray="5,3""#),
+            Role::Baseline => (BASELINE_COLOUR, None),
+            Role::Reference => (REFERENCE_COLOUR, Some(REFERENCE_DASH)),
         };
-        let points: Vec<String> = l
+        let points: Vec<(f64, f64)> = l
             .spectrum
             .iter()
-            .map(|(q, ns)| format!("{:.1},{:.1}", px(xv(*q)), py(*ns as f64)))
+            .map(|(q, ns)| (xv(*q), *ns as f64))
             .collect();
-        let _ = write!(
+        plot.line(out, &points, colour, dash, None);
+        plot.legend(
             out,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#,
-            points.join(" ")
-        );
-        let ly = y0 + MARGIN_T + 12.0 + i as f64 * 13.0;
-        let lx = x0 + MARGIN_L + 8.0;
-        let _ = write!(
-            out,
-            r#"<line x1="{lx}" x2="{}" y1="{}" y2="{}" stroke="{colour}" stroke-width="2"{dash}/><text x="{}" y="{ly}">{} — p99 {}</text>"#,
-            lx + 16.0,
-            ly - 4.0,
-            ly - 4.0,
-            lx + 20.0,
-            esc(&v.name),
-            duration(l.p99 as f64)
+            Key::Line,
+            plot.left + 8.0,
+            plot.top + 12.0 + i as f64 * 13.0,
+            colour,
+            dash,
+            &format!("{} — p99 {}", v.name, duration(l.p99 as f64)),
         );
     }
 }
@@ -265,13 +246,6 @@ impl TrimDecimals for String {
         let x: f64 = num.parse().unwrap_or(0.0);
         format!("{x:.decimals$} {unit}")
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

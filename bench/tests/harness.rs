@@ -144,7 +144,10 @@ fn tiny_run_writes_json_with_every_field_and_an_svg_chart() {
 
     let html = std::fs::read_to_string(&chart).expect("chart written");
     assert!(html.contains("<svg") && html.contains("</svg>"));
-    assert!(html.contains("polyline"), "the chart draws the spectra");
+    assert!(
+        html.contains("<path class=\"data line\""),
+        "the chart draws the spectra"
+    );
     for external in ["<script", "src=", "href=", "@import"] {
         assert!(!html.contains(external), "self-contained: no {external}");
     }

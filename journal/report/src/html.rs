@@ -1,6 +1,7 @@
 //! The report as one self-contained HTML page: inline CSS and inline SVG charts
-//! drawn here, with no script, no font, no image and no link to anything outside
-//! the file, so it opens from disk in any browser and can be mailed as is.
+//! (laid out here, drawn by `chart`), with no script, no font, no image and no
+//! link to anything outside the file, so it opens from disk in any browser and
+//! can be mailed as is.
 //!
 //! Every chart is an `<svg id="chart-…">` whose data are `<path class="data">` or
 //! `<rect class="data">` elements (axes, grid and legend carry other classes), which
@@ -11,6 +12,7 @@ use std::fmt::Write;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
+use super::chart::{self, esc, nice_ticks, tick_label, truncate, Anchor, Key, Plot, Scale};
 use super::text::{money, pct, pf, ratio};
 use super::time::{format_date, format_duration, format_latency, format_ts, NS_PER_DAY};
 use super::{LeaderReport, Report};
@@ -541,109 +543,71 @@ fn line_chart(
         x1 = x0 + 1.0;
     }
     let (ticks, lo, hi) = nice_ticks(y0, y1, 5);
-    let (y0, y1) = (lo, hi);
-    let pw = W - ML - MR;
-    let ph = H - MT - MB;
-    let sx = |x: f64| ML + (x - x0) / (x1 - x0) * pw;
-    let sy = |y: f64| MT + (y1 - y) / (y1 - y0) * ph;
-
-    let mut s = svg_open(id, y_title);
-    for t in &ticks {
-        let y = sy(*t);
-        let _ = write!(
-            s,
-            "<line class=\"grid\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - MR,
-            ML - 6.0,
-            y + 4.0,
-            fmt_axis(*t, &ticks)
-        );
-    }
-    let span_ns = x1 - x0;
-    for k in 0..=5 {
-        let x = x0 + span_ns * k as f64 / 5.0;
-        let ts = format_ts(x as i64);
-        let label = if span_ns < 10e9 {
-            format!(
-                "{}.{:03}",
-                &ts[11..19],
-                (x as i64).rem_euclid(1_000_000_000) / 1_000_000
-            )
-        } else if span_ns < 7_200e9 {
-            ts[11..19].to_string()
-        } else if span_ns < 3.0 * NS_PER_DAY as f64 {
-            ts[5..16].to_string()
-        } else {
-            format_date(x as i64)
-        };
-        let anchor = match k {
-            0 => "start",
-            5 => "end",
-            _ => "middle",
-        };
-        let _ = write!(
-            s,
-            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
-            sx(x),
-            H - MB + 18.0,
-            esc(&label)
-        );
-    }
-    let _ = write!(
-        s,
-        "<line class=\"axis\" x1=\"{ML}\" x2=\"{ML}\" y1=\"{MT}\" y2=\"{:.1}\"/><line class=\"axis\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
-        H - MB,
-        W - MR,
-        H - MB,
-        H - MB
+    let plot = Plot::new(
+        ML,
+        MT,
+        W - ML - MR,
+        H - MT - MB,
+        Scale::Linear { lo: x0, hi: x1 },
+        Scale::Linear { lo, hi },
     );
+    let mut s = svg_open(id, y_title, &plot);
+    let y_labels: Vec<(f64, String)> = ticks.iter().map(|t| (*t, tick_label(*t, &ticks))).collect();
+    plot.y_ticks(&mut s, &y_labels);
+    plot.x_ticks(&mut s, &time_labels(x0, x1), false, Anchor::EndsInside);
+    plot.left_axis(&mut s);
+    plot.bottom_axis(&mut s);
     for (i, (name, p)) in series.iter().enumerate() {
         if p.is_empty() {
             continue;
         }
         let color = COLORS[i % COLORS.len()];
-        let mut d = String::with_capacity(p.len() * 16);
-        for (k, (x, y)) in p.iter().enumerate() {
-            let _ = write!(
-                d,
-                "{}{:.1},{:.1}",
-                if k == 0 { 'M' } else { 'L' },
-                sx(*x),
-                sy(*y)
-            );
-        }
-        if p.len() == 1 {
-            // A single point still draws: a short horizontal tick.
-            let _ = write!(d, "L{:.1},{:.1}", sx(p[0].0) + 4.0, sy(p[0].1));
-        }
         // Shading overlapping areas of several series only muddies them.
         if y_zero_top && series.len() == 1 {
-            let (fx, lx) = (sx(p[0].0), sx(p[p.len() - 1].0));
-            let _ = write!(
-                s,
-                "<path class=\"data area\" fill=\"{color}\" d=\"{d}L{lx:.1},{:.1}L{fx:.1},{:.1}Z\"/>",
-                sy(0.0),
-                sy(0.0)
-            );
+            plot.area(&mut s, p, color);
         }
-        let _ = write!(
-            s,
-            "<path class=\"data line\" stroke=\"{color}\" d=\"{d}\"><title>{}</title></path>",
-            esc(name)
-        );
+        plot.line(&mut s, p, color, None, Some(name));
         // The legend sits above the plot, up to 10 series in two rows of 5.
         let lx = ML + (i % 5) as f64 * 160.0;
         let ly = 2.0 + (i / 5) as f64 * 13.0;
-        let _ = write!(
-            s,
-            "<rect class=\"key\" x=\"{lx:.1}\" y=\"{ly:.1}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text class=\"legend\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            lx + 14.0,
+        plot.legend(
+            &mut s,
+            Key::Swatch,
+            lx,
             ly + 9.0,
-            esc(&truncate(name, 20))
+            color,
+            None,
+            &truncate(name, 20),
         );
     }
     s.push_str("</svg>");
     s
+}
+
+/// Six labels along a time axis from `x0` to `x1` (ns), as fine as its span needs:
+/// milliseconds under 10 s, seconds under 2 h, minutes under 3 days, else dates.
+fn time_labels(x0: f64, x1: f64) -> Vec<(f64, String)> {
+    let span_ns = x1 - x0;
+    (0..=5)
+        .map(|k| {
+            let x = x0 + span_ns * k as f64 / 5.0;
+            let ts = format_ts(x as i64);
+            let label = if span_ns < 10e9 {
+                format!(
+                    "{}.{:03}",
+                    &ts[11..19],
+                    (x as i64).rem_euclid(1_000_000_000) / 1_000_000
+                )
+            } else if span_ns < 7_200e9 {
+                ts[11..19].to_string()
+            } else if span_ns < 3.0 * NS_PER_DAY as f64 {
+                ts[5..16].to_string()
+            } else {
+                format_date(x as i64)
+            };
+            (x, label)
+        })
+        .collect()
 }
 
 /// A histogram: one bar per `(label, count)`; zero counts draw no bar.
@@ -653,137 +617,52 @@ fn bar_chart(id: &str, bars: &[(String, u64)], y_title: &str, empty: &str) -> St
     }
     let max = bars.iter().map(|b| b.1).max().unwrap_or(1) as f64;
     let (ticks, _, hi) = nice_ticks(0.0, max, 5);
-    let pw = W - ML - MR;
-    let ph = H - MT - MB;
-    let bw = pw / bars.len() as f64;
-    let sy = |y: f64| MT + (hi - y) / hi.max(1.0) * ph;
-    let mut s = svg_open(id, y_title);
-    for t in &ticks {
-        let y = sy(*t);
-        let _ = write!(
-            s,
-            "<line class=\"grid\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - MR,
-            ML - 6.0,
-            y + 4.0,
-            fmt_tick(*t)
-        );
-    }
-    let label_every = bars.len().div_ceil(12).max(1);
-    for (i, (label, n)) in bars.iter().enumerate() {
-        let x = ML + i as f64 * bw;
-        if *n > 0 {
-            let y = sy(*n as f64);
-            let _ = write!(
-                s,
-                "<rect class=\"data bar\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{}: {n}</title></rect>",
-                x + bw * 0.08,
-                (bw * 0.84).max(1.0),
-                (H - MB - y).max(1.0),
-                esc(label)
-            );
-        }
-        if i % label_every == 0 {
-            let _ = write!(
-                s,
-                "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + bw / 2.0,
-                H - MB + 18.0,
-                esc(&truncate(label, 22))
-            );
-        }
-    }
-    let _ = write!(
-        s,
-        "<line class=\"axis\" x1=\"{ML}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
-        W - MR,
-        H - MB,
-        H - MB
+    let plot = Plot::new(
+        ML,
+        MT,
+        W - ML - MR,
+        H - MT - MB,
+        Scale::Linear {
+            lo: 0.0,
+            hi: bars.len() as f64,
+        },
+        Scale::Linear { lo: 0.0, hi },
     );
+    let mut s = svg_open(id, y_title, &plot);
+    let y_labels: Vec<(f64, String)> = ticks.iter().map(|t| (*t, chart::compact(*t))).collect();
+    plot.y_ticks(&mut s, &y_labels);
+    plot.bars(&mut s, bars);
+    plot.bottom_axis(&mut s);
     s.push_str("</svg>");
     s
 }
 
-fn svg_open(id: &str, y_title: &str) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg id=\"{id}\" class=\"chart\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{}\"><text class=\"ytitle\" x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">{}</text>",
-        esc(id),
-        MT + (H - MT - MB) / 2.0,
-        MT + (H - MT - MB) / 2.0,
-        esc(y_title)
+/// A chart's `<svg>` (found by its id) and the title of its y axis.
+fn svg_open(id: &str, y_title: &str, plot: &Plot) -> String {
+    let mut s = chart::svg_open(
+        &format!(
+            " id=\"{id}\" class=\"chart\" role=\"img\" aria-label=\"{}\"",
+            esc(id)
+        ),
+        W,
+        H,
     );
+    plot.y_title(&mut s, 12.0, y_title);
     s
 }
 
 fn empty_chart(id: &str, why: &str) -> String {
-    format!(
-        "<svg id=\"{id}\" class=\"chart empty\" viewBox=\"0 0 {W} 60\" width=\"{W}\" height=\"60\"><text class=\"tick\" x=\"{ML}\" y=\"34\">{}</text></svg>",
+    let mut s = chart::svg_open(&format!(" id=\"{id}\" class=\"chart empty\""), W, 60.0);
+    let _ = write!(
+        s,
+        "<text class=\"tick\" x=\"{ML}\" y=\"34\">{}</text></svg>",
         esc(why)
-    )
-}
-
-/// Round tick values covering `[lo, hi]`: (ticks, axis low, axis high).
-fn nice_ticks(lo: f64, hi: f64, n: usize) -> (Vec<f64>, f64, f64) {
-    let (mut lo, mut hi) = (lo, hi);
-    // Also catches NaN.
-    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
-        lo -= 1.0;
-        hi += 1.0;
-    }
-    let raw = (hi - lo) / n.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let a = (lo / step).floor() * step;
-    let b = (hi / step).ceil() * step;
-    let count = (((b - a) / step).round() as usize).min(50);
-    let ticks = (0..=count).map(|k| a + step * k as f64).collect();
-    (ticks, a, b.max(a + step))
-}
-
-/// A tick label with as many decimals as the tick step needs (so 100.02 and
-/// 100.04 do not both print as 100).
-fn fmt_axis(x: f64, ticks: &[f64]) -> String {
-    let step = match ticks {
-        [a, b, ..] => (b - a).abs(),
-        _ => 1.0,
-    };
-    if step >= 1_000.0 || step.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-        return fmt_tick(x);
-    }
-    let mut dp = 0usize;
-    // Bounded: 10 decimals resolve any step a chart of money or % shows.
-    while dp < 10 && {
-        let v = step * 10f64.powi(dp as i32);
-        (v - v.round()).abs() > 1e-6 * v.max(1.0)
-    } {
-        dp += 1;
-    }
-    format!("{x:.dp$}")
-}
-
-fn fmt_tick(x: f64) -> String {
-    let a = x.abs();
-    if a >= 1e9 {
-        format!("{:.1}G", x / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.1}M", x / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0}k", x / 1e3)
-    } else if a == 0.0 || a >= 10.0 || x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.2}")
-    }
+    );
+    s
 }
 
 fn compact(d: Decimal) -> String {
-    fmt_tick(d.to_f64().unwrap_or(0.0))
+    chart::compact(d.to_f64().unwrap_or(0.0))
 }
 
 fn sign_class(d: Decimal) -> &'static str {
@@ -794,32 +673,6 @@ fn sign_class(d: Decimal) -> &'static str {
     } else {
         ""
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
 }
 
 const CSS: &str = r#"

@@ -8,7 +8,8 @@
 //! - `metrics`, `fees`: pure metric functions with their exact definitions;
 //! - `leaders`, `followers`, `recon`: the report's sections; `unhedged`: positions
 //!   open where the leader is flat and the resync's work; `lineage`: one chain;
-//! - `json`, `text`, `html`: renderings.
+//! - `json`, `text`, `html`: renderings; `chart`: the SVG charts of the HTML page,
+//!   public because the benchmark draws its own chart with them.
 //!
 //! Reports come from reconciled fills and marks, never from intentions: P&L is what
 //! the venues filled, valued at the mark; what the engine decided appears only in
@@ -26,6 +27,7 @@ mod recon;
 mod text;
 mod unhedged;
 
+pub mod chart;
 pub mod fees;
 pub mod ledger;
 pub mod lineage;

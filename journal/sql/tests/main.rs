@@ -1,9 +1,11 @@
-//! The SQL sidecar's tests, on SQLite and on PostgreSQL.
+//! The SQL sidecar's tests, on SQLite and on PostgreSQL: the scenarios are
+//! written once (`sidecar`) and run on each database by its own module.
 //!
 //! One test binary for the crate (`autotests = false`): each file below is a
 //! module, so the workspace links one binary here instead of one per file.
 
 mod common;
+mod sidecar;
 mod sidecar_postgres;
 mod sidecar_sqlite;
 

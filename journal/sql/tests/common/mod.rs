@@ -1,4 +1,4 @@
-//! Fixtures the SQLite and PostgreSQL sidecar tests share: synthetic journals,
+//! Fixtures the sidecar scenarios and the backends share: synthetic journals,
 //! run options, table comparison, and the child process that a test SIGKILLs.
 
 use fillcast_sql::sidecar::schema::TABLES;
