@@ -9,7 +9,7 @@
 //! record and after SIGKILL against an uninterrupted replay, following a live
 //! journal, exact decimals, and hostile records.
 
-use fillcast_engine::event::{FeedEvent, LeaderFill};
+use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, LeaderFill};
 use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx};
 use fillcast_engine::outputs::Decision;
 use fillcast_engine::port::JournalEntry;
@@ -109,6 +109,7 @@ macro_rules! scenarios {
             a_damaged_segment_gives_an_error_naming_the_record,
             regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record,
             a_database_from_before_the_continuity_check_adopts_the_chain_once,
+            regression_a_fill_of_i64_max_lots_on_a_partly_filled_order_stopped_the_sidecar,
         );
     };
     (@each $db:ty; $($name:ident),* $(,)?) => {
@@ -944,4 +945,53 @@ pub fn a_database_from_before_the_continuity_check_adopts_the_chain_once<B: Back
         matches!(e, SidecarError::HistoryChanged { seq: s, located: true, .. } if s == seq),
         "{e}"
     );
+}
+
+/// A fill of i64::MAX lots on a partly filled order overflowed the filled
+/// quantity and stopped the sidecar with an error at that record (the core
+/// panicked on it in debug builds). Both count it as an overfill now: the
+/// sidecar writes an `overfill` oddity and goes on.
+pub fn regression_a_fill_of_i64_max_lots_on_a_partly_filled_order_stopped_the_sidecar<
+    B: Backend,
+>() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some([db]) = fresh_dbs::<B, _>(tmp.path(), ["a"]) else {
+        return;
+    };
+    let dir = tmp.path().join("j");
+    let spec = SynthSpec {
+        followers: 8,
+        paused_pct: 0,
+        seed: 5,
+    };
+    let mut s = journal(&dir, &spec, 200);
+    db.replay(&dir, SidecarOptions::default());
+    // An order with fills whose position can take i64::MAX more lots its way:
+    // only the filled quantity overflows.
+    let id = db
+        .text(&format!(
+            "SELECT o.client_order_id FROM follower_orders o JOIN positions p \
+             ON p.subscription_id = o.subscription_id AND p.symbol = o.symbol \
+             WHERE CAST(o.filled_qty AS {num}) > 0 AND ((o.side = 'sell' AND CAST(p.qty AS {num}) >= 0) \
+             OR (o.side = 'buy' AND CAST(p.qty AS {num}) <= 0)) ORDER BY o.seq LIMIT 1",
+            num = B::NUMBER
+        ))
+        .expect("a partly or wholly filled order that reduces or opens from flat");
+    let order_id = fillcast_engine::ids::parse_client_order_id(&id).expect("client order id");
+    let oddities = |db: &B| db.count("SELECT COUNT(*) FROM audit_log WHERE reason = 'overfill'");
+    let before = oddities(&db);
+    let (k, b) = entry(JournalEntry::Exec(ExecReport {
+        order_id,
+        kind: ExecKind::Fill,
+        qty: Lots(i64::MAX),
+        price: Ticks(1),
+        trade_id: u64::MAX,
+        recv_ts: Nanos(1),
+        ..ExecReport::default()
+    }));
+    s.append_raw(k, SCHEMA, &b).expect("append");
+    s.flush().expect("flush");
+    db.run(&dir, SidecarOptions::default())
+        .expect("the sidecar goes on past the overfill");
+    assert_eq!(oddities(&db), before + 1);
 }
