@@ -48,11 +48,9 @@ pub fn resume_sources(sources: &mut [Box<dyn Source>], cursors: &BTreeMap<u16, u
                 n
             )
         })?;
-        src.resume(pos)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| {
-                format!("resuming source #{} at its journaled position {pos}", i + 1)
-            })?;
+        src.resume(pos).with_context(|| {
+            format!("resuming source #{} at its journaled position {pos}", i + 1)
+        })?;
         eprintln!("journal: source `{}` resumes at position {pos}", src.name());
     }
     Ok(())

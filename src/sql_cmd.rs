@@ -184,7 +184,7 @@ fn options(a: &ReportArgs) -> Result<ReportOptions> {
         leader_fraction: decimal("fee-leader-share", &a.fee_leader_share)?,
         settlement,
     };
-    fee.validate().map_err(anyhow::Error::msg)?;
+    fee.validate()?;
     Ok(ReportOptions {
         fee,
         sync_tolerance_notional: decimal("sync-tolerance", &a.sync_tolerance)?,

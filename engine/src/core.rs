@@ -326,13 +326,29 @@ pub fn restated_lots(r: &ExecReport) -> Option<i64> {
     (v != 0 && v.unsigned_abs() <= Lots::MAX.0 as u64).then_some(v)
 }
 
+/// What makes a new model a different shape from the running one: the core's
+/// state and its order ids are laid out by these (`Core::apply_revision`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeChanged {
+    #[error("the symbols, their order, lot or tick sizes or venues changed")]
+    Symbols,
+    #[error("leaders were added, removed or reordered")]
+    Leaders,
+    #[error("followers were added, removed or reordered")]
+    Followers,
+    #[error("subscriptions were added, removed, reordered or moved")]
+    Subscriptions,
+    #[error("engine.dedup_window, orders_per_subscription or max_working_orders changed")]
+    Tables,
+}
+
 /// Why the model `n` cannot replace `o` in a running core (`Core::apply_revision`).
 fn same_shape(
     o: &Universe,
     n: &Universe,
     was: &EngineConfig,
     engine: &EngineConfig,
-) -> Result<(), String> {
+) -> Result<(), ShapeChanged> {
     fn ids<'a, T>(v: &'a [T], id: impl Fn(&'a T) -> String) -> Vec<String> {
         v.iter().map(id).collect()
     }
@@ -342,13 +358,13 @@ fn same_shape(
         })
     };
     if symbols(o) != symbols(n) {
-        return Err("the symbols, their order, lot or tick sizes or venues changed".into());
+        return Err(ShapeChanged::Symbols);
     }
     if ids(&o.leaders, |l| l.id.clone()) != ids(&n.leaders, |l| l.id.clone()) {
-        return Err("leaders were added, removed or reordered".into());
+        return Err(ShapeChanged::Leaders);
     }
     if ids(&o.followers, |f| f.id.clone()) != ids(&n.followers, |f| f.id.clone()) {
-        return Err("followers were added, removed or reordered".into());
+        return Err(ShapeChanged::Followers);
     }
     let subs = |u: &Universe| {
         ids(&u.subs, |s| {
@@ -356,7 +372,7 @@ fn same_shape(
         })
     };
     if subs(o) != subs(n) {
-        return Err("subscriptions were added, removed, reordered or moved".into());
+        return Err(ShapeChanged::Subscriptions);
     }
     if (
         was.dedup_window,
@@ -367,9 +383,7 @@ fn same_shape(
         engine.orders_per_subscription,
         engine.max_working_orders,
     ) {
-        return Err(
-            "engine.dedup_window, orders_per_subscription or max_working_orders changed".into(),
-        );
+        return Err(ShapeChanged::Tables);
     }
     Ok(())
 }
@@ -442,7 +456,7 @@ impl Core {
         u: Arc<Universe>,
         was: &EngineConfig,
         engine: &EngineConfig,
-    ) -> Result<(), String> {
+    ) -> Result<(), ShapeChanged> {
         let old = Arc::clone(&self.universe);
         same_shape(&old, &u, was, engine)?;
         for (i, (o, n)) in old.subs.iter().zip(&u.subs).enumerate() {

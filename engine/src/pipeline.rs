@@ -44,7 +44,9 @@ use crate::model::{Universe, VenueIdx};
 use crate::order::IdHash;
 use crate::outputs::Outputs;
 use crate::outputs::{Decision, Notice};
-use crate::port::{Gateway, JournalEntry, JournalSink, Source, SourceError, SourcePoll};
+use crate::port::{
+    Gateway, JournalEntry, JournalSink, SinkError, Source, SourceError, SourcePoll, VenueError,
+};
 use crate::units::Nanos;
 use disruptor::{build_multi_producer, build_single_producer, BusySpin, Producer};
 use hdrhistogram::Histogram;
@@ -195,8 +197,22 @@ pub struct IoOutcome {
     /// Leader events given again that the journal already held, dropped.
     pub source_duplicates: u64,
     pub journal: Option<Box<dyn JournalSink>>,
-    /// Why the journal stopped the engine, if it did.
-    pub journal_error: Option<String>,
+    /// Why the I/O thread stopped handing orders to venues, if it did.
+    pub journal_error: Option<Stopped>,
+}
+
+/// Why the I/O thread stopped handing orders to venues (it fails closed: an
+/// order it cannot journal, or cannot tell apart from one sent before, stays).
+#[derive(Debug, thiserror::Error)]
+pub enum Stopped {
+    /// The journal could not take or keep entries.
+    #[error(transparent)]
+    Journal(#[from] SinkError),
+    /// After a journal cut, a venue could not say which orders it holds.
+    #[error(
+        "{0} (orders derived again after a journal cut); no more orders were sent: run again to ask again"
+    )]
+    AskFirst(VenueError),
 }
 
 pub struct Running {
@@ -440,7 +456,7 @@ struct Journaling<R> {
     appended: u64,
     /// Appended since the last `before_send`.
     unflushed: bool,
-    error: Option<String>,
+    error: Option<Stopped>,
 }
 
 impl<R: JournalPoller> Journaling<R> {
@@ -468,7 +484,7 @@ impl<R: JournalPoller> Journaling<R> {
             if error.is_none() {
                 match sink.append(&chunk.entries[..chunk.len as usize]) {
                     Ok(()) => n += 1,
-                    Err(e) => *error = Some(e),
+                    Err(e) => *error = Some(Stopped::Journal(e)),
                 }
             }
         });
@@ -495,7 +511,7 @@ impl<R: JournalPoller> Journaling<R> {
         if self.unflushed && self.error.is_none() {
             if let Some(sink) = self.sink.as_mut() {
                 if let Err(e) = sink.before_send() {
-                    self.error = Some(e);
+                    self.error = Some(Stopped::Journal(e));
                     progress.journal_failed.store(true, Relaxed);
                 }
             }
@@ -508,7 +524,7 @@ impl<R: JournalPoller> Journaling<R> {
     fn tick(&mut self, progress: &Progress) {
         if let (Some(sink), None) = (self.sink.as_mut(), self.error.as_ref()) {
             if let Err(e) = sink.tick() {
-                self.error = Some(e);
+                self.error = Some(Stopped::Journal(e));
                 progress.journal_failed.store(true, Relaxed);
             }
         }
@@ -540,15 +556,11 @@ fn submit_asking_first(
     orders: &[FollowerOrder],
     now: Nanos,
     push: &mut dyn FnMut(ExecReport),
-) -> Result<u64, String> {
+) -> Result<u64, Stopped> {
     let ids: Vec<u64> = orders.iter().map(|o| o.id).collect();
     let mut answers: Vec<ExecReport> = Vec::new();
-    gw.recover(&ids, &mut |r| answers.push(r)).map_err(|e| {
-        format!(
-            "{e} (orders derived again after a journal cut); \
-             no more orders were sent: run again to ask again"
-        )
-    })?;
+    gw.recover(&ids, &mut |r| answers.push(r))
+        .map_err(Stopped::AskFirst)?;
     let never_received = |id: u64| {
         answers.iter().any(|r| {
             r.order_id == id
@@ -1236,9 +1248,9 @@ fn after_asking(
     unknown_in_a_row: &mut u32,
     progress: &Progress,
     venue: &str,
-    asked: Result<u64, String>,
+    asked: Result<u64, Stopped>,
     derived_again: bool,
-) -> Result<(), String> {
+) -> Result<(), Stopped> {
     match asked? {
         0 if derived_again => {
             *unknown_in_a_row += 1;

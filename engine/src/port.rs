@@ -158,12 +158,62 @@ pub trait Source: Send {
     /// Go on from `pos`, a position this source gave before (journaled by an
     /// earlier run), before the first `next`. An error says why it cannot (the
     /// file is shorter than the position, say): the engine must not start then.
-    fn resume(&mut self, pos: u64) -> Result<(), String> {
+    fn resume(&mut self, pos: u64) -> Result<(), ResumeError> {
         let _ = pos;
-        Err(format!(
-            "source `{}` cannot resume from a journaled position",
-            self.name()
-        ))
+        Err(ResumeError::Unsupported {
+            source_name: self.name().to_string(),
+        })
+    }
+}
+
+/// Why a source cannot go on from a journaled position (`Source::resume`): the
+/// engine must not start then, and the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// The source keeps no positions.
+    #[error("source `{source_name}` cannot resume from a journaled position")]
+    Unsupported { source_name: String },
+    /// `resume` comes before the first `next`, or not at all.
+    #[error("{origin}: resume after {doing} began")]
+    AlreadyStarted { origin: String, doing: &'static str },
+    /// The source ends before the position: its input was replaced, cut or
+    /// configured smaller. `holds` says what it has ("x holds 10 bytes").
+    #[error(
+        "{holds}, fewer than the {pos} the journal says were {taken}: {likely} Restore it, or start a new journal"
+    )]
+    Short {
+        holds: String,
+        pos: u64,
+        taken: &'static str,
+        likely: &'static str,
+    },
+    /// The position falls inside a line: the input changed under the journal.
+    #[error(
+        "{origin}: the journaled position {pos} is not where a line starts (the line there ends at byte {line_end}): was the file changed? Restore it, or start a new journal"
+    )]
+    Misaligned {
+        origin: String,
+        pos: u64,
+        line_end: u64,
+    },
+    #[error("{origin}: reading up to byte {pos}: {source}")]
+    Read {
+        origin: String,
+        pos: u64,
+        source: std::io::Error,
+    },
+}
+
+/// Why a journal sink could not take or keep entries: the sink's own error, kept
+/// whole (its message names the file and what failed). It stops the engine from
+/// sending orders.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SinkError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl SinkError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> SinkError {
+        SinkError(Box::new(e))
     }
 }
 
@@ -183,16 +233,16 @@ pub enum JournalEntry {
 /// The journal stage's storage. Called from the I/O thread only.
 pub trait JournalSink: Send {
     /// Append entries, in order. An error stops the engine from sending orders.
-    fn append(&mut self, entries: &[JournalEntry]) -> Result<(), String>;
+    fn append(&mut self, entries: &[JournalEntry]) -> Result<(), SinkError>;
 
     /// Make everything appended so far as durable as the configured setting promises
     /// before orders leave. Called before orders are handed to a gateway, when
     /// anything was appended since the last call.
-    fn before_send(&mut self) -> Result<(), String>;
+    fn before_send(&mut self) -> Result<(), SinkError>;
 
     /// Called by the I/O thread when it has nothing else to do: a sink that
     /// flushes on a timer keeps its promise for a quiet tail here.
-    fn tick(&mut self) -> Result<(), String> {
+    fn tick(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -236,7 +286,7 @@ impl<S: Source> Source for Paced<S> {
         self.inner.position()
     }
 
-    fn resume(&mut self, pos: u64) -> Result<(), String> {
+    fn resume(&mut self, pos: u64) -> Result<(), ResumeError> {
         self.inner.resume(pos)
     }
 }

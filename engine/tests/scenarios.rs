@@ -21,7 +21,7 @@
 //! asks whether the core would take a leader fill of L1 now (backpressure).
 
 use fillcast_engine::config::{load_str, EngineConfig, VenueDownPolicy};
-use fillcast_engine::core::Core;
+use fillcast_engine::core::{Core, ShapeChanged};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
@@ -1558,7 +1558,8 @@ fn regression_a_new_revision_of_the_same_shape_applies_at_the_next_episode() {
     let grown = "[[followers]]\nid = \"F2\"\nequity = \"1\"\n\n[[subscriptions]]\nfollower = \"F2\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"proportional\"\n";
     let (u3, e3) = model("100000", grown);
     let err = core.apply_revision(u3, &e2, &e3).unwrap_err();
-    assert!(err.contains("followers were added"), "{err}");
+    assert_eq!(err, ShapeChanged::Followers);
+    assert!(err.to_string().contains("followers were added"), "{err}");
     assert_eq!(core.universe().revision, u2.revision);
 }
 

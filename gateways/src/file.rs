@@ -19,7 +19,7 @@ use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SymbolSpec, Universe};
 use fillcast_engine::order::BoundedMap;
-use fillcast_engine::port::{Source, SourceError, SourcePoll};
+use fillcast_engine::port::{ResumeError, Source, SourceError, SourcePoll};
 use fillcast_engine::units::{Lots, Nanos, Ticks, UnitError};
 use rust_decimal::Decimal;
 use simd_json::{BorrowedValue, StaticNode};
@@ -219,32 +219,42 @@ impl Source for FileSource {
     /// Skips to byte `pos` line by line, counting lines so that rejections after it
     /// still name the right line. Reading without parsing is cheap next to taking the
     /// lines again, and it proves `pos` falls where a line starts.
-    fn resume(&mut self, pos: u64) -> Result<(), String> {
+    fn resume(&mut self, pos: u64) -> Result<(), ResumeError> {
         if self.offset != 0 {
-            return Err(format!("{}: resume after reading began", self.origin));
+            return Err(ResumeError::AlreadyStarted {
+                origin: self.origin.clone(),
+                doing: "reading",
+            });
         }
         while self.offset < pos {
             match self.read_line() {
                 Ok(LineRead::Eof) => {
-                    return Err(format!(
-                        "{} holds {} bytes, fewer than the {pos} the journal says were read: \
-                         was the file replaced or cut? Restore it, or start a new journal",
-                        self.origin, self.offset
-                    ))
+                    return Err(ResumeError::Short {
+                        holds: format!("{} holds {} bytes", self.origin, self.offset),
+                        pos,
+                        taken: "read",
+                        likely: "was the file replaced or cut?",
+                    })
                 }
                 Ok(_) => {
                     self.line_no += 1;
                     self.stats.lines += 1;
                 }
-                Err(e) => return Err(format!("{}: reading up to byte {pos}: {e}", self.origin)),
+                Err(source) => {
+                    return Err(ResumeError::Read {
+                        origin: self.origin.clone(),
+                        pos,
+                        source,
+                    })
+                }
             }
         }
         if self.offset != pos {
-            return Err(format!(
-                "{}: the journaled position {pos} is not where a line starts (the line there ends \
-                 at byte {}): was the file changed? Restore it, or start a new journal",
-                self.origin, self.offset
-            ));
+            return Err(ResumeError::Misaligned {
+                origin: self.origin.clone(),
+                pos,
+                line_end: self.offset,
+            });
         }
         Ok(())
     }

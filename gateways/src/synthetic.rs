@@ -16,7 +16,7 @@
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{leader_event_key, mix64};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
-use fillcast_engine::port::{Source, SourcePoll};
+use fillcast_engine::port::{ResumeError, Source, SourcePoll};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -489,17 +489,24 @@ impl Source for SyntheticLeaders {
 
     /// Generates the first `pos` events again and drops them: the generator is a
     /// pure function of its seed, so it stands where the earlier run stood.
-    fn resume(&mut self, pos: u64) -> Result<(), String> {
+    fn resume(&mut self, pos: u64) -> Result<(), ResumeError> {
         if self.returned != 0 {
-            return Err("synthetic: resume after generating began".into());
+            return Err(ResumeError::AlreadyStarted {
+                origin: "synthetic".into(),
+                doing: "generating",
+            });
         }
         while self.returned < pos {
             if self.step(Nanos(0), false) == SourcePoll::Finished {
-                return Err(format!(
-                    "synthetic (seed {}): generates {} events, fewer than the {pos} the journal \
-                     says were taken: was `fills` lowered? Restore it, or start a new journal",
-                    self.seed, self.returned
-                ));
+                return Err(ResumeError::Short {
+                    holds: format!(
+                        "synthetic (seed {}): generates {} events",
+                        self.seed, self.returned
+                    ),
+                    pos,
+                    taken: "taken",
+                    likely: "was `fills` lowered?",
+                });
             }
         }
         self.paced_from = self.fills_emitted;

@@ -296,5 +296,5 @@ fn resume_gives_the_rest_of_the_same_stream() {
     }
     let mut g = SyntheticLeaders::new(crate::common::universe(), 9, 200);
     let err = g.resume(all.len() as u64 + 1).unwrap_err();
-    assert!(err.contains("fewer than"), "{err}");
+    assert!(err.to_string().contains("fewer than"), "{err}");
 }

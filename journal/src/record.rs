@@ -149,9 +149,12 @@ impl ConfigParts {
     /// Takes one config record; the revision and its whole model once the last part
     /// is in. Part 0 starts afresh: a run that died while writing a config left its
     /// first parts, and the next run writes them all again.
-    pub fn add(&mut self, c: ConfigRec) -> Result<Option<(u64, String)>, String> {
+    pub fn add(&mut self, c: ConfigRec) -> Result<Option<(u64, String)>, RecordError> {
         if c.parts == 0 || c.part >= c.parts {
-            return Err(format!("config part {} of {}", c.part, c.parts));
+            return Err(RecordError::ConfigPart {
+                part: c.part,
+                parts: c.parts,
+            });
         }
         if c.part == 0 {
             *self = ConfigParts {
@@ -162,10 +165,14 @@ impl ConfigParts {
             };
         }
         if (c.revision, c.part, c.parts) != (self.revision, self.next, self.parts) {
-            return Err(format!(
-                "config part {} of {} (revision {:016x}) where part {} of {} (revision {:016x}) was due",
-                c.part, c.parts, c.revision, self.next, self.parts, self.revision
-            ));
+            return Err(RecordError::ConfigPartOutOfTurn {
+                part: c.part,
+                parts: c.parts,
+                revision: c.revision,
+                due: self.next,
+                due_of: self.parts,
+                due_revision: self.revision,
+            });
         }
         self.text.push_str(&c.toml);
         self.next += 1;
@@ -326,6 +333,24 @@ pub enum RecordError {
         kind: &'static str,
         field: &'static str,
         code: u8,
+    },
+    /// rkyv could not serialize a record (its error is neither `Clone` nor `Eq`).
+    #[error("encoding a record: {0}")]
+    Encode(String),
+    /// A config record whose part numbers make no sense.
+    #[error("config part {part} of {parts}")]
+    ConfigPart { part: u32, parts: u32 },
+    /// A config record out of turn.
+    #[error(
+        "config part {part} of {parts} (revision {revision:016x}) where part {due} of {due_of} (revision {due_revision:016x}) was due"
+    )]
+    ConfigPartOutOfTurn {
+        part: u32,
+        parts: u32,
+        revision: u64,
+        due: u32,
+        due_of: u32,
+        due_revision: u64,
     },
 }
 
@@ -516,7 +541,7 @@ impl Default for Encoder {
 }
 
 impl Encoder {
-    fn put<T>(&mut self, v: &T) -> Result<&[u8], String>
+    fn put<T>(&mut self, v: &T) -> Result<&[u8], RecordError>
     where
         T: for<'a> Serialize<
             rkyv::api::high::HighSerializer<
@@ -528,14 +553,14 @@ impl Encoder {
     {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        self.buf =
-            rkyv::api::high::to_bytes_in::<_, RkyvError>(v, buf).map_err(|e| e.to_string())?;
+        self.buf = rkyv::api::high::to_bytes_in::<_, RkyvError>(v, buf)
+            .map_err(|e| RecordError::Encode(e.to_string()))?;
         Ok(&self.buf)
     }
 
     /// The record for one engine journal entry: (kind, timestamp, payload), or
     /// `None` for an empty slot.
-    pub fn entry(&mut self, e: &JournalEntry) -> Result<Option<Encoded<'_>>, String> {
+    pub fn entry(&mut self, e: &JournalEntry) -> Result<Option<Encoded<'_>>, RecordError> {
         let Some(kind) = kind_of(e) else {
             return Ok(None);
         };
@@ -627,7 +652,11 @@ impl Encoder {
     /// One record for an order and the decision right after it in the engine's
     /// stream, when the order is that decision's (same subscription and leader
     /// event); `None` otherwise, and the two are written as they are.
-    pub fn pair(&mut self, o: &FollowerOrder, d: &Decision) -> Result<Option<Encoded<'_>>, String> {
+    pub fn pair(
+        &mut self,
+        o: &FollowerOrder,
+        d: &Decision,
+    ) -> Result<Option<Encoded<'_>>, RecordError> {
         if o.leader_event_key == 0
             || o.leader_event_key != d.event_key
             || o.sub != d.sub
@@ -648,7 +677,7 @@ impl Encoder {
         part: u32,
         parts: u32,
         toml: &str,
-    ) -> Result<&[u8], String> {
+    ) -> Result<&[u8], RecordError> {
         self.put(&ConfigRec {
             revision,
             part,

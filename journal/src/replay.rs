@@ -4,8 +4,9 @@
 //! subscription status exactly. The journaled outputs are checked against what the
 //! replay produces, which proves (or disproves) that determinism on every restart.
 
+use crate::error::JournalError;
 use crate::reader::JournalReader;
-use crate::record::{decode, ConfigParts, Entry};
+use crate::record::{decode, ConfigParts, Entry, RecordError};
 use fillcast_engine::config::{self, Config};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::FeedEvent;
@@ -21,10 +22,12 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ReplayError {
-    #[error("{0}")]
-    Journal(String),
-    #[error("journal record {seq}: {message}")]
-    Record { seq: u64, message: String },
+    /// Boxed: a journal error names its file and offset, and would make every
+    /// replay result as large.
+    #[error(transparent)]
+    Journal(Box<JournalError>),
+    #[error("journal record {seq}: {source}")]
+    Record { seq: u64, source: RecordError },
     #[error(
         "journal does not start with a config record (first record is seq {seq}, kind {kind})"
     )]
@@ -96,7 +99,7 @@ impl Outputs for Expect {
 
 /// Replay the journal in `dir`. `None` when it holds no record yet.
 pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
-    let reader = JournalReader::open(dir).map_err(|e| ReplayError::Journal(e.to_string()))?;
+    let reader = JournalReader::open(dir).map_err(|e| ReplayError::Journal(Box::new(e)))?;
     let mut it = reader.iter_from(1);
     let mut parts = ConfigParts::default();
     let mut stats = ReplayStats::default();
@@ -107,25 +110,26 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
             // journal, whose config the restart writes again from part 0.
             return Ok(None);
         };
-        let rec = rec.map_err(|e| ReplayError::Journal(e.to_string()))?;
+        let rec = rec.map_err(|e| ReplayError::Journal(Box::new(e)))?;
         if stats.records == 0 {
             stats.first_seq = rec.seq;
         }
         stats.records += 1;
         stats.last_seq = rec.seq;
-        let entry = decode(rec.kind, rec.schema, rec.payload).map_err(|e| ReplayError::Record {
-            seq: rec.seq,
-            message: e.to_string(),
-        })?;
+        let entry =
+            decode(rec.kind, rec.schema, rec.payload).map_err(|source| ReplayError::Record {
+                seq: rec.seq,
+                source,
+            })?;
         let Entry::Config(c) = entry else {
             return Err(ReplayError::NoConfig {
                 seq: rec.seq,
                 kind: rec.kind,
             });
         };
-        let done = parts.add(c).map_err(|message| ReplayError::Record {
+        let done = parts.add(c).map_err(|source| ReplayError::Record {
             seq: rec.seq,
-            message,
+            source,
         })?;
         if let Some(done) = done {
             break done;
@@ -149,13 +153,14 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
     let mut cursors = BTreeMap::new();
     let mut taken_events = HashSet::with_hasher(IdHash);
     for rec in it {
-        let rec = rec.map_err(|e| ReplayError::Journal(e.to_string()))?;
+        let rec = rec.map_err(|e| ReplayError::Journal(Box::new(e)))?;
         stats.records += 1;
         stats.last_seq = rec.seq;
-        let entry = decode(rec.kind, rec.schema, rec.payload).map_err(|e| ReplayError::Record {
-            seq: rec.seq,
-            message: e.to_string(),
-        })?;
+        let entry =
+            decode(rec.kind, rec.schema, rec.payload).map_err(|source| ReplayError::Record {
+                seq: rec.seq,
+                source,
+            })?;
         let journaled = match entry {
             Entry::Config(c) if c.revision == revision => continue,
             Entry::Config(c) => {
@@ -166,7 +171,7 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
                     to,
                     why,
                 };
-                let Some((to, text)) = later.add(c).map_err(changed)? else {
+                let Some((to, text)) = later.add(c).map_err(|e| changed(e.to_string()))? else {
                     continue;
                 };
                 let next = config::load_model(&text).map_err(|e| changed(e.to_string()))?;
@@ -178,7 +183,7 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
                     )));
                 }
                 core.apply_revision(Arc::new(u), &config.engine, &next.engine)
-                    .map_err(changed)?;
+                    .map_err(|shape| changed(shape.to_string()))?;
                 (config, revision) = (next, to);
                 continue;
             }

@@ -17,7 +17,7 @@ use crate::stage::JournalStage;
 use crate::writer::{Durability, JournalOptions, JournalWriter, Recovery};
 use crate::JournalError;
 use fillcast_engine::config::{model_diff, Config, DurabilityConfig, JournalConfig};
-use fillcast_engine::core::Core;
+use fillcast_engine::core::{Core, ShapeChanged};
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::Universe;
 use fillcast_engine::order::IdHash;
@@ -86,7 +86,7 @@ pub enum RestartError {
     #[error("replaying journal {}: {error}", dir.display())]
     Replay { dir: PathBuf, error: ReplayError },
     #[error(
-        "the decision model changed since journal {} was written (revision {journaled:016x} there, {now:016x} now) in a way a restart cannot apply: {why}:\n{}\n\
+        "the decision model changed since journal {} was written (revision {journaled:016x} there, {now:016x} now) in a way a restart cannot apply: {shape}:\n{}\n\
          A restart applies changed values (limits, allocations, modes, statuses, policies) as a new revision; \
          adding, removing or reordering symbols, leaders, followers or subscriptions, or resizing the engine's tables, \
          is not built yet: restore those settings, or start a new journal directory",
@@ -98,14 +98,17 @@ pub enum RestartError {
         journaled: u64,
         now: u64,
         /// Why it cannot be applied (`Core::apply_revision`).
-        why: String,
+        shape: ShapeChanged,
         /// What differs, one line each (`config::model_diff`).
         diff: Vec<String>,
     },
     #[error("replay of journal {} does not reproduce {} of its decisions: refusing to continue", dir.display(), stats.mismatches)]
     Mismatch { dir: PathBuf, stats: ReplayStats },
-    #[error("journal {}: {message}", dir.display())]
-    Write { dir: PathBuf, message: String },
+    #[error("journal {}: {source}", dir.display())]
+    Write {
+        dir: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("venue {venue}: {message}")]
     Venue { venue: String, message: String },
 }
@@ -294,9 +297,9 @@ pub fn open<V: Venues + ?Sized>(
     now: Nanos,
     log: &mut dyn FnMut(String),
 ) -> Result<Opened, RestartError> {
-    let write_err = |message: String| RestartError::Write {
+    let write_err = |source: Box<dyn std::error::Error + Send + Sync>| RestartError::Write {
         dir: dir.into(),
-        message,
+        source,
     };
     let (writer, recovery) =
         JournalWriter::open(dir, opts).map_err(|error| RestartError::Open {
@@ -314,7 +317,7 @@ pub fn open<V: Venues + ?Sized>(
         log("journal: the last run did not end cleanly or records were cut: each order is asked about at its venue before it is sent, until a venue has none of a batch".into());
     }
     mark_unclean(dir, "a run has this journal open (or died with it open)")
-        .map_err(|e| write_err(format!("writing {ASK_FIRST_MARKER}: {e}")))?;
+        .map_err(|e| write_err(format!("writing {ASK_FIRST_MARKER}: {e}").into()))?;
     let mut stage = JournalStage::new(writer);
     let replayed = replay(dir).map_err(|error| RestartError::Replay {
         dir: dir.into(),
@@ -324,10 +327,10 @@ pub fn open<V: Venues + ?Sized>(
         stage
             .write_config(
                 universe.revision,
-                &cfg.model_toml().map_err(write_err)?,
+                &cfg.model_toml().map_err(|e| write_err(e.into()))?,
                 now.0,
             )
-            .map_err(write_err)?;
+            .map_err(|e| write_err(e.into()))?;
         return Ok(Opened {
             core: Core::new(Arc::clone(universe), &cfg.engine),
             stage,
@@ -357,7 +360,9 @@ pub fn open<V: Venues + ?Sized>(
             "journal: appending {} decisions and orders the last run made but did not journal",
             r.unjournaled.len()
         ));
-        stage.append(&r.unjournaled).map_err(write_err)?;
+        stage
+            .append(&r.unjournaled)
+            .map_err(|e| write_err(e.into()))?;
     }
     let mut core = r.core;
     if r.revision != universe.revision {
@@ -365,20 +370,20 @@ pub fn open<V: Venues + ?Sized>(
         // new event, journaled (and so in the sidecar's audit_log) with its diff.
         let diff = model_diff(&r.config, cfg);
         core.apply_revision(Arc::clone(universe), &r.config.engine, &cfg.engine)
-            .map_err(|why| RestartError::ConfigChanged {
+            .map_err(|shape| RestartError::ConfigChanged {
                 dir: dir.into(),
                 journaled: r.revision,
                 now: universe.revision,
-                why,
+                shape,
                 diff: diff.clone(),
             })?;
         stage
             .write_config(
                 universe.revision,
-                &cfg.model_toml().map_err(write_err)?,
+                &cfg.model_toml().map_err(|e| write_err(e.into()))?,
                 now.0,
             )
-            .map_err(write_err)?;
+            .map_err(|e| write_err(e.into()))?;
         log(format!(
             "journal: the decision model changed: revision {:016x} → {:016x} applied before any new event:\n{}",
             r.revision,

@@ -1,9 +1,11 @@
 //! The journal stage: the engine's `JournalSink`, turning journal entries into
 //! typed records on the segment files.
 
+use crate::error::JournalError;
+use crate::record::RecordError;
 use crate::record::{config_parts, Encoder, Kind, SCHEMA};
 use crate::writer::JournalWriter;
-use fillcast_engine::port::{JournalEntry, JournalSink};
+use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
 
 pub struct JournalStage {
     writer: JournalWriter,
@@ -22,16 +24,13 @@ impl JournalStage {
 
     /// Record a config revision and its whole decision model, in as many records
     /// as it takes (`record::config_parts`). The sequence of the last.
-    pub fn write_config(&mut self, revision: u64, toml: &str, ts: u64) -> Result<u64, String> {
+    pub fn write_config(&mut self, revision: u64, toml: &str, ts: u64) -> Result<u64, StageError> {
         let parts = config_parts(toml);
-        let n = u32::try_from(parts.len()).map_err(|_| "config too large".to_string())?;
+        let n = u32::try_from(parts.len()).map_err(|_| StageError::ConfigTooLarge)?;
         let mut seq = 0;
         for (i, part) in parts.into_iter().enumerate() {
             let bytes = self.enc.config(revision, i as u32, n, part)?;
-            seq = self
-                .writer
-                .append(Kind::Config as u16, SCHEMA, ts, bytes)
-                .map_err(|e| e.to_string())?;
+            seq = self.writer.append(Kind::Config as u16, SCHEMA, ts, bytes)?;
             self.records += 1;
         }
         Ok(seq)
@@ -48,7 +47,21 @@ impl JournalStage {
 }
 
 impl JournalSink for JournalStage {
-    fn append(&mut self, entries: &[JournalEntry]) -> Result<(), String> {
+    fn append(&mut self, entries: &[JournalEntry]) -> Result<(), SinkError> {
+        self.append_entries(entries).map_err(SinkError::new)
+    }
+
+    fn before_send(&mut self) -> Result<(), SinkError> {
+        self.writer.before_send().map_err(SinkError::new)
+    }
+
+    fn tick(&mut self) -> Result<(), SinkError> {
+        self.writer.tick().map_err(SinkError::new)
+    }
+}
+
+impl JournalStage {
+    fn append_entries(&mut self, entries: &[JournalEntry]) -> Result<(), StageError> {
         let mut i = 0;
         while i < entries.len() {
             // An order and its decision, next to each other in one chunk, go in one
@@ -67,20 +80,22 @@ impl JournalSink for JournalStage {
             };
             i += 1;
             if let Some((kind, ts, bytes)) = encoded {
-                self.writer
-                    .append(kind as u16, SCHEMA, ts, bytes)
-                    .map_err(|e| e.to_string())?;
+                self.writer.append(kind as u16, SCHEMA, ts, bytes)?;
                 self.records += 1;
             }
         }
         Ok(())
     }
+}
 
-    fn before_send(&mut self) -> Result<(), String> {
-        self.writer.before_send().map_err(|e| e.to_string())
-    }
-
-    fn tick(&mut self) -> Result<(), String> {
-        self.writer.tick().map_err(|e| e.to_string())
-    }
+/// Why the journal stage could not write: a record that does not encode, or the
+/// segment files refused it.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("config too large")]
+    ConfigTooLarge,
 }

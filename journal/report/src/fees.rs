@@ -91,21 +91,24 @@ impl Default for FeePolicy {
     }
 }
 
+/// A fee policy outside what a fee can be.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FeeError {
+    #[error("fee rate {0} is outside [0, 1] (0.1 means 10%)")]
+    Rate(Decimal),
+    #[error("fee leader_fraction {0} is outside [0, 1]")]
+    LeaderFraction(Decimal),
+}
+
 impl FeePolicy {
     /// Checks that both fractions lie in `[0, 1]`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FeeError> {
         let unit = Decimal::ZERO..=Decimal::ONE;
         if !unit.contains(&self.rate) {
-            return Err(format!(
-                "fee rate {} is outside [0, 1] (0.1 means 10%)",
-                self.rate
-            ));
+            return Err(FeeError::Rate(self.rate));
         }
         if !unit.contains(&self.leader_fraction) {
-            return Err(format!(
-                "fee leader_fraction {} is outside [0, 1]",
-                self.leader_fraction
-            ));
+            return Err(FeeError::LeaderFraction(self.leader_fraction));
         }
         Ok(())
     }

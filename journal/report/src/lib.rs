@@ -211,6 +211,8 @@ pub enum ReportError {
     #[error("arithmetic overflow rebuilding {what} at ts {ts_ns}: values beyond 28 digits")]
     Overflow { what: String, ts_ns: i64 },
     #[error("report options: {0}")]
+    Fee(#[from] fees::FeeError),
+    #[error("report options: {0}")]
     Options(String),
 }
 
@@ -278,7 +280,7 @@ pub fn leader_fill_lineage_postgres(
 
 /// Builds a report from any `Source`.
 pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, ReportError> {
-    opts.fee.validate().map_err(ReportError::Options)?;
+    opts.fee.validate()?;
     if opts.sharpe_period_ns <= 0 {
         return Err(ReportError::Options(format!(
             "sharpe_period_ns must be positive, got {}",

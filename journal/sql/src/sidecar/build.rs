@@ -469,7 +469,10 @@ impl Builder {
     ) -> Result<(), SidecarError> {
         let seq_i = to_i64(seq, "sequence", seq)?;
         if let Entry::Config(c) = entry {
-            let whole = self.config_parts.add(c).map_err(|m| bad(seq, m))?;
+            let whole = self
+                .config_parts
+                .add(c)
+                .map_err(|e| bad(seq, e.to_string()))?;
             let Some((revision, toml)) = whole else {
                 return Ok(());
             };

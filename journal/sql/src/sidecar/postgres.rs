@@ -19,7 +19,7 @@
 use crate::sidecar::build::{Batch, TableWriter};
 use crate::sidecar::continuity::ChainRow;
 use crate::sidecar::pgconn::{describe, PgTarget};
-use crate::sidecar::rows::{Conflict, Row, Sink};
+use crate::sidecar::rows::{Conflict, Row, RowError, Sink};
 use crate::sidecar::schema::SECONDARY_INDEXES;
 use crate::sidecar::schema::{self, Dialect, MIGRATIONS_TABLE};
 use crate::sidecar::store::{
@@ -195,7 +195,8 @@ fn copy_all<R: Row>(
             buf: &mut *buf,
             first: true,
         };
-        row.put(u, &mut sink).map_err(fail)?;
+        row.put(u, &mut sink)
+            .map_err(|e: RowError| fail(e.to_string()))?;
         buf.push('\n');
         n += 1;
     }

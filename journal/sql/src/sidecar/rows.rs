@@ -106,7 +106,7 @@ pub(crate) trait Row {
     const TABLE: Table;
     /// The row's values, in `TABLE.columns` order. `Err` only for values a
     /// decimal cannot hold (a hostile journal).
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String>;
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError>;
 }
 
 /// A 16-hex-digit id (`event_id`, `order_id`, revisions) or a client order id
@@ -178,10 +178,22 @@ pub(crate) fn money(v: i64) -> Decimal {
     Money(v).to_decimal().normalize()
 }
 
-fn money_i128(v: i128) -> Result<Decimal, String> {
+fn money_i128(v: i128) -> Result<Decimal, RowError> {
     Decimal::try_from_i128_with_scale(v, 8)
         .map(|d| d.normalize())
-        .map_err(|_| format!("money amount {v}e-8 does not fit a decimal"))
+        .map_err(|_| RowError::MoneyTooLarge(v))
+}
+
+/// Why a row cannot become column values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RowError {
+    #[error("money amount {0}e-8 does not fit a decimal")]
+    MoneyTooLarge(i128),
+    #[error("position cost {0} lots × ticks does not fit")]
+    CostTooLarge(i128),
+    /// An index the config in force does not have.
+    #[error("no such {0}")]
+    NoSuch(&'static str),
 }
 
 pub(crate) fn mode_str(m: Mode) -> &'static str {
@@ -213,7 +225,7 @@ pub(crate) struct LeaderFillRow {
 impl Row for LeaderFillRow {
     const TABLE: Table = Table::of(schema::LEADER_FILLS, Conflict::Fail);
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         s.int(self.seq);
         s.text(leader_name(u, self.leader));
         s.text(Id::hex(self.event_key).as_str());
@@ -249,7 +261,7 @@ impl Row for LeaderPositionRow {
         Conflict::Update(&["leader_id", "symbol"]),
     );
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         s.text(leader_name(u, self.leader));
         s.text(symbol_name(u, self.symbol));
         s.dec(qty(u, self.symbol, self.qty));
@@ -277,7 +289,7 @@ pub(crate) struct InstructionRow {
 impl Row for InstructionRow {
     const TABLE: Table = Table::of(schema::COPY_INSTRUCTIONS, Conflict::Fail);
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         let spec = u.subs.get(self.sub as usize);
         s.int(self.seq);
         s.opt_int(self.leader_fill_seq);
@@ -303,7 +315,7 @@ impl Row for Order {
         Conflict::Update(&["client_order_id"]),
     );
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         let spec = u.subs.get(self.sub as usize);
         let venue = u
             .symbols
@@ -356,7 +368,7 @@ impl Row for FillRow {
         Conflict::Ignore(&["client_order_id", "venue_trade_id"]),
     );
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         s.text(Id::client_order(self.order_id).as_str());
         s.text(&self.trade_id.to_string());
         s.int(self.seq);
@@ -378,7 +390,7 @@ impl Row for Position {
         Conflict::Update(&["subscription_id", "symbol"]),
     );
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         let spec = u.subs.get(self.sub as usize);
         let (lot, tick) = u
             .symbols
@@ -386,7 +398,7 @@ impl Row for Position {
             .map_or((Decimal::ONE, Decimal::ONE), |sy| {
                 (sy.lot_size, sy.tick_size)
             });
-        let too_big = || format!("position cost {} lots × ticks does not fit", self.cost);
+        let too_big = || RowError::CostTooLarge(self.cost);
         let cost_lt = Decimal::try_from_i128_with_scale(self.cost, 0).map_err(|_| too_big())?;
         let cost_basis = cost_lt
             .checked_mul(lot)
@@ -427,7 +439,7 @@ pub(crate) struct MarkRow {
 impl Row for MarkRow {
     const TABLE: Table = Table::of(schema::MARK_PRICES, Conflict::Fail);
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         s.int(self.seq);
         s.text(symbol_name(u, self.symbol));
         s.int(self.ts);
@@ -447,7 +459,7 @@ pub(crate) struct EquityRow {
 impl Row for EquityRow {
     const TABLE: Table = Table::of(schema::LEADER_EQUITY, Conflict::Fail);
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
         s.int(self.seq);
         s.text(leader_name(u, self.leader));
         s.int(self.ts);
@@ -470,7 +482,7 @@ pub(crate) struct AuditRow {
 impl Row for AuditRow {
     const TABLE: Table = Table::of(schema::AUDIT_LOG, Conflict::Fail);
 
-    fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), RowError> {
         s.int(self.seq);
         s.int(self.ts);
         s.text(self.kind);
@@ -491,7 +503,7 @@ pub(crate) struct ConfigRow {
 impl Row for ConfigRow {
     const TABLE: Table = Table::of(schema::CONFIG_REVISIONS, Conflict::Ignore(&["revision"]));
 
-    fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), String> {
+    fn put<S: Sink>(&self, _u: &Universe, s: &mut S) -> Result<(), RowError> {
         s.text(Id::hex(self.revision).as_str());
         s.int(self.seq);
         s.text(&self.toml);
@@ -513,8 +525,11 @@ pub(crate) struct SubscriptionRow(pub u32);
 impl Row for SymbolRow {
     const TABLE: Table = Table::of(schema::SYMBOLS, Conflict::Update(&["name"]));
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
-        let spec = u.symbols.get(self.0 as usize).ok_or("no such symbol")?;
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        let spec = u
+            .symbols
+            .get(self.0 as usize)
+            .ok_or(RowError::NoSuch("symbol"))?;
         s.text(&spec.name);
         s.dec(spec.lot_size);
         s.dec(spec.tick_size);
@@ -525,8 +540,11 @@ impl Row for SymbolRow {
 impl Row for LeaderRow {
     const TABLE: Table = Table::of(schema::LEADERS, Conflict::Update(&["leader_id"]));
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
-        let spec = u.leaders.get(self.0 as usize).ok_or("no such leader")?;
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        let spec = u
+            .leaders
+            .get(self.0 as usize)
+            .ok_or(RowError::NoSuch("leader"))?;
         s.text(&spec.id);
         s.dec(money(spec.equity.0));
         Ok(())
@@ -536,8 +554,11 @@ impl Row for LeaderRow {
 impl Row for FollowerRow {
     const TABLE: Table = Table::of(schema::FOLLOWERS, Conflict::Update(&["follower_id"]));
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
-        let spec = u.followers.get(self.0 as usize).ok_or("no such follower")?;
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        let spec = u
+            .followers
+            .get(self.0 as usize)
+            .ok_or(RowError::NoSuch("follower"))?;
         s.text(&spec.id);
         s.dec(money(spec.equity.0));
         Ok(())
@@ -550,8 +571,11 @@ impl Row for SubscriptionRow {
         Conflict::Update(&["subscription_id"]),
     );
 
-    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), String> {
-        let spec = u.subs.get(self.0 as usize).ok_or("no such subscription")?;
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        let spec = u
+            .subs
+            .get(self.0 as usize)
+            .ok_or(RowError::NoSuch("subscription"))?;
         s.text(&spec.id);
         s.text(follower_name(u, spec.follower.0));
         s.text(leader_name(u, spec.leader.0));

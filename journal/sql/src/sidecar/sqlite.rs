@@ -217,9 +217,9 @@ fn insert_all<R: Row>(
     let mut n = 0;
     for row in rows {
         sink.idx = 0;
-        row.put(u, &mut sink).map_err(|message| SidecarError::Db {
+        row.put(u, &mut sink).map_err(|e| SidecarError::Db {
             db: db.to_string(),
-            message: format!("writing {}: {message}", R::TABLE.name),
+            message: format!("writing {}: {e}", R::TABLE.name),
         })?;
         debug_assert_eq!(sink.idx, R::TABLE.columns.len());
         if let Some(e) = sink.err.take() {

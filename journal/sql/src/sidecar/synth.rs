@@ -5,17 +5,18 @@
 //! a repeated fill, transient and margin rejects, IOC cancels). Each input and the
 //! core's outputs are journaled in the order the core took them, as the engine does.
 
-use fillcast_engine::config::load_str;
+use fillcast_engine::config::{load_str, ConfigErrors};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
 };
 use fillcast_engine::ids::{leader_event_key, mix64};
-use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
+use fillcast_engine::model::{LeaderIdx, ModelError, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::outputs::{Decision, Notice, Outputs};
-use fillcast_engine::port::{JournalEntry, JournalSink};
+use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
-use fillcast_journal::stage::JournalStage;
+use fillcast_journal::error::JournalError;
+use fillcast_journal::stage::{JournalStage, StageError};
 use fillcast_journal::writer::{JournalOptions, JournalWriter};
 use std::path::Path;
 use std::sync::Arc;
@@ -131,23 +132,46 @@ pub struct Synth {
     counts: SynthCounts,
 }
 
+/// Why a synthetic journal could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The config's decision model would not serialize (`Config::model_toml`).
+    #[error("{0}")]
+    ModelToml(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("more than {ANSWERS_MAX} orders from one input")]
+    TooManyOrders,
+}
+
 impl Synth {
     /// A new journal in `dir` (which must not hold one), starting with its config.
-    pub fn create(dir: &Path, spec: &SynthSpec) -> Result<Synth, String> {
+    pub fn create(dir: &Path, spec: &SynthSpec) -> Result<Synth, SynthError> {
         let toml = config_toml(spec);
-        let cfg = load_str(&toml, Path::new("synth.toml")).map_err(|e| e.to_string())?;
-        let universe = Arc::new(Universe::from_config(&cfg).map_err(|e| e.to_string())?);
+        let cfg = load_str(&toml, Path::new("synth.toml"))?;
+        let universe = Arc::new(Universe::from_config(&cfg)?);
         let (writer, _) = JournalWriter::open(
             dir,
             JournalOptions {
                 segment_bytes: 4 << 20,
                 ..JournalOptions::default()
             },
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let mut stage = JournalStage::new(writer);
         let ts = 1_732_060_800_000_000_000;
-        stage.write_config(universe.revision, &cfg.model_toml()?, ts)?;
+        stage.write_config(
+            universe.revision,
+            &cfg.model_toml().map_err(SynthError::ModelToml)?,
+            ts,
+        )?;
         Ok(Synth {
             core: Core::new(Arc::clone(&universe), &cfg.engine),
             stage,
@@ -189,7 +213,7 @@ impl Synth {
         Nanos(self.ts)
     }
 
-    fn journal(&mut self, input: JournalEntry, out: &Collect) -> Result<(), String> {
+    fn journal(&mut self, input: JournalEntry, out: &Collect) -> Result<(), SynthError> {
         self.stage.append(&[input])?;
         self.stage.append(&out.entries)?;
         for e in &out.entries {
@@ -203,14 +227,14 @@ impl Synth {
         Ok(())
     }
 
-    fn feed(&mut self, ev: FeedEvent) -> Result<Vec<FollowerOrder>, String> {
+    fn feed(&mut self, ev: FeedEvent) -> Result<Vec<FollowerOrder>, SynthError> {
         let mut out = Collect::default();
         self.core.on_feed(&ev, &mut out);
         self.journal(JournalEntry::Feed(ev), &out)?;
         Ok(out.orders)
     }
 
-    fn exec(&mut self, r: ExecReport, queue: &mut Vec<FollowerOrder>) -> Result<(), String> {
+    fn exec(&mut self, r: ExecReport, queue: &mut Vec<FollowerOrder>) -> Result<(), SynthError> {
         let mut out = Collect::default();
         self.core.on_exec(&r, &mut out);
         self.journal(JournalEntry::Exec(r), &out)?;
@@ -239,13 +263,13 @@ impl Synth {
     }
 
     /// The scripted venue: answers every order, and the retries they cause.
-    fn answer(&mut self, orders: Vec<FollowerOrder>) -> Result<(), String> {
+    fn answer(&mut self, orders: Vec<FollowerOrder>) -> Result<(), SynthError> {
         let mut queue = orders;
         let mut answered = 0usize;
         while let Some(o) = queue.pop() {
             answered += 1;
             if answered > ANSWERS_MAX {
-                return Err(format!("more than {ANSWERS_MAX} orders from one input"));
+                return Err(SynthError::TooManyOrders);
             }
             let pick = self.rand(100);
             let q = o.qty.0;
@@ -307,7 +331,7 @@ impl Synth {
 
     /// Ticks while the core has resync work due (the catch-ups of rejects and
     /// remainders), each answered like any order.
-    fn ticks(&mut self) -> Result<(), String> {
+    fn ticks(&mut self) -> Result<(), SynthError> {
         for _ in 0..TICKS_PER_INPUT_MAX {
             let Some(due) = self.core.wake_at() else {
                 return Ok(());
@@ -323,7 +347,7 @@ impl Synth {
 
     /// `n` more leader fills, each answered in full, with a mark price, an equity
     /// update or a command between some of them.
-    pub fn leader_fills(&mut self, n: usize) -> Result<(), String> {
+    pub fn leader_fills(&mut self, n: usize) -> Result<(), SynthError> {
         for _ in 0..n {
             self.fills_done += 1;
             let i = self.fills_done;
@@ -428,26 +452,31 @@ impl Synth {
     /// Appends a config record for `toml` (a reload, as the sidecar sees it; the
     /// synthetic core keeps running under its first config, whose indices the new
     /// one must keep). Returns the new revision.
-    pub fn append_config(&mut self, toml: &str) -> Result<u64, String> {
-        let cfg = load_str(toml, Path::new("synth-reload.toml")).map_err(|e| e.to_string())?;
-        let u = Universe::from_config(&cfg).map_err(|e| e.to_string())?;
+    pub fn append_config(&mut self, toml: &str) -> Result<u64, SynthError> {
+        let cfg = load_str(toml, Path::new("synth-reload.toml"))?;
+        let u = Universe::from_config(&cfg)?;
         let ts = self.now().0;
-        self.stage
-            .write_config(u.revision, &cfg.model_toml()?, ts)?;
+        self.stage.write_config(
+            u.revision,
+            &cfg.model_toml().map_err(SynthError::ModelToml)?,
+            ts,
+        )?;
         Ok(u.revision)
     }
 
     /// Appends a raw record (for tests of damaged or hostile journals).
-    pub fn append_raw(&mut self, kind: u16, schema: u16, payload: &[u8]) -> Result<u64, String> {
+    pub fn append_raw(
+        &mut self,
+        kind: u16,
+        schema: u16,
+        payload: &[u8],
+    ) -> Result<u64, SynthError> {
         let ts = self.now().0;
-        self.stage
-            .writer()
-            .append(kind, schema, ts, payload)
-            .map_err(|e| e.to_string())
+        Ok(self.stage.writer().append(kind, schema, ts, payload)?)
     }
 
     /// Everything written so far visible to readers in other processes.
-    pub fn flush(&mut self) -> Result<(), String> {
-        self.stage.writer().flush().map_err(|e| e.to_string())
+    pub fn flush(&mut self) -> Result<(), SynthError> {
+        Ok(self.stage.writer().flush()?)
     }
 }

@@ -1,0 +1,85 @@
+//! The invariants of ARCHITECTURE.md that the source itself can show: each test
+//! reads the files that must keep one and fails naming the line that breaks it.
+//! (Behavioural invariants are tested where they act: `no_alloc`, `properties`,
+//! the scenarios, the journal's and the root crate's tests; ARCHITECTURE.md
+//! names each one's test.)
+
+use std::path::{Path, PathBuf};
+
+fn src(file: &str) -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (path, text)
+}
+
+/// The lines of `file` (comments and its `#[cfg(test)]` module left out) that
+/// contain any of `words`.
+fn offending(file: &str, words: &[&str]) -> Vec<String> {
+    let (path, text) = src(file);
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    code.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .filter(|(_, l)| words.iter().any(|w| l.contains(w)))
+        .map(|(i, l)| format!("{}:{}: {}", path.display(), i + 1, l.trim()))
+        .collect()
+}
+
+/// The files of the core stage and the kernels it runs.
+const HOT: &[&str] = &[
+    "core.rs",
+    "sizing.rs",
+    "risk.rs",
+    "accounting.rs",
+    "units.rs",
+    "order.rs",
+];
+
+#[test]
+fn the_core_reads_no_clock() {
+    for f in HOT {
+        let found = offending(f, &["clock::", "Instant", "SystemTime"]);
+        assert!(
+            found.is_empty(),
+            "time must enter as inputs:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_core_takes_no_lock_and_does_no_io() {
+    let words = [
+        "Mutex",
+        "RwLock",
+        "std::fs",
+        "std::net",
+        "std::io",
+        "println!",
+        "eprintln!",
+        "thread::sleep",
+    ];
+    for f in HOT {
+        let found = offending(f, &words);
+        assert!(
+            found.is_empty(),
+            "the core stage talks through rings only:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+#[test]
+fn no_float_decides_a_quantity_a_price_or_money() {
+    for f in HOT
+        .iter()
+        .chain(&["model.rs", "pipeline.rs", "event.rs", "outputs.rs"])
+    {
+        let found = offending(f, &["f64", "f32"]);
+        assert!(
+            found.is_empty(),
+            "integers or rust_decimal only:\n{}",
+            found.join("\n")
+        );
+    }
+}
