@@ -388,6 +388,14 @@ fn same_shape(
     Ok(())
 }
 
+/// A value a new revision changed wins over the running one; one it left alone
+/// keeps what commands and events made of it (`Core::apply_revision`).
+fn changed<T: PartialEq>(slot: &mut T, old: T, new: T) {
+    if old != new {
+        *slot = new;
+    }
+}
+
 /// Mixed into every resync decision's event key, apart from leader event keys.
 const RESYNC_KEY_SALT: u64 = 0x7e5c_0000_0000_0001;
 
@@ -467,33 +475,33 @@ impl Core {
                 book.base[k] = n.base_ratio;
                 book.amount[k] = n.amount.max(Money::ZERO);
             }
-            if o.market_orders != n.market_orders {
-                book.market[k] = n.market_orders;
-            }
-            if o.slippage_bps != n.slippage_bps {
-                book.slippage_bps[k] = n.slippage_bps as i64;
-            }
-            if o.max_order_notional != n.max_order_notional {
-                book.max_order[k] = n.max_order_notional;
-            }
-            if o.max_position_notional != n.max_position_notional {
-                book.max_pos[k] = n.max_position_notional;
-            }
-            if o.status != n.status {
-                book.status[k] = n.status;
-            }
-            if o.stop_loss != n.stop_loss {
-                self.subs.stop_loss[i] = n.stop_loss;
-            }
-            if o.leader_drawdown_ppm != n.leader_drawdown_ppm {
-                self.subs.leader_drawdown_ppm[i] = n.leader_drawdown_ppm;
-            }
+            changed(&mut book.market[k], o.market_orders, n.market_orders);
+            changed(
+                &mut book.slippage_bps[k],
+                o.slippage_bps as i64,
+                n.slippage_bps as i64,
+            );
+            changed(
+                &mut book.max_order[k],
+                o.max_order_notional,
+                n.max_order_notional,
+            );
+            changed(
+                &mut book.max_pos[k],
+                o.max_position_notional,
+                n.max_position_notional,
+            );
+            changed(&mut book.status[k], o.status, n.status);
+            changed(&mut self.subs.stop_loss[i], o.stop_loss, n.stop_loss);
+            changed(
+                &mut self.subs.leader_drawdown_ppm[i],
+                o.leader_drawdown_ppm,
+                n.leader_drawdown_ppm,
+            );
         }
         for (l, (o, n)) in old.leaders.iter().zip(&u.leaders).enumerate() {
             let book = &mut self.books[l];
-            if o.paused != n.paused {
-                book.paused = n.paused;
-            }
+            changed(&mut book.paused, o.paused, n.paused);
             if o.equity != n.equity {
                 book.equity = n.equity;
                 book.peak_equity = book.peak_equity.max(n.equity);
@@ -502,18 +510,18 @@ impl Core {
         let n_sym = u.symbols.len();
         for (f, (o, n)) in old.followers.iter().zip(&u.followers).enumerate() {
             let fb = &mut self.followers;
-            if o.status != n.status {
-                fb.status[f] = n.status;
-            }
-            if o.max_gross != n.max_gross {
-                fb.max_gross[f] = n.max_gross;
-            }
-            if o.max_open_positions != n.max_open_positions {
-                fb.max_open_positions[f] = n.max_open_positions;
-            }
-            if o.daily_loss_limit != n.daily_loss_limit {
-                fb.daily_loss_limit[f] = n.daily_loss_limit;
-            }
+            changed(&mut fb.status[f], o.status, n.status);
+            changed(&mut fb.max_gross[f], o.max_gross, n.max_gross);
+            changed(
+                &mut fb.max_open_positions[f],
+                o.max_open_positions,
+                n.max_open_positions,
+            );
+            changed(
+                &mut fb.daily_loss_limit[f],
+                o.daily_loss_limit,
+                n.daily_loss_limit,
+            );
             if o.allowed != n.allowed {
                 fb.allowed[f * n_sym..(f + 1) * n_sym].copy_from_slice(&n.allowed);
             }
@@ -540,7 +548,7 @@ impl Core {
     /// its quantity, and each pair's working lots equal to the signed remainders
     /// of its live orders. The fan-out keeps these by construction and asserts
     /// its steps in debug builds; this is the whole-state check that pairs with
-    /// them, run by the property tests and the simulator after every input.
+    /// them, run by the property test after every step.
     /// Walks every order: not for the hot path.
     pub fn check_books(&self) -> Result<(), BookViolation> {
         let n_sym = self.marks.len();

@@ -7,6 +7,7 @@
 use crate::error::JournalError;
 use crate::reader::JournalReader;
 use crate::record::{decode, ConfigParts, Entry, RecordError};
+use crate::segment::RecordRef;
 use fillcast_engine::config::{self, Config};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::FeedEvent;
@@ -98,6 +99,17 @@ impl Outputs for Expect {
 }
 
 /// Replay the journal in `dir`. `None` when it holds no record yet.
+/// One record the reader gave, decoded; either failure names the record.
+fn read(rec: Result<RecordRef<'_>, JournalError>) -> Result<(RecordRef<'_>, Entry), ReplayError> {
+    let rec = rec.map_err(|e| ReplayError::Journal(Box::new(e)))?;
+    let entry =
+        decode(rec.kind, rec.schema, rec.payload).map_err(|source| ReplayError::Record {
+            seq: rec.seq,
+            source,
+        })?;
+    Ok((rec, entry))
+}
+
 pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
     let reader = JournalReader::open(dir).map_err(|e| ReplayError::Journal(Box::new(e)))?;
     let mut it = reader.iter_from(1);
@@ -110,17 +122,12 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
             // journal, whose config the restart writes again from part 0.
             return Ok(None);
         };
-        let rec = rec.map_err(|e| ReplayError::Journal(Box::new(e)))?;
+        let (rec, entry) = read(rec)?;
         if stats.records == 0 {
             stats.first_seq = rec.seq;
         }
         stats.records += 1;
         stats.last_seq = rec.seq;
-        let entry =
-            decode(rec.kind, rec.schema, rec.payload).map_err(|source| ReplayError::Record {
-                seq: rec.seq,
-                source,
-            })?;
         let Entry::Config(c) = entry else {
             return Err(ReplayError::NoConfig {
                 seq: rec.seq,
@@ -153,14 +160,9 @@ pub fn replay(dir: &Path) -> Result<Option<Replayed>, ReplayError> {
     let mut cursors = BTreeMap::new();
     let mut taken_events = HashSet::with_hasher(IdHash);
     for rec in it {
-        let rec = rec.map_err(|e| ReplayError::Journal(Box::new(e)))?;
+        let (rec, entry) = read(rec)?;
         stats.records += 1;
         stats.last_seq = rec.seq;
-        let entry =
-            decode(rec.kind, rec.schema, rec.payload).map_err(|source| ReplayError::Record {
-                seq: rec.seq,
-                source,
-            })?;
         let journaled = match entry {
             Entry::Config(c) if c.revision == revision => continue,
             Entry::Config(c) => {

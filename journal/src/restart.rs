@@ -319,18 +319,20 @@ pub fn open<V: Venues + ?Sized>(
     mark_unclean(dir, "a run has this journal open (or died with it open)")
         .map_err(|e| write_err(format!("writing {ASK_FIRST_MARKER}: {e}").into()))?;
     let mut stage = JournalStage::new(writer);
+    // The decision model in force, journaled: at the start of a new journal, or
+    // as the revision a restart applies.
+    let write_model = |stage: &mut JournalStage| -> Result<u64, RestartError> {
+        let model = cfg.model_toml().map_err(|e| write_err(e.into()))?;
+        stage
+            .write_config(universe.revision, &model, now.0)
+            .map_err(|e| write_err(e.into()))
+    };
     let replayed = replay(dir).map_err(|error| RestartError::Replay {
         dir: dir.into(),
         error,
     })?;
     let Some(r) = replayed else {
-        stage
-            .write_config(
-                universe.revision,
-                &cfg.model_toml().map_err(|e| write_err(e.into()))?,
-                now.0,
-            )
-            .map_err(|e| write_err(e.into()))?;
+        write_model(&mut stage)?;
         return Ok(Opened {
             core: Core::new(Arc::clone(universe), &cfg.engine),
             stage,
@@ -377,13 +379,7 @@ pub fn open<V: Venues + ?Sized>(
                 shape,
                 diff: diff.clone(),
             })?;
-        stage
-            .write_config(
-                universe.revision,
-                &cfg.model_toml().map_err(|e| write_err(e.into()))?,
-                now.0,
-            )
-            .map_err(|e| write_err(e.into()))?;
+        write_model(&mut stage)?;
         log(format!(
             "journal: the decision model changed: revision {:016x} → {:016x} applied before any new event:\n{}",
             r.revision,
