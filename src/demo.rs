@@ -2,7 +2,7 @@
 //! leaders) is `config/demo.toml`; followers and subscriptions are generated from
 //! the seed with mixed modes and limits, so every reason code has a chance to show.
 
-use crate::{gateways_for, journal_cmd, sql_cmd, summary};
+use crate::{gateways_for, journal_cmd, sql_cmd, summary, venue_settings};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fillcast_engine::config::{
@@ -15,6 +15,7 @@ use fillcast_engine::model::Universe;
 use fillcast_engine::pipeline;
 use fillcast_engine::port::JournalSink;
 use fillcast_engine::port::Source;
+use fillcast_gateways::config::GatewayKinds;
 use fillcast_gateways::synthetic::SyntheticLeaders;
 use fillcast_report::ReportOptions;
 use rust_decimal::Decimal;
@@ -114,7 +115,7 @@ impl Draw {
 }
 
 pub fn demo_config(args: &DemoArgs) -> Result<Config> {
-    let mut cfg = config::load_str(DEMO_TOML, Path::new("config/demo.toml"))
+    let mut cfg = config::load_str_with(DEMO_TOML, Path::new("config/demo.toml"), &GatewayKinds)
         .map_err(|e| anyhow::anyhow!("embedded demo config: {e}"))?;
     let mut d = Draw(args.seed);
     cfg.leaders.truncate(args.leaders as usize);
@@ -133,7 +134,6 @@ pub fn demo_config(args: &DemoArgs) -> Result<Config> {
     if let Some(core_cpu) = args.core_cpu {
         cfg.engine.core_cpu = Some(core_cpu);
     }
-    cfg.venues[0].sim.seed = args.seed;
     let symbols: Vec<String> = cfg.symbols.iter().map(|s| s.name.clone()).collect();
     for i in 0..args.followers {
         let id = format!("F{i:05}");
@@ -236,7 +236,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         args.rate,
         args.seed
     );
-    let mut gateways = gateways_for(&u)?;
+    let mut venues = venue_settings(&u)?;
+    // The demo's one venue runs from the demo's seed too.
+    venues[0].sim.seed = args.seed;
+    let mut gateways = gateways_for(&u, &venues)?;
     let sources: Vec<Box<dyn Source>> = vec![Box::new(
         SyntheticLeaders::new(Arc::clone(&u), args.seed, fills)
             .with_rate(args.rate)

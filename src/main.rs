@@ -9,11 +9,12 @@ mod summary;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use fillcast_engine::config::{self, Config, SourceConfig, VenueKind};
+use fillcast_engine::config::{self, Config};
 use fillcast_engine::core::Core;
-use fillcast_engine::model::{Universe, VenueIdx};
+use fillcast_engine::model::Universe;
 use fillcast_engine::pipeline;
 use fillcast_engine::port::{Gateway, JournalSink, Paced, Source};
+use fillcast_gateways::config::{GatewayKinds, SourceSettings, VenueKind, VenueSettings};
 use fillcast_gateways::file::FileSource;
 use fillcast_gateways::sim::SimVenue;
 use fillcast_gateways::simclient::SimClient;
@@ -180,9 +181,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Load, validate and resolve a config file, or say everything that is wrong with it.
+/// Load, validate and resolve a config file, or say everything that is wrong with it:
+/// `check-config` and `run` both load by this, so what one accepts the other builds.
 fn load(path: &Path) -> Result<(Config, Arc<Universe>)> {
-    let cfg = match config::load(path) {
+    let cfg = match config::load_with(path, &GatewayKinds) {
         Ok(cfg) => cfg,
         Err(errors) => bail!("{} has errors:\n{errors}", path.display()),
     };
@@ -206,30 +208,36 @@ fn check_config(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One gateway per configured venue, in venue order.
-pub fn gateways_for(u: &Universe) -> Result<Vec<Box<dyn Gateway>>> {
-    (0..u.venues.len())
-        .map(|i| {
-            let v = &u.venues[i];
-            match v.config.kind {
-                VenueKind::Sim => SimVenue::for_venue(u, VenueIdx(i as u16))
-                    .map(|g| Box::new(g) as Box<dyn Gateway>)
-                    .with_context(|| format!("venue `{}`", v.name)),
-                VenueKind::SimRemote => {
-                    let addr = v
-                        .config
-                        .address
-                        .as_deref()
-                        .with_context(|| format!("venue `{}` has no address", v.name))?;
-                    SimClient::connect(v.name.clone(), addr, Duration::from_secs(10))
-                        .map(|g| {
-                            Box::new(g.with_heartbeat(
-                                Duration::from_millis(v.config.heartbeat_ms),
-                                Duration::from_millis(v.config.down_after_ms),
-                            )) as Box<dyn Gateway>
-                        })
-                        .with_context(|| format!("venue `{}`: connecting to {addr}", v.name))
-                }
+/// The settings of every venue, in venue order.
+pub fn venue_settings(u: &Universe) -> Result<Vec<VenueSettings>> {
+    u.venues
+        .iter()
+        .map(|v| VenueSettings::of(&v.config).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// One gateway per configured venue, in venue order (`venues`: their settings).
+pub fn gateways_for(u: &Universe, venues: &[VenueSettings]) -> Result<Vec<Box<dyn Gateway>>> {
+    venues
+        .iter()
+        .map(|v| match v.kind {
+            VenueKind::Sim => Ok(
+                Box::new(SimVenue::new(v.name.clone(), &v.sim, u.symbols.clone()))
+                    as Box<dyn Gateway>,
+            ),
+            VenueKind::SimRemote => {
+                let addr = v
+                    .address
+                    .as_deref()
+                    .with_context(|| format!("venue `{}` has no address", v.name))?;
+                SimClient::connect(v.name.clone(), addr, Duration::from_secs(10))
+                    .map(|g| {
+                        Box::new(g.with_heartbeat(
+                            Duration::from_millis(v.heartbeat_ms),
+                            Duration::from_millis(v.down_after_ms),
+                        )) as Box<dyn Gateway>
+                    })
+                    .with_context(|| format!("venue `{}`: connecting to {addr}", v.name))
             }
         })
         .collect()
@@ -239,16 +247,16 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
     cfg.sources
         .iter()
         .map(|s| -> Result<Box<dyn Source>> {
-            Ok(match s {
-                SourceConfig::File { path, rate_per_sec } => {
-                    let f = FileSource::open(path, Arc::clone(u))
+            Ok(match SourceSettings::of(s).map_err(anyhow::Error::msg)? {
+                SourceSettings::File { path, rate_per_sec } => {
+                    let f = FileSource::open(&path, Arc::clone(u))
                         .with_context(|| format!("source file {}", path.display()))?;
                     match rate_per_sec {
-                        Some(r) => Box::new(Paced::new(f, *r)),
+                        Some(r) => Box::new(Paced::new(f, r)),
                         None => Box::new(f),
                     }
                 }
-                SourceConfig::Synthetic {
+                SourceSettings::Synthetic {
                     fills,
                     seed,
                     rate_per_sec,
@@ -259,7 +267,7 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
                         fills.unwrap_or(1000),
                     );
                     if let Some(r) = rate_per_sec {
-                        g = g.with_rate(*r);
+                        g = g.with_rate(r);
                     }
                     Box::new(g)
                 }
@@ -291,7 +299,7 @@ fn run(
         j.dir = dir;
         cfg.journal = Some(j);
     }
-    let mut gateways = gateways_for(&u)?;
+    let mut gateways = gateways_for(&u, &venue_settings(&u)?)?;
     let mut sources = sources_for(&cfg, &u)?;
     let (core, journal, restart) = match cfg.journal {
         Some(_) => {

@@ -7,6 +7,7 @@
 use clap::Args;
 use fillcast_engine::config;
 use fillcast_engine::model::{Universe, VenueIdx};
+use fillcast_gateways::config::GatewayKinds;
 use fillcast_gateways::sim::SimVenue;
 use fillcast_gateways::simserver::{ServeStats, SimServer};
 use std::path::{Path, PathBuf};
@@ -143,7 +144,7 @@ fn serve(args: &SimVenueArgs) -> Result<ServeStats, Failure> {
 
 fn load_venue(args: &SimVenueArgs) -> Result<SimVenue, Failure> {
     let setup = Failure::Setup;
-    let cfg = config::load(&args.config).map_err(|e| setup(e.to_string()))?;
+    let cfg = config::load_with(&args.config, &GatewayKinds).map_err(|e| setup(e.to_string()))?;
     let universe = Universe::from_config(&cfg)
         .map_err(|e| setup(format!("{}: {e}", args.config.display())))?;
     let names = || {
@@ -167,8 +168,7 @@ fn load_venue(args: &SimVenueArgs) -> Result<SimVenue, Failure> {
             )))
         }
     };
-    SimVenue::for_venue(&universe, idx)
-        .ok_or_else(|| setup(format!("venue index {} out of range", idx.0)))
+    SimVenue::for_venue(&universe, idx).map_err(setup)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.

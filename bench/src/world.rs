@@ -7,12 +7,13 @@
 //! one of its followers: no `no_change` shortcuts, a worst case for the fan-out.
 
 use fillcast_engine::config::{
-    load_str, FollowerConfig, LeaderConfig, ModeConfig, SubscriptionConfig,
+    load_str_with, FollowerConfig, LeaderConfig, ModeConfig, SubscriptionConfig,
 };
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, LeaderFill, ORDER_CHUNK};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
 use fillcast_engine::outputs::{Decision, Outputs};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
+use fillcast_gateways::config::GatewayKinds;
 use rust_decimal::Decimal;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub fn universe(leaders: usize, followers: usize, venue_extra: &str) -> Arc<Univ
          max_leverage = \"5\"\n[[subscriptions]]\nfollower = \"F\"\nleader = \"L0\"\nallocation = \"5000\"\n\
          mode = \"proportional\"\nmax_order_notional = \"50000\"\n"
     );
-    let mut cfg = load_str(&t, Path::new("bench.toml")).expect("bench config");
+    let mut cfg = load_str_with(&t, Path::new("bench.toml"), &GatewayKinds).expect("bench config");
     let l0: LeaderConfig = cfg.leaders[0].clone();
     let (f0, s0) = (cfg.followers[0].clone(), cfg.subscriptions[0].clone());
     cfg.leaders = (0..leaders)

@@ -5,11 +5,14 @@
 //! be exactly those, in file/line order. `check` puts `BASE` (a venue, a symbol, a
 //! leader and a follower) in front of the case; lines count from the case's
 //! first line. `check_raw` takes the whole file.
+//!
+//! A venue's or source's own keys are the business of its kind, not the engine's:
+//! `gateways/tests/config.rs` has their cases.
 
 use fillcast_engine::config::{
     load, load_str, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig, JournalConfig,
-    LeaderConfig, LeaderProfile, ModeConfig, ResyncConfig, SimVenueConfig, SourceConfig, Status,
-    SubscriptionConfig, SymbolConfig, VenueConfig,
+    LeaderConfig, LeaderProfile, ModeConfig, ResyncConfig, Status, SubscriptionConfig,
+    SymbolConfig,
 };
 use fillcast_engine::model::Universe;
 use proptest::prelude::*;
@@ -102,9 +105,7 @@ fn example_configs_load_and_resolve() {
         assert_eq!(universe.symbols.len(), 2, "{name}");
         assert!(!universe.subs.is_empty(), "{name}");
         for source in &cfg.sources {
-            if let SourceConfig::File { path, .. } = source {
-                assert!(path.is_file(), "{name}: {} resolved", path.display());
-            }
+            assert_eq!(source.dir, repo().join("config"), "{name}");
         }
     }
 }
@@ -192,8 +193,6 @@ fn example_and_reference_document_every_key() {
         fields::<EngineConfig>(),
         fields::<ResyncConfig>(),
         fields::<SymbolConfig>(),
-        fields::<VenueConfig>(),
-        fields::<SimVenueConfig>(),
         fields::<LeaderConfig>(),
         fields::<LeaderProfile>(),
         fields::<FollowerConfig>(),
@@ -203,14 +202,12 @@ fn example_and_reference_document_every_key() {
         assert!(!f.is_empty());
         keys.extend(f);
     }
-    keys.extend(["kind", "path", "fills", "seed", "rate_per_sec"]);
     for key in keys {
         let documented = example.lines().any(|l| {
             let l = l.trim_start_matches('#').trim_start();
             l.starts_with(&format!("{key} ="))
                 || l.starts_with(&format!("[{key}]"))
                 || l.starts_with(&format!("[[{key}]]"))
-                || l.starts_with(&format!("[venues.{key}]"))
                 || l.starts_with(&format!("[engine.{key}]"))
                 || l.starts_with(&format!("[leaders.{key}]"))
         });
@@ -348,10 +345,6 @@ fn wrong_types_point_at_the_value() {
             (2, "invalid type: integer `1`, expected struct SymbolConfig"),
         ],
     );
-    check_raw(
-        "[[venues]]\nname = \"v\"\nkind = \"sim\"\nsim.seed = \"x\"\n",
-        &[(4, "`sim.seed`: invalid type: string \"x\", expected u64")],
-    );
 }
 
 #[test]
@@ -380,10 +373,6 @@ fn unknown_keys_point_at_the_key() {
         "[engine]\nfeed_ring = 8\n",
         &[(2, "`engine`: unknown field `feed_ring`")],
     );
-    check_raw(
-        "[[sources]]\nkind = \"file\"\npth = \"x\"\n",
-        &[(1, "unknown field `pth`")],
-    );
     let errs = errors("[[leaders]]\nid = \"L1\"\nequity = \"1\"\n  colour = \"red\"\n");
     assert_eq!((errs.0[0].line, errs.0[0].column), (4, 3), "{errs}");
 }
@@ -393,17 +382,6 @@ fn unknown_enum_values_are_errors() {
     check(
         "[[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"mirror\"\n",
         &[(5, "`mode`: unknown variant `mirror`, expected one of `proportional`")],
-    );
-    check_raw(
-        "[[sources]]\nkind = \"kafka\"\n",
-        &[(
-            2,
-            "`kind`: unknown variant `kafka`, expected `file` or `synthetic`",
-        )],
-    );
-    check_raw(
-        "[[venues]]\nname = \"v\"\nkind = \"fix\"\n",
-        &[(3, "unknown variant `fix`")],
     );
     check_raw(
         "[engine]\nwait = \"busy\"\n",
@@ -868,60 +846,28 @@ fn resync_capacity_and_outage_settings_have_ranges() {
     let _ = fillcast_engine::core::Core::new(u, &cfg.engine);
 }
 
+/// Without the kinds (`load_with`), a venue's and a source's own keys are kept as
+/// written, for whoever builds them, and a source keeps the folder its relative
+/// paths are taken from.
 #[test]
-fn venue_and_source_settings_are_checked() {
-    check(
-        r#"[[venues]]
-name = "sim2"
-kind = "sim"
-sim = { reject_ppm = 1000001, partial_fill_ppm = 1000000 }
-
-[[sources]]
-kind = "file"
-path = "no-such-fills.jsonl"
-
-[[sources]]
-kind = "file"
-path = "."
-
-[[sources]]
-kind = "synthetic"
-rate_per_sec = 0
-
-[[venues]]
-name = "remote"
-kind = "sim_remote"
-address = "127.0.0.1:1"
-heartbeat_ms = 500
-down_after_ms = 100
-"#,
-        &[
-            (
-                4,
-                "`reject_ppm` is in parts per million: at most 1000000, got 1000001",
-            ),
-            (8, "no-such-fills.jsonl` does not exist"),
-            (12, "is not a file"),
-            (16, "`rate_per_sec` must be positive"),
-            (
-                23,
-                "`heartbeat_ms` must be at least 1 and `down_after_ms` at least `heartbeat_ms`; got 500 and 100",
-            ),
-        ],
-    );
-}
-
-#[test]
-fn relative_paths_resolve_against_the_config_file() {
+fn venue_and_source_tables_are_kept_for_their_kinds() {
     let cfg = assert_loads(&format!(
-        "{BASE}[[sources]]\nkind = \"file\"\npath = \"fills.jsonl\"\n"
+        "{BASE}[[sources]]\nkind = \"pigeon\"\npath = \"fills.jsonl\"\nrate = 3\n\n\
+         [[venues]]\nname = \"v2\"\nkind = \"fix\"\nhost = \"x\"\n[venues.session]\nid = 1\n"
     ));
+    let v = &cfg.venues[1];
+    assert_eq!((v.name.as_str(), v.kind.as_str()), ("v2", "fix"));
     assert_eq!(
-        cfg.sources,
-        vec![SourceConfig::File {
-            path: data().join("fills.jsonl"),
-            rate_per_sec: None,
-        }]
+        v.settings.to_string(),
+        "host = \"x\"\n\n[session]\nid = 1\n"
+    );
+    let s = &cfg.sources[0];
+    assert_eq!(s.kind, "pigeon");
+    assert_eq!(s.settings.to_string(), "path = \"fills.jsonl\"\nrate = 3\n");
+    assert_eq!(s.dir, data());
+    check_raw(
+        "[[sources]]\npath = \"x\"\n[[venues]]\nkind = \"sim\"\n",
+        &[(1, "missing field `kind`"), (3, "missing field `name`")],
     );
 }
 

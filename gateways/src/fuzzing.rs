@@ -6,6 +6,7 @@
 //! - `sim_wire`: arbitrary bytes as frames from a client and from a server.
 //! - `config`: arbitrary bytes as a config file and as a journaled decision model.
 
+use crate::config::GatewayKinds;
 use crate::file::FileSource;
 use crate::simwire::{decode_client, decode_server};
 use fillcast_engine::config;
@@ -98,7 +99,7 @@ pub fn config(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
         return false;
     };
-    let a = config::load_str(text, Path::new("fuzz.toml")).is_ok();
+    let a = config::load_str_with(text, Path::new("fuzz.toml"), &GatewayKinds).is_ok();
     let b = match config::load_model(text) {
         Ok(model) => {
             // A model that loads is canonical once written: its revision is stable.

@@ -10,6 +10,9 @@
 //!   orders it had in flight.
 //! - [`file::FileSource`]: replays leader fills from a JSON-lines file.
 //! - [`synthetic::SyntheticLeaders`]: the demo's deterministic leader-trading generator.
+//! - [`config`]: their `[[venues]]` and `[[sources]]` tables (`VenueSettings`,
+//!   `SourceSettings`) and the checks the engine's config loader runs on them
+//!   (`GatewayKinds`): the engine keeps those tables unread.
 //!
 //! **Architecture Invariant:** nothing here runs on the core stage; gateways and sources
 //! are driven by the I/O thread, and venue rules (lot, tick, minimums) are checked here,
@@ -21,6 +24,7 @@
 //! sim server's event loop (its own process: it stamps orders with `clock::now()`) and
 //! the sim client's blocking start-up calls (their timeouts).
 
+pub mod config;
 pub mod file;
 pub mod fuzzing;
 pub mod sim;
@@ -29,6 +33,7 @@ pub mod simserver;
 pub mod simwire;
 pub mod synthetic;
 
+pub use config::{GatewayKinds, SimVenueConfig, SourceSettings, VenueKind, VenueSettings};
 pub use file::{FileSource, FileSourceStats, OpenError};
 pub use sim::{OrderHistory, QueryAnswer, SimStats, SimVenue};
 pub use simclient::SimClient;

@@ -1,9 +1,10 @@
-//! The gateways' tests: the file source, the simulated venue, its wire and server, the synthetic leaders, the fuzz bodies.
+//! The gateways' tests: their config tables, the file source, the simulated venue, its wire and server, the synthetic leaders, the fuzz bodies.
 //!
 //! One test binary for the crate (`autotests = false`): each file below is a
 //! module, so the workspace links one binary here instead of one per file.
 
 mod common;
+mod config;
 mod file_source;
 mod fuzz_bodies;
 mod sim_outage;

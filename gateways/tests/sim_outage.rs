@@ -11,12 +11,12 @@
 //! wait is bounded by a generous deadline, and a timeout that must fire is checked
 //! against its lower bound only.
 
-use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::ids::decision_id;
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, SymbolSpec, VenueIdx};
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_gateways::config::SimVenueConfig;
 use fillcast_gateways::sim::{QueryAnswer, SimVenue};
 use fillcast_gateways::simclient::SimClient;
 use fillcast_gateways::simserver::{serve, ServeStats, SimServer, CONNECTIONS_MAX};

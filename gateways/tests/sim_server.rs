@@ -5,12 +5,12 @@
 //! the `fillcast` binary (`tests/sim_venue.rs` of the root crate).
 //! Every wait is bounded by a deadline of a few seconds.
 
-use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::ids::decision_id;
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, SymbolSpec, VenueIdx};
 use fillcast_engine::port::{Gateway, VenueError};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_gateways::config::SimVenueConfig;
 use fillcast_gateways::sim::{OrderHistory, QueryAnswer, SimVenue};
 use fillcast_gateways::simclient::SimClient;
 use fillcast_gateways::simserver::{serve, ServeStats};

@@ -2,12 +2,12 @@
 //! orders, minimum-size rules, duplicate client ids counted, venue books equal to the
 //! fills it reported, and a bounded queue.
 
-use fillcast_engine::config::SimVenueConfig;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::ids::decision_id;
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_gateways::config::SimVenueConfig;
 use fillcast_gateways::sim::{SimVenue, REPORTS_PER_ORDER_MAX};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -412,7 +412,7 @@ fn for_venue_uses_the_configured_model() {
     let u = crate::common::universe();
     let v = SimVenue::for_venue(&u, VenueIdx(0)).expect("venue 0 exists");
     assert_eq!(v.name(), "sim");
-    assert!(SimVenue::for_venue(&u, VenueIdx(9)).is_none());
+    assert!(SimVenue::for_venue(&u, VenueIdx(9)).is_err());
     assert!(v.can_accept((1 << 20) / REPORTS_PER_ORDER_MAX));
 }
 

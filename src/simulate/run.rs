@@ -197,7 +197,7 @@ impl<'o> Sim<'o> {
         let venues = (0..u.venues.len())
             .map(|v| {
                 let sim = SimVenue::for_venue(u, VenueIdx(v as u16))
-                    .unwrap_or_else(|| panic!("venue {v} of the world"));
+                    .unwrap_or_else(|e| panic!("venue {v} of the world: {e}"));
                 VenueSide::new(sim, world.venues[v].clone())
             })
             .collect();

@@ -14,6 +14,7 @@ use fillcast_engine::event::{Command, FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
+use fillcast_gateways::config::GatewayKinds;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -368,7 +369,7 @@ impl World {
             t.push('\n');
         }
 
-        let config = config::load_str(&t, Path::new("simulated.toml"))
+        let config = config::load_str_with(&t, Path::new("simulated.toml"), &GatewayKinds)
             .unwrap_or_else(|e| panic!("the simulator made a config that does not load: {e}\n{t}"));
         let universe = Arc::new(
             Universe::from_config(&config)

@@ -16,11 +16,16 @@
 //! `check` looks at what a type cannot express (ranges, ids, references between
 //! items) and `Universe::from_config` has the last word. Cross-item checks wait
 //! until every item parses, so that an item that failed to parse does not also
-//! show up as an "unknown follower".
+//! show up as an "unknown follower". A venue's or source's own keys are read and
+//! checked in the same two steps by the `Kinds` the caller gives (`kinds`).
+
+mod kinds;
+
+pub use kinds::{Item, Kinds, Problem};
 
 use super::{
     Config, FollowerConfig, LeaderConfig, ModeConfig, SourceConfig, SubscriptionConfig,
-    SymbolConfig, VenueConfig, VenueKind,
+    SymbolConfig, VenueConfig,
 };
 use crate::model::{ModelError, Universe};
 use crate::units::{Lots, Money};
@@ -109,9 +114,32 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const CSV_COMMENT: u8 = b'#';
 
 /// Read, parse and validate the config at `path` and the CSV files it names
-/// (relative paths are relative to `path`'s directory).
+/// (relative paths are relative to `path`'s directory), and have `kinds` read and
+/// check every venue and source: a config that is to run is loaded by this, with
+/// the kinds that will build its gateways and sources.
+pub fn load_with(path: &Path, kinds: &dyn Kinds) -> Result<Config, ConfigErrors> {
+    load_file(path, Some(kinds))
+}
+
+/// As `load_with`, for TOML text already in memory; `path` names it in errors and
+/// is the base of relative paths.
+pub fn load_str_with(text: &str, path: &Path, kinds: &dyn Kinds) -> Result<Config, ConfigErrors> {
+    Loader::new(path, Some(kinds)).run(text)
+}
+
+/// As `load_with`, reading no venue's or source's own keys: for what needs the
+/// decision model and not the gateways and sources.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let mut loader = Loader::new(path);
+    load_file(path, None)
+}
+
+/// As `load_str_with`, reading no venue's or source's own keys.
+pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    Loader::new(path, None).run(text)
+}
+
+fn load_file(path: &Path, kinds: Option<&dyn Kinds>) -> Result<Config, ConfigErrors> {
+    let mut loader = Loader::new(path, kinds);
     let text = match read_text(path, CONFIG_BYTES_MAX) {
         Ok(text) => text,
         Err((at, message)) => {
@@ -122,17 +150,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     loader.run(&text)
 }
 
-/// As `load`, for TOML text already in memory; `path` names it in errors and is the
-/// base of relative paths.
-pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    Loader::new(path).run(text)
-}
-
 /// A decision model as the journal keeps it (`Config::model_toml`): validated as
 /// any config, with no size ceiling (the journal bounds it; a config file is capped
-/// at 16 MiB, a deployment's model grows with its followers).
+/// at 16 MiB, a deployment's model grows with its followers). Its venues' kind and
+/// settings are placeholders, which no `Kinds` reads.
 pub fn load_model(text: &str) -> Result<Config, ConfigErrors> {
-    let mut loader = Loader::new(Path::new("journaled config"));
+    let mut loader = Loader::new(Path::new("journaled config"), None);
     loader.text_max = usize::MAX;
     loader.run(text)
 }
@@ -140,10 +163,12 @@ pub fn load_model(text: &str) -> Result<Config, ConfigErrors> {
 /// The TOML file is always file 0; CSV files follow in the order they are read.
 const TOML_FILE: usize = 0;
 
-struct Loader {
+struct Loader<'k> {
     files: Vec<PathBuf>,
     base: PathBuf,
     text_max: usize,
+    /// Who reads the venues' and sources' own keys; `None`: nobody, they are kept.
+    kinds: Option<&'k dyn Kinds>,
     errors: Vec<(At, String)>,
     dropped: usize,
 }
@@ -163,12 +188,13 @@ impl<T> Default for CsvRows<T> {
     }
 }
 
-impl Loader {
-    fn new(path: &Path) -> Loader {
+impl<'k> Loader<'k> {
+    fn new(path: &Path, kinds: Option<&'k dyn Kinds>) -> Loader<'k> {
         Loader {
             files: vec![path.to_path_buf()],
             base: absolute_parent(path),
             text_max: CONFIG_BYTES_MAX,
+            kinds,
             errors: Vec::new(),
             dropped: 0,
         }
@@ -185,6 +211,18 @@ impl Loader {
     fn de_error(&mut self, e: DeError, fallback: At) {
         let at = e.at.unwrap_or(fallback);
         self.error(at, e.render());
+    }
+
+    fn problem(&mut self, p: Problem) {
+        self.error(p.at, p.message);
+    }
+
+    /// The kinds' checks of `item`, a venue or a source (`check` says which).
+    fn kinds_check(&mut self, item: &Node, check: fn(&dyn Kinds, &Item<'_>) -> Vec<Problem>) {
+        let Some(kinds) = self.kinds else { return };
+        for p in check(kinds, &Item::new(item, &self.base)) {
+            self.problem(p);
+        }
     }
 
     fn into_errors(mut self) -> ConfigErrors {
@@ -292,9 +330,7 @@ impl Loader {
         cfg.followers.extend(followers.values);
         cfg.subscriptions.extend(subscriptions.values);
         for source in &mut cfg.sources {
-            if let SourceConfig::File { path, .. } = source {
-                *path = resolve(&self.base, path);
-            }
+            source.dir.clone_from(&self.base);
         }
         if let Some(j) = cfg.journal.as_mut() {
             j.dir = resolve(&self.base, &j.dir);
@@ -315,10 +351,23 @@ impl Loader {
         Some(cfg)
     }
 
-    /// `Config` from the tree; on failure, one error per failing top-level item.
+    /// `Config` from the tree, its venues and sources read by the kinds too; on
+    /// failure, one error per failing top-level item.
     fn deserialize_config(&mut self, root: &Node) -> Option<Config> {
         let first = match Config::deserialize(NodeDe(root)) {
-            Ok(cfg) => return Some(cfg),
+            Ok(cfg) => {
+                let mut read = true;
+                if let Kind::Table(entries) = &root.kind {
+                    for (key, value) in entries {
+                        if let Kind::Array(items) = &value.kind {
+                            for item in items {
+                                read &= self.kinds_read(&key.name, item);
+                            }
+                        }
+                    }
+                }
+                return read.then_some(cfg);
+            }
             Err(e) => e,
         };
         let before = self.errors.len() + self.dropped;
@@ -332,13 +381,16 @@ impl Loader {
                 Kind::Array(items) => Some(items),
                 _ => None,
             };
-            match (key.name.as_str(), items) {
-                ("symbols", Some(items)) => self.item_errors::<SymbolConfig>(items),
-                ("venues", Some(items)) => self.item_errors::<VenueConfig>(items),
-                ("sources", Some(items)) => self.item_errors::<SourceConfig>(items),
-                ("leaders", Some(items)) => self.item_errors::<LeaderConfig>(items),
-                ("followers", Some(items)) => self.item_errors::<FollowerConfig>(items),
-                ("subscriptions", Some(items)) => self.item_errors::<SubscriptionConfig>(items),
+            let section = key.name.as_str();
+            match (section, items) {
+                ("symbols", Some(items)) => self.item_errors::<SymbolConfig>(section, items),
+                ("venues", Some(items)) => self.item_errors::<VenueConfig>(section, items),
+                ("sources", Some(items)) => self.item_errors::<SourceConfig>(section, items),
+                ("leaders", Some(items)) => self.item_errors::<LeaderConfig>(section, items),
+                ("followers", Some(items)) => self.item_errors::<FollowerConfig>(section, items),
+                ("subscriptions", Some(items)) => {
+                    self.item_errors::<SubscriptionConfig>(section, items)
+                }
                 // Anything else (engine, the file keys, unknown keys, keys added
                 // later) is checked by `Config` itself, one key at a time.
                 _ => {
@@ -355,10 +407,36 @@ impl Loader {
         None
     }
 
-    fn item_errors<T: DeserializeOwned>(&mut self, items: &[Node]) {
+    /// The error of each item of `section` that does not read as a `T`: the
+    /// kinds' reading first, whose messages know every key of a venue or source.
+    fn item_errors<T: DeserializeOwned>(&mut self, section: &str, items: &[Node]) {
         for item in items {
+            if !self.kinds_read(section, item) {
+                continue;
+            }
             if let Err(e) = T::deserialize(NodeDe(item)) {
                 self.de_error(e, item.at);
+            }
+        }
+    }
+
+    /// Whether the kinds read `item` of `section` without a problem (reporting it
+    /// when not); true for a section they do not read, or without kinds.
+    fn kinds_read(&mut self, section: &str, item: &Node) -> bool {
+        let Some(kinds) = self.kinds else {
+            return true;
+        };
+        let table = Item::new(item, &self.base);
+        let read = match section {
+            "venues" => kinds.read_venue(&table),
+            "sources" => kinds.read_source(&table),
+            _ => Ok(()),
+        };
+        match read {
+            Ok(()) => true,
+            Err(p) => {
+                self.problem(p);
+                false
             }
         }
     }
@@ -680,48 +758,7 @@ fn check_venues(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) -> Seen {
     for (i, v) in cfg.venues.iter().enumerate() {
         let item = sites.item(&items, i);
         define(out, &mut seen, "venue", &v.name, item.field_at("name"));
-        match (v.kind, &v.address) {
-            (VenueKind::SimRemote, None) => out.error(
-                item.field_at("kind"),
-                "a `sim_remote` venue needs `address` (host:port of `fillcast sim-venue`)",
-            ),
-            (VenueKind::Sim, Some(_)) => out.error(
-                item.field_at("address"),
-                "`address` is only used by kind `sim_remote`",
-            ),
-            _ => {}
-        }
-        if v.heartbeat_ms == 0 || v.down_after_ms < v.heartbeat_ms {
-            out.error(
-                item.field_at("down_after_ms"),
-                format!(
-                    "`heartbeat_ms` must be at least 1 and `down_after_ms` at least `heartbeat_ms`; got {} and {}",
-                    v.heartbeat_ms, v.down_after_ms
-                ),
-            );
-        }
-        if v.down_after_ms > 3_600_000 {
-            out.error(
-                item.field_at("down_after_ms"),
-                format!(
-                    "`down_after_ms` is at most one hour (3600000); got {}",
-                    v.down_after_ms
-                ),
-            );
-        }
-        let sim = item.get("sim").unwrap_or(item);
-        for (field, ppm) in [
-            ("partial_fill_ppm", v.sim.partial_fill_ppm),
-            ("reject_ppm", v.sim.reject_ppm),
-            ("transient_failure_ppm", v.sim.transient_failure_ppm),
-        ] {
-            if ppm > 1_000_000 {
-                out.error(
-                    sim.field_at(field),
-                    format!("`{field}` is in parts per million: at most 1000000, got {ppm}"),
-                );
-            }
-        }
+        out.kinds_check(item, |kinds, table| kinds.check_venue(table));
     }
     seen
 }
@@ -789,40 +826,9 @@ fn check_symbols(cfg: &Config, sites: &Sites<'_>, venues: &Seen, out: &mut Loade
 
 fn check_sources(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     let items = sites.items("sources");
-    for (i, source) in cfg.sources.iter().enumerate() {
+    for i in 0..cfg.sources.len() {
         let item = sites.item(&items, i);
-        match source {
-            SourceConfig::File { path, rate_per_sec } => {
-                if *rate_per_sec == Some(0) {
-                    out.error(
-                        item.field_at("rate_per_sec"),
-                        "`rate_per_sec` must be positive",
-                    );
-                }
-                if !path.is_file() {
-                    let why = if path.exists() {
-                        "is not a file"
-                    } else {
-                        "does not exist"
-                    };
-                    out.error(
-                        item.field_at("path"),
-                        format!("source file `{}` {why}", path.display()),
-                    );
-                }
-            }
-            SourceConfig::Synthetic {
-                fills,
-                rate_per_sec,
-                ..
-            } => {
-                for (field, v) in [("fills", fills), ("rate_per_sec", rate_per_sec)] {
-                    if *v == Some(0) {
-                        out.error(item.field_at(field), format!("`{field}` must be positive"));
-                    }
-                }
-            }
-        }
+        out.kinds_check(item, |kinds, table| kinds.check_source(table));
     }
 }
 

@@ -4,11 +4,16 @@
 //! This module owns the *shape* of the config (`Config` and its parts, all exact
 //! decimals) and its loading and validation (`load`), which report every error with
 //! the file, the line and what was expected. It never builds engine tables: that is
-//! `model::Universe::from_config`.
+//! `model::Universe::from_config`. Nor does it know a kind of venue or source: it
+//! keeps their tables unread for whoever builds them, which reads and checks them
+//! at load through `Kinds`.
 
 mod load;
 
-pub use load::{load, load_model, load_str, ConfigError, ConfigErrors};
+pub use load::{
+    load, load_model, load_str, load_str_with, load_with, ConfigError, ConfigErrors, Item, Kinds,
+    Problem,
+};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -254,12 +259,6 @@ pub mod defaults {
     pub fn venue_down_alarm_ms() -> u64 {
         10_000
     }
-    pub fn heartbeat_ms() -> u64 {
-        250
-    }
-    pub fn down_after_ms() -> u64 {
-        1_000
-    }
     pub fn slippage_bps() -> u32 {
         50
     }
@@ -293,77 +292,31 @@ pub struct SymbolConfig {
     pub venue: String,
 }
 
+/// A `[[venues]]` table. The engine needs its name (symbols route orders to it);
+/// what serves it is not the engine's business, so `kind` and the rest of the table
+/// are kept as written, for whoever builds the venue's gateway (`Kinds` reads and
+/// checks them at load).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct VenueConfig {
     pub name: String,
-    /// `sim` (in-process simulated venue) or `sim_remote` (a `fillcast sim-venue`
-    /// process at `address`, which outlives engine restarts).
-    pub kind: VenueKind,
-    /// `host:port` of a `sim_remote` venue.
-    #[serde(default)]
-    pub address: Option<String>,
-    /// A `sim_remote` venue is pinged this often while the engine waits for it, ms.
-    #[serde(default = "defaults::heartbeat_ms")]
-    pub heartbeat_ms: u64,
-    /// ... and declared down (then reconnected with backoff) after this long
-    /// without a word from it, ms.
-    #[serde(default = "defaults::down_after_ms")]
-    pub down_after_ms: u64,
-    #[serde(default)]
-    pub sim: SimVenueConfig,
+    pub kind: String,
+    /// Every other key of the table.
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }
 
-#[derive(Copy, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum VenueKind {
-    Sim,
-    SimRemote,
-}
-
-/// The simulated venue's fill model. Probabilities are in parts per million so that
-/// the venue's behaviour is exact and reproducible from its seed.
+/// A `[[sources]]` table: where leader fills come from. As for a venue, `kind` and
+/// the rest of the table are for whoever builds the source.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SimVenueConfig {
-    pub latency_us: u64,
-    pub partial_fill_ppm: u32,
-    pub reject_ppm: u32,
-    pub transient_failure_ppm: u32,
-    pub seed: u64,
-}
-
-impl Default for SimVenueConfig {
-    fn default() -> Self {
-        SimVenueConfig {
-            latency_us: 50,
-            partial_fill_ppm: 100_000,
-            reject_ppm: 2_000,
-            transient_failure_ppm: 2_000,
-            seed: 7,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// Leader fills from a JSON-lines file (format in DESIGN.md).
-    File {
-        path: PathBuf,
-        /// Replay at most this many lines per second (default: as fast as read).
-        #[serde(default)]
-        rate_per_sec: Option<u64>,
-    },
-    /// Synthetic leader trading (the demo's generator).
-    Synthetic {
-        #[serde(default)]
-        fills: Option<u64>,
-        #[serde(default)]
-        seed: Option<u64>,
-        #[serde(default)]
-        rate_per_sec: Option<u64>,
-    },
+pub struct SourceConfig {
+    pub kind: String,
+    /// Every other key of the table.
+    #[serde(flatten)]
+    pub settings: toml::Table,
+    /// The folder of the config file, which a relative path in `settings` is taken
+    /// from: set at load, so that nothing later depends on the working directory.
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -486,11 +439,37 @@ pub struct SubscriptionConfig {
 /// every revision: a change of encoding is a change of revision, never a collision.
 pub const MODEL_VERSION: &str = "fillcast-model-v1";
 
+/// Model v1 writes every venue as its name and then this kind and these settings,
+/// whatever the venue's own: those of the one kind of venue there was, at their
+/// defaults, when the encoding was fixed. They are in the bytes and the hash of every
+/// v1 revision, so they stay verbatim as long as `MODEL_VERSION` does; nothing reads
+/// them (a venue's kind and settings are operational).
+const MODEL_V1_VENUE_KIND: &str = "sim";
+const MODEL_V1_VENUE_SETTINGS: &str = "\
+heartbeat_ms = 250
+down_after_ms = 1000
+
+[sim]
+latency_us = 50
+partial_fill_ppm = 100000
+reject_ppm = 2000
+transient_failure_ppm = 2000
+seed = 7
+";
+
+/// `MODEL_V1_VENUE_SETTINGS` as a table, in its order (the `toml` crate's
+/// `preserve_order`), so that it is written back byte for byte.
+fn model_v1_venue_settings() -> toml::Table {
+    MODEL_V1_VENUE_SETTINGS
+        .parse()
+        .expect("the model's venue settings are a TOML table")
+}
+
 impl Config {
     /// The decision model: everything that decides an order, and nothing else. The
-    /// rest is operational (where the sources, the journal and the venues are,
-    /// rings, CPUs, waiting, the simulated venue's own behaviour), may change
-    /// between runs, and is left at its default here. CSV rows are merged in.
+    /// rest is operational (the sources, where the journal is, a venue's kind and
+    /// settings, rings, CPUs, waiting), may change between runs, and is left at its
+    /// default here. CSV rows are merged in.
     pub fn model(&self) -> Config {
         let defaults = EngineConfig::default();
         let engine = EngineConfig {
@@ -511,11 +490,8 @@ impl Config {
                 .iter()
                 .map(|v| VenueConfig {
                     name: v.name.clone(),
-                    kind: VenueKind::Sim,
-                    address: None,
-                    heartbeat_ms: defaults::heartbeat_ms(),
-                    down_after_ms: defaults::down_after_ms(),
-                    sim: SimVenueConfig::default(),
+                    kind: MODEL_V1_VENUE_KIND.into(),
+                    settings: model_v1_venue_settings(),
                 })
                 .collect(),
             sources: Vec::new(),
@@ -641,6 +617,25 @@ mod tests {
         );
     }
 
+    /// Whatever a venue's kind and settings, model v1 writes it as it always has:
+    /// the bytes are in the hash of every revision journaled so far.
+    #[test]
+    fn the_model_writes_every_venue_as_model_v1_did() {
+        let text = "[[venues]]\nname = \"v\"\nkind = \"other\"\nport = 9\n[venues.sim]\nseed = 1\n";
+        let cfg = load_str(text, Path::new("v.toml")).expect("loads");
+        let model = cfg.model_toml().unwrap();
+        let venues = model.split_once("[[venues]]").map(|(_, v)| v);
+        assert_eq!(
+            venues,
+            Some(
+                "\nname = \"v\"\nkind = \"sim\"\nheartbeat_ms = 250\ndown_after_ms = 1000\n\n\
+                 [venues.sim]\nlatency_us = 50\npartial_fill_ppm = 100000\nreject_ppm = 2000\n\
+                 transient_failure_ppm = 2000\nseed = 7\n"
+            ),
+            "{model}"
+        );
+    }
+
     #[test]
     fn operational_changes_keep_the_model_and_decisions_do_not() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
@@ -652,9 +647,9 @@ mod tests {
         ops.sources.clear();
         ops.journal = None;
         for v in &mut ops.venues {
-            v.address = Some("10.0.0.1:9".into());
-            v.heartbeat_ms += 1;
-            v.sim.seed += 1;
+            v.kind = "elsewhere".into();
+            v.settings.insert("address".into(), "10.0.0.1:9".into());
+            v.settings.insert("heartbeat_ms".into(), 251.into());
         }
         assert_eq!(ops.model_toml(), cfg.model_toml());
         assert!(model_diff(&cfg, &ops).is_empty());

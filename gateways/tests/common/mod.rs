@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use fillcast_engine::config::{
-    Config, FollowerConfig, LeaderConfig, LeaderProfile, ModeConfig, SimVenueConfig,
-    SubscriptionConfig, SymbolConfig, VenueConfig, VenueKind,
+    Config, FollowerConfig, LeaderConfig, LeaderProfile, ModeConfig, SubscriptionConfig,
+    SymbolConfig, VenueConfig,
 };
 use fillcast_engine::model::Universe;
 use rust_decimal::Decimal;
@@ -70,11 +70,8 @@ pub fn config() -> Config {
         ],
         venues: vec![VenueConfig {
             name: "sim".into(),
-            kind: VenueKind::Sim,
-            address: None,
-            heartbeat_ms: fillcast_engine::config::defaults::heartbeat_ms(),
-            down_after_ms: fillcast_engine::config::defaults::down_after_ms(),
-            sim: SimVenueConfig::default(),
+            kind: "sim".into(),
+            settings: Default::default(),
         }],
         leaders: vec![
             LeaderConfig {

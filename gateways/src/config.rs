@@ -1,0 +1,238 @@
+//! The venue and source kinds of this crate as a config names them: the shape of
+//! their `[[venues]]` and `[[sources]]` tables, and the checks that the engine's
+//! loader runs through `GatewayKinds` (`config::load_with`), so that what
+//! `check-config` accepts, `run` can build. It builds nothing: the command line
+//! does, from these settings.
+
+use fillcast_engine::config::{Item, Kinds, Problem, SourceConfig, VenueConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Every venue and source kind of this crate.
+pub struct GatewayKinds;
+
+/// A `[[venues]]` table as the venue kinds here read it: the whole table, `name`
+/// and `kind` too, so that a message about an unknown key lists every key it may
+/// have. Its messages name it as they did when the engine read it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(expecting = "struct VenueConfig", deny_unknown_fields)]
+pub struct VenueSettings {
+    pub name: String,
+    /// `sim` (in-process simulated venue) or `sim_remote` (a `fillcast sim-venue`
+    /// process at `address`, which outlives engine restarts).
+    pub kind: VenueKind,
+    /// `host:port` of a `sim_remote` venue.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// A `sim_remote` venue is pinged this often while the engine waits for it, ms.
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// ... and declared down (then reconnected with backoff) after this long
+    /// without a word from it, ms.
+    #[serde(default = "defaults::down_after_ms")]
+    pub down_after_ms: u64,
+    #[serde(default)]
+    pub sim: SimVenueConfig,
+}
+
+#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VenueKind {
+    Sim,
+    SimRemote,
+}
+
+/// The simulated venue's fill model. Probabilities are in parts per million so that
+/// the venue's behaviour is exact and reproducible from its seed.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimVenueConfig {
+    pub latency_us: u64,
+    pub partial_fill_ppm: u32,
+    pub reject_ppm: u32,
+    pub transient_failure_ppm: u32,
+    pub seed: u64,
+}
+
+impl Default for SimVenueConfig {
+    fn default() -> Self {
+        SimVenueConfig {
+            latency_us: 50,
+            partial_fill_ppm: 100_000,
+            reject_ppm: 2_000,
+            transient_failure_ppm: 2_000,
+            seed: 7,
+        }
+    }
+}
+
+/// A `[[sources]]` table as the source kinds here read it; its messages name it
+/// as they did when the engine read it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(
+    expecting = "internally tagged enum SourceConfig",
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum SourceSettings {
+    /// Leader fills from a JSON-lines file (format in DESIGN.md).
+    File {
+        /// Relative to the config file's folder until `SourceSettings::of`
+        /// resolves it.
+        path: PathBuf,
+        /// Replay at most this many lines per second (default: as fast as read).
+        #[serde(default)]
+        rate_per_sec: Option<u64>,
+    },
+    /// Synthetic leader trading (the demo's generator).
+    Synthetic {
+        #[serde(default)]
+        fills: Option<u64>,
+        #[serde(default)]
+        seed: Option<u64>,
+        #[serde(default)]
+        rate_per_sec: Option<u64>,
+    },
+}
+
+impl VenueSettings {
+    /// The settings of a venue of a config: they read for certain when it was
+    /// loaded with `GatewayKinds`, not when it was built otherwise.
+    pub fn of(venue: &VenueConfig) -> Result<VenueSettings, String> {
+        let mut table = venue.settings.clone();
+        table.insert("name".into(), venue.name.clone().into());
+        table.insert("kind".into(), venue.kind.clone().into());
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("venue `{}`: {}", venue.name, e.message()))
+    }
+}
+
+impl SourceSettings {
+    /// The settings of a source of a config, its path taken from the config file's
+    /// folder: they read for certain when it was loaded with `GatewayKinds`.
+    pub fn of(source: &SourceConfig) -> Result<SourceSettings, String> {
+        let mut table = source.settings.clone();
+        table.insert("kind".into(), source.kind.clone().into());
+        let settings: SourceSettings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
+        Ok(settings.resolved(&source.dir))
+    }
+
+    /// A file's path taken from `dir` (`Path::join` keeps an absolute path as it is).
+    fn resolved(self, dir: &Path) -> SourceSettings {
+        match self {
+            SourceSettings::File { path, rate_per_sec } => SourceSettings::File {
+                path: dir.join(path),
+                rate_per_sec,
+            },
+            other => other,
+        }
+    }
+}
+
+impl Kinds for GatewayKinds {
+    fn read_venue(&self, table: &Item<'_>) -> Result<(), Problem> {
+        table.read::<VenueSettings>().map(drop)
+    }
+
+    fn check_venue(&self, table: &Item<'_>) -> Vec<Problem> {
+        // It read well before the checks began.
+        let Ok(v) = table.read::<VenueSettings>() else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        match (v.kind, &v.address) {
+            (VenueKind::SimRemote, None) => problems.push(table.problem(
+                "kind",
+                "a `sim_remote` venue needs `address` (host:port of `fillcast sim-venue`)",
+            )),
+            (VenueKind::Sim, Some(_)) => problems
+                .push(table.problem("address", "`address` is only used by kind `sim_remote`")),
+            _ => {}
+        }
+        if v.heartbeat_ms == 0 || v.down_after_ms < v.heartbeat_ms {
+            problems.push(table.problem(
+                "down_after_ms",
+                format!(
+                    "`heartbeat_ms` must be at least 1 and `down_after_ms` at least `heartbeat_ms`; got {} and {}",
+                    v.heartbeat_ms, v.down_after_ms
+                ),
+            ));
+        }
+        if v.down_after_ms > 3_600_000 {
+            problems.push(table.problem(
+                "down_after_ms",
+                format!(
+                    "`down_after_ms` is at most one hour (3600000); got {}",
+                    v.down_after_ms
+                ),
+            ));
+        }
+        let sim = table.table("sim");
+        for (field, ppm) in [
+            ("partial_fill_ppm", v.sim.partial_fill_ppm),
+            ("reject_ppm", v.sim.reject_ppm),
+            ("transient_failure_ppm", v.sim.transient_failure_ppm),
+        ] {
+            if ppm > 1_000_000 {
+                problems.push(sim.problem(
+                    field,
+                    format!("`{field}` is in parts per million: at most 1000000, got {ppm}"),
+                ));
+            }
+        }
+        problems
+    }
+
+    fn read_source(&self, table: &Item<'_>) -> Result<(), Problem> {
+        table.read::<SourceSettings>().map(drop)
+    }
+
+    fn check_source(&self, table: &Item<'_>) -> Vec<Problem> {
+        let Ok(source) = table.read::<SourceSettings>() else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        match source.resolved(table.dir()) {
+            SourceSettings::File { path, rate_per_sec } => {
+                if rate_per_sec == Some(0) {
+                    problems.push(table.problem("rate_per_sec", "`rate_per_sec` must be positive"));
+                }
+                if !path.is_file() {
+                    let why = if path.exists() {
+                        "is not a file"
+                    } else {
+                        "does not exist"
+                    };
+                    problems.push(
+                        table.problem("path", format!("source file `{}` {why}", path.display())),
+                    );
+                }
+            }
+            SourceSettings::Synthetic {
+                fills,
+                rate_per_sec,
+                ..
+            } => {
+                for (field, v) in [("fills", fills), ("rate_per_sec", rate_per_sec)] {
+                    if v == Some(0) {
+                        problems.push(table.problem(field, format!("`{field}` must be positive")));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+mod defaults {
+    pub fn heartbeat_ms() -> u64 {
+        250
+    }
+    pub fn down_after_ms() -> u64 {
+        1_000
+    }
+}

@@ -1,0 +1,324 @@
+//! The venue and source tables as the engine's loader reads them with
+//! `GatewayKinds`: every bad table gives errors that name the file, the line and
+//! what was expected, and what loads builds.
+//!
+//! As in the engine's `config_load`: `check(toml, &[(line, "expected substring")])`
+//! puts `BASE` in front of the case (lines count from the case's first line) and the
+//! errors must be exactly those, in order; `check_raw` takes the whole file.
+
+use fillcast_engine::config::{load_str_with, load_with, ConfigErrors, VenueConfig};
+use fillcast_engine::model::Universe;
+use fillcast_gateways::config::{
+    GatewayKinds, SimVenueConfig, SourceSettings, VenueKind, VenueSettings,
+};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+const BASE: &str = r#"[[venues]]
+name = "sim"
+kind = "sim"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "sim"
+"#;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The file the inline cases are "in": relative paths are taken from its folder.
+fn inline_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inline.toml")
+}
+
+fn errors(text: &str) -> ConfigErrors {
+    match load_str_with(text, &inline_path(), &GatewayKinds) {
+        Ok(cfg) => panic!("expected errors, loaded: {cfg:?}"),
+        Err(e) => e,
+    }
+}
+
+fn check_raw(text: &str, expected: &[(usize, &str)]) {
+    check_lines(&errors(text), 0, expected);
+}
+
+fn check(case: &str, expected: &[(usize, &str)]) {
+    let errs = errors(&format!("{BASE}{case}"));
+    check_lines(&errs, BASE.lines().count(), expected);
+}
+
+fn check_lines(errs: &ConfigErrors, offset: usize, expected: &[(usize, &str)]) {
+    let got: Vec<(usize, &str)> = errs
+        .iter()
+        .map(|e| (e.line.saturating_sub(offset), e.message.as_str()))
+        .collect();
+    let ok = got.len() == expected.len()
+        && got
+            .iter()
+            .zip(expected)
+            .all(|((line, msg), (want_line, want))| line == want_line && msg.contains(want));
+    assert!(
+        ok,
+        "expected {expected:#?}\ngot (lines relative to the case):\n{got:#?}\nfull:\n{errs}"
+    );
+}
+
+#[test]
+fn example_configs_load_and_build() {
+    for name in ["example.toml", "run-file.toml", "demo.toml"] {
+        let path = repo().join("config").join(name);
+        let cfg = load_with(&path, &GatewayKinds).unwrap_or_else(|e| panic!("{name}:\n{e}"));
+        let plain = fillcast_engine::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg, plain, "{name}: the kinds only check");
+        let u = Universe::from_config(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(u.revision, Universe::from_config(&plain).unwrap().revision);
+        for v in &cfg.venues {
+            VenueSettings::of(v).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for source in &cfg.sources {
+            match SourceSettings::of(source).unwrap_or_else(|e| panic!("{name}: {e}")) {
+                SourceSettings::File { path, .. } => {
+                    assert!(path.is_file(), "{name}: {} resolved", path.display())
+                }
+                SourceSettings::Synthetic { .. } => {}
+            }
+        }
+    }
+}
+
+/// The names `T` passes to `deserialize_struct`: its field names.
+fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Fields(&'static [&'static str]);
+    impl std::fmt::Display for Fields {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+    impl std::error::Error for Fields {}
+    impl serde::de::Error for Fields {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Fields(&[])
+        }
+    }
+    struct Probe;
+    impl<'de> serde::Deserializer<'de> for Probe {
+        type Error = Fields;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(&[]))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Probe) {
+        Err(Fields(f)) => f,
+        Ok(_) => &[],
+    }
+}
+
+#[test]
+fn example_and_reference_document_every_key() {
+    let example = std::fs::read_to_string(repo().join("config/example.toml")).unwrap_or_default();
+    let reference = std::fs::read_to_string(repo().join("docs/CONFIG.md")).unwrap_or_default();
+    let mut keys: Vec<&str> = Vec::new();
+    for f in [fields::<VenueSettings>(), fields::<SimVenueConfig>()] {
+        assert!(!f.is_empty());
+        keys.extend(f);
+    }
+    keys.extend(["kind", "path", "fills", "seed", "rate_per_sec"]);
+    for key in keys {
+        let documented = example.lines().any(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            l.starts_with(&format!("{key} =")) || l.starts_with(&format!("[venues.{key}]"))
+        });
+        assert!(documented, "config/example.toml does not show `{key}`");
+        assert!(
+            reference.contains(&format!("`{key}`")),
+            "docs/CONFIG.md does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn wrong_types_point_at_the_value() {
+    check_raw(
+        "[[venues]]\nname = \"v\"\nkind = \"sim\"\nsim.seed = \"x\"\n",
+        &[(4, "`sim.seed`: invalid type: string \"x\", expected u64")],
+    );
+}
+
+#[test]
+fn unknown_keys_point_at_the_key() {
+    check_raw(
+        "[[sources]]\nkind = \"file\"\npth = \"x\"\n",
+        &[(1, "unknown field `pth`")],
+    );
+    check_raw(
+        "[[venues]]\nname = \"v\"\nkind = \"sim\"\nadress = \"x\"\n",
+        &[(
+            4,
+            "unknown field `adress`, expected one of `name`, `kind`, `address`",
+        )],
+    );
+}
+
+#[test]
+fn unknown_enum_values_are_errors() {
+    check_raw(
+        "[[sources]]\nkind = \"kafka\"\n",
+        &[(
+            2,
+            "`kind`: unknown variant `kafka`, expected `file` or `synthetic`",
+        )],
+    );
+    check_raw(
+        "[[venues]]\nname = \"v\"\nkind = \"fix\"\n",
+        &[(3, "unknown variant `fix`")],
+    );
+}
+
+#[test]
+fn missing_required_fields_point_at_the_item() {
+    check_raw(
+        "[[sources]]\npath = \"x\"\n",
+        &[(1, "missing field `kind`")],
+    );
+    check_raw(
+        "[[venues]]\nkind = \"sim\"\n",
+        &[(1, "missing field `name`")],
+    );
+}
+
+/// A table of the wrong shape stops the load before the checks, as any other item
+/// does, and each bad item is reported once.
+#[test]
+fn bad_tables_are_reported_with_the_other_items() {
+    check_raw(
+        r#"[[venues]]
+name = "v"
+kind = "sim"
+sim = { seed = -1 }
+
+[[symbols]]
+name = "A"
+lot_size = "x"
+tick_size = "1"
+venue = "v"
+
+[[sources]]
+kind = "synthetic"
+fills = 0
+"#,
+        &[
+            (4, "`sim.seed`: invalid value: integer `-1`, expected u64"),
+            (8, "`lot_size`: invalid value"),
+        ],
+    );
+    check_raw(
+        "[[venues]]\nname = \"v\"\nkind = \"fix\"\n[engine]\nmax_retries = 0\n",
+        &[(3, "unknown variant `fix`")],
+    );
+}
+
+#[test]
+fn venue_and_source_settings_are_checked() {
+    check(
+        r#"[[venues]]
+name = "sim2"
+kind = "sim"
+sim = { reject_ppm = 1000001, partial_fill_ppm = 1000000 }
+
+[[sources]]
+kind = "file"
+path = "no-such-fills.jsonl"
+
+[[sources]]
+kind = "file"
+path = "."
+
+[[sources]]
+kind = "synthetic"
+rate_per_sec = 0
+
+[[venues]]
+name = "remote"
+kind = "sim_remote"
+address = "127.0.0.1:1"
+heartbeat_ms = 500
+down_after_ms = 100
+"#,
+        &[
+            (
+                4,
+                "`reject_ppm` is in parts per million: at most 1000000, got 1000001",
+            ),
+            (8, "no-such-fills.jsonl` does not exist"),
+            (12, "is not a file"),
+            (16, "`rate_per_sec` must be positive"),
+            (
+                23,
+                "`heartbeat_ms` must be at least 1 and `down_after_ms` at least `heartbeat_ms`; got 500 and 100",
+            ),
+        ],
+    );
+    check(
+        "[[venues]]\nname = \"r\"\nkind = \"sim_remote\"\n\n[[venues]]\nname = \"l\"\nkind = \"sim\"\naddress = \"x:1\"\n",
+        &[
+            (3, "a `sim_remote` venue needs `address`"),
+            (8, "`address` is only used by kind `sim_remote`"),
+        ],
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_file() {
+    let text = format!("{BASE}[[sources]]\nkind = \"file\"\npath = \"config.rs\"\n");
+    let cfg = load_str_with(&text, &inline_path(), &GatewayKinds).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        SourceSettings::of(&cfg.sources[0]),
+        Ok(SourceSettings::File {
+            path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config.rs"),
+            rate_per_sec: None,
+        })
+    );
+}
+
+#[test]
+fn settings_read_back_from_a_loaded_config() {
+    let text = "[[venues]]\nname = \"r\"\nkind = \"sim_remote\"\naddress = \"127.0.0.1:9\"\n\
+                heartbeat_ms = 100\n[venues.sim]\nseed = 3\n";
+    let cfg = load_str_with(text, &inline_path(), &GatewayKinds).unwrap_or_else(|e| panic!("{e}"));
+    let v = VenueSettings::of(&cfg.venues[0]).expect("reads");
+    assert_eq!(v.kind, VenueKind::SimRemote);
+    assert_eq!(v.address.as_deref(), Some("127.0.0.1:9"));
+    assert_eq!((v.heartbeat_ms, v.down_after_ms), (100, 1_000));
+    assert_eq!(
+        v.sim,
+        SimVenueConfig {
+            seed: 3,
+            ..SimVenueConfig::default()
+        }
+    );
+    let built = VenueConfig {
+        name: "x".into(),
+        kind: "carrier_pigeon".into(),
+        settings: Default::default(),
+    };
+    assert!(VenueSettings::of(&built)
+        .unwrap_err()
+        .contains("unknown variant `carrier_pigeon`"));
+}
