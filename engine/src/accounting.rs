@@ -43,6 +43,11 @@ impl Amount for i128 {
     }
     fn share(self, part: i128, whole: i128) -> Option<i128> {
         debug_assert!(0 < part && part <= whole, "share {part} of {whole}");
+        // The common case: the product fits, one division (an i128 division is a
+        // libcall, so it counts).
+        if let Some(product) = self.checked_mul(part) {
+            return Some(product / whole);
+        }
         // self = q·whole + r with |r| < whole and r of self's sign, so
         // self·part/whole = q·part + r·part/whole, both terms of one sign: the
         // truncation of the sum is q·part + trunc(r·part/whole), exactly the
