@@ -1689,16 +1689,7 @@ impl Core {
         }
         let si = leg.symbol.0 as usize;
         let allowed = self.resync_filter(c.b, leg.slot, si, target.abs(), Lots::ZERO, leg, true);
-        decision.reason = allowed.reason;
-        decision.status = if allowed.reason == Reason::None {
-            DecisionStatus::Sent
-        } else {
-            DecisionStatus::Reduced
-        };
-        if allowed.qty.is_zero() {
-            return None;
-        }
-        let open = allowed.qty.signed(target.signum());
+        let open = flip_opening(allowed, target, decision)?;
         let req = OrderReq::new(open, 1, false).attempt(c.attempt);
         if let Err(r) = self.send_or_defer(c.b, leg, req, out) {
             return Some(r);
@@ -2021,16 +2012,9 @@ fn reduce_slot<O: Outputs>(
         risk,
         true,
     );
-    decision.reason = allowed.reason;
-    decision.status = if allowed.reason == Reason::None {
-        DecisionStatus::Sent
-    } else {
-        DecisionStatus::Reduced
-    };
-    if allowed.qty.is_zero() {
+    let Some(open) = flip_opening(allowed, target, decision) else {
         return true;
-    }
-    let open = allowed.qty.signed(target.signum());
+    };
     place(
         book,
         desk,
@@ -2039,6 +2023,19 @@ fn reduce_slot<O: Outputs>(
         decision,
         out,
     )
+}
+
+/// A flip's opening leg, its close gone: the risk filter's answer sets the
+/// decision's reason and status; the signed lots to open, if it allowed any.
+#[inline(always)]
+fn flip_opening(allowed: Allowed, target: Lots, decision: &mut Decision) -> Option<Lots> {
+    decision.reason = allowed.reason;
+    decision.status = if allowed.reason == Reason::None {
+        DecisionStatus::Sent
+    } else {
+        DecisionStatus::Reduced
+    };
+    (!allowed.qty.is_zero()).then(|| allowed.qty.signed(target.signum()))
 }
 
 /// An increase by `delta` on `held`, cut or refused by the risk filter. `false`

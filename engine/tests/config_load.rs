@@ -10,9 +10,9 @@
 //! `gateways/tests/config.rs` has their cases.
 
 use fillcast_engine::config::{
-    load, load_str, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig, JournalConfig,
-    LeaderConfig, LeaderProfile, ModeConfig, ResyncConfig, Status, SubscriptionConfig,
-    SymbolConfig,
+    load, load_str, struct_fields, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig,
+    JournalConfig, LeaderConfig, LeaderProfile, ModeConfig, ResyncConfig, Status,
+    SubscriptionConfig, SymbolConfig,
 };
 use fillcast_engine::model::Universe;
 use proptest::prelude::*;
@@ -142,62 +142,22 @@ fn example_uses_csv_files_and_every_mode() {
     assert_eq!(run.followers.len(), 6);
 }
 
-/// The names `T` passes to `deserialize_struct`: its field names.
-fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-    #[derive(Debug)]
-    struct Fields(&'static [&'static str]);
-    impl std::fmt::Display for Fields {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{:?}", self.0)
-        }
-    }
-    impl std::error::Error for Fields {}
-    impl serde::de::Error for Fields {
-        fn custom<M: std::fmt::Display>(_: M) -> Self {
-            Fields(&[])
-        }
-    }
-    struct Probe;
-    impl<'de> serde::Deserializer<'de> for Probe {
-        type Error = Fields;
-        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
-            Err(Fields(&[]))
-        }
-        fn deserialize_struct<V: serde::de::Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Fields> {
-            Err(Fields(fields))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-    match T::deserialize(Probe) {
-        Err(Fields(f)) => f,
-        Ok(_) => &[],
-    }
-}
-
 #[test]
 fn example_and_reference_document_every_key() {
-    let example = std::fs::read_to_string(repo().join("config/example.toml")).unwrap_or_default();
-    let reference = std::fs::read_to_string(repo().join("docs/CONFIG.md")).unwrap_or_default();
+    let example =
+        std::fs::read_to_string(repo().join("config/example.toml")).expect("config/example.toml");
+    let reference = std::fs::read_to_string(repo().join("docs/CONFIG.md")).expect("docs/CONFIG.md");
     let mut keys: Vec<&str> = Vec::new();
     for f in [
-        fields::<Config>(),
-        fields::<EngineConfig>(),
-        fields::<ResyncConfig>(),
-        fields::<SymbolConfig>(),
-        fields::<LeaderConfig>(),
-        fields::<LeaderProfile>(),
-        fields::<FollowerConfig>(),
-        fields::<SubscriptionConfig>(),
-        fields::<JournalConfig>(),
+        struct_fields::<Config>(),
+        struct_fields::<EngineConfig>(),
+        struct_fields::<ResyncConfig>(),
+        struct_fields::<SymbolConfig>(),
+        struct_fields::<LeaderConfig>(),
+        struct_fields::<LeaderProfile>(),
+        struct_fields::<FollowerConfig>(),
+        struct_fields::<SubscriptionConfig>(),
+        struct_fields::<JournalConfig>(),
     ] {
         assert!(!f.is_empty());
         keys.extend(f);

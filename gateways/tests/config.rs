@@ -6,12 +6,11 @@
 //! puts `BASE` in front of the case (lines count from the case's first line) and the
 //! errors must be exactly those, in order; `check_raw` takes the whole file.
 
-use fillcast_engine::config::{load_str_with, load_with, ConfigErrors, VenueConfig};
+use fillcast_engine::config::{load_str_with, load_with, struct_fields, ConfigErrors, VenueConfig};
 use fillcast_engine::model::Universe;
 use fillcast_gateways::config::{
     GatewayKinds, SimVenueConfig, SourceSettings, VenueKind, VenueSettings,
 };
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 const BASE: &str = r#"[[venues]]
@@ -89,53 +88,16 @@ fn example_configs_load_and_build() {
     }
 }
 
-/// The names `T` passes to `deserialize_struct`: its field names.
-fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-    #[derive(Debug)]
-    struct Fields(&'static [&'static str]);
-    impl std::fmt::Display for Fields {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{:?}", self.0)
-        }
-    }
-    impl std::error::Error for Fields {}
-    impl serde::de::Error for Fields {
-        fn custom<M: std::fmt::Display>(_: M) -> Self {
-            Fields(&[])
-        }
-    }
-    struct Probe;
-    impl<'de> serde::Deserializer<'de> for Probe {
-        type Error = Fields;
-        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
-            Err(Fields(&[]))
-        }
-        fn deserialize_struct<V: serde::de::Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Fields> {
-            Err(Fields(fields))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-    match T::deserialize(Probe) {
-        Err(Fields(f)) => f,
-        Ok(_) => &[],
-    }
-}
-
 #[test]
 fn example_and_reference_document_every_key() {
-    let example = std::fs::read_to_string(repo().join("config/example.toml")).unwrap_or_default();
-    let reference = std::fs::read_to_string(repo().join("docs/CONFIG.md")).unwrap_or_default();
+    let example =
+        std::fs::read_to_string(repo().join("config/example.toml")).expect("config/example.toml");
+    let reference = std::fs::read_to_string(repo().join("docs/CONFIG.md")).expect("docs/CONFIG.md");
     let mut keys: Vec<&str> = Vec::new();
-    for f in [fields::<VenueSettings>(), fields::<SimVenueConfig>()] {
+    for f in [
+        struct_fields::<VenueSettings>(),
+        struct_fields::<SimVenueConfig>(),
+    ] {
         assert!(!f.is_empty());
         keys.extend(f);
     }

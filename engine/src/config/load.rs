@@ -129,6 +129,10 @@ pub fn load_str_with(text: &str, path: &Path, kinds: &dyn Kinds) -> Result<Confi
 
 /// As `load_with`, reading no venue's or source's own keys: for what needs the
 /// decision model and not the gateways and sources.
+/// The field names of a config struct `T` (what it passes to serde), for a
+/// check that every key is documented, and for CSV headers.
+pub use tree::struct_fields;
+
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     load_file(path, None)
 }
@@ -1440,7 +1444,7 @@ mod tree {
 
     /// The field names of a struct `T` (empty if `T` is not a struct): what it
     /// passes to `deserialize_struct`.
-    pub(super) fn struct_fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    pub fn struct_fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
         match T::deserialize(Probe) {
             Err(Fields(fields)) => fields,
             Ok(_) => &[],

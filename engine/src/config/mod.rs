@@ -11,8 +11,8 @@
 mod load;
 
 pub use load::{
-    load, load_model, load_str, load_str_with, load_with, ConfigError, ConfigErrors, Item, Kinds,
-    Problem,
+    load, load_model, load_str, load_str_with, load_with, struct_fields, ConfigError, ConfigErrors,
+    Item, Kinds, Problem,
 };
 
 use rust_decimal::Decimal;
