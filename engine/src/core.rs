@@ -771,62 +771,11 @@ impl Core {
             return;
         };
         let (li, si) = (f.leader.0 as usize, f.symbol.0 as usize);
-        let price = f.price;
-        self.marks[si] = price;
-        let universe = Arc::clone(&self.universe);
-        let spec = &universe.symbols[si];
-        let money_per_lot_tick = spec.money_per_lot_tick;
-        let book = &mut self.books[li];
-        book.symbols[si].leader_pos = position_after;
-        let blocked = if self.kill_switch {
-            Reason::KillSwitch
-        } else if book.paused {
-            Reason::LeaderPaused
-        } else if leader_profile_violated(
-            &universe.leaders[li],
-            f.symbol,
-            position_after,
-            price,
-            money_per_lot_tick,
-        ) {
-            Reason::LeaderProfile
-        } else {
-            Reason::None
-        };
+        self.marks[si] = f.price;
+        self.books[li].symbols[si].leader_pos = position_after;
         // Everything that depends on the fill alone, once per fill.
-        let fan = FanOut {
-            leader_move: LeaderMove::new(
-                position_before,
-                position_after,
-                f.qty,
-                f.order_qty,
-                price,
-                money_per_lot_tick,
-            ),
-            risk: PerFill {
-                price,
-                money_per_lot_tick,
-                min_qty: spec.min_qty,
-                min_notional: spec.min_notional,
-                blocked,
-                n_sym: universe.symbols.len(),
-            },
-            leg: Leg {
-                event_key: f.event_key,
-                leader: f.leader,
-                slot: 0,
-                symbol: f.symbol,
-                price,
-                money_per_lot_tick,
-                ts: f.recv_ts,
-            },
-            venue_down: self.links[spec.venue.0 as usize].down,
-            // The trading day is the engine's own (journaled, never going back),
-            // not the fill's stamp: a late fill, or one stamped 0, must not reset a
-            // follower's daily loss.
-            day: self.now_ns / NANOS_PER_DAY,
-            now_ns: self.now_ns,
-        };
+        let fan = self.fan_out_of(f, position_before, position_after);
+        let book = &mut self.books[li];
         let mut desk = Desk {
             followers: &mut self.followers,
             orders: &mut self.orders,
@@ -849,6 +798,61 @@ impl Core {
             );
             desk.stats.record(&decision);
             out.decision(&decision);
+        }
+    }
+
+    /// What every subscription of `f`'s leader reads in its fan-out.
+    fn fan_out_of(&self, f: &LeaderFill, position_before: Lots, position_after: Lots) -> FanOut {
+        let spec = &self.universe.symbols[f.symbol.0 as usize];
+        let (price, money_per_lot_tick) = (f.price, spec.money_per_lot_tick);
+        // A refusal for every follower of this fill.
+        let blocked = if self.kill_switch {
+            Reason::KillSwitch
+        } else if self.books[f.leader.0 as usize].paused {
+            Reason::LeaderPaused
+        } else if leader_profile_violated(
+            &self.universe.leaders[f.leader.0 as usize],
+            f.symbol,
+            position_after,
+            price,
+            money_per_lot_tick,
+        ) {
+            Reason::LeaderProfile
+        } else {
+            Reason::None
+        };
+        FanOut {
+            leader_move: LeaderMove::new(
+                position_before,
+                position_after,
+                f.qty,
+                f.order_qty,
+                price,
+                money_per_lot_tick,
+            ),
+            risk: PerFill {
+                price,
+                money_per_lot_tick,
+                min_qty: spec.min_qty,
+                min_notional: spec.min_notional,
+                blocked,
+                n_sym: self.universe.symbols.len(),
+            },
+            leg: Leg {
+                event_key: f.event_key,
+                leader: f.leader,
+                slot: 0,
+                symbol: f.symbol,
+                price,
+                money_per_lot_tick,
+                ts: f.recv_ts,
+            },
+            venue_down: self.links[spec.venue.0 as usize].down,
+            // The trading day is the engine's own (journaled, never going back),
+            // not the fill's stamp: a late fill, or one stamped 0, must not reset a
+            // follower's daily loss.
+            day: self.now_ns / NANOS_PER_DAY,
+            now_ns: self.now_ns,
         }
     }
 

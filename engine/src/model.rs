@@ -4,7 +4,10 @@
 //! Owns name ↔ index resolution and every decimal → integer conversion of config
 //! values. The core stage reads this; it never parses or converts decimals itself.
 
-use crate::config::{self, Config, ModeConfig, OrderTypeConfig, Status};
+use crate::config::{
+    self, Config, FollowerConfig, LeaderConfig, ModeConfig, OrderTypeConfig, Status,
+    SubscriptionConfig, SymbolConfig,
+};
 use crate::units::{Lots, Money, Ticks, UnitError, Q32};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -217,200 +220,171 @@ fn pct_to_ppm(v: Decimal) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-impl Universe {
-    /// Resolve a validated config. `config::load` already reported file/line errors;
-    /// this catches what only the resolved model can see (units that do not divide).
-    pub fn from_config(cfg: &Config) -> Result<Universe, ModelError> {
-        if cfg.venues.len() > u16::MAX as usize || cfg.symbols.len() > u16::MAX as usize {
-            return Err(ModelError::Invalid {
-                what: "config",
-                name: String::new(),
-                msg: format!("at most {} venues and {} symbols", u16::MAX, u16::MAX),
+/// Each name's index, in order; a name given twice is an error.
+fn index_names<'a, I>(
+    what: &'static str,
+    names: impl Iterator<Item = &'a String>,
+    idx: impl Fn(usize) -> I,
+) -> Result<HashMap<String, I>, ModelError> {
+    let mut by_name = HashMap::new();
+    for (i, name) in names.enumerate() {
+        if by_name.insert(name.clone(), idx(i)).is_some() {
+            return Err(ModelError::Duplicate {
+                what,
+                name: name.clone(),
             });
         }
-        let mut venue_by_name = HashMap::new();
-        let mut venues = Vec::new();
-        for v in &cfg.venues {
-            let idx = VenueIdx(venues.len() as u16);
-            if venue_by_name.insert(v.name.clone(), idx).is_some() {
-                return Err(ModelError::Duplicate {
-                    what: "venue",
-                    name: v.name.clone(),
-                });
-            }
-            venues.push(VenueSpec {
-                name: v.name.clone(),
-                config: v.clone(),
-            });
-        }
+    }
+    Ok(by_name)
+}
 
-        let mut symbol_by_name = HashMap::new();
-        let mut symbols = Vec::new();
-        for s in &cfg.symbols {
-            let idx = SymbolIdx(symbols.len() as u16);
-            if symbol_by_name.insert(s.name.clone(), idx).is_some() {
-                return Err(ModelError::Duplicate {
-                    what: "symbol",
-                    name: s.name.clone(),
-                });
-            }
-            let venue = *venue_by_name
-                .get(&s.venue)
+/// A subscription's id: its own, or `follower:leader`.
+fn subscription_id(s: &SubscriptionConfig) -> String {
+    s.id.clone()
+        .unwrap_or_else(|| format!("{}:{}", s.follower, s.leader))
+}
+
+/// Symbol names resolved to indices, for `what` called `name`.
+fn symbol_list(
+    symbol_by_name: &HashMap<String, SymbolIdx>,
+    what: &'static str,
+    name: &str,
+    list: &[String],
+) -> Result<Vec<SymbolIdx>, ModelError> {
+    list.iter()
+        .map(|n| {
+            symbol_by_name
+                .get(n)
+                .copied()
                 .ok_or_else(|| ModelError::Unknown {
-                    what: "symbol",
-                    name: s.name.clone(),
-                    kind: "venue",
-                    target: s.venue.clone(),
-                })?;
-            let unit = |err| ModelError::Unit {
-                what: "symbol",
-                name: s.name.clone(),
-                err,
-            };
-            let min_qty = match s.min_qty {
-                Some(q) => Lots::from_decimal(q, s.lot_size).map_err(unit)?,
-                None => Lots(1),
-            };
-            let lt = s
-                .lot_size
-                .checked_mul(s.tick_size)
-                .ok_or_else(|| ModelError::Invalid {
-                    what: "symbol",
-                    name: s.name.clone(),
-                    msg: "lot_size × tick_size overflows".into(),
-                })?;
-            let money_per_lot_tick = Money::from_decimal(lt).map_err(unit)?.0;
-            if money_per_lot_tick <= 0 {
-                return Err(ModelError::Invalid {
-                    what: "symbol",
-                    name: s.name.clone(),
-                    msg: "lot_size × tick_size must be positive and at least 1e-8".into(),
-                });
-            }
-            symbols.push(SymbolSpec {
-                name: s.name.clone(),
-                lot_size: s.lot_size,
-                tick_size: s.tick_size,
-                min_qty: Lots(min_qty.0.max(1)),
-                min_notional: money("symbol", &s.name, s.min_notional.unwrap_or_default())?,
-                venue,
-                money_per_lot_tick,
-            });
-        }
-        let symbol_list = |what: &'static str,
-                           name: &str,
-                           list: &[String]|
-         -> Result<Vec<SymbolIdx>, ModelError> {
-            list.iter()
-                .map(|n| {
-                    symbol_by_name
-                        .get(n)
-                        .copied()
-                        .ok_or_else(|| ModelError::Unknown {
-                            what,
-                            name: name.to_string(),
-                            kind: "symbol",
-                            target: n.clone(),
-                        })
+                    what,
+                    name: name.to_string(),
+                    kind: "symbol",
+                    target: n.clone(),
                 })
-                .collect()
-        };
+        })
+        .collect()
+}
 
-        let mut leader_by_name = HashMap::new();
-        let mut leaders = Vec::new();
-        for l in &cfg.leaders {
-            let idx = LeaderIdx(leaders.len() as u32);
-            if leader_by_name.insert(l.id.clone(), idx).is_some() {
-                return Err(ModelError::Duplicate {
-                    what: "leader",
-                    name: l.id.clone(),
-                });
-            }
-            let profile = l.profile.clone().unwrap_or_default();
-            leaders.push(LeaderSpec {
-                id: l.id.clone(),
-                equity: money("leader", &l.id, l.equity)?,
-                paused: l.paused,
-                profile_symbols: profile
-                    .symbols
-                    .as_deref()
-                    .map(|s| symbol_list("leader", &l.id, s))
-                    .transpose()?,
-                profile_max_position: profile
-                    .max_position_notional
-                    .map(|d| money("leader", &l.id, d))
-                    .transpose()?,
-            });
-        }
+fn symbol_spec(
+    s: &SymbolConfig,
+    venue_by_name: &HashMap<String, VenueIdx>,
+) -> Result<SymbolSpec, ModelError> {
+    let venue = *venue_by_name
+        .get(&s.venue)
+        .ok_or_else(|| ModelError::Unknown {
+            what: "symbol",
+            name: s.name.clone(),
+            kind: "venue",
+            target: s.venue.clone(),
+        })?;
+    let unit = |err| ModelError::Unit {
+        what: "symbol",
+        name: s.name.clone(),
+        err,
+    };
+    let invalid = |msg: &str| ModelError::Invalid {
+        what: "symbol",
+        name: s.name.clone(),
+        msg: msg.into(),
+    };
+    let min_qty = match s.min_qty {
+        Some(q) => Lots::from_decimal(q, s.lot_size).map_err(unit)?,
+        None => Lots(1),
+    };
+    let lt = s
+        .lot_size
+        .checked_mul(s.tick_size)
+        .ok_or_else(|| invalid("lot_size × tick_size overflows"))?;
+    let money_per_lot_tick = Money::from_decimal(lt).map_err(unit)?.0;
+    if money_per_lot_tick <= 0 {
+        return Err(invalid(
+            "lot_size × tick_size must be positive and at least 1e-8",
+        ));
+    }
+    Ok(SymbolSpec {
+        name: s.name.clone(),
+        lot_size: s.lot_size,
+        tick_size: s.tick_size,
+        min_qty: Lots(min_qty.0.max(1)),
+        min_notional: money("symbol", &s.name, s.min_notional.unwrap_or_default())?,
+        venue,
+        money_per_lot_tick,
+    })
+}
 
-        let mut follower_by_name = HashMap::new();
-        let mut followers = Vec::new();
-        for f in &cfg.followers {
-            let idx = FollowerIdx(followers.len() as u32);
-            if follower_by_name.insert(f.id.clone(), idx).is_some() {
-                return Err(ModelError::Duplicate {
+fn leader_spec(
+    l: &LeaderConfig,
+    symbol_by_name: &HashMap<String, SymbolIdx>,
+) -> Result<LeaderSpec, ModelError> {
+    let profile = l.profile.clone().unwrap_or_default();
+    Ok(LeaderSpec {
+        id: l.id.clone(),
+        equity: money("leader", &l.id, l.equity)?,
+        paused: l.paused,
+        profile_symbols: profile
+            .symbols
+            .as_deref()
+            .map(|s| symbol_list(symbol_by_name, "leader", &l.id, s))
+            .transpose()?,
+        profile_max_position: profile
+            .max_position_notional
+            .map(|d| money("leader", &l.id, d))
+            .transpose()?,
+    })
+}
+
+fn follower_spec(
+    f: &FollowerConfig,
+    symbol_by_name: &HashMap<String, SymbolIdx>,
+    n_symbols: usize,
+) -> Result<FollowerSpec, ModelError> {
+    let equity = money("follower", &f.id, f.equity)?;
+    let max_gross = match f.max_leverage {
+        Some(lev) => {
+            let v = lev
+                .checked_mul(f.equity)
+                .ok_or_else(|| ModelError::Invalid {
                     what: "follower",
                     name: f.id.clone(),
-                });
-            }
-            let equity = money("follower", &f.id, f.equity)?;
-            let max_gross = match f.max_leverage {
-                Some(lev) => {
-                    let v = lev
-                        .checked_mul(f.equity)
-                        .ok_or_else(|| ModelError::Invalid {
-                            what: "follower",
-                            name: f.id.clone(),
-                            msg: "max_leverage × equity overflows".into(),
-                        })?;
-                    money("follower", &f.id, v.round_dp(8))?
-                }
-                None => Money(i64::MAX),
-            };
-            let allowed = match &f.symbols {
-                None => vec![true; symbols.len()],
-                Some(list) => {
-                    let mut a = vec![false; symbols.len()];
-                    for s in symbol_list("follower", &f.id, list)? {
-                        a[s.0 as usize] = true;
-                    }
-                    a
-                }
-            };
-            followers.push(FollowerSpec {
-                id: f.id.clone(),
-                equity,
-                status: f.status,
-                max_gross,
-                max_open_positions: f.max_open_positions.unwrap_or(u32::MAX),
-                daily_loss_limit: opt_money_or_max("follower", &f.id, f.daily_loss_limit)?,
-                allowed,
-            });
+                    msg: "max_leverage × equity overflows".into(),
+                })?;
+            money("follower", &f.id, v.round_dp(8))?
         }
+        None => Money::MAX,
+    };
+    let allowed = match &f.symbols {
+        None => vec![true; n_symbols],
+        Some(list) => {
+            let mut a = vec![false; n_symbols];
+            for s in symbol_list(symbol_by_name, "follower", &f.id, list)? {
+                a[s.0 as usize] = true;
+            }
+            a
+        }
+    };
+    Ok(FollowerSpec {
+        id: f.id.clone(),
+        equity,
+        status: f.status,
+        max_gross,
+        max_open_positions: f.max_open_positions.unwrap_or(u32::MAX),
+        daily_loss_limit: opt_money_or_max("follower", &f.id, f.daily_loss_limit)?,
+        allowed,
+    })
+}
 
-        if cfg.subscriptions.len() > crate::ids::MAX_SUBSCRIPTIONS {
-            return Err(ModelError::Invalid {
-                what: "config",
-                name: "subscriptions".into(),
-                msg: format!(
-                    "{} subscriptions; one engine holds at most {}",
-                    cfg.subscriptions.len(),
-                    crate::ids::MAX_SUBSCRIPTIONS
-                ),
-            });
-        }
-        let mut sub_ids = HashMap::new();
-        let mut subs = Vec::new();
-        for s in &cfg.subscriptions {
-            let id =
-                s.id.clone()
-                    .unwrap_or_else(|| format!("{}:{}", s.follower, s.leader));
-            if sub_ids.insert(id.clone(), ()).is_some() {
-                return Err(ModelError::Duplicate {
-                    what: "subscription",
-                    name: id,
-                });
-            }
+/// Every subscription's spec, its follower and leader resolved.
+fn subscriptions_of(
+    cfg: &Config,
+    ids: Vec<String>,
+    follower_by_name: &HashMap<String, FollowerIdx>,
+    leader_by_name: &HashMap<String, LeaderIdx>,
+) -> Result<Vec<SubscriptionSpec>, ModelError> {
+    cfg.subscriptions
+        .iter()
+        .zip(ids)
+        .map(|(s, id)| {
             let unknown = |kind: &'static str, target: &str| ModelError::Unknown {
                 what: "subscription",
                 name: id.clone(),
@@ -423,97 +397,172 @@ impl Universe {
             let leader = *leader_by_name
                 .get(&s.leader)
                 .ok_or_else(|| unknown("leader", &s.leader))?;
-            let invalid = |msg: &str| ModelError::Invalid {
-                what: "subscription",
-                name: id.clone(),
-                msg: msg.into(),
-            };
-            let allocation = money("subscription", &id, s.allocation)?;
-            let (mode, multiplier, base_ratio, amount) = match s.mode {
-                ModeConfig::Proportional => {
-                    let m = s.multiplier.unwrap_or_else(config::defaults::multiplier);
-                    let r =
-                        proportional_ratio(m, s.allocation, cfg.leaders[leader.0 as usize].equity)
-                            .ok_or_else(|| {
-                                invalid("proportional ratio out of range (leader equity zero?)")
-                            })?;
-                    (Mode::Proportional, m, r, Money::ZERO)
-                }
-                ModeConfig::FixedRatio => {
-                    let k = s
-                        .ratio
-                        .ok_or_else(|| invalid("fixed_ratio needs `ratio`"))?;
-                    let r = Q32::from_decimal(k).ok_or_else(|| invalid("ratio out of range"))?;
-                    (Mode::FixedRatio, Decimal::ONE, r, Money::ZERO)
-                }
-                ModeConfig::FixedAmount => {
-                    let a = s
-                        .amount
-                        .ok_or_else(|| invalid("fixed_amount needs `amount`"))?;
-                    (
-                        Mode::FixedAmount,
-                        Decimal::ONE,
-                        Q32(0),
-                        money("subscription", &id, a)?,
-                    )
-                }
-                ModeConfig::FixedLeverage => {
-                    let lev = s
-                        .leverage
-                        .ok_or_else(|| invalid("fixed_leverage needs `leverage`"))?;
-                    let a = lev
-                        .checked_mul(s.allocation)
-                        .ok_or_else(|| invalid("leverage × allocation overflows"))?
-                        .round_dp(8);
-                    (
-                        Mode::FixedLeverage,
-                        Decimal::ONE,
-                        Q32(0),
-                        money("subscription", &id, a)?,
-                    )
-                }
-            };
-            let mut max_pos = opt_money_or_max("subscription", &id, s.max_position_notional)?;
-            if let Some(pct) = s.max_position_pct {
-                let by_pct = money(
-                    "subscription",
-                    &id,
-                    (pct / Decimal::from(100) * s.allocation).round_dp(8),
-                )?;
-                max_pos = max_pos.min(by_pct);
-            }
-            let stop_loss = match s.total_stop_loss_pct {
-                Some(pct) => money(
-                    "subscription",
-                    &id,
-                    (pct / Decimal::from(100) * s.allocation).round_dp(8),
-                )?,
-                None => Money(i64::MAX),
-            };
-            subs.push(SubscriptionSpec {
-                id,
-                follower,
-                leader,
-                allocation,
-                mode,
-                base_ratio,
-                multiplier,
-                amount,
-                market_orders: s.order_type == OrderTypeConfig::Market,
-                slippage_bps: s.slippage_bps,
-                max_order_notional: opt_money_or_max(
-                    "subscription",
-                    &s.follower,
-                    s.max_order_notional,
-                )?,
-                max_position_notional: max_pos,
-                stop_loss,
-                leader_drawdown_ppm: s.leader_drawdown_pct.map(pct_to_ppm).unwrap_or(u32::MAX),
-                copy_open_positions: s.copy_open_positions,
-                status: s.status,
+            let leader_equity = cfg.leaders[leader.0 as usize].equity;
+            subscription_spec(s, id, follower, leader, leader_equity)
+        })
+        .collect()
+}
+
+fn subscription_spec(
+    s: &SubscriptionConfig,
+    id: String,
+    follower: FollowerIdx,
+    leader: LeaderIdx,
+    leader_equity: Decimal,
+) -> Result<SubscriptionSpec, ModelError> {
+    let allocation = money("subscription", &id, s.allocation)?;
+    let (mode, multiplier, base_ratio, amount) = mode_of(s, &id, leader_equity)?;
+    // A share of the allocation, in money.
+    let share = |pct: Decimal| {
+        money(
+            "subscription",
+            &id,
+            (pct / Decimal::from(100) * s.allocation).round_dp(8),
+        )
+    };
+    let mut max_pos = opt_money_or_max("subscription", &id, s.max_position_notional)?;
+    if let Some(pct) = s.max_position_pct {
+        max_pos = max_pos.min(share(pct)?);
+    }
+    let stop_loss = match s.total_stop_loss_pct {
+        Some(pct) => share(pct)?,
+        None => Money::MAX,
+    };
+    Ok(SubscriptionSpec {
+        follower,
+        leader,
+        allocation,
+        mode,
+        base_ratio,
+        multiplier,
+        amount,
+        market_orders: s.order_type == OrderTypeConfig::Market,
+        slippage_bps: s.slippage_bps,
+        max_order_notional: opt_money_or_max("subscription", &id, s.max_order_notional)?,
+        max_position_notional: max_pos,
+        stop_loss,
+        leader_drawdown_ppm: s.leader_drawdown_pct.map(pct_to_ppm).unwrap_or(u32::MAX),
+        copy_open_positions: s.copy_open_positions,
+        status: s.status,
+        id,
+    })
+}
+
+/// A subscription's mode with its multiplier, episode ratio (ratio modes) and
+/// amount (fixed-notional modes).
+fn mode_of(
+    s: &SubscriptionConfig,
+    id: &str,
+    leader_equity: Decimal,
+) -> Result<(Mode, Decimal, Q32, Money), ModelError> {
+    let invalid = |msg: &str| ModelError::Invalid {
+        what: "subscription",
+        name: id.to_string(),
+        msg: msg.into(),
+    };
+    Ok(match s.mode {
+        ModeConfig::Proportional => {
+            let m = s.multiplier.unwrap_or_else(config::defaults::multiplier);
+            let r = proportional_ratio(m, s.allocation, leader_equity)
+                .ok_or_else(|| invalid("proportional ratio out of range (leader equity zero?)"))?;
+            (Mode::Proportional, m, r, Money::ZERO)
+        }
+        ModeConfig::FixedRatio => {
+            let k = s
+                .ratio
+                .ok_or_else(|| invalid("fixed_ratio needs `ratio`"))?;
+            let r = Q32::from_decimal(k).ok_or_else(|| invalid("ratio out of range"))?;
+            (Mode::FixedRatio, Decimal::ONE, r, Money::ZERO)
+        }
+        ModeConfig::FixedAmount => {
+            let a = s
+                .amount
+                .ok_or_else(|| invalid("fixed_amount needs `amount`"))?;
+            (
+                Mode::FixedAmount,
+                Decimal::ONE,
+                Q32(0),
+                money("subscription", id, a)?,
+            )
+        }
+        ModeConfig::FixedLeverage => {
+            let lev = s
+                .leverage
+                .ok_or_else(|| invalid("fixed_leverage needs `leverage`"))?;
+            let a = lev
+                .checked_mul(s.allocation)
+                .ok_or_else(|| invalid("leverage × allocation overflows"))?
+                .round_dp(8);
+            (
+                Mode::FixedLeverage,
+                Decimal::ONE,
+                Q32(0),
+                money("subscription", id, a)?,
+            )
+        }
+    })
+}
+
+impl Universe {
+    /// Resolve a validated config. `config::load` already reported file/line errors;
+    /// this catches what only the resolved model can see (units that do not divide).
+    pub fn from_config(cfg: &Config) -> Result<Universe, ModelError> {
+        if cfg.venues.len() > u16::MAX as usize || cfg.symbols.len() > u16::MAX as usize {
+            return Err(ModelError::Invalid {
+                what: "config",
+                name: String::new(),
+                msg: format!("at most {} venues and {} symbols", u16::MAX, u16::MAX),
             });
         }
-
+        if cfg.subscriptions.len() > crate::ids::MAX_SUBSCRIPTIONS {
+            return Err(ModelError::Invalid {
+                what: "config",
+                name: "subscriptions".into(),
+                msg: format!(
+                    "{} subscriptions; one engine holds at most {}",
+                    cfg.subscriptions.len(),
+                    crate::ids::MAX_SUBSCRIPTIONS
+                ),
+            });
+        }
+        let venue_by_name = index_names("venue", cfg.venues.iter().map(|v| &v.name), |i| {
+            VenueIdx(i as u16)
+        })?;
+        let venues = cfg
+            .venues
+            .iter()
+            .map(|v| VenueSpec {
+                name: v.name.clone(),
+                config: v.clone(),
+            })
+            .collect();
+        let symbol_by_name = index_names("symbol", cfg.symbols.iter().map(|s| &s.name), |i| {
+            SymbolIdx(i as u16)
+        })?;
+        let symbols: Vec<SymbolSpec> = cfg
+            .symbols
+            .iter()
+            .map(|s| symbol_spec(s, &venue_by_name))
+            .collect::<Result<_, _>>()?;
+        let leader_by_name = index_names("leader", cfg.leaders.iter().map(|l| &l.id), |i| {
+            LeaderIdx(i as u32)
+        })?;
+        let leaders = cfg
+            .leaders
+            .iter()
+            .map(|l| leader_spec(l, &symbol_by_name))
+            .collect::<Result<_, _>>()?;
+        let follower_by_name = index_names("follower", cfg.followers.iter().map(|f| &f.id), |i| {
+            FollowerIdx(i as u32)
+        })?;
+        let followers = cfg
+            .followers
+            .iter()
+            .map(|f| follower_spec(f, &symbol_by_name, symbols.len()))
+            .collect::<Result<_, _>>()?;
+        let ids: Vec<String> = cfg.subscriptions.iter().map(subscription_id).collect();
+        index_names("subscription", ids.iter(), |_| ())?;
+        let subs = subscriptions_of(cfg, ids, &follower_by_name, &leader_by_name)?;
         Ok(Universe {
             symbols,
             venues,

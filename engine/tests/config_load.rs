@@ -17,7 +17,6 @@ use fillcast_engine::config::{
 use fillcast_engine::model::Universe;
 use proptest::prelude::*;
 use rust_decimal_macros::dec;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 const BASE: &str = r#"[[venues]]
