@@ -225,7 +225,8 @@ fn truncated_files_are_errors() {
         "[[subscriptions]]\nallocation = ",
         &[(2, "invalid TOML: the file ends in the middle of an item")],
     );
-    let full = std::fs::read_to_string(repo().join("config/run-file.toml")).unwrap_or_default();
+    let full =
+        std::fs::read_to_string(repo().join("config/run-file.toml")).expect("config/run-file.toml");
     // Cut mid-string, mid-header, mid-value and mid-item (missing fields).
     let cuts = [
         full.find("lot_size = \"0.0").map(|i| i + 14),
@@ -1051,7 +1052,7 @@ proptest! {
         len in 0usize..40,
         insert in "[\\x00-\\x7f\u{80}-\u{10ffff}]{0,12}",
     ) {
-        let base = std::fs::read_to_string(repo().join("config/run-file.toml")).unwrap_or_default();
+        let base = std::fs::read_to_string(repo().join("config/run-file.toml")).expect("config/run-file.toml");
         let mut start = cut.min(base.len());
         while !base.is_char_boundary(start) { start -= 1; }
         let mut end = (start + len).min(base.len());
