@@ -212,7 +212,7 @@ fn check_config(path: &Path) -> Result<()> {
 pub fn venue_settings(u: &Universe) -> Result<Vec<VenueSettings>> {
     u.venues
         .iter()
-        .map(|v| VenueSettings::of(&v.config).map_err(anyhow::Error::msg))
+        .map(|v| VenueSettings::of(&v.config).map_err(anyhow::Error::from))
         .collect()
 }
 
@@ -247,7 +247,7 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
     cfg.sources
         .iter()
         .map(|s| -> Result<Box<dyn Source>> {
-            Ok(match SourceSettings::of(s).map_err(anyhow::Error::msg)? {
+            Ok(match SourceSettings::of(s)? {
                 SourceSettings::File { path, rate_per_sec } => {
                     let f = FileSource::open(&path, Arc::clone(u))
                         .with_context(|| format!("source file {}", path.display()))?;

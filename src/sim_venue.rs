@@ -168,7 +168,7 @@ fn load_venue(args: &SimVenueArgs) -> Result<SimVenue, Failure> {
             )))
         }
     };
-    SimVenue::for_venue(&universe, idx).map_err(setup)
+    SimVenue::for_venue(&universe, idx).map_err(|e| setup(e.to_string()))
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.

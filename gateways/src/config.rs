@@ -96,28 +96,43 @@ pub enum SourceSettings {
     },
 }
 
+/// A venue's or source's settings that do not read: a config that was not loaded
+/// with `GatewayKinds` (which checks them, naming file and line).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("venue `{venue}`: {message}")]
+    Venue { venue: String, message: String },
+    #[error("{0}")]
+    Source(String),
+    #[error("venue index {0} out of range")]
+    NoSuchVenue(u16),
+}
+
 impl VenueSettings {
     /// The settings of a venue of a config: they read for certain when it was
     /// loaded with `GatewayKinds`, not when it was built otherwise.
-    pub fn of(venue: &VenueConfig) -> Result<VenueSettings, String> {
+    pub fn of(venue: &VenueConfig) -> Result<VenueSettings, SettingsError> {
         let mut table = venue.settings.clone();
         table.insert("name".into(), venue.name.clone().into());
         table.insert("kind".into(), venue.kind.clone().into());
         toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| format!("venue `{}`: {}", venue.name, e.message()))
+            .map_err(|e: toml::de::Error| SettingsError::Venue {
+                venue: venue.name.clone(),
+                message: e.message().to_string(),
+            })
     }
 }
 
 impl SourceSettings {
     /// The settings of a source of a config, its path taken from the config file's
     /// folder: they read for certain when it was loaded with `GatewayKinds`.
-    pub fn of(source: &SourceConfig) -> Result<SourceSettings, String> {
+    pub fn of(source: &SourceConfig) -> Result<SourceSettings, SettingsError> {
         let mut table = source.settings.clone();
         table.insert("kind".into(), source.kind.clone().into());
         let settings: SourceSettings = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| e.message().to_string())?;
+            .map_err(|e: toml::de::Error| SettingsError::Source(e.message().to_string()))?;
         Ok(settings.resolved(&source.dir))
     }
 

@@ -305,7 +305,7 @@ impl Source for FileSource {
                 Err(message) if !terminated => self.reject(format!(
                     "truncated last line (no newline at end of file): {message}"
                 )),
-                Err(message) => self.reject(message),
+                Err(e) => self.reject(e.to_string()),
             };
         }
     }
@@ -327,23 +327,23 @@ struct Fields<'v, 'a> {
 }
 
 impl FileSource {
-    fn parse_line(&mut self, now: Nanos) -> Result<LeaderFill, String> {
+    fn parse_line(&mut self, now: Nanos) -> Result<LeaderFill, LineError> {
         if let Err(e) = std::str::from_utf8(&self.line) {
-            return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1));
+            return Err(LineError::Utf8 {
+                byte: e.valid_up_to() + 1,
+            });
         }
         if nests_deeper_than(&self.line, NESTING_MAX) {
-            return Err(format!(
-                "arrays or objects nested more than {NESTING_MAX} deep"
-            ));
+            return Err(LineError::TooDeep);
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.line);
         let value =
             simd_json::borrowed::to_value_with_buffers(&mut self.scratch, &mut self.buffers)
-                .map_err(|e| format!("malformed JSON: {e}"))?;
+                .map_err(|e| LineError::Json(e.to_string()))?;
         let object = match &value {
             BorrowedValue::Object(object) => object,
-            _ => return Err("expected a JSON object".to_string()),
+            _ => return Err(LineError::NotAnObject),
         };
 
         let mut f = Fields::default();
@@ -361,7 +361,7 @@ impl FileSource {
                 _ => continue,
             };
             if slot.is_some() {
-                return Err(format!("duplicate field `{key}`"));
+                return Err(LineError::DuplicateField(key.to_string()));
             }
             *slot = Some(v);
         }
@@ -370,15 +370,15 @@ impl FileSource {
         let leader_id = string_field("leader", f.leader)?;
         let leader = universe
             .leader(leader_id)
-            .ok_or_else(|| format!("unknown leader `{leader_id}`"))?;
+            .ok_or_else(|| LineError::UnknownLeader(leader_id.to_string()))?;
         let event_id = string_field("event_id", f.event_id)?;
         if event_id.is_empty() {
-            return Err("field `event_id` is empty".to_string());
+            return Err(LineError::Empty("event_id"));
         }
         let symbol_name = string_field("symbol", f.symbol)?;
         let symbol = universe
             .symbol(symbol_name)
-            .ok_or_else(|| format!("unknown symbol `{symbol_name}`"))?;
+            .ok_or_else(|| LineError::UnknownSymbol(symbol_name.to_string()))?;
         let spec = universe.sym(symbol);
         let side_str = string_field("side", f.side)?;
         let side = if side_str.eq_ignore_ascii_case("buy") {
@@ -386,9 +386,7 @@ impl FileSource {
         } else if side_str.eq_ignore_ascii_case("sell") {
             Side::Sell
         } else {
-            return Err(format!(
-                "field `side` must be `buy` or `sell`, got `{side_str}`"
-            ));
+            return Err(LineError::Side(side_str.to_string()));
         };
         let qty = lots_field("qty", f.qty, spec)?;
         let price = price_field(f.price, spec)?;
@@ -397,20 +395,19 @@ impl FileSource {
         let order_qty_value = optional(f.order_qty);
         let (order_key, order_qty) = match (order_id, order_qty_value) {
             (None, None) => (0, Lots::ZERO),
-            (Some(_), None) => return Err("`order_id` given without `order_qty`".to_string()),
-            (None, Some(_)) => return Err("`order_qty` given without `order_id`".to_string()),
+            (Some(_), None) => return Err(LineError::Without("order_id", "order_qty")),
+            (None, Some(_)) => return Err(LineError::Without("order_qty", "order_id")),
             (Some(id), Some(oq)) => {
                 let id = string_field("order_id", Some(id))?;
                 if id.is_empty() {
-                    return Err("field `order_id` is empty".to_string());
+                    return Err(LineError::Empty("order_id"));
                 }
                 let order_qty = lots_field("order_qty", Some(oq), spec)?;
                 if order_qty < qty {
-                    return Err(format!(
-                        "order_qty {} is less than qty {}",
-                        spec.qty_decimal(order_qty).normalize(),
-                        spec.qty_decimal(qty).normalize()
-                    ));
+                    return Err(LineError::OrderQtyBelowQty {
+                        order_qty: spec.qty_decimal(order_qty).normalize(),
+                        qty: spec.qty_decimal(qty).normalize(),
+                    });
                 }
                 (fnv1a(id.as_bytes()), order_qty)
             }
@@ -421,9 +418,11 @@ impl FileSource {
             .seen
             .get_or_insert_with(|| BoundedMap::new(self.seen_max));
         if let Some(first) = seen.insert(event_key, self.line_no) {
-            return Err(format!(
-                "duplicate event_id `{event_id}` for leader `{leader_id}` (first on line {first})"
-            ));
+            return Err(LineError::DuplicateEvent {
+                event_id: event_id.to_string(),
+                leader_id: leader_id.to_string(),
+                first,
+            });
         }
         debug_assert!(qty.0 > 0 && price.0 > 0);
         Ok(LeaderFill {
@@ -460,30 +459,36 @@ fn json_kind(v: &BorrowedValue<'_>) -> &'static str {
     }
 }
 
-fn string_field<'a>(name: &str, v: Option<&'a BorrowedValue<'_>>) -> Result<&'a str, String> {
+fn string_field<'a>(
+    name: &'static str,
+    v: Option<&'a BorrowedValue<'_>>,
+) -> Result<&'a str, LineError> {
     match v {
-        None => Err(format!("missing field `{name}`")),
+        None => Err(LineError::Missing(name)),
         Some(BorrowedValue::String(s)) => Ok(s.as_ref()),
-        Some(other) => Err(format!(
-            "field `{name}` must be a string, got {}",
-            json_kind(other)
-        )),
+        Some(other) => Err(LineError::NotAString {
+            name,
+            got: json_kind(other),
+        }),
     }
 }
 
 /// A decimal string: quantities and prices never go through `f64`.
-fn decimal_field(name: &str, v: Option<&BorrowedValue<'_>>) -> Result<Decimal, String> {
+fn decimal_field(name: &'static str, v: Option<&BorrowedValue<'_>>) -> Result<Decimal, LineError> {
     let s = match v {
-        None => return Err(format!("missing field `{name}`")),
+        None => return Err(LineError::Missing(name)),
         Some(BorrowedValue::String(s)) => s.as_ref(),
         Some(other) => {
-            return Err(format!(
-                "field `{name}` must be a decimal string like \"0.5\", got {}",
-                json_kind(other)
-            ))
+            return Err(LineError::NotADecimalString {
+                name,
+                got: json_kind(other),
+            })
         }
     };
-    parse_decimal(s).ok_or_else(|| format!("field `{name}`: `{s}` is not a decimal number"))
+    parse_decimal(s).ok_or_else(|| LineError::NotADecimal {
+        name,
+        text: s.to_string(),
+    })
 }
 
 /// Strict decimal syntax: `-?digits(.digits)?`, at most `DECIMAL_DIGITS_MAX` digits, so
@@ -507,24 +512,25 @@ fn parse_decimal(s: &str) -> Option<Decimal> {
 }
 
 fn lots_field(
-    name: &str,
+    name: &'static str,
     v: Option<&BorrowedValue<'_>>,
     spec: &SymbolSpec,
-) -> Result<Lots, String> {
+) -> Result<Lots, LineError> {
     let qty = decimal_field(name, v)?;
     if qty <= Decimal::ZERO {
-        return Err(format!("{name} must be positive, got {qty}"));
+        return Err(LineError::NotPositive { name, value: qty });
     }
-    let not_multiple = || {
-        format!(
-            "{name} {qty} is not a multiple of the lot size {} of {}",
-            spec.lot_size, spec.name
-        )
+    let not_multiple = || LineError::NotMultiple {
+        name,
+        value: qty,
+        step: "lot size",
+        size: spec.lot_size,
+        symbol: spec.name.clone(),
     };
     let lots = match Lots::from_decimal(qty, spec.lot_size) {
         Ok(lots) => lots,
         Err(UnitError::NotMultiple { .. }) => return Err(not_multiple()),
-        Err(other) => return Err(format!("{name}: {other}")),
+        Err(source) => return Err(LineError::Unit { name, source }),
     };
     // The division can round a value with many digits to a whole number of lots.
     if lots.to_decimal(spec.lot_size) != qty {
@@ -532,30 +538,32 @@ fn lots_field(
     }
     debug_assert!(lots.0 > 0);
     if lots > Lots::MAX {
-        return Err(format!(
-            "{name} {qty} is more than {} lots of {}",
-            Lots::MAX.0,
-            spec.name
-        ));
+        return Err(LineError::TooLarge {
+            name,
+            value: qty,
+            symbol: spec.name.clone(),
+        });
     }
     Ok(lots)
 }
 
-fn price_field(v: Option<&BorrowedValue<'_>>, spec: &SymbolSpec) -> Result<Ticks, String> {
-    let price = decimal_field("price", v)?;
+fn price_field(v: Option<&BorrowedValue<'_>>, spec: &SymbolSpec) -> Result<Ticks, LineError> {
+    let name = "price";
+    let price = decimal_field(name, v)?;
     if price <= Decimal::ZERO {
-        return Err(format!("price must be positive, got {price}"));
+        return Err(LineError::NotPositive { name, value: price });
     }
-    let not_multiple = || {
-        format!(
-            "price {price} is not a multiple of the tick size {} of {}",
-            spec.tick_size, spec.name
-        )
+    let not_multiple = || LineError::NotMultiple {
+        name,
+        value: price,
+        step: "tick size",
+        size: spec.tick_size,
+        symbol: spec.name.clone(),
     };
     let ticks = match Ticks::from_decimal(price, spec.tick_size) {
         Ok(ticks) => ticks,
         Err(UnitError::NotMultiple { .. }) => return Err(not_multiple()),
-        Err(other) => return Err(format!("price: {other}")),
+        Err(source) => return Err(LineError::Unit { name, source }),
     };
     if ticks.to_decimal(spec.tick_size) != price {
         return Err(not_multiple());
@@ -565,13 +573,10 @@ fn price_field(v: Option<&BorrowedValue<'_>>, spec: &SymbolSpec) -> Result<Ticks
 }
 
 /// `ts`: nanoseconds since the epoch, as a JSON integer or a string of digits.
-fn ts_field(v: Option<&BorrowedValue<'_>>) -> Result<Nanos, String> {
+fn ts_field(v: Option<&BorrowedValue<'_>>) -> Result<Nanos, LineError> {
     let ts = ts_value(v)?;
     if ts.0 > TS_MAX {
-        return Err(format!(
-            "field `ts` = {} is after 2200-01-01 (nanoseconds since the epoch expected)",
-            ts.0
-        ));
+        return Err(LineError::TsTooLate(ts.0));
     }
     Ok(ts)
 }
@@ -613,28 +618,101 @@ fn nests_deeper_than(line: &[u8], max: usize) -> bool {
     false
 }
 
-fn ts_value(v: Option<&BorrowedValue<'_>>) -> Result<Nanos, String> {
+fn ts_value(v: Option<&BorrowedValue<'_>>) -> Result<Nanos, LineError> {
     match v {
-        None => Err("missing field `ts`".to_string()),
+        None => Err(LineError::Missing("ts")),
         Some(BorrowedValue::Static(StaticNode::U64(n))) => Ok(Nanos(*n)),
         Some(BorrowedValue::Static(StaticNode::I64(n))) => u64::try_from(*n)
             .map(Nanos)
-            .map_err(|_| format!("field `ts` must not be negative, got {n}")),
+            .map_err(|_| LineError::TsNegative(*n)),
         Some(BorrowedValue::String(s))
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
         {
             s.parse::<u64>()
                 .map(Nanos)
-                .map_err(|_| format!("field `ts`: `{s}` is out of range"))
+                .map_err(|_| LineError::TsOutOfRange(s.to_string()))
         }
-        Some(other) => Err(format!(
-            "field `ts` must be an integer of nanoseconds since the epoch, got {}",
-            match other {
-                BorrowedValue::Static(StaticNode::F64(_)) => "a fractional number",
-                other => json_kind(other),
-            }
-        )),
+        Some(other) => Err(LineError::TsNotAnInteger(match other {
+            BorrowedValue::Static(StaticNode::F64(_)) => "a fractional number",
+            other => json_kind(other),
+        })),
     }
+}
+
+/// Why a line of the file is not a leader fill; its text is the rejection's message.
+#[derive(Debug, thiserror::Error)]
+enum LineError {
+    #[error("invalid UTF-8 at byte {byte}")]
+    Utf8 { byte: usize },
+    #[error("arrays or objects nested more than {NESTING_MAX} deep")]
+    TooDeep,
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("expected a JSON object")]
+    NotAnObject,
+    #[error("duplicate field `{0}`")]
+    DuplicateField(String),
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+    #[error("field `{0}` is empty")]
+    Empty(&'static str),
+    #[error("field `{name}` must be a string, got {got}")]
+    NotAString {
+        name: &'static str,
+        got: &'static str,
+    },
+    #[error("field `{name}` must be a decimal string like \"0.5\", got {got}")]
+    NotADecimalString {
+        name: &'static str,
+        got: &'static str,
+    },
+    #[error("field `{name}`: `{text}` is not a decimal number")]
+    NotADecimal { name: &'static str, text: String },
+    #[error("unknown leader `{0}`")]
+    UnknownLeader(String),
+    #[error("unknown symbol `{0}`")]
+    UnknownSymbol(String),
+    #[error("field `side` must be `buy` or `sell`, got `{0}`")]
+    Side(String),
+    #[error("{name} must be positive, got {value}")]
+    NotPositive { name: &'static str, value: Decimal },
+    #[error("{name} {value} is not a multiple of the {step} {size} of {symbol}")]
+    NotMultiple {
+        name: &'static str,
+        value: Decimal,
+        step: &'static str,
+        size: Decimal,
+        symbol: String,
+    },
+    #[error("{name}: {source}")]
+    Unit {
+        name: &'static str,
+        source: UnitError,
+    },
+    #[error("{name} {value} is more than {max} lots of {symbol}", max = Lots::MAX.0)]
+    TooLarge {
+        name: &'static str,
+        value: Decimal,
+        symbol: String,
+    },
+    #[error("`{0}` given without `{1}`")]
+    Without(&'static str, &'static str),
+    #[error("order_qty {order_qty} is less than qty {qty}")]
+    OrderQtyBelowQty { order_qty: Decimal, qty: Decimal },
+    #[error("duplicate event_id `{event_id}` for leader `{leader_id}` (first on line {first})")]
+    DuplicateEvent {
+        event_id: String,
+        leader_id: String,
+        first: u64,
+    },
+    #[error("field `ts` = {0} is after 2200-01-01 (nanoseconds since the epoch expected)")]
+    TsTooLate(u64),
+    #[error("field `ts` must not be negative, got {0}")]
+    TsNegative(i64),
+    #[error("field `ts`: `{0}` is out of range")]
+    TsOutOfRange(String),
+    #[error("field `ts` must be an integer of nanoseconds since the epoch, got {0}")]
+    TsNotAnInteger(&'static str),
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! random stream advances only in `submit`, so the same orders submitted at the same
 //! times give the same reports whatever the polling pattern.
 
-use crate::config::{SimVenueConfig, VenueSettings};
+use crate::config::{SettingsError, SimVenueConfig, VenueSettings};
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, SymbolSpec, Universe, VenueIdx};
@@ -222,11 +222,11 @@ impl SimVenue {
     }
 
     /// The venue `venue` of `universe`, with its configured fill model.
-    pub fn for_venue(universe: &Universe, venue: VenueIdx) -> Result<SimVenue, String> {
+    pub fn for_venue(universe: &Universe, venue: VenueIdx) -> Result<SimVenue, SettingsError> {
         let spec = universe
             .venues
             .get(venue.0 as usize)
-            .ok_or_else(|| format!("venue index {} out of range", venue.0))?;
+            .ok_or(SettingsError::NoSuchVenue(venue.0))?;
         let settings = VenueSettings::of(&spec.config)?;
         Ok(SimVenue::new(
             spec.name.clone(),

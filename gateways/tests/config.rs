@@ -282,5 +282,6 @@ fn settings_read_back_from_a_loaded_config() {
     };
     assert!(VenueSettings::of(&built)
         .unwrap_err()
+        .to_string()
         .contains("unknown variant `carrier_pigeon`"));
 }

@@ -18,6 +18,8 @@ pub use load::{
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+/// Why a decision model would not serialize (`Config::model_toml`).
+pub use toml::ser::Error as ModelTomlError;
 
 /// The whole configuration, after the followers/subscriptions files are merged in.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -507,8 +509,8 @@ impl Config {
     /// The decision model as one canonical TOML document: what the journal keeps
     /// as a config revision's content (`config::load_model` reads it back) and what
     /// the revision hashes, so moving a file or pinning a CPU changes neither.
-    pub fn model_toml(&self) -> Result<String, String> {
-        toml::to_string(&self.model()).map_err(|e| e.to_string())
+    pub fn model_toml(&self) -> Result<String, ModelTomlError> {
+        toml::to_string(&self.model())
     }
 }
 

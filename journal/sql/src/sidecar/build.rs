@@ -253,10 +253,19 @@ fn to_i64(seq: u64, what: &str, v: u64) -> Result<i64, SidecarError> {
 
 /// A config as the journal stores it: the universe it resolves to, and the
 /// engine's duplicate window.
-pub(crate) fn load_config(toml: &str) -> Result<(Universe, usize), String> {
-    let cfg = config::load_model(toml).map_err(|e| e.to_string())?;
-    let u = Universe::from_config(&cfg).map_err(|e| e.to_string())?;
+pub(crate) fn load_config(toml: &str) -> Result<(Universe, usize), ModelLoadError> {
+    let cfg = config::load_model(toml)?;
+    let u = Universe::from_config(&cfg)?;
     Ok((u, cfg.engine.dedup_window))
+}
+
+/// Why a journaled decision model does not load.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ModelLoadError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigErrors),
+    #[error(transparent)]
+    Model(#[from] fillcast_engine::model::ModelError),
 }
 
 impl Builder {

@@ -5,7 +5,7 @@
 //! a repeated fill, transient and margin rejects, IOC cancels). Each input and the
 //! core's outputs are journaled in the order the core took them, as the engine does.
 
-use fillcast_engine::config::{load_str, ConfigErrors};
+use fillcast_engine::config::{load_str, ConfigErrors, ModelTomlError};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
@@ -140,8 +140,8 @@ pub enum SynthError {
     #[error(transparent)]
     Model(#[from] ModelError),
     /// The config's decision model would not serialize (`Config::model_toml`).
-    #[error("{0}")]
-    ModelToml(String),
+    #[error(transparent)]
+    ModelToml(#[from] ModelTomlError),
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -167,11 +167,7 @@ impl Synth {
         )?;
         let mut stage = JournalStage::new(writer);
         let ts = 1_732_060_800_000_000_000;
-        stage.write_config(
-            universe.revision,
-            &cfg.model_toml().map_err(SynthError::ModelToml)?,
-            ts,
-        )?;
+        stage.write_config(universe.revision, &cfg.model_toml()?, ts)?;
         Ok(Synth {
             core: Core::new(Arc::clone(&universe), &cfg.engine),
             stage,
@@ -456,11 +452,8 @@ impl Synth {
         let cfg = load_str(toml, Path::new("synth-reload.toml"))?;
         let u = Universe::from_config(&cfg)?;
         let ts = self.now().0;
-        self.stage.write_config(
-            u.revision,
-            &cfg.model_toml().map_err(SynthError::ModelToml)?,
-            ts,
-        )?;
+        self.stage
+            .write_config(u.revision, &cfg.model_toml()?, ts)?;
         Ok(u.revision)
     }
 
