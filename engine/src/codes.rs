@@ -6,7 +6,7 @@
 //! refuses a code given twice.
 
 use crate::event::{ExecKind, OrderType, RejectReason};
-use crate::model::Side;
+use crate::model::{Mode, Side};
 use crate::order::{Oddity, OrderState};
 use crate::outputs::{DecisionStatus, Reason};
 
@@ -51,6 +51,15 @@ macro_rules! coded {
 }
 
 coded!(Side { Buy = 0 => "buy", Sell = 1 => "sell" });
+
+// The names are also the config's (`ModeConfig`, serde's snake case) and SQL's
+// `subscriptions.mode`.
+coded!(Mode {
+    Proportional = 0 => "proportional",
+    FixedRatio = 1 => "fixed_ratio",
+    FixedAmount = 2 => "fixed_amount",
+    FixedLeverage = 3 => "fixed_leverage",
+});
 
 coded!(ExecKind {
     Ack = 0 => "ack",
@@ -149,6 +158,7 @@ mod tests {
     #[test]
     fn every_code_is_distinct_and_roundtrips() {
         check::<Side>();
+        check::<Mode>();
         check::<ExecKind>();
         check::<RejectReason>();
         check::<OrderType>();
@@ -156,5 +166,19 @@ mod tests {
         check::<Oddity>();
         check::<OrderState>();
         check::<Reason>();
+    }
+
+    #[test]
+    fn a_modes_name_is_the_configs() {
+        use crate::config::ModeConfig;
+        for m in [
+            ModeConfig::Proportional,
+            ModeConfig::FixedRatio,
+            ModeConfig::FixedAmount,
+            ModeConfig::FixedLeverage,
+        ] {
+            let config_name = toml::Value::try_from(m).expect("a string");
+            assert_eq!(config_name.as_str(), Some(Mode::from(m).name()));
+        }
     }
 }

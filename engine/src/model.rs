@@ -64,6 +64,17 @@ pub enum Mode {
     FixedLeverage,
 }
 
+impl From<ModeConfig> for Mode {
+    fn from(m: ModeConfig) -> Mode {
+        match m {
+            ModeConfig::Proportional => Mode::Proportional,
+            ModeConfig::FixedRatio => Mode::FixedRatio,
+            ModeConfig::FixedAmount => Mode::FixedAmount,
+            ModeConfig::FixedLeverage => Mode::FixedLeverage,
+        }
+    }
+}
+
 impl Mode {
     /// Fixed-notional modes size each leader order that adds exposure by an amount.
     pub fn is_fixed_notional(self) -> bool {
@@ -239,7 +250,7 @@ fn index_names<'a, I>(
 }
 
 /// A subscription's id: its own, or `follower:leader`.
-fn subscription_id(s: &SubscriptionConfig) -> String {
+pub fn subscription_id(s: &SubscriptionConfig) -> String {
     s.id.clone()
         .unwrap_or_else(|| format!("{}:{}", s.follower, s.leader))
 }

@@ -916,7 +916,7 @@ fn check_subscriptions(
     let mut seen = Seen::new();
     for (i, s) in cfg.subscriptions.iter().enumerate() {
         let item = sites.item(&items, i);
-        let id = subscription_id(s);
+        let id = crate::model::subscription_id(s);
         let id_at = if s.id.is_some() {
             item.field_at("id")
         } else {
@@ -1093,18 +1093,8 @@ fn money_range(v: Decimal) -> String {
     )
 }
 
-fn subscription_id(s: &SubscriptionConfig) -> String {
-    s.id.clone()
-        .unwrap_or_else(|| format!("{}:{}", s.follower, s.leader))
-}
-
 fn mode_name(m: ModeConfig) -> &'static str {
-    match m {
-        ModeConfig::Proportional => "proportional",
-        ModeConfig::FixedRatio => "fixed_ratio",
-        ModeConfig::FixedAmount => "fixed_amount",
-        ModeConfig::FixedLeverage => "fixed_leverage",
-    }
+    crate::codes::Coded::name(crate::model::Mode::from(m))
 }
 
 /// The item a `ModelError` is about, by its kind and name.
@@ -1123,7 +1113,7 @@ fn model_error_site(e: &ModelError, cfg: &Config, sites: &Sites<'_>) -> At {
         "subscription" => cfg
             .subscriptions
             .iter()
-            .position(|s| subscription_id(s) == name),
+            .position(|s| crate::model::subscription_id(s) == name),
         _ => None,
     };
     let section = format!("{what}s");

@@ -9,7 +9,7 @@ use crate::sidecar::build::{Order, Position};
 use crate::sidecar::schema;
 use fillcast_engine::codes::Coded;
 use fillcast_engine::event::RejectReason;
-use fillcast_engine::model::{Mode, Side, Universe};
+use fillcast_engine::model::{Side, Universe};
 use fillcast_engine::outputs::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::units::{Lots, Money, Ticks};
 use rust_decimal::Decimal;
@@ -194,15 +194,6 @@ pub(crate) enum RowError {
     /// An index the config in force does not have.
     #[error("no such {0}")]
     NoSuch(&'static str),
-}
-
-pub(crate) fn mode_str(m: Mode) -> &'static str {
-    match m {
-        Mode::Proportional => "proportional",
-        Mode::FixedRatio => "fixed_ratio",
-        Mode::FixedAmount => "fixed_amount",
-        Mode::FixedLeverage => "fixed_leverage",
-    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -579,7 +570,7 @@ impl Row for SubscriptionRow {
         s.text(&spec.id);
         s.text(follower_name(u, spec.follower.0));
         s.text(leader_name(u, spec.leader.0));
-        s.text(mode_str(spec.mode));
+        s.text(spec.mode.name());
         s.dec(money(spec.allocation.0));
         Ok(())
     }
