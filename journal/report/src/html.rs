@@ -540,7 +540,9 @@ fn line_chart(
         y1 = 0.0;
     }
     if x1 <= x0 {
-        x1 = x0 + 1.0;
+        // One second either side: at nanosecond stamps (~1.7e18) an f64 cannot
+        // tell x0 + 1 from x0, and a range of zero width puts every point at NaN.
+        x1 = x0 + 1e9;
     }
     let (ticks, lo, hi) = nice_ticks(y0, y1, 5);
     let plot = Plot::new(
@@ -741,3 +743,17 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 </dl>
 </section>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_a_line_whose_points_share_one_nanosecond_stamp_drew_nan() {
+        let t = 1_733_443_200_000_000_000.0;
+        let series = vec![("equity".to_string(), vec![(t, 100.0), (t, 101.0)])];
+        let svg = line_chart("c", &series, "equity", false, "no data");
+        assert!(svg.contains("<path"), "{svg}");
+        assert!(!svg.contains("NaN"), "{svg}");
+    }
+}
