@@ -1103,14 +1103,9 @@ impl Core {
             return;
         }
         let fill = r.kind == ExecKind::Fill;
-        let accounted = if fill {
-            let Some(accounted) = self.admit_fill(&o, r) else {
-                return;
-            };
-            Some(accounted)
-        } else {
-            None
-        };
+        if fill && !self.admit_fill(&o, r) {
+            return;
+        }
         // An overflow is past any quantity an order may have: an overfill too.
         let filled_after = if fill {
             o.filled.checked_add(r.qty)
@@ -1124,6 +1119,17 @@ impl Core {
             return;
         };
         let filled_after = filled_after.expect("checked above");
+        // A fill the position cannot account (values beyond any venue's) is
+        // refused like any invalid report, before anything changes.
+        let accounted = if fill {
+            let Some(accounted) = self.position_after_fill(&o, r) else {
+                self.stats.invalid_events += 1;
+                return;
+            };
+            Some(accounted)
+        } else {
+            None
+        };
         if oddity != Oddity::None {
             self.stats.oddities += 1;
             out.notice(&Notice::Odd {
@@ -1155,20 +1161,13 @@ impl Core {
         }
     }
 
-    /// Checks a fill before anything changes: a quantity and price the position
-    /// can account (values beyond any venue's are refused like any invalid
-    /// report), and a trade not counted before. Returns the position after it.
-    fn admit_fill(
-        &mut self,
-        o: &OrderSlot,
-        r: &ExecReport,
-    ) -> Option<(AverageCost<i128>, Applied<i128>)> {
-        let accounted = (r.qty > Lots::ZERO && r.price > Ticks(0))
-            .then(|| self.position_after_fill(o, r))
-            .flatten();
-        if accounted.is_none() {
+    /// Checks a fill's quantity and price, and that its trade was not counted
+    /// before; counts a refusal. (Whether it overfills the order, and whether the
+    /// position can account it, are checked next, in that order.)
+    fn admit_fill(&mut self, o: &OrderSlot, r: &ExecReport) -> bool {
+        if r.qty <= Lots::ZERO || r.price <= Ticks(0) {
             self.stats.invalid_events += 1;
-            return None;
+            return false;
         }
         let inline = (o.fills as usize).min(OrderSlot::TRADES_INLINE);
         let duplicate = o.trades[..inline].contains(&r.trade_id)
@@ -1176,13 +1175,13 @@ impl Core {
                 && !self.seen_trades.add(mix64(r.trade_id) ^ o.id));
         if duplicate {
             self.stats.duplicate_fills += 1;
-            return None;
+            return false;
         }
-        accounted
+        true
     }
 
     /// A fill of order `o` moves its pair's position, cost basis and realized
-    /// P&L (computed by `admit_fill`), and its working lots or, for a late fill of
+    /// P&L (computed by `position_after_fill`), and its working lots or, for a late fill of
     /// an ended order, its exposure.
     fn book_fill(
         &mut self,

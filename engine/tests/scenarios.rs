@@ -1664,3 +1664,42 @@ fn regression_a_fill_of_i64_max_lots_overflowed_the_filled_quantity() {
     assert_eq!(h.core.position(sub, x), held, "nothing changed");
     assert_eq!(h.core.check_books(), Ok(()));
 }
+
+#[test]
+fn regression_an_overfill_the_position_could_not_absorb_was_counted_as_invalid() {
+    // Review of issue 11: with the accounting check first, a fill of i64::MAX
+    // lots on a short pair's sell order counted as an invalid event, where the
+    // landed engine (and its sidecar) counted an overfill. The overfill check
+    // comes first again; the position's own check only refuses what passes it.
+    let mut h = Harness::new(&one(RATIO_2, ""), true, 8, false);
+    let x = h.u.symbol("X").unwrap();
+    let mut t = Transcript::default();
+    h.core.on_feed(
+        &FeedEvent::LeaderFill(LeaderFill {
+            leader: h.u.leader("L1").unwrap(),
+            symbol: x,
+            side: Side::Sell,
+            qty: Lots(5),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", "short"),
+            ..LeaderFill::default()
+        }),
+        &mut t,
+    );
+    let sell = t.orders[0];
+    let fill = |qty: i64, trade: u64| ExecReport {
+        order_id: sell.id,
+        kind: ExecKind::Fill,
+        qty: Lots(qty),
+        price: Ticks(100),
+        trade_id: trade,
+        ..ExecReport::default()
+    };
+    h.core
+        .on_exec(&fill(sell.qty.0, 1), &mut Transcript::default());
+    assert!(h.core.position(SubIdx(0), x) < Lots(0));
+    h.core
+        .on_exec(&fill(i64::MAX, 2), &mut Transcript::default());
+    let st = h.core.stats();
+    assert_eq!((st.overfills, st.invalid_events), (1, 0));
+}

@@ -854,26 +854,19 @@ impl Builder {
             return Ok(());
         };
         let o = c.order;
-        // The core refuses a fill it cannot account; so does its projection.
-        let accounted = if fill {
-            let after = (r.qty.0 > 0 && r.price.0 > 0)
-                .then(|| self.position_after_fill(&o, r))
-                .flatten();
-            if after.is_none() {
-                batch.audit.push(oddity(
-                    "invalid_fill",
-                    format!(
-                        "trade {} of {} lots at {} ticks",
-                        r.trade_id, r.qty.0, r.price.0
-                    ),
-                ));
-                return Ok(());
-            }
-            after
-        } else {
-            None
+        let invalid = || {
+            oddity(
+                "invalid_fill",
+                format!(
+                    "trade {} of {} lots at {} ticks",
+                    r.trade_id, r.qty.0, r.price.0
+                ),
+            )
         };
-        let c = self.orders.get_mut(&r.order_id).expect("cached above");
+        if fill && (r.qty.0 <= 0 || r.price.0 <= 0) {
+            batch.audit.push(invalid());
+            return Ok(());
+        }
         if fill && c.trades.contains(&r.trade_id) {
             batch
                 .audit
@@ -921,6 +914,18 @@ impl Builder {
             return Ok(());
         };
         let filled_after = filled_after.expect("checked above");
+        // The core refuses a fill its position cannot account; so does its
+        // projection, at the same point (after the overfill check).
+        let accounted = if fill {
+            let Some(after) = self.position_after_fill(&o, r) else {
+                batch.audit.push(invalid());
+                return Ok(());
+            };
+            Some(after)
+        } else {
+            None
+        };
+        let c = self.orders.get_mut(&r.order_id).expect("cached above");
         let fill_ts = if r.venue_ts.0 > 0 {
             r.venue_ts.0
         } else {
