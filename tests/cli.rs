@@ -617,3 +617,79 @@ fn journal_inspect_summarises_and_dumps_json() {
         "{out}"
     );
 }
+
+/// Issue 12, live inputs: a file source's mark and equity lines reach the core,
+/// the journal and the sidecar's `mark_prices` and `leader_equity` tables, beside
+/// its fills; a bad one is reported with its line and skipped.
+#[test]
+fn mark_and_equity_lines_reach_the_journal_and_sql() {
+    let dir = tmp();
+    let mut lines = std::fs::read_to_string("config/leader-fills.jsonl").unwrap();
+    let fills = lines.lines().count();
+    lines.push_str(concat!(
+        r#"{"type":"mark","symbol":"BTCUSDT","price":"64990.5","ts":1732060900000000000}"#,
+        "\n",
+        r#"{"type":"equity","leader":"L2","equity":"240000","ts":1732060900000000001}"#,
+        "\n",
+        r#"{"type":"mark","symbol":"NOPE","price":"1","ts":1732060900000000002}"#,
+        "\n",
+        r#"{"type":"mark","symbol":"ETHUSDT","price":"3390.01","ts":"1732060900000000003"}"#,
+        "\n",
+    ));
+    let file = dir.path().join("live.jsonl");
+    std::fs::write(&file, &lines).unwrap();
+    let cfg = std::fs::read_to_string("config/run-file.toml")
+        .unwrap()
+        .replace(
+            "\"leader-fills.jsonl\"",
+            &format!("{:?}", file.display().to_string()),
+        );
+    let cfg_path = dir.path().join("live.toml");
+    std::fs::write(&cfg_path, format!("{cfg}\n[journal]\ndir = \"journal\"\n")).unwrap();
+    let o = fillcast_output(&[
+        "run",
+        "--progress",
+        "0",
+        "--config",
+        cfg_path.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains(&format!("live.jsonl:{}: unknown symbol `NOPE`", fills + 3)),
+        "the bad line is named:\n{out}{err}"
+    );
+    let db = format!("sqlite:{}", dir.path().join("live.db").display());
+    let journal = dir.path().join("journal");
+    let o = fillcast_output(&[
+        "sidecar",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let conn = rusqlite::Connection::open(dir.path().join("live.db")).unwrap();
+    let marks: Vec<(String, String)> = conn
+        .prepare("SELECT symbol, price FROM mark_prices ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        marks,
+        [
+            ("BTCUSDT".to_string(), "64990.5".to_string()),
+            ("ETHUSDT".to_string(), "3390.01".to_string())
+        ]
+    );
+    let equity: Vec<(String, String)> = conn
+        .prepare("SELECT leader_id, equity FROM leader_equity ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(equity, [("L2".to_string(), "240000".to_string())]);
+}

@@ -8,6 +8,10 @@
 //! `qty`, `price` and `order_qty` are decimal strings; `order_id` and `order_qty` come
 //! both or neither (`null` counts as absent). Unknown fields are ignored.
 //!
+//! A line with `"type":"mark"` (`symbol`, `price`, `ts`) is a mark price, one with
+//! `"type":"equity"` (`leader`, `equity`, `ts`) a leader's account equity; without
+//! `type`, or with `"type":"fill"`, it is a fill.
+//!
 //! Owns reading (line by line through a `BufReader`, never the whole file), parsing
 //! (simd-json on a reused copy of each line) and validation against the `Universe`
 //! (known leader and symbol, whole lots and ticks). Every bad line becomes a
@@ -20,7 +24,7 @@ use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SymbolSpec, Universe};
 use fillcast_engine::order::BoundedMap;
 use fillcast_engine::port::{ResumeError, Source, SourceError, SourcePoll};
-use fillcast_engine::units::{Lots, Nanos, Ticks, UnitError};
+use fillcast_engine::units::{Lots, Money, Nanos, Ticks, UnitError};
 use rust_decimal::Decimal;
 use simd_json::{BorrowedValue, StaticNode};
 use std::fs::File;
@@ -298,9 +302,9 @@ impl Source for FileSource {
                 continue;
             }
             return match self.parse_line(now) {
-                Ok(fill) => {
+                Ok(event) => {
                     self.stats.events += 1;
-                    SourcePoll::Event(FeedEvent::LeaderFill(fill))
+                    SourcePoll::Event(event)
                 }
                 Err(message) if !terminated => self.reject(format!(
                     "truncated last line (no newline at end of file): {message}"
@@ -315,6 +319,8 @@ impl Source for FileSource {
 /// producers can add fields without breaking replays.
 #[derive(Default)]
 struct Fields<'v, 'a> {
+    kind: Option<&'a BorrowedValue<'v>>,
+    equity: Option<&'a BorrowedValue<'v>>,
     leader: Option<&'a BorrowedValue<'v>>,
     event_id: Option<&'a BorrowedValue<'v>>,
     symbol: Option<&'a BorrowedValue<'v>>,
@@ -327,7 +333,7 @@ struct Fields<'v, 'a> {
 }
 
 impl FileSource {
-    fn parse_line(&mut self, now: Nanos) -> Result<LeaderFill, LineError> {
+    fn parse_line(&mut self, now: Nanos) -> Result<FeedEvent, LineError> {
         if let Err(e) = std::str::from_utf8(&self.line) {
             return Err(LineError::Utf8 {
                 byte: e.valid_up_to() + 1,
@@ -349,6 +355,8 @@ impl FileSource {
         let mut f = Fields::default();
         for (key, v) in object.iter() {
             let slot = match key.as_ref() {
+                "type" => &mut f.kind,
+                "equity" => &mut f.equity,
                 "leader" => &mut f.leader,
                 "event_id" => &mut f.event_id,
                 "symbol" => &mut f.symbol,
@@ -367,6 +375,15 @@ impl FileSource {
         }
 
         let universe = &*self.universe;
+        match optional(f.kind)
+            .map(|k| string_field("type", Some(k)))
+            .transpose()?
+        {
+            None | Some("fill") => {}
+            Some("mark") => return mark_of(&f, universe),
+            Some("equity") => return equity_of(&f, universe),
+            Some(other) => return Err(LineError::UnknownType(other.to_string())),
+        }
         let leader_id = string_field("leader", f.leader)?;
         let leader = universe
             .leader(leader_id)
@@ -425,7 +442,7 @@ impl FileSource {
             });
         }
         debug_assert!(qty.0 > 0 && price.0 > 0);
-        Ok(LeaderFill {
+        Ok(FeedEvent::LeaderFill(LeaderFill {
             leader,
             symbol,
             side,
@@ -436,8 +453,45 @@ impl FileSource {
             order_qty,
             venue_ts,
             recv_ts: now,
-        })
+        }))
     }
+}
+
+/// `{"type":"mark","symbol":..,"price":"..","ts":..}`: a market price of a symbol.
+fn mark_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineError> {
+    let name = string_field("symbol", f.symbol)?;
+    let symbol = universe
+        .symbol(name)
+        .ok_or_else(|| LineError::UnknownSymbol(name.to_string()))?;
+    Ok(FeedEvent::MarkPrice {
+        symbol,
+        price: price_field(f.price, universe.sym(symbol))?,
+        ts: ts_field(f.ts)?,
+    })
+}
+
+/// `{"type":"equity","leader":..,"equity":"..","ts":..}`: a leader's account equity.
+fn equity_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineError> {
+    let id = string_field("leader", f.leader)?;
+    let leader = universe
+        .leader(id)
+        .ok_or_else(|| LineError::UnknownLeader(id.to_string()))?;
+    let value = decimal_field("equity", f.equity)?;
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(LineError::Negative {
+            name: "equity",
+            value,
+        });
+    }
+    let equity = Money::from_decimal(value).map_err(|source| LineError::Unit {
+        name: "equity",
+        source,
+    })?;
+    Ok(FeedEvent::LeaderEquity {
+        leader,
+        equity,
+        ts: ts_field(f.ts)?,
+    })
 }
 
 /// A present, non-null value.
@@ -668,6 +722,10 @@ enum LineError {
     },
     #[error("field `{name}`: `{text}` is not a decimal number")]
     NotADecimal { name: &'static str, text: String },
+    #[error("field `type` must be `fill`, `mark` or `equity`, got `{0}`")]
+    UnknownType(String),
+    #[error("{name} must not be negative, got {value}")]
+    Negative { name: &'static str, value: Decimal },
     #[error("unknown leader `{0}`")]
     UnknownLeader(String),
     #[error("unknown symbol `{0}`")]

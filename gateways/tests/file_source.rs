@@ -5,7 +5,7 @@ use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx};
 use fillcast_engine::port::{Source, SourceError, SourcePoll};
-use fillcast_engine::units::{Lots, Nanos, Ticks};
+use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use fillcast_gateways::file::{FileSource, FileSourceStats, LINE_BYTES_MAX};
 use proptest::prelude::*;
 use std::io::Cursor;
@@ -599,4 +599,109 @@ fn resume_past_the_end_or_inside_a_line_is_refused() {
     assert!(err.to_string().contains("fewer than"), "{err}");
     let err = from_bytes(bytes).resume(3).unwrap_err();
     assert!(err.to_string().contains("not where a line starts"), "{err}");
+}
+
+/// The rejection message of a single line, or a panic naming what it gave.
+fn rejected(line: &str) -> String {
+    match one(line.to_string()) {
+        Outcome::Rejected(e) => e.message,
+        other => panic!("{line}: expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn mark_and_equity_lines_become_their_events() {
+    let mark = r#"{"type":"mark","symbol":"ETHUSDT","price":"3150.25","ts":1732060800000000000}"#;
+    match one(mark.to_string()) {
+        Outcome::Event(1, e) => assert_eq!(
+            e,
+            FeedEvent::MarkPrice {
+                symbol: SymbolIdx(1),
+                price: Ticks(315_025),
+                ts: Nanos(1_732_060_800_000_000_000),
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    let equity = r#"{"type":"equity","leader":"L2","equity":"240000.5","ts":"17"}"#;
+    match one(equity.to_string()) {
+        Outcome::Event(1, e) => assert_eq!(
+            e,
+            FeedEvent::LeaderEquity {
+                leader: LeaderIdx(1),
+                equity: Money(24_000_050_000_000),
+                ts: Nanos(17),
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    // `"type":"fill"` is a fill, as a line without `type` is.
+    let mut typed = String::from_utf8(good_line()).unwrap();
+    typed.insert_str(1, r#""type":"fill","#);
+    assert!(matches!(
+        one(typed),
+        Outcome::Event(1, FeedEvent::LeaderFill(_))
+    ));
+}
+
+#[test]
+fn bad_mark_and_equity_lines_are_rejected_with_their_reason() {
+    let cases = [
+        (
+            r#"{"type":"quote","symbol":"BTCUSDT"}"#,
+            "field `type` must be `fill`, `mark` or `equity`, got `quote`",
+        ),
+        (
+            r#"{"type":7,"symbol":"BTCUSDT"}"#,
+            "field `type` must be a string",
+        ),
+        (
+            r#"{"type":"mark","symbol":"DOGE","price":"1","ts":1}"#,
+            "unknown symbol `DOGE`",
+        ),
+        (
+            r#"{"type":"mark","symbol":"BTCUSDT","price":"1.05","ts":1}"#,
+            "not a multiple of the tick size",
+        ),
+        (
+            r#"{"type":"mark","symbol":"BTCUSDT","price":"0","ts":1}"#,
+            "price must be positive",
+        ),
+        (
+            r#"{"type":"mark","symbol":"BTCUSDT","price":"65000.1"}"#,
+            "missing field `ts`",
+        ),
+        (
+            r#"{"type":"mark","price":"65000.1","ts":1}"#,
+            "missing field `symbol`",
+        ),
+        (
+            r#"{"type":"equity","leader":"L9","equity":"1","ts":1}"#,
+            "unknown leader `L9`",
+        ),
+        (
+            r#"{"type":"equity","leader":"L1","equity":"-1","ts":1}"#,
+            "equity must not be negative",
+        ),
+        (
+            r#"{"type":"equity","leader":"L1","equity":"0.000000001","ts":1}"#,
+            "more than 8 decimal places",
+        ),
+        (
+            r#"{"type":"equity","leader":"L1","equity":1000,"ts":1}"#,
+            "must be a decimal string",
+        ),
+        (
+            r#"{"type":"equity","leader":"L1","ts":1}"#,
+            "missing field `equity`",
+        ),
+        (
+            r#"{"type":"mark","type":"mark","symbol":"BTCUSDT","price":"1","ts":1}"#,
+            "duplicate field `type`",
+        ),
+    ];
+    for (line, want) in cases {
+        let got = rejected(line);
+        assert!(got.contains(want), "{line}: {got}");
+    }
 }
