@@ -301,6 +301,9 @@ pub struct Core {
     subs: SubBook,
     /// Latest price per symbol (a leader fill's or a mark); 0 before any.
     marks: Vec<Ticks>,
+    /// The subscriptions with a stop-loss, in book order: all a mark can act on,
+    /// so a mark costs what they number, not what every subscription does.
+    stop_loss_subs: Vec<SubIdx>,
     orders: OrderTable,
     seen_events: BoundedSet,
     seen_trades: BoundedSet,
@@ -408,6 +411,7 @@ const NANOS_PER_DAY: u64 = 86_400_000_000_000;
 impl Core {
     pub fn new(universe: Arc<Universe>, cfg: &EngineConfig) -> Core {
         let (books, subs) = Book::all_of(&universe);
+        let stop_loss_subs = Core::stop_loss_subs(&books, &subs);
         let followers = FollowerBook::of(&universe);
         let (n_subs, n_sym) = (universe.subs.len(), universe.symbols.len());
         let n_pairs = n_subs * n_sym;
@@ -423,6 +427,7 @@ impl Core {
             ),
             subs,
             marks: vec![Ticks(0); n_sym],
+            stop_loss_subs,
             seen_events: BoundedSet::new(cfg.dedup_window),
             seen_trades: BoundedSet::new(cfg.dedup_window),
             adopted: HashSet::with_hasher(IdHash),
@@ -530,6 +535,7 @@ impl Core {
         self.resync.max_attempts = engine.max_retries;
         self.venue_down_alarm_ns = engine.venue_down_alarm_ms.saturating_mul(1_000_000);
         self.stop_on_alarm = engine.on_venue_down == VenueDownPolicy::Stop;
+        self.stop_loss_subs = Core::stop_loss_subs(&self.books, &self.subs);
         self.revision = u.revision;
         self.universe = u;
         Ok(())
@@ -895,14 +901,22 @@ impl Core {
         }
         self.stats.mark_prices += 1;
         self.marks[si] = price;
-        for b in 0..self.books.len() {
-            for k in 0..self.books[b].subs.len() {
-                if !self.books[b].symbols[si].pos[k].is_zero() {
-                    let sub = self.books[b].subs[k];
-                    self.check_stop_loss(sub, ts, out);
-                }
+        for i in 0..self.stop_loss_subs.len() {
+            let sub = self.stop_loss_subs[i];
+            let (b, k) = self.locate(sub);
+            if !self.books[b].symbols[si].pos[k].is_zero() {
+                self.check_stop_loss(sub, ts, out);
             }
         }
+    }
+
+    /// `stop_loss_subs` for the subscriptions' stop-losses now.
+    fn stop_loss_subs(books: &[Book], subs: &SubBook) -> Vec<SubIdx> {
+        books
+            .iter()
+            .flat_map(|b| b.subs.iter().copied())
+            .filter(|s| subs.stop_loss[s.0 as usize] != Money::MAX)
+            .collect()
     }
 
     fn on_leader_equity<O: Outputs>(

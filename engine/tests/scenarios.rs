@@ -20,7 +20,7 @@
 //! A resync decision prints as `SUB resync WHY STATUS [REASON]`; `= ready L1 yes|no`
 //! asks whether the core would take a leader fill of L1 now (backpressure).
 
-use fillcast_engine::config::{load_str, EngineConfig, VenueDownPolicy};
+use fillcast_engine::config::{load_str, EngineConfig, Status, VenueDownPolicy};
 use fillcast_engine::core::{Core, ShapeChanged};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
@@ -1702,4 +1702,65 @@ fn regression_an_overfill_the_position_could_not_absorb_was_counted_as_invalid()
         .on_exec(&fill(i64::MAX, 2), &mut Transcript::default());
     let st = h.core.stats();
     assert_eq!((st.overfills, st.invalid_events), (1, 0));
+}
+
+#[test]
+fn a_stop_loss_a_new_revision_adds_is_acted_on_by_the_next_mark() {
+    // A mark looks only at the subscriptions with a stop-loss (issue 12: its cost
+    // follows them, not every subscription); a revision that adds one must add it
+    // to that list.
+    let model = |extra: &str| {
+        let text = format!(
+            "{BASE}\n{}\n[[followers]]\nid = \"F1\"\nequity = \"100000\"\n\n[[subscriptions]]\nid = \"F1:L1\"\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"50000\"\nslippage_bps = 0\n{RATIO_2}\n{extra}",
+            leaders(1)
+        );
+        let cfg = load_str(&text, Path::new("scenario.toml")).unwrap();
+        (Arc::new(Universe::from_config(&cfg).unwrap()), cfg.engine)
+    };
+    let (u1, e1) = model("");
+    let mut core = Core::new(Arc::clone(&u1), &e1);
+    let x = u1.symbol("X").unwrap();
+    let mut t = Transcript::default();
+    core.on_feed(
+        &FeedEvent::LeaderFill(LeaderFill {
+            leader: u1.leader("L1").unwrap(),
+            symbol: x,
+            side: Side::Buy,
+            qty: Lots(100),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", "e1"),
+            ..LeaderFill::default()
+        }),
+        &mut t,
+    );
+    let o = t.orders[0];
+    let filled = ExecReport {
+        order_id: o.id,
+        kind: ExecKind::Fill,
+        qty: o.qty,
+        price: Ticks(100),
+        trade_id: 1,
+        ..ExecReport::default()
+    };
+    core.on_exec(&filled, &mut Transcript::default());
+    let mark = |core: &mut Core, price: i64| {
+        let mut t = Transcript::default();
+        core.on_feed(
+            &FeedEvent::MarkPrice {
+                symbol: x,
+                price: Ticks(price),
+                ts: Nanos(1),
+            },
+            &mut t,
+        );
+        t
+    };
+    // No stop-loss yet: a deep mark changes nothing.
+    assert!(mark(&mut core, 50).orders.is_empty());
+    let (u2, e2) = model("total_stop_loss_pct = \"5\"");
+    core.apply_revision(u2, &e1, &e2).unwrap();
+    let t = mark(&mut core, 50);
+    assert_eq!(t.orders.len(), 1, "the stop-loss closes: {:?}", t.orders);
+    assert!(t.orders[0].reduce_only);
+    assert_eq!(core.subscription_status(SubIdx(0)), Status::Stopped);
 }
