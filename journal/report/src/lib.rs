@@ -330,6 +330,21 @@ pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, 
     if ds.marks.is_empty() && !(ds.leader_fills.is_empty() && ds.fills.is_empty()) {
         notes
             .push("no mark prices: open positions are valued at the latest fill price".to_string());
+    } else {
+        // Marks for some symbols only: say which traded symbols had none.
+        let unmarked: std::collections::BTreeSet<&str> = ds
+            .leader_fills
+            .iter()
+            .map(|f| f.symbol.as_str())
+            .chain(ds.fills.iter().map(|f| f.symbol.as_str()))
+            .filter(|s| ds.marks.of(s).is_empty())
+            .collect();
+        if !unmarked.is_empty() {
+            notes.push(format!(
+                "no mark price for {}: open positions in them are valued at the account's own latest fill price",
+                unmarked.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
     }
     let no_capital: Vec<&str> = leaders
         .iter()

@@ -341,11 +341,30 @@ fn an_open_losing_position_lowers_the_leader_roi() {
     assert_eq!(l1.open_positions.len(), 1);
     assert_eq!(l1.open_positions[0].avg_price, d("110"));
 
+    assert!(
+        !r.notes.iter().any(|n| n.contains("no mark")),
+        "{:?}",
+        r.notes
+    );
+
+    // A mark for another symbol only: the report names the one without a price.
+    c.execute("UPDATE mark_prices SET symbol = 'ETH'", [])
+        .unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("no mark price for BTC:")),
+        "{:?}",
+        r.notes
+    );
+
     // Without the mark the loss is invisible: the same fills value at 110, ROI 0.
     c.execute("DELETE FROM mark_prices", []).unwrap();
     let r = report::build_with(&c, &options()).unwrap();
     let all = r.leader("L1").unwrap().windows.last().unwrap().clone();
     assert_eq!(all.roi, Some(Decimal::ZERO));
+    assert!(r.notes.iter().any(|n| n.starts_with("no mark prices:")));
 }
 
 #[test]
