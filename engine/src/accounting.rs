@@ -13,7 +13,8 @@
 //! Pure and allocation-free: the core calls it on a copy and writes back only a
 //! result that fitted, so an overflow changes nothing.
 
-use crate::units::Money;
+use crate::model::Side;
+use crate::units::{Lots, Money, Ticks};
 use rust_decimal::Decimal;
 
 /// The arithmetic the rule needs, checked: `None` is an overflow.
@@ -173,6 +174,25 @@ impl<A: Amount> AverageCost<A> {
 }
 
 impl AverageCost<i128> {
+    /// A position as the core and the sidecar keep it (`held` lots, `cost` in
+    /// lots × ticks) after a fill of `qty` on `side` at `price`; `None` when the
+    /// result does not fit (a position past `i64` lots, a cost past `i128`).
+    pub fn after_fill(
+        held: Lots,
+        cost: i128,
+        side: Side,
+        qty: Lots,
+        price: Ticks,
+    ) -> Option<(AverageCost<i128>, Applied<i128>)> {
+        let position = AverageCost {
+            qty: held.0 as i128,
+            cost,
+        };
+        let after = position.after(side.sign() as i128 * qty.0 as i128, price.0 as i128)?;
+        i64::try_from(after.0.qty).ok()?;
+        Some(after)
+    }
+
     /// `qty × mark − cost`, saturating (a mark no venue quotes cannot wrap it).
     pub fn unrealized(self, mark: i128) -> i128 {
         self.qty.saturating_mul(mark).saturating_sub(self.cost)

@@ -1121,18 +1121,17 @@ impl Core {
             return;
         }
         // An overflow is past any quantity an order may have: an overfill too.
-        let filled_after = if fill {
+        let filled = if fill {
             o.filled.checked_add(r.qty)
         } else {
             Some(o.filled)
         };
-        let Some(Ok((state, oddity))) =
-            filled_after.map(|filled| transition(o.state, r.kind, filled, o.qty))
+        let Some((filled_after, (state, oddity))) =
+            filled.and_then(|f| Some((f, transition(o.state, r.kind, f, o.qty).ok()?)))
         else {
             self.stats.overfills += 1;
             return;
         };
-        let filled_after = filled_after.expect("checked above");
         // A fill the position cannot account (values beyond any venue's) is
         // refused like any invalid report, before anything changes.
         let accounted = if fill {
@@ -1282,14 +1281,7 @@ impl Core {
     ) -> Option<(AverageCost<i128>, Applied<i128>)> {
         let (b, k, si) = (o.leader.0 as usize, o.slot as usize, o.symbol.0 as usize);
         let sb = &self.books[b].symbols[si];
-        let held = AverageCost {
-            qty: sb.pos[k].0 as i128,
-            cost: sb.cost[k],
-        };
-        let signed_qty = o.side.sign() as i128 * r.qty.0 as i128;
-        let after = held.after(signed_qty, r.price.0 as i128)?;
-        i64::try_from(after.0.qty).ok()?;
-        Some(after)
+        AverageCost::after_fill(sb.pos[k], sb.cost[k], o.side, r.qty, r.price)
     }
 
     /// A working quantity changed outside a fill: the follower's exposure follows,
@@ -1958,8 +1950,7 @@ fn decide_slot<O: Outputs>(
             book,
             desk,
             &leg,
-            held,
-            target,
+            (held, target, gap.flips),
             &fan.risk,
             &mut decision,
             out,
@@ -1979,21 +1970,19 @@ fn decide_slot<O: Outputs>(
     decision
 }
 
-/// A reduction toward `target` (for a flip: the whole close, then the opening
-/// leg through the risk filter). `false` when an order found no place.
+/// A reduction from `held` toward `target` (for a flip: the whole close, then
+/// the opening leg through the risk filter). `false` when an order found no place.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn reduce_slot<O: Outputs>(
     book: &mut Book,
     desk: &mut Desk,
     leg: &Leg,
-    held: Lots,
-    target: Lots,
+    (held, target, flips): (Lots, Lots, bool),
     risk: &PerFill,
     decision: &mut Decision,
     out: &mut O,
 ) -> bool {
-    let flips = Gap::of(held, target).flips;
     let reduce = if flips { -held } else { target - held };
     // A reduction never grows what is held, and a close goes all the way.
     debug_assert!((held + reduce).abs() < held.abs() || flips);

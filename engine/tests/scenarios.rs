@@ -1571,45 +1571,16 @@ fn regression_a_follower_fill_at_a_huge_price_overflowed_the_cost_basis() {
     // account (a position past i64) is refused and counted, changing nothing.
     let mut h = Harness::new(&one(RATIO_2, ""), true, 8, false);
     let x = h.u.symbol("X").unwrap();
-    let l1 = h.u.leader("L1").unwrap();
-    let leader = |n: u64, side: Side| {
-        FeedEvent::LeaderFill(LeaderFill {
-            leader: l1,
-            symbol: x,
-            side,
-            qty: Lots(1 << 40),
-            price: Ticks(100),
-            event_key: leader_event_key("L1", &format!("big{n}")),
-            venue_ts: Nanos(1_000_000 * n),
-            recv_ts: Nanos(1_000_000 * n),
-            ..LeaderFill::default()
-        })
-    };
-    let fill_all = |core: &mut Core, t: &Transcript, trade: u64| {
-        for o in &t.orders {
-            let r = ExecReport {
-                order_id: o.id,
-                kind: ExecKind::Fill,
-                qty: o.qty,
-                price: Ticks(1 << 62),
-                trade_id: trade,
-                ..ExecReport::default()
-            };
-            core.on_exec(&r, &mut Transcript::default());
-        }
-    };
-    let sub = SubIdx(0);
-    let mut t = Transcript::default();
-    h.core.on_feed(&leader(1, Side::Buy), &mut t);
-    assert_eq!(t.orders.len(), 1);
-    let bought = t.orders[0].qty;
-    assert!(bought >= Lots(1 << 41), "{bought:?}");
-    fill_all(&mut h.core, &t, 1);
-    assert_eq!(h.core.position(sub, x), bought);
+    let (sub, huge) = (SubIdx(0), Ticks(1 << 62));
+    h.step(&format!("fill L1 X buy {} @100", 1u64 << 40));
+    let buy = h.take_open("F1:L1");
+    assert!(buy.qty >= Lots(1 << 41), "{:?}", buy.qty);
+    h.exec(buy.id, ExecKind::Fill, buy.qty, huge, RejectReason::None);
+    assert_eq!(h.core.position(sub, x), buy.qty);
 
-    let mut t = Transcript::default();
-    h.core.on_feed(&leader(2, Side::Sell), &mut t);
-    fill_all(&mut h.core, &t, 2);
+    h.step(&format!("fill L1 X sell {} @100", 1u64 << 40));
+    let sell = h.take_open("F1:L1");
+    h.exec(sell.id, ExecKind::Fill, sell.qty, huge, RejectReason::None);
     assert_eq!(h.core.position(sub, x), Lots(0));
     assert_eq!(
         h.core.realized(sub),
@@ -1625,41 +1596,21 @@ fn regression_a_fill_of_i64_max_lots_overflowed_the_filled_quantity() {
     // in debug builds) before the overfill check could refuse it. The sum is
     // checked now: an overflow is an overfill, counted, changing nothing.
     let mut h = Harness::new(&one(RATIO_2, ""), true, 8, false);
-    let x = h.u.symbol("X").unwrap();
-    let l1 = h.u.leader("L1").unwrap();
-    let leader = |n: u64, side: Side| {
-        FeedEvent::LeaderFill(LeaderFill {
-            leader: l1,
-            symbol: x,
-            side,
-            qty: Lots(5),
-            price: Ticks(100),
-            event_key: leader_event_key("L1", &format!("f{n}")),
-            ..LeaderFill::default()
-        })
-    };
-    let report = |id: u64, qty: i64, trade: u64| ExecReport {
-        order_id: id,
-        kind: ExecKind::Fill,
-        qty: Lots(qty),
-        price: Ticks(100),
-        trade_id: trade,
-        ..ExecReport::default()
-    };
-    let sub = SubIdx(0);
-    let mut t = Transcript::default();
-    h.core.on_feed(&leader(1, Side::Buy), &mut t);
-    let buy = t.orders[0];
-    h.core
-        .on_exec(&report(buy.id, buy.qty.0, 1), &mut Transcript::default());
-    let mut t = Transcript::default();
-    h.core.on_feed(&leader(2, Side::Sell), &mut t);
-    let sell = t.orders[0];
-    h.core
-        .on_exec(&report(sell.id, 1, 2), &mut Transcript::default());
+    let (sub, x, px) = (SubIdx(0), h.u.symbol("X").unwrap(), Ticks(100));
+    h.step("fill L1 X buy 5 @100");
+    let buy = h.take_open("F1:L1");
+    h.exec(buy.id, ExecKind::Fill, buy.qty, px, RejectReason::None);
+    h.step("fill L1 X sell 5 @100");
+    let sell = h.take_open("F1:L1");
+    h.exec(sell.id, ExecKind::Fill, Lots(1), px, RejectReason::None);
     let held = h.core.position(sub, x);
-    h.core
-        .on_exec(&report(sell.id, i64::MAX, 3), &mut Transcript::default());
+    h.exec(
+        sell.id,
+        ExecKind::Fill,
+        Lots(i64::MAX),
+        px,
+        RejectReason::None,
+    );
     assert_eq!(h.core.stats().overfills, 1);
     assert_eq!(h.core.position(sub, x), held, "nothing changed");
     assert_eq!(h.core.check_books(), Ok(()));
@@ -1672,34 +1623,18 @@ fn regression_an_overfill_the_position_could_not_absorb_was_counted_as_invalid()
     // landed engine (and its sidecar) counted an overfill. The overfill check
     // comes first again; the position's own check only refuses what passes it.
     let mut h = Harness::new(&one(RATIO_2, ""), true, 8, false);
-    let x = h.u.symbol("X").unwrap();
-    let mut t = Transcript::default();
-    h.core.on_feed(
-        &FeedEvent::LeaderFill(LeaderFill {
-            leader: h.u.leader("L1").unwrap(),
-            symbol: x,
-            side: Side::Sell,
-            qty: Lots(5),
-            price: Ticks(100),
-            event_key: leader_event_key("L1", "short"),
-            ..LeaderFill::default()
-        }),
-        &mut t,
-    );
-    let sell = t.orders[0];
-    let fill = |qty: i64, trade: u64| ExecReport {
-        order_id: sell.id,
-        kind: ExecKind::Fill,
-        qty: Lots(qty),
-        price: Ticks(100),
-        trade_id: trade,
-        ..ExecReport::default()
-    };
-    h.core
-        .on_exec(&fill(sell.qty.0, 1), &mut Transcript::default());
+    let (x, px) = (h.u.symbol("X").unwrap(), Ticks(100));
+    h.step("fill L1 X sell 5 @100");
+    let sell = h.take_open("F1:L1");
+    h.exec(sell.id, ExecKind::Fill, sell.qty, px, RejectReason::None);
     assert!(h.core.position(SubIdx(0), x) < Lots(0));
-    h.core
-        .on_exec(&fill(i64::MAX, 2), &mut Transcript::default());
+    h.exec(
+        sell.id,
+        ExecKind::Fill,
+        Lots(i64::MAX),
+        px,
+        RejectReason::None,
+    );
     let st = h.core.stats();
     assert_eq!((st.overfills, st.invalid_events), (1, 0));
 }

@@ -896,14 +896,15 @@ impl Builder {
         }
         // An overflow is past any quantity an order may have: an overfill, as the
         // core counts it.
-        let filled_after = if fill {
+        let filled = if fill {
             o.filled.checked_add(r.qty.0)
         } else {
             Some(o.filled)
         };
-        let Some(Ok((state, _))) =
-            filled_after.map(|filled| transition(o.state, r.kind, Lots(filled), Lots(o.qty)))
-        else {
+        let Some((filled_after, state)) = filled.and_then(|f| {
+            let (state, _) = transition(o.state, r.kind, Lots(f), Lots(o.qty)).ok()?;
+            Some((f, state))
+        }) else {
             batch.audit.push(oddity(
                 "overfill",
                 format!(
@@ -913,7 +914,6 @@ impl Builder {
             ));
             return Ok(());
         };
-        let filled_after = filled_after.expect("checked above");
         // The core refuses a fill its position cannot account; so does its
         // projection, at the same point (after the overfill check).
         let accounted = if fill {
@@ -993,17 +993,11 @@ impl Builder {
         o: &Order,
         r: &ExecReport,
     ) -> Option<(AverageCost<i128>, Applied<i128>)> {
-        let held = self
+        let (qty, cost) = self
             .positions
             .get(&(o.sub, o.symbol))
-            .map_or(AverageCost::flat(), |(p, _)| AverageCost {
-                qty: p.qty as i128,
-                cost: p.cost,
-            });
-        let signed_qty = o.side.sign() as i128 * r.qty.0 as i128;
-        let after = held.after(signed_qty, r.price.0 as i128)?;
-        i64::try_from(after.0.qty).ok()?;
-        Some(after)
+            .map_or((0, 0), |(p, _)| (p.qty, p.cost));
+        AverageCost::after_fill(Lots(qty), cost, o.side, r.qty, r.price)
     }
 
     fn decision(
