@@ -345,8 +345,9 @@ pub enum ShapeChanged {
     Tables,
 }
 
-/// Why the model `n` cannot replace `o` in a running core (`Core::apply_revision`).
-fn same_shape(
+/// Why the model `n` cannot replace `o` in a running core (`Core::apply_revision`):
+/// what a reload checks before it hands a revision to the core.
+pub fn same_shape(
     o: &Universe,
     n: &Universe,
     was: &EngineConfig,
@@ -765,10 +766,11 @@ impl Core {
             FeedEvent::LeaderEquity { leader, equity, ts } => {
                 self.on_leader_equity(leader, equity, ts, out)
             }
-            FeedEvent::Command { cmd, ts } => self.on_command(cmd, ts, out),
+            FeedEvent::Command { cmd, ts, .. } => self.on_command(cmd, ts, out),
             FeedEvent::Tick { ts } => self.on_tick(ts, out),
             FeedEvent::Venue { venue, up, ts } => self.on_venue(venue, up, ts, out),
-            FeedEvent::SourceCursor { .. } => {}
+            // The pipeline applies it (`Core::apply_revision`); decides nothing itself.
+            FeedEvent::SourceCursor { .. } | FeedEvent::Revision { .. } => {}
         }
     }
 
@@ -964,26 +966,61 @@ impl Core {
         self.stats.commands += 1;
         self.advance(ts);
         let valid_sub = |s: SubIdx| (s.0 as usize) < self.subs.leader.len();
+        let valid_leader = |l: LeaderIdx| (l.0 as usize) < self.books.len();
+        let valid_follower = |f: FollowerIdx| (f.0 as usize) < self.followers.status.len();
         match cmd {
             Command::PauseSubscription(s)
             | Command::ResumeSubscription(s)
             | Command::StopSubscription(s)
             | Command::Resync(s)
+            | Command::Flatten(s)
                 if !valid_sub(s) =>
+            {
+                self.stats.invalid_events += 1;
+            }
+            Command::PauseLeader(l) | Command::ResumeLeader(l) | Command::StopLeader(l)
+                if !valid_leader(l) =>
+            {
+                self.stats.invalid_events += 1;
+            }
+            Command::PauseFollower(f)
+            | Command::ResumeFollower(f)
+            | Command::StopFollower(f)
+            | Command::FlattenFollower(f)
+                if !valid_follower(f) =>
             {
                 self.stats.invalid_events += 1;
             }
             Command::PauseSubscription(s) => self.set_status(s, Status::Paused),
             Command::ResumeSubscription(s) => self.set_status(s, Status::Active),
             Command::StopSubscription(s) => self.stop(s, Reason::FollowerStopped, ts, out),
-            Command::PauseLeader(l) | Command::ResumeLeader(l)
-                if l.0 as usize >= self.books.len() =>
-            {
-                self.stats.invalid_events += 1;
-            }
+            Command::Flatten(s) => self.flatten(s, ts, out),
             Command::PauseLeader(l) => self.books[l.0 as usize].paused = true,
             Command::ResumeLeader(l) => self.books[l.0 as usize].paused = false,
+            Command::StopLeader(l) => {
+                for k in 0..self.books[l.0 as usize].subs.len() {
+                    let sub = self.books[l.0 as usize].subs[k];
+                    self.stop(sub, Reason::FollowerStopped, ts, out);
+                }
+            }
+            Command::PauseFollower(f) => self.followers.status[f.0 as usize] = Status::Paused,
+            Command::ResumeFollower(f) => self.followers.status[f.0 as usize] = Status::Active,
+            Command::StopFollower(f) => {
+                for s in 0..self.subs.leader.len() as u32 {
+                    if self.follower_of(SubIdx(s)) == f {
+                        self.stop(SubIdx(s), Reason::FollowerStopped, ts, out);
+                    }
+                }
+            }
+            Command::FlattenFollower(f) => {
+                for s in 0..self.subs.leader.len() as u32 {
+                    if self.follower_of(SubIdx(s)) == f {
+                        self.flatten(SubIdx(s), ts, out);
+                    }
+                }
+            }
             Command::KillSwitch => self.kill_switch = true,
+            Command::KillSwitchOff => self.kill_switch = false,
             Command::Resync(s) => {
                 let n_sym = self.marks.len();
                 for si in 0..n_sym {
@@ -997,9 +1034,16 @@ impl Core {
         }
     }
 
+    fn follower_of(&self, sub: SubIdx) -> FollowerIdx {
+        let (b, k) = self.locate(sub);
+        FollowerIdx(self.books[b].follower[k])
+    }
+
     fn set_status(&mut self, sub: SubIdx, status: Status) {
         let (b, k) = self.locate(sub);
-        self.books[b].status[k] = status;
+        if self.books[b].status[k] != Status::Stopped {
+            self.books[b].status[k] = status;
+        }
     }
 
     /// Stop a subscription and close all its copied positions with reduce-only orders.
@@ -1011,15 +1055,42 @@ impl Core {
         self.books[b].status[k] = Status::Stopped;
         self.stats.stops += 1;
         out.notice(&Notice::Stopped { sub, reason });
-        let stop_key = mix64(sub.0 as u64 ^ ts.0.rotate_left(21) ^ 0x5709);
+        for si in 0..self.marks.len() {
+            self.books[b].symbols[si].ratio[k] = NOT_COPYING;
+        }
+        self.close_all(
+            sub,
+            mix64(sub.0 as u64 ^ ts.0.rotate_left(21) ^ 0x5709),
+            out,
+        );
+    }
+
+    /// Close a subscription's copied positions and pause it (`Command::Flatten`).
+    /// A stopped subscription has closed them already.
+    fn flatten<O: Outputs>(&mut self, sub: SubIdx, ts: Nanos, out: &mut O) {
+        let (b, k) = self.locate(sub);
+        if self.books[b].status[k] == Status::Stopped {
+            return;
+        }
+        self.books[b].status[k] = Status::Paused;
+        self.close_all(
+            sub,
+            mix64(sub.0 as u64 ^ ts.0.rotate_left(21) ^ 0xf1a7),
+            out,
+        );
+    }
+
+    /// Reduce-only orders closing every symbol `sub` holds or has working, made
+    /// for event `key`.
+    fn close_all<O: Outputs>(&mut self, sub: SubIdx, key: u64, out: &mut O) {
+        let (b, k) = self.locate(sub);
         for si in 0..self.marks.len() {
             let sb = &self.books[b].symbols[si];
             let held = sb.pos[k] + sb.working[k];
-            self.books[b].symbols[si].ratio[k] = NOT_COPYING;
             if held.is_zero() {
                 continue;
             }
-            let ctx = self.leg(b, k, si, stop_key);
+            let ctx = self.leg(b, k, si, key);
             // A close that cannot leave now (venue down, no place) is queued for
             // the resync, which sends it as soon as it can.
             let _ = self.send_or_defer(b, &ctx, OrderReq::new(-held, 2, true), out);

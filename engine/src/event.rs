@@ -26,7 +26,9 @@ pub struct LeaderFill {
     pub recv_ts: Nanos,
 }
 
-/// Operator commands (control socket, or injected by tests).
+/// Operator commands (`fillcast ctl`, or injected by tests). Pausing blocks new
+/// exposure only: reductions still follow the leader. Stopping closes the copied
+/// positions and copies nothing more; flattening closes them and pauses.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     PauseSubscription(SubIdx),
@@ -34,12 +36,29 @@ pub enum Command {
     StopSubscription(SubIdx),
     PauseLeader(LeaderIdx),
     ResumeLeader(LeaderIdx),
-    /// Stop opening anything, for everyone.
+    /// Stop opening anything, for everyone (closes still go out).
     KillSwitch,
     /// Bring every symbol of a subscription back to its target now, with fresh
     /// attempts (after a person fixed what marked it out of sync).
     Resync(SubIdx),
+    /// Every subscription of a follower, as the subscription commands do.
+    PauseFollower(FollowerIdx),
+    ResumeFollower(FollowerIdx),
+    StopFollower(FollowerIdx),
+    /// Every subscription of a leader.
+    StopLeader(LeaderIdx),
+    /// Lift the kill switch.
+    KillSwitchOff,
+    /// Close a subscription's copied positions now and pause it: it stays flat
+    /// until resumed, and then copies from the leader's next fill.
+    Flatten(SubIdx),
+    /// `Flatten` for every subscription of a follower.
+    FlattenFollower(FollowerIdx),
 }
+
+/// `FeedEvent::Command::by` when no person sent the command (tests, simulation,
+/// journals written before commands said who sent them).
+pub const NO_SENDER: u32 = u32::MAX;
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum FeedEvent {
@@ -60,6 +79,8 @@ pub enum FeedEvent {
     Command {
         cmd: Command,
         ts: Nanos,
+        /// The sender's uid (checked by the control socket), or `NO_SENDER`.
+        by: u32,
     },
     /// Time passing, for the resync's backoff and the venue-down alarm. The core
     /// reads no clock: its thread makes a tick when the core asks for one
@@ -76,6 +97,14 @@ pub enum FeedEvent {
     SourceCursor {
         source: u16,
         pos: u64,
+    },
+    /// The operator's reload (`fillcast ctl reload`, SIGHUP): the core takes the
+    /// decision model's revision `revision`, handed over beside the ring
+    /// (`pipeline::Reloads`), between this event and the next. Journaled as that
+    /// revision's config records, which a replay applies at the same place.
+    Revision {
+        revision: u64,
+        ts: Nanos,
     },
     /// A venue's gateway lost (`up: false`) or regained its session. Travels on the
     /// exec ring, which the core always drains, and is journaled like any input.

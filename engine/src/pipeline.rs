@@ -130,7 +130,144 @@ pub struct Progress {
     /// Lines for the operator, made as things happen (a venue lost or back); the
     /// command line prints and empties it. Written only on such events.
     pub events: Mutex<Vec<String>>,
+    /// Bit `v` set while venue `v` (of the first 64) is down.
+    pub venues_down_mask: AtomicU64,
+    /// The revision of the decision model the core decides under now.
+    pub revision: AtomicU64,
+    /// Reloads the core applied, and those it could not (`Core::apply_revision`).
+    pub reloads_applied: AtomicU64,
+    pub reloads_refused: AtomicU64,
+    /// Receive time minus venue time of the last leader fill taken, ns (0 when the
+    /// venue time is later than the receive time).
+    pub ingest_lag_ns: AtomicU64,
+    /// Set by `Running::drain`: the I/O thread takes nothing more from the
+    /// sources (what it holds still goes in), so the run ends once what is in
+    /// flight is answered.
+    pub draining: AtomicBool,
+    /// New revisions on their way to the core thread and then to the journal.
+    pub reloads: Reloads,
+    /// The core's counters, copied out by the core thread after each busy turn.
+    pub stats: SharedStats,
 }
+
+/// A validated new revision of the decision model (`FeedEvent::Revision`).
+pub struct NewRevision {
+    pub universe: Arc<Universe>,
+    /// The engine settings in force until now, and those of the new revision.
+    pub was: EngineConfig,
+    pub engine: EngineConfig,
+    /// The model's TOML (`Config::model_toml`), journaled as config records.
+    pub model_toml: String,
+}
+
+/// How a reload crosses the threads without a lock: whoever validated a revision
+/// pushes it to `to_core` and then puts its `FeedEvent::Revision` into a source;
+/// the core thread takes it when it takes that event and, once applied, passes
+/// it on to the I/O thread, which journals its config records in the event's place.
+pub struct Reloads {
+    to_core: crossbeam::queue::ArrayQueue<Arc<NewRevision>>,
+    to_journal: crossbeam::queue::ArrayQueue<Arc<NewRevision>>,
+}
+
+/// Reloads that may be on their way at once.
+const RELOADS_IN_FLIGHT: usize = 16;
+
+impl Default for Reloads {
+    fn default() -> Self {
+        Reloads {
+            to_core: crossbeam::queue::ArrayQueue::new(RELOADS_IN_FLIGHT),
+            to_journal: crossbeam::queue::ArrayQueue::new(RELOADS_IN_FLIGHT),
+        }
+    }
+}
+
+impl Reloads {
+    /// Hand `r` to the core thread; then send its `FeedEvent::Revision`. `Err`
+    /// gives it back when too many reloads are on their way already.
+    pub fn hand_over(&self, r: Arc<NewRevision>) -> Result<(), Arc<NewRevision>> {
+        self.to_core.push(r)
+    }
+
+    /// The revision `revision`, skipping any handed over before it and never
+    /// announced (their sender gave up).
+    fn take(
+        q: &crossbeam::queue::ArrayQueue<Arc<NewRevision>>,
+        revision: u64,
+    ) -> Option<Arc<NewRevision>> {
+        while let Some(r) = q.pop() {
+            if r.universe.revision == revision {
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
+macro_rules! shared_stats {
+    ($($field:ident),* $(,)?) => {
+        /// `CoreStats`, readable from any thread (relaxed atomics; the core thread
+        /// is their only writer). A snapshot may mix two turns' counts.
+        #[derive(Default)]
+        pub struct SharedStats {
+            $($field: AtomicU64,)*
+            by_status: [AtomicU64; <crate::outputs::DecisionStatus as crate::codes::Coded>::ALL.len()],
+            by_reason: [AtomicU64; <crate::outputs::Reason as crate::codes::Coded>::ALL.len()],
+        }
+
+        impl SharedStats {
+            fn publish(&self, s: &crate::core::CoreStats) {
+                $(self.$field.store(s.$field, Relaxed);)*
+                for (a, v) in self.by_status.iter().zip(s.by_status) {
+                    a.store(v, Relaxed);
+                }
+                for (a, v) in self.by_reason.iter().zip(s.by_reason) {
+                    a.store(v, Relaxed);
+                }
+            }
+
+            /// What the core had counted at its last busy turn.
+            pub fn snapshot(&self) -> crate::core::CoreStats {
+                let mut s = crate::core::CoreStats::default();
+                $(s.$field = self.$field.load(Relaxed);)*
+                for (v, a) in s.by_status.iter_mut().zip(&self.by_status) {
+                    *v = a.load(Relaxed);
+                }
+                for (v, a) in s.by_reason.iter_mut().zip(&self.by_reason) {
+                    *v = a.load(Relaxed);
+                }
+                s
+            }
+        }
+    };
+}
+
+shared_stats!(
+    leader_fills,
+    duplicate_events,
+    invalid_events,
+    mark_prices,
+    commands,
+    decisions,
+    orders_sent,
+    reduce_only_orders,
+    exec_reports,
+    fills,
+    duplicate_fills,
+    unknown_reports,
+    overfills,
+    restated,
+    adopted,
+    unadopted,
+    rejects,
+    retries,
+    resyncs,
+    gave_up,
+    ticks,
+    venue_downs,
+    venue_alarms,
+    oddities,
+    stops,
+);
 
 impl Progress {
     /// Every input has been handled and every order answered.
@@ -173,6 +310,38 @@ impl Progress {
             Err(poisoned) => poisoned.into_inner().push(line),
         }
     }
+}
+
+/// Appends one journal chunk; a new revision the core took goes in as its config
+/// records (`JournalSink::revision`), in the place of its event.
+fn append_chunk(
+    sink: &mut dyn JournalSink,
+    mut entries: &[JournalEntry],
+    reloads: &Reloads,
+) -> Result<(), SinkError> {
+    while let Some(i) = entries
+        .iter()
+        .position(|e| matches!(e, JournalEntry::Feed(FeedEvent::Revision { .. })))
+    {
+        let JournalEntry::Feed(FeedEvent::Revision { revision, ts }) = entries[i] else {
+            unreachable!("found above");
+        };
+        if i > 0 {
+            sink.append(&entries[..i])?;
+        }
+        let r = Reloads::take(&reloads.to_journal, revision).ok_or_else(|| {
+            SinkError(
+                format!("revision {revision:016x} was applied but not handed to the journal")
+                    .into(),
+            )
+        })?;
+        sink.revision(revision, &r.model_toml, ts)?;
+        entries = &entries[i + 1..];
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    sink.append(entries)
 }
 
 /// What the core thread hands back when it stops.
@@ -482,7 +651,8 @@ impl<R: JournalPoller> Journaling<R> {
         let error = &mut self.error;
         rx.take_chunks(JOURNAL_BATCH, &mut |chunk: &JournalChunk| {
             if error.is_none() {
-                match sink.append(&chunk.entries[..chunk.len as usize]) {
+                let entries = &chunk.entries[..chunk.len as usize];
+                match append_chunk(sink.as_mut(), entries, &progress.reloads) {
                     Ok(()) => n += 1,
                     Err(e) => *error = Some(Stopped::Journal(e)),
                 }
@@ -595,7 +765,14 @@ fn venue_event(g: usize, up: bool, ts: Nanos) -> ExecEvent {
 }
 
 /// Tell the operator at once, and count the venues down.
-fn link_changed(progress: &Progress, gw: &dyn Gateway, up: bool) {
+fn link_changed(progress: &Progress, g: usize, gw: &dyn Gateway, up: bool) {
+    if g < 64 {
+        if up {
+            progress.venues_down_mask.fetch_and(!(1 << g), Relaxed);
+        } else {
+            progress.venues_down_mask.fetch_or(1 << g, Relaxed);
+        }
+    }
     if up {
         progress.venues_down.fetch_sub(1, Relaxed);
         progress.event(format!(
@@ -664,6 +841,7 @@ pub fn start(
         "one gateway per configured venue"
     );
     let progress = Arc::new(Progress::default());
+    progress.revision.store(universe.revision, Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
     let n_gw = gateways.len();
 
@@ -809,6 +987,7 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
             }
             self.publish_progress();
             if did > 0 {
+                self.progress.stats.publish(self.core.stats());
                 backoff.reset();
             } else {
                 if self.stop.load(Relaxed) {
@@ -906,10 +1085,18 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
             self.waiting = false;
             self.held.pop_front();
             let start = clock::now().0;
+            if let FeedEvent::Revision { revision, .. } = ev {
+                self.take_revision(revision, ev);
+                fed += 1;
+                continue;
+            }
             self.sink.journal(JournalEntry::Feed(ev));
             self.core.on_feed(&ev, &mut self.sink);
             let drained = self.sink.flush();
             if let FeedEvent::LeaderFill(f) = ev {
+                self.progress
+                    .ingest_lag_ns
+                    .store(f.recv_ts.0.saturating_sub(f.venue_ts.0), Relaxed);
                 if drained && self.pending.is_empty() {
                     let end = clock::now().0;
                     let _ = self.fanout_ns.record(end.saturating_sub(start).max(1));
@@ -935,6 +1122,34 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
                 .store(self.core.stats().leader_fills, Relaxed);
         }
         fed
+    }
+
+    /// Applies the revision a reload handed over (`Reloads`), between two events.
+    /// Journaled only when applied: the I/O thread writes its config records in
+    /// the event's place, and a replay applies them there.
+    fn take_revision(&mut self, revision: u64, ev: FeedEvent) {
+        let Some(r) = Reloads::take(&self.progress.reloads.to_core, revision) else {
+            self.progress.reloads_refused.fetch_add(1, Relaxed);
+            return;
+        };
+        match self
+            .core
+            .apply_revision(Arc::clone(&r.universe), &r.was, &r.engine)
+        {
+            Ok(()) => {
+                if self.sink.journal.is_some() {
+                    // Room is certain: at most RELOADS_IN_FLIGHT were handed over.
+                    let _ = self.progress.reloads.to_journal.push(r);
+                    self.sink.journal(JournalEntry::Feed(ev));
+                    self.sink.publish_journal();
+                }
+                self.progress.revision.store(revision, Relaxed);
+                self.progress.reloads_applied.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                self.progress.reloads_refused.fetch_add(1, Relaxed);
+            }
+        }
     }
 
     fn publish_progress(&self) {
@@ -1032,18 +1247,20 @@ impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F
             self.exec_pending
                 .push_back(venue_event(g, self.up[g], clock::now()));
             if !self.up[g] {
-                link_changed(&self.progress, gw.as_ref(), false);
+                link_changed(&self.progress, g, gw.as_ref(), false);
             }
         }
         let mut backoff = Backoff::new(wait);
         loop {
             let now = clock::now();
             let mut did = 0u64;
+            let draining = self.progress.draining.load(Relaxed);
             for i in 0..self.sources.len() {
-                did += self.poll_source(i, now);
+                did += self.poll_source(i, now, draining);
                 did += self.send_cursor(i);
             }
-            let all_finished = self.finished.iter().all(|f| *f)
+            let all_finished = (0..self.sources.len())
+                .all(|i| draining || self.finished[i] || !self.sources[i].holds_run_open())
                 && self.pending.iter().all(|p| p.is_none())
                 && self.covered == self.cursor_sent;
             self.progress.sources_finished.store(all_finished, Relaxed);
@@ -1082,7 +1299,7 @@ impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F
 
     /// Moves up to `SOURCE_BATCH` of source `i`'s events into the feed ring,
     /// dropping leader events the journal already holds. Returns the work done.
-    fn poll_source(&mut self, i: usize, now: Nanos) -> u64 {
+    fn poll_source(&mut self, i: usize, now: Nanos, draining: bool) -> u64 {
         let mut did = 0u64;
         for _ in 0..SOURCE_BATCH {
             if let Some(ev) = self.pending[i] {
@@ -1094,7 +1311,7 @@ impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F
                 self.progress.feed_published.fetch_add(1, Relaxed);
                 did += 1;
             }
-            if self.finished[i] {
+            if self.finished[i] || draining {
                 break;
             }
             let src = &mut self.sources[i];
@@ -1230,7 +1447,7 @@ impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F
             if is_up != self.up[g] {
                 self.up[g] = is_up;
                 self.exec_pending.push_back(venue_event(g, is_up, now));
-                link_changed(&self.progress, gw.as_ref(), is_up);
+                link_changed(&self.progress, g, gw.as_ref(), is_up);
                 did += 1;
             }
         }

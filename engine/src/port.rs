@@ -155,6 +155,12 @@ pub trait Source: Send {
         None
     }
 
+    /// Whether the run waits for this source to finish. A source of operator
+    /// commands does not: it is polled for as long as the run lasts.
+    fn holds_run_open(&self) -> bool {
+        true
+    }
+
     /// Go on from `pos`, a position this source gave before (journaled by an
     /// earlier run), before the first `next`. An error says why it cannot (the
     /// file is shorter than the position, say): the engine must not start then.
@@ -244,6 +250,16 @@ pub trait JournalSink: Send {
     /// flushes on a timer keeps its promise for a quiet tail here.
     fn tick(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+
+    /// Record that the core now decides under revision `revision` of the decision
+    /// model, whose TOML is `model_toml`, after everything appended so far and
+    /// before anything appended next (`FeedEvent::Revision`).
+    fn revision(&mut self, revision: u64, model_toml: &str, ts: Nanos) -> Result<(), SinkError> {
+        let _ = (model_toml, ts);
+        Err(SinkError(
+            format!("this journal cannot record a new revision ({revision:016x})").into(),
+        ))
     }
 }
 

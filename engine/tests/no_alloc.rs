@@ -7,7 +7,7 @@
 use fillcast_engine::config::{load_str, EngineConfig};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
-    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason, NO_SENDER,
 };
 use fillcast_engine::ids::mix64;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
@@ -196,6 +196,7 @@ fn core_stage_does_not_allocate_per_event() {
                 &FeedEvent::Command {
                     cmd: Command::PauseSubscription(SubIdx((n % 3000) as u32)),
                     ts: Nanos(3),
+                    by: NO_SENDER,
                 },
                 sink,
             );
@@ -203,6 +204,7 @@ fn core_stage_does_not_allocate_per_event() {
                 &FeedEvent::Command {
                     cmd: Command::ResumeSubscription(SubIdx((n % 3000) as u32)),
                     ts: Nanos(3),
+                    by: NO_SENDER,
                 },
                 sink,
             );
@@ -210,6 +212,7 @@ fn core_stage_does_not_allocate_per_event() {
                 &FeedEvent::Command {
                     cmd: Command::Resync(SubIdx((n * 7 % 3000) as u32)),
                     ts: Nanos(clock),
+                    by: NO_SENDER,
                 },
                 sink,
             );

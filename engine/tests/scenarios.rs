@@ -24,6 +24,7 @@ use fillcast_engine::config::{load_str, EngineConfig, Status, VenueDownPolicy};
 use fillcast_engine::core::{Core, ShapeChanged};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+    NO_SENDER,
 };
 use fillcast_engine::ids::{decision_id, fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SubIdx, Universe, VenueIdx};
@@ -304,19 +305,32 @@ impl Harness {
                     &mut t,
                 );
             }
-            "pause" | "resume" | "stop" | "pause-leader" | "kill" | "resync" => {
+            "pause" | "resume" | "stop" | "flatten" | "pause-leader" | "resume-leader"
+            | "stop-leader" | "pause-follower" | "resume-follower" | "stop-follower"
+            | "flatten-follower" | "kill" | "kill-off" | "resync" => {
+                let leader = |h: &Harness| h.u.leader(w[1]).unwrap();
+                let follower = |h: &Harness| h.u.follower(w[1]).unwrap();
                 let cmd = match w[0] {
                     "pause" => Command::PauseSubscription(self.sub(w[1])),
                     "resume" => Command::ResumeSubscription(self.sub(w[1])),
                     "stop" => Command::StopSubscription(self.sub(w[1])),
-                    "pause-leader" => Command::PauseLeader(self.u.leader(w[1]).unwrap()),
+                    "flatten" => Command::Flatten(self.sub(w[1])),
+                    "pause-leader" => Command::PauseLeader(leader(self)),
+                    "resume-leader" => Command::ResumeLeader(leader(self)),
+                    "stop-leader" => Command::StopLeader(leader(self)),
+                    "pause-follower" => Command::PauseFollower(follower(self)),
+                    "resume-follower" => Command::ResumeFollower(follower(self)),
+                    "stop-follower" => Command::StopFollower(follower(self)),
+                    "flatten-follower" => Command::FlattenFollower(follower(self)),
                     "resync" => Command::Resync(self.sub(w[1])),
+                    "kill-off" => Command::KillSwitchOff,
                     _ => Command::KillSwitch,
                 };
                 self.core.on_feed(
                     &FeedEvent::Command {
                         cmd,
                         ts: Nanos(self.ts()),
+                        by: NO_SENDER,
                     },
                     &mut t,
                 );
@@ -918,6 +932,104 @@ fn kill_switch_blocks_openings_but_not_closes() {
          F1:L1 skipped kill_switch
          > fill L1 X sell 2 @100
          F1:L1 sell 2 market reduce",
+    );
+}
+
+#[test]
+fn kill_switch_off_lets_openings_through_again() {
+    check(
+        &one(RATIO_2, ""),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > kill
+         > fill L1 X buy 1 @100
+         F1:L1 skipped kill_switch
+         > kill-off
+         # the target heals: the leader holds 3, so the follower wants 6 and holds 2
+         > fill L1 X buy 1 @100
+         F1:L1 buy 4 ioc@100",
+    );
+}
+
+#[test]
+fn flatten_closes_and_pauses_until_resumed() {
+    check(
+        &one(RATIO_2, ""),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         > flatten F1:L1
+         F1:L1 sell 2 market reduce
+         = pos F1:L1 X 0
+         = status F1:L1 Paused
+         > fill L1 X buy 1 @100
+         F1:L1 skipped follower_paused
+         = pos F1:L1 X 0
+         > resume F1:L1
+         > fill L1 X buy 1 @100
+         F1:L1 buy 6 ioc@100",
+    );
+}
+
+/// One follower copying two leaders, and a second follower copying L1.
+fn two_subs_of_one_follower() -> String {
+    format!(
+        "{}\n[[followers]]\nid = \"F1\"\nequity = \"100000\"\n[[followers]]\nid = \"F2\"\nequity = \"100000\"\n\
+         [[subscriptions]]\nid = \"F1:L1\"\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"50000\"\nslippage_bps = 0\n{RATIO_2}\n\
+         [[subscriptions]]\nid = \"F1:L2\"\nfollower = \"F1\"\nleader = \"L2\"\nallocation = \"50000\"\nslippage_bps = 0\n{RATIO_2}\n\
+         [[subscriptions]]\nid = \"F2:L1\"\nfollower = \"F2\"\nleader = \"L1\"\nallocation = \"50000\"\nslippage_bps = 0\n{RATIO_2}\n",
+        leaders(2)
+    )
+}
+
+#[test]
+fn follower_commands_act_on_each_of_its_subscriptions_and_no_other() {
+    check(
+        &two_subs_of_one_follower(),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         F2:L1 buy 2 ioc@100
+         > fill L2 X buy 1 @100
+         F1:L2 buy 2 ioc@100
+         > pause-follower F1
+         > fill L1 X buy 1 @100
+         F1:L1 skipped follower_paused
+         F2:L1 buy 2 ioc@100
+         # paused blocks new exposure only: the reduction goes out
+         > fill L2 X sell 1 @100
+         F1:L2 sell 2 market reduce
+         > resume-follower F1
+         > fill L2 X buy 1 @100
+         F1:L2 buy 2 ioc@100
+         > flatten-follower F1
+         F1:L1 sell 2 market reduce
+         F1:L2 sell 2 market reduce
+         = status F1:L1 Paused
+         = status F1:L2 Paused
+         = status F2:L1 Active
+         > stop-follower F1
+         F1:L1 stopped follower_stopped
+         F1:L2 stopped follower_stopped
+         > resume F1:L1
+         = status F1:L1 Stopped",
+    );
+}
+
+#[test]
+fn stop_leader_stops_every_subscription_to_it() {
+    check(
+        &two_subs_of_one_follower(),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         F2:L1 buy 2 ioc@100
+         > stop-leader L1
+         F1:L1 sell 2 market reduce
+         F2:L1 sell 2 market reduce
+         F1:L1 stopped follower_stopped
+         F2:L1 stopped follower_stopped
+         > fill L2 X buy 1 @100
+         F1:L2 buy 2 ioc@100
+         = status F2:L1 Stopped
+         = status F1:L2 Active",
     );
 }
 

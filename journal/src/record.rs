@@ -10,6 +10,7 @@
 use fillcast_engine::codes::Coded;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+    NO_SENDER,
 };
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::order::Oddity;
@@ -48,10 +49,13 @@ pub enum Kind {
     ResyncDecision = 13,
     /// A source's position behind the events it produced (`FeedEvent::SourceCursor`).
     SourceCursor = 14,
+    /// A command with the uid of the person who sent it (`FeedEvent::Command::by`);
+    /// one without a sender is still written as `Command`.
+    CommandBy = 15,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -66,6 +70,7 @@ impl Kind {
         Kind::Venue,
         Kind::ResyncDecision,
         Kind::SourceCursor,
+        Kind::CommandBy,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -88,6 +93,7 @@ impl Kind {
             Kind::Venue => "venue",
             Kind::ResyncDecision => "resync_decision",
             Kind::SourceCursor => "source_cursor",
+            Kind::CommandBy => "command_by",
         }
     }
 
@@ -222,6 +228,15 @@ pub struct CommandRec {
     pub code: u8,
     pub target: u32,
     pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandByRec {
+    pub code: u8,
+    pub target: u32,
+    pub ts: u64,
+    /// The sender's uid.
+    pub by: u32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,10 +383,13 @@ fn kind_of(e: &JournalEntry) -> Option<Kind> {
     Some(match e {
         JournalEntry::Empty => return None,
         JournalEntry::Feed(FeedEvent::Empty) => return None,
+        // Journaled as its config records (`JournalSink::revision`).
+        JournalEntry::Feed(FeedEvent::Revision { .. }) => return None,
         JournalEntry::Feed(FeedEvent::LeaderFill(_)) => Kind::LeaderFill,
         JournalEntry::Feed(FeedEvent::MarkPrice { .. }) => Kind::MarkPrice,
         JournalEntry::Feed(FeedEvent::LeaderEquity { .. }) => Kind::LeaderEquity,
-        JournalEntry::Feed(FeedEvent::Command { .. }) => Kind::Command,
+        JournalEntry::Feed(FeedEvent::Command { by: NO_SENDER, .. }) => Kind::Command,
+        JournalEntry::Feed(FeedEvent::Command { .. }) => Kind::CommandBy,
         JournalEntry::Feed(FeedEvent::Tick { .. }) => Kind::Tick,
         JournalEntry::Feed(FeedEvent::Venue { .. }) => Kind::Venue,
         JournalEntry::Feed(FeedEvent::SourceCursor { .. }) => Kind::SourceCursor,
@@ -392,6 +410,13 @@ fn command_code(c: Command) -> (u8, u32) {
         Command::ResumeLeader(l) => (4, l.0),
         Command::KillSwitch => (5, 0),
         Command::Resync(s) => (6, s.0),
+        Command::PauseFollower(f) => (7, f.0),
+        Command::ResumeFollower(f) => (8, f.0),
+        Command::StopFollower(f) => (9, f.0),
+        Command::StopLeader(l) => (10, l.0),
+        Command::KillSwitchOff => (11, 0),
+        Command::Flatten(s) => (12, s.0),
+        Command::FlattenFollower(f) => (13, f.0),
     }
 }
 
@@ -404,6 +429,13 @@ fn command_from(code: u8, target: u32) -> Result<Command, RecordError> {
         4 => Command::ResumeLeader(LeaderIdx(target)),
         5 => Command::KillSwitch,
         6 => Command::Resync(SubIdx(target)),
+        7 => Command::PauseFollower(FollowerIdx(target)),
+        8 => Command::ResumeFollower(FollowerIdx(target)),
+        9 => Command::StopFollower(FollowerIdx(target)),
+        10 => Command::StopLeader(LeaderIdx(target)),
+        11 => Command::KillSwitchOff,
+        12 => Command::Flatten(SubIdx(target)),
+        13 => Command::FlattenFollower(FollowerIdx(target)),
         c => {
             return Err(RecordError::BadCode {
                 kind: "command",
@@ -596,7 +628,11 @@ impl Encoder {
                     ts: ts.0,
                 })?,
             ),
-            JournalEntry::Feed(FeedEvent::Command { cmd, ts }) => {
+            JournalEntry::Feed(FeedEvent::Command {
+                cmd,
+                ts,
+                by: NO_SENDER,
+            }) => {
                 let (c, target) = command_code(cmd);
                 (
                     ts.0,
@@ -604,6 +640,18 @@ impl Encoder {
                         code: c,
                         target,
                         ts: ts.0,
+                    })?,
+                )
+            }
+            JournalEntry::Feed(FeedEvent::Command { cmd, ts, by }) => {
+                let (c, target) = command_code(cmd);
+                (
+                    ts.0,
+                    self.put(&CommandByRec {
+                        code: c,
+                        target,
+                        ts: ts.0,
+                        by,
                     })?,
                 )
             }
@@ -644,7 +692,8 @@ impl Encoder {
             JournalEntry::Decision(d) => (0, self.put(&decision_rec(&d))?),
             JournalEntry::Order(o) => (o.ts.0, self.put(&order_rec(&o))?),
             JournalEntry::Notice(n) => (0, self.put(&notice_rec(&n))?),
-            JournalEntry::Empty | JournalEntry::Feed(FeedEvent::Empty) => return Ok(None),
+            JournalEntry::Empty
+            | JournalEntry::Feed(FeedEvent::Empty | FeedEvent::Revision { .. }) => return Ok(None),
         };
         Ok(Some((kind, ts, bytes)))
     }
@@ -812,6 +861,15 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             Entry::Feed(FeedEvent::Command {
                 cmd: command_from(r.code, r.target.to_native())?,
                 ts: Nanos(r.ts.to_native()),
+                by: NO_SENDER,
+            })
+        }
+        Kind::CommandBy => {
+            let r = access::<ArchivedCommandByRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::Command {
+                cmd: command_from(r.code, r.target.to_native())?,
+                ts: Nanos(r.ts.to_native()),
+                by: r.by.to_native(),
             })
         }
         Kind::Exec => {
@@ -941,10 +999,18 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
         }) => json!({
             "seq": seq, "ts": ts, "kind": "leader_equity", "leader": leader.0, "equity": equity.to_decimal().to_string(), "venue_ts": t.0,
         }),
-        Entry::Feed(FeedEvent::Command { cmd, .. }) => {
-            json!({"seq": seq, "ts": ts, "kind": "command", "command": format!("{cmd:?}")})
+        Entry::Feed(FeedEvent::Command { cmd, by, .. }) => {
+            let mut j =
+                json!({"seq": seq, "ts": ts, "kind": "command", "command": format!("{cmd:?}")});
+            if *by != NO_SENDER {
+                j["by_uid"] = json!(by);
+            }
+            j
         }
         Entry::Feed(FeedEvent::Empty) => json!({"seq": seq, "ts": ts, "kind": "empty"}),
+        Entry::Feed(FeedEvent::Revision { revision, .. }) => {
+            json!({"seq": seq, "ts": ts, "kind": "revision", "revision": format!("{revision:016x}")})
+        }
         Entry::Feed(FeedEvent::Tick { .. }) => json!({"seq": seq, "ts": ts, "kind": "tick"}),
         Entry::Feed(FeedEvent::SourceCursor { source, pos }) => {
             json!({"seq": seq, "ts": ts, "kind": "source_cursor", "source": source, "pos": pos})

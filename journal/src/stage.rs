@@ -6,6 +6,7 @@ use crate::record::RecordError;
 use crate::record::{config_parts, Encoder, Kind, SCHEMA};
 use crate::writer::JournalWriter;
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
+use fillcast_engine::units::Nanos;
 
 pub struct JournalStage {
     writer: JournalWriter,
@@ -57,6 +58,12 @@ impl JournalSink for JournalStage {
 
     fn tick(&mut self) -> Result<(), SinkError> {
         self.writer.tick().map_err(SinkError::new)
+    }
+
+    fn revision(&mut self, revision: u64, model_toml: &str, ts: Nanos) -> Result<(), SinkError> {
+        self.write_config(revision, model_toml, ts.0)
+            .map(|_| ())
+            .map_err(SinkError::new)
     }
 }
 

@@ -11,6 +11,7 @@ use fillcast_engine::codes::Coded;
 use fillcast_engine::config::load_str;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+    NO_SENDER,
 };
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::order::Oddity;
@@ -97,7 +98,11 @@ fn entries() -> Vec<JournalEntry> {
         Command::KillSwitch,
         Command::Resync(SubIdx(0)),
     ] {
-        e.push(JournalEntry::Feed(FeedEvent::Command { cmd, ts: t() }));
+        e.push(JournalEntry::Feed(FeedEvent::Command {
+            cmd,
+            ts: t(),
+            by: NO_SENDER,
+        }));
     }
     for (i, &order_type) in OrderType::ALL.iter().enumerate() {
         let order = FollowerOrder {
@@ -241,8 +246,24 @@ fn entries() -> Vec<JournalEntry> {
         symbol: SymbolIdx(0),
         why: SyncReason::VenueHeldOther,
     }));
+    for (i, &cmd) in ADDED_LATER_COMMANDS.iter().enumerate() {
+        // The first without a sender (the old record), the rest with one.
+        let by = if i == 0 { NO_SENDER } else { 1000 + i as u32 };
+        e.push(JournalEntry::Feed(FeedEvent::Command { cmd, ts: t(), by }));
+    }
     e
 }
+
+const ADDED_LATER_COMMANDS: &[Command] = &[
+    Command::PauseFollower(FollowerIdx(0)),
+    Command::ResumeFollower(FollowerIdx(0)),
+    Command::StopFollower(FollowerIdx(0)),
+    Command::StopLeader(LeaderIdx(0)),
+    Command::KillSwitchOff,
+    Command::Flatten(SubIdx(0)),
+    Command::FlattenFollower(FollowerIdx(0)),
+    Command::KillSwitch,
+];
 
 /// Codes added since the fixture was first written (`entries` appends them).
 const ADDED_LATER_EXEC: &[ExecKind] = &[ExecKind::Restated];

@@ -11,7 +11,7 @@ use super::world::{Planned, World, T0};
 use super::{Breakage, Check, Failure, Options, Outcome};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
-    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, RejectReason,
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, RejectReason, NO_SENDER,
 };
 use fillcast_engine::model::{SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::outputs::Decision;
@@ -277,6 +277,7 @@ impl<'o> Sim<'o> {
             let ev = FeedEvent::Command {
                 cmd: Command::Resync(SubIdx(s)),
                 ts: Nanos(self.now),
+                by: NO_SENDER,
             };
             self.input(JournalEntry::Feed(ev), None)?;
         }

@@ -12,7 +12,7 @@ use super::rng::Rng;
 use fillcast_engine::config::{self, Config};
 use fillcast_engine::event::{Command, FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
-use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use fillcast_gateways::config::GatewayKinds;
 use std::fmt::Write as _;
@@ -479,16 +479,35 @@ impl World {
                 span = span.max(at - T0);
             }
         }
-        // A person pausing and resuming a subscription now and then.
+        // A person commanding now and then (through `fillcast ctl`, so with a
+        // uid), and taking it back a little later.
         for _ in 0..rng.range(0, 2) {
             let sub = SubIdx(rng.below(n_subs as u64) as u32);
+            let follower = FollowerIdx(rng.below(followers.len() as u64) as u32);
             let at = T0 + rng.range(0, span.max(1));
             let back = at + rng.range(1, 500) * MS;
-            for (when, cmd) in [
-                (at, Command::PauseSubscription(sub)),
-                (back, Command::ResumeSubscription(sub)),
-            ] {
-                planned.push((when, 0, FeedEvent::Command { cmd, ts: Nanos(0) }));
+            let (on, off) = match rng.below(4) {
+                0 => (
+                    Command::PauseSubscription(sub),
+                    Command::ResumeSubscription(sub),
+                ),
+                1 => (Command::Flatten(sub), Command::ResumeSubscription(sub)),
+                2 => (
+                    Command::PauseFollower(follower),
+                    Command::ResumeFollower(follower),
+                ),
+                _ => (Command::KillSwitch, Command::KillSwitchOff),
+            };
+            for (when, cmd) in [(at, on), (back, off)] {
+                planned.push((
+                    when,
+                    0,
+                    FeedEvent::Command {
+                        cmd,
+                        ts: Nanos(0),
+                        by: 1000,
+                    },
+                ));
             }
         }
         planned.sort_by_key(|(at, n, _)| (*at, *n));

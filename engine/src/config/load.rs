@@ -339,6 +339,9 @@ impl<'k> Loader<'k> {
         if let Some(j) = cfg.journal.as_mut() {
             j.dir = resolve(&self.base, &j.dir);
         }
+        if let Some(socket) = cfg.control.as_mut().and_then(|c| c.socket.as_mut()) {
+            *socket = resolve(&self.base, socket);
+        }
 
         let sites = Sites {
             root: &root,
@@ -735,6 +738,7 @@ fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     }
 
     check_journal(cfg, sites, out);
+    check_metrics(cfg, sites, out);
     let venues = check_venues(cfg, sites, out);
     let symbols = check_symbols(cfg, sites, &venues, out);
     check_sources(cfg, sites, out);
@@ -833,6 +837,20 @@ fn check_sources(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     for i in 0..cfg.sources.len() {
         let item = sites.item(&items, i);
         out.kinds_check(item, |kinds, table| kinds.check_source(table));
+    }
+}
+
+fn check_metrics(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
+    let Some(m) = &cfg.metrics else { return };
+    if m.address.parse::<std::net::SocketAddr>().is_err() {
+        let item = sites.root.get("metrics").unwrap_or(sites.root);
+        out.error(
+            item.field_at("address"),
+            format!(
+                "`address` must be an IP address and port such as \"127.0.0.1:9464\", got {:?}",
+                m.address
+            ),
+        );
     }
 }
 

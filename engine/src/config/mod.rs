@@ -48,6 +48,33 @@ pub struct Config {
     /// Where and how to journal; absent = no journal (nothing survives a restart).
     #[serde(default)]
     pub journal: Option<JournalConfig>,
+    /// The control socket of `fillcast ctl` (operational: not in the model).
+    #[serde(default)]
+    pub control: Option<ControlConfig>,
+    /// The Prometheus endpoint (operational: not in the model); absent = off.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// Where `fillcast ctl` reaches a running engine.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The Unix socket (relative to the config file). Default: `control.sock` in
+    /// the journal directory; without a journal, no socket unless given here.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// `false`: no control socket at all.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+}
+
+/// The Prometheus text endpoint, served off the core thread.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` to listen on, e.g. `127.0.0.1:9464`.
+    pub address: String,
 }
 
 /// The journal: every input and decision, on memory-mapped segment files.
@@ -236,6 +263,9 @@ pub mod defaults {
     }
     pub fn segment_mib() -> u32 {
         64
+    }
+    pub fn yes() -> bool {
+        true
     }
     pub fn flush_every_ms() -> u32 {
         10
@@ -503,6 +533,8 @@ impl Config {
             subscriptions: self.subscriptions.clone(),
             subscriptions_file: None,
             journal: None,
+            control: None,
+            metrics: None,
         }
     }
 
@@ -648,6 +680,13 @@ mod tests {
         ops.engine.wait = WaitConfig::Spin;
         ops.sources.clear();
         ops.journal = None;
+        ops.control = Some(ControlConfig {
+            socket: Some("/run/x.sock".into()),
+            enabled: true,
+        });
+        ops.metrics = Some(MetricsConfig {
+            address: "127.0.0.1:9464".into(),
+        });
         for v in &mut ops.venues {
             v.kind = "elsewhere".into();
             v.settings.insert("address".into(), "10.0.0.1:9".into());

@@ -32,6 +32,7 @@ use fillcast_engine::config;
 use fillcast_engine::core::restated_lots;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
+    NO_SENDER,
 };
 use fillcast_engine::ids::{decision_id, parse_client_order_id};
 use fillcast_engine::model::{Side, Universe};
@@ -542,7 +543,7 @@ impl Builder {
                 });
                 Ok(())
             }
-            Entry::Feed(FeedEvent::Command { cmd, ts: t }) => {
+            Entry::Feed(FeedEvent::Command { cmd, ts: t, by }) => {
                 self.set_input(seq, ts, InputKind::Other);
                 let (subject, reason) = match cmd {
                     Command::PauseSubscription(s) => (chk.sub(s.0)?, "pause_subscription"),
@@ -552,6 +553,13 @@ impl Builder {
                     Command::ResumeLeader(l) => (chk.leader(l.0)?, "resume_leader"),
                     Command::KillSwitch => ("*", "kill_switch"),
                     Command::Resync(s) => (chk.sub(s.0)?, "resync_subscription"),
+                    Command::PauseFollower(f) => (chk.follower(f.0)?, "pause_follower"),
+                    Command::ResumeFollower(f) => (chk.follower(f.0)?, "resume_follower"),
+                    Command::StopFollower(f) => (chk.follower(f.0)?, "stop_follower"),
+                    Command::StopLeader(l) => (chk.leader(l.0)?, "stop_leader"),
+                    Command::KillSwitchOff => ("*", "kill_switch_off"),
+                    Command::Flatten(s) => (chk.sub(s.0)?, "flatten_subscription"),
+                    Command::FlattenFollower(f) => (chk.follower(f.0)?, "flatten_follower"),
                 };
                 batch.audit.push(AuditRow {
                     seq: seq_i,
@@ -559,11 +567,18 @@ impl Builder {
                     kind: "command",
                     subject: subject.to_string(),
                     reason,
-                    detail: String::new(),
+                    detail: if by == NO_SENDER {
+                        String::new()
+                    } else {
+                        format!("by uid {by}")
+                    },
                 });
                 Ok(())
             }
-            Entry::Feed(FeedEvent::Empty | FeedEvent::SourceCursor { .. }) => {
+            // A revision is journaled as its config records (above); never as itself.
+            Entry::Feed(
+                FeedEvent::Empty | FeedEvent::SourceCursor { .. } | FeedEvent::Revision { .. },
+            ) => {
                 self.set_input(seq, ts, InputKind::Other);
                 Ok(())
             }

@@ -8,7 +8,7 @@
 use fillcast_engine::config::{load_str, ConfigErrors, ModelTomlError};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
-    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
+    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason, NO_SENDER,
 };
 use fillcast_engine::ids::{leader_event_key, mix64};
 use fillcast_engine::model::{LeaderIdx, ModelError, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
@@ -435,7 +435,11 @@ impl Synth {
                         Command::ResumeSubscription(sub)
                     };
                     let now = self.now();
-                    let orders = self.feed(FeedEvent::Command { cmd, ts: now })?;
+                    let orders = self.feed(FeedEvent::Command {
+                        cmd,
+                        ts: now,
+                        by: NO_SENDER,
+                    })?;
                     self.counts.commands += 1;
                     self.answer(orders)?;
                 }
