@@ -1,8 +1,10 @@
 //! `fillcast`: the command line. Wires config, sources, the engine and gateways
 //! together; all logic lives in the library crates.
 
+mod control;
 mod demo;
 mod journal_cmd;
+mod metrics;
 mod sim_venue;
 mod sql_cmd;
 mod summary;
@@ -22,6 +24,7 @@ use fillcast_gateways::synthetic::SyntheticLeaders;
 use fillcast_journal::restart;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +100,43 @@ enum Cmd {
         /// `fillcast report --latency`.
         #[arg(long)]
         latency_out: Option<PathBuf>,
+        /// Keep running once the sources are done, until `fillcast ctl shutdown`,
+        /// SIGTERM or SIGINT (a live engine). Without it the run ends when its
+        /// sources are done and everything they caused is answered.
+        #[arg(long)]
+        until_stopped: bool,
+    },
+    /// Command a running engine through its control socket.
+    ///
+    /// The socket is `[control] socket` of the config, else `control.sock` in the
+    /// journal directory; only the engine's own user and root may use it.
+    ///
+    /// Commands:
+    ///   status                                  what the engine is doing (--json for all of it)
+    ///   pause|resume|stop subscription ID       stop closes the copied positions, for good
+    ///   pause|resume|stop follower ID           every subscription of the follower
+    ///   pause|resume|stop leader ID             pause: copy no new fills of it; stop: stop every subscription to it
+    ///   flatten subscription|follower ID        close the copied positions now and pause
+    ///   resync subscription ID                  bring it back to its targets now
+    ///   kill-switch on|off                      no new exposure anywhere (closes still go out)
+    ///   reload                                  read the config files again and apply them (as SIGHUP)
+    ///   shutdown                                take no more input, answer what is in flight, stop
+    ///
+    /// Pausing blocks new exposure only: reductions still follow the leader.
+    #[command(verbatim_doc_comment)]
+    Ctl {
+        /// The config the engine runs with (finds its socket).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The control socket (instead of --config).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Print the engine's answer as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The command and its arguments.
+        #[arg(required = true, num_args = 1..)]
+        command: Vec<String>,
     },
     /// Look into a journal.
     #[command(subcommand)]
@@ -158,7 +198,20 @@ fn main() -> ExitCode {
             progress,
             journal,
             latency_out,
-        } => run(&config, progress, journal, latency_out.as_deref()),
+            until_stopped,
+        } => run(
+            &config,
+            progress,
+            journal,
+            latency_out.as_deref(),
+            until_stopped,
+        ),
+        Cmd::Ctl {
+            config,
+            socket,
+            json,
+            command,
+        } => ctl(config.as_deref(), socket, json, &command),
         Cmd::Journal(JournalCmd::Inspect {
             dir,
             json,
@@ -190,6 +243,23 @@ fn load(path: &Path) -> Result<(Config, Arc<Universe>)> {
     };
     let universe = Universe::from_config(&cfg).with_context(|| format!("{}", path.display()))?;
     Ok((cfg, Arc::new(universe)))
+}
+
+fn ctl(config: Option<&Path>, socket: Option<PathBuf>, json: bool, words: &[String]) -> Result<()> {
+    let socket = match (socket, config) {
+        (Some(s), _) => s,
+        (None, Some(c)) => {
+            let (cfg, _) = load(c)?;
+            control::socket_path(&cfg).with_context(|| {
+                format!(
+                    "{}: no control socket: it has no [journal] and no [control] socket",
+                    c.display()
+                )
+            })?
+        }
+        (None, None) => bail!("say where the engine is: --config FILE or --socket PATH"),
+    };
+    control::client(&socket, words, json)
 }
 
 fn check_config(path: &Path) -> Result<()> {
@@ -281,6 +351,7 @@ fn run(
     progress_secs: f64,
     journal_dir: Option<PathBuf>,
     latency_out: Option<&Path>,
+    until_stopped: bool,
 ) -> Result<()> {
     let (mut cfg, u) = load(path)?;
     if cfg.sources.is_empty() {
@@ -322,18 +393,86 @@ fn run(
         ),
     };
     let asked_first = restart.ask_first;
+    let socket = control::socket_path(&cfg);
+    let (control_tx, control_source) = control::channel();
+    let source_names: Vec<String> = sources.iter().map(|s| s.name().to_string()).collect();
+    if socket.is_some() {
+        sources.push(Box::new(control_source));
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let hangup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&shutdown)).context("signal handler")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
+        .context("signal handler")?;
     let started = std::time::Instant::now();
     let running = pipeline::start(core, gateways, sources, journal, restart, &cfg.engine);
+    let served = |progress: &Arc<pipeline::Progress>| control::Served {
+        config_path: path.to_path_buf(),
+        cfg: cfg.clone(),
+        universe: Arc::clone(&u),
+        sources: source_names.clone(),
+        progress: Arc::clone(progress),
+        tx: control_tx.clone(),
+        shutdown: Arc::clone(&shutdown),
+        hangup: Arc::clone(&hangup),
+        started,
+        until_stopped,
+    };
+    // Started after the engine, so a refused start leaves no socket behind; a
+    // failure stops the engine before anything was taken.
+    let server = match &socket {
+        Some(sock) => match control::Server::start(sock, served(&running.progress)) {
+            Ok(s) => {
+                eprintln!(
+                    "fillcast: control socket {} (fillcast ctl --socket {} status)",
+                    sock.display(),
+                    sock.display()
+                );
+                Some(s)
+            }
+            Err(e) => {
+                running
+                    .progress
+                    .draining
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = running.stop();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let metrics = match &cfg.metrics {
+        Some(m) => {
+            let control_stats = server.as_ref().map(|s| Arc::clone(&s.stats));
+            let m = metrics::Endpoint::start(&m.address, served(&running.progress), control_stats)
+                .with_context(|| format!("metrics endpoint {}", m.address))?;
+            eprintln!("fillcast: metrics on http://{}/metrics", m.address());
+            Some(m)
+        }
+        None => None,
+    };
     let mut ticker = summary::Ticker::new(progress_secs, &u, &cfg.engine);
+    if until_stopped {
+        running.wait_for(Duration::from_millis(20), &shutdown, |p| ticker.tick(p));
+    }
     let mut stuck = false;
     let mut known_at_venue = 0;
     let (core_out, mut io_out) = running.run_to_completion(Duration::from_millis(20), |p| {
+        if shutdown.load(std::sync::atomic::Ordering::Relaxed)
+            && !p.draining.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!("fillcast: stopping: no new input is taken; waiting for what is in flight");
+        }
         ticker.tick(p);
         stuck = p.stuck_on_venue();
         known_at_venue = p
             .orders_known_at_venue
             .load(std::sync::atomic::Ordering::Relaxed);
     });
+    drop(server);
+    drop(metrics);
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
     }

@@ -38,6 +38,8 @@ pub struct CoreStats {
     pub decisions: u64,
     pub by_status: [u64; <DecisionStatus as crate::codes::Coded>::ALL.len()],
     pub by_reason: [u64; <Reason as crate::codes::Coded>::ALL.len()],
+    /// Rejects by the venue's reason (`RejectReason` as index).
+    pub by_reject: [u64; <RejectReason as crate::codes::Coded>::ALL.len()],
     pub orders_sent: u64,
     pub reduce_only_orders: u64,
     pub exec_reports: u64,
@@ -1336,6 +1338,7 @@ impl Core {
         }
         if r.kind == ExecKind::Rejected {
             self.stats.rejects += 1;
+            self.stats.by_reject[r.reject as usize] += 1;
         }
         if remaining > Lots::ZERO {
             self.on_unfilled(o, r.kind, r.reject, out);

@@ -130,6 +130,9 @@ pub struct Progress {
     /// Lines for the operator, made as things happen (a venue lost or back); the
     /// command line prints and empties it. Written only on such events.
     pub events: Mutex<Vec<String>>,
+    /// The journal's last sequence number and the bytes this run appended.
+    pub journal_seq: AtomicU64,
+    pub journal_bytes: AtomicU64,
     /// Bit `v` set while venue `v` (of the first 64) is down.
     pub venues_down_mask: AtomicU64,
     /// The revision of the decision model the core decides under now.
@@ -148,6 +151,61 @@ pub struct Progress {
     pub reloads: Reloads,
     /// The core's counters, copied out by the core thread after each busy turn.
     pub stats: SharedStats,
+    /// Fan-out latency per leader fill (as `CoreOutcome::fanout_ns`), in buckets
+    /// readable while the engine runs.
+    pub fanout: LatencyBuckets,
+}
+
+/// Upper bounds of `LatencyBuckets`, ns (the last bucket is everything above).
+pub const LATENCY_BOUNDS_NS: [u64; 19] = [
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    1_000_000_000,
+];
+
+/// A latency histogram of fixed buckets, written by one thread with relaxed
+/// atomics (three per value) and read by any.
+#[derive(Default)]
+pub struct LatencyBuckets {
+    /// Per bucket (not cumulative); `[LATENCY_BOUNDS_NS.len()]` is above the last bound.
+    counts: [AtomicU64; LATENCY_BOUNDS_NS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl LatencyBuckets {
+    fn record(&self, ns: u64) {
+        let i = LATENCY_BOUNDS_NS.partition_point(|&b| b < ns);
+        self.counts[i].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    /// (cumulative count at or below each bound, count of all, sum in ns).
+    pub fn read(&self) -> ([u64; LATENCY_BOUNDS_NS.len()], u64, u64) {
+        let mut cum = [0u64; LATENCY_BOUNDS_NS.len()];
+        let mut run = 0;
+        for (i, c) in cum.iter_mut().enumerate() {
+            run += self.counts[i].load(Relaxed);
+            *c = run;
+        }
+        let all = run + self.counts[LATENCY_BOUNDS_NS.len()].load(Relaxed);
+        (cum, all, self.sum_ns.load(Relaxed))
+    }
 }
 
 /// A validated new revision of the decision model (`FeedEvent::Revision`).
@@ -212,6 +270,7 @@ macro_rules! shared_stats {
             $($field: AtomicU64,)*
             by_status: [AtomicU64; <crate::outputs::DecisionStatus as crate::codes::Coded>::ALL.len()],
             by_reason: [AtomicU64; <crate::outputs::Reason as crate::codes::Coded>::ALL.len()],
+            by_reject: [AtomicU64; <RejectReason as crate::codes::Coded>::ALL.len()],
         }
 
         impl SharedStats {
@@ -221,6 +280,9 @@ macro_rules! shared_stats {
                     a.store(v, Relaxed);
                 }
                 for (a, v) in self.by_reason.iter().zip(s.by_reason) {
+                    a.store(v, Relaxed);
+                }
+                for (a, v) in self.by_reject.iter().zip(s.by_reject) {
                     a.store(v, Relaxed);
                 }
             }
@@ -233,6 +295,9 @@ macro_rules! shared_stats {
                     *v = a.load(Relaxed);
                 }
                 for (v, a) in s.by_reason.iter_mut().zip(&self.by_reason) {
+                    *v = a.load(Relaxed);
+                }
+                for (v, a) in s.by_reject.iter_mut().zip(&self.by_reject) {
                     *v = a.load(Relaxed);
                 }
                 s
@@ -428,6 +493,27 @@ impl Running {
         let out = self.stop();
         tick(&progress);
         out
+    }
+
+    /// For a live engine: wait, calling `tick` about every `every`, until
+    /// `shutdown` is set or the engine cannot go on (a thread ended, the journal
+    /// failed, a venue alarm stopped it). Then the caller drains it
+    /// (`Progress::draining`) and runs it to completion.
+    pub fn wait_for(
+        &self,
+        every: Duration,
+        shutdown: &AtomicBool,
+        mut tick: impl FnMut(&Progress),
+    ) {
+        while !shutdown.load(Relaxed)
+            && !self.core.is_finished()
+            && !self.io.is_finished()
+            && !self.progress.journal_failed.load(Relaxed)
+            && !self.progress.halted.load(Relaxed)
+        {
+            std::thread::sleep(every);
+            tick(&self.progress);
+        }
     }
 
     pub fn stop(self) -> (CoreOutcome, IoOutcome) {
@@ -664,6 +750,11 @@ impl<R: JournalPoller> Journaling<R> {
         self.appended += n;
         self.unflushed |= n > 0;
         progress.journal_appended.store(self.appended, Relaxed);
+        if n > 0 {
+            let (seq, bytes) = sink.position();
+            progress.journal_seq.store(seq, Relaxed);
+            progress.journal_bytes.store(bytes, Relaxed);
+        }
         n
     }
 
@@ -1037,6 +1128,9 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
         let end = clock::now().0;
         for (start, recv) in self.pending.drain(..) {
             let _ = self.fanout_ns.record(end.saturating_sub(start).max(1));
+            self.progress
+                .fanout
+                .record(end.saturating_sub(start).max(1));
             let _ = self
                 .receive_to_egress_ns
                 .record(end.saturating_sub(recv).max(1));
@@ -1100,6 +1194,9 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
                 if drained && self.pending.is_empty() {
                     let end = clock::now().0;
                     let _ = self.fanout_ns.record(end.saturating_sub(start).max(1));
+                    self.progress
+                        .fanout
+                        .record(end.saturating_sub(start).max(1));
                     let _ = self
                         .receive_to_egress_ns
                         .record(end.saturating_sub(f.recv_ts.0).max(1));

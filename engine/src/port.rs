@@ -252,6 +252,12 @@ pub trait JournalSink: Send {
         Ok(())
     }
 
+    /// Where the journal stands: the last sequence number written, and the bytes
+    /// of records (headers included) this sink appended since it opened.
+    fn position(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
     /// Record that the core now decides under revision `revision` of the decision
     /// model, whose TOML is `model_toml`, after everything appended so far and
     /// before anything appended next (`FeedEvent::Revision`).

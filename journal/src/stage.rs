@@ -4,6 +4,7 @@
 use crate::error::JournalError;
 use crate::record::RecordError;
 use crate::record::{config_parts, Encoder, Kind, SCHEMA};
+use crate::segment::RECORD_HEADER;
 use crate::writer::JournalWriter;
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
 use fillcast_engine::units::Nanos;
@@ -12,6 +13,7 @@ pub struct JournalStage {
     writer: JournalWriter,
     enc: Encoder,
     records: u64,
+    bytes: u64,
 }
 
 impl JournalStage {
@@ -20,6 +22,7 @@ impl JournalStage {
             writer,
             enc: Encoder::default(),
             records: 0,
+            bytes: 0,
         }
     }
 
@@ -31,6 +34,7 @@ impl JournalStage {
         let mut seq = 0;
         for (i, part) in parts.into_iter().enumerate() {
             let bytes = self.enc.config(revision, i as u32, n, part)?;
+            self.bytes += (RECORD_HEADER + bytes.len()) as u64;
             seq = self.writer.append(Kind::Config as u16, SCHEMA, ts, bytes)?;
             self.records += 1;
         }
@@ -60,6 +64,10 @@ impl JournalSink for JournalStage {
         self.writer.tick().map_err(SinkError::new)
     }
 
+    fn position(&self) -> (u64, u64) {
+        (self.writer.written_seq(), self.bytes)
+    }
+
     fn revision(&mut self, revision: u64, model_toml: &str, ts: Nanos) -> Result<(), SinkError> {
         self.write_config(revision, model_toml, ts.0)
             .map(|_| ())
@@ -87,6 +95,7 @@ impl JournalStage {
             };
             i += 1;
             if let Some((kind, ts, bytes)) = encoded {
+                self.bytes += (RECORD_HEADER + bytes.len()) as u64;
                 self.writer.append(kind as u16, SCHEMA, ts, bytes)?;
                 self.records += 1;
             }

@@ -1,0 +1,754 @@
+//! The control socket of a running engine, and `fillcast ctl`, its client.
+//!
+//! One request per connection: a line of words (`pause subscription F1:L1`), at
+//! most `MAX_REQUEST` bytes; one reply: a JSON object on one line, `{"ok": true,
+//! "message": ...}` or `{"ok": false, "error": ...}` (`status` adds `"status"`).
+//! The socket is a Unix socket of mode 0600 and the peer's uid is checked with
+//! `SO_PEERCRED`: the engine's own user and root may command it; anyone else is
+//! refused, and the refusal is logged and counted.
+//!
+//! A command becomes an input event: the server resolves its names against the
+//! revision in force and puts a `FeedEvent::Command` (with the sender's uid) into
+//! the control source, which the I/O thread polls like any source, so the core
+//! takes it between two events and the journal holds it with who sent it. A
+//! reload loads and checks the config files exactly as `check-config` does,
+//! hands the new revision to the core (`pipeline::Reloads`) and sends its
+//! `FeedEvent::Revision`.
+
+use anyhow::{bail, Context, Result};
+use crossbeam::channel::{Receiver, Sender, TryRecvError};
+use fillcast_engine::config::{self, Config};
+use fillcast_engine::core::same_shape;
+use fillcast_engine::event::{Command, FeedEvent};
+use fillcast_engine::model::Universe;
+use fillcast_engine::outputs::{DecisionStatus, Reason};
+use fillcast_engine::pipeline::{NewRevision, Progress};
+use fillcast_engine::port::{Source, SourcePoll};
+use fillcast_engine::units::Nanos;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The longest request line taken.
+const MAX_REQUEST: u64 = 4096;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the control socket of the engine run with `cfg` is: `[control] socket`,
+/// else `control.sock` in the journal directory; `None` without either, or with
+/// `[control] enabled = false`.
+pub fn socket_path(cfg: &Config) -> Option<PathBuf> {
+    match &cfg.control {
+        Some(c) if !c.enabled => None,
+        Some(config::ControlConfig {
+            socket: Some(p), ..
+        }) => Some(p.clone()),
+        _ => cfg.journal.as_ref().map(|j| j.dir.join("control.sock")),
+    }
+}
+
+/// The operator's commands as a source: polled for as long as the run lasts,
+/// without holding it open.
+pub struct ControlSource {
+    rx: Receiver<FeedEvent>,
+}
+
+impl Source for ControlSource {
+    fn name(&self) -> &str {
+        "control"
+    }
+
+    fn next(&mut self, _now: Nanos) -> SourcePoll {
+        match self.rx.try_recv() {
+            Ok(ev) => SourcePoll::Event(ev),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => SourcePoll::Idle,
+        }
+    }
+
+    fn holds_run_open(&self) -> bool {
+        false
+    }
+}
+
+/// A control source and the sender that feeds it.
+pub fn channel() -> (Sender<FeedEvent>, ControlSource) {
+    let (tx, rx) = crossbeam::channel::unbounded();
+    (tx, ControlSource { rx })
+}
+
+/// What the server knows of the engine it serves.
+pub struct Served {
+    pub config_path: PathBuf,
+    pub cfg: Config,
+    pub universe: Arc<Universe>,
+    pub sources: Vec<String>,
+    pub progress: Arc<Progress>,
+    pub tx: Sender<FeedEvent>,
+    /// Set by `shutdown` (and by SIGTERM/SIGINT, outside): the run drains and ends.
+    pub shutdown: Arc<AtomicBool>,
+    /// Set by SIGHUP: the server reloads as if `ctl reload` had been sent.
+    pub hangup: Arc<AtomicBool>,
+    pub started: Instant,
+    /// Whether the run keeps going once its sources are done (`run --until-stopped`).
+    pub until_stopped: bool,
+}
+
+/// Counters of the control plane, for `status` and the metrics.
+#[derive(Default)]
+pub struct ControlStats {
+    pub commands: AtomicU64,
+    pub refused_peers: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reloads_invalid: AtomicU64,
+}
+
+/// The running control server: its thread, and the socket it removes when stopped.
+pub struct Server {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub stats: Arc<ControlStats>,
+}
+
+impl Server {
+    /// Listen on `path`. A socket left by an engine that is gone is replaced; one
+    /// an engine still answers on is an error.
+    pub fn start(path: &Path, served: Served) -> Result<Server> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                bail!(
+                    "control socket {}: another engine is running and answers on it (stop it, or set [control] socket elsewhere)",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path).with_context(|| {
+                format!("control socket {}: removing a stale socket", path.display())
+            })?;
+        }
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("control socket {}: binding", path.display()))?;
+        // SO_PEERCRED decides who may command; the mode keeps others from even
+        // connecting.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("control socket {}: chmod 0600", path.display()))?;
+        listener
+            .set_nonblocking(true)
+            .context("control socket: non-blocking")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(ControlStats::default());
+        let mut state = State {
+            served,
+            stats: Arc::clone(&stats),
+            owner: current_uid(),
+        };
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("fillcast-control".into())
+            .spawn(move || {
+                while !stop2.load(Relaxed) {
+                    if state.served.hangup.swap(false, Relaxed) {
+                        let reply = state.reload(None);
+                        log_reply("SIGHUP reload", &reply);
+                    }
+                    match listener.accept() {
+                        Ok((stream, _)) => state.serve(stream),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(e) => {
+                            eprintln!("fillcast: control socket: accept: {e}");
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                }
+            })
+            .context("spawning the control thread")?;
+        Ok(Server {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn log_reply(what: &str, reply: &Value) {
+    if reply["ok"] == json!(true) {
+        eprintln!(
+            "fillcast: {what}: {}",
+            reply["message"].as_str().unwrap_or("")
+        );
+    } else {
+        eprintln!(
+            "fillcast: {what} REFUSED: {}",
+            reply["error"].as_str().unwrap_or("")
+        );
+    }
+}
+
+struct State {
+    served: Served,
+    stats: Arc<ControlStats>,
+    owner: u32,
+}
+
+fn error(msg: impl Into<String>) -> Value {
+    json!({"ok": false, "error": msg.into()})
+}
+
+fn ok(msg: impl Into<String>) -> Value {
+    json!({"ok": true, "message": msg.into()})
+}
+
+impl State {
+    fn serve(&mut self, mut stream: UnixStream) {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+        let reply = match peer_uid(&stream) {
+            Err(e) => {
+                self.stats.refused_peers.fetch_add(1, Relaxed);
+                eprintln!(
+                    "fillcast: control socket: REFUSED a client whose uid cannot be read: {e}"
+                );
+                error(format!("your uid cannot be read ({e})"))
+            }
+            Ok(uid) if uid != self.owner && uid != 0 => {
+                self.stats.refused_peers.fetch_add(1, Relaxed);
+                eprintln!(
+                    "fillcast: control socket: REFUSED uid {uid}: only uid {} (the engine's user) and root may command this engine",
+                    self.owner
+                );
+                error(format!(
+                    "permission denied: uid {uid} may not command this engine (only uid {} and root may)",
+                    self.owner
+                ))
+            }
+            Ok(uid) => match read_request(&mut stream) {
+                Ok(line) => {
+                    let reply = self.handle(&line, uid);
+                    if reply["ok"] != json!(true) {
+                        self.stats.bad_requests.fetch_add(1, Relaxed);
+                    }
+                    if !line.trim().eq_ignore_ascii_case("status") {
+                        log_reply(&format!("command `{}` from uid {uid}", line.trim()), &reply);
+                    }
+                    reply
+                }
+                Err(e) => {
+                    self.stats.bad_requests.fetch_add(1, Relaxed);
+                    error(e)
+                }
+            },
+        };
+        let _ = writeln!(stream, "{reply}");
+    }
+
+    fn handle(&mut self, line: &str, uid: u32) -> Value {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let u = Arc::clone(&self.served.universe);
+        let target = |what: &str, id: &str| -> Result<Target, String> {
+            match what {
+                "subscription" | "sub" => u
+                    .subs
+                    .iter()
+                    .position(|s| s.id == id)
+                    .map(|i| Target::Sub(i as u32))
+                    .ok_or_else(|| format!("no subscription `{id}` in the running revision")),
+                "follower" => u
+                    .follower(id)
+                    .map(|f| Target::Follower(f.0))
+                    .ok_or_else(|| format!("no follower `{id}` in the running revision")),
+                "leader" => u
+                    .leader(id)
+                    .map(|l| Target::Leader(l.0))
+                    .ok_or_else(|| format!("no leader `{id}` in the running revision")),
+                other => Err(format!(
+                    "`{other}` is not a subscription, follower or leader (say `subscription ID`, `follower ID` or `leader ID`)"
+                )),
+            }
+        };
+        use fillcast_engine::model::{FollowerIdx, LeaderIdx, SubIdx};
+        let cmd = match words.as_slice() {
+            [] => return error(format!("empty request; {USAGE}")),
+            ["status"] => return json!({"ok": true, "status": self.status()}),
+            ["reload"] => return self.reload(Some(uid)),
+            ["shutdown"] => {
+                self.served.shutdown.store(true, Relaxed);
+                return ok("shutting down: no new input is taken; the engine stops once every order in flight is answered");
+            }
+            ["kill-switch", "on"] => Command::KillSwitch,
+            ["kill-switch", "off"] => Command::KillSwitchOff,
+            [verb @ ("pause" | "resume" | "stop" | "flatten" | "resync"), what, id] => {
+                let t = match target(what, id) {
+                    Ok(t) => t,
+                    Err(e) => return error(e),
+                };
+                match (*verb, t) {
+                    ("pause", Target::Sub(s)) => Command::PauseSubscription(SubIdx(s)),
+                    ("resume", Target::Sub(s)) => Command::ResumeSubscription(SubIdx(s)),
+                    ("stop", Target::Sub(s)) => Command::StopSubscription(SubIdx(s)),
+                    ("flatten", Target::Sub(s)) => Command::Flatten(SubIdx(s)),
+                    ("resync", Target::Sub(s)) => Command::Resync(SubIdx(s)),
+                    ("pause", Target::Follower(f)) => Command::PauseFollower(FollowerIdx(f)),
+                    ("resume", Target::Follower(f)) => Command::ResumeFollower(FollowerIdx(f)),
+                    ("stop", Target::Follower(f)) => Command::StopFollower(FollowerIdx(f)),
+                    ("flatten", Target::Follower(f)) => Command::FlattenFollower(FollowerIdx(f)),
+                    ("pause", Target::Leader(l)) => Command::PauseLeader(LeaderIdx(l)),
+                    ("resume", Target::Leader(l)) => Command::ResumeLeader(LeaderIdx(l)),
+                    ("stop", Target::Leader(l)) => Command::StopLeader(LeaderIdx(l)),
+                    (verb, _) => {
+                        return error(format!(
+                            "`{verb} {what}` is not a command (`{verb}` takes {})",
+                            if verb == "flatten" {
+                                "a subscription or a follower"
+                            } else {
+                                "a subscription"
+                            }
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return error(format!(
+                    "unknown command `{}`; {USAGE}",
+                    truncate(line.trim(), 80)
+                ))
+            }
+        };
+        if self.served.progress.draining.load(Relaxed) {
+            return error("the engine is shutting down and takes no more commands");
+        }
+        let ev = FeedEvent::Command {
+            cmd,
+            ts: fillcast_engine::clock::now(),
+            by: uid,
+        };
+        if self.served.tx.send(ev).is_err() {
+            return error("the engine has stopped taking input");
+        }
+        self.stats.commands.fetch_add(1, Relaxed);
+        ok(format!(
+            "{} — taken as an input event, journaled with uid {uid}",
+            describe(&cmd, &u)
+        ))
+    }
+
+    /// Load the config again exactly as `check-config` does and hand the new
+    /// revision to the core. `by`: the uid of the `ctl` client (`None`: SIGHUP).
+    fn reload(&mut self, by: Option<u32>) -> Value {
+        self.stats.reloads.fetch_add(1, Relaxed);
+        let invalid = |s: &Self, msg: String| {
+            s.stats.reloads_invalid.fetch_add(1, Relaxed);
+            error(msg)
+        };
+        let path = self.served.config_path.clone();
+        let (cfg, u) = match crate::load(&path) {
+            Ok(x) => x,
+            Err(e) => return invalid(self, format!("{e:#}\nnothing changed")),
+        };
+        let old = Arc::clone(&self.served.universe);
+        if let Err(shape) = same_shape(&old, &u, &self.served.cfg.engine, &cfg.engine) {
+            return invalid(
+                self,
+                format!(
+                    "{}: {shape}. A running engine takes new values (limits, allocations, modes and their parameters, statuses, policies); adding or removing symbols, leaders, followers or subscriptions needs a restart on the same journal (`fillcast run` applies it then, or says why not). Nothing changed",
+                    path.display()
+                ),
+            );
+        }
+        let mut later = Vec::new();
+        if cfg.sources != self.served.cfg.sources {
+            later.push("[[sources]]");
+        }
+        if cfg.journal != self.served.cfg.journal {
+            later.push("[journal]");
+        }
+        if cfg.control != self.served.cfg.control {
+            later.push("[control]");
+        }
+        if cfg.metrics != self.served.cfg.metrics {
+            later.push("[metrics]");
+        }
+        let later = if later.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} changed too: those take effect at the next start)",
+                later.join(", ")
+            )
+        };
+        if u.revision == old.revision {
+            return ok(format!(
+                "revision {:016x} unchanged: the decision model is the same{later}",
+                u.revision
+            ));
+        }
+        let diff = config::model_diff(&self.served.cfg, &cfg);
+        let model_toml = match cfg.model_toml() {
+            Ok(t) => t,
+            Err(e) => return invalid(self, format!("{}: {e}; nothing changed", path.display())),
+        };
+        if self.served.progress.draining.load(Relaxed) {
+            return error("the engine is shutting down and takes no reload");
+        }
+        let new = Arc::new(NewRevision {
+            universe: Arc::clone(&u),
+            was: self.served.cfg.engine.clone(),
+            engine: cfg.engine.clone(),
+            model_toml,
+        });
+        if self.served.progress.reloads.hand_over(new).is_err() {
+            return error(
+                "too many reloads are still on their way to the core; try again in a moment",
+            );
+        }
+        let ev = FeedEvent::Revision {
+            revision: u.revision,
+            ts: fillcast_engine::clock::now(),
+        };
+        if self.served.tx.send(ev).is_err() {
+            return error("the engine has stopped taking input");
+        }
+        self.served.cfg = cfg;
+        self.served.universe = Arc::clone(&u);
+        ok(format!(
+            "revision {:016x} → {:016x}{}, applied between two events and journaled: {}{later}",
+            old.revision,
+            u.revision,
+            by.map_or_else(|| " (SIGHUP)".to_string(), |uid| format!(" by uid {uid}")),
+            if diff.is_empty() {
+                "no value changed".to_string()
+            } else {
+                diff.join("; ")
+            }
+        ))
+    }
+
+    fn status(&self) -> Value {
+        status_json(
+            &self.served,
+            &self.stats,
+            self.served.started.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+/// The engine's state as `ctl status --json` shows it (and the metrics read it).
+pub fn status_json(s: &Served, c: &ControlStats, uptime_s: f64) -> Value {
+    let p = &s.progress;
+    let st = p.stats.snapshot();
+    let down = p.venues_down_mask.load(Relaxed);
+    let venues: Vec<Value> = s
+        .universe
+        .venues
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"name": v.name, "up": !(i < 64 && down & (1 << i) != 0)}))
+        .collect();
+    let finished = p.sources_finished.load(Relaxed);
+    let sources: Vec<Value> = s
+        .sources
+        .iter()
+        .map(|n| json!({"name": n, "finished": finished}))
+        .collect();
+    let by_status: serde_json::Map<String, Value> =
+        <DecisionStatus as fillcast_engine::codes::Coded>::ALL
+            .iter()
+            .map(|&d| (d.as_str().to_string(), json!(st.status_count(d))))
+            .collect();
+    let by_reason: serde_json::Map<String, Value> = <Reason as fillcast_engine::codes::Coded>::ALL
+        .iter()
+        .filter(|&&r| r != Reason::None && st.reason_count(r) > 0)
+        .map(|&r| (r.as_str().to_string(), json!(st.reason_count(r))))
+        .collect();
+    json!({
+        "revision": format!("{:016x}", p.revision.load(Relaxed)),
+        "uptime_seconds": (uptime_s * 1000.0).round() / 1000.0,
+        "state": if p.draining.load(Relaxed) { "draining" } else if p.halted.load(Relaxed) { "halted" } else { "running" },
+        "until_stopped": s.until_stopped,
+        "sources": sources,
+        "venues": venues,
+        "counts": {
+            "leader_fills": st.leader_fills,
+            "duplicate_events": st.duplicate_events,
+            "invalid_events": st.invalid_events,
+            "mark_prices": st.mark_prices,
+            "commands": st.commands,
+            "decisions": st.decisions,
+            "decisions_by_status": by_status,
+            "decisions_by_reason": by_reason,
+            "orders_sent": st.orders_sent,
+            "exec_reports": st.exec_reports,
+            "fills": st.fills,
+            "rejects": st.rejects,
+            "retries": st.retries,
+            "stops": st.stops,
+            "source_rejected": p.source_rejected.load(Relaxed),
+            "source_duplicates": p.source_duplicates.load(Relaxed),
+        },
+        "live_orders": p.live_orders.load(Relaxed),
+        "ingest_lag_seconds": p.ingest_lag_ns.load(Relaxed) as f64 / 1e9,
+        "out_of_sync": {
+            "pairs_waiting": p.resync_pending.load(Relaxed),
+            "pairs_stuck_on_a_venue": p.resync_stuck.load(Relaxed),
+            "given_up": st.gave_up,
+        },
+        "journal": {
+            "seq": p.journal_seq.load(Relaxed),
+            "bytes_this_run": p.journal_bytes.load(Relaxed),
+        },
+        "reloads": {
+            "applied": p.reloads_applied.load(Relaxed),
+            "refused_by_core": p.reloads_refused.load(Relaxed),
+            "requested": c.reloads.load(Relaxed),
+            "invalid": c.reloads_invalid.load(Relaxed),
+        },
+        "control": {
+            "commands": c.commands.load(Relaxed),
+            "refused_peers": c.refused_peers.load(Relaxed),
+            "bad_requests": c.bad_requests.load(Relaxed),
+        },
+    })
+}
+
+#[derive(Copy, Clone)]
+enum Target {
+    Sub(u32),
+    Follower(u32),
+    Leader(u32),
+}
+
+const USAGE: &str = "commands: status | pause|resume|stop subscription|follower|leader ID | flatten subscription|follower ID | resync subscription ID | kill-switch on|off | reload | shutdown";
+
+fn truncate(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn describe(cmd: &Command, u: &Universe) -> String {
+    let sub = |i: u32| {
+        u.subs
+            .get(i as usize)
+            .map_or("?".to_string(), |s| format!("subscription {}", s.id))
+    };
+    let follower = |i: u32| {
+        u.followers
+            .get(i as usize)
+            .map_or("?".to_string(), |f| format!("follower {}", f.id))
+    };
+    let leader = |i: u32| {
+        u.leaders
+            .get(i as usize)
+            .map_or("?".to_string(), |l| format!("leader {}", l.id))
+    };
+    match *cmd {
+        Command::PauseSubscription(s) => format!("pause {}", sub(s.0)),
+        Command::ResumeSubscription(s) => format!("resume {}", sub(s.0)),
+        Command::StopSubscription(s) => format!("stop {} (its positions are closed)", sub(s.0)),
+        Command::Flatten(s) => format!("flatten {} (closed now, paused until resumed)", sub(s.0)),
+        Command::Resync(s) => format!("resync {}", sub(s.0)),
+        Command::PauseFollower(f) => format!("pause {}", follower(f.0)),
+        Command::ResumeFollower(f) => format!("resume {}", follower(f.0)),
+        Command::StopFollower(f) => format!(
+            "stop {} (every subscription; positions closed)",
+            follower(f.0)
+        ),
+        Command::FlattenFollower(f) => format!("flatten {} (every subscription)", follower(f.0)),
+        Command::PauseLeader(l) => format!("pause {}", leader(l.0)),
+        Command::ResumeLeader(l) => format!("resume {}", leader(l.0)),
+        Command::StopLeader(l) => format!(
+            "stop {} (every subscription to it; positions closed)",
+            leader(l.0)
+        ),
+        Command::KillSwitch => {
+            "kill switch on: no new exposure anywhere; closes still go out".into()
+        }
+        Command::KillSwitchOff => "kill switch off".into(),
+    }
+}
+
+fn read_request(stream: &mut UnixStream) -> Result<String, String> {
+    let mut line = String::new();
+    let mut r = BufReader::new(stream.take(MAX_REQUEST + 1));
+    match r.read_line(&mut line) {
+        Ok(0) => Err("empty request".into()),
+        Ok(n) if n as u64 > MAX_REQUEST => Err(format!("request longer than {MAX_REQUEST} bytes")),
+        Ok(_) => Ok(line),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err("the request is not UTF-8 text".into())
+        }
+        Err(e) => Err(format!("reading the request: {e}")),
+    }
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// The uid of the process at the other end of `stream` (`SO_PEERCRED`: the
+/// kernel's record of who connected, which the peer cannot forge).
+fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the fd is a connected Unix socket that `stream` keeps open for the
+    // call; `cred` is a properly aligned, writable `ucred` and `len` holds its
+    // exact size, which is what SO_PEERCRED writes (at most `len` bytes).
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(std::io::Error::other("SO_PEERCRED returned a short answer"));
+    }
+    Ok(cred.uid)
+}
+
+/// `fillcast ctl`: send `words` to the engine at `socket` and print its answer;
+/// `Err` when the engine refused or could not be reached.
+pub fn client(socket: &Path, words: &[String], json_out: bool) -> Result<()> {
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach an engine at {} (is `fillcast run` running with this config?)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    writeln!(stream, "{}", words.join(" "))?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    stream
+        .take(16 << 20)
+        .read_to_string(&mut reply)
+        .context("reading the engine's answer")?;
+    let v: Value = serde_json::from_str(reply.trim())
+        .with_context(|| format!("the engine's answer is not JSON: {}", truncate(&reply, 200)))?;
+    if json_out {
+        println!("{v}");
+    } else if let Some(s) = v.get("status") {
+        print!("{}", status_text(s));
+    } else if let Some(m) = v["message"].as_str() {
+        println!("{m}");
+    }
+    if v["ok"] != json!(true) {
+        bail!("{}", v["error"].as_str().unwrap_or("refused"));
+    }
+    Ok(())
+}
+
+/// `ctl status` for a person.
+fn status_text(s: &Value) -> String {
+    let mut out = String::new();
+    let c = &s["counts"];
+    let line = |out: &mut String, l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
+    line(
+        &mut out,
+        format!(
+            "engine: {} · revision {} · up {:.1} s",
+            s["state"].as_str().unwrap_or("?"),
+            s["revision"].as_str().unwrap_or("?"),
+            s["uptime_seconds"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    let names = |v: &Value, f: &dyn Fn(&Value) -> String| {
+        v.as_array()
+            .map(|a| a.iter().map(f).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    line(
+        &mut out,
+        format!(
+            "sources: {}",
+            names(&s["sources"], &|x| format!(
+                "{} ({})",
+                x["name"].as_str().unwrap_or("?"),
+                if x["finished"] == json!(true) {
+                    "finished"
+                } else {
+                    "running"
+                }
+            ))
+        ),
+    );
+    line(
+        &mut out,
+        format!(
+            "venues: {}",
+            names(&s["venues"], &|x| format!(
+                "{} ({})",
+                x["name"].as_str().unwrap_or("?"),
+                if x["up"] == json!(true) { "up" } else { "DOWN" }
+            ))
+        ),
+    );
+    line(
+        &mut out,
+        format!(
+            "leader fills {} · decisions {} · orders sent {} · fills {} · rejects {} · commands {}",
+            c["leader_fills"],
+            c["decisions"],
+            c["orders_sent"],
+            c["fills"],
+            c["rejects"],
+            c["commands"]
+        ),
+    );
+    line(
+        &mut out,
+        format!(
+            "live orders {} · ingest lag {:.6} s · out of sync: {} waiting, {} stuck on a venue, {} given up",
+            s["live_orders"],
+            s["ingest_lag_seconds"].as_f64().unwrap_or(0.0),
+            s["out_of_sync"]["pairs_waiting"],
+            s["out_of_sync"]["pairs_stuck_on_a_venue"],
+            s["out_of_sync"]["given_up"]
+        ),
+    );
+    line(
+        &mut out,
+        format!(
+            "journal: seq {} · {} bytes this run · reloads applied {}, invalid {}",
+            s["journal"]["seq"],
+            s["journal"]["bytes_this_run"],
+            s["reloads"]["applied"],
+            s["reloads"]["invalid"]
+        ),
+    );
+    out
+}
