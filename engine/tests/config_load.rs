@@ -10,9 +10,9 @@
 //! `gateways/tests/config.rs` has their cases.
 
 use fillcast_engine::config::{
-    load, load_str, struct_fields, Config, ConfigError, ConfigErrors, EngineConfig, FollowerConfig,
-    JournalConfig, LeaderConfig, LeaderProfile, ModeConfig, ResyncConfig, Status,
-    SubscriptionConfig, SymbolConfig,
+    load, load_str, struct_fields, Config, ConfigError, ConfigErrors, ControlConfig, EngineConfig,
+    FollowerConfig, JournalConfig, LeaderConfig, LeaderProfile, MetricsConfig, ModeConfig,
+    ResyncConfig, Status, SubscriptionConfig, SymbolConfig,
 };
 use fillcast_engine::model::Universe;
 use proptest::prelude::*;
@@ -157,6 +157,8 @@ fn example_and_reference_document_every_key() {
         struct_fields::<FollowerConfig>(),
         struct_fields::<SubscriptionConfig>(),
         struct_fields::<JournalConfig>(),
+        struct_fields::<ControlConfig>(),
+        struct_fields::<MetricsConfig>(),
     ] {
         assert!(!f.is_empty());
         keys.extend(f);
@@ -1117,4 +1119,28 @@ fn errors_render_as_file_line_column_message() {
     );
     let boxed: Box<dyn std::error::Error> = Box::new(all);
     assert!(boxed.to_string().contains('\n'));
+}
+
+#[test]
+fn control_and_metrics_sections_are_checked_with_their_lines() {
+    check(
+        "\n[metrics]\naddress = \"localhost\"\n",
+        &[(3, "`address` must be an IP address and port")],
+    );
+    check("\n[metrics]\nport = 9464\n", &[(3, "port")]);
+    check("\n[control]\nsocket = 5\n", &[(3, "socket")]);
+    check("\n[control]\nsockets = \"x\"\n", &[(3, "sockets")]);
+    let cfg = assert_loads(&format!(
+        "{BASE}\n[control]\nsocket = \"run/ctl.sock\"\n[metrics]\naddress = \"127.0.0.1:0\"\n"
+    ));
+    let socket = cfg.control.and_then(|c| c.socket).expect("a socket");
+    assert!(
+        socket.is_absolute() && socket.ends_with("run/ctl.sock"),
+        "relative to the config file: {}",
+        socket.display()
+    );
+    assert_eq!(
+        cfg.metrics.map(|m| m.address).as_deref(),
+        Some("127.0.0.1:0")
+    );
 }
