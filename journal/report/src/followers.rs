@@ -2,7 +2,8 @@
 //! and the marks, never from what the engine meant to do.
 //!
 //! Per subscription: realized P&L (average cost), unrealized P&L of the open
-//! positions at the mark, trading fees paid, and `net = realized + unrealized − fees`.
+//! positions at the mark (else the latest trade in the symbol by anyone, see
+//! `ledger`), trading fees paid, and `net = realized + unrealized − fees`.
 //! Its *equity* is `allocation + net`; high-water-mark performance fees (see
 //! `fees`) are charged on that equity at each settlement period's end. A follower's
 //! figures are the sums over its subscriptions. Funding payments are not in the
@@ -156,11 +157,18 @@ pub(crate) fn followers(
         // and at the report's time: value there, not at every mark.
         let at = |(_, e): (i64, i64)| if e <= as_of_ns { e - 1 } else { as_of_ns };
         let times: Vec<i64> = periods.iter().copied().map(at).collect();
-        let r = ledger::replay(base, sf, &ds.marks, as_of_ns, ledger::Valuation::At(&times))
-            .map_err(|o| ReportError::Overflow {
-                what: format!("subscription {sub_id}"),
-                ts_ns: o.ts_ns,
-            })?;
+        let r = ledger::replay(
+            base,
+            sf,
+            &ds.marks,
+            &ds.trades,
+            as_of_ns,
+            ledger::Valuation::At(&times),
+        )
+        .map_err(|o| ReportError::Overflow {
+            what: format!("subscription {sub_id}"),
+            ts_ns: o.ts_ns,
+        })?;
         let period_equities: Vec<PeriodEquity> = periods
             .iter()
             .map(|&(s, e)| PeriodEquity {

@@ -13,7 +13,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::chart::{self, esc, nice_ticks, tick_label, truncate, Anchor, Key, Plot, Scale};
-use super::text::{money, pct, pf, ratio};
+use super::text::{basis_label, money, pct, pf, ratio};
 use super::time::{format_date, format_duration, format_latency, format_ts, NS_PER_DAY};
 use super::{LeaderReport, Report};
 
@@ -89,7 +89,7 @@ fn leaders_section(h: &mut String, r: &Report) {
         })
         .collect();
     let caption = format!(
-        "Equity curves, indexed: equity ÷ capital × 100 (100 = the starting capital), open positions at the mark.{}",
+        "Equity curves, indexed: equity ÷ capital × 100 (100 = the starting capital), open positions at the mark, or at the latest trade in a symbol without one.{}",
         more(drawn.len(), r.leaders.len())
     );
     figure(
@@ -157,17 +157,18 @@ fn leaders_section(h: &mut String, r: &Report) {
     h.push_str("</tbody></table>\n");
     truncation_note(h, r.leaders.len(), r.options.rows_max, "leaders");
 
-    h.push_str("<h3>Capital, equity and open positions</h3><table><thead><tr><th>leader</th><th>capital</th><th>equity</th><th>realized</th><th>unrealized</th><th>followers</th><th>AUM</th><th>open positions (qty @ avg → mark)</th></tr></thead><tbody>\n");
+    h.push_str("<h3>Capital, equity and open positions</h3><table><thead><tr><th>leader</th><th>capital</th><th>equity</th><th>realized</th><th>unrealized</th><th>followers</th><th>AUM</th><th>open positions (qty @ avg → mark, or latest trade without one)</th></tr></thead><tbody>\n");
     for l in r.leaders.iter().take(r.options.rows_max) {
         let open: Vec<String> = l
             .open_positions
             .iter()
             .map(|p| {
                 format!(
-                    "{} {} @ {} → {} ({})",
+                    "{} {} @ {} → {} {} ({})",
                     p.symbol,
                     p.qty,
                     money(p.avg_price),
+                    basis_label(p.basis),
                     p.mark,
                     money(p.unrealized)
                 )
@@ -217,7 +218,7 @@ fn followers_section(h: &mut String, r: &Report) {
     figure(
         h,
         &bar_chart("chart-pnl", &bars, "followers", "no follower with fills"),
-        "Distribution of followers' net P&L (realized + unrealized at the mark − trading fees), summed over each follower's subscriptions.",
+        "Distribution of followers' net P&L (realized + unrealized at the mark or, without one, the latest trade − trading fees), summed over each follower's subscriptions.",
     );
     if r.followers.is_empty() {
         h.push_str("<p>No follower in the database.</p>\n</section>\n");
@@ -711,7 +712,7 @@ code { background: #f3f4f6; padding: 0 3px; border-radius: 3px; }
 const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 <dl>
 <dt>Equity</dt>
-<dd>Capital + realized P&amp;L + unrealized P&amp;L − trading fees. Open positions are valued at the mark: the latest <code>mark_prices</code> row of the symbol at or before the instant, or, before the first mark, the account's own latest fill price. A held loss therefore lowers equity at once; it cannot hide in an open position. A leader's capital is its earliest <code>leader_equity</code> row, else <code>leaders.equity</code>; a subscription's is its allocation. Positions and realized P&amp;L are rebuilt from fills with average-cost accounting (the engine's rule), assuming linear contracts (P&amp;L = quantity × price change).</dd>
+<dd>Capital + realized P&amp;L + unrealized P&amp;L − trading fees. Open positions are valued at the latest market price known at the instant: the latest <code>mark_prices</code> row of the symbol at or before it; without one (a symbol with no mark, or before its first), the latest trade in the symbol by anyone at or before it: any leader fill (<code>leader_fills</code>, except those the engine ignored) or follower fill (<code>follower_fills</code>), whichever is latest (by its time, then by journal <code>seq</code>), never the account's own older fill when someone traded since. Only with no trade known at all is it the account's own latest fill. Each open position says which price it is at, and the notes name the symbols without a mark. A held loss therefore lowers equity at once; it cannot hide in an open position. A leader's capital is its earliest <code>leader_equity</code> row, else <code>leaders.equity</code>; a subscription's is its allocation. Positions and realized P&amp;L are rebuilt from fills with average-cost accounting (the engine's rule), assuming linear contracts (P&amp;L = quantity × price change).</dd>
 <dt>Trade</dt>
 <dd>A position in one symbol from flat to flat (an episode). A fill that flips the side closes one trade and opens the next. Open trades are not counted in win rate or profit factor, but their unrealized P&amp;L is in equity, ROI and drawdown.</dd>
 <dt>Window</dt>
@@ -719,7 +720,7 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 <dt>P&amp;L and ROI</dt>
 <dd>P&amp;L = closing equity − opening equity. ROI = P&amp;L ÷ opening equity (n/a without a capital).</dd>
 <dt>Maximum drawdown</dt>
-<dd>The largest fall from a running peak of equity to a later point, as a fraction of that peak: max over t of (peak<sub>t</sub> − equity<sub>t</sub>) ÷ peak<sub>t</sub>, over every point of the equity curve in the window (each fill and each mark change).</dd>
+<dd>The largest fall from a running peak of equity to a later point, as a fraction of that peak: max over t of (peak<sub>t</sub> − equity<sub>t</sub>) ÷ peak<sub>t</sub>, over every point of the equity curve in the window (each fill, each mark change, and before a symbol's first mark each change of its latest trade price).</dd>
 <dt>Sharpe ratio</dt>
 <dd>mean(r) ÷ sd(r) × √(periods per year), with r the simple return of equity over each complete day of the window (equity sampled every 24 h counting back from the window's close; a leading partial day is left out), sd the sample standard deviation (n − 1), a risk-free rate of 0 and 365 periods a year. n/a with fewer than two daily returns or zero variance.</dd>
 <dt>Annualised return and Calmar ratio</dt>
@@ -729,7 +730,7 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 <dt>Followers and AUM</dt>
 <dd>Followers = distinct followers subscribed to the leader. AUM = the sum of those subscriptions' allocations.</dd>
 <dt>Follower P&amp;L</dt>
-<dd>From the venue's fills (<code>follower_fills</code>), never from instructions: realized (average cost) + unrealized at the mark − trading fees (a negative fee is a rebate). Funding is not in the schema and is not included.</dd>
+<dd>From the venue's fills (<code>follower_fills</code>), never from instructions: realized (average cost) + unrealized at the mark (else the latest trade, as for equity) − trading fees (a negative fee is a rebate). Funding is not in the schema and is not included.</dd>
 <dt>Performance fee (high-water mark)</dt>
 <dd>At the end of each settlement period, fee = rate × max(0, equity − HWM), and the HWM rises to that equity when a fee is charged. The HWM starts at the allocation, so a follower who loses and recovers pays nothing until equity passes its previous high: each unit of profit is charged once. The equity is trading equity before performance fees. Each fee is split into the leader's share (fee × leader fraction) and the platform's (the rest). The running period's fee is shown as accrued, not charged.</dd>
 <dt>Reconciliation and sync score</dt>

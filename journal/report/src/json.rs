@@ -61,7 +61,8 @@ fn open_positions(v: &[OpenPosition]) -> Value {
             .map(|p| {
                 json!({
                     "symbol": p.symbol, "qty": dec(p.qty), "avg_price": dec(p.avg_price),
-                    "mark": dec(p.mark), "unrealized_pnl": dec(p.unrealized), "open_ns": p.open_ns,
+                    "mark": dec(p.mark), "price_basis": p.basis.as_str(),
+                    "unrealized_pnl": dec(p.unrealized), "open_ns": p.open_ns,
                 })
             })
             .collect(),

@@ -1,5 +1,6 @@
 //! Leader metrics: each leader's trades and equity curve rebuilt from
-//! `leader_fills` and `mark_prices`, and its metrics over trailing windows
+//! `leader_fills` and `mark_prices` (else the latest trade in the symbol by anyone),
+//! and its metrics over trailing windows
 //! (7, 30, 90 days by default) and over all time.
 //!
 //! **Capital.** A leader's equity curve starts from its capital: the earliest
@@ -9,7 +10,8 @@
 //!
 //! **Windows.** A window `[as_of − N days, as_of]` opens at the equity in force at
 //! its start (or at the leader's first fill, if later) and closes at the equity at
-//! `as_of`, open positions valued at the mark: an open losing position lowers the
+//! `as_of`, open positions valued at the mark (else the latest trade in the symbol,
+//! see `ledger`): an open losing position lowers the
 //! window's P&L and ROI. Trade counts, win rate, profit factor and holding time count
 //! the trades *closed* inside the window.
 
@@ -131,11 +133,18 @@ pub(crate) fn leaders(
         let empty = Vec::new();
         let lf = fills.get(id).unwrap_or(&empty);
         let base = capital.unwrap_or_default();
-        let r = ledger::replay(base, lf, &ds.marks, as_of_ns, ledger::Valuation::EveryMark)
-            .map_err(|o| ReportError::Overflow {
-                what: format!("leader {id}"),
-                ts_ns: o.ts_ns,
-            })?;
+        let r = ledger::replay(
+            base,
+            lf,
+            &ds.marks,
+            &ds.trades,
+            as_of_ns,
+            ledger::Valuation::EveryMark,
+        )
+        .map_err(|o| ReportError::Overflow {
+            what: format!("leader {id}"),
+            ts_ns: o.ts_ns,
+        })?;
         let mine: Vec<&SubInfo> = subs.values().filter(|s| s.leader_id == id).collect();
         let followers: BTreeSet<&str> = mine.iter().map(|s| s.follower_id.as_str()).collect();
         let aum = mine.iter().filter_map(|s| s.allocation).sum();

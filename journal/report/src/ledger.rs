@@ -7,9 +7,13 @@
 //! the remainder.
 //!
 //! **Equity** at time `t` = base capital + realized P&L + unrealized P&L − fees paid,
-//! where open positions are valued at the mark price: the latest `mark_prices` row
-//! of the symbol at or before `t`, or, before the symbol's first mark, the account's
-//! own latest fill price in it. A held loss therefore shows in equity at once.
+//! where open positions are valued at the latest market price known at `t`: the
+//! latest `mark_prices` row of the symbol at or before `t`; without one (a symbol
+//! with no mark, or before its first), the latest trade in the symbol by anyone at or
+//! before `t` (any leader or follower fill, see `Trades`), never the account's own
+//! older fill when someone traded since; only with no trade known at all, the
+//! account's own latest fill. Each open position says which (`PriceBasis`). A held
+//! loss therefore shows in equity at once.
 //!
 //! This module is pure: it takes rows already loaded and returns values.
 
@@ -52,16 +56,41 @@ pub struct Trade {
     pub fills: u32,
 }
 
-/// An open position at the end of the replay, valued at the mark.
+/// An open position at the end of the replay, valued at the latest market price.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenPosition {
     pub symbol: String,
     /// Signed: negative for a short.
     pub qty: Decimal,
     pub avg_price: Decimal,
+    /// The valuation price: a mark, or the latest trade (see `basis`).
     pub mark: Decimal,
+    /// Where `mark` came from.
+    pub basis: PriceBasis,
     pub unrealized: Decimal,
     pub open_ns: i64,
+}
+
+/// What an open position is valued at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PriceBasis {
+    /// The latest `mark_prices` row of the symbol at or before the instant.
+    Mark,
+    /// No mark then: the latest trade in the symbol by anyone (a leader or follower
+    /// fill), or, with none known, the account's own latest fill (then the latest
+    /// trade anyway).
+    #[default]
+    LatestTrade,
+}
+
+impl PriceBasis {
+    /// `mark` or `latest_trade`, as the JSON says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceBasis::Mark => "mark",
+            PriceBasis::LatestTrade => "latest_trade",
+        }
+    }
 }
 
 /// Everything the replay of one account yields.
@@ -123,6 +152,92 @@ impl Marks {
     }
 }
 
+/// The latest trade price per symbol over every account: the prices an open
+/// position falls back to when its symbol has no mark.
+///
+/// Built from `(symbol, ts, seq, price)`: time order is by `ts` (the time the replay
+/// gives the fill, as `mark_prices.ts` is a mark's), then by `seq` (the journal's
+/// sequence, shared by every table), then by the order given. Kept per symbol as
+/// `(ts, price)`: one entry per instant (its last trade), and only where the price
+/// changes, so a lookup is exact and a replay has an event only per price change.
+#[derive(Clone, Debug, Default)]
+pub struct Trades {
+    by_symbol: HashMap<String, Vec<(i64, Decimal)>>,
+}
+
+impl Trades {
+    pub fn new<'a>(trades: impl IntoIterator<Item = (&'a str, i64, i64, Decimal)>) -> Trades {
+        let mut raw: HashMap<&str, Vec<(i64, i64, usize, Decimal)>> = HashMap::new();
+        for (i, (symbol, ts, seq, price)) in trades.into_iter().enumerate() {
+            raw.entry(symbol).or_default().push((ts, seq, i, price));
+        }
+        let by_symbol = raw
+            .into_iter()
+            .map(|(symbol, mut list)| {
+                list.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+                let mut out: Vec<(i64, Decimal)> = Vec::new();
+                for (ts, _, _, price) in list {
+                    // The last trade of an instant is the price after it.
+                    if out.last().is_some_and(|l| l.0 == ts) {
+                        out.pop();
+                    }
+                    // The same price again (same digits too): no change to record.
+                    if !out.last().is_some_and(|l| same(l.1, price)) {
+                        out.push((ts, price));
+                    }
+                }
+                (symbol.to_string(), out)
+            })
+            .collect();
+        Trades { by_symbol }
+    }
+
+    /// The price of the latest trade in `symbol` at or before `ts_ns`.
+    pub fn at(&self, symbol: &str, ts_ns: i64) -> Option<Decimal> {
+        let list = self.by_symbol.get(symbol)?;
+        let i = list.partition_point(|(t, _)| *t <= ts_ns);
+        (i > 0).then(|| list[i - 1].1)
+    }
+
+    /// `(ts, price)` of each price change of `symbol`, in time order.
+    pub fn of(&self, symbol: &str) -> &[(i64, Decimal)] {
+        self.by_symbol.get(symbol).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every symbol with a trade, in no particular order.
+    pub fn symbols(&self) -> impl Iterator<Item = &str> {
+        self.by_symbol.keys().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_symbol.is_empty()
+    }
+}
+
+/// Equal in value and in digits (`110` and `110.0` are kept apart: they print
+/// differently).
+fn same(a: Decimal, b: Decimal) -> bool {
+    a == b && a.scale() == b.scale()
+}
+
+/// The price an open position in `symbol` is valued at, at `ts_ns`: the mark, else
+/// the latest trade by anyone, else `own`, the account's own latest fill.
+fn price_at(
+    marks: &Marks,
+    trades: &Trades,
+    symbol: &str,
+    ts_ns: i64,
+    own: Option<Decimal>,
+) -> Option<(Decimal, PriceBasis)> {
+    if let Some(p) = marks.at(symbol, ts_ns) {
+        return Some((p, PriceBasis::Mark));
+    }
+    trades
+        .at(symbol, ts_ns)
+        .or(own)
+        .map(|p| (p, PriceBasis::LatestTrade))
+}
+
 /// Arithmetic overflowed `Decimal` (28 digits) while replaying: the data is absurd.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Overflow {
@@ -133,7 +248,8 @@ pub struct Overflow {
 /// When a replay values open positions.
 #[derive(Clone, Copy, Debug)]
 pub enum Valuation<'a> {
-    /// At every mark of a traded symbol: the full equity curve (for drawdown).
+    /// At every mark of a traded symbol, and before its first mark at every change
+    /// of its latest trade price: the full equity curve (for drawdown).
     EveryMark,
     /// Only at these instants (and at fills, at the latest known price): cheap
     /// when only a few points are needed (settlement period ends).
@@ -141,11 +257,14 @@ pub enum Valuation<'a> {
 }
 
 /// Replays one account: `fills` in any order (sorted here by time, then seq),
-/// valued with `marks` as `valuation` says, up to and including `until_ns`.
+/// valued with `marks`, else `trades`, as `valuation` says, up to and including
+/// `until_ns`. `trades` should hold every account's fills, this one's included (the
+/// account's own latest fill is used only where `trades` knows no trade at all).
 pub fn replay(
     base: Decimal,
     fills: &[LedgerFill],
     marks: &Marks,
+    trades: &Trades,
     until_ns: i64,
     valuation: Valuation<'_>,
 ) -> Result<Replay, Overflow> {
@@ -159,26 +278,33 @@ pub fn replay(
     // still shows as a fall from it.
     out.curve.push((first.ts_ns.saturating_sub(1), base));
 
-    // Two time-ordered streams, merged below (a fill before a mark at one instant):
-    // the fills, and the price updates `(ts, symbol index, price)` of the symbols
-    // this account trades, starting with the mark in force at the first fill.
+    // Two time-ordered streams, merged below (a fill before a price update at one
+    // instant): the fills, and the price updates `(ts, symbol index)` of the symbols
+    // this account trades, starting with the price in force at the first fill; the
+    // price at an update is looked up then (`price_at`).
     let mut symbols: Vec<&str> = fills.iter().map(|f| f.symbol.as_str()).collect();
     symbols.sort_unstable();
     symbols.dedup();
-    let mut mark_events: Vec<(i64, usize, Option<Decimal>)> = Vec::new();
+    let mut mark_events: Vec<(i64, usize)> = Vec::new();
     match valuation {
         Valuation::EveryMark => {
-            for (si, sym) in symbols.iter().enumerate() {
-                let list = marks.of(sym);
+            // The points of `list` in `[first fill, until]`, the one in force at the
+            // first fill moved to it; trades count only before the first mark.
+            let mut extend = |list: &[(i64, Decimal)], si: usize, before: i64| {
                 let lo = list
                     .partition_point(|(t, _)| *t < first.ts_ns)
                     .saturating_sub(1);
-                let hi = list.partition_point(|(t, _)| *t <= until_ns);
+                let hi = list.partition_point(|(t, _)| *t <= until_ns && *t < before);
                 mark_events.extend(
-                    list[lo..hi]
+                    list[lo..hi.max(lo)]
                         .iter()
-                        .map(|(t, p)| (*t.max(&first.ts_ns), si, Some(*p))),
+                        .map(|(t, _)| (*t.max(&first.ts_ns), si)),
                 );
+            };
+            for (si, sym) in symbols.iter().enumerate() {
+                let list = marks.of(sym);
+                extend(list, si, i64::MAX);
+                extend(trades.of(sym), si, list.first().map_or(i64::MAX, |m| m.0));
             }
         }
         Valuation::At(times) => {
@@ -191,13 +317,12 @@ pub fn replay(
             times.sort_unstable();
             times.dedup();
             for t in times {
-                for (si, sym) in symbols.iter().enumerate() {
-                    mark_events.push((t, si, marks.at(sym, t)));
-                }
+                mark_events.extend((0..symbols.len()).map(|si| (t, si)));
             }
         }
     }
-    mark_events.sort_by_key(|e| (e.0, e.1));
+    mark_events.sort_unstable();
+    mark_events.dedup();
 
     let mut books: BTreeMap<&str, Book> = BTreeMap::new();
     let mut unrealized: BTreeMap<&str, Decimal> = BTreeMap::new();
@@ -236,20 +361,20 @@ pub fn replay(
                     ..t
                 });
             }
-            if !book.marked {
-                book.price = f.price;
+            book.last_fill = Some(f.price);
+            if let Some((p, basis)) = price_at(marks, trades, &f.symbol, f.ts_ns, book.last_fill) {
+                (book.price, book.basis) = (p, basis);
             }
             realized = add(realized, book.realized - before, f.ts_ns)?;
             fees = add(fees, f.fee, f.ts_ns)?;
             (f.ts_ns, f.symbol.as_str())
         } else {
-            let (ts, si, price) = mark_events[mi];
+            let (ts, si) = mark_events[mi];
             mi += 1;
             let symbol = symbols[si];
             let book = books.entry(symbol).or_default();
-            if let Some(p) = price {
-                book.price = p;
-                book.marked = true;
+            if let Some((p, basis)) = price_at(marks, trades, symbol, ts, book.last_fill) {
+                (book.price, book.basis) = (p, basis);
             }
             (ts, symbol)
         };
@@ -281,6 +406,7 @@ pub fn replay(
             qty: book.qty,
             avg_price: book.cost.checked_div(book.qty).unwrap_or_default(),
             mark: book.price,
+            basis: book.basis,
             unrealized: u,
             open_ns: book.open.as_ref().map_or(0, |t| t.open_ns),
         });
@@ -308,9 +434,11 @@ struct Book {
     qty: Decimal,
     cost: Decimal,
     realized: Decimal,
-    /// Valuation price: the latest mark, or the latest fill price before any mark.
+    /// Valuation price (see `price_at`) and where it came from.
     price: Decimal,
-    marked: bool,
+    basis: PriceBasis,
+    /// The account's own latest fill price in the symbol.
+    last_fill: Option<Decimal>,
     open: Option<Trade>,
 }
 
@@ -495,6 +623,7 @@ mod tests {
             d("1000"),
             &fills,
             &Marks::default(),
+            &Trades::default(),
             i64::MAX,
             Valuation::EveryMark,
         )
@@ -519,6 +648,7 @@ mod tests {
             d("1000"),
             &[fill(1, "X", "1", "100")],
             &marks,
+            &Trades::default(),
             10,
             Valuation::EveryMark,
         )
@@ -530,12 +660,75 @@ mod tests {
             d("1000"),
             &[fill(1, "X", "1", "100")],
             &marks,
+            &Trades::default(),
             10,
             Valuation::At(&[3]),
         )
         .unwrap();
         assert_eq!(r.unrealized, d("-10"));
         assert_eq!(r.curve, vec![(0, d("1000")), (10, d("990"))]);
+    }
+
+    #[test]
+    fn trades_keep_the_last_of_an_instant_and_each_price_change() {
+        // (symbol, ts, seq, price) out of order; at ts 5 seq 9 is the later trade.
+        let t = Trades::new([
+            ("X", 5, 9, d("102")),
+            ("X", 1, 1, d("100")),
+            ("X", 5, 8, d("101")),
+            ("X", 3, 2, d("100")),
+            ("X", 7, 3, d("100.0")),
+            ("Y", 2, 4, d("7")),
+        ]);
+        // 100 at 1 (3 repeats it), 102 at 5, 100.0 at 7 (same value, other digits).
+        assert_eq!(t.of("X"), [(1, d("100")), (5, d("102")), (7, d("100.0"))]);
+        assert_eq!(t.at("X", 0), None);
+        assert_eq!(t.at("X", 4), Some(d("100")));
+        assert_eq!(t.at("X", 5), Some(d("102")));
+        assert_eq!(t.at("Y", 9), Some(d("7")));
+        assert_eq!(t.at("Z", 9), None);
+    }
+
+    #[test]
+    fn without_a_mark_the_latest_trade_by_anyone_values_open_positions() {
+        // Bought 1 @ 100 at 1; someone else trades at 90 at 4, then 120 at 6.
+        let own = [fill(1, "X", "1", "100")];
+        let trades = Trades::new([
+            ("X", 1, 1, d("100")),
+            ("X", 4, 2, d("90")),
+            ("X", 6, 3, d("120")),
+        ]);
+        let none = Marks::default();
+        let r = replay(d("1000"), &own, &none, &trades, 10, Valuation::EveryMark).unwrap();
+        assert_eq!(r.unrealized, d("20"));
+        assert_eq!(r.open[0].mark, d("120"));
+        assert_eq!(r.open[0].basis, PriceBasis::LatestTrade);
+        // Every price change is a point of the curve (the fall to 990 too).
+        assert_eq!(r.curve, vec![(0, d("1000")), (4, d("990")), (6, d("1020"))]);
+        // Valued only at the end: the same figure.
+        let r = replay(d("1000"), &own, &none, &trades, 10, Valuation::At(&[])).unwrap();
+        assert_eq!(r.curve.last(), Some(&(10, d("1020"))));
+        // Before the later trades, the price is still the fill's own.
+        let r = replay(d("1000"), &own, &none, &trades, 3, Valuation::EveryMark).unwrap();
+        assert_eq!(r.unrealized, Decimal::ZERO);
+
+        // A mark wins over a later trade: from its time on, trades no longer count.
+        let mut marks = Marks::default();
+        marks.push("X", 5, d("95"));
+        let r = replay(d("1000"), &own, &marks, &trades, 10, Valuation::EveryMark).unwrap();
+        assert_eq!(r.open[0].mark, d("95"));
+        assert_eq!(r.open[0].basis, PriceBasis::Mark);
+        assert_eq!(r.curve, vec![(0, d("1000")), (4, d("990")), (5, d("995"))]);
+        let r = replay(d("1000"), &own, &marks, &trades, 10, Valuation::At(&[])).unwrap();
+        assert_eq!(r.unrealized, d("-5"));
+
+        // No trade known at all: the account's own latest fill.
+        let empty = Trades::default();
+        let r = replay(d("1000"), &own, &none, &empty, 10, Valuation::EveryMark).unwrap();
+        assert_eq!(
+            (r.open[0].mark, r.open[0].basis),
+            (d("100"), PriceBasis::LatestTrade)
+        );
     }
 
     #[test]

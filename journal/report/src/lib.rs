@@ -12,7 +12,8 @@
 //!   public because the benchmark draws its own chart with them.
 //!
 //! Reports come from reconciled fills and marks, never from intentions: P&L is what
-//! the venues filled, valued at the mark; what the engine decided appears only in
+//! the venues filled, valued at the mark (else at the latest trade in the symbol by
+//! anyone, and the report says which); what the engine decided appears only in
 //! reconciliation and lineage, next to what happened.
 //!
 //! **Invariant:** this module only reads the database; it never writes SQL and never
@@ -44,12 +45,15 @@ use rust_decimal::Decimal;
 pub use fees::{FeePolicy, FeeSchedule, Settlement};
 pub use followers::{FeeTotals, FollowerReport, SubscriptionPnl};
 pub use leaders::{LeaderReport, WindowMetrics};
-pub use ledger::OpenPosition;
+pub use ledger::{OpenPosition, PriceBasis};
 pub use lineage::Lineage;
 pub use metrics::{Bucket, ProfitFactor};
 pub use query::{AuditRow, Source};
 pub use recon::{FollowerSync, PairSync, Reconciliation, SyncBucket};
 pub use unhedged::{OpenWhereFlat, OpenWhereLeaderFlat, ResyncActivity, VenueLinks};
+
+/// How the notes say a symbol without a mark is valued.
+const BY_LATEST_TRADE: &str = "valued at the latest trade in the symbol by anyone (a leader or follower fill, whichever is latest) instead of a mark";
 
 /// Everything a report says.
 #[derive(Clone, Debug, PartialEq)]
@@ -328,20 +332,20 @@ pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, 
         ));
     }
     if ds.marks.is_empty() && !(ds.leader_fills.is_empty() && ds.fills.is_empty()) {
-        notes
-            .push("no mark prices: open positions are valued at the latest fill price".to_string());
+        notes.push(format!(
+            "no mark prices: open positions are {BY_LATEST_TRADE}"
+        ));
     } else {
-        // Marks for some symbols only: say which traded symbols had none.
+        // Marks for some symbols only: say which traded symbols had none by the
+        // report's time (their open positions are valued at the latest trade).
         let unmarked: std::collections::BTreeSet<&str> = ds
-            .leader_fills
-            .iter()
-            .map(|f| f.symbol.as_str())
-            .chain(ds.fills.iter().map(|f| f.symbol.as_str()))
-            .filter(|s| ds.marks.of(s).is_empty())
+            .trades
+            .symbols()
+            .filter(|s| ds.trades.at(s, as_of_ns).is_some() && ds.marks.at(s, as_of_ns).is_none())
             .collect();
         if !unmarked.is_empty() {
             notes.push(format!(
-                "no mark price for {}: open positions in them are valued at the account's own latest fill price",
+                "no mark price for {}: open positions in them are {BY_LATEST_TRADE}",
                 unmarked.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }

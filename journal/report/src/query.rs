@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use super::ledger::Marks;
+use super::ledger::{Marks, Trades};
 use super::time::TS_MAX_NS;
 use super::ReportError;
 
@@ -392,6 +392,9 @@ pub struct Dataset {
     pub positions: Vec<PositionRow>,
     pub leader_positions: Vec<LeaderPositionRow>,
     pub marks: Marks,
+    /// The latest trade prices per symbol, from `leader_fills` (those the engine
+    /// acted on) and `follower_fills`: what a symbol without a mark is valued at.
+    pub trades: Trades,
     /// `(leader_id, ts, equity)` in time order.
     pub leader_equity: Vec<(String, i64, Decimal)>,
     pub subscriptions: Vec<SubscriptionRow>,
@@ -438,6 +441,19 @@ pub fn load(src: &mut dyn Source, audit_recent_max: usize) -> Result<Dataset, Re
         let n = load_table(src, table, &mut ds, audit_recent_max)?;
         ds.counts.insert(table, n);
     }
+    // Each fill at the time the ledger gives it (a leader fill's `ts()`), ordered
+    // within an instant by the journal's `seq`, a leader fill first on a tie.
+    ds.trades = Trades::new(
+        ds.leader_fills
+            .iter()
+            .filter(|f| f.ignored.is_empty())
+            .map(|f| (f.symbol.as_str(), f.ts(), f.seq, f.price))
+            .chain(
+                ds.fills
+                    .iter()
+                    .map(|f| (f.symbol.as_str(), f.ts, f.seq, f.price)),
+            ),
+    );
     Ok(ds)
 }
 

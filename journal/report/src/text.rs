@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use super::metrics::ProfitFactor;
 use super::time::{format_duration, format_latency, format_ts};
-use super::Report;
+use super::{PriceBasis, Report};
 
 /// `12.35%` (2 decimals), or `n/a`.
 pub(crate) fn pct(x: Option<Decimal>) -> String {
@@ -20,6 +20,14 @@ pub(crate) fn pct(x: Option<Decimal>) -> String {
 /// A ratio with 2 decimals, or `n/a`.
 pub(crate) fn ratio(x: Option<f64>) -> String {
     x.map_or("n/a".into(), |x| format!("{x:.2}"))
+}
+
+/// What an open position's price is, in words: `mark` or `latest trade`.
+pub(crate) fn basis_label(b: PriceBasis) -> &'static str {
+    match b {
+        PriceBasis::Mark => "mark",
+        PriceBasis::LatestTrade => "latest trade",
+    }
 }
 
 /// Money with 2 decimals (rounded half away from zero for display only).
@@ -92,10 +100,11 @@ pub(crate) fn summary(r: &Report) -> String {
         for p in &l.open_positions {
             let _ = writeln!(
                 s,
-                "    open {} {} @ {} mark {} unrealized {}",
+                "    open {} {} @ {} {} {} unrealized {}",
                 p.symbol,
                 p.qty,
                 money(p.avg_price),
+                basis_label(p.basis),
                 p.mark,
                 money(p.unrealized)
             );

@@ -359,12 +359,191 @@ fn an_open_losing_position_lowers_the_leader_roi() {
         r.notes
     );
 
-    // Without the mark the loss is invisible: the same fills value at 110, ROI 0.
+    // Without the mark the loss is invisible: the latest trade in BTC is S1's fill
+    // at 110 on day 4 (the leader's own price too), so the position values at 110,
+    // ROI 0.
     c.execute("DELETE FROM mark_prices", []).unwrap();
     let r = report::build_with(&c, &options()).unwrap();
     let all = r.leader("L1").unwrap().windows.last().unwrap().clone();
     assert_eq!(all.roi, Some(Decimal::ZERO));
     assert!(r.notes.iter().any(|n| n.starts_with("no mark prices:")));
+}
+
+/// SOL has no mark (BTC has one, so the report has marks, just none for SOL):
+///
+/// | day | trade                          |
+/// |-----|--------------------------------|
+/// | 0   | L1 buys 2 SOL @ 100 (its last) |
+/// | 1   | L2 buys 1 SOL @ 80             |
+/// | 2   | S1 (F1, copying L2) buys 0.1 SOL @ 70 |
+/// | 3   | an L2 fill @ 1 the engine ignored (`invalid`): not a trade |
+fn db_unmarked() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    c.execute_batch(
+        "INSERT INTO leaders VALUES ('L1', '1000'), ('L2', '1000');
+         INSERT INTO followers VALUES ('F1', '100');
+         INSERT INTO subscriptions VALUES ('S1', 'F1', 'L2', 'proportional', '100');",
+    )
+    .unwrap();
+    let leader_fills = [
+        (1, "L1", "buy", "2", "100", "2", day(0), ""),
+        (2, "L2", "buy", "1", "80", "1", day(1), ""),
+        (4, "L2", "buy", "1", "1", "1", day(3), "invalid"),
+    ];
+    for (seq, leader, side, q, p, pos, ts, ignored) in leader_fills {
+        c.execute(
+            "INSERT INTO leader_fills VALUES (?1, ?2, ?3, 'SOL', ?4, ?5, ?6, ?7, NULL, ?5, ?8, ?8, ?9)",
+            rusqlite::params![seq, leader, format!("e{seq}"), side, q, p, pos, ts, ignored],
+        )
+        .unwrap();
+    }
+    c.execute(
+        "INSERT INTO follower_fills VALUES ('c-S1-2', 't3', 3, 'F1', 'S1', 'SOL', 'buy', '0.1', '70', '0', ?1)",
+        [day(2)],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO mark_prices VALUES ('BTC', ?1, '50000')",
+        [day(0)],
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn an_open_position_without_a_mark_is_valued_at_the_latest_trade_by_anyone() {
+    let c = db_unmarked();
+    let r = report::build_with(&c, &options()).unwrap();
+    assert_eq!(r.as_of_ns, Some(day(3)));
+    let l1 = r.leader("L1").unwrap();
+    // L1's own last fill was 100 on day 0; the latest trade in SOL is S1's 70 on day
+    // 2 (not the ignored fill at 1): 2 × (70 − 100) = −60, equity 940, ROI −6%.
+    // At its own fill's price it would read 1000 and ROI 0.
+    assert_eq!(l1.unrealized_pnl, d("-60"));
+    assert_eq!(l1.equity, Some(d("940")));
+    let all = l1.windows.last().unwrap();
+    assert_eq!(all.pnl, d("-60"));
+    assert_eq!(all.roi, Some(d("-0.06")));
+    // The curve follows each later trade: 1000, 960 (L2's 80 on day 1), 940 (day 2):
+    // peak 1000, trough 940.
+    assert_eq!(
+        l1.curve,
+        vec![
+            (day(0) - 1, d("1000")),
+            (day(1), d("960")),
+            (day(2), d("940"))
+        ]
+    );
+    assert_eq!(all.max_drawdown, Some(d("0.06")));
+    let p = &l1.open_positions[0];
+    assert_eq!(
+        (p.symbol.as_str(), p.qty, p.avg_price),
+        ("SOL", d("2"), d("100"))
+    );
+    assert_eq!(
+        (p.mark, p.basis),
+        (d("70"), report::PriceBasis::LatestTrade)
+    );
+    // L2 (1 @ 80) and S1 (0.1 @ 70, its own fill is the latest trade) alike.
+    assert_eq!(r.leader("L2").unwrap().unrealized_pnl, d("-10"));
+    let s1 = &r.follower("F1").unwrap().subscriptions[0];
+    assert_eq!(
+        (s1.unrealized_pnl, s1.open_positions[0].mark),
+        (d("0"), d("70"))
+    );
+
+    // The report says which: the note names SOL and the basis, in every output.
+    let note = "no mark price for SOL: open positions in them are valued at the latest trade in the symbol by anyone (a leader or follower fill, whichever is latest) instead of a mark";
+    assert!(r.notes.iter().any(|n| n == note), "{:?}", r.notes);
+    let j = r.to_json();
+    assert!(j["notes"].as_array().unwrap().iter().any(|n| n == note));
+    let open = &j["leaders"][0]["open_positions"][0];
+    assert_eq!(open["mark"], "70");
+    assert_eq!(open["price_basis"], "latest_trade");
+    assert_eq!(open["unrealized_pnl"], "-60");
+    let s = r.summary_text();
+    assert!(s.contains(&format!("note: {note}")), "{s}");
+    assert!(
+        s.contains("open SOL 2 @ 100.00 latest trade 70 unrealized -60.00"),
+        "{s}"
+    );
+    let html = r.to_html();
+    assert!(html.contains(note), "the page lacks the note");
+    assert!(html.contains("SOL 2 @ 100.00 → latest trade 70 (-60.00)"));
+    assert!(html.contains("the latest trade in the symbol by anyone"));
+
+    // Only trades known at the valuation time count: as of day 1, S1's day-2 fill
+    // is in the future and L2's 80 is the latest (2 × −20); a SOL mark after that
+    // time does not count either, and SOL is still named.
+    c.execute(
+        "INSERT INTO mark_prices VALUES ('SOL', ?1, '500')",
+        [day(2)],
+    )
+    .unwrap();
+    let day1 = ReportOptions {
+        as_of_ns: Some(day(1)),
+        ..options()
+    };
+    let r = report::build_with(&c, &day1).unwrap();
+    let l1 = r.leader("L1").unwrap();
+    assert_eq!(l1.equity, Some(d("960")));
+    assert_eq!(l1.open_positions[0].mark, d("80"));
+    assert!(r.notes.iter().any(|n| n == note), "{:?}", r.notes);
+
+    // With no mark at all, the note for the whole run says the same.
+    c.execute("DELETE FROM mark_prices", []).unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    assert_eq!(r.leader("L1").unwrap().equity, Some(d("940")));
+    assert!(
+        r.notes.iter().any(|n| n
+            == "no mark prices: open positions are valued at the latest trade in the symbol by anyone (a leader or follower fill, whichever is latest) instead of a mark"),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn a_mark_still_wins_over_a_later_trade() {
+    let c = db_unmarked();
+    // A SOL mark of 90 just after L2's trade on day 1, before S1's 70 on day 2.
+    c.execute(
+        "INSERT INTO mark_prices VALUES ('SOL', ?1, '90')",
+        [day(1) + 1],
+    )
+    .unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    let l1 = r.leader("L1").unwrap();
+    // Valued at the mark, not at the later trade: 2 × (90 − 100) = −20, equity 980.
+    assert_eq!(l1.unrealized_pnl, d("-20"));
+    assert_eq!(l1.equity, Some(d("980")));
+    let p = &l1.open_positions[0];
+    assert_eq!((p.mark, p.basis), (d("90"), report::PriceBasis::Mark));
+    // Before the first mark the latest trade counted (960 on day 1); from the mark
+    // on, trades no longer move the curve.
+    assert_eq!(
+        l1.curve,
+        vec![
+            (day(0) - 1, d("1000")),
+            (day(1), d("960")),
+            (day(1) + 1, d("980"))
+        ]
+    );
+    let all = l1.windows.last().unwrap();
+    assert_eq!(all.roi, Some(d("-0.02")));
+    assert_eq!(all.max_drawdown, Some(d("0.04")));
+    // S1 bought at 70 and is marked at 90: +2.
+    assert_eq!(r.follower("F1").unwrap().unrealized_pnl, d("2"));
+    assert!(
+        !r.notes.iter().any(|n| n.contains("no mark")),
+        "{:?}",
+        r.notes
+    );
+    let j = r.to_json();
+    assert_eq!(j["leaders"][0]["open_positions"][0]["price_basis"], "mark");
+    assert!(r
+        .summary_text()
+        .contains("open SOL 2 @ 100.00 mark 90 unrealized -20.00"));
 }
 
 #[test]
