@@ -8,6 +8,7 @@ mod e2e;
 mod fanout;
 mod journal;
 mod progress;
+mod reload;
 mod report;
 mod sidecar;
 mod sustained;
@@ -45,6 +46,9 @@ Scenarios (default: all, in this order):
              scheduled arrival -> the last of its orders handed to the gateway's socket. Baseline: the textbook design
              (decimal core thread, a message per order) submitting each order alone through
              its own SimClient to the same kind of venue. Ratio: baseline p99 / fillcast p99.
+  reload     A live reload's stall of the core thread with 10k / 100k subscriptions (every
+             subscription's limit changed): Core::apply_revision in place. Baseline:
+             rebuilding the core for the new model (Core::new). Ratio: baseline p99 / fillcast p99.
 
 Ratios are always oriented so that above 1 means fillcast is better.
 Build with --release (scripts/bench.sh does): a debug build's figures mean little.";
@@ -134,6 +138,8 @@ enum Name {
     Sidecar,
     /// Pipeline to the sim venue over TCP; baseline: the textbook design over the same wire.
     E2e,
+    /// A reload's stall of the core thread; baseline: rebuilding the core.
+    Reload,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -184,6 +190,7 @@ fn run() -> Result<()> {
             Name::Journal => journal::run(&journal_options(&cli, size), &progress),
             Name::Sidecar => sidecar::run(&sidecar_options(&cli, size, pg.clone()), &progress),
             Name::E2e => e2e::run(&e2e_options(&cli, size), &progress),
+            Name::Reload => reload::run(&reload_options(size), &progress),
         };
         progress.println(summary_line(&s));
         scenarios.push(s);
@@ -290,6 +297,18 @@ fn sidecar_options(cli: &Cli, size: Size, pg: Option<String>) -> sidecar::Option
         baseline_rows,
         pg_baseline_rows,
         pg,
+    }
+}
+
+fn reload_options(size: Size) -> reload::Options {
+    let (subscriptions, samples) = match size {
+        Size::Full => (vec![10_000, 100_000], 40),
+        Size::Quick => (vec![10_000, 100_000], 10),
+        Size::Tiny => (vec![64], 3),
+    };
+    reload::Options {
+        subscriptions,
+        samples,
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-const SCENARIOS: [&str; 5] = ["fanout", "sustained", "journal", "sidecar", "e2e"];
+const SCENARIOS: [&str; 6] = ["fanout", "sustained", "journal", "sidecar", "e2e", "reload"];
 
 fn bench() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fillcast-bench"));

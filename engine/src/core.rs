@@ -345,6 +345,173 @@ pub enum ShapeChanged {
     Subscriptions,
     #[error("engine.dedup_window, orders_per_subscription or max_working_orders changed")]
     Tables,
+    /// A patch made from another revision than the one in force (or taken twice).
+    #[error("the change was prepared from revision {from:016x} but {running:016x} is in force")]
+    Stale { from: u64, running: u64 },
+}
+
+/// One subscription a new revision changed: its place, and every value the
+/// revision sets (those it does not change are set to what they are).
+#[derive(Clone, Debug)]
+struct SubChange {
+    sub: u32,
+    book: u32,
+    slot: u32,
+    /// Mode, base ratio and amount, when any of them changed.
+    sizing: Option<(Mode, Q32, Money)>,
+    market: bool,
+    slippage_bps: i64,
+    max_order: Money,
+    max_pos: Money,
+    /// When the revision changed the configured status.
+    status: Option<Status>,
+    stop_loss: Money,
+    leader_drawdown_ppm: u32,
+}
+
+#[derive(Clone, Debug)]
+struct LeaderChange {
+    leader: u32,
+    paused: Option<bool>,
+    equity: Option<Money>,
+}
+
+#[derive(Clone, Debug)]
+struct FollowerChange {
+    follower: u32,
+    status: Option<Status>,
+    max_gross: Money,
+    max_open_positions: u32,
+    daily_loss_limit: Money,
+    allowed: Vec<bool>,
+}
+
+/// What a new revision changes in a running core, worked out from the model in
+/// force and the new one without the core (off its thread), so that taking it
+/// (`Core::take_revision`) costs what changed, not what exists. Holds the parts
+/// the core replaced once taken, so that they are freed where it is dropped.
+pub struct RevisionPatch {
+    from: u64,
+    universe: Arc<Universe>,
+    engine: EngineConfig,
+    subs: Vec<SubChange>,
+    leaders: Vec<LeaderChange>,
+    followers: Vec<FollowerChange>,
+    stop_loss_subs: Option<Vec<SubIdx>>,
+}
+
+impl RevisionPatch {
+    /// The change from model `old` (engine settings `was`) to `new` (`engine`),
+    /// or why `new` cannot replace `old` in a running core.
+    pub fn prepare(
+        old: &Arc<Universe>,
+        new: Arc<Universe>,
+        was: &EngineConfig,
+        engine: &EngineConfig,
+    ) -> Result<RevisionPatch, ShapeChanged> {
+        same_shape(old, &new, was, engine)?;
+        // The books' layout, as `Book::all_of` makes it: subscriptions by leader,
+        // in config order within each.
+        let mut slot_of = vec![0u32; new.subs.len()];
+        let mut per_leader = vec![0u32; new.leaders.len()];
+        for (i, s) in new.subs.iter().enumerate() {
+            slot_of[i] = per_leader[s.leader.0 as usize];
+            per_leader[s.leader.0 as usize] += 1;
+        }
+        let mut subs = Vec::new();
+        let mut stop_losses_changed = false;
+        for (i, (o, n)) in old.subs.iter().zip(&new.subs).enumerate() {
+            let sizing = (o.mode != n.mode || o.base_ratio != n.base_ratio || o.amount != n.amount)
+                .then(|| (n.mode, n.base_ratio, n.amount.max(Money::ZERO)));
+            let status = (o.status != n.status).then_some(n.status);
+            let same = sizing.is_none()
+                && status.is_none()
+                && o.market_orders == n.market_orders
+                && o.slippage_bps == n.slippage_bps
+                && o.max_order_notional == n.max_order_notional
+                && o.max_position_notional == n.max_position_notional
+                && o.stop_loss == n.stop_loss
+                && o.leader_drawdown_ppm == n.leader_drawdown_ppm;
+            if same {
+                continue;
+            }
+            stop_losses_changed |= o.stop_loss != n.stop_loss;
+            subs.push(SubChange {
+                sub: i as u32,
+                book: n.leader.0,
+                slot: slot_of[i],
+                sizing,
+                market: n.market_orders,
+                slippage_bps: n.slippage_bps as i64,
+                max_order: n.max_order_notional,
+                max_pos: n.max_position_notional,
+                status,
+                stop_loss: n.stop_loss,
+                leader_drawdown_ppm: n.leader_drawdown_ppm,
+            });
+        }
+        let leaders = old
+            .leaders
+            .iter()
+            .zip(&new.leaders)
+            .enumerate()
+            .filter(|(_, (o, n))| o.paused != n.paused || o.equity != n.equity)
+            .map(|(l, (o, n))| LeaderChange {
+                leader: l as u32,
+                paused: (o.paused != n.paused).then_some(n.paused),
+                equity: (o.equity != n.equity).then_some(n.equity),
+            })
+            .collect();
+        let followers = old
+            .followers
+            .iter()
+            .zip(&new.followers)
+            .enumerate()
+            .filter(|(_, (o, n))| {
+                o.status != n.status
+                    || o.max_gross != n.max_gross
+                    || o.max_open_positions != n.max_open_positions
+                    || o.daily_loss_limit != n.daily_loss_limit
+                    || o.allowed != n.allowed
+            })
+            .map(|(f, (o, n))| FollowerChange {
+                follower: f as u32,
+                status: (o.status != n.status).then_some(n.status),
+                max_gross: n.max_gross,
+                max_open_positions: n.max_open_positions,
+                daily_loss_limit: n.daily_loss_limit,
+                allowed: n.allowed.clone(),
+            })
+            .collect();
+        let stop_loss_subs = stop_losses_changed.then(|| {
+            let mut by_leader: Vec<Vec<SubIdx>> = vec![Vec::new(); new.leaders.len()];
+            for (i, s) in new.subs.iter().enumerate() {
+                if s.stop_loss != Money::MAX {
+                    by_leader[s.leader.0 as usize].push(SubIdx(i as u32));
+                }
+            }
+            by_leader.concat()
+        });
+        Ok(RevisionPatch {
+            from: old.revision,
+            universe: new,
+            engine: engine.clone(),
+            subs,
+            leaders,
+            followers,
+            stop_loss_subs,
+        })
+    }
+
+    /// The revision this patch brings.
+    pub fn revision(&self) -> u64 {
+        self.universe.revision
+    }
+
+    /// Subscriptions, leaders and followers it changes.
+    pub fn changes(&self) -> usize {
+        self.subs.len() + self.leaders.len() + self.followers.len()
+    }
 }
 
 /// Why the model `n` cannot replace `o` in a running core (`Core::apply_revision`):
@@ -392,14 +559,6 @@ pub fn same_shape(
         return Err(ShapeChanged::Tables);
     }
     Ok(())
-}
-
-/// A value a new revision changed wins over the running one; one it left alone
-/// keeps what commands and events made of it (`Core::apply_revision`).
-fn changed<T: PartialEq>(slot: &mut T, old: T, new: T) {
-    if old != new {
-        *slot = new;
-    }
 }
 
 /// Mixed into every resync decision's event key, apart from leader event keys.
@@ -467,80 +626,80 @@ impl Core {
     /// parameters, which take effect at the next episode, a status); a value it
     /// leaves alone keeps what commands and events made of it. `Err` says what
     /// differs in shape; nothing changes then.
+    ///
+    /// `RevisionPatch::prepare` then `take_revision`, in one step: a live engine
+    /// prepares off the core thread and takes on it.
     pub fn apply_revision(
         &mut self,
         u: Arc<Universe>,
         was: &EngineConfig,
         engine: &EngineConfig,
     ) -> Result<(), ShapeChanged> {
-        let old = Arc::clone(&self.universe);
-        same_shape(&old, &u, was, engine)?;
-        for (i, (o, n)) in old.subs.iter().zip(&u.subs).enumerate() {
-            let (b, k) = self.locate(SubIdx(i as u32));
+        let mut patch = RevisionPatch::prepare(&self.universe, u, was, engine)?;
+        self.take_revision(&mut patch)
+    }
+
+    /// Applies a patch made by `RevisionPatch::prepare` from this core's model:
+    /// touches only what the new revision changed, allocates and frees nothing
+    /// (the replaced parts go back into `patch`, for whoever drops it). `Err`
+    /// when the patch was made from another revision than the one in force
+    /// (`ShapeChanged::Stale`); nothing changes then.
+    pub fn take_revision(&mut self, patch: &mut RevisionPatch) -> Result<(), ShapeChanged> {
+        if patch.from != self.revision {
+            return Err(ShapeChanged::Stale {
+                from: patch.from,
+                running: self.revision,
+            });
+        }
+        for c in &patch.subs {
+            let (i, b, k) = (c.sub as usize, c.book as usize, c.slot as usize);
             let book = &mut self.books[b];
-            if o.mode != n.mode || o.base_ratio != n.base_ratio || o.amount != n.amount {
-                book.mode[k] = n.mode;
-                book.base[k] = n.base_ratio;
-                book.amount[k] = n.amount.max(Money::ZERO);
+            if let Some((mode, base, amount)) = c.sizing {
+                book.mode[k] = mode;
+                book.base[k] = base;
+                book.amount[k] = amount;
             }
-            changed(&mut book.market[k], o.market_orders, n.market_orders);
-            changed(
-                &mut book.slippage_bps[k],
-                o.slippage_bps as i64,
-                n.slippage_bps as i64,
-            );
-            changed(
-                &mut book.max_order[k],
-                o.max_order_notional,
-                n.max_order_notional,
-            );
-            changed(
-                &mut book.max_pos[k],
-                o.max_position_notional,
-                n.max_position_notional,
-            );
-            changed(&mut book.status[k], o.status, n.status);
-            changed(&mut self.subs.stop_loss[i], o.stop_loss, n.stop_loss);
-            changed(
-                &mut self.subs.leader_drawdown_ppm[i],
-                o.leader_drawdown_ppm,
-                n.leader_drawdown_ppm,
-            );
+            book.market[k] = c.market;
+            book.slippage_bps[k] = c.slippage_bps;
+            book.max_order[k] = c.max_order;
+            book.max_pos[k] = c.max_pos;
+            if let Some(status) = c.status {
+                book.status[k] = status;
+            }
+            self.subs.stop_loss[i] = c.stop_loss;
+            self.subs.leader_drawdown_ppm[i] = c.leader_drawdown_ppm;
         }
-        for (l, (o, n)) in old.leaders.iter().zip(&u.leaders).enumerate() {
-            let book = &mut self.books[l];
-            changed(&mut book.paused, o.paused, n.paused);
-            if o.equity != n.equity {
-                book.equity = n.equity;
-                book.peak_equity = book.peak_equity.max(n.equity);
+        for c in &patch.leaders {
+            let book = &mut self.books[c.leader as usize];
+            if let Some(paused) = c.paused {
+                book.paused = paused;
+            }
+            if let Some(equity) = c.equity {
+                book.equity = equity;
+                book.peak_equity = book.peak_equity.max(equity);
             }
         }
-        let n_sym = u.symbols.len();
-        for (f, (o, n)) in old.followers.iter().zip(&u.followers).enumerate() {
-            let fb = &mut self.followers;
-            changed(&mut fb.status[f], o.status, n.status);
-            changed(&mut fb.max_gross[f], o.max_gross, n.max_gross);
-            changed(
-                &mut fb.max_open_positions[f],
-                o.max_open_positions,
-                n.max_open_positions,
-            );
-            changed(
-                &mut fb.daily_loss_limit[f],
-                o.daily_loss_limit,
-                n.daily_loss_limit,
-            );
-            if o.allowed != n.allowed {
-                fb.allowed[f * n_sym..(f + 1) * n_sym].copy_from_slice(&n.allowed);
+        let n_sym = self.marks.len();
+        for c in &patch.followers {
+            let (f, fb) = (c.follower as usize, &mut self.followers);
+            if let Some(status) = c.status {
+                fb.status[f] = status;
             }
+            fb.max_gross[f] = c.max_gross;
+            fb.max_open_positions[f] = c.max_open_positions;
+            fb.daily_loss_limit[f] = c.daily_loss_limit;
+            fb.allowed[f * n_sym..(f + 1) * n_sym].copy_from_slice(&c.allowed);
         }
-        self.resync.policy = engine.resync.clone();
-        self.resync.max_attempts = engine.max_retries;
-        self.venue_down_alarm_ns = engine.venue_down_alarm_ms.saturating_mul(1_000_000);
-        self.stop_on_alarm = engine.on_venue_down == VenueDownPolicy::Stop;
-        self.stop_loss_subs = Core::stop_loss_subs(&self.books, &self.subs);
-        self.revision = u.revision;
-        self.universe = u;
+        if let Some(list) = patch.stop_loss_subs.as_mut() {
+            std::mem::swap(&mut self.stop_loss_subs, list);
+        }
+        std::mem::swap(&mut self.resync.policy, &mut patch.engine.resync);
+        self.resync.max_attempts = patch.engine.max_retries;
+        self.venue_down_alarm_ns = patch.engine.venue_down_alarm_ms.saturating_mul(1_000_000);
+        self.stop_on_alarm = patch.engine.on_venue_down == VenueDownPolicy::Stop;
+        self.revision = patch.universe.revision;
+        std::mem::swap(&mut self.universe, &mut patch.universe);
+        patch.from = u64::MAX;
         Ok(())
     }
 

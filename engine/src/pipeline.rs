@@ -208,12 +208,10 @@ impl LatencyBuckets {
     }
 }
 
-/// A validated new revision of the decision model (`FeedEvent::Revision`).
+/// A validated new revision of the decision model (`FeedEvent::Revision`): what
+/// it changes, worked out off the core thread, and its TOML.
 pub struct NewRevision {
-    pub universe: Arc<Universe>,
-    /// The engine settings in force until now, and those of the new revision.
-    pub was: EngineConfig,
-    pub engine: EngineConfig,
+    pub patch: crate::core::RevisionPatch,
     /// The model's TOML (`Config::model_toml`), journaled as config records.
     pub model_toml: String,
 }
@@ -223,8 +221,8 @@ pub struct NewRevision {
 /// the core thread takes it when it takes that event and, once applied, passes
 /// it on to the I/O thread, which journals its config records in the event's place.
 pub struct Reloads {
-    to_core: crossbeam::queue::ArrayQueue<Arc<NewRevision>>,
-    to_journal: crossbeam::queue::ArrayQueue<Arc<NewRevision>>,
+    to_core: crossbeam::queue::ArrayQueue<Box<NewRevision>>,
+    to_journal: crossbeam::queue::ArrayQueue<Box<NewRevision>>,
 }
 
 /// Reloads that may be on their way at once.
@@ -242,18 +240,18 @@ impl Default for Reloads {
 impl Reloads {
     /// Hand `r` to the core thread; then send its `FeedEvent::Revision`. `Err`
     /// gives it back when too many reloads are on their way already.
-    pub fn hand_over(&self, r: Arc<NewRevision>) -> Result<(), Arc<NewRevision>> {
+    pub fn hand_over(&self, r: Box<NewRevision>) -> Result<(), Box<NewRevision>> {
         self.to_core.push(r)
     }
 
     /// The revision `revision`, skipping any handed over before it and never
     /// announced (their sender gave up).
     fn take(
-        q: &crossbeam::queue::ArrayQueue<Arc<NewRevision>>,
+        q: &crossbeam::queue::ArrayQueue<Box<NewRevision>>,
         revision: u64,
-    ) -> Option<Arc<NewRevision>> {
+    ) -> Option<Box<NewRevision>> {
         while let Some(r) = q.pop() {
-            if r.universe.revision == revision {
+            if r.patch.revision() == revision {
                 return Some(r);
             }
         }
@@ -728,6 +726,8 @@ impl<R: JournalPoller> Journaling<R> {
     /// Append what the core has published. Returns the chunks appended.
     fn drain(&mut self, progress: &Progress) -> u64 {
         let (Some(rx), Some(sink)) = (self.rx.as_mut(), self.sink.as_mut()) else {
+            // Without a journal, reloads the core took are only freed here.
+            while progress.reloads.to_journal.pop().is_some() {}
             return 0;
         };
         if self.error.is_some() {
@@ -1225,27 +1225,25 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
     /// Journaled only when applied: the I/O thread writes its config records in
     /// the event's place, and a replay applies them there.
     fn take_revision(&mut self, revision: u64, ev: FeedEvent) {
-        let Some(r) = Reloads::take(&self.progress.reloads.to_core, revision) else {
+        let Some(mut r) = Reloads::take(&self.progress.reloads.to_core, revision) else {
             self.progress.reloads_refused.fetch_add(1, Relaxed);
             return;
         };
-        match self
-            .core
-            .apply_revision(Arc::clone(&r.universe), &r.was, &r.engine)
-        {
-            Ok(()) => {
-                if self.sink.journal.is_some() {
-                    // Room is certain: at most RELOADS_IN_FLIGHT were handed over.
-                    let _ = self.progress.reloads.to_journal.push(r);
-                    self.sink.journal(JournalEntry::Feed(ev));
-                    self.sink.publish_journal();
-                }
-                self.progress.revision.store(revision, Relaxed);
-                self.progress.reloads_applied.fetch_add(1, Relaxed);
+        let taken = self.core.take_revision(&mut r.patch).is_ok();
+        // To the I/O thread, which journals it (when applied, with a journal) and
+        // frees it and what it replaced: no free on this thread. Handed over
+        // before its event is published, so the I/O thread finds it there. Room
+        // is certain: at most RELOADS_IN_FLIGHT were handed over.
+        let _ = self.progress.reloads.to_journal.push(r);
+        if taken {
+            if self.sink.journal.is_some() {
+                self.sink.journal(JournalEntry::Feed(ev));
+                self.sink.publish_journal();
             }
-            Err(_) => {
-                self.progress.reloads_refused.fetch_add(1, Relaxed);
-            }
+            self.progress.revision.store(revision, Relaxed);
+            self.progress.reloads_applied.fetch_add(1, Relaxed);
+        } else {
+            self.progress.reloads_refused.fetch_add(1, Relaxed);
         }
     }
 

@@ -21,7 +21,7 @@
 //! asks whether the core would take a leader fill of L1 now (backpressure).
 
 use fillcast_engine::config::{load_str, EngineConfig, Status, VenueDownPolicy};
-use fillcast_engine::core::{Core, ShapeChanged};
+use fillcast_engine::core::{Core, RevisionPatch, ShapeChanged};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
     NO_SENDER,
@@ -1810,4 +1810,81 @@ fn a_stop_loss_a_new_revision_adds_is_acted_on_by_the_next_mark() {
     assert_eq!(t.orders.len(), 1, "the stop-loss closes: {:?}", t.orders);
     assert!(t.orders[0].reduce_only);
     assert_eq!(core.subscription_status(SubIdx(0)), Status::Stopped);
+}
+
+/// A live reload takes a patch worked out off the core thread: it changes what
+/// the new revision changed and keeps what commands made of the rest, and a patch
+/// made from another revision than the one in force is refused untouched.
+#[test]
+fn a_revision_patch_keeps_what_commands_made_and_a_stale_one_is_refused() {
+    let model = |sub_keys: &str, follower_keys: &str| {
+        let text = format!(
+            "{BASE}\n{}",
+            one(&format!("{RATIO_2}\n{sub_keys}"), follower_keys)
+        );
+        let cfg = load_str(&text, Path::new("scenario.toml")).unwrap();
+        Arc::new(Universe::from_config(&cfg).unwrap())
+    };
+    let mut h = Harness::new(&one(RATIO_2, ""), false, 8, false);
+    let engine = EngineConfig {
+        max_working_orders: 4096,
+        dedup_window: 4096,
+        orders_per_subscription: 8,
+        ..EngineConfig::default()
+    };
+    let sub = h.sub("F1:L1");
+    let u1 = Arc::clone(h.core.universe());
+    h.step("pause F1:L1");
+
+    // Only the follower changed: the paused subscription stays paused.
+    let u2 = model("", "max_open_positions = 5");
+    let mut p2 = RevisionPatch::prepare(&u1, Arc::clone(&u2), &engine, &engine).unwrap();
+    assert_eq!(p2.changes(), 1, "one follower, nothing else");
+    h.core.take_revision(&mut p2).unwrap();
+    assert_eq!(h.core.universe().revision, u2.revision);
+    assert_eq!(h.core.subscription_status(sub), Status::Paused);
+    // Taken twice, or made from a revision no longer in force: refused.
+    assert!(matches!(
+        h.core.take_revision(&mut p2),
+        Err(ShapeChanged::Stale { .. })
+    ));
+    let mut from_u1 = RevisionPatch::prepare(
+        &u1,
+        model("max_order_notional = \"1\"", ""),
+        &engine,
+        &engine,
+    )
+    .unwrap();
+    assert!(matches!(
+        h.core.take_revision(&mut from_u1),
+        Err(ShapeChanged::Stale { .. })
+    ));
+    assert_eq!(h.core.universe().revision, u2.revision);
+
+    // A status the revision sets wins; then a command; then a revision that
+    // leaves the status alone keeps the command's.
+    let u3 = model("status = \"stopped\"", "max_open_positions = 5");
+    let mut p3 = RevisionPatch::prepare(&u2, Arc::clone(&u3), &engine, &engine).unwrap();
+    h.core.take_revision(&mut p3).unwrap();
+    assert_eq!(h.core.subscription_status(sub), Status::Stopped);
+    let u4 = model("status = \"paused\"", "max_open_positions = 5");
+    let mut p4 = RevisionPatch::prepare(&u3, Arc::clone(&u4), &engine, &engine).unwrap();
+    h.core.take_revision(&mut p4).unwrap();
+    assert_eq!(h.core.subscription_status(sub), Status::Paused);
+    h.step("resume F1:L1");
+    let u5 = model(
+        "status = \"paused\"\nmax_order_notional = \"100\"",
+        "max_open_positions = 5",
+    );
+    let mut p5 = RevisionPatch::prepare(&u4, Arc::clone(&u5), &engine, &engine).unwrap();
+    assert_eq!(p5.changes(), 1, "one subscription");
+    h.core.take_revision(&mut p5).unwrap();
+    assert_eq!(h.core.subscription_status(sub), Status::Active);
+    // The new limit is in force: 2 × 1 lot at 100 is 200 > 100.
+    h.step("fill L1 X buy 1 @100");
+    assert!(
+        h.out.iter().any(|l| l.contains("max_order_notional")),
+        "{:?}",
+        h.out
+    );
 }
