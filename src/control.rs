@@ -18,7 +18,7 @@
 use anyhow::{bail, Context, Result};
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use fillcast_engine::config::{self, Config};
-use fillcast_engine::core::same_shape;
+use fillcast_engine::core::{same_shape, RevisionPatch};
 use fillcast_engine::event::{Command, FeedEvent};
 use fillcast_engine::model::Universe;
 use fillcast_engine::outputs::{DecisionStatus, Reason};
@@ -410,12 +410,17 @@ impl State {
         if self.served.progress.draining.load(Relaxed) {
             return error("the engine is shutting down and takes no reload");
         }
-        let new = Arc::new(NewRevision {
-            universe: Arc::clone(&u),
-            was: self.served.cfg.engine.clone(),
-            engine: cfg.engine.clone(),
-            model_toml,
-        });
+        // Worked out here, off the core thread: the core only takes what changed.
+        let patch = match RevisionPatch::prepare(
+            &old,
+            Arc::clone(&u),
+            &self.served.cfg.engine,
+            &cfg.engine,
+        ) {
+            Ok(p) => p,
+            Err(e) => return invalid(self, format!("{}: {e}; nothing changed", path.display())),
+        };
+        let new = Box::new(NewRevision { patch, model_toml });
         if self.served.progress.reloads.hand_over(new).is_err() {
             return error(
                 "too many reloads are still on their way to the core; try again in a moment",
