@@ -156,7 +156,7 @@ impl Server {
                 while !stop2.load(Relaxed) {
                     if state.served.hangup.swap(false, Relaxed) {
                         let reply = state.reload(None);
-                        log_reply("SIGHUP reload", &reply);
+                        log_reply("reload on SIGHUP", None, "reload", &reply);
                     }
                     match listener.accept() {
                         Ok((stream, _)) => state.serve(stream),
@@ -164,7 +164,7 @@ impl Server {
                             std::thread::sleep(Duration::from_millis(20));
                         }
                         Err(e) => {
-                            eprintln!("fillcast: control socket: accept: {e}");
+                            tracing::warn!(error = %e, "control socket: accept failed");
                             std::thread::sleep(Duration::from_millis(200));
                         }
                     }
@@ -190,15 +190,21 @@ impl Drop for Server {
     }
 }
 
-fn log_reply(what: &str, reply: &Value) {
+/// One log line per command: what was asked, by whom, and the answer.
+fn log_reply(what: &str, uid: Option<u32>, request: &str, reply: &Value) {
+    let uid = uid.map_or_else(|| "signal".to_string(), |u| u.to_string());
     if reply["ok"] == json!(true) {
-        eprintln!(
-            "fillcast: {what}: {}",
+        tracing::info!(
+            uid = %uid,
+            request,
+            "{what}: {}",
             reply["message"].as_str().unwrap_or("")
         );
     } else {
-        eprintln!(
-            "fillcast: {what} REFUSED: {}",
+        tracing::warn!(
+            uid = %uid,
+            request,
+            "{what} REFUSED: {}",
             reply["error"].as_str().unwrap_or("")
         );
     }
@@ -226,15 +232,14 @@ impl State {
         let reply = match peer_uid(&stream) {
             Err(e) => {
                 self.stats.refused_peers.fetch_add(1, Relaxed);
-                eprintln!(
-                    "fillcast: control socket: REFUSED a client whose uid cannot be read: {e}"
-                );
+                tracing::warn!(error = %e, "control socket: REFUSED a client whose uid cannot be read");
                 error(format!("your uid cannot be read ({e})"))
             }
             Ok(uid) if uid != self.owner && uid != 0 => {
                 self.stats.refused_peers.fetch_add(1, Relaxed);
-                eprintln!(
-                    "fillcast: control socket: REFUSED uid {uid}: only uid {} (the engine's user) and root may command this engine",
+                tracing::warn!(
+                    uid,
+                    "control socket: REFUSED uid {uid}: only uid {} (the engine's user) and root may command this engine",
                     self.owner
                 );
                 error(format!(
@@ -249,12 +254,18 @@ impl State {
                         self.stats.bad_requests.fetch_add(1, Relaxed);
                     }
                     if !line.trim().eq_ignore_ascii_case("status") {
-                        log_reply(&format!("command `{}` from uid {uid}", line.trim()), &reply);
+                        log_reply(
+                            &format!("command from uid {uid}"),
+                            Some(uid),
+                            truncate(line.trim(), 200).as_str(),
+                            &reply,
+                        );
                     }
                     reply
                 }
                 Err(e) => {
                     self.stats.bad_requests.fetch_add(1, Relaxed);
+                    tracing::warn!(uid, "command from uid {uid} REFUSED: {e}");
                     error(e)
                 }
             },

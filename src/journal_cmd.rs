@@ -30,7 +30,7 @@ pub fn open(
         universe,
         gateways,
         fillcast_engine::clock::now(),
-        &mut |line| eprintln!("{line}"),
+        &mut |line| crate::log::raw(&line),
     )?)
 }
 
@@ -51,7 +51,10 @@ pub fn resume_sources(sources: &mut [Box<dyn Source>], cursors: &BTreeMap<u16, u
         src.resume(pos).with_context(|| {
             format!("resuming source #{} at its journaled position {pos}", i + 1)
         })?;
-        eprintln!("journal: source `{}` resumes at position {pos}", src.name());
+        crate::log::raw(&format!(
+            "journal: source `{}` resumes at position {pos}",
+            src.name()
+        ));
     }
     Ok(())
 }

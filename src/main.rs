@@ -4,6 +4,7 @@
 mod control;
 mod demo;
 mod journal_cmd;
+mod log;
 mod metrics;
 mod sim_venue;
 mod sql_cmd;
@@ -38,6 +39,10 @@ use std::time::Duration;
                   Start with `fillcast demo`; run your own setup with `fillcast run --config FILE`."
 )]
 struct Cli {
+    /// How the engine logs on stderr: `text` (`fillcast: message key=value`) or
+    /// `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = log::Format::Text)]
+    log_format: log::Format,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -188,6 +193,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init(cli.log_format);
     if let Cmd::SimVenue(args) = &cli.command {
         return sim_venue::run(args);
     }
@@ -425,8 +431,9 @@ fn run(
     let server = match &socket {
         Some(sock) => match control::Server::start(sock, served(&running.progress)) {
             Ok(s) => {
-                eprintln!(
-                    "fillcast: control socket {} (fillcast ctl --socket {} status)",
+                tracing::info!(
+                    socket = %sock.display(),
+                    "control socket {} (fillcast ctl --socket {} status)",
                     sock.display(),
                     sock.display()
                 );
@@ -448,7 +455,11 @@ fn run(
             let control_stats = server.as_ref().map(|s| Arc::clone(&s.stats));
             let m = metrics::Endpoint::start(&m.address, served(&running.progress), control_stats)
                 .with_context(|| format!("metrics endpoint {}", m.address))?;
-            eprintln!("fillcast: metrics on http://{}/metrics", m.address());
+            tracing::info!(
+                address = m.address(),
+                "metrics on http://{}/metrics",
+                m.address()
+            );
             Some(m)
         }
         None => None,
@@ -463,7 +474,7 @@ fn run(
         if shutdown.load(std::sync::atomic::Ordering::Relaxed)
             && !p.draining.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
-            eprintln!("fillcast: stopping: no new input is taken; waiting for what is in flight");
+            tracing::info!("stopping: no new input is taken; waiting for what is in flight");
         }
         ticker.tick(p);
         stuck = p.stuck_on_venue();
@@ -477,9 +488,9 @@ fn run(
         bail!("the journal failed, so no more orders were sent: {e}");
     }
     if known_at_venue > 0 {
-        eprintln!(
+        log::raw(&format!(
             "journal: {known_at_venue} orders derived again after the journal cut were already at their venue: not sent again"
-        );
+        ));
     }
     if let Some(j) = cfg.journal.as_ref() {
         restart::finished(&j.dir)

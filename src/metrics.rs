@@ -48,7 +48,7 @@ impl Endpoint {
                         Ok(Some(r)) => r,
                         Ok(None) => continue,
                         Err(e) => {
-                            eprintln!("fillcast: metrics endpoint: {e}");
+                            tracing::warn!(error = %e, "metrics endpoint: receive failed");
                             std::thread::sleep(Duration::from_millis(100));
                             continue;
                         }

@@ -40,15 +40,20 @@ impl Ticker {
         // What must be seen at once (a venue lost or back) is printed whatever the
         // progress interval.
         for line in p.take_events() {
-            eprintln!("fillcast: {line}");
+            if line.contains("DOWN") {
+                tracing::warn!("{line}");
+            } else {
+                tracing::info!("{line}");
+            }
         }
         let alarmed = p.venues_alarmed.load(Relaxed);
         let new = alarmed & !self.alarmed;
         self.alarmed = alarmed;
         for v in (0..64).filter(|v| new & 1 << v != 0) {
             let name = self.venues.get(v).map_or("?", |s| s.as_str());
-            eprintln!(
-                "fillcast: VENUE ALARM: `{name}` has been down for more than {} ms (engine.venue_down_alarm_ms); {}",
+            tracing::error!(
+                venue = name,
+                "VENUE ALARM: `{name}` has been down for more than {} ms (engine.venue_down_alarm_ms); {}",
                 group(self.alarm_ms),
                 if self.stop_on_alarm {
                     "engine.on_venue_down = \"stop\": the engine stops taking input"
@@ -61,8 +66,8 @@ impl Ticker {
         if self.last.elapsed() >= every {
             self.last = Instant::now();
             let down = p.venues_down.load(Relaxed);
-            eprintln!(
-                "  … {} leader fills, {} follower orders, {} live, {} waiting for the resync, {} rejected inputs{}",
+            tracing::info!(
+                "… {} leader fills, {} follower orders, {} live, {} waiting for the resync, {} rejected inputs{}",
                 group(p.leader_fills.load(Relaxed)),
                 group(p.orders_out.load(Relaxed)),
                 group(p.live_orders.load(Relaxed)),

@@ -19,6 +19,7 @@ fn help_explains_every_command() {
         "sidecar",
         "report",
         "journal",
+        "ctl",
     ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
@@ -692,4 +693,80 @@ fn mark_and_equity_lines_reach_the_journal_and_sql() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(equity, [("L2".to_string(), "240000".to_string())]);
+}
+
+/// With `--log-format json` every line the engine logs on stderr is one JSON
+/// object with a level and a message; a command's line carries who sent it and
+/// what was asked.
+#[test]
+fn json_logs_are_one_object_per_line_and_commands_carry_uid_and_request() {
+    let dir = tmp();
+    let cfg = dir.path().join("live.toml");
+    let run_file = std::fs::read_to_string("config/run-file.toml").unwrap();
+    let fills = std::fs::canonicalize("config/leader-fills.jsonl").unwrap();
+    std::fs::write(
+        &cfg,
+        run_file.replace(
+            "path = \"leader-fills.jsonl\"",
+            &format!(
+                "path = {:?}\nrate_per_sec = 50",
+                fills.display().to_string()
+            ),
+        ) + "\n[journal]\ndir = \"j\"\n",
+    )
+    .unwrap();
+    let cfg_s = cfg.to_str().unwrap();
+    let engine = Command::new(env!("CARGO_BIN_EXE_fillcast"))
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "-c",
+            cfg_s,
+            "--until-stopped",
+            "--progress",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ctl = |words: &[&str]| {
+        let mut args = vec!["ctl", "-c", cfg_s];
+        args.extend(words);
+        fillcast_output(&args)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ctl(&["status"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ctl(&["pause", "subscription", "F1:L1"]).status.success());
+    assert!(!ctl(&["frobnicate"]).status.success());
+    assert!(ctl(&["shutdown"]).status.success());
+    let o = crate::support::finish(engine, std::time::Duration::from_secs(30));
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .all(|v| v["level"].is_string() && v["message"].is_string()));
+    let pause = lines
+        .iter()
+        .find(|v| v["request"] == "pause subscription F1:L1")
+        .unwrap_or_else(|| panic!("no line for the pause: {err}"));
+    assert_eq!(pause["uid"], "0");
+    assert_eq!(pause["level"], "INFO");
+    let refused = lines
+        .iter()
+        .find(|v| v["request"] == "frobnicate")
+        .unwrap_or_else(|| panic!("no line for the refused command: {err}"));
+    assert_eq!(refused["level"], "WARN");
+    assert!(refused["message"].as_str().unwrap().contains("REFUSED"));
 }
