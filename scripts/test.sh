@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test of the workspace. Needs only a Rust toolchain (rustup,
-# with rustfmt and clippy); installs nothing else yet. Exits non-zero on any failure.
+# Runs every check and test of the workspace. Needs a Rust toolchain (rustup,
+# with rustfmt and clippy) and python3 with pip; installs Chromium and prometheus_client. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,7 @@ export FILLCAST_TEST_NATS="${FILLCAST_TEST_NATS:-127.0.0.1:4222}"
 
 # The HTML report check renders the page in Debian's headless Chromium.
 bash scripts/install-chromium.sh
+bash scripts/install-prometheus-client.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

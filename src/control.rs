@@ -54,6 +54,51 @@ pub fn socket_path(cfg: &Config) -> Option<PathBuf> {
     }
 }
 
+/// The control socket named by the config file at `path`, read without checking
+/// the rest of it (as `socket_path` would find it once the file is valid).
+pub fn socket_of_file(path: &Path) -> Result<PathBuf> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let t: toml::Table = text.parse().with_context(|| {
+        format!(
+            "{}: not TOML, so its control socket cannot be found (give it with --socket)",
+            path.display()
+        )
+    })?;
+    let base = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let control = t.get("control").and_then(|c| c.as_table());
+    if control
+        .and_then(|c| c.get("enabled"))
+        .and_then(|e| e.as_bool())
+        == Some(false)
+    {
+        bail!(
+            "{}: [control] enabled = false: this engine has no control socket",
+            path.display()
+        );
+    }
+    let socket = control
+        .and_then(|c| c.get("socket"))
+        .and_then(|s| s.as_str())
+        .map(PathBuf::from)
+        .or_else(|| {
+            t.get("journal")
+                .and_then(|j| j.get("dir"))
+                .and_then(|d| d.as_str())
+                .map(|d| Path::new(d).join("control.sock"))
+        })
+        .with_context(|| {
+            format!(
+                "{}: no control socket: it has no [journal] and no [control] socket",
+                path.display()
+            )
+        })?;
+    Ok(base.join(socket))
+}
+
 /// The operator's commands as a source: polled for as long as the run lasts,
 /// without holding it open.
 pub struct ControlSource {
@@ -271,6 +316,12 @@ impl State {
             },
         };
         let _ = writeln!(stream, "{reply}");
+        // Unread request bytes at close would make the kernel reset the
+        // connection, and the client could lose the answer: say we are done,
+        // then take what is left (bounded in bytes and time).
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = std::io::copy(&mut (&stream).take(1 << 20), &mut std::io::sink());
     }
 
     fn handle(&mut self, line: &str, uid: u32) -> Value {
@@ -665,10 +716,11 @@ pub fn client(socket: &Path, words: &[String], json_out: bool) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     writeln!(stream, "{}", words.join(" "))?;
     stream.shutdown(std::net::Shutdown::Write)?;
+    // The answer is one line; read just that, so that nothing after it (a reset
+    // by a peer that did not read all of an over-long request) can hide it.
     let mut reply = String::new();
-    stream
-        .take(16 << 20)
-        .read_to_string(&mut reply)
+    BufReader::new(stream.take(16 << 20))
+        .read_line(&mut reply)
         .context("reading the engine's answer")?;
     let v: Value = serde_json::from_str(reply.trim())
         .with_context(|| format!("the engine's answer is not JSON: {}", truncate(&reply, 200)))?;

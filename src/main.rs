@@ -254,15 +254,9 @@ fn load(path: &Path) -> Result<(Config, Arc<Universe>)> {
 fn ctl(config: Option<&Path>, socket: Option<PathBuf>, json: bool, words: &[String]) -> Result<()> {
     let socket = match (socket, config) {
         (Some(s), _) => s,
-        (None, Some(c)) => {
-            let (cfg, _) = load(c)?;
-            control::socket_path(&cfg).with_context(|| {
-                format!(
-                    "{}: no control socket: it has no [journal] and no [control] socket",
-                    c.display()
-                )
-            })?
-        }
+        // Found without checking the rest of the file: `ctl reload` is how a
+        // person learns what is wrong with a file being edited.
+        (None, Some(c)) => control::socket_of_file(c)?,
         (None, None) => bail!("say where the engine is: --config FILE or --socket PATH"),
     };
     control::client(&socket, words, json)

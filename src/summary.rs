@@ -157,6 +157,18 @@ pub fn print(
             println!("    {:<24}{:>12}", r.as_str(), group(n));
         }
     }
+    if s.commands > 0 || core.universe().revision != u.revision {
+        println!(
+            "  commands               {:>12}   revision in force {:016x}{}",
+            group(s.commands),
+            core.universe().revision,
+            if core.universe().revision != u.revision {
+                format!(" (started at {:016x}; reloaded)", u.revision)
+            } else {
+                String::new()
+            }
+        );
+    }
     println!(
         "  follower orders out    {:>12}   (reduce-only {}; sent by the resync {})",
         group(s.orders_sent),

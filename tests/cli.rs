@@ -770,3 +770,52 @@ fn json_logs_are_one_object_per_line_and_commands_carry_uid_and_request() {
     assert_eq!(refused["level"], "WARN");
     assert!(refused["message"].as_str().unwrap().contains("REFUSED"));
 }
+
+/// `ctl -c FILE` finds the socket of a file that does not validate (a reload is
+/// how a person learns what is wrong with a file being edited), and says where it
+/// looked when no engine answers there.
+#[test]
+fn ctl_finds_the_socket_of_an_invalid_config_and_says_where_it_looked() {
+    let dir = tmp();
+    let cfg = dir.path().join("broken.toml");
+    std::fs::write(
+        &cfg,
+        "[journal]\ndir = \"jr\"\n\n[[subscriptions]]\nallocation = \"-5\"\n",
+    )
+    .unwrap();
+    let o = fillcast_output(&["ctl", "-c", cfg.to_str().unwrap(), "status"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    let want = dir.path().join("jr").join("control.sock");
+    assert!(
+        err.contains(&format!("cannot reach an engine at {}", want.display())),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[control]\nsocket = \"s/c.sock\"\n").unwrap();
+    let (_, err) = text(&fillcast_output(&[
+        "ctl",
+        "-c",
+        cfg.to_str().unwrap(),
+        "status",
+    ]));
+    assert!(
+        err.contains(&dir.path().join("s/c.sock").display().to_string()),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[engine]\n").unwrap();
+    let (_, err) = text(&fillcast_output(&[
+        "ctl",
+        "-c",
+        cfg.to_str().unwrap(),
+        "status",
+    ]));
+    assert!(err.contains("no control socket"), "{err}");
+    std::fs::write(&cfg, "[engine\n").unwrap();
+    let (_, err) = text(&fillcast_output(&[
+        "ctl",
+        "-c",
+        cfg.to_str().unwrap(),
+        "status",
+    ]));
+    assert!(err.contains("--socket"), "{err}");
+}

@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod journal_damage;
+mod live;
 mod never_unhedged;
 mod restart_loop;
 mod sim_venue;

@@ -392,6 +392,8 @@ struct FollowerChange {
 /// the core replaced once taken, so that they are freed where it is dropped.
 pub struct RevisionPatch {
     from: u64,
+    /// The revision it brings (`universe` holds the replaced model once taken).
+    to: u64,
     universe: Arc<Universe>,
     engine: EngineConfig,
     subs: Vec<SubChange>,
@@ -494,6 +496,7 @@ impl RevisionPatch {
         });
         Ok(RevisionPatch {
             from: old.revision,
+            to: new.revision,
             universe: new,
             engine: engine.clone(),
             subs,
@@ -503,9 +506,9 @@ impl RevisionPatch {
         })
     }
 
-    /// The revision this patch brings.
+    /// The revision this patch brings, before and after it was taken.
     pub fn revision(&self) -> u64 {
-        self.universe.revision
+        self.to
     }
 
     /// Subscriptions, leaders and followers it changes.
@@ -697,7 +700,7 @@ impl Core {
         self.resync.max_attempts = patch.engine.max_retries;
         self.venue_down_alarm_ns = patch.engine.venue_down_alarm_ms.saturating_mul(1_000_000);
         self.stop_on_alarm = patch.engine.on_venue_down == VenueDownPolicy::Stop;
-        self.revision = patch.universe.revision;
+        self.revision = patch.to;
         std::mem::swap(&mut self.universe, &mut patch.universe);
         patch.from = u64::MAX;
         Ok(())

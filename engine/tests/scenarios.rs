@@ -1840,8 +1840,12 @@ fn a_revision_patch_keeps_what_commands_made_and_a_stale_one_is_refused() {
     let u2 = model("", "max_open_positions = 5");
     let mut p2 = RevisionPatch::prepare(&u1, Arc::clone(&u2), &engine, &engine).unwrap();
     assert_eq!(p2.changes(), 1, "one follower, nothing else");
+    assert_eq!(p2.revision(), u2.revision);
     h.core.take_revision(&mut p2).unwrap();
     assert_eq!(h.core.universe().revision, u2.revision);
+    // Regression: once taken, the patch named the replaced revision, so the I/O
+    // thread could not match it to its event and the journal failed.
+    assert_eq!(p2.revision(), u2.revision, "still the revision it brought");
     assert_eq!(h.core.subscription_status(sub), Status::Paused);
     // Taken twice, or made from a revision no longer in force: refused.
     assert!(matches!(
