@@ -173,7 +173,9 @@ enum Cmd {
     ///
     /// Each seed chooses a world (leaders, followers in all four modes with risk
     /// limits, symbols, venues, capacity), the leaders' activity (bursts of partial
-    /// fills, adds, partial closes, flips, closes; duplicated and reordered), the
+    /// fills, adds, partial closes, flips, closes; duplicated and reordered), a
+    /// person's commands (pause, flatten, a follower paused, the kill switch) and a
+    /// live reload of edited limits, allocations and statuses, the
     /// venue's misbehaviour (latency, partial fills, rejects of every kind, expiries,
     /// duplicated and reordered reports, outages) and crashes (process deaths and power
     /// losses) at journal appends with restarts through the same path as `fillcast run`. Checked: no client order id

@@ -4,13 +4,14 @@
 
 use super::rng::Rng;
 use super::world::World;
+use fillcast_engine::config;
 use fillcast_engine::core::Core;
 use fillcast_engine::event::FollowerOrder;
-use fillcast_engine::model::{LeaderIdx, SubIdx, SymbolIdx};
+use fillcast_engine::model::{LeaderIdx, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::outputs::{Decision, Notice, Outputs};
 use fillcast_engine::port::JournalEntry;
 use fillcast_journal::reader::JournalReader;
-use fillcast_journal::record::{decode, Entry};
+use fillcast_journal::record::{decode, ConfigParts, Entry};
 use fillcast_journal::replay::replay;
 use fillcast_journal::segment::{self, Step, SEGMENT_HEADER};
 use std::collections::VecDeque;
@@ -63,7 +64,11 @@ pub fn final_replay(dir: &Path, world: &World, live: &Core) -> Result<(), String
 /// be exactly what the core makes of it: none different, none missing, none extra.
 fn strict_replay(dir: &Path, world: &World) -> Result<(), String> {
     let reader = JournalReader::open(dir).map_err(|e| format!("journal: {e}"))?;
-    let mut core = Core::new(Arc::clone(&world.universe), &world.config.engine);
+    // Under each journaled revision from its config records on, as a restart
+    // replays (a live reload put one in the middle).
+    let mut core: Option<Core> = None;
+    let mut parts = ConfigParts::default();
+    let mut engine = world.config.engine.clone();
     let mut made: VecDeque<JournalEntry> = VecDeque::new();
     let mut input_seq = 0;
     let leftover = |made: &VecDeque<JournalEntry>, input_seq: u64| {
@@ -78,11 +83,34 @@ fn strict_replay(dir: &Path, world: &World) -> Result<(), String> {
         let entry = decode(rec.kind, rec.schema, rec.payload)
             .map_err(|e| format!("journal record {}: {e}", rec.seq))?;
         let journaled = match entry {
-            Entry::Config(_) => continue,
+            Entry::Config(c) => {
+                let Some((revision, text)) = parts
+                    .add(c)
+                    .map_err(|e| format!("journal record {}: {e}", rec.seq))?
+                else {
+                    continue;
+                };
+                let bad =
+                    |e: String| format!("journal record {}: config {revision:016x}: {e}", rec.seq);
+                let cfg = config::load_model(&text).map_err(|e| bad(e.to_string()))?;
+                let u = Arc::new(Universe::from_config(&cfg).map_err(|e| bad(e.to_string()))?);
+                match core.as_mut() {
+                    None => core = Some(Core::new(u, &cfg.engine)),
+                    Some(c) if c.universe().revision != revision => c
+                        .apply_revision(u, &engine, &cfg.engine)
+                        .map_err(|e| bad(e.to_string()))?,
+                    Some(_) => {}
+                }
+                engine = cfg.engine;
+                continue;
+            }
             Entry::Feed(_) | Entry::Exec(_) => {
                 if !made.is_empty() {
                     return Err(leftover(&made, input_seq));
                 }
+                let core = core.as_mut().ok_or_else(|| {
+                    format!("journal record {}: an input before any config", rec.seq)
+                })?;
                 let mut out = Collect::default();
                 match entry {
                     Entry::Feed(ev) => core.on_feed(&ev, &mut out),

@@ -9,7 +9,7 @@ use super::trace::{self, Trace};
 use super::venue::{GatewaySide, InFlight, Phase, VenueSide};
 use super::world::{Planned, World, T0};
 use super::{Breakage, Check, Failure, Options, Outcome};
-use fillcast_engine::core::Core;
+use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, RejectReason, NO_SENDER,
 };
@@ -24,6 +24,7 @@ use fillcast_journal::stage::JournalStage;
 use fillcast_journal::writer::{Durability, JournalOptions, JournalWriter};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 /// Inputs a run may give the core, over all its lives: far above any world's
 /// needs, so only a livelock (a tick storm, reports bouncing forever) reaches it.
@@ -904,9 +905,9 @@ impl<'o> Sim<'o> {
                 let mut ev = p.ev;
                 match &mut ev {
                     FeedEvent::LeaderFill(f) => f.recv_ts = Nanos(now),
-                    FeedEvent::MarkPrice { ts, .. } | FeedEvent::Command { ts, .. } => {
-                        *ts = Nanos(now)
-                    }
+                    FeedEvent::MarkPrice { ts, .. }
+                    | FeedEvent::Command { ts, .. }
+                    | FeedEvent::Revision { ts, .. } => *ts = Nanos(now),
                     _ => {}
                 }
                 self.input(JournalEntry::Feed(ev), Some(p))?;
@@ -934,10 +935,35 @@ impl<'o> Sim<'o> {
             return Ok(());
         };
         let mut out = Collect::default();
+        let mut reloaded = false;
         match &entry {
+            JournalEntry::Feed(FeedEvent::Revision { revision, .. }) => {
+                // As the control thread and the core thread do it: prepared from
+                // the model in force, taken between two inputs.
+                let (edited, u2) = self.world.reload.as_ref().expect("a planned reload");
+                let taken = RevisionPatch::prepare(
+                    e.core.universe(),
+                    Arc::clone(u2),
+                    &self.world.config.engine,
+                    &edited.engine,
+                )
+                .and_then(|mut p| e.core.take_revision(&mut p));
+                if let Err(why) = taken {
+                    let why = format!("reload to {revision:016x}: {why}");
+                    return Err(self.failure(Check::Harness, why));
+                }
+                reloaded = true;
+            }
             JournalEntry::Feed(ev) => e.core.on_feed(ev, &mut out),
             JournalEntry::Exec(r) => e.core.on_exec(r, &mut out),
             other => unreachable!("not an input: {other:?}"),
+        }
+        if reloaded {
+            // The person's edit is the config file now: a restart loads it.
+            if let Some((edited, u2)) = &self.world.reload {
+                self.world.config = edited.clone();
+                self.world.universe = Arc::clone(u2);
+            }
         }
         let u = std::sync::Arc::clone(&self.world.universe);
         self.note(&trace::input(&u, &entry));
@@ -1042,7 +1068,38 @@ impl<'o> Sim<'o> {
             return Ok(Appended::Crashed);
         };
         let upto = cut.unwrap_or(entries.len());
-        if let Err(why) = e.stage.append(&entries[..upto]) {
+        // A reload is journaled as its revision's config records, in its place.
+        let mut written: Result<(), String> = Ok(());
+        for part in entries[..upto]
+            .split_inclusive(|x| matches!(x, JournalEntry::Feed(FeedEvent::Revision { .. })))
+        {
+            let (last, head) = part.split_last().expect("not empty");
+            let r = match last {
+                JournalEntry::Feed(FeedEvent::Revision { revision, ts }) => {
+                    let toml = self
+                        .world
+                        .reload
+                        .as_ref()
+                        .and_then(|(c, _)| c.model_toml().ok());
+                    e.stage
+                        .append(head)
+                        .map_err(|w| w.to_string())
+                        .and_then(|()| match toml {
+                            Some(t) => e
+                                .stage
+                                .revision(*revision, &t, *ts)
+                                .map_err(|w| w.to_string()),
+                            None => Err("a revision without its model".into()),
+                        })
+                }
+                _ => e.stage.append(part).map_err(|w| w.to_string()),
+            };
+            if let Err(why) = r {
+                written = Err(why);
+                break;
+            }
+        }
+        if let Err(why) = written {
             return Err(self.failure(Check::Harness, format!("journal append: {why}")));
         }
         if cut.is_some() {

@@ -9,12 +9,13 @@
 //! seed gives the same world.
 
 use super::rng::Rng;
-use fillcast_engine::config::{self, Config};
+use fillcast_engine::config::{self, Config, Status};
 use fillcast_engine::event::{Command, FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use fillcast_gateways::config::GatewayKinds;
+use rust_decimal::Decimal;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -106,6 +107,9 @@ pub struct World {
     pub config: Config,
     pub toml: String,
     pub universe: Arc<Universe>,
+    /// A person's edit of the config, reloaded live (`FeedEvent::Revision` in
+    /// the feed): new limits, allocations and statuses for some subscriptions.
+    pub reload: Option<(Config, Arc<Universe>)>,
     /// Sorted by arrival.
     pub feed: Vec<Planned>,
     pub venues: Vec<VenueFaults>,
@@ -376,6 +380,31 @@ impl World {
                 .unwrap_or_else(|e| panic!("the simulator's config does not resolve: {e}\n{t}")),
         );
 
+        // A person edits values and reloads: smaller or larger limits, another
+        // allocation, a paused or resumed subscription.
+        let reload = rng.chance(400_000).then(|| {
+            let mut edited = config.clone();
+            let n = edited.subscriptions.len() as u64;
+            for _ in 0..rng.range(1, 3) {
+                let s = &mut edited.subscriptions[rng.below(n) as usize];
+                match rng.below(4) {
+                    0 => s.max_order_notional = Some(Decimal::from(rng.range(1, 500) * 100)),
+                    1 => s.allocation = Decimal::from(rng.range(1, 100) * 1000),
+                    2 => {
+                        s.status = if s.status == Status::Paused {
+                            Status::Active
+                        } else {
+                            Status::Paused
+                        }
+                    }
+                    _ => s.max_position_notional = Some(Decimal::from(rng.range(1, 500) * 100)),
+                }
+            }
+            let u = Universe::from_config(&edited)
+                .unwrap_or_else(|e| panic!("the simulator's edited config does not resolve: {e}"));
+            (edited, Arc::new(u))
+        });
+
         // The leaders' activity.
         let feed_jitter_ns = [0, 100 * US, 3 * MS][rng.below(3) as usize];
         let dup_feed_ppm = [0, 30_000, 150_000][rng.below(3) as usize] as u32;
@@ -510,6 +539,17 @@ impl World {
                 ));
             }
         }
+        if let Some((_, u)) = &reload {
+            let at = T0 + rng.range(0, span.max(1));
+            planned.push((
+                at,
+                0,
+                FeedEvent::Revision {
+                    revision: u.revision,
+                    ts: Nanos(0),
+                },
+            ));
+        }
         planned.sort_by_key(|(at, n, _)| (*at, *n));
         let mut feed = Vec::with_capacity(planned.len() * 2);
         for (at, _, ev) in planned {
@@ -591,6 +631,7 @@ impl World {
             config,
             toml: t,
             universe,
+            reload,
             feed,
             venues,
             engine,
