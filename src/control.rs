@@ -19,12 +19,13 @@ use anyhow::{bail, Context, Result};
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use fillcast_engine::config::{self, Config};
 use fillcast_engine::core::{same_shape, RevisionPatch};
-use fillcast_engine::event::{Command, FeedEvent};
+use fillcast_engine::event::FeedEvent;
 use fillcast_engine::model::Universe;
 use fillcast_engine::outputs::{DecisionStatus, Reason};
 use fillcast_engine::pipeline::{NewRevision, Progress};
 use fillcast_engine::port::{Source, SourcePoll};
 use fillcast_engine::units::Nanos;
+use fillcast_gateways::control::{self, Request, MAX_REQUEST};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -36,8 +37,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The longest request line taken.
-const MAX_REQUEST: u64 = 4096;
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -325,76 +324,16 @@ impl State {
     }
 
     fn handle(&mut self, line: &str, uid: u32) -> Value {
-        let words: Vec<&str> = line.split_whitespace().collect();
         let u = Arc::clone(&self.served.universe);
-        let target = |what: &str, id: &str| -> Result<Target, String> {
-            match what {
-                "subscription" | "sub" => u
-                    .subs
-                    .iter()
-                    .position(|s| s.id == id)
-                    .map(|i| Target::Sub(i as u32))
-                    .ok_or_else(|| format!("no subscription `{id}` in the running revision")),
-                "follower" => u
-                    .follower(id)
-                    .map(|f| Target::Follower(f.0))
-                    .ok_or_else(|| format!("no follower `{id}` in the running revision")),
-                "leader" => u
-                    .leader(id)
-                    .map(|l| Target::Leader(l.0))
-                    .ok_or_else(|| format!("no leader `{id}` in the running revision")),
-                other => Err(format!(
-                    "`{other}` is not a subscription, follower or leader (say `subscription ID`, `follower ID` or `leader ID`)"
-                )),
-            }
-        };
-        use fillcast_engine::model::{FollowerIdx, LeaderIdx, SubIdx};
-        let cmd = match words.as_slice() {
-            [] => return error(format!("empty request; {USAGE}")),
-            ["status"] => return json!({"ok": true, "status": self.status()}),
-            ["reload"] => return self.reload(Some(uid)),
-            ["shutdown"] => {
+        let cmd = match control::parse(line, &u) {
+            Err(e) => return error(e),
+            Ok(Request::Status) => return json!({"ok": true, "status": self.status()}),
+            Ok(Request::Reload) => return self.reload(Some(uid)),
+            Ok(Request::Shutdown) => {
                 self.served.shutdown.store(true, Relaxed);
                 return ok("shutting down: no new input is taken; the engine stops once every order in flight is answered");
             }
-            ["kill-switch", "on"] => Command::KillSwitch,
-            ["kill-switch", "off"] => Command::KillSwitchOff,
-            [verb @ ("pause" | "resume" | "stop" | "flatten" | "resync"), what, id] => {
-                let t = match target(what, id) {
-                    Ok(t) => t,
-                    Err(e) => return error(e),
-                };
-                match (*verb, t) {
-                    ("pause", Target::Sub(s)) => Command::PauseSubscription(SubIdx(s)),
-                    ("resume", Target::Sub(s)) => Command::ResumeSubscription(SubIdx(s)),
-                    ("stop", Target::Sub(s)) => Command::StopSubscription(SubIdx(s)),
-                    ("flatten", Target::Sub(s)) => Command::Flatten(SubIdx(s)),
-                    ("resync", Target::Sub(s)) => Command::Resync(SubIdx(s)),
-                    ("pause", Target::Follower(f)) => Command::PauseFollower(FollowerIdx(f)),
-                    ("resume", Target::Follower(f)) => Command::ResumeFollower(FollowerIdx(f)),
-                    ("stop", Target::Follower(f)) => Command::StopFollower(FollowerIdx(f)),
-                    ("flatten", Target::Follower(f)) => Command::FlattenFollower(FollowerIdx(f)),
-                    ("pause", Target::Leader(l)) => Command::PauseLeader(LeaderIdx(l)),
-                    ("resume", Target::Leader(l)) => Command::ResumeLeader(LeaderIdx(l)),
-                    ("stop", Target::Leader(l)) => Command::StopLeader(LeaderIdx(l)),
-                    (verb, _) => {
-                        return error(format!(
-                            "`{verb} {what}` is not a command (`{verb}` takes {})",
-                            if verb == "flatten" {
-                                "a subscription or a follower"
-                            } else {
-                                "a subscription"
-                            }
-                        ))
-                    }
-                }
-            }
-            _ => {
-                return error(format!(
-                    "unknown command `{}`; {USAGE}",
-                    truncate(line.trim(), 80)
-                ))
-            }
+            Ok(Request::Command(cmd)) => cmd,
         };
         if self.served.progress.draining.load(Relaxed) {
             return error("the engine is shutting down and takes no more commands");
@@ -410,7 +349,7 @@ impl State {
         self.stats.commands.fetch_add(1, Relaxed);
         ok(format!(
             "{} — taken as an input event, journaled with uid {uid}",
-            describe(&cmd, &u)
+            control::describe(&cmd, &u)
         ))
     }
 
@@ -597,15 +536,6 @@ pub fn status_json(s: &Served, c: &ControlStats, uptime_s: f64) -> Value {
     })
 }
 
-#[derive(Copy, Clone)]
-enum Target {
-    Sub(u32),
-    Follower(u32),
-    Leader(u32),
-}
-
-const USAGE: &str = "commands: status | pause|resume|stop subscription|follower|leader ID | flatten subscription|follower ID | resync subscription ID | kill-switch on|off | reload | shutdown";
-
 fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((i, _)) => format!("{}…", &s[..i]),
@@ -613,54 +543,12 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn describe(cmd: &Command, u: &Universe) -> String {
-    let sub = |i: u32| {
-        u.subs
-            .get(i as usize)
-            .map_or("?".to_string(), |s| format!("subscription {}", s.id))
-    };
-    let follower = |i: u32| {
-        u.followers
-            .get(i as usize)
-            .map_or("?".to_string(), |f| format!("follower {}", f.id))
-    };
-    let leader = |i: u32| {
-        u.leaders
-            .get(i as usize)
-            .map_or("?".to_string(), |l| format!("leader {}", l.id))
-    };
-    match *cmd {
-        Command::PauseSubscription(s) => format!("pause {}", sub(s.0)),
-        Command::ResumeSubscription(s) => format!("resume {}", sub(s.0)),
-        Command::StopSubscription(s) => format!("stop {} (its positions are closed)", sub(s.0)),
-        Command::Flatten(s) => format!("flatten {} (closed now, paused until resumed)", sub(s.0)),
-        Command::Resync(s) => format!("resync {}", sub(s.0)),
-        Command::PauseFollower(f) => format!("pause {}", follower(f.0)),
-        Command::ResumeFollower(f) => format!("resume {}", follower(f.0)),
-        Command::StopFollower(f) => format!(
-            "stop {} (every subscription; positions closed)",
-            follower(f.0)
-        ),
-        Command::FlattenFollower(f) => format!("flatten {} (every subscription)", follower(f.0)),
-        Command::PauseLeader(l) => format!("pause {}", leader(l.0)),
-        Command::ResumeLeader(l) => format!("resume {}", leader(l.0)),
-        Command::StopLeader(l) => format!(
-            "stop {} (every subscription to it; positions closed)",
-            leader(l.0)
-        ),
-        Command::KillSwitch => {
-            "kill switch on: no new exposure anywhere; closes still go out".into()
-        }
-        Command::KillSwitchOff => "kill switch off".into(),
-    }
-}
-
 fn read_request(stream: &mut UnixStream) -> Result<String, String> {
     let mut line = String::new();
-    let mut r = BufReader::new(stream.take(MAX_REQUEST + 1));
+    let mut r = BufReader::new(stream.take(MAX_REQUEST as u64 + 1));
     match r.read_line(&mut line) {
         Ok(0) => Err("empty request".into()),
-        Ok(n) if n as u64 > MAX_REQUEST => Err(format!("request longer than {MAX_REQUEST} bytes")),
+        Ok(n) if n > MAX_REQUEST => Err(format!("request longer than {MAX_REQUEST} bytes")),
         Ok(_) => Ok(line),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Err("the request is not UTF-8 text".into())

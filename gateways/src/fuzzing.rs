@@ -5,6 +5,7 @@
 //!   again resumed at every position the first read gave (`Source::resume`).
 //! - `sim_wire`: arbitrary bytes as frames from a client and from a server.
 //! - `config`: arbitrary bytes as a config file and as a journaled decision model.
+//! - `control_request`: arbitrary bytes as a `fillcast ctl` request line.
 
 use crate::config::GatewayKinds;
 use crate::file::FileSource;
@@ -31,6 +32,16 @@ venue = "sim"
 [[leaders]]
 id = "L1"
 equity = "100000"
+
+[[followers]]
+id = "F1"
+equity = "1000"
+
+[[subscriptions]]
+follower = "F1"
+leader = "L1"
+allocation = "100"
+mode = "proportional"
 "#;
 
 fn universe() -> Arc<Universe> {
@@ -111,4 +122,28 @@ pub fn config(data: &[u8]) -> bool {
         Err(_) => false,
     };
     a || b
+}
+
+/// Whether the bytes were a request; an error never carries a control character
+/// (a request cannot forge a log line) and never panics.
+pub fn control_request(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    match crate::control::parse(text, &universe()) {
+        Ok(crate::control::Request::Command(c)) => {
+            let d = crate::control::describe(&c, &universe());
+            assert!(!d.contains('?'), "a parsed command names what exists: {d}");
+            true
+        }
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                !e.chars().any(|c| c.is_control() && c != '\n'),
+                "an error quotes a control character: {e:?}"
+            );
+            assert!(e.len() < 2_000, "an error of {} bytes", e.len());
+            false
+        }
+    }
 }

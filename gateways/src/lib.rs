@@ -25,6 +25,7 @@
 //! the sim client's blocking start-up calls (their timeouts).
 
 pub mod config;
+pub mod control;
 pub mod file;
 pub mod fuzzing;
 pub mod sim;

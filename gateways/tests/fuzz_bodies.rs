@@ -25,8 +25,11 @@ fn hostile_files_never_panic() {
         fuzzing::file_source(c);
         fuzzing::sim_wire(c);
         fuzzing::config(c);
+        fuzzing::control_request(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
+    assert!(fuzzing::control_request(b"pause subscription F1:L1\n"));
+    assert!(!fuzzing::control_request(b"pause subscription \x1b[2J\n"));
 }
 
 proptest! {
@@ -37,6 +40,23 @@ proptest! {
         fuzzing::file_source(&bytes);
         fuzzing::sim_wire(&bytes);
         fuzzing::config(&bytes);
+        fuzzing::control_request(&bytes);
+    }
+
+    /// Requests made of the protocol's own words, in any order and number, with
+    /// names that exist and names that do not.
+    #[test]
+    fn control_requests_of_real_words_never_panic(
+        words in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "status", "reload", "shutdown", "pause", "resume", "stop", "flatten",
+                "resync", "kill-switch", "on", "off", "subscription", "sub", "follower",
+                "leader", "F1", "L1", "F1:L1", "F2", "", "\t", "\u{0}", "é", "\r",
+            ]),
+            0..6,
+        ),
+    ) {
+        fuzzing::control_request(words.join(" ").as_bytes());
     }
 
     #[test]
