@@ -39,8 +39,8 @@ fn seeds_151_to_200_hold_every_invariant() {
 #[test]
 fn a_seed_replays_bit_for_bit() {
     let opts = Options::default();
-    // Seed 5: crashes, a venue alarm that stops the engine, restarts, an outage.
-    for seed in [5, 30] {
+    // Seeds 17 and 31: crashes, restarts, outages, and a live reload.
+    for seed in [17, 31] {
         let a = run_seed(seed, &opts).unwrap_or_else(|f| panic!("{f}"));
         let b = run_seed(seed, &opts).unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(a, b, "seed {seed}");
