@@ -110,33 +110,50 @@ pub struct Replay {
     pub position_gaps: u32,
 }
 
+/// Prices per symbol, each list sorted by time: what marks and trades share.
+#[derive(Clone, Debug, Default)]
+struct PriceSeries {
+    by_symbol: HashMap<String, Vec<(i64, Decimal)>>,
+}
+
+impl PriceSeries {
+    /// The latest price of `symbol` at or before `ts_ns`.
+    fn at(&self, symbol: &str, ts_ns: i64) -> Option<Decimal> {
+        let list = self.by_symbol.get(symbol)?;
+        let i = list.partition_point(|(t, _)| *t <= ts_ns);
+        (i > 0).then(|| list[i - 1].1)
+    }
+
+    fn of(&self, symbol: &str) -> &[(i64, Decimal)] {
+        self.by_symbol.get(symbol).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// Mark prices per symbol, each list sorted by time.
 #[derive(Clone, Debug, Default)]
 pub struct Marks {
-    by_symbol: HashMap<String, Vec<(i64, Decimal)>>,
+    series: PriceSeries,
 }
 
 impl Marks {
     /// Adds a mark; marks of one symbol must come in non-decreasing time.
     pub fn push(&mut self, symbol: &str, ts_ns: i64, price: Decimal) {
-        let list = self.by_symbol.entry(symbol.to_string()).or_default();
+        let list = self.series.by_symbol.entry(symbol.to_string()).or_default();
         debug_assert!(list.last().is_none_or(|(t, _)| *t <= ts_ns));
         list.push((ts_ns, price));
     }
 
     /// The latest mark of `symbol` at or before `ts_ns`.
     pub fn at(&self, symbol: &str, ts_ns: i64) -> Option<Decimal> {
-        let list = self.by_symbol.get(symbol)?;
-        let i = list.partition_point(|(t, _)| *t <= ts_ns);
-        (i > 0).then(|| list[i - 1].1)
+        self.series.at(symbol, ts_ns)
     }
 
     pub fn of(&self, symbol: &str) -> &[(i64, Decimal)] {
-        self.by_symbol.get(symbol).map_or(&[], Vec::as_slice)
+        self.series.of(symbol)
     }
 
     pub fn len(&self) -> usize {
-        self.by_symbol.values().map(Vec::len).sum()
+        self.series.by_symbol.values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,7 +161,8 @@ impl Marks {
     }
 
     pub fn last_ts(&self) -> Option<i64> {
-        self.by_symbol
+        self.series
+            .by_symbol
             .values()
             .filter_map(|l| l.last())
             .map(|(t, _)| *t)
@@ -162,7 +180,7 @@ impl Marks {
 /// changes, so a lookup is exact and a replay has an event only per price change.
 #[derive(Clone, Debug, Default)]
 pub struct Trades {
-    by_symbol: HashMap<String, Vec<(i64, Decimal)>>,
+    series: PriceSeries,
 }
 
 impl Trades {
@@ -189,28 +207,28 @@ impl Trades {
                 (symbol.to_string(), out)
             })
             .collect();
-        Trades { by_symbol }
+        Trades {
+            series: PriceSeries { by_symbol },
+        }
     }
 
     /// The price of the latest trade in `symbol` at or before `ts_ns`.
     pub fn at(&self, symbol: &str, ts_ns: i64) -> Option<Decimal> {
-        let list = self.by_symbol.get(symbol)?;
-        let i = list.partition_point(|(t, _)| *t <= ts_ns);
-        (i > 0).then(|| list[i - 1].1)
+        self.series.at(symbol, ts_ns)
     }
 
     /// `(ts, price)` of each price change of `symbol`, in time order.
     pub fn of(&self, symbol: &str) -> &[(i64, Decimal)] {
-        self.by_symbol.get(symbol).map_or(&[], Vec::as_slice)
+        self.series.of(symbol)
     }
 
     /// Every symbol with a trade, in no particular order.
     pub fn symbols(&self) -> impl Iterator<Item = &str> {
-        self.by_symbol.keys().map(String::as_str)
+        self.series.by_symbol.keys().map(String::as_str)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_symbol.is_empty()
+        self.series.by_symbol.is_empty()
     }
 }
 
