@@ -427,11 +427,18 @@ impl State {
                 "too many reloads are still on their way to the core; try again in a moment",
             );
         }
+        // Who asked goes in the journal just before the revision (its config
+        // records carry no sender); a SIGHUP has no sender to name.
+        let who = FeedEvent::Command {
+            cmd: fillcast_engine::event::Command::Reload,
+            ts: fillcast_engine::clock::now(),
+            by: by.unwrap_or(fillcast_engine::event::NO_SENDER),
+        };
         let ev = FeedEvent::Revision {
             revision: u.revision,
             ts: fillcast_engine::clock::now(),
         };
-        if self.served.tx.send(ev).is_err() {
+        if self.served.tx.send(who).is_err() || self.served.tx.send(ev).is_err() {
             return error("the engine has stopped taking input");
         }
         self.served.cfg = cfg;

@@ -368,7 +368,8 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
     assert!(out.contains(&format!("→ {r1}")), "{out} vs status {r1}");
     assert_eq!(s["reloads"]["applied"], 1, "{s:#}");
     assert_eq!(s["reloads"]["invalid"], 0, "{s:#}");
-    assert_eq!(s["counts"]["commands"], 6, "{s:#}");
+    // The six, and the reload's record of who asked for it.
+    assert_eq!(s["counts"]["commands"], 7, "{s:#}");
     assert_eq!(s["control"]["commands"], 6, "{s:#}");
     assert!(
         s["counts"]["leader_fills"].as_u64().unwrap() < n,
@@ -411,8 +412,12 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
     let want: Vec<(&str, &str, &str)> = commands
         .iter()
         .map(|(_, s, r)| (*s, *r, "by uid 0"))
+        .chain([("*", "reload", "by uid 0")])
         .collect();
-    assert_eq!(got, want, "each accepted command once, in order, by uid 0");
+    assert_eq!(
+        got, want,
+        "each accepted command once, in order, by uid 0, and who reloaded"
+    );
 
     let configs = rows3(
         &conn,
@@ -431,6 +436,10 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
     assert!(detail.contains("previous revision none"), "{detail}");
     let (reload_seq, subject, reason, detail) = &configs[1];
     let reload_seq = *reload_seq;
+    assert!(
+        cmds.last().is_some_and(|c| c.0 < reload_seq),
+        "who reloaded is journaled before the revision: {cmds:?} {reload_seq}"
+    );
     assert_eq!(
         (subject.as_str(), reason.as_str()),
         (r1.as_str(), "applied")

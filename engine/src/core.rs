@@ -1185,6 +1185,7 @@ impl Core {
             }
             Command::KillSwitch => self.kill_switch = true,
             Command::KillSwitchOff => self.kill_switch = false,
+            Command::Reload => {}
             Command::Resync(s) => {
                 let n_sym = self.marks.len();
                 for si in 0..n_sym {

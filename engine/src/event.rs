@@ -54,6 +54,9 @@ pub enum Command {
     Flatten(SubIdx),
     /// `Flatten` for every subscription of a follower.
     FlattenFollower(FollowerIdx),
+    /// A person asked for a reload: records who, right before the revision's
+    /// config records (which carry no sender). Changes nothing itself.
+    Reload,
 }
 
 /// `FeedEvent::Command::by` when no person sent the command (tests, simulation,

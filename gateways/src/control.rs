@@ -160,6 +160,7 @@ pub fn describe(cmd: &Command, u: &Universe) -> String {
             "kill switch on: no new exposure anywhere; closes still go out".into()
         }
         Command::KillSwitchOff => "kill switch off".into(),
+        Command::Reload => "reload".into(),
     }
 }
 

@@ -417,6 +417,7 @@ fn command_code(c: Command) -> (u8, u32) {
         Command::KillSwitchOff => (11, 0),
         Command::Flatten(s) => (12, s.0),
         Command::FlattenFollower(f) => (13, f.0),
+        Command::Reload => (14, 0),
     }
 }
 
@@ -436,6 +437,7 @@ fn command_from(code: u8, target: u32) -> Result<Command, RecordError> {
         11 => Command::KillSwitchOff,
         12 => Command::Flatten(SubIdx(target)),
         13 => Command::FlattenFollower(FollowerIdx(target)),
+        14 => Command::Reload,
         c => {
             return Err(RecordError::BadCode {
                 kind: "command",

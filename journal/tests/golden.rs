@@ -263,6 +263,7 @@ const ADDED_LATER_COMMANDS: &[Command] = &[
     Command::Flatten(SubIdx(0)),
     Command::FlattenFollower(FollowerIdx(0)),
     Command::KillSwitch,
+    Command::Reload,
 ];
 
 /// Codes added since the fixture was first written (`entries` appends them).

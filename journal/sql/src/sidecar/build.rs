@@ -558,6 +558,7 @@ impl Builder {
                     Command::StopFollower(f) => (chk.follower(f.0)?, "stop_follower"),
                     Command::StopLeader(l) => (chk.leader(l.0)?, "stop_leader"),
                     Command::KillSwitchOff => ("*", "kill_switch_off"),
+                    Command::Reload => ("*", "reload"),
                     Command::Flatten(s) => (chk.sub(s.0)?, "flatten_subscription"),
                     Command::FlattenFollower(f) => (chk.follower(f.0)?, "flatten_follower"),
                 };
