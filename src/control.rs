@@ -34,11 +34,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the control socket of the engine run with `cfg` is: `[control] socket`,
 /// else `control.sock` in the journal directory; `None` without either, or with
@@ -154,19 +150,36 @@ pub struct ControlStats {
     pub reloads_invalid: AtomicU64,
 }
 
-/// The running control server: its thread, and the socket it removes when stopped.
-pub struct Server {
+/// A bound control socket, before the engine starts: binding first means a
+/// socket that cannot be made stops the start before the journal is touched.
+pub struct Bound {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    pub stats: Arc<ControlStats>,
+    /// Taken by `Server::start`; a `Bound` dropped with it still here (the start
+    /// failed) removes its socket.
+    listener: Option<UnixListener>,
 }
 
-impl Server {
-    /// Listen on `path`. A socket left by an engine that is gone is replaced; one
-    /// an engine still answers on is an error.
-    pub fn start(path: &Path, served: Served) -> Result<Server> {
-        if path.exists() {
+impl Drop for Bound {
+    fn drop(&mut self) {
+        if self.listener.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Bound {
+    /// Bind `path`. A socket left by an engine that is gone is replaced; one an
+    /// engine still answers on is an error, and so is anything at `path` that is
+    /// not a socket (it is never removed).
+    pub fn bind(path: &Path) -> Result<Bound> {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                bail!(
+                    "control socket {}: something that is not a socket is there; not removing it (set [control] socket elsewhere)",
+                    path.display()
+                );
+            }
             if UnixStream::connect(path).is_ok() {
                 bail!(
                     "control socket {}: another engine is running and answers on it (stop it, or set [control] socket elsewhere)",
@@ -186,15 +199,59 @@ impl Server {
         listener
             .set_nonblocking(true)
             .context("control socket: non-blocking")?;
+        Ok(Bound {
+            path: path.to_path_buf(),
+            listener: Some(listener),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Connections read at once; past that a client is turned away at once.
+const READERS_MAX: usize = 32;
+/// The whole time a client has to send its request line.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The running control server, and the socket it removes when stopped.
+///
+/// Each connection is read on its own short-lived thread with a deadline for the
+/// whole request (a slow or silent client holds only itself), and the requests
+/// are carried out one at a time by the control thread, in the order they
+/// arrived whole.
+pub struct Server {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    pub stats: Arc<ControlStats>,
+}
+
+/// A request read whole, for the control thread: who sent it, and where to answer.
+struct Arrived {
+    stream: UnixStream,
+    uid: u32,
+    /// The line, or why it could not be read.
+    line: Result<String, String>,
+}
+
+impl Server {
+    pub fn start(bound: Bound, served: Served) -> Result<Server> {
+        let mut bound = bound;
+        let listener = bound.listener.take().expect("a bound socket");
+        let path = bound.path.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ControlStats::default());
+        let owner = current_uid();
         let mut state = State {
             served,
             stats: Arc::clone(&stats),
-            owner: current_uid(),
+            owner,
         };
+        let (tx, rx) = crossbeam::channel::unbounded::<Arrived>();
+        let readers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stop2 = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("fillcast-control".into())
             .spawn(move || {
                 while !stop2.load(Relaxed) {
@@ -202,34 +259,32 @@ impl Server {
                         let reply = state.reload(None);
                         log_reply("reload on SIGHUP", None, "reload", &reply);
                     }
-                    match listener.accept() {
-                        Ok((stream, _)) => state.serve(stream),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(20));
+                    loop {
+                        match listener.accept() {
+                            Ok((stream, _)) => state.admit(stream, &tx, &readers),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "control socket: accept failed");
+                                break;
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "control socket: accept failed");
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
+                    }
+                    match rx.recv_timeout(Duration::from_millis(10)) {
+                        Ok(a) => state.answer(a),
+                        Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+                        Err(crossbeam::channel::RecvTimeoutError::Disconnected) => break,
                     }
                 }
             })
             .context("spawning the control thread")?;
-        Ok(Server {
-            path: path.to_path_buf(),
-            stop,
-            thread: Some(thread),
-            stats,
-        })
+        Ok(Server { path, stop, stats })
     }
 }
 
 impl Drop for Server {
+    /// Stops taking requests and removes the socket; does not wait for a client.
     fn drop(&mut self) {
         self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -269,58 +324,113 @@ fn ok(msg: impl Into<String>) -> Value {
 }
 
 impl State {
-    fn serve(&mut self, mut stream: UnixStream) {
+    /// A new connection: its uid checked now, its request read on a thread of
+    /// its own with a deadline, then queued for `answer`.
+    fn admit(
+        &mut self,
+        stream: UnixStream,
+        tx: &crossbeam::channel::Sender<Arrived>,
+        readers: &Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
-        let reply = match peer_uid(&stream) {
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let refused = match peer_uid(&stream) {
             Err(e) => {
-                self.stats.refused_peers.fetch_add(1, Relaxed);
                 tracing::warn!(error = %e, "control socket: REFUSED a client whose uid cannot be read");
-                error(format!("your uid cannot be read ({e})"))
+                Some((u32::MAX, error(format!("your uid cannot be read ({e})"))))
             }
             Ok(uid) if uid != self.owner && uid != 0 => {
-                self.stats.refused_peers.fetch_add(1, Relaxed);
                 tracing::warn!(
                     uid,
                     "control socket: REFUSED uid {uid}: only uid {} (the engine's user) and root may command this engine",
                     self.owner
                 );
-                error(format!(
-                    "permission denied: uid {uid} may not command this engine (only uid {} and root may)",
-                    self.owner
+                Some((
+                    uid,
+                    error(format!(
+                        "permission denied: uid {uid} may not command this engine (only uid {} and root may)",
+                        self.owner
+                    )),
                 ))
             }
-            Ok(uid) => match read_request(&mut stream) {
-                Ok(line) => {
-                    let reply = self.handle(&line, uid);
-                    if reply["ok"] != json!(true) {
-                        self.stats.bad_requests.fetch_add(1, Relaxed);
-                    }
-                    if !line.trim().eq_ignore_ascii_case("status") {
-                        log_reply(
-                            &format!("command from uid {uid}"),
-                            Some(uid),
-                            truncate(line.trim(), 200).as_str(),
-                            &reply,
-                        );
-                    }
-                    reply
-                }
-                Err(e) => {
-                    self.stats.bad_requests.fetch_add(1, Relaxed);
-                    tracing::warn!(uid, "command from uid {uid} REFUSED: {e}");
-                    error(e)
-                }
-            },
+            Ok(_) => None,
         };
-        let _ = writeln!(stream, "{reply}");
-        // Unread request bytes at close would make the kernel reset the
-        // connection, and the client could lose the answer: say we are done,
-        // then take what is left (bounded in bytes and time).
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let _ = std::io::copy(&mut (&stream).take(1 << 20), &mut std::io::sink());
+        if refused.is_some() {
+            self.stats.refused_peers.fetch_add(1, Relaxed);
+        }
+        if readers.load(Relaxed) >= READERS_MAX {
+            tracing::warn!("control socket: {READERS_MAX} connections are being read already; one more turned away");
+            let mut stream = stream;
+            let _ = writeln!(
+                stream,
+                "{}",
+                error("the engine is busy reading other requests; try again")
+            );
+            return;
+        }
+        readers.fetch_add(1, Relaxed);
+        let (tx, readers) = (tx.clone(), Arc::clone(readers));
+        let spawned = std::thread::Builder::new()
+            .name("fillcast-control-read".into())
+            .spawn(move || {
+                let mut stream = stream;
+                let read = read_request(&mut stream, REQUEST_DEADLINE);
+                match (refused, read) {
+                    (Some((_, reply)), _) => finish(stream, &reply),
+                    // Connected and closed without a word: a probe (a second
+                    // engine looking for a live one), not a request.
+                    (None, Ok(None)) => {}
+                    (None, Ok(Some(line))) => {
+                        let uid = peer_uid(&stream).unwrap_or(u32::MAX);
+                        let _ = tx.send(Arrived {
+                            stream,
+                            uid,
+                            line: Ok(line),
+                        });
+                    }
+                    (None, Err(e)) => {
+                        let uid = peer_uid(&stream).unwrap_or(u32::MAX);
+                        let _ = tx.send(Arrived {
+                            stream,
+                            uid,
+                            line: Err(e),
+                        });
+                    }
+                }
+                readers.fetch_sub(1, Relaxed);
+            });
+        if spawned.is_err() {
+            tracing::warn!("control socket: could not start a thread to read a request");
+        }
+    }
+
+    /// Carries out one request read whole, and answers it.
+    fn answer(&mut self, a: Arrived) {
+        let Arrived { stream, uid, line } = a;
+        let reply = match line {
+            Err(e) => {
+                // It could not be read: the reader says why.
+                self.stats.bad_requests.fetch_add(1, Relaxed);
+                tracing::warn!(uid, "command from uid {uid} REFUSED: {e}");
+                error(e)
+            }
+            Ok(line) => {
+                let reply = self.handle(&line, uid);
+                if reply["ok"] != json!(true) {
+                    self.stats.bad_requests.fetch_add(1, Relaxed);
+                }
+                if !line.trim().eq_ignore_ascii_case("status") {
+                    log_reply(
+                        &format!("command from uid {uid}"),
+                        Some(uid),
+                        truncate(line.trim(), 200).as_str(),
+                        &reply,
+                    );
+                }
+                reply
+            }
+        };
+        finish(stream, &reply);
     }
 
     fn handle(&mut self, line: &str, uid: u32) -> Value {
@@ -371,7 +481,7 @@ impl State {
             return invalid(
                 self,
                 format!(
-                    "{}: {shape}. A running engine takes new values (limits, allocations, modes and their parameters, statuses, policies); adding or removing symbols, leaders, followers or subscriptions needs a restart on the same journal (`fillcast run` applies it then, or says why not). Nothing changed",
+                    "{}: {shape}. A running engine takes new values (limits, allocations, modes and their parameters, statuses, policies); adding, removing or reordering symbols, leaders, followers or subscriptions, or resizing the engine's tables, is not built yet, live or at a restart on this journal: it needs a new journal directory. Nothing changed",
                     path.display()
                 ),
             );
@@ -550,18 +660,61 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn read_request(stream: &mut UnixStream) -> Result<String, String> {
-    let mut line = String::new();
-    let mut r = BufReader::new(stream.take(MAX_REQUEST as u64 + 1));
-    match r.read_line(&mut line) {
-        Ok(0) => Err("empty request".into()),
-        Ok(n) if n > MAX_REQUEST => Err(format!("request longer than {MAX_REQUEST} bytes")),
-        Ok(_) => Ok(line),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            Err("the request is not UTF-8 text".into())
+/// The request line, read within `deadline` in all; `Ok(None)` when the client
+/// closed without sending a byte.
+fn read_request(stream: &mut UnixStream, deadline: Duration) -> Result<Option<String>, String> {
+    let until = std::time::Instant::now() + deadline;
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if buf.contains(&b'\n') {
+            break;
         }
-        Err(e) => Err(format!("reading the request: {e}")),
+        if buf.len() > MAX_REQUEST {
+            return Err(format!("request longer than {MAX_REQUEST} bytes"));
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "no whole request line within {} s",
+                deadline.as_secs()
+            ));
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading the request: {e}")),
+        }
     }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let end = buf
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(buf.len(), |i| i + 1);
+    if end > MAX_REQUEST {
+        return Err(format!("request longer than {MAX_REQUEST} bytes"));
+    }
+    String::from_utf8(buf[..end].to_vec())
+        .map(Some)
+        .map_err(|_| "the request is not UTF-8 text".to_string())
+}
+
+/// Answer, and close without a reset: what the client sent past its line is
+/// taken (without waiting) so that the answer is not lost.
+fn finish(mut stream: UnixStream, reply: &Value) {
+    let _ = writeln!(stream, "{reply}");
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_nonblocking(true);
+    let _ = std::io::copy(&mut (&stream).take(1 << 20), &mut std::io::sink());
 }
 
 fn current_uid() -> u32 {
@@ -614,9 +767,20 @@ pub fn client(socket: &Path, words: &[String], json_out: bool) -> Result<()> {
     // The answer is one line; read just that, so that nothing after it (a reset
     // by a peer that did not read all of an over-long request) can hide it.
     let mut reply = String::new();
-    BufReader::new(stream.take(16 << 20))
-        .read_line(&mut reply)
-        .context("reading the engine's answer")?;
+    match BufReader::new(stream.take(16 << 20)).read_line(&mut reply) {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            bail!(
+                "no answer from the engine within 30 s; it may still carry out the request: check `fillcast ctl status` (and the engine's log) before sending it again"
+            )
+        }
+        Err(e) => return Err(e).context("reading the engine's answer"),
+    }
     let v: Value = serde_json::from_str(reply.trim())
         .with_context(|| format!("the engine's answer is not JSON: {}", truncate(&reply, 200)))?;
     if json_out {

@@ -62,6 +62,14 @@ pub fn resume_sources(sources: &mut [Box<dyn Source>], cursors: &BTreeMap<u16, u
 /// `fillcast journal inspect`: reads what it can, past any damage; names every
 /// gap and every record it cannot decode, and then fails (so a script notices).
 pub fn inspect(dir: &Path, json: bool, from: u64, limit: Option<u64>) -> Result<()> {
+    // A reader that stops early (`| head`) ends this command quietly, as it ends
+    // any filter, instead of a panic on the broken pipe. Only this command: the
+    // engine keeps SIGPIPE ignored for its sockets.
+    // SAFETY: `signal` with SIG_DFL installs no handler of ours; called once,
+    // before this command prints, with no other thread of ours running.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let reader = JournalReader::open(dir).with_context(|| format!("journal {}", dir.display()))?;
     let mut undecodable = 0u64;
     let mut problems = 0u64;

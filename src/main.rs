@@ -372,6 +372,22 @@ fn run(
         j.dir = dir;
         cfg.journal = Some(j);
     }
+    // The control socket and the metrics address first: one that cannot be had
+    // stops the start before the journal or a venue is touched.
+    let socket = control::socket_path(&cfg);
+    if let Some(j) = &cfg.journal {
+        // The default socket lives in it; the journal would make it anyway.
+        std::fs::create_dir_all(&j.dir)
+            .with_context(|| format!("journal {}: creating the directory", j.dir.display()))?;
+    }
+    let bound = socket.as_deref().map(control::Bound::bind).transpose()?;
+    let http = match &cfg.metrics {
+        Some(m) => Some(
+            metrics::Endpoint::bind(&m.address)
+                .with_context(|| format!("metrics endpoint {}", m.address))?,
+        ),
+        None => None,
+    };
     let mut gateways = gateways_for(&u, &venue_settings(&u)?)?;
     let mut sources = sources_for(&cfg, &u)?;
     let (core, journal, restart) = match cfg.journal {
@@ -395,10 +411,9 @@ fn run(
         ),
     };
     let asked_first = restart.ask_first;
-    let socket = control::socket_path(&cfg);
     let (control_tx, control_source) = control::channel();
     let source_names: Vec<String> = sources.iter().map(|s| s.name().to_string()).collect();
-    if socket.is_some() {
+    if bound.is_some() {
         sources.push(Box::new(control_source));
     }
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -422,44 +437,41 @@ fn run(
         started,
         until_stopped,
     };
-    // Started after the engine, so a refused start leaves no socket behind; a
-    // failure stops the engine before anything was taken.
-    let server = match &socket {
-        Some(sock) => match control::Server::start(sock, served(&running.progress)) {
-            Ok(s) => {
-                tracing::info!(
-                    socket = %sock.display(),
-                    "control socket {} (fillcast ctl --socket {} status)",
-                    sock.display(),
-                    sock.display()
-                );
-                Some(s)
+    let server = match bound {
+        Some(b) => {
+            let path = b.path().to_path_buf();
+            match control::Server::start(b, served(&running.progress)) {
+                Ok(s) => {
+                    tracing::info!(
+                        socket = %path.display(),
+                        "control socket {} (fillcast ctl --socket {} status)",
+                        path.display(),
+                        path.display()
+                    );
+                    Some(s)
+                }
+                Err(e) => {
+                    running
+                        .progress
+                        .draining
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    let _ = running.stop();
+                    return Err(e);
+                }
             }
-            Err(e) => {
-                running
-                    .progress
-                    .draining
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                let _ = running.stop();
-                return Err(e);
-            }
-        },
-        None => None,
-    };
-    let metrics = match &cfg.metrics {
-        Some(m) => {
-            let control_stats = server.as_ref().map(|s| Arc::clone(&s.stats));
-            let m = metrics::Endpoint::start(&m.address, served(&running.progress), control_stats)
-                .with_context(|| format!("metrics endpoint {}", m.address))?;
-            tracing::info!(
-                address = m.address(),
-                "metrics on http://{}/metrics",
-                m.address()
-            );
-            Some(m)
         }
         None => None,
     };
+    let metrics = http.map(|h| {
+        let control_stats = server.as_ref().map(|s| Arc::clone(&s.stats));
+        let m = metrics::Endpoint::start(h, served(&running.progress), control_stats);
+        tracing::info!(
+            address = m.address(),
+            "metrics on http://{}/metrics",
+            m.address()
+        );
+        m
+    });
     let mut ticker = summary::Ticker::new(progress_secs, &u, &cfg.engine);
     if until_stopped {
         running.wait_for(Duration::from_millis(20), &shutdown, |p| ticker.tick(p));

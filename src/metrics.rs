@@ -16,31 +16,41 @@ use fillcast_engine::pipeline::LATENCY_BOUNDS_NS;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub struct Endpoint {
     address: String,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
+/// A bound metrics address, before the engine starts.
+pub struct Bound(tiny_http::Server);
+
+/// Answers being written at once; past that a scrape is dropped (a client that
+/// does not read holds only its own answer's thread).
+const ANSWERS_MAX: usize = 16;
+
 impl Endpoint {
-    pub fn start(
-        address: &str,
-        served: Served,
-        control: Option<Arc<ControlStats>>,
-    ) -> Result<Endpoint> {
-        let server = tiny_http::Server::http(address)
+    /// Listen on `address`: one that cannot be had stops the start before the
+    /// journal or a venue is touched.
+    pub fn bind(address: &str) -> Result<Bound> {
+        tiny_http::Server::http(address)
+            .map(Bound)
             .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("listening")?;
-        let bound = server
+            .context("listening")
+    }
+
+    pub fn start(bound: Bound, served: Served, control: Option<Arc<ControlStats>>) -> Endpoint {
+        let server = bound.0;
+        let address = server
             .server_addr()
             .to_ip()
-            .map_or(address.to_string(), |a| a.to_string());
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
+        let served = Arc::new(served);
+        let answering = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let spawned = std::thread::Builder::new()
             .name("fillcast-metrics".into())
             .spawn(move || {
                 while !stop2.load(Relaxed) {
@@ -53,6 +63,9 @@ impl Endpoint {
                             continue;
                         }
                     };
+                    if answering.load(Relaxed) >= ANSWERS_MAX {
+                        continue;
+                    }
                     let path = req.url().split('?').next().unwrap_or("");
                     let reply = if path == "/metrics" {
                         let body = render(&served, control.as_deref());
@@ -65,15 +78,20 @@ impl Endpoint {
                         tiny_http::Response::from_string("fillcast: metrics are at /metrics\n")
                             .with_status_code(404)
                     };
-                    let _ = req.respond(reply);
+                    answering.fetch_add(1, Relaxed);
+                    let answering = Arc::clone(&answering);
+                    let _ = std::thread::Builder::new()
+                        .name("fillcast-metrics-answer".into())
+                        .spawn(move || {
+                            let _ = req.respond(reply);
+                            answering.fetch_sub(1, Relaxed);
+                        });
                 }
-            })
-            .context("spawning the metrics thread")?;
-        Ok(Endpoint {
-            address: bound,
-            stop,
-            thread: Some(thread),
-        })
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "metrics endpoint: could not start its thread");
+        }
+        Endpoint { address, stop }
     }
 
     /// Where it listens (the port the system chose, for `:0`).
@@ -83,11 +101,9 @@ impl Endpoint {
 }
 
 impl Drop for Endpoint {
+    /// Stops serving; does not wait for a client.
     fn drop(&mut self) {
         self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -622,7 +622,6 @@ fn bad_requests_and_bad_reloads_are_refused_and_change_nothing() {
     for (bytes, expected) in [
         (long.as_bytes(), "request longer than 4096 bytes"),
         (&b"pause subscription F1:L1\xff\xfe\n"[..], "not UTF-8"),
-        (&b""[..], "empty request"),
         (&b"\n"[..], "empty request"),
     ] {
         let v = raw_request(&engine.socket, bytes);
@@ -630,6 +629,16 @@ fn bad_requests_and_bad_reloads_are_refused_and_change_nothing() {
         let e = v["error"].as_str().unwrap_or("");
         assert!(e.contains(expected), "expected `{expected}` in {v}");
         bad += 1;
+    }
+    // Connected and closed without a byte: a probe (a second engine looking for
+    // a live one), answered with nothing, not counted as a bad request.
+    {
+        let s = UnixStream::connect(&engine.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        let _ = BufReader::new(s).read_line(&mut reply);
+        assert_eq!(reply, "", "a probe gets no answer");
     }
     let s = engine.status();
     assert_eq!(
@@ -663,7 +672,7 @@ fn bad_requests_and_bad_reloads_are_refused_and_change_nothing() {
             vec![
                 "run.toml",
                 "followers were added, removed or reordered",
-                "needs a restart",
+                "needs a new journal directory",
                 "Nothing changed",
             ],
         ),
@@ -1022,4 +1031,89 @@ for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
     }
     assert_eq!(total, figure(&out, "decisions") as f64, "{out}");
     assert!(total > 0.0);
+}
+
+/// Red team, issue 12: (1) a second `fillcast run` on a journal a running engine
+/// was writing cut its live tail and damaged it; (2) silent clients held the
+/// control socket one after another, 5 s each, so a person's `ctl status` waited
+/// past its own timeout; (3) the engine deleted whatever file sat at the socket
+/// path. Now the second run is refused before it touches the journal (the
+/// control socket answers, or the journal's lock is held), silent clients hold
+/// only themselves, and a file that is not a socket is left alone.
+#[test]
+fn regression_a_second_engine_silent_clients_and_a_file_at_the_socket_path() {
+    let tmpdir = tmp();
+    let dir = tmpdir.path();
+    let (fills_path, n) = fills_file(dir, 0x5EC0, 200);
+    let (cfg_path, cfg) = write_config(dir, &fills_path, Some(100), "");
+    let mut engine = Engine::start(&cfg_path, dir, true);
+    engine.wait_ready();
+
+    // Eight silent clients: each would have held the old serial server for 5 s.
+    let sock = engine.socket.clone();
+    let silent: Vec<_> = (0..8)
+        .map(|_| std::os::unix::net::UnixStream::connect(&sock).unwrap())
+        .collect();
+    let o = engine.ctl(&["status"]);
+    assert!(
+        o.status.success(),
+        "status behind silent clients: {:?}",
+        text(&o)
+    );
+    drop(silent);
+
+    // A second engine on the same journal: refused by the live control socket,
+    // and, with no socket of its own, by the journal's lock.
+    let second = |cfg_file: &Path| {
+        fillcast()
+            .args(["run", "-c", cfg_file.to_str().unwrap(), "--progress", "0"])
+            .output()
+            .unwrap()
+    };
+    let o = second(&cfg_path);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("another engine is running"),
+        "{:?}",
+        text(&o)
+    );
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let journal = dir.join("journal");
+    let no_socket = cfg.replace(
+        "[journal]\ndir = \"journal\"",
+        &format!(
+            "[journal]\ndir = {:?}\n\n[control]\nenabled = false",
+            journal.display().to_string()
+        ),
+    );
+    let other_cfg = other.join("run.toml");
+    std::fs::write(&other_cfg, no_socket).unwrap();
+    let o = second(&other_cfg);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("another process has it open"),
+        "{:?}",
+        text(&o)
+    );
+
+    engine.wait_idle(n);
+    let (status, out, err) = engine.shutdown();
+    assert!(status.success(), "{out}{err}");
+    // The journal is whole: a restart replays it all, nothing cut or differing.
+    let o = second(&cfg_path);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(!err.contains("cut"), "{err}");
+    assert!(err.contains(", 0 differ"), "{err}");
+
+    // A file where the socket would go is not a stale socket: refused, kept.
+    let precious = dir.join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let with_file = cfg + "\n[control]\nsocket = \"precious.txt\"\n";
+    std::fs::write(&cfg_path, with_file).unwrap();
+    let o = second(&cfg_path);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("not a socket"), "{:?}", text(&o));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
 }

@@ -1168,7 +1168,19 @@ impl Core {
                 }
             }
             Command::PauseFollower(f) => self.followers.status[f.0 as usize] = Status::Paused,
-            Command::ResumeFollower(f) => self.followers.status[f.0 as usize] = Status::Active,
+            Command::ResumeFollower(f) => {
+                // The follower, and each of its subscriptions a pause or a
+                // flatten left paused (a stopped one stays stopped).
+                self.followers.status[f.0 as usize] = Status::Active;
+                for s in 0..self.subs.leader.len() as u32 {
+                    if self.follower_of(SubIdx(s)) == f {
+                        let (b, k) = self.locate(SubIdx(s));
+                        if self.books[b].status[k] == Status::Paused {
+                            self.books[b].status[k] = Status::Active;
+                        }
+                    }
+                }
+            }
             Command::StopFollower(f) => {
                 for s in 0..self.subs.leader.len() as u32 {
                     if self.follower_of(SubIdx(s)) == f {

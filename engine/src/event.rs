@@ -43,6 +43,8 @@ pub enum Command {
     Resync(SubIdx),
     /// Every subscription of a follower, as the subscription commands do.
     PauseFollower(FollowerIdx),
+    /// The follower and each of its paused subscriptions (after a pause or a
+    /// flatten of either); stopped ones stay stopped.
     ResumeFollower(FollowerIdx),
     StopFollower(FollowerIdx),
     /// Every subscription of a leader.

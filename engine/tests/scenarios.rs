@@ -1014,6 +1014,33 @@ fn follower_commands_act_on_each_of_its_subscriptions_and_no_other() {
     );
 }
 
+/// Red team, issue 12: `resume follower` after `flatten follower` answered ok and
+/// changed nothing (the flatten had paused each subscription, the resume only the
+/// follower).
+#[test]
+fn regression_resume_follower_after_flatten_follower_copied_nothing() {
+    check(
+        &two_subs_of_one_follower(),
+        "> fill L1 X buy 1 @100
+         F1:L1 buy 2 ioc@100
+         F2:L1 buy 2 ioc@100
+         > flatten-follower F1
+         F1:L1 sell 2 market reduce
+         = status F1:L1 Paused
+         > resume-follower F1
+         = status F1:L1 Active
+         = status F1:L2 Active
+         > fill L1 X buy 1 @100
+         F1:L1 buy 4 ioc@100
+         F2:L1 buy 2 ioc@100
+         # a stopped subscription stays stopped
+         > stop F1:L2
+         F1:L2 stopped follower_stopped
+         > resume-follower F1
+         = status F1:L2 Stopped",
+    );
+}
+
 #[test]
 fn stop_leader_stops_every_subscription_to_it() {
     check(

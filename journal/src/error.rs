@@ -10,6 +10,10 @@ pub enum JournalError {
     },
     #[error("{path}: {message}")]
     BadSegment { path: PathBuf, message: String },
+    /// Another process holds the journal (`writer::lock`): two writers, or a
+    /// repair beside a writer, would damage it.
+    #[error("journal {}: another process has it open (a running `fillcast run`, or `fillcast journal repair`); stop that first: two writers would damage the journal", dir.display())]
+    Locked { dir: PathBuf },
     #[error("{path} at offset {offset}: {reason}")]
     Corrupt {
         path: PathBuf,

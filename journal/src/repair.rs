@@ -150,6 +150,8 @@ fn used_bytes(file: &File, path: &Path) -> Result<u64, JournalError> {
 /// folder (owner-only), moves the segments it drops there, zeroes the rest of
 /// the cut segment, and syncs it all. Returns the folder.
 pub fn apply(dir: &Path, cut: &Cut) -> Result<PathBuf, JournalError> {
+    // Not beside a running engine: held until the cut is made.
+    let _lock = crate::writer::lock(dir)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

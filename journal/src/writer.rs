@@ -84,6 +84,8 @@ pub struct JournalWriter {
     /// A segment was renamed into place since the directory was last fsynced.
     dir_dirty: bool,
     counters: Arc<Counters>,
+    /// The journal's lock (`lock`), held while this writer lives.
+    _lock: Option<File>,
 }
 
 /// What the writer did to the disk, for tests and the curious: a flush or a
@@ -277,7 +279,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
 fn map_rw(file: &File, path: &Path, len: u64) -> Result<MmapMut, JournalError> {
     // SAFETY: the file is ours (named by us in our directory), at least `len`
     // bytes long with its blocks allocated (`allocate`), and this writer is its
-    // only writer; other processes only read it, through read-only mappings and
+    // only writer (it holds the journal's lock, `lock`; a second writer, in this
+    // process or another, is refused); other processes only read it, through read-only mappings and
     // the protocol of `segment::View` (record bytes, then the commit word with a
     // release store). Nothing truncates it while the journal is in use.
     unsafe { memmap2::MmapOptions::new().len(len as usize).map_mut(file) }
@@ -403,6 +406,30 @@ fn examine_last(
     })
 }
 
+/// The lock file's name in a journal directory.
+pub const LOCK_FILE: &str = "writer.lock";
+
+/// Takes the journal's exclusive lock (`flock` on `LOCK_FILE`), held as long as
+/// the returned file is open: released when the process ends, however it ends, so
+/// a crash leaves no stale lock. `JournalError::Locked` when another process holds
+/// it: a running engine, or a repair.
+pub fn lock(dir: &Path) -> Result<File, JournalError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(JournalError::io(&path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked { dir: dir.into() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::Io { path, source: e }),
+    }
+}
+
 /// Whether any byte of the file at `path` is not zero.
 fn holds_data(path: &Path) -> Result<bool, JournalError> {
     use std::io::Read;
@@ -426,7 +453,21 @@ impl JournalWriter {
     /// zeroed, and the `Recovery` says what was cut and why. A bad record with
     /// valid records after it is damage, not a torn tail: `JournalError::Damaged`,
     /// and nothing on disk is changed (`fillcast journal repair` is the way out).
+    ///
+    /// Takes the journal's lock first (`lock`): a journal another process has open
+    /// is `JournalError::Locked`, before anything is read or cut.
     pub fn open(
+        dir: &Path,
+        opts: JournalOptions,
+    ) -> Result<(JournalWriter, Recovery), JournalError> {
+        std::fs::create_dir_all(dir).map_err(JournalError::io(dir))?;
+        let lock = lock(dir)?;
+        let (mut w, recovery) = JournalWriter::open_locked(dir, opts)?;
+        w._lock = Some(lock);
+        Ok((w, recovery))
+    }
+
+    fn open_locked(
         dir: &Path,
         opts: JournalOptions,
     ) -> Result<(JournalWriter, Recovery), JournalError> {
@@ -581,6 +622,7 @@ impl JournalWriter {
             spare: Some(Spare::start(dir, opts.segment_bytes)),
             dir_dirty: false,
             counters,
+            _lock: None,
         }
     }
 

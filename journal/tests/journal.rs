@@ -849,3 +849,33 @@ fn fuzz_body_survives_damaged_whole_segments() {
         fillcast_journal::fuzzing::fuzz_one(&data);
     }
 }
+
+/// Red team, issue 12: a second `fillcast run` on a journal a running engine was
+/// writing cut the live tail as "torn" and replayed it; the first engine wrote on
+/// past the hole, and the next restart found the journal damaged. A writer now
+/// holds the journal's lock: a second one, or a repair, is refused before it
+/// reads or cuts anything, and the lock goes with the writer.
+#[test]
+fn regression_a_second_writer_cut_a_live_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, _) = JournalWriter::open(dir.path(), opts()).unwrap();
+    first.append(1, 7, 10, b"live").unwrap();
+    match JournalWriter::open(dir.path(), opts()) {
+        Err(JournalError::Locked { dir: d }) => assert_eq!(d, dir.path()),
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("a second writer opened a journal in use"),
+    }
+    let msg = JournalError::Locked {
+        dir: dir.path().into(),
+    }
+    .to_string();
+    assert!(msg.contains("another process has it open"), "{msg}");
+    first.append(1, 7, 20, b"still live").unwrap();
+    drop(first);
+    // Released with the writer: the next run opens it, and nothing was cut.
+    let (_again, recovery) = JournalWriter::open(dir.path(), opts()).unwrap();
+    assert!(recovery.cut_reason.is_none(), "{recovery:?}");
+    let (recs, damage) = read_all(dir.path());
+    assert_eq!(damage, None);
+    assert_eq!(recs.len(), 2);
+}
