@@ -243,10 +243,12 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ControlStats::default());
         let owner = current_uid();
+        let started = served.cfg.clone();
         let mut state = State {
             served,
             stats: Arc::clone(&stats),
             owner,
+            started,
         };
         let (tx, rx) = crossbeam::channel::unbounded::<Arrived>();
         let readers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -313,6 +315,52 @@ struct State {
     served: Served,
     stats: Arc<ControlStats>,
     owner: u32,
+    /// The config the engine started with: operational settings stay as they were
+    /// until the next start, however many reloads come.
+    started: Config,
+}
+
+/// The operational parts of `new` (not in the decision model, so not applied by a
+/// reload) that differ from `started`'s.
+fn operational_changes(started: &Config, new: &Config) -> Vec<&'static str> {
+    let engine = |c: &Config| {
+        let e = &c.engine;
+        (
+            e.feed_ring_slots,
+            e.exec_ring_slots,
+            e.egress_ring_slots,
+            e.journal_ring_slots,
+            e.core_cpu,
+            e.io_cpu,
+            format!("{:?}", e.wait),
+        )
+    };
+    let venues = |c: &Config| {
+        c.venues
+            .iter()
+            .map(|v| (v.kind.clone(), v.settings.clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut out = Vec::new();
+    if engine(started) != engine(new) {
+        out.push("[engine] rings, CPUs or waiting");
+    }
+    if venues(started) != venues(new) {
+        out.push("[[venues]] kinds or settings");
+    }
+    if started.sources != new.sources {
+        out.push("[[sources]]");
+    }
+    if started.journal != new.journal {
+        out.push("[journal]");
+    }
+    if started.control != new.control {
+        out.push("[control]");
+    }
+    if started.metrics != new.metrics {
+        out.push("[metrics]");
+    }
+    out
 }
 
 fn error(msg: impl Into<String>) -> Value {
@@ -486,24 +534,12 @@ impl State {
                 ),
             );
         }
-        let mut later = Vec::new();
-        if cfg.sources != self.served.cfg.sources {
-            later.push("[[sources]]");
-        }
-        if cfg.journal != self.served.cfg.journal {
-            later.push("[journal]");
-        }
-        if cfg.control != self.served.cfg.control {
-            later.push("[control]");
-        }
-        if cfg.metrics != self.served.cfg.metrics {
-            later.push("[metrics]");
-        }
+        let later = operational_changes(&self.started, &cfg);
         let later = if later.is_empty() {
             String::new()
         } else {
             format!(
-                " ({} changed too: those take effect at the next start)",
+                " ({} differ from what the engine started with: those take effect at the next start)",
                 later.join(", ")
             )
         };

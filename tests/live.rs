@@ -1117,3 +1117,42 @@ fn regression_a_second_engine_silent_clients_and_a_file_at_the_socket_path() {
     assert!(text(&o).1.contains("not a socket"), "{:?}", text(&o));
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
 }
+
+/// Red team, issue 12: a reload said once that a changed source takes effect at
+/// the next start, and not at the next reload, although it still did not apply;
+/// a changed venue setting or ring size was called "unchanged". Each reload now
+/// names every operational part that differs from what the engine started with.
+#[test]
+fn regression_reloads_kept_quiet_about_operational_changes_still_pending() {
+    let tmpdir = tmp();
+    let dir = tmpdir.path();
+    let fills = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/leader-fills.jsonl");
+    let (cfg_path, cfg) = write_config(dir, &fills, None, "");
+    let mut engine = Engine::start(&cfg_path, dir, true);
+    engine.wait_ready();
+    let ops = replace_once(&cfg, "feed_ring_slots = 1024", "feed_ring_slots = 2048");
+    let ops = replace_once(&ops, "reject_ppm = 0", "reject_ppm = 10");
+    std::fs::write(&cfg_path, &ops).unwrap();
+    for (edit, changed) in [
+        (None, false),
+        (Some(("equity = \"20000\"", "equity = \"21000\"")), true),
+    ] {
+        let text_now = match edit {
+            Some((from, to)) => replace_once(&ops, from, to),
+            None => ops.clone(),
+        };
+        std::fs::write(&cfg_path, &text_now).unwrap();
+        let o = engine.ctl(&["reload"]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}{err}");
+        assert_eq!(out.contains("unchanged"), !changed, "{out}");
+        for part in ["[engine] rings", "[[venues]] kinds or settings"] {
+            assert!(
+                out.contains(part),
+                "`{part}` pending, said every time: {out}"
+            );
+        }
+    }
+    let (status, out, err) = engine.shutdown();
+    assert!(status.success(), "{out}{err}");
+}
