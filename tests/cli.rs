@@ -636,6 +636,8 @@ fn mark_and_equity_lines_reach_the_journal_and_sql() {
         "\n",
         r#"{"type":"mark","symbol":"ETHUSDT","price":"3390.01","ts":"1732060900000000003"}"#,
         "\n",
+        r#"{"type":"equity","follower":"F3","equity":"48000.5","ts":1732060900000000004}"#,
+        "\n",
     ));
     let file = dir.path().join("live.jsonl");
     std::fs::write(&file, &lines).unwrap();
@@ -693,6 +695,14 @@ fn mark_and_equity_lines_reach_the_journal_and_sql() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(equity, [("L2".to_string(), "240000".to_string())]);
+    let follower: Vec<(String, String)> = conn
+        .prepare("SELECT follower_id, equity FROM follower_equity ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(follower, [("F3".to_string(), "48000.5".to_string())]);
 }
 
 /// With `--log-format json` every line the engine logs on stderr is one JSON

@@ -34,6 +34,8 @@ pub struct CoreStats {
     pub duplicate_events: u64,
     pub invalid_events: u64,
     pub mark_prices: u64,
+    /// Follower equities taken (`FeedEvent::FollowerEquity`).
+    pub follower_equities: u64,
     pub commands: u64,
     pub decisions: u64,
     pub by_status: [u64; <DecisionStatus as crate::codes::Coded>::ALL.len()],
@@ -380,7 +382,8 @@ struct LeaderChange {
 struct FollowerChange {
     follower: u32,
     status: Option<Status>,
-    max_gross: Money,
+    /// When the revision changed it: an equity event may have moved it since.
+    max_gross: Option<Money>,
     max_open_positions: u32,
     daily_loss_limit: Money,
     allowed: Vec<bool>,
@@ -479,7 +482,7 @@ impl RevisionPatch {
             .map(|(f, (o, n))| FollowerChange {
                 follower: f as u32,
                 status: (o.status != n.status).then_some(n.status),
-                max_gross: n.max_gross,
+                max_gross: (o.max_gross != n.max_gross).then_some(n.max_gross),
                 max_open_positions: n.max_open_positions,
                 daily_loss_limit: n.daily_loss_limit,
                 allowed: n.allowed.clone(),
@@ -688,7 +691,9 @@ impl Core {
             if let Some(status) = c.status {
                 fb.status[f] = status;
             }
-            fb.max_gross[f] = c.max_gross;
+            if let Some(max_gross) = c.max_gross {
+                fb.max_gross[f] = max_gross;
+            }
             fb.max_open_positions[f] = c.max_open_positions;
             fb.daily_loss_limit[f] = c.daily_loss_limit;
             fb.allowed[f * n_sym..(f + 1) * n_sym].copy_from_slice(&c.allowed);
@@ -930,6 +935,11 @@ impl Core {
             FeedEvent::LeaderEquity { leader, equity, ts } => {
                 self.on_leader_equity(leader, equity, ts, out)
             }
+            FeedEvent::FollowerEquity {
+                follower,
+                equity,
+                ts,
+            } => self.on_follower_equity(follower, equity, ts),
             FeedEvent::Command { cmd, ts, .. } => self.on_command(cmd, ts, out),
             FeedEvent::Tick { ts } => self.on_tick(ts, out),
             FeedEvent::Venue { venue, up, ts } => self.on_venue(venue, up, ts, out),
@@ -1083,6 +1093,23 @@ impl Core {
             .flat_map(|b| b.subs.iter().copied())
             .filter(|s| subs.stop_loss[s.0 as usize] != Money::MAX)
             .collect()
+    }
+
+    /// A follower's equity: its leverage limit follows it. Not on the fan-out's
+    /// path (one follower, one decimal product).
+    fn on_follower_equity(&mut self, follower: FollowerIdx, equity: Money, ts: Nanos) {
+        let fi = follower.0 as usize;
+        if fi >= self.followers.status.len() || equity.0 < 0 {
+            self.stats.invalid_events += 1;
+            return;
+        }
+        self.advance(ts);
+        self.stats.follower_equities += 1;
+        let lev = self.universe.followers[fi].max_leverage;
+        match crate::model::max_gross_of(lev, equity.to_decimal()) {
+            Some(max_gross) => self.followers.max_gross[fi] = max_gross,
+            None => self.stats.invalid_events += 1,
+        }
     }
 
     fn on_leader_equity<O: Outputs>(

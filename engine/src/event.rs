@@ -81,6 +81,13 @@ pub enum FeedEvent {
         equity: Money,
         ts: Nanos,
     },
+    /// A follower's account equity: its `max_leverage` limit follows it
+    /// (`max_gross = max_leverage × equity`, from the next decision on).
+    FollowerEquity {
+        follower: FollowerIdx,
+        equity: Money,
+        ts: Nanos,
+    },
     Command {
         cmd: Command,
         ts: Nanos,

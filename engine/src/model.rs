@@ -133,6 +133,8 @@ pub struct FollowerSpec {
     pub status: Status,
     /// Max gross exposure in money (`max_leverage × equity`), `Money(i64::MAX)` if unlimited.
     pub max_gross: Money,
+    /// What `max_gross` is made of, for an equity that changes (`FeedEvent::FollowerEquity`).
+    pub max_leverage: Option<Decimal>,
     pub max_open_positions: u32,
     pub daily_loss_limit: Money,
     /// `allowed[symbol]`.
@@ -345,6 +347,17 @@ fn leader_spec(
     })
 }
 
+/// `max_leverage × equity` in money, rounded as the config's is (`Money::MAX`
+/// without a leverage); `None` when it cannot be represented.
+pub fn max_gross_of(max_leverage: Option<Decimal>, equity: Decimal) -> Option<Money> {
+    match max_leverage {
+        None => Some(Money::MAX),
+        Some(lev) => lev
+            .checked_mul(equity)
+            .and_then(|v| Money::from_decimal(v.round_dp(8)).ok()),
+    }
+}
+
 fn follower_spec(
     f: &FollowerConfig,
     symbol_by_name: &HashMap<String, SymbolIdx>,
@@ -379,6 +392,7 @@ fn follower_spec(
         equity,
         status: f.status,
         max_gross,
+        max_leverage: f.max_leverage,
         max_open_positions: f.max_open_positions.unwrap_or(u32::MAX),
         daily_loss_limit: opt_money_or_max("follower", &f.id, f.daily_loss_limit)?,
         allowed,

@@ -309,6 +309,7 @@ shared_stats!(
     duplicate_events,
     invalid_events,
     mark_prices,
+    follower_equities,
     commands,
     decisions,
     orders_sent,

@@ -335,6 +335,14 @@ impl Harness {
                     &mut t,
                 );
             }
+            "equity-follower" => {
+                let ev = FeedEvent::FollowerEquity {
+                    follower: self.u.follower(w[1]).unwrap(),
+                    equity: Money::from_decimal(Decimal::from_str(w[2]).unwrap()).unwrap(),
+                    ts: Nanos(self.ts()),
+                };
+                self.core.on_feed(&ev, &mut t);
+            }
             "venue" => {
                 match w[1] {
                     "down" | "up" => {
@@ -1038,6 +1046,22 @@ fn regression_resume_follower_after_flatten_follower_copied_nothing() {
          F1:L2 stopped follower_stopped
          > resume-follower F1
          = status F1:L2 Stopped",
+    );
+}
+
+/// A follower's equity from a source moves its `max_leverage` limit
+/// (`max_gross = max_leverage × equity`).
+#[test]
+fn follower_equity_moves_the_leverage_limit() {
+    check(
+        &one(RATIO_2, "max_leverage = \"0.01\""),
+        "> equity-follower F1 50
+         > fill L1 X buy 1 @100
+         F1:L1 skipped max_leverage
+         > equity-follower F1 100000
+         # the target heals: the leader holds 2, so the follower wants 4
+         > fill L1 X buy 1 @100
+         F1:L1 buy 4 ioc@100",
     );
 }
 

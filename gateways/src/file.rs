@@ -322,6 +322,7 @@ struct Fields<'v, 'a> {
     kind: Option<&'a BorrowedValue<'v>>,
     equity: Option<&'a BorrowedValue<'v>>,
     leader: Option<&'a BorrowedValue<'v>>,
+    follower: Option<&'a BorrowedValue<'v>>,
     event_id: Option<&'a BorrowedValue<'v>>,
     symbol: Option<&'a BorrowedValue<'v>>,
     side: Option<&'a BorrowedValue<'v>>,
@@ -358,6 +359,7 @@ impl FileSource {
                 "type" => &mut f.kind,
                 "equity" => &mut f.equity,
                 "leader" => &mut f.leader,
+                "follower" => &mut f.follower,
                 "event_id" => &mut f.event_id,
                 "symbol" => &mut f.symbol,
                 "side" => &mut f.side,
@@ -470,12 +472,32 @@ fn mark_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineErr
     })
 }
 
-/// `{"type":"equity","leader":..,"equity":"..","ts":..}`: a leader's account equity.
+/// `{"type":"equity","leader":..,"equity":"..","ts":..}`: a leader's account
+/// equity; with `"follower"` instead of `"leader"`, a follower's.
 fn equity_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineError> {
-    let id = string_field("leader", f.leader)?;
-    let leader = universe
-        .leader(id)
-        .ok_or_else(|| LineError::UnknownLeader(id.to_string()))?;
+    enum Whose {
+        Leader(fillcast_engine::model::LeaderIdx),
+        Follower(fillcast_engine::model::FollowerIdx),
+    }
+    let whose = match (optional(f.leader), optional(f.follower)) {
+        (Some(_), Some(_)) => return Err(LineError::LeaderAndFollower),
+        (None, Some(_)) => {
+            let id = string_field("follower", f.follower)?;
+            Whose::Follower(
+                universe
+                    .follower(id)
+                    .ok_or_else(|| LineError::UnknownFollower(id.to_string()))?,
+            )
+        }
+        _ => {
+            let id = string_field("leader", f.leader)?;
+            Whose::Leader(
+                universe
+                    .leader(id)
+                    .ok_or_else(|| LineError::UnknownLeader(id.to_string()))?,
+            )
+        }
+    };
     let value = decimal_field("equity", f.equity)?;
     if value.is_sign_negative() && !value.is_zero() {
         return Err(LineError::Negative {
@@ -487,10 +509,14 @@ fn equity_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineE
         name: "equity",
         source,
     })?;
-    Ok(FeedEvent::LeaderEquity {
-        leader,
-        equity,
-        ts: ts_field(f.ts)?,
+    let ts = ts_field(f.ts)?;
+    Ok(match whose {
+        Whose::Leader(leader) => FeedEvent::LeaderEquity { leader, equity, ts },
+        Whose::Follower(follower) => FeedEvent::FollowerEquity {
+            follower,
+            equity,
+            ts,
+        },
     })
 }
 
@@ -728,6 +754,10 @@ enum LineError {
     Negative { name: &'static str, value: Decimal },
     #[error("unknown leader `{0}`")]
     UnknownLeader(String),
+    #[error("unknown follower `{0}`")]
+    UnknownFollower(String),
+    #[error("an equity line names a leader or a follower, not both")]
+    LeaderAndFollower,
     #[error("unknown symbol `{0}`")]
     UnknownSymbol(String),
     #[error("field `side` must be `buy` or `sell`, got `{0}`")]

@@ -3,7 +3,7 @@
 
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
-use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx};
+use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SymbolIdx};
 use fillcast_engine::port::{Source, SourceError, SourcePoll};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use fillcast_gateways::file::{FileSource, FileSourceStats, LINE_BYTES_MAX};
@@ -635,6 +635,18 @@ fn mark_and_equity_lines_become_their_events() {
         ),
         other => panic!("{other:?}"),
     }
+    let follower = r#"{"type":"equity","follower":"F2","equity":"9500","ts":18}"#;
+    match one(follower.to_string()) {
+        Outcome::Event(1, e) => assert_eq!(
+            e,
+            FeedEvent::FollowerEquity {
+                follower: FollowerIdx(1),
+                equity: Money(950_000_000_000),
+                ts: Nanos(18),
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
     // `"type":"fill"` is a fill, as a line without `type` is.
     let mut typed = String::from_utf8(good_line()).unwrap();
     typed.insert_str(1, r#""type":"fill","#);
@@ -694,6 +706,22 @@ fn bad_mark_and_equity_lines_are_rejected_with_their_reason() {
         (
             r#"{"type":"equity","leader":"L1","ts":1}"#,
             "missing field `equity`",
+        ),
+        (
+            r#"{"type":"equity","follower":"F9","equity":"1","ts":1}"#,
+            "unknown follower `F9`",
+        ),
+        (
+            r#"{"type":"equity","leader":"L1","follower":"F1","equity":"1","ts":1}"#,
+            "names a leader or a follower, not both",
+        ),
+        (
+            r#"{"type":"equity","follower":"F1","equity":"-5","ts":1}"#,
+            "equity must not be negative",
+        ),
+        (
+            r#"{"type":"equity","equity":"5","ts":1}"#,
+            "missing field `leader`",
         ),
         (
             r#"{"type":"mark","type":"mark","symbol":"BTCUSDT","price":"1","ts":1}"#,

@@ -52,10 +52,12 @@ pub enum Kind {
     /// A command with the uid of the person who sent it (`FeedEvent::Command::by`);
     /// one without a sender is still written as `Command`.
     CommandBy = 15,
+    /// A follower's account equity (`FeedEvent::FollowerEquity`).
+    FollowerEquity = 16,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -71,6 +73,7 @@ impl Kind {
         Kind::ResyncDecision,
         Kind::SourceCursor,
         Kind::CommandBy,
+        Kind::FollowerEquity,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -94,6 +97,7 @@ impl Kind {
             Kind::ResyncDecision => "resync_decision",
             Kind::SourceCursor => "source_cursor",
             Kind::CommandBy => "command_by",
+            Kind::FollowerEquity => "follower_equity",
         }
     }
 
@@ -219,6 +223,13 @@ pub struct MarkRec {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EquityRec {
     pub leader: u32,
+    pub equity: i64,
+    pub ts: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerEquityRec {
+    pub follower: u32,
     pub equity: i64,
     pub ts: u64,
 }
@@ -388,6 +399,7 @@ fn kind_of(e: &JournalEntry) -> Option<Kind> {
         JournalEntry::Feed(FeedEvent::LeaderFill(_)) => Kind::LeaderFill,
         JournalEntry::Feed(FeedEvent::MarkPrice { .. }) => Kind::MarkPrice,
         JournalEntry::Feed(FeedEvent::LeaderEquity { .. }) => Kind::LeaderEquity,
+        JournalEntry::Feed(FeedEvent::FollowerEquity { .. }) => Kind::FollowerEquity,
         JournalEntry::Feed(FeedEvent::Command { by: NO_SENDER, .. }) => Kind::Command,
         JournalEntry::Feed(FeedEvent::Command { .. }) => Kind::CommandBy,
         JournalEntry::Feed(FeedEvent::Tick { .. }) => Kind::Tick,
@@ -619,6 +631,18 @@ impl Encoder {
                 self.put(&MarkRec {
                     symbol: symbol.0,
                     price: price.0,
+                    ts: ts.0,
+                })?,
+            ),
+            JournalEntry::Feed(FeedEvent::FollowerEquity {
+                follower,
+                equity,
+                ts,
+            }) => (
+                ts.0,
+                self.put(&FollowerEquityRec {
+                    follower: follower.0,
+                    equity: equity.0,
                     ts: ts.0,
                 })?,
             ),
@@ -858,6 +882,14 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
                 ts: Nanos(r.ts.to_native()),
             })
         }
+        Kind::FollowerEquity => {
+            let r = access::<ArchivedFollowerEquityRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::FollowerEquity {
+                follower: FollowerIdx(r.follower.to_native()),
+                equity: Money(r.equity.to_native()),
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
         Kind::Command => {
             let r = access::<ArchivedCommandRec>(kind, payload)?;
             Entry::Feed(FeedEvent::Command {
@@ -994,6 +1026,13 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
         }) => {
             json!({"seq": seq, "ts": ts, "kind": "mark_price", "symbol": symbol.0, "price_ticks": price.0, "venue_ts": t.0})
         }
+        Entry::Feed(FeedEvent::FollowerEquity {
+            follower,
+            equity,
+            ts: t,
+        }) => json!({
+            "seq": seq, "ts": ts, "kind": "follower_equity", "follower": follower.0, "equity": equity.to_decimal().to_string(), "venue_ts": t.0,
+        }),
         Entry::Feed(FeedEvent::LeaderEquity {
             leader,
             equity,

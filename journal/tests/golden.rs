@@ -251,6 +251,11 @@ fn entries() -> Vec<JournalEntry> {
         let by = if i == 0 { NO_SENDER } else { 1000 + i as u32 };
         e.push(JournalEntry::Feed(FeedEvent::Command { cmd, ts: t(), by }));
     }
+    e.push(JournalEntry::Feed(FeedEvent::FollowerEquity {
+        follower: FollowerIdx(0),
+        equity: Money(5_000_000_000_000),
+        ts: t(),
+    }));
     e
 }
 

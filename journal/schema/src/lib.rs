@@ -194,8 +194,18 @@ CREATE TABLE sidecar_chain (
 );
 "#;
 
+/// Version 4: followers' account equity as sources report it (issue 12).
+const V4: &str = r#"
+CREATE TABLE follower_equity (
+    seq {SEQ} PRIMARY KEY,
+    follower_id TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    equity {DEC} NOT NULL
+);
+"#;
+
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -328,6 +338,7 @@ tables! {
     ];
     MARK_PRICES = "mark_prices" ["seq", "symbol", "ts", "price"];
     LEADER_EQUITY = "leader_equity" ["seq", "leader_id", "ts", "equity"];
+    FOLLOWER_EQUITY = "follower_equity" ["seq", "follower_id", "ts", "equity"];
     AUDIT_LOG = "audit_log" ["seq", "ts", "kind", "subject", "reason", "detail"];
 }
 

@@ -916,7 +916,7 @@ pub fn a_database_from_before_the_continuity_check_adopts_the_chain_once<B: Back
     // Back to schema version 2, as an older fillcast left it.
     db.execute(
         "ALTER TABLE sidecar_state DROP COLUMN chain; DROP TABLE sidecar_chain; \
-         DELETE FROM schema_migrations WHERE version = 3;",
+         DROP TABLE follower_equity; DELETE FROM schema_migrations WHERE version >= 3;",
     );
     s.leader_fills(20).expect("more fills");
     let total = s.records();

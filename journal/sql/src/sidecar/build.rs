@@ -20,8 +20,8 @@
 
 use crate::sidecar::rows::{
     follower_name, leader_name, sub_name, symbol_name, AuditRow, ConfigRow, EquityRow, FillRow,
-    FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow, LeaderRow, MarkRow, Row,
-    SubscriptionRow, SymbolRow,
+    FollowerEquityRow, FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow,
+    LeaderRow, MarkRow, Row, SubscriptionRow, SymbolRow,
 };
 use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
@@ -92,6 +92,7 @@ pub(crate) struct Batch {
     pub fills: Vec<FillRow>,
     pub marks: Vec<MarkRow>,
     pub equity: Vec<EquityRow>,
+    pub follower_equity: Vec<FollowerEquityRow>,
     pub audit: Vec<AuditRow>,
     /// Upserts: the latest state of every order, position and leader position
     /// that changed in the batch (`Builder::take_dirty`).
@@ -109,6 +110,7 @@ impl Batch {
             + self.fills.len()
             + self.marks.len()
             + self.equity.len()
+            + self.follower_equity.len()
             + self.audit.len()
     }
 
@@ -134,6 +136,7 @@ impl Batch {
         self.fills.clear();
         self.marks.clear();
         self.equity.clear();
+        self.follower_equity.clear();
         self.audit.clear();
         self.orders.clear();
         self.positions.clear();
@@ -170,6 +173,7 @@ impl Batch {
         w.rows(self.positions.iter().copied(), u)?;
         w.rows(self.marks.iter().copied(), u)?;
         w.rows(self.equity.iter().copied(), u)?;
+        w.rows(self.follower_equity.iter().copied(), u)?;
         w.rows(self.audit.iter().cloned(), u)?;
         Ok(())
     }
@@ -538,6 +542,21 @@ impl Builder {
                 batch.equity.push(EquityRow {
                     seq: seq_i,
                     leader: leader.0,
+                    ts: to_i64(seq, "timestamp", t.0)?,
+                    equity: equity.0,
+                });
+                Ok(())
+            }
+            Entry::Feed(FeedEvent::FollowerEquity {
+                follower,
+                equity,
+                ts: t,
+            }) => {
+                self.set_input(seq, ts, InputKind::Other);
+                chk.follower(follower.0)?;
+                batch.follower_equity.push(FollowerEquityRow {
+                    seq: seq_i,
+                    follower: follower.0,
                     ts: to_i64(seq, "timestamp", t.0)?,
                     equity: equity.0,
                 });

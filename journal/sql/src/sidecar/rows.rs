@@ -459,6 +459,26 @@ impl Row for EquityRow {
     }
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FollowerEquityRow {
+    pub seq: i64,
+    pub follower: u32,
+    pub ts: i64,
+    pub equity: i64,
+}
+
+impl Row for FollowerEquityRow {
+    const TABLE: Table = Table::of(schema::FOLLOWER_EQUITY, Conflict::Fail);
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        s.int(self.seq);
+        s.text(follower_name(u, self.follower));
+        s.int(self.ts);
+        s.dec(money(self.equity));
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AuditRow {
     pub seq: i64,
