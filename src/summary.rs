@@ -40,7 +40,7 @@ impl Ticker {
         // What must be seen at once (a venue lost or back) is printed whatever the
         // progress interval.
         for line in p.take_events() {
-            if line.contains("DOWN") {
+            if line.contains("DOWN") || line.contains("STOPPED") || line.contains("OUT OF SYNC") {
                 tracing::warn!("{line}");
             } else {
                 tracing::info!("{line}");

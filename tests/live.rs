@@ -392,6 +392,11 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
         "the reload logged once, with its revisions:\n{err}"
     );
     assert!(!err.contains("REFUSED"), "{err}");
+    // The stop is in the log at once, with the subscription's id.
+    assert!(
+        err.contains("subscription F2:L1 STOPPED (follower_stopped)"),
+        "{err}"
+    );
 
     // The journal in SQLite.
     let journal = dir.join("journal");

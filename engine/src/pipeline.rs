@@ -376,6 +376,27 @@ impl Progress {
     }
 }
 
+/// The operator's line for a notice that needs a person: a subscription stopped,
+/// or a pair the resync gave up on.
+fn notice_line(u: &Universe, e: &JournalEntry) -> Option<String> {
+    let sub_id = |s: crate::model::SubIdx| u.subs.get(s.0 as usize).map_or("?", |x| x.id.as_str());
+    match e {
+        JournalEntry::Notice(Notice::Stopped { sub, reason }) => Some(format!(
+            "subscription {} STOPPED ({}): its copied positions are being closed",
+            sub_id(*sub),
+            reason.as_str()
+        )),
+        JournalEntry::Notice(Notice::OutOfSync { sub, symbol, why }) => Some(format!(
+            "subscription {} OUT OF SYNC in {} ({}): it stays off its target until `fillcast ctl resync subscription {}` or the leader's next fill there",
+            sub_id(*sub),
+            u.symbols.get(symbol.0 as usize).map_or("?", |x| x.name.as_str()),
+            why.as_str(),
+            sub_id(*sub)
+        )),
+        _ => None,
+    }
+}
+
 /// Appends one journal chunk; a new revision the core took goes in as its config
 /// records (`JournalSink::revision`), in the place of its event.
 fn append_chunk(
@@ -705,6 +726,9 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> Outputs for EgressSink<
 /// The I/O thread's side of the journal stage.
 struct Journaling<R> {
     rx: Option<R>,
+    /// For the names in the operator's lines about notices (a reload keeps them:
+    /// it cannot change the model's shape).
+    universe: Arc<Universe>,
     sink: Option<Box<dyn JournalSink>>,
     /// Journal chunks appended so far.
     appended: u64,
@@ -714,10 +738,15 @@ struct Journaling<R> {
 }
 
 impl<R: JournalPoller> Journaling<R> {
-    fn new(rx: Option<R>, sink: Option<Box<dyn JournalSink>>) -> Journaling<R> {
+    fn new(
+        rx: Option<R>,
+        sink: Option<Box<dyn JournalSink>>,
+        universe: Arc<Universe>,
+    ) -> Journaling<R> {
         Journaling {
             rx,
             sink,
+            universe,
             appended: 0,
             unflushed: false,
             error: None,
@@ -736,9 +765,16 @@ impl<R: JournalPoller> Journaling<R> {
         }
         let mut n = 0;
         let error = &mut self.error;
+        let u = &self.universe;
         rx.take_chunks(JOURNAL_BATCH, &mut |chunk: &JournalChunk| {
             if error.is_none() {
                 let entries = &chunk.entries[..chunk.len as usize];
+                // What an operator must see at once, with the subscription's id.
+                for e in entries {
+                    if let Some(line) = notice_line(u, e) {
+                        progress.event(line);
+                    }
+                }
                 match append_chunk(sink.as_mut(), entries, &progress.reloads) {
                     Ok(()) => n += 1,
                     Err(e) => *error = Some(Stopped::Journal(e)),
@@ -979,7 +1015,7 @@ pub fn start(
         .expect("spawn core thread");
 
     let rings = (feed_b.build(), exec_b.build(), egress_rx);
-    let journal = Journaling::new(journal_rx, journal);
+    let journal = Journaling::new(journal_rx, journal, Arc::clone(&universe));
     let io_stage = IoStage::new(gateways, sources, journal, rings, restart, cfg, shared);
     let io_cpu = cfg.io_cpu;
     let io_thread = std::thread::Builder::new()
