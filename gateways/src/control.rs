@@ -139,12 +139,18 @@ pub fn describe(cmd: &Command, u: &Universe) -> String {
     };
     match *cmd {
         Command::PauseSubscription(s) => format!("pause {}", sub(s.0)),
-        Command::ResumeSubscription(s) => format!("resume {}", sub(s.0)),
+        Command::ResumeSubscription(s) => format!(
+            "resume {} (a stopped subscription stays stopped; copies from the leader's next fill)",
+            sub(s.0)
+        ),
         Command::StopSubscription(s) => format!("stop {} (its positions are closed)", sub(s.0)),
         Command::Flatten(s) => format!("flatten {} (closed now, paused until resumed)", sub(s.0)),
         Command::Resync(s) => format!("resync {}", sub(s.0)),
         Command::PauseFollower(f) => format!("pause {}", follower(f.0)),
-        Command::ResumeFollower(f) => format!("resume {}", follower(f.0)),
+        Command::ResumeFollower(f) => format!(
+            "resume {} and its paused subscriptions (stopped ones stay stopped)",
+            follower(f.0)
+        ),
         Command::StopFollower(f) => format!(
             "stop {} (every subscription; positions closed)",
             follower(f.0)
