@@ -18,7 +18,7 @@
 use anyhow::{bail, Context, Result};
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use fillcast_engine::config::{self, Config};
-use fillcast_engine::core::{same_shape, RevisionPatch};
+use fillcast_engine::core::RevisionPatch;
 use fillcast_engine::event::FeedEvent;
 use fillcast_engine::model::Universe;
 use fillcast_engine::outputs::{DecisionStatus, Reason};
@@ -36,6 +36,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The socket's name in the journal directory when config names none.
+const DEFAULT_SOCKET: &str = "control.sock";
+
 /// Where the control socket of the engine run with `cfg` is: `[control] socket`,
 /// else `control.sock` in the journal directory; `None` without either, or with
 /// `[control] enabled = false`.
@@ -45,7 +48,7 @@ pub fn socket_path(cfg: &Config) -> Option<PathBuf> {
         Some(config::ControlConfig {
             socket: Some(p), ..
         }) => Some(p.clone()),
-        _ => cfg.journal.as_ref().map(|j| j.dir.join("control.sock")),
+        _ => cfg.journal.as_ref().map(|j| j.dir.join(DEFAULT_SOCKET)),
     }
 }
 
@@ -83,7 +86,7 @@ pub fn socket_of_file(path: &Path) -> Result<PathBuf> {
             t.get("journal")
                 .and_then(|j| j.get("dir"))
                 .and_then(|d| d.as_str())
-                .map(|d| Path::new(d).join("control.sock"))
+                .map(|d| Path::new(d).join(DEFAULT_SOCKET))
         })
         .with_context(|| {
             format!(
@@ -471,7 +474,7 @@ impl State {
                     log_reply(
                         &format!("command from uid {uid}"),
                         Some(uid),
-                        truncate(line.trim(), 200).as_str(),
+                        control::shown_at_most(line.trim(), 200).as_str(),
                         &reply,
                     );
                 }
@@ -525,15 +528,23 @@ impl State {
             Err(e) => return invalid(self, format!("{e:#}\nnothing changed")),
         };
         let old = Arc::clone(&self.served.universe);
-        if let Err(shape) = same_shape(&old, &u, &self.served.cfg.engine, &cfg.engine) {
-            return invalid(
+        // Worked out here, off the core thread: the core only takes what changed.
+        // Preparing checks the shape too.
+        let patch = match RevisionPatch::prepare(
+            &old,
+            Arc::clone(&u),
+            &self.served.cfg.engine,
+            &cfg.engine,
+        ) {
+            Ok(p) => p,
+            Err(shape) => return invalid(
                 self,
                 format!(
                     "{}: {shape}. A running engine takes new values (limits, allocations, modes and their parameters, statuses, policies); adding, removing or reordering symbols, leaders, followers or subscriptions, or resizing the engine's tables, is not built yet, live or at a restart on this journal: it needs a new journal directory. Nothing changed",
                     path.display()
                 ),
-            );
-        }
+            ),
+        };
         let later = operational_changes(&self.started, &cfg);
         let later = if later.is_empty() {
             String::new()
@@ -557,16 +568,6 @@ impl State {
         if self.served.progress.draining.load(Relaxed) {
             return error("the engine is shutting down and takes no reload");
         }
-        // Worked out here, off the core thread: the core only takes what changed.
-        let patch = match RevisionPatch::prepare(
-            &old,
-            Arc::clone(&u),
-            &self.served.cfg.engine,
-            &cfg.engine,
-        ) {
-            Ok(p) => p,
-            Err(e) => return invalid(self, format!("{}: {e}; nothing changed", path.display())),
-        };
         let new = Box::new(NewRevision { patch, model_toml });
         if self.served.progress.reloads.hand_over(new).is_err() {
             return error(
@@ -603,25 +604,21 @@ impl State {
     }
 
     fn status(&self) -> Value {
-        status_json(
-            &self.served,
-            &self.stats,
-            self.served.started.elapsed().as_secs_f64(),
-        )
+        status_json(&self.served, &self.stats)
     }
 }
 
 /// The engine's state as `ctl status --json` shows it (and the metrics read it).
-pub fn status_json(s: &Served, c: &ControlStats, uptime_s: f64) -> Value {
+pub fn status_json(s: &Served, c: &ControlStats) -> Value {
+    let uptime_s = s.started.elapsed().as_secs_f64();
     let p = &s.progress;
     let st = p.stats.snapshot();
-    let down = p.venues_down_mask.load(Relaxed);
     let venues: Vec<Value> = s
         .universe
         .venues
         .iter()
         .enumerate()
-        .map(|(i, v)| json!({"name": v.name, "up": !(i < 64 && down & (1 << i) != 0)}))
+        .map(|(i, v)| json!({"name": v.name, "up": p.venue_up(i)}))
         .collect();
     let finished = p.sources_finished.load(Relaxed);
     let sources: Vec<Value> = s
@@ -687,13 +684,6 @@ pub fn status_json(s: &Served, c: &ControlStats, uptime_s: f64) -> Value {
             "bad_requests": c.bad_requests.load(Relaxed),
         },
     })
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 /// The request line, read within `deadline` in all; `Ok(None)` when the client
@@ -817,8 +807,12 @@ pub fn client(socket: &Path, words: &[String], json_out: bool) -> Result<()> {
         }
         Err(e) => return Err(e).context("reading the engine's answer"),
     }
-    let v: Value = serde_json::from_str(reply.trim())
-        .with_context(|| format!("the engine's answer is not JSON: {}", truncate(&reply, 200)))?;
+    let v: Value = serde_json::from_str(reply.trim()).with_context(|| {
+        format!(
+            "the engine's answer is not JSON: {}",
+            control::shown_at_most(&reply, 200)
+        )
+    })?;
     if json_out {
         println!("{v}");
     } else if let Some(s) = v.get("status") {

@@ -366,9 +366,8 @@ pub fn render(s: &Served, control: Option<&ControlStats>) -> String {
         "gauge",
         "1 while the gateway has a working session with the venue.",
     );
-    let down = p.venues_down_mask.load(Relaxed);
     for (i, v) in s.universe.venues.iter().enumerate() {
-        let up = !(i < 64 && down & (1 << i) != 0);
+        let up = p.venue_up(i);
         o.sample("fillcast_venue_up", &[("venue", &v.name)], u8::from(up));
     }
     o.one(

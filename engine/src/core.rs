@@ -520,9 +520,8 @@ impl RevisionPatch {
     }
 }
 
-/// Why the model `n` cannot replace `o` in a running core (`Core::apply_revision`):
-/// what a reload checks before it hands a revision to the core.
-pub fn same_shape(
+/// Why the model `n` cannot replace `o` in a running core (`RevisionPatch::prepare`).
+fn same_shape(
     o: &Universe,
     n: &Universe,
     was: &EngineConfig,

@@ -68,6 +68,9 @@ const SOURCE_BATCH: usize = 256;
 const SOURCE_ERRORS_KEPT: usize = 1000;
 /// Journal entries per journal ring slot.
 pub const JOURNAL_CHUNK: usize = 32;
+/// Busy turns of the core thread between copies of its counters to
+/// `Progress::stats` while it stays busy (it also copies them when it goes idle).
+const STATS_EVERY: u32 = 256;
 /// Journal ring slots the I/O thread takes per poll.
 const JOURNAL_BATCH: u64 = 64;
 
@@ -149,7 +152,8 @@ pub struct Progress {
     pub draining: AtomicBool,
     /// New revisions on their way to the core thread and then to the journal.
     pub reloads: Reloads,
-    /// The core's counters, copied out by the core thread after each busy turn.
+    /// The core's counters, copied out by the core thread when it goes idle and
+    /// every `STATS_EVERY` busy turns.
     pub stats: SharedStats,
     /// Fan-out latency per leader fill (as `CoreOutcome::fanout_ns`), in buckets
     /// readable while the engine runs.
@@ -360,6 +364,12 @@ impl Progress {
             && self.resync_stuck.load(Relaxed) > 0
     }
 
+    /// Whether venue `v`'s gateway has its session now (venues past the 64th are
+    /// not tracked, and read as up).
+    pub fn venue_up(&self, v: usize) -> bool {
+        v >= 64 || self.venues_down_mask.load(Relaxed) & (1 << v) == 0
+    }
+
     /// Take the operator lines made since the last call.
     pub fn take_events(&self) -> Vec<String> {
         match self.events.lock() {
@@ -397,36 +407,50 @@ fn notice_line(u: &Universe, e: &JournalEntry) -> Option<String> {
     }
 }
 
-/// Appends one journal chunk; a new revision the core took goes in as its config
-/// records (`JournalSink::revision`), in the place of its event.
-fn append_chunk(
-    sink: &mut dyn JournalSink,
+/// Appends `entries` in order; a `FeedEvent::Revision` among them goes in as that
+/// revision's config records, in its place, written by `revision` (which knows
+/// where the revision's model is). The pipeline's I/O thread and the simulator
+/// journal reloads through this.
+pub fn append_with_revisions<S: JournalSink + ?Sized>(
+    sink: &mut S,
     mut entries: &[JournalEntry],
-    reloads: &Reloads,
+    mut revision: impl FnMut(&mut S, u64, Nanos) -> Result<(), SinkError>,
 ) -> Result<(), SinkError> {
     while let Some(i) = entries
         .iter()
         .position(|e| matches!(e, JournalEntry::Feed(FeedEvent::Revision { .. })))
     {
-        let JournalEntry::Feed(FeedEvent::Revision { revision, ts }) = entries[i] else {
+        let JournalEntry::Feed(FeedEvent::Revision { revision: r, ts }) = entries[i] else {
             unreachable!("found above");
         };
         if i > 0 {
             sink.append(&entries[..i])?;
         }
-        let r = Reloads::take(&reloads.to_journal, revision).ok_or_else(|| {
-            SinkError(
-                format!("revision {revision:016x} was applied but not handed to the journal")
-                    .into(),
-            )
-        })?;
-        sink.revision(revision, &r.model_toml, ts)?;
+        revision(sink, r, ts)?;
         entries = &entries[i + 1..];
     }
     if entries.is_empty() {
         return Ok(());
     }
     sink.append(entries)
+}
+
+/// One journal chunk from the core: a new revision it took is journaled from the
+/// model handed over with it (`Reloads`).
+fn append_chunk(
+    sink: &mut dyn JournalSink,
+    entries: &[JournalEntry],
+    reloads: &Reloads,
+) -> Result<(), SinkError> {
+    append_with_revisions(sink, entries, |sink, revision, ts| {
+        let r = Reloads::take(&reloads.to_journal, revision).ok_or_else(|| {
+            SinkError(
+                format!("revision {revision:016x} was applied but not handed to the journal")
+                    .into(),
+            )
+        })?;
+        sink.revision(revision, &r.model_toml, ts)
+    })
 }
 
 /// What the core thread hands back when it stops.
@@ -1099,6 +1123,7 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
         }
         self.sink.flush();
         let mut backoff = Backoff::new(wait);
+        let mut unpublished = 0u32;
         loop {
             let mut did = self.take_exec();
             let mut drained = self.sink.flush();
@@ -1115,9 +1140,19 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
             }
             self.publish_progress();
             if did > 0 {
-                self.progress.stats.publish(self.core.stats());
+                // Copied out when the core goes idle, and every
+                // STATS_EVERY busy turns under load: not on every turn.
+                unpublished += 1;
+                if unpublished >= STATS_EVERY {
+                    self.progress.stats.publish(self.core.stats());
+                    unpublished = 0;
+                }
                 backoff.reset();
             } else {
+                if unpublished > 0 {
+                    self.progress.stats.publish(self.core.stats());
+                    unpublished = 0;
+                }
                 if self.stop.load(Relaxed) {
                     break;
                 }

@@ -100,12 +100,12 @@ pub fn parse(line: &str, u: &Universe) -> Result<Request, String> {
     Ok(Request::Command(cmd))
 }
 
-/// Outside text quoted in a message: at most 80 characters, control characters
-/// escaped, so that a hostile request cannot forge log lines.
-pub fn shown(s: &str) -> String {
+/// Outside text quoted in a message or a log line: at most `max` characters,
+/// control characters escaped, so that a hostile request cannot forge log lines.
+pub fn shown_at_most(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
-        .take(80)
+        .take(max)
         .flat_map(|c| {
             if c.is_control() {
                 c.escape_default().collect::<Vec<_>>()
@@ -114,10 +114,15 @@ pub fn shown(s: &str) -> String {
             }
         })
         .collect();
-    if s.chars().nth(80).is_some() {
+    if s.chars().nth(max).is_some() {
         out.push('…');
     }
     out
+}
+
+/// `shown_at_most` 80 characters: a name or a request in an error message.
+pub fn shown(s: &str) -> String {
+    shown_at_most(s, 80)
 }
 
 /// What `cmd` does, with its names, for the answer and the log.

@@ -15,8 +15,8 @@ use fillcast_engine::event::{
 };
 use fillcast_engine::model::{SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::outputs::Decision;
-use fillcast_engine::pipeline::JOURNAL_CHUNK;
-use fillcast_engine::port::{JournalEntry, JournalSink, VenueError};
+use fillcast_engine::pipeline::{self, JOURNAL_CHUNK};
+use fillcast_engine::port::{JournalEntry, JournalSink, SinkError, VenueError};
 use fillcast_engine::units::Nanos;
 use fillcast_gateways::sim::SimVenue;
 use fillcast_journal::restart::{self, RestartError, Venues};
@@ -1069,36 +1069,18 @@ impl<'o> Sim<'o> {
         };
         let upto = cut.unwrap_or(entries.len());
         // A reload is journaled as its revision's config records, in its place.
-        let mut written: Result<(), String> = Ok(());
-        for part in entries[..upto]
-            .split_inclusive(|x| matches!(x, JournalEntry::Feed(FeedEvent::Revision { .. })))
-        {
-            let (last, head) = part.split_last().expect("not empty");
-            let r = match last {
-                JournalEntry::Feed(FeedEvent::Revision { revision, ts }) => {
-                    let toml = self
-                        .world
-                        .reload
-                        .as_ref()
-                        .and_then(|(c, _)| c.model_toml().ok());
-                    e.stage
-                        .append(head)
-                        .map_err(|w| w.to_string())
-                        .and_then(|()| match toml {
-                            Some(t) => e
-                                .stage
-                                .revision(*revision, &t, *ts)
-                                .map_err(|w| w.to_string()),
-                            None => Err("a revision without its model".into()),
-                        })
-                }
-                _ => e.stage.append(part).map_err(|w| w.to_string()),
-            };
-            if let Err(why) = r {
-                written = Err(why);
-                break;
-            }
-        }
+        let reload = &self.world.reload;
+        let written = pipeline::append_with_revisions(
+            &mut e.stage,
+            &entries[..upto],
+            |stage, revision, ts| {
+                let toml = reload.as_ref().and_then(|(c, _)| c.model_toml().ok());
+                let toml = toml.ok_or_else(|| {
+                    SinkError(format!("revision {revision:016x} without its model").into())
+                })?;
+                stage.revision(revision, &toml, ts)
+            },
+        );
         if let Err(why) = written {
             return Err(self.failure(Check::Harness, format!("journal append: {why}")));
         }
