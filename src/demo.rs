@@ -126,6 +126,7 @@ pub fn demo_config(args: &DemoArgs) -> Result<Config> {
             equity: d.dec(50_000, 2_000_000, 0),
             paused: false,
             profile: None,
+            removed: false,
         });
     }
     if cfg.leaders.is_empty() {
@@ -150,6 +151,7 @@ pub fn demo_config(args: &DemoArgs) -> Result<Config> {
             max_open_positions: d.pct(15).then_some(1),
             daily_loss_limit: d.pct(10).then(|| (equity / Decimal::from(50)).round_dp(2)),
             symbols: d.pct(10).then(|| symbols.iter().take(2).cloned().collect()),
+            removed: false,
         });
         let n_subs = if d.pct(10) && cfg.leaders.len() > 1 {
             2
@@ -186,6 +188,7 @@ pub fn demo_config(args: &DemoArgs) -> Result<Config> {
                 leader_drawdown_pct: d.pct(5).then(|| Decimal::from(15)),
                 copy_open_positions: false,
                 status: Status::Active,
+                removed: false,
             };
             match d.next() % 10 {
                 0..=3 => {

@@ -10,7 +10,9 @@
 //! rounded toward zero, and a delta `D = T − F` where `F` counts working orders.
 
 use crate::accounting::{self, Applied, AverageCost};
-use crate::config::{EngineConfig, RejectPolicy, ResyncConfig, Status, VenueDownPolicy};
+use crate::config::{
+    EngineConfig, RejectPolicy, RemovePolicy, ResyncConfig, Status, VenueDownPolicy,
+};
 use crate::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
@@ -160,6 +162,7 @@ impl Book {
             stop_loss: vec![Money::ZERO; n_subs],
             leader_drawdown_ppm: vec![0; n_subs],
             out_of_sync: vec![false; n_subs],
+            kept: vec![false; n_subs],
         };
         for (i, s) in universe.subs.iter().enumerate() {
             let b = &mut books[s.leader.0 as usize];
@@ -225,6 +228,8 @@ struct SubBook {
     stop_loss: Vec<Money>,
     leader_drawdown_ppm: Vec<u32>,
     out_of_sync: Vec<bool>,
+    /// Removed by a reload with `engine.on_remove = "keep"`: its positions stay.
+    kept: Vec<bool>,
 }
 
 /// The resync's state of one (subscription, symbol) pair.
@@ -339,11 +344,13 @@ pub fn restated_lots(r: &ExecReport) -> Option<i64> {
 pub enum ShapeChanged {
     #[error("the symbols, their order, lot or tick sizes or venues changed")]
     Symbols,
-    #[error("leaders were added, removed or reordered")]
+    #[error("leaders were dropped or reordered (a reload keeps removed ones in place)")]
     Leaders,
-    #[error("followers were added, removed or reordered")]
+    #[error("followers were dropped or reordered (a reload keeps removed ones in place)")]
     Followers,
-    #[error("subscriptions were added, removed, reordered or moved")]
+    #[error(
+        "subscriptions were dropped, reordered or moved (a reload keeps removed ones in place)"
+    )]
     Subscriptions,
     #[error("engine.dedup_window, orders_per_subscription or max_working_orders changed")]
     Tables,
@@ -403,6 +410,18 @@ pub struct RevisionPatch {
     leaders: Vec<LeaderChange>,
     followers: Vec<FollowerChange>,
     stop_loss_subs: Option<Vec<SubIdx>>,
+    /// `engine.on_remove = "keep"`: a removed subscription keeps its positions.
+    keep: bool,
+    /// Subscriptions the revision removes (not removed before it).
+    removed: Vec<u32>,
+    /// Subscriptions it adds, or brings back, that copy open positions.
+    opens: Vec<u32>,
+    /// Subscriptions it brings back after a removal: no longer kept.
+    restored: Vec<u32>,
+    /// A core of the new shape, built off the core thread, when the revision adds
+    /// leaders, followers or subscriptions: the running state moves into it
+    /// (`Core::take_revision`), and the replaced core comes back here.
+    grown: Option<Box<Core>>,
 }
 
 impl RevisionPatch {
@@ -488,7 +507,10 @@ impl RevisionPatch {
                 allowed: n.allowed.clone(),
             })
             .collect();
-        let stop_loss_subs = stop_losses_changed.then(|| {
+        let grows = new.subs.len() > old.subs.len()
+            || new.leaders.len() > old.leaders.len()
+            || new.followers.len() > old.followers.len();
+        let stop_loss_subs = (stop_losses_changed && !grows).then(|| {
             let mut by_leader: Vec<Vec<SubIdx>> = vec![Vec::new(); new.leaders.len()];
             for (i, s) in new.subs.iter().enumerate() {
                 if s.stop_loss != Money::MAX {
@@ -497,15 +519,39 @@ impl RevisionPatch {
             }
             by_leader.concat()
         });
+        let (mut removed, mut restored, mut opens) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, n) in new.subs.iter().enumerate() {
+            let was_removed = old.subs.get(i).map(|o| o.removed);
+            match (was_removed, n.removed) {
+                (Some(false), true) => removed.push(i as u32),
+                (Some(true), false) | (None, false) => {
+                    if was_removed.is_some() {
+                        restored.push(i as u32);
+                    }
+                    if n.copy_open_positions {
+                        opens.push(i as u32);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A new shape's tables, built here rather than on the core thread; the
+        // running state moves into them when the patch is taken.
+        let grown = grows.then(|| Box::new(Core::new(new.clone(), engine)));
         Ok(RevisionPatch {
             from: old.revision,
             to: new.revision,
+            keep: engine.on_remove == RemovePolicy::Keep,
             universe: new,
             engine: engine.clone(),
             subs,
             leaders,
             followers,
             stop_loss_subs,
+            removed,
+            opens,
+            restored,
+            grown,
         })
     }
 
@@ -514,42 +560,49 @@ impl RevisionPatch {
         self.to
     }
 
-    /// Subscriptions, leaders and followers it changes.
+    /// Subscriptions, leaders and followers it changes (those it adds count once
+    /// as a change of shape).
     pub fn changes(&self) -> usize {
-        self.subs.len() + self.leaders.len() + self.followers.len()
+        self.subs.len() + self.leaders.len() + self.followers.len() + self.grown.is_some() as usize
+    }
+
+    /// Whether taking it moves the core into tables of a new shape (the revision
+    /// adds leaders, followers or subscriptions): a stall that costs what the
+    /// running state weighs, not what it changes.
+    pub fn grows(&self) -> bool {
+        self.grown.is_some()
     }
 }
 
-/// Why the model `n` cannot replace `o` in a running core (`RevisionPatch::prepare`).
+/// Why the model `n` cannot replace `o` in a running core (`RevisionPatch::prepare`):
+/// `n` must keep `o`'s symbols and venues as they are, and `o`'s leaders,
+/// followers and subscriptions in their places (a reload marks the ones it
+/// removes, `Config::arranged_after`), new ones after them.
 fn same_shape(
     o: &Universe,
     n: &Universe,
     was: &EngineConfig,
     engine: &EngineConfig,
 ) -> Result<(), ShapeChanged> {
-    fn ids<'a, T>(v: &'a [T], id: impl Fn(&'a T) -> String) -> Vec<String> {
-        v.iter().map(id).collect()
+    fn prefix<T, K: PartialEq>(o: &[T], n: &[T], key: impl Fn(&T) -> K) -> bool {
+        o.len() <= n.len() && o.iter().zip(n).all(|(a, b)| key(a) == key(b))
     }
-    let symbols = |u: &Universe| {
-        ids(&u.symbols, |s| {
-            format!("{} {} {} {}", s.name, s.lot_size, s.tick_size, s.venue.0)
-        })
-    };
-    if symbols(o) != symbols(n) {
+    let symbol =
+        |s: &crate::model::SymbolSpec| (s.name.clone(), s.lot_size, s.tick_size, s.venue.0);
+    if o.symbols.len() != n.symbols.len()
+        || !prefix(&o.symbols, &n.symbols, symbol)
+        || o.venues.len() != n.venues.len()
+        || !prefix(&o.venues, &n.venues, |v| v.name.clone())
+    {
         return Err(ShapeChanged::Symbols);
     }
-    if ids(&o.leaders, |l| l.id.clone()) != ids(&n.leaders, |l| l.id.clone()) {
+    if !prefix(&o.leaders, &n.leaders, |l| l.id.clone()) {
         return Err(ShapeChanged::Leaders);
     }
-    if ids(&o.followers, |f| f.id.clone()) != ids(&n.followers, |f| f.id.clone()) {
+    if !prefix(&o.followers, &n.followers, |f| f.id.clone()) {
         return Err(ShapeChanged::Followers);
     }
-    let subs = |u: &Universe| {
-        ids(&u.subs, |s| {
-            format!("{} {} {}", s.id, s.follower.0, s.leader.0)
-        })
-    };
-    if subs(o) != subs(n) {
+    if !prefix(&o.subs, &n.subs, |s| (s.id.clone(), s.follower, s.leader)) {
         return Err(ShapeChanged::Subscriptions);
     }
     if (
@@ -656,6 +709,31 @@ impl Core {
                 running: self.revision,
             });
         }
+        if let Some(mut next) = patch.grown.take() {
+            // Moves and copies, no allocation: `next` was sized for the new shape.
+            self.move_state_into(&mut next);
+            std::mem::swap(self, &mut *next);
+            patch.grown = Some(next);
+        }
+        let n_sym = self.marks.len();
+        for &i in &patch.removed {
+            let (b, k) = self.locate(SubIdx(i));
+            let was_stopped = self.books[b].status[k] == Status::Stopped;
+            self.books[b].status[k] = Status::Stopped;
+            for si in 0..n_sym {
+                self.books[b].symbols[si].ratio[k] = NOT_COPYING;
+            }
+            if patch.keep && !was_stopped {
+                self.subs.kept[i as usize] = true;
+            } else {
+                // Closing: a stopped subscription's target is 0, and the resync
+                // takes the positions there (reductions first, never skipped).
+                self.queue_held(SubIdx(i), SyncReason::Revision);
+            }
+        }
+        for &i in &patch.restored {
+            self.subs.kept[i as usize] = false;
+        }
         for c in &patch.subs {
             let (i, b, k) = (c.sub as usize, c.book as usize, c.slot as usize);
             let book = &mut self.books[b];
@@ -684,7 +762,6 @@ impl Core {
                 book.peak_equity = book.peak_equity.max(equity);
             }
         }
-        let n_sym = self.marks.len();
         for c in &patch.followers {
             let (f, fb) = (c.follower as usize, &mut self.followers);
             if let Some(status) = c.status {
@@ -700,6 +777,9 @@ impl Core {
         if let Some(list) = patch.stop_loss_subs.as_mut() {
             std::mem::swap(&mut self.stop_loss_subs, list);
         }
+        for &i in &patch.opens {
+            self.copy_open_positions(SubIdx(i));
+        }
         std::mem::swap(&mut self.resync.policy, &mut patch.engine.resync);
         self.resync.max_attempts = patch.engine.max_retries;
         self.venue_down_alarm_ns = patch.engine.venue_down_alarm_ms.saturating_mul(1_000_000);
@@ -708,6 +788,132 @@ impl Core {
         std::mem::swap(&mut self.universe, &mut patch.universe);
         patch.from = u64::MAX;
         Ok(())
+    }
+
+    /// Moves this core's state into `next`, a core of a shape that extends this
+    /// one's (`same_shape`: the same symbols and venues; leaders, followers and
+    /// subscriptions in their places, new ones after): each table whose size did
+    /// not change is swapped whole, the others copied into `next`'s larger ones.
+    /// Settings stay `next`'s (the new model's); `take_revision` then applies
+    /// what the revision changed to the carried values, as it does in place.
+    fn move_state_into(&mut self, next: &mut Core) {
+        use std::mem::swap;
+        next.kill_switch = self.kill_switch;
+        next.halted = self.halted;
+        next.now_ns = self.now_ns;
+        swap(&mut next.stats, &mut self.stats);
+        swap(&mut next.marks, &mut self.marks);
+        swap(&mut next.links, &mut self.links);
+        swap(&mut next.seen_events, &mut self.seen_events);
+        swap(&mut next.seen_trades, &mut self.seen_trades);
+        swap(&mut next.adopted, &mut self.adopted);
+        // Pairs are `sub * n_symbols + symbol`: the old ones are a prefix.
+        let pairs = self.resync.pairs.len();
+        next.resync.pairs[..pairs].copy_from_slice(&self.resync.pairs);
+        next.resync.queue.clear();
+        next.resync.queue.extend(self.resync.queue.drain(..));
+        next.resync.wake_ns = self.resync.wake_ns;
+        next.resync.ticks = self.resync.ticks;
+        for (old, new) in self.books.iter_mut().zip(next.books.iter_mut()) {
+            if old.subs.len() == new.subs.len() {
+                swap(old, new);
+                continue;
+            }
+            // New subscriptions of this leader come after its old ones.
+            let k = old.subs.len();
+            new.paused = old.paused;
+            new.equity = old.equity;
+            new.peak_equity = old.peak_equity;
+            new.mode[..k].copy_from_slice(&old.mode);
+            new.base[..k].copy_from_slice(&old.base);
+            new.amount[..k].copy_from_slice(&old.amount);
+            new.market[..k].copy_from_slice(&old.market);
+            new.slippage_bps[..k].copy_from_slice(&old.slippage_bps);
+            new.max_order[..k].copy_from_slice(&old.max_order);
+            new.max_pos[..k].copy_from_slice(&old.max_pos);
+            new.status[..k].copy_from_slice(&old.status);
+            for (os, ns) in old.symbols.iter().zip(new.symbols.iter_mut()) {
+                ns.leader_pos = os.leader_pos;
+                ns.ratio[..k].copy_from_slice(&os.ratio);
+                ns.pos[..k].copy_from_slice(&os.pos);
+                ns.working[..k].copy_from_slice(&os.working);
+                ns.cost[..k].copy_from_slice(&os.cost);
+                ns.expo[..k].copy_from_slice(&os.expo);
+            }
+        }
+        let (of, nf) = (&mut self.followers, &mut next.followers);
+        if of.status.len() == nf.status.len() {
+            swap(of, nf);
+        } else {
+            let f = of.status.len();
+            nf.status[..f].copy_from_slice(&of.status);
+            nf.gross[..f].copy_from_slice(&of.gross);
+            nf.max_gross[..f].copy_from_slice(&of.max_gross);
+            nf.open_positions[..f].copy_from_slice(&of.open_positions);
+            nf.max_open_positions[..f].copy_from_slice(&of.max_open_positions);
+            nf.day[..f].copy_from_slice(&of.day);
+            nf.realized_today[..f].copy_from_slice(&of.realized_today);
+            nf.daily_loss_limit[..f].copy_from_slice(&of.daily_loss_limit);
+            nf.allowed[..of.allowed.len()].copy_from_slice(&of.allowed);
+        }
+        let (os, ns) = (&self.subs, &mut next.subs);
+        let n = os.leader.len();
+        ns.realized[..n].copy_from_slice(&os.realized);
+        ns.stop_loss[..n].copy_from_slice(&os.stop_loss);
+        ns.leader_drawdown_ppm[..n].copy_from_slice(&os.leader_drawdown_ppm);
+        ns.out_of_sync[..n].copy_from_slice(&os.out_of_sync);
+        ns.kept[..n].copy_from_slice(&os.kept);
+        next.orders.carry_from(&mut self.orders);
+    }
+
+    /// Queues for the resync, due now, every pair of `sub` whose held quantity
+    /// (position plus working orders) is not zero.
+    fn queue_held(&mut self, sub: SubIdx, why: SyncReason) {
+        let (b, k) = self.locate(sub);
+        let n_sym = self.marks.len();
+        for si in 0..n_sym {
+            let sb = &self.books[b].symbols[si];
+            if !(sb.pos[k] + sb.working[k]).is_zero() {
+                self.queue_now(sub.0 as usize * n_sym + si, why);
+            }
+        }
+    }
+
+    fn queue_now(&mut self, pair: usize, why: SyncReason) {
+        let now = self.now_ns;
+        self.resync.enqueue(pair, why, 0, now);
+        self.resync.pairs[pair].due_ns = now;
+        self.resync.wake_ns = self.resync.wake_ns.min(now);
+    }
+
+    /// A subscription a reload added with `copy_open_positions`: it joins the
+    /// leader's open episodes now, at the ratio an episode opening at the
+    /// leader's whole position would give it, and the resync opens the target
+    /// through the risk filter. A fixed-notional one needs a price to size by
+    /// (the latest mark or fill); without one it waits for the next episode.
+    fn copy_open_positions(&mut self, sub: SubIdx) {
+        let (b, k) = self.locate(sub);
+        let book = &self.books[b];
+        if book.status[k] != Status::Active || book.paused {
+            return;
+        }
+        let (fixed, base, amount) = (
+            book.mode[k].is_fixed_notional(),
+            book.base[k],
+            book.amount[k],
+        );
+        let n_sym = self.marks.len();
+        for si in 0..n_sym {
+            let lp = self.books[b].symbols[si].leader_pos;
+            let mark = self.marks[si];
+            if lp.is_zero() || (fixed && mark.0 <= 0) {
+                continue;
+            }
+            let mplt = self.universe.symbols[si].money_per_lot_tick;
+            let mv = LeaderMove::new(Lots::ZERO, lp, lp.abs(), lp.abs(), mark, mplt);
+            self.books[b].symbols[si].ratio[k] = mv.ratio(NOT_COPYING, fixed, base, amount);
+            self.queue_now(sub.0 as usize * n_sym + si, SyncReason::Revision);
+        }
     }
 
     pub fn stats(&self) -> &CoreStats {
@@ -851,6 +1057,9 @@ impl Core {
     /// Why a pair is off its target for a reason the resync knows: queued for it,
     /// or given up on (out of sync). `SyncReason::None` when neither.
     pub fn sync_reason(&self, sub: SubIdx, symbol: SymbolIdx) -> SyncReason {
+        if self.subs.kept.get(sub.0 as usize) == Some(&true) {
+            return SyncReason::Kept;
+        }
         let pair = sub.0 as usize * self.marks.len() + symbol.0 as usize;
         self.resync
             .pairs
@@ -1273,6 +1482,11 @@ impl Core {
     fn flatten<O: Outputs>(&mut self, sub: SubIdx, ts: Nanos, out: &mut O) {
         let (b, k) = self.locate(sub);
         if self.books[b].status[k] == Status::Stopped {
+            // A removed subscription whose positions a reload kept: closed now,
+            // by the resync (a stopped one's target is 0).
+            if std::mem::take(&mut self.subs.kept[sub.0 as usize]) {
+                self.queue_held(sub, SyncReason::Command);
+            }
             return;
         }
         self.books[b].status[k] = Status::Paused;
@@ -1751,6 +1965,8 @@ impl Core {
             | SyncReason::Capacity
             | SyncReason::VenueDown
             | SyncReason::Command
+            | SyncReason::Revision
+            | SyncReason::Kept
             | SyncReason::VenueHeldOther => RejectPolicy::Retry,
         }
     }
@@ -1860,6 +2076,11 @@ impl Core {
         let (sub, si) = (SubIdx((pair / n_sym) as u32), pair % n_sym);
         let symbol = SymbolIdx(si as u16);
         let st = self.resync.pairs[pair];
+        if self.subs.kept[sub.0 as usize] {
+            // Removed, its positions left by policy: nothing to catch up.
+            self.resync.pairs[pair].why = SyncReason::None;
+            return Step::Done;
+        }
         if self.pair_venue_down(pair) || st.due_ns > self.now_ns {
             return Step::Keep;
         }

@@ -124,6 +124,9 @@ pub struct LeaderSpec {
     /// Symbols outside the declared profile (`leader_profile`); empty = all allowed.
     pub profile_symbols: Option<Vec<SymbolIdx>>,
     pub profile_max_position: Option<Money>,
+    /// Removed by a reload: kept in place so that indices do not move, never
+    /// found by name (`Universe::leader`).
+    pub removed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +142,8 @@ pub struct FollowerSpec {
     pub daily_loss_limit: Money,
     /// `allowed[symbol]`.
     pub allowed: Vec<bool>,
+    /// Removed by a reload (as `LeaderSpec::removed`).
+    pub removed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -163,7 +168,11 @@ pub struct SubscriptionSpec {
     /// Leader drawdown in parts per million of peak equity; `u32::MAX` if unset.
     pub leader_drawdown_ppm: u32,
     pub copy_open_positions: bool,
+    /// `Stopped` for a removed subscription, whatever its config said.
     pub status: Status,
+    /// Removed by a reload (as `LeaderSpec::removed`): stopped, its positions
+    /// closed or kept as `engine.on_remove` says.
+    pub removed: bool,
 }
 
 /// Everything the engine knows about the world, indexed densely.
@@ -344,6 +353,7 @@ fn leader_spec(
             .max_position_notional
             .map(|d| money("leader", &l.id, d))
             .transpose()?,
+        removed: l.removed,
     })
 }
 
@@ -396,6 +406,7 @@ fn follower_spec(
         max_open_positions: f.max_open_positions.unwrap_or(u32::MAX),
         daily_loss_limit: opt_money_or_max("follower", &f.id, f.daily_loss_limit)?,
         allowed,
+        removed: f.removed,
     })
 }
 
@@ -468,7 +479,8 @@ fn subscription_spec(
         stop_loss,
         leader_drawdown_ppm: s.leader_drawdown_pct.map(pct_to_ppm).unwrap_or(u32::MAX),
         copy_open_positions: s.copy_open_positions,
-        status: s.status,
+        status: if s.removed { Status::Stopped } else { s.status },
+        removed: s.removed,
         id,
     })
 }
@@ -605,11 +617,19 @@ impl Universe {
     pub fn symbol(&self, name: &str) -> Option<SymbolIdx> {
         self.symbol_by_name.get(name).copied()
     }
+    /// A leader by id; `None` for one a reload removed.
     pub fn leader(&self, name: &str) -> Option<LeaderIdx> {
-        self.leader_by_name.get(name).copied()
+        self.leader_by_name
+            .get(name)
+            .copied()
+            .filter(|l| !self.leaders[l.0 as usize].removed)
     }
+    /// A follower by id; `None` for one a reload removed.
     pub fn follower(&self, name: &str) -> Option<FollowerIdx> {
-        self.follower_by_name.get(name).copied()
+        self.follower_by_name
+            .get(name)
+            .copied()
+            .filter(|f| !self.followers[f.0 as usize].removed)
     }
     pub fn venue(&self, name: &str) -> Option<VenueIdx> {
         self.venue_by_name.get(name).copied()

@@ -461,6 +461,31 @@ impl OrderTable {
         }
     }
 
+    /// Takes `old`'s orders into this table, made for the same places per
+    /// subscription and the same subscriptions (groups) first, more after:
+    /// swapped whole when the sizes are the same, copied otherwise. Allocates
+    /// nothing.
+    pub fn carry_from(&mut self, old: &mut OrderTable) {
+        assert_eq!(
+            self.places, old.places,
+            "a table of other places per subscription"
+        );
+        if self.ids.len() == old.ids.len() && self.group == old.group {
+            std::mem::swap(self, old);
+            return;
+        }
+        let n = old.ids.len().min(self.ids.len());
+        self.ids[..n].copy_from_slice(&old.ids[..n]);
+        self.slots[..n].copy_from_slice(&old.slots[..n]);
+        let m = old.live_mask.len().min(self.live_mask.len());
+        self.live_mask[..m].copy_from_slice(&old.live_mask[..m]);
+        self.next[..m].copy_from_slice(&old.next[..m]);
+        let g = old.crowded.len().min(self.crowded.len());
+        self.crowded[..g].copy_from_slice(&old.crowded[..g]);
+        self.live = old.live;
+        self.tracked = old.tracked;
+    }
+
     /// Places per subscription.
     pub fn places(&self) -> usize {
         self.places

@@ -85,6 +85,12 @@ pub enum SyncReason {
     /// The venue held an order under a decision's id with other terms, and they
     /// were taken (`ExecKind::Restated`): the pair's gap is no longer that order's.
     VenueHeldOther,
+    /// A reload: a removed subscription's positions closing (`engine.on_remove =
+    /// "close"`), or a new one opening the leader's (`copy_open_positions`).
+    Revision,
+    /// A reload removed the subscription and `engine.on_remove = "keep"` left its
+    /// positions: not a gap the resync closes.
+    Kept,
 }
 
 impl SyncReason {
@@ -97,6 +103,8 @@ impl SyncReason {
             SyncReason::VenueDown => "venue_down",
             SyncReason::Command => "command",
             SyncReason::VenueHeldOther => "venue_held_other",
+            SyncReason::Revision => "revision",
+            SyncReason::Kept => "removed_kept",
             SyncReason::Rejected(r) => match r {
                 RejectReason::None => "reject",
                 RejectReason::InsufficientMargin => "reject_insufficient_margin",
@@ -111,7 +119,7 @@ impl SyncReason {
         }
     }
 
-    /// A one-byte code for journals: 0–5 the plain reasons, 16 + n a reject whose
+    /// A one-byte code for journals: 0–7 the plain reasons, 16 + n a reject whose
     /// code (`codes::Coded`) is n.
     pub fn code(self) -> u8 {
         match self {
@@ -121,6 +129,8 @@ impl SyncReason {
             SyncReason::VenueDown => 3,
             SyncReason::Command => 4,
             SyncReason::VenueHeldOther => 5,
+            SyncReason::Revision => 6,
+            SyncReason::Kept => 7,
             SyncReason::Rejected(r) => 16 + crate::codes::Coded::code(r),
         }
     }
@@ -133,6 +143,8 @@ impl SyncReason {
             3 => SyncReason::VenueDown,
             4 => SyncReason::Command,
             5 => SyncReason::VenueHeldOther,
+            6 => SyncReason::Revision,
+            7 => SyncReason::Kept,
             16.. => SyncReason::Rejected(crate::codes::Coded::from_code(c - 16)?),
             _ => return None,
         })

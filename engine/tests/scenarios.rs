@@ -1657,7 +1657,8 @@ fn regression_two_huge_leader_fills_wrapped_the_leader_position() {
 
 /// A restart with changed values applies them as a new revision (issue 10): the
 /// changed allocation sizes the next episode, the running one keeps its ratio,
-/// and a change of shape is refused with nothing changed.
+/// added followers are taken, and a changed symbol list is refused with nothing
+/// changed.
 #[test]
 fn regression_a_new_revision_of_the_same_shape_applies_at_the_next_episode() {
     let model = |alloc: &str, extra: &str| {
@@ -1717,13 +1718,22 @@ fn regression_a_new_revision_of_the_same_shape_applies_at_the_next_episode() {
         decision_id(leader_event_key("L1", "e4"), 0, u2.revision, 0)
     );
 
-    // Another shape: refused, and the core keeps the revision in force.
+    // A follower and a subscription added at the end (issue 12): applied, the
+    // state in force carried into the grown core.
     let grown = "[[followers]]\nid = \"F2\"\nequity = \"1\"\n\n[[subscriptions]]\nfollower = \"F2\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"proportional\"\n";
     let (u3, e3) = model("100000", grown);
-    let err = core.apply_revision(u3, &e2, &e3).unwrap_err();
-    assert_eq!(err, ShapeChanged::Followers);
-    assert!(err.to_string().contains("followers were added"), "{err}");
-    assert_eq!(core.universe().revision, u2.revision);
+    core.apply_revision(Arc::clone(&u3), &e2, &e3).unwrap();
+    assert_eq!(core.universe().revision, u3.revision);
+    assert_eq!(core.position(sub, x), Lots(10));
+
+    // Another symbol: refused, and the core keeps the revision in force.
+    let symbol =
+        "[[symbols]]\nname = \"Y\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n";
+    let (u4, e4) = model("100000", &format!("{grown}\n{symbol}"));
+    let err = core.apply_revision(u4, &e3, &e4).unwrap_err();
+    assert_eq!(err, ShapeChanged::Symbols);
+    assert!(err.to_string().contains("symbols"), "{err}");
+    assert_eq!(core.universe().revision, u3.revision);
 }
 
 #[test]

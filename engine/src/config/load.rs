@@ -161,6 +161,7 @@ fn load_file(path: &Path, kinds: Option<&dyn Kinds>) -> Result<Config, ConfigErr
 pub fn load_model(text: &str) -> Result<Config, ConfigErrors> {
     let mut loader = Loader::new(Path::new("journaled config"), None);
     loader.text_max = usize::MAX;
+    loader.model = true;
     loader.run(text)
 }
 
@@ -171,6 +172,8 @@ struct Loader<'k> {
     files: Vec<PathBuf>,
     base: PathBuf,
     text_max: usize,
+    /// Reading a journaled model: `removed` items are the engine's own marks.
+    model: bool,
     /// Who reads the venues' and sources' own keys; `None`: nobody, they are kept.
     kinds: Option<&'k dyn Kinds>,
     errors: Vec<(At, String)>,
@@ -198,6 +201,7 @@ impl<'k> Loader<'k> {
             files: vec![path.to_path_buf()],
             base: absolute_parent(path),
             text_max: CONFIG_BYTES_MAX,
+            model: false,
             kinds,
             errors: Vec::new(),
             dropped: 0,
@@ -745,6 +749,7 @@ fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     let leaders = check_leaders(cfg, sites, &symbols, out);
     let followers = check_followers(cfg, sites, &symbols, out);
     check_subscriptions(cfg, sites, &leaders, &followers, out);
+    check_removed(cfg, sites, out);
 }
 
 /// Names already seen in one section, with where each was first defined.
@@ -872,6 +877,53 @@ fn check_journal(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
             item.field_at("flush_every_ms"),
             "`flush_every_ms` must be positive",
         );
+    }
+}
+
+/// `removed` is how the journal keeps what a reload removed; in a person's file it
+/// would mean nothing the file cannot say by leaving the item out.
+fn check_removed(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
+    if out.model {
+        return;
+    }
+    let marked = [
+        (
+            "leaders",
+            "leader",
+            cfg.leaders
+                .iter()
+                .map(|l| (l.removed, l.id.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "followers",
+            "follower",
+            cfg.followers
+                .iter()
+                .map(|f| (f.removed, f.id.clone()))
+                .collect(),
+        ),
+        (
+            "subscriptions",
+            "subscription",
+            cfg.subscriptions
+                .iter()
+                .map(|s| (s.removed, crate::model::subscription_id(s)))
+                .collect(),
+        ),
+    ];
+    for (table, what, items) in marked {
+        let nodes = sites.items(table);
+        for (i, (removed, id)) in items.into_iter().enumerate() {
+            if removed {
+                out.error(
+                    sites.item(&nodes, i).field_at("removed"),
+                    format!(
+                        "`removed` is written by the engine into its journal, not by hand: to remove {what} `{id}`, delete it from the file and reload"
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub use load::{
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 /// Why a decision model would not serialize (`Config::model_toml`).
 pub use toml::ser::Error as ModelTomlError;
@@ -156,6 +157,40 @@ pub struct EngineConfig {
     /// (the engine stops taking input and exits with an error).
     #[serde(default)]
     pub on_venue_down: VenueDownPolicy,
+    /// What a reload that removes a subscription does with the positions it holds:
+    /// `close` them (reduce-only, through the resync) or `keep` them and stop
+    /// copying. Left out of the model's TOML at its default, so that revisions
+    /// written before it existed keep their hash.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_remove: RemovePolicy,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// What removing a subscription that holds positions does (`engine.on_remove`).
+#[derive(Copy, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovePolicy {
+    /// Close its copied positions (reduce-only), then stop it.
+    #[default]
+    Close,
+    /// Stop copying and leave its positions as they are (recorded in the revision).
+    Keep,
+}
+
+impl RemovePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovePolicy::Close => "close",
+            RemovePolicy::Keep => "keep",
+        }
+    }
 }
 
 /// The resync: when a subscription's held quantity (position plus working orders)
@@ -246,6 +281,7 @@ impl Default for EngineConfig {
             resync: ResyncConfig::default(),
             venue_down_alarm_ms: defaults::venue_down_alarm_ms(),
             on_venue_down: VenueDownPolicy::Alarm,
+            on_remove: RemovePolicy::Close,
         }
     }
 }
@@ -361,6 +397,10 @@ pub struct LeaderConfig {
     pub paused: bool,
     #[serde(default)]
     pub profile: Option<LeaderProfile>,
+    /// Set by the engine, never by a person: removed by a reload, kept in the
+    /// journaled model so that the indices of those after it do not move.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub removed: bool,
 }
 
 /// What the leader declared it trades; a fill outside it is not copied (`leader_profile`).
@@ -392,6 +432,9 @@ pub struct FollowerConfig {
     /// Symbols this follower may trade; `None` = all.
     #[serde(default)]
     pub symbols: Option<Vec<String>>,
+    /// Set by the engine: removed by a reload (as `LeaderConfig::removed`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub removed: bool,
 }
 
 #[derive(Copy, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -465,6 +508,9 @@ pub struct SubscriptionConfig {
     pub copy_open_positions: bool,
     #[serde(default)]
     pub status: Status,
+    /// Set by the engine: removed by a reload (as `LeaderConfig::removed`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub removed: bool,
 }
 
 /// The version of the decision model's encoding (`Config::model_toml`), hashed into
@@ -543,6 +589,103 @@ impl Config {
     /// the revision hashes, so moving a file or pinning a CPU changes neither.
     pub fn model_toml(&self) -> Result<String, ModelTomlError> {
         toml::to_string(&self.model())
+    }
+}
+
+/// Why a config cannot follow the model in force (`Config::arranged_after`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArrangeError {
+    #[error(
+        "subscription `{id}` copied leader `{was_leader}` for follower `{was_follower}` and now names leader `{leader}` and follower `{follower}`: a subscription cannot move; remove it and add one with a new id"
+    )]
+    Moved {
+        id: String,
+        was_leader: String,
+        was_follower: String,
+        leader: String,
+        follower: String,
+    },
+}
+
+/// `new`'s items laid out after `prev`'s: each of `prev`'s in its place (`new`'s
+/// version of it, or, when `new` has none, `prev`'s marked removed), then those
+/// only `new` has, in `new`'s order.
+fn arrange<T: Clone>(
+    prev: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> String,
+    mut removed: impl FnMut(&mut T, bool),
+) -> Vec<T> {
+    let mut by_key: HashMap<String, usize> =
+        new.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+    let mut out = Vec::with_capacity(prev.len().max(new.len()));
+    for p in prev {
+        match by_key.remove(&key(p)) {
+            Some(i) => {
+                let mut t = new[i].clone();
+                removed(&mut t, false);
+                out.push(t);
+            }
+            None => {
+                let mut t = p.clone();
+                removed(&mut t, true);
+                out.push(t);
+            }
+        }
+    }
+    out.extend(new.iter().filter(|t| by_key.contains_key(&key(t))).cloned());
+    out
+}
+
+impl Config {
+    /// This config with its leaders, followers and subscriptions laid out after
+    /// the model in force (`prev`, a model or a config arranged before): every
+    /// index the running engine holds keeps its item (an item this config drops
+    /// stays, marked `removed`), and new items come after. Its model is what the
+    /// journal keeps, so a replay resolves the same indices, and the order ids
+    /// (which hold a subscription's index) keep naming the same subscription.
+    /// Symbols and venues are left as this config has them (a change of those is
+    /// refused later, `ShapeChanged`).
+    pub fn arranged_after(&self, prev: &Config) -> Result<Config, ArrangeError> {
+        let subs_by_id: HashMap<String, &SubscriptionConfig> = prev
+            .subscriptions
+            .iter()
+            .map(|s| (crate::model::subscription_id(s), s))
+            .collect();
+        for s in &self.subscriptions {
+            let id = crate::model::subscription_id(s);
+            if let Some(p) = subs_by_id.get(&id) {
+                if p.leader != s.leader || p.follower != s.follower {
+                    return Err(ArrangeError::Moved {
+                        id,
+                        was_leader: p.leader.clone(),
+                        was_follower: p.follower.clone(),
+                        leader: s.leader.clone(),
+                        follower: s.follower.clone(),
+                    });
+                }
+            }
+        }
+        let mut out = self.clone();
+        out.leaders = arrange(
+            &prev.leaders,
+            &self.leaders,
+            |l| l.id.clone(),
+            |l, r| l.removed = r,
+        );
+        out.followers = arrange(
+            &prev.followers,
+            &self.followers,
+            |f| f.id.clone(),
+            |f, r| f.removed = r,
+        );
+        out.subscriptions = arrange(
+            &prev.subscriptions,
+            &self.subscriptions,
+            crate::model::subscription_id,
+            |s, r| s.removed = r,
+        );
+        Ok(out)
     }
 }
 

@@ -31,6 +31,7 @@ fn follower(id: &str) -> FollowerConfig {
         max_open_positions: None,
         daily_loss_limit: None,
         symbols: None,
+        removed: false,
     }
 }
 
@@ -54,6 +55,7 @@ fn subscription(follower: &str, leader: &str) -> SubscriptionConfig {
         leader_drawdown_pct: None,
         copy_open_positions: false,
         status: Default::default(),
+        removed: false,
     }
 }
 
@@ -79,6 +81,7 @@ pub fn config() -> Config {
                 equity: dec!(1000000),
                 paused: false,
                 profile: None,
+                removed: false,
             },
             LeaderConfig {
                 id: "L2".into(),
@@ -88,6 +91,7 @@ pub fn config() -> Config {
                     symbols: Some(vec!["ETHUSDT".into()]),
                     max_position_notional: Some(dec!(100000)),
                 }),
+                removed: false,
             },
         ],
         followers: vec![follower("F1"), follower("F2")],
