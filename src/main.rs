@@ -253,6 +253,17 @@ fn load(path: &Path) -> Result<(Config, Arc<Universe>)> {
     Ok((cfg, Arc::new(universe)))
 }
 
+/// `load`, laid out after the model in force (`Config::arranged_after`): a reload
+/// keeps every journaled index naming what it named.
+fn load_after(path: &Path, in_force: &Config) -> Result<(Config, Arc<Universe>)> {
+    let (cfg, _) = load(path)?;
+    let cfg = cfg
+        .arranged_after(in_force)
+        .with_context(|| format!("{}", path.display()))?;
+    let universe = Universe::from_config(&cfg).with_context(|| format!("{}", path.display()))?;
+    Ok((cfg, Arc::new(universe)))
+}
+
 fn ctl(config: Option<&Path>, socket: Option<PathBuf>, json: bool, words: &[String]) -> Result<()> {
     let socket = match (socket, config) {
         (Some(s), _) => s,
@@ -355,7 +366,7 @@ fn run(
     latency_out: Option<&Path>,
     until_stopped: bool,
 ) -> Result<()> {
-    let (mut cfg, u) = load(path)?;
+    let (mut cfg, mut u) = load(path)?;
     if cfg.sources.is_empty() {
         bail!(
             "{}: no [[sources]]: nothing to copy (add a `file` or `synthetic` source)",
@@ -393,7 +404,16 @@ fn run(
     let (core, journal, restart) = match cfg.journal {
         Some(_) => {
             let opened = journal_cmd::open(&cfg, &u, &mut gateways)?;
+            // The model in force is the file laid out after the journal's
+            // (removed items keep their places, so indices may differ from the
+            // file's): the sources resolve names against it. Built once before
+            // the journal was touched, so a source that cannot open stopped the
+            // start then.
+            if opened.universe.revision != u.revision {
+                sources = sources_for(&opened.config, &opened.universe)?;
+            }
             journal_cmd::resume_sources(&mut sources, &opened.cursors)?;
+            (cfg, u) = (opened.config, opened.universe);
             (
                 opened.core,
                 Some(Box::new(opened.stage) as Box<dyn JournalSink>),

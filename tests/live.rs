@@ -658,8 +658,13 @@ fn bad_requests_and_bad_reloads_are_refused_and_change_nothing() {
     let line = line_of(&cfg, "allocation = \"10000\"");
     let negative = replace_once(&cfg, "allocation = \"10000\"", "allocation = \"-10000\"");
     let syntax = replace_once(&cfg, "allocation = \"10000\"", "allocation = = \"10000\"");
-    let shape = format!(
-        "{cfg}\n[[followers]]\nid = \"F7\"\nequity = \"1000\"\n\n[[subscriptions]]\nfollower = \"F7\"\nleader = \"L1\"\nallocation = \"1000\"\nmode = \"proportional\"\n"
+    // A symbol's lot size: a change of shape a running engine cannot take.
+    let shape = replace_once(&cfg, "lot_size = \"0.01\"", "lot_size = \"0.1\"");
+    // A subscription that names another follower under the same id.
+    let moved = replace_once(
+        &cfg,
+        "follower = \"F1\"\nleader = \"L1\"",
+        "id = \"F1:L1\"\nfollower = \"F3\"\nleader = \"L1\"",
     );
     let at_line = format!("run.toml:{line}");
     let mut invalid = 0u64;
@@ -676,11 +681,12 @@ fn bad_requests_and_bad_reloads_are_refused_and_change_nothing() {
             &shape,
             vec![
                 "run.toml",
-                "followers were added, removed or reordered",
+                "the symbols, their order, lot or tick sizes or venues changed",
                 "needs a new journal directory",
                 "Nothing changed",
             ],
         ),
+        (&moved, vec!["run.toml", "cannot move", "nothing changed"]),
     ] {
         std::fs::write(&cfg_path, body).unwrap();
         let o = engine.ctl(&["reload"]);

@@ -316,18 +316,18 @@ fn regression_any_config_change_bricked_a_restart() {
     std::fs::write(cfg, config(port, "elsewhere.jsonl", "core_cpu = 0")).unwrap();
     run_to_end(cfg, dir);
 
-    // Adding a subscription is refused, saying why and what changed.
-    let grown = config(port, "elsewhere.jsonl", "")
-        + "[[followers]]\nid = \"F99\"\nequity = \"50000\"\n\n[[subscriptions]]\nfollower = \"F99\"\nleader = \"L1\"\nallocation = \"20000\"\nmode = \"proportional\"\n";
-    std::fs::write(cfg, grown).unwrap();
+    // A symbol's lot size changed is refused, saying why and what changed.
+    let resized = config(port, "elsewhere.jsonl", "").replacen(
+        "lot_size = \"0.01\"",
+        "lot_size = \"0.1\"",
+        1,
+    );
+    std::fs::write(cfg, resized).unwrap();
     let out = engine(cfg, dir).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a new lot size was taken:\n{err}");
     assert!(
-        !out.status.success(),
-        "a new subscription was taken:\n{err}"
-    );
-    assert!(
-        err.contains("followers were added") && err.contains("F99"),
+        err.contains("lot or tick sizes") && err.contains("symbols[ETHUSDT].lot_size"),
         "the refusal does not say why and what changed:\n{err}"
     );
 

@@ -218,6 +218,10 @@ pub struct NewRevision {
     pub patch: crate::core::RevisionPatch,
     /// The model's TOML (`Config::model_toml`), journaled as config records.
     pub model_toml: String,
+    /// The model it brings: once journaled, the I/O thread's sources resolve
+    /// names against it (`Source::universe_changed`), so a leader the revision
+    /// adds is taken from then on.
+    pub universe: Arc<Universe>,
 }
 
 /// How a reload crosses the threads without a lock: whoever validated a revision
@@ -441,6 +445,7 @@ fn append_chunk(
     sink: &mut dyn JournalSink,
     entries: &[JournalEntry],
     reloads: &Reloads,
+    universe: &mut Arc<Universe>,
 ) -> Result<(), SinkError> {
     append_with_revisions(sink, entries, |sink, revision, ts| {
         let r = Reloads::take(&reloads.to_journal, revision).ok_or_else(|| {
@@ -449,7 +454,9 @@ fn append_chunk(
                     .into(),
             )
         })?;
-        sink.revision(revision, &r.model_toml, ts)
+        sink.revision(revision, &r.model_toml, ts)?;
+        *universe = Arc::clone(&r.universe);
+        Ok(())
     })
 }
 
@@ -750,9 +757,11 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> Outputs for EgressSink<
 /// The I/O thread's side of the journal stage.
 struct Journaling<R> {
     rx: Option<R>,
-    /// For the names in the operator's lines about notices (a reload keeps them:
-    /// it cannot change the model's shape).
+    /// The model of the latest revision journaled, for the names in the
+    /// operator's lines about notices (a revision keeps every index's name).
     universe: Arc<Universe>,
+    /// A revision journaled since the sources were last told (`Source::universe_changed`).
+    new_universe: Option<Arc<Universe>>,
     sink: Option<Box<dyn JournalSink>>,
     /// Journal chunks appended so far.
     appended: u64,
@@ -771,6 +780,7 @@ impl<R: JournalPoller> Journaling<R> {
             rx,
             sink,
             universe,
+            new_universe: None,
             appended: 0,
             unflushed: false,
             error: None,
@@ -781,7 +791,10 @@ impl<R: JournalPoller> Journaling<R> {
     fn drain(&mut self, progress: &Progress) -> u64 {
         let (Some(rx), Some(sink)) = (self.rx.as_mut(), self.sink.as_mut()) else {
             // Without a journal, reloads the core took are only freed here.
-            while progress.reloads.to_journal.pop().is_some() {}
+            while let Some(r) = progress.reloads.to_journal.pop() {
+                self.universe = Arc::clone(&r.universe);
+                self.new_universe = Some(r.universe);
+            }
             return 0;
         };
         if self.error.is_some() {
@@ -789,22 +802,27 @@ impl<R: JournalPoller> Journaling<R> {
         }
         let mut n = 0;
         let error = &mut self.error;
-        let u = &self.universe;
+        let u = &mut self.universe;
+        let before = u.revision;
         rx.take_chunks(JOURNAL_BATCH, &mut |chunk: &JournalChunk| {
             if error.is_none() {
                 let entries = &chunk.entries[..chunk.len as usize];
-                // What an operator must see at once, with the subscription's id.
+                match append_chunk(sink.as_mut(), entries, &progress.reloads, u) {
+                    Ok(()) => n += 1,
+                    Err(e) => *error = Some(Stopped::Journal(e)),
+                }
+                // What an operator must see at once, with the subscription's id
+                // (a later revision names every index an earlier one did).
                 for e in entries {
                     if let Some(line) = notice_line(u, e) {
                         progress.event(line);
                     }
                 }
-                match append_chunk(sink.as_mut(), entries, &progress.reloads) {
-                    Ok(()) => n += 1,
-                    Err(e) => *error = Some(Stopped::Journal(e)),
-                }
             }
         });
+        if self.universe.revision != before {
+            self.new_universe = Some(Arc::clone(&self.universe));
+        }
         if self.error.is_some() {
             progress.journal_failed.store(true, Relaxed);
         }
@@ -1433,6 +1451,13 @@ impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F
             self.progress.sources_finished.store(all_finished, Relaxed);
             // The journal first: everything the core published so far.
             did += self.journal.drain(&self.progress);
+            if let Some(u) = self.journal.new_universe.take() {
+                // The core took the revision before the journal had it: what the
+                // sources publish from now on lies behind it in the feed ring.
+                for s in &mut self.sources {
+                    s.universe_changed(&u);
+                }
+            }
             did += self.publish_exec();
             if self.exec_pending.is_empty() && self.journal.error.is_none() {
                 did += self.drive_gateways(now);

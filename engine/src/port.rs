@@ -161,6 +161,14 @@ pub trait Source: Send {
         true
     }
 
+    /// A reload's new revision is in force: resolve leader and symbol names
+    /// against `universe` from the next `next` on (a leader it adds is known, one
+    /// it removes is not). The I/O thread calls it once the core has taken the
+    /// revision, so what the source returns after it is decided under it.
+    fn universe_changed(&mut self, universe: &std::sync::Arc<crate::model::Universe>) {
+        let _ = universe;
+    }
+
     /// Go on from `pos`, a position this source gave before (journaled by an
     /// earlier run), before the first `next`. An error says why it cannot (the
     /// file is shorter than the position, say): the engine must not start then.
@@ -310,5 +318,9 @@ impl<S: Source> Source for Paced<S> {
 
     fn resume(&mut self, pos: u64) -> Result<(), ResumeError> {
         self.inner.resume(pos)
+    }
+
+    fn universe_changed(&mut self, universe: &std::sync::Arc<crate::model::Universe>) {
+        self.inner.universe_changed(universe)
     }
 }

@@ -220,6 +220,10 @@ impl Source for FileSource {
         Some(self.offset)
     }
 
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        self.universe = Arc::clone(universe);
+    }
+
     /// Skips to byte `pos` line by line, counting lines so that rejections after it
     /// still name the right line. Reading without parsing is cheap next to taking the
     /// lines again, and it proves `pos` falls where a line starts.

@@ -240,6 +240,10 @@ impl SyntheticLeaders {
         self.cells = vec![Cell::default(); u.leaders.len() * symbols];
         self.traders.clear();
         for (l, leader) in u.leaders.iter().enumerate() {
+            if leader.removed {
+                // A reload removed it: it keeps its index and trades no more.
+                continue;
+            }
             let allowed: Vec<SymbolIdx> = match &leader.profile_symbols {
                 Some(list) => list.clone(),
                 None => (0..symbols).map(|s| SymbolIdx(s as u16)).collect(),

@@ -31,6 +31,12 @@ use thiserror::Error;
 /// Everything the engine needs to start on a journal.
 pub struct Opened {
     pub core: Core,
+    /// The decision model in force: the config laid out after the journal's
+    /// model (`Config::arranged_after`), so every journaled index names what it
+    /// named; the config as given for a new journal. Sources, the control socket
+    /// and the summary resolve names against it.
+    pub config: Config,
+    pub universe: Arc<Universe>,
     pub stage: JournalStage,
     /// The venues' answers about unanswered orders: the engine's first inputs, to be
     /// journaled and handed to the core before anything else.
@@ -87,8 +93,8 @@ pub enum RestartError {
     Replay { dir: PathBuf, error: ReplayError },
     #[error(
         "the decision model changed since journal {} was written (revision {journaled:016x} there, {now:016x} now) in a way a restart cannot apply: {shape}:\n{}\n\
-         A restart applies changed values (limits, allocations, modes, statuses, policies) as a new revision; \
-         adding, removing or reordering symbols, leaders, followers or subscriptions, or resizing the engine's tables, \
+         A restart applies changed values and added or removed leaders, followers and subscriptions as a new revision; \
+         a change to the symbols or venues, or to the engine's table sizes (dedup_window, orders_per_subscription, max_working_orders), \
          is not built yet: restore those settings, or start a new journal directory",
         dir.display(),
         diff_lines(diff)
@@ -101,6 +107,11 @@ pub enum RestartError {
         shape: ShapeChanged,
         /// What differs, one line each (`config::model_diff`).
         diff: Vec<String>,
+    },
+    #[error("journal {}: the config cannot follow the journal's decision model: {error}", dir.display())]
+    Arrange {
+        dir: PathBuf,
+        error: fillcast_engine::config::ArrangeError,
     },
     #[error("replay of journal {} does not reproduce {} of its decisions: refusing to continue", dir.display(), stats.mismatches)]
     Mismatch { dir: PathBuf, stats: ReplayStats },
@@ -321,7 +332,10 @@ pub fn open<V: Venues + ?Sized>(
     let mut stage = JournalStage::new(writer);
     // The decision model in force, journaled: at the start of a new journal, or
     // as the revision a restart applies.
-    let write_model = |stage: &mut JournalStage| -> Result<u64, RestartError> {
+    let write_model = |stage: &mut JournalStage,
+                       cfg: &Config,
+                       universe: &Universe|
+     -> Result<u64, RestartError> {
         let model = cfg.model_toml().map_err(|e| write_err(e.into()))?;
         stage
             .write_config(universe.revision, &model, now.0)
@@ -332,9 +346,11 @@ pub fn open<V: Venues + ?Sized>(
         error,
     })?;
     let Some(r) = replayed else {
-        write_model(&mut stage)?;
+        write_model(&mut stage, cfg, universe)?;
         return Ok(Opened {
             core: Core::new(Arc::clone(universe), &cfg.engine),
+            config: cfg.clone(),
+            universe: Arc::clone(universe),
             stage,
             recovered: Vec::new(),
             recovery,
@@ -367,19 +383,35 @@ pub fn open<V: Venues + ?Sized>(
             .map_err(|e| write_err(e.into()))?;
     }
     let mut core = r.core;
+    // The file laid out after the journal's model: the journal's indices keep
+    // their items, and a file unchanged since the last reload is that revision.
+    let refused = |shape: ShapeChanged, now: u64, diff: Vec<String>| RestartError::ConfigChanged {
+        dir: dir.into(),
+        journaled: r.revision,
+        now,
+        shape,
+        diff,
+    };
+    let arranged = cfg
+        .arranged_after(&r.config)
+        .map_err(|e| RestartError::Arrange {
+            dir: dir.into(),
+            error: e,
+        })?;
+    let universe =
+        Arc::new(
+            Universe::from_config(&arranged).map_err(|e| RestartError::Arrange {
+                dir: dir.into(),
+                error: fillcast_engine::config::ArrangeError::Model(e.to_string()),
+            })?,
+        );
     if r.revision != universe.revision {
         // Replayed under the journaled revision; the new one applies before any
         // new event, journaled (and so in the sidecar's audit_log) with its diff.
-        let diff = model_diff(&r.config, cfg);
-        core.apply_revision(Arc::clone(universe), &r.config.engine, &cfg.engine)
-            .map_err(|shape| RestartError::ConfigChanged {
-                dir: dir.into(),
-                journaled: r.revision,
-                now: universe.revision,
-                shape,
-                diff: diff.clone(),
-            })?;
-        write_model(&mut stage)?;
+        let diff = model_diff(&r.config, &arranged);
+        core.apply_revision(Arc::clone(&universe), &r.config.engine, &arranged.engine)
+            .map_err(|shape| refused(shape, universe.revision, diff.clone()))?;
+        write_model(&mut stage, &arranged, &universe)?;
         log(format!(
             "journal: the decision model changed: revision {:016x} → {:016x} applied before any new event:\n{}",
             r.revision,
@@ -387,6 +419,7 @@ pub fn open<V: Venues + ?Sized>(
             diff_lines(&diff)
         ));
     }
+    let universe = &universe;
     let (cursors, taken_events) = (r.cursors, r.taken_events);
     // Orders sent and never answered: ask their venues.
     let mut by_venue: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
@@ -417,6 +450,8 @@ pub fn open<V: Venues + ?Sized>(
     }
     Ok(Opened {
         core,
+        config: arranged,
+        universe: Arc::clone(universe),
         stage,
         recovered,
         recovery,

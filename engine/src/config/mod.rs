@@ -605,6 +605,9 @@ pub enum ArrangeError {
         leader: String,
         follower: String,
     },
+    /// The arranged model does not resolve (a bug: both halves resolved alone).
+    #[error("the arranged model does not resolve: {0}")]
+    Model(String),
 }
 
 /// `new`'s items laid out after `prev`'s: each of `prev`'s in its place (`new`'s
