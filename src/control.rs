@@ -599,11 +599,7 @@ impl State {
             old.revision,
             u.revision,
             by.map_or_else(|| " (SIGHUP)".to_string(), |uid| format!(" by uid {uid}")),
-            if diff.is_empty() {
-                "no value changed".to_string()
-            } else {
-                diff.join("; ")
-            }
+            diff_summary(&diff)
         ))
     }
 
@@ -912,4 +908,27 @@ fn status_text(s: &Value) -> String {
         ),
     );
     out
+}
+
+/// A reload's diff for its answer and the log: every line when there are few,
+/// else the counts of items added and removed and the first lines (the journal
+/// and `audit_log` keep every line).
+fn diff_summary(diff: &[String]) -> String {
+    const SHOWN: usize = 20;
+    if diff.is_empty() {
+        return "no value changed".to_string();
+    }
+    if diff.len() <= SHOWN {
+        return diff.join("; ");
+    }
+    let count = |what: &str| diff.iter().filter(|l| l.ends_with(what)).count();
+    format!(
+        "{} changes ({} added, {} removed, {} added back, {} values); the first {SHOWN}: {}; … (the sidecar's audit_log has them all)",
+        diff.len(),
+        count(": added"),
+        count(": removed"),
+        count(": added back"),
+        diff.len() - count(": added") - count(": removed") - count(": added back"),
+        diff[..SHOWN].join("; ")
+    )
 }

@@ -752,7 +752,12 @@ fn diff_values(path: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<Strin
                     for k in keys {
                         let p = format!("{path}[{k}]");
                         match (kx.get(k), ky.get(k)) {
-                            (Some(&i), Some(&j)) => diff_values(&p, &x[i], &y[j], out),
+                            (Some(&i), Some(&j)) => match (is_removed(&x[i]), is_removed(&y[j])) {
+                                // A tombstone (`Config::arranged_after`) reads as what it means.
+                                (false, true) => out.push(format!("{p}: removed")),
+                                (true, false) => out.push(format!("{p}: added back")),
+                                _ => diff_values(&p, &x[i], &y[j], out),
+                            },
                             (Some(_), None) => out.push(format!("{p}: removed")),
                             (None, Some(_)) => out.push(format!("{p}: added")),
                             (None, None) => {}
@@ -764,6 +769,11 @@ fn diff_values(path: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<Strin
         }
         _ => out.push(format!("{path}: {} → {}", short(a), short(b))),
     }
+}
+
+/// Whether a config array's item is marked `removed` (a tombstone).
+fn is_removed(v: &toml::Value) -> bool {
+    v.get("removed").and_then(|r| r.as_bool()) == Some(true)
 }
 
 /// How an item of a config array is named: its id or name, or a subscription's

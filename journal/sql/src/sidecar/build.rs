@@ -656,12 +656,23 @@ impl Builder {
             )
         })?;
         let previous = self.revision;
+        // Counted as they are in force; a reload's removed items keep their places.
+        let count = |n: usize, removed: usize| match removed {
+            0 => n.to_string(),
+            r => format!("{} (and {r} removed)", n - r),
+        };
         let mut detail = format!(
             "{} symbols, {} leaders, {} followers, {} subscriptions; previous revision {}",
             u.symbols.len(),
-            u.leaders.len(),
-            u.followers.len(),
-            u.subs.len(),
+            count(
+                u.leaders.len(),
+                u.leaders.iter().filter(|l| l.removed).count()
+            ),
+            count(
+                u.followers.len(),
+                u.followers.iter().filter(|f| f.removed).count()
+            ),
+            count(u.subs.len(), u.subs.iter().filter(|s| s.removed).count()),
             previous.map_or("none".to_string(), |r| format!("{r:016x}")),
         );
         if previous.is_some_and(|p| p != c.revision) {
