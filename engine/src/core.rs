@@ -1482,10 +1482,15 @@ impl Core {
     fn flatten<O: Outputs>(&mut self, sub: SubIdx, ts: Nanos, out: &mut O) {
         let (b, k) = self.locate(sub);
         if self.books[b].status[k] == Status::Stopped {
-            // A removed subscription whose positions a reload kept: closed now,
-            // by the resync (a stopped one's target is 0).
+            // A removed subscription whose positions a reload kept: closed now
+            // (it stays stopped; its target is 0, so the resync finishes what
+            // cannot leave at once).
             if std::mem::take(&mut self.subs.kept[sub.0 as usize]) {
-                self.queue_held(sub, SyncReason::Command);
+                self.close_all(
+                    sub,
+                    mix64(sub.0 as u64 ^ ts.0.rotate_left(21) ^ 0xf1a7),
+                    out,
+                );
             }
             return;
         }

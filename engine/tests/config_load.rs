@@ -1149,3 +1149,120 @@ fn control_and_metrics_sections_are_checked_with_their_lines() {
         Some("127.0.0.1:0")
     );
 }
+
+/// Followers F1..Fn and one proportional subscription each to L1, after `BASE`'s
+/// first follower (F1 is BASE's).
+fn grown(ids: &[&str]) -> String {
+    let mut s = String::from(BASE);
+    for id in ids {
+        if *id != "F1" {
+            s.push_str(&format!(
+                "\n[[followers]]\nid = \"{id}\"\nequity = \"1000\"\n"
+            ));
+        }
+    }
+    for id in ids {
+        s.push_str(&format!(
+            "\n[[subscriptions]]\nfollower = \"{id}\"\nleader = \"L1\"\nallocation = \"100\"\nmode = \"proportional\"\n"
+        ));
+    }
+    s
+}
+
+fn ids<T>(items: &[T], f: impl Fn(&T) -> (String, bool)) -> Vec<(String, bool)> {
+    items.iter().map(f).collect()
+}
+
+fn sub_ids(c: &Config) -> Vec<(String, bool)> {
+    ids(&c.subscriptions, |s| {
+        (fillcast_engine::model::subscription_id(s), s.removed)
+    })
+}
+
+#[test]
+fn a_reload_keeps_every_index_removed_items_stay_as_tombstones_and_new_ones_come_last() {
+    let a = load_str(&grown(&["F1", "F2", "F3"]), Path::new("a.toml")).unwrap();
+    // F2 removed, F4 inserted before F3 in the file.
+    let b = load_str(&grown(&["F1", "F4", "F3"]), Path::new("b.toml")).unwrap();
+    let arranged = b.arranged_after(&a).unwrap();
+    let own = |s: &str| (s.to_string(), false);
+    let gone = |s: &str| (s.to_string(), true);
+    assert_eq!(
+        sub_ids(&arranged),
+        vec![own("F1:L1"), gone("F2:L1"), own("F3:L1"), own("F4:L1")]
+    );
+    assert_eq!(
+        ids(&arranged.followers, |f| (f.id.clone(), f.removed)),
+        vec![own("F1"), gone("F2"), own("F3"), own("F4")]
+    );
+    // The arranged model resolves, and a removed item is not found by name.
+    let u = Universe::from_config(&arranged).unwrap();
+    assert!(u.follower("F2").is_none() && u.follower("F4").is_some());
+    assert!(u.subs[1].removed);
+    // Its model round-trips through the journal's loader (which allows `removed`).
+    let back = fillcast_engine::config::load_model(&arranged.model_toml().unwrap()).unwrap();
+    assert_eq!(sub_ids(&back), sub_ids(&arranged));
+    assert_eq!(
+        Universe::from_config(&back).unwrap().revision,
+        u.revision,
+        "the journal's copy is the same revision"
+    );
+
+    // The same file again: the same revision (a restart on an unchanged file).
+    let again = b.arranged_after(&arranged).unwrap();
+    assert_eq!(Universe::from_config(&again).unwrap().revision, u.revision);
+    // F2 back: in its old place, no longer removed.
+    let c = load_str(&grown(&["F1", "F2", "F3", "F4"]), Path::new("c.toml")).unwrap();
+    let back = c.arranged_after(&arranged).unwrap();
+    assert_eq!(
+        sub_ids(&back),
+        vec![own("F1:L1"), own("F2:L1"), own("F3:L1"), own("F4:L1")]
+    );
+    let diff = fillcast_engine::config::model_diff(&arranged, &back);
+    assert!(
+        diff.contains(&"subscriptions[F2:L1]: added back".to_string()),
+        "{diff:?}"
+    );
+    let diff = fillcast_engine::config::model_diff(&a, &arranged);
+    for line in [
+        "subscriptions[F2:L1]: removed",
+        "subscriptions[F4:L1]: added",
+    ] {
+        assert!(diff.contains(&line.to_string()), "{line} not in {diff:?}");
+    }
+}
+
+#[test]
+fn a_subscription_cannot_move_to_another_follower_or_leader() {
+    let a = load_str(&grown(&["F1", "F2"]), Path::new("a.toml")).unwrap();
+    let text = grown(&["F1", "F2"]).replacen(
+        "follower = \"F2\"\nleader",
+        "id = \"F1:L1\"\nfollower = \"F2\"\nleader",
+        1,
+    );
+    // F1's subscription gets the default id F1:L1 too: make it another.
+    let text = text.replacen(
+        "[[subscriptions]]\nfollower = \"F1\"",
+        "[[subscriptions]]\nid = \"first\"\nfollower = \"F1\"",
+        1,
+    );
+    let b = load_str(&text, Path::new("b.toml")).unwrap();
+    let err = b.arranged_after(&a).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`F1:L1`") && msg.contains("cannot move") && msg.contains("new id"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn removed_is_refused_in_a_file() {
+    check(
+        "[[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"100\"\nmode = \"proportional\"\nremoved = true\n",
+        &[(6, "written by the engine")],
+    );
+    check(
+        "[[followers]]\nid = \"F2\"\nequity = \"1\"\nremoved = true\n",
+        &[(4, "delete it from the file and reload")],
+    );
+}

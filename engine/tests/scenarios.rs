@@ -83,6 +83,11 @@ struct Harness {
     waited: u64,
     trade: u64,
     out: Vec<String>,
+    /// The model in force, its engine settings, and the configs (after `BASE`)
+    /// that `> reload` applies in turn.
+    cfg: fillcast_engine::config::Config,
+    engine: EngineConfig,
+    reloads: std::collections::VecDeque<String>,
 }
 
 impl Harness {
@@ -112,7 +117,29 @@ impl Harness {
             waited: 0,
             trade: 0,
             out: Vec::new(),
+            cfg,
+            engine,
+            reloads: Default::default(),
         }
+    }
+
+    /// `> reload`: the next config, laid out after the model in force as the
+    /// engine does, applied between two events. Its `[engine] on_remove` is
+    /// taken; the table sizes stay the harness's.
+    fn reload(&mut self) {
+        let extra = self.reloads.pop_front().expect("a config for `> reload`");
+        let file = load_str(&format!("{BASE}\n{extra}"), Path::new("reload.toml"))
+            .unwrap_or_else(|e| panic!("reload config: {e:?}"));
+        let arranged = file.arranged_after(&self.cfg).expect("arranged");
+        let u = Arc::new(Universe::from_config(&arranged).expect("arranged model"));
+        let engine = EngineConfig {
+            on_remove: arranged.engine.on_remove,
+            ..self.engine.clone()
+        };
+        self.core
+            .apply_revision(Arc::clone(&u), &self.engine, &engine)
+            .expect("the revision applies");
+        (self.u, self.cfg, self.engine) = (u, arranged, engine);
     }
 
     fn sub(&self, name: &str) -> SubIdx {
@@ -470,6 +497,7 @@ impl Harness {
                 }
                 return;
             }
+            "reload" => self.reload(),
             other => panic!("bad step {other}"),
         }
         self.render(t);
@@ -534,6 +562,11 @@ impl Harness {
 
 /// Run `script` against `config` and compare the transcript with the expected lines.
 fn check(config: &str, script: &str) {
+    check_reloads(config, &[], script)
+}
+
+/// `check`, with the configs each `> reload` applies in turn.
+fn check_reloads(config: &str, reloads: &[&str], script: &str) {
     let manual = script.lines().any(|l| l.trim() == "@manual");
     let places = script
         .lines()
@@ -543,6 +576,7 @@ fn check(config: &str, script: &str) {
         });
     let stop = script.lines().any(|l| l.trim() == "@stop");
     let mut h = Harness::new(config, manual, places, stop);
+    h.reloads = reloads.iter().map(|r| r.to_string()).collect();
     let mut expected = Vec::new();
     let mut got = Vec::new();
     for raw in script.lines() {
@@ -1951,5 +1985,126 @@ fn a_revision_patch_keeps_what_commands_made_and_a_stale_one_is_refused() {
         h.out.iter().any(|l| l.contains("max_order_notional")),
         "{:?}",
         h.out
+    );
+}
+
+/// L1, and for each `(follower, sub keys)` a follower with equity 100,000 and a
+/// proportional subscription to L1 at allocation 50,000 (ratio 0.5), extra keys
+/// appended; `engine` goes first as the `[engine]` table's keys.
+fn followers_of_l1(engine: &str, list: &[(&str, &str)]) -> String {
+    let mut s = format!("[engine]\n{engine}\n\n{}", leaders(1));
+    for (f, _) in list {
+        s.push_str(&format!(
+            "\n[[followers]]\nid = \"{f}\"\nequity = \"100000\"\n"
+        ));
+    }
+    for (f, keys) in list {
+        s.push_str(&format!(
+            "\n[[subscriptions]]\nfollower = \"{f}\"\nleader = \"L1\"\nallocation = \"50000\"\nslippage_bps = 0\nmode = \"proportional\"\n{keys}\n"
+        ));
+    }
+    s
+}
+
+/// Issue 12: a reload adds subscriptions. With `copy_open_positions` one opens
+/// the leader's position at once (through the risk filter, reason `revision`);
+/// without it one waits for the leader's next episode. Those in force carry on.
+#[test]
+fn a_reload_adds_subscriptions_with_and_without_copy_open_positions() {
+    let before = followers_of_l1("", &[("F1", "")]);
+    let after = followers_of_l1(
+        "",
+        &[("F1", ""), ("F2", "copy_open_positions = true"), ("F3", "")],
+    );
+    check_reloads(
+        &before,
+        &[&after],
+        "
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        > reload
+        > tick 0ms
+        F2:L1 resync revision sent
+        F2:L1 buy 5 ioc@100
+        = pos F2:L1 X 5
+        = pos F3:L1 X 0
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        F2:L1 buy 5 ioc@100
+        > fill L1 X sell 20 @100
+        F1:L1 sell 10 market reduce
+        F2:L1 sell 10 market reduce
+        = pos F3:L1 X 0
+        > fill L1 X buy 4 @100
+        F1:L1 buy 2 ioc@100
+        F2:L1 buy 2 ioc@100
+        F3:L1 buy 2 ioc@100
+        ",
+    );
+}
+
+/// Issue 12: a reload removes a subscription that holds a position. With the
+/// default `on_remove = "close"` it is stopped and closed at once (reason
+/// `revision`); the leader's later fills do not copy to it.
+#[test]
+fn a_reload_removing_a_subscription_closes_it_by_default() {
+    let before = followers_of_l1("", &[("F1", ""), ("F2", "")]);
+    let after = followers_of_l1("", &[("F1", "")]);
+    check_reloads(
+        &before,
+        &[&after],
+        "
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        F2:L1 buy 5 ioc@100
+        > reload
+        = status F2:L1 Stopped
+        > tick 0ms
+        F2:L1 resync revision sent
+        F2:L1 sell 5 market reduce
+        = pos F2:L1 X 0
+        > fill L1 X buy 10 @100
+        F2:L1 skipped follower_stopped
+        F1:L1 buy 5 ioc@100
+        = pos F2:L1 X 0
+        = pos F1:L1 X 10
+        ",
+    );
+}
+
+/// Issue 12: with `on_remove = "keep"` a removed subscription keeps its
+/// position and stops copying (its decisions say `removed_kept`); `flatten`
+/// closes it later; added back, it copies from the leader's next episode.
+#[test]
+fn a_reload_removing_a_subscription_can_keep_its_position_until_flattened() {
+    let before = followers_of_l1("", &[("F1", ""), ("F2", "")]);
+    let after = followers_of_l1("on_remove = \"keep\"", &[("F1", "")]);
+    check_reloads(
+        &before,
+        &[&after, &before],
+        "
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        F2:L1 buy 5 ioc@100
+        > reload
+        > tick 0ms
+        = status F2:L1 Stopped
+        = pos F2:L1 X 5
+        > fill L1 X sell 4 @100
+        F2:L1 skipped follower_stopped
+        F1:L1 sell 2 market reduce
+        = pos F2:L1 X 5
+        > flatten F2:L1
+        F2:L1 sell 5 market reduce
+        = pos F2:L1 X 0
+        = status F2:L1 Stopped
+        > reload
+        = status F2:L1 Active
+        > fill L1 X sell 6 @100
+        F1:L1 sell 3 market reduce
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        F2:L1 buy 5 ioc@100
+        ",
     );
 }
