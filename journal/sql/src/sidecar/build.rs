@@ -657,22 +657,28 @@ impl Builder {
         })?;
         let previous = self.revision;
         // Counted as they are in force; a reload's removed items keep their places.
-        let count = |n: usize, removed: usize| match removed {
-            0 => n.to_string(),
-            r => format!("{} (and {r} removed)", n - r),
+        let count = |n: usize, what: &str, removed: usize| match removed {
+            0 => format!("{n} {what}"),
+            r => format!("{} {what} (and {r} removed)", n - r),
         };
         let mut detail = format!(
-            "{} symbols, {} leaders, {} followers, {} subscriptions; previous revision {}",
+            "{} symbols, {}, {}, {}; previous revision {}",
             u.symbols.len(),
             count(
                 u.leaders.len(),
+                "leaders",
                 u.leaders.iter().filter(|l| l.removed).count()
             ),
             count(
                 u.followers.len(),
+                "followers",
                 u.followers.iter().filter(|f| f.removed).count()
             ),
-            count(u.subs.len(), u.subs.iter().filter(|s| s.removed).count()),
+            count(
+                u.subs.len(),
+                "subscriptions",
+                u.subs.iter().filter(|s| s.removed).count()
+            ),
             previous.map_or("none".to_string(), |r| format!("{r:016x}")),
         );
         if previous.is_some_and(|p| p != c.revision) {
