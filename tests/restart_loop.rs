@@ -389,6 +389,88 @@ fn regression_any_config_change_bricked_a_restart() {
     c.assert_no_order_sent_twice();
 }
 
+/// Issue 12: a restart whose config removed a follower and its subscription and
+/// added another (listed first in the file) applies them as a revision before the
+/// next fill; the journal's indices keep naming what they named, so the new
+/// subscription comes last, the removed one decides nothing new, and a further
+/// restart on the same file replays with nothing to apply.
+#[test]
+fn a_restart_applies_added_and_removed_subscriptions_and_replays() {
+    let c = Case::new("", 79, 200, |port| config(port, "fills.jsonl", ""));
+    let (dir, cfg, port) = (&c.dir, &c.cfg, c.port);
+    let all = std::fs::read_to_string(dir.join("fills.jsonl")).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    let (first, rest) = lines.split_at(100);
+    std::fs::write(dir.join("fills.jsonl"), first.join("\n") + "\n").unwrap();
+    run_to_end(cfg, dir);
+
+    let f0 = "[[followers]]\nid = \"F0\"\nequity = \"50000\"\n\n[[subscriptions]]\nfollower = \"F0\"\nleader = \"L1\"\nallocation = \"20000\"\nmode = \"proportional\"\n";
+    let f99 = f0.replace("F0", "F99");
+    let text = config(port, "fills.jsonl", "");
+    assert!(text.contains(f0));
+    std::fs::write(cfg, text.replacen(f0, &f99, 1)).unwrap();
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("fills.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut more, (rest.join("\n") + "\n").as_bytes()).unwrap();
+    let err = run_to_end(cfg, dir);
+    for line in [
+        "applied before any new event",
+        "subscriptions[F0:L1]: removed",
+        "followers[F0]: removed",
+        "subscriptions[F99:L1]: added",
+    ] {
+        assert!(err.contains(line), "`{line}` not in:\n{err}");
+    }
+    let again = run_to_end(cfg, dir);
+    assert!(again.contains(", 0 differ"), "{again}");
+    assert!(
+        !again.contains("the decision model changed"),
+        "the same file again is the revision in force:\n{again}"
+    );
+
+    // F99:L1 is subscription FOLLOWERS (after every journaled one); F0:L1 keeps 0.
+    let d = decisions(&c.journal());
+    let later: BTreeSet<u64> = c.keys[100..].iter().map(|k| k.1).collect();
+    let l1_later = c.keys[100..].iter().filter(|k| k.0 == "L1").count();
+    let new_sub = FOLLOWERS as u32;
+    let on = |sub: u32, later_ones: bool| {
+        d.iter()
+            .filter(|((key, s), _)| *s == sub && later.contains(key) == later_ones)
+            .count()
+    };
+    assert_eq!(
+        on(new_sub, false),
+        0,
+        "F99:L1 decided fills before it existed"
+    );
+    assert_eq!(
+        on(new_sub, true),
+        l1_later,
+        "F99:L1 decides each later L1 fill once"
+    );
+    assert!(
+        on(0, false) > 0,
+        "F0:L1 decided the fills before its removal"
+    );
+    // After its removal F0:L1 opens nothing: its decisions then send no order.
+    let mut opened_after = 0;
+    for rec in JournalReader::open(&c.journal()).unwrap().iter_from(1) {
+        let rec = rec.unwrap();
+        if let Ok(Entry::OrderDecision(o, d)) = decode(rec.kind, rec.schema, rec.payload) {
+            if d.sub.0 == 0 && later.contains(&d.event_key) && !o.reduce_only {
+                opened_after += 1;
+            }
+        }
+    }
+    assert_eq!(
+        opened_after, 0,
+        "F0:L1 opened exposure after it was removed"
+    );
+    c.assert_no_order_sent_twice();
+}
+
 #[test]
 fn regression_restart_depended_on_the_working_directory() {
     let c = Case::new("case", 78, 120, |port| config(port, "fills.jsonl", ""));

@@ -111,7 +111,7 @@ pub enum RestartError {
     #[error("journal {}: the config cannot follow the journal's decision model: {error}", dir.display())]
     Arrange {
         dir: PathBuf,
-        error: fillcast_engine::config::ArrangeError,
+        error: Box<fillcast_engine::config::ArrangeError>,
     },
     #[error("replay of journal {} does not reproduce {} of its decisions: refusing to continue", dir.display(), stats.mismatches)]
     Mismatch { dir: PathBuf, stats: ReplayStats },
@@ -396,13 +396,13 @@ pub fn open<V: Venues + ?Sized>(
         .arranged_after(&r.config)
         .map_err(|e| RestartError::Arrange {
             dir: dir.into(),
-            error: e,
+            error: Box::new(e),
         })?;
     let universe =
         Arc::new(
             Universe::from_config(&arranged).map_err(|e| RestartError::Arrange {
                 dir: dir.into(),
-                error: fillcast_engine::config::ArrangeError::Model(e.to_string()),
+                error: Box::new(fillcast_engine::config::ArrangeError::Model(e.to_string())),
             })?,
         );
     if r.revision != universe.revision {
