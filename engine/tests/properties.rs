@@ -3,7 +3,7 @@
 //! venue, and with one that rejects, fills in part and goes away, the resync
 //! healing), and the same input sequence gives the same decisions.
 
-use fillcast_engine::config::{load_str, EngineConfig};
+use fillcast_engine::config::{load_str, EngineConfig, RemovePolicy};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
@@ -40,7 +40,15 @@ fn universe(
     ratio: &str,
     amount: &str,
 ) -> Arc<Universe> {
-    let text = format!(
+    let text = model_text(mult, alloc, leader_equity, ratio, amount);
+    let cfg = load_str(&text, Path::new("prop.toml")).expect("config");
+    Arc::new(Universe::from_config(&cfg).expect("model"))
+}
+
+/// The model `universe` resolves: leader L, follower F, and subscriptions
+/// `prop` (proportional), `ratio` (fixed ratio) and `amount` (fixed amount).
+fn model_text(mult: &str, alloc: &str, leader_equity: &str, ratio: &str, amount: &str) -> String {
+    format!(
         r#"
 [[venues]]
 name = "sim"
@@ -78,9 +86,7 @@ allocation = "{alloc}"
 mode = "fixed_amount"
 amount = "{amount}"
 "#
-    );
-    let cfg = load_str(&text, Path::new("prop.toml")).expect("config");
-    Arc::new(Universe::from_config(&cfg).expect("model"))
+    )
 }
 
 fn engine_cfg() -> EngineConfig {
@@ -285,11 +291,32 @@ proptest! {
     /// late and out of order: once the leader is flat and the venue is back and
     /// well, time passing (ticks) brings every follower flat, or a reason is recorded.
     #[test]
+    ///
+    /// Issue 12: at a step the strategy picks (or never), a reload removes the
+    /// `amount` subscription (closing it, or keeping its positions) and adds one
+    /// that copies the leader's open positions or waits for the next episode: the
+    /// grown core takes over the running state, and the promise holds across it.
     fn follower_of_a_flat_leader_ends_flat_despite_rejects_partials_outages_and_restated_orders(
         seq in fills(), answers in prop::collection::vec(0u8..14, 1..64), places in 2usize..9,
+        reload_at in prop::option::of(0usize..40), keep in any::<bool>(), copy in any::<bool>(),
     ) {
         let u = universe("1", "50000", "100000", "0.5", "1000");
         let cfg = EngineConfig { orders_per_subscription: places, ..engine_cfg() };
+        // The reload's model: `amount` gone, `late` added after the rest.
+        let text = model_text("1", "50000", "100000", "0.5", "1000");
+        let was = load_str(&text, Path::new("prop.toml")).expect("config");
+        let amount_sub = text.find("[[subscriptions]]\nid = \"amount\"").expect("amount");
+        let next_text = format!(
+            "{}[[subscriptions]]\nid = \"late\"\nfollower = \"F\"\nleader = \"L\"\nallocation = \"50000\"\nmode = \"proportional\"\ncopy_open_positions = {copy}\n",
+            &text[..amount_sub]
+        );
+        let next = load_str(&next_text, Path::new("reload.toml")).expect("reload config")
+            .arranged_after(&was).expect("arranged");
+        let u2 = Arc::new(Universe::from_config(&next).expect("reload model"));
+        let cfg2 = EngineConfig {
+            on_remove: if keep { RemovePolicy::Keep } else { RemovePolicy::Close },
+            ..cfg.clone()
+        };
         let mut core = Core::new(Arc::clone(&u), &cfg);
         let mut trade = 0u64;
         let mut now = 1_700_000_000_000_000_000u64;
@@ -336,6 +363,10 @@ proptest! {
         };
         for (i, (q, px, m)) in seq.iter().enumerate() {
             now += 1_000_000_000;
+            if reload_at == Some(i) {
+                prop_assert_eq!(core.apply_revision(Arc::clone(&u2), &cfg, &cfg2), Ok(()));
+                prop_assert_eq!(core.check_books(), Ok(()));
+            }
             if i % 7 == 3 || i % 7 == 5 {
                 let mut sink = Collect::default();
                 core.on_feed(&FeedEvent::Venue { venue: VenueIdx(0), up: i % 7 == 5, ts: Nanos(now) }, &mut sink);
