@@ -631,6 +631,15 @@ impl Universe {
             .copied()
             .filter(|f| !self.followers[f.0 as usize].removed)
     }
+    /// A leader by id, removed or not: for reading back what the journal and
+    /// SQL hold (a removed leader keeps its place), never for new input.
+    pub fn leader_in_model(&self, name: &str) -> Option<LeaderIdx> {
+        self.leader_by_name.get(name).copied()
+    }
+    /// A follower by id, removed or not (as `leader_in_model`).
+    pub fn follower_in_model(&self, name: &str) -> Option<FollowerIdx> {
+        self.follower_by_name.get(name).copied()
+    }
     pub fn venue(&self, name: &str) -> Option<VenueIdx> {
         self.venue_by_name.get(name).copied()
     }

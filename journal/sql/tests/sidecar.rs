@@ -105,6 +105,7 @@ macro_rules! scenarios {
             a_newer_schema_and_another_journal_are_refused,
             the_schema_is_versioned_in_schema_migrations,
             a_config_change_midway_is_applied_and_restarts_across_it_agree,
+            regression_a_reload_removing_a_follower_with_working_orders_stopped_the_sidecar,
             a_database_ahead_of_its_journal_is_refused,
             a_damaged_segment_gives_an_error_naming_the_record,
             regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record,
@@ -782,6 +783,53 @@ pub fn a_config_change_midway_is_applied_and_restarts_across_it_agree<B: Backend
     }
     while db.replay(&dir, stop_after(1, 3)).records > 0 {}
     assert_same(&whole.dump(), &db.dump(), "restarts across a config change");
+}
+
+/// A reload removed followers whose orders were still working: the sidecar,
+/// reading its state back under the new revision, refused the database ("follower
+/// `G0` is not in the config"; found by
+/// `live::a_reload_adding_1000_subscriptions_and_removing_100_while_fills_flow`).
+/// A removed item keeps its place, and what SQL holds of it is read back.
+pub fn regression_a_reload_removing_a_follower_with_working_orders_stopped_the_sidecar<
+    B: Backend,
+>() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some([db]) = fresh_dbs::<B, _>(tmp.path(), ["a"]) else {
+        return;
+    };
+    let dir = tmp.path().join("j");
+    let spec = SynthSpec::default();
+    let mut s = journal(&dir, &spec, 20);
+    s.leave_orders_working(true);
+    s.leader_fills(4).expect("fills left working");
+    // Every follower and subscription but the last two's removed.
+    let mut toml = config_toml(&spec);
+    for i in 0..spec.followers - 2 {
+        for table in [
+            format!("[[followers]]\nid = \"F{i}\"\n"),
+            format!("[[subscriptions]]\nid = \"S{i}\"\n"),
+        ] {
+            let at = toml.find(&table).expect("the item");
+            let end = toml[at..].find("\n\n").map_or(toml.len(), |e| at + e + 2);
+            toml.replace_range(at..end, "");
+        }
+    }
+    s.append_config(&toml).expect("reload");
+    s.leave_orders_working(false);
+    s.answer_working().expect("the venue answers");
+    s.leader_fills(10).expect("more fills");
+    // One batch at a time, restarting after each: the orders' reports find them
+    // only in SQL, read back under the revision that removed their followers.
+    while db.replay(&dir, stop_after(1, 5)).records > 0 {}
+    let working = db.count("SELECT COUNT(*) FROM follower_orders WHERE follower_id = 'F0'");
+    assert!(working > 0, "F0 had no orders: the test proves nothing");
+    let detail = db
+        .text("SELECT detail FROM audit_log WHERE kind = 'config' ORDER BY seq DESC LIMIT 1")
+        .expect("audit");
+    assert!(
+        detail.contains(&format!("2 followers (and {} removed)", spec.followers - 2)),
+        "{detail}"
+    );
 }
 
 pub fn a_database_ahead_of_its_journal_is_refused<B: Backend>() {

@@ -437,7 +437,8 @@ impl Builder {
         }
         self.leader_pos.clear();
         for p in store.leader_positions()? {
-            let (Some(l), Some(sym)) = (u.leader(&p.leader_id), u.symbol(&p.symbol)) else {
+            let (Some(l), Some(sym)) = (u.leader_in_model(&p.leader_id), u.symbol(&p.symbol))
+            else {
                 continue;
             };
             let qty = parse_lots(&p.qty, u.sym(sym).lot_size).ok_or_else(|| {
@@ -813,8 +814,9 @@ impl Builder {
             .sub_by_name
             .get(&s.subscription_id)
             .ok_or_else(|| format!("subscription `{}` is not in the config", s.subscription_id))?;
+        // A working order of a follower a reload removed is still read back.
         let follower = u
-            .follower(&s.follower_id)
+            .follower_in_model(&s.follower_id)
             .ok_or_else(|| format!("follower `{}` is not in the config", s.follower_id))?;
         let symbol = u
             .symbol(&s.symbol)

@@ -5,7 +5,7 @@
 //! a repeated fill, transient and margin rejects, IOC cancels). Each input and the
 //! core's outputs are journaled in the order the core took them, as the engine does.
 
-use fillcast_engine::config::{load_str, ConfigErrors, ModelTomlError};
+use fillcast_engine::config::{load_str, ArrangeError, Config, ConfigErrors, ModelTomlError};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason, NO_SENDER,
@@ -130,6 +130,11 @@ pub struct Synth {
     leader_pos: [[i64; 2]; 2],
     last_event: Option<(u32, u64)>,
     counts: SynthCounts,
+    /// The model the journal holds last (`append_config` lays the next after it).
+    config: Config,
+    /// Leave new orders unanswered (`leave_orders_working`), here until answered.
+    leave_working: bool,
+    held: Vec<FollowerOrder>,
 }
 
 /// Why a synthetic journal could not be made.
@@ -139,6 +144,8 @@ pub enum SynthError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Arrange(#[from] ArrangeError),
     /// The config's decision model would not serialize (`Config::model_toml`).
     #[error(transparent)]
     ModelToml(#[from] ModelTomlError),
@@ -179,7 +186,25 @@ impl Synth {
             leader_pos: [[0; 2]; 2],
             last_event: None,
             counts: SynthCounts::default(),
+            config: cfg,
+            leave_working: false,
+            held: Vec::new(),
         })
+    }
+
+    /// From now on (while `yes`), the venue leaves the orders of new fills
+    /// unanswered: they stay working, as at a reload or a cut mid-flight.
+    pub fn leave_orders_working(&mut self, yes: bool) {
+        self.leave_working = yes;
+    }
+
+    /// Answers the orders left working, as the venue answers any.
+    pub fn answer_working(&mut self) -> Result<(), SynthError> {
+        let held = std::mem::take(&mut self.held);
+        let leave = std::mem::replace(&mut self.leave_working, false);
+        let done = self.answer(held);
+        self.leave_working = leave;
+        done
     }
 
     pub fn counts(&self) -> &SynthCounts {
@@ -260,6 +285,10 @@ impl Synth {
 
     /// The scripted venue: answers every order, and the retries they cause.
     fn answer(&mut self, orders: Vec<FollowerOrder>) -> Result<(), SynthError> {
+        if self.leave_working {
+            self.held.extend(orders);
+            return Ok(());
+        }
         let mut queue = orders;
         let mut answered = 0usize;
         while let Some(o) = queue.pop() {
@@ -449,15 +478,17 @@ impl Synth {
         Ok(())
     }
 
-    /// Appends a config record for `toml` (a reload, as the sidecar sees it; the
-    /// synthetic core keeps running under its first config, whose indices the new
-    /// one must keep). Returns the new revision.
+    /// Appends a config record for `toml` laid out after the model before it, as
+    /// the engine journals a reload (removed items stay as tombstones), as the
+    /// sidecar sees it; the synthetic core keeps running under its first config.
+    /// Returns the new revision.
     pub fn append_config(&mut self, toml: &str) -> Result<u64, SynthError> {
-        let cfg = load_str(toml, Path::new("synth-reload.toml"))?;
+        let cfg = load_str(toml, Path::new("synth-reload.toml"))?.arranged_after(&self.config)?;
         let u = Universe::from_config(&cfg)?;
         let ts = self.now().0;
         self.stage
             .write_config(u.revision, &cfg.model_toml()?, ts)?;
+        self.config = cfg;
         Ok(u.revision)
     }
 
