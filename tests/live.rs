@@ -281,6 +281,21 @@ fn raw_request(socket: &Path, bytes: &[u8]) -> Value {
         .unwrap_or_else(|e| panic!("the reply is not one JSON object ({e}): {reply:?}"))
 }
 
+/// `fillcast run` on `cfg` again, to its end: it must replay the journal with
+/// no difference. The replay line and the run's stderr.
+fn restart_replays_exactly(cfg: &Path, dir: &Path) -> (String, String) {
+    let mut again = Engine::start(cfg, dir, false);
+    let (status, out, err) = again.finish(Duration::from_secs(60));
+    assert!(status.success(), "restart: {out}{err}");
+    let replayed = err
+        .lines()
+        .find(|l| l.starts_with("journal: replayed "))
+        .unwrap_or_else(|| panic!("no replay line:\n{err}"))
+        .to_string();
+    assert!(replayed.ends_with(", 0 differ"), "{replayed}");
+    (replayed, err)
+}
+
 fn sqlite_sidecar(journal: &Path, db: &Path) {
     let o = fillcast()
         .args(["sidecar", "--journal"])
@@ -542,20 +557,13 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
     drop(conn);
 
     // A restart on the same journal and config replays it exactly.
-    let mut again = Engine::start(&cfg_path, dir, false);
-    let (status, out, err) = again.finish(Duration::from_secs(30));
-    assert!(status.success(), "restart: {out}{err}");
-    let replayed = err
-        .lines()
-        .find(|l| l.starts_with("journal: replayed "))
-        .unwrap_or_else(|| panic!("no replay line:\n{err}"));
-    assert!(replayed.ends_with(", 0 differ"), "{replayed}");
+    let (replayed, _) = restart_replays_exactly(&cfg_path, dir);
     assert!(
-        figure_after(replayed, "journal: replayed ") > 0,
+        figure_after(&replayed, "journal: replayed ") > 0,
         "{replayed}"
     );
     assert!(
-        figure_after(replayed, "; ") > 0,
+        figure_after(&replayed, "; ") > 0,
         "outputs re-derived: {replayed}"
     );
 
@@ -1354,14 +1362,7 @@ fn a_reload_adding_1000_subscriptions_and_removing_100_while_fills_flow() {
 
     // A restart on the same journal and the reloaded config replays it exactly,
     // the reloaded file being the revision in force (nothing to apply).
-    let mut again = Engine::start(&cfg_path, dir, false);
-    let (status, out, err) = again.finish(Duration::from_secs(60));
-    assert!(status.success(), "restart: {out}{err}");
-    let replayed = err
-        .lines()
-        .find(|l| l.starts_with("journal: replayed "))
-        .unwrap_or_else(|| panic!("no replay line:\n{err}"));
-    assert!(replayed.ends_with(", 0 differ"), "{replayed}");
+    let (_, err) = restart_replays_exactly(&cfg_path, dir);
     assert!(
         !err.contains("the decision model changed"),
         "the reloaded file is the journal's revision:\n{err}"

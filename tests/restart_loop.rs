@@ -78,6 +78,23 @@ equity = "200000"
     c
 }
 
+/// Runs the engine on the first 100 lines of `dir/fills.jsonl` (the file cut to
+/// them); the lines after, for `append_fills`.
+fn run_the_first_100_fills(cfg: &Path, dir: &Path) -> Vec<String> {
+    let all = std::fs::read_to_string(dir.join("fills.jsonl")).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    let (first, rest) = lines.split_at(100);
+    std::fs::write(dir.join("fills.jsonl"), first.join("\n") + "\n").unwrap();
+    run_to_end(cfg, dir);
+    rest.iter().map(|l| l.to_string()).collect()
+}
+
+/// `lines` appended to the fills file `path`.
+fn append_fills(path: &Path, lines: &[String]) {
+    let mut more = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    std::io::Write::write_all(&mut more, (lines.join("\n") + "\n").as_bytes()).unwrap();
+}
+
 /// Runs `fillcast run` on `cfg` from `cwd` to its end; its stderr.
 fn run_to_end(cfg: &Path, cwd: &Path) -> String {
     let child = engine(cfg, cwd).spawn().expect("start the engine");
@@ -305,11 +322,7 @@ fn regression_any_config_change_bricked_a_restart() {
     let c = Case::new("", 77, 200, |port| config(port, "fills.jsonl", ""));
     let (dir, cfg, port) = (&c.dir, &c.cfg, c.port);
     // The first half of the fills now, the rest after the config changed.
-    let all = std::fs::read_to_string(dir.join("fills.jsonl")).unwrap();
-    let lines: Vec<&str> = all.lines().collect();
-    let (first, rest) = lines.split_at(100);
-    std::fs::write(dir.join("fills.jsonl"), first.join("\n") + "\n").unwrap();
-    run_to_end(cfg, dir);
+    let rest = run_the_first_100_fills(cfg, dir);
 
     // What the finding tried: pinning the core, and the fills file elsewhere.
     std::fs::rename(dir.join("fills.jsonl"), dir.join("elsewhere.jsonl")).unwrap();
@@ -338,11 +351,7 @@ fn regression_any_config_change_bricked_a_restart() {
         1,
     );
     std::fs::write(cfg, changed).unwrap();
-    let mut more = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("elsewhere.jsonl"))
-        .unwrap();
-    std::io::Write::write_all(&mut more, (rest.join("\n") + "\n").as_bytes()).unwrap();
+    append_fills(&dir.join("elsewhere.jsonl"), &rest);
     let err = run_to_end(cfg, dir);
     assert!(
         err.contains("applied before any new event")
@@ -398,22 +407,14 @@ fn regression_any_config_change_bricked_a_restart() {
 fn a_restart_applies_added_and_removed_subscriptions_and_replays() {
     let c = Case::new("", 79, 200, |port| config(port, "fills.jsonl", ""));
     let (dir, cfg, port) = (&c.dir, &c.cfg, c.port);
-    let all = std::fs::read_to_string(dir.join("fills.jsonl")).unwrap();
-    let lines: Vec<&str> = all.lines().collect();
-    let (first, rest) = lines.split_at(100);
-    std::fs::write(dir.join("fills.jsonl"), first.join("\n") + "\n").unwrap();
-    run_to_end(cfg, dir);
+    let rest = run_the_first_100_fills(cfg, dir);
 
     let f0 = "[[followers]]\nid = \"F0\"\nequity = \"50000\"\n\n[[subscriptions]]\nfollower = \"F0\"\nleader = \"L1\"\nallocation = \"20000\"\nmode = \"proportional\"\n";
     let f99 = f0.replace("F0", "F99");
     let text = config(port, "fills.jsonl", "");
     assert!(text.contains(f0));
     std::fs::write(cfg, text.replacen(f0, &f99, 1)).unwrap();
-    let mut more = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("fills.jsonl"))
-        .unwrap();
-    std::io::Write::write_all(&mut more, (rest.join("\n") + "\n").as_bytes()).unwrap();
+    append_fills(&dir.join("fills.jsonl"), &rest);
     let err = run_to_end(cfg, dir);
     for line in [
         "applied before any new event",
