@@ -46,8 +46,10 @@ Scenarios (default: all, in this order):
              scheduled arrival -> the last of its orders handed to the gateway's socket. Baseline: the textbook design
              (decimal core thread, a message per order) submitting each order alone through
              its own SimClient to the same kind of venue. Ratio: baseline p99 / fillcast p99.
-  reload     A live reload's stall of the core thread with 10k / 100k subscriptions (every
-             subscription's limit changed): Core::apply_revision in place. Baseline:
+  reload     A live reload's stall of the core thread with 10k / 100k subscriptions:
+             Core::take_revision (prepared off the core thread), every subscription's limit
+             changed (in place), and a revision adding 1% and removing 1% of the
+             subscriptions (the running state moved into a grown core). Baseline:
              rebuilding the core for the new model (Core::new). Ratio: baseline p99 / fillcast p99.
 
 Ratios are always oriented so that above 1 means fillcast is better.
@@ -301,14 +303,15 @@ fn sidecar_options(cli: &Cli, size: Size, pg: Option<String>) -> sidecar::Option
 }
 
 fn reload_options(size: Size) -> reload::Options {
-    let (subscriptions, samples) = match size {
-        Size::Full => (vec![10_000, 100_000], 40),
-        Size::Quick => (vec![10_000, 100_000], 10),
-        Size::Tiny => (vec![64], 3),
+    let (subscriptions, samples, grown_samples) = match size {
+        Size::Full => (vec![10_000, 100_000], 40, 40),
+        Size::Quick => (vec![10_000, 100_000], 10, 5),
+        Size::Tiny => (vec![64], 3, 2),
     };
     reload::Options {
         subscriptions,
         samples,
+        grown_samples,
     }
 }
 

@@ -7,7 +7,7 @@
 //! one of its followers: no `no_change` shortcuts, a worst case for the fan-out.
 
 use fillcast_engine::config::{
-    load_str_with, FollowerConfig, LeaderConfig, ModeConfig, SubscriptionConfig,
+    load_str_with, Config, FollowerConfig, LeaderConfig, ModeConfig, SubscriptionConfig,
 };
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, LeaderFill, ORDER_CHUNK};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
@@ -26,6 +26,12 @@ pub const LEADER_QTY_LOTS: i64 = 2_000;
 /// The bench world: `venue_extra` is appended to the `[[venues]]` table (e.g. a
 /// `[venues.sim]` fill model).
 pub fn universe(leaders: usize, followers: usize, venue_extra: &str) -> Arc<Universe> {
+    Arc::new(Universe::from_config(&config(leaders, followers, venue_extra)).expect("bench model"))
+}
+
+/// The bench world's config, which `universe` resolves: follower `F{f}` has one
+/// subscription, to leader `L{f % leaders}`, in one of the four modes.
+pub fn config(leaders: usize, followers: usize, venue_extra: &str) -> Config {
     assert!(leaders >= 1 && followers >= leaders);
     // The shape in TOML; leaders and followers as values (100k followers exceed a
     // config file's size cap).
@@ -67,7 +73,7 @@ pub fn universe(leaders: usize, followers: usize, venue_extra: &str) -> Arc<Univ
         }
         cfg.subscriptions.push(s);
     }
-    Arc::new(Universe::from_config(&cfg).expect("bench model"))
+    cfg
 }
 
 /// The `nth` fill of `leader` (it opens on even fills, closes on odd ones);
