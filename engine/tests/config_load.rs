@@ -1266,3 +1266,21 @@ fn removed_is_refused_in_a_file() {
         &[(4, "delete it from the file and reload")],
     );
 }
+
+#[test]
+fn a_journal_model_with_a_subscription_in_force_of_a_removed_follower_is_refused() {
+    let a = load_str(&grown(&["F1", "F2"]), Path::new("a.toml")).unwrap();
+    let mut model = load_str(&grown(&["F1"]), Path::new("b.toml"))
+        .unwrap()
+        .arranged_after(&a)
+        .unwrap();
+    // What arranged_after never writes: F2 removed, its subscription in force.
+    model.subscriptions[1].removed = false;
+    let text = model.model_toml().unwrap();
+    let err = fillcast_engine::config::load_model(&text).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("subscription `F2:L1` is in force but its follower `F2` was removed"),
+        "{err}"
+    );
+}

@@ -117,6 +117,12 @@ pub fn config(data: &[u8]) -> bool {
             let once = model.model_toml().expect("a loaded model serialises");
             let again = config::load_model(&once).expect("a written model loads");
             assert_eq!(again.model_toml().expect("serialises"), once);
+            // A reload lays a model out after itself unchanged, and what a model
+            // resolves to never panics.
+            if let Ok(same) = model.arranged_after(&model) {
+                assert_eq!(same.model_toml().expect("serialises"), once);
+            }
+            let _ = fillcast_engine::model::Universe::from_config(&model);
             true
         }
         Err(_) => false,

@@ -884,6 +884,46 @@ fn check_journal(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
 /// would mean nothing the file cannot say by leaving the item out.
 fn check_removed(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     if out.model {
+        // A journal's model: a subscription in force names a leader and a
+        // follower in force (`Config::arranged_after` never writes otherwise).
+        let gone = |list: Vec<(&str, bool)>| -> std::collections::HashSet<String> {
+            list.into_iter()
+                .filter(|(_, r)| *r)
+                .map(|(id, _)| id.to_string())
+                .collect()
+        };
+        let leaders = gone(
+            cfg.leaders
+                .iter()
+                .map(|l| (l.id.as_str(), l.removed))
+                .collect(),
+        );
+        let followers = gone(
+            cfg.followers
+                .iter()
+                .map(|f| (f.id.as_str(), f.removed))
+                .collect(),
+        );
+        let nodes = sites.items("subscriptions");
+        for (i, sub) in cfg.subscriptions.iter().enumerate() {
+            if sub.removed {
+                continue;
+            }
+            for (what, id, set) in [
+                ("leader", &sub.leader, &leaders),
+                ("follower", &sub.follower, &followers),
+            ] {
+                if set.contains(id.as_str()) {
+                    out.error(
+                        sites.item(&nodes, i).field_at(what),
+                        format!(
+                            "subscription `{}` is in force but its {what} `{id}` was removed",
+                            crate::model::subscription_id(sub)
+                        ),
+                    );
+                }
+            }
+        }
         return;
     }
     let marked = [
