@@ -36,6 +36,18 @@ fn seeds_151_to_200_hold_every_invariant() {
     hold(151..201);
 }
 
+/// Issue 12: seeds whose reload removes a subscription and adds a follower, then
+/// lose journal records to power losses (6579 the whole journal): the simulator
+/// restarted from the edited file with the model of the reload's layout (a
+/// config record whose content did not hash to its revision), and took the
+/// reload again when its source gave it again. A restart now resolves the file
+/// as `fillcast run` does, and a reload of the file in force changes nothing.
+#[test]
+fn regression_a_shape_changing_reload_lost_to_a_power_loss_was_taken_twice() {
+    hold(6579..6580);
+    hold(6765..6766);
+}
+
 #[test]
 fn a_seed_replays_bit_for_bit() {
     let opts = Options::default();

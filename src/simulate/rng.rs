@@ -14,6 +14,12 @@ impl Rng {
         self.0.next_u64()
     }
 
+    /// The next `next()`, without drawing it: seeds a generator of its own for
+    /// a choice added later, so that the seed's other draws stay as they were.
+    pub fn peek(&self) -> u64 {
+        self.0.clone().next_u64()
+    }
+
     /// Uniform in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 {

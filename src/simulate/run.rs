@@ -13,7 +13,7 @@ use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, RejectReason, NO_SENDER,
 };
-use fillcast_engine::model::{SubIdx, SymbolIdx, VenueIdx};
+use fillcast_engine::model::{SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::outputs::Decision;
 use fillcast_engine::pipeline::{self, JOURNAL_CHUNK};
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError, VenueError};
@@ -177,6 +177,8 @@ pub(super) struct Sim<'o> {
     counted: BTreeSet<(u64, u64)>,
     /// Per (subscription, symbol): the signed sum of those trades.
     expected: Vec<i64>,
+    /// The planned reload was taken: the edited file is the config from now on.
+    reload_taken: bool,
     n_sym: usize,
     idle_ticks: u32,
     /// `Breakage::SilentVenue`: the order the venue never answers.
@@ -203,7 +205,11 @@ impl<'o> Sim<'o> {
             })
             .collect();
         let n_sym = u.symbols.len();
-        let n_pairs = u.subs.len() * n_sym;
+        // A reload may add subscriptions after the rest: room for its model too.
+        let n_subs = (world.reload.as_ref())
+            .map_or(0, |(_, u2)| u2.subs.len())
+            .max(u.subs.len());
+        let n_pairs = n_subs * n_sym;
         let journal_opts = JournalOptions {
             segment_bytes: world.engine.segment_bytes,
             durability: Durability::Never,
@@ -235,6 +241,7 @@ impl<'o> Sim<'o> {
             faults_off_at: 0,
             counted: BTreeSet::new(),
             expected: vec![0; n_pairs],
+            reload_taken: false,
             n_sym,
             idle_ticks: 0,
             silent: None,
@@ -937,6 +944,13 @@ impl<'o> Sim<'o> {
         let mut out = Collect::default();
         let mut reloaded = false;
         match &entry {
+            JournalEntry::Feed(FeedEvent::Revision { .. }) if self.reload_taken => {
+                // The source gave the reload again after a crash, and the edited
+                // file is in force already (taken, or loaded by the restart): as
+                // `ctl reload` of an unchanged file, nothing is sent or journaled.
+                self.note("reload: the edited file is in force already; nothing to apply");
+                return Ok(());
+            }
             JournalEntry::Feed(FeedEvent::Revision { revision, .. }) => {
                 // As the control thread and the core thread do it: prepared from
                 // the model in force, taken between two inputs.
@@ -959,9 +973,10 @@ impl<'o> Sim<'o> {
             other => unreachable!("not an input: {other:?}"),
         }
         if reloaded {
+            self.reload_taken = true;
             // The person's edit is the config file now: a restart loads it.
             if let Some((edited, u2)) = &self.world.reload {
-                self.world.config = edited.clone();
+                self.world.config = self.world.reload_file.clone().unwrap_or(edited.clone());
                 self.world.universe = Arc::clone(u2);
             }
         }
@@ -1187,6 +1202,13 @@ impl<'o> Sim<'o> {
         self.restart_at = None;
         self.session += 1;
         let mut log = Vec::new();
+        // The config file as `fillcast run` resolves it (after a reload that
+        // changed the shape, the model in force is that file laid out after the
+        // journal's, which `restart::open` does; a new journal takes the file).
+        let file_model = match Universe::from_config(&self.world.config) {
+            Ok(u) => Arc::new(u),
+            Err(e) => return Err(self.failure(Check::Harness, format!("the config: {e}"))),
+        };
         let opened = {
             let mut asking = Asking {
                 venues: &self.venues,
@@ -1196,7 +1218,7 @@ impl<'o> Sim<'o> {
                 self.dir.path(),
                 self.journal_opts,
                 &self.world.config,
-                &self.world.universe,
+                &file_model,
                 &mut asking,
                 Nanos(self.now),
                 &mut |line| log.push(line),
@@ -1238,6 +1260,8 @@ impl<'o> Sim<'o> {
             opened.recovered.len(),
             opened.unjournaled
         ));
+        // The model in force: the file laid out after the journal's.
+        self.world.universe = Arc::clone(&opened.universe);
         let n_venues = self.venues.len();
         self.engine = Some(Engine {
             core: opened.core,

@@ -109,7 +109,11 @@ pub struct World {
     pub universe: Arc<Universe>,
     /// A person's edit of the config, reloaded live (`FeedEvent::Revision` in
     /// the feed): new limits, allocations and statuses for some subscriptions.
+    /// The model it brings is laid out after the one in force
+    /// (`Config::arranged_after`); `reload_file` is the file as the person wrote
+    /// it, which a restart after the reload loads.
     pub reload: Option<(Config, Arc<Universe>)>,
+    pub reload_file: Option<Config>,
     /// Sorted by arrival.
     pub feed: Vec<Planned>,
     pub venues: Vec<VenueFaults>,
@@ -400,10 +404,39 @@ impl World {
                     _ => s.max_position_notional = Some(Decimal::from(rng.range(1, 500) * 100)),
                 }
             }
-            let u = Universe::from_config(&edited)
+            // In some of them the person also removes a subscription and adds
+            // a follower copying a leader (issue 12). Drawn from a generator
+            // of its own, so that every other draw of the seed stays as it was.
+            let mut shape = Rng::new(edited.subscriptions.len() as u64 ^ rng.peek() ^ 0x5a4e);
+            if shape.chance(400_000) && edited.subscriptions.len() > 1 {
+                let gone = shape.below(edited.subscriptions.len() as u64) as usize;
+                let mut sub = edited.subscriptions.remove(gone);
+                let mut follower = edited
+                    .followers
+                    .iter()
+                    .find(|f| f.id == sub.follower)
+                    .expect("the follower of a subscription")
+                    .clone();
+                follower.id = "Fnew".into();
+                follower.status = Status::Active;
+                sub.id = None;
+                sub.follower = "Fnew".into();
+                sub.status = Status::Active;
+                sub.copy_open_positions = shape.chance(500_000);
+                edited.followers.push(follower);
+                edited.subscriptions.push(sub);
+            }
+            let arranged = edited
+                .arranged_after(&config)
+                .unwrap_or_else(|e| panic!("the simulator's edited config cannot follow: {e}"));
+            let u = Universe::from_config(&arranged)
                 .unwrap_or_else(|e| panic!("the simulator's edited config does not resolve: {e}"));
-            (edited, Arc::new(u))
+            (edited, arranged, Arc::new(u))
         });
+        let (reload_file, reload) = match reload {
+            Some((file, arranged, u)) => (Some(file), Some((arranged, u))),
+            None => (None, None),
+        };
 
         // The leaders' activity.
         let feed_jitter_ns = [0, 100 * US, 3 * MS][rng.below(3) as usize];
@@ -632,6 +665,7 @@ impl World {
             toml: t,
             universe,
             reload,
+            reload_file,
             feed,
             venues,
             engine,
