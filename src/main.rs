@@ -245,21 +245,25 @@ fn main() -> ExitCode {
 /// Load, validate and resolve a config file, or say everything that is wrong with it:
 /// `check-config` and `run` both load by this, so what one accepts the other builds.
 fn load(path: &Path) -> Result<(Config, Arc<Universe>)> {
-    let cfg = match config::load_with(path, &GatewayKinds) {
-        Ok(cfg) => cfg,
-        Err(errors) => bail!("{} has errors:\n{errors}", path.display()),
-    };
-    let universe = Universe::from_config(&cfg).with_context(|| format!("{}", path.display()))?;
-    Ok((cfg, Arc::new(universe)))
+    resolve(path, checked(path)?)
 }
 
 /// `load`, laid out after the model in force (`Config::arranged_after`): a reload
 /// keeps every journaled index naming what it named.
 fn load_after(path: &Path, in_force: &Config) -> Result<(Config, Arc<Universe>)> {
-    let (cfg, _) = load(path)?;
-    let cfg = cfg
+    let cfg = checked(path)?
         .arranged_after(in_force)
         .with_context(|| format!("{}", path.display()))?;
+    resolve(path, cfg)
+}
+
+/// The config file, checked as `check-config` does.
+fn checked(path: &Path) -> Result<Config> {
+    config::load_with(path, &GatewayKinds)
+        .map_err(|errors| anyhow::anyhow!("{} has errors:\n{errors}", path.display()))
+}
+
+fn resolve(path: &Path, cfg: Config) -> Result<(Config, Arc<Universe>)> {
     let universe = Universe::from_config(&cfg).with_context(|| format!("{}", path.display()))?;
     Ok((cfg, Arc::new(universe)))
 }

@@ -122,22 +122,34 @@ fn case(subs: usize, samples: usize, progress: &Progress) -> Case {
         drop(fresh);
         progress.inc(1);
     }
+    let case = Case::new(format!("{subs} subscriptions"), RatioBasis::P99Latency)
+        .param("subscriptions", subs)
+        .param("samples", samples);
+    stalls(case, subs, "Core::take_revision in place", &apply, &rebuild)
+}
+
+/// `case` with its two variants: the core thread's stall per reload (`apply`),
+/// against rebuilding the core (`rebuild`).
+fn stalls(
+    case: Case,
+    subs: usize,
+    fillcast: &str,
+    apply: &hdrhistogram::Histogram<u64>,
+    rebuild: &hdrhistogram::Histogram<u64>,
+) -> Case {
     let basis = "per reload: the core thread's stall";
     let per_sec = |h: &hdrhistogram::Histogram<u64>| subs as f64 * 1e9 / h.mean().max(1.0);
-    Case::new(format!("{subs} subscriptions"), RatioBasis::P99Latency)
-        .param("subscriptions", subs)
-        .param("samples", samples)
-        .variant(
-            Variant::new("fillcast", Role::Fillcast, "Core::take_revision in place")
-                .latency(basis, &apply)
-                .throughput(per_sec(&apply), "subscriptions/s (at the mean)"),
-        )
-        .variant(
-            Variant::new("baseline", Role::Baseline, "Core::new for the new model")
-                .latency(basis, &rebuild)
-                .throughput(per_sec(&rebuild), "subscriptions/s (at the mean)"),
-        )
-        .finish()
+    case.variant(
+        Variant::new("fillcast", Role::Fillcast, fillcast)
+            .latency(basis, apply)
+            .throughput(per_sec(apply), "subscriptions/s (at the mean)"),
+    )
+    .variant(
+        Variant::new("baseline", Role::Baseline, "Core::new for the new model")
+            .latency(basis, rebuild)
+            .throughput(per_sec(rebuild), "subscriptions/s (at the mean)"),
+    )
+    .finish()
 }
 
 /// The next revision of the world `base` (as a user's file would say it, laid
@@ -231,26 +243,16 @@ fn grown_case(subs: usize, samples: usize, progress: &Progress) -> Case {
         drop(fresh);
         progress.inc(1);
     }
-    let basis = "per reload: the core thread's stall";
-    let per_sec = |h: &hdrhistogram::Histogram<u64>| subs as f64 * 1e9 / h.mean().max(1.0);
-    Case::new(name, RatioBasis::P99Latency)
+    let case = Case::new(name, RatioBasis::P99Latency)
         .param("subscriptions", subs)
         .param("added", changed)
         .param("removed", changed)
-        .param("samples", samples)
-        .variant(
-            Variant::new(
-                "fillcast",
-                Role::Fillcast,
-                "Core::take_revision into a grown core (state moved)",
-            )
-            .latency(basis, &apply)
-            .throughput(per_sec(&apply), "subscriptions/s (at the mean)"),
-        )
-        .variant(
-            Variant::new("baseline", Role::Baseline, "Core::new for the new model")
-                .latency(basis, &rebuild)
-                .throughput(per_sec(&rebuild), "subscriptions/s (at the mean)"),
-        )
-        .finish()
+        .param("samples", samples);
+    stalls(
+        case,
+        subs,
+        "Core::take_revision into a grown core (state moved)",
+        &apply,
+        &rebuild,
+    )
 }
