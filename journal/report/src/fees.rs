@@ -19,6 +19,11 @@
 //! running at the report's time is not settled: its fee is *accrued*, shown but not
 //! charged, and it does not raise the HWM.
 //!
+//! Capital the follower adds or withdraws (a change of the subscription's
+//! allocation, `CapitalFlow`) is not profit and not loss: a deposit raises the HWM
+//! by its amount, a withdrawal lowers it in proportion (`hwm_after_flow`). Without
+//! flows, the settled fees add up to `rate × (final HWM − initial)`.
+//!
 //! Pure: equities in, a schedule out.
 
 use rust_decimal::Decimal;
@@ -156,6 +161,44 @@ pub struct FeeSchedule {
     /// The fee the running period would owe if it ended now (not charged).
     pub accrued: Decimal,
     pub hwm: Decimal,
+    /// The capital flows applied, summed (deposits minus withdrawals).
+    pub flows: Decimal,
+}
+
+/// Capital the follower added (`amount > 0`) or withdrew, at `ts_ns`: a change of
+/// a subscription's allocation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapitalFlow {
+    pub ts_ns: i64,
+    pub amount: Decimal,
+    /// Trading equity just before the flow.
+    pub equity_before: Decimal,
+}
+
+/// The HWM after `flow`. A deposit raises it by the amount (new capital is not
+/// profit). A withdrawal lowers it in proportion to the equity withdrawn, so the
+/// profit still needed to pass it, in percent, is what it was: the loss not yet
+/// recovered leaves with the capital that bore it. Were it lowered by the amount
+/// instead, a follower who withdrew after a loss would owe no fee on a recovery
+/// larger than its whole remaining capital's worth. With no positive equity to
+/// take a share of, it falls by the amount, never below zero.
+pub fn hwm_after_flow(hwm: Decimal, flow: &CapitalFlow) -> Decimal {
+    if flow.amount >= Decimal::ZERO {
+        return hwm + flow.amount;
+    }
+    if flow.equity_before > Decimal::ZERO {
+        let left = (flow.equity_before + flow.amount).max(Decimal::ZERO);
+        // Multiplied first, so that an HWM equal to the equity becomes exactly what
+        // is left; then up to the money unit (1e-8), so that a rounding is never
+        // charged as profit.
+        let hwm = match hwm.checked_mul(left) {
+            Some(p) => p / flow.equity_before,
+            None => hwm * (left / flow.equity_before),
+        };
+        hwm.round_dp_with_strategy(8, rust_decimal::RoundingStrategy::AwayFromZero)
+    } else {
+        (hwm + flow.amount).max(Decimal::ZERO)
+    }
 }
 
 /// Applies `policy` to period-end equities (in time order), starting from
@@ -165,13 +208,31 @@ pub fn hwm_fees(
     periods: &[PeriodEquity],
     policy: &FeePolicy,
 ) -> FeeSchedule {
+    hwm_fees_with_flows(initial_equity, periods, &[], policy)
+}
+
+/// `hwm_fees` with capital flows (in time order): each moves the HWM
+/// (`hwm_after_flow`) before the end of the period it falls in is settled. The
+/// period-end equities already hold the flows up to then.
+pub fn hwm_fees_with_flows(
+    initial_equity: Decimal,
+    periods: &[PeriodEquity],
+    flows: &[CapitalFlow],
+    policy: &FeePolicy,
+) -> FeeSchedule {
     let mut s = FeeSchedule {
         initial_hwm: initial_equity,
         hwm: initial_equity,
         ..FeeSchedule::default()
     };
+    let mut flows = flows.iter().peekable();
     for p in periods {
         debug_assert!(p.start_ns < p.end_ns);
+        // The period's equity is taken at its last instant, `end_ns - 1`.
+        while let Some(f) = flows.next_if(|f| f.ts_ns < p.end_ns) {
+            s.hwm = hwm_after_flow(s.hwm, f);
+            s.flows += f.amount;
+        }
         let excess = (p.equity - s.hwm).max(Decimal::ZERO);
         let fee = policy.rate * excess;
         let (leader_share, platform_share) = policy.split(fee);
@@ -198,7 +259,10 @@ pub fn hwm_fees(
             settled: p.settled,
         });
     }
-    debug_assert!(s.hwm >= s.initial_hwm);
+    for f in flows {
+        s.hwm = hwm_after_flow(s.hwm, f);
+        s.flows += f.amount;
+    }
     debug_assert_eq!(s.leader_share + s.platform_share, s.fee);
     s
 }

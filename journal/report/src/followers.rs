@@ -4,7 +4,11 @@
 //! Per subscription: realized P&L (average cost), unrealized P&L of the open
 //! positions at the mark (else the latest trade in the symbol by anyone, see
 //! `ledger`), trading fees paid, and `net = realized + unrealized − fees`.
-//! Its *equity* is `allocation + net`; high-water-mark performance fees (see
+//! Its *equity* is `allocation + net`, the allocation as it stood at each instant:
+//! a change of it (`allocation_changes`, a config reload) is capital added or
+//! withdrawn, neither profit nor loss, so it moves equity and the high-water mark
+//! (`fees::hwm_after_flow`) but not P&L, and returns are time-weighted across it.
+//! High-water-mark performance fees (see
 //! `fees`) are charged on that equity at each settlement period's end. A follower's
 //! figures are the sums over its subscriptions. Funding payments are not in the
 //! schema and are reported as not recorded (`None`), never as zero.
@@ -13,10 +17,10 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use super::fees::{self, FeeSchedule, PeriodEquity};
+use super::fees::{self, CapitalFlow, FeeSchedule, PeriodEquity};
 use super::ledger::{self, LedgerFill, OpenPosition};
 use super::metrics::{self, Bucket};
-use super::query::{signed, Dataset};
+use super::query::{signed, AllocationChange, Dataset};
 use super::{id_cmp, ReportError, ReportOptions};
 
 /// One subscription's P&L and fees.
@@ -33,8 +37,15 @@ pub struct SubscriptionPnl {
     /// Trading fees paid to the venue (negative: rebates).
     pub fees_paid: Decimal,
     pub net_pnl: Decimal,
-    /// `allocation + net_pnl`.
+    /// Capital added (positive) or withdrawn since the subscription started: the
+    /// changes of its allocation (`allocation_changes`) up to the report's time.
+    pub capital_flows: Decimal,
+    /// `starting allocation + capital_flows + net_pnl`.
     pub equity: Decimal,
+    /// The return with the capital flows taken out: the product over the spans
+    /// between flows of (equity at the span's end ÷ equity at its start), minus 1.
+    /// `None` when a span starts with no positive equity.
+    pub time_weighted_return: Option<Decimal>,
     pub open_positions: Vec<OpenPosition>,
     pub performance_fee: FeeSchedule,
 }
@@ -51,6 +62,8 @@ pub struct FollowerReport {
     /// Funding is not in the schema: always `None` (not recorded).
     pub funding: Option<Decimal>,
     pub net_pnl: Decimal,
+    /// Capital added (positive) or withdrawn, over its subscriptions.
+    pub capital_flows: Decimal,
     /// Settled performance fees, and their split.
     pub performance_fee: Decimal,
     pub leader_share: Decimal,
@@ -139,6 +152,14 @@ pub(crate) fn followers(
             });
     }
 
+    let mut changes: BTreeMap<&str, Vec<&AllocationChange>> = BTreeMap::new();
+    for c in ds.allocation_changes.iter().filter(|c| c.ts <= as_of_ns) {
+        changes
+            .entry(c.subscription_id.as_str())
+            .or_default()
+            .push(c);
+    }
+
     let mut by_follower: BTreeMap<String, Vec<SubscriptionPnl>> = BTreeMap::new();
     for id in ds.followers.keys() {
         by_follower.entry(id.clone()).or_default();
@@ -146,17 +167,26 @@ pub(crate) fn followers(
     for (sub_id, info) in subs {
         let empty = Vec::new();
         let sf = fills.get(sub_id.as_str()).unwrap_or(&empty);
-        let base = info.allocation.unwrap_or_default();
+        let changed = changes.get(sub_id.as_str()).map_or(&[][..], |c| &c[..]);
+        // The allocation the subscription started with: before its first change.
+        let base = changed
+            .first()
+            .map(|c| c.before)
+            .or(info.allocation)
+            .unwrap_or_default();
         let periods = sf
             .iter()
             .map(|f| f.ts_ns)
             .min()
             .map(|first| fees::periods(opts.fee.settlement, first, as_of_ns, opts.fee_periods_max))
             .unwrap_or_default();
-        // Equity is needed only at each period's end (the last instant inside it)
-        // and at the report's time: value there, not at every mark.
+        // Equity is needed only at each period's end (the last instant inside it),
+        // at each change of the allocation and at the report's time: value there,
+        // not at every mark.
         let at = |(_, e): (i64, i64)| if e <= as_of_ns { e - 1 } else { as_of_ns };
-        let times: Vec<i64> = periods.iter().copied().map(at).collect();
+        let mut times: Vec<i64> = periods.iter().copied().map(at).collect();
+        times.extend(changed.iter().map(|c| c.ts));
+        times.sort_unstable();
         let r = ledger::replay(
             base,
             sf,
@@ -169,17 +199,21 @@ pub(crate) fn followers(
             what: format!("subscription {sub_id}"),
             ts_ns: o.ts_ns,
         })?;
+        let capital = Capital::new(base, changed);
+        let equity_at = |t: i64| ledger::value_at(&r.curve, t, base) + capital.added_by(t);
+        let flows = capital.flows(equity_at);
         let period_equities: Vec<PeriodEquity> = periods
             .iter()
             .map(|&(s, e)| PeriodEquity {
                 start_ns: s,
                 end_ns: e,
-                equity: ledger::value_at(&r.curve, at((s, e)), base),
+                equity: equity_at(at((s, e))),
                 settled: e <= as_of_ns,
             })
             .collect();
-        let schedule = fees::hwm_fees(base, &period_equities, &opts.fee);
+        let schedule = fees::hwm_fees_with_flows(base, &period_equities, &flows, &opts.fee);
         let net = r.realized + r.unrealized - r.fees;
+        let equity = base + capital.added + net;
         by_follower
             .entry(info.follower_id.clone())
             .or_default()
@@ -194,7 +228,9 @@ pub(crate) fn followers(
                 unrealized_pnl: r.unrealized,
                 fees_paid: r.fees,
                 net_pnl: net,
-                equity: base + net,
+                capital_flows: capital.added,
+                equity,
+                time_weighted_return: time_weighted_return(base, &flows, equity),
                 open_positions: r.open,
                 performance_fee: schedule,
             });
@@ -215,6 +251,7 @@ pub(crate) fn followers(
                 fees_paid: sum(|s| s.fees_paid),
                 funding: None,
                 net_pnl: sum(|s| s.net_pnl),
+                capital_flows: sum(|s| s.capital_flows),
                 performance_fee: sum(|s| s.performance_fee.fee),
                 leader_share: sum(|s| s.performance_fee.leader_share),
                 platform_share: sum(|s| s.performance_fee.platform_share),
@@ -239,6 +276,72 @@ pub(crate) fn followers(
     totals.by_leader = by_leader;
     debug_assert_eq!(totals.leader_share + totals.platform_share, totals.fee);
     Ok((out, totals))
+}
+
+/// A subscription's capital over time: its starting allocation and the changes.
+struct Capital<'a> {
+    changes: &'a [&'a AllocationChange],
+    /// All of them, summed.
+    added: Decimal,
+}
+
+impl<'a> Capital<'a> {
+    fn new(base: Decimal, changes: &'a [&'a AllocationChange]) -> Capital<'a> {
+        let added = changes.last().map_or(Decimal::ZERO, |c| c.after - base);
+        Capital { changes, added }
+    }
+
+    /// Capital added up to and including `ts_ns`.
+    fn added_by(&self, ts_ns: i64) -> Decimal {
+        let n = self.changes.partition_point(|c| c.ts <= ts_ns);
+        match n {
+            0 => Decimal::ZERO,
+            // Each change states the allocation before it: a change missed (none is
+            // written without its revision) cannot skew the ones after it.
+            _ => self.changes[n - 1].after - self.changes[0].before,
+        }
+    }
+
+    /// The changes as flows, each with the equity just before it (`equity_at` at
+    /// its instant holds the flows up to and including it).
+    fn flows(&self, equity_at: impl Fn(i64) -> Decimal) -> Vec<CapitalFlow> {
+        self.changes
+            .iter()
+            .map(|c| {
+                let amount = c.after - c.before;
+                CapitalFlow {
+                    ts_ns: c.ts,
+                    amount,
+                    equity_before: equity_at(c.ts) - self.after_at(c) + c.before,
+                }
+            })
+            .collect()
+    }
+
+    /// The allocation right after `c`, as `added_by` counts it at `c`'s instant
+    /// (later changes at the same instant included).
+    fn after_at(&self, c: &AllocationChange) -> Decimal {
+        self.changes[0].before + self.added_by(c.ts)
+    }
+}
+
+/// The time-weighted return from `start` (the starting equity) through `flows` to
+/// `end`: `Π (equity before flow ÷ equity after the previous one) × (end ÷ equity
+/// after the last) − 1`.
+fn time_weighted_return(start: Decimal, flows: &[CapitalFlow], end: Decimal) -> Option<Decimal> {
+    let mut growth = Decimal::ONE;
+    let mut from = start;
+    for f in flows {
+        if from <= Decimal::ZERO {
+            return None;
+        }
+        growth = growth.checked_mul(f.equity_before.checked_div(from)?)?;
+        from = f.equity_before + f.amount;
+    }
+    if from <= Decimal::ZERO {
+        return None;
+    }
+    Some(growth.checked_mul(end.checked_div(from)?)? - Decimal::ONE)
 }
 
 /// The distribution of followers' net P&L, in "nice" buckets.

@@ -224,7 +224,7 @@ fn followers_section(h: &mut String, r: &Report) {
         h.push_str("<p>No follower in the database.</p>\n</section>\n");
         return;
     }
-    h.push_str("<table><thead><tr><th>follower</th><th>subscriptions</th><th>realized</th><th>unrealized</th><th>fees paid</th><th>funding</th><th>net P&amp;L</th><th>perf. fee settled</th><th>accrued</th></tr></thead><tbody>\n");
+    h.push_str("<table><thead><tr><th>follower</th><th>subscriptions</th><th>realized</th><th>unrealized</th><th>fees paid</th><th>funding</th><th>net P&amp;L</th><th>capital added</th><th>perf. fee settled</th><th>accrued</th></tr></thead><tbody>\n");
     for f in r.followers.iter().take(r.options.rows_max) {
         let subs: Vec<String> = f
             .subscriptions
@@ -233,7 +233,7 @@ fn followers_section(h: &mut String, r: &Report) {
             .collect();
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">not recorded</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">not recorded</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(&f.follower_id),
             esc(&subs.join(", ")),
             sign_class(f.realized_pnl),
@@ -243,6 +243,7 @@ fn followers_section(h: &mut String, r: &Report) {
             money(f.fees_paid),
             sign_class(f.net_pnl),
             money(f.net_pnl),
+            money(f.capital_flows),
             money(f.performance_fee),
             money(f.performance_fee_accrued),
         );
@@ -732,7 +733,7 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 <dt>Follower P&amp;L</dt>
 <dd>From the venue's fills (<code>follower_fills</code>), never from instructions: realized (average cost) + unrealized at the mark (else the latest trade, as for equity) − trading fees (a negative fee is a rebate). Funding is not in the schema and is not included.</dd>
 <dt>Performance fee (high-water mark)</dt>
-<dd>At the end of each settlement period, fee = rate × max(0, equity − HWM), and the HWM rises to that equity when a fee is charged. The HWM starts at the allocation, so a follower who loses and recovers pays nothing until equity passes its previous high: each unit of profit is charged once. The equity is trading equity before performance fees. Each fee is split into the leader's share (fee × leader fraction) and the platform's (the rest). The running period's fee is shown as accrued, not charged.</dd>
+<dd>At the end of each settlement period, fee = rate × max(0, equity − HWM), and the HWM rises to that equity when a fee is charged. The HWM starts at the allocation, so a follower who loses and recovers pays nothing until equity passes its previous high: each unit of profit is charged once. A change of the allocation (a reload, <code>allocation_changes</code>) is capital added or withdrawn, not profit: an addition raises the HWM by its amount, a withdrawal lowers it in proportion to the equity withdrawn (the loss not yet recovered leaves with the capital that bore it). The equity is trading equity before performance fees. Each fee is split into the leader's share (fee × leader fraction) and the platform's (the rest). The running period's fee is shown as accrued, not charged.</dd>
 <dt>Reconciliation and sync score</dt>
 <dd>Per (subscription, symbol): target = the leader-derived target of the latest instruction; sent = the sum of what instructions sent; venue = the signed sum of the venue's fills; deviation = venue − target. A pair is in sync when |deviation| × mark is within the tolerance. A follower's sync score is the mean |deviation| × mark over its pairs, in quote currency (0 = every position on target). Reasons for an out-of-sync pair come from its instructions' status and reason codes (any status other than <code>sent</code>: <code>reduced</code>, <code>skipped</code>, <code>deferred</code>), whether the resync made the latest one, its orders' reject reasons and unfilled remainders, working orders, and the engine's own position.</dd>
 <dt>Open where the leader is flat</dt>

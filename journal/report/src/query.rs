@@ -341,6 +341,17 @@ pub struct SubscriptionRow {
     pub allocation: Option<Decimal>,
 }
 
+/// A subscription's allocation changed by a config revision (`allocation_changes`):
+/// capital the follower added (`after > before`) or withdrew.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllocationChange {
+    pub seq: i64,
+    pub subscription_id: String,
+    pub ts: i64,
+    pub before: Decimal,
+    pub after: Decimal,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditRow {
     pub seq: i64,
@@ -366,7 +377,7 @@ pub struct LeaderPositionRow {
 pub const SYNC_AUDIT_KINDS: [&str; 4] = ["out_of_sync", "venue_down", "venue_up", "venue_alarm"];
 
 /// Every table the report reads, in the order they are listed.
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 14] = [
     "leader_fills",
     "leader_positions",
     "copy_instructions",
@@ -380,6 +391,7 @@ pub const TABLES: [&str; 13] = [
     "followers",
     "audit_log",
     "symbols",
+    "allocation_changes",
 ];
 
 /// The tables, loaded.
@@ -398,6 +410,8 @@ pub struct Dataset {
     /// `(leader_id, ts, equity)` in time order.
     pub leader_equity: Vec<(String, i64, Decimal)>,
     pub subscriptions: Vec<SubscriptionRow>,
+    /// In time order (`ts`, then `seq`).
+    pub allocation_changes: Vec<AllocationChange>,
     pub leaders: BTreeMap<String, Option<Decimal>>,
     pub followers: BTreeMap<String, Option<Decimal>>,
     /// Lot size per symbol (`symbols`), for deviations in lots.
@@ -513,8 +527,9 @@ fn qualified(table: &str, order: &str) -> String {
 }
 
 use fillcast_schema::{
-    AUDIT_LOG, COPY_INSTRUCTIONS, FOLLOWERS, FOLLOWER_FILLS, FOLLOWER_ORDERS, LEADERS,
-    LEADER_EQUITY, LEADER_FILLS, LEADER_POSITIONS, MARK_PRICES, POSITIONS, SUBSCRIPTIONS, SYMBOLS,
+    ALLOCATION_CHANGES, AUDIT_LOG, COPY_INSTRUCTIONS, FOLLOWERS, FOLLOWER_FILLS, FOLLOWER_ORDERS,
+    LEADERS, LEADER_EQUITY, LEADER_FILLS, LEADER_POSITIONS, MARK_PRICES, POSITIONS, SUBSCRIPTIONS,
+    SYMBOLS,
 };
 
 /// Runs `SELECT cols FROM table ORDER BY order` and hands each row to `f`;
@@ -681,6 +696,21 @@ fn load_table(
                 Ok(())
             },
         )?,
+        "allocation_changes" => {
+            let cols = ALLOCATION_CHANGES.names;
+            let n = read_rows(src, table, cols, "seq, subscription_id", &mut |r| {
+                ds.allocation_changes.push(AllocationChange {
+                    seq: r.int(0)?,
+                    subscription_id: r.text(1)?,
+                    ts: r.ts(4)?,
+                    before: r.dec(5)?,
+                    after: r.dec(6)?,
+                });
+                Ok(())
+            })?;
+            ds.allocation_changes.sort_by_key(|c| (c.ts, c.seq));
+            n
+        }
         _ => unreachable!("TABLES lists only the tables handled here"),
     })
 }

@@ -114,12 +114,13 @@ pub(crate) fn summary(r: &Report) -> String {
     let sum = |f: fn(&super::FollowerReport) -> Decimal| r.followers.iter().map(f).sum::<Decimal>();
     let _ = writeln!(
         s,
-        "\nfollowers ({}): net P&L {} (realized {}, unrealized {}, fees {}; funding not recorded)",
+        "\nfollowers ({}): net P&L {} (realized {}, unrealized {}, fees {}; funding not recorded); capital added {}",
         r.followers.len(),
         money(sum(|f| f.net_pnl)),
         money(sum(|f| f.realized_pnl)),
         money(sum(|f| f.unrealized_pnl)),
         money(sum(|f| f.fees_paid)),
+        money(sum(|f| f.capital_flows)),
     );
     let _ = writeln!(
         s,

@@ -5,7 +5,9 @@
 use std::str::FromStr;
 
 use fillcast_report as report;
-use fillcast_report::fees::{hwm_fees, FeePolicy, PeriodEquity, Settlement};
+use fillcast_report::fees::{
+    hwm_after_flow, hwm_fees, hwm_fees_with_flows, CapitalFlow, FeePolicy, PeriodEquity, Settlement,
+};
 use fillcast_report::metrics::{
     self, annualised_return, average_holding_ns, calmar_of_curve, max_drawdown, profit_factor,
     sharpe, sharpe_of_curve, win_rate, ProfitFactor,
@@ -114,6 +116,92 @@ fn hwm_fee_charges_only_new_highs_after_a_loss_and_recovery() {
     assert_eq!(s.fee, d("20"));
     assert_eq!(s.accrued, d("40"));
     assert_eq!(s.hwm, d("1100"));
+}
+
+fn flow(ts_ns: i64, amount: &str, equity_before: &str) -> CapitalFlow {
+    CapitalFlow {
+        ts_ns,
+        amount: d(amount),
+        equity_before: d(equity_before),
+    }
+}
+
+#[test]
+fn a_deposit_raises_the_hwm_and_a_withdrawal_lowers_it_in_proportion() {
+    assert_eq!(
+        hwm_after_flow(d("1100"), &flow(0, "1000", "1050")),
+        d("2100")
+    );
+    // 12000 HWM, equity 9000 (3000 lost), 4000 withdrawn: 5/9 of the capital stays,
+    // and 5/9 of the HWM: the 33.3% still needed to recover is what it was.
+    // Rounded up to the engine's money unit (1e-8), never charging a rounding.
+    let h = hwm_after_flow(d("12000"), &flow(0, "-4000", "9000"));
+    assert_eq!(h, d("6666.66666667"));
+    // Everything withdrawn: nothing left to recover.
+    assert_eq!(
+        hwm_after_flow(d("12000"), &flow(0, "-9000", "9000")),
+        d("0")
+    );
+    // No positive equity to take a share of: by the amount, never below zero.
+    assert_eq!(hwm_after_flow(d("100"), &flow(0, "-30", "-5")), d("70"));
+    assert_eq!(hwm_after_flow(d("100"), &flow(0, "-200", "0")), d("0"));
+}
+
+#[test]
+fn a_deposit_is_never_charged_as_profit() {
+    let policy = FeePolicy {
+        rate: d("0.1"),
+        leader_fraction: d("0.5"),
+        settlement: Settlement::Daily,
+    };
+    let eq = |i: i64, e: &str| PeriodEquity {
+        start_ns: i * 10,
+        end_ns: i * 10 + 10,
+        equity: d(e),
+        settled: true,
+    };
+    // From 1000: +100 in period 0 (fee 10, HWM 1100); 1000 deposited in period 1
+    // (HWM 2100), which ends at 2150 (+50 of profit: fee 5); 500 withdrawn in
+    // period 2 at equity 2150 (HWM × 1650/2150 = 1611.627…), which ends at 1600.
+    let periods = [eq(0, "1100"), eq(1, "2150"), eq(2, "1600")];
+    let flows = [flow(12, "1000", "1100"), flow(25, "-500", "2150")];
+    let s = hwm_fees_with_flows(d("1000"), &periods, &flows, &policy);
+    let fees: Vec<Decimal> = s.periods.iter().map(|p| p.fee).collect();
+    assert_eq!(fees, vec![d("10"), d("5"), d("0")]);
+    assert_eq!(s.periods[1].hwm_before, d("2100"));
+    assert_eq!(s.flows, d("500"));
+    assert_eq!(s.hwm, d("1650"));
+    // Without the flows, the deposit would have been charged as profit.
+    assert_eq!(hwm_fees(d("1000"), &periods, &policy).fee, d("115"));
+}
+
+proptest::proptest! {
+    /// Capital moving in and out with no trading profit is never charged: whatever
+    /// the deposits and withdrawals, an equity that only follows them owes nothing.
+    #[test]
+    fn capital_flows_alone_never_owe_a_fee(
+        start in 1u32..1_000_000,
+        moves in proptest::collection::vec(-500_000i64..1_000_000, 0..12),
+    ) {
+        let policy = FeePolicy {
+            rate: d("0.25"),
+            leader_fraction: d("0.5"),
+            settlement: Settlement::Daily,
+        };
+        let mut equity = Decimal::from(start);
+        let mut periods = Vec::new();
+        let mut flows = Vec::new();
+        for (i, m) in moves.iter().enumerate() {
+            let i = i as i64;
+            // A withdrawal takes at most what is there.
+            let amount = Decimal::from(*m).max(-equity);
+            flows.push(CapitalFlow { ts_ns: i * 10 + 5, amount, equity_before: equity });
+            equity += amount;
+            periods.push(PeriodEquity { start_ns: i * 10, end_ns: i * 10 + 10, equity, settled: true });
+        }
+        let s = hwm_fees_with_flows(Decimal::from(start), &periods, &flows, &policy);
+        proptest::prop_assert_eq!(s.fee, Decimal::ZERO, "{:?}", s.periods);
+    }
 }
 
 #[test]
@@ -672,6 +760,64 @@ fn follower_pnl_fees_and_reconciliation_from_the_database() {
     );
 }
 
+/// S1's follower adds 1000 on day 2 (a reload raising its allocation from 100 to
+/// 1100, after that day's fill) and takes 600 out on day 4: neither is profit.
+#[test]
+fn capital_added_and_withdrawn_is_not_profit_for_fees_or_returns() {
+    let c = db();
+    c.execute(
+        "INSERT INTO allocation_changes VALUES (100, 'S1', 'F1', 'L1', ?1, '100', '1100', 'r2'),
+                                               (101, 'S1', 'F1', 'L1', ?2, '1100', '500', 'r3')",
+        [
+            day(2) + 5 * 3_600_000_000_000,
+            day(4) + 5 * 3_600_000_000_000,
+        ],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE subscriptions SET allocation = '500' WHERE subscription_id = 'S1'",
+        [],
+    )
+    .unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    let f1 = r.follower("F1").unwrap();
+    let s1 = &f1.subscriptions[0];
+    // P&L is what it was without the flows (follower_pnl_fees_… above).
+    assert_eq!(s1.net_pnl, d("-3.05"));
+    assert_eq!(s1.capital_flows, d("400"));
+    assert_eq!(f1.capital_flows, d("400"));
+    assert_eq!(s1.equity, d("496.95"));
+    // Fees: 0.396 on day 1 (HWM 101.98) as before. Day 2: +1000 at equity 101.97
+    // (the 0.2 bought at 120, at 120), HWM 1101.98; the day ends at 1101.97, below
+    // it. Day 3 ends at 1099.96. Day 4: 600 out at equity 1099.95 (the 0.1 bought
+    // at 110, at 110), HWM × 499.95/1099.95; the day ends at 499.95, below it.
+    // Counted as profit, the 1000 would have owed 0.2 × 999.99 on day 2.
+    assert_eq!(f1.performance_fee, d("0.396"));
+    let sched = &s1.performance_fee;
+    assert_eq!(sched.periods[2].hwm_before, d("1101.98"));
+    // 1101.98 × 499.95 / 1099.95 = 500.872676935…, rounded up to 1e-8.
+    assert_eq!(sched.hwm, d("500.87267694"));
+    // Time-weighted: 100 → 101.97 before the deposit, 1101.97 → 1099.95 before the
+    // withdrawal, 499.95 → 496.95 at the mark.
+    let twr = d("101.97") / d("100") * (d("1099.95") / d("1101.97")) * (d("496.95") / d("499.95"))
+        - Decimal::ONE;
+    let got = s1.time_weighted_return.expect("a return");
+    assert!((got - twr).abs() < d("1e-20"), "{got} vs {twr}");
+    // +1.97% on the first 100, −0.18% on 1101.97, −0.60% on 499.95: +1.17%, where
+    // net P&L over the first allocation would say −3.05%, and over the last −0.61%.
+    assert!(got > d("0.0117") && got < d("0.0118"), "{got}");
+    // Without changes the return is net ÷ allocation.
+    let s2 = &r.follower("F2").unwrap().subscriptions[0];
+    assert_eq!(s2.time_weighted_return, Some(d("0.01")));
+    let j = r.to_json();
+    assert_eq!(j["followers"][0]["capital_flows"], "400");
+    assert_eq!(
+        j["followers"][0]["subscriptions"][0]["capital_flows"],
+        "400"
+    );
+    assert!(j["followers"][0]["subscriptions"][0]["time_weighted_return"].is_string());
+}
+
 #[test]
 fn json_carries_every_figure_as_a_decimal_string() {
     let c = db();
@@ -772,7 +918,7 @@ fn empty_and_tableless_databases_give_valid_reports() {
     let r = report::build(&c).unwrap();
     assert!(r.is_empty());
     assert_eq!(r.as_of_ns, None);
-    assert_eq!(r.missing_tables.len(), 13);
+    assert_eq!(r.missing_tables.len(), 14);
     assert!(r.summary_text().contains("nothing to report"));
     assert_eq!(r.to_json()["empty"], true);
 
@@ -1250,6 +1396,7 @@ const PG_SCHEMA: &[(&str, &str)] = &[
     ("followers", "follower_id TEXT, equity NUMERIC"),
     ("audit_log", "seq BIGINT, ts BIGINT, kind TEXT, subject TEXT, reason TEXT, detail TEXT"),
     ("symbols", "name TEXT, lot_size NUMERIC, tick_size NUMERIC"),
+    ("allocation_changes", "seq BIGINT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, ts BIGINT, allocation_before NUMERIC, allocation_after NUMERIC, config_revision TEXT"),
 ];
 
 #[test]
@@ -1270,6 +1417,13 @@ fn postgres_gives_the_same_report_as_sqlite() {
     ))
     .unwrap();
     let lite = db_unhedged();
+    // Capital in and out, so that NUMERIC allocations are read back too.
+    lite.execute(
+        "INSERT INTO allocation_changes VALUES (200, 'S1', 'F1', 'L1', ?1, '100', '1100.5', 'r2'),
+                                               (201, 'S1', 'F1', 'L1', ?2, '1100.5', '700', 'r3')",
+        [day(2) + 1_000_000_000, day(4) + 1_000_000_000],
+    )
+    .unwrap();
     for (table, cols) in PG_SCHEMA {
         pg.batch_execute(&format!("CREATE TABLE {table} ({cols})"))
             .unwrap();

@@ -22,3 +22,5 @@ CREATE TABLE leaders (leader_id TEXT, equity TEXT);
 CREATE TABLE followers (follower_id TEXT, equity TEXT);
 CREATE TABLE audit_log (seq INTEGER, ts INTEGER, kind TEXT, subject TEXT, reason TEXT, detail TEXT);
 CREATE TABLE symbols (name TEXT, lot_size TEXT, tick_size TEXT);
+CREATE TABLE allocation_changes (seq INTEGER, subscription_id TEXT, follower_id TEXT, leader_id TEXT,
+  ts INTEGER, allocation_before TEXT, allocation_after TEXT, config_revision TEXT);

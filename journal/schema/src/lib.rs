@@ -204,8 +204,28 @@ CREATE TABLE follower_equity (
 );
 "#;
 
+/// Version 5: a subscription's allocation as it changes (issue 12): one row per
+/// subscription whose allocation a config revision changed, at that revision's
+/// record (`seq`, `ts`). A rise is capital the follower added, a fall capital it
+/// withdrew: the report keeps them out of profit, of the high-water mark and of
+/// returns. A subscription's first allocation has no row (it is the `before` of
+/// its first change, or `subscriptions.allocation` when it never changed).
+const V5: &str = r#"
+CREATE TABLE allocation_changes (
+    seq BIGINT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    follower_id TEXT NOT NULL,
+    leader_id TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    allocation_before {DEC} NOT NULL,
+    allocation_after {DEC} NOT NULL,
+    config_revision TEXT NOT NULL,
+    PRIMARY KEY (seq, subscription_id)
+);
+"#;
+
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -339,6 +359,10 @@ tables! {
     MARK_PRICES = "mark_prices" ["seq", "symbol", "ts", "price"];
     LEADER_EQUITY = "leader_equity" ["seq", "leader_id", "ts", "equity"];
     FOLLOWER_EQUITY = "follower_equity" ["seq", "follower_id", "ts", "equity"];
+    ALLOCATION_CHANGES = "allocation_changes" [
+        "seq", "subscription_id", "follower_id", "leader_id", "ts", "allocation_before",
+        "allocation_after", "config_revision",
+    ];
     AUDIT_LOG = "audit_log" ["seq", "ts", "kind", "subject", "reason", "detail"];
 }
 

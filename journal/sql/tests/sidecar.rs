@@ -106,6 +106,7 @@ macro_rules! scenarios {
             the_schema_is_versioned_in_schema_migrations,
             a_config_change_midway_is_applied_and_restarts_across_it_agree,
             regression_a_reload_removing_a_follower_with_working_orders_stopped_the_sidecar,
+            an_allocation_change_is_a_row_at_its_revision,
             a_database_ahead_of_its_journal_is_refused,
             a_damaged_segment_gives_an_error_naming_the_record,
             regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record,
@@ -832,6 +833,65 @@ pub fn regression_a_reload_removing_a_follower_with_working_orders_stopped_the_s
     );
 }
 
+/// A reload that changes a subscription's allocation writes one
+/// `allocation_changes` row at the revision's record (the capital a report keeps
+/// out of profit), and none for the subscriptions it left alone.
+pub fn an_allocation_change_is_a_row_at_its_revision<B: Backend>() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some([db]) = fresh_dbs::<B, _>(tmp.path(), ["a"]) else {
+        return;
+    };
+    let dir = tmp.path().join("j");
+    let spec = SynthSpec::default();
+    let mut s = journal(&dir, &spec, 10);
+    let base = config_toml(&spec);
+    let with_s1 = |allocation: &str| {
+        let at = base.find("[[subscriptions]]\nid = \"S1\"\n").expect("S1");
+        let mut toml = base.clone();
+        let field = at
+            + toml[at..]
+                .find("allocation = \"10000\"")
+                .expect("its allocation");
+        toml.replace_range(field..field + 20, &format!("allocation = \"{allocation}\""));
+        toml
+    };
+    let up = s.append_config(&with_s1("15000")).expect("deposit");
+    s.leader_fills(5).expect("fills");
+    let down = s.append_config(&with_s1("12500.5")).expect("withdrawal");
+    s.leader_fills(5).expect("fills");
+    // The same revision again changes nothing.
+    s.append_config(&with_s1("12500.5")).expect("unchanged");
+    while db.replay(&dir, stop_after(1, 3)).records > 0 {}
+    let rows = db.query(
+        "SELECT seq, subscription_id, follower_id, leader_id, ts, allocation_before, \
+         allocation_after, config_revision FROM allocation_changes ORDER BY seq",
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let config_seqs = db.query("SELECT seq, ts FROM audit_log WHERE kind = 'config' ORDER BY seq");
+    for (row, (rev, before, after)) in rows
+        .iter()
+        .zip([(up, "10000", "15000"), (down, "15000", "12500.5")])
+    {
+        let cell = |i: usize| row[i].clone().expect("not NULL");
+        assert_eq!(cell(1), "S1");
+        assert_eq!(cell(2), "F1");
+        assert_eq!(dec(&cell(5)), dec(before));
+        assert_eq!(dec(&cell(6)), dec(after));
+        assert_eq!(cell(7), format!("{rev:016x}"));
+        // At the revision's own record.
+        let at = config_seqs
+            .iter()
+            .find(|c| c[0] == row[0])
+            .unwrap_or_else(|| panic!("no config record at seq {:?}", row[0]));
+        assert_eq!(at[1], row[4], "the revision's time");
+    }
+    assert_eq!(
+        db.text("SELECT allocation FROM subscriptions WHERE subscription_id = 'S1'")
+            .map(|a| dec(&a)),
+        Some(dec("12500.5"))
+    );
+}
+
 pub fn a_database_ahead_of_its_journal_is_refused<B: Backend>() {
     let tmp = tempfile::tempdir().expect("tmp");
     let Some([db]) = fresh_dbs::<B, _>(tmp.path(), ["a"]) else {
@@ -964,7 +1024,8 @@ pub fn a_database_from_before_the_continuity_check_adopts_the_chain_once<B: Back
     // Back to schema version 2, as an older fillcast left it.
     db.execute(
         "ALTER TABLE sidecar_state DROP COLUMN chain; DROP TABLE sidecar_chain; \
-         DROP TABLE follower_equity; DELETE FROM schema_migrations WHERE version >= 3;",
+         DROP TABLE follower_equity; DROP TABLE allocation_changes; \
+         DELETE FROM schema_migrations WHERE version >= 3;",
     );
     s.leader_fills(20).expect("more fills");
     let total = s.records();

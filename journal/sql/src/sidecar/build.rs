@@ -19,9 +19,9 @@
 //! It must never write: it builds rows into a `Batch`, and the driver writes them.
 
 use crate::sidecar::rows::{
-    follower_name, leader_name, sub_name, symbol_name, AuditRow, ConfigRow, EquityRow, FillRow,
-    FollowerEquityRow, FollowerRow, Id, InstructionRow, LeaderFillRow, LeaderPositionRow,
-    LeaderRow, MarkRow, Row, SubscriptionRow, SymbolRow,
+    follower_name, leader_name, sub_name, symbol_name, AllocationChangeRow, AuditRow, ConfigRow,
+    EquityRow, FillRow, FollowerEquityRow, FollowerRow, Id, InstructionRow, LeaderFillRow,
+    LeaderPositionRow, LeaderRow, MarkRow, Row, SubscriptionRow, SymbolRow,
 };
 use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
@@ -93,6 +93,7 @@ pub(crate) struct Batch {
     pub marks: Vec<MarkRow>,
     pub equity: Vec<EquityRow>,
     pub follower_equity: Vec<FollowerEquityRow>,
+    pub allocations: Vec<AllocationChangeRow>,
     pub audit: Vec<AuditRow>,
     /// Upserts: the latest state of every order, position and leader position
     /// that changed in the batch (`Builder::take_dirty`).
@@ -111,6 +112,7 @@ impl Batch {
             + self.marks.len()
             + self.equity.len()
             + self.follower_equity.len()
+            + self.allocations.len()
             + self.audit.len()
     }
 
@@ -137,6 +139,7 @@ impl Batch {
         self.marks.clear();
         self.equity.clear();
         self.follower_equity.clear();
+        self.allocations.clear();
         self.audit.clear();
         self.orders.clear();
         self.positions.clear();
@@ -174,6 +177,7 @@ impl Batch {
         w.rows(self.marks.iter().copied(), u)?;
         w.rows(self.equity.iter().copied(), u)?;
         w.rows(self.follower_equity.iter().copied(), u)?;
+        w.rows(self.allocations.iter().copied(), u)?;
         w.rows(self.audit.iter().cloned(), u)?;
         Ok(())
     }
@@ -710,6 +714,22 @@ impl Builder {
             });
         }
         if previous != Some(c.revision) {
+            // Indices are stable for a journal's life (`Config::arranged_after`): the
+            // subscription at `i` is the same one in both.
+            if let Some(old) = &self.universe {
+                for (i, (o, n)) in old.subs.iter().zip(&u.subs).enumerate() {
+                    if o.id == n.id && o.allocation != n.allocation {
+                        batch.allocations.push(AllocationChangeRow {
+                            seq: seq_i,
+                            sub: i as u32,
+                            ts: to_i64(seq, "timestamp", ts)?,
+                            before: o.allocation.0,
+                            after: n.allocation.0,
+                            revision: c.revision,
+                        });
+                    }
+                }
+            }
             self.install(Arc::new(u), c.revision, window, store)?;
             batch.names = true;
         }

@@ -479,6 +479,38 @@ impl Row for FollowerEquityRow {
     }
 }
 
+/// A subscription whose allocation a config revision changed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AllocationChangeRow {
+    /// The config record's.
+    pub seq: i64,
+    pub sub: u32,
+    pub ts: i64,
+    pub before: i64,
+    pub after: i64,
+    pub revision: u64,
+}
+
+impl Row for AllocationChangeRow {
+    const TABLE: Table = Table::of(schema::ALLOCATION_CHANGES, Conflict::Fail);
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        let spec = u
+            .subs
+            .get(self.sub as usize)
+            .ok_or(RowError::NoSuch("subscription"))?;
+        s.int(self.seq);
+        s.text(&spec.id);
+        s.text(follower_name(u, spec.follower.0));
+        s.text(leader_name(u, spec.leader.0));
+        s.int(self.ts);
+        s.dec(money(self.before));
+        s.dec(money(self.after));
+        s.text(Id::hex(self.revision).as_str());
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AuditRow {
     pub seq: i64,
