@@ -490,6 +490,43 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
     assert_eq!(revisions[0].0, r0);
     assert_eq!(revisions[1], (r1.clone(), reload_seq));
 
+    // The allocation the reload raised is capital added, at the reload's record:
+    // one row, and the report moves F5's equity by it, not its P&L.
+    let flows = rows3(
+        &conn,
+        "SELECT seq, subscription_id, CAST(allocation_before AS TEXT) || ' ' || \
+         CAST(allocation_after AS TEXT), config_revision FROM allocation_changes",
+    );
+    assert_eq!(
+        flows,
+        vec![(reload_seq, "F5-L1".into(), "50000 80000".into(), r1.clone())]
+    );
+    let json = dir.join("report.json");
+    let o = fillcast()
+        .args(["report", "--db", &format!("sqlite:{}", db.display()), "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "report: {:?}", text(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let f5 = report["followers"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["follower_id"] == "F5"))
+        .unwrap_or_else(|| panic!("no F5 in the report"));
+    let sub = &f5["subscriptions"][0];
+    assert_eq!(sub["capital_flows"], "30000", "{sub:#}");
+    let dec = |v: &Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+    assert_eq!(
+        dec(&sub["equity"]),
+        dec(&sub["allocation"]) + dec(&sub["net_pnl"]),
+        "equity = the allocation now + P&L: {sub:#}"
+    );
+    assert_eq!(
+        dec(&sub["performance_fee"]["initial_hwm"]),
+        rust_decimal::Decimal::from(50_000),
+        "fees start from the first allocation"
+    );
+
     // Every copy instruction names one revision; the old before the reload's
     // record, the new after it, never mixed.
     let instructions: Vec<(i64, String)> = conn
