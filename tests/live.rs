@@ -503,7 +503,12 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
     );
     let json = dir.join("report.json");
     let o = fillcast()
-        .args(["report", "--db", &format!("sqlite:{}", db.display()), "--json"])
+        .args([
+            "report",
+            "--db",
+            &format!("sqlite:{}", db.display()),
+            "--json",
+        ])
         .arg(&json)
         .output()
         .unwrap();
@@ -515,7 +520,12 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
         .unwrap_or_else(|| panic!("no F5 in the report"));
     let sub = &f5["subscriptions"][0];
     assert_eq!(sub["capital_flows"], "30000", "{sub:#}");
-    let dec = |v: &Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+    let dec = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
     assert_eq!(
         dec(&sub["equity"]),
         dec(&sub["allocation"]) + dec(&sub["net_pnl"]),

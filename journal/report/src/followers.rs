@@ -54,8 +54,11 @@ pub struct SubscriptionPnl {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FollowerReport {
     pub follower_id: String,
-    /// `followers.equity`, when the table has it.
+    /// The account's equity: the latest `follower_equity` row at or before the
+    /// report's time (what a source reported), else `followers.equity` (config).
     pub account_equity: Option<Decimal>,
+    /// Where `account_equity` comes from: `follower_equity` or `followers`.
+    pub account_equity_source: Option<&'static str>,
     pub realized_pnl: Decimal,
     pub unrealized_pnl: Decimal,
     pub fees_paid: Decimal,
@@ -236,6 +239,11 @@ pub(crate) fn followers(
             });
     }
 
+    // The latest reported equity per follower, up to the report's time.
+    let mut reported: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for (f, _, e) in ds.follower_equity.iter().filter(|e| e.1 <= as_of_ns) {
+        reported.insert(f.as_str(), *e);
+    }
     let mut totals = FeeTotals::default();
     let mut by_leader: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut out: Vec<FollowerReport> = by_follower
@@ -244,8 +252,16 @@ pub(crate) fn followers(
             subscriptions.sort_by(|a, b| id_cmp(&a.subscription_id, &b.subscription_id));
             let sum =
                 |f: fn(&SubscriptionPnl) -> Decimal| subscriptions.iter().map(f).sum::<Decimal>();
+            let reported = reported.get(follower_id.as_str()).copied();
+            let configured = ds.followers.get(&follower_id).copied().flatten();
+            let (account_equity, account_equity_source) = match (reported, configured) {
+                (Some(e), _) => (Some(e), Some("follower_equity")),
+                (None, Some(e)) => (Some(e), Some("followers")),
+                (None, None) => (None, None),
+            };
             let fr = FollowerReport {
-                account_equity: ds.followers.get(&follower_id).copied().flatten(),
+                account_equity,
+                account_equity_source,
                 realized_pnl: sum(|s| s.realized_pnl),
                 unrealized_pnl: sum(|s| s.unrealized_pnl),
                 fees_paid: sum(|s| s.fees_paid),

@@ -157,6 +157,7 @@ pub(crate) fn report(r: &Report) -> Value {
         "followers": r.followers.iter().map(|f| json!({
             "follower_id": f.follower_id,
             "account_equity": opt_dec(f.account_equity),
+            "account_equity_source": f.account_equity_source,
             "realized_pnl": dec(f.realized_pnl),
             "unrealized_pnl": dec(f.unrealized_pnl),
             "fees_paid": dec(f.fees_paid),

@@ -377,7 +377,7 @@ pub struct LeaderPositionRow {
 pub const SYNC_AUDIT_KINDS: [&str; 4] = ["out_of_sync", "venue_down", "venue_up", "venue_alarm"];
 
 /// Every table the report reads, in the order they are listed.
-pub const TABLES: [&str; 14] = [
+pub const TABLES: [&str; 15] = [
     "leader_fills",
     "leader_positions",
     "copy_instructions",
@@ -392,6 +392,7 @@ pub const TABLES: [&str; 14] = [
     "audit_log",
     "symbols",
     "allocation_changes",
+    "follower_equity",
 ];
 
 /// The tables, loaded.
@@ -409,6 +410,8 @@ pub struct Dataset {
     pub trades: Trades,
     /// `(leader_id, ts, equity)` in time order.
     pub leader_equity: Vec<(String, i64, Decimal)>,
+    /// `(follower_id, ts, equity)` in time order: the account equity sources report.
+    pub follower_equity: Vec<(String, i64, Decimal)>,
     pub subscriptions: Vec<SubscriptionRow>,
     /// In time order (`ts`, then `seq`).
     pub allocation_changes: Vec<AllocationChange>,
@@ -435,7 +438,12 @@ impl Dataset {
             .map(|f| f.ts().max(f.recv_ts))
             .max();
         let ff = self.fills.iter().map(|f| f.ts).max();
-        let eq = self.leader_equity.iter().map(|e| e.1).max();
+        let eq = self
+            .leader_equity
+            .iter()
+            .chain(&self.follower_equity)
+            .map(|e| e.1)
+            .max();
         [lf, ff, eq, self.marks.last_ts()]
             .into_iter()
             .flatten()
@@ -527,9 +535,9 @@ fn qualified(table: &str, order: &str) -> String {
 }
 
 use fillcast_schema::{
-    ALLOCATION_CHANGES, AUDIT_LOG, COPY_INSTRUCTIONS, FOLLOWERS, FOLLOWER_FILLS, FOLLOWER_ORDERS,
-    LEADERS, LEADER_EQUITY, LEADER_FILLS, LEADER_POSITIONS, MARK_PRICES, POSITIONS, SUBSCRIPTIONS,
-    SYMBOLS,
+    ALLOCATION_CHANGES, AUDIT_LOG, COPY_INSTRUCTIONS, FOLLOWERS, FOLLOWER_EQUITY, FOLLOWER_FILLS,
+    FOLLOWER_ORDERS, LEADERS, LEADER_EQUITY, LEADER_FILLS, LEADER_POSITIONS, MARK_PRICES,
+    POSITIONS, SUBSCRIPTIONS, SYMBOLS,
 };
 
 /// Runs `SELECT cols FROM table ORDER BY order` and hands each row to `f`;
@@ -620,14 +628,24 @@ fn load_table(
             }
             n
         }
-        "leader_equity" => {
-            let cols = LEADER_EQUITY.run("leader_id", "equity");
-            let n = read_rows(src, table, cols, "leader_id, ts", &mut |r| {
-                ds.leader_equity.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
+        "leader_equity" | "follower_equity" => {
+            let (cols, rows) = if table == "leader_equity" {
+                (
+                    LEADER_EQUITY.run("leader_id", "equity"),
+                    &mut ds.leader_equity,
+                )
+            } else {
+                (
+                    FOLLOWER_EQUITY.run("follower_id", "equity"),
+                    &mut ds.follower_equity,
+                )
+            };
+            let order = format!("{}, ts", cols[0]);
+            let n = read_rows(src, table, cols, &order, &mut |r| {
+                rows.push((r.text(0)?, r.ts(1)?, r.dec(2)?));
                 Ok(())
             })?;
-            ds.leader_equity
-                .sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+            rows.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
             n
         }
         "subscriptions" => read_rows(

@@ -818,6 +818,43 @@ fn capital_added_and_withdrawn_is_not_profit_for_fees_or_returns() {
     assert!(j["followers"][0]["subscriptions"][0]["time_weighted_return"].is_string());
 }
 
+/// A follower's account equity is what its source reported last (up to the
+/// report's time), else the config's; the report says which.
+#[test]
+fn account_equity_comes_from_the_latest_report_up_to_the_report_time() {
+    let c = db();
+    c.execute(
+        "INSERT INTO follower_equity VALUES (300, 'F1', ?1, '140'), (301, 'F1', ?2, '95.5')",
+        [day(1), day(3)],
+    )
+    .unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    let f1 = r.follower("F1").unwrap();
+    assert_eq!(f1.account_equity, Some(d("95.5")));
+    assert_eq!(f1.account_equity_source, Some("follower_equity"));
+    let f2 = r.follower("F2").unwrap();
+    assert_eq!(f2.account_equity, Some(d("50")));
+    assert_eq!(f2.account_equity_source, Some("followers"));
+    let j = r.to_json();
+    assert_eq!(j["followers"][0]["account_equity"], "95.5");
+    assert_eq!(
+        j["followers"][0]["account_equity_source"],
+        "follower_equity"
+    );
+    // A row after the report's time is not yet known.
+    c.execute(
+        "INSERT INTO follower_equity VALUES (302, 'F1', ?1, '1')",
+        [day(30)],
+    )
+    .unwrap();
+    let opts = ReportOptions {
+        as_of_ns: Some(day(5)),
+        ..options()
+    };
+    let r = report::build_with(&c, &opts).unwrap();
+    assert_eq!(r.follower("F1").unwrap().account_equity, Some(d("95.5")));
+}
+
 #[test]
 fn json_carries_every_figure_as_a_decimal_string() {
     let c = db();
@@ -918,7 +955,7 @@ fn empty_and_tableless_databases_give_valid_reports() {
     let r = report::build(&c).unwrap();
     assert!(r.is_empty());
     assert_eq!(r.as_of_ns, None);
-    assert_eq!(r.missing_tables.len(), 14);
+    assert_eq!(r.missing_tables.len(), 15);
     assert!(r.summary_text().contains("nothing to report"));
     assert_eq!(r.to_json()["empty"], true);
 
@@ -1396,6 +1433,7 @@ const PG_SCHEMA: &[(&str, &str)] = &[
     ("followers", "follower_id TEXT, equity NUMERIC"),
     ("audit_log", "seq BIGINT, ts BIGINT, kind TEXT, subject TEXT, reason TEXT, detail TEXT"),
     ("symbols", "name TEXT, lot_size NUMERIC, tick_size NUMERIC"),
+    ("follower_equity", "seq BIGINT, follower_id TEXT, ts BIGINT, equity NUMERIC"),
     ("allocation_changes", "seq BIGINT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, ts BIGINT, allocation_before NUMERIC, allocation_after NUMERIC, config_revision TEXT"),
 ];
 
@@ -1417,6 +1455,11 @@ fn postgres_gives_the_same_report_as_sqlite() {
     ))
     .unwrap();
     let lite = db_unhedged();
+    lite.execute(
+        "INSERT INTO follower_equity VALUES (210, 'F1', ?1, '101.25')",
+        [day(3)],
+    )
+    .unwrap();
     // Capital in and out, so that NUMERIC allocations are read back too.
     lite.execute(
         "INSERT INTO allocation_changes VALUES (200, 'S1', 'F1', 'L1', ?1, '100', '1100.5', 'r2'),

@@ -24,3 +24,4 @@ CREATE TABLE audit_log (seq INTEGER, ts INTEGER, kind TEXT, subject TEXT, reason
 CREATE TABLE symbols (name TEXT, lot_size TEXT, tick_size TEXT);
 CREATE TABLE allocation_changes (seq INTEGER, subscription_id TEXT, follower_id TEXT, leader_id TEXT,
   ts INTEGER, allocation_before TEXT, allocation_after TEXT, config_revision TEXT);
+CREATE TABLE follower_equity (seq INTEGER, follower_id TEXT, ts INTEGER, equity TEXT);
