@@ -187,9 +187,15 @@ enum Cmd {
     /// `scripts/simulate.sh` runs many seeds in parallel.
     Simulate(fillcast::simulate::cli::Args),
     /// Validate a config and report every error with file, line and what was expected.
+    /// When its journal (`[journal] dir`, or `--journal`) already holds a model, also
+    /// check that the file can follow it as `run` and `ctl reload` would apply it, and
+    /// list what it changes; reads the journal only, so it may run beside the engine.
     CheckConfig {
         /// The config file.
         file: PathBuf,
+        /// Journal directory to check against (overrides `[journal] dir`).
+        #[arg(long)]
+        journal: Option<PathBuf>,
     },
 }
 
@@ -229,7 +235,7 @@ fn main() -> ExitCode {
         Cmd::Journal(JournalCmd::Repair { dir, yes }) => journal_cmd::repair(&dir, yes),
         Cmd::Sidecar(args) => sql_cmd::sidecar(&args),
         Cmd::Report(args) => sql_cmd::report(&args),
-        Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::CheckConfig { file, journal } => check_config(&file, journal.as_deref()),
         Cmd::Simulate(args) => fillcast::simulate::cli::run(&args),
         Cmd::SimVenue(_) => Ok(()),
     };
@@ -279,8 +285,20 @@ fn ctl(config: Option<&Path>, socket: Option<PathBuf>, json: bool, words: &[Stri
     control::client(&socket, words, json)
 }
 
-fn check_config(path: &Path) -> Result<()> {
+fn check_config(path: &Path, journal: Option<&Path>) -> Result<()> {
     let (cfg, u) = load(path)?;
+    let dir = journal
+        .map(Path::to_path_buf)
+        .or_else(|| cfg.journal.as_ref().map(|j| j.dir.clone()));
+    // A journal that is there but cannot take this file fails the check: `run`
+    // would refuse to start on it.
+    let verdict = match &dir {
+        Some(d) if d.exists() => Some(
+            fillcast_journal::check::against_journal(d, &cfg)
+                .with_context(|| format!("{} cannot run on its journal", path.display()))?,
+        ),
+        _ => None,
+    };
     println!(
         "{}: ok — {} symbols, {} venues, {} sources, {} leaders, {} followers, {} subscriptions (revision {:016x})",
         path.display(),
@@ -292,6 +310,36 @@ fn check_config(path: &Path) -> Result<()> {
         u.subs.len(),
         u.revision
     );
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    match verdict {
+        None => println!(
+            "journal {}: none yet; `run` starts it with this file",
+            dir.display()
+        ),
+        Some(None) => println!(
+            "journal {}: holds no model yet; `run` starts it with this file",
+            dir.display()
+        ),
+        Some(Some(v)) if v.diff.is_empty() => println!(
+            "journal {}: revision {:016x} in force; this file is that revision (nothing to apply)",
+            dir.display(),
+            v.journaled
+        ),
+        Some(Some(v)) => {
+            println!(
+                "journal {}: revision {:016x} in force; `run` or `ctl reload` applies this file as revision {:016x}, changing {}:",
+                dir.display(),
+                v.journaled,
+                v.now,
+                v.diff.len()
+            );
+            for line in &v.diff {
+                println!("  {line}");
+            }
+        }
+    }
     Ok(())
 }
 

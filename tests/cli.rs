@@ -531,6 +531,81 @@ fn journaled_config(dir: &Path, rate: u32) -> PathBuf {
     path
 }
 
+/// Every file `check-config` accepts, `run` can start: on a config whose journal
+/// exists, `check-config` lays the file out after the journal's model and checks
+/// it as a restart would apply it, listing what it changes; a file a restart would
+/// refuse fails the check with the same reason, and `run` does refuse it.
+#[test]
+fn check_config_checks_the_file_against_its_journal() {
+    let dir = tmp();
+    let cfg = journaled_config(dir.path(), 100_000);
+    let text0 = std::fs::read_to_string(&cfg).unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check-config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = fillcast_output(&args);
+        let (out, err) = text(&o);
+        (o.status.success(), out, err)
+    };
+    let (ok, out, err) = check(&[]);
+    assert!(ok && out.contains("none yet"), "{out}{err}");
+
+    let o = fillcast_output(&["run", "--progress", "0", "-c", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (ok, out, err) = check(&[]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("this file is that revision (nothing to apply)"),
+        "{out}"
+    );
+
+    // Added: applies, and says what it changes.
+    let added = format!(
+        "{text0}\n[[followers]]\nid = \"F9\"\nequity = \"1000\"\n\n[[subscriptions]]\nfollower = \"F9\"\nleader = \"L1\"\nallocation = \"1000\"\nmode = \"fixed_ratio\"\nratio = \"0.01\"\n"
+    );
+    std::fs::write(&cfg, &added).unwrap();
+    let (ok, out, err) = check(&[]);
+    assert!(ok, "{out}{err}");
+    for line in [
+        "applies this file as revision",
+        "followers[F9]: added",
+        "subscriptions[F9:L1]: added",
+    ] {
+        assert!(out.contains(line), "`{line}` not in:\n{out}");
+    }
+
+    // Refused by a restart, so refused here, with the reason and the change.
+    let resized = text0.replace("dedup_window = 4096", "dedup_window = 8192");
+    let moved = text0.replacen(
+        "id = \"F5-L1\"\nfollower = \"F5\"",
+        "id = \"F5-L1\"\nfollower = \"F6\"",
+        1,
+    );
+    assert_ne!(moved, text0);
+    for (name, edited, why) in [
+        ("resized", &resized, "dedup_window"),
+        ("moved", &moved, "F5-L1"),
+    ] {
+        std::fs::write(&cfg, edited).unwrap();
+        let (ok, out, err) = check(&[]);
+        assert!(!ok, "{name}: accepted:\n{out}{err}");
+        assert!(
+            err.contains("cannot run on its journal") && err.contains(why),
+            "{name}: {err}"
+        );
+        // `run` refuses it as well, and the journal is untouched by either.
+        let o = fillcast_output(&["run", "--progress", "0", "-c", cfg.to_str().unwrap()]);
+        assert!(!o.status.success(), "{name}: run started");
+        assert!(text(&o).1.contains(why), "{name}: {:?}", text(&o));
+    }
+    // Against another journal directory: none there yet.
+    std::fs::write(&cfg, &text0).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let (ok, out, _) = check(&["--journal", elsewhere.to_str().unwrap()]);
+    assert!(ok && out.contains("none yet"), "{out}");
+    assert!(!elsewhere.exists(), "check-config made a directory");
+}
+
 #[test]
 fn another_process_tails_the_journal_while_the_engine_writes_it() {
     let dir = tempfile::tempdir().unwrap();

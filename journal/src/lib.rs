@@ -12,6 +12,7 @@
 //! **Architecture Invariant:** the framing layer (`segment`, `writer`, `reader`,
 //! `tail`) knows nothing of what records mean; only `record` does.
 
+pub mod check;
 pub mod error;
 pub mod fuzzing;
 pub mod reader;
