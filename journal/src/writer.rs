@@ -413,6 +413,13 @@ pub const LOCK_FILE: &str = "writer.lock";
 /// the returned file is open: released when the process ends, however it ends, so
 /// a crash leaves no stale lock. `JournalError::Locked` when another process holds
 /// it: a running engine, or a repair.
+///
+/// A holder that lets go within `LOCK_PATIENCE` is waited for: the lock belongs to
+/// an open file description, so a process that forks another (any program that
+/// runs a child) shares the descriptor with the child until the child's `exec`
+/// closes it. A writer dropped just before a restart in such a process (the
+/// simulator inside a test binary whose other tests start `fillcast` children) may
+/// find its own lock still held for those few milliseconds.
 pub fn lock(dir: &Path) -> Result<File, JournalError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK_FILE);
@@ -423,12 +430,27 @@ pub fn lock(dir: &Path) -> Result<File, JournalError> {
         .mode(0o600)
         .open(&path)
         .map_err(JournalError::io(&path))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked { dir: dir.into() }),
-        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::Io { path, source: e }),
+    let until = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked { dir: dir.into() })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(JournalError::Io { path, source: e })
+            }
+        }
     }
 }
+
+/// How long `lock` waits for a holder to let go before it says the journal is
+/// taken: far longer than a fork's window before `exec`, short enough that a
+/// second engine is refused at once to a person.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Whether any byte of the file at `path` is not zero.
 fn holds_data(path: &Path) -> Result<bool, JournalError> {
