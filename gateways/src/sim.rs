@@ -26,6 +26,7 @@ use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Reports the queue holds by default.
 pub const QUEUE_REPORTS_DEFAULT: usize = 1 << 20;
@@ -559,6 +560,15 @@ impl Gateway for SimVenue {
 
     fn in_flight(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The engine's symbols in force, by the indices its orders carry: a symbol
+    /// a reload added is traded from its first order on, and a removed one keeps
+    /// its place and spec for the closes. (The venue may have been built from a
+    /// config file whose indices a journal's model lays out otherwise: the
+    /// engine tells it the model before its first order.)
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        self.symbols.clone_from(&universe.symbols);
     }
 
     /// Answers from the venue's history (`answer`). Reports already delivered may come
