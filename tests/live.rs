@@ -668,7 +668,7 @@ fn bad_requests_and_bad_reloads_are_refused_and_change_nothing() {
     let line = line_of(&cfg, "allocation = \"10000\"");
     let negative = replace_once(&cfg, "allocation = \"10000\"", "allocation = \"-10000\"");
     let syntax = replace_once(&cfg, "allocation = \"10000\"", "allocation = = \"10000\"");
-    // A symbol's lot size: a change of shape a running engine cannot take.
+    // A symbol's lot size: the journal's quantities in it are in the old lots.
     let shape = replace_once(&cfg, "lot_size = \"0.01\"", "lot_size = \"0.1\"");
     // A subscription that names another follower under the same id.
     let moved = replace_once(
@@ -691,9 +691,8 @@ fn bad_requests_and_bad_reloads_are_refused_and_change_nothing() {
             &shape,
             vec![
                 "run.toml",
-                "the symbols, their order, lot or tick sizes or venues changed",
-                "needs a new journal directory",
-                "Nothing changed",
+                "symbol `ETHUSDT`: lot_size was 0.01 and is now 0.1",
+                "nothing changed",
             ],
         ),
         (&moved, vec!["run.toml", "cannot move", "nothing changed"]),
