@@ -1488,6 +1488,14 @@ fn a_reload_adding_a_symbol_trades_it_and_removing_it_closes_what_followers_hold
         .unwrap()
     };
     let (seq1, seq2) = (seq_of(&r1), seq_of(&r2));
+    let named: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM symbols WHERE name = 'SOLUSDT' AND lot_size = '0.01'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(named, 1, "the sidecar names the symbol a reload added");
     // Opened after the first reload, by F1 and F5 (F2 trades BTCUSDT only),
     // and filled at the venue.
     let opened = rows3(

@@ -491,7 +491,11 @@ fn a_restart_applies_added_and_removed_symbols_and_replays() {
     let eth = "[[symbols]]\nname = \"ETHUSDT\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n";
     let text = config(port, "fills.jsonl", "");
     assert!(text.contains(eth));
-    std::fs::write(cfg, text.replacen(eth, &eth.replace("ETHUSDT", "SOLUSDT"), 1)).unwrap();
+    std::fs::write(
+        cfg,
+        text.replacen(eth, &eth.replace("ETHUSDT", "SOLUSDT"), 1),
+    )
+    .unwrap();
     let sol = |event: &str, qty: &str| {
         format!(
             r#"{{"leader":"L1","event_id":"{event}","symbol":"SOLUSDT","side":"buy","qty":"{qty}","price":"150","ts":1732060900000000000}}"#
