@@ -540,7 +540,7 @@ impl State {
             Err(shape) => return invalid(
                 self,
                 format!(
-                    "{}: {shape}. A running engine takes new values and added or removed leaders, followers and subscriptions; a change to the symbols or venues, or to the engine's table sizes (dedup_window, orders_per_subscription, max_working_orders), is not built yet, live or at a restart on this journal: it needs a new journal directory. Nothing changed",
+                    "{}: {shape}. A running engine takes new values and added or removed symbols, leaders, followers and subscriptions; a change to the venues, to a symbol's lot size, tick size or venue, or to the engine's table sizes (dedup_window, orders_per_subscription, max_working_orders), is not built yet, live or at a restart on this journal: it needs a new journal directory. Nothing changed",
                     path.display()
                 ),
             ),
@@ -568,11 +568,7 @@ impl State {
         if self.served.progress.draining.load(Relaxed) {
             return error("the engine is shutting down and takes no reload");
         }
-        let new = Box::new(NewRevision {
-            patch,
-            model_toml,
-            universe: Arc::clone(&u),
-        });
+        let new = Box::new(NewRevision::new(patch, model_toml, Arc::clone(&u)));
         if self.served.progress.reloads.hand_over(new).is_err() {
             return error(
                 "too many reloads are still on their way to the core; try again in a moment",

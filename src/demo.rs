@@ -274,7 +274,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if let Some(e) = &io_out.journal_error {
         bail!("the journal failed, so no more orders were sent: {e}");
     }
-    let found = summary::print(&u, &core_out, &mut io_out, started.elapsed());
+    let found = summary::print(&core_out, &mut io_out, started.elapsed());
     if found.unexplained > 0 {
         bail!(
             "{} follower positions are open where their leader is flat, with no recorded reason",

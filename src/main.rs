@@ -576,7 +576,7 @@ fn run(
         restart::finished(&j.dir)
             .with_context(|| format!("journal {}: clearing the cut marker", j.dir.display()))?;
     }
-    let found = summary::print(&u, &core_out, &mut io_out, started.elapsed());
+    let found = summary::print(&core_out, &mut io_out, started.elapsed());
     if let Some(path) = latency_out {
         sql_cmd::write_latency(path, &core_out.fanout_ns)?;
     }

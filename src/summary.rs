@@ -123,13 +123,11 @@ pub struct Findings {
     pub unexplained: u64,
 }
 
-pub fn print(
-    u: &Universe,
-    core_out: &CoreOutcome,
-    io: &mut IoOutcome,
-    elapsed: Duration,
-) -> Findings {
+/// The run's summary, under the model in force at its end (a live reload may
+/// have added symbols, leaders, followers and subscriptions since the start).
+pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> Findings {
     let core = &core_out.core;
+    let u = &**core.universe();
     let s = core.stats();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

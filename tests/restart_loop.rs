@@ -340,7 +340,7 @@ fn regression_any_config_change_bricked_a_restart() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a new lot size was taken:\n{err}");
     assert!(
-        err.contains("lot or tick sizes") && err.contains("symbols[ETHUSDT].lot_size"),
+        err.contains("symbol `ETHUSDT`: lot_size was 0.01 and is now 0.1"),
         "the refusal does not say why and what changed:\n{err}"
     );
 
@@ -470,6 +470,95 @@ fn a_restart_applies_added_and_removed_subscriptions_and_replays() {
         "F0:L1 opened exposure after it was removed"
     );
     c.assert_no_order_sent_twice();
+}
+
+/// Issue 12, symbols: a restart whose config removes ETHUSDT and adds SOLUSDT
+/// applies them as a revision before the next fill. What followers held in
+/// ETHUSDT closes (`on_remove = "close"`), the fills in it that come after are
+/// refused by the source, SOLUSDT's are copied and filled at the venue (which
+/// read its config before SOLUSDT existed), a further restart replays it all
+/// with nothing to apply, and the engine's books equal the venue's.
+#[test]
+fn a_restart_applies_added_and_removed_symbols_and_replays() {
+    let c = Case::new("", 81, 200, |port| config(port, "fills.jsonl", ""));
+    let (dir, cfg, port) = (&c.dir, &c.cfg, c.port);
+    let rest = run_the_first_100_fills(cfg, dir);
+    let held = engine_positions(&c.journal());
+    assert!(
+        held.keys().any(|(_, s)| *s == 1),
+        "followers hold ETHUSDT after the first run, or this proves nothing: {held:?}"
+    );
+    let eth = "[[symbols]]\nname = \"ETHUSDT\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n";
+    let text = config(port, "fills.jsonl", "");
+    assert!(text.contains(eth));
+    std::fs::write(
+        cfg,
+        text.replacen(eth, &eth.replace("ETHUSDT", "SOLUSDT"), 1),
+    )
+    .unwrap();
+    let sol = |event: &str, qty: &str| {
+        format!(
+            r#"{{"leader":"L1","event_id":"{event}","symbol":"SOLUSDT","side":"buy","qty":"{qty}","price":"150","ts":1732060900000000000}}"#
+        )
+    };
+    let mut more = rest.clone();
+    more.push(sol("s1", "10"));
+    more.push(sol("s2", "5"));
+    append_fills(&dir.join("fills.jsonl"), &more);
+    let err = run_to_end(cfg, dir);
+    for line in [
+        "applied before any new event",
+        "symbols[ETHUSDT]: removed",
+        "symbols[SOLUSDT]: added",
+        "symbol `ETHUSDT` was removed by a reload",
+    ] {
+        assert!(err.contains(line), "`{line}` not in:\n{err}");
+    }
+    let again = run_to_end(cfg, dir);
+    assert!(again.contains(", 0 differ"), "{again}");
+    assert!(
+        !again.contains("the decision model changed"),
+        "the same file again is the revision in force:\n{again}"
+    );
+
+    // ETHUSDT (index 1) closed; SOLUSDT (index 2, after the tombstone) held by
+    // L1's followers: F0, F2, F4, F6 copy L1 at 0.2, 3 SOLUSDT each.
+    let held = engine_positions(&c.journal());
+    assert!(
+        held.keys().all(|(_, s)| *s != 1),
+        "a follower still holds the removed ETHUSDT: {held:?}"
+    );
+    for f in [0, 2, 4, 6] {
+        assert_eq!(held.get(&(f, 2)), Some(&300), "F{f} in SOLUSDT: {held:?}");
+    }
+    // The closes were the resync's, reason `revision`, reduce-only; nothing else
+    // went to ETHUSDT once it was removed.
+    let (mut closes, mut removed_at) = (0, None);
+    for rec in JournalReader::open(&c.journal()).unwrap().iter_from(1) {
+        let rec = rec.unwrap();
+        let entries = match decode(rec.kind, rec.schema, rec.payload) {
+            Ok(Entry::OrderDecision(o, d)) => vec![Entry::Order(o), Entry::Decision(d)],
+            Ok(e) => vec![e],
+            Err(_) => vec![],
+        };
+        for e in entries {
+            match e {
+                Entry::Config(c) if c.toml.contains("removed = true") => {
+                    removed_at.get_or_insert(rec.seq);
+                }
+                Entry::Order(o) if o.symbol.0 == 1 && removed_at.is_some() => {
+                    assert!(o.reduce_only, "seq {}: {o:?}", rec.seq);
+                }
+                Entry::Decision(d) if d.symbol.0 == 1 && d.resync == SyncReason::Revision => {
+                    assert!(removed_at.is_some(), "seq {}: {d:?}", rec.seq);
+                    closes += (!d.sent.is_zero()) as u32;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(closes > 0, "no close of ETHUSDT at the restart");
+    c.assert_venue_agrees("after a restart removed ETHUSDT and added SOLUSDT");
 }
 
 #[test]

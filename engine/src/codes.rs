@@ -134,6 +134,7 @@ coded!(Reason {
     OrderTableFull = 16 => "order_table_full",
     VenueDown = 17 => "venue_down",
     VenueLimit = 18 => "venue_limit",
+    SymbolRemoved = 19 => "symbol_removed",
 });
 
 #[cfg(test)]

@@ -198,6 +198,46 @@ impl Book {
     }
 }
 
+impl Book {
+    /// This book's state into `new`, the same leader's book in a core of a
+    /// grown shape (`Core::move_state_into`): its subscriptions first, in their
+    /// slots, and its symbols in their places, new ones after in both.
+    fn carry_into(&mut self, new: &mut Book) {
+        debug_assert!(self.subs.len() <= new.subs.len());
+        debug_assert!(self.symbols.len() <= new.symbols.len());
+        new.paused = self.paused;
+        new.equity = self.equity;
+        new.peak_equity = self.peak_equity;
+        carry_column(&mut self.mode, &mut new.mode);
+        carry_column(&mut self.base, &mut new.base);
+        carry_column(&mut self.amount, &mut new.amount);
+        carry_column(&mut self.market, &mut new.market);
+        carry_column(&mut self.slippage_bps, &mut new.slippage_bps);
+        carry_column(&mut self.max_order, &mut new.max_order);
+        carry_column(&mut self.max_pos, &mut new.max_pos);
+        carry_column(&mut self.status, &mut new.status);
+        for (os, ns) in self.symbols.iter_mut().zip(new.symbols.iter_mut()) {
+            ns.leader_pos = os.leader_pos;
+            carry_column(&mut os.ratio, &mut ns.ratio);
+            carry_column(&mut os.pos, &mut ns.pos);
+            carry_column(&mut os.working, &mut ns.working);
+            carry_column(&mut os.cost, &mut ns.cost);
+            carry_column(&mut os.expo, &mut ns.expo);
+        }
+    }
+}
+
+/// `old`'s values into the start of `new`, its column in a table of a grown
+/// shape: swapped whole when the sizes agree (no copy), copied otherwise.
+fn carry_column<T: Copy>(old: &mut Vec<T>, new: &mut Vec<T>) {
+    debug_assert!(old.len() <= new.len());
+    if old.len() == new.len() {
+        std::mem::swap(old, new);
+    } else {
+        new[..old.len()].copy_from_slice(old);
+    }
+}
+
 impl FollowerBook {
     fn of(universe: &Universe) -> FollowerBook {
         let nf = universe.followers.len();
@@ -242,6 +282,10 @@ struct PairSync {
     /// Attempts made since the last fill of the pair's orders.
     attempts: u32,
     queued: bool,
+    /// Its symbol was removed by a reload with `engine.on_remove = "keep"` while
+    /// the pair held a position: the resync leaves it (`SyncReason::Kept`) until
+    /// a close (`flatten`, a stop) or the symbol's return.
+    kept: bool,
 }
 
 /// Pairs waiting for the resync: a queue without duplicates, preallocated for
@@ -342,8 +386,12 @@ pub fn restated_lots(r: &ExecReport) -> Option<i64> {
 /// state and its order ids are laid out by these (`Core::apply_revision`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeChanged {
-    #[error("the symbols, their order, lot or tick sizes or venues changed")]
+    #[error(
+        "symbols were dropped or reordered, or a symbol's lot size, tick size or venue changed (a reload keeps removed ones in place and refuses a change of units)"
+    )]
     Symbols,
+    #[error("the venues changed (a venue's gateway connects at start: venues are fixed for a journal's life)")]
+    Venues,
     #[error("leaders were dropped or reordered (a reload keeps removed ones in place)")]
     Leaders,
     #[error("followers were dropped or reordered (a reload keeps removed ones in place)")]
@@ -418,6 +466,11 @@ pub struct RevisionPatch {
     opens: Vec<u32>,
     /// Subscriptions it brings back after a removal: no longer kept.
     restored: Vec<u32>,
+    /// Symbols it removes (not removed before it): copying stops, and what is held
+    /// in them closes or is kept (`keep`).
+    removed_symbols: Vec<u16>,
+    /// Symbols it brings back after a removal: positions kept in them close.
+    restored_symbols: Vec<u16>,
     /// A core of the new shape, built off the core thread, when the revision adds
     /// leaders, followers or subscriptions: the running state moves into it
     /// (`Core::take_revision`), and the replaced core comes back here.
@@ -509,7 +562,8 @@ impl RevisionPatch {
             .collect();
         let grows = new.subs.len() > old.subs.len()
             || new.leaders.len() > old.leaders.len()
-            || new.followers.len() > old.followers.len();
+            || new.followers.len() > old.followers.len()
+            || new.symbols.len() > old.symbols.len();
         let stop_loss_subs = (stop_losses_changed && !grows).then(|| {
             let mut by_leader: Vec<Vec<SubIdx>> = vec![Vec::new(); new.leaders.len()];
             for (i, s) in new.subs.iter().enumerate() {
@@ -535,6 +589,14 @@ impl RevisionPatch {
                 _ => {}
             }
         }
+        let (mut removed_symbols, mut restored_symbols) = (Vec::new(), Vec::new());
+        for (i, (o, n)) in old.symbols.iter().zip(&new.symbols).enumerate() {
+            match (o.removed, n.removed) {
+                (false, true) => removed_symbols.push(i as u16),
+                (true, false) => restored_symbols.push(i as u16),
+                _ => {}
+            }
+        }
         // A new shape's tables, built here rather than on the core thread; the
         // running state moves into them when the patch is taken.
         let grown = grows.then(|| Box::new(Core::new(new.clone(), engine)));
@@ -551,6 +613,8 @@ impl RevisionPatch {
             removed,
             opens,
             restored,
+            removed_symbols,
+            restored_symbols,
             grown,
         })
     }
@@ -560,24 +624,30 @@ impl RevisionPatch {
         self.to
     }
 
-    /// Subscriptions, leaders and followers it changes (those it adds count once
-    /// as a change of shape).
+    /// Subscriptions, leaders, followers and symbols it changes (those it adds
+    /// count once as a change of shape).
     pub fn changes(&self) -> usize {
-        self.subs.len() + self.leaders.len() + self.followers.len() + self.grown.is_some() as usize
+        self.subs.len()
+            + self.leaders.len()
+            + self.followers.len()
+            + self.removed_symbols.len()
+            + self.restored_symbols.len()
+            + self.grown.is_some() as usize
     }
 
     /// Whether taking it moves the core into tables of a new shape (the revision
-    /// adds leaders, followers or subscriptions): a stall that costs what the
-    /// running state weighs, not what it changes.
+    /// adds symbols, leaders, followers or subscriptions): a stall that costs what
+    /// the running state weighs, not what it changes.
     pub fn grows(&self) -> bool {
         self.grown.is_some()
     }
 }
 
 /// Why the model `n` cannot replace `o` in a running core (`RevisionPatch::prepare`):
-/// `n` must keep `o`'s symbols and venues as they are, and `o`'s leaders,
-/// followers and subscriptions in their places (a reload marks the ones it
-/// removes, `Config::arranged_after`), new ones after them.
+/// `n` must keep `o`'s venues as they are, `o`'s symbols in their places with
+/// their units and venues, and `o`'s leaders, followers and subscriptions in
+/// their places (a reload marks the ones it removes, `Config::arranged_after`),
+/// new ones after them.
 fn same_shape(
     o: &Universe,
     n: &Universe,
@@ -589,11 +659,10 @@ fn same_shape(
     }
     let symbol =
         |s: &crate::model::SymbolSpec| (s.name.clone(), s.lot_size, s.tick_size, s.venue.0);
-    if o.symbols.len() != n.symbols.len()
-        || !prefix(&o.symbols, &n.symbols, symbol)
-        || o.venues.len() != n.venues.len()
-        || !prefix(&o.venues, &n.venues, |v| v.name.clone())
-    {
+    if o.venues.len() != n.venues.len() || !prefix(&o.venues, &n.venues, |v| v.name.clone()) {
+        return Err(ShapeChanged::Venues);
+    }
+    if !prefix(&o.symbols, &n.symbols, symbol) {
         return Err(ShapeChanged::Symbols);
     }
     if !prefix(&o.leaders, &n.leaders, |l| l.id.clone()) {
@@ -675,11 +744,13 @@ impl Core {
     }
 
     /// Takes a new revision of the decision model, between two inputs: `u` with
-    /// engine settings `engine` (those in force were `was`). Only a model of the
-    /// same shape can be taken: the same symbols (names and units), leaders,
-    /// followers and subscriptions, in the same order, and the same table sizes
-    /// (`dedup_window`, `orders_per_subscription`, `max_working_orders`), since the
-    /// core's state and its order ids are laid out by them. A value the new model
+    /// engine settings `engine` (those in force were `was`). Only a model that
+    /// extends the running one's shape can be taken: the same venues; its
+    /// symbols (names, units and venues), leaders, followers and subscriptions in
+    /// their places (removed ones kept, marked), new ones after; and the same
+    /// table sizes (`dedup_window`, `orders_per_subscription`,
+    /// `max_working_orders`), since the core's state and its order ids are laid
+    /// out by them (`Config::arranged_after` lays a new file out so). A value the new model
     /// changes wins over the running one (a limit, an allocation, a mode's
     /// parameters, which take effect at the next episode, a status); a value it
     /// leaves alone keeps what commands and events made of it. `Err` says what
@@ -733,6 +804,12 @@ impl Core {
         }
         for &i in &patch.restored {
             self.subs.kept[i as usize] = false;
+        }
+        for &si in &patch.removed_symbols {
+            self.remove_symbol(si as usize, patch.keep);
+        }
+        for &si in &patch.restored_symbols {
+            self.restore_symbol(si as usize);
         }
         for c in &patch.subs {
             let (i, b, k) = (c.sub as usize, c.book as usize, c.slot as usize);
@@ -791,90 +868,130 @@ impl Core {
     }
 
     /// Moves this core's state into `next`, a core of a shape that extends this
-    /// one's (`same_shape`: the same symbols and venues; leaders, followers and
+    /// one's (`same_shape`: the same venues; symbols, leaders, followers and
     /// subscriptions in their places, new ones after): each table whose size did
-    /// not change is swapped whole, the others copied into `next`'s larger ones.
-    /// Settings stay `next`'s (the new model's); `take_revision` then applies
-    /// what the revision changed to the carried values, as it does in place.
+    /// not change is swapped whole, the others copied into `next`'s larger ones,
+    /// each value to its item's place. Settings stay `next`'s (the new model's);
+    /// `take_revision` then applies what the revision changed to the carried
+    /// values, as it does in place.
     fn move_state_into(&mut self, next: &mut Core) {
         use std::mem::swap;
+        let (n_sym, n_sym_next) = (self.marks.len(), next.marks.len());
+        debug_assert!(n_sym <= n_sym_next, "symbols are only ever added");
         next.kill_switch = self.kill_switch;
         next.halted = self.halted;
         next.now_ns = self.now_ns;
         swap(&mut next.stats, &mut self.stats);
-        swap(&mut next.marks, &mut self.marks);
         swap(&mut next.links, &mut self.links);
         swap(&mut next.seen_events, &mut self.seen_events);
         swap(&mut next.seen_trades, &mut self.seen_trades);
         swap(&mut next.adopted, &mut self.adopted);
-        // Pairs are `sub * n_symbols + symbol`: the old ones are a prefix.
-        let pairs = self.resync.pairs.len();
-        next.resync.pairs[..pairs].copy_from_slice(&self.resync.pairs);
+        carry_column(&mut self.marks, &mut next.marks);
+        // Pairs are `sub * n_symbols + symbol`: with more symbols every
+        // subscription's row starts further on, so each pair moves.
+        let pair_next = |p: usize| p / n_sym.max(1) * n_sym_next + p % n_sym.max(1);
+        if n_sym == n_sym_next {
+            carry_column(&mut self.resync.pairs, &mut next.resync.pairs);
+        } else {
+            for (p, st) in self.resync.pairs.iter().enumerate() {
+                next.resync.pairs[pair_next(p)] = *st;
+            }
+        }
         next.resync.queue.clear();
-        next.resync.queue.extend(self.resync.queue.drain(..));
+        next.resync.queue.extend(
+            self.resync
+                .queue
+                .drain(..)
+                .map(|p| pair_next(p as usize) as u32),
+        );
         next.resync.wake_ns = self.resync.wake_ns;
         next.resync.ticks = self.resync.ticks;
         for (old, new) in self.books.iter_mut().zip(next.books.iter_mut()) {
-            if old.subs.len() == new.subs.len() {
-                swap(old, new);
-                continue;
-            }
-            // New subscriptions of this leader come after its old ones.
-            let k = old.subs.len();
-            new.paused = old.paused;
-            new.equity = old.equity;
-            new.peak_equity = old.peak_equity;
-            new.mode[..k].copy_from_slice(&old.mode);
-            new.base[..k].copy_from_slice(&old.base);
-            new.amount[..k].copy_from_slice(&old.amount);
-            new.market[..k].copy_from_slice(&old.market);
-            new.slippage_bps[..k].copy_from_slice(&old.slippage_bps);
-            new.max_order[..k].copy_from_slice(&old.max_order);
-            new.max_pos[..k].copy_from_slice(&old.max_pos);
-            new.status[..k].copy_from_slice(&old.status);
-            for (os, ns) in old.symbols.iter().zip(new.symbols.iter_mut()) {
-                ns.leader_pos = os.leader_pos;
-                ns.ratio[..k].copy_from_slice(&os.ratio);
-                ns.pos[..k].copy_from_slice(&os.pos);
-                ns.working[..k].copy_from_slice(&os.working);
-                ns.cost[..k].copy_from_slice(&os.cost);
-                ns.expo[..k].copy_from_slice(&os.expo);
-            }
+            old.carry_into(new);
         }
         let (of, nf) = (&mut self.followers, &mut next.followers);
-        if of.status.len() == nf.status.len() {
-            swap(of, nf);
-        } else {
-            let f = of.status.len();
-            nf.status[..f].copy_from_slice(&of.status);
-            nf.gross[..f].copy_from_slice(&of.gross);
-            nf.max_gross[..f].copy_from_slice(&of.max_gross);
-            nf.open_positions[..f].copy_from_slice(&of.open_positions);
-            nf.max_open_positions[..f].copy_from_slice(&of.max_open_positions);
-            nf.day[..f].copy_from_slice(&of.day);
-            nf.realized_today[..f].copy_from_slice(&of.realized_today);
-            nf.daily_loss_limit[..f].copy_from_slice(&of.daily_loss_limit);
-            nf.allowed[..of.allowed.len()].copy_from_slice(&of.allowed);
+        carry_column(&mut of.status, &mut nf.status);
+        carry_column(&mut of.gross, &mut nf.gross);
+        carry_column(&mut of.max_gross, &mut nf.max_gross);
+        carry_column(&mut of.open_positions, &mut nf.open_positions);
+        carry_column(&mut of.max_open_positions, &mut nf.max_open_positions);
+        carry_column(&mut of.day, &mut nf.day);
+        carry_column(&mut of.realized_today, &mut nf.realized_today);
+        carry_column(&mut of.daily_loss_limit, &mut nf.daily_loss_limit);
+        // `allowed[f * n_symbols + s]`: each follower's row moves as the pairs do.
+        if n_sym == n_sym_next {
+            carry_column(&mut of.allowed, &mut nf.allowed);
+        } else if n_sym > 0 {
+            for (o, n) in of
+                .allowed
+                .chunks_exact(n_sym)
+                .zip(nf.allowed.chunks_exact_mut(n_sym_next))
+            {
+                n[..n_sym].copy_from_slice(o);
+            }
         }
-        let (os, ns) = (&self.subs, &mut next.subs);
-        let n = os.leader.len();
-        ns.realized[..n].copy_from_slice(&os.realized);
-        ns.stop_loss[..n].copy_from_slice(&os.stop_loss);
-        ns.leader_drawdown_ppm[..n].copy_from_slice(&os.leader_drawdown_ppm);
-        ns.out_of_sync[..n].copy_from_slice(&os.out_of_sync);
-        ns.kept[..n].copy_from_slice(&os.kept);
+        let (os, ns) = (&mut self.subs, &mut next.subs);
+        carry_column(&mut os.realized, &mut ns.realized);
+        carry_column(&mut os.stop_loss, &mut ns.stop_loss);
+        carry_column(&mut os.leader_drawdown_ppm, &mut ns.leader_drawdown_ppm);
+        carry_column(&mut os.out_of_sync, &mut ns.out_of_sync);
+        carry_column(&mut os.kept, &mut ns.kept);
         next.orders.carry_from(&mut self.orders);
     }
 
+    /// A symbol a revision removed (`si`): no subscription copies it any more,
+    /// and what each holds in it (position and working orders) closes through
+    /// the resync (reason `revision`), or, with `engine.on_remove = "keep"`, stays
+    /// as it is, recorded as `removed_kept`, until a flatten or a stop closes it.
+    /// A subscription stopped already closes (its stop's orders may be working);
+    /// one kept whole by an earlier removal stays kept. Costs a pass over the
+    /// subscriptions.
+    fn remove_symbol(&mut self, si: usize, keep: bool) {
+        let n_sym = self.marks.len();
+        for b in 0..self.books.len() {
+            for k in 0..self.books[b].subs.len() {
+                let sub = self.books[b].subs[k].0 as usize;
+                let sb = &mut self.books[b].symbols[si];
+                sb.ratio[k] = NOT_COPYING;
+                if (sb.pos[k] + sb.working[k]).is_zero() || self.subs.kept[sub] {
+                    continue;
+                }
+                let pair = sub * n_sym + si;
+                if keep && self.books[b].status[k] != Status::Stopped {
+                    self.resync.pairs[pair].kept = true;
+                } else {
+                    self.queue_now(pair, SyncReason::Revision);
+                }
+            }
+        }
+    }
+
+    /// A symbol a revision brings back (`si`): it is copied again from each
+    /// leader's next episode in it, and a position kept since its removal is no
+    /// longer kept: the resync closes it (reason `revision`), since no episode
+    /// of the leader's is being copied there.
+    fn restore_symbol(&mut self, si: usize) {
+        let n_sym = self.marks.len();
+        for sub in 0..self.subs.leader.len() {
+            let pair = sub * n_sym + si;
+            if std::mem::take(&mut self.resync.pairs[pair].kept) {
+                self.queue_now(pair, SyncReason::Revision);
+            }
+        }
+    }
+
     /// Queues for the resync, due now, every pair of `sub` whose held quantity
-    /// (position plus working orders) is not zero.
+    /// (position plus working orders) is not zero; one kept in a removed symbol
+    /// is kept no more.
     fn queue_held(&mut self, sub: SubIdx, why: SyncReason) {
         let (b, k) = self.locate(sub);
         let n_sym = self.marks.len();
         for si in 0..n_sym {
             let sb = &self.books[b].symbols[si];
             if !(sb.pos[k] + sb.working[k]).is_zero() {
-                self.queue_now(sub.0 as usize * n_sym + si, why);
+                let pair = sub.0 as usize * n_sym + si;
+                self.resync.pairs[pair].kept = false;
+                self.queue_now(pair, why);
             }
         }
     }
@@ -906,7 +1023,7 @@ impl Core {
         for si in 0..n_sym {
             let lp = self.books[b].symbols[si].leader_pos;
             let mark = self.marks[si];
-            if lp.is_zero() || (fixed && mark.0 <= 0) {
+            if lp.is_zero() || (fixed && mark.0 <= 0) || self.universe.symbols[si].removed {
                 continue;
             }
             let mplt = self.universe.symbols[si].money_per_lot_tick;
@@ -1061,10 +1178,13 @@ impl Core {
             return SyncReason::Kept;
         }
         let pair = sub.0 as usize * self.marks.len() + symbol.0 as usize;
-        self.resync
-            .pairs
-            .get(pair)
-            .map_or(SyncReason::None, |p| p.why)
+        self.resync.pairs.get(pair).map_or(SyncReason::None, |p| {
+            if p.kept {
+                SyncReason::Kept
+            } else {
+                p.why
+            }
+        })
     }
 
     /// Every (subscription, symbol) whose follower holds a position while its
@@ -1163,6 +1283,10 @@ impl Core {
         let (li, si) = (f.leader.0 as usize, f.symbol.0 as usize);
         self.marks[si] = f.price;
         self.books[li].symbols[si].leader_pos = position_after;
+        if self.universe.symbols[si].removed {
+            self.not_copied_in_removed_symbol(f, out);
+            return;
+        }
         // Everything that depends on the fill alone, once per fill.
         let fan = self.fan_out_of(f, position_before, position_after);
         let book = &mut self.books[li];
@@ -1187,6 +1311,30 @@ impl Core {
                 out,
             );
             desk.stats.record(&decision);
+            out.decision(&decision);
+        }
+    }
+
+    /// A leader fill in a symbol a reload removed: sources no longer resolve its
+    /// name, but a fill they took before the revision can still come after it.
+    /// The leader's position follows it (the leader did trade); no subscription
+    /// copies it, each with a decision that says why (`symbol_removed`). What
+    /// followers hold there is the revision's to close or keep (`remove_symbol`).
+    #[cold]
+    #[inline(never)]
+    fn not_copied_in_removed_symbol<O: Outputs>(&mut self, f: &LeaderFill, out: &mut O) {
+        let book = &self.books[f.leader.0 as usize];
+        for &sub in &book.subs {
+            let decision = Decision {
+                event_key: f.event_key,
+                sub,
+                symbol: f.symbol,
+                revision: self.revision,
+                status: DecisionStatus::Skipped,
+                reason: Reason::SymbolRemoved,
+                ..Decision::default()
+            };
+            self.stats.record(&decision);
             out.decision(&decision);
         }
     }
@@ -1506,12 +1654,16 @@ impl Core {
     /// for event `key`.
     fn close_all<O: Outputs>(&mut self, sub: SubIdx, key: u64, out: &mut O) {
         let (b, k) = self.locate(sub);
-        for si in 0..self.marks.len() {
+        let n_sym = self.marks.len();
+        for si in 0..n_sym {
             let sb = &self.books[b].symbols[si];
             let held = sb.pos[k] + sb.working[k];
             if held.is_zero() {
                 continue;
             }
+            // A position kept in a removed symbol closes too, and the resync
+            // finishes what cannot leave at once.
+            self.resync.pairs[sub.0 as usize * n_sym + si].kept = false;
             let ctx = self.leg(b, k, si, key);
             // A close that cannot leave now (venue down, no place) is queued for
             // the resync, which sends it as soon as it can.
@@ -2081,8 +2233,9 @@ impl Core {
         let (sub, si) = (SubIdx((pair / n_sym) as u32), pair % n_sym);
         let symbol = SymbolIdx(si as u16);
         let st = self.resync.pairs[pair];
-        if self.subs.kept[sub.0 as usize] {
-            // Removed, its positions left by policy: nothing to catch up.
+        if self.subs.kept[sub.0 as usize] || st.kept {
+            // Removed (the subscription or the symbol), its positions left by
+            // policy: nothing to catch up.
             self.resync.pairs[pair].why = SyncReason::None;
             return Step::Done;
         }
@@ -2843,6 +2996,160 @@ mod tests {
             self.0.push(*o);
         }
         fn notice(&mut self, _: &Notice) {}
+    }
+
+    /// Decisions and orders, as they come.
+    #[derive(Default)]
+    struct Record {
+        decisions: Vec<Decision>,
+        orders: Vec<FollowerOrder>,
+    }
+    impl Outputs for Record {
+        fn decision(&mut self, d: &Decision) {
+            self.decisions.push(*d);
+        }
+        fn order(&mut self, o: &FollowerOrder) {
+            self.orders.push(*o);
+        }
+        fn notice(&mut self, _: &Notice) {}
+    }
+
+    /// Two symbols (`X`, `Y`), L1 copied by F1 (trading `Y` only) and F2; `more`
+    /// after them.
+    fn two_symbols(more: &str) -> (Arc<Universe>, EngineConfig) {
+        let text = format!(
+            "[[venues]]\nname = \"sim\"\nkind = \"sim\"\n\
+             [[symbols]]\nname = \"X\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n\
+             [[symbols]]\nname = \"Y\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n\
+             [[leaders]]\nid = \"L1\"\nequity = \"100000\"\n\
+             [[followers]]\nid = \"F1\"\nequity = \"100000\"\nsymbols = [\"Y\"]\n\
+             [[followers]]\nid = \"F2\"\nequity = \"100000\"\n\
+             [[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 0\n\
+             [[subscriptions]]\nfollower = \"F2\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 0\n{more}"
+        );
+        let cfg = load_str(&text, Path::new("grown.toml")).expect("config");
+        let engine = EngineConfig {
+            max_working_orders: 64,
+            dedup_window: 64,
+            ..cfg.engine.clone()
+        };
+        (
+            Arc::new(Universe::from_config(&cfg).expect("model")),
+            engine,
+        )
+    }
+
+    fn leader_fill(u: &Universe, symbol: &str, side: Side, qty: i64, event: &str) -> FeedEvent {
+        FeedEvent::LeaderFill(LeaderFill {
+            leader: u.leader("L1").unwrap(),
+            symbol: u.symbol(symbol).unwrap(),
+            side,
+            qty: Lots(qty),
+            price: Ticks(100),
+            event_key: leader_event_key("L1", event),
+            ..LeaderFill::default()
+        })
+    }
+
+    fn report(o: &FollowerOrder, kind: ExecKind, trade_id: u64) -> ExecReport {
+        ExecReport {
+            order_id: o.id,
+            kind,
+            qty: if kind == ExecKind::Fill {
+                o.qty
+            } else {
+                Lots(0)
+            },
+            price: o.limit,
+            trade_id,
+            reject: if kind == ExecKind::Rejected {
+                RejectReason::InsufficientMargin
+            } else {
+                RejectReason::None
+            },
+            ..ExecReport::default()
+        }
+    }
+
+    /// Issue 12: a revision that adds a symbol grows every table laid out by
+    /// symbol. Positions, working orders, a queued resync pair and the followers'
+    /// allowed symbols must land in their item's new place: pairs and `allowed`
+    /// are rows of `n_symbols`, so copied as a prefix (the layout of a growth
+    /// without new symbols) F2's pair in Y would become (F1, Z) and F1 would
+    /// trade Z, which it may not.
+    #[test]
+    fn a_revision_adding_a_symbol_carries_each_pairs_state_to_its_new_place() {
+        let (u1, e1) = two_symbols("");
+        let mut core = Core::new(Arc::clone(&u1), &e1);
+        let (y, s1, s2) = (u1.symbol("Y").unwrap(), SubIdx(0), SubIdx(1));
+        let mut out = Record::default();
+        core.on_feed(&leader_fill(&u1, "Y", Side::Buy, 10, "e1"), &mut out);
+        let (o1, o2) = (out.orders[0], out.orders[1]);
+        assert_eq!((o1.sub, o2.sub), (s1, s2));
+        // F1's order stays working; F2's is refused for margin: its pair is
+        // queued for the resync (policy `reduce`).
+        core.on_exec(&report(&o1, ExecKind::Ack, 0), &mut out);
+        core.on_exec(&report(&o2, ExecKind::Rejected, 0), &mut out);
+        let margin = SyncReason::Rejected(RejectReason::InsufficientMargin);
+        assert_eq!(core.sync_reason(s2, y), margin);
+        assert_eq!(core.working(s1, y), Lots(10));
+
+        // Z after Y, and a third follower copying L1.
+        let more = "[[symbols]]\nname = \"Z\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n\
+             [[followers]]\nid = \"F3\"\nequity = \"100000\"\n\
+             [[subscriptions]]\nfollower = \"F3\"\nleader = \"L1\"\nallocation = \"1\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 0\n";
+        let (u2, e2) = two_symbols(more);
+        let mut patch = RevisionPatch::prepare(&u1, Arc::clone(&u2), &e1, &e2).unwrap();
+        assert!(patch.grows());
+        core.take_revision(&mut patch).unwrap();
+        let z = u2.symbol("Z").unwrap();
+        assert_eq!(core.marks.len(), 3);
+
+        // Each pair's state in its place: (F2, Y) is pair 1 × 3 + 1 now, not 3.
+        assert_eq!(core.working(s1, y), Lots(10));
+        assert_eq!(core.sync_reason(s2, y), margin);
+        assert_eq!(core.sync_reason(s1, z), SyncReason::None);
+        assert!(core.resync.pairs[3 + 1].queued && !core.resync.pairs[3].queued);
+        assert_eq!(
+            core.resync.queue.iter().copied().collect::<Vec<_>>(),
+            vec![4]
+        );
+        // F1 trades Y only, F2 everything, F3 everything: rows of three.
+        assert_eq!(
+            core.followers.allowed,
+            vec![false, true, false, true, true, true, true, true, true]
+        );
+        assert_eq!(core.check_books(), Ok(()));
+
+        // The working order fills where it was: (F1, Y).
+        core.on_exec(&report(&o1, ExecKind::Fill, 1), &mut out);
+        assert_eq!(core.position(s1, y), Lots(10));
+        assert_eq!(core.working(s1, y), Lots(0));
+        // The resync's catch-up for F2 goes out in Y (half size: `reduce`).
+        let mut out = Record::default();
+        core.on_feed(
+            &FeedEvent::Tick {
+                ts: Nanos(u64::MAX / 2),
+            },
+            &mut out,
+        );
+        let catch_up: Vec<_> = out
+            .orders
+            .iter()
+            .map(|o| (o.sub, o.symbol, o.qty))
+            .collect();
+        assert_eq!(catch_up, vec![(s2, y, Lots(5))]);
+        // A leader fill in Z: F1 may not trade it, F2 and F3 copy it.
+        let mut out = Record::default();
+        core.on_feed(&leader_fill(&u2, "Z", Side::Buy, 4, "e2"), &mut out);
+        let copied: Vec<_> = out
+            .orders
+            .iter()
+            .map(|o| (o.sub.0, o.symbol, o.qty))
+            .collect();
+        assert_eq!(copied, vec![(1, z, Lots(4)), (2, z, Lots(4))]);
+        assert_eq!(out.decisions[0].reason, Reason::SymbolBlocked);
+        assert_eq!(core.check_books(), Ok(()));
     }
 
     #[test]

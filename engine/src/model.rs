@@ -92,6 +92,10 @@ pub struct SymbolSpec {
     pub venue: VenueIdx,
     /// Money per (one lot × one tick): converts `lots × ticks` products to money.
     pub money_per_lot_tick: i64,
+    /// Removed by a reload: kept in place (its index names it in the journal's
+    /// orders and positions), never found by new input (`Universe::symbol_in_force`);
+    /// its copied positions are closed or kept as `engine.on_remove` says.
+    pub removed: bool,
 }
 
 impl SymbolSpec {
@@ -332,6 +336,7 @@ fn symbol_spec(
         min_notional: money("symbol", &s.name, s.min_notional.unwrap_or_default())?,
         venue,
         money_per_lot_tick,
+        removed: s.removed,
     })
 }
 
@@ -614,8 +619,17 @@ impl Universe {
         })
     }
 
+    /// A symbol by name, removed or not: for reading back what the journal and
+    /// SQL hold (a removed symbol keeps its place, and positions and orders in it
+    /// live on). New input resolves names with `symbol_in_force`.
     pub fn symbol(&self, name: &str) -> Option<SymbolIdx> {
         self.symbol_by_name.get(name).copied()
+    }
+    /// A symbol by name; `None` for one a reload removed (as `Universe::leader`):
+    /// what sources and commands resolve, so that no new input names it.
+    pub fn symbol_in_force(&self, name: &str) -> Option<SymbolIdx> {
+        self.symbol(name)
+            .filter(|s| !self.symbols[s.0 as usize].removed)
     }
     /// A leader by id; `None` for one a reload removed.
     pub fn leader(&self, name: &str) -> Option<LeaderIdx> {

@@ -38,6 +38,9 @@ pub enum Reason {
     OrderTableFull,
     /// The symbol's venue is down: the order waits for the resync (`deferred`).
     VenueDown,
+    /// A leader fill in a symbol a reload removed (taken by a source before the
+    /// revision): not copied (`skipped`).
+    SymbolRemoved,
 }
 
 impl Reason {

@@ -222,6 +222,34 @@ pub struct NewRevision {
     /// names against it (`Source::universe_changed`), so a leader the revision
     /// adds is taken from then on.
     pub universe: Arc<Universe>,
+    /// Each symbol's gateway under the new model, for the core thread's egress
+    /// (a symbol the revision adds routes its orders from then on); swapped in
+    /// there, so the core thread allocates nothing.
+    venue_of_symbol: Vec<usize>,
+}
+
+impl NewRevision {
+    pub fn new(
+        patch: crate::core::RevisionPatch,
+        model_toml: String,
+        universe: Arc<Universe>,
+    ) -> NewRevision {
+        NewRevision {
+            patch,
+            model_toml,
+            venue_of_symbol: venue_of_symbol(&universe),
+            universe,
+        }
+    }
+}
+
+/// `v[s]`: the venue (and so the gateway and egress ring) of symbol `s`.
+fn venue_of_symbol(universe: &Universe) -> Vec<usize> {
+    universe
+        .symbols
+        .iter()
+        .map(|s| s.venue.0 as usize)
+        .collect()
 }
 
 /// How a reload crosses the threads without a lock: whoever validated a revision
@@ -643,11 +671,7 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> EgressSink<P, J> {
             outbox: (0..n_gw)
                 .map(|_| VecDeque::with_capacity(cfg.max_working_orders))
                 .collect(),
-            venue_of_symbol: universe
-                .symbols
-                .iter()
-                .map(|s| s.venue.0 as usize)
-                .collect(),
+            venue_of_symbol: venue_of_symbol(universe),
             journal,
             jchunk: JournalChunk::default(),
             journal_published: 0,
@@ -841,6 +865,9 @@ impl<R: JournalPoller> Journaling<R> {
     /// missing (the core published it before the orders) and flushes as configured.
     fn ready_for(&mut self, upto: u64, progress: &Progress) -> bool {
         if self.sink.is_none() {
+            // Reloads the core took before these orders were made (it hands
+            // each over before it publishes anything after it).
+            self.drain(progress);
             return true;
         }
         while self.appended < upto && self.error.is_none() {
@@ -1320,6 +1347,10 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> CoreStage<P, J> {
             return;
         };
         let taken = self.core.take_revision(&mut r.patch).is_ok();
+        if taken {
+            // Orders in a symbol the revision added have a ring from now on.
+            std::mem::swap(&mut self.sink.venue_of_symbol, &mut r.venue_of_symbol);
+        }
         // To the I/O thread, which journals it (when applied, with a journal) and
         // frees it and what it replaced: no free on this thread. Handed over
         // before its event is published, so the I/O thread finds it there. Room
@@ -1388,6 +1419,9 @@ struct IoStage<F, X, R> {
     /// in a row were all new to the venue.
     ask_first: Vec<bool>,
     unknown_in_a_row: Vec<u32>,
+    /// Per gateway: the revision of the model it was last told
+    /// (`Gateway::universe_changed`); `None` before its first order.
+    told: Vec<Option<u64>>,
 }
 
 impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F, X, R> {
@@ -1420,6 +1454,7 @@ impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F
             up: gateways.iter().map(|g| g.is_up()).collect(),
             ask_first: vec![restart.ask_first; gateways.len()],
             unknown_in_a_row: vec![0; gateways.len()],
+            told: vec![None; gateways.len()],
             gateways,
             sources,
         }
@@ -1593,6 +1628,14 @@ impl<F: Producer<FeedEvent>, X: Producer<ExecEvent>, R: JournalPoller> IoStage<F
                         // Never hand an order to a venue before its journal record.
                         if !self.journal.ready_for(chunk.journal_upto, &self.progress) {
                             break;
+                        }
+                        // Nor before the venue knows the model it was made under
+                        // (a symbol the revision added): the revision's records
+                        // come before the order's, so `ready_for` has taken it.
+                        let u = &self.journal.universe;
+                        if self.told[g] != Some(u.revision) {
+                            gw.universe_changed(u);
+                            self.told[g] = Some(u.revision);
                         }
                         if !self.ask_first[g] {
                             gw.submit(chunk.as_slice(), now, &mut push);

@@ -36,6 +36,16 @@ pub trait Gateway: Send {
         true
     }
 
+    /// The decision model in force is `universe` (a reload's, a restart's):
+    /// orders from now on may name the symbols it added (`universe.symbols[i]`
+    /// is the spec of `SymbolIdx(i)`; a symbol it removed keeps its place, and
+    /// its positions may still be closing). The I/O thread calls it before it
+    /// hands the gateway the first order of a run and the first order made under
+    /// each new revision.
+    fn universe_changed(&mut self, universe: &std::sync::Arc<crate::model::Universe>) {
+        let _ = universe;
+    }
+
     /// Why the gateway is down (the last connection error), for logs and the summary.
     fn down_reason(&self) -> Option<String> {
         None

@@ -1284,3 +1284,219 @@ fn a_journal_model_with_a_subscription_in_force_of_a_removed_follower_is_refused
         "{err}"
     );
 }
+
+/// A config with one venue (`sim`, and `other` when `two_venues`) and `symbols`,
+/// each `(name, lot_size, venue)`, and F1 trading `f1_symbols` (all when empty).
+fn with_symbols(symbols: &[(&str, &str, &str)], two_venues: bool, f1_symbols: &[&str]) -> Config {
+    let mut s = String::from("[[venues]]\nname = \"sim\"\nkind = \"sim\"\n");
+    if two_venues {
+        s.push_str("\n[[venues]]\nname = \"other\"\nkind = \"sim\"\n");
+    }
+    for (name, lot, venue) in symbols {
+        s.push_str(&format!(
+            "\n[[symbols]]\nname = \"{name}\"\nlot_size = \"{lot}\"\ntick_size = \"0.1\"\nvenue = \"{venue}\"\n"
+        ));
+    }
+    s.push_str("\n[[leaders]]\nid = \"L1\"\nequity = \"1000000\"\n");
+    s.push_str("\n[[followers]]\nid = \"F1\"\nequity = \"10000\"\n");
+    if !f1_symbols.is_empty() {
+        let list: Vec<String> = f1_symbols.iter().map(|n| format!("\"{n}\"")).collect();
+        s.push_str(&format!("symbols = [{}]\n", list.join(", ")));
+    }
+    s.push_str("\n[[subscriptions]]\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"100\"\nmode = \"proportional\"\n");
+    load_str(&s, Path::new("symbols.toml")).unwrap_or_else(|e| panic!("{e}\n{s}"))
+}
+
+fn symbol_ids(c: &Config) -> Vec<(String, bool)> {
+    ids(&c.symbols, |s| (s.name.clone(), s.removed))
+}
+
+/// Issue 12: symbols are laid out like the other items. A known symbol keeps its
+/// index whatever the file's order, a dropped one stays as a tombstone that no
+/// new input finds by name, a new one comes last, and one that comes back
+/// returns to its place.
+#[test]
+fn a_reload_lays_symbols_out_after_the_model_in_force() {
+    let a = with_symbols(
+        &[
+            ("BTC", "0.001", "sim"),
+            ("ETH", "0.01", "sim"),
+            ("SOL", "1", "sim"),
+        ],
+        false,
+        &[],
+    );
+    // ETH dropped, DOGE added, the rest reordered.
+    let b = with_symbols(
+        &[
+            ("SOL", "1", "sim"),
+            ("DOGE", "1", "sim"),
+            ("BTC", "0.001", "sim"),
+        ],
+        false,
+        &[],
+    );
+    let arranged = b.arranged_after(&a).unwrap();
+    let own = |s: &str| (s.to_string(), false);
+    let gone = |s: &str| (s.to_string(), true);
+    assert_eq!(
+        symbol_ids(&arranged),
+        vec![own("BTC"), gone("ETH"), own("SOL"), own("DOGE")]
+    );
+    let u = Universe::from_config(&arranged).unwrap();
+    assert_eq!(
+        u.symbol_in_force("ETH"),
+        None,
+        "a removed symbol takes no input"
+    );
+    assert_eq!(u.symbol("ETH").map(|s| s.0), Some(1), "but keeps its place");
+    assert!(u.symbols[1].removed);
+    assert_eq!(u.symbol_in_force("DOGE").map(|s| s.0), Some(3));
+    assert_eq!(u.symbol_in_force("SOL").map(|s| s.0), Some(2));
+    // F1 trades every symbol: the tombstone included, harmlessly (no input).
+    assert_eq!(u.followers[0].allowed, vec![true; 4]);
+    // The journal's loader takes the tombstone back, at the same revision.
+    let back = fillcast_engine::config::load_model(&arranged.model_toml().unwrap()).unwrap();
+    assert_eq!(symbol_ids(&back), symbol_ids(&arranged));
+    assert_eq!(Universe::from_config(&back).unwrap().revision, u.revision);
+    let diff = fillcast_engine::config::model_diff(&a, &arranged);
+    for line in ["symbols[ETH]: removed", "symbols[DOGE]: added"] {
+        assert!(diff.contains(&line.to_string()), "{line} not in {diff:?}");
+    }
+    // The same file again: nothing changes.
+    let again = b.arranged_after(&arranged).unwrap();
+    assert_eq!(Universe::from_config(&again).unwrap().revision, u.revision);
+    // ETH back, listed last: in its old place.
+    let c = with_symbols(
+        &[
+            ("BTC", "0.001", "sim"),
+            ("SOL", "1", "sim"),
+            ("DOGE", "1", "sim"),
+            ("ETH", "0.01", "sim"),
+        ],
+        false,
+        &[],
+    );
+    let returned = c.arranged_after(&arranged).unwrap();
+    assert_eq!(
+        symbol_ids(&returned),
+        vec![own("BTC"), own("ETH"), own("SOL"), own("DOGE")]
+    );
+    let diff = fillcast_engine::config::model_diff(&arranged, &returned);
+    assert!(
+        diff.contains(&"symbols[ETH]: added back".to_string()),
+        "{diff:?}"
+    );
+}
+
+/// A symbol that keeps its name keeps its units and its venue: the journal
+/// holds its quantities as whole lots (and prices as ticks), and its positions
+/// at its venue. The error names the symbol and both values.
+#[test]
+fn a_symbol_whose_lot_size_tick_size_or_venue_changed_is_refused() {
+    let a = with_symbols(
+        &[("BTC", "0.001", "sim"), ("ETH", "0.01", "sim")],
+        true,
+        &[],
+    );
+    let lot = with_symbols(&[("BTC", "0.01", "sim"), ("ETH", "0.01", "sim")], true, &[]);
+    let msg = lot.arranged_after(&a).unwrap_err().to_string();
+    assert!(
+        msg.contains("symbol `BTC`: lot_size was 0.001 and is now 0.01"),
+        "{msg}"
+    );
+    let mut tick = a.clone();
+    tick.symbols[1].tick_size = "0.05".parse().unwrap();
+    let msg = tick.arranged_after(&a).unwrap_err().to_string();
+    assert!(
+        msg.contains("symbol `ETH`: tick_size was 0.1 and is now 0.05"),
+        "{msg}"
+    );
+    let venue = with_symbols(
+        &[("BTC", "0.001", "sim"), ("ETH", "0.01", "other")],
+        true,
+        &[],
+    );
+    let msg = venue.arranged_after(&a).unwrap_err().to_string();
+    assert!(
+        msg.contains("symbol `ETH` routed its orders to venue `sim` and now names venue `other`"),
+        "{msg}"
+    );
+    // The same size written another way is the same size.
+    let mut same = a.clone();
+    same.symbols[0].lot_size = "0.0010".parse().unwrap();
+    assert!(same.arranged_after(&a).is_ok());
+    // A removed symbol that comes back with other units: refused too (its kept
+    // positions are in the old lots).
+    let without = with_symbols(&[("ETH", "0.01", "sim")], true, &[]);
+    let arranged = without.arranged_after(&a).unwrap();
+    let msg = lot.arranged_after(&arranged).unwrap_err().to_string();
+    assert!(msg.contains("lot_size was 0.001 and is now 0.01"), "{msg}");
+}
+
+/// Venues stay as they are for a journal's life (a venue's gateway connects at
+/// start): a new symbol must route to one the engine has.
+#[test]
+fn a_new_symbol_on_a_venue_the_engine_lacks_is_refused_and_venues_do_not_change() {
+    let a = with_symbols(&[("BTC", "0.001", "sim")], false, &[]);
+    let b = with_symbols(&[("BTC", "0.001", "sim"), ("SOL", "1", "other")], true, &[]);
+    let msg = b.arranged_after(&a).unwrap_err().to_string();
+    assert!(
+        msg.contains("symbol `SOL` routes to venue `other`, which the engine in force does not have (its venues: sim)"),
+        "{msg}"
+    );
+    // A venue added with no symbol on it, or one taken away: refused as well.
+    let c = with_symbols(&[("BTC", "0.001", "sim")], true, &[]);
+    let msg = c.arranged_after(&a).unwrap_err().to_string();
+    assert!(
+        msg.contains("the venues changed from [sim] to [sim, other]"),
+        "{msg}"
+    );
+    let msg = a.arranged_after(&c).unwrap_err().to_string();
+    assert!(
+        msg.contains("the venues changed from [sim, other] to [sim]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn removed_is_refused_on_a_symbol_in_a_file() {
+    check(
+        "[[symbols]]\nname = \"ETH\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\nremoved = true\n",
+        &[(6, "to remove symbol `ETH`, delete it from the file and reload")],
+    );
+}
+
+/// A journal's model whose follower or leader in force names a removed symbol:
+/// `arranged_after` never writes one (a file naming a symbol it does not define
+/// is refused), so a journal that holds one is not the engine's.
+#[test]
+fn a_journal_model_with_a_symbols_list_in_force_naming_a_removed_symbol_is_refused() {
+    let a = with_symbols(
+        &[("BTC", "0.001", "sim"), ("ETH", "0.01", "sim")],
+        false,
+        &["ETH"],
+    );
+    let mut model = with_symbols(&[("BTC", "0.001", "sim")], false, &["BTC"])
+        .arranged_after(&a)
+        .unwrap();
+    assert!(model.symbols[1].removed);
+    // Not what arranged_after writes: F1 in force, still naming ETH.
+    model.followers[0].symbols = Some(vec!["BTC".into(), "ETH".into()]);
+    model.leaders[0].profile = Some(fillcast_engine::config::LeaderProfile {
+        symbols: Some(vec!["ETH".into()]),
+        max_position_notional: None,
+    });
+    let err = fillcast_engine::config::load_model(&model.model_toml().unwrap()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("follower `F1` is in force but its symbol `ETH` was removed")
+            && msg.contains("leader `L1` is in force but its symbol `ETH` was removed"),
+        "{msg}"
+    );
+    // Removed with it, the follower may keep its list.
+    model.followers[0].removed = true;
+    model.subscriptions[0].removed = true;
+    model.leaders[0].profile = None;
+    assert!(fillcast_engine::config::load_model(&model.model_toml().unwrap()).is_ok());
+}

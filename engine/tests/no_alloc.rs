@@ -5,13 +5,13 @@
 //! one warm-up pass.
 
 use fillcast_engine::config::{load_str, EngineConfig};
-use fillcast_engine::core::Core;
+use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason, NO_SENDER,
 };
 use fillcast_engine::ids::mix64;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
-use fillcast_engine::outputs::{DecisionStatus, Outputs};
+use fillcast_engine::outputs::{DecisionStatus, Outputs, Reason};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
@@ -86,16 +86,14 @@ fn core_stage_does_not_allocate_per_event() {
     }
     let cfg = load_str(&text, Path::new("alloc.toml")).expect("config");
     let u = Arc::new(Universe::from_config(&cfg).expect("model"));
-    let mut core = Core::new(
-        Arc::clone(&u),
-        &EngineConfig {
-            max_working_orders: 1 << 16,
-            dedup_window: 1 << 16,
-            // Two places: a flip fills them, so some orders wait for the resync.
-            orders_per_subscription: 2,
-            ..EngineConfig::default()
-        },
-    );
+    let engine = EngineConfig {
+        max_working_orders: 1 << 16,
+        dedup_window: 1 << 16,
+        // Two places: a flip fills them, so some orders wait for the resync.
+        orders_per_subscription: 2,
+        ..EngineConfig::default()
+    };
+    let mut core = Core::new(Arc::clone(&u), &engine);
     let mut sink = Ring {
         orders: Vec::with_capacity(1 << 16),
         decisions: 0,
@@ -240,5 +238,37 @@ fn core_stage_does_not_allocate_per_event() {
     assert_eq!(
         allocs, 0,
         "core stage allocated {allocs} times in 200 fills"
+    );
+
+    // A reload that removes T and adds U (issue 12), prepared as a live engine
+    // does, off the core thread: taking it moves the running state into the
+    // grown core, and the fills after it (half of them in the removed T, their
+    // decisions `symbol_removed`) allocate nothing either.
+    let t =
+        "[[symbols]]\nname = \"T\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n";
+    let reloaded = format!(
+        "{}\n[[symbols]]\nname = \"U\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n",
+        text.replacen(t, "", 1)
+    );
+    let next = load_str(&reloaded, Path::new("alloc.toml"))
+        .expect("config")
+        .arranged_after(&cfg)
+        .expect("arranged");
+    let u2 = Arc::new(Universe::from_config(&next).expect("model"));
+    assert!(u2.symbols[1].removed && u2.symbols.len() == 3);
+    let mut patch = RevisionPatch::prepare(&u, u2, &engine, &engine).expect("a patch");
+    assert!(patch.grows());
+    let before = ALLOCS.load(Ordering::Relaxed);
+    core.take_revision(&mut patch).expect("taken");
+    round(&mut core, &mut sink, 2_000);
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert!(
+        core.stats().reason_count(Reason::SymbolRemoved) > 1_000,
+        "fills in the removed symbol must come: {:?}",
+        core.stats()
+    );
+    assert_eq!(
+        allocs, 0,
+        "taking a revision that adds and removes a symbol, and 200 fills after it, allocated {allocs} times"
     );
 }

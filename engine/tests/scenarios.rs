@@ -54,6 +54,19 @@ min_notional = "5"
 venue = "sim"
 "#;
 
+/// `BASE`, without the symbol `BTC` for a reload config that says `# without BTC`
+/// (a reload that removes it).
+fn base_of(extra: &str) -> &'static str {
+    if extra.contains("# without BTC") {
+        let (x_only, _) = BASE
+            .split_once("[[symbols]]\nname = \"BTC\"")
+            .expect("BTC in BASE");
+        x_only
+    } else {
+        BASE
+    }
+}
+
 #[derive(Default)]
 struct Transcript {
     orders: Vec<FollowerOrder>,
@@ -128,8 +141,11 @@ impl Harness {
     /// taken; the table sizes stay the harness's.
     fn reload(&mut self) {
         let extra = self.reloads.pop_front().expect("a config for `> reload`");
-        let file = load_str(&format!("{BASE}\n{extra}"), Path::new("reload.toml"))
-            .unwrap_or_else(|e| panic!("reload config: {e:?}"));
+        let file = load_str(
+            &format!("{}\n{extra}", base_of(&extra)),
+            Path::new("reload.toml"),
+        )
+        .unwrap_or_else(|e| panic!("reload config: {e:?}"));
         let arranged = file.arranged_after(&self.cfg).expect("arranged");
         let u = Arc::new(Universe::from_config(&arranged).expect("arranged model"));
         let engine = EngineConfig {
@@ -530,6 +546,12 @@ impl Harness {
                 };
                 let ready = self.core.ready_for(&FeedEvent::LeaderFill(f));
                 format!("= ready {} {}", w[1], if ready { "yes" } else { "no" })
+            }
+            "reason" => {
+                let sub = self.sub(w[1]);
+                let sym = self.u.symbol(w[2]).unwrap();
+                let why = self.core.sync_reason(sub, sym);
+                format!("= reason {} {} {}", w[1], w[2], why.as_str())
             }
             "working" => {
                 let sub = self.sub(w[1]);
@@ -1760,14 +1782,29 @@ fn regression_a_new_revision_of_the_same_shape_applies_at_the_next_episode() {
     assert_eq!(core.universe().revision, u3.revision);
     assert_eq!(core.position(sub, x), Lots(10));
 
-    // Another symbol: refused, and the core keeps the revision in force.
+    // Another symbol, after the others (issue 12): applied, the state carried.
     let symbol =
         "[[symbols]]\nname = \"Y\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n";
     let (u4, e4) = model("100000", &format!("{grown}\n{symbol}"));
-    let err = core.apply_revision(u4, &e3, &e4).unwrap_err();
+    core.apply_revision(Arc::clone(&u4), &e3, &e4).unwrap();
+    assert_eq!(core.universe().symbols.len(), 3);
+    assert_eq!(core.position(sub, x), Lots(10));
+
+    // A symbol whose lot size changed: refused (the journal's lots would mean
+    // other quantities), and the core keeps the revision in force.
+    let (u5, e5) = {
+        let text = format!(
+            "{}\n{}\n[[followers]]\nid = \"F1\"\nequity = \"100000\"\n\n[[subscriptions]]\nid = \"F1:L1\"\nfollower = \"F1\"\nleader = \"L1\"\nallocation = \"100000\"\nslippage_bps = 0\nmode = \"proportional\"\n{grown}\n{symbol}",
+            BASE.replacen("lot_size = \"1\"", "lot_size = \"2\"", 1),
+            leaders(1)
+        );
+        let cfg = load_str(&text, Path::new("scenario.toml")).unwrap();
+        (Arc::new(Universe::from_config(&cfg).unwrap()), cfg.engine)
+    };
+    let err = core.apply_revision(u5, &e4, &e5).unwrap_err();
     assert_eq!(err, ShapeChanged::Symbols);
-    assert!(err.to_string().contains("symbols"), "{err}");
-    assert_eq!(core.universe().revision, u3.revision);
+    assert!(err.to_string().contains("lot size"), "{err}");
+    assert_eq!(core.universe().revision, u4.revision);
 }
 
 #[test]
@@ -2105,6 +2142,113 @@ fn a_reload_removing_a_subscription_can_keep_its_position_until_flattened() {
         > fill L1 X buy 10 @100
         F1:L1 buy 5 ioc@100
         F2:L1 buy 5 ioc@100
+        ",
+    );
+}
+
+/// A symbol after the others (lot 1, tick 1).
+const ETH: &str =
+    "\n[[symbols]]\nname = \"ETH\"\nlot_size = \"1\"\ntick_size = \"1\"\nvenue = \"sim\"\n";
+
+/// Issue 12: a reload adds a symbol; the leader's next fill in it is copied,
+/// and the symbols in force carry on.
+#[test]
+fn a_reload_adding_a_symbol_copies_the_leaders_next_fill_in_it() {
+    let before = followers_of_l1("", &[("F1", "")]);
+    let after = format!("{before}{ETH}");
+    check_reloads(
+        &before,
+        &[&after],
+        "
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        > reload
+        > fill L1 ETH buy 4 @50
+        F1:L1 buy ETH 2 ioc@50
+        = pos F1:L1 ETH 2
+        = pos F1:L1 X 5
+        > fill L1 X sell 10 @100
+        F1:L1 sell 5 market reduce
+        > fill L1 ETH sell 4 @50
+        F1:L1 sell ETH 2 market reduce
+        = pos F1:L1 ETH 0
+        ",
+    );
+}
+
+/// Issue 12: a reload removes a symbol in which a follower holds a position.
+/// With the default `on_remove = "close"` the resync closes it at once (reason
+/// `revision`); a leader fill in it that a source took before the revision is
+/// not copied, and says why. The other symbols carry on.
+#[test]
+fn a_reload_removing_a_symbol_closes_what_followers_hold_in_it_by_default() {
+    let before = followers_of_l1("", &[("F1", "")]);
+    let after = format!("# without BTC\n{before}");
+    check_reloads(
+        &before,
+        &[&after],
+        "
+        > fill L1 BTC buy 0.01 @65000
+        F1:L1 buy BTC 0.005 ioc@65000
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        > reload
+        > tick 0ms
+        F1:L1 resync revision sent
+        F1:L1 sell BTC 0.005 market reduce
+        = pos F1:L1 BTC 0
+        = pos F1:L1 X 5
+        > fill L1 BTC buy 0.01 @65000
+        F1:L1 skipped symbol_removed
+        > tick
+        = pos F1:L1 BTC 0
+        > fill L1 X sell 10 @100
+        F1:L1 sell 5 market reduce
+        ",
+    );
+}
+
+/// Issue 12: with `on_remove = "keep"` a removed symbol's positions stay, with
+/// their reason (`removed_kept`), while the leader's fills there are not copied
+/// and the leader goes flat; `flatten` closes one; the symbol comes back to its
+/// place, where a position still kept is closed (no leader episode is being
+/// copied there), and the leader's next episode is copied.
+#[test]
+fn a_reload_removing_a_symbol_can_keep_positions_until_flattened_or_it_comes_back() {
+    let before = followers_of_l1("", &[("F1", ""), ("F2", "")]);
+    let keep = format!(
+        "# without BTC\n{}",
+        followers_of_l1("on_remove = \"keep\"", &[("F1", ""), ("F2", "")])
+    );
+    check_reloads(
+        &before,
+        &[&keep, &before],
+        "
+        > fill L1 BTC buy 0.01 @65000
+        F1:L1 buy BTC 0.005 ioc@65000
+        F2:L1 buy BTC 0.005 ioc@65000
+        > reload
+        > tick 0ms
+        = pos F1:L1 BTC 0.005
+        = reason F1:L1 BTC removed_kept
+        > fill L1 BTC sell 0.01 @65000
+        F1:L1 skipped symbol_removed
+        F2:L1 skipped symbol_removed
+        > tick
+        = pos F1:L1 BTC 0.005
+        = reason F2:L1 BTC removed_kept
+        > flatten F2:L1
+        F2:L1 sell BTC 0.005 market reduce
+        = pos F2:L1 BTC 0
+        = status F2:L1 Paused
+        > reload
+        > tick 0ms
+        F1:L1 resync revision sent
+        F1:L1 sell BTC 0.005 market reduce
+        = pos F1:L1 BTC 0
+        > fill L1 BTC buy 0.01 @65000
+        F2:L1 skipped follower_paused
+        F1:L1 buy BTC 0.005 ioc@65000
         ",
     );
 }

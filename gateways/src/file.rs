@@ -21,7 +21,7 @@
 
 use fillcast_engine::event::{FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
-use fillcast_engine::model::{Side, SymbolSpec, Universe};
+use fillcast_engine::model::{Side, SymbolIdx, SymbolSpec, Universe};
 use fillcast_engine::order::BoundedMap;
 use fillcast_engine::port::{ResumeError, Source, SourceError, SourcePoll};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks, UnitError};
@@ -399,9 +399,7 @@ impl FileSource {
             return Err(LineError::Empty("event_id"));
         }
         let symbol_name = string_field("symbol", f.symbol)?;
-        let symbol = universe
-            .symbol(symbol_name)
-            .ok_or_else(|| LineError::UnknownSymbol(symbol_name.to_string()))?;
+        let symbol = symbol_in_force(universe, symbol_name)?;
         let spec = universe.sym(symbol);
         let side_str = string_field("side", f.side)?;
         let side = if side_str.eq_ignore_ascii_case("buy") {
@@ -463,12 +461,22 @@ impl FileSource {
     }
 }
 
+/// A symbol of the model in force; one a reload removed is refused as such (its
+/// fills are no longer taken), as is one never defined.
+fn symbol_in_force(universe: &Universe, name: &str) -> Result<SymbolIdx, LineError> {
+    universe.symbol_in_force(name).ok_or_else(|| {
+        if universe.symbol(name).is_some() {
+            LineError::RemovedSymbol(name.to_string())
+        } else {
+            LineError::UnknownSymbol(name.to_string())
+        }
+    })
+}
+
 /// `{"type":"mark","symbol":..,"price":"..","ts":..}`: a market price of a symbol.
 fn mark_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineError> {
     let name = string_field("symbol", f.symbol)?;
-    let symbol = universe
-        .symbol(name)
-        .ok_or_else(|| LineError::UnknownSymbol(name.to_string()))?;
+    let symbol = symbol_in_force(universe, name)?;
     Ok(FeedEvent::MarkPrice {
         symbol,
         price: price_field(f.price, universe.sym(symbol))?,
@@ -764,6 +772,8 @@ enum LineError {
     LeaderAndFollower,
     #[error("unknown symbol `{0}`")]
     UnknownSymbol(String),
+    #[error("symbol `{0}` was removed by a reload: its fills and marks are no longer taken")]
+    RemovedSymbol(String),
     #[error("field `side` must be `buy` or `sell`, got `{0}`")]
     Side(String),
     #[error("{name} must be positive, got {value}")]

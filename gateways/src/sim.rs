@@ -26,6 +26,7 @@ use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Reports the queue holds by default.
 pub const QUEUE_REPORTS_DEFAULT: usize = 1 << 20;
@@ -165,6 +166,30 @@ struct Pending {
     tag: u64,
 }
 
+/// What the venue needs of a symbol: its minimums and what one lot × one tick is
+/// worth (for notionals and fees). A remote venue gets them from the engine
+/// (`simwire::ClientMsg::Symbols`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SymbolTerms {
+    pub min_qty: Lots,
+    pub min_notional: Money,
+    pub money_per_lot_tick: i64,
+}
+
+impl SymbolTerms {
+    pub fn of(spec: &SymbolSpec) -> SymbolTerms {
+        SymbolTerms {
+            min_qty: spec.min_qty,
+            min_notional: spec.min_notional,
+            money_per_lot_tick: spec.money_per_lot_tick,
+        }
+    }
+
+    fn notional(&self, qty: Lots, price: Ticks) -> Money {
+        fillcast_engine::units::notional(qty, price, self.money_per_lot_tick)
+    }
+}
+
 /// An in-process simulated venue. See the module docs.
 pub struct SimVenue {
     name: String,
@@ -173,8 +198,8 @@ pub struct SimVenue {
     reject_ppm: u32,
     transient_failure_ppm: u32,
     fee_ppm: u32,
-    /// `symbols[i]` is the spec of `SymbolIdx(i)`.
-    symbols: Vec<SymbolSpec>,
+    /// `symbols[i]` is what the venue knows of `SymbolIdx(i)`.
+    symbols: Vec<SymbolTerms>,
     rng: ChaCha8Rng,
     queue: VecDeque<Pending>,
     queue_reports_max: usize,
@@ -208,7 +233,7 @@ impl SimVenue {
             reject_ppm: cfg.reject_ppm.min(PPM),
             transient_failure_ppm: cfg.transient_failure_ppm.min(PPM - cfg.reject_ppm.min(PPM)),
             fee_ppm: FEE_PPM_DEFAULT,
-            symbols,
+            symbols: symbols.iter().map(SymbolTerms::of).collect(),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             queue: VecDeque::with_capacity(4096),
             queue_reports_max: QUEUE_REPORTS_DEFAULT,
@@ -290,6 +315,28 @@ impl SimVenue {
         let reports = self.query(order_id).reports();
         debug_assert!(!reports.is_empty() && reports.len() <= ANSWER_REPORTS_MAX);
         reports
+    }
+
+    /// The engine's symbols from index `first` on, in place of the venue's own
+    /// (which it may have read from an older config); the list may grow, never
+    /// with a gap. `Err` names what is wrong.
+    pub fn set_symbols(&mut self, first: usize, terms: &[SymbolTerms]) -> Result<(), String> {
+        if first > self.symbols.len() {
+            return Err(format!(
+                "symbols from index {first}, but the venue knows {} (a gap)",
+                self.symbols.len()
+            ));
+        }
+        let end = first + terms.len();
+        let known = self.symbols.len().min(end);
+        self.symbols[first..known].copy_from_slice(&terms[..known - first]);
+        self.symbols.extend_from_slice(&terms[known - first..]);
+        Ok(())
+    }
+
+    /// What the venue knows of each symbol, by index.
+    pub fn symbols(&self) -> &[SymbolTerms] {
+        &self.symbols
     }
 
     /// When the next queued report is due, if any.
@@ -561,6 +608,17 @@ impl Gateway for SimVenue {
         self.queue.len()
     }
 
+    /// The engine's symbols in force, by the indices its orders carry: a symbol
+    /// a reload added is traded from its first order on, and a removed one keeps
+    /// its place and spec for the closes. (The venue may have been built from a
+    /// config file whose indices a journal's model lays out otherwise: the
+    /// engine tells it the model before its first order.)
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        self.symbols.clear();
+        self.symbols
+            .extend(universe.symbols.iter().map(SymbolTerms::of));
+    }
+
     /// Answers from the venue's history (`answer`). Reports already delivered may come
     /// again (the engine de-duplicates fills by trade id); `recv_ts` is 0. A venue
     /// created by the restarted process knows nothing: every id is `UnknownOrder`,
@@ -598,7 +656,7 @@ impl Gateway for SimVenue {
 
 /// The fee of a fill: `fee_ppm` of its notional, rounded up to the next money unit
 /// (venues round fees in their own favour).
-fn fee_of(spec: &SymbolSpec, qty: Lots, price: Ticks, fee_ppm: u32) -> Money {
+fn fee_of(spec: &SymbolTerms, qty: Lots, price: Ticks, fee_ppm: u32) -> Money {
     let notional = spec.notional(qty, price).0 as i128;
     let fee = (notional * fee_ppm as i128 + (PPM as i128 - 1)) / PPM as i128;
     debug_assert!(fee >= 0);

@@ -43,10 +43,11 @@
 //! flight. Nothing is allocated per order on the steady path beyond the in-flight
 //! entry.
 
-use crate::sim::QueryAnswer;
+use crate::sim::{QueryAnswer, SymbolTerms};
 use crate::simwire::{
-    decode_server, encode_orders, encode_query, ClientMsg, EncodeError, FrameReader, FrameWriter,
-    ReadState, ServerMsg, VenuePosition, VenueStats, ORDERS_PER_FRAME_MAX, QUERY_IDS_MAX,
+    decode_server, encode_orders, encode_query, encode_symbols, ClientMsg, EncodeError,
+    FrameReader, FrameWriter, ReadState, ServerMsg, VenuePosition, VenueStats,
+    ORDERS_PER_FRAME_MAX, QUERY_IDS_MAX, SYMBOLS_PER_FRAME_MAX,
 };
 use fillcast_engine::clock;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
@@ -174,6 +175,9 @@ pub struct SimClient {
     beat: Beat,
     last_error: Option<String>,
     stats: SimClientStats,
+    /// The engine's symbols (`Gateway::universe_changed`), told the venue after
+    /// each `Hello` and whenever they change; empty: the venue keeps its own.
+    symbols: Vec<SymbolTerms>,
 }
 
 /// Where the link to the venue is.
@@ -295,6 +299,7 @@ impl SimClient {
             beat: Beat::default(),
             last_error: None,
             stats: SimClientStats::default(),
+            symbols: Vec::new(),
         };
         client.open(timeout)?;
         debug_assert_eq!(client.link, Link::Up);
@@ -585,6 +590,8 @@ impl SimClient {
         let session = self.session;
         let hello = ClientMsg::Hello { session }.encode(self.writer.buf());
         debug_assert!(hello.is_ok());
+        // Before any order: the venue trades the engine's symbols.
+        self.put_symbols();
         self.answered.clear();
         self.settle.ids.clear();
         self.settle.ids.extend(self.in_flight.keys());
@@ -597,6 +604,17 @@ impl SimClient {
             self.settled();
         }
         Ok(())
+    }
+
+    /// The engine's symbols, as `Symbols` frames, into the outgoing buffer.
+    fn put_symbols(&mut self) {
+        for (i, part) in self.symbols.chunks(SYMBOLS_PER_FRAME_MAX).enumerate() {
+            // In parts of at most SYMBOLS_PER_FRAME_MAX, from a universe's at most
+            // u16::MAX symbols: encoding cannot fail.
+            let first = (i * SYMBOLS_PER_FRAME_MAX) as u16;
+            let encoded = encode_symbols(first, part, self.writer.buf());
+            debug_assert!(encoded.is_ok());
+        }
     }
 
     /// Every answer is in: the link is up.
@@ -997,6 +1015,23 @@ impl SimClient {
 impl Gateway for SimClient {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The venue trades the engine's symbols by the indices its orders carry: a
+    /// symbol a reload added, or a model a journal laid out otherwise than the
+    /// config file the venue read. Told now when connected (ahead of any later
+    /// order on the connection), and after every `Hello`.
+    fn universe_changed(&mut self, universe: &std::sync::Arc<fillcast_engine::model::Universe>) {
+        let terms: Vec<SymbolTerms> = universe.symbols.iter().map(SymbolTerms::of).collect();
+        if terms == self.symbols {
+            return;
+        }
+        self.symbols = terms;
+        if self.is_connected() {
+            self.put_symbols();
+            // A failed write takes the link down; the next `Hello` tells it again.
+            let _ = self.flush();
+        }
     }
 
     /// Yes while down (`submit` rejects at once); else while the outgoing buffer and

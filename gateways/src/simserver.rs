@@ -14,7 +14,10 @@
 //! reconnecting engine whose old connection is half-open gets in: what the old one
 //! sent is handled first (its reports are held for the session), then it is closed;
 //! of two connections naming one session the later accepted wins. `Query`,
-//! `Positions`, `Stats` and `Ping` work from any session. The venue's books are
+//! `Positions`, `Stats` and `Ping` work from any session. `Symbols` sets the
+//! venue's symbol table, shared by all (at most 65,536 entries: symbol indices are
+//! `u16`), from the engine's model, which a reload may have grown since the venue
+//! read its config; the last to say wins. The venue's books are
 //! shared and persist across connections; orders are stamped with `clock::now()`
 //! when they are read.
 //!
@@ -451,6 +454,11 @@ impl SimServer {
             }
             ClientMsg::Ping { nonce } => {
                 let _ = ServerMsg::Pong { nonce }.encode(conn.writer.buf());
+            }
+            ClientMsg::Symbols { first, terms } => {
+                self.venue
+                    .set_symbols(first as usize, &terms)
+                    .map_err(Close::Protocol)?;
             }
             ClientMsg::OrdersSince { since } => {
                 let ids = self.venue.orders_since(Nanos(since));

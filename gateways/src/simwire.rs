@@ -15,6 +15,7 @@
 //! | `0x05` Stats | client → server | (empty) |
 //! | `0x06` Ping | client → server | nonce u64 |
 //! | `0x07` OrdersSince | client → server | since u64 (an order's own time, ns) |
+//! | `0x08` Symbols | client → server | first u16, count u16 (≤ `SYMBOLS_PER_FRAME_MAX`), symbol terms |
 //! | `0x81` Report | server → client | report |
 //! | `0x82` QueryReply | server → client | count u16, answers (same order as the query) |
 //! | `0x83` PositionsReply | server → client | last u8, count u32 (≤ `POSITIONS_PER_FRAME_MAX`), entries |
@@ -29,13 +30,16 @@
 //! 5 transient, 6 other, 7 unknown order, 8 venue down), venue ts u64, recv ts u64. An answer is order id u64 and a tag u8: 0 unknown,
 //! 1 known followed by qty i64 (negative for a sell), symbol u16, limit i64, acked u8, fill count u8 (≤ `FILLS_PER_ANSWER_MAX`),
 //! the fills as reports, has-end u8 and, when 1, the ending report. A position is
-//! follower u32, symbol u16, lots i64.
+//! follower u32, symbol u16, lots i64. Symbol terms are min qty i64 (lots, ≥ 1), min
+//! notional i64 (money, ≥ 0), money per lot × tick i64 (> 0): the engine's symbols
+//! from index `first` on, which the venue takes in place of its own (a reload may
+//! have added symbols since the venue started).
 //!
 //! Owns encoding, decoding, and the bounded read and write buffers both ends use.
 //! Never panics and never allocates more than its caps on any input: every decoder is
 //! fed truncated, oversized and random frames in the tests.
 
-use crate::sim::{OrderHistory, QueryAnswer};
+use crate::sim::{OrderHistory, QueryAnswer, SymbolTerms};
 use fillcast_engine::codes::Coded;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
@@ -45,8 +49,9 @@ use thiserror::Error;
 
 /// The protocol version a `Hello` carries; a server refuses any other. Version 2
 /// added `Ping`/`Pong` and `connections_refused` to the stats; version 3 signs an
-/// answer's quantity with the order's side (the engine takes the venue's terms).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// answer's quantity with the order's side (the engine takes the venue's terms);
+/// version 4 added `Symbols` (the engine's symbols, which a reload may extend).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Bytes of the length prefix.
 pub const HEADER_BYTES: usize = 4;
@@ -69,6 +74,12 @@ pub const ORDER_IDS_PER_FRAME_MAX: usize = 65_536;
 /// Most positions in one `PositionsReply` frame; more go as several frames.
 pub const POSITIONS_PER_FRAME_MAX: usize = 32_768;
 
+/// Most symbols in one `Symbols` frame; more go as several frames.
+pub const SYMBOLS_PER_FRAME_MAX: usize = 4096;
+
+/// Encoded size of one `SymbolTerms`.
+const SYMBOL_BYTES: usize = 24;
+
 /// Encoded size of one `FollowerOrder`.
 pub const ORDER_BYTES: usize = 53;
 
@@ -84,6 +95,7 @@ const _: () = assert!(1 + 2 + ORDERS_PER_FRAME_MAX * ORDER_BYTES <= FRAME_BYTES_
 const _: () = assert!(1 + 2 + QUERY_IDS_MAX * ANSWER_BYTES_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(1 + 1 + 4 + POSITIONS_PER_FRAME_MAX * POSITION_BYTES <= FRAME_BYTES_MAX);
 const _: () = assert!(1 + 1 + 4 + ORDER_IDS_PER_FRAME_MAX * 8 <= FRAME_BYTES_MAX);
+const _: () = assert!(1 + 2 + 2 + SYMBOLS_PER_FRAME_MAX * SYMBOL_BYTES <= FRAME_BYTES_MAX);
 const _: () = assert!(ORDERS_PER_FRAME_MAX <= u16::MAX as usize);
 const _: () = assert!(QUERY_IDS_MAX <= u16::MAX as usize);
 const _: () = assert!(FILLS_PER_ANSWER_MAX <= u8::MAX as usize);
@@ -95,6 +107,7 @@ const POSITIONS: u8 = 0x04;
 const STATS: u8 = 0x05;
 const PING: u8 = 0x06;
 const ORDERS_SINCE: u8 = 0x07;
+const SYMBOLS: u8 = 0x08;
 const REPORT: u8 = 0x81;
 const QUERY_REPLY: u8 = 0x82;
 const POSITIONS_REPLY: u8 = 0x83;
@@ -127,6 +140,11 @@ pub enum ClientMsg {
     /// `since` or later (`SimVenue::orders_since`).
     OrdersSince {
         since: u64,
+    },
+    /// The engine's symbols `first..first + terms.len()` (`SimVenue::set_symbols`).
+    Symbols {
+        first: u16,
+        terms: Vec<SymbolTerms>,
     },
 }
 
@@ -259,8 +277,34 @@ impl ClientMsg {
                 end(out, at);
                 Ok(())
             }
+            ClientMsg::Symbols { first, terms } => encode_symbols(*first, terms, out),
         }
     }
+}
+
+/// Appends one `Symbols` frame (at most `SYMBOLS_PER_FRAME_MAX` symbols, the last
+/// of them an index a `u16` holds).
+pub fn encode_symbols(
+    first: u16,
+    terms: &[SymbolTerms],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    check_count("symbols", terms.len(), SYMBOLS_PER_FRAME_MAX)?;
+    check_count(
+        "symbol indices",
+        first as usize + terms.len(),
+        u16::MAX as usize + 1,
+    )?;
+    let at = begin(out, SYMBOLS);
+    out.extend_from_slice(&first.to_le_bytes());
+    out.extend_from_slice(&(terms.len() as u16).to_le_bytes());
+    for t in terms {
+        out.extend_from_slice(&t.min_qty.0.to_le_bytes());
+        out.extend_from_slice(&t.min_notional.0.to_le_bytes());
+        out.extend_from_slice(&t.money_per_lot_tick.to_le_bytes());
+    }
+    end(out, at);
+    Ok(())
 }
 
 impl ServerMsg {
@@ -433,6 +477,45 @@ pub fn decode_client(buf: &[u8]) -> Decoded<ClientMsg> {
         STATS => ClientMsg::Stats,
         PING => ClientMsg::Ping { nonce: r.u64()? },
         ORDERS_SINCE => ClientMsg::OrdersSince { since: r.u64()? },
+        SYMBOLS => {
+            let first = r.u16()?;
+            let count = r.count_u16("symbols", SYMBOLS_PER_FRAME_MAX, SYMBOL_BYTES)?;
+            if first as usize + count > u16::MAX as usize + 1 {
+                return Err(too_many(
+                    kind,
+                    "symbol indices",
+                    first as usize + count,
+                    u16::MAX as usize + 1,
+                ));
+            }
+            let mut terms = Vec::with_capacity(count);
+            for _ in 0..count {
+                let t = SymbolTerms {
+                    min_qty: Lots(r.i64()?),
+                    min_notional: Money(r.i64()?),
+                    money_per_lot_tick: r.i64()?,
+                };
+                for (field, ok, v) in [
+                    ("min qty", t.min_qty.0 >= 1, t.min_qty.0),
+                    ("min notional", t.min_notional.0 >= 0, t.min_notional.0),
+                    (
+                        "money per lot tick",
+                        t.money_per_lot_tick > 0,
+                        t.money_per_lot_tick,
+                    ),
+                ] {
+                    if !ok {
+                        return Err(DecodeError::BadValue {
+                            kind,
+                            field,
+                            value: v as u64,
+                        });
+                    }
+                }
+                terms.push(t);
+            }
+            ClientMsg::Symbols { first, terms }
+        }
         other => return Err(DecodeError::UnknownType(other)),
     };
     r.finish()?;

@@ -733,3 +733,41 @@ fn bad_mark_and_equity_lines_are_rejected_with_their_reason() {
         assert!(got.contains(want), "{line}: {got}");
     }
 }
+
+/// Issue 12: once a reload removes a symbol, its fills and marks are refused,
+/// each with a reason that says so (not "unknown"), while the other symbols'
+/// lines are taken; before it, the same lines were taken.
+#[test]
+fn a_symbol_a_reload_removed_is_refused_from_then_on() {
+    let fill = |event: &str| {
+        format!(
+            r#"{{"leader":"L1","event_id":"{event}","symbol":"BTC","side":"buy","qty":"0.5","price":"65000","ts":1}}"#
+        )
+    };
+    let lines = [
+        fill("r1"),
+        fill("r2"),
+        r#"{"type":"mark","symbol":"BTC","price":"65001","ts":2}"#.to_string(),
+        line_with("event_id", Some("\"r3\"")),
+    ];
+    let mut source = from_bytes((lines.join("\n") + "\n").into_bytes());
+    assert!(matches!(source.next(NOW), SourcePoll::Event(_)), "in force");
+    let cfg = crate::common::config();
+    let mut without = cfg.clone();
+    without.symbols.retain(|s| s.name != "BTC");
+    let arranged = without.arranged_after(&cfg).unwrap();
+    let u = std::sync::Arc::new(fillcast_engine::model::Universe::from_config(&arranged).unwrap());
+    assert!(u.symbols[2].removed);
+    source.universe_changed(&u);
+    let got = drain(&mut source);
+    let removed = "symbol `BTC` was removed by a reload: its fills and marks are no longer taken";
+    match &got[..] {
+        [Outcome::Rejected(a), Outcome::Rejected(b), Outcome::Event(_, FeedEvent::LeaderFill(f))] =>
+        {
+            assert_eq!((a.line, a.message.as_str()), (2, removed));
+            assert_eq!((b.line, b.message.as_str()), (3, removed));
+            assert_eq!(f.symbol, SymbolIdx(0));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -48,6 +48,7 @@ fn btcusdt() -> SymbolSpec {
         min_notional: Money(100 * 100_000_000),
         venue: VenueIdx(0),
         money_per_lot_tick: 10_000,
+        removed: false,
     }
 }
 

@@ -11,7 +11,7 @@ use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, SymbolSpec, V
 use fillcast_engine::port::{Gateway, VenueError};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use fillcast_gateways::config::SimVenueConfig;
-use fillcast_gateways::sim::{OrderHistory, QueryAnswer, SimVenue};
+use fillcast_gateways::sim::{OrderHistory, QueryAnswer, SimVenue, SymbolTerms};
 use fillcast_gateways::simclient::SimClient;
 use fillcast_gateways::simserver::{serve, ServeStats};
 use fillcast_gateways::simwire::{
@@ -58,6 +58,7 @@ fn btcusdt() -> SymbolSpec {
         min_notional: Money(100 * 100_000_000),
         venue: VenueIdx(0),
         money_per_lot_tick: 10_000,
+        removed: false,
     }
 }
 
@@ -525,7 +526,17 @@ fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
         Just(ClientMsg::Stats),
         any::<u64>().prop_map(|nonce| ClientMsg::Ping { nonce }),
         any::<u64>().prop_map(|since| ClientMsg::OrdersSince { since }),
+        (0u16..60_000, prop::collection::vec(any_terms(), 0..50))
+            .prop_map(|(first, terms)| ClientMsg::Symbols { first, terms }),
     ]
+}
+
+fn any_terms() -> impl Strategy<Value = SymbolTerms> {
+    (1i64.., 0i64.., 1i64..).prop_map(|(min_qty, min_notional, mplt)| SymbolTerms {
+        min_qty: Lots(min_qty),
+        min_notional: Money(min_notional),
+        money_per_lot_tick: mplt,
+    })
 }
 
 fn any_server_msg() -> impl Strategy<Value = ServerMsg> {
@@ -1381,4 +1392,97 @@ fn a_client_that_lost_its_records_lists_the_orders_the_venue_holds_since_a_time(
         .order_ids_since(Nanos(u64::MAX), WAIT)
         .expect("list")
         .is_empty());
+}
+
+/// A `Symbols` frame: the header and `terms` from index `first`.
+fn symbols_frame(first: u16, count: u16, terms: &[(i64, i64, i64)]) -> Vec<u8> {
+    let mut body = first.to_le_bytes().to_vec();
+    body.extend_from_slice(&count.to_le_bytes());
+    for (q, n, m) in terms {
+        for v in [q, n, m] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    frame(0x08, &body)
+}
+
+#[test]
+fn malformed_symbols_frames_are_errors() {
+    let good = symbols_frame(0, 1, &[(1, 0, 10_000)]);
+    assert!(matches!(
+        decode_client(&good),
+        Ok(Some((ClientMsg::Symbols { first: 0, .. }, _)))
+    ));
+    for (terms, field) in [
+        ((0, 0, 1), "min qty"),
+        ((1, -1, 1), "min notional"),
+        ((1, 0, 0), "money per lot tick"),
+    ] {
+        assert!(
+            matches!(
+                decode_client(&symbols_frame(0, 1, &[terms])),
+                Err(DecodeError::BadValue { field: f, .. }) if f == field
+            ),
+            "{field}"
+        );
+    }
+    // More than a frame may hold, or indices past a u16: refused before reading on.
+    assert!(matches!(
+        decode_client(&symbols_frame(0, 4097, &[])),
+        Err(DecodeError::TooMany { .. })
+    ));
+    assert!(matches!(
+        decode_client(&symbols_frame(u16::MAX, 2, &[(1, 0, 1), (1, 0, 1)])),
+        Err(DecodeError::TooMany { .. })
+    ));
+    assert!(matches!(
+        decode_client(&symbols_frame(0, 2, &[(1, 0, 1)])),
+        Err(DecodeError::Truncated { .. })
+    ));
+    // The venue's table grows without a gap.
+    let mut v = venue(&SimVenueConfig::default());
+    let t = SymbolTerms::of(&btcusdt());
+    assert!(v.set_symbols(2, &[t]).is_err(), "a gap");
+    v.set_symbols(1, &[t, t]).unwrap();
+    assert_eq!(v.symbols().len(), 3);
+}
+
+/// Issue 12: a symbol a reload adds is traded by a remote venue that read its
+/// config before it existed: the engine tells the venue its symbols
+/// (`Gateway::universe_changed`), and the venue takes them in place of its own.
+#[test]
+fn a_remote_venue_trades_a_symbol_the_engine_added_after_it_started() {
+    let server = Server::start(venue(&SimVenueConfig::default()).fill_all());
+    let mut client = SimClient::connect("sim", server.addr, WAIT).expect("connect");
+    let sol = SymbolIdx(1);
+    let mut o = order(1, 0, Side::Buy, 5);
+    o.symbol = sol;
+    let got = run_client(&mut client, &[o]);
+    assert!(
+        got.iter()
+            .any(|r| r.kind == ExecKind::Rejected && r.reject == RejectReason::Other),
+        "a symbol the venue does not know is refused: {got:?}"
+    );
+    let text = "[[venues]]\nname = \"sim\"\nkind = \"sim\"\n\
+        [[symbols]]\nname = \"BTCUSDT\"\nlot_size = \"0.001\"\ntick_size = \"0.1\"\nvenue = \"sim\"\n\
+        [[symbols]]\nname = \"SOLUSDT\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n";
+    let cfg = fillcast_engine::config::load_str(text, std::path::Path::new("sol.toml")).unwrap();
+    let u = Arc::new(fillcast_engine::model::Universe::from_config(&cfg).unwrap());
+    client.universe_changed(&u);
+    let mut o = order(2, 0, Side::Buy, 5);
+    o.symbol = sol;
+    let got = run_client(&mut client, &[o]);
+    let filled: i64 = got
+        .iter()
+        .filter(|r| r.kind == ExecKind::Fill)
+        .map(|r| r.qty.0)
+        .sum();
+    assert_eq!(filled, 5, "{got:?}");
+    // A connection that comes later tells it again (after its `Hello`).
+    drop(client);
+    let stats = server.stop().expect("clean stop");
+    assert!(stats
+        .positions
+        .iter()
+        .any(|p| p.symbol == sol && p.lots == Lots(5)));
 }

@@ -93,8 +93,8 @@ pub enum RestartError {
     Replay { dir: PathBuf, error: ReplayError },
     #[error(
         "the decision model changed since journal {} was written (revision {journaled:016x} there, {now:016x} now) in a way a restart cannot apply: {shape}:\n{}\n\
-         A restart applies changed values and added or removed leaders, followers and subscriptions as a new revision; \
-         a change to the symbols or venues, or to the engine's table sizes (dedup_window, orders_per_subscription, max_working_orders), \
+         A restart applies changed values and added or removed symbols, leaders, followers and subscriptions as a new revision; \
+         a change to the venues, to a symbol's lot size, tick size or venue, or to the engine's table sizes (dedup_window, orders_per_subscription, max_working_orders), \
          is not built yet: restore those settings, or start a new journal directory",
         dir.display(),
         diff_lines(diff)

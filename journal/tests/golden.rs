@@ -129,7 +129,11 @@ fn entries() -> Vec<JournalEntry> {
         SyncReason::Command,
         SyncReason::Rejected(RejectReason::InsufficientMargin),
     ];
-    for (i, &reason) in <Reason as Coded>::ALL.iter().enumerate() {
+    for (i, &reason) in <Reason as Coded>::ALL
+        .iter()
+        .filter(|r| !ADDED_LATER_REASON.contains(r))
+        .enumerate()
+    {
         e.push(JournalEntry::Decision(Decision {
             event_key: 0x1234_5678_9abc_def0,
             sub: SubIdx(0),
@@ -256,6 +260,17 @@ fn entries() -> Vec<JournalEntry> {
         equity: Money(5_000_000_000_000),
         ts: t(),
     }));
+    for &reason in ADDED_LATER_REASON {
+        e.push(JournalEntry::Decision(Decision {
+            event_key: 0x1234_5678_9abc_def1,
+            sub: SubIdx(0),
+            symbol: SymbolIdx(0),
+            status: DecisionStatus::Skipped,
+            reason,
+            revision: 0x0bad_f00d,
+            ..Decision::default()
+        }));
+    }
     e
 }
 
@@ -274,6 +289,7 @@ const ADDED_LATER_COMMANDS: &[Command] = &[
 /// Codes added since the fixture was first written (`entries` appends them).
 const ADDED_LATER_EXEC: &[ExecKind] = &[ExecKind::Restated];
 const ADDED_LATER_ODDITY: &[Oddity] = &[Oddity::VenueHeldOther];
+const ADDED_LATER_REASON: &[Reason] = &[Reason::SymbolRemoved];
 
 /// Writes the golden entries, config first, as this build writes them.
 fn write(dir: &Path) {

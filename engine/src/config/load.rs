@@ -904,6 +904,58 @@ fn check_removed(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
                 .map(|f| (f.id.as_str(), f.removed))
                 .collect(),
         );
+        // A leader's or follower's symbols in force name symbols in force (a
+        // removed symbol takes no new input, so a list in force has no use for it).
+        let symbols = gone(
+            cfg.symbols
+                .iter()
+                .map(|s| (s.name.as_str(), s.removed))
+                .collect(),
+        );
+        let lists = [
+            (
+                "leaders",
+                "leader",
+                cfg.leaders
+                    .iter()
+                    .map(|l| {
+                        let list = l.profile.as_ref().and_then(|p| p.symbols.as_ref());
+                        (l.removed, l.id.as_str(), list)
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "followers",
+                "follower",
+                cfg.followers
+                    .iter()
+                    .map(|f| (f.removed, f.id.as_str(), f.symbols.as_ref()))
+                    .collect(),
+            ),
+        ];
+        for (table, what, items) in lists {
+            let nodes = sites.items(table);
+            for (i, (removed, id, list)) in items.into_iter().enumerate() {
+                let Some(list) = list.filter(|_| !removed) else {
+                    continue;
+                };
+                let item = sites.item(&nodes, i);
+                let item = match what {
+                    "leader" => item.get("profile").unwrap_or(item),
+                    _ => item,
+                };
+                for (j, name) in list.iter().enumerate() {
+                    if symbols.contains(name.as_str()) {
+                        out.error(
+                            item.element_at("symbols", j),
+                            format!(
+                                "{what} `{id}` is in force but its symbol `{name}` was removed"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let nodes = sites.items("subscriptions");
         for (i, sub) in cfg.subscriptions.iter().enumerate() {
             if sub.removed {
@@ -928,12 +980,20 @@ fn check_removed(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     }
     let marked = [
         (
+            "symbols",
+            "symbol",
+            cfg.symbols
+                .iter()
+                .map(|s| (s.removed, s.name.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        (
             "leaders",
             "leader",
             cfg.leaders
                 .iter()
                 .map(|l| (l.removed, l.id.clone()))
-                .collect::<Vec<_>>(),
+                .collect(),
         ),
         (
             "followers",

@@ -358,6 +358,11 @@ pub struct SymbolConfig {
     pub min_notional: Option<Decimal>,
     /// Which venue follower orders for this symbol go to.
     pub venue: String,
+    /// Set by the engine: removed by a reload (as `LeaderConfig::removed`). Its
+    /// index stays, so that the journal's quantities, orders and positions in it
+    /// keep naming it; no new input resolves it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub removed: bool,
 }
 
 /// A `[[venues]]` table. The engine needs its name (symbols route orders to it);
@@ -605,6 +610,41 @@ pub enum ArrangeError {
         leader: String,
         follower: String,
     },
+    /// A symbol kept its name but not its units: the journal holds its
+    /// quantities and prices as whole lots and ticks of the old ones.
+    #[error(
+        "symbol `{name}`: {field} was {was} and is now {now}: the journal holds this symbol's quantities and prices as whole numbers of its lot and tick sizes, which a change would reinterpret; keep {field} = \"{was}\", or add the symbol under a new name (removing this one), or start a new journal"
+    )]
+    SymbolUnits {
+        name: String,
+        field: &'static str,
+        was: String,
+        now: String,
+    },
+    #[error(
+        "symbol `{name}` routed its orders to venue `{was}` and now names venue `{now}`: its positions and working orders are at `{was}`; keep the venue, or add the symbol under a new name (removing this one), or start a new journal"
+    )]
+    SymbolVenue {
+        name: String,
+        was: String,
+        now: String,
+    },
+    #[error(
+        "symbol `{name}` routes to venue `{venue}`, which the engine in force does not have (its venues: {}): a reload or a restart on this journal cannot add a venue (a venue's gateway connects at start); route the symbol to one of those, or start a new journal",
+        known.join(", ")
+    )]
+    SymbolOnNewVenue {
+        name: String,
+        venue: String,
+        known: Vec<String>,
+    },
+    /// Venues are fixed for a journal's life: each has a gateway connected at start.
+    #[error(
+        "the venues changed from [{}] to [{}]: venues cannot be added, removed or reordered by a reload or a restart on this journal (a venue's gateway connects at start); route new symbols to a venue the engine has, or start a new journal",
+        was.join(", "),
+        now.join(", ")
+    )]
+    Venues { was: Vec<String>, now: Vec<String> },
     /// The arranged model does not resolve (a bug: both halves resolved alone).
     #[error("the arranged model does not resolve: {0}")]
     Model(String),
@@ -641,15 +681,61 @@ fn arrange<T: Clone>(
 }
 
 impl Config {
-    /// This config with its leaders, followers and subscriptions laid out after
-    /// the model in force (`prev`, a model or a config arranged before): every
-    /// index the running engine holds keeps its item (an item this config drops
-    /// stays, marked `removed`), and new items come after. Its model is what the
-    /// journal keeps, so a replay resolves the same indices, and the order ids
-    /// (which hold a subscription's index) keep naming the same subscription.
-    /// Symbols and venues are left as this config has them (a change of those is
-    /// refused later, `ShapeChanged`).
+    /// This config with its symbols, leaders, followers and subscriptions laid
+    /// out after the model in force (`prev`, a model or a config arranged
+    /// before): every index the running engine holds keeps its item (an item
+    /// this config drops stays, marked `removed`), and new items come after. Its
+    /// model is what the journal keeps, so a replay resolves the same indices,
+    /// the order ids (which hold a subscription's index) keep naming the same
+    /// subscription, and orders and positions keep naming the same symbol.
+    /// A symbol keeps its lot size, tick size and venue for the journal's life,
+    /// and the venues stay as they are (`ArrangeError` says which changed).
     pub fn arranged_after(&self, prev: &Config) -> Result<Config, ArrangeError> {
+        let names = |c: &Config| c.venues.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
+        let known = names(prev);
+        for s in &self.symbols {
+            if !known.contains(&s.venue) {
+                return Err(ArrangeError::SymbolOnNewVenue {
+                    name: s.name.clone(),
+                    venue: s.venue.clone(),
+                    known,
+                });
+            }
+        }
+        if known != names(self) {
+            return Err(ArrangeError::Venues {
+                was: known,
+                now: names(self),
+            });
+        }
+        let symbols_by_name: HashMap<&str, &SymbolConfig> =
+            prev.symbols.iter().map(|s| (s.name.as_str(), s)).collect();
+        for s in &self.symbols {
+            let Some(p) = symbols_by_name.get(s.name.as_str()) else {
+                continue;
+            };
+            for (field, was, now) in [
+                ("lot_size", p.lot_size, s.lot_size),
+                ("tick_size", p.tick_size, s.tick_size),
+            ] {
+                // `0.10` and `0.1` are one size: compared as numbers.
+                if was != now {
+                    return Err(ArrangeError::SymbolUnits {
+                        name: s.name.clone(),
+                        field,
+                        was: was.normalize().to_string(),
+                        now: now.normalize().to_string(),
+                    });
+                }
+            }
+            if p.venue != s.venue {
+                return Err(ArrangeError::SymbolVenue {
+                    name: s.name.clone(),
+                    was: p.venue.clone(),
+                    now: s.venue.clone(),
+                });
+            }
+        }
         let subs_by_id: HashMap<String, &SubscriptionConfig> = prev
             .subscriptions
             .iter()
@@ -670,6 +756,12 @@ impl Config {
             }
         }
         let mut out = self.clone();
+        out.symbols = arrange(
+            &prev.symbols,
+            &self.symbols,
+            |s| s.name.clone(),
+            |s, r| s.removed = r,
+        );
         out.leaders = arrange(
             &prev.leaders,
             &self.leaders,

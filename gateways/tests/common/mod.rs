@@ -19,6 +19,7 @@ fn symbol(name: &str, lot: Decimal, tick: Decimal, min_notional: Decimal) -> Sym
         min_qty: None,
         min_notional: Some(min_notional),
         venue: "sim".into(),
+        removed: false,
     }
 }
 
