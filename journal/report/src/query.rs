@@ -424,6 +424,9 @@ pub struct Dataset {
     pub audit_by_kind: BTreeMap<String, u64>,
     /// Every audit row of a `SYNC_AUDIT_KINDS` kind, in `seq` order.
     pub audit_sync: Vec<AuditRow>,
+    /// The config revision in force last (`config_revisions`, the latest `seq`):
+    /// `(seq, model TOML)`.
+    pub latest_config: Option<(i64, String)>,
     /// Rows read per table.
     pub counts: BTreeMap<&'static str, u64>,
     pub missing: Vec<&'static str>,
@@ -462,6 +465,16 @@ pub fn load(src: &mut dyn Source, audit_recent_max: usize) -> Result<Dataset, Re
         }
         let n = load_table(src, table, &mut ds, audit_recent_max)?;
         ds.counts.insert(table, n);
+    }
+    // Only the model in force last, not every revision's (each can be megabytes).
+    if src.has_table("config_revisions")? {
+        let sql = "SELECT CAST(seq AS TEXT), CAST(toml AS TEXT) FROM config_revisions \
+                   ORDER BY seq DESC LIMIT 1";
+        src.for_each_row(sql, &[], &mut |c| {
+            let row = Row::new("config_revisions", &["seq", "toml"], c);
+            ds.latest_config = Some((row.int(0)?, row.text(1)?));
+            Ok(())
+        })?;
     }
     // Each fill at the time the ledger gives it (a leader fill's `ts()`), ordered
     // within an instant by the journal's `seq`, a leader fill first on a tie.

@@ -14,7 +14,7 @@
 //!
 //! It only reads the `Dataset`; it never queries the database itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
@@ -33,11 +33,14 @@ pub struct OpenWhereFlat {
     pub qty: Decimal,
     /// The recorded reason: a resync cause (`reject_insufficient_margin`,
     /// `unfilled`, ...), a deferral reason (`venue_down`, `order_table_full`),
-    /// `engine_stopped`, or `order_working`; `None`: unexplained.
+    /// `engine_stopped`, `order_working`, or `removed_kept` (a reload removed its
+    /// subscription or symbol under `engine.on_remove = "keep"`); `None`:
+    /// unexplained.
     pub reason: Option<String>,
     /// The kind of row that gave the reason: `out_of_sync` (audit), `deferred`
     /// or `resync` (instruction), `order` (follower order), `venue_down` or
-    /// `venue_alarm` (audit); `None` when unexplained.
+    /// `venue_alarm` (audit), `config` (the revision in force, `config_revisions`);
+    /// `None` when unexplained.
     pub source: Option<&'static str>,
     /// The `seq` of that row; for an unexplained pair, since when it has been open
     /// with its leader flat (the later of the leader's last fill in the symbol and
@@ -283,11 +286,17 @@ pub(crate) fn open_where_leader_flat(
         r.fills.sort_by_key(|f| f.0);
     }
 
+    let mut kept: Option<Kept> = None;
     let mut out: Vec<OpenWhereFlat> = open
         .into_iter()
         .map(|o| {
             let r = &rows[&(o.sub, o.symbol)];
-            let (reason, source, seq) = match reason_of(r, &ds.audit_sync) {
+            let found = reason_of(r, &ds.audit_sync).or_else(|| {
+                kept.get_or_insert_with(|| Kept::of(ds))
+                    .holds(o.sub, o.symbol)
+                    .map(|seq| ("removed_kept".to_string(), "config", seq))
+            });
+            let (reason, source, seq) = match found {
                 Some((reason, source, seq)) => (Some(reason), Some(source), Some(seq)),
                 None => {
                     let last_fill = r.fills.last().map(|f| f.0);
@@ -318,6 +327,53 @@ pub(crate) fn open_where_leader_flat(
         by_reason: tally(out.iter().filter_map(|r| r.reason.clone())),
         leader_flat_from,
         rows: out,
+    }
+}
+
+/// What the model in force last keeps open on purpose: under
+/// `engine.on_remove = "keep"`, the positions of the subscriptions and in the
+/// symbols a reload removed (the engine stops copying them and leaves them open,
+/// `removed_kept`, until a flatten or a stop closes them).
+#[derive(Default)]
+struct Kept {
+    /// The revision's `config_revisions.seq`.
+    seq: i64,
+    subscriptions: HashSet<String>,
+    symbols: HashSet<String>,
+}
+
+impl Kept {
+    /// Read from `ds.latest_config`; nothing kept without one, or when it does
+    /// not load (the report then leaves such a pair unexplained, as before).
+    fn of(ds: &Dataset) -> Kept {
+        let Some((seq, toml)) = &ds.latest_config else {
+            return Kept::default();
+        };
+        let Ok(c) = fillcast_engine::config::load_model(toml) else {
+            return Kept::default();
+        };
+        if c.engine.on_remove != fillcast_engine::config::RemovePolicy::Keep {
+            return Kept::default();
+        }
+        Kept {
+            seq: *seq,
+            subscriptions: c
+                .subscriptions
+                .iter()
+                .filter(|s| s.removed)
+                .map(fillcast_engine::model::subscription_id)
+                .collect(),
+            symbols: c
+                .symbols
+                .iter()
+                .filter(|s| s.removed)
+                .map(|s| s.name.clone())
+                .collect(),
+        }
+    }
+
+    fn holds(&self, sub: &str, symbol: &str) -> Option<i64> {
+        (self.subscriptions.contains(sub) || self.symbols.contains(symbol)).then_some(self.seq)
     }
 }
 

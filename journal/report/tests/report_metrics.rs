@@ -1203,6 +1203,53 @@ fn open_where_leader_flat_lists_each_pair_with_its_recorded_reason() {
         assert_eq!(open_pairs(&c), want, "{what}");
     }
 
+    // A reload removed S6 (or ETH) under `on_remove = "keep"`: the engine keeps
+    // its position on purpose, and the revision in force says so. Under `close`
+    // it would be closing, so that is no reason.
+    let model = |on_remove: &str, sub_removed: bool, eth_removed: bool| {
+        format!(
+            "[engine]\non_remove = \"{on_remove}\"\n\n\
+             [[symbols]]\nname = \"ETH\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"simx\"\nremoved = {eth_removed}\n\n\
+             [[symbols]]\nname = \"BTC\"\nlot_size = \"0.01\"\ntick_size = \"0.1\"\nvenue = \"simx\"\n\n\
+             [[venues]]\nname = \"simx\"\nkind = \"sim\"\n\n\
+             [[leaders]]\nid = \"L3\"\nequity = \"10000\"\n\n\
+             [[followers]]\nid = \"F6\"\nequity = \"1000\"\n\n\
+             [[subscriptions]]\nid = \"S6\"\nfollower = \"F6\"\nleader = \"L3\"\nallocation = \"1000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nremoved = {sub_removed}\n"
+        )
+    };
+    for (what, toml, want_s6) in [
+        (
+            "S6 removed, kept",
+            model("keep", true, false),
+            Some(("removed_kept", "config", 175)),
+        ),
+        (
+            "ETH removed, kept",
+            model("keep", false, true),
+            Some(("removed_kept", "config", 175)),
+        ),
+        ("S6 removed, closing", model("close", true, false), None),
+    ] {
+        fillcast_engine::config::load_model(&toml).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let c = db_unhedged();
+        c.execute_batch("CREATE TABLE config_revisions (revision TEXT, seq INTEGER, toml TEXT)")
+            .unwrap();
+        c.execute(
+            "INSERT INTO config_revisions VALUES ('a', 1, ''), ('b', 175, ?1)",
+            [&toml],
+        )
+        .unwrap();
+        let s6 = match want_s6 {
+            Some((reason, source, seq)) => ("S6", Some(reason), Some(source), seq),
+            None => base[0],
+        };
+        let mut want: Vec<Open> = vec![base[1], base[2], s6];
+        if want_s6.is_none() {
+            want = base.clone();
+        }
+        assert_eq!(open_pairs(&c), want, "{what}");
+    }
+
     // Without `leader_positions`, flat is read from the latest acted-on leader fill:
     // L1 still holds 1 BTC (S1's 0.1 is not listed), L3 is flat.
     let c = db_unhedged();

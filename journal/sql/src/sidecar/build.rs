@@ -667,8 +667,12 @@ impl Builder {
             r => format!("{} {what} (and {r} removed)", n - r),
         };
         let mut detail = format!(
-            "{} symbols, {}, {}, {}; previous revision {}",
-            u.symbols.len(),
+            "{}, {}, {}, {}; previous revision {}",
+            count(
+                u.symbols.len(),
+                "symbols",
+                u.symbols.iter().filter(|s| s.removed).count()
+            ),
             count(
                 u.leaders.len(),
                 "leaders",
