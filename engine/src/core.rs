@@ -134,35 +134,41 @@ impl Book {
     /// the per-subscription parts off that path.
     fn all_of(universe: &Universe) -> (Vec<Book>, SubBook) {
         let n_sym = universe.symbols.len();
-        let mut books: Vec<Book> = universe
-            .leaders
-            .iter()
-            .map(|l| Book {
+        // Each book's columns with room to grow (`room`), so that a reload adding
+        // subscriptions appends to them in place (`Core::grow_in_place`).
+        let mut per_leader = vec![0usize; universe.leaders.len()];
+        for s in &universe.subs {
+            per_leader[s.leader.0 as usize] += 1;
+        }
+        let mut books: Vec<Book> = Vec::with_capacity(room(universe.leaders.len()));
+        books.extend(universe.leaders.iter().zip(&per_leader).map(|(l, &n)| {
+            let cap = room(n);
+            Book {
                 paused: l.paused,
                 equity: l.equity,
                 peak_equity: l.equity,
-                subs: Vec::new(),
-                follower: Vec::new(),
-                mode: Vec::new(),
-                base: Vec::new(),
-                amount: Vec::new(),
-                market: Vec::new(),
-                slippage_bps: Vec::new(),
-                max_order: Vec::new(),
-                max_pos: Vec::new(),
-                status: Vec::new(),
+                subs: Vec::with_capacity(cap),
+                follower: Vec::with_capacity(cap),
+                mode: Vec::with_capacity(cap),
+                base: Vec::with_capacity(cap),
+                amount: Vec::with_capacity(cap),
+                market: Vec::with_capacity(cap),
+                slippage_bps: Vec::with_capacity(cap),
+                max_order: Vec::with_capacity(cap),
+                max_pos: Vec::with_capacity(cap),
+                status: Vec::with_capacity(cap),
                 symbols: Vec::new(),
-            })
-            .collect();
+            }
+        }));
         let n_subs = universe.subs.len();
         let mut subs = SubBook {
-            leader: vec![0; n_subs],
-            slot: vec![0; n_subs],
-            realized: vec![Money::ZERO; n_subs],
-            stop_loss: vec![Money::ZERO; n_subs],
-            leader_drawdown_ppm: vec![0; n_subs],
-            out_of_sync: vec![false; n_subs],
-            kept: vec![false; n_subs],
+            leader: filled(n_subs, 0),
+            slot: filled(n_subs, 0),
+            realized: filled(n_subs, Money::ZERO),
+            stop_loss: filled(n_subs, Money::ZERO),
+            leader_drawdown_ppm: filled(n_subs, 0),
+            out_of_sync: filled(n_subs, false),
+            kept: filled(n_subs, false),
         };
         for (i, s) in universe.subs.iter().enumerate() {
             let b = &mut books[s.leader.0 as usize];
@@ -186,16 +192,37 @@ impl Book {
             b.symbols = (0..n_sym)
                 .map(|_| SymbolBook {
                     leader_pos: Lots::ZERO,
-                    ratio: vec![NOT_COPYING; n],
-                    pos: vec![Lots::ZERO; n],
-                    working: vec![Lots::ZERO; n],
-                    cost: vec![0; n],
-                    expo: vec![Money::ZERO; n],
+                    ratio: filled(n, NOT_COPYING),
+                    pos: filled(n, Lots::ZERO),
+                    working: filled(n, Lots::ZERO),
+                    cost: filled(n, 0),
+                    expo: filled(n, Money::ZERO),
                 })
                 .collect();
         }
         (books, subs)
     }
+}
+
+/// The capacity a table of `n` entries is made with: room for a reload to add
+/// an eighth more (and a few, for small tables) without a new table. Pages of
+/// the room are not touched until used, so it costs address space, not memory.
+fn room(n: usize) -> usize {
+    n + n / 8 + 16
+}
+
+/// `n` copies of `v`, in a vector with `room(n)` capacity.
+fn filled<T: Clone>(n: usize, v: T) -> Vec<T> {
+    let mut out = Vec::with_capacity(room(n));
+    out.resize(n, v);
+    out
+}
+
+/// The items of `it` (`n` of them), in a vector with `room(n)` capacity.
+fn with_room<T>(n: usize, it: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(room(n));
+    out.extend(it);
+    out
 }
 
 impl Book {
@@ -238,24 +265,109 @@ fn carry_column<T: Copy>(old: &mut Vec<T>, new: &mut Vec<T>) {
     }
 }
 
+/// Growing a core's tables in place to a grown shape's (`Core::grow_in_place`):
+/// one walk over the columns checks that each has the room (`check`), a second
+/// appends the new entries (`apply`), so that the two cannot list different
+/// columns.
+struct Grower {
+    apply: bool,
+    fits: bool,
+}
+
+impl Grower {
+    fn check() -> Grower {
+        Grower {
+            apply: false,
+            fits: true,
+        }
+    }
+
+    fn apply() -> Grower {
+        Grower {
+            apply: true,
+            fits: true,
+        }
+    }
+
+    /// `own`, a running column, to `next`'s length with `next`'s new entries:
+    /// within its capacity, so without allocating.
+    fn column<T: Copy>(&mut self, own: &mut Vec<T>, next: &[T]) {
+        if self.apply {
+            debug_assert!(own.capacity() >= next.len());
+            let n = own.len();
+            own.extend_from_slice(&next[n..]);
+        } else {
+            self.fits &= own.len() <= next.len() && own.capacity() >= next.len();
+        }
+    }
+}
+
+impl Book {
+    /// This book to `next`'s subscriptions (the same leader's book in a core of
+    /// a grown shape, the same symbols): `next`'s values for the new ones,
+    /// appended.
+    fn grow(&mut self, next: &Book, g: &mut Grower) {
+        g.column(&mut self.subs, &next.subs);
+        g.column(&mut self.follower, &next.follower);
+        g.column(&mut self.mode, &next.mode);
+        g.column(&mut self.base, &next.base);
+        g.column(&mut self.amount, &next.amount);
+        g.column(&mut self.market, &next.market);
+        g.column(&mut self.slippage_bps, &next.slippage_bps);
+        g.column(&mut self.max_order, &next.max_order);
+        g.column(&mut self.max_pos, &next.max_pos);
+        g.column(&mut self.status, &next.status);
+        for (os, ns) in self.symbols.iter_mut().zip(&next.symbols) {
+            g.column(&mut os.ratio, &ns.ratio);
+            g.column(&mut os.pos, &ns.pos);
+            g.column(&mut os.working, &ns.working);
+            g.column(&mut os.cost, &ns.cost);
+            g.column(&mut os.expo, &ns.expo);
+        }
+    }
+
+    /// A book with nothing in it (allocates nothing): what a book moved out of a
+    /// grown core leaves there.
+    fn empty() -> Book {
+        Book {
+            paused: false,
+            equity: Money::ZERO,
+            peak_equity: Money::ZERO,
+            subs: Vec::new(),
+            follower: Vec::new(),
+            mode: Vec::new(),
+            base: Vec::new(),
+            amount: Vec::new(),
+            market: Vec::new(),
+            slippage_bps: Vec::new(),
+            max_order: Vec::new(),
+            max_pos: Vec::new(),
+            status: Vec::new(),
+            symbols: Vec::new(),
+        }
+    }
+}
+
 impl FollowerBook {
     fn of(universe: &Universe) -> FollowerBook {
         let nf = universe.followers.len();
         let followers = &universe.followers;
+        let n_sym = universe.symbols.len();
         FollowerBook {
-            status: followers.iter().map(|f| f.status).collect(),
-            gross: vec![Money::ZERO; nf],
-            max_gross: followers.iter().map(|f| f.max_gross).collect(),
-            open_positions: vec![0; nf],
-            max_open_positions: followers.iter().map(|f| f.max_open_positions).collect(),
-            day: vec![0; nf],
-            realized_today: vec![Money::ZERO; nf],
-            daily_loss_limit: followers.iter().map(|f| f.daily_loss_limit).collect(),
-            // `allowed[f * n_symbols + s]`
-            allowed: followers
-                .iter()
-                .flat_map(|f| f.allowed.iter().copied())
-                .collect(),
+            status: with_room(nf, followers.iter().map(|f| f.status)),
+            gross: filled(nf, Money::ZERO),
+            max_gross: with_room(nf, followers.iter().map(|f| f.max_gross)),
+            open_positions: filled(nf, 0),
+            max_open_positions: with_room(nf, followers.iter().map(|f| f.max_open_positions)),
+            day: filled(nf, 0),
+            realized_today: filled(nf, Money::ZERO),
+            daily_loss_limit: with_room(nf, followers.iter().map(|f| f.daily_loss_limit)),
+            // `allowed[f * n_symbols + s]`: room for `room(nf)` followers' rows.
+            allowed: {
+                let mut a = Vec::with_capacity(room(nf) * n_sym);
+                a.extend(followers.iter().flat_map(|f| f.allowed.iter().copied()));
+                a
+            },
         }
     }
 }
@@ -472,9 +584,17 @@ pub struct RevisionPatch {
     /// Symbols it brings back after a removal: positions kept in them close.
     restored_symbols: Vec<u16>,
     /// A core of the new shape, built off the core thread, when the revision adds
-    /// leaders, followers or subscriptions: the running state moves into it
-    /// (`Core::take_revision`), and the replaced core comes back here.
+    /// leaders, followers, subscriptions or symbols: the running core grows into
+    /// its tables' room with the new entries taken from it
+    /// (`Core::grow_in_place`), or, when a table lacks the room or symbols were
+    /// added, the running state moves into it (`Core::take_revision`) and the
+    /// replaced core comes back here. Either way it is freed with the patch.
     grown: Option<Box<Core>>,
+    /// Whether a growth may be taken in the running tables' room
+    /// (`Core::grow_in_place`); `moving` says no.
+    in_place: bool,
+    /// Whether taking it grew the running tables in place.
+    grew_in_place: bool,
 }
 
 impl RevisionPatch {
@@ -616,7 +736,24 @@ impl RevisionPatch {
             removed_symbols,
             restored_symbols,
             grown,
+            in_place: true,
+            grew_in_place: false,
         })
+    }
+
+    /// This patch, taken by moving the running state into the grown core even
+    /// when the tables have room: the path a growth beyond the room takes, for
+    /// tests that compare the two and for the benchmark.
+    pub fn moving(mut self) -> RevisionPatch {
+        self.in_place = false;
+        self
+    }
+
+    /// Whether taking it grew the running core's tables in their room, at the
+    /// cost of what it added (`false` before it is taken, and when it moved the
+    /// state into a core of the new shape, at the cost of the whole state).
+    pub fn grew_in_place(&self) -> bool {
+        self.grew_in_place
     }
 
     /// The revision this patch brings, before and after it was taken.
@@ -704,15 +841,19 @@ impl Core {
         let followers = FollowerBook::of(&universe);
         let (n_subs, n_sym) = (universe.subs.len(), universe.symbols.len());
         let n_pairs = n_subs * n_sym;
+        let mut pairs = Vec::with_capacity(room(n_subs) * n_sym);
+        pairs.resize(n_pairs, PairSync::default());
+        let n_leaders = universe.leaders.len();
         Core {
             revision: universe.revision,
             kill_switch: false,
             books,
             followers,
-            orders: OrderTable::new(
+            orders: OrderTable::with_room(
                 &subs.leader,
                 cfg.orders_per_subscription,
                 cfg.max_working_orders,
+                (room(n_subs) - n_subs, room(n_leaders) - n_leaders),
             ),
             subs,
             marks: vec![Ticks(0); n_sym],
@@ -721,8 +862,8 @@ impl Core {
             seen_trades: BoundedSet::new(cfg.dedup_window),
             adopted: HashSet::with_hasher(IdHash),
             resync: Resync {
-                pairs: vec![PairSync::default(); n_pairs],
-                queue: VecDeque::with_capacity(n_pairs),
+                pairs,
+                queue: VecDeque::with_capacity(room(n_subs) * n_sym),
                 wake_ns: u64::MAX,
                 ticks: 0,
                 policy: cfg.resync.clone(),
@@ -781,9 +922,13 @@ impl Core {
             });
         }
         if let Some(mut next) = patch.grown.take() {
-            // Moves and copies, no allocation: `next` was sized for the new shape.
-            self.move_state_into(&mut next);
-            std::mem::swap(self, &mut *next);
+            // In the tables' room when they have it; else the state moves into
+            // `next`, sized for the new shape. Either way, no allocation.
+            patch.grew_in_place = patch.in_place && self.grow_in_place(&mut next);
+            if !patch.grew_in_place {
+                self.move_state_into(&mut next);
+                std::mem::swap(self, &mut *next);
+            }
             patch.grown = Some(next);
         }
         let n_sym = self.marks.len();
@@ -937,6 +1082,65 @@ impl Core {
         carry_column(&mut os.out_of_sync, &mut ns.out_of_sync);
         carry_column(&mut os.kept, &mut ns.kept);
         next.orders.carry_from(&mut self.orders);
+    }
+
+    /// Grows this core's tables in place to `next`'s, a core of a grown shape
+    /// with the same symbols (`RevisionPatch::prepare` built it off the core
+    /// thread), when every table has the room (`room`): the new leaders',
+    /// followers' and subscriptions' entries are appended from `next`, and the
+    /// running state stays where it is. Costs what the revision added, not what
+    /// exists, and allocates nothing; `false`, changing nothing, when a table
+    /// lacks the room (the state then moves into `next`, `move_state_into`).
+    /// The result is what `move_state_into` would give.
+    fn grow_in_place(&mut self, next: &mut Core) -> bool {
+        if self.marks.len() != next.marks.len()
+            || self.books.capacity() < next.books.len()
+            || self.resync.queue.capacity() < next.resync.pairs.len()
+            || !self.orders.can_grow_to(&next.orders)
+        {
+            return false;
+        }
+        let mut check = Grower::check();
+        self.grow_tables(next, &mut check);
+        if !check.fits {
+            return false;
+        }
+        self.grow_tables(next, &mut Grower::apply());
+        for b in self.books.len()..next.books.len() {
+            self.books
+                .push(std::mem::replace(&mut next.books[b], Book::empty()));
+        }
+        self.orders.grow_to(&next.orders);
+        // The new model's list, as `Core::new` made it for `next`.
+        std::mem::swap(&mut self.stop_loss_subs, &mut next.stop_loss_subs);
+        true
+    }
+
+    /// Every per-leader, per-follower, per-subscription and per-pair column, to
+    /// `next`'s length (`grow_in_place`).
+    fn grow_tables(&mut self, next: &Core, g: &mut Grower) {
+        for (own, nb) in self.books.iter_mut().zip(&next.books) {
+            own.grow(nb, g);
+        }
+        let (of, nf) = (&mut self.followers, &next.followers);
+        g.column(&mut of.status, &nf.status);
+        g.column(&mut of.gross, &nf.gross);
+        g.column(&mut of.max_gross, &nf.max_gross);
+        g.column(&mut of.open_positions, &nf.open_positions);
+        g.column(&mut of.max_open_positions, &nf.max_open_positions);
+        g.column(&mut of.day, &nf.day);
+        g.column(&mut of.realized_today, &nf.realized_today);
+        g.column(&mut of.daily_loss_limit, &nf.daily_loss_limit);
+        g.column(&mut of.allowed, &nf.allowed);
+        let (os, ns) = (&mut self.subs, &next.subs);
+        g.column(&mut os.leader, &ns.leader);
+        g.column(&mut os.slot, &ns.slot);
+        g.column(&mut os.realized, &ns.realized);
+        g.column(&mut os.stop_loss, &ns.stop_loss);
+        g.column(&mut os.leader_drawdown_ppm, &ns.leader_drawdown_ppm);
+        g.column(&mut os.out_of_sync, &ns.out_of_sync);
+        g.column(&mut os.kept, &ns.kept);
+        g.column(&mut self.resync.pairs, &next.resync.pairs);
     }
 
     /// A symbol a revision removed (`si`): no subscription copies it any more,

@@ -417,6 +417,10 @@ pub struct OrderTable {
     /// Per group: subscriptions with fewer than `ORDERS_PER_DECISION_MAX` free places.
     crowded: Box<[u32]>,
     places: usize,
+    /// Subscriptions and groups in use: the tables are sized for more (`with_room`),
+    /// so that a reload adding subscriptions grows into them (`grow_to`).
+    subs: usize,
+    groups: usize,
     /// log2 of the stride between subscriptions' places.
     shift: u32,
     /// All places of a subscription, as a mask.
@@ -431,24 +435,37 @@ impl OrderTable {
     /// subscription's leader), `places` places each (2 ..= 64), and at most
     /// `live_max` live orders in all.
     pub fn new(groups: &[u32], places: usize, live_max: usize) -> OrderTable {
+        OrderTable::with_room(groups, places, live_max, (0, 0))
+    }
+
+    /// `new`, with room for `room.0` more subscriptions and `room.1` more groups,
+    /// empty until `grow_to` takes them.
+    pub fn with_room(
+        groups: &[u32],
+        places: usize,
+        live_max: usize,
+        room: (usize, usize),
+    ) -> OrderTable {
         assert!(live_max > 0, "OrderTable capacity must be positive");
         assert!(
             (ORDERS_PER_DECISION_MAX..=ORDERS_PER_SUBSCRIPTION_MAX).contains(&places),
             "places per subscription must be in 2..=64, got {places}"
         );
-        let subs = groups.len().max(1);
         let n_groups = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(1);
+        let cap = groups.len().max(1) + room.0;
         let mut group = groups.to_vec();
-        group.resize(subs, 0);
+        group.resize(cap, 0);
         let shift = places.next_power_of_two().trailing_zeros();
         OrderTable {
-            ids: vec![0; subs << shift].into_boxed_slice(),
-            slots: vec![OrderSlot::default(); subs << shift].into_boxed_slice(),
-            live_mask: vec![0; subs].into_boxed_slice(),
-            next: vec![0; subs].into_boxed_slice(),
+            ids: vec![0; cap << shift].into_boxed_slice(),
+            slots: vec![OrderSlot::default(); cap << shift].into_boxed_slice(),
+            live_mask: vec![0; cap].into_boxed_slice(),
+            next: vec![0; cap].into_boxed_slice(),
             group: group.into_boxed_slice(),
-            crowded: vec![0; n_groups].into_boxed_slice(),
+            crowded: vec![0; n_groups + room.1].into_boxed_slice(),
             places,
+            subs: groups.len(),
+            groups: n_groups,
             shift,
             full: if places == 64 {
                 u64::MAX
@@ -459,6 +476,27 @@ impl OrderTable {
             live_max,
             tracked: 0,
         }
+    }
+
+    /// Whether this table can take `next`'s subscriptions and groups in its
+    /// room (`grow_to`): `next` is the table of a grown shape, these its first.
+    pub fn can_grow_to(&self, next: &OrderTable) -> bool {
+        self.places == next.places
+            && self.live_max == next.live_max
+            && self.subs <= next.subs
+            && next.subs <= self.live_mask.len()
+            && next.groups <= self.crowded.len()
+    }
+
+    /// Takes `next`'s new subscriptions (and groups) into this table's room: no
+    /// allocation, and what it costs is what was added. Their places are empty
+    /// (never used), as `next`'s are.
+    pub fn grow_to(&mut self, next: &OrderTable) {
+        debug_assert!(self.can_grow_to(next));
+        debug_assert_eq!(self.group[..self.subs], next.group[..self.subs]);
+        self.group[self.subs..next.subs].copy_from_slice(&next.group[self.subs..next.subs]);
+        self.subs = next.subs;
+        self.groups = next.groups;
     }
 
     /// Takes `old`'s orders into this table, made for the same places per
@@ -528,7 +566,7 @@ impl OrderTable {
     #[inline(always)]
     fn find(&self, id: u64) -> Option<usize> {
         let sub = order_sub(id);
-        if id == 0 || sub >= self.live_mask.len() {
+        if id == 0 || sub >= self.subs {
             return None;
         }
         let base = sub << self.shift;
@@ -554,7 +592,7 @@ impl OrderTable {
         let sub = order_sub(slot.id);
         if self.live == self.live_max
             || slot.id == 0
-            || sub >= self.live_mask.len()
+            || sub >= self.subs
             || self.live_mask[sub] == self.full
             || self.find(slot.id).is_some()
         {

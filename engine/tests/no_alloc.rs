@@ -271,4 +271,42 @@ fn core_stage_does_not_allocate_per_event() {
         allocs, 0,
         "taking a revision that adds and removes a symbol, and 200 fills after it, allocated {allocs} times"
     );
+
+    // Reloads that add followers with a subscription each (issue 12): 100 to each
+    // leader fit the tables' room and are taken in place; 600 more to L0 do not,
+    // and the state moves into the grown core. Neither allocates, nor the fills
+    // after them.
+    let mut in_force = next;
+    let mut model = reloaded;
+    for (added, to, in_place) in [(300usize, None, true), (600, Some(0), false)] {
+        let first = in_force.followers.len();
+        for f in first..first + added {
+            let _ = writeln!(model, "[[followers]]\nid = \"F{f}\"\nequity = \"10000\"");
+            let _ = writeln!(
+                model,
+                "[[subscriptions]]\nfollower = \"F{f}\"\nleader = \"L{}\"\nallocation = \"1000\"\n{}",
+                to.unwrap_or(f % 3),
+                modes[f % 4]
+            );
+        }
+        let grown = load_str(&model, Path::new("alloc.toml"))
+            .expect("config")
+            .arranged_after(&in_force)
+            .expect("arranged");
+        let u3 = Arc::new(Universe::from_config(&grown).expect("model"));
+        let mut patch =
+            RevisionPatch::prepare(core.universe(), u3, &engine, &engine).expect("a patch");
+        assert!(patch.grows());
+        let before = ALLOCS.load(Ordering::Relaxed);
+        core.take_revision(&mut patch).expect("taken");
+        round(&mut core, &mut sink, 4_000 + first);
+        let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+        assert_eq!(patch.grew_in_place(), in_place, "+{added}");
+        assert_eq!(
+            allocs, 0,
+            "taking a revision adding {added} subscriptions (in place: {in_place}), and 200 fills after it, allocated {allocs} times"
+        );
+        assert_eq!(core.check_books(), Ok(()));
+        in_force = grown;
+    }
 }

@@ -4,7 +4,7 @@
 //! healing), and the same input sequence gives the same decisions.
 
 use fillcast_engine::config::{load_str, EngineConfig, RemovePolicy};
-use fillcast_engine::core::Core;
+use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
     ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
 };
@@ -446,5 +446,114 @@ proptest! {
         let (o2, d2) = run();
         prop_assert_eq!(o1, o2);
         prop_assert_eq!(d1, d2);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Issue 12: a revision that adds subscriptions (a follower's, new followers'
+    /// and a new leader's) and removes one is taken by growing the running tables
+    /// in their room (`Core::grow_in_place`), where it used to move the whole
+    /// state into a core of the new shape. The two ways must decide alike: two
+    /// cores take the same inputs, one grows in place and the other moves
+    /// (`RevisionPatch::moving`), and every output after is the same, as are the
+    /// positions and working orders at the end. (L's book of 3 has room for 16
+    /// more, `room`: the growths drawn here fit it.)
+    #[test]
+    fn a_growth_in_place_decides_as_moving_the_state_does(
+        seq in fills(), answers in prop::collection::vec(0u8..10, 1..64), places in 2usize..9,
+        reload_at in 0usize..40, keep in any::<bool>(), added in 1usize..13, followers in 0usize..4,
+    ) {
+        let u = universe("1", "50000", "100000", "0.5", "1000");
+        let cfg = EngineConfig { orders_per_subscription: places, ..engine_cfg() };
+        let text = model_text("1", "50000", "100000", "0.5", "1000");
+        let was = load_str(&text, Path::new("prop.toml")).expect("config");
+        let amount_sub = text.find("[[subscriptions]]\nid = \"amount\"").expect("amount");
+        let mut next_text = text[..amount_sub].to_string();
+        for i in 0..added {
+            next_text.push_str(&format!(
+                "[[subscriptions]]\nid = \"late{i}\"\nfollower = \"F\"\nleader = \"L\"\nallocation = \"{}\"\nmode = \"proportional\"\ncopy_open_positions = {}\n{}",
+                10_000 * (i + 1), i % 2 == 0,
+                // Some with a stop-loss: a mark acts on them (`stop_loss_subs`).
+                if i % 3 == 0 { "total_stop_loss_pct = \"1\"\n" } else { "" }
+            ));
+        }
+        for j in 0..followers {
+            next_text.push_str(&format!(
+                "[[followers]]\nid = \"G{j}\"\nequity = \"1000000\"\n[[subscriptions]]\nfollower = \"G{j}\"\nleader = \"L\"\nallocation = \"30000\"\nmode = \"fixed_ratio\"\nratio = \"0.{}\"\ncopy_open_positions = true\n",
+                j + 1
+            ));
+        }
+        next_text.push_str("[[leaders]]\nid = \"M\"\nequity = \"100000\"\n[[subscriptions]]\nfollower = \"F\"\nleader = \"M\"\nallocation = \"50000\"\nmode = \"proportional\"\n");
+        let next = load_str(&next_text, Path::new("reload.toml")).expect("reload config")
+            .arranged_after(&was).expect("arranged");
+        let u2 = Arc::new(Universe::from_config(&next).expect("reload model"));
+        let cfg2 = EngineConfig {
+            on_remove: if keep { RemovePolicy::Keep } else { RemovePolicy::Close },
+            ..cfg.clone()
+        };
+        let mut cores = [Core::new(Arc::clone(&u), &cfg), Core::new(Arc::clone(&u), &cfg)];
+        let mut trade = 0u64;
+        let mut now = 1_700_000_000_000_000_000u64;
+        let mut open: Vec<FollowerOrder> = Vec::new();
+        let mut k = 0usize;
+        // One input to both cores: their outputs must be the same.
+        let both = |cores: &mut [Core; 2], input: &dyn Fn(&mut Core, &mut Collect)| -> Result<Vec<FollowerOrder>, TestCaseError> {
+            let (mut a, mut b) = (Collect::default(), Collect::default());
+            input(&mut cores[0], &mut a);
+            input(&mut cores[1], &mut b);
+            prop_assert_eq!(&a.orders, &b.orders);
+            prop_assert_eq!(&a.decisions, &b.decisions);
+            Ok(a.orders)
+        };
+        for (i, (q, px, m)) in seq.iter().enumerate() {
+            now += 1_000_000_000;
+            if reload_at == i {
+                let grows = RevisionPatch::prepare(cores[0].universe(), Arc::clone(&u2), &cfg, &cfg2).expect("a patch");
+                let moves = RevisionPatch::prepare(cores[1].universe(), Arc::clone(&u2), &cfg, &cfg2).expect("a patch").moving();
+                for (core, mut patch, in_place) in [(0, grows, true), (1, moves, false)] {
+                    prop_assert_eq!(cores[core].take_revision(&mut patch), Ok(()));
+                    prop_assert_eq!(patch.grew_in_place(), in_place);
+                    prop_assert_eq!(cores[core].check_books(), Ok(()));
+                }
+            }
+            let f = FeedEvent::LeaderFill(leader_fill(&u, i, *q, *px, *m));
+            if !cores[0].ready_for(&f) || !cores[1].ready_for(&f) {
+                prop_assert_eq!(cores[0].ready_for(&f), cores[1].ready_for(&f));
+                continue;
+            }
+            open.extend(both(&mut cores, &|c, s| c.on_feed(&f, s))?);
+            // The venue answers everything, in its own ways.
+            while let Some(o) = open.pop() {
+                k += 1;
+                trade += 1;
+                let base = ExecReport { order_id: o.id, recv_ts: Nanos(now), ..ExecReport::default() };
+                let reports: Vec<ExecReport> = match answers[k % answers.len()] {
+                    0..=4 => vec![ExecReport { kind: ExecKind::Fill, qty: o.qty, price: o.limit, trade_id: trade, ..base }],
+                    5 | 6 => vec![
+                        ExecReport { kind: ExecKind::Fill, qty: Lots((o.qty.0 / 2).max(1)), price: o.limit, trade_id: trade, ..base },
+                        ExecReport { kind: ExecKind::Canceled, ..base },
+                    ],
+                    7 => vec![ExecReport { kind: ExecKind::Rejected, reject: RejectReason::InsufficientMargin, ..base }],
+                    _ => vec![ExecReport { kind: ExecKind::Rejected, reject: RejectReason::Transient, ..base }],
+                };
+                for r in reports {
+                    open.extend(both(&mut cores, &|c, s| c.on_exec(&r, s))?);
+                }
+            }
+            let mark = FeedEvent::MarkPrice { symbol: SymbolIdx(0), price: Ticks(px / (1 + (i as i64 % 3))), ts: Nanos(now + 1) };
+            open.extend(both(&mut cores, &|c, s| c.on_feed(&mark, s))?);
+            let tick = FeedEvent::Tick { ts: Nanos(now + 500_000_000) };
+            open.extend(both(&mut cores, &|c, s| c.on_feed(&tick, s))?);
+        }
+        let u_now = Arc::clone(cores[1].universe());
+        for s in 0..u_now.subs.len() {
+            let sub = SubIdx(s as u32);
+            prop_assert_eq!(cores[0].position(sub, SymbolIdx(0)), cores[1].position(sub, SymbolIdx(0)));
+            prop_assert_eq!(cores[0].working(sub, SymbolIdx(0)), cores[1].working(sub, SymbolIdx(0)));
+        }
+        prop_assert_eq!(cores[0].live_orders(), cores[1].live_orders());
+        prop_assert_eq!(cores[0].check_books(), Ok(()));
     }
 }
