@@ -55,6 +55,17 @@ impl Engine {
         }
     }
 
+    /// `start` until stopped, ready, and `fills` leader fills taken: the engine
+    /// and the status that showed them.
+    fn running(cfg: &Path, dir: &Path, fills: u64) -> (Engine, Value) {
+        let mut engine = Engine::start(cfg, dir, true);
+        engine.wait_ready();
+        let s = engine.wait_status("the first leader fills", |s| {
+            s["counts"]["leader_fills"].as_u64().unwrap() >= fills
+        });
+        (engine, s)
+    }
+
     fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -327,11 +338,7 @@ fn commands_and_a_reload_while_fills_flow_are_journaled_once_and_replay() {
     let (fills_path, n) = fills_file(dir, 0x11FE, 300);
     // 300 fills at 40 a second: 7.5 s of intake, the commands take well under one.
     let (cfg_path, cfg) = write_config(dir, &fills_path, Some(40), "");
-    let mut engine = Engine::start(&cfg_path, dir, true);
-    engine.wait_ready();
-    let s = engine.wait_status("the first leader fills", |s| {
-        s["counts"]["leader_fills"].as_u64().unwrap() >= 10
-    });
+    let (mut engine, s) = Engine::running(&cfg_path, dir, 10);
     let r0 = s["revision"].as_str().unwrap().to_string();
     assert_eq!(s["counts"]["commands"], 0, "{s:#}");
 
@@ -1260,11 +1267,7 @@ fn a_reload_adding_1000_subscriptions_and_removing_100_while_fills_flow() {
         Some(40),
         &many_followers("G", 0..150, false),
     );
-    let mut engine = Engine::start(&cfg_path, dir, true);
-    engine.wait_ready();
-    let s = engine.wait_status("the first leader fills", |s| {
-        s["counts"]["leader_fills"].as_u64().unwrap() >= 20
-    });
+    let (mut engine, s) = Engine::running(&cfg_path, dir, 20);
     let r0 = s["revision"].as_str().unwrap().to_string();
 
     // G0..G49 go with their followers, G50..G99 only their subscriptions;
@@ -1467,11 +1470,7 @@ fn a_reload_adding_a_symbol_trades_it_and_removing_it_closes_what_followers_hold
     std::fs::write(&fills_path, lines.join("\n") + "\n").unwrap();
     let taken = lines.len() as u64 - 1;
     let (cfg_path, cfg) = write_config(dir, &fills_path, Some(40), "");
-    let mut engine = Engine::start(&cfg_path, dir, true);
-    engine.wait_ready();
-    let s = engine.wait_status("the first leader fills", |s| {
-        s["counts"]["leader_fills"].as_u64().unwrap() >= 5
-    });
+    let (mut engine, s) = Engine::running(&cfg_path, dir, 5);
     let r0 = s["revision"].as_str().unwrap().to_string();
 
     let sol = "\n[[symbols]]\nname = \"SOLUSDT\"\nlot_size = \"0.01\"\ntick_size = \"0.01\"\nvenue = \"sim\"\n";
@@ -1656,11 +1655,7 @@ fn regression_the_summary_left_out_what_a_live_reload_added() {
     let fills_path = dir.join("fills.jsonl");
     std::fs::write(&fills_path, lines.join("\n") + "\n").unwrap();
     let (cfg_path, cfg) = write_config(dir, &fills_path, Some(40), "");
-    let mut engine = Engine::start(&cfg_path, dir, true);
-    engine.wait_ready();
-    let s = engine.wait_status("the first leader fills", |s| {
-        s["counts"]["leader_fills"].as_u64().unwrap() >= 5
-    });
+    let (mut engine, s) = Engine::running(&cfg_path, dir, 5);
     let r0 = s["revision"].as_str().unwrap().to_string();
     let f7 = "\n[[followers]]\nid = \"F7\"\nequity = \"100000\"\n\n[[subscriptions]]\nfollower = \"F7\"\nleader = \"L1\"\nallocation = \"10000\"\nmode = \"proportional\"\n";
     std::fs::write(&cfg_path, format!("{cfg}{f7}")).unwrap();

@@ -3,7 +3,7 @@
 //! venue, and with one that rejects, fills in part and goes away, the resync
 //! healing), and the same input sequence gives the same decisions.
 
-use fillcast_engine::config::{load_str, EngineConfig, RemovePolicy};
+use fillcast_engine::config::{load_str, Config, EngineConfig, RemovePolicy};
 use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
     ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
@@ -87,6 +87,30 @@ mode = "fixed_amount"
 amount = "{amount}"
 "#
     )
+}
+
+/// The model of the reload `text`, laid out after `was`, and the engine settings
+/// `cfg` with `on_remove` as `keep` says.
+fn reloaded(
+    text: &str,
+    was: &Config,
+    cfg: &EngineConfig,
+    keep: bool,
+) -> (Arc<Universe>, EngineConfig) {
+    let next = load_str(text, Path::new("reload.toml"))
+        .expect("reload config")
+        .arranged_after(was)
+        .expect("arranged");
+    let u2 = Arc::new(Universe::from_config(&next).expect("reload model"));
+    let cfg2 = EngineConfig {
+        on_remove: if keep {
+            RemovePolicy::Keep
+        } else {
+            RemovePolicy::Close
+        },
+        ..cfg.clone()
+    };
+    (u2, cfg2)
 }
 
 fn engine_cfg() -> EngineConfig {
@@ -310,13 +334,7 @@ proptest! {
             "{}[[subscriptions]]\nid = \"late\"\nfollower = \"F\"\nleader = \"L\"\nallocation = \"50000\"\nmode = \"proportional\"\ncopy_open_positions = {copy}\n",
             &text[..amount_sub]
         );
-        let next = load_str(&next_text, Path::new("reload.toml")).expect("reload config")
-            .arranged_after(&was).expect("arranged");
-        let u2 = Arc::new(Universe::from_config(&next).expect("reload model"));
-        let cfg2 = EngineConfig {
-            on_remove: if keep { RemovePolicy::Keep } else { RemovePolicy::Close },
-            ..cfg.clone()
-        };
+        let (u2, cfg2) = reloaded(&next_text, &was, &cfg, keep);
         let mut core = Core::new(Arc::clone(&u), &cfg);
         let mut trade = 0u64;
         let mut now = 1_700_000_000_000_000_000u64;
@@ -486,13 +504,7 @@ proptest! {
             ));
         }
         next_text.push_str("[[leaders]]\nid = \"M\"\nequity = \"100000\"\n[[subscriptions]]\nfollower = \"F\"\nleader = \"M\"\nallocation = \"50000\"\nmode = \"proportional\"\n");
-        let next = load_str(&next_text, Path::new("reload.toml")).expect("reload config")
-            .arranged_after(&was).expect("arranged");
-        let u2 = Arc::new(Universe::from_config(&next).expect("reload model"));
-        let cfg2 = EngineConfig {
-            on_remove: if keep { RemovePolicy::Keep } else { RemovePolicy::Close },
-            ..cfg.clone()
-        };
+        let (u2, cfg2) = reloaded(&next_text, &was, &cfg, keep);
         let mut cores = [Core::new(Arc::clone(&u), &cfg), Core::new(Arc::clone(&u), &cfg)];
         let mut trade = 0u64;
         let mut now = 1_700_000_000_000_000_000u64;
