@@ -450,94 +450,8 @@ impl World {
                 if *s > 0 && rng.chance(300_000) {
                     continue;
                 }
-                let mut at = T0 + rng.range(0, 50) * MS;
-                let mut px = plan.px;
-                let mut pos = 0i64;
-                let orders = rng.range(2, 14);
-                for o in 0..=orders {
-                    let (side, qty) = if o == orders {
-                        if pos == 0 {
-                            break;
-                        }
-                        (Side::from_sign(-pos.signum()), pos.abs())
-                    } else if pos == 0 {
-                        let side = if rng.chance(500_000) {
-                            Side::Buy
-                        } else {
-                            Side::Sell
-                        };
-                        (
-                            side,
-                            rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
-                        )
-                    } else {
-                        let held = pos.abs();
-                        let same = Side::from_sign(pos.signum());
-                        let other = Side::from_sign(-pos.signum());
-                        match rng.below(4) {
-                            0 => (
-                                same,
-                                rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
-                            ),
-                            1 if held > 1 => (other, rng.range(1, held as u64 - 1) as i64),
-                            2 => (
-                                other,
-                                held + rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
-                            ),
-                            _ => (other, held),
-                        }
-                    };
-                    let order_id = format!("L{l}-{s}-{o}");
-                    let known = rng.chance(850_000);
-                    let pieces = rng.range(1, 6).min(qty as u64) as i64;
-                    let mut left = qty;
-                    for p in 0..pieces {
-                        let q = if p == pieces - 1 {
-                            left
-                        } else {
-                            rng.range(1, (left - (pieces - 1 - p)) as u64) as i64
-                        };
-                        left -= q;
-                        px = (px + rng.range(0, 2 * plan.px as u64 / 200) as i64 - plan.px / 200)
-                            .clamp(plan.px * 9 / 10, plan.px * 11 / 10);
-                        n_event += 1;
-                        let fill = LeaderFill {
-                            leader: LeaderIdx(l as u32),
-                            symbol: SymbolIdx(*s as u16),
-                            side,
-                            qty: Lots(q),
-                            price: Ticks(px),
-                            event_key: leader_event_key(&format!("L{l}"), &format!("e{n_event}")),
-                            order_key: if known { fnv1a(order_id.as_bytes()) } else { 0 },
-                            order_qty: Lots(if known { qty } else { 0 }),
-                            venue_ts: Nanos(at),
-                            recv_ts: Nanos(0),
-                        };
-                        planned.push((at, n_event, FeedEvent::LeaderFill(fill)));
-                        at += rng.range(0, 1_000) * US;
-                    }
-                    debug_assert_eq!(left, 0);
-                    pos += side.sign() * qty;
-                    if rng.chance(200_000) {
-                        planned.push((
-                            at,
-                            0,
-                            FeedEvent::MarkPrice {
-                                symbol: SymbolIdx(*s as u16),
-                                price: Ticks(
-                                    px + rng.range(0, plan.px as u64 / 20) as i64 - plan.px / 40,
-                                ),
-                                ts: Nanos(0),
-                            },
-                        ));
-                    }
-                    at += if rng.chance(200_000) {
-                        rng.range(100, 2_000) * MS
-                    } else {
-                        rng.range(50, 100_000) * US
-                    };
-                }
-                debug_assert_eq!(pos, 0);
+                let at = T0 + rng.range(0, 50) * MS;
+                let at = trade(rng, l, *s, plan, at, &mut n_event, &mut planned);
                 span = span.max(at - T0);
             }
         }
@@ -672,6 +586,107 @@ impl World {
             summary,
         }
     }
+}
+
+/// A leader's trading in one symbol from `at` on: orders filled in bursts of
+/// partial fills (adds, partial closes, flips), sometimes a mark after one, and a
+/// close to flat at the end. Pushes the fills and marks to `planned` as (time,
+/// event number, event); returns when the leader is done.
+fn trade(
+    rng: &mut Rng,
+    l: usize,
+    s: usize,
+    plan: &SymbolPlan,
+    mut at: u64,
+    n_event: &mut u64,
+    planned: &mut Vec<(u64, u64, FeedEvent)>,
+) -> u64 {
+    let mut px = plan.px;
+    let mut pos = 0i64;
+    let orders = rng.range(2, 14);
+    for o in 0..=orders {
+        let (side, qty) = if o == orders {
+            if pos == 0 {
+                break;
+            }
+            (Side::from_sign(-pos.signum()), pos.abs())
+        } else if pos == 0 {
+            let side = if rng.chance(500_000) {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            (
+                side,
+                rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
+            )
+        } else {
+            let held = pos.abs();
+            let same = Side::from_sign(pos.signum());
+            let other = Side::from_sign(-pos.signum());
+            match rng.below(4) {
+                0 => (
+                    same,
+                    rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
+                ),
+                1 if held > 1 => (other, rng.range(1, held as u64 - 1) as i64),
+                2 => (
+                    other,
+                    held + rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
+                ),
+                _ => (other, held),
+            }
+        };
+        let order_id = format!("L{l}-{s}-{o}");
+        let known = rng.chance(850_000);
+        let pieces = rng.range(1, 6).min(qty as u64) as i64;
+        let mut left = qty;
+        for p in 0..pieces {
+            let q = if p == pieces - 1 {
+                left
+            } else {
+                rng.range(1, (left - (pieces - 1 - p)) as u64) as i64
+            };
+            left -= q;
+            px = (px + rng.range(0, 2 * plan.px as u64 / 200) as i64 - plan.px / 200)
+                .clamp(plan.px * 9 / 10, plan.px * 11 / 10);
+            *n_event += 1;
+            let fill = LeaderFill {
+                leader: LeaderIdx(l as u32),
+                symbol: SymbolIdx(s as u16),
+                side,
+                qty: Lots(q),
+                price: Ticks(px),
+                event_key: leader_event_key(&format!("L{l}"), &format!("e{}", *n_event)),
+                order_key: if known { fnv1a(order_id.as_bytes()) } else { 0 },
+                order_qty: Lots(if known { qty } else { 0 }),
+                venue_ts: Nanos(at),
+                recv_ts: Nanos(0),
+            };
+            planned.push((at, *n_event, FeedEvent::LeaderFill(fill)));
+            at += rng.range(0, 1_000) * US;
+        }
+        debug_assert_eq!(left, 0);
+        pos += side.sign() * qty;
+        if rng.chance(200_000) {
+            planned.push((
+                at,
+                0,
+                FeedEvent::MarkPrice {
+                    symbol: SymbolIdx(s as u16),
+                    price: Ticks(px + rng.range(0, plan.px as u64 / 20) as i64 - plan.px / 40),
+                    ts: Nanos(0),
+                },
+            ));
+        }
+        at += if rng.chance(200_000) {
+            rng.range(100, 2_000) * MS
+        } else {
+            rng.range(50, 100_000) * US
+        };
+    }
+    debug_assert_eq!(pos, 0);
+    at
 }
 
 /// `n / 10` as a decimal string (`23` → `2.3`).
