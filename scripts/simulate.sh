@@ -47,7 +47,7 @@ done
 cd "$(dirname "$0")/.."
 echo "simulate.sh: building (release)..."
 cargo build --release --quiet --bin fillcast
-bin=target/release/fillcast
+bin=${CARGO_TARGET_DIR:-target}/release/fillcast
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fillcast-simulate.XXXXXX")
 pids=()
@@ -115,3 +115,16 @@ if [ -n "$failing" ] || [ "$done" -ne "$seeds" ] || [ "$status" -ne 0 ]; then
     exit 1
 fi
 echo "simulate.sh: $seeds seeds from $start passed in ${elapsed}s on $jobs jobs; $open positions open where the leader is flat at the end (each with its reason), $open_after after a resync command"
+# Seeds whose reload changed the symbols, from each seed's line.
+cat "$work"/out.* | awk '$1 == "ok" {
+    for (i = 3; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
+    if (v["symbol_removed"] == "close") close_++
+    if (v["symbol_removed"] == "keep") keep++
+    if (v["symbol_removed"] != "no" && v["held_at_reload"] > 0) held++
+    if (v["skipped_removed"] > 0) skipped++
+    kept += v["kept_open"]
+    if (v["symbol_added"] == 1) added++
+    if (v["added_orders"] > 0) traded++
+} END {
+    printf "simulate.sh: reloads that changed the symbols: %d seeds removed one under on_remove = close, %d under keep (%d with subscriptions holding it at the reload, %d with leader fills in it skipped after; %d positions kept open at the end, each removed_kept); %d added one (%d with orders in it)\n", close_, keep, held, skipped, kept, added, traded
+}'

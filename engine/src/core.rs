@@ -999,15 +999,16 @@ impl Core {
         if let Some(list) = patch.stop_loss_subs.as_mut() {
             std::mem::swap(&mut self.stop_loss_subs, list);
         }
-        for &i in &patch.opens {
-            self.copy_open_positions(SubIdx(i));
-        }
         std::mem::swap(&mut self.resync.policy, &mut patch.engine.resync);
         self.resync.max_attempts = patch.engine.max_retries;
         self.venue_down_alarm_ns = patch.engine.venue_down_alarm_ms.saturating_mul(1_000_000);
         self.stop_on_alarm = patch.engine.on_venue_down == VenueDownPolicy::Stop;
         self.revision = patch.to;
         std::mem::swap(&mut self.universe, &mut patch.universe);
+        // Under the model the revision brings: not in a symbol it removes.
+        for &i in &patch.opens {
+            self.copy_open_positions(SubIdx(i));
+        }
         patch.from = u64::MAX;
         Ok(())
     }

@@ -2208,6 +2208,43 @@ fn a_reload_removing_a_symbol_closes_what_followers_hold_in_it_by_default() {
     );
 }
 
+/// Regression (simulator seeds 359, 562, 816, 981, ...: "Fnew:L0 BTC holds -336
+/// lots, leader flat: NO REASON"): a reload that removes a symbol and adds a
+/// subscription with `copy_open_positions` opened the leader's position in the
+/// removed symbol for the new subscription, which then held it with no reason
+/// to (nothing copies or closes a removed symbol's pairs after the revision).
+/// `Core::take_revision` opened positions under the model it replaces, in which
+/// the symbol was still in force. It opens those in the symbols in force only.
+#[test]
+fn regression_a_reload_removing_a_symbol_opened_it_for_a_subscription_it_added() {
+    let before = followers_of_l1("", &[("F1", "")]);
+    let after = format!(
+        "# without BTC\n{}",
+        followers_of_l1("", &[("F1", ""), ("F2", "copy_open_positions = true")])
+    );
+    check_reloads(
+        &before,
+        &[&after],
+        "
+        > fill L1 BTC buy 0.01 @65000
+        F1:L1 buy BTC 0.005 ioc@65000
+        > fill L1 X buy 10 @100
+        F1:L1 buy 5 ioc@100
+        > reload
+        > tick 0ms
+        F1:L1 resync revision sent
+        F2:L1 resync revision sent
+        F1:L1 sell BTC 0.005 market reduce
+        F2:L1 buy 5 ioc@100
+        = pos F2:L1 BTC 0
+        = pos F2:L1 X 5
+        > tick
+        = pos F1:L1 BTC 0
+        = pos F2:L1 BTC 0
+        ",
+    );
+}
+
 /// Issue 12: with `on_remove = "keep"` a removed symbol's positions stay, with
 /// their reason (`removed_kept`), while the leader's fills there are not copied
 /// and the leader goes flat; `flatten` closes one; the symbol comes back to its

@@ -38,6 +38,33 @@ struct Totals {
     restarts: u64,
     crashes: u64,
     steps: u64,
+    /// Seeds whose reload removed a symbol, under `close` and under `keep`; of
+    /// them, those where subscriptions held it at the reload, and those where
+    /// leader fills in it were skipped (`symbol_removed`) after it.
+    removed_close: u64,
+    removed_keep: u64,
+    removed_held: u64,
+    removed_skipped: u64,
+    /// Seeds whose reload added a symbol, and of them those with orders in it.
+    added: u64,
+    added_traded: u64,
+}
+
+/// What a seed's reload did to the symbols, for its summary (empty when nothing).
+fn symbols_line(o: &super::Outcome) -> String {
+    let mut line = String::new();
+    if let Some(how) = o.symbol_removed {
+        line += &format!(
+            "; 1 symbol removed ({}): {} subscriptions held it at the reload, {} decisions skipped (symbol_removed)",
+            if how == "keep" { "kept" } else { "closed" },
+            o.held_in_removed,
+            o.skipped_symbol_removed
+        );
+    }
+    if o.symbol_added {
+        line += &format!("; 1 symbol added: {} orders in it", o.orders_in_added);
+    }
+    line
 }
 
 /// Runs the seeds; an error when any failed.
@@ -67,22 +94,35 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 t.restarts += o.restarts;
                 t.crashes += o.crashes;
                 t.steps += o.steps;
+                match o.symbol_removed {
+                    Some("keep") => t.removed_keep += 1,
+                    Some(_) => t.removed_close += 1,
+                    None => {}
+                }
+                t.removed_held += (o.held_in_removed > 0) as u64;
+                t.removed_skipped += (o.skipped_symbol_removed > 0) as u64;
+                t.added += o.symbol_added as u64;
+                t.added_traded += (o.orders_in_added > 0) as u64;
                 if args.lines {
                     let _ = writeln!(
                         stdout.lock(),
-                        "ok {seed} steps={} fills={} orders={} crashes={} restarts={} outages={} open={} open_after_resync={} open_netted={} digest={:016x}",
+                        "ok {seed} steps={} fills={} orders={} crashes={} restarts={} outages={} open={} open_after_resync={} open_netted={} \
+                         symbol_removed={} held_at_reload={} skipped_removed={} symbol_added={} added_orders={} kept_open={} digest={:016x}",
                         o.steps, o.leader_fills, o.orders_at_venue, o.crashes, o.restarts,
-                        o.outages, o.open_at_end, o.open_after_resync, o.open_netted, o.digest
+                        o.outages, o.open_at_end, o.open_after_resync, o.open_netted,
+                        o.symbol_removed.unwrap_or("no"), o.held_in_removed, o.skipped_symbol_removed,
+                        o.symbol_added as u8, o.orders_in_added,
+                        o.open_why.get("removed_kept").copied().unwrap_or(0), o.digest
                     );
                 } else if count == 1 {
                     println!(
                         "seed {seed} ok: {} inputs, {} leader fills, {} orders at the venue, {} fills, \
                          {} rejects, {} outages, {} crashes ({} torn), {} halts, {} restarts, \
                          {} resyncs, {} given up; {} positions open where the leader is flat \
-                         (each with its reason), {} after a resync command; digest {:016x}",
+                         (each with its reason), {} after a resync command{}; digest {:016x}",
                         o.steps, o.leader_fills, o.orders_at_venue, o.venue_fills, o.rejects,
                         o.outages, o.crashes, o.torn_tails, o.halts, o.restarts, o.resyncs,
-                        o.gave_up, o.open_at_end, o.open_after_resync, o.digest
+                        o.gave_up, o.open_at_end, o.open_after_resync, symbols_line(&o), o.digest
                     );
                 }
             }
@@ -119,6 +159,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         t.open_at_end,
         t.open_after_resync
     );
+    if t.removed_close + t.removed_keep + t.added > 0 {
+        eprintln!(
+            "  reloads that changed the symbols: {} removed one under on_remove = close, {} under keep \
+             ({} with subscriptions holding it at the reload, {} with leader fills in it skipped after); \
+             {} added one ({} with orders in it)",
+            t.removed_close, t.removed_keep, t.removed_held, t.removed_skipped, t.added, t.added_traded
+        );
+    }
     if t.open_after_resync > 0 {
         eprintln!(
             "  open after a resync command, by reason: {:?}; {} of them held by followers whose \

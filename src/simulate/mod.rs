@@ -13,6 +13,11 @@
 //!   few order places, retries and resync backoff;
 //! - the leaders' activity: bursts of partial fills, adds, partial closes, flips,
 //!   closes to flat, with duplicated and reordered deliveries; every leader ends flat;
+//! - a person's live reload (in some seeds): edited limits, allocations and
+//!   statuses, a subscription removed and a follower added, a symbol the leaders
+//!   trade removed (its positions closed or kept under `engine.on_remove`) and one
+//!   added that they trade once the reload has arrived; the source resolves
+//!   symbols by name against the model in force, as a `file` source does;
 //! - the venue's behaviour: latency, partial fills, rejects of every kind (and
 //!   refusals of reduce-only closes that would not reduce its books), IOC
 //!   remainders that expire, duplicated and reordered reports, outages (the link
@@ -179,6 +184,21 @@ pub struct Outcome {
     pub open_netted: u64,
     /// Of those, how many by recorded reason.
     pub open_why: std::collections::BTreeMap<&'static str, u64>,
+    /// The reload (taken) removed a symbol the leaders trade, under
+    /// `engine.on_remove` `"close"` or `"keep"`.
+    pub symbol_removed: Option<&'static str>,
+    /// Subscriptions that held a position or working orders in it when the
+    /// reload was taken live (a reload a restart applies is not counted).
+    pub held_in_removed: u64,
+    /// Decisions not to copy a leader fill in it (`symbol_removed`).
+    pub skipped_symbol_removed: u64,
+    /// The reload (taken) added a symbol, which leaders trade after it.
+    pub symbol_added: bool,
+    /// Orders in the added symbol that reached the venue.
+    pub orders_in_added: u64,
+    /// Source events the source refused: their symbol is not in the model in
+    /// force (a restart on a new journal took the edited file, without it).
+    pub refused_by_source: u64,
     /// A hash of the whole trace: equal for two runs of one seed.
     pub digest: u64,
 }

@@ -7,18 +7,18 @@ use super::check::{self, Collect};
 use super::rng::Rng;
 use super::trace::{self, Trace};
 use super::venue::{GatewaySide, InFlight, Phase, VenueSide};
-use super::world::{Planned, World, T0};
+use super::world::{self, Planned, World, T0};
 use super::{Breakage, Check, Failure, Options, Outcome};
 use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
     Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, RejectReason, NO_SENDER,
 };
 use fillcast_engine::model::{SubIdx, SymbolIdx, Universe, VenueIdx};
-use fillcast_engine::outputs::Decision;
+use fillcast_engine::outputs::{Decision, Reason};
 use fillcast_engine::pipeline::{self, JOURNAL_CHUNK};
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError, VenueError};
 use fillcast_engine::units::Nanos;
-use fillcast_gateways::sim::SimVenue;
+use fillcast_gateways::sim::{SimVenue, SymbolTerms};
 use fillcast_journal::restart::{self, RestartError, Venues};
 use fillcast_journal::stage::JournalStage;
 use fillcast_journal::writer::{Durability, JournalOptions, JournalWriter};
@@ -179,6 +179,11 @@ pub(super) struct Sim<'o> {
     expected: Vec<i64>,
     /// The planned reload was taken: the edited file is the config from now on.
     reload_taken: bool,
+    /// The model whose indices the source's planned events carry (the reload's,
+    /// which lays out every symbol of the world's after the world's own): the
+    /// source resolves their names against the model in force, as a `file`
+    /// source does.
+    plan: Arc<Universe>,
     n_sym: usize,
     idle_ticks: u32,
     /// `Breakage::SilentVenue`: the order the venue never answers.
@@ -204,11 +209,14 @@ impl<'o> Sim<'o> {
                 VenueSide::new(sim, world.venues[v].clone())
             })
             .collect();
-        let n_sym = u.symbols.len();
-        // A reload may add subscriptions after the rest: room for its model too.
-        let n_subs = (world.reload.as_ref())
-            .map_or(0, |(_, u2)| u2.subs.len())
-            .max(u.subs.len());
+        // A reload may add subscriptions and symbols after the rest: room for
+        // its model too. The source's events name symbols by their place in it.
+        let plan = world
+            .reload
+            .as_ref()
+            .map_or(Arc::clone(u), |(_, u2)| Arc::clone(u2));
+        let n_sym = plan.symbols.len().max(u.symbols.len());
+        let n_subs = plan.subs.len().max(u.subs.len());
         let n_pairs = n_subs * n_sym;
         let journal_opts = JournalOptions {
             segment_bytes: world.engine.segment_bytes,
@@ -242,6 +250,7 @@ impl<'o> Sim<'o> {
             counted: BTreeSet::new(),
             expected: vec![0; n_pairs],
             reload_taken: false,
+            plan,
             n_sym,
             idle_ticks: 0,
             silent: None,
@@ -329,6 +338,19 @@ impl<'o> Sim<'o> {
             .iter()
             .map(|v| v.faults.outages.len() as u64)
             .sum();
+        let edit = &self.world.reload_symbols;
+        if self.reload_taken {
+            self.out.symbol_removed = edit
+                .removed
+                .map(|_| if edit.keep { "keep" } else { "close" });
+            self.out.symbol_added = edit.added.is_some();
+        }
+        if let Some(added) = edit.added.and_then(|name| self.world.universe.symbol(name)) {
+            self.out.orders_in_added = (self.venues.iter())
+                .flat_map(|v| v.orders.values())
+                .filter(|o| o.symbol == added)
+                .count() as u64;
+        }
         self.out.digest = self.trace.digest();
         self.note(&format!(
             "done: {} open at the end, {} after a resync command",
@@ -909,7 +931,9 @@ impl<'o> Sim<'o> {
                 let Some(p) = self.feed.pop_front() else {
                     return Ok(false);
                 };
-                let mut ev = p.ev;
+                let Some(mut ev) = self.resolved(p.ev)? else {
+                    return Ok(true);
+                };
                 match &mut ev {
                     FeedEvent::LeaderFill(f) => f.recv_ts = Nanos(now),
                     FeedEvent::MarkPrice { ts, .. }
@@ -921,6 +945,54 @@ impl<'o> Sim<'o> {
             }
         }
         Ok(true)
+    }
+
+    /// The source's event with its symbol resolved by name against the model in
+    /// force (a `file` source's way): the planned events name symbols by their
+    /// place in `plan`, and a restart on a new journal takes the edited file as
+    /// it is, whose places differ when the reload removed a symbol. A symbol the
+    /// model holds removed still resolves (a fill the source took before the
+    /// revision: the core skips it, `symbol_removed`); one it lacks is refused,
+    /// and nothing reaches the core. `None` then.
+    fn resolved(&mut self, mut ev: FeedEvent) -> Result<Option<FeedEvent>, Failure> {
+        let Some(planned) = world::symbol_of(&ev) else {
+            return Ok(Some(ev));
+        };
+        let name = &self.plan.symbols[planned.0 as usize].name;
+        let Some(symbol) = self.world.universe.symbol(name) else {
+            if !self.reload_taken {
+                // The world plans a symbol's events only after the reload
+                // that adds it: a harness bug.
+                let what =
+                    format!("the source has an event in {name} before the reload that adds it");
+                return Err(self.failure(Check::Harness, what));
+            }
+            let line = format!("the source refuses an event in {name}: not in the model in force");
+            self.note(&line);
+            self.out.refused_by_source += 1;
+            return Ok(None);
+        };
+        match &mut ev {
+            FeedEvent::LeaderFill(f) => f.symbol = symbol,
+            FeedEvent::MarkPrice { symbol: s, .. } => *s = symbol,
+            _ => {}
+        }
+        Ok(Some(ev))
+    }
+
+    /// Every venue learns the engine's symbols in force, by the indices its
+    /// orders carry, before any order made under them (`Gateway::universe_changed`:
+    /// a symbol a reload adds is traded from its first order on; a removed one
+    /// keeps its place for the closes).
+    fn tell_venues(&mut self) {
+        let terms: Vec<SymbolTerms> = (self.world.universe.symbols.iter())
+            .map(SymbolTerms::of)
+            .collect();
+        for v in &mut self.venues {
+            v.sim
+                .set_symbols(0, &terms)
+                .expect("symbols from index 0 leave no gap");
+        }
     }
 
     /// The core takes `entry`; the input and then its outputs are journaled, the
@@ -955,6 +1027,7 @@ impl<'o> Sim<'o> {
                 // As the control thread and the core thread do it: prepared from
                 // the model in force, taken between two inputs.
                 let (edited, u2) = self.world.reload.as_ref().expect("a planned reload");
+                let held = held_in_removed(&e.core, u2);
                 let taken = RevisionPatch::prepare(
                     e.core.universe(),
                     Arc::clone(u2),
@@ -967,6 +1040,12 @@ impl<'o> Sim<'o> {
                     return Err(self.failure(Check::Harness, why));
                 }
                 reloaded = true;
+                for (name, pairs) in held {
+                    self.out.held_in_removed += pairs;
+                    self.note(&format!(
+                        "reload removes {name}: {pairs} subscriptions hold a position or orders in it"
+                    ));
+                }
             }
             JournalEntry::Feed(ev) => e.core.on_feed(ev, &mut out),
             JournalEntry::Exec(r) => e.core.on_exec(r, &mut out),
@@ -979,7 +1058,11 @@ impl<'o> Sim<'o> {
                 self.world.config = self.world.reload_file.clone().unwrap_or(edited.clone());
                 self.world.universe = Arc::clone(u2);
             }
+            self.tell_venues();
         }
+        self.out.skipped_symbol_removed += (out.entries.iter())
+            .filter(|o| matches!(o, JournalEntry::Decision(d) if d.reason == Reason::SymbolRemoved))
+            .count() as u64;
         let u = std::sync::Arc::clone(&self.world.universe);
         self.note(&trace::input(&u, &entry));
         for o in &out.entries {
@@ -1262,6 +1345,7 @@ impl<'o> Sim<'o> {
         ));
         // The model in force: the file laid out after the journal's.
         self.world.universe = Arc::clone(&opened.universe);
+        self.tell_venues();
         let n_venues = self.venues.len();
         self.engine = Some(Engine {
             core: opened.core,
@@ -1386,7 +1470,7 @@ impl<'o> Sim<'o> {
         };
         let u = &self.world.universe;
         for s in 0..u.subs.len() {
-            for si in 0..self.n_sym {
+            for si in 0..u.symbols.len() {
                 let (sub, sym) = (SubIdx(s as u32), SymbolIdx(si as u16));
                 let got = e.core.position(sub, sym).0;
                 let want = self.expected[s * self.n_sym + si];
@@ -1427,7 +1511,7 @@ impl<'o> Sim<'o> {
             ));
         }
         for l in 0..u.leaders.len() {
-            for s in 0..self.n_sym {
+            for s in 0..u.symbols.len() {
                 let p = core.leader_position(
                     fillcast_engine::model::LeaderIdx(l as u32),
                     SymbolIdx(s as u16),
@@ -1445,7 +1529,7 @@ impl<'o> Sim<'o> {
         }
         let mut books: BTreeMap<(u32, u16), i64> = BTreeMap::new();
         for (s, spec) in u.subs.iter().enumerate() {
-            for si in 0..self.n_sym {
+            for si in 0..u.symbols.len() {
                 let p = core.position(SubIdx(s as u32), SymbolIdx(si as u16)).0;
                 *books.entry((spec.follower.0, si as u16)).or_default() += p;
             }
@@ -1512,4 +1596,21 @@ impl<'o> Sim<'o> {
         }
         Ok(open)
     }
+}
+
+/// Per symbol `next` removes that `core`'s model has in force: its name, and how
+/// many subscriptions hold a position or working orders in it.
+fn held_in_removed(core: &Core, next: &Universe) -> Vec<(String, u64)> {
+    let now = core.universe();
+    (0..now.symbols.len())
+        .filter(|&si| !now.symbols[si].removed && next.symbols.get(si).is_some_and(|s| s.removed))
+        .map(|si| {
+            let sym = SymbolIdx(si as u16);
+            let held = (0..now.subs.len())
+                .map(|s| SubIdx(s as u32))
+                .filter(|&sub| core.position(sub, sym).0 != 0 || core.working(sub, sym).0 != 0)
+                .count();
+            (now.symbols[si].name.clone(), held as u64)
+        })
+        .collect()
 }

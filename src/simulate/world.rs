@@ -3,13 +3,17 @@
 //! engine's capacity and resync settings), the leaders' activity as a timeline of
 //! feed events (bursts of partial fills, adds, partial closes, flips, closes to flat,
 //! with duplicated and reordered deliveries; every leader ends flat), and the venue
-//! and engine faults (latency, rejects, outages, crashes).
+//! and engine faults (latency, rejects, outages, crashes), and in some seeds a
+//! person's edit of the config reloaded mid-run (values; a subscription removed
+//! and a follower added; a symbol the leaders trade removed, one added that
+//! they trade after the reload).
 //!
 //! Everything here is drawn from the one seeded RNG, in a fixed order: the same
-//! seed gives the same world.
+//! seed gives the same world. Choices added later draw from generators of their
+//! own, seeded from it (`Rng::peek`), so that a seed without them keeps its world.
 
 use super::rng::Rng;
-use fillcast_engine::config::{self, Config, Status};
+use fillcast_engine::config::{self, Config, RemovePolicy, Status, SymbolConfig};
 use fillcast_engine::event::{Command, FeedEvent, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Universe};
@@ -18,6 +22,7 @@ use fillcast_gateways::config::GatewayKinds;
 use rust_decimal::Decimal;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::str::FromStr as _;
 use std::sync::Arc;
 
 /// The virtual clock's origin: 2023-11-14T22:13:20Z, in ns since the epoch.
@@ -114,6 +119,8 @@ pub struct World {
     /// it, which a restart after the reload loads.
     pub reload: Option<(Config, Arc<Universe>)>,
     pub reload_file: Option<Config>,
+    /// What the reload does to the symbols (nothing in most seeds).
+    pub reload_symbols: ReloadSymbols,
     /// Sorted by arrival.
     pub feed: Vec<Planned>,
     pub venues: Vec<VenueFaults>,
@@ -158,6 +165,55 @@ const SYMBOLS: [SymbolPlan; 2] = [
         qty_max: 4_000,
     },
 ];
+
+/// The symbol a reload adds, in the seeds whose reload adds one.
+const ADDED: SymbolPlan = SymbolPlan {
+    name: "ETH",
+    lot: "0.01",
+    tick: "0.01",
+    min_qty: "0.01",
+    min_notional: "5",
+    px: 300_000,
+    qty_min: 1,
+    qty_max: 300,
+};
+
+/// What the planned reload does to the symbols.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadSymbols {
+    /// A symbol the leaders trade, which the person removes.
+    pub removed: Option<&'static str>,
+    /// The edited file says `engine.on_remove = "keep"` (else `close`, the
+    /// default, which the world's file leaves unset).
+    pub keep: bool,
+    /// A symbol the person adds (`ADDED`), on one of the world's venues, which
+    /// some leaders trade once the reload has arrived.
+    pub added: Option<&'static str>,
+}
+
+impl ReloadSymbols {
+    /// For the world's summary line: empty when the reload leaves the symbols
+    /// alone, so that such a seed's trace is what it was.
+    fn describe(&self) -> String {
+        let mut d = String::new();
+        if let Some(name) = self.removed {
+            let how = if self.keep { "keep" } else { "close" };
+            let _ = write!(d, "; the reload removes {name} (on_remove {how})");
+        }
+        if let Some(name) = self.added {
+            let _ = write!(
+                d,
+                "{} {name}",
+                if d.is_empty() {
+                    "; the reload adds"
+                } else {
+                    " and adds"
+                }
+            );
+        }
+        d
+    }
+}
 
 const POLICIES: [&str; 4] = ["retry", "reduce", "skip", "out_of_sync"];
 
@@ -386,7 +442,7 @@ impl World {
 
         // A person edits values and reloads: smaller or larger limits, another
         // allocation, a paused or resumed subscription.
-        let reload = rng.chance(400_000).then(|| {
+        let edit = rng.chance(400_000).then(|| {
             let mut edited = config.clone();
             let n = edited.subscriptions.len() as u64;
             for _ in 0..rng.range(1, 3) {
@@ -426,17 +482,11 @@ impl World {
                 edited.followers.push(follower);
                 edited.subscriptions.push(sub);
             }
-            let arranged = edited
-                .arranged_after(&config)
-                .unwrap_or_else(|e| panic!("the simulator's edited config cannot follow: {e}"));
-            let u = Universe::from_config(&arranged)
-                .unwrap_or_else(|e| panic!("the simulator's edited config does not resolve: {e}"));
-            (edited, arranged, Arc::new(u))
+            // In some, the symbols too (`edit_symbols`), from a generator of
+            // their own as well, once the leaders' activity is known.
+            let symbols_rng = Rng::new(rng.peek() ^ 0x5359_4d42);
+            (edited, symbols_rng)
         });
-        let (reload_file, reload) = match reload {
-            Some((file, arranged, u)) => (Some(file), Some((arranged, u))),
-            None => (None, None),
-        };
 
         // The leaders' activity.
         let feed_jitter_ns = [0, 100 * US, 3 * MS][rng.below(3) as usize];
@@ -450,96 +500,28 @@ impl World {
                 if *s > 0 && rng.chance(300_000) {
                     continue;
                 }
-                let mut at = T0 + rng.range(0, 50) * MS;
-                let mut px = plan.px;
-                let mut pos = 0i64;
-                let orders = rng.range(2, 14);
-                for o in 0..=orders {
-                    let (side, qty) = if o == orders {
-                        if pos == 0 {
-                            break;
-                        }
-                        (Side::from_sign(-pos.signum()), pos.abs())
-                    } else if pos == 0 {
-                        let side = if rng.chance(500_000) {
-                            Side::Buy
-                        } else {
-                            Side::Sell
-                        };
-                        (
-                            side,
-                            rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
-                        )
-                    } else {
-                        let held = pos.abs();
-                        let same = Side::from_sign(pos.signum());
-                        let other = Side::from_sign(-pos.signum());
-                        match rng.below(4) {
-                            0 => (
-                                same,
-                                rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
-                            ),
-                            1 if held > 1 => (other, rng.range(1, held as u64 - 1) as i64),
-                            2 => (
-                                other,
-                                held + rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
-                            ),
-                            _ => (other, held),
-                        }
-                    };
-                    let order_id = format!("L{l}-{s}-{o}");
-                    let known = rng.chance(850_000);
-                    let pieces = rng.range(1, 6).min(qty as u64) as i64;
-                    let mut left = qty;
-                    for p in 0..pieces {
-                        let q = if p == pieces - 1 {
-                            left
-                        } else {
-                            rng.range(1, (left - (pieces - 1 - p)) as u64) as i64
-                        };
-                        left -= q;
-                        px = (px + rng.range(0, 2 * plan.px as u64 / 200) as i64 - plan.px / 200)
-                            .clamp(plan.px * 9 / 10, plan.px * 11 / 10);
-                        n_event += 1;
-                        let fill = LeaderFill {
-                            leader: LeaderIdx(l as u32),
-                            symbol: SymbolIdx(*s as u16),
-                            side,
-                            qty: Lots(q),
-                            price: Ticks(px),
-                            event_key: leader_event_key(&format!("L{l}"), &format!("e{n_event}")),
-                            order_key: if known { fnv1a(order_id.as_bytes()) } else { 0 },
-                            order_qty: Lots(if known { qty } else { 0 }),
-                            venue_ts: Nanos(at),
-                            recv_ts: Nanos(0),
-                        };
-                        planned.push((at, n_event, FeedEvent::LeaderFill(fill)));
-                        at += rng.range(0, 1_000) * US;
-                    }
-                    debug_assert_eq!(left, 0);
-                    pos += side.sign() * qty;
-                    if rng.chance(200_000) {
-                        planned.push((
-                            at,
-                            0,
-                            FeedEvent::MarkPrice {
-                                symbol: SymbolIdx(*s as u16),
-                                price: Ticks(
-                                    px + rng.range(0, plan.px as u64 / 20) as i64 - plan.px / 40,
-                                ),
-                                ts: Nanos(0),
-                            },
-                        ));
-                    }
-                    at += if rng.chance(200_000) {
-                        rng.range(100, 2_000) * MS
-                    } else {
-                        rng.range(50, 100_000) * US
-                    };
-                }
-                debug_assert_eq!(pos, 0);
+                let at = T0 + rng.range(0, 50) * MS;
+                let at = trade(rng, l, *s, plan, at, &mut n_event, &mut planned);
                 span = span.max(at - T0);
             }
+        }
+        // The edited file laid out after the one in force, as a reload does.
+        let mut reload_symbols = ReloadSymbols::default();
+        let mut reload_at = None;
+        let mut symbols_rng = None;
+        let mut reload_file = None;
+        let mut reload = None;
+        if let Some((mut edited, mut g)) = edit {
+            (reload_symbols, reload_at) =
+                edit_symbols(&mut g, &mut edited, &symbols, &planned, n_venues);
+            let arranged = edited
+                .arranged_after(&config)
+                .unwrap_or_else(|e| panic!("the simulator's edited config cannot follow: {e}"));
+            let u = Universe::from_config(&arranged)
+                .unwrap_or_else(|e| panic!("the simulator's edited config does not resolve: {e}"));
+            reload_file = Some(edited);
+            reload = Some((arranged, Arc::new(u)));
+            symbols_rng = Some(g);
         }
         // A person commanding now and then (through `fillcast ctl`, so with a
         // uid), and taking it back a little later.
@@ -574,6 +556,7 @@ impl World {
         }
         if let Some((_, u)) = &reload {
             let at = T0 + rng.range(0, span.max(1));
+            let at = reload_at.unwrap_or(at);
             planned.push((
                 at,
                 0,
@@ -597,6 +580,51 @@ impl World {
         }
         // Stable: events that arrive together keep their order.
         feed.sort_by_key(|p| p.arrival);
+        // Leaders trade a symbol the reload adds only once it arrived: the
+        // source knows the name from then on (and so no interleaving, no
+        // redelivery after a crash, hands the core a fill in it before).
+        if let (Some(name), Some((_, u)), Some(g)) =
+            (reload_symbols.added, &reload, symbols_rng.as_mut())
+        {
+            let s = u
+                .symbol(name)
+                .expect("the added symbol in the reload's model")
+                .0 as usize;
+            let after = feed
+                .iter()
+                .find(|p| matches!(p.ev, FeedEvent::Revision { .. }))
+                .map(|p| p.arrival)
+                .expect("the reload in the feed");
+            let mut more = Vec::new();
+            for l in 0..n_leaders {
+                if l == 0 || g.chance(500_000) {
+                    let at = after + g.range(1, 200) * MS;
+                    trade(g, l, s, &ADDED, at, &mut n_event, &mut more);
+                }
+            }
+            more.sort_by_key(|(at, n, _)| (*at, *n));
+            for (at, _, ev) in more {
+                let arrival = at + g.range(0, feed_jitter_ns);
+                feed.push(Planned { arrival, ev });
+                if matches!(ev, FeedEvent::LeaderFill(_)) && g.chance(dup_feed_ppm) {
+                    feed.push(Planned {
+                        arrival: arrival + g.range(0, 50) * MS,
+                        ev,
+                    });
+                }
+            }
+            feed.sort_by_key(|p| p.arrival);
+            let reload_at = feed
+                .iter()
+                .position(|p| matches!(p.ev, FeedEvent::Revision { .. }))
+                .expect("the reload in the feed");
+            assert!(
+                feed[..reload_at]
+                    .iter()
+                    .all(|p| symbol_of(&p.ev) != Some(SymbolIdx(s as u16))),
+                "an event in {name} is planned before the reload that adds it"
+            );
+        }
 
         // Outages, spread over the activity.
         let mut n_outages = 0;
@@ -659,18 +687,223 @@ impl World {
             engine.crash_ppm,
             engine.crashes_max,
             engine.segment_bytes,
-        );
+        ) + &reload_symbols.describe();
         World {
             config,
             toml: t,
             universe,
             reload,
             reload_file,
+            reload_symbols,
             feed,
             venues,
             engine,
             summary,
         }
+    }
+}
+
+/// A leader's trading in one symbol from `at` on: orders filled in bursts of
+/// partial fills (adds, partial closes, flips), sometimes a mark after one, and a
+/// close to flat at the end. Pushes the fills and marks to `planned` as (time,
+/// event number, event); returns when the leader is done.
+fn trade(
+    rng: &mut Rng,
+    l: usize,
+    s: usize,
+    plan: &SymbolPlan,
+    mut at: u64,
+    n_event: &mut u64,
+    planned: &mut Vec<(u64, u64, FeedEvent)>,
+) -> u64 {
+    let mut px = plan.px;
+    let mut pos = 0i64;
+    let orders = rng.range(2, 14);
+    for o in 0..=orders {
+        let (side, qty) = if o == orders {
+            if pos == 0 {
+                break;
+            }
+            (Side::from_sign(-pos.signum()), pos.abs())
+        } else if pos == 0 {
+            let side = if rng.chance(500_000) {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            (
+                side,
+                rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
+            )
+        } else {
+            let held = pos.abs();
+            let same = Side::from_sign(pos.signum());
+            let other = Side::from_sign(-pos.signum());
+            match rng.below(4) {
+                0 => (
+                    same,
+                    rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
+                ),
+                1 if held > 1 => (other, rng.range(1, held as u64 - 1) as i64),
+                2 => (
+                    other,
+                    held + rng.range(plan.qty_min as u64, plan.qty_max as u64) as i64,
+                ),
+                _ => (other, held),
+            }
+        };
+        let order_id = format!("L{l}-{s}-{o}");
+        let known = rng.chance(850_000);
+        let pieces = rng.range(1, 6).min(qty as u64) as i64;
+        let mut left = qty;
+        for p in 0..pieces {
+            let q = if p == pieces - 1 {
+                left
+            } else {
+                rng.range(1, (left - (pieces - 1 - p)) as u64) as i64
+            };
+            left -= q;
+            px = (px + rng.range(0, 2 * plan.px as u64 / 200) as i64 - plan.px / 200)
+                .clamp(plan.px * 9 / 10, plan.px * 11 / 10);
+            *n_event += 1;
+            let fill = LeaderFill {
+                leader: LeaderIdx(l as u32),
+                symbol: SymbolIdx(s as u16),
+                side,
+                qty: Lots(q),
+                price: Ticks(px),
+                event_key: leader_event_key(&format!("L{l}"), &format!("e{}", *n_event)),
+                order_key: if known { fnv1a(order_id.as_bytes()) } else { 0 },
+                order_qty: Lots(if known { qty } else { 0 }),
+                venue_ts: Nanos(at),
+                recv_ts: Nanos(0),
+            };
+            planned.push((at, *n_event, FeedEvent::LeaderFill(fill)));
+            at += rng.range(0, 1_000) * US;
+        }
+        debug_assert_eq!(left, 0);
+        pos += side.sign() * qty;
+        if rng.chance(200_000) {
+            planned.push((
+                at,
+                0,
+                FeedEvent::MarkPrice {
+                    symbol: SymbolIdx(s as u16),
+                    price: Ticks(px + rng.range(0, plan.px as u64 / 20) as i64 - plan.px / 40),
+                    ts: Nanos(0),
+                },
+            ));
+        }
+        at += if rng.chance(200_000) {
+            rng.range(100, 2_000) * MS
+        } else {
+            rng.range(50, 100_000) * US
+        };
+    }
+    debug_assert_eq!(pos, 0);
+    at
+}
+
+/// The person's edit of the symbols, in some seeds whose reload is planned,
+/// drawn from `g` (a generator of its own): removing one the leaders trade
+/// (`planned`), under `engine.on_remove` `close` or `keep`, and adding `ADDED`
+/// on one of the world's venues. Returns the edit and, for a removal, mostly a
+/// moment for the reload at which a leader holds a position in the symbol
+/// (halfway to its next fill there), so that followers hold one too.
+fn edit_symbols(
+    g: &mut Rng,
+    edited: &mut Config,
+    symbols: &[(usize, SymbolPlan)],
+    planned: &[(u64, u64, FeedEvent)],
+    n_venues: usize,
+) -> (ReloadSymbols, Option<u64>) {
+    let mut edit = ReloadSymbols::default();
+    let mut at = None;
+    let traded: Vec<usize> = symbols
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| {
+            planned
+                .iter()
+                .any(|(_, _, ev)| symbol_of(ev) == Some(SymbolIdx(*s as u16)))
+        })
+        .collect();
+    if g.chance(400_000) && !traded.is_empty() {
+        let s = traded[g.below(traded.len() as u64) as usize];
+        let name = symbols[s].1.name;
+        edited.symbols.retain(|x| x.name != name);
+        // A follower's list names only symbols in force: one that named only
+        // this one may trade the rest now.
+        for f in &mut edited.followers {
+            if let Some(list) = &mut f.symbols {
+                list.retain(|x| x != name);
+                if list.is_empty() {
+                    f.symbols = None;
+                }
+            }
+        }
+        edit.keep = g.chance(500_000);
+        if edit.keep {
+            edited.engine.on_remove = RemovePolicy::Keep;
+        }
+        edit.removed = Some(name);
+        if g.chance(750_000) {
+            at = while_held(g, planned, s);
+        }
+    }
+    if g.chance(400_000) || edited.symbols.is_empty() {
+        let d = |v: &str| Decimal::from_str(v).expect("a decimal");
+        edited.symbols.push(SymbolConfig {
+            name: ADDED.name.into(),
+            lot_size: d(ADDED.lot),
+            tick_size: d(ADDED.tick),
+            min_qty: Some(d(ADDED.min_qty)),
+            min_notional: Some(d(ADDED.min_notional)),
+            venue: format!("v{}", g.below(n_venues as u64)),
+            removed: false,
+        });
+        edit.added = Some(ADDED.name);
+    }
+    (edit, at)
+}
+
+/// A moment at which some leader holds a position in symbol `s`: halfway
+/// between one of its fills there that leaves it open and its next one.
+fn while_held(g: &mut Rng, planned: &[(u64, u64, FeedEvent)], s: usize) -> Option<u64> {
+    // Each leader's fills in a symbol are planned in their order, together.
+    let mut open = Vec::new();
+    let mut last: Option<(u32, u64, i64)> = None;
+    for (at, _, ev) in planned {
+        let FeedEvent::LeaderFill(f) = ev else {
+            continue;
+        };
+        if f.symbol.0 as usize != s {
+            continue;
+        }
+        let pos = match last {
+            Some((l, was, pos)) if l == f.leader.0 => {
+                if pos != 0 {
+                    open.push((was, *at));
+                }
+                pos
+            }
+            _ => 0,
+        };
+        last = Some((f.leader.0, *at, pos + f.side.sign() * f.qty.0));
+    }
+    if open.is_empty() {
+        return None;
+    }
+    let (was, next) = open[g.below(open.len() as u64) as usize];
+    Some(was + ((next - was) / 2).max(1))
+}
+
+/// The symbol a feed event names, if it names one.
+pub fn symbol_of(ev: &FeedEvent) -> Option<SymbolIdx> {
+    match ev {
+        FeedEvent::LeaderFill(f) => Some(f.symbol),
+        FeedEvent::MarkPrice { symbol, .. } => Some(*symbol),
+        _ => None,
     }
 }
 
