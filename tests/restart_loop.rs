@@ -107,6 +107,22 @@ fn run_to_end(cfg: &Path, cwd: &Path) -> String {
     se
 }
 
+/// A restart on a changed file: it says each of `lines` (the revision applied,
+/// what changed), and a further restart on the same file replays with nothing
+/// to apply.
+fn restart_applies(cfg: &Path, cwd: &Path, lines: &[&str]) {
+    let err = run_to_end(cfg, cwd);
+    for line in lines {
+        assert!(err.contains(line), "`{line}` not in:\n{err}");
+    }
+    let again = run_to_end(cfg, cwd);
+    assert!(again.contains(", 0 differ"), "{again}");
+    assert!(
+        !again.contains("the decision model changed"),
+        "the same file again is the revision in force:\n{again}"
+    );
+}
+
 fn engine(cfg: &Path, cwd: &Path) -> Command {
     let mut c = fillcast();
     c.current_dir(cwd)
@@ -415,20 +431,15 @@ fn a_restart_applies_added_and_removed_subscriptions_and_replays() {
     assert!(text.contains(f0));
     std::fs::write(cfg, text.replacen(f0, &f99, 1)).unwrap();
     append_fills(&dir.join("fills.jsonl"), &rest);
-    let err = run_to_end(cfg, dir);
-    for line in [
-        "applied before any new event",
-        "subscriptions[F0:L1]: removed",
-        "followers[F0]: removed",
-        "subscriptions[F99:L1]: added",
-    ] {
-        assert!(err.contains(line), "`{line}` not in:\n{err}");
-    }
-    let again = run_to_end(cfg, dir);
-    assert!(again.contains(", 0 differ"), "{again}");
-    assert!(
-        !again.contains("the decision model changed"),
-        "the same file again is the revision in force:\n{again}"
+    restart_applies(
+        cfg,
+        dir,
+        &[
+            "applied before any new event",
+            "subscriptions[F0:L1]: removed",
+            "followers[F0]: removed",
+            "subscriptions[F99:L1]: added",
+        ],
     );
 
     // F99:L1 is subscription FOLLOWERS (after every journaled one); F0:L1 keeps 0.
@@ -505,20 +516,15 @@ fn a_restart_applies_added_and_removed_symbols_and_replays() {
     more.push(sol("s1", "10"));
     more.push(sol("s2", "5"));
     append_fills(&dir.join("fills.jsonl"), &more);
-    let err = run_to_end(cfg, dir);
-    for line in [
-        "applied before any new event",
-        "symbols[ETHUSDT]: removed",
-        "symbols[SOLUSDT]: added",
-        "symbol `ETHUSDT` was removed by a reload",
-    ] {
-        assert!(err.contains(line), "`{line}` not in:\n{err}");
-    }
-    let again = run_to_end(cfg, dir);
-    assert!(again.contains(", 0 differ"), "{again}");
-    assert!(
-        !again.contains("the decision model changed"),
-        "the same file again is the revision in force:\n{again}"
+    restart_applies(
+        cfg,
+        dir,
+        &[
+            "applied before any new event",
+            "symbols[ETHUSDT]: removed",
+            "symbols[SOLUSDT]: added",
+            "symbol `ETHUSDT` was removed by a reload",
+        ],
     );
 
     // ETHUSDT (index 1) closed; SOLUSDT (index 2, after the tombstone) held by
