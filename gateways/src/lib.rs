@@ -27,6 +27,7 @@
 pub mod config;
 pub mod control;
 pub mod file;
+pub mod fix;
 pub mod fuzzing;
 pub mod sim;
 pub mod simclient;

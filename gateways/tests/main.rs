@@ -6,6 +6,7 @@
 mod common;
 mod config;
 mod file_source;
+mod fix_app;
 mod fuzz_bodies;
 mod reload;
 mod sim_outage;
