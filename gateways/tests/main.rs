@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod file_source;
 mod fix_app;
+mod fix_session;
 mod fuzz_bodies;
 mod reload;
 mod sim_outage;

@@ -1,4 +1,6 @@
 //! FIX 4.4 (issue 13): the application mapping between the engine's events and
-//! FIX messages (`app`). The codec and the session layer come next.
+//! FIX messages (`app`), and the session layer as a state machine (`session`). The
+//! codec and the transport come next.
 
 pub mod app;
+pub mod session;

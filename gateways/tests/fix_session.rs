@@ -1,0 +1,374 @@
+//! The FIX session state machine (`fix::session`): logon, sequence numbers,
+//! gaps and resends, duplicates, heartbeats and silence, logout; and a property:
+//! whatever the network drops or repeats, each application message of the
+//! counterparty is delivered once, in order.
+
+use fillcast_gateways::fix::session::{Admin, Inbound, Session, SessionConfig, State, Verdict};
+use proptest::prelude::*;
+
+const S: u64 = 1_000_000_000;
+
+fn cfg() -> SessionConfig {
+    SessionConfig {
+        heartbeat_s: 10,
+        reset_on_logon: false,
+        logon_timeout_ns: 5 * S,
+    }
+}
+
+fn msg(msg_type: &[u8], seq: u64) -> Inbound<'_> {
+    Inbound {
+        msg_type,
+        seq,
+        ..Inbound::default()
+    }
+}
+
+/// `s` takes `m` at `now`: its verdict and what it sends.
+fn take(s: &mut Session, m: &Inbound<'_>, now: u64) -> (Verdict, Vec<Admin>) {
+    let mut out = Vec::new();
+    let v = s.on_inbound(m, now, &mut |a| out.push(a));
+    (v, out)
+}
+
+/// A session logged on, expecting `next_in`.
+fn active(next_in: u64) -> Session {
+    let mut s = Session::new(cfg(), (1, next_in));
+    s.connected(0);
+    assert_eq!(
+        take(&mut s, &msg(b"A", next_in), 0),
+        (Verdict::Handled, vec![])
+    );
+    assert_eq!(s.state(), State::Active);
+    s
+}
+
+#[test]
+fn logon_then_messages_in_sequence_are_delivered() {
+    let mut s = Session::new(cfg(), (1, 1));
+    assert_eq!(
+        s.connected(0),
+        Admin::Logon {
+            heartbeat_s: 10,
+            reset: false
+        }
+    );
+    assert_eq!(s.state(), State::LogonSent);
+    // Nothing but the Logon's answer is taken first.
+    let mut early = Session::new(cfg(), (1, 1));
+    early.connected(0);
+    assert!(matches!(
+        take(&mut early, &msg(b"8", 1), 0).0,
+        Verdict::Disconnect(_)
+    ));
+
+    assert_eq!(take(&mut s, &msg(b"A", 1), 1).0, Verdict::Handled);
+    assert_eq!(take(&mut s, &msg(b"8", 2), 2).0, Verdict::Deliver);
+    assert_eq!(take(&mut s, &msg(b"0", 3), 3).0, Verdict::Handled);
+    assert_eq!(take(&mut s, &msg(b"8", 4), 4).0, Verdict::Deliver);
+    assert_eq!(s.seqs(), (1, 5));
+    assert_eq!(s.take_seq(5), 1);
+    assert_eq!(s.seqs(), (2, 5));
+}
+
+#[test]
+fn a_restart_resumes_its_sequence_numbers_unless_told_to_reset() {
+    let mut s = Session::new(cfg(), (10, 7));
+    s.connected(0);
+    assert_eq!(s.take_seq(0), 10);
+    assert_eq!(take(&mut s, &msg(b"A", 7), 0).0, Verdict::Handled);
+    assert_eq!(s.seqs(), (11, 8));
+
+    let mut r = Session::new(
+        SessionConfig {
+            reset_on_logon: true,
+            ..cfg()
+        },
+        (10, 7),
+    );
+    assert_eq!(
+        r.connected(0),
+        Admin::Logon {
+            heartbeat_s: 10,
+            reset: true
+        }
+    );
+    assert_eq!(r.seqs(), (1, 1));
+    // The counterparty resets too: its Logon is 1 whatever we expected.
+    let mut c = Session::new(cfg(), (3, 9));
+    c.connected(0);
+    let logon = Inbound {
+        reset_seq_num: true,
+        ..msg(b"A", 1)
+    };
+    assert_eq!(take(&mut c, &logon, 0).0, Verdict::Handled);
+    assert_eq!(c.seqs(), (3, 2));
+}
+
+#[test]
+fn a_gap_is_asked_for_once_and_filled_by_the_resend() {
+    let mut s = active(1);
+    assert_eq!(take(&mut s, &msg(b"8", 2), 0).0, Verdict::Deliver);
+    // 3 and 4 lost: 5 arrives.
+    let (v, out) = take(&mut s, &msg(b"8", 5), 1);
+    assert_eq!(
+        (v, out),
+        (Verdict::Handled, vec![Admin::ResendRequest { begin: 3 }])
+    );
+    // 6 as well: no second request.
+    assert_eq!(take(&mut s, &msg(b"8", 6), 2), (Verdict::Handled, vec![]));
+    // The resend: 3 as a gap fill (it was a heartbeat) up to 4, then 4, 5, 6 again.
+    let fill = Inbound {
+        gap_fill: true,
+        new_seq_no: Some(4),
+        poss_dup: true,
+        ..msg(b"4", 3)
+    };
+    assert_eq!(take(&mut s, &fill, 3).0, Verdict::Handled);
+    for seq in 4..=6 {
+        let again = Inbound {
+            poss_dup: true,
+            ..msg(b"8", seq)
+        };
+        assert_eq!(take(&mut s, &again, 4).0, Verdict::Deliver, "{seq}");
+    }
+    assert_eq!(s.seqs().1, 7);
+    // A later gap is asked for again.
+    assert_eq!(
+        take(&mut s, &msg(b"8", 9), 5).1,
+        vec![Admin::ResendRequest { begin: 7 }]
+    );
+}
+
+#[test]
+fn a_duplicate_is_dropped_and_a_low_number_without_possdup_ends_the_session() {
+    let mut s = active(1);
+    for seq in 2..=4 {
+        assert_eq!(take(&mut s, &msg(b"8", seq), 0).0, Verdict::Deliver);
+    }
+    let dup = Inbound {
+        poss_dup: true,
+        ..msg(b"8", 3)
+    };
+    assert_eq!(take(&mut s, &dup, 1), (Verdict::Handled, vec![]));
+    let (v, out) = take(&mut s, &msg(b"8", 3), 2);
+    assert!(matches!(v, Verdict::Disconnect(_)), "{v:?}");
+    assert!(matches!(out[..], [Admin::Logout { .. }]), "{out:?}");
+}
+
+#[test]
+fn session_messages_are_answered() {
+    let mut s = active(1);
+    let tr = Inbound {
+        test_req_id: Some(b"probe-7"),
+        ..msg(b"1", 2)
+    };
+    assert_eq!(
+        take(&mut s, &tr, 0).1,
+        vec![Admin::Heartbeat {
+            test_req_id: Some(b"probe-7".to_vec())
+        }]
+    );
+    // We sent 1..=4: a ResendRequest for 2.. is filled with one gap fill.
+    for _ in 0..4 {
+        s.take_seq(0);
+    }
+    let rr = Inbound {
+        begin_seq_no: Some(2),
+        end_seq_no: Some(0),
+        ..msg(b"2", 3)
+    };
+    assert_eq!(
+        take(&mut s, &rr, 0).1,
+        vec![Admin::GapFill {
+            seq: 2,
+            new_seq_no: 5
+        }]
+    );
+    // A SequenceReset (reset mode) moves the expected number forward, never back.
+    let forward = Inbound {
+        new_seq_no: Some(20),
+        ..msg(b"4", 99)
+    };
+    assert_eq!(take(&mut s, &forward, 0), (Verdict::Handled, vec![]));
+    assert_eq!(s.seqs().1, 20);
+    let back = Inbound {
+        new_seq_no: Some(5),
+        ..msg(b"4", 20)
+    };
+    assert!(matches!(
+        take(&mut s, &back, 0).1[..],
+        [Admin::Reject { .. }]
+    ));
+    assert_eq!(s.seqs().1, 20);
+    // Their Logout is answered, and the session ends.
+    let (v, out) = take(&mut s, &msg(b"5", 20), 0);
+    assert!(matches!(v, Verdict::Disconnect(_)));
+    assert_eq!(out, vec![Admin::Logout { text: "" }]);
+    // After our own Logout, theirs is not answered again.
+    let mut o = active(1);
+    o.logout(0);
+    let (v, out) = take(&mut o, &msg(b"5", 2), 0);
+    assert!(matches!(v, Verdict::Disconnect(_)) && out.is_empty());
+}
+
+#[test]
+fn quiet_sends_heartbeats_and_silence_ends_the_session() {
+    let mut s = active(1);
+    s.take_seq(0);
+    let timer = |s: &mut Session, now: u64| {
+        let mut out = Vec::new();
+        let d = s.on_timer(now, &mut |a| out.push(a));
+        (d, out)
+    };
+    assert_eq!(timer(&mut s, 5 * S), (None, vec![]));
+    // An interval without sending: a heartbeat.
+    assert_eq!(
+        timer(&mut s, 10 * S),
+        (None, vec![Admin::Heartbeat { test_req_id: None }])
+    );
+    s.take_seq(10 * S);
+    // An interval and a fifth without hearing from them: a TestRequest, once.
+    let (d, out) = timer(&mut s, 12 * S + 1);
+    assert_eq!(d, None);
+    assert_eq!(out, vec![Admin::TestRequest { id: 1 }]);
+    s.take_seq(12 * S + 1);
+    assert_eq!(timer(&mut s, 13 * S), (None, vec![]));
+    // Still nothing an interval later: disconnect.
+    assert!(timer(&mut s, 23 * S).0.is_some());
+
+    // An answer in time clears it.
+    let mut t = active(1);
+    t.take_seq(0);
+    let _ = timer(&mut t, 12 * S + 1);
+    take(&mut t, &msg(b"0", 2), 13 * S);
+    assert_eq!(timer(&mut t, 20 * S).0, None);
+
+    // A Logon left unanswered.
+    let mut l = Session::new(cfg(), (1, 1));
+    l.connected(0);
+    assert_eq!(timer(&mut l, 5 * S).0, None);
+    assert!(timer(&mut l, 5 * S + 1).0.is_some());
+}
+
+/// A message of the counterparty's, as it keeps it for resends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Sent {
+    Logon,
+    Heartbeat,
+    App,
+}
+
+/// `s` takes `m`; a delivered message's number goes to `delivered`. The
+/// ResendRequest it answered with, if any.
+fn feed(
+    s: &mut Session,
+    m: Inbound<'_>,
+    delivered: &mut Vec<u64>,
+) -> Result<Option<u64>, TestCaseError> {
+    let (v, out) = take(s, &m, 0);
+    if let Verdict::Disconnect(why) = v {
+        prop_assert!(false, "disconnected at {}: {}", m.seq, why);
+    }
+    if v == Verdict::Deliver {
+        delivered.push(m.seq);
+    }
+    Ok(out.iter().find_map(|a| match a {
+        Admin::ResendRequest { begin } => Some(*begin),
+        _ => None,
+    }))
+}
+
+/// The counterparty's resend of `begin..end`: its application messages again
+/// with PossDupFlag, the rest as gap fills.
+fn resend_from(
+    s: &mut Session,
+    sent: &[Sent],
+    begin: u64,
+    end: u64,
+    delivered: &mut Vec<u64>,
+) -> Result<(), TestCaseError> {
+    for seq in begin..end {
+        let m = match sent[seq as usize - 1] {
+            Sent::App => Inbound {
+                poss_dup: true,
+                ..msg(b"8", seq)
+            },
+            _ => Inbound {
+                poss_dup: true,
+                gap_fill: true,
+                new_seq_no: Some(seq + 1),
+                ..msg(b"4", seq)
+            },
+        };
+        feed(s, m, delivered)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    /// The counterparty sends application messages and heartbeats over TCP, so
+    /// a connection loses only its tail: each connection delivers some of what
+    /// is sent on it and then breaks. On each new connection the counterparty's
+    /// Logon shows the gap, the session asks for it, and the counterparty sends
+    /// it again with PossDupFlag (its Logons and heartbeats as gap fills). Some
+    /// messages also arrive twice (PossDup). Each application message reaches
+    /// the application exactly once, in order.
+    #[test]
+    fn each_message_is_delivered_once_in_order_whatever_the_network_does(
+        plan in prop::collection::vec((any::<bool>(), 0u8..8), 1..60),
+        cuts in prop::collection::vec(0usize..6, 1..8),
+    ) {
+        let mut s = Session::new(cfg(), (1, 1));
+        let mut sent: Vec<Sent> = Vec::new(); // seq = index + 1
+        let mut delivered: Vec<u64> = Vec::new();
+        let mut want: Vec<u64> = Vec::new();
+        let mut plan = plan.into_iter().peekable();
+        let mut connection = 0;
+        while plan.peek().is_some() || connection == 0 {
+            // A new connection: our Logon, then theirs, with their next number.
+            s.disconnected();
+            s.connected(0);
+            sent.push(Sent::Logon);
+            let logon_seq = sent.len() as u64;
+            let resend = feed(&mut s, msg(b"A", logon_seq), &mut delivered)?;
+            if let Some(begin) = resend {
+                // The resend, up to and with the Logon (dropped as past the gap).
+                resend_from(&mut s, &sent, begin, logon_seq + 1, &mut delivered)?;
+            }
+            prop_assert_eq!(s.seqs().1, logon_seq + 1, "caught up after the logon");
+            // This connection carries some messages, then breaks.
+            let cut = cuts[connection % cuts.len()];
+            connection += 1;
+            let mut n = 0;
+            for (app, dup) in plan.by_ref() {
+                sent.push(if app { Sent::App } else { Sent::Heartbeat });
+                let seq = sent.len() as u64;
+                if app {
+                    want.push(seq);
+                }
+                n += 1;
+                let lost = cut > 0 && n > cut * 3 && connection < 40;
+                if !lost {
+                    let m = if app { msg(b"8", seq) } else { msg(b"0", seq) };
+                    feed(&mut s, m, &mut delivered)?;
+                    if dup == 0 && app {
+                        feed(&mut s, Inbound { poss_dup: true, ..msg(b"8", seq) }, &mut delivered)?;
+                    }
+                }
+                if lost || (cut > 0 && n == cut * 3 + 2) {
+                    break;
+                }
+            }
+        }
+        // A last connection brings whatever the last one lost.
+        s.disconnected();
+        s.connected(0);
+        sent.push(Sent::Logon);
+        let logon_seq = sent.len() as u64;
+        if let Some(begin) = feed(&mut s, msg(b"A", logon_seq), &mut delivered)? {
+            resend_from(&mut s, &sent, begin, logon_seq + 1, &mut delivered)?;
+        }
+        prop_assert_eq!(delivered, want);
+    }
+}
