@@ -10,6 +10,7 @@
 //!   orders it had in flight.
 //! - [`file::FileSource`]: replays leader fills from a JSON-lines file.
 //! - [`synthetic::SyntheticLeaders`]: the demo's deterministic leader-trading generator.
+//! - [`fix`]: FIX 4.4; so far its tag=value codec ([`fix::codec`]).
 //! - [`config`]: their `[[venues]]` and `[[sources]]` tables (`VenueSettings`,
 //!   `SourceSettings`) and the checks the engine's config loader runs on them
 //!   (`GatewayKinds`): the engine keeps those tables unread.
@@ -27,6 +28,7 @@
 pub mod config;
 pub mod control;
 pub mod file;
+pub mod fix;
 pub mod fuzzing;
 pub mod sim;
 pub mod simclient;
