@@ -1,4 +1,4 @@
-//! The gateways' tests: their config tables, the file source, the simulated venue, its wire and server, the synthetic leaders, the fuzz bodies, a reload through the pipeline.
+//! The gateways' tests: their config tables, the file source, the FIX codec, the simulated venue, its wire and server, the synthetic leaders, the fuzz bodies, a reload through the pipeline.
 //!
 //! One test binary for the crate (`autotests = false`): each file below is a
 //! module, so the workspace links one binary here instead of one per file.
@@ -6,6 +6,7 @@
 mod common;
 mod config;
 mod file_source;
+mod fix_codec;
 mod fuzz_bodies;
 mod reload;
 mod sim_outage;
