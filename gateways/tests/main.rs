@@ -2,6 +2,7 @@
 //!
 //! One test binary for the crate (`autotests = false`): each file below is a
 //! module, so the workspace links one binary here instead of one per file.
+//! `fix_no_alloc` stays a binary of its own: it installs a counting global allocator.
 
 mod common;
 mod config;
