@@ -9,17 +9,17 @@
 //! message type's required fields, a session's sequence numbers or a dictionary.
 //!
 //! **Why our own code and not a crate.** We looked at the Rust FIX codecs in
-//! December 2026: `fefix` (ferrumfix, last release 0.7, dormant, forked by `hotfix`;
-//! its streaming decoder has a `panic!` state and reads BodyLength digits with
-//! wrapping arithmetic over any byte, and it pulls a dictionary and code generation
-//! in), `fixer` (a full engine that builds an owned, allocated `Message` per decode),
-//! `ironfix-tagvalue` (0.1–0.2, one author, months old; it decodes one whole message
-//! and leaves stream framing to a tokio codec in another crate) and `fix-codec-rs`
-//! (one 0.1 release, a `SmallVec` that spills to the heap past 32 fields, framing left
-//! to the caller). None frames a stream over a borrowed buffer, bounds both the message
-//! size and the field count, says where an error is and how far to skip, and parses
-//! prices into `Decimal` without a float. The syntax is small and fixed, so the whole
-//! codec is a few hundred lines we can read, fuzz and bound ourselves.
+//! December 2026: `fefix` (ferrumfix, latest release 0.7, forked by `hotfix`; its
+//! streaming decoder has a `panic!` state, reads BodyLength digits with wrapping
+//! arithmetic over any byte, and its decoders are built around a FIX dictionary),
+//! `fixer` (a full engine that builds an owned, allocated `Message` per decode),
+//! `ironfix-tagvalue` (0.1–0.2, one author, first released this year; it decodes one
+//! whole message and leaves stream framing to a tokio codec in another crate) and
+//! `fix-codec-rs` (one 0.1 release, 9% documented, a `SmallVec` that spills to the
+//! heap past 32 fields). None of them frames a stream over a borrowed buffer, bounds
+//! both the message size and the field count, says where an error is and how far to
+//! skip, and parses prices into `Decimal` without a float. The syntax is small and
+//! fixed: about 780 lines of code here that we can read, fuzz and bound ourselves.
 //!
 //! **Repeating groups.** The codec knows no dictionary, so it cannot tell a group's
 //! repeated fields from a duplicated one. A tag may appear once unless the caller
