@@ -6,9 +6,15 @@
 //! - `sim_wire`: arbitrary bytes as frames from a client and from a server.
 //! - `config`: arbitrary bytes as a config file and as a journaled decision model.
 //! - `control_request`: arbitrary bytes as a `fillcast ctl` request line.
+//! - `fix_codec`: arbitrary bytes as a FIX read buffer, walked message by message and
+//!   error by error; every message decoded is written again byte for byte.
 
 use crate::config::GatewayKinds;
 use crate::file::FileSource;
+use crate::fix::codec::{
+    parse_char, parse_decimal, parse_i64, parse_str, parse_timestamp, parse_u64,
+};
+use crate::fix::{Decoder, Encoder, Limits, TimePrecision};
 use crate::simwire::{decode_client, decode_server};
 use fillcast_engine::config;
 use fillcast_engine::model::Universe;
@@ -152,4 +158,67 @@ pub fn control_request(data: &[u8]) -> bool {
             false
         }
     }
+}
+
+/// Messages decoded from a FIX read buffer walked to its end; panics on a broken
+/// invariant (a step that consumes nothing or more than there is, a message that
+/// does not write back to its own bytes, a prefix of a message that decodes).
+pub fn fix_codec(data: &[u8]) -> usize {
+    let limits = Limits {
+        message_bytes_max: 4096,
+        fields_max: 64,
+    };
+    let mut decoder = Decoder::new(limits).with_repeatable(&[447, 448, 452]);
+    let encoder = Encoder::new(limits);
+    let mut out = Vec::new();
+    let mut buf = data;
+    let mut messages = 0;
+    // Each step consumes at least one byte, so this ends.
+    loop {
+        let used = match decoder.next(buf) {
+            Ok(None) => {
+                assert!(
+                    buf.len() < limits.message_bytes_max,
+                    "waits on {} bytes",
+                    buf.len()
+                );
+                break;
+            }
+            Err(e) => {
+                assert!(e.skip >= 1 && e.skip <= buf.len(), "{e}");
+                assert!(e.offset <= buf.len(), "{e}");
+                e.skip
+            }
+            Ok(Some((m, used))) => {
+                assert!(used > 0 && used <= buf.len() && m.as_bytes() == &buf[..used]);
+                out.clear();
+                let mut w = encoder
+                    .begin_msg_type(&mut out, m.msg_type())
+                    .expect("a decoded MsgType writes");
+                for (tag, value) in m.fields().skip(3).take(m.len() - 4) {
+                    w.bytes(tag, value).expect("a decoded field writes");
+                    let _ = parse_str(value);
+                    let _ = parse_u64(value);
+                    let _ = parse_i64(value);
+                    let _ = parse_decimal(value);
+                    let _ = parse_char(value);
+                    if let Ok(at) = parse_timestamp(value) {
+                        let mut again = Vec::new();
+                        let mut t = encoder.begin_msg_type(&mut again, b"0").expect("writes");
+                        t.timestamp(52, at, TimePrecision::Nanos).expect("writes");
+                        let range = t.finish();
+                        let mut d = Decoder::new(limits);
+                        let (copy, _) = d.next(&again[range]).expect("decodes").expect("whole");
+                        assert_eq!(copy.timestamp(52), Ok(at), "timestamp round trip");
+                    }
+                }
+                let range = w.finish();
+                assert_eq!(&out[range], m.as_bytes(), "a decoded message writes back");
+                messages += 1;
+                used
+            }
+        };
+        buf = &buf[used..];
+    }
+    messages
 }

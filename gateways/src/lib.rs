@@ -10,6 +10,8 @@
 //!   orders it had in flight.
 //! - [`file::FileSource`]: replays leader fills from a JSON-lines file.
 //! - [`synthetic::SyntheticLeaders`]: the demo's deterministic leader-trading generator.
+//! - [`fix`]: FIX 4.4; so far its codec, session state machine and application
+//!   mapping, without the transport.
 //! - [`config`]: their `[[venues]]` and `[[sources]]` tables (`VenueSettings`,
 //!   `SourceSettings`) and the checks the engine's config loader runs on them
 //!   (`GatewayKinds`): the engine keeps those tables unread.

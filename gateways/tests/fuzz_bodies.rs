@@ -26,6 +26,7 @@ fn hostile_files_never_panic() {
         fuzzing::sim_wire(c);
         fuzzing::config(c);
         fuzzing::control_request(c);
+        fuzzing::fix_codec(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
     assert!(fuzzing::control_request(b"pause subscription F1:L1\n"));
@@ -41,6 +42,7 @@ proptest! {
         fuzzing::sim_wire(&bytes);
         fuzzing::config(&bytes);
         fuzzing::control_request(&bytes);
+        fuzzing::fix_codec(&bytes);
     }
 
     /// Requests made of the protocol's own words, in any order and number, with

@@ -1,6 +1,24 @@
-//! FIX 4.4 (issue 13): the application mapping between the engine's events and
-//! FIX messages (`app`), and the session layer as a state machine (`session`). The
-//! codec and the transport come next.
+//! FIX 4.4 over TCP (issue 13). Built so far, each without I/O:
+//! - [`codec`]: the tag=value codec: framing, validation and typed access on the
+//!   way in, a writer that computes BodyLength and CheckSum on the way out;
+//! - [`session`]: the session layer as a state machine (logon, sequence numbers,
+//!   gaps and resends, duplicates, heartbeats, logout);
+//! - [`app`]: the application mapping between the engine's events and FIX
+//!   messages (NewOrderSingle, ExecutionReports on the order-entry and drop-copy
+//!   sessions).
+//!
+//! The transport (the sockets, the session store) that makes of them the drop-copy
+//! source and the order-entry gateway comes next.
+//!
+//! **Architecture Invariant:** the codec does no I/O and keeps no session state; it
+//! reports what is wrong with the bytes and how far to skip, and the session decides
+//! whether to Reject, resynchronise or disconnect.
 
 pub mod app;
+pub mod codec;
 pub mod session;
+
+pub use codec::{
+    Decoder, EncodeError, Encoder, ErrorKind, FieldError, FixError, Header, Limits, Message,
+    TimePrecision, ValueError, Writer, BEGIN_STRING, SOH,
+};
