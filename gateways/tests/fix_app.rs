@@ -321,3 +321,95 @@ fn drop_copy_executions_that_are_not_trades_or_cannot_be_taken() {
     });
     assert!(matches!(off, Err(Refused::NotMultiple { .. })), "{off:?}");
 }
+
+/// A NewOrderSingle written by the codec carries the order's fields, and an
+/// ExecutionReport decoded by it reads as the engine's report.
+#[test]
+fn orders_and_reports_through_the_codec() {
+    use fillcast_gateways::fix::{Decoder, Encoder, Header, Limits};
+    let u = crate::common::universe();
+    let o = order(true, OrderType::LimitIoc);
+    let n = NewOrder::of(&o, &u, "ACC-F1", ReduceOnly::ExecInstDoNotIncrease);
+    let enc = Encoder::default();
+    let header = |msg_type, seq| Header {
+        msg_type,
+        sender_comp_id: b"FILLCAST",
+        target_comp_id: b"VENUE",
+        msg_seq_num: seq,
+        sending_time: o.ts,
+    };
+    let mut out = Vec::new();
+    let mut w = enc.begin(&mut out, &header(b"D", 12)).unwrap();
+    n.write(&mut w).unwrap();
+    w.finish();
+    let mut dec = Decoder::new(Limits::default());
+    let (m, _) = dec.next(&out).unwrap().unwrap();
+    assert_eq!(m.msg_type(), b"D");
+    assert_eq!(m.str(11), Ok(n.cl_ord_id.as_str()));
+    assert_eq!((m.str(1), m.str(55)), (Ok("ACC-F1"), Ok("BTCUSDT")));
+    assert_eq!(
+        (m.char(54), m.char(40), m.char(59)),
+        (Ok(b'2'), Ok(b'2'), Ok(b'3'))
+    );
+    assert_eq!(
+        (m.decimal(38), m.decimal(44)),
+        (Ok(dec!(0.005)), Ok(dec!(65000.1)))
+    );
+    assert_eq!(
+        (m.str(18), m.timestamp(60)),
+        (Ok("E"), Ok(Nanos(o.ts.0 / 1_000_000 * 1_000_000)))
+    );
+
+    // The venue's fill of it, as it would send it.
+    let mut out = Vec::new();
+    let mut w = enc.begin(&mut out, &header(b"8", 40)).unwrap();
+    w.str(37, "V-1")
+        .unwrap()
+        .str(11, &n.cl_ord_id)
+        .unwrap()
+        .str(17, "X-9")
+        .unwrap()
+        .char(150, b'F')
+        .unwrap()
+        .char(39, b'2')
+        .unwrap()
+        .str(55, "BTCUSDT")
+        .unwrap()
+        .char(54, b'2')
+        .unwrap()
+        .str(38, "0.005")
+        .unwrap()
+        .str(32, "0.005")
+        .unwrap()
+        .str(31, "64999.9")
+        .unwrap()
+        .char(43, b'Y')
+        .unwrap()
+        .timestamp(
+            60,
+            Nanos(1_732_060_800_200_000_000),
+            fillcast_gateways::fix::TimePrecision::Millis,
+        )
+        .unwrap();
+    w.finish();
+    let mut dec = Decoder::new(Limits::default());
+    let (m, _) = dec.next(&out).unwrap().unwrap();
+    let e = Execution::read(&m).unwrap();
+    assert!(e.poss_dup);
+    let r = order_report(&e, &u, RECV).unwrap().unwrap();
+    assert_eq!(
+        (r.order_id, r.kind, r.qty, r.price),
+        (o.id, ExecKind::Fill, Lots(5), Ticks(649_999))
+    );
+    assert_eq!(r.venue_ts, Nanos(1_732_060_800_200_000_000));
+    // A field present but malformed is an error naming it.
+    let mut out = Vec::new();
+    let mut w = enc.begin(&mut out, &header(b"8", 41)).unwrap();
+    w.str(150, "F").unwrap().str(32, "1e3").unwrap();
+    w.finish();
+    let (m, _) = dec.next(&out).unwrap().unwrap();
+    assert!(matches!(
+        Execution::read(&m),
+        Err(fillcast_gateways::fix::FieldError::Invalid { tag: 32, .. })
+    ));
+}

@@ -372,3 +372,93 @@ proptest! {
         prop_assert_eq!(delivered, want);
     }
 }
+
+/// Every administrative message, written by the codec and read back: the
+/// session reads from it what it wrote.
+#[test]
+fn administrative_messages_read_back_as_written() {
+    use fillcast_engine::units::Nanos;
+    use fillcast_gateways::fix::session::CompIds;
+    use fillcast_gateways::fix::{Decoder, Encoder, Limits};
+    let enc = Encoder::default();
+    let ids = CompIds {
+        sender: b"FILLCAST",
+        target: b"VENUE",
+    };
+    let now = Nanos(1_732_060_800_123_000_000);
+    let cases = [
+        (
+            Admin::Logon {
+                heartbeat_s: 30,
+                reset: true,
+            },
+            Inbound {
+                reset_seq_num: true,
+                ..msg(b"A", 7)
+            },
+        ),
+        (
+            Admin::Heartbeat {
+                test_req_id: Some(b"t-1".to_vec()),
+            },
+            Inbound {
+                test_req_id: Some(b"t-1"),
+                ..msg(b"0", 7)
+            },
+        ),
+        (Admin::Heartbeat { test_req_id: None }, msg(b"0", 7)),
+        (
+            Admin::TestRequest { id: 3 },
+            Inbound {
+                test_req_id: Some(b"3"),
+                ..msg(b"1", 7)
+            },
+        ),
+        (
+            Admin::ResendRequest { begin: 5 },
+            Inbound {
+                begin_seq_no: Some(5),
+                end_seq_no: Some(0),
+                ..msg(b"2", 7)
+            },
+        ),
+        (
+            Admin::GapFill {
+                seq: 4,
+                new_seq_no: 9,
+            },
+            Inbound {
+                poss_dup: true,
+                gap_fill: true,
+                new_seq_no: Some(9),
+                ..msg(b"4", 4)
+            },
+        ),
+        (
+            Admin::Reject {
+                ref_seq: 2,
+                reason: 5,
+                text: "bad",
+            },
+            msg(b"3", 7),
+        ),
+        (Admin::Logout { text: "" }, msg(b"5", 7)),
+    ];
+    for (admin, want) in cases {
+        let mut out = Vec::new();
+        let range = admin.write(&enc, &mut out, ids, 7, now).expect("written");
+        assert_eq!(range, 0..out.len());
+        let mut dec = Decoder::new(Limits::default());
+        let (m, used) = dec.next(&out).expect("valid").expect("whole");
+        assert_eq!(used, out.len());
+        assert_eq!(
+            Inbound::read(&m).expect("session fields"),
+            want,
+            "{admin:?}"
+        );
+        assert_eq!(m.get(49), Some(b"FILLCAST".as_slice()));
+        if let Admin::Reject { .. } = admin {
+            assert_eq!((m.u64(45), m.u64(373)), (Ok(2), Ok(5)));
+        }
+    }
+}

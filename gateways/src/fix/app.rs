@@ -17,6 +17,11 @@ use fillcast_engine::model::{LeaderIdx, Side, SymbolSpec, Universe};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use rust_decimal::Decimal;
 
+use super::codec::{
+    parse_char, parse_decimal, parse_str, parse_timestamp, EncodeError, FieldError, Message,
+    ValueError, Writer,
+};
+
 /// How a venue is told that an order may only reduce a position.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum ReduceOnly {
@@ -77,6 +82,29 @@ impl<'a> NewOrder<'a> {
     }
 }
 
+impl NewOrder<'_> {
+    /// Writes its fields after the standard header of a NewOrderSingle (35=D).
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.str(11, &self.cl_ord_id)?
+            .str(1, self.account)?
+            .str(55, self.symbol)?
+            .char(54, self.side)?
+            // Milliseconds: FIX 4.4 defines UTCTimestamp to them, and its validators
+            // (QuickFIX's) refuse more digits.
+            .timestamp(60, self.transact_time, super::codec::TimePrecision::Millis)?
+            .decimal(38, &self.qty)?
+            .char(40, self.ord_type)?;
+        if let Some(p) = &self.price {
+            w.decimal(44, p)?;
+        }
+        w.char(59, self.time_in_force)?;
+        if let Some(e) = self.exec_inst {
+            w.str(18, e)?;
+        }
+        Ok(())
+    }
+}
+
 /// The fields of an ExecutionReport (35=8) that the engine reads, borrowed from
 /// the message. Absent fields are `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -109,6 +137,46 @@ pub struct Execution<'a> {
     /// PossDupFlag (43) = Y: possibly sent before (a resend). Fills are
     /// de-duplicated on their ExecID whatever it says.
     pub poss_dup: bool,
+}
+
+impl<'a> Execution<'a> {
+    /// The fields of ExecutionReport `m`: an absent one is `None`, a present one
+    /// that does not parse as its type an error naming its tag.
+    pub fn read(m: &Message<'a>) -> Result<Execution<'a>, FieldError> {
+        let text = |tag| opt(m, tag, parse_str);
+        let char = |tag| opt(m, tag, parse_char);
+        let dec = |tag| opt(m, tag, parse_decimal);
+        Ok(Execution {
+            account: text(1)?,
+            cl_ord_id: text(11)?,
+            exec_id: text(17)?,
+            order_id: text(37)?,
+            exec_type: char(150)?,
+            ord_status: char(39)?,
+            symbol: text(55)?,
+            side: char(54)?,
+            order_qty: dec(38)?,
+            last_qty: dec(32)?,
+            last_px: dec(31)?,
+            ord_rej_reason: opt(m, 103, |v| {
+                super::codec::parse_u64(v)
+                    .and_then(|n| u32::try_from(n).map_err(|_| ValueError::Overflow))
+            })?,
+            transact_time: opt(m, 60, parse_timestamp)?.map(|t| t.0),
+            poss_dup: m.get(43) == Some(b"Y"),
+        })
+    }
+}
+
+/// Optional field `tag` of `m`, parsed by `parse`.
+pub(crate) fn opt<'a, T>(
+    m: &Message<'a>,
+    tag: u32,
+    parse: impl Fn(&'a [u8]) -> Result<T, ValueError>,
+) -> Result<Option<T>, FieldError> {
+    m.get(tag)
+        .map(|v| parse(v).map_err(|error| FieldError::Invalid { tag, error }))
+        .transpose()
 }
 
 /// Why an ExecutionReport was not taken; each is counted by the session that

@@ -14,6 +14,12 @@
 //! meant, and the engine learns the fate of an order it is unsure of with an
 //! OrderStatusRequest (`Gateway::recover`).
 
+use super::app::opt;
+use super::codec::{
+    parse_u64, EncodeError, Encoder, FieldError, Header, Message, TimePrecision, Writer,
+};
+use fillcast_engine::units::Nanos;
+
 /// A session's settings (from config).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -68,6 +74,25 @@ pub struct Inbound<'a> {
     pub reset_seq_num: bool,
 }
 
+impl<'a> Inbound<'a> {
+    /// The session fields of `m`; a present one that does not parse is an error
+    /// naming its tag (the caller Rejects the message).
+    pub fn read(m: &Message<'a>) -> Result<Inbound<'a>, FieldError> {
+        let flag = |tag| m.get(tag) == Some(b"Y".as_slice());
+        Ok(Inbound {
+            msg_type: m.msg_type(),
+            seq: m.u64(34)?,
+            poss_dup: flag(43),
+            gap_fill: flag(123),
+            new_seq_no: opt(m, 36, parse_u64)?,
+            test_req_id: m.get(112),
+            begin_seq_no: opt(m, 7, parse_u64)?,
+            end_seq_no: opt(m, 16, parse_u64)?,
+            reset_seq_num: flag(141),
+        })
+    }
+}
+
 /// An administrative message for the caller to send, in this order. Each takes
 /// the next outgoing MsgSeqNum (`Session::take_seq`) as it is written, except a
 /// gap fill, which carries `seq` itself (with PossDupFlag = Y).
@@ -103,6 +128,87 @@ pub enum Admin {
     Logout {
         text: &'static str,
     },
+}
+
+/// Our and the counterparty's CompIDs (49 and 56 on what we send).
+#[derive(Clone, Copy, Debug)]
+pub struct CompIds<'a> {
+    pub sender: &'a [u8],
+    pub target: &'a [u8],
+}
+
+impl Admin {
+    /// Appends this message to `out`, as MsgSeqNum `seq` (a gap fill carries
+    /// its own, with PossDupFlag and OrigSendingTime), sent at `now`.
+    pub fn write(
+        &self,
+        enc: &Encoder,
+        out: &mut Vec<u8>,
+        ids: CompIds<'_>,
+        seq: u64,
+        now: Nanos,
+    ) -> Result<std::ops::Range<usize>, EncodeError> {
+        let (msg_type, seq): (&[u8], u64) = match self {
+            Admin::Logon { .. } => (b"A", seq),
+            Admin::Heartbeat { .. } => (b"0", seq),
+            Admin::TestRequest { .. } => (b"1", seq),
+            Admin::ResendRequest { .. } => (b"2", seq),
+            Admin::GapFill { seq: own, .. } => (b"4", *own),
+            Admin::Reject { .. } => (b"3", seq),
+            Admin::Logout { .. } => (b"5", seq),
+        };
+        let mut w: Writer<'_> = enc.begin(
+            out,
+            &Header {
+                msg_type,
+                sender_comp_id: ids.sender,
+                target_comp_id: ids.target,
+                msg_seq_num: seq,
+                sending_time: now,
+            },
+        )?;
+        match self {
+            Admin::Logon { heartbeat_s, reset } => {
+                w.u64(98, 0)?.u64(108, u64::from(*heartbeat_s))?;
+                if *reset {
+                    w.char(141, b'Y')?;
+                }
+            }
+            Admin::Heartbeat { test_req_id } => {
+                if let Some(id) = test_req_id {
+                    w.bytes(112, id)?;
+                }
+            }
+            Admin::TestRequest { id } => {
+                w.u64(112, *id)?;
+            }
+            Admin::ResendRequest { begin } => {
+                w.u64(7, *begin)?.u64(16, 0)?;
+            }
+            Admin::GapFill { new_seq_no, .. } => {
+                w.char(43, b'Y')?
+                    .timestamp(122, now, TimePrecision::Millis)?
+                    .char(123, b'Y')?
+                    .u64(36, *new_seq_no)?;
+            }
+            Admin::Reject {
+                ref_seq,
+                reason,
+                text,
+            } => {
+                w.u64(45, *ref_seq)?.u64(373, u64::from(*reason))?;
+                if !text.is_empty() {
+                    w.str(58, text)?;
+                }
+            }
+            Admin::Logout { text } => {
+                if !text.is_empty() {
+                    w.str(58, text)?;
+                }
+            }
+        }
+        Ok(w.finish())
+    }
 }
 
 /// What to do with a received message, after the session has seen it.
