@@ -854,13 +854,13 @@ int main(int argc, char** argv) {
     venue.load();
     if (args.count("replay")) venue.replayOnLogon = args["replay"];
 
-    int controlFd = -1;
-    if (args.count("control")) controlFd = listenControl(std::stoi(args["control"]));
-
     FIX::FileStoreFactory store(settings);
     FIX::FileLogFactory log(settings);
     FIX::ThreadedSocketAcceptor acceptor(venue, store, settings, log);
     acceptor.start();
+    // After the sessions' ports: a test that reaches the control port can log on.
+    int controlFd = -1;
+    if (args.count("control")) controlFd = listenControl(std::stoi(args["control"]));
     std::cout << "fixvenue: started, dictionary " << dictionary << ", state in " << dir
               << (controlFd >= 0 ? ", control on 127.0.0.1:" + args["control"] : "") << std::endl;
 
