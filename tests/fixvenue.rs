@@ -188,7 +188,7 @@ fn fixvenue_order_entry_drop_copy_resend_and_restart() {
     dc.send("5", &[]);
     venue.wait_exit();
     let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
-    Control::connect(control_port, &mut venue);
+    let mut control = Control::connect(control_port, &mut venue);
     let mut oe = oe.reconnect(oe_port);
     let resumed_at = oe.expected_seq;
     let logon = oe.expect("A");
@@ -201,6 +201,11 @@ fn fixvenue_order_entry_drop_copy_resend_and_restart() {
     assert_fields(
         &oe.expect("8"),
         &[(11, "C2"), (150, "I"), (39, "2"), (14, "12.3")],
+    );
+    assert_eq!(
+        control.command("books"),
+        books,
+        "the books outlive the restart"
     );
 }
 

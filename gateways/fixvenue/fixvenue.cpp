@@ -245,7 +245,9 @@ class Venue : public FIX::Application {
   FIX::SessionID oe, dc;
   std::string replayOnLogon;
 
-  // Replays DIR/venue.journal so the orders and books outlive a restart.
+  // Replays DIR/venue.journal so the orders and books outlive a restart. One event a
+  // line: N (new order), F (fill), S (status change), D (duplicate ClOrdID),
+  // I (PossDup ignored), L (leader execution published), P (market price).
   void load() {
     std::ifstream in(dir_ + "/venue.journal");
     std::string line;
@@ -275,13 +277,21 @@ class Venue : public FIX::Application {
         parseDecimal(w[3], px);
         applyFill(o, q, px);
         o.execs = std::stoi(w[4]);
+        ++fills_;
       } else if (w[0] == "S" && w.size() == 4 && orders_.count(w[1])) {
         orders_[w[1]].status = w[2][0];
         orders_[w[1]].execs = std::stoi(w[3]);
-      } else if (w[0] == "L" && w.size() == 5) {
+        if (w[2] == "8") ++rejects_;
+      } else if (w[0] == "L" && w.size() == 6) {
         int64_t q;
         parseDecimal(w[4], q);
         leaders_[w[1]][w[2]] += w[3] == "1" ? q : -q;
+        leaderOrderCum_[w[1]][w[5]] += q;
+        ++dcPublished_;
+      } else if (w[0] == "D" && w.size() == 2) {
+        ++duplicates_;
+      } else if (w[0] == "I" && w.size() == 2) {
+        ++possDupIgnored_;
       } else if (w[0] == "P" && w.size() == 3) {
         parseDecimal(w[2], marketPx_[w[1]]);
       } else {
@@ -310,12 +320,14 @@ class Venue : public FIX::Application {
   }
   void toAdmin(FIX::Message&, const FIX::SessionID&) override {}
   // Session::send strips PossDupFlag and OrigSendingTime from what it is given, so
-  // `dup` marks its copy here, after QuickFIX has filled in the header.
+  // `dup` marks its copy here, after QuickFIX has filled in the header. QuickFIX
+  // calls toApp on the sending thread; a resend on the session's own thread sees
+  // its own, empty, t_dupOrigSendingTime.
   void toApp(FIX::Message& m, const FIX::SessionID& id) throw(FIX::DoNotSend) override {
-    if (id == dc && !dupOrigSendingTime_.empty()) {
+    if (id == dc && !t_dupOrigSendingTime.empty()) {
       setStr(m.getHeader(), FIX::FIELD::PossDupFlag, "Y");
-      setStr(m.getHeader(), FIX::FIELD::OrigSendingTime, dupOrigSendingTime_);
-      dupOrigSendingTime_.clear();
+      setStr(m.getHeader(), FIX::FIELD::OrigSendingTime, t_dupOrigSendingTime);
+      t_dupOrigSendingTime.clear();
     }
   }
   void fromAdmin(const FIX::Message&, const FIX::SessionID&) throw(
@@ -393,6 +405,7 @@ class Venue : public FIX::Application {
       ++n;
       std::vector<std::string> w = words(line);
       if (w.empty() || w[0][0] == '#') continue;
+      if (w[0] == "replay") return "error: " + file + " line " + std::to_string(n) + ": replay in a replay";
       std::string r = command(line);
       if (r.compare(0, 2, "ok") != 0) return "error: " + file + " line " + std::to_string(n) + ": " + r;
       ++published;
@@ -413,7 +426,7 @@ class Venue : public FIX::Application {
   int ordersSeen_ = 0;
   long rejects_ = 0, fills_ = 0, duplicates_ = 0, possDupIgnored_ = 0, dcPublished_ = 0;
   std::unique_ptr<FIX::Message> lastDc_;
-  std::string dupOrigSendingTime_;  // set only while `dup` sends, under dcMu_
+  static thread_local std::string t_dupOrigSendingTime;  // set only while `dup` sends
 
   static bool loggedOn(const FIX::SessionID& id) {
     FIX::Session* s = FIX::Session::lookupSession(id);
@@ -491,9 +504,11 @@ class Venue : public FIX::Application {
     if (orders_.count(clOrdId)) {
       if (field(m.getHeader(), FIX::FIELD::PossDupFlag) == "Y") {
         ++possDupIgnored_;
+        journal("I " + clOrdId);
         return;
       }
       ++duplicates_;
+      journal("D " + clOrdId);
       Order dup = orders_[clOrdId];
       dup.status = '8';
       FIX::Message r = report(dup, "8", clOrdId);
@@ -519,6 +534,9 @@ class Venue : public FIX::Application {
       text = "OrdType " + o.ordType + " not supported (1 market, 2 limit)";
     else if (o.side != '1' && o.side != '2')
       text = "Side " + std::string(1, o.side) + " not supported (1 buy, 2 sell)";
+    else if (words(o.clOrdId + " x").size() != 2 || words(o.account + " x").size() > 2 ||
+             words(o.symbol + " x").size() != 2)
+      text = "ClOrdID, Account and Symbol must be single words at this venue";
     journal("N " + o.clOrdId + " " + o.orderId + " " + (o.account.empty() ? "-" : o.account) +
             " " + o.symbol + " " + std::string(1, o.side) + " " + formatDecimal(o.qty) + " " +
             o.ordType + " " + (o.ordType == "2" ? formatDecimal(o.price) : "-") + " " +
@@ -666,7 +684,8 @@ class Venue : public FIX::Application {
       setStr(r, FIX::FIELD::TransactTime, utcTimestamp(tsNs));
       leaders_[d.leader][d.symbol] += d.side == '1' ? d.qty : -d.qty;
       marketPx_[d.symbol] = d.px;
-      journal("L " + d.leader + " " + d.symbol + " " + std::string(1, d.side) + " " + formatDecimal(d.qty));
+      journal("L " + d.leader + " " + d.symbol + " " + std::string(1, d.side) + " " +
+              formatDecimal(d.qty) + " " + d.orderId);
       ++dcPublished_;
     }
     // Stored by QuickFIX (and so resent on a ResendRequest) even while logged off.
@@ -679,9 +698,9 @@ class Venue : public FIX::Application {
     std::lock_guard<std::mutex> dl(dcMu_);
     if (!lastDc_) return "error: nothing published yet";
     FIX::Message r(*lastDc_);
-    dupOrigSendingTime_ = r.getHeader().getField(FIX::FIELD::SendingTime);
+    t_dupOrigSendingTime = r.getHeader().getField(FIX::FIELD::SendingTime);
     bool sent = FIX::Session::sendToTarget(r, dc);
-    dupOrigSendingTime_.clear();
+    t_dupOrigSendingTime.clear();
     if (!sent) return "error: drop-copy session not found";
     return "ok dup " + r.getField(FIX::FIELD::ExecID);
   }
@@ -713,6 +732,8 @@ class Venue : public FIX::Application {
     return s.str();
   }
 };
+
+thread_local std::string Venue::t_dupOrigSendingTime;
 
 // ---------------------------------------------------------------- control port
 std::atomic<bool> g_quit(false);
