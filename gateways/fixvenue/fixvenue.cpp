@@ -282,11 +282,14 @@ class Venue : public FIX::Application {
         orders_[w[1]].status = w[2][0];
         orders_[w[1]].execs = std::stoi(w[3]);
         if (w[2] == "8") ++rejects_;
-      } else if (w[0] == "L" && w.size() == 6) {
-        int64_t q;
+      } else if (w[0] == "L" && w.size() == 7) {
+        int64_t q, px;
         parseDecimal(w[4], q);
+        parseDecimal(w[6], px);
         leaders_[w[1]][w[2]] += w[3] == "1" ? q : -q;
-        leaderOrderCum_[w[1]][w[5]] += q;
+        LeaderOrder& lo = leaderOrders_[w[1]][w[5]];
+        lo.cum += q;
+        lo.notional += (__int128)q * px;
         ++dcPublished_;
       } else if (w[0] == "D" && w.size() == 2) {
         ++duplicates_;
@@ -420,7 +423,11 @@ class Venue : public FIX::Application {
   std::mutex dcMu_;  // one drop-copy publisher at a time, in order
   std::map<std::string, Order> orders_;
   std::map<std::string, std::map<std::string, int64_t>> positions_, leaders_;
-  std::map<std::string, std::map<std::string, int64_t>> leaderOrderCum_;
+  struct LeaderOrder {
+    int64_t cum = 0;
+    __int128 notional = 0;  // sum of qty * px, in units of 1e-18
+  };
+  std::map<std::string, std::map<std::string, LeaderOrder>> leaderOrders_;
   std::map<std::string, int64_t> marketPx_;
   std::ofstream journal_;
   int ordersSeen_ = 0;
@@ -665,8 +672,10 @@ class Venue : public FIX::Application {
     FIX::Message r;
     {
       std::lock_guard<std::mutex> l(mu_);
-      int64_t& cum = leaderOrderCum_[d.leader][d.orderId];
-      cum += d.qty;
+      LeaderOrder& lo = leaderOrders_[d.leader][d.orderId];
+      lo.cum += d.qty;
+      lo.notional += (__int128)d.qty * d.px;
+      const int64_t cum = lo.cum;
       setStr(r.getHeader(), FIX::FIELD::MsgType, "8");
       setStr(r, FIX::FIELD::OrderID, d.orderId);
       setStr(r, FIX::FIELD::ExecID, d.execId);
@@ -680,12 +689,12 @@ class Venue : public FIX::Application {
       setStr(r, FIX::FIELD::LastPx, formatDecimal(d.px));
       setStr(r, FIX::FIELD::CumQty, formatDecimal(cum));
       setStr(r, FIX::FIELD::LeavesQty, formatDecimal(cum >= d.orderQty ? 0 : d.orderQty - cum));
-      setStr(r, FIX::FIELD::AvgPx, formatDecimal(d.px));
+      setStr(r, FIX::FIELD::AvgPx, formatDecimal(int64_t(lo.notional / cum)));
       setStr(r, FIX::FIELD::TransactTime, utcTimestamp(tsNs));
       leaders_[d.leader][d.symbol] += d.side == '1' ? d.qty : -d.qty;
       marketPx_[d.symbol] = d.px;
       journal("L " + d.leader + " " + d.symbol + " " + std::string(1, d.side) + " " +
-              formatDecimal(d.qty) + " " + d.orderId);
+              formatDecimal(d.qty) + " " + d.orderId + " " + formatDecimal(d.px));
       ++dcPublished_;
     }
     // Stored by QuickFIX (and so resent on a ResendRequest) even while logged off.
