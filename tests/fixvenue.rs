@@ -20,7 +20,7 @@ const SOH: u8 = 1;
 
 /// Order entry on one session: acks, fills (whole, in parts, at the market price),
 /// rejects by rule, by duplicate ClOrdID and by QuickFIX's own validation, status
-/// requests; the drop copy: a `fill` command arrives as the leader's execution, `dup`
+/// requests, IOC remainders canceled, cancel requests and a cancel too late; the drop copy: a `fill` command arrives as the leader's execution, `dup`
 /// as a PossDup copy, and after `drop` QuickFIX answers a ResendRequest from its
 /// store; the books; and after a venue restart the orders are still known.
 #[test]
@@ -111,6 +111,37 @@ fn fixvenue_order_entry_drop_copy_resend_and_restart() {
     assert_fields(
         &oe.expect("8"),
         &[(11, "NEVER-SENT"), (150, "I"), (39, "8"), (103, "5")],
+    );
+
+    // Symbol REST rests unfilled: an IOC is canceled at once, a day order (59=0)
+    // waits for its OrderCancelRequest; a second cancel is too late (35=9).
+    oe.send("D", &new_order("C5", "F1", "REST", "1", "1", Some("10")));
+    assert_fields(&oe.expect("8"), &[(11, "C5"), (150, "0")]);
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "C5"), (150, "4"), (39, "4"), (14, "0")],
+    );
+    let day: Fields = new_order("C6", "F1", "REST", "2", "1", Some("10"))
+        .into_iter()
+        .map(|(tag, value)| {
+            if tag == 59 {
+                (tag, "0".into())
+            } else {
+                (tag, value)
+            }
+        })
+        .collect();
+    oe.send("D", &day);
+    assert_fields(&oe.expect("8"), &[(11, "C6"), (150, "0"), (151, "1")]);
+    oe.send("F", &cancel_request("X6", "C6"));
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "X6"), (41, "C6"), (150, "4"), (39, "4"), (151, "0")],
+    );
+    oe.send("F", &cancel_request("X7", "C6"));
+    assert_fields(
+        &oe.expect("9"),
+        &[(11, "X7"), (41, "C6"), (434, "1"), (102, "0")],
     );
 
     // Drop copy.
@@ -546,6 +577,17 @@ fn new_order(
         f.push((44, px.into()));
     }
     f
+}
+
+fn cancel_request(cl_ord_id: &str, orig: &str) -> Fields {
+    vec![
+        (41, orig.into()),
+        (11, cl_ord_id.into()),
+        (55, "REST".into()),
+        (54, "2".into()),
+        (60, utc_now()),
+        (38, "1".into()),
+    ]
 }
 
 fn status_request(cl_ord_id: &str) -> Fields {
