@@ -100,4 +100,5 @@ else
     make -C gateways/fixvenue OUT="$out" || die "the venue did not build (gateways/fixvenue/fixvenue.cpp)"
     say "built target/fixvenue/fixvenue in $(($(date +%s) - start)) s"
 fi
-"$out/fixvenue" --help 2>&1 | grep -q '^usage: fixvenue' || die "$out/fixvenue does not run"
+usage="$("$out/fixvenue" --help 2>&1)" || die "$out/fixvenue --help failed: $usage"
+[[ "$usage" == *"usage: fixvenue"* ]] || die "$out/fixvenue does not run: $usage"
