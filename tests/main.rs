@@ -5,6 +5,7 @@
 
 mod cli;
 mod crash;
+mod fixvenue;
 mod journal_damage;
 mod live;
 mod never_unhedged;

@@ -1,0 +1,617 @@
+//! The FIX test venue of issue 13 (`gateways/fixvenue`, QuickFIX's session layer),
+//! driven without fillcast's FIX stack: hand-written FIX 4.4 over a plain
+//! `TcpStream`, so the venue is proven before anything of ours talks to it.
+//!
+//! It runs `target/fixvenue/fixvenue` (built by scripts/install-quickfix.sh; another
+//! path in `FILLCAST_FIXVENUE`). Without it the test prints why and passes, unless
+//! `FILLCAST_REQUIRE_FIX` is set (scripts/test.sh and CI set it): then it fails.
+
+use crate::support::free_port;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+/// What a venue answer may be: bounded so a broken venue fails the test, not the machine.
+const MESSAGE_BYTES_MAX: usize = 64 * 1024;
+const SOH: u8 = 1;
+
+/// Order entry on one session: acks, fills (whole, in parts, at the market price),
+/// rejects by rule, by duplicate ClOrdID and by QuickFIX's own validation, status
+/// requests, IOC remainders canceled, cancel requests and a cancel too late; the drop copy: a `fill` command arrives as the leader's execution, `dup`
+/// as a PossDup copy, and after `drop` QuickFIX answers a ResendRequest from its
+/// store; the books; and after a venue restart the orders are still known.
+#[test]
+fn fixvenue_order_entry_drop_copy_resend_and_restart() {
+    let Some(bin) = venue_binary() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (oe_port, dc_port, control_port) = (free_port(), free_port(), free_port());
+    let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
+    let mut control = Control::connect(control_port, &mut venue);
+
+    // Order entry.
+    let mut oe = FixSession::logon(oe_port, "FILLCAST", "VENUE", true);
+    oe.send(
+        "D",
+        &new_order("C1", "F1", "BTCUSDT", "1", "0.5", Some("65000.5")),
+    );
+    let ack = oe.expect("8");
+    assert_fields(
+        &ack,
+        &[(11, "C1"), (150, "0"), (39, "0"), (1, "F1"), (151, "0.5")],
+    );
+    let fill = oe.expect("8");
+    assert_fields(
+        &fill,
+        &[
+            (11, "C1"),
+            (150, "F"),
+            (39, "2"),
+            (32, "0.5"),
+            (31, "65000.5"),
+            (14, "0.5"),
+            (151, "0"),
+        ],
+    );
+    assert_eq!(
+        field(&fill, 37),
+        field(&ack, 37),
+        "one OrderID for the order"
+    );
+    assert_ne!(field(&fill, 17), field(&ack, 17), "one ExecID per report");
+
+    // Above PartialFillAbove (10): three fills; a market order fills at MarketFillPrice.
+    oe.send("D", &new_order("C2", "F2", "ETHUSDT", "2", "12.3", None));
+    assert_fields(&oe.expect("8"), &[(11, "C2"), (150, "0")]);
+    for (last_qty, cum, status) in [
+        ("4.1", "4.1", "1"),
+        ("4.1", "8.2", "1"),
+        ("4.1", "12.3", "2"),
+    ] {
+        assert_fields(
+            &oe.expect("8"),
+            &[
+                (11, "C2"),
+                (150, "F"),
+                (32, last_qty),
+                (31, "100"),
+                (14, cum),
+                (39, status),
+            ],
+        );
+    }
+
+    oe.send("D", &new_order("C3", "F1", "REJECT", "1", "1", Some("10")));
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "C3"), (150, "8"), (39, "8"), (103, "1")],
+    );
+    oe.send(
+        "D",
+        &new_order("C1", "F1", "BTCUSDT", "1", "0.5", Some("65000.5")),
+    );
+    assert_fields(&oe.expect("8"), &[(11, "C1"), (150, "8"), (103, "6")]);
+
+    // Side (54) missing: QuickFIX's dictionary refuses it before the venue sees it.
+    let no_side: Vec<(u32, String)> = new_order("C4", "F1", "BTCUSDT", "1", "1", Some("10"))
+        .into_iter()
+        .filter(|(tag, _)| *tag != 54)
+        .collect();
+    oe.send("D", &no_side);
+    assert_fields(&oe.expect("3"), &[(371, "54"), (373, "1")]);
+
+    oe.send("H", &status_request("C1"));
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "C1"), (150, "I"), (39, "2"), (14, "0.5")],
+    );
+    oe.send("H", &status_request("NEVER-SENT"));
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "NEVER-SENT"), (150, "I"), (39, "8"), (103, "5")],
+    );
+
+    // Symbol REST rests unfilled: an IOC is canceled at once, a day order (59=0)
+    // waits for its OrderCancelRequest; a second cancel is too late (35=9).
+    oe.send("D", &new_order("C5", "F1", "REST", "1", "1", Some("10")));
+    assert_fields(&oe.expect("8"), &[(11, "C5"), (150, "0")]);
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "C5"), (150, "4"), (39, "4"), (14, "0")],
+    );
+    let day: Fields = new_order("C6", "F1", "REST", "2", "1", Some("10"))
+        .into_iter()
+        .map(|(tag, value)| {
+            if tag == 59 {
+                (tag, "0".into())
+            } else {
+                (tag, value)
+            }
+        })
+        .collect();
+    oe.send("D", &day);
+    assert_fields(&oe.expect("8"), &[(11, "C6"), (150, "0"), (151, "1")]);
+    oe.send("F", &cancel_request("X6", "C6"));
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "X6"), (41, "C6"), (150, "4"), (39, "4"), (151, "0")],
+    );
+    oe.send("F", &cancel_request("X7", "C6"));
+    assert_fields(
+        &oe.expect("9"),
+        &[(11, "X7"), (41, "C6"), (434, "1"), (102, "0")],
+    );
+
+    // Drop copy.
+    let mut dc = FixSession::logon(dc_port, "FILLCAST_DC", "VENUE_DC", true);
+    assert_eq!(
+        control.command("fill L1 BTCUSDT buy 0.5 65000 e1 o1 1.0 1732060800000000000"),
+        "ok e1"
+    );
+    let leader_fill = dc.expect("8");
+    assert_fields(
+        &leader_fill,
+        &[
+            (150, "F"),
+            (1, "L1"),
+            (17, "e1"),
+            (37, "o1"),
+            (55, "BTCUSDT"),
+            (54, "1"),
+            (38, "1"),
+            (32, "0.5"),
+            (31, "65000"),
+            (39, "1"),
+            (60, "20241120-00:00:00.000"),
+        ],
+    );
+    assert_eq!(field(&leader_fill, 43), None, "a first send is no PossDup");
+    assert_eq!(control.command("dup"), "ok dup e1");
+    let dup = dc.expect("8");
+    assert_fields(
+        &dup,
+        &[
+            (17, "e1"),
+            (43, "Y"),
+            (122, field(&leader_fill, 52).unwrap()),
+        ],
+    );
+
+    // Dropped: the next execution is stored, and QuickFIX resends it on request.
+    assert_eq!(control.command("drop dc"), "ok dropped dc");
+    dc.expect_closed();
+    let reply = control.command(r#"{"leader":"L2","event_id":"e2","symbol":"ETHUSDT","side":"sell","qty":"0.25","price":"3000.5","ts":1732060801000000000}"#);
+    assert!(reply.starts_with("ok e2"), "{reply}");
+    let mut dc = dc.reconnect(dc_port);
+    let gap_from = dc.expected_seq;
+    let logon = dc.expect("A");
+    let venue_seq: u64 = field(&logon, 34).unwrap().parse().unwrap();
+    assert!(
+        venue_seq > gap_from,
+        "the venue's Logon shows the gap: {logon:?}"
+    );
+    dc.send("2", &[(7, gap_from.to_string()), (16, "0".into())]);
+    let resent = dc.expect("8");
+    assert_fields(
+        &resent,
+        &[(17, "e2"), (43, "Y"), (1, "L2"), (54, "2"), (32, "0.25")],
+    );
+    assert_eq!(field(&resent, 34).unwrap(), (venue_seq - 1).to_string());
+
+    let books = control.command("books");
+    for part in [
+        r#""positions":{"F1":{"BTCUSDT":"0.5"},"F2":{"ETHUSDT":"-12.3"}}"#,
+        r#""leaders":{"L1":{"BTCUSDT":"0.5"},"L2":{"ETHUSDT":"-0.25"}}"#,
+        r#""duplicate_cl_ord_ids":1"#,
+        r#""dc_published":2"#,
+    ] {
+        assert!(books.contains(part), "books lack {part}: {books}");
+    }
+
+    // A restarted venue keeps its orders and its sequence numbers.
+    // QuickFIX logs both sessions out as it stops, and waits for the answers.
+    assert_eq!(control.command("quit"), "ok quitting");
+    assert_fields(&oe.expect("5"), &[(49, "VENUE")]);
+    oe.send("5", &[]);
+    while field(&dc.read(), 35) != Some("5") {}
+    dc.send("5", &[]);
+    venue.wait_exit();
+    let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
+    let mut control = Control::connect(control_port, &mut venue);
+    let mut oe = oe.reconnect(oe_port);
+    let resumed_at = oe.expected_seq;
+    let logon = oe.expect("A");
+    assert_eq!(
+        field(&logon, 34).unwrap(),
+        resumed_at.to_string(),
+        "{logon:?}"
+    );
+    oe.send("H", &status_request("C2"));
+    assert_fields(
+        &oe.expect("8"),
+        &[(11, "C2"), (150, "I"), (39, "2"), (14, "12.3")],
+    );
+    assert_eq!(
+        control.command("books"),
+        books,
+        "the books outlive the restart"
+    );
+}
+
+/// The venue's binary, or `None` (the test is skipped, saying why) when it is not
+/// built and `FILLCAST_REQUIRE_FIX` is not set.
+fn venue_binary() -> Option<PathBuf> {
+    let bin = std::env::var_os("FILLCAST_FIXVENUE").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixvenue/fixvenue"),
+        PathBuf::from,
+    );
+    if bin.is_file() {
+        return Some(bin);
+    }
+    let why = format!(
+        "{} is missing (scripts/install-quickfix.sh installs QuickFIX and builds it)",
+        bin.display()
+    );
+    let required = std::env::var("FILLCAST_REQUIRE_FIX").is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(!required, "FILLCAST_REQUIRE_FIX is set but {why}");
+    println!("skipped: {why}");
+    None
+}
+
+/// The venue's process; killed if the test ends without `quit`.
+struct VenueProcess {
+    child: Child,
+    out: PathBuf,
+}
+
+impl VenueProcess {
+    fn start(bin: &Path, dir: &Path, oe: u16, dc: u16, control: u16) -> VenueProcess {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateways/fixvenue/fixvenue.cfg");
+        let out = dir.join("venue.out");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&out)
+            .expect("venue.out");
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .arg("--dir")
+            .arg(dir.join("venue"))
+            .args(["--port", &oe.to_string(), "--dc-port", &dc.to_string()])
+            .args(["--control", &control.to_string()])
+            .stdout(Stdio::from(log.try_clone().expect("venue.out")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the venue");
+        VenueProcess { child, out }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn wait_exit(&mut self) {
+        let until = Instant::now() + WAIT;
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(
+                Instant::now() < until,
+                "the venue did not stop:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for VenueProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The venue's control port: a command a line, an answer a line.
+struct Control {
+    stream: TcpStream,
+}
+
+impl Control {
+    fn connect(port: u16, venue: &mut VenueProcess) -> Control {
+        let stream = connect(port, venue);
+        Control { stream }
+    }
+
+    fn command(&mut self, line: &str) -> String {
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write a control command");
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while byte[0] != b'\n' {
+            assert!(
+                answer.len() < MESSAGE_BYTES_MAX,
+                "an endless control answer"
+            );
+            let n = self.stream.read(&mut byte).expect("read a control answer");
+            assert!(n == 1, "the control port closed after {line:?}");
+            answer.push(byte[0]);
+        }
+        String::from_utf8(answer)
+            .expect("utf-8")
+            .trim_end()
+            .to_string()
+    }
+}
+
+/// Connects to the venue's `port`, retrying while it starts.
+fn connect(port: u16, venue: &mut VenueProcess) -> TcpStream {
+    let until = Instant::now() + WAIT;
+    loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(WAIT)).expect("read timeout");
+            return s;
+        }
+        if let Some(status) = venue.child.try_wait().expect("wait") {
+            panic!("the venue exited ({status}):\n{}", venue.output());
+        }
+        assert!(
+            Instant::now() < until,
+            "no venue on port {port}:\n{}",
+            venue.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+type Fields = Vec<(u32, String)>;
+
+/// One initiator session, written by hand: it numbers what it sends, and checks
+/// what it reads (BodyLength, CheckSum, MsgSeqNum in order).
+struct FixSession {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    sender: &'static str,
+    target: &'static str,
+    next_seq: u64,
+    expected_seq: u64,
+}
+
+impl FixSession {
+    /// Connects and logs on, with ResetSeqNumFlag when `reset`; expects the Logon back.
+    fn logon(port: u16, sender: &'static str, target: &'static str, reset: bool) -> FixSession {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the venue");
+        stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+        let mut s = FixSession {
+            stream,
+            buf: Vec::new(),
+            sender,
+            target,
+            next_seq: 1,
+            expected_seq: 1,
+        };
+        s.send_logon(reset);
+        let logon = s.expect("A");
+        assert_fields(&logon, &[(98, "0"), (108, "30")]);
+        s
+    }
+
+    /// A new connection of the same session, sequence numbers kept; the caller reads
+    /// the venue's Logon (it may show a gap).
+    fn reconnect(self, port: u16) -> FixSession {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("reconnect to the venue");
+        stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+        let mut s = FixSession {
+            stream,
+            buf: Vec::new(),
+            ..self
+        };
+        s.send_logon(false);
+        s
+    }
+
+    fn send_logon(&mut self, reset: bool) {
+        let mut fields = vec![(98, "0".to_string()), (108, "30".to_string())];
+        if reset {
+            fields.push((141, "Y".into()));
+        }
+        self.send("A", &fields);
+    }
+
+    fn send(&mut self, msg_type: &str, body: &[(u32, String)]) {
+        let mut fields: Fields = vec![
+            (35, msg_type.into()),
+            (49, self.sender.into()),
+            (56, self.target.into()),
+            (34, self.next_seq.to_string()),
+            (52, utc_now()),
+        ];
+        fields.extend(body.iter().cloned());
+        self.next_seq += 1;
+        self.stream
+            .write_all(&encode(&fields))
+            .expect("send to the venue");
+    }
+
+    /// Reads the next message, which must be of `msg_type` and in sequence.
+    fn expect(&mut self, msg_type: &str) -> Fields {
+        let m = self.read();
+        assert_eq!(
+            field(&m, 35),
+            Some(msg_type),
+            "expected 35={msg_type}, got {m:?}"
+        );
+        if msg_type != "A" && field(&m, 43) != Some("Y") {
+            assert_eq!(
+                field(&m, 34),
+                Some(self.expected_seq.to_string().as_str()),
+                "{m:?}"
+            );
+        }
+        if let Some(seq) = field(&m, 34).and_then(|s| s.parse::<u64>().ok()) {
+            self.expected_seq = self.expected_seq.max(seq + 1);
+        }
+        m
+    }
+
+    fn expect_closed(&mut self) {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the venue did not close the session: {other:?}"),
+        }
+    }
+
+    fn read(&mut self) -> Fields {
+        let until = Instant::now() + WAIT;
+        loop {
+            if let Some(m) = decode(&mut self.buf) {
+                return m;
+            }
+            assert!(
+                Instant::now() < until,
+                "no message from the venue in {WAIT:?}"
+            );
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).expect("read from the venue");
+            assert!(
+                n > 0,
+                "the venue closed the connection; unread: {:?}",
+                self.buf
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+            assert!(self.buf.len() < MESSAGE_BYTES_MAX, "an endless message");
+        }
+    }
+}
+
+/// `8=FIX.4.4|9=len|<fields>|10=sum|` with the BodyLength and CheckSum computed.
+fn encode(fields: &[(u32, String)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (tag, value) in fields {
+        body.extend_from_slice(format!("{tag}={value}").as_bytes());
+        body.push(SOH);
+    }
+    let mut m = format!("8=FIX.4.4\x019={}\x01", body.len()).into_bytes();
+    m.extend_from_slice(&body);
+    let sum = checksum(&m);
+    m.extend_from_slice(format!("10={sum:03}\x01").as_bytes());
+    m
+}
+
+fn checksum(bytes: &[u8]) -> u32 {
+    bytes.iter().map(|&b| u32::from(b)).sum::<u32>() % 256
+}
+
+/// Takes one whole message off the front of `buf`, checking its BodyLength and
+/// CheckSum; `None` while it is incomplete.
+fn decode(buf: &mut Vec<u8>) -> Option<Fields> {
+    let head_end = buf.windows(3).position(|w| w == b"\x019=")?;
+    let len_start = head_end + 3;
+    let len_end = len_start + buf[len_start..].iter().position(|&b| b == SOH)?;
+    let len: usize = std::str::from_utf8(&buf[len_start..len_end])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad BodyLength in {buf:?}"));
+    let trailer = len_end + 1 + len;
+    let end = trailer + 7; // 10=nnn<SOH>
+    if buf.len() < end {
+        return None;
+    }
+    assert_eq!(
+        &buf[trailer..trailer + 3],
+        b"10=",
+        "BodyLength wrong: {buf:?}"
+    );
+    let sum: u32 = std::str::from_utf8(&buf[trailer + 3..trailer + 6])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(sum, checksum(&buf[..trailer]), "CheckSum wrong: {buf:?}");
+    let fields = buf[..end - 1]
+        .split(|&b| b == SOH)
+        .map(|f| {
+            let f = std::str::from_utf8(f).expect("utf-8 field");
+            let (tag, value) = f.split_once('=').expect("tag=value");
+            (tag.parse().expect("numeric tag"), value.to_string())
+        })
+        .collect();
+    buf.drain(..end);
+    Some(fields)
+}
+
+fn field(m: &Fields, tag: u32) -> Option<&str> {
+    m.iter().find(|(t, _)| *t == tag).map(|(_, v)| v.as_str())
+}
+
+fn assert_fields(m: &Fields, expected: &[(u32, &str)]) {
+    for (tag, value) in expected {
+        assert_eq!(field(m, *tag), Some(*value), "tag {tag} in {m:?}");
+    }
+}
+
+fn new_order(
+    cl_ord_id: &str,
+    account: &str,
+    symbol: &str,
+    side: &str,
+    qty: &str,
+    limit: Option<&str>,
+) -> Fields {
+    let mut f: Fields = vec![
+        (11, cl_ord_id.into()),
+        (1, account.into()),
+        (55, symbol.into()),
+        (54, side.into()),
+        (60, utc_now()),
+        (38, qty.into()),
+        (40, if limit.is_some() { "2" } else { "1" }.into()),
+        (59, "3".into()),
+    ];
+    if let Some(px) = limit {
+        f.push((44, px.into()));
+    }
+    f
+}
+
+fn cancel_request(cl_ord_id: &str, orig: &str) -> Fields {
+    vec![
+        (41, orig.into()),
+        (11, cl_ord_id.into()),
+        (55, "REST".into()),
+        (54, "2".into()),
+        (60, utc_now()),
+        (38, "1".into()),
+    ]
+}
+
+fn status_request(cl_ord_id: &str) -> Fields {
+    vec![
+        (11, cl_ord_id.into()),
+        (55, "BTCUSDT".into()),
+        (54, "1".into()),
+    ]
+}
+
+/// Now as a FIX UTCTimestamp, `YYYYMMDD-HH:MM:SS.sss`.
+fn utc_now() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos() as i64;
+    let day_ns = 86_400_000_000_000i64;
+    let (y, m, d) = fillcast_report::time::civil_from_days(ns.div_euclid(day_ns));
+    let ms = ns.rem_euclid(day_ns) / 1_000_000;
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
