@@ -73,18 +73,22 @@ fn sharpe_is_undefined_below_two_periods_or_without_variance() {
     );
 }
 
+/// Settled period `i` (`[10i, 10i + 10)`) ending at equity `e`.
+fn eq(i: i64, e: &str) -> PeriodEquity {
+    PeriodEquity {
+        start_ns: i * 10,
+        end_ns: i * 10 + 10,
+        equity: d(e),
+        settled: true,
+    }
+}
+
 #[test]
 fn hwm_fee_charges_only_new_highs_after_a_loss_and_recovery() {
     let policy = FeePolicy {
         rate: d("0.2"),
         leader_fraction: d("0.75"),
         settlement: Settlement::Monthly,
-    };
-    let eq = |i: i64, e: &str| PeriodEquity {
-        start_ns: i * 10,
-        end_ns: i * 10 + 10,
-        equity: d(e),
-        settled: true,
     };
     // Start 1000.
     //  1100: 0.2 × (1100 − 1000) = 20, HWM → 1100
@@ -153,12 +157,6 @@ fn a_deposit_is_never_charged_as_profit() {
         rate: d("0.1"),
         leader_fraction: d("0.5"),
         settlement: Settlement::Daily,
-    };
-    let eq = |i: i64, e: &str| PeriodEquity {
-        start_ns: i * 10,
-        end_ns: i * 10 + 10,
-        equity: d(e),
-        settled: true,
     };
     // From 1000: +100 in period 0 (fee 10, HWM 1100); 1000 deposited in period 1
     // (HWM 2100), which ends at 2150 (+50 of profit: fee 5); 500 withdrawn in
