@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod codec;
+pub mod conn;
 pub mod session;
 
 pub use codec::{

@@ -1,0 +1,235 @@
+//! One FIX session over one TCP connection: the codec on a non-blocking socket,
+//! driven by the session state machine. `poll` reads what has arrived, decodes
+//! it, lets the session answer the administrative messages, hands application
+//! messages to the caller in sequence, and writes what is due (heartbeats, test
+//! requests); `send` writes an application message with the next sequence
+//! number. It neither blocks nor sleeps: the I/O thread calls it with the time.
+//!
+//! What it does not do yet: reconnect (the caller makes a new `Connection` with
+//! the numbers `seqs` gave), throttle, or keep the numbers on disk (the caller's
+//! session store).
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+use fillcast_engine::units::Nanos;
+
+use super::codec::{Decoder, EncodeError, Encoder, Header, Limits, Message, Writer};
+use super::session::{Admin, CompIds, Inbound, Session, SessionConfig, State, Verdict};
+
+/// Why a connection ended; the caller logs it, counts it and reconnects.
+#[derive(Debug, thiserror::Error)]
+pub enum Closed {
+    #[error("the socket failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("the counterparty closed the connection")]
+    Eof,
+    #[error("{0}")]
+    Session(&'static str),
+    #[error("unreadable bytes from the counterparty: {0}")]
+    Garbled(String),
+    #[error("a message could not be written: {0}")]
+    Encode(#[from] EncodeError),
+}
+
+/// A FIX session on a connected socket.
+pub struct Connection {
+    stream: TcpStream,
+    session: Session,
+    sender: Vec<u8>,
+    target: Vec<u8>,
+    decoder: Decoder,
+    encoder: Encoder,
+    /// Bytes read and not yet decoded.
+    inbox: Vec<u8>,
+    /// Bytes encoded and not yet written.
+    outbox: Vec<u8>,
+}
+
+impl Connection {
+    /// Takes a connected `stream` (made non-blocking here) and sends our Logon,
+    /// resuming the session at `seqs` (`(next_out, next_in)`).
+    pub fn start(
+        stream: TcpStream,
+        cfg: SessionConfig,
+        ids: CompIds<'_>,
+        seqs: (u64, u64),
+        now: Nanos,
+    ) -> Result<Connection, Closed> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let limits = Limits::default();
+        let mut c = Connection {
+            stream,
+            session: Session::new(cfg, seqs),
+            sender: ids.sender.to_vec(),
+            target: ids.target.to_vec(),
+            decoder: Decoder::new(limits),
+            encoder: Encoder::new(limits),
+            inbox: Vec::with_capacity(limits.message_bytes_max * 2),
+            outbox: Vec::with_capacity(64 * 1024),
+        };
+        let logon = c.session.connected(now.0);
+        c.queue(&logon, now)?;
+        c.flush()?;
+        Ok(c)
+    }
+
+    pub fn state(&self) -> State {
+        self.session.state()
+    }
+
+    /// `(next_out, next_in)`, for the session store.
+    pub fn seqs(&self) -> (u64, u64) {
+        self.session.seqs()
+    }
+
+    /// Reads what has arrived, and gives each application message in sequence to
+    /// `deliver`; answers and timers go out. `Err` when the connection is over.
+    pub fn poll(
+        &mut self,
+        now: Nanos,
+        deliver: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<(), Closed> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.session.disconnected();
+                    return Err(Closed::Eof);
+                }
+                Ok(n) => self.inbox.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.session.disconnected();
+                    return Err(e.into());
+                }
+            }
+            if self.inbox.len() >= self.decoder.limits().message_bytes_max * 2 {
+                break;
+            }
+        }
+        let mut used = 0;
+        let mut admin: Vec<Admin> = Vec::new();
+        let mut verdict = None;
+        while used < self.inbox.len() {
+            match self.decoder.next(&self.inbox[used..]) {
+                Ok(None) => break,
+                Ok(Some((m, n))) => {
+                    used += n;
+                    let Ok(inbound) = Inbound::read(&m) else {
+                        // Without a MsgSeqNum (or with session fields that do not
+                        // parse) the message cannot be placed in the sequence.
+                        verdict = Some(Verdict::Disconnect(
+                            "a message whose session fields do not parse",
+                        ));
+                        break;
+                    };
+                    let v = self
+                        .session
+                        .on_inbound(&inbound, now.0, &mut |a| admin.push(a));
+                    match v {
+                        Verdict::Deliver => deliver(&m),
+                        Verdict::Handled => {}
+                        Verdict::Disconnect(_) => {
+                            verdict = Some(v);
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // A session may Reject a malformed message and go on; a framing
+                    // error leaves no sequence number to Reject, so this one closes.
+                    self.inbox.drain(..used);
+                    let why = e.to_string();
+                    self.session.disconnected();
+                    return Err(Closed::Garbled(why));
+                }
+            }
+        }
+        self.inbox.drain(..used);
+        for a in &admin {
+            self.queue(a, now)?;
+        }
+        if let Some(Verdict::Disconnect(why)) = verdict {
+            let _ = self.flush();
+            self.session.disconnected();
+            return Err(Closed::Session(why));
+        }
+        let mut timers: Vec<Admin> = Vec::new();
+        let over = self.session.on_timer(now.0, &mut |a| timers.push(a));
+        for a in &timers {
+            self.queue(a, now)?;
+        }
+        self.flush()?;
+        if let Some(why) = over {
+            self.session.disconnected();
+            return Err(Closed::Session(why));
+        }
+        Ok(())
+    }
+
+    /// Writes an application message of type `msg_type` with the next sequence
+    /// number: `body` writes its fields after the standard header. Returns the
+    /// sequence number it took.
+    pub fn send(
+        &mut self,
+        msg_type: &[u8],
+        now: Nanos,
+        body: impl FnOnce(&mut Writer<'_>) -> Result<(), EncodeError>,
+    ) -> Result<u64, Closed> {
+        let seq = self.session.take_seq(now.0);
+        let mut w = self.encoder.begin(
+            &mut self.outbox,
+            &Header {
+                msg_type,
+                sender_comp_id: &self.sender,
+                target_comp_id: &self.target,
+                msg_seq_num: seq,
+                sending_time: now,
+            },
+        )?;
+        body(&mut w)?;
+        w.finish();
+        self.flush()?;
+        Ok(seq)
+    }
+
+    /// Our Logout; the connection ends when the counterparty answers (`poll`).
+    pub fn logout(&mut self, now: Nanos) -> Result<(), Closed> {
+        let a = self.session.logout(now.0);
+        self.queue(&a, now)?;
+        self.flush()
+    }
+
+    fn queue(&mut self, a: &Admin, now: Nanos) -> Result<(), Closed> {
+        let seq = match a {
+            // A gap fill carries its own number and takes none.
+            Admin::GapFill { .. } => 0,
+            _ => self.session.take_seq(now.0),
+        };
+        let ids = CompIds {
+            sender: &self.sender,
+            target: &self.target,
+        };
+        a.write(&self.encoder, &mut self.outbox, ids, seq, now)?;
+        Ok(())
+    }
+
+    /// Writes as much of the outbox as the socket takes now.
+    fn flush(&mut self) -> Result<(), Closed> {
+        let mut written = 0;
+        while written < self.outbox.len() {
+            match self.stream.write(&self.outbox[written..]) {
+                Ok(0) => return Err(Closed::Eof),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.outbox.drain(..written);
+        Ok(())
+    }
+}
