@@ -462,3 +462,51 @@ fn administrative_messages_read_back_as_written() {
         }
     }
 }
+
+/// The session store: the pair saved is the pair read back; a new session
+/// starts at 1; after an unclean stop `next_out` moves ahead (a gap the
+/// counterparty asks for, never a number too low); a file that does not read is
+/// an error naming it, never a guess.
+#[test]
+fn the_session_store_keeps_the_numbers_and_refuses_a_damaged_file() {
+    use fillcast_gateways::fix::store::{resume, SeqStore, StoreError, UNCLEAN_MARGIN};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oe.seqs");
+    let (mut store, saved) = SeqStore::open(&path).unwrap();
+    assert_eq!(saved, None);
+    assert_eq!(resume(saved, true), (1, 1));
+    store.save((42, 17)).unwrap();
+    store.save((43, 17)).unwrap();
+    let (_, saved) = SeqStore::open(&path).unwrap();
+    assert_eq!(saved, Some((43, 17)));
+    assert_eq!(resume(saved, false), (43, 17));
+    assert_eq!(resume(saved, true), (43 + UNCLEAN_MARGIN, 17));
+    // A resumed session numbers from there.
+    let mut s = Session::new(cfg(), resume(saved, false));
+    s.connected(0);
+    assert_eq!(s.take_seq(0), 43);
+
+    for bad in [
+        &b""[..],
+        b"fillcast-fix-seqs v1 next_out=43 next_in=17",
+        b"fillcast-fix-seqs v1 next_out=43\n",
+        b"fillcast-fix-seqs v1 next_out=0 next_in=17\n",
+        b"fillcast-fix-seqs v1 next_out=+4 next_in=17\n",
+        b"fillcast-fix-seqs v1 next_out=4 next_in=18446744073709551616\n",
+        b"fillcast-fix-seqs v1 next_out=4 next_in=5 next=6\n",
+        b"something else entirely\n",
+        b"\xff\xfe\n",
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        match SeqStore::open(&path) {
+            Err(e @ StoreError::Damaged { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("oe.seqs") && msg.contains("reset_on_logon"),
+                    "{msg}"
+                );
+            }
+            other => panic!("{:?} read as {other:?}", String::from_utf8_lossy(bad)),
+        }
+    }
+}

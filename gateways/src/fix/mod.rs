@@ -18,6 +18,7 @@ pub mod app;
 pub mod codec;
 pub mod conn;
 pub mod session;
+pub mod store;
 
 pub use codec::{
     Decoder, EncodeError, Encoder, ErrorKind, FieldError, FixError, Header, Limits, Message,
