@@ -839,3 +839,181 @@ fn pump(
     }
     got
 }
+
+/// The drop-copy source (`fix::dropcopy::DropCopySource`) against QuickFIX: the
+/// venue publishes `config/leader-fills.jsonl` and the source gives exactly the
+/// events the file source reads from that file, in order; the venue drops the
+/// session, publishes more while it is down, and the source, reconnecting by
+/// itself, gives them once (QuickFIX's resend of the gap); a restarted source
+/// resumed from its position asks for nothing it already gave.
+#[test]
+fn the_drop_copy_source_gives_what_the_file_source_reads() {
+    use fillcast_engine::event::FeedEvent;
+    use fillcast_engine::model::Universe;
+    use fillcast_engine::port::{Source, SourcePoll};
+    use fillcast_engine::units::Nanos;
+    use fillcast_gateways::fix::dropcopy::{DropCopyConfig, DropCopySource};
+    use fillcast_gateways::fix::session::SessionConfig;
+    use std::sync::Arc;
+
+    let Some(bin) = venue_binary() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (oe_port, dc_port, control_port) = (free_port(), free_port(), free_port());
+    let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
+    let mut control = Control::connect(control_port, &mut venue);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = fillcast_engine::config::load(&root.join("config/run-file.toml")).expect("config");
+    let u = Arc::new(Universe::from_config(&cfg).expect("model"));
+    let fills = root.join("config/leader-fills.jsonl");
+
+    // What the file source reads (the time of receipt aside). A fill that is its
+    // own order (a line without order_id) comes on the drop copy with the venue's
+    // OrderID, required in FIX, and OrderQty = LastQty: the same to the sizing
+    // (an order filled at once), so both read as "its own order".
+    let strip = |e: FeedEvent| match e {
+        FeedEvent::LeaderFill(f) => {
+            let own = f.order_qty == f.qty || f.order_qty.0 == 0;
+            FeedEvent::LeaderFill(fillcast_engine::event::LeaderFill {
+                recv_ts: Nanos(0),
+                order_key: if own { 0 } else { f.order_key },
+                order_qty: if own {
+                    fillcast_engine::units::Lots(0)
+                } else {
+                    f.order_qty
+                },
+                ..f
+            })
+        }
+        other => other,
+    };
+    let mut file = fillcast_gateways::FileSource::open(&fills, Arc::clone(&u)).expect("file");
+    let mut want = Vec::new();
+    loop {
+        match file.next(Nanos(1)) {
+            SourcePoll::Event(e) => want.push(strip(e)),
+            SourcePoll::Finished => break,
+            other => panic!("the example file is clean: {other:?}"),
+        }
+    }
+    assert!(want.len() >= 10);
+
+    let dc_cfg = DropCopyConfig {
+        name: "drop-copy".into(),
+        address: format!("127.0.0.1:{dc_port}"),
+        sender_comp_id: "FILLCAST_DC".into(),
+        target_comp_id: "VENUE_DC".into(),
+        session: SessionConfig {
+            heartbeat_s: 5,
+            reset_on_logon: false,
+            ..SessionConfig::default()
+        },
+        accounts: [("L1", "L1"), ("L2", "L2")]
+            .into_iter()
+            .map(|(a, l)| (a.to_string(), l.to_string()))
+            .collect(),
+        store: dir.path().join("dc.seqs"),
+        unclean: false,
+    };
+    let mut source = DropCopySource::open(dc_cfg.clone(), Arc::clone(&u)).expect("store");
+    let now = || Nanos(fillcast_engine::clock::now().0);
+    // Polls until `n` events, saying what else came (the session's own notices).
+    let take = |source: &mut DropCopySource,
+                n: usize,
+                venue: &VenueProcess|
+     -> (Vec<FeedEvent>, Vec<String>) {
+        let (mut events, mut notes) = (Vec::new(), Vec::new());
+        let until = Instant::now() + WAIT;
+        while events.len() < n {
+            assert!(
+                Instant::now() < until,
+                "{} of {n} events; {notes:?}\n{}",
+                events.len(),
+                venue.output()
+            );
+            match source.next(now()) {
+                SourcePoll::Event(e) => events.push(strip(e)),
+                SourcePoll::Rejected(e) => notes.push(e.to_string()),
+                SourcePoll::Idle => std::thread::sleep(Duration::from_millis(2)),
+                SourcePoll::Finished => panic!("a session never finishes"),
+            }
+        }
+        (events, notes)
+    };
+    let until = Instant::now() + WAIT;
+    while !source.is_up() {
+        assert!(Instant::now() < until, "no logon\n{}", venue.output());
+        let _ = source.next(now());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    control.wait_up("dc");
+    let reply = control.command(&format!("replay {}", fills.display()));
+    assert!(reply.starts_with("ok"), "{reply}");
+    let (got, notes) = take(&mut source, want.len(), &venue);
+    assert_eq!(got, want, "{notes:?}");
+
+    // Dropped; two fills while down; back by itself, with each once.
+    assert_eq!(control.command("drop dc"), "ok dropped dc");
+    for line in [
+        "fill L1 BTCUSDT sell 0.5 65100 x1 q1 0.5 1732060900000000000",
+        "fill L2 ETHUSDT sell 5.0 3400 x2 q2 5.0 1732060900001000000",
+    ] {
+        let reply = control.command(line);
+        assert!(reply.starts_with("ok x"), "{reply}");
+    }
+    let (got, notes) = take(&mut source, 2, &venue);
+    assert!(
+        notes.iter().any(|n| n.contains("drop-copy session down")),
+        "the loss is said: {notes:?}"
+    );
+    let keys: Vec<u64> = got
+        .iter()
+        .map(|e| match e {
+            FeedEvent::LeaderFill(f) => f.event_key,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            fillcast_engine::ids::leader_event_key("L1", "x1"),
+            fillcast_engine::ids::leader_event_key("L2", "x2")
+        ]
+    );
+    let stats = source.stats();
+    assert_eq!(
+        (stats.fills, stats.refused),
+        (want.len() as u64 + 2, 0),
+        "{stats:?}"
+    );
+
+    // A restart resumed from the journaled position asks for nothing before it.
+    let pos = source.position().expect("all returned");
+    drop(source);
+    let mut again = DropCopySource::open(
+        DropCopyConfig {
+            session: SessionConfig {
+                reset_on_logon: false,
+                ..dc_cfg.session.clone()
+            },
+            ..dc_cfg
+        },
+        Arc::clone(&u),
+    )
+    .expect("store");
+    again.resume(pos).expect("resumed");
+    let reply = control.command("fill L1 BTCUSDT buy 0.5 65200 x3 q3 0.5 1732060900002000000");
+    assert!(reply.starts_with("ok x3"), "{reply}");
+    let (got, notes) = take(&mut again, 1, &venue);
+    assert!(
+        matches!(got[..], [FeedEvent::LeaderFill(f)] if f.event_key == fillcast_engine::ids::leader_event_key("L1", "x3")),
+        "{got:?} {notes:?}"
+    );
+    // Nothing else comes: none of the earlier executions again.
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        match again.next(now()) {
+            SourcePoll::Event(e) => panic!("an execution came again: {e:?}"),
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}

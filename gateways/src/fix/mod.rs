@@ -17,6 +17,7 @@
 pub mod app;
 pub mod codec;
 pub mod conn;
+pub mod dropcopy;
 pub mod session;
 pub mod store;
 

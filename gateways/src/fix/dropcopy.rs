@@ -1,0 +1,281 @@
+//! The drop-copy source: leaders' executions from a FIX session, as leader fills.
+//!
+//! It connects as initiator, keeps the session (`conn`), and turns each
+//! ExecutionReport the session delivers into a `LeaderFill` (`app::leader_fill`):
+//! a trade is an event, an execution that is not a trade is counted and
+//! ignored, and one that cannot be taken (an unknown account, a quantity off
+//! the lot, a correction) is a rejected input with its reason and MsgSeqNum.
+//!
+//! **Where it resumes.** Its position is the session's next expected MsgSeqNum,
+//! journaled with the events it produced (`FeedEvent::SourceCursor`): a restart
+//! expects exactly the message after the last one the journal holds, and the
+//! counterparty's resend brings the rest (PossDup repeats are the same events:
+//! the core takes each ExecID once). Our own outgoing numbers are in the session
+//! store (`store`), moved ahead after an unclean stop.
+//!
+//! **Losing the session** is said at once (a rejected input naming why, which
+//! the run counts and logs), and the source reconnects with a doubling backoff.
+//! The connect itself waits at most `CONNECT_TIMEOUT` on the I/O thread.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fillcast_engine::event::FeedEvent;
+use fillcast_engine::model::{LeaderIdx, Universe};
+use fillcast_engine::port::{ResumeError, Source, SourceError, SourcePoll};
+use fillcast_engine::units::Nanos;
+
+use super::app::{leader_fill, Execution};
+use super::conn::Connection;
+use super::session::{CompIds, SessionConfig};
+use super::store::{resume, SeqStore, StoreError};
+
+/// How long a connect may hold the I/O thread.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The first wait before a reconnect, and the longest.
+const BACKOFF_MIN_NS: u64 = 100_000_000;
+const BACKOFF_MAX_NS: u64 = 10_000_000_000;
+
+/// A drop-copy session's settings.
+#[derive(Clone, Debug)]
+pub struct DropCopyConfig {
+    pub name: String,
+    /// `host:port` of the counterparty's acceptor.
+    pub address: String,
+    pub sender_comp_id: String,
+    pub target_comp_id: String,
+    pub session: SessionConfig,
+    /// Account (1) → leader id.
+    pub accounts: HashMap<String, String>,
+    /// The session store's file.
+    pub store: PathBuf,
+    /// The last run did not end cleanly (the journal's marker): our outgoing
+    /// numbers move ahead (`store::resume`).
+    pub unclean: bool,
+}
+
+/// Counts of what the session brought.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCopyStats {
+    pub fills: u64,
+    /// ExecutionReports that are not trades, and other application messages.
+    pub ignored: u64,
+    pub refused: u64,
+    pub connects: u64,
+    pub disconnects: u64,
+}
+
+pub struct DropCopySource {
+    cfg: DropCopyConfig,
+    universe: Arc<Universe>,
+    leaders: HashMap<String, LeaderIdx>,
+    store: SeqStore,
+    /// `(next_out, next_in)` the next connection starts from.
+    seqs: (u64, u64),
+    conn: Option<Connection>,
+    ready: VecDeque<SourcePoll>,
+    retry_at_ns: u64,
+    backoff_ns: u64,
+    started: bool,
+    stats: DropCopyStats,
+}
+
+impl DropCopySource {
+    /// Opens the session store (a damaged one is an error: the numbers are
+    /// unknown); connects at the first `next`.
+    pub fn open(
+        cfg: DropCopyConfig,
+        universe: Arc<Universe>,
+    ) -> Result<DropCopySource, StoreError> {
+        let (store, saved) = SeqStore::open(&cfg.store)?;
+        let seqs = resume(saved, cfg.unclean);
+        let leaders = leaders_of(&cfg.accounts, &universe);
+        Ok(DropCopySource {
+            cfg,
+            universe,
+            leaders,
+            store,
+            seqs,
+            conn: None,
+            ready: VecDeque::new(),
+            retry_at_ns: 0,
+            backoff_ns: BACKOFF_MIN_NS,
+            started: false,
+            stats: DropCopyStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> DropCopyStats {
+        self.stats
+    }
+
+    /// Whether the session is logged on.
+    pub fn is_up(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.state() == super::session::State::Active)
+    }
+
+    fn reject(&mut self, line: u64, message: String) {
+        self.ready.push_back(SourcePoll::Rejected(SourceError {
+            origin: self.cfg.name.clone(),
+            line,
+            message,
+        }));
+    }
+
+    fn connect(&mut self, now: Nanos) {
+        let addr: Option<SocketAddr> = self
+            .cfg
+            .address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
+        let Some(addr) = addr else {
+            self.down(
+                now,
+                format!("address `{}` does not resolve", self.cfg.address),
+            );
+            return;
+        };
+        let stream = match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(s) => s,
+            Err(e) => {
+                self.down(now, format!("connecting to {addr}: {e}"));
+                return;
+            }
+        };
+        let ids = CompIds {
+            sender: self.cfg.sender_comp_id.as_bytes(),
+            target: self.cfg.target_comp_id.as_bytes(),
+        };
+        match Connection::start(stream, self.cfg.session.clone(), ids, self.seqs, now) {
+            Ok(c) => {
+                self.stats.connects += 1;
+                self.conn = Some(c);
+            }
+            Err(e) => self.down(now, format!("logon to {addr}: {e}")),
+        }
+    }
+
+    /// The session is lost (or could not start): said once, retried later.
+    fn down(&mut self, now: Nanos, why: String) {
+        if let Some(c) = self.conn.take() {
+            self.seqs = c.seqs();
+            self.stats.disconnects += 1;
+        }
+        let wait = self.backoff_ns;
+        self.retry_at_ns = now.0.saturating_add(wait);
+        self.backoff_ns = (wait * 2).min(BACKOFF_MAX_NS);
+        self.reject(
+            0,
+            format!(
+                "drop-copy session down: {why}; reconnecting in {} ms",
+                wait / 1_000_000
+            ),
+        );
+    }
+
+    fn poll_session(&mut self, now: Nanos) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let (u, leaders) = (&self.universe, &self.leaders);
+        let mut out: Vec<SourcePoll> = Vec::new();
+        let mut stats = self.stats;
+        let name = &self.cfg.name;
+        let result = conn.poll(now, &mut |m| {
+            let seq = m.u64(34).unwrap_or(0);
+            if m.msg_type() != b"8" {
+                stats.ignored += 1;
+                return;
+            }
+            let taken = Execution::read(m).map_err(|e| e.to_string()).and_then(|e| {
+                leader_fill(&e, u, |a| leaders.get(a).copied(), now).map_err(|e| e.to_string())
+            });
+            match taken {
+                Ok(Some(f)) => {
+                    stats.fills += 1;
+                    out.push(SourcePoll::Event(FeedEvent::LeaderFill(f)));
+                }
+                Ok(None) => stats.ignored += 1,
+                Err(why) => {
+                    stats.refused += 1;
+                    out.push(SourcePoll::Rejected(SourceError {
+                        origin: name.clone(),
+                        line: seq,
+                        message: format!("ExecutionReport {seq}: {why}"),
+                    }));
+                }
+            }
+        });
+        self.stats = stats;
+        self.ready.extend(out);
+        match result {
+            Ok(()) => {
+                self.seqs = conn.seqs();
+                if conn.state() == super::session::State::Active {
+                    self.backoff_ns = BACKOFF_MIN_NS;
+                }
+            }
+            Err(e) => self.down(now, e.to_string()),
+        }
+        if let Err(e) = self.store.save((self.seqs.0, self.seqs.1)) {
+            let why = e.to_string();
+            self.reject(0, why);
+        }
+    }
+}
+
+/// Account → leader, for the accounts whose leader is in force.
+fn leaders_of(accounts: &HashMap<String, String>, u: &Universe) -> HashMap<String, LeaderIdx> {
+    accounts
+        .iter()
+        .filter_map(|(a, l)| Some((a.clone(), u.leader(l)?)))
+        .collect()
+}
+
+impl Source for DropCopySource {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn next(&mut self, now: Nanos) -> SourcePoll {
+        self.started = true;
+        if let Some(p) = self.ready.pop_front() {
+            return p;
+        }
+        if self.conn.is_none() && now.0 >= self.retry_at_ns {
+            self.connect(now);
+        }
+        self.poll_session(now);
+        self.ready.pop_front().unwrap_or(SourcePoll::Idle)
+    }
+
+    /// The session's next expected MsgSeqNum: everything before it was returned.
+    /// Only when nothing is waiting to be returned.
+    fn position(&self) -> Option<u64> {
+        self.ready.is_empty().then_some(self.seqs.1)
+    }
+
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        self.universe = Arc::clone(universe);
+        self.leaders = leaders_of(&self.cfg.accounts, universe);
+    }
+
+    /// Expect MsgSeqNum `pos` next: the journal holds everything before it.
+    fn resume(&mut self, pos: u64) -> Result<(), ResumeError> {
+        if self.started {
+            return Err(ResumeError::AlreadyStarted {
+                origin: self.cfg.name.clone(),
+                doing: "the session",
+            });
+        }
+        self.seqs.1 = pos.max(1);
+        Ok(())
+    }
+}
