@@ -379,6 +379,8 @@ pub fn gateways_for(u: &Universe, venues: &[VenueSettings]) -> Result<Vec<Box<dy
 }
 
 fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> {
+    use fillcast_gateways::fix::dropcopy::{DropCopyConfig, DropCopySource};
+    use fillcast_gateways::fix::session::SessionConfig;
     cfg.sources
         .iter()
         .map(|s| -> Result<Box<dyn Source>> {
@@ -405,6 +407,44 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
                         g = g.with_rate(r);
                     }
                     Box::new(g)
+                }
+                SourceSettings::Fix {
+                    address,
+                    sender_comp_id,
+                    target_comp_id,
+                    heartbeat_s,
+                    reset_on_logon,
+                    accounts,
+                    store,
+                } => {
+                    let name = format!("fix {sender_comp_id}->{target_comp_id}");
+                    // After an unclean stop our outgoing numbers move ahead
+                    // (fix::store::resume): a gap the counterparty fills, never a
+                    // number it takes for a repeat.
+                    let unclean = cfg.journal.as_ref().is_some_and(|j| {
+                        j.dir
+                            .join(fillcast_journal::restart::ASK_FIRST_MARKER)
+                            .exists()
+                    });
+                    let store = store.unwrap_or_else(|| PathBuf::from(format!("{name}.seqs")));
+                    let dc = DropCopyConfig {
+                        name: name.clone(),
+                        address,
+                        sender_comp_id,
+                        target_comp_id,
+                        session: SessionConfig {
+                            heartbeat_s,
+                            reset_on_logon,
+                            ..SessionConfig::default()
+                        },
+                        accounts: accounts.into_iter().collect(),
+                        store,
+                        unclean,
+                    };
+                    Box::new(
+                        DropCopySource::open(dc, Arc::clone(u))
+                            .with_context(|| format!("source `{name}`"))?,
+                    )
                 }
             })
         })

@@ -1017,3 +1017,159 @@ fn the_drop_copy_source_gives_what_the_file_source_reads() {
         }
     }
 }
+
+/// `fillcast run` with a `fix` source: the engine logs on to the QuickFIX venue's
+/// drop copy, the venue publishes `config/leader-fills.jsonl`, and the journal
+/// holds the same leader fills, and the same targets for every subscription, as
+/// the run of the same config with the file source of that file.
+#[test]
+fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
+    use fillcast_journal::record::{decode, Entry};
+    use fillcast_journal::JournalReader;
+    use std::collections::BTreeSet;
+
+    let Some(bin) = venue_binary() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (oe_port, dc_port, control_port) = (free_port(), free_port(), free_port());
+    let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
+    let mut control = Control::connect(control_port, &mut venue);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = std::fs::read_to_string(root.join("config/run-file.toml")).expect("config");
+    let fills = root.join("config/leader-fills.jsonl");
+    let file_source =
+        "[[sources]]\nkind = \"file\"\npath = \"leader-fills.jsonl\"   # relative to this file\n";
+    assert!(base.contains(file_source), "run-file.toml's source");
+    let fix_source = format!(
+        "[[sources]]\nkind = \"fix\"\naddress = \"127.0.0.1:{dc_port}\"\nsender_comp_id = \"FILLCAST_DC\"\ntarget_comp_id = \"VENUE_DC\"\nheartbeat_s = 5\n"
+    );
+    let with_fix = dir.path().join("fix.toml");
+    std::fs::write(
+        &with_fix,
+        format!(
+            "{}\n[journal]\ndir = \"journal-fix\"\n",
+            base.replace(file_source, &fix_source)
+        ),
+    )
+    .unwrap();
+    let with_file = dir.path().join("file.toml");
+    std::fs::write(
+        &with_file,
+        format!(
+            "{}\n[journal]\ndir = \"journal-file\"\n",
+            base.replace(
+                "\"leader-fills.jsonl\"",
+                &format!("{:?}", fills.display().to_string())
+            )
+        ),
+    )
+    .unwrap();
+    let check = crate::support::fillcast_output(&["check-config", with_fix.to_str().unwrap()]);
+    assert!(check.status.success(), "{:?}", crate::support::text(&check));
+
+    let out = std::fs::File::create(dir.path().join("engine.out")).unwrap();
+    let mut engine = crate::support::fillcast()
+        .args(["run", "--progress", "0", "--until-stopped", "-c"])
+        .arg(&with_fix)
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .expect("fillcast run");
+    let engine_out = || std::fs::read_to_string(dir.path().join("engine.out")).unwrap_or_default();
+    let until = Instant::now() + WAIT;
+    loop {
+        if control.command("status").split(' ').any(|w| w == "dc=up") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the engine never logged on:\n{}\n{}",
+            engine_out(),
+            venue.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reply = control.command(&format!("replay {}", fills.display()));
+    assert!(reply.starts_with("ok"), "{reply}");
+    let lines = std::fs::read_to_string(&fills).unwrap().lines().count() as u64;
+    let status = || -> serde_json::Value {
+        let o = crate::support::fillcast_output(&[
+            "ctl",
+            "-c",
+            with_fix.to_str().unwrap(),
+            "status",
+            "--json",
+        ]);
+        let reply: serde_json::Value =
+            serde_json::from_str(&crate::support::text(&o).0).unwrap_or(serde_json::Value::Null);
+        reply["status"].clone()
+    };
+    let until = Instant::now() + WAIT;
+    loop {
+        let s = status();
+        if s["counts"]["leader_fills"] == lines && s["live_orders"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "{s:#}\n{}", engine_out());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = crate::support::fillcast_output(&["ctl", "-c", with_fix.to_str().unwrap(), "shutdown"]);
+    assert!(o.status.success(), "{:?}", crate::support::text(&o));
+    let until = Instant::now() + WAIT;
+    let exit = loop {
+        if let Some(st) = engine.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < until,
+            "the engine did not stop:\n{}",
+            engine_out()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{}", engine_out());
+
+    let o = crate::support::fillcast_output(&[
+        "run",
+        "--progress",
+        "0",
+        "-c",
+        with_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", crate::support::text(&o));
+
+    // The leader fills (their keys, in order) and every decision's target. The
+    // leader's order (order_key, order_qty) is left out of the comparison: a line
+    // without order_id is its own order in the file, and on the drop copy carries
+    // the venue's OrderID (required in FIX) for the same one-fill order; the
+    // targets show the sizing took them alike.
+    let read = |journal: &Path| {
+        let (mut fills, mut targets) = (Vec::new(), BTreeSet::new());
+        for rec in JournalReader::open(journal).unwrap().iter_from(1) {
+            let rec = rec.unwrap();
+            match decode(rec.kind, rec.schema, rec.payload).unwrap() {
+                Entry::Feed(fillcast_engine::event::FeedEvent::LeaderFill(f)) => fills.push((
+                    f.leader,
+                    f.symbol,
+                    f.side,
+                    f.qty,
+                    f.price,
+                    f.event_key,
+                    f.venue_ts,
+                )),
+                Entry::Decision(d) | Entry::OrderDecision(_, d)
+                    if d.resync == fillcast_engine::outputs::SyncReason::None =>
+                {
+                    targets.insert((d.event_key, d.sub, d.symbol, d.target));
+                }
+                _ => {}
+            }
+        }
+        (fills, targets)
+    };
+    let (fix_fills, fix_targets) = read(&dir.path().join("journal-fix"));
+    let (file_fills, file_targets) = read(&dir.path().join("journal-file"));
+    assert_eq!(fix_fills.len() as u64, lines);
+    assert_eq!(fix_fills, file_fills);
+    assert!(!fix_targets.is_empty());
+    assert_eq!(fix_targets, file_targets);
+}

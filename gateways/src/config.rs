@@ -94,6 +94,27 @@ pub enum SourceSettings {
         #[serde(default)]
         rate_per_sec: Option<u64>,
     },
+    /// Leaders' executions from a FIX 4.4 drop-copy session (`fix::dropcopy`).
+    Fix {
+        /// `host:port` of the counterparty's acceptor.
+        address: String,
+        sender_comp_id: String,
+        target_comp_id: String,
+        #[serde(default = "defaults::fix_heartbeat_s")]
+        heartbeat_s: u32,
+        /// ResetSeqNumFlag on every Logon: both sides start again at 1.
+        #[serde(default)]
+        reset_on_logon: bool,
+        /// Account (1) → leader id; an account not listed is taken as the leader
+        /// id itself.
+        #[serde(default)]
+        accounts: std::collections::BTreeMap<String, String>,
+        /// The session store (our sequence numbers); relative to the config
+        /// file's folder until `SourceSettings::of` resolves it. Default
+        /// `fix-SENDER-TARGET.seqs` there.
+        #[serde(default)]
+        store: Option<PathBuf>,
+    },
 }
 
 /// A venue's or source's settings that do not read: a config that was not loaded
@@ -142,6 +163,25 @@ impl SourceSettings {
             SourceSettings::File { path, rate_per_sec } => SourceSettings::File {
                 path: dir.join(path),
                 rate_per_sec,
+            },
+            SourceSettings::Fix {
+                address,
+                sender_comp_id,
+                target_comp_id,
+                heartbeat_s,
+                reset_on_logon,
+                accounts,
+                store,
+            } => SourceSettings::Fix {
+                store: Some(dir.join(store.unwrap_or_else(|| {
+                    PathBuf::from(format!("fix-{sender_comp_id}-{target_comp_id}.seqs"))
+                }))),
+                address,
+                sender_comp_id,
+                target_comp_id,
+                heartbeat_s,
+                reset_on_logon,
+                accounts,
             },
             other => other,
         }
@@ -238,12 +278,53 @@ impl Kinds for GatewayKinds {
                     }
                 }
             }
+            SourceSettings::Fix {
+                address,
+                sender_comp_id,
+                target_comp_id,
+                heartbeat_s,
+                accounts,
+                ..
+            } => {
+                if address.rsplit_once(':').is_none_or(|(host, port)| {
+                    host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0)
+                }) {
+                    problems.push(table.problem(
+                        "address",
+                        format!("`address` must be host:port, not `{address}`"),
+                    ));
+                }
+                for (field, v) in [
+                    ("sender_comp_id", &sender_comp_id),
+                    ("target_comp_id", &target_comp_id),
+                ] {
+                    if v.is_empty() || v.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+                        problems.push(table.problem(
+                            field,
+                            format!("`{field}` must be printable ASCII without spaces, not `{v}`"),
+                        ));
+                    }
+                }
+                if !(1..=3600).contains(&heartbeat_s) {
+                    problems.push(table.problem(
+                        "heartbeat_s",
+                        format!("`heartbeat_s` must be 1 to 3600 seconds, not {heartbeat_s}"),
+                    ));
+                }
+                if accounts.keys().any(|a| a.is_empty()) {
+                    problems.push(table.problem("accounts", "an account must not be empty"));
+                }
+            }
         }
         problems
     }
 }
 
 mod defaults {
+    pub fn fix_heartbeat_s() -> u32 {
+        30
+    }
+
     pub fn heartbeat_ms() -> u64 {
         250
     }

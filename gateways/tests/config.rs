@@ -83,6 +83,9 @@ fn example_configs_load_and_build() {
                     assert!(path.is_file(), "{name}: {} resolved", path.display())
                 }
                 SourceSettings::Synthetic { .. } => {}
+                SourceSettings::Fix { store, .. } => {
+                    assert!(store.is_some(), "{name}: the store resolved")
+                }
             }
         }
     }
@@ -102,6 +105,14 @@ fn example_and_reference_document_every_key() {
         keys.extend(f);
     }
     keys.extend(["kind", "path", "fills", "seed", "rate_per_sec"]);
+    keys.extend([
+        "sender_comp_id",
+        "target_comp_id",
+        "heartbeat_s",
+        "reset_on_logon",
+        "store",
+        "accounts",
+    ]);
     for key in keys {
         let documented = example.lines().any(|l| {
             let l = l.trim_start_matches('#').trim_start();
@@ -144,7 +155,7 @@ fn unknown_enum_values_are_errors() {
         "[[sources]]\nkind = \"kafka\"\n",
         &[(
             2,
-            "`kind`: unknown variant `kafka`, expected `file` or `synthetic`",
+            "`kind`: unknown variant `kafka`, expected one of `file`, `synthetic`, `fix`",
         )],
     );
     check_raw(
@@ -284,4 +295,43 @@ fn settings_read_back_from_a_loaded_config() {
         .unwrap_err()
         .to_string()
         .contains("unknown variant `carrier_pigeon`"));
+}
+
+#[test]
+fn a_fix_source_is_checked_key_by_key() {
+    check(
+        "[[sources]]\nkind = \"fix\"\naddress = \"nowhere\"\nsender_comp_id = \"FILL CAST\"\ntarget_comp_id = \"VENUE\"\nheartbeat_s = 0\naccounts = { \"\" = \"L1\" }\n",
+        &[
+            (3, "`address` must be host:port, not `nowhere`"),
+            (4, "`sender_comp_id` must be printable ASCII without spaces"),
+            (6, "`heartbeat_s` must be 1 to 3600 seconds, not 0"),
+            (7, "an account must not be empty"),
+        ],
+    );
+    check(
+        "[[sources]]\nkind = \"fix\"\naddress = \"127.0.0.1:0\"\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\n",
+        &[(3, "`address` must be host:port")],
+    );
+    check(
+        "[[sources]]\nkind = \"fix\"\naddress = \"127.0.0.1:9879\"\nsender_comp_id = \"A\"\n",
+        &[(1, "missing field `target_comp_id`")],
+    );
+    // A good one loads, its store beside the file.
+    let good = format!(
+        "{BASE}[[sources]]\nkind = \"fix\"\naddress = \"127.0.0.1:9879\"\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\n"
+    );
+    let cfg = fillcast_engine::config::load_str_with(&good, &repo().join("x.toml"), &GatewayKinds)
+        .expect("a good fix source loads");
+    match SourceSettings::of(&cfg.sources[0]).expect("reads") {
+        SourceSettings::Fix {
+            store,
+            heartbeat_s,
+            reset_on_logon,
+            ..
+        } => {
+            assert_eq!(store, Some(repo().join("fix-A-B.seqs")));
+            assert_eq!((heartbeat_s, reset_on_logon), (30, false));
+        }
+        other => panic!("{other:?}"),
+    }
 }

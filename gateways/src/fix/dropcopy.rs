@@ -49,7 +49,7 @@ pub struct DropCopyConfig {
     pub sender_comp_id: String,
     pub target_comp_id: String,
     pub session: SessionConfig,
-    /// Account (1) → leader id.
+    /// Account (1) → leader id, beside each leader's own id.
     pub accounts: HashMap<String, String>,
     /// The session store's file.
     pub store: PathBuf,
@@ -231,12 +231,21 @@ impl DropCopySource {
     }
 }
 
-/// Account → leader, for the accounts whose leader is in force.
+/// Account → leader, for the leaders in force: each leader's own id is an
+/// account of it, and `accounts` adds (or redirects) others.
 fn leaders_of(accounts: &HashMap<String, String>, u: &Universe) -> HashMap<String, LeaderIdx> {
-    accounts
+    let mut m: HashMap<String, LeaderIdx> = u
+        .leaders
         .iter()
-        .filter_map(|(a, l)| Some((a.clone(), u.leader(l)?)))
-        .collect()
+        .filter_map(|l| Some((l.id.clone(), u.leader(&l.id)?)))
+        .collect();
+    for (a, l) in accounts {
+        match u.leader(l) {
+            Some(i) => m.insert(a.clone(), i),
+            None => m.remove(a),
+        };
+    }
+    m
 }
 
 impl Source for DropCopySource {
