@@ -378,7 +378,8 @@ pub fn gateways_for(u: &Universe, venues: &[VenueSettings]) -> Result<Vec<Box<dy
         .collect()
 }
 
-fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> {
+/// The config's sources; `unclean`: the journal's last run did not end cleanly.
+fn sources_for(cfg: &Config, u: &Arc<Universe>, unclean: bool) -> Result<Vec<Box<dyn Source>>> {
     use fillcast_gateways::fix::dropcopy::{DropCopyConfig, DropCopySource};
     use fillcast_gateways::fix::session::SessionConfig;
     cfg.sources
@@ -421,11 +422,6 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>) -> Result<Vec<Box<dyn Source>>> 
                     // After an unclean stop our outgoing numbers move ahead
                     // (fix::store::resume): a gap the counterparty fills, never a
                     // number it takes for a repeat.
-                    let unclean = cfg.journal.as_ref().is_some_and(|j| {
-                        j.dir
-                            .join(fillcast_journal::restart::ASK_FIRST_MARKER)
-                            .exists()
-                    });
                     let store = store.unwrap_or_else(|| PathBuf::from(format!("{name}.seqs")));
                     let dc = DropCopyConfig {
                         name: name.clone(),
@@ -492,7 +488,15 @@ fn run(
         None => None,
     };
     let mut gateways = gateways_for(&u, &venue_settings(&u)?)?;
-    let mut sources = sources_for(&cfg, &u)?;
+    // Whether the last run ended cleanly, read before this run opens the journal
+    // (and marks it in use): a FIX session's outgoing numbers move ahead after
+    // an unclean stop.
+    let unclean = cfg.journal.as_ref().is_some_and(|j| {
+        j.dir
+            .join(fillcast_journal::restart::ASK_FIRST_MARKER)
+            .exists()
+    });
+    let mut sources = sources_for(&cfg, &u, unclean)?;
     let (core, journal, restart) = match cfg.journal {
         Some(_) => {
             let opened = journal_cmd::open(&cfg, &u, &mut gateways)?;
@@ -502,7 +506,7 @@ fn run(
             // the journal was touched, so a source that cannot open stopped the
             // start then.
             if opened.universe.revision != u.revision {
-                sources = sources_for(&opened.config, &opened.universe)?;
+                sources = sources_for(&opened.config, &opened.universe, unclean)?;
             }
             journal_cmd::resume_sources(&mut sources, &opened.cursors)?;
             (cfg, u) = (opened.config, opened.universe);

@@ -1128,6 +1128,55 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
     };
     assert!(exit.success(), "{}", engine_out());
 
+    // A clean stop keeps the session's numbers as they were: a second run logs on
+    // from them. (The first version moved them ahead by 10,000 at every start:
+    // it read the journal's "in use" marker after this run had set it.)
+    let store = dir.path().join("fix-FILLCAST_DC-VENUE_DC.seqs");
+    let next_out = || -> u64 {
+        let text = std::fs::read_to_string(&store).expect("the session store");
+        let v = text
+            .split("next_out=")
+            .nth(1)
+            .and_then(|r| r.split(' ').next());
+        v.and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{text}"))
+    };
+    let first = next_out();
+    assert!(first < 100, "{first}");
+    // A config without F6's subscription: laid out after the journal's model it
+    // keeps a tombstone, so the restart rebuilds its sources under that model,
+    // after the journal is open (where the marker was read too late).
+    let text = std::fs::read_to_string(&with_fix).unwrap();
+    let f6 = "[[subscriptions]]\nfollower = \"F6\"\nleader = \"L2\"\nallocation = \"5000\"\nmode = \"proportional\"\n";
+    assert!(text.contains(f6));
+    std::fs::write(&with_fix, text.replacen(f6, "", 1)).unwrap();
+    let out = std::fs::File::create(dir.path().join("engine.out")).unwrap();
+    let mut again = crate::support::fillcast()
+        .args(["run", "--progress", "0", "--until-stopped", "-c"])
+        .arg(&with_fix)
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .expect("fillcast run");
+    let until = Instant::now() + WAIT;
+    while !control.command("status").split(' ').any(|w| w == "dc=up") {
+        assert!(
+            Instant::now() < until,
+            "no second logon:\n{}\n{}",
+            engine_out(),
+            venue.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = crate::support::fillcast_output(&["ctl", "-c", with_fix.to_str().unwrap(), "shutdown"]);
+    assert!(o.status.success(), "{:?}", crate::support::text(&o));
+    assert!(again.wait().unwrap().success(), "{}", engine_out());
+    let second = next_out();
+    assert!(
+        second > first && second < first + 100,
+        "{first} then {second}"
+    );
+
     let o = crate::support::fillcast_output(&[
         "run",
         "--progress",
