@@ -510,3 +510,20 @@ fn the_session_store_keeps_the_numbers_and_refuses_a_damaged_file() {
         }
     }
 }
+
+/// Found by the `fix_session` fuzz body: a Logon with ResetSeqNumFlag but a
+/// MsgSeqNum other than 1 set the expected number back to 1 and then asked for
+/// a "gap" the counterparty had never sent. Such a Logon ends the session.
+#[test]
+fn regression_a_resetting_logon_not_numbered_1_moved_the_expected_number_back() {
+    let mut s = Session::new(cfg(), (1, 2));
+    s.connected(0);
+    let logon = Inbound {
+        reset_seq_num: true,
+        ..msg(b"A", 5)
+    };
+    let (v, out) = take(&mut s, &logon, 0);
+    assert!(matches!(v, Verdict::Disconnect(_)), "{v:?}");
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(s.seqs(), (1, 2));
+}

@@ -27,6 +27,7 @@ fn hostile_files_never_panic() {
         fuzzing::config(c);
         fuzzing::control_request(c);
         fuzzing::fix_codec(c);
+        fuzzing::fix_session(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
     assert!(fuzzing::control_request(b"pause subscription F1:L1\n"));
@@ -43,6 +44,7 @@ proptest! {
         fuzzing::config(&bytes);
         fuzzing::control_request(&bytes);
         fuzzing::fix_codec(&bytes);
+        fuzzing::fix_session(&bytes);
     }
 
     /// Requests made of the protocol's own words, in any order and number, with
@@ -73,5 +75,56 @@ proptest! {
         }
         bytes.truncate(cut.min(bytes.len()));
         fuzzing::file_source(&bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Streams of well-formed FIX messages with session fields and executions drawn
+    /// from what a counterparty may send, right or wrong: sequence numbers out of
+    /// order, PossDup, gap fills, resets, Logouts, executions of any type, foreign
+    /// ClOrdIDs, quantities off the lot. The session and the mappings never panic.
+    #[test]
+    fn fix_sessions_of_real_messages_never_panic(
+        msgs in proptest::collection::vec(
+            (0usize..9, 0u64..24, any::<bool>(), any::<bool>(), any::<bool>(), 0u64..30, 0usize..8, 0usize..4, 0i64..3000),
+            0..40,
+        ),
+    ) {
+        use fillcast_engine::units::Nanos;
+        use fillcast_gateways::fix::{Encoder, Header};
+        let enc = Encoder::default();
+        let mut out = Vec::new();
+        for (t, seq, poss_dup, gap_fill, reset, new_seq, exec, who, qty) in msgs {
+            let msg_type: &[u8] = [&b"A"[..], b"0", b"1", b"2", b"3", b"4", b"5", b"8", b"D"][t];
+            let mut w = enc
+                .begin(&mut out, &Header {
+                    msg_type,
+                    sender_comp_id: b"VENUE",
+                    target_comp_id: b"FILLCAST",
+                    msg_seq_num: seq,
+                    sending_time: Nanos(1_732_060_800_000_000_000),
+                })
+                .unwrap();
+            if poss_dup { w.char(43, b'Y').unwrap(); }
+            if gap_fill { w.char(123, b'Y').unwrap(); }
+            if reset { w.char(141, b'Y').unwrap(); }
+            if new_seq > 0 { w.u64(36, new_seq).unwrap(); }
+            if msg_type == b"2" { w.u64(7, new_seq).unwrap().u64(16, 0).unwrap(); }
+            if msg_type == b"8" {
+                w.char(150, b"0F48CIGH"[exec]).unwrap()
+                    .str(11, ["fc0000000100000001", "other", "fc", "fczzzzzzzzzzzzzzzz"][who]).unwrap()
+                    .str(1, ["L1", "X", "L1", ""][who].max("L1")).unwrap()
+                    .str(55, ["BTCUSDT", "ETHUSDT", "BTCUSDT", "NOPE"][who]).unwrap()
+                    .char(54, b"1259"[who]).unwrap()
+                    .str(17, "e").unwrap()
+                    .decimal(32, &rust_decimal::Decimal::new(qty, 3)).unwrap()
+                    .decimal(31, &rust_decimal::Decimal::new(qty * 10 + 1, 1)).unwrap()
+                    .timestamp(60, Nanos(1_732_060_800_000_000_000), fillcast_gateways::fix::TimePrecision::Millis).unwrap();
+            }
+            w.finish();
+        }
+        fuzzing::fix_session(&out);
     }
 }

@@ -331,7 +331,14 @@ impl Session {
                 return Verdict::Disconnect("the first message was not a Logon");
             }
             if m.reset_seq_num {
-                // The counterparty starts again at 1 (answering our reset, or its own).
+                // The counterparty starts again at 1 (answering our reset, or its
+                // own), and its Logon must be that 1: another number would leave
+                // the expected one behind what it has already sent.
+                if m.seq != 1 {
+                    return Verdict::Disconnect(
+                        "a Logon that resets its numbers is not MsgSeqNum 1",
+                    );
+                }
                 self.next_in = 1;
             }
             self.state = State::Active;
