@@ -6,6 +6,7 @@
 mod chart;
 mod e2e;
 mod fanout;
+mod fixwire;
 mod journal;
 mod progress;
 mod reload;
@@ -142,6 +143,8 @@ enum Name {
     E2e,
     /// A reload's stall of the core thread; baseline: rebuilding the core.
     Reload,
+    /// FIX 4.4 per message: a chunk of orders out and their fills back; baseline: the sim venue's binary wire.
+    Fixwire,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -193,6 +196,16 @@ fn run() -> Result<()> {
             Name::Sidecar => sidecar::run(&sidecar_options(&cli, size, pg.clone()), &progress),
             Name::E2e => e2e::run(&e2e_options(&cli, size), &progress),
             Name::Reload => reload::run(&reload_options(size), &progress),
+            Name::Fixwire => fixwire::run(
+                &fixwire::Options {
+                    chunks: match size {
+                        Size::Full => 20_000,
+                        Size::Quick => 2_000,
+                        Size::Tiny => 20,
+                    },
+                },
+                &progress,
+            ),
         };
         progress.println(summary_line(&s));
         scenarios.push(s);
