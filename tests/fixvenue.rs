@@ -644,7 +644,7 @@ fn utc_now() -> String {
 #[test]
 fn our_fix_stack_trades_with_quickfix() {
     use fillcast_engine::event::{ExecKind, FeedEvent, FollowerOrder, LeaderFill, OrderType};
-    use fillcast_engine::model::{Side, Universe};
+    use fillcast_engine::model::Side;
     use fillcast_engine::port::{Source, SourcePoll};
     use fillcast_engine::units::{Lots, Nanos, Ticks};
     use fillcast_gateways::fix::app::{leader_fill, order_report, Execution, NewOrder, ReduceOnly};
@@ -652,16 +652,18 @@ fn our_fix_stack_trades_with_quickfix() {
     use fillcast_gateways::fix::session::{CompIds, SessionConfig, State};
     use std::sync::Arc;
 
-    let Some(bin) = venue_binary() else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (oe_port, dc_port, control_port) = (free_port(), free_port(), free_port());
-    let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
-    let mut control = Control::connect(control_port, &mut venue);
-    let cfg = fillcast_engine::config::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/run-file.toml"),
-    )
-    .expect("config");
-    let u = Arc::new(Universe::from_config(&cfg).expect("model"));
+    // `_dir` holds the venue's files for as long as the test runs.
+    let Some(Started {
+        dir: _dir,
+        mut venue,
+        mut control,
+        oe_port,
+        dc_port,
+        u,
+    }) = Started::new()
+    else {
+        return;
+    };
     let now = || Nanos(fillcast_engine::clock::now().0);
     let session = SessionConfig {
         heartbeat_s: 5,
@@ -813,6 +815,41 @@ fn our_fix_stack_trades_with_quickfix() {
     assert_eq!(dc.state(), State::Active);
 }
 
+/// A fresh venue (its ports, its control connection) and the model of
+/// `config/run-file.toml`, or `None` when the venue is not built (and not
+/// required: `venue_binary`).
+struct Started {
+    dir: tempfile::TempDir,
+    venue: VenueProcess,
+    control: Control,
+    oe_port: u16,
+    dc_port: u16,
+    u: std::sync::Arc<fillcast_engine::model::Universe>,
+}
+
+impl Started {
+    fn new() -> Option<Started> {
+        let bin = venue_binary()?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (oe_port, dc_port, control_port) = (free_port(), free_port(), free_port());
+        let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
+        let control = Control::connect(control_port, &mut venue);
+        let cfg = fillcast_engine::config::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/run-file.toml"),
+        )
+        .expect("config");
+        let u = fillcast_engine::model::Universe::from_config(&cfg).expect("model");
+        Some(Started {
+            dir,
+            venue,
+            control,
+            oe_port,
+            dc_port,
+            u: std::sync::Arc::new(u),
+        })
+    }
+}
+
 /// One application message's bytes, as `pump` collects them.
 type Got = Vec<u8>;
 
@@ -849,21 +886,24 @@ fn pump(
 #[test]
 fn the_drop_copy_source_gives_what_the_file_source_reads() {
     use fillcast_engine::event::FeedEvent;
-    use fillcast_engine::model::Universe;
     use fillcast_engine::port::{Source, SourcePoll};
     use fillcast_engine::units::Nanos;
     use fillcast_gateways::fix::dropcopy::{DropCopyConfig, DropCopySource};
     use fillcast_gateways::fix::session::SessionConfig;
     use std::sync::Arc;
 
-    let Some(bin) = venue_binary() else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (oe_port, dc_port, control_port) = (free_port(), free_port(), free_port());
-    let mut venue = VenueProcess::start(&bin, dir.path(), oe_port, dc_port, control_port);
-    let mut control = Control::connect(control_port, &mut venue);
+    let Some(Started {
+        dir,
+        venue,
+        mut control,
+        dc_port,
+        u,
+        ..
+    }) = Started::new()
+    else {
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cfg = fillcast_engine::config::load(&root.join("config/run-file.toml")).expect("config");
-    let u = Arc::new(Universe::from_config(&cfg).expect("model"));
     let fills = root.join("config/leader-fills.jsonl");
 
     // What the file source reads (the time of receipt aside). A fill that is its
