@@ -1262,3 +1262,186 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
     assert!(!fix_targets.is_empty());
     assert_eq!(fix_targets, file_targets);
 }
+
+/// The FIX order-entry gateway (`fix::orderentry::OrderEntryGateway`) against
+/// QuickFIX: before its logon an order is refused at once (`VenueDown`, it never
+/// left); then orders are acked and filled (one in three parts), one is
+/// rejected by the venue's rule for its account; the venue drops the session,
+/// an order meanwhile is refused at once, and once the gateway is back by
+/// itself the next order fills; the venue's books agree.
+#[test]
+fn the_order_entry_gateway_trades_with_quickfix() {
+    use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
+    use fillcast_engine::model::Side;
+    use fillcast_engine::port::Gateway;
+    use fillcast_engine::units::{Lots, Nanos, Ticks};
+    use fillcast_gateways::fix::app::ReduceOnly;
+    use fillcast_gateways::fix::orderentry::{OrderEntryConfig, OrderEntryGateway};
+    use fillcast_gateways::fix::session::SessionConfig;
+    use std::sync::Arc;
+
+    let Some(Started {
+        dir,
+        venue,
+        mut control,
+        oe_port,
+        u,
+        ..
+    }) = Started::new()
+    else {
+        return;
+    };
+    let cfg = OrderEntryConfig {
+        name: "fix-oe".into(),
+        address: format!("127.0.0.1:{oe_port}"),
+        sender_comp_id: "FILLCAST".into(),
+        target_comp_id: "VENUE".into(),
+        session: SessionConfig {
+            heartbeat_s: 5,
+            ..SessionConfig::default()
+        },
+        accounts: [("F2".to_string(), "REJECTME".to_string())]
+            .into_iter()
+            .collect(),
+        reduce_only: ReduceOnly::ExecInstDoNotIncrease,
+        store: dir.path().join("oe.seqs"),
+        unclean: false,
+    };
+    let mut gw = OrderEntryGateway::open(cfg, Arc::clone(&u)).expect("store");
+    let now = || Nanos(fillcast_engine::clock::now().0);
+    let (btc, eth) = (u.symbol("BTCUSDT").unwrap(), u.symbol("ETHUSDT").unwrap());
+    let order = |n: u64, follower: &str, symbol, qty: i64, limit: i64| FollowerOrder {
+        id: (1 << 32) | n,
+        follower: u.follower(follower).unwrap(),
+        symbol,
+        side: Side::Buy,
+        qty: Lots(qty),
+        order_type: OrderType::LimitIoc,
+        limit: Ticks(limit),
+        ts: now(),
+        ..FollowerOrder::default()
+    };
+    let mut reports: Vec<ExecReport> = Vec::new();
+
+    // Not logged on yet: refused at once.
+    let early = order(1, "F1", btc, 500, 650_005);
+    gw.submit(&[early], now(), &mut |r| reports.push(r));
+    assert_eq!(
+        reports
+            .iter()
+            .map(|r| (r.order_id, r.kind, r.reject))
+            .collect::<Vec<_>>(),
+        vec![(early.id, ExecKind::Rejected, RejectReason::VenueDown)]
+    );
+    reports.clear();
+    let pump = |gw: &mut OrderEntryGateway,
+                reports: &mut Vec<ExecReport>,
+                what: &str,
+                done: &dyn Fn(&OrderEntryGateway) -> bool| {
+        let until = Instant::now() + WAIT;
+        while !done(gw) {
+            assert!(
+                Instant::now() < until,
+                "{what}: {:?}\n{}",
+                gw.down_reason(),
+                venue.output()
+            );
+            gw.poll(now(), &mut |r| reports.push(r));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        gw.poll(now(), &mut |r| reports.push(r));
+    };
+    pump(&mut gw, &mut reports, "logon", &|g| g.is_up());
+    control.wait_up("oe");
+
+    let (o1, o2, o3) = (
+        order(2, "F1", btc, 500, 650_005),
+        order(3, "F2", btc, 500, 650_005),
+        order(4, "F1", eth, 1_200, 340_000),
+    );
+    gw.submit(&[o1, o2, o3], now(), &mut |r| reports.push(r));
+    assert_eq!(gw.in_flight(), 3);
+    pump(&mut gw, &mut reports, "the three orders", &|g| {
+        g.in_flight() == 0
+    });
+    assert_eq!(
+        of(&reports, o1.id),
+        vec![
+            (ExecKind::Ack, Lots(0), Ticks(0), RejectReason::None),
+            (
+                ExecKind::Fill,
+                Lots(500),
+                Ticks(650_005),
+                RejectReason::None
+            )
+        ]
+    );
+    assert!(
+        matches!(
+            of(&reports, o2.id)[..],
+            [(ExecKind::Rejected, _, _, RejectReason::Other)]
+        ),
+        "{:?}",
+        of(&reports, o2.id)
+    );
+    let fills: Vec<i64> = of(&reports, o3.id)
+        .iter()
+        .filter(|r| r.0 == ExecKind::Fill)
+        .map(|r| r.1 .0)
+        .collect();
+    assert_eq!(
+        (fills.len(), fills.iter().sum::<i64>()),
+        (3, 1_200),
+        "{:?}",
+        of(&reports, o3.id)
+    );
+
+    // Dropped: refused at once while down, and back by itself.
+    assert_eq!(control.command("drop oe"), "ok dropped oe");
+    pump(&mut gw, &mut reports, "the drop", &|g| !g.is_up());
+    reports.clear();
+    let o4 = order(5, "F1", btc, 500, 650_005);
+    gw.submit(&[o4], now(), &mut |r| reports.push(r));
+    assert!(matches!(
+        of(&reports, o4.id)[..],
+        [(ExecKind::Rejected, _, _, RejectReason::VenueDown)]
+    ));
+    assert!(gw.down_reason().is_some());
+    pump(&mut gw, &mut reports, "the reconnect", &|g| g.is_up());
+    control.wait_up("oe");
+    let o5 = order(6, "F1", btc, 500, 650_005);
+    gw.submit(&[o5], now(), &mut |r| reports.push(r));
+    pump(
+        &mut gw,
+        &mut reports,
+        "the order after the reconnect",
+        &|g| g.in_flight() == 0,
+    );
+    assert_eq!(
+        of(&reports, o5.id).last().map(|r| (r.0, r.1)),
+        Some((ExecKind::Fill, Lots(500)))
+    );
+
+    let books = control.command("books");
+    assert!(
+        books.contains(r#""F1":{"BTCUSDT":"1","ETHUSDT":"12"}"#),
+        "{books}"
+    );
+}
+
+/// The reports of order `id`: kind, quantity, price, reject reason.
+fn of(
+    reports: &[fillcast_engine::event::ExecReport],
+    id: u64,
+) -> Vec<(
+    fillcast_engine::event::ExecKind,
+    fillcast_engine::units::Lots,
+    fillcast_engine::units::Ticks,
+    fillcast_engine::event::RejectReason,
+)> {
+    reports
+        .iter()
+        .filter(|r| r.order_id == id)
+        .map(|r| (r.kind, r.qty, r.price, r.reject))
+        .collect()
+}

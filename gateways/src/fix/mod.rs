@@ -18,6 +18,7 @@ pub mod app;
 pub mod codec;
 pub mod conn;
 pub mod dropcopy;
+pub mod orderentry;
 pub mod session;
 pub mod store;
 
