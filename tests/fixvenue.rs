@@ -1422,9 +1422,35 @@ fn the_order_entry_gateway_trades_with_quickfix() {
         Some((ExecKind::Fill, Lots(500)))
     );
 
+    // An order on its way when the session drops: settled after the reconnect,
+    // by the resend (its fill) or by the status request (never arrived: rejected,
+    // UnknownOrder), and the gateway is up only then.
+    let o6 = order(7, "F1", btc, 500, 650_005);
+    gw.submit(&[o6], now(), &mut |r| reports.push(r));
+    assert_eq!(control.command("drop oe"), "ok dropped oe");
+    pump(&mut gw, &mut reports, "settled after the reconnect", &|g| {
+        g.is_up() && g.in_flight() == 0
+    });
+    let end = of(&reports, o6.id).last().map(|r| (r.0, r.3));
+    assert!(
+        matches!(
+            end,
+            Some((ExecKind::Fill, RejectReason::None))
+                | Some((ExecKind::Rejected, RejectReason::UnknownOrder))
+        ),
+        "{:?}",
+        of(&reports, o6.id)
+    );
+    eprintln!("o6 settled as {end:?}");
+    let filled = if end.map(|e| e.0) == Some(ExecKind::Fill) {
+        "1.5"
+    } else {
+        "1"
+    };
+
     let books = control.command("books");
     assert!(
-        books.contains(r#""F1":{"BTCUSDT":"1","ETHUSDT":"12"}"#),
+        books.contains(&format!(r#""F1":{{"BTCUSDT":"{filled}","ETHUSDT":"12"}}"#)),
         "{books}"
     );
 }
