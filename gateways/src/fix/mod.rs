@@ -1,14 +1,16 @@
-//! FIX 4.4 over TCP (issue 13). Built so far, each without I/O:
+//! FIX 4.4 over TCP (issue 13):
 //! - [`codec`]: the tag=value codec: framing, validation and typed access on the
 //!   way in, a writer that computes BodyLength and CheckSum on the way out;
 //! - [`session`]: the session layer as a state machine (logon, sequence numbers,
 //!   gaps and resends, duplicates, heartbeats, logout);
 //! - [`app`]: the application mapping between the engine's events and FIX
 //!   messages (NewOrderSingle, ExecutionReports on the order-entry and drop-copy
-//!   sessions).
-//!
-//! The transport (the sockets, the session store) that makes of them the drop-copy
-//! source and the order-entry gateway comes next.
+//!   sessions);
+//! - [`conn`]: one session over a non-blocking socket; [`store`]: its sequence
+//!   numbers across restarts;
+//! - [`dropcopy`]: the drop-copy source (`[[sources]] kind = "fix"`);
+//! - [`orderentry`]: the order-entry gateway (not configurable yet: it cannot be
+//!   asked about unanswered orders after a restart).
 //!
 //! **Architecture Invariant:** the codec does no I/O and keeps no session state; it
 //! reports what is wrong with the bytes and how far to skip, and the session decides
