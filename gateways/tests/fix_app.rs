@@ -39,7 +39,7 @@ fn a_follower_order_is_an_ioc_new_order_single_in_the_symbols_units() {
     let u = crate::common::universe();
     let o = order(false, OrderType::LimitIoc);
     let n = NewOrder::of(&o, &u, "ACC-F1", ReduceOnly::ExecInstDoNotIncrease);
-    assert_eq!(n.cl_ord_id, client_order_id(o.id));
+    assert_eq!(n.cl_ord_id.as_str(), client_order_id(o.id));
     assert_eq!((n.account, n.symbol, n.side), ("ACC-F1", "BTCUSDT", b'1'));
     // 5 lots of 0.001; 650,001 ticks of 0.1.
     assert_eq!(n.qty, dec!(0.005));
@@ -65,6 +65,18 @@ fn report<'a>(cl: &'a str, exec_type: u8) -> Execution<'a> {
         symbol: Some("BTCUSDT"),
         transact_time: Some(1_732_060_800_400_000_000),
         ..Execution::default()
+    }
+}
+
+#[test]
+fn the_client_order_id_is_the_engines_without_allocating() {
+    use fillcast_gateways::fix::app::ClOrdId;
+    for v in [0u64, 1, 42, 0xdead_beef, 0x0000_0001_0000_002a, u64::MAX] {
+        assert_eq!(ClOrdId::of(v).as_str(), client_order_id(v));
+        assert_eq!(
+            fillcast_engine::ids::parse_client_order_id(ClOrdId::of(v).as_str()),
+            Some(v)
+        );
     }
 }
 
@@ -365,7 +377,7 @@ fn orders_and_reports_through_the_codec() {
     let mut w = enc.begin(&mut out, &header(b"8", 40)).unwrap();
     w.str(37, "V-1")
         .unwrap()
-        .str(11, &n.cl_ord_id)
+        .str(11, n.cl_ord_id.as_str())
         .unwrap()
         .str(17, "X-9")
         .unwrap()

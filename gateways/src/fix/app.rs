@@ -12,7 +12,7 @@
 use fillcast_engine::event::{
     ExecKind, ExecReport, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
-use fillcast_engine::ids::{client_order_id, fnv1a, leader_event_key, parse_client_order_id};
+use fillcast_engine::ids::{fnv1a, leader_event_key, parse_client_order_id};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolSpec, Universe};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use rust_decimal::Decimal;
@@ -33,12 +33,41 @@ pub enum ReduceOnly {
     NotSent,
 }
 
+/// The engine's client order id (`ids::client_order_id`: `fc` and 16 hex
+/// digits) without a `String`: an order on its way out allocates nothing for it.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub struct ClOrdId([u8; 18]);
+
+impl ClOrdId {
+    pub fn of(order_id: u64) -> ClOrdId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut b = [0u8; 18];
+        b[0] = b'f';
+        b[1] = b'c';
+        for (i, d) in b[2..].iter_mut().enumerate() {
+            *d = HEX[(order_id >> (60 - 4 * i) & 0xf) as usize];
+        }
+        ClOrdId(b)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for ClOrdId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A NewOrderSingle's application fields for one follower order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewOrder<'a> {
     /// ClOrdID (11): the engine's client order id, so that a restart's
     /// OrderStatusRequest and every execution report find the order.
-    pub cl_ord_id: String,
+    pub cl_ord_id: ClOrdId,
     /// Account (1): the follower's account at the venue.
     pub account: &'a str,
     /// Symbol (55).
@@ -65,7 +94,7 @@ impl<'a> NewOrder<'a> {
         let spec = u.sym(o.symbol);
         let limit = o.order_type == OrderType::LimitIoc;
         NewOrder {
-            cl_ord_id: client_order_id(o.id),
+            cl_ord_id: ClOrdId::of(o.id),
             account,
             symbol: &spec.name,
             side: match o.side {
@@ -85,7 +114,7 @@ impl<'a> NewOrder<'a> {
 impl NewOrder<'_> {
     /// Writes its fields after the standard header of a NewOrderSingle (35=D).
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        w.str(11, &self.cl_ord_id)?
+        w.str(11, self.cl_ord_id.as_str())?
             .str(1, self.account)?
             .str(55, self.symbol)?
             .char(54, self.side)?

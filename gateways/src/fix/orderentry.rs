@@ -23,12 +23,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
-use fillcast_engine::ids::{client_order_id, parse_client_order_id};
+use fillcast_engine::ids::parse_client_order_id;
 use fillcast_engine::model::{Side, SymbolIdx, Universe};
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::Nanos;
 
-use super::app::{order_report, reject_reason, Execution, NewOrder, ReduceOnly};
+use super::app::{order_report, reject_reason, ClOrdId, Execution, NewOrder, ReduceOnly};
 use super::codec::{parse_u64, Message};
 use super::conn::{Closed, Connection};
 use super::dropcopy::CONNECT_TIMEOUT;
@@ -220,9 +220,9 @@ impl OrderEntryGateway {
             .collect();
         let conn = self.conn.as_mut().expect("asked on a connection");
         for (id, side, sym) in ids {
-            let cl = client_order_id(id);
+            let cl = ClOrdId::of(id);
             conn.send(b"H", now, |w| {
-                w.str(11, &cl)?
+                w.str(11, cl.as_str())?
                     .str(55, &u.sym(sym).name)?
                     .char(54, if side == Side::Buy { b'1' } else { b'2' })?;
                 Ok(())
