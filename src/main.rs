@@ -422,7 +422,8 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>, unclean: bool) -> Result<Vec<Box
                     // After an unclean stop our outgoing numbers move ahead
                     // (fix::store::resume): a gap the counterparty fills, never a
                     // number it takes for a repeat.
-                    let store = store.unwrap_or_else(|| PathBuf::from(format!("{name}.seqs")));
+                    // `SourceSettings::of` resolved it (beside the config file).
+                    let store = store.with_context(|| format!("source `{name}`: no store"))?;
                     let dc = DropCopyConfig {
                         name: name.clone(),
                         address,

@@ -157,34 +157,25 @@ impl SourceSettings {
         Ok(settings.resolved(&source.dir))
     }
 
-    /// A file's path taken from `dir` (`Path::join` keeps an absolute path as it is).
-    fn resolved(self, dir: &Path) -> SourceSettings {
-        match self {
-            SourceSettings::File { path, rate_per_sec } => SourceSettings::File {
-                path: dir.join(path),
-                rate_per_sec,
-            },
+    /// A file's path taken from `dir` (`Path::join` keeps an absolute path as it
+    /// is); a `fix` source's store there too, `fix-SENDER-TARGET.seqs` unless set.
+    fn resolved(mut self, dir: &Path) -> SourceSettings {
+        match &mut self {
+            SourceSettings::File { path, .. } => *path = dir.join(&*path),
             SourceSettings::Fix {
-                address,
                 sender_comp_id,
                 target_comp_id,
-                heartbeat_s,
-                reset_on_logon,
-                accounts,
                 store,
-            } => SourceSettings::Fix {
-                store: Some(dir.join(store.unwrap_or_else(|| {
+                ..
+            } => {
+                let file = store.take().unwrap_or_else(|| {
                     PathBuf::from(format!("fix-{sender_comp_id}-{target_comp_id}.seqs"))
-                }))),
-                address,
-                sender_comp_id,
-                target_comp_id,
-                heartbeat_s,
-                reset_on_logon,
-                accounts,
-            },
-            other => other,
+                });
+                *store = Some(dir.join(file));
+            }
+            SourceSettings::Synthetic { .. } => {}
         }
+        self
     }
 }
 

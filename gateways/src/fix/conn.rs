@@ -44,6 +44,8 @@ pub struct Connection {
     inbox: Vec<u8>,
     /// Bytes encoded and not yet written.
     outbox: Vec<u8>,
+    /// The session's answers of one `poll`, kept to be reused.
+    answers: Vec<Admin>,
 }
 
 impl Connection {
@@ -68,6 +70,7 @@ impl Connection {
             encoder: Encoder::new(limits),
             inbox: Vec::with_capacity(limits.message_bytes_max * 2),
             outbox: Vec::with_capacity(64 * 1024),
+            answers: Vec::new(),
         };
         let logon = c.session.connected(now.0);
         c.queue(&logon, now)?;
@@ -111,7 +114,7 @@ impl Connection {
             }
         }
         let mut used = 0;
-        let mut admin: Vec<Admin> = Vec::new();
+        let mut admin = std::mem::take(&mut self.answers);
         let mut verdict = None;
         while used < self.inbox.len() {
             match self.decoder.next(&self.inbox[used..]) {
@@ -149,18 +152,19 @@ impl Connection {
             }
         }
         self.inbox.drain(..used);
-        for a in &admin {
-            self.queue(a, now)?;
-        }
+        // Timers only for a session that goes on.
+        let over = match verdict {
+            None => self.session.on_timer(now.0, &mut |a| admin.push(a)),
+            Some(_) => None,
+        };
+        let queued = admin.iter().try_for_each(|a| self.queue(a, now));
+        admin.clear();
+        self.answers = admin;
+        queued?;
         if let Some(Verdict::Disconnect(why)) = verdict {
             let _ = self.flush();
             self.session.disconnected();
             return Err(Closed::Session(why));
-        }
-        let mut timers: Vec<Admin> = Vec::new();
-        let over = self.session.on_timer(now.0, &mut |a| timers.push(a));
-        for a in &timers {
-            self.queue(a, now)?;
         }
         self.flush()?;
         if let Some(why) = over {
@@ -231,5 +235,71 @@ impl Connection {
         }
         self.outbox.drain(..written);
         Ok(())
+    }
+}
+
+/// How long a connect may hold the I/O thread.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Connects to `address` (within `CONNECT_TIMEOUT`) and sends our Logon, as the
+/// session `ids` resuming at `seqs`; `Err` says why not, for the caller's log.
+pub fn dial(
+    address: &str,
+    cfg: &SessionConfig,
+    ids: CompIds<'_>,
+    seqs: (u64, u64),
+    now: Nanos,
+) -> Result<Connection, String> {
+    use std::net::ToSocketAddrs;
+    let addr = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("address `{address}` does not resolve"))?;
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    Connection::start(stream, cfg.clone(), ids, seqs, now)
+        .map_err(|e| format!("logon to {addr}: {e}"))
+}
+
+/// When to try a connection again: a doubling wait from 100 ms to 10 s, back to
+/// the shortest once a session is up.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    retry_at_ns: u64,
+    wait_ns: u64,
+}
+
+impl Backoff {
+    const MIN_NS: u64 = 100_000_000;
+    const MAX_NS: u64 = 10_000_000_000;
+
+    pub fn new() -> Backoff {
+        Backoff {
+            retry_at_ns: 0,
+            wait_ns: Backoff::MIN_NS,
+        }
+    }
+
+    pub fn due(&self, now: Nanos) -> bool {
+        now.0 >= self.retry_at_ns
+    }
+
+    /// A failure at `now`: the wait before the next try, in ns.
+    pub fn failed(&mut self, now: Nanos) -> u64 {
+        let wait = self.wait_ns;
+        self.retry_at_ns = now.0.saturating_add(wait);
+        self.wait_ns = (wait * 2).min(Backoff::MAX_NS);
+        wait
+    }
+
+    pub fn succeeded(&mut self) {
+        self.wait_ns = Backoff::MIN_NS;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
     }
 }

@@ -15,13 +15,11 @@
 //!
 //! **Losing the session** is said at once (a rejected input naming why, which
 //! the run counts and logs), and the source reconnects with a doubling backoff.
-//! The connect itself waits at most `CONNECT_TIMEOUT` on the I/O thread.
+//! The connect itself waits at most `conn::CONNECT_TIMEOUT` on the I/O thread.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fillcast_engine::event::FeedEvent;
 use fillcast_engine::model::{LeaderIdx, Universe};
@@ -29,16 +27,9 @@ use fillcast_engine::port::{ResumeError, Source, SourceError, SourcePoll};
 use fillcast_engine::units::Nanos;
 
 use super::app::{leader_fill, Execution};
-use super::conn::Connection;
+use super::conn::{dial, Backoff, Connection};
 use super::session::{CompIds, SessionConfig};
 use super::store::{resume, SeqStore, StoreError};
-
-/// How long a connect may hold the I/O thread.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// The first wait before a reconnect, and the longest.
-const BACKOFF_MIN_NS: u64 = 100_000_000;
-const BACKOFF_MAX_NS: u64 = 10_000_000_000;
 
 /// A drop-copy session's settings.
 #[derive(Clone, Debug)]
@@ -78,8 +69,7 @@ pub struct DropCopySource {
     seqs: (u64, u64),
     conn: Option<Connection>,
     ready: VecDeque<SourcePoll>,
-    retry_at_ns: u64,
-    backoff_ns: u64,
+    backoff: Backoff,
     started: bool,
     stats: DropCopyStats,
 }
@@ -102,8 +92,7 @@ impl DropCopySource {
             seqs,
             conn: None,
             ready: VecDeque::new(),
-            retry_at_ns: 0,
-            backoff_ns: BACKOFF_MIN_NS,
+            backoff: Backoff::new(),
             started: false,
             stats: DropCopyStats::default(),
         })
@@ -129,36 +118,16 @@ impl DropCopySource {
     }
 
     fn connect(&mut self, now: Nanos) {
-        let addr: Option<SocketAddr> = self
-            .cfg
-            .address
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next());
-        let Some(addr) = addr else {
-            self.down(
-                now,
-                format!("address `{}` does not resolve", self.cfg.address),
-            );
-            return;
-        };
-        let stream = match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(s) => s,
-            Err(e) => {
-                self.down(now, format!("connecting to {addr}: {e}"));
-                return;
-            }
-        };
         let ids = CompIds {
             sender: self.cfg.sender_comp_id.as_bytes(),
             target: self.cfg.target_comp_id.as_bytes(),
         };
-        match Connection::start(stream, self.cfg.session.clone(), ids, self.seqs, now) {
+        match dial(&self.cfg.address, &self.cfg.session, ids, self.seqs, now) {
             Ok(c) => {
                 self.stats.connects += 1;
                 self.conn = Some(c);
             }
-            Err(e) => self.down(now, format!("logon to {addr}: {e}")),
+            Err(why) => self.down(now, why),
         }
     }
 
@@ -168,9 +137,7 @@ impl DropCopySource {
             self.seqs = c.seqs();
             self.stats.disconnects += 1;
         }
-        let wait = self.backoff_ns;
-        self.retry_at_ns = now.0.saturating_add(wait);
-        self.backoff_ns = (wait * 2).min(BACKOFF_MAX_NS);
+        let wait = self.backoff.failed(now);
         self.reject(
             0,
             format!(
@@ -219,7 +186,7 @@ impl DropCopySource {
             Ok(()) => {
                 self.seqs = conn.seqs();
                 if conn.state() == super::session::State::Active {
-                    self.backoff_ns = BACKOFF_MIN_NS;
+                    self.backoff.succeeded();
                 }
             }
             Err(e) => self.down(now, e.to_string()),
@@ -258,7 +225,7 @@ impl Source for DropCopySource {
         if let Some(p) = self.ready.pop_front() {
             return p;
         }
-        if self.conn.is_none() && now.0 >= self.retry_at_ns {
+        if self.conn.is_none() && self.backoff.due(now) {
             self.connect(now);
         }
         self.poll_session(now);

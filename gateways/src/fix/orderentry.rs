@@ -17,8 +17,7 @@
 //! OrderStatusRequest needs the order's Side and Symbol, which `recover` is not
 //! given), a throttle, and config (`[[venues]] kind = "fix"`).
 
-use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,13 +29,9 @@ use fillcast_engine::units::Nanos;
 
 use super::app::{order_report, reject_reason, ClOrdId, Execution, NewOrder, ReduceOnly};
 use super::codec::{parse_u64, Message};
-use super::conn::{Closed, Connection};
-use super::dropcopy::CONNECT_TIMEOUT;
+use super::conn::{dial, Backoff, Closed, Connection};
 use super::session::{CompIds, SessionConfig, State};
 use super::store::{resume, SeqStore, StoreError};
-
-const BACKOFF_MIN_NS: u64 = 100_000_000;
-const BACKOFF_MAX_NS: u64 = 10_000_000_000;
 
 /// An order-entry session's settings.
 #[derive(Clone, Debug)]
@@ -54,109 +49,62 @@ pub struct OrderEntryConfig {
     pub unclean: bool,
 }
 
-pub struct OrderEntryGateway {
-    cfg: OrderEntryConfig,
-    universe: Arc<Universe>,
-    store: SeqStore,
-    seqs: (u64, u64),
-    conn: Option<Connection>,
-    /// Orders sent and not ended, with what a status request names.
-    in_flight: HashMap<u64, (Side, SymbolIdx)>,
-    /// Our MsgSeqNum of each order in flight, for a Reject that names it.
-    by_seq: HashMap<u64, u64>,
-    /// Orders asked about after a reconnect and not answered yet.
-    asking: HashMap<u64, ()>,
-    /// A reconnect's status requests are still to be sent.
-    settle: bool,
-    ready: VecDeque<ExecReport>,
-    retry_at_ns: u64,
-    backoff_ns: u64,
-    down_reason: Option<String>,
+/// An order in flight: what a status request names, and the MsgSeqNum it left
+/// with (`None`: its send failed part-way, so it may or may not have left).
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    side: Side,
+    symbol: SymbolIdx,
+    seq: Option<u64>,
 }
 
-impl OrderEntryGateway {
-    pub fn open(
-        cfg: OrderEntryConfig,
-        universe: Arc<Universe>,
-    ) -> Result<OrderEntryGateway, StoreError> {
-        let (store, saved) = SeqStore::open(&cfg.store)?;
-        let seqs = resume(saved, cfg.unclean);
-        Ok(OrderEntryGateway {
-            cfg,
-            universe,
-            store,
-            seqs,
-            conn: None,
-            in_flight: HashMap::new(),
-            by_seq: HashMap::new(),
-            asking: HashMap::new(),
-            settle: false,
-            ready: VecDeque::new(),
-            retry_at_ns: 0,
-            backoff_ns: BACKOFF_MIN_NS,
-            down_reason: Some("not connected yet".into()),
-        })
-    }
+/// The orders in flight and the reports waiting to be handed over: apart from
+/// the connection, so that each message is handled as the connection hands it
+/// out, decoded once.
+#[derive(Default)]
+struct Orders {
+    in_flight: HashMap<u64, InFlight>,
+    /// Our MsgSeqNum → the order it carried, for a Reject that names it.
+    by_seq: HashMap<u64, u64>,
+    /// Orders asked about after a reconnect and not answered yet.
+    asking: HashSet<u64>,
+    ready: VecDeque<ExecReport>,
+}
 
-    fn connect(&mut self, now: Nanos) {
-        let addr: Option<SocketAddr> = self
-            .cfg
-            .address
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next());
-        let Some(addr) = addr else {
-            self.down(
-                now,
-                format!("address `{}` does not resolve", self.cfg.address),
-            );
-            return;
+impl Orders {
+    fn sent(&mut self, o: &FollowerOrder, seq: Option<u64>) {
+        let f = InFlight {
+            side: o.side,
+            symbol: o.symbol,
+            seq,
         };
-        let stream = match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(s) => s,
-            Err(e) => return self.down(now, format!("connecting to {addr}: {e}")),
-        };
-        let ids = CompIds {
-            sender: self.cfg.sender_comp_id.as_bytes(),
-            target: self.cfg.target_comp_id.as_bytes(),
-        };
-        match Connection::start(stream, self.cfg.session.clone(), ids, self.seqs, now) {
-            Ok(c) => {
-                self.conn = Some(c);
-                // What was in flight when the last session ended is asked about.
-                self.settle = !self.in_flight.is_empty();
-            }
-            Err(e) => self.down(now, format!("logon to {addr}: {e}")),
+        self.in_flight.insert(o.id, f);
+        if let Some(seq) = seq {
+            self.by_seq.insert(seq, o.id);
         }
-    }
-
-    fn down(&mut self, now: Nanos, why: String) {
-        if let Some(c) = self.conn.take() {
-            self.seqs = c.seqs();
-        }
-        self.asking.clear();
-        self.retry_at_ns = now.0.saturating_add(self.backoff_ns);
-        self.backoff_ns = (self.backoff_ns * 2).min(BACKOFF_MAX_NS);
-        self.down_reason = Some(why);
     }
 
     /// Order `id` has ended (filled, canceled, rejected, expired).
     fn ended(&mut self, id: u64) {
-        self.in_flight.remove(&id);
+        if let Some(f) = self.in_flight.remove(&id) {
+            if let Some(seq) = f.seq {
+                self.by_seq.remove(&seq);
+            }
+        }
         self.asking.remove(&id);
-        self.by_seq.retain(|_, o| *o != id);
     }
 
-    fn on_message(&mut self, m: &Message<'_>, now: Nanos) {
+    fn on_message(&mut self, m: &Message<'_>, u: &Universe, now: Nanos) {
         match m.msg_type() {
             b"8" => {
                 let Ok(e) = Execution::read(m) else { return };
-                let id = e.cl_ord_id.and_then(parse_client_order_id);
                 let terminal = matches!(e.ord_status, Some(b'2' | b'4' | b'8' | b'C'));
                 if e.exec_type == Some(b'I') {
                     // A status answer: its end, if it has one (its fills came through
                     // the resend); an unknown order is one that never arrived.
-                    let Some(id) = id else { return };
+                    let Some(id) = e.cl_ord_id.and_then(parse_client_order_id) else {
+                        return;
+                    };
                     let kind = match e.ord_status {
                         Some(b'4') => Some((ExecKind::Canceled, RejectReason::None)),
                         Some(b'C') => Some((ExecKind::Expired, RejectReason::None)),
@@ -179,7 +127,7 @@ impl OrderEntryGateway {
                     }
                     return;
                 }
-                if let Ok(Some(r)) = order_report(&e, &self.universe, now) {
+                if let Ok(Some(r)) = order_report(&e, u, now) {
                     self.ready.push_back(r);
                     if terminal
                         || matches!(
@@ -193,10 +141,8 @@ impl OrderEntryGateway {
             }
             // A session Reject or a BusinessMessageReject of one of our orders.
             b"3" | b"j" => {
-                let Some(seq) = m.get(45).and_then(|v| parse_u64(v).ok()) else {
-                    return;
-                };
-                if let Some(id) = self.by_seq.get(&seq).copied() {
+                let seq = m.get(45).and_then(|v| parse_u64(v).ok());
+                if let Some(id) = seq.and_then(|s| self.by_seq.get(&s).copied()) {
                     self.ready.push_back(ExecReport {
                         order_id: id,
                         kind: ExecKind::Rejected,
@@ -210,24 +156,76 @@ impl OrderEntryGateway {
             _ => {}
         }
     }
+}
+
+pub struct OrderEntryGateway {
+    cfg: OrderEntryConfig,
+    universe: Arc<Universe>,
+    store: SeqStore,
+    seqs: (u64, u64),
+    conn: Option<Connection>,
+    orders: Orders,
+    /// A reconnect's status requests are still to be sent.
+    settle: bool,
+    backoff: Backoff,
+    down_reason: Option<String>,
+}
+
+impl OrderEntryGateway {
+    pub fn open(
+        cfg: OrderEntryConfig,
+        universe: Arc<Universe>,
+    ) -> Result<OrderEntryGateway, StoreError> {
+        let (store, saved) = SeqStore::open(&cfg.store)?;
+        let seqs = resume(saved, cfg.unclean);
+        Ok(OrderEntryGateway {
+            cfg,
+            universe,
+            store,
+            seqs,
+            conn: None,
+            orders: Orders::default(),
+            settle: false,
+            backoff: Backoff::new(),
+            down_reason: Some("not connected yet".into()),
+        })
+    }
+
+    fn connect(&mut self, now: Nanos) {
+        let ids = CompIds {
+            sender: self.cfg.sender_comp_id.as_bytes(),
+            target: self.cfg.target_comp_id.as_bytes(),
+        };
+        match dial(&self.cfg.address, &self.cfg.session, ids, self.seqs, now) {
+            Ok(c) => {
+                self.conn = Some(c);
+                // What was in flight when the last session ended is asked about.
+                self.settle = !self.orders.in_flight.is_empty();
+            }
+            Err(why) => self.down(now, why),
+        }
+    }
+
+    fn down(&mut self, now: Nanos, why: String) {
+        if let Some(c) = self.conn.take() {
+            self.seqs = c.seqs();
+        }
+        self.orders.asking.clear();
+        self.backoff.failed(now);
+        self.down_reason = Some(why);
+    }
 
     fn ask_status(&mut self, now: Nanos) -> Result<(), Closed> {
-        let u = Arc::clone(&self.universe);
-        let ids: Vec<(u64, Side, SymbolIdx)> = self
-            .in_flight
-            .iter()
-            .map(|(id, (side, sym))| (*id, *side, *sym))
-            .collect();
         let conn = self.conn.as_mut().expect("asked on a connection");
-        for (id, side, sym) in ids {
+        for (&id, f) in &self.orders.in_flight {
             let cl = ClOrdId::of(id);
             conn.send(b"H", now, |w| {
                 w.str(11, cl.as_str())?
-                    .str(55, &u.sym(sym).name)?
-                    .char(54, if side == Side::Buy { b'1' } else { b'2' })?;
+                    .str(55, &self.universe.sym(f.symbol).name)?
+                    .char(54, if f.side == Side::Buy { b'1' } else { b'2' })?;
                 Ok(())
             })?;
-            self.asking.insert(id, ());
+            self.orders.asking.insert(id);
         }
         Ok(())
     }
@@ -256,14 +254,11 @@ impl Gateway for OrderEntryGateway {
                 continue;
             }
             let follower = &self.universe.followers[o.follower.0 as usize].id;
-            let account = self.cfg.accounts.get(follower).unwrap_or(follower).clone();
-            let n = NewOrder::of(o, &self.universe, &account, self.cfg.reduce_only);
+            let account = self.cfg.accounts.get(follower).unwrap_or(follower);
+            let n = NewOrder::of(o, &self.universe, account, self.cfg.reduce_only);
             let conn = self.conn.as_mut().expect("up");
             match conn.send(b"D", now, |w| n.write(w)) {
-                Ok(seq) => {
-                    self.in_flight.insert(o.id, (o.side, o.symbol));
-                    self.by_seq.insert(seq, o.id);
-                }
+                Ok(seq) => self.orders.sent(o, Some(seq)),
                 // Nothing of it was written (a value FIX cannot carry): it never left.
                 Err(Closed::Encode(_)) => out(ExecReport {
                     reject: RejectReason::Other,
@@ -271,7 +266,7 @@ impl Gateway for OrderEntryGateway {
                 }),
                 Err(e) => {
                     // It may have left: asked about after the reconnect.
-                    self.in_flight.insert(o.id, (o.side, o.symbol));
+                    self.orders.sent(o, None);
                     self.down(now, e.to_string());
                     for o in &orders[i + 1..] {
                         out(down(o));
@@ -283,31 +278,25 @@ impl Gateway for OrderEntryGateway {
     }
 
     fn poll(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
-        if self.conn.is_none() && now.0 >= self.retry_at_ns {
+        if self.conn.is_none() && self.backoff.due(now) {
             self.connect(now);
         }
-        if let Some(mut conn) = self.conn.take() {
-            let mut got: Vec<Vec<u8>> = Vec::new();
-            let r = conn.poll(now, &mut |m| got.push(m.as_bytes().to_vec()));
+        if let Some(conn) = self.conn.as_mut() {
+            let (orders, u) = (&mut self.orders, &self.universe);
+            let r = conn.poll(now, &mut |m| orders.on_message(m, u, now));
             let active = conn.state() == State::Active;
-            self.conn = Some(conn);
-            let mut dec = super::codec::Decoder::new(super::codec::Limits::default());
-            for bytes in &got {
-                if let Ok(Some((m, _))) = dec.next(bytes) {
-                    self.on_message(&m, now);
-                }
-            }
+            self.seqs = conn.seqs();
             match r {
                 Err(e) => self.down(now, e.to_string()),
                 Ok(()) if active => {
-                    self.backoff_ns = BACKOFF_MIN_NS;
+                    self.backoff.succeeded();
                     if self.settle {
                         self.settle = false;
                         if let Err(e) = self.ask_status(now) {
                             self.down(now, e.to_string());
                         }
                     }
-                    if self.asking.is_empty() {
+                    if self.orders.asking.is_empty() {
                         self.down_reason = None;
                     }
                 }
@@ -319,7 +308,7 @@ impl Gateway for OrderEntryGateway {
             let _ = self.store.save(self.seqs);
         }
         let mut n = 0;
-        while let Some(r) = self.ready.pop_front() {
+        while let Some(r) = self.orders.ready.pop_front() {
             out(r);
             n += 1;
         }
@@ -327,7 +316,7 @@ impl Gateway for OrderEntryGateway {
     }
 
     fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.orders.in_flight.len()
     }
 
     fn is_up(&self) -> bool {
@@ -335,7 +324,7 @@ impl Gateway for OrderEntryGateway {
             .as_ref()
             .is_some_and(|c| c.state() == State::Active)
             && !self.settle
-            && self.asking.is_empty()
+            && self.orders.asking.is_empty()
     }
 
     fn universe_changed(&mut self, universe: &Arc<Universe>) {

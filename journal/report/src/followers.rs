@@ -203,8 +203,9 @@ pub(crate) fn followers(
             ts_ns: o.ts_ns,
         })?;
         let capital = Capital::new(base, changed);
-        let equity_at = |t: i64| ledger::value_at(&r.curve, t, base) + capital.added_by(t);
-        let flows = capital.flows(equity_at);
+        let net_at = |t: i64| ledger::value_at(&r.curve, t, base) - base;
+        let equity_at = |t: i64| base + capital.added_by(t) + net_at(t);
+        let flows = capital.flows(net_at);
         let period_equities: Vec<PeriodEquity> = periods
             .iter()
             .map(|&(s, e)| PeriodEquity {
@@ -318,26 +319,17 @@ impl<'a> Capital<'a> {
         }
     }
 
-    /// The changes as flows, each with the equity just before it (`equity_at` at
-    /// its instant holds the flows up to and including it).
-    fn flows(&self, equity_at: impl Fn(i64) -> Decimal) -> Vec<CapitalFlow> {
+    /// The changes as flows, each with the equity just before it: the
+    /// allocation it changes plus the P&L by then (`net_at`).
+    fn flows(&self, net_at: impl Fn(i64) -> Decimal) -> Vec<CapitalFlow> {
         self.changes
             .iter()
-            .map(|c| {
-                let amount = c.after - c.before;
-                CapitalFlow {
-                    ts_ns: c.ts,
-                    amount,
-                    equity_before: equity_at(c.ts) - self.after_at(c) + c.before,
-                }
+            .map(|c| CapitalFlow {
+                ts_ns: c.ts,
+                amount: c.after - c.before,
+                equity_before: c.before + net_at(c.ts),
             })
             .collect()
-    }
-
-    /// The allocation right after `c`, as `added_by` counts it at `c`'s instant
-    /// (later changes at the same instant included).
-    fn after_at(&self, c: &AllocationChange) -> Decimal {
-        self.changes[0].before + self.added_by(c.ts)
     }
 }
 
