@@ -151,10 +151,8 @@ impl DropCopySource {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        let (u, leaders) = (&self.universe, &self.leaders);
-        let mut out: Vec<SourcePoll> = Vec::new();
-        let mut stats = self.stats;
-        let name = &self.cfg.name;
+        let (u, leaders, name) = (&self.universe, &self.leaders, &self.cfg.name);
+        let (out, stats) = (&mut self.ready, &mut self.stats);
         let result = conn.poll(now, &mut |m| {
             let seq = m.u64(34).unwrap_or(0);
             if m.msg_type() != b"8" {
@@ -167,12 +165,12 @@ impl DropCopySource {
             match taken {
                 Ok(Some(f)) => {
                     stats.fills += 1;
-                    out.push(SourcePoll::Event(FeedEvent::LeaderFill(f)));
+                    out.push_back(SourcePoll::Event(FeedEvent::LeaderFill(f)));
                 }
                 Ok(None) => stats.ignored += 1,
                 Err(why) => {
                     stats.refused += 1;
-                    out.push(SourcePoll::Rejected(SourceError {
+                    out.push_back(SourcePoll::Rejected(SourceError {
                         origin: name.clone(),
                         line: seq,
                         message: format!("ExecutionReport {seq}: {why}"),
@@ -180,8 +178,6 @@ impl DropCopySource {
                 }
             }
         });
-        self.stats = stats;
-        self.ready.extend(out);
         match result {
             Ok(()) => {
                 self.seqs = conn.seqs();
@@ -191,7 +187,7 @@ impl DropCopySource {
             }
             Err(e) => self.down(now, e.to_string()),
         }
-        if let Err(e) = self.store.save((self.seqs.0, self.seqs.1)) {
+        if let Err(e) = self.store.save(self.seqs) {
             let why = e.to_string();
             self.reject(0, why);
         }
