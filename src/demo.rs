@@ -242,7 +242,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let mut venues = venue_settings(&u)?;
     // The demo's one venue runs from the demo's seed too.
     venues[0].sim.seed = args.seed;
-    let mut gateways = gateways_for(&u, &venues)?;
+    let mut gateways = gateways_for(&u, &venues, false)?;
     let sources: Vec<Box<dyn Source>> = vec![Box::new(
         SyntheticLeaders::new(Arc::clone(&u), args.seed, fills)
             .with_rate(args.rate)

@@ -352,7 +352,13 @@ pub fn venue_settings(u: &Universe) -> Result<Vec<VenueSettings>> {
 }
 
 /// One gateway per configured venue, in venue order (`venues`: their settings).
-pub fn gateways_for(u: &Universe, venues: &[VenueSettings]) -> Result<Vec<Box<dyn Gateway>>> {
+/// `unclean`: the journal's last run did not end cleanly (a FIX session then
+/// moves its numbers ahead and asks for everything again).
+pub fn gateways_for(
+    u: &Arc<Universe>,
+    venues: &[VenueSettings],
+    unclean: bool,
+) -> Result<Vec<Box<dyn Gateway>>> {
     venues
         .iter()
         .map(|v| match v.kind {
@@ -374,8 +380,50 @@ pub fn gateways_for(u: &Universe, venues: &[VenueSettings]) -> Result<Vec<Box<dy
                     })
                     .with_context(|| format!("venue `{}`: connecting to {addr}", v.name))
             }
+            VenueKind::Fix => fix_gateway(u, v, unclean),
         })
         .collect()
+}
+
+/// A `fix` venue's order-entry gateway; its session connects (and reconnects)
+/// on its own.
+fn fix_gateway(u: &Arc<Universe>, v: &VenueSettings, unclean: bool) -> Result<Box<dyn Gateway>> {
+    use fillcast_gateways::config::FixReduceOnly;
+    use fillcast_gateways::fix::app::ReduceOnly;
+    use fillcast_gateways::fix::orderentry::{OrderEntryConfig, OrderEntryGateway};
+    use fillcast_gateways::fix::session::SessionConfig;
+    // `check-config` refused a fix venue without these.
+    let (address, fix) = v.address.clone().zip(v.fix.as_ref()).with_context(|| {
+        format!(
+            "venue `{}`: a fix venue needs address and [venues.fix]",
+            v.name
+        )
+    })?;
+    let cfg = OrderEntryConfig {
+        name: v.name.clone(),
+        address,
+        sender_comp_id: fix.sender_comp_id.clone(),
+        target_comp_id: fix.target_comp_id.clone(),
+        session: SessionConfig {
+            heartbeat_s: fix.heartbeat_s,
+            ..SessionConfig::default()
+        },
+        accounts: fix.accounts.clone().into_iter().collect(),
+        reduce_only: match fix.reduce_only {
+            FixReduceOnly::ExecInst => ReduceOnly::ExecInstDoNotIncrease,
+            FixReduceOnly::NotSent => ReduceOnly::NotSent,
+        },
+        store: fix.store_in(&v.dir),
+        unclean,
+        rate_per_sec: fix.rate_per_sec,
+        reject_codes: fix
+            .reject_codes()
+            .map_err(|why| anyhow::anyhow!("venue `{}`: reject_codes: {why}", v.name))?,
+        recover_timeout: Duration::from_millis(fix.recover_timeout_ms),
+    };
+    let gw = OrderEntryGateway::open(cfg, Arc::clone(u))
+        .with_context(|| format!("venue `{}`", v.name))?;
+    Ok(Box::new(gw))
 }
 
 /// The config's sources; `unclean`: the journal's last run did not end cleanly.
@@ -488,7 +536,6 @@ fn run(
         ),
         None => None,
     };
-    let mut gateways = gateways_for(&u, &venue_settings(&u)?)?;
     // Whether the last run ended cleanly, read before this run opens the journal
     // (and marks it in use): a FIX session's outgoing numbers move ahead after
     // an unclean stop.
@@ -497,6 +544,7 @@ fn run(
             .join(fillcast_journal::restart::ASK_FIRST_MARKER)
             .exists()
     });
+    let mut gateways = gateways_for(&u, &venue_settings(&u)?, unclean)?;
     let mut sources = sources_for(&cfg, &u, unclean)?;
     let (core, journal, restart) = match cfg.journal {
         Some(_) => {

@@ -261,6 +261,24 @@ fn venue_binary() -> Option<PathBuf> {
     None
 }
 
+/// QuickFIX's event and message logs of the venue in `dir`, `|` for SOH: what a
+/// failing test shows of the venue's side of the sessions.
+fn venue_log(dir: &Path) -> String {
+    let Ok(files) = std::fs::read_dir(dir.join("venue/log")) else {
+        return "(no venue log)".into();
+    };
+    let mut files: Vec<PathBuf> = files.filter_map(|f| Some(f.ok()?.path())).collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            format!("{}:\n{}", p.display(), text.replace('\x01', "|"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The venue's process; killed if the test ends without `quit`.
 struct VenueProcess {
     child: Child,
@@ -1306,8 +1324,14 @@ fn the_order_entry_gateway_trades_with_quickfix() {
         reduce_only: ReduceOnly::ExecInstDoNotIncrease,
         store: dir.path().join("oe.seqs"),
         unclean: false,
+        rate_per_sec: Some(20),
+        // The venue's rule rejects account REJECTME with its own code 99.
+        reject_codes: [(99, RejectReason::InsufficientMargin)]
+            .into_iter()
+            .collect(),
+        recover_timeout: Duration::from_secs(10),
     };
-    let mut gw = OrderEntryGateway::open(cfg, Arc::clone(&u)).expect("store");
+    let mut gw = OrderEntryGateway::open(cfg.clone(), Arc::clone(&u)).expect("store");
     let now = || Nanos(fillcast_engine::clock::now().0);
     let (btc, eth) = (u.symbol("BTCUSDT").unwrap(), u.symbol("ETHUSDT").unwrap());
     let order = |n: u64, follower: &str, symbol, qty: i64, limit: i64| FollowerOrder {
@@ -1379,7 +1403,7 @@ fn the_order_entry_gateway_trades_with_quickfix() {
     assert!(
         matches!(
             of(&reports, o2.id)[..],
-            [(ExecKind::Rejected, _, _, RejectReason::Other)]
+            [(ExecKind::Rejected, _, _, RejectReason::InsufficientMargin)]
         ),
         "{:?}",
         of(&reports, o2.id)
@@ -1453,6 +1477,79 @@ fn the_order_entry_gateway_trades_with_quickfix() {
         books.contains(&format!(r#""F1":{{"BTCUSDT":"{filled}","ETHUSDT":"12"}}"#)),
         "{books}"
     );
+
+    // The throttle: 20 messages a second at most, so of 30 orders at once at
+    // least 10 wait in the gateway; all of them fill in the end.
+    let burst: Vec<FollowerOrder> = (100..130)
+        .map(|n| order(n, "F4", eth, 1, 340_000))
+        .collect();
+    gw.submit(&burst, now(), &mut |r| reports.push(r));
+    assert!(gw.held() >= 10, "held {}", gw.held());
+    assert_eq!(gw.in_flight(), 30);
+    pump(&mut gw, &mut reports, "the throttled burst", &|g| {
+        g.in_flight() == 0
+    });
+    for o in &burst {
+        assert_eq!(
+            of(&reports, o.id).last().map(|r| (r.0, r.1)),
+            Some((ExecKind::Fill, Lots(1))),
+            "{:?}",
+            of(&reports, o.id)
+        );
+    }
+    let books = control.command("books");
+    assert!(books.contains(r#""F4":{"ETHUSDT":"0.3"}"#), "{books}");
+
+    // A restart after an unclean stop: the session asks for everything again, and
+    // `recover` answers for the orders the journal would hold unanswered: one
+    // that filled (its fill again, same ExecID: the engine counts it once), and
+    // one the venue never received.
+    let trade_of_o5 = reports
+        .iter()
+        .find(|r| r.order_id == o5.id && r.kind == ExecKind::Fill)
+        .map(|r| r.trade_id)
+        .expect("o5 filled");
+    drop(gw);
+    let mut gw = OrderEntryGateway::open(
+        OrderEntryConfig {
+            unclean: true,
+            ..cfg
+        },
+        Arc::clone(&u),
+    )
+    .expect("store");
+    let never_sent = order(999, "F1", btc, 500, 650_005);
+    let mut recovered = Vec::new();
+    gw.recover(&[(&o5).into(), (&never_sent).into()], &mut |r| {
+        recovered.push(r)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", venue_log(dir.path())));
+    assert!(
+        recovered
+            .iter()
+            .any(|r| r.order_id == o5.id && r.kind == ExecKind::Fill && r.trade_id == trade_of_o5),
+        "{recovered:?}"
+    );
+    assert_eq!(
+        of(&recovered, never_sent.id),
+        vec![(
+            ExecKind::Rejected,
+            Lots(0),
+            Ticks(0),
+            RejectReason::UnknownOrder
+        )]
+    );
+    // Only fills (the engine de-duplicates them) and reports about the orders
+    // asked about came back: the resent acks and ends of the others changed
+    // nothing.
+    assert!(
+        recovered.iter().all(|r| r.kind == ExecKind::Fill
+            || r.order_id == never_sent.id
+            || r.order_id == o5.id),
+        "{recovered:?}"
+    );
+    assert!(gw.stale_reports() > 0);
+    assert!(gw.is_up() && gw.in_flight() == 0);
 }
 
 /// The reports of order `id`: kind, quantity, price, reject reason.

@@ -30,7 +30,7 @@ use fillcast_engine::core::Core;
 use fillcast_engine::event::{ExecReport, FeedEvent, FollowerOrder, OrderType};
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::pipeline;
-use fillcast_engine::port::{Gateway, JournalSink, Source, SourcePoll, VenueError};
+use fillcast_engine::port::{AskedOrder, Gateway, JournalSink, Source, SourcePoll, VenueError};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use fillcast_gateways::sim::SimVenue;
 use fillcast_gateways::simclient::SimClient;
@@ -294,10 +294,10 @@ impl<G: Gateway> Gateway for Stamped<G> {
 
     fn recover(
         &mut self,
-        order_ids: &[u64],
+        orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
-        self.inner.recover(order_ids, out)
+        self.inner.recover(orders, out)
     }
 }
 

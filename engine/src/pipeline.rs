@@ -45,7 +45,8 @@ use crate::order::IdHash;
 use crate::outputs::Outputs;
 use crate::outputs::{Decision, Notice};
 use crate::port::{
-    Gateway, JournalEntry, JournalSink, SinkError, Source, SourceError, SourcePoll, VenueError,
+    AskedOrder, Gateway, JournalEntry, JournalSink, SinkError, Source, SourceError, SourcePoll,
+    VenueError,
 };
 use crate::units::Nanos;
 use disruptor::{build_multi_producer, build_single_producer, BusySpin, Producer};
@@ -924,9 +925,9 @@ fn submit_asking_first(
     now: Nanos,
     push: &mut dyn FnMut(ExecReport),
 ) -> Result<u64, Stopped> {
-    let ids: Vec<u64> = orders.iter().map(|o| o.id).collect();
+    let asked: Vec<AskedOrder> = orders.iter().map(AskedOrder::from).collect();
     let mut answers: Vec<ExecReport> = Vec::new();
-    gw.recover(&ids, &mut |r| answers.push(r))
+    gw.recover(&asked, &mut |r| answers.push(r))
         .map_err(Stopped::AskFirst)?;
     let never_received = |id: u64| {
         answers.iter().any(|r| {

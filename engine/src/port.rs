@@ -4,7 +4,7 @@
 //! the engine knows none of them.
 
 use crate::event::{ExecReport, FeedEvent, FollowerOrder};
-use crate::model::{FollowerIdx, SymbolIdx};
+use crate::model::{FollowerIdx, Side, SymbolIdx};
 use crate::units::{Lots, Nanos};
 use std::fmt;
 
@@ -52,15 +52,15 @@ pub trait Gateway: Send {
     }
 
     /// After a restart, ask the venue about orders that were sent and never
-    /// answered. For each id, `out` gets the fills the venue made (with their trade
-    /// ids) and the order's terminal report if it ended; an order the venue never
-    /// received comes back `Rejected` with `RejectReason::UnknownOrder`.
+    /// answered. For each order, `out` gets the fills the venue made (with their
+    /// trade ids) and the order's terminal report if it ended; an order the venue
+    /// never received comes back `Rejected` with `RejectReason::UnknownOrder`.
     fn recover(
         &mut self,
-        order_ids: &[u64],
+        orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
-        let _ = (order_ids, out);
+        let _ = (orders, out);
         Err(VenueError::Unsupported {
             venue: self.name().to_string(),
             what: "be asked about past orders",
@@ -88,6 +88,28 @@ pub trait Gateway: Send {
             venue: self.name().to_string(),
             what: "list the orders it holds",
         })
+    }
+}
+
+/// An order a venue is asked about (`Gateway::recover`): its id, and what a
+/// venue's status request names besides (FIX 4.4's OrderStatusRequest carries the
+/// order's Side and Symbol, and the follower's Account).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AskedOrder {
+    pub id: u64,
+    pub follower: FollowerIdx,
+    pub symbol: SymbolIdx,
+    pub side: Side,
+}
+
+impl From<&FollowerOrder> for AskedOrder {
+    fn from(o: &FollowerOrder) -> AskedOrder {
+        AskedOrder {
+            id: o.id,
+            follower: o.follower,
+            symbol: o.symbol,
+            side: o.side,
+        }
     }
 }
 

@@ -33,6 +33,12 @@ pub struct VenueSettings {
     pub down_after_ms: u64,
     #[serde(default)]
     pub sim: SimVenueConfig,
+    /// A `fix` venue's session (`[venues.fix]`).
+    #[serde(default)]
+    pub fix: Option<FixVenueSettings>,
+    /// The config file's folder, which a relative `store` is taken from.
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 #[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -40,6 +46,100 @@ pub struct VenueSettings {
 pub enum VenueKind {
     Sim,
     SimRemote,
+    /// A FIX 4.4 order-entry session at `address` (`fix::orderentry`).
+    Fix,
+}
+
+/// The order-entry session of a `fix` venue. There is no `reset_on_logon`: a
+/// session that starts again at 1 on every logon loses the executions the venue
+/// sent while fillcast was away (nothing could ask for them again).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FixVenueSettings {
+    pub sender_comp_id: String,
+    pub target_comp_id: String,
+    #[serde(default = "defaults::fix_heartbeat_s")]
+    pub heartbeat_s: u32,
+    /// Follower id → its Account (1) at the venue; a follower not listed trades
+    /// under its own id.
+    #[serde(default)]
+    pub accounts: std::collections::BTreeMap<String, String>,
+    /// How a reduce-only order is marked: `exec_inst` (ExecInst (18) = E, "do not
+    /// increase") or `not_sent` (the venue's own risk checks keep it reducing).
+    #[serde(default)]
+    pub reduce_only: FixReduceOnly,
+    /// Application messages per second at most (orders and status requests);
+    /// unset: no limit.
+    #[serde(default)]
+    pub rate_per_sec: Option<u32>,
+    /// The venue's own OrdRejReason (103) codes → the engine's reject policy
+    /// (`insufficient_margin`, `below_min`, `position_limit`, `reduce_only`,
+    /// `transient`, `other`), over FIX 4.4's standard codes.
+    #[serde(default)]
+    pub reject_codes: std::collections::BTreeMap<String, String>,
+    /// How long a restart waits for the venue's answers about unanswered orders.
+    #[serde(default = "defaults::recover_timeout_ms")]
+    pub recover_timeout_ms: u64,
+    /// The session store (our sequence numbers); relative to the config file's
+    /// folder. Default `fix-SENDER-TARGET.seqs` there.
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FixReduceOnly {
+    #[default]
+    ExecInst,
+    NotSent,
+}
+
+impl FixVenueSettings {
+    /// The session store's path: `store`, or `fix-SENDER-TARGET.seqs`, from `dir`.
+    pub fn store_in(&self, dir: &Path) -> PathBuf {
+        dir.join(store_file(
+            self.store.as_deref(),
+            &self.sender_comp_id,
+            &self.target_comp_id,
+        ))
+    }
+
+    /// `reject_codes` read: `Err` names the first entry that does not.
+    pub fn reject_codes(
+        &self,
+    ) -> Result<std::collections::HashMap<u32, fillcast_engine::event::RejectReason>, String> {
+        use fillcast_engine::codes::Coded;
+        use fillcast_engine::event::RejectReason;
+        self.reject_codes
+            .iter()
+            .map(|(code, reason)| {
+                let c = code.parse::<u32>().ok().filter(|&c| c != 5).ok_or_else(|| {
+                    format!("`{code}` is not an OrdRejReason code (a whole number; 5, unknown order, keeps its FIX meaning)")
+                })?;
+                let r = RejectReason::from_name(reason)
+                    .filter(|r| {
+                        !matches!(
+                            r,
+                            RejectReason::None | RejectReason::UnknownOrder | RejectReason::VenueDown
+                        )
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "code {code}: `{reason}` is not a reject policy (insufficient_margin, below_min, position_limit, reduce_only, transient, other)"
+                        )
+                    })?;
+                Ok((c, r))
+            })
+            .collect()
+    }
+}
+
+/// A FIX session store's file name: `store`, or `fix-SENDER-TARGET.seqs`.
+fn store_file(store: Option<&Path>, sender: &str, target: &str) -> PathBuf {
+    store.map_or_else(
+        || PathBuf::from(format!("fix-{sender}-{target}.seqs")),
+        Path::to_path_buf,
+    )
 }
 
 /// The simulated venue's fill model. Probabilities are in parts per million so that
@@ -136,12 +236,17 @@ impl VenueSettings {
         let mut table = venue.settings.clone();
         table.insert("name".into(), venue.name.clone().into());
         table.insert("kind".into(), venue.kind.clone().into());
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| SettingsError::Venue {
-                venue: venue.name.clone(),
-                message: e.message().to_string(),
-            })
+        let settings: VenueSettings =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| SettingsError::Venue {
+                    venue: venue.name.clone(),
+                    message: e.message().to_string(),
+                })?;
+        Ok(VenueSettings {
+            dir: venue.dir.clone(),
+            ..settings
+        })
     }
 }
 
@@ -168,9 +273,7 @@ impl SourceSettings {
                 store,
                 ..
             } => {
-                let file = store.take().unwrap_or_else(|| {
-                    PathBuf::from(format!("fix-{sender_comp_id}-{target_comp_id}.seqs"))
-                });
+                let file = store_file(store.as_deref(), sender_comp_id, target_comp_id);
                 *store = Some(dir.join(file));
             }
             SourceSettings::Synthetic { .. } => {}
@@ -195,9 +298,29 @@ impl Kinds for GatewayKinds {
                 "kind",
                 "a `sim_remote` venue needs `address` (host:port of `fillcast sim-venue`)",
             )),
-            (VenueKind::Sim, Some(_)) => problems
-                .push(table.problem("address", "`address` is only used by kind `sim_remote`")),
+            (VenueKind::Fix, None) => problems.push(table.problem(
+                "kind",
+                "a `fix` venue needs `address` (host:port of the venue's FIX acceptor)",
+            )),
+            (VenueKind::Fix, Some(address)) => problems.extend(check_address(table, address)),
+            (VenueKind::Sim, Some(_)) => problems.push(table.problem(
+                "address",
+                "`address` is only used by kinds `sim_remote` and `fix`",
+            )),
             _ => {}
+        }
+        match (v.kind, &v.fix) {
+            (VenueKind::Fix, None) => problems.push(table.problem(
+                "kind",
+                "a `fix` venue needs a `[venues.fix]` table (sender_comp_id, target_comp_id)",
+            )),
+            (VenueKind::Fix, Some(fix)) => {
+                problems.extend(check_fix_venue(&table.table("fix"), fix))
+            }
+            (_, Some(_)) => {
+                problems.push(table.problem("fix", "`[venues.fix]` is only used by kind `fix`"))
+            }
+            (_, None) => {}
         }
         if v.heartbeat_ms == 0 || v.down_after_ms < v.heartbeat_ms {
             problems.push(table.problem(
@@ -277,31 +400,13 @@ impl Kinds for GatewayKinds {
                 accounts,
                 ..
             } => {
-                if address.rsplit_once(':').is_none_or(|(host, port)| {
-                    host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0)
-                }) {
-                    problems.push(table.problem(
-                        "address",
-                        format!("`address` must be host:port, not `{address}`"),
-                    ));
-                }
-                for (field, v) in [
-                    ("sender_comp_id", &sender_comp_id),
-                    ("target_comp_id", &target_comp_id),
-                ] {
-                    if v.is_empty() || v.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-                        problems.push(table.problem(
-                            field,
-                            format!("`{field}` must be printable ASCII without spaces, not `{v}`"),
-                        ));
-                    }
-                }
-                if !(1..=3600).contains(&heartbeat_s) {
-                    problems.push(table.problem(
-                        "heartbeat_s",
-                        format!("`heartbeat_s` must be 1 to 3600 seconds, not {heartbeat_s}"),
-                    ));
-                }
+                problems.extend(check_address(table, &address));
+                problems.extend(check_session(
+                    table,
+                    &sender_comp_id,
+                    &target_comp_id,
+                    heartbeat_s,
+                ));
                 if accounts.keys().any(|a| a.is_empty()) {
                     problems.push(table.problem("accounts", "an account must not be empty"));
                 }
@@ -311,9 +416,89 @@ impl Kinds for GatewayKinds {
     }
 }
 
+/// `address` is `host:port`.
+fn check_address(table: &Item<'_>, address: &str) -> Option<Problem> {
+    address
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0))
+        .then(|| {
+            table.problem(
+                "address",
+                format!("`address` must be host:port, not `{address}`"),
+            )
+        })
+}
+
+/// A FIX session's comp ids and heartbeat.
+fn check_session(table: &Item<'_>, sender: &str, target: &str, heartbeat_s: u32) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (field, v) in [("sender_comp_id", sender), ("target_comp_id", target)] {
+        if !printable(v) {
+            problems.push(table.problem(
+                field,
+                format!("`{field}` must be printable ASCII without spaces, not `{v}`"),
+            ));
+        }
+    }
+    if !(1..=3600).contains(&heartbeat_s) {
+        problems.push(table.problem(
+            "heartbeat_s",
+            format!("`heartbeat_s` must be 1 to 3600 seconds, not {heartbeat_s}"),
+        ));
+    }
+    problems
+}
+
+/// Not empty, printable ASCII, no spaces: what a FIX identifier may hold.
+fn printable(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+fn check_fix_venue(table: &Item<'_>, fix: &FixVenueSettings) -> Vec<Problem> {
+    let mut problems = check_session(
+        table,
+        &fix.sender_comp_id,
+        &fix.target_comp_id,
+        fix.heartbeat_s,
+    );
+    if let Some((follower, account)) = fix
+        .accounts
+        .iter()
+        .find(|(f, a)| f.is_empty() || !printable(a))
+    {
+        problems.push(table.problem(
+            "accounts",
+            format!("follower `{follower}`: its account `{account}` must be printable ASCII without spaces"),
+        ));
+    }
+    if fix.rate_per_sec == Some(0) {
+        problems.push(table.problem(
+            "rate_per_sec",
+            "`rate_per_sec` must be positive (leave it out for no limit)",
+        ));
+    }
+    if !(1..=600_000).contains(&fix.recover_timeout_ms) {
+        problems.push(table.problem(
+            "recover_timeout_ms",
+            format!(
+                "`recover_timeout_ms` must be 1 to 600000, not {}",
+                fix.recover_timeout_ms
+            ),
+        ));
+    }
+    if let Err(why) = fix.reject_codes() {
+        problems.push(table.problem("reject_codes", why));
+    }
+    problems
+}
+
 mod defaults {
     pub fn fix_heartbeat_s() -> u32 {
         30
+    }
+
+    pub fn recover_timeout_ms() -> u64 {
+        10_000
     }
 
     pub fn heartbeat_ms() -> u64 {

@@ -21,7 +21,7 @@ use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, SymbolSpec, Universe, VenueIdx};
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::{Gateway, VenueBooks, VenueError};
+use fillcast_engine::port::{AskedOrder, Gateway, VenueBooks, VenueError};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -625,11 +625,11 @@ impl Gateway for SimVenue {
     /// which is the truth when the venue died with the engine.
     fn recover(
         &mut self,
-        order_ids: &[u64],
+        orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
-        for &id in order_ids {
-            for r in self.answer(id) {
+        for o in orders {
+            for r in self.answer(o.id) {
                 out(r);
             }
         }
@@ -641,8 +641,12 @@ impl Gateway for SimVenue {
         since: Nanos,
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
-        let ids = SimVenue::orders_since(self, since);
-        self.recover(&ids, out)
+        for id in SimVenue::orders_since(self, since) {
+            for r in self.answer(id) {
+                out(r);
+            }
+        }
+        Ok(())
     }
 
     fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {

@@ -52,7 +52,7 @@ use crate::simwire::{
 use fillcast_engine::clock;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::{Gateway, VenueBooks, VenueError};
+use fillcast_engine::port::{AskedOrder, Gateway, VenueBooks, VenueError};
 use fillcast_engine::units::{Lots, Nanos};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -1012,6 +1012,34 @@ impl SimClient {
     }
 }
 
+impl SimClient {
+    /// `Gateway::recover` by ids (`orders_since` knows only ids).
+    fn recover_ids(
+        &mut self,
+        order_ids: &[u64],
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), VenueError> {
+        let answers =
+            self.query(order_ids, self.recover_timeout)
+                .map_err(|e| VenueError::Failed {
+                    venue: self.name.clone(),
+                    what: format!("asking about {} orders", order_ids.len()),
+                    cause: e.to_string(),
+                })?;
+        debug_assert_eq!(answers.len(), order_ids.len());
+        let now = clock::now();
+        for answer in &answers {
+            for mut r in answer.reports() {
+                r.recv_ts = now;
+                if self.track(&r) {
+                    out(r);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Gateway for SimClient {
     fn name(&self) -> &str {
         &self.name
@@ -1160,27 +1188,11 @@ impl Gateway for SimClient {
     /// the orders were settled.
     fn recover(
         &mut self,
-        order_ids: &[u64],
+        orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
-        let answers =
-            self.query(order_ids, self.recover_timeout)
-                .map_err(|e| VenueError::Failed {
-                    venue: self.name.clone(),
-                    what: format!("asking about {} orders", order_ids.len()),
-                    cause: e.to_string(),
-                })?;
-        debug_assert_eq!(answers.len(), order_ids.len());
-        let now = clock::now();
-        for answer in &answers {
-            for mut r in answer.reports() {
-                r.recv_ts = now;
-                if self.track(&r) {
-                    out(r);
-                }
-            }
-        }
-        Ok(())
+        let ids: Vec<u64> = orders.iter().map(|o| o.id).collect();
+        self.recover_ids(&ids, out)
     }
 
     fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
@@ -1215,7 +1227,7 @@ impl Gateway for SimClient {
                 what: "listing its orders".into(),
                 cause: e.to_string(),
             })?;
-        self.recover(&ids, out)
+        self.recover_ids(&ids, out)
     }
 }
 

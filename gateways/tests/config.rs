@@ -9,7 +9,7 @@
 use fillcast_engine::config::{load_str_with, load_with, struct_fields, ConfigErrors, VenueConfig};
 use fillcast_engine::model::Universe;
 use fillcast_gateways::config::{
-    GatewayKinds, SimVenueConfig, SourceSettings, VenueKind, VenueSettings,
+    FixVenueSettings, GatewayKinds, SimVenueConfig, SourceSettings, VenueKind, VenueSettings,
 };
 use std::path::{Path, PathBuf};
 
@@ -67,7 +67,7 @@ fn check_lines(errs: &ConfigErrors, offset: usize, expected: &[(usize, &str)]) {
 
 #[test]
 fn example_configs_load_and_build() {
-    for name in ["example.toml", "run-file.toml", "demo.toml"] {
+    for name in ["example.toml", "run-file.toml", "demo.toml", "fix.toml"] {
         let path = repo().join("config").join(name);
         let cfg = load_with(&path, &GatewayKinds).unwrap_or_else(|e| panic!("{name}:\n{e}"));
         let plain = fillcast_engine::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -100,6 +100,7 @@ fn example_and_reference_document_every_key() {
     for f in [
         struct_fields::<VenueSettings>(),
         struct_fields::<SimVenueConfig>(),
+        struct_fields::<FixVenueSettings>(),
     ] {
         assert!(!f.is_empty());
         keys.extend(f);
@@ -159,8 +160,11 @@ fn unknown_enum_values_are_errors() {
         )],
     );
     check_raw(
-        "[[venues]]\nname = \"v\"\nkind = \"fix\"\n",
-        &[(3, "unknown variant `fix`")],
+        "[[venues]]\nname = \"v\"\nkind = \"ouch\"\n",
+        &[(
+            3,
+            "`kind`: unknown variant `ouch`, expected one of `sim`, `sim_remote`, `fix`",
+        )],
     );
 }
 
@@ -202,8 +206,8 @@ fills = 0
         ],
     );
     check_raw(
-        "[[venues]]\nname = \"v\"\nkind = \"fix\"\n[engine]\nmax_retries = 0\n",
-        &[(3, "unknown variant `fix`")],
+        "[[venues]]\nname = \"v\"\nkind = \"ouch\"\n[engine]\nmax_retries = 0\n",
+        &[(3, "unknown variant `ouch`")],
     );
 }
 
@@ -252,7 +256,7 @@ down_after_ms = 100
         "[[venues]]\nname = \"r\"\nkind = \"sim_remote\"\n\n[[venues]]\nname = \"l\"\nkind = \"sim\"\naddress = \"x:1\"\n",
         &[
             (3, "a `sim_remote` venue needs `address`"),
-            (8, "`address` is only used by kind `sim_remote`"),
+            (8, "`address` is only used by kinds `sim_remote` and `fix`"),
         ],
     );
 }
@@ -290,6 +294,7 @@ fn settings_read_back_from_a_loaded_config() {
         name: "x".into(),
         kind: "carrier_pigeon".into(),
         settings: Default::default(),
+        dir: Default::default(),
     };
     assert!(VenueSettings::of(&built)
         .unwrap_err()
@@ -334,4 +339,66 @@ fn a_fix_source_is_checked_key_by_key() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_fix_venue_is_checked_key_by_key() {
+    check(
+        "[[venues]]\nname = \"x\"\nkind = \"fix\"\n",
+        &[
+            (3, "a `fix` venue needs `address`"),
+            (3, "a `fix` venue needs a `[venues.fix]` table"),
+        ],
+    );
+    check(
+        "[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"nowhere\"\n[venues.fix]\nsender_comp_id = \"FILL CAST\"\ntarget_comp_id = \"VENUE\"\nheartbeat_s = 0\naccounts = { F1 = \"A 1\" }\nrate_per_sec = 0\nrecover_timeout_ms = 0\nreject_codes = { \"99\" = \"margin\" }\n",
+        &[
+            (4, "`address` must be host:port, not `nowhere`"),
+            (6, "`sender_comp_id` must be printable ASCII without spaces"),
+            (8, "`heartbeat_s` must be 1 to 3600 seconds, not 0"),
+            (9, "follower `F1`: its account `A 1` must be printable"),
+            (10, "`rate_per_sec` must be positive"),
+            (11, "`recover_timeout_ms` must be 1 to 600000, not 0"),
+            (12, "code 99: `margin` is not a reject policy"),
+        ],
+    );
+    // Code 5 keeps FIX's meaning (a status request's unknown order); the
+    // engine's own reasons are not the venue's to give.
+    check(
+        "[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"h:1\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreject_codes = { \"5\" = \"other\" }\n",
+        &[(8, "`5` is not an OrdRejReason code")],
+    );
+    check(
+        "[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"h:1\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreject_codes = { \"7\" = \"venue_down\" }\n",
+        &[(8, "`venue_down` is not a reject policy")],
+    );
+    // A session that resets on every logon would lose what the venue sent while
+    // fillcast was away: not offered.
+    check(
+        "[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"h:1\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreset_on_logon = true\n",
+        &[(8, "`fix`: unknown field `reset_on_logon`")],
+    );
+    check(
+        "[[venues]]\nname = \"x\"\nkind = \"sim\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\n",
+        &[(4, "`[venues.fix]` is only used by kind `fix`")],
+    );
+    // A good one loads, its store beside the file, its codes read.
+    let good = format!(
+        "{BASE}[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"127.0.0.1:9878\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreject_codes = {{ \"99\" = \"insufficient_margin\" }}\n"
+    );
+    let cfg = fillcast_engine::config::load_str_with(&good, &repo().join("x.toml"), &GatewayKinds)
+        .expect("a good fix venue loads");
+    let v = VenueSettings::of(&cfg.venues[1]).expect("reads");
+    let fix = v.fix.as_ref().expect("[venues.fix]");
+    assert_eq!(fix.store_in(&v.dir), repo().join("fix-A-B.seqs"));
+    assert_eq!(
+        (fix.heartbeat_s, fix.rate_per_sec, fix.recover_timeout_ms),
+        (30, None, 10_000)
+    );
+    assert_eq!(
+        fix.reject_codes().unwrap(),
+        [(99, fillcast_engine::event::RejectReason::InsufficientMargin)]
+            .into_iter()
+            .collect()
+    );
 }

@@ -527,3 +527,88 @@ fn regression_a_resetting_logon_not_numbered_1_moved_the_expected_number_back() 
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(s.seqs(), (1, 2));
 }
+
+/// Found by the unclean-restart test against QuickFIX: our Logon resumed ahead
+/// (a gap for the counterparty), its Logon showed a gap for us, and its
+/// ResendRequest came in the same read. Our ResendRequest took its number after
+/// the session had chosen the GapFill's NewSeqNo, so the GapFill, written after
+/// it, did not cover it: QuickFIX had taken it out of order and waited for it
+/// again for ever. The GapFill must cover every message written before it.
+#[test]
+fn regression_a_gap_fill_did_not_cover_the_resend_request_written_before_it() {
+    use fillcast_engine::units::Nanos;
+    use fillcast_gateways::fix::conn::Connection;
+    use fillcast_gateways::fix::session::CompIds;
+    use fillcast_gateways::fix::{Decoder, Encoder, Header, Limits};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut venue, _) = listener.accept().unwrap();
+    venue
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let ids = CompIds {
+        sender: b"US",
+        target: b"THEM",
+    };
+    let mut c = Connection::start(stream, cfg(), ids, (100, 1), Nanos(1)).expect("logon");
+
+    // What the venue reads, as (MsgType, MsgSeqNum, NewSeqNo) until `n` came.
+    let mut inbox = Vec::new();
+    let reader = venue.try_clone().unwrap();
+    let mut read = |n: usize| {
+        let mut venue = &reader;
+        let mut got = Vec::new();
+        let mut dec = Decoder::new(Limits::default());
+        while got.len() < n {
+            let mut chunk = [0u8; 4096];
+            let k = venue.read(&mut chunk).expect("our messages");
+            assert!(k > 0, "closed after {got:?}");
+            inbox.extend_from_slice(&chunk[..k]);
+            while let Ok(Some((m, used))) = dec.next(&inbox) {
+                got.push((m.msg_type().to_vec(), m.u64(34).unwrap(), m.u64(36).ok()));
+                inbox.drain(..used);
+            }
+        }
+        got
+    };
+    assert_eq!(read(1), vec![(b"A".to_vec(), 100, None)]);
+
+    let enc = Encoder::new(Limits::default());
+    let mut bytes = Vec::new();
+    let header = |msg_type: &'static [u8], seq| Header {
+        msg_type,
+        sender_comp_id: b"THEM",
+        target_comp_id: b"US",
+        msg_seq_num: seq,
+        sending_time: Nanos(1),
+    };
+    let mut w = enc.begin(&mut bytes, &header(b"A", 5)).unwrap();
+    w.u64(98, 0).unwrap().u64(108, 10).unwrap();
+    w.finish();
+    let mut w = enc.begin(&mut bytes, &header(b"2", 6)).unwrap();
+    w.u64(7, 1).unwrap().u64(16, 0).unwrap();
+    w.finish();
+    // Ahead of what we expect (1): held back until our resend request is filled.
+    let w = enc.begin(&mut bytes, &header(b"0", 7)).unwrap();
+    w.finish();
+    venue.write_all(&bytes).unwrap();
+
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.state() != State::Active || !c.catching_up() {
+        assert!(std::time::Instant::now() < until, "no logon");
+        c.poll(Nanos(2), &mut |m| panic!("nothing to deliver: {m:?}"))
+            .expect("session goes on");
+    }
+    let got = read(2);
+    assert_eq!(
+        got,
+        vec![
+            (b"2".to_vec(), 101, None),
+            // Covers 100 and 101: the next message we write is 102.
+            (b"4".to_vec(), 1, Some(102)),
+        ]
+    );
+}

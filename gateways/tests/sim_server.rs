@@ -8,7 +8,7 @@
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::ids::decision_id;
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, SymbolSpec, VenueIdx};
-use fillcast_engine::port::{Gateway, VenueError};
+use fillcast_engine::port::{AskedOrder, Gateway, VenueError};
 use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
 use fillcast_gateways::config::SimVenueConfig;
 use fillcast_gateways::sim::{OrderHistory, QueryAnswer, SimVenue, SymbolTerms};
@@ -36,6 +36,18 @@ const WAIT: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------
 // Helpers
+
+/// Orders by id alone, as the simulated venue answers them.
+fn asked(ids: &[u64]) -> Vec<AskedOrder> {
+    ids.iter()
+        .map(|&id| AskedOrder {
+            id,
+            follower: FollowerIdx(0),
+            symbol: SymbolIdx(0),
+            side: Side::Buy,
+        })
+        .collect()
+}
 
 fn noisy(seed: u64) -> SimVenueConfig {
     SimVenueConfig {
@@ -388,7 +400,7 @@ fn in_process_answer_and_recover_give_the_fills_and_ends() {
     let mut ids: Vec<u64> = orders.iter().map(|o| o.id).collect();
     ids.insert(10, 77);
     let mut recovered = Vec::new();
-    v.recover(&ids, &mut |r| recovered.push(r))
+    v.recover(&asked(&ids), &mut |r| recovered.push(r))
         .expect("recover");
     let mut expected: Vec<ExecReport> = orders
         .iter()
@@ -422,7 +434,7 @@ fn a_fresh_in_process_venue_knows_no_order() {
     let mut v = venue(&noisy(6));
     let ids = [1u64, 2, 3];
     let mut recovered = Vec::new();
-    v.recover(&ids, &mut |r| recovered.push(r))
+    v.recover(&asked(&ids), &mut |r| recovered.push(r))
         .expect("recover");
     assert_eq!(recovered, ids.map(unknown).to_vec());
     assert_eq!(v.orders_received(), 0);
@@ -1023,7 +1035,7 @@ fn a_restarted_client_recovers_what_the_venue_did_with_the_old_orders() {
     let mut ids: Vec<u64> = old.iter().map(|o| o.id).collect();
     ids.push(never_sent);
     let mut recovered = Vec::new();
-    b.recover(&ids, &mut |r| recovered.push(r))
+    b.recover(&asked(&ids), &mut |r| recovered.push(r))
         .expect("recover");
     assert!(recovered.iter().all(|r| r.recv_ts.0 > 0));
     let mut trade_ids = HashSet::new();
@@ -1109,7 +1121,7 @@ fn recover_fails_within_its_timeout_when_the_venue_does_not_answer() {
         .expect("connect")
         .with_recover_timeout(Duration::from_millis(300));
     let started = Instant::now();
-    let result = client.recover(&[1, 2, 3], &mut |r| panic!("no answer came: {r:?}"));
+    let result = client.recover(&asked(&[1, 2, 3]), &mut |r| panic!("no answer came: {r:?}"));
     let err = result.expect_err("a timeout");
     // A failure, not "cannot": the restart must not go on without the answer.
     assert!(

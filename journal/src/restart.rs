@@ -21,7 +21,7 @@ use fillcast_engine::core::{Core, ShapeChanged};
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::Universe;
 use fillcast_engine::order::IdHash;
-use fillcast_engine::port::{Gateway, JournalSink, VenueError};
+use fillcast_engine::port::{AskedOrder, Gateway, JournalSink, VenueError};
 use fillcast_engine::units::Nanos;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ pub trait Venues {
     fn recover(
         &mut self,
         venue: usize,
-        order_ids: &[u64],
+        orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError>;
     /// `Gateway::orders_since` of venue `venue`.
@@ -162,11 +162,11 @@ impl Venues for [Box<dyn Gateway>] {
     fn recover(
         &mut self,
         venue: usize,
-        order_ids: &[u64],
+        orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
         match self.get_mut(venue) {
-            Some(g) => g.recover(order_ids, out),
+            Some(g) => g.recover(orders, out),
             None => Err(no_gateway(venue)),
         }
     }
@@ -422,12 +422,17 @@ pub fn open<V: Venues + ?Sized>(
     let universe = &universe;
     let (cursors, taken_events) = (r.cursors, r.taken_events);
     // Orders sent and never answered: ask their venues.
-    let mut by_venue: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    let mut by_venue: BTreeMap<usize, Vec<AskedOrder>> = BTreeMap::new();
     for o in core.orders().filter(|o| !o.state.is_terminal()) {
         by_venue
             .entry(universe.sym(o.symbol).venue.0 as usize)
             .or_default()
-            .push(o.id);
+            .push(AskedOrder {
+                id: o.id,
+                follower: universe.subs[o.sub.0 as usize].follower,
+                symbol: o.symbol,
+                side: o.side,
+            });
     }
     let mut recovered = Vec::new();
     let mut asked = BTreeMap::new();

@@ -4,7 +4,7 @@
 use fillcast_engine::config::load_str;
 use fillcast_engine::event::ExecReport;
 use fillcast_engine::model::Universe;
-use fillcast_engine::port::VenueError;
+use fillcast_engine::port::{AskedOrder, VenueError};
 use fillcast_engine::units::Nanos;
 use fillcast_journal::restart::{self, RestartError, Venues};
 use fillcast_journal::writer::JournalOptions;
@@ -24,7 +24,7 @@ impl Venues for Listing {
     fn recover(
         &mut self,
         _venue: usize,
-        _ids: &[u64],
+        _orders: &[AskedOrder],
         _out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
         Ok(())

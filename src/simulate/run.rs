@@ -16,7 +16,7 @@ use fillcast_engine::event::{
 use fillcast_engine::model::{SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::outputs::{Decision, Reason};
 use fillcast_engine::pipeline::{self, JOURNAL_CHUNK};
-use fillcast_engine::port::{JournalEntry, JournalSink, SinkError, VenueError};
+use fillcast_engine::port::{AskedOrder, JournalEntry, JournalSink, SinkError, VenueError};
 use fillcast_engine::units::Nanos;
 use fillcast_gateways::sim::{SimVenue, SymbolTerms};
 use fillcast_journal::restart::{self, RestartError, Venues};
@@ -103,12 +103,12 @@ impl Venues for Asking<'_> {
     fn recover(
         &mut self,
         venue: usize,
-        order_ids: &[u64],
+        orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
         let failed = |cause: &str| VenueError::Failed {
             venue: format!("v{venue}"),
-            what: format!("asking about {} orders", order_ids.len()),
+            what: format!("asking about {} orders", orders.len()),
             cause: cause.into(),
         };
         let v = self
@@ -118,11 +118,11 @@ impl Venues for Asking<'_> {
         if !v.link_works() {
             return Err(failed("link down"));
         }
-        for &id in order_ids {
-            if Some(id) == self.silent {
+        for o in orders {
+            if Some(o.id) == self.silent {
                 continue;
             }
-            for r in v.answer(id).1 {
+            for r in v.answer(o.id).1 {
                 out(r);
             }
         }

@@ -340,6 +340,9 @@ impl<'k> Loader<'k> {
         for source in &mut cfg.sources {
             source.dir.clone_from(&self.base);
         }
+        for venue in &mut cfg.venues {
+            venue.dir.clone_from(&self.base);
+        }
         if let Some(j) = cfg.journal.as_mut() {
             j.dir = resolve(&self.base, &j.dir);
         }

@@ -376,6 +376,9 @@ pub struct VenueConfig {
     /// Every other key of the table.
     #[serde(flatten)]
     pub settings: toml::Table,
+    /// The folder of the config file (as for a source).
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 /// A `[[sources]]` table: where leader fills come from. As for a venue, `kind` and
@@ -575,6 +578,7 @@ impl Config {
                     name: v.name.clone(),
                     kind: MODEL_V1_VENUE_KIND.into(),
                     settings: model_v1_venue_settings(),
+                    dir: PathBuf::new(),
                 })
                 .collect(),
             sources: Vec::new(),

@@ -2,12 +2,13 @@
 //! driven by the session state machine. `poll` reads what has arrived, decodes
 //! it, lets the session answer the administrative messages, hands application
 //! messages to the caller in sequence, and writes what is due (heartbeats, test
-//! requests); `send` writes an application message with the next sequence
-//! number. It neither blocks nor sleeps: the I/O thread calls it with the time.
+//! requests); `send` queues an application message with the next sequence
+//! number, and `flush` (or the next `poll`) writes everything queued in as few
+//! socket writes as the socket takes: a whole egress chunk goes out in one. It
+//! neither blocks nor sleeps: the I/O thread calls it with the time.
 //!
-//! What it does not do yet: reconnect (the caller makes a new `Connection` with
-//! the numbers `seqs` gave), throttle, or keep the numbers on disk (the caller's
-//! session store).
+//! The caller reconnects (a new `Connection` with the numbers `seqs` gave),
+//! throttles, and keeps the numbers on disk (its session store).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -174,9 +175,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes an application message of type `msg_type` with the next sequence
-    /// number: `body` writes its fields after the standard header. Returns the
-    /// sequence number it took.
+    /// Queues an application message of type `msg_type` with the next sequence
+    /// number (`body` writes its fields after the standard header); `flush` or
+    /// the next `poll` writes it. Returns the sequence number it took.
     pub fn send(
         &mut self,
         msg_type: &[u8],
@@ -196,8 +197,18 @@ impl Connection {
         )?;
         body(&mut w)?;
         w.finish();
-        self.flush()?;
         Ok(seq)
+    }
+
+    /// Whether the counterparty is resending a gap we asked for: messages past
+    /// it wait until it is filled.
+    pub fn catching_up(&self) -> bool {
+        self.session.resending()
+    }
+
+    /// Bytes queued and not yet taken by the socket (a slow counterparty).
+    pub fn unsent(&self) -> usize {
+        self.outbox.len()
     }
 
     /// Our Logout; the connection ends when the counterparty answers (`poll`).
@@ -208,10 +219,19 @@ impl Connection {
     }
 
     fn queue(&mut self, a: &Admin, now: Nanos) -> Result<(), Closed> {
-        let seq = match a {
-            // A gap fill carries its own number and takes none.
-            Admin::GapFill { .. } => 0,
-            _ => self.session.take_seq(now.0),
+        let (a, seq) = match *a {
+            // A gap fill carries its own number and takes none. It covers every
+            // message written before it, numbered after the session chose it
+            // (a ResendRequest answered in the same read): the counterparty may
+            // have taken those out of order and will not see them again.
+            Admin::GapFill { seq, .. } => (
+                &Admin::GapFill {
+                    seq,
+                    new_seq_no: self.session.seqs().0,
+                },
+                0,
+            ),
+            _ => (a, self.session.take_seq(now.0)),
         };
         let ids = CompIds {
             sender: &self.sender,
@@ -221,8 +241,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes as much of the outbox as the socket takes now.
-    fn flush(&mut self) -> Result<(), Closed> {
+    /// Writes as much of what is queued as the socket takes now; the rest waits
+    /// for the next `flush` or `poll`.
+    pub fn flush(&mut self) -> Result<(), Closed> {
         let mut written = 0;
         while written < self.outbox.len() {
             match self.stream.write(&self.outbox[written..]) {

@@ -9,8 +9,7 @@
 //! - [`conn`]: one session over a non-blocking socket; [`store`]: its sequence
 //!   numbers across restarts;
 //! - [`dropcopy`]: the drop-copy source (`[[sources]] kind = "fix"`);
-//! - [`orderentry`]: the order-entry gateway (not configurable yet: it cannot be
-//!   asked about unanswered orders after a restart).
+//! - [`orderentry`]: the order-entry gateway (`[[venues]] kind = "fix"`).
 //!
 //! **Architecture Invariant:** the codec does no I/O and keeps no session state; it
 //! reports what is wrong with the bytes and how far to skip, and the session decides

@@ -1,9 +1,15 @@
-//! The FIX order-entry gateway: follower orders as NewOrderSingles on one
-//! session, their ExecutionReports back as the engine's reports.
+//! The FIX order-entry gateway (`[[venues]] kind = "fix"`): follower orders as
+//! NewOrderSingles on one session, their ExecutionReports back as the engine's
+//! reports.
 //!
 //! - While the session is down (or settling), an order is rejected at once with
 //!   `VenueDown`: it never left, so the resync may send its catch-up with a fresh
-//!   id.
+//!   id. Orders the throttle still held when it went down are refused the same way.
+//! - The throttle (`rate_per_sec`) holds orders in the gateway's queue so that no
+//!   one-second window carries more of our application messages than it allows;
+//!   past `QUEUE_MAX` held orders `can_accept` says no and the engine's egress ring
+//!   waits (backpressure, never loss). Each `submit` and `poll` writes what it
+//!   sent in one socket write.
 //! - An order leaves with the next MsgSeqNum; it is in flight until an
 //!   ExecutionReport ends it (OrdStatus filled, canceled, rejected, expired), or
 //!   a session Reject or BusinessMessageReject names its MsgSeqNum (refused
@@ -12,19 +18,24 @@
 //!   OrderStatusRequest, and the gateway is up again only once each has its
 //!   answer; fills made while the session was down come back first, through the
 //!   counterparty's resend of the gap (the session resumes its numbers).
-//!
-//! Not built yet: `Gateway::recover` after a restart (FIX 4.4's
-//! OrderStatusRequest needs the order's Side and Symbol, which `recover` is not
-//! given), a throttle, and config (`[[venues]] kind = "fix"`).
+//! - After a restart (`Gateway::recover`), the same: the orders the journal holds
+//!   unanswered are asked about. After an unclean stop the session asks the
+//!   counterparty to resend everything it sent in this session (the session store
+//!   may be ahead of the journal: reports the engine read and never journaled),
+//!   and the engine counts the fills it already had as duplicates by ExecID.
+//! - A report about an order not in flight (a resend of one that ended) changes
+//!   nothing, and only its fills are handed on: the engine de-duplicates them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use fillcast_engine::clock;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::parse_client_order_id;
-use fillcast_engine::model::{Side, SymbolIdx, Universe};
-use fillcast_engine::port::Gateway;
+use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, Universe};
+use fillcast_engine::port::{AskedOrder, Gateway, VenueError};
 use fillcast_engine::units::Nanos;
 
 use super::app::{order_report, reject_reason, ClOrdId, Execution, NewOrder, ReduceOnly};
@@ -32,6 +43,12 @@ use super::codec::{parse_u64, Message};
 use super::conn::{dial, Backoff, Closed, Connection};
 use super::session::{CompIds, SessionConfig, State};
 use super::store::{resume, SeqStore, StoreError};
+
+/// Orders the throttle may hold before `can_accept` says no.
+pub const QUEUE_MAX: usize = 4096;
+
+/// Bytes the socket may leave unwritten before `can_accept` says no.
+const UNSENT_MAX: usize = 1 << 20;
 
 /// An order-entry session's settings.
 #[derive(Clone, Debug)]
@@ -46,15 +63,63 @@ pub struct OrderEntryConfig {
     pub accounts: HashMap<String, String>,
     pub reduce_only: ReduceOnly,
     pub store: PathBuf,
+    /// The last run did not stop cleanly: see the module doc.
     pub unclean: bool,
+    /// Application messages per second at most (`None`: no limit).
+    pub rate_per_sec: Option<u32>,
+    /// The venue's own OrdRejReason (103) codes, over FIX 4.4's (`reject_reason`).
+    pub reject_codes: HashMap<u32, RejectReason>,
+    /// How long `recover` may wait for the venue's answers.
+    pub recover_timeout: Duration,
+}
+
+/// At most `rate` messages in any one-second window: the times of the last
+/// `rate` sends.
+#[derive(Debug)]
+struct Throttle {
+    rate: usize,
+    sent: VecDeque<u64>,
+}
+
+impl Throttle {
+    fn new(rate: Option<u32>) -> Throttle {
+        let rate = rate.map_or(usize::MAX, |r| r.max(1) as usize);
+        Throttle {
+            rate,
+            sent: VecDeque::with_capacity(if rate == usize::MAX {
+                0
+            } else {
+                rate.min(1 << 20)
+            }),
+        }
+    }
+
+    fn may_send(&self, now: Nanos) -> bool {
+        self.sent.len() < self.rate
+            || self
+                .sent
+                .front()
+                .is_some_and(|&t| now.0.saturating_sub(t) >= 1_000_000_000)
+    }
+
+    fn sent(&mut self, now: Nanos) {
+        if self.rate == usize::MAX {
+            return;
+        }
+        if self.sent.len() == self.rate {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(now.0);
+    }
 }
 
 /// An order in flight: what a status request names, and the MsgSeqNum it left
-/// with (`None`: its send failed part-way, so it may or may not have left).
+/// with (`None`: its send failed part-way, or it is known from the journal).
 #[derive(Clone, Copy, Debug)]
 struct InFlight {
     side: Side,
     symbol: SymbolIdx,
+    follower: FollowerIdx,
     seq: Option<u64>,
 }
 
@@ -66,16 +131,20 @@ struct Orders {
     in_flight: HashMap<u64, InFlight>,
     /// Our MsgSeqNum → the order it carried, for a Reject that names it.
     by_seq: HashMap<u64, u64>,
-    /// Orders asked about after a reconnect and not answered yet.
+    /// Orders asked about and not answered yet.
     asking: HashSet<u64>,
     ready: VecDeque<ExecReport>,
+    reject_codes: HashMap<u32, RejectReason>,
+    /// Reports about orders not in flight that were not fills: dropped.
+    stale: u64,
 }
 
 impl Orders {
-    fn sent(&mut self, o: &FollowerOrder, seq: Option<u64>) {
+    fn sent(&mut self, o: &AskedOrder, seq: Option<u64>) {
         let f = InFlight {
             side: o.side,
             symbol: o.symbol,
+            follower: o.follower,
             seq,
         };
         self.in_flight.insert(o.id, f);
@@ -94,6 +163,11 @@ impl Orders {
         self.asking.remove(&id);
     }
 
+    fn reason(&self, code: Option<u32>) -> RejectReason {
+        code.and_then(|c| self.reject_codes.get(&c).copied())
+            .unwrap_or_else(|| reject_reason(code))
+    }
+
     fn on_message(&mut self, m: &Message<'_>, u: &Universe, now: Nanos) {
         match m.msg_type() {
             b"8" => {
@@ -105,10 +179,18 @@ impl Orders {
                     let Some(id) = e.cl_ord_id.and_then(parse_client_order_id) else {
                         return;
                     };
+                    if !self.asking.contains(&id) {
+                        self.stale += 1;
+                        return;
+                    }
                     let kind = match e.ord_status {
                         Some(b'4') => Some((ExecKind::Canceled, RejectReason::None)),
                         Some(b'C') => Some((ExecKind::Expired, RejectReason::None)),
-                        Some(b'8') => Some((ExecKind::Rejected, reject_reason(e.ord_rej_reason))),
+                        // Unknown order (5) is FIX's own answer to a status request.
+                        Some(b'8') if e.ord_rej_reason == Some(5) => {
+                            Some((ExecKind::Rejected, RejectReason::UnknownOrder))
+                        }
+                        Some(b'8') => Some((ExecKind::Rejected, self.reason(e.ord_rej_reason))),
                         _ => None,
                     };
                     if let Some((kind, reject)) = kind {
@@ -127,16 +209,25 @@ impl Orders {
                     }
                     return;
                 }
-                if let Ok(Some(r)) = order_report(&e, u, now) {
-                    self.ready.push_back(r);
-                    if terminal
-                        || matches!(
-                            r.kind,
-                            ExecKind::Rejected | ExecKind::Canceled | ExecKind::Expired
-                        )
-                    {
-                        self.ended(r.order_id);
-                    }
+                let Ok(Some(mut r)) = order_report(&e, u, now) else {
+                    return;
+                };
+                if !self.in_flight.contains_key(&r.order_id) && r.kind != ExecKind::Fill {
+                    // A resend of an order that ended: nothing new.
+                    self.stale += 1;
+                    return;
+                }
+                if r.kind == ExecKind::Rejected {
+                    r.reject = self.reason(e.ord_rej_reason);
+                }
+                self.ready.push_back(r);
+                if terminal
+                    || matches!(
+                        r.kind,
+                        ExecKind::Rejected | ExecKind::Canceled | ExecKind::Expired
+                    )
+                {
+                    self.ended(r.order_id);
                 }
             }
             // A session Reject or a BusinessMessageReject of one of our orders.
@@ -165,8 +256,12 @@ pub struct OrderEntryGateway {
     seqs: (u64, u64),
     conn: Option<Connection>,
     orders: Orders,
-    /// A reconnect's status requests are still to be sent.
-    settle: bool,
+    /// Orders taken and held by the throttle: not sent yet.
+    queue: VecDeque<FollowerOrder>,
+    throttle: Throttle,
+    /// Orders to ask about once the session is active (a reconnect's, a
+    /// restart's).
+    to_ask: Vec<u64>,
     backoff: Backoff,
     down_reason: Option<String>,
 }
@@ -177,21 +272,42 @@ impl OrderEntryGateway {
         universe: Arc<Universe>,
     ) -> Result<OrderEntryGateway, StoreError> {
         let (store, saved) = SeqStore::open(&cfg.store)?;
-        let seqs = resume(saved, cfg.unclean);
+        let mut seqs = resume(saved, cfg.unclean);
+        if cfg.unclean {
+            // Everything the venue sent this session, again: see the module doc.
+            seqs.1 = 1;
+        }
+        let throttle = Throttle::new(cfg.rate_per_sec);
+        let orders = Orders {
+            reject_codes: cfg.reject_codes.clone(),
+            ..Orders::default()
+        };
         Ok(OrderEntryGateway {
             cfg,
             universe,
             store,
             seqs,
             conn: None,
-            orders: Orders::default(),
-            settle: false,
+            orders,
+            queue: VecDeque::new(),
+            throttle,
+            to_ask: Vec::new(),
             backoff: Backoff::new(),
             down_reason: Some("not connected yet".into()),
         })
     }
 
-    fn connect(&mut self, now: Nanos) {
+    /// Reports about orders not in flight that changed nothing (resends).
+    pub fn stale_reports(&self) -> u64 {
+        self.orders.stale
+    }
+
+    /// Orders the throttle holds: taken, not sent yet.
+    pub fn held(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn connect(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) {
         let ids = CompIds {
             sender: self.cfg.sender_comp_id.as_bytes(),
             target: self.cfg.target_comp_id.as_bytes(),
@@ -200,34 +316,132 @@ impl OrderEntryGateway {
             Ok(c) => {
                 self.conn = Some(c);
                 // What was in flight when the last session ended is asked about.
-                self.settle = !self.orders.in_flight.is_empty();
+                self.to_ask = self.orders.in_flight.keys().copied().collect();
             }
-            Err(why) => self.down(now, why),
+            Err(why) => self.down(now, why, out),
         }
     }
 
-    fn down(&mut self, now: Nanos, why: String) {
+    /// The session ended: what the throttle held never left.
+    fn down(&mut self, now: Nanos, why: String, out: &mut dyn FnMut(ExecReport)) {
         if let Some(c) = self.conn.take() {
             self.seqs = c.seqs();
         }
         self.orders.asking.clear();
+        for o in self.queue.drain(..) {
+            out(venue_down(&o, now));
+        }
         self.backoff.failed(now);
         self.down_reason = Some(why);
     }
 
-    fn ask_status(&mut self, now: Nanos) -> Result<(), Closed> {
-        let conn = self.conn.as_mut().expect("asked on a connection");
-        for (&id, f) in &self.orders.in_flight {
+    fn active(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.state() == State::Active)
+    }
+
+    /// Sends what may go now: the status requests first, then the orders the
+    /// throttle holds; one socket write for all.
+    fn send_due(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> Result<(), Closed> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        if conn.state() != State::Active {
+            return Ok(());
+        }
+        while let Some(&id) = self.to_ask.last() {
+            if !self.throttle.may_send(now) {
+                break;
+            }
+            self.to_ask.pop();
+            let Some(f) = self.orders.in_flight.get(&id) else {
+                continue;
+            };
             let cl = ClOrdId::of(id);
+            let u = &self.universe;
+            let follower = &u.followers[f.follower.0 as usize].id;
+            let account = self.cfg.accounts.get(follower).unwrap_or(follower);
             conn.send(b"H", now, |w| {
                 w.str(11, cl.as_str())?
-                    .str(55, &self.universe.sym(f.symbol).name)?
+                    .str(1, account)?
+                    .str(55, &u.sym(f.symbol).name)?
                     .char(54, if f.side == Side::Buy { b'1' } else { b'2' })?;
                 Ok(())
             })?;
+            self.throttle.sent(now);
             self.orders.asking.insert(id);
         }
-        Ok(())
+        while self.to_ask.is_empty() && self.throttle.may_send(now) {
+            let Some(o) = self.queue.pop_front() else {
+                break;
+            };
+            let follower = &self.universe.followers[o.follower.0 as usize].id;
+            let account = self.cfg.accounts.get(follower).unwrap_or(follower);
+            let n = NewOrder::of(&o, &self.universe, account, self.cfg.reduce_only);
+            match conn.send(b"D", now, |w| n.write(w)) {
+                Ok(seq) => {
+                    self.throttle.sent(now);
+                    self.orders.sent(&AskedOrder::from(&o), Some(seq));
+                }
+                // Nothing of it was written (a value FIX cannot carry): it never left.
+                Err(Closed::Encode(_)) => out(ExecReport {
+                    reject: RejectReason::Other,
+                    ..venue_down(&o, now)
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        conn.flush()
+    }
+
+    /// Connects when due, reads and handles what arrived, sends what is due.
+    fn step(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) {
+        if self.conn.is_none() && self.backoff.due(now) {
+            self.connect(now, out);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let (orders, u) = (&mut self.orders, &self.universe);
+        let r = conn.poll(now, &mut |m| orders.on_message(m, u, now));
+        self.seqs = conn.seqs();
+        let r = r.and_then(|()| self.send_due(now, out));
+        if let Err(e) = r {
+            self.down(now, e.to_string(), out);
+        } else if self.active() {
+            self.backoff.succeeded();
+            if self.settled() {
+                self.down_reason = None;
+            }
+        }
+        if let Some(c) = &self.conn {
+            self.seqs = c.seqs();
+        }
+        if let Err(e) = self.store.save(self.seqs) {
+            // The numbers are not kept: a restart could not resume them. Nothing
+            // more may leave on this session.
+            let why = format!("{e}");
+            self.down(now, why, out);
+        }
+    }
+
+    /// Active, every question answered, no gap being resent.
+    fn settled(&self) -> bool {
+        self.active()
+            && self.to_ask.is_empty()
+            && self.orders.asking.is_empty()
+            && self.conn.as_ref().is_some_and(|c| !c.catching_up())
+    }
+}
+
+fn venue_down(o: &FollowerOrder, now: Nanos) -> ExecReport {
+    ExecReport {
+        order_id: o.id,
+        kind: ExecKind::Rejected,
+        reject: RejectReason::VenueDown,
+        recv_ts: now,
+        ..ExecReport::default()
     }
 }
 
@@ -236,77 +450,28 @@ impl Gateway for OrderEntryGateway {
         &self.cfg.name
     }
 
-    fn can_accept(&self, _orders: usize) -> bool {
-        true
+    fn can_accept(&self, orders: usize) -> bool {
+        // Down, it takes (and refuses) every order at once.
+        !self.is_up()
+            || (self.queue.len() + orders <= QUEUE_MAX.max(orders)
+                && self.conn.as_ref().is_none_or(|c| c.unsent() < UNSENT_MAX))
     }
 
     fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
-        let down = |o: &FollowerOrder| ExecReport {
-            order_id: o.id,
-            kind: ExecKind::Rejected,
-            reject: RejectReason::VenueDown,
-            recv_ts: now,
-            ..ExecReport::default()
-        };
-        for (i, o) in orders.iter().enumerate() {
-            if !self.is_up() {
-                out(down(o));
-                continue;
+        if !self.is_up() {
+            for o in orders {
+                out(venue_down(o, now));
             }
-            let follower = &self.universe.followers[o.follower.0 as usize].id;
-            let account = self.cfg.accounts.get(follower).unwrap_or(follower);
-            let n = NewOrder::of(o, &self.universe, account, self.cfg.reduce_only);
-            let conn = self.conn.as_mut().expect("up");
-            match conn.send(b"D", now, |w| n.write(w)) {
-                Ok(seq) => self.orders.sent(o, Some(seq)),
-                // Nothing of it was written (a value FIX cannot carry): it never left.
-                Err(Closed::Encode(_)) => out(ExecReport {
-                    reject: RejectReason::Other,
-                    ..down(o)
-                }),
-                Err(e) => {
-                    // It may have left: asked about after the reconnect.
-                    self.orders.sent(o, None);
-                    self.down(now, e.to_string());
-                    for o in &orders[i + 1..] {
-                        out(down(o));
-                    }
-                    return;
-                }
-            }
+            return;
+        }
+        self.queue.extend(orders.iter().copied());
+        if let Err(e) = self.send_due(now, out) {
+            self.down(now, e.to_string(), out);
         }
     }
 
     fn poll(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
-        if self.conn.is_none() && self.backoff.due(now) {
-            self.connect(now);
-        }
-        if let Some(conn) = self.conn.as_mut() {
-            let (orders, u) = (&mut self.orders, &self.universe);
-            let r = conn.poll(now, &mut |m| orders.on_message(m, u, now));
-            let active = conn.state() == State::Active;
-            self.seqs = conn.seqs();
-            match r {
-                Err(e) => self.down(now, e.to_string()),
-                Ok(()) if active => {
-                    self.backoff.succeeded();
-                    if self.settle {
-                        self.settle = false;
-                        if let Err(e) = self.ask_status(now) {
-                            self.down(now, e.to_string());
-                        }
-                    }
-                    if self.orders.asking.is_empty() {
-                        self.down_reason = None;
-                    }
-                }
-                Ok(()) => {}
-            }
-            if let Some(c) = &self.conn {
-                self.seqs = c.seqs();
-            }
-            let _ = self.store.save(self.seqs);
-        }
+        self.step(now, out);
         let mut n = 0;
         while let Some(r) = self.orders.ready.pop_front() {
             out(r);
@@ -316,15 +481,11 @@ impl Gateway for OrderEntryGateway {
     }
 
     fn in_flight(&self) -> usize {
-        self.orders.in_flight.len()
+        self.orders.in_flight.len() + self.queue.len()
     }
 
     fn is_up(&self) -> bool {
-        self.conn
-            .as_ref()
-            .is_some_and(|c| c.state() == State::Active)
-            && !self.settle
-            && self.orders.asking.is_empty()
+        self.settled()
     }
 
     fn universe_changed(&mut self, universe: &Arc<Universe>) {
@@ -333,5 +494,55 @@ impl Gateway for OrderEntryGateway {
 
     fn down_reason(&self) -> Option<String> {
         self.down_reason.clone()
+    }
+
+    /// Asks with an OrderStatusRequest about each order (connecting first if it
+    /// must), and waits, up to `recover_timeout`, until each is answered and any
+    /// gap the venue resends is filled. `out` gets the answers, and with them
+    /// every report that came meanwhile (fills resent after an unclean stop);
+    /// nothing if the wait ran out.
+    fn recover(
+        &mut self,
+        orders: &[AskedOrder],
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), VenueError> {
+        for o in orders {
+            if !self.orders.in_flight.contains_key(&o.id) {
+                self.orders.sent(o, None);
+            }
+            self.to_ask.push(o.id);
+        }
+        let start = clock::now();
+        let deadline = start
+            .0
+            .saturating_add(self.cfg.recover_timeout.as_nanos() as u64);
+        // Orders refused while waiting (none are queued by a restart).
+        let mut refused = Vec::new();
+        loop {
+            let now = clock::now();
+            self.step(now, &mut |r| refused.push(r));
+            if self.settled() {
+                break;
+            }
+            if now.0 >= deadline {
+                return Err(VenueError::Failed {
+                    venue: self.cfg.name.clone(),
+                    what: format!("asking about {} orders", orders.len()),
+                    cause: match &self.down_reason {
+                        Some(why) if !self.active() => why.clone(),
+                        _ => format!(
+                            "{} answers missing after {:?}",
+                            self.orders.asking.len() + self.to_ask.len(),
+                            self.cfg.recover_timeout
+                        ),
+                    },
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for r in refused.into_iter().chain(self.orders.ready.drain(..)) {
+            out(r);
+        }
+        Ok(())
     }
 }

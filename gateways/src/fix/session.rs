@@ -265,6 +265,11 @@ impl Session {
         self.state
     }
 
+    /// A ResendRequest of ours is out and its gap not yet filled.
+    pub fn resending(&self) -> bool {
+        self.resending_to.is_some()
+    }
+
     /// `(next_out, next_in)`: what the caller keeps so that a restart resumes.
     pub fn seqs(&self) -> (u64, u64) {
         (self.next_out, self.next_in)

@@ -75,6 +75,7 @@ pub fn config() -> Config {
             name: "sim".into(),
             kind: "sim".into(),
             settings: Default::default(),
+            dir: Default::default(),
         }],
         leaders: vec![
             LeaderConfig {
