@@ -1076,12 +1076,18 @@ fn the_drop_copy_source_gives_what_the_file_source_reads() {
     }
 }
 
-/// `fillcast run` with a `fix` source: the engine logs on to the QuickFIX venue's
-/// drop copy, the venue publishes `config/leader-fills.jsonl`, and the journal
-/// holds the same leader fills, and the same targets for every subscription, as
-/// the run of the same config with the file source of that file.
+/// `fillcast run` with a `fix` source and a `fix` venue (issue 13's acceptance):
+/// the engine logs on to the QuickFIX venue's drop copy and order entry; the
+/// venue publishes `config/leader-fills.jsonl`, drops the drop copy and stores a
+/// leader order in four partial fills meanwhile (resent when the engine is back),
+/// then sends a PossDup copy of the last one. The journal holds the same leader
+/// fills, once each, and the same targets for every subscription, as the run of
+/// the same config with the file source of those lines; the follower orders went
+/// to QuickFIX as NewOrderSingles its dictionary accepts (throttled to 10 a
+/// second), and the engine's positions equal the venue's books. A clean restart
+/// keeps the sessions' numbers.
 #[test]
-fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
+fn fillcast_run_copies_over_fix_as_the_file_source_and_ends_with_the_venues_positions() {
     use fillcast_journal::record::{decode, Entry};
     use fillcast_journal::JournalReader;
     use std::collections::BTreeSet;
@@ -1100,12 +1106,20 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
     let fix_source = format!(
         "[[sources]]\nkind = \"fix\"\naddress = \"127.0.0.1:{dc_port}\"\nsender_comp_id = \"FILLCAST_DC\"\ntarget_comp_id = \"VENUE_DC\"\nheartbeat_s = 5\n"
     );
+    let sim_venue = "kind = \"sim\"\n[venues.sim]\nlatency_us = 20\npartial_fill_ppm = 100000\nreject_ppm = 0\ntransient_failure_ppm = 0\nseed = 42\n";
+    assert!(base.contains(sim_venue), "run-file.toml's venue");
+    // Follower orders go to the same venue over FIX; 10 a second at most, so a
+    // leader fill's orders wait in the throttle.
+    let fix_venue = format!(
+        "kind = \"fix\"\naddress = \"127.0.0.1:{oe_port}\"\n[venues.fix]\nsender_comp_id = \"FILLCAST\"\ntarget_comp_id = \"VENUE\"\nheartbeat_s = 5\nrate_per_sec = 10\n"
+    );
     let with_fix = dir.path().join("fix.toml");
     std::fs::write(
         &with_fix,
         format!(
             "{}\n[journal]\ndir = \"journal-fix\"\n",
             base.replace(file_source, &fix_source)
+                .replace(sim_venue, &fix_venue)
         ),
     )
     .unwrap();
@@ -1116,7 +1130,11 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
             "{}\n[journal]\ndir = \"journal-file\"\n",
             base.replace(
                 "\"leader-fills.jsonl\"",
-                &format!("{:?}", fills.display().to_string())
+                // What the drop copy publishes, written below.
+                &format!(
+                    "{:?}",
+                    dir.path().join("all-fills.jsonl").display().to_string()
+                )
             )
         ),
     )
@@ -1135,12 +1153,16 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
     let engine_out = || std::fs::read_to_string(dir.path().join("engine.out")).unwrap_or_default();
     let until = Instant::now() + WAIT;
     loop {
-        if control.command("status").split(' ').any(|w| w == "dc=up") {
+        let status = control.command("status");
+        if ["dc=up", "oe=up"]
+            .iter()
+            .all(|up| status.split(' ').any(|w| w == *up))
+        {
             break;
         }
         assert!(
             Instant::now() < until,
-            "the engine never logged on:\n{}\n{}",
+            "the engine never logged on both sessions:\n{}\n{}",
             engine_out(),
             venue.output()
         );
@@ -1148,6 +1170,38 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
     }
     let reply = control.command(&format!("replay {}", fills.display()));
     assert!(reply.starts_with("ok"), "{reply}");
+    // Then the drop copy drops, and the venue stores what it publishes meanwhile:
+    // a leader order in four partial fills, which the engine gets through
+    // QuickFIX's resend of the gap once it is back by itself.
+    assert_eq!(control.command("drop dc"), "ok dropped dc");
+    let partials: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                r#"{{"leader":"L1","event_id":"e{}","symbol":"BTCUSDT","side":"buy","qty":"0.3","price":"{}","ts":{},"order_id":"o12","order_qty":"1.2"}}"#,
+                101 + i,
+                ["64990.0", "64990.5", "64991.0", "64991.5"][i],
+                1_732_060_800_020_000_000u64 + i as u64
+            )
+        })
+        .collect();
+    for (i, line) in partials.iter().enumerate() {
+        let reply = control.command(line);
+        assert!(reply.starts_with("ok"), "{reply}");
+        if i == 0 {
+            assert!(reply.contains("stored"), "not while down: {reply}");
+        }
+    }
+    let all_fills = dir.path().join("all-fills.jsonl");
+    std::fs::write(
+        &all_fills,
+        format!(
+            "{}{}\n",
+            std::fs::read_to_string(&fills).unwrap(),
+            partials.join("\n")
+        ),
+    )
+    .unwrap();
+    let fills = all_fills;
     let lines = std::fs::read_to_string(&fills).unwrap().lines().count() as u64;
     let status = || -> serde_json::Value {
         let o = crate::support::fillcast_output(&[
@@ -1161,15 +1215,53 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
             serde_json::from_str(&crate::support::text(&o).0).unwrap_or(serde_json::Value::Null);
         reply["status"].clone()
     };
-    let until = Instant::now() + WAIT;
-    loop {
-        let s = status();
-        if s["counts"]["leader_fills"] == lines && s["live_orders"] == 0 {
-            break;
+    let settled = |what: &str| -> serde_json::Value {
+        let until = Instant::now() + 3 * WAIT;
+        loop {
+            let s = status();
+            if s["counts"]["leader_fills"] == lines && s["live_orders"] == 0 {
+                return s;
+            }
+            assert!(
+                Instant::now() < until,
+                "{what}: {s:#}\n{}\n{}",
+                engine_out(),
+                venue_log(dir.path())
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(Instant::now() < until, "{s:#}\n{}", engine_out());
-        std::thread::sleep(Duration::from_millis(50));
+    };
+    let before = settled("every leader fill");
+    // A PossDup copy of the last execution: the same event, taken once.
+    assert!(control.command("dup").starts_with("ok"));
+    let seen = |s: &serde_json::Value| {
+        s["counts"]["duplicate_events"].as_u64().unwrap_or(0)
+            + s["counts"]["source_duplicates"].as_u64().unwrap_or(0)
+    };
+    let until = Instant::now() + WAIT;
+    while seen(&status()) == seen(&before) {
+        assert!(Instant::now() < until, "the PossDup copy never came");
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let after = settled("after the duplicate");
+    assert_eq!(after["counts"]["leader_fills"], lines);
+    assert_eq!(
+        after["counts"]["orders_sent"], before["counts"]["orders_sent"],
+        "a duplicate made orders"
+    );
+    // Every follower order reached QuickFIX as a NewOrderSingle its dictionary
+    // accepts, and the venue's books are the engine's.
+    let answer = control.command("books");
+    let books: serde_json::Value = answer
+        .strip_prefix("ok ")
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("books: {answer}"));
+    assert_eq!(books["duplicate_cl_ord_ids"], 0, "{books}");
+    assert!(books["orders"].as_u64().unwrap_or(0) > 0, "{books}");
+    assert!(
+        !venue_log(dir.path()).contains("|35=3|"),
+        "QuickFIX rejected a message of ours"
+    );
     let o = crate::support::fillcast_output(&["ctl", "-c", with_fix.to_str().unwrap(), "shutdown"]);
     assert!(o.status.success(), "{:?}", crate::support::text(&o));
     let until = Instant::now() + WAIT;
@@ -1185,6 +1277,17 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "{}", engine_out());
+    let (engine_books, venue_books) = positions(&dir.path().join("journal-fix"), &books);
+    assert!(!engine_books.is_empty());
+    assert_eq!(
+        engine_books, venue_books,
+        "engine and venue positions differ"
+    );
+    eprintln!(
+        "{} follower positions agree with the venue's, {} orders at the venue",
+        engine_books.len(),
+        books["orders"]
+    );
 
     // A clean stop keeps the session's numbers as they were: a second run logs on
     // from them. (The first version moved them ahead by 10,000 at every start:
@@ -1279,6 +1382,57 @@ fn fillcast_run_takes_leader_fills_from_a_fix_drop_copy() {
     assert_eq!(fix_fills, file_fills);
     assert!(!fix_targets.is_empty());
     assert_eq!(fix_targets, file_targets);
+}
+
+/// Follower positions, follower id → symbol → base units, not zero: the
+/// engine's (rebuilt from its journal `journal`) and the venue's (its `books`
+/// answer, accounts being the followers' ids).
+#[allow(clippy::type_complexity)]
+fn positions(
+    journal: &Path,
+    books: &serde_json::Value,
+) -> (
+    std::collections::BTreeMap<(String, String), rust_decimal::Decimal>,
+    std::collections::BTreeMap<(String, String), rust_decimal::Decimal>,
+) {
+    use fillcast_engine::model::{SubIdx, SymbolIdx};
+    use rust_decimal::Decimal;
+    let r = fillcast_journal::replay::replay(journal)
+        .expect("the journal replays")
+        .expect("it has records");
+    assert_eq!(r.core.live_orders(), 0, "orders still unanswered");
+    assert_eq!(r.stats.mismatches, 0, "{:?}", r.stats);
+    let u = r.core.universe().clone();
+    let mut engine = std::collections::BTreeMap::new();
+    for (i, sub) in u.subs.iter().enumerate() {
+        for (s, spec) in u.symbols.iter().enumerate() {
+            let lots = r.core.position(SubIdx(i as u32), SymbolIdx(s as u16)).0;
+            *engine
+                .entry((
+                    u.followers[sub.follower.0 as usize].id.clone(),
+                    spec.name.clone(),
+                ))
+                .or_insert(Decimal::ZERO) += Decimal::from(lots) * spec.lot_size;
+        }
+    }
+    engine.retain(|_, q: &mut Decimal| !q.is_zero());
+    let mut venue = std::collections::BTreeMap::new();
+    for (account, symbols) in books["positions"].as_object().expect("positions") {
+        for (symbol, qty) in symbols.as_object().expect("per symbol") {
+            let q: Decimal = qty
+                .as_str()
+                .expect("a decimal string")
+                .parse()
+                .expect("decimal");
+            if !q.is_zero() {
+                venue.insert((account.clone(), symbol.clone()), q.normalize());
+            }
+        }
+    }
+    for q in engine.values_mut() {
+        *q = q.normalize();
+    }
+    (engine, venue)
 }
 
 /// The FIX order-entry gateway (`fix::orderentry::OrderEntryGateway`) against
