@@ -1203,18 +1203,7 @@ fn fillcast_run_copies_over_fix_as_the_file_source_and_ends_with_the_venues_posi
     .unwrap();
     let fills = all_fills;
     let lines = std::fs::read_to_string(&fills).unwrap().lines().count() as u64;
-    let status = || -> serde_json::Value {
-        let o = crate::support::fillcast_output(&[
-            "ctl",
-            "-c",
-            with_fix.to_str().unwrap(),
-            "status",
-            "--json",
-        ]);
-        let reply: serde_json::Value =
-            serde_json::from_str(&crate::support::text(&o).0).unwrap_or(serde_json::Value::Null);
-        reply["status"].clone()
-    };
+    let status = || engine_status(&with_fix);
     let settled = |what: &str| -> serde_json::Value {
         let until = Instant::now() + 3 * WAIT;
         loop {
@@ -1382,6 +1371,257 @@ fn fillcast_run_copies_over_fix_as_the_file_source_and_ends_with_the_venues_posi
     assert_eq!(fix_fills, file_fills);
     assert!(!fix_targets.is_empty());
     assert_eq!(fix_targets, file_targets);
+}
+
+/// `fillcast ctl status --json` of the engine running `config` (`Null` while it
+/// does not answer).
+fn engine_status(config: &Path) -> serde_json::Value {
+    let o = crate::support::fillcast_output(&[
+        "ctl",
+        "-c",
+        config.to_str().unwrap(),
+        "status",
+        "--json",
+    ]);
+    let reply: serde_json::Value =
+        serde_json::from_str(&crate::support::text(&o).0).unwrap_or(serde_json::Value::Null);
+    reply["status"].clone()
+}
+
+/// Issue 13's crash test: `fillcast run` with a `fix` source and a `fix` venue,
+/// SIGKILLed at random moments 20 times while the QuickFIX venue publishes the
+/// leaders' executions in portions, then run to the end. The throttle holds
+/// orders in the gateway, so most kills leave orders the journal holds as sent
+/// and unanswered. After it: each restart resumed the sessions' numbers (moved
+/// ahead, never reset: QuickFIX refused nothing), asked about unanswered orders
+/// with OrderStatusRequests, the venue never saw a ClOrdID twice, every leader
+/// fill has exactly one decision per subscription, and the engine's positions
+/// equal the venue's.
+#[test]
+fn sigkill_over_fix_resumes_the_sessions_sends_no_order_twice_and_ends_with_the_venues_positions() {
+    use fillcast_journal::record::{decode, Entry};
+    use fillcast_journal::JournalReader;
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+
+    const KILLS: usize = 20;
+    const PORTION: usize = 15;
+    const FOLLOWERS: usize = 12;
+    let Some(bin) = venue_binary() else { return };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let (oe_port, dc_port, control_port) = (free_port(), free_port(), free_port());
+    let mut venue = VenueProcess::start(&bin, dir, oe_port, dc_port, control_port);
+    let mut control = Control::connect(control_port, &mut venue);
+    let mut rng = crate::support::Rng(0x5eed_f1c5_0000_0013);
+    // Without the last four fills, which close every leader position: the
+    // followers end with positions to compare.
+    let (fills, mut keys) = crate::support::leader_fills(&mut rng, KILLS * PORTION + 44);
+    let mut lines: Vec<&str> = fills.lines().collect();
+    lines.truncate(lines.len() - 4);
+    keys.truncate(lines.len());
+
+    let mut cfg = format!(
+        r#"[engine]
+max_working_orders = 65536
+dedup_window = 65536
+
+[journal]
+dir = "journal"
+
+[[venues]]
+name = "x"
+kind = "fix"
+address = "127.0.0.1:{oe_port}"
+[venues.fix]
+sender_comp_id = "FILLCAST"
+target_comp_id = "VENUE"
+heartbeat_s = 5
+rate_per_sec = 400
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "x"
+
+[[symbols]]
+name = "ETHUSDT"
+lot_size = "0.01"
+tick_size = "0.01"
+venue = "x"
+
+[[sources]]
+kind = "fix"
+address = "127.0.0.1:{dc_port}"
+sender_comp_id = "FILLCAST_DC"
+target_comp_id = "VENUE_DC"
+heartbeat_s = 5
+
+[[leaders]]
+id = "L1"
+equity = "100000"
+
+[[leaders]]
+id = "L2"
+equity = "200000"
+"#
+    );
+    let modes = [
+        "mode = \"proportional\"\nmultiplier = \"2\"",
+        "mode = \"fixed_ratio\"\nratio = \"0.5\"",
+        "mode = \"fixed_amount\"\namount = \"300\"",
+        "mode = \"fixed_leverage\"\nleverage = \"0.5\"",
+    ];
+    for f in 0..FOLLOWERS {
+        let _ = writeln!(cfg, "[[followers]]\nid = \"F{f}\"\nequity = \"50000\"");
+        let _ = writeln!(
+            cfg,
+            "[[subscriptions]]\nfollower = \"F{f}\"\nleader = \"L{}\"\nallocation = \"20000\"\n{}\n",
+            f % 2 + 1,
+            modes[f % 4]
+        );
+    }
+    let cfg_path = dir.join("crash.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let engine = |out: &str| {
+        crate::support::fillcast()
+            .args(["run", "--progress", "0", "--until-stopped", "-c"])
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join(out)).unwrap()))
+            .spawn()
+            .expect("fillcast run")
+    };
+    let publish = |control: &mut Control, portion: &[&str], n: usize| {
+        let file = dir.join(format!("portion-{n}.jsonl"));
+        std::fs::write(&file, portion.join("\n") + "\n").unwrap();
+        let reply = control.command(&format!("replay {}", file.display()));
+        assert!(reply.starts_with("ok"), "{reply}");
+    };
+
+    let mut killed_with_orders_out = 0;
+    for i in 0..KILLS {
+        let mut run = engine(&format!("run-{i}.err"));
+        // Once it is logged on (or has failed to start), the next portion, and a
+        // kill at a random moment while it works through it.
+        let until = Instant::now() + WAIT;
+        while !control.command("status").contains("dc=up") {
+            if run.try_wait().unwrap().is_some() || Instant::now() > until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        publish(&mut control, &lines[i * PORTION..(i + 1) * PORTION], i);
+        std::thread::sleep(Duration::from_millis(30 + rng.below(400)));
+        if engine_status(&cfg_path)["live_orders"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
+            killed_with_orders_out += 1;
+        }
+        let _ = run.kill(); // SIGKILL
+        let _ = run.wait();
+        let err = std::fs::read_to_string(dir.join(format!("run-{i}.err"))).unwrap_or_default();
+        assert!(!err.contains("panicked"), "run {i} panicked:\n{err}");
+        assert!(
+            !err.contains("differ") || err.contains(", 0 differ"),
+            "run {i}: replay disagreed:\n{err}"
+        );
+    }
+    assert!(
+        killed_with_orders_out >= KILLS / 4,
+        "most kills must find orders out ({killed_with_orders_out})"
+    );
+
+    // The last run takes the rest and ends cleanly.
+    let mut last = engine("last.err");
+    publish(&mut control, &lines[KILLS * PORTION..], KILLS);
+    let last_err = || std::fs::read_to_string(dir.join("last.err")).unwrap_or_default();
+    let until = Instant::now() + Duration::from_secs(180);
+    loop {
+        let s = engine_status(&cfg_path);
+        if s["counts"]["leader_fills"] == keys.len() as u64
+            && s["live_orders"] == 0
+            && s["out_of_sync"]["pairs_waiting"] == 0
+            && s["venues"][0]["up"] == true
+        {
+            break;
+        }
+        assert!(
+            last.try_wait().unwrap().is_none() && Instant::now() < until,
+            "the last run did not settle: {s:#}\n{}",
+            last_err()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = crate::support::fillcast_output(&["ctl", "-c", cfg_path.to_str().unwrap(), "shutdown"]);
+    assert!(o.status.success(), "{:?}", crate::support::text(&o));
+    let exit = crate::support::finish(last, Duration::from_secs(60));
+    assert!(exit.status.success(), "{}", last_err());
+
+    let answer = control.command("books");
+    let books: serde_json::Value = answer
+        .strip_prefix("ok ")
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("books: {answer}"));
+    assert_eq!(books["duplicate_cl_ord_ids"], 0, "a ClOrdID twice: {books}");
+    let log = venue_log(dir);
+    assert!(
+        !log.contains("|35=3|"),
+        "QuickFIX rejected a message of ours"
+    );
+    assert!(!log.contains("|141=Y|"), "a session reset its numbers");
+    let status_requests = log.matches("|35=H|").count();
+    assert!(status_requests > 0, "no restart asked about an order");
+    let store = std::fs::read_to_string(dir.join("fix-FILLCAST-VENUE.seqs")).expect("store");
+    let next_out: u64 = store
+        .split("next_out=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{store}"));
+    assert!(
+        next_out > KILLS as u64 * 10_000,
+        "every unclean restart moves our numbers ahead: {store}"
+    );
+
+    // Exactly one decision per (leader fill, subscription of its leader).
+    let journal = dir.join("journal");
+    let mut decisions: BTreeMap<(u64, u32), u32> = BTreeMap::new();
+    for rec in JournalReader::open(&journal).unwrap().iter_from(1) {
+        let rec = rec.expect("the journal reads back whole");
+        if let Ok(Entry::Decision(d) | Entry::OrderDecision(_, d)) =
+            decode(rec.kind, rec.schema, rec.payload)
+        {
+            if d.resync == fillcast_engine::outputs::SyncReason::None {
+                *decisions.entry((d.event_key, d.sub.0)).or_default() += 1;
+            }
+        }
+    }
+    let r = fillcast_journal::replay::replay(&journal).unwrap().unwrap();
+    let u = r.core.universe().clone();
+    for (leader, key) in &keys {
+        let l = u.leader(leader).unwrap();
+        for (s, sub) in u.subs.iter().enumerate().filter(|(_, s)| s.leader == l) {
+            let n = decisions.get(&(*key, s as u32)).copied().unwrap_or(0);
+            assert_eq!(n, 1, "leader fill {key:016x}: {n} decisions for {}", sub.id);
+        }
+    }
+    let (engine_books, venue_books) = positions(&journal, &books);
+    assert!(!engine_books.is_empty());
+    assert_eq!(
+        engine_books, venue_books,
+        "engine and venue positions differ"
+    );
+    eprintln!(
+        "FIX crash test: {KILLS} kills ({killed_with_orders_out} with orders out), {} leader fills, {} status requests, {} orders at the venue, {} positions agree, next_out {next_out}",
+        keys.len(),
+        status_requests,
+        books["orders"],
+        engine_books.len()
+    );
 }
 
 /// Follower positions, follower id → symbol → base units, not zero: the
