@@ -546,3 +546,43 @@ impl Gateway for OrderEntryGateway {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the times the gateway tries to send at, what the throttle
+        /// lets through has at most `rate` sends in any one-second window, and
+        /// it refuses only when the window is full.
+        #[test]
+        fn the_throttle_never_lets_more_than_its_rate_into_a_second(
+            rate in 1u32..20,
+            gaps in proptest::collection::vec(0u64..400_000_000, 1..300),
+        ) {
+            let mut t = Throttle::new(Some(rate));
+            let (mut now, mut sent) = (0u64, Vec::new());
+            for gap in gaps {
+                now += gap;
+                let in_window = sent.iter().filter(|&&s| now - s < 1_000_000_000).count();
+                let may = t.may_send(Nanos(now));
+                prop_assert_eq!(may, in_window < rate as usize, "at {}", now);
+                if may {
+                    t.sent(Nanos(now));
+                    sent.push(now);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_rate_is_no_limit_and_keeps_nothing() {
+        let mut t = Throttle::new(None);
+        for i in 0..10_000 {
+            assert!(t.may_send(Nanos(i)));
+            t.sent(Nanos(i));
+        }
+        assert_eq!(t.sent.capacity(), 0);
+    }
+}
