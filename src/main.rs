@@ -421,8 +421,11 @@ fn fix_gateway(u: &Arc<Universe>, v: &VenueSettings, unclean: bool) -> Result<Bo
             .map_err(|why| anyhow::anyhow!("venue `{}`: reject_codes: {why}", v.name))?,
         recover_timeout: Duration::from_millis(fix.recover_timeout_ms),
     };
-    let gw = OrderEntryGateway::open(cfg, Arc::clone(u))
+    let mut gw = OrderEntryGateway::open(cfg, Arc::clone(u))
         .with_context(|| format!("venue `{}`", v.name))?;
+    // Logged on before the run starts when the venue is there; else the run
+    // starts with it down (said at once) and it reconnects by itself.
+    gw.wait_up(Duration::from_secs(5));
     Ok(Box::new(gw))
 }
 

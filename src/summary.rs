@@ -247,6 +247,8 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
     let mut duplicates = 0u64;
     let mut venue_orders = 0u64;
     let mut unreachable = Vec::new();
+    let mut not_asked = Vec::new();
+    let mut asked = 0;
     for g in io.gateways.iter_mut() {
         let books = match g.books() {
             Some(Ok(b)) => {
@@ -258,9 +260,13 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
                 unreachable.push(e.to_string());
                 None
             }
-            None => None,
+            None => {
+                not_asked.push(g.name().to_string());
+                None
+            }
         };
         if let Some(books) = books {
+            asked += 1;
             let venue: HashMap<(FollowerIdx, SymbolIdx), Lots> =
                 books.into_iter().map(|(f, s, q)| ((f, s), q)).collect();
             for (key, q) in &engine {
@@ -277,10 +283,18 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
     for e in &unreachable {
         println!("  venue reconciliation skipped: {e}");
     }
-    println!(
-        "  venue reconciliation   {:>12}   orders received; duplicate client order ids {duplicates}; engine/venue position mismatches {mismatched}",
-        group(venue_orders)
-    );
+    for name in &not_asked {
+        // A real venue's books are its own statement: reconcile with that.
+        println!(
+            "  venue reconciliation skipped: venue `{name}` cannot be asked for its books; compare with the venue's own statement"
+        );
+    }
+    if asked > 0 {
+        println!(
+            "  venue reconciliation   {:>12}   orders received; duplicate client order ids {duplicates}; engine/venue position mismatches {mismatched}",
+            group(venue_orders)
+        );
+    }
     println!("    (a gap is a risk cap or a venue minimum, healed on the leader's next fill, or waits for the resync)");
 
     // The promise: when a leader goes flat its followers go flat, unless a reason

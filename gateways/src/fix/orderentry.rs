@@ -302,6 +302,20 @@ impl OrderEntryGateway {
         self.orders.stale
     }
 
+    /// Connects and waits, at most `timeout`, until the session is up: a run
+    /// that starts with its venue reachable starts with it up. Whether it is.
+    pub fn wait_up(&mut self, timeout: Duration) -> bool {
+        let until = clock::now().0.saturating_add(timeout.as_nanos() as u64);
+        let mut refused = Vec::new();
+        while !self.is_up() && clock::now().0 < until {
+            self.step(clock::now(), &mut |r| refused.push(r));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Nothing was queued before the run: nothing can have been refused.
+        debug_assert!(refused.is_empty());
+        self.is_up()
+    }
+
     /// Orders the throttle holds: taken, not sent yet.
     pub fn held(&self) -> usize {
         self.queue.len()
