@@ -225,7 +225,8 @@ pub fn fix_codec(data: &[u8]) -> usize {
 
 /// `fix_session`: every message `data` holds, as the counterparty's, through the
 /// session state machine, and each one it delivers through the execution reader
-/// and both mappings (drop copy and order entry). Returns how many it delivered;
+/// and both mappings (drop copy and order entry), and every message to the
+/// order-entry gateway's books (`fuzz_check`). Returns how many it delivered;
 /// panics on a broken invariant: our outgoing numbers never go back, the
 /// expected one only on a Logon that resets, and a disconnect is followed by a
 /// new connection as the transport would make.
@@ -243,12 +244,21 @@ pub fn fix_session(data: &[u8]) -> usize {
     s.connected(now);
     let mut buf = data;
     let mut delivered = 0;
+    // The order-entry gateway's books, with a few orders in flight whose ids
+    // the input may name (`fc` and 16 hex digits: fc0000000100000001...).
+    let mut orders = crate::fix::orderentry::Orders::default();
+    let sent: std::collections::HashSet<u64> = (1..=4).map(|n| (1u64 << 32) | n).collect();
+    for (seq, &id) in sent.iter().enumerate() {
+        orders.fuzz_sent(id, seq as u64 + 2);
+    }
     loop {
         let used = match decoder.next(buf) {
             Ok(None) => break,
             Err(e) => e.skip,
             Ok(Some((m, used))) => {
                 now += 700_000_000;
+                orders.on_message(&m, &u, Nanos(now));
+                orders.fuzz_check(&sent);
                 if let Ok(inbound) = Inbound::read(&m) {
                     let before = s.seqs();
                     let v = s.on_inbound(&inbound, now, &mut |_| {});

@@ -112,12 +112,16 @@ proptest! {
             if reset { w.char(141, b'Y').unwrap(); }
             if new_seq > 0 { w.u64(36, new_seq).unwrap(); }
             if msg_type == b"2" { w.u64(7, new_seq).unwrap().u64(16, 0).unwrap(); }
+            // A session Reject naming one of the order-entry books' MsgSeqNums.
+            if msg_type == b"3" { w.u64(45, new_seq % 8).unwrap(); }
             if msg_type == b"8" {
                 w.char(150, b"0F48CIGH"[exec]).unwrap()
                     .str(11, ["fc0000000100000001", "other", "fc", "fczzzzzzzzzzzzzzzz"][who]).unwrap()
                     .str(1, ["L1", "X", "L1", ""][who].max("L1")).unwrap()
                     .str(55, ["BTCUSDT", "ETHUSDT", "BTCUSDT", "NOPE"][who]).unwrap()
                     .char(54, b"1259"[who]).unwrap()
+                    .char(39, b"012348C"[new_seq as usize % 7]).unwrap()
+                    .u64(103, new_seq % 7).unwrap()
                     .str(17, "e").unwrap()
                     .decimal(32, &rust_decimal::Decimal::new(qty, 3)).unwrap()
                     .decimal(31, &rust_decimal::Decimal::new(qty * 10 + 1, 1)).unwrap()

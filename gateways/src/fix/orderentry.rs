@@ -127,7 +127,7 @@ struct InFlight {
 /// the connection, so that each message is handled as the connection hands it
 /// out, decoded once.
 #[derive(Default)]
-struct Orders {
+pub(crate) struct Orders {
     in_flight: HashMap<u64, InFlight>,
     /// Our MsgSeqNum → the order it carried, for a Reject that names it.
     by_seq: HashMap<u64, u64>,
@@ -163,12 +163,50 @@ impl Orders {
         self.asking.remove(&id);
     }
 
+    /// For the fuzzer: order `id` (side buy, symbol 0) left with MsgSeqNum `seq`
+    /// and is being asked about; then whether the books still hold together
+    /// (every MsgSeqNum names an order in flight, every report names an order
+    /// that was in flight or is a fill).
+    pub(crate) fn fuzz_sent(&mut self, id: u64, seq: u64) {
+        self.sent(
+            &AskedOrder {
+                id,
+                follower: FollowerIdx(0),
+                symbol: SymbolIdx(0),
+                side: Side::Buy,
+            },
+            Some(seq),
+        );
+        self.asking.insert(id);
+    }
+
+    pub(crate) fn fuzz_check(&mut self, known: &HashSet<u64>) {
+        for id in self.by_seq.values() {
+            assert!(
+                self.in_flight.contains_key(id),
+                "MsgSeqNum of an ended order"
+            );
+        }
+        for id in &self.asking {
+            assert!(
+                self.in_flight.contains_key(id),
+                "asking about an ended order"
+            );
+        }
+        for r in self.ready.drain(..) {
+            assert!(
+                r.kind == ExecKind::Fill || known.contains(&r.order_id),
+                "a report other than a fill about an order never sent: {r:?}"
+            );
+        }
+    }
+
     fn reason(&self, code: Option<u32>) -> RejectReason {
         code.and_then(|c| self.reject_codes.get(&c).copied())
             .unwrap_or_else(|| reject_reason(code))
     }
 
-    fn on_message(&mut self, m: &Message<'_>, u: &Universe, now: Nanos) {
+    pub(crate) fn on_message(&mut self, m: &Message<'_>, u: &Universe, now: Nanos) {
         match m.msg_type() {
             b"8" => {
                 let Ok(e) = Execution::read(m) else { return };
