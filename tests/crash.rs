@@ -11,7 +11,6 @@ use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
 use fillcast_journal::replay::replay;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -65,31 +64,10 @@ kind = "file"
 path = "{}"
 rate_per_sec = 300
 
-[[leaders]]
-id = "L1"
-equity = "100000"
-
-[[leaders]]
-id = "L2"
-equity = "200000"
 "#,
         dir.join("fills.jsonl").display()
     );
-    let modes = [
-        "mode = \"proportional\"\nmultiplier = \"2\"",
-        "mode = \"fixed_ratio\"\nratio = \"0.5\"",
-        "mode = \"fixed_amount\"\namount = \"300\"",
-        "mode = \"fixed_leverage\"\nleverage = \"0.5\"",
-    ];
-    for f in 0..FOLLOWERS {
-        let _ = writeln!(c, "[[followers]]\nid = \"F{f}\"\nequity = \"50000\"");
-        let _ = writeln!(
-            c,
-            "[[subscriptions]]\nfollower = \"F{f}\"\nleader = \"L{}\"\nallocation = \"20000\"\n{}\n",
-            f % 2 + 1,
-            modes[f % 4]
-        );
-    }
+    c.push_str(&crate::support::leaders_and_followers(FOLLOWERS));
     c
 }
 

@@ -1402,7 +1402,6 @@ fn sigkill_over_fix_resumes_the_sessions_sends_no_order_twice_and_ends_with_the_
     use fillcast_journal::record::{decode, Entry};
     use fillcast_journal::JournalReader;
     use std::collections::BTreeMap;
-    use std::fmt::Write as _;
 
     const KILLS: usize = 20;
     const PORTION: usize = 15;
@@ -1458,30 +1457,9 @@ sender_comp_id = "FILLCAST_DC"
 target_comp_id = "VENUE_DC"
 heartbeat_s = 5
 
-[[leaders]]
-id = "L1"
-equity = "100000"
-
-[[leaders]]
-id = "L2"
-equity = "200000"
 "#
     );
-    let modes = [
-        "mode = \"proportional\"\nmultiplier = \"2\"",
-        "mode = \"fixed_ratio\"\nratio = \"0.5\"",
-        "mode = \"fixed_amount\"\namount = \"300\"",
-        "mode = \"fixed_leverage\"\nleverage = \"0.5\"",
-    ];
-    for f in 0..FOLLOWERS {
-        let _ = writeln!(cfg, "[[followers]]\nid = \"F{f}\"\nequity = \"50000\"");
-        let _ = writeln!(
-            cfg,
-            "[[subscriptions]]\nfollower = \"F{f}\"\nleader = \"L{}\"\nallocation = \"20000\"\n{}\n",
-            f % 2 + 1,
-            modes[f % 4]
-        );
-    }
+    cfg.push_str(&crate::support::leaders_and_followers(FOLLOWERS));
     let cfg_path = dir.join("crash.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
     let engine = |out: &str| {

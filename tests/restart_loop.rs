@@ -283,6 +283,43 @@ fn run_and_kill(cfg: &Path, cwd: &Path, after: Duration) -> bool {
     running
 }
 
+/// Starts `fillcast run` and SIGKILLs it once its journal holds `records`
+/// records: mid-run however loaded the machine is (a fixed wait found an empty
+/// journal when the whole suite ran beside other builds). Whether it was still
+/// running when killed.
+fn run_until_journaled_then_kill(cfg: &Path, cwd: &Path, journal: &Path, records: u64) -> bool {
+    let mut child = engine(cfg, cwd).spawn().expect("start the engine");
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    let journaled = || {
+        JournalReader::open(journal).map_or(0, |r| {
+            r.iter_from(1)
+                .map_while(|r| r.ok().map(|r| r.seq))
+                .last()
+                .unwrap_or(0)
+        })
+    };
+    while child.try_wait().expect("wait").is_none()
+        && journaled() < records
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("engine exit");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "the engine panicked:\n{err}");
+    assert!(
+        !err.contains("differ") || err.contains(", 0 differ"),
+        "replay disagreed:\n{err}"
+    );
+    assert!(
+        running || out.status.success(),
+        "the engine failed before it was killed:\n{err}"
+    );
+    running
+}
+
 #[test]
 fn restart_loop_after_completion_kills_other_folders_moved_files_and_operational_changes() {
     let c = Case::new("case", 0x0bad_cafe_0000_0010, 1200, |port| {
@@ -674,7 +711,7 @@ fn regression_orders_whose_records_a_power_loss_took_were_sent_again() {
     // Killed mid-run, then the machine "loses power": the journal's tail is gone
     // although its orders reached the venue.
     assert!(
-        run_and_kill(&c.cfg, &c.dir, Duration::from_millis(1000)),
+        run_until_journaled_then_kill(&c.cfg, &c.dir, &c.journal(), 400),
         "killed mid-run"
     );
     let lost = lose_journal_tail(&c.journal(), 0.3);
@@ -758,7 +795,7 @@ fn damage_in_the_middle_of_the_last_segment_never_sends_an_order_twice() {
     });
     let (dir, cfg, journal) = (&c.dir, &c.cfg, c.journal());
     assert!(
-        run_and_kill(cfg, dir, Duration::from_millis(1000)),
+        run_until_journaled_then_kill(cfg, dir, &journal, 400),
         "killed mid-run"
     );
     // A sidecar that has followed the journal so far.

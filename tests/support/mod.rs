@@ -255,3 +255,29 @@ pub fn figure_after(out: &str, label: &str) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("no number after `{label}` in:\n{out}"))
 }
+
+/// Leaders L1 and L2 (equity 100,000 and 200,000) and `followers` followers
+/// `F0`.. (equity 50,000), each subscribed to L1 or L2 in turn with 20,000 in
+/// the four modes in turn: the config tail of the crash tests.
+pub fn leaders_and_followers(followers: usize) -> String {
+    use std::fmt::Write as _;
+    let mut c = String::from(
+        "[[leaders]]\nid = \"L1\"\nequity = \"100000\"\n\n[[leaders]]\nid = \"L2\"\nequity = \"200000\"\n",
+    );
+    let modes = [
+        "mode = \"proportional\"\nmultiplier = \"2\"",
+        "mode = \"fixed_ratio\"\nratio = \"0.5\"",
+        "mode = \"fixed_amount\"\namount = \"300\"",
+        "mode = \"fixed_leverage\"\nleverage = \"0.5\"",
+    ];
+    for f in 0..followers {
+        let _ = writeln!(c, "[[followers]]\nid = \"F{f}\"\nequity = \"50000\"");
+        let _ = writeln!(
+            c,
+            "[[subscriptions]]\nfollower = \"F{f}\"\nleader = \"L{}\"\nallocation = \"20000\"\n{}\n",
+            f % 2 + 1,
+            modes[f % 4]
+        );
+    }
+    c
+}
