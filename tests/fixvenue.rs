@@ -1266,6 +1266,15 @@ fn fillcast_run_copies_over_fix_as_the_file_source_and_ends_with_the_venues_posi
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "{}", engine_out());
+    // A clean stop logs out of both sessions.
+    let log = venue_log(dir.path());
+    for sender in ["|49=FILLCAST|", "|49=FILLCAST_DC|"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("|35=5|") && l.contains(sender)),
+            "no Logout from {sender}"
+        );
+    }
     let (engine_books, venue_books) = positions(&dir.path().join("journal-fix"), &books);
     assert!(!engine_books.is_empty());
     assert_eq!(

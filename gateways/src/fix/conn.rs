@@ -211,6 +211,25 @@ impl Connection {
         self.outbox.len()
     }
 
+    /// A clean end: our Logout, if the session is active, and its answer awaited
+    /// at most `wait` (nothing else taken meanwhile). The numbers to keep: ours as
+    /// the Logout left them, the expected one as before it, so that what the
+    /// counterparty sent meanwhile, never handed on, is asked for again.
+    pub fn close(&mut self, wait: std::time::Duration) -> (u64, u64) {
+        let expected = self.seqs().1;
+        if self.state() == State::Active {
+            let now = fillcast_engine::clock::now();
+            if self.logout(now).is_ok() {
+                let until = now.0.saturating_add(wait.as_nanos() as u64);
+                let now = fillcast_engine::clock::now;
+                while now().0 < until && self.poll(now(), &mut |_| {}).is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+        (self.seqs().0, expected)
+    }
+
     /// Our Logout; the connection ends when the counterparty answers (`poll`).
     pub fn logout(&mut self, now: Nanos) -> Result<(), Closed> {
         let a = self.session.logout(now.0);

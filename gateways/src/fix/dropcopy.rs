@@ -194,6 +194,17 @@ impl DropCopySource {
     }
 }
 
+/// A clean end: our Logout (`Connection::close`). What the session would
+/// resume from is the journal's position, not the store's.
+impl Drop for DropCopySource {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            let seqs = conn.close(std::time::Duration::from_millis(500));
+            let _ = self.store.save(seqs);
+        }
+    }
+}
+
 /// Account → leader, for the leaders in force: each leader's own id is an
 /// account of it, and `accounts` adds (or redirects) others.
 fn leaders_of(accounts: &HashMap<String, String>, u: &Universe) -> HashMap<String, LeaderIdx> {

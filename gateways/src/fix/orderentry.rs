@@ -487,6 +487,17 @@ impl OrderEntryGateway {
     }
 }
 
+/// A clean end (the run is over, every order answered): our Logout
+/// (`Connection::close`).
+impl Drop for OrderEntryGateway {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            let seqs = conn.close(Duration::from_millis(500));
+            let _ = self.store.save(seqs);
+        }
+    }
+}
+
 fn venue_down(o: &FollowerOrder, now: Nanos) -> ExecReport {
     ExecReport {
         order_id: o.id,
