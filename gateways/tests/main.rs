@@ -9,6 +9,7 @@ mod config;
 mod file_source;
 mod fix_app;
 mod fix_codec;
+mod fix_orderentry;
 mod fix_session;
 mod fuzz_bodies;
 mod reload;
