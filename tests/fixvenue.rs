@@ -1519,7 +1519,8 @@ heartbeat_s = 5
     }
     assert!(
         killed_with_orders_out >= KILLS / 4,
-        "most kills must find orders out ({killed_with_orders_out})"
+        "most kills must find orders out ({killed_with_orders_out}); the last run said:\n{}",
+        std::fs::read_to_string(dir.join(format!("run-{}.err", KILLS - 1))).unwrap_or_default()
     );
 
     // The last run takes the rest and ends cleanly.

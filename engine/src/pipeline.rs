@@ -929,12 +929,13 @@ fn submit_asking_first(
     let mut answers: Vec<ExecReport> = Vec::new();
     gw.recover(&asked, &mut |r| answers.push(r))
         .map_err(Stopped::AskFirst)?;
+    // Unknown to the venue, and no fill of it came back with the answers (a
+    // venue that says both holds it: never sent blind).
     let never_received = |id: u64| {
-        answers.iter().any(|r| {
-            r.order_id == id
-                && r.kind == ExecKind::Rejected
-                && r.reject == RejectReason::UnknownOrder
-        })
+        let unknown =
+            |r: &ExecReport| r.kind == ExecKind::Rejected && r.reject == RejectReason::UnknownOrder;
+        let mine = || answers.iter().filter(|r| r.order_id == id);
+        mine().any(unknown) && !mine().any(|r| r.kind == ExecKind::Fill)
     };
     let fresh: Vec<FollowerOrder> = orders
         .iter()

@@ -91,15 +91,18 @@ pub trait Gateway: Send {
     }
 }
 
-/// An order a venue is asked about (`Gateway::recover`): its id, and what a
-/// venue's status request names besides (FIX 4.4's OrderStatusRequest carries the
-/// order's Side and Symbol, and the follower's Account).
+/// An order a venue is asked about (`Gateway::recover`): its id, what a venue's
+/// status request names besides (FIX 4.4's OrderStatusRequest carries the
+/// order's Side and Symbol, and the follower's Account), and how much of it the
+/// engine knows filled (a venue's answer of more, without the fills, is a loss
+/// the gateway must say).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AskedOrder {
     pub id: u64,
     pub follower: FollowerIdx,
     pub symbol: SymbolIdx,
     pub side: Side,
+    pub filled: Lots,
 }
 
 impl From<&FollowerOrder> for AskedOrder {
@@ -109,6 +112,7 @@ impl From<&FollowerOrder> for AskedOrder {
             follower: o.follower,
             symbol: o.symbol,
             side: o.side,
+            filled: Lots::ZERO,
         }
     }
 }

@@ -356,6 +356,49 @@ impl Kinds for GatewayKinds {
         problems
     }
 
+    /// No two FIX sessions keep their numbers in one store file: each would
+    /// overwrite the other's, and a restart would resume at the wrong numbers.
+    fn check_together(&self, venues: &[Item<'_>], sources: &[Item<'_>]) -> Vec<Problem> {
+        let mut seen: Vec<(PathBuf, String)> = Vec::new();
+        let mut problems = Vec::new();
+        let stores = venues
+            .iter()
+            .filter_map(|t| {
+                let v = t.read::<VenueSettings>().ok()?;
+                let fix = v.fix.filter(|_| v.kind == VenueKind::Fix)?;
+                let what = format!("venue `{}`", v.name);
+                Some((t.table("fix"), fix.store_in(t.dir()), what))
+            })
+            .chain(sources.iter().filter_map(|t| {
+                match t.read::<SourceSettings>().ok()?.resolved(t.dir()) {
+                    SourceSettings::Fix {
+                        store: Some(store),
+                        sender_comp_id,
+                        target_comp_id,
+                        ..
+                    } => Some((
+                        t.table(""),
+                        store,
+                        format!("the fix source {sender_comp_id}->{target_comp_id}"),
+                    )),
+                    _ => None,
+                }
+            }));
+        for (table, store, what) in stores {
+            match seen.iter().find(|(p, _)| *p == store) {
+                Some((_, first)) => problems.push(table.problem(
+                    "store",
+                    format!(
+                        "{what} keeps its sequence numbers in `{}`, as {first} does: give each FIX session its own `store`",
+                        store.display()
+                    ),
+                )),
+                None => seen.push((store, what)),
+            }
+        }
+        problems
+    }
+
     fn read_source(&self, table: &Item<'_>) -> Result<(), Problem> {
         table.read::<SourceSettings>().map(drop)
     }
@@ -398,6 +441,7 @@ impl Kinds for GatewayKinds {
                 target_comp_id,
                 heartbeat_s,
                 accounts,
+                store,
                 ..
             } => {
                 problems.extend(check_address(table, &address));
@@ -407,6 +451,9 @@ impl Kinds for GatewayKinds {
                     &target_comp_id,
                     heartbeat_s,
                 ));
+                if let Some(store) = &store {
+                    problems.extend(check_store(table, store));
+                }
                 if accounts.keys().any(|a| a.is_empty()) {
                     problems.push(table.problem("accounts", "an account must not be empty"));
                 }
@@ -489,7 +536,23 @@ fn check_fix_venue(table: &Item<'_>, fix: &FixVenueSettings) -> Vec<Problem> {
     if let Err(why) = fix.reject_codes() {
         problems.push(table.problem("reject_codes", why));
     }
+    problems.extend(check_store(table, &fix.store_in(table.dir())));
     problems
+}
+
+/// A session store's folder exists: `run` writes the file at the first logon.
+fn check_store(table: &Item<'_>, store: &Path) -> Option<Problem> {
+    let folder = store.parent().filter(|p| !p.as_os_str().is_empty())?;
+    (!folder.is_dir()).then(|| {
+        table.problem(
+            "store",
+            format!(
+                "the session store's folder `{}` does not exist (the store is `{}`)",
+                folder.display(),
+                store.display()
+            ),
+        )
+    })
 }
 
 mod defaults {

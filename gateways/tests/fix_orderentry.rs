@@ -643,7 +643,6 @@ fn regression_a_resent_status_answer_of_an_earlier_question_is_taken_as_the_answ
         v.send_as("A", 5, &[(98, "0"), (108, "30")]);
         let rr = v.expect("2");
         assert_eq!(rr.get(7), Some("1"), "an unclean restart asks from 1");
-        v.expect("H");
         let dup = [(43, "Y"), (122, "20240102-03:04:05.678")];
         // 1: the answer to a question of an earlier life (o1 unknown then).
         let mut old = exec(
@@ -680,6 +679,8 @@ fn regression_a_resent_status_answer_of_an_earlier_question_is_taken_as_the_answ
             ],
         );
         v.next_out = 6;
+        // The question comes once the resend is over.
+        v.expect("H");
         // Today's answer.
         v.send(
             "8",
@@ -733,6 +734,7 @@ fn regression_a_restart_after_a_follower_left_the_config_panics_in_recover() {
         follower: u_journal.follower_in_model("F2").expect("F2"),
         symbol: u_journal.symbol("BTCUSDT").unwrap(),
         side: Side::Buy,
+        filled: Lots::ZERO,
     };
     let (address, said, _done) = venue(move |v, said, _| {
         v.accept();
@@ -745,8 +747,12 @@ fn regression_a_restart_after_a_follower_left_the_config_panics_in_recover() {
             &exec(id, "S", "I", "8", &[(103, "5"), (14, "0"), (151, "0")]),
         );
     });
-    let mut gw = OrderEntryGateway::open(config(address, dir.path().join("oe.seqs")), u_file)
-        .expect("store");
+    // The restart tells the gateways the journal's model first (`Venues::
+    // universe_changed`, as `restart::open` now does).
+    let mut gw =
+        OrderEntryGateway::open(config(address, dir.path().join("oe.seqs")), u_file.clone())
+            .expect("store");
+    gw.universe_changed(&Arc::new(u_journal));
     let mut recovered = Vec::new();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         gw.recover(&[asked], &mut |r| recovered.push(r))
@@ -761,6 +767,19 @@ fn regression_a_restart_after_a_follower_left_the_config_panics_in_recover() {
         Ok("F2"),
         "the status request names F2's account"
     );
+    // Not told: an order it cannot name fails the question (the restart stops,
+    // saying why), and nothing panics.
+    let (address, _said, _done) = venue(|v, _, _| {
+        v.accept();
+        v.logon();
+    });
+    let mut gw = OrderEntryGateway::open(config(address, dir.path().join("oe2.seqs")), u_file)
+        .expect("store");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        gw.recover(&[asked], &mut |_| {})
+    }));
+    let err = r.expect("no panic").expect_err("an order it cannot name");
+    assert!(err.to_string().contains("does not know"), "{err}");
 }
 
 /// `check-config` accepts two FIX sessions with one session store: a `fix`
@@ -902,4 +921,77 @@ venue = "v"
         !(refused && why.contains("reset_on_logon")),
         "the error says {why:?}, but [venues.fix] refuses reset_on_logon"
     );
+}
+
+/// Found by the FIX crash test once the gateway checked CumQty: `run` logs the
+/// gateway on (and the venue resends the whole session, after an unclean stop)
+/// before the restart asks about the journal's unanswered orders, so an order's
+/// fills were read, and handed on, while it was not yet in flight. The answer
+/// "filled" then looked like fills the venue had not resent: a false alarm
+/// that stopped every restart. The fills read before the question count, and go
+/// to the engine again with the answer (it de-duplicates them).
+#[test]
+fn regression_fills_read_before_the_restart_asked_about_their_order_were_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("oe.seqs");
+    std::fs::write(&store, "fillcast-fix-seqs v1 next_out=50 next_in=4\n").unwrap();
+    let u = crate::common::universe();
+    let o1 = order(&u, 1, "F1");
+    let (address, _said, _done) = venue(move |v, _, _| {
+        v.accept();
+        v.expect("A");
+        v.send_as("A", 4, &[(98, "0"), (108, "30")]);
+        let rr = v.expect("2");
+        assert_eq!(rr.get(7), Some("1"), "an unclean restart asks from 1");
+        let dup = [(43, "Y"), (122, "20240102-03:04:05.678")];
+        let mut ack = exec(o1.id, "E-ACK", "0", "0", &[(14, "0"), (151, "0.5")]);
+        ack.extend(dup.iter().map(|(t, v)| (*t, v.to_string())));
+        v.send_as("8", 1, &ack);
+        let mut f = fill(o1.id, "E-FILL", "65000.5");
+        f.extend(dup.iter().map(|(t, v)| (*t, v.to_string())));
+        v.send_as("8", 2, &f);
+        v.send_as(
+            "4",
+            3,
+            &[
+                (43, "Y"),
+                (122, "20240102-03:04:05.678"),
+                (123, "Y"),
+                (36, "5"),
+            ],
+        );
+        v.next_out = 5;
+        let h = v.expect("H");
+        assert_eq!(h.get(11), Some(ClOrdId::of(o1.id).as_str()));
+        v.send(
+            "8",
+            &exec(
+                o1.id,
+                "STATUS",
+                "I",
+                "2",
+                &[(14, "0.5"), (151, "0"), (6, "65000.5")],
+            ),
+        );
+    });
+    let mut cfg = config(address, store);
+    cfg.unclean = true;
+    let mut gw = OrderEntryGateway::open(cfg, u.clone()).expect("store");
+    // As `run` does before the journal is opened.
+    assert!(gw.wait_up(WAIT), "{:?}", gw.down_reason());
+    let mut before = Vec::new();
+    gw.poll(clock::now(), &mut |r| before.push(r));
+    assert!(
+        of(&before, o1.id).contains(&(ExecKind::Fill, RejectReason::None)),
+        "the resent fill is handed on at once: {before:?}"
+    );
+    let mut recovered = Vec::new();
+    gw.recover(&[AskedOrder::from(&o1)], &mut |r| recovered.push(r))
+        .unwrap_or_else(|e| panic!("a false alarm: {e}"));
+    assert_eq!(
+        of(&recovered, o1.id),
+        vec![(ExecKind::Fill, RejectReason::None)],
+        "the fill again, with the answer"
+    );
+    assert!(gw.is_up(), "{:?}", gw.down_reason());
 }

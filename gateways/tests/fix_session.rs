@@ -94,15 +94,24 @@ fn a_restart_resumes_its_sequence_numbers_unless_told_to_reset() {
         }
     );
     assert_eq!(r.seqs(), (1, 1));
-    // The counterparty resets too: its Logon is 1 whatever we expected.
-    let mut c = Session::new(cfg(), (3, 9));
-    c.connected(0);
+    // The counterparty resets on its own: taken when nothing of it is behind us
+    // (we expect 1), refused when something is (what it sent while we were
+    // away could not be asked for again), the numbers kept.
     let logon = Inbound {
         reset_seq_num: true,
         ..msg(b"A", 1)
     };
-    assert_eq!(take(&mut c, &logon, 0).0, Verdict::Handled);
-    assert_eq!(c.seqs(), (3, 2));
+    let mut fresh = Session::new(cfg(), (3, 1));
+    fresh.connected(0);
+    assert_eq!(take(&mut fresh, &logon, 0).0, Verdict::Handled);
+    assert_eq!(fresh.seqs(), (3, 2));
+    let mut c = Session::new(cfg(), (3, 9));
+    c.connected(0);
+    assert!(matches!(
+        take(&mut c, &logon, 0).0,
+        Verdict::Disconnect(why) if why.contains("reset its sequence numbers")
+    ));
+    assert_eq!(c.seqs(), (3, 9));
 }
 
 #[test]
@@ -502,7 +511,7 @@ fn the_session_store_keeps_the_numbers_and_refuses_a_damaged_file() {
             Err(e @ StoreError::Damaged { .. }) => {
                 let msg = e.to_string();
                 assert!(
-                    msg.contains("oe.seqs") && msg.contains("reset_on_logon"),
+                    msg.contains("oe.seqs") && msg.contains("next_out=N next_in=M"),
                     "{msg}"
                 );
             }
@@ -611,4 +620,37 @@ fn regression_a_gap_fill_did_not_cover_the_resend_request_written_before_it() {
             (b"4".to_vec(), 1, Some(102)),
         ]
     );
+}
+
+/// Found by the red team: a counterparty that never fills a gap we asked for
+/// (but goes on with heartbeats) held everything after it back for ever. A
+/// resend that makes no progress for two heartbeat intervals ends the
+/// connection, so that a new one asks again; one that progresses goes on.
+#[test]
+fn regression_a_gap_never_filled_held_the_session_for_ever() {
+    let mut s = active(1);
+    let hb = 10 * S;
+    // The Logon was 1: 2 and 3 are missing.
+    let (v, out) = take(&mut s, &msg(b"0", 4), S);
+    assert_eq!(v, Verdict::Handled);
+    assert_eq!(out, vec![Admin::ResendRequest { begin: 2 }]);
+    assert_eq!(s.on_timer(S + hb, &mut |_| {}), None);
+    // Progress: message 2 of the resend.
+    let resent = Inbound {
+        poss_dup: true,
+        ..msg(b"8", 2)
+    };
+    assert_eq!(take(&mut s, &resent, S + 2 * hb).0, Verdict::Deliver);
+    assert_eq!(s.on_timer(S + 3 * hb, &mut |_| {}), None);
+    // Then nothing more of it, while heartbeats keep the line alive.
+    let mut now = S + 2 * hb;
+    while now <= S + 4 * hb + 1 {
+        now += hb / 2;
+        let _ = take(&mut s, &msg(b"0", 9), now);
+        if let Some(why) = s.on_timer(now, &mut |_| {}) {
+            assert!(why.contains("did not fill the gap"), "{why}");
+            return;
+        }
+    }
+    panic!("the stalled resend never ended the connection");
 }

@@ -45,6 +45,7 @@ fn asked(ids: &[u64]) -> Vec<AskedOrder> {
             follower: FollowerIdx(0),
             symbol: SymbolIdx(0),
             side: Side::Buy,
+            filled: Lots::ZERO,
         })
         .collect()
 }

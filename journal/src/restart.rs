@@ -138,6 +138,11 @@ fn diff_lines(diff: &[String]) -> String {
 /// index.
 pub trait Venues {
     fn name(&self, venue: usize) -> Option<String>;
+    /// The model the orders asked about are named in (the journal's, arranged
+    /// with the file's): before any question (`Gateway::universe_changed`).
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        let _ = universe;
+    }
     /// `Gateway::recover` of venue `venue`.
     fn recover(
         &mut self,
@@ -157,6 +162,12 @@ pub trait Venues {
 impl Venues for [Box<dyn Gateway>] {
     fn name(&self, venue: usize) -> Option<String> {
         self.get(venue).map(|g| g.name().to_string())
+    }
+
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        for g in self.iter_mut() {
+            g.universe_changed(universe);
+        }
     }
 
     fn recover(
@@ -432,10 +443,15 @@ pub fn open<V: Venues + ?Sized>(
                 follower: universe.subs[o.sub.0 as usize].follower,
                 symbol: o.symbol,
                 side: o.side,
+                filled: o.filled,
             });
     }
     let mut recovered = Vec::new();
     let mut asked = BTreeMap::new();
+    // Found by the red team: a gateway built with the file's model named an
+    // order of the journal's by the file's indices (a panic when a follower
+    // had left the file).
+    venues.universe_changed(universe);
     for (venue, ids) in by_venue {
         let name = venues.name(venue).unwrap_or_else(|| format!("#{venue}"));
         venues

@@ -340,8 +340,11 @@ impl<'k> Loader<'k> {
         for source in &mut cfg.sources {
             source.dir.clone_from(&self.base);
         }
-        for venue in &mut cfg.venues {
-            venue.dir.clone_from(&self.base);
+        // A journaled model's venues have no folder: it is path-independent.
+        if !self.model {
+            for venue in &mut cfg.venues {
+                venue.dir.clone_from(&self.base);
+            }
         }
         if let Some(j) = cfg.journal.as_mut() {
             j.dir = resolve(&self.base, &j.dir);
@@ -749,6 +752,18 @@ fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
     let venues = check_venues(cfg, sites, out);
     let symbols = check_symbols(cfg, sites, &venues, out);
     check_sources(cfg, sites, out);
+    if let Some(kinds) = out.kinds {
+        let venues: Vec<Item<'_>> = (0..cfg.venues.len())
+            .map(|i| Item::new(sites.item(&sites.items("venues"), i), &out.base))
+            .collect();
+        let sources: Vec<Item<'_>> = (0..cfg.sources.len())
+            .map(|i| Item::new(sites.item(&sites.items("sources"), i), &out.base))
+            .collect();
+        let problems = kinds.check_together(&venues, &sources);
+        for p in problems {
+            out.problem(p);
+        }
+    }
     let leaders = check_leaders(cfg, sites, &symbols, out);
     let followers = check_followers(cfg, sites, &symbols, out);
     check_subscriptions(cfg, sites, &leaders, &followers, out);

@@ -156,6 +156,8 @@ pub struct Execution<'a> {
     pub side: Option<u8>,
     /// OrderQty (38).
     pub order_qty: Option<Decimal>,
+    /// CumQty (14): the order's filled quantity so far.
+    pub cum_qty: Option<Decimal>,
     /// LastQty (32) and LastPx (31): this execution's fill.
     pub last_qty: Option<Decimal>,
     pub last_px: Option<Decimal>,
@@ -185,6 +187,7 @@ impl<'a> Execution<'a> {
             symbol: text(55)?,
             side: char(54)?,
             order_qty: dec(38)?,
+            cum_qty: dec(14)?,
             last_qty: dec(32)?,
             last_px: dec(31)?,
             ord_rej_reason: opt(m, 103, |v| {

@@ -36,7 +36,7 @@ use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::parse_client_order_id;
 use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, Universe};
 use fillcast_engine::port::{AskedOrder, Gateway, VenueError};
-use fillcast_engine::units::Nanos;
+use fillcast_engine::units::{Lots, Nanos};
 
 use super::app::{order_report, reject_reason, ClOrdId, Execution, NewOrder, ReduceOnly};
 use super::codec::{parse_u64, Message};
@@ -113,14 +113,27 @@ impl Throttle {
     }
 }
 
-/// An order in flight: what a status request names, and the MsgSeqNum it left
-/// with (`None`: its send failed part-way, or it is known from the journal).
-#[derive(Clone, Copy, Debug)]
+/// An order in flight: what a status request names, the MsgSeqNum it left
+/// with (`None`: its send failed part-way, or it is known from the journal),
+/// and what the engine knows filled of it (the journal's, and the fills handed
+/// on since, each trade once).
+#[derive(Clone, Debug)]
 struct InFlight {
     side: Side,
     symbol: SymbolIdx,
     follower: FollowerIdx,
     seq: Option<u64>,
+    filled: Lots,
+    trades: Vec<u64>,
+}
+
+/// Why the gateway stopped trusting the session, and the venue's MsgSeqNum of
+/// the message that said so: the store keeps the expected number at it, so a
+/// restart reads that message again (and stops again, until it is dealt with).
+#[derive(Clone, Debug)]
+pub(crate) struct Broken {
+    why: String,
+    seq: u64,
 }
 
 /// The orders in flight and the reports waiting to be handed over: apart from
@@ -131,22 +144,50 @@ pub(crate) struct Orders {
     in_flight: HashMap<u64, InFlight>,
     /// Our MsgSeqNum → the order it carried, for a Reject that names it.
     by_seq: HashMap<u64, u64>,
-    /// Orders asked about and not answered yet.
-    asking: HashSet<u64>,
+    /// Our OrderStatusRequests' MsgSeqNums → the order each asked about.
+    asked_by_seq: HashMap<u64, u64>,
+    /// Orders asked about and not answered yet → the venue's MsgSeqNum we
+    /// expected when we asked: an answer is numbered at least that (a status
+    /// answer resent from an earlier life is older, and not the answer).
+    asking: HashMap<u64, u64>,
     ready: VecDeque<ExecReport>,
     reject_codes: HashMap<u32, RejectReason>,
     /// Reports about orders not in flight that were not fills: dropped.
     stale: u64,
+    /// Reports that could not be read, or said what the engine cannot take.
+    refused: u64,
+    broken: Option<Broken>,
+    /// The last fills handed on for orders not in flight (a resend read before
+    /// the restart asked about its orders): given again with the order when it
+    /// is asked about, and counted in what the engine knows filled.
+    loose_fills: VecDeque<ExecReport>,
 }
+
+/// Fills of orders not in flight kept for a later question (`loose_fills`);
+/// past it, an answer of more filled than the gateway saw fails closed.
+const LOOSE_FILLS_MAX: usize = 1 << 16;
 
 impl Orders {
     fn sent(&mut self, o: &AskedOrder, seq: Option<u64>) {
-        let f = InFlight {
+        let mut f = InFlight {
             side: o.side,
             symbol: o.symbol,
             follower: o.follower,
             seq,
+            filled: o.filled,
+            trades: Vec::new(),
         };
+        if seq.is_none() {
+            // Asked about: its fills this process already handed on go again
+            // (the engine may not have held the order then; it de-duplicates).
+            for r in self.loose_fills.iter().filter(|r| r.order_id == o.id) {
+                if !f.trades.contains(&r.trade_id) {
+                    f.trades.push(r.trade_id);
+                    f.filled = Lots(f.filled.0.saturating_add(r.qty.0));
+                    self.ready.push_back(*r);
+                }
+            }
+        }
         self.in_flight.insert(o.id, f);
         if let Some(seq) = seq {
             self.by_seq.insert(seq, o.id);
@@ -163,6 +204,20 @@ impl Orders {
         self.asking.remove(&id);
     }
 
+    /// Fail closed: the venue said something about an order that the engine
+    /// cannot take; its position there is unknown until someone looks.
+    fn break_on(&mut self, seq: u64, why: String) {
+        self.refused += 1;
+        if self.broken.is_none() {
+            self.broken = Some(Broken {
+                why: format!(
+                    "{why}; the venue's state of the order is unknown to the engine: reconcile it by hand with the venue, then restart (the venue's message {seq} is read again)"
+                ),
+                seq,
+            });
+        }
+    }
+
     /// For the fuzzer: order `id` (side buy, symbol 0) left with MsgSeqNum `seq`
     /// and is being asked about; then whether the books still hold together
     /// (every MsgSeqNum names an order in flight, every report names an order
@@ -174,10 +229,11 @@ impl Orders {
                 follower: FollowerIdx(0),
                 symbol: SymbolIdx(0),
                 side: Side::Buy,
+                filled: Lots::ZERO,
             },
             Some(seq),
         );
-        self.asking.insert(id);
+        self.asking.insert(id, 0);
     }
 
     pub(crate) fn fuzz_check(&mut self, known: &HashSet<u64>) {
@@ -187,7 +243,7 @@ impl Orders {
                 "MsgSeqNum of an ended order"
             );
         }
-        for id in &self.asking {
+        for id in self.asking.keys() {
             assert!(
                 self.in_flight.contains_key(id),
                 "asking about an ended order"
@@ -207,71 +263,16 @@ impl Orders {
     }
 
     pub(crate) fn on_message(&mut self, m: &Message<'_>, u: &Universe, now: Nanos) {
+        let seq = m.get(34).and_then(|v| parse_u64(v).ok()).unwrap_or(0);
         match m.msg_type() {
-            b"8" => {
-                let Ok(e) = Execution::read(m) else { return };
-                let terminal = matches!(e.ord_status, Some(b'2' | b'4' | b'8' | b'C'));
-                if e.exec_type == Some(b'I') {
-                    // A status answer: its end, if it has one (its fills came through
-                    // the resend); an unknown order is one that never arrived.
-                    let Some(id) = e.cl_ord_id.and_then(parse_client_order_id) else {
-                        return;
-                    };
-                    if !self.asking.contains(&id) {
-                        self.stale += 1;
-                        return;
-                    }
-                    let kind = match e.ord_status {
-                        Some(b'4') => Some((ExecKind::Canceled, RejectReason::None)),
-                        Some(b'C') => Some((ExecKind::Expired, RejectReason::None)),
-                        // Unknown order (5) is FIX's own answer to a status request.
-                        Some(b'8') if e.ord_rej_reason == Some(5) => {
-                            Some((ExecKind::Rejected, RejectReason::UnknownOrder))
-                        }
-                        Some(b'8') => Some((ExecKind::Rejected, self.reason(e.ord_rej_reason))),
-                        _ => None,
-                    };
-                    if let Some((kind, reject)) = kind {
-                        self.ready.push_back(ExecReport {
-                            order_id: id,
-                            kind,
-                            reject,
-                            recv_ts: now,
-                            ..ExecReport::default()
-                        });
-                    }
-                    if terminal {
-                        self.ended(id);
-                    } else {
-                        self.asking.remove(&id);
-                    }
-                    return;
-                }
-                let Ok(Some(mut r)) = order_report(&e, u, now) else {
+            b"8" => self.on_execution(m, seq, u, now),
+            // A session Reject or a BusinessMessageReject of one of ours.
+            b"3" | b"j" => {
+                let Some(ref_seq) = m.get(45).and_then(|v| parse_u64(v).ok()) else {
                     return;
                 };
-                if !self.in_flight.contains_key(&r.order_id) && r.kind != ExecKind::Fill {
-                    // A resend of an order that ended: nothing new.
-                    self.stale += 1;
-                    return;
-                }
-                if r.kind == ExecKind::Rejected {
-                    r.reject = self.reason(e.ord_rej_reason);
-                }
-                self.ready.push_back(r);
-                if terminal
-                    || matches!(
-                        r.kind,
-                        ExecKind::Rejected | ExecKind::Canceled | ExecKind::Expired
-                    )
-                {
-                    self.ended(r.order_id);
-                }
-            }
-            // A session Reject or a BusinessMessageReject of one of our orders.
-            b"3" | b"j" => {
-                let seq = m.get(45).and_then(|v| parse_u64(v).ok());
-                if let Some(id) = seq.and_then(|s| self.by_seq.get(&s).copied()) {
+                if let Some(id) = self.by_seq.get(&ref_seq).copied() {
+                    // An order refused before it was one.
                     self.ready.push_back(ExecReport {
                         order_id: id,
                         kind: ExecKind::Rejected,
@@ -280,9 +281,146 @@ impl Orders {
                         ..ExecReport::default()
                     });
                     self.ended(id);
+                } else if let Some(id) = self.asked_by_seq.get(&ref_seq).copied() {
+                    let text = m.get(58).map(String::from_utf8_lossy).unwrap_or_default();
+                    self.break_on(
+                        seq,
+                        format!(
+                            "the venue refused the OrderStatusRequest for order {} (35={}: {text})",
+                            ClOrdId::of(id).as_str(),
+                            String::from_utf8_lossy(m.msg_type()),
+                        ),
+                    );
                 }
             }
             _ => {}
+        }
+    }
+
+    fn on_execution(&mut self, m: &Message<'_>, seq: u64, u: &Universe, now: Nanos) {
+        let exec_id = m.get(17).map(String::from_utf8_lossy).unwrap_or_default();
+        let id = m
+            .get(11)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(parse_client_order_id);
+        let ours = id.is_some_and(|id| self.in_flight.contains_key(&id));
+        let trade = matches!(m.get(150), Some(b"F" | b"G" | b"H"));
+        let e = match Execution::read(m) {
+            Ok(e) => e,
+            Err(why) if ours || trade => {
+                return self.break_on(
+                    seq,
+                    format!("ExecutionReport {seq} (ExecID {exec_id}) does not read: {why}"),
+                );
+            }
+            Err(_) => {
+                self.refused += 1;
+                return;
+            }
+        };
+        if e.exec_type == Some(b'I') {
+            return self.on_status(&e, seq, u, now);
+        }
+        let mut r = match order_report(&e, u, now) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(why) if ours || trade => {
+                return self.break_on(
+                    seq,
+                    format!("ExecutionReport {seq} (ExecID {exec_id}) cannot be taken: {why}"),
+                );
+            }
+            Err(_) => {
+                self.refused += 1;
+                return;
+            }
+        };
+        let Some(f) = self.in_flight.get_mut(&r.order_id) else {
+            if r.kind != ExecKind::Fill {
+                // A resend of an order that ended: nothing new.
+                self.stale += 1;
+            } else {
+                // The engine de-duplicates it, or counts it unknown.
+                self.ready.push_back(r);
+                if self.loose_fills.len() == LOOSE_FILLS_MAX {
+                    self.loose_fills.pop_front();
+                }
+                self.loose_fills.push_back(r);
+            }
+            return;
+        };
+        if r.kind == ExecKind::Fill && !f.trades.contains(&r.trade_id) {
+            f.trades.push(r.trade_id);
+            f.filled = Lots(f.filled.0.saturating_add(r.qty.0));
+        }
+        if r.kind == ExecKind::Rejected {
+            r.reject = self.reason(e.ord_rej_reason);
+        }
+        self.ready.push_back(r);
+        let terminal = matches!(e.ord_status, Some(b'2' | b'4' | b'8' | b'C'));
+        if terminal
+            || matches!(
+                r.kind,
+                ExecKind::Rejected | ExecKind::Canceled | ExecKind::Expired
+            )
+        {
+            self.ended(r.order_id);
+        }
+    }
+
+    /// A status answer: its end, if it has one. Its fills came before it (the
+    /// venue's resend of what we missed, in sequence): an answer of more
+    /// filled than the engine knows is fills the venue did not resend.
+    fn on_status(&mut self, e: &Execution<'_>, seq: u64, u: &Universe, now: Nanos) {
+        let Some(id) = e.cl_ord_id.and_then(parse_client_order_id) else {
+            self.refused += 1;
+            return;
+        };
+        // Only an answer to the question now out: numbered after it was asked.
+        if self.asking.get(&id).is_none_or(|&asked_at| seq < asked_at) {
+            self.stale += 1;
+            return;
+        }
+        let Some(f) = self.in_flight.get(&id) else {
+            self.asking.remove(&id);
+            return;
+        };
+        let spec = u.symbols.get(f.symbol.0 as usize);
+        let known = spec.map(|s| f.filled.to_decimal(s.lot_size));
+        if let (Some(cum), Some(known)) = (e.cum_qty, known) {
+            if cum > known {
+                return self.break_on(
+                    seq,
+                    format!(
+                        "order {} is filled {cum} at the venue (CumQty), the engine knows {known}: fills the venue did not resend",
+                        ClOrdId::of(id).as_str()
+                    ),
+                );
+            }
+        }
+        let kind = match e.ord_status {
+            Some(b'4') => Some((ExecKind::Canceled, RejectReason::None)),
+            Some(b'C') => Some((ExecKind::Expired, RejectReason::None)),
+            // Unknown order (5) is FIX's own answer to a status request.
+            Some(b'8') if e.ord_rej_reason == Some(5) => {
+                Some((ExecKind::Rejected, RejectReason::UnknownOrder))
+            }
+            Some(b'8') => Some((ExecKind::Rejected, self.reason(e.ord_rej_reason))),
+            _ => None,
+        };
+        if let Some((kind, reject)) = kind {
+            self.ready.push_back(ExecReport {
+                order_id: id,
+                kind,
+                reject,
+                recv_ts: now,
+                ..ExecReport::default()
+            });
+        }
+        if matches!(e.ord_status, Some(b'2' | b'4' | b'8' | b'C')) {
+            self.ended(id);
+        } else {
+            self.asking.remove(&id);
         }
     }
 }
@@ -380,6 +518,7 @@ impl OrderEntryGateway {
             self.seqs = c.seqs();
         }
         self.orders.asking.clear();
+        self.orders.asked_by_seq.clear();
         for o in self.queue.drain(..) {
             out(venue_down(&o, now));
         }
@@ -402,8 +541,10 @@ impl OrderEntryGateway {
         if conn.state() != State::Active {
             return Ok(());
         }
+        // Questions only once the venue's resend of what we missed is over: its
+        // answers come after it, numbered past what we expect now.
         while let Some(&id) = self.to_ask.last() {
-            if !self.throttle.may_send(now) {
+            if conn.catching_up() || !self.throttle.may_send(now) {
                 break;
             }
             self.to_ask.pop();
@@ -412,17 +553,30 @@ impl OrderEntryGateway {
             };
             let cl = ClOrdId::of(id);
             let u = &self.universe;
-            let follower = &u.followers[f.follower.0 as usize].id;
-            let account = self.cfg.accounts.get(follower).unwrap_or(follower);
-            conn.send(b"H", now, |w| {
+            let (Some(follower), Some(symbol)) = (
+                u.followers.get(f.follower.0 as usize),
+                u.symbols.get(f.symbol.0 as usize),
+            ) else {
+                // Not of the model in force (the engine tells the gateway the
+                // model before it asks): nothing to name it by.
+                let why = format!(
+                    "order {} names a follower or symbol the gateway does not know",
+                    cl.as_str()
+                );
+                self.orders.break_on(conn.seqs().1, why);
+                continue;
+            };
+            let account = self.cfg.accounts.get(&follower.id).unwrap_or(&follower.id);
+            let seq = conn.send(b"H", now, |w| {
                 w.str(11, cl.as_str())?
                     .str(1, account)?
-                    .str(55, &u.sym(f.symbol).name)?
+                    .str(55, &symbol.name)?
                     .char(54, if f.side == Side::Buy { b'1' } else { b'2' })?;
                 Ok(())
             })?;
             self.throttle.sent(now);
-            self.orders.asking.insert(id);
+            self.orders.asking.insert(id, conn.seqs().1);
+            self.orders.asked_by_seq.insert(seq, id);
         }
         while self.to_ask.is_empty() && self.throttle.may_send(now) {
             let Some(o) = self.queue.pop_front() else {
@@ -465,12 +619,13 @@ impl OrderEntryGateway {
             self.backoff.succeeded();
             if self.settled() {
                 self.down_reason = None;
+                self.orders.asked_by_seq.clear();
             }
         }
         if let Some(c) = &self.conn {
             self.seqs = c.seqs();
         }
-        if let Err(e) = self.store.save(self.seqs) {
+        if let Err(e) = self.store.save(self.kept(self.seqs)) {
             // The numbers are not kept: a restart could not resume them. Nothing
             // more may leave on this session.
             let why = format!("{e}");
@@ -478,12 +633,45 @@ impl OrderEntryGateway {
         }
     }
 
-    /// Active, every question answered, no gap being resent.
+    /// Active, every question answered, no gap being resent, nothing refused.
     fn settled(&self) -> bool {
         self.active()
             && self.to_ask.is_empty()
             && self.orders.asking.is_empty()
+            && self.orders.broken.is_none()
             && self.conn.as_ref().is_some_and(|c| !c.catching_up())
+    }
+
+    /// The numbers to keep: after a refused message, the expected one stays at
+    /// it, so that a restart reads it again.
+    fn kept(&self, seqs: (u64, u64)) -> (u64, u64) {
+        match &self.orders.broken {
+            Some(b) if b.seq > 0 => (seqs.0, seqs.1.min(b.seq)),
+            _ => seqs,
+        }
+    }
+
+    /// Why the gateway is not up now.
+    fn why_not_up(&self) -> Option<String> {
+        if let Some(b) = &self.orders.broken {
+            return Some(b.why.clone());
+        }
+        if self.settled() {
+            return None;
+        }
+        let Some(conn) = self.conn.as_ref() else {
+            return self.down_reason.clone();
+        };
+        Some(if conn.state() != State::Active {
+            "logging on".to_string()
+        } else if conn.catching_up() {
+            "waiting for the venue to resend what it sent while the session was down".to_string()
+        } else {
+            format!(
+                "waiting for the venue's answers about {} orders in flight (OrderStatusRequest)",
+                self.orders.asking.len() + self.to_ask.len()
+            )
+        })
     }
 }
 
@@ -493,7 +681,7 @@ impl Drop for OrderEntryGateway {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.as_mut() {
             let seqs = conn.close(Duration::from_millis(500));
-            let _ = self.store.save(seqs);
+            let _ = self.store.save(self.kept(seqs));
         }
     }
 }
@@ -556,7 +744,7 @@ impl Gateway for OrderEntryGateway {
     }
 
     fn down_reason(&self) -> Option<String> {
-        self.down_reason.clone()
+        self.why_not_up()
     }
 
     /// Asks with an OrderStatusRequest about each order (connecting first if it
@@ -570,8 +758,9 @@ impl Gateway for OrderEntryGateway {
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
         for o in orders {
-            if !self.orders.in_flight.contains_key(&o.id) {
-                self.orders.sent(o, None);
+            match self.orders.in_flight.get_mut(&o.id) {
+                Some(f) => f.filled = Lots(f.filled.0.max(o.filled.0)),
+                None => self.orders.sent(o, None),
             }
             self.to_ask.push(o.id);
         }
@@ -587,18 +776,22 @@ impl Gateway for OrderEntryGateway {
             if self.settled() {
                 break;
             }
+            if let Some(b) = &self.orders.broken {
+                return Err(VenueError::Failed {
+                    venue: self.cfg.name.clone(),
+                    what: format!("asking about {} orders", orders.len()),
+                    cause: b.why.clone(),
+                });
+            }
             if now.0 >= deadline {
                 return Err(VenueError::Failed {
                     venue: self.cfg.name.clone(),
                     what: format!("asking about {} orders", orders.len()),
-                    cause: match &self.down_reason {
-                        Some(why) if !self.active() => why.clone(),
-                        _ => format!(
-                            "{} answers missing after {:?}",
-                            self.orders.asking.len() + self.to_ask.len(),
-                            self.cfg.recover_timeout
-                        ),
-                    },
+                    cause: format!(
+                        "no answer within {:?}: {}",
+                        self.cfg.recover_timeout,
+                        self.why_not_up().unwrap_or_default()
+                    ),
                 });
             }
             std::thread::sleep(Duration::from_millis(1));

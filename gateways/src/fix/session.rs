@@ -234,6 +234,8 @@ pub struct Session {
     next_in: u64,
     /// A ResendRequest is out and not yet filled: up to this sequence number.
     resending_to: Option<u64>,
+    /// When the resend last made progress (or was asked for).
+    resend_progress_ns: u64,
     last_sent_ns: u64,
     last_received_ns: u64,
     /// When our Logon or Logout went out: its answer is due within the timeout.
@@ -253,6 +255,7 @@ impl Session {
             next_out: seqs.0.max(1),
             next_in: seqs.1.max(1),
             resending_to: None,
+            resend_progress_ns: 0,
             last_sent_ns: 0,
             last_received_ns: 0,
             waiting_since_ns: 0,
@@ -336,6 +339,14 @@ impl Session {
                 return Verdict::Disconnect("the first message was not a Logon");
             }
             if m.reset_seq_num {
+                // A reset we did not ask for, with messages of the counterparty
+                // behind us: whatever it sent that we have not read (while we
+                // were away) can no longer be asked for. Refused, loudly.
+                if !self.cfg.reset_on_logon && self.next_in > 1 {
+                    return Verdict::Disconnect(
+                        "the counterparty reset its sequence numbers (Logon with ResetSeqNumFlag) unasked: what it sent while we were away could not be asked for again; agree a reset with it (and check what it sent), then delete the session store",
+                    );
+                }
                 // The counterparty starts again at 1 (answering our reset, or its
                 // own), and its Logon must be that 1: another number would leave
                 // the expected one behind what it has already sent.
@@ -379,6 +390,7 @@ impl Session {
                     begin: self.next_in,
                 });
                 self.resending_to = Some(m.seq);
+                self.resend_progress_ns = now_ns;
             }
             return match t {
                 b"5" => self.on_logout(send),
@@ -391,6 +403,7 @@ impl Session {
         }
         // In sequence.
         self.next_in += 1;
+        self.resend_progress_ns = now_ns;
         if self.resending_to.is_some_and(|to| self.next_in > to) {
             self.resending_to = None;
         }
@@ -406,7 +419,9 @@ impl Session {
                 self.answer_resend(m, send);
                 Verdict::Handled
             }
-            b"3" => Verdict::Handled,
+            // A session Reject names one of our messages: the application's
+            // (an order refused before it was one).
+            b"3" => Verdict::Deliver,
             b"4" => {
                 // A gap fill in sequence: skip to its NewSeqNo.
                 match m.new_seq_no {
@@ -447,6 +462,15 @@ impl Session {
                     "the Logout went unanswered"
                 }),
             State::Active => {
+                // A resend that stalls (heartbeats go on, the gap stays open)
+                // holds back everything after it: a new connection asks again.
+                if self.resending_to.is_some()
+                    && now_ns.saturating_sub(self.resend_progress_ns) > 2 * hb
+                {
+                    return Some(
+                        "the counterparty did not fill the gap we asked it to resend (no progress for two heartbeat intervals)",
+                    );
+                }
                 // A fifth of an interval's grace for the network, as is usual.
                 let silent = now_ns.saturating_sub(self.last_received_ns);
                 if let Some(at) = self.test_request_ns {

@@ -33,7 +33,10 @@ pub enum StoreError {
     Io { path: PathBuf, source: io::Error },
     #[error(
         "FIX session store {} does not read ({why}): the session's sequence numbers are unknown. \
-         Restore the file, or set reset_on_logon for this session (both sides start again at 1)",
+         Restore the file; or agree both numbers with the counterparty and write them into it as \
+         `fillcast-fix-seqs v1 next_out=N next_in=M` (N: the next MsgSeqNum we send, M: the next \
+         we expect); or delete it and have the counterparty reset the session (both sides start \
+         again at 1)",
         path.display()
     )]
     Damaged { path: PathBuf, why: &'static str },

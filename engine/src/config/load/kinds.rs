@@ -27,6 +27,12 @@ pub trait Kinds {
     fn read_source(&self, table: &Item<'_>) -> Result<(), Problem>;
     /// As `check_venue`, for one `[[sources]]` table.
     fn check_source(&self, table: &Item<'_>) -> Vec<Problem>;
+    /// Problems between tables (two sessions sharing one file, say): every
+    /// `[[venues]]` and `[[sources]]` table, in file order, each already read.
+    fn check_together(&self, venues: &[Item<'_>], sources: &[Item<'_>]) -> Vec<Problem> {
+        let _ = (venues, sources);
+        Vec::new()
+    }
 }
 
 /// One `[[venues]]` or `[[sources]]` table as written: where each key and value is.
