@@ -6,6 +6,7 @@
 mod chart;
 mod e2e;
 mod fanout;
+mod fixe2e;
 mod fixwire;
 mod journal;
 mod progress;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SCENARIOS_HELP: &str = "\
-Scenarios (default: all, in this order):
+Scenarios (default: all but fixe2e, in this order):
   fanout     One leader fill sized, risk-checked and turned into orders for 1k / 10k / 100k
              followers (Core::on_feed into 32-order chunks). Baseline: the textbook design,
              rust_decimal sizing per follower and one crossbeam channel message per order to
@@ -52,6 +53,16 @@ Scenarios (default: all, in this order):
              changed (in place), and a revision adding 1% and removing 1% of the
              subscriptions (the running state moved into a grown core). Baseline:
              rebuilding the core for the new model (Core::new). Ratio: baseline p99 / fillcast p99.
+  fixwire    FIX 4.4 per message: one egress chunk of 32 NewOrderSingles encoded and their 32
+             ExecutionReports decoded. Baseline: the sim venue's binary wire (simwire) for the
+             same. Ratio: baseline p99 / fillcast p99 (below 1: FIX costs more).
+  fixe2e     FIX end to end over loopback against the QuickFIX test venue (only when named;
+             needs target/fixvenue/fixvenue from scripts/install-quickfix.sh, or --fixvenue):
+             the real pipeline with the FIX drop-copy source and order-entry gateway; 1 leader,
+             100 followers (4 chunks of orders per fill), 2,000 fills one at a time (at most
+             100/s); leader execution read (recv_ts) -> the last follower NewOrderSingle
+             written. Baseline: the same pipeline, universe and fills with an in-process source
+             and the sim venue's wire. Ratio: baseline p99 / fillcast p99 (below 1: FIX slower).
 
 Ratios are always oriented so that above 1 means fillcast is better.
 Build with --release (scripts/bench.sh does): a debug build's figures mean little.";
@@ -127,6 +138,19 @@ struct Cli {
     /// e2e: seconds of leader fills.
     #[arg(long, value_name = "SECONDS")]
     e2e_seconds: Option<f64>,
+
+    /// fixe2e: the QuickFIX test venue's binary (default: $FILLCAST_FIXVENUE, else
+    /// target/fixvenue/fixvenue of this checkout).
+    #[arg(long, value_name = "PATH")]
+    fixvenue: Option<PathBuf>,
+
+    /// fixe2e: leader fills, each released once the last has settled.
+    #[arg(long, value_name = "N")]
+    fixe2e_fills: Option<u64>,
+
+    /// fixe2e: followers of the one leader (orders per fill).
+    #[arg(long, value_name = "N")]
+    fixe2e_followers: Option<usize>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,6 +169,16 @@ enum Name {
     Reload,
     /// FIX 4.4 per message: a chunk of orders out and their fills back; baseline: the sim venue's binary wire.
     Fixwire,
+    /// FIX end to end against the QuickFIX venue (only when named); baseline: the sim venue's wire.
+    Fixe2e,
+}
+
+impl Name {
+    /// Whether a run that names no scenario runs it: not one that needs a
+    /// program built outside cargo.
+    fn in_default_run(self) -> bool {
+        self != Name::Fixe2e
+    }
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -170,9 +204,19 @@ fn run() -> Result<()> {
     };
     let mut names = cli.scenarios.clone();
     if names.is_empty() {
-        names = Name::value_variants().to_vec();
+        names = Name::value_variants()
+            .iter()
+            .copied()
+            .filter(|n| n.in_default_run())
+            .collect();
     }
     names.dedup();
+    // Before any scenario runs: a missing venue ends the run at once, saying how to build it.
+    let fixvenue = if names.contains(&Name::Fixe2e) {
+        Some(fixe2e::venue_binary(cli.fixvenue.as_deref())?)
+    } else {
+        None
+    };
     let pg = cli.pg.clone().or_else(|| {
         std::env::var("FILLCAST_TEST_PG")
             .ok()
@@ -206,6 +250,10 @@ fn run() -> Result<()> {
                 },
                 &progress,
             ),
+            Name::Fixe2e => fixe2e::run(
+                &fixe2e_options(&cli, size, fixvenue.clone().unwrap_or_default()),
+                &progress,
+            )?,
         };
         progress.println(summary_line(&s));
         scenarios.push(s);
@@ -341,6 +389,22 @@ fn e2e_options(cli: &Cli, size: Size) -> e2e::Options {
         duration: cli
             .e2e_seconds
             .map_or(Duration::from_millis(ms), Duration::from_secs_f64),
+    }
+}
+
+fn fixe2e_options(cli: &Cli, size: Size, venue: PathBuf) -> fixe2e::Options {
+    let (fills, warmup) = match size {
+        Size::Full => (2_000, 50),
+        Size::Quick => (300, 20),
+        Size::Tiny => (12, 2),
+    };
+    let fills = cli.fixe2e_fills.unwrap_or(fills).max(warmup + 1);
+    fixe2e::Options {
+        venue,
+        followers: cli.fixe2e_followers.unwrap_or(100).max(1),
+        fills,
+        warmup,
+        interval: Duration::from_millis(10),
     }
 }
 

@@ -201,3 +201,96 @@ fn unknown_scenario_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
 }
+
+/// A benchmark, not a test: without its venue `fixe2e` ends the run before any
+/// scenario, non-zero, naming the file and how to build it.
+#[test]
+fn fixe2e_without_the_venue_exits_non_zero_and_says_how_to_build_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = bench()
+        .args([
+            "--tiny",
+            "journal",
+            "fixe2e",
+            "--fixvenue",
+            "/nonexistent/fixvenue",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run fillcast-bench");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/fixvenue") && stderr.contains("scripts/install-quickfix.sh"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("journal done"), "nothing ran: {stderr}");
+}
+
+/// `fixe2e` on the tiniest sizes against the QuickFIX venue: the JSON has the
+/// FIX variant, the tmpfs reference (where there is a /dev/shm) and the sim
+/// baseline, with every field. Skipped, saying why, when the venue is not built
+/// and `FILLCAST_REQUIRE_FIX` is not set.
+#[test]
+fn tiny_fixe2e_against_quickfix_writes_every_field() {
+    let bin = std::env::var_os("FILLCAST_FIXVENUE").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixvenue/fixvenue"),
+        std::path::PathBuf::from,
+    );
+    if !bin.is_file() {
+        let required =
+            std::env::var("FILLCAST_REQUIRE_FIX").is_ok_and(|v| !v.is_empty() && v != "0");
+        assert!(
+            !required,
+            "FILLCAST_REQUIRE_FIX is set but {} is missing",
+            bin.display()
+        );
+        println!(
+            "skipped: {} is missing (scripts/install-quickfix.sh builds it)",
+            bin.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("bench.json");
+    let out = bench()
+        .args(["--tiny", "fixe2e", "--fixvenue"])
+        .arg(&bin)
+        .arg("--json")
+        .arg(&json)
+        .current_dir(dir.path())
+        .output()
+        .expect("run fillcast-bench");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+        .expect("valid JSON");
+    let s = &get(&run, "scenarios").as_array().expect("scenarios")[0];
+    assert_eq!(get(s, "name").as_str(), Some("fixe2e"));
+    let case = &get(s, "cases").as_array().expect("cases")[0];
+    let variants = get(case, "variants").as_array().expect("variants");
+    let names: Vec<&str> = variants.iter().filter_map(|v| v["name"].as_str()).collect();
+    let mut want = vec!["FIX (QuickFIX venue)", "sim venue wire"];
+    if Path::new("/dev/shm").is_dir() {
+        want.insert(1, "FIX, session stores on tmpfs");
+    }
+    assert_eq!(names, want);
+    for v in variants {
+        check_variant("fixe2e", v);
+        assert_eq!(get(v, "extra.unmatched_fills").as_f64(), Some(0.0), "{v}");
+        assert_eq!(get(v, "extra.source_rejected").as_f64(), Some(0.0), "{v}");
+        // 100 followers, every one moved by every fill: 4 chunks of 32 or fewer.
+        assert_eq!(get(v, "extra.orders_per_fill").as_f64(), Some(100.0), "{v}");
+        assert_eq!(get(v, "extra.submits_per_fill").as_f64(), Some(4.0), "{v}");
+    }
+    assert!(
+        get(s, "notes").as_array().is_some_and(|n| !n
+            .iter()
+            .any(|x| x.as_str().is_some_and(|x| x.contains("event key")))),
+        "the drop copy's fills are the in-process source's: {s}"
+    );
+}
