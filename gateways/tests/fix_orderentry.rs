@@ -230,6 +230,23 @@ fn exec(
     f
 }
 
+/// `f` as resent: PossDupFlag and OrigSendingTime.
+fn resent(mut f: Vec<(u32, String)>) -> Vec<(u32, String)> {
+    f.push((43, "Y".into()));
+    f.push((122, "20240102-03:04:05.678".into()));
+    f
+}
+
+/// The venue's side of an unclean restart: our Logon answered as its message
+/// `logon_seq`, and our ResendRequest must ask from 1.
+fn logon_asking_from_1(v: &mut Venue, logon_seq: u64) {
+    v.accept();
+    v.expect("A");
+    v.send_as("A", logon_seq, &[(98, "0"), (108, "30")]);
+    let rr = v.expect("2");
+    assert_eq!(rr.get(7), Some("1"), "an unclean restart asks from 1");
+}
+
 /// A full fill of order `id` at `px`.
 fn fill(id: u64, exec_id: &str, px: &str) -> Vec<(u32, String)> {
     exec(
@@ -638,35 +655,26 @@ fn regression_a_resent_status_answer_of_an_earlier_question_is_taken_as_the_answ
     let u = crate::common::universe();
     let o1 = order(&u, 1, "F1");
     let (address, _said, _done) = venue(move |v, _, _| {
-        v.accept();
-        v.expect("A");
-        v.send_as("A", 5, &[(98, "0"), (108, "30")]);
-        let rr = v.expect("2");
-        assert_eq!(rr.get(7), Some("1"), "an unclean restart asks from 1");
-        let dup = [(43, "Y"), (122, "20240102-03:04:05.678")];
+        logon_asking_from_1(v, 5);
         // 1: the answer to a question of an earlier life (o1 unknown then).
-        let mut old = exec(
+        let old = exec(
             o1.id,
             "OLD-STATUS",
             "I",
             "8",
             &[(103, "5"), (14, "0"), (151, "0")],
         );
-        old.extend(dup.iter().map(|(t, v)| (*t, v.to_string())));
-        v.send_as("8", 1, &old);
+        v.send_as("8", 1, &resent(old));
         // 2, 3: then sent, acked and filled.
-        let mut ack = exec(
+        let ack = exec(
             o1.id,
             "E-ACK",
             "0",
             "0",
             &[(14, "0"), (151, "0.5"), (6, "0")],
         );
-        ack.extend(dup.iter().map(|(t, v)| (*t, v.to_string())));
-        v.send_as("8", 2, &ack);
-        let mut f = fill(o1.id, "E-FILL", "65000.5");
-        f.extend(dup.iter().map(|(t, v)| (*t, v.to_string())));
-        v.send_as("8", 3, &f);
+        v.send_as("8", 2, &resent(ack));
+        v.send_as("8", 3, &resent(fill(o1.id, "E-FILL", "65000.5")));
         // 4, 5 (our Logon) were administrative.
         v.send_as(
             "4",
@@ -938,18 +946,10 @@ fn regression_fills_read_before_the_restart_asked_about_their_order_were_not_cou
     let u = crate::common::universe();
     let o1 = order(&u, 1, "F1");
     let (address, _said, _done) = venue(move |v, _, _| {
-        v.accept();
-        v.expect("A");
-        v.send_as("A", 4, &[(98, "0"), (108, "30")]);
-        let rr = v.expect("2");
-        assert_eq!(rr.get(7), Some("1"), "an unclean restart asks from 1");
-        let dup = [(43, "Y"), (122, "20240102-03:04:05.678")];
-        let mut ack = exec(o1.id, "E-ACK", "0", "0", &[(14, "0"), (151, "0.5")]);
-        ack.extend(dup.iter().map(|(t, v)| (*t, v.to_string())));
-        v.send_as("8", 1, &ack);
-        let mut f = fill(o1.id, "E-FILL", "65000.5");
-        f.extend(dup.iter().map(|(t, v)| (*t, v.to_string())));
-        v.send_as("8", 2, &f);
+        logon_asking_from_1(v, 4);
+        let ack = exec(o1.id, "E-ACK", "0", "0", &[(14, "0"), (151, "0.5")]);
+        v.send_as("8", 1, &resent(ack));
+        v.send_as("8", 2, &resent(fill(o1.id, "E-FILL", "65000.5")));
         v.send_as(
             "4",
             3,

@@ -654,3 +654,39 @@ fn regression_a_gap_never_filled_held_the_session_for_ever() {
     }
     panic!("the stalled resend never ended the connection");
 }
+
+/// The store is saved when due, not per message (it was the largest cost of a
+/// FIX round trip): at once the first time, then when `next_out` moved
+/// `SAVE_EVERY` (a crash leaves it less than `UNCLEAN_MARGIN` behind) or a
+/// second after a change; a clean end saves whole.
+#[test]
+fn the_session_store_saves_when_due() {
+    use fillcast_gateways::fix::store::{SeqStore, SAVE_EVERY, UNCLEAN_MARGIN};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.seqs");
+    let on_disk = || SeqStore::open(&path).unwrap().1;
+    let (mut store, _) = SeqStore::open(&path).unwrap();
+    store.save_due((1, 1), S).unwrap();
+    assert_eq!(on_disk(), Some((1, 1)));
+    store.save_due((2, 5), S + 1).unwrap();
+    assert_eq!(on_disk(), Some((1, 1)), "not per message");
+    store.save_due((SAVE_EVERY, 9), S + 2).unwrap();
+    assert_eq!(on_disk(), Some((1, 1)));
+    store.save_due((SAVE_EVERY + 1, 9), S + 3).unwrap();
+    assert_eq!(
+        on_disk(),
+        Some((SAVE_EVERY + 1, 9)),
+        "next_out moved SAVE_EVERY"
+    );
+    store.save_due((SAVE_EVERY + 2, 10), S + 4).unwrap();
+    assert_eq!(on_disk(), Some((SAVE_EVERY + 1, 9)));
+    store.save_due((SAVE_EVERY + 2, 10), 2 * S + 4).unwrap();
+    assert_eq!(
+        on_disk(),
+        Some((SAVE_EVERY + 2, 10)),
+        "a second after a change"
+    );
+    store.save((SAVE_EVERY + 3, 11)).unwrap();
+    assert_eq!(on_disk(), Some((SAVE_EVERY + 3, 11)));
+    const { assert!(SAVE_EVERY * 4 < UNCLEAN_MARGIN) };
+}

@@ -187,7 +187,7 @@ impl DropCopySource {
             }
             Err(e) => self.down(now, e.to_string()),
         }
-        if let Err(e) = self.store.save(self.seqs) {
+        if let Err(e) = self.store.save_due(self.seqs, now.0) {
             let why = e.to_string();
             self.reject(0, why);
         }

@@ -625,7 +625,7 @@ impl OrderEntryGateway {
         if let Some(c) = &self.conn {
             self.seqs = c.seqs();
         }
-        if let Err(e) = self.store.save(self.kept(self.seqs)) {
+        if let Err(e) = self.store.save_due(self.kept(self.seqs), now.0) {
             // The numbers are not kept: a restart could not resume them. Nothing
             // more may leave on this session.
             let why = format!("{e}");
