@@ -130,7 +130,14 @@ impl FixVenueSettings {
                     })?;
                 Ok((c, r))
             })
-            .collect()
+            .try_fold(std::collections::HashMap::new(), |mut m, cr: Result<_, String>| {
+                let (c, r) = cr?;
+                match m.insert(c, r) {
+                    // "3" and "03" are one code.
+                    Some(_) => Err(format!("code {c} is given twice")),
+                    None => Ok(m),
+                }
+            })
     }
 }
 

@@ -372,6 +372,10 @@ fn a_fix_venue_is_checked_key_by_key() {
         "[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"h:1\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreject_codes = { \"7\" = \"venue_down\" }\n",
         &[(8, "`venue_down` is not a reject policy")],
     );
+    check(
+        "[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"h:1\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreject_codes = { \"3\" = \"other\", \"03\" = \"transient\" }\n",
+        &[(8, "code 3 is given twice")],
+    );
     // A session that resets on every logon would lose what the venue sent while
     // fillcast was away: not offered.
     check(
