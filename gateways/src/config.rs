@@ -365,9 +365,14 @@ impl Kinds for GatewayKinds {
 
     /// No two FIX sessions keep their numbers in one store file: each would
     /// overwrite the other's, and a restart would resume at the wrong numbers.
-    fn check_together(&self, venues: &[Item<'_>], sources: &[Item<'_>]) -> Vec<Problem> {
+    fn check_together(
+        &self,
+        cfg: &fillcast_engine::config::Config,
+        venues: &[Item<'_>],
+        sources: &[Item<'_>],
+    ) -> Vec<Problem> {
         let mut seen: Vec<(PathBuf, String)> = Vec::new();
-        let mut problems = Vec::new();
+        let mut problems = check_accounts(cfg, venues, sources);
         let stores = venues
             .iter()
             .filter_map(|t| {
@@ -468,6 +473,48 @@ impl Kinds for GatewayKinds {
         }
         problems
     }
+}
+
+/// A FIX session's `accounts` name what the config has: a venue's keys are
+/// followers (a typo would send that follower's orders under its own id as
+/// Account), a source's values leaders (a typo would refuse that account's
+/// executions as of no leader).
+fn check_accounts(
+    cfg: &fillcast_engine::config::Config,
+    venues: &[Item<'_>],
+    sources: &[Item<'_>],
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let followers: std::collections::HashSet<&str> =
+        cfg.followers.iter().map(|f| f.id.as_str()).collect();
+    let leaders: std::collections::HashSet<&str> =
+        cfg.leaders.iter().map(|l| l.id.as_str()).collect();
+    for t in venues {
+        let Some(fix) = t.read::<VenueSettings>().ok().and_then(|v| v.fix) else {
+            continue;
+        };
+        if let Some(f) = fix
+            .accounts
+            .keys()
+            .find(|f| !followers.contains(f.as_str()))
+        {
+            problems.push(t.table("fix").problem(
+                "accounts",
+                format!("`accounts` names follower `{f}`, which this config does not have"),
+            ));
+        }
+    }
+    for t in sources {
+        if let Ok(SourceSettings::Fix { accounts, .. }) = t.read::<SourceSettings>() {
+            if let Some((a, l)) = accounts.iter().find(|(_, l)| !leaders.contains(l.as_str())) {
+                problems.push(t.problem(
+                    "accounts",
+                    format!("account `{a}` maps to leader `{l}`, which this config does not have"),
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// `address` is `host:port`.

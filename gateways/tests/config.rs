@@ -311,6 +311,7 @@ fn a_fix_source_is_checked_key_by_key() {
             (4, "`sender_comp_id` must be printable ASCII without spaces"),
             (6, "`heartbeat_s` must be 1 to 3600 seconds, not 0"),
             (7, "an account must not be empty"),
+            (7, "account `` maps to leader `L1`, which this config does not have"),
         ],
     );
     check(
@@ -357,6 +358,7 @@ fn a_fix_venue_is_checked_key_by_key() {
             (6, "`sender_comp_id` must be printable ASCII without spaces"),
             (8, "`heartbeat_s` must be 1 to 3600 seconds, not 0"),
             (9, "follower `F1`: its account `A 1` must be printable"),
+            (9, "`accounts` names follower `F1`, which this config does not have"),
             (10, "`rate_per_sec` must be positive"),
             (11, "`recover_timeout_ms` must be 1 to 600000, not 0"),
             (12, "code 99: `margin` is not a reject policy"),
@@ -386,9 +388,10 @@ fn a_fix_venue_is_checked_key_by_key() {
         "[[venues]]\nname = \"x\"\nkind = \"sim\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\n",
         &[(4, "`[venues.fix]` is only used by kind `fix`")],
     );
-    // A good one loads, its store beside the file, its codes read.
+    // A good one loads, its store beside the file, its codes read, its
+    // accounts of followers the config has.
     let good = format!(
-        "{BASE}[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"127.0.0.1:9878\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreject_codes = {{ \"99\" = \"insufficient_margin\" }}\n"
+        "{BASE}[[venues]]\nname = \"x\"\nkind = \"fix\"\naddress = \"127.0.0.1:9878\"\n[venues.fix]\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nreject_codes = {{ \"99\" = \"insufficient_margin\" }}\naccounts = {{ F1 = \"ACC-1\" }}\n\n[[followers]]\nid = \"F1\"\nequity = \"1000\"\n"
     );
     let cfg = fillcast_engine::config::load_str_with(&good, &repo().join("x.toml"), &GatewayKinds)
         .expect("a good fix venue loads");

@@ -759,7 +759,7 @@ fn check(cfg: &Config, sites: &Sites<'_>, out: &mut Loader) {
         let sources: Vec<Item<'_>> = (0..cfg.sources.len())
             .map(|i| Item::new(sites.item(&sites.items("sources"), i), &out.base))
             .collect();
-        let problems = kinds.check_together(&venues, &sources);
+        let problems = kinds.check_together(cfg, &venues, &sources);
         for p in problems {
             out.problem(p);
         }

@@ -27,10 +27,17 @@ pub trait Kinds {
     fn read_source(&self, table: &Item<'_>) -> Result<(), Problem>;
     /// As `check_venue`, for one `[[sources]]` table.
     fn check_source(&self, table: &Item<'_>) -> Vec<Problem>;
-    /// Problems between tables (two sessions sharing one file, say): every
-    /// `[[venues]]` and `[[sources]]` table, in file order, each already read.
-    fn check_together(&self, venues: &[Item<'_>], sources: &[Item<'_>]) -> Vec<Problem> {
-        let _ = (venues, sources);
+    /// Problems between tables (two sessions sharing one file, an account map
+    /// naming a follower the config does not have): every `[[venues]]` and
+    /// `[[sources]]` table, in file order, each already read, and the config
+    /// they are in.
+    fn check_together(
+        &self,
+        cfg: &crate::config::Config,
+        venues: &[Item<'_>],
+        sources: &[Item<'_>],
+    ) -> Vec<Problem> {
+        let _ = (cfg, venues, sources);
         Vec::new()
     }
 }
