@@ -1445,7 +1445,7 @@ address = "127.0.0.1:{oe_port}"
 sender_comp_id = "FILLCAST"
 target_comp_id = "VENUE"
 heartbeat_s = 5
-rate_per_sec = 400
+rate_per_sec = 200
 
 [[symbols]]
 name = "BTCUSDT"
