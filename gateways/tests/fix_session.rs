@@ -690,3 +690,68 @@ fn the_session_store_saves_when_due() {
     assert_eq!(on_disk(), Some((SAVE_EVERY + 3, 11)));
     const { assert!(SAVE_EVERY * 4 < UNCLEAN_MARGIN) };
 }
+
+/// From the red team's doubts: a counterparty that sends and closes at once
+/// (its last report, or a Logout with a reason) had those bytes dropped, the
+/// close seen first; they came back only through a resend, and the Logout's
+/// reason never. What arrived before the close is read first.
+#[test]
+fn regression_what_came_with_the_close_was_not_read() {
+    use fillcast_engine::units::Nanos;
+    use fillcast_gateways::fix::conn::{Closed, Connection};
+    use fillcast_gateways::fix::session::CompIds;
+    use fillcast_gateways::fix::{Encoder, Header, Limits};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut venue, _) = listener.accept().unwrap();
+    let ids = CompIds {
+        sender: b"US",
+        target: b"THEM",
+    };
+    let mut c = Connection::start(stream, cfg(), ids, (1, 1), Nanos(1)).expect("logon");
+    let mut logon = [0u8; 512];
+    let _ = venue.read(&mut logon).expect("our Logon");
+    let enc = Encoder::new(Limits::default());
+    let mut bytes = Vec::new();
+    for (seq, msg_type) in [(1, &b"A"[..]), (2, b"8")] {
+        let mut w = enc
+            .begin(
+                &mut bytes,
+                &Header {
+                    msg_type,
+                    sender_comp_id: b"THEM",
+                    target_comp_id: b"US",
+                    msg_seq_num: seq,
+                    sending_time: Nanos(1),
+                },
+            )
+            .unwrap();
+        if msg_type == b"A" {
+            w.u64(98, 0).unwrap().u64(108, 10).unwrap();
+        } else {
+            w.str(17, "LAST").unwrap();
+        }
+        w.finish();
+    }
+    venue.write_all(&bytes).unwrap();
+    drop(venue);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut got = Vec::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let end = loop {
+        match c.poll(Nanos(2), &mut |m| got.push(m.get(17).map(<[u8]>::to_vec))) {
+            Ok(()) => assert!(std::time::Instant::now() < until, "no close seen"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(end, Closed::Eof), "{end}");
+    assert_eq!(
+        got,
+        vec![Some(b"LAST".to_vec())],
+        "the report sent with the close"
+    );
+    assert_eq!(c.seqs().1, 3, "both messages taken");
+}

@@ -96,11 +96,14 @@ impl Connection {
         deliver: &mut dyn FnMut(&Message<'_>),
     ) -> Result<(), Closed> {
         let mut chunk = [0u8; 16 * 1024];
+        // The counterparty closed: what it sent before (its Logout, its last
+        // reports) is still read first.
+        let mut eof = false;
         loop {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
-                    self.session.disconnected();
-                    return Err(Closed::Eof);
+                    eof = true;
+                    break;
                 }
                 Ok(n) => self.inbox.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -153,6 +156,12 @@ impl Connection {
             }
         }
         self.inbox.drain(..used);
+        if eof && verdict.is_none() {
+            self.answers = admin;
+            self.answers.clear();
+            self.session.disconnected();
+            return Err(Closed::Eof);
+        }
         // Timers only for a session that goes on.
         let over = match verdict {
             None => self.session.on_timer(now.0, &mut |a| admin.push(a)),
