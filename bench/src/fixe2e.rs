@@ -469,6 +469,31 @@ impl Source for GatedFills {
     }
 }
 
+/// The pipeline (no journal) with `gateway` and `source`, each stamping into
+/// `stamps`.
+fn start_stamped(
+    u: &Arc<Universe>,
+    gateway: impl Gateway + 'static,
+    source: impl Source + 'static,
+    stamps: &Stamps,
+) -> pipeline::Running {
+    let cfg = engine_config();
+    pipeline::start(
+        Core::new(Arc::clone(u), &cfg),
+        vec![Box::new(StampedGateway {
+            inner: gateway,
+            stamps: stamps.clone(),
+        })],
+        vec![Box::new(StampedSource {
+            inner: source,
+            stamps: stamps.clone(),
+        })],
+        None,
+        pipeline::Restart::default(),
+        &cfg,
+    )
+}
+
 fn engine_config() -> EngineConfig {
     EngineConfig {
         max_working_orders: 1 << 16,
@@ -529,21 +554,7 @@ fn fix_run(
         Arc::clone(u),
     )
     .context("the order-entry gateway's store")?;
-    let cfg = engine_config();
-    let running = pipeline::start(
-        Core::new(Arc::clone(u), &cfg),
-        vec![Box::new(StampedGateway {
-            inner: gateway,
-            stamps: stamps.clone(),
-        })],
-        vec![Box::new(StampedSource {
-            inner: source,
-            stamps: stamps.clone(),
-        })],
-        None,
-        pipeline::Restart::default(),
-        &cfg,
-    );
+    let running = start_stamped(u, gateway, source, &stamps);
 
     // Both sessions logged on, as the venue and the core see them.
     let until = Instant::now() + START_MAX;
@@ -674,21 +685,7 @@ fn sim_run(u: &Arc<Universe>, opts: &Options, progress: &Progress) -> Result<Mea
         emitted: 0,
         total: opts.fills,
     };
-    let cfg = engine_config();
-    let running = pipeline::start(
-        Core::new(Arc::clone(u), &cfg),
-        vec![Box::new(StampedGateway {
-            inner: client,
-            stamps: stamps.clone(),
-        })],
-        vec![Box::new(StampedSource {
-            inner: source,
-            stamps: stamps.clone(),
-        })],
-        None,
-        pipeline::Restart::default(),
-        &cfg,
-    );
+    let running = start_stamped(u, client, source, &stamps);
     let t0 = Instant::now();
     let driven = drive(&running, opts, progress, &mut |n| {
         released.store(n + 1, Ordering::Release);
