@@ -995,3 +995,60 @@ fn regression_fills_read_before_the_restart_asked_about_their_order_were_not_cou
     );
     assert!(gw.is_up(), "{:?}", gw.down_reason());
 }
+
+/// After an unclean stop the venue resends the whole session; on a long one that
+/// takes longer than `recover_timeout`. The wait ran from the question, so such
+/// a restart failed every time (and the next start was unclean again). It runs
+/// from the last message read: a resend that keeps coming is waited for, a
+/// venue gone quiet is not.
+#[test]
+fn regression_a_long_resend_ran_out_the_restart_questions_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("oe.seqs");
+    const RESENT: u64 = 40;
+    std::fs::write(
+        &store,
+        format!("fillcast-fix-seqs v1 next_out=50 next_in={}\n", RESENT + 1),
+    )
+    .unwrap();
+    let u = crate::common::universe();
+    let o1 = order(&u, 1, "F1");
+    let other = order(&u, 2, "F2");
+    let (address, _said, _done) = venue(move |v, _, _| {
+        logon_asking_from_1(v, RESENT + 1);
+        // The resend, slower in all than the question's timeout.
+        for seq in 1..=RESENT {
+            let ack = exec(other.id, &format!("A{seq}"), "0", "0", &[(14, "0")]);
+            v.send_as("8", seq, &resent(ack));
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        // The Logon (RESENT + 1) was administrative.
+        v.send_as(
+            "4",
+            RESENT + 1,
+            &[
+                (43, "Y"),
+                (122, "20240102-03:04:05.678"),
+                (123, "Y"),
+                (36, &(RESENT + 2).to_string()),
+            ],
+        );
+        v.next_out = RESENT + 2;
+        v.expect("H");
+        v.send(
+            "8",
+            &exec(o1.id, "S", "I", "8", &[(103, "5"), (14, "0"), (151, "0")]),
+        );
+    });
+    let mut cfg = config(address, store);
+    cfg.unclean = true;
+    cfg.recover_timeout = Duration::from_millis(300);
+    let mut gw = OrderEntryGateway::open(cfg, u.clone()).expect("store");
+    let mut recovered = Vec::new();
+    gw.recover(&[AskedOrder::from(&o1)], &mut |r| recovered.push(r))
+        .unwrap_or_else(|e| panic!("a resend on its way ran the wait out: {e}"));
+    assert_eq!(
+        of(&recovered, o1.id),
+        vec![(ExecKind::Rejected, RejectReason::UnknownOrder)]
+    );
+}

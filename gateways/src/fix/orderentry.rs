@@ -748,8 +748,8 @@ impl Gateway for OrderEntryGateway {
     }
 
     /// Asks with an OrderStatusRequest about each order (connecting first if it
-    /// must), and waits, up to `recover_timeout`, until each is answered and any
-    /// gap the venue resends is filled. `out` gets the answers, and with them
+    /// must), and waits until each is answered and any gap the venue resends is
+    /// filled: at most `recover_timeout` with nothing from the venue. `out` gets the answers, and with them
     /// every report that came meanwhile (fills resent after an unclean stop);
     /// nothing if the wait ran out.
     fn recover(
@@ -764,15 +764,21 @@ impl Gateway for OrderEntryGateway {
             }
             self.to_ask.push(o.id);
         }
-        let start = clock::now();
-        let deadline = start
-            .0
-            .saturating_add(self.cfg.recover_timeout.as_nanos() as u64);
+        // The wait runs from the last progress: a whole session resent after an
+        // unclean stop (a day of reports) may take longer than the timeout and
+        // still be on its way; only a venue that goes quiet runs it out.
+        let timeout = self.cfg.recover_timeout.as_nanos() as u64;
+        let mut deadline = clock::now().0.saturating_add(timeout);
+        let mut read = self.seqs.1;
         // Orders refused while waiting (none are queued by a restart).
         let mut refused = Vec::new();
         loop {
             let now = clock::now();
             self.step(now, &mut |r| refused.push(r));
+            if self.seqs.1 != read {
+                read = self.seqs.1;
+                deadline = now.0.saturating_add(timeout);
+            }
             if self.settled() {
                 break;
             }
@@ -788,7 +794,7 @@ impl Gateway for OrderEntryGateway {
                     venue: self.cfg.name.clone(),
                     what: format!("asking about {} orders", orders.len()),
                     cause: format!(
-                        "no answer within {:?}: {}",
+                        "nothing from the venue for {:?}: {}",
                         self.cfg.recover_timeout,
                         self.why_not_up().unwrap_or_default()
                     ),
