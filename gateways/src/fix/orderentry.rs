@@ -25,6 +25,14 @@
 //!   and the engine counts the fills it already had as duplicates by ExecID.
 //! - A report about an order not in flight (a resend of one that ended) changes
 //!   nothing, and only its fills are handed on: the engine de-duplicates them.
+//!   They are kept a while (`loose_fills`), and go again with the order if a
+//!   restart asks about it later.
+//! - Fail closed (`Broken`): a report about an order in flight (or any trade)
+//!   that cannot be read or taken, a status answer of more filled than the
+//!   fills seen, or a refused status request stops the gateway for good, saying
+//!   why; the store keeps the expected number at that message, so a restart
+//!   reads it again. The engine's position there is unknown until someone
+//!   reconciles it with the venue.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
