@@ -30,7 +30,9 @@ use fillcast_engine::core::Core;
 use fillcast_engine::event::{ExecReport, FeedEvent, FollowerOrder, OrderType};
 use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::pipeline;
-use fillcast_engine::port::{AskedOrder, Gateway, JournalSink, Source, SourcePoll, VenueError};
+use fillcast_engine::port::{
+    AskedOrder, Gateway, JournalSink, Source, SourcePoll, VenueBooks, VenueError,
+};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use fillcast_gateways::sim::SimVenue;
 use fillcast_gateways::simclient::SimClient;
@@ -42,7 +44,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -259,10 +261,13 @@ impl Source for PacedFills {
 }
 
 /// A gateway that notes, per leader event, when the last submit carrying one of
-/// its orders returned.
-struct Stamped<G> {
-    inner: G,
-    last_ns: Arc<Mutex<HashMap<u64, u64>>>,
+/// its orders returned (the chunk's bytes are written, or buffered when the
+/// socket is full), and counts the submits; everything else is the inner
+/// gateway's (`fixe2e` wraps its FIX gateway in it too).
+pub(crate) struct Stamped<G> {
+    pub(crate) inner: G,
+    pub(crate) last_ns: Arc<Mutex<HashMap<u64, u64>>>,
+    pub(crate) submits: Arc<AtomicU64>,
 }
 
 impl<G: Gateway> Gateway for Stamped<G> {
@@ -277,6 +282,7 @@ impl<G: Gateway> Gateway for Stamped<G> {
     fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
         self.inner.submit(orders, now, out);
         let t = clock::now().0;
+        self.submits.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.last_ns.lock() {
             for o in orders {
                 m.insert(o.leader_event_key, t);
@@ -292,12 +298,28 @@ impl<G: Gateway> Gateway for Stamped<G> {
         self.inner.in_flight()
     }
 
+    fn is_up(&self) -> bool {
+        self.inner.is_up()
+    }
+
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        self.inner.universe_changed(universe);
+    }
+
+    fn down_reason(&self) -> Option<String> {
+        self.inner.down_reason()
+    }
+
     fn recover(
         &mut self,
         orders: &[AskedOrder],
         out: &mut dyn FnMut(ExecReport),
     ) -> Result<(), VenueError> {
         self.inner.recover(orders, out)
+    }
+
+    fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
+        self.inner.books()
     }
 }
 
@@ -319,6 +341,7 @@ fn fillcast(u: &Arc<Universe>, opts: &Options, journaled: bool, progress: &Progr
     let gateway = Stamped {
         inner: client,
         last_ns: Arc::clone(&last_ns),
+        submits: Arc::default(),
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let journal: Option<Box<dyn JournalSink>> = journaled.then(|| {

@@ -25,6 +25,7 @@
 //! `scripts/install-quickfix.sh`; without it the scenario says so and the
 //! harness exits non-zero.
 
+use crate::e2e::Stamped;
 use crate::progress::Progress;
 use crate::report::{histogram, Case, RatioBasis, Role, Scenario, ThreadRole, Variant};
 use crate::world;
@@ -32,13 +33,11 @@ use anyhow::{bail, ensure, Context, Result};
 use fillcast_engine::clock;
 use fillcast_engine::config::EngineConfig;
 use fillcast_engine::core::Core;
-use fillcast_engine::event::{ExecReport, FeedEvent, FollowerOrder, ORDER_CHUNK};
+use fillcast_engine::event::{FeedEvent, ORDER_CHUNK};
 use fillcast_engine::ids::leader_event_key;
 use fillcast_engine::model::{Universe, VenueIdx};
 use fillcast_engine::pipeline::{self, Progress as PipelineProgress, Running};
-use fillcast_engine::port::{
-    AskedOrder, Gateway, ResumeError, Source, SourcePoll, VenueBooks, VenueError,
-};
+use fillcast_engine::port::{Gateway, ResumeError, Source, SourcePoll};
 use fillcast_engine::units::Nanos;
 use fillcast_gateways::fix::app::ReduceOnly;
 use fillcast_gateways::fix::dropcopy::{DropCopyConfig, DropCopySource};
@@ -381,67 +380,6 @@ impl<S: Source> Source for StampedSource<S> {
     }
 }
 
-/// A gateway that notes, per leader event, when the last submit carrying one of
-/// its orders returned: the chunk's bytes are written (or buffered, when the
-/// socket is full).
-struct StampedGateway<G> {
-    inner: G,
-    stamps: Stamps,
-}
-
-impl<G: Gateway> Gateway for StampedGateway<G> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn can_accept(&self, orders: usize) -> bool {
-        self.inner.can_accept(orders)
-    }
-
-    fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
-        self.inner.submit(orders, now, out);
-        let t = clock::now().0;
-        self.stamps.submits.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut m) = self.stamps.last_submit_ns.lock() {
-            for o in orders {
-                m.insert(o.leader_event_key, t);
-            }
-        }
-    }
-
-    fn poll(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
-        self.inner.poll(now, out)
-    }
-
-    fn in_flight(&self) -> usize {
-        self.inner.in_flight()
-    }
-
-    fn is_up(&self) -> bool {
-        self.inner.is_up()
-    }
-
-    fn universe_changed(&mut self, universe: &Arc<Universe>) {
-        self.inner.universe_changed(universe);
-    }
-
-    fn down_reason(&self) -> Option<String> {
-        self.inner.down_reason()
-    }
-
-    fn recover(
-        &mut self,
-        orders: &[AskedOrder],
-        out: &mut dyn FnMut(ExecReport),
-    ) -> Result<(), VenueError> {
-        self.inner.recover(orders, out)
-    }
-
-    fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
-        self.inner.books()
-    }
-}
-
 /// The baseline's leader fills: the `n`th once the bench has released `n + 1`,
 /// with the drop copy's event key for the same execution.
 struct GatedFills {
@@ -480,9 +418,10 @@ fn start_stamped(
     let cfg = engine_config();
     pipeline::start(
         Core::new(Arc::clone(u), &cfg),
-        vec![Box::new(StampedGateway {
+        vec![Box::new(Stamped {
             inner: gateway,
-            stamps: stamps.clone(),
+            last_ns: Arc::clone(&stamps.last_submit_ns),
+            submits: Arc::clone(&stamps.submits),
         })],
         vec![Box::new(StampedSource {
             inner: source,
