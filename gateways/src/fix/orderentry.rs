@@ -125,14 +125,36 @@ impl Throttle {
 /// with (`None`: its send failed part-way, or it is known from the journal),
 /// and what the engine knows filled of it (the journal's, and the fills handed
 /// on since, each trade once).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct InFlight {
     side: Side,
     symbol: SymbolIdx,
     follower: FollowerIdx,
     seq: Option<u64>,
     filled: Lots,
-    trades: Vec<u64>,
+    /// The first fills' trade ids, so that one resent is not counted again. Past
+    /// them a fill counts whatever it is: more filled than true, which can only
+    /// hide a shortfall `on_status` would see, never raise a false one.
+    trades: [u64; TRADES_KNOWN],
+    fills: usize,
+}
+
+const TRADES_KNOWN: usize = 4;
+
+impl InFlight {
+    /// Fill `r` of this order counts toward `filled`, once; whether it was new.
+    fn took(&mut self, r: &ExecReport) -> bool {
+        let known = &self.trades[..self.fills.min(TRADES_KNOWN)];
+        if known.contains(&r.trade_id) {
+            return false;
+        }
+        if self.fills < TRADES_KNOWN {
+            self.trades[self.fills] = r.trade_id;
+        }
+        self.fills += 1;
+        self.filled = Lots(self.filled.0.saturating_add(r.qty.0));
+        true
+    }
 }
 
 /// Why the gateway stopped trusting the session, and the venue's MsgSeqNum of
@@ -183,15 +205,14 @@ impl Orders {
             follower: o.follower,
             seq,
             filled: o.filled,
-            trades: Vec::new(),
+            trades: [0; TRADES_KNOWN],
+            fills: 0,
         };
         if seq.is_none() {
             // Asked about: its fills this process already handed on go again
             // (the engine may not have held the order then; it de-duplicates).
             for r in self.loose_fills.iter().filter(|r| r.order_id == o.id) {
-                if !f.trades.contains(&r.trade_id) {
-                    f.trades.push(r.trade_id);
-                    f.filled = Lots(f.filled.0.saturating_add(r.qty.0));
+                if f.took(r) {
                     self.ready.push_back(*r);
                 }
             }
@@ -306,7 +327,8 @@ impl Orders {
     }
 
     fn on_execution(&mut self, m: &Message<'_>, seq: u64, u: &Universe, now: Nanos) {
-        let exec_id = m.get(17).map(String::from_utf8_lossy).unwrap_or_default();
+        // Read only to say why a report is refused.
+        let exec_id = || m.get(17).map(String::from_utf8_lossy).unwrap_or_default();
         let id = m
             .get(11)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -318,7 +340,10 @@ impl Orders {
             Err(why) if ours || trade => {
                 return self.break_on(
                     seq,
-                    format!("ExecutionReport {seq} (ExecID {exec_id}) does not read: {why}"),
+                    format!(
+                        "ExecutionReport {seq} (ExecID {}) does not read: {why}",
+                        exec_id()
+                    ),
                 );
             }
             Err(_) => {
@@ -335,7 +360,10 @@ impl Orders {
             Err(why) if ours || trade => {
                 return self.break_on(
                     seq,
-                    format!("ExecutionReport {seq} (ExecID {exec_id}) cannot be taken: {why}"),
+                    format!(
+                        "ExecutionReport {seq} (ExecID {}) cannot be taken: {why}",
+                        exec_id()
+                    ),
                 );
             }
             Err(_) => {
@@ -357,9 +385,8 @@ impl Orders {
             }
             return;
         };
-        if r.kind == ExecKind::Fill && !f.trades.contains(&r.trade_id) {
-            f.trades.push(r.trade_id);
-            f.filled = Lots(f.filled.0.saturating_add(r.qty.0));
+        if r.kind == ExecKind::Fill {
+            f.took(&r);
         }
         if r.kind == ExecKind::Rejected {
             r.reject = self.reason(e.ord_rej_reason);
