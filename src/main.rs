@@ -390,6 +390,7 @@ pub fn gateways_for(
 fn fix_gateway(u: &Arc<Universe>, v: &VenueSettings, unclean: bool) -> Result<Box<dyn Gateway>> {
     use fillcast_gateways::config::FixReduceOnly;
     use fillcast_gateways::fix::app::ReduceOnly;
+    use fillcast_gateways::fix::conn::Peer;
     use fillcast_gateways::fix::orderentry::{OrderEntryConfig, OrderEntryGateway};
     use fillcast_gateways::fix::session::SessionConfig;
     // `check-config` refused a fix venue without these.
@@ -401,12 +402,14 @@ fn fix_gateway(u: &Arc<Universe>, v: &VenueSettings, unclean: bool) -> Result<Bo
     })?;
     let cfg = OrderEntryConfig {
         name: v.name.clone(),
-        address,
-        sender_comp_id: fix.sender_comp_id.clone(),
-        target_comp_id: fix.target_comp_id.clone(),
-        session: SessionConfig {
-            heartbeat_s: fix.heartbeat_s,
-            ..SessionConfig::default()
+        peer: Peer {
+            address,
+            sender_comp_id: fix.sender_comp_id.clone(),
+            target_comp_id: fix.target_comp_id.clone(),
+            session: SessionConfig {
+                heartbeat_s: fix.heartbeat_s,
+                ..SessionConfig::default()
+            },
         },
         accounts: fix.accounts.clone().into_iter().collect(),
         reduce_only: match fix.reduce_only {
@@ -431,6 +434,7 @@ fn fix_gateway(u: &Arc<Universe>, v: &VenueSettings, unclean: bool) -> Result<Bo
 
 /// The config's sources; `unclean`: the journal's last run did not end cleanly.
 fn sources_for(cfg: &Config, u: &Arc<Universe>, unclean: bool) -> Result<Vec<Box<dyn Source>>> {
+    use fillcast_gateways::fix::conn::Peer;
     use fillcast_gateways::fix::dropcopy::{DropCopyConfig, DropCopySource};
     use fillcast_gateways::fix::session::SessionConfig;
     cfg.sources
@@ -477,13 +481,15 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>, unclean: bool) -> Result<Vec<Box
                     let store = store.with_context(|| format!("source `{name}`: no store"))?;
                     let dc = DropCopyConfig {
                         name: name.clone(),
-                        address,
-                        sender_comp_id,
-                        target_comp_id,
-                        session: SessionConfig {
-                            heartbeat_s,
-                            reset_on_logon,
-                            ..SessionConfig::default()
+                        peer: Peer {
+                            address,
+                            sender_comp_id,
+                            target_comp_id,
+                            session: SessionConfig {
+                                heartbeat_s,
+                                reset_on_logon,
+                                ..SessionConfig::default()
+                            },
                         },
                         accounts: accounts.into_iter().collect(),
                         store,

@@ -7,6 +7,7 @@
 //! `FILLCAST_REQUIRE_FIX` is set (scripts/test.sh and CI set it): then it fails.
 
 use crate::support::free_port;
+use fillcast_gateways::fix::conn::Peer;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -957,13 +958,15 @@ fn the_drop_copy_source_gives_what_the_file_source_reads() {
 
     let dc_cfg = DropCopyConfig {
         name: "drop-copy".into(),
-        address: format!("127.0.0.1:{dc_port}"),
-        sender_comp_id: "FILLCAST_DC".into(),
-        target_comp_id: "VENUE_DC".into(),
-        session: SessionConfig {
-            heartbeat_s: 5,
-            reset_on_logon: false,
-            ..SessionConfig::default()
+        peer: Peer {
+            address: format!("127.0.0.1:{dc_port}"),
+            sender_comp_id: "FILLCAST_DC".into(),
+            target_comp_id: "VENUE_DC".into(),
+            session: SessionConfig {
+                heartbeat_s: 5,
+                reset_on_logon: false,
+                ..SessionConfig::default()
+            },
         },
         accounts: [("L1", "L1"), ("L2", "L2")]
             .into_iter()
@@ -1049,9 +1052,12 @@ fn the_drop_copy_source_gives_what_the_file_source_reads() {
     drop(source);
     let mut again = DropCopySource::open(
         DropCopyConfig {
-            session: SessionConfig {
-                reset_on_logon: false,
-                ..dc_cfg.session.clone()
+            peer: Peer {
+                session: SessionConfig {
+                    reset_on_logon: false,
+                    ..dc_cfg.peer.session.clone()
+                },
+                ..dc_cfg.peer.clone()
             },
             ..dc_cfg
         },
@@ -1693,12 +1699,14 @@ fn the_order_entry_gateway_trades_with_quickfix() {
     };
     let cfg = OrderEntryConfig {
         name: "fix-oe".into(),
-        address: format!("127.0.0.1:{oe_port}"),
-        sender_comp_id: "FILLCAST".into(),
-        target_comp_id: "VENUE".into(),
-        session: SessionConfig {
-            heartbeat_s: 5,
-            ..SessionConfig::default()
+        peer: Peer {
+            address: format!("127.0.0.1:{oe_port}"),
+            sender_comp_id: "FILLCAST".into(),
+            target_comp_id: "VENUE".into(),
+            session: SessionConfig {
+                heartbeat_s: 5,
+                ..SessionConfig::default()
+            },
         },
         accounts: [("F2".to_string(), "REJECTME".to_string())]
             .into_iter()

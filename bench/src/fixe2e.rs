@@ -40,6 +40,7 @@ use fillcast_engine::pipeline::{self, Progress as PipelineProgress, Running};
 use fillcast_engine::port::{Gateway, ResumeError, Source, SourcePoll};
 use fillcast_engine::units::Nanos;
 use fillcast_gateways::fix::app::ReduceOnly;
+use fillcast_gateways::fix::conn::Peer;
 use fillcast_gateways::fix::dropcopy::{DropCopyConfig, DropCopySource};
 use fillcast_gateways::fix::orderentry::{OrderEntryConfig, OrderEntryGateway};
 use fillcast_gateways::fix::session::SessionConfig;
@@ -464,10 +465,12 @@ fn fix_run(
     let source = DropCopySource::open(
         DropCopyConfig {
             name: "fix drop copy".into(),
-            address: format!("127.0.0.1:{dc_port}"),
-            sender_comp_id: "FILLCAST_DC".into(),
-            target_comp_id: "VENUE_DC".into(),
-            session: SessionConfig::default(),
+            peer: Peer {
+                address: format!("127.0.0.1:{dc_port}"),
+                sender_comp_id: "FILLCAST_DC".into(),
+                target_comp_id: "VENUE_DC".into(),
+                session: SessionConfig::default(),
+            },
             accounts: HashMap::new(),
             store: stores.join("dc.seqs"),
             unclean: false,
@@ -478,10 +481,12 @@ fn fix_run(
     let gateway = OrderEntryGateway::open(
         OrderEntryConfig {
             name: "fix order entry".into(),
-            address: format!("127.0.0.1:{oe_port}"),
-            sender_comp_id: "FILLCAST".into(),
-            target_comp_id: "VENUE".into(),
-            session: SessionConfig::default(),
+            peer: Peer {
+                address: format!("127.0.0.1:{oe_port}"),
+                sender_comp_id: "FILLCAST".into(),
+                target_comp_id: "VENUE".into(),
+                session: SessionConfig::default(),
+            },
             accounts: HashMap::new(),
             reduce_only: ReduceOnly::ExecInstDoNotIncrease,
             store: stores.join("oe.seqs"),

@@ -24,6 +24,7 @@ use fillcast_engine::model::{Side, Universe};
 use fillcast_engine::port::{AskedOrder, Gateway};
 use fillcast_engine::units::{Lots, Ticks};
 use fillcast_gateways::fix::app::{ClOrdId, ReduceOnly};
+use fillcast_gateways::fix::conn::Peer;
 use fillcast_gateways::fix::orderentry::{OrderEntryConfig, OrderEntryGateway};
 use fillcast_gateways::fix::session::SessionConfig;
 use fillcast_gateways::fix::{Decoder, Encoder, Header, Limits};
@@ -285,12 +286,14 @@ fn order(u: &Universe, n: u64, follower: &str) -> FollowerOrder {
 fn config(address: String, store: PathBuf) -> OrderEntryConfig {
     OrderEntryConfig {
         name: "fix-oe".into(),
-        address,
-        sender_comp_id: "FILLCAST".into(),
-        target_comp_id: "VENUE".into(),
-        session: SessionConfig {
-            heartbeat_s: 30,
-            ..SessionConfig::default()
+        peer: Peer {
+            address,
+            sender_comp_id: "FILLCAST".into(),
+            target_comp_id: "VENUE".into(),
+            session: SessionConfig {
+                heartbeat_s: 30,
+                ..SessionConfig::default()
+            },
         },
         accounts: HashMap::new(),
         reduce_only: ReduceOnly::ExecInstDoNotIncrease,

@@ -290,25 +290,38 @@ impl Connection {
 /// How long a connect may hold the I/O thread.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Connects to `address` (within `CONNECT_TIMEOUT`) and sends our Logon, as the
-/// session `ids` resuming at `seqs`; `Err` says why not, for the caller's log.
-pub fn dial(
-    address: &str,
-    cfg: &SessionConfig,
-    ids: CompIds<'_>,
-    seqs: (u64, u64),
-    now: Nanos,
-) -> Result<Connection, String> {
-    use std::net::ToSocketAddrs;
-    let addr = address
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("address `{address}` does not resolve"))?;
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
-    Connection::start(stream, cfg.clone(), ids, seqs, now)
-        .map_err(|e| format!("logon to {addr}: {e}"))
+/// The counterparty of a session, as config names it: where its acceptor is,
+/// the comp ids, the session's settings.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// `host:port` of its acceptor.
+    pub address: String,
+    /// SenderCompID (49) on what we send, and TargetCompID (56).
+    pub sender_comp_id: String,
+    pub target_comp_id: String,
+    pub session: SessionConfig,
+}
+
+impl Peer {
+    /// Connects (within `CONNECT_TIMEOUT`) and sends our Logon, resuming at
+    /// `seqs`; `Err` says why not, for the caller's log.
+    pub fn dial(&self, seqs: (u64, u64), now: Nanos) -> Result<Connection, String> {
+        use std::net::ToSocketAddrs;
+        let address = &self.address;
+        let addr = address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("address `{address}` does not resolve"))?;
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let ids = CompIds {
+            sender: self.sender_comp_id.as_bytes(),
+            target: self.target_comp_id.as_bytes(),
+        };
+        Connection::start(stream, self.session.clone(), ids, seqs, now)
+            .map_err(|e| format!("logon to {addr}: {e}"))
+    }
 }
 
 /// When to try a connection again: a doubling wait from 100 ms to 10 s, back to

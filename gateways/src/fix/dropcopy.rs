@@ -27,19 +27,14 @@ use fillcast_engine::port::{ResumeError, Source, SourceError, SourcePoll};
 use fillcast_engine::units::Nanos;
 
 use super::app::{leader_fill, Execution};
-use super::conn::{dial, Backoff, Connection};
-use super::session::{CompIds, SessionConfig};
+use super::conn::{Backoff, Connection, Peer};
 use super::store::{resume, SeqStore, StoreError};
 
 /// A drop-copy session's settings.
 #[derive(Clone, Debug)]
 pub struct DropCopyConfig {
     pub name: String,
-    /// `host:port` of the counterparty's acceptor.
-    pub address: String,
-    pub sender_comp_id: String,
-    pub target_comp_id: String,
-    pub session: SessionConfig,
+    pub peer: Peer,
     /// Account (1) → leader id, beside each leader's own id.
     pub accounts: HashMap<String, String>,
     /// The session store's file.
@@ -118,11 +113,7 @@ impl DropCopySource {
     }
 
     fn connect(&mut self, now: Nanos) {
-        let ids = CompIds {
-            sender: self.cfg.sender_comp_id.as_bytes(),
-            target: self.cfg.target_comp_id.as_bytes(),
-        };
-        match dial(&self.cfg.address, &self.cfg.session, ids, self.seqs, now) {
+        match self.cfg.peer.dial(self.seqs, now) {
             Ok(c) => {
                 self.stats.connects += 1;
                 self.conn = Some(c);

@@ -48,8 +48,8 @@ use fillcast_engine::units::{Lots, Nanos};
 
 use super::app::{order_report, reject_reason, ClOrdId, Execution, NewOrder, ReduceOnly};
 use super::codec::{parse_u64, Message};
-use super::conn::{dial, Backoff, Closed, Connection};
-use super::session::{CompIds, SessionConfig, State};
+use super::conn::{Backoff, Closed, Connection, Peer};
+use super::session::State;
 use super::store::{resume, SeqStore, StoreError};
 
 /// Orders the throttle may hold before `can_accept` says no.
@@ -62,10 +62,7 @@ const UNSENT_MAX: usize = 1 << 20;
 #[derive(Clone, Debug)]
 pub struct OrderEntryConfig {
     pub name: String,
-    pub address: String,
-    pub sender_comp_id: String,
-    pub target_comp_id: String,
-    pub session: SessionConfig,
+    pub peer: Peer,
     /// Follower id → its Account (1) at the venue; a follower not listed trades
     /// under its own id.
     pub accounts: HashMap<String, String>,
@@ -533,11 +530,7 @@ impl OrderEntryGateway {
     }
 
     fn connect(&mut self, now: Nanos, out: &mut dyn FnMut(ExecReport)) {
-        let ids = CompIds {
-            sender: self.cfg.sender_comp_id.as_bytes(),
-            target: self.cfg.target_comp_id.as_bytes(),
-        };
-        match dial(&self.cfg.address, &self.cfg.session, ids, self.seqs, now) {
+        match self.cfg.peer.dial(self.seqs, now) {
             Ok(c) => {
                 self.conn = Some(c);
                 // What was in flight when the last session ended is asked about.
