@@ -689,26 +689,24 @@ fn our_fix_stack_trades_with_quickfix() {
         ..SessionConfig::default()
     };
 
+    // A new session (both sides at 1) on `port`, logged on.
+    let logged_on = |venue: &mut VenueProcess, port: u16, ids: CompIds<'_>| {
+        let stream = connect(port, venue);
+        let reset = SessionConfig {
+            reset_on_logon: true,
+            ..session.clone()
+        };
+        let mut c = Connection::start(stream, reset, ids, (1, 1), now()).expect("logon sent");
+        pump(&mut c, venue, "logon", &mut |st, _| st == State::Active);
+        c
+    };
+
     // Order entry: a follower order, acked and filled.
-    let stream = connect(oe_port, &mut venue);
     let ids = CompIds {
         sender: b"FILLCAST",
         target: b"VENUE",
     };
-    let mut oe = Connection::start(
-        stream,
-        SessionConfig {
-            reset_on_logon: true,
-            ..session.clone()
-        },
-        ids,
-        (1, 1),
-        now(),
-    )
-    .expect("logon sent");
-    pump(&mut oe, &venue, "order entry logon", &mut |st, _| {
-        st == State::Active
-    });
+    let mut oe = logged_on(&mut venue, oe_port, ids);
     let btc = u.symbol("BTCUSDT").unwrap();
     let order = FollowerOrder {
         id: 0x0000_0002_0000_0001,
@@ -752,21 +750,7 @@ fn our_fix_stack_trades_with_quickfix() {
         sender: b"FILLCAST_DC",
         target: b"VENUE_DC",
     };
-    let stream = connect(dc_port, &mut venue);
-    let mut dc = Connection::start(
-        stream,
-        SessionConfig {
-            reset_on_logon: true,
-            ..session.clone()
-        },
-        ids,
-        (1, 1),
-        now(),
-    )
-    .expect("logon sent");
-    pump(&mut dc, &venue, "drop copy logon", &mut |st, _| {
-        st == State::Active
-    });
+    let mut dc = logged_on(&mut venue, dc_port, ids);
     control.wait_up("dc");
     let line = r#"{"leader":"L1","event_id":"e1","symbol":"BTCUSDT","side":"buy","qty":"0.5","price":"65000","ts":1732060800000000000,"order_id":"o1","order_qty":"1.0"}"#;
     assert_eq!(control.command(line), "ok e1");
