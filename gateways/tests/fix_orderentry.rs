@@ -305,6 +305,26 @@ fn config(address: String, store: PathBuf) -> OrderEntryConfig {
     }
 }
 
+/// A session store in `dir` from a life before, which sent 49 messages and
+/// expects `next_in`; its path.
+fn stored(dir: &std::path::Path, next_in: u64) -> PathBuf {
+    let store = dir.join("oe.seqs");
+    std::fs::write(
+        &store,
+        format!("fillcast-fix-seqs v1 next_out=50 next_in={next_in}\n"),
+    )
+    .unwrap();
+    store
+}
+
+/// `config` after an unclean stop.
+fn unclean(address: String, store: PathBuf) -> OrderEntryConfig {
+    OrderEntryConfig {
+        unclean: true,
+        ..config(address, store)
+    }
+}
+
 /// Polls the gateway (as the I/O thread does) until `done` holds: whether it
 /// did within `WAIT`.
 fn pump(
@@ -653,8 +673,7 @@ fn regression_a_gap_the_venue_never_fills_keeps_the_gateway_down_with_no_reason(
 #[test]
 fn regression_a_resent_status_answer_of_an_earlier_question_is_taken_as_the_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("oe.seqs");
-    std::fs::write(&store, "fillcast-fix-seqs v1 next_out=50 next_in=5\n").unwrap();
+    let store = stored(dir.path(), 5);
     let u = crate::common::universe();
     let o1 = order(&u, 1, "F1");
     let (address, _said, _done) = venue(move |v, _, _| {
@@ -704,8 +723,7 @@ fn regression_a_resent_status_answer_of_an_earlier_question_is_taken_as_the_answ
             ),
         );
     });
-    let mut cfg = config(address, store);
-    cfg.unclean = true;
+    let cfg = unclean(address, store);
     let mut gw = OrderEntryGateway::open(cfg, u.clone()).expect("store");
     let mut recovered = Vec::new();
     gw.recover(&[AskedOrder::from(&o1)], &mut |r| recovered.push(r))
@@ -944,8 +962,7 @@ venue = "v"
 #[test]
 fn regression_fills_read_before_the_restart_asked_about_their_order_were_not_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("oe.seqs");
-    std::fs::write(&store, "fillcast-fix-seqs v1 next_out=50 next_in=4\n").unwrap();
+    let store = stored(dir.path(), 4);
     let u = crate::common::universe();
     let o1 = order(&u, 1, "F1");
     let (address, _said, _done) = venue(move |v, _, _| {
@@ -977,8 +994,7 @@ fn regression_fills_read_before_the_restart_asked_about_their_order_were_not_cou
             ),
         );
     });
-    let mut cfg = config(address, store);
-    cfg.unclean = true;
+    let cfg = unclean(address, store);
     let mut gw = OrderEntryGateway::open(cfg, u.clone()).expect("store");
     // As `run` does before the journal is opened.
     assert!(gw.wait_up(WAIT), "{:?}", gw.down_reason());
@@ -1007,13 +1023,8 @@ fn regression_fills_read_before_the_restart_asked_about_their_order_were_not_cou
 #[test]
 fn regression_a_long_resend_ran_out_the_restart_questions_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("oe.seqs");
     const RESENT: u64 = 40;
-    std::fs::write(
-        &store,
-        format!("fillcast-fix-seqs v1 next_out=50 next_in={}\n", RESENT + 1),
-    )
-    .unwrap();
+    let store = stored(dir.path(), RESENT + 1);
     let u = crate::common::universe();
     let o1 = order(&u, 1, "F1");
     let other = order(&u, 2, "F2");
@@ -1043,8 +1054,7 @@ fn regression_a_long_resend_ran_out_the_restart_questions_timeout() {
             &exec(o1.id, "S", "I", "8", &[(103, "5"), (14, "0"), (151, "0")]),
         );
     });
-    let mut cfg = config(address, store);
-    cfg.unclean = true;
+    let mut cfg = unclean(address, store);
     cfg.recover_timeout = Duration::from_millis(300);
     let mut gw = OrderEntryGateway::open(cfg, u.clone()).expect("store");
     let mut recovered = Vec::new();
