@@ -14,13 +14,16 @@
 
 use crate::error::JournalError;
 use crate::segment::{
-    self, Stop, View, END, END_KIND, RECORD_HEADER, SEGMENT_HEADER, SEGMENT_MAX, SEGMENT_MIN,
+    self, Checksum, Stop, View, END, END_KIND, RECORD_HEADER, SEGMENT_HEADER, SEGMENT_MAX,
+    SEGMENT_MIN,
 };
 use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -72,6 +75,9 @@ pub struct JournalWriter {
     opts: JournalOptions,
     path: PathBuf,
     map: MmapMut,
+    /// The current segment's checksum: CRC-32C, or CRC-32 in a segment of an
+    /// earlier build that appending continues in.
+    sum: Checksum,
     off: usize,
     next_seq: u64,
     /// Start of the bytes appended since the last flush.
@@ -114,6 +120,9 @@ const TOUCH_STRIDE: usize = 4096;
 /// made, while the current one (whose blocks are allocated) still has room.
 struct Spare {
     ready: mpsc::Receiver<Result<MmapMut, JournalError>>,
+    /// Set once the answer is in `ready`: `poll`, on every append, reads this
+    /// flag rather than the channel (a `try_recv` was 60 instructions a record).
+    sent: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     map: Option<MmapMut>,
 }
@@ -122,14 +131,18 @@ impl Spare {
     fn start(dir: &Path, segment_bytes: u64) -> Spare {
         let (tx, ready) = mpsc::sync_channel(1);
         let dir = dir.to_path_buf();
+        let sent = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&sent);
         let thread = std::thread::Builder::new()
             .name("fillcast-journal-spare".into())
             .spawn(move || {
                 let _ = tx.send(make_spare(&dir, segment_bytes));
+                flag.store(true, Release);
             })
             .ok();
         Spare {
             ready,
+            sent,
             thread,
             map: None,
         }
@@ -137,10 +150,17 @@ impl Spare {
 
     /// Without waiting: `Ok(())` while the spare is being made or is ready, its
     /// error if making it failed.
+    #[inline]
     fn poll(&mut self) -> Result<(), JournalError> {
-        if self.map.is_some() {
+        if self.map.is_some() || !self.sent.load(Acquire) {
             return Ok(());
         }
+        self.receive()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn receive(&mut self) -> Result<(), JournalError> {
         match self.ready.try_recv() {
             Ok(Ok(map)) => {
                 self.map = Some(map);
@@ -515,7 +535,16 @@ impl JournalWriter {
             let (path, map) = create_segment(dir, opts.segment_bytes, 1, &counters)?;
             recovery.segments = 1;
             return Ok((
-                JournalWriter::at(dir, opts, path, map, SEGMENT_HEADER, 1, counters),
+                JournalWriter::at(
+                    dir,
+                    opts,
+                    path,
+                    map,
+                    Checksum::default(),
+                    SEGMENT_HEADER,
+                    1,
+                    counters,
+                ),
                 recovery,
             ));
         };
@@ -529,8 +558,8 @@ impl JournalWriter {
                 .and_then(|mut f| f.read_exact(&mut head))
                 .map_err(JournalError::io(&path))?;
         }
-        let segment_bytes = match segment::parse_header(&head) {
-            Ok(h) if h.first_seq == first_seq => h.segment_bytes,
+        let (segment_bytes, sum) = match segment::parse_header(&head) {
+            Ok(h) if h.first_seq == first_seq => (h.segment_bytes, h.checksum),
             Ok(h) => {
                 return Err(JournalError::BadSegment {
                     path,
@@ -551,7 +580,16 @@ impl JournalWriter {
                 let (path, map) = create_segment(dir, opts.segment_bytes, first_seq, &counters)?;
                 recovery.last_seq = first_seq - 1;
                 return Ok((
-                    JournalWriter::at(dir, opts, path, map, SEGMENT_HEADER, first_seq, counters),
+                    JournalWriter::at(
+                        dir,
+                        opts,
+                        path,
+                        map,
+                        Checksum::default(),
+                        SEGMENT_HEADER,
+                        first_seq,
+                        counters,
+                    ),
                     recovery,
                 ));
             }
@@ -586,6 +624,7 @@ impl JournalWriter {
                     opts,
                     path,
                     map,
+                    Checksum::default(),
                     SEGMENT_HEADER,
                     last.next_seq,
                     counters,
@@ -616,16 +655,18 @@ impl JournalWriter {
         }
         recovery.cut_reason = last.cut;
         Ok((
-            JournalWriter::at(dir, opts, path, map, off, last.next_seq, counters),
+            JournalWriter::at(dir, opts, path, map, sum, off, last.next_seq, counters),
             recovery,
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn at(
         dir: &Path,
         opts: JournalOptions,
         path: PathBuf,
         map: MmapMut,
+        sum: Checksum,
         off: usize,
         next_seq: u64,
         counters: Arc<Counters>,
@@ -635,6 +676,7 @@ impl JournalWriter {
             opts,
             path,
             map,
+            sum,
             off,
             next_seq,
             dirty_from: off,
@@ -729,7 +771,7 @@ impl JournalWriter {
             rec[16..24].copy_from_slice(&ts.to_le_bytes());
             fill(&mut rec[RECORD_HEADER..RECORD_HEADER + len]);
             let (head, body) = rec.split_at_mut(RECORD_HEADER);
-            let crc = segment::checksum(head, len as u32, &body[..len]);
+            let crc = segment::checksum(self.sum, head, len as u32, &body[..len]);
             head[24..28].copy_from_slice(&crc.to_le_bytes());
         }
         self.commit(off, len as u32 + 1);
@@ -789,6 +831,7 @@ impl JournalWriter {
         self.spare = Some(Spare::start(&self.dir, self.opts.segment_bytes));
         self.path = path;
         self.map = map;
+        self.sum = Checksum::default();
         self.off = SEGMENT_HEADER;
         // From 0: the header, written through the map, goes with the first flush.
         self.dirty_from = 0;

@@ -639,6 +639,7 @@ fn segment_with_one_record(dir: &Path, len: usize) {
     b[off + 8..off + 16].copy_from_slice(&1u64.to_le_bytes());
     let payload_at = off + segment::RECORD_HEADER;
     let crc = segment::checksum(
+        segment::Checksum::Crc32c,
         &b[off..payload_at],
         len as u32,
         &b[payload_at..payload_at + len],
@@ -903,4 +904,97 @@ fn regression_a_second_writer_cut_a_live_journal() {
     let (recs, damage) = read_all(dir.path());
     assert_eq!(damage, None);
     assert_eq!(recs.len(), 2);
+}
+
+/// The segment format word of the segment file at `path`.
+fn format_of(path: &Path) -> u32 {
+    let b = std::fs::read(path).unwrap();
+    u32::from_le_bytes(b[8..12].try_into().unwrap())
+}
+
+/// Issue 14 moved new segments to CRC-32C (format 2). A journal of an earlier
+/// build (format 1, the IEEE CRC-32: the golden journal) still reads, takes
+/// appends in its open segment with its own checksum, and rolls into format 2;
+/// the whole history reads back, and a flipped byte is still caught in both.
+#[test]
+fn a_format_1_journal_is_read_appended_to_and_rolls_into_format_2() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-journal");
+    let d = tempfile::tempdir().unwrap();
+    for p in segments(&golden) {
+        std::fs::copy(&p, d.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let old = segments(d.path());
+    assert_eq!(old.len(), 1, "the golden journal is one segment");
+    assert_eq!(format_of(&old[0]), segment::FORMAT_CRC32);
+    let (before, err) = read_all(d.path());
+    assert_eq!(err, None);
+    let first_new = before.len() as u64 + 1;
+    {
+        let (mut w, rec) = JournalWriter::open(d.path(), opts()).unwrap();
+        assert_eq!(rec.cut_reason, None, "a format-1 segment is not damage");
+        assert_eq!(w.next_seq(), first_new);
+        // Enough to fill the golden 64 KiB segment and roll at least once.
+        for i in 0..2_000u64 {
+            w.append(3, 7, i, &payload(i)).unwrap();
+        }
+    }
+    let all = segments(d.path());
+    assert!(all.len() >= 2, "rolled: {all:?}");
+    assert_eq!(format_of(&all[0]), segment::FORMAT_CRC32, "kept its format");
+    for p in &all[1..] {
+        assert_eq!(format_of(p), segment::FORMAT, "{}", p.display());
+    }
+    let (after, err) = read_all(d.path());
+    assert_eq!(err, None);
+    assert_eq!(after.len(), before.len() + 2_000);
+    assert_eq!(&after[..before.len()], &before[..]);
+    for (i, r) in after[before.len()..].iter().enumerate() {
+        assert_eq!((r.0, &r.2), (first_new + i as u64, &payload(i as u64)));
+    }
+    // The appends into the format-1 segment carry CRC-32 (a reader of that
+    // format checks them: proven by the read above) and the reopened writer
+    // finds every record good.
+    let (w, rec) = JournalWriter::open(d.path(), opts()).unwrap();
+    assert_eq!((rec.cut_reason, w.next_seq()), (None, first_new + 2_000));
+    drop(w);
+    // A flipped payload byte fails the checksum in either format.
+    // (Not the first appended record: its payload, `payload(0)`, is empty.)
+    for (seg, seq) in [
+        (&all[0], first_new + 1),
+        (&all[1], segment_first_seq(&all[1]) + 1),
+    ] {
+        let bytes = std::fs::read(seg).unwrap();
+        let view = segment::View::from(&bytes[..]);
+        let off = segment::offset_of(view, segment_first_seq(seg), seq).unwrap();
+        let mut bad = bytes.clone();
+        bad[off + segment::RECORD_HEADER] ^= 0x40;
+        match segment::step(&bad[..], off, seq) {
+            segment::Step::Corrupt(why) => assert!(why.contains("checksum"), "{why}"),
+            other => panic!("{}: flipped byte read as {other:?}", seg.display()),
+        }
+        assert!(matches!(
+            segment::step(&bytes[..], off, seq),
+            segment::Step::Record { .. }
+        ));
+    }
+}
+
+fn segment_first_seq(path: &Path) -> u64 {
+    segment::parse_file_name(path.file_name().unwrap().to_str().unwrap()).unwrap()
+}
+
+#[test]
+fn a_header_of_an_unknown_format_is_refused_with_the_formats_this_build_reads() {
+    let mut h = segment::encode_header(4096, 1);
+    h[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let e = segment::parse_header(&h).unwrap_err();
+    assert_eq!(e, segment::HeaderError::UnknownFormat(3));
+    assert_eq!(
+        e.to_string(),
+        "segment format 3 is not one this build reads (it reads 1 and 2)"
+    );
+    assert_eq!(
+        segment::parse_header(&segment::encode_header_format(4096, 1, 1)).map(|h| h.checksum),
+        Ok(segment::Checksum::Crc32)
+    );
 }
