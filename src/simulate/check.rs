@@ -221,7 +221,11 @@ fn same_state(replayed: &Core, live: &Core, world: &World) -> Result<(), String>
             format!("{:?}", summary(live)),
         );
     }
-    let orders = |c: &Core| c.orders().copied().collect::<Vec<_>>();
+    let orders = |c: &Core| {
+        c.orders_with_trades()
+            .map(|(o, t)| (*o, t.to_vec()))
+            .collect::<Vec<_>>()
+    };
     if orders(replayed) != orders(live) {
         return differ(
             "the order table".into(),
