@@ -688,20 +688,7 @@ impl Encoder {
                     })?,
                 )
             }
-            JournalEntry::Exec(r) => (
-                r.recv_ts.0,
-                self.put(&ExecRec {
-                    order_id: r.order_id,
-                    kind: r.kind.code(),
-                    qty: r.qty.0,
-                    price: r.price.0,
-                    trade_id: r.trade_id,
-                    fee: r.fee.0,
-                    reject: r.reject.code(),
-                    venue_ts: r.venue_ts.0,
-                    recv_ts: r.recv_ts.0,
-                })?,
-            ),
+            JournalEntry::Exec(r) => (r.recv_ts.0, self.put(&exec_rec(&r))?),
             JournalEntry::Feed(FeedEvent::Tick { ts }) => (ts.0, self.put(&TickRec { ts: ts.0 })?),
             // No time of its own: a position is not an event in time.
             JournalEntry::Feed(FeedEvent::SourceCursor { source, pos }) => {
@@ -739,16 +726,8 @@ impl Encoder {
         o: &FollowerOrder,
         d: &Decision,
     ) -> Result<Option<Encoded<'_>>, RecordError> {
-        if o.leader_event_key == 0
-            || o.leader_event_key != d.event_key
-            || o.sub != d.sub
-            || d.resync != SyncReason::None
-        {
+        let Some(rec) = pair_rec(o, d) else {
             return Ok(None);
-        }
-        let rec = OrderDecisionRec {
-            order: order_rec(o),
-            decision: decision_rec(d),
         };
         Ok(Some((Kind::OrderDecision, o.ts.0, self.put(&rec)?)))
     }
@@ -769,7 +748,23 @@ impl Encoder {
     }
 }
 
-fn decision_rec(d: &Decision) -> DecisionRec {
+/// The record of a venue report (`Kind::Exec`).
+pub fn exec_rec(r: &ExecReport) -> ExecRec {
+    ExecRec {
+        order_id: r.order_id,
+        kind: r.kind.code(),
+        qty: r.qty.0,
+        price: r.price.0,
+        trade_id: r.trade_id,
+        fee: r.fee.0,
+        reject: r.reject.code(),
+        venue_ts: r.venue_ts.0,
+        recv_ts: r.recv_ts.0,
+    }
+}
+
+/// The record of a decision (`Kind::Decision`, when it is no resync's).
+pub fn decision_rec(d: &Decision) -> DecisionRec {
     DecisionRec {
         event_key: d.event_key,
         sub: d.sub.0,
@@ -1042,6 +1037,57 @@ fn order_json(o: &FollowerOrder) -> serde_json::Value {
     })
 }
 
+/// The `Kind::OrderDecision` record of an order and the decision right after
+/// it, when they make one: the decision that made the order, on a leader fill.
+#[inline]
+pub fn pair_rec(o: &FollowerOrder, d: &Decision) -> Option<OrderDecisionRec> {
+    if o.leader_event_key == 0
+        || o.leader_event_key != d.event_key
+        || o.sub != d.sub
+        || d.resync != SyncReason::None
+    {
+        return None;
+    }
+    Some(OrderDecisionRec {
+        order: order_rec(o),
+        decision: decision_rec(d),
+    })
+}
+
+/// Payload bytes of every `Kind::OrderDecision` record: its archive has no
+/// out-of-line data, so it is the archived struct alone.
+pub const ORDER_DECISION_BYTES: usize = std::mem::size_of::<ArchivedOrderDecisionRec>();
+
+/// Writes `v`'s archive into `buf`, which must be exactly as long (a record's
+/// payload in the journal's mapping: the fan-out's pairs are encoded in place,
+/// not into a buffer and copied). The same bytes as `Encoder`'s.
+#[inline]
+pub fn write_into<T>(v: &T, buf: &mut [u8]) -> Result<(), RecordError>
+where
+    T: for<'a, 'b> Serialize<
+        rkyv::api::low::LowSerializer<
+            rkyv::ser::writer::Buffer<'a>,
+            rkyv::ser::allocator::SubAllocator<'b>,
+            RkyvError,
+        >,
+    >,
+{
+    let want = buf.len();
+    let out = rkyv::api::low::to_bytes_in_with_alloc::<_, _, RkyvError>(
+        v,
+        rkyv::ser::writer::Buffer::from(buf),
+        rkyv::ser::allocator::SubAllocator::empty(),
+    )
+    .map_err(|e| RecordError::Encode(e.to_string()))?;
+    if out.len() != want {
+        return Err(RecordError::Encode(format!(
+            "archive of {} bytes where {want} were expected",
+            out.len()
+        )));
+    }
+    Ok(())
+}
+
 /// One record as a JSON line, for people reading a journal at 2 a.m.
 pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
     use serde_json::json;
@@ -1159,5 +1205,80 @@ mod tests {
         assert_eq!(e1, e2);
         let msg = e1.to_string();
         assert!(!msg.contains("0x") && msg.contains('+'), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod in_place_tests {
+    use super::*;
+    use fillcast_engine::event::OrderType;
+
+    /// The fan-out's pair records are archived in place (`write_into`, by the
+    /// journal stage); they must be the bytes `Encoder::pair` makes, whose
+    /// layout the golden journal pins, and of the length the stage reserves.
+    #[test]
+    fn a_pair_archived_in_place_is_the_encoders_bytes() {
+        let o = FollowerOrder {
+            id: 0xdead_beef,
+            sub: SubIdx(7),
+            follower: FollowerIdx(3),
+            symbol: SymbolIdx(2),
+            side: Side::Sell,
+            qty: Lots(42),
+            order_type: OrderType::LimitIoc,
+            limit: Ticks(99_000),
+            reduce_only: true,
+            leader_event_key: 0xfeed,
+            ts: Nanos(123),
+        };
+        let d = Decision {
+            event_key: 0xfeed,
+            sub: SubIdx(7),
+            symbol: SymbolIdx(2),
+            target: Lots(-42),
+            delta: Lots(-42),
+            sent: Lots(-42),
+            status: DecisionStatus::Sent,
+            revision: 5,
+            ..Decision::default()
+        };
+        let mut enc = Encoder::default();
+        let (_, _, want) = enc.pair(&o, &d).unwrap().unwrap();
+        let want = want.to_vec();
+        assert_eq!(want.len(), ORDER_DECISION_BYTES);
+        let mut buf = rkyv::util::AlignedVec::<16>::new();
+        buf.resize(ORDER_DECISION_BYTES, 0xAA);
+        write_into(&pair_rec(&o, &d).unwrap(), &mut buf).unwrap();
+        assert_eq!(&buf[..], &want[..]);
+        // The decision alone and a venue report, which the stage also writes
+        // in place, each the size of its archived struct.
+        let r = ExecReport {
+            order_id: 0xdead_beef,
+            kind: ExecKind::Fill,
+            qty: Lots(40),
+            price: Ticks(98_000),
+            trade_id: 77,
+            recv_ts: Nanos(5),
+            ..ExecReport::default()
+        };
+        let cases: [(JournalEntry, Vec<u8>); 2] = [
+            (JournalEntry::Decision(d), {
+                let mut b = vec![0u8; std::mem::size_of::<ArchivedDecisionRec>()];
+                write_into(&decision_rec(&d), &mut b).unwrap();
+                b
+            }),
+            (JournalEntry::Exec(r), {
+                let mut b = vec![0u8; std::mem::size_of::<ArchivedExecRec>()];
+                write_into(&exec_rec(&r), &mut b).unwrap();
+                b
+            }),
+        ];
+        for (e, got) in cases {
+            let (_, _, want) = enc.entry(&e).unwrap().unwrap();
+            assert_eq!(got, want, "{e:?}");
+        }
+        // A buffer of another size is an error, not a short or torn record.
+        let mut short = vec![0u8; ORDER_DECISION_BYTES - 8];
+        assert!(write_into(&pair_rec(&o, &d).unwrap(), &mut short).is_err());
     }
 }

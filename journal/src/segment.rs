@@ -184,7 +184,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
 #[inline]
 pub fn checksum(sum: Checksum, header: &[u8], len: u32, payload: &[u8]) -> u32 {
     match sum {
-        Checksum::Crc32c => crc32c_parts(&[&header[4..24], &len.to_le_bytes(), payload]),
+        Checksum::Crc32c => crc32c_record(header, len, payload),
         Checksum::Crc32 => {
             let mut h = crc32fast::Hasher::new();
             h.update(&header[4..24]);
@@ -212,23 +212,72 @@ pub fn crc32c_parts(parts: &[&[u8]]) -> u32 {
     parts.iter().fold(0, |c, p| crc32c::crc32c_append(c, p))
 }
 
+/// `crc32c_parts(&[&header[4..24], &len.to_le_bytes(), payload])`, with the
+/// 24 bytes before the payload in four instructions rather than two trips
+/// through the general loop (a record's checksum was a quarter of an append).
+#[inline]
+fn crc32c_record(header: &[u8], len: u32, payload: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sse4.2") {
+        if let Ok(h) = <&[u8; 24]>::try_from(&header[..24]) {
+            // SAFETY: the CPU has SSE 4.2 (checked just above), the only
+            // requirement of the `target_feature` function; it reads only its
+            // arguments.
+            return unsafe { crc32c_record_sse42(h, len, payload) };
+        }
+    }
+    crc32c_parts(&[&header[4..24], &len.to_le_bytes(), payload])
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn crc32c_record_sse42(h: &[u8; 24], len: u32, payload: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u32, _mm_crc32_u64};
+    let word = |i: usize| {
+        u64::from_le_bytes([
+            h[i],
+            h[i + 1],
+            h[i + 2],
+            h[i + 3],
+            h[i + 4],
+            h[i + 5],
+            h[i + 6],
+            h[i + 7],
+        ])
+    };
+    let mut c = _mm_crc32_u64(u64::from(u32::MAX), word(4));
+    c = _mm_crc32_u64(c, word(12));
+    let mut c = _mm_crc32_u32(c as u32, u32::from_le_bytes([h[20], h[21], h[22], h[23]]));
+    c = _mm_crc32_u32(c, len);
+    !crc32c_sse42_from(c, payload)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
 fn crc32c_sse42(parts: &[&[u8]]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
     let mut c = u32::MAX;
     for part in parts {
-        let (words, tail) = part.as_chunks::<8>();
-        let mut w = u64::from(c);
-        for word in words {
-            w = _mm_crc32_u64(w, u64::from_le_bytes(*word));
-        }
-        c = w as u32;
-        for &b in tail {
-            c = _mm_crc32_u8(c, b);
-        }
+        c = crc32c_sse42_from(c, part);
     }
     !c
+}
+
+/// The running (not inverted) CRC-32C state `c` over `data`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
+fn crc32c_sse42_from(c: u32, data: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
+    let (words, tail) = data.as_chunks::<8>();
+    let mut w = u64::from(c);
+    for word in words {
+        w = _mm_crc32_u64(w, u64::from_le_bytes(*word));
+    }
+    let mut c = w as u32;
+    for &b in tail {
+        c = _mm_crc32_u8(c, b);
+    }
+    c
 }
 
 /// One complete record, borrowed from a mapping.
@@ -631,6 +680,21 @@ mod tests {
                     assert_eq!(crc32c_parts(&parts), whole, "n {n}, split {a} {b}");
                 }
             }
+        }
+    }
+
+    /// The record checksum's fast path is the definition: CRC-32C of the
+    /// header's bytes 4..24, the length, the payload.
+    #[test]
+    fn crc32c_record_is_crc32c_of_its_parts() {
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 97 + 3) as u8).collect();
+        for n in 0..=150 {
+            let (h, p) = (&data[..32], &data[32..32 + n]);
+            let want = crc32c::crc32c_append(
+                crc32c::crc32c_append(crc32c::crc32c(&h[4..24]), &(n as u32).to_le_bytes()),
+                p,
+            );
+            assert_eq!(checksum(Checksum::Crc32c, h, n as u32, p), want, "n {n}");
         }
     }
 

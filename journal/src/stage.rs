@@ -3,11 +3,15 @@
 
 use crate::error::JournalError;
 use crate::record::RecordError;
-use crate::record::{config_parts, Encoder, Kind, SCHEMA};
+use crate::record::{
+    config_parts, decision_rec, exec_rec, pair_rec, write_into, Encoder, Kind, SCHEMA,
+};
 use crate::segment::RECORD_HEADER;
 use crate::writer::JournalWriter;
+use fillcast_engine::outputs::SyncReason;
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
 use fillcast_engine::units::Nanos;
+use rkyv::{Archive, Serialize};
 
 pub struct JournalStage {
     writer: JournalWriter,
@@ -81,18 +85,30 @@ impl JournalStage {
         while i < entries.len() {
             // An order and its decision, next to each other in one chunk, go in one
             // record (the core emits a decision right after its single order).
-            let encoded = match (&entries[i], entries.get(i + 1)) {
+            // The records of the fan-out and of venue reports, the bulk of a
+            // journal, are archived straight into the mapping; the rest through
+            // the encoder's buffer.
+            match (&entries[i], entries.get(i + 1)) {
                 (JournalEntry::Order(o), Some(JournalEntry::Decision(d))) => {
-                    match self.enc.pair(o, d)? {
-                        Some(rec) => {
-                            i += 1;
-                            Some(rec)
-                        }
-                        None => self.enc.entry(&entries[i])?,
+                    if let Some(rec) = pair_rec(o, d) {
+                        self.in_place(Kind::OrderDecision, o.ts.0, &rec)?;
+                        i += 2;
+                        continue;
                     }
                 }
-                (e, _) => self.enc.entry(e)?,
-            };
+                (JournalEntry::Decision(d), _) if d.resync == SyncReason::None => {
+                    self.in_place(Kind::Decision, 0, &decision_rec(d))?;
+                    i += 1;
+                    continue;
+                }
+                (JournalEntry::Exec(r), _) => {
+                    self.in_place(Kind::Exec, r.recv_ts.0, &exec_rec(r))?;
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let encoded = self.enc.entry(&entries[i])?;
             i += 1;
             if let Some((kind, ts, bytes)) = encoded {
                 self.bytes += (RECORD_HEADER + bytes.len()) as u64;
@@ -100,6 +116,30 @@ impl JournalStage {
                 self.records += 1;
             }
         }
+        Ok(())
+    }
+}
+
+impl JournalStage {
+    /// Appends `rec`, a record without out-of-line data (its archive is
+    /// `Archived<T>` alone), archived into the mapping (`record::write_into`).
+    #[inline]
+    fn in_place<T>(&mut self, kind: Kind, ts: u64, rec: &T) -> Result<(), StageError>
+    where
+        T: Archive
+            + for<'a, 'b> Serialize<
+                rkyv::api::low::LowSerializer<
+                    rkyv::ser::writer::Buffer<'a>,
+                    rkyv::ser::allocator::SubAllocator<'b>,
+                    rkyv::rancor::Error,
+                >,
+            >,
+    {
+        let len = std::mem::size_of::<T::Archived>();
+        self.writer
+            .try_append_with(kind as u16, SCHEMA, ts, len, |buf| write_into(rec, buf))??;
+        self.bytes += (RECORD_HEADER + len) as u64;
+        self.records += 1;
         Ok(())
     }
 }

@@ -737,6 +737,25 @@ impl JournalWriter {
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<u64, JournalError> {
+        self.try_append_with(kind, schema, ts, len, |buf| {
+            fill(buf);
+            Ok::<(), std::convert::Infallible>(())
+        })?
+        .map_err(|never| match never {})
+    }
+
+    /// `append_with` for a `fill` that can fail (an encoder writing in place):
+    /// on its error nothing is appended (the bytes it wrote are not committed
+    /// and the next record overwrites them) and the error is returned inside.
+    #[inline]
+    pub fn try_append_with<E>(
+        &mut self,
+        kind: u16,
+        schema: u16,
+        ts: u64,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<u64, E>, JournalError> {
         assert!(kind != END_KIND, "kind 0xFFFF is the end marker");
         let total = segment::record_bytes(len);
         // It must fit in the next segment too, which may be smaller than this one
@@ -769,7 +788,9 @@ impl JournalWriter {
             rec[6..8].copy_from_slice(&schema.to_le_bytes());
             rec[8..16].copy_from_slice(&seq.to_le_bytes());
             rec[16..24].copy_from_slice(&ts.to_le_bytes());
-            fill(&mut rec[RECORD_HEADER..RECORD_HEADER + len]);
+            if let Err(e) = fill(&mut rec[RECORD_HEADER..RECORD_HEADER + len]) {
+                return Ok(Err(e));
+            }
             let (head, body) = rec.split_at_mut(RECORD_HEADER);
             let crc = segment::checksum(self.sum, head, len as u32, &body[..len]);
             head[24..28].copy_from_slice(&crc.to_le_bytes());
@@ -786,7 +807,7 @@ impl JournalWriter {
                 }
             }
         }
-        Ok(seq)
+        Ok(Ok(seq))
     }
 
     /// Publish the commit field (payload length + 1, or `END`) at `off`.
