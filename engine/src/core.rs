@@ -483,9 +483,20 @@ pub struct Core {
     subs: SubBook,
     /// Latest price per symbol (a leader fill's or a mark); 0 before any.
     marks: Vec<Ticks>,
-    /// The subscriptions with a stop-loss, in book order: all a mark can act on,
-    /// so a mark costs what they number, not what every subscription does.
+    /// The subscriptions with a stop-loss, in book order: all a mark can act on.
     stop_loss_subs: Vec<SubIdx>,
+    /// Which of them hold a position, per symbol: bit `i` of row `si`
+    /// (`stop_open[si * stop_stride + i / 64]`) is set while
+    /// `stop_loss_subs[i]` holds a position in symbol `si`. A mark walks its
+    /// symbol's set bits, in list order: it costs the positions it can move,
+    /// not the stop-losses (`Core::on_mark`). Kept where a fill moves a
+    /// position (`book_fill`), rebuilt when a revision changes the list.
+    stop_open: Vec<u64>,
+    /// Words per row of `stop_open`: room for every subscription the tables
+    /// have room for, so that rebuilding never allocates.
+    stop_stride: usize,
+    /// Per subscription, its index in `stop_loss_subs`, `u32::MAX` if none.
+    stop_slot: Vec<u32>,
     orders: OrderTable,
     seen_events: BoundedSet,
     seen_trades: BoundedSet,
@@ -861,7 +872,8 @@ impl Core {
         let mut pairs = Vec::with_capacity(room(n_subs) * n_sym);
         pairs.resize(n_pairs, PairSync::default());
         let n_leaders = universe.leaders.len();
-        Core {
+        let stop_stride = room(n_subs).div_ceil(64);
+        let mut core = Core {
             revision: universe.revision,
             kill_switch: false,
             books,
@@ -875,6 +887,9 @@ impl Core {
             subs,
             marks: vec![Ticks(0); n_sym],
             stop_loss_subs,
+            stop_open: vec![0; n_sym * stop_stride],
+            stop_stride,
+            stop_slot: filled(n_subs, u32::MAX),
             seen_events: BoundedSet::new(cfg.dedup_window),
             seen_trades: BoundedSet::new(cfg.dedup_window),
             adopted: HashSet::with_hasher(IdHash),
@@ -894,6 +909,44 @@ impl Core {
             halted: false,
             stats: CoreStats::default(),
             universe,
+        };
+        core.index_stop_losses();
+        core
+    }
+
+    /// `stop_slot` and `stop_open` for `stop_loss_subs` and the positions now:
+    /// at start and after a revision that changes the list or the shape. In
+    /// the room `Core::new` made (`stop_stride`, `stop_slot`'s capacity): no
+    /// allocation. Costs the stop-losses times the symbols.
+    fn index_stop_losses(&mut self) {
+        let n_sym = self.marks.len();
+        self.stop_slot.fill(u32::MAX);
+        self.stop_open[..n_sym * self.stop_stride].fill(0);
+        debug_assert!(self.stop_loss_subs.len() <= self.stop_stride * 64);
+        for i in 0..self.stop_loss_subs.len() {
+            let sub = self.stop_loss_subs[i];
+            self.stop_slot[sub.0 as usize] = i as u32;
+            let (b, k) = self.locate(sub);
+            for si in 0..n_sym {
+                if !self.books[b].symbols[si].pos[k].is_zero() {
+                    self.stop_open[si * self.stop_stride + i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+    }
+
+    /// Keeps `stop_open` for `sub`'s position in symbol `si`, just moved.
+    #[inline]
+    fn note_position(&mut self, sub: SubIdx, si: usize, open: bool) {
+        let i = self.stop_slot[sub.0 as usize];
+        if i == u32::MAX {
+            return;
+        }
+        let (w, bit) = (si * self.stop_stride + i as usize / 64, 1u64 << (i % 64));
+        if open {
+            self.stop_open[w] |= bit;
+        } else {
+            self.stop_open[w] &= !bit;
         }
     }
 
@@ -938,6 +991,7 @@ impl Core {
                 running: self.revision,
             });
         }
+        let grew = patch.grown.is_some();
         if let Some(mut next) = patch.grown.take() {
             // In the tables' room when they have it; else the state moves into
             // `next`, sized for the new shape. Either way, no allocation.
@@ -1023,6 +1077,9 @@ impl Core {
         self.stop_on_alarm = patch.engine.on_venue_down == VenueDownPolicy::Stop;
         self.revision = patch.to;
         std::mem::swap(&mut self.universe, &mut patch.universe);
+        if patch.stop_loss_subs.is_some() || grew {
+            self.index_stop_losses();
+        }
         // Under the model the revision brings: not in a symbol it removes.
         for &i in &patch.opens {
             self.copy_open_positions(SubIdx(i));
@@ -1109,6 +1166,7 @@ impl Core {
             || self.books.capacity() < next.books.len()
             || self.resync.queue.capacity() < next.resync.pairs.len()
             || !self.orders.can_grow_to(&next.orders)
+            || next.subs.leader.len() > self.stop_stride * 64
         {
             return false;
         }
@@ -1142,6 +1200,7 @@ impl Core {
         g.column(&mut os.slot, &ns.slot);
         g.column(&mut os.realized, &ns.realized);
         g.column(&mut os.stop_loss, &ns.stop_loss);
+        g.column(&mut self.stop_slot, &next.stop_slot);
         g.column(&mut os.leader_drawdown_ppm, &ns.leader_drawdown_ppm);
         g.column(&mut os.out_of_sync, &ns.out_of_sync);
         g.column(&mut os.kept, &ns.kept);
@@ -1289,6 +1348,23 @@ impl Core {
                     found,
                     expected,
                 });
+            }
+        }
+        // The marks' index of open stop-loss positions (`stop_open`).
+        for (i, &sub) in self.stop_loss_subs.iter().enumerate() {
+            for si in 0..n_sym {
+                let symbol = SymbolIdx(si as u16);
+                let indexed = self.stop_open[si * self.stop_stride + i / 64] >> (i % 64) & 1 == 1;
+                let held = self.position(sub, symbol);
+                if indexed == held.is_zero() || self.stop_slot[sub.0 as usize] != i as u32 {
+                    return Err(BookViolation {
+                        sub,
+                        symbol,
+                        what: "the marks' index of open stop-loss positions is stale",
+                        found: Lots(indexed as i64),
+                        expected: held,
+                    });
+                }
             }
         }
         Ok(())
@@ -1644,11 +1720,16 @@ impl Core {
         }
         self.stats.mark_prices += 1;
         self.marks[si] = price;
-        for i in 0..self.stop_loss_subs.len() {
-            let sub = self.stop_loss_subs[i];
-            let (b, k) = self.locate(sub);
-            if !self.books[b].symbols[si].pos[k].is_zero() {
-                self.check_stop_loss(sub, ts, out);
+        // The stop-losses holding a position in `si`, in list order. A stop
+        // only sends orders; no position moves before the next fill, so the
+        // row does not change under the walk.
+        let row = si * self.stop_stride;
+        for w in 0..self.stop_loss_subs.len().div_ceil(64) {
+            let mut bits = self.stop_open[row + w];
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.check_stop_loss(self.stop_loss_subs[i], ts, out);
             }
         }
     }
@@ -2084,6 +2165,8 @@ impl Core {
         );
         sb.cost[k] = position.cost;
         sb.pos[k] = Lots(position.qty as i64); // fits: checked by position_after_fill
+        self.note_position(o.sub, si, position.qty != 0);
+        let sb = &mut self.books[b].symbols[si];
         if was_live {
             sb.working[k] -= filled;
         } else {
