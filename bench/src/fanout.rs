@@ -181,15 +181,21 @@ fn case(followers: usize, samples: usize, progress: &Progress) -> Case {
     case
 }
 
-/// Per-fill latencies, and orders per fill.
-fn fillcast(followers: usize, samples: usize, progress: &Progress) -> (Histogram<u64>, u64) {
+/// A core with one leader and `followers` subscriptions, its tables sized for
+/// `samples` fills and their warm-up.
+fn fanout_core(followers: usize, samples: usize) -> Core {
     let u = world::universe(1, followers, "");
     let cfg = EngineConfig {
         max_working_orders: followers * 4,
         dedup_window: samples * 2 + 16,
         ..EngineConfig::default()
     };
-    let mut core = Core::new(u, &cfg);
+    Core::new(u, &cfg)
+}
+
+/// Per-fill latencies, and orders per fill.
+fn fillcast(followers: usize, samples: usize, progress: &Progress) -> (Histogram<u64>, u64) {
+    let mut core = fanout_core(followers, samples);
     let mut sink = ChunkSink::new(followers);
     let mut answers = ChunkSink::new(ORDER_CHUNK_SLACK);
     let mut hist = histogram();
@@ -294,15 +300,21 @@ impl Outputs for JournaledOutputs<'_> {
     }
 }
 
+/// One leader fill through the journaled path, as the pipeline takes it: the
+/// input journaled, the core's outputs journaled and into the egress chunks,
+/// then (as `EgressSink::flush`) the journal's partial chunk before the egress
+/// chunk's, and the I/O thread's `before_send` before any order leaves.
+#[inline(always)]
+fn journaled_fill(core: &mut Core, journal: &mut Journal, egress: &mut ChunkSink, ev: &FeedEvent) {
+    journal.push(JournalEntry::Feed(*ev));
+    core.on_feed(ev, &mut JournaledOutputs { journal, egress });
+    journal.append();
+    journal.before_send();
+}
+
 /// The journaled path of each fill: per-fill latencies and what was journaled.
 fn fillcast_journaled(followers: usize, samples: usize, progress: &Progress) -> Journaled {
-    let u = world::universe(1, followers, "");
-    let cfg = EngineConfig {
-        max_working_orders: followers * 4,
-        dedup_window: samples * 2 + 16,
-        ..EngineConfig::default()
-    };
-    let mut core = Core::new(u, &cfg);
+    let mut core = fanout_core(followers, samples);
     let tmp = tempfile::tempdir().expect("temp dir");
     let (w, _) = JournalWriter::open(
         &tmp.path().join("journal"),
@@ -336,18 +348,7 @@ fn fillcast_journaled(followers: usize, samples: usize, progress: &Progress) -> 
             journal.appends,
         );
         let t = Instant::now();
-        journal.push(JournalEntry::Feed(ev));
-        core.on_feed(
-            &ev,
-            &mut JournaledOutputs {
-                journal: &mut journal,
-                egress: &mut sink,
-            },
-        );
-        // As `EgressSink::flush`: the journal's partial chunk before the egress
-        // chunk's; then the I/O thread's `before_send` before any order leaves.
-        journal.append();
-        journal.before_send();
+        journaled_fill(&mut core, &mut journal, &mut sink, &ev);
         let ns = t.elapsed().as_nanos() as u64;
         if i >= WARMUP {
             let _ = hist.record(ns.max(1));
@@ -497,16 +498,7 @@ mod tests {
         };
         let mut sink = ChunkSink::new(followers);
         let ev = FeedEvent::LeaderFill(world::leader_fill(0, 0, 1, Nanos(1)));
-        journal.push(JournalEntry::Feed(ev));
-        core.on_feed(
-            &ev,
-            &mut JournaledOutputs {
-                journal: &mut journal,
-                egress: &mut sink,
-            },
-        );
-        journal.append();
-        journal.before_send();
+        journaled_fill(&mut core, &mut journal, &mut sink, &ev);
         assert_eq!(sink.len(), followers);
         assert_eq!(sink.decisions, followers as u64);
         assert_eq!(journal.chunk.len, 0);

@@ -573,16 +573,7 @@ impl JournalWriter {
             let (path, map) = create_segment(dir, opts.segment_bytes, 1, &counters)?;
             recovery.segments = 1;
             return Ok((
-                JournalWriter::at(
-                    dir,
-                    opts,
-                    path,
-                    map,
-                    Checksum::default(),
-                    SEGMENT_HEADER,
-                    1,
-                    counters,
-                ),
+                JournalWriter::new_segment(dir, opts, path, map, 1, counters),
                 recovery,
             ));
         };
@@ -618,16 +609,7 @@ impl JournalWriter {
                 let (path, map) = create_segment(dir, opts.segment_bytes, first_seq, &counters)?;
                 recovery.last_seq = first_seq - 1;
                 return Ok((
-                    JournalWriter::at(
-                        dir,
-                        opts,
-                        path,
-                        map,
-                        Checksum::default(),
-                        SEGMENT_HEADER,
-                        first_seq,
-                        counters,
-                    ),
+                    JournalWriter::new_segment(dir, opts, path, map, first_seq, counters),
                     recovery,
                 ));
             }
@@ -657,16 +639,7 @@ impl JournalWriter {
             let (path, map) = create_segment(dir, opts.segment_bytes, last.next_seq, &counters)?;
             recovery.segments += 1;
             return Ok((
-                JournalWriter::at(
-                    dir,
-                    opts,
-                    path,
-                    map,
-                    Checksum::default(),
-                    SEGMENT_HEADER,
-                    last.next_seq,
-                    counters,
-                ),
+                JournalWriter::new_segment(dir, opts, path, map, last.next_seq, counters),
                 recovery,
             ));
         }
@@ -696,6 +669,29 @@ impl JournalWriter {
             JournalWriter::at(dir, opts, path, map, sum, off, last.next_seq, counters),
             recovery,
         ))
+    }
+
+    /// A writer at the start of `map`, a segment just made (`create_segment`),
+    /// whose first record will be `first_seq`.
+    fn new_segment(
+        dir: &Path,
+        opts: JournalOptions,
+        path: PathBuf,
+        map: MmapMut,
+        first_seq: u64,
+        counters: Arc<Counters>,
+    ) -> JournalWriter {
+        let sum = Checksum::default();
+        JournalWriter::at(
+            dir,
+            opts,
+            path,
+            map,
+            sum,
+            SEGMENT_HEADER,
+            first_seq,
+            counters,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
