@@ -212,4 +212,27 @@ mod tests {
         assert_eq!(lots_within(Money(-1), Ticks(10), 1), Lots(0));
         assert_eq!(lots_within(Money(99), Ticks(10), 1), Lots(9));
     }
+
+    /// The product of three 63-bit factors does not fit an i128: a venue price
+    /// near i64::MAX on a large position overflowed the notional's
+    /// multiplication (a panic in debug builds, a wrapped value in release).
+    #[test]
+    fn regression_notional_of_a_huge_price_saturates_instead_of_overflowing() {
+        let m = 1 << 20;
+        assert_eq!(notional(Lots(1 << 48), Ticks(i64::MAX), m), Money::MAX);
+        assert_eq!(
+            notional(Lots(-(1 << 48)), Ticks(i64::MAX), i64::MAX),
+            Money::MAX
+        );
+        assert_eq!(
+            notional(Lots(i64::MIN), Ticks(i64::MIN), i64::MAX),
+            Money::MAX
+        );
+        // Just below the line, exact.
+        assert_eq!(
+            notional(Lots(3), Ticks(i64::MAX / 3), 1),
+            Money(i64::MAX / 3 * 3)
+        );
+        assert_eq!(notional(Lots(0), Ticks(i64::MAX), i64::MAX), Money(0));
+    }
 }

@@ -48,11 +48,13 @@ impl LeaderMove {
         };
         let order_qty = order_qty.0.max(fill_qty.0).max(1) as u128;
         let per_amount = if add_qty > 0 {
-            Factor::ratio(
-                add_qty as u128,
-                order_qty * price.0.max(1) as u128 * money_per_lot_tick.max(1) as u128,
-            )
-            .unwrap_or_default()
+            // The order's notional in money units; three 63-bit factors can pass
+            // u128 (a price near i64::MAX ticks): saturated, the share is 0 as
+            // it would be exactly, where the product used to wrap.
+            let notional = order_qty
+                .saturating_mul(price.0.max(1) as u128)
+                .saturating_mul(money_per_lot_tick.max(1) as u128);
+            Factor::ratio(add_qty as u128, notional).unwrap_or_default()
         } else {
             Factor::default()
         };
@@ -154,5 +156,25 @@ mod tests {
             cut.target(cut.ratio(r, true, Q32(0), Money(1_000))),
             Lots(5)
         );
+    }
+
+    /// The order's notional (its lots × price × money per lot-tick) passed
+    /// u128 for an order near `Lots::MAX` at a price near `i64::MAX` ticks: a
+    /// panic in debug builds, a wrapped denominator in release, so a
+    /// fixed-amount follower's share could come out large. It saturates; the
+    /// share is then 0, as it is exactly.
+    #[test]
+    fn regression_an_order_notional_past_u128_saturates() {
+        let m = LeaderMove::new(
+            Lots(0),
+            Lots(1000),
+            Lots(1000),
+            Lots(1 << 48),
+            Ticks(i64::MAX),
+            i64::MAX,
+        );
+        assert_eq!(m.per_amount.mant, 0);
+        let r = m.ratio(NOT_COPYING, true, Q32(0), Money(i64::MAX));
+        assert_eq!(m.target(r), Lots(0));
     }
 }

@@ -95,12 +95,21 @@ macro_rules! signed_unit_ops {
 signed_unit_ops!(Lots, Money);
 
 /// Money value of `qty` lots at `price` ticks worth `money_per_lot_tick` each
-/// (sign ignored), saturating at `i64::MAX`.
+/// (signs ignored), saturating at `i64::MAX`. A product past `u64::MAX` is
+/// past `i64::MAX` too, so two checked `u64` multiplications say it exactly.
+/// (Three 63-bit factors in one `i128` product overflowed it for a price near
+/// `i64::MAX`: a panic in debug builds, a wrapped value in release.)
 #[inline(always)]
 pub fn notional(qty: Lots, price: Ticks, money_per_lot_tick: i64) -> Money {
-    let v =
-        qty.0.unsigned_abs() as i128 * price.0.unsigned_abs() as i128 * money_per_lot_tick as i128;
-    Money(v.min(i64::MAX as i128) as i64)
+    let v = qty
+        .0
+        .unsigned_abs()
+        .checked_mul(price.0.unsigned_abs())
+        .and_then(|v| v.checked_mul(money_per_lot_tick.unsigned_abs()));
+    match v {
+        Some(v) if v <= i64::MAX as u64 => Money(v as i64),
+        _ => Money::MAX,
+    }
 }
 
 /// Whole lots whose notional at `price` fits in `cap` (the rare path: a division).

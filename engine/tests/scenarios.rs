@@ -2289,3 +2289,16 @@ fn a_reload_removing_a_symbol_can_keep_positions_until_flattened_or_it_comes_bac
         ",
     );
 }
+
+/// A leader fill at a price near `i64::MAX` ticks on a position near
+/// `Lots::MAX`: its notional (lots × ticks × money per lot-tick) overflowed an
+/// `i128` (a panic in a debug build, a wrapped, small value in release that a
+/// notional cap could let through). It saturates, and the cap refuses.
+#[test]
+fn regression_notional_of_a_huge_price_saturates_instead_of_overflowing() {
+    check(
+        &one(&format!("{RATIO_2}\nmax_order_notional = \"1000\""), ""),
+        "> fill L1 X buy 140737488355328 @9000000000000000000
+         F1:L1 skipped max_order_notional",
+    );
+}
