@@ -261,10 +261,16 @@ impl Q32 {
     /// `RATIO_SLACK_ULP` ulp per leader lot before truncation. The result can exceed
     /// the exact truncation only when the exact value is within that slack (≤ 2^-20
     /// lots for positions under 2^11 … 2^20 lots) below an integer.
+    ///
+    /// The slack is at most half a lot (`RATIO_SLACK_MAX`): past 2^29 leader
+    /// lots, 4 ulp a lot would be a lot or more, and a ratio of 0 on a leader
+    /// position of 2^47 lots targeted 131,072 lots. Below 2^29 lots nothing
+    /// changes; above, a target may be a lot under the exact one, never over.
     #[inline(always)]
     pub fn mul_lots_trunc(self, lots: Lots) -> Lots {
         let abs = lots.0.unsigned_abs() as u128;
-        let mag = (self.0 as u128 * abs + RATIO_SLACK_ULP * abs) >> 32;
+        let slack = (RATIO_SLACK_ULP * abs).min(RATIO_SLACK_MAX);
+        let mag = (self.0 as u128 * abs + slack) >> 32;
         let mag = mag.min(i64::MAX as u128) as i64;
         Lots(if lots.0 < 0 { -mag } else { mag })
     }
@@ -272,6 +278,8 @@ impl Q32 {
 
 /// Units of 2^-32 per leader lot that `Q32::mul_lots_trunc` forgives (see there).
 pub const RATIO_SLACK_ULP: u128 = 4;
+/// The most `Q32::mul_lots_trunc` forgives in all: half a lot, in 2^-32 lots.
+pub const RATIO_SLACK_MAX: u128 = 1 << 31;
 
 /// A positive factor `mant / 2^shift` kept with ~62 significant bits, so that one
 /// factor computed per leader fill can be applied to every follower with a single
@@ -334,6 +342,32 @@ impl Factor {
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    /// Regression: the slack grew with the leader's position without bound,
+    /// so past 2^30 lots it was a whole lot or more, and a ratio of 0 (a
+    /// fixed amount far below one lot's value) targeted lots of its own.
+    #[test]
+    fn regression_the_ratio_slack_made_lots_from_nothing_on_huge_positions() {
+        for p in [1i64 << 29, 1 << 30, 1 << 40, 1 << 47, Lots::MAX.0] {
+            assert_eq!(Q32(0).mul_lots_trunc(Lots(p)), Lots(0), "{p}");
+            assert_eq!(Q32(0).mul_lots_trunc(Lots(-p)), Lots(0), "{p}");
+            assert_eq!(Q32::ONE.mul_lots_trunc(Lots(p)), Lots(p), "{p}");
+            assert_eq!(Q32(2 << 32).mul_lots_trunc(Lots(-p)), Lots(-2 * p), "{p}");
+            // Within a lot of the exact truncation: the slack (at most half a
+            // lot) may carry a value just under an integer up to it.
+            let v = (1u64 << 31) - 1;
+            let exact = ((v as u128 * p as u128) >> 32) as i64;
+            let got = Q32(v).mul_lots_trunc(Lots(p)).0;
+            assert!(
+                (exact - 1..=exact + 1).contains(&got),
+                "{p}: {got} vs {exact}"
+            );
+        }
+        // Below 2^29 lots the slack is what it was: 4 ulp a lot.
+        assert_eq!(Q32(0).mul_lots_trunc(Lots((1 << 29) - 1)), Lots(0));
+        let just_under_ten = Q32((10 << 32) - 4);
+        assert_eq!(just_under_ten.mul_lots_trunc(Lots(1 << 20)), Lots(10 << 20));
+    }
 
     #[test]
     fn lots_exact_and_trunc() {

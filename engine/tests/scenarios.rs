@@ -2302,3 +2302,17 @@ fn regression_notional_of_a_huge_price_saturates_instead_of_overflowing() {
          F1:L1 skipped max_order_notional",
     );
 }
+
+/// A fixed amount far below one lot's value, on a leader position of 2^47
+/// lots: the ratio is 0, and the target was 131,072 lots (the ratio's slack,
+/// 4 units of 2^-32 per leader lot, unbounded). The slack is at most half a
+/// lot now: nothing is bought, and the close sends nothing either (a
+/// no-change decision prints no line).
+#[test]
+fn regression_the_ratio_slack_made_lots_from_nothing_on_huge_positions() {
+    check(
+        &one(AMOUNT_1000, ""),
+        "> fill L1 X buy 140737488355328 @9000000000000000000
+         > fill L1 X sell 140737488355328 @9000000000000000000",
+    );
+}
