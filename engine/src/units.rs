@@ -265,7 +265,9 @@ impl Q32 {
     /// The slack is at most half a lot (`RATIO_SLACK_MAX`): past 2^29 leader
     /// lots, 4 ulp a lot would be a lot or more, and a ratio of 0 on a leader
     /// position of 2^47 lots targeted 131,072 lots. Below 2^29 lots nothing
-    /// changes; above, a target may be a lot under the exact one, never over.
+    /// changes; above, the capped slack may not cover a ratio's few ulp of
+    /// error, so an exact whole number of lots may come out one lot under.
+    /// (Past 2^32 lots a Q32 ratio's own precision is more than a lot anyway.)
     #[inline(always)]
     pub fn mul_lots_trunc(self, lots: Lots) -> Lots {
         let abs = lots.0.unsigned_abs() as u128;
