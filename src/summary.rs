@@ -333,6 +333,21 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
             }
         );
     }
+    if let Some(j) = io.journal.as_ref() {
+        // What the journal cost in bytes, the disk's share of each order: the
+        // fan-out's records are most of it (docs/BENCHMARKS.md, issue 14).
+        let (last_seq, bytes) = j.position();
+        let per_order = if s.orders_sent > 0 {
+            format!("{} bytes a follower order", bytes / s.orders_sent)
+        } else {
+            "no follower orders".to_string()
+        };
+        println!(
+            "  journal this run       {:>12}   bytes ({per_order}; last record {})",
+            group(bytes),
+            group(last_seq)
+        );
+    }
     println!("  fan-out latency per leader fill (handling start → last order in the egress ring)");
     println!("      {}", percentiles(&core_out.fanout_ns));
     println!("  receive → last order in the egress ring (includes queueing behind earlier fills)");

@@ -3,7 +3,7 @@
 
 use fillcast_sql::sidecar::rusqlite;
 
-use crate::support::{figure, fillcast_output, text, tmp};
+use crate::support::{figure, figure_after, fillcast_output, text, tmp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -74,6 +74,8 @@ fn run_replays_a_file_source_through_the_sim_venue() {
     assert!(figure(&out, "follower orders out") > 0, "{out}");
     assert!(out.contains("duplicate client order ids 0"), "{out}");
     assert!(out.contains("engine/venue position mismatches 0"), "{out}");
+    // No journal configured: no journal line.
+    assert!(!out.contains("journal this run"), "{out}");
 }
 
 #[test]
@@ -177,6 +179,11 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
     assert!(out.contains("duplicate client order ids 0"), "{out}");
     assert!(out.contains("engine/venue position mismatches 0"), "{out}");
     assert!(out.contains("p99"), "{out}");
+    // What the journal took, and its bytes a follower order (issue 14).
+    let bytes = figure(&out, "journal this run");
+    let per_order = figure_after(&out, "bytes (");
+    assert!(bytes > 0 && per_order > 0, "{out}");
+    assert_eq!(per_order, bytes / orders, "{out}");
 
     // It ends with the sidecar into SQLite and the reports, and says where they are.
     let db = out_dir.join("fillcast.db");
