@@ -337,10 +337,9 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
         // What the journal cost in bytes, the disk's share of each order: the
         // fan-out's records are most of it (docs/BENCHMARKS.md, issue 14).
         let (last_seq, bytes) = j.position();
-        let per_order = if s.orders_sent > 0 {
-            format!("{} bytes a follower order", bytes / s.orders_sent)
-        } else {
-            "no follower orders".to_string()
+        let per_order = match bytes.checked_div(s.orders_sent) {
+            Some(b) => format!("{b} bytes a follower order"),
+            None => "no follower orders".to_string(),
         };
         println!(
             "  journal this run       {:>12}   bytes ({per_order}; last record {})",
