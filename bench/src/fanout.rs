@@ -316,7 +316,7 @@ fn journaled_fill(core: &mut Core, journal: &mut Journal, egress: &mut ChunkSink
 fn fillcast_journaled(followers: usize, samples: usize, progress: &Progress) -> Journaled {
     let mut core = fanout_core(followers, samples);
     let tmp = tempfile::tempdir().expect("temp dir");
-    let (w, _) = JournalWriter::open(
+    let (mut w, _) = JournalWriter::open(
         &tmp.path().join("journal"),
         JournalOptions {
             segment_bytes: SEGMENT_BYTES,
@@ -327,7 +327,7 @@ fn fillcast_journaled(followers: usize, samples: usize, progress: &Progress) -> 
     // Opening made the first segment and started making the next one; the
     // samples start once that is done, as in a running engine (later rolls, and
     // the next segments made beside them, fall in the samples as they come).
-    wait_for_spare_segment();
+    w.wait_for_spare().expect("the next journal segment");
     let mut journal = Journal {
         stage: JournalStage::new(w),
         chunk: JournalChunk::default(),
@@ -383,30 +383,6 @@ fn fillcast_journaled(followers: usize, samples: usize, progress: &Progress) -> 
         records_per_fill: records as f64 / per,
         bytes_per_fill: bytes as f64 / per,
         appends_per_fill: appends as f64 / per,
-    }
-}
-
-/// `JournalWriter`'s helper thread (`std::thread::Builder::name`), which makes and
-/// prefaults the next segment.
-const SPARE_THREAD: &str = "fillcast-journal-spare";
-
-/// Waits, up to 30 s, until no thread of this process is named `SPARE_THREAD`
-/// (Linux: `/proc/self/task/*/comm`, which holds the first 15 bytes of a name;
-/// elsewhere it returns at once). The writer has no call that waits for its spare.
-fn wait_for_spare_segment() {
-    let running = || {
-        std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| {
-            tasks.flatten().any(|t| {
-                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| {
-                    let c = c.trim_end();
-                    c.len() >= 8 && SPARE_THREAD.starts_with(c)
-                })
-            })
-        })
-    };
-    let deadline = Instant::now() + std::time::Duration::from_secs(30);
-    while running() && Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

@@ -195,6 +195,25 @@ impl Spare {
             let _ = t.join();
         }
     }
+
+    /// Blocks until the spare is made: `Ok(())` with it kept for the roll (or
+    /// when its thread could not run: the roll then makes the segment), its
+    /// error if making it failed.
+    fn wait(&mut self) -> Result<(), JournalError> {
+        if self.map.is_some() {
+            return Ok(());
+        }
+        let got = self.ready.recv();
+        self.join();
+        match got {
+            Ok(Ok(map)) => {
+                self.map = Some(map);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(()),
+        }
+    }
 }
 
 fn make_spare(dir: &Path, segment_bytes: u64) -> Result<MmapMut, JournalError> {
@@ -721,6 +740,18 @@ impl JournalWriter {
             dir_dirty: false,
             counters,
             _lock: None,
+        }
+    }
+
+    /// Waits until the next segment, which a helper thread makes beside the
+    /// appends, is ready. Nothing needs to: an append never waits for it until
+    /// a roll. It is for a caller that times appends and wants the making of a
+    /// segment out of the figures (the fanout bench); an error is the making's
+    /// (a full disk), as the next append would report it.
+    pub fn wait_for_spare(&mut self) -> Result<(), JournalError> {
+        match self.spare.as_mut() {
+            Some(spare) => spare.wait(),
+            None => Ok(()),
         }
     }
 

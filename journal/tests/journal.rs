@@ -998,3 +998,24 @@ fn a_header_of_an_unknown_format_is_refused_with_the_formats_this_build_reads() 
         Ok(segment::Checksum::Crc32)
     );
 }
+
+/// `wait_for_spare` returns once the next segment is made (the fanout bench
+/// uses it to keep that out of its samples), and the roll takes it.
+#[test]
+fn wait_for_spare_returns_with_the_next_segment_made() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+    w.wait_for_spare().unwrap();
+    let spare = d.path().join("next-segment.tmp");
+    assert_eq!(std::fs::metadata(&spare).unwrap().len(), SEG);
+    // Waiting again is a no-op.
+    w.wait_for_spare().unwrap();
+    let mut i = 0;
+    while segments(d.path()).len() < 2 {
+        w.append(1, 7, i, &payload(i)).unwrap();
+        i += 1;
+    }
+    drop(w);
+    let (got, err) = read_all(d.path());
+    assert_eq!((got.len() as u64, err), (i, None));
+}
