@@ -301,6 +301,36 @@ struct Measured {
     notes: Vec<String>,
 }
 
+impl Measured {
+    /// A run's figures: its latencies (`hist` and `unmatched`, from `Stamps::latencies`)
+    /// and what the stopped pipeline and the driver counted.
+    #[allow(clippy::too_many_arguments)]
+    fn of(
+        (hist, unmatched): (Histogram<u64>, u64),
+        stamps: &Stamps,
+        core_out: fillcast_engine::pipeline::CoreOutcome,
+        driven: Driven,
+        elapsed: Duration,
+        source_rejected: u64,
+        extra: Vec<(&'static str, f64)>,
+        notes: Vec<String>,
+    ) -> Measured {
+        Measured {
+            hist,
+            orders: core_out.core.stats().orders_sent,
+            submits: stamps.submits.load(Ordering::Relaxed),
+            elapsed,
+            unmatched,
+            late: driven.late,
+            settle: driven.settle,
+            source_rejected,
+            receive_to_egress_ns: core_out.receive_to_egress_ns,
+            extra,
+            notes,
+        }
+    }
+}
+
 /// What the wrappers saw: per fill (in order) its key and `recv_ts`; per key,
 /// when the last submit carrying one of its orders returned.
 #[derive(Clone, Default)]
@@ -580,32 +610,30 @@ fn fix_run(
         .nth(1)
         .and_then(|r| r.split([',', '}']).next())
         .and_then(|n| n.trim().parse::<u64>().ok());
-    Ok(Measured {
-        hist,
-        orders: core_out.core.stats().orders_sent,
-        submits: stamps.submits.load(Ordering::Relaxed),
+    let extra = vec![
+        (
+            "venue_orders_received",
+            orders_at_venue.map_or(-1.0, |n| n as f64),
+        ),
+        (
+            "venue_command_to_last_order_p50_ns",
+            venue_hist.value_at_quantile(0.5) as f64,
+        ),
+        (
+            "venue_command_to_last_order_p99_ns",
+            venue_hist.value_at_quantile(0.99) as f64,
+        ),
+    ];
+    Ok(Measured::of(
+        (hist, unmatched),
+        &stamps,
+        core_out,
+        driven,
         elapsed,
-        unmatched,
-        late: driven.late,
-        settle: driven.settle,
         source_rejected,
-        receive_to_egress_ns: core_out.receive_to_egress_ns,
-        extra: vec![
-            (
-                "venue_orders_received",
-                orders_at_venue.map_or(-1.0, |n| n as f64),
-            ),
-            (
-                "venue_command_to_last_order_p50_ns",
-                venue_hist.value_at_quantile(0.5) as f64,
-            ),
-            (
-                "venue_command_to_last_order_p99_ns",
-                venue_hist.value_at_quantile(0.99) as f64,
-            ),
-        ],
+        extra,
         notes,
-    })
+    ))
 }
 
 fn sim_run(u: &Arc<Universe>, opts: &Options, progress: &Progress) -> Result<Measured> {
@@ -646,19 +674,16 @@ fn sim_run(u: &Arc<Universe>, opts: &Options, progress: &Progress) -> Result<Mea
     };
     let driven = driven?;
     let (hist, unmatched, _) = stamps.latencies(opts.warmup);
-    Ok(Measured {
-        hist,
-        orders: core_out.core.stats().orders_sent,
-        submits: stamps.submits.load(Ordering::Relaxed),
+    Ok(Measured::of(
+        (hist, unmatched),
+        &stamps,
+        core_out,
+        driven,
         elapsed,
-        unmatched,
-        late: driven.late,
-        settle: driven.settle,
         source_rejected,
-        receive_to_egress_ns: core_out.receive_to_egress_ns,
-        extra: vec![("venue_orders_received", venue_orders)],
-        notes: Vec::new(),
-    })
+        vec![("venue_orders_received", venue_orders)],
+        Vec::new(),
+    ))
 }
 
 struct Driven {

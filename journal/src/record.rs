@@ -718,20 +718,6 @@ impl Encoder {
         Ok(Some((kind, ts, bytes)))
     }
 
-    /// One record for an order and the decision right after it in the engine's
-    /// stream, when the order is that decision's (same subscription and leader
-    /// event); `None` otherwise, and the two are written as they are.
-    pub fn pair(
-        &mut self,
-        o: &FollowerOrder,
-        d: &Decision,
-    ) -> Result<Option<Encoded<'_>>, RecordError> {
-        let Some(rec) = pair_rec(o, d) else {
-            return Ok(None);
-        };
-        Ok(Some((Kind::OrderDecision, o.ts.0, self.put(&rec)?)))
-    }
-
     pub fn config(
         &mut self,
         revision: u64,
@@ -1038,7 +1024,9 @@ fn order_json(o: &FollowerOrder) -> serde_json::Value {
 }
 
 /// The `Kind::OrderDecision` record of an order and the decision right after
-/// it, when they make one: the decision that made the order, on a leader fill.
+/// it in the engine's stream, when the order is that decision's (same
+/// subscription and leader event, on a leader fill); `None` otherwise, and
+/// the two are written as they are. The stage archives it in place.
 #[inline]
 pub fn pair_rec(o: &FollowerOrder, d: &Decision) -> Option<OrderDecisionRec> {
     if o.leader_event_key == 0
@@ -1053,10 +1041,6 @@ pub fn pair_rec(o: &FollowerOrder, d: &Decision) -> Option<OrderDecisionRec> {
         decision: decision_rec(d),
     })
 }
-
-/// Payload bytes of every `Kind::OrderDecision` record: its archive has no
-/// out-of-line data, so it is the archived struct alone.
-pub const ORDER_DECISION_BYTES: usize = std::mem::size_of::<ArchivedOrderDecisionRec>();
 
 /// Writes `v`'s archive into `buf`, which must be exactly as long (a record's
 /// payload in the journal's mapping: the fan-out's pairs are encoded in place,
@@ -1214,8 +1198,9 @@ mod in_place_tests {
     use fillcast_engine::event::OrderType;
 
     /// The fan-out's pair records are archived in place (`write_into`, by the
-    /// journal stage); they must be the bytes `Encoder::pair` makes, whose
-    /// layout the golden journal pins, and of the length the stage reserves.
+    /// journal stage); they must be the bytes the encoder makes of the same
+    /// record, whose layout the golden journal pins, and of the length the
+    /// stage reserves.
     #[test]
     fn a_pair_archived_in_place_is_the_encoders_bytes() {
         let o = FollowerOrder {
@@ -1242,16 +1227,28 @@ mod in_place_tests {
             revision: 5,
             ..Decision::default()
         };
+        // The archive in place, into a buffer the size of the archived struct
+        // (what the stage reserves in the mapping).
+        fn in_place<T>(v: &T) -> Vec<u8>
+        where
+            T: Archive
+                + for<'a, 'b> Serialize<
+                    rkyv::api::low::LowSerializer<
+                        rkyv::ser::writer::Buffer<'a>,
+                        rkyv::ser::allocator::SubAllocator<'b>,
+                        RkyvError,
+                    >,
+                >,
+        {
+            let mut b = vec![0xAA; std::mem::size_of::<T::Archived>()];
+            write_into(v, &mut b).unwrap();
+            b
+        }
+        let pair = pair_rec(&o, &d).unwrap();
         let mut enc = Encoder::default();
-        let (_, _, want) = enc.pair(&o, &d).unwrap().unwrap();
-        let want = want.to_vec();
-        assert_eq!(want.len(), ORDER_DECISION_BYTES);
-        let mut buf = rkyv::util::AlignedVec::<16>::new();
-        buf.resize(ORDER_DECISION_BYTES, 0xAA);
-        write_into(&pair_rec(&o, &d).unwrap(), &mut buf).unwrap();
-        assert_eq!(&buf[..], &want[..]);
+        assert_eq!(in_place(&pair), enc.put(&pair).unwrap());
         // The decision alone and a venue report, which the stage also writes
-        // in place, each the size of its archived struct.
+        // in place.
         let r = ExecReport {
             order_id: 0xdead_beef,
             kind: ExecKind::Fill,
@@ -1261,24 +1258,15 @@ mod in_place_tests {
             recv_ts: Nanos(5),
             ..ExecReport::default()
         };
-        let cases: [(JournalEntry, Vec<u8>); 2] = [
-            (JournalEntry::Decision(d), {
-                let mut b = vec![0u8; std::mem::size_of::<ArchivedDecisionRec>()];
-                write_into(&decision_rec(&d), &mut b).unwrap();
-                b
-            }),
-            (JournalEntry::Exec(r), {
-                let mut b = vec![0u8; std::mem::size_of::<ArchivedExecRec>()];
-                write_into(&exec_rec(&r), &mut b).unwrap();
-                b
-            }),
-        ];
-        for (e, got) in cases {
+        for (e, got) in [
+            (JournalEntry::Decision(d), in_place(&decision_rec(&d))),
+            (JournalEntry::Exec(r), in_place(&exec_rec(&r))),
+        ] {
             let (_, _, want) = enc.entry(&e).unwrap().unwrap();
             assert_eq!(got, want, "{e:?}");
         }
         // A buffer of another size is an error, not a short or torn record.
-        let mut short = vec![0u8; ORDER_DECISION_BYTES - 8];
-        assert!(write_into(&pair_rec(&o, &d).unwrap(), &mut short).is_err());
+        let mut short = vec![0u8; std::mem::size_of::<ArchivedOrderDecisionRec>() - 8];
+        assert!(write_into(&pair, &mut short).is_err());
     }
 }

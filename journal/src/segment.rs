@@ -202,7 +202,7 @@ pub fn checksum(sum: Checksum, header: &[u8], len: u32, payload: &[u8]) -> u32 {
 /// instructions of set-up per call on a record's 20-, 4- and 96-byte parts, more
 /// than the IEEE CRC it replaced.
 #[inline]
-pub fn crc32c_parts(parts: &[&[u8]]) -> u32 {
+fn crc32c_parts(parts: &[&[u8]]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("sse4.2") {
         // SAFETY: the CPU has SSE 4.2 (checked just above), the only

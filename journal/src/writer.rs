@@ -156,38 +156,17 @@ impl Spare {
         if self.map.is_some() || !self.sent.load(Acquire) {
             return Ok(());
         }
-        self.receive()
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn receive(&mut self) -> Result<(), JournalError> {
-        match self.ready.try_recv() {
-            Ok(Ok(map)) => {
-                self.map = Some(map);
-                self.join();
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                self.join();
-                Err(e)
-            }
-            Err(mpsc::TryRecvError::Empty) => Ok(()),
-            // Its thread could not run: the roll makes the segment itself.
-            Err(mpsc::TryRecvError::Disconnected) => Ok(()),
-        }
+        // The answer is in the channel: `wait` takes it without blocking.
+        self.wait()
     }
 
     /// Waits for the spare (normally ready long before); `None` if its thread
     /// could not run or failed, in which case the caller makes the segment itself
     /// and reports any error with its own path.
     fn take(mut self) -> Option<MmapMut> {
-        let map = self
-            .map
-            .take()
-            .or_else(|| self.ready.recv().ok().and_then(Result::ok));
-        self.join();
-        map
+        // Its error is the caller's to find again, with its own path.
+        let _ = self.wait();
+        self.map.take()
     }
 
     fn join(&mut self) {
@@ -199,6 +178,8 @@ impl Spare {
     /// Blocks until the spare is made: `Ok(())` with it kept for the roll (or
     /// when its thread could not run: the roll then makes the segment), its
     /// error if making it failed.
+    #[cold]
+    #[inline(never)]
     fn wait(&mut self) -> Result<(), JournalError> {
         if self.map.is_some() {
             return Ok(());
