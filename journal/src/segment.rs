@@ -3,9 +3,14 @@
 //!
 //! ```text
 //! segment  = header (64 bytes) record* [end marker] zeros
-//! header   = magic "FCJRNL\0\x01" | format u32 | 0 u32 | segment bytes u64 | first seq u64 | zeros
+//! header   = magic "FCJRNL\0" format-byte | format u32 | 0 u32 | segment bytes u64 | first seq u64 | zeros
 //! record   = commit u32 | kind u16 | schema u16 | seq u64 | ts u64 | crc u32 | 0 u32 | payload | pad to 16
 //! ```
+//!
+//! The magic's last byte and the format word say the format twice, and must
+//! agree: a header whose one field was damaged is refused, rather than read with
+//! the other checksum, which would fail every record and look like a torn tail
+//! that recovery would cut.
 //!
 //! `format` names the checksum: 2 (what this build writes) is CRC-32C, one
 //! hardware instruction per 8 bytes on x86-64 (SSE 4.2) and AArch64; 1 (the
@@ -25,6 +30,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 
+/// The magic of a format-1 segment; a format-`n` segment's ends in byte `n`.
 pub const MAGIC: [u8; 8] = *b"FCJRNL\0\x01";
 /// The format new segments get (`checksum`).
 pub const FORMAT: u32 = 2;
@@ -77,6 +83,7 @@ pub fn encode_header_format(
 ) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
     h[..8].copy_from_slice(&MAGIC);
+    h[7] = format as u8;
     h[8..12].copy_from_slice(&format.to_le_bytes());
     h[16..24].copy_from_slice(&segment_bytes.to_le_bytes());
     h[24..32].copy_from_slice(&first_seq.to_le_bytes());
@@ -132,6 +139,11 @@ pub enum HeaderError {
     Unwritten,
     BadMagic,
     UnknownFormat(u32),
+    /// The magic's format byte and the format word disagree: a damaged header.
+    FormatMismatch {
+        magic: u8,
+        format: u32,
+    },
     BadSize(u64),
     BadFirstSeq(u64),
 }
@@ -147,6 +159,10 @@ impl fmt::Display for HeaderError {
                     "segment format {v} is not one this build reads (it reads {FORMAT_CRC32} and {FORMAT})"
                 )
             }
+            HeaderError::FormatMismatch { magic, format } => write!(
+                f,
+                "damaged segment header: its magic says format {magic}, its format word {format}"
+            ),
             HeaderError::BadSize(n) => write!(f, "implausible segment size {n}"),
             HeaderError::BadFirstSeq(n) => write!(f, "implausible first sequence {n}"),
         }
@@ -157,13 +173,19 @@ pub fn parse_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
     if bytes.len() < SEGMENT_HEADER || bytes[..SEGMENT_HEADER].iter().all(|b| *b == 0) {
         return Err(HeaderError::Unwritten);
     }
-    if bytes[..8] != MAGIC {
+    if bytes[..7] != MAGIC[..7] {
         return Err(HeaderError::BadMagic);
     }
     let format = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
     let Some(checksum) = Checksum::of_format(format) else {
         return Err(HeaderError::UnknownFormat(format));
     };
+    if u32::from(bytes[7]) != format {
+        return Err(HeaderError::FormatMismatch {
+            magic: bytes[7],
+            format,
+        });
+    }
     let segment_bytes = u64::from_le_bytes(bytes[16..24].try_into().unwrap_or_default());
     if !(SEGMENT_MIN..=SEGMENT_MAX).contains(&segment_bytes) || !segment_bytes.is_multiple_of(16) {
         return Err(HeaderError::BadSize(segment_bytes));

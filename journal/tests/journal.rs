@@ -1019,3 +1019,44 @@ fn wait_for_spare_returns_with_the_next_segment_made() {
     let (got, err) = read_all(d.path());
     assert_eq!((got.len() as u64, err), (i, None));
 }
+
+/// Hostile header: a format-1 segment whose format word, or magic's format
+/// byte, says 2. Read with the other checksum every record would fail, which
+/// looks like a torn tail that recovery cuts: the whole segment's history. The
+/// two fields must agree, so such a header is refused by the reader and the
+/// writer alike, naming the damage, and nothing changes.
+#[test]
+fn a_segment_whose_format_word_lies_is_refused_and_changes_nothing() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-journal");
+    for field in [8usize, 7] {
+        let d = tempfile::tempdir().unwrap();
+        for p in segments(&golden) {
+            std::fs::copy(&p, d.path().join(p.file_name().unwrap())).unwrap();
+        }
+        let seg = segments(d.path()).remove(0);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        assert_eq!(bytes[field], 1);
+        bytes[field] = 2;
+        std::fs::write(&seg, &bytes).unwrap();
+        let err = match JournalReader::open(d.path()) {
+            Err(e) => e.to_string(),
+            Ok(r) => r
+                .iter_from(1)
+                .find_map(|r| r.err())
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        };
+        assert!(
+            err.contains("damaged segment header"),
+            "byte {field}: {err}"
+        );
+        match JournalWriter::open(d.path(), opts()) {
+            Err(e) => assert!(
+                e.to_string().contains("damaged segment header"),
+                "byte {field}: {e}"
+            ),
+            Ok(_) => panic!("byte {field}: opened on a damaged header"),
+        }
+        assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing changed");
+    }
+}
