@@ -125,6 +125,8 @@ struct SubParams {
     slippage_bps: i64,
     max_order: Money,
     max_pos: Money,
+    /// `ids::sub_leg_mix(sub, 0)`: half the work of its orders' ids.
+    id_mix: u64,
     mode: Mode,
     market: bool,
     status: Status,
@@ -205,6 +207,7 @@ impl Book {
                 slippage_bps: s.slippage_bps as i64,
                 max_order: s.max_order_notional,
                 max_pos: s.max_position_notional,
+                id_mix: crate::ids::sub_leg_mix(i as u32, 0),
                 mode: s.mode,
                 market: s.market_orders,
                 status: s.status,
@@ -3069,7 +3072,13 @@ fn send<O: Outputs>(
     let k = leg.slot;
     let sub = book.subs[k];
     let side = Side::from_sign(qty.0);
-    let id = decision_id(leg.event_key, sub.0, desk.revision, leg_no);
+    let sub_leg = if leg_no == 0 {
+        book.params[k].id_mix
+    } else {
+        crate::ids::sub_leg_mix(sub.0, leg_no)
+    };
+    let id = crate::ids::decision_id_of(leg.event_key, sub.0, sub_leg, desk.revision);
+    debug_assert_eq!(id, decision_id(leg.event_key, sub.0, desk.revision, leg_no));
     if !desk.adopted.is_empty() && desk.adopted.contains(&id) {
         // Made again after a journal cut: the venue has this order, taken over at
         // the restart with its own terms (`Core::adopt`). Never sent twice.
@@ -3141,6 +3150,7 @@ fn send<O: Outputs>(
 }
 
 /// Recompute a slot's contribution to its follower's gross exposure and open count.
+#[inline(always)]
 fn update_exposure(
     book: &mut Book,
     followers: &mut FollowerBook,
@@ -3149,23 +3159,19 @@ fn update_exposure(
     price: Ticks,
     money_per_lot_tick: i64,
 ) {
-    let sb = &mut book.symbols[si];
-    let held = sb.pos[k] + sb.working[k];
-    let new = notional(held, price, money_per_lot_tick);
     let fi = book.follower[k] as usize;
-    let old = sb.expo[k];
-    followers.risk[fi].gross = followers.risk[fi]
-        .gross
-        .saturating_sub(old)
-        .saturating_add(new);
+    let sb = &mut book.symbols[si];
+    let new = notional(sb.pos[k] + sb.working[k], price, money_per_lot_tick);
+    let old = std::mem::replace(&mut sb.expo[k], new);
+    let risk = &mut followers.risk[fi];
+    risk.gross = risk.gross.saturating_sub(old).saturating_add(new);
     if old.is_zero() != new.is_zero() {
         if new.is_zero() {
-            followers.risk[fi].open_positions = followers.risk[fi].open_positions.saturating_sub(1);
+            risk.open_positions = risk.open_positions.saturating_sub(1);
         } else {
-            followers.risk[fi].open_positions += 1;
+            risk.open_positions += 1;
         }
     }
-    sb.expo[k] = new;
 }
 
 #[cfg(test)]

@@ -44,8 +44,22 @@ pub const MAX_SUBSCRIPTIONS: usize = 1 << (64 - ORDER_ID_SUB_SHIFT);
 /// subscription two ids collide with probability 2^-40.
 #[inline(always)]
 pub fn decision_id(event_key: u64, sub: u32, revision: u64, leg: u32) -> u64 {
+    decision_id_of(event_key, sub, sub_leg_mix(sub, leg), revision)
+}
+
+/// The part of `decision_id` that depends on the subscription and the leg
+/// alone: the core keeps leg 0's per subscription, so that the fan-out makes an
+/// id with two mixes rather than three.
+#[inline(always)]
+pub fn sub_leg_mix(sub: u32, leg: u32) -> u64 {
+    mix64(sub as u64 ^ ((leg as u64) << 32))
+}
+
+/// `decision_id`, given its `sub_leg_mix(sub, leg)`.
+#[inline(always)]
+pub fn decision_id_of(event_key: u64, sub: u32, sub_leg: u64, revision: u64) -> u64 {
     debug_assert!((sub as usize) < MAX_SUBSCRIPTIONS);
-    let a = mix64(event_key ^ mix64(sub as u64 ^ ((leg as u64) << 32)));
+    let a = mix64(event_key ^ sub_leg);
     let low = mix64(a ^ revision) & ((1 << ORDER_ID_SUB_SHIFT) - 1);
     ((sub as u64) << ORDER_ID_SUB_SHIFT) | low.max(1)
 }
