@@ -20,6 +20,10 @@ pub enum JournalError {
         offset: u64,
         reason: String,
     },
+    /// A caller's mistake (no input makes it): a row record where the segment
+    /// takes none (`JournalWriter::takes_rows`), or of no rows.
+    #[error("journal writer misused: {0}")]
+    BadArgument(String),
     #[error("a record of {len} bytes does not fit in a segment of {segment} bytes")]
     TooLarge { len: usize, segment: u64 },
     #[error("journal {dir}: sequence {seq} is missing (segments do not follow each other)")]

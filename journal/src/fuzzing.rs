@@ -30,13 +30,16 @@ pub fn fuzz_one(data: &[u8]) -> usize {
     // Each step advances at least one record header, so this is bounded by the size.
     while off < data.len() {
         match segment::step(data, off, seq) {
-            Step::Record { rec, next } => {
-                if decode(rec.kind, rec.schema, rec.payload).is_ok() {
-                    decoded += 1;
+            Step::Record { rec, next, span } => {
+                for i in 0..span {
+                    let row = segment::row(&rec, span, i);
+                    if decode(row.kind, row.schema, row.payload).is_ok() {
+                        decoded += 1;
+                    }
                 }
                 records += 1;
                 off = next;
-                seq = seq.wrapping_add(1);
+                seq = seq.wrapping_add(span);
             }
             _ => break,
         }

@@ -186,6 +186,7 @@ impl JournalReader {
             from: seq,
             done: false,
             torn_tail: None,
+            rows: None,
         }
     }
 
@@ -234,10 +235,12 @@ impl JournalReader {
             let (mut off, mut seq) = (SEGMENT_HEADER, seg.first_seq);
             loop {
                 match segment::step(view, off, seq) {
-                    Step::Record { rec, next } => {
-                        f(Found::Record(rec));
+                    Step::Record { rec, next, span } => {
+                        for i in 0..span {
+                            f(Found::Record(segment::row(&rec, span, i)));
+                        }
                         off = next;
-                        seq += 1;
+                        seq += span;
                         continue;
                     }
                     Step::End => break,
@@ -366,6 +369,8 @@ pub struct Records<'a> {
     from: u64,
     done: bool,
     torn_tail: Option<String>,
+    /// A row record being handed on row by row: the record, its span, the next row.
+    rows: Option<(RecordRef<'a>, u64, u64)>,
 }
 
 impl<'a> Records<'a> {
@@ -381,15 +386,25 @@ impl<'a> Iterator for Records<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
+            if let Some((rec, span, i)) = self.rows.take() {
+                if i + 1 < span {
+                    self.rows = Some((rec, span, i + 1));
+                }
+                let row = segment::row(&rec, span, i);
+                if row.seq >= self.from {
+                    return Some(Ok(row));
+                }
+                continue;
+            }
             let seg = self.reader.segments.get(self.seg)?;
             let is_last = self.seg + 1 == self.reader.segments.len();
             let view = seg.view();
             let reason = match segment::step(view, self.off, self.expect) {
-                Step::Record { rec, next } => {
+                Step::Record { rec, next, span } => {
                     self.off = next;
-                    self.expect += 1;
-                    if rec.seq >= self.from {
-                        return Some(Ok(rec));
+                    self.expect += span;
+                    if rec.seq + span > self.from {
+                        self.rows = Some((rec, span, 0));
                     }
                     continue;
                 }

@@ -54,10 +54,18 @@ pub enum Kind {
     CommandBy = 15,
     /// A follower's account equity (`FeedEvent::FollowerEquity`).
     FollowerEquity = 16,
+    /// Orders and their decisions as `OrderDecision` holds them, one fixed-size
+    /// row each (`write_row`), many in one record (`segment`'s row records):
+    /// the fan-out's bulk, at 80 bytes a pair rather than 160 (a record
+    /// header, an archive of the two and padding). Each row is a journal entry
+    /// with its own sequence number and reads as `Entry::OrderDecision`.
+    PairRows = 17,
 }
 
+const _: () = assert!(Kind::PairRows as u16 == crate::segment::ROWS_KIND);
+
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -74,6 +82,7 @@ impl Kind {
         Kind::SourceCursor,
         Kind::CommandBy,
         Kind::FollowerEquity,
+        Kind::PairRows,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -98,6 +107,7 @@ impl Kind {
             Kind::SourceCursor => "source_cursor",
             Kind::CommandBy => "command_by",
             Kind::FollowerEquity => "follower_equity",
+            Kind::PairRows => "pair_rows",
         }
     }
 
@@ -110,6 +120,7 @@ impl Kind {
                 | Kind::Order
                 | Kind::Notice
                 | Kind::OrderDecision
+                | Kind::PairRows
                 | Kind::ResyncDecision
         )
     }
@@ -986,6 +997,10 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             let r = access::<ArchivedOrderDecisionRec>(kind, payload)?;
             Entry::OrderDecision(order_from(&r.order, k)?, decision_from(&r.decision, k)?)
         }
+        Kind::PairRows => {
+            let (o, d) = read_row(payload)?;
+            Entry::OrderDecision(o, d)
+        }
         Kind::Notice => {
             let r = access::<ArchivedNoticeRec>(kind, payload)?;
             let rec = NoticeRec {
@@ -1040,6 +1055,130 @@ pub fn pair_rec(o: &FollowerOrder, d: &Decision) -> Option<OrderDecisionRec> {
         order: order_rec(o),
         decision: decision_rec(d),
     })
+}
+
+/// Whether `o` and `d` (an order and the decision right after it) go in a row
+/// (`write_row`) with time `ts`: `pair_rec`'s pair, whose decision sent this
+/// one order and nothing else (so the row keeps the signed quantity once), at
+/// `ts` (a row record's rows share its header's time). Others are written as
+/// they are.
+#[inline(always)]
+pub fn row_fits(o: &FollowerOrder, d: &Decision, ts: u64) -> bool {
+    o.leader_event_key != 0
+        && o.leader_event_key == d.event_key
+        && o.sub == d.sub
+        && o.symbol == d.symbol
+        && d.resync == SyncReason::None
+        && o.ts.0 == ts
+        && o.qty > Lots::ZERO
+        && d.sent == o.qty.signed(o.side.sign())
+}
+
+/// Byte offsets in a row (`Kind::PairRows`); all little-endian, 78..80 zero.
+mod row {
+    pub const ID: usize = 0;
+    pub const EVENT_KEY: usize = 8;
+    pub const REVISION: usize = 16;
+    pub const TS: usize = 24;
+    pub const TARGET: usize = 32;
+    pub const DELTA: usize = 40;
+    pub const SENT: usize = 48;
+    pub const LIMIT: usize = 56;
+    pub const SUB: usize = 64;
+    pub const FOLLOWER: usize = 68;
+    pub const SYMBOL: usize = 72;
+    pub const ORDER_TYPE: usize = 74;
+    pub const REDUCE_ONLY: usize = 75;
+    pub const STATUS: usize = 76;
+    pub const REASON: usize = 77;
+    pub const PAD: usize = 78;
+}
+
+/// Writes the row of `o` and `d`, which `row_fits`, into `buf` (a row's bytes in
+/// the journal's mapping).
+#[inline(always)]
+pub fn write_row(o: &FollowerOrder, d: &Decision, buf: &mut [u8; crate::segment::ROW_BYTES]) {
+    debug_assert!(row_fits(o, d, o.ts.0));
+    let mut put = |at: usize, v: u64| buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put(row::ID, o.id);
+    put(row::EVENT_KEY, d.event_key);
+    put(row::REVISION, d.revision);
+    put(row::TS, o.ts.0);
+    put(row::TARGET, d.target.0 as u64);
+    put(row::DELTA, d.delta.0 as u64);
+    put(row::SENT, d.sent.0 as u64);
+    put(row::LIMIT, o.limit.0 as u64);
+    buf[row::SUB..row::SUB + 4].copy_from_slice(&d.sub.0.to_le_bytes());
+    buf[row::FOLLOWER..row::FOLLOWER + 4].copy_from_slice(&o.follower.0.to_le_bytes());
+    buf[row::SYMBOL..row::SYMBOL + 2].copy_from_slice(&d.symbol.0.to_le_bytes());
+    buf[row::ORDER_TYPE] = o.order_type.code();
+    buf[row::REDUCE_ONLY] = o.reduce_only as u8;
+    buf[row::STATUS] = d.status.code();
+    buf[row::REASON] = d.reason.code();
+    buf[row::PAD..].fill(0);
+}
+
+/// The order and decision of a row, every field checked as an archive's are.
+fn read_row(p: &[u8]) -> Result<(FollowerOrder, Decision), RecordError> {
+    const K: &str = "pair_rows";
+    let bad = |message: String| RecordError::Payload { kind: K, message };
+    let p: &[u8; crate::segment::ROW_BYTES] = p.try_into().map_err(|_| {
+        bad(format!(
+            "a row is {} bytes, not {}",
+            crate::segment::ROW_BYTES,
+            p.len()
+        ))
+    })?;
+    let u64_at = |at: usize| u64::from_le_bytes(p[at..at + 8].try_into().unwrap_or_default());
+    let u32_at = |at: usize| u32::from_le_bytes(p[at..at + 4].try_into().unwrap_or_default());
+    if p[row::PAD..] != [0, 0] {
+        return Err(bad("row padding is not zero".into()));
+    }
+    let sent = u64_at(row::SENT) as i64;
+    if sent == 0 || sent == i64::MIN {
+        return Err(bad(format!(
+            "row sent {sent} lots: a row's order is not empty"
+        )));
+    }
+    let reduce_only = match p[row::REDUCE_ONLY] {
+        0 => false,
+        1 => true,
+        c => {
+            return Err(RecordError::BadCode {
+                kind: K,
+                field: "reduce_only",
+                code: c,
+            })
+        }
+    };
+    let (event_key, sub) = (u64_at(row::EVENT_KEY), SubIdx(u32_at(row::SUB)));
+    let symbol = SymbolIdx(u16::from_le_bytes([p[row::SYMBOL], p[row::SYMBOL + 1]]));
+    let order = FollowerOrder {
+        id: u64_at(row::ID),
+        sub,
+        follower: FollowerIdx(u32_at(row::FOLLOWER)),
+        symbol,
+        side: Side::from_sign(sent),
+        qty: Lots(sent.abs()),
+        order_type: from_code::<OrderType>(p[row::ORDER_TYPE], K, "order_type")?,
+        limit: Ticks(u64_at(row::LIMIT) as i64),
+        reduce_only,
+        leader_event_key: event_key,
+        ts: Nanos(u64_at(row::TS)),
+    };
+    let decision = Decision {
+        event_key,
+        sub,
+        symbol,
+        target: Lots(u64_at(row::TARGET) as i64),
+        delta: Lots(u64_at(row::DELTA) as i64),
+        sent: Lots(sent),
+        status: from_code::<DecisionStatus>(p[row::STATUS], K, "status")?,
+        reason: from_code::<Reason>(p[row::REASON], K, "reason")?,
+        revision: u64_at(row::REVISION),
+        resync: SyncReason::None,
+    };
+    Ok((order, decision))
 }
 
 /// Writes `v`'s archive into `buf`, which must be exactly as long (a record's
@@ -1268,5 +1407,130 @@ mod in_place_tests {
         // A buffer of another size is an error, not a short or torn record.
         let mut short = vec![0u8; std::mem::size_of::<ArchivedOrderDecisionRec>() - 8];
         assert!(write_into(&pair, &mut short).is_err());
+    }
+
+    fn row_pair() -> (FollowerOrder, Decision) {
+        let o = FollowerOrder {
+            id: 0x0102_0304_0506_0708,
+            sub: SubIdx(0x0a0b_0c0d),
+            follower: FollowerIdx(0x1112_1314),
+            symbol: SymbolIdx(0x2122),
+            side: Side::Sell,
+            qty: Lots(3),
+            order_type: OrderType::Market,
+            limit: Ticks(-2),
+            reduce_only: true,
+            leader_event_key: 0x3132_3334_3536_3738,
+            ts: Nanos(0x4142_4344_4546_4748),
+        };
+        let d = Decision {
+            event_key: o.leader_event_key,
+            sub: o.sub,
+            symbol: o.symbol,
+            target: Lots(-7),
+            delta: Lots(-4),
+            sent: Lots(-3),
+            status: DecisionStatus::Reduced,
+            reason: Reason::MaxLeverage,
+            revision: 0x5152_5354_5556_5758,
+            resync: SyncReason::None,
+        };
+        (o, d)
+    }
+
+    /// A row's bytes are frozen like the golden journal's records (which are
+    /// of segment format 2, from before rows): a moved field or a renumbered
+    /// code fails here instead of changing what journals say.
+    #[test]
+    fn a_rows_bytes_are_frozen_and_read_back_as_its_pair() {
+        let (o, d) = row_pair();
+        assert!(row_fits(&o, &d, o.ts.0));
+        let mut row = [0xffu8; crate::segment::ROW_BYTES];
+        write_row(&o, &d, &mut row);
+        let hex: String = row.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0807060504030201383736353433323158575655545352514847464544434241\
+             f9fffffffffffffffcfffffffffffffffdfffffffffffffffeffffffffffffff\
+             0d0c0b0a141312112221010101080000"
+                .replace(' ', "")
+        );
+        assert_eq!(
+            decode(Kind::PairRows as u16, SCHEMA, &row),
+            Ok(Entry::OrderDecision(o, d))
+        );
+    }
+
+    /// Rows that no writer makes are refused with what is wrong, not read as
+    /// something else and not panicked on: every byte of a good row changed
+    /// in turn, and wrong sizes.
+    #[test]
+    fn a_damaged_row_is_refused_or_reads_as_a_well_formed_pair() {
+        let (o, d) = row_pair();
+        let mut good = [0u8; crate::segment::ROW_BYTES];
+        write_row(&o, &d, &mut good);
+        for len in [0, 1, 79, 81, 160] {
+            let junk = vec![0u8; len];
+            assert!(matches!(
+                decode(Kind::PairRows as u16, SCHEMA, &junk),
+                Err(RecordError::Payload { .. })
+            ));
+        }
+        let refuse = |at: usize, v: u8| {
+            let mut row = good;
+            row[at] = v;
+            decode(Kind::PairRows as u16, SCHEMA, &row)
+        };
+        assert!(
+            matches!(refuse(78, 1), Err(RecordError::Payload { .. })),
+            "padding"
+        );
+        assert!(matches!(
+            refuse(75, 2),
+            Err(RecordError::BadCode {
+                field: "reduce_only",
+                ..
+            })
+        ));
+        assert!(matches!(
+            refuse(74, 0xee),
+            Err(RecordError::BadCode {
+                field: "order_type",
+                ..
+            })
+        ));
+        assert!(matches!(
+            refuse(76, 0xee),
+            Err(RecordError::BadCode {
+                field: "status",
+                ..
+            })
+        ));
+        assert!(matches!(
+            refuse(77, 0xee),
+            Err(RecordError::BadCode {
+                field: "reason",
+                ..
+            })
+        ));
+        let mut empty = good;
+        empty[48..56].fill(0);
+        assert!(
+            decode(Kind::PairRows as u16, SCHEMA, &empty).is_err(),
+            "no order"
+        );
+        for at in 0..good.len() {
+            for v in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut row = good;
+                row[at] = v;
+                if let Ok(Entry::OrderDecision(o, d)) = decode(Kind::PairRows as u16, SCHEMA, &row)
+                {
+                    assert!(
+                        o.qty > Lots::ZERO && o.sub == d.sub && o.leader_event_key == d.event_key
+                    );
+                    assert_eq!(d.sent, o.qty.signed(o.side.sign()));
+                }
+            }
+        }
     }
 }

@@ -12,11 +12,25 @@
 //! the other checksum, which would fail every record and look like a torn tail
 //! that recovery would cut.
 //!
-//! `format` names the checksum: 2 (what this build writes) is CRC-32C, one
-//! hardware instruction per 8 bytes on x86-64 (SSE 4.2) and AArch64; 1 (the
-//! segments of earlier builds, still read and still appended to as they are) is
-//! the IEEE CRC-32, which costs a table walk or a carry-less multiply set-up per
-//! record and was a third of an append's instructions.
+//! `format` names the checksum and what records may hold:
+//! - 3 (what this build writes): CRC-32C, and row records (below);
+//! - 2: CRC-32C, one hardware instruction per 8 bytes on x86-64 (SSE 4.2) and
+//!   AArch64, no row records;
+//! - 1: the IEEE CRC-32, which costs a table walk or a carry-less multiply set-up
+//!   per record and was a third of an append's instructions.
+//!
+//! Segments of formats 1 and 2 (earlier builds) are still read, and a writer
+//! reopened on one appends to it in its format until it rolls.
+//!
+//! **Row records** (format 3): a record of kind `ROWS_KIND` holds `len /
+//! ROW_BYTES` fixed-size rows, each its own entry of the journal with its own
+//! sequence number: the record's `seq` is its first row's, the next record's is
+//! past its last. Readers hand each row on as a record of its own (`row`), so
+//! what a journal says is the same whether its entries were written one a
+//! record or many; the writer saves a header, a checksum set-up and a commit per
+//! row (the engine's fan-out writes one per order and decision). Format 3 exists
+//! so that an earlier build, which would take the sequence jump after a row
+//! record for damage, refuses the segment instead.
 //!
 //! All integers little-endian. `commit` = payload length + 1, written last with a
 //! release store (an `AtomicU32` in the map): a record whose `commit` is 0 is not
@@ -32,8 +46,10 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 /// The magic of a format-1 segment; a format-`n` segment's ends in byte `n`.
 pub const MAGIC: [u8; 8] = *b"FCJRNL\0\x01";
-/// The format new segments get (`checksum`).
-pub const FORMAT: u32 = 2;
+/// The format new segments get (`checksum`, row records).
+pub const FORMAT: u32 = 3;
+/// CRC-32C without row records: read, and appended to in place.
+pub const FORMAT_CRC32C: u32 = 2;
 /// The first format, with the IEEE CRC-32: read, and appended to in place.
 pub const FORMAT_CRC32: u32 = 1;
 pub const SEGMENT_HEADER: usize = 64;
@@ -51,6 +67,40 @@ pub const EXTENSION: &str = "fcj";
 /// Sequences start at 1; the bound keeps `seq + 1` from overflowing whatever a
 /// header says (a segment holds far fewer than 2^62 records).
 pub const SEQ_MAX: u64 = 1 << 62;
+/// The kind of a row record (`record::Kind::PairRows`): its payload is rows of
+/// `ROW_BYTES`, one sequence number each.
+pub const ROWS_KIND: u16 = 17;
+/// The size of a row: a multiple of 16, so each row starts 16-byte aligned.
+pub const ROW_BYTES: usize = 80;
+const _: () = assert!(ROW_BYTES.is_multiple_of(16) && ROW_BYTES >= RECORD_HEADER);
+
+/// The sequence numbers a record of `kind` with a `len`-byte payload takes:
+/// its rows for a row record, else 1. `None`: a row record that is not a
+/// whole, non-zero number of rows (no writer makes one).
+#[inline]
+pub fn span_of(kind: u16, len: usize) -> Option<u64> {
+    if kind != ROWS_KIND {
+        return Some(1);
+    }
+    (len > 0 && len.is_multiple_of(ROW_BYTES)).then_some((len / ROW_BYTES) as u64)
+}
+
+/// Row `i` of `rec`, a record that takes `span` sequence numbers (`Step::Record`),
+/// as a record of its own: sequence `rec.seq + i`, the record's kind, schema and
+/// time, the row's bytes. A record of span 1 is its own row 0.
+#[inline]
+pub fn row<'a>(rec: &RecordRef<'a>, span: u64, i: u64) -> RecordRef<'a> {
+    debug_assert!(i < span);
+    if span == 1 {
+        return *rec;
+    }
+    let at = i as usize * ROW_BYTES;
+    RecordRef {
+        seq: rec.seq + i,
+        payload: &rec.payload[at..at + ROW_BYTES],
+        ..*rec
+    }
+}
 
 pub fn file_name(first_seq: u64) -> String {
     format!("{first_seq:020}.{EXTENSION}")
@@ -74,7 +124,7 @@ pub fn encode_header(segment_bytes: u64, first_seq: u64) -> [u8; SEGMENT_HEADER]
     encode_header_format(segment_bytes, first_seq, FORMAT)
 }
 
-/// A header of the given format: `FORMAT`, or `FORMAT_CRC32` where a test makes
+/// A header of the given format: `FORMAT`, or an earlier one where a test makes
 /// the segments of an earlier build.
 pub fn encode_header_format(
     segment_bytes: u64,
@@ -95,6 +145,14 @@ pub struct SegmentHeader {
     pub segment_bytes: u64,
     pub first_seq: u64,
     pub checksum: Checksum,
+    pub format: u32,
+}
+
+impl SegmentHeader {
+    /// Whether row records may be appended to this segment (format 3 on).
+    pub fn takes_rows(&self) -> bool {
+        self.format >= FORMAT
+    }
 }
 
 /// A segment's record checksum, as its header's format says.
@@ -102,7 +160,7 @@ pub struct SegmentHeader {
 pub enum Checksum {
     /// Format 1: the IEEE CRC-32 (`crc32fast`).
     Crc32,
-    /// Format 2: CRC-32C (Castagnoli), in hardware where the CPU has it.
+    /// Formats 2 and 3: CRC-32C (Castagnoli), in hardware where the CPU has it.
     #[default]
     Crc32c,
 }
@@ -113,7 +171,7 @@ impl Checksum {
     pub fn of_format(format: u32) -> Option<Checksum> {
         match format {
             FORMAT_CRC32 => Some(Checksum::Crc32),
-            FORMAT => Some(Checksum::Crc32c),
+            FORMAT_CRC32C | FORMAT => Some(Checksum::Crc32c),
             _ => None,
         }
     }
@@ -156,7 +214,7 @@ impl fmt::Display for HeaderError {
             HeaderError::UnknownFormat(v) => {
                 write!(
                     f,
-                    "segment format {v} is not one this build reads (it reads {FORMAT_CRC32} and {FORMAT})"
+                    "segment format {v} is not one this build reads (it reads {FORMAT_CRC32} to {FORMAT}): use a fillcast that knows it"
                 )
             }
             HeaderError::FormatMismatch { magic, format } => write!(
@@ -198,6 +256,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
         segment_bytes,
         first_seq,
         checksum,
+        format,
     })
 }
 
@@ -315,8 +374,13 @@ pub struct RecordRef<'a> {
 /// What is at an offset of a segment.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step<'a> {
-    /// A complete, checked record; the next one starts at `next`.
-    Record { rec: RecordRef<'a>, next: usize },
+    /// A complete, checked record, which takes `span` sequence numbers (`row`);
+    /// the next record starts at `next`.
+    Record {
+        rec: RecordRef<'a>,
+        next: usize,
+        span: u64,
+    },
     /// Nothing written here (yet).
     Empty,
     /// The end-of-segment marker, or no room left for a record header.
@@ -504,6 +568,11 @@ pub fn step<'a>(bytes: impl Into<View<'a>>, off: usize, expect_seq: u64) -> Step
     if checksum(Checksum::of_view(view), h, len, payload) != crc {
         return Step::Corrupt(format!("checksum mismatch in record {seq}"));
     }
+    let Some(span) = span_of(kind, len as usize) else {
+        return Step::Corrupt(format!(
+            "row record {seq} of {len} bytes is not a whole number of {ROW_BYTES}-byte rows"
+        ));
+    };
     Step::Record {
         rec: RecordRef {
             seq,
@@ -513,7 +582,31 @@ pub fn step<'a>(bytes: impl Into<View<'a>>, off: usize, expect_seq: u64) -> Step
             payload,
         },
         next: off + total,
+        span,
     }
+}
+
+/// The record at `off` as `step` found it before, without checking its
+/// checksum again (its bytes are final once committed): for a reader that
+/// hands on a row record's rows one call at a time. `None` where no committed
+/// record fits.
+pub fn record_again<'a>(bytes: impl Into<View<'a>>, off: usize) -> Option<RecordRef<'a>> {
+    let view = bytes.into();
+    if off < SEGMENT_HEADER || off > view.len() || view.len() - off < RECORD_HEADER {
+        return None;
+    }
+    let commit = view.commit_word(off);
+    if commit == 0 || commit == END || record_bytes((commit - 1) as usize) > view.len() - off {
+        return None;
+    }
+    let h = view.final_bytes(off, RECORD_HEADER);
+    Some(RecordRef {
+        kind: u16::from_le_bytes([h[4], h[5]]),
+        schema: u16::from_le_bytes([h[6], h[7]]),
+        seq: u64::from_le_bytes(h[8..16].try_into().unwrap_or_default()),
+        ts: u64::from_le_bytes(h[16..24].try_into().unwrap_or_default()),
+        payload: view.final_bytes(off + RECORD_HEADER, (commit - 1) as usize),
+    })
 }
 
 /// The first valid record (length in bounds, checksum holds, a sequence from
@@ -535,8 +628,10 @@ pub fn next_valid<'a>(
     min_seq: u64,
 ) -> Option<(usize, u64)> {
     let view = bytes.into();
-    // A segment of `len` bytes holds fewer than `len / RECORD_HEADER` records:
-    // a record whose sequence is further on cannot be ours.
+    // Each sequence number takes at least `RECORD_HEADER` bytes (a record's
+    // header, or a row of `ROW_BYTES`), so a segment of `len` bytes holds fewer
+    // than `len / RECORD_HEADER`: a record whose sequence is further on cannot
+    // be ours.
     let max_seq = min_seq.saturating_add((view.len() / RECORD_HEADER) as u64);
     let start = bad.max(SEGMENT_HEADER - 16).next_multiple_of(16) + 16;
     let last = view.len().checked_sub(RECORD_HEADER)?;
@@ -566,15 +661,17 @@ fn valid_record_at(view: View<'_>, off: usize, min: u64, max: u64) -> Option<u64
 }
 
 /// Offset of record `seq` in the segment held in `bytes` (which starts at
-/// `first_seq`), if every record before it is good: where a repair or a damage
-/// test points.
+/// `first_seq`; for a row's sequence, the row record's), if every record before
+/// it is good: where a repair or a damage test points.
 pub fn offset_of<'a>(bytes: impl Into<View<'a>>, first_seq: u64, seq: u64) -> Option<usize> {
     let view = bytes.into();
     let scan = scan(view, SEGMENT_HEADER, first_seq);
-    let mut off = SEGMENT_HEADER;
-    for s in first_seq..seq.min(scan.next_seq) {
+    let (mut off, mut s) = (SEGMENT_HEADER, first_seq);
+    while s < seq.min(scan.next_seq) {
         match step(view, off, s) {
-            Step::Record { next, .. } => off = next,
+            // A sequence inside a row record is at the record's offset.
+            Step::Record { next, span, .. } if s + span <= seq => (off, s) = (next, s + span),
+            Step::Record { .. } => return Some(off),
             _ => return None,
         }
     }
@@ -618,9 +715,9 @@ pub fn scan<'a>(bytes: impl Into<View<'a>>, mut off: usize, mut seq: u64) -> Sca
     let mut records = 0;
     loop {
         let bad = match step(view, off, seq) {
-            Step::Record { next, .. } => {
+            Step::Record { next, span, .. } => {
                 off = next;
-                seq += 1;
+                seq += span;
                 records += 1;
                 continue;
             }
@@ -671,6 +768,7 @@ mod tests {
                 segment_bytes: 1 << 20,
                 first_seq: 7,
                 checksum: Checksum::Crc32c,
+                format: FORMAT,
             })
         );
         assert_eq!(parse_header(&[0u8; 64]), Err(HeaderError::Unwritten));
@@ -723,6 +821,79 @@ mod tests {
     /// A segment in a 16-byte aligned buffer, records committed with
     /// `commit_len`, read back through `View::from_raw` the way the reader reads
     /// a mapping (runs under Miri: no file, no mmap).
+    /// Writes a record of `kind` with `payload` at `off` of `bytes`, committed;
+    /// returns the offset after it.
+    fn put(bytes: &mut [u8], off: usize, kind: u16, seq: u64, payload: &[u8]) -> usize {
+        let len = payload.len();
+        bytes[off + 4..off + 6].copy_from_slice(&kind.to_le_bytes());
+        bytes[off + 8..off + 16].copy_from_slice(&seq.to_le_bytes());
+        bytes[off + RECORD_HEADER..off + RECORD_HEADER + len].copy_from_slice(payload);
+        let crc = {
+            let (h, p) = bytes[off..].split_at(RECORD_HEADER);
+            checksum(Checksum::Crc32c, h, len as u32, &p[..len])
+        };
+        bytes[off + 24..off + 28].copy_from_slice(&crc.to_le_bytes());
+        commit_len(bytes, off, len as u32 + 1);
+        off + record_bytes(len)
+    }
+
+    /// A row record takes a sequence number a row: the scan, `step`, `row`,
+    /// `offset_of` and `record_again` all count them; a row record that is not
+    /// whole rows is damage, not a record.
+    #[test]
+    fn row_records_take_a_sequence_a_row() {
+        let mut bytes = vec![0u8; 4096];
+        bytes[..SEGMENT_HEADER].copy_from_slice(&encode_header(4096, 10));
+        let rows: Vec<u8> = (0..3 * ROW_BYTES)
+            .map(|i| (i / ROW_BYTES) as u8 + 1)
+            .collect();
+        let a = put(&mut bytes, SEGMENT_HEADER, 7, 10, b"one");
+        let b = put(&mut bytes, a, ROWS_KIND, 11, &rows);
+        let c = put(&mut bytes, b, 7, 14, b"after");
+        let scan = scan(&bytes[..], SEGMENT_HEADER, 10);
+        assert_eq!((scan.records, scan.next_seq, scan.end), (3, 15, c));
+        assert_eq!(scan.stop, Stop::Open);
+        let Step::Record { rec, next, span } = step(&bytes[..], a, 11) else {
+            panic!("the row record");
+        };
+        assert_eq!((span, next, rec.payload.len()), (3, b, 3 * ROW_BYTES));
+        for i in 0..3 {
+            let r = row(&rec, span, i);
+            assert_eq!(
+                (r.seq, r.kind, r.payload),
+                (
+                    11 + i,
+                    ROWS_KIND,
+                    &rows[i as usize * ROW_BYTES..][..ROW_BYTES]
+                )
+            );
+        }
+        assert_eq!(record_again(&bytes[..], a), Some(rec));
+        assert_eq!(
+            offset_of(&bytes[..], 10, 12),
+            Some(a),
+            "a row's sequence is at its record"
+        );
+        assert_eq!(offset_of(&bytes[..], 10, 14), Some(b));
+        assert_eq!(offset_of(&bytes[..], 10, 15), Some(c));
+        // A row record of 2.5 rows: its checksum holds, its length does not.
+        let mut torn = vec![0u8; 4096];
+        torn[..SEGMENT_HEADER].copy_from_slice(&encode_header(4096, 1));
+        put(
+            &mut torn,
+            SEGMENT_HEADER,
+            ROWS_KIND,
+            1,
+            &rows[..ROW_BYTES * 5 / 2],
+        );
+        match step(&torn[..], SEGMENT_HEADER, 1) {
+            Step::Corrupt(why) => assert!(why.contains("whole number"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(span_of(ROWS_KIND, 0), None);
+        assert_eq!(span_of(7, 5), Some(1));
+    }
+
     #[test]
     fn regression_view_over_raw_bytes_reads_only_committed_records() {
         let mut buf = vec![0u128; 4096 / 16];

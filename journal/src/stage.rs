@@ -4,9 +4,10 @@
 use crate::error::JournalError;
 use crate::record::RecordError;
 use crate::record::{
-    config_parts, decision_rec, exec_rec, pair_rec, write_into, Encoder, Kind, SCHEMA,
+    config_parts, decision_rec, exec_rec, pair_rec, row_fits, write_into, write_row, Encoder, Kind,
+    SCHEMA,
 };
-use crate::segment::RECORD_HEADER;
+use crate::segment::{RECORD_HEADER, ROW_BYTES};
 use crate::writer::JournalWriter;
 use fillcast_engine::outputs::SyncReason;
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
@@ -90,6 +91,19 @@ impl JournalStage {
             // the encoder's buffer.
             match (&entries[i], entries.get(i + 1)) {
                 (JournalEntry::Order(o), Some(JournalEntry::Decision(d))) => {
+                    // A run of such pairs at one time (a fan-out's) goes in one
+                    // row record, where the segment takes them.
+                    let ts = o.ts.0;
+                    let run = if self.writer.takes_rows() {
+                        pairs_from(&entries[i..], ts)
+                    } else {
+                        0
+                    };
+                    if run > 0 {
+                        self.rows(&entries[i..i + 2 * run], ts)?;
+                        i += 2 * run;
+                        continue;
+                    }
                     if let Some(rec) = pair_rec(o, d) {
                         self.in_place(Kind::OrderDecision, o.ts.0, &rec)?;
                         i += 2;
@@ -120,7 +134,38 @@ impl JournalStage {
     }
 }
 
+/// How many (order, decision) pairs that `row_fits` at `ts` start `entries`.
+#[inline]
+fn pairs_from(entries: &[JournalEntry], ts: u64) -> usize {
+    entries
+        .chunks_exact(2)
+        .take_while(|p| matches!(p, [JournalEntry::Order(o), JournalEntry::Decision(d)] if row_fits(o, d, ts)))
+        .count()
+}
+
 impl JournalStage {
+    /// Appends `pairs` (order, decision, order, decision, …, each pair
+    /// `row_fits` at `ts`) as one row record, written in place.
+    #[inline]
+    fn rows(&mut self, pairs: &[JournalEntry], ts: u64) -> Result<(), StageError> {
+        let n = pairs.len() / 2;
+        self.writer
+            .try_append_rows_with(SCHEMA, ts, n, |buf| {
+                for (row, pair) in buf.chunks_exact_mut(ROW_BYTES).zip(pairs.chunks_exact(2)) {
+                    if let (Ok(row), [JournalEntry::Order(o), JournalEntry::Decision(d)]) =
+                        (<&mut [u8; ROW_BYTES]>::try_from(row), pair)
+                    {
+                        write_row(o, d, row);
+                    }
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })?
+            .unwrap_or_else(|never| match never {});
+        self.bytes += (RECORD_HEADER + n * ROW_BYTES) as u64;
+        self.records += n as u64;
+        Ok(())
+    }
+
     /// Appends `rec`, a record without out-of-line data (its archive is
     /// `Archived<T>` alone), archived into the mapping (`record::write_into`).
     #[inline]

@@ -19,6 +19,8 @@ pub struct Tailer {
     off: usize,
     expect: u64,
     from: u64,
+    /// A row record being handed on a row a call: its offset, span and next row.
+    rows: Option<(usize, u64, u64)>,
 }
 
 impl Tailer {
@@ -45,12 +47,17 @@ impl Tailer {
             off: SEGMENT_HEADER,
             expect: seg_first,
             from,
+            rows: None,
         })
     }
 
     /// The sequence of the next record this tailer will deliver.
     pub fn next_seq(&self) -> u64 {
-        self.expect.max(self.from)
+        match self.rows {
+            // `expect` is already past the row record being handed on.
+            Some((_, span, i)) => (self.expect - span + i).max(self.from),
+            None => self.expect.max(self.from),
+        }
     }
 
     /// Hand the next complete record to `f`. `Ok(None)`: nothing new yet.
@@ -79,12 +86,31 @@ impl Tailer {
             // SAFETY: the mapping is alive for this borrow and is a journal
             // segment's (see `reader::map_segment`), which `View::from_raw` asks.
             let view = unsafe { View::from_raw(map.as_ptr(), map.len()) };
+            if let Some((at, span, i)) = self.rows.take() {
+                // Checked when first read (below); its bytes are final.
+                let Some(rec) = segment::record_again(view, at) else {
+                    return Err(JournalError::Corrupt {
+                        path: self.dir.join(segment::file_name(self.seg_first)),
+                        offset: at as u64,
+                        reason: "a row record changed while its rows were read".into(),
+                    });
+                };
+                if i + 1 < span {
+                    self.rows = Some((at, span, i + 1));
+                }
+                let row = segment::row(&rec, span, i);
+                if row.seq >= self.from {
+                    return Ok(Some(f(row)));
+                }
+                continue;
+            }
             match segment::step(view, self.off, self.expect) {
-                Step::Record { rec, next } => {
+                Step::Record { rec, next, span } => {
+                    let at = self.off;
                     self.off = next;
-                    self.expect += 1;
-                    if rec.seq >= self.from {
-                        return Ok(Some(f(rec)));
+                    self.expect += span;
+                    if rec.seq + span > self.from {
+                        self.rows = Some((at, span, 0));
                     }
                 }
                 Step::Empty => return Ok(None),

@@ -78,6 +78,9 @@ pub struct JournalWriter {
     /// The current segment's checksum: CRC-32C, or CRC-32 in a segment of an
     /// earlier build that appending continues in.
     sum: Checksum,
+    /// Row records may go in the current segment (format 3 on; not in a
+    /// segment of an earlier build that appending continues in).
+    rows: bool,
     off: usize,
     next_seq: u64,
     /// Start of the bytes appended since the last flush.
@@ -587,8 +590,8 @@ impl JournalWriter {
                 .and_then(|mut f| f.read_exact(&mut head))
                 .map_err(JournalError::io(&path))?;
         }
-        let (segment_bytes, sum) = match segment::parse_header(&head) {
-            Ok(h) if h.first_seq == first_seq => (h.segment_bytes, h.checksum),
+        let (segment_bytes, sum, rows) = match segment::parse_header(&head) {
+            Ok(h) if h.first_seq == first_seq => (h.segment_bytes, h.checksum, h.takes_rows()),
             Ok(h) => {
                 return Err(JournalError::BadSegment {
                     path,
@@ -666,7 +669,16 @@ impl JournalWriter {
         }
         recovery.cut_reason = last.cut;
         Ok((
-            JournalWriter::at(dir, opts, path, map, sum, off, last.next_seq, counters),
+            JournalWriter::at(
+                dir,
+                opts,
+                path,
+                map,
+                (sum, rows),
+                off,
+                last.next_seq,
+                counters,
+            ),
             recovery,
         ))
     }
@@ -681,13 +693,12 @@ impl JournalWriter {
         first_seq: u64,
         counters: Arc<Counters>,
     ) -> JournalWriter {
-        let sum = Checksum::default();
         JournalWriter::at(
             dir,
             opts,
             path,
             map,
-            sum,
+            (Checksum::default(), true),
             SEGMENT_HEADER,
             first_seq,
             counters,
@@ -700,7 +711,7 @@ impl JournalWriter {
         opts: JournalOptions,
         path: PathBuf,
         map: MmapMut,
-        sum: Checksum,
+        (sum, rows): (Checksum, bool),
         off: usize,
         next_seq: u64,
         counters: Arc<Counters>,
@@ -711,6 +722,7 @@ impl JournalWriter {
             path,
             map,
             sum,
+            rows,
             off,
             next_seq,
             dirty_from: off,
@@ -802,6 +814,50 @@ impl JournalWriter {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<Result<u64, E>, JournalError> {
+        assert!(
+            kind != segment::ROWS_KIND,
+            "row records go through try_append_rows_with"
+        );
+        self.append_span(kind, schema, ts, len, 1, fill)
+    }
+
+    /// Whether the current segment takes row records (`try_append_rows_with`):
+    /// not one of an earlier build that appending continues in, until it rolls.
+    pub fn takes_rows(&self) -> bool {
+        self.rows
+    }
+
+    /// A row record of `rows` rows (`segment::ROW_BYTES` each), which `fill`
+    /// writes in place; its rows take sequences from the returned one on.
+    /// Only where `takes_rows` (else `JournalError::BadArgument`).
+    #[inline]
+    pub fn try_append_rows_with<E>(
+        &mut self,
+        schema: u16,
+        ts: u64,
+        rows: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<u64, E>, JournalError> {
+        if !self.rows || rows == 0 {
+            return Err(JournalError::BadArgument(format!(
+                "a row record of {rows} rows where the segment takes {}",
+                if self.rows { "a row or more" } else { "none" }
+            )));
+        }
+        let len = rows.saturating_mul(segment::ROW_BYTES);
+        self.append_span(segment::ROWS_KIND, schema, ts, len, rows as u64, fill)
+    }
+
+    #[inline(always)]
+    fn append_span<E>(
+        &mut self,
+        kind: u16,
+        schema: u16,
+        ts: u64,
+        len: usize,
+        span: u64,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<u64, E>, JournalError> {
         assert!(kind != END_KIND, "kind 0xFFFF is the end marker");
         let total = segment::record_bytes(len);
         // It must fit in the next segment too, which may be smaller than this one
@@ -843,7 +899,7 @@ impl JournalWriter {
         }
         self.commit(off, len as u32 + 1);
         self.off += total;
-        self.next_seq += 1;
+        self.next_seq += span;
         if let Durability::EveryMs(ms) = self.opts.durability {
             self.appends_since_clock += 1;
             if self.appends_since_clock >= 256 {
@@ -899,6 +955,7 @@ impl JournalWriter {
         self.path = path;
         self.map = map;
         self.sum = Checksum::default();
+        self.rows = true;
         self.off = SEGMENT_HEADER;
         // From 0: the header, written through the map, goes with the first flush.
         self.dirty_from = 0;

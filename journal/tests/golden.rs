@@ -288,6 +288,8 @@ const ADDED_LATER_COMMANDS: &[Command] = &[
 
 /// Codes added since the fixture was first written (`entries` appends them).
 const ADDED_LATER_EXEC: &[ExecKind] = &[ExecKind::Restated];
+/// Row records exist from segment format 3 on; the fixture is format 2.
+const ADDED_WITH_FORMAT_3: &[Kind] = &[Kind::PairRows];
 const ADDED_LATER_ODDITY: &[Oddity] = &[Oddity::VenueHeldOther];
 const ADDED_LATER_REASON: &[Reason] = &[Reason::SymbolRemoved];
 
@@ -350,9 +352,14 @@ fn regression_on_disk_codes_were_array_positions_golden_journal_reads_back() {
     for (r, w) in got.iter().zip(&want) {
         assert_eq!(&r.5, w, "record {} reads back differently", r.0);
     }
-    // It holds every kind of record this schema has.
+    // It holds every kind of record this schema has, but those of segment
+    // formats newer than its own (format 2): `record`'s tests freeze a row's
+    // bytes, and `journal`'s read rows back.
     let kinds: BTreeSet<u16> = got.iter().map(|r| r.1).collect();
-    for k in Kind::ALL {
+    for k in Kind::ALL
+        .into_iter()
+        .filter(|k| !ADDED_WITH_FORMAT_3.contains(k))
+    {
         assert!(
             kinds.contains(&(k as u16)),
             "the golden journal lacks {k:?}"

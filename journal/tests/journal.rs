@@ -560,7 +560,7 @@ fn an_order_and_its_decision_share_one_record() {
     assert_eq!(
         kinds,
         [
-            Kind::OrderDecision,
+            Kind::PairRows,
             Kind::Decision,
             Kind::Order,
             Kind::Decision,
@@ -986,12 +986,12 @@ fn segment_first_seq(path: &Path) -> u64 {
 #[test]
 fn a_header_of_an_unknown_format_is_refused_with_the_formats_this_build_reads() {
     let mut h = segment::encode_header(4096, 1);
-    h[8..12].copy_from_slice(&3u32.to_le_bytes());
+    h[8..12].copy_from_slice(&4u32.to_le_bytes());
     let e = segment::parse_header(&h).unwrap_err();
-    assert_eq!(e, segment::HeaderError::UnknownFormat(3));
+    assert_eq!(e, segment::HeaderError::UnknownFormat(4));
     assert_eq!(
         e.to_string(),
-        "segment format 3 is not one this build reads (it reads 1 and 2)"
+        "segment format 4 is not one this build reads (it reads 1 to 3): use a fillcast that knows it"
     );
     assert_eq!(
         segment::parse_header(&segment::encode_header_format(4096, 1, 1)).map(|h| h.checksum),
@@ -1059,4 +1059,161 @@ fn a_segment_whose_format_word_lies_is_refused_and_changes_nothing() {
         }
         assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing changed");
     }
+}
+
+/// Issue 14: the journal stage writes a run of a fan-out's pairs (orders and
+/// their decisions, at one time) as one row record, each pair a row with its own
+/// sequence number. Reading from any sequence (inside a row record too),
+/// tailing, and reopening the writer all count rows as records; a segment of
+/// an earlier format, which takes no row records, gets the pairs as
+/// `order_decision` records until it rolls.
+#[test]
+fn a_fan_outs_pairs_are_rows_of_one_record_each_with_its_own_sequence() {
+    use fillcast_engine::event::FollowerOrder;
+    use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
+    use fillcast_engine::outputs::{Decision, DecisionStatus};
+    use fillcast_engine::port::{JournalEntry, JournalSink};
+    use fillcast_engine::units::{Lots, Nanos, Ticks};
+    use fillcast_journal::record::Kind;
+    use fillcast_journal::stage::JournalStage;
+    let pair = |sub: u32, event: u64, ts: u64, qty: i64| {
+        [
+            JournalEntry::Order(FollowerOrder {
+                id: fillcast_engine::ids::decision_id(event, sub, 9, 0),
+                sub: SubIdx(sub),
+                follower: FollowerIdx(sub / 2),
+                symbol: SymbolIdx(1),
+                side: Side::from_sign(qty),
+                qty: Lots(qty.abs()),
+                limit: Ticks(100 + sub as i64),
+                reduce_only: qty < 0,
+                leader_event_key: event,
+                ts: Nanos(ts),
+                ..FollowerOrder::default()
+            }),
+            JournalEntry::Decision(Decision {
+                event_key: event,
+                sub: SubIdx(sub),
+                symbol: SymbolIdx(1),
+                target: Lots(qty * 2),
+                delta: Lots(qty),
+                sent: Lots(qty),
+                status: DecisionStatus::Sent,
+                revision: 9,
+                ..Decision::default()
+            }),
+        ]
+    };
+    let mut entries: Vec<JournalEntry> = (0..20)
+        .flat_map(|s| pair(s, 7, 5, s as i64 - 10 + (s >= 10) as i64))
+        .collect();
+    // A skip (no order), a run at another time, and a pair that is not one
+    // (its decision sent more than its order: an `order_decision` record).
+    entries.push(JournalEntry::Decision(Decision {
+        event_key: 7,
+        sub: SubIdx(99),
+        status: DecisionStatus::Skipped,
+        revision: 9,
+        ..Decision::default()
+    }));
+    entries.extend((0..3).flat_map(|s| pair(s, 8, 6, 4)));
+    let mut odd = pair(50, 8, 6, 4);
+    if let JournalEntry::Decision(d) = &mut odd[1] {
+        d.sent = Lots(5);
+    }
+    entries.extend(odd);
+    let d = tempfile::tempdir().unwrap();
+    let (w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+    assert!(w.takes_rows());
+    let mut stage = JournalStage::new(w);
+    stage.append(&entries).unwrap();
+    stage.before_send().unwrap();
+    assert_eq!(stage.records(), 20 + 1 + 3 + 1, "a record a row");
+    drop(stage);
+    // Four records on disk for 25 sequence numbers.
+    let seg = segments(d.path()).remove(0);
+    let bytes = std::fs::read(&seg).unwrap();
+    let scan = segment::scan(&bytes[..], SEGMENT_HEADER, 1);
+    assert_eq!((scan.records, scan.next_seq), (4, 26));
+    let r = JournalReader::open(d.path()).unwrap();
+    let read_from = |from: u64| -> Vec<(u64, Kind, JournalEntry)> {
+        r.iter_from(from)
+            .flat_map(|rec| {
+                let rec = rec.unwrap();
+                let kind = Kind::from_u16(rec.kind).unwrap();
+                match decode(rec.kind, rec.schema, rec.payload).unwrap() {
+                    Entry::Order(o) => vec![(rec.seq, kind, JournalEntry::Order(o))],
+                    Entry::Decision(x) => vec![(rec.seq, kind, JournalEntry::Decision(x))],
+                    Entry::OrderDecision(o, x) => vec![
+                        (rec.seq, kind, JournalEntry::Order(o)),
+                        (rec.seq, kind, JournalEntry::Decision(x)),
+                    ],
+                    other => panic!("unexpected {other:?}"),
+                }
+            })
+            .collect()
+    };
+    let all = read_from(1);
+    let back: Vec<JournalEntry> = all.iter().map(|e| e.2).collect();
+    assert_eq!(back, entries, "read back as the same entries, in order");
+    let seqs: Vec<u64> = all
+        .iter()
+        .map(|e| e.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(seqs, (1..=25).collect::<Vec<_>>());
+    let kinds: Vec<Kind> = all.iter().map(|e| e.1).collect();
+    assert_eq!(kinds[..40], [Kind::PairRows; 40]);
+    assert_eq!(kinds[40], Kind::Decision);
+    assert_eq!(kinds[41..47], [Kind::PairRows; 6]);
+    assert_eq!(kinds[47..], [Kind::OrderDecision; 2]);
+    // From inside a row record: its later rows, then the rest.
+    let mid = read_from(7);
+    assert_eq!(mid.first().map(|e| e.0), Some(7));
+    assert_eq!(mid.len(), all.len() - 12);
+    assert_eq!(r.summary().unwrap().records, 25);
+    // A tailer from inside the second row record.
+    let mut t = Tailer::open(d.path(), 23).unwrap();
+    let mut tailed = Vec::new();
+    while let Some(seq) = t.poll_with(|rec| rec.seq).unwrap() {
+        tailed.push(seq);
+        assert_eq!(t.next_seq(), seq + 1);
+    }
+    assert_eq!(tailed, vec![23, 24, 25]);
+    // The reopened writer goes on after the last row.
+    let (w, rec) = JournalWriter::open(d.path(), opts()).unwrap();
+    assert_eq!((rec.cut_reason, w.next_seq()), (None, 26));
+    drop(w);
+
+    // A format-1 segment (the golden journal) takes the pairs as records of
+    // their own, and the segment after it as rows.
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-journal");
+    let d = tempfile::tempdir().unwrap();
+    for p in segments(&golden) {
+        std::fs::copy(&p, d.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let (w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+    assert!(!w.takes_rows());
+    let first = w.next_seq();
+    let mut stage = JournalStage::new(w);
+    stage.append(&entries[..4]).unwrap();
+    // Enough to fill the golden 64 KiB segment and roll.
+    while segments(d.path()).len() < 2 {
+        stage.writer().append(3, 7, 0, &[0; 1000]).unwrap();
+    }
+    assert!(stage.writer().takes_rows());
+    stage.append(&entries[..4]).unwrap();
+    drop(stage);
+    let r = JournalReader::open(d.path()).unwrap();
+    let kinds: Vec<u16> = r
+        .iter_from(first)
+        .map(|rec| rec.unwrap().kind)
+        .filter(|k| *k != 3)
+        .collect();
+    let pd = Kind::OrderDecision as u16;
+    assert_eq!(
+        kinds,
+        [pd, pd, Kind::PairRows as u16, Kind::PairRows as u16]
+    );
 }

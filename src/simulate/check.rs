@@ -265,9 +265,9 @@ pub fn tear_tail(dir: &Path, rng: &mut Rng) {
         return;
     };
     let (mut off, mut seq) = (SEGMENT_HEADER, first_seq);
-    while let Step::Record { next, .. } = segment::step(&bytes, off, seq) {
+    while let Step::Record { next, span, .. } = segment::step(&bytes, off, seq) {
         off = next;
-        seq += 1;
+        seq += span;
     }
     if !matches!(segment::step(&bytes, off, seq), Step::Empty) {
         return;
@@ -319,12 +319,14 @@ pub fn lose_after(dir: &Path, durable_seq: u64) {
             continue;
         };
         let (mut off, mut seq) = (SEGMENT_HEADER, first_seq);
-        while let Step::Record { next, .. } = segment::step(&bytes, off, seq) {
+        // The writer flushes whole records, so `durable_seq` ends one (a row
+        // record's last row).
+        while let Step::Record { next, span, .. } = segment::step(&bytes, off, seq) {
             if seq > durable_seq {
                 break;
             }
             off = next;
-            seq += 1;
+            seq += span;
         }
         if seq > durable_seq && off < bytes.len() {
             bytes[off..].fill(0);
