@@ -1726,8 +1726,8 @@ impl Core {
             .collect()
     }
 
-    /// A follower's equity: its leverage limit follows it. Not on the fan-out's
-    /// path (one follower, one decimal product).
+    /// A follower's equity: its leverage limit follows it, in integers
+    /// (`FollowerSpec::max_gross_at`).
     fn on_follower_equity(&mut self, follower: FollowerIdx, equity: Money, ts: Nanos) {
         let fi = follower.0 as usize;
         if fi >= self.followers.risk.len() || equity.0 < 0 {
@@ -1736,8 +1736,7 @@ impl Core {
         }
         self.advance(ts);
         self.stats.follower_equities += 1;
-        let lev = self.universe.followers[fi].max_leverage;
-        match crate::model::max_gross_of(lev, equity.to_decimal()) {
+        match self.universe.followers[fi].max_gross_at(equity) {
             Some(max_gross) => self.followers.risk[fi].max_gross = max_gross,
             None => self.stats.invalid_events += 1,
         }
@@ -1760,16 +1759,13 @@ impl Core {
         book.peak_equity = book.peak_equity.max(equity);
         let peak = book.peak_equity.0.max(1) as i128;
         let dd_ppm = ((peak - equity.0 as i128) * 1_000_000 / peak) as u32;
-        // Proportional ratios follow the leader's equity for the next episodes.
+        // Proportional ratios follow the leader's equity for the next episodes:
+        // one integer division each (`SubscriptionSpec::ratio_at`), not a
+        // decimal product and quotient per follower.
         for k in 0..book.subs.len() {
             if book.params[k].mode == Mode::Proportional {
                 let s = &self.universe.subs[book.subs[k].0 as usize];
-                let num = s.multiplier * s.allocation.to_decimal();
-                if let Some(r) = crate::model::proportional_ratio(
-                    num,
-                    rust_decimal::Decimal::ONE,
-                    equity.to_decimal(),
-                ) {
+                if let Some(r) = s.ratio_at(equity) {
                     book.params[k].base = r;
                 }
             }

@@ -8,7 +8,10 @@ use crate::config::{
     self, Config, FollowerConfig, LeaderConfig, ModeConfig, OrderTypeConfig, Status,
     SubscriptionConfig, SymbolConfig,
 };
-use crate::units::{Lots, Money, Ticks, UnitError, Q32};
+use crate::units::{
+    leverage_times_money, ratio_of_money, DecParts, Exact, Lots, Money, RatioNum, Ticks, UnitError,
+    Q32,
+};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use thiserror::Error;
@@ -142,6 +145,8 @@ pub struct FollowerSpec {
     pub max_gross: Money,
     /// What `max_gross` is made of, for an equity that changes (`FeedEvent::FollowerEquity`).
     pub max_leverage: Option<Decimal>,
+    /// `max_leverage`'s mantissa and scale, for the integer product (`max_gross_at`).
+    pub max_leverage_parts: Option<DecParts>,
     pub max_open_positions: u32,
     pub daily_loss_limit: Money,
     /// `allowed[symbol]`.
@@ -159,8 +164,12 @@ pub struct SubscriptionSpec {
     pub mode: Mode,
     /// Ratio modes: follower lots per leader lot at episode open.
     pub base_ratio: Q32,
-    /// The multiplier of `proportional`, kept to recompute `base_ratio` on equity change.
+    /// The multiplier of `proportional` (1 in other modes).
     pub multiplier: Decimal,
+    /// `proportional`: `multiplier × allocation`, which a leader's equity divides
+    /// into the ratio (`ratio_at`); `None` in other modes and for a product past
+    /// `Decimal::MAX` (whose ratio could not follow the equity either).
+    pub ratio_num: Option<RatioNumerator>,
     /// Fixed-notional modes: the amount per leader order.
     pub amount: Money,
     pub market_orders: bool,
@@ -177,6 +186,79 @@ pub struct SubscriptionSpec {
     /// Removed by a reload (as `LeaderSpec::removed`): stopped, its positions
     /// closed or kept as `engine.on_remove` says.
     pub removed: bool,
+}
+
+/// A proportional subscription's `multiplier × allocation` (`checked_mul` of
+/// `multiplier` and `allocation.to_decimal()`, as the core computed it per event
+/// before), with its integer layout.
+#[derive(Copy, Clone, Debug)]
+pub struct RatioNumerator {
+    pub value: Decimal,
+    /// `None` for a negative value, which no validated config has.
+    pub int: Option<RatioNum>,
+}
+
+impl RatioNumerator {
+    /// `None` when the product is past `Decimal::MAX`.
+    pub fn of(multiplier: Decimal, allocation: Money) -> Option<RatioNumerator> {
+        let value = multiplier.checked_mul(allocation.to_decimal())?;
+        Some(RatioNumerator {
+            value,
+            int: DecParts::of(value).map(RatioNum::of),
+        })
+    }
+}
+
+impl FollowerSpec {
+    /// `max_gross_of(self.max_leverage, equity.to_decimal())`, the same for every
+    /// input, in integers (`units::leverage_times_money`) but for leverages of
+    /// twenty-odd digits: what the core runs on a follower's equity.
+    #[inline]
+    pub fn max_gross_at(&self, equity: Money) -> Option<Money> {
+        let Some(lev) = self.max_leverage else {
+            return Some(Money::MAX);
+        };
+        match self
+            .max_leverage_parts
+            .map(|p| leverage_times_money(p, equity))
+        {
+            Some(Exact::Proven(v)) => v,
+            _ => max_gross_by_decimal(lev, equity),
+        }
+    }
+}
+
+impl SubscriptionSpec {
+    /// The proportional ratio at `leader_equity`:
+    /// `proportional_ratio(multiplier × allocation, 1, leader_equity.to_decimal())`,
+    /// the same for every input, in integers (`units::ratio_of_money`) but for
+    /// about one ratio in 2^43 and exact ratios of 29 to 32 binary places; what
+    /// the core runs for each proportional subscription of a leader whose equity
+    /// moved. `None` (the ratio stays) where `proportional_ratio` gives `None`
+    /// and in other modes.
+    #[inline]
+    pub fn ratio_at(&self, leader_equity: Money) -> Option<Q32> {
+        let num = self.ratio_num.as_ref()?;
+        match num.int.map(|n| ratio_of_money(n, leader_equity)) {
+            Some(Exact::Proven(r)) => r,
+            _ => ratio_by_decimal(num.value, leader_equity),
+        }
+    }
+}
+
+/// `max_gross_at` where the integers prove nothing: rare enough (see there) to
+/// stay off the core's hot code.
+#[cold]
+#[inline(never)]
+fn max_gross_by_decimal(max_leverage: Decimal, equity: Money) -> Option<Money> {
+    max_gross_of(Some(max_leverage), equity.to_decimal())
+}
+
+/// `ratio_at` where the integers prove nothing (as `max_gross_by_decimal`).
+#[cold]
+#[inline(never)]
+fn ratio_by_decimal(num: Decimal, leader_equity: Money) -> Option<Q32> {
+    proportional_ratio(num, Decimal::ONE, leader_equity.to_decimal())
 }
 
 /// Everything the engine knows about the world, indexed densely.
@@ -408,6 +490,7 @@ fn follower_spec(
         status: f.status,
         max_gross,
         max_leverage: f.max_leverage,
+        max_leverage_parts: f.max_leverage.and_then(DecParts::of),
         max_open_positions: f.max_open_positions.unwrap_or(u32::MAX),
         daily_loss_limit: opt_money_or_max("follower", &f.id, f.daily_loss_limit)?,
         allowed,
@@ -476,6 +559,11 @@ fn subscription_spec(
         mode,
         base_ratio,
         multiplier,
+        ratio_num: if mode == Mode::Proportional {
+            RatioNumerator::of(multiplier, allocation)
+        } else {
+            None
+        },
         amount,
         market_orders: s.order_type == OrderTypeConfig::Market,
         slippage_bps: s.slippage_bps,

@@ -340,6 +340,202 @@ impl Factor {
     }
 }
 
+/// A non-negative decimal `mant / 10^scale` with the mantissa and scale
+/// `rust_decimal` holds it with (`mant < 2^96`, `scale ≤ 28`): what integer
+/// code needs to mirror a `Decimal` computation, whose rounding depends on the
+/// scale it holds and not only on the value (so it is not normalized).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct DecParts {
+    mant: u128,
+    scale: u32,
+}
+
+impl DecParts {
+    /// `value`'s parts as stored; `None` for a negative value (or -0).
+    pub fn of(value: Decimal) -> Option<DecParts> {
+        if value.is_sign_negative() {
+            return None;
+        }
+        Some(DecParts {
+            mant: value.mantissa().unsigned_abs(),
+            scale: value.scale(),
+        })
+    }
+}
+
+/// What an integer kernel that mirrors a `rust_decimal` computation found: its
+/// result, proven equal to the decimal one, or no proof, and the caller computes
+/// it with `rust_decimal` (each kernel says how rare that is).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Exact<T> {
+    Proven(T),
+    Unproven,
+}
+
+/// `10^i` for every scale a `Decimal` can have.
+const POW10: [u128; 29] = {
+    let mut t = [1u128; 29];
+    let mut i = 1;
+    while i < t.len() {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// `model::max_gross_of(Some(lev), equity.to_decimal())` without `Decimal`:
+/// `lev × equity` rounded half to even to 8 places, in money, `None` past
+/// `i64::MAX` units.
+///
+/// Why it is the same: `equity.to_decimal()` is `e / 10^s` with trailing zeros
+/// stripped, and `Decimal::checked_mul` keeps the product `lev.mant × e` at scale
+/// `lev.scale + s` as it is when that mantissa fits 96 bits and the scale is at
+/// most 28 (rust_decimal 1.43, `ops/mul.rs`, `finish_mul`). Then `round_dp(8)`
+/// (midpoint to even) is the only rounding, and `Money::from_decimal` of its
+/// result is exact or out of range; so the result is the exact
+/// `lev.mant × equity units / 10^lev.scale` rounded once, half to even.
+///
+/// `Unproven` when rust_decimal would round the product first (a 96-bit
+/// overflow or a scale past 28: leverages of twenty-odd digits) or the inputs
+/// are outside their domain (a negative equity, parts a `Decimal` cannot have).
+/// Config leverages such as "3", "2.5" or "0.123456789" are always proven.
+#[inline]
+pub fn leverage_times_money(lev: DecParts, equity: Money) -> Exact<Option<Money>> {
+    debug_assert!(lev.mant >> 96 == 0 && lev.scale <= 28);
+    if equity.0 < 0 {
+        return Exact::Unproven;
+    }
+    if lev.mant == 0 || equity.0 == 0 {
+        // rust_decimal's product of a zero is `Decimal::ZERO`.
+        return Exact::Proven(Some(Money::ZERO));
+    }
+    let mut e = equity.0 as u128;
+    let mut s = 8u32;
+    while s > 0 && e.is_multiple_of(10) {
+        e /= 10;
+        s -= 1;
+    }
+    let Some(product) = lev.mant.checked_mul(e) else {
+        return Exact::Unproven;
+    };
+    if product >> 96 != 0 || lev.scale + s > 28 {
+        return Exact::Unproven;
+    }
+    // The product in units of 10^-8 before rounding is `units / 10^lev.scale`;
+    // `units < 2^96 × 10^8 < 2^123`.
+    let units = product * POW10[(8 - s) as usize];
+    let pow = POW10[lev.scale as usize];
+    let (q, r) = (units / pow, units % pow);
+    let half = pow / 2;
+    let up = lev.scale > 0 && (r > half || (r == half && q & 1 == 1));
+    let q = q + up as u128;
+    debug_assert!(q.abs_diff(units / pow) <= 1);
+    Exact::Proven(i64::try_from(q).ok().map(Money))
+}
+
+/// A proportional ratio's numerator (`multiplier × allocation`), laid out once
+/// so that its ratio to a leader equity is one `u128` division
+/// (`ratio_of_money`): the ratio to `e` money units is `units ÷ (e × den)`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RatioNum {
+    units: u128,
+    den: u128,
+}
+
+impl RatioNum {
+    /// `num` in units of 10^-8 over a power of ten (1 for up to 8 places).
+    /// Only the value counts here (`ratio_of_money` bounds rust_decimal's error
+    /// rather than replaying its digits), so trailing zeros go: smaller operands.
+    pub fn of(num: DecParts) -> RatioNum {
+        let (mut mant, mut scale) = (num.mant, num.scale);
+        while scale > 0 && mant.is_multiple_of(10) {
+            mant /= 10;
+            scale -= 1;
+        }
+        if scale <= 8 {
+            // Below 2^96 × 10^8: no overflow.
+            RatioNum {
+                units: mant * POW10[(8 - scale) as usize],
+                den: 1,
+            }
+        } else {
+            RatioNum {
+                units: mant,
+                den: POW10[(scale - 8) as usize],
+            }
+        }
+    }
+}
+
+/// `model::proportional_ratio(num, Decimal::ONE, leader_equity.to_decimal())`
+/// without `Decimal`, where `num` is what `RatioNum::of` laid out: the ratio
+/// `q = num ÷ equity` in Q32, rounded toward zero; `None` for an equity of zero
+/// or less and for a ratio of 2^32 or more.
+///
+/// Why it is the same: rust_decimal divides to at most 28 places or until its
+/// 96-bit mantissa is full (then ≥ 2^96/10), rounding once (`ops/div.rs`), and
+/// multiplies by 2^32 rounding once more to 96 bits (`finish_mul`): so the value
+/// it truncates is within `2^32 × 10^-28 + X × 2^-88` of the exact `X = q × 2^32`,
+/// less than 2^-47 for X < 2^40 and 2^-23 for X ≤ 2^64 + 1. This computes X's exact
+/// floor F and remainder; when X is farther than 2^-44 (X < 2^40) or 2^-20 from
+/// every integer, both truncations are F. When X is an integer, rust_decimal is
+/// exact if and only if q has a decimal form it can hold (a 96-bit mantissa at
+/// scale ≤ 28): its division stops at the first zero remainder, and the
+/// multiplication only drops zeros. Past 2^64 both give `None`.
+///
+/// `Unproven` (the caller asks rust_decimal) when X is within that tolerance of
+/// an integer but not one (about 2^-43 of ratios below 256, 2^-19 above), when it
+/// is an integer rust_decimal cannot reach exactly (a ratio whose binary fraction
+/// has 29 to 32 places, or one with a mantissa past 2^96), and for operands past
+/// 128 bits (a numerator past ~7.9e20; a leader equity × 10^(places − 8) past
+/// 2^128 for a numerator with more than 8 places, at 28 places an equity past
+/// ~3.4e18 units).
+#[inline]
+pub fn ratio_of_money(num: RatioNum, leader_equity: Money) -> Exact<Option<Q32>> {
+    if leader_equity.0 <= 0 {
+        return Exact::Proven(None);
+    }
+    if num.units == 0 {
+        return Exact::Proven(Some(Q32(0)));
+    }
+    if num.units >> 96 != 0 {
+        return Exact::Unproven;
+    }
+    let Some(den) = (leader_equity.0 as u128).checked_mul(num.den) else {
+        return Exact::Unproven;
+    };
+    let n = num.units << 32;
+    let (floor, rem) = (n / den, n % den);
+    if floor > 1 << 64 {
+        return Exact::Proven(None);
+    }
+    let proven = if rem == 0 {
+        dyadic_fits_decimal(floor)
+    } else {
+        let tolerance = den >> if floor < 1 << 40 { 44 } else { 20 };
+        rem > tolerance && den - rem > tolerance
+    };
+    if !proven {
+        return Exact::Unproven;
+    }
+    Exact::Proven(u64::try_from(floor).ok().map(Q32))
+}
+
+/// Whether `x / 2^32` (`0 < x ≤ 2^64`) is a `Decimal`: a mantissa under 2^96 at
+/// a scale of at most 28. With `x = odd × 2^v`, it is `odd × 5^k / 10^k` for
+/// `k = 32 − v` places, and that mantissa, odd, has no shorter form.
+fn dyadic_fits_decimal(x: u128) -> bool {
+    let v = x.trailing_zeros();
+    if v >= 32 {
+        return true;
+    }
+    let k = 32 - v;
+    k <= 28
+        && (x >> v)
+            .checked_mul(5u128.pow(k))
+            .is_some_and(|m| m >> 96 == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

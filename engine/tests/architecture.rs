@@ -85,6 +85,22 @@ fn no_float_decides_a_quantity_a_price_or_money() {
     }
 }
 
+/// Issue 14: the core's handlers compute in integers; `rust_decimal` stays in
+/// the model, where config is resolved and where the rare inputs the integers
+/// cannot prove go (`FollowerSpec::max_gross_at`, `SubscriptionSpec::ratio_at`).
+#[test]
+fn the_core_does_no_decimal_arithmetic() {
+    let words = ["Decimal", "decimal", "max_gross_of", "proportional_ratio"];
+    for f in ["core.rs", "fanout.rs", "sizing.rs", "risk.rs"] {
+        let found = offending(f, &words);
+        assert!(
+            found.is_empty(),
+            "integer units only on the core's path:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
 /// Every `.rs` file under `engine/src`, relative to it.
 fn all_sources() -> Vec<String> {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {

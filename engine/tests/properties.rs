@@ -9,9 +9,14 @@ use fillcast_engine::event::{
     ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
 };
 use fillcast_engine::ids::leader_event_key;
-use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
+use fillcast_engine::model::{
+    max_gross_of, proportional_ratio, RatioNumerator, Side, SubIdx, SymbolIdx, Universe, VenueIdx,
+};
 use fillcast_engine::outputs::{Decision, Outputs, Reason, SyncReason};
-use fillcast_engine::units::{Lots, Nanos, Ticks};
+use fillcast_engine::units::{
+    leverage_times_money, ratio_of_money, DecParts, Exact as Integer, Lots, Money, Nanos, RatioNum,
+    Ticks, Q32,
+};
 use proptest::prelude::*;
 use rust_decimal::prelude::*;
 use std::path::Path;
@@ -568,4 +573,325 @@ proptest! {
         prop_assert_eq!(cores[0].live_orders(), cores[1].live_orders());
         prop_assert_eq!(cores[0].check_books(), Ok(()));
     }
+}
+
+// Issue 14: the core's equity handlers in integers (`units::leverage_times_money`,
+// `units::ratio_of_money`) must give what the decimal code gave for every input,
+// since a restart replays the journal through the core: a different rounding
+// would change an existing journal's decisions.
+
+/// `mant / 10^scale` as config writes decimals: a few digits ("3", "2.5"), a
+/// dozen, or up to 28 places and 96-bit mantissas; zero too.
+fn decimal() -> impl Strategy<Value = Decimal> {
+    prop_oneof![
+        (1u128..1_000, 0u32..4),
+        (1u128..1_000_000_000_000, 0u32..13),
+        (1u128..1 << 96, 0u32..29),
+        (1u128..1 << 64, 20u32..29),
+        Just((0u128, 0u32)),
+    ]
+    .prop_map(|(m, s)| Decimal::from_i128_with_scale(m as i128, s))
+}
+
+/// Leverages of `decimal()`, and ones a hair from 1/2 (`0.5 ± 10^-k`), whose
+/// products with odd equities sit a hair from a midpoint: where rounding first
+/// to 28 places and then to 8 differs from rounding once.
+fn leverage() -> impl Strategy<Value = Decimal> {
+    let hair = (1u32..28, -1i128..=1)
+        .prop_map(|(k, d)| Decimal::from_i128_with_scale(5 * 10i128.pow(k - 1) + d, k));
+    prop_oneof![decimal(), hair]
+}
+
+/// Money units over the whole range, its edges and whole amounts.
+fn money_units() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(0i64),
+        Just(1),
+        Just(i64::MAX),
+        Just(i64::MAX - 1),
+        0..=i64::MAX,
+        1i64..1_000_000_000_000,
+        (1i64..i64::MAX / 100_000_000).prop_map(|m| m * 100_000_000),
+    ]
+}
+
+/// A numerator and a leader equity (units) whose exact `q × 2^32` is `x` plus
+/// `d` units of `2^32 / (e × 10^p)`: at an integer, within a hair of one, or
+/// anywhere, over the whole Q32 range and past it. `x` is often a multiple of
+/// a power of two and `e` of 2^k, which makes exact results.
+fn near_ratio() -> impl Strategy<Value = (Decimal, i64)> {
+    let x = prop_oneof![
+        any::<u64>(),
+        0u64..1 << 40,
+        (0u64..1 << 34, 0u32..31).prop_map(|(m, k)| m << k),
+        Just(u64::MAX),
+        Just(1 << 31),
+        Just(1 << 32),
+        Just(1 << 33),
+    ];
+    let e = prop_oneof![
+        1i64..=i64::MAX,
+        1i64..1_000_000_000_000,
+        (1i64..1 << 31, 0u32..32).prop_map(|(m, k)| m << k),
+    ];
+    (x, e, 0u32..21, -2i64..=2, prop::bool::weighted(0.2)).prop_filter_map(
+        "a Decimal numerator",
+        |(x, e, p, d, past)| {
+            let x = x as u128 + if past { 1 << 64 } else { 0 };
+            let p = (0..=p)
+                .rev()
+                .find(|&p| (x * e as u128).checked_mul(10u128.pow(p)).is_some())?;
+            let units = (x * e as u128 * 10u128.pow(p)) >> 32;
+            let units = units.checked_add_signed(d as i128)?;
+            (units < 1 << 96).then(|| (Decimal::from_i128_with_scale(units as i128, 8 + p), e))
+        },
+    )
+}
+
+fn decimal_ratio(num: Decimal, e: i64) -> Option<Q32> {
+    proportional_ratio(num, Decimal::ONE, Money(e).to_decimal())
+}
+
+fn integer_ratio(num: Decimal, e: i64) -> Integer<Option<Q32>> {
+    ratio_of_money(RatioNum::of(DecParts::of(num).expect("positive")), Money(e))
+}
+
+fn decimal_max_gross(lev: Decimal, e: i64) -> Option<Money> {
+    max_gross_of(Some(lev), Money(e).to_decimal())
+}
+
+fn integer_max_gross(lev: Decimal, e: i64) -> Integer<Option<Money>> {
+    leverage_times_money(DecParts::of(lev).expect("positive"), Money(e))
+}
+
+/// A follower `F` with `max_leverage = lev` and a proportional subscription
+/// `multiplier × allocation` to `L`, or `None` if the config is refused.
+fn equity_model(lev: Decimal, mult: Decimal, alloc: Decimal) -> Option<Universe> {
+    let text = format!(
+        "[[venues]]\nname = \"sim\"\nkind = \"sim\"\n[[symbols]]\nname = \"S\"\nlot_size = \"0.001\"\ntick_size = \"0.1\"\nvenue = \"sim\"\n\
+         [[leaders]]\nid = \"L\"\nequity = \"100000\"\n[[followers]]\nid = \"F\"\nequity = \"10000\"\nmax_leverage = \"{lev}\"\n\
+         [[subscriptions]]\nfollower = \"F\"\nleader = \"L\"\nallocation = \"{alloc}\"\nmode = \"proportional\"\nmultiplier = \"{mult}\"\n"
+    );
+    let cfg = load_str(&text, Path::new("equity.toml")).ok()?;
+    Universe::from_config(&cfg).ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// Where the integers claim a max gross, it is the decimal one.
+    #[test]
+    fn an_integer_max_gross_is_the_decimal_one(lev in leverage(), e in money_units()) {
+        if let Integer::Proven(got) = integer_max_gross(lev, e) {
+            prop_assert_eq!(got, decimal_max_gross(lev, e), "{} × {} units", lev, e);
+        }
+    }
+
+    /// Where the integers claim a ratio, it is the decimal one: on numerators
+    /// made to land on, next to, or anywhere near an integer `q × 2^32`.
+    #[test]
+    fn an_integer_ratio_is_the_decimal_one((num, e) in near_ratio()) {
+        if let Integer::Proven(got) = integer_ratio(num, e) {
+            prop_assert_eq!(got, decimal_ratio(num, e), "{} / {} units", num, e);
+        }
+    }
+
+    /// The same with numerators and equities drawn apart (mostly ratios far
+    /// past 2^32 or far below 2^-32).
+    #[test]
+    fn an_integer_ratio_is_the_decimal_one_on_any_decimal(num in decimal(), e in money_units()) {
+        if let Integer::Proven(got) = integer_ratio(num, e) {
+            prop_assert_eq!(got, decimal_ratio(num, e), "{} / {} units", num, e);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// The equality tests above would pass with kernels that never answer:
+    /// leverages and equities as operators write them are always answered in
+    /// integers, over the whole money range.
+    #[test]
+    fn typical_leverages_take_the_integer_path(
+        tenths in 1i64..500, places in 0u32..10, e in money_units(),
+    ) {
+        for lev in [Decimal::new(tenths, 1), Decimal::new(123_456_789, places)] {
+            prop_assert!(
+                matches!(integer_max_gross(lev, e), Integer::Proven(_)),
+                "{} × {} units", lev, e
+            );
+        }
+    }
+
+    /// Proportional ratios as operators set them up (multipliers of a few
+    /// digits, allocations and leader equities in cents) are always answered
+    /// in integers.
+    #[test]
+    fn typical_ratios_take_the_integer_path(
+        mult in 1i64..10_000, mult_places in 0u32..4,
+        alloc_cents in 1i64..10_000_000_000, leader_cents in 1i64..9_000_000_000_000,
+    ) {
+        let num = Decimal::new(mult, mult_places) * Money(alloc_cents * 1_000_000).to_decimal();
+        let e = leader_cents * 1_000_000;
+        prop_assert!(matches!(integer_ratio(num, e), Integer::Proven(_)), "{} / {} units", num, e);
+    }
+
+    /// What the core calls (`FollowerSpec::max_gross_at`, `SubscriptionSpec::ratio_at`,
+    /// kernel or fallback) is the decimal code on models the loader accepts.
+    #[test]
+    fn the_model_answers_as_the_decimal_code(
+        lev in decimal(), mult in decimal(), alloc_cents in 1i64..10_000_000_000,
+        equities in prop::collection::vec(money_units(), 1..20),
+    ) {
+        let alloc = Money(alloc_cents * 1_000_000);
+        let Some(u) = equity_model(lev, mult, alloc.to_decimal()) else {
+            return Ok(());
+        };
+        let num = mult * alloc.to_decimal();
+        for e in equities {
+            prop_assert_eq!(u.followers[0].max_gross_at(Money(e)), decimal_max_gross(lev, e));
+            prop_assert_eq!(u.subs[0].ratio_at(Money(e)), decimal_ratio(num, e));
+        }
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("decimal")
+}
+
+const WHOLE: i64 = 100_000_000;
+
+/// The max gross at its edges: (leverage, equity units, expected, proven).
+#[test]
+fn the_integer_max_gross_at_its_edges() {
+    let cases: &[(&str, i64, Option<i64>, bool)] = &[
+        ("3", 0, Some(0), true),
+        ("1", i64::MAX, Some(i64::MAX), true),
+        ("2", i64::MAX, None, true),
+        ("1.00000001", i64::MAX, None, true),
+        (
+            "0.99999999",
+            i64::MAX,
+            Some(i64::MAX - 92_233_720_369),
+            true,
+        ),
+        // Half a unit rounds to even, and away from it otherwise.
+        ("0.5", 1, Some(0), true),
+        ("0.5", 3, Some(2), true),
+        ("2.5", 1, Some(2), true),
+        ("0.50", 5, Some(2), true),
+        ("0.000000005", WHOLE, Some(0), true),
+        ("0.000000005", 3 * WHOLE, Some(2), true),
+        ("0.000000005", 3 * WHOLE + 1, Some(2), true),
+        ("0.0000000050000000001", WHOLE, Some(1), true),
+        ("79228162514264337593543950335", 1, None, true),
+        (
+            "7.9228162514264337593543950335",
+            WHOLE,
+            Some(792_281_625),
+            true,
+        ),
+        // rust_decimal rounds the product to 28 places first: no proof. Here
+        // that makes a midpoint, 0.5 units, of 0.5 + 10^-26, and rounds it down.
+        ("0.50000000000000000000000001", 1, Some(0), false),
+        ("0.1234567890123456789012345678", 123, Some(15), false),
+        ("7.9228162514264337593543950335", 3, Some(24), false),
+        ("7.9228162514264337593543950335", i64::MAX, None, false),
+    ];
+    for &(lev, e, want, proven) in cases {
+        let lev = dec(lev);
+        let decimal = decimal_max_gross(lev, e);
+        assert_eq!(decimal, want.map(Money), "{lev} × {e}");
+        match integer_max_gross(lev, e) {
+            Integer::Proven(got) => {
+                assert!(proven, "{lev} × {e}: proven {got:?}");
+                assert_eq!(got, decimal, "{lev} × {e}");
+            }
+            Integer::Unproven => assert!(!proven, "{lev} × {e}: unproven"),
+        }
+    }
+}
+
+/// The ratio at its edges: (numerator, leader equity units, expected Q32, proven).
+#[test]
+fn the_integer_ratio_at_its_edges() {
+    let one = 1u64 << 32;
+    let cases: &[(&str, i64, Option<Option<u64>>, bool)] = &[
+        // Exact ratios 1/2, 1, 2 and 1/3.
+        ("5000", 10_000 * WHOLE, Some(Some(one / 2)), true),
+        ("10000", 10_000 * WHOLE, Some(Some(one)), true),
+        ("20000", 10_000 * WHOLE, Some(Some(2 * one)), true),
+        ("1", 3 * WHOLE, Some(Some(one / 3)), true),
+        // A leader equity of zero: the ratio stays.
+        ("1", 0, Some(None), true),
+        ("0", WHOLE, Some(Some(0)), true),
+        // 2^32 does not fit; just under it does.
+        ("4294967296", WHOLE, Some(None), true),
+        (
+            "4294967295.99999999",
+            WHOLE,
+            Some(Some(u64::MAX - 42)),
+            true,
+        ),
+        ("4294967297", WHOLE, Some(None), true),
+        // 2^-28 (28 places) is a Decimal: exactly 16 units.
+        ("0.00000001", 1 << 28, Some(Some(16)), true),
+        // 2^-29 (29 places) is not: rust_decimal rounds it down to 28 places
+        // and truncates 7.999…, where the exact floor is 8.
+        ("0.00000001", 1 << 29, Some(Some(7)), false),
+        // 4.3e-19 above and 2.7e-20 below the integer 2^32 + 1: below it,
+        // rust_decimal's 28 digits round up to the integer, and truncate to it.
+        (
+            "100000000.02328306436538696290",
+            100_000_000 * WHOLE,
+            Some(Some(one + 1)),
+            false,
+        ),
+        (
+            "100000000.02328306436538696289",
+            100_000_000 * WHOLE,
+            Some(Some(one + 1)),
+            false,
+        ),
+        // A numerator past 2^96 units and operands past 128 bits.
+        ("79228162514264337593543950335", i64::MAX, Some(None), false),
+        (
+            "0.0000000000000000000000000001",
+            i64::MAX,
+            Some(Some(0)),
+            false,
+        ),
+    ];
+    for &(num, e, want, proven) in cases {
+        let num = dec(num);
+        let decimal = decimal_ratio(num, e);
+        if let Some(want) = want {
+            assert_eq!(decimal, want.map(Q32), "{num} / {e}");
+        }
+        match integer_ratio(num, e) {
+            Integer::Proven(got) => {
+                assert!(proven, "{num} / {e}: proven {got:?}");
+                assert_eq!(got, decimal, "{num} / {e}");
+            }
+            Integer::Unproven => assert!(!proven, "{num} / {e}: unproven"),
+        }
+    }
+}
+
+/// The core multiplied `multiplier × allocation` with `*`, which panics past
+/// `Decimal::MAX`; no accepted model gets there, since building one computes
+/// the same product with `checked_mul` for the first ratio and refuses the
+/// config when it overflows (or when the ratio is 2^32 or more, which bounds
+/// the product far below). The model now keeps that product, `None` if it
+/// overflowed, and the ratio then stays, as `proportional_ratio`'s `None` does.
+#[test]
+fn a_proportional_product_past_decimal_max_is_refused_and_never_multiplied_again() {
+    let huge = dec("79228162514264337593543950335");
+    assert!(huge.checked_mul(dec("1000")).is_none());
+    assert!(equity_model(dec("3"), huge, dec("1000")).is_none());
+    assert!(RatioNumerator::of(huge, Money(1000 * WHOLE)).is_none());
+    let u = equity_model(dec("3"), dec("1.5"), dec("1000")).expect("model");
+    let num = u.subs[0].ratio_num.expect("proportional");
+    assert_eq!(num.value, dec("1500"));
 }
