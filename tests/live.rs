@@ -957,14 +957,22 @@ fn metrics_parse_and_agree_with_the_summary() {
     );
     let mut engine = Engine::start(&cfg_path, dir, true);
     engine.wait_ready();
-    let err = engine.stderr();
-    let addr = err
-        .lines()
-        .find_map(|l| l.strip_prefix("fillcast: metrics on http://"))
-        .and_then(|l| l.split_once("/metrics"))
-        .map(|(addr, _)| addr)
-        .unwrap_or_else(|| panic!("no metrics address in:\n{err}"))
-        .to_string();
+    // The control socket answers before the metrics endpoint says where it
+    // is (it starts next): wait for its line rather than race it.
+    let until = Instant::now() + READY;
+    let addr = loop {
+        let err = engine.stderr();
+        let found = err
+            .lines()
+            .find_map(|l| l.strip_prefix("fillcast: metrics on http://"))
+            .and_then(|l| l.split_once("/metrics"))
+            .map(|(addr, _)| addr.to_string());
+        match found {
+            Some(addr) => break addr,
+            None if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+            None => panic!("no metrics address in:\n{err}"),
+        }
+    };
     let s = engine.wait_idle(n);
 
     let get = |path: &str| -> (String, String) {

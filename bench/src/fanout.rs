@@ -445,8 +445,9 @@ mod tests {
     use fillcast_journal::JournalReader;
 
     /// The journal holds what the pipeline would write for one fill: the input
-    /// first, then every order with its decision (in one record unless a journal
-    /// chunk ended between them), and every order is in an egress chunk.
+    /// first, then every order with its decision (a row of a row record, or a
+    /// record of two where a journal chunk ended between them), and every order
+    /// is in an egress chunk.
     #[test]
     fn journaled_path_journals_the_input_then_each_order_and_decision() {
         let followers = 100;
@@ -488,7 +489,7 @@ mod tests {
         assert_eq!(kinds[0], Kind::LeaderFill as u16);
         let count = |k: Kind| kinds.iter().filter(|&&x| x == k as u16).count();
         let (pairs, orders, decisions) = (
-            count(Kind::OrderDecision),
+            count(Kind::OrderDecision) + count(Kind::PairRows),
             count(Kind::Order),
             count(Kind::Decision),
         );

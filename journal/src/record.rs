@@ -1439,7 +1439,7 @@ mod in_place_tests {
     }
 
     /// A row's bytes are frozen like the golden journal's records (which are
-    /// of segment format 2, from before rows): a moved field or a renumbered
+    /// of segment format 1, from before rows): a moved field or a renumbered
     /// code fails here instead of changing what journals say.
     #[test]
     fn a_rows_bytes_are_frozen_and_read_back_as_its_pair() {

@@ -814,10 +814,16 @@ impl JournalWriter {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<Result<u64, E>, JournalError> {
-        assert!(
-            kind != segment::ROWS_KIND,
-            "row records go through try_append_rows_with"
-        );
+        if kind == segment::ROWS_KIND {
+            // Rows one at a time, or a whole row record (as a copy of a journal
+            // record by record makes them).
+            return match segment::span_of(kind, len) {
+                Some(rows) => self.try_append_rows_with(schema, ts, rows as usize, fill),
+                None => Err(JournalError::BadArgument(format!(
+                    "a row record of {len} bytes is not whole rows"
+                ))),
+            };
+        }
         self.append_span(kind, schema, ts, len, 1, fill)
     }
 

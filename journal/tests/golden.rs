@@ -288,7 +288,7 @@ const ADDED_LATER_COMMANDS: &[Command] = &[
 
 /// Codes added since the fixture was first written (`entries` appends them).
 const ADDED_LATER_EXEC: &[ExecKind] = &[ExecKind::Restated];
-/// Row records exist from segment format 3 on; the fixture is format 2.
+/// Row records exist from segment format 3 on; the fixture is format 1.
 const ADDED_WITH_FORMAT_3: &[Kind] = &[Kind::PairRows];
 const ADDED_LATER_ODDITY: &[Oddity] = &[Oddity::VenueHeldOther];
 const ADDED_LATER_REASON: &[Reason] = &[Reason::SymbolRemoved];
@@ -353,7 +353,7 @@ fn regression_on_disk_codes_were_array_positions_golden_journal_reads_back() {
         assert_eq!(&r.5, w, "record {} reads back differently", r.0);
     }
     // It holds every kind of record this schema has, but those of segment
-    // formats newer than its own (format 2): `record`'s tests freeze a row's
+    // formats newer than its own (format 1): `record`'s tests freeze a row's
     // bytes, and `journal`'s read rows back.
     let kinds: BTreeSet<u16> = got.iter().map(|r| r.1).collect();
     for k in Kind::ALL

@@ -912,9 +912,9 @@ fn format_of(path: &Path) -> u32 {
     u32::from_le_bytes(b[8..12].try_into().unwrap())
 }
 
-/// Issue 14 moved new segments to CRC-32C (format 2). A journal of an earlier
+/// Issue 14 moved new segments to CRC-32C (format 2, then 3 with row records). A journal of an earlier
 /// build (format 1, the IEEE CRC-32: the golden journal) still reads, takes
-/// appends in its open segment with its own checksum, and rolls into format 2;
+/// appends in its open segment with its own checksum, and rolls into the current format;
 /// the whole history reads back, and a flipped byte is still caught in both.
 #[test]
 fn a_format_1_journal_is_read_appended_to_and_rolls_into_format_2() {

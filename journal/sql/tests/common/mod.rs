@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 /// A journal written by the real engine core, with `fills` leader fills.
 /// The rows a journal's records make in `copy_instructions` and `follower_orders`
 /// (from its records by kind): one per decision and one per order, and an
-/// `order_decision` record holds one of each.
+/// `order_decision` record (or a row of a `pair_rows` one) holds one of each.
 pub fn instruction_and_order_rows(by_kind: &BTreeMap<u16, u64>) -> (u64, u64) {
     use fillcast_journal::record::Kind;
     let k = |kind: Kind| by_kind.get(&(kind as u16)).copied().unwrap_or(0);
     (
-        k(Kind::Decision) + k(Kind::OrderDecision) + k(Kind::ResyncDecision),
-        k(Kind::Order) + k(Kind::OrderDecision),
+        k(Kind::Decision) + k(Kind::OrderDecision) + k(Kind::PairRows) + k(Kind::ResyncDecision),
+        k(Kind::Order) + k(Kind::OrderDecision) + k(Kind::PairRows),
     )
 }
 
