@@ -60,12 +60,17 @@ pub enum Kind {
     /// header, an archive of the two and padding). Each row is a journal entry
     /// with its own sequence number and reads as `Entry::OrderDecision`.
     PairRows = 17,
+    /// Venue reports as `Exec` holds them, one 64-byte row each
+    /// (`write_exec_row`), a run of them at one time in one record: each row
+    /// reads as `Entry::Exec`.
+    ExecRows = 18,
 }
 
-const _: () = assert!(Kind::PairRows as u16 == crate::segment::ROWS_KIND);
+const _: () = assert!(Kind::PairRows as u16 == crate::segment::PAIR_ROWS_KIND);
+const _: () = assert!(Kind::ExecRows as u16 == crate::segment::EXEC_ROWS_KIND);
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -83,6 +88,7 @@ impl Kind {
         Kind::CommandBy,
         Kind::FollowerEquity,
         Kind::PairRows,
+        Kind::ExecRows,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -108,6 +114,7 @@ impl Kind {
             Kind::CommandBy => "command_by",
             Kind::FollowerEquity => "follower_equity",
             Kind::PairRows => "pair_rows",
+            Kind::ExecRows => "exec_rows",
         }
     }
 
@@ -1001,6 +1008,7 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             let (o, d) = read_row(payload)?;
             Entry::OrderDecision(o, d)
         }
+        Kind::ExecRows => Entry::Exec(read_exec_row(payload)?),
         Kind::Notice => {
             let r = access::<ArchivedNoticeRec>(kind, payload)?;
             let rec = NoticeRec {
@@ -1097,7 +1105,7 @@ mod row {
 /// Writes the row of `o` and `d`, which `row_fits`, into `buf` (a row's bytes in
 /// the journal's mapping).
 #[inline(always)]
-pub fn write_row(o: &FollowerOrder, d: &Decision, buf: &mut [u8; crate::segment::ROW_BYTES]) {
+pub fn write_row(o: &FollowerOrder, d: &Decision, buf: &mut [u8; crate::segment::PAIR_ROW_BYTES]) {
     debug_assert!(row_fits(o, d, o.ts.0));
     let mut put = |at: usize, v: u64| buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
     put(row::ID, o.id);
@@ -1122,10 +1130,10 @@ pub fn write_row(o: &FollowerOrder, d: &Decision, buf: &mut [u8; crate::segment:
 fn read_row(p: &[u8]) -> Result<(FollowerOrder, Decision), RecordError> {
     const K: &str = "pair_rows";
     let bad = |message: String| RecordError::Payload { kind: K, message };
-    let p: &[u8; crate::segment::ROW_BYTES] = p.try_into().map_err(|_| {
+    let p: &[u8; crate::segment::PAIR_ROW_BYTES] = p.try_into().map_err(|_| {
         bad(format!(
             "a row is {} bytes, not {}",
-            crate::segment::ROW_BYTES,
+            crate::segment::PAIR_ROW_BYTES,
             p.len()
         ))
     })?;
@@ -1179,6 +1187,70 @@ fn read_row(p: &[u8]) -> Result<(FollowerOrder, Decision), RecordError> {
         resync: SyncReason::None,
     };
     Ok((order, decision))
+}
+
+/// Byte offsets in an exec row (`Kind::ExecRows`); all little-endian, 58..64 zero.
+mod exec_row {
+    pub const ORDER_ID: usize = 0;
+    pub const QTY: usize = 8;
+    pub const PRICE: usize = 16;
+    pub const TRADE_ID: usize = 24;
+    pub const FEE: usize = 32;
+    pub const VENUE_TS: usize = 40;
+    pub const RECV_TS: usize = 48;
+    pub const KIND: usize = 56;
+    pub const REJECT: usize = 57;
+    pub const PAD: usize = 58;
+}
+
+/// Writes the row of venue report `r` into `buf` (a row's bytes in the
+/// journal's mapping). A row record's rows share its header's time: the stage
+/// puts reports received together (`recv_ts`) in one.
+#[inline(always)]
+pub fn write_exec_row(r: &ExecReport, buf: &mut [u8; crate::segment::EXEC_ROW_BYTES]) {
+    let mut put = |at: usize, v: u64| buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put(exec_row::ORDER_ID, r.order_id);
+    put(exec_row::QTY, r.qty.0 as u64);
+    put(exec_row::PRICE, r.price.0 as u64);
+    put(exec_row::TRADE_ID, r.trade_id);
+    put(exec_row::FEE, r.fee.0 as u64);
+    put(exec_row::VENUE_TS, r.venue_ts.0);
+    put(exec_row::RECV_TS, r.recv_ts.0);
+    buf[exec_row::KIND] = r.kind.code();
+    buf[exec_row::REJECT] = r.reject.code();
+    buf[exec_row::PAD..].fill(0);
+}
+
+/// The venue report of an exec row, every field checked as an archive's are.
+fn read_exec_row(p: &[u8]) -> Result<ExecReport, RecordError> {
+    const K: &str = "exec_rows";
+    let p: &[u8; crate::segment::EXEC_ROW_BYTES] =
+        p.try_into().map_err(|_| RecordError::Payload {
+            kind: K,
+            message: format!(
+                "a row is {} bytes, not {}",
+                crate::segment::EXEC_ROW_BYTES,
+                p.len()
+            ),
+        })?;
+    if p[exec_row::PAD..].iter().any(|b| *b != 0) {
+        return Err(RecordError::Payload {
+            kind: K,
+            message: "row padding is not zero".into(),
+        });
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(p[at..at + 8].try_into().unwrap_or_default());
+    Ok(ExecReport {
+        order_id: u64_at(exec_row::ORDER_ID),
+        kind: from_code::<ExecKind>(p[exec_row::KIND], K, "kind")?,
+        qty: Lots(u64_at(exec_row::QTY) as i64),
+        price: Ticks(u64_at(exec_row::PRICE) as i64),
+        trade_id: u64_at(exec_row::TRADE_ID),
+        fee: Money(u64_at(exec_row::FEE) as i64),
+        reject: from_code::<RejectReason>(p[exec_row::REJECT], K, "reject")?,
+        venue_ts: Nanos(u64_at(exec_row::VENUE_TS)),
+        recv_ts: Nanos(u64_at(exec_row::RECV_TS)),
+    })
 }
 
 /// Writes `v`'s archive into `buf`, which must be exactly as long (a record's
@@ -1445,7 +1517,7 @@ mod in_place_tests {
     fn a_rows_bytes_are_frozen_and_read_back_as_its_pair() {
         let (o, d) = row_pair();
         assert!(row_fits(&o, &d, o.ts.0));
-        let mut row = [0xffu8; crate::segment::ROW_BYTES];
+        let mut row = [0xffu8; crate::segment::PAIR_ROW_BYTES];
         write_row(&o, &d, &mut row);
         let hex: String = row.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
@@ -1467,7 +1539,7 @@ mod in_place_tests {
     #[test]
     fn a_damaged_row_is_refused_or_reads_as_a_well_formed_pair() {
         let (o, d) = row_pair();
-        let mut good = [0u8; crate::segment::ROW_BYTES];
+        let mut good = [0u8; crate::segment::PAIR_ROW_BYTES];
         write_row(&o, &d, &mut good);
         for len in [0, 1, 79, 81, 160] {
             let junk = vec![0u8; len];
@@ -1532,5 +1604,92 @@ mod in_place_tests {
                 }
             }
         }
+    }
+
+    /// An exec row's bytes are frozen as a pair row's are; every code of a
+    /// report's kind and reject reason reads back as itself.
+    #[test]
+    fn an_exec_rows_bytes_are_frozen_and_every_code_reads_back() {
+        let r = ExecReport {
+            order_id: 0x0102_0304_0506_0708,
+            kind: ExecKind::Fill,
+            qty: Lots(3),
+            price: Ticks(-2),
+            trade_id: 0x1112_1314_1516_1718,
+            fee: Money(-5),
+            reject: RejectReason::Other,
+            venue_ts: Nanos(0x2122_2324_2526_2728),
+            recv_ts: Nanos(0x3132_3334_3536_3738),
+        };
+        let mut row = [0xffu8; crate::segment::EXEC_ROW_BYTES];
+        write_exec_row(&r, &mut row);
+        let hex: String = row.iter().map(|b| format!("{b:02x}")).collect();
+        let expect = [
+            "0807060504030201", // order id
+            "0300000000000000", // qty 3
+            "feffffffffffffff", // price -2
+            "1817161514131211", // trade id
+            "fbffffffffffffff", // fee -5
+            "2827262524232221", // venue time
+            "3837363534333231", // receive time
+            &format!("{:02x}", ExecKind::Fill.code()),
+            &format!("{:02x}", RejectReason::Other.code()),
+            "000000000000",
+        ]
+        .concat();
+        assert_eq!(hex, expect);
+        assert_eq!(
+            decode(Kind::ExecRows as u16, SCHEMA, &row),
+            Ok(Entry::Exec(r))
+        );
+        for kind in ExecKind::ALL {
+            for reject in RejectReason::ALL {
+                let r = ExecReport {
+                    kind: *kind,
+                    reject: *reject,
+                    ..r
+                };
+                write_exec_row(&r, &mut row);
+                assert_eq!(
+                    decode(Kind::ExecRows as u16, SCHEMA, &row),
+                    Ok(Entry::Exec(r))
+                );
+            }
+        }
+    }
+
+    /// Exec rows that no writer makes are refused with what is wrong.
+    #[test]
+    fn a_damaged_exec_row_is_refused() {
+        let mut good = [0u8; crate::segment::EXEC_ROW_BYTES];
+        write_exec_row(&ExecReport::default(), &mut good);
+        for len in [0, 1, 63, 65, 128] {
+            assert!(matches!(
+                decode(Kind::ExecRows as u16, SCHEMA, &vec![0u8; len]),
+                Err(RecordError::Payload { .. })
+            ));
+        }
+        let refuse = |at: usize, v: u8| {
+            let mut row = good;
+            row[at] = v;
+            decode(Kind::ExecRows as u16, SCHEMA, &row)
+        };
+        for pad in 58..64 {
+            assert!(
+                matches!(refuse(pad, 1), Err(RecordError::Payload { .. })),
+                "byte {pad}"
+            );
+        }
+        assert!(matches!(
+            refuse(56, 0xee),
+            Err(RecordError::BadCode { field: "kind", .. })
+        ));
+        assert!(matches!(
+            refuse(57, 0xee),
+            Err(RecordError::BadCode {
+                field: "reject",
+                ..
+            })
+        ));
     }
 }

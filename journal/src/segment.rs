@@ -22,13 +22,13 @@
 //! Segments of formats 1 and 2 (earlier builds) are still read, and a writer
 //! reopened on one appends to it in its format until it rolls.
 //!
-//! **Row records** (format 3): a record of kind `ROWS_KIND` holds `len /
-//! ROW_BYTES` fixed-size rows, each its own entry of the journal with its own
-//! sequence number: the record's `seq` is its first row's, the next record's is
-//! past its last. Readers hand each row on as a record of its own (`row`), so
-//! what a journal says is the same whether its entries were written one a
-//! record or many; the writer saves a header, a checksum set-up and a commit per
-//! row (the engine's fan-out writes one per order and decision). Format 3 exists
+//! **Row records** (format 3): a record of a row kind (`row_bytes`: a fan-out's
+//! orders and decisions, venue reports) holds `len / row bytes` fixed-size rows,
+//! each its own entry of the journal with its own sequence number: the record's
+//! `seq` is its first row's, the next record's is past its last. Readers hand
+//! each row on as a record of its own (`row`), so what a journal says is the
+//! same whether its entries were written one a record or many; the writer saves
+//! a header, a checksum set-up and a commit per row. Format 3 exists
 //! so that an earlier build, which would take the sequence jump after a row
 //! record for damage, refuses the segment instead.
 //!
@@ -67,22 +67,37 @@ pub const EXTENSION: &str = "fcj";
 /// Sequences start at 1; the bound keeps `seq + 1` from overflowing whatever a
 /// header says (a segment holds far fewer than 2^62 records).
 pub const SEQ_MAX: u64 = 1 << 62;
-/// The kind of a row record (`record::Kind::PairRows`): its payload is rows of
-/// `ROW_BYTES`, one sequence number each.
-pub const ROWS_KIND: u16 = 17;
-/// The size of a row: a multiple of 16, so each row starts 16-byte aligned.
-pub const ROW_BYTES: usize = 80;
-const _: () = assert!(ROW_BYTES.is_multiple_of(16) && ROW_BYTES >= RECORD_HEADER);
+/// A row record of orders and their decisions (`record::Kind::PairRows`), and
+/// its rows' size.
+pub const PAIR_ROWS_KIND: u16 = 17;
+pub const PAIR_ROW_BYTES: usize = 80;
+/// A row record of venue reports (`record::Kind::ExecRows`), and its rows' size.
+pub const EXEC_ROWS_KIND: u16 = 18;
+pub const EXEC_ROW_BYTES: usize = 64;
+// Multiples of 16, so each row starts 16-byte aligned; at least a record
+// header, so the scan's bound on the sequences a segment holds stays true.
+const _: () = assert!(PAIR_ROW_BYTES.is_multiple_of(16) && PAIR_ROW_BYTES >= RECORD_HEADER);
+const _: () = assert!(EXEC_ROW_BYTES.is_multiple_of(16) && EXEC_ROW_BYTES >= RECORD_HEADER);
+
+/// The size of a row of `kind`, if it is a row kind.
+#[inline]
+pub fn row_bytes(kind: u16) -> Option<usize> {
+    match kind {
+        PAIR_ROWS_KIND => Some(PAIR_ROW_BYTES),
+        EXEC_ROWS_KIND => Some(EXEC_ROW_BYTES),
+        _ => None,
+    }
+}
 
 /// The sequence numbers a record of `kind` with a `len`-byte payload takes:
 /// its rows for a row record, else 1. `None`: a row record that is not a
 /// whole, non-zero number of rows (no writer makes one).
 #[inline]
 pub fn span_of(kind: u16, len: usize) -> Option<u64> {
-    if kind != ROWS_KIND {
-        return Some(1);
+    match row_bytes(kind) {
+        None => Some(1),
+        Some(b) => (len > 0 && len.is_multiple_of(b)).then_some((len / b) as u64),
     }
-    (len > 0 && len.is_multiple_of(ROW_BYTES)).then_some((len / ROW_BYTES) as u64)
 }
 
 /// Row `i` of `rec`, a record that takes `span` sequence numbers (`Step::Record`),
@@ -94,10 +109,11 @@ pub fn row<'a>(rec: &RecordRef<'a>, span: u64, i: u64) -> RecordRef<'a> {
     if span == 1 {
         return *rec;
     }
-    let at = i as usize * ROW_BYTES;
+    let b = rec.payload.len() / span as usize;
+    let at = i as usize * b;
     RecordRef {
         seq: rec.seq + i,
-        payload: &rec.payload[at..at + ROW_BYTES],
+        payload: &rec.payload[at..at + b],
         ..*rec
     }
 }
@@ -570,7 +586,8 @@ pub fn step<'a>(bytes: impl Into<View<'a>>, off: usize, expect_seq: u64) -> Step
     }
     let Some(span) = span_of(kind, len as usize) else {
         return Step::Corrupt(format!(
-            "row record {seq} of {len} bytes is not a whole number of {ROW_BYTES}-byte rows"
+            "row record {seq} of {len} bytes is not a whole number of {}-byte rows",
+            row_bytes(kind).unwrap_or_default()
         ));
     };
     Step::Record {
@@ -629,7 +646,7 @@ pub fn next_valid<'a>(
 ) -> Option<(usize, u64)> {
     let view = bytes.into();
     // Each sequence number takes at least `RECORD_HEADER` bytes (a record's
-    // header, or a row of `ROW_BYTES`), so a segment of `len` bytes holds fewer
+    // header, or a row, at least as long), so a segment of `len` bytes holds fewer
     // than `len / RECORD_HEADER`: a record whose sequence is further on cannot
     // be ours.
     let max_seq = min_seq.saturating_add((view.len() / RECORD_HEADER) as u64);
@@ -844,11 +861,11 @@ mod tests {
     fn row_records_take_a_sequence_a_row() {
         let mut bytes = vec![0u8; 4096];
         bytes[..SEGMENT_HEADER].copy_from_slice(&encode_header(4096, 10));
-        let rows: Vec<u8> = (0..3 * ROW_BYTES)
-            .map(|i| (i / ROW_BYTES) as u8 + 1)
+        let rows: Vec<u8> = (0..3 * PAIR_ROW_BYTES)
+            .map(|i| (i / PAIR_ROW_BYTES) as u8 + 1)
             .collect();
         let a = put(&mut bytes, SEGMENT_HEADER, 7, 10, b"one");
-        let b = put(&mut bytes, a, ROWS_KIND, 11, &rows);
+        let b = put(&mut bytes, a, PAIR_ROWS_KIND, 11, &rows);
         let c = put(&mut bytes, b, 7, 14, b"after");
         let scan = scan(&bytes[..], SEGMENT_HEADER, 10);
         assert_eq!((scan.records, scan.next_seq, scan.end), (3, 15, c));
@@ -856,15 +873,15 @@ mod tests {
         let Step::Record { rec, next, span } = step(&bytes[..], a, 11) else {
             panic!("the row record");
         };
-        assert_eq!((span, next, rec.payload.len()), (3, b, 3 * ROW_BYTES));
+        assert_eq!((span, next, rec.payload.len()), (3, b, 3 * PAIR_ROW_BYTES));
         for i in 0..3 {
             let r = row(&rec, span, i);
             assert_eq!(
                 (r.seq, r.kind, r.payload),
                 (
                     11 + i,
-                    ROWS_KIND,
-                    &rows[i as usize * ROW_BYTES..][..ROW_BYTES]
+                    PAIR_ROWS_KIND,
+                    &rows[i as usize * PAIR_ROW_BYTES..][..PAIR_ROW_BYTES]
                 )
             );
         }
@@ -882,15 +899,17 @@ mod tests {
         put(
             &mut torn,
             SEGMENT_HEADER,
-            ROWS_KIND,
+            PAIR_ROWS_KIND,
             1,
-            &rows[..ROW_BYTES * 5 / 2],
+            &rows[..PAIR_ROW_BYTES * 5 / 2],
         );
         match step(&torn[..], SEGMENT_HEADER, 1) {
             Step::Corrupt(why) => assert!(why.contains("whole number"), "{why}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(span_of(ROWS_KIND, 0), None);
+        assert_eq!(span_of(PAIR_ROWS_KIND, 0), None);
+        assert_eq!(span_of(EXEC_ROWS_KIND, 128), Some(2));
+        assert_eq!(span_of(EXEC_ROWS_KIND, 80), None);
         assert_eq!(span_of(7, 5), Some(1));
     }
 

@@ -4,10 +4,10 @@
 use crate::error::JournalError;
 use crate::record::RecordError;
 use crate::record::{
-    config_parts, decision_rec, exec_rec, pair_rec, row_fits, write_into, write_row, Encoder, Kind,
-    SCHEMA,
+    config_parts, decision_rec, exec_rec, pair_rec, row_fits, write_exec_row, write_into,
+    write_row, Encoder, Kind, SCHEMA,
 };
-use crate::segment::{RECORD_HEADER, ROW_BYTES};
+use crate::segment::{EXEC_ROW_BYTES, PAIR_ROW_BYTES, RECORD_HEADER};
 use crate::writer::JournalWriter;
 use fillcast_engine::outputs::SyncReason;
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
@@ -116,7 +116,19 @@ impl JournalStage {
                     continue;
                 }
                 (JournalEntry::Exec(r), _) => {
-                    self.in_place(Kind::Exec, r.recv_ts.0, &exec_rec(r))?;
+                    // Reports received together (one `recv_ts`) go in one row
+                    // record, where the segment takes them.
+                    let ts = r.recv_ts.0;
+                    if self.writer.takes_rows() {
+                        let run = entries[i..]
+                            .iter()
+                            .take_while(|e| matches!(e, JournalEntry::Exec(x) if x.recv_ts.0 == ts))
+                            .count();
+                        self.exec_rows(&entries[i..i + run], ts)?;
+                        i += run;
+                        continue;
+                    }
+                    self.in_place(Kind::Exec, ts, &exec_rec(r))?;
                     i += 1;
                     continue;
                 }
@@ -150,10 +162,13 @@ impl JournalStage {
     fn rows(&mut self, pairs: &[JournalEntry], ts: u64) -> Result<(), StageError> {
         let n = pairs.len() / 2;
         self.writer
-            .try_append_rows_with(SCHEMA, ts, n, |buf| {
-                for (row, pair) in buf.chunks_exact_mut(ROW_BYTES).zip(pairs.chunks_exact(2)) {
+            .try_append_rows_with(Kind::PairRows as u16, SCHEMA, ts, n, |buf| {
+                for (row, pair) in buf
+                    .chunks_exact_mut(PAIR_ROW_BYTES)
+                    .zip(pairs.chunks_exact(2))
+                {
                     if let (Ok(row), [JournalEntry::Order(o), JournalEntry::Decision(d)]) =
-                        (<&mut [u8; ROW_BYTES]>::try_from(row), pair)
+                        (<&mut [u8; PAIR_ROW_BYTES]>::try_from(row), pair)
                     {
                         write_row(o, d, row);
                     }
@@ -161,7 +176,29 @@ impl JournalStage {
                 Ok::<(), std::convert::Infallible>(())
             })?
             .unwrap_or_else(|never| match never {});
-        self.bytes += (RECORD_HEADER + n * ROW_BYTES) as u64;
+        self.bytes += (RECORD_HEADER + n * PAIR_ROW_BYTES) as u64;
+        self.records += n as u64;
+        Ok(())
+    }
+
+    /// Appends `reports` (venue reports, all received at `ts`) as one row
+    /// record, written in place.
+    #[inline]
+    fn exec_rows(&mut self, reports: &[JournalEntry], ts: u64) -> Result<(), StageError> {
+        let n = reports.len();
+        self.writer
+            .try_append_rows_with(Kind::ExecRows as u16, SCHEMA, ts, n, |buf| {
+                for (row, e) in buf.chunks_exact_mut(EXEC_ROW_BYTES).zip(reports) {
+                    if let (Ok(row), JournalEntry::Exec(r)) =
+                        (<&mut [u8; EXEC_ROW_BYTES]>::try_from(row), e)
+                    {
+                        write_exec_row(r, row);
+                    }
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })?
+            .unwrap_or_else(|never| match never {});
+        self.bytes += (RECORD_HEADER + n * EXEC_ROW_BYTES) as u64;
         self.records += n as u64;
         Ok(())
     }

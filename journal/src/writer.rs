@@ -814,11 +814,11 @@ impl JournalWriter {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<Result<u64, E>, JournalError> {
-        if kind == segment::ROWS_KIND {
+        if segment::row_bytes(kind).is_some() {
             // Rows one at a time, or a whole row record (as a copy of a journal
             // record by record makes them).
             return match segment::span_of(kind, len) {
-                Some(rows) => self.try_append_rows_with(schema, ts, rows as usize, fill),
+                Some(rows) => self.try_append_rows_with(kind, schema, ts, rows as usize, fill),
                 None => Err(JournalError::BadArgument(format!(
                     "a row record of {len} bytes is not whole rows"
                 ))),
@@ -833,25 +833,30 @@ impl JournalWriter {
         self.rows
     }
 
-    /// A row record of `rows` rows (`segment::ROW_BYTES` each), which `fill`
-    /// writes in place; its rows take sequences from the returned one on.
+    /// A row record of `kind` (`segment::row_bytes`) with `rows` rows, which
+    /// `fill` writes in place; its rows take sequences from the returned one on.
     /// Only where `takes_rows` (else `JournalError::BadArgument`).
     #[inline]
     pub fn try_append_rows_with<E>(
         &mut self,
+        kind: u16,
         schema: u16,
         ts: u64,
         rows: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<Result<u64, E>, JournalError> {
-        if !self.rows || rows == 0 {
+        let Some(row_bytes) = segment::row_bytes(kind).filter(|_| self.rows && rows > 0) else {
             return Err(JournalError::BadArgument(format!(
-                "a row record of {rows} rows where the segment takes {}",
-                if self.rows { "a row or more" } else { "none" }
+                "a record of kind {kind} with {rows} rows where the segment takes {}",
+                if self.rows {
+                    "rows of the row kinds"
+                } else {
+                    "none"
+                }
             )));
-        }
-        let len = rows.saturating_mul(segment::ROW_BYTES);
-        self.append_span(segment::ROWS_KIND, schema, ts, len, rows as u64, fill)
+        };
+        let len = rows.saturating_mul(row_bytes);
+        self.append_span(kind, schema, ts, len, rows as u64, fill)
     }
 
     #[inline(always)]

@@ -289,11 +289,25 @@ const ADDED_LATER_COMMANDS: &[Command] = &[
 /// Codes added since the fixture was first written (`entries` appends them).
 const ADDED_LATER_EXEC: &[ExecKind] = &[ExecKind::Restated];
 /// Row records exist from segment format 3 on; the fixture is format 1.
-const ADDED_WITH_FORMAT_3: &[Kind] = &[Kind::PairRows];
+const ADDED_WITH_FORMAT_3: &[Kind] = &[Kind::PairRows, Kind::ExecRows];
 const ADDED_LATER_ODDITY: &[Oddity] = &[Oddity::VenueHeldOther];
 const ADDED_LATER_REASON: &[Reason] = &[Reason::SymbolRemoved];
 
-/// Writes the golden entries, config first, as this build writes them.
+/// The segment format of the fixture: what `write` writes in, so that this
+/// build's records compare with it (a format-3 segment would hold row records
+/// where the fixture has a record each).
+fn fixture_format() -> u32 {
+    let seg = data()
+        .join("golden-journal")
+        .join(fillcast_journal::segment::file_name(1));
+    std::fs::read(seg)
+        .ok()
+        .and_then(|b| fillcast_journal::segment::parse_header(&b).ok())
+        .map_or(fillcast_journal::segment::FORMAT, |h| h.format)
+}
+
+/// Writes the golden entries, config first, as this build writes them into a
+/// segment of the fixture's format.
 fn write(dir: &Path) {
     let cfg = load_str(CONFIG, Path::new("/golden/config.toml")).expect("config");
     let u = Universe::from_config(&cfg).expect("universe");
@@ -301,6 +315,16 @@ fn write(dir: &Path) {
         segment_bytes: 64 << 10,
         ..JournalOptions::default()
     };
+    let format = fixture_format();
+    if format != fillcast_journal::segment::FORMAT {
+        // An empty segment of that format, which the writer appends to as it is.
+        let mut seg = vec![0u8; 64 << 10];
+        seg[..fillcast_journal::segment::SEGMENT_HEADER].copy_from_slice(
+            &fillcast_journal::segment::encode_header_format(64 << 10, 1, format),
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(fillcast_journal::segment::file_name(1)), seg).unwrap();
+    }
     let (writer, _) = JournalWriter::open(dir, opts).expect("open");
     let mut stage = JournalStage::new(writer);
     stage

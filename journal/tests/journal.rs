@@ -1217,3 +1217,73 @@ fn a_fan_outs_pairs_are_rows_of_one_record_each_with_its_own_sequence() {
         [pd, pd, Kind::PairRows as u16, Kind::PairRows as u16]
     );
 }
+
+/// Venue reports received together (one `recv_ts`) go in one row record, a row
+/// and a sequence number each, and read back as the reports they were, between
+/// the records around them; a report at another time starts another record.
+#[test]
+fn reports_received_together_are_rows_of_one_record() {
+    use fillcast_engine::event::{ExecKind, ExecReport, RejectReason};
+    use fillcast_engine::port::{JournalEntry, JournalSink};
+    use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+    use fillcast_journal::record::Kind;
+    use fillcast_journal::stage::JournalStage;
+    let report = |i: u64, recv: u64| {
+        JournalEntry::Exec(ExecReport {
+            order_id: 1000 + i,
+            kind: if i.is_multiple_of(3) {
+                ExecKind::Ack
+            } else {
+                ExecKind::Fill
+            },
+            qty: Lots(i as i64),
+            price: Ticks(100 + i as i64),
+            trade_id: 7000 + i,
+            fee: Money(-(i as i64)),
+            reject: if i == 4 {
+                RejectReason::Transient
+            } else {
+                RejectReason::default()
+            },
+            venue_ts: Nanos(10 + i),
+            recv_ts: Nanos(recv),
+        })
+    };
+    let mut entries: Vec<JournalEntry> = (0..10).map(|i| report(i, 500)).collect();
+    entries.extend((10..13).map(|i| report(i, 501)));
+    entries.push(JournalEntry::Feed(
+        fillcast_engine::event::FeedEvent::Tick { ts: Nanos(502) },
+    ));
+    entries.push(report(13, 502));
+    let d = tempfile::tempdir().unwrap();
+    let (w, _) = JournalWriter::open(d.path(), opts()).unwrap();
+    let mut stage = JournalStage::new(w);
+    stage.append(&entries).unwrap();
+    assert_eq!(stage.records(), entries.len() as u64);
+    drop(stage);
+    let bytes = std::fs::read(segments(d.path()).remove(0)).unwrap();
+    let scan = segment::scan(&bytes[..], SEGMENT_HEADER, 1);
+    assert_eq!(
+        (scan.records, scan.next_seq),
+        (4, 16),
+        "rows of 10 and 3, a tick, a row of 1"
+    );
+    let r = JournalReader::open(d.path()).unwrap();
+    let mut back = Vec::new();
+    for (i, rec) in r.iter_from(1).enumerate() {
+        let rec = rec.unwrap();
+        assert_eq!(rec.seq, i as u64 + 1);
+        let kind = Kind::from_u16(rec.kind).unwrap();
+        match decode(rec.kind, rec.schema, rec.payload).unwrap() {
+            Entry::Exec(x) => {
+                assert_eq!((kind, rec.ts), (Kind::ExecRows, x.recv_ts.0));
+                back.push(JournalEntry::Exec(x));
+            }
+            Entry::Feed(f) => back.push(JournalEntry::Feed(f)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(back, entries);
+    // From inside the first row record.
+    assert_eq!(r.iter_from(9).next().unwrap().unwrap().seq, 9);
+}
