@@ -105,6 +105,47 @@ fn skipped_for_capacity(dir: &Path) -> u64 {
     n
 }
 
+/// Orders of the journal in `dir` parted from their decision: a lone `order`
+/// record right before a lone `decision` record of its subscription and leader
+/// event, or an `order_decision` record that fits a row (`record::row_fits`).
+/// The pipeline keeps an order and its decision in one journal chunk, and
+/// publishes it before a full egress chunk only after the decision, so the
+/// journal stage can write them as one row.
+fn parted_pairs(dir: &Path) -> u64 {
+    use fillcast_engine::outputs::SyncReason;
+    use fillcast_journal::record::row_fits;
+    let reader = JournalReader::open(&dir.join("journal")).expect("journal");
+    let mut n = 0;
+    let mut lone_order = None;
+    for rec in reader.iter_from(1) {
+        let rec = rec.expect("journal reads back");
+        match decode(rec.kind, rec.schema, rec.payload) {
+            Ok(Entry::Decision(d)) => {
+                if let Some(o) = lone_order {
+                    let o: fillcast_engine::event::FollowerOrder = o;
+                    n += (o.leader_event_key != 0
+                        && o.leader_event_key == d.event_key
+                        && o.sub == d.sub
+                        && d.resync == SyncReason::None
+                        && row_fits(&o, &d, o.ts.0)) as u64;
+                }
+                lone_order = None;
+            }
+            Ok(Entry::Order(o)) if rec.kind == fillcast_journal::record::Kind::Order as u16 => {
+                lone_order = Some(o);
+            }
+            Ok(Entry::OrderDecision(o, d))
+                if rec.kind == fillcast_journal::record::Kind::OrderDecision as u16 =>
+            {
+                n += row_fits(&o, &d, rec.ts) as u64;
+                lone_order = None;
+            }
+            _ => lone_order = None,
+        }
+    }
+    n
+}
+
 /// The summary's reconciliation: the venue's books agree with the engine's and it
 /// saw no client order id twice.
 fn assert_reconciled(out: &str) {
@@ -153,8 +194,36 @@ seed = 5"#;
         "the burst must have met a full order table:\n{out}"
     );
     assert_eq!(skipped_for_capacity(dir.path()), 0);
+    // Issue 14: every fan-out order went into the journal as one row with its
+    // decision (one in 16 was parted from it by a full chunk before).
+    assert_eq!(parted_pairs(dir.path()), 0);
     // Rejected closes were sent again (finding 2 at the binary).
     assert!(figure_after(&out, "sent by the resync ") > 0, "{out}");
+}
+
+/// Issue 14: with more followers than an egress chunk holds (32 orders), a full
+/// chunk goes out after its last order's decision is journaled, and a journal
+/// chunk never ends between an order and its decision: every fan-out order is
+/// one row with its decision (`parted_pairs`), and the run still reconciles.
+#[test]
+fn fan_out_orders_are_journaled_as_rows_with_their_decisions() {
+    let dir = tmp();
+    std::fs::write(dir.path().join("fills.jsonl"), bursts(1, 6, 2)).unwrap();
+    let venue = "[[venues]]\nname = \"sim\"\nkind = \"sim\"";
+    std::fs::write(dir.path().join("c.toml"), config(1, 150, venue, "")).unwrap();
+    let o = fillcast_cmd()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(dir.path().join("c.toml"))
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    // Six leader orders, each in two partial fills and a close.
+    assert_eq!(figure(&out, "leader fills in"), 18, "{out}");
+    assert!(figure(&out, "follower orders out") >= 18 * 100, "{out}");
+    assert_flat(&out, &err);
+    assert_reconciled(&out);
+    assert_eq!(parted_pairs(dir.path()), 0);
 }
 
 /// A `fillcast sim-venue` process on `port`, with the fill model of `cfg`.

@@ -660,6 +660,11 @@ struct EgressSink<P, J> {
     journal: Option<J>,
     jchunk: JournalChunk,
     journal_published: u64,
+    /// A venue's chunk that an order filled, handed on after that order's
+    /// decision is journaled (`Outputs::decision`): handed on at once, the
+    /// journal chunk published before it would end between the order and its
+    /// decision, which then cannot share a row (a record each, one order in 32).
+    full: Option<usize>,
     progress: Arc<Progress>,
 }
 
@@ -683,6 +688,7 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> EgressSink<P, J> {
             journal,
             jchunk: JournalChunk::default(),
             journal_published: 0,
+            full: None,
             progress: Arc::clone(progress),
         }
     }
@@ -691,6 +697,12 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> EgressSink<P, J> {
     fn journal(&mut self, e: JournalEntry) {
         if self.journal.is_none() {
             return;
+        }
+        // An order does not end a chunk: the decision that follows it goes in
+        // the same chunk, so the two share a row (`JournalStage`), not a record
+        // each. The chunk goes one entry short.
+        if self.jchunk.len as usize == JOURNAL_CHUNK - 1 && matches!(e, JournalEntry::Order(_)) {
+            self.publish_journal();
         }
         let c = &mut self.jchunk;
         c.entries[c.len as usize] = e;
@@ -733,6 +745,8 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> EgressSink<P, J> {
 
     /// Publish what is waiting; true when nothing is left behind.
     fn flush(&mut self) -> bool {
+        // A full chunk is pushed below with the partial ones.
+        self.full = None;
         let mut empty = true;
         for g in 0..self.producers.len() {
             while !self.outbox[g].is_empty() {
@@ -766,19 +780,27 @@ impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> EgressSink<P, J> {
 impl<P: Producer<OrderChunk>, J: Producer<JournalChunk>> Outputs for EgressSink<P, J> {
     #[inline(always)]
     fn order(&mut self, order: &FollowerOrder) {
+        // Another order before a decision (a flip's two legs): the full chunk
+        // goes now, as it must before this order could land in it.
+        if let Some(g) = self.full.take() {
+            self.push_chunk(g);
+        }
         self.journal(JournalEntry::Order(*order));
         let g = self.venue_of_symbol[order.symbol.0 as usize];
         let c = &mut self.chunks[g];
         c.orders[c.len as usize] = *order;
         c.len += 1;
         if c.len as usize == ORDER_CHUNK {
-            self.push_chunk(g);
+            self.full = Some(g);
         }
     }
 
     #[inline(always)]
     fn decision(&mut self, d: &Decision) {
         self.journal(JournalEntry::Decision(*d));
+        if let Some(g) = self.full.take() {
+            self.push_chunk(g);
+        }
     }
 
     fn notice(&mut self, n: &Notice) {
