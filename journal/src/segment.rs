@@ -657,7 +657,8 @@ pub fn next_valid<'a>(
         .find_map(|off| valid_record_at(view, off, min_seq, max_seq).map(|seq| (off, seq)))
 }
 
-/// The sequence of a checksummed record at `off` whose sequence is in `min..=max`.
+/// The sequence of a checksummed record at `off` whose sequence is in `min..=max`
+/// and that `step` would read: a row record of whole rows, no part row.
 fn valid_record_at(view: View<'_>, off: usize, min: u64, max: u64) -> Option<u64> {
     let commit = view.commit_word(off);
     if commit == 0 || commit == END {
@@ -672,6 +673,7 @@ fn valid_record_at(view: View<'_>, off: usize, min: u64, max: u64) -> Option<u64
     if !(min..=max).contains(&seq) {
         return None;
     }
+    span_of(u16::from_le_bytes([h[4], h[5]]), len as usize)?;
     let crc = u32::from_le_bytes(h[24..28].try_into().unwrap_or_default());
     let payload = view.final_bytes(off + RECORD_HEADER, len as usize);
     (checksum(Checksum::of_view(view), h, len, payload) == crc).then_some(seq)

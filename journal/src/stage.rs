@@ -92,10 +92,12 @@ impl JournalStage {
             match (&entries[i], entries.get(i + 1)) {
                 (JournalEntry::Order(o), Some(JournalEntry::Decision(d))) => {
                     // A run of such pairs at one time (a fan-out's) goes in one
-                    // row record, where the segment takes them.
+                    // row record, where the segment takes them; a run longer
+                    // than a segment holds, in as many as it takes.
                     let ts = o.ts.0;
                     let run = if self.writer.takes_rows() {
-                        pairs_from(&entries[i..], ts)
+                        let rows_max = self.writer.rows_max(Kind::PairRows as u16);
+                        pairs_from(&entries[i..], ts, rows_max)
                     } else {
                         0
                     };
@@ -117,14 +119,17 @@ impl JournalStage {
                 }
                 (JournalEntry::Exec(r), _) => {
                     // Reports received together (one `recv_ts`) go in one row
-                    // record, where the segment takes them. A report alone
-                    // (the core answered it with something) is archived on
-                    // its own: a row record of one costs more instructions
-                    // (callgrind: about 40 a report) for 16 bytes less.
+                    // record, where the segment takes them (in more than one
+                    // if a segment holds fewer rows). A report alone (the core
+                    // answered it with something) is archived on its own: a
+                    // row record of one costs more instructions (callgrind:
+                    // about 40 a report) for 16 bytes less.
                     let ts = r.recv_ts.0;
                     let run = if self.writer.takes_rows() {
+                        let rows_max = self.writer.rows_max(Kind::ExecRows as u16);
                         entries[i..]
                             .iter()
+                            .take(rows_max)
                             .take_while(|e| matches!(e, JournalEntry::Exec(x) if x.recv_ts.0 == ts))
                             .count()
                     } else {
@@ -153,11 +158,13 @@ impl JournalStage {
     }
 }
 
-/// How many (order, decision) pairs that `row_fits` at `ts` start `entries`.
+/// How many (order, decision) pairs that `row_fits` at `ts` start `entries`,
+/// at most `rows_max` (what one row record holds).
 #[inline]
-fn pairs_from(entries: &[JournalEntry], ts: u64) -> usize {
+fn pairs_from(entries: &[JournalEntry], ts: u64, rows_max: usize) -> usize {
     entries
         .chunks_exact(2)
+        .take(rows_max)
         .take_while(|p| matches!(p, [JournalEntry::Order(o), JournalEntry::Decision(d)] if row_fits(o, d, ts)))
         .count()
 }

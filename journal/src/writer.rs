@@ -827,6 +827,35 @@ impl JournalWriter {
         self.append_span(kind, schema, ts, len, 1, fill)
     }
 
+    /// The most rows a record of row kind `kind` holds: what fits in a
+    /// segment of this journal (the current one, and the next, which may be
+    /// smaller) with its header and an end marker. 0 for a kind without rows.
+    pub fn rows_max(&self, kind: u16) -> usize {
+        let Some(row_bytes) = segment::row_bytes(kind) else {
+            return 0;
+        };
+        let rows = Self::payload_max(self.segment_bytes_max()) / row_bytes;
+        // A segment holds at least `SEGMENT_MIN` bytes: many rows.
+        debug_assert!(rows > 0);
+        rows
+    }
+
+    /// The smaller of the current segment's size and the next one's.
+    fn segment_bytes_max(&self) -> usize {
+        self.map.len().min(self.opts.segment_bytes as usize)
+    }
+
+    /// The longest payload a record can have in a segment of `segment_bytes`:
+    /// after the segment header, with room for the end marker, its length
+    /// below `END - 1`; a multiple of 16, so rounding the record up keeps it.
+    fn payload_max(segment_bytes: usize) -> usize {
+        segment_bytes
+            .saturating_sub(SEGMENT_HEADER + 2 * RECORD_HEADER)
+            .min((END - 2) as usize)
+            / 16
+            * 16
+    }
+
     /// Whether the current segment takes row records (`try_append_rows_with`):
     /// not one of an earlier build that appending continues in, until it rolls.
     pub fn takes_rows(&self) -> bool {
@@ -870,16 +899,19 @@ impl JournalWriter {
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<Result<u64, E>, JournalError> {
         assert!(kind != END_KIND, "kind 0xFFFF is the end marker");
-        let total = segment::record_bytes(len);
         // It must fit in the next segment too, which may be smaller than this one
-        // (the journal was reopened with a smaller `segment_bytes`).
-        let segment_bytes = self.map.len().min(self.opts.segment_bytes as usize);
-        if SEGMENT_HEADER + total + RECORD_HEADER > segment_bytes || len >= (END - 1) as usize {
+        // (the journal was reopened with a smaller `segment_bytes`). The length
+        // is bounded before it is rounded up: a row count near `usize::MAX`
+        // saturates `len` there.
+        let segment_bytes = self.segment_bytes_max();
+        if len > Self::payload_max(segment_bytes) {
             return Err(JournalError::TooLarge {
                 len,
                 segment: segment_bytes as u64,
             });
         }
+        let total = segment::record_bytes(len);
+        debug_assert!(SEGMENT_HEADER + total + RECORD_HEADER <= segment_bytes);
         if let Some(spare) = self.spare.as_mut() {
             if let Err(e) = spare.poll() {
                 // No next segment can be made: refuse now, while this one still

@@ -7,4 +7,5 @@ mod config_journal;
 mod golden;
 mod journal;
 mod journal_damage;
+mod journal_rows;
 mod restart;

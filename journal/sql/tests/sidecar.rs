@@ -112,6 +112,7 @@ macro_rules! scenarios {
             regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record,
             a_database_from_before_the_continuity_check_adopts_the_chain_once,
             regression_a_fill_of_i64_max_lots_on_a_partly_filled_order_stopped_the_sidecar,
+            stopping_inside_row_records_applies_each_row_once,
         );
     };
     (@each $db:ty; $($name:ident),* $(,)?) => {
@@ -1103,4 +1104,78 @@ pub fn regression_a_fill_of_i64_max_lots_on_a_partly_filled_order_stopped_the_si
     db.run(&dir, SidecarOptions::default())
         .expect("the sidecar goes on past the overfill");
     assert_eq!(oddities(&db), before + 1);
+}
+
+/// The row records of the journal in `dir`: first sequence and rows of each
+/// record that holds more than one entry.
+fn row_records(dir: &Path) -> Vec<(u64, u64)> {
+    use fillcast_journal::segment::{self, Step, SEGMENT_HEADER};
+    let mut out = Vec::new();
+    for (first, path) in fillcast_journal::writer::list_segments(dir).expect("segments") {
+        let b = std::fs::read(&path).expect("segment");
+        let (mut off, mut seq) = (SEGMENT_HEADER, first);
+        while let Step::Record { next, span, .. } = segment::step(&b[..], off, seq) {
+            if span > 1 {
+                out.push((seq, span));
+            }
+            off = next;
+            seq += span;
+        }
+    }
+    out
+}
+
+/// A row record (a fan-out's pairs, reports received together) holds many
+/// sequences, and the sidecar commits its read position a row at a time. Stopped
+/// after batches that end inside row records, replaying and following (a
+/// tailer opened inside a row record), it resumes at the next row, applies
+/// each row once, and ends with the tables of an uninterrupted replay.
+pub fn stopping_inside_row_records_applies_each_row_once<B: Backend>() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some([whole]) = fresh_dbs::<B, _>(tmp.path(), ["whole"]) else {
+        return;
+    };
+    let dir = tmp.path().join("j");
+    let spec = SynthSpec {
+        followers: 8,
+        paused_pct: 0,
+        seed: 21,
+    };
+    let total = journal(&dir, &spec, 25).records();
+    let rows = row_records(&dir);
+    assert!(rows.len() >= 10, "{rows:?}");
+    let inside = |seq: u64| rows.iter().any(|(s, n)| *s < seq && seq < s + n);
+    whole.replay(&dir, SidecarOptions::default());
+    let reference = whole.dump();
+    for (i, (follow, batch_rows)) in [(false, 1), (false, 6), (true, 1)].into_iter().enumerate() {
+        let Some([db]) = fresh_dbs::<B, _>(tmp.path(), [&format!("rows{i}")]) else {
+            return;
+        };
+        let (mut stops_inside, mut runs) = (0, 0);
+        while db.next_seq() != total + 1 {
+            let before = db.next_seq().max(1);
+            let s = db.replay(
+                &dir,
+                SidecarOptions {
+                    follow,
+                    ..stop_after(1, batch_rows)
+                },
+            );
+            assert_eq!((s.start_seq, s.batches), (before, 1), "run {runs}");
+            assert_eq!(s.next_seq, db.next_seq());
+            assert!(s.next_seq > before);
+            stops_inside += usize::from(inside(s.next_seq));
+            runs += 1;
+            assert!(runs <= total, "no progress");
+        }
+        assert!(
+            stops_inside >= 10,
+            "{stops_inside} stops inside row records"
+        );
+        assert_same(
+            &reference,
+            &db.dump(),
+            &format!("follow {follow}, batches of {batch_rows} rows"),
+        );
+    }
 }
