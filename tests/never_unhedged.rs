@@ -180,13 +180,7 @@ reject_ppm = 40000
 transient_failure_ppm = 20000
 seed = 5"#;
     std::fs::write(dir.path().join("c.toml"), config(3, 20, venue, "")).unwrap();
-    let o = fillcast_cmd()
-        .args(["run", "--progress", "0", "--config"])
-        .arg(dir.path().join("c.toml"))
-        .output()
-        .expect("run");
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}\n{err}");
+    let (out, err) = run_ok(&dir.path().join("c.toml"));
     assert_eq!(figure(&out, "leader fills in"), 3 * 50 * 25, "{out}");
     assert_flat(&out, &err);
     assert!(
@@ -211,19 +205,26 @@ fn fan_out_orders_are_journaled_as_rows_with_their_decisions() {
     std::fs::write(dir.path().join("fills.jsonl"), bursts(1, 6, 2)).unwrap();
     let venue = "[[venues]]\nname = \"sim\"\nkind = \"sim\"";
     std::fs::write(dir.path().join("c.toml"), config(1, 150, venue, "")).unwrap();
-    let o = fillcast_cmd()
-        .args(["run", "--progress", "0", "--config"])
-        .arg(dir.path().join("c.toml"))
-        .output()
-        .expect("run");
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}\n{err}");
+    let (out, err) = run_ok(&dir.path().join("c.toml"));
     // Six leader orders, each in two partial fills and a close.
     assert_eq!(figure(&out, "leader fills in"), 18, "{out}");
     assert!(figure(&out, "follower orders out") >= 18 * 100, "{out}");
     assert_flat(&out, &err);
     assert_reconciled(&out);
     assert_eq!(parted_pairs(dir.path()), 0);
+}
+
+/// `fillcast run` with `cfg` to its end; its stdout and stderr, once it has
+/// exited successfully.
+fn run_ok(cfg: &Path) -> (String, String) {
+    let o = fillcast_cmd()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(cfg)
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    (out, err)
 }
 
 /// A `fillcast sim-venue` process on `port`, with the fill model of `cfg`.

@@ -59,7 +59,8 @@ fn read_all(dir: &Path) -> (Read, Option<String>) {
     (out, err)
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
+/// The segment files of the journal in `dir`, oldest first.
+pub(crate) fn segments(dir: &Path) -> Vec<PathBuf> {
     fillcast_journal::writer::list_segments(dir)
         .unwrap()
         .into_iter()

@@ -2,6 +2,7 @@
 //! torn tail (finding 5), a full disk (finding 6), durability on a quiet tail and
 //! directory syncs (finding 9), owner-only files (finding 11).
 
+use crate::journal::segments;
 use fillcast_journal::reader::Found;
 use fillcast_journal::segment;
 use fillcast_journal::{Durability, JournalError, JournalOptions, JournalReader, JournalWriter};
@@ -30,14 +31,6 @@ fn write(dir: &Path, n: u64, segment_bytes: u64) {
     for i in 1..=n {
         assert_eq!(w.append(1, 7, i, &payload(i)).unwrap(), i);
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    fillcast_journal::writer::list_segments(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect()
 }
 
 /// Every file under `dir` (recursively), by path, with its bytes.

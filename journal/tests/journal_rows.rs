@@ -7,6 +7,7 @@
 //! reader or recovery; a segment of an earlier format never gets one; and row
 //! records that are not whole rows, empty or huge are refused, never read.
 
+use crate::journal::segments;
 use fillcast_journal::reader::Found;
 use fillcast_journal::record::{decode, Entry, Kind};
 use fillcast_journal::segment::{
@@ -145,14 +146,6 @@ fn tail_from(dir: &Path, from: u64) -> Vec<Rec> {
         out.push(rec);
     }
     out
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    fillcast_journal::writer::list_segments(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect()
 }
 
 fn first_seq_of(path: &Path) -> u64 {
