@@ -1070,43 +1070,14 @@ fn a_segment_whose_format_word_lies_is_refused_and_changes_nothing() {
 /// `order_decision` records until it rolls.
 #[test]
 fn a_fan_outs_pairs_are_rows_of_one_record_each_with_its_own_sequence() {
-    use fillcast_engine::event::FollowerOrder;
-    use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
+    use fillcast_engine::model::SubIdx;
     use fillcast_engine::outputs::{Decision, DecisionStatus};
     use fillcast_engine::port::{JournalEntry, JournalSink};
-    use fillcast_engine::units::{Lots, Nanos, Ticks};
+    use fillcast_engine::units::Lots;
     use fillcast_journal::record::Kind;
     use fillcast_journal::stage::JournalStage;
-    let pair = |sub: u32, event: u64, ts: u64, qty: i64| {
-        [
-            JournalEntry::Order(FollowerOrder {
-                id: fillcast_engine::ids::decision_id(event, sub, 9, 0),
-                sub: SubIdx(sub),
-                follower: FollowerIdx(sub / 2),
-                symbol: SymbolIdx(1),
-                side: Side::from_sign(qty),
-                qty: Lots(qty.abs()),
-                limit: Ticks(100 + sub as i64),
-                reduce_only: qty < 0,
-                leader_event_key: event,
-                ts: Nanos(ts),
-                ..FollowerOrder::default()
-            }),
-            JournalEntry::Decision(Decision {
-                event_key: event,
-                sub: SubIdx(sub),
-                symbol: SymbolIdx(1),
-                target: Lots(qty * 2),
-                delta: Lots(qty),
-                sent: Lots(qty),
-                status: DecisionStatus::Sent,
-                revision: 9,
-                ..Decision::default()
-            }),
-        ]
-    };
     let mut entries: Vec<JournalEntry> = (0..20)
-        .flat_map(|s| pair(s, 7, 5, s as i64 - 10 + (s >= 10) as i64))
+        .flat_map(|s| fan_out_pair(s, 7, 5, s as i64 - 10 + (s >= 10) as i64))
         .collect();
     // A skip (no order), a run at another time, and a pair that is not one
     // (its decision sent more than its order: an `order_decision` record).
@@ -1117,8 +1088,8 @@ fn a_fan_outs_pairs_are_rows_of_one_record_each_with_its_own_sequence() {
         revision: 9,
         ..Decision::default()
     }));
-    entries.extend((0..3).flat_map(|s| pair(s, 8, 6, 4)));
-    let mut odd = pair(50, 8, 6, 4);
+    entries.extend((0..3).flat_map(|s| fan_out_pair(s, 8, 6, 4)));
+    let mut odd = fan_out_pair(50, 8, 6, 4);
     if let JournalEntry::Decision(d) = &mut odd[1] {
         d.sent = Lots(5);
     }
@@ -1294,4 +1265,46 @@ fn reports_received_together_are_rows_of_one_record() {
     assert_eq!(back, entries);
     // From inside the first row record.
     assert_eq!(r.iter_from(9).next().unwrap().unwrap().seq, 9);
+}
+
+/// Subscription `sub`'s order of `qty` lots (a sell when negative, then
+/// reduce-only) for leader event `event` at `ts`, and its decision: one
+/// fan-out pair as the core makes it.
+pub(crate) fn fan_out_pair(
+    sub: u32,
+    event: u64,
+    ts: u64,
+    qty: i64,
+) -> [fillcast_engine::port::JournalEntry; 2] {
+    use fillcast_engine::event::FollowerOrder;
+    use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
+    use fillcast_engine::outputs::{Decision, DecisionStatus};
+    use fillcast_engine::port::JournalEntry;
+    use fillcast_engine::units::{Lots, Nanos, Ticks};
+    [
+        JournalEntry::Order(FollowerOrder {
+            id: fillcast_engine::ids::decision_id(event, sub, 9, 0),
+            sub: SubIdx(sub),
+            follower: FollowerIdx(sub / 2),
+            symbol: SymbolIdx(1),
+            side: Side::from_sign(qty),
+            qty: Lots(qty.abs()),
+            limit: Ticks(100 + i64::from(sub)),
+            reduce_only: qty < 0,
+            leader_event_key: event,
+            ts: Nanos(ts),
+            ..FollowerOrder::default()
+        }),
+        JournalEntry::Decision(Decision {
+            event_key: event,
+            sub: SubIdx(sub),
+            symbol: SymbolIdx(1),
+            target: Lots(qty * 2),
+            delta: Lots(qty),
+            sent: Lots(qty),
+            status: DecisionStatus::Sent,
+            revision: 9,
+            ..Decision::default()
+        }),
+    ]
 }

@@ -838,40 +838,8 @@ fn format_of(path: &Path) -> u32 {
 /// The pairs of one fan-out (at `ts`, event `event`), `n` of them, that the
 /// stage writes as rows where it can.
 fn fan_out(n: u32, event: u64, ts: u64) -> Vec<fillcast_engine::port::JournalEntry> {
-    use fillcast_engine::event::FollowerOrder;
-    use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx};
-    use fillcast_engine::outputs::{Decision, DecisionStatus};
-    use fillcast_engine::port::JournalEntry;
-    use fillcast_engine::units::{Lots, Nanos, Ticks};
     (0..n)
-        .flat_map(|sub| {
-            let qty = 1 + i64::from(sub % 7);
-            [
-                JournalEntry::Order(FollowerOrder {
-                    id: fillcast_engine::ids::decision_id(event, sub, 9, 0),
-                    sub: SubIdx(sub),
-                    follower: FollowerIdx(sub / 2),
-                    symbol: SymbolIdx(1),
-                    side: Side::from_sign(qty),
-                    qty: Lots(qty),
-                    limit: Ticks(100 + i64::from(sub)),
-                    leader_event_key: event,
-                    ts: Nanos(ts),
-                    ..FollowerOrder::default()
-                }),
-                JournalEntry::Decision(Decision {
-                    event_key: event,
-                    sub: SubIdx(sub),
-                    symbol: SymbolIdx(1),
-                    target: Lots(qty * 2),
-                    delta: Lots(qty),
-                    sent: Lots(qty),
-                    status: DecisionStatus::Sent,
-                    revision: 9,
-                    ..Decision::default()
-                }),
-            ]
-        })
+        .flat_map(|sub| crate::journal::fan_out_pair(sub, event, ts, 1 + i64::from(sub % 7)))
         .collect()
 }
 
