@@ -4,6 +4,7 @@
 mod control;
 mod demo;
 mod journal_cmd;
+mod keys_cmd;
 mod log;
 mod metrics;
 mod sim_venue;
@@ -186,6 +187,11 @@ enum Cmd {
     /// differed, the last events and the command that replays it.
     /// `scripts/simulate.sh` runs many seeds in parallel.
     Simulate(fillcast::simulate::cli::Args),
+    /// Venue API keys, encrypted at rest: `init-master`, `add`, `list`, `remove`.
+    ///
+    /// Config refers to a key by its name; the key itself never appears in config,
+    /// the journal, SQL, logs or any output. Secrets are read from standard input.
+    Keys(keys_cmd::KeysArgs),
     /// Validate a config and report every error with file, line and what was expected.
     /// When its journal (`[journal] dir`, or `--journal`) already holds a model, also
     /// check that the file can follow it as `run` and `ctl reload` would apply it, and
@@ -237,6 +243,7 @@ fn main() -> ExitCode {
         Cmd::Report(args) => sql_cmd::report(&args),
         Cmd::CheckConfig { file, journal } => check_config(&file, journal.as_deref()),
         Cmd::Simulate(args) => fillcast::simulate::cli::run(&args),
+        Cmd::Keys(args) => keys_cmd::run(&args),
         Cmd::SimVenue(_) => Ok(()),
     };
     match result {

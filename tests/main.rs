@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod fixvenue;
 mod journal_damage;
+mod keys;
 mod live;
 mod never_unhedged;
 mod restart_loop;

@@ -8,6 +8,8 @@
 //! - `control_request`: arbitrary bytes as a `fillcast ctl` request line.
 //! - `fix_codec`: arbitrary bytes as a FIX read buffer, walked message by message and
 //!   error by error; every message decoded is written again byte for byte.
+//! - `binance_stream`: arbitrary bytes as a Binance user-data or mark-price message
+//!   and as a `userTrades` response, every fill, balance and mark converted.
 
 use crate::config::GatewayKinds;
 use crate::file::FileSource;
@@ -49,6 +51,11 @@ leader = "L1"
 allocation = "100"
 mode = "proportional"
 "#;
+
+/// `../shared/fixtures/binance_usdm_order_trade_update_fill.json`, copied: a fill
+/// of 0.040 BTCUSDT at 42088.0, trade 109100866 of order 336829446 (q 0.100). The
+/// fuzz corpus's seed and the Binance stream tests' sample.
+pub const BINANCE_FILL_SAMPLE: &str = r#"{"e":"ORDER_TRADE_UPDATE","E":1705385954300,"T":1705385954298,"o":{"s":"BTCUSDT","c":"cpL1-000042","S":"BUY","o":"LIMIT","f":"GTC","q":"0.100","p":"42088.0","ap":"42088.0","sp":"0","x":"TRADE","X":"PARTIALLY_FILLED","i":336829446,"l":"0.040","z":"0.040","L":"42088.0","N":"USDT","n":"0.6734","T":1705385954298,"t":109100866,"m":false,"R":false,"ot":"LIMIT","ps":"BOTH","rp":"0","V":"NONE","pm":"NONE","gtd":0,"er":"0"}}"#;
 
 fn universe() -> Arc<Universe> {
     static U: OnceLock<Arc<Universe>> = OnceLock::new();
@@ -293,4 +300,117 @@ pub fn fix_session(data: &[u8]) -> usize {
         buf = &buf[used..];
     }
     delivered
+}
+
+/// `binance_stream`: the bytes as a stream message and as a `userTrades` body,
+/// and what parses converted against the fuzz universe. Returns how many fills
+/// it made; panics on a broken invariant: a fill that is not positive whole
+/// lots and ticks, a fill from a non-`TRADE` update, the same trade giving
+/// another event key from REST than from the stream, an error text with a
+/// control character or of unbounded length, or counters that do not add up.
+pub fn binance_stream(data: &[u8]) -> usize {
+    use crate::binance::stream::{
+        Event, ExecutionType, FillKind, ListenKeyExpired, OrderInfo, Parser, SymbolTable, UserTrade,
+    };
+    fn error_text(e: &dyn std::fmt::Display) {
+        let text = e.to_string();
+        assert!(
+            !text.chars().any(char::is_control),
+            "an error quotes a control character: {text:?}"
+        );
+        assert!(text.len() < 2_000, "an error of {} bytes", text.len());
+    }
+    let u = universe();
+    let symbols = SymbolTable::from_universe(&u);
+    let leader = u.leader("L1").expect("the fuzz universe has L1");
+    let recv = Nanos(1);
+    let mut fills = 0;
+    let mut parser = Parser::new();
+    match parser.message(data) {
+        Ok(Event::OrderTradeUpdate(o)) => match o.fill(leader, "L1", &symbols, recv) {
+            Ok(Some(f)) => {
+                assert_eq!(o.execution_type, ExecutionType::Trade);
+                assert!(f.fill.qty.0 > 0 && f.fill.price.0 > 0 && f.fill.event_key != 0);
+                assert!(f.fill.order_qty.is_zero() || f.fill.order_qty >= f.fill.qty);
+                assert_eq!(f.kind, FillKind::of_client_order_id(o.client_order_id));
+                // The same trade from REST is the same event, at the same time.
+                let rest = UserTrade {
+                    id: o.trade_id,
+                    order_id: o.order_id,
+                    symbol: o.symbol,
+                    side: o.side,
+                    price: o.last_price,
+                    qty: o.last_qty,
+                    time: o.trade_time,
+                    realized_pnl: o.realized_profit,
+                    commission: o.commission.unwrap_or_default(),
+                    commission_asset: o.commission_asset.unwrap_or(""),
+                    position_side: Some(o.position_side),
+                };
+                let order = OrderInfo {
+                    client_order_id: o.client_order_id,
+                    orig_qty: o.order_qty,
+                };
+                let again = rest
+                    .fill(leader, "L1", &symbols, Some(&order), recv)
+                    .expect("the stream's fill converts from REST too");
+                assert_eq!(again, f);
+                fills += 1;
+            }
+            Ok(None) => assert_ne!(o.execution_type, ExecutionType::Trade),
+            Err(e) => error_text(&e),
+        },
+        Ok(Event::AccountUpdate(a)) => {
+            for b in &a.balances {
+                match a.wallet_balance(b.asset) {
+                    Ok(wb) => assert!(wb.is_some()),
+                    Err(e) => error_text(&e),
+                }
+            }
+        }
+        Ok(Event::MarkPrice(m)) => {
+            if let Err(e) = m.to_feed_rounded(&symbols) {
+                error_text(&e);
+            }
+        }
+        Ok(Event::ListenKeyExpired(k)) => {
+            // The key never shows: another key prints the same.
+            let other = ListenKeyExpired {
+                listen_key: k.listen_key.map(|_| "another"),
+                ..k
+            };
+            assert_eq!(format!("{k:?}"), format!("{other:?}"));
+        }
+        Ok(Event::Other(_)) => {}
+        Err(e) => error_text(&e),
+    }
+    let body_ok = match parser.user_trades(data) {
+        Ok(trades) => {
+            for t in &trades {
+                match t.fill(leader, "L1", &symbols, None, recv) {
+                    Ok(f) => {
+                        assert!(f.fill.qty.0 > 0 && f.fill.price.0 > 0);
+                        assert_eq!(f.kind, FillKind::Unknown);
+                        fills += 1;
+                    }
+                    Err(e) => error_text(&e),
+                }
+            }
+            true
+        }
+        Err(e) => {
+            error_text(&e);
+            false
+        }
+    };
+    // Each call counted once, as what it gave.
+    let stats = parser.stats();
+    assert_eq!((stats.messages, stats.user_trade_bodies), (1, 1));
+    let events = stats.order_trade_updates
+        + stats.account_updates
+        + stats.listen_keys_expired
+        + stats.mark_prices
+        + stats.other;
+    assert_eq!(events + u64::from(body_ok) + stats.rejected, 2, "{stats:?}");
+    fills
 }

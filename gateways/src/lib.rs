@@ -26,6 +26,7 @@
 //! sim server's event loop (its own process: it stamps orders with `clock::now()`) and
 //! the sim client's blocking start-up calls (their timeouts).
 
+pub mod binance;
 pub mod config;
 pub mod control;
 pub mod file;
@@ -36,6 +37,7 @@ pub mod simclient;
 pub mod simserver;
 pub mod simwire;
 pub mod synthetic;
+pub mod vault;
 
 pub use config::{GatewayKinds, SimVenueConfig, SourceSettings, VenueKind, VenueSettings};
 pub use file::{FileSource, FileSourceStats, OpenError};

@@ -28,10 +28,51 @@ fn hostile_files_never_panic() {
         fuzzing::control_request(c);
         fuzzing::fix_codec(c);
         fuzzing::fix_session(c);
+        fuzzing::binance_stream(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
     assert!(fuzzing::control_request(b"pause subscription F1:L1\n"));
     assert!(!fuzzing::control_request(b"pause subscription \x1b[2J\n"));
+}
+
+/// Binance user-stream messages and `userTrades` bodies that are hostile in
+/// shape, size or content: errors or events, never a panic; the fixture's fill
+/// counts once however it arrives.
+#[test]
+fn hostile_binance_messages_never_panic() {
+    let fill = fuzzing::BINANCE_FILL_SAMPLE;
+    let key = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1";
+    let wrapped = format!(r#"{{"stream":"{key}","data":{fill}}}"#);
+    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let deep_inside = fill.replacen(r#""m":false"#, &format!(r#""m":{deep}"#), 1);
+    let rest = r#"{"id":109100866,"orderId":336829446,"symbol":"BTCUSDT","side":"BUY","price":"42088.0","qty":"0.040","time":1705385954298,"realizedPnl":"0","commission":"0.6734","commissionAsset":"USDT"}"#;
+    let expired = r#"{"e":"listenKeyExpired","E":"1736996475556","listenKey":"KEY"}"#;
+    let cases: Vec<(Vec<u8>, usize)> = vec![
+        (fill.as_bytes().to_vec(), 1),
+        (wrapped.into_bytes(), 1),
+        (deep_inside.into_bytes(), 1),
+        (format!("[{rest},{rest}]").into_bytes(), 2),
+        (expired.replace("KEY", key).into_bytes(), 0),
+        (br#"{"e":"ACCOUNT_UPDATE","E":1,"a":{"m":"ORDER","B":[{"a":"USDT","wb":"1","cw":"1","bc":"0"},{"a":"USDT","wb":"2","cw":"1","bc":"0"}],"P":[]}}"#.to_vec(), 0),
+        (br#"{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1e400"}"#.to_vec(), 0),
+        (fill.replacen(r#""l":"0.040""#, r#""l":"99999999999999999999999999""#, 1).into_bytes(), 0),
+        (fill.replacen(r#""L":"42088.0""#, r#""L":"42088.05""#, 1).into_bytes(), 0),
+        (fill.replacen(r#""s":"BTCUSDT""#, r#""s":"\u001b[2J""#, 1).into_bytes(), 0),
+        (fill.replacen(r#""x":"TRADE""#, r#""x":"TRADE","x":"NEW""#, 1).into_bytes(), 0),
+        ([&fill.as_bytes()[..60], b"\xff", &fill.as_bytes()[60..]].concat(), 0),
+        (deep.into_bytes(), 0),
+        (r#"{"e":"#.repeat(20_000).into_bytes(), 0),
+        (vec![b' '; 70_000], 0),
+        (vec![0xff; 70_000], 0),
+        (Vec::new(), 0),
+    ];
+    for (bytes, fills) in &cases {
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
+        assert_eq!(fuzzing::binance_stream(bytes), *fills, "{shown}");
+    }
+    for cut in 0..fill.len() {
+        assert_eq!(fuzzing::binance_stream(&fill.as_bytes()[..cut]), 0, "{cut}");
+    }
 }
 
 proptest! {
@@ -45,6 +86,21 @@ proptest! {
         fuzzing::control_request(&bytes);
         fuzzing::fix_codec(&bytes);
         fuzzing::fix_session(&bytes);
+        fuzzing::binance_stream(&bytes);
+    }
+
+    #[test]
+    fn binance_stream_survives_damaged_fills(
+        cut in 0usize..400,
+        flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..6),
+    ) {
+        let mut bytes = fuzzing::BINANCE_FILL_SAMPLE.as_bytes().to_vec();
+        for (at, b) in flips {
+            let n = bytes.len();
+            bytes[at % n] = b;
+        }
+        bytes.truncate(cut.min(bytes.len()));
+        fuzzing::binance_stream(&bytes);
     }
 
     /// Requests made of the protocol's own words, in any order and number, with

@@ -1,0 +1,27 @@
+//! Binance USD-M futures (issue 15): the protocol facts are in
+//! docs/BINANCE-PROTOCOL.md, each with its source.
+//!
+//! - [`sign`]: request signatures (HMAC-SHA256 over the query or the sorted
+//!   WebSocket API parameters, Ed25519), checked against the documentation's
+//!   own vectors.
+//! - [`wsapi`]: WebSocket API requests (`order.place`, `order.status`) and
+//!   their replies.
+//! - [`stream`]: the user data stream and the mark-price stream, parsed into
+//!   the engine's events.
+//! - [`limits`]: the per-account order limits and the IP weight, paced by the
+//!   gateway itself, and the backoff a 429 or a 418 asks for.
+//! - [`rest`]: the REST answers read at start and rarely (a key's
+//!   permissions, the exchange's filters checked against the config, a listen
+//!   key).
+//! - [`venue`]: the protocol-faithful test venue the tests and a demo run
+//!   against (so far its REST side).
+//! - [`errors`]: the venue's error codes mapped onto the engine's reject
+//!   policies and the gateway's own actions (ask the venue, fix the clock).
+
+pub mod errors;
+pub mod limits;
+pub mod rest;
+pub mod sign;
+pub mod stream;
+pub mod venue;
+pub mod wsapi;
