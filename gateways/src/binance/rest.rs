@@ -306,7 +306,7 @@ impl RestClient {
 
     /// A signed (`USER_DATA`) GET: `params`, then `recvWindow`, `timestamp` and the
     /// signature of exactly that string, last, as the documentation requires.
-    fn signed_get(
+    pub(crate) fn signed_get(
         &self,
         path: &'static str,
         params: &str,
