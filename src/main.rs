@@ -507,6 +507,78 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>, unclean: bool) -> Result<Vec<Box
                             .with_context(|| format!("source `{name}`"))?,
                     )
                 }
+                SourceSettings::Binance {
+                    leaders,
+                    vault,
+                    rest_url,
+                    stream_url,
+                    api_url,
+                    recv_window_ms,
+                    keep_alive_min,
+                    reconnect_before_h,
+                    equity_asset,
+                } => {
+                    use fillcast_gateways::binance::source::{BinanceSource, BinanceSourceConfig};
+                    let accounts =
+                        binance_leaders(&leaders, &vault, &api_url).context("source `binance`")?;
+                    let mut c = BinanceSourceConfig::new("binance", &rest_url, &stream_url);
+                    c.recv_window_ms = recv_window_ms;
+                    c.keep_alive = Duration::from_secs(keep_alive_min * 60);
+                    c.reconnect_before = Duration::from_secs(reconnect_before_h * 3600);
+                    c.equity_asset = equity_asset;
+                    Box::new(BinanceSource::new(c, accounts, u).context("source `binance`")?)
+                }
+            })
+        })
+        .collect()
+}
+
+/// Each leader's Binance account from the key vault, its key asked at the venue
+/// (`apiRestrictions`) first: a key that can withdraw, or cannot trade futures,
+/// stops the start, naming the leader and the key, never showing it.
+fn binance_leaders(
+    leaders: &std::collections::BTreeMap<String, String>,
+    vault: &Path,
+    api_url: &str,
+) -> Result<Vec<fillcast_gateways::binance::source::LeaderAccount>> {
+    use fillcast_gateways::binance::rest::RestClient;
+    use fillcast_gateways::binance::sign::Signer;
+    use fillcast_gateways::binance::source::LeaderAccount;
+    use fillcast_gateways::vault::{self, KeyKind, MasterKey, Vault};
+    use secrecy::{ExposeSecret, SecretString};
+    let master = MasterKey::from_env()?;
+    let v = Vault::open(vault, &master)?;
+    let rest = RestClient::new(api_url, Duration::from_secs(10), 5000);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    leaders
+        .iter()
+        .map(|(leader, key)| {
+            let e = v.get(key).with_context(|| {
+                format!(
+                    "leader `{leader}`: no key named `{key}` in {} (add it with `fillcast keys add {key}`)",
+                    vault.display()
+                )
+            })?;
+            let secret = e.secret.expose_secret().as_bytes();
+            let signer = match e.kind {
+                KeyKind::Hmac => Signer::hmac(secret),
+                KeyKind::Ed25519 => Signer::ed25519_pem(secret),
+            }
+            .with_context(|| format!("leader `{leader}`: key `{key}`"))?;
+            let p = rest
+                .api_restrictions(e.api_key.expose_secret(), &signer, now_ms)
+                .with_context(|| {
+                    format!("leader `{leader}`: asking {api_url} what key `{key}` may do")
+                })?;
+            vault::admit(&p).map_err(|why| {
+                anyhow::anyhow!("leader `{leader}`: key `{key}` refused: {why}")
+            })?;
+            Ok(LeaderAccount {
+                leader: leader.clone(),
+                api_key: SecretString::from(e.api_key.expose_secret().to_string()),
+                signer,
             })
         })
         .collect()

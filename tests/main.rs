@@ -3,6 +3,7 @@
 //! One test binary for the crate (`autotests = false`): each file below is a
 //! module, so the workspace links one binary here instead of one per file.
 
+mod binance;
 mod cli;
 mod crash;
 mod fixvenue;

@@ -222,6 +222,39 @@ pub enum SourceSettings {
         #[serde(default)]
         store: Option<PathBuf>,
     },
+    /// Leaders' fills from their Binance USD-M accounts' user data streams
+    /// (`binance::source`), each account's key from the key vault by name.
+    Binance {
+        /// Leader id → the name of its key in the vault (`fillcast keys add`).
+        leaders: std::collections::BTreeMap<String, String>,
+        /// The key vault; relative to the config file's folder until
+        /// `SourceSettings::of` resolves it. Its master key comes from the
+        /// environment (`FILLCAST_VAULT_KEY_FILE` or `FILLCAST_VAULT_KEY`).
+        #[serde(default = "defaults::vault")]
+        vault: PathBuf,
+        /// USD-M futures REST (listen keys, `userTrades`).
+        #[serde(default = "defaults::binance_rest_url")]
+        rest_url: String,
+        /// The user data stream's base; a stream is `<this>/ws/<listenKey>`.
+        #[serde(default = "defaults::binance_stream_url")]
+        stream_url: String,
+        /// Where a key's permissions are asked at start
+        /// (`/sapi/v1/account/apiRestrictions`).
+        #[serde(default = "defaults::binance_api_url")]
+        api_url: String,
+        #[serde(default = "defaults::recv_window_ms")]
+        recv_window_ms: u64,
+        /// The listen key is kept alive this often (under its 60 minutes).
+        #[serde(default = "defaults::keep_alive_min")]
+        keep_alive_min: u64,
+        /// A stream is renewed at this age (under the venue's 24 hours).
+        #[serde(default = "defaults::reconnect_before_h")]
+        reconnect_before_h: u64,
+        /// Take a leader's equity from its account updates: this asset's wallet
+        /// balance (`USDT`). Unset: the config's equity stands.
+        #[serde(default)]
+        equity_asset: Option<String>,
+    },
 }
 
 /// A venue's or source's settings that do not read: a config that was not loaded
@@ -283,6 +316,7 @@ impl SourceSettings {
                 let file = store_file(store.as_deref(), sender_comp_id, target_comp_id);
                 *store = Some(dir.join(file));
             }
+            SourceSettings::Binance { vault, .. } => *vault = dir.join(&*vault),
             SourceSettings::Synthetic { .. } => {}
         }
         self
@@ -470,6 +504,63 @@ impl Kinds for GatewayKinds {
                     problems.push(table.problem("accounts", "an account must not be empty"));
                 }
             }
+            SourceSettings::Binance {
+                leaders,
+                rest_url,
+                stream_url,
+                api_url,
+                recv_window_ms,
+                keep_alive_min,
+                reconnect_before_h,
+                ..
+            } => {
+                if leaders.is_empty() {
+                    problems.push(table.problem(
+                        "leaders",
+                        "a `binance` source needs `leaders` (leader id = \"key name\")",
+                    ));
+                }
+                for (leader, key) in &leaders {
+                    if !crate::vault::valid_name(key) {
+                        problems.push(table.problem(
+                            "leaders",
+                            format!("leader `{leader}`: `{key}` is not a key name (1 to 64 of A-Z, a-z, 0-9, `_`, `-`, `.`)"),
+                        ));
+                    }
+                }
+                for (field, url, schemes) in [
+                    ("rest_url", &rest_url, &["https://", "http://"]),
+                    ("api_url", &api_url, &["https://", "http://"]),
+                    ("stream_url", &stream_url, &["wss://", "ws://"]),
+                ] {
+                    if !schemes.iter().any(|s| url.starts_with(s)) || url.contains('?') {
+                        problems.push(table.problem(
+                            field,
+                            format!(
+                                "`{url}` is not a {} or {} URL without a query",
+                                schemes[0], schemes[1]
+                            ),
+                        ));
+                    }
+                }
+                if recv_window_ms == 0 || recv_window_ms > 60_000 {
+                    problems.push(
+                        table.problem("recv_window_ms", "`recv_window_ms` must be 1 to 60000"),
+                    );
+                }
+                if !(1..60).contains(&keep_alive_min) {
+                    problems.push(table.problem(
+                        "keep_alive_min",
+                        "`keep_alive_min` must be 1 to 59 (a listen key lives 60 minutes)",
+                    ));
+                }
+                if !(1..24).contains(&reconnect_before_h) {
+                    problems.push(table.problem(
+                        "reconnect_before_h",
+                        "`reconnect_before_h` must be 1 to 23 (the venue ends a connection at 24 hours)",
+                    ));
+                }
+            }
         }
         problems
     }
@@ -623,5 +714,27 @@ mod defaults {
     }
     pub fn down_after_ms() -> u64 {
         1_000
+    }
+
+    pub fn vault() -> std::path::PathBuf {
+        "keys.vault".into()
+    }
+    pub fn binance_rest_url() -> String {
+        "https://fapi.binance.com".into()
+    }
+    pub fn binance_stream_url() -> String {
+        "wss://fstream.binance.com".into()
+    }
+    pub fn binance_api_url() -> String {
+        "https://api.binance.com".into()
+    }
+    pub fn recv_window_ms() -> u64 {
+        5_000
+    }
+    pub fn keep_alive_min() -> u64 {
+        30
+    }
+    pub fn reconnect_before_h() -> u64 {
+        23
     }
 }

@@ -23,8 +23,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -36,6 +37,11 @@ const NONCE_BYTES: usize = 12;
 const TAG_BYTES: usize = 16;
 /// A vault of more than this is not one this program wrote.
 const FILE_MAX: u64 = 16 << 20;
+/// The longest API key or secret held. Binance's are 64 characters and an
+/// Ed25519 PKCS#8 PEM about 120; the layout's own limit is 64 KiB.
+pub const KEY_TEXT_MAX: usize = 4096;
+/// A master key file longer than this is not one.
+const MASTER_FILE_MAX: u64 = 1024;
 
 /// The environment variable holding a path to the master key file.
 pub const ENV_KEY_FILE: &str = "FILLCAST_VAULT_KEY_FILE";
@@ -44,11 +50,9 @@ pub const ENV_KEY: &str = "FILLCAST_VAULT_KEY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // Not `source`: the message already holds it, and `{:#}` would say it twice.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}: cannot be opened with this master key: the key is not the one it was written with, or the file is damaged")]
     WrongKeyOrDamaged { path: PathBuf },
     #[error("{path}: not a fillcast key vault: {reason}")]
@@ -63,6 +67,14 @@ pub enum VaultError {
     NotFound(String),
     #[error("key `{name}`: {what} is empty")]
     Empty { name: String, what: &'static str },
+    #[error("key `{name}`: {what} is {len} bytes, more than the {KEY_TEXT_MAX} a venue key has")]
+    TooLong {
+        name: String,
+        what: &'static str,
+        len: usize,
+    },
+    #[error("{path}: changed since it was read (another `fillcast keys` at the same time?); nothing was written, run the command again")]
+    Changed { path: PathBuf },
 }
 
 /// The 32 bytes every vault of an installation is encrypted under. Zeroed on drop.
@@ -82,43 +94,61 @@ impl MasterKey {
         MasterKey(k)
     }
 
-    /// From 64 hex digits (surrounding whitespace ignored) or exactly 32 raw bytes.
-    pub fn from_bytes(text: &[u8]) -> Result<MasterKey, VaultError> {
+    /// From 64 hex digits, surrounding whitespace ignored.
+    pub fn from_hex(text: &[u8]) -> Result<MasterKey, String> {
         let mut k = Zeroizing::new([0u8; 32]);
         let trimmed = text.trim_ascii();
-        if trimmed.len() == 64 {
-            for (i, pair) in trimmed.chunks_exact(2).enumerate() {
-                let hi = hex_digit(pair[0]);
-                let lo = hex_digit(pair[1]);
-                match (hi, lo) {
-                    (Some(h), Some(l)) => k[i] = h << 4 | l,
-                    _ => {
-                        return Err(VaultError::MasterKey(
-                            "64 characters, but not all hex digits".into(),
-                        ))
-                    }
-                }
+        if trimmed.len() != 64 {
+            return Err(format!(
+                "expected 64 hex digits, found {} characters",
+                trimmed.len()
+            ));
+        }
+        for (i, pair) in trimmed.chunks_exact(2).enumerate() {
+            match (hex_digit(pair[0]), hex_digit(pair[1])) {
+                (Some(h), Some(l)) => k[i] = h << 4 | l,
+                _ => return Err("64 characters, but not all hex digits".into()),
             }
-        } else if text.len() == 32 {
-            k.copy_from_slice(text);
-        } else {
-            return Err(VaultError::MasterKey(format!(
-                "expected 64 hex digits or 32 raw bytes, found {} bytes",
-                text.len()
-            )));
         }
         Ok(MasterKey(k))
+    }
+
+    /// From a key file's bytes: 64 hex digits, or exactly 32 raw bytes
+    /// (`head -c 32 /dev/urandom`). 32 bytes of text are refused: a passphrase
+    /// or a 128-bit key in hex, not 256 random bits.
+    pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, String> {
+        if bytes.len() == 32
+            && !bytes
+                .iter()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        {
+            let mut k = Zeroizing::new([0u8; 32]);
+            k.copy_from_slice(bytes);
+            return Ok(MasterKey(k));
+        }
+        MasterKey::from_hex(bytes).map_err(|e| format!("{e} (or 32 raw random bytes)"))
     }
 
     /// Read from `path`, which only its owner may read (a key others can read is
     /// refused: it would protect nothing).
     pub fn from_file(path: &Path) -> Result<MasterKey, VaultError> {
         use std::os::unix::fs::MetadataExt;
-        let io = |source| VaultError::Io {
+        let io = |err| VaultError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         };
-        let meta = std::fs::metadata(path).map_err(io)?;
+        // A FIFO or a device is refused before it is opened (opening a FIFO
+        // blocks); the rest is checked through the handle, so that what is
+        // checked is what is read.
+        let not_file = || VaultError::MasterKey(format!("{}: not a regular file", path.display()));
+        if !std::fs::metadata(path).map_err(io)?.is_file() {
+            return Err(not_file());
+        }
+        let f = std::fs::File::open(path).map_err(io)?;
+        let meta = f.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(not_file());
+        }
         if meta.mode() & 0o077 != 0 {
             return Err(VaultError::MasterKey(format!(
                 "{}: readable by others (mode {:o}); `chmod 600` it",
@@ -126,43 +156,50 @@ impl MasterKey {
                 meta.mode() & 0o777
             )));
         }
-        if meta.len() > 1024 {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MASTER_FILE_MAX as usize + 1));
+        f.take(MASTER_FILE_MAX + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MASTER_FILE_MAX {
             return Err(VaultError::MasterKey(format!(
-                "{}: {} bytes, not a master key",
-                path.display(),
-                meta.len()
+                "{}: more than {MASTER_FILE_MAX} bytes, not a master key",
+                path.display()
             )));
         }
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(io)?);
-        MasterKey::from_bytes(&bytes).map_err(|e| match e {
-            VaultError::MasterKey(m) => VaultError::MasterKey(format!("{}: {m}", path.display())),
-            e => e,
-        })
+        MasterKey::from_bytes(&bytes)
+            .map_err(|m| VaultError::MasterKey(format!("{}: {m}", path.display())))
     }
 
     /// From the environment: `FILLCAST_VAULT_KEY_FILE` (a path) or
-    /// `FILLCAST_VAULT_KEY` (64 hex digits), in that order.
+    /// `FILLCAST_VAULT_KEY` (64 hex digits). Both set is refused: which one
+    /// wins would decide, silently, which key a new vault is written under.
     pub fn from_env() -> Result<MasterKey, VaultError> {
-        if let Some(path) = std::env::var_os(ENV_KEY_FILE) {
-            return MasterKey::from_file(Path::new(&path));
-        }
-        if let Some(text) = std::env::var_os(ENV_KEY) {
-            let text = Zeroizing::new(text.into_encoded_bytes());
-            return MasterKey::from_bytes(&text)
-                .map_err(|e| VaultError::MasterKey(format!("{ENV_KEY}: {e}")));
-        }
-        Err(VaultError::MasterKey(format!(
+        match (std::env::var_os(ENV_KEY_FILE), std::env::var_os(ENV_KEY)) {
+            (Some(_), Some(_)) => Err(VaultError::MasterKey(format!(
+                "both {ENV_KEY_FILE} and {ENV_KEY} are set; unset one"
+            ))),
+            (Some(path), None) if path.is_empty() => Err(VaultError::MasterKey(format!(
+                "{ENV_KEY_FILE} is set but empty"
+            ))),
+            (Some(path), None) => MasterKey::from_file(Path::new(&path)),
+            (None, Some(text)) => {
+                let text = Zeroizing::new(text.into_encoded_bytes());
+                MasterKey::from_hex(&text)
+                    .map_err(|e| VaultError::MasterKey(format!("{ENV_KEY}: {e}")))
+            }
+            (None, None) => Err(VaultError::MasterKey(format!(
             "none given: set {ENV_KEY_FILE} to a file holding it (or {ENV_KEY} to its 64 hex digits)"
-        )))
+            ))),
+        }
     }
 
     /// Writes this key as 64 hex digits to a new file at `path`, mode 0600;
     /// refuses to overwrite one.
     pub fn write_new(&self, path: &Path) -> Result<(), VaultError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let io = |source| VaultError::Io {
+        let io = |err| VaultError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -177,7 +214,9 @@ impl MasterKey {
         }
         text[64] = b'\n';
         f.write_all(text.as_ref()).map_err(io)?;
-        f.sync_all().map_err(io)
+        f.sync_all().map_err(io)?;
+        // Its name too: a vault whose master key a crash lost opens for no one.
+        sync_parent(path)
     }
 }
 
@@ -268,6 +307,9 @@ pub struct VaultEntry {
 pub struct Vault {
     path: PathBuf,
     entries: Vec<VaultEntry>,
+    /// The SHA-256 of the file as read (`None`: there was none), so that `save`
+    /// refuses to overwrite a vault another process changed meanwhile.
+    seen: Option<[u8; 32]>,
 }
 
 /// Whether `name` is a key name: what config refers to, safe to print.
@@ -278,28 +320,50 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
+/// `valid_name` as an error that shows the name as it may be printed.
+pub fn check_name(name: &str) -> Result<(), VaultError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(VaultError::BadName(printable(name)))
+    }
+}
+
+impl VaultEntry {
+    /// What every entry is, whether `add` is given it or a file holds it: a key
+    /// name, and an API key and a secret neither blank nor longer than any
+    /// venue's (which also keeps each within the layout's 16-bit lengths).
+    pub fn check(&self) -> Result<(), VaultError> {
+        check_name(&self.name)?;
+        for (what, s) in [("the API key", &self.api_key), ("the secret", &self.secret)] {
+            let s = s.expose_secret();
+            if s.trim().is_empty() {
+                return Err(VaultError::Empty {
+                    name: self.name.clone(),
+                    what,
+                });
+            }
+            if s.len() > KEY_TEXT_MAX {
+                return Err(VaultError::TooLong {
+                    name: self.name.clone(),
+                    what,
+                    len: s.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Vault {
     /// The vault at `path`: empty if there is no file yet.
     pub fn open(path: &Path, key: &MasterKey) -> Result<Vault, VaultError> {
-        let io = |source| VaultError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let bytes = match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Vault {
-                    path: path.to_path_buf(),
-                    entries: Vec::new(),
-                })
-            }
-            Err(e) => return Err(io(e)),
-            Ok(m) if m.len() > FILE_MAX => {
-                return Err(VaultError::BadFormat {
-                    path: path.to_path_buf(),
-                    reason: format!("{} bytes, more than any vault", m.len()),
-                })
-            }
-            Ok(_) => std::fs::read(path).map_err(io)?,
+        let Some(bytes) = read_file(path)? else {
+            return Ok(Vault {
+                path: path.to_path_buf(),
+                entries: Vec::new(),
+                seen: None,
+            });
         };
         let entries = decrypt(&bytes, key)
             .ok_or_else(|| match bad_header(&bytes) {
@@ -320,6 +384,7 @@ impl Vault {
         Ok(Vault {
             path: path.to_path_buf(),
             entries,
+            seen: Some(Sha256::digest(&bytes).into()),
         })
     }
 
@@ -337,22 +402,9 @@ impl Vault {
 
     /// Adds `entry`; refuses a bad or taken name and an empty key or secret.
     pub fn add(&mut self, entry: VaultEntry) -> Result<(), VaultError> {
-        if !valid_name(&entry.name) {
-            return Err(VaultError::BadName(printable(&entry.name)));
-        }
+        entry.check()?;
         if self.get(&entry.name).is_some() {
             return Err(VaultError::Duplicate(entry.name));
-        }
-        for (what, s) in [
-            ("the API key", &entry.api_key),
-            ("the secret", &entry.secret),
-        ] {
-            if s.expose_secret().trim().is_empty() {
-                return Err(VaultError::Empty {
-                    name: entry.name,
-                    what,
-                });
-            }
         }
         self.entries.push(entry);
         Ok(())
@@ -380,15 +432,43 @@ impl Vault {
 
     /// Writes the vault: a new file beside it (mode 0600), synced, then renamed
     /// over the old one, so a crash leaves the old vault or the new one, whole.
-    pub fn save(&self, key: &MasterKey) -> Result<(), VaultError> {
+    /// Under a lock beside it, and only if the file is still the one `open`
+    /// read: two commands at once would otherwise each drop the other's change.
+    /// A symlinked vault is written where the link points; the link stays.
+    pub fn save(&mut self, key: &MasterKey) -> Result<(), VaultError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let plain = encode(&self.entries);
-        let sealed = encrypt(&plain, key);
-        let tmp = self.path.with_extension("vault-new");
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| VaultError::Io { path, source }
+            move |err| VaultError::Io { path, err }
         };
+        let target = match std::fs::canonicalize(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.path.clone(),
+            Err(e) => return Err(io(&self.path)(e)),
+        };
+        let lock_path = beside(&target, ".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
+        let now = read_file(&target)?.map(|b| Sha256::digest(&b).into());
+        if now != self.seen {
+            return Err(VaultError::Changed {
+                path: self.path.clone(),
+            });
+        }
+        let plain = encode(&self.entries);
+        let sealed = encrypt(&plain, key);
+        // The vault's whole name and a suffix: never the vault itself, nor
+        // another vault's temporary file (`keys` and `keys.vault` would share
+        // `keys.vault-new` if the suffix replaced the extension).
+        let tmp = beside(&target, ".new");
+        debug_assert_ne!(tmp, target);
+        // A stale one is a crashed save's; only a save, under the lock, writes it.
         let _ = std::fs::remove_file(&tmp);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -398,20 +478,76 @@ impl Vault {
             .map_err(io(&tmp))?;
         f.write_all(&sealed).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(dir))?;
-        }
+        std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        sync_parent(&target)?;
+        self.seen = Some(Sha256::digest(&sealed).into());
         Ok(())
     }
 }
 
+/// `path` with `suffix` after its file name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Makes a new or renamed file's name durable (the current directory's for a
+/// bare file name).
+fn sync_parent(path: &Path) -> Result<(), VaultError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|err| VaultError::Io {
+            path: dir.to_path_buf(),
+            err,
+        })
+}
+
+/// The vault file at `path`, or `None` if there is none. What is not a regular
+/// file is refused before it is opened (opening a FIFO would block), and what
+/// is larger than any vault before it is read.
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>, VaultError> {
+    let io = |err| VaultError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let bad = |reason: String| VaultError::BadFormat {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+        Ok(m) if !m.is_file() => return Err(bad("not a regular file".into())),
+        Ok(_) => {}
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > FILE_MAX {
+        return Err(bad(format!(
+            "more than {FILE_MAX} bytes, more than any vault"
+        )));
+    }
+    Ok(Some(bytes))
+}
+
 /// `name` as it may be printed in an error: a name is not secret, but a
-/// mistyped argument could be anything, so it is cut and escaped.
+/// mistyped argument could be anything (a key pasted in the wrong place), so
+/// one longer than any name is not shown, and the rest is escaped.
 fn printable(name: &str) -> String {
-    name.chars().take(64).flat_map(char::escape_debug).collect()
+    let chars = name.chars().count();
+    if chars > 64 {
+        return format!("<{chars} characters, not shown>");
+    }
+    name.chars().flat_map(char::escape_debug).collect()
 }
 
 fn cipher(key: &MasterKey) -> ChaCha20Poly1305 {
@@ -478,10 +614,11 @@ fn bad_header(file: &[u8]) -> Option<String> {
 // byte, then futures and withdrawals bytes and an i64 time), little-endian.
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Names and keys are far below 64 KiB: `add` and the venues bound them.
-    let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+    // `VaultEntry::check` bounds every string far below 64 KiB; a cut one would
+    // be another key, or not UTF-8 and the whole vault unreadable.
+    let len = u16::try_from(s.len()).expect("vault strings are checked to fit a u16");
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&s.as_bytes()[..len as usize]);
+    out.extend_from_slice(s.as_bytes());
 }
 
 fn encode(entries: &[VaultEntry]) -> Zeroizing<Vec<u8>> {
@@ -562,12 +699,21 @@ fn decode(plain: &[u8]) -> Result<Vec<VaultEntry>, String> {
     };
     let count = u32::from_le_bytes(r.take(4)?.try_into().unwrap_or_default());
     let mut entries = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for i in 0..count {
         let name = r.str("a name")?.to_string();
         if !valid_name(&name) {
             return Err(format!("entry {i}: its name is not a key name"));
         }
+        // `get` would find the first and `remove` take only it: a removed key
+        // would still be there.
+        if !names.insert(name.clone()) {
+            return Err(format!("entry {i}: a second key named `{name}`"));
+        }
         let venue = r.str("a venue")?.to_string();
+        if !valid_name(&venue) {
+            return Err(format!("key `{name}`: its venue is not a venue name"));
+        }
         let kind = match r.byte()? {
             0 => KeyKind::Hmac,
             1 => KeyKind::Ed25519,
@@ -587,14 +733,16 @@ fn decode(plain: &[u8]) -> Result<Vec<VaultEntry>, String> {
         } else {
             None
         };
-        entries.push(VaultEntry {
+        let entry = VaultEntry {
             name,
             venue,
             kind,
             api_key,
             secret,
             permissions,
-        });
+        };
+        entry.check().map_err(|e| e.to_string())?;
+        entries.push(entry);
     }
     if r.at != plain.len() {
         return Err(format!("{} bytes after the last key", plain.len() - r.at));
@@ -696,6 +844,7 @@ mod tests {
         let mut v = Vault {
             path: "k.vault".into(),
             entries: Vec::new(),
+            seen: None,
         };
         v.add(entry("alice")).unwrap();
         let shown = format!("{v:?} {:?}", MasterKey::generate());
@@ -764,5 +913,186 @@ mod tests {
         proptest::proptest!(|(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256))| {
             let _ = decode(&bytes);
         });
+    }
+
+    /// The plaintext `entries` would have, sealed into a file at `path`: what
+    /// only a holder of the master key could write.
+    fn craft(path: &Path, key: &MasterKey, entries: &[VaultEntry]) {
+        std::fs::write(path, encrypt(&encode(entries), key)).unwrap();
+    }
+
+    #[test]
+    fn regression_a_secret_over_64_kib_was_cut_on_save_and_made_the_vault_unreadable() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("keys.vault");
+        let key = MasterKey::generate();
+        let mut v = Vault::open(&path, &key).unwrap();
+        v.add(entry("alice")).unwrap();
+        let mut big = entry("big");
+        big.secret = SecretString::from("é".repeat(50_000));
+        assert!(matches!(v.add(big), Err(VaultError::TooLong { .. })));
+        let mut big = entry("big");
+        big.api_key = SecretString::from("k".repeat(KEY_TEXT_MAX + 1));
+        let e = v.add(big).unwrap_err().to_string();
+        assert!(e.contains("more than the 4096"), "{e}");
+        v.save(&key).unwrap();
+        assert_eq!(Vault::open(&path, &key).unwrap().entries().len(), 1);
+    }
+
+    #[test]
+    fn regression_a_vault_with_two_keys_of_one_name_opened_and_remove_left_one() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("keys.vault");
+        let key = MasterKey::generate();
+        craft(&path, &key, &[entry("alice"), entry("bob"), entry("alice")]);
+        let e = Vault::open(&path, &key).unwrap_err().to_string();
+        assert!(e.contains("entry 2: a second key named `alice`"), "{e}");
+        let mut odd = entry("carol");
+        odd.venue = "bin ance\u{1b}[2J".into();
+        craft(&path, &key, &[odd]);
+        let e = Vault::open(&path, &key).unwrap_err().to_string();
+        assert!(e.contains("not a venue name"), "{e}");
+        let mut blank = entry("dave");
+        blank.secret = SecretString::from(String::new());
+        craft(&path, &key, &[blank]);
+        let e = Vault::open(&path, &key).unwrap_err().to_string();
+        assert!(e.contains("the secret is empty"), "{e}");
+    }
+
+    #[test]
+    fn regression_a_master_key_file_or_vault_that_is_a_fifo_hung_the_command() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = fifo.clone();
+        std::thread::spawn(move || {
+            let key = MasterKey::from_file(&f)
+                .map(drop)
+                .map_err(|e| e.to_string());
+            let vault = Vault::open(&f, &MasterKey::generate())
+                .map(drop)
+                .map_err(|e| e.to_string());
+            let _ = tx.send((key, vault));
+        });
+        let (key, vault) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("a FIFO must be refused, not read");
+        assert!(key.unwrap_err().contains("not a regular file"));
+        assert!(vault.unwrap_err().contains("not a regular file"));
+        let e = MasterKey::from_file(d.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn regression_a_32_character_passphrase_was_taken_as_a_raw_master_key() {
+        for text in [
+            &b"correct horse battery staple 123"[..],
+            b"correct horse battery staple 1\r\n",
+            b"00112233445566778899aabbccddeeff",
+        ] {
+            assert_eq!(text.len(), 32);
+            let e = MasterKey::from_bytes(text).unwrap_err();
+            assert!(e.contains("expected 64 hex digits"), "{e}");
+        }
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        raw[0] = 0;
+        assert!(MasterKey::from_bytes(&raw).is_ok());
+        assert!(
+            MasterKey::from_hex(&raw).is_err(),
+            "the environment takes hex only"
+        );
+    }
+
+    #[test]
+    fn regression_two_commands_saving_one_vault_dropped_a_key() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("keys.vault");
+        let key = MasterKey::generate();
+        let mut first = Vault::open(&path, &key).unwrap();
+        let mut second = Vault::open(&path, &key).unwrap();
+        first.add(entry("alice")).unwrap();
+        first.save(&key).unwrap();
+        second.add(entry("bob")).unwrap();
+        let e = second.save(&key).unwrap_err();
+        assert!(matches!(e, VaultError::Changed { .. }), "{e}");
+        let v = Vault::open(&path, &key).unwrap();
+        assert!(v.get("alice").is_some() && v.get("bob").is_none());
+        first.add(entry("carol")).unwrap();
+        first
+            .save(&key)
+            .expect("a vault saves again over what it wrote");
+        assert_eq!(Vault::open(&path, &key).unwrap().entries().len(), 2);
+    }
+
+    #[test]
+    fn regression_a_symlinked_vault_was_replaced_by_a_file_and_its_target_left_stale() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real.vault");
+        let link = d.path().join("link.vault");
+        let key = MasterKey::generate();
+        let mut v = Vault::open(&real, &key).unwrap();
+        v.add(entry("alice")).unwrap();
+        v.save(&key).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut v = Vault::open(&link, &key).unwrap();
+        v.add(entry("bob")).unwrap();
+        v.save(&key).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(Vault::open(&real, &key).unwrap().entries().len(), 2);
+    }
+
+    #[test]
+    fn regression_saving_a_vault_deleted_another_file_or_the_vault_itself_first() {
+        let d = tempfile::tempdir().unwrap();
+        let key = MasterKey::generate();
+        // `keys`' temporary file was `keys.vault-new`, another vault's own.
+        let other = d.path().join("keys.vault-new");
+        std::fs::write(&other, b"another vault's").unwrap();
+        let mut v = Vault::open(&d.path().join("keys"), &key).unwrap();
+        v.add(entry("alice")).unwrap();
+        v.save(&key).unwrap();
+        assert_eq!(std::fs::read(&other).unwrap(), b"another vault's");
+        // A vault named like the temporary file was deleted before its rewrite.
+        for path in [other, d.path().join("keys")] {
+            assert_ne!(beside(&path, ".new"), path);
+        }
+        // A stale temporary file of a crashed save is no obstacle.
+        std::fs::write(d.path().join("keys.new"), b"torn").unwrap();
+        v.add(entry("bob")).unwrap();
+        v.save(&key).unwrap();
+        assert_eq!(
+            Vault::open(&d.path().join("keys"), &key)
+                .unwrap()
+                .entries()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn regression_io_errors_said_their_cause_twice() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = Vault::open(&file.join("keys.vault"), &MasterKey::generate()).unwrap_err();
+        assert!(matches!(e, VaultError::Io { .. }), "{e}");
+        // `{:#}` at the binary's edge appends every source to the message.
+        assert!(std::error::Error::source(&e).is_none(), "{e}");
+        assert!(e.to_string().contains("Not a directory"), "{e}");
+    }
+
+    #[test]
+    fn regression_a_bad_name_error_echoed_64_characters_of_what_was_typed() {
+        let pasted = format!("{SECRET}+");
+        let e = check_name(&pasted).unwrap_err().to_string();
+        assert!(!e.contains(&SECRET[..12]), "{e}");
+        assert!(e.contains("65 characters, not shown"), "{e}");
+        let e = check_name("bad\u{1b}name").unwrap_err().to_string();
+        assert!(e.contains("bad\\u{1b}name"), "{e}");
     }
 }

@@ -86,6 +86,9 @@ fn example_configs_load_and_build() {
                 SourceSettings::Fix { store, .. } => {
                     assert!(store.is_some(), "{name}: the store resolved")
                 }
+                SourceSettings::Binance { vault, .. } => {
+                    assert!(vault.is_absolute(), "{name}: the vault resolved")
+                }
             }
         }
     }
@@ -113,6 +116,17 @@ fn example_and_reference_document_every_key() {
         "reset_on_logon",
         "store",
         "accounts",
+    ]);
+    keys.extend([
+        "leaders",
+        "vault",
+        "rest_url",
+        "stream_url",
+        "api_url",
+        "recv_window_ms",
+        "keep_alive_min",
+        "reconnect_before_h",
+        "equity_asset",
     ]);
     for key in keys {
         let documented = example.lines().any(|l| {
@@ -407,5 +421,26 @@ fn a_fix_venue_is_checked_key_by_key() {
         [(99, fillcast_engine::event::RejectReason::InsufficientMargin)]
             .into_iter()
             .collect()
+    );
+}
+
+#[test]
+fn a_binance_source_is_checked_naming_each_bad_value() {
+    check_raw(
+        "[[sources]]\nkind = \"binance\"\nleaders = {}\n",
+        &[(3, "a `binance` source needs `leaders`")],
+    );
+    check_raw(
+        "[[sources]]\nkind = \"binance\"\nleaders = { L1 = \"bad name\" }\n\
+         rest_url = \"ftp://x\"\nstream_url = \"https://x\"\nrecv_window_ms = 0\n\
+         keep_alive_min = 60\nreconnect_before_h = 24\n",
+        &[
+            (3, "`bad name` is not a key name"),
+            (4, "`ftp://x` is not a https:// or http:// URL"),
+            (5, "`https://x` is not a wss:// or ws:// URL"),
+            (6, "`recv_window_ms` must be 1 to 60000"),
+            (7, "`keep_alive_min` must be 1 to 59"),
+            (8, "`reconnect_before_h` must be 1 to 23"),
+        ],
     );
 }

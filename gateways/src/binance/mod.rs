@@ -10,6 +10,8 @@
 //!   the engine's events.
 //! - [`limits`]: the per-account order limits and the IP weight, paced by the
 //!   gateway itself, and the backoff a 429 or a 418 asks for.
+//! - [`source`]: leaders' fills from their user data streams, each gap a lost
+//!   connection leaves filled from `userTrades` (the `binance` source).
 //! - [`rest`]: the REST answers read at start and rarely (a key's
 //!   permissions, the exchange's filters checked against the config, a listen
 //!   key).
@@ -22,6 +24,7 @@ pub mod errors;
 pub mod limits;
 pub mod rest;
 pub mod sign;
+pub mod source;
 pub mod stream;
 pub mod venue;
 pub mod wsapi;

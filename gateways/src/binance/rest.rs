@@ -3,7 +3,8 @@
 //! filters (`GET /fapi/v1/exchangeInfo`), and a listen key (`POST
 //! /fapi/v1/listenKey`). None is on the order path, so they are parsed with
 //! serde (through simd-json's serde support) into owned values, with a size cap
-//! first.
+//! first. The account's trade history (`GET /fapi/v1/userTrades`), which fills
+//! the user data stream's gaps, is fetched here and parsed by `stream`.
 //!
 //! The exchange's filters are checked against the config at start
 //! (`check_filters`): an order sized to the config's lot but not to the
@@ -211,6 +212,17 @@ pub fn check_filters<'a>(
     out
 }
 
+/// Where a `GET /fapi/v1/userTrades` page starts. The documentation: without
+/// times the last 7 days are answered; `endTime` is at most 7 days after
+/// `startTime`; `fromId` may not come with either.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TradesFrom {
+    /// Trades from `startTime` on, up to `endTime` when given.
+    Time { start_ms: u64, end_ms: Option<u64> },
+    /// Trades with this id and later ones, in id order (`fromId`).
+    Id(u64),
+}
+
 /// What a REST call can fail with. Messages hold the path and the venue's own
 /// code and message, never a key or a signature.
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +249,21 @@ pub struct RestClient {
     recv_window_ms: u64,
 }
 
+/// A venue's or the network's message as an error may hold it: at most 200
+/// characters, control characters escaped (it reaches terminals and logs).
+fn shown(msg: &str) -> String {
+    msg.chars()
+        .take(200)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 struct VenueError {
     code: i64,
@@ -246,7 +273,12 @@ struct VenueError {
 impl RestClient {
     pub fn new(base: &str, timeout: std::time::Duration, recv_window_ms: u64) -> RestClient {
         RestClient {
-            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+            // No redirects: ureq would send the API key header on to wherever
+            // a redirect points, and take that host's answer for the venue's.
+            agent: ureq::AgentBuilder::new()
+                .timeout(timeout)
+                .redirects(0)
+                .build(),
             base: base.trim_end_matches('/').to_string(),
             recv_window_ms,
         }
@@ -294,12 +326,17 @@ impl RestClient {
                     path,
                     status,
                     code: e.code,
-                    msg: e.msg,
+                    msg: shown(&e.msg),
                 })
             }
-            Err(e) => Err(RestError::Transport {
+            // Not `e.to_string()`: it quotes the whole URL, a signed call's
+            // query and signature with it.
+            Err(ureq::Error::Transport(t)) => Err(RestError::Transport {
                 path,
-                reason: e.to_string(),
+                reason: shown(&match t.message() {
+                    Some(m) => format!("{}: {m}", t.kind()),
+                    None => t.kind().to_string(),
+                }),
             }),
         }
     }
@@ -369,6 +406,50 @@ impl RestClient {
     pub fn keep_listen_key(&self, api_key: &str) -> Result<(), RestError> {
         self.call("PUT", "/fapi/v1/listenKey", "", api_key)
             .map(|_| ())
+    }
+
+    /// One page of the account's trades of `symbol` (`GET /fapi/v1/userTrades`,
+    /// signed, weight 5), at most `limit` (1 to 1000) from `from`: the raw body,
+    /// for `stream::Parser::user_trades`. The venue keeps 6 months of trades.
+    pub fn user_trades(
+        &self,
+        api_key: &str,
+        signer: &Signer,
+        symbol: &str,
+        from: TradesFrom,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<u8>, RestError> {
+        const PATH: &str = "/fapi/v1/userTrades";
+        // The symbol goes into the signed query unescaped: only the characters
+        // of Binance's symbol names (`^[A-Z0-9-_.]{1,20}$`), with room.
+        if symbol.is_empty()
+            || symbol.len() > 32
+            || !symbol
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(RestError::Transport {
+                path: PATH,
+                reason: format!(
+                    "symbol {:?} is not 1 to 32 of A-Z, 0-9, `-`, `_`, `.`",
+                    symbol.chars().take(40).collect::<String>()
+                ),
+            });
+        }
+        let limit = limit.clamp(1, crate::binance::stream::USER_TRADES_MAX);
+        let params = match from {
+            TradesFrom::Time {
+                start_ms,
+                end_ms: None,
+            } => format!("symbol={symbol}&startTime={start_ms}&limit={limit}"),
+            TradesFrom::Time {
+                start_ms,
+                end_ms: Some(end_ms),
+            } => format!("symbol={symbol}&startTime={start_ms}&endTime={end_ms}&limit={limit}"),
+            TradesFrom::Id(id) => format!("symbol={symbol}&fromId={id}&limit={limit}"),
+        };
+        self.signed_get(PATH, &params, api_key, signer, now_ms)
     }
 }
 

@@ -1,0 +1,230 @@
+//! Issue 15 at the real binary: `fillcast run` with a `binance` source against the
+//! in-process test venue, the leader's key from the vault.
+
+use crate::support::{figure, fillcast_cmd, text, tmp};
+use fillcast_engine::model::Side;
+use fillcast_gateways::binance::venue::{
+    AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueTrade,
+};
+use rust_decimal::Decimal;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const LEADER_KEY: &str = "fcLEADERapiKEYz9Y8x7W6v5U4t3S2r1Q0p9O8n7M6l5K4j3I2h1G0f9E8d7C6b5";
+const LEADER_SECRET: &str = "fcLEADERsecretA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5";
+const RISKY_KEY: &str = "fcRISKYleaderKEY0000000000000000000000000000000000000000000000000";
+
+fn venue() -> TestVenue {
+    let account = |api_key: &str, withdrawals| VenueAccount {
+        api_key: api_key.into(),
+        key: AccountKey::Hmac(LEADER_SECRET.as_bytes().to_vec()),
+        withdrawals,
+        futures: true,
+    };
+    TestVenue::start(
+        "127.0.0.1:0",
+        TestVenueOptions {
+            accounts: vec![account(LEADER_KEY, false), account(RISKY_KEY, true)],
+            symbols: Vec::new(),
+        },
+    )
+    .expect("test venue")
+}
+
+/// A master key, and a vault holding `key` under `name`, in `dir`.
+fn vault_with(dir: &Path, venue: &TestVenue, name: &str, api_key: &str, no_check: bool) {
+    let master = dir.join("master.key");
+    if !master.exists() {
+        let o = fillcast_cmd()
+            .args(["keys", "init-master"])
+            .arg(&master)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    let mut c = fillcast_cmd();
+    c.args(["keys", "--vault"])
+        .arg(dir.join("keys.vault"))
+        .args(["add", name, "--api-url", &venue.rest_url()])
+        .env("FILLCAST_VAULT_KEY_FILE", &master)
+        .env_remove("FILLCAST_VAULT_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if no_check {
+        c.arg("--no-check");
+    }
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{api_key}\n{LEADER_SECRET}\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+}
+
+fn config(dir: &Path, venue: &TestVenue, key_name: &str) -> std::path::PathBuf {
+    let mut c = format!(
+        r#"[journal]
+dir = "journal"
+segment_mib = 8
+
+[[venues]]
+name = "sim"
+kind = "sim"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "sim"
+
+[[leaders]]
+id = "L1"
+equity = "1000000"
+
+[[sources]]
+kind = "binance"
+leaders = {{ L1 = "{key_name}" }}
+vault = "keys.vault"
+rest_url = "{rest}"
+api_url = "{rest}"
+stream_url = "{stream}"
+"#,
+        rest = venue.rest_url(),
+        stream = venue.stream_url()
+    );
+    for f in 0..3 {
+        c.push_str(&format!(
+            "[[followers]]\nid = \"F{f}\"\nequity = \"100000\"\n\
+             [[subscriptions]]\nid = \"F{f}:L1\"\nfollower = \"F{f}\"\nleader = \"L1\"\n\
+             allocation = \"10000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 20\n"
+        ));
+    }
+    let path = dir.join("c.toml");
+    std::fs::write(&path, c).unwrap();
+    path
+}
+
+fn start(dir: &Path, cfg: &Path) -> Child {
+    fillcast_cmd()
+        .args(["run", "--until-stopped", "--progress", "0", "--config"])
+        .arg(cfg)
+        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
+        .env_remove("FILLCAST_VAULT_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the engine")
+}
+
+/// Until `ok()`, or fail after `what` took more than 30 s (a failure bound on
+/// a shared machine, not a timing).
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The engine's count of leader fills taken, from `ctl status --json`.
+fn leader_fills(cfg: &Path) -> u64 {
+    let o = fillcast_cmd()
+        .args(["ctl", "--json", "--config"])
+        .arg(cfg)
+        .arg("status")
+        .output()
+        .unwrap();
+    let (out, _) = text(&o);
+    out.split("\"leader_fills\":")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `s` as a decimal (test literals only).
+fn dec(s: &str) -> Decimal {
+    s.parse().expect("a decimal literal")
+}
+
+fn partial(qty: Decimal) -> VenueTrade {
+    VenueTrade {
+        symbol: "BTCUSDT".into(),
+        side: Side::Buy,
+        qty,
+        price: dec("42088.0"),
+        order_id: 336829446,
+        order_qty: dec("0.100"),
+        client_order_id: "leader-order-1".into(),
+    }
+}
+
+#[test]
+fn a_leader_order_filled_in_partials_and_trades_made_while_the_stream_was_down_all_arrive_once() {
+    let d = tmp();
+    let dir = d.path();
+    let venue = venue();
+    vault_with(dir, &venue, "leader1", LEADER_KEY, false);
+    let cfg = config(dir, &venue, "leader1");
+    let mut engine = start(dir, &cfg);
+    wait_for("the leader's stream", || venue.streams() == 1);
+    // 12 partials on the stream, then 8 while it is down (only in userTrades).
+    for _ in 0..12 {
+        venue.trade(LEADER_KEY, &partial(dec("0.005")));
+    }
+    wait_for("12 leader fills", || leader_fills(&cfg) >= 12);
+    venue.drop_streams();
+    for _ in 0..8 {
+        venue.trade(LEADER_KEY, &partial(dec("0.005")));
+    }
+    wait_for("the stream again", || venue.streams() == 1);
+    wait_for("20 leader fills", || leader_fills(&cfg) >= 20);
+    let o = fillcast_cmd()
+        .args(["ctl", "--config"])
+        .arg(&cfg)
+        .arg("shutdown")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let _ = engine.stdin.take();
+    let out = engine.wait_with_output().expect("engine ends");
+    let (out, err) = text(&out);
+    assert!(out.contains("leader fills in"), "{out}\n{err}");
+    assert_eq!(figure(&out, "leader fills in"), 20, "{out}\n{err}");
+    for s in [LEADER_KEY, LEADER_SECRET] {
+        assert!(
+            !out.contains(s) && !err.contains(s),
+            "key material in the output"
+        );
+    }
+    assert!(
+        venue.requests("/fapi/v1/userTrades") >= 2,
+        "the gap was asked for"
+    );
+}
+
+#[test]
+fn a_leader_key_that_can_withdraw_stops_the_start_naming_it() {
+    let d = tmp();
+    let dir = d.path();
+    let venue = venue();
+    // Stored unchecked (no network at `add`): the start asks and refuses it.
+    vault_with(dir, &venue, "risky", RISKY_KEY, true);
+    let cfg = config(dir, &venue, "risky");
+    let o = start(dir, &cfg).wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}{err}");
+    assert!(
+        err.contains("leader `L1`: key `risky` refused") && err.contains("can withdraw"),
+        "{err}"
+    );
+    assert!(!err.contains(RISKY_KEY) && !err.contains(LEADER_SECRET));
+    assert_eq!(venue.streams(), 0, "no stream was opened");
+    assert!(!dir.join("journal").exists() || venue.requests("/fapi/v1/listenKey") == 0);
+}
