@@ -1291,12 +1291,12 @@ equity = "100000"
 
     #[test]
     fn the_embedded_fixture_is_the_shared_one() {
+        // The repository's copy of `../shared/fixtures`' file (tests/data/README.md).
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/binance_usdm_order_trade_update_fill.json");
-        match std::fs::read_to_string(&path) {
-            Ok(shared) => assert_eq!(shared.trim_end(), FIXTURE),
-            Err(e) => eprintln!("{} not compared: {e}", path.display()),
-        }
+            .join("tests/data/binance/binance_usdm_order_trade_update_fill.json");
+        let shared = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(shared.trim_end(), FIXTURE);
     }
 
     #[test]

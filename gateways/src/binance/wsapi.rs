@@ -1089,11 +1089,11 @@ mod tests {
     const ED_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 
     const FIXTURE_REQUEST: &str =
-        include_str!("../../../../shared/fixtures/binance_usdm_ws_order_place_request.json");
+        include_str!("../../tests/data/binance/binance_usdm_ws_order_place_request.json");
     const FIXTURE_RESPONSE: &str =
-        include_str!("../../../../shared/fixtures/binance_usdm_ws_order_place_response.json");
+        include_str!("../../tests/data/binance/binance_usdm_ws_order_place_response.json");
     const FIXTURE_ERROR: &str =
-        include_str!("../../../../shared/fixtures/binance_usdm_ws_error_response.json");
+        include_str!("../../tests/data/binance/binance_usdm_ws_error_response.json");
 
     // Shapes from docs/BINANCE-PROTOCOL.md: a 418 with `data.retryAfter` (Spot's),
     // a revoked key (`id` null), a session.logon result.
