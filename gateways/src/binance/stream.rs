@@ -1294,8 +1294,8 @@ equity = "100000"
         // The repository's copy of `../shared/fixtures`' file (tests/data/README.md).
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/binance/binance_usdm_order_trade_update_fill.json");
-        let shared = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let shared =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(shared.trim_end(), FIXTURE);
     }
 
