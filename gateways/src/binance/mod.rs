@@ -15,8 +15,10 @@
 //! - [`rest`]: the REST answers read at start and rarely (a key's
 //!   permissions, the exchange's filters checked against the config, a listen
 //!   key).
-//! - [`venue`]: the protocol-faithful test venue the tests and a demo run
-//!   against (so far its REST side).
+//! - [`venue`]: the protocol-faithful test venue the tests run against:
+//!   REST, the user data stream and the WebSocket API (orders, statuses,
+//!   session logon), signatures verified, rate limits enforced with the
+//!   documented errors, faults on demand.
 //! - [`errors`]: the venue's error codes mapped onto the engine's reject
 //!   policies and the gateway's own actions (ask the venue, fix the clock).
 
