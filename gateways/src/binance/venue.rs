@@ -1753,7 +1753,7 @@ fn read_request(bytes: &[u8]) -> Result<ApiRequest, (String, Answer)> {
             bytes.len()
         )));
     }
-    if !depth_within(bytes, REQUEST_DEPTH_MAX) {
+    if !crate::binance::wsapi::depth_within(bytes, REQUEST_DEPTH_MAX) {
         return Err(unreadable("Invalid JSON Request"));
     }
     let mut copy = bytes.to_vec();
@@ -1869,36 +1869,6 @@ fn read_params(v: simd_json::tape::Value<'_, '_>) -> Result<Params, Answer> {
         out.push((name.to_string(), text));
     }
     Ok(Params(out))
-}
-
-/// Whether `bytes` nests objects and arrays at most `max` deep (brackets
-/// outside strings), checked before the JSON parser sees them.
-fn depth_within(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return false;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
 }
 
 fn mandatory(name: &str) -> Answer {

@@ -701,9 +701,21 @@ fn steps_to_decimal(
     Ok(value)
 }
 
-/// Refuses nesting deeper than `REPLY_DEPTH_MAX` before simd-json sees it, by
-/// counting brackets outside strings.
+/// Refuses nesting deeper than `REPLY_DEPTH_MAX` before simd-json sees it.
 fn check_depth(bytes: &[u8]) -> Result<(), ReplyError> {
+    if depth_within(bytes, REPLY_DEPTH_MAX) {
+        Ok(())
+    } else {
+        Err(ReplyError::TooDeep {
+            max: REPLY_DEPTH_MAX,
+        })
+    }
+}
+
+/// Whether `bytes` nests objects and arrays at most `max` deep (brackets
+/// outside strings), checked before a JSON parser sees them: deep nesting is
+/// refused without a parser's recursion or tape ever holding it.
+pub(crate) fn depth_within(bytes: &[u8], max: usize) -> bool {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in bytes {
         if in_string {
@@ -720,17 +732,15 @@ fn check_depth(bytes: &[u8]) -> Result<(), ReplyError> {
             b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
-                if depth > REPLY_DEPTH_MAX {
-                    return Err(ReplyError::TooDeep {
-                        max: REPLY_DEPTH_MAX,
-                    });
+                if depth > max {
+                    return false;
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    Ok(())
+    true
 }
 
 fn read_reply<'i>(v: Value<'_, 'i>) -> Result<Reply<'i>, ReplyError> {
