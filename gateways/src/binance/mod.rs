@@ -19,10 +19,15 @@
 //!   REST, the user data stream and the WebSocket API (orders, statuses,
 //!   session logon), signatures verified, rate limits enforced with the
 //!   documented errors, faults on demand.
+//! - [`gateway`]: follower orders over the WebSocket API (`order.place`,
+//!   IOC, each follower's own key), paced by `limits`, answered as the
+//!   engine's reports; lost connections and unknown outcomes settled with
+//!   `order.status` (the `binance` gateway).
 //! - [`errors`]: the venue's error codes mapped onto the engine's reject
 //!   policies and the gateway's own actions (ask the venue, fix the clock).
 
 pub mod errors;
+pub mod gateway;
 pub mod limits;
 pub mod rest;
 pub mod sign;

@@ -1,0 +1,2065 @@
+//! The Binance USD-M gateway (issue 15): follower orders over the WebSocket
+//! API (`order.place`), each signed with its follower's own key, and the
+//! venue's answers as the engine's `ExecReport`s.
+//!
+//! Owns one background thread and its one WebSocket API connection. The
+//! engine's I/O thread only hands orders over (`submit`, non-blocking, into a
+//! bounded channel) and drains reports (`poll`); everything that waits (the
+//! limiter, the socket, a REST trade lookup) waits on the worker thread.
+//!
+//! - **Pacing, never loss.** Every order goes through `limits::Limiter` for its
+//!   account (300 per 10 s and 1,200 per minute by default) and the IP weight;
+//!   an order the limiter holds stays queued with its client id. Orders handed
+//!   over and not yet sent are counted (`unsent`): past `queue_max` of them
+//!   `can_accept` says no and the engine's egress ring waits. A 429/418 (or
+//!   -1015/-1003/-1008) puts the order back at the head of the queue after
+//!   `Limiter::on_throttled`: the venue refused it before matching, so the
+//!   same client id goes again later, once.
+//! - **IOC LIMIT, `newOrderRespType=RESULT`.** For an IOC order the RESULT
+//!   reply is its final state, so one reply settles it: `Ack`, its fills, and,
+//!   unless it filled whole, `Canceled` with the remainder as `qty` (what the
+//!   sim venue reports for an IOC remainder; Binance says `EXPIRED`, which the
+//!   engine's `Expired` would treat the same, but one spelling for every venue
+//!   keeps the journals comparable).
+//! - **The fill rule** (`fills_of`), used by the reply and by every
+//!   `order.status` answer alike, so that an order reported twice gives the
+//!   engine the same trade ids and it de-duplicates: `executedQty` must be a
+//!   whole number of lots (else the gateway stops: the config's lot is not the
+//!   venue's). If `avgPrice` is exactly on the tick grid, one fill of
+//!   `executedQty` at `avgPrice`, trade id `DERIVED_TRADE_ID_BIT | orderId`
+//!   (Binance's trade ids are signed 64-bit, so the top bit never clashes with
+//!   a real one). Otherwise the order traded at several prices, and its fills
+//!   are its trades from REST `userTrades` (real ids, exact prices), which must
+//!   add up to `executedQty`. An average on the grid from several levels
+//!   (100.0 and 100.2 → 100.1) is reported as one fill at the average: the
+//!   quantity and the notional are exact, only the split is lost.
+//! - **Errors** (`errors::classify`): a reject → `Rejected` with its reason;
+//!   -1021 → sent once more with the same client id (the venue refused it
+//!   before matching) with the clock offset as `ClockOffset` knows it, then
+//!   `Transient`; an unknown outcome (-1006, -1007, -4116, 5XX) →
+//!   `order.status` by client id before anything else, and its answer is
+//!   reported (`-2013`, never received → `Rejected`/`Transient`, so that the
+//!   engine retries with a fresh id); a refused key → the gateway stops for
+//!   good (`down_reason` says which follower), every later order `VenueDown`.
+//! - **The clock offset** is sampled from every `order.place` reply's
+//!   `updateTime` (the venue stamps it between our send and our receive): the
+//!   WebSocket API's error replies carry no `serverTime` the parser exposes.
+//! - **A lost connection** makes the gateway down at once (`is_up` false,
+//!   `down_reason` set); orders not sent yet are refused `VenueDown` (they
+//!   never left); it reconnects with a doubling backoff, asks `order.status`
+//!   about every order that was on the wire, and says up only when each is
+//!   settled (its fills and end, or `UnknownOrder`). A request unanswered for
+//!   `reply_timeout` counts as a lost connection.
+//! - **Followers without an account** in the vault: their orders are rejected
+//!   at once in `submit`, `RejectReason::Other` (the engine puts a person in
+//!   front of it), counted in `BinanceGatewayStats::no_account`, and the
+//!   follower is named in `last_no_account`.
+//!
+//! Never does: log or format a key or a signature (keys are `SecretString`
+//! and `Signer`, which print redacted; errors quote codes and venue messages
+//! only); send an order twice after an unknown outcome without asking; drop an
+//! order the limiter holds back.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use fillcast_engine::clock;
+use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
+use fillcast_engine::ids::client_order_id;
+use fillcast_engine::model::{FollowerIdx, SymbolIdx, SymbolSpec, Universe};
+use fillcast_engine::port::{AskedOrder, Gateway, VenueError};
+use fillcast_engine::units::{Lots, Nanos, Ticks};
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+use super::errors::{classify, Action, ClockOffset};
+use super::limits::{Limiter, LimitsConfig, LimitsError, RateLimitReport};
+use super::rest::{RestClient, TradesFrom};
+use super::sign::Signer;
+use super::stream::{Parser as StreamParser, USER_TRADES_MAX};
+use super::wsapi::{
+    Auth, Encoder, Envelope, Interval, OrderStatus, Outcome, PlaceOrder, RateLimitKind, ReplyId,
+    ReplyParser, RespType,
+};
+
+/// The top bit of a trade id the gateway derived from the venue's order id
+/// (the fill rule in the module doc).
+pub const DERIVED_TRADE_ID_BIT: u64 = 1 << 63;
+
+/// Pages of `userTrades` read for one order at most (1,000 trades each).
+pub const TRADE_PAGES_MAX: usize = 4;
+
+/// How far before an order's `updateTime` its trades are looked for: an IOC
+/// order trades when it arrives, well within this.
+pub const TRADES_LOOKBACK_MS: u64 = 60_000;
+
+/// Tries of one order's trade lookup before the gateway stops, saying why.
+pub const TRADE_LOOKUPS_MAX: u32 = 5;
+
+/// `order.status` questions about one order before the gateway stops, saying
+/// why (each answered with an error or a state that is not final).
+pub const ASKS_MAX: u32 = 50;
+
+/// `order.status`: "Order does not exist." (not in `errors::code`, which
+/// lists refusals of `order.place`).
+const NO_SUCH_ORDER: i32 = -2013;
+
+/// The largest WebSocket message taken (replies are under 1 KiB).
+const WS_MESSAGE_BYTES_MAX: usize = 64 * 1024;
+
+/// The gateway's settings; every URL and limit is configuration.
+#[derive(Clone, Debug)]
+pub struct BinanceGatewayConfig {
+    pub name: String,
+    /// `wss://ws-fapi.binance.com/ws-fapi/v1` in production.
+    pub ws_api_url: String,
+    /// `https://fapi.binance.com`: `userTrades` for orders filled at several prices.
+    pub rest_url: String,
+    pub limits: LimitsConfig,
+    /// Added to every window of `limits` for pacing. The venue stamps a
+    /// request when it handles it, later than we sent it by a delay that
+    /// varies (one connection is handled in order: the last of a burst waits
+    /// for the others), so two requests a window apart by our clock can be
+    /// less than a window apart by the venue's. A window longer by more than
+    /// that jitter keeps the venue's count under its limit; 100 ms costs 1% of
+    /// the 10 s limit's throughput.
+    pub pacing_margin: Duration,
+    pub recv_window_ms: u64,
+    /// The TCP connect and the WebSocket handshake, each; also REST calls.
+    pub connect_timeout: Duration,
+    /// The socket's read timeout: the longest an order handed over waits for
+    /// the worker while it reads.
+    pub tick: Duration,
+    /// A request unanswered this long counts as a lost connection.
+    pub reply_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Orders handed over and not sent yet, at most (`can_accept`).
+    pub queue_max: usize,
+    /// How long `recover` waits for the venue's answers.
+    pub recover_timeout: Duration,
+    /// The wait before asking again about an order whose status answer was
+    /// an error or not final, and before looking its trades up again.
+    pub ask_again_after: Duration,
+}
+
+impl BinanceGatewayConfig {
+    pub fn new(name: &str, ws_api_url: &str, rest_url: &str) -> BinanceGatewayConfig {
+        BinanceGatewayConfig {
+            name: name.to_string(),
+            ws_api_url: ws_api_url.to_string(),
+            rest_url: rest_url.to_string(),
+            limits: LimitsConfig::default(),
+            pacing_margin: Duration::from_millis(100),
+            recv_window_ms: 5_000,
+            connect_timeout: Duration::from_secs(10),
+            tick: Duration::from_millis(1),
+            reply_timeout: Duration::from_secs(10),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(10),
+            queue_max: 4096,
+            recover_timeout: Duration::from_secs(30),
+            ask_again_after: Duration::from_millis(200),
+        }
+    }
+}
+
+/// One follower's Binance account, as the key vault hands it over.
+pub struct FollowerAccount {
+    /// The follower's id in the model.
+    pub follower: String,
+    pub api_key: SecretString,
+    pub signer: Signer,
+}
+
+impl fmt::Debug for FollowerAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FollowerAccount")
+            .field("follower", &self.follower)
+            .field("api_key", &"<redacted>")
+            .field("signer", &self.signer)
+            .finish()
+    }
+}
+
+/// Why a gateway cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BinanceGatewayError {
+    #[error("binance gateway `{name}`: follower `{follower}` is given twice")]
+    DuplicateFollower { name: String, follower: String },
+    #[error("binance gateway `{name}`: `{setting}`: {expected}")]
+    Setting {
+        name: String,
+        setting: &'static str,
+        expected: &'static str,
+    },
+    #[error("binance gateway `{name}`: {source}")]
+    Limits {
+        name: String,
+        #[source]
+        source: LimitsError,
+    },
+    #[error("binance gateway `{name}`: starting its thread: {reason}")]
+    Spawn { name: String, reason: String },
+}
+
+/// What the gateway did, for the summary and the tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BinanceGatewayStats {
+    /// `order.place` requests sent, -1021 and throttle resends included.
+    pub placed: u64,
+    /// `order.status` requests sent.
+    pub asked: u64,
+    /// Orders of followers without an account, rejected in `submit`.
+    pub no_account: u64,
+    /// Orders sent again after a -1021.
+    pub clock_retries: u64,
+    /// Requests the venue refused for rate (the gateway's pacing missed).
+    pub throttled: u64,
+    /// `userTrades` calls for orders filled at several prices.
+    pub trade_lookups: u64,
+    /// Connections made after the first.
+    pub reconnects: u64,
+    /// Replies that did not read or named no request of ours.
+    pub unreadable_replies: u64,
+}
+
+/// The Binance gateway: see the module doc.
+pub struct BinanceGateway {
+    cfg: BinanceGatewayConfig,
+    shared: Arc<Shared>,
+    orders_tx: Sender<Job>,
+    ctl_tx: Sender<Ctl>,
+    reports_rx: Receiver<Out>,
+    /// Orders `submit` took past a full channel (a caller that did not ask
+    /// `can_accept`): kept, handed over in order by the next `submit`/`poll`.
+    held: VecDeque<Job>,
+    account_by_follower: HashMap<String, usize>,
+    /// `FollowerIdx` → account, for the universe in force.
+    account_of: Vec<Option<usize>>,
+    universe: Arc<Universe>,
+    /// Orders handed over whose last report was not delivered yet.
+    in_flight: usize,
+    last_no_account: Option<String>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BinanceGateway {
+    /// Starts the worker thread, which connects at once. `accounts` are the
+    /// followers' keys; a follower without one has its orders rejected.
+    pub fn new(
+        cfg: BinanceGatewayConfig,
+        accounts: Vec<FollowerAccount>,
+        universe: Arc<Universe>,
+    ) -> Result<BinanceGateway, BinanceGatewayError> {
+        let setting = |setting, expected| BinanceGatewayError::Setting {
+            name: cfg.name.clone(),
+            setting,
+            expected,
+        };
+        if !(cfg.ws_api_url.starts_with("ws://") || cfg.ws_api_url.starts_with("wss://")) {
+            return Err(setting("ws_api_url", "a ws:// or wss:// URL"));
+        }
+        if !(cfg.rest_url.starts_with("http://") || cfg.rest_url.starts_with("https://")) {
+            return Err(setting("rest_url", "an http:// or https:// URL"));
+        }
+        if cfg.queue_max == 0 {
+            return Err(setting("queue_max", "at least 1"));
+        }
+        if cfg.tick.is_zero() || cfg.connect_timeout.is_zero() || cfg.reply_timeout.is_zero() {
+            return Err(setting(
+                "tick, connect_timeout, reply_timeout",
+                "each above 0",
+            ));
+        }
+        if cfg.recv_window_ms == 0 {
+            return Err(setting("recv_window_ms", "above 0"));
+        }
+        let mut account_by_follower = HashMap::new();
+        for (i, a) in accounts.iter().enumerate() {
+            if account_by_follower.insert(a.follower.clone(), i).is_some() {
+                return Err(BinanceGatewayError::DuplicateFollower {
+                    name: cfg.name.clone(),
+                    follower: a.follower.clone(),
+                });
+            }
+        }
+        let mut paced = cfg.limits.clone();
+        let margin_ns = u64::try_from(cfg.pacing_margin.as_nanos()).unwrap_or(u64::MAX);
+        for l in paced.order_limits.iter_mut().chain([&mut paced.ip_weight]) {
+            l.window = Nanos(l.window.0.saturating_add(margin_ns));
+        }
+        let limiter =
+            Limiter::new(&paced, accounts.len()).map_err(|source| BinanceGatewayError::Limits {
+                name: cfg.name.clone(),
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            up: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            unsent: AtomicUsize::new(0),
+            down_reason: Mutex::new(Some("not connected yet".into())),
+            universe: Mutex::new(Arc::clone(&universe)),
+            stats: Mutex::new(BinanceGatewayStats::default()),
+        });
+        let (orders_tx, orders_rx) = bounded(cfg.queue_max);
+        let (ctl_tx, ctl_rx) = unbounded();
+        let (reports_tx, reports_rx) = unbounded();
+        let worker = Worker {
+            rest: RestClient::new(&cfg.rest_url, cfg.connect_timeout, cfg.recv_window_ms),
+            cfg: cfg.clone(),
+            shared: Arc::clone(&shared),
+            accounts,
+            limiter,
+            clock: ClockOffset::new(),
+            encoder: Encoder::new(),
+            parser: ReplyParser::new(),
+            trades_parser: StreamParser::new(),
+            universe: Arc::clone(&universe),
+            conn: None,
+            connected_once: false,
+            reconnect_at: Instant::now(),
+            reconnect_delay: cfg.reconnect_min,
+            next_request: 0,
+            live: HashMap::new(),
+            queue: VecDeque::new(),
+            asks: VecDeque::new(),
+            requests: HashMap::new(),
+            owed: VecDeque::new(),
+            out: reports_tx,
+            fatal: None,
+            recovery: None,
+            frame: Vec::new(),
+            request: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("binance-gw-{}", cfg.name))
+            .spawn(move || worker.run(&orders_rx, &ctl_rx))
+            .map_err(|e| BinanceGatewayError::Spawn {
+                name: cfg.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut gw = BinanceGateway {
+            cfg,
+            shared,
+            orders_tx,
+            ctl_tx,
+            reports_rx,
+            held: VecDeque::new(),
+            account_by_follower,
+            account_of: Vec::new(),
+            universe: Arc::clone(&universe),
+            in_flight: 0,
+            last_no_account: None,
+            thread: Some(thread),
+        };
+        gw.map_accounts();
+        Ok(gw)
+    }
+
+    /// Waits, at most `timeout`, until the gateway is up; whether it is.
+    pub fn wait_up(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while !self.is_up() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.is_up()
+    }
+
+    pub fn stats(&self) -> BinanceGatewayStats {
+        *lock(&self.shared.stats)
+    }
+
+    /// The last follower whose order was rejected for want of an account.
+    pub fn last_no_account(&self) -> Option<&str> {
+        self.last_no_account.as_deref()
+    }
+
+    fn map_accounts(&mut self) {
+        self.account_of = self
+            .universe
+            .followers
+            .iter()
+            .map(|f| self.account_by_follower.get(&f.id).copied())
+            .collect();
+    }
+
+    /// Hands over what `held` keeps, in order, as far as the channel takes it.
+    fn flush_held(&mut self) {
+        while let Some(job) = self.held.pop_front() {
+            match self.orders_tx.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                    self.held.push_front(job);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BinanceGateway {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Gateway for BinanceGateway {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn can_accept(&self, orders: usize) -> bool {
+        // Down, it takes (and refuses) every order at once.
+        !self.is_up()
+            || self.shared.unsent.load(Ordering::SeqCst) + self.held.len() + orders
+                <= self.cfg.queue_max.max(orders)
+    }
+
+    fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
+        self.flush_held();
+        let up = self.is_up();
+        for o in orders {
+            if !up {
+                out(rejected(o.id, RejectReason::VenueDown, now));
+                continue;
+            }
+            let Some(account) = self
+                .account_of
+                .get(o.follower.0 as usize)
+                .copied()
+                .flatten()
+            else {
+                lock(&self.shared.stats).no_account += 1;
+                self.last_no_account = Some(
+                    self.universe
+                        .followers
+                        .get(o.follower.0 as usize)
+                        .map_or_else(|| format!("#{}", o.follower.0), |f| f.id.clone()),
+                );
+                out(rejected(o.id, RejectReason::Other, now));
+                continue;
+            };
+            self.in_flight += 1;
+            self.shared.unsent.fetch_add(1, Ordering::SeqCst);
+            let job = Job { order: *o, account };
+            if !self.held.is_empty() {
+                self.held.push_back(job);
+                continue;
+            }
+            if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) =
+                self.orders_tx.try_send(job)
+            {
+                self.held.push_back(job);
+            }
+        }
+    }
+
+    fn poll(&mut self, _now: Nanos, out: &mut dyn FnMut(ExecReport)) -> usize {
+        self.flush_held();
+        let mut n = 0;
+        // Bounded by what the worker made since the last poll.
+        while let Ok(o) = self.reports_rx.try_recv() {
+            if o.ends {
+                debug_assert!(self.in_flight > 0);
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
+            out(o.report);
+            n += 1;
+        }
+        n
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn is_up(&self) -> bool {
+        self.shared.up.load(Ordering::SeqCst)
+    }
+
+    fn universe_changed(&mut self, universe: &Arc<Universe>) {
+        self.universe = Arc::clone(universe);
+        *lock(&self.shared.universe) = Arc::clone(universe);
+        self.map_accounts();
+    }
+
+    fn down_reason(&self) -> Option<String> {
+        if self.is_up() {
+            return None;
+        }
+        lock(&self.shared.down_reason).clone()
+    }
+
+    /// Asks `order.status` by client id about each order (connecting first if
+    /// it must) and waits at most `recover_timeout` for every answer: fills by
+    /// the module's rule, then the order's end; `-2013` → `Rejected`,
+    /// `UnknownOrder`. An order of a follower without an account cannot be
+    /// asked: the whole call fails, naming it.
+    fn recover(
+        &mut self,
+        orders: &[AskedOrder],
+        out: &mut dyn FnMut(ExecReport),
+    ) -> Result<(), VenueError> {
+        let failed = |cause: String| VenueError::Failed {
+            venue: self.cfg.name.clone(),
+            what: format!("asking about {} orders", orders.len()),
+            cause,
+        };
+        let mut asked = Vec::with_capacity(orders.len());
+        for o in orders {
+            match self
+                .account_of
+                .get(o.follower.0 as usize)
+                .copied()
+                .flatten()
+            {
+                Some(account) => asked.push((*o, account)),
+                None => {
+                    return Err(failed(format!(
+                        "order {} is of follower #{} without an account",
+                        client_order_id(o.id),
+                        o.follower.0
+                    )))
+                }
+            }
+        }
+        let (tx, rx) = bounded(1);
+        self.ctl_tx
+            .send(Ctl::Recover {
+                orders: asked,
+                reply: tx,
+            })
+            .map_err(|_| failed("the gateway's thread has stopped".into()))?;
+        match rx.recv_timeout(self.cfg.recover_timeout) {
+            Ok(Ok(reports)) => {
+                for r in reports {
+                    out(r);
+                }
+                Ok(())
+            }
+            Ok(Err(why)) => Err(failed(why)),
+            Err(_) => Err(failed(format!(
+                "no answer for every order within {:?}: {}",
+                self.cfg.recover_timeout,
+                lock(&self.shared.down_reason).clone().unwrap_or_default()
+            ))),
+        }
+    }
+}
+
+/// The fills of an order the venue reports `executed` of at `avg`, by the rule
+/// of the module doc: `Ok(Some(fill))` for one fill at an average on the grid,
+/// `Ok(None)` when its trades must be looked up, `Err` when `executed` is not a
+/// whole number of lots.
+pub fn fills_of(
+    venue_order_id: u64,
+    executed: Decimal,
+    avg: Decimal,
+    spec: &SymbolSpec,
+) -> Result<Option<(u64, Lots, Ticks)>, String> {
+    let qty = Lots::from_decimal(executed, spec.lot_size).map_err(|e| {
+        format!(
+            "{}: executedQty {executed} of order {venue_order_id}: {e}",
+            spec.name
+        )
+    })?;
+    debug_assert!(qty.0 >= 0);
+    if qty.0 == 0 {
+        return Ok(Some((0, Lots::ZERO, Ticks(0))));
+    }
+    Ok(Ticks::from_decimal(avg, spec.tick_size)
+        .ok()
+        .filter(|t| t.0 > 0)
+        .map(|price| (DERIVED_TRADE_ID_BIT | venue_order_id, qty, price)))
+}
+
+// ---------------------------------------------------------------------------
+// Between the two threads.
+
+struct Shared {
+    up: AtomicBool,
+    stop: AtomicBool,
+    /// Orders handed over and neither sent nor ended.
+    unsent: AtomicUsize,
+    down_reason: Mutex<Option<String>>,
+    universe: Mutex<Arc<Universe>>,
+    stats: Mutex<BinanceGatewayStats>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Job {
+    order: FollowerOrder,
+    account: usize,
+}
+
+enum Ctl {
+    Recover {
+        orders: Vec<(AskedOrder, usize)>,
+        reply: Sender<Result<Vec<ExecReport>, String>>,
+    },
+}
+
+/// A report, and whether it is its order's last.
+struct Out {
+    report: ExecReport,
+    ends: bool,
+}
+
+fn rejected(order_id: u64, reason: RejectReason, now: Nanos) -> ExecReport {
+    ExecReport {
+        order_id,
+        kind: ExecKind::Rejected,
+        reject: reason,
+        recv_ts: now,
+        ..ExecReport::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worker thread.
+
+/// Why an order is asked about, which decides what `-2013` means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// An unknown outcome: never received → `Transient` (retry, fresh id).
+    Unknown,
+    /// On the wire when the connection was lost: never received → `UnknownOrder`.
+    Settle,
+    /// `Gateway::recover`: never received → `UnknownOrder`, reports to the batch.
+    Recover,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for the limiter.
+    Queued,
+    /// `order.place` sent, request id.
+    Placed(u64),
+    /// To be asked about (at `ask_at`).
+    ToAsk,
+    /// `order.status` sent, request id.
+    Asking(u64),
+    /// Answered; waiting for its trades (`owed`).
+    Owed,
+}
+
+struct Live {
+    id: u64,
+    account: usize,
+    symbol: SymbolIdx,
+    follower: FollowerIdx,
+    /// The order itself; `None` for one known only from `recover`.
+    order: Option<FollowerOrder>,
+    stage: Stage,
+    why: Why,
+    /// Asked about because it was on the wire when the connection was lost:
+    /// the gateway is not up until it is settled.
+    settle: bool,
+    clock_retried: bool,
+    acked: bool,
+    ask_at: Instant,
+    asks: u32,
+}
+
+struct Pending {
+    order: u64,
+    sent: Nanos,
+    sent_at: Instant,
+}
+
+/// A reply, owned, so that the parser's borrow ends before it is acted on.
+struct Got {
+    id: Option<u64>,
+    status: u16,
+    outcome: GotOutcome,
+    limits: Vec<RateLimitReport>,
+}
+
+enum GotOutcome {
+    Order(GotOrder),
+    Session,
+    Error {
+        code: i32,
+        msg: String,
+        retry_after_ms: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct GotOrder {
+    venue_order_id: u64,
+    status: OrderStatus,
+    executed: Decimal,
+    avg: Decimal,
+    update_ms: u64,
+}
+
+/// An order answered and filled at several prices, its trades still to read.
+struct OwedTrades {
+    order: u64,
+    got: GotOrder,
+    tries: u32,
+    at: Instant,
+}
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+struct Worker {
+    cfg: BinanceGatewayConfig,
+    shared: Arc<Shared>,
+    accounts: Vec<FollowerAccount>,
+    limiter: Limiter,
+    clock: ClockOffset,
+    encoder: Encoder,
+    parser: ReplyParser,
+    trades_parser: StreamParser,
+    rest: RestClient,
+    universe: Arc<Universe>,
+    conn: Option<Ws>,
+    connected_once: bool,
+    reconnect_at: Instant,
+    reconnect_delay: Duration,
+    next_request: u64,
+    /// Every order the worker holds, until its last report.
+    live: HashMap<u64, Live>,
+    /// Orders waiting for the limiter, in arrival order.
+    queue: VecDeque<u64>,
+    /// Orders to ask about, in order.
+    asks: VecDeque<u64>,
+    requests: HashMap<u64, Pending>,
+    owed: VecDeque<OwedTrades>,
+    out: Sender<Out>,
+    fatal: Option<String>,
+    recovery: Option<Recovery>,
+    frame: Vec<u8>,
+    request: Vec<u8>,
+}
+
+struct Recovery {
+    left: usize,
+    reports: Vec<ExecReport>,
+    reply: Sender<Result<Vec<ExecReport>, String>>,
+}
+
+impl Worker {
+    fn run(mut self, orders_rx: &Receiver<Job>, ctl_rx: &Receiver<Ctl>) {
+        // Bounded by `stop`, which the gateway's drop sets.
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            let now = clock::now();
+            while let Ok(c) = ctl_rx.try_recv() {
+                self.control(c);
+            }
+            {
+                let u = lock(&self.shared.universe);
+                if !Arc::ptr_eq(&u, &self.universe) {
+                    self.universe = Arc::clone(&u);
+                }
+            }
+            // Bounded by the channel's capacity.
+            while let Ok(job) = orders_rx.try_recv() {
+                self.take(job, now);
+            }
+            if self.conn.is_none() && Instant::now() >= self.reconnect_at {
+                self.connect();
+            }
+            self.retry_owed();
+            if self.conn.is_some() {
+                if let Err(why) = self.send_due() {
+                    self.lost(why);
+                } else if let Err(why) = self.read() {
+                    self.lost(why);
+                }
+                self.check_timeouts();
+            } else {
+                std::thread::sleep(self.cfg.tick);
+            }
+            self.publish();
+        }
+        if let Some(mut ws) = self.conn.take() {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+        }
+    }
+
+    fn stats(&self) -> MutexGuard<'_, BinanceGatewayStats> {
+        lock(&self.shared.stats)
+    }
+
+    fn control(&mut self, c: Ctl) {
+        match c {
+            Ctl::Recover { orders, reply } => {
+                let mut recovery = Recovery {
+                    left: 0,
+                    reports: Vec::new(),
+                    reply,
+                };
+                for (o, account) in orders {
+                    if self.live.contains_key(&o.id) {
+                        continue;
+                    }
+                    recovery.left += 1;
+                    self.live.insert(
+                        o.id,
+                        Live {
+                            id: o.id,
+                            account,
+                            symbol: o.symbol,
+                            follower: o.follower,
+                            order: None,
+                            stage: Stage::ToAsk,
+                            why: Why::Recover,
+                            settle: false,
+                            clock_retried: false,
+                            acked: true,
+                            ask_at: Instant::now(),
+                            asks: 0,
+                        },
+                    );
+                    self.asks.push_back(o.id);
+                }
+                if recovery.left == 0 {
+                    let _ = recovery.reply.send(Ok(Vec::new()));
+                } else {
+                    self.recovery = Some(recovery);
+                }
+            }
+        }
+    }
+
+    fn up(&self) -> bool {
+        self.conn.is_some() && self.fatal.is_none() && !self.live.values().any(|l| l.settle)
+    }
+
+    fn publish(&self) {
+        let up = self.up();
+        if up {
+            *lock(&self.shared.down_reason) = None;
+        }
+        self.shared.up.store(up, Ordering::SeqCst);
+    }
+
+    fn down(&self, why: String) {
+        self.shared.up.store(false, Ordering::SeqCst);
+        *lock(&self.shared.down_reason) = Some(why);
+    }
+
+    /// An order handed over: queued for the limiter, or refused `VenueDown`
+    /// when it cannot leave now (it never did).
+    fn take(&mut self, job: Job, now: Nanos) {
+        if !self.up() {
+            self.shared.unsent.fetch_sub(1, Ordering::SeqCst);
+            self.emit(
+                job.order.id,
+                rejected(job.order.id, RejectReason::VenueDown, now),
+                true,
+            );
+            return;
+        }
+        let o = job.order;
+        self.live.insert(
+            o.id,
+            Live {
+                id: o.id,
+                account: job.account,
+                symbol: o.symbol,
+                follower: o.follower,
+                order: Some(o),
+                stage: Stage::Queued,
+                why: Why::Unknown,
+                settle: false,
+                clock_retried: false,
+                acked: false,
+                ask_at: Instant::now(),
+                asks: 0,
+            },
+        );
+        self.queue.push_back(o.id);
+    }
+
+    /// A report of order `id`: to the engine, or to the recovery it belongs to.
+    fn emit(&mut self, id: u64, r: ExecReport, ends: bool) {
+        let recovering = self.live.get(&id).is_some_and(|l| l.why == Why::Recover);
+        if recovering {
+            if let Some(rec) = self.recovery.as_mut() {
+                rec.reports.push(r);
+            }
+        } else {
+            let _ = self.out.send(Out { report: r, ends });
+        }
+    }
+
+    /// Order `id` has had its last report.
+    fn ended(&mut self, id: u64) {
+        let Some(l) = self.live.remove(&id) else {
+            return;
+        };
+        if l.why == Why::Recover {
+            if let Some(rec) = self.recovery.as_mut() {
+                rec.left = rec.left.saturating_sub(1);
+                if rec.left == 0 {
+                    let rec = self.recovery.take().expect("checked above");
+                    let _ = rec.reply.send(Ok(rec.reports));
+                }
+            }
+        }
+    }
+
+    fn end_with(&mut self, id: u64, r: ExecReport) {
+        self.emit(id, r, true);
+        self.ended(id);
+    }
+
+    fn connect(&mut self) {
+        match connect(
+            &self.cfg.ws_api_url,
+            self.cfg.connect_timeout,
+            self.cfg.tick,
+        ) {
+            Ok(ws) => {
+                self.conn = Some(ws);
+                if self.connected_once {
+                    self.stats().reconnects += 1;
+                }
+                self.connected_once = true;
+                self.reconnect_delay = self.cfg.reconnect_min;
+            }
+            Err(why) => {
+                self.down(format!("connecting to the WebSocket API: {why}"));
+                self.reconnect_at = Instant::now() + self.reconnect_delay;
+                self.reconnect_delay = (self.reconnect_delay * 2).min(self.cfg.reconnect_max);
+            }
+        }
+    }
+
+    /// The connection is gone: down now; what was on the wire is asked about
+    /// after the reconnect, what never left is refused `VenueDown`.
+    fn lost(&mut self, why: String) {
+        self.conn = None;
+        self.down(format!("the WebSocket API connection: {why}"));
+        self.requests.clear();
+        self.reconnect_at = Instant::now() + self.reconnect_delay;
+        self.reconnect_delay = (self.reconnect_delay * 2).min(self.cfg.reconnect_max);
+        let now = clock::now();
+        for id in std::mem::take(&mut self.queue) {
+            self.shared.unsent.fetch_sub(1, Ordering::SeqCst);
+            self.end_with(id, rejected(id, RejectReason::VenueDown, now));
+        }
+        let mut ask = Vec::new();
+        for l in self.live.values_mut() {
+            if matches!(l.stage, Stage::Placed(_) | Stage::Asking(_)) {
+                if matches!(l.stage, Stage::Placed(_)) {
+                    l.settle = true;
+                    l.why = Why::Settle;
+                }
+                if l.why == Why::Unknown {
+                    l.settle = true;
+                }
+                l.stage = Stage::ToAsk;
+                ask.push(l.id);
+            }
+        }
+        ask.sort_unstable();
+        for id in ask {
+            if !self.asks.contains(&id) {
+                self.asks.push_back(id);
+            }
+        }
+    }
+
+    /// The gateway stops for good: nothing more is sent for any account.
+    fn fail(&mut self, why: String) {
+        if self.fatal.is_none() {
+            self.fatal = Some(why.clone());
+        }
+        self.down(why);
+        let now = clock::now();
+        for id in std::mem::take(&mut self.queue) {
+            self.shared.unsent.fetch_sub(1, Ordering::SeqCst);
+            self.end_with(id, rejected(id, RejectReason::VenueDown, now));
+        }
+    }
+
+    fn request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    /// Sends the questions due, then the orders the limiter admits; bounded by
+    /// the two queues' lengths.
+    fn send_due(&mut self) -> Result<(), String> {
+        let now = clock::now();
+        let at = Instant::now();
+        for _ in 0..self.asks.len() {
+            let Some(id) = self.asks.pop_front() else {
+                break;
+            };
+            let Some(l) = self.live.get(&id) else {
+                continue;
+            };
+            if l.ask_at > at
+                || self
+                    .limiter
+                    .admit_request(self.cfg.limits.order_status_weight, now)
+                    .is_err()
+            {
+                self.asks.push_back(id);
+                continue;
+            }
+            let (account, symbol) = (l.account, l.symbol);
+            let Some(spec) = self.universe.symbols.get(symbol.0 as usize) else {
+                self.fail(format!(
+                    "order {} names symbol #{} the model in force does not have",
+                    client_order_id(id),
+                    symbol.0
+                ));
+                continue;
+            };
+            let name = spec.name.clone();
+            let rid = self.request_id();
+            let a = &self.accounts[account];
+            let env = Envelope {
+                id: rid,
+                auth: Auth::Signed {
+                    api_key: a.api_key.expose_secret(),
+                    signer: &a.signer,
+                },
+                timestamp_ms: self.clock.venue_ms(now),
+                recv_window_ms: self.cfg.recv_window_ms,
+            };
+            let cid = client_order_id(id);
+            if let Err(e) = self
+                .encoder
+                .order_status(&mut self.request, &env, &name, &cid)
+            {
+                self.fail(format!("encoding order.status for {cid}: {e}"));
+                continue;
+            }
+            self.send_request(rid, id, now)?;
+            self.stats().asked += 1;
+            if let Some(l) = self.live.get_mut(&id) {
+                l.stage = Stage::Asking(rid);
+                l.asks += 1;
+            }
+        }
+        if self.fatal.is_some() {
+            return Ok(());
+        }
+        let universe = Arc::clone(&self.universe);
+        let mut keep = VecDeque::with_capacity(self.queue.len());
+        while let Some(id) = self.queue.pop_front() {
+            let Some(l) = self.live.get(&id) else {
+                continue;
+            };
+            let account = l.account;
+            let order = l.order.expect("a queued order is one of ours");
+            let now = clock::now();
+            if self
+                .limiter
+                .admit(account, self.cfg.limits.order_place_weight, now)
+                .is_err()
+            {
+                keep.push_back(id);
+                continue;
+            }
+            let Some(spec) = universe.symbols.get(order.symbol.0 as usize) else {
+                self.shared.unsent.fetch_sub(1, Ordering::SeqCst);
+                self.end_with(id, rejected(id, RejectReason::Other, now));
+                continue;
+            };
+            let place = PlaceOrder::of(&order, spec, RespType::Result);
+            let rid = self.request_id();
+            let a = &self.accounts[account];
+            let env = Envelope {
+                id: rid,
+                auth: Auth::Signed {
+                    api_key: a.api_key.expose_secret(),
+                    signer: &a.signer,
+                },
+                timestamp_ms: self.clock.venue_ms(now),
+                recv_window_ms: self.cfg.recv_window_ms,
+            };
+            if self
+                .encoder
+                .order_place(&mut self.request, &env, &place)
+                .is_err()
+            {
+                // A value the venue cannot take: it never left.
+                self.shared.unsent.fetch_sub(1, Ordering::SeqCst);
+                self.end_with(id, rejected(id, RejectReason::Other, now));
+                continue;
+            }
+            if let Err(e) = self.send_request(rid, id, now) {
+                keep.push_back(id);
+                keep.extend(self.queue.drain(..));
+                self.queue = keep;
+                return Err(e);
+            }
+            self.shared.unsent.fetch_sub(1, Ordering::SeqCst);
+            self.stats().placed += 1;
+            if let Some(l) = self.live.get_mut(&id) {
+                l.stage = Stage::Placed(rid);
+            }
+        }
+        self.queue = keep;
+        Ok(())
+    }
+
+    fn send_request(&mut self, rid: u64, order: u64, now: Nanos) -> Result<(), String> {
+        let ws = self.conn.as_mut().expect("sending needs a connection");
+        let text = String::from_utf8(self.request.clone()).expect("requests are JSON text");
+        ws.send(Message::text(text))
+            .map_err(|e| format!("sending: {e}"))?;
+        self.requests.insert(
+            rid,
+            Pending {
+                order,
+                sent: now,
+                sent_at: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Reads what arrived (up to `tick` waiting for the first message).
+    fn read(&mut self) -> Result<(), String> {
+        // Bounded: each read either returns a message or times out.
+        for _ in 0..64 {
+            let ws = self.conn.as_mut().expect("reading needs a connection");
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    self.frame.clear();
+                    self.frame.extend_from_slice(t.as_bytes());
+                }
+                Ok(Message::Binary(b)) => {
+                    self.frame.clear();
+                    self.frame.extend_from_slice(&b);
+                }
+                Ok(Message::Close(_)) => return Err("the venue closed it".into()),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(format!("reading: {e}")),
+            }
+            let received = clock::now();
+            let got = self.got();
+            match got {
+                Some(g) => self.on_reply(g, received),
+                None => self.stats().unreadable_replies += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame as a `Got`, `None` when it does not read.
+    fn got(&mut self) -> Option<Got> {
+        let mut frame = std::mem::take(&mut self.frame);
+        let got = self.parser.parse(&mut frame).ok().map(|r| Got {
+            id: match r.id {
+                ReplyId::Num(n) => Some(n),
+                _ => None,
+            },
+            status: r.status,
+            outcome: match r.outcome {
+                Outcome::Order(o) => GotOutcome::Order(GotOrder {
+                    venue_order_id: o.order_id,
+                    status: o.status,
+                    executed: o.executed_qty,
+                    avg: o.avg_price,
+                    update_ms: o.update_time_ms,
+                }),
+                Outcome::Session { .. } => GotOutcome::Session,
+                Outcome::Error(e) => GotOutcome::Error {
+                    code: e.code,
+                    msg: e.msg.chars().take(200).collect(),
+                    retry_after_ms: e.retry_after_ms,
+                },
+            },
+            limits: r
+                .rate_limits
+                .as_slice()
+                .iter()
+                .filter_map(|l| {
+                    let kind = match l.kind {
+                        RateLimitKind::Orders => "ORDERS",
+                        RateLimitKind::RequestWeight => "REQUEST_WEIGHT",
+                        RateLimitKind::Other(_) => return None,
+                    };
+                    let interval = match l.interval {
+                        Interval::Second => "SECOND",
+                        Interval::Minute => "MINUTE",
+                        Interval::Hour => "HOUR",
+                        Interval::Day => "DAY",
+                    };
+                    RateLimitReport::from_venue(
+                        kind,
+                        interval,
+                        u64::from(l.interval_num),
+                        l.limit,
+                        l.count,
+                    )
+                })
+                .collect(),
+        });
+        self.frame = frame;
+        got
+    }
+
+    fn on_reply(&mut self, g: Got, received: Nanos) {
+        let Some(p) = g.id.and_then(|id| self.requests.remove(&id)) else {
+            self.stats().unreadable_replies += 1;
+            return;
+        };
+        let Some(l) = self.live.get(&p.order) else {
+            return;
+        };
+        let (account, stage, why, id) = (l.account, l.stage, l.why, l.id);
+        for r in &g.limits {
+            self.limiter.absorb(account, *r, received);
+        }
+        let placing = matches!(stage, Stage::Placed(_));
+        match g.outcome {
+            GotOutcome::Order(o) => {
+                if placing {
+                    // The venue stamped `updateTime` between our send and now.
+                    let _ = self.clock.sample(p.sent, o.update_ms, received);
+                }
+                self.limiter.on_success(account);
+                if o.status.is_final() {
+                    self.settled(id, o, received);
+                } else {
+                    self.ask_later(id);
+                }
+            }
+            GotOutcome::Session => self.ask_now(id, why),
+            GotOutcome::Error {
+                code: c,
+                msg,
+                retry_after_ms,
+            } => {
+                if !placing && c == NO_SUCH_ORDER {
+                    let reason = match why {
+                        Why::Unknown => RejectReason::Transient,
+                        Why::Settle | Why::Recover => RejectReason::UnknownOrder,
+                    };
+                    self.end_with(id, rejected(id, reason, received));
+                    return;
+                }
+                match classify(g.status, Some(c), &msg) {
+                    Action::Reject { reason, .. } if placing => {
+                        self.end_with(id, rejected(id, reason, received));
+                    }
+                    Action::FixClockAndRetry if placing => {
+                        let l = self.live.get_mut(&id).expect("looked up above");
+                        if l.clock_retried {
+                            self.end_with(id, rejected(id, RejectReason::Transient, received));
+                        } else {
+                            l.clock_retried = true;
+                            l.stage = Stage::Queued;
+                            self.shared.unsent.fetch_add(1, Ordering::SeqCst);
+                            self.queue.push_front(id);
+                            self.stats().clock_retries += 1;
+                        }
+                    }
+                    Action::AskVenue if placing => self.ask_now(id, Why::Unknown),
+                    Action::Backoff(t) => {
+                        self.stats().throttled += 1;
+                        let retry = retry_after_ms.map(|ms| self.clock.to_local(ms));
+                        self.limiter.on_throttled(t, account, retry, received);
+                        let l = self.live.get_mut(&id).expect("looked up above");
+                        if placing {
+                            l.stage = Stage::Queued;
+                            self.shared.unsent.fetch_add(1, Ordering::SeqCst);
+                            self.queue.push_front(id);
+                        } else {
+                            l.stage = Stage::ToAsk;
+                            self.asks.push_front(id);
+                        }
+                    }
+                    Action::Fatal => {
+                        let follower = self
+                            .universe
+                            .followers
+                            .get(self.live[&id].follower.0 as usize)
+                            .map_or("?", |f| f.id.as_str())
+                            .to_string();
+                        self.fail(format!(
+                            "the venue refused follower `{follower}`'s key (HTTP {}, code {c}: {msg}); nothing more is sent until it is fixed and the engine restarted",
+                            g.status
+                        ));
+                        if placing {
+                            self.end_with(id, rejected(id, RejectReason::Other, received));
+                        } else {
+                            self.ask_later(id);
+                        }
+                    }
+                    // A question answered with an error: ask again, later.
+                    _ => self.ask_later(id),
+                }
+            }
+        }
+    }
+
+    fn ask_now(&mut self, id: u64, why: Why) {
+        if let Some(l) = self.live.get_mut(&id) {
+            if l.why != Why::Recover && !l.settle {
+                l.why = why;
+            }
+            l.stage = Stage::ToAsk;
+            l.ask_at = Instant::now();
+            self.asks.push_front(id);
+        }
+    }
+
+    fn ask_later(&mut self, id: u64) {
+        let Some(l) = self.live.get_mut(&id) else {
+            return;
+        };
+        if l.asks >= ASKS_MAX {
+            let why = format!(
+                "order {} asked about {ASKS_MAX} times without a final answer",
+                client_order_id(id)
+            );
+            self.fail(why);
+            return;
+        }
+        l.stage = Stage::ToAsk;
+        l.ask_at = Instant::now() + self.cfg.ask_again_after;
+        self.asks.push_back(id);
+    }
+
+    /// The venue's final word on order `id`: its reports, by the fill rule.
+    fn settled(&mut self, id: u64, o: GotOrder, now: Nanos) {
+        let Some(l) = self.live.get(&id) else {
+            return;
+        };
+        let Some(spec) = self.universe.symbols.get(l.symbol.0 as usize) else {
+            return self.fail(format!(
+                "order {} names symbol #{} the model in force does not have",
+                client_order_id(id),
+                l.symbol.0
+            ));
+        };
+        if o.status == OrderStatus::Rejected {
+            return self.end_with(id, rejected(id, RejectReason::Other, now));
+        }
+        match fills_of(o.venue_order_id, o.executed, o.avg, spec) {
+            Err(why) => self.fail(why),
+            Ok(Some((trade_id, qty, price))) => {
+                let fills = if qty.0 > 0 {
+                    vec![(trade_id, qty, price)]
+                } else {
+                    Vec::new()
+                };
+                self.report(id, &fills, qty, &o, now);
+            }
+            Ok(None) => {
+                if let Some(l) = self.live.get_mut(&id) {
+                    l.stage = Stage::Owed;
+                }
+                self.owed.push_back(OwedTrades {
+                    order: id,
+                    got: o,
+                    tries: 0,
+                    at: Instant::now(),
+                });
+                self.retry_owed();
+            }
+        }
+    }
+
+    /// Ack (unless asked by `recover`), the fills, and the remainder's end.
+    fn report(
+        &mut self,
+        id: u64,
+        fills: &[(u64, Lots, Ticks)],
+        executed: Lots,
+        got: &GotOrder,
+        now: Nanos,
+    ) {
+        let l = self.live.get(&id).expect("a settled order is live");
+        let (acked, qty) = (l.acked, l.order.map(|o| o.qty));
+        let venue_ts = Nanos(got.update_ms.saturating_mul(1_000_000));
+        let base = ExecReport {
+            order_id: id,
+            venue_ts,
+            recv_ts: now,
+            ..ExecReport::default()
+        };
+        debug_assert_eq!(fills.iter().map(|f| f.1 .0).sum::<i64>(), executed.0);
+        debug_assert!(qty.is_none_or(|q| executed <= q));
+        // An order known from `recover` has no quantity here: the venue's
+        // FILLED says it filled whole.
+        let whole = qty.map_or(got.status == OrderStatus::Filled, |q| executed == q);
+        if !acked {
+            self.emit(id, base, false);
+        }
+        for (i, &(trade_id, q, price)) in fills.iter().enumerate() {
+            let last = whole && i + 1 == fills.len();
+            let r = ExecReport {
+                kind: ExecKind::Fill,
+                qty: q,
+                price,
+                trade_id,
+                ..base
+            };
+            self.emit(id, r, last);
+        }
+        if !whole {
+            let remainder = qty.map_or(Lots::ZERO, |q| Lots(q.0 - executed.0));
+            let r = ExecReport {
+                kind: ExecKind::Canceled,
+                qty: remainder,
+                ..base
+            };
+            self.emit(id, r, true);
+        }
+        self.ended(id);
+    }
+
+    /// Looks up the trades owed, the first due of them; a lookup blocks this
+    /// thread for one REST call (see the module's list of what is left).
+    fn retry_owed(&mut self) {
+        let Some(due) = self.owed.front() else {
+            return;
+        };
+        if due.at > Instant::now() {
+            return;
+        }
+        let mut w = self.owed.pop_front().expect("checked above");
+        let Some(l) = self.live.get(&w.order) else {
+            return;
+        };
+        let (account, symbol) = (l.account, l.symbol);
+        let spec = self.universe.symbols[symbol.0 as usize].clone();
+        self.stats().trade_lookups += 1;
+        match self.trades_of(account, &spec, &w.got) {
+            Ok(fills) => {
+                let executed = Lots(fills.iter().map(|f| f.1 .0).sum());
+                let got = w.got;
+                self.report(w.order, &fills, executed, &got, clock::now());
+            }
+            Err(why) => {
+                w.tries += 1;
+                if w.tries >= TRADE_LOOKUPS_MAX {
+                    self.fail(format!(
+                        "the trades of order {} (venue order {}) could not be read after {} tries: {why}",
+                        client_order_id(w.order),
+                        w.got.venue_order_id,
+                        w.tries
+                    ));
+                }
+                w.at = Instant::now() + self.cfg.ask_again_after;
+                self.owed.push_back(w);
+            }
+        }
+    }
+
+    /// The order's trades from `userTrades`, which must add up to `executedQty`.
+    fn trades_of(
+        &mut self,
+        account: usize,
+        spec: &SymbolSpec,
+        got: &GotOrder,
+    ) -> Result<Vec<(u64, Lots, Ticks)>, String> {
+        let executed =
+            Lots::from_decimal(got.executed, spec.lot_size).map_err(|e| e.to_string())?;
+        let mut from = TradesFrom::Time {
+            start_ms: got.update_ms.saturating_sub(TRADES_LOOKBACK_MS),
+            end_ms: Some(got.update_ms.saturating_add(1_000)),
+        };
+        let mut fills = Vec::new();
+        for _ in 0..TRADE_PAGES_MAX {
+            let now = clock::now();
+            if let Err(at) = self.limiter.admit_request(5, now) {
+                return Err(format!(
+                    "the IP weight allows no userTrades call for {} ms",
+                    at.0.saturating_sub(now.0) / 1_000_000
+                ));
+            }
+            let a = &self.accounts[account];
+            let body = self
+                .rest
+                .user_trades(
+                    a.api_key.expose_secret(),
+                    &a.signer,
+                    &spec.name,
+                    from,
+                    USER_TRADES_MAX,
+                    self.clock.venue_ms(now) as i64,
+                )
+                .map_err(|e| e.to_string())?;
+            let trades = self
+                .trades_parser
+                .user_trades(&body)
+                .map_err(|e| e.to_string())?;
+            let full = trades.len() >= USER_TRADES_MAX;
+            let last = trades.last().map(|t| t.id);
+            for t in trades.iter().filter(|t| t.order_id == got.venue_order_id) {
+                let qty = Lots::from_decimal(t.qty, spec.lot_size).map_err(|e| e.to_string())?;
+                let price =
+                    Ticks::from_decimal(t.price, spec.tick_size).map_err(|e| e.to_string())?;
+                fills.push((t.id, qty, price));
+            }
+            match (full, last) {
+                (true, Some(last)) => from = TradesFrom::Id(last + 1),
+                _ => break,
+            }
+        }
+        let found: i64 = fills.iter().map(|f| f.1 .0).sum();
+        if found != executed.0 {
+            return Err(format!(
+                "userTrades shows {found} of the {} lots the venue reports executed",
+                executed.0
+            ));
+        }
+        Ok(fills)
+    }
+
+    /// A request unanswered for `reply_timeout`: the connection is taken as
+    /// lost, and what it carried is asked about after the reconnect.
+    fn check_timeouts(&mut self) {
+        let late = self
+            .requests
+            .iter()
+            .find(|(_, p)| p.sent_at.elapsed() > self.cfg.reply_timeout)
+            .map(|(id, _)| *id);
+        if let Some(id) = late {
+            self.lost(format!(
+                "request {id} unanswered for {:?}",
+                self.cfg.reply_timeout
+            ));
+        }
+    }
+}
+
+/// Connects the WebSocket at `url` (`ws://` or `wss://`), the TCP connect and
+/// the handshake each within `timeout`, then reads with a timeout of `tick`.
+fn connect(url: &str, timeout: Duration, tick: Duration) -> Result<Ws, String> {
+    let uri: tungstenite::http::Uri = url
+        .parse()
+        .map_err(|_| "the URL does not parse".to_string())?;
+    let tls = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        _ => return Err("the URL is neither ws:// nor wss://".into()),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| "the URL has no host".to_string())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving {host}: {e}"))?;
+    let mut last = format!("{host} resolves to no address");
+    let mut stream = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = format!("connecting to {addr}: {e}"),
+        }
+    }
+    let stream = stream.ok_or(last)?;
+    let socket = stream.try_clone().map_err(|e| format!("the socket: {e}"))?;
+    let io = |e: std::io::Error| format!("setting up the socket: {e}");
+    stream.set_nodelay(true).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
+        .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
+    let (ws, _) = tungstenite::client_tls_with_config(url, stream, Some(config), None).map_err(
+        |e| match e {
+            tungstenite::HandshakeError::Failure(e) => format!("the WebSocket handshake: {e}"),
+            tungstenite::HandshakeError::Interrupted(_) => format!(
+                "the WebSocket handshake took more than {} ms",
+                timeout.as_millis()
+            ),
+        },
+    )?;
+    socket.set_read_timeout(Some(tick)).map_err(io)?;
+    Ok(ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binance::rest::SymbolFilters;
+    use crate::binance::venue::{
+        AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueLimits, VenueRateLimit,
+    };
+    use fillcast_engine::config;
+    use fillcast_engine::event::OrderType;
+    use fillcast_engine::model::{Side, SubIdx};
+    use rust_decimal_macros::dec;
+    use std::path::Path;
+
+    const MODEL: &str = r#"
+[[venues]]
+name = "bn"
+kind = "sim"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "bn"
+
+[[leaders]]
+id = "L1"
+equity = "100000"
+
+[[followers]]
+id = "F1"
+equity = "100000"
+
+[[followers]]
+id = "F2"
+equity = "100000"
+
+[[followers]]
+id = "F3"
+equity = "100000"
+"#;
+
+    const KEY_1: &str = "apiKeyOfF1xq7ZcPLvW3mN9sTt2yR8uE4oI6aS5dF1gH0jK";
+    const KEY_2: &str = "apiKeyOfF2bV8nM3xC1zL6kJ9hG4fD7sA2qW5eR0tY3uI8o";
+    const SECRET: &[u8] = b"2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
+
+    /// Failure bound of every wait on the network; never an expected duration.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn universe() -> Arc<Universe> {
+        let cfg = config::load_str(MODEL, Path::new("test.toml")).expect("test model");
+        Arc::new(Universe::from_config(&cfg).expect("test universe"))
+    }
+
+    fn venue(limits: VenueLimits) -> TestVenue {
+        TestVenue::start_with_limits(
+            "127.0.0.1:0",
+            TestVenueOptions {
+                accounts: [KEY_1, KEY_2]
+                    .iter()
+                    .map(|k| VenueAccount {
+                        api_key: k.to_string(),
+                        key: AccountKey::Hmac(SECRET.to_vec()),
+                        withdrawals: false,
+                        futures: true,
+                    })
+                    .collect(),
+                symbols: vec![SymbolFilters {
+                    symbol: "BTCUSDT".into(),
+                    tick_size: Some(dec!(0.1)),
+                    step_size: Some(dec!(0.001)),
+                    min_qty: Some(dec!(0.001)),
+                    min_notional: Some(dec!(5)),
+                }],
+            },
+            limits,
+        )
+        .expect("test venue")
+    }
+
+    fn gateway_with(v: &TestVenue, tune: impl FnOnce(&mut BinanceGatewayConfig)) -> BinanceGateway {
+        let mut cfg = BinanceGatewayConfig::new("bn", &v.ws_api_url(), &v.rest_url());
+        cfg.reconnect_min = Duration::from_millis(20);
+        cfg.reconnect_max = Duration::from_millis(200);
+        cfg.ask_again_after = Duration::from_millis(20);
+        tune(&mut cfg);
+        let accounts = [("F1", KEY_1), ("F2", KEY_2)]
+            .iter()
+            .map(|(f, k)| FollowerAccount {
+                follower: f.to_string(),
+                api_key: SecretString::from(*k),
+                signer: Signer::hmac(SECRET).unwrap(),
+            })
+            .collect();
+        let gw = BinanceGateway::new(cfg, accounts, universe()).expect("gateway");
+        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
+        gw
+    }
+
+    fn gateway(v: &TestVenue) -> BinanceGateway {
+        gateway_with(v, |_| {})
+    }
+
+    /// Follower `f` (0-based) buys (`qty` > 0) or sells `|qty|` lots at `limit` ticks.
+    fn order(id: u64, f: u32, qty: i64, limit: i64) -> FollowerOrder {
+        FollowerOrder {
+            id,
+            sub: SubIdx(0),
+            follower: FollowerIdx(f),
+            symbol: SymbolIdx(0),
+            side: if qty > 0 { Side::Buy } else { Side::Sell },
+            qty: Lots(qty.abs()),
+            order_type: OrderType::LimitIoc,
+            limit: Ticks(limit),
+            reduce_only: false,
+            leader_event_key: 1,
+            ts: clock::now(),
+        }
+    }
+
+    /// Submits `orders` as the I/O thread does (waiting while `can_accept`
+    /// says no) and polls until nothing is in flight.
+    fn run(gw: &mut BinanceGateway, orders: &[FollowerOrder]) -> Vec<ExecReport> {
+        let mut got = Vec::new();
+        let until = Instant::now() + PATIENCE;
+        let mut left = orders;
+        while !left.is_empty() || gw.in_flight() > 0 {
+            assert!(Instant::now() < until, "in flight: {}", gw.in_flight());
+            if let Some(o) = left.first() {
+                if gw.can_accept(1) {
+                    gw.submit(std::slice::from_ref(o), clock::now(), &mut |r| got.push(r));
+                    left = &left[1..];
+                    continue;
+                }
+            }
+            gw.poll(clock::now(), &mut |r| got.push(r));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        got
+    }
+
+    fn kinds(reports: &[ExecReport], id: u64) -> Vec<(ExecKind, i64, i64, RejectReason)> {
+        reports
+            .iter()
+            .filter(|r| r.order_id == id)
+            .map(|r| (r.kind, r.qty.0, r.price.0, r.reject))
+            .collect()
+    }
+
+    const NONE: RejectReason = RejectReason::None;
+
+    #[test]
+    fn a_batch_is_filled_with_exact_reports_and_the_venue_holds_what_they_say() {
+        let v = venue(VenueLimits::default());
+        v.set_price("BTCUSDT", dec!(50000.0));
+        let mut gw = gateway(&v);
+        let orders: Vec<_> = (1..=20)
+            .map(|i| {
+                order(
+                    i,
+                    (i % 2) as u32,
+                    if i % 3 == 0 {
+                        -(i as i64)
+                    } else {
+                        10 + i as i64
+                    },
+                    if i % 3 == 0 { 490_000 } else { 510_000 },
+                )
+            })
+            .collect();
+        let got = run(&mut gw, &orders);
+        let mut net = [0i64; 2];
+        for o in &orders {
+            let k = kinds(&got, o.id);
+            assert_eq!(
+                k,
+                vec![
+                    (ExecKind::Ack, 0, 0, NONE),
+                    (ExecKind::Fill, o.qty.0, 500_000, NONE)
+                ],
+                "order {}",
+                o.id
+            );
+            let fill = got
+                .iter()
+                .find(|r| r.order_id == o.id && r.kind == ExecKind::Fill)
+                .unwrap();
+            assert_eq!(fill.trade_id & DERIVED_TRADE_ID_BIT, DERIVED_TRADE_ID_BIT);
+            net[o.follower.0 as usize] += o.side.sign() * o.qty.0;
+            assert_eq!(v.orders_with_client_id(&client_order_id(o.id)), 1);
+        }
+        assert_eq!(
+            v.position(KEY_1, "BTCUSDT"),
+            Decimal::from(net[0]) * dec!(0.001)
+        );
+        assert_eq!(
+            v.position(KEY_2, "BTCUSDT"),
+            Decimal::from(net[1]) * dec!(0.001)
+        );
+        assert_eq!(gw.stats().placed, 20);
+    }
+
+    #[test]
+    fn a_fill_across_two_levels_gives_its_trades_and_a_remainder_is_canceled() {
+        let v = venue(VenueLimits::default());
+        v.set_levels(
+            "BTCUSDT",
+            &[(dec!(100.0), dec!(0.5)), (dec!(100.1), dec!(0.3))],
+        );
+        let mut gw = gateway(&v);
+        let got = run(&mut gw, &[order(7, 0, 1_000, 2_000)]);
+        let k = kinds(&got, 7);
+        assert_eq!(
+            k,
+            vec![
+                (ExecKind::Ack, 0, 0, NONE),
+                (ExecKind::Fill, 500, 1_000, NONE),
+                (ExecKind::Fill, 300, 1_001, NONE),
+                (ExecKind::Canceled, 200, 0, NONE),
+            ]
+        );
+        let ids: Vec<u64> = got
+            .iter()
+            .filter(|r| r.kind == ExecKind::Fill)
+            .map(|r| r.trade_id)
+            .collect();
+        assert!(ids.iter().all(|id| id & DERIVED_TRADE_ID_BIT == 0) && ids[0] != ids[1]);
+        assert_eq!(gw.stats().trade_lookups, 1);
+        assert_eq!(v.position(KEY_1, "BTCUSDT"), dec!(0.8));
+    }
+
+    #[test]
+    fn each_reject_code_maps_to_its_reason() {
+        let v = venue(VenueLimits::default());
+        v.set_price("BTCUSDT", dec!(100));
+        let mut gw = gateway(&v);
+        let cases = [
+            (-2019, RejectReason::InsufficientMargin),
+            (-2018, RejectReason::InsufficientMargin),
+            (-4164, RejectReason::BelowMin),
+            (-2022, RejectReason::ReduceOnly),
+            (-2027, RejectReason::PositionLimit),
+            (-1111, RejectReason::Other),
+        ];
+        for (i, (c, reason)) in cases.iter().enumerate() {
+            v.reject_next(KEY_1, *c, "refused");
+            let id = 100 + i as u64;
+            let got = run(&mut gw, &[order(id, 0, 100, 1_010)]);
+            assert_eq!(
+                kinds(&got, id),
+                vec![(ExecKind::Rejected, 0, 0, *reason)],
+                "code {c}"
+            );
+        }
+        assert_eq!(v.position(KEY_1, "BTCUSDT"), Decimal::ZERO);
+        // And the venue's own -2022: a reduce-only sell with nothing to reduce.
+        let mut ro = order(200, 0, -100, 900);
+        ro.reduce_only = true;
+        let got = run(&mut gw, &[ro]);
+        assert_eq!(
+            kinds(&got, 200),
+            vec![(ExecKind::Rejected, 0, 0, RejectReason::ReduceOnly)]
+        );
+    }
+
+    #[test]
+    fn a_stale_timestamp_is_sent_again_once_with_the_same_client_id() {
+        let v = venue(VenueLimits::default());
+        v.set_price("BTCUSDT", dec!(100));
+        let mut gw = gateway(&v);
+        v.reject_next(
+            KEY_1,
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        );
+        let got = run(&mut gw, &[order(1, 0, 100, 1_010)]);
+        assert_eq!(
+            kinds(&got, 1),
+            vec![
+                (ExecKind::Ack, 0, 0, NONE),
+                (ExecKind::Fill, 100, 1_000, NONE)
+            ]
+        );
+        assert_eq!(v.orders_with_client_id(&client_order_id(1)), 2);
+        // Twice: the second refusal is final, Transient (a fresh id may go).
+        v.reject_next(
+            KEY_1,
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        );
+        v.reject_next(
+            KEY_1,
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        );
+        let got = run(&mut gw, &[order(2, 0, 100, 1_010)]);
+        assert_eq!(
+            kinds(&got, 2),
+            vec![(ExecKind::Rejected, 0, 0, RejectReason::Transient)]
+        );
+        assert_eq!(v.orders_with_client_id(&client_order_id(2)), 2);
+        assert_eq!(gw.stats().clock_retries, 2);
+        assert_eq!(v.position(KEY_1, "BTCUSDT"), dec!(0.1));
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_asked_about_and_its_fill_reported_once() {
+        let v = venue(VenueLimits::default());
+        v.set_price("BTCUSDT", dec!(100));
+        let mut gw = gateway(&v);
+        v.unknown_outcome_next(KEY_1);
+        let got = run(&mut gw, &[order(1, 0, 100, 1_010)]);
+        let k = kinds(&got, 1);
+        assert_eq!(
+            k,
+            vec![
+                (ExecKind::Ack, 0, 0, NONE),
+                (ExecKind::Fill, 100, 1_000, NONE)
+            ]
+        );
+        assert_eq!(v.orders_with_client_id(&client_order_id(1)), 1);
+        assert_eq!(gw.stats().asked, 1);
+        assert_eq!(v.position(KEY_1, "BTCUSDT"), dec!(0.1));
+    }
+
+    #[test]
+    fn a_burst_past_the_order_limit_is_paced_and_every_order_answered_once() {
+        let limits = VenueLimits {
+            orders: vec![VenueRateLimit::new(Interval::Second, 1, 5)],
+            ..VenueLimits::default()
+        };
+        let v = venue(limits);
+        v.set_price("BTCUSDT", dec!(100));
+        let mut gw = gateway_with(&v, |c| {
+            c.limits.order_limits = vec![super::super::limits::Limit {
+                count_max: 5,
+                window: Nanos(1_000_000_000),
+            }];
+            c.queue_max = 8;
+        });
+        let orders: Vec<_> = (1..=12).map(|i| order(i, 0, 100, 1_010)).collect();
+        let got = run(&mut gw, &orders);
+        for o in &orders {
+            assert_eq!(kinds(&got, o.id).len(), 2, "order {}", o.id);
+            assert_eq!(v.orders_with_client_id(&client_order_id(o.id)), 1);
+        }
+        assert_eq!(v.too_many_requests(), 0);
+        assert_eq!(gw.stats().throttled, 0);
+        assert_eq!(v.position(KEY_1, "BTCUSDT"), dec!(1.2));
+    }
+
+    #[test]
+    fn a_dropped_connection_is_down_refuses_venue_down_and_comes_back_up() {
+        let v = venue(VenueLimits::default());
+        v.set_price("BTCUSDT", dec!(100));
+        let mut gw = gateway(&v);
+        let got = run(&mut gw, &[order(1, 0, 100, 1_010)]);
+        assert_eq!(kinds(&got, 1).len(), 2);
+        v.drop_ws_api();
+        let until = Instant::now() + PATIENCE;
+        while gw.is_up() {
+            assert!(Instant::now() < until);
+            gw.poll(clock::now(), &mut |_| {});
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(gw.down_reason().is_some());
+        let mut got = Vec::new();
+        gw.submit(&[order(2, 0, 100, 1_010)], clock::now(), &mut |r| {
+            got.push(r)
+        });
+        assert_eq!(
+            kinds(&got, 2),
+            vec![(ExecKind::Rejected, 0, 0, RejectReason::VenueDown)]
+        );
+        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
+        assert_eq!(gw.down_reason(), None);
+        assert!(gw.stats().reconnects >= 1);
+        let got = run(&mut gw, &[order(3, 0, 100, 1_010)]);
+        assert_eq!(kinds(&got, 3).len(), 2);
+        assert_eq!(v.orders_with_client_id(&client_order_id(2)), 0);
+    }
+
+    #[test]
+    fn recover_reports_fills_of_filled_orders_and_unknown_ones_never_received() {
+        let v = venue(VenueLimits::default());
+        v.set_price("BTCUSDT", dec!(100));
+        let mut first = gateway(&v);
+        let got = run(&mut first, &[order(1, 0, 100, 1_010)]);
+        let fill = *got.iter().find(|r| r.kind == ExecKind::Fill).unwrap();
+        drop(first);
+        let mut gw = gateway(&v);
+        let asked = [
+            AskedOrder::from(&order(1, 0, 100, 1_010)),
+            AskedOrder::from(&order(2, 0, 100, 1_010)),
+        ];
+        let mut got = Vec::new();
+        gw.recover(&asked, &mut |r| got.push(r)).expect("recover");
+        let again: Vec<_> = got.iter().filter(|r| r.order_id == 1).collect();
+        assert_eq!(again.len(), 1, "{got:?}");
+        assert_eq!(
+            (
+                again[0].kind,
+                again[0].qty,
+                again[0].price,
+                again[0].trade_id
+            ),
+            (ExecKind::Fill, fill.qty, fill.price, fill.trade_id)
+        );
+        assert_eq!(
+            kinds(&got, 2),
+            vec![(ExecKind::Rejected, 0, 0, RejectReason::UnknownOrder)]
+        );
+        assert_eq!(v.orders_with_client_id(&client_order_id(1)), 1);
+    }
+
+    #[test]
+    fn a_follower_without_an_account_is_rejected_at_once_and_counted() {
+        let v = venue(VenueLimits::default());
+        let mut gw = gateway(&v);
+        let mut got = Vec::new();
+        gw.submit(&[order(9, 2, 100, 1_010)], clock::now(), &mut |r| {
+            got.push(r)
+        });
+        assert_eq!(
+            kinds(&got, 9),
+            vec![(ExecKind::Rejected, 0, 0, RejectReason::Other)]
+        );
+        assert_eq!(gw.stats().no_account, 1);
+        assert_eq!(gw.last_no_account(), Some("F3"));
+        assert_eq!(gw.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_fill_rule_is_one_fill_on_the_grid_and_a_lookup_off_it() {
+        let u = universe();
+        let spec = &u.symbols[0];
+        assert_eq!(
+            fills_of(42, dec!(0.500), dec!(100.10), spec),
+            Ok(Some((DERIVED_TRADE_ID_BIT | 42, Lots(500), Ticks(1_001))))
+        );
+        assert_eq!(fills_of(42, dec!(0.8), dec!(100.0375), spec), Ok(None));
+        assert_eq!(
+            fills_of(42, dec!(0), dec!(0), spec),
+            Ok(Some((0, Lots(0), Ticks(0))))
+        );
+        assert!(fills_of(42, dec!(0.0005), dec!(100), spec).is_err());
+        let a = FollowerAccount {
+            follower: "F1".into(),
+            api_key: SecretString::from(KEY_1),
+            signer: Signer::hmac(SECRET).unwrap(),
+        };
+        let shown = format!("{a:?}");
+        assert!(
+            !shown.contains(KEY_1) && !shown.contains("2b5eb11e"),
+            "{shown}"
+        );
+    }
+}
