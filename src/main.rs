@@ -388,6 +388,7 @@ pub fn gateways_for(
                     .with_context(|| format!("venue `{}`: connecting to {addr}", v.name))
             }
             VenueKind::Fix => fix_gateway(u, v, unclean),
+            VenueKind::Binance => binance_gateway(u, v),
         })
         .collect()
 }
@@ -533,17 +534,24 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>, unclean: bool) -> Result<Vec<Box
         .collect()
 }
 
-/// Each leader's Binance account from the key vault, its key asked at the venue
-/// (`apiRestrictions`) first: a key that can withdraw, or cannot trade futures,
-/// stops the start, naming the leader and the key, never showing it.
-fn binance_leaders(
-    leaders: &std::collections::BTreeMap<String, String>,
+/// Accounts from the key vault: for each (model id, key name), the API key and
+/// its signer, the key asked at the venue (`apiRestrictions`) first. A key that
+/// can withdraw, or cannot trade futures, stops the start, naming whose key it
+/// is (`who`: "leader", "follower") and the key's name, never showing it.
+fn vault_accounts(
+    who: &str,
+    names: &std::collections::BTreeMap<String, String>,
     vault: &Path,
     api_url: &str,
-) -> Result<Vec<fillcast_gateways::binance::source::LeaderAccount>> {
+) -> Result<
+    Vec<(
+        String,
+        secrecy::SecretString,
+        fillcast_gateways::binance::sign::Signer,
+    )>,
+> {
     use fillcast_gateways::binance::rest::RestClient;
     use fillcast_gateways::binance::sign::Signer;
-    use fillcast_gateways::binance::source::LeaderAccount;
     use fillcast_gateways::vault::{self, KeyKind, MasterKey, Vault};
     use secrecy::{ExposeSecret, SecretString};
     let master = MasterKey::from_env()?;
@@ -552,12 +560,12 @@ fn binance_leaders(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    leaders
+    names
         .iter()
-        .map(|(leader, key)| {
+        .map(|(id, key)| {
             let e = v.get(key).with_context(|| {
                 format!(
-                    "leader `{leader}`: no key named `{key}` in {} (add it with `fillcast keys add {key}`)",
+                    "{who} `{id}`: no key named `{key}` in {} (add it with `fillcast keys add {key}`)",
                     vault.display()
                 )
             })?;
@@ -566,22 +574,65 @@ fn binance_leaders(
                 KeyKind::Hmac => Signer::hmac(secret),
                 KeyKind::Ed25519 => Signer::ed25519_pem(secret),
             }
-            .with_context(|| format!("leader `{leader}`: key `{key}`"))?;
+            .with_context(|| format!("{who} `{id}`: key `{key}`"))?;
             let p = rest
                 .api_restrictions(e.api_key.expose_secret(), &signer, now_ms)
-                .with_context(|| {
-                    format!("leader `{leader}`: asking {api_url} what key `{key}` may do")
-                })?;
-            vault::admit(&p).map_err(|why| {
-                anyhow::anyhow!("leader `{leader}`: key `{key}` refused: {why}")
-            })?;
-            Ok(LeaderAccount {
-                leader: leader.clone(),
-                api_key: SecretString::from(e.api_key.expose_secret().to_string()),
+                .with_context(|| format!("{who} `{id}`: asking {api_url} what key `{key}` may do"))?;
+            vault::admit(&p)
+                .map_err(|why| anyhow::anyhow!("{who} `{id}`: key `{key}` refused: {why}"))?;
+            Ok((
+                id.clone(),
+                SecretString::from(e.api_key.expose_secret().to_string()),
                 signer,
-            })
+            ))
         })
         .collect()
+}
+
+/// Each leader's Binance account from the key vault (`vault_accounts`).
+fn binance_leaders(
+    leaders: &std::collections::BTreeMap<String, String>,
+    vault: &Path,
+    api_url: &str,
+) -> Result<Vec<fillcast_gateways::binance::source::LeaderAccount>> {
+    use fillcast_gateways::binance::source::LeaderAccount;
+    Ok(vault_accounts("leader", leaders, vault, api_url)?
+        .into_iter()
+        .map(|(leader, api_key, signer)| LeaderAccount {
+            leader,
+            api_key,
+            signer,
+        })
+        .collect())
+}
+
+/// A `binance` venue's gateway: each follower's key from the vault, asked at
+/// the venue first; its WebSocket API connection comes up on its own.
+fn binance_gateway(u: &Arc<Universe>, v: &VenueSettings) -> Result<Box<dyn Gateway>> {
+    use fillcast_gateways::binance::gateway::{
+        BinanceGateway, BinanceGatewayConfig, FollowerAccount,
+    };
+    let b = v
+        .binance
+        .as_ref()
+        .with_context(|| format!("venue `{}` has no [venues.binance] table", v.name))?;
+    let accounts = vault_accounts("follower", &b.accounts, &b.vault_in(&v.dir), &b.api_url)
+        .with_context(|| format!("venue `{}`", v.name))?
+        .into_iter()
+        .map(|(follower, api_key, signer)| FollowerAccount {
+            follower,
+            api_key,
+            signer,
+        })
+        .collect();
+    let mut cfg = BinanceGatewayConfig::new(&v.name, &b.ws_api_url, &b.rest_url);
+    cfg.recv_window_ms = b.recv_window_ms;
+    let gw = BinanceGateway::new(cfg, accounts, Arc::clone(u))
+        .with_context(|| format!("venue `{}`", v.name))?;
+    // Connected before the run starts when the venue is there; else the run
+    // starts with it down (said at once) and it reconnects by itself.
+    gw.wait_up(Duration::from_secs(5));
+    Ok(Box::new(gw))
 }
 
 fn run(

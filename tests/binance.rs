@@ -228,3 +228,121 @@ fn a_leader_key_that_can_withdraw_stops_the_start_naming_it() {
     assert_eq!(venue.streams(), 0, "no stream was opened");
     assert!(!dir.join("journal").exists() || venue.requests("/fapi/v1/listenKey") == 0);
 }
+
+const FOLLOWER_KEYS: [&str; 3] = [
+    "fcFOLLOWERkeyZERO000000000000000000000000000000000000000000000000",
+    "fcFOLLOWERkeyONE0000000000000000000000000000000000000000000000000",
+    "fcFOLLOWERkeyTWO0000000000000000000000000000000000000000000000000",
+];
+
+/// A venue that trades BTCUSDT at 42088.0 for the three followers' keys.
+fn order_venue() -> TestVenue {
+    use fillcast_gateways::binance::rest::SymbolFilters;
+    let v = TestVenue::start(
+        "127.0.0.1:0",
+        TestVenueOptions {
+            accounts: FOLLOWER_KEYS
+                .iter()
+                .map(|k| VenueAccount {
+                    api_key: (*k).into(),
+                    key: AccountKey::Hmac(LEADER_SECRET.as_bytes().to_vec()),
+                    withdrawals: false,
+                    futures: true,
+                })
+                .collect(),
+            symbols: vec![SymbolFilters {
+                symbol: "BTCUSDT".into(),
+                tick_size: Some(dec("0.1")),
+                step_size: Some(dec("0.001")),
+                min_qty: Some(dec("0.001")),
+                min_notional: Some(dec("5")),
+            }],
+        },
+    )
+    .expect("test venue");
+    v.set_price("BTCUSDT", dec("42088.0"));
+    v
+}
+
+#[test]
+fn follower_orders_go_to_the_binance_venue_signed_with_each_followers_key_and_come_back_flat() {
+    let d = tmp();
+    let dir = d.path();
+    let venue = order_venue();
+    for (i, key) in FOLLOWER_KEYS.iter().enumerate() {
+        vault_with(dir, &venue, &format!("follower{i}"), key, false);
+    }
+    let mut fills = String::new();
+    for (n, (side, qty)) in [("buy", "0.060"), ("buy", "0.040"), ("sell", "0.100")]
+        .iter()
+        .enumerate()
+    {
+        fills.push_str(&format!(
+            "{{\"leader\":\"L1\",\"event_id\":\"e{n}\",\"symbol\":\"BTCUSDT\",\"side\":\"{side}\",\"qty\":\"{qty}\",\"price\":\"42088.0\",\"ts\":{}}}\n",
+            1_732_060_800_000_000_000u64 + n as u64
+        ));
+    }
+    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    let mut c = format!(
+        r#"[journal]
+dir = "journal"
+segment_mib = 8
+
+[[venues]]
+name = "binance"
+kind = "binance"
+[venues.binance]
+accounts = {{ F0 = "follower0", F1 = "follower1", F2 = "follower2" }}
+ws_api_url = "{ws}"
+rest_url = "{rest}"
+api_url = "{rest}"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "binance"
+
+[[leaders]]
+id = "L1"
+equity = "1000000"
+
+[[sources]]
+kind = "file"
+path = "fills.jsonl"
+"#,
+        ws = venue.ws_api_url(),
+        rest = venue.rest_url()
+    );
+    for f in 0..3 {
+        c.push_str(&format!(
+            "[[followers]]\nid = \"F{f}\"\nequity = \"100000\"\n\
+             [[subscriptions]]\nid = \"F{f}:L1\"\nfollower = \"F{f}\"\nleader = \"L1\"\n\
+             allocation = \"10000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 20\n"
+        ));
+    }
+    std::fs::write(dir.join("c.toml"), c).unwrap();
+    let o = fillcast_cmd()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(dir.join("c.toml"))
+        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
+        .env_remove("FILLCAST_VAULT_KEY")
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_eq!(figure(&out, "leader fills in"), 3, "{out}");
+    assert_eq!(figure(&out, "follower orders out"), 9, "{out}\n{err}");
+    for key in FOLLOWER_KEYS {
+        assert_eq!(venue.position(key, "BTCUSDT"), Decimal::ZERO, "{out}");
+        assert!(
+            !out.contains(key) && !err.contains(key),
+            "key material in the output"
+        );
+    }
+    assert!(!out.contains(LEADER_SECRET) && !err.contains(LEADER_SECRET));
+    assert_eq!(venue.too_many_requests(), 0);
+    // Every order was acknowledged and filled at the venue (RESULT replies).
+    assert_eq!(figure(&out, "venue reports in"), 18, "{out}");
+    assert!(out.contains("fills 9, rejects 0"), "{out}");
+}

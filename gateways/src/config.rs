@@ -36,6 +36,9 @@ pub struct VenueSettings {
     /// A `fix` venue's session (`[venues.fix]`).
     #[serde(default)]
     pub fix: Option<FixVenueSettings>,
+    /// A `binance` venue's accounts and endpoints (`[venues.binance]`).
+    #[serde(default)]
+    pub binance: Option<BinanceVenueSettings>,
     /// The config file's folder, which a relative `store` is taken from.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -48,6 +51,38 @@ pub enum VenueKind {
     SimRemote,
     /// A FIX 4.4 order-entry session at `address` (`fix::orderentry`).
     Fix,
+    /// Binance USD-M futures over its WebSocket API (`binance::gateway`).
+    Binance,
+}
+
+/// A `binance` venue: each follower's account by the name of its key in the
+/// vault, and the venue's endpoints.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceVenueSettings {
+    /// Follower id → the name of its key in the vault (`fillcast keys add`).
+    pub accounts: std::collections::BTreeMap<String, String>,
+    /// The key vault, relative to the config file's folder.
+    #[serde(default = "defaults::vault")]
+    pub vault: PathBuf,
+    /// The WebSocket API (`order.place`, `order.status`).
+    #[serde(default = "defaults::binance_ws_api_url")]
+    pub ws_api_url: String,
+    /// USD-M futures REST (`userTrades` for a fill at several prices).
+    #[serde(default = "defaults::binance_rest_url")]
+    pub rest_url: String,
+    /// Where each key's permissions are asked at start.
+    #[serde(default = "defaults::binance_api_url")]
+    pub api_url: String,
+    #[serde(default = "defaults::recv_window_ms")]
+    pub recv_window_ms: u64,
+}
+
+impl BinanceVenueSettings {
+    /// The vault's path, from the config file's folder `dir`.
+    pub fn vault_in(&self, dir: &Path) -> PathBuf {
+        dir.join(&self.vault)
+    }
 }
 
 /// The order-entry session of a `fix` venue. There is no `reset_on_logon`: a
@@ -344,11 +379,58 @@ impl Kinds for GatewayKinds {
                 "a `fix` venue needs `address` (host:port of the venue's FIX acceptor)",
             )),
             (VenueKind::Fix, Some(address)) => problems.extend(check_address(table, address)),
-            (VenueKind::Sim, Some(_)) => problems.push(table.problem(
+            (VenueKind::Sim | VenueKind::Binance, Some(_)) => problems.push(table.problem(
                 "address",
                 "`address` is only used by kinds `sim_remote` and `fix`",
             )),
             _ => {}
+        }
+        match (v.kind, &v.binance) {
+            (VenueKind::Binance, None) => problems.push(table.problem(
+                "kind",
+                "a `binance` venue needs a `[venues.binance]` table (accounts)",
+            )),
+            (VenueKind::Binance, Some(b)) => {
+                let t = table.table("binance");
+                if b.accounts.is_empty() {
+                    problems.push(t.problem(
+                        "accounts",
+                        "`accounts` must name each follower's key (follower id = \"key name\")",
+                    ));
+                }
+                for (follower, key) in &b.accounts {
+                    if !crate::vault::valid_name(key) {
+                        problems.push(t.problem(
+                            "accounts",
+                            format!("follower `{follower}`: `{key}` is not a key name (1 to 64 of A-Z, a-z, 0-9, `_`, `-`, `.`)"),
+                        ));
+                    }
+                }
+                for (field, url, schemes) in [
+                    ("rest_url", &b.rest_url, &["https://", "http://"]),
+                    ("api_url", &b.api_url, &["https://", "http://"]),
+                    ("ws_api_url", &b.ws_api_url, &["wss://", "ws://"]),
+                ] {
+                    if !schemes.iter().any(|s| url.starts_with(s)) || url.contains('?') {
+                        problems.push(t.problem(
+                            field,
+                            format!(
+                                "`{url}` is not a {} or {} URL without a query",
+                                schemes[0], schemes[1]
+                            ),
+                        ));
+                    }
+                }
+                if b.recv_window_ms == 0 || b.recv_window_ms > 60_000 {
+                    problems
+                        .push(t.problem("recv_window_ms", "`recv_window_ms` must be 1 to 60000"));
+                }
+            }
+            (_, Some(_)) => problems.push(table.problem(
+                "binance",
+                "`[venues.binance]` is only used by kind `binance`",
+            )),
+            (_, None) => {}
         }
         match (v.kind, &v.fix) {
             (VenueKind::Fix, None) => problems.push(table.problem(
@@ -724,6 +806,9 @@ mod defaults {
     }
     pub fn binance_stream_url() -> String {
         "wss://fstream.binance.com".into()
+    }
+    pub fn binance_ws_api_url() -> String {
+        "wss://ws-fapi.binance.com/ws-fapi/v1".into()
     }
     pub fn binance_api_url() -> String {
         "https://api.binance.com".into()

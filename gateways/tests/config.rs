@@ -127,6 +127,7 @@ fn example_and_reference_document_every_key() {
         "keep_alive_min",
         "reconnect_before_h",
         "equity_asset",
+        "ws_api_url",
     ]);
     for key in keys {
         let documented = example.lines().any(|l| {
@@ -177,7 +178,7 @@ fn unknown_enum_values_are_errors() {
         "[[venues]]\nname = \"v\"\nkind = \"ouch\"\n",
         &[(
             3,
-            "`kind`: unknown variant `ouch`, expected one of `sim`, `sim_remote`, `fix`",
+            "`kind`: unknown variant `ouch`, expected one of `sim`, `sim_remote`, `fix`, `binance`",
         )],
     );
 }
@@ -441,6 +442,24 @@ fn a_binance_source_is_checked_naming_each_bad_value() {
             (6, "`recv_window_ms` must be 1 to 60000"),
             (7, "`keep_alive_min` must be 1 to 59"),
             (8, "`reconnect_before_h` must be 1 to 23"),
+        ],
+    );
+}
+
+#[test]
+fn a_binance_venue_is_checked_naming_each_bad_value() {
+    check_raw(
+        "[[venues]]\nname = \"b\"\nkind = \"binance\"\n",
+        &[(3, "a `binance` venue needs a `[venues.binance]` table")],
+    );
+    check_raw(
+        "[[venues]]\nname = \"b\"\nkind = \"binance\"\naddress = \"x:1\"\n[venues.binance]\n\
+         accounts = { F1 = \"no good\" }\nws_api_url = \"https://x\"\nrecv_window_ms = 70000\n",
+        &[
+            (4, "`address` is only used by"),
+            (6, "`no good` is not a key name"),
+            (7, "`https://x` is not a wss:// or ws:// URL"),
+            (8, "`recv_window_ms` must be 1 to 60000"),
         ],
     );
 }
