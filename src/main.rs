@@ -606,6 +606,33 @@ fn binance_leaders(
         .collect())
 }
 
+/// Each `binance` venue's exchange filters (`exchangeInfo`) against the
+/// config's symbols routed to it: a lot, tick or minimum the venue does not
+/// share would have its orders refused one by one, so the start stops instead,
+/// naming the symbol and both values.
+fn check_exchange_filters(cfg: &Config, venues: &[VenueSettings]) -> Result<()> {
+    use fillcast_gateways::binance::rest::{check_filters, RestClient};
+    for v in venues.iter().filter(|v| v.kind == VenueKind::Binance) {
+        let Some(b) = &v.binance else { continue };
+        let filters = RestClient::new(&b.rest_url, Duration::from_secs(10), b.recv_window_ms)
+            .exchange_info()
+            .with_context(|| format!("venue `{}`: reading its exchange filters", v.name))?;
+        let symbols = cfg
+            .symbols
+            .iter()
+            .filter(|s| s.venue == v.name && !s.removed);
+        let mismatches = check_filters(symbols, &filters);
+        if !mismatches.is_empty() {
+            bail!(
+                "venue `{}`: the config's symbols disagree with the venue's exchange filters:\n  {}",
+                v.name,
+                mismatches.join("\n  ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A `binance` venue's gateway: each follower's key from the vault, asked at
 /// the venue first; its WebSocket API connection comes up on its own.
 fn binance_gateway(u: &Arc<Universe>, v: &VenueSettings) -> Result<Box<dyn Gateway>> {
@@ -683,7 +710,9 @@ fn run(
             .join(fillcast_journal::restart::ASK_FIRST_MARKER)
             .exists()
     });
-    let mut gateways = gateways_for(&u, &venue_settings(&u)?, unclean)?;
+    let venues = venue_settings(&u)?;
+    check_exchange_filters(&cfg, &venues)?;
+    let mut gateways = gateways_for(&u, &venues, unclean)?;
     let mut sources = sources_for(&cfg, &u, unclean)?;
     let (core, journal, restart) = match cfg.journal {
         Some(_) => {

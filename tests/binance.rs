@@ -301,6 +301,7 @@ api_url = "{rest}"
 name = "BTCUSDT"
 lot_size = "0.001"
 tick_size = "0.1"
+min_notional = "5"
 venue = "binance"
 
 [[leaders]]
@@ -345,4 +346,72 @@ path = "fills.jsonl"
     // Every order was acknowledged and filled at the venue (RESULT replies).
     assert_eq!(figure(&out, "venue reports in"), 18, "{out}");
     assert!(out.contains("fills 9, rejects 0"), "{out}");
+}
+
+#[test]
+fn a_symbol_whose_lot_is_not_the_venues_step_stops_the_start_naming_both() {
+    let d = tmp();
+    let dir = d.path();
+    let venue = order_venue();
+    vault_with(dir, &venue, "follower0", FOLLOWER_KEYS[0], false);
+    std::fs::write(dir.join("fills.jsonl"), "").unwrap();
+    let c = format!(
+        r#"[[venues]]
+name = "binance"
+kind = "binance"
+[venues.binance]
+accounts = {{ F0 = "follower0" }}
+ws_api_url = "{ws}"
+rest_url = "{rest}"
+api_url = "{rest}"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.01"
+tick_size = "0.1"
+venue = "binance"
+
+[[leaders]]
+id = "L1"
+equity = "1000000"
+
+[[followers]]
+id = "F0"
+equity = "100000"
+
+[[subscriptions]]
+follower = "F0"
+leader = "L1"
+allocation = "10000"
+mode = "fixed_ratio"
+ratio = "1"
+
+[[sources]]
+kind = "file"
+path = "fills.jsonl"
+"#,
+        ws = venue.ws_api_url(),
+        rest = venue.rest_url()
+    );
+    std::fs::write(dir.join("c.toml"), c).unwrap();
+    let o = fillcast_cmd()
+        .args(["run", "--progress", "0", "--config"])
+        .arg(dir.join("c.toml"))
+        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
+        .env_remove("FILLCAST_VAULT_KEY")
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}{err}");
+    assert!(
+        err.contains("BTCUSDT")
+            && err.contains("`lot_size` is 0.01")
+            && err.contains("stepSize is 0.001"),
+        "{err}"
+    );
+    assert_eq!(
+        venue.ws_api_connections(),
+        0,
+        "no order connection was made"
+    );
 }
