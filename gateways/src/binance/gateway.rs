@@ -62,7 +62,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -77,9 +76,7 @@ use fillcast_engine::port::{AskedOrder, Gateway, VenueError};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 use super::errors::{classify, Action, ClockOffset};
 use super::limits::{Limiter, LimitsConfig, LimitsError, RateLimitReport};
@@ -718,7 +715,7 @@ struct OwedTrades {
     at: Instant,
 }
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+use crate::binance::ws::Ws;
 
 struct Worker {
     cfg: BinanceGatewayConfig,
@@ -926,10 +923,11 @@ impl Worker {
     }
 
     fn connect(&mut self) {
-        match connect(
+        match crate::binance::ws::connect(
             &self.cfg.ws_api_url,
             self.cfg.connect_timeout,
             self.cfg.tick,
+            WS_MESSAGE_BYTES_MAX,
         ) {
             Ok(ws) => {
                 self.conn = Some(ws);
@@ -1552,58 +1550,6 @@ impl Worker {
             ));
         }
     }
-}
-
-/// Connects the WebSocket at `url` (`ws://` or `wss://`), the TCP connect and
-/// the handshake each within `timeout`, then reads with a timeout of `tick`.
-fn connect(url: &str, timeout: Duration, tick: Duration) -> Result<Ws, String> {
-    let uri: tungstenite::http::Uri = url
-        .parse()
-        .map_err(|_| "the URL does not parse".to_string())?;
-    let tls = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        _ => return Err("the URL is neither ws:// nor wss://".into()),
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| "the URL has no host".to_string())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {host}: {e}"))?;
-    let mut last = format!("{host} resolves to no address");
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = format!("connecting to {addr}: {e}"),
-        }
-    }
-    let stream = stream.ok_or(last)?;
-    let socket = stream.try_clone().map_err(|e| format!("the socket: {e}"))?;
-    let io = |e: std::io::Error| format!("setting up the socket: {e}");
-    stream.set_nodelay(true).map_err(io)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
-        .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
-    let (ws, _) = tungstenite::client_tls_with_config(url, stream, Some(config), None).map_err(
-        |e| match e {
-            tungstenite::HandshakeError::Failure(e) => format!("the WebSocket handshake: {e}"),
-            tungstenite::HandshakeError::Interrupted(_) => format!(
-                "the WebSocket handshake took more than {} ms",
-                timeout.as_millis()
-            ),
-        },
-    )?;
-    socket.set_read_timeout(Some(tick)).map_err(io)?;
-    Ok(ws)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! - [`sign`]: request signatures (HMAC-SHA256 over the query or the sorted
 //!   WebSocket API parameters, Ed25519), checked against the documentation's
 //!   own vectors.
+//! - [`ws`]: the client WebSocket connection the source and the gateway share.
 //! - [`wsapi`]: WebSocket API requests (`order.place`, `order.status`) and
 //!   their replies.
 //! - [`stream`]: the user data stream and the mark-price stream, parsed into
@@ -34,4 +35,5 @@ pub mod sign;
 pub mod source;
 pub mod stream;
 pub mod venue;
+pub mod ws;
 pub mod wsapi;

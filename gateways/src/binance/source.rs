@@ -81,13 +81,10 @@ use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 /// How often a listen key is kept alive by default: the documentation's advice
 /// (a key lives 60 minutes after its last keep-alive).
@@ -1405,7 +1402,12 @@ impl Worker {
         // Everything from here on comes on the stream; the gap fill takes what
         // came before.
         let connected_ms = now_ms();
-        let mut ws = match connect(url.expose_secret(), self.cfg.connect_timeout, self.cfg.tick) {
+        let mut ws = match crate::binance::ws::connect(
+            url.expose_secret(),
+            self.cfg.connect_timeout,
+            self.cfg.tick,
+            WS_MESSAGE_BYTES_MAX,
+        ) {
             Ok(ws) => ws,
             Err(why) => {
                 return Ended::Failed {
@@ -1557,65 +1559,6 @@ impl Worker {
             wait_min: None,
         }
     }
-}
-
-/// Connects the WebSocket at `url` (`ws://` or `wss://`), the TCP connect and
-/// the handshake each within `timeout`, then reads with a timeout of `tick`.
-/// The error names what failed, never the URL (it holds the listen key).
-fn connect(
-    url: &str,
-    timeout: Duration,
-    tick: Duration,
-) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, String> {
-    let uri: tungstenite::http::Uri = url
-        .parse()
-        .map_err(|_| "the stream URL does not parse".to_string())?;
-    let tls = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        _ => return Err("the stream URL is neither ws:// nor wss://".into()),
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| "the stream URL has no host".to_string())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {host}: {e}"))?;
-    let mut last = format!("{host} resolves to no address");
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = format!("connecting to {addr}: {e}"),
-        }
-    }
-    let stream = stream.ok_or(last)?;
-    let socket = stream.try_clone().map_err(|e| format!("the socket: {e}"))?;
-    let io = |e: std::io::Error| format!("setting up the socket: {e}");
-    stream.set_nodelay(true).map_err(io)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
-        .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
-    let (ws, _) = tungstenite::client_tls_with_config(url, stream, Some(config), None).map_err(
-        |e| match e {
-            tungstenite::HandshakeError::Failure(e) => format!("the WebSocket handshake: {e}"),
-            tungstenite::HandshakeError::Interrupted(_) => {
-                format!(
-                    "the WebSocket handshake took more than {} ms",
-                    timeout.as_millis()
-                )
-            }
-        },
-    )?;
-    socket.set_read_timeout(Some(tick)).map_err(io)?;
-    Ok(ws)
 }
 
 /// The least wait a REST answer asks for: a 429 (over the limit) or a 418
