@@ -346,6 +346,61 @@ path = "fills.jsonl"
     // Every order was acknowledged and filled at the venue (RESULT replies).
     assert_eq!(figure(&out, "venue reports in"), 18, "{out}");
     assert!(out.contains("fills 9, rejects 0"), "{out}");
+
+    // The whole session's products: the journal into SQLite, the reports; then
+    // every byte the run produced is searched for the key material.
+    let db = format!("sqlite:{}", dir.join("fc.db").display());
+    let mut outputs = vec![o.stdout, o.stderr];
+    for args in [
+        vec![
+            "sidecar".to_string(),
+            "--journal".into(),
+            dir.join("journal").display().to_string(),
+            "--db".into(),
+            db.clone(),
+        ],
+        vec![
+            "report".into(),
+            "--db".into(),
+            db.clone(),
+            "--json".into(),
+            dir.join("r.json").display().to_string(),
+            "--html".into(),
+            dir.join("r.html").display().to_string(),
+        ],
+    ] {
+        let o = fillcast_cmd().args(&args).output().expect("sidecar/report");
+        assert!(o.status.success(), "{args:?}: {:?}", text(&o));
+        outputs.extend([o.stdout, o.stderr]);
+    }
+    assert!(dir.join("r.html").is_file() && dir.join("fc.db").is_file());
+    let secrets: Vec<&str> = FOLLOWER_KEYS
+        .iter()
+        .copied()
+        .chain([LEADER_SECRET])
+        .collect();
+    let mut files = vec![dir.to_path_buf()];
+    let mut searched = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        outputs.push(std::fs::read(&p).unwrap());
+        searched += 1;
+    }
+    assert!(
+        searched >= 5,
+        "the journal, the database, the reports, the vault"
+    );
+    for bytes in &outputs {
+        for s in &secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "key material in what the session produced"
+            );
+        }
+    }
 }
 
 #[test]
