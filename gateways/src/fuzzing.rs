@@ -10,6 +10,8 @@
 //!   error by error; every message decoded is written again byte for byte.
 //! - `binance_stream`: arbitrary bytes as a Binance user-data or mark-price message
 //!   and as a `userTrades` response, every fill, balance and mark converted.
+//! - `binance_replies`: arbitrary bytes as a Binance WebSocket API reply (the
+//!   gateway's parser) and as each REST answer the adapter reads.
 
 use crate::config::GatewayKinds;
 use crate::file::FileSource;
@@ -413,4 +415,26 @@ pub fn binance_stream(data: &[u8]) -> usize {
         + stats.other;
     assert_eq!(events + u64::from(body_ok) + stats.rejected, 2, "{stats:?}");
     fills
+}
+
+/// The body of `binance_replies`: `data` as a WebSocket API reply, read by the
+/// gateway's parser (twice, on one reused parser, as a connection reads), and
+/// as the REST answers `apiRestrictions`, `exchangeInfo` and `listenKey`. Returns
+/// whether the reply parsed. Panics on a panic inside, or on a reply that parsed
+/// with more rate limits than the parser keeps.
+pub fn binance_replies(data: &[u8]) -> bool {
+    use crate::binance::{rest, wsapi};
+    let mut parser = wsapi::ReplyParser::new();
+    let mut ok = false;
+    for _ in 0..2 {
+        let mut copy = data.to_vec();
+        if let Ok(reply) = parser.parse(&mut copy) {
+            assert!(reply.rate_limits.as_slice().len() <= wsapi::RATE_LIMITS_MAX);
+            ok = true;
+        }
+    }
+    let _ = rest::permissions(data, 0);
+    let _ = rest::exchange_filters(data);
+    let _ = rest::listen_key(data);
+    ok
 }

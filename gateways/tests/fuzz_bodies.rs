@@ -29,8 +29,12 @@ fn hostile_files_never_panic() {
         fuzzing::fix_codec(c);
         fuzzing::fix_session(c);
         fuzzing::binance_stream(c);
+        fuzzing::binance_replies(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
+    assert!(fuzzing::binance_replies(include_bytes!(
+        "data/binance/binance_usdm_ws_order_place_response.json"
+    )));
     assert!(fuzzing::control_request(b"pause subscription F1:L1\n"));
     assert!(!fuzzing::control_request(b"pause subscription \x1b[2J\n"));
 }
@@ -87,6 +91,23 @@ proptest! {
         fuzzing::fix_codec(&bytes);
         fuzzing::fix_session(&bytes);
         fuzzing::binance_stream(&bytes);
+        fuzzing::binance_replies(&bytes);
+    }
+
+    /// The documented order reply, cut and with bytes changed: an error or a
+    /// reply, never a panic.
+    #[test]
+    fn binance_replies_survive_damaged_replies(
+        cut in 0usize..1200,
+        flips in proptest::collection::vec((0usize..1200, any::<u8>()), 0..6),
+    ) {
+        let mut bytes = include_bytes!("data/binance/binance_usdm_ws_order_place_response.json").to_vec();
+        for (at, b) in flips {
+            let n = bytes.len();
+            bytes[at % n] = b;
+        }
+        bytes.truncate(cut.min(bytes.len()));
+        fuzzing::binance_replies(&bytes);
     }
 
     #[test]
