@@ -178,6 +178,22 @@ pub struct FollowerAccount {
     pub signer: Signer,
 }
 
+impl FollowerAccount {
+    /// A request `id` of this account, signed with its key at venue time
+    /// `timestamp_ms`.
+    fn envelope(&self, id: u64, timestamp_ms: u64, recv_window_ms: u64) -> Envelope<'_> {
+        Envelope {
+            id,
+            auth: Auth::Signed {
+                api_key: self.api_key.expose_secret(),
+                signer: &self.signer,
+            },
+            timestamp_ms,
+            recv_window_ms,
+        }
+    }
+}
+
 impl fmt::Debug for FollowerAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FollowerAccount")
@@ -1031,15 +1047,7 @@ impl Worker {
             let name = spec.name.clone();
             let rid = self.request_id();
             let a = &self.accounts[account];
-            let env = Envelope {
-                id: rid,
-                auth: Auth::Signed {
-                    api_key: a.api_key.expose_secret(),
-                    signer: &a.signer,
-                },
-                timestamp_ms: self.clock.venue_ms(now),
-                recv_window_ms: self.cfg.recv_window_ms,
-            };
+            let env = a.envelope(rid, self.clock.venue_ms(now), self.cfg.recv_window_ms);
             let cid = client_order_id(id);
             if let Err(e) = self
                 .encoder
@@ -1083,15 +1091,7 @@ impl Worker {
             let place = PlaceOrder::of(&order, spec, RespType::Result);
             let rid = self.request_id();
             let a = &self.accounts[account];
-            let env = Envelope {
-                id: rid,
-                auth: Auth::Signed {
-                    api_key: a.api_key.expose_secret(),
-                    signer: &a.signer,
-                },
-                timestamp_ms: self.clock.venue_ms(now),
-                recv_window_ms: self.cfg.recv_window_ms,
-            };
+            let env = a.envelope(rid, self.clock.venue_ms(now), self.cfg.recv_window_ms);
             if self
                 .encoder
                 .order_place(&mut self.request, &env, &place)

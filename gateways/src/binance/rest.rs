@@ -264,6 +264,23 @@ fn shown(msg: &str) -> String {
         .collect()
 }
 
+/// `msg`, unless it quotes 12 or more characters of `api_key` (a proxy or a
+/// server that echoes the request): then a sentence saying so. Every caller's
+/// error output goes through here, so no caller can print an echoed key.
+fn unquoted(msg: String, api_key: &str) -> String {
+    const QUOTE_MIN: usize = 12;
+    let key = api_key.as_bytes();
+    let quotes = key.len() >= QUOTE_MIN
+        && key
+            .windows(QUOTE_MIN)
+            .any(|w| msg.as_bytes().windows(QUOTE_MIN).any(|m| m == w));
+    if quotes {
+        "the venue's answer quotes the key's own material, so it is not shown (a proxy, or a server that echoes requests?)".into()
+    } else {
+        msg
+    }
+}
+
 #[derive(Deserialize)]
 struct VenueError {
     code: i64,
@@ -326,7 +343,7 @@ impl RestClient {
                     path,
                     status,
                     code: e.code,
-                    msg: shown(&e.msg),
+                    msg: unquoted(shown(&e.msg), api_key),
                 })
             }
             // Not `e.to_string()`: it quotes the whole URL, a signed call's
@@ -540,6 +557,17 @@ mod tests {
         ] {
             assert!(listen_key(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_venue_message_that_quotes_the_api_key_is_withheld() {
+        let key = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+        let echoed = format!("Invalid API-key {}", &key[10..30]);
+        assert!(!unquoted(echoed, key).contains(&key[10..30]));
+        assert_eq!(
+            unquoted("Signature for this request is not valid.".into(), key),
+            "Signature for this request is not valid."
+        );
     }
 
     #[test]
