@@ -12,8 +12,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const LEADER_KEY: &str = "fcLEADERapiKEYz9Y8x7W6v5U4t3S2r1Q0p9O8n7M6l5K4j3I2h1G0f9E8d7C6b5";
-const LEADER_SECRET: &str = "fcLEADERsecretA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5";
+pub(crate) const LEADER_KEY: &str =
+    "fcLEADERapiKEYz9Y8x7W6v5U4t3S2r1Q0p9O8n7M6l5K4j3I2h1G0f9E8d7C6b5";
+pub(crate) const LEADER_SECRET: &str =
+    "fcLEADERsecretA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5";
 const RISKY_KEY: &str = "fcRISKYleaderKEY0000000000000000000000000000000000000000000000000";
 
 fn venue() -> TestVenue {
@@ -34,7 +36,7 @@ fn venue() -> TestVenue {
 }
 
 /// A master key, and a vault holding `key` under `name`, in `dir`.
-fn vault_with(dir: &Path, venue: &TestVenue, name: &str, api_key: &str, no_check: bool) {
+pub(crate) fn vault_with(dir: &Path, venue: &TestVenue, name: &str, api_key: &str, no_check: bool) {
     let master = dir.join("master.key");
     if !master.exists() {
         let o = fillcast_cmd()
@@ -110,7 +112,7 @@ stream_url = "{stream}"
     path
 }
 
-fn start(dir: &Path, cfg: &Path) -> Child {
+pub(crate) fn start(dir: &Path, cfg: &Path) -> Child {
     fillcast_cmd()
         .args(["run", "--until-stopped", "--progress", "0", "--config"])
         .arg(cfg)
@@ -124,7 +126,7 @@ fn start(dir: &Path, cfg: &Path) -> Child {
 
 /// Until `ok()`, or fail after `what` took more than 30 s (a failure bound on
 /// a shared machine, not a timing).
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ok() {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
@@ -134,6 +136,12 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 
 /// The engine's count of leader fills taken, from `ctl status --json`.
 fn leader_fills(cfg: &Path) -> u64 {
+    status_figure(cfg, "leader_fills")
+}
+
+/// A whole-number figure of `ctl status --json` (0 while the engine is not
+/// answering yet).
+pub(crate) fn status_figure(cfg: &Path, key: &str) -> u64 {
     let o = fillcast_cmd()
         .args(["ctl", "--json", "--config"])
         .arg(cfg)
@@ -141,15 +149,28 @@ fn leader_fills(cfg: &Path) -> u64 {
         .output()
         .unwrap();
     let (out, _) = text(&o);
-    out.split("\"leader_fills\":")
+    out.split(&format!("\"{key}\":"))
         .nth(1)
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
 
+/// `ctl shutdown`, then the engine's exit: its (stdout, stderr).
+pub(crate) fn shutdown(engine: Child, cfg: &Path) -> (String, String) {
+    let o = fillcast_cmd()
+        .args(["ctl", "--config"])
+        .arg(cfg)
+        .arg("shutdown")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let out = engine.wait_with_output().expect("engine ends");
+    text(&out)
+}
+
 /// `s` as a decimal (test literals only).
-fn dec(s: &str) -> Decimal {
+pub(crate) fn dec(s: &str) -> Decimal {
     s.parse().expect("a decimal literal")
 }
 
@@ -172,7 +193,7 @@ fn a_leader_order_filled_in_partials_and_trades_made_while_the_stream_was_down_a
     let venue = venue();
     vault_with(dir, &venue, "leader1", LEADER_KEY, false);
     let cfg = config(dir, &venue, "leader1");
-    let mut engine = start(dir, &cfg);
+    let engine = start(dir, &cfg);
     wait_for("the leader's stream", || venue.streams() == 1);
     // 12 partials on the stream, then 8 while it is down (only in userTrades).
     for _ in 0..12 {
@@ -185,16 +206,7 @@ fn a_leader_order_filled_in_partials_and_trades_made_while_the_stream_was_down_a
     }
     wait_for("the stream again", || venue.streams() == 1);
     wait_for("20 leader fills", || leader_fills(&cfg) >= 20);
-    let o = fillcast_cmd()
-        .args(["ctl", "--config"])
-        .arg(&cfg)
-        .arg("shutdown")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{:?}", text(&o));
-    let _ = engine.stdin.take();
-    let out = engine.wait_with_output().expect("engine ends");
-    let (out, err) = text(&out);
+    let (out, err) = shutdown(engine, &cfg);
     assert!(out.contains("leader fills in"), "{out}\n{err}");
     assert_eq!(figure(&out, "leader fills in"), 20, "{out}\n{err}");
     for s in [LEADER_KEY, LEADER_SECRET] {
