@@ -76,6 +76,7 @@ use fillcast_engine::port::{AskedOrder, Gateway, VenueError};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
+use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
 use super::errors::{classify, Action, ClockOffset};
@@ -109,6 +110,14 @@ pub const ASKS_MAX: u32 = 50;
 /// `order.status`: "Order does not exist." (not in `errors::code`, which
 /// lists refusals of `order.place`).
 const NO_SUCH_ORDER: i32 = -2013;
+
+/// `mio` tokens of the worker's wait.
+const SOCKET: mio::Token = mio::Token(0);
+const WAKE: mio::Token = mio::Token(1);
+
+/// The worker's wait when nothing waits on time: orders, commands and
+/// replies wake it at once whatever this is.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 
 /// The largest WebSocket message taken (replies are under 1 KiB).
 const WS_MESSAGE_BYTES_MAX: usize = 64 * 1024;
@@ -316,7 +325,14 @@ impl BinanceGateway {
                 name: cfg.name.clone(),
                 source,
             })?;
+        let spawn_error = |e: std::io::Error| BinanceGatewayError::Spawn {
+            name: cfg.name.clone(),
+            reason: e.to_string(),
+        };
+        let poll = mio::Poll::new().map_err(spawn_error)?;
+        let waker = mio::Waker::new(poll.registry(), WAKE).map_err(spawn_error)?;
         let shared = Arc::new(Shared {
+            waker,
             up: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             unsent: AtomicUsize::new(0),
@@ -353,6 +369,9 @@ impl BinanceGateway {
             recovery: None,
             frame: Vec::new(),
             request: Vec::new(),
+            poll,
+            events: mio::Events::with_capacity(8),
+            unflushed: false,
         };
         let thread = std::thread::Builder::new()
             .name(format!("binance-gw-{}", cfg.name))
@@ -408,21 +427,33 @@ impl BinanceGateway {
 
     /// Hands over what `held` keeps, in order, as far as the channel takes it.
     fn flush_held(&mut self) {
+        let mut handed = false;
         while let Some(job) = self.held.pop_front() {
             match self.orders_tx.try_send(job) {
-                Ok(()) => {}
+                Ok(()) => handed = true,
                 Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
                     self.held.push_front(job);
                     break;
                 }
             }
         }
+        if handed {
+            self.wake();
+        }
+    }
+
+    /// The worker is to look at its channels now rather than at the end of
+    /// its wait. A failed wake (the worker is gone) changes nothing: the
+    /// gateway then says down.
+    fn wake(&self) {
+        let _ = self.shared.waker.wake();
     }
 }
 
 impl Drop for BinanceGateway {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = self.shared.waker.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -444,6 +475,7 @@ impl Gateway for BinanceGateway {
     fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
         self.flush_held();
         let up = self.is_up();
+        let mut handed = false;
         for o in orders {
             if !up {
                 out(rejected(o.id, RejectReason::VenueDown, now));
@@ -477,6 +509,10 @@ impl Gateway for BinanceGateway {
             {
                 self.held.push_back(job);
             }
+            handed = true;
+        }
+        if handed {
+            self.wake();
         }
     }
 
@@ -507,6 +543,7 @@ impl Gateway for BinanceGateway {
         self.universe = Arc::clone(universe);
         *lock(&self.shared.universe) = Arc::clone(universe);
         self.map_accounts();
+        self.wake();
     }
 
     fn down_reason(&self) -> Option<String> {
@@ -556,6 +593,7 @@ impl Gateway for BinanceGateway {
                 reply: tx,
             })
             .map_err(|_| failed("the gateway's thread has stopped".into()))?;
+        self.wake();
         match rx.recv_timeout(self.cfg.recover_timeout) {
             Ok(Ok(reports)) => {
                 for r in reports {
@@ -603,6 +641,9 @@ pub fn fills_of(
 // Between the two threads.
 
 struct Shared {
+    /// Wakes the worker from its wait on the socket: an order or a command
+    /// for it, or `stop`.
+    waker: mio::Waker,
     up: AtomicBool,
     stop: AtomicBool,
     /// Orders handed over and neither sent nor ended.
@@ -762,6 +803,23 @@ struct Worker {
     recovery: Option<Recovery>,
     frame: Vec<u8>,
     request: Vec<u8>,
+    /// What the worker waits on between turns: its connection's socket
+    /// (readable, writable) and `Shared::waker`.
+    poll: mio::Poll,
+    events: mio::Events,
+    /// Frames the socket did not take at once, kept by tungstenite until a
+    /// flush gets them out.
+    unflushed: bool,
+}
+
+/// The raw socket under a connection, plain or TLS.
+fn socket_fd(ws: &Ws) -> std::os::fd::RawFd {
+    use std::os::fd::AsRawFd;
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(s) => s.as_raw_fd(),
+        MaybeTlsStream::Rustls(s) => s.get_ref().as_raw_fd(),
+        _ => -1,
+    }
 }
 
 struct Recovery {
@@ -792,17 +850,20 @@ impl Worker {
                 self.connect();
             }
             self.retry_owed();
+            let mut more = false;
             if self.conn.is_some() {
-                if let Err(why) = self.send_due() {
-                    self.lost(why);
-                } else if let Err(why) = self.read() {
-                    self.lost(why);
+                match self
+                    .send_due()
+                    .and_then(|()| self.flush())
+                    .and_then(|()| self.read())
+                {
+                    Ok(m) => more = m,
+                    Err(why) => self.lost(why),
                 }
                 self.check_timeouts();
-            } else {
-                std::thread::sleep(self.cfg.tick);
             }
             self.publish();
+            self.wait(more);
         }
         if let Some(mut ws) = self.conn.take() {
             let _ = ws.close(None);
@@ -946,7 +1007,14 @@ impl Worker {
             WS_MESSAGE_BYTES_MAX,
         ) {
             Ok(ws) => {
+                if let Err(e) = self.watch(&ws) {
+                    self.down(format!("watching the WebSocket API connection: {e}"));
+                    self.reconnect_at = Instant::now() + self.reconnect_delay;
+                    self.reconnect_delay = (self.reconnect_delay * 2).min(self.cfg.reconnect_max);
+                    return;
+                }
                 self.conn = Some(ws);
+                self.unflushed = false;
                 if self.connected_once {
                     self.stats().reconnects += 1;
                 }
@@ -964,7 +1032,13 @@ impl Worker {
     /// The connection is gone: down now; what was on the wire is asked about
     /// after the reconnect, what never left is refused `VenueDown`.
     fn lost(&mut self, why: String) {
-        self.conn = None;
+        if let Some(ws) = self.conn.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&socket_fd(&ws)));
+        }
+        self.unflushed = false;
         self.down(format!("the WebSocket API connection: {why}"));
         self.requests.clear();
         self.reconnect_at = Instant::now() + self.reconnect_delay;
@@ -1121,8 +1195,14 @@ impl Worker {
     fn send_request(&mut self, rid: u64, order: u64, now: Nanos) -> Result<(), String> {
         let ws = self.conn.as_mut().expect("sending needs a connection");
         let text = String::from_utf8(self.request.clone()).expect("requests are JSON text");
-        ws.send(Message::text(text))
-            .map_err(|e| format!("sending: {e}"))?;
+        match ws.send(Message::text(text)) {
+            Ok(()) => {}
+            // Written into tungstenite's buffer; `flush` takes it on.
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.unflushed = true;
+            }
+            Err(e) => return Err(format!("sending: {e}")),
+        }
         self.requests.insert(
             rid,
             Pending {
@@ -1134,9 +1214,10 @@ impl Worker {
         Ok(())
     }
 
-    /// Reads what arrived (up to `tick` waiting for the first message).
-    fn read(&mut self) -> Result<(), String> {
-        // Bounded: each read either returns a message or times out.
+    /// Reads what arrived, without waiting: whether more may be there (it
+    /// stopped at its bound before the socket said it had nothing).
+    fn read(&mut self) -> Result<bool, String> {
+        // Bounded: each read returns a message or says there is none now.
         for _ in 0..64 {
             let ws = self.conn.as_mut().expect("reading needs a connection");
             match ws.read() {
@@ -1156,7 +1237,7 @@ impl Worker {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Ok(())
+                    return Ok(false)
                 }
                 Err(e) => return Err(format!("reading: {e}")),
             }
@@ -1167,7 +1248,66 @@ impl Worker {
                 None => self.stats().unreadable_replies += 1,
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Takes on what the socket did not take at once.
+    fn flush(&mut self) -> Result<(), String> {
+        if !self.unflushed {
+            return Ok(());
+        }
+        let ws = self.conn.as_mut().expect("flushing needs a connection");
+        match ws.flush() {
+            Ok(()) => {
+                self.unflushed = false;
+                Ok(())
+            }
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(format!("sending: {e}")),
+        }
+    }
+
+    /// The connection's socket, non-blocking from now on, watched by `poll`.
+    fn watch(&mut self, ws: &Ws) -> std::io::Result<()> {
+        match ws.get_ref() {
+            MaybeTlsStream::Plain(s) => s.set_nonblocking(true)?,
+            MaybeTlsStream::Rustls(s) => s.get_ref().set_nonblocking(true)?,
+            _ => {
+                return Err(std::io::Error::other(
+                    "a WebSocket over a stream the gateway does not know",
+                ))
+            }
+        }
+        self.poll.registry().register(
+            &mut mio::unix::SourceFd(&socket_fd(ws)),
+            SOCKET,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )
+    }
+
+    /// Waits until the socket or the waker says something, or until the
+    /// next time-driven step is due: not at all when `more` is to be read,
+    /// `tick` while anything waits on time (the limiter, an ask, a reply's
+    /// timeout, a reconnect, a flush), `IDLE_WAIT` otherwise. mio's wait is
+    /// edge-triggered: `read` drains the socket before the worker waits again
+    /// unless it says `more`.
+    fn wait(&mut self, more: bool) {
+        let timed = self.conn.is_none()
+            || self.unflushed
+            || !self.queue.is_empty()
+            || !self.asks.is_empty()
+            || !self.owed.is_empty()
+            || !self.live.is_empty()
+            || self.recovery.is_some();
+        let timeout = if more {
+            Duration::ZERO
+        } else if timed {
+            self.cfg.tick
+        } else {
+            IDLE_WAIT
+        };
+        // An interrupted or failed wait is a turn like any other.
+        let _ = self.poll.poll(&mut self.events, Some(timeout));
     }
 
     /// The frame as a `Got`, `None` when it does not read.
