@@ -1,6 +1,7 @@
 //! `fillcast`: the command line. Wires config, sources, the engine and gateways
 //! together; all logic lives in the library crates.
 
+mod binance_venue_cmd;
 mod control;
 mod demo;
 mod journal_cmd;
@@ -154,6 +155,28 @@ enum Cmd {
     /// appears, then prints `orders_received=N duplicate_client_ids=M`. Exit code 2
     /// when it could not start (bad config, address in use), 1 when serving failed.
     SimVenue(sim_venue::SimVenueArgs),
+    /// Serve a local stand-in for Binance USD-M futures, for demos and tests:
+    /// never a real exchange.
+    ///
+    /// It speaks Binance USD-M's documented protocol on one loopback port: REST
+    /// (`exchangeInfo`, `listenKey`, `userTrades`, `apiRestrictions`), the user
+    /// data stream and the WebSocket API (`order.place`, `order.status`,
+    /// `session.logon`), every signature checked, the documented rate limits
+    /// and error codes. Point a `binance` source and venue at the URLs it prints
+    /// (or writes to --urls-file). No real money, margin, fees, funding or order
+    /// book: an order fills at its symbol's one price when its limit allows.
+    ///
+    /// The leader accounts trade on a seeded schedule (opens, adds, partial
+    /// closes, flips and closes in whole steps, some orders in several fills),
+    /// from when their user data streams are open; the last trades close what
+    /// is open (unless --leave-open). It stops --grace seconds after the last trade (or with
+    /// --until-stopped, or on SIGINT/SIGTERM) and prints every account's position
+    /// per symbol; --check-db compares them, and the client order ids it
+    /// received, with the engine's database. Keys are never printed: demo keys
+    /// (from --seed) go only to --keys-out. Exit code 2 when it could not start,
+    /// 1 when serving failed or --check-db found a difference.
+    /// `scripts/demo-binance.sh` runs the whole demo.
+    BinanceTestVenue(binance_venue_cmd::BinanceTestVenueArgs),
     /// Replay a journal into SQL (SQLite by default, or PostgreSQL) for
     /// reconciliation, reports and audits.
     ///
@@ -211,6 +234,9 @@ fn main() -> ExitCode {
     if let Cmd::SimVenue(args) = &cli.command {
         return sim_venue::run(args);
     }
+    if let Cmd::BinanceTestVenue(args) = &cli.command {
+        return binance_venue_cmd::run(args);
+    }
     let result = match cli.command {
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Run {
@@ -244,7 +270,7 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { file, journal } => check_config(&file, journal.as_deref()),
         Cmd::Simulate(args) => fillcast::simulate::cli::run(&args),
         Cmd::Keys(args) => keys_cmd::run(&args),
-        Cmd::SimVenue(_) => Ok(()),
+        Cmd::SimVenue(_) | Cmd::BinanceTestVenue(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 //! module, so the workspace links one binary here instead of one per file.
 
 mod binance;
+mod binance_demo;
 mod binance_faults;
 mod cli;
 mod crash;
