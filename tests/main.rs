@@ -11,6 +11,7 @@ mod crash;
 mod fixvenue;
 mod journal_damage;
 mod keys;
+mod lineage_kinds;
 mod live;
 mod never_unhedged;
 mod restart_loop;

@@ -9,7 +9,9 @@
 use fillcast_engine::config::{
     load_str_with, Config, FollowerConfig, LeaderConfig, ModeConfig, SubscriptionConfig,
 };
-use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, LeaderFill, ORDER_CHUNK};
+use fillcast_engine::event::{
+    ExecKind, ExecReport, FillKind, FollowerOrder, LeaderFill, ORDER_CHUNK,
+};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
 use fillcast_engine::outputs::{Decision, Outputs};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
@@ -95,6 +97,7 @@ pub fn leader_fill(leader: usize, nth: u64, event_key: u64, recv_ts: Nanos) -> L
         order_qty: Lots(LEADER_QTY_LOTS),
         venue_ts: recv_ts,
         recv_ts,
+        kind: FillKind::Trade,
     }
 }
 

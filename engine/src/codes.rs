@@ -5,7 +5,7 @@
 //! without a code does not compile, and `every_code_is_distinct_and_roundtrips`
 //! refuses a code given twice.
 
-use crate::event::{ExecKind, OrderType, RejectReason};
+use crate::event::{ExecKind, FillKind, OrderType, RejectReason};
 use crate::model::{Mode, Side};
 use crate::order::{Oddity, OrderState};
 use crate::outputs::{DecisionStatus, Reason};
@@ -80,6 +80,15 @@ coded!(RejectReason {
     Other = 6 => "other",
     UnknownOrder = 7 => "unknown_order",
     VenueDown = 8 => "venue_down",
+});
+
+// The names are also SQL's `leader_fills.kind` and the file source's `kind`.
+coded!(FillKind {
+    Trade = 0 => "trade",
+    Liquidation = 1 => "liquidation",
+    Adl = 2 => "adl",
+    Settlement = 3 => "settlement",
+    Unknown = 4 => "unknown",
 });
 
 coded!(OrderType {
@@ -161,6 +170,7 @@ mod tests {
         check::<Side>();
         check::<Mode>();
         check::<ExecKind>();
+        check::<FillKind>();
         check::<RejectReason>();
         check::<OrderType>();
         check::<DecisionStatus>();

@@ -3638,6 +3638,7 @@ mod tests {
                 let q = rng.below(60) as i64 - 30;
                 let q = if q == 0 { 1 } else { q };
                 let leader = LeaderIdx(rng.below(2) as u32);
+                let kinds = <crate::event::FillKind as crate::codes::Coded>::ALL;
                 FeedOrExec::Feed(FeedEvent::LeaderFill(LeaderFill {
                     leader,
                     symbol: SymbolIdx(rng.below(2) as u16),
@@ -3649,6 +3650,10 @@ mod tests {
                     order_qty: Lots(q.abs() * (1 + rng.below(3) as i64)),
                     venue_ts: ts,
                     recv_ts: ts,
+                    // The kind decides nothing: the slot loop and the fan-out
+                    // must agree whatever it is. (From `i`, not `rng`: the
+                    // sequences stay those the test always drew.)
+                    kind: kinds[(i % kinds.len() as u64) as usize],
                 }))
             }
             9..=14 if !live.is_empty() => {

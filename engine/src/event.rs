@@ -24,6 +24,36 @@ pub struct LeaderFill {
     pub order_qty: Lots,
     pub venue_ts: Nanos,
     pub recv_ts: Nanos,
+    /// Who made the order that filled: the leader, or the venue closing its
+    /// position. Lineage only: the copy is the same whatever the kind.
+    pub kind: FillKind,
+}
+
+/// Who made a leader's fill, as its source tells. Every kind changes the
+/// leader's position like any fill and is copied like any fill (the followers
+/// follow the leader's position, whoever moved it); the kind decides nothing
+/// and is kept for lineage (the journal, `leader_fills.kind`, the reports).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FillKind {
+    /// An order of the leader's own: what every source says unless it knows better.
+    #[default]
+    Trade,
+    /// The venue liquidated the position.
+    Liquidation,
+    /// The venue's auto-deleveraging closed the position against a liquidation.
+    Adl,
+    /// The venue closed the position at a contract's settlement (delivery, delisting).
+    Settlement,
+    /// The source could not tell (a fill recovered from a history that does not
+    /// name the order that made it).
+    Unknown,
+}
+
+impl FillKind {
+    /// Its stable name (`codes::Coded::name`): SQL's `leader_fills.kind`.
+    pub fn as_str(self) -> &'static str {
+        crate::codes::Coded::name(self)
+    }
 }
 
 /// Operator commands (`fillcast ctl`, or injected by tests). Pausing blocks new
@@ -264,3 +294,8 @@ impl OrderChunk {
         &self.orders[..self.len as usize]
     }
 }
+
+// A feed ring slot is one `FeedEvent`, a cache line: the fill's kind sits in
+// the fill's padding, and the event's tag in the niches of its enums.
+const _: () = assert!(std::mem::size_of::<LeaderFill>() == 64);
+const _: () = assert!(std::mem::size_of::<FeedEvent>() == 64);

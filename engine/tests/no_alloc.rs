@@ -4,10 +4,12 @@
 //! deferrals for want of order places, and venue outages with their alarm, after
 //! one warm-up pass.
 
+use fillcast_engine::codes::Coded;
 use fillcast_engine::config::{load_str, EngineConfig};
 use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
-    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason, NO_SENDER,
+    Command, ExecKind, ExecReport, FeedEvent, FillKind, FollowerOrder, LeaderFill, RejectReason,
+    NO_SENDER,
 };
 use fillcast_engine::ids::mix64;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
@@ -122,6 +124,7 @@ fn core_stage_does_not_allocate_per_event() {
                 order_qty: Lots(q.abs() * 200),
                 venue_ts: Nanos(1_700_000_000_000_000_000 + n as u64 * 1_000_000_000),
                 recv_ts: Nanos(clock),
+                kind: FillKind::ALL[n % FillKind::ALL.len()],
             };
             clock += 1_000_000_000;
             // Now and then the venue goes away for a few fills, long enough for its alarm.

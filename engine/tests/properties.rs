@@ -6,7 +6,7 @@
 use fillcast_engine::config::{load_str, Config, EngineConfig, RemovePolicy};
 use fillcast_engine::core::{Core, RevisionPatch};
 use fillcast_engine::event::{
-    ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason,
+    ExecKind, ExecReport, FeedEvent, FillKind, FollowerOrder, LeaderFill, RejectReason,
 };
 use fillcast_engine::ids::leader_event_key;
 use fillcast_engine::model::{
@@ -144,6 +144,7 @@ fn leader_fill(u: &Universe, i: usize, q: i64, px: i64, order_mult: i64) -> Lead
         order_qty: Lots(q.abs() * order_mult),
         venue_ts: Nanos(1_700_000_000_000_000_000 + i as u64),
         recv_ts: Nanos(1_700_000_000_000_000_000 + i as u64),
+        kind: FillKind::Trade,
     }
 }
 

@@ -3,7 +3,8 @@
 //! `BTC`: lot 0.001, tick 0.1, min notional 5 are always there) and a script:
 //!
 //! ```text
-//! > fill L1 X buy 10 @100          a leader fill (optional: order=o1 qty=20 ts=NS)
+//! > fill L1 X buy 10 @100          a leader fill (optional: order=o1 qty=20 ts=NS
+//!                                  kind=liquidation)
 //! F1:L1 buy 5 ioc@100              an order the engine sent
 //! F2:L1 skipped below_min          a decision that was skipped or reduced
 //! = pos F1:L1 X 5                  an assertion on the follower's filled position
@@ -20,11 +21,12 @@
 //! A resync decision prints as `SUB resync WHY STATUS [REASON]`; `= ready L1 yes|no`
 //! asks whether the core would take a leader fill of L1 now (backpressure).
 
+use fillcast_engine::codes::Coded;
 use fillcast_engine::config::{load_str, EngineConfig, Status, VenueDownPolicy};
 use fillcast_engine::core::{Core, RevisionPatch, ShapeChanged};
 use fillcast_engine::event::{
-    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
-    NO_SENDER,
+    Command, ExecKind, ExecReport, FeedEvent, FillKind, FollowerOrder, LeaderFill, OrderType,
+    RejectReason, NO_SENDER,
 };
 use fillcast_engine::ids::{decision_id, fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SubIdx, Universe, VenueIdx};
@@ -307,6 +309,7 @@ impl Harness {
                         Some(("qty", v)) => f.order_qty = self.qty(si, v),
                         Some(("event", v)) => f.event_key = leader_event_key(w[1], v),
                         Some(("ts", v)) => f.venue_ts = Nanos(v.parse().unwrap()),
+                        Some(("kind", v)) => f.kind = FillKind::from_name(v).unwrap(),
                         _ => panic!("bad fill option {kv}"),
                     }
                 }
@@ -663,6 +666,30 @@ fn proportional_open_add_partial_close_full_close() {
          F1:L1 sell 3 market reduce
          = pos F1:L1 X 0",
     );
+}
+
+/// Issue 15: the venue's own closes of the leader's position (liquidation,
+/// ADL, settlement) and fills of a kind the source could not tell move the
+/// leader's position like any fill: the followers follow, reduce-only, the
+/// same orders as for the leader's own trades. The kind decides nothing.
+#[test]
+fn a_liquidation_adl_or_settlement_close_is_copied_like_any_fill() {
+    for kind in FillKind::ALL {
+        check(
+            &one(PROP_HALF, ""),
+            &format!(
+                "> fill L1 X buy 10 @100
+                 F1:L1 buy 5 ioc@100
+                 > fill L1 X sell 4 @100 kind={kind}
+                 F1:L1 sell 2 market reduce
+                 = pos F1:L1 X 3
+                 > fill L1 X sell 6 @90 kind={kind}
+                 F1:L1 sell 3 market reduce
+                 = pos F1:L1 X 0",
+                kind = kind.name()
+            ),
+        );
+    }
 }
 
 #[test]

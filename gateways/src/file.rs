@@ -8,6 +8,11 @@
 //! `qty`, `price` and `order_qty` are decimal strings; `order_id` and `order_qty` come
 //! both or neither (`null` counts as absent). Unknown fields are ignored.
 //!
+//! A fill may say who made its order: `"kind"` is `trade` (the leader's own, the
+//! default), `liquidation`, `adl`, `settlement` (the venue closing the leader's
+//! position) or `unknown`. Every kind is copied alike; the kind is kept for
+//! lineage (`LeaderFill::kind`).
+//!
 //! A line with `"type":"mark"` (`symbol`, `price`, `ts`) is a mark price, one with
 //! `"type":"equity"` (`leader`, `equity`, `ts`) a leader's account equity; without
 //! `type`, or with `"type":"fill"`, it is a fill.
@@ -19,7 +24,8 @@
 //! source goes on with the next line. It never panics on input and never lets a
 //! quantity or price pass through `f64`: they must be decimal strings.
 
-use fillcast_engine::event::{FeedEvent, LeaderFill};
+use fillcast_engine::codes::Coded;
+use fillcast_engine::event::{FeedEvent, FillKind, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SymbolIdx, SymbolSpec, Universe};
 use fillcast_engine::order::BoundedMap;
@@ -335,6 +341,7 @@ struct Fields<'v, 'a> {
     ts: Option<&'a BorrowedValue<'v>>,
     order_id: Option<&'a BorrowedValue<'v>>,
     order_qty: Option<&'a BorrowedValue<'v>>,
+    fill_kind: Option<&'a BorrowedValue<'v>>,
 }
 
 impl FileSource {
@@ -372,6 +379,7 @@ impl FileSource {
                 "ts" => &mut f.ts,
                 "order_id" => &mut f.order_id,
                 "order_qty" => &mut f.order_qty,
+                "kind" => &mut f.fill_kind,
                 _ => continue,
             };
             if slot.is_some() {
@@ -434,6 +442,14 @@ impl FileSource {
             }
         };
 
+        let kind = match optional(f.fill_kind) {
+            None => FillKind::Trade,
+            Some(k) => {
+                let name = string_field("kind", Some(k))?;
+                FillKind::from_name(name).ok_or_else(|| LineError::FillKind(name.to_string()))?
+            }
+        };
+
         let event_key = leader_event_key(leader_id, event_id);
         let seen = self
             .seen
@@ -457,6 +473,7 @@ impl FileSource {
             order_qty,
             venue_ts,
             recv_ts: now,
+            kind,
         }))
     }
 }
@@ -776,6 +793,10 @@ enum LineError {
     RemovedSymbol(String),
     #[error("field `side` must be `buy` or `sell`, got `{0}`")]
     Side(String),
+    #[error(
+        "field `kind` must be `trade`, `liquidation`, `adl`, `settlement` or `unknown`, got `{0}`"
+    )]
+    FillKind(String),
     #[error("{name} must be positive, got {value}")]
     NotPositive { name: &'static str, value: Decimal },
     #[error("{name} {value} is not a multiple of the {step} {size} of {symbol}")]

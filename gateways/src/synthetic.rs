@@ -13,7 +13,7 @@
 //! planned so that every leader is flat after the last fill. Same universe, seed, fill
 //! count and start prices ⇒ the same events; `now` only paces them (`with_rate`).
 
-use fillcast_engine::event::{FeedEvent, LeaderFill};
+use fillcast_engine::event::{FeedEvent, FillKind, LeaderFill};
 use fillcast_engine::ids::{leader_event_key, mix64};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
 use fillcast_engine::port::{ResumeError, Source, SourcePoll};
@@ -431,6 +431,7 @@ impl SyntheticLeaders {
                 order_qty: plan.order_qty,
                 venue_ts: self.ts,
                 recv_ts: Nanos(0),
+                kind: FillKind::Trade,
             }));
             self.fills_until_mark = self.fills_until_mark.saturating_sub(1);
             if self.fills_until_mark == 0 {

@@ -1,7 +1,7 @@
 //! The `file` source: good files give exact events, every kind of bad line is
 //! rejected with its line number and a clear message, and hostile input never panics.
 
-use fillcast_engine::event::{FeedEvent, LeaderFill};
+use fillcast_engine::event::{FeedEvent, FillKind, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SymbolIdx};
 use fillcast_engine::port::{Source, SourceError, SourcePoll};
@@ -70,6 +70,7 @@ fn fill(
         order_qty: Lots(order.map_or(0, |(_, q)| q)),
         venue_ts: Nanos(ts),
         recv_ts: NOW,
+        kind: FillKind::Trade,
     })
 }
 
@@ -271,6 +272,15 @@ fn cases() -> Vec<(Vec<u8>, Want)> {
         text(with("qty", "\"9999999999999999999999999999999\"", "a24"), Err("is not a decimal number")),
         text("{}".into(), Err("missing field `leader`")),
         text(good("a25").replace("\"BTCUSDT\"", "\"btcusdt\""), Err("unknown symbol `btcusdt`")),
+        // Who made the fill's order: a name of `FillKind`, or absent (`trade`).
+        text(with("side", "\"sell\",\"kind\":\"liquidation\"", "k1"), Ok),
+        text(with("side", "\"sell\",\"kind\":null", "k2"), Ok),
+        text(with("side", "\"sell\",\"kind\":\"margin_call\"", "k3"), Err("field `kind` must be `trade`, `liquidation`, `adl`, `settlement` or `unknown`, got `margin_call`")),
+        text(with("side", "\"sell\",\"kind\":\"LIQUIDATION\"", "k4"), Err("field `kind` must be `trade`, `liquidation`")),
+        text(with("side", "\"sell\",\"kind\":\"\"", "k5"), Err("got ``")),
+        text(with("side", "\"sell\",\"kind\":3", "k6"), Err("field `kind` must be a string, got a JSON number")),
+        text(with("side", "\"sell\",\"kind\":[\"adl\"]", "k7"), Err("field `kind` must be a string, got an array")),
+        text(with("side", "\"sell\",\"kind\":\"adl\",\"kind\":\"trade\"", "k8"), Err("duplicate field `kind`")),
         // The last line has no newline and is cut short.
         text(r#"{"leader":"L1","event_id":"e9""#.into(), Err("truncated last line (no newline at end of file): malformed JSON")),
     ]
@@ -487,6 +497,59 @@ proptest! {
             other => prop_assert!(false, "unexpected {:?}", other),
         }
     }
+}
+
+/// Issue 15: a fill says who made its order (`kind`, every name of
+/// `FillKind`); the fill is the same whatever the kind, which it carries.
+#[test]
+fn a_fills_kind_is_read_and_carried_and_defaults_to_trade() {
+    use fillcast_engine::codes::Coded;
+    let plain = match one(line_with("event_id", Some("\"k\""))) {
+        Outcome::Event(_, FeedEvent::LeaderFill(f)) => f,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(plain.kind, FillKind::Trade);
+    for kind in FillKind::ALL {
+        let line = line_with("event_id", Some("\"k\"")).replace(
+            "\"side\"",
+            &format!("\"kind\":\"{}\",\"side\"", kind.name()),
+        );
+        match one(line) {
+            Outcome::Event(_, FeedEvent::LeaderFill(f)) => {
+                assert_eq!(
+                    f,
+                    LeaderFill {
+                        kind: *kind,
+                        ..plain
+                    },
+                    "{kind:?}"
+                );
+            }
+            other => panic!("{kind:?}: {other:?}"),
+        }
+    }
+    // The error lists every name there is.
+    let listed = FillKind::ALL
+        .iter()
+        .map(|k| format!("`{}`", k.name()))
+        .collect::<Vec<_>>();
+    let (head, last) = listed.split_at(listed.len() - 1);
+    let list = format!("{} or {}", head.join(", "), last[0]);
+    let bad = line_with("event_id", Some("\"k\"")).replace("\"side\"", "\"kind\":\"x\",\"side\"");
+    match one(bad) {
+        Outcome::Rejected(e) => assert!(
+            e.message.contains(&format!("must be {list}, got `x`")),
+            "{}",
+            e.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Marks and equities have no kind: one given there is not read.
+    let mark = r#"{"type":"mark","symbol":"BTCUSDT","price":"65000.1","ts":1,"kind":"adl"}"#;
+    assert!(matches!(
+        one(mark.to_string()),
+        Outcome::Event(_, FeedEvent::MarkPrice { .. })
+    ));
 }
 
 /// The one outcome of a single line.

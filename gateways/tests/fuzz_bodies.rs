@@ -20,6 +20,15 @@ fn hostile_files_never_panic() {
         GOOD.replace("1732060800000000000", "9223372036854775808")
             .into_bytes(),
         vec![0xff; 70_000],
+        // A fill's kind, good and bad (issue 15).
+        GOOD.replace("\"side\"", "\"kind\":\"liquidation\",\"side\"")
+            .into_bytes(),
+        GOOD.replace("\"side\"", "\"kind\":\"\\u001b[2J\",\"side\"")
+            .into_bytes(),
+        GOOD.replace("\"side\"", "\"kind\":{\"kind\":1},\"side\"")
+            .into_bytes(),
+        GOOD.replace("\"side\"", "\"kind\":\"adl\",\"kind\":\"adl\",\"side\"")
+            .into_bytes(),
     ];
     for c in &cases {
         fuzzing::file_source(c);
@@ -32,6 +41,11 @@ fn hostile_files_never_panic() {
         fuzzing::binance_replies(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
+    let liquidation = GOOD.replace("\"side\"", "\"kind\":\"liquidation\",\"side\"");
+    assert_eq!(
+        fuzzing::file_source(format!("{liquidation}\n").as_bytes()),
+        1
+    );
     assert!(fuzzing::binance_replies(include_bytes!(
         "data/binance/binance_usdm_ws_order_place_response.json"
     )));
@@ -207,5 +221,92 @@ proptest! {
             w.finish();
         }
         fuzzing::fix_session(&out);
+    }
+}
+
+/// The `binance_stream` fuzz target's mark-price half on stable: hostile
+/// messages on the `binance` source's mark-price connection
+/// (`stream::Parser::mark`) give a mark on a whole, positive tick, an error
+/// or nothing, never a panic, and a mark exactly when the message converts.
+#[test]
+fn hostile_mark_price_messages_never_panic() {
+    use fillcast_engine::event::FeedEvent;
+    use fillcast_gateways::binance::stream::{Event, Parser, SymbolTable};
+    let symbols = SymbolTable::from_universe(&crate::common::universe());
+    let mark = r#"{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000}"#;
+    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let check = |bytes: &[u8]| -> bool {
+        let got = Parser::new().mark(bytes, &symbols);
+        let converted = match Parser::new().message(bytes) {
+            Ok(Event::MarkPrice(m)) => Some(m.to_feed_rounded(&symbols).is_ok()),
+            _ => None,
+        };
+        match got {
+            Ok(Some(FeedEvent::MarkPrice { price, .. })) => {
+                assert!(price.0 > 0);
+                assert_eq!(converted, Some(true));
+                true
+            }
+            Ok(Some(other)) => panic!("{other:?}"),
+            Ok(None) => {
+                assert_eq!(converted, None);
+                false
+            }
+            Err(e) => {
+                assert_ne!(converted, Some(true));
+                assert!(!e.to_string().contains('\u{1b}'), "{e}");
+                false
+            }
+        }
+    };
+    let cases: Vec<(Vec<u8>, bool)> = vec![
+        (mark.as_bytes().to_vec(), true),
+        (
+            format!(r#"{{"stream":"btcusdt@markPrice@1s","data":{mark}}}"#).into_bytes(),
+            true,
+        ),
+        (
+            mark.replacen(r#""i":"11784.62659091""#, &format!(r#""i":{deep}"#), 1)
+                .into_bytes(),
+            true,
+        ),
+        (
+            mark.replacen("11794.15000000", "0.0000000000000000000000000001", 1)
+                .into_bytes(),
+            false,
+        ),
+        (
+            mark.replacen("11794.15000000", "79228162514264337593543950335", 1)
+                .into_bytes(),
+            false,
+        ),
+        (mark.replacen("11794.15000000", "-0", 1).into_bytes(), false),
+        (
+            mark.replacen(r#""s":"BTCUSDT""#, r#""s":"\u001b[2J""#, 1)
+                .into_bytes(),
+            false,
+        ),
+        (
+            mark.replacen(r#""p":"#, r#""p":"1","p":"#, 1).into_bytes(),
+            false,
+        ),
+        (
+            mark.replacen(r#""E":1562305380000"#, r#""E":1e400"#, 1)
+                .into_bytes(),
+            false,
+        ),
+        (fuzzing::BINANCE_FILL_SAMPLE.as_bytes().to_vec(), false),
+        (deep.into_bytes(), false),
+        (vec![b' '; 70_000], false),
+        (vec![0xff; 100], false),
+        (Vec::new(), false),
+    ];
+    for (bytes, is_mark) in &cases {
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
+        assert_eq!(check(bytes), *is_mark, "{shown}");
+        fuzzing::binance_stream(bytes);
+    }
+    for cut in 0..mark.len() {
+        assert!(!check(&mark.as_bytes()[..cut]), "{cut}");
     }
 }

@@ -9,8 +9,8 @@
 
 use fillcast_engine::codes::Coded;
 use fillcast_engine::event::{
-    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, OrderType, RejectReason,
-    NO_SENDER,
+    Command, ExecKind, ExecReport, FeedEvent, FillKind, FollowerOrder, LeaderFill, OrderType,
+    RejectReason, NO_SENDER,
 };
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, VenueIdx};
 use fillcast_engine::order::Oddity;
@@ -64,13 +64,18 @@ pub enum Kind {
     /// (`write_exec_row`), a run of them at one time in one record: each row
     /// reads as `Entry::Exec`.
     ExecRows = 18,
+    /// A leader fill that is not an ordinary trade (`LeaderFill::kind`: a
+    /// liquidation, an ADL or settlement close, or of a kind the source could
+    /// not tell), with its kind; an ordinary trade is still written as
+    /// `LeaderFill`, whose layout journals written before kinds hold.
+    LeaderFillKind = 19,
 }
 
 const _: () = assert!(Kind::PairRows as u16 == crate::segment::PAIR_ROWS_KIND);
 const _: () = assert!(Kind::ExecRows as u16 == crate::segment::EXEC_ROWS_KIND);
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -89,6 +94,7 @@ impl Kind {
         Kind::FollowerEquity,
         Kind::PairRows,
         Kind::ExecRows,
+        Kind::LeaderFillKind,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -115,6 +121,7 @@ impl Kind {
             Kind::FollowerEquity => "follower_equity",
             Kind::PairRows => "pair_rows",
             Kind::ExecRows => "exec_rows",
+            Kind::LeaderFillKind => "leader_fill_kind",
         }
     }
 
@@ -229,6 +236,14 @@ pub struct LeaderFillRec {
     pub order_qty: i64,
     pub venue_ts: u64,
     pub recv_ts: u64,
+}
+
+/// `Kind::LeaderFillKind`: a fill as `LeaderFillRec` holds it, and its kind.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderFillKindRec {
+    pub fill: LeaderFillRec,
+    /// `FillKind::code`, never `FillKind::Trade`'s.
+    pub kind: u8,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,7 +429,10 @@ fn kind_of(e: &JournalEntry) -> Option<Kind> {
         JournalEntry::Feed(FeedEvent::Empty) => return None,
         // Journaled as its config records (`JournalSink::revision`).
         JournalEntry::Feed(FeedEvent::Revision { .. }) => return None,
-        JournalEntry::Feed(FeedEvent::LeaderFill(_)) => Kind::LeaderFill,
+        JournalEntry::Feed(FeedEvent::LeaderFill(f)) if f.kind == FillKind::Trade => {
+            Kind::LeaderFill
+        }
+        JournalEntry::Feed(FeedEvent::LeaderFill(_)) => Kind::LeaderFillKind,
         JournalEntry::Feed(FeedEvent::MarkPrice { .. }) => Kind::MarkPrice,
         JournalEntry::Feed(FeedEvent::LeaderEquity { .. }) => Kind::LeaderEquity,
         JournalEntry::Feed(FeedEvent::FollowerEquity { .. }) => Kind::FollowerEquity,
@@ -636,19 +654,14 @@ impl Encoder {
             return Ok(None);
         };
         let (ts, bytes) = match *e {
+            JournalEntry::Feed(FeedEvent::LeaderFill(f)) if f.kind == FillKind::Trade => {
+                (f.recv_ts.0, self.put(&leader_fill_rec(&f))?)
+            }
             JournalEntry::Feed(FeedEvent::LeaderFill(f)) => (
                 f.recv_ts.0,
-                self.put(&LeaderFillRec {
-                    leader: f.leader.0,
-                    symbol: f.symbol.0,
-                    side: f.side.code(),
-                    qty: f.qty.0,
-                    price: f.price.0,
-                    event_key: f.event_key,
-                    order_key: f.order_key,
-                    order_qty: f.order_qty.0,
-                    venue_ts: f.venue_ts.0,
-                    recv_ts: f.recv_ts.0,
+                self.put(&LeaderFillKindRec {
+                    fill: leader_fill_rec(&f),
+                    kind: f.kind.code(),
                 })?,
             ),
             JournalEntry::Feed(FeedEvent::MarkPrice { symbol, price, ts }) => (
@@ -750,6 +763,43 @@ impl Encoder {
             toml: toml.to_string(),
         })
     }
+}
+
+/// A fill's fields as both of its records hold them (`Kind::LeaderFill`,
+/// `Kind::LeaderFillKind`).
+fn leader_fill_rec(f: &LeaderFill) -> LeaderFillRec {
+    LeaderFillRec {
+        leader: f.leader.0,
+        symbol: f.symbol.0,
+        side: f.side.code(),
+        qty: f.qty.0,
+        price: f.price.0,
+        event_key: f.event_key,
+        order_key: f.order_key,
+        order_qty: f.order_qty.0,
+        venue_ts: f.venue_ts.0,
+        recv_ts: f.recv_ts.0,
+    }
+}
+
+fn leader_fill_from(
+    r: &ArchivedLeaderFillRec,
+    kind: FillKind,
+    k: &'static str,
+) -> Result<LeaderFill, RecordError> {
+    Ok(LeaderFill {
+        leader: LeaderIdx(r.leader.to_native()),
+        symbol: SymbolIdx(r.symbol.to_native()),
+        side: from_code::<Side>(r.side, k, "side")?,
+        qty: Lots(r.qty.to_native()),
+        price: Ticks(r.price.to_native()),
+        event_key: r.event_key.to_native(),
+        order_key: r.order_key.to_native(),
+        order_qty: Lots(r.order_qty.to_native()),
+        venue_ts: Nanos(r.venue_ts.to_native()),
+        recv_ts: Nanos(r.recv_ts.to_native()),
+        kind,
+    })
 }
 
 /// The record of a venue report (`Kind::Exec`).
@@ -888,18 +938,26 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
         }
         Kind::LeaderFill => {
             let r = access::<ArchivedLeaderFillRec>(kind, payload)?;
-            Entry::Feed(FeedEvent::LeaderFill(LeaderFill {
-                leader: LeaderIdx(r.leader.to_native()),
-                symbol: SymbolIdx(r.symbol.to_native()),
-                side: from_code::<Side>(r.side, k, "side")?,
-                qty: Lots(r.qty.to_native()),
-                price: Ticks(r.price.to_native()),
-                event_key: r.event_key.to_native(),
-                order_key: r.order_key.to_native(),
-                order_qty: Lots(r.order_qty.to_native()),
-                venue_ts: Nanos(r.venue_ts.to_native()),
-                recv_ts: Nanos(r.recv_ts.to_native()),
-            }))
+            Entry::Feed(FeedEvent::LeaderFill(leader_fill_from(
+                r,
+                FillKind::Trade,
+                k,
+            )?))
+        }
+        Kind::LeaderFillKind => {
+            let r = access::<ArchivedLeaderFillKindRec>(kind, payload)?;
+            let fill_kind = from_code::<FillKind>(r.kind, k, "kind")?;
+            // A trade has its own record: one here is no writer's.
+            if fill_kind == FillKind::Trade {
+                return Err(RecordError::BadCode {
+                    kind: k,
+                    field: "kind",
+                    code: r.kind,
+                });
+            }
+            Entry::Feed(FeedEvent::LeaderFill(leader_fill_from(
+                &r.fill, fill_kind, k,
+            )?))
         }
         Kind::MarkPrice => {
             let r = access::<ArchivedMarkRec>(kind, payload)?;
@@ -1290,12 +1348,20 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
         Entry::Config(c) => {
             json!({"seq": seq, "ts": ts, "kind": "config", "revision": format!("{:016x}", c.revision), "part": c.part, "parts": c.parts, "toml": c.toml})
         }
-        Entry::Feed(FeedEvent::LeaderFill(f)) => json!({
-            "seq": seq, "ts": ts, "kind": "leader_fill", "leader": f.leader.0, "symbol": f.symbol.0,
-            "side": f.side.as_str(), "qty_lots": f.qty.0, "price_ticks": f.price.0,
-            "event_key": format!("{:016x}", f.event_key), "order_key": format!("{:016x}", f.order_key),
-            "order_qty_lots": f.order_qty.0, "venue_ts": f.venue_ts.0, "recv_ts": f.recv_ts.0,
-        }),
+        Entry::Feed(FeedEvent::LeaderFill(f)) => {
+            let mut j = json!({
+                "seq": seq, "ts": ts, "kind": "leader_fill", "leader": f.leader.0, "symbol": f.symbol.0,
+                "side": f.side.as_str(), "qty_lots": f.qty.0, "price_ticks": f.price.0,
+                "event_key": format!("{:016x}", f.event_key), "order_key": format!("{:016x}", f.order_key),
+                "order_qty_lots": f.order_qty.0, "venue_ts": f.venue_ts.0, "recv_ts": f.recv_ts.0,
+            });
+            // Said only when not an ordinary trade, as `by_uid` of a command:
+            // a trade's line reads as it always did.
+            if f.kind != FillKind::Trade {
+                j["fill_kind"] = json!(f.kind.as_str());
+            }
+            j
+        }
         Entry::Feed(FeedEvent::MarkPrice {
             symbol,
             price,
@@ -1377,6 +1443,128 @@ mod tests {
         // Not an address in the payload (below it), or not a number: as it was.
         assert_eq!(relative("at 0x0ff, 0x", 0x1000), "at 0x0ff, 0x");
         assert_eq!(relative("no address", 7), "no address");
+    }
+
+    fn fill(kind: FillKind) -> LeaderFill {
+        LeaderFill {
+            leader: LeaderIdx(3),
+            symbol: SymbolIdx(2),
+            side: Side::Sell,
+            qty: Lots(40),
+            price: Ticks(420_880),
+            event_key: 0x1122_3344_5566_7788,
+            order_key: 0x99,
+            order_qty: Lots(100),
+            venue_ts: Nanos(1_705_385_954_298_000_000),
+            recv_ts: Nanos(1_705_385_954_300_000_000),
+            kind,
+        }
+    }
+
+    fn aligned(bytes: &[u8]) -> AlignedVec<16> {
+        let mut v = AlignedVec::<16>::new();
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// Issue 15: an ordinary trade is still a `leader_fill` record, its bytes
+    /// those of the layout journals written before kinds hold (the golden
+    /// journal pins them too); every other kind is a `leader_fill_kind` record
+    /// of the same fields and the kind, and each reads back as itself.
+    #[test]
+    fn a_fills_kind_round_trips_and_a_trade_keeps_the_old_record() {
+        let mut enc = Encoder::default();
+        let trade = fill(FillKind::Trade);
+        let (kind, ts, bytes) = enc
+            .entry(&JournalEntry::Feed(FeedEvent::LeaderFill(trade)))
+            .unwrap()
+            .unwrap();
+        assert_eq!((kind, ts), (Kind::LeaderFill, trade.recv_ts.0));
+        let bytes = bytes.to_vec();
+        let old = LeaderFillRec {
+            leader: 3,
+            symbol: 2,
+            side: Side::Sell.code(),
+            qty: 40,
+            price: 420_880,
+            event_key: 0x1122_3344_5566_7788,
+            order_key: 0x99,
+            order_qty: 100,
+            venue_ts: 1_705_385_954_298_000_000,
+            recv_ts: 1_705_385_954_300_000_000,
+        };
+        assert_eq!(bytes, enc.put(&old).unwrap());
+        assert_eq!(
+            decode(Kind::LeaderFill as u16, SCHEMA, &aligned(&bytes)),
+            Ok(Entry::Feed(FeedEvent::LeaderFill(trade)))
+        );
+        for &k in FillKind::ALL.iter().filter(|k| **k != FillKind::Trade) {
+            let f = fill(k);
+            let (kind, ts, bytes) = enc
+                .entry(&JournalEntry::Feed(FeedEvent::LeaderFill(f)))
+                .unwrap()
+                .unwrap();
+            assert_eq!((kind, ts), (Kind::LeaderFillKind, f.recv_ts.0), "{k:?}");
+            assert!(kind.is_input());
+            let bytes = aligned(bytes);
+            assert_eq!(
+                decode(Kind::LeaderFillKind as u16, SCHEMA, &bytes),
+                Ok(Entry::Feed(FeedEvent::LeaderFill(f))),
+                "{k:?}"
+            );
+            // `journal inspect --json` says the kind; a trade's line has none.
+            let line = entry_json(9, ts, &Entry::Feed(FeedEvent::LeaderFill(f)));
+            assert!(
+                line.contains(&format!(r#""fill_kind":"{}""#, k.name())),
+                "{line}"
+            );
+        }
+        let line = entry_json(9, 1, &Entry::Feed(FeedEvent::LeaderFill(trade)));
+        assert!(!line.contains("fill_kind"), "{line}");
+    }
+
+    /// A `leader_fill_kind` record no writer makes (a trade's kind, an unknown
+    /// code, damaged or cut bytes) is refused with what is wrong, or reads as
+    /// a well-formed fill: never a panic.
+    #[test]
+    fn a_damaged_leader_fill_kind_record_is_refused_or_well_formed() {
+        let k = Kind::LeaderFillKind as u16;
+        let mut enc = Encoder::default();
+        let good = |enc: &mut Encoder, kind: u8| {
+            aligned(
+                enc.put(&LeaderFillKindRec {
+                    fill: leader_fill_rec(&fill(FillKind::Adl)),
+                    kind,
+                })
+                .unwrap(),
+            )
+        };
+        for code in [FillKind::Trade.code(), 5, 0xee, 0xff] {
+            assert_eq!(
+                decode(k, SCHEMA, &good(&mut enc, code)),
+                Err(RecordError::BadCode {
+                    kind: "leader_fill_kind",
+                    field: "kind",
+                    code,
+                })
+            );
+        }
+        let bytes = good(&mut enc, FillKind::Adl.code());
+        for len in 0..bytes.len() {
+            assert!(decode(k, SCHEMA, &aligned(&bytes[..len])).is_err(), "{len}");
+        }
+        for at in 0..bytes.len() {
+            for v in [0u8, 1, 0x7f, 0xff] {
+                let mut b = bytes.clone();
+                b[at] = v;
+                if let Ok(Entry::Feed(FeedEvent::LeaderFill(f))) = decode(k, SCHEMA, &b) {
+                    assert_ne!(f.kind, FillKind::Trade);
+                }
+            }
+        }
+        // The new kind read as the old record (an older build's mistake) or
+        // the other way round is refused or reads as a fill, never a panic.
+        let _ = decode(Kind::LeaderFill as u16, SCHEMA, &bytes);
     }
 
     /// `sidecar_postgres::hostile_records_give_an_error_naming_their_seq` failed

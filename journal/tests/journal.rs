@@ -435,7 +435,9 @@ proptest! {
 
 #[test]
 fn typed_records_round_trip_and_unknown_schema_is_refused() {
-    use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, LeaderFill, RejectReason};
+    use fillcast_engine::event::{
+        ExecKind, ExecReport, FeedEvent, FillKind, LeaderFill, RejectReason,
+    };
     use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx};
     use fillcast_engine::outputs::{Decision, DecisionStatus, Reason};
     use fillcast_engine::port::JournalEntry;
@@ -452,6 +454,7 @@ fn typed_records_round_trip_and_unknown_schema_is_refused() {
             order_qty: Lots(10),
             venue_ts: Nanos(1),
             recv_ts: Nanos(2),
+            kind: FillKind::Liquidation,
         })),
         JournalEntry::Exec(ExecReport {
             order_id: 5,

@@ -14,7 +14,7 @@
 
 use super::rng::Rng;
 use fillcast_engine::config::{self, Config, RemovePolicy, Status, SymbolConfig};
-use fillcast_engine::event::{Command, FeedEvent, LeaderFill};
+use fillcast_engine::event::{Command, FeedEvent, FillKind, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Universe};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
@@ -753,6 +753,8 @@ fn trade(
             }
         };
         let order_id = format!("L{l}-{s}-{o}");
+        // An order against the position: the venue might have made it.
+        let other_side_close = pos != 0 && side.sign() != pos.signum();
         let known = rng.chance(850_000);
         let pieces = rng.range(1, 6).min(qty as u64) as i64;
         let mut left = qty;
@@ -777,6 +779,14 @@ fn trade(
                 order_qty: Lots(if known { qty } else { 0 }),
                 venue_ts: Nanos(at),
                 recv_ts: Nanos(0),
+                // A close the venue made now and then (liquidation, ADL), from
+                // the count rather than the seed's draws: the kind decides
+                // nothing, and crashes and replays must carry it through.
+                kind: match (*n_event % 11, other_side_close) {
+                    (3, true) => FillKind::Liquidation,
+                    (7, true) => FillKind::Adl,
+                    _ => FillKind::Trade,
+                },
             };
             planned.push((at, *n_event, FeedEvent::LeaderFill(fill)));
             at += rng.range(0, 1_000) * US;

@@ -1,6 +1,7 @@
 //! The `binance` source (issue 15): leaders' fills from their Binance USD-M
 //! user data streams, with every gap a lost connection leaves filled from the
-//! REST trade history, so that no fill is lost and none is taken twice.
+//! REST trade history, so that no fill is lost and none is taken twice; and
+//! the symbols' mark prices from the public mark-price stream.
 //!
 //! Owns, for each leader account, one background thread and what it holds: the
 //! account's API key and signer, its listen key (made, kept alive every
@@ -45,11 +46,27 @@
 //! 429 and two after a 418).
 //!
 //! **Liquidation, ADL and settlement fills** change the leader's position like
-//! any fill and are counted apart (`liquidations`, `adls`, `settlements`); the
-//! engine does not yet mark them in lineage (`LeaderFill` carries no kind), so
-//! for now the counts are where they show. A gap fill without the order's
-//! client id (the stream did not show the order before it was lost) cannot
-//! tell its kind (`unknown_kinds`) nor its order quantity (0: its own order).
+//! any fill, are marked as such on the engine's fill (`LeaderFill::kind`, which
+//! the journal, `leader_fills.kind` and the lineage report keep) and are
+//! counted apart (`liquidations`, `adls`, `settlements`). A gap fill without
+//! the order's client id (the stream did not show the order before it was
+//! lost) cannot tell its kind (`unknown_kinds`, kind `Unknown`) nor its order
+//! quantity (0: its own order).
+//!
+//! **Mark prices** (`mark_prices`, on by default): one more thread holds one
+//! public connection to the market streams (`market_url`, the `/market` route;
+//! no key) subscribed to `<symbol>@markPrice@1s` (or `@markPrice`, every 3 s)
+//! of every symbol in force, as one combined stream
+//! (`<market_url>/stream?streams=a@markPrice@1s/b@markPrice@1s`; at most
+//! `MARK_STREAMS_MAX`, the venue's limit per connection, the rest said once).
+//! Each `markPriceUpdate` is a `FeedEvent::MarkPrice` stamped with its `E`, the
+//! mark rounded to the nearest tick, half to even, exactly
+//! (`stream::round_to_tick`). The connection is made again as the user streams
+//! are: after a failure with backoff, at `reconnect_before`, and when a reload
+//! changes the symbols in force. A lost connection loses only marks, which the
+//! next one replaces: no gap is filled. Marks are counted (`marks`,
+//! `mark_connects`, `mark_reconnects`); their failures are said like the
+//! leaders' (origin `<source>/marks`) and counted in the same fields.
 //!
 //! Never: logs or formats an API key, a listen key or a signer (a transport
 //! error is scrubbed of them and of any `signature=` before it is said);
@@ -66,7 +83,8 @@
 use crate::binance::rest::{RestClient, RestError, TradesFrom};
 use crate::binance::sign::Signer;
 use crate::binance::stream::{
-    self, Event, ExecutionType, Fill, FillKind, OrderInfo, Parser, SymbolTable, USER_TRADES_MAX,
+    self, Event, ExecutionType, Fill, FillError, FillKind, MarkError, OrderInfo, Parser,
+    SymbolTable, USER_TRADES_MAX,
 };
 use crate::fix::conn::Backoff;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -149,6 +167,83 @@ const KEEP_ALIVE_RETRY: Duration = Duration::from_secs(60);
 /// Client order ids kept are cut to this (the venue's are at most 36).
 const CLIENT_ID_CHARS_MAX: usize = 64;
 
+/// Streams one market-stream connection may carry: the venue's documented
+/// limit ("A single connection can listen to a maximum of 1024 streams").
+pub const MARK_STREAMS_MAX: usize = 1024;
+
+/// Whether, and how often, the source takes mark prices from the public
+/// mark-price stream (docs/BINANCE-PROTOCOL.md, "Mark prices").
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MarkPrices {
+    /// No mark-price connection: marks come from elsewhere, or not at all.
+    Off,
+    /// `<symbol>@markPrice`: an update every 3 s.
+    Every3s,
+    /// `<symbol>@markPrice@1s`: an update every second (the default: the
+    /// stop-loss and the reports value open positions at the mark).
+    Every1s,
+}
+
+impl MarkPrices {
+    /// The stream name's suffix after the symbol; `None` when off.
+    fn suffix(self) -> Option<&'static str> {
+        match self {
+            MarkPrices::Off => None,
+            MarkPrices::Every3s => Some("@markPrice"),
+            MarkPrices::Every1s => Some("@markPrice@1s"),
+        }
+    }
+}
+
+/// The market streams' base on the host of a user data `stream_url`: its
+/// `/market` route, which carries `@markPrice` (docs/BINANCE-PROTOCOL.md:
+/// a connection on no route gets only the `/public` streams, and the mark
+/// price silently never comes). A `stream_url` already on a route (`/public`,
+/// `/market`, `/private`) has it replaced:
+/// `wss://fstream.binance.com` → `wss://fstream.binance.com/market`.
+pub fn market_url_of(stream_url: &str) -> String {
+    let base = stream_url.trim_end_matches('/');
+    let base = ["/public", "/market", "/private"]
+        .iter()
+        .find_map(|route| base.strip_suffix(route))
+        .unwrap_or(base);
+    format!("{base}/market")
+}
+
+/// The combined stream of the mark prices of `symbols` under `market_url`
+/// (`<market_url>/stream?streams=btcusdt@markPrice@1s/...`): each name in
+/// lower case (the venue's stream names are), any byte outside
+/// `[a-z0-9_.-]` percent-encoded, at most `MARK_STREAMS_MAX` of them, in the
+/// order given. `None` without a symbol; the number left out with it.
+pub fn mark_stream_url(
+    market_url: &str,
+    symbols: &[String],
+    prices: MarkPrices,
+) -> (Option<String>, usize) {
+    let Some(suffix) = prices.suffix() else {
+        return (None, 0);
+    };
+    let taken = symbols.len().min(MARK_STREAMS_MAX);
+    if taken == 0 {
+        return (None, 0);
+    }
+    let mut url = format!("{}/stream?streams=", market_url.trim_end_matches('/'));
+    for (i, symbol) in symbols[..taken].iter().enumerate() {
+        if i > 0 {
+            url.push('/');
+        }
+        for b in symbol.bytes().map(|b| b.to_ascii_lowercase()) {
+            if b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-') {
+                url.push(b as char);
+            } else {
+                url.push_str(&format!("%{b:02X}"));
+            }
+        }
+        url.push_str(suffix);
+    }
+    (Some(url), symbols.len() - taken)
+}
+
 /// The settings of one `binance` source. `new` gives the documented defaults.
 #[derive(Clone, Debug)]
 pub struct BinanceSourceConfig {
@@ -178,6 +273,11 @@ pub struct BinanceSourceConfig {
     /// why no more can be had from the stream). Off by default: the config's
     /// equity stands.
     pub equity_asset: Option<String>,
+    /// The mark-price stream of the symbols in force (`@markPrice@1s` by default).
+    pub mark_prices: MarkPrices,
+    /// The market streams' base (`wss://fstream.binance.com/market`);
+    /// `market_url_of(stream_url)` by default.
+    pub market_url: String,
 }
 
 impl BinanceSourceConfig {
@@ -197,6 +297,8 @@ impl BinanceSourceConfig {
             channel_capacity: CHANNEL_CAPACITY_DEFAULT,
             dedup_ids_max: DEDUP_IDS_DEFAULT,
             equity_asset: None,
+            mark_prices: MarkPrices::Every1s,
+            market_url: market_url_of(stream_url),
         }
     }
 }
@@ -278,6 +380,13 @@ pub struct BinanceSourceStats {
     pub refused: u64,
     /// Failures said and retried: lost streams, failed REST calls, expired keys.
     pub errors: u64,
+    /// Mark prices `next` returned (the mark-price stream's, not a leader's).
+    pub marks: u64,
+    /// Mark-price connections made, the first included.
+    pub mark_connects: u64,
+    /// Mark-price connections after the first: lost, 24-hour limit, a reload
+    /// that changed the symbols.
+    pub mark_reconnects: u64,
 }
 
 /// One leader's state, for the binary's status line.
@@ -311,6 +420,9 @@ pub struct BinanceSource {
     stop_tx: Option<Sender<()>>,
     stop_rx: Receiver<()>,
     threads: Vec<Option<JoinHandle<()>>>,
+    /// The mark-price connection's counts and state.
+    marks: Arc<Mutex<LeaderShared>>,
+    mark_thread: Option<JoinHandle<()>>,
     /// Failures `next` has yet to say (a thread that could not start or ended).
     notes: VecDeque<SourceError>,
 }
@@ -364,6 +476,7 @@ impl BinanceSource {
                 origin: cfg.name.clone(),
                 universe: Arc::clone(universe),
                 leaders,
+                marks: 0,
             },
             tables: Arc::new(Mutex::new(Arc::new(Tables::new(universe)))),
             cfg: Arc::new(cfg),
@@ -377,17 +490,26 @@ impl BinanceSource {
             stop_tx: Some(stop_tx),
             stop_rx,
             threads: Vec::new(),
+            marks: Arc::new(Mutex::new(LeaderShared::default())),
+            mark_thread: None,
             notes: VecDeque::new(),
         })
     }
 
-    /// Every leader's counts, summed.
+    /// Every leader's counts and the mark-price connection's, summed.
     pub fn stats(&self) -> BinanceSourceStats {
         let mut sum = BinanceSourceStats::default();
         for s in self.leaders() {
             sum.add(&s.stats);
         }
+        sum.add(&lock(&self.marks).stats);
+        sum.marks += self.intake.marks;
         sum
+    }
+
+    /// Whether the mark-price connection is up (false when `mark_prices` is off).
+    pub fn marks_up(&self) -> bool {
+        lock(&self.marks).up
     }
 
     /// Each leader's state, in the order the accounts were given.
@@ -411,10 +533,12 @@ impl BinanceSource {
             .collect()
     }
 
-    /// The latest failure of any leader, as it was said.
+    /// The latest failure of any leader or of the mark-price connection, as
+    /// it was said.
     pub fn last_error(&self) -> Option<String> {
         self.shared
             .iter()
+            .chain([&self.marks])
             .filter_map(|s| {
                 let s = lock(s);
                 s.last_error.clone().map(|e| (s.last_error_at, e))
@@ -436,7 +560,7 @@ impl BinanceSource {
         self.tx = None;
         // A thread blocked on a full channel wakes when the receiver goes.
         self.rx = crossbeam_channel::never();
-        for t in &mut self.threads {
+        for t in self.threads.iter_mut().chain([&mut self.mark_thread]) {
             if let Some(t) = t.take() {
                 let _ = t.join();
             }
@@ -493,6 +617,46 @@ impl BinanceSource {
                 }
             }
         }
+        if self.cfg.mark_prices != MarkPrices::Off {
+            let worker = MarkWorker {
+                state: MarkState {
+                    origin: format!("{}/marks", self.cfg.name),
+                    parser: Parser::new(),
+                    messages: 0,
+                    shared: Arc::clone(&self.marks),
+                },
+                cfg: Arc::clone(&self.cfg),
+                tables: Arc::clone(&self.tables),
+                tx,
+                stop: self.stop_rx.clone(),
+                left_out_said: 0,
+            };
+            let spawned = std::thread::Builder::new()
+                .name("binance-marks".into())
+                .spawn(move || worker.run());
+            match spawned {
+                Ok(t) => self.mark_thread = Some(t),
+                Err(e) => self.note_marks(format!(
+                    "cannot start the mark-price thread: {e}; no mark prices are taken"
+                )),
+            }
+        }
+    }
+
+    /// A failure of the mark-price connection that `next` says.
+    fn note_marks(&mut self, message: String) {
+        {
+            let mut s = lock(&self.marks);
+            s.up = false;
+            s.stats.errors += 1;
+            s.last_error = Some(message.clone());
+            s.last_error_at = clock::now().0;
+        }
+        self.notes.push_back(SourceError {
+            origin: format!("{}/marks", self.cfg.name),
+            line: 0,
+            message,
+        });
     }
 
     /// A failure of leader `slot` that `next` says (before anything else).
@@ -521,18 +685,31 @@ impl BinanceSource {
             let Some(t) = self.threads[slot].take() else {
                 continue;
             };
-            let why = match t.join() {
-                Ok(()) => "it ended".to_string(),
-                Err(panic) => panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "it panicked".to_string()),
-            };
+            let why = thread_end(t);
             let message =
                 format!("the leader's stream thread stopped: {why}; its fills are no longer taken");
             self.note(slot, message);
         }
+        if self.mark_thread.as_ref().is_some_and(|t| t.is_finished()) {
+            if let Some(t) = self.mark_thread.take() {
+                let why = thread_end(t);
+                self.note_marks(format!(
+                    "the mark-price thread stopped: {why}; mark prices are no longer taken"
+                ));
+            }
+        }
+    }
+}
+
+/// Why a thread that should run until stopped ended: its panic's message.
+fn thread_end(t: JoinHandle<()>) -> String {
+    match t.join() {
+        Ok(()) => "it ended".to_string(),
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "it panicked".to_string()),
     }
 }
 
@@ -651,6 +828,8 @@ enum Msg {
         leader: usize,
         ms: u64,
     },
+    /// A `FeedEvent::MarkPrice` of the mark-price stream.
+    Mark(FeedEvent),
     Rejected(SourceError),
 }
 
@@ -692,6 +871,8 @@ struct Intake {
     origin: String,
     universe: Arc<Universe>,
     leaders: Vec<IntakeLeader>,
+    /// Mark prices returned.
+    marks: u64,
 }
 
 struct IntakeLeader {
@@ -758,6 +939,18 @@ impl Intake {
                 let l = &mut self.leaders[leader];
                 l.watermark_ms = l.watermark_ms.max(ms);
                 None
+            }
+            Msg::Mark(mark) => {
+                // Converted under the symbols the thread last saw: one a reload
+                // removed since is dropped (the connection is renewed without it).
+                if let FeedEvent::MarkPrice { symbol, .. } = mark {
+                    let spec = self.universe.symbols.get(symbol.0 as usize);
+                    if spec.is_none_or(|s| s.removed) {
+                        return None;
+                    }
+                }
+                self.marks += 1;
+                Some(SourcePoll::Event(mark))
             }
             Msg::Rejected(e) => Some(SourcePoll::Rejected(e)),
         }
@@ -1561,6 +1754,252 @@ impl Worker {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The mark-price connection.
+
+/// The mark-price connection's decisions: messages in, `Msg`s out through
+/// `out` (false when `next`'s side is gone). No I/O, so the tests drive it.
+struct MarkState {
+    /// `<source>/marks`: the origin of what it says.
+    origin: String,
+    parser: Parser,
+    /// Messages received, over all connections: a rejected one's number.
+    messages: u64,
+    shared: Arc<Mutex<LeaderShared>>,
+}
+
+impl MarkState {
+    /// One message of the mark-price stream.
+    fn on_message(
+        &mut self,
+        bytes: &[u8],
+        tables: &Tables,
+        out: &mut dyn FnMut(Msg) -> bool,
+    ) -> Step {
+        self.messages += 1;
+        let line = self.messages;
+        let msg = match self.parser.mark(bytes, &tables.symbols) {
+            Ok(Some(mark)) => Msg::Mark(mark),
+            Ok(None) => return Step::Go,
+            // A reload removed the symbol: the connection is being renewed
+            // without it, and its last marks are no news.
+            Err(MarkError::Mark(FillError::RemovedSymbol(_))) => return Step::Go,
+            Err(e) => {
+                {
+                    let mut s = lock(&self.shared);
+                    match e {
+                        MarkError::Parse(_) => s.stats.parse_errors += 1,
+                        MarkError::Mark(_) => s.stats.refused += 1,
+                    }
+                }
+                Msg::Rejected(SourceError {
+                    origin: self.origin.clone(),
+                    line,
+                    message: format!("mark-price stream message {line}: {e}"),
+                })
+            }
+        };
+        sent(out(msg))
+    }
+}
+
+/// The mark-price connection's thread: one public connection to the market
+/// streams, subscribed to every symbol in force (see the module docs).
+struct MarkWorker {
+    state: MarkState,
+    cfg: Arc<BinanceSourceConfig>,
+    tables: Arc<Mutex<Arc<Tables>>>,
+    tx: Sender<Msg>,
+    stop: Receiver<()>,
+    /// Symbols left out for the per-connection limit, as last said (said
+    /// again only when it changes).
+    left_out_said: usize,
+}
+
+impl MarkWorker {
+    fn run(mut self) {
+        let mut backoff = Backoff::new();
+        // Bounded by the stop: every turn either waits on it or connects anew.
+        loop {
+            if self.stopping() {
+                return;
+            }
+            let ended = self.session(&mut backoff);
+            lock(&self.state.shared).up = false;
+            match ended {
+                Ended::Stop => return,
+                Ended::Again => {}
+                Ended::Failed {
+                    what,
+                    why,
+                    wait_min,
+                } => {
+                    if !self.fail(&mut backoff, what, &why, wait_min) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// Waits `d` unless stopped first; false when stopped.
+    fn wait(&self, d: Duration) -> bool {
+        matches!(self.stop.recv_timeout(d), Err(RecvTimeoutError::Timeout))
+    }
+
+    fn tables(&self) -> Arc<Tables> {
+        Arc::clone(&lock(&self.tables))
+    }
+
+    /// Whether the symbols in force are no longer those of `connected`.
+    fn symbols_changed(&self, connected: &Arc<Tables>) -> bool {
+        let now = self.tables();
+        !Arc::ptr_eq(&now, connected) && now.names != connected.names
+    }
+
+    /// Says something of the connection to `next` (a `Rejected`, line 0);
+    /// false when `next`'s side is gone.
+    fn say(&self, message: String) -> bool {
+        let msg = Msg::Rejected(SourceError {
+            origin: self.state.origin.clone(),
+            line: 0,
+            message,
+        });
+        self.tx.send(msg).is_ok()
+    }
+
+    /// Says a failure (counted, kept as `last_error`) and waits the backoff;
+    /// false when stopped or `next` is gone.
+    fn fail(
+        &mut self,
+        backoff: &mut Backoff,
+        what: &str,
+        why: &str,
+        wait_min: Option<Duration>,
+    ) -> bool {
+        let wait =
+            Duration::from_nanos(backoff.failed(clock::now())).max(wait_min.unwrap_or_default());
+        let message = format!("{what}: {why}; trying again in {} ms", wait.as_millis());
+        {
+            let mut shared = lock(&self.state.shared);
+            shared.stats.errors += 1;
+            shared.last_error = Some(message.clone());
+            shared.last_error_at = clock::now().0;
+        }
+        self.say(message) && self.wait(wait)
+    }
+
+    /// One connection: the combined stream of the symbols in force, read
+    /// until it fails, ages out, or the symbols change.
+    fn session(&mut self, backoff: &mut Backoff) -> Ended {
+        let tables = self.tables();
+        let (url, left_out) =
+            mark_stream_url(&self.cfg.market_url, &tables.names, self.cfg.mark_prices);
+        if left_out != self.left_out_said {
+            self.left_out_said = left_out;
+            if left_out > 0 {
+                let message = format!(
+                    "{left_out} symbols past the first {MARK_STREAMS_MAX} (the venue's limit per connection) get no mark price"
+                );
+                if !self.say(message) {
+                    return Ended::Stop;
+                }
+            }
+        }
+        let Some(url) = url else {
+            // No symbol in force: nothing to ask until a reload brings one.
+            // Bounded by the stop.
+            loop {
+                if !self.wait(self.cfg.tick) {
+                    return Ended::Stop;
+                }
+                if self.symbols_changed(&tables) {
+                    return Ended::Again;
+                }
+            }
+        };
+        let mut ws = match crate::binance::ws::connect(
+            &url,
+            self.cfg.connect_timeout,
+            self.cfg.tick,
+            WS_MESSAGE_BYTES_MAX,
+        ) {
+            Ok(ws) => ws,
+            Err(why) => {
+                return Ended::Failed {
+                    what: "connecting the mark-price stream",
+                    why,
+                    wait_min: None,
+                }
+            }
+        };
+        let connected_at = Instant::now();
+        {
+            let mut shared = lock(&self.state.shared);
+            shared.stats.mark_connects += 1;
+            if shared.stats.mark_connects > 1 {
+                shared.stats.mark_reconnects += 1;
+            }
+            shared.up = true;
+        }
+        backoff.succeeded();
+        // Bounded by the connection's age (`reconnect_before`) and the stop.
+        loop {
+            if self.stopping() {
+                let _ = ws.close(None);
+                return Ended::Stop;
+            }
+            let step = match ws.read() {
+                Ok(Message::Text(text)) => self.message(text.as_bytes()),
+                Ok(Message::Binary(bytes)) => self.message(&bytes),
+                Ok(Message::Close(_)) => {
+                    return Ended::Failed {
+                        what: "the mark-price stream",
+                        why: "the venue closed the connection".into(),
+                        wait_min: None,
+                    }
+                }
+                Ok(_) => Step::Go,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    Step::Go
+                }
+                Err(e) => {
+                    return Ended::Failed {
+                        what: "reading the mark-price stream",
+                        why: e.to_string(),
+                        wait_min: None,
+                    }
+                }
+            };
+            if step != Step::Go {
+                let _ = ws.close(None);
+                return Ended::Stop;
+            }
+            if self.symbols_changed(&tables) || connected_at.elapsed() >= self.cfg.reconnect_before
+            {
+                let _ = ws.close(None);
+                return Ended::Again;
+            }
+        }
+    }
+
+    fn message(&mut self, bytes: &[u8]) -> Step {
+        let tables = self.tables();
+        let tx = &self.tx;
+        self.state
+            .on_message(bytes, &tables, &mut |m| tx.send(m).is_ok())
+    }
+}
+
 /// The least wait a REST answer asks for: a 429 (over the limit) or a 418
 /// (banned; waiting less extends the ban).
 fn rest_wait(e: &RestError) -> Option<Duration> {
@@ -1622,6 +2061,15 @@ fn check_config(cfg: &BinanceSourceConfig) -> Result<(), BinanceSourceError> {
             "a ws:// or wss:// URL without a query (the stream is <url>/ws/<listenKey>)",
         );
     }
+    if !(cfg.market_url.starts_with("wss://") || cfg.market_url.starts_with("ws://"))
+        || cfg.market_url.contains(['?', '#'])
+    {
+        return bad(
+            "market_url",
+            format!("{:?}", cfg.market_url),
+            "a ws:// or wss:// URL without a query (mark prices are <url>/stream?streams=...)",
+        );
+    }
     if cfg.keep_alive.is_zero() || cfg.keep_alive >= LISTEN_KEY_LIFE {
         return bad(
             "keep_alive",
@@ -1675,6 +2123,9 @@ impl BinanceSourceStats {
         self.parse_errors += o.parse_errors;
         self.refused += o.refused;
         self.errors += o.errors;
+        self.marks += o.marks;
+        self.mark_connects += o.mark_connects;
+        self.mark_reconnects += o.mark_reconnects;
     }
 }
 
@@ -2149,6 +2600,8 @@ equity = "100000"
         assert!(got
             .iter()
             .all(|f| f.0.leader == LeaderIdx(1) && f.0.symbol == SymbolIdx(0)));
+        // The kind goes on with the engine's fill, for lineage.
+        assert!(got.iter().all(|f| f.0.kind == f.1.into()));
         // The stream's and REST's fill of trade 10 would be the same event.
         assert_eq!(
             got[0].0.event_key,
@@ -2298,6 +2751,7 @@ equity = "100000"
                     order_qty: Lots::ZERO,
                     venue_ts: ms(time_ms),
                     recv_ts: ms(time_ms),
+                    kind: kind.into(),
                 },
                 kind,
             },
@@ -2319,6 +2773,7 @@ equity = "100000"
                     stats: BinanceSourceStats::default(),
                 })
                 .collect(),
+            marks: 0,
         }
     }
 
@@ -2454,6 +2909,271 @@ equity = "100000"
         assert!(error(cfg, vec![account("L1", KEY_1)])
             .unwrap()
             .contains("`rest_url`"));
+        for bad in [
+            "https://fstream.binance.com/market",
+            "wss://h/market?x=1",
+            "wss://h#m",
+        ] {
+            let mut cfg = base();
+            cfg.market_url = bad.into();
+            assert_eq!(
+                error(cfg, vec![account("L1", KEY_1)]).unwrap(),
+                format!("binance source `bn`: `market_url` is {bad:?}: a ws:// or wss:// URL without a query (mark prices are <url>/stream?streams=...)")
+            );
+        }
+    }
+
+    // -- Mark prices, without a network. ------------------------------------
+
+    #[test]
+    fn the_market_url_is_the_stream_hosts_market_route() {
+        for (stream, market) in [
+            (
+                "wss://fstream.binance.com",
+                "wss://fstream.binance.com/market",
+            ),
+            (
+                "wss://fstream.binance.com/",
+                "wss://fstream.binance.com/market",
+            ),
+            (
+                "wss://fstream.binance.com/private",
+                "wss://fstream.binance.com/market",
+            ),
+            (
+                "wss://fstream.binance.com/public/",
+                "wss://fstream.binance.com/market",
+            ),
+            (
+                "wss://fstream.binancefuture.com",
+                "wss://fstream.binancefuture.com/market",
+            ),
+            ("ws://127.0.0.1:9000", "ws://127.0.0.1:9000/market"),
+        ] {
+            assert_eq!(market_url_of(stream), market, "{stream}");
+        }
+        let cfg = BinanceSourceConfig::new(
+            "bn",
+            "https://fapi.binance.com",
+            "wss://fstream.binance.com",
+        );
+        assert_eq!(
+            (cfg.mark_prices, cfg.market_url.as_str()),
+            (MarkPrices::Every1s, "wss://fstream.binance.com/market")
+        );
+    }
+
+    #[test]
+    fn the_mark_stream_url_names_each_symbol_in_lower_case_up_to_the_limit() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let base = "wss://fstream.binance.com/market/";
+        assert_eq!(
+            mark_stream_url(base, &names(&["BTCUSDT", "ETHUSDT"]), MarkPrices::Every1s),
+            (
+                Some("wss://fstream.binance.com/market/stream?streams=btcusdt@markPrice@1s/ethusdt@markPrice@1s".into()),
+                0
+            )
+        );
+        assert_eq!(
+            mark_stream_url(base, &names(&["BTCUSDT_250328"]), MarkPrices::Every3s).0,
+            Some("wss://fstream.binance.com/market/stream?streams=btcusdt_250328@markPrice".into())
+        );
+        // Bytes a URL cannot hold as they are, percent-encoded (a symbol of
+        // non-ASCII letters is one Binance has listed).
+        assert_eq!(
+            mark_stream_url(base, &names(&["币安USDT", "A/B?C D"]), MarkPrices::Every1s).0,
+            Some("wss://fstream.binance.com/market/stream?streams=%E5%B8%81%E5%AE%89usdt@markPrice@1s/a%2Fb%3Fc%20d@markPrice@1s".into())
+        );
+        assert_eq!(mark_stream_url(base, &[], MarkPrices::Every1s), (None, 0));
+        assert_eq!(
+            mark_stream_url(base, &names(&["BTCUSDT"]), MarkPrices::Off),
+            (None, 0)
+        );
+        let many: Vec<String> = (0..MARK_STREAMS_MAX + 3)
+            .map(|i| format!("S{i}USDT"))
+            .collect();
+        let (url, left_out) = mark_stream_url(base, &many, MarkPrices::Every1s);
+        assert_eq!(left_out, 3);
+        let url = url.unwrap();
+        assert_eq!(url.matches("@markPrice@1s").count(), MARK_STREAMS_MAX);
+        assert!(url.ends_with(&format!("s{}usdt@markPrice@1s", MARK_STREAMS_MAX - 1)));
+    }
+
+    fn mark_state() -> MarkState {
+        MarkState {
+            origin: "bn/marks".into(),
+            parser: Parser::new(),
+            messages: 0,
+            shared: Arc::new(Mutex::new(LeaderShared::default())),
+        }
+    }
+
+    /// The documentation's `markPriceUpdate` example (of BTCUSDT).
+    const MARK: &str = r#"{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000}"#;
+
+    #[test]
+    fn mark_messages_become_marks_on_the_tick_and_bad_ones_are_said_with_their_number() {
+        let mut s = mark_state();
+        let t = tables();
+        let mut out = Vec::new();
+        let mut take = |s: &mut MarkState, bytes: &[u8]| {
+            assert_eq!(
+                s.on_message(bytes, &t, &mut |m| {
+                    out.push(m);
+                    true
+                }),
+                Step::Go
+            );
+        };
+        let eth = MARK
+            .replace("BTCUSDT", "ETHUSDT")
+            .replace("11794.15000000", "2500.00500000");
+        let wrapped = format!(r#"{{"stream":"btcusdt@markPrice@1s","data":{MARK}}}"#);
+        take(&mut s, MARK.as_bytes());
+        take(&mut s, wrapped.as_bytes());
+        take(&mut s, eth.as_bytes());
+        take(&mut s, br#"{"e":"aggTrade","E":1}"#);
+        take(&mut s, MARK.replace("BTCUSDT", "DOGEUSDT").as_bytes());
+        take(
+            &mut s,
+            MARK.replace(r#""11794.15000000""#, "11794.15").as_bytes(),
+        );
+        take(&mut s, &MARK.as_bytes()[..40]);
+        take(&mut s, MARK.replace("11794.15000000", "0.04").as_bytes());
+        let got: Vec<String> = out
+            .iter()
+            .map(|m| match m {
+                Msg::Mark(FeedEvent::MarkPrice { symbol, price, ts }) => {
+                    format!("mark {} {} {}", symbol.0, price.0, ts.0 / 1_000_000)
+                }
+                Msg::Rejected(e) => e.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // 11794.15 on a tick of 0.1 is half a tick: to even.
+                "mark 0 117942 1562305380000",
+                "mark 0 117942 1562305380000",
+                // 2500.005 on a tick of 0.01: half a tick, to even (250000).
+                "mark 1 250000 1562305380000",
+                "bn/marks:5: mark-price stream message 5: markPriceUpdate: unknown symbol \"DOGEUSDT\"",
+                "bn/marks:6: mark-price stream message 6: field `p` must be a decimal string like \"0.5\", got a fractional or out-of-range number",
+                "bn/marks:7: mark-price stream message 7: malformed JSON: Syntax at character 27 (\\'1\\')",
+                "bn/marks:8: mark-price stream message 8: markPriceUpdate: field `p` must be positive, got 0.04",
+            ]
+        );
+        let stats = lock(&s.shared).stats;
+        assert_eq!((stats.parse_errors, stats.refused), (2, 2));
+        // A mark of a symbol a reload removed is dropped quietly: the
+        // connection is being renewed without it.
+        let mut gone = (*universe()).clone();
+        gone.symbols[0].removed = true;
+        let gone = Tables::new(&gone);
+        let mut n = 0;
+        assert_eq!(
+            s.on_message(MARK.as_bytes(), &gone, &mut |_| {
+                n += 1;
+                true
+            }),
+            Step::Go
+        );
+        assert_eq!(n, 0);
+        // `next`'s side gone: the thread ends.
+        assert_eq!(
+            s.on_message(MARK.as_bytes(), &t, &mut |_| false),
+            Step::Gone
+        );
+    }
+
+    #[test]
+    fn hostile_mark_messages_are_said_never_panicked_on() {
+        let mut s = mark_state();
+        let t = tables();
+        let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+        let cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            vec![0xff; 100],
+            " ".repeat(stream::MESSAGE_BYTES_MAX + 1).into_bytes(),
+            deep.clone().into_bytes(),
+            MARK.replacen(r#""i":"11784.62659091""#, &format!(r#""i":{deep}"#), 1)
+                .into_bytes(),
+            MARK.replacen(r#""s":"BTCUSDT""#, r#""s":"BTCUSDT","s":"ETHUSDT""#, 1)
+                .into_bytes(),
+            MARK.replacen(
+                r#""s":"BTCUSDT""#,
+                r#""s":"[2J
+""#,
+                1,
+            )
+            .into_bytes(),
+            MARK.replacen(r#""E":1562305380000"#, r#""E":99999999999999999999"#, 1)
+                .into_bytes(),
+            MARK.replacen("11794.15000000", "99999999999999999999999999999", 1)
+                .into_bytes(),
+            MARK.replacen("11794.15000000", "-1", 1).into_bytes(),
+            format!(r#"{{"stream":"x","data":{{"stream":"y","data":{MARK}}}}}"#).into_bytes(),
+        ];
+        let mut marks = 0;
+        for c in &cases {
+            s.on_message(c, &t, &mut |m| {
+                marks += usize::from(matches!(m, Msg::Mark(_)));
+                true
+            });
+        }
+        // The deep value in a field not read is skipped: that mark is taken.
+        assert_eq!(marks, 1);
+        // Every cut of a good message is refused.
+        for cut in 0..MARK.len() {
+            s.on_message(&MARK.as_bytes()[..cut], &t, &mut |m| {
+                assert!(matches!(m, Msg::Rejected(_)), "{cut}: {m:?}");
+                true
+            });
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Any bytes on the mark-price connection give a mark on a whole,
+        /// positive tick, a rejection, or nothing: never a panic.
+        #[test]
+        fn arbitrary_mark_stream_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let mut s = mark_state();
+            let t = tables();
+            s.on_message(&bytes, &t, &mut |m| {
+                if let Msg::Mark(FeedEvent::MarkPrice { price, .. }) = m {
+                    assert!(price.0 > 0);
+                }
+                true
+            });
+        }
+    }
+
+    #[test]
+    fn a_mark_of_a_symbol_a_reload_removed_is_dropped_and_the_rest_counted() {
+        let u = universe();
+        let mut i = intake(&u, 0);
+        let mark = |symbol: u16| {
+            Msg::Mark(FeedEvent::MarkPrice {
+                symbol: SymbolIdx(symbol),
+                price: Ticks(5),
+                ts: ms(1),
+            })
+        };
+        assert!(matches!(
+            i.take(mark(1)),
+            Some(SourcePoll::Event(FeedEvent::MarkPrice { .. }))
+        ));
+        let mut gone = (*u).clone();
+        gone.symbols[1].removed = true;
+        i.universe = Arc::new(gone);
+        assert!(i.take(mark(1)).is_none());
+        assert!(i.take(mark(9)).is_none(), "no such symbol");
+        assert_eq!(i.marks, 1);
+        // Marks move no watermark.
+        assert_eq!(i.position(), 0);
     }
 
     #[test]
@@ -2462,6 +3182,8 @@ equity = "100000"
         let mut cfg = BinanceSourceConfig::new("bn", "http://127.0.0.1:1", "ws://127.0.0.1:1");
         cfg.connect_timeout = Duration::from_millis(200);
         cfg.rest_timeout = Duration::from_millis(200);
+        // The leader's failure is the one looked for here.
+        cfg.mark_prices = MarkPrices::Off;
         let mut src = BinanceSource::new(cfg, vec![account("L1", KEY_1)], &u).unwrap();
         let now = now_ms();
         let e = src.resume(now - 200 * 86_400_000).unwrap_err().to_string();
@@ -2553,6 +3275,7 @@ equity = "100000"
     #[derive(Default)]
     struct Seen {
         fills: Vec<LeaderFill>,
+        marks: Vec<FeedEvent>,
         said: Vec<String>,
     }
 
@@ -2574,6 +3297,7 @@ equity = "100000"
             );
             match src.next(clock::now()) {
                 SourcePoll::Event(FeedEvent::LeaderFill(f)) => seen.fills.push(f),
+                SourcePoll::Event(mark @ FeedEvent::MarkPrice { .. }) => seen.marks.push(mark),
                 SourcePoll::Event(other) => panic!("{other:?}"),
                 SourcePoll::Rejected(e) => seen.said.push(e.to_string()),
                 SourcePoll::Idle => std::thread::sleep(Duration::from_millis(2)),
@@ -2947,5 +3671,153 @@ equity = "100000"
             "a planned reconnect is not an error: {:?}",
             seen.said
         );
+    }
+
+    // -- Mark prices against the test venue. --------------------------------
+
+    fn marks_of(seen: &Seen) -> Vec<(u16, i64)> {
+        seen.marks
+            .iter()
+            .map(|m| match m {
+                FeedEvent::MarkPrice { symbol, price, .. } => (symbol.0, price.0),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_mark_price_published_arrives_as_a_mark_price_on_the_tick() {
+        let v = venue();
+        // Set before the source connects: the first push comes at the connect.
+        v.set_mark("ETHUSDT", dec!(2500.004));
+        let mut src = source(&v, config(&v), &["L1"]);
+        let mut seen = Seen::default();
+        poll_until(&mut src, &mut seen, "the first mark", |s, _| {
+            !s.marks.is_empty()
+        });
+        assert!(src.marks_up());
+        assert_eq!(
+            v.mark_streams(),
+            vec![vec!["btcusdt@markPrice@1s", "ethusdt@markPrice@1s"]],
+            "one connection, every symbol in force"
+        );
+        let before = clock::now();
+        // Half a tick: to the even one (42088.0); a hair over: up (42088.2).
+        v.set_mark("BTCUSDT", dec!(42088.05));
+        v.set_mark("BTCUSDT", dec!(42088.15000001));
+        v.set_mark("BTCUSDT", dec!(42088.14999999));
+        poll_until(&mut src, &mut seen, "4 marks", |s, _| s.marks.len() >= 4);
+        assert_eq!(
+            marks_of(&seen),
+            [(1, 250_000), (0, 420_880), (0, 420_882), (0, 420_881)]
+        );
+        // Stamped with the venue's `E` (ms), which is now.
+        for m in &seen.marks[1..] {
+            let FeedEvent::MarkPrice { ts, .. } = m else {
+                unreachable!()
+            };
+            assert!(ts.0 / 1_000_000 >= before.0 / 1_000_000 - 1, "{ts:?}");
+        }
+        let stats = src.stats();
+        assert_eq!(
+            (stats.marks, stats.mark_connects, stats.mark_reconnects),
+            (4, 1, 0),
+            "{stats:?}"
+        );
+        assert_eq!((stats.errors, stats.fills), (0, 0));
+        assert!(seen.said.is_empty(), "{:?}", seen.said);
+        // The leaders' fills still come, beside the marks.
+        let id = v.trade(
+            KEY_1,
+            &trade(
+                "BTCUSDT",
+                Side::Buy,
+                dec!(0.001),
+                dec!(42000.0),
+                1,
+                dec!(0.001),
+            ),
+        );
+        poll_until(&mut src, &mut seen, "a fill", |s, _| !s.fills.is_empty());
+        assert_eq!(
+            seen.fills[0].event_key,
+            key_of("L1", "BTCUSDT", id, Side::Buy)
+        );
+    }
+
+    #[test]
+    fn the_mark_connection_comes_back_after_a_drop_and_follows_a_reload() {
+        let v = venue();
+        let mut src = source(&v, config(&v), &["L1"]);
+        let mut seen = Seen::default();
+        poll_until(&mut src, &mut seen, "marks up", |_, s| s.marks_up());
+        v.drop_mark_streams();
+        poll_until(&mut src, &mut seen, "marks up again", |_, s| {
+            s.stats().mark_reconnects >= 1 && s.marks_up() && !v.mark_streams().is_empty()
+        });
+        assert!(
+            seen.said.iter().any(|s| s.starts_with(
+                "bn/marks: the mark-price stream: the venue closed the connection; trying again in"
+            )),
+            "{:?}",
+            seen.said
+        );
+        v.set_mark("BTCUSDT", dec!(42000.1));
+        poll_until(&mut src, &mut seen, "a mark", |s, _| !s.marks.is_empty());
+        assert_eq!(marks_of(&seen), [(0, 420_001)]);
+        // A reload that removes ETHUSDT: the connection is made again without it.
+        let mut fewer = (*universe()).clone();
+        fewer.symbols[1].removed = true;
+        src.universe_changed(&Arc::new(fewer));
+        poll_until(&mut src, &mut seen, "renewed without ETHUSDT", |_, s| {
+            s.marks_up()
+                && v.mark_streams().last() == Some(&vec!["btcusdt@markPrice@1s".to_string()])
+        });
+        // The new connection has BTCUSDT's latest mark at once, as any
+        // connection has its symbols' marks; ETHUSDT's no longer come.
+        v.set_mark("ETHUSDT", dec!(2500));
+        v.set_mark("BTCUSDT", dec!(42000.2));
+        poll_until(&mut src, &mut seen, "the next mark", |s, _| {
+            marks_of(s).last() == Some(&(0, 420_002))
+        });
+        assert!(
+            marks_of(&seen).iter().all(|m| m.0 == 0),
+            "{:?}",
+            marks_of(&seen)
+        );
+        assert!(src.stats().mark_reconnects >= 2, "{:?}", src.stats());
+    }
+
+    #[test]
+    fn marks_every_three_seconds_or_none_as_configured() {
+        let v = venue();
+        let mut cfg = config(&v);
+        cfg.mark_prices = MarkPrices::Every3s;
+        let mut src = source(&v, cfg, &["L1"]);
+        let mut seen = Seen::default();
+        poll_until(&mut src, &mut seen, "marks up", |_, s| s.marks_up());
+        assert_eq!(
+            v.mark_streams(),
+            vec![vec!["btcusdt@markPrice", "ethusdt@markPrice"]]
+        );
+        v.set_mark("ETHUSDT", dec!(2500.01));
+        poll_until(&mut src, &mut seen, "a mark", |s, _| !s.marks.is_empty());
+        assert_eq!(marks_of(&seen), [(1, 250_001)]);
+        drop(src);
+
+        let v = venue();
+        let mut cfg = config(&v);
+        cfg.mark_prices = MarkPrices::Off;
+        let mut src = source(&v, cfg, &["L1"]);
+        let mut seen = Seen::default();
+        up(&mut src, &mut seen);
+        v.set_mark("BTCUSDT", dec!(42000));
+        for _ in 0..20 {
+            assert!(!matches!(src.next(clock::now()), SourcePoll::Event(_)));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(v.requests("/market/stream"), 0);
+        assert!(v.mark_streams().is_empty() && !src.marks_up());
+        assert_eq!(src.stats().marks, 0);
     }
 }

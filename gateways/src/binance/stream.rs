@@ -22,12 +22,12 @@
 //! read that appears twice is refused rather than one copy silently winning.
 
 use crate::fix::codec::parse_decimal;
-use fillcast_engine::event::{FeedEvent, LeaderFill};
+use fillcast_engine::event::{FeedEvent, FillKind as LeaderFillKind, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
 use fillcast_engine::units::{Lots, Nanos, Ticks, UnitError};
 use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use simd_json::base::{
     TypedValue, ValueAsScalar, ValueIntoArray, ValueIntoObject, ValueIntoString,
 };
@@ -148,8 +148,10 @@ pub enum ExecutionType<'a> {
     Other(&'a str),
 }
 
-/// Who made a fill's order: the leader, or the venue closing its position.
-/// Each changes the leader's position like any fill; lineage records which.
+/// Who made a fill's order: the leader, or the venue closing its position,
+/// as Binance tells it. Each changes the leader's position like any fill;
+/// lineage records which (`LeaderFill::kind`, the engine's kind of the same
+/// name: `From`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum FillKind {
     Trade,
@@ -333,6 +335,15 @@ pub enum ParseError {
     Venue { code: i64, msg: String },
 }
 
+/// Why a mark-price stream message is not a mark (`Parser::mark`).
+#[derive(Debug, PartialEq, Eq, Error)]
+pub enum MarkError {
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    #[error("markPriceUpdate: {0}")]
+    Mark(#[from] FillError),
+}
+
 /// Why a parsed fill, balance or mark is not an engine event.
 #[derive(Debug, PartialEq, Eq, Error)]
 pub enum FillError {
@@ -412,6 +423,22 @@ impl Parser {
         result
     }
 
+    /// One text frame of the mark-price stream (raw or combined) as the
+    /// engine's mark (`MarkPriceUpdate::to_feed_rounded` under `symbols`);
+    /// `Ok(None)` for a message of another event type, which a market stream
+    /// does not send but is no error. What the `binance` source does with
+    /// each message of its mark-price connection.
+    pub fn mark(
+        &mut self,
+        bytes: &[u8],
+        symbols: &SymbolTable,
+    ) -> Result<Option<FeedEvent>, MarkError> {
+        match self.message(bytes)? {
+            Event::MarkPrice(m) => Ok(Some(m.to_feed_rounded(symbols)?)),
+            _ => Ok(None),
+        }
+    }
+
     /// The body of a `GET /fapi/v1/userTrades` response: all its trades, or an
     /// error for the whole body (the venue's own error object included). A
     /// page is taken whole or not at all: a gap is filled completely or the
@@ -456,6 +483,18 @@ pub fn fill_event_id(symbol: &str, trade_id: u64, side: Side) -> String {
         Side::Sell => "SELL",
     };
     format!("{symbol}:{trade_id}:{side}")
+}
+
+impl From<FillKind> for LeaderFillKind {
+    fn from(k: FillKind) -> LeaderFillKind {
+        match k {
+            FillKind::Trade => LeaderFillKind::Trade,
+            FillKind::Liquidation => LeaderFillKind::Liquidation,
+            FillKind::Adl => LeaderFillKind::Adl,
+            FillKind::Settlement => LeaderFillKind::Settlement,
+            FillKind::Unknown => LeaderFillKind::Unknown,
+        }
+    }
 }
 
 impl FillKind {
@@ -570,7 +609,9 @@ impl AccountUpdate<'_> {
 impl MarkPriceUpdate<'_> {
     /// This mark as the engine's `FeedEvent::MarkPrice`, stamped `E`. A mark
     /// price is an index, not a traded price: it is not on the tick grid (it
-    /// has 8 decimals), so it is rounded to the nearest tick, half to even.
+    /// has 8 decimals), so it is rounded to the nearest tick, half to even
+    /// (`round_to_tick`: exact, in `rust_decimal`). A mark that rounds to no
+    /// tick at all (below half a tick) is refused, as is one that is not positive.
     pub fn to_feed_rounded(&self, symbols: &SymbolTable) -> Result<FeedEvent, FillError> {
         let entry = symbols.resolve(self.symbol)?;
         let field = "p";
@@ -578,16 +619,12 @@ impl MarkPriceUpdate<'_> {
         if value <= Decimal::ZERO {
             return Err(FillError::NotPositive { field, value });
         }
-        let ticks = value
-            .checked_div(entry.tick_size)
-            .map(|t| t.round_dp_with_strategy(0, RoundingStrategy::MidpointNearestEven))
-            .and_then(|t| t.to_i64())
-            .ok_or_else(|| FillError::Unit {
-                field,
-                value,
-                symbol: shown(self.symbol),
-                source: UnitError::OutOfRange { value },
-            })?;
+        let ticks = round_to_tick(value, entry.tick_size).ok_or_else(|| FillError::Unit {
+            field,
+            value,
+            symbol: shown(self.symbol),
+            source: UnitError::OutOfRange { value },
+        })?;
         if ticks <= 0 {
             return Err(FillError::NotPositive { field, value });
         }
@@ -597,6 +634,41 @@ impl MarkPriceUpdate<'_> {
             ts: self.event_time,
         })
     }
+}
+
+/// `value` in whole ticks of `tick`, to the nearest, half to even; `None` when
+/// it does not fit an `i64` (or `tick` is not positive). Exact: the quotient's
+/// whole part is checked against the remainder it leaves (`rust_decimal`
+/// rounds a quotient to 28 digits, which can carry a value a hair under a
+/// whole number up to it), and the remainder decides the rounding.
+pub fn round_to_tick(value: Decimal, tick: Decimal) -> Option<i64> {
+    if tick <= Decimal::ZERO {
+        return None;
+    }
+    let mut whole = value.checked_div(tick)?.trunc();
+    let mut rest = value.checked_sub(whole.checked_mul(tick)?)?;
+    // At most one step either way: the quotient is off by less than one.
+    if rest.is_sign_negative() && !rest.is_zero() {
+        whole = whole.checked_sub(Decimal::ONE)?;
+        rest = rest.checked_add(tick)?;
+    } else if rest >= tick {
+        whole = whole.checked_add(Decimal::ONE)?;
+        rest = rest.checked_sub(tick)?;
+    }
+    debug_assert!(!rest.is_sign_negative() || rest.is_zero());
+    debug_assert!(rest < tick);
+    let twice = rest.checked_mul(Decimal::TWO)?;
+    let up = match twice.cmp(&tick) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => whole.checked_rem(Decimal::TWO)? != Decimal::ZERO,
+    };
+    let rounded = if up {
+        whole.checked_add(Decimal::ONE)?
+    } else {
+        whole
+    };
+    rounded.to_i64()
 }
 
 impl fmt::Debug for ListenKeyExpired<'_> {
@@ -697,6 +769,7 @@ impl FillInput<'_> {
                 order_qty,
                 venue_ts: self.time,
                 recv_ts,
+                kind: self.kind.into(),
             },
             kind: self.kind,
         })
@@ -1284,6 +1357,7 @@ equity = "100000"
                 order_qty: Lots(100),
                 venue_ts: ms(1705385954298),
                 recv_ts: Nanos(7),
+                kind: LeaderFillKind::Trade,
             },
             kind: FillKind::Trade,
         }
@@ -1353,8 +1427,8 @@ equity = "100000"
             )
         );
         assert_eq!(
-            (bare.fill.order_qty, bare.kind),
-            (Lots::ZERO, FillKind::Unknown)
+            (bare.fill.order_qty, bare.kind, bare.fill.kind),
+            (Lots::ZERO, FillKind::Unknown, LeaderFillKind::Unknown)
         );
         // Another leader's copy of the trade is another event.
         let other = trades[0]
@@ -1584,20 +1658,37 @@ equity = "100000"
 
     #[test]
     fn liquidation_adl_and_settlement_fills_are_marked() {
-        for (client_id, kind) in [
-            ("autoclose-1705385954298", FillKind::Liquidation),
-            ("adl_autoclose", FillKind::Adl),
-            ("settlement_autoclose-1705385954298", FillKind::Settlement),
-            ("cpL1-000042", FillKind::Trade),
-            ("my-autoclose-1", FillKind::Trade),
-            ("adl_autoclose2", FillKind::Trade),
-            ("", FillKind::Trade),
+        for (client_id, kind, marked) in [
+            (
+                "autoclose-1705385954298",
+                FillKind::Liquidation,
+                LeaderFillKind::Liquidation,
+            ),
+            ("adl_autoclose", FillKind::Adl, LeaderFillKind::Adl),
+            (
+                "settlement_autoclose-1705385954298",
+                FillKind::Settlement,
+                LeaderFillKind::Settlement,
+            ),
+            ("cpL1-000042", FillKind::Trade, LeaderFillKind::Trade),
+            ("my-autoclose-1", FillKind::Trade, LeaderFillKind::Trade),
+            ("adl_autoclose2", FillKind::Trade, LeaderFillKind::Trade),
+            ("", FillKind::Trade, LeaderFillKind::Trade),
         ] {
             let message = fixture_with(r#""c":"cpL1-000042""#, &format!(r#""c":"{client_id}""#));
             let f = fill_of(&message).unwrap().unwrap();
             assert_eq!(f.kind, kind, "{client_id}");
-            // The position moves as for any fill.
-            assert_eq!(f.fill, fixture_fill().fill, "{client_id}");
+            // Marked on the engine's fill, for lineage; the position moves as
+            // for any fill.
+            assert_eq!(f.fill.kind, marked, "{client_id}");
+            assert_eq!(
+                LeaderFill {
+                    kind: LeaderFillKind::Trade,
+                    ..f.fill
+                },
+                fixture_fill().fill,
+                "{client_id}"
+            );
         }
     }
 
@@ -1706,6 +1797,125 @@ equity = "100000"
             panic!("parses");
         };
         assert_eq!(a.wallet_balance("USDT"), Ok(None));
+    }
+
+    /// The documentation's example, each of the fields read taken away or
+    /// given the wrong type, duplicated, cut anywhere, made too large or
+    /// hostile: an error that names the field and quotes the value escaped,
+    /// never a panic; what is not read (`i`, `P`, `r`, `T`) is never refused.
+    #[test]
+    fn mark_price_messages_are_read_strictly_where_it_matters() {
+        let mark_of = |message: &str| {
+            Parser::new()
+                .mark(message.as_bytes(), &table())
+                .map_err(|e| e.to_string())
+        };
+        let good = FeedEvent::MarkPrice {
+            symbol: SymbolIdx(0),
+            price: Ticks(117942),
+            ts: ms(1562305380000),
+        };
+        assert_eq!(mark_of(MARK), Ok(Some(good)));
+        let with = |from: &str, to: &str| {
+            assert_eq!(MARK.matches(from).count(), 1, "{from}");
+            MARK.replacen(from, to, 1)
+        };
+        for (from, to, expected) in [
+            (r#""E":1562305380000,"#, "", "missing field `E`"),
+            (r#""s":"BTCUSDT","#, "", "missing field `s`"),
+            (r#""p":"11794.15000000","#, "", "missing field `p`"),
+            (r#""E":1562305380000"#, r#""E":"1562305380000""#, ""),
+            (r#""E":1562305380000"#, r#""E":"15623x""#, "field `E` must be milliseconds since the epoch (an integer ≥ 0 or a string of digits), got \"15623x\""),
+            (r#""E":1562305380000"#, r#""E":7258118400001"#, "field `E` = 7258118400001 ms is after 2200-01-01 (milliseconds since the epoch expected)"),
+            (r#""E":1562305380000"#, r#""E":-1"#, "field `E` must be milliseconds since the epoch (an integer ≥ 0 or a string of digits), got a negative number"),
+            (r#""s":"BTCUSDT""#, r#""s":7"#, "field `s` must be a string, got a JSON number"),
+            (r#""s":"BTCUSDT""#, r#""s":"btcusdt""#, "markPriceUpdate: unknown symbol \"btcusdt\""),
+            (r#""s":"BTCUSDT""#, r#""s":"\u001b[2J\r\n""#, "markPriceUpdate: unknown symbol \"\\u{1b}[2J\\r\\n\""),
+            (r#""s":"BTCUSDT""#, r#""s":"BTCUSDT","s":"ETHUSDT""#, "duplicate field `s`"),
+            (r#""p":"11794.15000000""#, r#""p":11794.15"#, "field `p` must be a decimal string like \"0.5\", got a fractional or out-of-range number"),
+            (r#""p":"11794.15000000""#, r#""p":null"#, "field `p` must be a decimal string like \"0.5\", got null"),
+            (r#""p":"11794.15000000""#, r#""p":"1e4""#, "field `p` must be a decimal number of at most 28 digits, got \"1e4\""),
+            (r#""p":"11794.15000000""#, r#""p":"NaN""#, "field `p` must be a decimal number of at most 28 digits, got \"NaN\""),
+            (r#""p":"11794.15000000""#, r#""p":"0.04""#, "markPriceUpdate: field `p` must be positive, got 0.04"),
+            // Not read: anything goes.
+            (r#""i":"11784.62659091""#, r#""i":[[[{}]]]"#, ""),
+            (r#""r":"0.00038167""#, r#""r":"""#, ""),
+            (r#""T":1562306400000"#, r#""T":0"#, ""),
+        ] {
+            let got = mark_of(&with(from, to));
+            if expected.is_empty() {
+                assert_eq!(got, Ok(Some(good)), "{to}");
+            } else {
+                assert_eq!(got, Err(expected.to_string()), "{to}");
+            }
+        }
+        // Any other event is none of the mark stream's business.
+        assert_eq!(mark_of(FIXTURE), Ok(None));
+        assert_eq!(mark_of(r#"{"e":"aggTrade","E":1}"#), Ok(None));
+        // Every cut of the message, and one too large, is refused.
+        for cut in 0..MARK.len() {
+            assert!(mark_of(&MARK[..cut]).is_err(), "{cut}");
+        }
+        let mut large = MARK.to_string();
+        large.push_str(&" ".repeat(MESSAGE_BYTES_MAX));
+        assert_eq!(
+            mark_of(&large),
+            Err(format!(
+                "message of {} bytes is longer than the limit of {MESSAGE_BYTES_MAX} bytes",
+                large.len()
+            ))
+        );
+        // Each call counted once.
+        let mut p = Parser::new();
+        p.mark(MARK.as_bytes(), &table()).unwrap();
+        p.mark(b"{", &table()).unwrap_err();
+        let s = p.stats();
+        assert_eq!((s.messages, s.mark_prices, s.rejected), (2, 1, 1));
+    }
+
+    #[test]
+    fn rounding_to_the_tick_is_exact_and_halves_go_to_even() {
+        for (value, tick, expected) in [
+            (dec!(1.5), dec!(1), Some(2)),
+            (dec!(2.5), dec!(1), Some(2)),
+            (dec!(0.45), dec!(0.3), Some(2)),
+            (dec!(0.75), dec!(0.3), Some(2)),
+            (dec!(0.4499999999999999999999999999), dec!(0.3), Some(1)),
+            (dec!(0.8999999999999999999999999999), dec!(0.3), Some(3)),
+            (dec!(0.0000000000000000000000000001), dec!(0.1), Some(0)),
+            (dec!(42088.05), dec!(0.1), Some(420880)),
+            (dec!(7.5), dec!(5), Some(2)),
+            (dec!(-1.4), dec!(1), Some(-1)),
+            (dec!(1), dec!(0), None),
+            (dec!(1), dec!(-0.1), None),
+            (Decimal::MAX, dec!(0.0001), None),
+        ] {
+            assert_eq!(round_to_tick(value, tick), expected, "{value} / {tick}");
+        }
+    }
+
+    proptest! {
+        /// `round_to_tick` against the exact rational in integers: the
+        /// nearest whole number of ticks, a half to the even one.
+        #[test]
+        fn rounding_to_the_tick_matches_exact_integer_arithmetic(
+            a in 1i64..1_000_000_000_000_000,
+            s in 0u32..12,
+            b in 1i64..10_000,
+            t in 0u32..10,
+        ) {
+            let value = Decimal::new(a, s);
+            let tick = Decimal::new(b, t);
+            let num = i128::from(a) * 10i128.pow(t);
+            let den = i128::from(b) * 10i128.pow(s);
+            let (q, r) = (num / den, num % den);
+            let want = match (2 * r).cmp(&den) {
+                std::cmp::Ordering::Greater => q + 1,
+                std::cmp::Ordering::Less => q,
+                std::cmp::Ordering::Equal => q + (q % 2),
+            };
+            prop_assert_eq!(round_to_tick(value, tick), i64::try_from(want).ok());
+        }
     }
 
     #[test]

@@ -15,7 +15,19 @@
 //!   listen keys expire (with `listenKeyExpired`) on demand;
 //! - the WebSocket API (`/ws-fapi/v1`): `order.place` (LIMIT with GTC or IOC,
 //!   MARKET), `order.status`, `session.logon`, `session.status` and
-//!   `session.logout`, each reply `{id, status, result|error, rateLimits}`.
+//!   `session.logout`, each reply `{id, status, result|error, rateLimits}`;
+//! - the public market streams' `/market` route, mark prices only: a combined
+//!   stream (`/market/stream?streams=btcusdt@markPrice@1s/...`, each message
+//!   `{"stream":…,"data":…}`) or raw ones (`/market/ws/btcusdt@markPrice`),
+//!   no key. A mark a test sets (`set_mark`) is pushed as `markPriceUpdate` to
+//!   every connection subscribed to its symbol (`@markPrice` and
+//!   `@markPrice@1s` alike), and the latest mark of each subscribed symbol
+//!   when a connection opens; the venue does not repeat marks every second
+//!   or three, as Binance does, so a test sees exactly the marks it set.
+//!   Stream names are lower case, as Binance's: another name, or a stream
+//!   this venue does not serve, is accepted and never pushed (Binance is as
+//!   silent); more than 1,024 streams on one connection are refused (400,
+//!   the venue's choice: Binance documents the limit, not the answer).
 //!
 //! The port belongs to one accept loop (`front`), which reads each
 //! connection's request line without consuming it. A WebSocket API handshake is
@@ -439,6 +451,49 @@ impl TestVenue {
         self.shared.state().client_ids.get(id).copied().unwrap_or(0)
     }
 
+    /// The mark price of `symbol` is `price`: pushed as a `markPriceUpdate` to
+    /// every open market-stream connection subscribed to it, and to those that
+    /// subscribe later, when they connect. `price` keeps up to 8 decimals, as
+    /// Binance's marks do (they are not on the tick grid).
+    pub fn set_mark(&self, symbol: &str, price: Decimal) {
+        assert!(
+            price > Decimal::ZERO && price <= PRICE_MAX && price.scale() <= MARK_DP,
+            "a mark above 0, at most {PRICE_MAX}, with at most {MARK_DP} decimals, got {price}"
+        );
+        let mut st = self.shared.state();
+        st.marks.insert(symbol.to_string(), price);
+        let now = now_ms();
+        st.mark_streams.retain(|m| {
+            m.marks
+                .iter()
+                .filter(|(s, _)| s == symbol)
+                .all(|(s, name)| {
+                    m.tx.send(Push::Text(mark_message(m.combined, name, s, price, now)))
+                        .is_ok()
+                })
+        });
+    }
+
+    /// Closes every market-stream connection, as a network drop would.
+    pub fn drop_mark_streams(&self) {
+        for m in self.shared.state().mark_streams.drain(..) {
+            let _ = m.tx.send(Push::Close);
+        }
+    }
+
+    /// The mark-price streams each market-stream connection is served, by
+    /// name (`btcusdt@markPrice@1s`, in the order it asked for them), oldest
+    /// connection first. A connection its client closed is listed until the
+    /// venue next pushes to it (it notices then), as `streams` counts.
+    pub fn mark_streams(&self) -> Vec<Vec<String>> {
+        self.shared
+            .state()
+            .mark_streams
+            .iter()
+            .map(|m| m.marks.iter().map(|(_, name)| name.clone()).collect())
+            .collect()
+    }
+
     /// The account's position in `symbol` (one-way mode): its buys less its sells.
     pub fn position(&self, api_key: &str, symbol: &str) -> Decimal {
         self.shared
@@ -476,6 +531,16 @@ struct Kept {
     id: u64,
     time_ms: i64,
     trade: VenueTrade,
+}
+
+/// A market-stream connection: its subscriptions and its thread.
+struct MarkStream {
+    /// (symbol as the venue lists it, the stream name subscribed) for each
+    /// mark-price stream of a listed symbol; other names are not served.
+    marks: Vec<(String, String)>,
+    /// Combined (`/stream?streams=`): each message wrapped with its stream's name.
+    combined: bool,
+    tx: crossbeam_channel::Sender<Push>,
 }
 
 /// What a stream's thread is told to do.
@@ -641,6 +706,10 @@ struct State {
     requests: HashMap<String, u64>,
     /// Open user data streams: their account's API key and their thread.
     streams: Vec<(String, crossbeam_channel::Sender<Push>)>,
+    /// Open market-stream connections.
+    mark_streams: Vec<MarkStream>,
+    /// Per symbol: the latest mark a test set.
+    marks: HashMap<String, Decimal>,
     trades: Vec<Kept>,
     next_trade: u64,
     /// Per (account, order id): the quantity filled so far.
@@ -1082,11 +1151,15 @@ fn proxy(client: TcpStream, internal: SocketAddr) {
     }
 }
 
-/// `tiny_http`'s side: REST and the user data stream.
+/// `tiny_http`'s side: REST, the user data stream and the market streams.
 fn http(server: &tiny_http::Server, shared: &Arc<Shared>) {
     for req in server.incoming_requests() {
         if req.url().starts_with("/ws/") {
             stream(shared, req);
+            continue;
+        }
+        if req.url().starts_with("/market/") {
+            market_stream(shared, req);
             continue;
         }
         let (status, body) = answer(shared, &req);
@@ -1393,6 +1466,173 @@ fn stream(shared: &Arc<Shared>, req: tiny_http::Request) {
                 }
             }
         });
+}
+
+/// The most streams one market-stream connection may ask for (Binance's limit).
+const MARK_STREAMS_MAX: usize = 1024;
+
+/// Decimals of a mark price (Binance's marks have 8).
+const MARK_DP: u32 = 8;
+
+/// A market-stream connection: `/market/stream?streams=a/b` (combined) or
+/// `/market/ws/a/b` (raw), upgraded to a WebSocket, then a thread that sends
+/// it the marks of the listed symbols it asked for until it is closed.
+fn market_stream(shared: &Arc<Shared>, req: tiny_http::Request) {
+    let url = req.url().to_string();
+    let (route, names, combined) = match url.split_once('?') {
+        Some(("/market/stream", query)) => {
+            let names = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("streams="))
+                .unwrap_or("");
+            ("/market/stream", names, true)
+        }
+        None if url.starts_with("/market/ws/") => {
+            ("/market/ws", url.trim_start_matches("/market/ws/"), false)
+        }
+        _ => {
+            let (status, body) = error(404, -1000, "No such stream route.");
+            let _ = req.respond(tiny_http::Response::from_string(body).with_status_code(status));
+            return;
+        }
+    };
+    let names: Vec<String> = names
+        .split('/')
+        .filter(|n| !n.is_empty())
+        .map(percent_decoded)
+        .collect();
+    *shared
+        .state()
+        .requests
+        .entry(route.to_string())
+        .or_default() += 1;
+    let ws_key = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Sec-WebSocket-Key"))
+        .map(|h| h.value.as_str().to_string());
+    let refusal = if names.is_empty() {
+        Some("No stream given.")
+    } else if names.len() > MARK_STREAMS_MAX {
+        Some("More than 1024 streams on one connection.")
+    } else {
+        None
+    };
+    let ws_key = match (refusal, ws_key) {
+        (None, Some(k)) => k,
+        (refusal, _) => {
+            let (status, body) = error(400, -1000, refusal.unwrap_or("Not a WebSocket handshake."));
+            let _ = req.respond(tiny_http::Response::from_string(body).with_status_code(status));
+            return;
+        }
+    };
+    let marks: Vec<(String, String)> = names
+        .iter()
+        .filter_map(|name| {
+            let symbol = name
+                .strip_suffix("@markPrice@1s")
+                .or_else(|| name.strip_suffix("@markPrice"))?;
+            // Stream names are lower case: `BTCUSDT@markPrice` is no stream.
+            if symbol.chars().any(|c| c.is_uppercase()) {
+                return None;
+            }
+            let listed = shared
+                .opts
+                .symbols
+                .iter()
+                .find(|s| s.symbol.to_lowercase() == symbol)?;
+            Some((listed.symbol.clone(), name.clone()))
+        })
+        .collect();
+    let accept = tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
+    let response = tiny_http::Response::empty(101).with_header(
+        tiny_http::Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes())
+            .expect("an accept key is a header value"),
+    );
+    // Registered before the handshake's answer, so that a client that has its
+    // connection also has every mark set from then on (queued until the
+    // thread below sends them).
+    let (tx, rx) = crossbeam_channel::unbounded();
+    {
+        let mut st = shared.state();
+        let now = now_ms();
+        // Binance's first push comes within the stream's period; here, at once.
+        for (symbol, name) in &marks {
+            if let Some(&price) = st.marks.get(symbol) {
+                let _ = tx.send(Push::Text(mark_message(combined, name, symbol, price, now)));
+            }
+        }
+        st.mark_streams.push(MarkStream {
+            marks,
+            combined,
+            tx,
+        });
+    }
+    let raw = req.upgrade("websocket", response);
+    let _ = std::thread::Builder::new()
+        .name("binance-test-marks".into())
+        .spawn(move || {
+            let mut ws = tungstenite::WebSocket::from_raw_socket(
+                raw,
+                tungstenite::protocol::Role::Server,
+                None,
+            );
+            for push in rx {
+                let sent = match push {
+                    Push::Text(t) => ws.send(tungstenite::Message::text(t)),
+                    Push::Close => {
+                        let _ = ws.close(None);
+                        let _ = ws.flush();
+                        break;
+                    }
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        });
+}
+
+/// A `markPriceUpdate` of `symbol` at `price` (the documented shape; the
+/// index and settlement prices are the mark, the funding rate a constant),
+/// wrapped as a combined stream's message when `combined`.
+fn mark_message(combined: bool, stream: &str, symbol: &str, price: Decimal, now: i64) -> String {
+    let p = padded(price, MARK_DP);
+    // The next funding time: the next 8-hour mark.
+    let funding = (now / 28_800_000 + 1) * 28_800_000;
+    let data = format!(
+        r#"{{"e":"markPriceUpdate","E":{now},"s":{},"p":"{p}","i":"{p}","P":"{p}","r":"0.00010000","T":{funding}}}"#,
+        json_string(symbol)
+    );
+    if combined {
+        format!(r#"{{"stream":{},"data":{data}}}"#, json_string(stream))
+    } else {
+        data
+    }
+}
+
+/// `s` with each `%XX` decoded (bytes that are not UTF-8 replaced).
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn exchange_info(symbols: &[SymbolFilters]) -> String {
@@ -2657,6 +2897,79 @@ mod tests {
         let text = next_text(&mut ws).expect("listenKeyExpired");
         assert!(text.contains("listenKeyExpired"), "{text}");
         assert!(tungstenite::connect(format!("{}/ws/{key}", v.stream_url())).is_err());
+    }
+
+    /// The `/market` route serves mark prices, combined and raw: lower-case
+    /// names of listed symbols only, a symbol's latest mark at the connect,
+    /// each `set_mark` pushed in the documented shape, which the source's
+    /// parser reads back exactly.
+    #[test]
+    fn mark_prices_are_served_on_the_market_route_in_the_documented_shape() {
+        use crate::binance::stream::{Event, Parser};
+        let v = venue();
+        v.set_mark("BTCUSDT", dec!(42088.12345678));
+        let connect = |path: &str| {
+            tungstenite::connect(format!("{}{path}", v.stream_url())).map(|(ws, _)| ws)
+        };
+        let mut combined = connect(
+            "/market/stream?streams=btcusdt@markPrice@1s/BTCUSDT@markPrice/btcusdt@aggTrade/dogeusdt@markPrice",
+        )
+        .expect("combined");
+        let mut raw = connect("/market/ws/btcusdt@markPrice").expect("raw");
+        assert_eq!(
+            v.mark_streams(),
+            vec![vec!["btcusdt@markPrice@1s"], vec!["btcusdt@markPrice"]]
+        );
+        let read = |text: &str| match Parser::new().message(text.as_bytes()) {
+            Ok(Event::MarkPrice(m)) => (m.symbol.to_string(), m.mark_price),
+            other => panic!("{text}: {other:?}"),
+        };
+        let first = next_text(&mut combined).expect("the latest mark, at once");
+        assert!(
+            first.starts_with(
+                r#"{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","E":"#
+            ),
+            "{first}"
+        );
+        for field in [
+            r#""s":"BTCUSDT""#,
+            r#""p":"42088.12345678""#,
+            r#""i":"#,
+            r#""P":"#,
+            r#""r":"#,
+            r#""T":"#,
+        ] {
+            assert!(first.contains(field), "{field} in {first}");
+        }
+        assert_eq!(read(&first), ("BTCUSDT".into(), dec!(42088.12345678)));
+        let first_raw = next_text(&mut raw).expect("the latest mark");
+        assert!(
+            first_raw.starts_with(r#"{"e":"markPriceUpdate","#),
+            "{first_raw}"
+        );
+        v.set_mark("BTCUSDT", dec!(42000));
+        let next = next_text(&mut combined).expect("pushed");
+        assert!(next.contains(r#""p":"42000.00000000""#), "{next}");
+        assert_eq!(read(&next), ("BTCUSDT".into(), dec!(42000)));
+        assert_eq!(
+            read(&next_text(&mut raw).expect("pushed")),
+            ("BTCUSDT".into(), dec!(42000))
+        );
+        // No stream, too many, or another route: refused at the handshake.
+        let too_many = vec!["btcusdt@markPrice"; 1025].join("/");
+        for path in [
+            "/market/stream?streams=".to_string(),
+            format!("/market/stream?streams={too_many}"),
+            "/market/other".to_string(),
+        ] {
+            assert!(connect(&path).is_err(), "{path}");
+        }
+        assert_eq!(v.requests("/market/ws"), 1);
+        // A drop closes them all.
+        v.drop_mark_streams();
+        assert_eq!(next_text(&mut combined), None);
+        assert_eq!(next_text(&mut raw), None);
+        assert!(v.mark_streams().is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! rounding, never an `f64`.
 
 use fillcast_engine::event::{
-    ExecKind, ExecReport, FollowerOrder, LeaderFill, OrderType, RejectReason,
+    ExecKind, ExecReport, FillKind, FollowerOrder, LeaderFill, OrderType, RejectReason,
 };
 use fillcast_engine::ids::{fnv1a, leader_event_key, parse_client_order_id};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolSpec, Universe};
@@ -372,6 +372,8 @@ pub fn leader_fill(
                 .ok_or(Refused::Missing("TransactTime (60)"))?,
         ),
         recv_ts: recv,
+        // A drop copy says nothing of who made the order.
+        kind: FillKind::Trade,
     }))
 }
 

@@ -349,10 +349,15 @@ impl Lineage {
 
 fn fill_text(f: &LeaderFill) -> String {
     format!(
-        "#{} {} event {}: {} {} {} @ {}{} at {} (received +{}ns)",
+        "#{} {} event {}: {}{} {} {} @ {}{} at {} (received +{}ns)",
         f.seq,
         f.leader_id,
         f.event_id,
+        if f.is_trade() {
+            String::new()
+        } else {
+            format!("{} ", f.kind)
+        },
         f.side,
         f.qty,
         f.symbol,
@@ -371,7 +376,7 @@ fn fill_json(f: &LeaderFill) -> Value {
         "symbol": f.symbol, "side": f.side, "qty": dec(f.qty), "price": dec(f.price),
         "position_after": opt_dec(f.position_after), "order_id": f.order_id,
         "order_qty": opt_dec(f.order_qty), "venue_ts": f.venue_ts, "recv_ts": f.recv_ts,
-        "ignored": f.ignored,
+        "ignored": f.ignored, "kind": f.kind,
     })
 }
 

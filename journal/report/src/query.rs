@@ -225,9 +225,19 @@ pub struct LeaderFill {
     /// Empty, or why the engine did not act on the fill (`duplicate`, `invalid`):
     /// such a fill is left out of the leader's positions and metrics.
     pub ignored: String,
+    /// Who made the fill's order (schema version 6): `trade` (the leader's own,
+    /// and every fill of an older database), `liquidation`, `adl`,
+    /// `settlement` or `unknown`. Every kind moved the leader's position.
+    pub kind: String,
 }
 
 impl LeaderFill {
+    /// Whether the leader's own order made the fill (`kind` is `trade`), rather
+    /// than the venue closing its position or an order the source could not tell.
+    pub fn is_trade(&self) -> bool {
+        self.kind == "trade"
+    }
+
     /// The fill's time: the venue's timestamp, or the receive time when the venue
     /// sent none.
     pub fn ts(&self) -> i64 {
@@ -494,8 +504,10 @@ pub fn load(src: &mut dyn Source, audit_recent_max: usize) -> Result<Dataset, Re
 
 /// Columns outside the brief's list that the sidecar writes: read when present,
 /// NULL otherwise.
-const OPTIONAL_COLUMNS: [(&str, &str); 2] = [
+const OPTIONAL_COLUMNS: [(&str, &str); 3] = [
     ("leader_fills", "ignored"),
+    // Schema version 6: a database of an earlier version holds only trades.
+    ("leader_fills", "kind"),
     // Schema version 2: a database of version 1 has no resync decisions.
     ("copy_instructions", "resync"),
 ];
@@ -761,6 +773,7 @@ pub(crate) fn leader_fill(r: &Row<'_, '_>) -> Result<LeaderFill, ReportError> {
         venue_ts: r.ts(10)?,
         recv_ts: r.ts(11)?,
         ignored: r.text_or_empty(12),
+        kind: r.opt_text(13).unwrap_or_else(|| "trade".to_string()),
     })
 }
 

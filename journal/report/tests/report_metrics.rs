@@ -947,6 +947,52 @@ fn lineage_explains_skips_reductions_and_rejects() {
     assert!(report::leader_fill_lineage(&c, 999).unwrap().is_none());
 }
 
+/// Issue 15: a leader fill the venue made (a liquidation, ...) says so in its
+/// lineage, from `leader_fills.kind` (schema version 6); an ordinary trade, and
+/// every fill of a database without the column, is a `trade` and says nothing.
+#[test]
+fn lineage_names_the_kind_of_a_fill_that_is_not_the_leaders_own_trade() {
+    let c = db();
+    let plain = report::leader_fill_lineage(&c, 4).unwrap().unwrap();
+    let f = plain.leader_fill.as_ref().unwrap();
+    assert_eq!((f.kind.as_str(), f.is_trade()), ("trade", true));
+    assert!(
+        plain
+            .to_text()
+            .contains("leader fill #4 L1 event e4: sell 2 BTC @ 110"),
+        "{}",
+        plain.to_text()
+    );
+    assert_eq!(plain.to_json()["leader_fill"]["kind"], "trade");
+
+    c.execute_batch(
+        "ALTER TABLE leader_fills ADD COLUMN kind TEXT NOT NULL DEFAULT 'trade';
+         UPDATE leader_fills SET kind = 'liquidation' WHERE seq = 4;",
+    )
+    .unwrap();
+    let l = report::leader_fill_lineage(&c, 4).unwrap().unwrap();
+    let f = l.leader_fill.as_ref().unwrap();
+    assert_eq!((f.kind.as_str(), f.is_trade()), ("liquidation", false));
+    let text = l.to_text();
+    assert!(
+        text.contains("leader fill #4 L1 event e4: liquidation sell 2 BTC @ 110"),
+        "{text}"
+    );
+    assert_eq!(l.to_json()["leader_fill"]["kind"], "liquidation");
+    // Copied like any fill: the same instructions and orders.
+    assert_eq!(l.instructions, plain.instructions);
+    assert_eq!(l.reasons, plain.reasons);
+    // From a follower's order up, too.
+    let order = report::lineage(&c, "c-S1-4").unwrap().unwrap();
+    assert!(
+        order.to_text().contains(": liquidation sell 2 BTC"),
+        "{}",
+        order.to_text()
+    );
+    let other = report::leader_fill_lineage(&c, 3).unwrap().unwrap();
+    assert_eq!(other.leader_fill.unwrap().kind, "trade");
+}
+
 #[test]
 fn empty_and_tableless_databases_give_valid_reports() {
     let c = Connection::open_in_memory().unwrap();

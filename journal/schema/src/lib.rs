@@ -224,8 +224,19 @@ CREATE TABLE allocation_changes (
 );
 "#;
 
+/// Version 6: who made a leader fill's order (issue 15), for lineage:
+/// `leader_fills.kind` is `trade` (the leader's own order, and every fill of a
+/// database written before version 6), `liquidation` (the venue liquidated the
+/// position), `adl` (its auto-deleveraging closed it), `settlement` (closed at
+/// a contract's settlement: delivery, delisting) or `unknown` (the source could
+/// not tell: a fill recovered from a trade history that does not name its
+/// order). Every kind moved the leader's position and was copied alike.
+const V6: &str = r#"
+ALTER TABLE leader_fills ADD COLUMN kind TEXT NOT NULL DEFAULT 'trade';
+"#;
+
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -336,7 +347,7 @@ tables! {
     SUBSCRIPTIONS = "subscriptions" ["subscription_id", "follower_id", "leader_id", "mode", "allocation"];
     LEADER_FILLS = "leader_fills" [
         "seq", "leader_id", "event_id", "symbol", "side", "qty", "price", "position_after",
-        "order_id", "order_qty", "venue_ts", "recv_ts", "ignored",
+        "order_id", "order_qty", "venue_ts", "recv_ts", "ignored", "kind",
     ];
     LEADER_POSITIONS = "leader_positions" ["leader_id", "symbol", "qty", "updated_seq"];
     COPY_INSTRUCTIONS = "copy_instructions" [

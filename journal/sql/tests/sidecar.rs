@@ -9,7 +9,8 @@
 //! record and after SIGKILL against an uninterrupted replay, following a live
 //! journal, exact decimals, and hostile records.
 
-use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, LeaderFill};
+use fillcast_engine::codes::Coded;
+use fillcast_engine::event::{ExecKind, ExecReport, FeedEvent, FillKind, LeaderFill};
 use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx};
 use fillcast_engine::outputs::Decision;
 use fillcast_engine::port::JournalEntry;
@@ -181,7 +182,16 @@ pub fn row_counts_match_the_journal_and_positions_match_the_core<B: Backend>() {
     assert!(stats.batches > 1, "{stats:?}");
 
     let n = |t: &str| db.count(&format!("SELECT COUNT(*) FROM {t}"));
-    assert_eq!(n("leader_fills"), k[&(Kind::LeaderFill as u16)]);
+    // Ordinary trades and the rest (liquidations, ...) each in their own records.
+    let kinded = k[&(Kind::LeaderFillKind as u16)];
+    assert!(kinded > 0, "{k:?}");
+    assert_eq!(n("leader_fills"), k[&(Kind::LeaderFill as u16)] + kinded);
+    assert_eq!(n("leader_fills WHERE kind <> 'trade'"), kinded);
+    // Each kind by its name (`FillKind::name`), the synthetic journal has them all.
+    for kind in FillKind::ALL {
+        let rows = n(&format!("leader_fills WHERE kind = '{}'", kind.name()));
+        assert!(rows > 0, "{kind:?}");
+    }
     assert_eq!(n("leader_fills"), sc.leader_fills);
     assert_eq!(
         (n("copy_instructions"), n("follower_orders")),
@@ -614,6 +624,41 @@ pub fn hostile_records_give_an_error_naming_their_seq<B: Backend>() {
             }),
         ),
         (
+            "bad kind code 0 in a leader_fill_kind record",
+            Box::new(|s: &mut Synth| {
+                let (_, b) = entry(JournalEntry::Feed(FeedEvent::LeaderFill(LeaderFill {
+                    qty: Lots(1),
+                    price: Ticks(1),
+                    event_key: 6,
+                    kind: FillKind::Liquidation,
+                    ..LeaderFill::default()
+                })));
+                // The kind is the payload's last field: a trade's code there
+                // is no writer's (a trade has its own record).
+                let mut b = b.to_vec();
+                let at = b.len() - 8;
+                assert_eq!(b[at], FillKind::Liquidation.code());
+                b[at] = FillKind::Trade.code();
+                s.append_raw(Kind::LeaderFillKind as u16, SCHEMA, &b)
+                    .expect("append")
+            }),
+        ),
+        (
+            "leader index 98 is not in the config",
+            Box::new(|s: &mut Synth| {
+                let (k, b) = entry(JournalEntry::Feed(FeedEvent::LeaderFill(LeaderFill {
+                    leader: LeaderIdx(98),
+                    qty: Lots(1),
+                    price: Ticks(1),
+                    event_key: 7,
+                    kind: FillKind::Adl,
+                    ..LeaderFill::default()
+                })));
+                assert_eq!(k, Kind::LeaderFillKind as u16);
+                s.append_raw(k, SCHEMA, &b).expect("append")
+            }),
+        ),
+        (
             "subscription index 4000000000 is not in the config",
             Box::new(|s: &mut Synth| {
                 let (k, b) = entry(JournalEntry::Decision(Decision {
@@ -1026,6 +1071,7 @@ pub fn a_database_from_before_the_continuity_check_adopts_the_chain_once<B: Back
     db.execute(
         "ALTER TABLE sidecar_state DROP COLUMN chain; DROP TABLE sidecar_chain; \
          DROP TABLE follower_equity; DROP TABLE allocation_changes; \
+         ALTER TABLE leader_fills DROP COLUMN kind; \
          DELETE FROM schema_migrations WHERE version >= 3;",
     );
     s.leader_fills(20).expect("more fills");
@@ -1039,8 +1085,13 @@ pub fn a_database_from_before_the_continuity_check_adopts_the_chain_once<B: Back
         }
     );
     assert_eq!(stats.next_seq, total + 1);
-    // The same tables, and the same chain, as a database that always had it.
+    // The same tables, and the same chain, as a database that always had it;
+    // but the fills a database of version 2 held before it learned kinds
+    // (version 6) are trades there, as an older build could only have written.
     fresh.replay(&dir, with_batch(50));
+    fresh.execute(&format!(
+        "UPDATE leader_fills SET kind = 'trade' WHERE seq <= {first_part}"
+    ));
     assert_same(&fresh.dump(), &db.dump(), "adopted vs fresh");
     let again = db.replay(&dir, SidecarOptions::default());
     assert_eq!(

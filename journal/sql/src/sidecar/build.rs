@@ -796,6 +796,7 @@ impl Builder {
             venue_ts: to_i64(chk.seq, "timestamp", f.venue_ts.0)?,
             recv_ts: to_i64(chk.seq, "timestamp", f.recv_ts.0)?,
             ignored,
+            kind: f.kind,
         });
         Ok(())
     }

@@ -8,7 +8,7 @@
 use crate::sidecar::build::{Order, Position};
 use crate::sidecar::schema;
 use fillcast_engine::codes::Coded;
-use fillcast_engine::event::RejectReason;
+use fillcast_engine::event::{FillKind, RejectReason};
 use fillcast_engine::model::{Side, Universe};
 use fillcast_engine::outputs::{DecisionStatus, Reason, SyncReason};
 use fillcast_engine::units::{Lots, Money, Ticks};
@@ -211,6 +211,7 @@ pub(crate) struct LeaderFillRow {
     pub venue_ts: i64,
     pub recv_ts: i64,
     pub ignored: &'static str,
+    pub kind: FillKind,
 }
 
 impl Row for LeaderFillRow {
@@ -234,6 +235,7 @@ impl Row for LeaderFillRow {
         s.int(self.venue_ts);
         s.int(self.recv_ts);
         s.text(self.ignored);
+        s.text(self.kind.as_str());
         Ok(())
     }
 }

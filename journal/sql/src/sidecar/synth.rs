@@ -8,7 +8,8 @@
 use fillcast_engine::config::{load_str, ArrangeError, Config, ConfigErrors, ModelTomlError};
 use fillcast_engine::core::Core;
 use fillcast_engine::event::{
-    Command, ExecKind, ExecReport, FeedEvent, FollowerOrder, LeaderFill, RejectReason, NO_SENDER,
+    Command, ExecKind, ExecReport, FeedEvent, FillKind, FollowerOrder, LeaderFill, RejectReason,
+    NO_SENDER,
 };
 use fillcast_engine::ids::{leader_event_key, mix64};
 use fillcast_engine::model::{LeaderIdx, ModelError, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
@@ -417,6 +418,15 @@ impl Synth {
                 }),
                 venue_ts: Nanos(now.0 - 500),
                 recv_ts: now,
+                // Now and then the venue's own close, or a fill whose kind its
+                // source could not tell: journaled as records of their own.
+                kind: match i % 16 {
+                    5 => FillKind::Liquidation,
+                    10 => FillKind::Adl,
+                    13 => FillKind::Settlement,
+                    15 => FillKind::Unknown,
+                    _ => FillKind::Trade,
+                },
             };
             let orders = self.feed(FeedEvent::LeaderFill(fill))?;
             self.counts.leader_fills += 1;
