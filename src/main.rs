@@ -540,15 +540,22 @@ fn sources_for(cfg: &Config, u: &Arc<Universe>, unclean: bool) -> Result<Vec<Box
                     rest_url,
                     stream_url,
                     api_url,
+                    market_url,
+                    mark_prices,
+                    check_permissions,
                     recv_window_ms,
                     keep_alive_min,
                     reconnect_before_h,
                     equity_asset,
                 } => {
                     use fillcast_gateways::binance::source::{BinanceSource, BinanceSourceConfig};
-                    let accounts =
-                        binance_leaders(&leaders, &vault, &api_url).context("source `binance`")?;
+                    let accounts = binance_leaders(&leaders, &vault, &api_url, check_permissions)
+                        .context("source `binance`")?;
                     let mut c = BinanceSourceConfig::new("binance", &rest_url, &stream_url);
+                    if let Some(m) = market_url {
+                        c.market_url = m;
+                    }
+                    c.mark_prices = mark_prices;
                     c.recv_window_ms = recv_window_ms;
                     c.keep_alive = Duration::from_secs(keep_alive_min * 60);
                     c.reconnect_before = Duration::from_secs(reconnect_before_h * 3600);
@@ -569,6 +576,7 @@ fn vault_accounts(
     names: &std::collections::BTreeMap<String, String>,
     vault: &Path,
     api_url: &str,
+    check_permissions: bool,
 ) -> Result<
     Vec<(
         String,
@@ -601,6 +609,16 @@ fn vault_accounts(
                 KeyKind::Ed25519 => Signer::ed25519_pem(secret),
             }
             .with_context(|| format!("{who} `{id}`: key `{key}`"))?;
+            if !check_permissions {
+                tracing::warn!(
+                    "{who} `{id}`: key `{key}` NOT checked at {api_url} (check_permissions = false): a key that can withdraw would not be refused"
+                );
+                return Ok((
+                    id.clone(),
+                    SecretString::from(e.api_key.expose_secret().to_string()),
+                    signer,
+                ));
+            }
             let p = rest
                 .api_restrictions(e.api_key.expose_secret(), &signer, now_ms)
                 .with_context(|| format!("{who} `{id}`: asking {api_url} what key `{key}` may do"))?;
@@ -620,16 +638,19 @@ fn binance_leaders(
     leaders: &std::collections::BTreeMap<String, String>,
     vault: &Path,
     api_url: &str,
+    check_permissions: bool,
 ) -> Result<Vec<fillcast_gateways::binance::source::LeaderAccount>> {
     use fillcast_gateways::binance::source::LeaderAccount;
-    Ok(vault_accounts("leader", leaders, vault, api_url)?
-        .into_iter()
-        .map(|(leader, api_key, signer)| LeaderAccount {
-            leader,
-            api_key,
-            signer,
-        })
-        .collect())
+    Ok(
+        vault_accounts("leader", leaders, vault, api_url, check_permissions)?
+            .into_iter()
+            .map(|(leader, api_key, signer)| LeaderAccount {
+                leader,
+                api_key,
+                signer,
+            })
+            .collect(),
+    )
 }
 
 /// Each `binance` venue's exchange filters (`exchangeInfo`) against the
@@ -669,17 +690,26 @@ fn binance_gateway(u: &Arc<Universe>, v: &VenueSettings) -> Result<Box<dyn Gatew
         .binance
         .as_ref()
         .with_context(|| format!("venue `{}` has no [venues.binance] table", v.name))?;
-    let accounts = vault_accounts("follower", &b.accounts, &b.vault_in(&v.dir), &b.api_url)
-        .with_context(|| format!("venue `{}`", v.name))?
-        .into_iter()
-        .map(|(follower, api_key, signer)| FollowerAccount {
-            follower,
-            api_key,
-            signer,
-        })
-        .collect();
+    let accounts = vault_accounts(
+        "follower",
+        &b.accounts,
+        &b.vault_in(&v.dir),
+        &b.api_url,
+        b.check_permissions,
+    )
+    .with_context(|| format!("venue `{}`", v.name))?
+    .into_iter()
+    .map(|(follower, api_key, signer)| FollowerAccount {
+        follower,
+        api_key,
+        signer,
+    })
+    .collect();
     let mut cfg = BinanceGatewayConfig::new(&v.name, &b.ws_api_url, &b.rest_url);
     cfg.recv_window_ms = b.recv_window_ms;
+    cfg.limits.order_limits = b.order_limits.iter().map(|l| l.limit()).collect();
+    cfg.limits.ip_weight = b.request_weight.limit();
+    cfg.pacing_margin = Duration::from_millis(b.pacing_margin_ms);
     let gw = BinanceGateway::new(cfg, accounts, Arc::clone(u))
         .with_context(|| format!("venue `{}`", v.name))?;
     // Connected before the run starts when the venue is there; else the run

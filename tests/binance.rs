@@ -241,6 +241,34 @@ fn a_leader_key_that_can_withdraw_stops_the_start_naming_it() {
     assert!(!dir.join("journal").exists() || venue.requests("/fapi/v1/listenKey") == 0);
 }
 
+/// `check_permissions = false` (for a testnet without `apiRestrictions`): the
+/// same key starts, and the start says loudly that it was not checked.
+#[test]
+fn a_key_not_checked_by_configuration_starts_and_says_so() {
+    let d = tmp();
+    let dir = d.path();
+    let venue = venue();
+    vault_with(dir, &venue, "risky", RISKY_KEY, true);
+    let cfg = config(dir, &venue, "risky");
+    let c = std::fs::read_to_string(&cfg).unwrap();
+    let c = c.replacen(
+        "stream_url = ",
+        "check_permissions = false\nstream_url = ",
+        1,
+    );
+    std::fs::write(&cfg, c).unwrap();
+    let engine = start(dir, &cfg);
+    wait_for("the leader's stream", || venue.streams() == 1);
+    let (out, err) = shutdown(engine, &cfg);
+    assert!(
+        err.contains("leader `L1`: key `risky` NOT checked")
+            && err.contains("check_permissions = false"),
+        "{out}\n{err}"
+    );
+    assert_eq!(venue.requests("/sapi/v1/account/apiRestrictions"), 0);
+    assert!(!err.contains(RISKY_KEY) && !out.contains(RISKY_KEY));
+}
+
 const FOLLOWER_KEYS: [&str; 3] = [
     "fcFOLLOWERkeyZERO000000000000000000000000000000000000000000000000",
     "fcFOLLOWERkeyONE0000000000000000000000000000000000000000000000000",

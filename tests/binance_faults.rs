@@ -14,8 +14,9 @@ use fillcast_engine::ids::client_order_id;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx};
 use fillcast_gateways::binance::rest::SymbolFilters;
 use fillcast_gateways::binance::venue::{
-    AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueTrade,
+    AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueLimits, VenueRateLimit, VenueTrade,
 };
+use fillcast_gateways::binance::wsapi::Interval;
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, Entry};
 use fillcast_journal::replay::replay;
@@ -33,13 +34,18 @@ fn follower_key(f: usize) -> String {
 /// The leader's account and `followers` followers' accounts, all trading
 /// BTCUSDT at 42088.0 (step 0.001, tick 0.1, min notional 5).
 fn fault_venue(followers: usize) -> TestVenue {
+    fault_venue_with(followers, VenueLimits::default())
+}
+
+/// `fault_venue` with other rate limits than Binance's.
+fn fault_venue_with(followers: usize, limits: VenueLimits) -> TestVenue {
     let account = |api_key: String| VenueAccount {
         api_key,
         key: AccountKey::Hmac(LEADER_SECRET.as_bytes().to_vec()),
         withdrawals: false,
         futures: true,
     };
-    let v = TestVenue::start(
+    let v = TestVenue::start_with_limits(
         "127.0.0.1:0",
         TestVenueOptions {
             accounts: std::iter::once(account(LEADER_KEY.into()))
@@ -53,6 +59,7 @@ fn fault_venue(followers: usize) -> TestVenue {
                 min_notional: Some(dec("5")),
             }],
         },
+        limits,
     )
     .expect("test venue");
     v.set_price("BTCUSDT", dec("42088.0"));
@@ -366,17 +373,17 @@ fn each_documented_binance_refusal_takes_its_policy_and_no_order_executes_twice(
     }
 }
 
-/// A burst of 330 orders for one account: the gateway holds the last 30 until
-/// the venue's 10-second window lets them go, so the venue, which enforces the
-/// documented limit, never answers 429 and every order fills.
-#[test]
-fn a_burst_past_300_orders_in_10_seconds_is_paced_and_the_venue_never_says_429() {
-    let d = tmp();
-    let dir = d.path();
-    const BURST: usize = 330;
-    let venue = fault_venue(1);
+/// `burst` leader fills from a file, each copied one for one by the one
+/// follower: the run's (stdout, stderr), after checking that every order went
+/// once, filled, the venue never answered 429, and the positions agree.
+fn burst_run(
+    venue: &TestVenue,
+    dir: &Path,
+    burst: usize,
+    venue_settings: &str,
+) -> (String, String) {
     let mut fills = String::new();
-    for n in 0..BURST {
+    for n in 0..burst {
         let side = if n % 2 == 0 { "buy" } else { "sell" };
         fills.push_str(&format!(
             "{{\"leader\":\"L1\",\"event_id\":\"b{n}\",\"symbol\":\"BTCUSDT\",\"side\":\"{side}\",\"qty\":\"0.002\",\"price\":\"42088.0\",\"ts\":{}}}\n",
@@ -386,11 +393,18 @@ fn a_burst_past_300_orders_in_10_seconds_is_paced_and_the_venue_never_says_429()
     std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
     let cfg = fault_config(
         dir,
-        &venue,
+        venue,
         1,
         "[[sources]]\nkind = \"file\"\npath = \"fills.jsonl\"\n",
         "",
     );
+    if !venue_settings.is_empty() {
+        let c = std::fs::read_to_string(&cfg).unwrap().replace(
+            "[venues.binance]\n",
+            &format!("[venues.binance]\n{venue_settings}\n"),
+        );
+        std::fs::write(&cfg, c).unwrap();
+    }
     let o = fillcast_cmd()
         .args(["run", "--progress", "0", "--config"])
         .arg(&cfg)
@@ -402,23 +416,51 @@ fn a_burst_past_300_orders_in_10_seconds_is_paced_and_the_venue_never_says_429()
     assert!(o.status.success(), "{out}\n{err}");
     assert_eq!(
         crate::support::figure(&out, "follower orders out"),
-        BURST as u64,
+        burst as u64,
         "{out}"
     );
     assert!(
-        out.contains(&format!("fills {BURST}, rejects 0")),
+        out.contains(&format!("fills {burst}, rejects 0")),
         "{out}\n{err}"
     );
     assert_eq!(venue.too_many_requests(), 0, "{out}\n{err}");
     let s = sent(&dir.join("journal"));
     let ids = &s.orders["F0"];
-    assert_eq!(ids.len(), BURST);
+    assert_eq!(ids.len(), burst);
     assert!(ids
         .iter()
         .all(|(id, _)| venue.orders_with_client_id(id) == 1));
-    for (f, (engine, at_venue)) in positions(&dir.join("journal"), &venue) {
+    for (f, (engine, at_venue)) in positions(&dir.join("journal"), venue) {
         assert_eq!(engine, at_venue, "{f}");
     }
+    (out, err)
+}
+
+/// A burst of 330 orders for one account: the gateway holds the last 30 until
+/// the venue's 10-second window lets them go, so the venue, which enforces the
+/// documented limit, never answers 429 and every order fills.
+#[test]
+fn a_burst_past_300_orders_in_10_seconds_is_paced_and_the_venue_never_says_429() {
+    let d = tmp();
+    burst_run(&fault_venue(1), d.path(), 330, "");
+}
+
+/// A venue whose order limit is not Binance's default (40 orders in 2 s): with
+/// `order_limits` set to it, 100 orders are paced under it and the venue never
+/// answers 429 (with the default 300 per 10 s it would, from the 41st).
+#[test]
+fn order_limits_from_the_config_pace_a_venue_with_other_limits() {
+    let d = tmp();
+    let limits = VenueLimits {
+        orders: vec![VenueRateLimit::new(Interval::Second, 2, 40)],
+        ..VenueLimits::default()
+    };
+    burst_run(
+        &fault_venue_with(1, limits),
+        d.path(),
+        100,
+        "order_limits = [{ count = 40, window_ms = 2000 }]",
+    );
 }
 
 /// The venue expires the leader's listen key: the source makes a new one and

@@ -122,10 +122,18 @@ fn main() {
             sub: SubIdx(0),
             follower: FollowerIdx(a as u32),
             symbol: SymbolIdx(0),
-            side: if id.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+            side: if id.is_multiple_of(2) {
+                Side::Buy
+            } else {
+                Side::Sell
+            },
             qty: Lots(1),
             order_type: OrderType::LimitIoc,
-            limit: Ticks(if id.is_multiple_of(2) { 421_000 } else { 420_700 }),
+            limit: Ticks(if id.is_multiple_of(2) {
+                421_000
+            } else {
+                420_700
+            }),
             reduce_only: false,
             leader_event_key: id,
             ts: clock::now(),
@@ -285,10 +293,18 @@ fn bare_round_trips(venue: &TestVenue, api_key: &str, trips: usize) -> Histogram
     for i in 0..trips as u64 {
         let o = FollowerOrder {
             id: (1u64 << 62) | i,
-            side: if i.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+            side: if i.is_multiple_of(2) {
+                Side::Buy
+            } else {
+                Side::Sell
+            },
             qty: Lots(1),
             order_type: OrderType::LimitIoc,
-            limit: Ticks(if i.is_multiple_of(2) { 421_000 } else { 420_700 }),
+            limit: Ticks(if i.is_multiple_of(2) {
+                421_000
+            } else {
+                420_700
+            }),
             ..FollowerOrder::default()
         };
         let t = Instant::now();

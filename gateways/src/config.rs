@@ -76,6 +76,54 @@ pub struct BinanceVenueSettings {
     pub api_url: String,
     #[serde(default = "defaults::recv_window_ms")]
     pub recv_window_ms: u64,
+    /// Each account's order limits, every one honoured (Binance's: 300 per
+    /// 10 s and 1,200 per minute).
+    #[serde(default = "defaults::binance_order_limits")]
+    pub order_limits: Vec<RateLimitSetting>,
+    /// The request weight of the gateway's IP (Binance's: 2,400 per minute).
+    #[serde(default = "defaults::binance_request_weight")]
+    pub request_weight: RateLimitSetting,
+    /// Added to every window for pacing: the venue stamps a request later than
+    /// we send it.
+    #[serde(default = "defaults::binance_pacing_margin_ms")]
+    pub pacing_margin_ms: u64,
+    /// Ask each key's permissions at start and refuse one that can withdraw or
+    /// cannot trade futures. `false` only where there is no
+    /// `apiRestrictions` to ask (Binance's futures testnet); said at start.
+    #[serde(default = "defaults::yes")]
+    pub check_permissions: bool,
+}
+
+/// A rate limit: at most `count` in any `window_ms`.
+#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSetting {
+    pub count: u32,
+    pub window_ms: u64,
+}
+
+impl RateLimitSetting {
+    /// What is wrong with it, if anything, for `what`.
+    fn problem(&self, what: &str) -> Option<String> {
+        let max = crate::binance::limits::COUNT_MAX_LIMIT;
+        if self.count == 0 || self.count > max {
+            return Some(format!("{what}: `count` {} must be 1 to {max}", self.count));
+        }
+        if self.window_ms == 0 || self.window_ms > 86_400_000 {
+            return Some(format!(
+                "{what}: `window_ms` {} must be 1 to 86400000 (a day)",
+                self.window_ms
+            ));
+        }
+        None
+    }
+
+    pub fn limit(&self) -> crate::binance::limits::Limit {
+        crate::binance::limits::Limit {
+            count_max: self.count,
+            window: fillcast_engine::units::Nanos(self.window_ms * 1_000_000),
+        }
+    }
 }
 
 impl BinanceVenueSettings {
@@ -277,6 +325,17 @@ pub enum SourceSettings {
         /// (`/sapi/v1/account/apiRestrictions`).
         #[serde(default = "defaults::binance_api_url")]
         api_url: String,
+        /// The public market streams' base (mark prices); unset: the `/market`
+        /// route on `stream_url`'s host.
+        #[serde(default)]
+        market_url: Option<String>,
+        /// Each symbol's mark price every `1s`, every `3s`, or `off`.
+        #[serde(default)]
+        mark_prices: crate::binance::source::MarkPrices,
+        /// As `[venues.binance]`'s: `false` only where the venue has no
+        /// `apiRestrictions` (the futures testnet).
+        #[serde(default = "defaults::yes")]
+        check_permissions: bool,
         #[serde(default = "defaults::recv_window_ms")]
         recv_window_ms: u64,
         /// The listen key is kept alive this often (under its 60 minutes).
@@ -424,6 +483,25 @@ impl Kinds for GatewayKinds {
                 if b.recv_window_ms == 0 || b.recv_window_ms > 60_000 {
                     problems
                         .push(t.problem("recv_window_ms", "`recv_window_ms` must be 1 to 60000"));
+                }
+                if b.order_limits.is_empty() {
+                    problems.push(t.problem(
+                        "order_limits",
+                        "`order_limits` needs at least one limit (Binance: [{ count = 300, window_ms = 10000 }, { count = 1200, window_ms = 60000 }])",
+                    ));
+                }
+                for (i, l) in b.order_limits.iter().enumerate() {
+                    if let Some(why) = l.problem(&format!("order limit {}", i + 1)) {
+                        problems.push(t.problem("order_limits", why));
+                    }
+                }
+                if let Some(why) = b.request_weight.problem("request_weight") {
+                    problems.push(t.problem("request_weight", why));
+                }
+                if b.pacing_margin_ms > 10_000 {
+                    problems.push(
+                        t.problem("pacing_margin_ms", "`pacing_margin_ms` must be 0 to 10000"),
+                    );
                 }
             }
             (_, Some(_)) => problems.push(table.problem(
@@ -591,6 +669,7 @@ impl Kinds for GatewayKinds {
                 rest_url,
                 stream_url,
                 api_url,
+                market_url,
                 recv_window_ms,
                 keep_alive_min,
                 reconnect_before_h,
@@ -614,7 +693,13 @@ impl Kinds for GatewayKinds {
                     ("rest_url", &rest_url, &["https://", "http://"]),
                     ("api_url", &api_url, &["https://", "http://"]),
                     ("stream_url", &stream_url, &["wss://", "ws://"]),
-                ] {
+                ]
+                .into_iter()
+                .chain(
+                    market_url
+                        .as_ref()
+                        .map(|m| ("market_url", m, &["wss://", "ws://"])),
+                ) {
                     if !schemes.iter().any(|s| url.starts_with(s)) || url.contains('?') {
                         problems.push(table.problem(
                             field,
@@ -804,8 +889,34 @@ mod defaults {
     pub fn binance_rest_url() -> String {
         "https://fapi.binance.com".into()
     }
+    /// The `/private` route: Binance retired user data streams on the root
+    /// on 2026-04-23 (docs/BINANCE-PROTOCOL.md).
     pub fn binance_stream_url() -> String {
-        "wss://fstream.binance.com".into()
+        "wss://fstream.binance.com/private".into()
+    }
+    pub fn binance_order_limits() -> Vec<super::RateLimitSetting> {
+        vec![
+            super::RateLimitSetting {
+                count: 300,
+                window_ms: 10_000,
+            },
+            super::RateLimitSetting {
+                count: 1_200,
+                window_ms: 60_000,
+            },
+        ]
+    }
+    pub fn binance_request_weight() -> super::RateLimitSetting {
+        super::RateLimitSetting {
+            count: 2_400,
+            window_ms: 60_000,
+        }
+    }
+    pub fn binance_pacing_margin_ms() -> u64 {
+        100
+    }
+    pub fn yes() -> bool {
+        true
     }
     pub fn binance_ws_api_url() -> String {
         "wss://ws-fapi.binance.com/ws-fapi/v1".into()

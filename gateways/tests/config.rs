@@ -462,4 +462,70 @@ fn a_binance_venue_is_checked_naming_each_bad_value() {
             (8, "`recv_window_ms` must be 1 to 60000"),
         ],
     );
+    check_raw(
+        "[[venues]]\nname = \"b\"\nkind = \"binance\"\n[venues.binance]\n\
+         accounts = { F1 = \"k\" }\norder_limits = []\n\
+         request_weight = { count = 0, window_ms = 60000 }\npacing_margin_ms = 20000\n",
+        &[
+            (6, "`order_limits` needs at least one limit"),
+            (7, "request_weight: `count` 0 must be 1 to 1048576"),
+            (8, "`pacing_margin_ms` must be 0 to 10000"),
+        ],
+    );
+    check_raw(
+        "[[venues]]\nname = \"b\"\nkind = \"binance\"\n[venues.binance]\n\
+         accounts = { F1 = \"k\" }\n\
+         order_limits = [{ count = 300, window_ms = 10000 }, { count = 5, window_ms = 0 }]\n",
+        &[(6, "order limit 2: `window_ms` 0 must be 1 to 86400000")],
+    );
+}
+
+#[test]
+fn a_binance_venues_limits_and_a_sources_marks_read_with_binances_defaults() {
+    let with = |extra: &str| {
+        format!(
+            "{BASE}[[venues]]\nname = \"b\"\nkind = \"binance\"\n[venues.binance]\naccounts = {{ F1 = \"k\" }}\n{extra}\n[[followers]]\nid = \"F1\"\nequity = \"1000\"\n"
+        )
+    };
+    let load = |text: &str| {
+        let cfg =
+            fillcast_engine::config::load_str_with(text, &repo().join("x.toml"), &GatewayKinds)
+                .expect("loads");
+        VenueSettings::of(&cfg.venues[1])
+            .expect("reads")
+            .binance
+            .expect("[venues.binance]")
+    };
+    let b = load(&with(""));
+    assert_eq!(
+        b.order_limits
+            .iter()
+            .map(|l| (l.count, l.window_ms))
+            .collect::<Vec<_>>(),
+        [(300, 10_000), (1_200, 60_000)]
+    );
+    assert_eq!(
+        (b.request_weight.count, b.request_weight.window_ms),
+        (2_400, 60_000)
+    );
+    assert_eq!(b.pacing_margin_ms, 100);
+    assert!(b.check_permissions);
+    let b = load(&with(
+        "order_limits = [{ count = 40, window_ms = 2000 }]\ncheck_permissions = false",
+    ));
+    assert_eq!(b.order_limits.len(), 1);
+    assert_eq!(b.order_limits[0].limit().window.0, 2_000_000_000);
+    assert!(!b.check_permissions);
+}
+
+#[test]
+fn a_binance_sources_mark_prices_take_three_values_and_nothing_else() {
+    check_raw(
+        "[[sources]]\nkind = \"binance\"\nleaders = { L1 = \"k\" }\nmark_prices = \"2s\"\n",
+        &[(1, "unknown variant `2s`, expected one of `off`, `3s`, `1s`")],
+    );
+    check_raw(
+        "[[sources]]\nkind = \"binance\"\nleaders = { L1 = \"k\" }\nmarket_url = \"https://x\"\n",
+        &[(4, "`https://x` is not a wss:// or ws:// URL")],
+    );
 }

@@ -9,7 +9,7 @@
 //! - REST (HTTP, `tiny_http`): `GET /sapi/v1/account/apiRestrictions` and `GET
 //!   /fapi/v1/userTrades` (signed), `GET /fapi/v1/exchangeInfo`, and
 //!   `POST`/`PUT`/`DELETE /fapi/v1/listenKey` (API key only);
-//! - the user data stream (`/ws/<listenKey>`): a trade of an account (a test's
+//! - the user data stream (`/private/ws/<listenKey>`): a trade of an account (a test's
 //!   `trade`, or a fill of an order below) is pushed to the account's open
 //!   streams as `ORDER_TRADE_UPDATE` and kept for `userTrades`; streams drop and
 //!   listen keys expire (with `listenKeyExpired`) on demand;
@@ -292,10 +292,11 @@ impl TestVenue {
         format!("http://{}", self.addr)
     }
 
-    /// The user data stream's base URL (`ws://127.0.0.1:PORT`); a stream is
-    /// `/ws/<listenKey>` under it.
+    /// The user data stream's base URL (`ws://127.0.0.1:PORT/private`, as
+    /// `wss://fstream.binance.com/private`); a stream is `/ws/<listenKey>`
+    /// under it.
     pub fn stream_url(&self) -> String {
-        format!("ws://{}", self.addr)
+        format!("ws://{}/private", self.addr)
     }
 
     /// The WebSocket API's URL (`ws://127.0.0.1:PORT/ws-fapi/v1`).
@@ -1154,7 +1155,7 @@ fn proxy(client: TcpStream, internal: SocketAddr) {
 /// `tiny_http`'s side: REST, the user data stream and the market streams.
 fn http(server: &tiny_http::Server, shared: &Arc<Shared>) {
     for req in server.incoming_requests() {
-        if req.url().starts_with("/ws/") {
+        if req.url().starts_with(PRIVATE_WS) {
             stream(shared, req);
             continue;
         }
@@ -1413,11 +1414,15 @@ fn user_trades(st: &State, api_key: &str, query: &str) -> (u16, String) {
     (200, format!("[{}]", rows.join(",")))
 }
 
-/// A user data stream: `/ws/<listenKey>` upgraded to a WebSocket when the key
+/// Where user data streams are, as on Binance since 2026-04-23 (the `/private`
+/// route; the root's `/ws/<listenKey>` is retired and answers 404 here too).
+const PRIVATE_WS: &str = "/private/ws/";
+
+/// A user data stream: `/private/ws/<listenKey>` upgraded to a WebSocket when the key
 /// is an account's live one (else HTTP 400, -1125), then a thread that sends
 /// it what the venue pushes until it is closed.
 fn stream(shared: &Arc<Shared>, req: tiny_http::Request) {
-    let key = req.url().trim_start_matches("/ws/").to_string();
+    let key = req.url().trim_start_matches(PRIVATE_WS).to_string();
     let ws_key = req
         .headers()
         .iter()
@@ -2845,6 +2850,12 @@ mod tests {
         let v = venue();
         let c = client(&v);
         let key = c.new_listen_key("safe").unwrap();
+        // The root's path, retired on Binance since 2026-04-23, is refused.
+        match tungstenite::connect(format!("ws://{}/ws/{key}", v.addr)) {
+            Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 404),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a user data stream on the retired root path"),
+        }
         let (mut ws, _) =
             tungstenite::connect(format!("{}/ws/{key}", v.stream_url())).expect("stream");
         // The stream is registered once the upgrade is answered.
@@ -2908,9 +2919,8 @@ mod tests {
         use crate::binance::stream::{Event, Parser};
         let v = venue();
         v.set_mark("BTCUSDT", dec!(42088.12345678));
-        let connect = |path: &str| {
-            tungstenite::connect(format!("{}{path}", v.stream_url())).map(|(ws, _)| ws)
-        };
+        let connect =
+            |path: &str| tungstenite::connect(format!("ws://{}{path}", v.addr)).map(|(ws, _)| ws);
         let mut combined = connect(
             "/market/stream?streams=btcusdt@markPrice@1s/BTCUSDT@markPrice/btcusdt@aggTrade/dogeusdt@markPrice",
         )
@@ -4150,7 +4160,7 @@ mod tests {
     #[test]
     fn only_the_documented_path_upgrades() {
         let v = ws_venue(VenueLimits::default());
-        match tungstenite::connect(format!("{}/ws-fapi/v2", v.stream_url())) {
+        match tungstenite::connect(format!("ws://{}/ws-fapi/v2", v.addr)) {
             Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 404),
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("upgraded an undocumented path"),
