@@ -248,12 +248,19 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
     let mut venue_orders = 0u64;
     let mut unreachable = Vec::new();
     let mut not_asked = Vec::new();
+    // Venues that state positions but not what they received (real exchanges).
+    let mut silent = Vec::new();
     let mut asked = 0;
     for g in io.gateways.iter_mut() {
         let books = match g.books() {
             Some(Ok(b)) => {
-                venue_orders += b.orders_received;
-                duplicates += b.duplicate_client_ids;
+                match (b.orders_received, b.duplicate_client_ids) {
+                    (Some(n), Some(d)) => {
+                        venue_orders += n;
+                        duplicates += d;
+                    }
+                    _ => silent.push(format!("`{}`", g.name())),
+                }
                 Some(b.positions)
             }
             Some(Err(e)) => {
@@ -291,8 +298,16 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
     }
     if asked > 0 {
         println!(
-            "  venue reconciliation   {:>12}   orders received; duplicate client order ids {duplicates}; engine/venue position mismatches {mismatched}",
-            group(venue_orders)
+            "  venue reconciliation   {:>12}   orders received; duplicate client order ids {duplicates}; engine/venue position mismatches {mismatched}{}",
+            group(venue_orders),
+            if silent.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (venue {} states its positions only: its orders and duplicates are not counted here)",
+                    silent.join(", ")
+                )
+            }
         );
     }
     println!("    (a gap is a risk cap or a venue minimum, healed on the leader's next fill, or waits for the resync)");

@@ -138,10 +138,12 @@ pub enum VenueError {
 /// What a venue says it received and holds (`Gateway::books`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VenueBooks {
-    /// Orders received, duplicates and refused ones included.
-    pub orders_received: u64,
-    /// Orders whose client order id the venue had seen before: must stay 0.
-    pub duplicate_client_ids: u64,
+    /// Orders received, duplicates and refused ones included; `None` when the
+    /// venue does not say (a real exchange: Binance states positions only).
+    pub orders_received: Option<u64>,
+    /// Orders whose client order id the venue had seen before: must stay 0;
+    /// `None` when the venue does not say.
+    pub duplicate_client_ids: Option<u64>,
     /// Every non-zero follower position.
     pub positions: Vec<(FollowerIdx, SymbolIdx, Lots)>,
 }

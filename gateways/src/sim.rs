@@ -651,8 +651,8 @@ impl Gateway for SimVenue {
 
     fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
         Some(Ok(VenueBooks {
-            orders_received: self.orders_received(),
-            duplicate_client_ids: self.duplicate_client_ids(),
+            orders_received: Some(self.orders_received()),
+            duplicate_client_ids: Some(self.duplicate_client_ids()),
             positions: self.positions().collect(),
         }))
     }

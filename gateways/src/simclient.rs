@@ -1199,8 +1199,8 @@ impl Gateway for SimClient {
         let timeout = Duration::from_secs(5);
         let books = self.stats(timeout).and_then(|st| {
             Ok(VenueBooks {
-                orders_received: st.orders_received,
-                duplicate_client_ids: st.duplicate_client_ids,
+                orders_received: Some(st.orders_received),
+                duplicate_client_ids: Some(st.duplicate_client_ids),
                 positions: self
                     .positions(timeout)?
                     .into_iter()

@@ -69,6 +69,45 @@ pub fn permissions(body: &[u8], now_ms: i64) -> Result<Permissions, ParseError> 
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct PositionRiskItem {
+    symbol: String,
+    /// `BOTH` in one-way mode; `LONG`/`SHORT` in hedge mode.
+    position_side: String,
+    position_amt: String,
+}
+
+/// One account's positions, as `GET /fapi/v3/positionRisk` states them: (symbol,
+/// signed quantity), every non-zero one, summed over the hedge-mode sides
+/// (`SHORT`'s amounts are negative already). A quantity that is not an exact
+/// decimal refuses the whole answer: a position read wrong would make a
+/// reconciliation say what is not so.
+pub fn positions(body: &[u8]) -> Result<Vec<(String, rust_decimal::Decimal)>, ParseError> {
+    let items: Vec<PositionRiskItem> = parse("positionRisk", body)?;
+    let mut out: Vec<(String, rust_decimal::Decimal)> = Vec::new();
+    for i in items {
+        if !matches!(i.position_side.as_str(), "BOTH" | "LONG" | "SHORT") {
+            return Err(ParseError::Shape {
+                what: "positionRisk",
+                reason: format!("positionSide {:?}", i.position_side),
+            });
+        }
+        let qty = crate::fix::codec::parse_decimal(i.position_amt.as_bytes()).map_err(|_| {
+            ParseError::Shape {
+                what: "positionRisk",
+                reason: format!("positionAmt {:?} of {}", i.position_amt, i.symbol),
+            }
+        })?;
+        match out.iter_mut().find(|(s, _)| *s == i.symbol) {
+            Some((_, q)) => *q += qty,
+            None => out.push((i.symbol, qty)),
+        }
+    }
+    out.retain(|(_, q)| !q.is_zero());
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ListenKey {
     listen_key: String,
 }
@@ -405,6 +444,18 @@ impl RestClient {
         Ok(permissions(&body, now_ms)?)
     }
 
+    /// The account's positions (`GET /fapi/v3/positionRisk`, signed, weight 5):
+    /// see `positions`.
+    pub fn position_risk(
+        &self,
+        api_key: &str,
+        signer: &Signer,
+        now_ms: i64,
+    ) -> Result<Vec<(String, rust_decimal::Decimal)>, RestError> {
+        let body = self.signed_get("/fapi/v3/positionRisk", "", api_key, signer, now_ms)?;
+        Ok(positions(&body)?)
+    }
+
     /// Every symbol's filters (`GET /fapi/v1/exchangeInfo`, unsigned).
     pub fn exchange_info(&self) -> Result<Vec<SymbolFilters>, RestError> {
         let body = self.call("GET", "/fapi/v1/exchangeInfo", "", "")?;
@@ -540,6 +591,38 @@ mod tests {
         );
         assert!(permissions(br#"{"enableFutures":true}"#, 7).is_err());
         assert!(permissions(br#"{"enableFutures":true,"enableWithdrawals":"no"}"#, 7).is_err());
+    }
+
+    #[test]
+    fn position_risk_gives_each_non_zero_position_and_refuses_what_it_cannot_read() {
+        // The documented v3 shape (fields cut), one-way and hedge mode.
+        let body = br#"[
+          {"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":"0.060","entryPrice":"42088.0","markPrice":"42090.1","unRealizedProfit":"0.126","updateTime":1720736417660},
+          {"symbol":"ETHUSDT","positionSide":"LONG","positionAmt":"1.50","entryPrice":"3000"},
+          {"symbol":"ETHUSDT","positionSide":"SHORT","positionAmt":"-0.25","entryPrice":"3001"},
+          {"symbol":"SOLUSDT","positionSide":"BOTH","positionAmt":"0.00"}]"#;
+        assert_eq!(
+            positions(body).unwrap(),
+            vec![
+                ("BTCUSDT".to_string(), dec!(0.060)),
+                ("ETHUSDT".to_string(), dec!(1.25))
+            ]
+        );
+        assert_eq!(positions(b"[]").unwrap(), vec![]);
+        for bad in [
+            &br#"[{"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":"1e3"}]"#[..],
+            br#"[{"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":0.5}]"#,
+            br#"[{"symbol":"BTCUSDT","positionSide":"SIDEWAYS","positionAmt":"1"}]"#,
+            br#"[{"symbol":"BTCUSDT","positionSide":"BOTH"}]"#,
+            br#"{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}"#,
+            br#"[{"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":"99999999999999999999999999999999"}]"#,
+            b"[{",
+            b"",
+        ] {
+            assert!(positions(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let huge = vec![b' '; BODY_MAX + 1];
+        assert!(matches!(positions(&huge), Err(ParseError::TooLarge { .. })));
     }
 
     #[test]

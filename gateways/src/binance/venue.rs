@@ -1184,7 +1184,7 @@ fn error(status: u16, code: i64, msg: &str) -> (u16, String) {
 fn rest_weight(path: &str) -> u32 {
     match path {
         "/fapi/v1/exchangeInfo" | "/fapi/v1/listenKey" => 1,
-        "/fapi/v1/userTrades" => 5,
+        "/fapi/v1/userTrades" | "/fapi/v3/positionRisk" => 5,
         _ => 0,
     }
 }
@@ -1239,6 +1239,31 @@ fn answer(shared: &Shared, req: &tiny_http::Request) -> (u16, String) {
             }
             let st = shared.state();
             user_trades(&st, &account.api_key, query)
+        }
+        ("GET", "/fapi/v3/positionRisk") => {
+            let Some(account) = account else {
+                return error(
+                    401,
+                    -2015,
+                    "Invalid API-key, IP, or permissions for action.",
+                );
+            };
+            if let Err(e) = verify(account, query) {
+                return e;
+            }
+            let st = shared.state();
+            // One-way mode: `BOTH`, only the symbols with a position (v3).
+            let rows: Vec<String> = st
+                .positions
+                .iter()
+                .filter(|((k, _), q)| *k == account.api_key && !q.is_zero())
+                .map(|((_, symbol), q)| {
+                    format!(
+                        r#"{{"symbol":"{symbol}","positionSide":"BOTH","positionAmt":"{q}","entryPrice":"0","breakEvenPrice":"0","markPrice":"0","unRealizedProfit":"0","liquidationPrice":"0","isolatedMargin":"0","notional":"0","marginAsset":"USDT","isolatedWallet":"0","initialMargin":"0","maintMargin":"0","positionInitialMargin":"0","openOrderInitialMargin":"0","adl":0,"bidNotional":"0","askNotional":"0","updateTime":0}}"#
+                    )
+                })
+                .collect();
+            (200, format!("[{}]", rows.join(",")))
         }
         (_, "/fapi/v1/listenKey") => {
             let Some(account) = account else {
