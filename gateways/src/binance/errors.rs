@@ -101,8 +101,11 @@ pub enum Action {
 ///   retrying it blindly.
 ///
 /// An unknown outcome wins any disagreement (a -1007 inside a 503 "Service
-/// Unavailable.", any 5XX not documented as failed): asking costs one query of
-/// weight 1, assuming a failure may send an order twice.
+/// Unavailable.", any 5XX not documented as failed, a 408): asking costs one
+/// query of weight 1, assuming a failure may send an order twice. A code that
+/// says the order was refused before matching (-1021, a reject, a throttle)
+/// does not make a 5XX or a 408 a failure: only the 503 messages Binance
+/// documents as failed do; a refused key stays `Fatal`.
 pub fn classify(status: u16, code: Option<i32>, msg: &str) -> Action {
     let by_code = code.and_then(action_for_code);
     let by_message = if status == 503 {
@@ -119,19 +122,25 @@ pub fn classify(status: u16, code: Option<i32>, msg: &str) -> Action {
         429 => return Action::Backoff(Throttle::Ip),
         _ => {}
     }
-    // A throttle code on a 5XX (Spot lists -1008 among the errors whose
-    // execution status is unknown): the order may have run, so resending it
-    // after a backoff could trade it twice. Ask first.
-    if (500..=599).contains(&status) && matches!(by_code, Some(Action::Backoff(_))) {
-        return Action::AskVenue;
+    // Binance: a 5XX means the execution status is unknown; a 408 is a
+    // timeout waiting for the venue's backend (-1007's own status). A code
+    // riding along that would resend (-1021, a throttle: Spot lists -1008
+    // among the errors whose execution status is unknown) or end the order
+    // (a reject, after which the engine may send a fresh one) could trade it
+    // twice. Ask first.
+    if status == 408 || (500..=599).contains(&status) {
+        let failed = by_message.is_some() && !matches!(by_code, Some(Action::Backoff(_)));
+        return match by_code {
+            Some(Action::Fatal) => Action::Fatal,
+            _ if failed => by_code.or(by_message).expect("by_message is some"),
+            _ => Action::AskVenue,
+        };
     }
     if let Some(action) = by_code.or(by_message) {
         return action;
     }
     match status {
         401 => Action::Fatal,
-        // Binance: a 5XX means the execution status is unknown.
-        500..=599 => Action::AskVenue,
         _ => Action::Reject {
             reason: RejectReason::Other,
             code,
@@ -291,6 +300,48 @@ fn clamp_u64(v: i128) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the red team: a 5XX (outcome unknown) carrying -1021 was sent
+    /// again with the same client id, and one carrying a reject code ended the
+    /// order (the engine may then send a fresh one): either could trade twice.
+    #[test]
+    fn a_resend_or_reject_code_on_a_5xx_or_408_asks_the_venue_first() {
+        check(&[
+            (
+                500,
+                Some(code::INVALID_TIMESTAMP),
+                "Timestamp for this request is outside of the recvWindow.",
+                Action::AskVenue,
+            ),
+            (503, Some(-1021), "", Action::AskVenue),
+            (
+                502,
+                Some(-2019),
+                "Margin is insufficient.",
+                Action::AskVenue,
+            ),
+            (504, Some(-4164), "", Action::AskVenue),
+            (408, None, "", Action::AskVenue),
+            (408, Some(-1021), "", Action::AskVenue),
+            (408, Some(-1015), "Too many new orders", Action::AskVenue),
+            // A 503 documented as failed keeps the code's own action.
+            (
+                503,
+                Some(-1021),
+                "Service Unavailable.",
+                Action::FixClockAndRetry,
+            ),
+            (
+                503,
+                Some(-2019),
+                "Internal error; unable to process your request.",
+                reject(RejectReason::InsufficientMargin, -2019),
+            ),
+            // A refused key is refused whatever the status.
+            (500, Some(code::REJECTED_MBX_KEY), "", Action::Fatal),
+            (408, Some(code::INVALID_SIGNATURE), "", Action::Fatal),
+        ]);
+    }
 
     #[test]
     fn a_throttle_code_on_a_5xx_asks_the_venue_before_any_resend() {

@@ -57,6 +57,13 @@ pub struct LimitsConfig {
     pub order_place_weight: u32,
     /// The IP weight the gateway passes for an `order.status`.
     pub order_status_weight: u32,
+    /// The IP weight of a WebSocket API handshake (5): every connection the
+    /// gateway opens, a reconnect's too, counts against `ip_weight`.
+    pub handshake_weight: u32,
+    /// Added to every window for pacing, never for reading the venue's counts
+    /// (`absorb` matches a `rateLimits` entry to a limit by the venue's own
+    /// window). See `BinanceGatewayConfig::pacing_margin`.
+    pub pacing_margin: Nanos,
     /// The first wait after a 429 that names no `retryAfter`; each further
     /// refusal before a success doubles it, up to `backoff_max`.
     pub backoff_start: Nanos,
@@ -84,6 +91,8 @@ impl Default for LimitsConfig {
             },
             order_place_weight: 0,
             order_status_weight: 1,
+            handshake_weight: 5,
+            pacing_margin: Nanos(0),
             backoff_start: Nanos(SECOND_NS),
             backoff_max: Nanos(60 * SECOND_NS),
             ban_min: Nanos(120 * SECOND_NS),
@@ -108,6 +117,12 @@ pub enum LimitsError {
     ZeroBackoff,
     #[error("binance limits: backoff_max ({max_ns} ns) is below backoff_start ({start_ns} ns)")]
     BackoffMaxBelowStart { start_ns: u64, max_ns: u64 },
+    #[error("binance limits: {what} is {weight}, over the IP weight limit's count_max {count_max}: it could never be sent")]
+    WeightOverLimit {
+        what: &'static str,
+        weight: u32,
+        count_max: u32,
+    },
 }
 
 /// What a 429, a 418 or a throttling code stopped: the gateway cannot tell one
@@ -213,6 +228,8 @@ pub struct Limiter {
     backoff_start_ns: u64,
     backoff_max_ns: u64,
     ban_min_ns: u64,
+    /// `LimitsConfig::pacing_margin`: added to every window when pacing.
+    margin_ns: u64,
     /// The latest `now` seen. An earlier one is taken as this: recording an
     /// admission later than it happened counts it longer, never shorter, and
     /// keeps every ring in time order.
@@ -241,6 +258,19 @@ impl Limiter {
                 max_ns: cfg.backoff_max.0,
             });
         }
+        for (what, weight) in [
+            ("order_place_weight", cfg.order_place_weight),
+            ("order_status_weight", cfg.order_status_weight),
+            ("handshake_weight", cfg.handshake_weight),
+        ] {
+            if weight > cfg.ip_weight.count_max {
+                return Err(LimitsError::WeightOverLimit {
+                    what,
+                    weight,
+                    count_max: cfg.ip_weight.count_max,
+                });
+            }
+        }
         let slots_per_account = cfg
             .order_limits
             .iter()
@@ -267,6 +297,7 @@ impl Limiter {
             backoff_start_ns: cfg.backoff_start.0,
             backoff_max_ns: cfg.backoff_max.0,
             ban_min_ns: cfg.ban_min.0,
+            margin_ns: cfg.pacing_margin.0,
             now_ns: 0,
         };
         assert_eq!(limiter.order_slots.len(), accounts * slots_per_account);
@@ -291,7 +322,7 @@ impl Limiter {
         let ring = self.order_rings[account];
         let mut ready = self.account_backoff[account].until_ns;
         for l in self.order_limits.iter() {
-            ready = ready.max(ring.ready(slots, *l, 1));
+            ready = ready.max(ring.ready(slots, self.paced(*l), 1));
         }
         ready = ready.max(self.ip_ready(weight));
         Nanos(ready.max(now_ns))
@@ -456,9 +487,19 @@ impl Limiter {
     }
 
     fn ip_ready(&self, weight: u32) -> u64 {
-        self.ip_backoff
-            .until_ns
-            .max(self.ip_ring.ready(&self.ip_slots, self.ip_limit, weight))
+        self.ip_backoff.until_ns.max(self.ip_ring.ready(
+            &self.ip_slots,
+            self.paced(self.ip_limit),
+            weight,
+        ))
+    }
+
+    /// `l` with the pacing margin added to its window.
+    fn paced(&self, l: Limit) -> Limit {
+        Limit {
+            count_max: l.count_max,
+            window: Nanos(l.window.0.saturating_add(self.margin_ns)),
+        }
     }
 
     fn account_range(&self, account: usize) -> std::ops::Range<usize> {
@@ -626,6 +667,7 @@ mod tests {
                 count_max: ip.0,
                 window: Nanos(ip.1),
             },
+            handshake_weight: 1,
             ..LimitsConfig::default()
         };
         Limiter::new(&cfg, accounts).unwrap()
@@ -928,6 +970,37 @@ mod tests {
         assert_eq!(l.admit_request(1, Nanos(5 + 60 * S)), Ok(()));
     }
 
+    /// Found by the red team: the gateway paced by widening every window by its
+    /// margin, so no `rateLimits` entry (10 s, 1 min: the venue's windows)
+    /// matched a limit any more and every one was `Untracked`.
+    #[test]
+    fn the_pacing_margin_widens_the_windows_yet_the_venues_counts_are_absorbed() {
+        let cfg = LimitsConfig {
+            pacing_margin: Nanos(100_000_000),
+            ..LimitsConfig::default()
+        };
+        let mut l = Limiter::new(&cfg, 1).unwrap();
+        let t0 = 1_000 * S;
+        let orders = RateLimitReport::from_venue("ORDERS", "SECOND", 10, 300, 299).unwrap();
+        assert_eq!(l.absorb(0, orders, Nanos(t0)), Absorbed::CaughtUp(299));
+        let weight = RateLimitReport::from_venue("REQUEST_WEIGHT", "MINUTE", 1, 2_400, 2_400);
+        assert_eq!(
+            l.absorb(0, weight.unwrap(), Nanos(t0)),
+            Absorbed::CaughtUp(2_400)
+        );
+        assert_eq!(l.admit(0, 0, Nanos(t0)), Ok(()), "the 300th");
+        // The 301st waits for the venue's 10 s and the margin.
+        assert_eq!(
+            l.admit(0, 0, Nanos(t0)),
+            Err(Nanos(t0 + 10 * S + 100_000_000))
+        );
+        assert_eq!(
+            l.admit_request(1, Nanos(t0 + 60 * S)),
+            Err(Nanos(t0 + 60 * S + 100_000_000))
+        );
+        assert_eq!(l.admit_request(1, Nanos(t0 + 60 * S + 100_000_000)), Ok(()));
+    }
+
     #[test]
     fn bad_configurations_are_refused_with_a_clear_error() {
         let d = LimitsConfig::default;
@@ -980,6 +1053,21 @@ mod tests {
                     ..d()
                 },
                 "backoff_max (1 ns) is below backoff_start",
+            ),
+            (
+                LimitsConfig {
+                    ip_weight: lim(4, S),
+                    ..d()
+                },
+                "handshake_weight is 5, over the IP weight limit's count_max 4",
+            ),
+            (
+                LimitsConfig {
+                    order_status_weight: 11,
+                    ip_weight: lim(10, S),
+                    ..d()
+                },
+                "order_status_weight is 11",
             ),
         ];
         for (cfg, expected) in cases {
