@@ -357,6 +357,7 @@ fn each_documented_binance_refusal_takes_its_policy_and_no_order_executes_twice(
         0,
         "the venue never had to say 429"
     );
+    assert!(out.contains("engine/venue position mismatches 0"), "{out}");
     // Said loudly: each refusal is a reject in the summary, and the margin
     // refusals left their pairs out of sync.
     assert!(
@@ -424,6 +425,12 @@ fn burst_run(
         "{out}\n{err}"
     );
     assert_eq!(venue.too_many_requests(), 0, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "engine/venue position mismatches 0 (venue `binance` states its positions only"
+        ),
+        "{out}"
+    );
     let s = sent(&dir.join("journal"));
     let ids = &s.orders["F0"];
     assert_eq!(ids.len(), burst);

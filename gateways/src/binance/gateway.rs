@@ -77,7 +77,7 @@ use fillcast_engine::clock;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
 use fillcast_engine::ids::client_order_id;
 use fillcast_engine::model::{FollowerIdx, SymbolIdx, SymbolSpec, Universe};
-use fillcast_engine::port::{AskedOrder, Gateway, VenueError};
+use fillcast_engine::port::{AskedOrder, Gateway, VenueBooks, VenueError};
 use fillcast_engine::units::{Lots, Nanos, Ticks};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
@@ -114,6 +114,11 @@ pub const ASKS_MAX: u32 = 50;
 
 /// `order.status`: "Order does not exist." (not in `errors::code`, which
 /// lists refusals of `order.place`).
+///
+/// Final only past the request's `timestamp + recvWindow`: Binance executes
+/// no request after it, but a request still on its way may execute after a
+/// first "no such order" (an order then sent again with a fresh id would
+/// trade twice).
 const NO_SUCH_ORDER: i32 = -2013;
 
 /// `mio` tokens of the worker's wait.
@@ -123,6 +128,16 @@ const WAKE: mio::Token = mio::Token(1);
 /// The worker's wait when nothing waits on time: orders, commands and
 /// replies wake it at once whatever this is.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// A follower's position in a symbol, as `VenueBooks::positions` has it.
+type Held = (FollowerIdx, SymbolIdx, Lots);
+
+/// `GET /fapi/v3/positionRisk`'s request weight.
+const POSITION_RISK_WEIGHT: u32 = 5;
+
+/// Added to `recvWindow` before "no such order" is final: the clock offset's
+/// error and the venue's own stamping.
+const NO_SUCH_ORDER_MARGIN_MS: u64 = 1_000;
 
 /// The largest WebSocket message taken (replies are under 1 KiB).
 const WS_MESSAGE_BYTES_MAX: usize = 64 * 1024;
@@ -259,6 +274,9 @@ pub struct BinanceGatewayStats {
     pub reconnects: u64,
     /// Replies that did not read or named no request of ours.
     pub unreadable_replies: u64,
+    /// "No such order" answers asked again because the request's recvWindow
+    /// was not over: it could still have executed.
+    pub asked_past_window: u64,
     /// Requests the socket did not take at once, kept by tungstenite until a
     /// flush took them on (a venue that reads slower than we send).
     pub send_blocked: u64,
@@ -381,6 +399,7 @@ impl BinanceGateway {
             poll,
             events: mio::Events::with_capacity(8),
             unflushed: false,
+            started: clock::now(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("binance-gw-{}", cfg.name))
@@ -418,6 +437,12 @@ impl BinanceGateway {
 
     pub fn stats(&self) -> BinanceGatewayStats {
         *lock(&self.shared.stats)
+    }
+
+    /// Whether the worker thread is gone while the gateway lives (a panic):
+    /// the gateway is then down for good, whatever it last said.
+    fn worker_ended(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// The last follower whose order was rejected for want of an account.
@@ -545,7 +570,7 @@ impl Gateway for BinanceGateway {
     }
 
     fn is_up(&self) -> bool {
-        self.shared.up.load(Ordering::SeqCst)
+        self.shared.up.load(Ordering::SeqCst) && !self.worker_ended()
     }
 
     fn universe_changed(&mut self, universe: &Arc<Universe>) {
@@ -559,6 +584,12 @@ impl Gateway for BinanceGateway {
         if self.is_up() {
             return None;
         }
+        if self.worker_ended() {
+            return Some(
+                "the gateway's worker thread ended (a bug: its panic is on stderr); nothing is sent or answered"
+                    .into(),
+            );
+        }
         lock(&self.shared.down_reason).clone()
     }
 
@@ -567,6 +598,32 @@ impl Gateway for BinanceGateway {
     /// the module's rule, then the order's end; `-2013` → `Rejected`,
     /// `UnknownOrder`. An order of a follower without an account cannot be
     /// asked: the whole call fails, naming it.
+    /// Every follower's positions as the venue states them (`positionRisk`);
+    /// Binance does not say what it received, so those counts are `None`.
+    fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
+        let failed = |cause: String| VenueError::Failed {
+            venue: self.cfg.name.clone(),
+            what: "asking each follower's positions".into(),
+            cause,
+        };
+        let (tx, rx) = bounded(1);
+        if self.ctl_tx.send(Ctl::Books { reply: tx }).is_err() {
+            return Some(Err(failed("the gateway's thread has stopped".into())));
+        }
+        self.wake();
+        // Each account may wait for the limiter up to `recover_timeout`.
+        let patience = self.cfg.recover_timeout * 2;
+        Some(match rx.recv_timeout(patience) {
+            Ok(Ok(positions)) => Ok(VenueBooks {
+                orders_received: None,
+                duplicate_client_ids: None,
+                positions: positions.into_iter().filter(|p| p.2 .0 != 0).collect(),
+            }),
+            Ok(Err(why)) => Err(failed(why)),
+            Err(_) => Err(failed(format!("no answer within {patience:?}"))),
+        })
+    }
+
     fn recover(
         &mut self,
         orders: &[AskedOrder],
@@ -676,6 +733,10 @@ enum Ctl {
         orders: Vec<(AskedOrder, usize)>,
         reply: Sender<Result<Vec<ExecReport>, String>>,
     },
+    /// Every account's positions (`Gateway::books`).
+    Books {
+        reply: Sender<Result<Vec<Held>, String>>,
+    },
 }
 
 /// A report, and whether it is its order's last.
@@ -738,6 +799,12 @@ struct Live {
     acked: bool,
     ask_at: Instant,
     asks: u32,
+    /// The venue's time (ms, by `ClockOffset`) in the timestamp of the last
+    /// `order.place` of it; for an order known from `recover`, this worker's
+    /// start (the process that sent it had ended by then). The venue executes
+    /// no request after `timestamp + recvWindow`, so "no such order" is final
+    /// only once that has passed (`NO_SUCH_ORDER_MARGIN_MS` for the clocks).
+    placed_ms: u64,
 }
 
 struct Pending {
@@ -785,6 +852,9 @@ use crate::binance::ws::Ws;
 
 struct Worker {
     cfg: BinanceGatewayConfig,
+    /// When this worker began: every order `recover` asks about was sent
+    /// before it.
+    started: Nanos,
     shared: Arc<Shared>,
     accounts: Vec<FollowerAccount>,
     limiter: Limiter,
@@ -884,6 +954,78 @@ impl Worker {
         lock(&self.shared.stats)
     }
 
+    /// Every account's positions in the model's symbols, asked with
+    /// `positionRisk` (weight 5 each), paced by the limiter: blocking, for the
+    /// end of a run. Refused up front when asking every account would take
+    /// more than half the IP's weight: the venue's statements are then the
+    /// reconciliation. A symbol the model does not have is not fillcast's
+    /// (the account's own trading) and is left out.
+    fn books(&mut self) -> Result<Vec<Held>, String> {
+        let need = self.accounts.len() as u64 * u64::from(POSITION_RISK_WEIGHT);
+        let budget = u64::from(self.cfg.limits.ip_weight.count_max);
+        if need > budget / 2 {
+            return Err(format!(
+                "asking the positions of {} accounts costs {need} of the IP's request weight ({budget} a window): more than half of it; reconcile with the venue's own statements",
+                self.accounts.len()
+            ));
+        }
+        let mut out = Vec::new();
+        for account in 0..self.accounts.len() {
+            let deadline = Instant::now() + self.cfg.recover_timeout;
+            loop {
+                match self
+                    .limiter
+                    .admit_request(POSITION_RISK_WEIGHT, clock::now())
+                {
+                    Ok(()) => break,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => {
+                        return Err("the IP's request weight left no room for positionRisk".into())
+                    }
+                }
+            }
+            let a = &self.accounts[account];
+            let follower = a.follower.clone();
+            let positions = self
+                .rest
+                .position_risk(
+                    a.api_key.expose_secret(),
+                    &a.signer,
+                    self.clock.venue_ms(clock::now()) as i64,
+                )
+                .map_err(|e| format!("follower `{follower}`'s positions: {e}"))?;
+            let Some(f) = self
+                .universe
+                .followers
+                .iter()
+                .position(|x| x.id == follower)
+            else {
+                continue;
+            };
+            for (name, qty) in positions {
+                let Some(sym) = self
+                    .universe
+                    .symbols
+                    .iter()
+                    .position(|x| x.name == name && !x.removed)
+                else {
+                    continue;
+                };
+                let spec = &self.universe.symbols[sym];
+                let lots = Lots::from_decimal(qty, spec.lot_size).map_err(|e| {
+                    format!(
+                        "follower `{follower}` holds {qty} {name}, not whole lots of {}: {e}",
+                        spec.lot_size
+                    )
+                })?;
+                out.push((FollowerIdx(f as u32), SymbolIdx(sym as u16), lots));
+            }
+        }
+        Ok(out)
+    }
+
     fn control(&mut self, c: Ctl) {
         match c {
             Ctl::Recover { orders, reply } => {
@@ -912,6 +1054,7 @@ impl Worker {
                             acked: true,
                             ask_at: Instant::now(),
                             asks: 0,
+                            placed_ms: self.clock.venue_ms(self.started),
                         },
                     );
                     self.asks.push_back(o.id);
@@ -921,6 +1064,9 @@ impl Worker {
                 } else {
                     self.recovery = Some(recovery);
                 }
+            }
+            Ctl::Books { reply } => {
+                let _ = reply.send(self.books());
             }
         }
     }
@@ -970,6 +1116,7 @@ impl Worker {
                 acked: false,
                 ask_at: Instant::now(),
                 asks: 0,
+                placed_ms: 0,
             },
         );
         self.queue.push_back(o.id);
@@ -1200,7 +1347,8 @@ impl Worker {
             let place = PlaceOrder::of(&order, spec, RespType::Result);
             let rid = self.request_id();
             let a = &self.accounts[account];
-            let env = a.envelope(rid, self.clock.venue_ms(now), self.cfg.recv_window_ms);
+            let placed_ms = self.clock.venue_ms(now);
+            let env = a.envelope(rid, placed_ms, self.cfg.recv_window_ms);
             if self
                 .encoder
                 .order_place(&mut self.request, &env, &place)
@@ -1221,6 +1369,7 @@ impl Worker {
             self.stats().placed += 1;
             if let Some(l) = self.live.get_mut(&id) {
                 l.stage = Stage::Placed(rid);
+                l.placed_ms = placed_ms;
             }
         }
         self.queue = keep;
@@ -1444,6 +1593,21 @@ impl Worker {
                 retry_after_ms,
             } => {
                 if !placing && c == NO_SUCH_ORDER {
+                    // Not yet final while the request could still reach the
+                    // matching engine: ask again once its recvWindow is over.
+                    let final_at = self.live[&id]
+                        .placed_ms
+                        .saturating_add(self.cfg.recv_window_ms)
+                        .saturating_add(NO_SUCH_ORDER_MARGIN_MS);
+                    let venue_now = self.clock.venue_ms(received);
+                    if venue_now < final_at {
+                        let l = self.live.get_mut(&id).expect("looked up above");
+                        l.stage = Stage::ToAsk;
+                        l.ask_at = Instant::now() + Duration::from_millis(final_at - venue_now);
+                        self.asks.push_back(id);
+                        self.stats().asked_past_window += 1;
+                        return;
+                    }
                     let reason = match why {
                         Why::Unknown => RejectReason::Transient,
                         Why::Settle | Why::Recover => RejectReason::UnknownOrder,
@@ -1951,6 +2115,18 @@ equity = "100000"
             Decimal::from(net[1]) * dec!(0.001)
         );
         assert_eq!(gw.stats().placed, 20);
+        // The venue's books, asked with positionRisk: the same positions, and
+        // no count of orders (Binance does not state one).
+        let books = gw.books().expect("asked").expect("answered");
+        let mut held: Vec<_> = books.positions.iter().map(|p| (p.0 .0, p.2 .0)).collect();
+        held.sort_unstable();
+        let want: Vec<_> = [(0u32, net[0]), (1, net[1])]
+            .into_iter()
+            .filter(|p| p.1 != 0)
+            .collect();
+        assert_eq!(held, want);
+        assert_eq!(books.orders_received, None);
+        assert_eq!(v.requests("/fapi/v3/positionRisk"), 2);
     }
 
     #[test]
@@ -2379,6 +2555,56 @@ equity = "100000"
         assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
         assert_eq!(placed.load(Ordering::SeqCst), 1);
         assert!(lock(&executed).is_empty());
+    }
+
+    /// -2013 after an unknown outcome: the request may still reach the
+    /// matching engine until its `timestamp + recvWindow`. Here it does: the
+    /// first `order.status` finds nothing, the order then executes, and the
+    /// gateway, asking again once the window is over, reports the fill: not
+    /// a transient reject, after which the engine would send it again with a
+    /// fresh id and trade twice.
+    #[test]
+    fn no_such_order_before_the_requests_recv_window_is_over_is_asked_again() {
+        let asked = Arc::new(Counter::new(0));
+        let a = Arc::clone(&asked);
+        let url = script(move |_, s| {
+            let Ok(mut ws) = tungstenite::accept(s) else {
+                return;
+            };
+            while let Some(r) = next_req(&mut ws) {
+                let text = match r.method.as_str() {
+                    "order.place" => error_reply(
+                        r.id,
+                        503,
+                        -1006,
+                        "An unexpected response was received from the message bus. Execution status unknown.",
+                    ),
+                    _ if a.fetch_add(1, Ordering::SeqCst) == 0 => {
+                        error_reply(r.id, 400, -2013, "Order does not exist.")
+                    }
+                    // Executed late, between the two questions.
+                    _ => order_reply(r.id, &r.cid, "FILLED", "0.1", "100.0"),
+                };
+                say(&mut ws, text);
+            }
+        });
+        let mut gw = script_gateway(&url, |c| c.recv_window_ms = 300);
+        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
+        let got = run(&mut gw, &[order(1, 0, 100, 1_010)]);
+        assert!(
+            kinds(&got, 1)
+                .iter()
+                .any(|k| k.0 == ExecKind::Fill && k.1 == 100 && k.2 == 1_000),
+            "{:?}",
+            kinds(&got, 1)
+        );
+        assert!(
+            !kinds(&got, 1).iter().any(|k| k.0 == ExecKind::Rejected),
+            "{:?}",
+            kinds(&got, 1)
+        );
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        assert_eq!(gw.stats().asked_past_window, 1);
     }
 
     /// Found by the red team: an `executedQty` over the order's quantity hit a
