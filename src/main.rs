@@ -710,6 +710,7 @@ fn binance_gateway(u: &Arc<Universe>, v: &VenueSettings) -> Result<Box<dyn Gatew
     cfg.limits.order_limits = b.order_limits.iter().map(|l| l.limit()).collect();
     cfg.limits.ip_weight = b.request_weight.limit();
     cfg.pacing_margin = Duration::from_millis(b.pacing_margin_ms);
+    cfg.session_logon = b.session_logon;
     let gw = BinanceGateway::new(cfg, accounts, Arc::clone(u))
         .with_context(|| format!("venue `{}`", v.name))?;
     // Connected before the run starts when the venue is there; else the run

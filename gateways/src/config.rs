@@ -92,6 +92,10 @@ pub struct BinanceVenueSettings {
     /// `apiRestrictions` to ask (Binance's futures testnet); said at start.
     #[serde(default = "defaults::yes")]
     pub check_permissions: bool,
+    /// Each Ed25519 account on a connection of its own, logged on with
+    /// `session.logon` (its orders then unsigned); HMAC accounts share one.
+    #[serde(default)]
+    pub session_logon: bool,
 }
 
 /// A rate limit: at most `count` in any `window_ms`.

@@ -2,10 +2,15 @@
 //! API (`order.place`), each signed with its follower's own key, and the
 //! venue's answers as the engine's `ExecReport`s.
 //!
-//! Owns one background thread and its one WebSocket API connection. The
+//! Owns one background thread and its one WebSocket API connection (a
+//! *lane*); with `session_logon`, also a lane per Ed25519 account, whose
+//! connection logs on (`session.logon`) before anything else and whose
+//! requests then go unsigned, the IP's request weight split evenly between
+//! the lanes. Any lane down makes the gateway down, naming the follower. The
 //! engine's I/O thread only hands orders over (`submit`, non-blocking, into a
-//! bounded channel) and drains reports (`poll`); everything that waits (the
-//! limiter, the socket, a REST trade lookup) waits on the worker thread.
+//! bounded channel per lane) and drains reports (`poll`, one channel for all);
+//! everything that waits (the limiter, the socket, a REST trade lookup) waits
+//! on a worker thread.
 //!
 //! - **Pacing, never loss.** Every order goes through `limits::Limiter` for its
 //!   account (300 per 10 s and 1,200 per minute by default) and the IP weight
@@ -132,6 +137,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// A follower's position in a symbol, as `VenueBooks::positions` has it.
 type Held = (FollowerIdx, SymbolIdx, Lots);
 
+/// `session.logon`'s request weight.
+const SESSION_WEIGHT: u32 = 2;
+
 /// `GET /fapi/v3/positionRisk`'s request weight.
 const POSITION_RISK_WEIGHT: u32 = 5;
 
@@ -145,6 +153,12 @@ const WS_MESSAGE_BYTES_MAX: usize = 64 * 1024;
 /// The gateway's settings; every URL and limit is configuration.
 #[derive(Clone, Debug)]
 pub struct BinanceGatewayConfig {
+    /// Each Ed25519 account on a connection of its own, logged on with
+    /// `session.logon`, its requests then unsigned (an Ed25519 signature costs
+    /// about 19 µs an order); HMAC accounts share one signed connection. A
+    /// worker thread per connection, and the IP's request weight split evenly
+    /// between them: for a handful of large accounts, not thousands.
+    pub session_logon: bool,
     pub name: String,
     /// `wss://ws-fapi.binance.com/ws-fapi/v1` in production.
     pub ws_api_url: String,
@@ -196,6 +210,7 @@ impl BinanceGatewayConfig {
             queue_max: 4096,
             recover_timeout: Duration::from_secs(30),
             ask_again_after: Duration::from_millis(200),
+            session_logon: false,
         }
     }
 }
@@ -209,18 +224,32 @@ pub struct FollowerAccount {
 }
 
 impl FollowerAccount {
-    /// A request `id` of this account, signed with its key at venue time
-    /// `timestamp_ms`.
-    fn envelope(&self, id: u64, timestamp_ms: u64, recv_window_ms: u64) -> Envelope<'_> {
+    /// A request `id` of this account at venue time `timestamp_ms`: signed
+    /// with its key, or, on a logged-on connection (`session`), not.
+    fn envelope(
+        &self,
+        id: u64,
+        timestamp_ms: u64,
+        recv_window_ms: u64,
+        session: bool,
+    ) -> Envelope<'_> {
         Envelope {
             id,
-            auth: Auth::Signed {
-                api_key: self.api_key.expose_secret(),
-                signer: &self.signer,
+            auth: if session {
+                Auth::Session
+            } else {
+                Auth::Signed {
+                    api_key: self.api_key.expose_secret(),
+                    signer: &self.signer,
+                }
             },
             timestamp_ms,
             recv_window_ms,
         }
+    }
+
+    fn ed25519(&self) -> bool {
+        matches!(self.signer, Signer::Ed25519(_))
     }
 }
 
@@ -280,26 +309,109 @@ pub struct BinanceGatewayStats {
     /// Requests the socket did not take at once, kept by tungstenite until a
     /// flush took them on (a venue that reads slower than we send).
     pub send_blocked: u64,
+    /// `session.logon`s answered with success (`session_logon`).
+    pub logons: u64,
+}
+
+impl BinanceGatewayStats {
+    /// `other`'s counts added to these (the lanes' sum).
+    fn add(&mut self, other: &BinanceGatewayStats) {
+        self.placed += other.placed;
+        self.asked += other.asked;
+        self.no_account += other.no_account;
+        self.clock_retries += other.clock_retries;
+        self.throttled += other.throttled;
+        self.trade_lookups += other.trade_lookups;
+        self.reconnects += other.reconnects;
+        self.unreadable_replies += other.unreadable_replies;
+        self.asked_past_window += other.asked_past_window;
+        self.send_blocked += other.send_blocked;
+        self.logons += other.logons;
+    }
 }
 
 /// The Binance gateway: see the module doc.
 pub struct BinanceGateway {
     cfg: BinanceGatewayConfig,
-    shared: Arc<Shared>,
-    orders_tx: Sender<Job>,
-    ctl_tx: Sender<Ctl>,
+    /// Lane 0 serves every account on one signed connection; with
+    /// `session_logon`, each Ed25519 account has a lane of its own.
+    lanes: Vec<Lane>,
     reports_rx: Receiver<Out>,
-    /// Orders `submit` took past a full channel (a caller that did not ask
-    /// `can_accept`): kept, handed over in order by the next `submit`/`poll`.
-    held: VecDeque<Job>,
-    account_by_follower: HashMap<String, usize>,
-    /// `FollowerIdx` → account, for the universe in force.
-    account_of: Vec<Option<usize>>,
+    /// Follower id → (lane, the account's place in that lane).
+    account_by_follower: HashMap<String, (usize, usize)>,
+    /// `FollowerIdx` → (lane, account), for the universe in force.
+    account_of: Vec<Option<(usize, usize)>>,
     universe: Arc<Universe>,
     /// Orders handed over whose last report was not delivered yet.
     in_flight: usize,
     last_no_account: Option<String>,
+}
+
+/// One worker thread, its connection and the accounts it serves.
+struct Lane {
+    shared: Arc<Shared>,
+    orders_tx: Sender<Job>,
+    ctl_tx: Sender<Ctl>,
+    /// Orders `submit` took past a full channel (a caller that did not ask
+    /// `can_accept`): kept, handed over in order by the next `submit`/`poll`.
+    held: VecDeque<Job>,
     thread: Option<JoinHandle<()>>,
+    /// The follower whose logged-on connection this is (`session_logon`).
+    session_of: Option<String>,
+}
+
+impl Lane {
+    /// The worker is to look at its channels now rather than at the end of
+    /// its wait. A failed wake (the worker is gone) changes nothing: the
+    /// gateway then says down.
+    fn wake(&self) {
+        let _ = self.shared.waker.wake();
+    }
+
+    /// Whether the worker thread is gone while the gateway lives (a panic):
+    /// the lane is then down for good, whatever it last said.
+    fn ended(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    fn up(&self) -> bool {
+        self.shared.up.load(Ordering::SeqCst) && !self.ended()
+    }
+
+    /// Why it is down; `None` when up.
+    fn down_reason(&self) -> Option<String> {
+        if self.up() {
+            return None;
+        }
+        let why = if self.ended() {
+            "the gateway's worker thread ended (a bug: its panic is on stderr); nothing is sent or answered".to_string()
+        } else {
+            lock(&self.shared.down_reason)
+                .clone()
+                .unwrap_or_else(|| "down".into())
+        };
+        Some(match &self.session_of {
+            Some(f) => format!("follower `{f}`'s logged-on connection: {why}"),
+            None => why,
+        })
+    }
+
+    /// Hands over what `held` keeps, in order, as far as the channel takes it.
+    fn flush_held(&mut self) {
+        let mut handed = false;
+        while let Some(job) = self.held.pop_front() {
+            match self.orders_tx.try_send(job) {
+                Ok(()) => handed = true,
+                Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                    self.held.push_front(job);
+                    break;
+                }
+            }
+        }
+        if handed {
+            self.wake();
+        }
+    }
 }
 
 impl BinanceGateway {
@@ -333,22 +445,87 @@ impl BinanceGateway {
         if cfg.recv_window_ms == 0 {
             return Err(setting("recv_window_ms", "above 0"));
         }
-        let mut account_by_follower = HashMap::new();
-        for (i, a) in accounts.iter().enumerate() {
-            if account_by_follower.insert(a.follower.clone(), i).is_some() {
+        let mut seen = std::collections::HashSet::new();
+        for a in &accounts {
+            if !seen.insert(a.follower.clone()) {
                 return Err(BinanceGatewayError::DuplicateFollower {
                     name: cfg.name.clone(),
                     follower: a.follower.clone(),
                 });
             }
         }
+        // Lane 0: every account signing each request; with `session_logon`,
+        // each Ed25519 account alone on a logged-on connection.
+        let mut signed = Vec::new();
+        let mut sessions = Vec::new();
+        for a in accounts {
+            if cfg.session_logon && a.ed25519() {
+                sessions.push(a);
+            } else {
+                signed.push(a);
+            }
+        }
+        let mut groups: Vec<(Vec<FollowerAccount>, bool)> = Vec::new();
+        if !signed.is_empty() || sessions.is_empty() {
+            groups.push((signed, false));
+        }
+        groups.extend(sessions.into_iter().map(|a| (vec![a], true)));
+        // One IP: its request weight is split evenly between the connections.
+        let mut limits = cfg.limits.clone();
+        let share = limits.ip_weight.count_max / groups.len() as u32;
+        if groups.len() > 1 && share < 2 * limits.handshake_weight.max(1) {
+            return Err(setting(
+                "session_logon",
+                "fewer logged-on accounts, or a larger request_weight: each connection's share of the IP's request weight must hold two handshakes",
+            ));
+        }
+        limits.ip_weight.count_max = share;
         // The margin widens the windows for pacing only: the limiter still
         // reads the venue's `rateLimits` by the venue's own windows.
-        let mut paced = cfg.limits.clone();
-        paced.pacing_margin =
+        limits.pacing_margin =
             Nanos(u64::try_from(cfg.pacing_margin.as_nanos()).unwrap_or(u64::MAX));
+        let (reports_tx, reports_rx) = unbounded();
+        let mut account_by_follower = HashMap::new();
+        let mut lanes = Vec::with_capacity(groups.len());
+        for (lane, (accounts, session)) in groups.into_iter().enumerate() {
+            for (i, a) in accounts.iter().enumerate() {
+                account_by_follower.insert(a.follower.clone(), (lane, i));
+            }
+            lanes.push(Self::spawn_lane(
+                &cfg,
+                &limits,
+                accounts,
+                session,
+                &universe,
+                reports_tx.clone(),
+            )?);
+        }
+        let mut gw = BinanceGateway {
+            cfg,
+            lanes,
+            reports_rx,
+            account_by_follower,
+            account_of: Vec::new(),
+            universe: Arc::clone(&universe),
+            in_flight: 0,
+            last_no_account: None,
+        };
+        gw.map_accounts();
+        Ok(gw)
+    }
+
+    /// A worker thread for `accounts`, connecting at once; `session`: its one
+    /// account logs on (`session.logon`) on each connection.
+    fn spawn_lane(
+        cfg: &BinanceGatewayConfig,
+        limits: &LimitsConfig,
+        accounts: Vec<FollowerAccount>,
+        session: bool,
+        universe: &Arc<Universe>,
+        reports_tx: Sender<Out>,
+    ) -> Result<Lane, BinanceGatewayError> {
         let limiter =
-            Limiter::new(&paced, accounts.len()).map_err(|source| BinanceGatewayError::Limits {
+            Limiter::new(limits, accounts.len()).map_err(|source| BinanceGatewayError::Limits {
                 name: cfg.name.clone(),
                 source,
             })?;
@@ -364,12 +541,12 @@ impl BinanceGateway {
             stop: AtomicBool::new(false),
             unsent: AtomicUsize::new(0),
             down_reason: Mutex::new(Some("not connected yet".into())),
-            universe: Mutex::new(Arc::clone(&universe)),
+            universe: Mutex::new(Arc::clone(universe)),
             stats: Mutex::new(BinanceGatewayStats::default()),
         });
         let (orders_tx, orders_rx) = bounded(cfg.queue_max);
         let (ctl_tx, ctl_rx) = unbounded();
-        let (reports_tx, reports_rx) = unbounded();
+        let session_of = session.then(|| accounts[0].follower.clone());
         let worker = Worker {
             rest: RestClient::new(&cfg.rest_url, cfg.connect_timeout, cfg.recv_window_ms),
             cfg: cfg.clone(),
@@ -380,7 +557,7 @@ impl BinanceGateway {
             encoder: Encoder::new(),
             parser: ReplyParser::new(),
             trades_parser: StreamParser::new(),
-            universe: Arc::clone(&universe),
+            universe: Arc::clone(universe),
             conn: None,
             connected_once: false,
             reconnect_at: Instant::now(),
@@ -400,6 +577,7 @@ impl BinanceGateway {
             events: mio::Events::with_capacity(8),
             unflushed: false,
             started: clock::now(),
+            logon: if session { Logon::Needed } else { Logon::Off },
         };
         let thread = std::thread::Builder::new()
             .name(format!("binance-gw-{}", cfg.name))
@@ -408,22 +586,14 @@ impl BinanceGateway {
                 name: cfg.name.clone(),
                 reason: e.to_string(),
             })?;
-        let mut gw = BinanceGateway {
-            cfg,
+        Ok(Lane {
             shared,
             orders_tx,
             ctl_tx,
-            reports_rx,
             held: VecDeque::new(),
-            account_by_follower,
-            account_of: Vec::new(),
-            universe: Arc::clone(&universe),
-            in_flight: 0,
-            last_no_account: None,
             thread: Some(thread),
-        };
-        gw.map_accounts();
-        Ok(gw)
+            session_of,
+        })
     }
 
     /// Waits, at most `timeout`, until the gateway is up; whether it is.
@@ -435,14 +605,13 @@ impl BinanceGateway {
         self.is_up()
     }
 
+    /// What every lane did, added up.
     pub fn stats(&self) -> BinanceGatewayStats {
-        *lock(&self.shared.stats)
-    }
-
-    /// Whether the worker thread is gone while the gateway lives (a panic):
-    /// the gateway is then down for good, whatever it last said.
-    fn worker_ended(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        let mut sum = BinanceGatewayStats::default();
+        for l in &self.lanes {
+            sum.add(&lock(&l.shared.stats));
+        }
+        sum
     }
 
     /// The last follower whose order was rejected for want of an account.
@@ -459,37 +628,23 @@ impl BinanceGateway {
             .collect();
     }
 
-    /// Hands over what `held` keeps, in order, as far as the channel takes it.
     fn flush_held(&mut self) {
-        let mut handed = false;
-        while let Some(job) = self.held.pop_front() {
-            match self.orders_tx.try_send(job) {
-                Ok(()) => handed = true,
-                Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
-                    self.held.push_front(job);
-                    break;
-                }
-            }
+        for l in &mut self.lanes {
+            l.flush_held();
         }
-        if handed {
-            self.wake();
-        }
-    }
-
-    /// The worker is to look at its channels now rather than at the end of
-    /// its wait. A failed wake (the worker is gone) changes nothing: the
-    /// gateway then says down.
-    fn wake(&self) {
-        let _ = self.shared.waker.wake();
     }
 }
 
 impl Drop for BinanceGateway {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = self.shared.waker.wake();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        for l in &self.lanes {
+            l.shared.stop.store(true, Ordering::SeqCst);
+            l.wake();
+        }
+        for l in &mut self.lanes {
+            if let Some(t) = l.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -500,28 +655,31 @@ impl Gateway for BinanceGateway {
     }
 
     fn can_accept(&self, orders: usize) -> bool {
-        // Down, it takes (and refuses) every order at once.
+        // Down, it takes (and refuses) every order at once. Each lane has its
+        // own queue; the fullest one decides (orders may all be its).
         !self.is_up()
-            || self.shared.unsent.load(Ordering::SeqCst) + self.held.len() + orders
-                <= self.cfg.queue_max.max(orders)
+            || self.lanes.iter().all(|l| {
+                l.shared.unsent.load(Ordering::SeqCst) + l.held.len() + orders
+                    <= self.cfg.queue_max.max(orders)
+            })
     }
 
     fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
         self.flush_held();
         let up = self.is_up();
-        let mut handed = false;
+        let mut handed = vec![false; self.lanes.len()];
         for o in orders {
             if !up {
                 out(rejected(o.id, RejectReason::VenueDown, now));
                 continue;
             }
-            let Some(account) = self
+            let Some((lane, account)) = self
                 .account_of
                 .get(o.follower.0 as usize)
                 .copied()
                 .flatten()
             else {
-                lock(&self.shared.stats).no_account += 1;
+                lock(&self.lanes[0].shared.stats).no_account += 1;
                 self.last_no_account = Some(
                     self.universe
                         .followers
@@ -532,21 +690,24 @@ impl Gateway for BinanceGateway {
                 continue;
             };
             self.in_flight += 1;
-            self.shared.unsent.fetch_add(1, Ordering::SeqCst);
+            let l = &mut self.lanes[lane];
+            l.shared.unsent.fetch_add(1, Ordering::SeqCst);
             let job = Job { order: *o, account };
-            if !self.held.is_empty() {
-                self.held.push_back(job);
+            handed[lane] = true;
+            if !l.held.is_empty() {
+                l.held.push_back(job);
                 continue;
             }
             if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) =
-                self.orders_tx.try_send(job)
+                l.orders_tx.try_send(job)
             {
-                self.held.push_back(job);
+                l.held.push_back(job);
             }
-            handed = true;
         }
-        if handed {
-            self.wake();
+        for (l, handed) in self.lanes.iter().zip(handed) {
+            if handed {
+                l.wake();
+            }
         }
     }
 
@@ -569,35 +730,25 @@ impl Gateway for BinanceGateway {
         self.in_flight
     }
 
+    /// Up when every lane is: one connection down (a follower's logged-on
+    /// one included) fails the whole gateway closed, saying which.
     fn is_up(&self) -> bool {
-        self.shared.up.load(Ordering::SeqCst) && !self.worker_ended()
+        self.lanes.iter().all(Lane::up)
     }
 
     fn universe_changed(&mut self, universe: &Arc<Universe>) {
         self.universe = Arc::clone(universe);
-        *lock(&self.shared.universe) = Arc::clone(universe);
+        for l in &self.lanes {
+            *lock(&l.shared.universe) = Arc::clone(universe);
+            l.wake();
+        }
         self.map_accounts();
-        self.wake();
     }
 
     fn down_reason(&self) -> Option<String> {
-        if self.is_up() {
-            return None;
-        }
-        if self.worker_ended() {
-            return Some(
-                "the gateway's worker thread ended (a bug: its panic is on stderr); nothing is sent or answered"
-                    .into(),
-            );
-        }
-        lock(&self.shared.down_reason).clone()
+        self.lanes.iter().find_map(Lane::down_reason)
     }
 
-    /// Asks `order.status` by client id about each order (connecting first if
-    /// it must) and waits at most `recover_timeout` for every answer: fills by
-    /// the module's rule, then the order's end; `-2013` → `Rejected`,
-    /// `UnknownOrder`. An order of a follower without an account cannot be
-    /// asked: the whole call fails, naming it.
     /// Every follower's positions as the venue states them (`positionRisk`);
     /// Binance does not say what it received, so those counts are `None`.
     fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
@@ -606,24 +757,37 @@ impl Gateway for BinanceGateway {
             what: "asking each follower's positions".into(),
             cause,
         };
-        let (tx, rx) = bounded(1);
-        if self.ctl_tx.send(Ctl::Books { reply: tx }).is_err() {
-            return Some(Err(failed("the gateway's thread has stopped".into())));
+        let mut replies = Vec::with_capacity(self.lanes.len());
+        for l in &self.lanes {
+            let (tx, rx) = bounded(1);
+            if l.ctl_tx.send(Ctl::Books { reply: tx }).is_err() {
+                return Some(Err(failed("the gateway's thread has stopped".into())));
+            }
+            l.wake();
+            replies.push(rx);
         }
-        self.wake();
         // Each account may wait for the limiter up to `recover_timeout`.
         let patience = self.cfg.recover_timeout * 2;
-        Some(match rx.recv_timeout(patience) {
-            Ok(Ok(positions)) => Ok(VenueBooks {
-                orders_received: None,
-                duplicate_client_ids: None,
-                positions: positions.into_iter().filter(|p| p.2 .0 != 0).collect(),
-            }),
-            Ok(Err(why)) => Err(failed(why)),
-            Err(_) => Err(failed(format!("no answer within {patience:?}"))),
-        })
+        let mut positions = Vec::new();
+        for rx in replies {
+            match rx.recv_timeout(patience) {
+                Ok(Ok(p)) => positions.extend(p.into_iter().filter(|p| p.2 .0 != 0)),
+                Ok(Err(why)) => return Some(Err(failed(why))),
+                Err(_) => return Some(Err(failed(format!("no answer within {patience:?}")))),
+            }
+        }
+        Some(Ok(VenueBooks {
+            orders_received: None,
+            duplicate_client_ids: None,
+            positions,
+        }))
     }
 
+    /// Asks `order.status` by client id about each order (connecting first if
+    /// it must) and waits at most `recover_timeout` for every answer: fills by
+    /// the module's rule, then the order's end; `-2013` → `Rejected`,
+    /// `UnknownOrder`. An order of a follower without an account cannot be
+    /// asked: the whole call fails, naming it.
     fn recover(
         &mut self,
         orders: &[AskedOrder],
@@ -634,7 +798,7 @@ impl Gateway for BinanceGateway {
             what: format!("asking about {} orders", orders.len()),
             cause,
         };
-        let mut asked = Vec::with_capacity(orders.len());
+        let mut asked = vec![Vec::new(); self.lanes.len()];
         for o in orders {
             match self
                 .account_of
@@ -642,7 +806,7 @@ impl Gateway for BinanceGateway {
                 .copied()
                 .flatten()
             {
-                Some(account) => asked.push((*o, account)),
+                Some((lane, account)) => asked[lane].push((*o, account)),
                 None => {
                     return Err(failed(format!(
                         "order {} is of follower #{} without an account",
@@ -652,28 +816,39 @@ impl Gateway for BinanceGateway {
                 }
             }
         }
-        let (tx, rx) = bounded(1);
-        self.ctl_tx
-            .send(Ctl::Recover {
-                orders: asked,
-                reply: tx,
-            })
-            .map_err(|_| failed("the gateway's thread has stopped".into()))?;
-        self.wake();
-        match rx.recv_timeout(self.cfg.recover_timeout) {
-            Ok(Ok(reports)) => {
-                for r in reports {
-                    out(r);
-                }
-                Ok(())
+        let mut replies = Vec::new();
+        for (l, orders) in self.lanes.iter().zip(asked) {
+            if orders.is_empty() {
+                continue;
             }
-            Ok(Err(why)) => Err(failed(why)),
-            Err(_) => Err(failed(format!(
-                "no answer for every order within {:?}: {}",
-                self.cfg.recover_timeout,
-                lock(&self.shared.down_reason).clone().unwrap_or_default()
-            ))),
+            let (tx, rx) = bounded(1);
+            l.ctl_tx
+                .send(Ctl::Recover { orders, reply: tx })
+                .map_err(|_| failed("the gateway's thread has stopped".into()))?;
+            l.wake();
+            replies.push((l, rx));
         }
+        // The lanes ask at once; each answer within `recover_timeout` of the
+        // call.
+        let until = Instant::now() + self.cfg.recover_timeout;
+        let mut reports = Vec::new();
+        for (l, rx) in replies {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Ok(r)) => reports.extend(r),
+                Ok(Err(why)) => return Err(failed(why)),
+                Err(_) => {
+                    return Err(failed(format!(
+                        "no answer for every order within {:?}: {}",
+                        self.cfg.recover_timeout,
+                        l.down_reason().unwrap_or_default()
+                    )))
+                }
+            }
+        }
+        for r in reports {
+            out(r);
+        }
+        Ok(())
     }
 }
 
@@ -855,6 +1030,9 @@ struct Worker {
     /// When this worker began: every order `recover` asks about was sent
     /// before it.
     started: Nanos,
+    /// Where the connection's `session.logon` stands (a lane of one Ed25519
+    /// account); `Off` on a lane that signs each request.
+    logon: Logon,
     shared: Arc<Shared>,
     accounts: Vec<FollowerAccount>,
     limiter: Limiter,
@@ -899,6 +1077,17 @@ fn socket_fd(ws: &Ws) -> std::os::fd::RawFd {
         MaybeTlsStream::Rustls(s) => s.get_ref().as_raw_fd(),
         _ => -1,
     }
+}
+
+/// A logged-on lane's connection: `Needed` after each connect, `Sent` with
+/// the request's id until the venue answers, `On` once it accepted the key.
+/// Nothing else is sent before `On`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Logon {
+    Off,
+    Needed,
+    Sent(u64),
+    On,
 }
 
 struct Recovery {
@@ -1072,7 +1261,10 @@ impl Worker {
     }
 
     fn up(&self) -> bool {
-        self.conn.is_some() && self.fatal.is_none() && !self.live.values().any(|l| l.settle)
+        self.conn.is_some()
+            && self.fatal.is_none()
+            && matches!(self.logon, Logon::Off | Logon::On)
+            && !self.live.values().any(|l| l.settle)
     }
 
     fn publish(&self) {
@@ -1190,6 +1382,9 @@ impl Worker {
                 }
                 self.conn = Some(ws);
                 self.unflushed = false;
+                if self.logon != Logon::Off {
+                    self.logon = Logon::Needed;
+                }
                 if self.connected_once {
                     self.stats().reconnects += 1;
                 }
@@ -1214,6 +1409,9 @@ impl Worker {
                 .deregister(&mut mio::unix::SourceFd(&socket_fd(&ws)));
         }
         self.unflushed = false;
+        if self.logon != Logon::Off {
+            self.logon = Logon::Needed;
+        }
         self.down(format!("the WebSocket API connection: {why}"));
         self.requests.clear();
         self.reconnect_at = Instant::now() + self.reconnect_delay;
@@ -1271,6 +1469,11 @@ impl Worker {
     fn send_due(&mut self) -> Result<(), String> {
         let now = clock::now();
         let at = Instant::now();
+        match self.logon {
+            Logon::Off | Logon::On => {}
+            Logon::Sent(_) => return Ok(()),
+            Logon::Needed => return self.send_logon(now),
+        }
         for _ in 0..self.asks.len() {
             let Some(id) = self.asks.pop_front() else {
                 break;
@@ -1299,7 +1502,12 @@ impl Worker {
             let name = spec.name.clone();
             let rid = self.request_id();
             let a = &self.accounts[account];
-            let env = a.envelope(rid, self.clock.venue_ms(now), self.cfg.recv_window_ms);
+            let env = a.envelope(
+                rid,
+                self.clock.venue_ms(now),
+                self.cfg.recv_window_ms,
+                self.logon == Logon::On,
+            );
             let cid = client_order_id(id);
             if let Err(e) = self
                 .encoder
@@ -1348,7 +1556,12 @@ impl Worker {
             let rid = self.request_id();
             let a = &self.accounts[account];
             let placed_ms = self.clock.venue_ms(now);
-            let env = a.envelope(rid, placed_ms, self.cfg.recv_window_ms);
+            let env = a.envelope(
+                rid,
+                placed_ms,
+                self.cfg.recv_window_ms,
+                self.logon == Logon::On,
+            );
             if self
                 .encoder
                 .order_place(&mut self.request, &env, &place)
@@ -1374,6 +1587,69 @@ impl Worker {
         }
         self.queue = keep;
         Ok(())
+    }
+
+    /// `session.logon` for the lane's one account, signed with its Ed25519
+    /// key; nothing else goes until it is answered.
+    fn send_logon(&mut self, now: Nanos) -> Result<(), String> {
+        if self.limiter.admit_request(SESSION_WEIGHT, now).is_err() {
+            return Ok(());
+        }
+        let rid = self.request_id();
+        let env = self.accounts[0].envelope(
+            rid,
+            self.clock.venue_ms(now),
+            self.cfg.recv_window_ms,
+            false,
+        );
+        if let Err(e) = self.encoder.session_logon(&mut self.request, &env) {
+            self.fail(format!(
+                "follower `{}`: session.logon: {e}",
+                self.accounts[0].follower
+            ));
+            return Ok(());
+        }
+        let ws = self.conn.as_mut().expect("logging on needs a connection");
+        let text = String::from_utf8(self.request.clone()).expect("requests are JSON text");
+        match ws.send(Message::text(text)) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.unflushed = true;
+            }
+            Err(e) => return Err(format!("sending session.logon: {e}")),
+        }
+        self.logon = Logon::Sent(rid);
+        Ok(())
+    }
+
+    /// The venue's answer to the lane's `session.logon`.
+    fn on_logon(&mut self, g: Got, received: Nanos) {
+        for r in &g.limits {
+            self.limiter.absorb(0, *r, received);
+        }
+        match g.outcome {
+            GotOutcome::Session => {
+                self.logon = Logon::On;
+                self.stats().logons += 1;
+            }
+            GotOutcome::Error { code, msg, .. } => {
+                let follower = self.accounts[0].follower.clone();
+                match classify(g.status, Some(code), &msg) {
+                    Action::Fatal => self.fail(format!(
+                        "the venue refused follower `{follower}`'s key at session.logon (HTTP {}, code {code}: {msg}); nothing more is sent for it until it is fixed and the engine restarted",
+                        g.status
+                    )),
+                    // Anything else: a new connection logs on again.
+                    _ => self.lost(format!(
+                        "session.logon for follower `{follower}` answered HTTP {}, code {code}: {msg}",
+                        g.status
+                    )),
+                }
+            }
+            GotOutcome::Order(_) => {
+                self.lost("the venue answered session.logon with an order".into())
+            }
+        }
     }
 
     fn send_request(&mut self, rid: u64, order: u64, now: Nanos) -> Result<(), String> {
@@ -1489,6 +1765,7 @@ impl Worker {
     /// unless it says `more`.
     fn wait(&mut self, more: bool) {
         let timed = self.conn.is_none()
+            || self.logon == Logon::Needed
             || self.unflushed
             || !self.queue.is_empty()
             || !self.asks.is_empty()
@@ -1561,6 +1838,11 @@ impl Worker {
     }
 
     fn on_reply(&mut self, g: Got, received: Nanos) {
+        if let Logon::Sent(rid) = self.logon {
+            if g.id == Some(rid) {
+                return self.on_logon(g, received);
+            }
+        }
         let Some(p) = g.id.and_then(|id| self.requests.remove(&id)) else {
             self.stats().unreadable_replies += 1;
             return;
@@ -2276,6 +2558,126 @@ equity = "100000"
         assert_eq!(v.too_many_requests(), 0);
         assert_eq!(gw.stats().throttled, 0);
         assert_eq!(v.position(KEY_1, "BTCUSDT"), dec!(1.2));
+    }
+
+    /// `session_logon`: F3's Ed25519 account logs on, on a connection of its
+    /// own, and its orders go unsigned (the venue refuses an unsigned order
+    /// on a connection that has not logged on); F1's HMAC account signs each
+    /// order on the shared connection. After a drop, each connection comes
+    /// back and F3's logs on again before anything else.
+    #[test]
+    fn an_ed25519_account_logs_on_alone_and_its_orders_go_unsigned() {
+        use crate::binance::sign::Ed25519Key;
+        const KEY_3: &str = "apiKeyOfF3ed25519sessionLogonKeyQ0w9E8r7T6y5U4i3O";
+        let seed = [7u8; 32];
+        let public = Ed25519Key::from_bytes(&seed).unwrap().public_key();
+        let v = TestVenue::start(
+            "127.0.0.1:0",
+            TestVenueOptions {
+                accounts: vec![
+                    VenueAccount {
+                        api_key: KEY_1.into(),
+                        key: AccountKey::Hmac(SECRET.to_vec()),
+                        withdrawals: false,
+                        futures: true,
+                    },
+                    VenueAccount {
+                        api_key: KEY_3.into(),
+                        key: AccountKey::Ed25519(public),
+                        withdrawals: false,
+                        futures: true,
+                    },
+                ],
+                symbols: vec![SymbolFilters {
+                    symbol: "BTCUSDT".into(),
+                    tick_size: Some(dec!(0.1)),
+                    step_size: Some(dec!(0.001)),
+                    min_qty: Some(dec!(0.001)),
+                    min_notional: Some(dec!(5)),
+                }],
+            },
+        )
+        .expect("test venue");
+        v.set_price("BTCUSDT", dec!(100));
+        let mut cfg = BinanceGatewayConfig::new("bn", &v.ws_api_url(), &v.rest_url());
+        cfg.session_logon = true;
+        cfg.reconnect_min = Duration::from_millis(20);
+        cfg.reconnect_max = Duration::from_millis(200);
+        let accounts = vec![
+            FollowerAccount {
+                follower: "F1".into(),
+                api_key: SecretString::from(KEY_1),
+                signer: Signer::hmac(SECRET).unwrap(),
+            },
+            FollowerAccount {
+                follower: "F3".into(),
+                api_key: SecretString::from(KEY_3),
+                signer: Signer::Ed25519(Ed25519Key::from_bytes(&seed).unwrap()),
+            },
+        ];
+        let mut gw = BinanceGateway::new(cfg, accounts, universe()).expect("gateway");
+        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
+        assert_eq!(v.ws_api_connections(), 2);
+        assert_eq!(gw.stats().logons, 1);
+        let fills = |got: &[ExecReport], id| {
+            kinds(got, id)
+                .iter()
+                .filter(|k| k.0 == ExecKind::Fill)
+                .map(|k| k.1)
+                .sum::<i64>()
+        };
+        let got = run(&mut gw, &[order(1, 0, 100, 1_010), order(2, 2, 60, 1_010)]);
+        assert_eq!(
+            (fills(&got, 1), fills(&got, 2)),
+            (100, 60),
+            "{:?}",
+            kinds(&got, 2)
+        );
+        assert_eq!(v.position(KEY_3, "BTCUSDT"), dec!(0.060));
+        assert_eq!(v.position(KEY_1, "BTCUSDT"), dec!(0.100));
+        v.drop_ws_api();
+        let until = Instant::now() + PATIENCE;
+        while gw.is_up() {
+            assert!(Instant::now() < until);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
+        assert_eq!(gw.stats().logons, 2, "logged on again after the drop");
+        let got = run(&mut gw, &[order(3, 2, -60, 990)]);
+        assert_eq!(fills(&got, 3), 60);
+        assert_eq!(v.position(KEY_3, "BTCUSDT"), dec!(0));
+        assert_eq!(v.too_many_requests(), 0);
+    }
+
+    /// With `session_logon`, an Ed25519 key the venue does not know stops its
+    /// connection for good, saying whose it is; nothing goes unsigned.
+    #[test]
+    fn a_refused_session_logon_says_whose_key() {
+        use crate::binance::sign::Ed25519Key;
+        let v = venue(VenueLimits::default());
+        let mut cfg = BinanceGatewayConfig::new("bn", &v.ws_api_url(), &v.rest_url());
+        cfg.session_logon = true;
+        let accounts = vec![FollowerAccount {
+            follower: "F3".into(),
+            api_key: SecretString::from("apiKeyTheVenueHasNeverSeen0000000000000000000000"),
+            signer: Signer::Ed25519(Ed25519Key::from_bytes(&[9u8; 32]).unwrap()),
+        }];
+        let gw = BinanceGateway::new(cfg, accounts, universe()).expect("gateway");
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let why = gw.down_reason().unwrap_or_default();
+            if why.contains("refused follower `F3`'s key at session.logon") {
+                assert!(
+                    why.starts_with("follower `F3`'s logged-on connection:"),
+                    "{why}"
+                );
+                break;
+            }
+            assert!(Instant::now() < until, "{why}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!gw.is_up());
+        assert_eq!(gw.stats().logons, 0);
     }
 
     #[test]
