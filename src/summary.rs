@@ -202,6 +202,11 @@ pub fn print(core_out: &CoreOutcome, io: &mut IoOutcome, elapsed: Duration) -> F
         s.adopted,
         s.unadopted
     );
+    for g in io.gateways.iter() {
+        for line in g.summary_lines() {
+            println!("    {line}");
+        }
+    }
 
     // Positions vs targets, per (subscription, symbol) where either is non-zero.
     let mut buckets = [0u64; 4];

@@ -358,6 +358,20 @@ fn each_documented_binance_refusal_takes_its_policy_and_no_order_executes_twice(
         "the venue never had to say 429"
     );
     assert!(out.contains("engine/venue position mismatches 0"), "{out}");
+    // Each venue code is in the summary with its message.
+    for line in [
+        "refused 1× with HTTP 400, code -2019: Margin is insufficient.",
+        "refused 1× with HTTP 400, code -2018: Balance is insufficient.",
+        "refused 1× with HTTP 400, code -4164:",
+        "refused 1× with HTTP 400, code -1021:",
+        "refused 1× with HTTP 400, code -4116: ClientOrderId is duplicated.",
+        "refused 1× with HTTP 503, code -1006:",
+        "refused 1× with HTTP 429, code -1015:",
+        "refused 1× with HTTP 400, code -2022: ReduceOnly Order is rejected.",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    assert!(out.contains("sent again after -1021 1"), "{out}");
     // Said loudly: each refusal is a reject in the summary, and the margin
     // refusals left their pairs out of sync.
     assert!(

@@ -51,6 +51,13 @@ pub trait Gateway: Send {
         None
     }
 
+    /// Lines for the end of a run's summary: what the gateway saw that the
+    /// engine's reports do not carry (the venue's own refusal codes and their
+    /// messages, resends, reconnects). None by default.
+    fn summary_lines(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// After a restart, ask the venue about orders that were sent and never
     /// answered. For each order, `out` gets the fills the venue made (with their
     /// trade ids) and the order's terminal report if it ended; an order the venue

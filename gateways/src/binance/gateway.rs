@@ -543,6 +543,7 @@ impl BinanceGateway {
             down_reason: Mutex::new(Some("not connected yet".into())),
             universe: Mutex::new(Arc::clone(universe)),
             stats: Mutex::new(BinanceGatewayStats::default()),
+            refusals: Mutex::new(std::collections::BTreeMap::new()),
         });
         let (orders_tx, orders_rx) = bounded(cfg.queue_max);
         let (ctl_tx, ctl_rx) = unbounded();
@@ -749,6 +750,38 @@ impl Gateway for BinanceGateway {
         self.lanes.iter().find_map(Lane::down_reason)
     }
 
+    /// What the venue refused, by its code, and what the gateway did that the
+    /// engine's reports do not show.
+    fn summary_lines(&self) -> Vec<String> {
+        let s = self.stats();
+        let mut lines = vec![format!(
+            "venue `{}` (Binance): order.place {}, order.status {} (again past a request's recvWindow {}), sent again after -1021 {}, refused for rate {}, reconnects {}, logons {}, userTrades lookups {}, unreadable replies {}",
+            self.cfg.name,
+            s.placed,
+            s.asked,
+            s.asked_past_window,
+            s.clock_retries,
+            s.throttled,
+            s.reconnects,
+            s.logons,
+            s.trade_lookups,
+            s.unreadable_replies
+        )];
+        let mut refusals = std::collections::BTreeMap::new();
+        for l in &self.lanes {
+            for (k, (n, msg)) in lock(&l.shared.refusals).iter() {
+                let e = refusals.entry(*k).or_insert((0, msg.clone()));
+                e.0 += n;
+            }
+        }
+        for ((status, code), (n, msg)) in refusals {
+            lines.push(format!(
+                "  refused {n}× with HTTP {status}, code {code}: {msg}"
+            ));
+        }
+        lines
+    }
+
     /// Every follower's positions as the venue states them (`positionRisk`);
     /// Binance does not say what it received, so those counts are `None`.
     fn books(&mut self) -> Option<Result<VenueBooks, VenueError>> {
@@ -892,6 +925,9 @@ struct Shared {
     down_reason: Mutex<Option<String>>,
     universe: Mutex<Arc<Universe>>,
     stats: Mutex<BinanceGatewayStats>,
+    /// `order.place` refusals by (HTTP status, venue code): how many, and the
+    /// first one's message.
+    refusals: Mutex<std::collections::BTreeMap<(u16, i32), (u64, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1589,6 +1625,21 @@ impl Worker {
         Ok(())
     }
 
+    /// Counts the venue's refusal of an `order.place` by code, keeping the
+    /// first message (at most 160 characters; withheld when it quotes the
+    /// account's key) for the summary.
+    fn refused(&self, account: usize, status: u16, code: i32, msg: &str) {
+        let key = self.accounts[account].api_key.expose_secret();
+        let shown = if !key.is_empty() && msg.contains(key) {
+            "(message withheld: it quotes the API key)".to_string()
+        } else {
+            msg.chars().take(160).collect()
+        };
+        let mut r = lock(&self.shared.refusals);
+        let e = r.entry((status, code)).or_insert((0, shown));
+        e.0 += 1;
+    }
+
     /// `session.logon` for the lane's one account, signed with its Ed25519
     /// key; nothing else goes until it is answered.
     fn send_logon(&mut self, now: Nanos) -> Result<(), String> {
@@ -1874,6 +1925,9 @@ impl Worker {
                 msg,
                 retry_after_ms,
             } => {
+                if placing {
+                    self.refused(account, g.status, c, &msg);
+                }
                 if !placing && c == NO_SUCH_ORDER {
                     // Not yet final while the request could still reach the
                     // matching engine: ask again once its recvWindow is over.
