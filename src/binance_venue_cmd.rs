@@ -12,6 +12,7 @@
 //! Key material is never printed: the accounts are named (`L1`, `F1`, ...), and
 //! the keys go only to the file the operator names with `--keys-out` (0600).
 
+use crate::sim_venue::{exit_code, write_atomically, Failure};
 use clap::Args;
 use fillcast_engine::model::Side;
 use fillcast_gateways::binance::rest::SymbolFilters;
@@ -130,25 +131,8 @@ pub struct BinanceTestVenueArgs {
     check_db: Option<String>,
 }
 
-/// Why the venue did not end well: it never served (exit 2), serving or its
-/// output failed, or the check found a difference (exit 1).
-enum Failure {
-    Setup(String),
-    Run(String),
-}
-
 pub fn run(args: &BinanceTestVenueArgs) -> ExitCode {
-    match serve(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Setup(e)) => {
-            eprintln!("fillcast binance-test-venue: {e}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Run(e)) => {
-            eprintln!("fillcast binance-test-venue: {e}");
-            ExitCode::from(1)
-        }
-    }
+    exit_code("binance-test-venue", serve(args))
 }
 
 // -- Options -----------------------------------------------------------------
@@ -438,16 +422,6 @@ fn write_keys(path: &Path, accounts: &[Account], seed: u64) -> Result<(), String
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| format!("--keys-out {}: {e}", path.display()))
-}
-
-/// Writes `bytes` beside `path`, then renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn check_options(args: &BinanceTestVenueArgs) -> Result<(), String> {

@@ -44,27 +44,34 @@ pub struct SimVenueArgs {
     positions_file: Option<PathBuf>,
 }
 
-/// Why the venue did not run to a clean stop: it never served (bad config, nothing
-/// to listen on: exit 2), or serving or writing its output failed (exit 1).
-enum Failure {
+/// Why a venue command (this one, `binance-test-venue`) did not run to a clean
+/// stop: it never served (bad config, nothing to listen on: exit 2), or
+/// serving, writing its output or its check failed (exit 1).
+pub(crate) enum Failure {
     Setup(String),
     Run(String),
+}
+
+/// The exit of `fillcast <command>` that ended with `ended`, a failure said on
+/// stderr.
+pub(crate) fn exit_code<T>(command: &str, ended: Result<T, Failure>) -> ExitCode {
+    match ended {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(Failure::Setup(e)) => {
+            eprintln!("fillcast {command}: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("fillcast {command}: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// The venue's whole life. Prints `orders_received=N duplicate_client_ids=M` on
 /// stdout when it stops (other counters and the bound address on stderr).
 pub fn run(args: &SimVenueArgs) -> ExitCode {
-    match serve(args) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(Failure::Setup(e)) => {
-            eprintln!("fillcast sim-venue: {e}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Run(e)) => {
-            eprintln!("fillcast sim-venue: {e}");
-            ExitCode::from(1)
-        }
-    }
+    exit_code("sim-venue", serve(args))
 }
 
 fn serve(args: &SimVenueArgs) -> Result<ServeStats, Failure> {
@@ -172,7 +179,7 @@ fn load_venue(args: &SimVenueArgs) -> Result<SimVenue, Failure> {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

@@ -3,13 +3,11 @@
 
 use crate::support::{figure, fillcast_cmd, text, tmp};
 use fillcast_engine::model::Side;
-use fillcast_gateways::binance::venue::{
-    AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueTrade,
-};
+use fillcast_gateways::binance::venue::{TestVenue, TestVenueOptions, VenueAccount, VenueTrade};
 use rust_decimal::Decimal;
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) const LEADER_KEY: &str =
@@ -19,24 +17,47 @@ pub(crate) const LEADER_SECRET: &str =
 const RISKY_KEY: &str = "fcRISKYleaderKEY0000000000000000000000000000000000000000000000000";
 
 fn venue() -> TestVenue {
-    let account = |api_key: &str, withdrawals| VenueAccount {
-        api_key: api_key.into(),
-        key: AccountKey::Hmac(LEADER_SECRET.as_bytes().to_vec()),
-        withdrawals,
-        futures: true,
+    let risky = VenueAccount {
+        withdrawals: true,
+        ..VenueAccount::hmac(RISKY_KEY, LEADER_SECRET.as_bytes())
     };
     TestVenue::start(
         "127.0.0.1:0",
         TestVenueOptions {
-            accounts: vec![account(LEADER_KEY, false), account(RISKY_KEY, true)],
+            accounts: vec![
+                VenueAccount::hmac(LEADER_KEY, LEADER_SECRET.as_bytes()),
+                risky,
+            ],
             symbols: Vec::new(),
         },
     )
     .expect("test venue")
 }
 
-/// A master key, and a vault holding `key` under `name`, in `dir`.
+/// A master key, and a vault holding `key` (with `LEADER_SECRET`) under
+/// `name`, in `dir`.
 pub(crate) fn vault_with(dir: &Path, venue: &TestVenue, name: &str, api_key: &str, no_check: bool) {
+    keys_add(
+        dir,
+        &venue.rest_url(),
+        name,
+        api_key,
+        LEADER_SECRET,
+        no_check,
+    );
+}
+
+/// `fillcast keys add`: `api_key` and `secret` under `name` in `dir`'s vault,
+/// checked at `rest_url` unless `no_check`; the master key made first if
+/// `dir` has none.
+pub(crate) fn keys_add(
+    dir: &Path,
+    rest_url: &str,
+    name: &str,
+    api_key: &str,
+    secret: &str,
+    no_check: bool,
+) {
     let master = dir.join("master.key");
     if !master.exists() {
         let o = fillcast_cmd()
@@ -49,7 +70,7 @@ pub(crate) fn vault_with(dir: &Path, venue: &TestVenue, name: &str, api_key: &st
     let mut c = fillcast_cmd();
     c.args(["keys", "--vault"])
         .arg(dir.join("keys.vault"))
-        .args(["add", name, "--api-url", &venue.rest_url()])
+        .args(["add", name, "--api-url", rest_url])
         .env("FILLCAST_VAULT_KEY_FILE", &master)
         .env_remove("FILLCAST_VAULT_KEY")
         .stdin(Stdio::piped())
@@ -63,14 +84,116 @@ pub(crate) fn vault_with(dir: &Path, venue: &TestVenue, name: &str, api_key: &st
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{api_key}\n{LEADER_SECRET}\n").as_bytes())
+        .write_all(format!("{api_key}\n{secret}\n").as_bytes())
         .unwrap();
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(o.status.success(), "keys add {name}: {:?}", text(&o));
 }
 
-fn config(dir: &Path, venue: &TestVenue, key_name: &str) -> std::path::PathBuf {
-    let mut c = format!(
+/// A `[[sources]]` table of kind `binance`: the leader `L1` with the vault's
+/// key `key_name`, at the venue's `rest` and `stream` URLs.
+pub(crate) fn binance_source(key_name: &str, rest: &str, stream: &str) -> String {
+    format!(
+        r#"[[sources]]
+kind = "binance"
+leaders = {{ L1 = "{key_name}" }}
+vault = "keys.vault"
+rest_url = "{rest}"
+api_url = "{rest}"
+stream_url = "{stream}"
+"#
+    )
+}
+
+/// A `[[venues]]` table `binance` of kind `binance`: `accounts` (TOML pairs,
+/// `F0 = "key name", ...`) from the vault, at the venue's `ws` and `rest` URLs.
+pub(crate) fn binance_venue(accounts: &str, ws: &str, rest: &str) -> String {
+    format!(
+        r#"[[venues]]
+name = "binance"
+kind = "binance"
+[venues.binance]
+vault = "keys.vault"
+accounts = {{ {accounts} }}
+ws_api_url = "{ws}"
+rest_url = "{rest}"
+api_url = "{rest}"
+"#
+    )
+}
+
+/// `followers` followers, `F0` on, each copying `L1` one for one.
+pub(crate) fn followers_copying(followers: usize) -> String {
+    (0..followers)
+        .map(|f| {
+            format!(
+                "[[followers]]\nid = \"F{f}\"\nequity = \"100000\"\n\
+                 [[subscriptions]]\nid = \"F{f}:L1\"\nfollower = \"F{f}\"\nleader = \"L1\"\n\
+                 allocation = \"10000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 20\n"
+            )
+        })
+        .collect()
+}
+
+/// `dir`'s `fills.jsonl`: fills of `L1` in BTCUSDT at 42088.0, a nanosecond
+/// apart, each (event id, `buy` or `sell`, quantity).
+pub(crate) fn write_fills<'a>(
+    dir: &Path,
+    fills: impl IntoIterator<Item = (String, &'a str, String)>,
+) {
+    let mut text = String::new();
+    for (n, (event_id, side, qty)) in fills.into_iter().enumerate() {
+        text.push_str(&format!(
+            "{{\"leader\":\"L1\",\"event_id\":\"{event_id}\",\"symbol\":\"BTCUSDT\",\"side\":\"{side}\",\"qty\":\"{qty}\",\"price\":\"42088.0\",\"ts\":{}}}\n",
+            1_732_060_800_000_000_000u64 + n as u64
+        ));
+    }
+    std::fs::write(dir.join("fills.jsonl"), text).unwrap();
+}
+
+/// `dir`'s `c.toml`: the journal, `extra` (TOML), the venue `binance` with
+/// `accounts` (see `binance_venue`), BTCUSDT on it (lot 0.001, tick 0.1, least
+/// notional 5), the leader `L1` from `source` (a `[[sources]]` table), and
+/// `followers` followers copying it.
+pub(crate) fn binance_config(
+    dir: &Path,
+    venue: &TestVenue,
+    accounts: &str,
+    extra: &str,
+    source: &str,
+    followers: usize,
+) -> PathBuf {
+    let c = format!(
+        r#"[journal]
+dir = "journal"
+segment_mib = 8
+
+{extra}
+
+{venue}
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+min_notional = "5"
+venue = "binance"
+
+[[leaders]]
+id = "L1"
+equity = "1000000"
+
+{source}
+{followers}"#,
+        venue = binance_venue(accounts, &venue.ws_api_url(), &venue.rest_url()),
+        followers = followers_copying(followers),
+    );
+    let path = dir.join("c.toml");
+    std::fs::write(&path, c).unwrap();
+    path
+}
+
+fn config(dir: &Path, venue: &TestVenue, key_name: &str) -> PathBuf {
+    let c = format!(
         r#"[journal]
 dir = "journal"
 segment_mib = 8
@@ -89,35 +212,30 @@ venue = "sim"
 id = "L1"
 equity = "1000000"
 
-[[sources]]
-kind = "binance"
-leaders = {{ L1 = "{key_name}" }}
-vault = "keys.vault"
-rest_url = "{rest}"
-api_url = "{rest}"
-stream_url = "{stream}"
-"#,
-        rest = venue.rest_url(),
-        stream = venue.stream_url()
+{source}{followers}"#,
+        source = binance_source(key_name, &venue.rest_url(), &venue.stream_url()),
+        followers = followers_copying(3),
     );
-    for f in 0..3 {
-        c.push_str(&format!(
-            "[[followers]]\nid = \"F{f}\"\nequity = \"100000\"\n\
-             [[subscriptions]]\nid = \"F{f}:L1\"\nfollower = \"F{f}\"\nleader = \"L1\"\n\
-             allocation = \"10000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 20\n"
-        ));
-    }
     let path = dir.join("c.toml");
     std::fs::write(&path, c).unwrap();
     path
 }
 
-pub(crate) fn start(dir: &Path, cfg: &Path) -> Child {
-    fillcast_cmd()
-        .args(["run", "--until-stopped", "--progress", "0", "--config"])
+/// `fillcast run --config cfg` to the end of its sources, the vault's master
+/// key from `dir`.
+pub(crate) fn run(dir: &Path, cfg: &Path) -> Command {
+    let mut c = fillcast_cmd();
+    c.args(["run", "--progress", "0", "--config"])
         .arg(cfg)
         .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-        .env_remove("FILLCAST_VAULT_KEY")
+        .env_remove("FILLCAST_VAULT_KEY");
+    c
+}
+
+/// `run`, kept going until stopped, its output piped.
+pub(crate) fn start(dir: &Path, cfg: &Path) -> Child {
+    run(dir, cfg)
+        .arg("--until-stopped")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -126,8 +244,14 @@ pub(crate) fn start(dir: &Path, cfg: &Path) -> Child {
 
 /// Until `ok()`, or fail after `what` took more than 30 s (a failure bound on
 /// a shared machine, not a timing).
-pub(crate) fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub(crate) fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    wait_up_to(what, Duration::from_secs(30), ok);
+}
+
+/// Until `ok()`, or fail after `what` took more than `limit` (a failure bound
+/// on a shared machine, not a timing).
+pub(crate) fn wait_up_to(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !ok() {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
@@ -277,27 +401,14 @@ const FOLLOWER_KEYS: [&str; 3] = [
 
 /// A venue that trades BTCUSDT at 42088.0 for the three followers' keys.
 fn order_venue() -> TestVenue {
-    use fillcast_gateways::binance::rest::SymbolFilters;
     let v = TestVenue::start(
         "127.0.0.1:0",
-        TestVenueOptions {
-            accounts: FOLLOWER_KEYS
+        TestVenueOptions::btcusdt(
+            FOLLOWER_KEYS
                 .iter()
-                .map(|k| VenueAccount {
-                    api_key: (*k).into(),
-                    key: AccountKey::Hmac(LEADER_SECRET.as_bytes().to_vec()),
-                    withdrawals: false,
-                    futures: true,
-                })
+                .map(|k| VenueAccount::hmac(*k, LEADER_SECRET.as_bytes()))
                 .collect(),
-            symbols: vec![SymbolFilters {
-                symbol: "BTCUSDT".into(),
-                tick_size: Some(dec("0.1")),
-                step_size: Some(dec("0.001")),
-                min_qty: Some(dec("0.001")),
-                min_notional: Some(dec("5")),
-            }],
-        },
+        ),
     )
     .expect("test venue");
     v.set_price("BTCUSDT", dec("42088.0"));
@@ -312,64 +423,22 @@ fn follower_orders_go_to_the_binance_venue_signed_with_each_followers_key_and_co
     for (i, key) in FOLLOWER_KEYS.iter().enumerate() {
         vault_with(dir, &venue, &format!("follower{i}"), key, false);
     }
-    let mut fills = String::new();
-    for (n, (side, qty)) in [("buy", "0.060"), ("buy", "0.040"), ("sell", "0.100")]
-        .iter()
-        .enumerate()
-    {
-        fills.push_str(&format!(
-            "{{\"leader\":\"L1\",\"event_id\":\"e{n}\",\"symbol\":\"BTCUSDT\",\"side\":\"{side}\",\"qty\":\"{qty}\",\"price\":\"42088.0\",\"ts\":{}}}\n",
-            1_732_060_800_000_000_000u64 + n as u64
-        ));
-    }
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
-    let mut c = format!(
-        r#"[journal]
-dir = "journal"
-segment_mib = 8
-
-[[venues]]
-name = "binance"
-kind = "binance"
-[venues.binance]
-accounts = {{ F0 = "follower0", F1 = "follower1", F2 = "follower2" }}
-ws_api_url = "{ws}"
-rest_url = "{rest}"
-api_url = "{rest}"
-
-[[symbols]]
-name = "BTCUSDT"
-lot_size = "0.001"
-tick_size = "0.1"
-min_notional = "5"
-venue = "binance"
-
-[[leaders]]
-id = "L1"
-equity = "1000000"
-
-[[sources]]
-kind = "file"
-path = "fills.jsonl"
-"#,
-        ws = venue.ws_api_url(),
-        rest = venue.rest_url()
+    write_fills(
+        dir,
+        [("buy", "0.060"), ("buy", "0.040"), ("sell", "0.100")]
+            .iter()
+            .enumerate()
+            .map(|(n, (side, qty))| (format!("e{n}"), *side, qty.to_string())),
     );
-    for f in 0..3 {
-        c.push_str(&format!(
-            "[[followers]]\nid = \"F{f}\"\nequity = \"100000\"\n\
-             [[subscriptions]]\nid = \"F{f}:L1\"\nfollower = \"F{f}\"\nleader = \"L1\"\n\
-             allocation = \"10000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 20\n"
-        ));
-    }
-    std::fs::write(dir.join("c.toml"), c).unwrap();
-    let o = fillcast_cmd()
-        .args(["run", "--progress", "0", "--config"])
-        .arg(dir.join("c.toml"))
-        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-        .env_remove("FILLCAST_VAULT_KEY")
-        .output()
-        .expect("run");
+    let cfg = binance_config(
+        dir,
+        &venue,
+        r#"F0 = "follower0", F1 = "follower1", F2 = "follower2""#,
+        "",
+        "[[sources]]\nkind = \"file\"\npath = \"fills.jsonl\"\n",
+        3,
+    );
+    let o = run(dir, &cfg).output().expect("run");
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert_eq!(figure(&out, "leader fills in"), 3, "{out}");
@@ -391,53 +460,75 @@ path = "fills.jsonl"
     // every byte the run produced is searched for the key material.
     let db = format!("sqlite:{}", dir.join("fc.db").display());
     let mut outputs = vec![o.stdout, o.stderr];
+    outputs.extend(sidecar_and_report(dir, &db));
+    assert!(dir.join("report.html").is_file() && dir.join("fc.db").is_file());
+    let files = files_under(dir);
+    assert!(
+        files.len() >= 5,
+        "the journal, the database, the reports, the vault"
+    );
+    outputs.extend(files.iter().map(|p| std::fs::read(p).unwrap()));
+    let secrets: Vec<&str> = FOLLOWER_KEYS
+        .iter()
+        .copied()
+        .chain([LEADER_SECRET])
+        .collect();
+    assert_none_holds(&outputs, &secrets, "what the session produced");
+}
+
+/// `fillcast sidecar` (the journal in `dir` into `db`), then `fillcast
+/// report` (`report.json` and `report.html` in `dir`): what each printed,
+/// stdout then stderr.
+pub(crate) fn sidecar_and_report(dir: &Path, db: &str) -> Vec<Vec<u8>> {
+    let mut outputs = Vec::new();
     for args in [
         vec![
             "sidecar".to_string(),
             "--journal".into(),
             dir.join("journal").display().to_string(),
             "--db".into(),
-            db.clone(),
+            db.to_string(),
+            "--progress".into(),
+            "0".into(),
         ],
         vec![
             "report".into(),
             "--db".into(),
-            db.clone(),
+            db.to_string(),
             "--json".into(),
-            dir.join("r.json").display().to_string(),
+            dir.join("report.json").display().to_string(),
             "--html".into(),
-            dir.join("r.html").display().to_string(),
+            dir.join("report.html").display().to_string(),
         ],
     ] {
         let o = fillcast_cmd().args(&args).output().expect("sidecar/report");
         assert!(o.status.success(), "{args:?}: {:?}", text(&o));
         outputs.extend([o.stdout, o.stderr]);
     }
-    assert!(dir.join("r.html").is_file() && dir.join("fc.db").is_file());
-    let secrets: Vec<&str> = FOLLOWER_KEYS
-        .iter()
-        .copied()
-        .chain([LEADER_SECRET])
-        .collect();
-    let mut files = vec![dir.to_path_buf()];
-    let mut searched = 0;
-    while let Some(p) = files.pop() {
+    outputs
+}
+
+/// Every file under `dir`, at any depth.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut left = vec![dir.to_path_buf()];
+    while let Some(p) = left.pop() {
         if p.is_dir() {
-            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-            continue;
+            left.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files.push(p);
         }
-        outputs.push(std::fs::read(&p).unwrap());
-        searched += 1;
     }
-    assert!(
-        searched >= 5,
-        "the journal, the database, the reports, the vault"
-    );
-    for bytes in &outputs {
-        for s in &secrets {
+    files
+}
+
+/// Fails, naming `what`, if any of `outputs` holds any of `secrets`.
+pub(crate) fn assert_none_holds(outputs: &[Vec<u8>], secrets: &[&str], what: &str) {
+    for bytes in outputs {
+        for s in secrets {
             assert!(
                 !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
-                "key material in what the session produced"
+                "key material in {what}"
             );
         }
     }
@@ -451,15 +542,7 @@ fn a_symbol_whose_lot_is_not_the_venues_step_stops_the_start_naming_both() {
     vault_with(dir, &venue, "follower0", FOLLOWER_KEYS[0], false);
     std::fs::write(dir.join("fills.jsonl"), "").unwrap();
     let c = format!(
-        r#"[[venues]]
-name = "binance"
-kind = "binance"
-[venues.binance]
-accounts = {{ F0 = "follower0" }}
-ws_api_url = "{ws}"
-rest_url = "{rest}"
-api_url = "{rest}"
-
+        r#"{venue}
 [[symbols]]
 name = "BTCUSDT"
 lot_size = "0.01"
@@ -485,17 +568,14 @@ ratio = "1"
 kind = "file"
 path = "fills.jsonl"
 "#,
-        ws = venue.ws_api_url(),
-        rest = venue.rest_url()
+        venue = binance_venue(
+            r#"F0 = "follower0""#,
+            &venue.ws_api_url(),
+            &venue.rest_url()
+        ),
     );
     std::fs::write(dir.join("c.toml"), c).unwrap();
-    let o = fillcast_cmd()
-        .args(["run", "--progress", "0", "--config"])
-        .arg(dir.join("c.toml"))
-        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-        .env_remove("FILLCAST_VAULT_KEY")
-        .output()
-        .expect("run");
+    let o = run(dir, &dir.join("c.toml")).output().expect("run");
     let (out, err) = text(&o);
     assert!(!o.status.success(), "{out}{err}");
     assert!(

@@ -7,14 +7,18 @@
 //! journal against the venue's positions file), no client order id may reach
 //! the venue twice, and no key material may appear in anything the run wrote.
 
+use crate::binance::{
+    assert_none_holds, binance_source, binance_venue, files_under, keys_add, run,
+    sidecar_and_report, wait_up_to,
+};
 use crate::support::{engine_positions, figure, fillcast_cmd, text, tmp};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FOLLOWERS: usize = 3;
 /// The config's symbols, in its order (the journal's symbol indices), with
@@ -120,12 +124,8 @@ impl Drop for Proc {
 
 /// Until `ok()`, or fail after `what` took more than 60 s (a failure bound on
 /// a shared machine, not a timing).
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    wait_up_to(what, Duration::from_secs(60), ok);
 }
 
 /// `fillcast ctl status --json` of the engine, or nothing while it is not up.
@@ -152,28 +152,6 @@ fn accounts(path: &Path) -> Vec<[String; 4]> {
         .collect()
 }
 
-fn keys_add(dir: &Path, rest_url: &str, name: &str, key: &str, secret: &str) {
-    let mut child = fillcast_cmd()
-        .args(["keys", "--vault"])
-        .arg(dir.join("keys.vault"))
-        .args(["add", name, "--api-url", rest_url])
-        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-        .env_remove("FILLCAST_VAULT_KEY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{key}\n{secret}\n").as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "keys add {name}: {:?}", text(&o));
-}
-
 fn config(dir: &Path, urls: &BTreeMap<String, String>) -> PathBuf {
     let url = |k: &str| urls.get(k).unwrap_or_else(|| panic!("no {k} in {urls:?}"));
     let mut c = format!(
@@ -181,16 +159,7 @@ fn config(dir: &Path, urls: &BTreeMap<String, String>) -> PathBuf {
 dir = "journal"
 segment_mib = 8
 
-[[venues]]
-name = "binance"
-kind = "binance"
-[venues.binance]
-vault = "keys.vault"
-ws_api_url = "{ws}"
-rest_url = "{rest}"
-api_url = "{rest}"
-accounts = {{ F1 = "F1", F2 = "F2", F3 = "F3" }}
-
+{venue}
 [[symbols]]
 name = "BTCUSDT"
 lot_size = "0.001"
@@ -209,17 +178,13 @@ venue = "binance"
 id = "L1"
 equity = "100000"
 
-[[sources]]
-kind = "binance"
-leaders = {{ L1 = "L1" }}
-vault = "keys.vault"
-rest_url = "{rest}"
-stream_url = "{stream}"
-api_url = "{rest}"
-"#,
-        ws = url("ws_api_url"),
-        rest = url("rest_url"),
-        stream = url("stream_url"),
+{source}"#,
+        venue = binance_venue(
+            r#"F1 = "F1", F2 = "F2", F3 = "F3""#,
+            url("ws_api_url"),
+            url("rest_url")
+        ),
+        source = binance_source("L1", url("rest_url"), url("stream_url")),
     );
     let modes = [
         "mode = \"fixed_ratio\"\nratio = \"0.5\"",
@@ -296,23 +261,14 @@ fn the_binance_demo_copies_the_test_venues_leader_and_the_venues_books_equal_the
     assert_eq!(mode & 0o777, 0o600, "the keys file is the owner's only");
 
     // The vault: every account's key, asked at the venue.
-    let o = fillcast_cmd()
-        .args(["keys", "init-master"])
-        .arg(dir.join("master.key"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{:?}", text(&o));
     for [_, name, key, secret] in &accounts {
-        keys_add(dir, &urls["rest_url"], name, key, secret);
+        keys_add(dir, &urls["rest_url"], name, key, secret, false);
     }
     let cfg = config(dir, &urls);
 
-    let mut run = fillcast_cmd();
-    run.args(["run", "--until-stopped", "--progress", "0", "--config"])
-        .arg(&cfg)
-        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-        .env_remove("FILLCAST_VAULT_KEY");
-    let mut engine = Proc::spawn(run);
+    let mut engine = run(dir, &cfg);
+    engine.arg("--until-stopped");
+    let mut engine = Proc::spawn(engine);
     wait_for("the leader's trades", || {
         assert!(venue.alive(), "the venue ended early");
         assert!(engine.alive(), "the engine ended early");
@@ -348,30 +304,7 @@ fn the_binance_demo_copies_the_test_venues_leader_and_the_venues_books_equal_the
     assert!(figure(&out, "follower orders out") > 0, "{out}");
 
     let mut outputs = vec![engine.stdout, engine.stderr];
-    for args in [
-        vec![
-            "sidecar".to_string(),
-            "--journal".into(),
-            dir.join("journal").display().to_string(),
-            "--db".into(),
-            db.clone(),
-            "--progress".into(),
-            "0".into(),
-        ],
-        vec![
-            "report".into(),
-            "--db".into(),
-            db.clone(),
-            "--json".into(),
-            dir.join("report.json").display().to_string(),
-            "--html".into(),
-            dir.join("report.html").display().to_string(),
-        ],
-    ] {
-        let o = fillcast_cmd().args(&args).output().expect("sidecar/report");
-        assert!(o.status.success(), "{args:?}: {:?}", text(&o));
-        outputs.extend([o.stdout, o.stderr]);
-    }
+    outputs.extend(sidecar_and_report(dir, &db));
 
     // The venue stops and compares its books with the engine's database.
     venue.sigterm();
@@ -422,28 +355,20 @@ fn the_binance_demo_copies_the_test_venues_leader_and_the_venues_books_equal_the
     );
 
     // No key or secret in anything the run produced, but the keys file.
-    let mut files = vec![dir.to_path_buf()];
-    let mut searched = 0;
-    while let Some(p) = files.pop() {
-        if p.is_dir() {
-            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-        } else if p.file_name() != Some("demo-keys.txt".as_ref()) {
-            outputs.push(std::fs::read(&p).unwrap());
-            searched += 1;
-        }
-    }
+    let files: Vec<PathBuf> = files_under(dir)
+        .into_iter()
+        .filter(|p| p.file_name() != Some("demo-keys.txt".as_ref()))
+        .collect();
     assert!(
-        searched >= 6,
+        files.len() >= 6,
         "journal, database, reports, vault, positions"
     );
-    for bytes in &outputs {
-        for [_, name, key, secret] in &accounts {
-            for s in [key, secret] {
-                assert!(
-                    !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
-                    "key material of {name} in what the demo produced"
-                );
-            }
-        }
+    outputs.extend(files.iter().map(|p| std::fs::read(p).unwrap()));
+    for [_, name, key, secret] in &accounts {
+        assert_none_holds(
+            &outputs,
+            &[key, secret],
+            &format!("what the demo produced ({name}'s)"),
+        );
     }
 }

@@ -6,15 +6,15 @@
 //! positions, rebuilt from its journal, are held against the venue's.
 
 use crate::binance::{
-    dec, shutdown, start, status_figure, vault_with, wait_for, LEADER_KEY, LEADER_SECRET,
+    binance_config, binance_source, dec, run, shutdown, start, status_figure, vault_with, wait_for,
+    write_fills, LEADER_KEY, LEADER_SECRET,
 };
-use crate::support::{fillcast_cmd, text, tmp};
+use crate::support::{text, tmp};
 use fillcast_engine::event::{ExecKind, RejectReason};
 use fillcast_engine::ids::client_order_id;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx};
-use fillcast_gateways::binance::rest::SymbolFilters;
 use fillcast_gateways::binance::venue::{
-    AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueLimits, VenueRateLimit, VenueTrade,
+    TestVenue, TestVenueOptions, VenueAccount, VenueLimits, VenueRateLimit, VenueTrade,
 };
 use fillcast_gateways::binance::wsapi::Interval;
 use fillcast_journal::reader::JournalReader;
@@ -39,26 +39,14 @@ fn fault_venue(followers: usize) -> TestVenue {
 
 /// `fault_venue` with other rate limits than Binance's.
 fn fault_venue_with(followers: usize, limits: VenueLimits) -> TestVenue {
-    let account = |api_key: String| VenueAccount {
-        api_key,
-        key: AccountKey::Hmac(LEADER_SECRET.as_bytes().to_vec()),
-        withdrawals: false,
-        futures: true,
-    };
+    let account = |api_key: String| VenueAccount::hmac(api_key, LEADER_SECRET.as_bytes());
     let v = TestVenue::start_with_limits(
         "127.0.0.1:0",
-        TestVenueOptions {
-            accounts: std::iter::once(account(LEADER_KEY.into()))
+        TestVenueOptions::btcusdt(
+            std::iter::once(account(LEADER_KEY.into()))
                 .chain((0..followers).map(|f| account(follower_key(f))))
                 .collect(),
-            symbols: vec![SymbolFilters {
-                symbol: "BTCUSDT".into(),
-                tick_size: Some(dec("0.1")),
-                step_size: Some(dec("0.001")),
-                min_qty: Some(dec("0.001")),
-                min_notional: Some(dec("5")),
-            }],
-        },
+        ),
         limits,
     )
     .expect("test venue");
@@ -82,64 +70,12 @@ fn fault_config(
         vault_with(dir, venue, &format!("f{f}"), &follower_key(f), false);
         accounts.push(format!("F{f} = \"f{f}\""));
     }
-    let mut c = format!(
-        r#"[journal]
-dir = "journal"
-segment_mib = 8
-
-{extra}
-
-[[venues]]
-name = "binance"
-kind = "binance"
-[venues.binance]
-accounts = {{ {accounts} }}
-ws_api_url = "{ws}"
-rest_url = "{rest}"
-api_url = "{rest}"
-
-[[symbols]]
-name = "BTCUSDT"
-lot_size = "0.001"
-tick_size = "0.1"
-min_notional = "5"
-venue = "binance"
-
-[[leaders]]
-id = "L1"
-equity = "1000000"
-
-{source}
-"#,
-        accounts = accounts.join(", "),
-        ws = venue.ws_api_url(),
-        rest = venue.rest_url(),
-    );
-    for f in 0..followers {
-        c.push_str(&format!(
-            "[[followers]]\nid = \"F{f}\"\nequity = \"100000\"\n\
-             [[subscriptions]]\nid = \"F{f}:L1\"\nfollower = \"F{f}\"\nleader = \"L1\"\n\
-             allocation = \"10000\"\nmode = \"fixed_ratio\"\nratio = \"1\"\nslippage_bps = 20\n"
-        ));
-    }
-    let path = dir.join("c.toml");
-    std::fs::write(&path, c).unwrap();
-    path
+    binance_config(dir, venue, &accounts.join(", "), extra, source, followers)
 }
 
 /// The leader on the venue's user data stream.
-fn binance_source(venue: &TestVenue) -> String {
-    format!(
-        r#"[[sources]]
-kind = "binance"
-leaders = {{ L1 = "leader" }}
-rest_url = "{rest}"
-api_url = "{rest}"
-stream_url = "{stream}"
-"#,
-        rest = venue.rest_url(),
-        stream = venue.stream_url()
-    )
+fn leader_source(venue: &TestVenue) -> String {
+    binance_source("leader", &venue.rest_url(), &venue.stream_url())
 }
 
 /// A trade of the leader's on the venue: `qty` BTCUSDT at 42088.0.
@@ -239,7 +175,7 @@ fn each_documented_binance_refusal_takes_its_policy_and_no_order_executes_twice(
         dir,
         &venue,
         FOLLOWERS,
-        &binance_source(&venue),
+        &leader_source(&venue),
         "[engine.resync]\ninsufficient_margin = \"out_of_sync\"\n",
     );
     let key = |f: usize| follower_key(f);
@@ -397,15 +333,13 @@ fn burst_run(
     burst: usize,
     venue_settings: &str,
 ) -> (String, String) {
-    let mut fills = String::new();
-    for n in 0..burst {
-        let side = if n % 2 == 0 { "buy" } else { "sell" };
-        fills.push_str(&format!(
-            "{{\"leader\":\"L1\",\"event_id\":\"b{n}\",\"symbol\":\"BTCUSDT\",\"side\":\"{side}\",\"qty\":\"0.002\",\"price\":\"42088.0\",\"ts\":{}}}\n",
-            1_732_060_800_000_000_000u64 + n as u64
-        ));
-    }
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    write_fills(
+        dir,
+        (0..burst).map(|n| {
+            let side = if n % 2 == 0 { "buy" } else { "sell" };
+            (format!("b{n}"), side, "0.002".to_string())
+        }),
+    );
     let cfg = fault_config(
         dir,
         venue,
@@ -420,13 +354,7 @@ fn burst_run(
         );
         std::fs::write(&cfg, c).unwrap();
     }
-    let o = fillcast_cmd()
-        .args(["run", "--progress", "0", "--config"])
-        .arg(&cfg)
-        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-        .env_remove("FILLCAST_VAULT_KEY")
-        .output()
-        .expect("run");
+    let o = run(dir, &cfg).output().expect("run");
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert_eq!(
@@ -491,7 +419,7 @@ fn an_expired_listen_key_is_renewed_and_no_leader_fill_is_lost_or_doubled() {
     let d = tmp();
     let dir = d.path();
     let venue = fault_venue(1);
-    let cfg = fault_config(dir, &venue, 1, &binance_source(&venue), "");
+    let cfg = fault_config(dir, &venue, 1, &leader_source(&venue), "");
     let engine = start(dir, &cfg);
     wait_for("the leader's stream", || venue.streams() >= 1);
     for n in 0..5 {
@@ -540,20 +468,18 @@ fn sigkill_and_restart_mid_run_at_binance_sends_no_client_order_id_twice() {
     const FILLS: usize = 150;
     const FOLLOWERS: usize = 3;
     let venue = fault_venue(FOLLOWERS);
-    let mut fills = String::new();
     let mut position = 0i64;
-    for n in 0..FILLS {
-        // A walk that opens, adds, reduces and flips, in whole lots.
-        let lots = 1 + (n * 7 % 5) as i64;
-        let buy = position <= 0 || n % 3 == 0;
-        position += if buy { lots } else { -lots };
-        fills.push_str(&format!(
-            "{{\"leader\":\"L1\",\"event_id\":\"k{n}\",\"symbol\":\"BTCUSDT\",\"side\":\"{}\",\"qty\":\"0.00{lots}\",\"price\":\"42088.0\",\"ts\":{}}}\n",
-            if buy { "buy" } else { "sell" },
-            1_732_060_800_000_000_000u64 + n as u64
-        ));
-    }
-    std::fs::write(dir.join("fills.jsonl"), fills).unwrap();
+    write_fills(
+        dir,
+        (0..FILLS).map(|n| {
+            // A walk that opens, adds, reduces and flips, in whole lots.
+            let lots = 1 + (n * 7 % 5) as i64;
+            let buy = position <= 0 || n % 3 == 0;
+            position += if buy { lots } else { -lots };
+            let side = if buy { "buy" } else { "sell" };
+            (format!("k{n}"), side, format!("0.00{lots}"))
+        }),
+    );
     let cfg = fault_config(
         dir,
         &venue,
@@ -563,11 +489,7 @@ fn sigkill_and_restart_mid_run_at_binance_sends_no_client_order_id_twice() {
     );
     let mut killed_mid_run = 0;
     for wait_ms in [700u64, 1100, 900] {
-        let mut engine = fillcast_cmd()
-            .args(["run", "--progress", "0", "--config"])
-            .arg(&cfg)
-            .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-            .env_remove("FILLCAST_VAULT_KEY")
+        let mut engine = run(dir, &cfg)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -582,13 +504,7 @@ fn sigkill_and_restart_mid_run_at_binance_sends_no_client_order_id_twice() {
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(killed_mid_run >= 2, "the kills must land mid-run");
-    let o = fillcast_cmd()
-        .args(["run", "--progress", "0", "--config"])
-        .arg(&cfg)
-        .env("FILLCAST_VAULT_KEY_FILE", dir.join("master.key"))
-        .env_remove("FILLCAST_VAULT_KEY")
-        .output()
-        .expect("the last run");
+    let o = run(dir, &cfg).output().expect("the last run");
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
 

@@ -14,13 +14,12 @@
 use fillcast_engine::clock;
 use fillcast_engine::config;
 use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType};
-use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, Universe};
+use fillcast_engine::model::{FollowerIdx, Side, SubIdx, SymbolIdx, SymbolSpec, Universe};
 use fillcast_engine::port::Gateway;
 use fillcast_engine::units::{Lots, Ticks};
 use fillcast_gateways::binance::gateway::{BinanceGateway, BinanceGatewayConfig, FollowerAccount};
-use fillcast_gateways::binance::rest::SymbolFilters;
 use fillcast_gateways::binance::sign::Signer;
-use fillcast_gateways::binance::venue::{AccountKey, TestVenue, TestVenueOptions, VenueAccount};
+use fillcast_gateways::binance::venue::{TestVenue, TestVenueOptions, VenueAccount};
 use fillcast_gateways::binance::wsapi::{Auth, Encoder, Envelope, PlaceOrder, RespType};
 use hdrhistogram::Histogram;
 use secrecy::SecretString;
@@ -67,23 +66,11 @@ fn main() {
 
     let venue = TestVenue::start(
         "127.0.0.1:0",
-        TestVenueOptions {
-            accounts: (0..=accounts)
-                .map(|a| VenueAccount {
-                    api_key: key(a),
-                    key: AccountKey::Hmac(SECRET.to_vec()),
-                    withdrawals: false,
-                    futures: true,
-                })
+        TestVenueOptions::btcusdt(
+            (0..=accounts)
+                .map(|a| VenueAccount::hmac(key(a), SECRET))
                 .collect(),
-            symbols: vec![SymbolFilters {
-                symbol: "BTCUSDT".into(),
-                tick_size: Some("0.1".parse().unwrap()),
-                step_size: Some("0.001".parse().unwrap()),
-                min_qty: Some("0.001".parse().unwrap()),
-                min_notional: Some("5".parse().unwrap()),
-            }],
-        },
+        ),
     )
     .expect("test venue");
     venue.set_price("BTCUSDT", "42088.0".parse().unwrap());
@@ -108,37 +95,16 @@ fn main() {
             signer: Signer::hmac(SECRET).expect("key"),
         })
         .collect();
-    let mut gw = BinanceGateway::new(gw_cfg, follower_accounts, universe).expect("gateway");
+    let mut gw =
+        BinanceGateway::new(gw_cfg, follower_accounts, Arc::clone(&universe)).expect("gateway");
     assert!(
         gw.wait_up(Duration::from_secs(20)),
         "{:?}",
         gw.down_reason()
     );
 
-    let order = |a: usize, n: u64| {
-        let id = ((a as u64) << 32) | n;
-        FollowerOrder {
-            id,
-            sub: SubIdx(0),
-            follower: FollowerIdx(a as u32),
-            symbol: SymbolIdx(0),
-            side: if id.is_multiple_of(2) {
-                Side::Buy
-            } else {
-                Side::Sell
-            },
-            qty: Lots(1),
-            order_type: OrderType::LimitIoc,
-            limit: Ticks(if id.is_multiple_of(2) {
-                421_000
-            } else {
-                420_700
-            }),
-            reduce_only: false,
-            leader_event_key: id,
-            ts: clock::now(),
-        }
-    };
+    // Account `a`'s `n`th order: ids unique over the accounts.
+    let nth_order = |a: usize, n: u64| order(a, ((a as u64) << 32) | n);
     let mut next = vec![0u64; accounts];
     let mut answered = vec![0u64; accounts];
 
@@ -148,7 +114,7 @@ fn main() {
     let mut via_gateway = histogram();
     for i in 0..TRIPS {
         let a = i % accounts;
-        let o = order(a, next[a]);
+        let o = nth_order(a, next[a]);
         next[a] += 1;
         let t = Instant::now();
         let mut done = false;
@@ -164,7 +130,7 @@ fn main() {
         answered[a] += 1;
     }
     // An account of its own: the gateway's limiter does not count these.
-    let bare = bare_round_trips(&venue, &key(accounts), 250);
+    let bare = bare_round_trips(&venue, universe.sym(SymbolIdx(0)), &key(accounts), 250);
 
     // The round trips leave the 10-second windows before the burst.
     std::thread::sleep(Duration::from_millis(10_500));
@@ -197,7 +163,7 @@ fn main() {
     while Instant::now() < end {
         let mut progressed = false;
         if next[a] < per_account && gw.can_accept(1) {
-            let o = order(a, next[a]);
+            let o = nth_order(a, next[a]);
             next[a] += 1;
             submitted.insert(o.id, Instant::now());
             gw.submit(std::slice::from_ref(&o), clock::now(), &mut |r| {
@@ -253,6 +219,32 @@ fn main() {
     );
 }
 
+/// Follower `a`'s order `id`: one lot of BTCUSDT, IOC, a buy above the
+/// venue's price or a sell below it by the id's parity, so that it fills.
+fn order(a: usize, id: u64) -> FollowerOrder {
+    FollowerOrder {
+        id,
+        sub: SubIdx(0),
+        follower: FollowerIdx(a as u32),
+        symbol: SymbolIdx(0),
+        side: if id.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
+        qty: Lots(1),
+        order_type: OrderType::LimitIoc,
+        limit: Ticks(if id.is_multiple_of(2) {
+            421_000
+        } else {
+            420_700
+        }),
+        reduce_only: false,
+        leader_event_key: id,
+        ts: clock::now(),
+    }
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3).expect("bounds")
 }
@@ -270,43 +262,23 @@ fn ends(k: ExecKind) -> bool {
 }
 
 /// `trips` `order.place` round trips of one account's signed request (encoded
-/// as the gateway encodes it) from a bare blocking WebSocket client.
-fn bare_round_trips(venue: &TestVenue, api_key: &str, trips: usize) -> Histogram<u64> {
+/// as the gateway encodes it, of `spec`) from a bare blocking WebSocket client.
+fn bare_round_trips(
+    venue: &TestVenue,
+    spec: &SymbolSpec,
+    api_key: &str,
+    trips: usize,
+) -> Histogram<u64> {
     let (mut ws, _) = tungstenite::connect(venue.ws_api_url()).expect("connect");
     if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_nodelay(true).expect("nodelay");
     }
     let signer = Signer::hmac(SECRET).expect("key");
-    let spec = fillcast_engine::model::SymbolSpec {
-        name: "BTCUSDT".into(),
-        lot_size: "0.001".parse().unwrap(),
-        tick_size: "0.1".parse().unwrap(),
-        min_qty: Lots(1),
-        min_notional: fillcast_engine::units::Money(0),
-        venue: fillcast_engine::model::VenueIdx(0),
-        money_per_lot_tick: 1,
-        removed: false,
-    };
     let mut enc = Encoder::new();
     let mut buf = Vec::new();
     let mut h = histogram();
     for i in 0..trips as u64 {
-        let o = FollowerOrder {
-            id: (1u64 << 62) | i,
-            side: if i.is_multiple_of(2) {
-                Side::Buy
-            } else {
-                Side::Sell
-            },
-            qty: Lots(1),
-            order_type: OrderType::LimitIoc,
-            limit: Ticks(if i.is_multiple_of(2) {
-                421_000
-            } else {
-                420_700
-            }),
-            ..FollowerOrder::default()
-        };
+        let o = order(0, (1u64 << 62) | i);
         let t = Instant::now();
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -321,7 +293,7 @@ fn bare_round_trips(venue: &TestVenue, api_key: &str, trips: usize) -> Histogram
             timestamp_ms: now_ms,
             recv_window_ms: 5000,
         };
-        enc.order_place(&mut buf, &env, &PlaceOrder::of(&o, &spec, RespType::Result))
+        enc.order_place(&mut buf, &env, &PlaceOrder::of(&o, spec, RespType::Result))
             .expect("an order");
         ws.send(tungstenite::Message::Text(
             String::from_utf8(buf.clone()).expect("text").into(),

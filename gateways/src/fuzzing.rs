@@ -9,7 +9,8 @@
 //! - `fix_codec`: arbitrary bytes as a FIX read buffer, walked message by message and
 //!   error by error; every message decoded is written again byte for byte.
 //! - `binance_stream`: arbitrary bytes as a Binance user-data or mark-price message
-//!   and as a `userTrades` response, every fill, balance and mark converted.
+//!   and as a `userTrades` response, every fill, balance and mark converted; then
+//!   (`binance_mark`) as a message of the `binance` source's mark-price connection.
 //! - `binance_replies`: arbitrary bytes as a Binance WebSocket API reply (the
 //!   gateway's parser) and as each REST answer the adapter reads.
 
@@ -37,6 +38,12 @@ kind = "sim"
 name = "BTCUSDT"
 lot_size = "0.001"
 tick_size = "0.1"
+venue = "sim"
+
+[[symbols]]
+name = "ETHUSDT"
+lot_size = "0.001"
+tick_size = "0.01"
 venue = "sim"
 
 [[leaders]]
@@ -314,14 +321,6 @@ pub fn binance_stream(data: &[u8]) -> usize {
     use crate::binance::stream::{
         Event, ExecutionType, FillKind, ListenKeyExpired, OrderInfo, Parser, SymbolTable, UserTrade,
     };
-    fn error_text(e: &dyn std::fmt::Display) {
-        let text = e.to_string();
-        assert!(
-            !text.chars().any(char::is_control),
-            "an error quotes a control character: {text:?}"
-        );
-        assert!(text.len() < 2_000, "an error of {} bytes", text.len());
-    }
     let u = universe();
     let symbols = SymbolTable::from_universe(&u);
     let leader = u.leader("L1").expect("the fuzz universe has L1");
@@ -415,6 +414,52 @@ pub fn binance_stream(data: &[u8]) -> usize {
         + stats.other;
     assert_eq!(events + u64::from(body_ok) + stats.rejected, 2, "{stats:?}");
     fills
+}
+
+/// `binance_mark`: the bytes as a message of the `binance` source's mark-price
+/// connection (`stream::Parser::mark`, issue 15). Returns whether they gave a
+/// mark; panics on a broken invariant: a mark that is not a whole, positive
+/// tick of a known symbol, a mark where the message parsed and converted apart
+/// gives none or the other way round, an error text with a control character
+/// or of unbounded length.
+pub fn binance_mark(data: &[u8]) -> bool {
+    use crate::binance::stream::{Event, Parser, SymbolTable};
+    use fillcast_engine::event::FeedEvent;
+    let symbols = SymbolTable::from_universe(&universe());
+    let mark = Parser::new().mark(data, &symbols);
+    // The same as the message parsed, then converted, apart.
+    let converted = match Parser::new().message(data) {
+        Ok(Event::MarkPrice(m)) => Some(m.to_feed_rounded(&symbols).is_ok()),
+        _ => None,
+    };
+    match mark {
+        Ok(Some(FeedEvent::MarkPrice { price, .. })) => {
+            assert!(price.0 > 0);
+            assert_eq!(converted, Some(true));
+            true
+        }
+        Ok(Some(other)) => panic!("a mark-price message gave {other:?}"),
+        Ok(None) => {
+            assert_eq!(converted, None);
+            false
+        }
+        Err(e) => {
+            assert_ne!(converted, Some(true));
+            error_text(&e);
+            false
+        }
+    }
+}
+
+/// An error's text: no control character (input cannot forge a log line) and
+/// bounded.
+fn error_text(e: &dyn std::fmt::Display) {
+    let text = e.to_string();
+    assert!(
+        !text.chars().any(char::is_control),
+        "an error quotes a control character: {text:?}"
+    );
+    assert!(text.len() < 2_000, "an error of {} bytes", text.len());
 }
 
 /// The body of `binance_replies`: `data` as a WebSocket API reply, read by the

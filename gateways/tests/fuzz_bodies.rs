@@ -38,6 +38,7 @@ fn hostile_files_never_panic() {
         fuzzing::fix_codec(c);
         fuzzing::fix_session(c);
         fuzzing::binance_stream(c);
+        fuzzing::binance_mark(c);
         fuzzing::binance_replies(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
@@ -105,6 +106,7 @@ proptest! {
         fuzzing::fix_codec(&bytes);
         fuzzing::fix_session(&bytes);
         fuzzing::binance_stream(&bytes);
+        fuzzing::binance_mark(&bytes);
         fuzzing::binance_replies(&bytes);
     }
 
@@ -224,41 +226,14 @@ proptest! {
     }
 }
 
-/// The `binance_stream` fuzz target's mark-price half on stable: hostile
-/// messages on the `binance` source's mark-price connection
+/// The `binance_stream` fuzz target's mark-price half (`binance_mark`) on
+/// stable: hostile messages on the `binance` source's mark-price connection
 /// (`stream::Parser::mark`) give a mark on a whole, positive tick, an error
 /// or nothing, never a panic, and a mark exactly when the message converts.
 #[test]
 fn hostile_mark_price_messages_never_panic() {
-    use fillcast_engine::event::FeedEvent;
-    use fillcast_gateways::binance::stream::{Event, Parser, SymbolTable};
-    let symbols = SymbolTable::from_universe(&crate::common::universe());
     let mark = r#"{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000}"#;
     let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
-    let check = |bytes: &[u8]| -> bool {
-        let got = Parser::new().mark(bytes, &symbols);
-        let converted = match Parser::new().message(bytes) {
-            Ok(Event::MarkPrice(m)) => Some(m.to_feed_rounded(&symbols).is_ok()),
-            _ => None,
-        };
-        match got {
-            Ok(Some(FeedEvent::MarkPrice { price, .. })) => {
-                assert!(price.0 > 0);
-                assert_eq!(converted, Some(true));
-                true
-            }
-            Ok(Some(other)) => panic!("{other:?}"),
-            Ok(None) => {
-                assert_eq!(converted, None);
-                false
-            }
-            Err(e) => {
-                assert_ne!(converted, Some(true));
-                assert!(!e.to_string().contains('\u{1b}'), "{e}");
-                false
-            }
-        }
-    };
     let cases: Vec<(Vec<u8>, bool)> = vec![
         (mark.as_bytes().to_vec(), true),
         (
@@ -303,10 +278,10 @@ fn hostile_mark_price_messages_never_panic() {
     ];
     for (bytes, is_mark) in &cases {
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
-        assert_eq!(check(bytes), *is_mark, "{shown}");
+        assert_eq!(fuzzing::binance_mark(bytes), *is_mark, "{shown}");
         fuzzing::binance_stream(bytes);
     }
     for cut in 0..mark.len() {
-        assert!(!check(&mark.as_bytes()[..cut]), "{cut}");
+        assert!(!fuzzing::binance_mark(&mark.as_bytes()[..cut]), "{cut}");
     }
 }

@@ -2255,7 +2255,6 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binance::rest::SymbolFilters;
     use crate::binance::venue::{
         AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueLimits, VenueRateLimit,
     };
@@ -2308,24 +2307,10 @@ equity = "100000"
     fn venue(limits: VenueLimits) -> TestVenue {
         TestVenue::start_with_limits(
             "127.0.0.1:0",
-            TestVenueOptions {
-                accounts: [KEY_1, KEY_2]
-                    .iter()
-                    .map(|k| VenueAccount {
-                        api_key: k.to_string(),
-                        key: AccountKey::Hmac(SECRET.to_vec()),
-                        withdrawals: false,
-                        futures: true,
-                    })
-                    .collect(),
-                symbols: vec![SymbolFilters {
-                    symbol: "BTCUSDT".into(),
-                    tick_size: Some(dec!(0.1)),
-                    step_size: Some(dec!(0.001)),
-                    min_qty: Some(dec!(0.001)),
-                    min_notional: Some(dec!(5)),
-                }],
-            },
+            TestVenueOptions::btcusdt(vec![
+                VenueAccount::hmac(KEY_1, SECRET),
+                VenueAccount::hmac(KEY_2, SECRET),
+            ]),
             limits,
         )
         .expect("test venue")
@@ -2376,9 +2361,28 @@ equity = "100000"
     fn run(gw: &mut BinanceGateway, orders: &[FollowerOrder]) -> Vec<ExecReport> {
         let mut got = Vec::new();
         let until = Instant::now() + PATIENCE;
+        hand_over(gw, orders, &mut got, until, |gw| gw.in_flight() == 0);
+        got
+    }
+
+    /// Hands `orders` over as the I/O thread does (waiting while
+    /// `can_accept` says no), reports into `got`, and polls until all are
+    /// handed over and `done`; fails at `until`.
+    fn hand_over(
+        gw: &mut BinanceGateway,
+        orders: &[FollowerOrder],
+        got: &mut Vec<ExecReport>,
+        until: Instant,
+        done: impl Fn(&BinanceGateway) -> bool,
+    ) {
         let mut left = orders;
-        while !left.is_empty() || gw.in_flight() > 0 {
-            assert!(Instant::now() < until, "in flight: {}", gw.in_flight());
+        while !left.is_empty() || !done(gw) {
+            assert!(
+                Instant::now() < until,
+                "in flight {}, placed {}",
+                gw.in_flight(),
+                gw.stats().placed
+            );
             if let Some(o) = left.first() {
                 if gw.can_accept(1) {
                     gw.submit(std::slice::from_ref(o), clock::now(), &mut |r| got.push(r));
@@ -2389,7 +2393,6 @@ equity = "100000"
             gw.poll(clock::now(), &mut |r| got.push(r));
             std::thread::sleep(Duration::from_millis(1));
         }
-        got
     }
 
     fn kinds(reports: &[ExecReport], id: u64) -> Vec<(ExecKind, i64, i64, RejectReason)> {
@@ -2627,29 +2630,15 @@ equity = "100000"
         let public = Ed25519Key::from_bytes(&seed).unwrap().public_key();
         let v = TestVenue::start(
             "127.0.0.1:0",
-            TestVenueOptions {
-                accounts: vec![
-                    VenueAccount {
-                        api_key: KEY_1.into(),
-                        key: AccountKey::Hmac(SECRET.to_vec()),
-                        withdrawals: false,
-                        futures: true,
-                    },
-                    VenueAccount {
-                        api_key: KEY_3.into(),
-                        key: AccountKey::Ed25519(public),
-                        withdrawals: false,
-                        futures: true,
-                    },
-                ],
-                symbols: vec![SymbolFilters {
-                    symbol: "BTCUSDT".into(),
-                    tick_size: Some(dec!(0.1)),
-                    step_size: Some(dec!(0.001)),
-                    min_qty: Some(dec!(0.001)),
-                    min_notional: Some(dec!(5)),
-                }],
-            },
+            TestVenueOptions::btcusdt(vec![
+                VenueAccount::hmac(KEY_1, SECRET),
+                VenueAccount {
+                    api_key: KEY_3.into(),
+                    key: AccountKey::Ed25519(public),
+                    withdrawals: false,
+                    futures: true,
+                },
+            ]),
         )
         .expect("test venue");
         v.set_price("BTCUSDT", dec!(100));
@@ -3276,25 +3265,32 @@ equity = "100000"
             let chunk: Vec<_> = (next..next + CHUNK)
                 .map(|i| order(i, 0, 100, 1_010))
                 .collect();
-            let mut left = &chunk[..];
-            while !left.is_empty() || gw.stats().placed < (orders.len() + chunk.len()) as u64 {
-                assert!(Instant::now() < until, "placed {}", gw.stats().placed);
-                if let Some(o) = left.first() {
-                    if gw.can_accept(1) {
-                        gw.submit(std::slice::from_ref(o), clock::now(), &mut |r| got.push(r));
-                        left = &left[1..];
-                        continue;
-                    }
-                }
-                gw.poll(clock::now(), &mut |r| got.push(r));
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            let placed = (orders.len() + chunk.len()) as u64;
+            hand_over(gw, &chunk, got, until, |gw| gw.stats().placed >= placed);
             orders.extend(chunk);
             if blocked_at.is_none() && gw.stats().send_blocked > 0 {
                 blocked_at = Some(orders.len());
             }
         }
         orders
+    }
+
+    /// A gateway on the scripted venue at `url`, jammed (see `jam`); then
+    /// `release` is set (the venue reads again, or drops the connection) and
+    /// the gateway polled until nothing is in flight. The gateway, the orders,
+    /// and every report.
+    fn jam_then_release(
+        url: &str,
+        release: &AtomicBool,
+    ) -> (BinanceGateway, Vec<FollowerOrder>, Vec<ExecReport>) {
+        let mut gw = script_gateway(url, wide_open);
+        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
+        let mut got = Vec::new();
+        let orders = jam(&mut gw, &mut got);
+        release.store(true, Ordering::SeqCst);
+        let until = Instant::now() + PATIENCE;
+        hand_over(&mut gw, &[], &mut got, until, |gw| gw.in_flight() == 0);
+        (gw, orders, got)
     }
 
     /// Frames the socket does not take stay in tungstenite's buffer and go
@@ -3313,17 +3309,7 @@ equity = "100000"
             }
             serve_orders(&mut ws, &e);
         });
-        let mut gw = script_gateway(&url, wide_open);
-        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
-        let mut got = Vec::new();
-        let orders = jam(&mut gw, &mut got);
-        resume.store(true, Ordering::SeqCst);
-        let until = Instant::now() + PATIENCE;
-        while gw.in_flight() > 0 {
-            assert!(Instant::now() < until, "in flight: {}", gw.in_flight());
-            gw.poll(clock::now(), &mut |r| got.push(r));
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let (gw, orders, got) = jam_then_release(&url, &resume);
         for o in &orders {
             assert_eq!(
                 kinds(&got, o.id),
@@ -3365,17 +3351,7 @@ equity = "100000"
                 std::thread::sleep(Duration::from_millis(1));
             }
         });
-        let mut gw = script_gateway(&url, wide_open);
-        assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
-        let mut got = Vec::new();
-        let orders = jam(&mut gw, &mut got);
-        lose.store(true, Ordering::SeqCst);
-        let until = Instant::now() + PATIENCE;
-        while gw.in_flight() > 0 {
-            assert!(Instant::now() < until, "in flight: {}", gw.in_flight());
-            gw.poll(clock::now(), &mut |r| got.push(r));
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let (gw, orders, got) = jam_then_release(&url, &lose);
         assert!(gw.wait_up(PATIENCE), "{:?}", gw.down_reason());
         let executed = lock(&executed);
         for o in &orders {

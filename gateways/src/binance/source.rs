@@ -604,9 +604,11 @@ impl BinanceSource {
                     self.cfg.recv_window_ms,
                 ),
                 cfg: Arc::clone(&self.cfg),
-                tables: Arc::clone(&self.tables),
-                tx: tx.clone(),
-                stop: self.stop_rx.clone(),
+                link: Link {
+                    tables: Arc::clone(&self.tables),
+                    tx: tx.clone(),
+                    stop: self.stop_rx.clone(),
+                },
                 listen_key: None,
             };
             let spawned = std::thread::Builder::new()
@@ -631,9 +633,11 @@ impl BinanceSource {
                     shared: Arc::clone(&self.marks),
                 },
                 cfg: Arc::clone(&self.cfg),
-                tables: Arc::clone(&self.tables),
-                tx,
-                stop: self.stop_rx.clone(),
+                link: Link {
+                    tables: Arc::clone(&self.tables),
+                    tx,
+                    stop: self.stop_rx.clone(),
+                },
                 left_out_said: 0,
             };
             let spawned = std::thread::Builder::new()
@@ -1478,7 +1482,8 @@ fn stream_shown(symbol: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// A leader's thread: the I/O.
+// The threads' I/O: what a leader's and the mark-price connection's share,
+// then a leader's thread.
 
 /// How a connection ended.
 enum Ended {
@@ -1500,15 +1505,54 @@ struct Worker {
     signer: Signer,
     rest: RestClient,
     cfg: Arc<BinanceSourceConfig>,
-    tables: Arc<Mutex<Arc<Tables>>>,
-    tx: Sender<Msg>,
-    stop: Receiver<()>,
+    link: Link,
     /// The key in use, a secret: it lets anyone read the account's stream.
     listen_key: Option<SecretString>,
 }
 
-impl Worker {
-    fn run(mut self) {
+/// What ties a source thread to the source: the symbols in force (replaced by
+/// a reload), the channel to `next`, and the stop (disconnected when the
+/// source stops).
+struct Link {
+    tables: Arc<Mutex<Arc<Tables>>>,
+    tx: Sender<Msg>,
+    stop: Receiver<()>,
+}
+
+/// A source thread, a leader's or the mark-price connection's: each has its own
+/// `session` (one connection) and its own way of saying something; the loop
+/// around the sessions, the stop, and how a failure is said and waited out are
+/// the same.
+trait StreamWorker {
+    /// The stream, as a failure names it ("the user data stream").
+    const STREAM: &'static str;
+    /// Reading it, as a failure names it.
+    const READING: &'static str;
+
+    /// One connection, from connecting until it ends.
+    fn session(&mut self, backoff: &mut Backoff) -> Ended;
+
+    /// One message of the stream, received now.
+    fn message(&mut self, bytes: &[u8]) -> Step;
+
+    /// `why` without the secrets it may quote.
+    fn scrubbed(&self, why: &str) -> String;
+
+    /// Says `message` to `next` (a `Rejected`, line 0); false when `next`'s
+    /// side is gone.
+    fn say(&self, message: String) -> bool;
+
+    /// The counts and state the thread shares with the source.
+    fn shared(&self) -> &Mutex<LeaderShared>;
+
+    fn link(&self) -> &Link;
+
+    /// Connections, one after another, until the source stops; a failure is
+    /// said and its backoff waited out first.
+    fn run(mut self)
+    where
+        Self: Sized,
+    {
         let mut backoff = Backoff::new();
         // Bounded by the stop: every turn either waits on it or connects anew.
         loop {
@@ -1516,7 +1560,7 @@ impl Worker {
                 return;
             }
             let ended = self.session(&mut backoff);
-            lock(&self.state.shared).up = false;
+            lock(self.shared()).up = false;
             match ended {
                 Ended::Stop => return,
                 Ended::Again => {}
@@ -1534,20 +1578,68 @@ impl Worker {
     }
 
     fn stopping(&self) -> bool {
-        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+        matches!(self.link().stop.try_recv(), Err(TryRecvError::Disconnected))
     }
 
     /// Waits `d` unless stopped first; false when stopped.
     fn wait(&self, d: Duration) -> bool {
-        matches!(self.stop.recv_timeout(d), Err(RecvTimeoutError::Timeout))
+        matches!(
+            self.link().stop.recv_timeout(d),
+            Err(RecvTimeoutError::Timeout)
+        )
     }
 
     fn tables(&self) -> Arc<Tables> {
-        Arc::clone(&lock(&self.tables))
+        Arc::clone(&lock(&self.link().tables))
     }
 
-    /// Says a failure (counted, kept as `last_error`, and a `Rejected` for
-    /// `next`) and waits the backoff; false when stopped or `next` is gone.
+    /// One read of the stream `ws`, unless stopped first (then `ws` is
+    /// closed): `message`'s step for a message, `Step::Go` for anything else
+    /// or nothing within the tick, `Err` when the stream ended or failed.
+    fn read(&mut self, ws: &mut crate::binance::ws::Ws) -> Result<Step, Ended> {
+        if self.stopping() {
+            let _ = ws.close(None);
+            return Err(Ended::Stop);
+        }
+        match ws.read() {
+            Ok(Message::Text(text)) => Ok(self.message(text.as_bytes())),
+            Ok(Message::Binary(bytes)) => Ok(self.message(&bytes)),
+            Ok(Message::Close(_)) => Err(Ended::Failed {
+                what: Self::STREAM,
+                why: "the venue closed the connection".into(),
+                wait_min: None,
+            }),
+            Ok(_) => Ok(Step::Go),
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(Step::Go)
+            }
+            Err(e) => Err(Ended::Failed {
+                what: Self::READING,
+                why: e.to_string(),
+                wait_min: None,
+            }),
+        }
+    }
+
+    /// Says an error (counted, kept as `last_error`, and said to `next`);
+    /// false when `next`'s side is gone.
+    fn error(&self, message: String) -> bool {
+        {
+            let mut shared = lock(self.shared());
+            shared.stats.errors += 1;
+            shared.last_error = Some(message.clone());
+            shared.last_error_at = clock::now().0;
+        }
+        self.say(message)
+    }
+
+    /// Says a failure (see `error`) and waits the backoff; false when stopped
+    /// or `next` is gone.
     fn fail(
         &mut self,
         backoff: &mut Backoff,
@@ -1557,23 +1649,31 @@ impl Worker {
     ) -> bool {
         let wait =
             Duration::from_nanos(backoff.failed(clock::now())).max(wait_min.unwrap_or_default());
-        let why = scrub(
-            why,
-            &[
-                self.api_key.expose_secret(),
-                self.listen_key.as_ref().map_or("", |k| k.expose_secret()),
-            ],
-        );
+        let why = self.scrubbed(why);
         let message = format!("{what}: {why}; trying again in {} ms", wait.as_millis());
-        {
-            let mut shared = lock(&self.state.shared);
-            shared.stats.errors += 1;
-            shared.last_error = Some(message.clone());
-            shared.last_error_at = clock::now().0;
-        }
-        let msg = self.state.reject(0, message);
-        self.tx.send(msg).is_ok() && self.wait(wait)
+        self.error(message) && self.wait(wait)
     }
+}
+
+/// The stream at `url`, connected with `cfg`'s timeouts; `what` names a
+/// failure.
+fn connect(
+    url: &str,
+    cfg: &BinanceSourceConfig,
+    what: &'static str,
+) -> Result<crate::binance::ws::Ws, Ended> {
+    crate::binance::ws::connect(url, cfg.connect_timeout, cfg.tick, WS_MESSAGE_BYTES_MAX).map_err(
+        |why| Ended::Failed {
+            what,
+            why,
+            wait_min: None,
+        },
+    )
+}
+
+impl StreamWorker for Worker {
+    const STREAM: &'static str = "the user data stream";
+    const READING: &'static str = "reading the user data stream";
 
     /// One connection: a listen key, the stream, the gap behind it filled,
     /// then messages until it ends.
@@ -1600,20 +1700,13 @@ impl Worker {
         // Everything from here on comes on the stream; the gap fill takes what
         // came before.
         let connected_ms = now_ms();
-        let mut ws = match crate::binance::ws::connect(
+        let mut ws = match connect(
             url.expose_secret(),
-            self.cfg.connect_timeout,
-            self.cfg.tick,
-            WS_MESSAGE_BYTES_MAX,
+            &self.cfg,
+            "connecting the user data stream",
         ) {
             Ok(ws) => ws,
-            Err(why) => {
-                return Ended::Failed {
-                    what: "connecting the user data stream",
-                    why,
-                    wait_min: None,
-                }
-            }
+            Err(ended) => return ended,
         };
         drop(url);
         let connected_at = Instant::now();
@@ -1630,7 +1723,7 @@ impl Worker {
                 api_key,
                 signer,
                 rest,
-                tx,
+                link,
                 ..
             } = self;
             let mut fetch = |symbol: &str, from: TradesFrom| {
@@ -1644,7 +1737,7 @@ impl Worker {
                 )
             };
             state.fill_gap(&tables, connected_ms, now_ms(), &mut fetch, &mut |m| {
-                tx.send(m).is_ok()
+                link.tx.send(m).is_ok()
             })
         };
         match filled {
@@ -1663,38 +1756,9 @@ impl Worker {
         backoff.succeeded();
         // Bounded by the connection's age (`reconnect_before`) and the stop.
         loop {
-            if self.stopping() {
-                let _ = ws.close(None);
-                return Ended::Stop;
-            }
-            let read = ws.read();
-            let recv_ts = clock::now();
-            let step = match read {
-                Ok(Message::Text(text)) => self.message(text.as_bytes(), recv_ts),
-                Ok(Message::Binary(bytes)) => self.message(&bytes, recv_ts),
-                Ok(Message::Close(_)) => {
-                    return Ended::Failed {
-                        what: "the user data stream",
-                        why: "the venue closed the connection".into(),
-                        wait_min: None,
-                    }
-                }
-                Ok(_) => Step::Go,
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    Step::Go
-                }
-                Err(e) => {
-                    return Ended::Failed {
-                        what: "reading the user data stream",
-                        why: e.to_string(),
-                        wait_min: None,
-                    }
-                }
+            let step = match self.read(&mut ws) {
+                Ok(step) => step,
+                Err(ended) => return ended,
             };
             match step {
                 Step::Go => {}
@@ -1722,14 +1786,7 @@ impl Worker {
                             "keeping the listen key alive (PUT /fapi/v1/listenKey): {why}; trying again in {} ms",
                             retry.as_millis()
                         );
-                        {
-                            let mut shared = lock(&self.state.shared);
-                            shared.stats.errors += 1;
-                            shared.last_error = Some(message.clone());
-                            shared.last_error_at = clock::now().0;
-                        }
-                        let msg = self.state.reject(0, message);
-                        if self.tx.send(msg).is_err() {
+                        if !self.error(message) {
                             return Ended::Stop;
                         }
                     }
@@ -1742,13 +1799,38 @@ impl Worker {
         }
     }
 
-    fn message(&mut self, bytes: &[u8], recv_ts: Nanos) -> Step {
+    fn message(&mut self, bytes: &[u8]) -> Step {
+        let recv_ts = clock::now();
         let tables = self.tables();
-        let tx = &self.tx;
+        let tx = &self.link.tx;
         self.state
             .on_message(bytes, &tables, recv_ts, &mut |m| tx.send(m).is_ok())
     }
 
+    fn scrubbed(&self, why: &str) -> String {
+        scrub(
+            why,
+            &[
+                self.api_key.expose_secret(),
+                self.listen_key.as_ref().map_or("", |k| k.expose_secret()),
+            ],
+        )
+    }
+
+    fn say(&self, message: String) -> bool {
+        self.link.tx.send(self.state.reject(0, message)).is_ok()
+    }
+
+    fn shared(&self) -> &Mutex<LeaderShared> {
+        &self.state.shared
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+}
+
+impl Worker {
     fn expired(&mut self, how: &str) -> Ended {
         self.state.count(|s| s.listen_keys_expired += 1);
         Ended::Failed {
@@ -1813,90 +1895,15 @@ impl MarkState {
 struct MarkWorker {
     state: MarkState,
     cfg: Arc<BinanceSourceConfig>,
-    tables: Arc<Mutex<Arc<Tables>>>,
-    tx: Sender<Msg>,
-    stop: Receiver<()>,
+    link: Link,
     /// Symbols left out for the per-connection limit, as last said (said
     /// again only when it changes).
     left_out_said: usize,
 }
 
-impl MarkWorker {
-    fn run(mut self) {
-        let mut backoff = Backoff::new();
-        // Bounded by the stop: every turn either waits on it or connects anew.
-        loop {
-            if self.stopping() {
-                return;
-            }
-            let ended = self.session(&mut backoff);
-            lock(&self.state.shared).up = false;
-            match ended {
-                Ended::Stop => return,
-                Ended::Again => {}
-                Ended::Failed {
-                    what,
-                    why,
-                    wait_min,
-                } => {
-                    if !self.fail(&mut backoff, what, &why, wait_min) {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
-    }
-
-    /// Waits `d` unless stopped first; false when stopped.
-    fn wait(&self, d: Duration) -> bool {
-        matches!(self.stop.recv_timeout(d), Err(RecvTimeoutError::Timeout))
-    }
-
-    fn tables(&self) -> Arc<Tables> {
-        Arc::clone(&lock(&self.tables))
-    }
-
-    /// Whether the symbols in force are no longer those of `connected`.
-    fn symbols_changed(&self, connected: &Arc<Tables>) -> bool {
-        let now = self.tables();
-        !Arc::ptr_eq(&now, connected) && now.names != connected.names
-    }
-
-    /// Says something of the connection to `next` (a `Rejected`, line 0);
-    /// false when `next`'s side is gone.
-    fn say(&self, message: String) -> bool {
-        let msg = Msg::Rejected(SourceError {
-            origin: self.state.origin.clone(),
-            line: 0,
-            message,
-        });
-        self.tx.send(msg).is_ok()
-    }
-
-    /// Says a failure (counted, kept as `last_error`) and waits the backoff;
-    /// false when stopped or `next` is gone.
-    fn fail(
-        &mut self,
-        backoff: &mut Backoff,
-        what: &str,
-        why: &str,
-        wait_min: Option<Duration>,
-    ) -> bool {
-        let wait =
-            Duration::from_nanos(backoff.failed(clock::now())).max(wait_min.unwrap_or_default());
-        let message = format!("{what}: {why}; trying again in {} ms", wait.as_millis());
-        {
-            let mut shared = lock(&self.state.shared);
-            shared.stats.errors += 1;
-            shared.last_error = Some(message.clone());
-            shared.last_error_at = clock::now().0;
-        }
-        self.say(message) && self.wait(wait)
-    }
+impl StreamWorker for MarkWorker {
+    const STREAM: &'static str = "the mark-price stream";
+    const READING: &'static str = "reading the mark-price stream";
 
     /// One connection: the combined stream of the symbols in force, read
     /// until it fails, ages out, or the symbols change.
@@ -1927,20 +1934,9 @@ impl MarkWorker {
                 }
             }
         };
-        let mut ws = match crate::binance::ws::connect(
-            &url,
-            self.cfg.connect_timeout,
-            self.cfg.tick,
-            WS_MESSAGE_BYTES_MAX,
-        ) {
+        let mut ws = match connect(&url, &self.cfg, "connecting the mark-price stream") {
             Ok(ws) => ws,
-            Err(why) => {
-                return Ended::Failed {
-                    what: "connecting the mark-price stream",
-                    why,
-                    wait_min: None,
-                }
-            }
+            Err(ended) => return ended,
         };
         let connected_at = Instant::now();
         {
@@ -1954,36 +1950,9 @@ impl MarkWorker {
         backoff.succeeded();
         // Bounded by the connection's age (`reconnect_before`) and the stop.
         loop {
-            if self.stopping() {
-                let _ = ws.close(None);
-                return Ended::Stop;
-            }
-            let step = match ws.read() {
-                Ok(Message::Text(text)) => self.message(text.as_bytes()),
-                Ok(Message::Binary(bytes)) => self.message(&bytes),
-                Ok(Message::Close(_)) => {
-                    return Ended::Failed {
-                        what: "the mark-price stream",
-                        why: "the venue closed the connection".into(),
-                        wait_min: None,
-                    }
-                }
-                Ok(_) => Step::Go,
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    Step::Go
-                }
-                Err(e) => {
-                    return Ended::Failed {
-                        what: "reading the mark-price stream",
-                        why: e.to_string(),
-                        wait_min: None,
-                    }
-                }
+            let step = match self.read(&mut ws) {
+                Ok(step) => step,
+                Err(ended) => return ended,
             };
             if step != Step::Go {
                 let _ = ws.close(None);
@@ -1999,9 +1968,39 @@ impl MarkWorker {
 
     fn message(&mut self, bytes: &[u8]) -> Step {
         let tables = self.tables();
-        let tx = &self.tx;
+        let tx = &self.link.tx;
         self.state
             .on_message(bytes, &tables, &mut |m| tx.send(m).is_ok())
+    }
+
+    /// Nothing to take out: the connection is public.
+    fn scrubbed(&self, why: &str) -> String {
+        why.to_owned()
+    }
+
+    fn say(&self, message: String) -> bool {
+        let msg = Msg::Rejected(SourceError {
+            origin: self.state.origin.clone(),
+            line: 0,
+            message,
+        });
+        self.link.tx.send(msg).is_ok()
+    }
+
+    fn shared(&self) -> &Mutex<LeaderShared> {
+        &self.state.shared
+    }
+
+    fn link(&self) -> &Link {
+        &self.link
+    }
+}
+
+impl MarkWorker {
+    /// Whether the symbols in force are no longer those of `connected`.
+    fn symbols_changed(&self, connected: &Arc<Tables>) -> bool {
+        let now = self.tables();
+        !Arc::ptr_eq(&now, connected) && now.names != connected.names
     }
 }
 
@@ -2057,23 +2056,21 @@ fn check_config(cfg: &BinanceSourceConfig) -> Result<(), BinanceSourceError> {
             "an http:// or https:// URL",
         );
     }
-    if !(cfg.stream_url.starts_with("wss://") || cfg.stream_url.starts_with("ws://"))
-        || cfg.stream_url.contains(['?', '#'])
-    {
-        return bad(
+    for (setting, url, expected) in [
+        (
             "stream_url",
-            format!("{:?}", cfg.stream_url),
+            &cfg.stream_url,
             "a ws:// or wss:// URL without a query (the stream is <url>/ws/<listenKey>)",
-        );
-    }
-    if !(cfg.market_url.starts_with("wss://") || cfg.market_url.starts_with("ws://"))
-        || cfg.market_url.contains(['?', '#'])
-    {
-        return bad(
+        ),
+        (
             "market_url",
-            format!("{:?}", cfg.market_url),
+            &cfg.market_url,
             "a ws:// or wss:// URL without a query (mark prices are <url>/stream?streams=...)",
-        );
+        ),
+    ] {
+        if !(url.starts_with("wss://") || url.starts_with("ws://")) || url.contains(['?', '#']) {
+            return bad(setting, format!("{url:?}"), expected);
+        }
     }
     if cfg.keep_alive.is_zero() || cfg.keep_alive >= LISTEN_KEY_LIFE {
         return bad(
@@ -2152,9 +2149,7 @@ fn ms_of(t: Nanos) -> u64 {
 mod tests {
     use super::*;
     use crate::binance::rest::SymbolFilters;
-    use crate::binance::venue::{
-        AccountKey, TestVenue, TestVenueOptions, VenueAccount, VenueTrade,
-    };
+    use crate::binance::venue::{TestVenue, TestVenueOptions, VenueAccount, VenueTrade};
     use fillcast_engine::config;
     use fillcast_engine::event::LeaderFill;
     use fillcast_engine::model::SymbolIdx;
@@ -3243,15 +3238,10 @@ equity = "100000"
         TestVenue::start(
             "127.0.0.1:0",
             TestVenueOptions {
-                accounts: [KEY_1, KEY_2]
-                    .iter()
-                    .map(|k| VenueAccount {
-                        api_key: k.to_string(),
-                        key: AccountKey::Hmac(SECRET.to_vec()),
-                        withdrawals: false,
-                        futures: true,
-                    })
-                    .collect(),
+                accounts: vec![
+                    VenueAccount::hmac(KEY_1, SECRET),
+                    VenueAccount::hmac(KEY_2, SECRET),
+                ],
                 symbols: vec![
                     symbol("BTCUSDT", dec!(0.001), dec!(0.1)),
                     symbol("ETHUSDT", dec!(0.001), dec!(0.01)),
@@ -3313,6 +3303,18 @@ equity = "100000"
 
     fn up(src: &mut BinanceSource, seen: &mut Seen) {
         poll_until(src, seen, "connected with the gap filled", |_, s| s.is_up());
+    }
+
+    /// A whole order of one lot of BTCUSDT at 42000.0: order `order_id`.
+    fn one_lot(side: Side, order_id: u64) -> VenueTrade {
+        trade(
+            "BTCUSDT",
+            side,
+            dec!(0.001),
+            dec!(42000.0),
+            order_id,
+            dec!(0.001),
+        )
     }
 
     fn trade(
@@ -3437,17 +3439,7 @@ equity = "100000"
             } else {
                 Side::Sell
             };
-            let id = v.trade(
-                KEY_1,
-                &trade(
-                    "BTCUSDT",
-                    side,
-                    dec!(0.001),
-                    dec!(42000.0),
-                    100 + u64::from(n),
-                    dec!(0.001),
-                ),
-            );
+            let id = v.trade(KEY_1, &one_lot(side, 100 + u64::from(n)));
             keys.push(key_of("L1", "BTCUSDT", id, side));
         };
         for n in 0..3 {
@@ -3558,17 +3550,7 @@ equity = "100000"
         up(&mut first, &mut seen);
         let mut before = Vec::new();
         for n in 0..2u64 {
-            let id = v.trade(
-                KEY_1,
-                &trade(
-                    "BTCUSDT",
-                    Side::Buy,
-                    dec!(0.001),
-                    dec!(42000.0),
-                    300 + n,
-                    dec!(0.001),
-                ),
-            );
+            let id = v.trade(KEY_1, &one_lot(Side::Buy, 300 + n));
             before.push(key_of("L1", "BTCUSDT", id, Side::Buy));
         }
         poll_until(&mut first, &mut seen, "2 fills", |s, _| s.fills.len() >= 2);
@@ -3645,17 +3627,7 @@ equity = "100000"
         let mut n = 0u64;
         while src.stats().reconnects < 3 || src.stats().keep_alives < 2 {
             assert!(Instant::now() < deadline, "{:?}", src.stats());
-            let id = v.trade(
-                KEY_1,
-                &trade(
-                    "BTCUSDT",
-                    Side::Sell,
-                    dec!(0.001),
-                    dec!(42000.0),
-                    500 + n,
-                    dec!(0.001),
-                ),
-            );
+            let id = v.trade(KEY_1, &one_lot(Side::Sell, 500 + n));
             keys.push(key_of("L1", "BTCUSDT", id, Side::Sell));
             n += 1;
             let want = keys.len();
@@ -3732,17 +3704,7 @@ equity = "100000"
         assert_eq!((stats.errors, stats.fills), (0, 0));
         assert!(seen.said.is_empty(), "{:?}", seen.said);
         // The leaders' fills still come, beside the marks.
-        let id = v.trade(
-            KEY_1,
-            &trade(
-                "BTCUSDT",
-                Side::Buy,
-                dec!(0.001),
-                dec!(42000.0),
-                1,
-                dec!(0.001),
-            ),
-        );
+        let id = v.trade(KEY_1, &one_lot(Side::Buy, 1));
         poll_until(&mut src, &mut seen, "a fill", |s, _| !s.fills.is_empty());
         assert_eq!(
             seen.fills[0].event_key,

@@ -134,6 +134,36 @@ pub struct TestVenueOptions {
     pub symbols: Vec<SymbolFilters>,
 }
 
+impl VenueAccount {
+    /// A futures account that signs with the HMAC `secret` and may not
+    /// withdraw: the key a follower or a leader is meant to have.
+    pub fn hmac(api_key: impl Into<String>, secret: &[u8]) -> VenueAccount {
+        VenueAccount {
+            api_key: api_key.into(),
+            key: AccountKey::Hmac(secret.to_vec()),
+            withdrawals: false,
+            futures: true,
+        }
+    }
+}
+
+impl TestVenueOptions {
+    /// `accounts` trading one symbol, BTCUSDT: tick 0.1, step and least
+    /// quantity 0.001, least notional 5 (the tests' and the probes' market).
+    pub fn btcusdt(accounts: Vec<VenueAccount>) -> TestVenueOptions {
+        TestVenueOptions {
+            accounts,
+            symbols: vec![SymbolFilters {
+                symbol: "BTCUSDT".into(),
+                tick_size: Some(Decimal::new(1, 1)),
+                step_size: Some(Decimal::new(1, 3)),
+                min_qty: Some(Decimal::new(1, 3)),
+                min_notional: Some(Decimal::from(5)),
+            }],
+        }
+    }
+}
+
 /// One rate limit as `rateLimits` reports it: at most `limit` per
 /// `interval_num` × `interval`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1208,16 +1238,10 @@ fn answer(shared: &Shared, req: &tiny_http::Request) -> (u16, String) {
     match (method, path) {
         ("GET", "/fapi/v1/exchangeInfo") => (200, exchange_info(&shared.opts.symbols)),
         ("GET", "/sapi/v1/account/apiRestrictions") => {
-            let Some(account) = account else {
-                return error(
-                    401,
-                    -2015,
-                    "Invalid API-key, IP, or permissions for action.",
-                );
+            let account = match signed(account, query) {
+                Ok(account) => account,
+                Err(e) => return e,
             };
-            if let Err(e) = verify(account, query) {
-                return e;
-            }
             (
                 200,
                 format!(
@@ -1227,30 +1251,18 @@ fn answer(shared: &Shared, req: &tiny_http::Request) -> (u16, String) {
             )
         }
         ("GET", "/fapi/v1/userTrades") => {
-            let Some(account) = account else {
-                return error(
-                    401,
-                    -2015,
-                    "Invalid API-key, IP, or permissions for action.",
-                );
+            let account = match signed(account, query) {
+                Ok(account) => account,
+                Err(e) => return e,
             };
-            if let Err(e) = verify(account, query) {
-                return e;
-            }
             let st = shared.state();
             user_trades(&st, &account.api_key, query)
         }
         ("GET", "/fapi/v3/positionRisk") => {
-            let Some(account) = account else {
-                return error(
-                    401,
-                    -2015,
-                    "Invalid API-key, IP, or permissions for action.",
-                );
+            let account = match signed(account, query) {
+                Ok(account) => account,
+                Err(e) => return e,
             };
-            if let Err(e) = verify(account, query) {
-                return e;
-            }
             let st = shared.state();
             // One-way mode: `BOTH`, only the symbols with a position (v3).
             let rows: Vec<String> = st
@@ -1267,11 +1279,7 @@ fn answer(shared: &Shared, req: &tiny_http::Request) -> (u16, String) {
         }
         (_, "/fapi/v1/listenKey") => {
             let Some(account) = account else {
-                return error(
-                    401,
-                    -2015,
-                    "Invalid API-key, IP, or permissions for action.",
-                );
+                return unknown_key();
             };
             let mut st = shared.state();
             match method {
@@ -1308,6 +1316,26 @@ fn answer(shared: &Shared, req: &tiny_http::Request) -> (u16, String) {
             "An unknown error occured while processing the request.",
         ),
     }
+}
+
+/// The answer to a request whose API key is no account's.
+fn unknown_key() -> (u16, String) {
+    error(
+        401,
+        -2015,
+        "Invalid API-key, IP, or permissions for action.",
+    )
+}
+
+/// The account of a signed request (`account`, from its API key), once its
+/// signature is verified (`verify`).
+fn signed<'a>(
+    account: Option<&'a VenueAccount>,
+    query: &str,
+) -> Result<&'a VenueAccount, (u16, String)> {
+    let account = account.ok_or_else(unknown_key)?;
+    verify(account, query)?;
+    Ok(account)
 }
 
 /// Checks a signed request's `timestamp`, `recvWindow` and `signature` (the
@@ -1448,11 +1476,7 @@ const PRIVATE_WS: &str = "/private/ws/";
 /// it what the venue pushes until it is closed.
 fn stream(shared: &Arc<Shared>, req: tiny_http::Request) {
     let key = req.url().trim_start_matches(PRIVATE_WS).to_string();
-    let ws_key = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Sec-WebSocket-Key"))
-        .map(|h| h.value.as_str().to_string());
+    let ws_key = ws_key(&req);
     let account = {
         let mut st = shared.state();
         *st.requests.entry("/ws".to_string()).or_default() += 1;
@@ -1462,20 +1486,49 @@ fn stream(shared: &Arc<Shared>, req: tiny_http::Request) {
             .map(|(api, _)| api.clone())
     };
     let (Some(api_key), Some(ws_key)) = (account, ws_key) else {
-        let (status, body) = error(400, -1125, "This listenKey does not exist.");
-        let _ = req.respond(tiny_http::Response::from_string(body).with_status_code(status));
+        refuse(req, 400, -1125, "This listenKey does not exist.");
         return;
     };
+    let raw = upgraded(req, &ws_key);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    shared.state().streams.push((api_key, tx));
+    push_thread("binance-test-stream", raw, rx);
+}
+
+/// The handshake's `Sec-WebSocket-Key`: none when `req` is no WebSocket's.
+fn ws_key(req: &tiny_http::Request) -> Option<String> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv("Sec-WebSocket-Key"))
+        .map(|h| h.value.as_str().to_string())
+}
+
+/// Answers `req` with Binance's error body.
+fn refuse(req: tiny_http::Request, status: u16, code: i64, msg: &str) {
+    let (status, body) = error(status, code, msg);
+    let _ = req.respond(tiny_http::Response::from_string(body).with_status_code(status));
+}
+
+/// Accepts the WebSocket handshake of `req`, whose key is `ws_key`: the
+/// connection, for `push_thread`.
+fn upgraded(req: tiny_http::Request, ws_key: &str) -> Box<dyn tiny_http::ReadWrite + Send> {
     let accept = tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
     let response = tiny_http::Response::empty(101).with_header(
         tiny_http::Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes())
             .expect("an accept key is a header value"),
     );
-    let raw = req.upgrade("websocket", response);
-    let (tx, rx) = crossbeam_channel::unbounded();
-    shared.state().streams.push((api_key, tx));
+    req.upgrade("websocket", response)
+}
+
+/// A thread named `name` that sends `raw`, a server's side of a WebSocket,
+/// what `rx` brings, until a `Push::Close`, a failed send, or no sender left.
+fn push_thread(
+    name: &str,
+    raw: Box<dyn tiny_http::ReadWrite + Send>,
+    rx: crossbeam_channel::Receiver<Push>,
+) {
     let _ = std::thread::Builder::new()
-        .name("binance-test-stream".into())
+        .name(name.into())
         .spawn(move || {
             let mut ws = tungstenite::WebSocket::from_raw_socket(
                 raw,
@@ -1521,8 +1574,7 @@ fn market_stream(shared: &Arc<Shared>, req: tiny_http::Request) {
             ("/market/ws", url.trim_start_matches("/market/ws/"), false)
         }
         _ => {
-            let (status, body) = error(404, -1000, "No such stream route.");
-            let _ = req.respond(tiny_http::Response::from_string(body).with_status_code(status));
+            refuse(req, 404, -1000, "No such stream route.");
             return;
         }
     };
@@ -1536,11 +1588,7 @@ fn market_stream(shared: &Arc<Shared>, req: tiny_http::Request) {
         .requests
         .entry(route.to_string())
         .or_default() += 1;
-    let ws_key = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Sec-WebSocket-Key"))
-        .map(|h| h.value.as_str().to_string());
+    let ws_key = ws_key(&req);
     let refusal = if names.is_empty() {
         Some("No stream given.")
     } else if names.len() > MARK_STREAMS_MAX {
@@ -1551,8 +1599,12 @@ fn market_stream(shared: &Arc<Shared>, req: tiny_http::Request) {
     let ws_key = match (refusal, ws_key) {
         (None, Some(k)) => k,
         (refusal, _) => {
-            let (status, body) = error(400, -1000, refusal.unwrap_or("Not a WebSocket handshake."));
-            let _ = req.respond(tiny_http::Response::from_string(body).with_status_code(status));
+            refuse(
+                req,
+                400,
+                -1000,
+                refusal.unwrap_or("Not a WebSocket handshake."),
+            );
             return;
         }
     };
@@ -1574,11 +1626,6 @@ fn market_stream(shared: &Arc<Shared>, req: tiny_http::Request) {
             Some((listed.symbol.clone(), name.clone()))
         })
         .collect();
-    let accept = tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
-    let response = tiny_http::Response::empty(101).with_header(
-        tiny_http::Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes())
-            .expect("an accept key is a header value"),
-    );
     // Registered before the handshake's answer, so that a client that has its
     // connection also has every mark set from then on (queued until the
     // thread below sends them).
@@ -1598,29 +1645,8 @@ fn market_stream(shared: &Arc<Shared>, req: tiny_http::Request) {
             tx,
         });
     }
-    let raw = req.upgrade("websocket", response);
-    let _ = std::thread::Builder::new()
-        .name("binance-test-marks".into())
-        .spawn(move || {
-            let mut ws = tungstenite::WebSocket::from_raw_socket(
-                raw,
-                tungstenite::protocol::Role::Server,
-                None,
-            );
-            for push in rx {
-                let sent = match push {
-                    Push::Text(t) => ws.send(tungstenite::Message::text(t)),
-                    Push::Close => {
-                        let _ = ws.close(None);
-                        let _ = ws.flush();
-                        break;
-                    }
-                };
-                if sent.is_err() {
-                    break;
-                }
-            }
-        });
+    let raw = upgraded(req, &ws_key);
+    push_thread("binance-test-marks", raw, rx);
 }
 
 /// A `markPriceUpdate` of `symbol` at `price` (the documented shape; the
@@ -2738,31 +2764,13 @@ mod tests {
     const SECRET: &[u8] = b"2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
 
     fn venue() -> TestVenue {
+        let risky = VenueAccount {
+            withdrawals: true,
+            ..VenueAccount::hmac("risky", SECRET)
+        };
         TestVenue::start(
             "127.0.0.1:0",
-            TestVenueOptions {
-                accounts: vec![
-                    VenueAccount {
-                        api_key: "safe".into(),
-                        key: AccountKey::Hmac(SECRET.to_vec()),
-                        withdrawals: false,
-                        futures: true,
-                    },
-                    VenueAccount {
-                        api_key: "risky".into(),
-                        key: AccountKey::Hmac(SECRET.to_vec()),
-                        withdrawals: true,
-                        futures: true,
-                    },
-                ],
-                symbols: vec![SymbolFilters {
-                    symbol: "BTCUSDT".into(),
-                    tick_size: Some(dec!(0.1)),
-                    step_size: Some(dec!(0.001)),
-                    min_qty: Some(dec!(0.001)),
-                    min_notional: Some(dec!(5)),
-                }],
-            },
+            TestVenueOptions::btcusdt(vec![VenueAccount::hmac("safe", SECRET), risky]),
         )
         .expect("test venue")
     }
