@@ -13,7 +13,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::chart::{self, esc, nice_ticks, tick_label, truncate, Anchor, Key, Plot, Scale};
-use super::text::{basis_label, money, pct, pf, ratio};
+use super::text::{annualised, basis_label, money, pct, pf, span};
 use super::time::{format_date, format_duration, format_latency, format_ts, NS_PER_DAY};
 use super::{LeaderReport, Report};
 
@@ -131,12 +131,17 @@ fn leaders_section(h: &mut String, r: &Report) {
         h.push_str("<p>No leader in the database.</p>\n</section>\n");
         return;
     }
-    h.push_str("<table><thead><tr><th>leader</th><th>window</th><th>P&amp;L</th><th>ROI</th><th>max DD</th><th>Sharpe</th><th>Calmar</th><th>trades</th><th>win rate</th><th>profit factor</th><th>avg hold</th></tr></thead><tbody>\n");
+    h.push_str("<p>Trades, win rate, profit factor and holding time count the trades closed in the window and the trades still open, valued at the mark and held up to the report's time; the same figures over closed trades only stand beside them. Sharpe and Calmar are n/a for a window with less than ");
+    h.push_str(&esc(&span(r.options.annualise_min_ns)));
+    h.push_str(" of data.</p>\n");
+    h.push_str("<table><thead><tr><th rowspan=\"2\">leader</th><th rowspan=\"2\">window</th><th rowspan=\"2\">P&amp;L</th><th rowspan=\"2\">ROI</th><th rowspan=\"2\">max DD</th><th rowspan=\"2\">Sharpe</th><th rowspan=\"2\">Calmar</th><th colspan=\"5\">all trades, open ones at the mark</th><th colspan=\"4\">closed trades only</th></tr>\n<tr><th>trades</th><th>of which open</th><th>win rate</th><th>profit factor</th><th>avg hold</th><th>trades</th><th>win rate</th><th>profit factor</th><th>avg hold</th></tr></thead><tbody>\n");
+    let hold = |x: Option<i64>| x.map_or("n/a".into(), format_duration);
     for l in r.leaders.iter().take(r.options.rows_max) {
         for (k, w) in l.windows.iter().enumerate() {
+            let (t, c) = (&w.trades, &w.closed_only);
             let _ = writeln!(
                 h,
-                "<tr{}><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                "<tr{}><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 if k == 0 { " class=\"first\"" } else { "" },
                 if k == 0 { esc(&l.leader_id) } else { String::new() },
                 esc(&w.label),
@@ -145,12 +150,17 @@ fn leaders_section(h: &mut String, r: &Report) {
                 w.roi.map_or("", |x| sign_class(x)),
                 pct(w.roi),
                 pct(w.max_drawdown),
-                ratio(w.sharpe),
-                ratio(w.calmar),
-                w.trades,
-                pct(w.win_rate),
-                esc(&pf(w.profit_factor)),
-                w.avg_holding_ns.map_or("n/a".into(), format_duration),
+                esc(&annualised(w, w.sharpe, r.options.annualise_min_ns)),
+                esc(&annualised(w, w.calmar, r.options.annualise_min_ns)),
+                t.count,
+                t.open,
+                pct(t.win_rate),
+                esc(&pf(t.profit_factor)),
+                hold(t.avg_holding_ns),
+                c.count,
+                pct(c.win_rate),
+                esc(&pf(c.profit_factor)),
+                hold(c.avg_holding_ns),
             );
         }
     }
@@ -715,7 +725,7 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 <dt>Equity</dt>
 <dd>Capital + realized P&amp;L + unrealized P&amp;L − trading fees. Open positions are valued at the latest market price known at the instant: the latest <code>mark_prices</code> row of the symbol at or before it; without one (a symbol with no mark, or before its first), the latest trade in the symbol by anyone at or before it: any leader fill (<code>leader_fills</code>, except those the engine ignored) or follower fill (<code>follower_fills</code>), whichever is latest (by its time, then by journal <code>seq</code>), never the account's own older fill when someone traded since. Only with no trade known at all is it the account's own latest fill. Each open position says which price it is at, and the notes name the symbols without a mark. A held loss therefore lowers equity at once; it cannot hide in an open position. A leader's capital is its earliest <code>leader_equity</code> row, else <code>leaders.equity</code>; a subscription's is its allocation. Positions and realized P&amp;L are rebuilt from fills with average-cost accounting (the engine's rule), assuming linear contracts (P&amp;L = quantity × price change).</dd>
 <dt>Trade</dt>
-<dd>A position in one symbol from flat to flat (an episode). A fill that flips the side closes one trade and opens the next. Open trades are not counted in win rate or profit factor, but their unrealized P&amp;L is in equity, ROI and drawdown.</dd>
+<dd>A position in one symbol from flat to flat (an episode). A fill that flips the side closes one trade and opens the next. A trade still open at the report's time is valued at the price equity uses (the mark, else the latest trade): its P&amp;L is what it realized by partial closes plus its unrealized P&amp;L, and it is counted in win rate, profit factor and holding time as well as in equity, ROI and drawdown, so a held loss cannot hide.</dd>
 <dt>Window</dt>
 <dd>The last 7, 30 or 90 days up to the report's time, or all time. A window opens at the equity in force at its start (or at the leader's first fill, if later) and closes at the equity at the report's time.</dd>
 <dt>P&amp;L and ROI</dt>
@@ -725,9 +735,13 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 <dt>Sharpe ratio</dt>
 <dd>mean(r) ÷ sd(r) × √(periods per year), with r the simple return of equity over each complete day of the window (equity sampled every 24 h counting back from the window's close; a leading partial day is left out), sd the sample standard deviation (n − 1), a risk-free rate of 0 and 365 periods a year. n/a with fewer than two daily returns or zero variance.</dd>
 <dt>Annualised return and Calmar ratio</dt>
-<dd>Annualised return = (closing ÷ opening equity)<sup>365 days ÷ window length</sup> − 1 (n/a for a window shorter than a day). Calmar = annualised return ÷ maximum drawdown (n/a with no drawdown).</dd>
+<dd>Annualised return = (closing ÷ opening equity)<sup>365 days ÷ window length</sup> − 1. Calmar = annualised return ÷ maximum drawdown (n/a with no drawdown).</dd>
+<dt>Short windows</dt>
+<dd>Annualised figures (Sharpe, annualised return, Calmar) need at least 30 days of data in the window by default (from its start, or the leader's first fill if later, to the report's time): a shorter window shows them as “n/a (window under 30 days)”, since compounding a few days to a year ranks luck, not skill. The 7-day window therefore never shows them, and a leader with less than 30 days of history shows none.</dd>
 <dt>Win rate, profit factor, holding time</dt>
-<dd>Over trades closed in the window: win rate = trades with P&amp;L &gt; 0 ÷ all closed trades (break-even is not a win); profit factor = sum of winning trades ÷ |sum of losing trades| (∞ with no loss); average holding time = mean of close − open.</dd>
+<dd>Over the trades closed in the window and the trades still open at the report's time (each open trade at its P&amp;L at the mark, held from its opening to the report's time, whenever it opened): win rate = trades with P&amp;L &gt; 0 ÷ all trades counted (break-even is not a win); profit factor = sum of winning trades ÷ |sum of losing trades| (∞ with no loss); average holding time = mean of close (or the report's time) − open. The columns “closed trades only” give the same figures over the closed trades alone; where they differ from the headline, an open position is moving them.</dd>
+<dt>Percentages</dt>
+<dd>Shown rounded half away from zero to two decimals (−5.935% shows as −5.94%); the JSON has them unrounded (to 12 places).</dd>
 <dt>Followers and AUM</dt>
 <dd>Followers = distinct followers subscribed to the leader. AUM = the sum of those subscriptions' allocations.</dd>
 <dt>Follower P&amp;L</dt>

@@ -10,10 +10,12 @@ use serde_json::{json, Value};
 use super::fees::FeeSchedule;
 use super::ledger::OpenPosition;
 use super::metrics::ProfitFactor;
-use super::{LeaderReport, OpenWhereLeaderFlat, Report, WindowMetrics};
+use super::{LeaderReport, OpenWhereLeaderFlat, Report, TradeStats, WindowMetrics};
 
-/// The version of this JSON layout; bumped when a field changes meaning.
-pub const SCHEMA: &str = "fillcast.report.v1";
+/// The version of this JSON layout; bumped when a field changes meaning (v2: a
+/// window's trade figures count open trades at the mark, `closed_only` keeps the
+/// closed-trade figures; annualised figures are null in a too-short window).
+pub const SCHEMA: &str = "fillcast.report.v2";
 
 /// Decimal places of the longest figure in the JSON (money is exact to 8).
 pub const DECIMAL_PLACES: u32 = 12;
@@ -62,7 +64,8 @@ fn open_positions(v: &[OpenPosition]) -> Value {
                 json!({
                     "symbol": p.symbol, "qty": dec(p.qty), "avg_price": dec(p.avg_price),
                     "mark": dec(p.mark), "price_basis": p.basis.as_str(),
-                    "unrealized_pnl": dec(p.unrealized), "open_ns": p.open_ns,
+                    "unrealized_pnl": dec(p.unrealized), "realized_pnl": dec(p.realized),
+                    "open_ns": p.open_ns,
                 })
             })
             .collect(),
@@ -83,18 +86,31 @@ fn open_where_leader_flat(o: &OpenWhereLeaderFlat, rows_max: usize) -> Value {
     })
 }
 
-fn window(w: &WindowMetrics) -> Value {
+fn trade_stats(t: &TradeStats) -> Value {
     json!({
+        "trades": t.count, "open_trades": t.open, "wins": t.wins, "losses": t.losses,
+        "win_rate": opt_dec(t.win_rate), "profit_factor": profit_factor(t.profit_factor),
+        "gross_profit": dec(t.gross_profit), "gross_loss": dec(t.gross_loss),
+        "avg_holding_ns": t.avg_holding_ns,
+    })
+}
+
+/// The headline trade figures (open trades at the mark) sit at the window's level;
+/// `closed_only` holds the same keys over the closed trades alone.
+fn window(w: &WindowMetrics) -> Value {
+    let mut v = json!({
         "window": w.label, "start_ns": w.start_ns, "end_ns": w.end_ns,
         "start_equity": dec(w.start_equity), "end_equity": dec(w.end_equity),
         "pnl": dec(w.pnl), "roi": opt_dec(w.roi), "max_drawdown": opt_dec(w.max_drawdown),
         "sharpe": num(w.sharpe), "annualised_return": num(w.annualised_return),
         "calmar": num(w.calmar), "sharpe_periods": w.periods,
-        "trades": w.trades, "wins": w.wins, "losses": w.losses,
-        "win_rate": opt_dec(w.win_rate), "profit_factor": profit_factor(w.profit_factor),
-        "gross_profit": dec(w.gross_profit), "gross_loss": dec(w.gross_loss),
-        "avg_holding_ns": w.avg_holding_ns,
-    })
+        "too_short_to_annualise": w.too_short_to_annualise,
+        "closed_only": trade_stats(&w.closed_only),
+    });
+    if let (Value::Object(m), Value::Object(t)) = (&mut v, trade_stats(&w.trades)) {
+        m.extend(t);
+    }
+    v
 }
 
 fn leader(l: &LeaderReport) -> Value {
@@ -147,6 +163,7 @@ pub(crate) fn report(r: &Report) -> Value {
         "options": {
             "windows_days": o.windows_days,
             "sharpe_period_ns": o.sharpe_period_ns,
+            "annualise_min_ns": o.annualise_min_ns,
             "periods_per_year": o.periods_per_year(),
             "fee_rate": dec(o.fee.rate),
             "fee_leader_fraction": dec(o.fee.leader_fraction),

@@ -11,9 +11,18 @@
 //! **Windows.** A window `[as_of − N days, as_of]` opens at the equity in force at
 //! its start (or at the leader's first fill, if later) and closes at the equity at
 //! `as_of`, open positions valued at the mark (else the latest trade in the symbol,
-//! see `ledger`): an open losing position lowers the
-//! window's P&L and ROI. Trade counts, win rate, profit factor and holding time count
-//! the trades *closed* inside the window.
+//! see `ledger`): an open losing position lowers the window's P&L, ROI and drawdown.
+//!
+//! **Trades.** The headline trade figures (count, win rate, profit factor, holding
+//! time) count the trades closed inside the window *and* every trade still open at
+//! `as_of`, valued at the mark (its P&L is what it realized by partial closes plus its
+//! unrealized P&L; its holding time is its age at `as_of`): a leader cannot look
+//! flawless by holding a loss open. The same figures over the closed trades alone are
+//! kept beside them (`closed_only`), labelled "closed trades only".
+//!
+//! **Annualised figures** (annualised return, Sharpe, Calmar) are `None` for a window
+//! with less than `ReportOptions::annualise_min_ns` (30 days by default) of data:
+//! compounding a few days to a year says nothing about a leader.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,7 +87,22 @@ pub struct WindowMetrics {
     pub calmar: Option<f64>,
     /// Complete Sharpe periods in the window.
     pub periods: usize,
-    pub trades: usize,
+    /// The window holds less data than `ReportOptions::annualise_min_ns`: Sharpe,
+    /// annualised return and Calmar are `None` for that reason.
+    pub too_short_to_annualise: bool,
+    /// Trades closed in the window and trades still open at its end, at the mark.
+    pub trades: TradeStats,
+    /// Trades closed in the window only (the open ones left out).
+    pub closed_only: TradeStats,
+}
+
+/// Win rate, profit factor and holding time over a set of trades.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TradeStats {
+    /// Trades counted, open ones included.
+    pub count: usize,
+    /// Of which still open (valued at the mark, held up to the report's time).
+    pub open: usize,
     pub wins: usize,
     pub losses: usize,
     pub win_rate: Option<Decimal>,
@@ -86,6 +110,27 @@ pub struct WindowMetrics {
     pub gross_profit: Decimal,
     pub gross_loss: Decimal,
     pub avg_holding_ns: Option<i64>,
+}
+
+impl TradeStats {
+    /// `(pnl, open_ns, close_or_as_of_ns)` per trade; `open` of them still open.
+    fn of(trades: &[(Decimal, i64, i64)], open: usize) -> TradeStats {
+        debug_assert!(open <= trades.len());
+        let pnls: Vec<Decimal> = trades.iter().map(|t| t.0).collect();
+        let holds: Vec<(i64, i64)> = trades.iter().map(|t| (t.1, t.2)).collect();
+        let (gross_profit, gross_loss) = metrics::gross(&pnls);
+        TradeStats {
+            count: trades.len(),
+            open,
+            wins: pnls.iter().filter(|p| **p > Decimal::ZERO).count(),
+            losses: pnls.iter().filter(|p| **p < Decimal::ZERO).count(),
+            win_rate: metrics::win_rate(&pnls),
+            profit_factor: metrics::profit_factor(&pnls),
+            gross_profit,
+            gross_loss,
+            avg_holding_ns: metrics::average_holding_ns(&holds),
+        }
+    }
 }
 
 /// Every leader that appears in `leaders`, `leader_fills` or a subscription (from
@@ -160,6 +205,7 @@ pub(crate) fn leaders(
                     base,
                     capital.is_some(),
                     &r.trades,
+                    &r.open,
                     start,
                     as_of_ns,
                     opts,
@@ -173,6 +219,7 @@ pub(crate) fn leaders(
             base,
             capital.is_some(),
             &r.trades,
+            &r.open,
             all_start,
             as_of_ns,
             opts,
@@ -229,6 +276,7 @@ fn window_metrics(
     base: Decimal,
     has_capital: bool,
     trades: &[Trade],
+    open: &[OpenPosition],
     start_ns: i64,
     end_ns: i64,
     opts: &ReportOptions,
@@ -241,6 +289,7 @@ fn window_metrics(
     let e1 = ledger::value_at(curve, end_ns, base);
     let period_ns = opts.sharpe_period_ns.max(1);
     let ppy = opts.periods_per_year();
+    let too_short = end_ns - from < opts.annualise_min_ns;
     let (roi, max_dd, sharpe, annualised, periods) = if has_capital && !curve.is_empty() {
         let values: Vec<Decimal> = ledger::window(curve, base, from, end_ns)
             .into_iter()
@@ -248,7 +297,7 @@ fn window_metrics(
             .collect();
         let samples = ledger::sample(curve, base, from, end_ns, period_ns);
         let elapsed = (end_ns - from) as f64 / period_ns as f64;
-        let annualised = if elapsed >= 1.0 {
+        let annualised = if elapsed >= 1.0 && !too_short {
             metrics::annualised_return(e0, e1, elapsed, ppy)
         } else {
             None
@@ -256,23 +305,28 @@ fn window_metrics(
         (
             metrics::roi(e0, e1),
             Some(metrics::max_drawdown(&values)),
-            metrics::sharpe_of_curve(&samples, ppy),
+            metrics::sharpe_of_curve(&samples, ppy).filter(|_| !too_short),
             annualised,
             samples.len().saturating_sub(1),
         )
     } else {
         (None, None, None, None, 0)
     };
-    let closed: Vec<&Trade> = trades
+    let closed: Vec<(Decimal, i64, i64)> = trades
         .iter()
-        .filter(|t| t.close_ns.is_some_and(|c| c > start_ns && c <= end_ns))
+        .filter_map(|t| {
+            let c = t.close_ns.filter(|c| *c > start_ns && *c <= end_ns)?;
+            Some((t.pnl, t.open_ns, c))
+        })
         .collect();
-    let pnls: Vec<Decimal> = closed.iter().map(|t| t.pnl).collect();
-    let holds: Vec<(i64, i64)> = closed
-        .iter()
-        .map(|t| (t.open_ns, t.close_ns.unwrap_or(t.open_ns)))
-        .collect();
-    let (gross_profit, gross_loss) = metrics::gross(&pnls);
+    // Every window ends at the report's time, so every position open then is a
+    // trade of every window, at its whole P&L so far (as a closed trade counts with
+    // its whole P&L), held from its opening to the report's time.
+    let mut all = closed.clone();
+    all.extend(
+        open.iter()
+            .map(|p| (p.realized + p.unrealized, p.open_ns.min(end_ns), end_ns)),
+    );
     WindowMetrics {
         label,
         start_ns: from,
@@ -286,13 +340,8 @@ fn window_metrics(
         annualised_return: annualised,
         calmar: annualised.and_then(|a| metrics::calmar(Some(a), max_dd?)),
         periods,
-        trades: closed.len(),
-        wins: pnls.iter().filter(|p| **p > Decimal::ZERO).count(),
-        losses: pnls.iter().filter(|p| **p < Decimal::ZERO).count(),
-        win_rate: metrics::win_rate(&pnls),
-        profit_factor: metrics::profit_factor(&pnls),
-        gross_profit,
-        gross_loss,
-        avg_holding_ns: metrics::average_holding_ns(&holds),
+        too_short_to_annualise: too_short,
+        trades: TradeStats::of(&all, open.len()),
+        closed_only: TradeStats::of(&closed, 0),
     }
 }

@@ -68,6 +68,9 @@ pub struct OpenPosition {
     /// Where `mark` came from.
     pub basis: PriceBasis,
     pub unrealized: Decimal,
+    /// P&L already realized by partial closes since the trade opened: the open
+    /// trade's P&L at the mark is `realized + unrealized`.
+    pub realized: Decimal,
     pub open_ns: i64,
 }
 
@@ -426,6 +429,7 @@ pub fn replay(
             mark: book.price,
             basis: book.basis,
             unrealized: u,
+            realized: book.open.as_ref().map_or(Decimal::ZERO, |t| t.pnl),
             open_ns: book.open.as_ref().map_or(0, |t| t.open_ns),
         });
     }

@@ -44,13 +44,17 @@ use rust_decimal::Decimal;
 
 pub use fees::{FeePolicy, FeeSchedule, Settlement};
 pub use followers::{FeeTotals, FollowerReport, SubscriptionPnl};
-pub use leaders::{LeaderReport, WindowMetrics};
+pub use leaders::{LeaderReport, TradeStats, WindowMetrics};
 pub use ledger::{OpenPosition, PriceBasis};
 pub use lineage::Lineage;
 pub use metrics::{Bucket, ProfitFactor};
 pub use query::{AuditRow, Source};
 pub use recon::{FollowerSync, PairSync, Reconciliation, SyncBucket};
 pub use unhedged::{OpenWhereFlat, OpenWhereLeaderFlat, ResyncActivity, VenueLinks};
+
+/// The default least length of a window with annualised figures, in days: a month
+/// of data, so that no year is extrapolated from a week.
+pub const ANNUALISE_MIN_DAYS: i64 = 30;
 
 /// How the notes say a symbol without a mark is valued.
 const BY_LATEST_TRADE: &str = "valued at the latest trade in the symbol by anyone (a leader or follower fill, whichever is latest) instead of a mark";
@@ -157,6 +161,9 @@ pub struct ReportOptions {
     /// The period of Sharpe returns (default one day); annualised with
     /// `365 days / period`.
     pub sharpe_period_ns: i64,
+    /// Least data a window must hold for its annualised figures (annualised
+    /// return, Sharpe, Calmar); a shorter window shows them as n/a. Default 30 days.
+    pub annualise_min_ns: i64,
     pub fee: FeePolicy,
     /// Most settlement periods kept per subscription (the latest ones).
     pub fee_periods_max: usize,
@@ -180,6 +187,7 @@ impl Default for ReportOptions {
             as_of_ns: None,
             windows_days: vec![7, 30, 90],
             sharpe_period_ns: time::NS_PER_DAY,
+            annualise_min_ns: ANNUALISE_MIN_DAYS * time::NS_PER_DAY,
             fee: FeePolicy::default(),
             fee_periods_max: 10_000,
             sync_tolerance_notional: Decimal::ZERO,
@@ -289,6 +297,12 @@ pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, 
         return Err(ReportError::Options(format!(
             "sharpe_period_ns must be positive, got {}",
             opts.sharpe_period_ns
+        )));
+    }
+    if opts.annualise_min_ns < 0 {
+        return Err(ReportError::Options(format!(
+            "annualise_min_ns must not be negative, got {}",
+            opts.annualise_min_ns
         )));
     }
     if let Some(t) = opts.as_of_ns.filter(|t| !(0..=time::TS_MAX_NS).contains(t)) {

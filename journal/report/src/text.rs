@@ -7,19 +7,58 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::metrics::ProfitFactor;
-use super::time::{format_duration, format_latency, format_ts};
-use super::{PriceBasis, Report};
+use super::time::{format_duration, format_latency, format_ts, NS_PER_DAY};
+use super::{PriceBasis, Report, TradeStats, WindowMetrics};
 
-/// `12.35%` (2 decimals), or `n/a`.
+/// `12.35%`: 2 decimals, rounded half away from zero (−0.059355 is `-5.94%`,
+/// 0.000049 is `0.00%`, never `-0.00%`), or `n/a`.
 pub(crate) fn pct(x: Option<Decimal>) -> String {
     x.map_or("n/a".into(), |d| {
-        format!("{:.2}%", d * Decimal::ONE_HUNDRED)
+        let r = (d * Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        let r = if r.is_zero() { Decimal::ZERO } else { r };
+        format!("{r:.2}%")
     })
 }
 
 /// A ratio with 2 decimals, or `n/a`.
 pub(crate) fn ratio(x: Option<f64>) -> String {
     x.map_or("n/a".into(), |x| format!("{x:.2}"))
+}
+
+/// An annualised ratio of a window (Sharpe, Calmar): `n/a (window under 30 days)`
+/// when the window is too short to annualise, else as `ratio`.
+pub(crate) fn annualised(w: &WindowMetrics, x: Option<f64>, min_ns: i64) -> String {
+    if w.too_short_to_annualise {
+        format!("n/a (window under {})", span(min_ns))
+    } else {
+        ratio(x)
+    }
+}
+
+/// `30 days` for whole days, else the duration as `format_duration` writes it.
+pub(crate) fn span(ns: i64) -> String {
+    match ns / NS_PER_DAY {
+        1 if ns % NS_PER_DAY == 0 => "1 day".into(),
+        n if ns % NS_PER_DAY == 0 => format!("{n} days"),
+        _ => format_duration(ns),
+    }
+}
+
+/// `3 (1 open) win 33.33% PF 0.40 hold 1d 0h`: one set of trade figures.
+fn trade_line(t: &TradeStats) -> String {
+    format!(
+        "{}{} win {} PF {} hold {}",
+        t.count,
+        if t.open > 0 {
+            format!(" ({} open)", t.open)
+        } else {
+            String::new()
+        },
+        pct(t.win_rate),
+        pf(t.profit_factor),
+        t.avg_holding_ns.map_or("n/a".into(), format_duration),
+    )
 }
 
 /// What an open position's price is, in words: `mark` or `latest trade`.
@@ -84,17 +123,15 @@ pub(crate) fn summary(r: &Report) -> String {
         for w in &l.windows {
             let _ = writeln!(
                 s,
-                "    {:>4}: P&L {:>12}  ROI {:>8}  maxDD {:>7}  Sharpe {:>6}  Calmar {:>6}  trades {} win {} PF {} hold {}",
+                "    {:>4}: P&L {:>12}  ROI {:>8}  maxDD {:>7}  Sharpe {:>6}  Calmar {:>6}  trades {}; closed trades only: {}",
                 w.label,
                 money(w.pnl),
                 pct(w.roi),
                 pct(w.max_drawdown),
-                ratio(w.sharpe),
-                ratio(w.calmar),
-                w.trades,
-                pct(w.win_rate),
-                pf(w.profit_factor),
-                w.avg_holding_ns.map_or("n/a".into(), format_duration),
+                annualised(w, w.sharpe, r.options.annualise_min_ns),
+                annualised(w, w.calmar, r.options.annualise_min_ns),
+                trade_line(&w.trades),
+                trade_line(&w.closed_only),
             );
         }
         for p in &l.open_positions {
@@ -291,4 +328,37 @@ pub(crate) fn summary(r: &Report) -> String {
         let _ = writeln!(s, "audit log {}: {}", r.audit.total, kinds.join(", "));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn pct_of(s: &str) -> String {
+        pct(Some(Decimal::from_str(s).unwrap()))
+    }
+
+    #[test]
+    fn percentages_round_half_away_from_zero() {
+        // The audit's case: −5.936% printed as −5.93% (truncated).
+        assert_eq!(pct_of("-0.05936"), "-5.94%");
+        // Exactly half: away from zero on both sides (not to even, not truncated).
+        assert_eq!(pct_of("0.12345"), "12.35%");
+        assert_eq!(pct_of("-0.12345"), "-12.35%");
+        assert_eq!(pct_of("0.12335"), "12.34%");
+        assert_eq!(pct_of("-0.05935"), "-5.94%");
+        // Below half: down; a negative that rounds to zero has no sign.
+        assert_eq!(pct_of("0.123449"), "12.34%");
+        assert_eq!(pct_of("-0.000049"), "0.00%");
+        assert_eq!(pct_of("1"), "100.00%");
+        assert_eq!(pct(None), "n/a");
+    }
+
+    #[test]
+    fn spans_name_whole_days() {
+        assert_eq!(span(30 * NS_PER_DAY), "30 days");
+        assert_eq!(span(NS_PER_DAY), "1 day");
+        assert_eq!(span(NS_PER_DAY / 2), "12h 00m");
+    }
 }

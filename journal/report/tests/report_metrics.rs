@@ -655,11 +655,33 @@ fn leader_metrics_from_the_database() {
     let all = &l1.windows[3];
     // Peak 1020 (day 1), lowest later point 970 (day 5): 50 / 1020.
     assert_eq!(all.max_drawdown, Some(d("50") / d("1020")));
-    // Trades +20 and −20: win rate 1/2, profit factor 20/20 = 1, each held 1 day.
-    assert_eq!(all.trades, 2);
-    assert_eq!(all.win_rate, Some(d("0.5")));
-    assert_eq!(all.profit_factor, ProfitFactor::Finite(d("1")));
-    assert_eq!(all.avg_holding_ns, Some(NS_PER_DAY));
+    // Closed trades +20 and −20, and the long still open (bought at 110 on day 4,
+    // marked at 80 on day 5: −30, held 1 day so far). Counted with the open trade:
+    // win rate 1/3, profit factor 20 / (20 + 30) = 0.4, each held 1 day.
+    assert_eq!((all.trades.count, all.trades.open), (3, 1));
+    assert_eq!((all.trades.wins, all.trades.losses), (1, 2));
+    assert_eq!(all.trades.win_rate, Some(d("1") / d("3")));
+    assert_eq!(all.trades.profit_factor, ProfitFactor::Finite(d("0.4")));
+    assert_eq!(all.trades.avg_holding_ns, Some(NS_PER_DAY));
+    // Closed trades only: win rate 1/2, profit factor 20/20 = 1, each held 1 day.
+    assert_eq!((all.closed_only.count, all.closed_only.open), (2, 0));
+    assert_eq!(all.closed_only.win_rate, Some(d("0.5")));
+    assert_eq!(all.closed_only.profit_factor, ProfitFactor::Finite(d("1")));
+    assert_eq!(all.closed_only.avg_holding_ns, Some(NS_PER_DAY));
+    // Five days of data are too few to annualise (the minimum is 30 days).
+    assert!(all.too_short_to_annualise);
+    assert_eq!(
+        (all.sharpe, all.annualised_return, all.calmar),
+        (None, None, None)
+    );
+    // With the minimum lifted, the arithmetic of the annualised figures.
+    let unlimited = ReportOptions {
+        annualise_min_ns: 0,
+        ..options()
+    };
+    let r0 = report::build_with(&c, &unlimited).unwrap();
+    let all = &r0.leader("L1").unwrap().windows[3];
+    assert!(!all.too_short_to_annualise);
     // Daily equity counting back from day 5: 1000, 1020, 1020, 1000, 1000, 970.
     // Returns 0.02, 0, −20/1020, 0, −0.03; Sharpe = mean / sample sd × √365.
     let rets = [0.02, 0.0, -20.0 / 1020.0, 0.0, -0.03];
@@ -680,12 +702,13 @@ fn leader_metrics_from_the_database() {
     assert!(close(all.calmar.unwrap(), ann / (50.0 / 1020.0)));
     // The 7-day window reaches back before the first fill: same figures as all time.
     assert_eq!(l1.windows[0].roi, all.roi);
-    assert_eq!(l1.windows[0].trades, 2);
+    assert_eq!(l1.windows[0].trades.count, 3);
+    assert_eq!(l1.windows[0].closed_only.count, 2);
 
     // L2 has a capital and no fill: zeros and n/a, no panic.
     let l2 = r.leader("L2").unwrap();
     assert_eq!(l2.windows[3].pnl, Decimal::ZERO);
-    assert_eq!(l2.windows[3].trades, 0);
+    assert_eq!(l2.windows[3].trades.count, 0);
     assert_eq!(l2.windows[3].sharpe, None);
 }
 
@@ -857,7 +880,7 @@ fn account_equity_comes_from_the_latest_report_up_to_the_report_time() {
 fn json_carries_every_figure_as_a_decimal_string() {
     let c = db();
     let j = report::build_with(&c, &options()).unwrap().to_json();
-    assert_eq!(j["schema"], "fillcast.report.v1");
+    assert_eq!(j["schema"], "fillcast.report.v2");
     assert_eq!(j["empty"], false);
     assert_eq!(j["as_of_ns"], day(5));
     let all = &j["leaders"][0]["windows"][3];
@@ -865,11 +888,24 @@ fn json_carries_every_figure_as_a_decimal_string() {
     assert_eq!(all["window"], "all");
     assert_eq!(all["roi"], "-0.03");
     assert_eq!(all["pnl"], "-30");
-    assert_eq!(all["win_rate"], "0.5");
-    assert_eq!(all["profit_factor"], "1");
+    // Headline trade figures count the open −30 (see leader_metrics_from_the_database);
+    // `closed_only` has the closed trades alone.
+    assert_eq!(all["trades"], 3);
+    assert_eq!(all["open_trades"], 1);
+    assert_eq!(all["win_rate"], "0.333333333333");
+    assert_eq!(all["profit_factor"], "0.4");
+    assert_eq!(all["gross_loss"], "50");
+    assert_eq!(all["avg_holding_ns"], NS_PER_DAY);
+    assert_eq!(all["closed_only"]["trades"], 2);
+    assert_eq!(all["closed_only"]["win_rate"], "0.5");
+    assert_eq!(all["closed_only"]["profit_factor"], "1");
     // A quotient (0.0490196078431372…), rounded to 12 places.
     assert_eq!(all["max_drawdown"], "0.049019607843");
-    assert!(all["sharpe"].is_f64());
+    // Five days of data: no annualised figure (30 days at least), and it says why.
+    assert_eq!(all["too_short_to_annualise"], true);
+    assert_eq!(all["sharpe"], serde_json::Value::Null);
+    assert_eq!(all["calmar"], serde_json::Value::Null);
+    assert_eq!(j["options"]["annualise_min_ns"], 30 * NS_PER_DAY);
     assert_eq!(j["leaders"][0]["equity"], "970");
     assert_eq!(
         j["leaders"][0]["open_positions"][0]["unrealized_pnl"],
@@ -1626,4 +1662,193 @@ fn postgres_gives_the_same_report_as_sqlite() {
         let lite = report::leader_fill_lineage(&lite, *seq).unwrap().unwrap();
         assert_eq!(pg.unwrap().unwrap().to_json(), lite.to_json(), "fill {seq}");
     }
+}
+
+// --- a leader cannot game its metrics by holding a loss open ----------------
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// Leader G (capital 10,000) makes 60 small closed wins and holds one large loss:
+///
+/// - BTC, day i for i in 0..60: buy 1 @ 100 at day(i), sell 1 @ 101 at day(i) + 2 h:
+///   +1 each, held 2 h. No BTC mark: flat at the end, it needs none.
+/// - ETH: buy 10 @ 1000 at day(1) + 1 h, never sold; the only ETH mark is 900 at
+///   day(60), the report's time: unrealized 10 × (900 − 1000) = −1000.
+///
+/// Equity rises by 1 a day from 10,000 to 10,060 (day 59 + 2 h) and falls to 9,060
+/// at the mark.
+fn gaming_db() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    c.execute_batch("INSERT INTO leaders VALUES ('G', '10000');")
+        .unwrap();
+    let mut seq = 0i64;
+    let mut fill = |symbol: &str, side: &str, qty: &str, price: &str, pos: &str, ts: i64| {
+        seq += 1;
+        c.execute(
+            "INSERT INTO leader_fills (seq, leader_id, event_id, symbol, side, qty, price,
+               position_after, order_id, order_qty, venue_ts, recv_ts)
+             VALUES (?1, 'G', ?2, ?3, ?4, ?5, ?6, ?7, ?2, ?5, ?8, ?8)",
+            rusqlite::params![seq, format!("g{seq}"), symbol, side, qty, price, pos, ts],
+        )
+        .unwrap();
+    };
+    for i in 0..60 {
+        fill("BTC", "buy", "1", "100", "1", day(i));
+        if i == 1 {
+            fill("ETH", "buy", "10", "1000", "10", day(1) + HOUR_NS);
+        }
+        fill("BTC", "sell", "1", "101", "0", day(i) + 2 * HOUR_NS);
+    }
+    c.execute(
+        "INSERT INTO mark_prices VALUES ('ETH', ?1, '900')",
+        [day(60)],
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn a_held_open_loss_shows_in_every_leader_metric() {
+    let c = gaming_db();
+    let r = report::build_with(&c, &ReportOptions::default()).unwrap();
+    assert_eq!(r.as_of_ns, Some(day(60)));
+    let g = r.leader("G").unwrap();
+    assert_eq!(g.realized_pnl, d("60"));
+    assert_eq!(g.unrealized_pnl, d("-1000"));
+    assert_eq!(g.equity, Some(d("9060")));
+    let eth = &g.open_positions[0];
+    // Valued at the `mark_prices` row, not at the leader's own fill.
+    assert_eq!(
+        (eth.symbol.as_str(), eth.mark, eth.basis),
+        ("ETH", d("900"), report::PriceBasis::Mark)
+    );
+    assert_eq!(eth.realized, Decimal::ZERO);
+
+    let all = g.windows.iter().find(|w| w.label == "all").unwrap();
+    // 60 closed wins of +1 and the open −1000: 61 trades, 60 winners.
+    assert_eq!((all.trades.count, all.trades.open), (61, 1));
+    assert_eq!((all.trades.wins, all.trades.losses), (60, 1));
+    assert_eq!(all.trades.win_rate, Some(d("60") / d("61")));
+    // Profit factor 60 / 1000 = 0.06, not ∞.
+    assert_eq!(
+        (all.trades.gross_profit, all.trades.gross_loss),
+        (d("60"), d("1000"))
+    );
+    assert_eq!(all.trades.profit_factor, ProfitFactor::Finite(d("0.06")));
+    // Holding: 60 × 2 h, plus the open ETH from day 1 + 1 h to day 60 (59 d − 1 h =
+    // 1,415 h): 1,535 h / 61 = 25.16 h = 90,590,163,934,426 ns (toward zero), not 2 h.
+    assert_eq!(
+        all.trades.avg_holding_ns,
+        Some((120 * HOUR_NS + 59 * NS_PER_DAY - HOUR_NS) / 61)
+    );
+    assert_eq!(all.trades.avg_holding_ns, Some(90_590_163_934_426));
+    // ROI: 10,000 → 9,060 = −9.4% (realized alone would say +0.6%).
+    assert_eq!(all.pnl, d("-940"));
+    assert_eq!(all.roi, Some(d("-0.094")));
+    // Drawdown: from the peak 10,060 to 9,060 = 1000 / 10,060 (realized alone: 0).
+    assert_eq!(all.max_drawdown, Some(d("1000") / d("10060")));
+
+    // Closed trades only: the flawless-looking figures, kept beside the headline.
+    assert_eq!((all.closed_only.count, all.closed_only.open), (60, 0));
+    assert_eq!(all.closed_only.win_rate, Some(Decimal::ONE));
+    assert_eq!(all.closed_only.profit_factor, ProfitFactor::Infinite);
+    assert_eq!(all.closed_only.avg_holding_ns, Some(2 * HOUR_NS));
+
+    // 30 days: from day 30 (equity 10,030, day 29's trip closed) to 9,060; the trips
+    // of days 30..59 closed inside it, and the open ETH (opened before it) counts.
+    let w30 = g.windows.iter().find(|w| w.label == "30d").unwrap();
+    assert_eq!(w30.start_equity, d("10030"));
+    assert_eq!(w30.roi, Some(d("-970") / d("10030")));
+    assert_eq!((w30.trades.count, w30.closed_only.count), (31, 30));
+    assert_eq!(w30.trades.win_rate, Some(d("30") / d("31")));
+    assert_eq!(w30.trades.profit_factor, ProfitFactor::Finite(d("0.03")));
+    assert_eq!(w30.closed_only.profit_factor, ProfitFactor::Infinite);
+
+    // Terminal: the headline, then the closed-only figures, labelled.
+    let s = r.summary_text();
+    assert!(
+        s.contains(" all: P&L      -940.00  ROI   -9.40%  maxDD   9.94%  Sharpe "),
+        "{s}"
+    );
+    assert!(
+        s.contains(
+            "trades 61 (1 open) win 98.36% PF 0.06 hold 1d 1h; closed trades only: 60 win 100.00% PF ∞ hold 2h 00m"
+        ),
+        "{s}"
+    );
+    // JSON: the headline at the window's level, `closed_only` beside it.
+    let j = r.to_json();
+    let jall = &j["leaders"][0]["windows"][3];
+    assert_eq!(jall["window"], "all");
+    assert_eq!(jall["trades"], 61);
+    assert_eq!(jall["open_trades"], 1);
+    assert_eq!(jall["profit_factor"], "0.06");
+    assert_eq!(jall["roi"], "-0.094");
+    assert_eq!(jall["closed_only"]["trades"], 60);
+    assert_eq!(jall["closed_only"]["win_rate"], "1");
+    assert_eq!(jall["closed_only"]["profit_factor"], "inf");
+    assert_eq!(j["leaders"][0]["open_positions"][0]["price_basis"], "mark");
+    // HTML: both column groups, and the figures.
+    let h = r.to_html();
+    assert!(h.contains("all trades, open ones at the mark"), "{h}");
+    assert!(h.contains("closed trades only"), "{h}");
+    assert!(h.contains("<td class=\"n\">98.36%</td><td class=\"n\">0.06</td>"));
+    assert!(h.contains("<td class=\"n\">100.00%</td><td class=\"n\">∞</td>"));
+}
+
+#[test]
+fn windows_under_thirty_days_show_no_annualised_figure() {
+    let c = gaming_db();
+    let r = report::build_with(&c, &ReportOptions::default()).unwrap();
+    let g = r.leader("G").unwrap();
+    let w = |label: &str| g.windows.iter().find(|w| w.label == label).unwrap();
+    // 7 days: too short. 30 days: exactly the minimum (30 d of data), annualised.
+    // All time: 60 days (and 1 ns).
+    assert!(w("7d").too_short_to_annualise);
+    assert_eq!(
+        (w("7d").sharpe, w("7d").annualised_return, w("7d").calmar),
+        (None, None, None)
+    );
+    assert!(w("7d").roi.is_some() && w("7d").max_drawdown.is_some());
+    for label in ["30d", "90d", "all"] {
+        assert!(!w(label).too_short_to_annualise, "{label}");
+        assert!(w(label).sharpe.is_some(), "{label}");
+        assert!(w(label).calmar.is_some(), "{label}");
+    }
+    let s = r.summary_text();
+    assert!(
+        s.contains("Sharpe n/a (window under 30 days)  Calmar n/a (window under 30 days)"),
+        "{s}"
+    );
+    let h = r.to_html();
+    assert!(h.contains("<td class=\"n\">n/a (window under 30 days)</td>"));
+    assert_eq!(
+        r.to_json()["leaders"][0]["windows"][0]["too_short_to_annualise"],
+        true
+    );
+
+    // The same leader seen at day 20: all time is 20 days, too short as well.
+    let day20 = ReportOptions {
+        as_of_ns: Some(day(20)),
+        ..ReportOptions::default()
+    };
+    let r = report::build_with(&c, &day20).unwrap();
+    let all = r.leader("G").unwrap().windows.last().unwrap().clone();
+    assert!(all.too_short_to_annualise);
+    assert_eq!((all.sharpe, all.calmar), (None, None));
+    // A stated minimum of 10 days annualises it again; a negative one is refused.
+    let ten = ReportOptions {
+        annualise_min_ns: 10 * NS_PER_DAY,
+        ..day20.clone()
+    };
+    let r = report::build_with(&c, &ten).unwrap();
+    let all = r.leader("G").unwrap().windows.last().unwrap().clone();
+    assert!(!all.too_short_to_annualise && all.sharpe.is_some());
+    assert!(r.summary_text().contains("n/a (window under 10 days)"));
+    let bad = ReportOptions {
+        annualise_min_ns: -1,
+        ..ReportOptions::default()
+    };
+    assert!(report::build_with(&c, &bad).is_err());
 }
