@@ -2,7 +2,8 @@
 # Renders a report page (from `fillcast report`, or FILLCAST_REPORT_OUT of the
 # the report crate's report_html test) in headless Chromium and checks that the rendered DOM
 # holds every chart's <svg> with drawn data elements (<path class="data"> with
-# coordinates, or <rect class="data">). Exits non-zero when Chromium is missing,
+# coordinates, or <rect class="data">) and that the leaderboard's inline script
+# ran. Exits non-zero when Chromium is missing,
 # fails, or a chart is absent or empty.
 #
 #   scripts/check-report.sh REPORT.html [--screenshot OUT.png] [--allow-empty]
@@ -47,13 +48,19 @@ if ! timeout 90 "$chromium" "${flags[@]}" --dump-dom "file://$abs" >"$dom" 2>/de
 fi
 grep -q "fillcast report" "$dom" || { echo "check-report: the rendered DOM is not a fillcast report" >&2; exit 1; }
 
-# Self-contained: nothing that would fetch from elsewhere.
-for banned in 'http' 'src=' '<script' '@import' 'url('; do
+# Self-contained: nothing that would fetch from elsewhere. The one script allowed
+# is inline (the leaderboard's filters and sorting) and calls no network API.
+for banned in 'http' 'src=' '@import' 'url(' 'fetch(' 'XMLHttpRequest' 'WebSocket' \
+              'EventSource' 'sendBeacon' 'import('; do
     if grep -qF -- "$banned" "$abs"; then
         echo "check-report: the page contains '$banned': it must be self-contained" >&2
         exit 1
     fi
 done
+if grep -o '<script[^>]*>' "$abs" | grep -qv '^<script>$'; then
+    echo "check-report: a <script> with attributes: only inline scripts are allowed" >&2
+    exit 1
+fi
 
 status=0
 for id in chart-equity chart-drawdown chart-pnl chart-latency; do
@@ -76,6 +83,16 @@ for id in chart-equity chart-drawdown chart-pnl chart-latency; do
         echo "check-report: $id: ok ($paths paths, $rects bars)"
     fi
 done
+
+# The leaderboard's script ran: it marks the table with the period it shows.
+if grep -qF 'id="leaderboard-table"' "$abs"; then
+    if grep -qE '<table id="leaderboard-table" data-live="[^"]+"' "$dom"; then
+        echo "check-report: leaderboard: ok (script ran)"
+    else
+        echo "check-report: leaderboard: its script did not run in the rendered DOM" >&2
+        status=1
+    fi
+fi
 
 if [[ -n "$screenshot" ]]; then
     out="$(cd "$(dirname "$screenshot")" && pwd)/$(basename "$screenshot")"

@@ -11,7 +11,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fillcast_report as report;
-use fillcast_report::{FeePolicy, Report, ReportOptions, Settlement};
+use fillcast_report::{FeePolicy, LeaderboardFilter, Report, ReportOptions, Settlement};
 use fillcast_sql::sidecar::{
     self, pg, rusqlite, Continuity, PgTarget, SidecarOptions, SidecarStats,
 };
@@ -76,6 +76,29 @@ pub struct ReportArgs {
     /// Print every decision on one leader fill (its `leader_fills.seq`).
     #[arg(long, value_name = "SEQ")]
     leader_fill: Option<i64>,
+    /// Print the leaderboard instead of the summary (and write it with --json):
+    /// leaders ranked by ROI over --period, ties to the smaller drawdown, then more
+    /// followers, then leader id; the leaders filtered out are listed with why.
+    #[arg(long, conflicts_with_all = ["lineage", "leader_fill", "follower"])]
+    leaderboard: bool,
+    /// The leaderboard's period: 7d, 30d, 90d or all (default 30d).
+    #[arg(long, requires = "leaderboard")]
+    period: Option<String>,
+    /// Leaderboard: only leaders with at least this AUM (quote currency).
+    #[arg(long, value_name = "AMOUNT", requires = "leaderboard")]
+    min_aum: Option<String>,
+    /// Leaderboard: only leaders with at least this many followers.
+    #[arg(long, value_name = "N", requires = "leaderboard")]
+    min_followers: Option<usize>,
+    /// Leaderboard: only leaders whose maximum drawdown over the period is at most
+    /// this fraction (0.2 = 20%).
+    #[arg(long, value_name = "FRACTION", requires = "leaderboard")]
+    max_drawdown: Option<String>,
+    /// One follower's own report instead of the operator's: its subscriptions,
+    /// positions, P&L, fees and orders, and nothing of any other follower; --json
+    /// and --html write it.
+    #[arg(long, value_name = "FOLLOWER_ID", conflicts_with_all = ["lineage", "leader_fill", "latency"])]
+    follower: Option<String>,
     /// Performance fee: the fraction of new profit above the high-water mark.
     #[arg(long, default_value = "0.10")]
     fee_rate: String,
@@ -192,6 +215,24 @@ fn options(a: &ReportArgs) -> Result<ReportOptions> {
     })
 }
 
+fn leaderboard_filter(a: &ReportArgs) -> Result<LeaderboardFilter> {
+    let defaults = LeaderboardFilter::default();
+    Ok(LeaderboardFilter {
+        period: a.period.clone().unwrap_or(defaults.period),
+        aum_min: a
+            .min_aum
+            .as_deref()
+            .map(|v| decimal("min-aum", v))
+            .transpose()?,
+        followers_min: a.min_followers,
+        drawdown_max: a
+            .max_drawdown
+            .as_deref()
+            .map(|v| decimal("max-drawdown", v))
+            .transpose()?,
+    })
+}
+
 /// A connection to the database a report reads.
 pub enum Db {
     Sqlite(rusqlite::Connection),
@@ -255,7 +296,35 @@ pub fn report(a: &ReportArgs) -> Result<()> {
         }
         return Ok(());
     }
+    if let Some(id) = &a.follower {
+        let v = match &mut db {
+            Db::Sqlite(c) => report::build_follower(c, &opts, id)?,
+            Db::Postgres(c) => report::build_follower_postgres(c, &opts, id)?,
+        };
+        if let Some(path) = &a.json {
+            write_private(path, serde_json::to_string_pretty(&v.to_json())?.as_bytes())?;
+        }
+        if let Some(path) = &a.html {
+            write_private(path, v.to_html().as_bytes())?;
+        }
+        print!("{}", v.to_text());
+        return Ok(());
+    }
     let mut r = db.report(&opts)?;
+    if a.leaderboard {
+        let lb = r.leaderboard(&leaderboard_filter(a)?)?;
+        if let Some(path) = &a.json {
+            write_private(
+                path,
+                serde_json::to_string_pretty(&lb.to_json())?.as_bytes(),
+            )?;
+        }
+        if let Some(path) = &a.html {
+            write_private(path, r.to_html().as_bytes())?;
+        }
+        print!("{}", lb.to_text());
+        return Ok(());
+    }
     if let Some(path) = &a.latency {
         r = r.with_latency(read_latency(path)?);
     }

@@ -372,6 +372,72 @@ fn sidecar_then_report_at_the_command_line() {
     let o = fillcast_output(&["report", "--db", &db, "--lineage", "fc-no-such-order"]);
     assert!(!o.status.success());
     assert!(text(&o).1.contains("fc-no-such-order"), "{:?}", text(&o));
+
+    // The leaderboard, printed and as JSON.
+    let lb = dir.path().join("lb.json");
+    let o = fillcast_output(&[
+        "report",
+        "--db",
+        &db,
+        "--leaderboard",
+        "--period",
+        "all",
+        "--min-followers",
+        "1",
+        "--json",
+        lb.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("fillcast leaderboard over all"), "{out}");
+    assert!(out.contains("ranked by ROI over the period"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lb).unwrap()).unwrap();
+    assert_eq!(v["schema"], "fillcast.leaderboard.v1");
+    assert_eq!(v["filters"]["followers_min"], 1);
+    let o = fillcast_output(&["report", "--db", &db, "--period", "7d"]);
+    assert!(!o.status.success(), "--period without --leaderboard");
+
+    // One follower's own report; an unknown follower is named.
+    let follower: String = conn
+        .query_row(
+            "SELECT follower_id FROM follower_fills ORDER BY seq LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (fj, fh) = (dir.path().join("f.json"), dir.path().join("f.html"));
+    let o = fillcast_output(&[
+        "report",
+        "--db",
+        &db,
+        "--follower",
+        &follower,
+        "--json",
+        fj.to_str().unwrap(),
+        "--html",
+        fh.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!("fillcast follower report: {follower}")),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fj).unwrap()).unwrap();
+    assert_eq!(v["schema"], "fillcast.follower.v1");
+    assert_eq!(v["follower"]["follower_id"], follower.as_str());
+    assert!(std::fs::read_to_string(&fh).unwrap().contains(&follower));
+    let o = fillcast_output(&["report", "--db", &db, "--follower", "no-such-follower"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .1
+            .contains("\"no-such-follower\" is not in the database"),
+        "{:?}",
+        text(&o)
+    );
 }
 
 #[test]

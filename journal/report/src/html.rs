@@ -1,7 +1,9 @@
 //! The report as one self-contained HTML page: inline CSS and inline SVG charts
-//! (laid out here, drawn by `chart`), with no script, no font, no image and no
-//! link to anything outside the file, so it opens from disk in any browser and
-//! can be mailed as is.
+//! (laid out here, drawn by `chart`), with no font, no image and no link to
+//! anything outside the file, so it opens from disk in any browser and can be
+//! mailed as is. One inline script (`LEADERBOARD_JS`, no `src`, no request of any
+//! kind) filters and sorts the leaderboard in the page; without it the page shows
+//! the unfiltered 30-day ranking. A follower's page (`follower_page`) has no script.
 //!
 //! Every chart is an `<svg id="chart-…">` whose data are `<path class="data">` or
 //! `<rect class="data">` elements (axes, grid and legend carry other classes), which
@@ -13,9 +15,10 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::chart::{self, esc, nice_ticks, tick_label, truncate, Anchor, Key, Plot, Scale};
+use super::leaderboard::{self, LeaderboardRow};
 use super::text::{annualised, basis_label, money, pct, pf, span};
 use super::time::{format_date, format_duration, format_latency, format_ts, NS_PER_DAY};
-use super::{LeaderReport, Report};
+use super::{FollowerView, LeaderReport, LeaderboardFilter, Report, RANKED_BY};
 
 const COLORS: [&str; 10] = [
     "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
@@ -60,16 +63,19 @@ pub(crate) fn page(r: &Report) -> String {
     for n in &r.notes {
         let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(n));
     }
-    h.push_str("<nav><a href=\"#leaders\">Leaders</a> <a href=\"#followers\">Followers</a> <a href=\"#fees\">Fees</a> <a href=\"#reconciliation\">Reconciliation</a> <a href=\"#activity\">Activity</a> <a href=\"#latency\">Latency</a> <a href=\"#definitions\">Definitions</a></nav>\n</header>\n");
+    h.push_str("<nav><a href=\"#leaders\">Leaders</a> <a href=\"#leaderboard\">Leaderboard</a> <a href=\"#followers\">Followers</a> <a href=\"#fees\">Fees</a> <a href=\"#reconciliation\">Reconciliation</a> <a href=\"#activity\">Activity</a> <a href=\"#latency\">Latency</a> <a href=\"#definitions\">Definitions</a></nav>\n</header>\n");
 
     leaders_section(&mut h, r);
+    leaderboard_section(&mut h, r);
     followers_section(&mut h, r);
     fees_section(&mut h, r);
     recon_section(&mut h, r);
     activity_section(&mut h, r);
     latency_section(&mut h, r);
     h.push_str(DEFINITIONS);
-    h.push_str("</body>\n</html>\n");
+    h.push_str("<script>\n");
+    h.push_str(LEADERBOARD_JS);
+    h.push_str("</script>\n</body>\n</html>\n");
     h
 }
 
@@ -200,6 +206,462 @@ fn leaders_section(h: &mut String, r: &Report) {
         );
     }
     h.push_str("</tbody></table>\n</section>\n");
+}
+
+/// The period the leaderboard shows first.
+const LEADERBOARD_PERIOD: &str = "30d";
+
+/// The leaderboard: every period's ranking in one table (rows of the other
+/// periods hidden), each row carrying its figures in `data-` attributes for
+/// `LEADERBOARD_JS` to filter and sort, and the leader's equity over the period
+/// as a small chart.
+fn leaderboard_section(h: &mut String, r: &Report) {
+    h.push_str("<section id=\"leaderboard\"><h2>Leaderboard</h2>\n");
+    let labels: Vec<String> = r
+        .leaders
+        .first()
+        .map(|l| l.windows.iter().map(|w| w.label.clone()).collect())
+        .unwrap_or_default();
+    if labels.is_empty() {
+        h.push_str("<p>No leader in the database.</p>\n</section>\n");
+        return;
+    }
+    let first = if labels.iter().any(|l| l == LEADERBOARD_PERIOD) {
+        LEADERBOARD_PERIOD.to_string()
+    } else {
+        labels[0].clone()
+    };
+    let _ = writeln!(
+        h,
+        "<p>Leaders {}. Maximum drawdown is over the period. The controls filter and sort in this page (nothing is fetched); a view can be linked as <code>#leaderboard?period=7d&amp;aum=1000&amp;followers=2&amp;dd=20</code> (AUM and followers at least, drawdown at most, in %).</p>",
+        esc(RANKED_BY)
+    );
+    h.push_str(
+        "<form id=\"lb-controls\" class=\"controls\"><label>period <select id=\"lb-period\">",
+    );
+    for l in &labels {
+        let _ = write!(
+            h,
+            "<option value=\"{0}\"{1}>{0}</option>",
+            esc(l),
+            if *l == first { " selected" } else { "" }
+        );
+    }
+    h.push_str("</select></label> <label>AUM at least <input id=\"lb-aum-min\" type=\"number\" min=\"0\" step=\"any\"></label> <label>followers at least <input id=\"lb-followers-min\" type=\"number\" min=\"0\" step=\"1\"></label> <label>max drawdown at most (%) <input id=\"lb-dd-max\" type=\"number\" min=\"0\" step=\"any\"></label></form>\n");
+
+    let mut body = String::new();
+    let mut left_out = String::new();
+    let mut first_count = 0;
+    for label in &labels {
+        let filter = LeaderboardFilter {
+            period: label.clone(),
+            ..LeaderboardFilter::default()
+        };
+        let Ok(lb) = leaderboard::rank(&r.leaders, r.as_of_ns, &filter) else {
+            continue;
+        };
+        let hidden = if *label == first { "" } else { " hidden" };
+        if *label == first {
+            first_count = lb.rows.len();
+        }
+        for row in lb.rows.iter().take(r.options.rows_max) {
+            leaderboard_row(&mut body, label, row, hidden);
+        }
+        if lb.rows.len() > r.options.rows_max {
+            let _ = writeln!(
+                left_out,
+                "<p class=\"note lb-period\" data-period=\"{}\"{hidden}>showing the first {} of {} ranked leaders over {}; the JSON has all.</p>",
+                esc(label),
+                r.options.rows_max,
+                lb.rows.len(),
+                esc(label)
+            );
+        }
+        if !lb.left_out.is_empty() {
+            let why: Vec<String> = lb
+                .left_out
+                .iter()
+                .take(r.options.rows_max)
+                .map(|(id, why)| format!("{} ({})", esc(id), esc(why)))
+                .collect();
+            let _ = writeln!(
+                left_out,
+                "<p class=\"lb-period\" data-period=\"{}\"{hidden}>Not ranked over {}: {}.</p>",
+                esc(label),
+                esc(label),
+                why.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        h,
+        "<p id=\"lb-count\">Ranked over {}: {first_count} leaders.</p>",
+        esc(&first)
+    );
+    h.push_str("<table id=\"leaderboard-table\"><thead><tr>");
+    for (key, title) in [
+        ("rank", "#"),
+        ("", "leader"),
+        ("roi", "ROI"),
+        ("pnl", "P&amp;L"),
+        ("dd", "max DD"),
+        ("followers", "followers"),
+        ("aum", "AUM"),
+        ("trades", "trades"),
+        ("", "win rate"),
+        ("", "equity over the period"),
+    ] {
+        if key.is_empty() {
+            let _ = write!(h, "<th>{title}</th>");
+        } else {
+            let _ = write!(
+                h,
+                "<th><button type=\"button\" data-key=\"{key}\">{title}</button></th>"
+            );
+        }
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    h.push_str(&body);
+    h.push_str("</tbody></table>\n");
+    h.push_str(&left_out);
+    h.push_str("</section>\n");
+}
+
+fn leaderboard_row(h: &mut String, period: &str, row: &LeaderboardRow, hidden: &str) {
+    let dd_pct = (row.max_drawdown * Decimal::ONE_HUNDRED).normalize();
+    let title = format!(
+        "{}: equity {} → {} over {}",
+        row.leader_id,
+        row.curve.first().map_or("n/a".into(), |p| money(p.1)),
+        row.curve.last().map_or("n/a".into(), |p| money(p.1)),
+        period
+    );
+    let _ = writeln!(
+        h,
+        "<tr data-period=\"{}\" data-rank=\"{}\" data-roi=\"{}\" data-pnl=\"{}\" data-dd=\"{dd_pct}\" data-followers=\"{}\" data-aum=\"{}\" data-trades=\"{}\"{hidden}><td class=\"n\">{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+        esc(period),
+        row.rank,
+        row.roi.normalize(),
+        row.pnl.normalize(),
+        row.followers,
+        row.aum.normalize(),
+        row.trades,
+        row.rank,
+        esc(&row.leader_id),
+        sign_class(row.roi),
+        pct(Some(row.roi)),
+        sign_class(row.pnl),
+        money(row.pnl),
+        pct(Some(row.max_drawdown)),
+        row.followers,
+        money(row.aum),
+        row.trades,
+        pct(row.win_rate),
+        sparkline(&row.curve, row.roi >= Decimal::ZERO, &title),
+    );
+}
+
+/// A small line chart of an equity curve, no axes: green if the period gained.
+fn sparkline(curve: &[(i64, Decimal)], gained: bool, title: &str) -> String {
+    const SW: f64 = 120.0;
+    const SH: f64 = 28.0;
+    let pts: Vec<(f64, f64)> = curve
+        .iter()
+        .filter_map(|(t, e)| Some((*t as f64, e.to_f64()?)))
+        .collect();
+    if pts.len() < 2 {
+        return "n/a".into();
+    }
+    let fold = |f: fn(f64, f64) -> f64, k: fn(&(f64, f64)) -> f64, init: f64| {
+        pts.iter().map(k).fold(init, f)
+    };
+    let (x0, x1) = (
+        fold(f64::min, |p| p.0, f64::INFINITY),
+        fold(f64::max, |p| p.0, f64::NEG_INFINITY),
+    );
+    let (y0, y1) = (
+        fold(f64::min, |p| p.1, f64::INFINITY),
+        fold(f64::max, |p| p.1, f64::NEG_INFINITY),
+    );
+    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+    // A flat curve sits in the middle.
+    let pad = if y1 > y0 {
+        0.0
+    } else {
+        y0.abs().max(1.0) * 0.01
+    };
+    let plot = Plot::new(
+        2.0,
+        2.0,
+        SW - 4.0,
+        SH - 4.0,
+        Scale::Linear { lo: x0, hi: x1 },
+        Scale::Linear {
+            lo: y0 - pad,
+            hi: y1 + pad,
+        },
+    );
+    let mut s = chart::svg_open(
+        &format!(
+            " class=\"spark\" role=\"img\" aria-label=\"{}\"",
+            esc(title)
+        ),
+        SW,
+        SH,
+    );
+    let colour = if gained { "#16a34a" } else { "#dc2626" };
+    plot.line(&mut s, &pts, colour, None, Some(title));
+    s.push_str("</svg>");
+    s
+}
+
+/// Filters and sorts `#leaderboard-table` in the page: shows the rows of the
+/// chosen period that pass the filters, numbers them by rank among those, and
+/// orders them by the clicked column (ties by rank). Reads the starting state from
+/// `#leaderboard?period=…&aum=…&followers=…&dd=…`. It fetches nothing.
+const LEADERBOARD_JS: &str = r##"(function () {
+  var table = document.getElementById("leaderboard-table");
+  if (!table) { return; }
+  var body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  var notes = Array.prototype.slice.call(document.querySelectorAll(".lb-period"));
+  var get = function (id) { return document.getElementById(id); };
+  var state = { key: "rank", dir: 1 };
+  var firstDir = { rank: 1, roi: -1, pnl: -1, dd: 1, followers: -1, aum: -1, trades: -1 };
+  function num(r, k) { return parseFloat(r.getAttribute("data-" + k)); }
+  function limit(id) { var v = parseFloat(get(id).value); return isNaN(v) ? null : v; }
+  function apply() {
+    var period = get("lb-period").value;
+    var aum = limit("lb-aum-min"), fol = limit("lb-followers-min"), dd = limit("lb-dd-max");
+    var total = 0;
+    var shown = rows.filter(function (r) {
+      if (r.getAttribute("data-period") !== period) { r.hidden = true; return false; }
+      total += 1;
+      var ok = (aum === null || num(r, "aum") >= aum) &&
+        (fol === null || num(r, "followers") >= fol) &&
+        (dd === null || num(r, "dd") <= dd);
+      r.hidden = !ok;
+      return ok;
+    });
+    notes.forEach(function (n) { n.hidden = n.getAttribute("data-period") !== period; });
+    shown.sort(function (a, b) { return num(a, "rank") - num(b, "rank"); });
+    shown.forEach(function (r, i) { r.cells[0].textContent = String(i + 1); });
+    shown.sort(function (a, b) {
+      return (num(a, state.key) - num(b, state.key)) * state.dir || num(a, "rank") - num(b, "rank");
+    });
+    shown.forEach(function (r) { body.appendChild(r); });
+    get("lb-count").textContent = "Showing " + shown.length + " of " + total +
+      " ranked leaders over " + period + ", sorted by " + state.key +
+      (state.dir < 0 ? " (highest first)." : " (lowest first).");
+    table.setAttribute("data-live", period);
+  }
+  Array.prototype.forEach.call(table.tHead.querySelectorAll("button[data-key]"), function (b) {
+    b.addEventListener("click", function () {
+      var k = b.getAttribute("data-key");
+      state.dir = state.key === k ? -state.dir : firstDir[k];
+      state.key = k;
+      apply();
+    });
+  });
+  ["lb-period", "lb-aum-min", "lb-followers-min", "lb-dd-max"].forEach(function (id) {
+    get(id).addEventListener("input", apply);
+    get(id).addEventListener("change", apply);
+  });
+  var hash = location.hash, q = hash.indexOf("?");
+  if (hash.indexOf("#leaderboard") === 0 && q > 0) {
+    var ids = { period: "lb-period", aum: "lb-aum-min", followers: "lb-followers-min", dd: "lb-dd-max" };
+    hash.slice(q + 1).split("&").forEach(function (kv) {
+      var p = kv.split("=");
+      if (ids[p[0]]) { get(ids[p[0]]).value = decodeURIComponent(p[1] || ""); }
+    });
+  }
+  apply();
+})();
+"##;
+
+/// One follower's own page: its totals, subscriptions, open positions, fee
+/// periods, the sync of its positions and its orders. Nothing of any other
+/// follower, and no script.
+pub(crate) fn follower_page(v: &FollowerView) -> String {
+    let f = &v.follower;
+    let rows_max = v.options.rows_max;
+    let mut h = String::with_capacity(16 * 1024);
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    let when = esc(&v.as_of_ns.map_or("(no data)".into(), format_ts));
+    let _ = writeln!(
+        h,
+        "<title>fillcast follower report {} {when}</title>\n<style>\n{CSS}</style>\n</head>\n<body>",
+        esc(&f.follower_id)
+    );
+    let _ = writeln!(
+        h,
+        "<header><h1>fillcast follower report: {}</h1><p>as of <b>{when}</b></p>",
+        esc(&f.follower_id)
+    );
+    for n in &v.notes {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(n));
+    }
+    h.push_str("</header>\n<section id=\"summary\"><h2>Summary</h2><table><tbody>\n");
+    let p = &v.options.fee;
+    for (k, val) in [
+        (
+            "account equity",
+            f.account_equity.map_or("n/a".into(), money),
+        ),
+        ("net P&amp;L", money(f.net_pnl)),
+        ("realized", money(f.realized_pnl)),
+        ("unrealized (at the mark)", money(f.unrealized_pnl)),
+        ("trading fees paid", money(f.fees_paid)),
+        ("funding", "not recorded".into()),
+        ("capital added", money(f.capital_flows)),
+        ("performance fee settled", money(f.performance_fee)),
+        ("of which to the leader", money(f.leader_share)),
+        ("of which to the platform", money(f.platform_share)),
+        ("performance fee accrued", money(f.performance_fee_accrued)),
+    ] {
+        let _ = writeln!(h, "<tr><th>{k}</th><td class=\"n\">{}</td></tr>", esc(&val));
+    }
+    let _ = writeln!(
+        h,
+        "</tbody></table><p>Performance fee: {} of each new high of a subscription's equity, settled {}.</p></section>",
+        pct(Some(p.rate)),
+        p.settlement.as_str()
+    );
+
+    h.push_str("<section id=\"subscriptions\"><h2>Subscriptions</h2><table><thead><tr><th>subscription</th><th>leader</th><th>mode</th><th>allocation</th><th>equity</th><th>net P&amp;L</th><th>realized</th><th>unrealized</th><th>fees</th><th>return</th><th>fills</th><th>fee settled</th><th>accrued</th><th>high-water mark</th></tr></thead><tbody>\n");
+    for sub in &f.subscriptions {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&sub.subscription_id),
+            esc(&sub.leader_id),
+            esc(sub.mode.as_deref().unwrap_or("n/a")),
+            sub.allocation.map_or("n/a".into(), money),
+            money(sub.equity),
+            sign_class(sub.net_pnl),
+            money(sub.net_pnl),
+            money(sub.realized_pnl),
+            money(sub.unrealized_pnl),
+            money(sub.fees_paid),
+            pct(sub.time_weighted_return),
+            sub.fills,
+            money(sub.performance_fee.fee),
+            money(sub.performance_fee.accrued),
+            money(sub.performance_fee.hwm),
+        );
+    }
+    h.push_str("</tbody></table>\n<h3>Open positions</h3><table id=\"follower-positions\"><thead><tr><th>subscription</th><th>symbol</th><th>qty</th><th>avg price</th><th>priced at</th><th>price</th><th>unrealized</th></tr></thead><tbody>\n");
+    for sub in &f.subscriptions {
+        for p in &sub.open_positions {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n {}\">{}</td></tr>",
+                esc(&sub.subscription_id),
+                esc(&p.symbol),
+                p.qty,
+                money(p.avg_price),
+                basis_label(p.basis),
+                p.mark,
+                sign_class(p.unrealized),
+                money(p.unrealized),
+            );
+        }
+    }
+    h.push_str("</tbody></table>\n<h3>Settlement periods</h3><table><thead><tr><th>subscription</th><th>period start</th><th>period end</th><th>settled</th><th>equity</th><th>HWM before</th><th>fee</th><th>HWM after</th></tr></thead><tbody>\n");
+    let periods: Vec<_> = f
+        .subscriptions
+        .iter()
+        .flat_map(|s| s.performance_fee.periods.iter().map(move |p| (s, p)))
+        .collect();
+    // The latest periods matter most: show the last `rows_max`.
+    for (sub, p) in periods.iter().skip(periods.len().saturating_sub(rows_max)) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&sub.subscription_id),
+            esc(&format_ts(p.start_ns)),
+            esc(&format_ts(p.end_ns)),
+            if p.settled { "yes" } else { "running" },
+            money(p.equity_end),
+            money(p.hwm_before),
+            money(p.fee),
+            money(p.hwm_after),
+        );
+    }
+    h.push_str("</tbody></table>\n");
+    truncation_note(&mut h, periods.len(), rows_max, "periods");
+    h.push_str("</section>\n");
+
+    let on = v.sync.iter().filter(|p| p.in_sync).count();
+    let _ = writeln!(
+        h,
+        "<section id=\"sync\"><h2>Positions against their targets</h2><p>{on} of {} (subscription, symbol) pairs on target.</p><table><thead><tr><th>subscription</th><th>symbol</th><th>target</th><th>venue</th><th>deviation</th><th>why</th></tr></thead><tbody>",
+        v.sync.len()
+    );
+    for p in v.sync.iter().take(rows_max) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td>{}</td></tr>",
+            esc(&p.subscription_id),
+            esc(&p.symbol),
+            p.target,
+            p.venue,
+            if p.in_sync { "" } else { " neg" },
+            p.deviation,
+            esc(&p.reasons.join("; ")),
+        );
+    }
+    h.push_str("</tbody></table>\n");
+    truncation_note(&mut h, v.sync.len(), rows_max, "pairs");
+    h.push_str("</section>\n");
+
+    let a = &v.activity;
+    let _ = writeln!(
+        h,
+        "<section id=\"orders\"><h2>Orders and fills</h2><p>{} instructions → {} orders → {} fills (notional {}).</p>",
+        a.instructions,
+        a.orders,
+        a.fills,
+        money(a.filled_notional)
+    );
+    for (title, rows) in [
+        ("instruction status (reason)", &a.instructions_by_status),
+        ("order status", &a.orders_by_status),
+        ("reject reason", &a.reject_reasons),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            h,
+            "<table class=\"small\"><thead><tr><th>{title}</th><th>count</th></tr></thead><tbody>"
+        );
+        for (k, n) in rows {
+            let _ = writeln!(h, "<tr><td>{}</td><td class=\"n\">{n}</td></tr>", esc(k));
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    h.push_str("<h3>Orders, latest first</h3><table id=\"follower-orders\"><thead><tr><th>client order id</th><th>subscription</th><th>symbol</th><th>side</th><th>qty</th><th>type</th><th>status</th><th>filled</th><th>reject reason</th></tr></thead><tbody>\n");
+    for o in a.orders_list.iter().take(rows_max) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&o.client_order_id),
+            esc(&o.subscription_id),
+            esc(&o.symbol),
+            esc(&o.side),
+            o.qty,
+            esc(&o.order_type),
+            esc(&o.status),
+            o.filled_qty,
+            esc(o.reject_reason.as_deref().unwrap_or("")),
+        );
+    }
+    h.push_str("</tbody></table>\n");
+    truncation_note(&mut h, a.orders_list.len(), rows_max, "orders");
+    h.push_str("</section>\n</body>\n</html>\n");
+    h
 }
 
 fn drawn_leaders(r: &Report) -> Vec<&LeaderReport> {
@@ -715,6 +1177,11 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowra
 td.pos { color: #15803d; }
 td.neg { color: #b91c1c; }
 tr.first td { border-top: 2px solid #d1d5db; }
+form.controls { margin: 8px 0; display: flex; flex-wrap: wrap; gap: 6px 16px; font-size: 13px; }
+form.controls input { width: 90px; }
+th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; color: #1d4ed8; }
+svg.spark { display: block; }
+svg.spark path.line { fill: none; stroke-width: 1.4; }
 dl dt { font-weight: 600; margin-top: 10px; }
 dl dd { margin: 2px 0 0 16px; color: #374151; }
 code { background: #f3f4f6; padding: 0 3px; border-radius: 3px; }

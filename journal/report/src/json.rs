@@ -10,12 +10,22 @@ use serde_json::{json, Value};
 use super::fees::FeeSchedule;
 use super::ledger::OpenPosition;
 use super::metrics::ProfitFactor;
-use super::{LeaderReport, OpenWhereLeaderFlat, Report, TradeStats, WindowMetrics};
+use super::recon::PairSync;
+use super::{
+    FollowerReport, FollowerView, LeaderReport, Leaderboard, OpenWhereLeaderFlat, Report,
+    TradeStats, WindowMetrics, RANKED_BY,
+};
 
 /// The version of this JSON layout; bumped when a field changes meaning (v2: a
 /// window's trade figures count open trades at the mark, `closed_only` keeps the
 /// closed-trade figures; annualised figures are null in a too-short window).
 pub const SCHEMA: &str = "fillcast.report.v2";
+
+/// The layout of `fillcast report --leaderboard --json`.
+pub const LEADERBOARD_SCHEMA: &str = "fillcast.leaderboard.v1";
+
+/// The layout of `fillcast report --follower F --json`.
+pub const FOLLOWER_SCHEMA: &str = "fillcast.follower.v1";
 
 /// Decimal places of the longest figure in the JSON (money is exact to 8).
 pub const DECIMAL_PLACES: u32 = 12;
@@ -151,6 +161,40 @@ fn schedule(s: &FeeSchedule) -> Value {
     })
 }
 
+fn follower(f: &FollowerReport) -> Value {
+    json!({
+        "follower_id": f.follower_id,
+        "account_equity": opt_dec(f.account_equity),
+        "account_equity_source": f.account_equity_source,
+        "realized_pnl": dec(f.realized_pnl),
+        "unrealized_pnl": dec(f.unrealized_pnl),
+        "fees_paid": dec(f.fees_paid),
+        "funding": opt_dec(f.funding),
+        "net_pnl": dec(f.net_pnl),
+        "capital_flows": dec(f.capital_flows),
+        "performance_fee": dec(f.performance_fee),
+        "leader_share": dec(f.leader_share),
+        "platform_share": dec(f.platform_share),
+        "performance_fee_accrued": dec(f.performance_fee_accrued),
+        "subscriptions": f.subscriptions.iter().map(|s| json!({
+            "subscription_id": s.subscription_id,
+            "leader_id": s.leader_id,
+            "mode": s.mode,
+            "allocation": opt_dec(s.allocation),
+            "fills": s.fills,
+            "realized_pnl": dec(s.realized_pnl),
+            "unrealized_pnl": dec(s.unrealized_pnl),
+            "fees_paid": dec(s.fees_paid),
+            "net_pnl": dec(s.net_pnl),
+            "capital_flows": dec(s.capital_flows),
+            "equity": dec(s.equity),
+            "time_weighted_return": opt_dec(s.time_weighted_return),
+            "open_positions": open_positions(&s.open_positions),
+            "performance_fee": schedule(&s.performance_fee),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 pub(crate) fn report(r: &Report) -> Value {
     let o = &r.options;
     json!({
@@ -171,37 +215,7 @@ pub(crate) fn report(r: &Report) -> Value {
             "sync_tolerance_notional": dec(o.sync_tolerance_notional),
         },
         "leaders": r.leaders.iter().map(leader).collect::<Vec<_>>(),
-        "followers": r.followers.iter().map(|f| json!({
-            "follower_id": f.follower_id,
-            "account_equity": opt_dec(f.account_equity),
-            "account_equity_source": f.account_equity_source,
-            "realized_pnl": dec(f.realized_pnl),
-            "unrealized_pnl": dec(f.unrealized_pnl),
-            "fees_paid": dec(f.fees_paid),
-            "funding": opt_dec(f.funding),
-            "net_pnl": dec(f.net_pnl),
-            "capital_flows": dec(f.capital_flows),
-            "performance_fee": dec(f.performance_fee),
-            "leader_share": dec(f.leader_share),
-            "platform_share": dec(f.platform_share),
-            "performance_fee_accrued": dec(f.performance_fee_accrued),
-            "subscriptions": f.subscriptions.iter().map(|s| json!({
-                "subscription_id": s.subscription_id,
-                "leader_id": s.leader_id,
-                "mode": s.mode,
-                "allocation": opt_dec(s.allocation),
-                "fills": s.fills,
-                "realized_pnl": dec(s.realized_pnl),
-                "unrealized_pnl": dec(s.unrealized_pnl),
-                "fees_paid": dec(s.fees_paid),
-                "net_pnl": dec(s.net_pnl),
-                "capital_flows": dec(s.capital_flows),
-                "equity": dec(s.equity),
-                "time_weighted_return": opt_dec(s.time_weighted_return),
-                "open_positions": open_positions(&s.open_positions),
-                "performance_fee": schedule(&s.performance_fee),
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "followers": r.followers.iter().map(follower).collect::<Vec<_>>(),
         "fees": {
             "fee": dec(r.fees.fee),
             "leader_share": dec(r.fees.leader_share),
@@ -287,5 +301,70 @@ pub(crate) fn report(r: &Report) -> Value {
             "p50_ns": l.p50_ns, "p99_ns": l.p99_ns, "p999_ns": l.p999_ns,
             "buckets": l.buckets.iter().map(|(ub, n)| json!({"le_ns": ub, "count": n})).collect::<Vec<_>>(),
         })),
+    })
+}
+
+pub(crate) fn leaderboard(lb: &Leaderboard) -> Value {
+    let f = &lb.filter;
+    json!({
+        "schema": LEADERBOARD_SCHEMA,
+        "as_of_ns": lb.as_of_ns,
+        "period": f.period,
+        "ranked_by": RANKED_BY,
+        "filters": {
+            "aum_min": opt_dec(f.aum_min),
+            "followers_min": f.followers_min,
+            "drawdown_max": opt_dec(f.drawdown_max),
+        },
+        "leaders": lb.rows.iter().map(|r| json!({
+            "rank": r.rank, "leader_id": r.leader_id, "roi": dec(r.roi), "pnl": dec(r.pnl),
+            "max_drawdown": dec(r.max_drawdown), "followers": r.followers, "aum": dec(r.aum),
+            "trades": r.trades, "win_rate": opt_dec(r.win_rate),
+            "start_ns": r.start_ns, "end_ns": r.end_ns, "equity_curve": curve(&r.curve),
+        })).collect::<Vec<_>>(),
+        "left_out": lb.left_out.iter().map(|(id, why)| json!({
+            "leader_id": id, "why": why,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn pair(p: &PairSync) -> Value {
+    json!({
+        "subscription_id": p.subscription_id, "leader_id": p.leader_id, "symbol": p.symbol,
+        "target": dec(p.target), "expected": dec(p.expected), "venue": dec(p.venue),
+        "engine": opt_dec(p.engine), "working": dec(p.working),
+        "deviation": dec(p.deviation), "deviation_notional": opt_dec(p.deviation_notional),
+        "in_sync": p.in_sync, "reasons": p.reasons,
+    })
+}
+
+pub(crate) fn follower_view(v: &FollowerView) -> Value {
+    let a = &v.activity;
+    json!({
+        "schema": FOLLOWER_SCHEMA,
+        "as_of_ns": v.as_of_ns,
+        "notes": v.notes,
+        "options": {
+            "fee_rate": dec(v.options.fee.rate),
+            "fee_leader_fraction": dec(v.options.fee.leader_fraction),
+            "fee_settlement": v.options.fee.settlement.as_str(),
+        },
+        "follower": follower(&v.follower),
+        "sync": v.sync.iter().map(pair).collect::<Vec<_>>(),
+        "activity": {
+            "instructions": a.instructions,
+            "instructions_by_status": pairs(&a.instructions_by_status),
+            "orders": a.orders,
+            "orders_by_status": pairs(&a.orders_by_status),
+            "reject_reasons": pairs(&a.reject_reasons),
+            "fills": a.fills,
+            "filled_notional": dec(a.filled_notional),
+            "orders_list": a.orders_list.iter().map(|o| json!({
+                "seq": o.seq, "client_order_id": o.client_order_id,
+                "subscription_id": o.subscription_id, "symbol": o.symbol, "side": o.side,
+                "qty": dec(o.qty), "order_type": o.order_type, "status": o.status,
+                "filled_qty": dec(o.filled_qty), "reject_reason": o.reject_reason,
+            })).collect::<Vec<_>>(),
+        },
     })
 }

@@ -8,6 +8,8 @@
 //! - `metrics`, `fees`: pure metric functions with their exact definitions;
 //! - `leaders`, `followers`, `recon`: the report's sections; `unhedged`: positions
 //!   open where the leader is flat and the resync's work; `lineage`: one chain;
+//! - `leaderboard`: leaders ranked over one period, filtered; `follower_view`: one
+//!   follower's own report, holding nothing of any other follower;
 //! - `json`, `text`, `html`: renderings; `chart`: the SVG charts of the HTML page,
 //!   public because the benchmark draws its own chart with them.
 //!
@@ -20,9 +22,11 @@
 //! opens the journal. Money is `Decimal` throughout; `f64` appears only in ratios
 //! that need a root or a power (Sharpe, annualised return, Calmar) and in pixels.
 
+mod follower_view;
 mod followers;
 mod html;
 mod json;
+mod leaderboard;
 mod leaders;
 mod recon;
 mod text;
@@ -43,7 +47,9 @@ use std::fmt::Display;
 use rust_decimal::Decimal;
 
 pub use fees::{FeePolicy, FeeSchedule, Settlement};
+pub use follower_view::{FollowerActivity, FollowerView, OrderLine};
 pub use followers::{FeeTotals, FollowerReport, SubscriptionPnl};
+pub use leaderboard::{Leaderboard, LeaderboardFilter, LeaderboardRow, RANKED_BY};
 pub use leaders::{LeaderReport, TradeStats, WindowMetrics};
 pub use ledger::{OpenPosition, PriceBasis};
 pub use lineage::Lineage;
@@ -226,6 +232,8 @@ pub enum ReportError {
     Fee(#[from] fees::FeeError),
     #[error("report options: {0}")]
     Options(String),
+    #[error("follower {0:?} is not in the database: no followers row, subscription, instruction, order or fill names it")]
+    UnknownFollower(String),
 }
 
 impl ReportError {
@@ -290,8 +298,8 @@ pub fn leader_fill_lineage_postgres(
     lineage::of_leader_fill(&mut query::Postgres(client), seq)
 }
 
-/// Builds a report from any `Source`.
-pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, ReportError> {
+/// Checks the options every report needs.
+pub(crate) fn validate(opts: &ReportOptions) -> Result<(), ReportError> {
     opts.fee.validate()?;
     if opts.sharpe_period_ns <= 0 {
         return Err(ReportError::Options(format!(
@@ -311,6 +319,31 @@ pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, 
             time::TS_MAX_NS
         )));
     }
+    Ok(())
+}
+
+/// The report of one follower in a SQLite database: its own data and nothing of
+/// any other follower. An unknown follower id is an error naming it.
+pub fn build_follower(
+    conn: &rusqlite::Connection,
+    opts: &ReportOptions,
+    follower_id: &str,
+) -> Result<FollowerView, ReportError> {
+    follower_view::build(&mut query::Sqlite(conn), opts, follower_id)
+}
+
+/// The report of one follower in a PostgreSQL database.
+pub fn build_follower_postgres(
+    client: &mut postgres::Client,
+    opts: &ReportOptions,
+    follower_id: &str,
+) -> Result<FollowerView, ReportError> {
+    follower_view::build(&mut query::Postgres(client), opts, follower_id)
+}
+
+/// Builds a report from any `Source`.
+pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, ReportError> {
+    validate(opts)?;
     let ds = query::load(src, opts.audit_recent_max)?;
     let as_of = opts.as_of_ns.or_else(|| ds.last_ts());
     let as_of_ns = as_of.unwrap_or(0);
@@ -446,9 +479,45 @@ impl Report {
         text::summary(self)
     }
 
-    /// One self-contained HTML page: inline CSS and SVG, no script, no network.
+    /// One self-contained HTML page: inline CSS, SVG and one inline script (the
+    /// leaderboard's filters and sorting), no network.
     pub fn to_html(&self) -> String {
         html::page(self)
+    }
+
+    /// The leaders ranked over `filter.period`, after its filters; an error for a
+    /// period that is not one of the report's windows.
+    pub fn leaderboard(&self, filter: &LeaderboardFilter) -> Result<Leaderboard, ReportError> {
+        leaderboard::rank(&self.leaders, self.as_of_ns, filter)
+    }
+}
+
+impl Leaderboard {
+    /// Every figure, as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        json::leaderboard(self)
+    }
+
+    /// The leaderboard for the terminal.
+    pub fn to_text(&self) -> String {
+        text::leaderboard(self)
+    }
+}
+
+impl FollowerView {
+    /// Every figure of the follower, as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        json::follower_view(self)
+    }
+
+    /// The follower's summary for the terminal.
+    pub fn to_text(&self) -> String {
+        text::follower_view(self)
+    }
+
+    /// The follower's own self-contained HTML page (inline CSS, no script).
+    pub fn to_html(&self) -> String {
+        html::follower_page(self)
     }
 }
 

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use super::metrics::ProfitFactor;
 use super::time::{format_duration, format_latency, format_ts, NS_PER_DAY};
-use super::{PriceBasis, Report, TradeStats, WindowMetrics};
+use super::{FollowerView, Leaderboard, PriceBasis, Report, TradeStats, WindowMetrics, RANKED_BY};
 
 /// `12.35%`: 2 decimals, rounded half away from zero (−0.059355 is `-5.94%`,
 /// 0.000049 is `0.00%`, never `-0.00%`), or `n/a`.
@@ -329,6 +329,211 @@ pub(crate) fn summary(r: &Report) -> String {
     }
     s
 }
+
+/// The leaderboard: one line per ranked leader, then the leaders left out and why.
+pub(crate) fn leaderboard(lb: &Leaderboard) -> String {
+    let f = &lb.filter;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "fillcast leaderboard over {} as of {}",
+        f.period,
+        lb.as_of_ns.map_or("(no data)".into(), format_ts)
+    );
+    let _ = writeln!(s, "{RANKED_BY}");
+    let mut filters = Vec::new();
+    if let Some(m) = f.aum_min {
+        filters.push(format!("AUM ≥ {}", money(m)));
+    }
+    if let Some(m) = f.followers_min {
+        filters.push(format!("followers ≥ {m}"));
+    }
+    if let Some(m) = f.drawdown_max {
+        filters.push(format!("max drawdown ≤ {}", pct(Some(m))));
+    }
+    let _ = writeln!(
+        s,
+        "filters: {}",
+        if filters.is_empty() {
+            "none".to_string()
+        } else {
+            filters.join(", ")
+        }
+    );
+    if lb.rows.is_empty() {
+        let _ = writeln!(s, "no leader passes.");
+    } else {
+        let _ = writeln!(
+            s,
+            "{:>4}  {:<16} {:>9} {:>14} {:>8} {:>9} {:>14} {:>7} {:>8}",
+            "rank", "leader", "ROI", "P&L", "max DD", "followers", "AUM", "trades", "win rate"
+        );
+        for r in &lb.rows {
+            let _ = writeln!(
+                s,
+                "{:>4}  {:<16} {:>9} {:>14} {:>8} {:>9} {:>14} {:>7} {:>8}",
+                r.rank,
+                r.leader_id,
+                pct(Some(r.roi)),
+                money(r.pnl),
+                pct(Some(r.max_drawdown)),
+                r.followers,
+                money(r.aum),
+                r.trades,
+                pct(r.win_rate),
+            );
+        }
+    }
+    if !lb.left_out.is_empty() {
+        let _ = writeln!(s, "left out ({}):", lb.left_out.len());
+        for (id, why) in &lb.left_out {
+            let _ = writeln!(s, "  {id}: {why}");
+        }
+    }
+    s
+}
+
+/// One follower's own summary: its totals, subscriptions, open positions, sync and
+/// orders; nothing of any other follower.
+pub(crate) fn follower_view(v: &FollowerView) -> String {
+    let f = &v.follower;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "fillcast follower report: {} as of {}",
+        f.follower_id,
+        v.as_of_ns.map_or("(no data)".into(), format_ts)
+    );
+    for n in &v.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    let _ = writeln!(
+        s,
+        "account equity {}; net P&L {} (realized {}, unrealized {}, trading fees {}; funding not recorded); capital added {}",
+        f.account_equity.map_or("n/a".into(), money),
+        money(f.net_pnl),
+        money(f.realized_pnl),
+        money(f.unrealized_pnl),
+        money(f.fees_paid),
+        money(f.capital_flows),
+    );
+    let _ = writeln!(
+        s,
+        "performance fees ({} of new highs, {}): settled {} (leader {}, platform {}); accrued {}",
+        pct(Some(v.options.fee.rate)),
+        v.options.fee.settlement.as_str(),
+        money(f.performance_fee),
+        money(f.leader_share),
+        money(f.platform_share),
+        money(f.performance_fee_accrued),
+    );
+    let _ = writeln!(s, "\nsubscriptions ({}):", f.subscriptions.len());
+    for sub in &f.subscriptions {
+        let _ = writeln!(
+            s,
+            "  {} → leader {} ({}): allocation {}, equity {}, net P&L {} (realized {}, unrealized {}, fees {}), return {}, {} fill(s); fee settled {}, accrued {}, high-water mark {}",
+            sub.subscription_id,
+            sub.leader_id,
+            sub.mode.as_deref().unwrap_or("mode n/a"),
+            sub.allocation.map_or("n/a".into(), money),
+            money(sub.equity),
+            money(sub.net_pnl),
+            money(sub.realized_pnl),
+            money(sub.unrealized_pnl),
+            money(sub.fees_paid),
+            pct(sub.time_weighted_return),
+            sub.fills,
+            money(sub.performance_fee.fee),
+            money(sub.performance_fee.accrued),
+            money(sub.performance_fee.hwm),
+        );
+        for p in &sub.open_positions {
+            let _ = writeln!(
+                s,
+                "    open {} {} @ {} {} {} unrealized {}",
+                p.symbol,
+                p.qty,
+                money(p.avg_price),
+                basis_label(p.basis),
+                p.mark,
+                money(p.unrealized)
+            );
+        }
+    }
+    let off: Vec<_> = v.sync.iter().filter(|p| !p.in_sync).collect();
+    let _ = writeln!(
+        s,
+        "\npositions: {}/{} (subscription, symbol) pairs on target",
+        v.sync.len() - off.len(),
+        v.sync.len()
+    );
+    for p in off {
+        let _ = writeln!(
+            s,
+            "  {} {}: venue {} target {} → {}",
+            p.subscription_id,
+            p.symbol,
+            p.venue,
+            p.target,
+            p.reasons.join("; ")
+        );
+    }
+    let a = &v.activity;
+    let list = |v: &[(String, u64)]| -> String {
+        v.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        s,
+        "\ninstructions {}: {}",
+        a.instructions,
+        list(&a.instructions_by_status)
+    );
+    let _ = writeln!(
+        s,
+        "orders {}: {}{}",
+        a.orders,
+        list(&a.orders_by_status),
+        if a.reject_reasons.is_empty() {
+            String::new()
+        } else {
+            format!("; rejected for: {}", list(&a.reject_reasons))
+        }
+    );
+    let _ = writeln!(
+        s,
+        "fills {}: notional {}",
+        a.fills,
+        money(a.filled_notional)
+    );
+    let shown = a.orders_list.len().min(FOLLOWER_ORDERS_MAX);
+    if shown > 0 {
+        let _ = writeln!(s, "latest orders ({shown} of {}):", a.orders_list.len());
+        for o in a.orders_list.iter().take(shown) {
+            let _ = writeln!(
+                s,
+                "  {} {} {} {} {} {}: {} (filled {}){}",
+                o.client_order_id,
+                o.subscription_id,
+                o.symbol,
+                o.side,
+                o.qty,
+                o.order_type,
+                o.status,
+                o.filled_qty,
+                o.reject_reason
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" {r}")),
+            );
+        }
+    }
+    s
+}
+
+/// Orders listed in the follower's summary (the JSON has all).
+const FOLLOWER_ORDERS_MAX: usize = 20;
 
 #[cfg(test)]
 mod tests {

@@ -5,3 +5,4 @@
 
 mod report_html;
 mod report_metrics;
+mod report_views;

@@ -22,7 +22,7 @@ const CHARTS: [&str; 4] = [
     "chart-pnl",
     "chart-latency",
 ];
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
 const SCHEMA: &str = include_str!("report_schema.sql");
 
@@ -385,10 +385,25 @@ fn the_page_is_self_contained() {
     let html = report().to_html();
     assert!(html.starts_with("<!DOCTYPE html>"));
     for banned in [
-        "http", "src=", "<script", "@import", "url(", "<link", "<img", "<iframe",
+        "http",
+        "src=",
+        "@import",
+        "url(",
+        "<link",
+        "<img",
+        "<iframe",
+        "fetch(",
+        "XMLHttpRequest",
+        "WebSocket",
+        "EventSource",
+        "sendBeacon",
+        "import(",
     ] {
         assert!(!html.contains(banned), "the page contains {banned:?}");
     }
+    // One script, inline (the leaderboard's filters and sorting).
+    assert_eq!(html.matches("<script").count(), 1);
+    assert_eq!(html.matches("<script>").count(), 1);
     assert!(html.contains("<style>"));
     assert!(html.contains("id=\"definitions\""));
     for term in [
@@ -464,7 +479,7 @@ fn an_empty_report_still_has_every_chart_and_says_why() {
 }
 
 /// Runs chromium with `args` and a 90 s limit; returns its stdout.
-fn chromium(args: &[&str]) -> String {
+pub(crate) fn chromium(args: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(CHROMIUM)
         .args([
