@@ -187,15 +187,7 @@ pub(crate) fn summary(r: &Report) -> String {
     for f in rc.out_of_sync.iter().take(r.options.rows_max.min(20)) {
         let _ = writeln!(s, "  {} (score {}):", f.follower_id, money(f.score));
         for p in rc.pairs_of(&f.follower_id) {
-            let _ = writeln!(
-                s,
-                "    {} {}: venue {} target {} → {}",
-                p.subscription_id,
-                p.symbol,
-                p.venue,
-                p.target,
-                p.reasons.join("; ")
-            );
+            let _ = writeln!(s, "    {}", off_target(p));
         }
     }
 
@@ -468,15 +460,7 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
         v.sync.len()
     );
     for p in off {
-        let _ = writeln!(
-            s,
-            "  {} {}: venue {} target {} → {}",
-            p.subscription_id,
-            p.symbol,
-            p.venue,
-            p.target,
-            p.reasons.join("; ")
-        );
+        let _ = writeln!(s, "  {}", off_target(p));
     }
     let a = &v.activity;
     let list = |v: &[(String, u64)]| -> String {
@@ -534,6 +518,18 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
 
 /// Orders listed in the follower's summary (the JSON has all).
 const FOLLOWER_ORDERS_MAX: usize = 20;
+
+/// A (subscription, symbol) pair off its target, as both reports list it.
+fn off_target(p: &crate::recon::PairSync) -> String {
+    format!(
+        "{} {}: venue {} target {} → {}",
+        p.subscription_id,
+        p.symbol,
+        p.venue,
+        p.target,
+        p.reasons.join("; ")
+    )
+}
 
 #[cfg(test)]
 mod tests {
