@@ -112,6 +112,11 @@ pub struct ReportArgs {
     /// most this, in quote currency.
     #[arg(long, default_value = "0")]
     sync_tolerance: String,
+    /// The report's time: its 7/30/90-day windows end here and fees settle up
+    /// to it. `YYYY-MM-DD` (00:00 UTC), `YYYY-MM-DDTHH:MM:SSZ` or nanoseconds
+    /// since 1970. Default: the latest time in the data.
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
 }
 
 pub fn progress_printer(every: f64) -> Option<sidecar::Progress> {
@@ -208,9 +213,15 @@ fn options(a: &ReportArgs) -> Result<ReportOptions> {
         settlement,
     };
     fee.validate()?;
+    let as_of_ns = a
+        .as_of
+        .as_deref()
+        .map(|t| fillcast_report::time::parse_as_of(t).map_err(|e| anyhow::anyhow!("--as-of {e}")))
+        .transpose()?;
     Ok(ReportOptions {
         fee,
         sync_tolerance_notional: decimal("sync-tolerance", &a.sync_tolerance)?,
+        as_of_ns,
         ..ReportOptions::default()
     })
 }

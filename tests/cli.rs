@@ -398,6 +398,19 @@ fn sidecar_then_report_at_the_command_line() {
     let o = fillcast_output(&["report", "--db", &db, "--period", "7d"]);
     assert!(!o.status.success(), "--period without --leaderboard");
 
+    // --as-of fixes the report's time; a date that does not exist is refused.
+    let o = fillcast_output(&["report", "--db", &db, "--as-of", "2030-01-02T03:04:05Z"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("as of 2030-01-02 03:04:05 UTC"), "{out}");
+    let o = fillcast_output(&["report", "--db", &db, "--as-of", "2026-02-30"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("--as-of `2026-02-30`: no such date"),
+        "{:?}",
+        text(&o)
+    );
+
     // One follower's own report; an unknown follower is named.
     let follower: String = conn
         .query_row(

@@ -126,8 +126,114 @@ fn trim_float(x: f64) -> String {
     }
 }
 
+/// A report's `--as-of` time: `YYYY-MM-DD` (that day's 00:00 UTC),
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC only: a report's windows are UTC days), or
+/// nanoseconds since the Unix epoch. Within [0, `TS_MAX_NS`]; a date that does
+/// not exist (2026-02-30) is refused, not rolled over.
+pub fn parse_as_of(text: &str) -> Result<i64, String> {
+    let expected = "expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or nanoseconds since 1970";
+    let bad = || {
+        format!(
+            "`{}`: {expected}",
+            text.chars().take(40).collect::<String>()
+        )
+    };
+    let ns = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<i64>().map_err(|_| bad())?
+    } else {
+        let (date, clock) = match text.split_once('T') {
+            Some((d, c)) => (d, Some(c.strip_suffix('Z').ok_or_else(bad)?)),
+            None => (text, None),
+        };
+        let num = |s: &str, len: usize| -> Result<u32, String> {
+            if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            s.parse().map_err(|_| bad())
+        };
+        let mut d = date.split('-');
+        let (y, m, day) = match (d.next(), d.next(), d.next(), d.next()) {
+            (Some(y), Some(m), Some(day), None) => (num(y, 4)?, num(m, 2)?, num(day, 2)?),
+            _ => return Err(bad()),
+        };
+        if !(1..=12).contains(&m) || day == 0 {
+            return Err(bad());
+        }
+        let days = days_from_civil(i64::from(y), m, day.min(31));
+        if civil_from_days(days) != (i64::from(y), m, day) {
+            return Err(format!("`{text}`: no such date"));
+        }
+        let secs = match clock {
+            None => 0,
+            Some(c) => {
+                let mut t = c.split(':');
+                match (t.next(), t.next(), t.next(), t.next()) {
+                    (Some(h), Some(mi), Some(se), None) => {
+                        let (h, mi, se) = (num(h, 2)?, num(mi, 2)?, num(se, 2)?);
+                        if h > 23 || mi > 59 || se > 59 {
+                            return Err(bad());
+                        }
+                        i64::from(h * 3600 + mi * 60 + se)
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+        };
+        days.checked_mul(NS_PER_DAY)
+            .and_then(|n| n.checked_add(secs * NS_PER_SEC))
+            .ok_or_else(bad)?
+    };
+    if !(0..=TS_MAX_NS).contains(&ns) {
+        return Err(format!("`{text}` is outside 1970-01-01 to 2261-01-01"));
+    }
+    Ok(ns)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn as_of_reads_a_date_a_utc_time_or_nanoseconds_and_refuses_the_rest() {
+        assert_eq!(parse_as_of("1970-01-01"), Ok(0));
+        assert_eq!(
+            parse_as_of("2026-12-07"),
+            Ok(days_from_civil(2026, 12, 7) * NS_PER_DAY)
+        );
+        assert_eq!(
+            parse_as_of("2026-12-07T13:05:09Z"),
+            Ok(days_from_civil(2026, 12, 7) * NS_PER_DAY + (13 * 3600 + 5 * 60 + 9) * NS_PER_SEC)
+        );
+        assert_eq!(
+            parse_as_of("1765000000000000000"),
+            Ok(1_765_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_as_of("2024-02-29"),
+            Ok(days_from_civil(2024, 2, 29) * NS_PER_DAY)
+        );
+        for bad in [
+            "",
+            "2026-02-30",
+            "2025-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-01",
+            "2026-12-07T13:05:09",
+            "2026-12-07T13:05:09+02:00",
+            "2026-12-07T24:00:00Z",
+            "2026-12-07 13:05:09Z",
+            "2261-01-02",
+            "99999999999999999999",
+            "-5",
+            "yesterday",
+            "２０２６-12-07",
+        ] {
+            assert!(parse_as_of(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_as_of("2026-02-30")
+            .unwrap_err()
+            .contains("no such date"));
+    }
+
     use super::*;
 
     #[test]
