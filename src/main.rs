@@ -609,21 +609,19 @@ fn vault_accounts(
                 KeyKind::Ed25519 => Signer::ed25519_pem(secret),
             }
             .with_context(|| format!("{who} `{id}`: key `{key}`"))?;
-            if !check_permissions {
+            if check_permissions {
+                let p = rest
+                    .api_restrictions(e.api_key.expose_secret(), &signer, now_ms)
+                    .with_context(|| {
+                        format!("{who} `{id}`: asking {api_url} what key `{key}` may do")
+                    })?;
+                vault::admit(&p)
+                    .map_err(|why| anyhow::anyhow!("{who} `{id}`: key `{key}` refused: {why}"))?;
+            } else {
                 tracing::warn!(
                     "{who} `{id}`: key `{key}` NOT checked at {api_url} (check_permissions = false): a key that can withdraw would not be refused"
                 );
-                return Ok((
-                    id.clone(),
-                    SecretString::from(e.api_key.expose_secret().to_string()),
-                    signer,
-                ));
             }
-            let p = rest
-                .api_restrictions(e.api_key.expose_secret(), &signer, now_ms)
-                .with_context(|| format!("{who} `{id}`: asking {api_url} what key `{key}` may do"))?;
-            vault::admit(&p)
-                .map_err(|why| anyhow::anyhow!("{who} `{id}`: key `{key}` refused: {why}"))?;
             Ok((
                 id.clone(),
                 SecretString::from(e.api_key.expose_secret().to_string()),

@@ -358,6 +358,8 @@ struct Lane {
     thread: Option<JoinHandle<()>>,
     /// The follower whose logged-on connection this is (`session_logon`).
     session_of: Option<String>,
+    /// `submit` handed it an order this call: it is woken once, at the end.
+    handed: bool,
 }
 
 impl Lane {
@@ -594,6 +596,7 @@ impl BinanceGateway {
             held: VecDeque::new(),
             thread: Some(thread),
             session_of,
+            handed: false,
         })
     }
 
@@ -668,7 +671,6 @@ impl Gateway for BinanceGateway {
     fn submit(&mut self, orders: &[FollowerOrder], now: Nanos, out: &mut dyn FnMut(ExecReport)) {
         self.flush_held();
         let up = self.is_up();
-        let mut handed = vec![false; self.lanes.len()];
         for o in orders {
             if !up {
                 out(rejected(o.id, RejectReason::VenueDown, now));
@@ -694,7 +696,7 @@ impl Gateway for BinanceGateway {
             let l = &mut self.lanes[lane];
             l.shared.unsent.fetch_add(1, Ordering::SeqCst);
             let job = Job { order: *o, account };
-            handed[lane] = true;
+            l.handed = true;
             if !l.held.is_empty() {
                 l.held.push_back(job);
                 continue;
@@ -705,8 +707,8 @@ impl Gateway for BinanceGateway {
                 l.held.push_back(job);
             }
         }
-        for (l, handed) in self.lanes.iter().zip(handed) {
-            if handed {
+        for l in &mut self.lanes {
+            if std::mem::take(&mut l.handed) {
                 l.wake();
             }
         }

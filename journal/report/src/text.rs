@@ -248,12 +248,6 @@ pub(crate) fn summary(r: &Report) -> String {
         }
     );
     let rs = &a.resync;
-    let list = |v: &[(String, u64)]| -> String {
-        v.iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let _ = writeln!(
         s,
         "resync: {} instructions{}, {} orders; deferred {}, venue_limit {}; pairs given up (out of sync) {}{}",
@@ -261,7 +255,7 @@ pub(crate) fn summary(r: &Report) -> String {
         if rs.by_cause.is_empty() {
             String::new()
         } else {
-            format!(" ({})", list(&rs.by_cause))
+            format!(" ({})", name_counts(&rs.by_cause))
         },
         rs.orders,
         a.deferred,
@@ -270,7 +264,7 @@ pub(crate) fn summary(r: &Report) -> String {
         if rs.gave_up_by_reason.is_empty() {
             String::new()
         } else {
-            format!(" ({})", list(&rs.gave_up_by_reason))
+            format!(" ({})", name_counts(&rs.gave_up_by_reason))
         },
     );
     for v in &a.venues {
@@ -463,27 +457,21 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
         let _ = writeln!(s, "  {}", off_target(p));
     }
     let a = &v.activity;
-    let list = |v: &[(String, u64)]| -> String {
-        v.iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let _ = writeln!(
         s,
         "\ninstructions {}: {}",
         a.instructions,
-        list(&a.instructions_by_status)
+        name_counts(&a.instructions_by_status)
     );
     let _ = writeln!(
         s,
         "orders {}: {}{}",
         a.orders,
-        list(&a.orders_by_status),
+        name_counts(&a.orders_by_status),
         if a.reject_reasons.is_empty() {
             String::new()
         } else {
-            format!("; rejected for: {}", list(&a.reject_reasons))
+            format!("; rejected for: {}", name_counts(&a.reject_reasons))
         }
     );
     let _ = writeln!(
@@ -518,6 +506,14 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
 
 /// Orders listed in the follower's summary (the JSON has all).
 const FOLLOWER_ORDERS_MAX: usize = 20;
+
+/// `name count, name count, …`.
+fn name_counts(v: &[(String, u64)]) -> String {
+    v.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A (subscription, symbol) pair off its target, as both reports list it.
 fn off_target(p: &crate::recon::PairSync) -> String {
