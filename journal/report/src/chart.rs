@@ -10,6 +10,10 @@
 //! series' colour and dash are data and go inline. Only data elements have the
 //! class `data`: that is what `scripts/check-report.sh` and the tests count.
 //!
+//! Labels are measured, not rendered: `text_width` errs wide, and `x_ticks` and
+//! `bars` leave out a label that would overlap its neighbour rather than draw
+//! both.
+//!
 //! Nothing here reads data or writes a file, and every piece of text it is given
 //! is escaped, so a leader id such as `<script>` stays text.
 
@@ -103,11 +107,14 @@ pub struct Plot {
     pub y_label_gap: f64,
     /// How far under the plot the x tick labels' baseline is, in px.
     pub x_label_drop: f64,
+    /// The font size of the tick labels, in px, as the stylesheet sets it: what
+    /// `x_ticks` and `bars` measure labels by, to leave out those that would overlap.
+    pub tick_font_px: f64,
 }
 
 impl Plot {
     /// A plot area; tick labels 6 px left of it and 18 px under it unless `labels`
-    /// says otherwise.
+    /// says otherwise, in an 11 px font unless `tick_font` says otherwise.
     pub fn new(left: f64, top: f64, width: f64, height: f64, x: Scale, y: Scale) -> Plot {
         // Debug only: a bad chart is better than no report.
         debug_assert!(
@@ -125,6 +132,16 @@ impl Plot {
             y,
             y_label_gap: 6.0,
             x_label_drop: 18.0,
+            tick_font_px: 11.0,
+        }
+    }
+
+    /// The same plot with tick labels in a font of `px` pixels.
+    pub fn tick_font(self, px: f64) -> Plot {
+        debug_assert!(px > 0.0, "tick font of {px} px");
+        Plot {
+            tick_font_px: px,
+            ..self
         }
     }
 
@@ -172,8 +189,12 @@ impl Plot {
     }
 
     /// A label under the plot at each `(value, label)`, with a grid line up the plot
-    /// when `grid`.
+    /// when `grid`. A label that would overlap the one before it is left out (its
+    /// grid line stays); with `Anchor::EndsInside` the last label is kept rather than
+    /// the one before it, so that both ends of the axis stay named.
     pub fn x_ticks(&self, s: &mut String, ticks: &[(f64, String)], grid: bool, anchor: Anchor) {
+        let n = ticks.len();
+        let mut spans = Vec::with_capacity(n);
         for (k, (v, label)) in ticks.iter().enumerate() {
             let x = self.px(*v);
             if grid {
@@ -186,14 +207,38 @@ impl Plot {
             }
             let side = match anchor {
                 Anchor::EndsInside if k == 0 => "start",
-                Anchor::EndsInside if k + 1 == ticks.len() => "end",
+                Anchor::EndsInside if k + 1 == n => "end",
                 _ => "middle",
             };
+            let w = text_width(label, self.tick_font_px);
+            let left = match side {
+                "start" => x,
+                "end" => x - w,
+                _ => x - w / 2.0,
+            };
+            spans.push((x, side, left, left + w));
+        }
+        let gap = self.tick_font_px * LABEL_GAP_EM;
+        let mut kept: Vec<usize> = Vec::with_capacity(n);
+        for k in 0..n {
+            let fits = |j: &usize| spans[k].2 >= spans[*j].3 + gap;
+            if kept.last().is_none_or(fits) {
+                kept.push(k);
+            } else if anchor == Anchor::EndsInside && k + 1 == n && kept.len() > 1 {
+                kept.pop();
+                if kept.last().is_none_or(fits) {
+                    kept.push(k);
+                }
+            }
+        }
+        debug_assert!(n == 0 || kept.first() == Some(&0));
+        for k in kept {
+            let (x, side, _, _) = spans[k];
             let _ = write!(
                 s,
                 "<text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{side}\">{}</text>",
                 self.bottom() + self.x_label_drop,
-                esc(label)
+                esc(&ticks[k].1)
             );
         }
     }
@@ -297,15 +342,30 @@ impl Plot {
     }
 
     /// One bar per `(label, count)` side by side across the plot, with the labels of
-    /// at most 12 of them under it; a count of zero draws no bar. The x scale is not
-    /// used: the bars share the width equally.
+    /// at most 12 of them under it, fewer when wide labels would overlap: every
+    /// k-th bar is labelled, each label centred under its bar but kept inside the
+    /// plot's width. A count of zero draws no bar. The x scale is not used: the bars
+    /// share the width equally.
     pub fn bars(&self, s: &mut String, bars: &[(String, u64)]) {
         if bars.is_empty() {
             return;
         }
         let bw = self.width / bars.len() as f64;
-        let label_every = bars.len().div_ceil(12).max(1);
-        for (i, (label, n)) in bars.iter().enumerate() {
+        let labels: Vec<String> = bars.iter().map(|b| truncate(&b.0, 22)).collect();
+        let widest = labels
+            .iter()
+            .map(|l| text_width(l, self.tick_font_px))
+            .fold(0.0, f64::max);
+        let gap = self.tick_font_px * LABEL_GAP_EM;
+        let label_every = bars
+            .len()
+            .div_ceil(12)
+            .max(((widest + gap) / bw).ceil() as usize)
+            .max(1);
+        // Right edge of the last label drawn: a label pushed inside the plot at
+        // either end can still meet its neighbour, and is then left out.
+        let mut last_right = f64::NEG_INFINITY;
+        for (i, ((label, n), short)) in bars.iter().zip(&labels).enumerate() {
             let x = self.left + i as f64 * bw;
             if *n > 0 {
                 let y = self.py(*n as f64);
@@ -318,13 +378,17 @@ impl Plot {
                     esc(label)
                 );
             }
-            if i % label_every == 0 {
+            let half = text_width(short, self.tick_font_px) / 2.0;
+            let centre = (x + bw / 2.0)
+                .min(self.right() - half)
+                .max(self.left + half);
+            if i % label_every == 0 && centre - half >= last_right + gap {
+                last_right = centre + half;
                 let _ = write!(
                     s,
-                    "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                    x + bw / 2.0,
+                    "<text class=\"tick\" x=\"{centre:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                     self.bottom() + self.x_label_drop,
-                    esc(&truncate(label, 22))
+                    esc(short)
                 );
             }
         }
@@ -391,6 +455,27 @@ impl Plot {
         }
         d
     }
+}
+
+/// Space kept between two labels on one line, in em.
+const LABEL_GAP_EM: f64 = 0.6;
+
+/// The width of `text` in a sans-serif font of `font_px` pixels, erring wide: no
+/// font is measured (the page names none), so each character counts as much as it
+/// takes in the wider common fonts (DejaVu Sans, Verdana): 0.4 em for narrow ones,
+/// 0.9 em for wide ones and capitals, 0.66 em for the rest (digits included).
+pub fn text_width(text: &str, font_px: f64) -> f64 {
+    let em: f64 = text
+        .chars()
+        .map(|c| match c {
+            ' ' | '.' | ',' | ':' | ';' | '\'' | '!' | '|' | 'i' | 'j' | 'l' | 't' | 'f' | 'r'
+            | '(' | ')' | '[' | ']' | '1' => 0.4,
+            'm' | 'w' | 'M' | 'W' | '%' | '@' | '…' | '≤' | '≥' | '→' | '—' => 1.0,
+            c if c.is_uppercase() => 0.8,
+            _ => 0.66,
+        })
+        .sum();
+    em * font_px
 }
 
 /// Round tick values covering `[lo, hi]`, about `n` steps of 1, 2, 2.5 or 5 × 10ᵏ:
@@ -653,6 +738,74 @@ mod tests {
             .collect();
         assert_eq!(anchors, ["start", "middle", "end"]);
         assert!(!s.contains("class=\"grid\""));
+    }
+
+    /// `(left, right)` of each tick label in `s`, in px, as `text_width` measures.
+    fn label_spans(s: &str, font_px: f64) -> Vec<(f64, f64)> {
+        s.split("<text class=\"tick\" x=\"")
+            .skip(1)
+            .map(|t| {
+                let x: f64 = t[..t.find('"').unwrap()].parse().unwrap();
+                let label = &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()];
+                let w = text_width(label, font_px);
+                match &t[t.find("text-anchor=\"").unwrap() + 13..] {
+                    a if a.starts_with("start") => (x, x + w),
+                    a if a.starts_with("end") => (x - w, x),
+                    _ => (x - w / 2.0, x + w / 2.0),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn x_labels_that_would_overlap_are_left_out_but_both_ends_stay() {
+        let p = plot().tick_font(12.0);
+        let ticks: Vec<(f64, String)> = (0..=10)
+            .map(|k| (k as f64, format!("2024-09-{:02} 00:00:00", k + 1)))
+            .collect();
+        let mut s = String::new();
+        p.x_ticks(&mut s, &ticks, true, Anchor::EndsInside);
+        // Every grid line stays; labels 83 px apart but ~150 px wide do not.
+        assert_eq!(s.matches("class=\"grid\"").count(), 11);
+        let spans = label_spans(&s, 12.0);
+        assert!(spans.len() >= 3 && spans.len() < 11, "{spans:?}");
+        for w in spans.windows(2) {
+            assert!(w[0].1 + 12.0 * LABEL_GAP_EM <= w[1].0, "{spans:?}");
+        }
+        assert!(s.contains(">2024-09-01 00:00:00<") && s.contains(">2024-09-11 00:00:00<"));
+        // Labels that fit are all kept.
+        s.clear();
+        let short: Vec<(f64, String)> = (0..=10).map(|k| (k as f64, k.to_string())).collect();
+        p.x_ticks(&mut s, &short, false, Anchor::Middle);
+        assert_eq!(s.matches("class=\"tick\"").count(), 11);
+    }
+
+    #[test]
+    fn bar_labels_are_thinned_to_fit_and_kept_inside_the_plot() {
+        let p = plot().tick_font(12.0);
+        let bars: Vec<(String, u64)> = (0..40)
+            .map(|k| (format!("-{k}00.00 … -{k}50.00 quote"), k))
+            .collect();
+        let mut s = String::new();
+        p.bars(&mut s, &bars);
+        assert_eq!(s.matches("class=\"data bar\"").count(), 39);
+        let spans = label_spans(&s, 12.0);
+        assert!(spans.len() >= 2, "{spans:?}");
+        for w in spans.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{spans:?}");
+        }
+        for (l, r) in spans {
+            assert!(l >= p.left - 1e-9 && r <= p.right() + 1e-9, "({l}, {r})");
+        }
+    }
+
+    #[test]
+    fn text_width_errs_wide_and_grows_with_the_text() {
+        assert_eq!(text_width("", 12.0), 0.0);
+        assert!(text_width("2024-09-01", 12.0) > text_width("2024-09", 12.0));
+        // DejaVu Sans, the widest common default, draws a digit 0.64 em wide.
+        assert!(text_width("0000000000", 10.0) >= 10.0 * 0.64 * 10.0);
+        assert!(text_width("MW", 12.0) > text_width("il", 12.0));
     }
 
     #[test]

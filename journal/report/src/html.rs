@@ -1,9 +1,14 @@
 //! The report as one self-contained HTML page: inline CSS and inline SVG charts
 //! (laid out here, drawn by `chart`), with no font, no image and no link to
 //! anything outside the file, so it opens from disk in any browser and can be
-//! mailed as is. One inline script (`LEADERBOARD_JS`, no `src`, no request of any
-//! kind) filters and sorts the leaderboard in the page; without it the page shows
-//! the unfiltered 30-day ranking. A follower's page (`follower_page`) has no script.
+//! mailed as is. One inline script (`PAGE_JS`, no `src`, no request of any kind)
+//! sorts and filters every table in the page and pages through the followers;
+//! without it the page still reads: the unfiltered 30-day ranking, every other
+//! table in its own order, and the first page of followers with a note that
+//! paging needs scripts. Numeric cells carry their value in `data-v` (the leaders
+//! table, like the leaderboard, on its rows as `data-<column key>`), so that
+//! sorting never parses formatted text. A follower's page (`follower_page`) has no
+//! script.
 //!
 //! Every chart is an `<svg id="chart-…">` whose data are `<path class="data">` or
 //! `<rect class="data">` elements (axes, grid and legend carry other classes), which
@@ -14,11 +19,16 @@ use std::fmt::Write;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use super::chart::{self, esc, nice_ticks, tick_label, truncate, Anchor, Key, Plot, Scale};
+use super::chart::{
+    self, esc, nice_ticks, text_width, tick_label, truncate, Anchor, Key, Plot, Scale,
+};
 use super::leaderboard::{self, LeaderboardRow};
 use super::text::{annualised, basis_label, money, pct, pf, span};
-use super::time::{format_date, format_duration, format_latency, format_ts, NS_PER_DAY};
-use super::{FollowerView, LeaderReport, LeaderboardFilter, Report, RANKED_BY};
+use super::time::{
+    civil_from_days, format_date, format_duration, format_latency, format_ts, month_start,
+    next_month_start, NS_PER_DAY,
+};
+use super::{FollowerView, LeaderReport, LeaderboardFilter, ProfitFactor, Report, RANKED_BY};
 
 const COLORS: [&str; 10] = [
     "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
@@ -26,6 +36,12 @@ const COLORS: [&str; 10] = [
 ];
 /// Most leaders drawn on one line chart (the largest by AUM, then by fills).
 const SERIES_MAX: usize = 10;
+/// Rows of the followers table in view at a time; the page's script pages
+/// through the rest.
+const FOLLOWERS_PAGE_ROWS: usize = 50;
+/// Most followers the page holds (the first by id; the JSON has every one): about
+/// 0.7 kB a row, so some 3.5 MB of page at most.
+const FOLLOWERS_IN_PAGE_MAX: usize = 5_000;
 /// Most bars drawn in one histogram; more buckets are merged with their neighbours.
 const BARS_MAX: usize = 120;
 
@@ -33,8 +49,12 @@ const W: f64 = 920.0;
 const H: f64 = 300.0;
 const ML: f64 = 70.0;
 const MR: f64 = 20.0;
-const MT: f64 = 30.0;
+const MT: f64 = 34.0;
 const MB: f64 = 46.0;
+/// Tick labels end this far left of the y axis and hang this far under the x axis
+/// (baseline), in px: clear of each other at the plot's bottom-left corner.
+const Y_LABEL_GAP: f64 = 6.0;
+const X_LABEL_DROP: f64 = 21.0;
 
 pub(crate) fn page(r: &Report) -> String {
     let mut h = String::with_capacity(64 * 1024);
@@ -74,7 +94,7 @@ pub(crate) fn page(r: &Report) -> String {
     latency_section(&mut h, r);
     h.push_str(DEFINITIONS);
     h.push_str("<script>\n");
-    h.push_str(LEADERBOARD_JS);
+    h.push_str(PAGE_JS);
     h.push_str("</script>\n</body>\n</html>\n");
     h
 }
@@ -140,24 +160,59 @@ fn leaders_section(h: &mut String, r: &Report) {
     h.push_str("<p>Trades, win rate, profit factor and holding time count the trades closed in the window and the trades still open, valued at the mark and held up to the report's time; the same figures over closed trades only stand beside them. Sharpe and Calmar are n/a for a window with less than ");
     h.push_str(&esc(&span(r.options.annualise_min_ns)));
     h.push_str(" of data.</p>\n");
-    h.push_str("<table><thead><tr><th rowspan=\"2\">leader</th><th rowspan=\"2\">window</th><th rowspan=\"2\">P&amp;L</th><th rowspan=\"2\">ROI</th><th rowspan=\"2\">max DD</th><th rowspan=\"2\">Sharpe</th><th rowspan=\"2\">Calmar</th><th colspan=\"5\">all trades, open ones at the mark</th><th colspan=\"4\">closed trades only</th></tr>\n<tr><th>trades</th><th>of which open</th><th>win rate</th><th>profit factor</th><th>avg hold</th><th>trades</th><th>win rate</th><th>profit factor</th><th>avg hold</th></tr></thead><tbody>\n");
-    let hold = |x: Option<i64>| x.map_or("n/a".into(), format_duration);
+    h.push_str("<table id=\"leaders-table\" class=\"sortable\"><thead><tr><th rowspan=\"2\" data-key=\"leader\">leader</th><th rowspan=\"2\" data-key=\"window\">window</th><th rowspan=\"2\" data-key=\"pnl\">P&amp;L</th><th rowspan=\"2\" data-key=\"roi\">ROI</th><th rowspan=\"2\" data-key=\"dd\">max DD</th><th rowspan=\"2\" data-key=\"sharpe\">Sharpe</th><th rowspan=\"2\" data-key=\"calmar\">Calmar</th><th colspan=\"5\">all trades, open ones at the mark</th><th colspan=\"4\">closed trades only</th></tr>\n<tr><th data-key=\"trades\">trades</th><th data-key=\"open\">of which open</th><th data-key=\"win\">win rate</th><th data-key=\"pf\">profit factor</th><th data-key=\"hold\">avg hold</th><th data-key=\"closed-trades\">trades</th><th data-key=\"closed-win\">win rate</th><th data-key=\"closed-pf\">profit factor</th><th data-key=\"closed-hold\">avg hold</th></tr></thead><tbody>\n");
+    let min_ns = r.options.annualise_min_ns;
+    let pf_v = |p: ProfitFactor| match p {
+        ProfitFactor::Finite(d) => Some(d.normalize().to_string()),
+        ProfitFactor::Infinite => Some("Infinity".to_string()),
+        ProfitFactor::Undefined => None,
+    };
+    let dec_v = |d: Option<Decimal>| d.map(|d| d.normalize().to_string());
+    let f64_v = |x: Option<f64>| x.filter(|x| x.is_finite()).map(|x| x.to_string());
     for l in r.leaders.iter().take(r.options.rows_max) {
         for (k, w) in l.windows.iter().enumerate() {
             let (t, c) = (&w.trades, &w.closed_only);
+            let annualised_v = |x: Option<f64>| f64_v(x.filter(|_| !w.too_short_to_annualise));
+            // The values go on the row (`data-<column key>`, as the leaderboard's
+            // do), so that the cells keep the plain `<td class="n">` markup that
+            // the report_metrics tests read.
+            let values = [
+                ("pnl", Some(w.pnl.normalize().to_string())),
+                ("roi", dec_v(w.roi)),
+                ("dd", dec_v(w.max_drawdown)),
+                ("sharpe", annualised_v(w.sharpe)),
+                ("calmar", annualised_v(w.calmar)),
+                ("trades", Some(t.count.to_string())),
+                ("open", Some(t.open.to_string())),
+                ("win", dec_v(t.win_rate)),
+                ("pf", pf_v(t.profit_factor)),
+                ("hold", t.avg_holding_ns.map(|n| n.to_string())),
+                ("closed-trades", Some(c.count.to_string())),
+                ("closed-win", dec_v(c.win_rate)),
+                ("closed-pf", pf_v(c.profit_factor)),
+                ("closed-hold", c.avg_holding_ns.map(|n| n.to_string())),
+            ];
+            let attrs: String = values
+                .iter()
+                .filter_map(|(key, v)| Some(format!(" data-{key}=\"{}\"", esc(v.as_ref()?))))
+                .collect();
+            let hold = |x: Option<i64>| x.map_or("n/a".into(), format_duration);
+            // Every row names its leader, so that a sorted table still says whose
+            // row it is; after the first of a leader the name is greyed.
             let _ = writeln!(
                 h,
-                "<tr{}><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                "<tr{}{attrs}><td{}>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 if k == 0 { " class=\"first\"" } else { "" },
-                if k == 0 { esc(&l.leader_id) } else { String::new() },
+                if k == 0 { "" } else { " class=\"rep\"" },
+                esc(&l.leader_id),
                 esc(&w.label),
                 sign_class(w.pnl),
                 money(w.pnl),
-                w.roi.map_or("", |x| sign_class(x)),
+                w.roi.map_or("", sign_class),
                 pct(w.roi),
                 pct(w.max_drawdown),
-                esc(&annualised(w, w.sharpe, r.options.annualise_min_ns)),
-                esc(&annualised(w, w.calmar, r.options.annualise_min_ns)),
+                esc(&annualised(w, w.sharpe, min_ns)),
+                esc(&annualised(w, w.calmar, min_ns)),
                 t.count,
                 t.open,
                 pct(t.win_rate),
@@ -173,7 +228,7 @@ fn leaders_section(h: &mut String, r: &Report) {
     h.push_str("</tbody></table>\n");
     truncation_note(h, r.leaders.len(), r.options.rows_max, "leaders");
 
-    h.push_str("<h3>Capital, equity and open positions</h3><table><thead><tr><th>leader</th><th>capital</th><th>equity</th><th>realized</th><th>unrealized</th><th>followers</th><th>AUM</th><th>open positions (qty @ avg → mark, or latest trade without one)</th></tr></thead><tbody>\n");
+    h.push_str("<h3>Capital, equity and open positions</h3><table id=\"leaders-capital\" class=\"sortable\"><thead><tr><th data-key=\"leader\">leader</th><th data-key=\"capital\">capital</th><th data-key=\"equity\">equity</th><th data-key=\"realized\">realized</th><th data-key=\"unrealized\">unrealized</th><th data-key=\"followers\">followers</th><th data-key=\"aum\">AUM</th><th data-key=\"open\">open positions (qty @ avg → mark, or latest trade without one)</th></tr></thead><tbody>\n");
     for l in r.leaders.iter().take(r.options.rows_max) {
         let open: Vec<String> = l
             .open_positions
@@ -192,16 +247,14 @@ fn leaders_section(h: &mut String, r: &Report) {
             .collect();
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td>{}{}{}{}{}{}<td>{}</td></tr>",
             esc(&l.leader_id),
-            l.capital.map_or("n/a".into(), money),
-            l.equity.map_or("n/a".into(), money),
-            sign_class(l.realized_pnl),
-            money(l.realized_pnl),
-            sign_class(l.unrealized_pnl),
-            money(l.unrealized_pnl),
-            l.followers,
-            money(l.aum),
+            opt_money_cell(l.capital),
+            opt_money_cell(l.equity),
+            money_cell(l.realized_pnl, true),
+            money_cell(l.unrealized_pnl, true),
+            count_cell(l.followers),
+            money_cell(l.aum, false),
             esc(&open.join("; ")),
         );
     }
@@ -213,7 +266,7 @@ const LEADERBOARD_PERIOD: &str = "30d";
 
 /// The leaderboard: every period's ranking in one table (rows of the other
 /// periods hidden), each row carrying its figures in `data-` attributes for
-/// `LEADERBOARD_JS` to filter and sort, and the leader's equity over the period
+/// `PAGE_JS` to filter and sort, and the leader's equity over the period
 /// as a small chart.
 fn leaderboard_section(h: &mut String, r: &Report) {
     h.push_str("<section id=\"leaderboard\"><h2>Leaderboard</h2>\n");
@@ -233,7 +286,7 @@ fn leaderboard_section(h: &mut String, r: &Report) {
     };
     let _ = writeln!(
         h,
-        "<p>Leaders {}. Maximum drawdown is over the period. The controls filter and sort in this page (nothing is fetched); a view can be linked as <code>#leaderboard?period=7d&amp;aum=1000&amp;followers=2&amp;dd=20</code> (AUM and followers at least, drawdown at most, in %).</p>",
+        "<p>Leaders {}. Maximum drawdown is over the period. The controls filter and sort in this page (nothing is fetched); a view can be linked as <code>#leaderboard?period=7d&amp;aum=1000&amp;followers=2&amp;dd=20&amp;filter=alpha</code> (AUM and followers at least, drawdown at most, in %, rows containing the text). The other tables sort by a click on a header and filter with the box above them, linked as <code>#followers-table?sort=net:desc&amp;filter=alpha&amp;page=2</code>.</p>",
         esc(RANKED_BY)
     );
     h.push_str(
@@ -247,7 +300,7 @@ fn leaderboard_section(h: &mut String, r: &Report) {
             if *l == first { " selected" } else { "" }
         );
     }
-    h.push_str("</select></label> <label>AUM at least <input id=\"lb-aum-min\" type=\"number\" min=\"0\" step=\"any\"></label> <label>followers at least <input id=\"lb-followers-min\" type=\"number\" min=\"0\" step=\"1\"></label> <label>max drawdown at most (%) <input id=\"lb-dd-max\" type=\"number\" min=\"0\" step=\"any\"></label></form>\n");
+    h.push_str("</select></label> <label>AUM at least <input id=\"lb-aum-min\" type=\"number\" min=\"0\" step=\"any\"></label> <label>followers at least <input id=\"lb-followers-min\" type=\"number\" min=\"0\" step=\"1\"></label> <label>max drawdown at most (%) <input id=\"lb-dd-max\" type=\"number\" min=\"0\" step=\"any\"></label> <label>rows containing <input id=\"lb-filter\" type=\"search\"></label></form>\n");
 
     let mut body = String::new();
     let mut left_out = String::new();
@@ -415,31 +468,203 @@ fn sparkline(curve: &[(i64, Decimal)], gained: bool, title: &str) -> String {
     s
 }
 
-/// Filters and sorts `#leaderboard-table` in the page: shows the rows of the
-/// chosen period that pass the filters, numbers them by rank among those, and
-/// orders them by the clicked column (ties by rank). Reads the starting state from
-/// `#leaderboard?period=…&aum=…&followers=…&dd=…`. It fetches nothing.
-const LEADERBOARD_JS: &str = r##"(function () {
-  var table = document.getElementById("leaderboard-table");
+/// The page's one script, inline: it fetches nothing, loads nothing and writes
+/// nothing but the page's own elements.
+///
+/// Tables with the class `sortable` sort by any column whose header has a
+/// `data-key` (a click orders numbers highest first and text A to Z, a second
+/// click reverses; `aria-sort` and an arrow show the order): by the numbers in the cells' `data-v` (or, for a table that keeps
+/// them on its rows, the row's `data-<column key>`) where the column has them,
+/// else by the text, numbers in it compared as numbers. Cells without a value sort
+/// last either way; ties keep the page's order. Above each (but the `small` ones) a
+/// text box keeps the rows whose text holds what is typed, ignoring case; a table
+/// with `data-page-rows` shows that many at a time, with previous/next and "rows
+/// a–b of N", and sorting and filtering work over all its rows, not one page. A
+/// link can ask for a view: `#followers-table?sort=net:desc&filter=alpha&page=2`.
+///
+/// `#leaderboard-table` has its own controls: it shows the rows of the chosen
+/// period that pass the filters, numbers them by rank among those, and orders them
+/// by the clicked column (ties by rank), from
+/// `#leaderboard?period=…&aum=…&followers=…&dd=…&filter=…`.
+const PAGE_JS: &str = r##"(function () {
+  "use strict";
+  var get = function (id) { return document.getElementById(id); };
+  var each = function (list, f) { Array.prototype.forEach.call(list, f); };
+  var collator = typeof Intl === "object" ?
+    new Intl.Collator(undefined, { numeric: true, sensitivity: "base" }) : null;
+  function compareText(a, b) {
+    return collator ? collator.compare(a, b) : (a < b ? -1 : a > b ? 1 : 0);
+  }
+  // The view a link asks of element `id`: `#id?key=value&...` as { key: value }.
+  function linked(id) {
+    var hash = location.hash, q = hash.indexOf("?"), out = {};
+    if (q < 0 || hash.slice(1, q) !== id) { return out; }
+    hash.slice(q + 1).split("&").forEach(function (kv) {
+      var i = kv.indexOf("="), k = i < 0 ? kv : kv.slice(0, i), v = i < 0 ? "" : kv.slice(i + 1);
+      try { out[k] = decodeURIComponent(v.replace(/\+/g, " ")); } catch (e) { out[k] = v; }
+    });
+    return out;
+  }
+  function marks(th, dir) {
+    if (dir) { th.setAttribute("aria-sort", dir < 0 ? "descending" : "ascending"); }
+    else { th.removeAttribute("aria-sort"); }
+  }
+  // A cell's number: its `data-v`, else its row's `data-<column key>`; null if none.
+  function value(tr, col) {
+    var c = tr.cells[col.index], v = c ? c.getAttribute("data-v") : null;
+    return v === null ? tr.getAttribute("data-" + col.key) : v;
+  }
+  // The column each keyed header cell heads, through rowspans and colspans.
+  function columns(table) {
+    var taken = [], cols = [];
+    each(table.tHead.rows, function (row, r) {
+      var c = 0;
+      each(row.cells, function (th) {
+        while (taken[r] && taken[r][c]) { c += 1; }
+        for (var i = r; i < r + Math.max(1, th.rowSpan); i++) {
+          taken[i] = taken[i] || [];
+          for (var j = c; j < c + th.colSpan; j++) { taken[i][j] = true; }
+        }
+        if (th.colSpan === 1 && th.getAttribute("data-key")) {
+          cols.push({ th: th, index: c, key: th.getAttribute("data-key") });
+        }
+        c += th.colSpan;
+      });
+    });
+    return cols;
+  }
+  function sortable(table) {
+    var body = table.tBodies[0];
+    if (!body || !table.tHead) { return; }
+    var rows = Array.prototype.map.call(body.rows, function (tr, i) {
+      return { tr: tr, i: i, text: tr.textContent.toLowerCase(), k: null };
+    });
+    var per = parseInt(table.getAttribute("data-page-rows"), 10) || 0;
+    var state = { col: null, dir: 1, filter: "", page: 0 };
+    var cols = columns(table);
+    var tools = document.createElement("div"), input = null, status = null, prev = null, next = null;
+    function sortBy(col, dir) {
+      state.col = col;
+      state.dir = dir;
+      rows.forEach(function (r) {
+        var v = value(r.tr, col), c = r.tr.cells[col.index];
+        r.k = col.numeric ? (v === null ? NaN : Number(v)) : (c ? c.textContent.trim() : "");
+      });
+      rows.sort(function (a, b) {
+        var x = a.k, y = b.k, d;
+        if (col.numeric) {
+          var xm = x !== x, ym = y !== y;
+          d = xm || ym ? (xm === ym ? 0 : xm ? 1 : -1) : (x < y ? -dir : x > y ? dir : 0);
+        } else {
+          d = x === "" || y === "" ? (x === y ? 0 : x === "" ? 1 : -1) : compareText(x, y) * dir;
+        }
+        return d || a.i - b.i;
+      });
+      var frag = document.createDocumentFragment();
+      rows.forEach(function (r) { frag.appendChild(r.tr); });
+      body.appendChild(frag);
+      cols.forEach(function (c) { marks(c.th, c === col ? dir : 0); });
+      table.classList.add("sorted");
+      state.page = 0;
+    }
+    function apply() {
+      var f = state.filter;
+      var shown = f ? rows.filter(function (r) { return r.text.indexOf(f) >= 0; }) : rows;
+      var n = shown.length, size = per || n || 1;
+      var pages = Math.max(1, Math.ceil(n / size));
+      state.page = Math.max(0, Math.min(state.page, pages - 1));
+      var from = state.page * size, to = Math.min(n, from + size);
+      rows.forEach(function (r) { r.tr.hidden = true; });
+      for (var i = from; i < to; i++) { shown[i].tr.hidden = false; }
+      if (status) {
+        var of = f ? " (filtered from " + rows.length + ")" : "";
+        status.textContent = n === 0 ? "no row matches" + of :
+          per ? "rows " + (from + 1) + "\u2013" + to + " of " + n + of :
+          f ? n + " of " + rows.length + " rows" : n + " rows";
+      }
+      if (prev) { prev.disabled = state.page === 0; next.disabled = state.page >= pages - 1; }
+    }
+    cols.forEach(function (col) {
+      col.numeric = rows.some(function (r) { return value(r.tr, col) !== null; });
+      var b = document.createElement("button");
+      b.type = "button";
+      while (col.th.firstChild) { b.appendChild(col.th.firstChild); }
+      col.th.appendChild(b);
+      b.addEventListener("click", function () {
+        sortBy(col, state.col === col ? -state.dir : col.numeric ? -1 : 1);
+        apply();
+      });
+    });
+    function pager(text, step) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = text;
+      b.addEventListener("click", function () { state.page += step; apply(); });
+      tools.appendChild(b);
+      return b;
+    }
+    if (!table.classList.contains("small")) {
+      tools.className = "tools";
+      input = document.createElement("input");
+      input.type = "search";
+      input.placeholder = "filter rows";
+      input.setAttribute("aria-label", "filter the rows of " + table.id);
+      input.addEventListener("input", function () {
+        state.filter = input.value.toLowerCase();
+        state.page = 0;
+        apply();
+      });
+      tools.appendChild(input);
+      if (per) { prev = pager("\u2039 previous", -1); }
+      status = document.createElement("span");
+      status.className = "rows";
+      status.setAttribute("aria-live", "polite");
+      tools.appendChild(status);
+      if (per) { next = pager("next \u203a", 1); }
+      table.parentNode.insertBefore(tools, table);
+    }
+    var view = linked(table.id);
+    if (view.filter && input) {
+      input.value = view.filter;
+      state.filter = view.filter.toLowerCase();
+    }
+    if (view.sort) {
+      var want = view.sort.split(":");
+      cols.forEach(function (col) {
+        if (col.key === want[0]) {
+          sortBy(col, want[1] === "desc" ? -1 : want[1] === "asc" ? 1 : col.numeric ? -1 : 1);
+        }
+      });
+    }
+    if (view.page) { state.page = (parseInt(view.page, 10) || 1) - 1; }
+    apply();
+    if (view.sort || view.filter || view.page) { table.scrollIntoView(); }
+  }
+  each(document.querySelectorAll("table.sortable"), sortable);
+  each(document.querySelectorAll(".nojs"), function (p) { p.hidden = true; });
+
+  var table = get("leaderboard-table");
   if (!table) { return; }
   var body = table.tBodies[0];
   var rows = Array.prototype.slice.call(body.rows);
   var notes = Array.prototype.slice.call(document.querySelectorAll(".lb-period"));
-  var get = function (id) { return document.getElementById(id); };
   var state = { key: "rank", dir: 1 };
   var firstDir = { rank: 1, roi: -1, pnl: -1, dd: 1, followers: -1, aum: -1, trades: -1 };
+  var buttons = table.tHead.querySelectorAll("button[data-key]");
   function num(r, k) { return parseFloat(r.getAttribute("data-" + k)); }
   function limit(id) { var v = parseFloat(get(id).value); return isNaN(v) ? null : v; }
   function apply() {
     var period = get("lb-period").value;
     var aum = limit("lb-aum-min"), fol = limit("lb-followers-min"), dd = limit("lb-dd-max");
+    var text = get("lb-filter").value.toLowerCase();
     var total = 0;
     var shown = rows.filter(function (r) {
       if (r.getAttribute("data-period") !== period) { r.hidden = true; return false; }
       total += 1;
       var ok = (aum === null || num(r, "aum") >= aum) &&
         (fol === null || num(r, "followers") >= fol) &&
-        (dd === null || num(r, "dd") <= dd);
+        (dd === null || num(r, "dd") <= dd) &&
+        (text === "" || r.textContent.toLowerCase().indexOf(text) >= 0);
       r.hidden = !ok;
       return ok;
     });
@@ -450,12 +675,15 @@ const LEADERBOARD_JS: &str = r##"(function () {
       return (num(a, state.key) - num(b, state.key)) * state.dir || num(a, "rank") - num(b, "rank");
     });
     shown.forEach(function (r) { body.appendChild(r); });
+    each(buttons, function (b) {
+      marks(b.parentNode, b.getAttribute("data-key") === state.key ? state.dir : 0);
+    });
     get("lb-count").textContent = "Showing " + shown.length + " of " + total +
       " ranked leaders over " + period + ", sorted by " + state.key +
       (state.dir < 0 ? " (highest first)." : " (lowest first).");
     table.setAttribute("data-live", period);
   }
-  Array.prototype.forEach.call(table.tHead.querySelectorAll("button[data-key]"), function (b) {
+  each(buttons, function (b) {
     b.addEventListener("click", function () {
       var k = b.getAttribute("data-key");
       state.dir = state.key === k ? -state.dir : firstDir[k];
@@ -463,18 +691,15 @@ const LEADERBOARD_JS: &str = r##"(function () {
       apply();
     });
   });
-  ["lb-period", "lb-aum-min", "lb-followers-min", "lb-dd-max"].forEach(function (id) {
+  ["lb-period", "lb-aum-min", "lb-followers-min", "lb-dd-max", "lb-filter"].forEach(function (id) {
     get(id).addEventListener("input", apply);
     get(id).addEventListener("change", apply);
   });
-  var hash = location.hash, q = hash.indexOf("?");
-  if (hash.indexOf("#leaderboard") === 0 && q > 0) {
-    var ids = { period: "lb-period", aum: "lb-aum-min", followers: "lb-followers-min", dd: "lb-dd-max" };
-    hash.slice(q + 1).split("&").forEach(function (kv) {
-      var p = kv.split("=");
-      if (ids[p[0]]) { get(ids[p[0]]).value = decodeURIComponent(p[1] || ""); }
-    });
-  }
+  var view = linked("leaderboard");
+  var ids = { period: "lb-period", aum: "lb-aum-min", followers: "lb-followers-min", dd: "lb-dd-max", filter: "lb-filter" };
+  Object.keys(ids).forEach(function (k) {
+    if (view[k] !== undefined) { get(ids[k]).value = view[k]; }
+  });
   apply();
 })();
 "##;
@@ -696,33 +921,71 @@ fn followers_section(h: &mut String, r: &Report) {
         h.push_str("<p>No follower in the database.</p>\n</section>\n");
         return;
     }
-    h.push_str("<table><thead><tr><th>follower</th><th>subscriptions</th><th>realized</th><th>unrealized</th><th>fees paid</th><th>funding</th><th>net P&amp;L</th><th>capital added</th><th>perf. fee settled</th><th>accrued</th></tr></thead><tbody>\n");
-    for f in r.followers.iter().take(r.options.rows_max) {
+    let total = r.followers.len();
+    let held = total.min(FOLLOWERS_IN_PAGE_MAX);
+    let _ = writeln!(
+        h,
+        "<p>{}; {FOLLOWERS_PAGE_ROWS} to a page. Sorting, filtering and paging work on every follower the page holds (at most {}, the first by id), not only on the rows in view.</p>",
+        if held == total {
+            format!("All {total} followers")
+        } else {
+            format!("The first {held} of {total} followers by id")
+        },
+        thousands(FOLLOWERS_IN_PAGE_MAX),
+    );
+    if held > FOLLOWERS_PAGE_ROWS {
+        let _ = writeln!(
+            h,
+            "<p class=\"nojs\">Without scripts this table shows rows 1–{FOLLOWERS_PAGE_ROWS} of {held}: paging, sorting and filtering need JavaScript (the JSON has every follower).</p>"
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<table id=\"followers-table\" class=\"sortable\" data-page-rows=\"{FOLLOWERS_PAGE_ROWS}\"><thead><tr><th data-key=\"follower\">follower</th><th data-key=\"subscriptions\">subscriptions</th><th data-key=\"realized\">realized</th><th data-key=\"unrealized\">unrealized</th><th data-key=\"fees\">fees paid</th><th data-key=\"funding\">funding</th><th data-key=\"net\">net P&amp;L</th><th data-key=\"added\">capital added</th><th data-key=\"fee\">perf. fee settled</th><th data-key=\"accrued\">accrued</th></tr></thead><tbody>"
+    );
+    for (k, f) in r.followers.iter().take(held).enumerate() {
         let subs: Vec<String> = f
             .subscriptions
             .iter()
             .map(|s| format!("{} → {}", s.subscription_id, s.leader_id))
             .collect();
+        // Past the first page, rows wait for the script to page to them.
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td class=\"n {}\">{}</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">not recorded</td><td class=\"n {}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr{}><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}</tr>",
+            if k < FOLLOWERS_PAGE_ROWS {
+                ""
+            } else {
+                " hidden"
+            },
             esc(&f.follower_id),
             esc(&subs.join(", ")),
-            sign_class(f.realized_pnl),
-            money(f.realized_pnl),
-            sign_class(f.unrealized_pnl),
-            money(f.unrealized_pnl),
-            money(f.fees_paid),
-            sign_class(f.net_pnl),
-            money(f.net_pnl),
-            money(f.capital_flows),
-            money(f.performance_fee),
-            money(f.performance_fee_accrued),
+            money_cell(f.realized_pnl, true),
+            money_cell(f.unrealized_pnl, true),
+            money_cell(f.fees_paid, false),
+            num_cell("", None, "not recorded"),
+            money_cell(f.net_pnl, true),
+            money_cell(f.capital_flows, false),
+            money_cell(f.performance_fee, false),
+            money_cell(f.performance_fee_accrued, false),
         );
     }
     h.push_str("</tbody></table>\n");
-    truncation_note(h, r.followers.len(), r.options.rows_max, "followers");
+    truncation_note(h, total, held, "followers");
     h.push_str("</section>\n");
+}
+
+/// `5000` as `5,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (k, c) in digits.chars().enumerate() {
+        if k > 0 && (digits.len() - k).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Says so when a table shows only the first `shown` of `total` rows.
@@ -733,6 +996,29 @@ fn truncation_note(h: &mut String, total: usize, shown: usize, what: &str) {
             "<p class=\"note\">showing {shown} of {total} {what}; the JSON has all.</p>"
         );
     }
+}
+
+/// A small table of `(what, count)` rows the page's script sorts (no filter box:
+/// a few rows).
+fn count_table(h: &mut String, title: &str, count: &str, rows: &[(String, u64)]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<table class=\"small sortable\"><thead><tr><th data-key=\"what\">{}</th><th data-key=\"count\">{}</th></tr></thead><tbody>",
+        esc(title),
+        esc(count)
+    );
+    for (k, n) in rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td>{}</tr>",
+            esc(if k.is_empty() { "(none)" } else { k }),
+            count_cell(n)
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 fn fees_section(h: &mut String, r: &Report) {
@@ -753,14 +1039,9 @@ fn fees_section(h: &mut String, r: &Report) {
         money(r.fees.accrued)
     );
     if !r.fees.by_leader.is_empty() {
-        h.push_str("<h3>Leader share by leader</h3><table><thead><tr><th>leader</th><th>leader share</th></tr></thead><tbody>\n");
+        h.push_str("<h3>Leader share by leader</h3><table id=\"fees-by-leader\" class=\"sortable\"><thead><tr><th data-key=\"leader\">leader</th><th data-key=\"share\">leader share</th></tr></thead><tbody>\n");
         for (l, v) in r.fees.by_leader.iter().take(r.options.rows_max) {
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
-                esc(l),
-                money(*v)
-            );
+            let _ = writeln!(h, "<tr><td>{}</td>{}</tr>", esc(l), money_cell(*v, false));
         }
         h.push_str("</tbody></table>\n");
     }
@@ -793,25 +1074,31 @@ fn recon_section(h: &mut String, r: &Report) {
         "Sync score per follower: mean |venue position − target| × mark over its (subscription, symbol) pairs, in quote currency.",
     );
     if !rc.out_of_sync.is_empty() {
-        h.push_str("<h3>Out of sync</h3><table><thead><tr><th>follower</th><th>score</th><th>subscription</th><th>symbol</th><th>target</th><th>sent</th><th>venue</th><th>deviation</th><th>why</th></tr></thead><tbody>\n");
+        h.push_str("<h3>Out of sync</h3><table id=\"out-of-sync\" class=\"sortable\"><thead><tr><th data-key=\"follower\">follower</th><th data-key=\"score\">score</th><th data-key=\"subscription\">subscription</th><th data-key=\"symbol\">symbol</th><th data-key=\"target\">target</th><th data-key=\"sent\">sent</th><th data-key=\"venue\">venue</th><th data-key=\"deviation\">deviation</th><th data-key=\"why\">why</th></tr></thead><tbody>\n");
         for f in rc.out_of_sync.iter().take(r.options.rows_max) {
             for p in rc.pairs_of(&f.follower_id) {
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n neg\">{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td>{}<td>{}</td><td>{}</td>{}{}{}{}<td>{}</td></tr>",
                     esc(&f.follower_id),
-                    money(f.score),
+                    money_cell(f.score, false),
                     esc(&p.subscription_id),
                     esc(&p.symbol),
-                    p.target,
-                    p.expected,
-                    p.venue,
-                    p.deviation,
+                    qty_cell(p.target, false),
+                    qty_cell(p.expected, false),
+                    qty_cell(p.venue, false),
+                    qty_cell(p.deviation, true),
                     esc(&p.reasons.join("; ")),
                 );
             }
         }
         h.push_str("</tbody></table>\n");
+        truncation_note(
+            h,
+            rc.out_of_sync.len(),
+            r.options.rows_max,
+            "followers out of sync",
+        );
     }
     open_where_flat(h, r);
     h.push_str("</section>\n");
@@ -833,27 +1120,28 @@ fn open_where_flat(h: &mut String, r: &Report) {
     if o.unexplained > 0 {
         by_reason.insert(0, ("no recorded reason".into(), o.unexplained as u64));
     }
-    h.push_str(
-        "<table class=\"small\"><thead><tr><th>reason</th><th>pairs</th></tr></thead><tbody>\n",
-    );
-    for (k, n) in &by_reason {
-        let _ = writeln!(h, "<tr><td>{}</td><td class=\"n\">{n}</td></tr>", esc(k));
-    }
-    h.push_str("</tbody></table>\n");
-    h.push_str("<table id=\"open-where-leader-flat-rows\"><thead><tr><th>subscription</th><th>follower</th><th>leader</th><th>symbol</th><th>qty</th><th>reason</th><th>recorded in</th><th>since seq</th></tr></thead><tbody>\n");
+    count_table(h, "reason", "pairs", &by_reason);
+    h.push_str("<table id=\"open-where-leader-flat-rows\" class=\"sortable\"><thead><tr><th data-key=\"subscription\">subscription</th><th data-key=\"follower\">follower</th><th data-key=\"leader\">leader</th><th data-key=\"symbol\">symbol</th><th data-key=\"qty\">qty</th><th data-key=\"reason\">reason</th><th data-key=\"source\">recorded in</th><th data-key=\"since\">since seq</th></tr></thead><tbody>\n");
     for p in o.rows.iter().take(r.options.rows_max) {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td{}>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}<td{}>{}</td><td>{}</td>{}</tr>",
             esc(&p.subscription_id),
             esc(&p.follower_id),
             esc(&p.leader_id),
             esc(&p.symbol),
-            p.qty,
-            if p.reason.is_none() { " class=\"neg\"" } else { "" },
+            qty_cell(p.qty, false),
+            if p.reason.is_none() {
+                " class=\"neg\""
+            } else {
+                ""
+            },
             esc(p.reason.as_deref().unwrap_or("no recorded reason")),
             esc(p.source.unwrap_or("")),
-            p.since_seq.map_or(String::new(), |s| s.to_string()),
+            match p.since_seq {
+                Some(seq) => count_cell(seq),
+                None => num_cell("", None, ""),
+            },
         );
     }
     h.push_str("</tbody></table>\n");
@@ -868,22 +1156,7 @@ fn activity_section(h: &mut String, r: &Report) {
         a.leader_fills, a.instructions, a.orders, a.follower_fills
     );
     let table = |h: &mut String, title: &str, rows: &[(String, u64)]| {
-        if rows.is_empty() {
-            return;
-        }
-        let _ = writeln!(
-            h,
-            "<table class=\"small\"><thead><tr><th>{}</th><th>count</th></tr></thead><tbody>",
-            esc(title)
-        );
-        for (k, n) in rows {
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td class=\"n\">{n}</td></tr>",
-                esc(if k.is_empty() { "(none)" } else { k })
-            );
-        }
-        h.push_str("</tbody></table>\n");
+        count_table(h, title, "count", rows);
     };
     h.push_str("<div class=\"row\">");
     table(h, "instruction status", &a.instructions_by_status);
@@ -904,16 +1177,16 @@ fn activity_section(h: &mut String, r: &Report) {
     table(h, "given up, by reason", &rs.gave_up_by_reason);
     h.push_str("</div>\n");
     if !a.venues.is_empty() {
-        h.push_str("<table id=\"venue-links\"><thead><tr><th>venue</th><th>outages</th><th>downtime (ended outages)</th><th>alarms</th><th>engine stopped</th><th>down when the data ends</th></tr></thead><tbody>\n");
+        h.push_str("<table id=\"venue-links\" class=\"sortable\"><thead><tr><th data-key=\"venue\">venue</th><th data-key=\"outages\">outages</th><th data-key=\"downtime\">downtime (ended outages)</th><th data-key=\"alarms\">alarms</th><th data-key=\"stops\">engine stopped</th><th data-key=\"down\">down when the data ends</th></tr></thead><tbody>\n");
         for v in &a.venues {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td{}>{}</td></tr>",
+                "<tr><td>{}</td>{}{}{}{}<td{}>{}</td></tr>",
                 esc(&v.venue),
-                v.outages,
-                format_duration(v.downtime_ns),
-                v.alarms,
-                v.stops,
+                count_cell(v.outages),
+                duration_cell(v.downtime_ns),
+                count_cell(v.alarms),
+                count_cell(v.stops),
                 if v.down_at_end { " class=\"neg\"" } else { "" },
                 if v.down_at_end { "yes" } else { "no" },
             );
@@ -921,12 +1194,12 @@ fn activity_section(h: &mut String, r: &Report) {
         h.push_str("</tbody></table>\n");
     }
     if !r.audit.recent.is_empty() {
-        h.push_str("<h3>Latest audit entries</h3><table><thead><tr><th>seq</th><th>time</th><th>kind</th><th>subject</th><th>reason</th><th>detail</th></tr></thead><tbody>\n");
+        h.push_str("<h3>Latest audit entries</h3><table id=\"audit\" class=\"sortable\"><thead><tr><th data-key=\"seq\">seq</th><th data-key=\"time\">time</th><th data-key=\"kind\">kind</th><th data-key=\"subject\">subject</th><th data-key=\"reason\">reason</th><th data-key=\"detail\">detail</th></tr></thead><tbody>\n");
         for e in r.audit.recent.iter().rev().take(r.options.rows_max) {
             let _ = writeln!(
                 h,
-                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                e.seq,
+                "<tr>{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                count_cell(e.seq),
                 esc(&format_ts(e.ts)),
                 esc(&e.kind),
                 esc(&e.subject),
@@ -1019,18 +1292,28 @@ fn line_chart(
         x1 = x0 + 1e9;
     }
     let (ticks, lo, hi) = nice_ticks(y0, y1, 5);
-    let plot = Plot::new(
-        ML,
-        MT,
-        W - ML - MR,
-        H - MT - MB,
+    let y_labels: Vec<(f64, String)> = ticks.iter().map(|t| (*t, tick_label(*t, &ticks))).collect();
+    let plot = plot_area(
+        &y_labels,
         Scale::Linear { lo: x0, hi: x1 },
         Scale::Linear { lo, hi },
     );
     let mut s = svg_open(id, y_title, &plot);
-    let y_labels: Vec<(f64, String)> = ticks.iter().map(|t| (*t, tick_label(*t, &ticks))).collect();
     plot.y_ticks(&mut s, &y_labels);
-    plot.x_ticks(&mut s, &time_labels(x0, x1), false, Anchor::EndsInside);
+    // Round instants, each label centred under its grid line; when fewer than two
+    // of them fit, the two ends of the axis instead.
+    let round: Vec<(f64, String)> = time_ticks(x0 as i64, x1 as i64)
+        .into_iter()
+        .filter(|(x, label)| {
+            let (px, half) = (plot.px(*x), text_width(label, TICK_FONT_PX) / 2.0);
+            px - half >= 0.0 && px + half <= W
+        })
+        .collect();
+    if round.len() >= 2 {
+        plot.x_ticks(&mut s, &round, true, Anchor::Middle);
+    } else {
+        plot.x_ticks(&mut s, &end_labels(x0, x1), false, Anchor::EndsInside);
+    }
     plot.left_axis(&mut s);
     plot.bottom_axis(&mut s);
     for (i, (name, p)) in series.iter().enumerate() {
@@ -1044,35 +1327,152 @@ fn line_chart(
         }
         plot.line(&mut s, p, color, None, Some(name));
         // The legend sits above the plot, up to 10 series in two rows of 5.
-        let lx = ML + (i % 5) as f64 * 160.0;
-        let ly = 2.0 + (i / 5) as f64 * 13.0;
+        let lx = plot.left + (i % 5) as f64 * LEGEND_STEP;
+        let ly = 2.0 + (i / 5) as f64 * 14.0;
         plot.legend(
             &mut s,
             Key::Swatch,
             lx,
-            ly + 9.0,
+            ly + 10.0,
             color,
             None,
-            &truncate(name, 20),
+            &fit(name, LEGEND_STEP - 14.0 - TICK_FONT_PX),
         );
     }
     s.push_str("</svg>");
     s
 }
 
-/// Six labels along a time axis from `x0` to `x1` (ns), as fine as its span needs:
-/// milliseconds under 10 s, seconds under 2 h, minutes under 3 days, else dates.
-fn time_labels(x0: f64, x1: f64) -> Vec<(f64, String)> {
+/// Horizontal room of one legend entry (its key and label), in px.
+const LEGEND_STEP: f64 = 160.0;
+
+/// `text` cut (with an ellipsis) to fit in `px` pixels of tick font.
+fn fit(text: &str, px: f64) -> String {
+    let mut n = text.chars().count();
+    let mut t = text.to_string();
+    // Bounded by the length of `text`.
+    while n > 1 && text_width(&t, TICK_FONT_PX) > px {
+        n -= 1;
+        t = truncate(text, n);
+    }
+    t
+}
+
+/// Steps between the instants labelled on a time axis, in ns; longer spans step by
+/// calendar months (`MONTH_STEPS`).
+const TIME_STEPS_NS: [i64; 30] = [
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    NS_PER_SEC,
+    2 * NS_PER_SEC,
+    5 * NS_PER_SEC,
+    10 * NS_PER_SEC,
+    15 * NS_PER_SEC,
+    30 * NS_PER_SEC,
+    60 * NS_PER_SEC,
+    120 * NS_PER_SEC,
+    300 * NS_PER_SEC,
+    600 * NS_PER_SEC,
+    900 * NS_PER_SEC,
+    1_800 * NS_PER_SEC,
+    3_600 * NS_PER_SEC,
+    7_200 * NS_PER_SEC,
+    10_800 * NS_PER_SEC,
+    21_600 * NS_PER_SEC,
+    43_200 * NS_PER_SEC,
+    NS_PER_DAY,
+    2 * NS_PER_DAY,
+    7 * NS_PER_DAY,
+    14 * NS_PER_DAY,
+];
+const MONTH_STEPS: [i64; 5] = [1, 2, 3, 6, 12];
+/// Most labels on a time axis.
+const TIME_TICKS_MAX: usize = 10;
+const NS_PER_SEC: i64 = 1_000_000_000;
+
+/// Round instants from `x0` to `x1` (ns, UTC) to label a time axis with, at most
+/// `TIME_TICKS_MAX`, each labelled no finer than its step needs: milliseconds, then
+/// seconds, then `MM-DD HH:MM` (the date only where the day changes), then dates,
+/// then months. Steps of 7 and 14 days fall on Thursdays (the epoch's weekday).
+fn time_ticks(x0: i64, x1: i64) -> Vec<(f64, String)> {
+    debug_assert!(x1 >= x0);
+    let span = x1.saturating_sub(x0);
+    if let Some(step) = TIME_STEPS_NS
+        .iter()
+        .copied()
+        .find(|s| span / s < TIME_TICKS_MAX as i64)
+    {
+        let first = x0.div_euclid(step) * step + if x0.rem_euclid(step) == 0 { 0 } else { step };
+        let mut out: Vec<(f64, String)> = Vec::with_capacity(TIME_TICKS_MAX);
+        let mut day_before = None;
+        let mut t = first;
+        while t <= x1 && out.len() < TIME_TICKS_MAX {
+            let ts = format_ts(t);
+            let day = t.div_euclid(NS_PER_DAY);
+            let label = if step < NS_PER_SEC {
+                format!(
+                    "{}.{:03}",
+                    &ts[11..19],
+                    t.rem_euclid(NS_PER_SEC) / 1_000_000
+                )
+            } else if step < 60 * NS_PER_SEC {
+                ts[11..19].to_string()
+            } else if step < NS_PER_DAY && day_before == Some(day) {
+                ts[11..16].to_string()
+            } else if step < NS_PER_DAY {
+                ts[5..16].to_string()
+            } else {
+                format_date(t)
+            };
+            day_before = Some(day);
+            out.push((t as f64, label));
+            t = match t.checked_add(step) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+        return out;
+    }
+    // Months: the first of a month, every `months`.
+    let months = span / (30 * NS_PER_DAY);
+    let every = MONTH_STEPS
+        .iter()
+        .copied()
+        .find(|m| months / m < TIME_TICKS_MAX as i64)
+        .unwrap_or(12 * (months / (12 * TIME_TICKS_MAX as i64) + 1));
+    let mut out = Vec::with_capacity(TIME_TICKS_MAX);
+    let mut t = month_start(x0);
+    // Bounded: one turn a month of the span, and at most `TIME_TICKS_MAX` labels.
+    while t <= x1 && out.len() < TIME_TICKS_MAX {
+        let (y, m, _) = civil_from_days(t.div_euclid(NS_PER_DAY));
+        if t >= x0 && (y * 12 + i64::from(m) - 1).rem_euclid(every) == 0 {
+            out.push((t as f64, format!("{y:04}-{m:02}")));
+        }
+        t = next_month_start(t);
+    }
+    out
+}
+
+/// The two ends of a time axis, as fine as its span needs: milliseconds under 10 s,
+/// seconds under 2 h, minutes under 3 days, else dates.
+fn end_labels(x0: f64, x1: f64) -> Vec<(f64, String)> {
     let span_ns = x1 - x0;
-    (0..=5)
-        .map(|k| {
-            let x = x0 + span_ns * k as f64 / 5.0;
+    [x0, x1]
+        .iter()
+        .map(|&x| {
             let ts = format_ts(x as i64);
             let label = if span_ns < 10e9 {
                 format!(
                     "{}.{:03}",
                     &ts[11..19],
-                    (x as i64).rem_euclid(1_000_000_000) / 1_000_000
+                    (x as i64).rem_euclid(NS_PER_SEC) / 1_000_000
                 )
             } else if span_ns < 7_200e9 {
                 ts[11..19].to_string()
@@ -1093,11 +1493,9 @@ fn bar_chart(id: &str, bars: &[(String, u64)], y_title: &str, empty: &str) -> St
     }
     let max = bars.iter().map(|b| b.1).max().unwrap_or(1) as f64;
     let (ticks, _, hi) = nice_ticks(0.0, max, 5);
-    let plot = Plot::new(
-        ML,
-        MT,
-        W - ML - MR,
-        H - MT - MB,
+    let y_labels: Vec<(f64, String)> = ticks.iter().map(|t| (*t, chart::compact(*t))).collect();
+    let plot = plot_area(
+        &y_labels,
         Scale::Linear {
             lo: 0.0,
             hi: bars.len() as f64,
@@ -1105,12 +1503,31 @@ fn bar_chart(id: &str, bars: &[(String, u64)], y_title: &str, empty: &str) -> St
         Scale::Linear { lo: 0.0, hi },
     );
     let mut s = svg_open(id, y_title, &plot);
-    let y_labels: Vec<(f64, String)> = ticks.iter().map(|t| (*t, chart::compact(*t))).collect();
     plot.y_ticks(&mut s, &y_labels);
     plot.bars(&mut s, bars);
     plot.bottom_axis(&mut s);
     s.push_str("</svg>");
     s
+}
+
+/// The font size of the charts' tick labels, legend and axis titles, in px: the
+/// stylesheet's `svg .tick` (a test holds the two together).
+const TICK_FONT_PX: f64 = 12.0;
+/// Where the y axis' title is centred, from the figure's left edge, in px; it
+/// takes one line of tick font either side.
+const Y_TITLE_X: f64 = 14.0;
+
+/// The plot area of a `W`×`H` chart, its left margin wide enough for the widest of
+/// `y_labels` right of the y axis' title.
+fn plot_area(y_labels: &[(f64, String)], x: Scale, y: Scale) -> Plot {
+    let widest = y_labels
+        .iter()
+        .map(|(_, l)| text_width(l, TICK_FONT_PX))
+        .fold(0.0, f64::max);
+    let ml = ML.max(Y_TITLE_X + TICK_FONT_PX + widest + Y_LABEL_GAP);
+    Plot::new(ml, MT, W - ml - MR, H - MT - MB, x, y)
+        .labels(Y_LABEL_GAP, X_LABEL_DROP)
+        .tick_font(TICK_FONT_PX)
 }
 
 /// A chart's `<svg>` (found by its id) and the title of its y axis.
@@ -1123,7 +1540,7 @@ fn svg_open(id: &str, y_title: &str, plot: &Plot) -> String {
         W,
         H,
     );
-    plot.y_title(&mut s, 12.0, y_title);
+    plot.y_title(&mut s, Y_TITLE_X, y_title);
     s
 }
 
@@ -1139,6 +1556,57 @@ fn empty_chart(id: &str, why: &str) -> String {
 
 fn compact(d: Decimal) -> String {
     chart::compact(d.to_f64().unwrap_or(0.0))
+}
+
+/// A numeric cell of a sortable table: `text` shown, `v` the value the page's
+/// script sorts by, in `data-v`, written so that JavaScript's `Number` and Rust's
+/// `f64` both parse it. Without a value (n/a) the cell has no `data-v` and sorts
+/// last whichever the direction.
+fn num_cell(class: &str, v: Option<String>, text: &str) -> String {
+    let sep = if class.is_empty() { "" } else { " " };
+    match v {
+        Some(v) => {
+            debug_assert!(v.parse::<f64>().is_ok_and(|x| !x.is_nan()), "data-v {v:?}");
+            format!(
+                "<td class=\"n{sep}{class}\" data-v=\"{}\">{}</td>",
+                esc(&v),
+                esc(text)
+            )
+        }
+        None => format!("<td class=\"n{sep}{class}\">{}</td>", esc(text)),
+    }
+}
+
+/// A sum of money, green or red by its sign when `signed`.
+fn money_cell(d: Decimal, signed: bool) -> String {
+    let class = if signed { sign_class(d) } else { "" };
+    num_cell(class, Some(d.normalize().to_string()), &money(d))
+}
+
+fn opt_money_cell(d: Option<Decimal>) -> String {
+    match d {
+        Some(d) => money_cell(d, false),
+        None => num_cell("", None, "n/a"),
+    }
+}
+
+fn count_cell(n: impl std::fmt::Display) -> String {
+    let n = n.to_string();
+    num_cell("", Some(n.clone()), &n)
+}
+
+/// A quantity as the data write it, red when `bad`.
+fn qty_cell(q: Decimal, bad: bool) -> String {
+    num_cell(
+        if bad { "neg" } else { "" },
+        Some(q.normalize().to_string()),
+        &q.to_string(),
+    )
+}
+
+/// A duration, sorted by its nanoseconds.
+fn duration_cell(ns: i64) -> String {
+    num_cell("", Some(ns.to_string()), &format_duration(ns))
 }
 
 fn sign_class(d: Decimal) -> &'static str {
@@ -1159,12 +1627,12 @@ h2 { font-size: 19px; margin: 32px 0 8px; border-bottom: 2px solid #e5e7eb; padd
 h3 { font-size: 15px; margin: 20px 0 6px; }
 nav a { margin-right: 12px; color: #2563eb; text-decoration: none; }
 p.note { color: #92400e; background: #fffbeb; border-left: 3px solid #f59e0b; padding: 4px 8px; margin: 4px 0; }
-figure { margin: 12px 0 20px; background: #fff; border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px; }
+figure { overflow-x: auto; margin: 12px 0 20px; background: #fff; border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px; }
 figcaption { color: #4b5563; font-size: 12.5px; margin-top: 4px; }
-svg.chart { display: block; max-width: 100%; height: auto; }
+svg.chart { display: block; max-width: 100%; min-width: 640px; height: auto; }
 svg .grid { stroke: #e5e7eb; stroke-width: 1; }
 svg .axis { stroke: #6b7280; stroke-width: 1; }
-svg .tick, svg .legend, svg .ytitle { font-size: 11px; fill: #4b5563; }
+svg .tick, svg .legend, svg .ytitle { font-size: 12px; fill: #4b5563; }
 svg path.line { fill: none; stroke-width: 1.8; stroke-linejoin: round; }
 svg path.area { fill-opacity: 0.12; stroke: none; }
 svg rect.bar { fill: #2563eb; }
@@ -1179,7 +1647,14 @@ td.neg { color: #b91c1c; }
 tr.first td { border-top: 2px solid #d1d5db; }
 form.controls { margin: 8px 0; display: flex; flex-wrap: wrap; gap: 6px 16px; font-size: 13px; }
 form.controls input { width: 90px; }
-th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; color: #1d4ed8; }
+th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; color: #1d4ed8; text-align: inherit; }
+th[aria-sort="ascending"] button::after { content: " \25B2"; }
+th[aria-sort="descending"] button::after { content: " \25BC"; }
+div.tools { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 12px; margin: 8px 0 -4px; font-size: 13px; }
+div.tools input { width: 220px; }
+td.rep { color: #9ca3af; }
+table.sorted tr.first td { border-top: 1px solid #e5e7eb; }
+p.nojs { color: #4b5563; font-size: 12.5px; }
 svg.spark { display: block; }
 svg.spark path.line { fill: none; stroke-width: 1.4; }
 dl dt { font-weight: 600; margin-top: 10px; }
@@ -1230,6 +1705,202 @@ const DEFINITIONS: &str = r#"<section id="definitions"><h2>Definitions</h2>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::days_from_civil;
+
+    /// 2024-09-01 05:00:00 UTC and 123 ns.
+    const T0: i64 = 19_967 * NS_PER_DAY + 5 * 3_600 * NS_PER_SEC + 123;
+
+    fn labels(span_ns: i64) -> Vec<String> {
+        time_ticks(T0, T0 + span_ns)
+            .into_iter()
+            .map(|t| t.1)
+            .collect()
+    }
+
+    #[test]
+    fn time_axes_label_round_instants_no_finer_than_their_step() {
+        assert_eq!(T0 / NS_PER_DAY, days_from_civil(2024, 9, 1));
+        let hour = 3_600 * NS_PER_SEC;
+        // Weeks fall on Thursdays, the epoch's weekday.
+        assert_eq!(
+            labels(60 * NS_PER_DAY),
+            [
+                "2024-09-05",
+                "2024-09-12",
+                "2024-09-19",
+                "2024-09-26",
+                "2024-10-03",
+                "2024-10-10",
+                "2024-10-17",
+                "2024-10-24",
+                "2024-10-31"
+            ]
+        );
+        // The date where the day changes, and only there.
+        assert_eq!(
+            labels(2 * NS_PER_DAY),
+            [
+                "09-01 06:00",
+                "12:00",
+                "18:00",
+                "09-02 00:00",
+                "06:00",
+                "12:00",
+                "18:00",
+                "09-03 00:00"
+            ]
+        );
+        assert_eq!(
+            labels(2 * hour),
+            [
+                "09-01 05:15",
+                "05:30",
+                "05:45",
+                "06:00",
+                "06:15",
+                "06:30",
+                "06:45",
+                "07:00"
+            ]
+        );
+        assert_eq!(
+            labels(5 * NS_PER_SEC),
+            ["05:00:01", "05:00:02", "05:00:03", "05:00:04", "05:00:05"]
+        );
+        assert_eq!(
+            labels(300_000_000),
+            [
+                "05:00:00.050",
+                "05:00:00.100",
+                "05:00:00.150",
+                "05:00:00.200",
+                "05:00:00.250",
+                "05:00:00.300"
+            ]
+        );
+        assert_eq!(
+            labels(3 * 365 * NS_PER_DAY),
+            ["2025-01", "2025-07", "2026-01", "2026-07", "2027-01", "2027-07"]
+        );
+    }
+
+    #[test]
+    fn time_axes_never_repeat_a_label_or_leave_their_span() {
+        // From 1 ns to 200 years (the last instant an i64 of ns holds is in 2262).
+        let mut span = 1i64;
+        // Bounded: the span triples each turn.
+        while span < 200 * 365 * NS_PER_DAY / 3 {
+            let ticks = time_ticks(T0, T0 + span);
+            assert!(ticks.len() <= TIME_TICKS_MAX, "{span} ns: {ticks:?}");
+            if span >= 10_000_000 {
+                assert!(ticks.len() >= 2, "{span} ns: {ticks:?}");
+            }
+            for w in ticks.windows(2) {
+                assert!(w[0].0 < w[1].0, "{span} ns: {ticks:?}");
+                assert_ne!(w[0].1, w[1].1, "{span} ns: {ticks:?}");
+            }
+            for (x, _) in &ticks {
+                assert!(
+                    *x >= T0 as f64 && *x <= (T0 + span) as f64,
+                    "{span} ns: {ticks:?}"
+                );
+            }
+            span = span * 3 + 7;
+        }
+    }
+
+    /// The x axis labels of a line chart over `span_ns`: `(left, right)` in px, as
+    /// wide as `text_width` says.
+    fn x_label_spans(span_ns: i64) -> Vec<(f64, f64, String)> {
+        let t = T0 as f64;
+        let series = vec![("a".to_string(), vec![(t, 1.0), (t + span_ns as f64, 2.0)])];
+        let svg = line_chart("c", &series, "y", false, "none");
+        let drop = format!("y=\"{:.1}\"", H - MB + X_LABEL_DROP);
+        svg.split("<text class=\"tick\" ")
+            .skip(1)
+            .filter(|t| t.contains(&drop))
+            .map(|t| {
+                let x: f64 = t[3..t[3..].find('"').unwrap() + 3].parse().unwrap();
+                let label = &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()];
+                let w = text_width(label, TICK_FONT_PX);
+                let left = if t.contains("\"start\"") {
+                    x
+                } else if t.contains("\"end\"") {
+                    x - w
+                } else {
+                    x - w / 2.0
+                };
+                (left, left + w, label.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn line_chart_time_labels_stay_apart_and_inside_the_figure() {
+        for span in [
+            1,
+            40_000_000,
+            3 * NS_PER_SEC,
+            90 * NS_PER_SEC,
+            7_000 * NS_PER_SEC,
+            NS_PER_DAY + 1,
+            5 * NS_PER_DAY,
+            60 * NS_PER_DAY,
+            400 * NS_PER_DAY,
+            40 * 365 * NS_PER_DAY,
+        ] {
+            let spans = x_label_spans(span);
+            assert!(spans.len() >= 2, "{span} ns: {spans:?}");
+            for w in spans.windows(2) {
+                assert!(
+                    w[0].1 + TICK_FONT_PX * 0.5 <= w[1].0,
+                    "{span} ns: {:?} and {:?} overlap",
+                    w[0],
+                    w[1]
+                );
+            }
+            assert!(
+                spans[0].0 >= 0.0 && spans[spans.len() - 1].1 <= W,
+                "{span} ns: {spans:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stylesheet_sets_the_tick_font_the_layout_measures_with() {
+        assert!(CSS.contains(&format!(
+            "svg .tick, svg .legend, svg .ytitle {{ font-size: {TICK_FONT_PX}px;"
+        )));
+    }
+
+    #[test]
+    fn wide_y_labels_widen_the_left_margin() {
+        let narrow = plot_area(
+            &[(0.0, "10".into())],
+            Scale::Linear { lo: 0.0, hi: 1.0 },
+            Scale::Linear { lo: 0.0, hi: 1.0 },
+        );
+        assert_eq!(narrow.left, ML);
+        let wide = "-100.0000001".to_string();
+        let p = plot_area(
+            &[(0.0, wide.clone())],
+            Scale::Linear { lo: 0.0, hi: 1.0 },
+            Scale::Linear { lo: 0.0, hi: 1.0 },
+        );
+        assert!(
+            p.left - p.y_label_gap - text_width(&wide, TICK_FONT_PX)
+                >= Y_TITLE_X + TICK_FONT_PX / 2.0
+        );
+        assert!((p.left + p.width + MR - W).abs() < 1e-9);
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(5_000), "5,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn regression_a_line_whose_points_share_one_nanosecond_stamp_drew_nan() {
