@@ -644,6 +644,7 @@ pub fn status_json(s: &Served, c: &ControlStats) -> Value {
             "duplicate_events": st.duplicate_events,
             "invalid_events": st.invalid_events,
             "mark_prices": st.mark_prices,
+            "fundings": st.fundings,
             "commands": st.commands,
             "decisions": st.decisions,
             "decisions_by_status": by_status,

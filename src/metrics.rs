@@ -222,6 +222,12 @@ pub fn render(s: &Served, control: Option<&ControlStats>) -> String {
         "Mark prices taken.",
         st.mark_prices,
     );
+    o.one(
+        "fillcast_funding_events_total",
+        "counter",
+        "Funding events taken (journaled for the sidecar's funding payments).",
+        st.fundings,
+    );
     o.family(
         "fillcast_decisions_total",
         "counter",

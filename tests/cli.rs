@@ -222,6 +222,51 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
         "{}",
         json["latency"]
     );
+    // Where the followers' P&L came from (issue 16): the parts add up to the
+    // total, the market's spread and impact and the fees are costs, and most
+    // fills are priced against the leader fill they copied.
+    let a = &json["pnl_attribution"];
+    let dec = |k: &str| -> rust_decimal::Decimal {
+        a[k].as_str()
+            .unwrap_or_else(|| panic!("{k}: {a:#}"))
+            .parse()
+            .unwrap()
+    };
+    let funding = a["funding"]
+        .as_str()
+        .map_or(rust_decimal::Decimal::ZERO, |f| f.parse().unwrap());
+    assert_eq!(
+        dec("leaders_trading") + dec("spread_and_impact") + dec("fees") + funding,
+        dec("total"),
+        "{a:#}"
+    );
+    assert!(dec("residual").is_zero(), "{a:#}");
+    assert!(
+        dec("spread_and_impact") < rust_decimal::Decimal::ZERO,
+        "{a:#}"
+    );
+    assert!(dec("fees") < rust_decimal::Decimal::ZERO, "{a:#}");
+    let at_leader = a["fills_at_leader_price"].as_u64().unwrap();
+    let at_last = a["fills_at_last_price"].as_u64().unwrap();
+    assert!(at_leader > at_last, "{a:#}");
+    let total: rust_decimal::Decimal = json["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["net_pnl"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, dec("total"), "the followers' net P&L");
+    assert!(
+        out.contains("where it came from: leaders' trading"),
+        "the demo's summary splits follower P&L:\n{out}"
+    );
+
     // The trailing windows hold the demo's trading (venue time starts now).
     let l = &json["leaders"][0]["windows"];
     assert_eq!(l[0]["window"], "7d");
@@ -864,6 +909,183 @@ fn mark_and_equity_lines_reach_the_journal_and_sql() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(follower, [("F3".to_string(), "48000.5".to_string())]);
+}
+
+/// Issue 16, end to end: a file source's funding lines go through the engine
+/// into the journal (`journal inspect`), the sidecar writes a rate row each and
+/// a payment for every position open then, and `report --json` puts them in the
+/// leaders' and followers' P&L. The leaders' payments are fixed by the file
+/// (1.25 BTC of L1 and 10 ETH of L2 are open there); the followers' depend on
+/// what the simulated venue had filled by then (the file is paced at 50 lines a
+/// second, so its copies of the first fills are filled, 20 µs away, 20 ms
+/// before the funding), so each is checked against its position and the report
+/// against the sums.
+#[test]
+fn funding_lines_reach_the_journal_sql_and_report() {
+    let dir = tmp();
+    let fills: Vec<String> = std::fs::read_to_string("config/leader-fills.jsonl")
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut lines = fills[..5].to_vec();
+    lines.extend([
+        r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"65100.0","ts":1732060800004500000}"#.to_string(),
+        r#"{"type":"funding","symbol":"ETHUSDT","rate":"-0.00025","mark_price":"3401.25","ts":1732060800004500000}"#.to_string(),
+        r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.5%","mark_price":"65100.0","ts":1732060800004600000}"#.to_string(),
+    ]);
+    lines.extend(fills[5..].iter().cloned());
+    let file = dir.path().join("funding.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let cfg = std::fs::read_to_string("config/run-file.toml")
+        .unwrap()
+        .replace(
+            "\"leader-fills.jsonl\"",
+            &format!("{:?}\nrate_per_sec = 50", file.display().to_string()),
+        );
+    let cfg_path = dir.path().join("funding.toml");
+    std::fs::write(&cfg_path, format!("{cfg}\n[journal]\ndir = \"journal\"\n")).unwrap();
+    let o = fillcast_output(&[
+        "run",
+        "--progress",
+        "0",
+        "--config",
+        cfg_path.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        format!("{out}{err}")
+            .contains("funding.jsonl:8: field `rate`: `0.5%` is not a decimal number"),
+        "the bad line is named:\n{out}{err}"
+    );
+
+    let journal = dir.path().join("journal");
+    let o = fillcast_output(&["journal", "inspect", journal.to_str().unwrap(), "--json"]);
+    let (json, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let funding: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "funding")
+        .collect();
+    assert_eq!(funding.len(), 2, "{funding:?}");
+    assert_eq!(funding[0]["rate"], "0.0001");
+    assert_eq!(funding[1]["rate"], "-0.00025");
+
+    let db = format!("sqlite:{}", dir.path().join("funding.db").display());
+    let o = fillcast_output(&[
+        "sidecar",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let conn = rusqlite::Connection::open(dir.path().join("funding.db")).unwrap();
+    let rates: Vec<(String, String, String)> = conn
+        .prepare("SELECT symbol, rate, mark_price FROM funding_rates ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let own = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        rates,
+        [
+            own("BTCUSDT", "0.0001", "65100"),
+            own("ETHUSDT", "-0.00025", "3401.25")
+        ]
+    );
+    type Payment = (String, Option<String>, String, String, String, String);
+    let payments: Vec<Payment> = conn
+        .prepare(
+            "SELECT leader_id, subscription_id, position_qty, mark_price, rate, amount \
+             FROM funding_payments ORDER BY seq, line",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let dec = |s: &str| rust_decimal::Decimal::from_str_exact(s).unwrap();
+    // L1 holds 0.5 + 0.5 + 0.25 BTC: −1.25 × 65100 × 0.0001 = −8.1375. L2 holds
+    // 10 ETH: −10 × 3401.25 × −0.00025 = 8.503125.
+    let leaders: Vec<(&str, &str, &str)> = payments
+        .iter()
+        .filter(|p| p.1.is_none())
+        .map(|p| (p.0.as_str(), p.2.as_str(), p.5.as_str()))
+        .collect();
+    assert_eq!(
+        leaders,
+        [("L1", "1.25", "-8.1375"), ("L2", "10", "8.503125")]
+    );
+    let mut by_sub: std::collections::BTreeMap<String, rust_decimal::Decimal> = Default::default();
+    for p in payments.iter().filter(|p| p.1.is_some()) {
+        let want = (-dec(&p.2) * dec(&p.3) * dec(&p.4))
+            .round_dp_with_strategy(8, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        assert_eq!(dec(&p.5), want, "{p:?}");
+        assert_ne!(dec(&p.2), rust_decimal::Decimal::ZERO, "{p:?}");
+        *by_sub.entry(p.1.clone().unwrap()).or_default() += dec(&p.5);
+    }
+    assert!(
+        !by_sub.is_empty(),
+        "no follower held a position at the funding: {payments:?}"
+    );
+
+    let report = dir.path().join("funding.json");
+    let o = fillcast_output(&["report", "--db", &db, "--json", report.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("funding -8.14"), "{out}");
+    assert!(
+        out.contains("definitions:\n  funding: At each funding input"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let leader = |id: &str| {
+        v["leaders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["leader_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(leader("L1")["funding"], "-8.1375");
+    assert_eq!(leader("L2")["funding"], "8.503125");
+    assert_eq!(v["row_counts"]["funding_payments"], payments.len() as u64);
+    for f in v["followers"].as_array().unwrap() {
+        let mut total = rust_decimal::Decimal::ZERO;
+        for s in f["subscriptions"].as_array().unwrap() {
+            let id = s["subscription_id"].as_str().unwrap();
+            let want = by_sub.get(id).copied().unwrap_or_default();
+            assert_eq!(dec(s["funding"].as_str().unwrap()), want, "{id}");
+            let parts = dec(s["realized_pnl"].as_str().unwrap())
+                + dec(s["unrealized_pnl"].as_str().unwrap())
+                - dec(s["fees_paid"].as_str().unwrap())
+                + want;
+            assert_eq!(dec(s["net_pnl"].as_str().unwrap()), parts, "{id}");
+            total += want;
+        }
+        assert_eq!(
+            dec(f["funding"].as_str().unwrap()),
+            total,
+            "{}",
+            f["follower_id"]
+        );
+    }
 }
 
 /// With `--log-format json` every line the engine logs on stderr is one JSON

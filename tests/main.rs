@@ -14,6 +14,7 @@ mod keys;
 mod lineage_kinds;
 mod live;
 mod never_unhedged;
+mod replay_history;
 mod restart_loop;
 mod sim_venue;
 mod simulate;

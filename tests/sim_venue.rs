@@ -43,6 +43,7 @@ fn orders(first: u64, count: u64) -> Vec<FollowerOrder> {
                 reduce_only: false,
                 leader_event_key: n,
                 ts: Nanos(n),
+                ..FollowerOrder::default()
             }
         })
         .collect()

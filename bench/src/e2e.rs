@@ -476,6 +476,7 @@ fn baseline(u: &Arc<Universe>, opts: &Options, progress: &Progress) -> Measured 
                         reduce_only: false,
                         leader_event_key: key,
                         ts: clock::now(),
+                        ..FollowerOrder::default()
                     };
                     let _ = order_tx.send(OrderMsg::Order(order));
                 });

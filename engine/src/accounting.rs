@@ -14,7 +14,7 @@
 //! result that fitted, so an overflow changes nothing.
 
 use crate::model::Side;
-use crate::units::{Lots, Money, Ticks};
+use crate::units::{FundingRate, Lots, Money, Ticks};
 use rust_decimal::Decimal;
 
 /// The arithmetic the rule needs, checked: `None` is an overflow.
@@ -249,10 +249,144 @@ pub fn lot_ticks_to_money(lot_ticks: i128, money_per_lot_tick: i64) -> Money {
     )
 }
 
+/// What a position of `qty` lots receives (positive) or pays (negative) at one
+/// funding instant of rate `rate` at mark `mark` ticks: `−qty × mark × rate` in
+/// money, so a long pays a positive rate and a short receives it.
+///
+/// Rounded once, to the money unit (10^-8 of the quote currency, the precision
+/// of fees and realized P&L), half away from zero: a long and a short of the
+/// same size pay and receive exactly the same amount. Saturates at `i64`'s
+/// range, keeping the sign (as `lot_ticks_to_money`): no account holds such
+/// an amount.
+pub fn funding_payment(
+    qty: Lots,
+    mark: Ticks,
+    rate: FundingRate,
+    money_per_lot_tick: i64,
+) -> Money {
+    let sign = -qty.0.signum() * mark.0.signum() * rate.0.signum() * money_per_lot_tick.signum();
+    if sign == 0 {
+        return Money::ZERO;
+    }
+    // `qty × mark` always fits (|i64|² < 2^127); the rest may not.
+    let scaled = (qty.0 as i128 * mark.0 as i128)
+        .checked_mul(money_per_lot_tick as i128)
+        .and_then(|m| m.checked_mul(rate.0 as i128))
+        .and_then(i128::checked_neg);
+    let Some(scaled) = scaled else {
+        return if sign > 0 {
+            Money::MAX
+        } else {
+            Money(i64::MIN)
+        };
+    };
+    debug_assert_eq!(scaled.signum(), sign as i128);
+    let scale = FundingRate::SCALE as i128;
+    let (q, r) = (scaled / scale, scaled % scale);
+    let rounded = if 2 * r.abs() >= scale {
+        q + scaled.signum()
+    } else {
+        q
+    };
+    Money(rounded.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    /// 0.5 BTC (500 lots of 0.001) at 65,000.1 (650,001 ticks of 0.1): one lot
+    /// × one tick is 0.0001 USDT, 10,000 money units.
+    const BTC_MPLT: i64 = 10_000;
+
+    #[test]
+    fn funding_a_long_pays_a_positive_rate_and_a_short_receives_it() {
+        let rate = FundingRate(10_000); // 0.01%
+                                        // Notional 32,500.05; × 0.0001 = 3.250005 exactly.
+        let long = funding_payment(Lots(500), Ticks(650_001), rate, BTC_MPLT);
+        assert_eq!(long, Money(-325_000_500));
+        assert_eq!(long.to_decimal(), dec!(-3.250005));
+        let short = funding_payment(Lots(-500), Ticks(650_001), rate, BTC_MPLT);
+        assert_eq!(short, Money(325_000_500));
+        // A negative rate: shorts pay longs. 121,875,187.5 money units: the
+        // half goes away from zero.
+        let rate = FundingRate(-3_750);
+        assert_eq!(
+            funding_payment(Lots(500), Ticks(650_001), rate, BTC_MPLT).to_decimal(),
+            dec!(1.21875188)
+        );
+        assert_eq!(
+            funding_payment(Lots(-500), Ticks(650_001), rate, BTC_MPLT).to_decimal(),
+            dec!(-1.21875188)
+        );
+        // Flat, a zero rate: nothing.
+        assert_eq!(
+            funding_payment(Lots(0), Ticks(650_001), rate, BTC_MPLT),
+            Money::ZERO
+        );
+        assert_eq!(
+            funding_payment(Lots(7), Ticks(650_001), FundingRate::ZERO, BTC_MPLT),
+            Money::ZERO
+        );
+    }
+
+    #[test]
+    fn funding_rounds_once_half_away_from_zero() {
+        // 1 lot × 1 tick × 1 unit of money × rate 1e-8: 1e-8 money units.
+        let unit =
+            |lots: i64, rate: i64| funding_payment(Lots(lots), Ticks(1), FundingRate(rate), 1).0;
+        // Exactly half a money unit: away from zero, both sides alike.
+        assert_eq!(unit(1, 50_000_000), -1);
+        assert_eq!(unit(-1, 50_000_000), 1);
+        assert_eq!(unit(1, -50_000_000), 1);
+        // Just below half: toward zero.
+        assert_eq!(unit(1, 49_999_999), 0);
+        assert_eq!(unit(-1, 49_999_999), 0);
+        // Just above: away.
+        assert_eq!(unit(3, 16_666_667), -1);
+        // 0.75 → 1, 1.5 → 2, 2.4999… → 2.
+        assert_eq!(unit(3, 25_000_000), -1);
+        assert_eq!(unit(3, 50_000_000), -2);
+        assert_eq!(unit(-5, 49_999_999), 2);
+        // The same as the exact decimal rounded half away from zero.
+        for (lots, ticks, rate, mplt) in [
+            (123_457i64, 650_001i64, 12_345i64, 10_000i64),
+            (-98_765, 34_012_345, -777, 1_000_000),
+            (1, 1, 1, 1),
+            (-3, 7, 99_999_999, 3),
+        ] {
+            let got = funding_payment(Lots(lots), Ticks(ticks), FundingRate(rate), mplt);
+            let exact = -Decimal::from(lots)
+                * Decimal::from(ticks)
+                * Decimal::from(mplt)
+                * Decimal::from(rate)
+                / Decimal::from(FundingRate::SCALE);
+            let want = exact
+                .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+            assert_eq!(Decimal::from(got.0), want, "{lots} {ticks} {rate} {mplt}");
+        }
+    }
+
+    #[test]
+    fn funding_saturates_keeping_its_sign() {
+        let huge = |lots: i64, rate: i64| {
+            funding_payment(Lots(lots), Ticks(i64::MAX), FundingRate(rate), i64::MAX)
+        };
+        assert_eq!(huge(i64::MAX, 1), Money(i64::MIN));
+        assert_eq!(huge(-i64::MAX, 1), Money::MAX);
+        assert_eq!(huge(i64::MIN, -FundingRate::SCALE), Money(i64::MIN));
+        // Past i64 after the division, within i128 before it.
+        assert_eq!(
+            funding_payment(
+                Lots(1 << 48),
+                Ticks(1 << 40),
+                FundingRate(FundingRate::SCALE),
+                1
+            ),
+            Money(i64::MIN)
+        );
+    }
 
     fn fill(p: &mut AverageCost<i128>, q: i128, price: i128) -> Applied<i128> {
         let (next, applied) = p.after(q, price).expect("fits");

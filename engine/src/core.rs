@@ -25,7 +25,7 @@ use crate::order::{
 use crate::outputs::{Decision, DecisionStatus, Notice, Outputs, Reason, SyncReason};
 use crate::risk::{allow_increase, Allowed, RiskInput};
 use crate::sizing::{LeaderMove, NOT_COPYING};
-use crate::units::{notional, Lots, Money, Nanos, Ticks, Q32};
+use crate::units::{notional, FundingRate, Lots, Money, Nanos, Ticks, Q32};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -39,6 +39,8 @@ pub struct CoreStats {
     pub duplicate_events: u64,
     pub invalid_events: u64,
     pub mark_prices: u64,
+    /// Funding events taken (`FeedEvent::Funding`): counted, nothing decided.
+    pub fundings: u64,
     /// Follower equities taken (`FeedEvent::FollowerEquity`).
     pub follower_equities: u64,
     pub commands: u64,
@@ -503,6 +505,9 @@ pub struct Core {
     stop_on_alarm: bool,
     /// The engine's time: the latest timestamp of any input taken (never goes back).
     now_ns: u64,
+    /// The latest venue time of a leader fill or a mark taken (never goes
+    /// back): `FollowerOrder::venue_ts` of the orders no fill made.
+    venue_now_ns: u64,
     /// A venue alarm stopped the engine (`engine.on_venue_down = "stop"`).
     halted: bool,
     stats: CoreStats,
@@ -899,6 +904,7 @@ impl Core {
             venue_down_alarm_ns: cfg.venue_down_alarm_ms.saturating_mul(1_000_000),
             stop_on_alarm: cfg.on_venue_down == VenueDownPolicy::Stop,
             now_ns: 0,
+            venue_now_ns: 0,
             halted: false,
             stats: CoreStats::default(),
             universe,
@@ -1095,6 +1101,7 @@ impl Core {
         next.kill_switch = self.kill_switch;
         next.halted = self.halted;
         next.now_ns = self.now_ns;
+        next.venue_now_ns = self.venue_now_ns;
         swap(&mut next.stats, &mut self.stats);
         swap(&mut next.links, &mut self.links);
         swap(&mut next.seen_events, &mut self.seen_events);
@@ -1549,6 +1556,12 @@ impl Core {
             FeedEvent::Command { cmd, ts, .. } => self.on_command(cmd, ts, out),
             FeedEvent::Tick { ts } => self.on_tick(ts, out),
             FeedEvent::Venue { venue, up, ts } => self.on_venue(venue, up, ts, out),
+            FeedEvent::Funding {
+                symbol,
+                rate,
+                price,
+                ..
+            } => self.on_funding(symbol, rate, price),
             // The pipeline applies it (`Core::apply_revision`); decides nothing itself.
             FeedEvent::SourceCursor { .. } | FeedEvent::Revision { .. } => {}
         }
@@ -1654,6 +1667,11 @@ impl Core {
                 price,
                 money_per_lot_tick,
                 ts: f.recv_ts,
+                venue_ts: if f.venue_ts.0 > 0 {
+                    f.venue_ts
+                } else {
+                    Nanos(self.venue_now_ns)
+                },
             },
             venue_down: self.links[spec.venue.0 as usize].down,
             // The trading day is the engine's own (journaled, never going back),
@@ -1692,6 +1710,7 @@ impl Core {
         }
         self.stats.leader_fills += 1;
         self.advance(f.recv_ts);
+        self.venue_now_ns = self.venue_now_ns.max(f.venue_ts.0);
         Some((before, after))
     }
 
@@ -1703,6 +1722,7 @@ impl Core {
         }
         self.stats.mark_prices += 1;
         self.marks[si] = price;
+        self.venue_now_ns = self.venue_now_ns.max(ts.0);
         // The stop-losses holding a position in `si`, in list order. A stop
         // only sends orders; no position moves before the next fill, so the
         // row does not change under the walk.
@@ -1715,6 +1735,17 @@ impl Core {
                 self.check_stop_loss(self.stop_loss_subs[i], ts, out);
             }
         }
+    }
+
+    /// Funding moves no position and no limit here: the payments are the
+    /// sidecar's to record (`funding_payments`). Not even the mark: what the
+    /// risk filter values positions at stays the mark and fill stream's.
+    fn on_funding(&mut self, symbol: SymbolIdx, rate: FundingRate, price: Ticks) {
+        if symbol.0 as usize >= self.marks.len() || price.0 <= 0 || !rate.is_within_bounds() {
+            self.stats.invalid_events += 1;
+            return;
+        }
+        self.stats.fundings += 1;
     }
 
     /// `stop_loss_subs` for the subscriptions' stop-losses now.
@@ -1953,6 +1984,7 @@ impl Core {
             price: self.marks[si].max(Ticks(1)),
             money_per_lot_tick: self.universe.symbols[si].money_per_lot_tick,
             ts: Nanos(self.now_ns),
+            venue_ts: Nanos(self.venue_now_ns),
         }
     }
 
@@ -3008,6 +3040,8 @@ struct Leg {
     price: Ticks,
     money_per_lot_tick: i64,
     ts: Nanos,
+    /// `FollowerOrder::venue_ts`.
+    venue_ts: Nanos,
 }
 
 /// The parts of the core an order touches besides its leader's book.
@@ -3139,6 +3173,8 @@ fn send<O: Outputs>(
         reduce_only,
         leader_event_key: leg.event_key,
         ts: leg.ts,
+        venue_ts: leg.venue_ts,
+        ref_price: leg.price,
     });
     desk.stats.orders_sent += 1;
     desk.stats.reduce_only_orders += reduce_only as u64;
@@ -3352,6 +3388,61 @@ mod tests {
                 RejectReason::None
             },
             ..ExecReport::default()
+        }
+    }
+
+    /// Issue 16: a funding event is counted (or counted invalid) and nothing
+    /// else: no output, and every later decision is what it would have been
+    /// without it.
+    #[test]
+    fn funding_is_counted_and_decides_nothing() {
+        #[derive(Default)]
+        struct Any(usize);
+        impl Outputs for Any {
+            fn decision(&mut self, _: &Decision) {
+                self.0 += 1;
+            }
+            fn order(&mut self, _: &FollowerOrder) {
+                self.0 += 1;
+            }
+            fn notice(&mut self, _: &Notice) {
+                self.0 += 1;
+            }
+        }
+        let (u, e) = two_symbols("");
+        let mut core = Core::new(Arc::clone(&u), &e);
+        let mut twin = Core::new(Arc::clone(&u), &e);
+        let x = u.symbol("X").unwrap();
+        let first = leader_fill(&u, "X", Side::Buy, 10, "e1");
+        core.on_feed(&first, &mut Record::default());
+        twin.on_feed(&first, &mut Record::default());
+        let mut any = Any::default();
+        for (symbol, rate, price) in [
+            (x, FundingRate(10_000), Ticks(100)),
+            (x, FundingRate(-FundingRate::SCALE), Ticks(100)),
+            // Invalid: past ±100%, no price, no such symbol.
+            (x, FundingRate(FundingRate::SCALE + 1), Ticks(100)),
+            (x, FundingRate(10_000), Ticks(0)),
+            (SymbolIdx(9), FundingRate(10_000), Ticks(100)),
+        ] {
+            let ev = FeedEvent::Funding {
+                symbol,
+                rate,
+                price,
+                ts: Nanos(5),
+            };
+            core.on_feed(&ev, &mut any);
+        }
+        assert_eq!(any.0, 0, "funding decides nothing");
+        assert_eq!((core.stats().fundings, core.stats().invalid_events), (2, 3));
+        let next = leader_fill(&u, "X", Side::Sell, 4, "e2");
+        let (mut a, mut b) = (Record::default(), Record::default());
+        core.on_feed(&next, &mut a);
+        twin.on_feed(&next, &mut b);
+        assert!(!a.orders.is_empty());
+        assert_eq!((a.decisions, a.orders), (b.decisions, b.orders));
+        for sub in [SubIdx(0), SubIdx(1)] {
+            assert_eq!(core.working(sub, x), twin.working(sub, x));
         }
     }
 
@@ -3782,7 +3873,7 @@ mod tests {
                             limit: o.limit,
                             reduce_only: o.reduce_only,
                             leader_event_key: o.leader_event_key,
-                            ts: Nanos(0),
+                            ..FollowerOrder::default()
                         });
                     }
                 }

@@ -1,11 +1,11 @@
 //! The fixed-size, `Copy` events that travel on the rings.
 //!
-//! Ingress: `FeedEvent` (leader fills, marks, equity updates, commands) on the feed
-//! ring, `ExecReport` on the exec ring. Egress: `OrderChunk` (up to `ORDER_CHUNK`
+//! Ingress: `FeedEvent` (leader fills, marks, funding, equity updates, commands) on
+//! the feed ring, `ExecReport` on the exec ring. Egress: `OrderChunk` (up to `ORDER_CHUNK`
 //! follower orders) on each gateway's ring. Nothing here owns heap memory.
 
 use crate::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, VenueIdx};
-use crate::units::{Lots, Money, Nanos, Ticks};
+use crate::units::{FundingRate, Lots, Money, Nanos, Ticks};
 
 /// A leader's fill, already resolved to indices and integer units by its source.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -155,6 +155,18 @@ pub enum FeedEvent {
         up: bool,
         ts: Nanos,
     },
+    /// A perpetual's funding at `ts`: every position open in `symbol` then pays
+    /// (a long, for a positive rate) or receives `qty × price × rate`. Moves no
+    /// position and decides nothing: journaled so that the sidecar can record
+    /// each holder's payment (`funding_payments`) from the positions at this
+    /// point of the journal.
+    Funding {
+        symbol: SymbolIdx,
+        rate: FundingRate,
+        /// The mark price the rate applies to.
+        price: Ticks,
+        ts: Nanos,
+    },
 }
 
 /// What the I/O thread hands the core stage on the exec ring: a venue's report, or
@@ -264,7 +276,31 @@ pub struct FollowerOrder {
     pub reduce_only: bool,
     /// The leader event this order copies (0 for stops and retries of stops).
     pub leader_event_key: u64,
+    /// The engine's time when it made the order (its receive clock).
     pub ts: Nanos,
+    /// The venue's time of the input that made the order: the copied leader
+    /// fill's `venue_ts`, else (a resync, a stop) the latest venue time the core
+    /// has seen in a fill or a mark; 0 when unknown. With `ref_price`, what the
+    /// simulated venue prices and stamps the order by, so that a replay of a
+    /// history trades in the history's market and time, not the wall clock's.
+    /// A hint derived from the inputs, like `ref_price`: not journaled (an order
+    /// read back from a journal has 0), and not compared by a replay.
+    pub venue_ts: Nanos,
+    /// The price the decision copied: the leader fill's price, else the
+    /// symbol's last known price (its mark or latest fill).
+    pub ref_price: Ticks,
+}
+
+impl FollowerOrder {
+    /// The order without its market hints (`venue_ts`, `ref_price`): what the
+    /// journal holds of it.
+    pub fn journaled(&self) -> FollowerOrder {
+        FollowerOrder {
+            venue_ts: Nanos(0),
+            ref_price: Ticks(0),
+            ..*self
+        }
+    }
 }
 
 /// Orders per egress ring slot. Chunking amortises the ring's per-slot cost and lets

@@ -353,6 +353,7 @@ shared_stats!(
     duplicate_events,
     invalid_events,
     mark_prices,
+    fundings,
     follower_equities,
     commands,
     decisions,

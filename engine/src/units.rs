@@ -28,6 +28,13 @@ pub struct Money(pub i64);
 #[repr(transparent)]
 pub struct Nanos(pub u64);
 
+/// A perpetual's funding rate for one funding interval, in units of 10^-8
+/// (`FundingRate::SCALE`): Binance's 8-decimal `"0.00010000"` is `FundingRate(10_000)`.
+/// A positive rate means longs pay shorts.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct FundingRate(pub i64);
+
 /// An unsigned ratio in Q32 fixed point: `value / 2^32`.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(transparent)]
@@ -230,6 +237,41 @@ impl Money {
 
     pub fn to_decimal(self) -> Decimal {
         Decimal::from_i128_with_scale(self.0 as i128, 8).normalize()
+    }
+}
+
+impl FundingRate {
+    pub const SCALE: i64 = 100_000_000;
+    pub const ZERO: FundingRate = FundingRate(0);
+    /// The largest rate an input may carry, either sign: 100% of the notional per
+    /// interval. Venues cap theirs far below (Binance: a few percent); anything
+    /// past this is a mistake, refused at the edge and counted invalid by the core.
+    pub const MAX: FundingRate = FundingRate(Self::SCALE);
+
+    /// Exact conversion: more than 8 decimal places, or a rate beyond ±`MAX`, is
+    /// an error.
+    pub fn from_decimal(value: Decimal) -> Result<FundingRate, UnitError> {
+        let scaled = value
+            .checked_mul(Decimal::from(Self::SCALE))
+            .ok_or(UnitError::OutOfRange { value })?;
+        if !scaled.fract().is_zero() {
+            return Err(UnitError::TooPrecise { value });
+        }
+        scaled
+            .to_i64()
+            .map(FundingRate)
+            .filter(|r| r.is_within_bounds())
+            .ok_or(UnitError::OutOfRange { value })
+    }
+
+    pub fn to_decimal(self) -> Decimal {
+        Decimal::from_i128_with_scale(self.0 as i128, 8).normalize()
+    }
+
+    /// Whether `|self| ≤ MAX`.
+    #[inline(always)]
+    pub fn is_within_bounds(self) -> bool {
+        self.0.unsigned_abs() <= Self::MAX.0 as u64
     }
 }
 
@@ -592,6 +634,38 @@ mod tests {
             Money::from_decimal(dec!(0.000000001)),
             Err(UnitError::TooPrecise { .. })
         ));
+    }
+
+    #[test]
+    fn funding_rates_are_exact_and_bounded() {
+        assert_eq!(
+            FundingRate::from_decimal(dec!(0.00010000)),
+            Ok(FundingRate(10_000))
+        );
+        assert_eq!(
+            FundingRate::from_decimal(dec!(-0.0375)),
+            Ok(FundingRate(-3_750_000))
+        );
+        assert_eq!(FundingRate::from_decimal(dec!(1)), Ok(FundingRate::MAX));
+        assert_eq!(
+            FundingRate::from_decimal(dec!(-1)),
+            Ok(FundingRate(-FundingRate::SCALE))
+        );
+        assert_eq!(FundingRate(-12_345).to_decimal(), dec!(-0.00012345));
+        for (v, too_precise) in [
+            (dec!(0.000000001), true),
+            (dec!(1.00000001), false),
+            (dec!(-1.00000001), false),
+            (dec!(79228162514264337593543950335), false),
+        ] {
+            let got = FundingRate::from_decimal(v);
+            if too_precise {
+                assert!(matches!(got, Err(UnitError::TooPrecise { .. })), "{v}");
+            } else {
+                assert!(matches!(got, Err(UnitError::OutOfRange { .. })), "{v}");
+            }
+        }
+        assert!(!FundingRate(i64::MIN).is_within_bounds());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use fillcast_engine::event::{
 use fillcast_engine::ids::mix64;
 use fillcast_engine::model::{Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::outputs::{DecisionStatus, Outputs, Reason};
-use fillcast_engine::units::{Lots, Nanos, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Nanos, Ticks};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
 use std::path::Path;
@@ -188,6 +188,15 @@ fn core_stage_does_not_allocate_per_event() {
             core.on_feed(
                 &FeedEvent::MarkPrice {
                     symbol: SymbolIdx(0),
+                    price: Ticks(590_000),
+                    ts: Nanos(2),
+                },
+                sink,
+            );
+            core.on_feed(
+                &FeedEvent::Funding {
+                    symbol: SymbolIdx(0),
+                    rate: FundingRate(10_000),
                     price: Ticks(590_000),
                     ts: Nanos(2),
                 },

@@ -242,6 +242,7 @@ fn order(a: usize, id: u64) -> FollowerOrder {
         reduce_only: false,
         leader_event_key: id,
         ts: clock::now(),
+        ..FollowerOrder::default()
     }
 }
 

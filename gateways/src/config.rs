@@ -246,6 +246,17 @@ pub struct SimVenueConfig {
     pub reject_ppm: u32,
     pub transient_failure_ppm: u32,
     pub seed: u64,
+    /// The market's full spread around the mid, ppm of the mid (`simmarket`).
+    pub spread_ppm: u32,
+    /// The average price impact of an order of notional `depth`, ppm of the mid.
+    pub impact_ppm: u32,
+    /// The notional, in the quote currency, that moves an order's average
+    /// price by `impact_ppm`; > 0.
+    pub depth: rust_decimal::Decimal,
+    /// The fee of every fill, ppm of its notional. Every order of the engine
+    /// takes liquidity (IOC or market: none rests on the book), so there is no
+    /// maker fee to charge.
+    pub taker_fee_ppm: u32,
 }
 
 impl Default for SimVenueConfig {
@@ -256,7 +267,24 @@ impl Default for SimVenueConfig {
             reject_ppm: 2_000,
             transient_failure_ppm: 2_000,
             seed: 7,
+            spread_ppm: 100,
+            impact_ppm: 500,
+            depth: rust_decimal::Decimal::from(1_000_000),
+            taker_fee_ppm: 500,
         }
+    }
+}
+
+impl SimVenueConfig {
+    /// The book's shape; `None` when `depth` is not a positive amount of at
+    /// most 8 decimals within the money range (`check` says so first).
+    pub fn market(&self) -> Option<crate::simmarket::MarketModel> {
+        let depth = fillcast_engine::units::Money::from_decimal(self.depth).ok()?;
+        (depth.0 > 0).then_some(crate::simmarket::MarketModel {
+            spread_ppm: self.spread_ppm,
+            impact_ppm: self.impact_ppm,
+            depth,
+        })
     }
 }
 
@@ -557,6 +585,27 @@ impl Kinds for GatewayKinds {
                     format!("`{field}` is in parts per million: at most 1000000, got {ppm}"),
                 ));
             }
+        }
+        for (field, ppm, max) in [
+            ("spread_ppm", v.sim.spread_ppm, 1_000_000),
+            ("impact_ppm", v.sim.impact_ppm, 1_000_000),
+            ("taker_fee_ppm", v.sim.taker_fee_ppm, 100_000),
+        ] {
+            if ppm > max {
+                problems.push(sim.problem(
+                    field,
+                    format!("`{field}` is in parts per million: at most {max}, got {ppm}"),
+                ));
+            }
+        }
+        if v.sim.market().is_none() {
+            problems.push(sim.problem(
+                "depth",
+                format!(
+                    "`depth` is a notional in the quote currency: more than 0, at most 8 decimals, at most 92233720368; got {}",
+                    v.sim.depth
+                ),
+            ));
         }
         problems
     }

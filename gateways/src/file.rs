@@ -15,7 +15,16 @@
 //!
 //! A line with `"type":"mark"` (`symbol`, `price`, `ts`) is a mark price, one with
 //! `"type":"equity"` (`leader`, `equity`, `ts`) a leader's account equity; without
-//! `type`, or with `"type":"fill"`, it is a fill.
+//! `type`, or with `"type":"fill"`, it is a fill. A line with `"type":"funding"` is
+//! a perpetual's funding at `ts`:
+//!
+//! ```json
+//! {"type":"funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"65000.1","ts":1732060800000000000}
+//! ```
+//!
+//! `rate` is the interval's rate as a decimal string (`"0.0001"` is 0.01%; positive:
+//! longs pay shorts), at most 8 decimal places (Binance's precision) and within ±1
+//! (100%); `mark_price` the mark price it applies to, a whole number of ticks.
 //!
 //! Owns reading (line by line through a `BufReader`, never the whole file), parsing
 //! (simd-json on a reused copy of each line) and validation against the `Universe`
@@ -30,7 +39,7 @@ use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{Side, SymbolIdx, SymbolSpec, Universe};
 use fillcast_engine::order::BoundedMap;
 use fillcast_engine::port::{ResumeError, Source, SourceError, SourcePoll};
-use fillcast_engine::units::{Lots, Money, Nanos, Ticks, UnitError};
+use fillcast_engine::units::{FundingRate, Lots, Money, Nanos, Ticks, UnitError};
 use rust_decimal::Decimal;
 use simd_json::{BorrowedValue, StaticNode};
 use std::fs::File;
@@ -342,6 +351,8 @@ struct Fields<'v, 'a> {
     order_id: Option<&'a BorrowedValue<'v>>,
     order_qty: Option<&'a BorrowedValue<'v>>,
     fill_kind: Option<&'a BorrowedValue<'v>>,
+    rate: Option<&'a BorrowedValue<'v>>,
+    mark_price: Option<&'a BorrowedValue<'v>>,
 }
 
 impl FileSource {
@@ -380,6 +391,8 @@ impl FileSource {
                 "order_id" => &mut f.order_id,
                 "order_qty" => &mut f.order_qty,
                 "kind" => &mut f.fill_kind,
+                "rate" => &mut f.rate,
+                "mark_price" => &mut f.mark_price,
                 _ => continue,
             };
             if slot.is_some() {
@@ -396,6 +409,7 @@ impl FileSource {
             None | Some("fill") => {}
             Some("mark") => return mark_of(&f, universe),
             Some("equity") => return equity_of(&f, universe),
+            Some("funding") => return funding_of(&f, universe),
             Some(other) => return Err(LineError::UnknownType(other.to_string())),
         }
         let leader_id = string_field("leader", f.leader)?;
@@ -418,7 +432,7 @@ impl FileSource {
             return Err(LineError::Side(side_str.to_string()));
         };
         let qty = lots_field("qty", f.qty, spec)?;
-        let price = price_field(f.price, spec)?;
+        let price = price_field("price", f.price, spec)?;
         let venue_ts = ts_field(f.ts)?;
         let order_id = optional(f.order_id);
         let order_qty_value = optional(f.order_qty);
@@ -496,7 +510,27 @@ fn mark_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineErr
     let symbol = symbol_in_force(universe, name)?;
     Ok(FeedEvent::MarkPrice {
         symbol,
-        price: price_field(f.price, universe.sym(symbol))?,
+        price: price_field("price", f.price, universe.sym(symbol))?,
+        ts: ts_field(f.ts)?,
+    })
+}
+
+/// `{"type":"funding","symbol":..,"rate":"..","mark_price":"..","ts":..}`: a
+/// perpetual's funding rate at a mark price.
+fn funding_of(f: &Fields<'_, '_>, universe: &Universe) -> Result<FeedEvent, LineError> {
+    let name = string_field("symbol", f.symbol)?;
+    let symbol = symbol_in_force(universe, name)?;
+    let value = decimal_field("rate", f.rate)?;
+    let rate = match FundingRate::from_decimal(value) {
+        Ok(rate) => rate,
+        Err(UnitError::TooPrecise { value }) => return Err(LineError::RatePrecision(value)),
+        Err(_) => return Err(LineError::RateRange(value)),
+    };
+    debug_assert!(rate.is_within_bounds());
+    Ok(FeedEvent::Funding {
+        symbol,
+        rate,
+        price: price_field("mark_price", f.mark_price, universe.sym(symbol))?,
         ts: ts_field(f.ts)?,
     })
 }
@@ -656,8 +690,11 @@ fn lots_field(
     Ok(lots)
 }
 
-fn price_field(v: Option<&BorrowedValue<'_>>, spec: &SymbolSpec) -> Result<Ticks, LineError> {
-    let name = "price";
+fn price_field(
+    name: &'static str,
+    v: Option<&BorrowedValue<'_>>,
+    spec: &SymbolSpec,
+) -> Result<Ticks, LineError> {
     let price = decimal_field(name, v)?;
     if price <= Decimal::ZERO {
         return Err(LineError::NotPositive { name, value: price });
@@ -777,8 +814,12 @@ enum LineError {
     },
     #[error("field `{name}`: `{text}` is not a decimal number")]
     NotADecimal { name: &'static str, text: String },
-    #[error("field `type` must be `fill`, `mark` or `equity`, got `{0}`")]
+    #[error("field `type` must be `fill`, `mark`, `equity` or `funding`, got `{0}`")]
     UnknownType(String),
+    #[error("rate {0} has more than 8 decimal places (a funding rate is in units of 0.00000001)")]
+    RatePrecision(Decimal),
+    #[error("rate {0} is beyond ±1 (a funding rate of more than 100% per interval)")]
+    RateRange(Decimal),
     #[error("{name} must not be negative, got {value}")]
     Negative { name: &'static str, value: Decimal },
     #[error("unknown leader `{0}`")]

@@ -2,7 +2,8 @@
 //! stable too: outside input that must give errors or events, never a panic.
 //!
 //! - `file_source`: arbitrary bytes as a leader-fill file, read to the end, then read
-//!   again resumed at every position the first read gave (`Source::resume`).
+//!   again resumed at every position the first read gave (`Source::resume`); every
+//!   funding event within the bounds the core takes.
 //! - `sim_wire`: arbitrary bytes as frames from a client and from a server.
 //! - `config`: arbitrary bytes as a config file and as a journaled decision model.
 //! - `control_request`: arbitrary bytes as a `fillcast ctl` request line.
@@ -22,6 +23,7 @@ use crate::fix::codec::{
 use crate::fix::{Decoder, Encoder, Limits, TimePrecision};
 use crate::simwire::{decode_client, decode_server};
 use fillcast_engine::config;
+use fillcast_engine::event::FeedEvent;
 use fillcast_engine::model::Universe;
 use fillcast_engine::port::{Source, SourcePoll};
 use fillcast_engine::units::Nanos;
@@ -85,11 +87,24 @@ pub fn file_source(data: &[u8]) -> usize {
         let mut positions = vec![s.position().expect("a file has a position")];
         // Each step consumes at least one line, so this ends.
         loop {
-            match s.next(Nanos(1)) {
+            let step = s.next(Nanos(1));
+            match step {
                 SourcePoll::Finished => break,
                 SourcePoll::Idle => panic!("a file source is never idle"),
-                step => steps.push(step),
+                // Only what the core takes as valid funding leaves the edge.
+                SourcePoll::Event(FeedEvent::Funding {
+                    symbol,
+                    rate,
+                    price,
+                    ..
+                }) => {
+                    assert!(rate.is_within_bounds(), "funding rate {rate:?}");
+                    assert!(price.0 > 0, "funding price {price:?}");
+                    assert!((symbol.0 as usize) < universe().symbols.len());
+                }
+                _ => {}
             }
+            steps.push(step);
             positions.push(s.position().expect("a file has a position"));
         }
         assert!(

@@ -34,6 +34,7 @@ pub mod fix;
 pub mod fuzzing;
 pub mod sim;
 pub mod simclient;
+pub mod simmarket;
 pub mod simserver;
 pub mod simwire;
 pub mod synthetic;

@@ -17,7 +17,8 @@
 //! times give the same reports whatever the polling pattern.
 
 use crate::config::{SettingsError, SimVenueConfig, VenueSettings};
-use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, RejectReason};
+use crate::simmarket::{MarketModel, Mids};
+use fillcast_engine::event::{ExecKind, ExecReport, FollowerOrder, OrderType, RejectReason};
 use fillcast_engine::ids::{fnv1a, mix64};
 use fillcast_engine::model::{FollowerIdx, Side, SymbolIdx, SymbolSpec, Universe, VenueIdx};
 use fillcast_engine::order::IdHash;
@@ -43,7 +44,8 @@ pub const DEDUP_IDS_DEFAULT: usize = 1 << 20;
 /// beyond the window.
 pub const HISTORY_ORDERS_DEFAULT: usize = DEDUP_IDS_DEFAULT;
 
-/// Taker fee by default, in parts per million of notional (2 bps).
+/// Taker fee of a venue made without a config (`SimVenue::new` takes the
+/// config's `taker_fee_ppm`), in parts per million of notional (2 bps).
 pub const FEE_PPM_DEFAULT: u32 = 200;
 
 const PPM: u32 = 1_000_000;
@@ -198,6 +200,9 @@ pub struct SimVenue {
     reject_ppm: u32,
     transient_failure_ppm: u32,
     fee_ppm: u32,
+    /// The book around each symbol's mid (`simmarket`).
+    market: MarketModel,
+    mids: Mids,
     /// `symbols[i]` is what the venue knows of `SymbolIdx(i)`.
     symbols: Vec<SymbolTerms>,
     rng: ChaCha8Rng,
@@ -232,7 +237,15 @@ impl SimVenue {
             partial_fill_ppm: cfg.partial_fill_ppm.min(PPM),
             reject_ppm: cfg.reject_ppm.min(PPM),
             transient_failure_ppm: cfg.transient_failure_ppm.min(PPM - cfg.reject_ppm.min(PPM)),
-            fee_ppm: FEE_PPM_DEFAULT,
+            fee_ppm: cfg.taker_fee_ppm,
+            // A depth `check-config` refuses cannot reach here from a config file;
+            // from code, it means no impact.
+            market: cfg.market().unwrap_or(MarketModel {
+                spread_ppm: cfg.spread_ppm,
+                impact_ppm: 0,
+                depth: Money(i64::MAX),
+            }),
+            mids: Mids::default(),
             symbols: symbols.iter().map(SymbolTerms::of).collect(),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             queue: VecDeque::with_capacity(4096),
@@ -276,10 +289,22 @@ impl SimVenue {
         self
     }
 
-    /// Taker fee in parts per million of notional (default `FEE_PPM_DEFAULT`).
+    /// Taker fee in parts per million of notional (default: the config's
+    /// `taker_fee_ppm`).
     pub fn with_fee_ppm(mut self, fee_ppm: u32) -> SimVenue {
         self.fee_ppm = fee_ppm;
         self
+    }
+
+    /// The book around each mid (default: the config's spread, impact and depth).
+    pub fn with_market(mut self, market: MarketModel) -> SimVenue {
+        self.market = market;
+        self
+    }
+
+    /// `symbol`'s mid: the newest reference price an order brought.
+    pub fn mid(&self, symbol: SymbolIdx) -> Option<Ticks> {
+        self.mids.get(symbol.0 as usize)
     }
 
     /// Remember at most `ids_max` client order ids (at least 1), for duplicate
@@ -399,10 +424,19 @@ impl SimVenue {
     /// Decides the fate of one order, queues its reports (tagged with `self.tag`) and
     /// returns what it did.
     fn execute(&mut self, order: &FollowerOrder, due: Nanos) -> Record {
-        let mut record = Record::new(order, due);
+        // The venue's clock is the input's: an order made from a leader fill
+        // happens the venue latency after it, in the input's time (a replayed
+        // history trades on its own dates); one without (read back from a
+        // journal) happens when it arrives.
+        let stamp = if order.venue_ts.0 > 0 {
+            Nanos(order.venue_ts.0.saturating_add(self.latency.0))
+        } else {
+            due
+        };
+        let mut record = Record::new(order, stamp);
         let base = ExecReport {
             order_id: order.id,
-            venue_ts: due,
+            venue_ts: stamp,
             ..ExecReport::default()
         };
         let reject = |reason| ExecReport {
@@ -445,23 +479,33 @@ impl SimVenue {
             return record.ended(ExecKind::Rejected, RejectReason::Transient, Lots::ZERO);
         }
 
+        // Some of the quantity may be gone before the order reaches the book
+        // (others' orders ahead of it): the venue offers part of it.
         let partial = order.qty.0 >= 2 && self.rng.gen_range(0..PPM) < self.partial_fill_ppm;
-        let fill_qty = if partial {
+        let offered = if partial {
             Lots(self.rng.gen_range(1..order.qty.0))
         } else {
             order.qty
         };
-        debug_assert!(fill_qty.0 > 0 && fill_qty <= order.qty);
-        let fee = fee_of(&self.symbols[sym], fill_qty, order.limit, self.fee_ppm);
-        let trade_id = self.next_trade_id();
-
+        // The market's price for it (`simmarket`); an order that never had a
+        // reference meets a book around its own price.
+        self.mids
+            .observe(sym, order.ref_price, Nanos(order.venue_ts.0));
+        // An order that never had a reference, in a symbol no order brought one
+        // for, knows no market: it fills at its own price.
+        let (market, mid) = match self.mids.get(sym) {
+            Some(mid) => (self.market, mid),
+            None => (MarketModel::FLAT, order.limit),
+        };
+        let limit = (order.order_type == OrderType::LimitIoc).then_some(order.limit);
+        let taken = market.take(
+            order.side,
+            offered,
+            mid,
+            limit,
+            self.symbols[sym].money_per_lot_tick,
+        );
         record.acked = true;
-        record.fill = Some(FillRecord {
-            trade_id,
-            qty: fill_qty,
-            price: order.limit,
-            fee,
-        });
         self.stats.acks += 1;
         self.push(
             due,
@@ -470,13 +514,36 @@ impl SimVenue {
                 ..base
             },
         );
+        let Some((fill_qty, price)) = taken else {
+            // Not one lot at the limit or better: the IOC is canceled in full.
+            self.stats.canceled += 1;
+            self.push(
+                due,
+                ExecReport {
+                    kind: ExecKind::Canceled,
+                    qty: order.qty,
+                    ..base
+                },
+            );
+            return record.ended(ExecKind::Canceled, RejectReason::None, order.qty);
+        };
+        let partial = fill_qty < order.qty;
+        debug_assert!(fill_qty.0 > 0 && fill_qty <= order.qty);
+        let fee = fee_of(&self.symbols[sym], fill_qty, price, self.fee_ppm);
+        let trade_id = self.next_trade_id();
+        record.fill = Some(FillRecord {
+            trade_id,
+            qty: fill_qty,
+            price,
+            fee,
+        });
         self.stats.fills += 1;
         self.push(
             due,
             ExecReport {
                 kind: ExecKind::Fill,
                 qty: fill_qty,
-                price: order.limit,
+                price,
                 trade_id,
                 fee,
                 ..base

@@ -23,8 +23,9 @@
 //! | `0x86` OrderIds | server → client | last u8, count u32 (≤ `ORDER_IDS_PER_FRAME_MAX`), order ids u64 |
 //! | `0x85` Pong | server → client | nonce u64 (the `Ping`'s) |
 //!
-//! An order is 53 bytes: id u64, sub u32, follower u32, symbol u16, side u8, qty i64,
-//! order type u8, limit i64, reduce_only u8, leader event key u64, ts u64. A report is
+//! An order is 69 bytes: id u64, sub u32, follower u32, symbol u16, side u8, qty i64,
+//! order type u8, limit i64, reduce_only u8, leader event key u64, ts u64, venue ts
+//! u64, reference price i64 (`FollowerOrder::venue_ts`, `ref_price`). A report is
 //! 58 bytes: order id u64, kind u8 (0 ack, 1 fill, 2 canceled, 3 rejected, 4 expired, 5 restated), qty i64, price i64, trade id u64, fee i64, reject
 //! u8 (0 none, 1 insufficient margin, 2 below min, 3 position limit, 4 reduce only,
 //! 5 transient, 6 other, 7 unknown order, 8 venue down), venue ts u64, recv ts u64. An answer is order id u64 and a tag u8: 0 unknown,
@@ -50,8 +51,9 @@ use thiserror::Error;
 /// The protocol version a `Hello` carries; a server refuses any other. Version 2
 /// added `Ping`/`Pong` and `connections_refused` to the stats; version 3 signs an
 /// answer's quantity with the order's side (the engine takes the venue's terms);
-/// version 4 added `Symbols` (the engine's symbols, which a reload may extend).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// version 4 added `Symbols` (the engine's symbols, which a reload may extend);
+/// version 5 added an order's venue time and reference price (the market model).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Bytes of the length prefix.
 pub const HEADER_BYTES: usize = 4;
@@ -81,7 +83,7 @@ pub const SYMBOLS_PER_FRAME_MAX: usize = 4096;
 const SYMBOL_BYTES: usize = 24;
 
 /// Encoded size of one `FollowerOrder`.
-pub const ORDER_BYTES: usize = 53;
+pub const ORDER_BYTES: usize = 69;
 
 /// Encoded size of one `ExecReport`.
 pub const REPORT_BYTES: usize = 58;
@@ -682,6 +684,8 @@ fn put_order(o: &FollowerOrder, out: &mut Vec<u8>) {
     out.push(o.reduce_only as u8);
     out.extend_from_slice(&o.leader_event_key.to_le_bytes());
     out.extend_from_slice(&o.ts.0.to_le_bytes());
+    out.extend_from_slice(&o.venue_ts.0.to_le_bytes());
+    out.extend_from_slice(&o.ref_price.0.to_le_bytes());
     debug_assert_eq!(out.len() - start, ORDER_BYTES);
 }
 
@@ -814,6 +818,8 @@ impl<'a> Reader<'a> {
             reduce_only: self.bool("reduce_only")?,
             leader_event_key: self.u64()?,
             ts: Nanos(self.u64()?),
+            venue_ts: Nanos(self.u64()?),
+            ref_price: Ticks(self.i64()?),
         })
     }
 

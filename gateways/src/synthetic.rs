@@ -6,7 +6,11 @@
 //! order is split into 1–4 fills that share its `order_key` and `order_qty`; an order
 //! that adds exposure sometimes fills only in part. Prices follow a bounded random
 //! walk in ticks, timestamps increase, and a `MarkPrice` for the traded symbol follows
-//! every few fills.
+//! every few fills. Every 8 hours of venue time, on the UTC hours 0, 8 and 16 (the
+//! funding times of Binance's perpetuals), each symbol a leader trades has a
+//! `Funding` at its current price, with a rate within ±0.01% drawn from the seed,
+//! the time and the symbol (a hash, not the fills' random stream: the fills are
+//! the same with or without funding).
 //!
 //! Owns the leaders' positions as it generates them: each stays within a limit sized
 //! from the leader's equity (and its declared maximum position), and the fill budget is
@@ -17,7 +21,7 @@ use fillcast_engine::event::{FeedEvent, FillKind, LeaderFill};
 use fillcast_engine::ids::{leader_event_key, mix64};
 use fillcast_engine::model::{LeaderIdx, Side, SymbolIdx, Universe};
 use fillcast_engine::port::{ResumeError, Source, SourcePoll};
-use fillcast_engine::units::{Lots, Nanos, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Nanos, Ticks};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -49,6 +53,13 @@ const GAP_NS_MAX: u64 = 100_000_000;
 /// Percent chance that an order adding exposure fills only in part.
 const UNDERFILL_PCT: u32 = 15;
 
+/// Venue time between two fundings: funding falls on the multiples of it since the
+/// epoch (00:00, 08:00 and 16:00 UTC).
+pub const FUNDING_INTERVAL_NS: u64 = 8 * 3_600 * 1_000_000_000;
+
+/// The largest funding rate drawn, either sign: 0.01% per interval.
+pub const FUNDING_RATE_MAX: FundingRate = FundingRate(10_000);
+
 /// The demo's leader-trading generator. See the module docs.
 pub struct SyntheticLeaders {
     universe: Arc<Universe>,
@@ -59,8 +70,11 @@ pub struct SyntheticLeaders {
     fills_emitted: u64,
     orders: u64,
     marks: u64,
+    fundings: u64,
     /// Leaders that trade, with the symbols each may trade.
     traders: Vec<Trader>,
+    /// Every symbol some leader trades, in index order: the ones with funding.
+    traded: Vec<SymbolIdx>,
     /// Per symbol.
     books: Vec<Book>,
     /// Per (leader, symbol), at `leader * symbols + symbol`.
@@ -75,7 +89,7 @@ pub struct SyntheticLeaders {
     rate_start: Option<Nanos>,
     id_buf: String,
     started: bool,
-    /// Events returned (fills and marks): the source's position.
+    /// Events returned (fills, marks and fundings): the source's position.
     returned: u64,
     /// `fills_emitted` when pacing began: a resumed generator paces from there.
     paced_from: u64,
@@ -131,7 +145,9 @@ impl SyntheticLeaders {
             fills_emitted: 0,
             orders: 0,
             marks: 0,
+            fundings: 0,
             traders: Vec::new(),
+            traded: Vec::new(),
             books,
             cells: Vec::new(),
             open: 0,
@@ -197,6 +213,11 @@ impl SyntheticLeaders {
     /// Mark prices generated so far.
     pub fn marks(&self) -> u64 {
         self.marks
+    }
+
+    /// Funding events generated so far.
+    pub fn fundings(&self) -> u64 {
+        self.fundings
     }
 
     /// The leader's position in `symbol` after the fills handed out so far.
@@ -282,6 +303,13 @@ impl SyntheticLeaders {
                 });
             }
         }
+        self.traded = self
+            .traders
+            .iter()
+            .flat_map(|t| t.symbols.iter().copied())
+            .collect();
+        self.traded.sort_unstable();
+        self.traded.dedup();
     }
 
     fn cell_of(&self, trader: usize, symbol: SymbolIdx) -> usize {
@@ -414,7 +442,9 @@ impl SyntheticLeaders {
         let was_open = self.cells[cell].planned.0 != 0;
         for &qty in &parts[..plan.fills] {
             let price = self.walk(plan.symbol);
+            let before = self.ts;
             self.ts = Nanos(self.ts.0.saturating_add(self.gap_ns()));
+            self.fund_after(before, self.ts);
             self.fills_planned += 1;
             self.id_buf.clear();
             // Writing to a String cannot fail.
@@ -450,6 +480,29 @@ impl SyntheticLeaders {
         let is_open = c.planned.0 != 0;
         self.open = self.open + usize::from(is_open) - usize::from(was_open);
         debug_assert!(self.fills_total - self.fills_planned >= self.open as u64);
+    }
+
+    /// A `Funding` of every traded symbol at each funding time in `(from, to]`, at
+    /// its price now. A gap is at most a second (`gap_ns`), so this is one
+    /// funding time at most; bounded by the span anyway.
+    fn fund_after(&mut self, from: Nanos, to: Nanos) {
+        let first = (from.0 / FUNDING_INTERVAL_NS).saturating_add(1);
+        let last = to.0 / FUNDING_INTERVAL_NS;
+        for k in first..=last {
+            let at = k.saturating_mul(FUNDING_INTERVAL_NS);
+            for i in 0..self.traded.len() {
+                let symbol = self.traded[i];
+                let rate = funding_rate(self.seed, at, symbol);
+                debug_assert!(rate.0.abs() <= FUNDING_RATE_MAX.0);
+                self.fundings += 1;
+                self.pending.push_back(FeedEvent::Funding {
+                    symbol,
+                    rate,
+                    price: self.books[symbol.0 as usize].price,
+                    ts: Nanos(at),
+                });
+            }
+        }
     }
 
     fn walk(&mut self, symbol: SymbolIdx) -> Ticks {
@@ -554,6 +607,13 @@ impl SyntheticLeaders {
         fill.recv_ts = now;
         SourcePoll::Event(FeedEvent::LeaderFill(fill))
     }
+}
+
+/// The funding rate of `symbol` at `at` under `seed`: uniform in ±`FUNDING_RATE_MAX`.
+fn funding_rate(seed: u64, at: u64, symbol: SymbolIdx) -> FundingRate {
+    let h = mix64(seed ^ mix64(at ^ (u64::from(symbol.0) << 48)));
+    let span = 2 * FUNDING_RATE_MAX.0 as u64 + 1;
+    FundingRate((h % span) as i64 - FUNDING_RATE_MAX.0)
 }
 
 fn book(start: Ticks) -> Book {

@@ -5,7 +5,7 @@ use fillcast_engine::event::{FeedEvent, FillKind, LeaderFill};
 use fillcast_engine::ids::{fnv1a, leader_event_key};
 use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SymbolIdx};
 use fillcast_engine::port::{Source, SourceError, SourcePoll};
-use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Money, Nanos, Ticks};
 use fillcast_gateways::file::{FileSource, FileSourceStats, LINE_BYTES_MAX};
 use proptest::prelude::*;
 use std::io::Cursor;
@@ -724,7 +724,7 @@ fn bad_mark_and_equity_lines_are_rejected_with_their_reason() {
     let cases = [
         (
             r#"{"type":"quote","symbol":"BTCUSDT"}"#,
-            "field `type` must be `fill`, `mark` or `equity`, got `quote`",
+            "field `type` must be `fill`, `mark`, `equity` or `funding`, got `quote`",
         ),
         (
             r#"{"type":7,"symbol":"BTCUSDT"}"#,
@@ -832,5 +832,268 @@ fn a_symbol_a_reload_removed_is_refused_from_then_on() {
             assert_eq!(f.symbol, SymbolIdx(0));
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// A funding line as DESIGN.md and docs/CONFIG.md show it, with `rate` and
+/// `mark_price` (and `ts`) as given.
+fn funding_line(rate: &str, mark_price: &str) -> String {
+    format!(
+        r#"{{"type":"funding","symbol":"BTCUSDT","rate":{rate},"mark_price":{mark_price},"ts":1732089600000000000}}"#
+    )
+}
+
+/// Issue 16: a funding line is a `FeedEvent::Funding` of the symbol, its rate
+/// exact in 10^-8 and its mark price in ticks.
+#[test]
+fn funding_lines_become_funding_events() {
+    let cases = [
+        (r#""0.0001""#, r#""65000.1""#, 10_000, 650_001),
+        (r#""0.00010000""#, r#""65000.1""#, 10_000, 650_001),
+        (r#""-0.00012345""#, r#""65000""#, -12_345, 650_000),
+        (r#""0""#, r#""0.1""#, 0, 1),
+        (r#""-0""#, r#""0.1""#, 0, 1),
+        (r#""1""#, r#""65000.1""#, 100_000_000, 650_001),
+        (r#""-1.00000000""#, r#""65000.1""#, -100_000_000, 650_001),
+    ];
+    for (rate, price, rate_e8, ticks) in cases {
+        let line = funding_line(rate, price);
+        match one(line.clone()) {
+            Outcome::Event(1, e) => assert_eq!(
+                e,
+                FeedEvent::Funding {
+                    symbol: SymbolIdx(0),
+                    rate: FundingRate(rate_e8),
+                    price: Ticks(ticks),
+                    ts: Nanos(1_732_089_600_000_000_000),
+                },
+                "{line}"
+            ),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    // Another symbol, `ts` as a string of digits, unknown fields ignored.
+    let eth = r#"{"type":"funding","symbol":"ETHUSDT","rate":"0.000375","mark_price":"3150.25","ts":"17","next_funding_ts":1}"#;
+    match one(eth.to_string()) {
+        Outcome::Event(1, e) => assert_eq!(
+            e,
+            FeedEvent::Funding {
+                symbol: SymbolIdx(1),
+                rate: FundingRate(37_500),
+                price: Ticks(315_025),
+                ts: Nanos(17),
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every kind of bad funding line is rejected naming its line and what was
+/// expected; the lines around it are still taken.
+#[test]
+fn bad_funding_lines_are_rejected_with_line_and_reason() {
+    let long = format!(r#""0.{}1""#, "0".repeat(40));
+    let cases: Vec<(String, &str)> = vec![
+        (
+            funding_line(r#""0.000000001""#, r#""65000.1""#),
+            "rate 0.000000001 has more than 8 decimal places",
+        ),
+        (
+            funding_line(r#""0.00012345678""#, r#""65000.1""#),
+            "has more than 8 decimal places",
+        ),
+        (
+            funding_line(r#""1.00000001""#, r#""65000.1""#),
+            "rate 1.00000001 is beyond ±1",
+        ),
+        (
+            funding_line(r#""-2""#, r#""65000.1""#),
+            "rate -2 is beyond ±1",
+        ),
+        (
+            funding_line(r#""99999999999999999999999999""#, r#""65000.1""#),
+            "is beyond ±1",
+        ),
+        (funding_line(&long, r#""65000.1""#), "`rate`"),
+        (
+            funding_line("0.0001", r#""65000.1""#),
+            "field `rate` must be a decimal string like \"0.5\", got a JSON number",
+        ),
+        (
+            funding_line(r#""1e-4""#, r#""65000.1""#),
+            "field `rate`: `1e-4` is not a decimal number",
+        ),
+        (
+            funding_line(r#""0.01%""#, r#""65000.1""#),
+            "is not a decimal number",
+        ),
+        (
+            funding_line("null", r#""65000.1""#),
+            "field `rate` must be a decimal string like \"0.5\", got null",
+        ),
+        (
+            r#"{"type":"funding","symbol":"BTCUSDT","mark_price":"1","ts":1}"#.into(),
+            "missing field `rate`",
+        ),
+        (
+            funding_line(r#"{"rate":"0.1"}"#, r#""65000.1""#),
+            "got an object",
+        ),
+        (
+            funding_line(r#""\u001b[2J""#, r#""65000.1""#),
+            "is not a decimal number",
+        ),
+        (
+            funding_line(r#""0.0001""#, r#""65000.15""#),
+            "mark_price 65000.15 is not a multiple of the tick size 0.1 of BTCUSDT",
+        ),
+        (
+            funding_line(r#""0.0001""#, r#""0""#),
+            "mark_price must be positive",
+        ),
+        (
+            funding_line(r#""0.0001""#, r#""-65000.1""#),
+            "mark_price must be positive",
+        ),
+        (
+            funding_line(r#""0.0001""#, "65000.1"),
+            "field `mark_price` must be a decimal string",
+        ),
+        (
+            r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","price":"65000.1","ts":1}"#
+                .into(),
+            "missing field `mark_price`",
+        ),
+        (
+            r#"{"type":"funding","symbol":"DOGEUSDT","rate":"0.0001","mark_price":"1","ts":1}"#
+                .into(),
+            "unknown symbol `DOGEUSDT`",
+        ),
+        (
+            r#"{"type":"funding","rate":"0.0001","mark_price":"1","ts":1}"#.into(),
+            "missing field `symbol`",
+        ),
+        (
+            r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"1"}"#.into(),
+            "missing field `ts`",
+        ),
+        (
+            r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"1","ts":-5}"#
+                .into(),
+            "field `ts` must not be negative",
+        ),
+        (
+            r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"1","ts":9999999999999999999}"#
+                .into(),
+            "is after 2200-01-01",
+        ),
+        (
+            r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","rate":"0.0002","mark_price":"1","ts":1}"#
+                .into(),
+            "duplicate field `rate`",
+        ),
+        (
+            r#"{"type":"Funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"1","ts":1}"#
+                .into(),
+            "must be `fill`, `mark`, `equity` or `funding`, got `Funding`",
+        ),
+        (
+            r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"1","ts":1"#
+                .into(),
+            "malformed JSON",
+        ),
+        (r#"["funding"]"#.into(), "expected a JSON object"),
+    ];
+    // Each bad line between two good ones: the rejection names its line (2),
+    // and the good lines on either side are taken.
+    let good = funding_line(r#""0.0001""#, r#""65000.1""#);
+    for (bad, want) in &cases {
+        let text = format!("{good}\n{bad}\n{good}\n");
+        let got = drain(&mut from_bytes(text.into_bytes()));
+        match &got[..] {
+            [Outcome::Event(1, FeedEvent::Funding { .. }), Outcome::Rejected(e), Outcome::Event(3, FeedEvent::Funding { .. })] =>
+            {
+                assert_eq!((e.line, e.origin.as_str()), (2, "mem.jsonl"), "{bad}");
+                assert!(
+                    e.message.contains(want),
+                    "{bad}: `{}` lacks `{want}`",
+                    e.message
+                );
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+/// A funding line cut anywhere (the file's last line, without its newline) and
+/// an oversized one are each one rejection that says so, never a panic and
+/// never an event.
+#[test]
+fn truncated_and_oversized_funding_lines_are_rejected() {
+    let good = funding_line(r#""-0.00012345""#, r#""65000.1""#);
+    let want = FeedEvent::Funding {
+        symbol: SymbolIdx(0),
+        rate: FundingRate(-12_345),
+        price: Ticks(650_001),
+        ts: Nanos(1_732_089_600_000_000_000),
+    };
+    for cut in 1..good.len() {
+        let got = drain(&mut from_bytes(good.as_bytes()[..cut].to_vec()));
+        match &got[..] {
+            [Outcome::Rejected(e)] => {
+                assert_eq!(e.line, 1);
+                assert!(
+                    e.message.starts_with("truncated last line"),
+                    "{cut}: {}",
+                    e.message
+                );
+            }
+            other => panic!("{cut}: {other:?}"),
+        }
+    }
+    // The whole line without its newline is taken.
+    match &drain(&mut from_bytes(good.clone().into_bytes()))[..] {
+        [Outcome::Event(1, e)] => assert_eq!(*e, want),
+        other => panic!("{other:?}"),
+    }
+    // Padded past the limit: one rejection, and the next line is read.
+    let padded = good.replacen(
+        r#""type""#,
+        &format!(r#""pad":"{}","type""#, "x".repeat(LINE_BYTES_MAX)),
+        1,
+    );
+    let got = drain(&mut from_bytes(format!("{padded}\n{good}\n").into_bytes()));
+    match &got[..] {
+        [Outcome::Rejected(e), Outcome::Event(2, e2)] => {
+            assert_eq!(e.line, 1);
+            assert!(e.message.contains("longer than"), "{}", e.message);
+            assert_eq!(*e2, want);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any rate text is an exact funding rate within ±1, or a rejection that
+    /// names `rate`: never a rounded one.
+    #[test]
+    fn funding_rates_are_exact_or_rejected(int in 0u64..3, frac in "[0-9]{0,12}", neg in any::<bool>()) {
+        let text = format!("{}{int}{}{frac}", if neg { "-" } else { "" }, if frac.is_empty() { "" } else { "." });
+        let line = funding_line(&format!("\"{text}\""), r#""65000.1""#);
+        let exact = rust_decimal::Decimal::from_str_exact(&text).unwrap();
+        match one(line) {
+            Outcome::Event(_, FeedEvent::Funding { rate, .. }) => {
+                prop_assert_eq!(rate.to_decimal(), exact.normalize());
+                prop_assert!(exact.abs() <= rust_decimal::Decimal::ONE);
+                prop_assert!(exact.normalize().scale() <= 8);
+            }
+            Outcome::Rejected(e) => {
+                prop_assert!(e.message.contains("rate"), "{}", e.message);
+                prop_assert!(exact.abs() > rust_decimal::Decimal::ONE || exact.normalize().scale() > 8);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
     }
 }

@@ -6,6 +6,9 @@ use proptest::prelude::*;
 
 const GOOD: &str = r#"{"leader":"L1","event_id":"e1","symbol":"BTCUSDT","side":"buy","qty":"0.5","price":"65000.1","ts":1732060800000000000}"#;
 
+/// A funding line (issue 16).
+const FUNDING: &str = r#"{"type":"funding","symbol":"BTCUSDT","rate":"0.0001","mark_price":"65000.1","ts":1732060800000000000}"#;
+
 #[test]
 fn hostile_files_never_panic() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -29,6 +32,22 @@ fn hostile_files_never_panic() {
             .into_bytes(),
         GOOD.replace("\"side\"", "\"kind\":\"adl\",\"kind\":\"adl\",\"side\"")
             .into_bytes(),
+        // Funding, good and hostile (issue 16).
+        format!("{FUNDING}\n{FUNDING}").into_bytes(),
+        FUNDING
+            .replace("0.0001", "100000000000000000000000000000")
+            .into_bytes(),
+        FUNDING.replace("0.0001", "-1.000000001").into_bytes(),
+        FUNDING.replace("\"0.0001\"", "1e308").into_bytes(),
+        FUNDING
+            .replace("\"0.0001\"", "[[[[\"0.0001\"]]]]")
+            .into_bytes(),
+        FUNDING.replace("65000.1", "0").into_bytes(),
+        FUNDING
+            .replace("65000.1", "-9223372036854775808")
+            .into_bytes(),
+        FUNDING.replace("BTCUSDT", "\\u0000").into_bytes(),
+        FUNDING.as_bytes()[..FUNDING.len() / 2].to_vec(),
     ];
     for c in &cases {
         fuzzing::file_source(c);
@@ -42,6 +61,10 @@ fn hostile_files_never_panic() {
         fuzzing::binance_replies(c);
     }
     assert_eq!(fuzzing::file_source(format!("{GOOD}\n").as_bytes()), 1);
+    assert_eq!(
+        fuzzing::file_source(format!("{FUNDING}\n{GOOD}\n").as_bytes()),
+        2
+    );
     let liquidation = GOOD.replace("\"side\"", "\"kind\":\"liquidation\",\"side\"");
     assert_eq!(
         fuzzing::file_source(format!("{liquidation}\n").as_bytes()),

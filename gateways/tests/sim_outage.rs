@@ -76,6 +76,7 @@ fn orders(first: u64, count: u64) -> Vec<FollowerOrder> {
             reduce_only: false,
             leader_event_key: n,
             ts: Nanos(n),
+            ..FollowerOrder::default()
         })
         .collect()
 }
@@ -576,6 +577,7 @@ fn stalled_venue_is_declared_down_and_recovered() {
         reject_ppm: 0,
         transient_failure_ppm: 0,
         seed: 3,
+        ..SimVenueConfig::default()
     };
     let server = Pausable::start(SimVenue::new("sim", &cfg, vec![btcusdt()]));
     let mut engine = client(server.addr);

@@ -57,6 +57,7 @@ fn noisy(seed: u64) -> SimVenueConfig {
         reject_ppm: 100_000,
         transient_failure_ppm: 100_000,
         seed,
+        ..SimVenueConfig::default()
     }
 }
 
@@ -92,6 +93,7 @@ fn order(n: u64, follower: u32, side: Side, qty: i64) -> FollowerOrder {
         reduce_only: false,
         leader_event_key: n,
         ts: Nanos(n),
+        ..FollowerOrder::default()
     }
 }
 
@@ -468,6 +470,7 @@ fn any_order() -> impl Strategy<Value = FollowerOrder> {
                     reduce_only: ro,
                     leader_event_key: lek,
                     ts: Nanos(ts),
+                    ..FollowerOrder::default()
                 }
             },
         )

@@ -28,6 +28,7 @@ fn noisy(seed: u64) -> SimVenueConfig {
         reject_ppm: 100_000,
         transient_failure_ppm: 100_000,
         seed,
+        ..SimVenueConfig::default()
     }
 }
 
@@ -44,6 +45,7 @@ fn order(n: u64, follower: u32, side: Side, qty: i64) -> FollowerOrder {
         reduce_only: false,
         leader_event_key: n,
         ts: Nanos(0),
+        ..FollowerOrder::default()
     }
 }
 
@@ -195,11 +197,11 @@ fn fills_carry_price_unique_trade_ids_and_fees() {
         assert_ne!(r.trade_id, 0);
         assert!(trade_ids.insert(r.trade_id), "duplicate trade id");
         assert_eq!(r.price, limits[&r.order_id]);
-        // 2 bps of notional, rounded up to 1e-8.
+        // `taker_fee_ppm` (5 bps by default) of notional, rounded up to 1e-8.
         let notional = spec.notional(r.qty, r.price).0 as i128;
         assert_eq!(
             r.fee,
-            Money(((notional * 200 + 999_999) / 1_000_000) as i64)
+            Money(((notional * 500 + 999_999) / 1_000_000) as i64)
         );
     }
     assert!(trade_ids.len() > 500);
@@ -207,7 +209,7 @@ fn fills_carry_price_unique_trade_ids_and_fees() {
 
 #[test]
 fn fee_example() {
-    // 0.002 BTC at 65,000.0 = 130 USDT; 2 bps = 0.026 USDT.
+    // 0.002 BTC at 65,000.0 = 130 USDT; 5 bps (`taker_fee_ppm`) = 0.065 USDT.
     let mut v = venue(&SimVenueConfig::default()).fill_all();
     let mut reports = Vec::new();
     v.submit(&[order(1, 0, Side::Buy, 2)], Nanos(0), &mut |r| {
@@ -218,7 +220,7 @@ fn fee_example() {
         .iter()
         .find(|r| r.kind == ExecKind::Fill)
         .expect("a fill");
-    assert_eq!(fill.fee, Money(2_600_000));
+    assert_eq!(fill.fee, Money(6_500_000));
 
     let mut free = venue(&SimVenueConfig::default()).fill_all().with_fee_ppm(0);
     let mut reports = Vec::new();
@@ -428,7 +430,9 @@ proptest! {
         latency_us in 0u64..1000,
         raw in proptest::collection::vec((0u32..4, any::<bool>(), -2i64..400, any::<bool>(), 0u64..100_000), 1..200),
     ) {
-        let cfg = SimVenueConfig { latency_us, partial_fill_ppm: partial, reject_ppm: reject, transient_failure_ppm: transient, seed };
+        let cfg = SimVenueConfig { latency_us, partial_fill_ppm: partial, reject_ppm: reject, transient_failure_ppm: transient, seed,
+    ..SimVenueConfig::default()
+};
         let mut v = venue(&cfg);
         let mut reports = Vec::new();
         let mut now = Nanos(0);
@@ -501,4 +505,126 @@ fn tagged_reports_go_back_to_the_submitter_even_for_a_reused_id() {
         assert!(mine.iter().any(|o| o.id == r.order_id), "{tag} {r:?}");
     }
     assert_eq!(v.duplicate_client_ids(), 1);
+}
+
+/// Every report of `orders` submitted at `now` to a venue that fills all.
+fn fill_all_reports(cfg: &SimVenueConfig, orders: &[FollowerOrder], now: Nanos) -> Vec<ExecReport> {
+    let mut v = venue(cfg).fill_all();
+    let mut reports = Vec::new();
+    v.submit(orders, now, &mut |r| reports.push(r));
+    v.poll(Nanos(u64::MAX), &mut |r| reports.push(r));
+    reports
+}
+
+/// An order copying a leader fill at `BTC_PRICE` at venue time `venue_ts`.
+fn copy(n: u64, side: Side, qty: i64, order_type: OrderType, limit: Ticks) -> FollowerOrder {
+    FollowerOrder {
+        order_type,
+        limit,
+        venue_ts: Nanos(1_700_000_000_000_000_000),
+        ref_price: BTC_PRICE,
+        ..order(n, 0, side, qty)
+    }
+}
+
+#[test]
+fn a_copy_fills_at_the_market_around_the_leaders_price_and_in_the_inputs_time() {
+    // Defaults: 1 bp spread, 5 bp per 1,000,000 of notional, 5 bp fee, 50 µs.
+    let cfg = SimVenueConfig::default();
+    // 1 BTC at 65,000 = 65,000 notional: impact ceil(500 × 0.065) = 33 ppm;
+    // cost 50 + 33 = 83 ppm: 650,000 × 1.000083 = 650,053.95 → 650,054 (buy),
+    // 650,000 × 0.999917 = 649,946.05 → 649,946 (sell).
+    let cap = Ticks(653_250); // a 50 bp slippage cap
+    let orders = [
+        copy(1, Side::Buy, 1_000, OrderType::LimitIoc, cap),
+        copy(2, Side::Sell, 1_000, OrderType::Market, BTC_PRICE),
+    ];
+    let reports = fill_all_reports(&cfg, &orders, Nanos(5));
+    let fills: Vec<&ExecReport> = reports
+        .iter()
+        .filter(|r| r.kind == ExecKind::Fill)
+        .collect();
+    assert_eq!(fills.len(), 2);
+    assert_eq!(
+        (fills[0].qty, fills[0].price),
+        (Lots(1_000), Ticks(650_054))
+    );
+    assert_eq!(
+        (fills[1].qty, fills[1].price),
+        (Lots(1_000), Ticks(649_946))
+    );
+    // Not at the limit: the regression of issue 16 (every IOC filled at its cap).
+    assert_ne!(fills[0].price, cap);
+    // 5 bp of 65,005.4 = 32.5027 → rounded up to 1e-8.
+    assert_eq!(fills[0].fee, Money(3_250_270_000));
+    // Stamped in the input's time plus the latency, not at `now` (5 ns).
+    for r in &reports {
+        assert_eq!(r.venue_ts, Nanos(1_700_000_000_000_000_000 + 50_000));
+    }
+}
+
+#[test]
+fn an_ioc_limit_takes_what_its_limit_reaches_or_nothing() {
+    let cfg = SimVenueConfig::default();
+    // A limit 1 bp above the leader's price: half the spread (0.5 bp) leaves
+    // 0.5 bp = 50 ppm for the impact: ceil(500 × 65q / 1,000,000) ≤ 50, q ≤ 1,538.
+    let limit = Ticks(650_065);
+    let reports = fill_all_reports(
+        &cfg,
+        &[copy(1, Side::Buy, 5_000, OrderType::LimitIoc, limit)],
+        Nanos(0),
+    );
+    let fill = reports.iter().find(|r| r.kind == ExecKind::Fill).unwrap();
+    assert_eq!(fill.qty, Lots(1_538));
+    assert!(fill.price <= limit);
+    let cancel = reports
+        .iter()
+        .find(|r| r.kind == ExecKind::Canceled)
+        .unwrap();
+    assert_eq!(cancel.qty, Lots(5_000 - 1_538));
+
+    // A limit at the leader's price is inside the spread: canceled in full.
+    let reports = fill_all_reports(
+        &cfg,
+        &[copy(2, Side::Sell, 10, OrderType::LimitIoc, BTC_PRICE)],
+        Nanos(0),
+    );
+    assert!(reports.iter().all(|r| r.kind != ExecKind::Fill));
+    let cancel = reports
+        .iter()
+        .find(|r| r.kind == ExecKind::Canceled)
+        .unwrap();
+    assert_eq!(cancel.qty, Lots(10));
+}
+
+#[test]
+fn the_mid_follows_the_newest_leader_price_and_a_flat_book_fills_at_it() {
+    let flat = SimVenueConfig {
+        spread_ppm: 0,
+        impact_ppm: 0,
+        ..SimVenueConfig::default()
+    };
+    let mut later = copy(2, Side::Buy, 3, OrderType::Market, Ticks(660_000));
+    later.ref_price = Ticks(660_000);
+    later.venue_ts = Nanos(later.venue_ts.0 + 1);
+    // An order without a reference (read back from a journal) meets the
+    // newest mid, not its own limit.
+    let mut bare = order(3, 0, Side::Buy, 3);
+    bare.order_type = OrderType::Market;
+    let orders = [
+        copy(1, Side::Buy, 3, OrderType::Market, BTC_PRICE),
+        later,
+        bare,
+    ];
+    let reports = fill_all_reports(&flat, &orders, Nanos(0));
+    let prices: Vec<Ticks> = reports
+        .iter()
+        .filter(|r| r.kind == ExecKind::Fill)
+        .map(|r| r.price)
+        .collect();
+    assert_eq!(prices, [BTC_PRICE, Ticks(660_000), Ticks(660_000)]);
+    // Without any reference at all, an order fills at its own limit.
+    let reports = fill_all_reports(&flat, &[order(4, 0, Side::Sell, 3)], Nanos(0));
+    let fill = reports.iter().find(|r| r.kind == ExecKind::Fill).unwrap();
+    assert_eq!(fill.price, BTC_PRICE);
 }

@@ -298,3 +298,153 @@ fn resume_gives_the_rest_of_the_same_stream() {
     let err = g.resume(all.len() as u64 + 1).unwrap_err();
     assert!(err.to_string().contains("fewer than"), "{err}");
 }
+
+/// Every event of `g`, paced at one fill a second of venue time: polled a
+/// second of `now` apart, each fill is due when asked for.
+fn drain_paced(g: &mut SyntheticLeaders) -> Vec<FeedEvent> {
+    let mut out = Vec::new();
+    for poll in 1..10_000_000u64 {
+        match g.next(Nanos(poll * 1_000_000_000)) {
+            SourcePoll::Event(e) => out.push(e),
+            SourcePoll::Finished => return out,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    panic!("generator did not finish");
+}
+
+fn generate_paced(seed: u64, total: u64, start: Nanos) -> (SyntheticLeaders, Vec<FeedEvent>) {
+    let mut g = SyntheticLeaders::new(crate::common::universe(), seed, total)
+        .with_start_ts(start)
+        .with_rate(1);
+    let events = drain_paced(&mut g);
+    (g, events)
+}
+
+/// Issue 16: at 08:00 and 16:00 UTC of the generator's time, every symbol a
+/// leader trades has one funding event at its price then, with a small rate
+/// drawn from the seed; the fills are the same as without funding, and the
+/// stream is reproducible and resumable across it.
+#[test]
+fn funding_every_eight_hours_for_each_traded_symbol() {
+    use fillcast_engine::units::FundingRate;
+    use fillcast_gateways::synthetic::{FUNDING_INTERVAL_NS, FUNDING_RATE_MAX, START_TS_DEFAULT};
+    // From 07:59:50 UTC, one fill a second for a minute short of 16 hours:
+    // past 08:00 and 16:00, short of 00:00.
+    let start = Nanos(START_TS_DEFAULT.0 + FUNDING_INTERVAL_NS - 10_000_000_000);
+    let total = 2 * FUNDING_INTERVAL_NS / 1_000_000_000 - 60;
+    let (g, events) = generate_paced(5, total, start);
+    let fundings: Vec<(usize, SymbolIdx, FundingRate, Ticks, Nanos)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match *e {
+            FeedEvent::Funding {
+                symbol,
+                rate,
+                price,
+                ts,
+            } => Some((i, symbol, rate, price, ts)),
+            _ => None,
+        })
+        .collect();
+    // L1 trades all three symbols: three fundings at each of the two times.
+    let at: Vec<(u16, u64)> = fundings.iter().map(|f| (f.1 .0, f.4 .0)).collect();
+    let (eight, sixteen) = (
+        START_TS_DEFAULT.0 + FUNDING_INTERVAL_NS,
+        START_TS_DEFAULT.0 + 2 * FUNDING_INTERVAL_NS,
+    );
+    assert_eq!(
+        at,
+        vec![
+            (0, eight),
+            (1, eight),
+            (2, eight),
+            (0, sixteen),
+            (1, sixteen),
+            (2, sixteen)
+        ]
+    );
+    assert_eq!(g.fundings(), 6);
+    for &(i, symbol, rate, price, ts) in &fundings {
+        assert!(rate.0.abs() <= FUNDING_RATE_MAX.0, "{rate:?}");
+        // Between the fills around it in time, at the symbol's price: the
+        // last fill in it before, or the next fill if it is that symbol's.
+        let before = fills(&events[..i]);
+        let after = fills(&events[i + 1..]);
+        assert!(before.last().is_none_or(|f| f.venue_ts < ts));
+        let next = after.first().expect("a fill after it");
+        // A fill at the funding time itself (here, fills fall on whole
+        // seconds) comes after it: the funding applies to what was held.
+        assert!(next.venue_ts >= ts);
+        let last_in = before
+            .iter()
+            .rev()
+            .find(|f| f.symbol == symbol)
+            .map(|f| f.price);
+        assert!(
+            Some(price) == last_in || (next.symbol == symbol && next.price == price),
+            "{symbol:?} at {price:?}: last {last_in:?}, next {next:?}"
+        );
+    }
+    // Rates differ between symbols and times (drawn, not one constant).
+    let rates: HashSet<FundingRate> = fundings.iter().map(|f| f.2).collect();
+    assert!(rates.len() > 3, "{rates:?}");
+    // The fills do not depend on where the fundings fall: started 3 hours
+    // later (one funding time crossed at another place in the stream), the
+    // same fills, shifted in time.
+    let later = Nanos(start.0 + 3 * 3_600_000_000_000);
+    let (_, shifted) = generate_paced(5, total, later);
+    let moved: Vec<LeaderFill> = fills(&shifted)
+        .into_iter()
+        .map(|f| LeaderFill {
+            venue_ts: Nanos(f.venue_ts.0 - (later.0 - start.0)),
+            recv_ts: Nanos(0),
+            ..f
+        })
+        .collect();
+    let unmoved: Vec<LeaderFill> = fills(&events)
+        .into_iter()
+        .map(|f| LeaderFill {
+            recv_ts: Nanos(0),
+            ..f
+        })
+        .collect();
+    assert!(moved == unmoved, "the fills depend on where funding falls");
+    assert_ne!(
+        shifted
+            .iter()
+            .position(|e| matches!(e, FeedEvent::Funding { .. })),
+        Some(fundings[0].0)
+    );
+    let (_, again) = generate_paced(5, total, start);
+    assert_eq!(events, again, "same seed, same events");
+    let (_, other) = generate_paced(6, total, start);
+    let other_rates: Vec<FundingRate> = other
+        .iter()
+        .filter_map(|e| match e {
+            FeedEvent::Funding { rate, .. } => Some(*rate),
+            _ => None,
+        })
+        .collect();
+    assert_ne!(
+        other_rates,
+        fundings.iter().map(|f| f.2).collect::<Vec<_>>()
+    );
+    // Resumed just before, at and after a funding: the rest of the stream.
+    let strip = |e: &FeedEvent| match *e {
+        FeedEvent::LeaderFill(f) => FeedEvent::LeaderFill(LeaderFill {
+            recv_ts: Nanos(0),
+            ..f
+        }),
+        other => other,
+    };
+    for k in [fundings[0].0 - 1, fundings[0].0, fundings[2].0 + 1] {
+        let mut g = SyntheticLeaders::new(crate::common::universe(), 5, total)
+            .with_start_ts(start)
+            .with_rate(1);
+        g.resume(k as u64).expect("within the stream");
+        let rest: Vec<FeedEvent> = drain_paced(&mut g).iter().map(strip).collect();
+        let want: Vec<FeedEvent> = events[k..].iter().map(strip).collect();
+        assert_eq!(rest, want, "resumed at {k}");
+    }
+}

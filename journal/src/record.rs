@@ -16,7 +16,7 @@ use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Ve
 use fillcast_engine::order::Oddity;
 use fillcast_engine::outputs::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::port::JournalEntry;
-use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Money, Nanos, Ticks};
 use rkyv::rancor::Error as RkyvError;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
@@ -69,13 +69,17 @@ pub enum Kind {
     /// not tell), with its kind; an ordinary trade is still written as
     /// `LeaderFill`, whose layout journals written before kinds hold.
     LeaderFillKind = 19,
+    /// A perpetual's funding rate at a mark price (`FeedEvent::Funding`): added
+    /// with issue 16 as a kind of its own, so that every earlier record reads
+    /// as it always did.
+    Funding = 20,
 }
 
 const _: () = assert!(Kind::PairRows as u16 == crate::segment::PAIR_ROWS_KIND);
 const _: () = assert!(Kind::ExecRows as u16 == crate::segment::EXEC_ROWS_KIND);
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Config,
         Kind::LeaderFill,
         Kind::MarkPrice,
@@ -95,6 +99,7 @@ impl Kind {
         Kind::PairRows,
         Kind::ExecRows,
         Kind::LeaderFillKind,
+        Kind::Funding,
     ];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
@@ -122,6 +127,7 @@ impl Kind {
             Kind::PairRows => "pair_rows",
             Kind::ExecRows => "exec_rows",
             Kind::LeaderFillKind => "leader_fill_kind",
+            Kind::Funding => "funding",
         }
     }
 
@@ -249,6 +255,17 @@ pub struct LeaderFillKindRec {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MarkRec {
     pub symbol: u16,
+    pub price: i64,
+    pub ts: u64,
+}
+
+/// `Kind::Funding`: `FeedEvent::Funding` as it is.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FundingRec {
+    pub symbol: u16,
+    /// `FundingRate`: 10^-8 per interval.
+    pub rate: i64,
+    /// The mark price the rate applies to, in ticks.
     pub price: i64,
     pub ts: u64,
 }
@@ -434,6 +451,7 @@ fn kind_of(e: &JournalEntry) -> Option<Kind> {
         }
         JournalEntry::Feed(FeedEvent::LeaderFill(_)) => Kind::LeaderFillKind,
         JournalEntry::Feed(FeedEvent::MarkPrice { .. }) => Kind::MarkPrice,
+        JournalEntry::Feed(FeedEvent::Funding { .. }) => Kind::Funding,
         JournalEntry::Feed(FeedEvent::LeaderEquity { .. }) => Kind::LeaderEquity,
         JournalEntry::Feed(FeedEvent::FollowerEquity { .. }) => Kind::FollowerEquity,
         JournalEntry::Feed(FeedEvent::Command { by: NO_SENDER, .. }) => Kind::Command,
@@ -672,6 +690,20 @@ impl Encoder {
                     ts: ts.0,
                 })?,
             ),
+            JournalEntry::Feed(FeedEvent::Funding {
+                symbol,
+                rate,
+                price,
+                ts,
+            }) => (
+                ts.0,
+                self.put(&FundingRec {
+                    symbol: symbol.0,
+                    rate: rate.0,
+                    price: price.0,
+                    ts: ts.0,
+                })?,
+            ),
             JournalEntry::Feed(FeedEvent::FollowerEquity {
                 follower,
                 equity,
@@ -876,6 +908,9 @@ fn order_from(r: &ArchivedOrderRec, k: &'static str) -> Result<FollowerOrder, Re
         reduce_only: r.reduce_only,
         leader_event_key: r.leader_event_key.to_native(),
         ts: Nanos(r.ts.to_native()),
+        // Market hints, not journaled (`FollowerOrder::journaled`).
+        venue_ts: Nanos(0),
+        ref_price: Ticks(0),
     })
 }
 
@@ -963,6 +998,17 @@ pub fn decode(kind: u16, schema: u16, payload: &[u8]) -> Result<Entry, RecordErr
             let r = access::<ArchivedMarkRec>(kind, payload)?;
             Entry::Feed(FeedEvent::MarkPrice {
                 symbol: SymbolIdx(r.symbol.to_native()),
+                price: Ticks(r.price.to_native()),
+                ts: Nanos(r.ts.to_native()),
+            })
+        }
+        Kind::Funding => {
+            // Any rate and price read back as written: bounds are the core's to
+            // judge (it counts one out of bounds invalid), as a mark's price is.
+            let r = access::<ArchivedFundingRec>(kind, payload)?;
+            Entry::Feed(FeedEvent::Funding {
+                symbol: SymbolIdx(r.symbol.to_native()),
+                rate: FundingRate(r.rate.to_native()),
                 price: Ticks(r.price.to_native()),
                 ts: Nanos(r.ts.to_native()),
             })
@@ -1231,6 +1277,9 @@ fn read_row(p: &[u8]) -> Result<(FollowerOrder, Decision), RecordError> {
         reduce_only,
         leader_event_key: event_key,
         ts: Nanos(u64_at(row::TS)),
+        // Market hints, not journaled (`FollowerOrder::journaled`).
+        venue_ts: Nanos(0),
+        ref_price: Ticks(0),
     };
     let decision = Decision {
         event_key,
@@ -1369,6 +1418,15 @@ pub fn entry_json(seq: u64, ts: u64, e: &Entry) -> String {
         }) => {
             json!({"seq": seq, "ts": ts, "kind": "mark_price", "symbol": symbol.0, "price_ticks": price.0, "venue_ts": t.0})
         }
+        Entry::Feed(FeedEvent::Funding {
+            symbol,
+            rate,
+            price,
+            ts: t,
+        }) => json!({
+            "seq": seq, "ts": ts, "kind": "funding", "symbol": symbol.0, "rate": rate.to_decimal().to_string(),
+            "rate_e8": rate.0, "price_ticks": price.0, "venue_ts": t.0,
+        }),
         Entry::Feed(FeedEvent::FollowerEquity {
             follower,
             equity,
@@ -1567,6 +1625,122 @@ mod tests {
         let _ = decode(Kind::LeaderFill as u16, SCHEMA, &bytes);
     }
 
+    fn funding() -> FeedEvent {
+        FeedEvent::Funding {
+            symbol: SymbolIdx(2),
+            rate: FundingRate(-10_000),
+            price: Ticks(420_880),
+            ts: Nanos(1_732_089_600_000_000_000),
+        }
+    }
+
+    /// Issue 16: funding is a record kind of its own, an input, whose bytes are
+    /// the archive of its four fields (frozen here as the golden journal
+    /// freezes the others), read back as itself and shown by `journal inspect`.
+    #[test]
+    fn a_funding_record_round_trips_with_frozen_bytes() {
+        let mut enc = Encoder::default();
+        let ev = funding();
+        let (kind, ts, bytes) = enc.entry(&JournalEntry::Feed(ev)).unwrap().unwrap();
+        assert_eq!((kind, ts), (Kind::Funding, 1_732_089_600_000_000_000));
+        assert_eq!(kind as u16, 20);
+        assert!(kind.is_input());
+        assert_eq!(Kind::from_u16(20), Some(Kind::Funding));
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            [
+                "0200000000000000", // symbol 2, padding
+                "f0d8ffffffffffff", // rate -10,000
+                "106c060000000000", // price 420,880 ticks
+                "0000266f509e0918", // ts
+            ]
+            .concat()
+        );
+        let bytes = aligned(bytes);
+        assert_eq!(
+            decode(Kind::Funding as u16, SCHEMA, &bytes),
+            Ok(Entry::Feed(ev))
+        );
+        let line = entry_json(4, ts, &Entry::Feed(ev));
+        for part in [
+            r#""kind":"funding""#,
+            r#""rate":"-0.0001""#,
+            r#""rate_e8":-10000"#,
+            r#""price_ticks":420880"#,
+            r#""symbol":2"#,
+        ] {
+            assert!(line.contains(part), "{line}");
+        }
+    }
+
+    /// A funding record cut short is refused; any byte of it changed, or bytes
+    /// added, read as some funding event (every bit pattern of its fields is
+    /// one) or are refused: never a panic. Out-of-bounds rates read
+    /// back as written, for the core to count invalid.
+    #[test]
+    fn a_damaged_or_truncated_funding_record_is_refused_never_a_panic() {
+        let k = Kind::Funding as u16;
+        let mut enc = Encoder::default();
+        let bytes = aligned(
+            enc.entry(&JournalEntry::Feed(funding()))
+                .unwrap()
+                .unwrap()
+                .2,
+        );
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(
+                    decode(k, SCHEMA, &aligned(&bytes[..len])),
+                    Err(RecordError::Payload {
+                        kind: "funding",
+                        ..
+                    })
+                ),
+                "{len}"
+            );
+        }
+        // Longer: rkyv reads the archive at the end of the buffer, so the
+        // record is whatever those bytes say, a funding event or an error.
+        let mut longer = bytes.to_vec();
+        longer.extend_from_slice(&[0xffu8; 8]);
+        assert!(!matches!(
+            decode(k, SCHEMA, &aligned(&longer)),
+            Ok(Entry::Feed(ref e)) if !matches!(e, FeedEvent::Funding { .. })
+        ));
+        for at in 0..bytes.len() {
+            for v in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[at] = v;
+                match decode(k, SCHEMA, &b) {
+                    Ok(Entry::Feed(FeedEvent::Funding { .. })) | Err(_) => {}
+                    Ok(other) => panic!("byte {at} = {v}: {other:?}"),
+                }
+            }
+        }
+        let mut wild = enc
+            .put(&FundingRec {
+                symbol: u16::MAX,
+                rate: i64::MIN,
+                price: -1,
+                ts: u64::MAX,
+            })
+            .unwrap()
+            .to_vec();
+        let back = decode(k, SCHEMA, &aligned(&wild));
+        assert!(
+            matches!(back, Ok(Entry::Feed(FeedEvent::Funding { rate, .. })) if !rate.is_within_bounds()),
+            "{back:?}"
+        );
+        // Hostile bytes of every other kind's size as funding, and funding's
+        // bytes as every other kind: errors or well-formed entries.
+        wild.fill(0xff);
+        for kind in Kind::ALL {
+            let _ = decode(kind as u16, SCHEMA, &bytes);
+            let _ = decode(k, SCHEMA, &aligned(&wild[..wild.len() / 2]));
+        }
+    }
+
     /// `sidecar_postgres::hostile_records_give_an_error_naming_their_seq` failed
     /// once in CI: the second run on a journal with a damaged decision record
     /// stopped at the same record with other words, since the validator's message
@@ -1614,6 +1788,7 @@ mod in_place_tests {
             reduce_only: true,
             leader_event_key: 0xfeed,
             ts: Nanos(123),
+            ..FollowerOrder::default()
         };
         let d = Decision {
             event_key: 0xfeed,
@@ -1682,6 +1857,7 @@ mod in_place_tests {
             reduce_only: true,
             leader_event_key: 0x3132_3334_3536_3738,
             ts: Nanos(0x4142_4344_4546_4748),
+            ..FollowerOrder::default()
         };
         let d = Decision {
             event_key: o.leader_event_key,

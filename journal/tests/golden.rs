@@ -17,7 +17,7 @@ use fillcast_engine::model::{FollowerIdx, LeaderIdx, Side, SubIdx, SymbolIdx, Un
 use fillcast_engine::order::Oddity;
 use fillcast_engine::outputs::{Decision, DecisionStatus, Notice, Reason, SyncReason};
 use fillcast_engine::port::{JournalEntry, JournalSink};
-use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Money, Nanos, Ticks};
 use fillcast_journal::reader::JournalReader;
 use fillcast_journal::record::{decode, entry_json, Kind};
 use fillcast_journal::stage::JournalStage;
@@ -118,6 +118,7 @@ fn entries() -> Vec<JournalEntry> {
             reduce_only: i == 1,
             leader_event_key: 0x1234_5678_9abc_def0,
             ts: t(),
+            ..FollowerOrder::default()
         };
         // An order alone, and an order with its decision (one `order_decision` record).
         e.push(JournalEntry::Order(order));
@@ -292,6 +293,15 @@ fn entries() -> Vec<JournalEntry> {
             recv_ts: t(),
             kind,
         })));
+    }
+    // Funding (issue 16): a record kind of its own, after everything above.
+    for (i, rate) in [10_000i64, -3_750].into_iter().enumerate() {
+        e.push(JournalEntry::Feed(FeedEvent::Funding {
+            symbol: SymbolIdx(0),
+            rate: FundingRate(rate),
+            price: Ticks(640_003 + i as i64),
+            ts: t(),
+        }));
     }
     e
 }

@@ -441,7 +441,7 @@ fn typed_records_round_trip_and_unknown_schema_is_refused() {
     use fillcast_engine::model::{LeaderIdx, Side, SubIdx, SymbolIdx};
     use fillcast_engine::outputs::{Decision, DecisionStatus, Reason};
     use fillcast_engine::port::JournalEntry;
-    use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+    use fillcast_engine::units::{FundingRate, Lots, Money, Nanos, Ticks};
     let entries = [
         JournalEntry::Feed(FeedEvent::LeaderFill(LeaderFill {
             leader: LeaderIdx(2),
@@ -456,6 +456,12 @@ fn typed_records_round_trip_and_unknown_schema_is_refused() {
             recv_ts: Nanos(2),
             kind: FillKind::Liquidation,
         })),
+        JournalEntry::Feed(FeedEvent::Funding {
+            symbol: SymbolIdx(1),
+            rate: FundingRate(-37_500),
+            price: Ticks(650_001),
+            ts: Nanos(3),
+        }),
         JournalEntry::Exec(ExecReport {
             order_id: 5,
             kind: ExecKind::Rejected,

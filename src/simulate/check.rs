@@ -127,7 +127,11 @@ fn strict_replay(dir: &Path, world: &World) -> Result<(), String> {
             Entry::OrderDecision(o, d) => vec![JournalEntry::Order(o), JournalEntry::Decision(d)],
         };
         for j in journaled {
-            match made.pop_front() {
+            // The journal holds an order without its market hints.
+            match made.pop_front().map(|m| match m {
+                JournalEntry::Order(o) => JournalEntry::Order(o.journaled()),
+                other => other,
+            }) {
                 Some(m) if m == j => {}
                 other => {
                     return Err(format!(

@@ -974,7 +974,9 @@ impl<'o> Sim<'o> {
         };
         match &mut ev {
             FeedEvent::LeaderFill(f) => f.symbol = symbol,
-            FeedEvent::MarkPrice { symbol: s, .. } => *s = symbol,
+            FeedEvent::MarkPrice { symbol: s, .. } | FeedEvent::Funding { symbol: s, .. } => {
+                *s = symbol
+            }
             _ => {}
         }
         Ok(Some(ev))

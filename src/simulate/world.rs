@@ -912,7 +912,7 @@ fn while_held(g: &mut Rng, planned: &[(u64, u64, FeedEvent)], s: usize) -> Optio
 pub fn symbol_of(ev: &FeedEvent) -> Option<SymbolIdx> {
     match ev {
         FeedEvent::LeaderFill(f) => Some(f.symbol),
-        FeedEvent::MarkPrice { symbol, .. } => Some(*symbol),
+        FeedEvent::MarkPrice { symbol, .. } | FeedEvent::Funding { symbol, .. } => Some(*symbol),
         _ => None,
     }
 }

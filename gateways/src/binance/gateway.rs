@@ -2355,6 +2355,7 @@ equity = "100000"
             reduce_only: false,
             leader_event_key: 1,
             ts: clock::now(),
+            ..FollowerOrder::default()
         }
     }
 

@@ -116,8 +116,11 @@ pub(crate) fn build(
             unmarked.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
-    if activity.fills > 0 {
-        notes.push("funding payments are not in the schema: P&L excludes funding".to_string());
+    if activity.fills > 0 && ds.funding_payments.is_none() {
+        notes.push(
+            "funding not recorded (a database from before schema version 7): P&L excludes funding"
+                .to_string(),
+        );
     }
     Ok(FollowerView {
         as_of_ns: as_of,

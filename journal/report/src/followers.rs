@@ -3,22 +3,28 @@
 //!
 //! Per subscription: realized P&L (average cost), unrealized P&L of the open
 //! positions at the mark (else the latest trade in the symbol by anyone, see
-//! `ledger`), trading fees paid, and `net = realized + unrealized − fees`.
+//! `ledger`), trading fees paid, funding received (negative: paid; the
+//! sidecar's `funding_payments` rows of the subscription), and `net = realized +
+//! unrealized − fees + funding`.
 //! Its *equity* is `allocation + net`, the allocation as it stood at each instant:
 //! a change of it (`allocation_changes`, a config reload) is capital added or
 //! withdrawn, neither profit nor loss, so it moves equity and the high-water mark
 //! (`fees::hwm_after_flow`) but not P&L, and returns are time-weighted across it.
 //! High-water-mark performance fees (see
 //! `fees`) are charged on that equity at each settlement period's end. A follower's
-//! figures are the sums over its subscriptions. Funding payments are not in the
-//! schema and are reported as not recorded (`None`), never as zero.
+//! figures are the sums over its subscriptions.
+//!
+//! **Funding** moves equity at its time (`ledger`), as cash: the drawdowns, the
+//! time-weighted return and the high-water-mark fees see it. A database without
+//! the `funding_payments` table (from before schema version 7) recorded none:
+//! funding is then `None` (not recorded), never zero, and net P&L leaves it out.
 
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
 use super::fees::{self, CapitalFlow, FeeSchedule, PeriodEquity};
-use super::ledger::{self, LedgerFill, OpenPosition};
+use super::ledger::{self, LedgerFill, LedgerFunding, OpenPosition};
 use super::metrics::{self, Bucket};
 use super::query::{signed, AllocationChange, Dataset};
 use super::{id_cmp, ReportError, ReportOptions};
@@ -36,6 +42,10 @@ pub struct SubscriptionPnl {
     pub unrealized_pnl: Decimal,
     /// Trading fees paid to the venue (negative: rebates).
     pub fees_paid: Decimal,
+    /// Funding received (negative: paid) up to the report's time; `None` when
+    /// the database does not record funding.
+    pub funding: Option<Decimal>,
+    /// `realized + unrealized − fees + funding`.
     pub net_pnl: Decimal,
     /// Capital added (positive) or withdrawn since the subscription started: the
     /// changes of its allocation (`allocation_changes`) up to the report's time.
@@ -62,7 +72,8 @@ pub struct FollowerReport {
     pub realized_pnl: Decimal,
     pub unrealized_pnl: Decimal,
     pub fees_paid: Decimal,
-    /// Funding is not in the schema: always `None` (not recorded).
+    /// Funding received (negative: paid), over its subscriptions; `None` when
+    /// the database does not record funding (`funding_payments`).
     pub funding: Option<Decimal>,
     pub net_pnl: Decimal,
     /// Capital added (positive) or withdrawn, over its subscriptions.
@@ -155,6 +166,21 @@ pub(crate) fn followers(
             });
     }
 
+    let mut funding: BTreeMap<&str, Vec<LedgerFunding>> = BTreeMap::new();
+    for p in ds.funding_payments.iter().flatten() {
+        if let Some(sub) = &p.subscription_id {
+            funding
+                .entry(sub.as_str())
+                .or_default()
+                .push(LedgerFunding {
+                    ts_ns: p.ts,
+                    seq: p.seq,
+                    amount: p.amount,
+                });
+        }
+    }
+    let recorded = ds.funding_payments.is_some();
+
     let mut changes: BTreeMap<&str, Vec<&AllocationChange>> = BTreeMap::new();
     for c in ds.allocation_changes.iter().filter(|c| c.ts <= as_of_ns) {
         changes
@@ -170,6 +196,8 @@ pub(crate) fn followers(
     for (sub_id, info) in subs {
         let empty = Vec::new();
         let sf = fills.get(sub_id.as_str()).unwrap_or(&empty);
+        let no_funding = Vec::new();
+        let paid = funding.get(sub_id.as_str()).unwrap_or(&no_funding);
         let changed = changes.get(sub_id.as_str()).map_or(&[][..], |c| &c[..]);
         // The allocation the subscription started with: before its first change.
         let base = changed
@@ -193,6 +221,7 @@ pub(crate) fn followers(
         let r = ledger::replay(
             base,
             sf,
+            paid,
             &ds.marks,
             &ds.trades,
             as_of_ns,
@@ -216,7 +245,8 @@ pub(crate) fn followers(
             })
             .collect();
         let schedule = fees::hwm_fees_with_flows(base, &period_equities, &flows, &opts.fee);
-        let net = r.realized + r.unrealized - r.fees;
+        // `r.funding` is zero when none is recorded: net is then what it was.
+        let net = r.realized + r.unrealized - r.fees + r.funding;
         let equity = base + capital.added + net;
         by_follower
             .entry(info.follower_id.clone())
@@ -231,6 +261,7 @@ pub(crate) fn followers(
                 realized_pnl: r.realized,
                 unrealized_pnl: r.unrealized,
                 fees_paid: r.fees,
+                funding: recorded.then_some(r.funding),
                 net_pnl: net,
                 capital_flows: capital.added,
                 equity,
@@ -266,7 +297,7 @@ pub(crate) fn followers(
                 realized_pnl: sum(|s| s.realized_pnl),
                 unrealized_pnl: sum(|s| s.unrealized_pnl),
                 fees_paid: sum(|s| s.fees_paid),
-                funding: None,
+                funding: recorded.then(|| sum(|s| s.funding.unwrap_or_default())),
                 net_pnl: sum(|s| s.net_pnl),
                 capital_flows: sum(|s| s.capital_flows),
                 performance_fee: sum(|s| s.performance_fee.fee),

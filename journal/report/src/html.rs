@@ -738,7 +738,7 @@ pub(crate) fn follower_page(v: &FollowerView) -> String {
         ("realized", money(f.realized_pnl)),
         ("unrealized (at the mark)", money(f.unrealized_pnl)),
         ("trading fees paid", money(f.fees_paid)),
-        ("funding", "not recorded".into()),
+        ("funding", f.funding.map_or("not recorded".into(), money)),
         ("capital added", money(f.capital_flows)),
         ("performance fee settled", money(f.performance_fee)),
         ("of which to the leader", money(f.leader_share)),
@@ -921,6 +921,7 @@ fn followers_section(h: &mut String, r: &Report) {
         h.push_str("<p>No follower in the database.</p>\n</section>\n");
         return;
     }
+    attribution_table(h, &r.pnl_attribution);
     let total = r.followers.len();
     let held = total.min(FOLLOWERS_IN_PAGE_MAX);
     let _ = writeln!(
@@ -963,7 +964,10 @@ fn followers_section(h: &mut String, r: &Report) {
             money_cell(f.realized_pnl, true),
             money_cell(f.unrealized_pnl, true),
             money_cell(f.fees_paid, false),
-            num_cell("", None, "not recorded"),
+            f.funding.map_or_else(
+                || num_cell("", None, "not recorded"),
+                |x| money_cell(x, true)
+            ),
             money_cell(f.net_pnl, true),
             money_cell(f.capital_flows, false),
             money_cell(f.performance_fee, false),
@@ -973,6 +977,49 @@ fn followers_section(h: &mut String, r: &Report) {
     h.push_str("</tbody></table>\n");
     truncation_note(h, total, held, "followers");
     h.push_str("</section>\n");
+}
+
+/// The followers' net P&L by where it came from (`PnlAttribution`).
+fn attribution_table(h: &mut String, a: &crate::PnlAttribution) {
+    h.push_str("<h3>Where the followers' P&amp;L came from</h3><table class=\"small\" id=\"pnl-attribution\"><tbody>\n");
+    for (k, v) in [
+        (
+            "the leaders' trading (each fill at the price it copied)",
+            Some(a.leaders_trading),
+        ),
+        (
+            "spread and impact (each fill against that price)",
+            Some(a.spread_and_impact),
+        ),
+        ("trading fees", Some(a.fees)),
+        ("funding", a.funding),
+    ] {
+        let _ = writeln!(
+            h,
+            "<tr><th>{k}</th>{}</tr>",
+            v.map_or_else(
+                || num_cell("", None, "not recorded"),
+                |x| money_cell(x, true)
+            )
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<tr><th>net P&amp;L</th>{}</tr></tbody></table>",
+        money_cell(a.total, true)
+    );
+    if !a.residual.is_zero() {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">The parts differ from the net P&amp;L by {} (inconsistent data).</p>",
+            esc(&money(a.residual))
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<p>{} fill(s) copied a leader fill's price; {} (resyncs, stops, closes) are set against the symbol's last known price before them, a mark or a leader fill.</p>",
+        a.fills_at_leader_price, a.fills_at_last_price
+    );
 }
 
 /// `5000` as `5,000`.

@@ -19,6 +19,10 @@ use super::{
 /// The version of this JSON layout; bumped when a field changes meaning (v2: a
 /// window's trade figures count open trades at the mark, `closed_only` keeps the
 /// closed-trade figures; annualised figures are null in a too-short window).
+/// Funding (issue 16) added fields only: `funding` of a leader and of a
+/// subscription (a follower's was there, `null`), a decimal or `null` when the
+/// database does not record funding; where it is recorded, `net_pnl`, equity
+/// and the figures built on them include it.
 pub const SCHEMA: &str = "fillcast.report.v2";
 
 /// The layout of `fillcast report --leaderboard --json`.
@@ -131,6 +135,7 @@ fn leader(l: &LeaderReport) -> Value {
         "equity": opt_dec(l.equity),
         "realized_pnl": dec(l.realized_pnl),
         "unrealized_pnl": dec(l.unrealized_pnl),
+        "funding": opt_dec(l.funding),
         "followers": l.followers,
         "aum": dec(l.aum),
         "fills": l.fills,
@@ -185,6 +190,7 @@ fn follower(f: &FollowerReport) -> Value {
             "realized_pnl": dec(s.realized_pnl),
             "unrealized_pnl": dec(s.unrealized_pnl),
             "fees_paid": dec(s.fees_paid),
+            "funding": opt_dec(s.funding),
             "net_pnl": dec(s.net_pnl),
             "capital_flows": dec(s.capital_flows),
             "equity": dec(s.equity),
@@ -222,6 +228,16 @@ pub(crate) fn report(r: &Report) -> Value {
             "platform_share": dec(r.fees.platform_share),
             "accrued": dec(r.fees.accrued),
             "by_leader": Value::Object(r.fees.by_leader.iter().map(|(k, v)| (k.clone(), dec(*v))).collect()),
+        },
+        "pnl_attribution": {
+            "leaders_trading": dec(r.pnl_attribution.leaders_trading),
+            "spread_and_impact": dec(r.pnl_attribution.spread_and_impact),
+            "fees": dec(r.pnl_attribution.fees),
+            "funding": r.pnl_attribution.funding.map(dec),
+            "total": dec(r.pnl_attribution.total),
+            "residual": dec(r.pnl_attribution.residual),
+            "fills_at_leader_price": r.pnl_attribution.fills_at_leader_price,
+            "fills_at_last_price": r.pnl_attribution.fills_at_last_price,
         },
         "pnl_distribution": r.pnl_distribution.iter().map(|b| json!({
             "lo": dec(b.lo), "hi": dec(b.hi), "count": b.count,

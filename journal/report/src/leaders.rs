@@ -20,6 +20,14 @@
 //! flawless by holding a loss open. The same figures over the closed trades alone are
 //! kept beside them (`closed_only`), labelled "closed trades only".
 //!
+//! **Funding.** A leader's own funding (the sidecar's `funding_payments` rows of
+//! the leader with no subscription, computed from its `leader_positions`) enters
+//! its equity curve at its time, as cash: P&L, ROI, drawdown and Sharpe include
+//! it. It is not counted twice through `leader_equity`: a reported equity is
+//! only ever the curve's starting capital (its earliest row), never a point on
+//! the curve, and the curve is rebuilt from fills, marks and funding alone. A
+//! database without `funding_payments` recorded none: `funding` is `None`.
+//!
 //! **Annualised figures** (annualised return, Sharpe, Calmar) are `None` for a window
 //! with less than `ReportOptions::annualise_min_ns` (30 days by default) of data:
 //! compounding a few days to a year says nothing about a leader.
@@ -29,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 
 use super::followers::SubInfo;
-use super::ledger::{self, LedgerFill, OpenPosition, Trade};
+use super::ledger::{self, LedgerFill, LedgerFunding, OpenPosition, Trade};
 use super::metrics::{self, ProfitFactor};
 use super::query::{signed, Dataset};
 use super::time::NS_PER_DAY;
@@ -43,10 +51,13 @@ pub struct LeaderReport {
     pub capital: Option<Decimal>,
     /// Where `capital` came from: `leader_equity`, `leaders`, or `none`.
     pub capital_source: &'static str,
-    /// Equity at the report's time (capital + realized + unrealized).
+    /// Equity at the report's time (capital + realized + unrealized + funding).
     pub equity: Option<Decimal>,
     pub realized_pnl: Decimal,
     pub unrealized_pnl: Decimal,
+    /// Funding received (negative: paid) on the leader's own positions up to the
+    /// report's time; `None` when the database does not record funding.
+    pub funding: Option<Decimal>,
     /// Distinct followers subscribed to this leader (from `subscriptions`, or named by
     /// its instructions and orders).
     pub followers: usize,
@@ -161,6 +172,19 @@ pub(crate) fn leaders(
                 position_after: f.position_after,
             });
     }
+    let mut funding: BTreeMap<&str, Vec<LedgerFunding>> = BTreeMap::new();
+    for p in ds.funding_payments.iter().flatten() {
+        if p.subscription_id.is_none() {
+            funding
+                .entry(p.leader_id.as_str())
+                .or_default()
+                .push(LedgerFunding {
+                    ts_ns: p.ts,
+                    seq: p.seq,
+                    amount: p.amount,
+                });
+        }
+    }
     let mut ids: BTreeSet<&str> = ds.leaders.keys().map(String::as_str).collect();
     ids.extend(fills.keys().copied());
     ids.extend(ignored.keys().copied());
@@ -177,10 +201,13 @@ pub(crate) fn leaders(
         let (capital, capital_source) = capital(ds, id);
         let empty = Vec::new();
         let lf = fills.get(id).unwrap_or(&empty);
+        let no_funding = Vec::new();
+        let paid = funding.get(id).unwrap_or(&no_funding);
         let base = capital.unwrap_or_default();
         let r = ledger::replay(
             base,
             lf,
+            paid,
             &ds.marks,
             &ds.trades,
             as_of_ns,
@@ -239,6 +266,7 @@ pub(crate) fn leaders(
             equity: capital.map(|_| ledger::value_at(&r.curve, as_of_ns, base)),
             realized_pnl: r.realized,
             unrealized_pnl: r.unrealized,
+            funding: ds.funding_payments.is_some().then_some(r.funding),
             followers: followers.len(),
             aum,
             fills: lf.len(),

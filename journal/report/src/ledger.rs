@@ -6,8 +6,9 @@
 //! flat to flat; a fill that flips the side closes one trade and opens the next with
 //! the remainder.
 //!
-//! **Equity** at time `t` = base capital + realized P&L + unrealized P&L − fees paid,
-//! where open positions are valued at the latest market price known at `t`: the
+//! **Equity** at time `t` = base capital + realized P&L + unrealized P&L − fees paid
+//! plus funding received (negative when paid: `funding_payments`, each at its
+//! time), where open positions are valued at the latest market price known at `t`: the
 //! latest `mark_prices` row of the symbol at or before `t`; without one (a symbol
 //! with no mark, or before its first), the latest trade in the symbol by anyone at or
 //! before `t` (any leader or follower fill, see `Trades`), never the account's own
@@ -38,6 +39,16 @@ pub struct LedgerFill {
     /// missing (or the position predates the first fill seen) and is healed by a
     /// synthetic fill at this fill's price.
     pub position_after: Option<Decimal>,
+}
+
+/// A funding payment of the replayed account (`funding_payments`): `amount`
+/// received at `ts_ns`, negative when paid. It moves equity at its time and no
+/// position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerFunding {
+    pub ts_ns: i64,
+    pub seq: i64,
+    pub amount: Decimal,
 }
 
 /// A trade: a position in one symbol from flat to flat.
@@ -99,9 +110,9 @@ impl PriceBasis {
 /// Everything the replay of one account yields.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Replay {
-    /// `(ts, equity)`: the base 1 ns before the first fill, then one point per
-    /// fill or mark that changed equity (several events at one instant collapse to
-    /// the last).
+    /// `(ts, equity)`: the base 1 ns before the first fill (or funding payment),
+    /// then one point per fill, funding payment or mark that changed equity
+    /// (several events at one instant collapse to the last).
     pub curve: Vec<(i64, Decimal)>,
     /// Closed trades in closing order.
     pub trades: Vec<Trade>,
@@ -109,6 +120,8 @@ pub struct Replay {
     pub realized: Decimal,
     pub unrealized: Decimal,
     pub fees: Decimal,
+    /// Funding received (negative: paid) up to the replay's end.
+    pub funding: Decimal,
     /// Fills whose reported `position_after` disagreed with the replay.
     pub position_gaps: u32,
 }
@@ -277,13 +290,15 @@ pub enum Valuation<'a> {
     At(&'a [i64]),
 }
 
-/// Replays one account: `fills` in any order (sorted here by time, then seq),
-/// valued with `marks`, else `trades`, as `valuation` says, up to and including
-/// `until_ns`. `trades` should hold every account's fills, this one's included (the
-/// account's own latest fill is used only where `trades` knows no trade at all).
+/// Replays one account: `fills` and `funding` in any order (sorted here by time,
+/// then seq), valued with `marks`, else `trades`, as `valuation` says, up to and
+/// including `until_ns`. `trades` should hold every account's fills, this one's
+/// included (the account's own latest fill is used only where `trades` knows no
+/// trade at all).
 pub fn replay(
     base: Decimal,
     fills: &[LedgerFill],
+    funding: &[LedgerFunding],
     marks: &Marks,
     trades: &Trades,
     until_ns: i64,
@@ -291,13 +306,22 @@ pub fn replay(
 ) -> Result<Replay, Overflow> {
     let mut fills: Vec<&LedgerFill> = fills.iter().filter(|f| f.ts_ns <= until_ns).collect();
     fills.sort_by_key(|f| (f.ts_ns, f.seq));
+    let mut payments: Vec<&LedgerFunding> =
+        funding.iter().filter(|p| p.ts_ns <= until_ns).collect();
+    payments.sort_by_key(|p| (p.ts_ns, p.seq));
     let mut out = Replay::default();
-    let Some(first) = fills.first() else {
-        return Ok(out);
+    let start_ns = match (fills.first(), payments.first()) {
+        (None, None) => return Ok(out),
+        (Some(f), None) => f.ts_ns,
+        (None, Some(p)) => p.ts_ns,
+        (Some(f), Some(p)) => f.ts_ns.min(p.ts_ns),
     };
-    // The base, 1 ns before the first fill, so that a loss at the first instant
+    // The base, 1 ns before the first event, so that a loss at the first instant
     // still shows as a fall from it.
-    out.curve.push((first.ts_ns.saturating_sub(1), base));
+    out.curve.push((start_ns.saturating_sub(1), base));
+    // Funding without a fill (a position from before the data) has no symbol to
+    // value: mark events start at the first fill.
+    let first_fill_ns = fills.first().map_or(start_ns, |f| f.ts_ns);
 
     // Two time-ordered streams, merged below (a fill before a price update at one
     // instant): the fills, and the price updates `(ts, symbol index)` of the symbols
@@ -313,13 +337,13 @@ pub fn replay(
             // first fill moved to it; trades count only before the first mark.
             let mut extend = |list: &[(i64, Decimal)], si: usize, before: i64| {
                 let lo = list
-                    .partition_point(|(t, _)| *t < first.ts_ns)
+                    .partition_point(|(t, _)| *t < first_fill_ns)
                     .saturating_sub(1);
                 let hi = list.partition_point(|(t, _)| *t <= until_ns && *t < before);
                 mark_events.extend(
                     list[lo..hi.max(lo)]
                         .iter()
-                        .map(|(t, _)| (*t.max(&first.ts_ns), si)),
+                        .map(|(t, _)| (*t.max(&first_fill_ns), si)),
                 );
             };
             for (si, sym) in symbols.iter().enumerate() {
@@ -332,7 +356,7 @@ pub fn replay(
             let mut times: Vec<i64> = times
                 .iter()
                 .copied()
-                .filter(|t| *t >= first.ts_ns && *t <= until_ns)
+                .filter(|t| *t >= first_fill_ns && *t <= until_ns)
                 .chain(std::iter::once(until_ns))
                 .collect();
             times.sort_unstable();
@@ -349,15 +373,33 @@ pub fn replay(
     let mut unrealized: BTreeMap<&str, Decimal> = BTreeMap::new();
     let mut realized = Decimal::ZERO;
     let mut fees = Decimal::ZERO;
+    let mut funded = Decimal::ZERO;
 
-    // Bounded by the total length of the two streams.
-    let (mut fi, mut mi) = (0usize, 0usize);
-    while fi < fills.len() || mi < mark_events.len() {
-        let take_fill = match (fills.get(fi), mark_events.get(mi)) {
-            (Some(f), Some(m)) => f.ts_ns <= m.0,
-            (Some(_), None) => true,
-            _ => false,
-        };
+    // Three time-ordered streams merged; at one instant a fill first, then a
+    // funding payment, then a price update. Bounded by their total length.
+    let (mut fi, mut pi, mut mi) = (0usize, 0usize, 0usize);
+    while fi < fills.len() || pi < payments.len() || mi < mark_events.len() {
+        let ts_of = |t: Option<i64>| t.unwrap_or(i64::MAX);
+        let (f_ts, p_ts, m_ts) = (
+            ts_of(fills.get(fi).map(|f| f.ts_ns)),
+            ts_of(payments.get(pi).map(|p| p.ts_ns)),
+            ts_of(mark_events.get(mi).map(|m| m.0)),
+        );
+        let take_fill = fi < fills.len() && f_ts <= p_ts && f_ts <= m_ts;
+        let take_funding = !take_fill && pi < payments.len() && p_ts <= m_ts;
+        if take_funding {
+            let p = payments[pi];
+            pi += 1;
+            funded = add(funded, p.amount, p.ts_ns)?;
+            let total_u = unrealized
+                .values()
+                .try_fold(Decimal::ZERO, |a, b| a.checked_add(*b))
+                .ok_or(Overflow { ts_ns: p.ts_ns })?;
+            let equity = equity_of(base, realized, total_u, fees, funded)
+                .ok_or(Overflow { ts_ns: p.ts_ns })?;
+            push_point(&mut out.curve, p.ts_ns, equity);
+            continue;
+        }
         let (ts, symbol) = if take_fill {
             let f = fills[fi];
             fi += 1;
@@ -406,16 +448,14 @@ pub fn replay(
             .values()
             .try_fold(Decimal::ZERO, |a, b| a.checked_add(*b))
             .ok_or(Overflow { ts_ns: ts })?;
-        let equity = base
-            .checked_add(realized)
-            .and_then(|e| e.checked_add(total_u))
-            .and_then(|e| e.checked_sub(fees))
-            .ok_or(Overflow { ts_ns: ts })?;
+        let equity =
+            equity_of(base, realized, total_u, fees, funded).ok_or(Overflow { ts_ns: ts })?;
         push_point(&mut out.curve, ts, equity);
     }
 
     out.realized = realized;
     out.fees = fees;
+    out.funding = funded;
     for (symbol, book) in &books {
         if book.qty.is_zero() {
             continue;
@@ -435,6 +475,20 @@ pub fn replay(
     }
     debug_assert!(out.curve.windows(2).all(|w| w[0].0 < w[1].0));
     Ok(out)
+}
+
+/// `base + realized + unrealized − fees + funding`; `None` past 28 digits.
+fn equity_of(
+    base: Decimal,
+    realized: Decimal,
+    unrealized: Decimal,
+    fees: Decimal,
+    funding: Decimal,
+) -> Option<Decimal> {
+    base.checked_add(realized)?
+        .checked_add(unrealized)?
+        .checked_sub(fees)?
+        .checked_add(funding)
 }
 
 fn push_point(curve: &mut Vec<(i64, Decimal)>, ts: i64, equity: Decimal) {
@@ -644,6 +698,7 @@ mod tests {
         let r = replay(
             d("1000"),
             &fills,
+            &[],
             &Marks::default(),
             &Trades::default(),
             i64::MAX,
@@ -669,6 +724,7 @@ mod tests {
         let r = replay(
             d("1000"),
             &[fill(1, "X", "1", "100")],
+            &[],
             &marks,
             &Trades::default(),
             10,
@@ -681,6 +737,7 @@ mod tests {
         let r = replay(
             d("1000"),
             &[fill(1, "X", "1", "100")],
+            &[],
             &marks,
             &Trades::default(),
             10,
@@ -721,36 +778,165 @@ mod tests {
             ("X", 6, 3, d("120")),
         ]);
         let none = Marks::default();
-        let r = replay(d("1000"), &own, &none, &trades, 10, Valuation::EveryMark).unwrap();
+        let r = replay(
+            d("1000"),
+            &own,
+            &[],
+            &none,
+            &trades,
+            10,
+            Valuation::EveryMark,
+        )
+        .unwrap();
         assert_eq!(r.unrealized, d("20"));
         assert_eq!(r.open[0].mark, d("120"));
         assert_eq!(r.open[0].basis, PriceBasis::LatestTrade);
         // Every price change is a point of the curve (the fall to 990 too).
         assert_eq!(r.curve, vec![(0, d("1000")), (4, d("990")), (6, d("1020"))]);
         // Valued only at the end: the same figure.
-        let r = replay(d("1000"), &own, &none, &trades, 10, Valuation::At(&[])).unwrap();
+        let r = replay(d("1000"), &own, &[], &none, &trades, 10, Valuation::At(&[])).unwrap();
         assert_eq!(r.curve.last(), Some(&(10, d("1020"))));
         // Before the later trades, the price is still the fill's own.
-        let r = replay(d("1000"), &own, &none, &trades, 3, Valuation::EveryMark).unwrap();
+        let r = replay(
+            d("1000"),
+            &own,
+            &[],
+            &none,
+            &trades,
+            3,
+            Valuation::EveryMark,
+        )
+        .unwrap();
         assert_eq!(r.unrealized, Decimal::ZERO);
 
         // A mark wins over a later trade: from its time on, trades no longer count.
         let mut marks = Marks::default();
         marks.push("X", 5, d("95"));
-        let r = replay(d("1000"), &own, &marks, &trades, 10, Valuation::EveryMark).unwrap();
+        let r = replay(
+            d("1000"),
+            &own,
+            &[],
+            &marks,
+            &trades,
+            10,
+            Valuation::EveryMark,
+        )
+        .unwrap();
         assert_eq!(r.open[0].mark, d("95"));
         assert_eq!(r.open[0].basis, PriceBasis::Mark);
         assert_eq!(r.curve, vec![(0, d("1000")), (4, d("990")), (5, d("995"))]);
-        let r = replay(d("1000"), &own, &marks, &trades, 10, Valuation::At(&[])).unwrap();
+        let r = replay(
+            d("1000"),
+            &own,
+            &[],
+            &marks,
+            &trades,
+            10,
+            Valuation::At(&[]),
+        )
+        .unwrap();
         assert_eq!(r.unrealized, d("-5"));
 
         // No trade known at all: the account's own latest fill.
         let empty = Trades::default();
-        let r = replay(d("1000"), &own, &none, &empty, 10, Valuation::EveryMark).unwrap();
+        let r = replay(
+            d("1000"),
+            &own,
+            &[],
+            &none,
+            &empty,
+            10,
+            Valuation::EveryMark,
+        )
+        .unwrap();
         assert_eq!(
             (r.open[0].mark, r.open[0].basis),
             (d("100"), PriceBasis::LatestTrade)
         );
+    }
+
+    fn paid(ts: i64, amount: &str) -> LedgerFunding {
+        LedgerFunding {
+            ts_ns: ts,
+            seq: ts,
+            amount: d(amount),
+        }
+    }
+
+    /// Issue 16: funding moves equity at its time, like cash, and no position;
+    /// the valuation points see it, and `funding` is the sum up to the end.
+    #[test]
+    fn funding_moves_equity_at_its_time() {
+        let mut marks = Marks::default();
+        marks.push("X", 5, d("90"));
+        let fills = [fill(1, "X", "1", "100")];
+        let funding = [paid(3, "-2.5"), paid(7, "0.25"), paid(20, "-100")];
+        let r = replay(
+            d("1000"),
+            &fills,
+            &funding,
+            &marks,
+            &Trades::default(),
+            10,
+            Valuation::EveryMark,
+        )
+        .unwrap();
+        // 1000 → pays 2.5 at 3 → marked down 10 at 5 → receives 0.25 at 7; the
+        // payment at 20 is after the end.
+        assert_eq!(
+            r.curve,
+            vec![
+                (0, d("1000")),
+                (3, d("997.5")),
+                (5, d("987.5")),
+                (7, d("987.75")),
+            ]
+        );
+        assert_eq!(r.funding, d("-2.25"));
+        assert_eq!(
+            (r.realized, r.unrealized, r.fees),
+            (d("0"), d("-10"), d("0"))
+        );
+        assert_eq!(value_at(&r.curve, 6, d("1000")), d("987.5"));
+        // Valued only at the end: the same end, the payments still in the curve.
+        let r = replay(
+            d("1000"),
+            &fills,
+            &funding,
+            &marks,
+            &Trades::default(),
+            10,
+            Valuation::At(&[]),
+        )
+        .unwrap();
+        assert_eq!(r.curve.last(), Some(&(10, d("987.75"))));
+        assert!(r.curve.contains(&(3, d("997.5"))), "{:?}", r.curve);
+        // A payment before the first fill starts the curve.
+        let r = replay(
+            d("1000"),
+            &fills,
+            &[paid(0, "-1")],
+            &marks,
+            &Trades::default(),
+            10,
+            Valuation::EveryMark,
+        )
+        .unwrap();
+        assert_eq!(r.curve[..2], [(-1, d("1000")), (0, d("999"))]);
+        assert_eq!(r.curve.last(), Some(&(5, d("989"))));
+        // Funding alone (the position predates the data): cash only.
+        let r = replay(
+            d("1000"),
+            &[],
+            &[paid(4, "3")],
+            &marks,
+            &Trades::default(),
+            10,
+            Valuation::EveryMark,
+        )
+        .unwrap();
+        assert_eq!(r.curve, vec![(3, d("1000")), (4, d("1003"))]);
+        assert!(r.open.is_empty());
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! opens the journal. Money is `Decimal` throughout; `f64` appears only in ratios
 //! that need a root or a power (Sharpe, annualised return, Calmar) and in pixels.
 
+mod attribution;
 mod follower_view;
 mod followers;
 mod html;
@@ -46,6 +47,7 @@ use std::fmt::Display;
 
 use rust_decimal::Decimal;
 
+pub use attribution::PnlAttribution;
 pub use fees::{FeePolicy, FeeSchedule, Settlement};
 pub use follower_view::{FollowerActivity, FollowerView, OrderLine};
 pub use followers::{FeeTotals, FollowerReport, SubscriptionPnl};
@@ -81,6 +83,8 @@ pub struct Report {
     pub leaders: Vec<LeaderReport>,
     pub followers: Vec<FollowerReport>,
     pub fees: FeeTotals,
+    /// The followers' net P&L split by where it came from.
+    pub pnl_attribution: PnlAttribution,
     /// Followers' net P&L (sum over their subscriptions).
     pub pnl_distribution: Vec<Bucket>,
     pub reconciliation: Reconciliation,
@@ -352,6 +356,7 @@ pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, 
     let leaders = leaders::leaders(&ds, &subs, as_of_ns, opts)?;
     let (followers, fees) = followers::followers(&ds, &subs, as_of_ns, opts)?;
     let pnl_distribution = followers::pnl_distribution(&followers, opts.pnl_buckets_max);
+    let pnl_attribution = attribution::attribute(&ds, &followers, as_of_ns);
     let reconciliation = recon::reconcile(&ds, &subs, as_of_ns, opts);
     let activity = activity(&ds);
     let audit = AuditSummary {
@@ -420,9 +425,9 @@ pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, 
             "{gaps} leader fill(s) reported a position the earlier fills do not explain (fills missing, or a position older than the data); healed at that fill's price"
         ));
     }
-    if !ds.fills.is_empty() {
+    if ds.funding_payments.is_none() && !(ds.fills.is_empty() && ds.leader_fills.is_empty()) {
         notes.push(
-            "funding payments are not in the schema: follower P&L excludes funding".to_string(),
+            "funding not recorded (no funding_payments table: a database from before schema version 7): leader and follower P&L exclude funding".to_string(),
         );
     }
 
@@ -438,6 +443,7 @@ pub fn build_from(src: &mut dyn Source, opts: &ReportOptions) -> Result<Report, 
         leaders,
         followers,
         fees,
+        pnl_attribution,
         pnl_distribution,
         reconciliation,
         activity,

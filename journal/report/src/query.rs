@@ -382,12 +382,25 @@ pub struct LeaderPositionRow {
     pub updated_seq: Option<i64>,
 }
 
+/// One position's funding at one funding input (`funding_payments`, schema
+/// version 7): `amount` is what the holder received (negative: paid).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FundingPayment {
+    pub seq: i64,
+    pub ts: i64,
+    pub symbol: String,
+    pub leader_id: String,
+    /// `None` for a leader's own position.
+    pub subscription_id: Option<String>,
+    pub amount: Decimal,
+}
+
 /// Audit kinds about the resync and venue links, kept whole (not only the recent
 /// ones): the reasons a position may be open where its leader is flat.
 pub const SYNC_AUDIT_KINDS: [&str; 4] = ["out_of_sync", "venue_down", "venue_up", "venue_alarm"];
 
 /// Every table the report reads, in the order they are listed.
-pub const TABLES: [&str; 15] = [
+pub const TABLES: [&str; 16] = [
     "leader_fills",
     "leader_positions",
     "copy_instructions",
@@ -403,6 +416,7 @@ pub const TABLES: [&str; 15] = [
     "symbols",
     "allocation_changes",
     "follower_equity",
+    "funding_payments",
 ];
 
 /// The tables, loaded.
@@ -425,6 +439,10 @@ pub struct Dataset {
     pub subscriptions: Vec<SubscriptionRow>,
     /// In time order (`ts`, then `seq`).
     pub allocation_changes: Vec<AllocationChange>,
+    /// In time order (`ts`, then `seq`); `None` when the database has no
+    /// `funding_payments` table (from before schema version 7): funding was not
+    /// recorded, which is not the same as none paid.
+    pub funding_payments: Option<Vec<FundingPayment>>,
     pub leaders: BTreeMap<String, Option<Decimal>>,
     pub followers: BTreeMap<String, Option<Decimal>>,
     /// Lot size per symbol (`symbols`), for deviations in lots.
@@ -443,13 +461,15 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// The latest timestamp in any table: the default "as of" of a report.
+    /// The latest venue time in the data: the default "as of" of a report. A
+    /// fill's receive time is left out (`LeaderFill::ts` takes it only when the
+    /// venue sent no time): a history replayed today is reported as of its own
+    /// last day, not today. A change of allocation counts (it is stamped with the
+    /// engine's time, the only time a reload has): a report must include the
+    /// capital the follower added.
     pub fn last_ts(&self) -> Option<i64> {
-        let lf = self
-            .leader_fills
-            .iter()
-            .map(|f| f.ts().max(f.recv_ts))
-            .max();
+        let lf = self.leader_fills.iter().map(LeaderFill::ts).max();
+        let ac = self.allocation_changes.iter().map(|c| c.ts).max();
         let ff = self.fills.iter().map(|f| f.ts).max();
         let eq = self
             .leader_equity
@@ -457,7 +477,8 @@ impl Dataset {
             .chain(&self.follower_equity)
             .map(|e| e.1)
             .max();
-        [lf, ff, eq, self.marks.last_ts()]
+        let funding = self.funding_payments.iter().flatten().map(|p| p.ts).max();
+        [lf, ff, eq, ac, funding, self.marks.last_ts()]
             .into_iter()
             .flatten()
             .max()
@@ -561,8 +582,8 @@ fn qualified(table: &str, order: &str) -> String {
 
 use fillcast_schema::{
     ALLOCATION_CHANGES, AUDIT_LOG, COPY_INSTRUCTIONS, FOLLOWERS, FOLLOWER_EQUITY, FOLLOWER_FILLS,
-    FOLLOWER_ORDERS, LEADERS, LEADER_EQUITY, LEADER_FILLS, LEADER_POSITIONS, MARK_PRICES,
-    POSITIONS, SUBSCRIPTIONS, SYMBOLS,
+    FOLLOWER_ORDERS, FUNDING_PAYMENTS, LEADERS, LEADER_EQUITY, LEADER_FILLS, LEADER_POSITIONS,
+    MARK_PRICES, POSITIONS, SUBSCRIPTIONS, SYMBOLS,
 };
 
 /// Runs `SELECT cols FROM table ORDER BY order` and hands each row to `f`;
@@ -752,6 +773,24 @@ fn load_table(
                 Ok(())
             })?;
             ds.allocation_changes.sort_by_key(|c| (c.ts, c.seq));
+            n
+        }
+        "funding_payments" => {
+            let cols = FUNDING_PAYMENTS.names;
+            let mut rows = Vec::new();
+            let n = read_rows(src, table, cols, "seq, line", &mut |r| {
+                rows.push(FundingPayment {
+                    seq: r.int(0)?,
+                    ts: r.ts(2)?,
+                    symbol: r.text(3)?,
+                    leader_id: r.text(4)?,
+                    subscription_id: r.opt_text(6),
+                    amount: r.dec(10)?,
+                });
+                Ok(())
+            })?;
+            rows.sort_by_key(|p| (p.ts, p.seq));
+            ds.funding_payments = Some(rows);
             n
         }
         _ => unreachable!("TABLES lists only the tables handled here"),

@@ -83,6 +83,15 @@ pub(crate) fn pf(p: ProfitFactor) -> String {
     }
 }
 
+/// How funding is computed, for the report's definitions (the summary prints it
+/// when funding is recorded; the HTML page's definitions may take it as is).
+pub(crate) const FUNDING_DEFINITION: &str = "At each funding input (a symbol's rate for the interval at a mark price), every position open in the symbol then, a leader's or a subscription's (what the venue filled), receives amount = -position qty x mark price x rate, rounded once to 8 decimal places half away from zero (a long pays a positive rate, a short receives it). It is cash at its time: net P&L = realized + unrealized - fees + funding, and equity, drawdowns, time-weighted returns and high-water-mark fees see it from then on. A leader's funding is in its equity curve, P&L and ROI; a reported leader equity is only the curve's starting capital, so nothing is counted twice. \"not recorded\": the database predates funding (schema version 7), which is not the same as zero.";
+
+/// Funding as the summary shows it: money, or `not recorded`.
+fn funding(f: Option<Decimal>) -> String {
+    f.map_or("not recorded".into(), money)
+}
+
 /// Rows of the open-where-leader-flat list in the summary (as `fillcast run`).
 const OPEN_ROWS_MAX: usize = 10;
 
@@ -111,12 +120,13 @@ pub(crate) fn summary(r: &Report) -> String {
     for l in r.leaders.iter().take(r.options.rows_max) {
         let _ = writeln!(
             s,
-            "  {}  capital {}  equity {}  realized {}  unrealized {}  followers {}  AUM {}",
+            "  {}  capital {}  equity {}  realized {}  unrealized {}  funding {}  followers {}  AUM {}",
             l.leader_id,
             l.capital.map_or("n/a".into(), money),
             l.equity.map_or("n/a".into(), money),
             money(l.realized_pnl),
             money(l.unrealized_pnl),
+            funding(l.funding),
             l.followers,
             money(l.aum),
         );
@@ -151,14 +161,20 @@ pub(crate) fn summary(r: &Report) -> String {
     let sum = |f: fn(&super::FollowerReport) -> Decimal| r.followers.iter().map(f).sum::<Decimal>();
     let _ = writeln!(
         s,
-        "\nfollowers ({}): net P&L {} (realized {}, unrealized {}, fees {}; funding not recorded); capital added {}",
+        "\nfollowers ({}): net P&L {} (realized {}, unrealized {}, fees {}, funding {}); capital added {}",
         r.followers.len(),
         money(sum(|f| f.net_pnl)),
         money(sum(|f| f.realized_pnl)),
         money(sum(|f| f.unrealized_pnl)),
         money(sum(|f| f.fees_paid)),
+        if r.missing_tables.contains(&"funding_payments") {
+            "not recorded".into()
+        } else {
+            money(r.followers.iter().filter_map(|f| f.funding).sum())
+        },
         money(sum(|f| f.capital_flows)),
     );
+    attribution_lines(&mut s, &r.pnl_attribution);
     let _ = writeln!(
         s,
         "performance fees ({} of new highs, {}): settled {} = leader {} + platform {}; accrued {}",
@@ -313,6 +329,9 @@ pub(crate) fn summary(r: &Report) -> String {
             .collect();
         let _ = writeln!(s, "audit log {}: {}", r.audit.total, kinds.join(", "));
     }
+    if !r.missing_tables.contains(&"funding_payments") {
+        let _ = writeln!(s, "\ndefinitions:\n  funding: {FUNDING_DEFINITION}");
+    }
     s
 }
 
@@ -395,12 +414,13 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
     }
     let _ = writeln!(
         s,
-        "account equity {}; net P&L {} (realized {}, unrealized {}, trading fees {}; funding not recorded); capital added {}",
+        "account equity {}; net P&L {} (realized {}, unrealized {}, trading fees {}, funding {}); capital added {}",
         f.account_equity.map_or("n/a".into(), money),
         money(f.net_pnl),
         money(f.realized_pnl),
         money(f.unrealized_pnl),
         money(f.fees_paid),
+        funding(f.funding),
         money(f.capital_flows),
     );
     let _ = writeln!(
@@ -417,7 +437,7 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
     for sub in &f.subscriptions {
         let _ = writeln!(
             s,
-            "  {} → leader {} ({}): allocation {}, equity {}, net P&L {} (realized {}, unrealized {}, fees {}), return {}, {} fill(s); fee settled {}, accrued {}, high-water mark {}",
+            "  {} → leader {} ({}): allocation {}, equity {}, net P&L {} (realized {}, unrealized {}, fees {}, funding {}), return {}, {} fill(s); fee settled {}, accrued {}, high-water mark {}",
             sub.subscription_id,
             sub.leader_id,
             sub.mode.as_deref().unwrap_or("mode n/a"),
@@ -427,6 +447,7 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
             money(sub.realized_pnl),
             money(sub.unrealized_pnl),
             money(sub.fees_paid),
+            funding(sub.funding),
             pct(sub.time_weighted_return),
             sub.fills,
             money(sub.performance_fee.fee),
@@ -501,6 +522,9 @@ pub(crate) fn follower_view(v: &FollowerView) -> String {
             );
         }
     }
+    if f.funding.is_some() {
+        let _ = writeln!(s, "\ndefinitions:\n  funding: {FUNDING_DEFINITION}");
+    }
     s
 }
 
@@ -525,6 +549,32 @@ fn off_target(p: &crate::recon::PairSync) -> String {
         p.target,
         p.reasons.join("; ")
     )
+}
+
+/// Where follower P&L came from (`attribution`): the parts, which add up to the
+/// total, and any residual.
+fn attribution_lines(s: &mut String, a: &super::PnlAttribution) {
+    let _ = writeln!(
+        s,
+        "  where it came from: leaders' trading {} + spread and impact {} + fees {} + funding {} = {}",
+        money(a.leaders_trading),
+        money(a.spread_and_impact),
+        money(a.fees),
+        a.funding.map_or("not recorded".into(), money),
+        money(a.total),
+    );
+    if !a.residual.is_zero() {
+        let _ = writeln!(
+            s,
+            "  warning: the parts differ from the net P&L by {} (inconsistent data)",
+            money(a.residual)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "    (spread and impact: each fill against the price its decision copied; {} fill(s) copied a leader fill's price, {} a last known price)",
+        a.fills_at_leader_price, a.fills_at_last_price
+    );
 }
 
 #[cfg(test)]

@@ -724,7 +724,8 @@ fn follower_pnl_fees_and_reconciliation_from_the_database() {
     assert_eq!(f1.unrealized_pnl, d("-3"));
     assert_eq!(f1.fees_paid, d("0.05"));
     assert_eq!(f1.net_pnl, d("-3.05"));
-    assert_eq!(f1.funding, None);
+    // The database records funding (`funding_payments`), and none was paid.
+    assert_eq!(f1.funding, Some(d("0")));
     // Daily HWM fee at 20% from the allocation 100: day 0 ends at 99.99 (fee 0.01),
     // day 1 at 101.98 (+2, fees 0.02): 0.2 × 1.98 = 0.396, HWM 101.98; days 2-4 end
     // below it (101.97, 99.96, 99.95): nothing. Split 50/50.
@@ -779,6 +780,154 @@ fn follower_pnl_fees_and_reconciliation_from_the_database() {
         r.activity.reject_reasons,
         vec![("insufficient_margin".to_string(), 1)]
     );
+}
+
+/// Issue 16: `populate`'s database with funding at 08:00 of day 0 (rate 1% at
+/// mark 100: longs pay) and of day 4 (rate −0.5% at mark 110: longs receive),
+/// as the sidecar writes it: one row per position open then.
+fn db_with_funding() -> Connection {
+    let c = db();
+    c.execute(
+        "INSERT INTO funding_payments VALUES
+           (200, 0, ?1, 'BTC', 'L1', NULL, NULL, '1', '100', '0.01', '-1'),
+           (200, 1, ?1, 'BTC', 'L1', 'F1', 'S1', '0.1', '100', '0.01', '-0.1'),
+           (200, 2, ?1, 'BTC', 'L1', 'F2', 'S2', '0.05', '100', '0.01', '-0.05'),
+           (201, 0, ?2, 'BTC', 'L1', NULL, NULL, '1', '110', '-0.005', '0.55'),
+           (201, 1, ?2, 'BTC', 'L1', 'F1', 'S1', '0.1', '110', '-0.005', '0.055')",
+        [
+            day(0) + 8 * 3_600_000_000_000,
+            day(4) + 8 * 3_600_000_000_000,
+        ],
+    )
+    .unwrap();
+    c
+}
+
+/// Funding is in net P&L, in equity at its time and so in the high-water-mark
+/// fee, for followers and for the leader; worked out by hand from
+/// `follower_pnl_fees_and_reconciliation_from_the_database` and
+/// `leader_metrics_from_the_database`.
+#[test]
+fn funding_is_in_net_pnl_equity_and_the_hwm_fee() {
+    let c = db_with_funding();
+    let r = report::build_with(&c, &options()).unwrap();
+    assert!(r.missing_tables.is_empty());
+    assert_eq!(r.as_of_ns, Some(day(5)));
+
+    // F1 (S1): −0.1 on day 0, +0.055 on day 4: −0.045. Net −3.05 − 0.045.
+    let f1 = r.follower("F1").unwrap();
+    let s1 = &f1.subscriptions[0];
+    assert_eq!(s1.funding, Some(d("-0.045")));
+    assert_eq!(f1.funding, Some(d("-0.045")));
+    assert_eq!(s1.net_pnl, d("-3.095"));
+    assert_eq!(f1.net_pnl, d("-3.095"));
+    assert_eq!(
+        (f1.realized_pnl, f1.unrealized_pnl, f1.fees_paid),
+        (d("0"), d("-3"), d("0.05"))
+    );
+    assert_eq!(s1.equity, d("96.905"));
+    // Daily HWM fee at 20%: day 0 ends at 100 − 0.01 − 0.1 = 99.89; day 1 at
+    // 101.88 (+2, fees 0.02): 0.2 × 1.88 = 0.376 (0.396 without funding), HWM
+    // 101.88; days 2-4 end below it (101.87, 99.86, 99.905).
+    let sched = &s1.performance_fee;
+    let ends: Vec<Decimal> = sched.periods.iter().map(|p| p.equity_end).collect();
+    assert_eq!(
+        ends,
+        vec![
+            d("99.89"),
+            d("101.88"),
+            d("101.87"),
+            d("99.86"),
+            d("99.905")
+        ]
+    );
+    assert_eq!(f1.performance_fee, d("0.376"));
+    assert_eq!(sched.hwm, d("101.88"));
+    assert_eq!(
+        (f1.leader_share, f1.platform_share),
+        (d("0.188"), d("0.188"))
+    );
+    // Time-weighted, with no capital flow: net ÷ allocation.
+    assert_eq!(s1.time_weighted_return, Some(d("-0.03095")));
+
+    // F2 (S2): −0.05 on day 0 (its day-4 order was rejected: flat then). Net
+    // 0.5 − 0.05; day 1 ends at 50.95: fee 0.2 × 0.95 = 0.19.
+    let f2 = r.follower("F2").unwrap();
+    assert_eq!(f2.funding, Some(d("-0.05")));
+    assert_eq!(f2.net_pnl, d("0.45"));
+    assert_eq!(f2.performance_fee, d("0.19"));
+    assert_eq!(r.fees.fee, d("0.566"));
+    assert_eq!(r.fees.leader_share, d("0.283"));
+
+    // L1: −1 on day 0, +0.55 on day 4: −0.45 in its equity and every window.
+    // Curve: 1000 → 999 (day 0, 08:00) → 1019 (day 1) → 999 (day 3) → 999.55
+    // (day 4, 08:00) → 969.55 (mark 80 on day 5): drawdown 49.45 / 1019.
+    let l1 = r.leader("L1").unwrap();
+    assert_eq!(l1.funding, Some(d("-0.45")));
+    assert_eq!(l1.equity, Some(d("969.55")));
+    assert_eq!((l1.realized_pnl, l1.unrealized_pnl), (d("0"), d("-30")));
+    let all = l1.windows.iter().find(|w| w.label == "all").unwrap();
+    assert_eq!(all.pnl, d("-30.45"));
+    assert_eq!(all.roi, Some(d("-0.03045")));
+    assert_eq!(all.max_drawdown, Some(d("49.45") / d("1019")));
+    // The trades are the same trades: funding is not a trade's P&L.
+    assert_eq!(all.trades.count, 3);
+    assert_eq!(all.trades.gross_loss, d("50"));
+    // L2 holds nothing: it paid none, and says so with a zero, not "n/a".
+    assert_eq!(r.leader("L2").unwrap().funding, Some(d("0")));
+
+    let j = r.to_json();
+    assert_eq!(j["leaders"][0]["funding"], "-0.45");
+    assert_eq!(j["leaders"][0]["equity"], "969.55");
+    assert_eq!(j["followers"][0]["funding"], "-0.045");
+    assert_eq!(j["followers"][0]["net_pnl"], "-3.095");
+    assert_eq!(j["followers"][0]["subscriptions"][0]["funding"], "-0.045");
+    assert_eq!(j["fees"]["fee"], "0.566");
+    assert_eq!(j["row_counts"]["funding_payments"], 5);
+
+    let text = r.summary_text();
+    assert!(text.contains("funding -0.45"), "{text}");
+    // Followers: −0.045 − 0.05 = −0.095, shown to the cent.
+    assert!(text.contains("fees 0.05, funding -0.10)"), "{text}");
+    assert!(
+        text.contains("definitions:\n  funding: At each funding input"),
+        "{text}"
+    );
+    assert!(!text.contains("funding not recorded"), "{text}");
+    let view = report::build_follower(&c, &options(), "F1").unwrap();
+    assert_eq!(view.follower.funding, Some(d("-0.045")));
+    let text = view.to_text();
+    assert!(text.contains("trading fees 0.05, funding -0.05)"), "{text}");
+}
+
+/// A database from before schema version 7 has no `funding_payments`: funding
+/// is "not recorded" (`None`, JSON null), never zero, net P&L is what it was,
+/// and the report says why.
+#[test]
+fn funding_in_an_older_database_is_not_recorded_not_zero() {
+    let c = db();
+    c.execute_batch("DROP TABLE funding_payments").unwrap();
+    let r = report::build_with(&c, &options()).unwrap();
+    assert_eq!(r.missing_tables, vec!["funding_payments"]);
+    let f1 = r.follower("F1").unwrap();
+    assert_eq!(f1.funding, None);
+    assert_eq!(f1.subscriptions[0].funding, None);
+    assert_eq!(f1.net_pnl, d("-3.05"));
+    assert_eq!(f1.performance_fee, d("0.396"));
+    assert_eq!(r.leader("L1").unwrap().funding, None);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("funding not recorded")),
+        "{:?}",
+        r.notes
+    );
+    let j = r.to_json();
+    assert_eq!(j["followers"][0]["funding"], serde_json::Value::Null);
+    assert_eq!(j["leaders"][0]["funding"], serde_json::Value::Null);
+    let text = r.summary_text();
+    assert!(text.contains("fees 0.05, funding not recorded)"), "{text}");
+    assert!(!text.contains("definitions:"), "{text}");
 }
 
 /// S1's follower adds 1000 on day 2 (a reload raising its allocation from 100 to
@@ -916,7 +1065,9 @@ fn json_carries_every_figure_as_a_decimal_string() {
         serde_json::Value::Null
     );
     assert_eq!(j["followers"][0]["net_pnl"], "-3.05");
-    assert_eq!(j["followers"][0]["funding"], serde_json::Value::Null);
+    assert_eq!(j["followers"][0]["funding"], "0");
+    assert_eq!(j["followers"][0]["subscriptions"][0]["funding"], "0");
+    assert_eq!(j["leaders"][0]["funding"], "0");
     assert_eq!(j["fees"]["fee"], "0.596");
     assert_eq!(j["fees"]["platform_share"], "0.298");
     assert_eq!(
@@ -1035,7 +1186,7 @@ fn empty_and_tableless_databases_give_valid_reports() {
     let r = report::build(&c).unwrap();
     assert!(r.is_empty());
     assert_eq!(r.as_of_ns, None);
-    assert_eq!(r.missing_tables.len(), 15);
+    assert_eq!(r.missing_tables.len(), 16);
     assert!(r.summary_text().contains("nothing to report"));
     assert_eq!(r.to_json()["empty"], true);
 
@@ -1562,6 +1713,7 @@ const PG_SCHEMA: &[(&str, &str)] = &[
     ("symbols", "name TEXT, lot_size NUMERIC, tick_size NUMERIC"),
     ("follower_equity", "seq BIGINT, follower_id TEXT, ts BIGINT, equity NUMERIC"),
     ("allocation_changes", "seq BIGINT, subscription_id TEXT, follower_id TEXT, leader_id TEXT, ts BIGINT, allocation_before NUMERIC, allocation_after NUMERIC, config_revision TEXT"),
+    ("funding_payments", "seq BIGINT, line INTEGER, ts BIGINT, symbol TEXT, leader_id TEXT, follower_id TEXT, subscription_id TEXT, position_qty NUMERIC, mark_price NUMERIC, rate NUMERIC, amount NUMERIC"),
 ];
 
 #[test]
@@ -1592,6 +1744,14 @@ fn postgres_gives_the_same_report_as_sqlite() {
         "INSERT INTO allocation_changes VALUES (200, 'S1', 'F1', 'L1', ?1, '100', '1100.5', 'r2'),
                                                (201, 'S1', 'F1', 'L1', ?2, '1100.5', '700', 'r3')",
         [day(2) + 1_000_000_000, day(4) + 1_000_000_000],
+    )
+    .unwrap();
+    // Funding, so that NUMERIC amounts (and NULL subscriptions) are read back too.
+    lite.execute(
+        "INSERT INTO funding_payments VALUES
+           (205, 0, ?1, 'BTC', 'L1', NULL, NULL, '2', '120', '0.0001', '-0.024'),
+           (205, 1, ?1, 'BTC', 'L1', 'F1', 'S1', '0.2', '120', '0.0001', '-0.0024')",
+        [day(2) + 8 * 3_600_000_000_000],
     )
     .unwrap();
     for (table, cols) in PG_SCHEMA {
@@ -1653,6 +1813,14 @@ fn postgres_gives_the_same_report_as_sqlite() {
     let from_lite = report::build_with(&lite, &options()).unwrap();
     let from_pg = from_pg.unwrap();
     assert_eq!(from_pg.to_json(), from_lite.to_json());
+    assert_eq!(
+        from_pg.follower("F1").and_then(|f| f.funding),
+        Some(d("-0.0024"))
+    );
+    assert_eq!(
+        from_pg.leader("L1").and_then(|l| l.funding),
+        Some(d("-0.024"))
+    );
     assert_eq!(from_pg.reconciliation.open_where_leader_flat.count(), 3);
     for (id, pg) in orders.iter().zip(lineages_pg) {
         let lite = report::lineage(&lite, id).unwrap().unwrap();

@@ -25,3 +25,5 @@ CREATE TABLE symbols (name TEXT, lot_size TEXT, tick_size TEXT);
 CREATE TABLE allocation_changes (seq INTEGER, subscription_id TEXT, follower_id TEXT, leader_id TEXT,
   ts INTEGER, allocation_before TEXT, allocation_after TEXT, config_revision TEXT);
 CREATE TABLE follower_equity (seq INTEGER, follower_id TEXT, ts INTEGER, equity TEXT);
+CREATE TABLE funding_payments (seq INTEGER, line INTEGER, ts INTEGER, symbol TEXT, leader_id TEXT,
+  follower_id TEXT, subscription_id TEXT, position_qty TEXT, mark_price TEXT, rate TEXT, amount TEXT);

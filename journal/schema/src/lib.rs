@@ -235,8 +235,49 @@ const V6: &str = r#"
 ALTER TABLE leader_fills ADD COLUMN kind TEXT NOT NULL DEFAULT 'trade';
 "#;
 
+/// Version 7: funding of perpetuals (issue 16).
+///
+/// - `funding_rates`: one row per funding input (`FeedEvent::Funding`): the
+///   symbol's rate for the interval (`0.0001` is 0.01%; positive: longs pay) and
+///   the mark price it applies to, at the venue's time `ts`.
+/// - `funding_payments`: one row per position open in the symbol at that record,
+///   as the sidecar holds them there: every leader's (`leader_positions`;
+///   `follower_id` and `subscription_id` NULL) and every subscription's
+///   (`positions`, what the venue filled). `amount = −position_qty × mark_price
+///   × rate`, exact, rounded once to 8 decimal places (the money unit) half away
+///   from zero: negative is paid, positive received (a long pays a positive
+///   rate). `line` numbers a record's rows from 0: the leaders first, then the
+///   subscriptions, each in the order of the config. A funding input the
+///   engine counted invalid (a rate beyond ±1, no price) has its rate row, no
+///   payment, and an `oddity` audit row (`invalid_funding`). A database from
+///   before version 7 recorded no funding: the reports say "not recorded" for
+///   it, never zero.
+const V7: &str = r#"
+CREATE TABLE funding_rates (
+    seq {SEQ} PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    rate {DEC} NOT NULL,
+    mark_price {DEC} NOT NULL
+);
+CREATE TABLE funding_payments (
+    seq BIGINT NOT NULL,
+    line INTEGER NOT NULL,
+    ts BIGINT NOT NULL,
+    symbol TEXT NOT NULL,
+    leader_id TEXT NOT NULL,
+    follower_id TEXT,
+    subscription_id TEXT,
+    position_qty {DEC} NOT NULL,
+    mark_price {DEC} NOT NULL,
+    rate {DEC} NOT NULL,
+    amount {DEC} NOT NULL,
+    PRIMARY KEY (seq, line)
+);
+"#;
+
 /// Every migration, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The newest schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -375,6 +416,11 @@ tables! {
         "allocation_after", "config_revision",
     ];
     AUDIT_LOG = "audit_log" ["seq", "ts", "kind", "subject", "reason", "detail"];
+    FUNDING_RATES = "funding_rates" ["seq", "symbol", "ts", "rate", "mark_price"];
+    FUNDING_PAYMENTS = "funding_payments" [
+        "seq", "line", "ts", "symbol", "leader_id", "follower_id", "subscription_id",
+        "position_qty", "mark_price", "rate", "amount",
+    ];
 }
 
 /// The continuity check's batches (version 3): no report reads them, and they

@@ -108,6 +108,7 @@ macro_rules! scenarios {
             a_config_change_midway_is_applied_and_restarts_across_it_agree,
             regression_a_reload_removing_a_follower_with_working_orders_stopped_the_sidecar,
             an_allocation_change_is_a_row_at_its_revision,
+            a_funding_input_pays_every_open_position,
             a_database_ahead_of_its_journal_is_refused,
             a_damaged_segment_gives_an_error_naming_the_record,
             regression_a_journal_rewritten_under_the_sidecar_is_refused_naming_the_record,
@@ -217,7 +218,23 @@ pub fn row_counts_match_the_journal_and_positions_match_the_core<B: Backend>() {
     assert!(db.count("SELECT COUNT(*) FROM audit_log WHERE kind = 'venue_down'") > 0);
     assert!(db.count("SELECT COUNT(*) FROM copy_instructions WHERE status = 'deferred' AND reason = 'venue_down'") > 0);
     assert_eq!(n("mark_prices"), k[&(Kind::MarkPrice as u16)]);
-    assert_eq!(n("leader_equity"), k[&(Kind::LeaderEquity as u16)]);
+    // Funding: a rate row per input; a payment per position open then, each
+    // `−qty × mark × rate` rounded half away from zero to 8 places.
+    assert!(sc.fundings > 0);
+    assert_eq!(n("funding_rates"), k[&(Kind::Funding as u16)]);
+    assert_eq!(n("funding_rates"), sc.fundings);
+    let payments = db.query(
+        "SELECT position_qty, mark_price, rate, amount, subscription_id FROM funding_payments",
+    );
+    assert!(payments.iter().any(|p| p[4].is_some()) && payments.iter().any(|p| p[4].is_none()));
+    for p in &payments {
+        let c = |i: usize| dec(p[i].as_deref().expect("not NULL"));
+        assert_ne!(c(0), Decimal::ZERO, "{p:?}");
+        let exact = -c(0) * c(1) * c(2);
+        let want =
+            exact.round_dp_with_strategy(8, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        assert_eq!(c(3), want, "{p:?}");
+    }
     assert_eq!(n("config_revisions"), 1);
     assert_eq!(n("symbols"), 2);
     assert_eq!(n("subscriptions"), 16);
@@ -680,6 +697,26 @@ pub fn hostile_records_give_an_error_naming_their_seq<B: Backend>() {
             }),
         ),
         (
+            "symbol index 77 is not in the config",
+            Box::new(|s: &mut Synth| {
+                let (k, b) = entry(JournalEntry::Feed(FeedEvent::Funding {
+                    symbol: SymbolIdx(77),
+                    rate: fillcast_engine::units::FundingRate(1),
+                    price: Ticks(5),
+                    ts: Nanos(1),
+                }));
+                assert_eq!(k, Kind::Funding as u16);
+                s.append_raw(k, SCHEMA, &b).expect("append")
+            }),
+        ),
+        (
+            "damaged funding payload",
+            Box::new(|s: &mut Synth| {
+                s.append_raw(Kind::Funding as u16, SCHEMA, &[0xff; 12])
+                    .expect("append")
+            }),
+        ),
+        (
             "config revision 0000000000000001 does not load",
             Box::new(|s: &mut Synth| {
                 let mut enc = Encoder::default();
@@ -938,6 +975,312 @@ pub fn an_allocation_change_is_a_row_at_its_revision<B: Backend>() {
     );
 }
 
+/// The config of `a_funding_input_pays_every_open_position`.
+const FUNDING_CONFIG: &str = r#"
+[[venues]]
+name = "sim"
+kind = "sim"
+
+[[symbols]]
+name = "BTCUSDT"
+lot_size = "0.001"
+tick_size = "0.1"
+venue = "sim"
+
+[[symbols]]
+name = "ETHUSDT"
+lot_size = "0.01"
+tick_size = "0.01"
+venue = "sim"
+
+[[leaders]]
+id = "L1"
+equity = "100000"
+
+[[leaders]]
+id = "L2"
+equity = "100000"
+
+[[followers]]
+id = "F1"
+equity = "50000"
+
+[[followers]]
+id = "F2"
+equity = "50000"
+
+[[subscriptions]]
+id = "S1"
+follower = "F1"
+leader = "L1"
+allocation = "20000"
+mode = "fixed_ratio"
+ratio = "0.1"
+
+[[subscriptions]]
+id = "S2"
+follower = "F2"
+leader = "L1"
+allocation = "20000"
+mode = "fixed_ratio"
+ratio = "0.1"
+"#;
+
+/// Issue 16: a funding input pays (or credits) every position open in its
+/// symbol at that point of the journal, leaders' and subscriptions' (what the
+/// venue filled), and nobody flat; an invalid one pays nothing and is an
+/// oddity. Every amount below is computed by hand.
+pub fn a_funding_input_pays_every_open_position<B: Backend>() {
+    use fillcast_engine::config::load_str;
+    use fillcast_engine::event::FollowerOrder;
+    use fillcast_engine::ids::leader_event_key;
+    use fillcast_engine::model::{FollowerIdx, Universe};
+    use fillcast_engine::outputs::DecisionStatus;
+    use fillcast_engine::port::JournalSink;
+    use fillcast_engine::units::FundingRate;
+    use fillcast_journal::stage::JournalStage;
+    use fillcast_journal::writer::JournalWriter;
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some([db]) = fresh_dbs::<B, _>(tmp.path(), ["f"]) else {
+        return;
+    };
+    let dir = tmp.path().join("j");
+    let cfg = load_str(FUNDING_CONFIG, Path::new("funding.toml")).expect("config");
+    let u = Universe::from_config(&cfg).expect("model");
+    let (btc, eth) = (SymbolIdx(0), SymbolIdx(1));
+    let t0 = 1_732_060_800_000_000_000u64;
+    let fill = |leader: u32, symbol, side, qty, price, event: &str, at: u64| {
+        JournalEntry::Feed(FeedEvent::LeaderFill(LeaderFill {
+            leader: LeaderIdx(leader),
+            symbol,
+            side,
+            qty: Lots(qty),
+            price: Ticks(price),
+            event_key: leader_event_key(&u.leaders[leader as usize].id, event),
+            venue_ts: Nanos(t0 + at),
+            recv_ts: Nanos(t0 + at),
+            ..LeaderFill::default()
+        }))
+    };
+    let e1 = leader_event_key("L1", "e1");
+    // S1 (F1) and S2 (F2) copy L1's 0.5 BTC at 10%: orders of 50 lots; the
+    // venue fills S1's in full, S2's 30 of them.
+    let order = |id: u64, sub: u32, qty: i64| FollowerOrder {
+        id,
+        sub: SubIdx(sub),
+        follower: FollowerIdx(sub),
+        symbol: btc,
+        side: Side::Buy,
+        qty: Lots(qty),
+        limit: Ticks(650_000),
+        leader_event_key: e1,
+        ts: Nanos(t0 + 1),
+        ..FollowerOrder::default()
+    };
+    let decision = |sub: u32| Decision {
+        event_key: e1,
+        sub: SubIdx(sub),
+        symbol: btc,
+        target: Lots(50),
+        delta: Lots(50),
+        sent: Lots(50),
+        status: DecisionStatus::Sent,
+        revision: u.revision,
+        ..Decision::default()
+    };
+    let report = |id: u64, kind: ExecKind, qty: i64, trade_id: u64| {
+        JournalEntry::Exec(ExecReport {
+            order_id: id,
+            kind,
+            qty: Lots(qty),
+            price: Ticks(if kind == ExecKind::Fill { 650_000 } else { 0 }),
+            trade_id,
+            venue_ts: Nanos(t0 + 2),
+            recv_ts: Nanos(t0 + 2),
+            ..ExecReport::default()
+        })
+    };
+    let funding = |symbol, rate: i64, price: i64, at: u64| {
+        JournalEntry::Feed(FeedEvent::Funding {
+            symbol,
+            rate: FundingRate(rate),
+            price: Ticks(price),
+            ts: Nanos(t0 + at),
+        })
+    };
+    let entries = vec![
+        fill(0, btc, Side::Buy, 500, 650_000, "e1", 1),
+        JournalEntry::Order(order(0xa1, 0, 50)),
+        JournalEntry::Decision(decision(0)),
+        JournalEntry::Order(order(0xa2, 1, 50)),
+        JournalEntry::Decision(decision(1)),
+        report(0xa1, ExecKind::Ack, 0, 0),
+        report(0xa1, ExecKind::Fill, 50, 1),
+        report(0xa2, ExecKind::Ack, 0, 0),
+        report(0xa2, ExecKind::Fill, 30, 2),
+        report(0xa2, ExecKind::Canceled, 0, 0),
+        // L2 goes 2 ETH short; L1 trades ETH and is flat again.
+        fill(1, eth, Side::Sell, 200, 340_000, "e2", 3),
+        fill(0, eth, Side::Buy, 100, 340_000, "e3", 4),
+        fill(0, eth, Side::Sell, 100, 340_100, "e4", 5),
+        // 0.012345% at 65000.1; -0.005% at 3400.55; a rate of 200%: invalid.
+        funding(btc, 12_345, 650_001, 28_800_000_000_000),
+        funding(eth, -5_000, 340_055, 28_800_000_000_000),
+        funding(btc, 200_000_000, 650_001, 28_800_000_000_001),
+    ];
+    let (writer, _) = JournalWriter::open(&dir, Default::default()).expect("journal");
+    let mut stage = JournalStage::new(writer);
+    stage
+        .write_config(u.revision, &cfg.model_toml().expect("model"), t0)
+        .expect("config");
+    stage.append(&entries).expect("append");
+    stage.before_send().expect("flush");
+    drop(stage);
+    db.replay(&dir, SidecarOptions::default());
+
+    let rates =
+        db.query("SELECT seq, symbol, ts, rate, mark_price FROM funding_rates ORDER BY seq");
+    let at = (t0 + 28_800_000_000_000).to_string();
+    let rate_rows: Vec<(String, String, Decimal, Decimal)> = rates
+        .iter()
+        .map(|r| {
+            let c = |i: usize| r[i].clone().expect("not NULL");
+            (c(1), c(2), dec(&c(3)), dec(&c(4)))
+        })
+        .collect();
+    assert_eq!(
+        rate_rows,
+        vec![
+            (
+                "BTCUSDT".into(),
+                at.clone(),
+                dec("0.00012345"),
+                dec("65000.1")
+            ),
+            (
+                "ETHUSDT".into(),
+                at.clone(),
+                dec("-0.00005"),
+                dec("3400.55")
+            ),
+            (
+                "BTCUSDT".into(),
+                (t0 + 28_800_000_000_001).to_string(),
+                dec("2"),
+                dec("65000.1")
+            ),
+        ]
+    );
+    let seq_of = |i: usize| rates[i][0].clone().expect("seq");
+
+    let rows = db.query(
+        "SELECT seq, line, ts, symbol, leader_id, follower_id, subscription_id, position_qty,          mark_price, rate, amount FROM funding_payments ORDER BY seq, line",
+    );
+    type Payment = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Decimal,
+        Decimal,
+    );
+    let got: Vec<Payment> = rows
+        .iter()
+        .map(|r| {
+            let c = |i: usize| r[i].clone().expect("not NULL");
+            assert_eq!(c(2), at, "{r:?}");
+            assert_eq!(
+                dec(&c(8)),
+                dec(if c(3) == "BTCUSDT" {
+                    "65000.1"
+                } else {
+                    "3400.55"
+                })
+            );
+            (
+                c(0),
+                c(1),
+                c(4),
+                r[5].clone(),
+                r[6].clone(),
+                dec(&c(7)),
+                dec(&c(10)),
+            )
+        })
+        .collect();
+    let some = |s: &str| Some(s.to_string());
+    // BTC: 0.5 × 65000.1 × 0.00012345 = 4.0121311725 → 4.01213117 (paid: long);
+    // 0.05 × … = 0.40121311725 → 0.40121312 (half or more: away from zero);
+    // 0.03 × … = 0.24072787035 → 0.24072787. ETH: L2's −2 × 3400.55 × −0.00005
+    // = 0.340055, which a short pays at a negative rate. L1 is flat in ETH.
+    assert_eq!(
+        got,
+        vec![
+            (
+                seq_of(0),
+                "0".into(),
+                "L1".into(),
+                None,
+                None,
+                dec("0.5"),
+                dec("-4.01213117")
+            ),
+            (
+                seq_of(0),
+                "1".into(),
+                "L1".into(),
+                some("F1"),
+                some("S1"),
+                dec("0.05"),
+                dec("-0.40121312")
+            ),
+            (
+                seq_of(0),
+                "2".into(),
+                "L1".into(),
+                some("F2"),
+                some("S2"),
+                dec("0.03"),
+                dec("-0.24072787")
+            ),
+            (
+                seq_of(1),
+                "0".into(),
+                "L2".into(),
+                None,
+                None,
+                dec("-2"),
+                dec("-0.340055")
+            ),
+        ]
+    );
+    for r in &rows {
+        assert_eq!(
+            dec(r[9].as_deref().expect("rate")),
+            if r[3].as_deref() == Some("BTCUSDT") {
+                dec("0.00012345")
+            } else {
+                dec("-0.00005")
+            }
+        );
+    }
+    let odd =
+        db.query("SELECT seq, subject, detail FROM audit_log WHERE reason = 'invalid_funding'");
+    assert_eq!(odd.len(), 1, "{odd:?}");
+    assert_eq!(odd[0][0], Some(seq_of(2)));
+    assert_eq!(odd[0][1].as_deref(), Some("BTCUSDT"));
+
+    // A database rebuilt one record per batch, restarting in between, holds
+    // the same rows.
+    let Some([pieces]) = fresh_dbs::<B, _>(tmp.path(), ["f2"]) else {
+        return;
+    };
+    while pieces.replay(&dir, stop_after(1, 1)).records > 0 {}
+    assert_same(&db.dump(), &pieces.dump(), "funding, one record a batch");
+}
+
 pub fn a_database_ahead_of_its_journal_is_refused<B: Backend>() {
     let tmp = tempfile::tempdir().expect("tmp");
     let Some([db]) = fresh_dbs::<B, _>(tmp.path(), ["a"]) else {
@@ -1072,6 +1415,7 @@ pub fn a_database_from_before_the_continuity_check_adopts_the_chain_once<B: Back
         "ALTER TABLE sidecar_state DROP COLUMN chain; DROP TABLE sidecar_chain; \
          DROP TABLE follower_equity; DROP TABLE allocation_changes; \
          ALTER TABLE leader_fills DROP COLUMN kind; \
+         DROP TABLE funding_rates; DROP TABLE funding_payments; \
          DELETE FROM schema_migrations WHERE version >= 3;",
     );
     s.leader_fills(20).expect("more fills");
@@ -1091,6 +1435,11 @@ pub fn a_database_from_before_the_continuity_check_adopts_the_chain_once<B: Back
     fresh.replay(&dir, with_batch(50));
     fresh.execute(&format!(
         "UPDATE leader_fills SET kind = 'trade' WHERE seq <= {first_part}"
+    ));
+    // Nor funding, which version 7 records from its migration on.
+    fresh.execute(&format!(
+        "DELETE FROM funding_rates WHERE seq <= {first_part}; \
+         DELETE FROM funding_payments WHERE seq <= {first_part}"
     ));
     assert_same(&fresh.dump(), &db.dump(), "adopted vs fresh");
     let again = db.replay(&dir, SidecarOptions::default());

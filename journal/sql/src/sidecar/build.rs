@@ -20,8 +20,9 @@
 
 use crate::sidecar::rows::{
     follower_name, leader_name, sub_name, symbol_name, AllocationChangeRow, AuditRow, ConfigRow,
-    EquityRow, FillRow, FollowerEquityRow, FollowerRow, Id, InstructionRow, LeaderFillRow,
-    LeaderPositionRow, LeaderRow, MarkRow, Row, SubscriptionRow, SymbolRow,
+    EquityRow, FillRow, FollowerEquityRow, FollowerRow, FundingPaymentRow, FundingRateRow, Holder,
+    Id, InstructionRow, LeaderFillRow, LeaderPositionRow, LeaderRow, MarkRow, Row, SubscriptionRow,
+    SymbolRow,
 };
 use crate::sidecar::schema::{parse_decimal, parse_hex_id};
 use crate::sidecar::store::{SavedOrder, Store};
@@ -35,10 +36,10 @@ use fillcast_engine::event::{
     NO_SENDER,
 };
 use fillcast_engine::ids::{decision_id, parse_client_order_id};
-use fillcast_engine::model::{Side, Universe};
+use fillcast_engine::model::{Side, SymbolIdx, Universe};
 use fillcast_engine::order::{transition, BoundedSet, Oddity, OrderState};
 use fillcast_engine::outputs::{Decision, Notice};
-use fillcast_engine::units::{Lots, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Ticks};
 use fillcast_journal::record::{ConfigParts, ConfigRec, Entry};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -93,6 +94,8 @@ pub(crate) struct Batch {
     pub marks: Vec<MarkRow>,
     pub equity: Vec<EquityRow>,
     pub follower_equity: Vec<FollowerEquityRow>,
+    pub funding_rates: Vec<FundingRateRow>,
+    pub funding_payments: Vec<FundingPaymentRow>,
     pub allocations: Vec<AllocationChangeRow>,
     pub audit: Vec<AuditRow>,
     /// Upserts: the latest state of every order, position and leader position
@@ -112,6 +115,8 @@ impl Batch {
             + self.marks.len()
             + self.equity.len()
             + self.follower_equity.len()
+            + self.funding_rates.len()
+            + self.funding_payments.len()
             + self.allocations.len()
             + self.audit.len()
     }
@@ -139,6 +144,8 @@ impl Batch {
         self.marks.clear();
         self.equity.clear();
         self.follower_equity.clear();
+        self.funding_rates.clear();
+        self.funding_payments.clear();
         self.allocations.clear();
         self.audit.clear();
         self.orders.clear();
@@ -177,6 +184,8 @@ impl Batch {
         w.rows(self.marks.iter().copied(), u)?;
         w.rows(self.equity.iter().copied(), u)?;
         w.rows(self.follower_equity.iter().copied(), u)?;
+        w.rows(self.funding_rates.iter().copied(), u)?;
+        w.rows(self.funding_payments.iter().copied(), u)?;
         w.rows(self.allocations.iter().copied(), u)?;
         w.rows(self.audit.iter().cloned(), u)?;
         Ok(())
@@ -537,6 +546,18 @@ impl Builder {
                 });
                 Ok(())
             }
+            Entry::Feed(FeedEvent::Funding {
+                symbol,
+                rate,
+                price,
+                ts: t,
+            }) => {
+                self.set_input(seq, ts, InputKind::Other);
+                chk.symbol(symbol.0)?;
+                let t = to_i64(seq, "timestamp", t.0)?;
+                self.funding(chk.u, seq_i, t, symbol, rate, price, batch);
+                Ok(())
+            }
             Entry::Feed(FeedEvent::LeaderEquity {
                 leader,
                 equity,
@@ -799,6 +820,75 @@ impl Builder {
             kind: f.kind,
         });
         Ok(())
+    }
+
+    /// A funding input: its rate row, and a payment row per position open in
+    /// the symbol now (leaders', then subscriptions', each by index), by the
+    /// accounting rule (`accounting::funding_payment`). One the core counts
+    /// invalid pays nothing and is an oddity.
+    #[allow(clippy::too_many_arguments)]
+    fn funding(
+        &self,
+        u: &Universe,
+        seq: i64,
+        ts: i64,
+        symbol: SymbolIdx,
+        rate: FundingRate,
+        price: Ticks,
+        batch: &mut Batch,
+    ) {
+        batch.funding_rates.push(FundingRateRow {
+            seq,
+            symbol: symbol.0,
+            ts,
+            rate,
+            price: price.0,
+        });
+        if price.0 <= 0 || !rate.is_within_bounds() {
+            batch.audit.push(AuditRow {
+                seq,
+                ts,
+                kind: "oddity",
+                subject: symbol_name(u, symbol.0).to_string(),
+                reason: "invalid_funding",
+                detail: format!(
+                    "funding rate {} at {} ticks: not paid",
+                    rate.to_decimal(),
+                    price.0
+                ),
+            });
+            return;
+        }
+        let mplt = u.sym(symbol).money_per_lot_tick;
+        let mut holders: Vec<(Holder, i64)> = self
+            .leader_pos
+            .iter()
+            .filter(|((_, s), p)| *s == symbol.0 && p.qty != 0)
+            .map(|((l, _), p)| (Holder::Leader(*l), p.qty))
+            .chain(
+                self.positions
+                    .iter()
+                    .filter(|((_, s), (p, _))| *s == symbol.0 && p.qty != 0)
+                    .map(|((sub, _), (p, _))| (Holder::Subscription(*sub), p.qty)),
+            )
+            .collect();
+        holders.sort_unstable();
+        for (line, (holder, qty)) in holders.into_iter().enumerate() {
+            let amount = accounting::funding_payment(Lots(qty), price, rate, mplt);
+            // A long pays a positive rate, a short receives it.
+            debug_assert!(amount.0 == 0 || amount.0.signum() == -qty.signum() * rate.0.signum());
+            batch.funding_payments.push(FundingPaymentRow {
+                seq,
+                line: line as i64,
+                ts,
+                symbol: symbol.0,
+                holder,
+                qty,
+                price: price.0,
+                rate,
+                amount,
+            });
+        }
     }
 
     /// The cached order `id`, read back from SQL if it is not cached.

@@ -11,7 +11,7 @@ use fillcast_engine::codes::Coded;
 use fillcast_engine::event::{FillKind, RejectReason};
 use fillcast_engine::model::{Side, Universe};
 use fillcast_engine::outputs::{DecisionStatus, Reason, SyncReason};
-use fillcast_engine::units::{Lots, Money, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Money, Ticks};
 use rust_decimal::Decimal;
 
 /// Where a row's column values go: bound to a prepared statement, or appended to
@@ -477,6 +477,84 @@ impl Row for FollowerEquityRow {
         s.text(follower_name(u, self.follower));
         s.int(self.ts);
         s.dec(money(self.equity));
+        Ok(())
+    }
+}
+
+/// A funding input: the symbol's rate at its mark price.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FundingRateRow {
+    pub seq: i64,
+    pub symbol: u16,
+    pub ts: i64,
+    pub rate: FundingRate,
+    pub price: i64,
+}
+
+impl Row for FundingRateRow {
+    const TABLE: Table = Table::of(schema::FUNDING_RATES, Conflict::Fail);
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        s.int(self.seq);
+        s.text(symbol_name(u, self.symbol));
+        s.int(self.ts);
+        s.dec(self.rate.to_decimal());
+        s.dec(price(u, self.symbol, self.price));
+        Ok(())
+    }
+}
+
+/// Who holds a position that pays or receives funding.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Holder {
+    Leader(u32),
+    Subscription(u32),
+}
+
+/// One position's funding at one funding input (`accounting::funding_payment`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FundingPaymentRow {
+    pub seq: i64,
+    /// The row's place among its record's rows.
+    pub line: i64,
+    pub ts: i64,
+    pub symbol: u16,
+    pub holder: Holder,
+    /// Signed lots.
+    pub qty: i64,
+    pub price: i64,
+    pub rate: FundingRate,
+    pub amount: Money,
+}
+
+impl Row for FundingPaymentRow {
+    const TABLE: Table = Table::of(schema::FUNDING_PAYMENTS, Conflict::Fail);
+
+    fn put<S: Sink>(&self, u: &Universe, s: &mut S) -> Result<(), RowError> {
+        s.int(self.seq);
+        s.int(self.line);
+        s.int(self.ts);
+        s.text(symbol_name(u, self.symbol));
+        match self.holder {
+            Holder::Leader(l) => {
+                s.text(leader_name(u, l));
+                s.null();
+                s.null();
+            }
+            Holder::Subscription(sub) => {
+                let spec = u
+                    .subs
+                    .get(sub as usize)
+                    .ok_or(RowError::NoSuch("subscription"))?;
+                s.text(leader_name(u, spec.leader.0));
+                s.text(follower_name(u, spec.follower.0));
+                s.text(&spec.id);
+            }
+        }
+        s.dec(qty(u, self.symbol, self.qty));
+        s.dec(price(u, self.symbol, self.price));
+        s.dec(self.rate.to_decimal());
+        s.dec(money(self.amount.0));
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! A synthetic journal written by the real engine core, for the sidecar's tests and
-//! the bench: seeded leader fills (with duplicates and flips), marks, equity
-//! updates and commands go through `Core`, and a scripted venue answers every order
+//! the bench: seeded leader fills (with duplicates and flips), marks, funding,
+//! equity updates and commands go through `Core`, and a scripted venue answers every order
 //! with the sequences real venues send (acks, partial fills, a fill before its ack,
 //! a repeated fill, transient and margin rejects, IOC cancels). Each input and the
 //! core's outputs are journaled in the order the core took them, as the engine does.
@@ -15,7 +15,7 @@ use fillcast_engine::ids::{leader_event_key, mix64};
 use fillcast_engine::model::{LeaderIdx, ModelError, Side, SubIdx, SymbolIdx, Universe, VenueIdx};
 use fillcast_engine::outputs::{Decision, Notice, Outputs};
 use fillcast_engine::port::{JournalEntry, JournalSink, SinkError};
-use fillcast_engine::units::{Lots, Money, Nanos, Ticks};
+use fillcast_engine::units::{FundingRate, Lots, Money, Nanos, Ticks};
 use fillcast_journal::error::JournalError;
 use fillcast_journal::stage::{JournalStage, StageError};
 use fillcast_journal::writer::{JournalOptions, JournalWriter};
@@ -88,6 +88,8 @@ pub struct SynthCounts {
     pub repeated_fills: u64,
     pub notices: u64,
     pub marks: u64,
+    /// Funding inputs (`FeedEvent::Funding`).
+    pub fundings: u64,
     pub equity: u64,
     pub commands: u64,
     /// Resync ticks (`FeedEvent::Tick`).
@@ -371,8 +373,8 @@ impl Synth {
         Ok(())
     }
 
-    /// `n` more leader fills, each answered in full, with a mark price, an equity
-    /// update or a command between some of them.
+    /// `n` more leader fills, each answered in full, with a mark price, a
+    /// funding, an equity update or a command between some of them.
     pub fn leader_fills(&mut self, n: usize) -> Result<(), SynthError> {
         for _ in 0..n {
             self.fills_done += 1;
@@ -453,6 +455,20 @@ impl Synth {
                         ts: now,
                     })?;
                     self.counts.marks += 1;
+                    self.answer(orders)?;
+                }
+                7 => {
+                    // A rate within ±0.01% of either sign, from the fill's
+                    // number: `rand`'s draws stay those of journals before
+                    // funding.
+                    let now = self.now();
+                    let orders = self.feed(FeedEvent::Funding {
+                        symbol: SymbolIdx(symbol as u16),
+                        rate: FundingRate((i as i64 * 37) % 20_001 - 10_000),
+                        price: Ticks(price + 3),
+                        ts: now,
+                    })?;
+                    self.counts.fundings += 1;
                     self.answer(orders)?;
                 }
                 6 => {
