@@ -267,6 +267,56 @@ fn demo_runs_small_and_reconciles_with_the_venue() {
         "the demo's summary splits follower P&L:\n{out}"
     );
 
+    // The leaderboard's followers filter on the demo's data (issue 16): at the
+    // most any leader has, only the leaders that have it are ranked, and every
+    // other is left out with its count.
+    let counts: Vec<u64> = json["leaders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["followers"].as_u64().unwrap())
+        .collect();
+    let most = *counts.iter().max().unwrap();
+    let lb = out_dir.join("lb.json");
+    let o = fillcast_output(&[
+        "report",
+        "--db",
+        &format!("sqlite:{}", db.display()),
+        "--leaderboard",
+        "--period",
+        "all",
+        "--min-followers",
+        &most.to_string(),
+        "--json",
+        lb.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lb).unwrap()).unwrap();
+    let ranked = v["leaders"].as_array().unwrap();
+    assert_eq!(
+        ranked.len(),
+        counts.iter().filter(|&&c| c == most).count(),
+        "{v:#}"
+    );
+    assert!(ranked.iter().all(|r| r["followers"] == most), "{v:#}");
+    assert_eq!(
+        v["left_out"].as_array().unwrap().len() + ranked.len(),
+        counts.len(),
+        "{v:#}"
+    );
+    let lb_text = fillcast_output(&[
+        "report",
+        "--db",
+        &format!("sqlite:{}", db.display()),
+        "--leaderboard",
+        "--period",
+        "all",
+        "--min-followers",
+        &most.to_string(),
+    ]);
+    assert!(lb_text.status.success(), "{:?}", text(&lb_text));
+
     // The trailing windows hold the demo's trading (venue time starts now).
     let l = &json["leaders"][0]["windows"];
     assert_eq!(l[0]["window"], "7d");
@@ -847,21 +897,7 @@ fn mark_and_equity_lines_reach_the_journal_and_sql() {
     ));
     let file = dir.path().join("live.jsonl");
     std::fs::write(&file, &lines).unwrap();
-    let cfg = std::fs::read_to_string("config/run-file.toml")
-        .unwrap()
-        .replace(
-            "\"leader-fills.jsonl\"",
-            &format!("{:?}", file.display().to_string()),
-        );
-    let cfg_path = dir.path().join("live.toml");
-    std::fs::write(&cfg_path, format!("{cfg}\n[journal]\ndir = \"journal\"\n")).unwrap();
-    let o = fillcast_output(&[
-        "run",
-        "--progress",
-        "0",
-        "--config",
-        cfg_path.to_str().unwrap(),
-    ]);
+    let o = run_on_file(dir.path(), &file, "", "live");
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(
@@ -937,21 +973,7 @@ fn funding_lines_reach_the_journal_sql_and_report() {
     lines.extend(fills[5..].iter().cloned());
     let file = dir.path().join("funding.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let cfg = std::fs::read_to_string("config/run-file.toml")
-        .unwrap()
-        .replace(
-            "\"leader-fills.jsonl\"",
-            &format!("{:?}\nrate_per_sec = 50", file.display().to_string()),
-        );
-    let cfg_path = dir.path().join("funding.toml");
-    std::fs::write(&cfg_path, format!("{cfg}\n[journal]\ndir = \"journal\"\n")).unwrap();
-    let o = fillcast_output(&[
-        "run",
-        "--progress",
-        "0",
-        "--config",
-        cfg_path.to_str().unwrap(),
-    ]);
+    let o = run_on_file(dir.path(), &file, "\nrate_per_sec = 50", "funding");
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(
@@ -1211,4 +1233,30 @@ fn ctl_finds_the_socket_of_an_invalid_config_and_says_where_it_looked() {
         "status",
     ]));
     assert!(err.contains("--socket"), "{err}");
+}
+
+/// `fillcast run` on config/run-file.toml with its file source reading `file`
+/// (`source_extra`: more keys of that source), journaling into `dir/journal`;
+/// the config is written as `dir/NAME.toml`.
+fn run_on_file(
+    dir: &std::path::Path,
+    file: &std::path::Path,
+    source_extra: &str,
+    name: &str,
+) -> std::process::Output {
+    let cfg = std::fs::read_to_string("config/run-file.toml")
+        .unwrap()
+        .replace(
+            "\"leader-fills.jsonl\"",
+            &format!("{:?}{source_extra}", file.display().to_string()),
+        );
+    let cfg_path = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg_path, format!("{cfg}\n[journal]\ndir = \"journal\"\n")).unwrap();
+    fillcast_output(&[
+        "run",
+        "--progress",
+        "0",
+        "--config",
+        cfg_path.to_str().unwrap(),
+    ])
 }

@@ -215,6 +215,19 @@ impl Ticks {
     }
 }
 
+/// `value` in units of 1e-8, exactly (`Money` and `FundingRate` both count
+/// those): more than 8 decimal places, or past `i64`, is an error.
+fn eighths(value: Decimal) -> Result<i64, UnitError> {
+    const _: () = assert!(Money::SCALE == 100_000_000 && FundingRate::SCALE == 100_000_000);
+    let scaled = value
+        .checked_mul(Decimal::from(100_000_000))
+        .ok_or(UnitError::OutOfRange { value })?;
+    if !scaled.fract().is_zero() {
+        return Err(UnitError::TooPrecise { value });
+    }
+    scaled.to_i64().ok_or(UnitError::OutOfRange { value })
+}
+
 impl Money {
     pub const SCALE: i64 = 100_000_000;
     pub const ZERO: Money = Money(0);
@@ -223,16 +236,7 @@ impl Money {
 
     /// Exact conversion; more than 8 decimal places is an error.
     pub fn from_decimal(value: Decimal) -> Result<Money, UnitError> {
-        let scaled = value
-            .checked_mul(Decimal::from(Self::SCALE))
-            .ok_or(UnitError::OutOfRange { value })?;
-        if !scaled.fract().is_zero() {
-            return Err(UnitError::TooPrecise { value });
-        }
-        scaled
-            .to_i64()
-            .map(Money)
-            .ok_or(UnitError::OutOfRange { value })
+        eighths(value).map(Money)
     }
 
     pub fn to_decimal(self) -> Decimal {
@@ -251,15 +255,7 @@ impl FundingRate {
     /// Exact conversion: more than 8 decimal places, or a rate beyond ±`MAX`, is
     /// an error.
     pub fn from_decimal(value: Decimal) -> Result<FundingRate, UnitError> {
-        let scaled = value
-            .checked_mul(Decimal::from(Self::SCALE))
-            .ok_or(UnitError::OutOfRange { value })?;
-        if !scaled.fract().is_zero() {
-            return Err(UnitError::TooPrecise { value });
-        }
-        scaled
-            .to_i64()
-            .map(FundingRate)
+        Some(FundingRate(eighths(value)?))
             .filter(|r| r.is_within_bounds())
             .ok_or(UnitError::OutOfRange { value })
     }
